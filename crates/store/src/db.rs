@@ -1,0 +1,318 @@
+//! One logical database (SELECT's index) as one core holds it: its keys, values and expiry.
+//!
+//! Time is always passed in (`now_ms`, milliseconds since the Unix epoch); nothing here reads
+//! the clock, so tests control it. Expiry is lazy (checked on every lookup) and active
+//! (an ordered index lets [`Db::active_expire`] reclaim keys nobody touches).
+
+use std::collections::BTreeSet;
+
+use crate::dict::Dict;
+use crate::value::Value;
+
+/// A key's value and metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds, 0 when the key has no TTL. Private: the expiry
+    /// index must change with it, so only [`Db`] writes it.
+    expire_at_ms: u64,
+    /// Last access in seconds (an LRU clock), for OBJECT IDLETIME.
+    pub access_s: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value) -> Self {
+        Entry { value, expire_at_ms: 0, access_s: 0 }
+    }
+
+    /// Absolute expiry in Unix milliseconds, if the key has a TTL.
+    pub fn expire_at_ms(&self) -> Option<u64> {
+        (self.expire_at_ms != 0).then_some(self.expire_at_ms)
+    }
+
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms != 0 && now_ms > self.expire_at_ms
+    }
+}
+
+/// Counters a database keeps; the shard sums them for INFO.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DbStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+}
+
+/// One database on one core.
+#[derive(Default)]
+pub struct Db {
+    dict: Dict<Entry>,
+    /// (expire_at_ms, key) for every key with a TTL.
+    expires: BTreeSet<(u64, Box<[u8]>)>,
+    pub stats: DbStats,
+}
+
+fn access_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32
+}
+
+impl Db {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of keys, including expired ones not yet reclaimed (as Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Removes `key` if it has expired; returns whether it did.
+    fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
+        if self.expires.is_empty() {
+            return false;
+        }
+        match self.dict.get(key) {
+            Some(entry) if entry.is_expired(now_ms) => {
+                self.remove(key);
+                self.stats.expired_keys += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Looks a key up for reading: expires it if due, counts a hit or a miss, and updates
+    /// its access time.
+    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now_ms);
+        match self.dict.get_mut(key) {
+            Some(entry) => {
+                self.stats.keyspace_hits += 1;
+                entry.access_s = access_clock(now_ms);
+                Some(entry)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing: expires it if due and updates its access time.
+    pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now_ms);
+        let entry = self.dict.get_mut(key)?;
+        entry.access_s = access_clock(now_ms);
+        Some(entry)
+    }
+
+    /// Looks a key up without side effects on stats or access time (OBJECT, TYPE-like
+    /// introspection still expires it, as Redis's lookupKeyReadWithFlags(NOTOUCH) does).
+    pub fn lookup_quiet(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now_ms);
+        self.dict.get_mut(key)
+    }
+
+    /// Whether `key` exists (not expired).
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.lookup_quiet(key, now_ms).is_some()
+    }
+
+    /// Sets `key` to `value` and removes any TTL it had (SET's default).
+    pub fn set(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        self.set_with_expire(key, value, None, now_ms);
+    }
+
+    /// Sets `key` to `value` with the given absolute expiry (None: no TTL).
+    pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
+        let mut entry = Entry::new(value);
+        entry.access_s = access_clock(now_ms);
+        match self.dict.get_mut(key) {
+            Some(old) => {
+                let old_expire = old.expire_at_ms;
+                *old = entry;
+                if old_expire != 0 {
+                    self.expires.remove(&(old_expire, Box::from(key)));
+                }
+            }
+            None => {
+                self.dict.insert_new(key.into(), entry);
+            }
+        }
+        self.set_expire(key, expire_at_ms);
+    }
+
+    /// Replaces the value of `key` keeping its TTL (KEEPTTL); inserts without TTL if absent.
+    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        self.expire_if_needed(key, now_ms);
+        match self.dict.get_mut(key) {
+            Some(entry) => {
+                entry.value = value;
+                entry.access_s = access_clock(now_ms);
+            }
+            None => self.set(key, value, now_ms),
+        }
+    }
+
+    /// Inserts a whole entry (COPY, MOVE, RENAME), with its TTL.
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry, now_ms: u64) {
+        let expire = entry.expire_at_ms();
+        self.set_with_expire(key, entry.value, expire, now_ms);
+        if let Some(e) = self.dict.get_mut(key) {
+            e.access_s = entry.access_s;
+        }
+    }
+
+    /// Sets or clears the TTL of an existing key. Returns false if the key does not exist.
+    pub fn set_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
+        let Some(entry) = self.dict.get_mut(key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms.unwrap_or(0));
+        if old != 0 {
+            let removed = self.expires.remove(&(old, Box::from(key)));
+            debug_assert!(removed, "expiry index holds every TTL");
+        }
+        if let Some(at) = expire_at_ms {
+            assert!(at != 0, "0 is reserved for no TTL");
+            self.expires.insert((at, key.into()));
+        }
+        true
+    }
+
+    /// Removes `key` (whether or not it has expired) and returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let (key, entry) = self.dict.remove(key)?;
+        if entry.expire_at_ms != 0 {
+            let removed = self.expires.remove(&(entry.expire_at_ms, key));
+            debug_assert!(removed, "expiry index holds every TTL");
+        }
+        Some(entry)
+    }
+
+    /// Removes every key; returns the old contents so the caller may free them lazily.
+    pub fn clear(&mut self) -> Db {
+        let stats = self.stats;
+        let old = std::mem::take(self);
+        self.stats = stats;
+        old
+    }
+
+    /// Reclaims up to `keys_max` expired keys, earliest first; returns how many it removed.
+    pub fn active_expire(&mut self, now_ms: u64, keys_max: usize) -> usize {
+        let mut removed = 0;
+        while removed < keys_max {
+            let Some((at, _)) = self.expires.first() else { break };
+            if *at >= now_ms {
+                break;
+            }
+            let (_, key) = self.expires.pop_first().expect("first exists");
+            let entry = self.dict.remove(&key);
+            debug_assert!(entry.is_some(), "expiry index only holds present keys");
+            self.stats.expired_keys += 1;
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Whether any key is already due to expire (so the active cycle should run again soon).
+    pub fn has_expired_keys(&self, now_ms: u64) -> bool {
+        self.expires.first().is_some_and(|(at, _)| *at < now_ms)
+    }
+
+    /// One SCAN step over the bucket at `cursor`: calls `visit` for each live key and returns
+    /// the next cursor (0 when done).
+    pub fn scan_step(&self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
+        self.dict.scan_step(cursor, |key, entry| {
+            if !entry.is_expired(now_ms) {
+                visit(key, entry)
+            }
+        })
+    }
+
+    /// Every live key with its entry.
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.dict.iter().filter(move |(_, e)| !e.is_expired(now_ms))
+    }
+
+    /// A random live key (RANDOMKEY). Gives up after a bounded number of expired picks, as
+    /// Redis does, and then returns an expired one rather than loop forever.
+    pub fn random_key(&mut self, now_ms: u64, rng: &mut impl rand::Rng) -> Option<Box<[u8]>> {
+        for _ in 0..100 {
+            let (key, entry) = self.dict.random_entry(rng)?;
+            if !entry.is_expired(now_ms) {
+                return Some(key.into());
+            }
+            let key: Box<[u8]> = key.into();
+            self.remove(&key);
+            self.stats.expired_keys += 1;
+        }
+        self.dict.random_entry(rng).map(|(k, _)| k.into())
+    }
+
+    /// Asserts that the expiry index and the table agree.
+    pub fn check_invariants(&self) {
+        self.dict.check_invariants();
+        let with_ttl = self.dict.iter().filter(|(_, e)| e.expire_at_ms != 0).count();
+        assert_eq!(with_ttl, self.expires.len(), "index holds one item per key with a TTL");
+        for (at, key) in &self.expires {
+            let entry = self.dict.get(key).expect("indexed key is present");
+            assert_eq!(entry.expire_at_ms, *at, "index time matches the entry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Str;
+
+    fn string(s: &str) -> Value {
+        Value::Str(Str::from_bytes(s.as_bytes()))
+    }
+
+    #[test]
+    fn expired_key_is_gone_on_read_and_counted() {
+        let mut db = Db::new();
+        db.set_with_expire(b"k", string("v"), Some(1_000), 0);
+        assert!(db.lookup_read(b"k", 1_000).is_some(), "due at 1000 but not past it");
+        assert!(db.lookup_read(b"k", 1_001).is_none());
+        assert_eq!(db.stats.expired_keys, 1);
+        assert_eq!(db.len(), 0);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn set_clears_ttl_and_keep_ttl_keeps_it() {
+        let mut db = Db::new();
+        db.set_with_expire(b"k", string("v"), Some(5_000), 0);
+        db.set_keep_ttl(b"k", string("w"), 0);
+        assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), Some(5_000));
+        db.set(b"k", string("x"), 0);
+        assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), None);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn active_expire_reclaims_untouched_keys_earliest_first() {
+        let mut db = Db::new();
+        for i in 0..10u64 {
+            db.set_with_expire(format!("k{i}").as_bytes(), string("v"), Some(100 + i), 0);
+        }
+        db.set(b"forever", string("v"), 0);
+        assert_eq!(db.active_expire(105, 3), 3);
+        assert_eq!(db.active_expire(105, 100), 2, "k3 and k4 are due, k5 is not yet past");
+        assert_eq!(db.len(), 6);
+        assert_eq!(db.stats.expired_keys, 5);
+        db.check_invariants();
+    }
+}

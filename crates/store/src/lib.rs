@@ -1,0 +1,53 @@
+//! The per-core keyspace: a shard's databases, their values and expiry.
+//!
+//! Everything here is synchronous and single-threaded: a [`Shard`] belongs to exactly one
+//! core and is only touched by that core's executor. There is no `async`, no runtime, no
+//! socket, and no clock: the current time is passed in by the caller.
+
+pub mod db;
+pub mod dict;
+pub mod slot;
+pub mod value;
+
+pub use db::{Db, DbStats, Entry};
+pub use value::{Str, Value};
+
+/// What one core owns: its slice of every database.
+pub struct Shard {
+    /// This shard's index, 0-based.
+    pub id: usize,
+    /// How many shards split the slots.
+    pub shard_count: usize,
+    pub dbs: Vec<Db>,
+    pub rng: rand::rngs::SmallRng,
+}
+
+impl Shard {
+    pub fn new(id: usize, shard_count: usize, databases: usize) -> Self {
+        assert!(id < shard_count, "shard {id} of {shard_count}");
+        assert!(databases > 0, "at least one database");
+        use rand::SeedableRng;
+        Shard {
+            id,
+            shard_count,
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            rng: rand::rngs::SmallRng::from_os_rng(),
+        }
+    }
+
+    /// Whether this shard owns `key`.
+    pub fn owns(&self, key: &[u8]) -> bool {
+        slot::key_shard(key, self.shard_count) == self.id
+    }
+
+    /// The counters of every database added up.
+    pub fn stats(&self) -> DbStats {
+        let mut total = DbStats::default();
+        for db in &self.dbs {
+            total.expired_keys += db.stats.expired_keys;
+            total.keyspace_hits += db.stats.keyspace_hits;
+            total.keyspace_misses += db.stats.keyspace_misses;
+        }
+        total
+    }
+}

@@ -1,0 +1,61 @@
+//! Hash slots: which of the 16384 slots a key belongs to, as Redis Cluster defines it.
+//!
+//! The slot is CRC16-XMODEM of the key, or of its hash tag (the bytes between the first `{`
+//! and the next `}`, when that is non-empty), modulo 16384.
+
+/// Number of hash slots, as in Redis Cluster.
+pub const SLOT_COUNT: u16 = 16384;
+
+/// The hash slot of `key`.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = hash_tag(key).unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % SLOT_COUNT
+}
+
+/// The hash tag of `key`: the bytes between the first `{` and the first `}` after it, if non-empty.
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let close = key[open + 1..].iter().position(|&b| b == b'}')?;
+    if close == 0 {
+        return None;
+    }
+    Some(&key[open + 1..open + 1 + close])
+}
+
+/// The shard (core) that owns `slot` when `shard_count` shards split the slots.
+pub fn slot_shard(slot: u16, shard_count: usize) -> usize {
+    debug_assert!(shard_count > 0, "at least one shard");
+    slot as usize % shard_count
+}
+
+/// The shard that owns `key`.
+pub fn key_shard(key: &[u8], shard_count: usize) -> usize {
+    slot_shard(key_slot(key), shard_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_redis_cluster_keyslot() {
+        // Values from `CLUSTER KEYSLOT` on Redis.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"123456789"), 12739);
+        assert_eq!(key_slot(b""), 0);
+    }
+
+    #[test]
+    fn hash_tag_selects_the_hashed_part() {
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+    }
+
+    #[test]
+    fn empty_or_unclosed_hash_tag_hashes_the_whole_key() {
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % SLOT_COUNT);
+        assert_eq!(key_slot(b"foo{bar"), crc16::State::<crc16::XMODEM>::calculate(b"foo{bar") % SLOT_COUNT);
+        assert_eq!(key_slot(b"{}"), crc16::State::<crc16::XMODEM>::calculate(b"{}") % SLOT_COUNT);
+    }
+}

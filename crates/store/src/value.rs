@@ -1,0 +1,183 @@
+//! Values stored under keys, and their Redis encodings.
+//!
+//! Only strings exist so far; later data types add variants to [`Value`].
+
+use bytes::Bytes;
+
+/// Strings at most this long are stored "embedded" (Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
+pub const EMBSTR_LEN_MAX: usize = 44;
+
+/// A value stored under a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(Str),
+}
+
+impl Value {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding_name(),
+        }
+    }
+}
+
+/// A string value in one of Redis's three encodings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Str {
+    /// A string that reads back as a canonical 64-bit integer.
+    Int(i64),
+    /// A short string stored as written (Redis's embstr).
+    Emb(Box<[u8]>),
+    /// A string that is long or has been modified in place (Redis's raw).
+    Raw(Vec<u8>),
+}
+
+impl Str {
+    /// Encodes `bytes` as Redis's `tryObjectEncoding` would: int when it is a canonical
+    /// integer of at most 20 characters, embstr when short, raw otherwise.
+    pub fn from_bytes(bytes: &[u8]) -> Str {
+        if bytes.len() <= 20 {
+            if let Some(n) = parse_canonical_i64(bytes) {
+                return Str::Int(n);
+            }
+        }
+        if bytes.len() <= EMBSTR_LEN_MAX {
+            Str::Emb(bytes.into())
+        } else {
+            Str::Raw(bytes.to_vec())
+        }
+    }
+
+    pub fn encoding_name(&self) -> &'static str {
+        match self {
+            Str::Int(_) => "int",
+            Str::Emb(_) => "embstr",
+            Str::Raw(_) => "raw",
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Str::Int(n) => itoa::Buffer::new().format(*n).len(),
+            Str::Emb(b) => b.len(),
+            Str::Raw(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A copy of the bytes, for a reply.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Str::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Str::Emb(b) => Bytes::copy_from_slice(b),
+            Str::Raw(v) => Bytes::copy_from_slice(v),
+        }
+    }
+
+    /// Calls `f` with the bytes without copying them where possible.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Str::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
+            Str::Emb(b) => f(b),
+            Str::Raw(v) => f(v),
+        }
+    }
+
+    /// Converts to the raw encoding and returns the buffer for in-place changes
+    /// (APPEND, SETRANGE), as Redis does.
+    pub fn make_raw(&mut self) -> &mut Vec<u8> {
+        if !matches!(self, Str::Raw(_)) {
+            let bytes = self.with_bytes(|b| b.to_vec());
+            *self = Str::Raw(bytes);
+        }
+        match self {
+            Str::Raw(v) => v,
+            _ => unreachable!("converted to raw above"),
+        }
+    }
+
+    /// The value as an integer, if it is one in Redis's strict sense.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Str::Int(n) => Some(*n),
+            Str::Emb(b) => parse_canonical_i64(b),
+            Str::Raw(v) => parse_canonical_i64(v),
+        }
+    }
+}
+
+/// Parses a canonical signed 64-bit integer the way Redis's `string2ll` does: an optional
+/// `-`, no `+`, no leading zeros (but "0"), no spaces, no overflow.
+pub fn parse_canonical_i64(bytes: &[u8]) -> Option<i64> {
+    if bytes.is_empty() || bytes.len() > 20 {
+        return None;
+    }
+    if bytes == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match bytes[0] {
+        b'-' => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    if negative {
+        if value > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((value as i64).wrapping_neg())
+    } else {
+        i64::try_from(value).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_integers_parse_like_string2ll() {
+        assert_eq!(parse_canonical_i64(b"0"), Some(0));
+        assert_eq!(parse_canonical_i64(b"-1"), Some(-1));
+        assert_eq!(parse_canonical_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_canonical_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [&b""[..], b"-", b"-0", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"1a"] {
+            assert_eq!(parse_canonical_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn encodings_follow_redis_thresholds() {
+        assert_eq!(Str::from_bytes(b"123").encoding_name(), "int");
+        assert_eq!(Str::from_bytes(b"0123").encoding_name(), "embstr");
+        assert_eq!(Str::from_bytes(&[b'x'; 44]).encoding_name(), "embstr");
+        assert_eq!(Str::from_bytes(&[b'x'; 45]).encoding_name(), "raw");
+    }
+
+    #[test]
+    fn make_raw_keeps_the_bytes() {
+        let mut s = Str::from_bytes(b"-42");
+        s.make_raw().extend_from_slice(b"x");
+        assert_eq!(s.to_bytes(), Bytes::from_static(b"-42x"));
+        assert_eq!(s.encoding_name(), "raw");
+    }
+}
