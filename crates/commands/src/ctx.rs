@@ -1,0 +1,133 @@
+//! What a command sees while it runs: [`Ctx`] on the owning core, and [`Coordinator`] for a
+//! command whose keys span cores.
+//!
+//! The runtime implements `Coordinator`; this crate only describes the contract, so command
+//! families stay free of glommio and can be tested with a single-threaded fake.
+
+use std::any::Any;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use shoal_resp::{Frame, Protocol};
+use shoal_store::{Db, Shard};
+
+/// Settings an operation needs, copied from the configuration on every core.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `proto-max-bulk-len`: the largest string APPEND or SETRANGE may build.
+    pub proto_max_bulk_len: u64,
+    /// `maxmemory-policy` uses LFU (OBJECT FREQ is allowed).
+    pub lfu_policy: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu_policy: false }
+    }
+}
+
+/// An operation's view of the core it runs on.
+pub struct Ctx<'a> {
+    pub shard: &'a mut Shard,
+    /// The connection's selected database.
+    pub db_index: usize,
+    /// The command's time, in Unix milliseconds (one value for the whole command).
+    pub now_ms: u64,
+    /// The protocol of the connection the reply goes to.
+    pub proto: Protocol,
+    pub settings: &'a Settings,
+}
+
+impl Ctx<'_> {
+    /// The selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.shard.dbs[self.db_index]
+    }
+}
+
+/// What one hop of a transaction returns from one core.
+pub type HopResult = Box<dyn Any + Send>;
+/// One hop's work on one core.
+pub type HopOp = Box<dyn FnOnce(&mut Ctx) -> HopResult + Send>;
+
+/// A transaction in progress: its cores are locked for its keys, and it may run any number of
+/// hops on them before it ends.
+pub trait Coordinator {
+    fn shard_count(&self) -> usize;
+    fn db_index(&self) -> usize;
+    fn proto(&self) -> Protocol;
+    /// Runs each op on its core, all in parallel, and returns their results in the same order.
+    fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>>;
+}
+
+/// The cross-core form of a command: runs under a [`Coordinator`] with its arguments.
+pub type MultiFn = for<'a> fn(&'a dyn Coordinator, Vec<Bytes>) -> LocalBoxFuture<'a, Frame>;
+
+/// Keys grouped by owning shard: (shard, [(argument index, key)]), shards ascending.
+pub fn group_by_shard(shard_count: usize, keys: impl IntoIterator<Item = (usize, Bytes)>) -> Vec<(usize, Vec<(usize, Bytes)>)> {
+    let mut groups: Vec<(usize, Vec<(usize, Bytes)>)> = Vec::new();
+    for (index, key) in keys {
+        let shard = shoal_store::slot::key_shard(&key, shard_count);
+        match groups.iter_mut().find(|(s, _)| *s == shard) {
+            Some((_, group)) => group.push((index, key)),
+            None => groups.push((shard, vec![(index, key)])),
+        }
+    }
+    groups.sort_by_key(|(shard, _)| *shard);
+    groups
+}
+
+/// Runs `op` on every shard with that shard's keys and returns (shard, result) pairs.
+pub async fn hop_per_shard<T, F>(coordinator: &dyn Coordinator, groups: Vec<(usize, Vec<(usize, Bytes)>)>, op: F) -> Vec<(Vec<usize>, T)>
+where
+    T: Send + 'static,
+    F: Fn(&mut Ctx, Vec<Bytes>) -> T + Clone + Send + 'static,
+{
+    let mut indexes = Vec::with_capacity(groups.len());
+    let mut ops: Vec<(usize, HopOp)> = Vec::with_capacity(groups.len());
+    for (shard, group) in groups {
+        let (idx, keys): (Vec<usize>, Vec<Bytes>) = group.into_iter().unzip();
+        indexes.push(idx);
+        let op = op.clone();
+        ops.push((shard, Box::new(move |ctx: &mut Ctx| Box::new(op(ctx, keys)) as HopResult)));
+    }
+    let results = coordinator.hop(ops).await;
+    indexes.into_iter().zip(results).map(|(idx, result)| (idx, take::<T>(result))).collect()
+}
+
+/// Runs `op` on every shard and returns the results in shard order.
+pub async fn hop_all<T, F>(coordinator: &dyn Coordinator, op: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(&mut Ctx) -> T + Clone + Send + 'static,
+{
+    let ops: Vec<(usize, HopOp)> = (0..coordinator.shard_count())
+        .map(|shard| {
+            let op = op.clone();
+            (shard, Box::new(move |ctx: &mut Ctx| Box::new(op(ctx)) as HopResult) as HopOp)
+        })
+        .collect();
+    coordinator.hop(ops).await.into_iter().map(take::<T>).collect()
+}
+
+/// Runs `op` on one shard.
+pub async fn hop_one<T, F>(coordinator: &dyn Coordinator, shard: usize, op: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Ctx) -> T + Send + 'static,
+{
+    let ops: Vec<(usize, HopOp)> = vec![(shard, Box::new(move |ctx: &mut Ctx| Box::new(op(ctx)) as HopResult))];
+    take(coordinator.hop(ops).await.pop().expect("one result per op"))
+}
+
+fn take<T: 'static>(result: HopResult) -> T {
+    *result.downcast::<T>().expect("a hop returns the type its op produced")
+}
+
+/// A reply for a result that may be an error.
+pub fn reply<T>(result: Result<T, Frame>, ok: impl FnOnce(T) -> Frame) -> Frame {
+    match result {
+        Ok(value) => ok(value),
+        Err(error) => error,
+    }
+}

@@ -1,0 +1,67 @@
+//! From a request to a route: table lookup, arity check, key extraction and owning cores
+//! (Redis's `processCommand`, before anything runs). The runtime and the test harness both
+//! start here, so they cannot disagree about where a command runs.
+
+use bytes::Bytes;
+use shoal_resp::Frame;
+
+use crate::errors;
+use crate::table::{self, flags, CommandSpec, Handler};
+
+/// Where a command runs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `Handler::Keys` on one core: the owner of all its keys, or None for the connection's
+    /// own core when it has no keys.
+    Single(Option<usize>),
+    /// A transaction over these cores (ascending).
+    Multi(Vec<usize>),
+    /// The connection layer handles it.
+    Connection,
+}
+
+/// A request resolved against the table.
+pub struct Resolved {
+    /// The entry that runs: the command, or its subcommand.
+    pub spec: &'static CommandSpec,
+    pub route: Route,
+}
+
+/// Resolves `args` (a non-empty request) to its table entry and route, or the error reply.
+pub fn resolve(args: &[Bytes], shard_count: usize) -> Result<Resolved, Frame> {
+    let mut spec = table::lookup(&args[0]).ok_or_else(|| errors::unknown_command(args))?;
+    if !spec.subcommands.is_empty() && args.len() >= 2 {
+        spec = table::lookup_subcommand(spec, &args[1]).ok_or_else(|| errors::unknown_subcommand(spec.name, &args[1]))?;
+    }
+    if !spec.arity_ok(args.len()) {
+        return Err(errors::wrong_arity(spec.name));
+    }
+    let route = match spec.handler {
+        Handler::Connection => Route::Connection,
+        Handler::Multi(_) if spec.has(flags::ALL_SHARDS) => Route::Multi((0..shard_count).collect()),
+        Handler::Multi(_) => Route::Multi(shards_of(spec, args, shard_count)),
+        Handler::Keys { multi, .. } => {
+            let shards = shards_of(spec, args, shard_count);
+            match shards.len() {
+                0 => Route::Single(None),
+                1 => Route::Single(Some(shards[0])),
+                _ if multi.is_some() => Route::Multi(shards),
+                _ => return Err(errors::error("CROSSSLOT Keys in request don't hash to the same slot")),
+            }
+        }
+    };
+    Ok(Resolved { spec, route })
+}
+
+/// The key arguments of a request.
+pub fn keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
+    table::key_positions(spec, args.len()).map(move |i| &args[i])
+}
+
+/// The distinct cores owning the keys of a request, ascending.
+pub fn shards_of(spec: &CommandSpec, args: &[Bytes], shard_count: usize) -> Vec<usize> {
+    let mut shards: Vec<usize> = keys(spec, args).map(|k| shoal_store::slot::key_shard(k, shard_count)).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
+}

@@ -1,0 +1,277 @@
+//! The one command table: every command's name, arity, flags, keys, documentation and handler.
+//!
+//! The dispatcher, COMMAND, ACL categories and key routing all read this table; nothing else
+//! keeps a list of commands. Families contribute their entries (`strings::COMMANDS`, ...).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+
+use crate::ctx::{Ctx, MultiFn};
+use shoal_resp::Frame;
+
+/// Command flags, as Redis's COMMAND INFO reports them.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const FAST: u32 = 1 << 10;
+    pub const NO_AUTH: u32 = 1 << 11;
+    pub const MAY_REPLICATE: u32 = 1 << 12;
+    pub const NO_MULTI: u32 = 1 << 13;
+    pub const ALLOW_BUSY: u32 = 1 << 14;
+    pub const SKIP_SLOWLOG: u32 = 1 << 15;
+    /// Shoal: the command works on every core's part of the keyspace (DBSIZE, KEYS, FLUSHALL).
+    pub const ALL_SHARDS: u32 = 1 << 30;
+
+    /// Names in the order Redis prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Where a command's keys are in its arguments, as Redis's legacy (first, last, step) triple.
+/// `last` < 0 counts from the end (-1 is the last argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+}
+
+impl KeySpec {
+    pub const NONE: KeySpec = KeySpec { first: 0, last: 0, step: 0 };
+    pub const ONE: KeySpec = KeySpec { first: 1, last: 1, step: 1 };
+    pub const ALL: KeySpec = KeySpec { first: 1, last: -1, step: 1 };
+    pub const PAIRS: KeySpec = KeySpec { first: 1, last: -1, step: 2 };
+    pub const TWO: KeySpec = KeySpec { first: 1, last: 2, step: 1 };
+
+    /// The indexes of the key arguments in `argc` arguments (the name included).
+    pub fn positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, last, step) = if self.first <= 0 {
+            (1, 0, 1)
+        } else {
+            let last = if self.last < 0 { argc as i64 + self.last as i64 } else { (self.last as i64).min(argc as i64 - 1) };
+            (self.first as usize, last.max(0) as usize, self.step.max(1) as usize)
+        };
+        (first..=last).step_by(step)
+    }
+}
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Runs on one core: the core that owns all its keys, or the connection's own core when
+    /// it has none. When the keys of a `Keys` command span cores, `multi` runs it as a
+    /// transaction instead; a command that cannot span cores has `multi: None` and its keys
+    /// must hash to one core (CROSSSLOT otherwise).
+    Keys { local: fn(&mut Ctx, &[Bytes]) -> Frame, multi: Option<MultiFn> },
+    /// Runs as a transaction over every core (flag ALL_SHARDS) or over its keys' cores.
+    Multi(MultiFn),
+    /// Needs the connection or the server (SELECT, HELLO, CLIENT, INFO, CONFIG, ...): the
+    /// server crate implements it.
+    Connection,
+}
+
+/// One entry of the command table.
+pub struct CommandSpec {
+    /// Lower-case name, as COMMAND reports it (for subcommands: "object|encoding").
+    pub name: &'static str,
+    /// Redis's rule: the name counts; negative means "at least -arity".
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeySpec,
+    /// ACL categories beyond the ones derived from flags, e.g. "@string" or "@keyspace".
+    pub acl: &'static [&'static str],
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub complexity: &'static str,
+    pub handler: Handler,
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn is_write(&self) -> bool {
+        self.has(flags::WRITE)
+    }
+
+    /// Whether `argc` arguments (the name included) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+
+    /// ACL categories, Redis-style: the ones implied by flags, then the family's own.
+    pub fn acl_categories(&self) -> Vec<&'static str> {
+        let mut categories = Vec::new();
+        if self.has(flags::WRITE) {
+            categories.push("@write");
+        }
+        if self.has(flags::READONLY) {
+            categories.push("@read");
+        }
+        if self.has(flags::ADMIN) {
+            categories.push("@admin");
+            categories.push("@dangerous");
+        }
+        if self.has(flags::PUBSUB) {
+            categories.push("@pubsub");
+        }
+        if self.has(flags::FAST) {
+            categories.push("@fast");
+        }
+        if self.has(flags::BLOCKING) {
+            categories.push("@blocking");
+        }
+        if !self.has(flags::FAST) {
+            categories.push("@slow");
+        }
+        for c in self.acl {
+            if !categories.contains(c) {
+                categories.push(c);
+            }
+        }
+        categories
+    }
+}
+
+/// Every top-level command, from every family.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    let families: [&'static [CommandSpec]; 4] =
+        [crate::strings::COMMANDS, crate::keys::COMMANDS, crate::server::COMMANDS, crate::connection::COMMANDS];
+    families.into_iter().flatten()
+}
+
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut map = HashMap::new();
+        for spec in all() {
+            let previous = map.insert(spec.name, spec);
+            assert!(previous.is_none(), "command {} is defined once", spec.name);
+        }
+        map
+    })
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    index().get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Finds a subcommand of `spec` by name, case-insensitively.
+pub fn lookup_subcommand(spec: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    spec.subcommands.iter().find(|s| {
+        let short = s.name.split('|').nth(1).unwrap_or(s.name);
+        short.as_bytes().eq_ignore_ascii_case(sub)
+    })
+}
+
+/// The indexes of a command's key arguments.
+pub fn key_positions(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
+    spec.keys.positions(argc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_lowercase_and_found_case_insensitively() {
+        for spec in all() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase(), "{} is lower case", spec.name);
+            let upper = spec.name.to_ascii_uppercase();
+            assert!(std::ptr::eq(lookup(upper.as_bytes()).unwrap(), spec), "{} found", spec.name);
+        }
+        index();
+    }
+
+    #[test]
+    fn arity_is_consistent_with_key_positions() {
+        for spec in all() {
+            if spec.keys.first > 0 {
+                let argc_min = spec.arity.unsigned_abs() as i32;
+                assert!(spec.keys.first < argc_min, "{}: first key within the minimum arity", spec.name);
+                if spec.keys.last > 0 {
+                    assert!(spec.keys.last < argc_min, "{}: last key within the minimum arity", spec.name);
+                }
+                assert!(spec.keys.step > 0, "{}: positive step", spec.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_write_command_has_keys_or_works_on_every_shard() {
+        for spec in all() {
+            if spec.is_write() {
+                assert!(
+                    spec.keys.first > 0 || spec.has(flags::ALL_SHARDS) || matches!(spec.handler, Handler::Connection),
+                    "{} writes but names no keys",
+                    spec.name
+                );
+            }
+            assert!(!(spec.has(flags::WRITE) && spec.has(flags::READONLY)), "{}: not both write and readonly", spec.name);
+        }
+    }
+
+    #[test]
+    fn every_command_is_documented() {
+        for spec in all() {
+            assert!(!spec.summary.is_empty(), "{} has a summary", spec.name);
+            assert!(!spec.since.is_empty(), "{} has a since", spec.name);
+            assert!(!spec.group.is_empty(), "{} has a group", spec.name);
+        }
+    }
+
+    #[test]
+    fn key_positions_follow_the_triple() {
+        let got: Vec<usize> = KeySpec::PAIRS.positions(5).collect();
+        assert_eq!(got, vec![1, 3]);
+        let got: Vec<usize> = KeySpec::ALL.positions(4).collect();
+        assert_eq!(got, vec![1, 2, 3]);
+        let got: Vec<usize> = KeySpec::NONE.positions(4).collect();
+        assert!(got.is_empty());
+        let got: Vec<usize> = KeySpec::ONE.positions(3).collect();
+        assert_eq!(got, vec![1]);
+        let got: Vec<usize> = KeySpec { first: 1, last: -2, step: 1 }.positions(4).collect();
+        assert_eq!(got, vec![1, 2]);
+    }
+}
