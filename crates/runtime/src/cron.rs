@@ -1,0 +1,40 @@
+//! The per-core periodic task (Redis's `serverCron`, per core): active expiry, driven by `hz`.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::core::{now_ms, Core};
+
+/// Keys reclaimed per database per step, before checking the time budget.
+const EXPIRE_STEP_KEYS: usize = 64;
+
+/// One active-expiry cycle: reclaims expired keys until none are due or `budget` is spent
+/// (Redis spends at most 25% of a cron period). Returns how many it reclaimed.
+pub fn active_expire_cycle(core: &Core, budget: Duration) -> usize {
+    let started = Instant::now();
+    let now = now_ms();
+    let mut reclaimed = 0;
+    core.with_shard(|shard| {
+        for db in &mut shard.dbs {
+            while db.has_expired_keys(now) {
+                reclaimed += db.active_expire(now, EXPIRE_STEP_KEYS);
+                if started.elapsed() >= budget {
+                    return;
+                }
+            }
+        }
+    });
+    reclaimed
+}
+
+/// Runs the cron every `1000 / hz` milliseconds until `stop` returns true.
+pub async fn run(core: Rc<Core>, hz: impl Fn() -> u32, stop: impl Fn() -> bool) {
+    loop {
+        let period = Duration::from_millis(1000 / hz().clamp(1, 500) as u64);
+        glommio::timer::sleep(period).await;
+        if stop() {
+            return;
+        }
+        active_expire_cycle(&core, period / 4);
+    }
+}

@@ -1,0 +1,117 @@
+//! Starting the cores: one glommio executor per thread, pinned when there are enough CPUs,
+//! joined by a full channel mesh, each running the server's per-core main.
+
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+use shoal_commands::Settings;
+
+use crate::core::{Core, Msg, Shared};
+use crate::memlock;
+
+/// Mesh messages in flight from one core to another before the sender waits.
+const MESH_CAPACITY: usize = 1024;
+
+pub struct LaunchOptions {
+    pub threads: usize,
+    pub databases: usize,
+    pub settings: Settings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Memlock(#[from] memlock::MemlockError),
+    #[error("could not start executor {core}: {reason}")]
+    Executor { core: usize, reason: String },
+}
+
+/// The CPUs this process may run on (its affinity mask).
+pub fn affinity_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed set we pass; CPU_ISSET only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&cpu| libc::CPU_ISSET(cpu, &set)).collect()
+    }
+}
+
+enum Event {
+    Started,
+    Ended(usize, Result<(), String>),
+}
+
+/// Starts `options.threads` cores, runs `main` on each, and returns when every core's main
+/// has returned.
+pub fn launch<F, Fut>(options: LaunchOptions, shared: Arc<Shared>, main: F) -> Result<(), LaunchError>
+where
+    F: Fn(Rc<Core>) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let threads = options.threads;
+    assert!(threads > 0, "at least one thread");
+    let io_memory = memlock::ensure(threads)?;
+    let cpus = affinity_cpus();
+    let pin = threads <= cpus.len();
+    let mesh = MeshBuilder::<Vec<Msg>, _>::full(threads, MESH_CAPACITY);
+    // Each executor reports when it starts and when it ends. An executor that fails to
+    // build never reaches the mesh, and the others would wait for it forever: so we watch
+    // for an end before every executor has started, and give up then.
+    let (events_tx, events_rx) = mpsc::channel::<Event>();
+    for index in 0..threads {
+        let placement = if pin { Placement::Fixed(cpus[index]) } else { Placement::Unbound };
+        let mesh = mesh.clone();
+        let main = main.clone();
+        let shared = shared.clone();
+        let settings = options.settings.clone();
+        let databases = options.databases;
+        let started_tx = events_tx.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("shoal-{index}"))
+            .io_memory(io_memory)
+            .spawn(move || async move {
+                let _ = started_tx.send(Event::Started);
+                let (senders, mut receivers) = mesh.join().await.expect("every core joins the mesh");
+                let id = senders.peer_id();
+                let core = Rc::new(Core::new(id, threads, databases, settings, shared, senders));
+                for (peer, stream) in receivers.streams() {
+                    let core = core.clone();
+                    glommio::spawn_local(async move {
+                        while let Some(batch) = stream.recv().await {
+                            for msg in batch {
+                                core.handle(peer, msg);
+                            }
+                        }
+                    })
+                    .detach();
+                }
+                main(core).await;
+            })
+            .map_err(|e| LaunchError::Executor { core: index, reason: e.to_string() })?;
+        let ended_tx = events_tx.clone();
+        std::thread::spawn(move || {
+            let result = handle.join().map_err(|e| e.to_string());
+            let _ = ended_tx.send(Event::Ended(index, result));
+        });
+    }
+    drop(events_tx);
+    let (mut started, mut ended) = (0, 0);
+    while ended < threads {
+        match events_rx.recv() {
+            Ok(Event::Started) => started += 1,
+            Ok(Event::Ended(core, Err(reason))) => return Err(LaunchError::Executor { core, reason }),
+            Ok(Event::Ended(core, Ok(()))) if started < threads => {
+                return Err(LaunchError::Executor { core, reason: "it stopped before every core started".into() })
+            }
+            Ok(Event::Ended(_, Ok(()))) => ended += 1,
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}

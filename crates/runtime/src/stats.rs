@@ -1,0 +1,71 @@
+//! Per-core counters for INFO commandstats and errorstats. Each core counts its own; INFO
+//! adds them up with a call to every core.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use shoal_resp::Frame;
+
+#[derive(Default, Clone, Copy, Debug)]
+pub struct CommandStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct CoreStats {
+    pub commands: HashMap<&'static str, CommandStat>,
+    /// Errors by prefix ("ERR", "WRONGTYPE", ...).
+    pub errors: HashMap<String, u64>,
+    pub commands_processed: u64,
+}
+
+impl CoreStats {
+    /// Counts one executed command and, if its reply is an error, the error.
+    pub fn record(&mut self, name: &'static str, elapsed: Duration, reply: &Frame) {
+        let stat = self.commands.entry(name).or_default();
+        stat.calls += 1;
+        stat.usec += elapsed.as_micros() as u64;
+        self.commands_processed += 1;
+        if let Frame::Error(text) = reply {
+            stat.failed_calls += 1;
+            self.count_error(text);
+        }
+    }
+
+    /// Counts a command refused before it ran (unknown command, wrong arity, ...).
+    pub fn record_rejected(&mut self, name: Option<&'static str>, reply: &Frame) {
+        if let Some(name) = name {
+            self.commands.entry(name).or_default().rejected_calls += 1;
+        }
+        if let Frame::Error(text) = reply {
+            self.count_error(text);
+        }
+    }
+
+    fn count_error(&mut self, text: &[u8]) {
+        let prefix = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+        *self.errors.entry(String::from_utf8_lossy(prefix).into_owned()).or_default() += 1;
+    }
+
+    /// Adds another core's counters to these.
+    pub fn merge(&mut self, other: &CoreStats) {
+        for (name, stat) in &other.commands {
+            let mine = self.commands.entry(name).or_default();
+            mine.calls += stat.calls;
+            mine.usec += stat.usec;
+            mine.rejected_calls += stat.rejected_calls;
+            mine.failed_calls += stat.failed_calls;
+        }
+        for (prefix, count) in &other.errors {
+            *self.errors.entry(prefix.clone()).or_default() += count;
+        }
+        self.commands_processed += other.commands_processed;
+    }
+
+    pub fn reset(&mut self) {
+        *self = CoreStats::default();
+    }
+}
