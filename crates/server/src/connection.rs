@@ -1,0 +1,251 @@
+//! The connection loop: read bytes, decode requests, run them (grouped per owning core),
+//! write the replies in request order.
+//!
+//! One task per connection, on the core that accepted it. Protocol errors get Redis's reply
+//! and close the connection; I/O errors close it quietly (logged at debug level).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use shoal_commands::dispatch::{self, Route};
+use shoal_resp::{encode, Frame, Protocol, RequestDecoder};
+use shoal_runtime::Cmd;
+
+use crate::client::ClientInfo;
+use crate::node::Node;
+use crate::server_commands::{self, After};
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Commands run together from one read, at most; the rest wait for the next round. This
+/// bounds the memory one pipelining client can make us hold.
+const PIPELINE_DEPTH_MAX: usize = 1024;
+
+/// Whether replies are sent (CLIENT REPLY).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+    /// SKIP was just given: its own reply is suppressed, then the mode becomes Skip.
+    SkipArmed,
+}
+
+/// A connection's state between commands.
+pub struct Conn {
+    pub client: Rc<ClientInfo>,
+    pub db: usize,
+    pub proto: Protocol,
+    pub reply_mode: ReplyMode,
+}
+
+/// A reply slot: either computed already, or the i-th command of the pending batch.
+enum Slot {
+    Ready(Frame),
+    Pending(usize),
+}
+
+fn set_keepalive(fd: i32, seconds: u32) {
+    if seconds == 0 {
+        return;
+    }
+    let on: libc::c_int = 1;
+    let idle = seconds as libc::c_int;
+    let interval = (seconds / 3).max(1) as libc::c_int;
+    let count: libc::c_int = 3;
+    // SAFETY: setsockopt reads the option values we pass by pointer and length only.
+    unsafe {
+        let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, &on as *const _ as *const libc::c_void, size);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, &idle as *const _ as *const libc::c_void, size);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, &interval as *const _ as *const libc::c_void, size);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, &count as *const _ as *const libc::c_void, size);
+    }
+}
+
+pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
+    use std::os::unix::io::AsRawFd;
+    let shared = node.core.shared.clone();
+    shared.connections_received.fetch_add(1, Ordering::Relaxed);
+    let (maxclients, keepalive) = {
+        let config = node.config.borrow();
+        (config.maxclients as usize, config.tcp_keepalive)
+    };
+    // Count ourselves first, so two cores accepting at once cannot both squeeze under the cap.
+    if shared.clients.fetch_add(1, Ordering::SeqCst) >= maxclients {
+        shared.clients.fetch_sub(1, Ordering::SeqCst);
+        shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    set_keepalive(fd, keepalive);
+    let id = shared.next_client_id.fetch_add(1, Ordering::SeqCst) + 1;
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
+    node.clients.borrow_mut().insert(id, client.clone());
+    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On };
+    if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
+        tracing::debug!("client {id} closed: {e}");
+    }
+    let _ = stream.close().await;
+    node.clients.borrow_mut().remove(&id);
+    shared.clients.fetch_sub(1, Ordering::SeqCst);
+}
+
+async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) -> std::io::Result<()> {
+    let mut decoder = RequestDecoder::new(Default::default());
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    loop {
+        // Read, unless killed or shutting down.
+        let read = {
+            let read = std::pin::pin!(stream.read(&mut chunk));
+            let stop = select(conn.client.kill.wait(), node.shutdown.wait());
+            match select(read, stop).await {
+                Either::Left((read, _)) => read?,
+                Either::Right(_) => return Ok(()),
+            }
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        input.extend_from_slice(&chunk[..read]);
+        conn.client.last_interaction.set(Instant::now());
+        {
+            let config = node.config.borrow();
+            decoder.limits.bulk_len_max = config.proto_max_bulk_len as usize;
+        }
+        let mut close = false;
+        while !close {
+            let (slots, batch, after, protocol_error) = decode_round(node, conn, &mut decoder, &mut input);
+            let frames = if batch.is_empty() { Vec::new() } else { node.core.execute(conn.db, conn.proto, batch).await };
+            let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
+            for slot in slots {
+                let frame = match slot {
+                    Slot::Ready(frame) => frame,
+                    Slot::Pending(i) => frames[i].take().expect("each batch reply used once"),
+                };
+                write_reply(conn, &frame, &mut output);
+            }
+            let mut more = false;
+            match after {
+                RoundEnd::Drained => {}
+                RoundEnd::Full => more = true,
+                RoundEnd::Connection(spec, args) => {
+                    let (frame, after) = server_commands::run(node, conn, spec, args).await;
+                    if let Some(frame) = frame {
+                        write_reply(conn, &frame, &mut output);
+                    }
+                    match after {
+                        After::Continue => more = true,
+                        After::Close => close = true,
+                    }
+                }
+            }
+            if let Some(error) = protocol_error {
+                output.extend_from_slice(b"-");
+                output.extend_from_slice(error.0.as_bytes());
+                output.extend_from_slice(b"\r\n");
+                close = true;
+            }
+            enforce_output_limit(node, &output)?;
+            if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {
+                stream.write_all(&output).await?;
+                output.clear();
+            }
+            if !more {
+                break;
+            }
+        }
+        if close {
+            return Ok(());
+        }
+        let query_limit = node.config.borrow().client_query_buffer_limit as usize;
+        if input.len() > query_limit {
+            tracing::warn!("Closing client {} that reached max query buffer length ({} bytes)", conn.client.id, input.len());
+            return Ok(());
+        }
+    }
+}
+
+/// How a decode round stopped.
+enum RoundEnd {
+    /// No complete request is left in the buffer.
+    Drained,
+    /// The batch reached its depth limit; decode again after running it.
+    Full,
+    /// A connection-level command is next: run the batch, then it.
+    Connection(&'static shoal_commands::CommandSpec, Vec<Bytes>),
+}
+
+/// Decodes requests until the buffer is drained, the batch is full, or a connection-level
+/// command needs the batch run first.
+fn decode_round(
+    node: &Rc<Node>,
+    conn: &mut Conn,
+    decoder: &mut RequestDecoder,
+    input: &mut BytesMut,
+) -> (Vec<Slot>, Vec<Cmd>, RoundEnd, Option<shoal_resp::ProtocolError>) {
+    let shard_count = node.core.shard_count;
+    let mut slots = Vec::new();
+    let mut batch = Vec::new();
+    loop {
+        if slots.len() >= PIPELINE_DEPTH_MAX {
+            return (slots, batch, RoundEnd::Full, None);
+        }
+        let args = match decoder.decode(input) {
+            Ok(Some(args)) => args,
+            Ok(None) => return (slots, batch, RoundEnd::Drained, None),
+            Err(error) => return (slots, batch, RoundEnd::Drained, Some(error)),
+        };
+        if args.is_empty() {
+            continue;
+        }
+        match dispatch::resolve(&args, shard_count) {
+            Err(frame) => {
+                node.core.stats.borrow_mut().record_rejected(shoal_commands::table::lookup(&args[0]).map(|s| s.name), &frame);
+                slots.push(Slot::Ready(frame));
+            }
+            Ok(resolved) => {
+                conn.client.last_command.set(resolved.spec.name);
+                match resolved.route {
+                    Route::Connection => return (slots, batch, RoundEnd::Connection(resolved.spec, args), None),
+                    route => {
+                        slots.push(Slot::Pending(batch.len()));
+                        batch.push(Cmd { spec: resolved.spec, route, args });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Encodes a reply unless CLIENT REPLY suppresses it.
+fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
+    match conn.reply_mode {
+        ReplyMode::On => encode(frame, conn.proto, output),
+        ReplyMode::Off => {}
+        ReplyMode::Skip => conn.reply_mode = ReplyMode::On,
+        ReplyMode::SkipArmed => conn.reply_mode = ReplyMode::Skip,
+    }
+}
+
+/// `client-output-buffer-limit normal`: a client whose pending replies pass the hard limit
+/// is disconnected rather than allowed to hold the memory.
+fn enforce_output_limit(node: &Rc<Node>, output: &BytesMut) -> std::io::Result<()> {
+    let hard = node.config.borrow().client_output_buffer_limit.normal.hard_bytes;
+    if hard > 0 && output.len() as u64 > hard {
+        return Err(std::io::Error::other("client-output-buffer-limit normal reached"));
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `shoal-server`: a Redis-compatible server, thread-per-core.
+//!
+//! Arguments follow `redis-server`: an optional configuration file, then directives as
+//! `--name value ...`. This crate owns the process edge: configuration, logging, signals,
+//! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
+
+mod client;
+mod connection;
+mod node;
+mod server_commands;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::Parser;
+use shoal_runtime::{LaunchOptions, Shared};
+
+/// A Redis-compatible in-memory data store, thread-per-core.
+#[derive(Parser, Debug)]
+#[command(
+    name = "shoal-server",
+    version,
+    about,
+    override_usage = "shoal-server [/path/to/shoal.conf] [--directive value ...]\n       shoal-server --port 7777 --threads 4\n       shoal-server /etc/shoal.conf --loglevel verbose",
+    after_help = "Directives are redis.conf's (port, bind, databases, save, ...) plus `threads` (default: the CPUs this process may run on). With no arguments the server listens on 127.0.0.1:6379 with the embedded defaults."
+)]
+struct Cli {
+    /// A configuration file in redis.conf syntax.
+    config: Option<PathBuf>,
+    /// Configuration directives, as `--name value ...`.
+    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    directives: Vec<String>,
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    // clap handles --help and --version; everything else is redis-server's own syntax, which
+    // clap cannot express (directive names are not known flags).
+    if matches!(argv.get(1).map(String::as_str), Some("-h" | "--help" | "-v" | "--version")) {
+        Cli::parse();
+        return;
+    }
+    let (config_path, overrides) = match argv.get(1) {
+        Some(first) if !first.starts_with("--") => (Some(PathBuf::from(first)), argv[2..].to_vec()),
+        _ => (None, argv.get(1..).unwrap_or_default().to_vec()),
+    };
+    let config = match shoal_config::load(config_path.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let _log_guard = init_logging(&config);
+    let threads = if config.threads == 0 { shoal_runtime::affinity_cpus().len().max(1) } else { config.threads as usize };
+    let shared = Arc::new(Shared::default());
+    install_signal_handlers(shared.clone());
+    let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
+    let config = Arc::new(config);
+    let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone()));
+    if let Err(e) = result {
+        tracing::error!("{e}");
+        eprintln!("shoal-server: {e}");
+        std::process::exit(1);
+    }
+    tracing::info!("Shoal is now ready to exit, bye bye...");
+    std::process::exit(shared.exit_code.load(Ordering::SeqCst) as i32);
+}
+
+/// Logs through `tracing` at `loglevel`, to `logfile` or standard output.
+fn init_logging(config: &shoal_config::Config) -> Option<()> {
+    use shoal_config::LogLevel;
+    let level = match config.loglevel {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Verbose => tracing::Level::DEBUG,
+        LogLevel::Notice => tracing::Level::INFO,
+        LogLevel::Warning => tracing::Level::WARN,
+        LogLevel::Nothing => tracing::Level::ERROR,
+    };
+    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).with_thread_names(true);
+    if config.logfile.is_empty() {
+        builder.init();
+    } else {
+        match std::fs::OpenOptions::new().create(true).append(true).open(&config.logfile) {
+            Ok(file) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
+            Err(e) => {
+                eprintln!("Can't open the log file: {} ({e})", config.logfile);
+                std::process::exit(1);
+            }
+        }
+    }
+    Some(())
+}
+
+/// SIGTERM and SIGINT ask for an orderly shutdown; each core's cron notices within a tick.
+fn install_signal_handlers(shared: Arc<Shared>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!("could not install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::Builder::new()
+        .name("shoal-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                tracing::warn!("Received {name} scheduling shutdown...");
+                shared.shutdown.store(true, Ordering::SeqCst);
+            }
+        })
+        .expect("spawning the signal thread");
+}

@@ -1,0 +1,161 @@
+//! What the server keeps on each core: its configuration copy, its clients, its listeners,
+//! and the per-core main that accepts connections until shutdown.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use glommio::net::TcpListener;
+use shoal_commands::Settings;
+use shoal_config::Config;
+use shoal_runtime::{Core, LocalEvent};
+
+use crate::client::ClientInfo;
+
+/// The server's state on one core.
+pub struct Node {
+    pub core: Rc<Core>,
+    pub config: RefCell<Config>,
+    /// Set when this core stops accepting and its connections should finish.
+    pub shutdown: LocalEvent,
+    /// This core's connections by client id.
+    pub clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
+    pub started: Instant,
+}
+
+thread_local! {
+    static NODE: RefCell<Option<Rc<Node>>> = const { RefCell::new(None) };
+}
+
+/// The node of the calling core's thread.
+pub fn current() -> Rc<Node> {
+    NODE.with(|n| n.borrow().clone().expect("called on a core thread"))
+}
+
+/// The settings operations need, from the configuration.
+pub fn settings_of(config: &Config) -> Settings {
+    Settings {
+        proto_max_bulk_len: config.proto_max_bulk_len,
+        lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
+    }
+}
+
+/// The per-core main: listen, accept, serve, and on shutdown drain and return.
+pub async fn run_core(core: Rc<Core>, config: Config) {
+    let node = Rc::new(Node {
+        core: core.clone(),
+        config: RefCell::new(config),
+        shutdown: LocalEvent::default(),
+        clients: RefCell::new(BTreeMap::new()),
+        started: Instant::now(),
+    });
+    NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+
+    let listeners = match bind_all(&node.config.borrow()) {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!("{e}");
+            core.shared.exit_code.store(1, Ordering::SeqCst);
+            core.shared.shutdown.store(true, Ordering::SeqCst);
+            Vec::new()
+        }
+    };
+    if core.id == 0 && !listeners.is_empty() {
+        let config = node.config.borrow();
+        tracing::info!(
+            "Shoal {} ready to accept connections on {}:{} with {} threads",
+            env!("CARGO_PKG_VERSION"),
+            config.bind.join(" "),
+            config.port,
+            core.shard_count
+        );
+    }
+
+    // The cron: active expiry, and watching for shutdown.
+    let cron_node = node.clone();
+    let cron = glommio::spawn_local(async move {
+        let node = cron_node;
+        let core = node.core.clone();
+        loop {
+            let hz = node.config.borrow().hz.clamp(1, 500);
+            let period = Duration::from_millis(1000 / hz as u64);
+            glommio::timer::sleep(period).await;
+            if core.shared.shutdown.load(Ordering::SeqCst) {
+                node.shutdown.set();
+                return;
+            }
+            shoal_runtime::cron::active_expire_cycle(&core, period / 4);
+            crate::client::enforce_idle_timeout(&node);
+        }
+    });
+
+    let accepts: Vec<_> = listeners.into_iter().map(|listener| glommio::spawn_local(accept_loop(node.clone(), listener))).collect();
+    for accept in accepts {
+        accept.await;
+    }
+    cron.await;
+
+    // Drained: our connections are gone. Stay up (serving other cores' messages) until every
+    // core has drained, because their last commands may still need this core's shard.
+    core.shared.cores_drained.fetch_add(1, Ordering::SeqCst);
+    while core.shared.cores_drained.load(Ordering::SeqCst) < core.shard_count {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    NODE.with(|n| *n.borrow_mut() = None);
+}
+
+/// Binds every `bind` address on this core (SO_REUSEPORT lets every core bind the same port).
+/// As in Redis, `*` is every IPv4 address, `::*` every IPv6 address, and a leading `-` makes
+/// an address optional: failing to bind it is not an error.
+fn bind_all(config: &Config) -> std::io::Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for address in &config.bind {
+        let (optional, address) = match address.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, address.as_str()),
+        };
+        let ip: std::net::IpAddr = match address {
+            "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            other => match other.parse() {
+                Ok(ip) => ip,
+                Err(_) => return Err(std::io::Error::other(format!("Invalid bind address '{other}'"))),
+            },
+        };
+        let addr = std::net::SocketAddr::new(ip, config.port);
+        match TcpListener::bind(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) if optional => tracing::debug!("skipping optional bind address {addr}: {e}"),
+            Err(e) => return Err(std::io::Error::other(format!("Could not create server TCP listening socket {addr}: {e}"))),
+        }
+    }
+    Ok(listeners)
+}
+
+async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
+    use futures::future::{select, Either};
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            let stop = std::pin::pin!(node.shutdown.wait());
+            match select(accept, stop).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(_) => break,
+            }
+        };
+        match accepted {
+            Ok(stream) => glommio::spawn_local(crate::connection::serve(node.clone(), stream)).detach(),
+            Err(e) => {
+                tracing::debug!("accept failed: {e}");
+                continue;
+            }
+        };
+    }
+    drop(listener);
+    // Let the connections finish their in-flight replies; each leaves `clients` as it ends.
+    while !node.clients.borrow().is_empty() {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
