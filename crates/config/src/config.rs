@@ -1,0 +1,249 @@
+//! The typed configuration: one public field per directive, with Redis's
+//! defaults in `Config::default()`.
+//!
+//! Field names are the directive names with `_` for `-`, so `maxmemory-policy`
+//! is `config.maxmemory_policy`; units are in each field's doc (Redis's
+//! names carry no unit suffix and we keep the mapping obvious). This module
+//! does not parse or print anything: `table` maps names to fields.
+
+use std::path::PathBuf;
+
+use crate::values::{
+    AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy,
+    OutputBufferLimit, ProtectedConfigs, SavePoint,
+};
+
+/// The server configuration. Every core keeps its own copy; CONFIG SET is
+/// applied to each copy by the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses to listen on (at most 16). `*` is every IPv4 address, `::*`
+    /// every IPv6 one; a leading `-` makes an address optional (no error if
+    /// it is unavailable). Empty: listen on no TCP address.
+    pub bind: Vec<String>,
+    /// TCP port; 0 means no TCP listener.
+    pub port: u16,
+    /// Refuse non-loopback clients when no password is set and `bind` is the
+    /// default.
+    pub protected_mode: bool,
+    /// `listen(2)` backlog.
+    pub tcp_backlog: u32,
+    /// Close a client idle for this many seconds; 0 never.
+    pub timeout: u32,
+    /// TCP keepalive interval, seconds; 0 disables.
+    pub tcp_keepalive: u32,
+    /// Always false: Shoal runs in the foreground, under a supervisor.
+    pub daemonize: bool,
+    /// Where to write the pid; empty for nowhere.
+    pub pidfile: String,
+    pub loglevel: LogLevel,
+    /// Log file path; empty logs to standard output.
+    pub logfile: String,
+    /// Number of logical databases (SELECT 0..databases-1).
+    pub databases: u32,
+    pub always_show_logo: bool,
+    /// Frequency of background tasks (expiry, timeouts), per second; kept in
+    /// 1..=500 as Redis clamps it.
+    pub hz: u32,
+    /// Raise `hz` temporarily with many clients.
+    pub dynamic_hz: bool,
+    /// Maximum number of connected clients.
+    pub maxclients: u32,
+    /// Memory limit in bytes; 0 is no limit.
+    pub maxmemory: u64,
+    pub maxmemory_policy: MaxmemoryPolicy,
+    /// Keys sampled per eviction.
+    pub maxmemory_samples: u32,
+    /// Largest bulk string a client may send, bytes.
+    pub proto_max_bulk_len: u64,
+    /// Largest query buffer of one client, bytes.
+    pub client_query_buffer_limit: u64,
+    pub client_output_buffer_limit: ClientOutputBufferLimits,
+    /// Working directory for the RDB and AOF files, as given. The server
+    /// chdirs into it after loading and whenever CONFIG SET changes it (as
+    /// Redis does); CONFIG GET and CONFIG REWRITE print the process's current
+    /// directory, as Redis does.
+    pub dir: String,
+    /// RDB file name (a plain file name, inside `dir`).
+    pub dbfilename: String,
+    /// Snapshot points; empty disables periodic snapshots.
+    pub save: Vec<SavePoint>,
+    pub rdbcompression: bool,
+    pub rdbchecksum: bool,
+    pub stop_writes_on_bgsave_error: bool,
+    pub appendonly: bool,
+    /// Base name of the append-only files (a plain file name).
+    pub appendfilename: String,
+    /// Directory of the append-only files, inside `dir` (a plain name).
+    pub appenddirname: String,
+    pub appendfsync: AppendFsync,
+    pub no_appendfsync_on_rewrite: bool,
+    /// Rewrite the AOF when it grew by this percentage; 0 disables.
+    pub auto_aof_rewrite_percentage: u32,
+    /// Do not auto-rewrite an AOF smaller than this, bytes.
+    pub auto_aof_rewrite_min_size: u64,
+    pub aof_load_truncated: bool,
+    pub aof_use_rdb_preamble: bool,
+    pub aof_timestamp_enabled: bool,
+    /// The default user's password; empty for none.
+    pub requirepass: String,
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    /// A script or function running longer than this, milliseconds, lets
+    /// other clients get BUSY replies (alias `lua-time-limit`).
+    pub busy_reply_threshold: u64,
+    pub notify_keyspace_events: KeyspaceEvents,
+    /// Negative: a size class (-1 is 4 KiB ... -5 is 64 KiB) per list node;
+    /// positive: entries per node.
+    pub list_max_listpack_size: i32,
+    /// List nodes left uncompressed at each end; 0 compresses nothing.
+    pub list_compress_depth: u32,
+    pub hash_max_listpack_entries: u64,
+    /// Bytes.
+    pub hash_max_listpack_value: u64,
+    pub set_max_intset_entries: u64,
+    pub set_max_listpack_entries: u64,
+    /// Bytes.
+    pub set_max_listpack_value: u64,
+    pub zset_max_listpack_entries: u64,
+    /// Bytes.
+    pub zset_max_listpack_value: u64,
+    /// Bytes.
+    pub hll_sparse_max_bytes: u64,
+    /// Log commands slower than this, microseconds; -1 disables, 0 logs all.
+    pub slowlog_log_slower_than: i64,
+    pub slowlog_max_len: u64,
+    /// Record latency spikes above this, milliseconds; 0 disables.
+    pub latency_monitor_threshold: u64,
+    /// 1..=10: how hard the active expiry cycle works.
+    pub active_expire_effort: u32,
+    pub lfu_log_factor: u32,
+    /// Minutes.
+    pub lfu_decay_time: u32,
+    /// Always false: Shoal has no active defragmentation.
+    pub activedefrag: bool,
+    /// Accepted for compatibility and ignored: Shoal's threads are its cores
+    /// (see `threads`).
+    pub io_threads: u32,
+    pub enable_protected_configs: ProtectedConfigs,
+    /// Shoal only: how many cores (threads) to run; 0 means one per CPU in
+    /// the process's affinity mask, resolved by the server.
+    pub threads: u32,
+    /// The absolute path of the file this was loaded from, for REWRITE.
+    pub(crate) source_path: Option<PathBuf>,
+}
+
+impl Default for Config {
+    /// Redis 7's defaults (7.2's for `set-max-listpack-*` and `loglevel`).
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        Config {
+            bind: vec!["*".to_owned(), "-::*".to_owned()],
+            port: 6379,
+            protected_mode: true,
+            tcp_backlog: 511,
+            timeout: 0,
+            tcp_keepalive: 300,
+            daemonize: false,
+            pidfile: String::new(),
+            loglevel: LogLevel::Notice,
+            logfile: String::new(),
+            databases: 16,
+            always_show_logo: false,
+            hz: 10,
+            dynamic_hz: true,
+            maxclients: 10_000,
+            maxmemory: 0,
+            maxmemory_policy: MaxmemoryPolicy::Noeviction,
+            maxmemory_samples: 5,
+            proto_max_bulk_len: 512 * MB,
+            client_query_buffer_limit: 1024 * MB,
+            client_output_buffer_limit: ClientOutputBufferLimits {
+                normal: OutputBufferLimit {
+                    hard_bytes: 0,
+                    soft_bytes: 0,
+                    soft_seconds: 0,
+                },
+                replica: OutputBufferLimit {
+                    hard_bytes: 256 * MB,
+                    soft_bytes: 64 * MB,
+                    soft_seconds: 60,
+                },
+                pubsub: OutputBufferLimit {
+                    hard_bytes: 32 * MB,
+                    soft_bytes: 8 * MB,
+                    soft_seconds: 60,
+                },
+            },
+            dir: "./".to_owned(),
+            dbfilename: "dump.rdb".to_owned(),
+            save: vec![
+                SavePoint {
+                    seconds: 3600,
+                    changes: 1,
+                },
+                SavePoint {
+                    seconds: 300,
+                    changes: 100,
+                },
+                SavePoint {
+                    seconds: 60,
+                    changes: 10_000,
+                },
+            ],
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            appendonly: false,
+            appendfilename: "appendonly.aof".to_owned(),
+            appenddirname: "appendonlydir".to_owned(),
+            appendfsync: AppendFsync::Everysec,
+            no_appendfsync_on_rewrite: false,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * MB,
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            aof_timestamp_enabled: false,
+            requirepass: String::new(),
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            busy_reply_threshold: 5000,
+            notify_keyspace_events: KeyspaceEvents::default(),
+            list_max_listpack_size: -2,
+            list_compress_depth: 0,
+            hash_max_listpack_entries: 512,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            set_max_listpack_entries: 128,
+            set_max_listpack_value: 64,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            hll_sparse_max_bytes: 3000,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            active_expire_effort: 1,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            activedefrag: false,
+            io_threads: 1,
+            enable_protected_configs: ProtectedConfigs::No,
+            threads: 0,
+            source_path: None,
+        }
+    }
+}
+
+impl Config {
+    /// The absolute path of the configuration file this was loaded from, if
+    /// any. CONFIG REWRITE writes there.
+    pub fn source_path(&self) -> Option<&std::path::Path> {
+        self.source_path.as_deref()
+    }
+}

@@ -1,0 +1,759 @@
+//! The directive table: one descriptor per directive (name, aliases, value
+//! type with its bounds, mutability, and how to read and write the typed
+//! field of `Config`), and the three operations every caller goes through:
+//! `apply` (parse arguments into the field), `format` (the CONFIG GET text)
+//! and `rewrite_lines` (the CONFIG REWRITE lines).
+//!
+//! Adding a directive: a field in `Config` with its default, and one entry in
+//! `TABLE`. This module does no I/O except `dir`'s directory check and reading
+//! the current directory for it.
+
+use crate::args::repr;
+use crate::config::Config;
+use crate::values::{
+    format_bool, format_memory, parse_bool, parse_integer, parse_memory, parse_save, AppendFsync,
+    ConfigEnum, KeyspaceEvents, LogLevel, MaxmemoryPolicy, ProtectedConfigs, ERR_INTEGER,
+    ERR_MEMORY,
+};
+
+/// Redis's `CONFIG_BINDADDR_MAX`.
+const BIND_ADDRESSES_MAX: usize = 16;
+
+/// Who may change a directive at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mutability {
+    Mutable,
+    /// Only in the file or on the command line.
+    Immutable,
+    /// CONFIG SET only when `enable-protected-configs` allows it.
+    Protected,
+}
+
+pub(crate) struct Directive {
+    /// The canonical name, lowercase.
+    pub(crate) name: &'static str,
+    /// Older names that read and write the same field (CONFIG GET lists them
+    /// as entries of their own, as Redis does).
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) mutability: Mutability,
+    pub(crate) kind: Kind,
+}
+
+pub(crate) enum Kind {
+    Bool {
+        get: fn(&Config) -> bool,
+        set: fn(&mut Config, bool),
+        /// When set, `yes` is refused with this reason.
+        refuse_yes: Option<&'static str>,
+    },
+    /// Integers, bounds inclusive. Memory values take units and print plain
+    /// in CONFIG GET but with units in CONFIG REWRITE.
+    Integer {
+        min: i128,
+        max: i128,
+        memory: bool,
+        get: fn(&Config) -> i128,
+        set: fn(&mut Config, i128),
+    },
+    Enum {
+        names: &'static [&'static str],
+        get: fn(&Config) -> usize,
+        set: fn(&mut Config, usize),
+    },
+    Text {
+        /// Redis stores an empty value as NULL: REWRITE then drops the line.
+        empty_is_null: bool,
+        /// When set, the value must be a plain name; the reason otherwise.
+        plain_name: Option<&'static str>,
+        get: fn(&Config) -> &str,
+        set: fn(&mut Config, String),
+    },
+    Bind,
+    Save,
+    ClientOutputBufferLimit,
+    NotifyKeyspaceEvents,
+    Dir,
+}
+
+impl Directive {
+    /// Whether the directive takes several arguments (Redis's
+    /// `MULTI_ARG_CONFIG`): a single argument is then split into several.
+    pub(crate) fn is_multi_arg(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit
+        )
+    }
+}
+
+/// State that lives for one whole load (file, includes and command line).
+#[derive(Debug, Default)]
+pub(crate) struct ApplyContext {
+    /// Loading from a file or the command line, rather than CONFIG SET.
+    pub(crate) loading: bool,
+    /// A `save` line was already read during this load: further ones add to
+    /// it instead of replacing the defaults.
+    pub(crate) save_seen: bool,
+}
+
+macro_rules! boolean {
+    ($name:literal, $mutability:ident, $field:ident) => {
+        boolean!($name, $mutability, $field, None)
+    };
+    ($name:literal, $mutability:ident, $field:ident, $refuse_yes:expr) => {
+        Directive {
+            name: $name,
+            aliases: &[],
+            mutability: Mutability::$mutability,
+            kind: Kind::Bool {
+                get: |c| c.$field,
+                set: |c, v| c.$field = v,
+                refuse_yes: $refuse_yes,
+            },
+        }
+    };
+}
+
+macro_rules! integer {
+    ($name:literal, $aliases:expr, $mutability:ident, $field:ident, $min:expr, $max:expr, $memory:expr) => {
+        Directive {
+            name: $name,
+            aliases: $aliases,
+            mutability: Mutability::$mutability,
+            kind: Kind::Integer {
+                min: $min as i128,
+                max: $max as i128,
+                memory: $memory,
+                get: |c| c.$field as i128,
+                // In range by construction: `apply` checks the bounds first.
+                set: |c, v| c.$field = v as _,
+            },
+        }
+    };
+}
+
+macro_rules! enumeration {
+    ($name:literal, $mutability:ident, $field:ident, $type:ty) => {
+        Directive {
+            name: $name,
+            aliases: &[],
+            mutability: Mutability::$mutability,
+            kind: Kind::Enum {
+                names: <$type as ConfigEnum>::NAMES,
+                get: |c| c.$field.index(),
+                set: |c, i| c.$field = <$type as ConfigEnum>::VALUES[i],
+            },
+        }
+    };
+}
+
+macro_rules! text {
+    ($name:literal, $mutability:ident, $field:ident, $empty_is_null:expr, $plain_name:expr) => {
+        Directive {
+            name: $name,
+            aliases: &[],
+            mutability: Mutability::$mutability,
+            kind: Kind::Text {
+                empty_is_null: $empty_is_null,
+                plain_name: $plain_name,
+                get: |c| &c.$field,
+                set: |c, v| c.$field = v,
+            },
+        }
+    };
+}
+
+const fn special(name: &'static str, mutability: Mutability, kind: Kind) -> Directive {
+    Directive {
+        name,
+        aliases: &[],
+        mutability,
+        kind,
+    }
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+const LONG_MAX: i64 = i64::MAX;
+const MB: i64 = 1024 * 1024;
+
+/// Every directive, in the order CONFIG GET and CONFIG REWRITE list them.
+pub(crate) static TABLE: &[Directive] = &[
+    special("bind", Mutability::Mutable, Kind::Bind),
+    integer!("port", &[], Mutable, port, 0, 65535, false),
+    boolean!("protected-mode", Mutable, protected_mode),
+    integer!("tcp-backlog", &[], Immutable, tcp_backlog, 0, INT_MAX, false),
+    integer!("timeout", &[], Mutable, timeout, 0, INT_MAX, false),
+    integer!("tcp-keepalive", &[], Mutable, tcp_keepalive, 0, INT_MAX, false),
+    boolean!(
+        "daemonize",
+        Immutable,
+        daemonize,
+        Some("Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'")
+    ),
+    text!("pidfile", Immutable, pidfile, true, None),
+    enumeration!("loglevel", Mutable, loglevel, LogLevel),
+    text!("logfile", Immutable, logfile, false, None),
+    integer!("databases", &[], Immutable, databases, 1, INT_MAX, false),
+    boolean!("always-show-logo", Immutable, always_show_logo),
+    Directive {
+        name: "hz",
+        aliases: &[],
+        mutability: Mutability::Mutable,
+        kind: Kind::Integer {
+            min: 0,
+            max: INT_MAX as i128,
+            memory: false,
+            get: |c| c.hz.into(),
+            // Redis accepts any int and clamps it to 1..=500.
+            set: |c, v| c.hz = v.clamp(1, 500) as u32,
+        },
+    },
+    boolean!("dynamic-hz", Mutable, dynamic_hz),
+    integer!("maxclients", &[], Mutable, maxclients, 1, u32::MAX, false),
+    integer!("maxmemory", &[], Mutable, maxmemory, 0, u64::MAX, true),
+    enumeration!("maxmemory-policy", Mutable, maxmemory_policy, MaxmemoryPolicy),
+    integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, false),
+    integer!("proto-max-bulk-len", &[], Mutable, proto_max_bulk_len, MB, LONG_MAX, true),
+    integer!(
+        "client-query-buffer-limit",
+        &[],
+        Mutable,
+        client_query_buffer_limit,
+        MB,
+        LONG_MAX,
+        true
+    ),
+    special(
+        "client-output-buffer-limit",
+        Mutability::Mutable,
+        Kind::ClientOutputBufferLimit,
+    ),
+    special("dir", Mutability::Protected, Kind::Dir),
+    text!(
+        "dbfilename",
+        Protected,
+        dbfilename,
+        false,
+        Some("dbfilename can't be a path, just a filename")
+    ),
+    special("save", Mutability::Mutable, Kind::Save),
+    boolean!("rdbcompression", Mutable, rdbcompression),
+    boolean!("rdbchecksum", Immutable, rdbchecksum),
+    boolean!("stop-writes-on-bgsave-error", Mutable, stop_writes_on_bgsave_error),
+    boolean!("appendonly", Mutable, appendonly),
+    text!(
+        "appendfilename",
+        Immutable,
+        appendfilename,
+        false,
+        Some("appendfilename can't be a path, just a filename")
+    ),
+    text!(
+        "appenddirname",
+        Immutable,
+        appenddirname,
+        false,
+        Some("appenddirname can't be a path, just a dirname")
+    ),
+    enumeration!("appendfsync", Mutable, appendfsync, AppendFsync),
+    boolean!("no-appendfsync-on-rewrite", Mutable, no_appendfsync_on_rewrite),
+    integer!(
+        "auto-aof-rewrite-percentage",
+        &[],
+        Mutable,
+        auto_aof_rewrite_percentage,
+        0,
+        INT_MAX,
+        false
+    ),
+    integer!(
+        "auto-aof-rewrite-min-size",
+        &[],
+        Mutable,
+        auto_aof_rewrite_min_size,
+        0,
+        LONG_MAX,
+        true
+    ),
+    boolean!("aof-load-truncated", Mutable, aof_load_truncated),
+    boolean!("aof-use-rdb-preamble", Mutable, aof_use_rdb_preamble),
+    boolean!("aof-timestamp-enabled", Mutable, aof_timestamp_enabled),
+    text!("requirepass", Mutable, requirepass, true, None),
+    boolean!("lazyfree-lazy-eviction", Mutable, lazyfree_lazy_eviction),
+    boolean!("lazyfree-lazy-expire", Mutable, lazyfree_lazy_expire),
+    boolean!("lazyfree-lazy-server-del", Mutable, lazyfree_lazy_server_del),
+    boolean!("lazyfree-lazy-user-del", Mutable, lazyfree_lazy_user_del),
+    boolean!("lazyfree-lazy-user-flush", Mutable, lazyfree_lazy_user_flush),
+    integer!(
+        "busy-reply-threshold",
+        &["lua-time-limit"],
+        Mutable,
+        busy_reply_threshold,
+        0,
+        LONG_MAX,
+        false
+    ),
+    special(
+        "notify-keyspace-events",
+        Mutability::Mutable,
+        Kind::NotifyKeyspaceEvents,
+    ),
+    integer!(
+        "list-max-listpack-size",
+        &["list-max-ziplist-size"],
+        Mutable,
+        list_max_listpack_size,
+        i32::MIN,
+        i32::MAX,
+        false
+    ),
+    integer!("list-compress-depth", &[], Mutable, list_compress_depth, 0, INT_MAX, false),
+    integer!(
+        "hash-max-listpack-entries",
+        &["hash-max-ziplist-entries"],
+        Mutable,
+        hash_max_listpack_entries,
+        0,
+        LONG_MAX,
+        false
+    ),
+    integer!(
+        "hash-max-listpack-value",
+        &["hash-max-ziplist-value"],
+        Mutable,
+        hash_max_listpack_value,
+        0,
+        LONG_MAX,
+        true
+    ),
+    integer!(
+        "set-max-intset-entries",
+        &[],
+        Mutable,
+        set_max_intset_entries,
+        0,
+        LONG_MAX,
+        false
+    ),
+    integer!(
+        "set-max-listpack-entries",
+        &[],
+        Mutable,
+        set_max_listpack_entries,
+        0,
+        LONG_MAX,
+        false
+    ),
+    integer!(
+        "set-max-listpack-value",
+        &[],
+        Mutable,
+        set_max_listpack_value,
+        0,
+        LONG_MAX,
+        true
+    ),
+    integer!(
+        "zset-max-listpack-entries",
+        &["zset-max-ziplist-entries"],
+        Mutable,
+        zset_max_listpack_entries,
+        0,
+        LONG_MAX,
+        false
+    ),
+    integer!(
+        "zset-max-listpack-value",
+        &["zset-max-ziplist-value"],
+        Mutable,
+        zset_max_listpack_value,
+        0,
+        LONG_MAX,
+        true
+    ),
+    integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, true),
+    integer!(
+        "slowlog-log-slower-than",
+        &[],
+        Mutable,
+        slowlog_log_slower_than,
+        -1,
+        LONG_MAX,
+        false
+    ),
+    integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, false),
+    integer!(
+        "latency-monitor-threshold",
+        &[],
+        Mutable,
+        latency_monitor_threshold,
+        0,
+        LONG_MAX,
+        false
+    ),
+    integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, false),
+    integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, false),
+    integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, false),
+    boolean!(
+        "activedefrag",
+        Mutable,
+        activedefrag,
+        Some("Active defragmentation cannot be enabled: Shoal does not implement it")
+    ),
+    integer!("io-threads", &[], Immutable, io_threads, 1, 128, false),
+    enumeration!(
+        "enable-protected-configs",
+        Immutable,
+        enable_protected_configs,
+        ProtectedConfigs
+    ),
+    integer!("threads", &[], Immutable, threads, 0, 1024, false),
+];
+
+/// Finds a directive by name or alias, in any case. Returns its index in
+/// `TABLE` and the matching name, as stored (lowercase).
+pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static str)> {
+    TABLE.iter().enumerate().find_map(|(index, directive)| {
+        std::iter::once(&directive.name)
+            .chain(directive.aliases)
+            .find(|candidate| candidate.as_bytes().eq_ignore_ascii_case(name))
+            .map(|&matched| (index, matched))
+    })
+}
+
+/// Every name CONFIG GET knows, aliases included, with the directive index.
+pub(crate) fn all_names() -> impl Iterator<Item = (usize, &'static str)> {
+    TABLE.iter().enumerate().flat_map(|(index, directive)| {
+        std::iter::once(directive.name)
+            .chain(directive.aliases.iter().copied())
+            .map(move |name| (index, name))
+    })
+}
+
+fn to_text(value: &[u8]) -> Result<String, String> {
+    String::from_utf8(value.to_vec())
+        .map_err(|_| "argument must be valid UTF-8 (Shoal stores this value as text)".to_owned())
+}
+
+/// The reason text of an I/O error without Rust's " (os error N)" suffix, so
+/// it reads like C's `strerror`.
+pub(crate) fn strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
+/// Parses `args` (already split for multi-argument directives, exactly one
+/// for the others) into the directive's field. On error the field may be
+/// left unchanged or changed; callers work on a copy when that matters.
+pub(crate) fn apply(
+    config: &mut Config,
+    directive: &Directive,
+    args: &[Vec<u8>],
+    context: &mut ApplyContext,
+) -> Result<(), String> {
+    let single = || {
+        debug_assert_eq!(args.len(), 1, "{} takes one argument", directive.name);
+        args[0].as_slice()
+    };
+    match &directive.kind {
+        Kind::Bool {
+            set, refuse_yes, ..
+        } => {
+            let value = parse_bool(single())?;
+            if let (true, Some(reason)) = (value, refuse_yes) {
+                return Err((*reason).to_owned());
+            }
+            set(config, value);
+        }
+        Kind::Integer {
+            min,
+            max,
+            memory,
+            set,
+            ..
+        } => {
+            let value = if *memory {
+                i128::from(parse_memory(single()).ok_or(ERR_MEMORY)?)
+            } else {
+                i128::from(parse_integer(single()).ok_or(ERR_INTEGER)?)
+            };
+            if value < *min || value > *max {
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
+            }
+            set(config, value);
+        }
+        Kind::Enum { names, set, .. } => {
+            let value = single();
+            let index = names
+                .iter()
+                .position(|name| name.as_bytes().eq_ignore_ascii_case(value))
+                .ok_or_else(|| {
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        names.join(", ")
+                    )
+                })?;
+            set(config, index);
+        }
+        Kind::Text {
+            plain_name, set, ..
+        } => {
+            let value = to_text(single())?;
+            if let Some(reason) = plain_name {
+                if value.contains(['/', '\\']) {
+                    return Err((*reason).to_owned());
+                }
+            }
+            set(config, value);
+        }
+        Kind::Bind => {
+            if args.len() > BIND_ADDRESSES_MAX {
+                return Err("Too many bind addresses specified.".to_owned());
+            }
+            // A single empty argument means no address at all.
+            let args = if args.len() == 1 && args[0].is_empty() {
+                &[][..]
+            } else {
+                args
+            };
+            config.bind = args
+                .iter()
+                .map(|address| to_text(address))
+                .collect::<Result<_, _>>()?;
+        }
+        Kind::Save => {
+            // `save ""` clears the points; during a load, the first `save`
+            // line replaces the defaults and later ones add to it.
+            let clear = args.len() == 1 && args[0].is_empty();
+            if clear {
+                config.save.clear();
+            }
+            let points = parse_save(if clear { &[] } else { args })?;
+            if !context.loading || !context.save_seen {
+                config.save.clear();
+            }
+            context.save_seen |= context.loading;
+            config.save.extend(points);
+        }
+        Kind::ClientOutputBufferLimit => config.client_output_buffer_limit.apply(args)?,
+        Kind::NotifyKeyspaceEvents => {
+            config.notify_keyspace_events = KeyspaceEvents::parse(single())?;
+        }
+        Kind::Dir => {
+            let dir = to_text(single())?;
+            // Redis chdirs here; we only check that it would succeed, and the
+            // server chdirs (see `Config::dir`).
+            match std::fs::metadata(&dir) {
+                Ok(metadata) if metadata.is_dir() => config.dir = dir,
+                Ok(_) => return Err("Not a directory".to_owned()),
+                Err(error) => return Err(strerror(&error)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The process's current directory, which is what Redis prints for `dir`.
+fn current_dir() -> Option<String> {
+    std::env::current_dir()
+        .ok()
+        .map(|dir| dir.to_string_lossy().into_owned())
+}
+
+/// The value as CONFIG GET prints it.
+pub(crate) fn format(config: &Config, directive: &Directive) -> String {
+    match &directive.kind {
+        Kind::Bool { get, .. } => format_bool(get(config)).to_owned(),
+        Kind::Integer { get, .. } => get(config).to_string(),
+        Kind::Enum { names, get, .. } => names[get(config)].to_owned(),
+        Kind::Text { get, .. } => get(config).to_owned(),
+        Kind::Bind => config.bind.join(" "),
+        Kind::Save => config
+            .save
+            .iter()
+            .map(|point| format!("{} {}", point.seconds, point.changes))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Kind::ClientOutputBufferLimit => config
+            .client_output_buffer_limit
+            .classes()
+            .iter()
+            .map(|(class, limit)| {
+                format!(
+                    "{class} {} {} {}",
+                    limit.hard_bytes, limit.soft_bytes, limit.soft_seconds
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        Kind::NotifyKeyspaceEvents => config.notify_keyspace_events.to_string(),
+        Kind::Dir => current_dir().unwrap_or_else(|| config.dir.clone()),
+    }
+}
+
+/// What CONFIG REWRITE does for one directive: the lines to write, each with
+/// whether it must be written even where the file does not mention the
+/// directive (Redis's `force`: the value differs from the default). No lines
+/// means the directive must not appear in the file at all.
+pub(crate) fn rewrite_lines(
+    config: &Config,
+    defaults: &Config,
+    directive: &Directive,
+) -> Vec<(String, bool)> {
+    let name = directive.name;
+    match &directive.kind {
+        Kind::Bool { get, .. } => vec![(
+            format!("{name} {}", format_bool(get(config))),
+            get(config) != get(defaults),
+        )],
+        Kind::Integer { get, memory, .. } => {
+            let value = get(config);
+            let text = match (*memory, u64::try_from(value)) {
+                (true, Ok(bytes)) => format_memory(bytes),
+                _ => value.to_string(),
+            };
+            vec![(format!("{name} {text}"), value != get(defaults))]
+        }
+        Kind::Enum { names, get, .. } => vec![(
+            format!("{name} {}", names[get(config)]),
+            get(config) != get(defaults),
+        )],
+        Kind::Text {
+            get, empty_is_null, ..
+        } => {
+            let value = get(config);
+            if *empty_is_null && value.is_empty() {
+                return vec![];
+            }
+            vec![(
+                format!("{name} {}", repr(value.as_bytes())),
+                value != get(defaults),
+            )]
+        }
+        Kind::Bind => {
+            if config.bind == defaults.bind {
+                return vec![];
+            }
+            vec![(format!("{name} {}", config.bind.join(" ")), true)]
+        }
+        // Always written, so that a missing line cannot bring the defaults
+        // back; `save ""` when there are no points.
+        Kind::Save if config.save.is_empty() => vec![(format!("{name} \"\""), true)],
+        Kind::Save => config
+            .save
+            .iter()
+            .map(|point| (format!("{name} {} {}", point.seconds, point.changes), true))
+            .collect(),
+        Kind::ClientOutputBufferLimit => {
+            let current = config.client_output_buffer_limit.classes();
+            let default = defaults.client_output_buffer_limit.classes();
+            current
+                .iter()
+                .zip(default.iter())
+                .map(|((class, limit), (_, default_limit))| {
+                    let class = if *class == "slave" { "replica" } else { class };
+                    (
+                        format!(
+                            "{name} {class} {} {} {}",
+                            format_memory(limit.hard_bytes),
+                            format_memory(limit.soft_bytes),
+                            limit.soft_seconds
+                        ),
+                        limit != default_limit,
+                    )
+                })
+                .collect()
+        }
+        Kind::NotifyKeyspaceEvents => {
+            let flags = config.notify_keyspace_events.to_string();
+            vec![(
+                format!("{name} {}", repr(flags.as_bytes())),
+                config.notify_keyspace_events.bits() != 0,
+            )]
+        }
+        // Redis always writes the absolute current directory.
+        Kind::Dir => match current_dir() {
+            Some(dir) => vec![(format!("{name} {}", repr(dir.as_bytes())), true)],
+            None => vec![],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_and_aliases_are_unique_lowercase_and_found_by_lookup() {
+        let mut seen = HashSet::new();
+        for (index, name) in all_names() {
+            assert_eq!(
+                name,
+                name.to_ascii_lowercase(),
+                "{name} should be lowercase"
+            );
+            assert!(seen.insert(name), "{name} is listed twice");
+            assert_eq!(lookup(name.as_bytes()).map(|found| found.0), Some(index));
+            assert_eq!(
+                lookup(name.to_ascii_uppercase().as_bytes()),
+                Some((index, name))
+            );
+        }
+    }
+
+    #[test]
+    fn every_default_formats_and_parses_back_to_itself() {
+        let defaults = Config::default();
+        for directive in TABLE {
+            if matches!(directive.kind, Kind::Dir) {
+                continue;
+            }
+            let text = format(&defaults, directive);
+            let args = if directive.is_multi_arg() {
+                text.split(' ')
+                    .filter(|arg| !arg.is_empty())
+                    .map(|arg| arg.as_bytes().to_vec())
+                    .collect::<Vec<_>>()
+            } else {
+                vec![text.as_bytes().to_vec()]
+            };
+            let mut config = defaults.clone();
+            let mut context = ApplyContext::default();
+            apply(&mut config, directive, &args, &mut context)
+                .unwrap_or_else(|reason| panic!("{}: {text:?}: {reason}", directive.name));
+            assert_eq!(
+                config, defaults,
+                "{} round trip of {text:?}",
+                directive.name
+            );
+        }
+    }
+
+    #[test]
+    fn integer_bounds_are_within_the_field_types() {
+        // Setting the minimum and the maximum must be lossless.
+        for directive in TABLE {
+            if let Kind::Integer {
+                min, max, get, set, ..
+            } = &directive.kind
+            {
+                for bound in [*min, *max] {
+                    let mut config = Config::default();
+                    set(&mut config, bound);
+                    let expected = if directive.name == "hz" {
+                        bound.clamp(1, 500)
+                    } else {
+                        bound
+                    };
+                    assert_eq!(get(&config), expected, "{} at {bound}", directive.name);
+                }
+            }
+        }
+    }
+}
