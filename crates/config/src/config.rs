@@ -141,7 +141,7 @@ impl Default for Config {
     fn default() -> Self {
         const MB: u64 = 1024 * 1024;
         Config {
-            bind: vec!["*".to_owned(), "-::*".to_owned()],
+            bind: vec!["127.0.0.1".to_owned(), "-::1".to_owned()],
             port: 6379,
             protected_mode: true,
             tcp_backlog: 511,

@@ -472,6 +472,21 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_client_output_buffer_limit_changes_nothing_but_an_empty_string_is_an_error() {
+        let (_dir, config) = load_text("client-output-buffer-limit\n", &[]);
+        assert_eq!(
+            config.expect("valid").client_output_buffer_limit,
+            Config::default().client_output_buffer_limit
+        );
+        check_file_error(
+            "client-output-buffer-limit \"\"\n",
+            1,
+            "client-output-buffer-limit \"\"",
+            "Wrong number of arguments in buffer limit configuration.",
+        );
+    }
+
+    #[test]
     fn each_error_class_names_the_line_and_redis_s_reason() {
         let cases: &[(&str, usize, &str, &str)] = &[
             ("# c\nport \"abc\"\n", 2, "port \"abc\"", "argument couldn't be parsed into an integer"),

@@ -345,7 +345,7 @@ slowlog-max-len 1024
         );
         check(
             &old,
-            &["bind", "* -::*", "save", "", "maxclients", "5"],
+            &["bind", "127.0.0.1 -::1", "save", "", "maxclients", "5"],
             &expected,
         );
     }

@@ -195,7 +195,7 @@ mod tests {
     fn get_formats_values_like_redis() {
         let config = Config::default();
         let cases: &[(&str, &str)] = &[
-            ("bind", "* -::*"),
+            ("bind", "127.0.0.1 -::1"),
             ("port", "6379"),
             ("protected-mode", "yes"),
             ("loglevel", "notice"),
@@ -368,6 +368,10 @@ mod tests {
                 "client-output-buffer-limit",
                 "normal 1048576 2000 3 slave 268435456 67108864 60 pubsub 1 1 1"
             )
+        );
+        assert_eq!(
+            set(&mut config, &["client-output-buffer-limit", ""]),
+            Ok(vec![])
         );
         set(&mut config, &["notify-keyspace-events", "KEA"]).expect("valid");
         assert_eq!(

@@ -114,8 +114,18 @@ macro_rules! boolean {
     };
 }
 
+/// `plain` integers or `memory` sizes (which take units).
+macro_rules! is_memory {
+    (plain) => {
+        false
+    };
+    (memory) => {
+        true
+    };
+}
+
 macro_rules! integer {
-    ($name:literal, $aliases:expr, $mutability:ident, $field:ident, $min:expr, $max:expr, $memory:expr) => {
+    ($name:literal, $aliases:expr, $mutability:ident, $field:ident, $min:expr, $max:expr, $unit:ident) => {
         Directive {
             name: $name,
             aliases: $aliases,
@@ -123,7 +133,7 @@ macro_rules! integer {
             kind: Kind::Integer {
                 min: $min as i128,
                 max: $max as i128,
-                memory: $memory,
+                memory: is_memory!($unit),
                 get: |c| c.$field as i128,
                 // In range by construction: `apply` checks the bounds first.
                 set: |c, v| c.$field = v as _,
@@ -179,11 +189,11 @@ const MB: i64 = 1024 * 1024;
 /// Every directive, in the order CONFIG GET and CONFIG REWRITE list them.
 pub(crate) static TABLE: &[Directive] = &[
     special("bind", Mutability::Mutable, Kind::Bind),
-    integer!("port", &[], Mutable, port, 0, 65535, false),
+    integer!("port", &[], Mutable, port, 0, 65535, plain),
     boolean!("protected-mode", Mutable, protected_mode),
-    integer!("tcp-backlog", &[], Immutable, tcp_backlog, 0, INT_MAX, false),
-    integer!("timeout", &[], Mutable, timeout, 0, INT_MAX, false),
-    integer!("tcp-keepalive", &[], Mutable, tcp_keepalive, 0, INT_MAX, false),
+    integer!("tcp-backlog", &[], Immutable, tcp_backlog, 0, INT_MAX, plain),
+    integer!("timeout", &[], Mutable, timeout, 0, INT_MAX, plain),
+    integer!("tcp-keepalive", &[], Mutable, tcp_keepalive, 0, INT_MAX, plain),
     boolean!(
         "daemonize",
         Immutable,
@@ -193,7 +203,7 @@ pub(crate) static TABLE: &[Directive] = &[
     text!("pidfile", Immutable, pidfile, true, None),
     enumeration!("loglevel", Mutable, loglevel, LogLevel),
     text!("logfile", Immutable, logfile, false, None),
-    integer!("databases", &[], Immutable, databases, 1, INT_MAX, false),
+    integer!("databases", &[], Immutable, databases, 1, INT_MAX, plain),
     boolean!("always-show-logo", Immutable, always_show_logo),
     Directive {
         name: "hz",
@@ -209,11 +219,11 @@ pub(crate) static TABLE: &[Directive] = &[
         },
     },
     boolean!("dynamic-hz", Mutable, dynamic_hz),
-    integer!("maxclients", &[], Mutable, maxclients, 1, u32::MAX, false),
-    integer!("maxmemory", &[], Mutable, maxmemory, 0, u64::MAX, true),
+    integer!("maxclients", &[], Mutable, maxclients, 1, u32::MAX, plain),
+    integer!("maxmemory", &[], Mutable, maxmemory, 0, u64::MAX, memory),
     enumeration!("maxmemory-policy", Mutable, maxmemory_policy, MaxmemoryPolicy),
-    integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, false),
-    integer!("proto-max-bulk-len", &[], Mutable, proto_max_bulk_len, MB, LONG_MAX, true),
+    integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, plain),
+    integer!("proto-max-bulk-len", &[], Mutable, proto_max_bulk_len, MB, LONG_MAX, memory),
     integer!(
         "client-query-buffer-limit",
         &[],
@@ -221,7 +231,7 @@ pub(crate) static TABLE: &[Directive] = &[
         client_query_buffer_limit,
         MB,
         LONG_MAX,
-        true
+        memory
     ),
     special(
         "client-output-buffer-limit",
@@ -264,7 +274,7 @@ pub(crate) static TABLE: &[Directive] = &[
         auto_aof_rewrite_percentage,
         0,
         INT_MAX,
-        false
+        plain
     ),
     integer!(
         "auto-aof-rewrite-min-size",
@@ -273,7 +283,7 @@ pub(crate) static TABLE: &[Directive] = &[
         auto_aof_rewrite_min_size,
         0,
         LONG_MAX,
-        true
+        memory
     ),
     boolean!("aof-load-truncated", Mutable, aof_load_truncated),
     boolean!("aof-use-rdb-preamble", Mutable, aof_use_rdb_preamble),
@@ -291,7 +301,7 @@ pub(crate) static TABLE: &[Directive] = &[
         busy_reply_threshold,
         0,
         LONG_MAX,
-        false
+        plain
     ),
     special(
         "notify-keyspace-events",
@@ -305,9 +315,9 @@ pub(crate) static TABLE: &[Directive] = &[
         list_max_listpack_size,
         i32::MIN,
         i32::MAX,
-        false
+        plain
     ),
-    integer!("list-compress-depth", &[], Mutable, list_compress_depth, 0, INT_MAX, false),
+    integer!("list-compress-depth", &[], Mutable, list_compress_depth, 0, INT_MAX, plain),
     integer!(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -315,7 +325,7 @@ pub(crate) static TABLE: &[Directive] = &[
         hash_max_listpack_entries,
         0,
         LONG_MAX,
-        false
+        plain
     ),
     integer!(
         "hash-max-listpack-value",
@@ -324,7 +334,7 @@ pub(crate) static TABLE: &[Directive] = &[
         hash_max_listpack_value,
         0,
         LONG_MAX,
-        true
+        memory
     ),
     integer!(
         "set-max-intset-entries",
@@ -333,7 +343,7 @@ pub(crate) static TABLE: &[Directive] = &[
         set_max_intset_entries,
         0,
         LONG_MAX,
-        false
+        plain
     ),
     integer!(
         "set-max-listpack-entries",
@@ -342,7 +352,7 @@ pub(crate) static TABLE: &[Directive] = &[
         set_max_listpack_entries,
         0,
         LONG_MAX,
-        false
+        plain
     ),
     integer!(
         "set-max-listpack-value",
@@ -351,7 +361,7 @@ pub(crate) static TABLE: &[Directive] = &[
         set_max_listpack_value,
         0,
         LONG_MAX,
-        true
+        memory
     ),
     integer!(
         "zset-max-listpack-entries",
@@ -360,7 +370,7 @@ pub(crate) static TABLE: &[Directive] = &[
         zset_max_listpack_entries,
         0,
         LONG_MAX,
-        false
+        plain
     ),
     integer!(
         "zset-max-listpack-value",
@@ -369,9 +379,9 @@ pub(crate) static TABLE: &[Directive] = &[
         zset_max_listpack_value,
         0,
         LONG_MAX,
-        true
+        memory
     ),
-    integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, true),
+    integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, memory),
     integer!(
         "slowlog-log-slower-than",
         &[],
@@ -379,9 +389,9 @@ pub(crate) static TABLE: &[Directive] = &[
         slowlog_log_slower_than,
         -1,
         LONG_MAX,
-        false
+        plain
     ),
-    integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, false),
+    integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
     integer!(
         "latency-monitor-threshold",
         &[],
@@ -389,25 +399,25 @@ pub(crate) static TABLE: &[Directive] = &[
         latency_monitor_threshold,
         0,
         LONG_MAX,
-        false
+        plain
     ),
-    integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, false),
-    integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, false),
-    integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, false),
+    integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, plain),
+    integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, plain),
+    integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, plain),
     boolean!(
         "activedefrag",
         Mutable,
         activedefrag,
         Some("Active defragmentation cannot be enabled: Shoal does not implement it")
     ),
-    integer!("io-threads", &[], Immutable, io_threads, 1, 128, false),
+    integer!("io-threads", &[], Immutable, io_threads, 1, 128, plain),
     enumeration!(
         "enable-protected-configs",
         Immutable,
         enable_protected_configs,
         ProtectedConfigs
     ),
-    integer!("threads", &[], Immutable, threads, 0, 1024, false),
+    integer!("threads", &[], Immutable, threads, 0, 1024, plain),
 ];
 
 /// Finds a directive by name or alias, in any case. Returns its index in

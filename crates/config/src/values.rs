@@ -224,12 +224,13 @@ impl ClientOutputBufferLimits {
     }
 
     /// Applies `<class> <hard> <soft> <soft-seconds>` groups: all of them or,
-    /// on any error, none.
+    /// on any error, none. No groups at all is accepted and changes nothing,
+    /// as in Redis.
     ///
     /// Deviation from Redis, on purpose: soft seconds beyond a C `int` are
     /// rejected instead of truncated.
     pub(crate) fn apply(&mut self, args: &[Vec<u8>]) -> Result<(), &'static str> {
-        if args.is_empty() || args.len() % 4 != 0 {
+        if args.len() % 4 != 0 {
             return Err(ERR_BUFFER_LIMIT_ARITY);
         }
         let mut updated = *self;
@@ -600,7 +601,9 @@ mod tests {
             limits.apply(&args(&["normal", "1", "1"])),
             Err(ERR_BUFFER_LIMIT_ARITY)
         );
-        assert_eq!(limits.apply(&args(&[])), Err(ERR_BUFFER_LIMIT_ARITY));
+        assert_eq!(limits.apply(&args(&[""])), Err(ERR_BUFFER_LIMIT_ARITY));
+        assert_eq!(limits.apply(&args(&[])), Ok(()));
+        assert_eq!(limits, before);
         assert_eq!(
             limits.apply(&args(&["master", "1", "1", "1"])),
             Err(ERR_BUFFER_LIMIT_CLASS)

@@ -242,6 +242,10 @@ impl RequestDecoder {
         mut partial: PartialRequest,
         buf: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
+        debug_assert!(
+            partial.args_remaining > 0,
+            "a partial request has arguments to come"
+        );
         match self.read_args(&mut partial, buf) {
             Ok(true) => Ok(Step::Request(partial.args)),
             Ok(false) => {

@@ -153,9 +153,7 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 }
             }
             if let Some(error) = protocol_error {
-                output.extend_from_slice(b"-");
-                output.extend_from_slice(error.0.as_bytes());
-                output.extend_from_slice(b"\r\n");
+                output.extend_from_slice(&error.reply_bytes());
                 close = true;
             }
             enforce_output_limit(node, &output)?;
@@ -171,8 +169,11 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             return Ok(());
         }
         let query_limit = node.config.borrow().client_query_buffer_limit as usize;
-        if input.len() > query_limit {
-            tracing::warn!("Closing client {} that reached max query buffer length ({} bytes)", conn.client.id, input.len());
+        // The decoder has already taken the finished arguments of a half-read request out of
+        // the buffer: they count too.
+        let query_len = input.len() + decoder.partial_request_len();
+        if query_len > query_limit {
+            tracing::warn!("Closing client {} that reached max query buffer length ({query_len} bytes)", conn.client.id);
             return Ok(());
         }
     }
