@@ -8,10 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::values::{
-    AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy,
-    OutputBufferLimit, ProtectedConfigs, SavePoint,
-};
+use crate::values::{AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint};
 
 /// The server configuration. Every core keeps its own copy; CONFIG SET is
 /// applied to each copy by the runtime.
@@ -162,38 +159,13 @@ impl Default for Config {
             proto_max_bulk_len: 512 * MB,
             client_query_buffer_limit: 1024 * MB,
             client_output_buffer_limit: ClientOutputBufferLimits {
-                normal: OutputBufferLimit {
-                    hard_bytes: 0,
-                    soft_bytes: 0,
-                    soft_seconds: 0,
-                },
-                replica: OutputBufferLimit {
-                    hard_bytes: 256 * MB,
-                    soft_bytes: 64 * MB,
-                    soft_seconds: 60,
-                },
-                pubsub: OutputBufferLimit {
-                    hard_bytes: 32 * MB,
-                    soft_bytes: 8 * MB,
-                    soft_seconds: 60,
-                },
+                normal: OutputBufferLimit { hard_bytes: 0, soft_bytes: 0, soft_seconds: 0 },
+                replica: OutputBufferLimit { hard_bytes: 256 * MB, soft_bytes: 64 * MB, soft_seconds: 60 },
+                pubsub: OutputBufferLimit { hard_bytes: 32 * MB, soft_bytes: 8 * MB, soft_seconds: 60 },
             },
             dir: "./".to_owned(),
             dbfilename: "dump.rdb".to_owned(),
-            save: vec![
-                SavePoint {
-                    seconds: 3600,
-                    changes: 1,
-                },
-                SavePoint {
-                    seconds: 300,
-                    changes: 100,
-                },
-                SavePoint {
-                    seconds: 60,
-                    changes: 10_000,
-                },
-            ],
+            save: vec![SavePoint { seconds: 3600, changes: 1 }, SavePoint { seconds: 300, changes: 100 }, SavePoint { seconds: 60, changes: 10_000 }],
             rdbcompression: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,

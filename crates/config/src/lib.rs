@@ -28,10 +28,7 @@ mod values;
 
 pub use config::Config;
 pub use load::{load, ConfigError, ConfigOrigin, INCLUDE_DEPTH_MAX};
-pub use values::{
-    AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy,
-    OutputBufferLimit, ProtectedConfigs, SavePoint,
-};
+pub use values::{AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint};
 
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -45,11 +42,7 @@ pub(crate) mod test_support {
     impl TempDir {
         pub(crate) fn new() -> Self {
             static COUNTER: AtomicU64 = AtomicU64::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "shoal-config-test-{}-{}",
-                std::process::id(),
-                COUNTER.fetch_add(1, Ordering::Relaxed)
-            ));
+            let path = std::env::temp_dir().join(format!("shoal-config-test-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
             std::fs::create_dir_all(&path).expect("create a temporary directory");
             TempDir(path)
         }
@@ -92,14 +85,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/shoal.conf");
         let text = std::fs::read_to_string(path).expect("config/shoal.conf");
         for directive in table::TABLE {
-            let mentioned = text
-                .lines()
-                .any(|line| line.split_whitespace().next() == Some(directive.name));
-            assert!(
-                mentioned,
-                "config/shoal.conf lacks a `{}` line",
-                directive.name
-            );
+            let mentioned = text.lines().any(|line| line.split_whitespace().next() == Some(directive.name));
+            assert!(mentioned, "config/shoal.conf lacks a `{}` line", directive.name);
         }
     }
 

@@ -79,40 +79,22 @@ pub enum ConfigError {
 /// `save ""`.
 pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
     let mut config = Config::default();
-    let mut context = ApplyContext {
-        loading: true,
-        save_seen: false,
-    };
+    let mut context = ApplyContext { loading: true, save_seen: false };
     let mut open_files = Vec::new();
     if let Some(file) = file {
         load_file(&mut config, &mut context, file, &mut open_files)?;
         config.source_path = Some(std::path::absolute(file).unwrap_or_else(|_| file.to_owned()));
     }
     for (index, line) in command_line_lines(overrides).iter().enumerate() {
-        apply_line(
-            &mut config,
-            &mut context,
-            line,
-            &ConfigOrigin::CommandLine,
-            index + 1,
-            &mut open_files,
-        )?;
+        apply_line(&mut config, &mut context, line, &ConfigOrigin::CommandLine, index + 1, &mut open_files)?;
     }
     Ok(config)
 }
 
 /// Reads one file and applies its lines. `open_files` holds the canonical
 /// paths of the files being read, outermost first.
-fn load_file(
-    config: &mut Config,
-    context: &mut ApplyContext,
-    path: &Path,
-    open_files: &mut Vec<PathBuf>,
-) -> Result<(), ConfigError> {
-    let open_error = |error: std::io::Error| ConfigError::Open {
-        path: path.to_owned(),
-        reason: strerror(&error),
-    };
+fn load_file(config: &mut Config, context: &mut ApplyContext, path: &Path, open_files: &mut Vec<PathBuf>) -> Result<(), ConfigError> {
+    let open_error = |error: std::io::Error| ConfigError::Open { path: path.to_owned(), reason: strerror(&error) };
     let content = std::fs::read(path).map_err(open_error)?;
     let canonical = std::fs::canonicalize(path).map_err(open_error)?;
     open_files.push(canonical);
@@ -136,14 +118,8 @@ pub(crate) fn split_lines(content: &[u8]) -> Vec<&[u8]> {
 /// Trims `" \t\r\n"` from both ends, like Redis's `sdstrim`.
 pub(crate) fn trim_line(line: &[u8]) -> &[u8] {
     let is_trimmed = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let start = line
-        .iter()
-        .position(|b| !is_trimmed(b))
-        .unwrap_or(line.len());
-    let end = line
-        .iter()
-        .rposition(|b| !is_trimmed(b))
-        .map_or(start, |i| i + 1);
+    let start = line.iter().position(|b| !is_trimmed(b)).unwrap_or(line.len());
+    let end = line.iter().rposition(|b| !is_trimmed(b)).map_or(start, |i| i + 1);
     &line[start..end]
 }
 
@@ -159,14 +135,8 @@ fn apply_line(
     if line.is_empty() || line[0] == b'#' {
         return Ok(());
     }
-    let error = |reason: String| ConfigError::Directive {
-        origin: origin.clone(),
-        line_number,
-        line: String::from_utf8_lossy(line).into_owned(),
-        reason,
-    };
-    let args = split_args(line)
-        .map_err(|_| error("Unbalanced quotes in configuration line".to_owned()))?;
+    let error = |reason: String| ConfigError::Directive { origin: origin.clone(), line_number, line: String::from_utf8_lossy(line).into_owned(), reason };
+    let args = split_args(line).map_err(|_| error("Unbalanced quotes in configuration line".to_owned()))?;
     let Some(name) = args.first() else {
         return Ok(());
     };
@@ -177,33 +147,23 @@ fn apply_line(
         }
         // `save "900 1 300 10"`: a multi-argument directive given as one
         // argument is split again (an unsplittable one counts as none).
-        let values = if directive.is_multi_arg() && args.len() == 2 && !args[1].is_empty() {
-            split_args(&args[1]).unwrap_or_default()
-        } else {
-            args[1..].to_vec()
-        };
+        let values =
+            if directive.is_multi_arg() && args.len() == 2 && !args[1].is_empty() { split_args(&args[1]).unwrap_or_default() } else { args[1..].to_vec() };
         return table::apply(config, directive, &values, context).map_err(error);
     }
     if name.eq_ignore_ascii_case(b"include") && args.len() == 2 {
         let path = path_from_bytes(&args[1]);
         if open_files.len() >= INCLUDE_DEPTH_MAX {
-            return Err(error(format!(
-                "include nested too deep (more than {INCLUDE_DEPTH_MAX} files)"
-            )));
+            return Err(error(format!("include nested too deep (more than {INCLUDE_DEPTH_MAX} files)")));
         }
         if let Ok(canonical) = std::fs::canonicalize(&path) {
             if open_files.contains(&canonical) {
-                return Err(error(format!(
-                    "include cycle: '{}' is already being read",
-                    path.display()
-                )));
+                return Err(error(format!("include cycle: '{}' is already being read", path.display())));
             }
         }
         return load_file(config, context, &path, open_files);
     }
-    Err(error(
-        "Bad directive or wrong number of arguments".to_owned(),
-    ))
+    Err(error("Bad directive or wrong number of arguments".to_owned()))
 }
 
 fn path_from_bytes(bytes: &[u8]) -> PathBuf {
@@ -226,9 +186,7 @@ fn command_line_lines(overrides: &[String]) -> Vec<Vec<u8>> {
             let words = split_args(arg.as_bytes()).map_or(0, |words| words.len());
             if words == 1 {
                 name_has_value = false;
-                let next_is_option = overrides
-                    .get(j + 1)
-                    .is_some_and(|next| next.starts_with("--"));
+                let next_is_option = overrides.get(j + 1).is_some_and(|next| next.starts_with("--"));
                 // `--save` with nothing after it means `save ""`.
                 if arg.eq_ignore_ascii_case("--save") && (next_is_option || is_last) {
                     line.extend_from_slice(b"\"\"");
@@ -272,27 +230,14 @@ mod tests {
     /// Checks that `text` fails at `line_number` of the file with `reason`.
     fn check_file_error(text: &str, line_number: usize, line: &str, reason: &str) {
         let (dir, result) = load_text(text, &[]);
-        let expected = ConfigError::Directive {
-            origin: ConfigOrigin::File(dir.path().join("shoal.conf")),
-            line_number,
-            line: line.to_owned(),
-            reason: reason.to_owned(),
-        };
+        let expected =
+            ConfigError::Directive { origin: ConfigOrigin::File(dir.path().join("shoal.conf")), line_number, line: line.to_owned(), reason: reason.to_owned() };
         assert_eq!(result, Err(expected), "loading {text:?}");
     }
 
     fn check_command_line_error(overrides: &[&str], line_number: usize, line: &str, reason: &str) {
-        let expected = ConfigError::Directive {
-            origin: ConfigOrigin::CommandLine,
-            line_number,
-            line: line.to_owned(),
-            reason: reason.to_owned(),
-        };
-        assert_eq!(
-            load(None, &strings(overrides)),
-            Err(expected),
-            "overrides {overrides:?}"
-        );
+        let expected = ConfigError::Directive { origin: ConfigOrigin::CommandLine, line_number, line: line.to_owned(), reason: reason.to_owned() };
+        assert_eq!(load(None, &strings(overrides)), Err(expected), "overrides {overrides:?}");
     }
 
     #[test]
@@ -310,10 +255,7 @@ mod tests {
 
     #[test]
     fn directive_names_are_case_insensitive_and_aliases_work() {
-        let (_dir, config) = load_text(
-            "PORT 7000\nLua-Time-Limit 100\nhash-max-ziplist-entries 7\n",
-            &[],
-        );
+        let (_dir, config) = load_text("PORT 7000\nLua-Time-Limit 100\nhash-max-ziplist-entries 7\n", &[]);
         let config = config.expect("valid file");
         assert_eq!(config.port, 7000);
         assert_eq!(config.busy_reply_threshold, 100);
@@ -328,10 +270,7 @@ mod tests {
 
     #[test]
     fn quoted_arguments_are_unescaped() {
-        let (_dir, config) = load_text(
-            "requirepass \"a b\\\"c\\x41\"\nlogfile 'it\\'s.log'\nloglevel \"warning\"\n",
-            &[],
-        );
+        let (_dir, config) = load_text("requirepass \"a b\\\"c\\x41\"\nlogfile 'it\\'s.log'\nloglevel \"warning\"\n", &[]);
         let config = config.expect("valid file");
         assert_eq!(config.requirepass, "a b\"cA");
         assert_eq!(config.logfile, "it's.log");
@@ -340,21 +279,13 @@ mod tests {
 
     #[test]
     fn memory_units_are_accepted_where_redis_allows_them() {
-        let (_dir, config) = load_text(
-            "maxmemory 1gb\nproto-max-bulk-len 2mb\nclient-query-buffer-limit 1G\nhash-max-listpack-value 1k\n",
-            &[],
-        );
+        let (_dir, config) = load_text("maxmemory 1gb\nproto-max-bulk-len 2mb\nclient-query-buffer-limit 1G\nhash-max-listpack-value 1k\n", &[]);
         let config = config.expect("valid file");
         assert_eq!(config.maxmemory, 1 << 30);
         assert_eq!(config.proto_max_bulk_len, 2 << 20);
         assert_eq!(config.client_query_buffer_limit, 1_000_000_000);
         assert_eq!(config.hash_max_listpack_value, 1000);
-        check_file_error(
-            "port 1k\n",
-            1,
-            "port 1k",
-            "argument couldn't be parsed into an integer",
-        );
+        check_file_error("port 1k\n", 1, "port 1k", "argument couldn't be parsed into an integer");
     }
 
     #[test]
@@ -368,29 +299,11 @@ mod tests {
     #[test]
     fn save_lines_accumulate_and_replace_the_defaults() {
         let (_dir, config) = load_text("save 900 1\nsave 300 10\n", &[]);
-        assert_eq!(
-            config.expect("valid").save,
-            vec![
-                SavePoint {
-                    seconds: 900,
-                    changes: 1
-                },
-                SavePoint {
-                    seconds: 300,
-                    changes: 10
-                }
-            ]
-        );
+        assert_eq!(config.expect("valid").save, vec![SavePoint { seconds: 900, changes: 1 }, SavePoint { seconds: 300, changes: 10 }]);
         let (_dir, config) = load_text("save \"900 1 300 10\"\nsave 60 5\n", &[]);
         assert_eq!(config.expect("valid").save.len(), 3);
         let (_dir, config) = load_text("save 900 1\nsave \"\"\nsave 60 5\n", &[]);
-        assert_eq!(
-            config.expect("valid").save,
-            vec![SavePoint {
-                seconds: 60,
-                changes: 5
-            }]
-        );
+        assert_eq!(config.expect("valid").save, vec![SavePoint { seconds: 60, changes: 5 }]);
     }
 
     #[test]
@@ -412,21 +325,7 @@ mod tests {
 
     #[test]
     fn command_line_overrides_take_several_arguments() {
-        let config = load(
-            None,
-            &strings(&[
-                "--port",
-                "7000",
-                "--bind",
-                "127.0.0.1",
-                "::1",
-                "--save",
-                "",
-                "--threads",
-                "4",
-            ]),
-        )
-        .expect("valid");
+        let config = load(None, &strings(&["--port", "7000", "--bind", "127.0.0.1", "::1", "--save", "", "--threads", "4"])).expect("valid");
         assert_eq!(config.port, 7000);
         assert_eq!(config.bind, vec!["127.0.0.1", "::1"]);
         assert_eq!(config.save, vec![]);
@@ -435,11 +334,7 @@ mod tests {
 
     #[test]
     fn a_command_line_name_and_value_may_share_one_argument() {
-        let config = load(
-            None,
-            &strings(&["--port 7000", "--requirepass", "--secret"]),
-        )
-        .expect("valid");
+        let config = load(None, &strings(&["--port 7000", "--requirepass", "--secret"])).expect("valid");
         assert_eq!(config.port, 7000);
         assert_eq!(config.requirepass, "--secret");
     }
@@ -456,34 +351,20 @@ mod tests {
 
     #[test]
     fn client_output_buffer_limits_are_per_class() {
-        let (_dir, config) = load_text(
-            "client-output-buffer-limit normal 1mb 512kb 10\nclient-output-buffer-limit slave 1 2 3\n",
-            &[],
-        );
+        let (_dir, config) = load_text("client-output-buffer-limit normal 1mb 512kb 10\nclient-output-buffer-limit slave 1 2 3\n", &[]);
         let limits = config.expect("valid").client_output_buffer_limit;
         assert_eq!(limits.normal.hard_bytes, 1 << 20);
         assert_eq!(limits.normal.soft_bytes, 512 << 10);
         assert_eq!(limits.normal.soft_seconds, 10);
         assert_eq!(limits.replica.hard_bytes, 1);
-        assert_eq!(
-            limits.pubsub,
-            Config::default().client_output_buffer_limit.pubsub
-        );
+        assert_eq!(limits.pubsub, Config::default().client_output_buffer_limit.pubsub);
     }
 
     #[test]
     fn an_empty_client_output_buffer_limit_changes_nothing_but_an_empty_string_is_an_error() {
         let (_dir, config) = load_text("client-output-buffer-limit\n", &[]);
-        assert_eq!(
-            config.expect("valid").client_output_buffer_limit,
-            Config::default().client_output_buffer_limit
-        );
-        check_file_error(
-            "client-output-buffer-limit \"\"\n",
-            1,
-            "client-output-buffer-limit \"\"",
-            "Wrong number of arguments in buffer limit configuration.",
-        );
+        assert_eq!(config.expect("valid").client_output_buffer_limit, Config::default().client_output_buffer_limit);
+        check_file_error("client-output-buffer-limit \"\"\n", 1, "client-output-buffer-limit \"\"", "Wrong number of arguments in buffer limit configuration.");
     }
 
     #[test]
@@ -495,12 +376,7 @@ mod tests {
             ("port 1 2\n", 1, "port 1 2", "wrong number of arguments"),
             ("port\n", 1, "port", "wrong number of arguments"),
             ("protected-mode maybe\n", 1, "protected-mode maybe", "argument must be 'yes' or 'no'"),
-            (
-                "loglevel loud\n",
-                1,
-                "loglevel loud",
-                "argument(s) must be one of the following: debug, verbose, notice, warning, nothing",
-            ),
+            ("loglevel loud\n", 1, "loglevel loud", "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"),
             ("maxmemory 1x\n", 1, "maxmemory 1x", "argument must be a memory value"),
             ("save 1\n", 1, "save 1", "Invalid save parameters"),
             ("save a b\n", 1, "save a b", "Invalid save parameters"),
@@ -510,57 +386,27 @@ mod tests {
                 "client-output-buffer-limit foo 1 1 1",
                 "Invalid client class specified in buffer limit configuration.",
             ),
-            (
-                "client-output-buffer-limit normal 1 1\n",
-                1,
-                "client-output-buffer-limit normal 1 1",
-                "Wrong number of arguments in buffer limit configuration.",
-            ),
+            ("client-output-buffer-limit normal 1 1\n", 1, "client-output-buffer-limit normal 1 1", "Wrong number of arguments in buffer limit configuration."),
             (
                 "client-output-buffer-limit normal 1x 1 1\n",
                 1,
                 "client-output-buffer-limit normal 1x 1 1",
                 "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
             ),
-            (
-                "notify-keyspace-events Q\n",
-                1,
-                "notify-keyspace-events Q",
-                "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
-            ),
+            ("notify-keyspace-events Q\n", 1, "notify-keyspace-events Q", "Invalid event class character. Use 'Ag$lshzxeKEtmdn'."),
             ("notify-keyspace-events a b\n", 1, "notify-keyspace-events a b", "wrong number of arguments"),
             ("port \"abc\n", 1, "port \"abc", "Unbalanced quotes in configuration line"),
             ("port \"a\"b\n", 1, "port \"a\"b", "Unbalanced quotes in configuration line"),
             ("dbfilename a/b\n", 1, "dbfilename a/b", "dbfilename can't be a path, just a filename"),
-            (
-                "appenddirname a\\b\n",
-                1,
-                "appenddirname a\\b",
-                "appenddirname can't be a path, just a dirname",
-            ),
-            (
-                "bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n",
-                1,
-                "bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17",
-                "Too many bind addresses specified.",
-            ),
+            ("appenddirname a\\b\n", 1, "appenddirname a\\b", "appenddirname can't be a path, just a dirname"),
+            ("bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n", 1, "bind 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", "Too many bind addresses specified."),
             ("dir /nonexistent-shoal-dir\n", 1, "dir /nonexistent-shoal-dir", "No such file or directory"),
             ("dir /etc/passwd\n", 1, "dir /etc/passwd", "Not a directory"),
             ("include\n", 1, "include", "Bad directive or wrong number of arguments"),
             ("include a b\n", 1, "include a b", "Bad directive or wrong number of arguments"),
             ("io-threads 0\n", 1, "io-threads 0", "argument must be between 1 and 128 inclusive"),
-            (
-                "daemonize yes\n",
-                1,
-                "daemonize yes",
-                "Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'",
-            ),
-            (
-                "activedefrag yes\n",
-                1,
-                "activedefrag yes",
-                "Active defragmentation cannot be enabled: Shoal does not implement it",
-            ),
+            ("daemonize yes\n", 1, "daemonize yes", "Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'"),
+            ("activedefrag yes\n", 1, "activedefrag yes", "Active defragmentation cannot be enabled: Shoal does not implement it"),
         ];
         for &(text, line_number, line, reason) in cases {
             check_file_error(text, line_number, line, reason);
@@ -569,31 +415,11 @@ mod tests {
 
     #[test]
     fn command_line_errors_count_directives_as_lines() {
-        check_command_line_error(
-            &["--port", "abc"],
-            1,
-            "port \"abc\"",
-            "argument couldn't be parsed into an integer",
-        );
-        check_command_line_error(
-            &["--port", "1", "--foo", "2"],
-            2,
-            "foo \"2\"",
-            "Bad directive or wrong number of arguments",
-        );
-        check_command_line_error(
-            &["--port", "1", "2"],
-            1,
-            "port \"1\" \"2\"",
-            "wrong number of arguments",
-        );
+        check_command_line_error(&["--port", "abc"], 1, "port \"abc\"", "argument couldn't be parsed into an integer");
+        check_command_line_error(&["--port", "1", "--foo", "2"], 2, "foo \"2\"", "Bad directive or wrong number of arguments");
+        check_command_line_error(&["--port", "1", "2"], 1, "port \"1\" \"2\"", "wrong number of arguments");
         check_command_line_error(&["--port"], 1, "port", "wrong number of arguments");
-        check_command_line_error(
-            &["7000"],
-            1,
-            "\"7000\"",
-            "Bad directive or wrong number of arguments",
-        );
+        check_command_line_error(&["7000"], 1, "\"7000\"", "Bad directive or wrong number of arguments");
     }
 
     #[test]
@@ -606,31 +432,21 @@ mod tests {
             dir.path().join("shoal.conf").display()
         );
         assert_eq!(text, expected);
-        let missing =
-            load(Some(Path::new("/nonexistent/shoal.conf")), &[]).expect_err("missing file");
-        assert_eq!(
-            missing.to_string(),
-            "Fatal error, can't open config file '/nonexistent/shoal.conf': No such file or directory"
-        );
+        let missing = load(Some(Path::new("/nonexistent/shoal.conf")), &[]).expect_err("missing file");
+        assert_eq!(missing.to_string(), "Fatal error, can't open config file '/nonexistent/shoal.conf': No such file or directory");
     }
 
     #[test]
     fn includes_are_read_in_place_and_report_their_own_lines() {
         let dir = TempDir::new();
         let inner = dir.write("inner.conf", "hz 5\nport 7001\n");
-        let outer = dir.write(
-            "outer.conf",
-            &format!("port 7000\ninclude {}\nmaxclients 7\n", inner.display()),
-        );
+        let outer = dir.write("outer.conf", &format!("port 7000\ninclude {}\nmaxclients 7\n", inner.display()));
         let config = load(Some(&outer), &[]).expect("valid");
         assert_eq!((config.hz, config.port, config.maxclients), (5, 7001, 7));
         assert_eq!(config.source_path(), Some(outer.as_path()));
 
         let bad = dir.write("bad.conf", "hz 5\nport x\n");
-        let outer = dir.write(
-            "outer2.conf",
-            &format!("# top\ninclude {}\n", bad.display()),
-        );
+        let outer = dir.write("outer2.conf", &format!("# top\ninclude {}\n", bad.display()));
         let error = load(Some(&outer), &[]).expect_err("bad include");
         assert_eq!(
             error,
@@ -646,13 +462,7 @@ mod tests {
     #[test]
     fn a_missing_include_is_an_open_error() {
         let (_dir, result) = load_text("include /nonexistent/inc.conf\n", &[]);
-        assert_eq!(
-            result,
-            Err(ConfigError::Open {
-                path: PathBuf::from("/nonexistent/inc.conf"),
-                reason: "No such file or directory".to_owned(),
-            })
-        );
+        assert_eq!(result, Err(ConfigError::Open { path: PathBuf::from("/nonexistent/inc.conf"), reason: "No such file or directory".to_owned() }));
     }
 
     #[test]
@@ -679,10 +489,7 @@ mod tests {
         let depth = INCLUDE_DEPTH_MAX + 1;
         for level in 0..depth {
             let next = dir.path().join(format!("{}.conf", level + 1));
-            dir.write(
-                &format!("{level}.conf"),
-                &format!("include {}\n", next.display()),
-            );
+            dir.write(&format!("{level}.conf"), &format!("include {}\n", next.display()));
         }
         dir.write(&format!("{depth}.conf"), "port 7000\n");
         let error = load(Some(&dir.path().join("0.conf")), &[]).expect_err("too deep");

@@ -21,21 +21,14 @@ impl Config {
     /// replies in hash order; we reply in table order.
     pub fn get(&self, patterns: &[&[u8]]) -> Vec<(String, String)> {
         let mut reply: Vec<(String, String)> = Vec::new();
-        let already_listed = |reply: &[(String, String)], name: &[u8]| {
-            reply
-                .iter()
-                .any(|(listed, _)| listed.as_bytes().eq_ignore_ascii_case(name))
-        };
+        let already_listed = |reply: &[(String, String)], name: &[u8]| reply.iter().any(|(listed, _)| listed.as_bytes().eq_ignore_ascii_case(name));
         for &pattern in patterns {
             if !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
                 if already_listed(&reply, pattern) {
                     continue;
                 }
                 if let Some((index, _)) = table::lookup(pattern) {
-                    reply.push((
-                        String::from_utf8_lossy(pattern).into_owned(),
-                        table::format(self, &TABLE[index]),
-                    ));
+                    reply.push((String::from_utf8_lossy(pattern).into_owned(), table::format(self, &TABLE[index])));
                 }
                 continue;
             }
@@ -65,11 +58,7 @@ impl Config {
     /// error is the whole reply text, `ERR ...`, as Redis words it. An odd
     /// number of arguments is the caller's to refuse (Redis: `ERR syntax
     /// error`).
-    pub fn set_from_client(
-        &mut self,
-        pairs: &[(&[u8], &[u8])],
-        local_client: bool,
-    ) -> Result<Vec<&'static str>, String> {
+    pub fn set_from_client(&mut self, pairs: &[(&[u8], &[u8])], local_client: bool) -> Result<Vec<&'static str>, String> {
         // First pass, as Redis: names, mutability and duplicates; the first
         // problem found wins. An alias is a directive of its own here, so
         // `lua-time-limit` and `busy-reply-threshold` together are no
@@ -78,22 +67,16 @@ impl Config {
         for &(name, _) in pairs {
             let shown = String::from_utf8_lossy(name);
             let Some((index, matched)) = table::lookup(name) else {
-                return Err(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{shown}'"
-                ));
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{shown}'"));
             };
             let reason = match TABLE[index].mutability {
                 Mutability::Immutable => Some("can't set immutable config"),
-                Mutability::Protected if !self.protected_configs_allowed(local_client) => {
-                    Some("can't set protected config")
-                }
+                Mutability::Protected if !self.protected_configs_allowed(local_client) => Some("can't set protected config"),
                 _ if targets.contains(&(index, matched)) => Some("duplicate parameter"),
                 _ => None,
             };
             if let Some(reason) = reason {
-                return Err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{shown}') - {reason}"
-                ));
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{shown}') - {reason}"));
             }
             targets.push((index, matched));
         }
@@ -104,24 +87,15 @@ impl Config {
         let mut context = ApplyContext::default();
         for (&(index, matched), &(_, value)) in targets.iter().zip(pairs) {
             let directive = &TABLE[index];
-            let args = if directive.is_multi_arg() {
-                split_on_spaces(value)
-            } else {
-                vec![value.to_vec()]
-            };
-            table::apply(&mut updated, directive, &args, &mut context).map_err(|reason| {
-                format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{matched}') - {reason}"
-                )
-            })?;
+            let args = if directive.is_multi_arg() { split_on_spaces(value) } else { vec![value.to_vec()] };
+            table::apply(&mut updated, directive, &args, &mut context)
+                .map_err(|reason| format!("ERR CONFIG SET failed (possibly related to argument '{matched}') - {reason}"))?;
         }
 
         let mut changed: Vec<&'static str> = Vec::new();
         for &(index, _) in &targets {
             let directive = &TABLE[index];
-            if !changed.contains(&directive.name)
-                && table::format(self, directive) != table::format(&updated, directive)
-            {
+            if !changed.contains(&directive.name) && table::format(self, directive) != table::format(&updated, directive) {
                 changed.push(directive.name);
             }
         }
@@ -158,33 +132,20 @@ mod tests {
     }
 
     fn pairs(list: &[(String, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(name, value)| (name.clone(), (*value).to_owned()))
-            .collect()
+        list.iter().map(|(name, value)| (name.clone(), (*value).to_owned())).collect()
     }
 
     fn set(config: &mut Config, args: &[&str]) -> Result<Vec<&'static str>, String> {
         assert!(args.len() % 2 == 0, "CONFIG SET takes pairs");
-        let pairs: Vec<(&[u8], &[u8])> = args
-            .chunks(2)
-            .map(|pair| (pair[0].as_bytes(), pair[1].as_bytes()))
-            .collect();
+        let pairs: Vec<(&[u8], &[u8])> = args.chunks(2).map(|pair| (pair[0].as_bytes(), pair[1].as_bytes())).collect();
         config.set(&pairs)
     }
 
     /// Checks that CONFIG SET `args` fails with `expected` and changes nothing.
     fn check_set_error(args: &[&str], expected: &str) {
         let mut config = Config::default();
-        assert_eq!(
-            set(&mut config, args),
-            Err(expected.to_owned()),
-            "CONFIG SET {args:?}"
-        );
-        assert_eq!(
-            config,
-            Config::default(),
-            "a failed CONFIG SET {args:?} changed something"
-        );
+        assert_eq!(set(&mut config, args), Err(expected.to_owned()), "CONFIG SET {args:?}");
+        assert_eq!(config, Config::default(), "a failed CONFIG SET {args:?} changed something");
     }
 
     fn one(name: &str, value: &str) -> Vec<(String, String)> {
@@ -203,10 +164,7 @@ mod tests {
             ("maxmemory-policy", "noeviction"),
             ("proto-max-bulk-len", "536870912"),
             ("client-query-buffer-limit", "1073741824"),
-            (
-                "client-output-buffer-limit",
-                "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-            ),
+            ("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"),
             ("save", "3600 1 300 100 60 10000"),
             ("appendfsync", "everysec"),
             ("notify-keyspace-events", ""),
@@ -223,10 +181,7 @@ mod tests {
     #[test]
     fn get_of_dir_prints_the_current_directory() {
         let cwd = std::env::current_dir().expect("cwd");
-        assert_eq!(
-            get(&Config::default(), &["dir"]),
-            one("dir", &cwd.to_string_lossy())
-        );
+        assert_eq!(get(&Config::default(), &["dir"]), one("dir", &cwd.to_string_lossy()));
     }
 
     #[test]
@@ -234,13 +189,7 @@ mod tests {
         let config = Config::default();
         assert_eq!(get(&config, &["PORT"]), one("PORT", "6379"));
         assert_eq!(get(&config, &["port", "PORT"]), one("port", "6379"));
-        assert_eq!(
-            get(&config, &["PORT", "*"])
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("port"))
-                .count(),
-            1
-        );
+        assert_eq!(get(&config, &["PORT", "*"]).iter().filter(|(n, _)| n.eq_ignore_ascii_case("port")).count(), 1);
         assert_eq!(get(&config, &["no-such-thing"]), vec![]);
     }
 
@@ -248,35 +197,18 @@ mod tests {
     fn get_by_exact_alias_and_canonical_name_lists_both() {
         let config = Config::default();
         assert_eq!(
-            get(
-                &config,
-                &["hash-max-ziplist-entries", "hash-max-listpack-entries"]
-            ),
-            pairs(&[
-                ("hash-max-ziplist-entries".to_owned(), "512"),
-                ("hash-max-listpack-entries".to_owned(), "512"),
-            ])
+            get(&config, &["hash-max-ziplist-entries", "hash-max-listpack-entries"]),
+            pairs(&[("hash-max-ziplist-entries".to_owned(), "512"), ("hash-max-listpack-entries".to_owned(), "512"),])
         );
     }
 
     #[test]
     fn get_by_glob_lists_aliases_as_their_own_entries() {
         let config = Config::default();
-        let names = |patterns: &[&str]| -> Vec<String> {
-            get(&config, patterns)
-                .into_iter()
-                .map(|(name, _)| name)
-                .collect()
-        };
+        let names = |patterns: &[&str]| -> Vec<String> { get(&config, patterns).into_iter().map(|(name, _)| name).collect() };
         assert_eq!(
             names(&["*ziplist*"]),
-            vec![
-                "list-max-ziplist-size",
-                "hash-max-ziplist-entries",
-                "hash-max-ziplist-value",
-                "zset-max-ziplist-entries",
-                "zset-max-ziplist-value"
-            ]
+            vec!["list-max-ziplist-size", "hash-max-ziplist-entries", "hash-max-ziplist-value", "zset-max-ziplist-entries", "zset-max-ziplist-value"]
         );
         assert_eq!(
             names(&["*max-*entries"]),
@@ -290,13 +222,7 @@ mod tests {
             ]
         );
         assert_eq!(names(&["PORT*"]), vec!["port"]);
-        assert_eq!(
-            names(&["port", "p?rt", "*"])
-                .iter()
-                .filter(|n| *n == "port")
-                .count(),
-            1
-        );
+        assert_eq!(names(&["port", "p?rt", "*"]).iter().filter(|n| *n == "port").count(), 1);
         let everything = names(&["*"]);
         assert_eq!(everything.len(), table::all_names().count());
     }
@@ -304,19 +230,7 @@ mod tests {
     #[test]
     fn set_applies_every_pair_and_reports_what_changed() {
         let mut config = Config::default();
-        let changed = set(
-            &mut config,
-            &[
-                "hz",
-                "20",
-                "maxmemory",
-                "1gb",
-                "loglevel",
-                "WARNING",
-                "timeout",
-                "0",
-            ],
-        );
+        let changed = set(&mut config, &["hz", "20", "maxmemory", "1gb", "loglevel", "WARNING", "timeout", "0"]);
         assert_eq!(changed, Ok(vec!["hz", "maxmemory", "loglevel"]));
         assert_eq!(config.hz, 20);
         assert_eq!(config.maxmemory, 1 << 30);
@@ -326,13 +240,7 @@ mod tests {
     #[test]
     fn set_through_an_alias_reports_the_canonical_name() {
         let mut config = Config::default();
-        assert_eq!(
-            set(
-                &mut config,
-                &["lua-time-limit", "10", "busy-reply-threshold", "20"]
-            ),
-            Ok(vec!["busy-reply-threshold"])
-        );
+        assert_eq!(set(&mut config, &["lua-time-limit", "10", "busy-reply-threshold", "20"]), Ok(vec!["busy-reply-threshold"]));
         assert_eq!(config.busy_reply_threshold, 20);
     }
 
@@ -340,44 +248,19 @@ mod tests {
     fn set_splits_multi_argument_values_on_spaces() {
         let mut config = Config::default();
         set(&mut config, &["save", "10 1 20 2", "bind", "127.0.0.1 ::1"]).expect("valid");
-        assert_eq!(
-            config.save,
-            vec![
-                SavePoint {
-                    seconds: 10,
-                    changes: 1
-                },
-                SavePoint {
-                    seconds: 20,
-                    changes: 2
-                }
-            ]
-        );
+        assert_eq!(config.save, vec![SavePoint { seconds: 10, changes: 1 }, SavePoint { seconds: 20, changes: 2 }]);
         assert_eq!(config.bind, vec!["127.0.0.1", "::1"]);
         set(&mut config, &["save", "", "bind", ""]).expect("valid");
         assert_eq!(config.save, vec![]);
         assert_eq!(config.bind, Vec::<String>::new());
-        set(
-            &mut config,
-            &["client-output-buffer-limit", "normal 1mb 2k 3 pubsub 1 1 1"],
-        )
-        .expect("valid");
+        set(&mut config, &["client-output-buffer-limit", "normal 1mb 2k 3 pubsub 1 1 1"]).expect("valid");
         assert_eq!(
             get(&config, &["client-output-buffer-limit"]),
-            one(
-                "client-output-buffer-limit",
-                "normal 1048576 2000 3 slave 268435456 67108864 60 pubsub 1 1 1"
-            )
+            one("client-output-buffer-limit", "normal 1048576 2000 3 slave 268435456 67108864 60 pubsub 1 1 1")
         );
-        assert_eq!(
-            set(&mut config, &["client-output-buffer-limit", ""]),
-            Ok(vec![])
-        );
+        assert_eq!(set(&mut config, &["client-output-buffer-limit", ""]), Ok(vec![]));
         set(&mut config, &["notify-keyspace-events", "KEA"]).expect("valid");
-        assert_eq!(
-            get(&config, &["notify-keyspace-events"]),
-            one("notify-keyspace-events", "AKE")
-        );
+        assert_eq!(get(&config, &["notify-keyspace-events"]), one("notify-keyspace-events", "AKE"));
         set(&mut config, &["hz", "1000"]).expect("valid");
         assert_eq!(config.hz, 500);
     }
@@ -492,10 +375,7 @@ mod tests {
 
     #[test]
     fn protected_configs_follow_enable_protected_configs() {
-        let mut config = Config {
-            enable_protected_configs: ProtectedConfigs::Local,
-            ..Config::default()
-        };
+        let mut config = Config { enable_protected_configs: ProtectedConfigs::Local, ..Config::default() };
         let pairs: &[(&[u8], &[u8])] = &[(b"dbfilename", b"other.rdb")];
         assert!(config.set_from_client(pairs, false).is_err());
         assert_eq!(config.set_from_client(pairs, true), Ok(vec!["dbfilename"]));
@@ -506,21 +386,12 @@ mod tests {
         );
         config.enable_protected_configs = ProtectedConfigs::Yes;
         let error = config.set(&[(b"dir", b"/nonexistent-shoal-dir")]);
-        assert_eq!(
-            error,
-            Err("ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".to_owned())
-        );
+        assert_eq!(error, Err("ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".to_owned()));
     }
 
     #[test]
     fn setting_a_value_to_itself_reports_no_change() {
         let mut config = Config::default();
-        assert_eq!(
-            set(
-                &mut config,
-                &["hz", "10", "save", "3600 1 300 100 60 10000"]
-            ),
-            Ok(vec![])
-        );
+        assert_eq!(set(&mut config, &["hz", "10", "save", "3600 1 300 100 60 10000"]), Ok(vec![]));
     }
 }

@@ -11,9 +11,8 @@
 use crate::args::repr;
 use crate::config::Config;
 use crate::values::{
-    format_bool, format_memory, parse_bool, parse_integer, parse_memory, parse_save, AppendFsync,
-    ConfigEnum, KeyspaceEvents, LogLevel, MaxmemoryPolicy, ProtectedConfigs, ERR_INTEGER,
-    ERR_MEMORY,
+    format_bool, format_memory, parse_bool, parse_integer, parse_memory, parse_save, AppendFsync, ConfigEnum, KeyspaceEvents, LogLevel, MaxmemoryPolicy,
+    ProtectedConfigs, ERR_INTEGER, ERR_MEMORY,
 };
 
 /// Redis's `CONFIG_BINDADDR_MAX`.
@@ -79,10 +78,7 @@ impl Directive {
     /// Whether the directive takes several arguments (Redis's
     /// `MULTI_ARG_CONFIG`): a single argument is then split into several.
     pub(crate) fn is_multi_arg(&self) -> bool {
-        matches!(
-            self.kind,
-            Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit
-        )
+        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit)
     }
 }
 
@@ -105,11 +101,7 @@ macro_rules! boolean {
             name: $name,
             aliases: &[],
             mutability: Mutability::$mutability,
-            kind: Kind::Bool {
-                get: |c| c.$field,
-                set: |c, v| c.$field = v,
-                refuse_yes: $refuse_yes,
-            },
+            kind: Kind::Bool { get: |c| c.$field, set: |c, v| c.$field = v, refuse_yes: $refuse_yes },
         }
     };
 }
@@ -148,11 +140,7 @@ macro_rules! enumeration {
             name: $name,
             aliases: &[],
             mutability: Mutability::$mutability,
-            kind: Kind::Enum {
-                names: <$type as ConfigEnum>::NAMES,
-                get: |c| c.$field.index(),
-                set: |c, i| c.$field = <$type as ConfigEnum>::VALUES[i],
-            },
+            kind: Kind::Enum { names: <$type as ConfigEnum>::NAMES, get: |c| c.$field.index(), set: |c, i| c.$field = <$type as ConfigEnum>::VALUES[i] },
         }
     };
 }
@@ -163,23 +151,13 @@ macro_rules! text {
             name: $name,
             aliases: &[],
             mutability: Mutability::$mutability,
-            kind: Kind::Text {
-                empty_is_null: $empty_is_null,
-                plain_name: $plain_name,
-                get: |c| &c.$field,
-                set: |c, v| c.$field = v,
-            },
+            kind: Kind::Text { empty_is_null: $empty_is_null, plain_name: $plain_name, get: |c| &c.$field, set: |c, v| c.$field = v },
         }
     };
 }
 
 const fn special(name: &'static str, mutability: Mutability, kind: Kind) -> Directive {
-    Directive {
-        name,
-        aliases: &[],
-        mutability,
-        kind,
-    }
+    Directive { name, aliases: &[], mutability, kind }
 }
 
 const INT_MAX: i64 = i32::MAX as i64;
@@ -194,12 +172,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("tcp-backlog", &[], Immutable, tcp_backlog, 0, INT_MAX, plain),
     integer!("timeout", &[], Mutable, timeout, 0, INT_MAX, plain),
     integer!("tcp-keepalive", &[], Mutable, tcp_keepalive, 0, INT_MAX, plain),
-    boolean!(
-        "daemonize",
-        Immutable,
-        daemonize,
-        Some("Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'")
-    ),
+    boolean!("daemonize", Immutable, daemonize, Some("Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'")),
     text!("pidfile", Immutable, pidfile, true, None),
     enumeration!("loglevel", Mutable, loglevel, LogLevel),
     text!("logfile", Immutable, logfile, false, None),
@@ -224,67 +197,21 @@ pub(crate) static TABLE: &[Directive] = &[
     enumeration!("maxmemory-policy", Mutable, maxmemory_policy, MaxmemoryPolicy),
     integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, plain),
     integer!("proto-max-bulk-len", &[], Mutable, proto_max_bulk_len, MB, LONG_MAX, memory),
-    integer!(
-        "client-query-buffer-limit",
-        &[],
-        Mutable,
-        client_query_buffer_limit,
-        MB,
-        LONG_MAX,
-        memory
-    ),
-    special(
-        "client-output-buffer-limit",
-        Mutability::Mutable,
-        Kind::ClientOutputBufferLimit,
-    ),
+    integer!("client-query-buffer-limit", &[], Mutable, client_query_buffer_limit, MB, LONG_MAX, memory),
+    special("client-output-buffer-limit", Mutability::Mutable, Kind::ClientOutputBufferLimit),
     special("dir", Mutability::Protected, Kind::Dir),
-    text!(
-        "dbfilename",
-        Protected,
-        dbfilename,
-        false,
-        Some("dbfilename can't be a path, just a filename")
-    ),
+    text!("dbfilename", Protected, dbfilename, false, Some("dbfilename can't be a path, just a filename")),
     special("save", Mutability::Mutable, Kind::Save),
     boolean!("rdbcompression", Mutable, rdbcompression),
     boolean!("rdbchecksum", Immutable, rdbchecksum),
     boolean!("stop-writes-on-bgsave-error", Mutable, stop_writes_on_bgsave_error),
     boolean!("appendonly", Mutable, appendonly),
-    text!(
-        "appendfilename",
-        Immutable,
-        appendfilename,
-        false,
-        Some("appendfilename can't be a path, just a filename")
-    ),
-    text!(
-        "appenddirname",
-        Immutable,
-        appenddirname,
-        false,
-        Some("appenddirname can't be a path, just a dirname")
-    ),
+    text!("appendfilename", Immutable, appendfilename, false, Some("appendfilename can't be a path, just a filename")),
+    text!("appenddirname", Immutable, appenddirname, false, Some("appenddirname can't be a path, just a dirname")),
     enumeration!("appendfsync", Mutable, appendfsync, AppendFsync),
     boolean!("no-appendfsync-on-rewrite", Mutable, no_appendfsync_on_rewrite),
-    integer!(
-        "auto-aof-rewrite-percentage",
-        &[],
-        Mutable,
-        auto_aof_rewrite_percentage,
-        0,
-        INT_MAX,
-        plain
-    ),
-    integer!(
-        "auto-aof-rewrite-min-size",
-        &[],
-        Mutable,
-        auto_aof_rewrite_min_size,
-        0,
-        LONG_MAX,
-        memory
-    ),
+    integer!("auto-aof-rewrite-percentage", &[], Mutable, auto_aof_rewrite_percentage, 0, INT_MAX, plain),
+    integer!("auto-aof-rewrite-min-size", &[], Mutable, auto_aof_rewrite_min_size, 0, LONG_MAX, memory),
     boolean!("aof-load-truncated", Mutable, aof_load_truncated),
     boolean!("aof-use-rdb-preamble", Mutable, aof_use_rdb_preamble),
     boolean!("aof-timestamp-enabled", Mutable, aof_timestamp_enabled),
@@ -294,129 +221,27 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("lazyfree-lazy-server-del", Mutable, lazyfree_lazy_server_del),
     boolean!("lazyfree-lazy-user-del", Mutable, lazyfree_lazy_user_del),
     boolean!("lazyfree-lazy-user-flush", Mutable, lazyfree_lazy_user_flush),
-    integer!(
-        "busy-reply-threshold",
-        &["lua-time-limit"],
-        Mutable,
-        busy_reply_threshold,
-        0,
-        LONG_MAX,
-        plain
-    ),
-    special(
-        "notify-keyspace-events",
-        Mutability::Mutable,
-        Kind::NotifyKeyspaceEvents,
-    ),
-    integer!(
-        "list-max-listpack-size",
-        &["list-max-ziplist-size"],
-        Mutable,
-        list_max_listpack_size,
-        i32::MIN,
-        i32::MAX,
-        plain
-    ),
+    integer!("busy-reply-threshold", &["lua-time-limit"], Mutable, busy_reply_threshold, 0, LONG_MAX, plain),
+    special("notify-keyspace-events", Mutability::Mutable, Kind::NotifyKeyspaceEvents),
+    integer!("list-max-listpack-size", &["list-max-ziplist-size"], Mutable, list_max_listpack_size, i32::MIN, i32::MAX, plain),
     integer!("list-compress-depth", &[], Mutable, list_compress_depth, 0, INT_MAX, plain),
-    integer!(
-        "hash-max-listpack-entries",
-        &["hash-max-ziplist-entries"],
-        Mutable,
-        hash_max_listpack_entries,
-        0,
-        LONG_MAX,
-        plain
-    ),
-    integer!(
-        "hash-max-listpack-value",
-        &["hash-max-ziplist-value"],
-        Mutable,
-        hash_max_listpack_value,
-        0,
-        LONG_MAX,
-        memory
-    ),
-    integer!(
-        "set-max-intset-entries",
-        &[],
-        Mutable,
-        set_max_intset_entries,
-        0,
-        LONG_MAX,
-        plain
-    ),
-    integer!(
-        "set-max-listpack-entries",
-        &[],
-        Mutable,
-        set_max_listpack_entries,
-        0,
-        LONG_MAX,
-        plain
-    ),
-    integer!(
-        "set-max-listpack-value",
-        &[],
-        Mutable,
-        set_max_listpack_value,
-        0,
-        LONG_MAX,
-        memory
-    ),
-    integer!(
-        "zset-max-listpack-entries",
-        &["zset-max-ziplist-entries"],
-        Mutable,
-        zset_max_listpack_entries,
-        0,
-        LONG_MAX,
-        plain
-    ),
-    integer!(
-        "zset-max-listpack-value",
-        &["zset-max-ziplist-value"],
-        Mutable,
-        zset_max_listpack_value,
-        0,
-        LONG_MAX,
-        memory
-    ),
+    integer!("hash-max-listpack-entries", &["hash-max-ziplist-entries"], Mutable, hash_max_listpack_entries, 0, LONG_MAX, plain),
+    integer!("hash-max-listpack-value", &["hash-max-ziplist-value"], Mutable, hash_max_listpack_value, 0, LONG_MAX, memory),
+    integer!("set-max-intset-entries", &[], Mutable, set_max_intset_entries, 0, LONG_MAX, plain),
+    integer!("set-max-listpack-entries", &[], Mutable, set_max_listpack_entries, 0, LONG_MAX, plain),
+    integer!("set-max-listpack-value", &[], Mutable, set_max_listpack_value, 0, LONG_MAX, memory),
+    integer!("zset-max-listpack-entries", &["zset-max-ziplist-entries"], Mutable, zset_max_listpack_entries, 0, LONG_MAX, plain),
+    integer!("zset-max-listpack-value", &["zset-max-ziplist-value"], Mutable, zset_max_listpack_value, 0, LONG_MAX, memory),
     integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, memory),
-    integer!(
-        "slowlog-log-slower-than",
-        &[],
-        Mutable,
-        slowlog_log_slower_than,
-        -1,
-        LONG_MAX,
-        plain
-    ),
+    integer!("slowlog-log-slower-than", &[], Mutable, slowlog_log_slower_than, -1, LONG_MAX, plain),
     integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
-    integer!(
-        "latency-monitor-threshold",
-        &[],
-        Mutable,
-        latency_monitor_threshold,
-        0,
-        LONG_MAX,
-        plain
-    ),
+    integer!("latency-monitor-threshold", &[], Mutable, latency_monitor_threshold, 0, LONG_MAX, plain),
     integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, plain),
     integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, plain),
     integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, plain),
-    boolean!(
-        "activedefrag",
-        Mutable,
-        activedefrag,
-        Some("Active defragmentation cannot be enabled: Shoal does not implement it")
-    ),
+    boolean!("activedefrag", Mutable, activedefrag, Some("Active defragmentation cannot be enabled: Shoal does not implement it")),
     integer!("io-threads", &[], Immutable, io_threads, 1, 128, plain),
-    enumeration!(
-        "enable-protected-configs",
-        Immutable,
-        enable_protected_configs,
-        ProtectedConfigs
-    ),
+    enumeration!("enable-protected-configs", Immutable, enable_protected_configs, ProtectedConfigs),
     integer!("threads", &[], Immutable, threads, 0, 1024, plain),
 ];
 
@@ -433,16 +258,14 @@ pub(crate) fn lookup(name: &[u8]) -> Option<(usize, &'static str)> {
 
 /// Every name CONFIG GET knows, aliases included, with the directive index.
 pub(crate) fn all_names() -> impl Iterator<Item = (usize, &'static str)> {
-    TABLE.iter().enumerate().flat_map(|(index, directive)| {
-        std::iter::once(directive.name)
-            .chain(directive.aliases.iter().copied())
-            .map(move |name| (index, name))
-    })
+    TABLE
+        .iter()
+        .enumerate()
+        .flat_map(|(index, directive)| std::iter::once(directive.name).chain(directive.aliases.iter().copied()).map(move |name| (index, name)))
 }
 
 fn to_text(value: &[u8]) -> Result<String, String> {
-    String::from_utf8(value.to_vec())
-        .map_err(|_| "argument must be valid UTF-8 (Shoal stores this value as text)".to_owned())
+    String::from_utf8(value.to_vec()).map_err(|_| "argument must be valid UTF-8 (Shoal stores this value as text)".to_owned())
 }
 
 /// The reason text of an I/O error without Rust's " (os error N)" suffix, so
@@ -458,42 +281,23 @@ pub(crate) fn strerror(error: &std::io::Error) -> String {
 /// Parses `args` (already split for multi-argument directives, exactly one
 /// for the others) into the directive's field. On error the field may be
 /// left unchanged or changed; callers work on a copy when that matters.
-pub(crate) fn apply(
-    config: &mut Config,
-    directive: &Directive,
-    args: &[Vec<u8>],
-    context: &mut ApplyContext,
-) -> Result<(), String> {
+pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>], context: &mut ApplyContext) -> Result<(), String> {
     let single = || {
         debug_assert_eq!(args.len(), 1, "{} takes one argument", directive.name);
         args[0].as_slice()
     };
     match &directive.kind {
-        Kind::Bool {
-            set, refuse_yes, ..
-        } => {
+        Kind::Bool { set, refuse_yes, .. } => {
             let value = parse_bool(single())?;
             if let (true, Some(reason)) = (value, refuse_yes) {
                 return Err((*reason).to_owned());
             }
             set(config, value);
         }
-        Kind::Integer {
-            min,
-            max,
-            memory,
-            set,
-            ..
-        } => {
-            let value = if *memory {
-                i128::from(parse_memory(single()).ok_or(ERR_MEMORY)?)
-            } else {
-                i128::from(parse_integer(single()).ok_or(ERR_INTEGER)?)
-            };
+        Kind::Integer { min, max, memory, set, .. } => {
+            let value = if *memory { i128::from(parse_memory(single()).ok_or(ERR_MEMORY)?) } else { i128::from(parse_integer(single()).ok_or(ERR_INTEGER)?) };
             if value < *min || value > *max {
-                return Err(format!(
-                    "argument must be between {min} and {max} inclusive"
-                ));
+                return Err(format!("argument must be between {min} and {max} inclusive"));
             }
             set(config, value);
         }
@@ -502,17 +306,10 @@ pub(crate) fn apply(
             let index = names
                 .iter()
                 .position(|name| name.as_bytes().eq_ignore_ascii_case(value))
-                .ok_or_else(|| {
-                    format!(
-                        "argument(s) must be one of the following: {}",
-                        names.join(", ")
-                    )
-                })?;
+                .ok_or_else(|| format!("argument(s) must be one of the following: {}", names.join(", ")))?;
             set(config, index);
         }
-        Kind::Text {
-            plain_name, set, ..
-        } => {
+        Kind::Text { plain_name, set, .. } => {
             let value = to_text(single())?;
             if let Some(reason) = plain_name {
                 if value.contains(['/', '\\']) {
@@ -526,15 +323,8 @@ pub(crate) fn apply(
                 return Err("Too many bind addresses specified.".to_owned());
             }
             // A single empty argument means no address at all.
-            let args = if args.len() == 1 && args[0].is_empty() {
-                &[][..]
-            } else {
-                args
-            };
-            config.bind = args
-                .iter()
-                .map(|address| to_text(address))
-                .collect::<Result<_, _>>()?;
+            let args = if args.len() == 1 && args[0].is_empty() { &[][..] } else { args };
+            config.bind = args.iter().map(|address| to_text(address)).collect::<Result<_, _>>()?;
         }
         Kind::Save => {
             // `save ""` clears the points; during a load, the first `save`
@@ -570,9 +360,7 @@ pub(crate) fn apply(
 
 /// The process's current directory, which is what Redis prints for `dir`.
 fn current_dir() -> Option<String> {
-    std::env::current_dir()
-        .ok()
-        .map(|dir| dir.to_string_lossy().into_owned())
+    std::env::current_dir().ok().map(|dir| dir.to_string_lossy().into_owned())
 }
 
 /// The value as CONFIG GET prints it.
@@ -583,22 +371,12 @@ pub(crate) fn format(config: &Config, directive: &Directive) -> String {
         Kind::Enum { names, get, .. } => names[get(config)].to_owned(),
         Kind::Text { get, .. } => get(config).to_owned(),
         Kind::Bind => config.bind.join(" "),
-        Kind::Save => config
-            .save
-            .iter()
-            .map(|point| format!("{} {}", point.seconds, point.changes))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Kind::Save => config.save.iter().map(|point| format!("{} {}", point.seconds, point.changes)).collect::<Vec<_>>().join(" "),
         Kind::ClientOutputBufferLimit => config
             .client_output_buffer_limit
             .classes()
             .iter()
-            .map(|(class, limit)| {
-                format!(
-                    "{class} {} {} {}",
-                    limit.hard_bytes, limit.soft_bytes, limit.soft_seconds
-                )
-            })
+            .map(|(class, limit)| format!("{class} {} {} {}", limit.hard_bytes, limit.soft_bytes, limit.soft_seconds))
             .collect::<Vec<_>>()
             .join(" "),
         Kind::NotifyKeyspaceEvents => config.notify_keyspace_events.to_string(),
@@ -610,17 +388,10 @@ pub(crate) fn format(config: &Config, directive: &Directive) -> String {
 /// whether it must be written even where the file does not mention the
 /// directive (Redis's `force`: the value differs from the default). No lines
 /// means the directive must not appear in the file at all.
-pub(crate) fn rewrite_lines(
-    config: &Config,
-    defaults: &Config,
-    directive: &Directive,
-) -> Vec<(String, bool)> {
+pub(crate) fn rewrite_lines(config: &Config, defaults: &Config, directive: &Directive) -> Vec<(String, bool)> {
     let name = directive.name;
     match &directive.kind {
-        Kind::Bool { get, .. } => vec![(
-            format!("{name} {}", format_bool(get(config))),
-            get(config) != get(defaults),
-        )],
+        Kind::Bool { get, .. } => vec![(format!("{name} {}", format_bool(get(config))), get(config) != get(defaults))],
         Kind::Integer { get, memory, .. } => {
             let value = get(config);
             let text = match (*memory, u64::try_from(value)) {
@@ -629,21 +400,13 @@ pub(crate) fn rewrite_lines(
             };
             vec![(format!("{name} {text}"), value != get(defaults))]
         }
-        Kind::Enum { names, get, .. } => vec![(
-            format!("{name} {}", names[get(config)]),
-            get(config) != get(defaults),
-        )],
-        Kind::Text {
-            get, empty_is_null, ..
-        } => {
+        Kind::Enum { names, get, .. } => vec![(format!("{name} {}", names[get(config)]), get(config) != get(defaults))],
+        Kind::Text { get, empty_is_null, .. } => {
             let value = get(config);
             if *empty_is_null && value.is_empty() {
                 return vec![];
             }
-            vec![(
-                format!("{name} {}", repr(value.as_bytes())),
-                value != get(defaults),
-            )]
+            vec![(format!("{name} {}", repr(value.as_bytes())), value != get(defaults))]
         }
         Kind::Bind => {
             if config.bind == defaults.bind {
@@ -654,11 +417,7 @@ pub(crate) fn rewrite_lines(
         // Always written, so that a missing line cannot bring the defaults
         // back; `save ""` when there are no points.
         Kind::Save if config.save.is_empty() => vec![(format!("{name} \"\""), true)],
-        Kind::Save => config
-            .save
-            .iter()
-            .map(|point| (format!("{name} {} {}", point.seconds, point.changes), true))
-            .collect(),
+        Kind::Save => config.save.iter().map(|point| (format!("{name} {} {}", point.seconds, point.changes), true)).collect(),
         Kind::ClientOutputBufferLimit => {
             let current = config.client_output_buffer_limit.classes();
             let default = defaults.client_output_buffer_limit.classes();
@@ -668,12 +427,7 @@ pub(crate) fn rewrite_lines(
                 .map(|((class, limit), (_, default_limit))| {
                     let class = if *class == "slave" { "replica" } else { class };
                     (
-                        format!(
-                            "{name} {class} {} {} {}",
-                            format_memory(limit.hard_bytes),
-                            format_memory(limit.soft_bytes),
-                            limit.soft_seconds
-                        ),
+                        format!("{name} {class} {} {} {}", format_memory(limit.hard_bytes), format_memory(limit.soft_bytes), limit.soft_seconds),
                         limit != default_limit,
                     )
                 })
@@ -681,10 +435,7 @@ pub(crate) fn rewrite_lines(
         }
         Kind::NotifyKeyspaceEvents => {
             let flags = config.notify_keyspace_events.to_string();
-            vec![(
-                format!("{name} {}", repr(flags.as_bytes())),
-                config.notify_keyspace_events.bits() != 0,
-            )]
+            vec![(format!("{name} {}", repr(flags.as_bytes())), config.notify_keyspace_events.bits() != 0)]
         }
         // Redis always writes the absolute current directory.
         Kind::Dir => match current_dir() {
@@ -703,17 +454,10 @@ mod tests {
     fn names_and_aliases_are_unique_lowercase_and_found_by_lookup() {
         let mut seen = HashSet::new();
         for (index, name) in all_names() {
-            assert_eq!(
-                name,
-                name.to_ascii_lowercase(),
-                "{name} should be lowercase"
-            );
+            assert_eq!(name, name.to_ascii_lowercase(), "{name} should be lowercase");
             assert!(seen.insert(name), "{name} is listed twice");
             assert_eq!(lookup(name.as_bytes()).map(|found| found.0), Some(index));
-            assert_eq!(
-                lookup(name.to_ascii_uppercase().as_bytes()),
-                Some((index, name))
-            );
+            assert_eq!(lookup(name.to_ascii_uppercase().as_bytes()), Some((index, name)));
         }
     }
 
@@ -726,22 +470,14 @@ mod tests {
             }
             let text = format(&defaults, directive);
             let args = if directive.is_multi_arg() {
-                text.split(' ')
-                    .filter(|arg| !arg.is_empty())
-                    .map(|arg| arg.as_bytes().to_vec())
-                    .collect::<Vec<_>>()
+                text.split(' ').filter(|arg| !arg.is_empty()).map(|arg| arg.as_bytes().to_vec()).collect::<Vec<_>>()
             } else {
                 vec![text.as_bytes().to_vec()]
             };
             let mut config = defaults.clone();
             let mut context = ApplyContext::default();
-            apply(&mut config, directive, &args, &mut context)
-                .unwrap_or_else(|reason| panic!("{}: {text:?}: {reason}", directive.name));
-            assert_eq!(
-                config, defaults,
-                "{} round trip of {text:?}",
-                directive.name
-            );
+            apply(&mut config, directive, &args, &mut context).unwrap_or_else(|reason| panic!("{}: {text:?}: {reason}", directive.name));
+            assert_eq!(config, defaults, "{} round trip of {text:?}", directive.name);
         }
     }
 
@@ -749,18 +485,11 @@ mod tests {
     fn integer_bounds_are_within_the_field_types() {
         // Setting the minimum and the maximum must be lossless.
         for directive in TABLE {
-            if let Kind::Integer {
-                min, max, get, set, ..
-            } = &directive.kind
-            {
+            if let Kind::Integer { min, max, get, set, .. } = &directive.kind {
                 for bound in [*min, *max] {
                     let mut config = Config::default();
                     set(&mut config, bound);
-                    let expected = if directive.name == "hz" {
-                        bound.clamp(1, 500)
-                    } else {
-                        bound
-                    };
+                    let expected = if directive.name == "hz" { bound.clamp(1, 500) } else { bound };
                     assert_eq!(get(&config), expected, "{} at {bound}", directive.name);
                 }
             }

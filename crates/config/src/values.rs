@@ -14,10 +14,8 @@ pub(crate) const ERR_INTEGER: &str = "argument couldn't be parsed into an intege
 pub(crate) const ERR_MEMORY: &str = "argument must be a memory value";
 const ERR_SAVE: &str = "Invalid save parameters";
 const ERR_BUFFER_LIMIT_ARITY: &str = "Wrong number of arguments in buffer limit configuration.";
-const ERR_BUFFER_LIMIT_CLASS: &str =
-    "Invalid client class specified in buffer limit configuration.";
-const ERR_BUFFER_LIMIT_VALUE: &str =
-    "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+const ERR_BUFFER_LIMIT_CLASS: &str = "Invalid client class specified in buffer limit configuration.";
+const ERR_BUFFER_LIMIT_VALUE: &str = "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
 const ERR_KEYSPACE_EVENTS: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
 
 /// Parses `yes` or `no`, in any case.
@@ -58,9 +56,7 @@ pub(crate) fn parse_integer(value: &[u8]) -> Option<i64> {
         if !d.is_ascii_digit() {
             return None;
         }
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(d - b'0'))?;
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
     }
     if negative {
         if magnitude > i64::MIN.unsigned_abs() {
@@ -97,11 +93,7 @@ pub(crate) fn parse_memory(value: &[u8]) -> Option<u64> {
     if digits_len >= 128 {
         return None;
     }
-    let number = value[..digits_len].iter().fold(0u64, |n, &d| {
-        n.checked_mul(10)
-            .and_then(|n| n.checked_add(u64::from(d - b'0')))
-            .unwrap_or(u64::MAX)
-    });
+    let number = value[..digits_len].iter().fold(0u64, |n, &d| n.checked_mul(10).and_then(|n| n.checked_add(u64::from(d - b'0'))).unwrap_or(u64::MAX));
     Some(number.wrapping_mul(multiplier))
 }
 
@@ -126,10 +118,7 @@ pub(crate) fn format_memory(bytes: u64) -> String {
 /// leading whitespace and a sign are allowed, the result saturates, and an
 /// empty string is 0. `None` when bytes are left over.
 fn parse_c_integer(value: &[u8]) -> Option<i64> {
-    let mut i = value
-        .iter()
-        .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
-        .count();
+    let mut i = value.iter().take_while(|&&b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')).count();
     let negative = match value.get(i) {
         Some(b'-') => {
             i += 1;
@@ -152,11 +141,7 @@ fn parse_c_integer(value: &[u8]) -> Option<i64> {
     let mut n: i64 = 0;
     for &d in &value[i..] {
         let d = i64::from(d - b'0');
-        n = if negative {
-            n.saturating_mul(10).saturating_sub(d)
-        } else {
-            n.saturating_mul(10).saturating_add(d)
-        };
+        n = if negative { n.saturating_mul(10).saturating_sub(d) } else { n.saturating_mul(10).saturating_add(d) };
     }
     Some(n)
 }
@@ -185,10 +170,7 @@ pub(crate) fn parse_save(args: &[Vec<u8>]) -> Result<Vec<SavePoint>, &'static st
         if seconds < 1 || changes < 0 || changes > i64::from(i32::MAX) {
             return Err(ERR_SAVE);
         }
-        points.push(SavePoint {
-            seconds: seconds.unsigned_abs(),
-            changes: changes.unsigned_abs(),
-        });
+        points.push(SavePoint { seconds: seconds.unsigned_abs(), changes: changes.unsigned_abs() });
     }
     Ok(points)
 }
@@ -216,11 +198,7 @@ pub struct ClientOutputBufferLimits {
 impl ClientOutputBufferLimits {
     /// The classes in Redis's order, with the names CONFIG GET prints.
     pub(crate) fn classes(&self) -> [(&'static str, OutputBufferLimit); 3] {
-        [
-            ("normal", self.normal),
-            ("slave", self.replica),
-            ("pubsub", self.pubsub),
-        ]
+        [("normal", self.normal), ("slave", self.replica), ("pubsub", self.pubsub)]
     }
 
     /// Applies `<class> <hard> <soft> <soft-seconds>` groups: all of them or,
@@ -243,14 +221,8 @@ impl ClientOutputBufferLimits {
             };
             let hard_bytes = parse_memory(&group[1]).ok_or(ERR_BUFFER_LIMIT_VALUE)?;
             let soft_bytes = parse_memory(&group[2]).ok_or(ERR_BUFFER_LIMIT_VALUE)?;
-            let soft_seconds = parse_c_integer(&group[3])
-                .filter(|s| (0..=i64::from(i32::MAX)).contains(s))
-                .ok_or(ERR_BUFFER_LIMIT_VALUE)?;
-            *class = OutputBufferLimit {
-                hard_bytes,
-                soft_bytes,
-                soft_seconds: soft_seconds.unsigned_abs(),
-            };
+            let soft_seconds = parse_c_integer(&group[3]).filter(|s| (0..=i64::from(i32::MAX)).contains(s)).ok_or(ERR_BUFFER_LIMIT_VALUE)?;
+            *class = OutputBufferLimit { hard_bytes, soft_bytes, soft_seconds: soft_seconds.unsigned_abs() };
         }
         *self = updated;
         Ok(())
@@ -279,16 +251,8 @@ impl KeyspaceEvents {
     pub const MODULE: u32 = 1 << 12;
     pub const NEW: u32 = 1 << 14;
     /// `A`: every class but key-miss and new-key events.
-    pub const ALL: u32 = Self::GENERIC
-        | Self::STRING
-        | Self::LIST
-        | Self::SET
-        | Self::HASH
-        | Self::ZSET
-        | Self::EXPIRED
-        | Self::EVICTED
-        | Self::STREAM
-        | Self::MODULE;
+    pub const ALL: u32 =
+        Self::GENERIC | Self::STRING | Self::LIST | Self::SET | Self::HASH | Self::ZSET | Self::EXPIRED | Self::EVICTED | Self::STREAM | Self::MODULE;
 
     /// The raw bits.
     pub fn bits(self) -> u32 {
@@ -349,18 +313,9 @@ impl std::fmt::Display for KeyspaceEvents {
                 (Self::MODULE, 'd'),
                 (Self::NEW, 'n'),
             ];
-            out.extend(
-                classes
-                    .iter()
-                    .filter(|(flag, _)| bits & flag != 0)
-                    .map(|(_, c)| c),
-            );
+            out.extend(classes.iter().filter(|(flag, _)| bits & flag != 0).map(|(_, c)| c));
         }
-        for (flag, c) in [
-            (Self::KEYSPACE, 'K'),
-            (Self::KEYEVENT, 'E'),
-            (Self::KEY_MISS, 'm'),
-        ] {
+        for (flag, c) in [(Self::KEYSPACE, 'K'), (Self::KEYEVENT, 'E'), (Self::KEY_MISS, 'm')] {
             if bits & flag != 0 {
                 out.push(c);
             }
@@ -494,10 +449,7 @@ mod tests {
             ("", Some(0)),
             ("kb", Some(0)),
             ("99999999999999999999999", Some(u64::MAX)),
-            (
-                "20000000000gb",
-                Some(20_000_000_000u64.wrapping_mul(1 << 30)),
-            ),
+            ("20000000000gb", Some(20_000_000_000u64.wrapping_mul(1 << 30))),
             ("-1", None),
             ("1x", None),
             ("1.5kb", None),
@@ -523,50 +475,18 @@ mod tests {
 
     #[test]
     fn save_points_parse_like_strtoll() {
-        let args = |list: &[&str]| {
-            list.iter()
-                .map(|a| a.as_bytes().to_vec())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            parse_save(&args(&["+5", "-0"])),
-            Ok(vec![SavePoint {
-                seconds: 5,
-                changes: 0
-            }])
-        );
-        assert_eq!(
-            parse_save(&args(&[" 10", ""])),
-            Ok(vec![SavePoint {
-                seconds: 10,
-                changes: 0
-            }])
-        );
+        let args = |list: &[&str]| list.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>();
+        assert_eq!(parse_save(&args(&["+5", "-0"])), Ok(vec![SavePoint { seconds: 5, changes: 0 }]));
+        assert_eq!(parse_save(&args(&[" 10", ""])), Ok(vec![SavePoint { seconds: 10, changes: 0 }]));
         assert_eq!(parse_save(&args(&[])), Ok(vec![]));
-        for bad in [
-            &["1"][..],
-            &["0", "1"],
-            &["1", "-1"],
-            &["a", "b"],
-            &["1", "1 "],
-            &["", "1"],
-        ] {
+        for bad in [&["1"][..], &["0", "1"], &["1", "-1"], &["a", "b"], &["1", "1 "], &["", "1"]] {
             assert_eq!(parse_save(&args(bad)), Err(ERR_SAVE), "save {bad:?}");
         }
     }
 
     #[test]
     fn keyspace_events_print_in_redis_order() {
-        let cases = [
-            ("gd", "gd"),
-            ("A", "A"),
-            ("An", "A"),
-            ("KmA", "AKm"),
-            ("g$lshzxetd", "A"),
-            ("g$lshzxet", "g$lshzxet"),
-            ("Ex", "xE"),
-            ("", ""),
-        ];
+        let cases = [("gd", "gd"), ("A", "A"), ("An", "A"), ("KmA", "AKm"), ("g$lshzxetd", "A"), ("g$lshzxet", "g$lshzxet"), ("Ex", "xE"), ("", "")];
         for (input, printed) in cases {
             let events = KeyspaceEvents::parse(input.as_bytes()).expect("valid flags");
             assert_eq!(events.to_string(), printed, "flags {input:?}");
@@ -576,46 +496,19 @@ mod tests {
 
     #[test]
     fn buffer_limits_apply_all_groups_or_none() {
-        let args = |list: &[&str]| {
-            list.iter()
-                .map(|a| a.as_bytes().to_vec())
-                .collect::<Vec<_>>()
-        };
-        let zero = OutputBufferLimit {
-            hard_bytes: 0,
-            soft_bytes: 0,
-            soft_seconds: 0,
-        };
-        let mut limits = ClientOutputBufferLimits {
-            normal: zero,
-            replica: zero,
-            pubsub: zero,
-        };
+        let args = |list: &[&str]| list.iter().map(|a| a.as_bytes().to_vec()).collect::<Vec<_>>();
+        let zero = OutputBufferLimit { hard_bytes: 0, soft_bytes: 0, soft_seconds: 0 };
+        let mut limits = ClientOutputBufferLimits { normal: zero, replica: zero, pubsub: zero };
         let before = limits;
-        assert_eq!(
-            limits.apply(&args(&["normal", "1", "1", "1", "pubsub", "1x", "1", "1"])),
-            Err(ERR_BUFFER_LIMIT_VALUE)
-        );
+        assert_eq!(limits.apply(&args(&["normal", "1", "1", "1", "pubsub", "1x", "1", "1"])), Err(ERR_BUFFER_LIMIT_VALUE));
         assert_eq!(limits, before);
-        assert_eq!(
-            limits.apply(&args(&["normal", "1", "1"])),
-            Err(ERR_BUFFER_LIMIT_ARITY)
-        );
+        assert_eq!(limits.apply(&args(&["normal", "1", "1"])), Err(ERR_BUFFER_LIMIT_ARITY));
         assert_eq!(limits.apply(&args(&[""])), Err(ERR_BUFFER_LIMIT_ARITY));
         assert_eq!(limits.apply(&args(&[])), Ok(()));
         assert_eq!(limits, before);
-        assert_eq!(
-            limits.apply(&args(&["master", "1", "1", "1"])),
-            Err(ERR_BUFFER_LIMIT_CLASS)
-        );
-        assert_eq!(
-            limits.apply(&args(&["normal", "1", "1", "-1"])),
-            Err(ERR_BUFFER_LIMIT_VALUE)
-        );
-        assert_eq!(
-            limits.apply(&args(&["NORMAL", "1mb", "2k", "3", "slave", "1", "2", "3"])),
-            Ok(())
-        );
+        assert_eq!(limits.apply(&args(&["master", "1", "1", "1"])), Err(ERR_BUFFER_LIMIT_CLASS));
+        assert_eq!(limits.apply(&args(&["normal", "1", "1", "-1"])), Err(ERR_BUFFER_LIMIT_VALUE));
+        assert_eq!(limits.apply(&args(&["NORMAL", "1mb", "2k", "3", "slave", "1", "2", "3"])), Ok(()));
         assert_eq!(limits.normal.hard_bytes, 1024 * 1024);
         assert_eq!(limits.normal.soft_bytes, 2000);
         assert_eq!(limits.normal.soft_seconds, 3);

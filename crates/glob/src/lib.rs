@@ -57,10 +57,7 @@ struct Matcher {
 
 impl Matcher {
     fn new(nocase: bool) -> Self {
-        Matcher {
-            nocase,
-            skip_longer_matches: false,
-        }
+        Matcher { nocase, skip_longer_matches: false }
     }
 
     fn fold(&self, byte: u8) -> u8 {
@@ -200,13 +197,7 @@ mod tests {
 
     /// Checks one case-sensitive match, with a readable failure.
     fn check(pattern: &[u8], text: &[u8], expected: bool) {
-        assert_eq!(
-            matches(pattern, text),
-            expected,
-            "pattern {:?} against text {:?}",
-            String::from_utf8_lossy(pattern),
-            String::from_utf8_lossy(text)
-        );
+        assert_eq!(matches(pattern, text), expected, "pattern {:?} against text {:?}", String::from_utf8_lossy(pattern), String::from_utf8_lossy(text));
     }
 
     fn check_nocase(pattern: &[u8], text: &[u8], expected: bool) {
@@ -374,9 +365,7 @@ mod tests {
             None => text.is_empty(),
             Some(b'*') => (0..=text.len()).any(|i| reference(&pattern[1..], &text[i..])),
             Some(b'?') => !text.is_empty() && reference(&pattern[1..], &text[1..]),
-            Some(b'\\') if pattern.len() >= 2 => {
-                text.first() == Some(&pattern[1]) && reference(&pattern[2..], &text[1..])
-            }
+            Some(b'\\') if pattern.len() >= 2 => text.first() == Some(&pattern[1]) && reference(&pattern[2..], &text[1..]),
             Some(byte) => text.first() == Some(byte) && reference(&pattern[1..], &text[1..]),
         }
     }

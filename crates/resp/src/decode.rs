@@ -88,11 +88,7 @@ enum Step {
 
 impl RequestDecoder {
     pub fn new(limits: DecodeLimits) -> Self {
-        RequestDecoder {
-            limits,
-            partial: None,
-            scanned_len: 0,
-        }
+        RequestDecoder { limits, partial: None, scanned_len: 0 }
     }
 
     /// Ok(Some(args)) consumes one request from the front of `buf`; Ok(None) means more bytes are needed.
@@ -115,10 +111,7 @@ impl RequestDecoder {
             match step {
                 Step::Incomplete => return Ok(None),
                 Step::Request(args) => {
-                    debug_assert!(
-                        !args.is_empty(),
-                        "a decoded request has at least one argument"
-                    );
+                    debug_assert!(!args.is_empty(), "a decoded request has at least one argument");
                     return Ok(Some(args));
                 }
                 Step::Skipped | Step::Started => {}
@@ -130,9 +123,7 @@ impl RequestDecoder {
     /// here: the arguments received so far. Redis counts them with the query buffer against
     /// `client-query-buffer-limit`; so should the caller.
     pub fn partial_request_len(&self) -> usize {
-        self.partial
-            .as_ref()
-            .map_or(0, |partial| partial.args_len_sum)
+        self.partial.as_ref().map_or(0, |partial| partial.args_len_sum)
     }
 
     /// Whether a multibulk request has been started and not finished. (A partial inline
@@ -174,14 +165,9 @@ impl RequestDecoder {
                 return Ok(Step::Incomplete);
             }
         };
-        let line_len = if newline > 0 && buf[newline - 1] == b'\r' {
-            newline - 1
-        } else {
-            newline
-        };
+        let line_len = if newline > 0 && buf[newline - 1] == b'\r' { newline - 1 } else { newline };
         // Split before consuming: on unbalanced quotes Redis consumes nothing.
-        let tokens = split_tokens(&buf[..line_len])
-            .ok_or_else(|| error("Protocol error: unbalanced quotes in request"))?;
+        let tokens = split_tokens(&buf[..line_len]).ok_or_else(|| error("Protocol error: unbalanced quotes in request"))?;
         let line = buf.split_to(newline + 1).freeze();
         self.scanned_len = 0;
         if tokens.is_empty() {
@@ -198,11 +184,7 @@ impl RequestDecoder {
     }
 
     fn multibulk_header(&mut self, buf: &mut BytesMut) -> Result<Step, ProtocolError> {
-        debug_assert_eq!(
-            buf.first(),
-            Some(&b'*'),
-            "a multibulk request starts with '*'"
-        );
+        debug_assert_eq!(buf.first(), Some(&b'*'), "a multibulk request starts with '*'");
         let cr = match self.find_line_end(buf, b'\r') {
             LineEnd::Found(index) => index,
             LineEnd::Missing => {
@@ -227,25 +209,14 @@ impl RequestDecoder {
         if args_remaining == 0 {
             return Ok(Step::Skipped);
         }
-        self.partial = Some(PartialRequest {
-            args_remaining,
-            args: Vec::with_capacity(args_remaining.min(ARGS_PREALLOCATION_MAX)),
-            bulk_len: None,
-            args_len_sum: 0,
-        });
+        self.partial =
+            Some(PartialRequest { args_remaining, args: Vec::with_capacity(args_remaining.min(ARGS_PREALLOCATION_MAX)), bulk_len: None, args_len_sum: 0 });
         Ok(Step::Started)
     }
 
     /// Continues `partial`; it goes back into `self.partial` unless it completes.
-    fn multibulk_args(
-        &mut self,
-        mut partial: PartialRequest,
-        buf: &mut BytesMut,
-    ) -> Result<Step, ProtocolError> {
-        debug_assert!(
-            partial.args_remaining > 0,
-            "a partial request has arguments to come"
-        );
+    fn multibulk_args(&mut self, mut partial: PartialRequest, buf: &mut BytesMut) -> Result<Step, ProtocolError> {
+        debug_assert!(partial.args_remaining > 0, "a partial request has arguments to come");
         match self.read_args(&mut partial, buf) {
             Ok(true) => Ok(Step::Request(partial.args)),
             Ok(false) => {
@@ -260,11 +231,7 @@ impl RequestDecoder {
     }
 
     /// Reads arguments until the request is complete (`true`) or more bytes are needed.
-    fn read_args(
-        &mut self,
-        partial: &mut PartialRequest,
-        buf: &mut BytesMut,
-    ) -> Result<bool, ProtocolError> {
+    fn read_args(&mut self, partial: &mut PartialRequest, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
         while partial.args_remaining > 0 {
             let bulk_len = match partial.bulk_len {
                 Some(len) => len,
@@ -360,9 +327,7 @@ pub(crate) fn parse_redis_i64(text: &[u8]) -> Option<i64> {
         if !digit.is_ascii_digit() {
             return None;
         }
-        magnitude = magnitude
-            .checked_mul(10)?
-            .checked_add(u64::from(digit - b'0'))?;
+        magnitude = magnitude.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
     }
     if negative {
         // -(2^63) is the one magnitude that fits only as a negative number.
@@ -385,10 +350,7 @@ mod tests {
         decode_all_with(RequestDecoder::default(), input)
     }
 
-    fn decode_all_with(
-        mut decoder: RequestDecoder,
-        input: &[u8],
-    ) -> (Vec<Vec<Vec<u8>>>, Option<String>) {
+    fn decode_all_with(mut decoder: RequestDecoder, input: &[u8]) -> (Vec<Vec<Vec<u8>>>, Option<String>) {
         let mut buf = BytesMut::from(input);
         let mut requests = Vec::new();
         loop {
@@ -419,20 +381,11 @@ mod tests {
     fn pipelined_requests_decode_one_per_call() {
         let mut buf = BytesMut::from(&b"*1\r\n$4\r\nPING\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
         let mut decoder = decoder();
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap(),
-            Some(vec![Bytes::from_static(b"PING")])
-        );
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap(),
-            Some(vec![Bytes::from_static(b"PING")])
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(vec![Bytes::from_static(b"PING")]));
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(vec![Bytes::from_static(b"PING")]));
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"NG\r\n");
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap(),
-            Some(vec![Bytes::from_static(b"PING")])
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(vec![Bytes::from_static(b"PING")]));
         assert!(buf.is_empty());
     }
 
@@ -452,10 +405,7 @@ mod tests {
         let args = decoder().decode(&mut buf).unwrap().unwrap();
         for arg in &args {
             let at = arg.as_ptr() as usize;
-            assert!(
-                at >= start && at < end,
-                "argument {arg:?} was copied out of the buffer"
-            );
+            assert!(at >= start && at < end, "argument {arg:?} was copied out of the buffer");
         }
     }
 
@@ -468,14 +418,8 @@ mod tests {
 
     #[test]
     fn header_cr_may_be_followed_by_any_byte() {
-        assert_eq!(
-            decode_all(b"*1\rX$4\r\nPING\r\n").0,
-            vec![request(&["PING"])]
-        );
-        assert_eq!(
-            decode_all(b"*1\r\n$4\rXPING\r\n").0,
-            vec![request(&["PING"])]
-        );
+        assert_eq!(decode_all(b"*1\rX$4\r\nPING\r\n").0, vec![request(&["PING"])]);
+        assert_eq!(decode_all(b"*1\r\n$4\rXPING\r\n").0, vec![request(&["PING"])]);
     }
 
     #[test]
@@ -502,20 +446,8 @@ mod tests {
 
     #[test]
     fn malformed_count_is_invalid_multibulk_length() {
-        for input in [
-            &b"*\r\n"[..],
-            b"*01\r\n",
-            b"*-0\r\n",
-            b"*+1\r\n",
-            b"*1a\r\n",
-            b"*2147483648\r\n",
-            b"*-9223372036854775809\r\n",
-        ] {
-            assert_eq!(
-                protocol_error(input).as_deref(),
-                Some("ERR Protocol error: invalid multibulk length"),
-                "input {input:?}"
-            );
+        for input in [&b"*\r\n"[..], b"*01\r\n", b"*-0\r\n", b"*+1\r\n", b"*1a\r\n", b"*2147483648\r\n", b"*-9223372036854775809\r\n"] {
+            assert_eq!(protocol_error(input).as_deref(), Some("ERR Protocol error: invalid multibulk length"), "input {input:?}");
         }
     }
 
@@ -529,32 +461,17 @@ mod tests {
 
     #[test]
     fn count_above_a_custom_limit_is_invalid_multibulk_length() {
-        let limits = DecodeLimits {
-            multibulk_len_max: 2,
-            ..DecodeLimits::default()
-        };
+        let limits = DecodeLimits { multibulk_len_max: 2, ..DecodeLimits::default() };
         let (_, error) = decode_all_with(RequestDecoder::new(limits), b"*3\r\n");
-        assert_eq!(
-            error.as_deref(),
-            Some("ERR Protocol error: invalid multibulk length")
-        );
+        assert_eq!(error.as_deref(), Some("ERR Protocol error: invalid multibulk length"));
     }
 
     #[test]
     fn malformed_bulk_length_is_invalid_bulk_length() {
-        for input in [
-            &b"*1\r\n$\r\n"[..],
-            b"*1\r\n$04\r\nPING\r\n",
-            b"*1\r\n$-1\r\n",
-            b"*1\r\n$1a\r\n",
-            b"*1\r\n$99999999999999999999\r\n",
-            b"*1\r\n$536870913\r\n",
-        ] {
-            assert_eq!(
-                protocol_error(input).as_deref(),
-                Some("ERR Protocol error: invalid bulk length"),
-                "input {input:?}"
-            );
+        for input in
+            [&b"*1\r\n$\r\n"[..], b"*1\r\n$04\r\nPING\r\n", b"*1\r\n$-1\r\n", b"*1\r\n$1a\r\n", b"*1\r\n$99999999999999999999\r\n", b"*1\r\n$536870913\r\n"]
+        {
+            assert_eq!(protocol_error(input).as_deref(), Some("ERR Protocol error: invalid bulk length"), "input {input:?}");
         }
     }
 
@@ -566,46 +483,28 @@ mod tests {
 
     #[test]
     fn missing_dollar_names_the_byte_found() {
-        assert_eq!(
-            protocol_error(b"*1\r\nX4\r\n").as_deref(),
-            Some("ERR Protocol error: expected '$', got 'X'")
-        );
-        assert_eq!(
-            protocol_error(b"*3\r\n$4\r\nECHO\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").as_deref(),
-            Some("ERR Protocol error: expected '$', got '*'")
-        );
+        assert_eq!(protocol_error(b"*1\r\nX4\r\n").as_deref(), Some("ERR Protocol error: expected '$', got 'X'"));
+        assert_eq!(protocol_error(b"*3\r\n$4\r\nECHO\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n").as_deref(), Some("ERR Protocol error: expected '$', got '*'"));
     }
 
     #[test]
     fn missing_dollar_shows_cr_and_lf_as_space() {
-        assert_eq!(
-            protocol_error(b"*1\r\n\r\n").as_deref(),
-            Some("ERR Protocol error: expected '$', got ' '")
-        );
-        assert_eq!(
-            protocol_error(b"*1\r\n\n\r\n").as_deref(),
-            Some("ERR Protocol error: expected '$', got ' '")
-        );
+        assert_eq!(protocol_error(b"*1\r\n\r\n").as_deref(), Some("ERR Protocol error: expected '$', got ' '"));
+        assert_eq!(protocol_error(b"*1\r\n\n\r\n").as_deref(), Some("ERR Protocol error: expected '$', got ' '"));
     }
 
     #[test]
     fn missing_dollar_echoes_a_high_byte_raw() {
         let mut buf = BytesMut::from(&b"*1\r\n\xff\r\n"[..]);
         let error = decoder().decode(&mut buf).unwrap_err();
-        assert_eq!(
-            error.reply_bytes(),
-            b"ERR Protocol error: expected '$', got '\xff'".to_vec()
-        );
+        assert_eq!(error.reply_bytes(), b"ERR Protocol error: expected '$', got '\xff'".to_vec());
     }
 
     #[test]
     fn requests_before_a_protocol_error_are_decoded() {
         let (requests, error) = decode_all(b"PING\r\n*1\r\n$4\r\nPING\r\n*x\r\n");
         assert_eq!(requests, vec![request(&["PING"]), request(&["PING"])]);
-        assert_eq!(
-            error.as_deref(),
-            Some("ERR Protocol error: invalid multibulk length")
-        );
+        assert_eq!(error.as_deref(), Some("ERR Protocol error: invalid multibulk length"));
     }
 
     #[test]
@@ -623,10 +522,7 @@ mod tests {
         input.extend(std::iter::repeat_n(b'1', 64 * 1024 - 1));
         assert_eq!(protocol_error(&input), None);
         input.push(b'1');
-        assert_eq!(
-            protocol_error(&input).as_deref(),
-            Some("ERR Protocol error: too big mbulk count string")
-        );
+        assert_eq!(protocol_error(&input).as_deref(), Some("ERR Protocol error: too big mbulk count string"));
     }
 
     #[test]
@@ -634,10 +530,7 @@ mod tests {
         let mut input = vec![b'*'];
         input.extend(std::iter::repeat_n(b'1', 64 * 1024));
         input.extend_from_slice(b"\r\n");
-        assert_eq!(
-            protocol_error(&input).as_deref(),
-            Some("ERR Protocol error: invalid multibulk length")
-        );
+        assert_eq!(protocol_error(&input).as_deref(), Some("ERR Protocol error: invalid multibulk length"));
     }
 
     #[test]
@@ -646,17 +539,9 @@ mod tests {
         let waiting = input.len();
         input.push(b'$');
         input.extend(std::iter::repeat_n(b'1', 64 * 1024 - 1));
-        assert_eq!(
-            protocol_error(&input),
-            None,
-            "{} bytes waiting",
-            input.len() - waiting
-        );
+        assert_eq!(protocol_error(&input), None, "{} bytes waiting", input.len() - waiting);
         input.push(b'1');
-        assert_eq!(
-            protocol_error(&input).as_deref(),
-            Some("ERR Protocol error: too big bulk count string")
-        );
+        assert_eq!(protocol_error(&input).as_deref(), Some("ERR Protocol error: too big bulk count string"));
     }
 
     #[test]
@@ -664,10 +549,7 @@ mod tests {
         let input = vec![b'P'; 64 * 1024];
         assert_eq!(protocol_error(&input), None);
         let input = vec![b'P'; 64 * 1024 + 1];
-        assert_eq!(
-            protocol_error(&input).as_deref(),
-            Some("ERR Protocol error: too big inline request")
-        );
+        assert_eq!(protocol_error(&input).as_deref(), Some("ERR Protocol error: too big inline request"));
     }
 
     #[test]
@@ -683,21 +565,12 @@ mod tests {
 
     #[test]
     fn nul_before_the_terminator_stalls_the_request() {
-        for input in [
-            &b"PI\0NG\r\n"[..],
-            b"*1\0\r\n$4\r\nPING\r\n",
-            b"*1\r\n$4\0\r\nPING\r\n",
-            b"*1\r\n\0\r\n",
-        ] {
+        for input in [&b"PI\0NG\r\n"[..], b"*1\0\r\n$4\r\nPING\r\n", b"*1\r\n$4\0\r\nPING\r\n", b"*1\r\n\0\r\n"] {
             let mut buf = BytesMut::from(input);
             let mut decoder = decoder();
             assert_eq!(decoder.decode(&mut buf).unwrap(), None, "input {input:?}");
             buf.extend_from_slice(b"PING\r\n");
-            assert_eq!(
-                decoder.decode(&mut buf).unwrap(),
-                None,
-                "input {input:?} then more"
-            );
+            assert_eq!(decoder.decode(&mut buf).unwrap(), None, "input {input:?} then more");
         }
     }
 
@@ -707,10 +580,7 @@ mod tests {
         input.resize(64 * 1024, b'a');
         assert_eq!(protocol_error(&input), None);
         input.push(b'a');
-        assert_eq!(
-            protocol_error(&input).as_deref(),
-            Some("ERR Protocol error: too big inline request")
-        );
+        assert_eq!(protocol_error(&input).as_deref(), Some("ERR Protocol error: too big inline request"));
 
         let mut input = b"*1\r\n$1\0".to_vec();
         let mut decoder = decoder();
@@ -719,18 +589,12 @@ mod tests {
         // The header `*1` is consumed; what waits is `$1\0...`.
         input = vec![b'a'; 64 * 1024 - 3 + 1];
         buf.extend_from_slice(&input);
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap_err().0,
-            "ERR Protocol error: too big bulk count string"
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap_err().0, "ERR Protocol error: too big bulk count string");
     }
 
     #[test]
     fn nul_inside_bulk_data_is_data() {
-        assert_eq!(
-            decode_all(b"*1\r\n$4\r\nP\0NG\r\n").0,
-            vec![vec![b"P\0NG".to_vec()]]
-        );
+        assert_eq!(decode_all(b"*1\r\n$4\r\nP\0NG\r\n").0, vec![vec![b"P\0NG".to_vec()]]);
     }
 
     #[test]
@@ -740,18 +604,12 @@ mod tests {
 
     #[test]
     fn inline_request_splits_like_sdssplitargs() {
-        assert_eq!(
-            decode_all(b"SET k \"a b\"\r\n").0,
-            vec![request(&["SET", "k", "a b"])]
-        );
+        assert_eq!(decode_all(b"SET k \"a b\"\r\n").0, vec![request(&["SET", "k", "a b"])]);
     }
 
     #[test]
     fn inline_request_may_end_with_a_bare_newline() {
-        assert_eq!(
-            decode_all(b"PING\nPING\r\n").0,
-            vec![request(&["PING"]), request(&["PING"])]
-        );
+        assert_eq!(decode_all(b"PING\nPING\r\n").0, vec![request(&["PING"]), request(&["PING"])]);
     }
 
     #[test]
@@ -769,17 +627,8 @@ mod tests {
 
     #[test]
     fn inline_with_unbalanced_quotes_is_protocol_error() {
-        for input in [
-            &b"ECHO \"a\"b\r\n"[..],
-            b"ECHO 'a'b\r\n",
-            b"ECHO \"a\r\n",
-            b"ECHO \"a\"\"b\"\r\n",
-        ] {
-            assert_eq!(
-                protocol_error(input).as_deref(),
-                Some("ERR Protocol error: unbalanced quotes in request"),
-                "input {input:?}"
-            );
+        for input in [&b"ECHO \"a\"b\r\n"[..], b"ECHO 'a'b\r\n", b"ECHO \"a\r\n", b"ECHO \"a\"\"b\"\r\n"] {
+            assert_eq!(protocol_error(input).as_deref(), Some("ERR Protocol error: unbalanced quotes in request"), "input {input:?}");
         }
     }
 
@@ -789,13 +638,7 @@ mod tests {
         let mut decoder = decoder();
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b" b\"\r\n");
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap(),
-            Some(vec![
-                Bytes::from_static(b"ECHO"),
-                Bytes::from_static(b"a b")
-            ])
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap(), Some(vec![Bytes::from_static(b"ECHO"), Bytes::from_static(b"a b")]));
     }
 
     #[test]
@@ -811,10 +654,7 @@ mod tests {
         assert_eq!(decoder.partial_request_len(), 4);
         assert_eq!(&buf[..], b"va");
         buf.extend_from_slice(b"lue\r\n");
-        assert_eq!(
-            decoder.decode(&mut buf).unwrap().map(|args| args.len()),
-            Some(3)
-        );
+        assert_eq!(decoder.decode(&mut buf).unwrap().map(|args| args.len()), Some(3));
         assert_eq!(decoder.partial_request_len(), 0);
         assert!(!decoder.has_partial_request());
     }
@@ -824,10 +664,7 @@ mod tests {
         let mut buf = BytesMut::from(&b"*2147483647\r\n$1\r\na\r\n"[..]);
         let mut decoder = decoder();
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
-        let capacity = decoder
-            .partial
-            .as_ref()
-            .map(|partial| partial.args.capacity());
+        let capacity = decoder.partial.as_ref().map(|partial| partial.args.capacity());
         assert_eq!(capacity, Some(ARGS_PREALLOCATION_MAX));
     }
 
@@ -837,18 +674,7 @@ mod tests {
         assert_eq!(parse_redis_i64(b"-1"), Some(-1));
         assert_eq!(parse_redis_i64(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_redis_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for refused in [
-            &b""[..],
-            b"-",
-            b"-0",
-            b"00",
-            b"01",
-            b"+1",
-            b" 1",
-            b"1 ",
-            b"9223372036854775808",
-            b"-9223372036854775809",
-        ] {
+        for refused in [&b""[..], b"-", b"-0", b"00", b"01", b"+1", b" 1", b"1 ", b"9223372036854775808", b"-9223372036854775809"] {
             assert_eq!(parse_redis_i64(refused), None, "{refused:?}");
         }
         // Twenty-one characters are refused before any digit is read.

@@ -27,11 +27,7 @@ const CRLF: &[u8] = b"\r\n";
 pub fn encode(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
     let start = out.len();
     encode_frame(frame, proto, out);
-    debug_assert_eq!(
-        out.len() - start,
-        encoded_len(frame, proto),
-        "encoded_len agrees with encode for {frame:?}"
-    );
+    debug_assert_eq!(out.len() - start, encoded_len(frame, proto), "encoded_len agrees with encode for {frame:?}");
 }
 
 /// The number of bytes [`encode`] appends for `frame` in `proto`, for reserving space and
@@ -40,27 +36,18 @@ pub fn encoded_len(frame: &Frame, proto: Protocol) -> usize {
     match (frame, proto) {
         (Frame::Simple(text) | Frame::Error(text), _) => 1 + text.len() + 2,
         (Frame::Integer(value), _) => 1 + itoa::Buffer::new().format(*value).len() + 2,
-        (Frame::Bulk(data) | Frame::BigNumber(data), Protocol::Resp2)
-        | (Frame::Bulk(data), Protocol::Resp3) => bulk_len(data.len()),
+        (Frame::Bulk(data) | Frame::BigNumber(data), Protocol::Resp2) | (Frame::Bulk(data), Protocol::Resp3) => bulk_len(data.len()),
         (Frame::Null | Frame::NullArray, Protocol::Resp3) => 3,
         (Frame::Null | Frame::NullArray, Protocol::Resp2) => 5,
         (Frame::Array(items) | Frame::Set(items) | Frame::Push(items), _) => {
-            header_len(items.len())
-                + items
-                    .iter()
-                    .map(|item| encoded_len(item, proto))
-                    .sum::<usize>()
+            header_len(items.len()) + items.iter().map(|item| encoded_len(item, proto)).sum::<usize>()
         }
         (Frame::Map(pairs), _) => {
             let count = match proto {
                 Protocol::Resp2 => pairs.len() * 2,
                 Protocol::Resp3 => pairs.len(),
             };
-            header_len(count)
-                + pairs
-                    .iter()
-                    .map(|(key, value)| encoded_len(key, proto) + encoded_len(value, proto))
-                    .sum::<usize>()
+            header_len(count) + pairs.iter().map(|(key, value)| encoded_len(key, proto) + encoded_len(value, proto)).sum::<usize>()
         }
         (Frame::Double(value), Protocol::Resp3) => 1 + format_double(*value).len() + 2,
         (Frame::Double(value), Protocol::Resp2) => bulk_len(format_double(*value).len()),
@@ -89,12 +76,7 @@ pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
 /// `f64` cannot reproduce.
 pub fn format_double(value: f64) -> String {
     if value.is_nan() {
-        return if value.is_sign_negative() {
-            "-nan"
-        } else {
-            "nan"
-        }
-        .to_string();
+        return if value.is_sign_negative() { "-nan" } else { "nan" }.to_string();
     }
     if value.is_infinite() {
         return if value > 0.0 { "inf" } else { "-inf" }.to_string();
@@ -108,20 +90,14 @@ pub fn format_double(value: f64) -> String {
 fn format_g17(value: f64) -> String {
     const PRECISION: i32 = 17;
     let scientific = format!("{value:.16e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .unwrap_or((scientific.as_str(), "0"));
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let (sign, mantissa) = match mantissa.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", mantissa),
     };
     let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    debug_assert_eq!(
-        digits.len(),
-        PRECISION as usize,
-        "{scientific} has 17 significant digits"
-    );
+    debug_assert_eq!(digits.len(), PRECISION as usize, "{scientific} has 17 significant digits");
 
     let mut out = String::with_capacity(24);
     out.push_str(sign);
@@ -150,10 +126,7 @@ fn format_g17(value: f64) -> String {
 
 /// Appends `.digits` without trailing zeros, or nothing if only zeros remain.
 fn push_fraction(out: &mut String, digits: &[u8]) {
-    let kept = digits
-        .iter()
-        .rposition(|&digit| digit != b'0')
-        .map_or(0, |last| last + 1);
+    let kept = digits.iter().rposition(|&digit| digit != b'0').map_or(0, |last| last + 1);
     if kept > 0 {
         out.push('.');
         out.extend(digits[..kept].iter().map(|&digit| char::from(digit)));
@@ -194,13 +167,7 @@ fn put_line(out: &mut BytesMut, kind: u8, text: &[u8]) {
     if memchr::memchr2(b'\r', b'\n', text).is_none() {
         out.put_slice(text);
     } else {
-        out.extend(text.iter().map(|&byte| {
-            if byte == b'\r' || byte == b'\n' {
-                b' '
-            } else {
-                byte
-            }
-        }));
+        out.extend(text.iter().map(|&byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }));
     }
     out.put_slice(CRLF);
 }
@@ -302,41 +269,21 @@ mod tests {
     fn encoded(frame: &Frame, proto: Protocol) -> Vec<u8> {
         let mut out = BytesMut::new();
         encode(frame, proto, &mut out);
-        assert_eq!(
-            out.len(),
-            encoded_len(frame, proto),
-            "encoded_len of {frame:?}"
-        );
+        assert_eq!(out.len(), encoded_len(frame, proto), "encoded_len of {frame:?}");
         out.to_vec()
     }
 
     fn both(frame: Frame, resp2: &[u8], resp3: &[u8]) {
-        assert_eq!(
-            encoded(&frame, Protocol::Resp2),
-            resp2,
-            "RESP2 of {frame:?}"
-        );
-        assert_eq!(
-            encoded(&frame, Protocol::Resp3),
-            resp3,
-            "RESP3 of {frame:?}"
-        );
+        assert_eq!(encoded(&frame, Protocol::Resp2), resp2, "RESP2 of {frame:?}");
+        assert_eq!(encoded(&frame, Protocol::Resp3), resp3, "RESP3 of {frame:?}");
     }
 
     #[test]
     fn scalar_frames_encode_as_in_redis() {
         both(Frame::ok(), b"+OK\r\n", b"+OK\r\n");
-        both(
-            Frame::error("ERR unknown command"),
-            b"-ERR unknown command\r\n",
-            b"-ERR unknown command\r\n",
-        );
+        both(Frame::error("ERR unknown command"), b"-ERR unknown command\r\n", b"-ERR unknown command\r\n");
         both(Frame::Integer(-42), b":-42\r\n", b":-42\r\n");
-        both(
-            Frame::Integer(i64::MIN),
-            b":-9223372036854775808\r\n",
-            b":-9223372036854775808\r\n",
-        );
+        both(Frame::Integer(i64::MIN), b":-9223372036854775808\r\n", b":-9223372036854775808\r\n");
         both(Frame::bulk("foo"), b"$3\r\nfoo\r\n", b"$3\r\nfoo\r\n");
         both(Frame::bulk(""), b"$0\r\n\r\n", b"$0\r\n\r\n");
     }
@@ -349,42 +296,23 @@ mod tests {
 
     #[test]
     fn map_downgrades_to_flat_array() {
-        let map = Frame::Map(vec![
-            (Frame::bulk("maxmemory"), Frame::bulk("0")),
-            (Frame::bulk("a"), Frame::Integer(1)),
-        ]);
-        both(
-            map,
-            b"*4\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$1\r\na\r\n:1\r\n",
-            b"%2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$1\r\na\r\n:1\r\n",
-        );
+        let map = Frame::Map(vec![(Frame::bulk("maxmemory"), Frame::bulk("0")), (Frame::bulk("a"), Frame::Integer(1))]);
+        both(map, b"*4\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$1\r\na\r\n:1\r\n", b"%2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n$1\r\na\r\n:1\r\n");
     }
 
     #[test]
     fn set_and_push_downgrade_to_array() {
         both(Frame::Set(vec![]), b"*0\r\n", b"~0\r\n");
-        both(
-            Frame::Push(vec![Frame::bulk("message"), Frame::Integer(1)]),
-            b"*2\r\n$7\r\nmessage\r\n:1\r\n",
-            b">2\r\n$7\r\nmessage\r\n:1\r\n",
-        );
+        both(Frame::Push(vec![Frame::bulk("message"), Frame::Integer(1)]), b"*2\r\n$7\r\nmessage\r\n:1\r\n", b">2\r\n$7\r\nmessage\r\n:1\r\n");
     }
 
     #[test]
     fn double_downgrades_to_bulk_in_percent_17g() {
-        both(
-            Frame::Double(0.1),
-            b"$19\r\n0.10000000000000001\r\n",
-            b",0.10000000000000001\r\n",
-        );
+        both(Frame::Double(0.1), b"$19\r\n0.10000000000000001\r\n", b",0.10000000000000001\r\n");
         both(Frame::Double(2.5), b"$3\r\n2.5\r\n", b",2.5\r\n");
         both(Frame::Double(100.0), b"$3\r\n100\r\n", b",100\r\n");
         both(Frame::Double(f64::INFINITY), b"$3\r\ninf\r\n", b",inf\r\n");
-        both(
-            Frame::Double(f64::NEG_INFINITY),
-            b"$4\r\n-inf\r\n",
-            b",-inf\r\n",
-        );
+        both(Frame::Double(f64::NEG_INFINITY), b"$4\r\n-inf\r\n", b",-inf\r\n");
         both(Frame::Double(f64::NAN), b"$3\r\nnan\r\n", b",nan\r\n");
     }
 
@@ -397,55 +325,26 @@ mod tests {
     #[test]
     fn big_number_downgrades_to_bulk() {
         let digits = "1234567999999999999999999999999999999";
-        both(
-            Frame::BigNumber(Bytes::from_static(digits.as_bytes())),
-            format!("$37\r\n{digits}\r\n").as_bytes(),
-            format!("({digits}\r\n").as_bytes(),
-        );
+        both(Frame::BigNumber(Bytes::from_static(digits.as_bytes())), format!("$37\r\n{digits}\r\n").as_bytes(), format!("({digits}\r\n").as_bytes());
     }
 
     #[test]
     fn verbatim_downgrades_to_bulk_of_the_text() {
-        let frame = Frame::Verbatim {
-            format: *b"txt",
-            text: Bytes::from_static(b"This is a verbatim\nstring"),
-        };
-        both(
-            frame,
-            b"$25\r\nThis is a verbatim\nstring\r\n",
-            b"=29\r\ntxt:This is a verbatim\nstring\r\n",
-        );
-        let frame = Frame::Verbatim {
-            format: *b"txt",
-            text: Bytes::from_static(b"Some string"),
-        };
-        both(
-            frame,
-            b"$11\r\nSome string\r\n",
-            b"=15\r\ntxt:Some string\r\n",
-        );
+        let frame = Frame::Verbatim { format: *b"txt", text: Bytes::from_static(b"This is a verbatim\nstring") };
+        both(frame, b"$25\r\nThis is a verbatim\nstring\r\n", b"=29\r\ntxt:This is a verbatim\nstring\r\n");
+        let frame = Frame::Verbatim { format: *b"txt", text: Bytes::from_static(b"Some string") };
+        both(frame, b"$11\r\nSome string\r\n", b"=15\r\ntxt:Some string\r\n");
     }
 
     #[test]
     fn nested_aggregates_encode_depth_first() {
-        let frame = Frame::Array(vec![
-            Frame::Array(vec![Frame::bulk("c"), Frame::Double(f64::NEG_INFINITY)]),
-            Frame::NullArray,
-        ]);
-        both(
-            frame,
-            b"*2\r\n*2\r\n$1\r\nc\r\n$4\r\n-inf\r\n*-1\r\n",
-            b"*2\r\n*2\r\n$1\r\nc\r\n,-inf\r\n_\r\n",
-        );
+        let frame = Frame::Array(vec![Frame::Array(vec![Frame::bulk("c"), Frame::Double(f64::NEG_INFINITY)]), Frame::NullArray]);
+        both(frame, b"*2\r\n*2\r\n$1\r\nc\r\n$4\r\n-inf\r\n*-1\r\n", b"*2\r\n*2\r\n$1\r\nc\r\n,-inf\r\n_\r\n");
     }
 
     #[test]
     fn newlines_inside_simple_and_error_become_spaces() {
-        both(
-            Frame::error("ERR bad\r\nthing"),
-            b"-ERR bad  thing\r\n",
-            b"-ERR bad  thing\r\n",
-        );
+        both(Frame::error("ERR bad\r\nthing"), b"-ERR bad  thing\r\n", b"-ERR bad  thing\r\n");
         both(Frame::simple("a\nb"), b"+a b\r\n", b"+a b\r\n");
     }
 
@@ -488,10 +387,7 @@ mod tests {
         assert_eq!(format_double(1e17), "1e+17");
         assert_eq!(format_double(0.0001), "0.0001");
         assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
-        assert_eq!(
-            format_double(f64::MIN_POSITIVE * f64::EPSILON),
-            "4.9406564584124654e-324"
-        );
+        assert_eq!(format_double(f64::MIN_POSITIVE * f64::EPSILON), "4.9406564584124654e-324");
         assert_eq!(format_double(f64::MAX), "1.7976931348623157e+308");
     }
 
@@ -507,14 +403,7 @@ mod tests {
         let mut buffer = [0u8; 64];
         // SAFETY: the buffer is large enough for any %.17g output and its size is passed;
         // the format takes exactly one double.
-        let len = unsafe {
-            libc::snprintf(
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                c"%.17g".as_ptr(),
-                value,
-            )
-        };
+        let len = unsafe { libc::snprintf(buffer.as_mut_ptr().cast(), buffer.len(), c"%.17g".as_ptr(), value) };
         let len = usize::try_from(len).expect("snprintf succeeds");
         String::from_utf8(buffer[..len].to_vec()).expect("printf output is ASCII")
     }

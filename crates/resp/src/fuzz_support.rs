@@ -8,11 +8,7 @@ use bytes::{Bytes, BytesMut};
 use crate::{encode_request, DecodeLimits, ProtocolError, RequestDecoder};
 
 /// Small limits, so that short inputs reach the "too big" and "invalid length" paths.
-pub const SMALL_LIMITS: DecodeLimits = DecodeLimits {
-    bulk_len_max: 64,
-    inline_len_max: 32,
-    multibulk_len_max: 8,
-};
+pub const SMALL_LIMITS: DecodeLimits = DecodeLimits { bulk_len_max: 64, inline_len_max: 32, multibulk_len_max: 8 };
 
 /// What feeding one input produced.
 #[derive(Debug)]
@@ -28,21 +24,14 @@ pub struct Outcome {
 /// Feeds `input` to a fresh decoder in chunks of the given lengths (the last chunk takes the
 /// rest), decoding after each chunk until it needs more bytes, and checks the decoder's
 /// invariants on the way. Stops at the first protocol error, as a connection would.
-pub fn decode_in_chunks(
-    limits: DecodeLimits,
-    input: &[u8],
-    chunk_lens: impl IntoIterator<Item = usize>,
-) -> Outcome {
+pub fn decode_in_chunks(limits: DecodeLimits, input: &[u8], chunk_lens: impl IntoIterator<Item = usize>) -> Outcome {
     let mut decoder = RequestDecoder::new(limits);
     let mut buf = BytesMut::new();
     let mut requests = Vec::new();
     let mut fed = 0;
     let mut chunk_lens = chunk_lens.into_iter();
     while fed < input.len() {
-        let chunk_len = chunk_lens
-            .next()
-            .unwrap_or(input.len())
-            .clamp(1, input.len() - fed);
+        let chunk_len = chunk_lens.next().unwrap_or(input.len()).clamp(1, input.len() - fed);
         buf.extend_from_slice(&input[fed..fed + chunk_len]);
         fed += chunk_len;
         loop {
@@ -57,46 +46,25 @@ pub fn decode_in_chunks(
                     // What waits is a line not yet terminated (bounded by the inline limit
                     // before this chunk came), a line whose CR is the last byte, or part of a
                     // bulk argument (bounded by the bulk limit).
-                    let bound = (limits.inline_len_max.saturating_add(chunk_len))
-                        .max(limits.bulk_len_max.saturating_add(2));
-                    assert!(
-                        buf.len() <= bound,
-                        "{} bytes wait, more than {bound}",
-                        buf.len()
-                    );
-                    assert!(
-                        decoder.partial_request_len() <= fed,
-                        "held arguments came from the input"
-                    );
+                    let bound = (limits.inline_len_max.saturating_add(chunk_len)).max(limits.bulk_len_max.saturating_add(2));
+                    assert!(buf.len() <= bound, "{} bytes wait, more than {bound}", buf.len());
+                    assert!(decoder.partial_request_len() <= fed, "held arguments came from the input");
                     break;
                 }
                 Err(error) => {
-                    assert!(
-                        error.0.starts_with("ERR Protocol error: "),
-                        "unexpected error text {error:?}"
-                    );
+                    assert!(error.0.starts_with("ERR Protocol error: "), "unexpected error text {error:?}");
                     // Empty requests and a multibulk header may have been consumed on the
                     // way, but the failing step consumed nothing: it fails the same again.
                     let error_len = buf.len();
                     let again = decoder.decode(&mut buf);
                     assert_eq!(again.as_ref().err(), Some(&error), "an error repeats");
                     assert_eq!(buf.len(), error_len, "a repeated error consumes nothing");
-                    return Outcome {
-                        requests,
-                        error: Some(error),
-                        leftover_len: buf.len(),
-                        partial: decoder.has_partial_request(),
-                    };
+                    return Outcome { requests, error: Some(error), leftover_len: buf.len(), partial: decoder.has_partial_request() };
                 }
             }
         }
     }
-    Outcome {
-        requests,
-        error: None,
-        leftover_len: buf.len(),
-        partial: decoder.has_partial_request(),
-    }
+    Outcome { requests, error: None, leftover_len: buf.len(), partial: decoder.has_partial_request() }
 }
 
 fn is_too_big(error: &ProtocolError) -> bool {
@@ -108,24 +76,11 @@ fn is_too_big(error: &ProtocolError) -> bool {
 /// Feeding in chunks can only differ by an earlier "too big" error: the decoder judges a
 /// missing terminator by what is in the buffer, as Redis does, and a smaller buffer can
 /// cross the limit before the terminator arrives.
-pub fn check_chunking(
-    limits: DecodeLimits,
-    input: &[u8],
-    chunk_lens: impl IntoIterator<Item = usize>,
-) {
+pub fn check_chunking(limits: DecodeLimits, input: &[u8], chunk_lens: impl IntoIterator<Item = usize>) {
     let whole = decode_in_chunks(limits, input, [input.len()]);
     let chunked = decode_in_chunks(limits, input, chunk_lens);
-    assert!(
-        chunked.requests.len() <= whole.requests.len(),
-        "chunked gave {} requests, whole {}",
-        chunked.requests.len(),
-        whole.requests.len()
-    );
-    assert_eq!(
-        chunked.requests[..],
-        whole.requests[..chunked.requests.len()],
-        "chunked requests are a prefix"
-    );
+    assert!(chunked.requests.len() <= whole.requests.len(), "chunked gave {} requests, whole {}", chunked.requests.len(), whole.requests.len());
+    assert_eq!(chunked.requests[..], whole.requests[..chunked.requests.len()], "chunked requests are a prefix");
     match &chunked.error {
         Some(error) if is_too_big(error) => {}
         _ => {
@@ -158,11 +113,7 @@ pub fn check_decoder(data: &[u8]) {
     let Some((&seed, input)) = data.split_first() else {
         return;
     };
-    let limits = if seed & 1 == 0 {
-        SMALL_LIMITS
-    } else {
-        DecodeLimits::default()
-    };
+    let limits = if seed & 1 == 0 { SMALL_LIMITS } else { DecodeLimits::default() };
     let chunk_len_max = usize::from(seed >> 1) % 16 + 1;
     let mut state = u32::from(seed) | 1;
     let chunk_lens = std::iter::from_fn(move || {

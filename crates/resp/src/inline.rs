@@ -194,10 +194,7 @@ mod tests {
 
     #[test]
     fn double_quotes_understand_escapes() {
-        assert_eq!(
-            split(br#"ECHO "\x41\x4g\n\q\r\t\b\a\\\"""#),
-            args(&[b"ECHO", b"Ax4g\nq\r\t\x08\x07\\\""])
-        );
+        assert_eq!(split(br#"ECHO "\x41\x4g\n\q\r\t\b\a\\\"""#), args(&[b"ECHO", b"Ax4g\nq\r\t\x08\x07\\\""]));
     }
 
     #[test]
@@ -242,21 +239,12 @@ mod tests {
 
     #[test]
     fn unquoted_arguments_are_slices_of_the_line() {
-        assert_eq!(
-            split_tokens(b"GET key").unwrap(),
-            vec![Token::Raw(0..3), Token::Raw(4..7)]
-        );
-        assert_eq!(
-            split_tokens(b"GET k\"e\"").unwrap(),
-            vec![Token::Raw(0..3), Token::Owned(b"ke".to_vec())]
-        );
+        assert_eq!(split_tokens(b"GET key").unwrap(), vec![Token::Raw(0..3), Token::Raw(4..7)]);
+        assert_eq!(split_tokens(b"GET k\"e\"").unwrap(), vec![Token::Raw(0..3), Token::Owned(b"ke".to_vec())]);
     }
 
     #[test]
     fn high_bytes_are_ordinary_characters() {
-        assert_eq!(
-            split(b"ECHO \xff\xa0\x85x"),
-            args(&[b"ECHO", b"\xff\xa0\x85x"])
-        );
+        assert_eq!(split(b"ECHO \xff\xa0\x85x"), args(&[b"ECHO", b"\xff\xa0\x85x"]));
     }
 }

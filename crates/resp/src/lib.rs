@@ -44,11 +44,7 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits {
-            bulk_len_max: 512 * 1024 * 1024,
-            inline_len_max: 64 * 1024,
-            multibulk_len_max: i32::MAX as usize,
-        }
+        DecodeLimits { bulk_len_max: 512 * 1024 * 1024, inline_len_max: 64 * 1024, multibulk_len_max: i32::MAX as usize }
     }
 }
 
@@ -145,12 +141,7 @@ impl Frame {
         I: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
-        Frame::Array(
-            items
-                .into_iter()
-                .map(|item| Frame::Bulk(item.into()))
-                .collect(),
-        )
+        Frame::Array(items.into_iter().map(|item| Frame::Bulk(item.into())).collect())
     }
 
     /// Whether this is an error reply.
@@ -189,24 +180,13 @@ mod tests {
     #[test]
     fn protocol_error_reply_keeps_a_high_byte_as_one_byte() {
         let error = ProtocolError("ERR Protocol error: expected '$', got '\u{ff}'".to_string());
-        assert_eq!(
-            error.reply_bytes(),
-            b"ERR Protocol error: expected '$', got '\xff'".to_vec()
-        );
-        assert_eq!(
-            error.to_frame(),
-            Frame::Error(Bytes::from_static(
-                b"ERR Protocol error: expected '$', got '\xff'"
-            ))
-        );
+        assert_eq!(error.reply_bytes(), b"ERR Protocol error: expected '$', got '\xff'".to_vec());
+        assert_eq!(error.to_frame(), Frame::Error(Bytes::from_static(b"ERR Protocol error: expected '$', got '\xff'")));
     }
 
     #[test]
     fn error_code_is_the_first_word() {
-        assert_eq!(
-            Frame::error("WRONGTYPE Operation against a key").error_code(),
-            Some(&b"WRONGTYPE"[..])
-        );
+        assert_eq!(Frame::error("WRONGTYPE Operation against a key").error_code(), Some(&b"WRONGTYPE"[..]));
         assert_eq!(Frame::error("ERR").error_code(), Some(&b"ERR"[..]));
         assert_eq!(Frame::ok().error_code(), None);
     }
@@ -217,10 +197,7 @@ mod tests {
         assert_eq!(Frame::bulk("v"), Frame::Bulk(Bytes::from_static(b"v")));
         assert_eq!(Frame::from(7), Frame::Integer(7));
         assert_eq!(Frame::from_int(-1), Frame::Integer(-1));
-        assert_eq!(
-            Frame::bulks(["a", "b"]),
-            Frame::Array(vec![Frame::bulk("a"), Frame::bulk("b")])
-        );
+        assert_eq!(Frame::bulks(["a", "b"]), Frame::Array(vec![Frame::bulk("a"), Frame::bulk("b")]));
         assert!(Frame::error("ERR x").is_error());
     }
 }

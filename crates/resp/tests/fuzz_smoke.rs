@@ -87,14 +87,8 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn decoder_survives_seeded_random_and_mutated_inputs() {
-    let seconds = std::env::var("SHOAL_FUZZ_SMOKE_SECONDS")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(2);
-    let seed = std::env::var("SHOAL_FUZZ_SMOKE_SEED")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(0x5eed_5a0a1);
+    let seconds = std::env::var("SHOAL_FUZZ_SMOKE_SECONDS").ok().and_then(|text| text.parse().ok()).unwrap_or(2);
+    let seed = std::env::var("SHOAL_FUZZ_SMOKE_SEED").ok().and_then(|text| text.parse().ok()).unwrap_or(0x5eed_5a0a1);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut rng = Rng(seed | 1);
     let mut runs: u64 = 0;
@@ -102,10 +96,7 @@ fn decoder_survives_seeded_random_and_mutated_inputs() {
     while runs < 2_000_000 && Instant::now() < deadline {
         let input = generate(&mut rng);
         let outcome = std::panic::catch_unwind(|| check_decoder(&input));
-        assert!(
-            outcome.is_ok(),
-            "seed {seed}, run {runs}: the decoder check failed on input {input:?}"
-        );
+        assert!(outcome.is_ok(), "seed {seed}, run {runs}: the decoder check failed on input {input:?}");
         runs += 1;
     }
     assert!(runs > 0, "at least one input ran");

@@ -22,9 +22,7 @@ enum Written {
 impl Written {
     fn expected(&self) -> Option<Vec<Bytes>> {
         match self {
-            Written::Multibulk(args) | Written::Inline { args, .. } => {
-                Some(args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect())
-            }
+            Written::Multibulk(args) | Written::Inline { args, .. } => Some(args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect()),
             Written::Empty(_) => None,
         }
     }
