@@ -10,6 +10,43 @@ pub fn parse_i64(arg: &[u8]) -> Result<i64, Frame> {
     shoal_store::value::parse_canonical_i64(arg).ok_or_else(errors::not_integer)
 }
 
+/// Parses a 32-bit integer argument (Redis's `getIntFromObjectOrReply`): a non-integer is
+/// NOT_INTEGER, an integer beyond 32 bits gets its own error.
+pub fn parse_i32(arg: &[u8]) -> Result<i32, Frame> {
+    i32::try_from(parse_i64(arg)?).map_err(|_| errors::error(errors::INT_OUT_OF_RANGE))
+}
+
+/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` does with `strtoul`: no leading
+/// space, an optional sign, decimal digits up to the first NUL byte and nothing after them.
+/// A minus sign negates modulo 2^64 and an empty argument is cursor 0, as in Redis.
+pub fn parse_cursor(arg: &[u8]) -> Result<u64, Frame> {
+    let invalid = || errors::error(errors::INVALID_CURSOR);
+    let text = arg.split(|&b| b == 0).next().unwrap_or_default();
+    let Some(&first) = text.first() else {
+        return Ok(0);
+    };
+    // C's isspace also takes the vertical tab, which Rust's ASCII whitespace does not.
+    if first.is_ascii_whitespace() || first == 0x0b {
+        return Err(invalid());
+    }
+    let (negative, digits) = match first {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return Err(invalid());
+    }
+    let mut value: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return Err(invalid());
+        }
+        value = value.checked_mul(10).and_then(|v| v.checked_add((b - b'0') as u64)).ok_or_else(invalid)?;
+    }
+    Ok(if negative { value.wrapping_neg() } else { value })
+}
+
 /// Parses a float argument as Redis's `getLongDoubleFromObject`: no spaces, no NaN.
 pub fn parse_f64(arg: &[u8]) -> Result<f64, Frame> {
     let text = std::str::from_utf8(arg).map_err(|_| errors::error(errors::NOT_FLOAT))?;

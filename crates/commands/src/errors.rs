@@ -15,6 +15,21 @@ pub const DB_INDEX_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
 pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+pub const INCREMENT_NAN_OR_INFINITY: &str = "ERR increment would produce NaN or Infinity";
+pub const LCS_WRONG_TYPE: &str = "ERR The specified keys must contain string values";
+pub const LCS_IDX_AND_LEN: &str = "ERR If you want both the length and indexes, please just use IDX.";
+pub const LCS_STRING_TOO_LONG: &str = "ERR String too long for LCS";
+pub const LCS_TABLE_TOO_LARGE: &str = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+pub const LCS_ALLOCATION_FAILED: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
+/// Redis's `getIntFromObjectOrReply` for an integer that does not fit 32 bits.
+pub const INT_OUT_OF_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+pub const EXPIRE_NX_AND_OTHERS: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
+pub const INVALID_FIRST_DB_INDEX: &str = "ERR invalid first DB index";
+pub const INVALID_SECOND_DB_INDEX: &str = "ERR invalid second DB index";
+pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 
 pub fn error(text: &str) -> Frame {
     debug_assert!(text.split(' ').next().is_some_and(|p| p.chars().all(|c| c.is_ascii_uppercase())), "error `{text}` starts with an upper-case prefix");
@@ -49,11 +64,7 @@ pub fn unknown_command(args: &[bytes::Bytes]) -> Frame {
         }
         quoted.push_str(&format!("'{}' ", sanitize(arg, 128 - quoted.len())));
     }
-    error(&format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        sanitize(&args[0], 128),
-        quoted
-    ))
+    error(&format!("ERR unknown command '{}', with args beginning with: {}", sanitize(&args[0], 128), quoted))
 }
 
 /// `ERR unknown subcommand 'foo'. Try OBJECT HELP.`
@@ -64,6 +75,11 @@ pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Frame {
 /// `ERR invalid expire time in 'set' command`
 pub fn invalid_expire(command: &str) -> Frame {
     error(&format!("ERR invalid expire time in '{}' command", command.to_ascii_lowercase()))
+}
+
+/// `ERR Unsupported option foo` (EXPIRE and friends).
+pub fn unsupported_option(option: &[u8]) -> Frame {
+    error(&format!("ERR Unsupported option {}", sanitize(option, option.len())))
 }
 
 /// Redis replaces newlines in echoed arguments with spaces and truncates them.

@@ -1,8 +1,17 @@
 //! The string family: GET, SET and friends (Redis's `t_string.c`).
+//!
+//! Replies and errors follow Redis 7 byte for byte, including INCRBYFLOAT's `long double`
+//! arithmetic ([`long_double`]) and the encodings OBJECT ENCODING reports: a value written
+//! whole is encoded as Redis's `tryObjectEncoding` would ([`Str::from_bytes`]), one changed in
+//! place (APPEND, SETRANGE) becomes raw. Bit operations (SETBIT, BITCOUNT, ...) are not here.
+
+pub mod long_double;
 
 use bytes::Bytes;
+use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::Frame;
+use shoal_store::value::EMBSTR_LEN_MAX;
 use shoal_store::{Db, Str, Value};
 
 use crate::args::{self, is};
@@ -105,7 +114,131 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: Handler::Keys { local: decrby, multi: None },
         ..BASE
     },
+    CommandSpec {
+        name: "setnx",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        summary: "Set the string value of a key only when the key doesn't exist.",
+        handler: Handler::Keys { local: setnx, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "setex",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        summary: "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+        since: "2.0.0",
+        handler: Handler::Keys { local: setex, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "psetex",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        summary: "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+        since: "2.6.0",
+        handler: Handler::Keys { local: psetex, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        // Deprecated since 6.2.0 in favour of SET with GET; the table has no field for that yet.
+        name: "getset",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        summary: "Returns the previous string value of a key after setting it to a new value.",
+        handler: Handler::Keys { local: getset, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "getdel",
+        arity: 2,
+        flags: WRITE | FAST,
+        summary: "Returns the string value of a key after deleting the key.",
+        since: "6.2.0",
+        handler: Handler::Keys { local: getdel, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "getex",
+        arity: -2,
+        flags: WRITE | FAST,
+        summary: "Returns the string value of a key after setting its expiration time.",
+        since: "6.2.0",
+        handler: Handler::Keys { local: getex, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "append",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        summary: "Appends a string to the value of a key. Creates the key if it doesn't exist.",
+        since: "2.0.0",
+        complexity: "O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.",
+        handler: Handler::Keys { local: append, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "strlen",
+        arity: 2,
+        flags: READONLY | FAST,
+        summary: "Returns the length of a string value.",
+        since: "2.2.0",
+        handler: Handler::Keys { local: strlen, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "incrbyfloat",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        since: "2.6.0",
+        handler: Handler::Keys { local: incrbyfloat, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "getrange",
+        arity: 4,
+        flags: READONLY,
+        summary: "Returns a substring of the string stored at a key.",
+        since: "2.4.0",
+        complexity: RANGE_COMPLEXITY,
+        handler: Handler::Keys { local: getrange, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        // Deprecated since 2.0.0 in favour of GETRANGE.
+        name: "substr",
+        arity: 4,
+        flags: READONLY,
+        summary: "Returns a substring from a string value.",
+        complexity: RANGE_COMPLEXITY,
+        handler: Handler::Keys { local: getrange, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "setrange",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
+        since: "2.2.0",
+        complexity: "O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.",
+        handler: Handler::Keys { local: setrange, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "lcs",
+        arity: -3,
+        flags: READONLY,
+        keys: KeySpec::TWO,
+        summary: "Finds the longest common substring.",
+        since: "7.0.0",
+        complexity: "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+        handler: Handler::Keys { local: lcs, multi: Some(lcs_multi) },
+        ..BASE
+    },
 ];
+
+const RANGE_COMPLEXITY: &str = "O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.";
 
 /// Reads a string value; Err(WRONGTYPE) for other types.
 pub fn op_get(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Option<Bytes>, Frame> {
@@ -130,14 +263,15 @@ fn get(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 /// When SET's key may be written.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Condition {
+    #[default]
     Always,
     IfAbsent,
     IfPresent,
 }
 
-/// What SET does with the TTL.
+/// What a write does with the key's TTL.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Ttl {
     Clear,
@@ -157,44 +291,124 @@ pub fn expire_at_ms(value: i64, unit_ms: i64, absolute: bool, now_ms: u64) -> Op
     (at > 0).then_some(at)
 }
 
-/// SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]
-fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let mut condition = Condition::Always;
-    let mut ttl = Ttl::Clear;
-    let mut expire_given = false;
-    let mut get_old = false;
-    let mut i = 3;
+/// The expiry options of SET and GETEX.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ExpireForm {
+    Ex,
+    Px,
+    Exat,
+    Pxat,
+}
+
+impl ExpireForm {
+    fn parse(arg: &[u8]) -> Option<ExpireForm> {
+        [("ex", ExpireForm::Ex), ("px", ExpireForm::Px), ("exat", ExpireForm::Exat), ("pxat", ExpireForm::Pxat)]
+            .into_iter()
+            .find_map(|(word, form)| is(arg, word).then_some(form))
+    }
+
+    fn unit_ms(self) -> i64 {
+        match self {
+            ExpireForm::Ex | ExpireForm::Exat => 1000,
+            ExpireForm::Px | ExpireForm::Pxat => 1,
+        }
+    }
+
+    fn absolute(self) -> bool {
+        matches!(self, ExpireForm::Exat | ExpireForm::Pxat)
+    }
+
+    /// The absolute expiry `arg` asks for, or `command`'s error.
+    fn expire_at(self, arg: &[u8], now_ms: u64, command: &str) -> Result<u64, Frame> {
+        let value = args::parse_i64(arg)?;
+        match expire_at_ms(value, self.unit_ms(), self.absolute(), now_ms) {
+            Some(at) => Ok(at as u64),
+            None => Err(errors::invalid_expire(command)),
+        }
+    }
+}
+
+/// Whose options [`parse_string_options`] reads (Redis's COMMAND_SET and COMMAND_GET).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OptionsOf {
+    Set,
+    Getex,
+}
+
+/// The options of SET or GETEX, the expiry value not yet checked.
+#[derive(Default)]
+struct StringOptions<'a> {
+    condition: Condition,
+    get: bool,
+    keep_ttl: bool,
+    persist: bool,
+    expire: Option<(ExpireForm, &'a [u8])>,
+}
+
+/// Parses SET's or GETEX's options as Redis's `parseExtendedStringArgumentsOrReply` does: an
+/// option may repeat (the last expiry wins) but conflicting ones are a syntax error. The
+/// expiry value is only checked afterwards, so `EX abc FOO` is a syntax error.
+fn parse_string_options(args: &[Bytes], of: OptionsOf) -> Result<StringOptions<'_>, Frame> {
+    let set = of == OptionsOf::Set;
+    let mut options = StringOptions::default();
+    let mut i = if set { 3 } else { 2 };
     while i < args.len() {
         let arg = &args[i];
-        let next = args.get(i + 1);
-        if is(arg, "nx") && condition != Condition::IfPresent {
-            condition = Condition::IfAbsent;
-        } else if is(arg, "xx") && condition != Condition::IfAbsent {
-            condition = Condition::IfPresent;
-        } else if is(arg, "get") {
-            get_old = true;
-        } else if is(arg, "keepttl") && !expire_given {
-            ttl = Ttl::Keep;
-            expire_given = true;
-        } else if (is(arg, "ex") || is(arg, "px") || is(arg, "exat") || is(arg, "pxat")) && !expire_given && next.is_some() {
-            let value = match args::parse_i64(next.expect("checked")) {
-                Ok(v) => v,
-                Err(e) => return e,
-            };
-            let unit_ms = if is(arg, "ex") || is(arg, "exat") { 1000 } else { 1 };
-            let absolute = is(arg, "exat") || is(arg, "pxat");
-            match expire_at_ms(value, unit_ms, absolute, ctx.now_ms) {
-                Some(at) => ttl = Ttl::At(at as u64),
-                None => return errors::invalid_expire("set"),
+        let form = ExpireForm::parse(arg);
+        if set && is(arg, "nx") && options.condition != Condition::IfPresent {
+            options.condition = Condition::IfAbsent;
+        } else if set && is(arg, "xx") && options.condition != Condition::IfAbsent {
+            options.condition = Condition::IfPresent;
+        } else if set && is(arg, "get") {
+            options.get = true;
+        } else if set && is(arg, "keepttl") && options.expire.is_none() {
+            options.keep_ttl = true;
+        } else if !set && is(arg, "persist") && options.expire.is_none() {
+            options.persist = true;
+        } else if let (Some(form), Some(value)) = (form, args.get(i + 1)) {
+            let same_form = options.expire.is_none_or(|(previous, _)| previous == form);
+            if options.keep_ttl || options.persist || !same_form {
+                return Err(errors::syntax());
             }
-            expire_given = true;
+            options.expire = Some((form, value));
             i += 1;
         } else {
-            return errors::syntax();
+            return Err(errors::syntax());
         }
         i += 1;
     }
+    Ok(options)
+}
+
+/// Writes `bytes` as the string at `key`, whatever was there, with `ttl`.
+fn op_set_string(db: &mut Db, key: &[u8], bytes: &[u8], ttl: Ttl, now_ms: u64) {
+    let value = Value::Str(Str::from_bytes(bytes));
+    match ttl {
+        Ttl::Clear => db.set(key, value, now_ms),
+        Ttl::Keep => db.set_keep_ttl(key, value, now_ms),
+        // Redis deletes a key whose absolute expiry has passed instead of storing it.
+        Ttl::At(at) if at <= now_ms => {
+            db.remove(key);
+        }
+        Ttl::At(at) => db.set_with_expire(key, value, Some(at), now_ms),
+    }
+}
+
+/// SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]
+fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let options = match parse_string_options(args, OptionsOf::Set) {
+        Ok(options) => options,
+        Err(e) => return e,
+    };
     let now = ctx.now_ms;
+    let ttl = match options.expire {
+        Some((form, value)) => match form.expire_at(value, now, "set") {
+            Ok(at) => Ttl::At(at),
+            Err(e) => return e,
+        },
+        None if options.keep_ttl => Ttl::Keep,
+        None => Ttl::Clear,
+    };
     let db = ctx.db();
     let key = &args[1];
     let old = match db.lookup_write(key, now) {
@@ -202,32 +416,497 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Some(entry) => match &entry.value {
             Value::Str(s) => Some(s.to_bytes()),
             #[allow(unreachable_patterns)]
-            _ if get_old => return errors::wrong_type(),
+            _ if options.get => return errors::wrong_type(),
             #[allow(unreachable_patterns)]
             _ => Some(Bytes::new()),
         },
     };
-    let blocked = match condition {
+    let blocked = match options.condition {
         Condition::Always => false,
         Condition::IfAbsent => old.is_some(),
         Condition::IfPresent => old.is_none(),
     };
     if !blocked {
-        let value = Value::Str(Str::from_bytes(&args[2]));
-        match ttl {
-            Ttl::Clear => db.set(key, value, now),
-            Ttl::Keep => db.set_keep_ttl(key, value, now),
-            Ttl::At(at) if at <= now => {
-                db.remove(key);
-            }
-            Ttl::At(at) => db.set_with_expire(key, value, Some(at), now),
-        }
+        op_set_string(db, key, &args[2], ttl, now);
     }
-    match (get_old, blocked) {
+    match (options.get, blocked) {
         (true, _) => bulk_or_null(old),
         (false, true) => Frame::Null,
         (false, false) => args::ok(),
     }
+}
+
+/// Sets `key` unless it exists; returns whether it did.
+pub fn op_setnx(db: &mut Db, key: &[u8], value: &[u8], now_ms: u64) -> bool {
+    if db.lookup_write(key, now_ms).is_some() {
+        return false;
+    }
+    op_set_string(db, key, value, Ttl::Clear, now_ms);
+    true
+}
+
+/// SETNX key value
+fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    Frame::Integer(op_setnx(ctx.db(), &args[1], &args[2], now) as i64)
+}
+
+/// SETEX and PSETEX: a relative expiry in `form`'s unit, then the value.
+fn setex_generic(ctx: &mut Ctx, args: &[Bytes], form: ExpireForm, command: &str) -> Frame {
+    let now = ctx.now_ms;
+    match form.expire_at(&args[2], now, command) {
+        Ok(at) => {
+            op_set_string(ctx.db(), &args[1], &args[3], Ttl::At(at), now);
+            args::ok()
+        }
+        Err(e) => e,
+    }
+}
+
+/// SETEX key seconds value
+fn setex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    setex_generic(ctx, args, ExpireForm::Ex, "setex")
+}
+
+/// PSETEX key milliseconds value
+fn psetex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    setex_generic(ctx, args, ExpireForm::Px, "psetex")
+}
+
+/// Sets `key` to `value` (clearing its TTL) and returns the old value.
+pub fn op_getset(db: &mut Db, key: &[u8], value: &[u8], now_ms: u64) -> Result<Option<Bytes>, Frame> {
+    let old = op_get(db, key, now_ms)?;
+    op_set_string(db, key, value, Ttl::Clear, now_ms);
+    Ok(old)
+}
+
+/// GETSET key value
+fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    ctx::reply(op_getset(ctx.db(), &args[1], &args[2], now), bulk_or_null)
+}
+
+/// Removes `key` and returns its value.
+pub fn op_getdel(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Option<Bytes>, Frame> {
+    let value = op_get(db, key, now_ms)?;
+    if value.is_some() {
+        db.remove(key);
+    }
+    Ok(value)
+}
+
+/// GETDEL key
+fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    ctx::reply(op_getdel(ctx.db(), &args[1], now), bulk_or_null)
+}
+
+/// What GETEX does to the TTL.
+#[derive(Clone, Copy, Debug)]
+enum TtlChange<'a> {
+    Keep,
+    Persist,
+    /// An EX, PX, EXAT or PXAT argument, not yet checked: Redis checks it only once the key
+    /// is found.
+    Expire(ExpireForm, &'a [u8]),
+}
+
+/// Reads the string at `key` and changes its TTL. Redis checks the expiry value only when
+/// the key exists and holds a string, so a missing key is nil whatever the value.
+fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<Option<Bytes>, Frame> {
+    let value = match db.lookup_read(key, now_ms) {
+        None => return Ok(None),
+        Some(entry) => match &entry.value {
+            Value::Str(s) => s.to_bytes(),
+            #[allow(unreachable_patterns)]
+            _ => return Err(errors::wrong_type()),
+        },
+    };
+    match change {
+        TtlChange::Keep => {}
+        TtlChange::Persist => {
+            db.set_expire(key, None);
+        }
+        TtlChange::Expire(form, arg) => {
+            let at = form.expire_at(arg, now_ms, "getex")?;
+            if form.absolute() && at <= now_ms {
+                db.remove(key);
+            } else {
+                db.set_expire(key, Some(at));
+            }
+        }
+    }
+    Ok(Some(value))
+}
+
+/// GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]
+fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let options = match parse_string_options(args, OptionsOf::Getex) {
+        Ok(options) => options,
+        Err(e) => return e,
+    };
+    let change = match options.expire {
+        Some((form, value)) => TtlChange::Expire(form, value),
+        None if options.persist => TtlChange::Persist,
+        None => TtlChange::Keep,
+    };
+    let now = ctx.now_ms;
+    ctx::reply(op_getex(ctx.db(), &args[1], change, now), bulk_or_null)
+}
+
+/// Redis's `checkStringLength`: a string of `len + extra` bytes must fit proto-max-bulk-len.
+fn check_string_length(len: u64, extra: u64, len_max: u64) -> Result<(), Frame> {
+    match len.checked_add(extra) {
+        Some(total) if total <= len_max => Ok(()),
+        _ => Err(errors::error(errors::STRING_TOO_LONG)),
+    }
+}
+
+/// Appends `tail` to the string at `key` (creating it) and returns the new length. The
+/// value becomes raw, and keeps its TTL.
+pub fn op_append(db: &mut Db, key: &[u8], tail: &[u8], len_max: u64, now_ms: u64) -> Result<usize, Frame> {
+    match db.lookup_write(key, now_ms) {
+        None => {
+            db.set(key, Value::Str(Str::from_bytes(tail)), now_ms);
+            Ok(tail.len())
+        }
+        Some(entry) => match &mut entry.value {
+            Value::Str(s) => {
+                check_string_length(s.len() as u64, tail.len() as u64, len_max)?;
+                let bytes = s.make_raw();
+                bytes.extend_from_slice(tail);
+                Ok(bytes.len())
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+/// APPEND key value
+fn append(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (now, len_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
+    ctx::reply(op_append(ctx.db(), &args[1], &args[2], len_max, now), args::int)
+}
+
+/// The length of the string at `key`, 0 when missing.
+pub fn op_strlen(db: &mut Db, key: &[u8], now_ms: u64) -> Result<usize, Frame> {
+    match db.lookup_read(key, now_ms) {
+        None => Ok(0),
+        Some(entry) => match &entry.value {
+            Value::Str(s) => Ok(s.len()),
+            #[allow(unreachable_patterns)]
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+/// STRLEN key
+fn strlen(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    ctx::reply(op_strlen(ctx.db(), &args[1], now), args::int)
+}
+
+/// Adds `increment` (text) to the number at `key` (0 when absent) in `long double`, as
+/// Redis does, and stores the result as a string, keeping the TTL. Returns the new text.
+pub fn op_incrbyfloat(db: &mut Db, key: &[u8], increment: &[u8], now_ms: u64) -> Result<Bytes, Frame> {
+    let not_float = || errors::error(errors::NOT_FLOAT);
+    let current = match db.lookup_write(key, now_ms) {
+        None => long_double::LongDouble::ZERO,
+        Some(entry) => match &entry.value {
+            Value::Str(s) => s.with_bytes(long_double::parse).ok_or_else(not_float)?,
+            #[allow(unreachable_patterns)]
+            _ => return Err(errors::wrong_type()),
+        },
+    };
+    let increment = long_double::parse(increment).ok_or_else(not_float)?;
+    let sum = long_double::add(current, increment);
+    if !sum.is_finite() {
+        return Err(errors::error(errors::INCREMENT_NAN_OR_INFINITY));
+    }
+    let text = long_double::format_human(sum);
+    // Redis stores the text as it prints it (createStringObject), never int-encoded, so
+    // OBJECT ENCODING says embstr even for "3".
+    let value = if text.len() <= EMBSTR_LEN_MAX { Str::Emb(text.as_bytes().into()) } else { Str::Raw(text.clone().into_bytes()) };
+    db.set_keep_ttl(key, Value::Str(value), now_ms);
+    Ok(Bytes::from(text))
+}
+
+/// INCRBYFLOAT key increment
+fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    ctx::reply(op_incrbyfloat(ctx.db(), &args[1], &args[2], now), Frame::Bulk)
+}
+
+/// The byte range GETRANGE returns from a string of `len` bytes, as Redis computes it:
+/// negative indexes count from the end, both ends are clamped, and an empty range is None.
+fn substring_range(len: usize, start: i64, end: i64) -> Option<std::ops::RangeInclusive<usize>> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = len as i64;
+    let start = if start < 0 { len.saturating_add(start) } else { start }.max(0);
+    let end = if end < 0 { len.saturating_add(end) } else { end }.max(0).min(len - 1);
+    (len > 0 && start <= end).then_some(start as usize..=end as usize)
+}
+
+/// The bytes of the string at `key` from `start` to `end`, inclusive; empty when missing.
+pub fn op_getrange(db: &mut Db, key: &[u8], start: i64, end: i64, now_ms: u64) -> Result<Bytes, Frame> {
+    match db.lookup_read(key, now_ms) {
+        None => Ok(Bytes::new()),
+        Some(entry) => match &entry.value {
+            Value::Str(s) => Ok(s.with_bytes(|bytes| match substring_range(bytes.len(), start, end) {
+                Some(range) => Bytes::copy_from_slice(&bytes[range]),
+                None => Bytes::new(),
+            })),
+            #[allow(unreachable_patterns)]
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+/// GETRANGE key start end
+/// (also SUBSTR key start end)
+fn getrange(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (start, end) = match (args::parse_i64(&args[2]), args::parse_i64(&args[3])) {
+        (Ok(start), Ok(end)) => (start, end),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let now = ctx.now_ms;
+    ctx::reply(op_getrange(ctx.db(), &args[1], start, end, now), Frame::Bulk)
+}
+
+/// Writes `value` into the string at `key` from byte `offset` on, padding with zero bytes,
+/// and returns the new length. An empty `value` changes nothing (and creates no key); the
+/// value becomes raw and keeps its TTL.
+pub fn op_setrange(db: &mut Db, key: &[u8], offset: u64, value: &[u8], len_max: u64, now_ms: u64) -> Result<usize, Frame> {
+    match db.lookup_write(key, now_ms) {
+        None => {
+            if value.is_empty() {
+                return Ok(0);
+            }
+            check_string_length(offset, value.len() as u64, len_max)?;
+            let offset = offset as usize;
+            let mut bytes = vec![0u8; offset + value.len()];
+            bytes[offset..].copy_from_slice(value);
+            let len = bytes.len();
+            db.set(key, Value::Str(Str::Raw(bytes)), now_ms);
+            Ok(len)
+        }
+        Some(entry) => match &mut entry.value {
+            Value::Str(s) => {
+                if value.is_empty() {
+                    return Ok(s.len());
+                }
+                check_string_length(offset, value.len() as u64, len_max)?;
+                let offset = offset as usize;
+                let bytes = s.make_raw();
+                let end = offset + value.len();
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[offset..end].copy_from_slice(value);
+                Ok(bytes.len())
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+/// SETRANGE key offset value
+fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let offset = match args::parse_i64(&args[2]) {
+        Ok(offset) if offset < 0 => return errors::error(errors::OFFSET_OUT_OF_RANGE),
+        Ok(offset) => offset as u64,
+        Err(e) => return e,
+    };
+    let (now, len_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
+    ctx::reply(op_setrange(ctx.db(), &args[1], offset, &args[3], len_max, now), args::int)
+}
+
+/// LCS's options.
+#[derive(Clone, Copy, Debug, Default)]
+struct LcsOptions {
+    len: bool,
+    idx: bool,
+    with_match_len: bool,
+    match_len_min: u64,
+}
+
+fn parse_lcs_options(args: &[Bytes]) -> Result<LcsOptions, Frame> {
+    let mut options = LcsOptions::default();
+    let mut i = 3;
+    while i < args.len() {
+        let arg = &args[i];
+        if is(arg, "idx") {
+            options.idx = true;
+        } else if is(arg, "len") {
+            options.len = true;
+        } else if is(arg, "withmatchlen") {
+            options.with_match_len = true;
+        } else if is(arg, "minmatchlen") && i + 1 < args.len() {
+            options.match_len_min = args::parse_i64(&args[i + 1])?.max(0) as u64;
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 1;
+    }
+    if options.idx && options.len {
+        return Err(errors::error(errors::LCS_IDX_AND_LEN));
+    }
+    Ok(options)
+}
+
+/// A value LCS compares: a missing key is an empty string; Err when the key holds another type.
+fn op_lcs_value(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Bytes, ()> {
+    op_get(db, key, now_ms).map(Option::unwrap_or_default).map_err(drop)
+}
+
+/// The LCS reply for two values read under the command's locks. As Redis, the types are
+/// checked before the options are parsed.
+fn lcs_reply(a: Result<Bytes, ()>, b: Result<Bytes, ()>, args: &[Bytes], table_bytes_max: u64) -> Frame {
+    let (Ok(a), Ok(b)) = (a, b) else {
+        return errors::error(errors::LCS_WRONG_TYPE);
+    };
+    match parse_lcs_options(args).and_then(|options| lcs_compute(&a, &b, options, table_bytes_max)) {
+        Ok(frame) | Err(frame) => frame,
+    }
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]
+fn lcs(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (now, table_bytes_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
+    let db = ctx.db();
+    let a = op_lcs_value(db, &args[1], now);
+    let b = op_lcs_value(db, &args[2], now);
+    lcs_reply(a, b, args, table_bytes_max)
+}
+
+/// LCS over two cores: one hop reads both values (and the table bound) under the locks,
+/// then the coordinator computes.
+fn lcs_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    async move {
+        let keys = args[1..3].iter().cloned().enumerate().map(|(i, key)| (i + 1, key));
+        let groups = ctx::group_by_shard(coordinator.shard_count(), keys);
+        let results = ctx::hop_per_shard(coordinator, groups, |ctx, keys| {
+            let (now, table_bytes_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
+            let db = ctx.db();
+            (keys.iter().map(|key| op_lcs_value(db, key, now)).collect::<Vec<_>>(), table_bytes_max)
+        })
+        .await;
+        let mut values = [Ok(Bytes::new()), Ok(Bytes::new())];
+        let mut table_bytes_max = 0;
+        for (indexes, (found, bound)) in results {
+            table_bytes_max = bound;
+            for (index, value) in indexes.into_iter().zip(found) {
+                values[index - 1] = value;
+            }
+        }
+        let [a, b] = values;
+        lcs_reply(a, b, &args, table_bytes_max)
+    }
+    .boxed_local()
+}
+
+/// Redis's LCS: a table of the LCS lengths of every pair of prefixes, then a walk back from
+/// the end that collects the common string and the matching ranges. On a tie the walk steps
+/// back in `b`, as Redis's does, so IDX reports the same ranges.
+///
+/// The table takes O(len(a) * len(b)) memory: 4 bytes a cell. Like Redis (7.0.x and 7.2),
+/// we refuse it when it would exceed proto-max-bulk-len, 512 MiB by default. That bounds
+/// what one command can take from a core, and its time: up to some 134 million cells at the
+/// default, a fraction of a second during which the coordinating core runs nothing else
+/// (Redis blocks its one thread likewise).
+fn lcs_compute(a: &[u8], b: &[u8], options: LcsOptions, table_bytes_max: u64) -> Result<Frame, Frame> {
+    if a.len() as u64 >= u32::MAX as u64 - 1 || b.len() as u64 >= u32::MAX as u64 - 1 {
+        return Err(errors::error(errors::LCS_STRING_TOO_LONG));
+    }
+    let table_bytes = (a.len() as u128 + 1) * (b.len() as u128 + 1) * std::mem::size_of::<u32>() as u128;
+    if table_bytes > table_bytes_max as u128 {
+        return Err(errors::error(errors::LCS_TABLE_TOO_LARGE));
+    }
+    let width = b.len() + 1;
+    let cells = (a.len() + 1) * width;
+    if options.len {
+        // The length needs no walk back, so two rows of the table are enough.
+        let mut previous = vec![0u32; width];
+        let mut current = vec![0u32; width];
+        for &x in a {
+            for (j, &y) in b.iter().enumerate() {
+                current[j + 1] = if x == y { previous[j] + 1 } else { previous[j + 1].max(current[j]) };
+            }
+            std::mem::swap(&mut previous, &mut current);
+        }
+        return Ok(Frame::Integer(previous[b.len()] as i64));
+    }
+    let mut table: Vec<u32> = Vec::new();
+    if table.try_reserve_exact(cells).is_err() {
+        return Err(errors::error(errors::LCS_ALLOCATION_FAILED));
+    }
+    table.resize(cells, 0);
+    for (i, &x) in a.iter().enumerate() {
+        let (done, rest) = table.split_at_mut((i + 1) * width);
+        let previous = &done[i * width..];
+        let current = &mut rest[..width];
+        for (j, &y) in b.iter().enumerate() {
+            current[j + 1] = if x == y { previous[j] + 1 } else { previous[j + 1].max(current[j]) };
+        }
+    }
+    let at = |i: usize, j: usize| table[i * width + j];
+    let total = at(a.len(), b.len()) as usize;
+    let mut common = vec![0u8; total];
+    let mut matches = Vec::new();
+    // The range being collected, backwards; `a_start == a.len()` means none (Redis's sentinel).
+    let none = a.len();
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (none, 0, 0, 0);
+    let (mut i, mut j, mut left) = (a.len(), b.len(), total);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            common[left - 1] = a[i - 1];
+            if a_start == none {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            // A range that reached the start of either string ends here.
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            left -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if at(i - 1, j) > at(i, j - 1) {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            if a_start != none {
+                emit = true;
+            }
+        }
+        if emit {
+            let match_len = a_end - a_start + 1;
+            if options.idx && match_len as u64 >= options.match_len_min {
+                let mut item = vec![Frame::Array(vec![args::int(a_start), args::int(a_end)]), Frame::Array(vec![args::int(b_start), args::int(b_end)])];
+                if options.with_match_len {
+                    item.push(args::int(match_len));
+                }
+                matches.push(Frame::Array(item));
+            }
+            a_start = none;
+        }
+    }
+    if options.idx {
+        return Ok(Frame::Map(vec![(args::bulk_str("matches"), Frame::Array(matches)), (args::bulk_str("len"), args::int(total))]));
+    }
+    Ok(Frame::Bulk(Bytes::from(common)))
 }
 
 /// MGET key [key ...]
@@ -257,10 +936,12 @@ fn mget_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::futur
 }
 
 fn pairs_ok(args: &[Bytes], name: &str) -> Result<(), Frame> {
-    if args.len() % 2 == 0 {
-        Err(errors::wrong_arity(name))
-    } else {
+    // The name and the pairs make an odd count. (Not `is_multiple_of`: it is newer than the
+    // workspace's rust-version.)
+    if args.len() % 2 == 1 {
         Ok(())
+    } else {
+        Err(errors::wrong_arity(name))
     }
 }
 
@@ -330,8 +1011,7 @@ fn msetnx_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::fut
         }
         // Two hops under the same locks: check every core, then write on every core.
         let groups = pairs_by_shard(coordinator.shard_count(), &args);
-        let key_groups: Vec<(usize, Vec<(usize, Bytes)>)> =
-            groups.iter().map(|(shard, pairs)| (*shard, pairs.iter().step_by(2).cloned().collect())).collect();
+        let key_groups: Vec<(usize, Vec<(usize, Bytes)>)> = groups.iter().map(|(shard, pairs)| (*shard, pairs.iter().step_by(2).cloned().collect())).collect();
         let exists = ctx::hop_per_shard(coordinator, key_groups, |ctx, keys| op_any_exists(ctx, &keys)).await;
         if exists.iter().any(|(_, found)| *found) {
             return Frame::Integer(0);
@@ -391,8 +1071,42 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::check;
+    use crate::testing::{check, check_at, Harness};
     use shoal_resp::Frame;
+
+    fn ok() -> Frame {
+        Frame::Simple("OK".into())
+    }
+
+    fn bulk(text: &str) -> Frame {
+        Frame::Bulk(bytes::Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn int(n: i64) -> Frame {
+        Frame::Integer(n)
+    }
+
+    fn err(text: &str) -> Frame {
+        Frame::Error(bytes::Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    fn arr(items: Vec<Frame>) -> Frame {
+        Frame::Array(items)
+    }
+
+    /// Like `check`, with proto-max-bulk-len set to `len_max`.
+    fn check_with_len_max(len_max: u64, commands: &[&[&str]], expected: &[Frame]) {
+        let mut harness = Harness::default();
+        harness.settings.proto_max_bulk_len = len_max;
+        assert_eq!(commands.len(), expected.len(), "one expected reply per command");
+        for (command, want) in commands.iter().zip(expected) {
+            assert_eq!(&harness.run(command), want, "reply to {command:?}");
+        }
+    }
+
+    const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+    const NOT_FLOAT: &str = "ERR value is not a valid float";
+    const SYNTAX: &str = "ERR syntax error";
 
     #[test]
     fn set_then_get_returns_the_value() {
@@ -406,12 +1120,43 @@ mod tests {
 
     #[test]
     fn set_with_conflicting_options_is_a_syntax_error() {
-        check(&[&["SET", "k", "v", "NX", "XX"], &["SET", "k", "v", "EX", "1", "PX", "1"]], &[Frame::Error("ERR syntax error".into()), Frame::Error("ERR syntax error".into())]);
+        check(
+            &[&["SET", "k", "v", "NX", "XX"], &["SET", "k", "v", "EX", "1", "PX", "1"]],
+            &[Frame::Error("ERR syntax error".into()), Frame::Error("ERR syntax error".into())],
+        );
     }
 
     #[test]
     fn set_with_zero_expire_is_invalid() {
         check(&[&["SET", "k", "v", "EX", "0"]], &[Frame::Error("ERR invalid expire time in 'set' command".into())]);
+    }
+
+    #[test]
+    fn set_repeating_an_option_keeps_the_last_expiry() {
+        check(
+            &[
+                &["SET", "k", "v", "EX", "10", "EX", "20"],
+                &["TTL", "k"],
+                &["SET", "k", "w", "KEEPTTL", "KEEPTTL"],
+                &["TTL", "k"],
+                &["SET", "k", "x", "NX", "NX"],
+            ],
+            &[ok(), int(20), ok(), int(20), Frame::Null],
+        );
+    }
+
+    #[test]
+    fn set_checks_the_expire_value_only_after_every_option() {
+        check(
+            &[
+                &["SET", "k", "v", "EX", "abc", "FOO"],
+                &["SET", "k", "v", "EX", "abc"],
+                &["SET", "k", "v", "PX", "0", "NX"],
+                &["SET", "k", "v", "EX", "10", "PX"],
+                &["SET", "k", "v", "KEEPTTL", "EX", "1"],
+            ],
+            &[err(SYNTAX), err(NOT_INTEGER), err("ERR invalid expire time in 'set' command"), err(SYNTAX), err(SYNTAX)],
+        );
     }
 
     #[test]
@@ -426,7 +1171,10 @@ mod tests {
 
     #[test]
     fn incr_past_i64_max_overflows() {
-        check(&[&["SET", "n", "9223372036854775807"], &["INCR", "n"]], &[Frame::Simple("OK".into()), Frame::Error("ERR increment or decrement would overflow".into())]);
+        check(
+            &[&["SET", "n", "9223372036854775807"], &["INCR", "n"]],
+            &[Frame::Simple("OK".into()), Frame::Error("ERR increment or decrement would overflow".into())],
+        );
     }
 
     #[test]
@@ -440,5 +1188,585 @@ mod tests {
     #[test]
     fn mset_with_odd_arguments_is_an_arity_error() {
         check(&[&["MSET", "a", "1", "b"]], &[Frame::Error("ERR wrong number of arguments for 'mset' command".into())]);
+    }
+
+    #[test]
+    fn new_commands_check_their_arity_from_the_table() {
+        let cases: &[&[&str]] = &[
+            &["SETNX", "k"],
+            &["SETEX", "k", "10"],
+            &["PSETEX", "k", "10", "v", "x"],
+            &["GETSET", "k"],
+            &["GETDEL"],
+            &["GETDEL", "k", "x"],
+            &["GETEX"],
+            &["APPEND", "k"],
+            &["STRLEN"],
+            &["INCRBYFLOAT", "k"],
+            &["GETRANGE", "k", "0"],
+            &["SUBSTR", "k", "0"],
+            &["SETRANGE", "k", "0"],
+            &["LCS", "a"],
+        ];
+        for command in cases {
+            let name = command[0].to_ascii_lowercase();
+            check(&[command], &[err(&format!("ERR wrong number of arguments for '{name}' command"))]);
+        }
+    }
+
+    #[test]
+    fn setnx_sets_a_missing_key_only() {
+        check(
+            &[&["SETNX", "k", "v"], &["SETNX", "k", "w"], &["GET", "k"], &["OBJECT", "ENCODING", "k"], &["SETNX", "n", "12"], &["OBJECT", "ENCODING", "n"]],
+            &[int(1), int(0), bulk("v"), bulk("embstr"), int(1), bulk("int")],
+        );
+    }
+
+    #[test]
+    fn setnx_on_an_expired_key_sets_it() {
+        check_at(
+            &[(0, &["SET", "k", "v", "PX", "100"]), (101, &["SETNX", "k", "w"]), (101, &["GET", "k"]), (101, &["TTL", "k"])],
+            &[ok(), int(1), bulk("w"), int(-1)],
+        );
+    }
+
+    #[test]
+    fn setex_sets_the_value_and_a_ttl_in_seconds() {
+        check_at(
+            &[(0, &["SET", "k", "old", "EX", "1000"]), (0, &["SETEX", "k", "10", "v"]), (0, &["TTL", "k"]), (10_000, &["GET", "k"]), (10_001, &["GET", "k"])],
+            &[ok(), ok(), int(10), bulk("v"), Frame::Null],
+        );
+    }
+
+    #[test]
+    fn psetex_sets_the_ttl_in_milliseconds() {
+        check_at(
+            &[(0, &["PSETEX", "k", "1500", "v"]), (0, &["PTTL", "k"]), (1500, &["GET", "k"]), (1501, &["EXISTS", "k"])],
+            &[ok(), int(1500), bulk("v"), int(0)],
+        );
+    }
+
+    #[test]
+    fn setex_with_a_zero_negative_or_overflowing_ttl_is_invalid() {
+        let setex = "ERR invalid expire time in 'setex' command";
+        let psetex = "ERR invalid expire time in 'psetex' command";
+        check(
+            &[
+                &["SETEX", "k", "0", "v"],
+                &["SETEX", "k", "-1", "v"],
+                &["SETEX", "k", "9223372036854775807", "v"],
+                &["SETEX", "k", "9223372036854775", "v"],
+                &["PSETEX", "k", "0", "v"],
+                &["PSETEX", "k", "9223372036854775807", "v"],
+                &["SETEX", "k", "abc", "v"],
+                &["SETEX", "k", "1.5", "v"],
+                &["EXISTS", "k"],
+            ],
+            &[err(setex), err(setex), err(setex), err(setex), err(psetex), err(psetex), err(NOT_INTEGER), err(NOT_INTEGER), int(0)],
+        );
+    }
+
+    #[test]
+    fn getset_returns_the_old_value_and_clears_the_ttl() {
+        check(
+            &[&["SETEX", "k", "100", "v"], &["GETSET", "k", "123"], &["TTL", "k"], &["OBJECT", "ENCODING", "k"], &["GETSET", "new", "x"], &["GET", "new"]],
+            &[ok(), bulk("v"), int(-1), bulk("int"), Frame::Null, bulk("x")],
+        );
+    }
+
+    #[test]
+    fn getdel_returns_the_value_and_removes_the_key() {
+        check(&[&["SET", "k", "v"], &["GETDEL", "k"], &["EXISTS", "k"], &["GETDEL", "k"]], &[ok(), bulk("v"), int(0), Frame::Null]);
+    }
+
+    #[test]
+    fn getex_without_options_reads_and_keeps_the_ttl() {
+        check(&[&["SETEX", "k", "100", "v"], &["GETEX", "k"], &["TTL", "k"], &["GETEX", "missing"]], &[ok(), bulk("v"), int(100), Frame::Null]);
+    }
+
+    #[test]
+    fn getex_sets_relative_and_absolute_expiries() {
+        let now_s = Harness::default().now_ms / 1000;
+        let exat = (now_s + 50).to_string();
+        let pxat = ((now_s + 60) * 1000).to_string();
+        check(
+            &[
+                &["SET", "k", "v"],
+                &["GETEX", "k", "EX", "100"],
+                &["TTL", "k"],
+                &["GETEX", "k", "px", "2500"],
+                &["PTTL", "k"],
+                &["GETEX", "k", "EXAT", &exat],
+                &["TTL", "k"],
+                &["GETEX", "k", "PXAT", &pxat],
+                &["TTL", "k"],
+                &["GETEX", "k", "PERSIST"],
+                &["TTL", "k"],
+            ],
+            &[ok(), bulk("v"), int(100), bulk("v"), int(2500), bulk("v"), int(50), bulk("v"), int(60), bulk("v"), int(-1)],
+        );
+    }
+
+    #[test]
+    fn getex_with_a_past_absolute_expiry_returns_the_value_then_deletes_the_key() {
+        check(
+            &[&["SET", "k", "v"], &["GETEX", "k", "EXAT", "1"], &["EXISTS", "k"], &["SET", "k", "v"], &["GETEX", "k", "PXAT", "1"], &["EXISTS", "k"]],
+            &[ok(), bulk("v"), int(0), ok(), bulk("v"), int(0)],
+        );
+    }
+
+    #[test]
+    fn getex_expiry_takes_effect_at_its_time() {
+        check_at(
+            &[(0, &["SET", "k", "v"]), (0, &["GETEX", "k", "PX", "100"]), (100, &["GET", "k"]), (101, &["GET", "k"])],
+            &[ok(), bulk("v"), bulk("v"), Frame::Null],
+        );
+    }
+
+    #[test]
+    fn getex_repeating_the_same_expiry_option_keeps_the_last() {
+        check(
+            &[&["SET", "k", "v"], &["GETEX", "k", "EX", "10", "EX", "20"], &["TTL", "k"], &["GETEX", "k", "PERSIST", "PERSIST"], &["TTL", "k"]],
+            &[ok(), bulk("v"), int(20), bulk("v"), int(-1)],
+        );
+    }
+
+    #[test]
+    fn getex_with_conflicting_or_unknown_options_is_a_syntax_error() {
+        check(
+            &[
+                &["SET", "k", "v"],
+                &["GETEX", "k", "EX", "10", "PX", "10"],
+                &["GETEX", "k", "PERSIST", "EX", "10"],
+                &["GETEX", "k", "EX", "10", "PERSIST"],
+                &["GETEX", "k", "EXAT", "10", "EX", "5"],
+                &["GETEX", "k", "KEEPTTL"],
+                &["GETEX", "k", "NX"],
+                &["GETEX", "k", "GET"],
+                &["GETEX", "k", "EX"],
+                &["GETEX", "k", "FOO"],
+            ],
+            &[ok(), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX)],
+        );
+    }
+
+    #[test]
+    fn getex_checks_the_expire_value_only_for_an_existing_key() {
+        check(
+            &[
+                &["GETEX", "missing", "EX", "abc"],
+                &["GETEX", "missing", "EX", "0"],
+                &["SET", "k", "v"],
+                &["GETEX", "k", "EX", "abc"],
+                &["GETEX", "k", "PX", "0"],
+                &["GETEX", "k", "EX", "-1"],
+                &["GETEX", "k", "EX", "9223372036854775807"],
+                &["TTL", "k"],
+            ],
+            &[
+                Frame::Null,
+                Frame::Null,
+                ok(),
+                err(NOT_INTEGER),
+                err("ERR invalid expire time in 'getex' command"),
+                err("ERR invalid expire time in 'getex' command"),
+                err("ERR invalid expire time in 'getex' command"),
+                int(-1),
+            ],
+        );
+    }
+
+    #[test]
+    fn append_creates_a_missing_key_with_the_tail_encoded_as_set_would() {
+        check(
+            &[&["APPEND", "k", "12"], &["OBJECT", "ENCODING", "k"], &["APPEND", "e", ""], &["EXISTS", "e"], &["STRLEN", "e"], &["OBJECT", "ENCODING", "e"]],
+            &[int(2), bulk("int"), int(0), int(1), int(0), bulk("embstr")],
+        );
+    }
+
+    #[test]
+    fn append_returns_the_new_length_makes_the_value_raw_and_keeps_the_ttl() {
+        check(
+            &[&["SETEX", "k", "100", "12"], &["APPEND", "k", ""], &["OBJECT", "ENCODING", "k"], &["APPEND", "k", "3"], &["GET", "k"], &["TTL", "k"]],
+            &[ok(), int(2), bulk("raw"), int(3), bulk("123"), int(100)],
+        );
+    }
+
+    #[test]
+    fn append_past_proto_max_bulk_len_is_refused() {
+        check_with_len_max(
+            8,
+            &[&["SET", "k", "12345"], &["APPEND", "k", "678"], &["APPEND", "k", "9"], &["GET", "k"]],
+            &[ok(), int(8), err("ERR string exceeds maximum allowed size (proto-max-bulk-len)"), bulk("12345678")],
+        );
+    }
+
+    #[test]
+    fn strlen_counts_the_bytes_of_any_encoding() {
+        check(
+            &[&["SET", "i", "-12345"], &["STRLEN", "i"], &["SET", "s", "hello"], &["STRLEN", "s"], &["SET", "e", ""], &["STRLEN", "e"], &["STRLEN", "missing"]],
+            &[ok(), int(6), ok(), int(5), ok(), int(0), int(0)],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_on_a_missing_key_starts_at_zero() {
+        check(&[&["INCRBYFLOAT", "f", "1"], &["INCRBYFLOAT", "f", "0.25"], &["GET", "f"]], &[bulk("1"), bulk("1.25"), bulk("1.25")]);
+    }
+
+    #[test]
+    fn incrbyfloat_adds_in_extended_precision_as_redis_does() {
+        check(
+            &[
+                &["INCRBYFLOAT", "f", "10.5"],
+                &["INCRBYFLOAT", "f", "0.1"],
+                &["SET", "g", "17179869184"],
+                &["INCRBYFLOAT", "g", "1.5"],
+                &["SET", "h", "5.0e3"],
+                &["INCRBYFLOAT", "h", "2.0e2"],
+                &["INCRBYFLOAT", "big", "1e20"],
+                &["INCRBYFLOAT", "precise", "1.23456789012345678901234567890"],
+                &["INCRBYFLOAT", "tie", "0.000003814697265625"],
+            ],
+            &[
+                bulk("10.5"),
+                bulk("10.6"),
+                ok(),
+                bulk("17179869185.5"),
+                ok(),
+                bulk("5200"),
+                bulk("100000000000000000000"),
+                bulk("1.23456789012345679"),
+                bulk("0.00000381469726562"),
+            ],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_never_prints_negative_zero() {
+        check(
+            &[
+                &["SET", "z", "1"],
+                &["INCRBYFLOAT", "z", "-1.1"],
+                &["INCRBYFLOAT", "z", "0.1"],
+                &["INCRBYFLOAT", "tiny", "-1e-20"],
+                &["INCRBYFLOAT", "nz", "-0"],
+            ],
+            &[ok(), bulk("-0.1"), bulk("0"), bulk("0"), bulk("0")],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_accepts_what_strtold_accepts() {
+        check(
+            &[
+                &["INCRBYFLOAT", "f", "0x10"],
+                &["INCRBYFLOAT", "f", "0x1p-2"],
+                &["INCRBYFLOAT", "f", ".5"],
+                &["INCRBYFLOAT", "f", "+5."],
+                &["INCRBYFLOAT", "f", "1E-4950"],
+            ],
+            &[bulk("16"), bulk("16.25"), bulk("16.75"), bulk("21.75"), bulk("21.75")],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_to_nan_or_infinity_is_refused_and_changes_nothing() {
+        let refused = "ERR increment would produce NaN or Infinity";
+        check(
+            &[
+                &["SET", "f", "1"],
+                &["INCRBYFLOAT", "f", "inf"],
+                &["INCRBYFLOAT", "f", "-Infinity"],
+                &["SET", "max", "1.18973149535723176502e+4932"],
+                &["INCRBYFLOAT", "max", "1e4932"],
+                &["SET", "i", "inf"],
+                &["INCRBYFLOAT", "i", "-inf"],
+                &["GET", "f"],
+            ],
+            &[ok(), err(refused), err(refused), ok(), err(refused), ok(), err(refused), bulk("1")],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_with_a_value_or_increment_that_is_not_a_float_is_an_error() {
+        check(
+            &[
+                &["INCRBYFLOAT", "f", "abc"],
+                &["INCRBYFLOAT", "f", " 1"],
+                &["INCRBYFLOAT", "f", "1 "],
+                &["INCRBYFLOAT", "f", ""],
+                &["INCRBYFLOAT", "f", "nan"],
+                &["INCRBYFLOAT", "f", "1e5000"],
+                &["INCRBYFLOAT", "f", "1e-5000"],
+                &["INCRBYFLOAT", "f", "1e"],
+                &["SET", "s", " 11"],
+                &["INCRBYFLOAT", "s", "1"],
+                &["SET", "nul", "1"],
+                &["SETRANGE", "nul", "2", "2"],
+                &["INCRBYFLOAT", "nul", "1"],
+                &["EXISTS", "f"],
+            ],
+            &[
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                err(NOT_FLOAT),
+                ok(),
+                err(NOT_FLOAT),
+                ok(),
+                int(3),
+                err(NOT_FLOAT),
+                int(0),
+            ],
+        );
+    }
+
+    #[test]
+    fn incrbyfloat_stores_the_text_it_replies_and_keeps_the_ttl() {
+        check(
+            &[
+                &["SETEX", "f", "100", "1.5"],
+                &["INCRBYFLOAT", "f", "1.5"],
+                &["TTL", "f"],
+                &["OBJECT", "ENCODING", "f"],
+                &["INCRBYFLOAT", "f", "1e50"],
+                &["OBJECT", "ENCODING", "f"],
+            ],
+            &[ok(), bulk("3"), int(100), bulk("embstr"), bulk("100000000000000000003583830118858923890798487404544"), bulk("raw")],
+        );
+    }
+
+    #[test]
+    fn getrange_counts_negative_indexes_from_the_end() {
+        check(
+            &[
+                &["SET", "s", "hello"],
+                &["GETRANGE", "s", "0", "-1"],
+                &["GETRANGE", "s", "-3", "-1"],
+                &["GETRANGE", "s", "0", "-100"],
+                &["GETRANGE", "s", "-100", "-50"],
+                &["GETRANGE", "s", "1", "3"],
+            ],
+            &[ok(), bulk("hello"), bulk("llo"), bulk("h"), bulk("h"), bulk("ell")],
+        );
+    }
+
+    #[test]
+    fn getrange_out_of_range_is_empty() {
+        check(
+            &[
+                &["SET", "s", "hello"],
+                &["GETRANGE", "s", "10", "20"],
+                &["GETRANGE", "s", "2", "1"],
+                &["GETRANGE", "s", "-1", "-2"],
+                &["GETRANGE", "s", "0", "9223372036854775807"],
+                &["GETRANGE", "s", "-9223372036854775808", "2"],
+                &["GETRANGE", "missing", "0", "-1"],
+                &["SET", "e", ""],
+                &["GETRANGE", "e", "0", "0"],
+                &["GETRANGE", "e", "0", "-1"],
+            ],
+            &[ok(), bulk(""), bulk(""), bulk(""), bulk("hello"), bulk("hel"), bulk(""), ok(), bulk(""), bulk("")],
+        );
+    }
+
+    #[test]
+    fn getrange_reads_an_integer_value_as_its_digits() {
+        check(&[&["SET", "i", "12345"], &["GETRANGE", "i", "1", "-2"]], &[ok(), bulk("234")]);
+    }
+
+    #[test]
+    fn getrange_with_a_non_integer_index_is_an_error() {
+        check(
+            &[&["GETRANGE", "s", "a", "1"], &["GETRANGE", "s", "1", "1.5"], &["SUBSTR", "s", "0", "x"]],
+            &[err(NOT_INTEGER), err(NOT_INTEGER), err(NOT_INTEGER)],
+        );
+    }
+
+    #[test]
+    fn substr_is_getrange() {
+        check(&[&["SET", "s", "hello"], &["SUBSTR", "s", "1", "3"], &["SUBSTR", "s", "-2", "-1"]], &[ok(), bulk("ell"), bulk("lo")]);
+    }
+
+    #[test]
+    fn setrange_on_a_missing_key_pads_with_zero_bytes() {
+        check(
+            &[&["SETRANGE", "k", "3", "ab"], &["GET", "k"], &["OBJECT", "ENCODING", "k"], &["STRLEN", "k"]],
+            &[int(5), Frame::Bulk(bytes::Bytes::from_static(b"\0\0\0ab")), bulk("raw"), int(5)],
+        );
+    }
+
+    #[test]
+    fn setrange_overwrites_extends_makes_raw_and_keeps_the_ttl() {
+        check(
+            &[
+                &["SETEX", "k", "100", "12345"],
+                &["SETRANGE", "k", "0", "9"],
+                &["GET", "k"],
+                &["OBJECT", "ENCODING", "k"],
+                &["SETRANGE", "k", "7", "xy"],
+                &["GET", "k"],
+                &["TTL", "k"],
+            ],
+            &[ok(), int(5), bulk("92345"), bulk("raw"), int(9), Frame::Bulk(bytes::Bytes::from_static(b"92345\0\0xy")), int(100)],
+        );
+    }
+
+    #[test]
+    fn setrange_with_an_empty_value_returns_the_length_and_creates_nothing() {
+        check(
+            &[
+                &["SETRANGE", "missing", "5", ""],
+                &["EXISTS", "missing"],
+                &["SET", "k", "hello"],
+                &["SETRANGE", "k", "100", ""],
+                &["OBJECT", "ENCODING", "k"],
+                &["SETRANGE", "missing", "9223372036854775807", ""],
+            ],
+            &[int(0), int(0), ok(), int(5), bulk("embstr"), int(0)],
+        );
+    }
+
+    #[test]
+    fn setrange_with_a_negative_or_non_integer_offset_is_an_error() {
+        check(
+            &[&["SETRANGE", "k", "-1", "x"], &["SETRANGE", "k", "abc", "x"], &["EXISTS", "k"]],
+            &[err("ERR offset is out of range"), err(NOT_INTEGER), int(0)],
+        );
+    }
+
+    #[test]
+    fn setrange_past_proto_max_bulk_len_is_refused() {
+        let too_long = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+        check(
+            &[&["SETRANGE", "k", "536870912", "a"], &["SETRANGE", "k", "536870911", "ab"], &["SETRANGE", "k", "9223372036854775807", "ab"], &["EXISTS", "k"]],
+            &[err(too_long), err(too_long), err(too_long), int(0)],
+        );
+        check_with_len_max(
+            8,
+            &[&["SETRANGE", "k", "6", "ab"], &["SETRANGE", "k", "7", "ab"], &["GET", "k"]],
+            &[int(8), err(too_long), Frame::Bulk(bytes::Bytes::from_static(b"\0\0\0\0\0\0ab"))],
+        );
+    }
+
+    /// Two keys on different shards, so LCS takes the cross-core path.
+    fn two_shard_keys() -> (&'static str, &'static str) {
+        let (a, b) = ("k1", "k2");
+        let shard = |key: &str| shoal_store::slot::key_shard(key.as_bytes(), crate::testing::SHARDS);
+        assert_ne!(shard(a), shard(b), "the keys live on different shards");
+        (a, b)
+    }
+
+    #[test]
+    fn lcs_finds_the_common_string_across_shards() {
+        let (a, b) = two_shard_keys();
+        check(
+            &[
+                &["MSET", a, "ohmytext", b, "mynewtext"],
+                &["LCS", a, b],
+                &["LCS", a, b, "LEN"],
+                &["LCS", a, a],
+                &["LCS", a, "missing"],
+                &["LCS", "missing", "other", "LEN"],
+            ],
+            &[ok(), bulk("mytext"), int(6), bulk("ohmytext"), bulk(""), int(0)],
+        );
+    }
+
+    fn range(a: (i64, i64), b: (i64, i64), len: Option<i64>) -> Frame {
+        let mut item = vec![arr(vec![int(a.0), int(a.1)]), arr(vec![int(b.0), int(b.1)])];
+        item.extend(len.map(int));
+        arr(item)
+    }
+
+    fn idx_reply(matches: Vec<Frame>, len: i64) -> Frame {
+        Frame::Map(vec![(bulk("matches"), arr(matches)), (bulk("len"), int(len))])
+    }
+
+    #[test]
+    fn lcs_idx_lists_the_matching_ranges_from_the_end() {
+        let (a, b) = two_shard_keys();
+        check(
+            &[
+                &["MSET", a, "ohmytext", b, "mynewtext"],
+                &["LCS", a, b, "IDX"],
+                &["LCS", a, b, "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"],
+                &["LCS", a, b, "idx", "withmatchlen"],
+                &["LCS", a, b, "IDX", "MINMATCHLEN", "-5"],
+                &["LCS", "missing", "other", "IDX"],
+            ],
+            &[
+                ok(),
+                idx_reply(vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)], 6),
+                idx_reply(vec![range((4, 7), (5, 8), Some(4))], 6),
+                idx_reply(vec![range((4, 7), (5, 8), Some(4)), range((2, 3), (0, 1), Some(2))], 6),
+                idx_reply(vec![range((4, 7), (5, 8), None), range((2, 3), (0, 1), None)], 6),
+                idx_reply(vec![], 0),
+            ],
+        );
+    }
+
+    #[test]
+    fn lcs_breaks_ties_as_redis_does() {
+        // Expected replies read from redis-server 7.0.
+        let (a, b) = two_shard_keys();
+        check(
+            &[
+                &["MSET", a, "ABCBDAB", b, "BDCABA"],
+                &["LCS", a, b],
+                &["LCS", a, b, "IDX", "WITHMATCHLEN"],
+                &["MSET", a, "aaaa", b, "aa"],
+                &["LCS", a, b, "IDX"],
+            ],
+            &[
+                ok(),
+                bulk("BDAB"),
+                idx_reply(vec![range((5, 6), (3, 4), Some(2)), range((3, 4), (0, 1), Some(2))], 4),
+                ok(),
+                idx_reply(vec![range((2, 3), (0, 1), None)], 2),
+            ],
+        );
+    }
+
+    #[test]
+    fn lcs_with_bad_options_is_an_error() {
+        let (a, b) = two_shard_keys();
+        check(
+            &[
+                &["MSET", a, "x", b, "y"],
+                &["LCS", a, b, "LEN", "IDX"],
+                &["LCS", a, b, "FOO"],
+                &["LCS", a, b, "MINMATCHLEN"],
+                &["LCS", a, b, "MINMATCHLEN", "1.5"],
+                &["LCS", a, a, "LEN", "LEN", "IDX"],
+            ],
+            &[
+                ok(),
+                err("ERR If you want both the length and indexes, please just use IDX."),
+                err(SYNTAX),
+                err(SYNTAX),
+                err(NOT_INTEGER),
+                err("ERR If you want both the length and indexes, please just use IDX."),
+            ],
+        );
+    }
+
+    #[test]
+    fn lcs_refuses_a_table_larger_than_proto_max_bulk_len() {
+        let (a, b) = two_shard_keys();
+        let long = "x".repeat(600);
+        let refused = "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+        // 601 * 601 cells of 4 bytes is 1444804 bytes.
+        check_with_len_max(
+            1_444_803,
+            &[&["MSET", a, &long, b, &long], &["LCS", a, b, "LEN"], &["LCS", a, a], &["LCS", a, "missing"]],
+            &[ok(), err(refused), err(refused), bulk("")],
+        );
+        check_with_len_max(1_444_804, &[&["MSET", a, &long, b, &long], &["LCS", a, b, "LEN"]], &[ok(), int(600)]);
     }
 }

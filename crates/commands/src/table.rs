@@ -3,7 +3,6 @@
 //! The dispatcher, COMMAND, ACL categories and key routing all read this table; nothing else
 //! keeps a list of commands. Families contribute their entries (`strings::COMMANDS`, ...).
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -168,15 +167,16 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 4] =
-        [crate::strings::COMMANDS, crate::keys::COMMANDS, crate::server::COMMANDS, crate::connection::COMMANDS];
+    let families: [&'static [CommandSpec]; 4] = [crate::strings::COMMANDS, crate::keys::COMMANDS, crate::server::COMMANDS, crate::connection::COMMANDS];
     families.into_iter().flatten()
 }
 
-fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+type Index = std::collections::HashMap<&'static str, &'static CommandSpec, foldhash::fast::FixedState>;
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut map = HashMap::new();
+        let mut map = Index::default();
         for spec in all() {
             let previous = map.insert(spec.name, spec);
             assert!(previous.is_none(), "command {} is defined once", spec.name);

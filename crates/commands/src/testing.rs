@@ -90,3 +90,28 @@ pub fn check(commands: &[&[&str]], expected: &[Frame]) {
         assert_eq!(&got, want, "reply to {command:?}");
     }
 }
+
+/// Runs `commands` in order on a fresh harness, each at its own time (milliseconds after the
+/// harness's default time), and asserts each reply. For TTL tests.
+pub fn check_at(commands: &[(u64, &[&str])], expected: &[Frame]) {
+    let mut harness = Harness::default();
+    let start_ms = harness.now_ms;
+    assert_eq!(commands.len(), expected.len(), "one expected reply per command");
+    for ((after_ms, command), want) in commands.iter().zip(expected) {
+        harness.now_ms = start_ms + after_ms;
+        let got = harness.run(command);
+        assert_eq!(&got, want, "reply to {command:?} at +{after_ms} ms");
+    }
+}
+
+/// Runs `commands` in order on a fresh harness, each with its own selected database, and
+/// asserts each reply. For MOVE, COPY ... DB and SWAPDB tests.
+pub fn check_db(commands: &[(usize, &[&str])], expected: &[Frame]) {
+    let mut harness = Harness::default();
+    assert_eq!(commands.len(), expected.len(), "one expected reply per command");
+    for ((db_index, command), want) in commands.iter().zip(expected) {
+        harness.db_index = *db_index;
+        let got = harness.run(command);
+        assert_eq!(&got, want, "reply to {command:?} in db {db_index}");
+    }
+}

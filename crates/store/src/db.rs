@@ -107,6 +107,22 @@ impl Db {
         }
     }
 
+    /// Looks a key up for reading without touching its access time (Redis's LOOKUP_NOTOUCH, as
+    /// EXISTS, TYPE, TTL and OBJECT use it): expires it if due and counts a hit or a miss.
+    pub fn lookup_read_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        self.expire_if_needed(key, now_ms);
+        match self.dict.get_mut(key) {
+            Some(entry) => {
+                self.stats.keyspace_hits += 1;
+                Some(entry)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
     /// Looks a key up for writing: expires it if due and updates its access time.
     pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);

@@ -156,7 +156,7 @@ impl<V> Dict<V> {
 
     fn resize(&mut self, bucket_count: usize) {
         assert!(bucket_count.is_power_of_two(), "bucket count {bucket_count} is a power of two");
-        let old = std::mem::replace(&mut self.buckets, Vec::new());
+        let old = std::mem::take(&mut self.buckets);
         self.buckets.resize_with(bucket_count, || None);
         for mut link in old {
             while let Some(mut node) = link {
@@ -324,8 +324,7 @@ mod tests {
                 }
             }
             if step % 75 == 0 {
-                let extra: Vec<Vec<u8>> =
-                    d.iter().filter(|(k, _)| k.starts_with(b"extra")).map(|(k, _)| k.to_vec()).collect();
+                let extra: Vec<Vec<u8>> = d.iter().filter(|(k, _)| k.starts_with(b"extra")).map(|(k, _)| k.to_vec()).collect();
                 for k in extra {
                     d.remove(&k);
                 }

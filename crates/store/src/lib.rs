@@ -27,12 +27,7 @@ impl Shard {
         assert!(id < shard_count, "shard {id} of {shard_count}");
         assert!(databases > 0, "at least one database");
         use rand::SeedableRng;
-        Shard {
-            id,
-            shard_count,
-            dbs: (0..databases).map(|_| Db::new()).collect(),
-            rng: rand::rngs::SmallRng::from_os_rng(),
-        }
+        Shard { id, shard_count, dbs: (0..databases).map(|_| Db::new()).collect(), rng: rand::rngs::SmallRng::from_os_rng() }
     }
 
     /// Whether this shard owns `key`.
