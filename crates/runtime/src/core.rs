@@ -46,6 +46,9 @@ pub struct Shared {
     pub rejected_connections: AtomicU64,
 }
 
+/// Plain commands bound for one core, in order.
+type Batch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
+
 /// A command ready to run: its table entry, its route and its arguments.
 pub struct Cmd {
     pub spec: &'static CommandSpec,
@@ -245,9 +248,7 @@ impl Core {
         let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms, proto, settings: &settings };
         cmds.iter()
             .map(|(spec, args)| {
-                let Handler::Keys { local, .. } = spec.handler else {
-                    unreachable!("only Keys commands travel in batches, not {}", spec.name)
-                };
+                let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
                 let started = std::time::Instant::now();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
@@ -269,9 +270,10 @@ impl Core {
         for (spec, args) in cmds {
             let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
             for key in dispatch::keys(spec, args) {
-                set.keys.push((db, key.clone(), mode));
+                set.push(db, key.clone(), mode);
             }
         }
+        set.normalize();
         set
     }
 
@@ -336,6 +338,13 @@ impl Core {
     /// Plain commands are grouped per owning core, one message per core, and run in
     /// parallel; a cross-core command waits for everything before it and runs alone.
     pub async fn execute(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<Cmd>) -> Vec<Frame> {
+        // The fast path: everything on this core and nothing locked here, so the commands
+        // run in place, with no message and no wait.
+        let all_local = cmds.iter().all(|c| matches!(c.route, Route::Single(None)) || c.route == Route::Single(Some(self.id)));
+        if all_local && self.locks.borrow().is_idle() {
+            let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
+            return self.run_now(db, proto, &batch);
+        }
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
         let mut cmds = cmds.into_iter().enumerate().peekable();
         while cmds.peek().is_some() {
@@ -345,7 +354,7 @@ impl Core {
                 continue;
             }
             // The run of plain commands up to the next cross-core one.
-            let mut groups: Vec<(usize, Vec<usize>, Vec<(&'static CommandSpec, Vec<Bytes>)>)> = Vec::new();
+            let mut groups: Vec<(usize, Vec<usize>, Batch)> = Vec::new();
             while let Some((index, cmd)) = cmds.next_if(|(_, c)| !matches!(c.route, Route::Multi(_))) {
                 let Route::Single(shard) = cmd.route else { unreachable!("Connection commands are handled by the caller") };
                 let shard = shard.unwrap_or(self.id);
@@ -405,7 +414,10 @@ impl Core {
             for key in dispatch::keys(spec, &args) {
                 let shard = shoal_store::slot::key_shard(key, self.shard_count);
                 let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the route lists every key's core");
-                set.keys.push((db, key.clone(), mode));
+                set.push(db, key.clone(), mode);
+            }
+            for (_, set) in &mut sets {
+                set.normalize();
             }
         }
         let tx = self.new_tx();

@@ -65,7 +65,7 @@ where
     // for an end before every executor has started, and give up then.
     let (events_tx, events_rx) = mpsc::channel::<Event>();
     for index in 0..threads {
-        let placement = if pin { Placement::Fixed(cpus[index]) } else { Placement::Unbound };
+        let placement = if pin { cpus.get(index).map_or(Placement::Unbound, |&cpu| Placement::Fixed(cpu)) } else { Placement::Unbound };
         let mesh = mesh.clone();
         let main = main.clone();
         let shared = shared.clone();

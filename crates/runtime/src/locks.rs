@@ -21,11 +21,26 @@ pub enum Mode {
 pub struct LockSet {
     /// The whole shard, every database.
     pub shard: Option<Mode>,
-    /// (database, key, mode).
+    /// (database, key, mode), each key once (see [`LockSet::normalize`]).
     pub keys: Vec<(usize, Bytes, Mode)>,
 }
 
 impl LockSet {
+    /// Adds a key lock. Call [`LockSet::normalize`] once all keys are in.
+    pub fn push(&mut self, db: usize, key: Bytes, mode: Mode) {
+        self.keys.push((db, key, mode));
+    }
+
+    /// Makes each key appear once, in the stronger of the modes it was named with.
+    pub fn normalize(&mut self) {
+        if self.keys.len() < 2 {
+            return;
+        }
+        // Exclusive sorts first within a key, so dedup keeps it.
+        self.keys.sort_by(|a, b| (a.0, &a.1, a.2 == Mode::Shared).cmp(&(b.0, &b.1, b.2 == Mode::Shared)));
+        self.keys.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.shard.is_none() && self.keys.is_empty()
     }
@@ -121,11 +136,7 @@ impl<W> LockManager<W> {
             }
         }
         set.keys.iter().all(|(db, key, mode)| {
-            let shard_ok = match (self.shard.exclusive, self.shard.shared > 0, mode) {
-                (true, _, _) => false,
-                (false, true, Mode::Exclusive) => false,
-                _ => true,
-            };
+            let shard_ok = self.shard.admits(*mode);
             shard_ok && self.keys.get(&(*db, key.clone())).is_none_or(|h| h.admits(*mode))
         })
     }
@@ -148,6 +159,7 @@ impl<W> LockManager<W> {
 
     /// Takes `set` now if it can run, returning the waiter back; otherwise queues it.
     pub fn acquire(&mut self, set: LockSet, waiter: W) -> Option<(LockSet, W)> {
+        debug_assert!(set.keys.windows(2).all(|w| (w[0].0, &w[0].1) != (w[1].0, &w[1].1)), "lock sets are normalized");
         if self.can_run(&set) {
             self.take(&set);
             Some((set, waiter))
@@ -224,6 +236,21 @@ mod tests {
         let granted = locks.release(&keys(Mode::Exclusive, &["a", "b"]));
         assert_eq!(granted.iter().map(|(_, w)| *w).collect::<Vec<_>>(), vec![3]);
         locks.release(&keys(Mode::Exclusive, &["b"]));
+        assert!(locks.is_idle());
+    }
+
+    #[test]
+    fn a_key_named_twice_is_locked_once_in_the_stronger_mode() {
+        let mut set = LockSet::default();
+        set.push(0, Bytes::from_static(b"k"), Mode::Shared);
+        set.push(0, Bytes::from_static(b"k"), Mode::Exclusive);
+        set.push(1, Bytes::from_static(b"k"), Mode::Shared);
+        set.normalize();
+        assert_eq!(set.keys.len(), 2);
+        let mut locks = LockManager::default();
+        assert!(locks.acquire(set.clone(), 1).is_some());
+        assert!(!locks.can_run(&keys(Mode::Shared, &["k"])));
+        locks.release(&set);
         assert!(locks.is_idle());
     }
 

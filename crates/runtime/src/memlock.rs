@@ -34,11 +34,11 @@ fn get() -> (u64, u64) {
     if rc != 0 {
         return (0, 0);
     }
-    (limit.rlim_cur as u64, limit.rlim_max as u64)
+    (limit.rlim_cur, limit.rlim_max)
 }
 
 fn set(soft: u64, hard: u64) -> bool {
-    let limit = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
     // SAFETY: setrlimit only reads the struct we pass.
     unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == 0 }
 }
@@ -53,15 +53,9 @@ pub fn ensure(threads: usize) -> Result<usize, MemlockError> {
             soft = target;
         }
     }
-    let unlimited = soft == libc::RLIM_INFINITY as u64;
+    let unlimited = soft == libc::RLIM_INFINITY;
     if !unlimited && soft < GLOMMIO_MEMLOCK_MIN {
-        return Err(MemlockError {
-            limit_kib: soft / 1024,
-            need_kib: need.div_ceil(1024),
-            need_bytes: need,
-            min_kib: GLOMMIO_MEMLOCK_MIN / 1024,
-            threads,
-        });
+        return Err(MemlockError { limit_kib: soft / 1024, need_kib: need.div_ceil(1024), need_bytes: need, min_kib: GLOMMIO_MEMLOCK_MIN / 1024, threads });
     }
     if unlimited || soft >= need {
         return Ok(PER_EXECUTOR as usize);

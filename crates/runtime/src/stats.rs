@@ -2,6 +2,8 @@
 //! adds them up with a call to every core.
 
 use std::collections::HashMap;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 use std::time::Duration;
 
 use shoal_resp::Frame;
@@ -16,9 +18,9 @@ pub struct CommandStat {
 
 #[derive(Default, Clone, Debug)]
 pub struct CoreStats {
-    pub commands: HashMap<&'static str, CommandStat>,
+    pub commands: FastMap<&'static str, CommandStat>,
     /// Errors by prefix ("ERR", "WRONGTYPE", ...).
-    pub errors: HashMap<String, u64>,
+    pub errors: FastMap<String, u64>,
     pub commands_processed: u64,
 }
 
