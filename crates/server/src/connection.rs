@@ -43,6 +43,9 @@ pub struct Conn {
     pub db: usize,
     pub proto: Protocol,
     pub reply_mode: ReplyMode,
+    /// Whether the client may run commands other than AUTH, HELLO, QUIT and RESET. As in
+    /// Redis, it starts true when no `requirepass` is set at connect time.
+    pub authenticated: bool,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -92,7 +95,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
     node.clients.borrow_mut().insert(id, client.clone());
-    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On };
+    let authenticated = node.config.borrow().requirepass.is_empty();
+    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated };
     if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }
@@ -128,6 +132,11 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
         let mut close = false;
         while !close {
             let (slots, batch, after, protocol_error) = decode_round(node, conn, &mut decoder, &mut input);
+            // CLIENT PAUSE: hold the round while the pause covers its commands.
+            let connection_command = matches!(after, RoundEnd::Connection(..));
+            if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_command).await {
+                return Ok(());
+            }
             let frames = if batch.is_empty() { Vec::new() } else { node.core.execute(conn.db, conn.proto, batch).await };
             let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
             for slot in slots {
@@ -219,6 +228,12 @@ fn decode_round(
             }
             Ok(resolved) => {
                 conn.client.last_command.set(resolved.spec.name);
+                // requirepass: until AUTH succeeds only NO_AUTH commands run.
+                if let Some(refusal) = server_commands::auth_refusal(node, conn, resolved.spec) {
+                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                    slots.push(Slot::Ready(refusal));
+                    continue;
+                }
                 match resolved.route {
                     Route::Connection => return (slots, batch, RoundEnd::Connection(resolved.spec, args), None),
                     route => {

@@ -5,8 +5,14 @@
 //! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
 
 mod client;
+mod client_cmd;
+mod command_docs;
+mod config_cmd;
 mod connection;
+mod debug_cmd;
+mod info;
 mod node;
+mod pause;
 mod server_commands;
 
 use std::path::PathBuf;
@@ -48,10 +54,18 @@ fn main() {
     let config = match shoal_config::load(config_path.as_deref(), &overrides) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("{e}");
+            // Redis starts its fatal configuration message with an empty line.
+            eprintln!("\n{e}");
             std::process::exit(1);
         }
     };
+    // As Redis does for `dir`: the working directory is where files are read and written.
+    if !config.dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(&config.dir) {
+            eprintln!("Can't chdir to '{}': {e}", config.dir);
+            std::process::exit(1);
+        }
+    }
     let _log_guard = init_logging(&config);
     let threads = if config.threads == 0 { shoal_runtime::affinity_cpus().len().max(1) } else { config.threads as usize };
     let shared = Arc::new(Shared::default());

@@ -1,10 +1,10 @@
 //! What the server keeps on each core: its configuration copy, its clients, its listeners,
 //! and the per-core main that accepts connections until shutdown.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
@@ -23,7 +23,14 @@ pub struct Node {
     /// This core's connections by client id.
     pub clients: RefCell<BTreeMap<u64, Rc<ClientInfo>>>,
     pub started: Instant,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the cron reclaims expired keys.
+    pub active_expire_enabled: Cell<bool>,
+    /// CLIENT PAUSE: whether, and until when, this core's connections hold their commands.
+    pub pause: crate::pause::Pause,
 }
+
+/// Cores whose node is installed (one server per process).
+static CORES_WITH_NODE: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static NODE: RefCell<Option<Rc<Node>>> = const { RefCell::new(None) };
@@ -36,10 +43,7 @@ pub fn current() -> Rc<Node> {
 
 /// The settings operations need, from the configuration.
 pub fn settings_of(config: &Config) -> Settings {
-    Settings {
-        proto_max_bulk_len: config.proto_max_bulk_len,
-        lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
-    }
+    Settings { proto_max_bulk_len: config.proto_max_bulk_len, lfu_policy: config.maxmemory_policy.as_str().contains("lfu") }
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.
@@ -50,8 +54,16 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
         shutdown: LocalEvent::default(),
         clients: RefCell::new(BTreeMap::new()),
         started: Instant::now(),
+        active_expire_enabled: Cell::new(true),
+        pause: crate::pause::Pause::default(),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+    // Accept nothing until every core has its node: a command may reach every core (with
+    // `call_all`) as soon as any core accepts a client.
+    CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);
+    while CORES_WITH_NODE.load(Ordering::SeqCst) < core.shard_count {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
 
     let listeners = match bind_all(&node.config.borrow()) {
         Ok(listeners) => listeners,
@@ -86,7 +98,10 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
                 node.shutdown.set();
                 return;
             }
-            shoal_runtime::cron::active_expire_cycle(&core, period / 4);
+            // As Redis, no active expiry while disabled by DEBUG or while writes are paused.
+            if node.active_expire_enabled.get() && !node.pause.holds_writes() {
+                shoal_runtime::cron::active_expire_cycle(&core, period / 4);
+            }
             crate::client::enforce_idle_timeout(&node);
         }
     });

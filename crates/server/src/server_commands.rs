@@ -1,5 +1,9 @@
-//! Commands that need the connection or the whole server: SELECT, HELLO, AUTH, QUIT, RESET,
-//! CLIENT, COMMAND, INFO, CONFIG, TIME, SHUTDOWN, DEBUG.
+//! Commands that need the connection or the whole server (`Handler::Connection` entries):
+//! SELECT, HELLO, AUTH, QUIT, RESET, TIME and SHUTDOWN here; CLIENT, COMMAND, INFO, CONFIG
+//! and DEBUG in their own modules.
+//!
+//! Server-wide state lives on every core; these handlers gather or change it with
+//! `Core::call_all`. They never touch another core's data directly.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -7,6 +11,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use shoal_commands::args::{self, is};
 use shoal_commands::errors;
+use shoal_commands::table::flags;
 use shoal_commands::CommandSpec;
 use shoal_resp::{Frame, Protocol};
 
@@ -22,12 +27,54 @@ pub enum After {
 /// The Redis version we are compatible with, as HELLO and INFO report it.
 pub const REDIS_VERSION: &str = "7.2.0";
 
-fn bulk(s: impl AsRef<[u8]>) -> Frame {
+/// Server error texts, Redis's wording (shoal_commands::errors holds the ones commands share).
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub const AUTH_WITHOUT_PASSWORD: &str =
+    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+pub const BAD_CLIENT_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+
+pub fn bulk(s: impl AsRef<[u8]>) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_ref()))
 }
 
-fn simple(s: &'static str) -> Frame {
-    Frame::Simple(Bytes::from_static(s.as_bytes()))
+pub fn simple(s: impl AsRef<[u8]>) -> Frame {
+    Frame::Simple(Bytes::copy_from_slice(s.as_ref()))
+}
+
+/// A text reply (CLIENT LIST, INFO): a verbatim string in RESP3, a bulk string in RESP2.
+pub fn text(s: String) -> Frame {
+    Frame::Verbatim { format: *b"txt", text: Bytes::from(s) }
+}
+
+/// The reply to `<COMMAND> HELP`, as Redis's `addReplyHelp`: a title, the lines, then HELP.
+pub fn help(command: &str, lines: &[&str]) -> Frame {
+    let mut reply = Vec::with_capacity(lines.len() + 3);
+    reply.push(simple(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")));
+    reply.extend(lines.iter().map(simple));
+    reply.push(simple("HELP"));
+    reply.push(simple("    Prints this help."));
+    Frame::Array(reply)
+}
+
+/// Redis's `addReplySubcommandSyntaxError`, for a subcommand parsed inside its handler.
+pub fn subcommand_syntax_error(args: &[Bytes]) -> Frame {
+    let sub = String::from_utf8_lossy(&args[1]);
+    let sub: String = sub.chars().take(128).collect();
+    errors::error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.",
+        String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
+    ))
+}
+
+/// The NOAUTH refusal for `spec` while `requirepass` is set and the client has not
+/// authenticated; None when the command may run. Checked before every command.
+pub fn auth_refusal(node: &Node, conn: &Conn, spec: &CommandSpec) -> Option<Frame> {
+    if conn.authenticated || spec.has(flags::NO_AUTH) || node.config.borrow().requirepass.is_empty() {
+        return None;
+    }
+    Some(errors::error(NOAUTH))
 }
 
 /// Runs a connection-level command. Returns its reply (None: no reply) and what follows.
@@ -39,22 +86,18 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     let (frame, after) = match spec.name {
         "select" => (select(node, conn, &args), After::Continue),
         "quit" => (args::ok(), After::Close),
-        "reset" => {
-            conn.db = 0;
-            conn.proto = Protocol::Resp2;
-            conn.reply_mode = ReplyMode::On;
-            conn.client.db.set(0);
-            conn.client.resp.set(2);
-            *conn.client.name.borrow_mut() = String::new();
-            (simple("RESET"), After::Continue)
-        }
+        "reset" => (reset(node, conn), After::Continue),
         "hello" => (hello(node, conn, &args), After::Continue),
-        "auth" => (auth(node, &args), After::Continue),
-        "client" => client(node, conn, &args).await,
+        "auth" => (auth(node, conn, &args), After::Continue),
         "time" => {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             (Frame::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())]), After::Continue)
         }
+        "info" => (crate::info::info(node, &args).await, After::Continue),
+        "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
+        name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
+        name if name.starts_with("client|") => crate::client_cmd::client(node, conn, spec, &args).await,
+        name if name.starts_with("config|") => (crate::config_cmd::config(node, conn, spec, &args).await, After::Continue),
         _ => (errors::error(&format!("ERR '{}' is not implemented yet", spec.name)), After::Continue),
     };
     node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
@@ -76,6 +119,19 @@ fn select(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
     args::ok()
 }
 
+/// RESET: back to a fresh connection's state, authentication included (Redis's
+/// `clearClientConnectionState`). The library name and version stay.
+fn reset(node: &Rc<Node>, conn: &mut Conn) -> Frame {
+    conn.db = 0;
+    conn.proto = Protocol::Resp2;
+    conn.reply_mode = ReplyMode::On;
+    conn.authenticated = node.config.borrow().requirepass.is_empty();
+    conn.client.db.set(0);
+    conn.client.resp.set(2);
+    *conn.client.name.borrow_mut() = String::new();
+    simple("RESET")
+}
+
 /// HELLO [protover [AUTH username password] [SETNAME clientname]]
 fn hello(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
     let mut proto = conn.proto;
@@ -88,26 +144,33 @@ fn hello(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
         }
     }
     let mut i = 2;
+    let mut credentials = None;
     let mut name = None;
     while i < args.len() {
         let remaining = args.len() - i - 1;
         if is(&args[i], "auth") && remaining >= 2 {
-            let reply = auth(node, &[args[0].clone(), args[i + 1].clone(), args[i + 2].clone()]);
-            if matches!(reply, Frame::Error(_)) {
-                return reply;
-            }
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if is(&args[i], "setname") && remaining >= 1 {
+            if !valid_client_name(&args[i + 1]) {
+                return errors::error(BAD_CLIENT_NAME);
+            }
             name = Some(args[i + 1].clone());
             i += 2;
         } else {
             return errors::error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(&args[i])));
         }
     }
-    if let Some(name) = name {
-        if let Err(e) = set_client_name(conn, &name) {
+    if let Some((user, password)) = credentials {
+        if let Err(e) = authenticate(node, conn, &user, &password) {
             return e;
         }
+    }
+    if !conn.authenticated {
+        return errors::error(HELLO_NOAUTH);
+    }
+    if let Some(name) = name {
+        *conn.client.name.borrow_mut() = String::from_utf8_lossy(&name).into_owned();
     }
     conn.proto = proto;
     conn.client.resp.set(if proto == Protocol::Resp3 { 3 } else { 2 });
@@ -123,90 +186,35 @@ fn hello(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
 }
 
 /// AUTH [username] password
-fn auth(node: &Rc<Node>, args: &[Bytes]) -> Frame {
-    let requirepass = node.config.borrow().requirepass.clone();
+fn auth(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
     if args.len() > 3 {
         return errors::syntax();
     }
-    if requirepass.is_empty() && args.len() == 2 {
-        return errors::error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+    if args.len() == 2 && node.config.borrow().requirepass.is_empty() {
+        return errors::error(AUTH_WITHOUT_PASSWORD);
     }
     let (user, password) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
+    match authenticate(node, conn, user, password) {
+        Ok(()) => args::ok(),
+        Err(e) => e,
+    }
+}
+
+/// Checks credentials against the only user, `default`, whose password is `requirepass`
+/// (none: any password is accepted, as for Redis's `nopass`).
+fn authenticate(node: &Rc<Node>, conn: &mut Conn, user: &[u8], password: &[u8]) -> Result<(), Frame> {
+    let requirepass = node.config.borrow().requirepass.clone();
     if user == b"default" && (requirepass.is_empty() || password == requirepass.as_bytes()) {
-        args::ok()
+        conn.authenticated = true;
+        Ok(())
     } else {
-        errors::error("WRONGPASS invalid username-password pair or user is disabled.")
+        Err(errors::error(WRONGPASS))
     }
 }
 
 /// Client names may not contain spaces, newlines or other special characters.
-fn set_client_name(conn: &mut Conn, name: &[u8]) -> Result<(), Frame> {
-    if name.iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
-        return Err(errors::error("ERR Client names cannot contain spaces, newlines or special characters."));
-    }
-    *conn.client.name.borrow_mut() = String::from_utf8_lossy(name).into_owned();
-    Ok(())
-}
-
-/// CLIENT subcommand [arguments ...]
-async fn client(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> (Frame, After) {
-    let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    let frame = match (sub.as_str(), args.len()) {
-        ("id", 2) => Frame::Integer(conn.client.id as i64),
-        ("getname", 2) => {
-            let name = conn.client.name.borrow().clone();
-            if name.is_empty() {
-                Frame::Null
-            } else {
-                bulk(name)
-            }
-        }
-        ("setname", 3) => match set_client_name(conn, &args[2]) {
-            Ok(()) => args::ok(),
-            Err(e) => e,
-        },
-        ("info", 2) => Frame::Verbatim { format: *b"txt", text: Bytes::from(conn.client.describe() + "\n") },
-        ("list", 2) => {
-            let lines = node.core.call_all(|_| crate::node::current().clients.borrow().values().map(|c| c.describe()).collect::<Vec<_>>()).await;
-            let mut text = String::new();
-            for line in lines.into_iter().flatten() {
-                text.push_str(&line);
-                text.push('\n');
-            }
-            Frame::Verbatim { format: *b"txt", text: Bytes::from(text) }
-        }
-        ("reply", 3) => {
-            if is(&args[2], "on") {
-                conn.reply_mode = ReplyMode::On;
-                args::ok()
-            } else if is(&args[2], "off") {
-                conn.reply_mode = ReplyMode::Off;
-                return (args::ok(), After::Continue);
-            } else if is(&args[2], "skip") {
-                conn.reply_mode = ReplyMode::SkipArmed;
-                return (args::ok(), After::Continue);
-            } else {
-                errors::syntax()
-            }
-        }
-        ("setinfo", 4) => {
-            let value = String::from_utf8_lossy(&args[3]).into_owned();
-            if value.chars().any(|c| !('!'..='~').contains(&c)) {
-                errors::error(&format!("ERR {} cannot contain spaces, newlines or special characters.", String::from_utf8_lossy(&args[2]).to_ascii_lowercase()))
-            } else if is(&args[2], "lib-name") {
-                *conn.client.lib_name.borrow_mut() = value;
-                args::ok()
-            } else if is(&args[2], "lib-ver") {
-                *conn.client.lib_ver.borrow_mut() = value;
-                args::ok()
-            } else {
-                errors::error(&format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(&args[2])))
-            }
-        }
-        ("id" | "getname" | "setname" | "info" | "list" | "reply" | "setinfo", _) => errors::wrong_arity(&format!("client|{sub}")),
-        _ => errors::unknown_subcommand("client", &args[1]),
-    };
-    (frame, After::Continue)
+pub fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
@@ -223,4 +231,39 @@ fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
     node.core.shared.shutdown.store(true, Ordering::SeqCst);
     // Redis closes the connection without a reply when the shutdown goes ahead.
     (None, After::Close)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+    }
+
+    #[test]
+    fn help_wraps_the_lines_like_redis() {
+        let Frame::Array(lines) = help("CONFIG", &["GET <pattern>"]) else { panic!("an array") };
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], simple("CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
+        assert_eq!(lines[1], simple("GET <pattern>"));
+        assert_eq!(lines[2], simple("HELP"));
+        assert_eq!(lines[3], simple("    Prints this help."));
+    }
+
+    #[test]
+    fn subcommand_syntax_error_names_the_subcommand_as_typed() {
+        assert_eq!(
+            subcommand_syntax_error(&args(&["client", "PAUSE", "1", "x", "y"])),
+            errors::error("ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.")
+        );
+    }
+
+    #[test]
+    fn client_names_are_printable_without_spaces() {
+        assert!(valid_client_name(b"worker-1"));
+        assert!(valid_client_name(b""));
+        assert!(!valid_client_name(b"a b"));
+        assert!(!valid_client_name(b"a\nb"));
+    }
 }

@@ -64,7 +64,15 @@ impl Server {
         let dir = scratch_dir("shoal");
         let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--threads".into(), threads.to_string(), "--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(server_binary()).args(&args).current_dir(&dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start shoal-server");
+        // SHOAL_TEST_SERVER_OUTPUT=1 shows the server's own output (its logs, a panic's message).
+        let output = || {
+            if std::env::var("SHOAL_TEST_SERVER_OUTPUT").is_ok_and(|v| v == "1") {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            }
+        };
+        let child = Command::new(server_binary()).args(&args).current_dir(&dir).stdout(output()).stderr(output()).spawn().expect("start shoal-server");
         let mut server = Server { child, port, dir };
         server.wait_ready();
         server
@@ -73,6 +81,12 @@ impl Server {
     /// Starts Debian's redis-server as the oracle, or None when it is not installed (a panic
     /// under SHOAL_REQUIRE_ALL=1).
     pub fn start_redis() -> Option<Server> {
+        Server::start_redis_with(&[])
+    }
+
+    /// Starts Debian's redis-server with extra directives (`--maxclients 2`), or None when it is
+    /// not installed (a panic under SHOAL_REQUIRE_ALL=1).
+    pub fn start_redis_with(extra: &[&str]) -> Option<Server> {
         if !need("redis-server") {
             return None;
         }
@@ -80,6 +94,7 @@ impl Server {
         let dir = scratch_dir("redis");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(extra)
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -118,12 +133,19 @@ impl Server {
     fn try_raw(&self) -> std::io::Result<Raw> {
         let stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // Small writes leave at once, so a request split across writes reaches the server split.
+        stream.set_nodelay(true)?;
         Ok(Raw { reader: BufReader::new(stream.try_clone()?), stream })
     }
 
     /// A raw connection that speaks bytes.
     pub fn raw(&self) -> Raw {
         self.try_raw().expect("connect")
+    }
+
+    /// A raw connection, or the error when the server is not accepting (or gone).
+    pub fn raw_result(&self) -> std::io::Result<Raw> {
+        self.try_raw()
     }
 
     /// Waits for the process to exit by itself, up to `timeout`; returns its exit code.
@@ -177,6 +199,41 @@ impl Raw {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Sends bytes, returning the error (the server may have closed the connection already).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// A second handle on the socket for writing, so one thread can write a long pipeline
+    /// while another reads its replies (a single thread could block both ways).
+    pub fn writer(&self) -> TcpStream {
+        self.stream.try_clone().expect("clone the socket")
+    }
+
+    /// Changes how long a write may block before it fails.
+    pub fn set_write_timeout(&mut self, timeout: Duration) {
+        self.stream.set_write_timeout(Some(timeout)).expect("set the write timeout");
+    }
+
+    /// Reads until the server closes the connection (an orderly close or a reset) and returns
+    /// what arrived; a read timeout is an error, so a connection left open fails the test.
+    pub fn read_until_closed(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        match self.reader.read_to_end(&mut out) {
+            Ok(_) => Ok(out),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) => Ok(out),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("{e} (the connection is still open; {} bytes arrived: {:?})", out.len(), String::from_utf8_lossy(&out)),
+            )),
+        }
+    }
+
+    /// Changes how long a read waits before it fails.
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.stream.set_read_timeout(Some(timeout)).expect("set the read timeout");
+    }
+
     /// Encodes `args` as a multibulk request.
     pub fn encode(args: &[&str]) -> Vec<u8> {
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
@@ -196,14 +253,37 @@ impl Raw {
 
     /// Reads one complete reply (of any RESP2/RESP3 type) and returns its bytes.
     pub fn read_reply(&mut self) -> std::io::Result<String> {
+        Ok(String::from_utf8_lossy(&self.read_reply_bytes()?).into_owned())
+    }
+
+    /// Reads one complete reply and returns its exact bytes, binary-safe.
+    pub fn read_reply_bytes(&mut self) -> std::io::Result<Vec<u8>> {
         let mut out = Vec::new();
         self.read_frame(&mut out)?;
-        Ok(String::from_utf8_lossy(&out).into_owned())
+        Ok(out)
+    }
+
+    /// Sends one command given as binary-safe arguments and returns its reply's exact bytes.
+    pub fn command_bytes(&mut self, args: &[&[u8]]) -> std::io::Result<Vec<u8>> {
+        self.stream.write_all(&Self::encode_bytes(args))?;
+        self.read_reply_bytes()
+    }
+
+    /// Encodes binary-safe `args` as a multibulk request.
+    pub fn encode_bytes(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
     }
 
     fn read_frame(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
         let mut kind = [0u8; 1];
         self.reader.read_exact(&mut kind)?;
+
         out.push(kind[0]);
         let mut rest = Vec::new();
         self.reader.read_until(b'\n', &mut rest)?;
@@ -239,5 +319,159 @@ impl Raw {
         let mut out = Vec::new();
         let _ = self.reader.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// How a process that was run to completion ended.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit code; None when it was killed by a signal or ran past the timeout.
+    pub code: Option<i32>,
+    /// Whether it was still running at the timeout (and was killed).
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A `Command` for the shoal-server binary with `args`, for tests that run it to completion
+/// (startup failures); wrap it yourself for tools like `prlimit`.
+pub fn server_command(args: &[&str]) -> Command {
+    let mut command = Command::new(server_binary());
+    command.args(args);
+    command
+}
+
+/// Runs `command` with stdin closed, captures stdout and stderr, and waits for it to exit, up
+/// to `timeout` (then kills it and reports `timed_out`).
+pub fn run_to_exit(command: Command, timeout: Duration) -> Exit {
+    run(command, None, timeout)
+}
+
+/// Runs `command` as `run_to_exit` does, with `input` on its stdin (a script for redis-cli).
+pub fn run_with_input(command: Command, input: &[u8], timeout: Duration) -> Exit {
+    run(command, Some(input.to_vec()), timeout)
+}
+
+fn run(mut command: Command, input: Option<Vec<u8>>, timeout: Duration) -> Exit {
+    let started = Instant::now();
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
+    let mut child = command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the command");
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        // Written by a thread and closed after, so a child that reads slowly cannot block us.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    // Pipes are drained by threads, so a chatty child cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = started + timeout;
+    let (code, timed_out) = loop {
+        if let Some(status) = child.try_wait().expect("wait for the command") {
+            break (status.code(), false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = started.elapsed();
+    Exit { code, timed_out, elapsed, stdout: stdout.join().expect("stdout reader"), stderr: stderr.join().expect("stderr reader") }
+}
+
+/// Number of hash slots, as in Redis Cluster.
+pub const SLOT_COUNT: u16 = 16384;
+
+/// CRC16-XMODEM (polynomial 0x1021, initial value 0), as Redis Cluster's `crc16`. Written out
+/// here rather than borrowed from the server, so the tests check the server's routing instead
+/// of sharing its bugs.
+pub fn crc16_xmodem(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in bytes {
+        crc ^= (byte as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// The hash slot of `key`: CRC16 of the key, or of its hash tag (the bytes between the first
+/// `{` and the first `}` after it, when not empty).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16_xmodem(hashed) % SLOT_COUNT
+}
+
+/// The core that owns `key` in a server with `threads` threads: slot modulo threads.
+pub fn key_core(key: &[u8], threads: usize) -> usize {
+    key_slot(key) as usize % threads
+}
+
+/// `count` key names made from `prefix` (`prefix:0`, `prefix:1`, ...) that live on pairwise
+/// different cores of a server with `threads` threads; `count` must not exceed `threads`.
+pub fn keys_on_distinct_cores(prefix: &str, count: usize, threads: usize) -> Vec<String> {
+    assert!(count <= threads, "{count} keys cannot live on distinct cores of {threads} threads");
+    let mut keys: Vec<String> = Vec::new();
+    let mut used = vec![false; threads];
+    for n in 0.. {
+        let key = format!("{prefix}:{n}");
+        let core = key_core(key.as_bytes(), threads);
+        if !used[core] {
+            used[core] = true;
+            keys.push(key);
+            if keys.len() == count {
+                break;
+            }
+        }
+    }
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_slots_match_redis_cluster_keyslot() {
+        // The values CLUSTER KEYSLOT gives (and the Redis Cluster specification's test vector).
+        assert_eq!(crc16_xmodem(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b""), 0);
+    }
+
+    #[test]
+    fn hash_tags_hash_only_the_tag() {
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{}{bar}"), crc16_xmodem(b"foo{}{bar}") % SLOT_COUNT);
+        assert_eq!(key_slot(b"foo{bar"), crc16_xmodem(b"foo{bar") % SLOT_COUNT);
+    }
+
+    #[test]
+    fn keys_on_distinct_cores_are_on_distinct_cores() {
+        let keys = keys_on_distinct_cores("group", 4, 4);
+        let mut cores: Vec<usize> = keys.iter().map(|k| key_core(k.as_bytes(), 4)).collect();
+        cores.sort_unstable();
+        assert_eq!(cores, vec![0, 1, 2, 3]);
     }
 }

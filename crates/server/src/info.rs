@@ -1,0 +1,677 @@
+//! INFO [section [section ...]]: Redis's sections, field names and layout (`# Section`
+//! headers, `name:value` lines, CRLF line ends, a blank line between sections).
+//!
+//! Counters live on every core (command and error statistics, keyspace sizes and hits); INFO
+//! adds them up with one `call_all`. Process-wide figures (memory, CPU, uptime) come from the
+//! operating system. Fields for subsystems Shoal does not have yet (persistence,
+//! replication, modules, cluster) report what is true of a server without them; fields we
+//! do not measure (network bytes, latency percentiles) are left out rather than made up.
+//!
+//! `used_memory` is the C allocator's own count of bytes in use (glibc's `mallinfo2`; the
+//! resident set size where that is unavailable); `used_memory_rss` is the process's resident
+//! set size from /proc. `used_memory_peak` is the largest `used_memory` INFO has seen.
+
+use std::fmt::Write as _;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shoal_resp::Frame;
+use shoal_runtime::stats::CoreStats;
+use shoal_store::DbStats;
+
+use crate::node::Node;
+use crate::server_commands::{text, REDIS_VERSION};
+
+/// An INFO section, in the order Redis prints them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Server,
+    Clients,
+    Memory,
+    Persistence,
+    Stats,
+    Replication,
+    Cpu,
+    Modules,
+    Commandstats,
+    Errorstats,
+    Latencystats,
+    Cluster,
+    Keyspace,
+}
+
+impl Section {
+    pub const ALL: [Section; 13] = [
+        Section::Server,
+        Section::Clients,
+        Section::Memory,
+        Section::Persistence,
+        Section::Stats,
+        Section::Replication,
+        Section::Cpu,
+        Section::Modules,
+        Section::Commandstats,
+        Section::Errorstats,
+        Section::Latencystats,
+        Section::Cluster,
+        Section::Keyspace,
+    ];
+
+    /// The name INFO takes as an argument.
+    pub fn name(self) -> &'static str {
+        match self {
+            Section::Server => "server",
+            Section::Clients => "clients",
+            Section::Memory => "memory",
+            Section::Persistence => "persistence",
+            Section::Stats => "stats",
+            Section::Replication => "replication",
+            Section::Cpu => "cpu",
+            Section::Modules => "modules",
+            Section::Commandstats => "commandstats",
+            Section::Errorstats => "errorstats",
+            Section::Latencystats => "latencystats",
+            Section::Cluster => "cluster",
+            Section::Keyspace => "keyspace",
+        }
+    }
+
+    /// The `# Title` header.
+    fn title(self) -> &'static str {
+        match self {
+            Section::Server => "Server",
+            Section::Clients => "Clients",
+            Section::Memory => "Memory",
+            Section::Persistence => "Persistence",
+            Section::Stats => "Stats",
+            Section::Replication => "Replication",
+            Section::Cpu => "CPU",
+            Section::Modules => "Modules",
+            Section::Commandstats => "Commandstats",
+            Section::Errorstats => "Errorstats",
+            Section::Latencystats => "Latencystats",
+            Section::Cluster => "Cluster",
+            Section::Keyspace => "Keyspace",
+        }
+    }
+
+    /// Whether plain INFO (and `default`) includes the section.
+    fn is_default(self) -> bool {
+        !matches!(self, Section::Commandstats | Section::Latencystats)
+    }
+
+    /// Whether the section needs the counters of every core.
+    fn needs_cores(self) -> bool {
+        matches!(self, Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
+    }
+}
+
+/// The sections INFO's arguments ask for, in Redis's order: none means `default`; `all` and
+/// `everything` mean every section (Shoal has no module sections, which is all they differ
+/// by); unknown names are ignored. Case does not matter.
+pub fn requested(args: &[Bytes]) -> Vec<Section> {
+    let mut wanted = [false; Section::ALL.len()];
+    if args.is_empty() {
+        wanted = Section::ALL.map(Section::is_default);
+    }
+    for arg in args {
+        let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
+        match name.as_str() {
+            "all" | "everything" => wanted = [true; Section::ALL.len()],
+            "default" => {
+                for (i, section) in Section::ALL.iter().enumerate() {
+                    wanted[i] |= section.is_default();
+                }
+            }
+            _ => {
+                if let Some(i) = Section::ALL.iter().position(|s| s.name() == name) {
+                    wanted[i] = true;
+                }
+            }
+        }
+    }
+    Section::ALL.iter().zip(wanted).filter(|(_, w)| *w).map(|(s, _)| *s).collect()
+}
+
+/// CPU time, as `getrusage` reports it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimes {
+    pub sys: Duration,
+    pub user: Duration,
+}
+
+/// Everything INFO prints, gathered first so that rendering is a pure function.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub process_id: u32,
+    pub run_id: String,
+    pub replication_id: String,
+    pub os: String,
+    pub port: u16,
+    pub bind: Vec<String>,
+    pub hz: u32,
+    pub now_us: u64,
+    pub uptime_s: u64,
+    pub executable: String,
+    pub config_file: String,
+    pub threads: usize,
+    pub connected_clients: usize,
+    pub maxclients: u32,
+    pub used_memory: u64,
+    pub used_memory_rss: u64,
+    pub used_memory_peak: u64,
+    pub total_system_memory: u64,
+    pub maxmemory: u64,
+    pub maxmemory_policy: String,
+    /// When the server started, in Unix seconds (Redis's `rdb_last_save_time` at start).
+    pub started_unix_s: u64,
+    pub connections_received: u64,
+    pub rejected_connections: u64,
+    /// Every core's command and error statistics, added up.
+    pub stats: CoreStats,
+    /// Every core's keyspace counters, added up.
+    pub db_stats: DbStats,
+    /// Per database: (keys, keys with a TTL), over every core.
+    pub keyspace: Vec<(usize, usize)>,
+    pub cpu_process: CpuTimes,
+    pub cpu_children: CpuTimes,
+    /// The core thread that answered INFO (Redis's `_main_thread` fields).
+    pub cpu_thread: CpuTimes,
+}
+
+/// INFO [section [section ...]]
+pub async fn info(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    let sections = requested(&args[1..]);
+    let snapshot = snapshot(node, &sections).await;
+    text(render(&sections, &snapshot))
+}
+
+/// One core's counters.
+struct CoreReport {
+    stats: CoreStats,
+    db_stats: DbStats,
+    keyspace: Vec<(usize, usize)>,
+}
+
+async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
+    let mut snapshot = Snapshot::default();
+    if sections.iter().any(|s| s.needs_cores()) {
+        let reports = node
+            .core
+            .call_all(|core| CoreReport {
+                stats: core.stats.borrow().clone(),
+                db_stats: core.with_shard(|shard| shard.stats()),
+                keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
+            })
+            .await;
+        for report in reports {
+            snapshot.stats.merge(&report.stats);
+            snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
+            snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
+            snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
+            snapshot.keyspace.resize(snapshot.keyspace.len().max(report.keyspace.len()), (0, 0));
+            for (total, (keys, expires)) in snapshot.keyspace.iter_mut().zip(report.keyspace) {
+                total.0 += keys;
+                total.1 += expires;
+            }
+        }
+    }
+    let config = node.config.borrow();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let uptime = node.started.elapsed();
+    let (run_id, replication_id) = ids();
+    let shared = &node.core.shared;
+    let used_memory = system::allocated_bytes();
+    Snapshot {
+        process_id: std::process::id(),
+        run_id: run_id.to_owned(),
+        replication_id: replication_id.to_owned(),
+        os: system::os_name(),
+        port: config.port,
+        bind: config.bind.clone(),
+        hz: config.hz,
+        now_us: now.as_micros() as u64,
+        uptime_s: uptime.as_secs(),
+        executable: std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+        config_file: config.source_path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
+        threads: node.core.shard_count,
+        connected_clients: shared.clients.load(Ordering::Relaxed),
+        maxclients: config.maxclients,
+        used_memory,
+        used_memory_rss: system::resident_bytes(),
+        used_memory_peak: record_peak(used_memory),
+        total_system_memory: system::total_memory_bytes(),
+        maxmemory: config.maxmemory,
+        maxmemory_policy: config.maxmemory_policy.as_str().to_owned(),
+        started_unix_s: now.saturating_sub(uptime).as_secs(),
+        connections_received: shared.connections_received.load(Ordering::Relaxed),
+        rejected_connections: shared.rejected_connections.load(Ordering::Relaxed),
+        cpu_process: system::cpu_times(system::RUSAGE_SELF),
+        cpu_children: system::cpu_times(system::RUSAGE_CHILDREN),
+        cpu_thread: system::cpu_times(system::RUSAGE_THREAD),
+        ..snapshot
+    }
+}
+
+/// The highest `used_memory` seen so far (by INFO).
+fn record_peak(used: u64) -> u64 {
+    static PEAK: AtomicU64 = AtomicU64::new(0);
+    PEAK.fetch_max(used, Ordering::Relaxed).max(used)
+}
+
+/// The run id and the replication id: 40 random hex characters each, fixed for the process.
+fn ids() -> (&'static str, &'static str) {
+    static IDS: OnceLock<(String, String)> = OnceLock::new();
+    let (run, replication) = IDS.get_or_init(|| (system::random_hex40(), system::random_hex40()));
+    (run, replication)
+}
+
+/// Redis's `bytesToHuman`.
+pub fn bytes_to_human(n: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [(1 << 10, "K"), (1 << 20, "M"), (1 << 30, "G"), (1 << 40, "T"), (1 << 50, "P")];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    for (unit, suffix) in UNITS {
+        if n < unit * 1024 {
+            return format!("{:.2}{suffix}", n as f64 / unit as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+/// The text of the requested sections.
+pub fn render(sections: &[Section], s: &Snapshot) -> String {
+    let mut out = String::new();
+    for (i, &section) in sections.iter().enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        out.push_str("# ");
+        out.push_str(section.title());
+        out.push_str("\r\n");
+        for (name, value) in fields(section, s) {
+            let _ = write!(out, "{name}:{value}\r\n");
+        }
+    }
+    out
+}
+
+/// The `name:value` lines of one section.
+fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    let mut add = |name: &str, value: String| lines.push((name.to_owned(), value));
+    match section {
+        Section::Server => {
+            add("redis_version", REDIS_VERSION.to_owned());
+            add("redis_git_sha1", "00000000".to_owned());
+            add("redis_git_dirty", "0".to_owned());
+            add("redis_build_id", "0".to_owned());
+            add("redis_mode", "standalone".to_owned());
+            add("os", s.os.clone());
+            add("arch_bits", (usize::BITS).to_string());
+            add("monotonic_clock", "POSIX clock_gettime".to_owned());
+            add("multiplexing_api", "io_uring".to_owned());
+            add("atomicvar_api", "c11-builtin".to_owned());
+            // Not built by GCC; Redis prints 0.0.0 then.
+            add("gcc_version", "0.0.0".to_owned());
+            add("process_id", s.process_id.to_string());
+            add("process_supervised", "no".to_owned());
+            add("run_id", s.run_id.clone());
+            add("tcp_port", s.port.to_string());
+            add("server_time_usec", s.now_us.to_string());
+            add("uptime_in_seconds", s.uptime_s.to_string());
+            add("uptime_in_days", (s.uptime_s / 86_400).to_string());
+            add("hz", s.hz.to_string());
+            add("configured_hz", s.hz.to_string());
+            add("lru_clock", ((s.now_us / 1_000_000) & 0xFF_FFFF).to_string());
+            add("executable", s.executable.clone());
+            add("config_file", s.config_file.clone());
+            add("io_threads_active", "0".to_owned());
+            if s.port != 0 {
+                let binds: String = s.bind.iter().map(|b| format!(",bind={b}")).collect();
+                add("listener0", format!("name=tcp{binds},port={}", s.port));
+            }
+            add("shoal_version", env!("CARGO_PKG_VERSION").to_owned());
+            add("threads", s.threads.to_string());
+        }
+        Section::Clients => {
+            add("connected_clients", s.connected_clients.to_string());
+            add("cluster_connections", "0".to_owned());
+            add("maxclients", s.maxclients.to_string());
+            add("client_recent_max_input_buffer", "0".to_owned());
+            add("client_recent_max_output_buffer", "0".to_owned());
+            add("blocked_clients", "0".to_owned());
+            add("tracking_clients", "0".to_owned());
+            add("clients_in_timeout_table", "0".to_owned());
+            add("total_blocking_keys", "0".to_owned());
+            add("total_blocking_keys_on_nokey", "0".to_owned());
+        }
+        Section::Memory => {
+            let peak = s.used_memory_peak.max(s.used_memory);
+            add("used_memory", s.used_memory.to_string());
+            add("used_memory_human", bytes_to_human(s.used_memory));
+            add("used_memory_rss", s.used_memory_rss.to_string());
+            add("used_memory_rss_human", bytes_to_human(s.used_memory_rss));
+            add("used_memory_peak", peak.to_string());
+            add("used_memory_peak_human", bytes_to_human(peak));
+            add("used_memory_peak_perc", format!("{:.2}%", if peak == 0 { 0.0 } else { s.used_memory as f64 * 100.0 / peak as f64 }));
+            add("total_system_memory", s.total_system_memory.to_string());
+            add("total_system_memory_human", bytes_to_human(s.total_system_memory));
+            add("maxmemory", s.maxmemory.to_string());
+            add("maxmemory_human", bytes_to_human(s.maxmemory));
+            add("maxmemory_policy", s.maxmemory_policy.clone());
+            let ratio = if s.used_memory == 0 { 0.0 } else { s.used_memory_rss as f64 / s.used_memory as f64 };
+            add("mem_fragmentation_ratio", format!("{ratio:.2}"));
+            add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
+            add("mem_allocator", "libc".to_owned());
+            add("lazyfree_pending_objects", "0".to_owned());
+            add("lazyfreed_objects", "0".to_owned());
+        }
+        Section::Persistence => {
+            // Shoal does not persist yet: nothing loads, nothing is saved.
+            add("loading", "0".to_owned());
+            add("async_loading", "0".to_owned());
+            add("rdb_bgsave_in_progress", "0".to_owned());
+            add("rdb_last_save_time", s.started_unix_s.to_string());
+            add("rdb_last_bgsave_status", "ok".to_owned());
+            add("rdb_last_bgsave_time_sec", "-1".to_owned());
+            add("rdb_current_bgsave_time_sec", "-1".to_owned());
+            add("rdb_saves", "0".to_owned());
+            add("aof_enabled", "0".to_owned());
+            add("aof_rewrite_in_progress", "0".to_owned());
+            add("aof_rewrite_scheduled", "0".to_owned());
+            add("aof_last_rewrite_time_sec", "-1".to_owned());
+            add("aof_current_rewrite_time_sec", "-1".to_owned());
+            add("aof_last_bgrewrite_status", "ok".to_owned());
+            add("aof_rewrites", "0".to_owned());
+            add("aof_last_write_status", "ok".to_owned());
+        }
+        Section::Stats => {
+            let errors: u64 = s.stats.errors.values().sum();
+            add("total_connections_received", s.connections_received.to_string());
+            add("total_commands_processed", s.stats.commands_processed.to_string());
+            // Not measured yet.
+            add("instantaneous_ops_per_sec", "0".to_owned());
+            add("rejected_connections", s.rejected_connections.to_string());
+            add("sync_full", "0".to_owned());
+            add("sync_partial_ok", "0".to_owned());
+            add("sync_partial_err", "0".to_owned());
+            add("expired_keys", s.db_stats.expired_keys.to_string());
+            add("evicted_keys", "0".to_owned());
+            add("evicted_clients", "0".to_owned());
+            add("keyspace_hits", s.db_stats.keyspace_hits.to_string());
+            add("keyspace_misses", s.db_stats.keyspace_misses.to_string());
+            add("pubsub_channels", "0".to_owned());
+            add("pubsub_patterns", "0".to_owned());
+            add("pubsubshard_channels", "0".to_owned());
+            add("latest_fork_usec", "0".to_owned());
+            add("total_forks", "0".to_owned());
+            add("unexpected_error_replies", "0".to_owned());
+            add("total_error_replies", errors.to_string());
+        }
+        Section::Replication => {
+            add("role", "master".to_owned());
+            add("connected_slaves", "0".to_owned());
+            add("master_failover_state", "no-failover".to_owned());
+            add("master_replid", s.replication_id.clone());
+            add("master_replid2", "0".repeat(40));
+            add("master_repl_offset", "0".to_owned());
+            add("second_repl_offset", "-1".to_owned());
+            add("repl_backlog_active", "0".to_owned());
+            add("repl_backlog_size", "1048576".to_owned());
+            add("repl_backlog_first_byte_offset", "0".to_owned());
+            add("repl_backlog_histlen", "0".to_owned());
+        }
+        Section::Cpu => {
+            add("used_cpu_sys", seconds(s.cpu_process.sys));
+            add("used_cpu_user", seconds(s.cpu_process.user));
+            add("used_cpu_sys_children", seconds(s.cpu_children.sys));
+            add("used_cpu_user_children", seconds(s.cpu_children.user));
+            add("used_cpu_sys_main_thread", seconds(s.cpu_thread.sys));
+            add("used_cpu_user_main_thread", seconds(s.cpu_thread.user));
+        }
+        // No modules; no latency histograms yet (Redis prints the header alone when
+        // latency tracking is off).
+        Section::Modules | Section::Latencystats => {}
+        Section::Commandstats => {
+            let mut commands: Vec<_> = s.stats.commands.iter().filter(|(_, c)| c.calls > 0 || c.rejected_calls > 0 || c.failed_calls > 0).collect();
+            commands.sort_by_key(|(name, _)| *name);
+            for (name, stat) in commands {
+                let per_call = if stat.calls == 0 { 0.0 } else { stat.usec as f64 / stat.calls as f64 };
+                add(
+                    &format!("cmdstat_{name}"),
+                    format!(
+                        "calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
+                        stat.calls, stat.usec, stat.rejected_calls, stat.failed_calls
+                    ),
+                );
+            }
+        }
+        Section::Errorstats => {
+            let mut errors: Vec<_> = s.stats.errors.iter().collect();
+            errors.sort();
+            for (prefix, count) in errors {
+                add(&format!("errorstat_{prefix}"), format!("count={count}"));
+            }
+        }
+        Section::Cluster => add("cluster_enabled", "0".to_owned()),
+        Section::Keyspace => {
+            for (db, &(keys, expires)) in s.keyspace.iter().enumerate() {
+                if keys > 0 || expires > 0 {
+                    add(&format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0"));
+                }
+            }
+        }
+    }
+    lines
+}
+
+/// What INFO asks of the operating system.
+mod system {
+    use std::time::Duration;
+
+    use super::CpuTimes;
+
+    pub const RUSAGE_SELF: libc::c_int = 0;
+    pub const RUSAGE_CHILDREN: libc::c_int = -1;
+    /// Linux's per-thread usage (not exported by the libc crate for glibc).
+    pub const RUSAGE_THREAD: libc::c_int = 1;
+
+    pub fn cpu_times(who: libc::c_int) -> CpuTimes {
+        // SAFETY: getrusage fills the zeroed struct we pass; nothing else is read or kept.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            if libc::getrusage(who, &mut usage) != 0 {
+                return CpuTimes::default();
+            }
+            usage
+        };
+        let duration = |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.clamp(0, 999_999) as u32) * 1000);
+        CpuTimes { sys: duration(usage.ru_stime), user: duration(usage.ru_utime) }
+    }
+
+    /// `uname -srm`, as Redis's `os` field.
+    pub fn os_name() -> String {
+        // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated C strings.
+        unsafe {
+            let mut name: libc::utsname = std::mem::zeroed();
+            if libc::uname(&mut name) != 0 {
+                return String::new();
+            }
+            let field = |f: &[libc::c_char]| std::ffi::CStr::from_ptr(f.as_ptr()).to_string_lossy().into_owned();
+            format!("{} {} {}", field(&name.sysname), field(&name.release), field(&name.machine))
+        }
+    }
+
+    fn page_size() -> u64 {
+        // SAFETY: sysconf only reads a system constant.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if size > 0 {
+            size as u64
+        } else {
+            4096
+        }
+    }
+
+    /// The resident set size, from /proc/self/statm.
+    pub fn resident_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+        let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        pages * page_size()
+    }
+
+    /// Bytes the C allocator has handed out and not had back.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    pub fn allocated_bytes() -> u64 {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        (info.uordblks + info.hblkhd) as u64
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn allocated_bytes() -> u64 {
+        resident_bytes()
+    }
+
+    pub fn total_memory_bytes() -> u64 {
+        // SAFETY: sysconf only reads a system constant.
+        let pages = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+        if pages > 0 {
+            pages as u64 * page_size()
+        } else {
+            0
+        }
+    }
+
+    /// 40 random hex characters (20 bytes from the kernel's random source).
+    pub fn random_hex40() -> String {
+        let mut bytes = [0u8; 20];
+        let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+        if filled.is_err() {
+            // No /dev/urandom: the time and the pid still make ids differ between runs.
+            let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos() ^ std::process::id() as u128;
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(151);
+            }
+        }
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+    }
+
+    fn names(sections: &[Section]) -> Vec<&'static str> {
+        sections.iter().map(|s| s.name()).collect()
+    }
+
+    #[test]
+    fn default_sections_are_redis_s() {
+        let expected = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules", "errorstats", "cluster", "keyspace"];
+        assert_eq!(names(&requested(&[])), expected);
+        assert_eq!(names(&requested(&args(&["DEFAULT"]))), expected);
+    }
+
+    #[test]
+    fn all_and_everything_add_commandstats_and_latencystats() {
+        assert_eq!(requested(&args(&["all"])), Section::ALL.to_vec());
+        assert_eq!(requested(&args(&["everything"])), Section::ALL.to_vec());
+    }
+
+    #[test]
+    fn sections_come_in_redis_order_whatever_the_argument_order() {
+        assert_eq!(names(&requested(&args(&["keyspace", "CPU", "nosuch"]))), ["cpu", "keyspace"]);
+        assert_eq!(names(&requested(&args(&["default", "commandstats"]))).len(), 12);
+        assert!(requested(&args(&["foo", "bar"])).is_empty());
+    }
+
+    #[test]
+    fn render_separates_sections_with_a_blank_line_and_ends_lines_with_crlf() {
+        let snapshot = Snapshot { keyspace: vec![(2, 1), (0, 0), (5, 0)], ..Snapshot::default() };
+        assert_eq!(
+            render(&[Section::Cluster, Section::Keyspace], &snapshot),
+            "# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\ndb2:keys=5,expires=0,avg_ttl=0\r\n"
+        );
+        assert_eq!(render(&[Section::Modules], &snapshot), "# Modules\r\n");
+        assert_eq!(render(&[], &snapshot), "");
+    }
+
+    #[test]
+    fn commandstats_and_errorstats_use_redis_s_line_format() {
+        let mut stats = CoreStats::default();
+        stats.record("get", Duration::from_micros(3), &Frame::Null);
+        stats.record("get", Duration::from_micros(4), &Frame::Null);
+        stats.record("client|list", Duration::from_micros(10), &Frame::Error(Bytes::from_static(b"ERR x")));
+        stats.record_rejected(Some("set"), &Frame::Error(Bytes::from_static(b"NOAUTH Authentication required.")));
+        let snapshot = Snapshot { stats, ..Snapshot::default() };
+        assert_eq!(
+            render(&[Section::Commandstats, Section::Errorstats], &snapshot),
+            "# Commandstats\r\n\
+             cmdstat_client|list:calls=1,usec=10,usec_per_call=10.00,rejected_calls=0,failed_calls=1\r\n\
+             cmdstat_get:calls=2,usec=7,usec_per_call=3.50,rejected_calls=0,failed_calls=0\r\n\
+             cmdstat_set:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0\r\n\
+             \r\n\
+             # Errorstats\r\n\
+             errorstat_ERR:count=1\r\n\
+             errorstat_NOAUTH:count=1\r\n"
+        );
+    }
+
+    #[test]
+    fn server_section_has_redis_s_fields_and_ours() {
+        let snapshot =
+            Snapshot { run_id: "a".repeat(40), port: 6379, bind: vec!["*".into(), "-::*".into()], uptime_s: 2 * 86_400 + 5, threads: 4, ..Snapshot::default() };
+        let text = render(&[Section::Server], &snapshot);
+        for line in [
+            "redis_version:7.2.0\r\n",
+            "redis_mode:standalone\r\n",
+            "multiplexing_api:io_uring\r\n",
+            "uptime_in_seconds:172805\r\n",
+            "uptime_in_days:2\r\n",
+            "listener0:name=tcp,bind=*,bind=-::*,port=6379\r\n",
+            "threads:4\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
+        assert!(text.contains(&format!("run_id:{}\r\n", "a".repeat(40))));
+    }
+
+    #[test]
+    fn bytes_to_human_matches_redis() {
+        assert_eq!(bytes_to_human(0), "0B");
+        assert_eq!(bytes_to_human(1023), "1023B");
+        assert_eq!(bytes_to_human(916_832), "895.34K");
+        assert_eq!(bytes_to_human(7_020_544), "6.70M");
+        assert_eq!(bytes_to_human(25_276_063_744), "23.54G");
+    }
+
+    #[test]
+    fn run_ids_are_forty_hex_characters_and_stable() {
+        let (run, replication) = ids();
+        assert_eq!(run.len(), 40);
+        assert!(run.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(run, replication);
+        assert_eq!(ids().0, run);
+    }
+
+    #[test]
+    fn the_operating_system_answers() {
+        assert!(!system::os_name().is_empty());
+        assert!(system::resident_bytes() > 0);
+        assert!(system::allocated_bytes() > 0);
+        assert!(system::total_memory_bytes() > 0);
+    }
+}
