@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Side-by-side throughput of shoal-server and Debian's redis-server.
+
+Runs redis-benchmark against each server in turn, alternating A B A B, with the server
+pinned to one CPU and the client to another (taskset), and prints ops/s, p50, p99 and the
+ratio shoal/redis for each workload. memtier_benchmark is not used yet.
+
+    bench/compare.py [--shoal target/release/shoal-server] [--rounds 2] [--threads 1,2]
+"""
+
+import argparse
+import csv
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+WORKLOADS = [
+    # (name, redis-benchmark arguments)
+    ("SET P1", ["-t", "set", "-P", "1"]),
+    ("GET P1", ["-t", "get", "-P", "1"]),
+    ("SET P16", ["-t", "set", "-P", "16"]),
+    ("GET P16", ["-t", "get", "-P", "16"]),
+    ("MSET(10) P1", ["-t", "mset", "-P", "1"]),
+]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def start(kind, binary, threads, cpus, workdir):
+    port = free_port()
+    if kind == "redis":
+        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    else:
+        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads)]
+    proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port)
+    return proc, port
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def bench(port, args, requests, client_cpus):
+    cmd = ["taskset", "-c", client_cpus, "redis-benchmark", "-p", str(port), "-n", str(requests),
+           "-r", "100000", "-d", "64", "-c", "50", "--csv"] + args
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rows = [r for r in csv.reader(io.StringIO(out)) if r and r[0] != "test"]
+    row = rows[-1]
+    return float(row[1]), float(row[4]), float(row[6])  # rps, p50 ms, p99 ms
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shoal", default="target/release/shoal-server")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=200000)
+    parser.add_argument("--threads", default="1,2", help="shoal thread counts to compare")
+    parser.add_argument("--server-cpus", default="0")
+    parser.add_argument("--client-cpus", default="1")
+    opts = parser.parse_args()
+    for tool in ["redis-server", "redis-benchmark", "taskset"]:
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is required")
+    if not os.path.exists(opts.shoal):
+        sys.exit(f"{opts.shoal} not found: cargo build --release -p shoal-server")
+
+    workdir = tempfile.mkdtemp(prefix="shoal-bench-")
+    thread_counts = [int(t) for t in opts.threads.split(",")]
+    results = {}  # (server label, workload) -> list of (rps, p50, p99)
+    for round_index in range(opts.rounds):
+        for threads in thread_counts:
+            # A B A B: redis, then shoal with this thread count, each round.
+            for label, kind in [("redis", "redis"), (f"shoal t{threads}", "shoal")]:
+                if kind == "redis" and threads != thread_counts[0]:
+                    continue
+                # shoal with more threads than server CPUs runs unpinned on the server CPUs.
+                proc, port = start(kind, opts.shoal, threads, opts.server_cpus, workdir)
+                try:
+                    for name, args in WORKLOADS:
+                        results.setdefault((label, name), []).append(bench(port, args, opts.requests, opts.client_cpus))
+                finally:
+                    stop(proc)
+        print(f"round {round_index + 1}/{opts.rounds} done", file=sys.stderr)
+
+    labels = ["redis"] + [f"shoal t{t}" for t in thread_counts]
+    print(f"{'workload':<14}" + "".join(f"{l + ' ops/s':>18}{'p50':>7}{'p99':>7}" for l in labels) + "".join(f"{'ratio ' + l[6:]:>10}" for l in labels[1:]))
+    for name, _ in WORKLOADS:
+        line = f"{name:<14}"
+        medians = {}
+        for label in labels:
+            runs = results[(label, name)]
+            rps = statistics.median(r[0] for r in runs)
+            p50 = statistics.median(r[1] for r in runs)
+            p99 = statistics.median(r[2] for r in runs)
+            medians[label] = rps
+            line += f"{rps:>18,.0f}{p50:>7.3f}{p99:>7.3f}"
+        for label in labels[1:]:
+            line += f"{medians[label] / medians['redis']:>10.2f}"
+        print(line)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
