@@ -162,7 +162,7 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 }
             }
             if let Some(error) = protocol_error {
-                output.extend_from_slice(&error.reply_bytes());
+                encode(&error.to_frame(), conn.proto, &mut output);
                 close = true;
             }
             enforce_output_limit(node, &output)?;

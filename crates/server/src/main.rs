@@ -68,6 +68,11 @@ fn main() {
     }
     let _log_guard = init_logging(&config);
     let threads = if config.threads == 0 { shoal_runtime::affinity_cpus().len().max(1) } else { config.threads as usize };
+    if let Err(e) = node::probe_bind(&config) {
+        tracing::warn!("{e}");
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let shared = Arc::new(Shared::default());
     install_signal_handlers(shared.clone());
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };

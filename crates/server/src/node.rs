@@ -121,25 +121,46 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
     NODE.with(|n| *n.borrow_mut() = None);
 }
 
+/// The addresses of the `bind` directive, each with whether it is optional. As in Redis, `*`
+/// is every IPv4 address, `::*` every IPv6 address, and a leading `-` makes an address
+/// optional: failing to bind it is not an error.
+pub fn bind_addresses(config: &Config) -> std::io::Result<Vec<(std::net::SocketAddr, bool)>> {
+    config
+        .bind
+        .iter()
+        .map(|address| {
+            let (optional, address) = match address.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, address.as_str()),
+            };
+            let ip: std::net::IpAddr = match address {
+                "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                other => other.parse().map_err(|_| std::io::Error::other(format!("Invalid bind address '{other}'")))?,
+            };
+            Ok((std::net::SocketAddr::new(ip, config.port), optional))
+        })
+        .collect()
+}
+
+/// Checks, before any core starts, that no other process listens on our addresses. Every core
+/// binds with SO_REUSEPORT, which would otherwise let a second server share the port
+/// silently; a plain bind fails with "Address already in use" as redis-server does.
+pub fn probe_bind(config: &Config) -> std::io::Result<()> {
+    for (addr, optional) in bind_addresses(config)? {
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => drop(listener),
+            Err(e) if optional && e.kind() != std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(std::io::Error::new(e.kind(), format!("Could not create server TCP listening socket {addr}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
 /// Binds every `bind` address on this core (SO_REUSEPORT lets every core bind the same port).
-/// As in Redis, `*` is every IPv4 address, `::*` every IPv6 address, and a leading `-` makes
-/// an address optional: failing to bind it is not an error.
 fn bind_all(config: &Config) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
-    for address in &config.bind {
-        let (optional, address) = match address.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, address.as_str()),
-        };
-        let ip: std::net::IpAddr = match address {
-            "*" => std::net::Ipv4Addr::UNSPECIFIED.into(),
-            "::*" => std::net::Ipv6Addr::UNSPECIFIED.into(),
-            other => match other.parse() {
-                Ok(ip) => ip,
-                Err(_) => return Err(std::io::Error::other(format!("Invalid bind address '{other}'"))),
-            },
-        };
-        let addr = std::net::SocketAddr::new(ip, config.port);
+    for (addr, optional) in bind_addresses(config)? {
         match TcpListener::bind(addr) {
             Ok(listener) => listeners.push(listener),
             Err(e) if optional => tracing::debug!("skipping optional bind address {addr}: {e}"),

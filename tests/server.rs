@@ -1,0 +1,358 @@
+//! The server as a process and as clients see it: databases, HELLO and RESP3, client names,
+//! shutdown by command and by signal, the limits (maxclients, client-query-buffer-limit,
+//! proto-max-bulk-len), startup failures, and the real `redis-cli`.
+//!
+//! Where an expectation is Redis's exact text, the same check runs against Debian's
+//! redis-server too when it is installed, so the expected bytes are Redis's, not our guess.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{need, run_to_exit, run_with_input, server_command, Raw, Server};
+
+const THREADS: usize = 4;
+
+/// Shoal, then redis-server when installed, each started with the same extra directives.
+fn shoal_and_redis(extra: &[&str]) -> Vec<Server> {
+    let mut servers = vec![Server::start(THREADS, extra)];
+    servers.extend(Server::start_redis_with(extra));
+    servers
+}
+
+/// Asserts that each request gets exactly its reply, on one connection, from every server.
+fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
+    for server in servers {
+        let mut raw = server.raw();
+        for (request, expected) in exchanges {
+            assert_eq!(&raw.command(request).unwrap(), expected, "{request:?} on port {}", server.port);
+        }
+    }
+}
+
+fn connect_db(server: &Server, db: usize) -> redis::Connection {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/{db}", server.port)).expect("client");
+    let connection = client.get_connection().expect("connect");
+    connection.set_read_timeout(Some(Duration::from_secs(10))).expect("set the read timeout");
+    connection
+}
+
+fn get(connection: &mut redis::Connection, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(connection).unwrap()
+}
+
+#[test]
+fn select_switches_between_isolated_databases() {
+    let server = Server::start(THREADS, &[]);
+    let (mut zero, mut one) = (connect_db(&server, 0), connect_db(&server, 1));
+    redis::cmd("SET").arg("k").arg("zero").query::<()>(&mut zero).unwrap();
+    assert_eq!(get(&mut one, "k"), None, "database 1 does not see database 0's key");
+    redis::cmd("SET").arg("k").arg("one").query::<()>(&mut one).unwrap();
+    assert_eq!(get(&mut zero, "k").as_deref(), Some("zero"));
+    assert_eq!(get(&mut one, "k").as_deref(), Some("one"));
+
+    // Keys on several cores, in database 1 only.
+    let keys = shoal_testkit::keys_on_distinct_cores("db", THREADS, THREADS);
+    redis::cmd("MSET").arg(keys.iter().flat_map(|k| [k.as_str(), "v"]).collect::<Vec<_>>()).query::<()>(&mut one).unwrap();
+    let in_zero: Vec<Option<String>> = redis::cmd("MGET").arg(&keys).query(&mut zero).unwrap();
+    assert_eq!(in_zero, vec![None; keys.len()], "MGET in database 0 sees none of database 1's keys");
+    let dbsize: (i64, i64) = (redis::cmd("DBSIZE").query(&mut zero).unwrap(), redis::cmd("DBSIZE").query(&mut one).unwrap());
+    assert_eq!(dbsize, (1, 1 + keys.len() as i64));
+
+    // FLUSHDB empties the selected database only.
+    redis::cmd("FLUSHDB").query::<()>(&mut one).unwrap();
+    assert_eq!(get(&mut one, "k"), None);
+    assert_eq!(get(&mut zero, "k").as_deref(), Some("zero"));
+
+    // SELECT on a connection changes the database for its later commands.
+    redis::cmd("SELECT").arg(1).query::<()>(&mut zero).unwrap();
+    assert_eq!(get(&mut zero, "k"), None);
+    redis::cmd("SELECT").arg(0).query::<()>(&mut zero).unwrap();
+    assert_eq!(get(&mut zero, "k").as_deref(), Some("zero"));
+}
+
+#[test]
+fn select_of_a_database_that_does_not_exist_is_an_error() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["SELECT", "16"], "-ERR DB index is out of range\r\n"),
+            (&["SELECT", "-1"], "-ERR DB index is out of range\r\n"),
+            (&["SELECT", "x"], "-ERR value is not an integer or out of range\r\n"),
+            (&["SELECT", "15"], "+OK\r\n"),
+            (&["SELECT"], "-ERR wrong number of arguments for 'select' command\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn hello_3_answers_a_map_and_switches_the_connection_to_resp3() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let hello = raw.command(&["HELLO", "3"]).unwrap();
+    assert!(hello.starts_with("%7\r\n"), "HELLO 3 answers a map of seven fields: {hello:?}");
+    assert!(hello.contains("$5\r\nproto\r\n:3\r\n"), "HELLO 3 says proto 3: {hello:?}");
+    // RESP3 encodings: null, and a null inside an array.
+    assert_eq!(raw.command(&["GET", "missing"]).unwrap(), "_\r\n");
+    assert_eq!(raw.command(&["MGET", "missing", "other"]).unwrap(), "*2\r\n_\r\n_\r\n");
+    // HELLO 2 switches back.
+    assert!(raw.command(&["HELLO", "2"]).unwrap().starts_with("*14\r\n"));
+    assert_eq!(raw.command(&["GET", "missing"]).unwrap(), "$-1\r\n");
+
+    // The redis crate speaking RESP3 (it sends HELLO 3 itself) reads the same map.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/?protocol=resp3", server.port)).unwrap();
+    let mut connection = client.get_connection().unwrap();
+    let hello: redis::Value = redis::cmd("HELLO").arg(3).query(&mut connection).unwrap();
+    let redis::Value::Map(fields) = hello else { panic!("HELLO 3 is a map: {hello:?}") };
+    let names: Vec<String> = fields.iter().map(|(k, _)| redis::from_redis_value_ref(k).unwrap()).collect();
+    assert_eq!(names, ["server", "version", "proto", "id", "mode", "role", "modules"]);
+    let proto = fields.iter().find(|(k, _)| redis::from_redis_value_ref::<String>(k).unwrap() == "proto").map(|(_, v)| v.clone());
+    assert_eq!(proto, Some(redis::Value::Int(3)));
+    let missing: redis::Value = redis::cmd("GET").arg("missing").query(&mut connection).unwrap();
+    assert_eq!(missing, redis::Value::Nil);
+}
+
+#[test]
+fn hello_with_an_unsupported_protocol_version_is_noproto() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["HELLO", "4"], "-NOPROTO unsupported protocol version\r\n"),
+            (&["HELLO", "1"], "-NOPROTO unsupported protocol version\r\n"),
+            (&["HELLO", "x"], "-ERR Protocol version is not an integer or out of range\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn client_setname_names_the_connection_for_getname() {
+    let server = Server::start(THREADS, &[]);
+    let mut named = server.client();
+    let mut other = server.client();
+    let name: Option<String> = redis::cmd("CLIENT").arg("GETNAME").query(&mut named).unwrap();
+    assert_eq!(name, None, "a new connection has no name");
+    redis::cmd("CLIENT").arg("SETNAME").arg("shoal-test").query::<()>(&mut named).unwrap();
+    let name: Option<String> = redis::cmd("CLIENT").arg("GETNAME").query(&mut named).unwrap();
+    assert_eq!(name.as_deref(), Some("shoal-test"));
+    let name: Option<String> = redis::cmd("CLIENT").arg("GETNAME").query(&mut other).unwrap();
+    assert_eq!(name, None, "the name belongs to one connection");
+    // An empty name removes it.
+    redis::cmd("CLIENT").arg("SETNAME").arg("").query::<()>(&mut named).unwrap();
+    let name: Option<String> = redis::cmd("CLIENT").arg("GETNAME").query(&mut named).unwrap();
+    assert_eq!(name, None);
+}
+
+#[test]
+fn client_setname_refuses_names_with_spaces() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["CLIENT", "SETNAME", "a b"], "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"),
+            (&["CLIENT", "SETNAME", "a\nb"], "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"),
+            (&["CLIENT", "GETNAME"], "$-1\r\n"),
+            (&["CLIENT", "SETNAME", "ok-name"], "+OK\r\n"),
+            (&["CLIENT", "GETNAME"], "$7\r\nok-name\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn shutdown_makes_the_process_exit_with_status_zero() {
+    let mut server = Server::start(THREADS, &[]);
+    let mut bystander = server.raw();
+    assert_eq!(bystander.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    let mut raw = server.raw();
+    raw.send(&Raw::encode(&["SHUTDOWN"]));
+    // On success Redis closes the connection without a reply.
+    assert_eq!(raw.read_until_closed().unwrap(), b"");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "exit status after SHUTDOWN");
+    assert_eq!(bystander.read_until_closed().unwrap(), b"", "other clients are disconnected");
+}
+
+#[test]
+fn sigterm_makes_the_process_exit_with_status_zero() {
+    let mut server = Server::start(THREADS, &[]);
+    let mut client = server.raw();
+    assert_eq!(client.command(&["PING"]).unwrap(), "+PONG\r\n");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "exit status after SIGTERM");
+    assert_eq!(client.read_until_closed().unwrap(), b"", "clients are disconnected");
+}
+
+#[test]
+fn sigint_makes_the_process_exit_with_status_zero() {
+    let mut server = Server::start(THREADS, &[]);
+    server.signal("INT");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "exit status after SIGINT");
+}
+
+#[test]
+fn a_client_past_maxclients_is_refused_with_an_error() {
+    for server in shoal_and_redis(&["--maxclients", "2"]) {
+        // The startup probe's connection may still count for a moment after it closed: keep
+        // trying until two clients are in.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut admitted = Vec::new();
+        while admitted.len() < 2 {
+            assert!(Instant::now() < deadline, "two clients could not connect under maxclients 2 (port {})", server.port);
+            let Ok(mut raw) = server.raw_result() else {
+                continue;
+            };
+            if raw.command(&["PING"]).is_ok_and(|r| r == "+PONG\r\n") {
+                admitted.push(raw);
+            }
+        }
+        // The third is told why, then closed. It sends nothing: data sent to a socket the server
+        // already closed could reset the connection and lose the error reply.
+        let mut third = server.raw();
+        assert_eq!(third.read_until_closed().unwrap(), b"-ERR max number of clients reached\r\n", "port {}", server.port);
+        // The two admitted clients are unaffected, and when one leaves, a new client gets in.
+        for raw in &mut admitted {
+            assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+        }
+        drop(admitted.pop());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let Ok(mut raw) = server.raw_result() else {
+                continue;
+            };
+            if raw.command(&["PING"]).is_ok_and(|r| r == "+PONG\r\n") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no client got in after one left (port {})", server.port);
+        }
+    }
+}
+
+#[test]
+fn a_query_buffer_past_its_limit_closes_only_that_connection() {
+    for server in shoal_and_redis(&["--client-query-buffer-limit", "1mb"]) {
+        let mut bystander = server.raw();
+        assert_eq!(bystander.command(&["PING"]).unwrap(), "+PONG\r\n");
+        let mut raw = server.raw();
+        raw.set_write_timeout(Duration::from_secs(10));
+        raw.set_read_timeout(Duration::from_secs(10));
+        // A bulk of 100 MB (under proto-max-bulk-len) that never ends: the buffer passes 1 MB.
+        raw.send(b"*2\r\n$4\r\nECHO\r\n$100000000\r\n");
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut sent = 0;
+        while sent < 8 << 20 {
+            if raw.try_send(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        assert_eq!(raw.read_until_closed().unwrap(), b"", "the connection closes without a reply (port {})", server.port);
+        assert_eq!(bystander.command(&["PING"]).unwrap(), "+PONG\r\n", "other clients are served (port {})", server.port);
+        assert_eq!(server.raw().command(&["PING"]).unwrap(), "+PONG\r\n", "new clients are served (port {})", server.port);
+    }
+}
+
+#[test]
+fn a_bulk_longer_than_proto_max_bulk_len_is_a_protocol_error() {
+    // Redis (and Shoal, to match) refuses a proto-max-bulk-len under 1 MB, so the limit is 1 MB.
+    for server in shoal_and_redis(&["--proto-max-bulk-len", "1mb"]) {
+        let mut raw = server.raw();
+        let at_limit = "y".repeat(1 << 20);
+        let expected = format!("${}\r\n{at_limit}\r\n", at_limit.len());
+        assert_eq!(raw.command(&["ECHO", &at_limit]).unwrap(), expected, "a bulk of exactly the limit is fine (port {})", server.port);
+        raw.send(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n");
+        assert_eq!(String::from_utf8_lossy(&raw.read_until_closed().unwrap()), "-ERR Protocol error: invalid bulk length\r\n", "port {}", server.port);
+    }
+}
+
+#[test]
+fn a_bad_directive_stops_startup_with_status_one_and_names_it() {
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["--port", "notanumber"], &[">>> 'port \"notanumber\"'", "argument couldn't be parsed into an integer"]),
+        (&["--no-such-directive", "1"], &[">>> 'no-such-directive \"1\"'", "Bad directive or wrong number of arguments"]),
+        (&["--proto-max-bulk-len", "1000"], &[">>> 'proto-max-bulk-len \"1000\"'", "argument must be between 1048576 and 9223372036854775807 inclusive"]),
+    ];
+    for (args, lines) in cases {
+        let mut full = args.to_vec();
+        full.extend(["--threads", "1"]);
+        let exit = run_to_exit(server_command(&full), Duration::from_secs(10));
+        assert_eq!(exit.code, Some(1), "shoal-server {args:?}: {exit:?}");
+        assert!(exit.elapsed < Duration::from_secs(5), "shoal-server {args:?} took {:?} to fail", exit.elapsed);
+        for line in *lines {
+            assert!(exit.stderr.contains(line), "shoal-server {args:?}: stderr names the problem with {line:?}: {:?}", exit.stderr);
+        }
+        // Redis says the same.
+        if need("redis-server") {
+            let mut command = Command::new("redis-server");
+            command.args(*args);
+            let exit = run_to_exit(command, Duration::from_secs(10));
+            assert_eq!(exit.code, Some(1), "redis-server {args:?}: {exit:?}");
+            for line in *lines {
+                assert!(exit.stderr.contains(line), "redis-server {args:?}: {line:?} in {:?}", exit.stderr);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_port_already_in_use_stops_startup_with_status_one() {
+    let first = Server::start(THREADS, &[]);
+    let port = first.port.to_string();
+    let second = run_to_exit(server_command(&["--port", &port, "--bind", "127.0.0.1", "--threads", "2"]), Duration::from_secs(5));
+    assert_eq!(second.code, Some(1), "a second shoal-server on port {port} must not start: {second:?}");
+    let output = format!("{}{}", second.stdout, second.stderr);
+    assert!(output.contains("Address already in use"), "it says why: {output:?}");
+    assert_eq!(first.raw().command(&["PING"]).unwrap(), "+PONG\r\n");
+
+    // Redis does the same (its log, with the reason, goes to stdout).
+    if let Some(redis) = Server::start_redis() {
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &redis.port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        let second = run_to_exit(command, Duration::from_secs(10));
+        assert_eq!(second.code, Some(1), "{second:?}");
+        assert!(second.stdout.contains("Address already in use"), "{second:?}");
+    }
+}
+
+#[test]
+fn a_memlock_limit_too_low_for_glommio_stops_startup_with_advice() {
+    if !need("prlimit") {
+        return;
+    }
+    let port = shoal_testkit::free_port().to_string();
+    let mut command = Command::new("prlimit");
+    command.arg("--memlock=262144:262144").arg(shoal_testkit::server_binary()).args(["--port", &port, "--threads", "2", "--bind", "127.0.0.1"]);
+    let exit = run_to_exit(command, Duration::from_secs(20));
+    assert!(!exit.timed_out, "shoal-server kept running under a 256 KiB memlock limit: {exit:?}");
+    assert_ne!(exit.code, Some(0), "{exit:?}");
+    assert!(exit.elapsed < Duration::from_secs(5), "it took {:?} to fail", exit.elapsed);
+    assert!(exit.stderr.contains("RLIMIT_MEMLOCK"), "stderr names the limit: {:?}", exit.stderr);
+    assert!(exit.stderr.contains("ulimit -l"), "stderr says how to raise it: {:?}", exit.stderr);
+}
+
+/// Runs redis-cli against `server` with `script` on its stdin; returns its stdout.
+fn redis_cli(server: &Server, args: &[&str], script: &str) -> String {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &server.port.to_string()]).args(args);
+    let exit = run_with_input(command, script.as_bytes(), Duration::from_secs(10));
+    assert_eq!(exit.code, Some(0), "redis-cli {args:?}: {exit:?}");
+    exit.stdout
+}
+
+#[test]
+fn redis_cli_prints_what_it_prints_for_redis() {
+    if !need("redis-cli") {
+        return;
+    }
+    let script = "SET a 1\nINCR a\nGET a\nGET missing\nMGET a missing\nINCR a b c\nINCR\nSELECT 1\nGET a\nDBSIZE\n\
+                  PING\nECHO \"x y\"\nSET b \"q\\\"z\"\nGET b\nCLIENT SETNAME cli\nCLIENT GETNAME\nSELECT 99\nNOSUCHCOMMAND x\n";
+    let expected = "OK\n2\n2\n\n2\n\nERR wrong number of arguments for 'incr' command\n\n\
+                    ERR wrong number of arguments for 'incr' command\n\nOK\n\n0\nPONG\nx y\nOK\nq\"z\nOK\ncli\n\
+                    ERR DB index is out of range\n\nERR unknown command 'NOSUCHCOMMAND', with args beginning with: 'x' \n\n";
+    for server in shoal_and_redis(&[]) {
+        assert_eq!(redis_cli(&server, &[], script), expected, "redis-cli script on port {}", server.port);
+        // Arguments instead of a script, and -n to pick the database.
+        assert_eq!(redis_cli(&server, &["-n", "2", "SET", "k", "in two"], ""), "OK\n");
+        assert_eq!(redis_cli(&server, &["-n", "2", "GET", "k"], ""), "in two\n");
+        assert_eq!(redis_cli(&server, &["GET", "k"], ""), "\n", "database 0 does not have it");
+        assert_eq!(redis_cli(&server, &["-n", "2", "DBSIZE"], ""), "1\n");
+    }
+}

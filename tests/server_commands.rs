@@ -1,0 +1,569 @@
+//! The server-wide commands against the real binary with several cores: CLIENT (LIST, KILL,
+//! PAUSE, ...), COMMAND, INFO, CONFIG, DEBUG, and `requirepass`.
+//!
+//! Where a reply must be Redis's byte for byte, the same exchange runs against Debian's
+//! redis-server too when it is installed, so the expected bytes are Redis's, not our guess.
+//! Exchanges where Redis 7.0 (the oracle) and 7.2 (what we follow) differ run on Shoal only.
+
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{Raw, Server};
+
+const THREADS: usize = 4;
+
+/// Shoal, then redis-server when installed, each started with the same extra directives.
+fn shoal_and_redis(extra: &[&str]) -> Vec<Server> {
+    let mut servers = vec![Server::start(THREADS, extra)];
+    servers.extend(Server::start_redis_with(extra));
+    servers
+}
+
+/// Asserts that each request gets exactly its reply, on one connection, from every server.
+fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
+    for server in servers {
+        let mut raw = server.raw();
+        for (request, expected) in exchanges {
+            assert_eq!(&raw.command(request).unwrap(), expected, "{request:?} on port {}", server.port);
+        }
+    }
+}
+
+/// The text of a bulk-string reply (`$n\r\n...\r\n`).
+fn bulk_text(reply: &str) -> String {
+    assert!(reply.starts_with('$'), "a bulk string: {reply:?}");
+    let body = &reply[reply.find("\r\n").expect("a header") + 2..];
+    body.strip_suffix("\r\n").expect("a CRLF at the end").to_owned()
+}
+
+/// The value of `field` in an INFO text, if present.
+fn info_field(info: &str, field: &str) -> Option<String> {
+    info.split("\r\n").find_map(|line| line.strip_prefix(field).and_then(|rest| rest.strip_prefix(':')).map(str::to_owned))
+}
+
+fn client_id(raw: &mut Raw) -> u64 {
+    let reply = raw.command(&["CLIENT", "ID"]).unwrap();
+    reply.trim_start_matches(':').trim_end().parse().expect("an integer reply")
+}
+
+/// Many connections, so that several cores each have some (the kernel spreads them).
+fn connections(server: &Server, count: usize) -> Vec<Raw> {
+    (0..count).map(|_| server.raw()).collect()
+}
+
+// ---- CLIENT ---------------------------------------------------------------------------
+
+#[test]
+fn client_list_shows_the_clients_of_every_core_in_id_order() {
+    let server = Server::start(THREADS, &[]);
+    let mut raws = connections(&server, 12);
+    let mut ids: Vec<u64> = raws.iter_mut().map(client_id).collect();
+    ids.sort_unstable();
+    let list = bulk_text(&raws[0].command(&["CLIENT", "LIST"]).unwrap());
+    let listed: Vec<u64> = list.lines().map(|line| line.strip_prefix("id=").unwrap().split(' ').next().unwrap().parse().unwrap()).collect();
+    assert_eq!(listed, ids, "every client, in id order");
+    assert!(list.ends_with('\n'));
+    let own = list.lines().find(|line| line.contains("cmd=client|list")).expect("the caller's line names the subcommand");
+    assert!(own.contains(" user=default "), "{own}");
+    let others = list.lines().filter(|line| line.contains("cmd=client|id")).count();
+    assert_eq!(others, 11, "the other clients last ran CLIENT ID");
+
+    let wanted = format!("{}", ids[3]);
+    let missing = "999999";
+    let first = format!("{}", ids[0]);
+    let filtered = bulk_text(&raws[1].command(&["CLIENT", "LIST", "ID", &wanted, missing, &first]).unwrap());
+    let filtered_ids: Vec<String> = filtered.lines().map(|l| l.split(' ').next().unwrap().to_owned()).collect();
+    assert_eq!(filtered_ids, [format!("id={wanted}"), format!("id={first}")], "in argument order");
+    assert_eq!(bulk_text(&raws[1].command(&["CLIENT", "LIST", "TYPE", "normal"]).unwrap()).lines().count(), 12);
+    assert_eq!(raws[1].command(&["CLIENT", "LIST", "TYPE", "pubsub"]).unwrap(), "$0\r\n\r\n");
+}
+
+#[test]
+fn client_subcommand_errors_match_redis() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["CLIENT", "LIST", "TYPE", "foo"], "-ERR Unknown client type 'foo'\r\n"),
+            (&["CLIENT", "LIST", "ID", "1", "abc"], "-ERR Invalid client ID\r\n"),
+            (&["CLIENT", "LIST", "ID"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "LIST", "foo"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "LIST", "ID", "0"], "$0\r\n\r\n"),
+            (&["CLIENT", "KILL", "1.2.3.4:5"], "-ERR No such client\r\n"),
+            (&["CLIENT", "KILL", "ID", "abc"], "-ERR client-id should be greater than 0\r\n"),
+            (&["CLIENT", "KILL", "ID", "999"], ":0\r\n"),
+            (&["CLIENT", "KILL", "ADDR", "1.2.3.4:5"], ":0\r\n"),
+            (&["CLIENT", "KILL", "foo", "bar"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "KILL", "SKIPME", "maybe"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "KILL", "USER", "nosuch"], "-ERR No such user 'nosuch'\r\n"),
+            (&["CLIENT", "KILL", "USER", "default", "SKIPME", "yes"], ":0\r\n"),
+            (&["CLIENT", "KILL", "ID"], "-ERR No such client\r\n"),
+            (&["CLIENT", "PAUSE", "abc"], "-ERR timeout is not an integer or out of range\r\n"),
+            (&["CLIENT", "PAUSE", "-1"], "-ERR timeout is negative\r\n"),
+            (&["CLIENT", "PAUSE", "10", "foo"], "-ERR CLIENT PAUSE mode must be WRITE or ALL\r\n"),
+            (&["CLIENT", "PAUSE", "10", "WRITE", "x"], "-ERR unknown subcommand or wrong number of arguments for 'PAUSE'. Try CLIENT HELP.\r\n"),
+            (&["CLIENT", "UNPAUSE"], "+OK\r\n"),
+            (&["CLIENT", "NO-EVICT", "maybe"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "NO-EVICT", "on"], "+OK\r\n"),
+            (&["CLIENT", "NO-EVICT", "OFF"], "+OK\r\n"),
+            (&["CLIENT", "REPLY", "maybe"], "-ERR syntax error\r\n"),
+            (&["CLIENT", "GETREDIR"], ":-1\r\n"),
+            (&["CLIENT", "UNBLOCK", "abc"], "-ERR value is not an integer or out of range\r\n"),
+            (&["CLIENT", "UNBLOCK", "5"], ":0\r\n"),
+            (&["CLIENT", "UNBLOCK", "5", "foo"], "-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"),
+            (&["CLIENT", "SETNAME", "a b"], "-ERR Client names cannot contain spaces, newlines or special characters.\r\n"),
+            (&["CLIENT", "SETNAME", ""], "+OK\r\n"),
+            (&["CLIENT", "GETNAME"], "$-1\r\n"),
+            (&["CLIENT", "ID", "x"], "-ERR wrong number of arguments for 'client|id' command\r\n"),
+            (&["CLIENT", "FOO"], "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n"),
+            (&["CLIENT"], "-ERR wrong number of arguments for 'client' command\r\n"),
+        ],
+    );
+}
+
+#[test]
+fn client_kill_closes_clients_on_any_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut killer = server.raw();
+    let mut victims = connections(&server, 8);
+    let ids: Vec<u64> = victims.iter_mut().map(client_id).collect();
+    for (victim, id) in victims.iter_mut().zip(&ids) {
+        assert_eq!(killer.command(&["CLIENT", "KILL", "ID", &id.to_string()]).unwrap(), ":1\r\n");
+        assert_eq!(victim.read_until_closed().unwrap(), b"", "client {id} was closed");
+    }
+    assert_eq!(killer.command(&["CLIENT", "KILL", "ID", &ids[0].to_string()]).unwrap(), ":0\r\n", "already gone");
+
+    // The old form, by address, answers +OK; the new form counts.
+    let mut victim = server.raw();
+    let line = bulk_text(&victim.command(&["CLIENT", "INFO"]).unwrap());
+    let addr = line.split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap().to_owned();
+    assert_eq!(killer.command(&["CLIENT", "KILL", &addr]).unwrap(), "+OK\r\n");
+    assert_eq!(victim.read_until_closed().unwrap(), b"");
+
+    let mut rest = connections(&server, 5);
+    assert_eq!(killer.command(&["CLIENT", "KILL", "TYPE", "normal"]).unwrap(), ":5\r\n", "everyone but the caller (SKIPME yes)");
+    for raw in &mut rest {
+        assert_eq!(raw.read_until_closed().unwrap(), b"");
+    }
+    // SKIPME no: the caller gets its reply, then is closed too.
+    killer.send(&Raw::encode(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "no"]));
+    assert_eq!(killer.read_until_closed().unwrap(), b":1\r\n");
+}
+
+#[test]
+fn client_pause_write_holds_writes_on_every_core_until_unpause() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = server.raw();
+    let mut clients = connections(&server, 8);
+    assert_eq!(admin.command(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap(), "+OK\r\n");
+    for raw in &mut clients {
+        assert_eq!(raw.command(&["GET", "k"]).unwrap(), "$-1\r\n", "reads go on");
+        raw.send(&Raw::encode(&["SET", "k", "v"]));
+    }
+    // The writes are held: nothing comes back for a while.
+    clients[0].set_read_timeout(Duration::from_millis(300));
+    assert!(clients[0].read_reply().is_err(), "a write runs while writes are paused");
+    assert_eq!(admin.command(&["CLIENT", "UNPAUSE"]).unwrap(), "+OK\r\n");
+    for raw in &mut clients {
+        raw.set_read_timeout(Duration::from_secs(10));
+        assert_eq!(raw.read_reply().unwrap(), "+OK\r\n");
+    }
+}
+
+#[test]
+fn client_pause_all_holds_every_command_until_its_deadline() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = server.raw();
+    let mut clients = connections(&server, 6);
+    let started = Instant::now();
+    assert_eq!(admin.command(&["CLIENT", "PAUSE", "400"]).unwrap(), "+OK\r\n");
+    for raw in &mut clients {
+        assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(350), "PING waited for the pause: {:?}", started.elapsed());
+}
+
+#[test]
+fn client_reply_off_and_skip_suppress_replies() {
+    let servers = shoal_and_redis(&[]);
+    for server in &servers {
+        let mut raw = server.raw();
+        raw.send(&Raw::encode(&["CLIENT", "REPLY", "SKIP"]));
+        raw.send(&Raw::encode(&["SET", "a", "1"]));
+        raw.send(&Raw::encode(&["CLIENT", "REPLY", "OFF"]));
+        raw.send(&Raw::encode(&["GET", "a"]));
+        assert_eq!(raw.command(&["CLIENT", "REPLY", "ON"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["GET", "a"]).unwrap(), "$1\r\n1\r\n");
+    }
+}
+
+// ---- requirepass ------------------------------------------------------------------------
+
+#[test]
+fn requirepass_refuses_commands_until_auth() {
+    // Set after start: the test kit's readiness check is an unauthenticated PING.
+    let servers = shoal_and_redis(&[]);
+    for server in &servers {
+        assert_eq!(server.raw().command(&["CONFIG", "SET", "requirepass", "s3cret"]).unwrap(), "+OK\r\n");
+    }
+    assert_replies(
+        &servers,
+        &[
+            (&["GET", "a"], "-NOAUTH Authentication required.\r\n"),
+            (&["FOO"], "-ERR unknown command 'FOO', with args beginning with: \r\n"),
+            (&["GET"], "-ERR wrong number of arguments for 'get' command\r\n"),
+            (&["PING"], "-NOAUTH Authentication required.\r\n"),
+            (&["CLIENT", "ID"], "-NOAUTH Authentication required.\r\n"),
+            (&["AUTH", "wrong"], "-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+            (&["AUTH", "nobody", "s3cret"], "-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+            (&["HELLO", "2", "AUTH", "default", "wrong"], "-WRONGPASS invalid username-password pair or user is disabled.\r\n"),
+            (&["AUTH", "s3cret"], "+OK\r\n"),
+            (&["GET", "a"], "$-1\r\n"),
+            (&["RESET"], "+RESET\r\n"),
+            (&["GET", "a"], "-NOAUTH Authentication required.\r\n"),
+            (&["AUTH", "default", "s3cret"], "+OK\r\n"),
+            (&["PING"], "+PONG\r\n"),
+        ],
+    );
+    // Redis 7.2's wording (7.0 lacks the `<proto>`).
+    let mut raw = servers[0].raw();
+    assert_eq!(
+        raw.command(&["HELLO", "3"]).unwrap(),
+        "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"
+    );
+    assert!(raw.command(&["HELLO", "3", "AUTH", "default", "s3cret"]).unwrap().starts_with("%7\r\n"));
+    assert_eq!(raw.command(&["GET", "a"]).unwrap(), "_\r\n");
+}
+
+#[test]
+fn config_set_requirepass_applies_to_new_connections_on_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = server.raw();
+    assert_eq!(admin.command(&["CONFIG", "SET", "requirepass", "pw"]).unwrap(), "+OK\r\n");
+    assert_eq!(admin.command(&["PING"]).unwrap(), "+PONG\r\n", "a connection authenticated before stays so");
+    for mut raw in connections(&server, 8) {
+        assert_eq!(raw.command(&["PING"]).unwrap(), "-NOAUTH Authentication required.\r\n");
+        assert_eq!(raw.command(&["AUTH", "pw"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+    }
+    assert_eq!(admin.command(&["CONFIG", "SET", "requirepass", ""]).unwrap(), "+OK\r\n");
+    for mut raw in connections(&server, 8) {
+        assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+    }
+}
+
+// ---- COMMAND ----------------------------------------------------------------------------
+
+#[test]
+fn command_replies_match_redis() {
+    let servers = shoal_and_redis(&[]);
+    let get_info = "*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@read\r\n+@string\r\n+@fast\r\n*0\r\n*1\r\n*6\r\n$5\r\nflags\r\n*2\r\n+RO\r\n+access\r\n$12\r\nbegin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n*2\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n*0\r\n";
+    assert_replies(
+        &servers,
+        &[
+            (&["COMMAND", "INFO", "get", "nosuch"], &format!("*2\r\n{get_info}$-1\r\n")),
+            (&["COMMAND", "INFO", "GET"], &format!("*1\r\n{get_info}")),
+            (&["COMMAND", "GETKEYS", "mset", "a", "1", "b", "2"], "*2\r\n$1\r\na\r\n$1\r\nb\r\n"),
+            (&["COMMAND", "GETKEYS", "nosuch", "a"], "-ERR Invalid command specified\r\n"),
+            (&["COMMAND", "GETKEYS", "client", "list"], "-ERR The command has no key arguments\r\n"),
+            (&["COMMAND", "GETKEYS", "config", "get", "x"], "-ERR The command has no key arguments\r\n"),
+            (&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|L*"], "*1\r\n$11\r\nclient|list\r\n"),
+            (&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"], "*0\r\n"),
+            (&["COMMAND", "LIST", "FILTERBY", "MODULE", "x"], "*0\r\n"),
+            (&["COMMAND", "LIST", "FILTERBY", "PATTERN"], "-ERR syntax error\r\n"),
+            (&["COMMAND", "LIST", "foo"], "-ERR syntax error\r\n"),
+            (&["COMMAND", "COUNT", "x"], "-ERR wrong number of arguments for 'command|count' command\r\n"),
+            (&["COMMAND", "FOO"], "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.\r\n"),
+        ],
+    );
+    // The same in RESP3: flags, categories, tips, key specs and subcommands are sets.
+    for server in &servers {
+        let mut raw = server.raw();
+        raw.command(&["HELLO", "3"]).unwrap();
+        assert_eq!(
+            raw.command(&["COMMAND", "INFO", "get"]).unwrap(),
+            "*1\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n~3\r\n+@read\r\n+@string\r\n+@fast\r\n~0\r\n~1\r\n%3\r\n$5\r\nflags\r\n~2\r\n+RO\r\n+access\r\n$12\r\nbegin_search\r\n%2\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n%1\r\n$5\r\nindex\r\n:1\r\n$9\r\nfind_keys\r\n%2\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n%3\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n~0\r\n",
+            "port {}",
+            server.port
+        );
+    }
+}
+
+#[test]
+fn command_count_list_and_docs_agree_with_the_table() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let count: usize = raw.command(&["COMMAND", "COUNT"]).unwrap().trim_start_matches(':').trim_end().parse().unwrap();
+    let all = raw.command(&["COMMAND"]).unwrap();
+    assert!(all.starts_with(&format!("*{count}\r\n*10\r\n")), "COMMAND lists COUNT entries");
+    let list = raw.command(&["COMMAND", "LIST"]).unwrap();
+    for name in ["get", "client", "client|kill", "config|set", "command|docs", "info", "debug"] {
+        assert!(list.contains(&format!("\r\n{name}\r\n")), "{name} in COMMAND LIST");
+    }
+    let docs = raw.command(&["COMMAND", "DOCS", "get", "nosuch"]).unwrap();
+    assert!(docs.starts_with("*2\r\n$3\r\nget\r\n*8\r\n$7\r\nsummary\r\n"), "{docs}");
+    assert!(docs.contains("$5\r\nsince\r\n$5\r\n1.0.0\r\n$5\r\ngroup\r\n$6\r\nstring\r\n$10\r\ncomplexity\r\n"), "{docs}");
+    let client_docs = raw.command(&["COMMAND", "DOCS", "client"]).unwrap();
+    assert!(client_docs.contains("$11\r\nsubcommands\r\n"), "{client_docs}");
+    assert!(client_docs.contains("$11\r\nclient|kill\r\n"), "{client_docs}");
+    assert_eq!(raw.command(&["COMMAND", "GETKEYS", "get"]).unwrap(), "-ERR Invalid number of arguments specified for command\r\n");
+    assert_eq!(raw.command(&["COMMAND", "GETKEYSANDFLAGS", "get", "k"]).unwrap(), "*1\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n");
+}
+
+#[test]
+fn help_replies_match_redis() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (
+                &["CONFIG", "HELP"],
+                "*11\r\n+CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+GET <pattern>\r\n+    Return parameters matching the glob-like <pattern> and their values.\r\n+SET <directive> <value>\r\n+    Set the configuration <directive> to <value>.\r\n+RESETSTAT\r\n+    Reset statistics reported by the INFO command.\r\n+REWRITE\r\n+    Rewrite the configuration file.\r\n+HELP\r\n+    Prints this help.\r\n",
+            ),
+            (
+                &["COMMAND", "HELP"],
+                "*21\r\n+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n+(no subcommand)\r\n+    Return details about all Redis commands.\r\n+COUNT\r\n+    Return the total number of commands in this Redis server.\r\n+LIST\r\n+    Return a list of all commands in this Redis server.\r\n+INFO [<command-name> ...]\r\n+    Return details about multiple Redis commands.\r\n+    If no command names are given, documentation details for all\r\n+    commands are returned.\r\n+DOCS [<command-name> ...]\r\n+    Return documentation details about multiple Redis commands.\r\n+    If no command names are given, documentation details for all\r\n+    commands are returned.\r\n+GETKEYS <full-command>\r\n+    Return the keys from a full Redis command.\r\n+GETKEYSANDFLAGS <full-command>\r\n+    Return the keys and the access flags from a full Redis command.\r\n+HELP\r\n+    Prints this help.\r\n",
+            ),
+        ],
+    );
+}
+
+// ---- INFO -------------------------------------------------------------------------------
+
+fn info(raw: &mut Raw, sections: &[&str]) -> String {
+    let mut request = vec!["INFO"];
+    request.extend_from_slice(sections);
+    bulk_text(&raw.command(&request).unwrap())
+}
+
+fn headers(info: &str) -> Vec<String> {
+    info.split("\r\n").filter(|l| l.starts_with("# ")).map(str::to_owned).collect()
+}
+
+#[test]
+fn info_sections_and_layout_match_redis() {
+    let servers = shoal_and_redis(&[]);
+    let mut replies = Vec::new();
+    for server in &servers {
+        let mut raw = server.raw();
+        let default = info(&mut raw, &[]);
+        assert!(default.ends_with("\r\n") && !default.ends_with("\r\n\r\n"), "ends with one CRLF");
+        assert!(!default.replace("\r\n", "").contains('\n'), "CRLF line ends only");
+        for section in default.split("\r\n\r\n") {
+            assert!(section.starts_with("# "), "sections are separated by one blank line: {section:?}");
+        }
+        replies.push((
+            headers(&default),
+            headers(&info(&mut raw, &["all"])),
+            headers(&info(&mut raw, &["everything"])),
+            headers(&info(&mut raw, &["keyspace", "CPU", "nosuch"])),
+            raw.command(&["INFO", "foo", "bar"]).unwrap(),
+            info(&mut raw, &["cluster"]),
+        ));
+    }
+    if let [shoal, redis] = &replies[..] {
+        assert_eq!(shoal, redis);
+    }
+    let (default, all, ..) = &replies[0];
+    assert_eq!(default.len(), 11);
+    assert_eq!(all.len(), 13);
+}
+
+#[test]
+fn info_adds_up_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut raws = connections(&server, 8);
+    for (i, raw) in raws.iter_mut().enumerate() {
+        for j in 0..5 {
+            let key = format!("key:{i}:{j}");
+            assert_eq!(raw.command(&["SET", &key, "v"]).unwrap(), "+OK\r\n");
+        }
+        assert_eq!(raw.command(&["SET", &format!("ttl:{i}"), "v", "EX", "1000"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["GET", &format!("key:{i}:0")]).unwrap(), "$1\r\nv\r\n");
+        assert_eq!(raw.command(&["GET", &format!("nosuch:{i}")]).unwrap(), "$-1\r\n");
+    }
+    let mut three = server.raw();
+    assert_eq!(three.command(&["SELECT", "3"]).unwrap(), "+OK\r\n");
+    assert_eq!(three.command(&["SET", "in-three", "v"]).unwrap(), "+OK\r\n");
+    let text = info(&mut raws[1], &["keyspace", "stats"]);
+    assert!(text.contains("# Keyspace\r\ndb0:keys=48,expires=8,avg_ttl=0\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n"), "{text}");
+    assert_eq!(info_field(&text, "keyspace_hits").as_deref(), Some("8"));
+    assert_eq!(info_field(&text, "keyspace_misses").as_deref(), Some("8"));
+    for (i, raw) in raws.iter_mut().enumerate() {
+        assert!(raw.command(&["INCR", &format!("key:{i}:1")]).unwrap().starts_with("-ERR"));
+    }
+    let text = info(&mut raws[1], &["stats", "commandstats", "errorstats", "clients", "server"]);
+    assert_eq!(info_field(&text, "cmdstat_set").as_deref().and_then(|v| v.split(',').next()), Some("calls=49"));
+    assert!(info_field(&text, "cmdstat_incr").unwrap().ends_with(",rejected_calls=0,failed_calls=8"), "{text}");
+    assert_eq!(info_field(&text, "errorstat_ERR").as_deref(), Some("count=8"));
+    assert_eq!(info_field(&text, "total_error_replies").as_deref(), Some("8"));
+    assert_eq!(info_field(&text, "connected_clients").as_deref(), Some("9"));
+    assert_eq!(info_field(&text, "redis_version").as_deref(), Some("7.2.0"));
+    assert_eq!(info_field(&text, "multiplexing_api").as_deref(), Some("io_uring"));
+    assert_eq!(info_field(&text, "threads").as_deref(), Some("4"));
+    assert_eq!(info_field(&text, "tcp_port"), Some(server.port.to_string()));
+    let run_id = info_field(&text, "run_id").unwrap();
+    assert!(run_id.len() == 40 && run_id.chars().all(|c| c.is_ascii_hexdigit()), "{run_id}");
+    assert_eq!(info_field(&info(&mut raws[2], &["server"]), "run_id"), Some(run_id), "one run id for every core");
+
+    // CONFIG RESETSTAT zeroes the counters of every core.
+    assert_eq!(raws[2].command(&["CONFIG", "RESETSTAT"]).unwrap(), "+OK\r\n");
+    let text = info(&mut raws[3], &["stats", "commandstats", "errorstats"]);
+    assert_eq!(info_field(&text, "keyspace_hits").as_deref(), Some("0"));
+    assert_eq!(info_field(&text, "total_error_replies").as_deref(), Some("0"));
+    assert_eq!(info_field(&text, "cmdstat_set"), None);
+    assert!(info_field(&text, "cmdstat_config|resetstat").is_some(), "{text}");
+    assert_eq!(info_field(&text, "errorstat_ERR"), None);
+}
+
+#[test]
+fn info_memory_and_cpu_report_numbers() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let text = info(&mut raw, &["memory", "cpu"]);
+    for field in ["used_memory", "used_memory_rss", "used_memory_peak", "total_system_memory", "maxmemory"] {
+        let value: u64 = info_field(&text, field).unwrap_or_else(|| panic!("{field} in {text}")).parse().unwrap();
+        assert!(field == "maxmemory" || value > 0, "{field} is {value}");
+    }
+    assert_eq!(info_field(&text, "maxmemory_policy").as_deref(), Some("noeviction"));
+    let user = info_field(&text, "used_cpu_user").unwrap();
+    assert!(user.split_once('.').is_some_and(|(_, micros)| micros.len() == 6), "{user}");
+}
+
+// ---- CONFIG -----------------------------------------------------------------------------
+
+#[test]
+fn config_set_reaches_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = server.raw();
+    assert_eq!(admin.command(&["CONFIG", "SET", "hz", "20", "maxmemory", "1gb", "maxmemory-policy", "allkeys-lfu"]).unwrap(), "+OK\r\n");
+    for mut raw in connections(&server, 8) {
+        assert_eq!(raw.command(&["CONFIG", "GET", "hz", "maxmemory"]).unwrap(), "*4\r\n$2\r\nhz\r\n$2\r\n20\r\n$9\r\nmaxmemory\r\n$10\r\n1073741824\r\n");
+        // The operations' settings follow: under an LFU policy OBJECT FREQ answers.
+        let key = format!("k{}", client_id(&mut raw));
+        assert_eq!(raw.command(&["SET", &key, "v"]).unwrap(), "+OK\r\n");
+        assert!(raw.command(&["OBJECT", "FREQ", &key]).unwrap().starts_with(':'));
+    }
+    // All or nothing: a bad pair changes nothing.
+    assert!(admin.command(&["CONFIG", "SET", "hz", "30", "maxmemory", "1x"]).unwrap().starts_with("-ERR CONFIG SET failed"));
+    assert_eq!(admin.command(&["CONFIG", "GET", "hz"]).unwrap(), "*2\r\n$2\r\nhz\r\n$2\r\n20\r\n");
+}
+
+#[test]
+fn config_replies_match_redis() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["CONFIG", "SET", "a"], "-ERR wrong number of arguments for 'config|set' command\r\n"),
+            (&["CONFIG", "SET", "a", "b", "c"], "-ERR syntax error\r\n"),
+            (&["CONFIG", "SET", "foo", "1"], "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n"),
+            (&["CONFIG", "SET", "hz", "x"], "-ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer\r\n"),
+            (&["CONFIG", "SET", "hz", "15", "timeout", "7"], "+OK\r\n"),
+            (&["CONFIG", "GET", "hz"], "*2\r\n$2\r\nhz\r\n$2\r\n15\r\n"),
+            (&["CONFIG", "GET", "nosuch"], "*0\r\n"),
+            (&["CONFIG", "GET"], "-ERR wrong number of arguments for 'config|get' command\r\n"),
+            (&["CONFIG", "RESETSTAT", "x"], "-ERR wrong number of arguments for 'config|resetstat' command\r\n"),
+            (&["CONFIG", "REWRITE"], "-ERR The server is running without a config file\r\n"),
+            (&["CONFIG", "FOO"], "-ERR unknown subcommand 'FOO'. Try CONFIG HELP.\r\n"),
+        ],
+    );
+    for server in &servers {
+        let mut raw = server.raw();
+        raw.command(&["HELLO", "3"]).unwrap();
+        assert_eq!(raw.command(&["CONFIG", "GET", "maxmemory"]).unwrap(), "%1\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n");
+    }
+}
+
+// ---- DEBUG ------------------------------------------------------------------------------
+
+/// 50 bytes with no repeated 3-byte run, so Redis's LZF cannot shrink it (Shoal does not
+/// model RDB compression in DEBUG OBJECT's serializedlength).
+const INCOMPRESSIBLE: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX";
+
+#[test]
+fn debug_replies_match_redis() {
+    let mut servers = vec![Server::start(THREADS, &[])];
+    // Redis 7 refuses DEBUG unless enabled; Shoal always allows it.
+    servers.extend(Server::start_redis_with(&["--enable-debug-command", "yes"]));
+    assert_replies(
+        &servers,
+        &[
+            (&["SET", "int", "5"], "+OK\r\n"),
+            (&["SET", "str", "hello"], "+OK\r\n"),
+            (&["SET", "raw", INCOMPRESSIBLE], "+OK\r\n"),
+            (&["DEBUG", "OBJECT", "nosuch"], "-ERR no such key\r\n"),
+            (&["DEBUG", "OBJECT"], "-ERR unknown subcommand or wrong number of arguments for 'OBJECT'. Try DEBUG HELP.\r\n"),
+            (&["DEBUG", "SET-ACTIVE-EXPIRE"], "-ERR unknown subcommand or wrong number of arguments for 'SET-ACTIVE-EXPIRE'. Try DEBUG HELP.\r\n"),
+            (&["DEBUG", "JMAP"], "-ERR unknown subcommand or wrong number of arguments for 'JMAP'. Try DEBUG HELP.\r\n"),
+            (&["DEBUG", "SLEEP", "0"], "+OK\r\n"),
+            (&["DEBUG", "SLEEP", "abc"], "+OK\r\n"),
+            (&["DEBUG", "SET-ACTIVE-EXPIRE", "1"], "+OK\r\n"),
+            (&["DEBUG", "PROTOCOL", "map"], "*6\r\n:0\r\n:0\r\n:1\r\n:1\r\n:2\r\n:0\r\n"),
+            (&["DEBUG", "PROTOCOL", "verbatim"], "$25\r\nThis is a verbatim\nstring\r\n"),
+            (&["DEBUG", "PROTOCOL", "foo"], "-ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false\r\n"),
+            (&["DEBUG", "ERROR", "hello"], "-hello\r\n"),
+        ],
+    );
+    // DEBUG OBJECT's line, but for the address and the LRU clock.
+    for server in &servers {
+        let mut raw = server.raw();
+        for (key, expected) in [
+            ("int", "refcount:2147483647 encoding:int serializedlength:2"),
+            ("str", "refcount:1 encoding:embstr serializedlength:6"),
+            ("raw", "refcount:1 encoding:raw serializedlength:51"),
+        ] {
+            let line = raw.command(&["DEBUG", "OBJECT", key]).unwrap();
+            assert!(line.starts_with("+Value at:0x"), "{line}");
+            assert!(line.contains(&format!(" {expected} lru:")), "{line} on port {}", server.port);
+            assert!(line.contains(" lru_seconds_idle:"), "{line}");
+        }
+    }
+    let mut raw = servers[0].raw();
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), "-ERR DEBUG RELOAD is not supported: persistence is not implemented yet\r\n");
+}
+
+#[test]
+fn debug_object_finds_keys_on_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    for i in 0..32 {
+        let key = format!("key:{i}");
+        assert_eq!(raw.command(&["SET", &key, INCOMPRESSIBLE]).unwrap(), "+OK\r\n");
+        let line = raw.command(&["DEBUG", "OBJECT", &key]).unwrap();
+        assert!(line.contains(" refcount:1 encoding:raw serializedlength:51 "), "{line}");
+    }
+}
+
+#[test]
+fn debug_sleep_holds_only_its_own_connection() {
+    let server = Server::start(1, &[]);
+    let mut sleeper = server.raw();
+    let mut other = server.raw();
+    let started = Instant::now();
+    sleeper.send(&Raw::encode(&["DEBUG", "SLEEP", "1"]));
+    assert_eq!(other.command(&["PING"]).unwrap(), "+PONG\r\n");
+    assert!(started.elapsed() < Duration::from_millis(800), "PING waited for DEBUG SLEEP");
+    assert_eq!(sleeper.read_reply().unwrap(), "+OK\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(950), "DEBUG SLEEP slept");
+}
+
+#[test]
+fn debug_set_active_expire_stops_and_restarts_active_expiry_on_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap(), "+OK\r\n");
+    for i in 0..40 {
+        assert_eq!(raw.command(&["SET", &format!("k{i}"), "v", "PX", "1"]).unwrap(), "+OK\r\n");
+    }
+    // DBSIZE counts expired keys nobody has reclaimed yet, as Redis's does.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":40\r\n", "no key is reclaimed while active expiry is off");
+    }
+    assert_eq!(raw.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]).unwrap(), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.command(&["DBSIZE"]).unwrap() != ":0\r\n" {
+        assert!(Instant::now() < deadline, "active expiry reclaimed every key");
+        std::thread::yield_now();
+    }
+}
