@@ -161,7 +161,7 @@ impl Db {
                 }
             }
             None => {
-                self.dict.insert_new(key.into(), entry);
+                self.dict.insert_new(key, entry);
             }
         }
         self.set_expire(key, expire_at_ms);
@@ -207,9 +207,9 @@ impl Db {
 
     /// Removes `key` (whether or not it has expired) and returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let (key, entry) = self.dict.remove(key)?;
+        let entry = self.dict.remove(key)?;
         if entry.expire_at_ms != 0 {
-            let removed = self.expires.remove(&(entry.expire_at_ms, key));
+            let removed = self.expires.remove(&(entry.expire_at_ms, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
         }
         Some(entry)
