@@ -71,6 +71,9 @@ def stop(proc):
 
 
 def bench(port, args, requests, client_cpus):
+    # Pipelined runs get proportionally more requests, so every run lasts about as long.
+    pipeline = int(args[args.index("-P") + 1]) if "-P" in args else 1
+    requests *= min(pipeline, 8)
     cmd = ["taskset", "-c", client_cpus, "redis-benchmark", "-p", str(port), "-n", str(requests),
            "-r", "100000", "-d", "64", "-c", "50", "--csv"] + args
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
