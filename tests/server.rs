@@ -10,24 +10,7 @@ use std::time::{Duration, Instant};
 
 use shoal_testkit::{need, run_to_exit, run_with_input, server_command, Raw, Server};
 
-const THREADS: usize = 4;
-
-/// Shoal, then redis-server when installed, each started with the same extra directives.
-fn shoal_and_redis(extra: &[&str]) -> Vec<Server> {
-    let mut servers = vec![Server::start(THREADS, extra)];
-    servers.extend(Server::start_redis_with(extra));
-    servers
-}
-
-/// Asserts that each request gets exactly its reply, on one connection, from every server.
-fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
-    for server in servers {
-        let mut raw = server.raw();
-        for (request, expected) in exchanges {
-            assert_eq!(&raw.command(request).unwrap(), expected, "{request:?} on port {}", server.port);
-        }
-    }
-}
+use shoal_tests::{assert_replies, shoal_and_redis, THREADS};
 
 fn connect_db(server: &Server, db: usize) -> redis::Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/{db}", server.port)).expect("client");

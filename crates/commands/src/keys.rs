@@ -1083,9 +1083,9 @@ fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::replies::*;
     use std::collections::{BTreeMap, BTreeSet};
 
-    use bytes::Bytes;
     use shoal_resp::Frame;
     use shoal_store::slot::key_shard;
 
@@ -1094,25 +1094,6 @@ mod tests {
 
     /// The harness's time in seconds.
     const NOW_S: i64 = 1_700_000_000;
-
-    fn ok() -> Frame {
-        Frame::Simple("OK".into())
-    }
-    fn int(n: i64) -> Frame {
-        Frame::Integer(n)
-    }
-    fn bulk(s: &str) -> Frame {
-        Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
-    }
-    fn simple(s: &str) -> Frame {
-        Frame::Simple(Bytes::copy_from_slice(s.as_bytes()))
-    }
-    fn err(s: &str) -> Frame {
-        Frame::Error(Bytes::copy_from_slice(s.as_bytes()))
-    }
-    fn strings(items: &[&str]) -> Frame {
-        Frame::Array(items.iter().map(|s| bulk(s)).collect())
-    }
 
     /// Asserts that `a` and `b` live on different cores, so a test of both takes the
     /// cross-core path.

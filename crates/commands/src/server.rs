@@ -159,16 +159,10 @@ fn swapdb(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_,
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::replies::*;
     use shoal_resp::Frame;
 
     use crate::testing::{check, check_db};
-
-    fn ok() -> Frame {
-        Frame::Simple("OK".into())
-    }
-    fn err(s: &str) -> Frame {
-        Frame::Error(bytes::Bytes::copy_from_slice(s.as_bytes()))
-    }
 
     #[test]
     fn swapdb_swaps_databases_on_every_core() {

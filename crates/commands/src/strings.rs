@@ -1071,28 +1071,9 @@ fn decrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::replies::*;
     use crate::testing::{check, check_at, Harness};
     use shoal_resp::Frame;
-
-    fn ok() -> Frame {
-        Frame::Simple("OK".into())
-    }
-
-    fn bulk(text: &str) -> Frame {
-        Frame::Bulk(bytes::Bytes::copy_from_slice(text.as_bytes()))
-    }
-
-    fn int(n: i64) -> Frame {
-        Frame::Integer(n)
-    }
-
-    fn err(text: &str) -> Frame {
-        Frame::Error(bytes::Bytes::copy_from_slice(text.as_bytes()))
-    }
-
-    fn arr(items: Vec<Frame>) -> Frame {
-        Frame::Array(items)
-    }
 
     /// Like `check`, with proto-max-bulk-len set to `len_max`.
     fn check_with_len_max(len_max: u64, commands: &[&[&str]], expected: &[Frame]) {

@@ -115,3 +115,38 @@ pub fn check_db(commands: &[(usize, &[&str])], expected: &[Frame]) {
         assert_eq!(&got, want, "reply to {command:?} in db {db_index}");
     }
 }
+
+/// Reply constructors for expected values in the family tests.
+pub mod replies {
+    use bytes::Bytes;
+    use shoal_resp::Frame;
+
+    pub fn ok() -> Frame {
+        Frame::Simple(Bytes::from_static(b"OK"))
+    }
+
+    pub fn simple(text: &str) -> Frame {
+        Frame::Simple(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn bulk(text: &str) -> Frame {
+        Frame::Bulk(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn int(n: i64) -> Frame {
+        Frame::Integer(n)
+    }
+
+    pub fn err(text: &str) -> Frame {
+        Frame::Error(Bytes::copy_from_slice(text.as_bytes()))
+    }
+
+    pub fn arr(items: Vec<Frame>) -> Frame {
+        Frame::Array(items)
+    }
+
+    /// An array of bulk strings.
+    pub fn strings(items: &[&str]) -> Frame {
+        Frame::Array(items.iter().map(|s| bulk(s)).collect())
+    }
+}
