@@ -339,3 +339,48 @@ fn redis_cli_prints_what_it_prints_for_redis() {
         assert_eq!(redis_cli(&server, &["-n", "2", "DBSIZE"], ""), "1\n");
     }
 }
+
+#[test]
+fn a_client_that_does_not_read_its_replies_is_disconnected_at_the_output_buffer_hard_limit() {
+    for server in shoal_and_redis(&["--client-output-buffer-limit", "normal 1mb 0 0"]) {
+        let value = "v".repeat(256 * 1024);
+        let mut setter = server.raw();
+        assert_eq!(setter.command(&["SET", "big", &value]).unwrap(), "+OK\r\n");
+        let mut raw = server.raw();
+        raw.set_write_timeout(Duration::from_secs(10));
+        raw.set_read_timeout(Duration::from_secs(10));
+        // 400 GETs of 256 KiB is 100 MiB of replies, which the client never reads while sending.
+        let mut request = Vec::new();
+        for _ in 0..400 {
+            request.extend_from_slice(&Raw::encode(&["GET", "big"]));
+        }
+        let _ = raw.try_send(&request);
+        let received = raw.read_until_closed().expect("the server closes the connection");
+        assert!(received.len() < 50 << 20, "closed long before 100 MiB of replies (got {} bytes, port {})", received.len(), server.port);
+        assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n", "other clients are served (port {})", server.port);
+    }
+}
+
+#[test]
+fn a_client_over_the_output_soft_limit_for_too_long_is_disconnected() {
+    let server = Server::start(THREADS, &["--client-output-buffer-limit", "normal 0 64kb 1"]);
+    let value = "v".repeat(1 << 20);
+    let mut setter = server.raw();
+    assert_eq!(setter.command(&["SET", "big", &value]).unwrap(), "+OK\r\n");
+    let mut raw = server.raw();
+    raw.set_read_timeout(Duration::from_secs(10));
+    // 64 MiB of replies that nobody reads: the write stalls over the soft limit.
+    let mut request = Vec::new();
+    for _ in 0..64 {
+        request.extend_from_slice(&Raw::encode(&["GET", "big"]));
+    }
+    raw.send(&request);
+    let started = Instant::now();
+    // This is the client's misbehaviour, not a wait for a condition: it reads nothing for
+    // longer than the soft limit's one second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let received = raw.read_until_closed().expect("the server closes the connection");
+    assert!(received.len() < 64 << 20, "closed before every reply was sent (got {} bytes)", received.len());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n");
+}

@@ -145,6 +145,9 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                     Slot::Pending(i) => frames[i].take().expect("each batch reply used once"),
                 };
                 write_reply(conn, &frame, &mut output);
+                // Check after every reply, so the buffer never grows past the limit by more
+                // than one reply.
+                enforce_output_limit(node, &output)?;
             }
             let mut more = false;
             match after {
@@ -167,7 +170,7 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             }
             enforce_output_limit(node, &output)?;
             if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {
-                stream.write_all(&output).await?;
+                write_within_soft_limit(node, stream, &output).await?;
                 output.clear();
             }
             if !more {
@@ -253,6 +256,22 @@ fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
         ReplyMode::Off => {}
         ReplyMode::Skip => conn.reply_mode = ReplyMode::On,
         ReplyMode::SkipArmed => conn.reply_mode = ReplyMode::Skip,
+    }
+}
+
+/// Writes `output`. Under `client-output-buffer-limit normal`'s soft limit, a write of more
+/// than the soft bytes that the client does not take within the soft seconds disconnects it,
+/// as Redis disconnects a client whose output buffer stays over the soft limit that long.
+async fn write_within_soft_limit(node: &Rc<Node>, stream: &mut TcpStream, output: &[u8]) -> std::io::Result<()> {
+    let limit = node.config.borrow().client_output_buffer_limit.normal;
+    if limit.soft_bytes == 0 || limit.soft_seconds == 0 || output.len() as u64 <= limit.soft_bytes {
+        return stream.write_all(output).await;
+    }
+    let write = std::pin::pin!(stream.write_all(output));
+    let deadline = std::pin::pin!(glommio::timer::sleep(std::time::Duration::from_secs(limit.soft_seconds)));
+    match select(write, deadline).await {
+        Either::Left((written, _)) => written,
+        Either::Right(_) => Err(std::io::Error::other("client-output-buffer-limit normal soft limit reached")),
     }
 }
 
