@@ -21,6 +21,7 @@ const BASE: CommandSpec = CommandSpec {
     complexity: "O(1)",
     handler: Handler::Connection,
     subcommands: &[],
+    other_db_keys: None,
 };
 
 /// Entries for server-administration commands share this base.

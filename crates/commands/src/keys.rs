@@ -39,6 +39,7 @@ const BASE: CommandSpec = CommandSpec {
     complexity: "O(1)",
     handler: Handler::Connection,
     subcommands: &[],
+    other_db_keys: None,
 };
 
 /// The key of an OBJECT subcommand: the argument after the subcommand's name.
@@ -255,6 +256,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "6.2.0",
         complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
         handler: Handler::Keys { local: copy, multi: Some(copy_multi) },
+        other_db_keys: Some(copy_other_db_keys),
         ..BASE
     },
     CommandSpec {
@@ -263,6 +265,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: WRITE | FAST,
         summary: "Moves a key to another database.",
         handler: Handler::Keys { local: r#move, multi: None },
+        other_db_keys: Some(move_other_db_keys),
         ..BASE
     },
     CommandSpec {
@@ -1081,9 +1084,34 @@ fn object_help(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     Frame::Array(LINES.iter().map(|line| Frame::Simple(Bytes::from_static(line.as_bytes()))).collect())
 }
 
+/// A database index argument, if it is a valid non-negative one.
+fn db_arg(arg: &[u8]) -> Option<usize> {
+    crate::args::parse_i64(arg).ok().and_then(|db| usize::try_from(db).ok())
+}
+
+/// MOVE writes its key in the target database.
+fn move_other_db_keys(args: &[Bytes]) -> Vec<(usize, usize)> {
+    db_arg(&args[2]).map(|db| vec![(1, db)]).unwrap_or_default()
+}
+
+/// COPY ... DB db writes its destination in that database.
+fn copy_other_db_keys(args: &[Bytes]) -> Vec<(usize, usize)> {
+    let db = args[3..].windows(2).find(|w| crate::args::is(&w[0], "db")).and_then(|w| db_arg(&w[1]));
+    db.map(|db| vec![(2, db)]).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::testing::replies::*;
+
+    #[test]
+    fn move_and_copy_db_name_the_key_they_write_in_the_other_database() {
+        let args = |words: &[&str]| words.iter().map(|w| bytes::Bytes::copy_from_slice(w.as_bytes())).collect::<Vec<_>>();
+        assert_eq!(super::move_other_db_keys(&args(&["MOVE", "k", "3"])), vec![(1, 3)]);
+        assert_eq!(super::move_other_db_keys(&args(&["MOVE", "k", "x"])), vec![]);
+        assert_eq!(super::copy_other_db_keys(&args(&["COPY", "a", "b", "REPLACE", "DB", "5"])), vec![(2, 5)]);
+        assert_eq!(super::copy_other_db_keys(&args(&["COPY", "a", "b"])), vec![]);
+    }
     use std::collections::{BTreeMap, BTreeSet};
 
     use shoal_resp::Frame;

@@ -31,6 +31,7 @@ const BASE: CommandSpec = CommandSpec {
     complexity: "O(1)",
     handler: Handler::Connection,
     subcommands: &[],
+    other_db_keys: None,
 };
 
 pub const COMMANDS: &[CommandSpec] = &[

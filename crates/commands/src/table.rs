@@ -111,6 +111,9 @@ pub struct CommandSpec {
     pub complexity: &'static str,
     pub handler: Handler,
     pub subcommands: &'static [CommandSpec],
+    /// Keys the command also writes in a database other than the selected one (MOVE, COPY
+    /// ... DB), as (argument index, database) pairs: the transaction layer locks them too.
+    pub other_db_keys: Option<fn(&[Bytes]) -> Vec<(usize, usize)>>,
 }
 
 impl CommandSpec {

@@ -272,6 +272,11 @@ impl Core {
             for key in dispatch::keys(spec, args) {
                 set.push(db, key.clone(), mode);
             }
+            if let Some(other_db_keys) = spec.other_db_keys {
+                for (index, other_db) in other_db_keys(args) {
+                    set.push(other_db, args[index].clone(), Mode::Exclusive);
+                }
+            }
         }
         set.normalize();
         set
@@ -415,6 +420,13 @@ impl Core {
                 let shard = shoal_store::slot::key_shard(key, self.shard_count);
                 let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the route lists every key's core");
                 set.push(db, key.clone(), mode);
+            }
+            if let Some(other_db_keys) = spec.other_db_keys {
+                for (index, other_db) in other_db_keys(&args) {
+                    let shard = shoal_store::slot::key_shard(&args[index], self.shard_count);
+                    let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the key is also in the selected database");
+                    set.push(other_db, args[index].clone(), Mode::Exclusive);
+                }
             }
             for (_, set) in &mut sets {
                 set.normalize();
