@@ -95,6 +95,10 @@ pub enum Handler {
     Connection,
 }
 
+/// Given a request, the (argument index, database) pairs of keys it writes outside the
+/// selected database.
+pub type OtherDbKeys = fn(&[Bytes]) -> Vec<(usize, usize)>;
+
 /// One entry of the command table.
 pub struct CommandSpec {
     /// Lower-case name, as COMMAND reports it (for subcommands: "object|encoding").
@@ -113,7 +117,7 @@ pub struct CommandSpec {
     pub subcommands: &'static [CommandSpec],
     /// Keys the command also writes in a database other than the selected one (MOVE, COPY
     /// ... DB), as (argument index, database) pairs: the transaction layer locks them too.
-    pub other_db_keys: Option<fn(&[Bytes]) -> Vec<(usize, usize)>>,
+    pub other_db_keys: Option<OtherDbKeys>,
 }
 
 impl CommandSpec {
