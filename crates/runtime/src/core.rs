@@ -125,7 +125,12 @@ pub struct Core {
 }
 
 /// Yields to the executor once, so that other ready tasks run before we continue.
-struct YieldNow(bool);
+pub struct YieldNow(bool);
+
+/// Lets every other ready task on this core run once before the caller continues.
+pub fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
 
 impl Future for YieldNow {
     type Output = ();

