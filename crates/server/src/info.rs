@@ -7,9 +7,9 @@
 //! replication, modules, cluster) report what is true of a server without them; fields we
 //! do not measure (network bytes, latency percentiles) are left out rather than made up.
 //!
-//! `used_memory` is the C allocator's own count of bytes in use (glibc's `mallinfo2`; the
-//! resident set size where that is unavailable); `used_memory_rss` is the process's resident
-//! set size from /proc. `used_memory_peak` is the largest `used_memory` INFO has seen.
+//! `used_memory` is the memory the allocator (mimalloc, our global allocator) holds committed
+//! for the process's heaps: an upper bound of the bytes in use, not Redis's exact count;
+//! `used_memory_rss` is the process's resident set size from /proc. `used_memory_peak` is the largest `used_memory` INFO has seen.
 
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -528,17 +528,13 @@ mod system {
         pages * page_size()
     }
 
-    /// Bytes the C allocator has handed out and not had back.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    /// Bytes mimalloc holds committed for the heaps (its own estimate on Linux).
     pub fn allocated_bytes() -> u64 {
-        // SAFETY: mallinfo2 only reads the allocator's counters.
-        let info = unsafe { libc::mallinfo2() };
-        (info.uordblks + info.hblkhd) as u64
-    }
-
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    pub fn allocated_bytes() -> u64 {
-        resident_bytes()
+        let mut counters = [0usize; 8];
+        let [elapsed, user, system, rss, peak_rss, commit, peak_commit, faults] = &mut counters;
+        // SAFETY: mi_process_info writes each counter through the pointers we pass, nothing else.
+        unsafe { libmimalloc_sys::mi_process_info(elapsed, user, system, rss, peak_rss, commit, peak_commit, faults) };
+        *commit as u64
     }
 
     pub fn total_memory_bytes() -> u64 {
