@@ -550,3 +550,17 @@ fn debug_set_active_expire_stops_and_restarts_active_expiry_on_every_core() {
         std::thread::yield_now();
     }
 }
+
+#[test]
+fn debug_populate_creates_missing_keys_on_every_core_and_keeps_existing_ones() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["SET", "key:5", "mine"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "1000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":1000\r\n");
+    assert_eq!(raw.command(&["GET", "key:999"]).unwrap(), "$9\r\nvalue:999\r\n");
+    assert_eq!(raw.command(&["GET", "key:5"]).unwrap(), "$4\r\nmine\r\n", "an existing key is kept");
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "3", "p", "10"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["GET", "p:2"]).unwrap(), "$10\r\nvalue:2\0\0\0\r\n", "padded to the size with zero bytes");
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "-1"]).unwrap(), "-ERR value is out of range, must be positive\r\n");
+}

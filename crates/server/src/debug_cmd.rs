@@ -39,6 +39,10 @@ const HELP: &[&str] = &[
     "    Setting it to 0 disables expiring keys in background when they are not",
     "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
     "    default.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+    "    it is used instead of the 'key' prefix. These are not propagated to",
+    "    replicas. Cache-friendly values are used if <size> is given.",
     "SLEEP <seconds>",
     "    Stop the server for <seconds>. Decimals allowed.",
 ];
@@ -54,6 +58,7 @@ pub async fn debug(node: &Rc<Node>, conn: &Conn, args: &[Bytes]) -> Frame {
             args::ok()
         }
         ("object", 3) => object(node, conn.db, args[2].clone()).await,
+        ("populate", 3..=5) => populate(node, conn.db, args).await,
         ("set-active-expire", 3) => {
             let enabled = atoi(&args[2]) != 0;
             node.core.call_all(move |_| node::current().active_expire_enabled.set(enabled)).await;
@@ -69,6 +74,50 @@ pub async fn debug(node: &Rc<Node>, conn: &Conn, args: &[Bytes]) -> Frame {
         ("reload", _) => errors::error("ERR DEBUG RELOAD is not supported: persistence is not implemented yet"),
         _ => subcommand_syntax_error(args),
     }
+}
+
+/// DEBUG POPULATE count [prefix] [size]: creates `prefix:N` = `value:N` (cut or zero-padded
+/// to `size` bytes) for N below count, skipping keys that exist, as Redis does. Each core
+/// creates the keys it owns. Like every DEBUG subcommand it does not take the transaction
+/// layer's locks: it is a tool for tests and benchmarks, not for a live dataset.
+async fn populate(node: &Rc<Node>, db: usize, args: &[Bytes]) -> Frame {
+    let count = match args::parse_i64(&args[2]) {
+        Ok(n) if n >= 0 => n as u64,
+        Ok(_) => return errors::error("ERR value is out of range, must be positive"),
+        Err(e) => return e,
+    };
+    let prefix = args.get(3).cloned().unwrap_or_else(|| Bytes::from_static(b"key"));
+    let size = match args.get(4).map(|a| args::parse_i64(a)) {
+        None => None,
+        Some(Ok(n)) if n >= 0 => Some(n as usize),
+        Some(Ok(_)) => return errors::error("ERR value is out of range, must be positive"),
+        Some(Err(e)) => return e,
+    };
+    let now_ms = shoal_runtime::now_ms();
+    node.core
+        .call_all(move |core| {
+            let shard_count = core.shard_count;
+            let id = core.id;
+            core.with_shard(|shard| {
+                let db = &mut shard.dbs[db];
+                let mut key = Vec::with_capacity(prefix.len() + 21);
+                for n in 0..count {
+                    key.clear();
+                    key.extend_from_slice(&prefix);
+                    key.extend_from_slice(format!(":{n}").as_bytes());
+                    if shoal_store::slot::key_shard(&key, shard_count) != id || db.contains(&key, now_ms) {
+                        continue;
+                    }
+                    let mut value = format!("value:{n}").into_bytes();
+                    if let Some(size) = size {
+                        value.resize(size, 0);
+                    }
+                    db.set(&key, Value::Str(Str::from_bytes(&value)), now_ms);
+                }
+            })
+        })
+        .await;
+    args::ok()
 }
 
 /// DEBUG SLEEP's argument read as C's `strtod` would: the longest number at the start,
