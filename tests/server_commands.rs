@@ -564,3 +564,28 @@ fn debug_populate_creates_missing_keys_on_every_core_and_keeps_existing_ones() {
     assert_eq!(raw.command(&["GET", "p:2"]).unwrap(), "$10\r\nvalue:2\0\0\0\r\n", "padded to the size with zero bytes");
     assert_eq!(raw.command(&["DEBUG", "POPULATE", "-1"]).unwrap(), "-ERR value is out of range, must be positive\r\n");
 }
+
+#[test]
+fn config_set_loglevel_changes_what_the_running_server_logs() {
+    let logfile = std::env::temp_dir().join(format!("shoal-loglevel-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&logfile);
+    let server = Server::start(THREADS, &["--logfile", logfile.to_str().unwrap(), "--loglevel", "warning"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["DEBUG", "LOG", "first-visible"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["CONFIG", "SET", "loglevel", "nothing"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DEBUG", "LOG", "hidden"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["CONFIG", "SET", "loglevel", "warning"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DEBUG", "LOG", "second-visible"]).unwrap(), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&logfile).unwrap_or_default();
+        if log.contains("second-visible") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_file(&logfile);
+    assert!(log.contains("first-visible"), "{log}");
+    assert!(log.contains("second-visible"), "{log}");
+    assert!(!log.contains("hidden"), "{log}");
+}

@@ -86,6 +86,9 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
     if !changed.is_empty() {
         tracing::debug!("CONFIG SET changed {}", changed.join(", "));
     }
+    if changed.contains(&"loglevel") {
+        crate::logging::set_level(config.loglevel);
+    }
     broadcast(node, config).await;
     args::ok()
 }

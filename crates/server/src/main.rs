@@ -11,6 +11,7 @@ mod config_cmd;
 mod connection;
 mod debug_cmd;
 mod info;
+mod logging;
 mod node;
 mod pause;
 mod server_commands;
@@ -71,7 +72,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let _log_guard = init_logging(&config);
+    logging::init(&config);
     let threads = if config.threads == 0 { shoal_runtime::affinity_cpus().len().max(1) } else { config.threads as usize };
     if let Err(e) = node::probe_bind(&config) {
         tracing::warn!("{e}");
@@ -90,31 +91,6 @@ fn main() {
     }
     tracing::info!("Shoal is now ready to exit, bye bye...");
     std::process::exit(shared.exit_code.load(Ordering::SeqCst) as i32);
-}
-
-/// Logs through `tracing` at `loglevel`, to `logfile` or standard output.
-fn init_logging(config: &shoal_config::Config) -> Option<()> {
-    use shoal_config::LogLevel;
-    let level = match config.loglevel {
-        LogLevel::Debug => tracing::Level::DEBUG,
-        LogLevel::Verbose => tracing::Level::DEBUG,
-        LogLevel::Notice => tracing::Level::INFO,
-        LogLevel::Warning => tracing::Level::WARN,
-        LogLevel::Nothing => tracing::Level::ERROR,
-    };
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).with_thread_names(true);
-    if config.logfile.is_empty() {
-        builder.init();
-    } else {
-        match std::fs::OpenOptions::new().create(true).append(true).open(&config.logfile) {
-            Ok(file) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
-            Err(e) => {
-                eprintln!("Can't open the log file: {} ({e})", config.logfile);
-                std::process::exit(1);
-            }
-        }
-    }
-    Some(())
 }
 
 /// SIGTERM and SIGINT ask for an orderly shutdown; each core's cron notices within a tick.
