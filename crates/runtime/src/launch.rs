@@ -42,6 +42,10 @@ pub fn affinity_cpus() -> Vec<usize> {
     }
 }
 
+extern "C" {
+    fn shoal_uring_coop_linked() -> std::ffi::c_int;
+}
+
 enum Event {
     Started,
     Ended(usize, Result<(), String>),
@@ -56,6 +60,10 @@ where
 {
     let threads = options.threads;
     assert!(threads > 0, "at least one thread");
+    // SAFETY: a C function without arguments or side effects; calling it keeps the object
+    // that defines our syscall() in the link (see src/uring_coop.c).
+    let linked = unsafe { shoal_uring_coop_linked() };
+    debug_assert_eq!(linked, 1, "uring_coop.c is linked");
     let io_memory = memlock::ensure(threads)?;
     let cpus = affinity_cpus();
     let pin = threads <= cpus.len();
@@ -114,4 +122,22 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn io_uring_rings_are_created_with_cooperative_task_running() {
+        // SAFETY: see launch(); keeps uring_coop.c linked into this test binary.
+        assert_eq!(unsafe { super::shoal_uring_coop_linked() }, 1);
+        // struct io_uring_params is 120 bytes; flags is its third u32.
+        let mut params = [0u32; 30];
+        // SAFETY: io_uring_setup reads and writes the params we pass; we close the ring after.
+        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr()) };
+        assert!(fd >= 0, "io_uring_setup works here");
+        // SAFETY: fd is the ring we just created.
+        unsafe { libc::close(fd as i32) };
+        let coop_taskrun = 1 << 8;
+        assert_ne!(params[2] & coop_taskrun, 0, "COOP_TASKRUN was added to the flags");
+    }
 }
