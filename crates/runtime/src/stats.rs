@@ -22,6 +22,40 @@ pub struct CoreStats {
     /// Errors by prefix ("ERR", "WRONGTYPE", ...).
     pub errors: FastMap<String, u64>,
     pub commands_processed: u64,
+    /// Commands per second, sampled for INFO's instantaneous_ops_per_sec.
+    pub ops_rate: RateSampler,
+}
+
+/// Redis's instantaneous metrics: a rate sampled at most every 100 ms, averaged over the
+/// last 16 samples.
+#[derive(Default, Clone, Debug)]
+pub struct RateSampler {
+    last_ms: u64,
+    last_count: u64,
+    samples: [u64; 16],
+    next: usize,
+}
+
+impl RateSampler {
+    /// Records `count` (a running total) at `now_ms`.
+    pub fn sample(&mut self, now_ms: u64, count: u64) {
+        if self.last_ms == 0 {
+            (self.last_ms, self.last_count) = (now_ms, count);
+            return;
+        }
+        let elapsed_ms = now_ms.saturating_sub(self.last_ms);
+        if elapsed_ms < 100 {
+            return;
+        }
+        self.samples[self.next] = count.saturating_sub(self.last_count) * 1000 / elapsed_ms;
+        self.next = (self.next + 1) % self.samples.len();
+        (self.last_ms, self.last_count) = (now_ms, count);
+    }
+
+    /// The average of the samples, per second.
+    pub fn per_second(&self) -> u64 {
+        self.samples.iter().sum::<u64>() / self.samples.len() as u64
+    }
 }
 
 impl CoreStats {
@@ -69,5 +103,23 @@ impl CoreStats {
 
     pub fn reset(&mut self) {
         *self = CoreStats::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_averages_sixteen_samples_of_at_least_100_ms() {
+        let mut rate = RateSampler::default();
+        rate.sample(1_000, 0);
+        rate.sample(1_050, 999); // under 100 ms: ignored
+        rate.sample(1_100, 1_000); // 1000 commands in 100 ms: 10,000 per second
+        assert_eq!(rate.per_second(), 10_000 / 16);
+        for i in 2..=16u64 {
+            rate.sample(1_000 + 100 * i, 1_000 * i);
+        }
+        assert_eq!(rate.per_second(), 10_000);
     }
 }

@@ -170,6 +170,8 @@ pub struct Snapshot {
     pub started_unix_s: u64,
     pub connections_received: u64,
     pub rejected_connections: u64,
+    /// Commands per second over the last samples, every core added up.
+    pub ops_per_second: u64,
     /// Every core's command and error statistics, added up.
     pub stats: CoreStats,
     /// Every core's keyspace counters, added up.
@@ -192,6 +194,7 @@ pub async fn info(node: &Rc<Node>, args: &[Bytes]) -> Frame {
 /// One core's counters.
 struct CoreReport {
     stats: CoreStats,
+    ops_per_second: u64,
     db_stats: DbStats,
     keyspace: Vec<(usize, usize)>,
 }
@@ -203,12 +206,14 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             .core
             .call_all(|core| CoreReport {
                 stats: core.stats.borrow().clone(),
+                ops_per_second: core.stats.borrow().ops_rate.per_second(),
                 db_stats: core.with_shard(|shard| shard.stats()),
                 keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
             })
             .await;
         for report in reports {
             snapshot.stats.merge(&report.stats);
+            snapshot.ops_per_second += report.ops_per_second;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
@@ -399,7 +404,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("total_connections_received", s.connections_received.to_string());
             add("total_commands_processed", s.stats.commands_processed.to_string());
             // Not measured yet.
-            add("instantaneous_ops_per_sec", "0".to_owned());
+            add("instantaneous_ops_per_sec", s.ops_per_second.to_string());
             add("rejected_connections", s.rejected_connections.to_string());
             add("sync_full", "0".to_owned());
             add("sync_partial_ok", "0".to_owned());

@@ -103,6 +103,9 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
                 shoal_runtime::cron::active_expire_cycle(&core, period / 4);
             }
             crate::client::enforce_idle_timeout(&node);
+            let mut stats = core.stats.borrow_mut();
+            let processed = stats.commands_processed;
+            stats.ops_rate.sample(shoal_runtime::now_ms(), processed);
         }
     });
 
