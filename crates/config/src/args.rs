@@ -8,92 +8,12 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct UnbalancedQuotes;
 
-/// Splits `line` into arguments like Redis's `sdssplitargs`.
-///
-/// Arguments are separated by whitespace. Inside double quotes, `\n \r \t \b
-/// \a`, `\\`, `\"` and `\xHH` are escapes (any other `\c` is `c`); inside
-/// single quotes only `\'` is. A closing quote must be followed by whitespace
-/// or the end of the line. A NUL byte ends the line, as in C.
+/// Splits `line` into arguments like Redis's `sdssplitargs`, with the splitter the protocol
+/// uses for inline commands (`shoal_resp::split_args`): the same rules in both places.
 pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> {
-    // C sees the line up to its first NUL; reading 0 past the end mirrors the
-    // terminator.
-    let end = line.iter().position(|&b| b == 0).unwrap_or(line.len());
-    let line = &line[..end];
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let mut args = Vec::new();
-    let mut p = 0;
-    loop {
-        while p < line.len() && is_c_space(line[p]) {
-            p += 1;
-        }
-        if p >= line.len() {
-            return Ok(args);
-        }
-        let mut current = Vec::new();
-        let mut in_double = false;
-        let mut in_single = false;
-        loop {
-            let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' && is_hex(at(p + 2)) && is_hex(at(p + 3)) {
-                    current.push(hex_value(at(p + 2)) * 16 + hex_value(at(p + 3)));
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    current.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
-                        return Err(UnbalancedQuotes);
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return Err(UnbalancedQuotes);
-                } else {
-                    current.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    current.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
-                        return Err(UnbalancedQuotes);
-                    }
-                    p += 1;
-                    break;
-                } else if c == 0 {
-                    return Err(UnbalancedQuotes);
-                } else {
-                    current.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => {
-                        if c != 0 {
-                            p += 1;
-                        }
-                        break;
-                    }
-                    b'"' => in_double = true,
-                    b'\'' => in_single = true,
-                    other => current.push(other),
-                }
-            }
-            p += 1;
-        }
-        args.push(current);
-    }
+    shoal_resp::split_args(line).ok_or(UnbalancedQuotes)
 }
 
-/// Quotes `bytes` like Redis's `sdscatrepr`: double quotes around, `\\`,
 /// `\"`, `\n \r \t \a \b` escaped, other unprintable bytes as `\xHH`.
 pub(crate) fn repr(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
@@ -113,23 +33,6 @@ pub(crate) fn repr(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
-}
-
-/// C's `isspace` in the C locale.
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-fn is_hex(b: u8) -> bool {
-    b.is_ascii_hexdigit()
-}
-
-fn hex_value(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b - b'A' + 10,
-    }
 }
 
 #[cfg(test)]
