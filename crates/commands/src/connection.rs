@@ -7,22 +7,9 @@ use shoal_resp::Frame;
 
 use crate::ctx::Ctx;
 use crate::errors;
-use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
+use crate::table::{flags::*, CommandSpec, Handler};
 
-const BASE: CommandSpec = CommandSpec {
-    name: "",
-    arity: 0,
-    flags: 0,
-    keys: KeySpec::NONE,
-    acl: &["@connection"],
-    group: "connection",
-    summary: "",
-    since: "1.0.0",
-    complexity: "O(1)",
-    handler: Handler::Connection,
-    subcommands: &[],
-    other_db_keys: None,
-};
+const BASE: CommandSpec = CommandSpec { acl: &["@connection"], group: "connection", ..CommandSpec::DEFAULT };
 
 /// Entries for server-administration commands share this base.
 const ADMIN_BASE: CommandSpec = CommandSpec { group: "server", acl: &[], ..BASE };

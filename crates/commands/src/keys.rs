@@ -27,20 +27,7 @@ use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
-const BASE: CommandSpec = CommandSpec {
-    name: "",
-    arity: 0,
-    flags: 0,
-    keys: KeySpec::ONE,
-    acl: &["@keyspace"],
-    group: "generic",
-    summary: "",
-    since: "1.0.0",
-    complexity: "O(1)",
-    handler: Handler::Connection,
-    subcommands: &[],
-    other_db_keys: None,
-};
+const BASE: CommandSpec = CommandSpec { keys: KeySpec::ONE, acl: &["@keyspace"], group: "generic", ..CommandSpec::DEFAULT };
 
 /// The key of an OBJECT subcommand: the argument after the subcommand's name.
 const SUBCOMMAND_KEY: KeySpec = KeySpec { first: 2, last: 2, step: 1 };

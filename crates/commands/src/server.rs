@@ -12,22 +12,9 @@ use shoal_store::Shard;
 use crate::args::{self, is};
 use crate::ctx::{self, Coordinator, Ctx};
 use crate::errors;
-use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
+use crate::table::{flags::*, CommandSpec, Handler};
 
-const BASE: CommandSpec = CommandSpec {
-    name: "",
-    arity: 0,
-    flags: 0,
-    keys: KeySpec::NONE,
-    acl: &["@keyspace"],
-    group: "server",
-    summary: "",
-    since: "1.0.0",
-    complexity: "O(1)",
-    handler: Handler::Connection,
-    subcommands: &[],
-    other_db_keys: None,
-};
+const BASE: CommandSpec = CommandSpec { acl: &["@keyspace"], group: "server", ..CommandSpec::DEFAULT };
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {

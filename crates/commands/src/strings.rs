@@ -19,20 +19,7 @@ use crate::ctx::{self, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
-const BASE: CommandSpec = CommandSpec {
-    name: "",
-    arity: 0,
-    flags: 0,
-    keys: KeySpec::ONE,
-    acl: &["@string"],
-    group: "string",
-    summary: "",
-    since: "1.0.0",
-    complexity: "O(1)",
-    handler: Handler::Connection,
-    subcommands: &[],
-    other_db_keys: None,
-};
+const BASE: CommandSpec = CommandSpec { keys: KeySpec::ONE, acl: &["@string"], group: "string", ..CommandSpec::DEFAULT };
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {

@@ -121,6 +121,23 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// The defaults each family's own base entry starts from: no keys, no flags, a handler
+    /// that must be replaced.
+    pub const DEFAULT: CommandSpec = CommandSpec {
+        name: "",
+        arity: 0,
+        flags: 0,
+        keys: KeySpec::NONE,
+        acl: &[],
+        group: "",
+        summary: "",
+        since: "1.0.0",
+        complexity: "O(1)",
+        handler: Handler::Connection,
+        subcommands: &[],
+        other_db_keys: None,
+    };
+
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
