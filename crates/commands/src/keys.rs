@@ -853,7 +853,7 @@ pub fn op_scan(ctx: &mut Ctx, mut dict_cursor: u64, filter: &ScanFilter, count: 
     let db = ctx.db();
     loop {
         debug_assert!(progress.steps_left > 0, "a scan step needs budget");
-        dict_cursor = db.scan_step(dict_cursor, now, |key, entry| {
+        dict_cursor = db.scan_step_reclaiming(dict_cursor, now, |key, entry| {
             progress.sampled += 1;
             if filter.accepts(key, entry) {
                 progress.keys.push(Bytes::copy_from_slice(key));

@@ -255,6 +255,24 @@ impl Db {
         })
     }
 
+    /// Like [`Db::scan_step`], and also removes the expired keys of the bucket (counted in
+    /// `expired_keys`), as Redis's SCAN expires the keys it comes across.
+    pub fn scan_step_reclaiming(&mut self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
+        let mut expired: Vec<Box<[u8]>> = Vec::new();
+        let next = self.dict.scan_step(cursor, |key, entry| {
+            if entry.is_expired(now_ms) {
+                expired.push(key.into());
+            } else {
+                visit(key, entry)
+            }
+        });
+        for key in expired {
+            self.remove(&key);
+            self.stats.expired_keys += 1;
+        }
+        next
+    }
+
     /// Every live key with its entry.
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.dict.iter().filter(move |(_, e)| !e.is_expired(now_ms))
@@ -315,6 +333,25 @@ mod tests {
         assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), Some(5_000));
         db.set(b"k", string("x"), 0);
         assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), None);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn a_reclaiming_scan_removes_the_expired_keys_it_passes() {
+        let mut db = Db::new();
+        db.set_with_expire(b"old", string("v"), Some(100), 0);
+        db.set(b"live", string("v"), 0);
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan_step_reclaiming(cursor, 200, |key, _| seen.push(key.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![b"live".to_vec()]);
+        assert_eq!(db.len(), 1, "the expired key is gone");
+        assert_eq!(db.stats.expired_keys, 1);
         db.check_invariants();
     }
 
