@@ -384,3 +384,38 @@ fn a_client_over_the_output_soft_limit_for_too_long_is_disconnected() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n");
 }
+
+#[test]
+fn config_set_port_moves_the_listeners_of_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    let new_port = shoal_testkit::free_port();
+    assert_eq!(raw.command(&["CONFIG", "SET", "port", &new_port.to_string()]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n", "the existing connection stays");
+    // Every core accepts on the new port: several connections land on several cores.
+    for _ in 0..8 {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", new_port)).expect("the new port accepts");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut stream = std::io::BufReader::new(stream);
+        std::io::Write::write_all(stream.get_mut(), b"GET k\r\n").unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stream, &mut line).unwrap();
+        assert_eq!(line, "$1\r\n");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err(), "the old port no longer accepts");
+}
+
+#[test]
+fn config_set_port_to_a_port_in_use_is_refused_and_changes_nothing() {
+    let server = Server::start(THREADS, &[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let mut raw = server.raw();
+    assert_eq!(
+        raw.command(&["CONFIG", "SET", "port", &taken_port]).unwrap(),
+        "-ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port. Check server logs.\r\n"
+    );
+    assert_eq!(raw.command(&["CONFIG", "GET", "port"]).unwrap(), format!("*2\r\n$4\r\nport\r\n${}\r\n{}\r\n", server.port.to_string().len(), server.port));
+    assert_eq!(server.raw().command(&["PING"]).unwrap(), "+PONG\r\n", "the old port still accepts");
+}

@@ -89,7 +89,24 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
     if changed.contains(&"loglevel") {
         crate::logging::set_level(config.loglevel);
     }
+    let rebind = changed.iter().any(|name| *name == "port" || *name == "bind");
+    if rebind {
+        // As Redis: refuse, changing nothing, when the new addresses cannot be listened on.
+        if let Err(e) = node::probe_new_addresses(&config, &node.config.borrow()) {
+            let name = if changed.contains(&"port") { "port" } else { "bind" };
+            tracing::warn!("CONFIG SET {name}: {e}");
+            return errors::error(&format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to listen on this port. Check server logs."
+            ));
+        }
+    }
     broadcast(node, config).await;
+    if rebind {
+        let failures: Vec<String> = node.core.call_all(|_| node::listen(&node::current()).err().map(|e| e.to_string())).await.into_iter().flatten().collect();
+        if let Some(failure) = failures.first() {
+            return errors::error(&format!("ERR CONFIG SET failed (possibly related to argument 'port') - {failure}"));
+        }
+    }
     args::ok()
 }
 

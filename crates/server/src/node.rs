@@ -27,6 +27,8 @@ pub struct Node {
     pub active_expire_enabled: Cell<bool>,
     /// CLIENT PAUSE: whether, and until when, this core's connections hold their commands.
     pub pause: crate::pause::Pause,
+    /// Set to stop the current listeners (CONFIG SET port or bind replaces them).
+    listeners_stop: RefCell<Rc<LocalEvent>>,
 }
 
 /// Cores whose node is installed (one server per process).
@@ -56,6 +58,7 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
         started: Instant::now(),
         active_expire_enabled: Cell::new(true),
         pause: crate::pause::Pause::default(),
+        listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     // Accept nothing until every core has its node: a command may reach every core (with
@@ -65,16 +68,16 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 
-    let listeners = match bind_all(&node.config.borrow()) {
-        Ok(listeners) => listeners,
+    let listening = match listen(&node) {
+        Ok(()) => true,
         Err(e) => {
             tracing::error!("{e}");
             core.shared.exit_code.store(1, Ordering::SeqCst);
             core.shared.shutdown.store(true, Ordering::SeqCst);
-            Vec::new()
+            false
         }
     };
-    if core.id == 0 && !listeners.is_empty() {
+    if core.id == 0 && listening {
         let config = node.config.borrow();
         tracing::info!(
             "Shoal {} ready to accept connections on {}:{} with {} threads",
@@ -109,11 +112,13 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
         }
     });
 
-    let accepts: Vec<_> = listeners.into_iter().map(|listener| glommio::spawn_local(accept_loop(node.clone(), listener))).collect();
-    for accept in accepts {
-        accept.await;
-    }
+    // The cron ends at shutdown; the accept loops stop with it.
     cron.await;
+    node.listeners_stop.borrow().set();
+    // Let the connections finish their in-flight replies; each leaves `clients` as it ends.
+    while !node.clients.borrow().is_empty() {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
 
     // Drained: our connections are gone. Stay up (serving other cores' messages) until every
     // core has drained, because their last commands may still need this core's shard.
@@ -146,6 +151,23 @@ pub fn bind_addresses(config: &Config) -> std::io::Result<Vec<(std::net::SocketA
         .collect()
 }
 
+/// Checks that no other process listens on the addresses of `config` that `current` does not
+/// already listen on (CONFIG SET port or bind).
+pub fn probe_new_addresses(config: &Config, current: &Config) -> std::io::Result<()> {
+    let existing = bind_addresses(current)?;
+    for (addr, optional) in bind_addresses(config)? {
+        if existing.iter().any(|(a, _)| *a == addr) {
+            continue;
+        }
+        match std::net::TcpListener::bind(addr) {
+            Ok(listener) => drop(listener),
+            Err(e) if optional && e.kind() != std::io::ErrorKind::AddrInUse => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Checks, before any core starts, that no other process listens on our addresses. Every core
 /// binds with SO_REUSEPORT, which would otherwise let a second server share the port
 /// silently; a plain bind fails with "Address already in use" as redis-server does.
@@ -173,13 +195,26 @@ fn bind_all(config: &Config) -> std::io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
+/// Binds this core's listeners for the current `bind` and `port` and starts accepting on
+/// them; listeners from before (CONFIG SET) stop accepting. Connections already accepted stay.
+pub fn listen(node: &Rc<Node>) -> std::io::Result<()> {
+    let listeners = bind_all(&node.config.borrow())?;
+    let stop = Rc::new(LocalEvent::default());
+    let previous = std::mem::replace(&mut *node.listeners_stop.borrow_mut(), stop.clone());
+    previous.set();
+    for listener in listeners {
+        glommio::spawn_local(accept_loop(node.clone(), listener, stop.clone())).detach();
+    }
+    Ok(())
+}
+
+async fn accept_loop(node: Rc<Node>, listener: TcpListener, stop: Rc<LocalEvent>) {
     use futures::future::{select, Either};
     loop {
         let accepted = {
             let accept = std::pin::pin!(listener.accept());
-            let stop = std::pin::pin!(node.shutdown.wait());
-            match select(accept, stop).await {
+            let stopped = select(stop.wait(), node.shutdown.wait());
+            match select(accept, stopped).await {
                 Either::Left((accepted, _)) => accepted,
                 Either::Right(_) => break,
             }
@@ -191,10 +226,5 @@ async fn accept_loop(node: Rc<Node>, listener: TcpListener) {
                 continue;
             }
         };
-    }
-    drop(listener);
-    // Let the connections finish their in-flight replies; each leaves `clients` as it ends.
-    while !node.clients.borrow().is_empty() {
-        glommio::timer::sleep(Duration::from_millis(5)).await;
     }
 }
