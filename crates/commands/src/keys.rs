@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::Frame;
-use shoal_store::{slot, Db, Entry, Str, Value};
+use shoal_store::{slot, Db, Detached, Entry, Str, Value};
 
 use crate::args::{self, is};
 use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
@@ -446,10 +446,10 @@ fn expire_at_ms(value: i64, unit_ms: i64, base_ms: i64) -> Option<i64> {
 /// Sets the expiry of `key` to `at_ms` (absolute Unix milliseconds) if `condition` allows;
 /// a time that is not in the future deletes the key. Returns whether it set or deleted.
 pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition, now_ms: u64) -> bool {
-    let Some(entry) = db.lookup_write(key, now_ms) else {
+    if db.lookup_write(key, now_ms).is_none() {
         return false;
-    };
-    let current = entry.expire_at_ms().map(|at| at as i64);
+    }
+    let current = db.expire_at(key).map(|at| at as i64);
     let blocked = match current {
         // No TTL counts as an infinite one: never less than a new time, always greater.
         None => condition.xx || condition.gt,
@@ -521,7 +521,7 @@ pub enum Expiry {
 pub fn op_expiry(db: &mut Db, key: &[u8], now_ms: u64) -> Expiry {
     match db.lookup_read_notouch(key, now_ms) {
         None => Expiry::Missing,
-        Some(entry) => entry.expire_at_ms().map_or(Expiry::Persistent, Expiry::At),
+        Some(_) => db.expire_at(key).map_or(Expiry::Persistent, Expiry::At),
     }
 }
 
@@ -562,10 +562,7 @@ fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Removes the TTL of `key`; returns whether it had one.
 pub fn op_persist(db: &mut Db, key: &[u8], now_ms: u64) -> bool {
-    match db.lookup_write(key, now_ms) {
-        Some(entry) if entry.expire_at_ms().is_some() => db.set_expire(key, None),
-        _ => false,
-    }
+    db.lookup_write(key, now_ms).is_some() && db.expire_at(key).is_some() && db.set_expire(key, None)
 }
 
 /// PERSIST key
@@ -590,24 +587,24 @@ pub fn op_rename(db: &mut Db, source: &[u8], destination: &[u8], only_if_absent:
     if only_if_absent && db.lookup_write(destination, now_ms).is_some() {
         return Ok(false);
     }
-    let entry = db.remove(source).expect("the source was just found");
-    db.insert_entry(destination, entry, now_ms);
+    let detached = db.take(source).expect("the source was just found");
+    db.insert_detached(destination, detached, now_ms);
     Ok(true)
 }
 
 /// Takes `key`'s entry out of the selected database (the first half of a cross-core rename).
-pub fn op_take(ctx: &mut Ctx, key: &[u8]) -> Option<Entry> {
+pub fn op_take(ctx: &mut Ctx, key: &[u8]) -> Option<Detached> {
     let now = ctx.now_ms;
     let db = ctx.db();
     db.lookup_write(key, now)?;
-    db.remove(key)
+    db.take(key)
 }
 
 /// Puts `entry` under `key` in the selected database, replacing what was there (the second
 /// half of a cross-core rename).
-pub fn op_put(ctx: &mut Ctx, key: &[u8], entry: Entry) {
+pub fn op_put(ctx: &mut Ctx, key: &[u8], detached: Detached) {
     let now = ctx.now_ms;
-    ctx.db().insert_entry(key, entry, now);
+    ctx.db().insert_detached(key, detached, now);
 }
 
 /// Whether `key` exists, looked up for writing.
@@ -706,7 +703,8 @@ fn parse_copy_options(args: &[Bytes], db_count: usize, db_index: usize) -> Resul
 
 /// A copy of the value at `key` with its expiry, read as COPY reads its source.
 pub fn op_copy_read(db: &mut Db, key: &[u8], now_ms: u64) -> Option<(Value, Option<u64>)> {
-    db.lookup_read(key, now_ms).map(|entry| (entry.value.clone(), entry.expire_at_ms()))
+    let value = db.lookup_read(key, now_ms)?.value.clone();
+    Some((value, db.expire_at(key)))
 }
 
 /// Writes a copied value under `key` unless it exists and `replace` is false; returns whether
@@ -773,8 +771,8 @@ pub fn op_move(dbs: &mut [Db], key: &[u8], from: usize, to: usize, now_ms: u64) 
     if dbs[from].lookup_write(key, now_ms).is_none() || dbs[to].lookup_write(key, now_ms).is_some() {
         return false;
     }
-    let entry = dbs[from].remove(key).expect("the key was just found");
-    dbs[to].insert_entry(key, entry, now_ms);
+    let detached = dbs[from].take(key).expect("the key was just found");
+    dbs[to].insert_detached(key, detached, now_ms);
     true
 }
 

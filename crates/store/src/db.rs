@@ -9,30 +9,29 @@ use std::collections::BTreeSet;
 use crate::dict::Dict;
 use crate::value::Value;
 
-/// A key's value and metadata.
+/// A key's value and metadata. The TTL lives in the database's expiry maps, not here: most
+/// keys have none, and the dict node of a key stays within 64 bytes this way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds, 0 when the key has no TTL. Private: the expiry
-    /// index must change with it, so only [`Db`] writes it.
-    expire_at_ms: u64,
     /// Last access in seconds (an LRU clock), for OBJECT IDLETIME.
     pub access_s: u32,
+    /// Whether the key has a TTL (then `Db::ttl` holds it). Private: only [`Db`] keeps the
+    /// flag and the maps in step.
+    has_ttl: bool,
 }
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, expire_at_ms: 0, access_s: 0 }
+        Entry { value, access_s: 0, has_ttl: false }
     }
+}
 
-    /// Absolute expiry in Unix milliseconds, if the key has a TTL.
-    pub fn expire_at_ms(&self) -> Option<u64> {
-        (self.expire_at_ms != 0).then_some(self.expire_at_ms)
-    }
-
-    fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms != 0 && now_ms > self.expire_at_ms
-    }
+/// An entry taken out of a database with its TTL, to be put back elsewhere (RENAME, MOVE).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detached {
+    pub entry: Entry,
+    pub expire_at_ms: Option<u64>,
 }
 
 /// Counters a database keeps; the shard sums them for INFO.
@@ -47,7 +46,9 @@ pub struct DbStats {
 #[derive(Default)]
 pub struct Db {
     dict: Dict<Entry>,
-    /// (expire_at_ms, key) for every key with a TTL.
+    /// key -> absolute expiry in Unix milliseconds, for every key with a TTL.
+    ttl: Dict<u64>,
+    /// (expire_at_ms, key) for every key with a TTL, in expiry order.
     expires: BTreeSet<(u64, Box<[u8]>)>,
     pub stats: DbStats,
 }
@@ -75,13 +76,24 @@ impl Db {
         self.expires.len()
     }
 
+    /// Whether `entry`, stored under `key`, has expired at `now_ms`.
+    fn is_expired(ttl: &Dict<u64>, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
+        entry.has_ttl && ttl.get(key).is_some_and(|at| now_ms > *at)
+    }
+
+    /// The absolute expiry of `key` in Unix milliseconds, if it exists and has a TTL. Does
+    /// not expire the key: look it up first.
+    pub fn expire_at(&self, key: &[u8]) -> Option<u64> {
+        self.ttl.get(key).copied()
+    }
+
     /// Removes `key` if it has expired; returns whether it did.
     fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
         if self.expires.is_empty() {
             return false;
         }
         match self.dict.get(key) {
-            Some(entry) if entry.is_expired(now_ms) => {
+            Some(entry) if Self::is_expired(&self.ttl, key, entry, now_ms) => {
                 self.remove(key);
                 self.stats.expired_keys += 1;
                 true
@@ -154,11 +166,9 @@ impl Db {
         entry.access_s = access_clock(now_ms);
         match self.dict.get_mut(key) {
             Some(old) => {
-                let old_expire = old.expire_at_ms;
+                // Keep the old TTL flag until set_expire below clears or replaces it.
+                entry.has_ttl = old.has_ttl;
                 *old = entry;
-                if old_expire != 0 {
-                    self.expires.remove(&(old_expire, Box::from(key)));
-                }
             }
             None => {
                 self.dict.insert_new(key, entry);
@@ -179,12 +189,13 @@ impl Db {
         }
     }
 
-    /// Inserts a whole entry (COPY, MOVE, RENAME), with its TTL.
-    pub fn insert_entry(&mut self, key: &[u8], entry: Entry, now_ms: u64) {
-        let expire = entry.expire_at_ms();
-        self.set_with_expire(key, entry.value, expire, now_ms);
-        if let Some(e) = self.dict.get_mut(key) {
-            e.access_s = entry.access_s;
+    /// Puts back an entry taken with [`Db::take`] (COPY, MOVE, RENAME), with its TTL and its
+    /// access time.
+    pub fn insert_detached(&mut self, key: &[u8], detached: Detached, now_ms: u64) {
+        let access_s = detached.entry.access_s;
+        self.set_with_expire(key, detached.entry.value, detached.expire_at_ms, now_ms);
+        if let Some(entry) = self.dict.get_mut(key) {
+            entry.access_s = access_s;
         }
     }
 
@@ -193,13 +204,18 @@ impl Db {
         let Some(entry) = self.dict.get_mut(key) else {
             return false;
         };
-        let old = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms.unwrap_or(0));
-        if old != 0 {
+        let had_ttl = std::mem::replace(&mut entry.has_ttl, expire_at_ms.is_some());
+        let old = match (had_ttl, expire_at_ms) {
+            (_, Some(at)) => self.ttl.insert(key, at),
+            (true, None) => self.ttl.remove(key),
+            // The common case, SET without a TTL on a key without one: no map to touch.
+            (false, None) => None,
+        };
+        if let Some(old) = old {
             let removed = self.expires.remove(&(old, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
         }
         if let Some(at) = expire_at_ms {
-            assert!(at != 0, "0 is reserved for no TTL");
             self.expires.insert((at, key.into()));
         }
         true
@@ -207,12 +223,29 @@ impl Db {
 
     /// Removes `key` (whether or not it has expired) and returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.dict.remove(key)?;
-        if entry.expire_at_ms != 0 {
-            let removed = self.expires.remove(&(entry.expire_at_ms, Box::from(key)));
+        self.take(key).map(|detached| detached.entry)
+    }
+
+    /// Removes `key` and returns its entry with its TTL.
+    pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
+        let mut entry = self.dict.remove(key)?;
+        let mut expire_at_ms = None;
+        if entry.has_ttl {
+            let at = self.ttl.remove(key).expect("a key with a TTL is in the TTL map");
+            let removed = self.expires.remove(&(at, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
+            expire_at_ms = Some(at);
+            entry.has_ttl = false;
         }
-        Some(entry)
+        Some(Detached { entry, expire_at_ms })
+    }
+
+    /// A copy of `key`'s entry with its TTL, if it exists (not expired).
+    pub fn copy_detached(&mut self, key: &[u8], now_ms: u64) -> Option<Detached> {
+        self.expire_if_needed(key, now_ms);
+        let mut entry = self.dict.get(key)?.clone();
+        entry.has_ttl = false;
+        Some(Detached { entry, expire_at_ms: self.ttl.get(key).copied() })
     }
 
     /// Removes every key; returns the old contents so the caller may free them lazily.
@@ -232,6 +265,7 @@ impl Db {
                 break;
             }
             let (_, key) = self.expires.pop_first().expect("first exists");
+            self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
             self.stats.expired_keys += 1;
@@ -249,7 +283,7 @@ impl Db {
     /// the next cursor (0 when done).
     pub fn scan_step(&self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         self.dict.scan_step(cursor, |key, entry| {
-            if !entry.is_expired(now_ms) {
+            if !Self::is_expired(&self.ttl, key, entry, now_ms) {
                 visit(key, entry)
             }
         })
@@ -260,7 +294,7 @@ impl Db {
     pub fn scan_step_reclaiming(&mut self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut expired: Vec<Box<[u8]>> = Vec::new();
         let next = self.dict.scan_step(cursor, |key, entry| {
-            if entry.is_expired(now_ms) {
+            if Self::is_expired(&self.ttl, key, entry, now_ms) {
                 expired.push(key.into());
             } else {
                 visit(key, entry)
@@ -275,7 +309,7 @@ impl Db {
 
     /// Every live key with its entry.
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.dict.iter().filter(move |(_, e)| !e.is_expired(now_ms))
+        self.dict.iter().filter(move |(key, entry)| !Self::is_expired(&self.ttl, key, entry, now_ms))
     }
 
     /// A random live key (RANDOMKEY). Gives up after a bounded number of expired picks, as
@@ -283,7 +317,7 @@ impl Db {
     pub fn random_key(&mut self, now_ms: u64, rng: &mut impl rand::Rng) -> Option<Box<[u8]>> {
         for _ in 0..100 {
             let (key, entry) = self.dict.random_entry(rng)?;
-            if !entry.is_expired(now_ms) {
+            if !Self::is_expired(&self.ttl, key, entry, now_ms) {
                 return Some(key.into());
             }
             let key: Box<[u8]> = key.into();
@@ -293,14 +327,17 @@ impl Db {
         self.dict.random_entry(rng).map(|(k, _)| k.into())
     }
 
-    /// Asserts that the expiry index and the table agree.
+    /// Asserts that the TTL flag, the TTL map and the expiry index agree.
     pub fn check_invariants(&self) {
         self.dict.check_invariants();
-        let with_ttl = self.dict.iter().filter(|(_, e)| e.expire_at_ms != 0).count();
-        assert_eq!(with_ttl, self.expires.len(), "index holds one item per key with a TTL");
+        self.ttl.check_invariants();
+        let with_ttl = self.dict.iter().filter(|(_, e)| e.has_ttl).count();
+        assert_eq!(with_ttl, self.ttl.len(), "the TTL map holds one item per key with a TTL");
+        assert_eq!(with_ttl, self.expires.len(), "the index holds one item per key with a TTL");
         for (at, key) in &self.expires {
             let entry = self.dict.get(key).expect("indexed key is present");
-            assert_eq!(entry.expire_at_ms, *at, "index time matches the entry");
+            assert!(entry.has_ttl, "an indexed key is flagged");
+            assert_eq!(self.ttl.get(key), Some(at), "index time matches the TTL map");
         }
     }
 }
@@ -312,6 +349,67 @@ mod tests {
 
     fn string(s: &str) -> Value {
         Value::Str(Str::from_bytes(s.as_bytes()))
+    }
+
+    proptest::proptest! {
+        /// The database against a map of key -> (value, expiry), with the invariants checked
+        /// after every operation and time moving forward.
+        #[test]
+        fn db_with_ttls_behaves_like_a_map(ops in proptest::collection::vec((0u8..6, 0u8..8, 1u64..40), 0..300)) {
+            use std::collections::BTreeMap;
+            let mut db = Db::new();
+            let mut model: BTreeMap<Vec<u8>, (String, Option<u64>)> = BTreeMap::new();
+            let mut now = 1u64;
+            for (op, key, n) in ops {
+                now += n % 3;
+                let key = vec![b'k', key];
+                // Drop what has expired from the model: the db may still hold it, but must
+                // never show it.
+                model.retain(|_, (_, at)| at.is_none_or(|at| now <= at));
+                match op {
+                    0 => {
+                        db.set(&key, string(&n.to_string()), now);
+                        model.insert(key.clone(), (n.to_string(), None));
+                    }
+                    1 => {
+                        db.set_with_expire(&key, string(&n.to_string()), Some(now + n), now);
+                        model.insert(key.clone(), (n.to_string(), Some(now + n)));
+                    }
+                    2 => {
+                        let present = db.contains(&key, now);
+                        proptest::prop_assert_eq!(present, model.contains_key(&key));
+                        if present {
+                            db.set_expire(&key, if n % 2 == 0 { None } else { Some(now + n) });
+                            model.get_mut(&key).unwrap().1 = if n % 2 == 0 { None } else { Some(now + n) };
+                        }
+                    }
+                    3 => {
+                        db.lookup_quiet(&key, now);
+                        proptest::prop_assert_eq!(db.remove(&key).is_some(), model.remove(&key).is_some());
+                    }
+                    4 => {
+                        // A rename to another key, with the TTL.
+                        let to = vec![b'k', (key[1] + 1) % 8];
+                        if db.contains(&key, now) {
+                            let detached = db.take(&key).unwrap();
+                            db.insert_detached(&to, detached, now);
+                            let moved = model.remove(&key).unwrap();
+                            model.insert(to, moved);
+                        }
+                    }
+                    _ => {
+                        db.active_expire(now, n as usize);
+                    }
+                }
+                db.check_invariants();
+                for (k, (value, at)) in &model {
+                    let entry = db.lookup_quiet(k, now).map(|e| e.value.clone());
+                    proptest::prop_assert_eq!(entry, Some(string(value)));
+                    proptest::prop_assert_eq!(db.expire_at(k), *at);
+                }
+                proptest::prop_assert_eq!(db.iter(now).count(), model.len());
+            }
+        }
     }
 
     #[test]
@@ -330,9 +428,21 @@ mod tests {
         let mut db = Db::new();
         db.set_with_expire(b"k", string("v"), Some(5_000), 0);
         db.set_keep_ttl(b"k", string("w"), 0);
-        assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), Some(5_000));
+        assert_eq!(
+            {
+                db.lookup_quiet(b"k", 0);
+                db.expire_at(b"k")
+            },
+            Some(5_000)
+        );
         db.set(b"k", string("x"), 0);
-        assert_eq!(db.lookup_quiet(b"k", 0).unwrap().expire_at_ms(), None);
+        assert_eq!(
+            {
+                db.lookup_quiet(b"k", 0);
+                db.expire_at(b"k")
+            },
+            None
+        );
         db.check_invariants();
     }
 

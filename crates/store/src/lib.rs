@@ -9,7 +9,7 @@ pub mod dict;
 pub mod slot;
 pub mod value;
 
-pub use db::{Db, DbStats, Entry};
+pub use db::{Db, DbStats, Detached, Entry};
 pub use value::{Str, Value};
 
 /// What one core owns: its slice of every database.
