@@ -164,17 +164,22 @@ impl Db {
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
         let mut entry = Entry::new(value);
         entry.access_s = access_clock(now_ms);
-        match self.dict.get_mut(key) {
+        let had_ttl = match self.dict.get_mut(key) {
             Some(old) => {
                 // Keep the old TTL flag until set_expire below clears or replaces it.
                 entry.has_ttl = old.has_ttl;
                 *old = entry;
+                old.has_ttl
             }
             None => {
                 self.dict.insert_new(key, entry);
+                false
             }
+        };
+        // The common case, a plain SET over a key without a TTL, needs no second lookup.
+        if had_ttl || expire_at_ms.is_some() {
+            self.set_expire(key, expire_at_ms);
         }
-        self.set_expire(key, expire_at_ms);
     }
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL); inserts without TTL if absent.
