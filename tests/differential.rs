@@ -14,11 +14,9 @@
 //!
 //! What this does not cover: blocking commands, MULTI, and data types other than strings.
 
-use std::collections::BTreeMap;
-
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shoal_testkit::{Raw, Server};
+use shoal_tests::diff::{self, Generated};
 
 /// Commands Shoal does not have yet: the generator leaves them out. Prune this list as
 /// commands land; a command that is listed here but implemented only loses coverage.
@@ -124,12 +122,6 @@ const VALUES: &[&str] =
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=20;
 const LEN_DEFAULT: usize = 300;
 
-/// One generated command: its name for the report, and its arguments.
-struct Generated {
-    label: &'static str,
-    args: Vec<Vec<u8>>,
-}
-
 struct Generator {
     rng: SmallRng,
     /// The position of the command being generated, which keeps TTLs from tying.
@@ -218,7 +210,7 @@ impl Generator {
         self.name(token)
     }
 
-    fn next(&mut self) -> Generated {
+    fn generate(&mut self) -> Generated {
         let generated = match self.rng.random_range(0..100) {
             0..=2 => self.unknown_command(),
             3..=6 => self.wrong_arity(),
@@ -377,6 +369,16 @@ impl Generator {
 
 /// Makes TTL and PTTL replies comparable: a positive TTL becomes its bucket (see the module
 /// comment); -1 and -2 stay as they are. Other replies are compared as they are.
+impl diff::Generator for Generator {
+    fn next(&mut self) -> Generated {
+        self.generate()
+    }
+
+    fn normalise(&self, generated: &Generated, reply: Vec<u8>) -> Vec<u8> {
+        normalise(generated.label, reply)
+    }
+}
+
 fn normalise(label: &str, reply: Vec<u8>) -> Vec<u8> {
     let per_bucket: i64 = match label {
         "TTL" => 1_000_000,
@@ -390,100 +392,9 @@ fn normalise(label: &str, reply: Vec<u8>) -> Vec<u8> {
     }
 }
 
-/// What stands in for a reply when the connection broke (a crashed server, most likely).
-fn connection_lost(error: &std::io::Error) -> Vec<u8> {
-    match error.kind() {
-        std::io::ErrorKind::UnexpectedEof => b"(no reply: the server closed the connection)".to_vec(),
-        _ => format!("(no reply: {error})").into_bytes(),
-    }
-}
-
-/// A command or reply as readable text: printable ASCII as it is, the rest escaped.
-fn show(bytes: &[u8]) -> String {
-    bytes.escape_ascii().to_string()
-}
-
-fn show_command(args: &[Vec<u8>]) -> String {
-    args.iter().map(|a| format!("\"{}\"", show(a))).collect::<Vec<_>>().join(" ")
-}
-
-/// Runs one seeded sequence against both servers; panics at the first reply that differs.
-fn run_sequence(seed: u64, len: usize, shoal: &mut Raw, redis: &mut Raw, exercised: &mut BTreeMap<&'static str, usize>) {
-    for raw in [&mut *shoal, &mut *redis] {
-        assert_eq!(raw.command(&["FLUSHALL"]).unwrap(), "+OK\r\n", "FLUSHALL before seed {seed}");
-    }
-    // Every fourth seed speaks RESP3, where nulls and some replies are encoded differently.
-    let resp3 = seed % 4 == 3;
-    for raw in [&mut *shoal, &mut *redis] {
-        let hello = raw.command(&["HELLO", if resp3 { "3" } else { "2" }]).unwrap();
-        assert!(hello.starts_with(if resp3 { "%" } else { "*" }), "HELLO before seed {seed}: {hello:?}");
-    }
-    let mut generator = Generator::new(seed);
-    let mut history: Vec<String> = Vec::new();
-    for index in 0..len {
-        let Generated { label, args } = generator.next();
-        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        let expected = normalise(label, redis.command_bytes(&argv).unwrap_or_else(|e| connection_lost(&e)));
-        let got = normalise(label, shoal.command_bytes(&argv).unwrap_or_else(|e| connection_lost(&e)));
-        if got != expected {
-            let context = history.iter().rev().take(10).rev().cloned().collect::<Vec<_>>().join("\n  ");
-            panic!(
-                "reply differs from redis-server: seed {seed}, command #{index} ({}), RESP{}\n\
-                 command: {}\n\
-                 redis:   {}\n\
-                 shoal:   {}\n\
-                 the commands before it:\n  {context}\n\
-                 replay with SHOAL_DIFF_SEED={seed} SHOAL_DIFF_LEN={}",
-                label,
-                if resp3 { 3 } else { 2 },
-                show_command(&args),
-                show(&expected),
-                show(&got),
-                index + 1,
-            );
-        }
-        if verbose() {
-            eprintln!("seed {seed} #{index}: {} -> {}", show_command(&args), show(&expected));
-        }
-        *exercised.entry(label).or_default() += 1;
-        history.push(format!("#{index}: {} -> {}", show_command(&args), show(&expected)));
-    }
-}
-
-/// SHOAL_DIFF_VERBOSE=1 prints every command and its reply (run with `--nocapture`).
-fn verbose() -> bool {
-    std::env::var("SHOAL_DIFF_VERBOSE").is_ok_and(|v| v == "1")
-}
-
-/// The seeds and length to run: SHOAL_DIFF_SEED (one seed) and SHOAL_DIFF_LEN when set, the
-/// fixed list otherwise.
-fn plan() -> (Vec<u64>, usize) {
-    let len = std::env::var("SHOAL_DIFF_LEN").map(|v| v.parse().expect("SHOAL_DIFF_LEN is a number")).unwrap_or(LEN_DEFAULT);
-    match std::env::var("SHOAL_DIFF_SEED") {
-        Ok(seed) => (vec![seed.parse().expect("SHOAL_DIFF_SEED is a number")], len),
-        Err(_) => (SEEDS.collect(), len),
-    }
-}
-
 fn differential(threads: usize) {
-    let Some(redis_server) = Server::start_redis() else {
-        return;
-    };
-    let shoal_server = Server::start(threads, &[]);
-    let (mut shoal, mut redis) = (shoal_server.raw(), redis_server.raw());
-    let (seeds, len) = plan();
-    let mut exercised = BTreeMap::new();
-    for &seed in &seeds {
-        run_sequence(seed, len, &mut shoal, &mut redis, &mut exercised);
-    }
-    let report = exercised.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ");
-    eprintln!("differential, {threads} threads, seeds {seeds:?} x {len} commands: exercised {report}; not yet implemented (left out): {NOT_YET_IMPLEMENTED:?}");
-    if seeds.len() > 1 {
-        // The fixed seeds are long enough to reach every command the generator may use.
-        for (name, _, _) in COMMANDS.iter().filter(|(name, _, _)| !NOT_YET_IMPLEMENTED.contains(name)) {
-            assert!(exercised.contains_key(name), "the fixed seeds never generated {name}");
-        }
-    }
+    let must: Vec<&str> = COMMANDS.iter().map(|(name, _, _)| *name).filter(|name| !NOT_YET_IMPLEMENTED.contains(name)).collect();
+    diff::run("strings and keys", threads, &[], SEEDS, LEN_DEFAULT, &must, Generator::new);
 }
 
 #[test]

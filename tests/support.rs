@@ -22,3 +22,205 @@ pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
         }
     }
 }
+
+/// The machinery of the differential tests: one seeded generator per data-type family sends
+/// commands to Debian's redis-server (the oracle) and to Shoal, and every reply is compared
+/// byte for byte after the family's normalisation (for replies whose order Redis leaves
+/// unspecified, such as SMEMBERS or HGETALL).
+pub mod diff {
+    use std::collections::BTreeMap;
+
+    use shoal_testkit::{Raw, Server};
+
+    /// One generated command: its name for the report, and its arguments (the name first).
+    pub struct Generated {
+        pub label: &'static str,
+        pub args: Vec<Vec<u8>>,
+    }
+
+    /// A family's command generator for one seed.
+    pub trait Generator {
+        fn next(&mut self) -> Generated;
+
+        /// Rewrites a reply so that differences Redis leaves unspecified compare equal.
+        fn normalise(&self, _generated: &Generated, reply: Vec<u8>) -> Vec<u8> {
+            reply
+        }
+    }
+
+    /// What stands in for a reply when the connection broke (a crashed server, most likely).
+    fn connection_lost(error: &std::io::Error) -> Vec<u8> {
+        match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => b"(no reply: the server closed the connection)".to_vec(),
+            _ => format!("(no reply: {error})").into_bytes(),
+        }
+    }
+
+    /// A command or reply as readable text: printable ASCII as it is, the rest escaped.
+    pub fn show(bytes: &[u8]) -> String {
+        bytes.escape_ascii().to_string()
+    }
+
+    pub fn show_command(args: &[Vec<u8>]) -> String {
+        args.iter().map(|a| format!("\"{}\"", show(a))).collect::<Vec<_>>().join(" ")
+    }
+
+    /// SHOAL_DIFF_VERBOSE=1 prints every command and its reply (run with `--nocapture`).
+    fn verbose() -> bool {
+        std::env::var("SHOAL_DIFF_VERBOSE").is_ok_and(|v| v == "1")
+    }
+
+    /// Runs one seeded sequence against both servers; panics at the first reply that differs.
+    /// Every fourth seed speaks RESP3.
+    pub fn run_sequence<G: Generator>(
+        seed: u64,
+        len: usize,
+        generator: &mut G,
+        shoal: &mut Raw,
+        redis: &mut Raw,
+        exercised: &mut BTreeMap<&'static str, usize>,
+    ) {
+        for raw in [&mut *shoal, &mut *redis] {
+            assert_eq!(raw.command(&["FLUSHALL"]).unwrap(), "+OK\r\n", "FLUSHALL before seed {seed}");
+        }
+        let resp3 = seed % 4 == 3;
+        for raw in [&mut *shoal, &mut *redis] {
+            let hello = raw.command(&["HELLO", if resp3 { "3" } else { "2" }]).unwrap();
+            assert!(hello.starts_with(if resp3 { "%" } else { "*" }), "HELLO before seed {seed}: {hello:?}");
+        }
+        let mut history: Vec<String> = Vec::new();
+        for index in 0..len {
+            let generated = generator.next();
+            let argv: Vec<&[u8]> = generated.args.iter().map(|a| a.as_slice()).collect();
+            let expected = generator.normalise(&generated, redis.command_bytes(&argv).unwrap_or_else(|e| connection_lost(&e)));
+            let got = generator.normalise(&generated, shoal.command_bytes(&argv).unwrap_or_else(|e| connection_lost(&e)));
+            if got != expected {
+                let context = history.iter().rev().take(10).rev().cloned().collect::<Vec<_>>().join("\n  ");
+                panic!(
+                    "reply differs from redis-server: seed {seed}, command #{index} ({}), RESP{}\n\
+                     command: {}\n\
+                     redis:   {}\n\
+                     shoal:   {}\n\
+                     the commands before it:\n  {context}\n\
+                     replay with SHOAL_DIFF_SEED={seed} SHOAL_DIFF_LEN={}",
+                    generated.label,
+                    if resp3 { 3 } else { 2 },
+                    show_command(&generated.args),
+                    show(&expected),
+                    show(&got),
+                    index + 1,
+                );
+            }
+            if verbose() {
+                eprintln!("seed {seed} #{index}: {} -> {}", show_command(&generated.args), show(&expected));
+            }
+            *exercised.entry(generated.label).or_default() += 1;
+            history.push(format!("#{index}: {} -> {}", show_command(&generated.args), show(&expected)));
+        }
+    }
+
+    /// The seeds and length to run: SHOAL_DIFF_SEED (one seed) and SHOAL_DIFF_LEN when set,
+    /// `seeds` and `len` otherwise.
+    pub fn plan(seeds: std::ops::RangeInclusive<u64>, len: usize) -> (Vec<u64>, usize) {
+        let len = std::env::var("SHOAL_DIFF_LEN").map(|v| v.parse().expect("SHOAL_DIFF_LEN is a number")).unwrap_or(len);
+        match std::env::var("SHOAL_DIFF_SEED") {
+            Ok(seed) => (vec![seed.parse().expect("SHOAL_DIFF_SEED is a number")], len),
+            Err(_) => (seeds.collect(), len),
+        }
+    }
+
+    /// Runs every planned seed of one family against a fresh Shoal with `threads` and a fresh
+    /// redis-server (both started with `extra` directives); with the fixed seeds, asserts that
+    /// every name in `must_exercise` was generated. Returns without running when redis-server
+    /// is missing (and SHOAL_REQUIRE_ALL is not set).
+    pub fn run<G: Generator>(
+        family: &str,
+        threads: usize,
+        extra: &[&str],
+        seeds: std::ops::RangeInclusive<u64>,
+        len: usize,
+        must_exercise: &[&str],
+        new: impl Fn(u64) -> G,
+    ) {
+        let Some(redis_server) = Server::start_redis_with(extra) else {
+            return;
+        };
+        let shoal_server = Server::start(threads, extra);
+        let (mut shoal, mut redis) = (shoal_server.raw(), redis_server.raw());
+        let (seeds, len) = plan(seeds, len);
+        let mut exercised = BTreeMap::new();
+        for &seed in &seeds {
+            run_sequence(seed, len, &mut new(seed), &mut shoal, &mut redis, &mut exercised);
+        }
+        let report = exercised.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ");
+        eprintln!("differential {family}, {threads} threads, seeds {seeds:?} x {len} commands: exercised {report}");
+        if seeds.len() > 1 {
+            for name in must_exercise {
+                assert!(exercised.contains_key(name), "the fixed seeds never generated {name}");
+            }
+        }
+    }
+
+    /// The raw bytes of each element of a top-level RESP aggregate reply, with the header;
+    /// `None` for a reply that is not an aggregate.
+    pub fn elements(reply: &[u8]) -> Option<(Vec<u8>, Vec<Vec<u8>>)> {
+        let kind = *reply.first()?;
+        if !matches!(kind, b'*' | b'~' | b'%' | b'>' | b'|') {
+            return None;
+        }
+        let header_end = reply.windows(2).position(|w| w == b"\r\n")? + 2;
+        let count: i64 = std::str::from_utf8(&reply[1..header_end - 2]).ok()?.parse().ok()?;
+        let count = if matches!(kind, b'%' | b'|') { count * 2 } else { count };
+        let mut at = header_end;
+        let mut out = Vec::new();
+        for _ in 0..count.max(0) {
+            let len = frame_len(&reply[at..])?;
+            out.push(reply[at..at + len].to_vec());
+            at += len;
+        }
+        (at == reply.len()).then(|| (reply[..header_end].to_vec(), out))
+    }
+
+    /// The length of the first complete RESP frame in `bytes`.
+    fn frame_len(bytes: &[u8]) -> Option<usize> {
+        let kind = *bytes.first()?;
+        let header_end = bytes.windows(2).position(|w| w == b"\r\n")? + 2;
+        let count = || std::str::from_utf8(&bytes[1..header_end - 2]).ok()?.parse::<i64>().ok();
+        match kind {
+            b'$' | b'=' | b'!' => {
+                let n = count()?;
+                Some(if n < 0 { header_end } else { header_end + n as usize + 2 })
+            }
+            b'*' | b'~' | b'>' | b'%' | b'|' => {
+                let n = count()?;
+                let n = if matches!(kind, b'%' | b'|') { n * 2 } else { n };
+                let mut at = header_end;
+                for _ in 0..n.max(0) {
+                    at += frame_len(&bytes[at..])?;
+                }
+                Some(at)
+            }
+            _ => Some(header_end),
+        }
+    }
+
+    /// The reply with its top-level elements sorted (for SMEMBERS, HKEYS, SINTER, ...).
+    pub fn sorted(reply: Vec<u8>) -> Vec<u8> {
+        sorted_in_groups(reply, 1)
+    }
+
+    /// The reply with its top-level elements sorted in groups of `n` that stay together (2
+    /// for HGETALL's field-value pairs in RESP2 and maps in RESP3).
+    pub fn sorted_in_groups(reply: Vec<u8>, n: usize) -> Vec<u8> {
+        let Some((header, items)) = elements(&reply) else {
+            return reply;
+        };
+        let mut groups: Vec<Vec<u8>> = items.chunks(n).map(|c| c.concat()).collect();
+        groups.sort();
+        let mut out = header;
+        for g in groups {
+            out.extend_from_slice(&g);
+        }
+        out
+    }
+}

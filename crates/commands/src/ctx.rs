@@ -18,11 +18,15 @@ pub struct Settings {
     pub proto_max_bulk_len: u64,
     /// `maxmemory-policy` uses LFU (OBJECT FREQ is allowed).
     pub lfu_policy: bool,
+    /// The collection encoding thresholds (`*-max-listpack-*`, `set-max-intset-entries`).
+    pub limits: shoal_store::Limits,
+    /// `hll-sparse-max-bytes`: past it a HyperLogLog converts from sparse to dense.
+    pub hll_sparse_max_bytes: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu_policy: false }
+        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu_policy: false, limits: shoal_store::Limits::default(), hll_sparse_max_bytes: 3000 }
     }
 }
 

@@ -6,16 +6,23 @@
 //! [`ctx::Coordinator`] trait, which the runtime implements.
 
 pub mod args;
+pub mod bitmaps;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;
 pub mod errors;
+pub mod geo;
+pub mod hashes;
+pub mod hyperloglog;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 #[cfg(test)]
 mod testing;
+pub mod zsets;
 
 pub use ctx::{Coordinator, Ctx, HopOp, HopResult, MultiFn, Settings};
 pub use dispatch::{resolve, Resolved, Route};

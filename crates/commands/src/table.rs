@@ -191,7 +191,19 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 4] = [crate::strings::COMMANDS, crate::keys::COMMANDS, crate::server::COMMANDS, crate::connection::COMMANDS];
+    let families: [&'static [CommandSpec]; 11] = [
+        crate::strings::COMMANDS,
+        crate::keys::COMMANDS,
+        crate::server::COMMANDS,
+        crate::connection::COMMANDS,
+        crate::lists::COMMANDS,
+        crate::hashes::COMMANDS,
+        crate::sets::COMMANDS,
+        crate::zsets::COMMANDS,
+        crate::bitmaps::COMMANDS,
+        crate::hyperloglog::COMMANDS,
+        crate::geo::COMMANDS,
+    ];
     families.into_iter().flatten()
 }
 

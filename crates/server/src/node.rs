@@ -45,7 +45,22 @@ pub fn current() -> Rc<Node> {
 
 /// The settings operations need, from the configuration.
 pub fn settings_of(config: &Config) -> Settings {
-    Settings { proto_max_bulk_len: config.proto_max_bulk_len, lfu_policy: config.maxmemory_policy.as_str().contains("lfu") }
+    let limits = shoal_store::Limits {
+        list_max_listpack_size: config.list_max_listpack_size,
+        hash_max_listpack_entries: config.hash_max_listpack_entries,
+        hash_max_listpack_value: config.hash_max_listpack_value,
+        set_max_intset_entries: config.set_max_intset_entries,
+        set_max_listpack_entries: config.set_max_listpack_entries,
+        set_max_listpack_value: config.set_max_listpack_value,
+        zset_max_listpack_entries: config.zset_max_listpack_entries,
+        zset_max_listpack_value: config.zset_max_listpack_value,
+    };
+    Settings {
+        proto_max_bulk_len: config.proto_max_bulk_len,
+        lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
+        limits,
+        hll_sparse_max_bytes: config.hll_sparse_max_bytes,
+    }
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.

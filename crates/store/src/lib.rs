@@ -6,10 +6,13 @@
 
 pub mod db;
 pub mod dict;
+pub mod listpack;
 pub mod slot;
+pub mod types;
 pub mod value;
 
 pub use db::{Db, DbStats, Detached, Entry};
+pub use types::Limits;
 pub use value::{Str, Value};
 
 /// What one core owns: its slice of every database.

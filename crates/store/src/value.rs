@@ -1,8 +1,11 @@
 //! Values stored under keys, and their Redis encodings.
 //!
-//! Only strings exist so far; later data types add variants to [`Value`].
+//! Strings live here; the collection types live in [`crate::types`], boxed so a [`Value`]
+//! stays as small as a string.
 
 use bytes::Bytes;
+
+use crate::types::{Hash, List, Set, ZSet};
 
 /// Strings at most this long are stored "embedded" (Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
 pub const EMBSTR_LEN_MAX: usize = 44;
@@ -11,6 +14,10 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Str),
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -18,6 +25,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -25,6 +36,10 @@ impl Value {
     pub fn encoding_name(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding_name(),
+            Value::List(l) => l.encoding_name(),
+            Value::Hash(h) => h.encoding_name(),
+            Value::Set(s) => s.encoding_name(),
+            Value::ZSet(z) => z.encoding_name(),
         }
     }
 }

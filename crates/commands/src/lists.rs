@@ -1,0 +1,5 @@
+//! List commands. Placeholder: the data-type work fills this family in.
+
+use crate::table::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];

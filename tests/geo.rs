@@ -1,0 +1,1 @@
+//! Integration and differential tests of the geo commands. Placeholder: filled in with the family.
