@@ -55,7 +55,7 @@ pub fn resolve(args: &[Bytes], shard_count: usize) -> Result<Resolved, Frame> {
 
 /// The key arguments of a request.
 pub fn keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &'a Bytes> {
-    table::key_positions(spec, args.len()).map(move |i| &args[i])
+    table::key_positions(spec, args).into_iter().map(move |i| &args[i])
 }
 
 /// The distinct cores owning the keys of a request, ascending.

@@ -118,6 +118,25 @@ pub struct CommandSpec {
     /// Keys the command also writes in a database other than the selected one (MOVE, COPY
     /// ... DB), as (argument index, database) pairs: the transaction layer locks them too.
     pub other_db_keys: Option<OtherDbKeys>,
+    /// For commands whose keys move with their arguments (Redis's `movablekeys`: LMPOP,
+    /// ZUNIONSTORE, SINTERCARD, ...): the positions of every key in a request. It must not
+    /// fail: for a malformed request it returns the positions it can find, and the handler
+    /// reports the error. `keys` stays the legacy triple COMMAND INFO shows.
+    pub movable_keys: Option<MovableKeys>,
+}
+
+/// Given a request, the indexes of its key arguments.
+pub type MovableKeys = fn(&[Bytes]) -> Vec<usize>;
+
+/// Keys given as `numkeys key [key ...]` with `numkeys` at argument `at` (LMPOP, ZUNION,
+/// SINTERCARD, ...), plus the fixed positions in `also` (a destination key). Clamped to the
+/// arguments present.
+pub fn numkeys_positions(args: &[Bytes], at: usize, also: &[usize]) -> Vec<usize> {
+    let mut positions: Vec<usize> = also.iter().copied().filter(|&i| i < args.len()).collect();
+    let count = args.get(at).and_then(|a| std::str::from_utf8(a).ok()).and_then(|a| a.parse::<usize>().ok()).unwrap_or(0);
+    let first = at + 1;
+    positions.extend(first..(first.saturating_add(count)).min(args.len()));
+    positions
 }
 
 impl CommandSpec {
@@ -136,6 +155,7 @@ impl CommandSpec {
         handler: Handler::Connection,
         subcommands: &[],
         other_db_keys: None,
+        movable_keys: None,
     };
 
     pub fn has(&self, flag: u32) -> bool {
@@ -241,9 +261,12 @@ pub fn lookup_subcommand(spec: &'static CommandSpec, sub: &[u8]) -> Option<&'sta
     })
 }
 
-/// The indexes of a command's key arguments.
-pub fn key_positions(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
-    spec.keys.positions(argc)
+/// The indexes of a request's key arguments.
+pub fn key_positions(spec: &CommandSpec, args: &[Bytes]) -> Vec<usize> {
+    match spec.movable_keys {
+        Some(positions) => positions(args),
+        None => spec.keys.positions(args.len()).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -295,6 +318,16 @@ mod tests {
             assert!(!spec.since.is_empty(), "{} has a since", spec.name);
             assert!(!spec.group.is_empty(), "{} has a group", spec.name);
         }
+    }
+
+    #[test]
+    fn numkeys_positions_are_clamped_to_the_request() {
+        let args: Vec<Bytes> = ["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"].iter().map(|a| Bytes::from(*a)).collect();
+        assert_eq!(numkeys_positions(&args, 2, &[1]), vec![1, 3, 4]);
+        let args: Vec<Bytes> = ["lmpop", "5", "a", "LEFT"].iter().map(|a| Bytes::from(*a)).collect();
+        assert_eq!(numkeys_positions(&args, 1, &[]), vec![2, 3]);
+        let args: Vec<Bytes> = ["lmpop", "x", "a"].iter().map(|a| Bytes::from(*a)).collect();
+        assert!(numkeys_positions(&args, 1, &[]).is_empty());
     }
 
     #[test]

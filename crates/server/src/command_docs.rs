@@ -95,7 +95,11 @@ fn every_command() -> impl Iterator<Item = &'static CommandSpec> {
 
 /// The flags COMMAND INFO shows, in Redis's order. `may_replicate` is hidden, as in Redis.
 pub fn flag_names(spec: &CommandSpec) -> Vec<&'static str> {
-    flags::NAMES.iter().filter(|&&(flag, name)| spec.has(flag) && name != "may_replicate").map(|&(_, name)| name).collect()
+    let mut names: Vec<&'static str> = flags::NAMES.iter().filter(|&&(flag, name)| spec.has(flag) && name != "may_replicate").map(|&(_, name)| name).collect();
+    if spec.movable_keys.is_some() {
+        names.push("movablekeys");
+    }
+    names
 }
 
 /// The ACL categories in Redis's order (categories Redis does not know go last).
