@@ -40,6 +40,8 @@ pub fn resolve(args: &[Bytes], shard_count: usize) -> Result<Resolved, Frame> {
         Handler::Connection => Route::Connection,
         Handler::Multi(_) if spec.has(flags::ALL_SHARDS) => Route::Multi((0..shard_count).collect()),
         Handler::Multi(_) => Route::Multi(shards_of(spec, args, shard_count)),
+        // Blocking commands always run as transactions: waiting needs their keys locked.
+        Handler::Blocking(_) => Route::Multi(shards_of(spec, args, shard_count)),
         Handler::Keys { multi, .. } => {
             let shards = shards_of(spec, args, shard_count);
             match shards.len() {

@@ -93,6 +93,46 @@ pub enum Handler {
     /// Needs the connection or the server (SELECT, HELLO, CLIENT, INFO, CONFIG, ...): the
     /// server crate implements it.
     Connection,
+    /// A blocking command (BLPOP, BZPOPMIN, ...): see [`BlockingOps`].
+    Blocking(&'static BlockingOps),
+}
+
+/// How a blocking command runs. The runtime first runs `attempt` as a transaction over the
+/// cores of all its keys; when that serves nothing (and the client may block), it registers
+/// the client on the cores of the keys it waits on, in the same transaction, and waits. When
+/// a write makes one of those keys ready, the owning core calls `serve` for the waiters of
+/// that key in the order they blocked, until the timeout passes or the client goes away.
+pub struct BlockingOps {
+    /// Checks every argument and returns the timeout (`None`: wait forever), or the error
+    /// reply. Runs before anything else, so a bad request never blocks.
+    pub parse: fn(&[Bytes]) -> Result<Option<std::time::Duration>, Frame>,
+    /// The argument positions of the keys the command waits on.
+    pub wait_keys: fn(&[Bytes]) -> Vec<usize>,
+    /// With every key locked: the reply when the command can be served now.
+    pub attempt: for<'a> fn(&'a dyn crate::ctx::Coordinator, Vec<Bytes>) -> futures::future::LocalBoxFuture<'a, Option<Frame>>,
+    /// On the core of `key`, which a write may have made ready: serves one waiter.
+    pub serve: ServeFn,
+    /// The reply when the timeout passes (or the command may not block, inside MULTI).
+    pub timed_out: fn() -> Frame,
+}
+
+/// `serve(ctx, key, args, claim)`: checks whether the waiter whose request is `args` can be
+/// served from `key` now. If it can, it must call `claim()` before changing anything, and
+/// only change data when `claim()` returned true (the waiter may have been served on another
+/// core, or timed out, meanwhile).
+pub type ServeFn = fn(&mut Ctx, &[u8], &[Bytes], &mut dyn FnMut() -> bool) -> Served;
+
+/// What [`ServeFn`] did.
+pub enum Served {
+    /// Served: the waiter's reply.
+    Done(Frame),
+    /// The key cannot serve this waiter now (missing, empty, or of another type).
+    NotReady,
+    /// `claim()` failed: the waiter is gone.
+    Gone,
+    /// The key is ready, but serving needs another core too (BLMOVE to a key elsewhere): the
+    /// waiter was claimed and must retry as a whole.
+    Elsewhere,
 }
 
 /// Given a request, the (argument index, database) pairs of keys it writes outside the

@@ -20,10 +20,12 @@ use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use glommio::channels::channel_mesh::Senders;
 use shoal_commands::dispatch::{self, Route};
+use shoal_commands::table::{BlockingOps, Served};
 use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult, Settings};
 use shoal_resp::{Frame, Protocol};
 use shoal_store::Shard;
 
+use crate::blocking::{Blocked, Registry, Wake};
 use crate::locks::{LockManager, LockSet, Mode};
 use crate::stats::CoreStats;
 
@@ -76,6 +78,12 @@ pub enum Msg {
     Call { req: u64, call: CallFn },
     /// The answer to a request from this core.
     Reply { req: u64, payload: Payload },
+    /// Register a blocked client on these keys (sent while its transaction holds them).
+    Block { waiter: Arc<Blocked>, keys: Vec<Bytes> },
+    /// Forget a blocked client that is done (served elsewhere, timed out, gone).
+    Unblock { db: usize, home: usize, id: u64, keys: Vec<Bytes> },
+    /// To a blocked client's home core: how it ends.
+    Woken { id: u64, wake: Wake },
 }
 
 pub enum Payload {
@@ -122,6 +130,29 @@ pub struct Core {
     next_tx: Cell<u64>,
     pub settings: RefCell<Settings>,
     pub stats: RefCell<CoreStats>,
+    /// Clients blocked on this core's keys.
+    blocking: RefCell<Registry>,
+    /// This core's blocked connections, by waiter id: where their wake goes.
+    block_waits: RefCell<HashMap<u64, oneshot::Sender<Wake>>>,
+    next_block: Cell<u64>,
+}
+
+/// What a connection offers the runtime for its blocking commands.
+pub struct BlockCtx<'a> {
+    /// False inside MULTI: blocking commands then answer at once, as Redis does.
+    pub may_block: bool,
+    /// A future that completes when the wait must end early: the client is gone, killed, or
+    /// unblocked with CLIENT UNBLOCK (`Some(reply)` for CLIENT UNBLOCK ... ERROR).
+    pub interrupted: &'a dyn Fn() -> LocalBoxFuture<'a, Option<Frame>>,
+}
+
+impl BlockCtx<'_> {
+    /// For callers without a connection: blocking commands never wait.
+    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted };
+}
+
+fn never_interrupted() -> LocalBoxFuture<'static, Option<Frame>> {
+    futures::future::pending().boxed_local()
 }
 
 /// Yields to the executor once, so that other ready tasks run before we continue.
@@ -162,6 +193,9 @@ impl Core {
             next_tx: Cell::new(1),
             settings: RefCell::new(settings),
             stats: RefCell::new(CoreStats::default()),
+            blocking: RefCell::new(Registry::default()),
+            block_waits: RefCell::new(HashMap::new()),
+            next_block: Cell::new(1),
         }
     }
 
@@ -240,6 +274,9 @@ impl Core {
                     let _ = waiter.send(payload);
                 }
             }
+            Msg::Block { waiter, keys } => self.blocking.borrow_mut().register(&waiter, &keys),
+            Msg::Unblock { db, home, id, keys } => self.blocking.borrow_mut().unregister(db, home, id, &keys),
+            Msg::Woken { id, wake } => self.wake_local(id, wake),
         }
     }
 
@@ -257,9 +294,264 @@ impl Core {
                 let started = std::time::Instant::now();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
+                if spec.is_write() {
+                    self.signal_writes(db, spec, args);
+                }
                 reply
             })
             .collect()
+    }
+
+    // ---- Blocked clients ---------------------------------------------------------------
+
+    /// A write command ran here: the keys it names that someone waits on become candidates.
+    fn signal_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+        let mut blocking = self.blocking.borrow_mut();
+        if blocking.is_empty() {
+            return;
+        }
+        for key in dispatch::keys(spec, args) {
+            blocking.signal(db, key);
+        }
+        if let Some(other_db_keys) = spec.other_db_keys {
+            for (index, other_db) in other_db_keys(args) {
+                blocking.signal(other_db, &args[index]);
+            }
+        }
+    }
+
+    /// A transaction released its locks here: what it may have written are candidates.
+    fn signal_released(&self, set: &LockSet) {
+        let mut blocking = self.blocking.borrow_mut();
+        if blocking.is_empty() {
+            return;
+        }
+        if set.shard == Some(Mode::Exclusive) {
+            blocking.signal_all();
+        }
+        for (db, key, mode) in &set.keys {
+            if *mode == Mode::Exclusive {
+                blocking.signal(*db, key);
+            }
+        }
+    }
+
+    /// Serves the waiters of every candidate key that is not locked, oldest first. Serving
+    /// writes (BLMOVE pushes), which may make more candidates: loops until none are left.
+    fn serve_blocked(self: &Rc<Self>) {
+        loop {
+            let candidates = self.blocking.borrow_mut().take_candidates();
+            if candidates.is_empty() {
+                return;
+            }
+            let mut deferred = Vec::new();
+            for (db, key) in candidates {
+                let locked = {
+                    let locks = self.locks.borrow();
+                    let mut set = LockSet::default();
+                    set.push(db, key.clone(), Mode::Exclusive);
+                    !locks.is_idle() && !locks.can_run(&set)
+                };
+                if locked {
+                    deferred.push((db, key));
+                    continue;
+                }
+                self.serve_key(db, &key);
+            }
+            if !deferred.is_empty() {
+                // Retried when the lock holder releases (which signals again).
+                self.blocking.borrow_mut().defer(deferred);
+                return;
+            }
+        }
+    }
+
+    /// Serves the waiters of one ready key, oldest first, while the key can serve them.
+    fn serve_key(self: &Rc<Self>, db: usize, key: &Bytes) {
+        let waiters = self.blocking.borrow().waiters(db, key);
+        for waiter in waiters {
+            if waiter.is_claimed() {
+                self.blocking.borrow_mut().remove(db, key, &waiter);
+                continue;
+            }
+            let Handler::Blocking(ops) = waiter.spec.handler else { unreachable!("only blocking commands wait") };
+            let served = {
+                let settings = self.settings.borrow();
+                let mut shard = self.shard.borrow_mut();
+                let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto: waiter.proto, settings: &settings };
+                let started = std::time::Instant::now();
+                let served = (ops.serve)(&mut ctx, key, &waiter.args, &mut || waiter.claim());
+                if let Served::Done(reply) = &served {
+                    self.stats.borrow_mut().record(waiter.spec.name, started.elapsed(), reply);
+                }
+                served
+            };
+            match served {
+                Served::NotReady => continue,
+                Served::Gone => self.blocking.borrow_mut().remove(db, key, &waiter),
+                Served::Done(reply) => {
+                    self.blocking.borrow_mut().remove(db, key, &waiter);
+                    // What it wrote (BLMOVE's destination) may serve others in turn.
+                    self.signal_writes(db, waiter.spec, &waiter.args);
+                    self.wake(waiter.home, waiter.id, Wake::Served(reply));
+                }
+                Served::Elsewhere => {
+                    self.blocking.borrow_mut().remove(db, key, &waiter);
+                    self.wake(waiter.home, waiter.id, Wake::Retry);
+                }
+            }
+        }
+    }
+
+    fn wake(self: &Rc<Self>, home: usize, id: u64, wake: Wake) {
+        if home == self.id {
+            self.wake_local(id, wake);
+        } else {
+            self.send(home, Msg::Woken { id, wake });
+        }
+    }
+
+    fn wake_local(&self, id: u64, wake: Wake) {
+        if let Some(sender) = self.block_waits.borrow_mut().remove(&id) {
+            let _ = sender.send(wake);
+        }
+    }
+
+    /// Clients blocked here, for INFO (`blocked_clients`).
+    pub fn blocked_clients(&self) -> usize {
+        self.block_waits.borrow().len()
+    }
+
+    /// Keys with waiters on this core, for INFO (`total_blocking_keys`).
+    pub fn blocking_keys(&self) -> usize {
+        self.blocking.borrow().blocked_keys()
+    }
+
+    /// Runs a blocking command: an attempt as a transaction over its keys; if it serves
+    /// nothing, registers the client on its keys' cores (still in the transaction, so no
+    /// write can slip in between) and waits for a serve, the timeout, or an interruption.
+    async fn run_blocking(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        spec: &'static CommandSpec,
+        ops: &'static BlockingOps,
+        args: Vec<Bytes>,
+        block: &BlockCtx<'_>,
+    ) -> Frame {
+        let timeout = match (ops.parse)(&args) {
+            Ok(timeout) => timeout,
+            Err(error) => {
+                self.stats.borrow_mut().record(spec.name, std::time::Duration::ZERO, &error);
+                return error;
+            }
+        };
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let shards = dispatch::shards_of(spec, &args, self.shard_count);
+            let sets = self.key_lock_sets(db, spec, &args, &shards, Mode::Exclusive);
+            let tx = self.new_tx();
+            self.acquire_all(tx, sets.clone()).await;
+            let coordinator = TxCoordinator { core: self.clone(), db, proto };
+            let started = std::time::Instant::now();
+            if let Some(reply) = (ops.attempt)(&coordinator, args.clone()).await {
+                self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+                self.release_all(tx, &sets);
+                return reply;
+            }
+            let expired = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+            if !block.may_block || expired {
+                self.release_all(tx, &sets);
+                return (ops.timed_out)();
+            }
+            // Register on every core that owns a key we wait on, before releasing.
+            let id = self.next_block.get();
+            self.next_block.set(id + 1);
+            let waiter = Arc::new(Blocked::new(self.id, id, db, proto, spec, args.clone()));
+            let (sender, woken) = oneshot::channel();
+            self.block_waits.borrow_mut().insert(id, sender);
+            let mut per_core: Vec<(usize, Vec<Bytes>)> = Vec::new();
+            for index in (ops.wait_keys)(&args) {
+                let key = args[index].clone();
+                let core = shoal_store::slot::key_shard(&key, self.shard_count);
+                match per_core.iter_mut().find(|(c, _)| *c == core) {
+                    Some((_, keys)) => keys.push(key),
+                    None => per_core.push((core, vec![key])),
+                }
+            }
+            for (core, keys) in &per_core {
+                if *core == self.id {
+                    self.blocking.borrow_mut().register(&waiter, keys);
+                } else {
+                    self.send(*core, Msg::Block { waiter: waiter.clone(), keys: keys.clone() });
+                }
+            }
+            self.release_all(tx, &sets);
+            let outcome = self.wait_blocked(&waiter, woken, deadline, block).await;
+            // Tell the other cores to forget it (the serving core already has).
+            for (core, keys) in per_core {
+                if core == self.id {
+                    self.blocking.borrow_mut().unregister(db, self.id, id, &keys);
+                } else {
+                    self.send(core, Msg::Unblock { db, home: self.id, id, keys });
+                }
+            }
+            match outcome {
+                Wake::Served(reply) => return reply,
+                Wake::Retry => continue,
+            }
+        }
+    }
+
+    /// Waits for a blocked client's wake, its deadline, or an interruption. A waiter that
+    /// times out or is interrupted claims itself first; when that fails a core is serving it
+    /// right now, and its reply is on the way.
+    async fn wait_blocked(
+        self: &Rc<Self>,
+        waiter: &Arc<Blocked>,
+        mut woken: oneshot::Receiver<Wake>,
+        deadline: Option<std::time::Instant>,
+        block: &BlockCtx<'_>,
+    ) -> Wake {
+        let Handler::Blocking(ops) = waiter.spec.handler else { unreachable!("only blocking commands wait") };
+        let timer = async {
+            match deadline {
+                Some(deadline) => glommio::timer::sleep(deadline.saturating_duration_since(std::time::Instant::now())).await,
+                None => futures::future::pending::<()>().await,
+            }
+            None
+        };
+        let stop = futures::future::select(timer.boxed_local(), (block.interrupted)());
+        let early_reply = match futures::future::select(&mut woken, stop).await {
+            futures::future::Either::Left((wake, _)) => return wake.expect("a blocked client's wake is sent before its sender drops"),
+            futures::future::Either::Right((stopped, _)) => stopped.factor_first().0,
+        };
+        if waiter.claim() {
+            self.block_waits.borrow_mut().remove(&waiter.id);
+            return Wake::Served(early_reply.unwrap_or_else(ops.timed_out));
+        }
+        woken.await.expect("a claimed waiter is always woken")
+    }
+
+    /// Lock sets for a command's keys on `shards`, in `mode`.
+    fn key_lock_sets(&self, db: usize, spec: &CommandSpec, args: &[Bytes], shards: &[usize], mode: Mode) -> Vec<(usize, LockSet)> {
+        let mut sets: Vec<(usize, LockSet)> = shards.iter().map(|&s| (s, LockSet::default())).collect();
+        for key in dispatch::keys(spec, args) {
+            let shard = shoal_store::slot::key_shard(key, self.shard_count);
+            let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the route lists every key's core");
+            set.push(db, key.clone(), mode);
+        }
+        if let Some(other_db_keys) = spec.other_db_keys {
+            for (index, other_db) in other_db_keys(args) {
+                let shard = shoal_store::slot::key_shard(&args[index], self.shard_count);
+                let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the key is also in the selected database");
+                set.push(other_db, args[index].clone(), Mode::Exclusive);
+            }
+        }
+        for (_, set) in &mut sets {
+            set.normalize();
+        }
+        sets
     }
 
     fn run_hop(&self, db: usize, proto: Protocol, op: HopOp) -> HopResult {
@@ -295,6 +587,7 @@ impl Core {
         if runnable {
             let frames = self.run_now(db, proto, &cmds);
             self.finish_batch(done, frames);
+            self.serve_blocked();
             return;
         }
         let set = Self::batch_locks(db, &cmds);
@@ -323,6 +616,7 @@ impl Core {
                     self.finish_batch(done, frames);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
+                    self.serve_blocked();
                 }
                 Waiter::LocalTx { tx, granted: signal } => {
                     self.held.borrow_mut().insert(tx, set);
@@ -338,8 +632,10 @@ impl Core {
 
     fn release_local(self: &Rc<Self>, tx: TxId) {
         let set = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
+        self.signal_released(&set);
         let granted = self.locks.borrow_mut().release(&set);
         self.process_grants(granted);
+        self.serve_blocked();
     }
 
     // ---- Coordinating ----------------------------------------------------------------
@@ -347,20 +643,25 @@ impl Core {
     /// Runs the commands of one read from a connection and returns their replies in order.
     /// Plain commands are grouped per owning core, one message per core, and run in
     /// parallel; a cross-core command waits for everything before it and runs alone.
-    pub async fn execute(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<Cmd>) -> Vec<Frame> {
+    pub async fn execute(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<Cmd>, block: &BlockCtx<'_>) -> Vec<Frame> {
         // The fast path: everything on this core and nothing locked here, so the commands
         // run in place, with no message and no wait.
         let all_local = cmds.iter().all(|c| matches!(c.route, Route::Single(None)) || c.route == Route::Single(Some(self.id)));
         if all_local && self.locks.borrow().is_idle() {
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
-            return self.run_now(db, proto, &batch);
+            let frames = self.run_now(db, proto, &batch);
+            self.serve_blocked();
+            return frames;
         }
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
         let mut cmds = cmds.into_iter().enumerate().peekable();
         while cmds.peek().is_some() {
             if let Some((index, cmd)) = cmds.next_if(|(_, c)| matches!(c.route, Route::Multi(_))) {
                 let Route::Multi(shards) = cmd.route else { unreachable!("matched Multi") };
-                replies[index] = Some(self.run_multi(db, proto, cmd.spec, cmd.args, shards).await);
+                replies[index] = Some(match cmd.spec.handler {
+                    Handler::Blocking(ops) => self.run_blocking(db, proto, cmd.spec, ops, cmd.args, block).await,
+                    _ => self.run_multi(db, proto, cmd.spec, cmd.args, shards).await,
+                });
                 continue;
             }
             // The run of plain commands up to the next cross-core one.
@@ -415,28 +716,11 @@ impl Core {
             _ => unreachable!("{} has a cross-core form", spec.name),
         };
         let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
-        let mut sets: Vec<(usize, LockSet)> = shards.iter().map(|&s| (s, LockSet::default())).collect();
-        if spec.has(shoal_commands::table::flags::ALL_SHARDS) {
-            for (_, set) in &mut sets {
-                set.shard = Some(mode);
-            }
+        let sets = if spec.has(shoal_commands::table::flags::ALL_SHARDS) {
+            shards.iter().map(|&s| (s, LockSet { shard: Some(mode), keys: Vec::new() })).collect()
         } else {
-            for key in dispatch::keys(spec, &args) {
-                let shard = shoal_store::slot::key_shard(key, self.shard_count);
-                let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the route lists every key's core");
-                set.push(db, key.clone(), mode);
-            }
-            if let Some(other_db_keys) = spec.other_db_keys {
-                for (index, other_db) in other_db_keys(&args) {
-                    let shard = shoal_store::slot::key_shard(&args[index], self.shard_count);
-                    let (_, set) = sets.iter_mut().find(|(s, _)| *s == shard).expect("the key is also in the selected database");
-                    set.push(other_db, args[index].clone(), Mode::Exclusive);
-                }
-            }
-            for (_, set) in &mut sets {
-                set.normalize();
-            }
-        }
+            self.key_lock_sets(db, spec, &args, &shards, mode)
+        };
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
         let coordinator = TxCoordinator { core: self.clone(), db, proto };

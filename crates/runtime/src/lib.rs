@@ -5,6 +5,7 @@
 //! This is the only library crate that touches glommio. It runs commands; it does not parse
 //! the protocol or own sockets (the server does).
 
+pub mod blocking;
 pub mod core;
 pub mod cron;
 pub mod event;
@@ -13,6 +14,6 @@ pub mod locks;
 pub mod memlock;
 pub mod stats;
 
-pub use crate::core::{now_ms, yield_now, Cmd, Core, Shared};
+pub use crate::core::{now_ms, yield_now, BlockCtx, Cmd, Core, Shared};
 pub use event::LocalEvent;
 pub use launch::{affinity_cpus, launch, LaunchError, LaunchOptions};

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use shoal_runtime::LocalEvent;
@@ -26,6 +27,11 @@ pub struct ClientInfo {
     pub last_command: Cell<&'static str>,
     /// Set to make the connection close (CLIENT KILL, idle timeout, shutdown).
     pub kill: LocalEvent,
+    /// Whether the client waits in a blocking command (flag `b`, CLIENT UNBLOCK).
+    pub blocked: Cell<bool>,
+    /// CLIENT UNBLOCK's request to the blocked client: `Some(true)` for ERROR.
+    unblock: Cell<Option<bool>>,
+    unblock_waker: RefCell<Option<Waker>>,
 }
 
 impl ClientInfo {
@@ -45,14 +51,47 @@ impl ClientInfo {
             last_interaction: Cell::new(now),
             last_command: Cell::new("NULL"),
             kill: LocalEvent::default(),
+            blocked: Cell::new(false),
+            unblock: Cell::new(None),
+            unblock_waker: RefCell::new(None),
         }
+    }
+
+    /// CLIENT UNBLOCK: ends the client's wait early. False when it is not blocked.
+    pub fn request_unblock(&self, error: bool) -> bool {
+        if !self.blocked.get() || self.unblock.get().is_some() {
+            return false;
+        }
+        self.unblock.set(Some(error));
+        if let Some(waker) = self.unblock_waker.borrow_mut().take() {
+            waker.wake();
+        }
+        true
+    }
+
+    /// While blocked: completes with `error` once CLIENT UNBLOCK asks (ERROR: true).
+    pub fn unblocked(&self) -> impl std::future::Future<Output = bool> + '_ {
+        std::future::poll_fn(move |cx| match self.unblock.get() {
+            Some(error) => Poll::Ready(error),
+            None => {
+                *self.unblock_waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Marks the start (true) or end (false) of a blocking wait.
+    pub fn set_blocked(&self, blocked: bool) {
+        self.blocked.set(blocked);
+        self.unblock.set(None);
+        self.unblock_waker.borrow_mut().take();
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = Instant::now();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -60,6 +99,7 @@ impl ClientInfo {
             self.name.borrow(),
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_interaction.get()).as_secs(),
+            if self.blocked.get() { "b" } else { "N" },
             self.db.get(),
             self.last_command.get(),
             self.resp.get(),
@@ -77,7 +117,8 @@ pub fn enforce_idle_timeout(node: &Rc<Node>) {
         return;
     }
     let now = Instant::now();
-    for client in node.clients.borrow().values() {
+    // As Redis, a blocked client is not idle: its own timeout governs it.
+    for client in node.clients.borrow().values().filter(|c| !c.blocked.get()) {
         if now.duration_since(client.last_interaction.get()).as_secs() > timeout_s {
             tracing::debug!("Closing idle client {}", client.id);
             client.kill.set();

@@ -104,7 +104,7 @@ pub async fn client(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec
         "client|no-evict" => errors::syntax(),
         // No tracking: never redirecting.
         "client|getredir" => Frame::Integer(-1),
-        "client|unblock" => unblock(args),
+        "client|unblock" => unblock(node, args).await,
         "client|help" => help("CLIENT", HELP),
         _ => errors::unknown_subcommand("client", &args[1]),
     };
@@ -374,19 +374,27 @@ fn parse_pause(args: &[Bytes]) -> Result<(u64, PauseMode), Frame> {
     Ok((timeout_ms as u64, mode))
 }
 
-/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]. Shoal has no blocking commands yet, so no
-/// client is ever blocked: the reply is 0 once the arguments are valid.
-fn unblock(args: &[Bytes]) -> Frame {
-    match args.len() {
-        3 => {}
-        4 if is(&args[3], "timeout") || is(&args[3], "error") => {}
-        4 => return errors::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
-        _ => return subcommand_syntax_error(args),
-    }
-    match args::parse_i64(&args[2]) {
-        Ok(_) => Frame::Integer(0),
-        Err(e) => e,
-    }
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]: ends a blocked client's wait on whichever
+/// core it lives, as if it timed out, or with an UNBLOCKED error. 1 if it was blocked.
+async fn unblock(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    let (id, error) = match parse_unblock(args) {
+        Ok(parsed) => parsed,
+        Err(e) => return e,
+    };
+    let per_core = node.core.call_all(move |_| node::current().clients.borrow().get(&id).is_some_and(|c| c.request_unblock(error))).await;
+    args::int(per_core.into_iter().any(|unblocked| unblocked) as i64)
+}
+
+fn parse_unblock(args: &[Bytes]) -> Result<(u64, bool), Frame> {
+    let error = match args.len() {
+        3 => false,
+        4 if is(&args[3], "timeout") => false,
+        4 if is(&args[3], "error") => true,
+        4 => return Err(errors::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")),
+        _ => return Err(subcommand_syntax_error(args)),
+    };
+    let id = args::parse_i64(&args[2])?;
+    Ok((id.max(0) as u64, error))
 }
 
 #[cfg(test)]
@@ -467,9 +475,9 @@ mod tests {
 
     #[test]
     fn unblock_checks_the_reason_then_the_id() {
-        assert_eq!(unblock(&args(&["client", "unblock", "5"])), Frame::Integer(0));
-        assert_eq!(unblock(&args(&["client", "unblock", "5", "error"])), Frame::Integer(0));
-        assert_eq!(unblock(&args(&["client", "unblock", "x", "foo"])), errors::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"));
-        assert_eq!(unblock(&args(&["client", "unblock", "x"])), errors::not_integer());
+        assert_eq!(parse_unblock(&args(&["client", "unblock", "5"])), Ok((5, false)));
+        assert_eq!(parse_unblock(&args(&["client", "unblock", "5", "error"])), Ok((5, true)));
+        assert_eq!(parse_unblock(&args(&["client", "unblock", "x", "foo"])), Err(errors::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")));
+        assert_eq!(parse_unblock(&args(&["client", "unblock", "x"])), Err(errors::not_integer()));
     }
 }

@@ -9,12 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::{select, Either};
+use futures::future::{select, Either, LocalBoxFuture};
+use futures::FutureExt;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use shoal_commands::dispatch::{self, Route};
 use shoal_resp::{encode, Frame, Protocol, RequestDecoder};
-use shoal_runtime::Cmd;
+use shoal_runtime::{BlockCtx, Cmd};
 
 use crate::client::ClientInfo;
 use crate::node::Node;
@@ -140,7 +141,13 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_command).await {
                 return Ok(());
             }
-            let frames = if batch.is_empty() { Vec::new() } else { node.core.execute(conn.db, conn.proto, batch).await };
+            let frames = if batch.is_empty() {
+                Vec::new()
+            } else {
+                let interrupted = || blocked_wait_interrupted(node, &conn.client, &*stream);
+                let block = BlockCtx { may_block: true, interrupted: &interrupted };
+                node.core.execute(conn.db, conn.proto, batch, &block).await
+            };
             let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
             for slot in slots {
                 let frame = match slot {
@@ -200,6 +207,47 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             return Ok(());
         }
     }
+}
+
+/// While the client waits in a blocking command: completes when the wait must end early.
+/// The client is marked blocked meanwhile. `Some(reply)` for CLIENT UNBLOCK ... ERROR;
+/// `None` when the client closed its connection, was killed, was unblocked with TIMEOUT, or
+/// the server shuts down.
+fn blocked_wait_interrupted<'a>(node: &'a Rc<Node>, client: &'a Rc<ClientInfo>, stream: &'a TcpStream) -> LocalBoxFuture<'a, Option<Frame>> {
+    async move {
+        client.set_blocked(true);
+        let _unmark = scopeguard(|| client.set_blocked(false));
+        // A blocked client that closes its connection stops waiting. Peeking cannot see a
+        // close behind commands it pipelined after the blocking one; those wait their turn.
+        let peer_closed = async {
+            let mut byte = [0u8; 1];
+            match stream.peek(&mut byte).await {
+                Ok(0) | Err(_) => {}
+                Ok(_) => futures::future::pending::<()>().await,
+            }
+        };
+        let gone = std::pin::pin!(select(client.kill.wait(), node.shutdown.wait()));
+        let peer_closed = std::pin::pin!(peer_closed);
+        let unblocked = std::pin::pin!(client.unblocked());
+        match select(unblocked, select(gone, peer_closed)).await {
+            Either::Left((true, _)) => Some(Frame::Error(Bytes::from_static(b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))),
+            _ => None,
+        }
+    }
+    .boxed_local()
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }
 
 /// How a decode round stopped.

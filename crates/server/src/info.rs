@@ -105,7 +105,7 @@ impl Section {
 
     /// Whether the section needs the counters of every core.
     fn needs_cores(self) -> bool {
-        matches!(self, Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
+        matches!(self, Section::Clients | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
     }
 }
 
@@ -159,6 +159,9 @@ pub struct Snapshot {
     pub config_file: String,
     pub threads: usize,
     pub connected_clients: usize,
+    pub blocked_clients: usize,
+    /// Keys with blocked clients, counted per core that owns them.
+    pub blocking_keys: usize,
     pub maxclients: u32,
     pub used_memory: u64,
     pub used_memory_rss: u64,
@@ -197,6 +200,8 @@ struct CoreReport {
     ops_per_second: u64,
     db_stats: DbStats,
     keyspace: Vec<(usize, usize)>,
+    blocked_clients: usize,
+    blocking_keys: usize,
 }
 
 async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
@@ -209,11 +214,15 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 ops_per_second: core.stats.borrow().ops_rate.per_second(),
                 db_stats: core.with_shard(|shard| shard.stats()),
                 keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
+                blocked_clients: core.blocked_clients(),
+                blocking_keys: core.blocking_keys(),
             })
             .await;
         for report in reports {
             snapshot.stats.merge(&report.stats);
             snapshot.ops_per_second += report.ops_per_second;
+            snapshot.blocked_clients += report.blocked_clients;
+            snapshot.blocking_keys += report.blocking_keys;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
@@ -353,10 +362,10 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("maxclients", s.maxclients.to_string());
             add("client_recent_max_input_buffer", "0".to_owned());
             add("client_recent_max_output_buffer", "0".to_owned());
-            add("blocked_clients", "0".to_owned());
+            add("blocked_clients", s.blocked_clients.to_string());
             add("tracking_clients", "0".to_owned());
             add("clients_in_timeout_table", "0".to_owned());
-            add("total_blocking_keys", "0".to_owned());
+            add("total_blocking_keys", s.blocking_keys.to_string());
             add("total_blocking_keys_on_nokey", "0".to_owned());
         }
         Section::Memory => {
