@@ -53,6 +53,11 @@ impl Harness {
             (Route::Multi(_), Handler::Keys { multi: Some(multi), .. }) | (Route::Multi(_), Handler::Multi(multi)) => {
                 futures::executor::block_on(multi(self, args))
             }
+            // The harness cannot wait: a blocking command answers as it would inside MULTI.
+            (Route::Multi(_), Handler::Blocking(ops)) => match (ops.parse)(&args) {
+                Err(error) => error,
+                Ok(_) => futures::executor::block_on((ops.attempt)(self, args)).unwrap_or_else(ops.timed_out),
+            },
             (route, _) => panic!("the harness does not run {:?} for {}", route, resolved.spec.name),
         }
     }
