@@ -589,3 +589,28 @@ fn config_set_loglevel_changes_what_the_running_server_logs() {
     assert!(log.contains("second-visible"), "{log}");
     assert!(!log.contains("hidden"), "{log}");
 }
+
+#[test]
+fn flushall_async_frees_in_the_background_and_info_counts_it() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "4000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["FLUSHALL", "ASYNC"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":0\r\n", "the keys are gone at once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = bulk_text(&raw.command(&["INFO", "memory"]).unwrap());
+        let freed: u64 = info_field(&info, "lazyfreed_objects").expect("lazyfreed_objects").parse().unwrap();
+        let pending: u64 = info_field(&info, "lazyfree_pending_objects").expect("lazyfree_pending_objects").parse().unwrap();
+        if freed == 4000 && pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "4000 keys freed in the background: freed {freed}, pending {pending}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SYNC frees in place: nothing more is counted.
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "4000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["FLUSHALL", "SYNC"]).unwrap(), "+OK\r\n");
+    let info = bulk_text(&raw.command(&["INFO", "memory"]).unwrap());
+    assert_eq!(info_field(&info, "lazyfreed_objects").as_deref(), Some("4000"));
+}

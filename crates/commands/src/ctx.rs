@@ -22,11 +22,22 @@ pub struct Settings {
     pub limits: shoal_store::Limits,
     /// `hll-sparse-max-bytes`: past it a HyperLogLog converts from sparse to dense.
     pub hll_sparse_max_bytes: u64,
+    /// `lazyfree-lazy-user-del`: DEL frees big values in the background, as UNLINK.
+    pub lazyfree_lazy_user_del: bool,
+    /// `lazyfree-lazy-user-flush`: FLUSHDB and FLUSHALL without SYNC free in the background.
+    pub lazyfree_lazy_user_flush: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { proto_max_bulk_len: 512 * 1024 * 1024, lfu_policy: false, limits: shoal_store::Limits::default(), hll_sparse_max_bytes: 3000 }
+        Settings {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            lfu_policy: false,
+            limits: shoal_store::Limits::default(),
+            hll_sparse_max_bytes: 3000,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+        }
     }
 }
 

@@ -105,7 +105,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Asynchronously deletes one or more keys.",
         since: "4.0.0",
         complexity: "O(1) for each key removed regardless of its size.",
-        handler: Handler::Keys { local: del, multi: Some(del_multi) },
+        handler: Handler::Keys { local: unlink, multi: Some(unlink_multi) },
         ..BASE
     },
     CommandSpec {
@@ -334,20 +334,49 @@ fn count_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>, op: fn(&mut Ctx,
 
 // ---- DEL, UNLINK, EXISTS, TOUCH -----------------------------------------------------------
 
-/// Removes `keys`; returns how many existed.
-pub fn op_del(ctx: &mut Ctx, keys: &[Bytes]) -> usize {
+/// Removes `keys`; returns how many existed. Big values are freed in the background when
+/// `lazy` (UNLINK, or DEL with `lazyfree-lazy-user-del`).
+pub fn op_del(ctx: &mut Ctx, keys: &[Bytes], lazy: bool) -> usize {
     let now = ctx.now_ms;
-    let db = ctx.db();
-    keys.iter().filter(|k| db.lookup_write(k, now).is_some() && db.remove(k).is_some()).count()
+    let mut removed = 0;
+    for key in keys {
+        let db = ctx.db();
+        if db.lookup_write(key, now).is_none() {
+            continue;
+        }
+        if let Some(entry) = db.remove(key) {
+            removed += 1;
+            ctx.shard.dispose(entry.value, lazy);
+        }
+    }
+    removed
+}
+
+fn op_del_user(ctx: &mut Ctx, keys: &[Bytes]) -> usize {
+    let lazy = ctx.settings.lazyfree_lazy_user_del;
+    op_del(ctx, keys, lazy)
+}
+
+fn op_unlink(ctx: &mut Ctx, keys: &[Bytes]) -> usize {
+    op_del(ctx, keys, true)
 }
 
 /// DEL key [key ...]
 fn del(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    Frame::Integer(op_del(ctx, &args[1..]) as i64)
+    Frame::Integer(op_del_user(ctx, &args[1..]) as i64)
+}
+
+/// UNLINK key [key ...]: DEL that frees big values off the core.
+fn unlink(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    Frame::Integer(op_unlink(ctx, &args[1..]) as i64)
+}
+
+fn unlink_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    count_multi(coordinator, args, op_unlink)
 }
 
 fn del_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    count_multi(coordinator, args, op_del)
+    count_multi(coordinator, args, op_del_user)
 }
 
 /// How many of `keys` exist, counting repeats. Leaves access times alone, as Redis does.

@@ -67,11 +67,13 @@ fn dbsize(coordinator: &dyn Coordinator, _args: Vec<Bytes>) -> LocalBoxFuture<'_
     .boxed_local()
 }
 
-/// Parses the optional ASYNC | SYNC argument of FLUSHDB and FLUSHALL.
-fn flush_mode(args: &[Bytes]) -> Result<(), Frame> {
+/// Parses the optional ASYNC | SYNC argument of FLUSHDB and FLUSHALL: Some(true) for
+/// ASYNC, Some(false) for SYNC, None for neither (`lazyfree-lazy-user-flush` decides).
+fn flush_mode(args: &[Bytes]) -> Result<Option<bool>, Frame> {
     match args.len() {
-        1 => Ok(()),
-        2 if is(&args[1], "async") || is(&args[1], "sync") => Ok(()),
+        1 => Ok(None),
+        2 if is(&args[1], "async") => Ok(Some(true)),
+        2 if is(&args[1], "sync") => Ok(Some(false)),
         _ => Err(errors::syntax()),
     }
 }
@@ -79,10 +81,16 @@ fn flush_mode(args: &[Bytes]) -> Result<(), Frame> {
 /// FLUSHDB [ASYNC | SYNC]
 fn flushdb(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
-        if let Err(e) = flush_mode(&args) {
-            return e;
-        }
-        ctx::hop_all(coordinator, |ctx: &mut Ctx| drop(ctx.db().clear())).await;
+        let mode = match flush_mode(&args) {
+            Ok(mode) => mode,
+            Err(e) => return e,
+        };
+        ctx::hop_all(coordinator, move |ctx: &mut Ctx| {
+            let lazy = mode.unwrap_or(ctx.settings.lazyfree_lazy_user_flush);
+            let index = ctx.db_index;
+            ctx.shard.flush_db(index, lazy);
+        })
+        .await;
         args::ok()
     }
     .boxed_local()
@@ -91,12 +99,14 @@ fn flushdb(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_
 /// FLUSHALL [ASYNC | SYNC]
 fn flushall(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
-        if let Err(e) = flush_mode(&args) {
-            return e;
-        }
-        ctx::hop_all(coordinator, |ctx: &mut Ctx| {
-            for db in &mut ctx.shard.dbs {
-                drop(db.clear());
+        let mode = match flush_mode(&args) {
+            Ok(mode) => mode,
+            Err(e) => return e,
+        };
+        ctx::hop_all(coordinator, move |ctx: &mut Ctx| {
+            let lazy = mode.unwrap_or(ctx.settings.lazyfree_lazy_user_flush);
+            for index in 0..ctx.shard.dbs.len() {
+                ctx.shard.flush_db(index, lazy);
             }
         })
         .await;

@@ -28,6 +28,8 @@ pub enum LaunchError {
     Memlock(#[from] memlock::MemlockError),
     #[error("could not start executor {core}: {reason}")]
     Executor { core: usize, reason: String },
+    #[error("could not start the lazyfree thread: {0}")]
+    LazyFree(std::io::Error),
 }
 
 /// The CPUs this process may run on (its affinity mask).
@@ -68,6 +70,7 @@ where
     let cpus = affinity_cpus();
     let pin = threads <= cpus.len();
     let mesh = MeshBuilder::<Vec<Msg>, _>::full(threads, MESH_CAPACITY);
+    let lazyfree = shoal_store::lazyfree::LazyFree::start().map_err(LaunchError::LazyFree)?;
     // Each executor reports when it starts and when it ends. An executor that fails to
     // build never reaches the mesh, and the others would wait for it forever: so we watch
     // for an end before every executor has started, and give up then.
@@ -79,6 +82,7 @@ where
         let shared = shared.clone();
         let settings = options.settings.clone();
         let databases = options.databases;
+        let lazyfree = lazyfree.clone();
         let started_tx = events_tx.clone();
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("shoal-{index}"))
@@ -88,6 +92,7 @@ where
                 let (senders, mut receivers) = mesh.join().await.expect("every core joins the mesh");
                 let id = senders.peer_id();
                 let core = Rc::new(Core::new(id, threads, databases, settings, shared, senders));
+                core.with_shard(|shard| shard.lazyfree = Some(lazyfree));
                 for (peer, stream) in receivers.streams() {
                     let core = core.clone();
                     glommio::spawn_local(async move {

@@ -105,7 +105,7 @@ impl Section {
 
     /// Whether the section needs the counters of every core.
     fn needs_cores(self) -> bool {
-        matches!(self, Section::Clients | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
+        matches!(self, Section::Clients | Section::Memory | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
     }
 }
 
@@ -162,6 +162,7 @@ pub struct Snapshot {
     pub blocked_clients: usize,
     /// Keys with blocked clients, counted per core that owns them.
     pub blocking_keys: usize,
+    pub lazyfree: (u64, u64),
     pub maxclients: u32,
     pub used_memory: u64,
     pub used_memory_rss: u64,
@@ -202,6 +203,8 @@ struct CoreReport {
     keyspace: Vec<(usize, usize)>,
     blocked_clients: usize,
     blocking_keys: usize,
+    /// (pending, freed) of the lazyfree thread every core shares.
+    lazyfree: (u64, u64),
 }
 
 async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
@@ -216,6 +219,9 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
                 blocked_clients: core.blocked_clients(),
                 blocking_keys: core.blocking_keys(),
+                lazyfree: core.with_shard(|shard| {
+                    shard.lazyfree.as_ref().map_or((0, 0), |l| (l.stats.pending.load(Ordering::Relaxed), l.stats.freed.load(Ordering::Relaxed)))
+                }),
             })
             .await;
         for report in reports {
@@ -223,6 +229,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.ops_per_second += report.ops_per_second;
             snapshot.blocked_clients += report.blocked_clients;
             snapshot.blocking_keys += report.blocking_keys;
+            snapshot.lazyfree = report.lazyfree;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
@@ -386,8 +393,8 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("mem_fragmentation_ratio", format!("{ratio:.2}"));
             add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
             add("mem_allocator", "libc".to_owned());
-            add("lazyfree_pending_objects", "0".to_owned());
-            add("lazyfreed_objects", "0".to_owned());
+            add("lazyfree_pending_objects", s.lazyfree.0.to_string());
+            add("lazyfreed_objects", s.lazyfree.1.to_string());
         }
         Section::Persistence => {
             // Shoal does not persist yet: nothing loads, nothing is saved.

@@ -60,6 +60,8 @@ pub fn settings_of(config: &Config) -> Settings {
         lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
         limits,
         hll_sparse_max_bytes: config.hll_sparse_max_bytes,
+        lazyfree_lazy_user_del: config.lazyfree_lazy_user_del,
+        lazyfree_lazy_user_flush: config.lazyfree_lazy_user_flush,
     }
 }
 

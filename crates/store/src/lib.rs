@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod dict;
+pub mod lazyfree;
 pub mod listpack;
 pub mod slot;
 pub mod types;
@@ -23,6 +24,8 @@ pub struct Shard {
     pub shard_count: usize,
     pub dbs: Vec<Db>,
     pub rng: rand::rngs::SmallRng,
+    /// Where big values go to be freed off this core (none in tests: they free in place).
+    pub lazyfree: Option<lazyfree::LazyFree>,
 }
 
 impl Shard {
@@ -30,12 +33,23 @@ impl Shard {
         assert!(id < shard_count, "shard {id} of {shard_count}");
         assert!(databases > 0, "at least one database");
         use rand::SeedableRng;
-        Shard { id, shard_count, dbs: (0..databases).map(|_| Db::new()).collect(), rng: rand::rngs::SmallRng::from_os_rng() }
+        Shard { id, shard_count, dbs: (0..databases).map(|_| Db::new()).collect(), rng: rand::rngs::SmallRng::from_os_rng(), lazyfree: None }
     }
 
     /// Whether this shard owns `key`.
     pub fn owns(&self, key: &[u8]) -> bool {
         slot::key_shard(key, self.shard_count) == self.id
+    }
+
+    /// Drops `value`, on the lazyfree thread when it is big and `lazy` asks for it.
+    pub fn dispose(&self, value: Value, lazy: bool) {
+        lazyfree::dispose(self.lazyfree.as_ref(), value, lazy);
+    }
+
+    /// Empties database `index`, freeing its contents on the lazyfree thread when `lazy`.
+    pub fn flush_db(&mut self, index: usize, lazy: bool) {
+        let old = self.dbs[index].clear();
+        lazyfree::dispose_db(self.lazyfree.as_ref(), old, lazy);
     }
 
     /// The counters of every database added up.
