@@ -6,6 +6,12 @@ pinned to one CPU and the client to another (taskset), and prints ops/s, p50, p9
 ratio shoal/redis for each workload. memtier_benchmark is not used yet.
 
     bench/compare.py [--shoal target/release/shoal-server] [--rounds 2] [--threads 1,2]
+                     [--suite strings|types]
+
+Suites: `strings` (the core issue's SET/GET/MSET) and `types` (the data-type issue's LPUSH,
+LPOP, LRANGE_100, SADD, SPOP, HSET, ZADD, ZRANGE, PFADD). As redis-benchmark's own tests do,
+the type workloads use one key each (`mylist`, `myset`, ...) with random elements; each suite
+runs in order on one server, so LRANGE and SPOP find what LPUSH and SADD wrote.
 """
 
 import argparse
@@ -20,14 +26,31 @@ import sys
 import tempfile
 import time
 
-WORKLOADS = [
-    # (name, redis-benchmark arguments)
-    ("SET P1", ["-t", "set", "-P", "1"]),
-    ("GET P1", ["-t", "get", "-P", "1"]),
-    ("SET P16", ["-t", "set", "-P", "16"]),
-    ("GET P16", ["-t", "get", "-P", "16"]),
-    ("MSET(10) P1", ["-t", "mset", "-P", "1"]),
-]
+SUITES = {
+    # name -> [(workload, redis-benchmark arguments)]
+    "strings": [
+        ("SET P1", ["-t", "set", "-P", "1"]),
+        ("GET P1", ["-t", "get", "-P", "1"]),
+        ("SET P16", ["-t", "set", "-P", "16"]),
+        ("GET P16", ["-t", "get", "-P", "16"]),
+        ("MSET(10) P1", ["-t", "mset", "-P", "1"]),
+    ],
+    "types": [
+        (f"{name} P{p}", ["-P", str(p)] + args)
+        for p in (1, 16)
+        for name, args in [
+            ("LPUSH", ["-t", "lpush"]),
+            ("LRANGE_100", ["-t", "lrange_100"]),
+            ("LPOP", ["-t", "lpop"]),
+            ("SADD", ["-t", "sadd"]),
+            ("SPOP", ["-t", "spop"]),
+            ("HSET", ["-t", "hset"]),
+            ("ZADD", ["-t", "zadd"]),
+            ("ZRANGE", ["ZRANGE", "myzset", "0", "99"]),
+            ("PFADD", ["PFADD", "myhll", "element:__rand_int__"]),
+        ]
+    ],
+}
 
 
 def free_port():
@@ -90,7 +113,11 @@ def main():
     parser.add_argument("--threads", default="1,2", help="shoal thread counts to compare")
     parser.add_argument("--server-cpus", default="0")
     parser.add_argument("--client-cpus", default="1")
+    parser.add_argument("--suite", default="strings", choices=sorted(SUITES))
     opts = parser.parse_args()
+    # The servers run in a scratch directory: name the binary absolutely.
+    opts.shoal = os.path.abspath(opts.shoal)
+    workloads = SUITES[opts.suite]
     for tool in ["redis-server", "redis-benchmark", "taskset"]:
         if not shutil.which(tool):
             sys.exit(f"{tool} is required")
@@ -109,16 +136,16 @@ def main():
                 # shoal with more threads than server CPUs runs unpinned on the server CPUs.
                 proc, port = start(kind, opts.shoal, threads, opts.server_cpus, workdir)
                 try:
-                    for name, args in WORKLOADS:
+                    for name, args in workloads:
                         results.setdefault((label, name), []).append(bench(port, args, opts.requests, opts.client_cpus))
                 finally:
                     stop(proc)
         print(f"round {round_index + 1}/{opts.rounds} done", file=sys.stderr)
 
     labels = ["redis"] + [f"shoal t{t}" for t in thread_counts]
-    print(f"{'workload':<14}" + "".join(f"{l + ' ops/s':>18}{'p50':>7}{'p99':>7}" for l in labels) + "".join(f"{'ratio ' + l[6:]:>10}" for l in labels[1:]))
-    for name, _ in WORKLOADS:
-        line = f"{name:<14}"
+    print(f"{'workload':<16}" + "".join(f"{l + ' ops/s':>18}{'p50':>7}{'p99':>7}" for l in labels) + "".join(f"{'ratio ' + l[6:]:>10}" for l in labels[1:]))
+    for name, _ in workloads:
+        line = f"{name:<16}"
         medians = {}
         for label in labels:
             runs = results[(label, name)]

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""RSS after loading N keys with 64-byte values, shoal-server against redis-server.
+"""RSS after loading the same data into shoal-server and redis-server.
 
     bench/memory.py [--shoal target/release/shoal-server] [--keys 1000000] [--threads 1]
+                    [--suite strings|big-collections|small-collections]
 
-Keys are `key:<i>`, values 64 bytes, loaded with a pipelined MSET-free stream of SETs. Prints
-RSS, bytes per key (RSS growth over the empty server divided by keys) and the ratio.
+- strings: N keys `key:<i>` with 64-byte values (SETs, pipelined). Prints bytes per key
+  (RSS growth over the empty server divided by keys).
+- big-collections: 1,000 hashes, 1,000 sets and 1,000 sorted sets of 1,000 members each.
+- small-collections: 100,000 hashes, sets and sorted sets of 10 members each.
+Members are `member:<j>` (hash values and scores `<j>`). Prints RSS and the ratio.
 """
 
 import argparse
@@ -28,34 +32,64 @@ def rss_bytes(pid):
     raise RuntimeError("no VmRSS")
 
 
-def load(port, keys, value):
+def encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def send_all(port, commands, batch=10000):
+    """Sends the commands pipelined in batches; waits for one reply line per command
+    (every command used here answers with one line: +OK or :n)."""
     with socket.create_connection(("127.0.0.1", port)) as s:
-        batch = 10000
-        for start in range(0, keys, batch):
-            parts = []
-            for i in range(start, min(start + batch, keys)):
-                k = f"key:{i}".encode()
-                parts.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(value), value))
-            s.sendall(b"".join(parts))
-            expected = 5 * (min(start + batch, keys) - start)
-            got = 0
-            while got < expected:
-                chunk = s.recv(1 << 20)
-                if not chunk:
+        for start in range(0, len(commands), batch):
+            chunk = commands[start:start + batch]
+            s.sendall(b"".join(encode(c) for c in chunk))
+            pending = b""
+            lines = 0
+            while lines < len(chunk):
+                data = s.recv(1 << 20)
+                if not data:
                     raise RuntimeError("server closed the connection")
-                got += len(chunk)
+                pending += data
+                lines += pending.count(b"\r\n")
+                pending = pending[pending.rfind(b"\r\n") + 2:]
         s.sendall(b"DBSIZE\r\n")
         return s.recv(64)
 
 
-def measure(cmd, workdir, keys):
+def strings_commands(keys):
+    value = b"v" * 64
+    return [("SET", f"key:{i}", value) for i in range(keys)]
+
+
+def collections_commands(keys, members):
+    commands = []
+    for i in range(keys):
+        fields = [x for j in range(members) for x in (f"member:{j}", j)]
+        commands.append(["HSET", f"hash:{i}"] + fields)
+        commands.append(["SADD", f"set:{i}"] + [f"member:{j}" for j in range(members)])
+        commands.append(["ZADD", f"zset:{i}"] + [x for j in range(members) for x in (j, f"member:{j}")])
+    return commands
+
+
+SUITES = {
+    "strings": lambda keys: strings_commands(keys),
+    "big-collections": lambda keys: collections_commands(1000, 1000),
+    "small-collections": lambda keys: collections_commands(100_000, 10),
+}
+
+
+def measure(cmd, workdir, commands):
     port = free_port()
     proc = subprocess.Popen(cmd + ["--port", str(port), "--bind", "127.0.0.1"], cwd=workdir,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port)
         empty = rss_bytes(proc.pid)
-        dbsize = load(port, keys, b"v" * 64)
+        dbsize = send_all(port, commands)
         time.sleep(0.5)
         full = rss_bytes(proc.pid)
         return empty, full, dbsize.decode().strip()
@@ -68,18 +102,24 @@ def main():
     parser.add_argument("--shoal", default="target/release/shoal-server")
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--suite", default="strings", choices=sorted(SUITES))
     opts = parser.parse_args()
+    # The servers run in a scratch directory: name the binary absolutely.
+    opts.shoal = os.path.abspath(opts.shoal)
+    commands = SUITES[opts.suite](opts.keys)
     workdir = tempfile.mkdtemp(prefix="shoal-mem-")
     rows = []
     for label, cmd in [
         ("redis", ["redis-server", "--save", "", "--appendonly", "no"]),
         (f"shoal t{opts.threads}", [opts.shoal, "--threads", str(opts.threads)]),
     ]:
-        empty, full, dbsize = measure(cmd, workdir, opts.keys)
+        empty, full, dbsize = measure(cmd, workdir, commands)
         rows.append((label, empty, full, dbsize))
+    keys = opts.keys if opts.suite == "strings" else len(commands)
+    print(f"suite {opts.suite}: {len(commands):,} commands")
     print(f"{'server':<10}{'empty RSS':>14}{'loaded RSS':>14}{'bytes/key':>11}  dbsize")
     for label, empty, full, dbsize in rows:
-        print(f"{label:<10}{empty:>14,}{full:>14,}{(full - empty) / opts.keys:>11.1f}  {dbsize}")
+        print(f"{label:<10}{empty:>14,}{full:>14,}{(full - empty) / keys:>11.1f}  {dbsize}")
     print(f"ratio shoal/redis loaded RSS: {rows[1][2] / rows[0][2]:.2f}")
     shutil.rmtree(workdir, ignore_errors=True)
 
