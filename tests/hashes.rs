@@ -552,3 +552,39 @@ fn hgetall_is_a_map_and_hrandfield_gives_pairs_in_resp3() {
         }
     }
 }
+
+#[test]
+fn hashes_keep_their_ttl_and_move_between_cores_whole() {
+    let servers = shoal_and_redis(&[]);
+    let keys = shoal_testkit::keys_on_distinct_cores("h", 3, THREADS);
+    let (a, b, c) = (keys[0].as_str(), keys[1].as_str(), keys[2].as_str());
+    assert_replies(
+        &servers,
+        &[
+            (&["HSET", a, "z", "1", "y", "2", "x", "3"], ":3\r\n"),
+            (&["EXPIRE", a, "1000"], ":1\r\n"),
+            (&["HSET", a, "w", "4"], ":1\r\n"),
+            (&["HINCRBY", a, "z", "10"], ":11\r\n"),
+            (&["HDEL", a, "y"], ":1\r\n"),
+            (&["TTL", a], ":1000\r\n"),
+            (&["RENAME", a, b], "+OK\r\n"),
+            (&["HGETALL", b], "*6\r\n$1\r\nz\r\n$2\r\n11\r\n$1\r\nx\r\n$1\r\n3\r\n$1\r\nw\r\n$1\r\n4\r\n"),
+            (&["TTL", b], ":1000\r\n"),
+            (&["COPY", b, c], ":1\r\n"),
+            (&["HDEL", b, "z", "x", "w"], ":3\r\n"),
+            (&["EXISTS", b], ":0\r\n"),
+            (&["TTL", b], ":-2\r\n"),
+            (&["HKEYS", c], "*3\r\n$1\r\nz\r\n$1\r\nx\r\n$1\r\nw\r\n"),
+            (&["OBJECT", "ENCODING", c], LISTPACK),
+            (&["TYPE", c], "+hash\r\n"),
+        ],
+    );
+    for server in &servers {
+        let mut raw = server.raw();
+        assert_eq!(command(&mut raw, &hset_fields(a, 600, 0)), ":600\r\n");
+        assert_eq!(raw.command(&["COPY", a, b]).unwrap(), ":1\r\n");
+        assert_eq!(encoding(&mut raw, b), HASHTABLE, "a copy keeps the encoding, on port {}", server.port);
+        assert_eq!(raw.command(&["HLEN", b]).unwrap(), ":600\r\n");
+        assert_eq!(raw.command(&["HGET", b, "field599"]).unwrap(), "$1\r\nv\r\n");
+    }
+}
