@@ -14,6 +14,10 @@ use crate::dict::Dict;
 use crate::listpack::{Listpack, Pos};
 use crate::types::Limits;
 
+/// A listpack never grows past this, whatever the directives say (Redis's `lpSafeToAdd`):
+/// every write copies it, so a huge one would stall its core.
+pub const LISTPACK_BYTES_MAX: u64 = 1 << 30;
+
 /// Values up to this long live inside the dict node, like the dict's own short keys: the
 /// node then has room for them, and a short value costs no allocation of its own.
 const INLINE_VALUE_LEN_MAX: usize = 22;
@@ -167,10 +171,21 @@ impl Hash {
     }
 
     /// Converts a listpack to a hashtable when any of `items` (fields and values about to be
-    /// written) is longer than `hash-max-listpack-value`, before they are written, as Redis's
+    /// written) is longer than `hash-max-listpack-value`, or when they would take the
+    /// listpack past [`LISTPACK_BYTES_MAX`], before they are written, as Redis's
     /// `hashTypeTryConversion` does: so HSET converts even when it only updates fields.
     pub fn convert_for<'a>(&mut self, items: impl IntoIterator<Item = &'a [u8]>, limits: &Limits) {
-        if self.is_listpack() && items.into_iter().any(|item| item.len() as u64 > limits.hash_max_listpack_value) {
+        let Repr::Listpack(lp) = &self.repr else {
+            return;
+        };
+        let mut total = lp.bytes_len() as u64;
+        for item in items {
+            if item.len() as u64 > limits.hash_max_listpack_value {
+                return self.convert_to_table();
+            }
+            total += item.len() as u64;
+        }
+        if total > LISTPACK_BYTES_MAX {
             self.convert_to_table();
         }
     }
