@@ -51,7 +51,9 @@ impl Bytes22 {
 enum Repr {
     /// Field, value, field, value ...: an even number of entries.
     Listpack(Listpack),
-    Table(Dict<Bytes22>),
+    /// Boxed so that a hash, which is itself boxed in a [`crate::Value`], stays as small as
+    /// its listpack: most hashes are small.
+    Table(Box<Dict<Bytes22>>),
 }
 
 /// A hash: fields and their values, both byte strings.
@@ -74,7 +76,7 @@ impl Clone for Hash {
                 for (field, value) in dict.iter() {
                     copy.insert_new(field, value.clone());
                 }
-                Repr::Table(copy)
+                Repr::Table(Box::new(copy))
             }
         };
         Hash { repr }
@@ -249,7 +251,7 @@ impl Hash {
         while let (Some(field), Some(value)) = (entries.next(), entries.next()) {
             dict.insert_new(field, Bytes22::new(value));
         }
-        self.repr = Repr::Table(dict);
+        self.repr = Repr::Table(Box::new(dict));
     }
 
     /// The (field, value) pairs: insertion order for a listpack, table order otherwise.
@@ -364,6 +366,11 @@ mod tests {
 
     fn limits(entries: u64, value: u64) -> Limits {
         Limits { hash_max_listpack_entries: entries, hash_max_listpack_value: value, ..Limits::default() }
+    }
+
+    #[test]
+    fn a_hash_is_as_small_as_its_listpack() {
+        assert_eq!(std::mem::size_of::<Hash>(), std::mem::size_of::<Listpack>());
     }
 
     #[test]
