@@ -569,9 +569,7 @@ impl List {
             (Repr::Listpack(node), true) => Box::new(node.lp.iter().skip(offset)),
             (Repr::Listpack(node), false) => Box::new(node.lp.iter().rev().skip(node.len() - 1 - offset)),
             (Repr::Quicklist(ql), true) => Box::new(ql.nodes.range(k..).flat_map(|node| node.lp.iter()).skip(offset)),
-            (Repr::Quicklist(ql), false) => {
-                Box::new(ql.nodes.range(..=k).rev().flat_map(|node| node.lp.iter().rev()).skip(ql.nodes[k].len() - 1 - offset))
-            }
+            (Repr::Quicklist(ql), false) => Box::new(ql.nodes.range(..=k).rev().flat_map(|node| node.lp.iter().rev()).skip(ql.nodes[k].len() - 1 - offset)),
         }
     }
 
@@ -643,6 +641,19 @@ impl List {
             self.shrink(fill);
         }
         taken
+    }
+
+    /// Moves one element from one end to an end of the same list (LMOVE with one key), in
+    /// Redis's order: pop, convert for the push, push, then convert for the pop.
+    pub fn rotate(&mut self, from_front: bool, to_front: bool, fill: i32) -> Option<Bytes> {
+        let element = match &mut self.repr {
+            Repr::Listpack(node) => node.take(from_front, 1),
+            Repr::Quicklist(ql) => ql.take(from_front, 1),
+        }
+        .pop()?;
+        self.push(&[&element], to_front, fill);
+        self.shrink(fill);
+        Some(element)
     }
 
     /// Replaces the element at `index` (negative from the tail); false when out of range.
