@@ -99,9 +99,11 @@ impl Generator {
     }
 
     fn element(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0 => vec![b'x'; self.rng.random_range(60..80)],
-            1 => self.rng.random_range(-5000i64..70000).to_string().into_bytes(),
+        match self.rng.random_range(0..60) {
+            // Past a node's size: Shoal (as Redis 7.2+) gives it a node of its own.
+            0 => vec![b'p'; 9000],
+            1..=3 => vec![b'x'; self.rng.random_range(60..80)],
+            4..=6 => self.rng.random_range(-5000i64..70000).to_string().into_bytes(),
             _ => self.pick(ELEMENTS).as_bytes().to_vec(),
         }
     }
