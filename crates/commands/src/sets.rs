@@ -1253,12 +1253,7 @@ mod tests {
         h.run(&["SADD", "small", "a1", "a2", "b1"]);
         assert_eq!(h.run(&["SSCAN", "small", "0", "MATCH", "a*", "COUNT", "1"]), arr(vec![bulk("0"), arr(vec![bulk("a1"), bulk("a2")])]));
         assert_eq!(h.run(&["SSCAN", "nokey", "0", "FOO"]), arr(vec![bulk("0"), arr(vec![])]));
-        for (options, error) in [
-            (&["COUNT", "0"][..], SYNTAX),
-            (&["COUNT", "x"], NOT_INTEGER),
-            (&["MATCH"], SYNTAX),
-            (&["TYPE", "set"], SYNTAX),
-        ] {
+        for (options, error) in [(&["COUNT", "0"][..], SYNTAX), (&["COUNT", "x"], NOT_INTEGER), (&["MATCH"], SYNTAX), (&["TYPE", "set"], SYNTAX)] {
             let mut command = vec!["SSCAN", "small", "0"];
             command.extend_from_slice(options);
             assert_eq!(h.run(&command), err(error), "{command:?}");
