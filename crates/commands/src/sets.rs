@@ -694,20 +694,27 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Frame, Frame> {
     for key in &request.keys {
         present.push(read_set(db, key, now)?.is_some());
     }
-    // Move each distinct present set out of the keyspace.
+    // Move each distinct present set out of the keyspace; `slot_of[i]` is where key i's went.
     let mut taken: Vec<(Bytes, Set)> = Vec::new();
+    let mut slots: std::collections::HashMap<&Bytes, usize> = std::collections::HashMap::new();
+    let mut slot_of: Vec<Option<usize>> = Vec::with_capacity(request.keys.len());
     for (key, &here) in request.keys.iter().zip(&present) {
-        if here && !taken.iter().any(|(k, _)| k == key) {
+        if !here {
+            slot_of.push(None);
+            continue;
+        }
+        let slot = *slots.entry(key).or_insert_with(|| {
             let set = match db.lookup_quiet(key, now).map(|e| &mut e.value) {
                 Some(Value::Set(set)) => std::mem::take(&mut **set),
                 _ => unreachable!("{key:?} was just read as a set"),
             };
             taken.push((key.clone(), set));
-        }
+            taken.len() - 1
+        });
+        slot_of.push(Some(slot));
     }
     let computed = {
-        let sets: Vec<Option<&Set>> =
-            request.keys.iter().zip(&present).map(|(key, &here)| if here { taken.iter().find(|(k, _)| k == key).map(|(_, s)| s) } else { None }).collect();
+        let sets: Vec<Option<&Set>> = slot_of.iter().map(|slot| slot.map(|i| &taken[i].1)).collect();
         compute(request, &sets, &limits)
     };
     for (key, set) in taken {

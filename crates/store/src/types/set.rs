@@ -544,19 +544,35 @@ impl Set {
     }
 
     /// `count` distinct random members (`count` below the set's size), for SRANDMEMBER.
+    /// A hash table much larger than `count` is sampled until enough distinct members came
+    /// up (Redis's CASE 4), so the work follows `count`, not the set's size; otherwise
+    /// `count` distinct positions are drawn and the set is walked once.
     pub fn random_distinct(&self, count: usize, rng: &mut impl Rng) -> Vec<Bytes> {
         let len = self.len();
         assert!(count < len, "the whole set is served without sampling");
-        // Pick `count` distinct indexes (Floyd's algorithm), then walk the set once.
-        let mut picked = std::collections::BTreeSet::new();
-        for j in len - count..len {
-            let t = rng.random_range(0..=j);
-            if !picked.insert(t) {
-                picked.insert(j);
+        if let Set::Hashtable(d) = self {
+            // Redis's SRANDMEMBER_SUB_STRATEGY_MUL.
+            if count.saturating_mul(3) <= len {
+                let mut picked: std::collections::HashSet<&[u8]> = std::collections::HashSet::with_capacity(count);
+                while picked.len() < count {
+                    picked.insert(d.random_entry(rng).expect("not empty").0);
+                }
+                return picked.into_iter().map(Bytes::copy_from_slice).collect();
             }
         }
+        // Floyd's algorithm: `count` distinct positions in `count` draws.
+        let mut positions = std::collections::BTreeSet::new();
+        for j in len - count..len {
+            let t = rng.random_range(0..=j);
+            if !positions.insert(t) {
+                positions.insert(j);
+            }
+        }
+        if let Set::Intset(is) = self {
+            return positions.into_iter().map(|i| Member::Int(is.get(i)).to_bytes()).collect();
+        }
         let mut out = Vec::with_capacity(count);
-        let mut wanted = picked.into_iter().peekable();
+        let mut wanted = positions.into_iter().peekable();
         for (index, member) in self.iter().enumerate() {
             if wanted.peek() == Some(&index) {
                 out.push(member.to_bytes());
