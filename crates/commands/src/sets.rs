@@ -676,18 +676,25 @@ fn op_store(db: &mut Db, destination: &[u8], set: Set, now_ms: u64) -> usize {
     len
 }
 
-fn reply_of(computed: &Computed, stored: usize) -> Frame {
-    match computed {
-        Computed::Members(members) => Frame::Set(members.iter().cloned().map(Frame::Bulk).collect()),
-        Computed::Card(count) => args::int(*count),
-        Computed::Store(_) => args::int(stored),
+/// What a set-algebra command replies: members, or a count (SINTERCARD's, or the size a
+/// *STORE stored).
+enum Outcome {
+    Members(Vec<Bytes>),
+    Count(usize),
+}
+
+fn reply_of(outcome: Result<Outcome, Frame>) -> Frame {
+    match outcome {
+        Ok(Outcome::Members(members)) => Frame::Set(bulks(members)),
+        Ok(Outcome::Count(count)) => args::int(count),
+        Err(e) => e,
     }
 }
 
 /// Runs a request on one core, borrowing its sets in place: each is checked and counted as
 /// read, then moved out of its entry for the computation and put back (nothing else runs in
 /// between), so nothing is copied.
-fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Frame, Frame> {
+fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
     let db = ctx.db();
     let mut present = Vec::with_capacity(request.keys.len());
@@ -724,11 +731,10 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Frame, Frame> {
         }
     }
     Ok(match (computed, &request.output) {
-        (Computed::Store(set), Output::Store(destination)) => {
-            let stored = op_store(db, destination, set, now);
-            args::int(stored)
-        }
-        (computed, _) => reply_of(&computed, 0),
+        (Computed::Store(set), Output::Store(destination)) => Outcome::Count(op_store(db, destination, set, now)),
+        (Computed::Store(_), _) => unreachable!("only a store request computes a set to store"),
+        (Computed::Members(members), _) => Outcome::Members(members),
+        (Computed::Card(count), _) => Outcome::Count(count),
     })
 }
 
@@ -746,23 +752,14 @@ fn op_read_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Frame
 
 /// Runs a request over several cores: one hop reads every core's sets, the coordinator
 /// computes, and a *STORE writes its destination in a second hop of the same transaction.
-async fn algebra_across_cores(coordinator: &dyn Coordinator, request: Request) -> Frame {
+async fn algebra_across_cores(coordinator: &dyn Coordinator, request: Request) -> Result<Outcome, Frame> {
     let shard_count = coordinator.shard_count();
     let groups = ctx::group_by_shard(shard_count, request.keys.iter().cloned().enumerate());
     let mut sets: Vec<Option<Set>> = (0..request.keys.len()).map(|_| None).collect();
-    let mut error = None;
     for (indexes, result) in ctx::hop_per_shard(coordinator, groups, |ctx, keys| op_read_sets(ctx, &keys)).await {
-        match result {
-            Ok(found) => {
-                for (index, set) in indexes.into_iter().zip(found) {
-                    sets[index] = set;
-                }
-            }
-            Err(e) => error = Some(e),
+        for (index, set) in indexes.into_iter().zip(result?) {
+            sets[index] = set;
         }
-    }
-    if let Some(e) = error {
-        return e;
     }
     match request.output.clone() {
         Output::Store(destination) => {
@@ -778,30 +775,34 @@ async fn algebra_across_cores(coordinator: &dyn Coordinator, request: Request) -
                 }
             })
             .await;
-            args::int(stored)
+            Ok(Outcome::Count(stored))
         }
         // A result that is only replied never becomes a value, so its encoding (and with it
         // the limits) does not matter.
         _ => {
             let refs: Vec<Option<&Set>> = sets.iter().map(|s| s.as_ref()).collect();
-            reply_of(&compute(&request, &refs, &Limits::default()), 0)
+            Ok(match compute(&request, &refs, &Limits::default()) {
+                Computed::Members(members) => Outcome::Members(members),
+                Computed::Card(count) => Outcome::Count(count),
+                Computed::Store(_) => unreachable!("only a store request computes a set to store"),
+            })
         }
     }
 }
 
 /// SINTER key [key ...]
 fn sinter(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::plain(Algebra::Inter, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::plain(Algebra::Inter, args)))
 }
 
 fn sinter_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::plain(Algebra::Inter, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::plain(Algebra::Inter, &args)).await) }.boxed_local()
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]
 fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match Request::card(args) {
-        Ok(request) => op_algebra(ctx, &request).unwrap_or_else(|e| e),
+        Ok(request) => reply_of(op_algebra(ctx, &request)),
         Err(e) => e,
     }
 }
@@ -809,7 +810,7 @@ fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn sintercard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
         match Request::card(&args) {
-            Ok(request) => algebra_across_cores(coordinator, request).await,
+            Ok(request) => reply_of(algebra_across_cores(coordinator, request).await),
             Err(e) => e,
         }
     }
@@ -818,47 +819,47 @@ fn sintercard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBox
 
 /// SINTERSTORE destination key [key ...]
 fn sinterstore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::store(Algebra::Inter, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::store(Algebra::Inter, args)))
 }
 
 fn sinterstore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::store(Algebra::Inter, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::store(Algebra::Inter, &args)).await) }.boxed_local()
 }
 
 /// SUNION key [key ...]
 fn sunion(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::plain(Algebra::Union, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::plain(Algebra::Union, args)))
 }
 
 fn sunion_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::plain(Algebra::Union, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::plain(Algebra::Union, &args)).await) }.boxed_local()
 }
 
 /// SUNIONSTORE destination key [key ...]
 fn sunionstore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::store(Algebra::Union, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::store(Algebra::Union, args)))
 }
 
 fn sunionstore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::store(Algebra::Union, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::store(Algebra::Union, &args)).await) }.boxed_local()
 }
 
 /// SDIFF key [key ...]
 fn sdiff(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::plain(Algebra::Diff, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::plain(Algebra::Diff, args)))
 }
 
 fn sdiff_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::plain(Algebra::Diff, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::plain(Algebra::Diff, &args)).await) }.boxed_local()
 }
 
 /// SDIFFSTORE destination key [key ...]
 fn sdiffstore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    op_algebra(ctx, &Request::store(Algebra::Diff, args)).unwrap_or_else(|e| e)
+    reply_of(op_algebra(ctx, &Request::store(Algebra::Diff, args)))
 }
 
 fn sdiffstore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    algebra_across_cores(coordinator, Request::store(Algebra::Diff, &args)).boxed_local()
+    async move { reply_of(algebra_across_cores(coordinator, Request::store(Algebra::Diff, &args)).await) }.boxed_local()
 }
 
 // ---- SSCAN --------------------------------------------------------------------------------
