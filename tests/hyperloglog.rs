@@ -245,7 +245,7 @@ impl diff::Generator for Generator {
 
 fn differential(threads: usize, extra: &[&str]) {
     let must: Vec<&str> = COMMANDS.iter().map(|(name, _)| *name).collect();
-    diff::run("hyperloglog", threads, extra, 1..=12, 200, &must, Generator::new);
+    diff::run("hyperloglog", threads, extra, 1..=24, 250, &must, Generator::new);
 }
 
 #[test]
