@@ -42,7 +42,8 @@ const RANGE_INTEGERS: &[&str] = &["0", "1", "-1", "2", "-2", "3", "7", "8", "-8"
 const BAD_INTEGERS: &[&str] = &["abc", "", "1.5", " 1", "+1", "9223372036854775808", "0x10"];
 
 /// Values SET writes: integers (int-encoded on both servers), text, binary and empty.
-const VALUES: &[&[u8]] = &[b"0", b"255", b"-1", b"foobar", b"", b"\xff\xff\xff", b"\x00\x00\x0f", b"\xaa\x55", b"hello world, a longer string of bits", b"\x80"];
+const VALUES: &[&[u8]] =
+    &[b"0", b"255", b"-1", b"foobar", b"", b"\xff\xff\xff", b"\x00\x00\x0f", b"\xaa\x55", b"hello world, a longer string of bits", b"\x80"];
 
 struct Generator {
     rng: SmallRng,
@@ -95,7 +96,11 @@ impl Generator {
         if self.chance(85) {
             return self.rng.random_range(0..300).to_string().into_bytes();
         }
-        let choices: &[&str] = if writes { &["-1", "abc", "", "4294967296", "9223372036854775807", "100000", "#3"] } else { &["-1", "abc", "4294967295", "4294967296", "1000000", "#3"] };
+        let choices: &[&str] = if writes {
+            &["-1", "abc", "", "4294967296", "9223372036854775807", "100000", "#3"]
+        } else {
+            &["-1", "abc", "4294967295", "4294967296", "1000000", "#3"]
+        };
         self.pick(choices).as_bytes().to_vec()
     }
 
@@ -238,7 +243,13 @@ impl Generator {
         if self.chance(92) {
             let signed = self.chance(50);
             let bits = match self.rng.random_range(0..4) {
-                0 => if signed { 64 } else { 63 },
+                0 => {
+                    if signed {
+                        64
+                    } else {
+                        63
+                    }
+                }
                 1 => self.rng.random_range(1..=4),
                 _ => self.rng.random_range(1..=if signed { 64 } else { 63 }),
             };

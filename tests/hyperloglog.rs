@@ -204,7 +204,8 @@ impl Generator {
             "PFADD" => {
                 args.push(self.key());
                 // Mostly a few elements; sometimes hundreds, so values turn dense.
-                let (count, range) = if self.rng.random_range(0..8) == 0 { (self.rng.random_range(100..600), 100_000) } else { (self.rng.random_range(0..6), 3000) };
+                let (count, range) =
+                    if self.rng.random_range(0..8) == 0 { (self.rng.random_range(100..600), 100_000) } else { (self.rng.random_range(0..6), 3000) };
                 for _ in 0..count {
                     let element = self.element(range);
                     args.push(element);

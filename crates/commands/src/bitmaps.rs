@@ -415,10 +415,7 @@ pub type SourceError = (usize, Frame);
 
 /// Reads `keys` in order as BITOP's sources; stops at the first that is not a string.
 pub fn op_read_sources(db: &mut Db, keys: &[Bytes], now_ms: u64) -> Result<Vec<Option<Bytes>>, SourceError> {
-    keys.iter()
-        .enumerate()
-        .map(|(position, key)| read_string(db, key, now_ms).map(|s| s.map(Str::to_bytes)).map_err(|e| (position, e)))
-        .collect()
+    keys.iter().enumerate().map(|(position, key)| read_string(db, key, now_ms).map(|s| s.map(Str::to_bytes)).map_err(|e| (position, e))).collect()
 }
 
 /// Stores BITOP's result at `key` as a raw string without TTL, or deletes the key when the

@@ -82,7 +82,17 @@ fn setbit_and_getbit_check_offset_then_value() {
             &["GETBIT", "b", "4294967296"],
             &["EXISTS", "b"],
         ],
-        &[err(OFFSET_INVALID), err(OFFSET_INVALID), err(BIT_INVALID), err(BIT_INVALID), err(OFFSET_INVALID), err(BIT_INVALID), err(OFFSET_INVALID), err(OFFSET_INVALID), int(0)],
+        &[
+            err(OFFSET_INVALID),
+            err(OFFSET_INVALID),
+            err(BIT_INVALID),
+            err(BIT_INVALID),
+            err(OFFSET_INVALID),
+            err(BIT_INVALID),
+            err(OFFSET_INVALID),
+            err(OFFSET_INVALID),
+            int(0),
+        ],
     );
 }
 
@@ -130,7 +140,12 @@ fn bitcount_counts_bytes_or_bits() {
 fn bitcount_checks_arguments_even_for_a_missing_key() {
     // Redis 7.2 and later; 7.0 answered 0 for a missing key.
     check(
-        &[&["BITCOUNT", "missing", "0"], &["BITCOUNT", "missing", "a", "1"], &["BITCOUNT", "missing", "0", "1", "FOO"], &["BITCOUNT", "missing", "0", "1", "BIT", "x"]],
+        &[
+            &["BITCOUNT", "missing", "0"],
+            &["BITCOUNT", "missing", "a", "1"],
+            &["BITCOUNT", "missing", "0", "1", "FOO"],
+            &["BITCOUNT", "missing", "0", "1", "BIT", "x"],
+        ],
         &[err(SYNTAX), err(NOT_INTEGER), err(SYNTAX), err(SYNTAX)],
     );
 }
