@@ -13,7 +13,7 @@
 //! source where it lives, the second writes (or deletes) the destination, both in one
 //! transaction.
 //!
-//! What this does not do: the BITOP operations Redis 8.2 added (DIFF, DIFF1, ANDOR, ONE).
+//! BITOP also has the operations Redis 8.2 added: DIFF, DIFF1, ANDOR and ONE.
 
 pub mod bitfield;
 
@@ -379,15 +379,35 @@ pub enum BitOp {
     Or,
     Xor,
     Not,
+    /// The first source's bits set in none of the others (Redis 8.2).
+    Diff,
+    /// The bits set in one of the other sources but not in the first (Redis 8.2).
+    Diff1,
+    /// The first source's bits also set in one of the others (Redis 8.2).
+    AndOr,
+    /// The bits set in exactly one source (Redis 8.2).
+    One,
 }
 
+const BITOP_NAMES: &[(&str, BitOp)] = &[
+    ("and", BitOp::And),
+    ("or", BitOp::Or),
+    ("xor", BitOp::Xor),
+    ("not", BitOp::Not),
+    ("diff", BitOp::Diff),
+    ("diff1", BitOp::Diff1),
+    ("andor", BitOp::AndOr),
+    ("one", BitOp::One),
+];
+
 fn parse_bitop(args: &[Bytes]) -> Result<BitOp, Frame> {
-    let op = [("and", BitOp::And), ("or", BitOp::Or), ("xor", BitOp::Xor), ("not", BitOp::Not)]
-        .into_iter()
-        .find_map(|(word, op)| is(&args[1], word).then_some(op))
-        .ok_or_else(errors::syntax)?;
+    let op = BITOP_NAMES.iter().find_map(|&(word, op)| is(&args[1], word).then_some(op)).ok_or_else(errors::syntax)?;
     if op == BitOp::Not && args.len() != 4 {
         return Err(errors::error(BITOP_NOT_ONE_SOURCE));
+    }
+    if matches!(op, BitOp::Diff | BitOp::Diff1 | BitOp::AndOr) && args.len() < 5 {
+        let name = String::from_utf8_lossy(&args[1]).to_ascii_uppercase();
+        return Err(errors::error(&format!("ERR BITOP {name} must be called with at least two source keys.")));
     }
     Ok(op)
 }
@@ -400,11 +420,20 @@ pub fn compute_bitop(op: BitOp, sources: &[Option<Bytes>]) -> Vec<u8> {
     (0..len)
         .map(|i| {
             let first = byte_of(&sources[0], i);
+            let others = || sources[1..].iter().map(|s| byte_of(s, i));
             match op {
                 BitOp::Not => !first,
-                BitOp::And => sources[1..].iter().fold(first, |acc, s| acc & byte_of(s, i)),
-                BitOp::Or => sources[1..].iter().fold(first, |acc, s| acc | byte_of(s, i)),
-                BitOp::Xor => sources[1..].iter().fold(first, |acc, s| acc ^ byte_of(s, i)),
+                BitOp::And => others().fold(first, |acc, b| acc & b),
+                BitOp::Or => others().fold(first, |acc, b| acc | b),
+                BitOp::Xor => others().fold(first, |acc, b| acc ^ b),
+                BitOp::Diff => first & !others().fold(0, |acc, b| acc | b),
+                BitOp::Diff1 => !first & others().fold(0, |acc, b| acc | b),
+                BitOp::AndOr => first & others().fold(0, |acc, b| acc | b),
+                BitOp::One => {
+                    // Bits seen exactly once, and bits seen more than once.
+                    let (once, more) = others().fold((first, 0u8), |(once, more), b| (once ^ b, more | (once & b)));
+                    once & !more
+                }
             }
         })
         .collect()
@@ -430,7 +459,7 @@ pub fn op_store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now_ms: u64) ->
     len
 }
 
-/// BITOP <AND | OR | XOR | NOT> destkey key [key ...]
+/// BITOP <AND | OR | XOR | NOT | DIFF | DIFF1 | ANDOR | ONE> destkey key [key ...]
 fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let op = match parse_bitop(args) {
         Ok(op) => op,

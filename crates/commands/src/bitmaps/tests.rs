@@ -324,3 +324,30 @@ fn bitfield_hash_offsets_count_in_field_widths() {
         &[arr(vec![int(0), int(0)]), raw(b"\x03\xff"), arr(vec![int(15)])],
     );
 }
+
+#[test]
+fn bitop_has_the_operations_of_redis_8_2() {
+    // Expected values worked out by hand from Redis 8.2's definitions (the oracle is 7.0).
+    let harness = Harness::default();
+    put_bytes(&harness, "a", b"\x0f\xf0\xaa");
+    put_bytes(&harness, "b", b"\xff\x01");
+    put_bytes(&harness, "c", b"\x3c");
+    for (command, want) in [
+        (&["BITOP", "DIFF", "d", "a", "b", "c"][..], int(3)),
+        (&["GET", "d"], raw(b"\x00\xf0\xaa")),
+        (&["BITOP", "diff1", "d", "a", "b", "c"], int(3)),
+        (&["GET", "d"], raw(b"\xf0\x01\x00")),
+        (&["BITOP", "AndOr", "d", "a", "b", "c"], int(3)),
+        (&["GET", "d"], raw(b"\x0f\x00\x00")),
+        (&["BITOP", "ONE", "d", "a", "b", "c"], int(3)),
+        (&["GET", "d"], raw(b"\xc0\xf1\xaa")),
+        (&["BITOP", "ONE", "d", "b"], int(2)),
+        (&["GET", "d"], raw(b"\xff\x01")),
+        (&["BITOP", "diff", "d", "a"], err("ERR BITOP DIFF must be called with at least two source keys.")),
+        (&["BITOP", "Diff1", "d", "a"], err("ERR BITOP DIFF1 must be called with at least two source keys.")),
+        (&["BITOP", "ANDOR", "d", "a"], err("ERR BITOP ANDOR must be called with at least two source keys.")),
+        (&["BITOP", "DIFF2", "d", "a", "b"], err(SYNTAX)),
+    ] {
+        assert_eq!(harness.run(command), want, "{command:?}");
+    }
+}
