@@ -700,6 +700,41 @@ mod tests {
     }
 
     #[test]
+    fn random_raises_keep_the_sparse_form_equal_to_a_model() {
+        use rand::Rng;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        for round in 0..20 {
+            let mut hll = new_sparse();
+            let mut model = vec![0u8; REGISTERS];
+            // Clustered indexes make neighbouring VAL opcodes split and merge often.
+            let base = rng.random_range(0..REGISTERS - 64);
+            for _ in 0..200 {
+                let index = if rng.random_range(0..4) == 0 { rng.random_range(0..REGISTERS) } else { base + rng.random_range(0..64) };
+                let count = rng.random_range(1..=if round % 5 == 0 { 40 } else { 32 });
+                let changed = raise(&mut hll, index, count, 3000).unwrap();
+                assert_eq!(changed, count > model[index], "raise reports a change exactly when the register grows");
+                model[index] = model[index].max(count);
+                if encoding(&hll) == SPARSE {
+                    check_sparse(&hll);
+                    let ops: Vec<Op> = sparse_ops(&hll[HEADER_LEN..]).map(|(_, _, op)| op).collect();
+                    for pair in ops.windows(2) {
+                        if let [Op::Val { value: a, len: la }, Op::Val { value: b, len: lb }] = pair {
+                            assert!(a != b || la + lb > SPARSE_VAL_LEN_MAX, "equal neighbours near a change are merged");
+                        }
+                    }
+                }
+                let mut max = [0u8; REGISTERS];
+                merge_into(&mut max, &hll).unwrap();
+                assert_eq!(max.to_vec(), model, "the registers match the model");
+            }
+            let mut dense = hll.clone();
+            to_dense(&mut dense).unwrap();
+            assert_eq!(dense_registers(&dense), model);
+            assert_eq!(count(&dense), count(&hll));
+        }
+    }
+
+    #[test]
     fn estimates_stay_close_and_dense_and_sparse_agree() {
         self_test_estimates(12345, 100_000, 3000).unwrap();
     }
