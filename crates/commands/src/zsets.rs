@@ -757,7 +757,6 @@ fn parse_range(args: &[Bytes], key_at: usize, fixed: RangeType, fixed_rev: Optio
     let mut rev = fixed_rev;
     let mut withscores = false;
     let (mut offset, mut limit) = (0i64, -1i64);
-    let mut has_limit = false;
     let mut j = key_at + 3;
     while j < args.len() {
         let left = args.len() - j - 1;
@@ -767,7 +766,6 @@ fn parse_range(args: &[Bytes], key_at: usize, fixed: RangeType, fixed_rev: Optio
         } else if is(opt, "limit") && left >= 2 {
             offset = args::parse_i64(&args[j + 1])?;
             limit = args::parse_i64(&args[j + 2])?;
-            has_limit = true;
             j += 2;
         } else if fixed_rev.is_none() && rev.is_none() && is(opt, "rev") {
             rev = Some(true);
@@ -784,7 +782,8 @@ fn parse_range(args: &[Bytes], key_at: usize, fixed: RangeType, fixed_rev: Optio
     if range_type == RangeType::Auto {
         range_type = RangeType::Rank;
     }
-    if has_limit && range_type == RangeType::Rank {
+    // Redis checks the count, not the option: LIMIT 5 -1 passes with a rank range.
+    if limit != -1 && range_type == RangeType::Rank {
         return Err(errors::error(LIMIT_NEEDS_BY));
     }
     if withscores && range_type == RangeType::Lex {
