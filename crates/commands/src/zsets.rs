@@ -561,7 +561,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Frame {
     if flags.nx && flags.xx {
         return errors::error(XX_AND_NX);
     }
-    if (flags.gt && flags.nx) || (flags.lt && flags.nx) || (flags.gt && flags.lt) {
+    if ((flags.gt || flags.lt) && flags.nx) || (flags.gt && flags.lt) {
         return errors::error(GT_LT_NX);
     }
     if flags.incr && elements > 2 {

@@ -134,9 +134,9 @@ impl Skiplist {
         let level = self.random_level();
         if level > self.level {
             let len = self.len() as u32;
+            rank[self.level..level].fill(0);
+            update[self.level..level].fill(HEAD);
             for i in self.level..level {
-                rank[i] = 0;
-                update[i] = HEAD;
                 self.level_mut(HEAD, i).span = len;
             }
             self.level = level;
@@ -150,8 +150,8 @@ impl Skiplist {
             new_level.span = prev.span - (rank[0] - rank[i]);
             prev.span = (rank[0] - rank[i]) + 1;
         }
-        for i in level..self.level {
-            self.level_mut(update[i], i).span += 1;
+        for (i, &prev) in update.iter().enumerate().take(self.level).skip(level) {
+            self.level_mut(prev, i).span += 1;
         }
         let backward = if update[0] == HEAD { NIL } else { update[0] };
         let next = levels[0].forward;
