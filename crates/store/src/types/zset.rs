@@ -418,6 +418,17 @@ mod tests {
                     prop_assert_eq!(zset.get(i).map(|(m, s)| (m.to_vec(), s)), Some((m.clone(), *s)));
                     prop_assert_eq!(zset.score(m), Some(*s));
                 }
+                let mut scanned = std::collections::BTreeMap::new();
+                let mut cursor = 0;
+                loop {
+                    cursor = zset.scan_step(cursor, |m, s| {
+                        scanned.insert(m.to_vec(), s);
+                    });
+                    if cursor == 0 {
+                        break;
+                    }
+                }
+                prop_assert_eq!(&scanned, &model, "a full scan returns every member once");
                 for bound in [-3.0, -0.5, 0.0, 1.0, 2.5] {
                     prop_assert_eq!(zset.count_while(|s, _| s < bound), want.iter().filter(|(_, s)| *s < bound).count());
                 }
@@ -448,6 +459,41 @@ mod tests {
         let mut big = ZSet::new();
         big.insert(b"a", -0.0, &limits(0, 64));
         assert!(big.score(b"a").unwrap().is_sign_negative());
+    }
+
+    #[test]
+    fn a_full_scan_returns_every_member_despite_resizes_between_steps() {
+        let limits = Limits::default();
+        let mut zset = ZSet::new();
+        for i in 0..1000u32 {
+            zset.insert(format!("m{i}").as_bytes(), i as f64, &limits);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let (mut cursor, mut step) = (0, 0);
+        loop {
+            cursor = zset.scan_step(cursor, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            step += 1;
+            if step % 50 == 0 {
+                for i in 0..2000u32 {
+                    zset.insert(format!("extra{step}-{i}").as_bytes(), 0.5, &limits);
+                }
+            }
+            if step % 75 == 0 {
+                let extra: Vec<Vec<u8>> = zset.iter().filter(|(m, _)| m.starts_with(b"extra")).map(|(m, _)| m.to_vec()).collect();
+                for m in extra {
+                    zset.remove(&m);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000u32 {
+            assert!(seen.contains(format!("m{i}").as_bytes()), "m{i} was returned");
+        }
+        zset.check_invariants();
     }
 
     #[test]
