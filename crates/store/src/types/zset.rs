@@ -19,7 +19,8 @@ use skiplist::{SkipIter, Skiplist};
 
 enum Repr {
     Listpack(Listpack),
-    Skiplist(Skiplist),
+    /// Boxed so a small set's value stays the size of its listpack.
+    Skiplist(Box<Skiplist>),
 }
 
 /// A sorted set.
@@ -38,7 +39,7 @@ impl Clone for ZSet {
         ZSet {
             repr: match &self.repr {
                 Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
-                Repr::Skiplist(sl) => Repr::Skiplist(sl.clone()),
+                Repr::Skiplist(sl) => Repr::Skiplist(Box::new(Skiplist::clone(sl))),
             },
         }
     }
@@ -56,12 +57,39 @@ impl std::fmt::Debug for ZSet {
     }
 }
 
-fn score_bytes(score: f64) -> [u8; 8] {
-    score.to_le_bytes()
+/// A listpack score's bytes: an integral score of magnitude under 2^55 as the fewest
+/// little-endian two's complement bytes (none for 0), any other as its 8 IEEE bytes. Redis's
+/// listpack stores integral scores as integers too; most scores in practice are.
+fn score_bytes(score: f64, buf: &mut [u8; 8]) -> &[u8] {
+    if score.fract() == 0.0 && score.abs() < (1u64 << 55) as f64 {
+        let value = score as i64;
+        let fits = |len: usize| {
+            if len == 0 {
+                return value == 0;
+            }
+            let half = 1i64 << (8 * len - 1);
+            (-half..half).contains(&value)
+        };
+        let mut len = 0;
+        while len < 7 && !fits(len) {
+            len += 1;
+        }
+        buf[..len].copy_from_slice(&value.to_le_bytes()[..len]);
+        return &buf[..len];
+    }
+    *buf = score.to_le_bytes();
+    &buf[..]
 }
 
 fn read_score(bytes: &[u8]) -> f64 {
-    f64::from_le_bytes(bytes.try_into().expect("a listpack score is 8 bytes"))
+    if bytes.len() == 8 {
+        return f64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+    }
+    debug_assert!(bytes.len() < 8, "an integral score has at most 7 bytes");
+    let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) { 0xff } else { 0 };
+    let mut le = [fill; 8];
+    le[..bytes.len()].copy_from_slice(bytes);
+    i64::from_le_bytes(le) as f64
 }
 
 fn before(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool {
@@ -78,13 +106,13 @@ impl ZSet {
     /// Redis gives a result of this size (the *STORE commands).
     pub fn from_sorted(items: impl IntoIterator<Item = (impl AsRef<[u8]>, f64)>, len: usize, member_len_max: usize, limits: &Limits) -> Self {
         let small = len as u64 <= limits.zset_max_listpack_entries && member_len_max as u64 <= limits.zset_max_listpack_value;
-        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Skiplist::new()) } };
+        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Box::default()) } };
         match &mut zset.repr {
             Repr::Listpack(lp) => {
                 for (member, score) in items {
                     let score = if score == 0.0 { 0.0 } else { score };
                     lp.push_back(member.as_ref());
-                    lp.push_back(&score_bytes(score));
+                    lp.push_back(score_bytes(score, &mut [0; 8]));
                 }
             }
             Repr::Skiplist(sl) => {
@@ -147,7 +175,7 @@ impl ZSet {
             pos = lp.next(score_pos);
         }
         let at = pos.unwrap_or(lp.bytes_len());
-        lp.insert_at(at, &score_bytes(score));
+        lp.insert_at(at, score_bytes(score, &mut [0; 8]));
         lp.insert_at(at, member);
     }
 
@@ -169,7 +197,7 @@ impl ZSet {
             for (member, score) in Self::lp_pairs(lp) {
                 sl.insert(member, score);
             }
-            self.repr = Repr::Skiplist(sl);
+            self.repr = Repr::Skiplist(Box::new(sl));
         }
     }
 
@@ -434,6 +462,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn listpack_scores_round_trip_and_integers_are_short() {
+        for score in [0.0, 1.0, -1.0, 127.0, 128.0, -128.0, -129.0, 1e15, -(2f64.powi(55)) + 1.0, 2f64.powi(55), 0.5, f64::INFINITY, f64::NEG_INFINITY, 1e-320, -3.25] {
+            let mut buf = [0; 8];
+            let bytes = score_bytes(score, &mut buf).to_vec();
+            assert_eq!(read_score(&bytes), score, "{score}");
+        }
+        assert_eq!(score_bytes(0.0, &mut [0; 8]).len(), 0);
+        assert_eq!(score_bytes(100.0, &mut [0; 8]).len(), 1);
+        assert_eq!(score_bytes(-200.0, &mut [0; 8]).len(), 2);
+        assert_eq!(score_bytes(0.5, &mut [0; 8]).len(), 8);
     }
 
     #[test]
