@@ -391,7 +391,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 // ---- Lookups and replies ---------------------------------------------------------------
 
 /// The sorted set at `key` for reading (counts a hit or miss), WRONGTYPE for another type.
-fn read<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut ZSet>, Frame> {
+pub(crate) fn read<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut ZSet>, Frame> {
     match db.lookup_read(key, now_ms) {
         None => Ok(None),
         Some(entry) => match &mut entry.value {
@@ -448,7 +448,7 @@ fn parse_positive(arg: &[u8], message: &str) -> Result<i64, Frame> {
 
 /// Writes `items` (any order) to `key` as a new sorted set, or deletes `key` when empty;
 /// returns the count stored.
-fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limits, now_ms: u64) -> usize {
+pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limits, now_ms: u64) -> usize {
     if items.is_empty() {
         db.remove(key);
         return 0;
@@ -589,7 +589,7 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Frame {
 }
 
 /// ZADD key [NX | XX] [GT | LT] [CH] [INCR] score member [score member ...]
-fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     zadd_generic(ctx, args, false)
 }
 
@@ -856,7 +856,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
 }
 
-fn shard_of(coordinator: &dyn Coordinator, key: &[u8]) -> usize {
+pub(crate) fn shard_of(coordinator: &dyn Coordinator, key: &[u8]) -> usize {
     shoal_store::slot::key_shard(key, coordinator.shard_count())
 }
 

@@ -466,7 +466,9 @@ mod tests {
 
     #[test]
     fn listpack_scores_round_trip_and_integers_are_short() {
-        for score in [0.0, 1.0, -1.0, 127.0, 128.0, -128.0, -129.0, 1e15, -(2f64.powi(55)) + 1.0, 2f64.powi(55), 0.5, f64::INFINITY, f64::NEG_INFINITY, 1e-320, -3.25] {
+        for score in
+            [0.0, 1.0, -1.0, 127.0, 128.0, -128.0, -129.0, 1e15, -(2f64.powi(55)) + 1.0, 2f64.powi(55), 0.5, f64::INFINITY, f64::NEG_INFINITY, 1e-320, -3.25]
+        {
             let mut buf = [0; 8];
             let bytes = score_bytes(score, &mut buf).to_vec();
             assert_eq!(read_score(&bytes), score, "{score}");
