@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::{Frame, Protocol};
+use shoal_store::types::ZSet;
 use shoal_store::Db;
 
 use crate::args::{self, is};
@@ -158,12 +159,9 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// A coordinate as Redis's `addReplyHumanLongDouble`: in RESP2 a bulk string of `%.17Lf` with
 /// trailing zeros removed; in RESP3 a double. Redis writes that double with the same digits,
-/// which our frames cannot carry: Shoal writes the shortest digits that read back as the same
-/// value (`%.17g`), so a client parses the same number from either.
+/// which our frames cannot carry: Shoal writes `%.17g` digits of the number those digits
+/// stand for, so a client parses the same number from either.
 fn human(value: f64, proto: Protocol) -> Frame {
-    if proto == Protocol::Resp3 {
-        return Frame::Double(value);
-    }
     let mut text = format!("{value:.17}");
     if text.contains('.') {
         while text.ends_with('0') {
@@ -176,7 +174,12 @@ fn human(value: f64, proto: Protocol) -> Frame {
     if text == "-0" {
         text = "0".to_string();
     }
-    Frame::Bulk(Bytes::from(text))
+    match proto {
+        Protocol::Resp2 => Frame::Bulk(Bytes::from(text)),
+        // The number Redis's digits stand for: 17 decimals can be fewer than 17 significant
+        // digits for a small value, so it is not always `value` itself.
+        Protocol::Resp3 => Frame::Double(text.parse().unwrap_or(value)),
+    }
 }
 
 /// A distance as Redis 7.0's `addReplyDoubleDistance`: `%.4f`, a bulk string.
@@ -330,21 +333,14 @@ enum Sort {
     Desc,
 }
 
-/// Where a search starts.
-#[derive(Clone, Debug)]
-enum Center {
-    At([f64; 2]),
-    Member(Bytes),
-}
-
 /// A parsed search request.
 #[derive(Clone, Debug)]
 struct Request {
-    key: Bytes,
     store: Option<Bytes>,
     store_dist: bool,
-    /// None only for GEORADIUSBYMEMBER on a missing key (its radius is not parsed then).
-    center: Option<Center>,
+    /// None only on a missing key for FROMMEMBER and GEORADIUSBYMEMBER (whose radius is not
+    /// parsed then either).
+    center: Option<[f64; 2]>,
     shape: Option<(Shape, f64)>,
     with_dist: bool,
     with_hash: bool,
@@ -363,13 +359,18 @@ struct Point {
     dist: f64,
 }
 
-/// Parses a search. `key_exists` matters as in Redis: GEORADIUSBYMEMBER and FROMMEMBER read
-/// the member's position while parsing, only when the key exists; `member_xy` looks it up.
-fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, key_exists: bool) -> Result<Request, Frame> {
+/// Parses a search over `zset` (None: the key is missing). As in Redis, GEORADIUSBYMEMBER and
+/// FROMMEMBER read the member's position while parsing, and only when the key exists.
+fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, zset: Option<&ZSet>) -> Result<Request, Frame> {
+    let member_xy = |member: &[u8]| -> Result<Option<[f64; 2]>, Frame> {
+        match zset {
+            None => Ok(None),
+            Some(z) => z.score(member).map(|s| Some(hash::decode_score(s))).ok_or_else(|| errors::error(MEMBER_NOT_FOUND)),
+        }
+    };
     let search_store = kind == Kind::Search && store_allowed;
     let key_at = if search_store { 2 } else { 1 };
     let mut request = Request {
-        key: args[key_at].clone(),
         store: search_store.then(|| args[1].clone()),
         store_dist: false,
         center: None,
@@ -383,14 +384,14 @@ fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, key_exists: boo
     };
     let base = match kind {
         Kind::RadiusCoords => {
-            request.center = Some(Center::At(long_lat(&args[2], &args[3])?));
+            request.center = Some(long_lat(&args[2], &args[3])?);
             let (r, conversion) = radius(&args[4], &args[5])?;
             request.shape = Some((Shape::Radius(r), conversion));
             6
         }
         Kind::RadiusMember => {
-            if key_exists {
-                request.center = Some(Center::Member(args[2].clone()));
+            if zset.is_some() {
+                request.center = member_xy(&args[2])?;
                 let (r, conversion) = radius(&args[3], &args[4])?;
                 request.shape = Some((Shape::Radius(r), conversion));
             }
@@ -429,13 +430,11 @@ fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, key_exists: boo
         } else if is(arg, "storedist") && search_store {
             request.store_dist = true;
         } else if is(arg, "frommember") && left >= 1 && kind == Kind::Search && !from_lonlat {
-            if key_exists {
-                request.center = Some(Center::Member(args[i + 1].clone()));
-            }
+            request.center = member_xy(&args[i + 1])?;
             from_member = true;
             i += 1;
         } else if is(arg, "fromlonlat") && left >= 2 && kind == Kind::Search && !from_member {
-            request.center = Some(Center::At(long_lat(&args[i + 1], &args[i + 2])?));
+            request.center = Some(long_lat(&args[i + 1], &args[i + 2])?);
             from_lonlat = true;
             i += 2;
         } else if is(arg, "byradius") && left >= 2 && kind == Kind::Search && !by_box {
@@ -474,21 +473,14 @@ fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, key_exists: boo
     Ok(request)
 }
 
-/// Whether `key` holds a sorted set (None: missing), WRONGTYPE otherwise.
-fn op_exists(db: &mut Db, key: &[u8], now_ms: u64) -> Result<bool, Frame> {
-    Ok(zsets::read(db, key, now_ms)?.is_some())
-}
-
-/// Runs a search on the key's core: None for a missing key.
-fn op_search(db: &mut Db, request: &Request, now_ms: u64) -> Result<Option<Vec<Point>>, Frame> {
-    let Some(zset) = zsets::read(db, &request.key, now_ms)? else { return Ok(None) };
-    let center = match request.center.as_ref().expect("an existing key's search has a centre") {
-        Center::At(xy) => *xy,
-        Center::Member(m) => match zset.score(m) {
-            Some(score) => hash::decode_score(score),
-            None => return Err(errors::error(MEMBER_NOT_FOUND)),
-        },
-    };
+/// Parses and runs a search on the key's core: the request and the points found (none for
+/// a missing key).
+fn op_search(db: &mut Db, args: &[Bytes], kind: Kind, store_allowed: bool, now_ms: u64) -> Result<(Request, Vec<Point>), Frame> {
+    let key = &args[if kind == Kind::Search && store_allowed { 2 } else { 1 }];
+    let zset = zsets::read(db, key, now_ms)?;
+    let request = parse_search(args, kind, store_allowed, zset.as_deref())?;
+    let Some(zset) = zset else { return Ok((request, Vec::new())) };
+    let center = request.center.expect("an existing key's search has a centre");
     let (shape, conversion) = request.shape.expect("an existing key's search has a shape");
     let search = Search { center, shape, conversion };
     let limit = if request.any { request.count } else { 0 };
@@ -527,7 +519,7 @@ fn op_search(db: &mut Db, request: &Request, now_ms: u64) -> Result<Option<Vec<P
     for p in &mut points {
         p.dist /= conversion;
     }
-    Ok(Some(points))
+    Ok((request, points))
 }
 
 fn search_reply(request: &Request, points: Vec<Point>, proto: Protocol) -> Frame {
@@ -561,18 +553,9 @@ fn store_items(request: &Request, points: Vec<Point>) -> Items {
 /// The whole search on one core.
 fn search_local(ctx: &mut Ctx, args: &[Bytes], kind: Kind, store_allowed: bool) -> Frame {
     let (now, proto, limits) = (ctx.now_ms, ctx.proto, ctx.settings.limits);
-    let key = &args[if kind == Kind::Search && store_allowed { 2 } else { 1 }];
-    let exists = match op_exists(ctx.db(), key, now) {
-        Ok(e) => e,
+    let (request, points) = match op_search(ctx.db(), args, kind, store_allowed, now) {
+        Ok(found) => found,
         Err(e) => return e,
-    };
-    let request = match parse_search(args, kind, store_allowed, exists) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
-    let points = match op_search(ctx.db(), &request, now) {
-        Err(e) => return e,
-        Ok(points) => points.unwrap_or_default(),
     };
     match &request.store {
         Some(dst) => args::int(zsets::op_store(ctx.db(), dst, store_items(&request, points), &limits, now)),
@@ -580,16 +563,14 @@ fn search_local(ctx: &mut Ctx, args: &[Bytes], kind: Kind, store_allowed: bool) 
     }
 }
 
-/// A search whose source and destination keys are on two cores.
+/// A search whose source and destination keys are on two cores: search in one hop, store in
+/// a second one of the same transaction.
 async fn search_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>, kind: Kind) -> Frame {
     let key = args[if kind == Kind::Search { 2 } else { 1 }].clone();
     let shard = zsets::shard_of(coordinator, &key);
     let found = ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
         let now = ctx.now_ms;
-        let exists = op_exists(ctx.db(), &key, now)?;
-        let request = parse_search(&args, kind, true, exists)?;
-        let points = op_search(ctx.db(), &request, now)?;
-        Ok::<_, Frame>((request, points.unwrap_or_default()))
+        op_search(ctx.db(), &args, kind, true, now)
     })
     .await;
     let (request, points) = match found {
