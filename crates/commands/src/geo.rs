@@ -236,7 +236,9 @@ fn geoadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         }
         at += 1;
     }
-    if (args.len() - at) % 3 != 0 || (nx && xx) {
+    // Whole triples only. (Not `is_multiple_of`: it is newer than the workspace's rust-version.)
+    let leftover = (args.len() - at) % 3;
+    if leftover != 0 || (nx && xx) {
         return errors::syntax();
     }
     // The same request as ZADD, with each position turned into its score.
