@@ -42,3 +42,42 @@ fn geoadd_geopos_geodist_geohash_match_redis() {
         ],
     );
 }
+
+/// Two keys owned by two different cores of the harness.
+fn keys_on_two_cores() -> (String, String) {
+    let shard = |k: &str| shoal_store::slot::key_shard(k.as_bytes(), crate::testing::SHARDS);
+    let first = "geo0".to_string();
+    let second = (1..).map(|i| format!("geo{i}")).find(|k| shard(k) != shard(&first)).expect("a key on another core");
+    (first, second)
+}
+
+#[test]
+fn search_stores_across_cores_write_the_destination_or_delete_it() {
+    let (src, dst) = keys_on_two_cores();
+    check(
+        &[
+            &["GEOADD", &src, "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"],
+            &["GEOSEARCHSTORE", &dst, &src, "FROMMEMBER", "Palermo", "BYRADIUS", "200", "km", "STOREDIST"],
+            &["ZRANGE", &dst, "0", "-1", "WITHSCORES"],
+            &["GEORADIUS", &src, "15", "37", "200", "km", "STORE", &dst],
+            &["ZSCORE", &dst, "Catania"],
+            &["GEORADIUSBYMEMBER", &src, "Catania", "1", "km", "STOREDIST", &dst, "COUNT", "1"],
+            &["ZRANGE", &dst, "0", "-1", "WITHSCORES"],
+            &["GEOSEARCHSTORE", &dst, &src, "FROMLONLAT", "0", "0", "BYBOX", "1", "1", "km"],
+            &["EXISTS", &dst],
+            &["GEOSEARCHSTORE", &dst, "nokey", "FROMMEMBER", "x", "BYRADIUS", "1", "km"],
+        ],
+        &[
+            int(2),
+            int(2),
+            arr(vec![bulk("Palermo"), Frame::Double(0.0), bulk("Catania"), Frame::Double(166.27415156960032)]),
+            int(2),
+            Frame::Double(3479447370796909.0),
+            int(1),
+            arr(vec![bulk("Catania"), Frame::Double(0.0)]),
+            int(0),
+            int(0),
+            int(0),
+        ],
+    );
+}
