@@ -106,7 +106,7 @@ impl ZSet {
     /// Redis gives a result of this size (the *STORE commands).
     pub fn from_sorted(items: impl IntoIterator<Item = (impl AsRef<[u8]>, f64)>, len: usize, member_len_max: usize, limits: &Limits) -> Self {
         let small = len as u64 <= limits.zset_max_listpack_entries && member_len_max as u64 <= limits.zset_max_listpack_value;
-        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Box::default()) } };
+        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Box::new(Skiplist::with_capacity(len))) } };
         match &mut zset.repr {
             Repr::Listpack(lp) => {
                 for (member, score) in items {
@@ -193,7 +193,8 @@ impl ZSet {
     /// Converts to the skiplist encoding (past the listpack limits).
     pub fn convert_to_skiplist(&mut self) {
         if let Repr::Listpack(lp) = &self.repr {
-            let mut sl = Skiplist::new();
+            // Room for the member about to be added too.
+            let mut sl = Skiplist::with_capacity(lp.len() / 2 + 1);
             for (member, score) in Self::lp_pairs(lp) {
                 sl.insert(member, score);
             }

@@ -129,7 +129,7 @@ impl Default for Skiplist {
 
 impl Clone for Skiplist {
     fn clone(&self) -> Self {
-        let mut copy = Skiplist::new();
+        let mut copy = Skiplist::with_capacity(self.len());
         for (member, score) in self.iter_from(0, false) {
             copy.insert(member, score);
         }
@@ -139,8 +139,15 @@ impl Clone for Skiplist {
 
 impl Skiplist {
     pub fn new() -> Self {
-        let head = Node::new(b"", 0.0, NIL, LEVEL_MAX);
-        Skiplist { nodes: vec![head], tail: NIL, level: 1, slots: Vec::new(), hasher: foldhash::fast::RandomState::default(), rng: 0x9E37_79B9_7F4A_7C15 }
+        Self::with_capacity(0)
+    }
+
+    /// An empty list with room for `members` without growing (a conversion or a STORE knows
+    /// its size).
+    pub fn with_capacity(members: usize) -> Self {
+        let mut nodes = Vec::with_capacity(members + 1);
+        nodes.push(Node::new(b"", 0.0, NIL, LEVEL_MAX));
+        Skiplist { nodes, tail: NIL, level: 1, slots: Vec::new(), hasher: foldhash::fast::RandomState::default(), rng: 0x9E37_79B9_7F4A_7C15 }
     }
 
     // ---- The member index ----
