@@ -5,8 +5,9 @@
 //! unsorted results come back in Redis's order. GEOSEARCHSTORE and GEORADIUS ... STORE over
 //! keys on two cores search in one hop and store in a second hop of the same transaction.
 //!
-//! Not here: Redis 7.0 formats GEODIST and WITHDIST with `%.4f`; later versions trim zeros
-//! differently in some cases, and we follow 7.0.
+//! Distances reply as Redis 7.0's `%.4f` bulk strings. One known difference: RESP3
+//! coordinates (GEOPOS, WITHCOORD) are doubles with `%.17g` digits where Redis writes `%.17Lf`
+//! digits; both read back as the same number (see [`human`]).
 
 pub mod hash;
 
