@@ -1253,6 +1253,8 @@ struct SetOpRequest {
 ///
 /// SET INPUT: the one place this family reads the set type. The set type is written on
 /// another branch; until it lands a `Set` holds no members (and no command creates one).
+/// Once it lands, the body is `set.to_bytes_vec().into_iter().map(|m| (m, 1.0)).collect()`
+/// (the assertion below fires in debug builds until then).
 fn set_members(set: &Set) -> Items {
     debug_assert!(set.is_empty(), "the placeholder set holds nothing: wire up its iteration here");
     Vec::new()
