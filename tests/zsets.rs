@@ -122,8 +122,14 @@ impl Generator {
         }
     }
 
+    /// A member: mostly from a small pool (so commands meet), sometimes from a wider one (so
+    /// sets grow past small listpack limits into real skiplists).
     fn member(&mut self) -> Vec<u8> {
-        Self::b(self.pick(MEMBERS))
+        if self.chance(30) {
+            format!("w{:02}", self.rng.random_range(0..40)).into_bytes()
+        } else {
+            Self::b(self.pick(MEMBERS))
+        }
     }
 
     fn score(&mut self) -> Vec<u8> {
