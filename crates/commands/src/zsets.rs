@@ -1033,12 +1033,12 @@ fn parse_zmpop(args: &[Bytes]) -> Result<(Vec<Bytes>, bool, usize), Frame> {
 }
 
 /// The ZMPOP reply: [key, [[member, score], ...]], or a null array.
-fn zmpop_reply(popped: Option<(Bytes, Items)>, proto: Protocol) -> Frame {
+/// (The same nested shape in RESP2 and RESP3.)
+fn zmpop_reply(popped: Option<(Bytes, Items)>) -> Frame {
     match popped {
         None => Frame::NullArray,
         Some((key, items)) => {
             let pairs = items.into_iter().map(|(m, s)| Frame::Array(vec![Frame::Bulk(m), Frame::Double(s)])).collect();
-            let _ = proto;
             Frame::Array(vec![Frame::Bulk(key), Frame::Array(pairs)])
         }
     }
@@ -1068,15 +1068,15 @@ fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    let (now, proto) = (ctx.now_ms, ctx.proto);
+    let now = ctx.now_ms;
     for key in keys {
         match op_pop(ctx.db(), &key, max, count, now) {
             Err(e) => return e,
             Ok(None) => continue,
-            Ok(Some(items)) => return zmpop_reply(Some((key, items)), proto),
+            Ok(Some(items)) => return zmpop_reply(Some((key, items))),
         }
     }
-    zmpop_reply(None, proto)
+    zmpop_reply(None)
 }
 
 fn zmpop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
@@ -1102,7 +1102,7 @@ fn zmpop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
         .await;
         match popped {
             Err(e) => e,
-            Ok(items) => zmpop_reply(items.map(|items| (keys[at].clone(), items)), coordinator.proto()),
+            Ok(items) => zmpop_reply(items.map(|items| (keys[at].clone(), items))),
         }
     }
     .boxed_local()
@@ -1441,7 +1441,7 @@ impl SetOpCommand {
     }
 
     /// The reply, or the result to store, once the inputs are known.
-    fn finish(&self, request: &SetOpRequest, sources: Vec<Source>, proto: Protocol) -> Result<Items, Frame> {
+    fn finish(&self, request: &SetOpRequest, sources: Vec<Source>) -> Result<Items, Frame> {
         if sources.iter().any(|s| matches!(s, Source::WrongType)) {
             return Err(errors::wrong_type());
         }
@@ -1450,7 +1450,6 @@ impl SetOpCommand {
         }
         let mut items = compute(self.op, request, sources);
         sort_items(&mut items);
-        let _ = proto;
         Ok(items)
     }
 
@@ -1469,7 +1468,7 @@ impl SetOpCommand {
         };
         let (now, proto, limits) = (ctx.now_ms, ctx.proto, ctx.settings.limits);
         let sources = op_sources(ctx.db(), &request.keys, now);
-        let items = match self.finish(&request, sources, proto) {
+        let items = match self.finish(&request, sources) {
             Ok(items) => items,
             Err(e) => return e,
         };
@@ -1491,7 +1490,7 @@ impl SetOpCommand {
         })
         .await;
         let proto = coordinator.proto();
-        let items = match self.finish(&request, sources, proto) {
+        let items = match self.finish(&request, sources) {
             Ok(items) => items,
             Err(e) => return e,
         };
