@@ -600,3 +600,20 @@ fn cross_core_set_operations_see_a_concurrent_cross_core_move_atomically() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(writer.join().unwrap() > 0, "the writer ran");
 }
+
+/// Plain sets are inputs with score 1 to ZUNION, ZINTER, ZDIFF and their STORE forms.
+#[test]
+fn plain_sets_count_as_sorted_sets_with_score_one() {
+    let servers = shoal_tests::shoal_and_redis(&[]);
+    shoal_tests::assert_replies(
+        &servers,
+        &[
+            (&["SADD", "{u}s", "a", "b", "7"], ":3\r\n"),
+            (&["ZADD", "{u}z", "2", "a", "5", "c"], ":2\r\n"),
+            (&["ZUNION", "2", "{u}s", "{u}z", "WITHSCORES"], "*8\r\n$1\r\n7\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n1\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nc\r\n$1\r\n5\r\n"),
+            (&["ZINTER", "2", "{u}s", "{u}z", "WEIGHTS", "3", "1", "WITHSCORES"], "*2\r\n$1\r\na\r\n$1\r\n5\r\n"),
+            (&["ZDIFFSTORE", "{u}d", "2", "{u}s", "{u}z"], ":2\r\n"),
+            (&["ZRANGE", "{u}d", "0", "-1", "WITHSCORES"], "*4\r\n$1\r\n7\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n1\r\n"),
+        ],
+    );
+}

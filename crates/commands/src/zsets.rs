@@ -275,9 +275,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         name: "zmpop",
         arity: -4,
         flags: WRITE,
-        // Redis reports the legacy triple 0 0 0 here; the table's tests require a write
-        // command to name a key, so COMMAND INFO shows the first key instead.
-        keys: KeySpec { first: 2, last: 2, step: 1 },
+        // The legacy triple is 0 0 0, as Redis reports it: the keys are movable.
+        keys: KeySpec::NONE,
         summary: "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
         since: "7.0.0",
         complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
@@ -1249,15 +1248,10 @@ struct SetOpRequest {
     option_error: Option<Frame>,
 }
 
-/// The members of a plain set as sorted set members with score 1.
-///
-/// SET INPUT: the one place this family reads the set type. The set type is written on
-/// another branch; until it lands a `Set` holds no members (and no command creates one).
-/// Once it lands, the body is `set.to_bytes_vec().into_iter().map(|m| (m, 1.0)).collect()`
-/// (the assertion below fires in debug builds until then).
+/// The members of a plain set as sorted set members with score 1 (ZUNION and friends take
+/// sets as inputs, as Redis does).
 fn set_members(set: &Set) -> Items {
-    debug_assert!(set.is_empty(), "the placeholder set holds nothing: wire up its iteration here");
-    Vec::new()
+    set.iter().map(|m| (m.to_bytes(), 1.0)).collect()
 }
 
 /// Copies each key's members for a set operation.
