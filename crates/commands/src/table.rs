@@ -342,7 +342,7 @@ mod tests {
         for spec in all() {
             if spec.is_write() {
                 assert!(
-                    spec.keys.first > 0 || spec.has(flags::ALL_SHARDS) || matches!(spec.handler, Handler::Connection),
+                    spec.keys.first > 0 || spec.movable_keys.is_some() || spec.has(flags::ALL_SHARDS) || matches!(spec.handler, Handler::Connection),
                     "{} writes but names no keys",
                     spec.name
                 );

@@ -1,11 +1,106 @@
-//! The zset value. Placeholder: the data-type work replaces this with the real structure.
+//! The sorted set value: members with f64 scores, ordered by score then member bytes.
+//!
+//! Two encodings, as Redis: `listpack` while small (members and scores alternate in one
+//! [`Listpack`], in order; a score is its 8 IEEE bytes) and `skiplist` past
+//! `zset-max-listpack-entries` / `zset-max-listpack-value` ([`skiplist::Skiplist`]: O(log n)
+//! rank and rank-indexed access). Like Redis, a set never converts back on its own; the
+//! *STORE commands pick the encoding of what they build with [`ZSet::from_sorted`].
+//!
+//! Scores are never NaN (callers refuse them). A zero stored in a listpack loses its sign, as
+//! Redis's listpack stores "-0" as the integer 0.
+//!
+//! This module knows nothing of replies or commands; ranges are given as predicates and ranks.
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ZSet {}
+pub mod skiplist;
+
+use crate::listpack::{Listpack, Pos};
+use crate::types::Limits;
+use skiplist::{SkipIter, Skiplist};
+
+enum Repr {
+    Listpack(Listpack),
+    Skiplist(Skiplist),
+}
+
+/// A sorted set.
+pub struct ZSet {
+    repr: Repr,
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::new()
+    }
+}
+
+impl Clone for ZSet {
+    fn clone(&self) -> Self {
+        ZSet {
+            repr: match &self.repr {
+                Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
+                Repr::Skiplist(sl) => Repr::Skiplist(sl.clone()),
+            },
+        }
+    }
+}
+
+impl PartialEq for ZSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl std::fmt::Debug for ZSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(m, s)| (m.escape_ascii().to_string(), s))).finish()
+    }
+}
+
+fn score_bytes(score: f64) -> [u8; 8] {
+    score.to_le_bytes()
+}
+
+fn read_score(bytes: &[u8]) -> f64 {
+    f64::from_le_bytes(bytes.try_into().expect("a listpack score is 8 bytes"))
+}
+
+fn before(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool {
+    a_score < b_score || (a_score == b_score && a_member < b_member)
+}
 
 impl ZSet {
+    /// An empty set in the listpack encoding.
+    pub fn new() -> Self {
+        ZSet { repr: Repr::Listpack(Listpack::new()) }
+    }
+
+    /// A set of `items`, given in (score, member) order without duplicates, in the encoding
+    /// Redis gives a result of this size (the *STORE commands).
+    pub fn from_sorted(items: impl IntoIterator<Item = (impl AsRef<[u8]>, f64)>, len: usize, member_len_max: usize, limits: &Limits) -> Self {
+        let small = len as u64 <= limits.zset_max_listpack_entries && member_len_max as u64 <= limits.zset_max_listpack_value;
+        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Skiplist::new()) } };
+        match &mut zset.repr {
+            Repr::Listpack(lp) => {
+                for (member, score) in items {
+                    let score = if score == 0.0 { 0.0 } else { score };
+                    lp.push_back(member.as_ref());
+                    lp.push_back(&score_bytes(score));
+                }
+            }
+            Repr::Skiplist(sl) => {
+                for (member, score) in items {
+                    sl.insert(member.as_ref(), score);
+                }
+            }
+        }
+        zset
+    }
+
     pub fn len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Listpack(lp) => lp.len() / 2,
+            Repr::Skiplist(sl) => sl.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -14,6 +109,361 @@ impl ZSet {
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding_name(&self) -> &'static str {
-        "listpack"
+        match &self.repr {
+            Repr::Listpack(_) => "listpack",
+            Repr::Skiplist(_) => "skiplist",
+        }
+    }
+
+    /// Heap bytes held, roughly (for MEMORY USAGE).
+    pub fn allocated(&self) -> usize {
+        match &self.repr {
+            Repr::Listpack(lp) => lp.allocated(),
+            Repr::Skiplist(sl) => sl.allocated(),
+        }
+    }
+
+    /// The listpack position of `member`'s entry, and its score.
+    fn lp_find(lp: &Listpack, member: &[u8]) -> Option<(Pos, f64)> {
+        let mut pos = lp.first();
+        while let Some(p) = pos {
+            let score_pos = lp.next(p).expect("a member is followed by its score");
+            if lp.get_at(p) == member {
+                return Some((p, read_score(lp.get_at(score_pos))));
+            }
+            pos = lp.next(score_pos);
+        }
+        None
+    }
+
+    fn lp_insert(lp: &mut Listpack, member: &[u8], score: f64) {
+        let score = if score == 0.0 { 0.0 } else { score };
+        let mut pos = lp.first();
+        while let Some(p) = pos {
+            let score_pos = lp.next(p).expect("a member is followed by its score");
+            if before(score, member, read_score(lp.get_at(score_pos)), lp.get_at(p)) {
+                break;
+            }
+            pos = lp.next(score_pos);
+        }
+        let at = pos.unwrap_or(lp.bytes_len());
+        lp.insert_at(at, &score_bytes(score));
+        lp.insert_at(at, member);
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Listpack(lp) => Self::lp_find(lp, member).map(|(_, s)| s),
+            Repr::Skiplist(sl) => sl.score(member),
+        }
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.score(member).is_some()
+    }
+
+    /// Converts to the skiplist encoding (past the listpack limits).
+    pub fn convert_to_skiplist(&mut self) {
+        if let Repr::Listpack(lp) = &self.repr {
+            let mut sl = Skiplist::new();
+            for (member, score) in Self::lp_pairs(lp) {
+                sl.insert(member, score);
+            }
+            self.repr = Repr::Skiplist(sl);
+        }
+    }
+
+    fn lp_pairs(lp: &Listpack) -> impl Iterator<Item = (&[u8], f64)> + '_ {
+        let mut it = lp.iter();
+        std::iter::from_fn(move || {
+            let member = it.next()?;
+            let score = it.next().expect("a member is followed by its score");
+            Some((member, read_score(score)))
+        })
+    }
+
+    /// Inserts a member that is not present, converting to the skiplist encoding first when
+    /// the listpack would pass `limits` (Redis's zsetAdd).
+    pub fn insert(&mut self, member: &[u8], score: f64, limits: &Limits) {
+        debug_assert!(!score.is_nan(), "scores are never NaN");
+        if let Repr::Listpack(lp) = &self.repr {
+            if (lp.len() / 2 + 1) as u64 > limits.zset_max_listpack_entries || member.len() as u64 > limits.zset_max_listpack_value {
+                self.convert_to_skiplist();
+            }
+        }
+        match &mut self.repr {
+            Repr::Listpack(lp) => Self::lp_insert(lp, member, score),
+            Repr::Skiplist(sl) => sl.insert(member, score),
+        }
+    }
+
+    /// Changes the score of a present member.
+    pub fn set_score(&mut self, member: &[u8], score: f64) {
+        debug_assert!(!score.is_nan(), "scores are never NaN");
+        match &mut self.repr {
+            Repr::Listpack(lp) => {
+                let (pos, _) = Self::lp_find(lp, member).expect("set_score of a present member");
+                lp.remove_range_at(pos, 2);
+                Self::lp_insert(lp, member, score);
+            }
+            Repr::Skiplist(sl) => sl.set_score(member, score),
+        }
+    }
+
+    /// Removes `member`; returns its score.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.repr {
+            Repr::Listpack(lp) => {
+                let (pos, score) = Self::lp_find(lp, member)?;
+                lp.remove_range_at(pos, 2);
+                Some(score)
+            }
+            Repr::Skiplist(sl) => sl.remove(member),
+        }
+    }
+
+    /// The 0-based ascending rank of `member`, with its score.
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        match &self.repr {
+            Repr::Listpack(lp) => Self::lp_pairs(lp).enumerate().find(|(_, (m, _))| *m == member).map(|(i, (_, s))| (i, s)),
+            Repr::Skiplist(sl) => sl.rank(member),
+        }
+    }
+
+    /// The member and score at 0-based ascending `rank`.
+    pub fn get(&self, rank: usize) -> Option<(&[u8], f64)> {
+        self.iter_from(rank, false).next()
+    }
+
+    /// How many members from the lowest satisfy `pred`, which must hold on a prefix of the
+    /// order (a range's lower bound). O(log n) in the skiplist encoding.
+    pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
+        match &self.repr {
+            Repr::Listpack(lp) => Self::lp_pairs(lp).take_while(|(m, s)| pred(*s, m)).count(),
+            Repr::Skiplist(sl) => sl.count_while(pred),
+        }
+    }
+
+    /// Every member in ascending order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from(0, false)
+    }
+
+    /// Members starting at ascending rank `rank`, going up (`rev` false) or down.
+    pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                let pos = if rank < lp.len() / 2 { lp.seek(2 * rank as i64) } else { None };
+                Iter::Listpack { lp, pos, rev }
+            }
+            Repr::Skiplist(sl) => Iter::Skiplist(sl.iter_from(rank, rev)),
+        }
+    }
+
+    /// Removes `count` members from ascending rank `start`; returns how many it removed.
+    pub fn remove_range(&mut self, start: usize, count: usize) -> usize {
+        let count = count.min(self.len().saturating_sub(start));
+        if count == 0 {
+            return 0;
+        }
+        match &mut self.repr {
+            Repr::Listpack(lp) => {
+                let pos = lp.seek(2 * start as i64).expect("start is within the set");
+                lp.remove_range_at(pos, 2 * count);
+            }
+            Repr::Skiplist(sl) => {
+                let members: Vec<Box<[u8]>> = sl.iter_from(start, false).take(count).map(|(m, _)| m.into()).collect();
+                for member in members {
+                    sl.remove(&member);
+                }
+            }
+        }
+        count
+    }
+
+    /// One step of a ZSCAN: calls `visit` for some members and returns the next cursor (0 when
+    /// done). A listpack is returned whole, as Redis does.
+    pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], f64)) -> u64 {
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                for (member, score) in Self::lp_pairs(lp) {
+                    visit(member, score);
+                }
+                0
+            }
+            Repr::Skiplist(sl) => sl.scan_step(cursor, visit),
+        }
+    }
+
+    /// Asserts the encoding's invariants: order, no duplicates, no NaN.
+    pub fn check_invariants(&self) {
+        match &self.repr {
+            Repr::Listpack(lp) => {
+                assert_eq!(lp.len() % 2, 0, "members and scores pair up");
+                let pairs: Vec<(&[u8], f64)> = Self::lp_pairs(lp).collect();
+                for pair in &pairs {
+                    assert!(!pair.1.is_nan(), "no NaN score");
+                    assert!(!(pair.1 == 0.0 && pair.1.is_sign_negative()), "a listpack zero has no sign");
+                }
+                for w in pairs.windows(2) {
+                    assert!(before(w[0].1, w[0].0, w[1].1, w[1].0), "listpack in (score, member) order");
+                }
+            }
+            Repr::Skiplist(sl) => sl.check_invariants(),
+        }
+    }
+}
+
+/// Members with their scores, in either direction from a starting rank.
+pub enum Iter<'a> {
+    Listpack { lp: &'a Listpack, pos: Option<Pos>, rev: bool },
+    Skiplist(SkipIter<'a>),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Iter::Listpack { lp, pos, rev } => {
+                let at = (*pos)?;
+                let score_pos = lp.next(at).expect("a member is followed by its score");
+                let item = (lp.get_at(at), read_score(lp.get_at(score_pos)));
+                *pos = if *rev { lp.prev(at).and_then(|p| lp.prev(p)) } else { lp.next(score_pos) };
+                Some(item)
+            }
+            Iter::Skiplist(it) => it.next(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn limits(entries: u64, value: u64) -> Limits {
+        Limits { zset_max_listpack_entries: entries, zset_max_listpack_value: value, ..Limits::default() }
+    }
+
+    /// The model: member -> score, ordered on demand.
+    fn ordered(model: &BTreeMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+        let mut v: Vec<(Vec<u8>, f64)> = model.iter().map(|(m, s)| (m.clone(), *s)).collect();
+        v.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add(Vec<u8>, i8),
+        Remove(Vec<u8>),
+        RemoveRange(usize, usize),
+    }
+
+    fn member() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![4 => proptest::collection::vec(b'a'..b'h', 0..3), 1 => proptest::collection::vec(b'a'..b'c', 5..9)]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (member(), any::<i8>()).prop_map(|(m, s)| Op::Add(m, s % 5)),
+            2 => member().prop_map(Op::Remove),
+            1 => (0usize..20, 0usize..4).prop_map(|(a, b)| Op::RemoveRange(a, b)),
+        ]
+    }
+
+    proptest! {
+        /// Both encodings against a map, with conversions at small limits: order, ranks,
+        /// rank access, prefix counts and both iteration directions after every operation.
+        #[test]
+        fn zset_behaves_like_an_ordered_map(ops in proptest::collection::vec(op(), 0..200), entries in 0u64..6, value in 0u64..6) {
+            let limits = limits(entries, value);
+            let mut zset = ZSet::new();
+            let mut model: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+            for op in ops {
+                match op {
+                    Op::Add(m, s) => {
+                        let s = s as f64 / 2.0;
+                        if model.insert(m.clone(), s).is_some() {
+                            zset.set_score(&m, s);
+                        } else {
+                            zset.insert(&m, s, &limits);
+                        }
+                    }
+                    Op::Remove(m) => prop_assert_eq!(zset.remove(&m), model.remove(&m)),
+                    Op::RemoveRange(start, n) => {
+                        let want = ordered(&model);
+                        let removed = zset.remove_range(start, n);
+                        let expect: Vec<_> = want.iter().skip(start).take(n).collect();
+                        prop_assert_eq!(removed, expect.len());
+                        for (m, _) in expect {
+                            model.remove(m);
+                        }
+                    }
+                }
+                zset.check_invariants();
+                if zset.len() as u64 > entries {
+                    prop_assert_eq!(zset.encoding_name(), "skiplist");
+                }
+                let want = ordered(&model);
+                let got: Vec<(Vec<u8>, f64)> = zset.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                prop_assert_eq!(&got, &want);
+                let back: Vec<(Vec<u8>, f64)> = zset.iter_from(want.len().saturating_sub(1), true).map(|(m, s)| (m.to_vec(), s)).collect();
+                if !want.is_empty() {
+                    prop_assert_eq!(back, want.iter().rev().cloned().collect::<Vec<_>>());
+                }
+                for (i, (m, s)) in want.iter().enumerate() {
+                    prop_assert_eq!(zset.rank(m), Some((i, *s)));
+                    prop_assert_eq!(zset.get(i).map(|(m, s)| (m.to_vec(), s)), Some((m.clone(), *s)));
+                    prop_assert_eq!(zset.score(m), Some(*s));
+                }
+                for bound in [-3.0, -0.5, 0.0, 1.0, 2.5] {
+                    prop_assert_eq!(zset.count_while(|s, _| s < bound), want.iter().filter(|(_, s)| *s < bound).count());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn conversion_happens_past_the_entry_limit_and_on_a_long_member() {
+        let limits = limits(2, 3);
+        let mut zset = ZSet::new();
+        zset.insert(b"a", 1.0, &limits);
+        zset.insert(b"b", 2.0, &limits);
+        assert_eq!(zset.encoding_name(), "listpack");
+        zset.insert(b"c", 3.0, &limits);
+        assert_eq!(zset.encoding_name(), "skiplist");
+        let mut zset = ZSet::new();
+        zset.insert(b"abcd", 1.0, &limits);
+        assert_eq!(zset.encoding_name(), "skiplist");
+        zset.check_invariants();
+    }
+
+    #[test]
+    fn a_listpack_zero_loses_its_sign_and_a_skiplist_zero_keeps_it() {
+        let mut small = ZSet::new();
+        small.insert(b"a", -0.0, &Limits::default());
+        assert!(small.score(b"a").unwrap().is_sign_positive());
+        let mut big = ZSet::new();
+        big.insert(b"a", -0.0, &limits(0, 64));
+        assert!(big.score(b"a").unwrap().is_sign_negative());
+    }
+
+    #[test]
+    fn a_large_skiplist_keeps_ranks_through_removals() {
+        let limits = Limits::default();
+        let mut zset = ZSet::new();
+        for i in 0..2000u32 {
+            zset.insert(format!("m{i}").as_bytes(), (i % 97) as f64, &limits);
+        }
+        for i in (0..2000u32).step_by(3) {
+            assert!(zset.remove(format!("m{i}").as_bytes()).is_some());
+        }
+        zset.check_invariants();
+        let all: Vec<(Vec<u8>, f64)> = zset.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+        for (i, (m, s)) in all.iter().enumerate().step_by(37) {
+            assert_eq!(zset.rank(m), Some((i, *s)));
+        }
     }
 }
