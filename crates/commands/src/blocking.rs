@@ -319,7 +319,8 @@ async fn list_pop_first(coordinator: &dyn Coordinator, keys: Vec<Bytes>, left: b
         let key = key.clone();
         ctx::hop_one(coordinator, shard, move |ctx| {
             let now = ctx.now_ms;
-            lists::op_pop(ctx.db(), &key, left, count, now)
+            let limits = ctx.settings.limits;
+            lists::op_pop(ctx.db(), &key, left, count, &limits, now)
         })
         .await?
     };
@@ -364,7 +365,8 @@ fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, claim: &m
     if !claim() {
         return Err(Served::Gone);
     }
-    match lists::op_pop(ctx.db(), key, left, count, now) {
+    let limits = ctx.settings.limits;
+    match lists::op_pop(ctx.db(), key, left, count, &limits, now) {
         Ok(Some(elements)) => Ok(elements),
         // Checked just above, on this core, with nothing in between.
         _ => unreachable!("a ready list pops"),
@@ -441,7 +443,8 @@ fn blmove_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
             let source = source.clone();
             ctx::hop_one(coordinator, key_shard(coordinator, &source), move |ctx| {
                 let now = ctx.now_ms;
-                lists::op_pop(ctx.db(), &source, from_left, 1, now)
+                let limits = ctx.settings.limits;
+                lists::op_pop(ctx.db(), &source, from_left, 1, &limits, now)
             })
             .await
         };
@@ -486,7 +489,7 @@ fn blmove_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
         return Served::Gone;
     }
     let limits = ctx.settings.limits;
-    let element = match lists::op_pop(ctx.db(), key, from_left, 1, now) {
+    let element = match lists::op_pop(ctx.db(), key, from_left, 1, &limits, now) {
         Ok(Some(mut elements)) => elements.swap_remove(0),
         _ => unreachable!("a ready list pops"),
     };
