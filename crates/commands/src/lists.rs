@@ -7,8 +7,9 @@
 //!
 //! LMOVE, RPOPLPUSH and LMPOP work on keys of any cores: their `multi` forms check every key
 //! first and only then pop and push, all within one transaction. The blocking layer builds
-//! BLPOP and friends on the public operations here ([`op_pop`], [`op_push`],
-//! [`op_list_state`], [`op_check_destination`]).
+//! BLPOP and friends on the public operations here ([`op_pop`], [`op_push`], [`op_move`],
+//! [`op_mpop`], [`op_list_state`], [`op_check_destination`]) and the cross-core forms
+//! ([`move_across_cores`], [`mpop_across_cores`]).
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
@@ -637,13 +638,19 @@ fn parse_lmove(args: &[Bytes]) -> Result<(bool, bool), Frame> {
 
 fn move_local(ctx: &mut Ctx, args: &[Bytes], from_left: bool, to_left: bool) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_move(ctx.db(), &args[1], &args[2], from_left, to_left, &limits, now), |moved| moved.map_or(Frame::Null, Frame::Bulk))
+    moved_reply(op_move(ctx.db(), &args[1], &args[2], from_left, to_left, &limits, now))
 }
 
 /// LMOVE with source and destination on different cores, in one transaction: check both
 /// keys (in parallel), then pop on the source's core, then push on the destination's.
-async fn move_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, from_left: bool, to_left: bool) -> Frame {
-    let (source, destination) = (args[1].clone(), args[2].clone());
+/// Ok(None) when the source is missing. (BLMOVE can run it too.)
+pub async fn move_across_cores(
+    coordinator: &dyn Coordinator,
+    source: Bytes,
+    destination: Bytes,
+    from_left: bool,
+    to_left: bool,
+) -> Result<Option<Bytes>, Frame> {
     let shard_count = coordinator.shard_count();
     let (source_shard, destination_shard) = (slot::key_shard(&source, shard_count), slot::key_shard(&destination, shard_count));
     let check_source = {
@@ -668,34 +675,30 @@ async fn move_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, from
     let source_state = *results.next().expect("one result per op").downcast::<ListState>().expect("a list state");
     let destination_ok = *results.next().expect("one result per op").downcast::<Result<(), Frame>>().expect("a check result");
     match source_state {
-        ListState::Missing => return Frame::Null,
-        ListState::WrongType => return errors::wrong_type(),
+        ListState::Missing => return Ok(None),
+        ListState::WrongType => return Err(errors::wrong_type()),
         ListState::List(_) => {}
     }
-    if let Err(e) = destination_ok {
-        return e;
-    }
+    destination_ok?;
     let popped = ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| {
         let (now, limits) = (ctx.now_ms, ctx.settings.limits);
         op_pop(ctx.db(), &source, from_left, 1, &limits, now)
     })
-    .await;
-    let element = match popped {
-        Err(e) => return e,
-        Ok(popped) => match popped.and_then(|mut p| p.pop()) {
-            Some(element) => element,
-            None => return Frame::Null,
-        },
+    .await?;
+    let Some(element) = popped.and_then(|mut p| p.pop()) else {
+        return Ok(None);
     };
-    let pushed = {
-        let element = element.clone();
-        ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
-            let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-            op_push(ctx.db(), &destination, to_left, &[element], false, &limits, now)
-        })
-        .await
-    };
-    ctx::reply(pushed, |_| Frame::Bulk(element))
+    let pushed = element.clone();
+    ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
+        let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+        op_push(ctx.db(), &destination, to_left, &[pushed], false, &limits, now)
+    })
+    .await?;
+    Ok(Some(element))
+}
+
+fn moved_reply(moved: Result<Option<Bytes>, Frame>) -> Frame {
+    ctx::reply(moved, |moved| moved.map_or(Frame::Null, Frame::Bulk))
 }
 
 /// LMOVE source destination <LEFT | RIGHT> <LEFT | RIGHT>
@@ -709,7 +712,7 @@ fn lmove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 fn lmove_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
         match parse_lmove(&args) {
-            Ok((from_left, to_left)) => move_across_cores(coordinator, args, from_left, to_left).await,
+            Ok((from_left, to_left)) => moved_reply(move_across_cores(coordinator, args[1].clone(), args[2].clone(), from_left, to_left).await),
             Err(e) => e,
         }
     }
@@ -722,7 +725,7 @@ fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 fn rpoplpush_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
-    async move { move_across_cores(coordinator, args, false, true).await }.boxed_local()
+    async move { moved_reply(move_across_cores(coordinator, args[1].clone(), args[2].clone(), false, true).await) }.boxed_local()
 }
 
 // ---- LMPOP -----------------------------------------------------------------------------
@@ -757,9 +760,60 @@ fn parse_lmpop(args: &[Bytes]) -> Result<Lmpop, Frame> {
     Ok(Lmpop { numkeys: side_at - 2, from_left, count: count.map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX)) })
 }
 
-/// `[key, [elements...]]`.
-fn lmpop_reply(key: Bytes, popped: Vec<Bytes>) -> Frame {
-    Frame::Array(vec![Frame::Bulk(key), Frame::Array(popped.into_iter().map(Frame::Bulk).collect())])
+/// `[key, [elements...]]`, or a null array when nothing was popped.
+fn mpop_reply(popped: Result<Option<(Bytes, Vec<Bytes>)>, Frame>) -> Frame {
+    ctx::reply(popped, |popped| match popped {
+        None => Frame::NullArray,
+        Some((key, elements)) => Frame::Array(vec![Frame::Bulk(key), Frame::Array(elements.into_iter().map(Frame::Bulk).collect())]),
+    })
+}
+
+/// LMPOP on one core: pops up to `count` elements from the first of `keys` that holds a
+/// list; WRONGTYPE when a key of another type comes first. Ok(None) when every key is
+/// missing.
+pub fn op_mpop(db: &mut Db, keys: &[Bytes], from_left: bool, count: usize, limits: &Limits, now_ms: u64) -> Result<Option<(Bytes, Vec<Bytes>)>, Frame> {
+    for key in keys {
+        if let Some(popped) = op_pop(db, key, from_left, count, limits, now_ms)? {
+            return Ok(Some((key.clone(), popped)));
+        }
+    }
+    Ok(None)
+}
+
+/// LMPOP over keys of several cores, in one transaction: read every key's state (one hop),
+/// then pop from the first list in argument order on its core, unless a key of another type
+/// comes first. (BLMPOP can run it too.)
+pub async fn mpop_across_cores(coordinator: &dyn Coordinator, keys: Vec<Bytes>, from_left: bool, count: usize) -> Result<Option<(Bytes, Vec<Bytes>)>, Frame> {
+    let mut states = vec![ListState::Missing; keys.len()];
+    let groups = ctx::group_by_shard(coordinator.shard_count(), keys.iter().cloned().enumerate());
+    let results = ctx::hop_per_shard(coordinator, groups, |ctx, keys| {
+        let now = ctx.now_ms;
+        let db = ctx.db();
+        keys.iter().map(|key| op_list_state(db, key, now)).collect::<Vec<_>>()
+    })
+    .await;
+    for (indexes, found) in results {
+        for (index, state) in indexes.into_iter().zip(found) {
+            states[index] = state;
+        }
+    }
+    let Some(first) = states.iter().position(|s| *s != ListState::Missing) else {
+        return Ok(None);
+    };
+    if states[first] == ListState::WrongType {
+        return Err(errors::wrong_type());
+    }
+    let key = keys[first].clone();
+    let shard = slot::key_shard(&key, coordinator.shard_count());
+    let popped = {
+        let key = key.clone();
+        ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
+            let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+            op_pop(ctx.db(), &key, from_left, count, &limits, now)
+        })
+        .await?
+    };
+    Ok(popped.map(|popped| (key, popped)))
 }
 
 /// LMPOP numkeys key [key ...] <LEFT | RIGHT> [COUNT count]
@@ -769,60 +823,14 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    let db = ctx.db();
-    for key in &args[2..2 + parsed.numkeys] {
-        match op_pop(db, key, parsed.from_left, parsed.count, &limits, now) {
-            Err(e) => return e,
-            Ok(None) => continue,
-            Ok(Some(popped)) => return lmpop_reply(key.clone(), popped),
-        }
-    }
-    Frame::NullArray
+    mpop_reply(op_mpop(ctx.db(), &args[2..2 + parsed.numkeys], parsed.from_left, parsed.count, &limits, now))
 }
 
-/// LMPOP over keys of several cores: read every key's state (one hop), then pop from the
-/// first list in argument order on its core, unless a key of another type comes first.
 fn lmpop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
-        let parsed = match parse_lmpop(&args) {
-            Ok(parsed) => parsed,
-            Err(e) => return e,
-        };
-        let keys = args[2..2 + parsed.numkeys].iter().cloned().enumerate();
-        let groups = ctx::group_by_shard(coordinator.shard_count(), keys);
-        let mut states = vec![ListState::Missing; parsed.numkeys];
-        let results = ctx::hop_per_shard(coordinator, groups, |ctx, keys| {
-            let now = ctx.now_ms;
-            let db = ctx.db();
-            keys.iter().map(|key| op_list_state(db, key, now)).collect::<Vec<_>>()
-        })
-        .await;
-        for (indexes, found) in results {
-            for (index, state) in indexes.into_iter().zip(found) {
-                states[index] = state;
-            }
-        }
-        let Some(first) = states.iter().position(|s| *s != ListState::Missing) else {
-            return Frame::NullArray;
-        };
-        if states[first] == ListState::WrongType {
-            return errors::wrong_type();
-        }
-        let key = args[2 + first].clone();
-        let shard = slot::key_shard(&key, coordinator.shard_count());
-        let (from_left, count) = (parsed.from_left, parsed.count);
-        let popped = {
-            let key = key.clone();
-            ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
-                let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                op_pop(ctx.db(), &key, from_left, count, &limits, now)
-            })
-            .await
-        };
-        match popped {
+        match parse_lmpop(&args) {
+            Ok(parsed) => mpop_reply(mpop_across_cores(coordinator, args[2..2 + parsed.numkeys].to_vec(), parsed.from_left, parsed.count).await),
             Err(e) => e,
-            Ok(None) => Frame::NullArray,
-            Ok(Some(popped)) => lmpop_reply(key, popped),
         }
     }
     .boxed_local()

@@ -220,7 +220,7 @@ fn getkeys(request: &[Bytes], with_flags: bool) -> Frame {
             None => return errors::error("ERR Invalid command specified"),
         }
     }
-    if spec.keys.first <= 0 {
+    if spec.keys.first <= 0 && spec.movable_keys.is_none() {
         return errors::error("ERR The command has no key arguments");
     }
     if !spec.arity_ok(request.len()) {

@@ -106,7 +106,9 @@ impl Server {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: on a 2-core machine running many test binaries at once, a debug server
+        // can take seconds to get its turn.
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("server exited during startup with {status}");

@@ -965,3 +965,12 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn a_list_header_stays_small() {
+        // A listpack-encoded list is its node: the buffer, the entry count, the Redis size.
+        assert!(std::mem::size_of::<super::List>() <= 40, "List is {} bytes", std::mem::size_of::<super::List>());
+    }
+}
