@@ -284,10 +284,7 @@ fn zrandmember_and_zscan_shapes() {
     }
     assert_eq!(harness.run(&["ZRANDMEMBER", "z", "1", "x"]), err("ERR syntax error"));
     assert_eq!(harness.run(&["ZRANDMEMBER", "nokey"]), Frame::Null);
-    assert_eq!(
-        harness.run(&["ZSCAN", "z", "0", "MATCH", "[ab]"]),
-        arr(vec![bulk("0"), strings(&["a", "1", "b", "2"])])
-    );
+    assert_eq!(harness.run(&["ZSCAN", "z", "0", "MATCH", "[ab]"]), arr(vec![bulk("0"), strings(&["a", "1", "b", "2"])]));
     assert_eq!(harness.run(&["ZSCAN", "z", "0", "COUNT", "0"]), err("ERR syntax error"));
 }
 

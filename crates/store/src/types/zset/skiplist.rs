@@ -317,7 +317,9 @@ impl Skiplist {
 
     /// Heap bytes, roughly (for MEMORY USAGE).
     pub fn allocated(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>() + self.nodes.iter().map(|n| n.member.len() + n.levels.len() * 8).sum::<usize>() + self.index.len() * 48
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.nodes.iter().map(|n| n.member.len() + n.levels.len() * 8).sum::<usize>()
+            + self.index.len() * 48
     }
 
     /// Asserts the links, spans, order and map agree.
