@@ -34,6 +34,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "blpop",
         arity: -3,
+        flags: WRITE | NOSCRIPT | BLOCKING,
         keys: KeySpec { first: 1, last: -2, step: 1 },
         summary: "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.0.0",
@@ -44,6 +45,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "brpop",
         arity: -3,
+        flags: WRITE | NOSCRIPT | BLOCKING,
         keys: KeySpec { first: 1, last: -2, step: 1 },
         summary: "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.0.0",
@@ -54,7 +56,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "blmove",
         arity: 6,
-        flags: WRITE | DENYOOM | BLOCKING,
+        flags: WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         keys: KeySpec::TWO,
         summary: "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
         since: "6.2.0",
@@ -65,7 +67,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "brpoplpush",
         arity: 4,
-        flags: WRITE | DENYOOM | BLOCKING,
+        flags: WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         keys: KeySpec::TWO,
         summary: "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.2.0",
@@ -76,7 +78,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "blmpop",
         arity: -5,
-        keys: KeySpec { first: 2, last: 2, step: 1 },
+        keys: KeySpec::NONE,
         summary: "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "7.0.0",
         complexity: "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
@@ -87,7 +89,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "bzpopmin",
         arity: -3,
-        flags: WRITE | FAST | BLOCKING,
+        flags: WRITE | NOSCRIPT | BLOCKING | FAST,
         keys: KeySpec { first: 1, last: -2, step: 1 },
         summary: "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         since: "5.0.0",
@@ -98,7 +100,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "bzpopmax",
         arity: -3,
-        flags: WRITE | FAST | BLOCKING,
+        flags: WRITE | NOSCRIPT | BLOCKING | FAST,
         keys: KeySpec { first: 1, last: -2, step: 1 },
         summary: "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
         since: "5.0.0",
@@ -109,7 +111,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "bzmpop",
         arity: -5,
-        keys: KeySpec { first: 2, last: 2, step: 1 },
+        keys: KeySpec::NONE,
         summary: "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         since: "7.0.0",
         complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
@@ -129,8 +131,10 @@ fn null_bulk() -> Frame {
 
 // ---- Arguments --------------------------------------------------------------------------
 
-/// A timeout in seconds, as Redis's `getTimeoutFromObjectOrReply`: a `long double`, in
-/// milliseconds rounded up; 0 waits forever.
+/// A timeout in seconds, as Redis 7.2's `getTimeoutFromObjectOrReply`: a `long double`, in
+/// milliseconds rounded up; 0 waits forever; "out of range" when the deadline would not fit
+/// in milliseconds since the epoch. (Redis 7.0 truncated instead, so a huge timeout read as
+/// negative and 0.0001 as forever.)
 pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Frame> {
     let value = long_double::parse(arg).ok_or_else(|| errors::error(TIMEOUT_NOT_FLOAT))?;
     let seconds = match value {
@@ -152,6 +156,10 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Frame> {
     }
     if ms < 0.0 {
         return Err(errors::error(TIMEOUT_NEGATIVE));
+    }
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    if ms as i64 > i64::MAX - now_ms {
+        return Err(errors::error(TIMEOUT_OUT_OF_RANGE));
     }
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
@@ -319,7 +327,8 @@ async fn list_pop_first(coordinator: &dyn Coordinator, keys: Vec<Bytes>, left: b
         let key = key.clone();
         ctx::hop_one(coordinator, shard, move |ctx| {
             let now = ctx.now_ms;
-            lists::op_pop(ctx.db(), &key, left, count, now)
+            let limits = ctx.settings.limits;
+            lists::op_pop(ctx.db(), &key, left, count, &limits, now)
         })
         .await?
     };
@@ -364,7 +373,8 @@ fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, claim: &m
     if !claim() {
         return Err(Served::Gone);
     }
-    match lists::op_pop(ctx.db(), key, left, count, now) {
+    let limits = ctx.settings.limits;
+    match lists::op_pop(ctx.db(), key, left, count, &limits, now) {
         Ok(Some(elements)) => Ok(elements),
         // Checked just above, on this core, with nothing in between.
         _ => unreachable!("a ready list pops"),
@@ -441,7 +451,8 @@ fn blmove_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
             let source = source.clone();
             ctx::hop_one(coordinator, key_shard(coordinator, &source), move |ctx| {
                 let now = ctx.now_ms;
-                lists::op_pop(ctx.db(), &source, from_left, 1, now)
+                let limits = ctx.settings.limits;
+                lists::op_pop(ctx.db(), &source, from_left, 1, &limits, now)
             })
             .await
         };
@@ -486,7 +497,7 @@ fn blmove_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
         return Served::Gone;
     }
     let limits = ctx.settings.limits;
-    let element = match lists::op_pop(ctx.db(), key, from_left, 1, now) {
+    let element = match lists::op_pop(ctx.db(), key, from_left, 1, &limits, now) {
         Ok(Some(mut elements)) => elements.swap_remove(0),
         _ => unreachable!("a ready list pops"),
     };
@@ -603,5 +614,32 @@ fn bzmpop_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
     match serve_zset_pop(ctx, key, !min, count, claim) {
         Ok(members) => Served::Done(bzmpop_reply(Bytes::copy_from_slice(key), members, ctx.proto)),
         Err(served) => served,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_follow_redis_7_2() {
+        assert_eq!(parse_timeout(b"0"), Ok(None));
+        assert_eq!(parse_timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))), "rounded up, not forever");
+        assert_eq!(parse_timeout(b"1.5"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(parse_timeout(b"0x10"), Ok(Some(Duration::from_secs(16))), "strtold reads hex");
+        for (text, error) in [
+            ("-1", TIMEOUT_NEGATIVE),
+            ("-inf", TIMEOUT_NEGATIVE),
+            ("inf", TIMEOUT_OUT_OF_RANGE),
+            ("1e400", TIMEOUT_OUT_OF_RANGE),
+            ("1e16", TIMEOUT_OUT_OF_RANGE),
+            ("9223372036854775", TIMEOUT_OUT_OF_RANGE),
+            ("abc", TIMEOUT_NOT_FLOAT),
+            ("nan", TIMEOUT_NOT_FLOAT),
+            (" 1", TIMEOUT_NOT_FLOAT),
+            ("", TIMEOUT_NOT_FLOAT),
+        ] {
+            assert_eq!(parse_timeout(text.as_bytes()), Err(errors::error(error)), "{text}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod bitmaps;
+pub mod blocking;
 pub mod connection;
 pub mod ctx;
 pub mod dispatch;

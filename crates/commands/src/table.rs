@@ -251,7 +251,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 11] = [
+    let families: [&'static [CommandSpec]; 12] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -263,6 +263,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::bitmaps::COMMANDS,
         crate::hyperloglog::COMMANDS,
         crate::geo::COMMANDS,
+        crate::blocking::COMMANDS,
     ];
     families.into_iter().flatten()
 }
