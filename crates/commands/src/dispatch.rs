@@ -38,6 +38,9 @@ pub fn resolve(args: &[Bytes], shard_count: usize) -> Result<Resolved, Frame> {
     }
     let route = match spec.handler {
         Handler::Connection => Route::Connection,
+        // A request that may read keys its arguments do not name (SORT ... BY w_*) runs over
+        // every core.
+        _ if spec.all_shards_when.is_some_and(|all_shards| all_shards(args).is_some()) => Route::Multi((0..shard_count).collect()),
         Handler::Multi(_) if spec.has(flags::ALL_SHARDS) => Route::Multi((0..shard_count).collect()),
         Handler::Multi(_) => Route::Multi(shards_of(spec, args, shard_count)),
         // Blocking commands always run as transactions: waiting needs their keys locked.
@@ -66,4 +69,45 @@ pub fn shards_of(spec: &CommandSpec, args: &[Bytes], shard_count: usize) -> Vec<
     shards.sort_unstable();
     shards.dedup();
     shards
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(args: &[&str], shard_count: usize) -> Route {
+        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        resolve(&args, shard_count).unwrap_or_else(|e| panic!("{args:?} resolves: {e:?}")).route
+    }
+
+    #[test]
+    fn a_request_that_may_read_any_key_runs_over_every_core() {
+        assert_eq!(route(&["SORT", "k", "BY", "w_*"], 4), Route::Multi(vec![0, 1, 2, 3]));
+        assert_eq!(route(&["SORT_RO", "k", "GET", "h_*->f"], 3), Route::Multi(vec![0, 1, 2]));
+        assert_eq!(route(&["SORT", "k", "BY", "w_*", "STORE", "d"], 1), Route::Multi(vec![0]));
+    }
+
+    #[test]
+    fn a_request_that_reads_only_its_keys_is_routed_by_them() {
+        let shard = shoal_store::slot::key_shard(b"k", 4);
+        assert_eq!(route(&["SORT", "k"], 4), Route::Single(Some(shard)));
+        // A BY pattern without `*` sorts nothing, and GET # is the element itself.
+        assert_eq!(route(&["SORT", "k", "BY", "nosort", "GET", "#", "GET", "constant"], 4), Route::Single(Some(shard)));
+        // A malformed request goes to the key's core, which reports the error.
+        assert_eq!(route(&["SORT", "k", "BY"], 4), Route::Single(Some(shard)));
+    }
+
+    #[test]
+    fn the_hook_says_whether_the_transaction_writes() {
+        let spec = table::lookup(b"sort").unwrap();
+        let all_shards = spec.all_shards_when.expect("SORT has the hook");
+        let args = |list: &[&str]| -> Vec<Bytes> { list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect() };
+        assert_eq!(all_shards(&args(&["sort", "k", "by", "w_*", "store", "d"])), Some(true));
+        assert_eq!(all_shards(&args(&["sort", "k", "get", "v_*"])), Some(false));
+        assert_eq!(all_shards(&args(&["sort", "k", "store", "d"])), None);
+        let spec = table::lookup(b"sort_ro").unwrap();
+        let all_shards = spec.all_shards_when.expect("SORT_RO has the hook");
+        assert_eq!(all_shards(&args(&["sort_ro", "k", "by", "w_*"])), Some(false));
+        assert_eq!(all_shards(&args(&["sort_ro", "k", "by", "w_*", "store", "d"])), None, "STORE is a syntax error in SORT_RO");
+    }
 }

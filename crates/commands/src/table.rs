@@ -163,10 +163,22 @@ pub struct CommandSpec {
     /// fail: for a malformed request it returns the positions it can find, and the handler
     /// reports the error. `keys` stays the legacy triple COMMAND INFO shows.
     pub movable_keys: Option<MovableKeys>,
+    /// For commands that may read keys their arguments do not name (SORT's BY and GET
+    /// patterns name keys after the values they sort): given a request, `Some(exclusive)`
+    /// when it must run as a transaction over every core, holding each core's shard-wide
+    /// lock (exclusive when `exclusive`, because it also writes; shared otherwise), and
+    /// `None` when locking its keys is enough. It must not fail: for a malformed request it
+    /// returns `None`, and the handler reports the error. A command with this hook needs a
+    /// cross-core form.
+    pub all_shards_when: Option<AllShardsWhen>,
 }
 
 /// Given a request, the indexes of its key arguments.
 pub type MovableKeys = fn(&[Bytes]) -> Vec<usize>;
+
+/// Given a request, whether it runs over every core, and then whether exclusively (see
+/// [`CommandSpec::all_shards_when`]).
+pub type AllShardsWhen = fn(&[Bytes]) -> Option<bool>;
 
 /// Keys given as `numkeys key [key ...]` with `numkeys` at argument `at` (LMPOP, ZUNION,
 /// SINTERCARD, ...), plus the fixed positions in `also` (a destination key). Clamped to the
@@ -196,6 +208,7 @@ impl CommandSpec {
         subcommands: &[],
         other_db_keys: None,
         movable_keys: None,
+        all_shards_when: None,
     };
 
     pub fn has(&self, flag: u32) -> bool {
@@ -251,7 +264,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 12] = [
+    let families: [&'static [CommandSpec]; 13] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -264,6 +277,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::hyperloglog::COMMANDS,
         crate::geo::COMMANDS,
         crate::blocking::COMMANDS,
+        crate::sort::COMMANDS,
     ];
     families.into_iter().flatten()
 }
@@ -349,6 +363,19 @@ mod tests {
                 );
             }
             assert!(!(spec.has(flags::WRITE) && spec.has(flags::READONLY)), "{}: not both write and readonly", spec.name);
+        }
+    }
+
+    #[test]
+    fn every_command_that_may_run_on_every_shard_has_a_cross_core_form() {
+        for spec in all() {
+            if spec.all_shards_when.is_some() {
+                assert!(
+                    matches!(spec.handler, Handler::Keys { multi: Some(_), .. } | Handler::Multi(_)),
+                    "{} may run over every core, so it needs a cross-core form",
+                    spec.name
+                );
+            }
         }
     }
 

@@ -718,6 +718,11 @@ impl Core {
         let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
         let sets = if spec.has(shoal_commands::table::flags::ALL_SHARDS) {
             shards.iter().map(|&s| (s, LockSet { shard: Some(mode), keys: Vec::new() })).collect()
+        } else if let Some(exclusive) = spec.all_shards_when.and_then(|all_shards| all_shards(&args)) {
+            // The request may read any key of any core (the dispatcher routed it to all of
+            // them): each core's shard-wide lock, shared unless it also writes.
+            let mode = if exclusive { Mode::Exclusive } else { Mode::Shared };
+            shards.iter().map(|&s| (s, LockSet { shard: Some(mode), keys: Vec::new() })).collect()
         } else {
             self.key_lock_sets(db, spec, &args, &shards, mode)
         };
