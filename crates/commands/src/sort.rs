@@ -22,6 +22,9 @@
 //! - The stored list is built as RPUSH builds one; Redis builds a quicklist and converts it
 //!   to a listpack only when it is under half the listpack limits, so OBJECT ENCODING can
 //!   differ between those two sizes.
+//! - When a numeric sort BY a pattern fails on a value that is not a number and its output
+//!   is every element, the GET values were already looked up with the BY values (one round
+//!   of hops instead of two), so INFO's keyspace hits and misses count lookups Redis skips.
 //! - The scripting rule (a set sorted inside a script is always sorted) has no counterpart
 //!   yet: there are no scripts.
 
@@ -675,8 +678,9 @@ struct Job<'r> {
     by_values: Vec<Option<Bytes>>,
     /// The elements' indexes, in output order.
     order: Vec<usize>,
-    /// The values of the GET patterns that name keys: for every element by index when they
-    /// were fetched with the BY values, else for the output window by position.
+    /// The values of the GET patterns that name keys, pattern by pattern: for every element
+    /// by index when they were fetched with the BY values, else for the output window by
+    /// position.
     get_values: Vec<Option<Bytes>>,
     gets_for_every_element: bool,
 }
@@ -703,12 +707,8 @@ impl<'r> Job<'r> {
         lookups_for(&by, self.elements.iter().map(|e| &e[..]), &mut lookups);
         if self.plan.window().len() == self.elements.len() {
             self.gets_for_every_element = true;
-            let gets = self.key_gets();
-            lookups.reserve(gets.len() * self.elements.len());
-            for element in &self.elements {
-                for get in &gets {
-                    lookups_for(get, std::iter::once(&element[..]), &mut lookups);
-                }
+            for get in &self.key_gets() {
+                lookups_for(get, self.elements.iter().map(|e| &e[..]), &mut lookups);
             }
         }
         lookups
@@ -727,9 +727,12 @@ impl<'r> Job<'r> {
             .enumerate()
             .map(|(index, element)| Item { index, member: Member::Bytes(element), by: self.by_values.get(index).and_then(|v| v.as_deref()), score: 0.0 })
             .collect();
-        order(&mut items, &plan)?;
+        let sorted = order(&mut items, &plan);
         self.order = items.iter().map(|item| item.index).collect();
-        Ok(())
+        drop(items);
+        // The BY values have done their work.
+        self.by_values = Vec::new();
+        sorted
     }
 
     /// The GET lookups of the output window, unless they came with the BY values.
@@ -742,11 +745,8 @@ impl<'r> Job<'r> {
         if gets.is_empty() {
             return lookups;
         }
-        lookups.reserve(gets.len() * self.plan.window().len());
-        for &index in &self.order[self.plan.window()] {
-            for get in &gets {
-                lookups_for(get, std::iter::once(&self.elements[index][..]), &mut lookups);
-            }
+        for get in &gets {
+            lookups_for(get, self.order[self.plan.window()].iter().map(|&index| &self.elements[index][..]), &mut lookups);
         }
         lookups
     }
@@ -756,7 +756,6 @@ impl<'r> Job<'r> {
         if !self.gets_for_every_element {
             self.get_values = values;
         }
-        let key_gets = self.key_gets().len();
         let gets: Vec<Pattern> = self.request.gets.iter().map(|get| Pattern::parse(get)).collect();
         let capacity = output_len(self.request, &self.plan);
         let mut sink = match self.request.store {
@@ -764,6 +763,7 @@ impl<'r> Job<'r> {
             None => Sink::Reply(Vec::with_capacity(capacity)),
         };
         let window = self.plan.window();
+        let targets = if self.gets_for_every_element { self.elements.len() } else { window.len() };
         for (position, &index) in self.order[window.clone()].iter().enumerate() {
             let element = &self.elements[index];
             if gets.is_empty() {
@@ -776,7 +776,7 @@ impl<'r> Job<'r> {
                     Pattern::Element => sink.push_value(Some(element.clone())),
                     Pattern::Nothing => sink.push_value(None),
                     Pattern::Key { .. } => {
-                        sink.push_value(self.get_values[target * key_gets + key_get].take());
+                        sink.push_value(self.get_values[key_get * targets + target].take());
                         key_get += 1;
                     }
                 }
@@ -1178,6 +1178,25 @@ mod tests {
         assert_eq!(sort_keys(&args(&["sort", "k", "get", "store", "by", "x"])), vec![1]);
         assert_eq!(sort_keys(&args(&["sort", "k", "foo", "store", "d"])), vec![1], "a malformed request locks only its key");
         assert_eq!(sort_ro_keys(&args(&["sort_ro", "k", "store", "d"])), vec![1]);
+    }
+
+    #[test]
+    fn on_a_single_core_the_local_form_looks_patterns_up_in_place() {
+        let mut shard = shoal_store::Shard::new(0, 1, 16);
+        let settings = crate::Settings::default();
+        let mut run = |args: &[&str]| -> Frame {
+            let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+            let Handler::Keys { local, .. } = crate::table::lookup(&args[0]).expect("a command").handler else { panic!("{:?} runs on a core", args[0]) };
+            let mut ctx = Ctx { shard: &mut shard, db_index: 0, now_ms: 1_700_000_000_000, proto: shoal_resp::Protocol::Resp2, settings: &settings };
+            local(&mut ctx, &args)
+        };
+        run(&["RPUSH", "l", "3", "1", "2"]);
+        run(&["MSET", "w_1", "30", "w_2", "20", "w_3", "10"]);
+        run(&["HSET", "h_2", "f", "two"]);
+        assert_eq!(run(&["SORT", "l", "BY", "w_*", "GET", "#", "GET", "h_*->f"]), arr(vec![bulk("3"), nil(), bulk("2"), bulk("two"), bulk("1"), nil()]));
+        assert_eq!(run(&["SORT", "l", "BY", "w_*", "DESC", "LIMIT", "0", "2", "GET", "w_*", "STORE", "d"]), int(2));
+        assert_eq!(run(&["LRANGE", "d", "0", "-1"]), strings(&["30", "20"]));
+        assert_eq!(run(&["SORT_RO", "l", "GET", "w_*", "GET", "h_*->f"]), arr(vec![bulk("30"), nil(), bulk("20"), bulk("two"), bulk("10"), nil()]));
     }
 
     #[test]
