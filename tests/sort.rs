@@ -9,7 +9,8 @@
 //! compared sorted, or by length when a LIMIT picks an unspecified part of them), and ties
 //! between equal ALPHA BY values. For the second, every element of the pools always has a
 //! `w_` string and an `f` field in its `h_` hash, each with a value no other element has;
-//! ALPHA sorts BY only those. Numeric sorts break ties by the elements, so any pattern goes.
+//! ALPHA sorts BY only those (and only BY `w_` where the extra members, which have no `h_`
+//! hash, may be). Numeric sorts break ties by the elements, so any pattern goes.
 //!
 //! Replay one sequence with `SHOAL_DIFF_SEED=7 SHOAL_DIFF_LEN=300 cargo test -p
 //! shoal-tests --test sort -- --nocapture`; add SHOAL_DIFF_VERBOSE=1 to see every reply.
@@ -43,6 +44,11 @@ const DESTINATIONS: &[&str] = &["d1", "d2", "{k}d"];
 
 /// BY patterns that never tie for ALPHA (see the module comment), or sort nothing.
 const ALPHA_BY: &[&str] = &["w_*", "h_*->f", "nosort", "#"];
+/// The same for `s2` and `z2`, which also hold [`EXTRA`] members: they have no `h_` hash.
+const ALPHA_BY_EXTRA: &[&str] = &["w_*", "nosort", "#"];
+/// Members that only `s2` and `z2` get, hundreds at once, so that they grow into a hash
+/// table and a skiplist: numbers, each with a `w_` weight no other element has.
+const EXTRA: std::ops::Range<u32> = 1000..1400;
 /// BY patterns for numeric sorts: missing keys, fields and wrong types too.
 const NUMERIC_BY: &[&str] = &["w_*", "h_*->f", "h_*->g", "m_*", "w_*->f", "h_*->", "*", "nosort", "m_*->f"];
 const GETS: &[&str] = &["#", "w_*", "h_*->f", "h_*->g", "m_*", "nostar", "h_*->", "w_*->f", "*", "h_*->nofield"];
@@ -79,6 +85,10 @@ impl Generator {
             let f = generator.unique_value(false);
             let g = generator.pick(MAYBE_VALUES).to_string();
             generator.setup.push_back(Generated { label: "setup", args: args(&["HSET", &format!("h_{element}"), "f", &f, "g", &g]) });
+        }
+        for extra in EXTRA {
+            mset.push(format!("w_{extra}"));
+            mset.push(generator.unique_value(false));
         }
         generator.setup.push_back(Generated { label: "setup", args: mset.iter().map(|a| a.as_bytes().to_vec()).collect() });
         generator.setup.push_back(Generated { label: "setup", args: args(&["SET", "str", "x"]) });
@@ -207,15 +217,44 @@ impl Generator {
                 let key = self.pick(&["d1", "d2", "{k}d", "z1", "z2", "s1", "str", "none"]);
                 Generated { label: "TYPE", args: args(&["TYPE", key]) }
             }
-            95 | 96 => {
+            95 => {
                 let key = self.pick(ZSETS);
                 Generated { label: "OBJECT ENCODING", args: args(&["OBJECT", "ENCODING", key]) }
             }
+            96 => self.many(),
             _ => {
                 let name = self.pick(&["SORT", "SORT_RO", "sort"]);
                 Generated { label: "(wrong arity)", args: args(&[name]) }
             }
         }
+    }
+
+    /// Many elements at once, so that lists grow into quicklists, sets into hash tables and
+    /// sorted sets into skiplists.
+    fn many(&mut self) -> Generated {
+        let n = self.rng.random_range(100..400);
+        let command = match self.rng.random_range(0..3) {
+            0 => {
+                let key = self.pick(LISTS);
+                let mut command = vec!["RPUSH".to_string(), key.to_string()];
+                command.extend((0..n).map(|_| self.element(key == "l1").to_string()));
+                command
+            }
+            1 => {
+                let mut command = vec!["SADD".to_string(), "s2".to_string()];
+                command.extend((0..n).map(|_| self.rng.random_range(EXTRA).to_string()));
+                command
+            }
+            _ => {
+                let mut command = vec!["ZADD".to_string(), "z2".to_string()];
+                for _ in 0..n {
+                    command.push(self.rng.random_range(-100..100).to_string());
+                    command.push(self.rng.random_range(EXTRA).to_string());
+                }
+                command
+            }
+        };
+        Generated { label: "many", args: command.into_iter().map(String::into_bytes).collect() }
     }
 
     /// A SORT or SORT_RO with random options in a random order. The label says what Redis
@@ -229,7 +268,11 @@ impl Generator {
         let mut gets = 0;
         let mut store = false;
         if self.chance(55) {
-            let by = self.pick(if alpha { ALPHA_BY } else { NUMERIC_BY });
+            let by = match (alpha, key) {
+                (true, "s2" | "z2") => self.pick(ALPHA_BY_EXTRA),
+                (true, _) => self.pick(ALPHA_BY),
+                (false, _) => self.pick(NUMERIC_BY),
+            };
             dontsort |= !by.contains('*');
             options.push(vec![self.word("BY"), by.to_string()]);
         }
@@ -337,19 +380,22 @@ fn normalise(generated: &Generated, reply: Vec<u8>) -> Vec<u8> {
     }
 }
 
-fn differential(threads: usize) {
-    let must = ["SORT", "SORT_RO", "SORT STORE", "SORT (invalid)", "SORT (set, no order)", "SORT (set, no order, LIMIT)", "LRANGE", "TTL", "OBJECT ENCODING"];
-    diff::run("sort", threads, &[], SEEDS, LEN_DEFAULT, &must, Generator::new);
+fn differential(threads: usize, extra: &[&str]) {
+    let must =
+        ["SORT", "SORT_RO", "SORT STORE", "SORT (invalid)", "SORT (set, no order)", "SORT (set, no order, LIMIT)", "LRANGE", "TTL", "OBJECT ENCODING", "many"];
+    diff::run("sort", threads, extra, SEEDS, LEN_DEFAULT, &must, Generator::new);
 }
 
 #[test]
 fn random_sorts_reply_like_redis_with_four_threads() {
-    differential(4);
+    differential(4, &[]);
 }
 
+/// Small encodings, so that lists are quicklists of many nodes and sets and sorted sets
+/// convert early: every way of walking a value gets its turn.
 #[test]
-fn random_sorts_reply_like_redis_with_two_threads() {
-    differential(2);
+fn random_sorts_of_small_encodings_reply_like_redis_with_two_threads() {
+    differential(2, &["--list-max-listpack-size", "3", "--set-max-intset-entries", "4", "--zset-max-listpack-entries", "4"]);
 }
 
 #[test]

@@ -25,6 +25,8 @@
 //! - When a numeric sort BY a pattern fails on a value that is not a number and its output
 //!   is every element, the GET values were already looked up with the BY values (one round
 //!   of hops instead of two), so INFO's keyspace hits and misses count lookups Redis skips.
+//! - COMMAND GETKEYS names the destination SORT writes; Redis's `sortGetKeys` misreads a
+//!   destination named like an option (`STORE limit STORE d` gives `limit` there).
 //! - The scripting rule (a set sorted inside a script is always sorted) has no counterpart
 //!   yet: there are no scripts.
 
@@ -155,16 +157,33 @@ fn parse(args: &[Bytes], readonly: bool) -> Result<Request, Frame> {
     Ok(request)
 }
 
-/// The key positions of a SORT: the key, and STORE's destination when the request parses.
+/// The key positions of a SORT: the key, and STORE's destination (the last one). For a
+/// request that parses, the destination is the one SORT writes; for one that does not (its
+/// handler only reports the error), it is found as Redis's `sortGetKeys` finds it, so that
+/// COMMAND GETKEYS answers as Redis does.
 fn sort_keys(args: &[Bytes]) -> Vec<usize> {
     if args.len() < 2 {
         return Vec::new();
     }
-    let mut keys = vec![1];
-    if let Ok(Request { store: Some((at, _)), .. }) = parse(args, false) {
-        keys.push(at);
-    }
-    keys
+    let store = match parse(args, false) {
+        Ok(request) => request.store.map(|(at, _)| at),
+        Err(_) => {
+            let mut store = None;
+            let mut i = 2;
+            while i < args.len() {
+                if is(&args[i], "limit") {
+                    i += 2;
+                } else if is(&args[i], "get") || is(&args[i], "by") {
+                    i += 1;
+                } else if is(&args[i], "store") && i + 1 < args.len() {
+                    store = Some(i + 1);
+                }
+                i += 1;
+            }
+            store
+        }
+    };
+    std::iter::once(1).chain(store).collect()
 }
 
 /// The key position of a SORT_RO: STORE is not an option there.
@@ -1176,7 +1195,9 @@ mod tests {
         let args = |list: &[&str]| -> Vec<Bytes> { list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect() };
         assert_eq!(sort_keys(&args(&["sort", "k", "store", "a", "limit", "0", "1", "store", "b"])), vec![1, 8]);
         assert_eq!(sort_keys(&args(&["sort", "k", "get", "store", "by", "x"])), vec![1]);
-        assert_eq!(sort_keys(&args(&["sort", "k", "foo", "store", "d"])), vec![1], "a malformed request locks only its key");
+        assert_eq!(sort_keys(&args(&["sort", "k", "foo", "store", "d"])), vec![1, 4], "found as Redis finds it");
+        assert_eq!(sort_keys(&args(&["sort", "k", "limit", "store", "x", "by"])), vec![1], "LIMIT's arguments are skipped");
+        assert_eq!(sort_keys(&args(&["sort", "k", "store", "limit", "store", "d"])), vec![1, 5], "the destination SORT writes");
         assert_eq!(sort_ro_keys(&args(&["sort_ro", "k", "store", "d"])), vec![1]);
     }
 
