@@ -16,9 +16,10 @@
 //! What this does not do as Redis does, all in corners:
 //! - ALPHA without STORE compares values as C strings, as Redis's `strcoll` does, in the C
 //!   locale only: Redis follows the server's `LC_COLLATE`.
-//! - A numeric value whose exact value is subnormal but that rounds to the smallest normal
-//!   double, or that is an exactly representable subnormal hex float, is refused here and
-//!   accepted by glibc's `strtod` (and so by Redis), or the other way round.
+//! - Numeric values at the bottom of the double range: a decimal whose exact value is below
+//!   the smallest normal double but rounds up to it is accepted here, and refused by Redis
+//!   (glibc's `strtod` reports the underflow); a hex float that is exactly a subnormal is
+//!   refused here, and accepted by Redis.
 //! - The stored list is built as RPUSH builds one; Redis builds a quicklist and converts it
 //!   to a listpack only when it is under half the listpack limits, so OBJECT ENCODING can
 //!   differ between those two sizes.
