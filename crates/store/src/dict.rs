@@ -3,47 +3,97 @@
 //! We keep our own table rather than `std`'s because SCAN needs what Redis's `dict` gives:
 //! a cursor that visits buckets in reverse-binary order, so that a full iteration returns
 //! every key present from its start to its end even when the table grows or shrinks
-//! between calls. The price is a node per key; a compact node layout is future work.
+//! between calls. The price is a node per key: one allocation with the link, the value and
+//! the key bytes.
 //!
 //! Resizing happens at once (not incrementally as in Redis). A resize of a very large table
 //! therefore pauses its core for as long as rehashing takes.
 
+use std::alloc::{self, Layout};
 use std::hash::BuildHasher;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 
-type Link<V> = Option<Box<Node<V>>>;
-
-/// Keys up to this long live inside the node: one allocation and one cache miss fewer per
-/// key for the short keys most applications use.
-const INLINE_KEY_LEN_MAX: usize = 22;
-
-enum Key {
-    Inline { len: u8, bytes: [u8; INLINE_KEY_LEN_MAX] },
-    Heap(Box<[u8]>),
-}
-
-impl Key {
-    fn new(key: &[u8]) -> Key {
-        if key.len() <= INLINE_KEY_LEN_MAX {
-            let mut bytes = [0u8; INLINE_KEY_LEN_MAX];
-            bytes[..key.len()].copy_from_slice(key);
-            Key::Inline { len: key.len() as u8, bytes }
-        } else {
-            Key::Heap(key.into())
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..*len as usize],
-            Key::Heap(bytes) => bytes,
-        }
-    }
-}
-
+/// A node: one allocation holding the chain link, the value, then the key's length
+/// (LEB128) and bytes. A key costs its own length plus one byte or two, whatever its size:
+/// a set member of 10 bytes makes a 24-byte node, where a fixed inline key array would take
+/// 32, and a long key needs no second allocation.
+#[repr(C)]
 struct Node<V> {
-    key: Key,
-    value: V,
     next: Link<V>,
+    value: V,
+}
+
+type Link<V> = Option<NonNull<Node<V>>>;
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+impl<V> Node<V> {
+    fn layout(key_len: usize) -> Layout {
+        let size = std::mem::size_of::<Node<V>>() + varint_len(key_len) + key_len;
+        Layout::from_size_align(size, std::mem::align_of::<Node<V>>()).expect("a node layout fits")
+    }
+
+    /// Allocates a node for `key` and `value`, linked to `next`.
+    fn alloc(key: &[u8], value: V, next: Link<V>) -> NonNull<Node<V>> {
+        let layout = Self::layout(key.len());
+        // SAFETY: the layout has a non-zero size (at least the link); we write the header
+        // and the key bytes within it before anyone reads them.
+        unsafe {
+            let raw = alloc::alloc(layout) as *mut Node<V>;
+            let Some(node) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
+            raw.write(Node { next, value });
+            let mut at = (raw as *mut u8).add(std::mem::size_of::<Node<V>>());
+            let mut len = key.len();
+            while len >= 0x80 {
+                at.write((len as u8 & 0x7f) | 0x80);
+                at = at.add(1);
+                len >>= 7;
+            }
+            at.write(len as u8);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), at.add(1), key.len());
+            node
+        }
+    }
+
+    /// The key of a live node. The lifetime is the caller's promise that the node lives.
+    fn key<'a>(node: NonNull<Node<V>>) -> &'a [u8] {
+        // SAFETY: a live node was written by `alloc`: its length varint and key bytes follow
+        // the header.
+        unsafe {
+            let mut at = (node.as_ptr() as *const u8).add(std::mem::size_of::<Node<V>>());
+            let (mut len, mut shift) = (0usize, 0);
+            loop {
+                let b = *at;
+                at = at.add(1);
+                len |= ((b & 0x7f) as usize) << shift;
+                if b & 0x80 == 0 {
+                    break;
+                }
+                shift += 7;
+            }
+            std::slice::from_raw_parts(at, len)
+        }
+    }
+
+    /// Frees a node unlinked from every chain and returns its value.
+    fn free(node: NonNull<Node<V>>) -> V {
+        let layout = Self::layout(Self::key(node).len());
+        // SAFETY: the node is live and no longer reachable; we move the value out, then
+        // release the allocation with the layout it was made with.
+        unsafe {
+            let value = std::ptr::read(&(*node.as_ptr()).value);
+            alloc::dealloc(node.as_ptr() as *mut u8, layout);
+            value
+        }
+    }
 }
 
 /// Smallest bucket count once the table holds anything.
@@ -54,7 +104,14 @@ pub struct Dict<V> {
     buckets: Vec<Link<V>>,
     len: usize,
     hasher: foldhash::fast::RandomState,
+    _owns: PhantomData<Box<Node<V>>>,
 }
+
+// SAFETY: a dict owns its nodes exclusively (no node is shared between dicts or reachable
+// from elsewhere), so it can move to or be shared with another thread when its values can.
+unsafe impl<V: Send> Send for Dict<V> {}
+// SAFETY: as above; `&Dict` only hands out `&V`.
+unsafe impl<V: Sync> Sync for Dict<V> {}
 
 impl<V> Default for Dict<V> {
     fn default() -> Self {
@@ -62,9 +119,19 @@ impl<V> Default for Dict<V> {
     }
 }
 
+/// Walks a chain from `link`.
+fn chain<'a, V: 'a>(mut link: Link<V>) -> impl Iterator<Item = NonNull<Node<V>>> + 'a {
+    std::iter::from_fn(move || {
+        let node = link?;
+        // SAFETY: every link in a chain points to a live node of the dict borrowed for 'a.
+        link = unsafe { (*node.as_ptr()).next };
+        Some(node)
+    })
+}
+
 impl<V> Dict<V> {
     pub fn new() -> Self {
-        Dict { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default() }
+        Dict { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default(), _owns: PhantomData }
     }
 
     pub fn len(&self) -> usize {
@@ -85,37 +152,26 @@ impl<V> Dict<V> {
         (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&V> {
+    fn find(&self, key: &[u8]) -> Option<NonNull<Node<V>>> {
         if self.buckets.is_empty() {
             return None;
         }
-        let mut link = &self.buckets[self.bucket_of(key)];
-        while let Some(node) = link {
-            if node.key.as_bytes() == key {
-                return Some(&node.value);
-            }
-            link = &node.next;
-        }
-        None
+        chain(self.buckets[self.bucket_of(key)]).find(|&node| Node::key(node) == key)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&V> {
+        // SAFETY: the node lives while `self` is borrowed.
+        self.find(key).map(|node| unsafe { &(*node.as_ptr()).value })
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let bucket = self.bucket_of(key);
-        let mut link = &mut self.buckets[bucket];
-        while let Some(node) = link {
-            if node.key.as_bytes() == key {
-                return Some(&mut node.value);
-            }
-            link = &mut node.next;
-        }
-        None
+        // SAFETY: the node lives while `self` is borrowed, and `&mut self` makes the borrow
+        // unique.
+        self.find(key).map(|node| unsafe { &mut (*node.as_ptr()).value })
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
-        self.get(key).is_some()
+        self.find(key).is_some()
     }
 
     /// Inserts or replaces; returns the previous value.
@@ -132,10 +188,11 @@ impl<V> Dict<V> {
         debug_assert!(!self.contains_key(key), "insert_new on a present key");
         self.grow_if_needed();
         let bucket = self.bucket_of(key);
-        let next = self.buckets[bucket].take();
-        self.buckets[bucket] = Some(Box::new(Node { key: Key::new(key), value, next }));
+        let node = Node::alloc(key, value, self.buckets[bucket]);
+        self.buckets[bucket] = Some(node);
         self.len += 1;
-        &mut self.buckets[bucket].as_mut().expect("just inserted").value
+        // SAFETY: just allocated and owned by `self`, borrowed mutably.
+        unsafe { &mut (*node.as_ptr()).value }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<V> {
@@ -143,20 +200,22 @@ impl<V> Dict<V> {
             return None;
         }
         let bucket = self.bucket_of(key);
-        let mut link = &mut self.buckets[bucket];
-        loop {
-            match link {
-                None => return None,
-                Some(node) if node.key.as_bytes() == key => {
-                    let mut node = link.take().expect("matched");
-                    *link = node.next.take();
+        let mut link: *mut Link<V> = &mut self.buckets[bucket];
+        // SAFETY: `link` always points at a live link slot: the bucket, or the `next` of a
+        // live node of this chain; we hold `&mut self`.
+        unsafe {
+            while let Some(node) = *link {
+                if Node::key(node) == key {
+                    *link = (*node.as_ptr()).next;
                     self.len -= 1;
+                    let value = Node::free(node);
                     self.shrink_if_needed();
-                    return Some(node.value);
+                    return Some(value);
                 }
-                Some(node) => link = &mut node.next,
+                link = &mut (*node.as_ptr()).next;
             }
         }
+        None
     }
 
     /// Removes everything and returns the old contents as a dict, so a caller can drop it
@@ -186,11 +245,12 @@ impl<V> Dict<V> {
         assert!(bucket_count.is_power_of_two(), "bucket count {bucket_count} is a power of two");
         let old = std::mem::take(&mut self.buckets);
         self.buckets.resize_with(bucket_count, || None);
-        for mut link in old {
-            while let Some(mut node) = link {
-                link = node.next.take();
-                let bucket = self.bucket_of(node.key.as_bytes());
-                node.next = self.buckets[bucket].take();
+        for link in old {
+            let nodes: Vec<NonNull<Node<V>>> = chain(link).collect();
+            for node in nodes {
+                let bucket = self.bucket_of(Node::key(node));
+                // SAFETY: we own every node; relinking changes only their `next`.
+                unsafe { (*node.as_ptr()).next = self.buckets[bucket] };
                 self.buckets[bucket] = Some(node);
             }
         }
@@ -204,10 +264,9 @@ impl<V> Dict<V> {
             return 0;
         }
         let mask = (self.buckets.len() - 1) as u64;
-        let mut link = &self.buckets[(cursor & mask) as usize];
-        while let Some(node) = link {
-            visit(node.key.as_bytes(), &node.value);
-            link = &node.next;
+        for node in chain(self.buckets[(cursor & mask) as usize]) {
+            // SAFETY: the node lives while `self` is borrowed.
+            visit(Node::key(node), unsafe { &(*node.as_ptr()).value });
         }
         // Increment the reversed cursor: set the unmasked bits, reverse, add one, reverse.
         let mut v = cursor | !mask;
@@ -223,55 +282,37 @@ impl<V> Dict<V> {
             return None;
         }
         loop {
-            let bucket = rng.random_range(0..self.buckets.len());
-            let mut chain_len = 0;
-            let mut link = &self.buckets[bucket];
-            while let Some(node) = link {
-                chain_len += 1;
-                link = &node.next;
-            }
+            let bucket = self.buckets[rng.random_range(0..self.buckets.len())];
+            let chain_len = chain(bucket).count();
             if chain_len == 0 {
                 continue;
             }
-            let mut pick = rng.random_range(0..chain_len);
-            let mut link = &self.buckets[bucket];
-            while let Some(node) = link {
-                if pick == 0 {
-                    return Some((node.key.as_bytes(), &node.value));
-                }
-                pick -= 1;
-                link = &node.next;
-            }
+            let node = chain(bucket).nth(rng.random_range(0..chain_len)).expect("within the chain");
+            // SAFETY: the node lives while `self` is borrowed.
+            return Some((Node::key(node), unsafe { &(*node.as_ptr()).value }));
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        self.buckets.iter().flat_map(|bucket| {
-            let mut link = bucket.as_deref();
-            std::iter::from_fn(move || {
-                let node = link?;
-                link = node.next.as_deref();
-                Some((node.key.as_bytes(), &node.value))
-            })
-        })
+        // SAFETY: the nodes live while `self` is borrowed.
+        self.buckets.iter().flat_map(|&bucket| chain(bucket)).map(|node| (Node::key(node), unsafe { &(*node.as_ptr()).value }))
     }
 
     /// Removes the entries for which `keep` returns false; returns how many it removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut V) -> bool) -> usize {
         let mut removed = 0;
-        for bucket in &mut self.buckets {
-            let mut link = bucket;
-            loop {
-                let drop_this = match link {
-                    None => break,
-                    Some(node) => !keep(node.key.as_bytes(), &mut node.value),
-                };
-                if drop_this {
-                    let mut node = link.take().expect("present");
-                    *link = node.next.take();
-                    removed += 1;
-                } else {
-                    link = &mut link.as_mut().expect("present").next;
+        for bucket in 0..self.buckets.len() {
+            let mut link: *mut Link<V> = &mut self.buckets[bucket];
+            // SAFETY: as in `remove`: `link` points at a live link slot of a chain we own.
+            unsafe {
+                while let Some(node) = *link {
+                    if keep(Node::key(node), &mut (*node.as_ptr()).value) {
+                        link = &mut (*node.as_ptr()).next;
+                    } else {
+                        *link = (*node.as_ptr()).next;
+                        drop(Node::free(node));
+                        removed += 1;
+                    }
                 }
             }
         }
@@ -285,13 +326,11 @@ impl<V> Dict<V> {
     pub fn check_invariants(&self) {
         let mut count = 0;
         let mut seen = std::collections::HashSet::new();
-        for (index, bucket) in self.buckets.iter().enumerate() {
-            let mut link = bucket;
-            while let Some(node) = link {
-                assert_eq!(self.bucket_of(node.key.as_bytes()), index, "key sits in its own bucket");
-                assert!(seen.insert(node.key.as_bytes().to_vec()), "key appears once");
+        for (index, &bucket) in self.buckets.iter().enumerate() {
+            for node in chain(bucket) {
+                assert_eq!(self.bucket_of(Node::key(node)), index, "key sits in its own bucket");
+                assert!(seen.insert(Node::key(node).to_vec()), "key appears once");
                 count += 1;
-                link = &node.next;
             }
         }
         assert_eq!(count, self.len, "len counts the nodes");
@@ -303,11 +342,12 @@ impl<V> Dict<V> {
 
 impl<V> Drop for Dict<V> {
     fn drop(&mut self) {
-        // Unlink chains iteratively so a long chain cannot overflow the stack.
         for bucket in &mut self.buckets {
             let mut link = bucket.take();
-            while let Some(mut node) = link {
-                link = node.next.take();
+            while let Some(node) = link {
+                // SAFETY: we own the node; read its link before freeing it.
+                link = unsafe { (*node.as_ptr()).next };
+                drop(Node::free(node));
             }
         }
     }
@@ -328,6 +368,41 @@ mod tests {
         assert_eq!(d.remove(b"a"), Some(2));
         assert!(d.is_empty());
         d.check_invariants();
+    }
+
+    #[test]
+    fn keys_of_every_length_live_in_the_node() {
+        let mut d = Dict::new();
+        let lengths = [0usize, 1, 22, 23, 127, 128, 300, 16_383, 16_384, 70_000];
+        for (i, &len) in lengths.iter().enumerate() {
+            let key: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+            assert_eq!(d.insert(&key, vec![i as u8; i]), None);
+        }
+        for (i, &len) in lengths.iter().enumerate() {
+            let key: Vec<u8> = (0..len).map(|j| (j * 7 + i) as u8).collect();
+            assert_eq!(d.get(&key), Some(&vec![i as u8; i]), "key of {len} bytes");
+        }
+        d.check_invariants();
+        let total: usize = d.iter().map(|(k, _)| k.len()).sum();
+        assert_eq!(total, lengths.iter().sum::<usize>());
+        // A 10-byte set member makes a 19-byte node (link, length byte, key): mimalloc's
+        // 24-byte class.
+        assert_eq!(Node::<()>::layout(10).size(), 19);
+        assert_eq!(Node::<()>::layout(128).size(), 8 + 2 + 128);
+    }
+
+    #[test]
+    fn retain_and_drop_free_every_value() {
+        let counter = std::rc::Rc::new(());
+        let mut d = Dict::new();
+        for i in 0..100u32 {
+            d.insert(i.to_string().as_bytes(), counter.clone());
+        }
+        assert_eq!(d.retain(|k, _| k.len() == 1), 90);
+        assert_eq!(std::rc::Rc::strong_count(&counter), 11);
+        d.check_invariants();
+        drop(d);
+        assert_eq!(std::rc::Rc::strong_count(&counter), 1, "dropping the dict drops its values");
     }
 
     #[test]

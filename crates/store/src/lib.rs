@@ -9,6 +9,7 @@ pub mod dict;
 pub mod lazyfree;
 pub mod listpack;
 pub mod slot;
+pub mod thin;
 pub mod types;
 pub mod value;
 

@@ -4,7 +4,8 @@
 //! insertion order (an update keeps the field's place), so a small hash costs a few bytes per
 //! pair and replies in the order Redis's does. Past `hash-max-listpack-entries` fields, or
 //! when a field or value longer than `hash-max-listpack-value` bytes arrives, it converts to
-//! a `hashtable` (the store's [`Dict`], values up to 22 bytes held inline in the node) and
+//! a `hashtable` (the store's [`Dict`], values as [`ThinBytes`]: up to 7 bytes inside the
+//! node, longer ones in one allocation) and
 //! never converts back, as in Redis.
 //!
 //! This module knows nothing of commands or replies: it stores, finds, removes, iterates and
@@ -12,48 +13,19 @@
 
 use crate::dict::Dict;
 use crate::listpack::{Listpack, Pos};
+use crate::thin::ThinBytes;
 use crate::types::Limits;
 
 /// A listpack never grows past this, whatever the directives say (Redis's `lpSafeToAdd`):
 /// every write copies it, so a huge one would stall its core.
 pub const LISTPACK_BYTES_MAX: u64 = 1 << 30;
 
-/// Values up to this long live inside the dict node, like the dict's own short keys: the
-/// node then has room for them, and a short value costs no allocation of its own.
-const INLINE_VALUE_LEN_MAX: usize = 22;
-
-/// A value of the hashtable encoding: inline when short, on the heap otherwise.
-#[derive(Clone)]
-enum Bytes22 {
-    Inline { len: u8, bytes: [u8; INLINE_VALUE_LEN_MAX] },
-    Heap(Box<[u8]>),
-}
-
-impl Bytes22 {
-    fn new(value: &[u8]) -> Bytes22 {
-        if value.len() <= INLINE_VALUE_LEN_MAX {
-            let mut bytes = [0u8; INLINE_VALUE_LEN_MAX];
-            bytes[..value.len()].copy_from_slice(value);
-            Bytes22::Inline { len: value.len() as u8, bytes }
-        } else {
-            Bytes22::Heap(value.into())
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Bytes22::Inline { len, bytes } => &bytes[..*len as usize],
-            Bytes22::Heap(bytes) => bytes,
-        }
-    }
-}
-
 enum Repr {
     /// Field, value, field, value ...: an even number of entries.
     Listpack(Listpack),
     /// Boxed so that a hash, which is itself boxed in a [`crate::Value`], stays as small as
     /// its listpack: most hashes are small.
-    Table(Box<Dict<Bytes22>>),
+    Table(Box<Dict<ThinBytes>>),
 }
 
 /// A hash: fields and their values, both byte strings.
@@ -164,7 +136,7 @@ impl Hash {
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
             Repr::Listpack(lp) => listpack_find(lp, field).map(|(_, value_pos)| lp.get_at(value_pos)),
-            Repr::Table(dict) => dict.get(field).map(Bytes22::as_bytes),
+            Repr::Table(dict) => dict.get(field).map(ThinBytes::as_bytes),
         }
     }
 
@@ -217,11 +189,11 @@ impl Hash {
             }
             Repr::Table(dict) => match dict.get_mut(field) {
                 Some(slot) => {
-                    *slot = Bytes22::new(value);
+                    *slot = ThinBytes::new(value);
                     false
                 }
                 None => {
-                    dict.insert_new(field, Bytes22::new(value));
+                    dict.insert_new(field, ThinBytes::new(value));
                     true
                 }
             },
@@ -249,7 +221,7 @@ impl Hash {
         let mut dict = Dict::new();
         let mut entries = lp.iter();
         while let (Some(field), Some(value)) = (entries.next(), entries.next()) {
-            dict.insert_new(field, Bytes22::new(value));
+            dict.insert_new(field, ThinBytes::new(value));
         }
         self.repr = Repr::Table(Box::new(dict));
     }
@@ -374,11 +346,10 @@ mod tests {
     }
 
     #[test]
-    fn a_table_value_is_as_small_as_the_node_allows() {
-        assert_eq!(std::mem::size_of::<Bytes22>(), 24);
-        assert_eq!(Bytes22::new(b"").as_bytes(), b"");
-        assert_eq!(Bytes22::new(&[7u8; 22]).as_bytes(), &[7u8; 22]);
-        assert!(matches!(Bytes22::new(&[7u8; 23]), Bytes22::Heap(_)));
+    fn a_table_value_is_one_word() {
+        assert_eq!(std::mem::size_of::<ThinBytes>(), 8);
+        assert_eq!(ThinBytes::new(b"").as_bytes(), b"");
+        assert_eq!(ThinBytes::new(&[7u8; 23]).as_bytes(), &[7u8; 23]);
     }
 
     #[test]
