@@ -31,6 +31,8 @@ pub struct Config {
     pub tcp_keepalive: u32,
     /// Always false: Shoal runs in the foreground, under a supervisor.
     pub daemonize: bool,
+    /// `disable-thp`: turn transparent huge pages off for the process, as Redis does.
+    pub disable_thp: bool,
     /// Where to write the pid; empty for nowhere.
     pub pidfile: String,
     pub loglevel: LogLevel,
@@ -145,6 +147,7 @@ impl Default for Config {
             timeout: 0,
             tcp_keepalive: 300,
             daemonize: false,
+            disable_thp: true,
             pidfile: String::new(),
             loglevel: LogLevel::Notice,
             logfile: String::new(),

@@ -172,6 +172,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("tcp-backlog", &[], Immutable, tcp_backlog, 0, INT_MAX, plain),
     integer!("timeout", &[], Mutable, timeout, 0, INT_MAX, plain),
     integer!("tcp-keepalive", &[], Mutable, tcp_keepalive, 0, INT_MAX, plain),
+    boolean!("disable-thp", Immutable, disable_thp),
     boolean!("daemonize", Immutable, daemonize, Some("Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'")),
     text!("pidfile", Immutable, pidfile, true, None),
     enumeration!("loglevel", Mutable, loglevel, LogLevel),
