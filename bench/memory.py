@@ -65,20 +65,22 @@ def strings_commands(keys):
     return [("SET", f"key:{i}", value) for i in range(keys)]
 
 
-def collections_commands(keys, members):
+def collections_commands(keys, members, types):
     commands = []
     for i in range(keys):
-        fields = [x for j in range(members) for x in (f"member:{j}", j)]
-        commands.append(["HSET", f"hash:{i}"] + fields)
-        commands.append(["SADD", f"set:{i}"] + [f"member:{j}" for j in range(members)])
-        commands.append(["ZADD", f"zset:{i}"] + [x for j in range(members) for x in (j, f"member:{j}")])
+        if "hash" in types:
+            commands.append(["HSET", f"hash:{i}"] + [x for j in range(members) for x in (f"member:{j}", j)])
+        if "set" in types:
+            commands.append(["SADD", f"set:{i}"] + [f"member:{j}" for j in range(members)])
+        if "zset" in types:
+            commands.append(["ZADD", f"zset:{i}"] + [x for j in range(members) for x in (j, f"member:{j}")])
     return commands
 
 
 SUITES = {
-    "strings": lambda keys: strings_commands(keys),
-    "big-collections": lambda keys: collections_commands(1000, 1000),
-    "small-collections": lambda keys: collections_commands(100_000, 10),
+    "strings": lambda keys, types: strings_commands(keys),
+    "big-collections": lambda keys, types: collections_commands(1000, 1000, types),
+    "small-collections": lambda keys, types: collections_commands(100_000, 10, types),
 }
 
 
@@ -103,10 +105,11 @@ def main():
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--suite", default="strings", choices=sorted(SUITES))
+    parser.add_argument("--types", default="hash,set,zset", help="collection types to load (collection suites)")
     opts = parser.parse_args()
     # The servers run in a scratch directory: name the binary absolutely.
     opts.shoal = os.path.abspath(opts.shoal)
-    commands = SUITES[opts.suite](opts.keys)
+    commands = SUITES[opts.suite](opts.keys, opts.types.split(","))
     workdir = tempfile.mkdtemp(prefix="shoal-mem-")
     rows = []
     for label, cmd in [
