@@ -614,3 +614,39 @@ fn flushall_async_frees_in_the_background_and_info_counts_it() {
     let info = bulk_text(&raw.command(&["INFO", "memory"]).unwrap());
     assert_eq!(info_field(&info, "lazyfreed_objects").as_deref(), Some("4000"));
 }
+
+#[test]
+fn unlink_frees_a_big_collection_in_the_background_and_del_in_place() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let lazyfreed = |raw: &mut Raw| -> u64 {
+        let info = bulk_text(&raw.command(&["INFO", "memory"]).unwrap());
+        info_field(&info, "lazyfreed_objects").expect("lazyfreed_objects").parse().unwrap()
+    };
+    for key in ["big:set", "big:hash", "small:set"] {
+        let members = if key.starts_with("big") { 5000 } else { 10 };
+        for chunk in (0..members).collect::<Vec<usize>>().chunks(500) {
+            let mut args: Vec<String> = vec![if key.ends_with("hash") { "HSET" } else { "SADD" }.into(), key.into()];
+            for m in chunk {
+                args.push(format!("member:{m}"));
+                if key.ends_with("hash") {
+                    args.push(m.to_string());
+                }
+            }
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            raw.command(&argv).unwrap();
+        }
+    }
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "big:set"]).unwrap(), "$9\r\nhashtable\r\n");
+    // DEL frees in place (lazyfree-lazy-user-del no); a small value is freed in place even by UNLINK.
+    assert_eq!(raw.command(&["DEL", "big:hash"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["UNLINK", "small:set"]).unwrap(), ":1\r\n");
+    assert_eq!(lazyfreed(&mut raw), 0);
+    assert_eq!(raw.command(&["UNLINK", "big:set"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["EXISTS", "big:set"]).unwrap(), ":0\r\n", "gone at once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lazyfreed(&mut raw) != 1 {
+        assert!(Instant::now() < deadline, "the big set is freed by the lazyfree thread");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
