@@ -1048,18 +1048,19 @@ fn object_refcount(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     object_entry(ctx, args).map_or(Frame::Null, |entry| Frame::Integer(refcount(&entry.value)))
 }
 
-/// Seconds since the entry was last accessed.
-fn idle_s(entry: &Entry, now_ms: u64) -> u64 {
-    (now_ms / 1000).saturating_sub(entry.access_s as u64)
+/// Seconds since `key` (looked up just before) was last accessed.
+fn idle_s(ctx: &mut Ctx, key: &[u8]) -> u64 {
+    let now = ctx.now_ms;
+    ctx.db().lru(key).map_or(0, |lru| shoal_store::db::idle_seconds(lru, now))
 }
 
 /// OBJECT IDLETIME key
 fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let (now, lfu) = (ctx.now_ms, ctx.settings.lfu_policy);
+    let lfu = ctx.settings.lfu_policy;
     match object_entry(ctx, args) {
         None => Frame::Null,
         Some(_) if lfu => errors::error(errors::LFU_SELECTED),
-        Some(entry) => args::int(idle_s(entry, now)),
+        Some(_) => args::int(idle_s(ctx, &args[2])),
     }
 }
 
@@ -1068,11 +1069,11 @@ fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// The store keeps no LFU counter yet, so this reports Redis's starting value decayed by one
 /// per idle minute (Redis's default lfu-decay-time), without the increments accesses add.
 fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let (now, lfu) = (ctx.now_ms, ctx.settings.lfu_policy);
+    let lfu = ctx.settings.lfu_policy;
     match object_entry(ctx, args) {
         None => Frame::Null,
         Some(_) if !lfu => errors::error(errors::LFU_NOT_SELECTED),
-        Some(entry) => args::int(LFU_INIT_VAL.saturating_sub(idle_s(entry, now) / 60)),
+        Some(_) => args::int(LFU_INIT_VAL.saturating_sub(idle_s(ctx, &args[2]) / 60)),
     }
 }
 

@@ -161,7 +161,12 @@ async fn object(node: &Rc<Node>, db: usize, key: Bytes) -> Frame {
             if core.id != owner {
                 return None;
             }
-            core.with_shard(|shard| shard.dbs[db].lookup_quiet(&key, now_ms).map(|entry| describe(entry, now_ms, shared_integers)))
+            core.with_shard(|shard| {
+                let db = &mut shard.dbs[db];
+                db.lookup_quiet(&key, now_ms)?;
+                let lru = db.lru(&key).unwrap_or(0);
+                db.lookup_quiet(&key, now_ms).map(|entry| describe(entry, lru, now_ms, shared_integers))
+            })
         })
         .await;
     match answers.into_iter().flatten().next() {
@@ -171,19 +176,18 @@ async fn object(node: &Rc<Node>, db: usize, key: Bytes) -> Frame {
 }
 
 /// DEBUG OBJECT's line for one entry, in Redis's format.
-fn describe(entry: &Entry, now_ms: u64, shared_integers: bool) -> String {
+fn describe(entry: &Entry, lru: u32, now_ms: u64, shared_integers: bool) -> String {
     let refcount = match &entry.value {
         Value::Str(Str::Int(n)) if shared_integers && (0..SHARED_INTEGERS).contains(n) => SHARED_REFCOUNT,
         _ => 1,
     };
-    let now_s = (now_ms / 1000) as u32;
     format!(
         "Value at:{:p} refcount:{refcount} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
         entry as *const Entry,
         entry.value.encoding_name(),
         serialized_length(&entry.value),
-        entry.access_s & 0xFF_FFFF,
-        now_s.saturating_sub(entry.access_s),
+        lru,
+        shoal_store::db::idle_seconds(lru, now_ms),
     )
 }
 
@@ -285,15 +289,14 @@ mod tests {
 
     #[test]
     fn describe_prints_redis_s_fields() {
-        let mut entry = Entry::new(Value::Str(Str::from_bytes(b"5")));
-        entry.access_s = 1_000;
-        let line = describe(&entry, 1_003_500, true);
+        let entry = Entry::new(Value::Str(Str::from_bytes(b"5")));
+        let line = describe(&entry, 1_000, 1_003_500, true);
         assert!(line.starts_with("Value at:0x"), "{line}");
         assert!(line.ends_with(" refcount:2147483647 encoding:int serializedlength:2 lru:1000 lru_seconds_idle:3"), "{line}");
-        let line = describe(&entry, 1_003_500, false);
+        let line = describe(&entry, 1_000, 1_003_500, false);
         assert!(line.contains(" refcount:1 "), "{line}");
         let entry = Entry::new(Value::Str(Str::from_bytes(b"hello")));
-        assert!(describe(&entry, 0, true).contains(" refcount:1 encoding:embstr serializedlength:6 "));
+        assert!(describe(&entry, 0, 0, true).contains(" refcount:1 encoding:embstr serializedlength:6 "));
     }
 
     #[test]

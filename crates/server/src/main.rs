@@ -4,6 +4,7 @@
 //! `--name value ...`. This crate owns the process edge: configuration, logging, signals,
 //! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
 
+mod alloc;
 mod client;
 mod client_cmd;
 mod command_docs;
@@ -23,9 +24,9 @@ use std::sync::Arc;
 use clap::Parser;
 
 /// mimalloc: size classes without a per-allocation header (glibc adds 8 bytes and rounds to 16),
-/// and thread-local heaps that suit one thread per core.
+/// and thread-local heaps that suit one thread per core; see `alloc.rs` for how we call it.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Allocator = alloc::Allocator;
 use shoal_runtime::{LaunchOptions, Shared};
 
 /// A Redis-compatible in-memory data store, thread-per-core.

@@ -9,29 +9,75 @@ use std::collections::BTreeSet;
 use crate::dict::Dict;
 use crate::value::Value;
 
-/// A key's value and metadata. The TTL lives in the database's expiry maps, not here: most
-/// keys have none, and the dict node of a key stays within 64 bytes this way.
+/// A key's value. Its metadata (the LRU clock and the TTL flag) lives in the dict node beside
+/// it ([`Meta`]), and the TTL itself in the database's expiry maps: most keys have none. So
+/// a key's node is the link, the value, 4 bytes of metadata and the key: 47 bytes for a
+/// 10-byte key, one allocation in mimalloc's 48-byte class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub value: Value,
-    /// Last access in seconds (an LRU clock), for OBJECT IDLETIME.
-    pub access_s: u32,
-    /// Whether the key has a TTL (then `Db::ttl` holds it). Private: only [`Db`] keeps the
-    /// flag and the maps in step.
-    has_ttl: bool,
 }
 
 impl Entry {
     pub fn new(value: Value) -> Self {
-        Entry { value, access_s: 0, has_ttl: false }
+        Entry { value }
     }
 }
 
-/// An entry taken out of a database with its TTL, to be put back elsewhere (RENAME, MOVE).
+/// Redis's LRU clock: seconds, 24 bits, wrapping about every 194 days.
+pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
+
+/// The LRU clock at `now_ms`.
+pub fn lru_clock(now_ms: u64) -> u32 {
+    (now_ms / 1000) as u32 & LRU_CLOCK_MAX
+}
+
+/// Seconds since `lru`, across one wrap of the clock (Redis's `estimateObjectIdleTime`).
+pub fn idle_seconds(lru: u32, now_ms: u64) -> u64 {
+    let now = lru_clock(now_ms);
+    if now >= lru {
+        (now - lru) as u64
+    } else {
+        (LRU_CLOCK_MAX - lru + now) as u64
+    }
+}
+
+/// A key's metadata, in its dict node: the LRU clock (low 24 bits) and whether the key has a
+/// TTL (the top bit; then `Db::ttl` holds it). Only [`Db`] keeps the flag and the maps in step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Meta(u32);
+
+impl Meta {
+    const TTL: u32 = 1 << 31;
+
+    fn lru(self) -> u32 {
+        self.0 & LRU_CLOCK_MAX
+    }
+
+    fn touch(&mut self, now_ms: u64) {
+        self.0 = (self.0 & Self::TTL) | lru_clock(now_ms);
+    }
+
+    fn set_lru(&mut self, lru: u32) {
+        self.0 = (self.0 & Self::TTL) | (lru & LRU_CLOCK_MAX);
+    }
+
+    fn has_ttl(self) -> bool {
+        self.0 & Self::TTL != 0
+    }
+
+    fn set_has_ttl(&mut self, has_ttl: bool) {
+        self.0 = if has_ttl { self.0 | Self::TTL } else { self.0 & !Self::TTL };
+    }
+}
+
+/// An entry taken out of a database with its TTL and LRU clock, to be put back elsewhere
+/// (RENAME, MOVE).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Detached {
     pub entry: Entry,
     pub expire_at_ms: Option<u64>,
+    pub lru: u32,
 }
 
 /// Counters a database keeps; the shard sums them for INFO.
@@ -45,16 +91,12 @@ pub struct DbStats {
 /// One database on one core.
 #[derive(Default)]
 pub struct Db {
-    dict: Dict<Entry>,
+    dict: Dict<Entry, Meta>,
     /// key -> absolute expiry in Unix milliseconds, for every key with a TTL.
     ttl: Dict<u64>,
     /// (expire_at_ms, key) for every key with a TTL, in expiry order.
     expires: BTreeSet<(u64, Box<[u8]>)>,
     pub stats: DbStats,
-}
-
-fn access_clock(now_ms: u64) -> u32 {
-    (now_ms / 1000) as u32
 }
 
 impl Db {
@@ -77,8 +119,8 @@ impl Db {
     }
 
     /// Whether `entry`, stored under `key`, has expired at `now_ms`.
-    fn is_expired(ttl: &Dict<u64>, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
-        entry.has_ttl && ttl.get(key).is_some_and(|at| now_ms > *at)
+    fn is_expired(ttl: &Dict<u64>, key: &[u8], meta: Meta, now_ms: u64) -> bool {
+        meta.has_ttl() && ttl.get(key).is_some_and(|at| now_ms > *at)
     }
 
     /// The absolute expiry of `key` in Unix milliseconds, if it exists and has a TTL. Does
@@ -92,8 +134,8 @@ impl Db {
         if self.expires.is_empty() {
             return false;
         }
-        match self.dict.get(key) {
-            Some(entry) if Self::is_expired(&self.ttl, key, entry, now_ms) => {
+        match self.dict.get_with_meta(key) {
+            Some((_, meta)) if Self::is_expired(&self.ttl, key, *meta, now_ms) => {
                 self.remove(key);
                 self.stats.expired_keys += 1;
                 true
@@ -106,10 +148,10 @@ impl Db {
     /// its access time.
     pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
-        match self.dict.get_mut(key) {
-            Some(entry) => {
+        match self.dict.get_with_meta_mut(key) {
+            Some((entry, meta)) => {
                 self.stats.keyspace_hits += 1;
-                entry.access_s = access_clock(now_ms);
+                meta.touch(now_ms);
                 Some(entry)
             }
             None => {
@@ -138,8 +180,8 @@ impl Db {
     /// Looks a key up for writing: expires it if due and updates its access time.
     pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
-        let entry = self.dict.get_mut(key)?;
-        entry.access_s = access_clock(now_ms);
+        let (entry, meta) = self.dict.get_with_meta_mut(key)?;
+        meta.touch(now_ms);
         Some(entry)
     }
 
@@ -148,6 +190,17 @@ impl Db {
     pub fn lookup_quiet(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
         self.dict.get_mut(key)
+    }
+
+    /// The LRU clock of `key` (for OBJECT IDLETIME and DEBUG OBJECT), without touching it.
+    /// Look the key up first: this does not expire it.
+    pub fn lru(&self, key: &[u8]) -> Option<u32> {
+        self.dict.get_with_meta(key).map(|(_, meta)| meta.lru())
+    }
+
+    /// Sets the LRU clock of an existing key (DEBUG and tests).
+    pub fn set_lru(&mut self, key: &[u8], lru: u32) -> bool {
+        self.dict.get_with_meta_mut(key).map(|(_, meta)| meta.set_lru(lru)).is_some()
     }
 
     /// Whether `key` exists (not expired).
@@ -162,17 +215,18 @@ impl Db {
 
     /// Sets `key` to `value` with the given absolute expiry (None: no TTL).
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
-        let mut entry = Entry::new(value);
-        entry.access_s = access_clock(now_ms);
-        let had_ttl = match self.dict.get_mut(key) {
-            Some(old) => {
+        let entry = Entry::new(value);
+        let had_ttl = match self.dict.get_with_meta_mut(key) {
+            Some((old, meta)) => {
                 // Keep the old TTL flag until set_expire below clears or replaces it.
-                entry.has_ttl = old.has_ttl;
                 *old = entry;
-                old.has_ttl
+                meta.touch(now_ms);
+                meta.has_ttl()
             }
             None => {
-                self.dict.insert_new(key, entry);
+                let mut meta = Meta::default();
+                meta.touch(now_ms);
+                self.dict.insert_new_with(key, entry, meta);
                 false
             }
         };
@@ -185,10 +239,10 @@ impl Db {
     /// Replaces the value of `key` keeping its TTL (KEEPTTL); inserts without TTL if absent.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
         self.expire_if_needed(key, now_ms);
-        match self.dict.get_mut(key) {
-            Some(entry) => {
+        match self.dict.get_with_meta_mut(key) {
+            Some((entry, meta)) => {
                 entry.value = value;
-                entry.access_s = access_clock(now_ms);
+                meta.touch(now_ms);
             }
             None => self.set(key, value, now_ms),
         }
@@ -197,19 +251,17 @@ impl Db {
     /// Puts back an entry taken with [`Db::take`] (COPY, MOVE, RENAME), with its TTL and its
     /// access time.
     pub fn insert_detached(&mut self, key: &[u8], detached: Detached, now_ms: u64) {
-        let access_s = detached.entry.access_s;
         self.set_with_expire(key, detached.entry.value, detached.expire_at_ms, now_ms);
-        if let Some(entry) = self.dict.get_mut(key) {
-            entry.access_s = access_s;
-        }
+        self.set_lru(key, detached.lru);
     }
 
     /// Sets or clears the TTL of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
-        let Some(entry) = self.dict.get_mut(key) else {
+        let Some((_, meta)) = self.dict.get_with_meta_mut(key) else {
             return false;
         };
-        let had_ttl = std::mem::replace(&mut entry.has_ttl, expire_at_ms.is_some());
+        let had_ttl = meta.has_ttl();
+        meta.set_has_ttl(expire_at_ms.is_some());
         let old = match (had_ttl, expire_at_ms) {
             (_, Some(at)) => self.ttl.insert(key, at),
             (true, None) => self.ttl.remove(key),
@@ -233,24 +285,22 @@ impl Db {
 
     /// Removes `key` and returns its entry with its TTL.
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
-        let mut entry = self.dict.remove(key)?;
+        let (entry, meta) = self.dict.remove_with_meta(key)?;
         let mut expire_at_ms = None;
-        if entry.has_ttl {
+        if meta.has_ttl() {
             let at = self.ttl.remove(key).expect("a key with a TTL is in the TTL map");
             let removed = self.expires.remove(&(at, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
             expire_at_ms = Some(at);
-            entry.has_ttl = false;
         }
-        Some(Detached { entry, expire_at_ms })
+        Some(Detached { entry, expire_at_ms, lru: meta.lru() })
     }
 
     /// A copy of `key`'s entry with its TTL, if it exists (not expired).
     pub fn copy_detached(&mut self, key: &[u8], now_ms: u64) -> Option<Detached> {
         self.expire_if_needed(key, now_ms);
-        let mut entry = self.dict.get(key)?.clone();
-        entry.has_ttl = false;
-        Some(Detached { entry, expire_at_ms: self.ttl.get(key).copied() })
+        let (entry, meta) = self.dict.get_with_meta(key)?;
+        Some(Detached { entry: entry.clone(), expire_at_ms: self.ttl.get(key).copied(), lru: meta.lru() })
     }
 
     /// Removes every key; returns the old contents so the caller may free them lazily.
@@ -287,8 +337,8 @@ impl Db {
     /// One SCAN step over the bucket at `cursor`: calls `visit` for each live key and returns
     /// the next cursor (0 when done).
     pub fn scan_step(&self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
-        self.dict.scan_step(cursor, |key, entry| {
-            if !Self::is_expired(&self.ttl, key, entry, now_ms) {
+        self.dict.scan_step_with_meta(cursor, |key, entry, meta| {
+            if !Self::is_expired(&self.ttl, key, *meta, now_ms) {
                 visit(key, entry)
             }
         })
@@ -298,8 +348,8 @@ impl Db {
     /// `expired_keys`), as Redis's SCAN expires the keys it comes across.
     pub fn scan_step_reclaiming(&mut self, cursor: u64, now_ms: u64, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut expired: Vec<Box<[u8]>> = Vec::new();
-        let next = self.dict.scan_step(cursor, |key, entry| {
-            if Self::is_expired(&self.ttl, key, entry, now_ms) {
+        let next = self.dict.scan_step_with_meta(cursor, |key, entry, meta| {
+            if Self::is_expired(&self.ttl, key, *meta, now_ms) {
                 expired.push(key.into());
             } else {
                 visit(key, entry)
@@ -314,15 +364,15 @@ impl Db {
 
     /// Every live key with its entry.
     pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.dict.iter().filter(move |(key, entry)| !Self::is_expired(&self.ttl, key, entry, now_ms))
+        self.dict.iter_with_meta().filter(move |(key, _, meta)| !Self::is_expired(&self.ttl, key, **meta, now_ms)).map(|(key, entry, _)| (key, entry))
     }
 
     /// A random live key (RANDOMKEY). Gives up after a bounded number of expired picks, as
     /// Redis does, and then returns an expired one rather than loop forever.
     pub fn random_key(&mut self, now_ms: u64, rng: &mut impl rand::Rng) -> Option<Box<[u8]>> {
         for _ in 0..100 {
-            let (key, entry) = self.dict.random_entry(rng)?;
-            if !Self::is_expired(&self.ttl, key, entry, now_ms) {
+            let (key, _, meta) = self.dict.random_entry_with_meta(rng)?;
+            if !Self::is_expired(&self.ttl, key, *meta, now_ms) {
                 return Some(key.into());
             }
             let key: Box<[u8]> = key.into();
@@ -336,12 +386,12 @@ impl Db {
     pub fn check_invariants(&self) {
         self.dict.check_invariants();
         self.ttl.check_invariants();
-        let with_ttl = self.dict.iter().filter(|(_, e)| e.has_ttl).count();
+        let with_ttl = self.dict.iter_with_meta().filter(|(_, _, meta)| meta.has_ttl()).count();
         assert_eq!(with_ttl, self.ttl.len(), "the TTL map holds one item per key with a TTL");
         assert_eq!(with_ttl, self.expires.len(), "the index holds one item per key with a TTL");
         for (at, key) in &self.expires {
-            let entry = self.dict.get(key).expect("indexed key is present");
-            assert!(entry.has_ttl, "an indexed key is flagged");
+            let (_, meta) = self.dict.get_with_meta(key).expect("indexed key is present");
+            assert!(meta.has_ttl(), "an indexed key is flagged");
             assert_eq!(self.ttl.get(key), Some(at), "index time matches the TTL map");
         }
     }
@@ -354,6 +404,26 @@ mod tests {
 
     fn string(s: &str) -> Value {
         Value::Str(Str::from_bytes(s.as_bytes()))
+    }
+
+    #[test]
+    fn a_key_costs_its_value_and_four_bytes_of_metadata() {
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+        assert_eq!(std::mem::size_of::<Meta>(), 4);
+    }
+
+    #[test]
+    fn the_lru_clock_wraps_as_redis_s() {
+        let mut meta = Meta::default();
+        meta.set_has_ttl(true);
+        meta.touch(5_000);
+        assert_eq!((meta.lru(), meta.has_ttl()), (5, true), "touching keeps the TTL flag");
+        meta.set_has_ttl(false);
+        assert_eq!((meta.lru(), meta.has_ttl()), (5, false));
+        assert_eq!(idle_seconds(5, 12_000), 7);
+        // The clock wrapped since: Redis counts through the wrap.
+        let wrapped_now_ms = (LRU_CLOCK_MAX as u64 + 1 + 3) * 1000;
+        assert_eq!(idle_seconds(LRU_CLOCK_MAX - 2, wrapped_now_ms), 2 + 3);
     }
 
     proptest::proptest! {

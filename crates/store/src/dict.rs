@@ -14,17 +14,20 @@ use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-/// A node: one allocation holding the chain link, the value, then the key's length
-/// (LEB128) and bytes. A key costs its own length plus one byte or two, whatever its size:
-/// a set member of 10 bytes makes a 24-byte node, where a fixed inline key array would take
-/// 32, and a long key needs no second allocation.
+/// A node: one allocation holding the chain link, the value, the metadata, then the key's
+/// length (LEB128) and bytes, packed right after the metadata (not after the struct's
+/// padding). A key costs its own length plus one byte or two, whatever its size, and a long
+/// key needs no second allocation. The metadata `M` (`()` unless the user needs it: the
+/// keyspace keeps its access clock and TTL flag there) fills what would be padding after an
+/// 8-aligned value: the keyspace's node for a 10-byte key is 47 bytes, not 51.
 #[repr(C)]
-struct Node<V> {
-    next: Link<V>,
+struct Node<V, M> {
+    next: Link<V, M>,
     value: V,
+    meta: M,
 }
 
-type Link<V> = Option<NonNull<Node<V>>>;
+type Link<V, M> = Option<NonNull<Node<V, M>>>;
 
 fn varint_len(mut v: usize) -> usize {
     let mut n = 1;
@@ -35,22 +38,28 @@ fn varint_len(mut v: usize) -> usize {
     n
 }
 
-impl<V> Node<V> {
+impl<V, M> Node<V, M> {
+    /// Where the key's length starts: right after the metadata.
+    const KEY_AT: usize = std::mem::offset_of!(Node<V, M>, meta) + std::mem::size_of::<M>();
+
     fn layout(key_len: usize) -> Layout {
-        let size = std::mem::size_of::<Node<V>>() + varint_len(key_len) + key_len;
-        Layout::from_size_align(size, std::mem::align_of::<Node<V>>()).expect("a node layout fits")
+        let size = Self::KEY_AT + varint_len(key_len) + key_len;
+        Layout::from_size_align(size.max(std::mem::size_of::<Node<V, M>>()), std::mem::align_of::<Node<V, M>>()).expect("a node layout fits")
     }
 
-    /// Allocates a node for `key` and `value`, linked to `next`.
-    fn alloc(key: &[u8], value: V, next: Link<V>) -> NonNull<Node<V>> {
+    /// Allocates a node for `key`, `value` and `meta`, linked to `next`.
+    fn alloc(key: &[u8], value: V, meta: M, next: Link<V, M>) -> NonNull<Node<V, M>> {
         let layout = Self::layout(key.len());
-        // SAFETY: the layout has a non-zero size (at least the link); we write the header
-        // and the key bytes within it before anyone reads them.
+        // SAFETY: the layout has a non-zero size (at least the link) and covers the struct;
+        // we write the fields, then the key bytes after the metadata (over what would be the
+        // struct's tail padding, which nothing reads), before anyone reads them.
         unsafe {
-            let raw = alloc::alloc(layout) as *mut Node<V>;
+            let raw = alloc::alloc(layout) as *mut Node<V, M>;
             let Some(node) = NonNull::new(raw) else { alloc::handle_alloc_error(layout) };
-            raw.write(Node { next, value });
-            let mut at = (raw as *mut u8).add(std::mem::size_of::<Node<V>>());
+            std::ptr::addr_of_mut!((*raw).next).write(next);
+            std::ptr::addr_of_mut!((*raw).value).write(value);
+            std::ptr::addr_of_mut!((*raw).meta).write(meta);
+            let mut at = (raw as *mut u8).add(Self::KEY_AT);
             let mut len = key.len();
             while len >= 0x80 {
                 at.write((len as u8 & 0x7f) | 0x80);
@@ -64,11 +73,11 @@ impl<V> Node<V> {
     }
 
     /// The key of a live node. The lifetime is the caller's promise that the node lives.
-    fn key<'a>(node: NonNull<Node<V>>) -> &'a [u8] {
+    fn key<'a>(node: NonNull<Node<V, M>>) -> &'a [u8] {
         // SAFETY: a live node was written by `alloc`: its length varint and key bytes follow
-        // the header.
+        // the metadata.
         unsafe {
-            let mut at = (node.as_ptr() as *const u8).add(std::mem::size_of::<Node<V>>());
+            let mut at = (node.as_ptr() as *const u8).add(Self::KEY_AT);
             let (mut len, mut shift) = (0usize, 0);
             loop {
                 let b = *at;
@@ -83,16 +92,29 @@ impl<V> Node<V> {
         }
     }
 
-    /// Frees a node unlinked from every chain and returns its value.
-    fn free(node: NonNull<Node<V>>) -> V {
+    /// Frees a node unlinked from every chain and returns its value and metadata.
+    fn free(node: NonNull<Node<V, M>>) -> (V, M) {
         let layout = Self::layout(Self::key(node).len());
-        // SAFETY: the node is live and no longer reachable; we move the value out, then
-        // release the allocation with the layout it was made with.
+        // SAFETY: the node is live and no longer reachable; we move the value and metadata
+        // out, then release the allocation with the layout it was made with.
         unsafe {
-            let value = std::ptr::read(&(*node.as_ptr()).value);
+            let value = std::ptr::read(std::ptr::addr_of!((*node.as_ptr()).value));
+            let meta = std::ptr::read(std::ptr::addr_of!((*node.as_ptr()).meta));
             alloc::dealloc(node.as_ptr() as *mut u8, layout);
-            value
+            (value, meta)
         }
+    }
+
+    /// The value and metadata of a live node, shared. The lifetime is the caller's promise.
+    fn parts<'a>(node: NonNull<Node<V, M>>) -> (&'a V, &'a M) {
+        // SAFETY: a live node's fields are initialized; the caller borrows the dict for 'a.
+        unsafe { (&*std::ptr::addr_of!((*node.as_ptr()).value), &*std::ptr::addr_of!((*node.as_ptr()).meta)) }
+    }
+
+    /// The value and metadata of a live node, unique. The lifetime is the caller's promise.
+    fn parts_mut<'a>(node: NonNull<Node<V, M>>) -> (&'a mut V, &'a mut M) {
+        // SAFETY: as `parts`, with the dict borrowed mutably for 'a.
+        unsafe { (&mut *std::ptr::addr_of_mut!((*node.as_ptr()).value), &mut *std::ptr::addr_of_mut!((*node.as_ptr()).meta)) }
     }
 }
 
@@ -100,27 +122,34 @@ impl<V> Node<V> {
 const BUCKETS_MIN: usize = 4;
 
 /// A hash table from byte-string keys to `V`.
-pub struct Dict<V> {
-    buckets: Vec<Link<V>>,
+pub struct Dict<V, M = ()> {
+    buckets: Vec<Link<V, M>>,
     len: usize,
     hasher: foldhash::fast::RandomState,
-    _owns: PhantomData<Box<Node<V>>>,
+    _owns: PhantomData<Box<Node<V, M>>>,
 }
 
 // SAFETY: a dict owns its nodes exclusively (no node is shared between dicts or reachable
 // from elsewhere), so it can move to or be shared with another thread when its values can.
-unsafe impl<V: Send> Send for Dict<V> {}
+unsafe impl<V: Send, M: Send> Send for Dict<V, M> {}
 // SAFETY: as above; `&Dict` only hands out `&V`.
-unsafe impl<V: Sync> Sync for Dict<V> {}
+unsafe impl<V: Sync, M: Sync> Sync for Dict<V, M> {}
 
-impl<V> Default for Dict<V> {
+impl<V, M> Default for Dict<V, M> {
     fn default() -> Self {
-        Self::new()
+        Dict { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default(), _owns: PhantomData }
+    }
+}
+
+impl<V> Dict<V> {
+    /// An empty dict without metadata (`Dict::default()` makes one with).
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
 /// Walks a chain from `link`.
-fn chain<'a, V: 'a>(mut link: Link<V>) -> impl Iterator<Item = NonNull<Node<V>>> + 'a {
+fn chain<'a, V: 'a, M: 'a>(mut link: Link<V, M>) -> impl Iterator<Item = NonNull<Node<V, M>>> + 'a {
     std::iter::from_fn(move || {
         let node = link?;
         // SAFETY: every link in a chain points to a live node of the dict borrowed for 'a.
@@ -129,11 +158,7 @@ fn chain<'a, V: 'a>(mut link: Link<V>) -> impl Iterator<Item = NonNull<Node<V>>>
     })
 }
 
-impl<V> Dict<V> {
-    pub fn new() -> Self {
-        Dict { buckets: Vec::new(), len: 0, hasher: foldhash::fast::RandomState::default(), _owns: PhantomData }
-    }
-
+impl<V, M> Dict<V, M> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -152,7 +177,7 @@ impl<V> Dict<V> {
         (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
     }
 
-    fn find(&self, key: &[u8]) -> Option<NonNull<Node<V>>> {
+    fn find(&self, key: &[u8]) -> Option<NonNull<Node<V, M>>> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -160,22 +185,23 @@ impl<V> Dict<V> {
     }
 
     pub fn get(&self, key: &[u8]) -> Option<&V> {
-        // SAFETY: the node lives while `self` is borrowed.
-        self.find(key).map(|node| unsafe { &(*node.as_ptr()).value })
+        self.find(key).map(|node| Node::parts(node).0)
     }
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        // SAFETY: the node lives while `self` is borrowed, and `&mut self` makes the borrow
-        // unique.
-        self.find(key).map(|node| unsafe { &mut (*node.as_ptr()).value })
+        self.find(key).map(|node| Node::parts_mut(node).0)
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
         self.find(key).is_some()
     }
 
-    /// Inserts or replaces; returns the previous value.
-    pub fn insert(&mut self, key: &[u8], value: V) -> Option<V> {
+    /// Inserts or replaces; returns the previous value. A new key gets default metadata; a
+    /// replaced value keeps its key's.
+    pub fn insert(&mut self, key: &[u8], value: V) -> Option<V>
+    where
+        M: Default,
+    {
         if let Some(slot) = self.get_mut(key) {
             return Some(std::mem::replace(slot, value));
         }
@@ -183,24 +209,42 @@ impl<V> Dict<V> {
         None
     }
 
-    /// Inserts a key known to be absent and returns a reference to its value.
-    pub fn insert_new(&mut self, key: &[u8], value: V) -> &mut V {
+    /// Inserts a key known to be absent, with default metadata, and returns its value.
+    pub fn insert_new(&mut self, key: &[u8], value: V) -> &mut V
+    where
+        M: Default,
+    {
+        self.insert_new_with(key, value, M::default()).0
+    }
+
+    /// Inserts a key known to be absent with `meta`; returns its value and metadata.
+    pub fn insert_new_with(&mut self, key: &[u8], value: V, meta: M) -> (&mut V, &mut M) {
         debug_assert!(!self.contains_key(key), "insert_new on a present key");
         self.grow_if_needed();
         let bucket = self.bucket_of(key);
-        let node = Node::alloc(key, value, self.buckets[bucket]);
+        let node = Node::alloc(key, value, meta, self.buckets[bucket]);
         self.buckets[bucket] = Some(node);
         self.len += 1;
-        // SAFETY: just allocated and owned by `self`, borrowed mutably.
-        unsafe { &mut (*node.as_ptr()).value }
+        Node::parts_mut(node)
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+    /// The value and metadata of `key`.
+    pub fn get_with_meta(&self, key: &[u8]) -> Option<(&V, &M)> {
+        self.find(key).map(Node::parts)
+    }
+
+    /// The value and metadata of `key`, for change.
+    pub fn get_with_meta_mut(&mut self, key: &[u8]) -> Option<(&mut V, &mut M)> {
+        self.find(key).map(Node::parts_mut)
+    }
+
+    /// Removes `key`; returns its value and metadata.
+    pub fn remove_with_meta(&mut self, key: &[u8]) -> Option<(V, M)> {
         if self.buckets.is_empty() {
             return None;
         }
         let bucket = self.bucket_of(key);
-        let mut link: *mut Link<V> = &mut self.buckets[bucket];
+        let mut link: *mut Link<V, M> = &mut self.buckets[bucket];
         // SAFETY: `link` always points at a live link slot: the bucket, or the `next` of a
         // live node of this chain; we hold `&mut self`.
         unsafe {
@@ -208,9 +252,9 @@ impl<V> Dict<V> {
                 if Node::key(node) == key {
                     *link = (*node.as_ptr()).next;
                     self.len -= 1;
-                    let value = Node::free(node);
+                    let parts = Node::free(node);
                     self.shrink_if_needed();
-                    return Some(value);
+                    return Some(parts);
                 }
                 link = &mut (*node.as_ptr()).next;
             }
@@ -218,9 +262,13 @@ impl<V> Dict<V> {
         None
     }
 
+    pub fn remove(&mut self, key: &[u8]) -> Option<V> {
+        self.remove_with_meta(key).map(|(value, _)| value)
+    }
+
     /// Removes everything and returns the old contents as a dict, so a caller can drop it
     /// elsewhere (lazy free) or at once.
-    pub fn take(&mut self) -> Dict<V> {
+    pub fn take(&mut self) -> Dict<V, M> {
         std::mem::take(self)
     }
 
@@ -246,7 +294,7 @@ impl<V> Dict<V> {
         let old = std::mem::take(&mut self.buckets);
         self.buckets.resize_with(bucket_count, || None);
         for link in old {
-            let nodes: Vec<NonNull<Node<V>>> = chain(link).collect();
+            let nodes: Vec<NonNull<Node<V, M>>> = chain(link).collect();
             for node in nodes {
                 let bucket = self.bucket_of(Node::key(node));
                 // SAFETY: we own every node; relinking changes only their `next`.
@@ -260,13 +308,18 @@ impl<V> Dict<V> {
     /// (0 when the iteration is complete). The cursor walks buckets in reverse-binary order,
     /// as Redis's `dictScan`, so that resizes between calls neither skip nor lose keys.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V)) -> u64 {
+        self.scan_step_with_meta(cursor, |key, value, _| visit(key, value))
+    }
+
+    /// [`Dict::scan_step`], visiting the metadata too.
+    pub fn scan_step_with_meta(&self, cursor: u64, mut visit: impl FnMut(&[u8], &V, &M)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
         let mask = (self.buckets.len() - 1) as u64;
         for node in chain(self.buckets[(cursor & mask) as usize]) {
-            // SAFETY: the node lives while `self` is borrowed.
-            visit(Node::key(node), unsafe { &(*node.as_ptr()).value });
+            let (value, meta) = Node::parts(node);
+            visit(Node::key(node), value, meta);
         }
         // Increment the reversed cursor: set the unmasked bits, reverse, add one, reverse.
         let mut v = cursor | !mask;
@@ -278,6 +331,11 @@ impl<V> Dict<V> {
     /// A uniformly chosen bucket's random entry (Redis's `dictGetRandomKey` is similarly
     /// biased towards short chains).
     pub fn random_entry(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &V)> {
+        self.random_entry_with_meta(rng).map(|(key, value, _)| (key, value))
+    }
+
+    /// [`Dict::random_entry`] with the metadata.
+    pub fn random_entry_with_meta(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &V, &M)> {
         if self.len == 0 {
             return None;
         }
@@ -288,25 +346,32 @@ impl<V> Dict<V> {
                 continue;
             }
             let node = chain(bucket).nth(rng.random_range(0..chain_len)).expect("within the chain");
-            // SAFETY: the node lives while `self` is borrowed.
-            return Some((Node::key(node), unsafe { &(*node.as_ptr()).value }));
+            let (value, meta) = Node::parts(node);
+            return Some((Node::key(node), value, meta));
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &V)> {
-        // SAFETY: the nodes live while `self` is borrowed.
-        self.buckets.iter().flat_map(|&bucket| chain(bucket)).map(|node| (Node::key(node), unsafe { &(*node.as_ptr()).value }))
+        self.iter_with_meta().map(|(key, value, _)| (key, value))
+    }
+
+    /// Every key with its value and metadata.
+    pub fn iter_with_meta(&self) -> impl Iterator<Item = (&[u8], &V, &M)> {
+        self.buckets.iter().flat_map(|&bucket| chain(bucket)).map(|node| {
+            let (value, meta) = Node::parts(node);
+            (Node::key(node), value, meta)
+        })
     }
 
     /// Removes the entries for which `keep` returns false; returns how many it removed.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8], &mut V) -> bool) -> usize {
         let mut removed = 0;
         for bucket in 0..self.buckets.len() {
-            let mut link: *mut Link<V> = &mut self.buckets[bucket];
+            let mut link: *mut Link<V, M> = &mut self.buckets[bucket];
             // SAFETY: as in `remove`: `link` points at a live link slot of a chain we own.
             unsafe {
                 while let Some(node) = *link {
-                    if keep(Node::key(node), &mut (*node.as_ptr()).value) {
+                    if keep(Node::key(node), Node::parts_mut(node).0) {
                         link = &mut (*node.as_ptr()).next;
                     } else {
                         *link = (*node.as_ptr()).next;
@@ -340,7 +405,7 @@ impl<V> Dict<V> {
     }
 }
 
-impl<V> Drop for Dict<V> {
+impl<V, M> Drop for Dict<V, M> {
     fn drop(&mut self) {
         for bucket in &mut self.buckets {
             let mut link = bucket.take();
@@ -387,8 +452,10 @@ mod tests {
         assert_eq!(total, lengths.iter().sum::<usize>());
         // A 10-byte set member makes a 19-byte node (link, length byte, key): mimalloc's
         // 24-byte class.
-        assert_eq!(Node::<()>::layout(10).size(), 19);
-        assert_eq!(Node::<()>::layout(128).size(), 8 + 2 + 128);
+        assert_eq!(Node::<(), ()>::layout(10).size(), 19);
+        assert_eq!(Node::<(), ()>::layout(128).size(), 8 + 2 + 128);
+        // Metadata after an 8-aligned value takes what would be padding: value 24 + meta 4.
+        assert_eq!(Node::<[u64; 3], u32>::layout(10).size(), 8 + 24 + 4 + 1 + 10);
     }
 
     #[test]
