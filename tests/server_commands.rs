@@ -650,3 +650,40 @@ fn unlink_frees_a_big_collection_in_the_background_and_del_in_place() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn lazyfree_lazy_server_del_and_expire_free_big_values_in_the_background() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let lazyfreed = |raw: &mut Raw| -> u64 {
+        let info = bulk_text(&raw.command(&["INFO", "memory"]).unwrap());
+        info_field(&info, "lazyfreed_objects").expect("lazyfreed_objects").parse().unwrap()
+    };
+    let wait_for = |raw: &mut Raw, n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lazyfreed(raw) != n {
+            assert!(Instant::now() < deadline, "{n} values freed in the background");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let big_set = |raw: &mut Raw, key: &str| {
+        let mut args = vec!["SADD".to_owned(), key.to_owned()];
+        args.extend((0..1000).map(|m| format!("member:{m}")));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(raw.command(&argv).unwrap(), ":1000\r\n");
+    };
+    // The defaults free in place.
+    big_set(&mut raw, "over");
+    raw.command(&["SET", "over", "x"]).unwrap();
+    assert_eq!(lazyfreed(&mut raw), 0);
+    assert_eq!(raw.command(&["CONFIG", "SET", "lazyfree-lazy-server-del", "yes", "lazyfree-lazy-expire", "yes"]).unwrap(), "+OK\r\n");
+    raw.command(&["DEL", "over"]).unwrap();
+    big_set(&mut raw, "over");
+    assert_eq!(raw.command(&["SET", "over", "x"]).unwrap(), "+OK\r\n");
+    wait_for(&mut raw, 1);
+    big_set(&mut raw, "soon");
+    assert_eq!(raw.command(&["PEXPIRE", "soon", "10"]).unwrap(), ":1\r\n");
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(raw.command(&["EXISTS", "soon"]).unwrap(), ":0\r\n");
+    wait_for(&mut raw, 2);
+}

@@ -26,6 +26,11 @@ pub struct Settings {
     pub lazyfree_lazy_user_del: bool,
     /// `lazyfree-lazy-user-flush`: FLUSHDB and FLUSHALL without SYNC free in the background.
     pub lazyfree_lazy_user_flush: bool,
+    /// `lazyfree-lazy-expire`: expired big values are freed in the background.
+    pub lazyfree_lazy_expire: bool,
+    /// `lazyfree-lazy-server-del`: big values that SET and friends overwrite are freed in
+    /// the background.
+    pub lazyfree_lazy_server_del: bool,
 }
 
 impl Default for Settings {
@@ -37,6 +42,8 @@ impl Default for Settings {
             hll_sparse_max_bytes: 3000,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
         }
     }
 }

@@ -92,7 +92,11 @@ where
                 let (senders, mut receivers) = mesh.join().await.expect("every core joins the mesh");
                 let id = senders.peer_id();
                 let core = Rc::new(Core::new(id, threads, databases, settings, shared, senders));
-                core.with_shard(|shard| shard.lazyfree = Some(lazyfree));
+                let (expire, server_del) = {
+                    let settings = core.settings.borrow();
+                    (settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del)
+                };
+                core.with_shard(|shard| shard.configure_lazyfree(Some(lazyfree), expire, server_del));
                 for (peer, stream) in receivers.streams() {
                     let core = core.clone();
                     glommio::spawn_local(async move {

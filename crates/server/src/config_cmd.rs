@@ -123,7 +123,9 @@ fn strerror(error: &std::io::Error) -> String {
 pub async fn broadcast(node: &Rc<Node>, config: Config) {
     node.core
         .call_all(move |core| {
-            *core.settings.borrow_mut() = node::settings_of(&config);
+            let settings = node::settings_of(&config);
+            core.with_shard(|shard| shard.configure_lazyfree(shard.lazyfree.clone(), settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del));
+            *core.settings.borrow_mut() = settings;
             *node::current().config.borrow_mut() = config.clone();
         })
         .await;

@@ -62,6 +62,8 @@ pub fn settings_of(config: &Config) -> Settings {
         hll_sparse_max_bytes: config.hll_sparse_max_bytes,
         lazyfree_lazy_user_del: config.lazyfree_lazy_user_del,
         lazyfree_lazy_user_flush: config.lazyfree_lazy_user_flush,
+        lazyfree_lazy_expire: config.lazyfree_lazy_expire,
+        lazyfree_lazy_server_del: config.lazyfree_lazy_server_del,
     }
 }
 

@@ -97,6 +97,8 @@ pub struct Db {
     /// (expire_at_ms, key) for every key with a TTL, in expiry order.
     expires: BTreeSet<(u64, Box<[u8]>)>,
     pub stats: DbStats,
+    /// How implicit deletes free their values (see [`crate::lazyfree::Policy`]).
+    pub(crate) lazy: crate::lazyfree::Policy,
 }
 
 impl Db {
@@ -136,8 +138,7 @@ impl Db {
         }
         match self.dict.get_with_meta(key) {
             Some((_, meta)) if Self::is_expired(&self.ttl, key, *meta, now_ms) => {
-                self.remove(key);
-                self.stats.expired_keys += 1;
+                self.remove_expired(key);
                 true
             }
             _ => false,
@@ -219,9 +220,11 @@ impl Db {
         let had_ttl = match self.dict.get_with_meta_mut(key) {
             Some((old, meta)) => {
                 // Keep the old TTL flag until set_expire below clears or replaces it.
-                *old = entry;
+                let previous = std::mem::replace(old, entry);
                 meta.touch(now_ms);
-                meta.has_ttl()
+                let had_ttl = meta.has_ttl();
+                self.lazy.dispose_overwritten(previous.value);
+                had_ttl
             }
             None => {
                 let mut meta = Meta::default();
@@ -241,8 +244,9 @@ impl Db {
         self.expire_if_needed(key, now_ms);
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
-                entry.value = value;
+                let previous = std::mem::replace(&mut entry.value, value);
                 meta.touch(now_ms);
+                self.lazy.dispose_overwritten(previous);
             }
             None => self.set(key, value, now_ms),
         }
@@ -306,9 +310,19 @@ impl Db {
     /// Removes every key; returns the old contents so the caller may free them lazily.
     pub fn clear(&mut self) -> Db {
         let stats = self.stats;
+        let lazy = self.lazy.clone();
         let old = std::mem::take(self);
         self.stats = stats;
+        self.lazy = lazy;
         old
+    }
+
+    /// Removes a key found expired, counting it and freeing it per `lazyfree-lazy-expire`.
+    fn remove_expired(&mut self, key: &[u8]) {
+        if let Some(entry) = self.remove(key) {
+            self.stats.expired_keys += 1;
+            self.lazy.dispose_expired(entry.value);
+        }
     }
 
     /// Reclaims up to `keys_max` expired keys, earliest first; returns how many it removed.
@@ -324,6 +338,9 @@ impl Db {
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
             self.stats.expired_keys += 1;
+            if let Some(entry) = entry {
+                self.lazy.dispose_expired(entry.value);
+            }
             removed += 1;
         }
         removed
@@ -356,8 +373,7 @@ impl Db {
             }
         });
         for key in expired {
-            self.remove(&key);
-            self.stats.expired_keys += 1;
+            self.remove_expired(&key);
         }
         next
     }
@@ -376,8 +392,7 @@ impl Db {
                 return Some(key.into());
             }
             let key: Box<[u8]> = key.into();
-            self.remove(&key);
-            self.stats.expired_keys += 1;
+            self.remove_expired(&key);
         }
         self.dict.random_entry(rng).map(|(k, _)| k.into())
     }

@@ -83,6 +83,25 @@ impl Value {
     }
 }
 
+/// How a database frees what it drops implicitly: expired keys (`lazyfree-lazy-expire`) and
+/// values overwritten by SET and friends (`lazyfree-lazy-server-del`).
+#[derive(Clone, Default)]
+pub struct Policy {
+    pub sink: Option<LazyFree>,
+    pub expire: bool,
+    pub server_del: bool,
+}
+
+impl Policy {
+    pub fn dispose_expired(&self, value: Value) {
+        dispose(self.sink.as_ref(), value, self.expire);
+    }
+
+    pub fn dispose_overwritten(&self, value: Value) {
+        dispose(self.sink.as_ref(), value, self.server_del);
+    }
+}
+
 /// Drops `value` here, or on the background thread when it is big and `lazy` asks for it.
 pub fn dispose(lazyfree: Option<&LazyFree>, value: Value, lazy: bool) {
     match lazyfree {

@@ -42,6 +42,15 @@ impl Shard {
         slot::key_shard(key, self.shard_count) == self.id
     }
 
+    /// Installs the lazyfree thread and the `lazyfree-lazy-expire` / `-server-del` choices in
+    /// every database.
+    pub fn configure_lazyfree(&mut self, sink: Option<lazyfree::LazyFree>, expire: bool, server_del: bool) {
+        self.lazyfree = sink.clone();
+        for db in &mut self.dbs {
+            db.lazy = lazyfree::Policy { sink: sink.clone(), expire, server_del };
+        }
+    }
+
     /// Drops `value`, on the lazyfree thread when it is big and `lazy` asks for it.
     pub fn dispose(&self, value: Value, lazy: bool) {
         lazyfree::dispose(self.lazyfree.as_ref(), value, lazy);
