@@ -13,7 +13,8 @@ pub const INLINE_MAX: usize = 7;
 
 /// Low bit 1: inline, length in bits 1..4 of the first byte, bytes in the next seven.
 /// Low bit 0: a pointer (allocated with alignment 2, so its low bit is free).
-pub struct ThinBytes(usize);
+/// Held as a pointer (not an integer) so the heap form keeps its provenance.
+pub struct ThinBytes(*mut u8);
 
 fn heap_layout(len: usize) -> Layout {
     Layout::from_size_align(varint_len(len) + len, 2).expect("a byte string layout fits")
@@ -34,7 +35,7 @@ impl ThinBytes {
             let mut word = [0u8; 8];
             word[0] = 1 | (bytes.len() as u8) << 1;
             word[1..1 + bytes.len()].copy_from_slice(bytes);
-            return ThinBytes(usize::from_le_bytes(word));
+            return ThinBytes(std::ptr::without_provenance_mut(usize::from_le_bytes(word)));
         }
         let layout = heap_layout(bytes.len());
         // SAFETY: the layout is non-zero (a length byte at least); we fill it completely.
@@ -52,20 +53,20 @@ impl ThinBytes {
             }
             at.write(len as u8);
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), at.add(1), bytes.len());
-            ThinBytes(raw as usize)
+            ThinBytes(raw)
         }
     }
 
     fn is_inline(&self) -> bool {
-        self.0 & 1 == 1
+        self.0.addr() & 1 == 1
     }
 
     pub fn as_bytes(&self) -> &[u8] {
         if self.is_inline() {
-            let len = (self.0 as u8 >> 1) as usize;
+            let len = (self.0.addr() as u8 >> 1) as usize;
             // SAFETY: the word is 8 bytes we own; on little-endian its bytes 1..=len are the
             // inline bytes.
-            unsafe { std::slice::from_raw_parts((&self.0 as *const usize as *const u8).add(1), len) }
+            unsafe { std::slice::from_raw_parts((&self.0 as *const *mut u8 as *const u8).add(1), len) }
         } else {
             // SAFETY: a heap form points at the allocation `new` filled: a length, then bytes.
             unsafe {
@@ -108,7 +109,7 @@ impl Drop for ThinBytes {
         if !self.is_inline() {
             let layout = heap_layout(self.len());
             // SAFETY: allocated by `new` with this layout, freed once.
-            unsafe { alloc::dealloc(self.0 as *mut u8, layout) };
+            unsafe { alloc::dealloc(self.0, layout) };
         }
     }
 }
