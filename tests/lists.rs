@@ -16,10 +16,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, Gen, Generated};
 use shoal_tests::THREADS;
 
 /// Every command the generator knows, with Redis's arity and its weight.
@@ -66,103 +65,58 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 const LEN: usize = 300;
 
 struct Generator {
-    rng: SmallRng,
-    weight_total: u32,
+    base: Gen,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), weight_total: COMMANDS.iter().map(|(_, _, w)| w).sum() }
-    }
-
-    fn command(&mut self) -> (&'static str, i32) {
-        let mut draw = self.rng.random_range(0..self.weight_total);
-        for &(name, arity, weight) in COMMANDS {
-            if draw < weight {
-                return (name, arity);
-            }
-            draw -= weight;
-        }
-        unreachable!("a draw under the total weight lands on a command")
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
+        Generator { base: Gen::new(seed) }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        self.pick(KEYS).as_bytes().to_vec()
+        self.base.pick_bytes(KEYS)
     }
 
     fn element(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..60) {
+        match self.base.rng.random_range(0..60) {
             // Past a node's size: Shoal (as Redis 7.2+) gives it a node of its own.
             0 => vec![b'p'; 9000],
-            1..=3 => vec![b'x'; self.rng.random_range(60..80)],
-            4..=6 => self.rng.random_range(-5000i64..70000).to_string().into_bytes(),
-            _ => self.pick(ELEMENTS).as_bytes().to_vec(),
+            1..=3 => vec![b'x'; self.base.rng.random_range(60..80)],
+            4..=6 => self.base.rng.random_range(-5000i64..70000).to_string().into_bytes(),
+            _ => self.base.pick_bytes(ELEMENTS),
         }
     }
 
     fn elements(&mut self, max: usize) -> Vec<Vec<u8>> {
-        (0..self.rng.random_range(1..=max)).map(|_| self.element()).collect()
+        (0..self.base.rng.random_range(1..=max)).map(|_| self.element()).collect()
     }
 
     /// An index or count: mostly small, sometimes an edge or not an integer.
     fn integer(&mut self, low: i64, high: i64) -> Vec<u8> {
-        if self.chance(88) {
-            self.rng.random_range(low..=high).to_string().into_bytes()
-        } else {
-            self.pick(INTEGERS).as_bytes().to_vec()
-        }
-    }
-
-    fn token(&mut self, token: &str) -> Vec<u8> {
-        match self.rng.random_range(0..4) {
-            0 => token.to_ascii_lowercase().into_bytes(),
-            _ => token.as_bytes().to_vec(),
-        }
+        self.base.integer(88, low, high, INTEGERS)
     }
 
     fn side(&mut self) -> Vec<u8> {
-        if self.chance(4) {
-            return self.pick(&["UP", "", "LEFTX"]).as_bytes().to_vec();
+        if self.base.chance(4) {
+            return self.base.pick_bytes(&["UP", "", "LEFTX"]);
         }
-        let side = if self.chance(50) { "LEFT" } else { "RIGHT" };
-        self.token(side)
+        let side = if self.base.chance(50) { "LEFT" } else { "RIGHT" };
+        self.base.case(side)
     }
 
     fn generate(&mut self) -> Generated {
-        if self.chance(4) {
+        if self.base.chance(4) {
             return self.wrong_arity();
         }
-        let (name, _) = self.command();
-        let mut args = vec![self.token(name)];
+        let (name, _) = self.base.command(COMMANDS);
+        let mut args = vec![self.base.case(name)];
         args.extend(self.arguments(name));
         Generated { label: name, args }
     }
 
     fn wrong_arity(&mut self) -> Generated {
-        let (name, arity) = self.command();
-        let argc = if arity > 0 {
-            let mut argc = self.rng.random_range(1..=arity as usize + 2);
-            if argc == arity as usize {
-                argc += 1;
-            }
-            argc
-        } else {
-            self.rng.random_range(1..(-arity) as usize)
-        };
-        let mut args = vec![self.token(name)];
-        for _ in 1..argc {
-            let arg = self.key();
-            args.push(arg);
-        }
-        Generated { label: "(wrong arity)", args }
+        let (name, arity) = self.base.command(COMMANDS);
+        self.base.wrong_arity(name, arity, KEYS)
     }
 
     fn arguments(&mut self, name: &str) -> Vec<Vec<u8>> {
@@ -170,11 +124,11 @@ impl Generator {
         match name {
             "LPUSH" | "RPUSH" | "LPUSHX" | "RPUSHX" => args.extend(self.elements(6)),
             "LPOP" | "RPOP" => {
-                if self.chance(50) {
+                if self.base.chance(50) {
                     let count = self.integer(-1, 5);
                     args.push(count);
                 }
-                if self.chance(3) {
+                if self.base.chance(3) {
                     args.push(b"1".to_vec());
                 }
             }
@@ -189,10 +143,10 @@ impl Generator {
                 args.push(self.element());
             }
             "LINSERT" => {
-                let place = match self.rng.random_range(0..20) {
+                let place = match self.base.rng.random_range(0..20) {
                     0 => b"MIDDLE".to_vec(),
-                    n if n % 2 == 0 => self.token("BEFORE"),
-                    _ => self.token("AFTER"),
+                    n if n % 2 == 0 => self.base.case("BEFORE"),
+                    _ => self.base.case("AFTER"),
                 };
                 args.push(place);
                 args.push(self.element());
@@ -204,27 +158,27 @@ impl Generator {
             }
             "LPOS" => {
                 args.push(self.element());
-                for _ in 0..[0, 1, 1, 2, 3][self.rng.random_range(0..5)] {
-                    match self.rng.random_range(0..10) {
+                for _ in 0..[0, 1, 1, 2, 3][self.base.rng.random_range(0..5)] {
+                    match self.base.rng.random_range(0..10) {
                         0..=2 => {
-                            args.push(self.token("RANK"));
+                            args.push(self.base.case("RANK"));
                             // Not i64::MIN: Redis 7.0 misreads it, 7.2 refuses it (as Shoal does).
-                            let rank = if self.chance(90) {
-                                self.rng.random_range(-3i64..=3).to_string().into_bytes()
+                            let rank = if self.base.chance(90) {
+                                self.base.rng.random_range(-3i64..=3).to_string().into_bytes()
                             } else {
-                                self.pick(&["abc", "9223372036854775807", "-9223372036854775807", ""]).as_bytes().to_vec()
+                                self.base.pick_bytes(&["abc", "9223372036854775807", "-9223372036854775807", ""])
                             };
                             args.push(rank);
                         }
                         3..=5 => {
-                            args.push(self.token("COUNT"));
+                            args.push(self.base.case("COUNT"));
                             args.push(self.integer(-1, 3));
                         }
                         6..=8 => {
-                            args.push(self.token("MAXLEN"));
+                            args.push(self.base.case("MAXLEN"));
                             args.push(self.integer(-1, 6));
                         }
-                        _ => args.push(self.pick(&["RANK", "COUNT", "FOO"]).as_bytes().to_vec()),
+                        _ => args.push(self.base.pick_bytes(&["RANK", "COUNT", "FOO"])),
                     }
                 }
             }
@@ -236,8 +190,8 @@ impl Generator {
             "RPOPLPUSH" => args.push(self.key()),
             "LMPOP" => {
                 args.clear();
-                let keys = self.rng.random_range(1..=3);
-                let numkeys = match self.rng.random_range(0..20) {
+                let keys = self.base.rng.random_range(1..=3);
+                let numkeys = match self.base.rng.random_range(0..20) {
                     0 => "0".to_string(),
                     1 => "-1".to_string(),
                     2 => "abc".to_string(),
@@ -249,17 +203,17 @@ impl Generator {
                     args.push(self.key());
                 }
                 args.push(self.side());
-                if self.chance(50) {
-                    args.push(self.token("COUNT"));
+                if self.base.chance(50) {
+                    args.push(self.base.case("COUNT"));
                     args.push(self.integer(-1, 4));
                 }
-                if self.chance(4) {
-                    args.push(self.pick(&["COUNT", "FOO"]).as_bytes().to_vec());
+                if self.base.chance(4) {
+                    args.push(self.base.pick_bytes(&["COUNT", "FOO"]));
                 }
             }
             "SET" => {
                 // Two keys only turn into strings, so most keys stay lists for long runs.
-                args[0] = self.pick(&["x:1", "{t}c"]).as_bytes().to_vec();
+                args[0] = self.base.pick_bytes(&["x:1", "{t}c"]);
                 args.push(b"str".to_vec());
             }
             other => unreachable!("the generator has no arguments for {other}"),

@@ -30,6 +30,8 @@ pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
 pub mod diff {
     use std::collections::BTreeMap;
 
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
     use shoal_testkit::{Raw, Server};
 
     /// One generated command: its name for the report, and its arguments (the name first).
@@ -45,6 +47,114 @@ pub mod diff {
         /// Rewrites a reply so that differences Redis leaves unspecified compare equal.
         fn normalise(&self, _generated: &Generated, reply: Vec<u8>) -> Vec<u8> {
             reply
+        }
+    }
+
+    /// The common part of every family's generator: the seeded random numbers and the
+    /// helpers each family draws its commands with. A family's generator holds one as `base`.
+    pub struct Gen {
+        pub rng: SmallRng,
+    }
+
+    /// A command table: each command's name (words separated by a space for subcommands),
+    /// Redis's arity (negative: at least that many) and its weight in the draw.
+    pub type Commands = [(&'static str, i32, u32)];
+
+    /// The text as bytes.
+    pub fn bytes(text: &str) -> Vec<u8> {
+        text.as_bytes().to_vec()
+    }
+
+    impl Gen {
+        pub fn new(seed: u64) -> Gen {
+            Gen { rng: SmallRng::seed_from_u64(seed) }
+        }
+
+        pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[self.rng.random_range(0..from.len())]
+        }
+
+        /// One of `from`, as bytes.
+        pub fn pick_bytes(&mut self, from: &[&str]) -> Vec<u8> {
+            bytes(self.pick(from))
+        }
+
+        pub fn chance(&mut self, percent: u32) -> bool {
+            self.rng.random_range(0..100) < percent
+        }
+
+        /// A command name or token in a random case, as clients may send it: as written,
+        /// in lower case, or in mixed case.
+        pub fn case(&mut self, word: &str) -> Vec<u8> {
+            match self.rng.random_range(0..4) {
+                0 => word.to_ascii_lowercase().into_bytes(),
+                1 => word.bytes().enumerate().map(|(i, b)| if i % 2 == 0 { b.to_ascii_lowercase() } else { b }).collect(),
+                _ => bytes(word),
+            }
+        }
+
+        /// The words of a (possibly two-word) command name, each in a random case.
+        pub fn name(&mut self, name: &str) -> Vec<Vec<u8>> {
+            name.split(' ').map(|word| self.case(word)).collect()
+        }
+
+        /// A command from the table, drawn by weight: its name and arity.
+        pub fn command(&mut self, commands: &Commands) -> (&'static str, i32) {
+            let total: u32 = commands.iter().map(|&(_, _, weight)| weight).sum();
+            let mut draw = self.rng.random_range(0..total);
+            for &(name, arity, weight) in commands {
+                if draw < weight {
+                    return (name, arity);
+                }
+                draw -= weight;
+            }
+            unreachable!("a draw under the total weight lands on a command")
+        }
+
+        /// `name` with an argument count its arity refuses (too few, or too many for a fixed
+        /// arity), the arguments drawn from `fill`.
+        pub fn wrong_arity(&mut self, name: &str, arity: i32, fill: &[&str]) -> Generated {
+            let mut args = self.name(name);
+            let fixed = args.len();
+            let argc = if arity > 0 {
+                let argc = self.rng.random_range(fixed..=arity as usize + 2);
+                if argc == arity as usize {
+                    argc + 1
+                } else {
+                    argc
+                }
+            } else {
+                self.rng.random_range(fixed..(-arity) as usize)
+            };
+            while args.len() < argc {
+                args.push(self.pick_bytes(fill));
+            }
+            Generated { label: "(wrong arity)", args }
+        }
+
+        /// A command no server knows, with a few arguments from `fill`.
+        pub fn unknown_command(&mut self, fill: &[&str]) -> Generated {
+            let mut args = vec![self.pick_bytes(&["FOOBAR", "getx", "SETT", "", "mget2"])];
+            for _ in 0..self.rng.random_range(0..4) {
+                args.push(self.pick_bytes(fill));
+            }
+            Generated { label: "(unknown command)", args }
+        }
+
+        /// Between 1 and `max` values from `one`.
+        pub fn some(&mut self, max: usize, mut one: impl FnMut(&mut Gen) -> Vec<u8>) -> Vec<Vec<u8>> {
+            let n = self.rng.random_range(1..=max);
+            (0..n).map(|_| one(self)).collect()
+        }
+
+        /// An integer argument: `percent` of the time one in `low..=high`, otherwise one from
+        /// `odd` (edges of i64, what is not an integer, ...).
+        pub fn integer(&mut self, percent: u32, low: i64, high: i64, odd: &[&str]) -> Vec<u8> {
+            if self.chance(percent) {
+                self.rng.random_range(low..=high).to_string().into_bytes()
+            } else {
+                self.pick_bytes(odd)
+            }
         }
     }
 
