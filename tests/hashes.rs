@@ -17,10 +17,9 @@
 //! handler tests cover it) and negative HRANDFIELD counts so large that Redis would run out
 //! of memory building the reply.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use shoal_testkit::Server;
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, bytes, Gen, Generated};
 use shoal_tests::{assert_replies, shoal_and_redis, THREADS};
 
 /// The hash commands, with Redis's arity and a relative weight; then key-space commands that
@@ -75,44 +74,20 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 const LEN_DEFAULT: usize = 300;
 
 struct Generator {
-    rng: SmallRng,
-    weight_total: u32,
+    base: Gen,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), weight_total: COMMANDS.iter().map(|(_, _, w)| w).sum() }
-    }
-
-    fn command(&mut self) -> (&'static str, i32) {
-        let mut draw = self.rng.random_range(0..self.weight_total);
-        for &(name, arity, weight) in COMMANDS {
-            if draw < weight {
-                return (name, arity);
-            }
-            draw -= weight;
-        }
-        unreachable!("a draw under the total weight lands on a command")
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
-    }
-
-    fn bytes(text: &str) -> Vec<u8> {
-        text.as_bytes().to_vec()
+        Generator { base: Gen::new(seed) }
     }
 
     /// A key: mostly hashes, small more often than big.
     fn key(&mut self) -> Vec<u8> {
-        Self::bytes(match self.rng.random_range(0..10) {
-            0..=4 => self.pick(SMALL_KEYS),
-            5..=7 => self.pick(BIG_KEYS),
-            _ => self.pick(OTHER_KEYS),
+        bytes(match self.base.rng.random_range(0..10) {
+            0..=4 => self.base.pick(SMALL_KEYS),
+            5..=7 => self.base.pick(BIG_KEYS),
+            _ => self.base.pick(OTHER_KEYS),
         })
     }
 
@@ -122,55 +97,48 @@ impl Generator {
 
     fn field(&mut self, key: &[u8]) -> Vec<u8> {
         if !Self::is_big(key) {
-            return Self::bytes(self.pick(SMALL_FIELDS));
+            return self.base.pick_bytes(SMALL_FIELDS);
         }
-        match self.rng.random_range(0..30) {
+        match self.base.rng.random_range(0..30) {
             0 => vec![b'F'; 65],
-            1 => Self::bytes(self.pick(SMALL_FIELDS)),
+            1 => self.base.pick_bytes(SMALL_FIELDS),
             n => format!("f{}", n % 14).into_bytes(),
         }
     }
 
     fn value(&mut self, key: &[u8]) -> Vec<u8> {
-        if Self::is_big(key) && self.chance(10) {
-            return vec![b'v'; self.rng.random_range(60..70)];
+        if Self::is_big(key) && self.base.chance(10) {
+            return vec![b'v'; self.base.rng.random_range(60..70)];
         }
-        match self.rng.random_range(0..10) {
-            0..=6 => Self::bytes(self.pick(VALUES)),
-            7 => self.rng.random_range(-1000i64..1000).to_string().into_bytes(),
+        match self.base.rng.random_range(0..10) {
+            0..=6 => self.base.pick_bytes(VALUES),
+            7 => self.base.rng.random_range(-1000i64..1000).to_string().into_bytes(),
             _ => {
-                let len = self.rng.random_range(0..12);
-                (0..len).map(|_| b"abcxyz019 -*?"[self.rng.random_range(0..13)]).collect()
+                let len = self.base.rng.random_range(0..12);
+                (0..len).map(|_| b"abcxyz019 -*?"[self.base.rng.random_range(0..13)]).collect()
             }
-        }
-    }
-
-    fn name(&mut self, name: &str) -> Vec<u8> {
-        match self.rng.random_range(0..3) {
-            0 => name.to_ascii_lowercase().into_bytes(),
-            _ => Self::bytes(name),
         }
     }
 
     fn pairs(&mut self, key: &[u8], args: &mut Vec<Vec<u8>>) {
         let max = if Self::is_big(key) { 10 } else { 3 };
-        for _ in 0..self.rng.random_range(1..=max) {
+        for _ in 0..self.base.rng.random_range(1..=max) {
             args.push(self.field(key));
             args.push(self.value(key));
         }
         // An odd count passes the table's arity but not the command's.
-        if self.chance(5) {
+        if self.base.chance(5) {
             args.pop();
         }
     }
 
     fn generate(&mut self) -> Generated {
-        let (name, arity) = self.command();
-        if self.chance(4) {
-            return self.wrong_arity(name, arity);
+        let (name, arity) = self.base.command(COMMANDS);
+        if self.base.chance(4) {
+            return self.base.wrong_arity(name, arity, &[SMALL_KEYS, BIG_KEYS, OTHER_KEYS].concat());
         }
         let key = self.key();
-        let mut args: Vec<Vec<u8>> = name.split(' ').map(|word| self.name(word)).collect();
+        let mut args: Vec<Vec<u8>> = self.base.name(name);
         match name {
             "HSET" | "HMSET" => {
                 args.push(key.clone());
@@ -187,14 +155,14 @@ impl Generator {
             }
             "HMGET" | "HDEL" => {
                 args.push(key.clone());
-                for _ in 0..self.rng.random_range(1..=4) {
+                for _ in 0..self.base.rng.random_range(1..=4) {
                     args.push(self.field(&key));
                 }
             }
             "HLEN" | "HKEYS" | "HVALS" | "HGETALL" | "TYPE" | "OBJECT ENCODING" => args.push(key),
             "DEL" => {
                 // Deleting hashes too often keeps them small; delete mostly other keys.
-                let key = if self.chance(30) { key } else { Self::bytes(self.pick(OTHER_KEYS)) };
+                let key = if self.base.chance(30) { key } else { self.base.pick_bytes(OTHER_KEYS) };
                 args.push(key);
             }
             "SET" => {
@@ -204,31 +172,31 @@ impl Generator {
             "HINCRBY" => {
                 args.push(key.clone());
                 args.push(self.field(&key));
-                args.push(if self.chance(60) { self.rng.random_range(-50i64..50).to_string().into_bytes() } else { Self::bytes(self.pick(INTEGERS)) });
+                args.push(self.base.integer(60, -50, 49, INTEGERS));
             }
             "HINCRBYFLOAT" => {
                 args.push(key.clone());
                 args.push(self.field(&key));
-                let increment = if Self::is_big(&key) && self.chance(20) { self.pick(LONG_FLOATS) } else { self.pick(SHORT_FLOATS) };
-                args.push(Self::bytes(increment));
+                let increment = if Self::is_big(&key) && self.base.chance(20) { self.base.pick(LONG_FLOATS) } else { self.base.pick(SHORT_FLOATS) };
+                args.push(bytes(increment));
             }
             "HRANDFIELD" => {
                 args.push(key);
-                if self.chance(80) {
-                    let count = if self.chance(80) {
-                        self.rng.random_range(-6i64..=25).to_string()
+                if self.base.chance(80) {
+                    let count = if self.base.chance(80) {
+                        self.base.rng.random_range(-6i64..=25).to_string()
                     } else {
                         // Never a huge negative count Redis would honour: it would run out of memory.
-                        self.pick(&["abc", "", "-9223372036854775808", "9223372036854775807", "4611686018427387904", "1.5"]).to_string()
+                        self.base.pick(&["abc", "", "-9223372036854775808", "9223372036854775807", "4611686018427387904", "1.5"]).to_string()
                     };
                     args.push(count.into_bytes());
-                    match self.rng.random_range(0..10) {
+                    match self.base.rng.random_range(0..10) {
                         0..=4 => {}
-                        5..=8 => args.push(self.name("WITHVALUES")),
-                        _ => args.push(Self::bytes(self.pick(&["FOO", "WITHVALUE"]))),
+                        5..=8 => args.push(self.base.case("WITHVALUES")),
+                        _ => args.push(self.base.pick_bytes(&["FOO", "WITHVALUE"])),
                     }
-                    if self.chance(3) {
-                        args.push(self.name("WITHVALUES"));
+                    if self.base.chance(3) {
+                        args.push(self.base.case("WITHVALUES"));
                     }
                 }
             }
@@ -236,7 +204,7 @@ impl Generator {
                 args.push(key.clone());
                 // Where a hashtable's walk goes from a cursor other than 0 is Shoal's own.
                 let cursors: &[&str] = if Self::is_big(&key) { &["abc", "", "18446744073709551616"] } else { &["abc", "-1", "", "18446744073709551616", "7"] };
-                args.push(Self::bytes(if self.chance(90) { "0" } else { self.pick(cursors) }));
+                args.push(bytes(if self.base.chance(90) { "0" } else { self.base.pick(cursors) }));
                 self.scan_options(&key, &mut args);
             }
             other => unreachable!("no arguments for {other}"),
@@ -247,48 +215,28 @@ impl Generator {
     /// HSCAN's options: a big key always gets a COUNT that completes the scan in one call, so
     /// the reply is determined but for its order.
     fn scan_options(&mut self, key: &[u8], args: &mut Vec<Vec<u8>>) {
-        for _ in 0..self.rng.random_range(0..3) {
-            match self.rng.random_range(0..10) {
+        for _ in 0..self.base.rng.random_range(0..3) {
+            match self.base.rng.random_range(0..10) {
                 0..=3 => {
-                    args.push(self.name("MATCH"));
-                    args.push(Self::bytes(self.pick(&["*", "a*", "f1*", "*[bc]", "?", "", "f\\1"])));
+                    args.push(self.base.case("MATCH"));
+                    args.push(bytes(self.base.pick(&["*", "a*", "f1*", "*[bc]", "?", "", "f\\1"])));
                 }
                 4..=6 => {
-                    args.push(self.name("COUNT"));
-                    args.push(Self::bytes(self.pick(&["1", "2", "5", "0", "-1", "abc"])));
+                    args.push(self.base.case("COUNT"));
+                    args.push(self.base.pick_bytes(&["1", "2", "5", "0", "-1", "abc"]));
                 }
-                7 => args.push(self.name("COUNT")),
-                8 => args.push(Self::bytes(self.pick(&["TYPE", "FOO"]))),
+                7 => args.push(self.base.case("COUNT")),
+                8 => args.push(self.base.pick_bytes(&["TYPE", "FOO"])),
                 _ => {
-                    args.push(Self::bytes("TYPE"));
-                    args.push(Self::bytes("hash"));
+                    args.push(bytes("TYPE"));
+                    args.push(bytes("hash"));
                 }
             }
         }
         if Self::is_big(key) {
-            args.push(self.name("COUNT"));
-            args.push(Self::bytes("1000"));
+            args.push(self.base.case("COUNT"));
+            args.push(bytes("1000"));
         }
-    }
-
-    fn wrong_arity(&mut self, name: &str, arity: i32) -> Generated {
-        let words: Vec<Vec<u8>> = name.split(' ').map(|word| self.name(word)).collect();
-        let fixed = words.len();
-        let argc = if arity > 0 {
-            let mut argc = self.rng.random_range(fixed..=arity as usize + 2);
-            if argc == arity as usize {
-                argc += 1;
-            }
-            argc
-        } else {
-            self.rng.random_range(fixed..(-arity) as usize)
-        };
-        let mut args = words;
-        while args.len() < argc {
-            let key = self.key();
-            args.push(key);
-        }
-        Generated { label: "(wrong arity)", args }
     }
 }
 
