@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, Gen, Generated};
 use shoal_tests::{assert_replies, THREADS};
 
 // ---- the differential test ----------------------------------------------------------------
@@ -88,104 +88,61 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 const LEN: usize = 300;
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
     /// A command that must come next (a DEL after a random SPOP).
     pending: Option<Generated>,
-    weight_total: u32,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), pending: None, weight_total: COMMANDS.iter().map(|c| c.2).sum() }
-    }
-
-    fn command(&mut self) -> (&'static str, i32) {
-        let mut draw = self.rng.random_range(0..self.weight_total);
-        for &(name, arity, weight) in COMMANDS {
-            if draw < weight {
-                return (name, arity);
-            }
-            draw -= weight;
-        }
-        unreachable!("a draw under the total weight lands on a command")
-    }
-
-    fn pick(&mut self, from: &[&str]) -> Vec<u8> {
-        from[self.rng.random_range(0..from.len())].as_bytes().to_vec()
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
+        Generator { base: Gen::new(seed), pending: None }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        self.pick(KEYS)
+        self.base.pick_bytes(KEYS)
     }
 
     fn keys(&mut self, max: usize) -> Vec<Vec<u8>> {
-        let n = self.rng.random_range(1..=max);
+        let n = self.base.rng.random_range(1..=max);
         (0..n).map(|_| self.key()).collect()
     }
 
     fn member(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0..=11 => self.pick(MEMBERS),
-            12..=17 => self.rng.random_range(-20i64..40).to_string().into_bytes(),
+        match self.base.rng.random_range(0..20) {
+            0..=11 => self.base.pick_bytes(MEMBERS),
+            12..=17 => self.base.rng.random_range(-20i64..40).to_string().into_bytes(),
             // Longer than set-max-listpack-value.
-            18 => format!("long-{}", "y".repeat(self.rng.random_range(60..70))).into_bytes(),
-            _ => format!("m{}", self.rng.random_range(0..200)).into_bytes(),
+            18 => format!("long-{}", "y".repeat(self.base.rng.random_range(60..70))).into_bytes(),
+            _ => format!("m{}", self.base.rng.random_range(0..200)).into_bytes(),
         }
     }
 
     fn members(&mut self, max: usize) -> Vec<Vec<u8>> {
-        let n = self.rng.random_range(1..=max);
+        let n = self.base.rng.random_range(1..=max);
         (0..n).map(|_| self.member()).collect()
-    }
-
-    /// The name in a random case, as clients may send it.
-    fn name(&mut self, name: &str) -> Vec<u8> {
-        match self.rng.random_range(0..3) {
-            0 => name.to_ascii_lowercase().into_bytes(),
-            _ => name.as_bytes().to_vec(),
-        }
     }
 
     fn generate(&mut self) -> Generated {
         if let Some(pending) = self.pending.take() {
             return pending;
         }
-        if self.chance(4) {
+        if self.base.chance(4) {
             return self.wrong_arity();
         }
-        let (name, _) = self.command();
+        let (name, _) = self.base.command(COMMANDS);
         let args = self.arguments(name);
         if name == "SPOP" && !deterministic_spop(&args) {
             // The servers popped different members: drop the key on both.
             self.pending = Some(Generated { label: "DEL", args: vec![b"DEL".to_vec(), args[0].clone()] });
         }
-        let mut full = vec![self.name(name)];
+        let mut full = vec![self.base.case(name)];
         full.extend(args);
         Generated { label: name, args: full }
     }
 
     fn wrong_arity(&mut self) -> Generated {
-        let (name, arity) = self.command();
-        let argc = if arity > 0 {
-            let argc = self.rng.random_range(1..=arity as usize + 2);
-            if argc == arity as usize {
-                argc + 1
-            } else {
-                argc
-            }
-        } else {
-            self.rng.random_range(1..(-arity) as usize)
-        };
-        let mut args = vec![self.name(name)];
-        for _ in 1..argc {
-            let key = self.key();
-            args.push(key);
-        }
-        Generated { label: "(wrong arity)", args }
+        let (name, arity) = self.base.command(COMMANDS);
+        self.base.wrong_arity(name, arity, KEYS)
     }
 
     fn arguments(&mut self, name: &str) -> Vec<Vec<u8>> {
@@ -193,9 +150,9 @@ impl Generator {
         match name {
             "SADD" => {
                 args.push(self.key());
-                if self.chance(5) {
+                if self.base.chance(5) {
                     // Enough at once to pass set-max-listpack-entries.
-                    args.extend((0..self.rng.random_range(120..140)).map(|i| format!("bulk{i}").into_bytes()));
+                    args.extend((0..self.base.rng.random_range(120..140)).map(|i| format!("bulk{i}").into_bytes()));
                 } else {
                     args.extend(self.members(6));
                 }
@@ -211,13 +168,13 @@ impl Generator {
             }
             "SRANDMEMBER" | "SPOP" => {
                 args.push(self.key());
-                match self.rng.random_range(0..10) {
+                match self.base.rng.random_range(0..10) {
                     0..=2 => {}
                     3 => {
-                        args.push(self.pick(COUNTS));
-                        args.push(self.pick(COUNTS));
+                        args.push(self.base.pick_bytes(COUNTS));
+                        args.push(self.base.pick_bytes(COUNTS));
                     }
-                    _ => args.push(self.pick(COUNTS)),
+                    _ => args.push(self.base.pick_bytes(COUNTS)),
                 }
             }
             "SMOVE" => {
@@ -232,18 +189,18 @@ impl Generator {
             }
             "SINTERCARD" => {
                 let keys = self.keys(3);
-                let numkeys = match self.rng.random_range(0..10) {
-                    0 => self.pick(&["0", "-1", "abc", "", "9223372036854775808"]),
+                let numkeys = match self.base.rng.random_range(0..10) {
+                    0 => self.base.pick_bytes(&["0", "-1", "abc", "", "9223372036854775808"]),
                     1 => (keys.len() + 1).to_string().into_bytes(),
                     _ => keys.len().to_string().into_bytes(),
                 };
                 args.push(numkeys);
                 args.extend(keys);
-                match self.rng.random_range(0..8) {
+                match self.base.rng.random_range(0..8) {
                     0..=3 => {}
                     4 | 5 => {
-                        args.push(self.pick(&["LIMIT", "limit"]));
-                        args.push(self.pick(&["0", "1", "2", "5", "-1", "abc"]));
+                        args.push(self.base.pick_bytes(&["LIMIT", "limit"]));
+                        args.push(self.base.pick_bytes(&["0", "1", "2", "5", "-1", "abc"]));
                     }
                     6 => args.push(b"LIMIT".to_vec()),
                     _ => args.push(b"FOO".to_vec()),
@@ -251,18 +208,18 @@ impl Generator {
             }
             "SSCAN" => {
                 args.push(self.key());
-                args.push(self.pick(&["0", "0", "0", "0", "1", "x", "-1", "18446744073709551616", ""]));
-                for _ in 0..self.rng.random_range(0..3) {
-                    match self.rng.random_range(0..8) {
+                args.push(self.base.pick_bytes(&["0", "0", "0", "0", "1", "x", "-1", "18446744073709551616", ""]));
+                for _ in 0..self.base.rng.random_range(0..3) {
+                    match self.base.rng.random_range(0..8) {
                         0..=2 => {
-                            args.push(self.pick(&["MATCH", "match"]));
-                            args.push(self.pick(&["*", "a*", "1*", "*[0-9]", "?", "m1*", "[ab]"]));
+                            args.push(self.base.pick_bytes(&["MATCH", "match"]));
+                            args.push(self.base.pick_bytes(&["*", "a*", "1*", "*[0-9]", "?", "m1*", "[ab]"]));
                         }
                         3..=5 => {
-                            args.push(self.pick(&["COUNT", "count"]));
-                            args.push(self.pick(&["1000", "1000", "1", "5", "0", "-1", "x"]));
+                            args.push(self.base.pick_bytes(&["COUNT", "count"]));
+                            args.push(self.base.pick_bytes(&["1000", "1000", "1", "5", "0", "-1", "x"]));
                         }
-                        6 => args.push(self.pick(&["COUNT", "MATCH"])),
+                        6 => args.push(self.base.pick_bytes(&["COUNT", "MATCH"])),
                         _ => {
                             args.push(b"TYPE".to_vec());
                             args.push(b"set".to_vec());
