@@ -11,10 +11,9 @@
 //! Replay a sequence with `SHOAL_DIFF_SEED=7 SHOAL_DIFF_LEN=1000 cargo test -p shoal-tests
 //! --test zsets -- --nocapture`; SHOAL_DIFF_VERBOSE=1 prints every command.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use shoal_testkit::Server;
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, bytes, Gen, Generated};
 use shoal_tests::THREADS;
 
 /// Every command the generator knows, with Redis's arity and a weight.
@@ -76,141 +75,92 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 const LEN: usize = 300;
 
 struct Generator {
-    rng: SmallRng,
-    weight_total: u32,
+    base: Gen,
     started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), weight_total: COMMANDS.iter().map(|c| c.2).sum(), started: false }
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
-    }
-
-    fn b(s: &str) -> Vec<u8> {
-        s.as_bytes().to_vec()
+        Generator { base: Gen::new(seed), started: false }
     }
 
     /// Any key, lex keys now and then, a missing key rarely.
     fn key(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0 => Self::b("missing"),
-            1 => Self::b(STRING_KEY),
-            2..=4 => Self::b(self.pick(LEX_KEYS)),
-            _ => Self::b(self.pick(KEYS)),
+        match self.base.rng.random_range(0..20) {
+            0 => bytes("missing"),
+            1 => bytes(STRING_KEY),
+            2..=4 => self.base.pick_bytes(LEX_KEYS),
+            _ => self.base.pick_bytes(KEYS),
         }
     }
 
     /// A key that may be written with any scores (never "missing", which stays missing).
     fn scored_key(&mut self) -> Vec<u8> {
-        Self::b(self.pick(KEYS))
+        self.base.pick_bytes(KEYS)
     }
 
     /// A key for lex-range commands.
     fn lex_key(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0 => Self::b(STRING_KEY),
-            1 => Self::b("missing"),
-            _ => Self::b(self.pick(LEX_KEYS)),
+        match self.base.rng.random_range(0..20) {
+            0 => bytes(STRING_KEY),
+            1 => bytes("missing"),
+            _ => self.base.pick_bytes(LEX_KEYS),
         }
     }
 
     /// A member: mostly from a small pool (so commands meet), sometimes from a wider one (so
     /// sets grow past small listpack limits into real skiplists).
     fn member(&mut self) -> Vec<u8> {
-        if self.chance(30) {
-            format!("w{:02}", self.rng.random_range(0..40)).into_bytes()
+        if self.base.chance(30) {
+            format!("w{:02}", self.base.rng.random_range(0..40)).into_bytes()
         } else {
-            Self::b(self.pick(MEMBERS))
+            self.base.pick_bytes(MEMBERS)
         }
     }
 
     fn score(&mut self) -> Vec<u8> {
-        if self.chance(6) {
-            Self::b(self.pick(BAD_SCORES))
-        } else if self.chance(60) {
-            self.rng.random_range(-6i64..6).to_string().into_bytes()
+        if self.base.chance(6) {
+            self.base.pick_bytes(BAD_SCORES)
+        } else if self.base.chance(60) {
+            self.base.rng.random_range(-6i64..6).to_string().into_bytes()
         } else {
-            Self::b(self.pick(SCORES))
+            self.base.pick_bytes(SCORES)
         }
     }
 
     fn rank(&mut self) -> Vec<u8> {
-        if self.chance(70) {
-            self.rng.random_range(-6i64..6).to_string().into_bytes()
-        } else {
-            Self::b(self.pick(RANKS))
-        }
-    }
-
-    fn token(&mut self, token: &str) -> Vec<u8> {
-        match self.rng.random_range(0..3) {
-            0 => token.to_ascii_lowercase().into_bytes(),
-            _ => token.as_bytes().to_vec(),
-        }
-    }
-
-    fn command(&mut self) -> (&'static str, i32) {
-        let mut draw = self.rng.random_range(0..self.weight_total);
-        for &(name, arity, weight) in COMMANDS {
-            if draw < weight {
-                return (name, arity);
-            }
-            draw -= weight;
-        }
-        unreachable!("a draw under the total weight lands on a command")
+        self.base.integer(70, -6, 5, RANKS)
     }
 
     fn generate(&mut self) -> Generated {
         if !self.started {
             self.started = true;
-            return Generated { label: "SET", args: vec![Self::b("SET"), Self::b(STRING_KEY), Self::b("v")] };
+            return Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] };
         }
-        if self.chance(3) {
-            let (name, arity) = self.command();
-            if name != "OBJECT ENCODING" {
-                let argc = if arity > 0 {
-                    if self.chance(50) {
-                        arity as usize - 1
-                    } else {
-                        arity as usize + 1
-                    }
-                } else {
-                    self.rng.random_range(1..(-arity) as usize)
-                };
-                let mut args = vec![Self::b(name)];
-                for _ in 1..argc {
-                    args.push(self.key());
-                }
-                return Generated { label: "(wrong arity)", args };
-            }
+        if self.base.chance(3) {
+            let (name, arity) = self.base.command(COMMANDS);
+            return self.base.wrong_arity(name, arity, KEYS);
         }
-        let (name, _) = self.command();
-        let mut args: Vec<Vec<u8>> = name.split(' ').map(|w| self.token(w)).collect();
+        let (name, _) = self.base.command(COMMANDS);
+        let mut args: Vec<Vec<u8>> = self.base.name(name);
         self.arguments(name, &mut args);
         Generated { label: name, args }
     }
 
     fn limit(&mut self, args: &mut Vec<Vec<u8>>) {
-        args.push(self.token("LIMIT"));
-        let offset = if self.chance(80) { self.rng.random_range(-1i64..4).to_string() } else { self.pick(&["abc", "9223372036854775807"]).to_string() };
+        args.push(self.base.case("LIMIT"));
+        let offset =
+            if self.base.chance(80) { self.base.rng.random_range(-1i64..4).to_string() } else { self.base.pick(&["abc", "9223372036854775807"]).to_string() };
         args.push(offset.into_bytes());
-        if self.chance(95) {
-            let count = if self.chance(85) { self.rng.random_range(-2i64..5).to_string() } else { "x".to_string() };
+        if self.base.chance(95) {
+            let count = if self.base.chance(85) { self.base.rng.random_range(-2i64..5).to_string() } else { "x".to_string() };
             args.push(count.into_bytes());
         }
     }
 
     fn setop_keys(&mut self, args: &mut Vec<Vec<u8>>) -> usize {
-        let n = self.rng.random_range(1..=3usize);
-        let numkeys = match self.rng.random_range(0..25) {
+        let n = self.base.rng.random_range(1..=3usize);
+        let numkeys = match self.base.rng.random_range(0..25) {
             0 => "0".to_string(),
             1 => "abc".to_string(),
             2 => (n + 2).to_string(),
@@ -228,25 +178,25 @@ impl Generator {
     fn arguments(&mut self, name: &str, args: &mut Vec<Vec<u8>>) {
         match name {
             "ZADD" => {
-                let lex = self.chance(25);
+                let lex = self.base.chance(25);
                 let key = if lex {
-                    Self::b(self.pick(LEX_KEYS))
-                } else if self.chance(5) {
-                    Self::b(STRING_KEY)
+                    self.base.pick_bytes(LEX_KEYS)
+                } else if self.base.chance(5) {
+                    bytes(STRING_KEY)
                 } else {
                     self.scored_key()
                 };
                 args.push(key);
-                for _ in 0..[0, 0, 0, 1, 1, 2][self.rng.random_range(0..6)] {
-                    let opt = self.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "CH", "XX"]);
-                    args.push(self.token(opt));
+                for _ in 0..[0, 0, 0, 1, 1, 2][self.base.rng.random_range(0..6)] {
+                    let opt = self.base.pick(&["NX", "XX", "GT", "LT", "CH", "INCR", "CH", "XX"]);
+                    args.push(self.base.case(opt));
                 }
-                let pairs = [1, 1, 2, 3, 4, 6][self.rng.random_range(0..6)];
+                let pairs = [1, 1, 2, 3, 4, 6][self.base.rng.random_range(0..6)];
                 for _ in 0..pairs {
-                    args.push(if lex { Self::b("0") } else { self.score() });
+                    args.push(if lex { bytes("0") } else { self.score() });
                     args.push(self.member());
                 }
-                if self.chance(3) {
+                if self.base.chance(3) {
                     args.pop();
                 }
             }
@@ -257,30 +207,30 @@ impl Generator {
             }
             "ZREM" | "ZMSCORE" => {
                 args.push(self.key());
-                for _ in 0..self.rng.random_range(1..4) {
+                for _ in 0..self.base.rng.random_range(1..4) {
                     args.push(self.member());
                 }
             }
             "ZCARD" | "OBJECT ENCODING" => args.push(self.key()),
             "SET" => {
-                args.push(Self::b(STRING_KEY));
-                args.push(Self::b("v"));
+                args.push(bytes(STRING_KEY));
+                args.push(bytes("v"));
             }
             "DEL" => {
-                for _ in 0..self.rng.random_range(1..3) {
-                    let key = if self.chance(80) { self.scored_key() } else { Self::b(self.pick(LEX_KEYS)) };
+                for _ in 0..self.base.rng.random_range(1..3) {
+                    let key = if self.base.chance(80) { self.scored_key() } else { self.base.pick_bytes(LEX_KEYS) };
                     args.push(key);
                 }
             }
             "ZCOUNT" | "ZREMRANGEBYSCORE" => {
                 args.push(self.key());
-                args.push(Self::b(self.pick(SCORE_BOUNDS)));
-                args.push(Self::b(self.pick(SCORE_BOUNDS)));
+                args.push(self.base.pick_bytes(SCORE_BOUNDS));
+                args.push(self.base.pick_bytes(SCORE_BOUNDS));
             }
             "ZLEXCOUNT" | "ZREMRANGEBYLEX" => {
                 args.push(self.lex_key());
-                args.push(Self::b(self.pick(LEX_BOUNDS)));
-                args.push(Self::b(self.pick(LEX_BOUNDS)));
+                args.push(self.base.pick_bytes(LEX_BOUNDS));
+                args.push(self.base.pick_bytes(LEX_BOUNDS));
             }
             "ZSCORE" => {
                 args.push(self.key());
@@ -300,12 +250,12 @@ impl Generator {
                 if name == "ZRANGESTORE" {
                     args.push(self.scored_key());
                 }
-                let by = self.rng.random_range(0..3);
+                let by = self.base.rng.random_range(0..3);
                 args.push(if by == 2 { self.lex_key() } else { self.key() });
                 let (a, b) = match by {
                     0 => (self.rank(), self.rank()),
-                    1 => (Self::b(self.pick(SCORE_BOUNDS)), Self::b(self.pick(SCORE_BOUNDS))),
-                    _ => (Self::b(self.pick(LEX_BOUNDS)), Self::b(self.pick(LEX_BOUNDS))),
+                    1 => (self.base.pick_bytes(SCORE_BOUNDS), self.base.pick_bytes(SCORE_BOUNDS)),
+                    _ => (self.base.pick_bytes(LEX_BOUNDS), self.base.pick_bytes(LEX_BOUNDS)),
                 };
                 args.push(a);
                 args.push(b);
@@ -316,91 +266,93 @@ impl Generator {
                 if by == 2 {
                     options.push(1);
                 }
-                for _ in 0..self.rng.random_range(0..3) {
-                    options.push(self.rng.random_range(0..6));
+                for _ in 0..self.base.rng.random_range(0..3) {
+                    options.push(self.base.rng.random_range(0..6));
                 }
                 for o in options {
                     match o {
-                        0 => args.push(self.token("BYSCORE")),
-                        1 => args.push(self.token("BYLEX")),
-                        2 => args.push(self.token("REV")),
+                        0 => args.push(self.base.case("BYSCORE")),
+                        1 => args.push(self.base.case("BYLEX")),
+                        2 => args.push(self.base.case("REV")),
                         3 => self.limit(args),
-                        4 => args.push(self.token("WITHSCORES")),
+                        4 => args.push(self.base.case("WITHSCORES")),
                         _ => {
-                            let word = if self.chance(50) { "REV" } else { "FOO" };
-                            args.push(self.token(word));
+                            let word = if self.base.chance(50) { "REV" } else { "FOO" };
+                            args.push(self.base.case(word));
                         }
                     }
                 }
             }
             "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" => {
                 args.push(self.key());
-                args.push(Self::b(self.pick(SCORE_BOUNDS)));
-                args.push(Self::b(self.pick(SCORE_BOUNDS)));
-                for _ in 0..self.rng.random_range(0..3) {
-                    match self.rng.random_range(0..5) {
-                        0 | 1 => args.push(self.token("WITHSCORES")),
+                args.push(self.base.pick_bytes(SCORE_BOUNDS));
+                args.push(self.base.pick_bytes(SCORE_BOUNDS));
+                for _ in 0..self.base.rng.random_range(0..3) {
+                    match self.base.rng.random_range(0..5) {
+                        0 | 1 => args.push(self.base.case("WITHSCORES")),
                         2 | 3 => self.limit(args),
-                        _ => args.push(self.token("REV")),
+                        _ => args.push(self.base.case("REV")),
                     }
                 }
             }
             "ZRANGEBYLEX" | "ZREVRANGEBYLEX" => {
                 args.push(self.lex_key());
-                args.push(Self::b(self.pick(LEX_BOUNDS)));
-                args.push(Self::b(self.pick(LEX_BOUNDS)));
-                if self.chance(40) {
+                args.push(self.base.pick_bytes(LEX_BOUNDS));
+                args.push(self.base.pick_bytes(LEX_BOUNDS));
+                if self.base.chance(40) {
                     self.limit(args);
                 }
-                if self.chance(5) {
-                    args.push(self.token("WITHSCORES"));
+                if self.base.chance(5) {
+                    args.push(self.base.case("WITHSCORES"));
                 }
             }
             "ZREVRANGE" => {
                 args.push(self.key());
                 args.push(self.rank());
                 args.push(self.rank());
-                if self.chance(50) {
-                    args.push(self.token("WITHSCORES"));
+                if self.base.chance(50) {
+                    args.push(self.base.case("WITHSCORES"));
                 }
-                if self.chance(5) {
+                if self.base.chance(5) {
                     self.limit(args);
                 }
             }
             "ZPOPMIN" | "ZPOPMAX" => {
                 args.push(self.key());
-                if self.chance(60) {
-                    let count = if self.chance(80) { self.rng.random_range(0..4).to_string() } else { self.pick(&["-1", "abc", "1 2"]).to_string() };
+                if self.base.chance(60) {
+                    let count =
+                        if self.base.chance(80) { self.base.rng.random_range(0..4).to_string() } else { self.base.pick(&["-1", "abc", "1 2"]).to_string() };
                     for word in count.split(' ') {
-                        args.push(Self::b(word));
+                        args.push(bytes(word));
                     }
                 }
             }
             "ZMPOP" => {
                 self.setop_keys(args);
-                let direction = self.pick(&["MIN", "MAX", "MIN", "MAX", "FOO"]);
-                args.push(self.token(direction));
-                if self.chance(50) {
-                    args.push(self.token("COUNT"));
-                    let count = if self.chance(80) { self.rng.random_range(1..5).to_string() } else { self.pick(&["0", "-1", "abc"]).to_string() };
+                let direction = self.base.pick(&["MIN", "MAX", "MIN", "MAX", "FOO"]);
+                args.push(self.base.case(direction));
+                if self.base.chance(50) {
+                    args.push(self.base.case("COUNT"));
+                    let count =
+                        if self.base.chance(80) { self.base.rng.random_range(1..5).to_string() } else { self.base.pick(&["0", "-1", "abc"]).to_string() };
                     args.push(count.into_bytes());
                 }
-                if self.chance(5) {
-                    args.push(self.token("COUNT"));
+                if self.base.chance(5) {
+                    args.push(self.base.case("COUNT"));
                 }
             }
             "ZRANDMEMBER" => {
                 args.push(self.key());
-                if self.chance(70) {
-                    let count = if self.chance(85) {
-                        self.rng.random_range(-5i64..6).to_string()
+                if self.base.chance(70) {
+                    let count = if self.base.chance(85) {
+                        self.base.rng.random_range(-5i64..6).to_string()
                     } else {
-                        self.pick(&["abc", "-9223372036854775808", "9223372036854775807"]).to_string()
+                        self.base.pick(&["abc", "-9223372036854775808", "9223372036854775807"]).to_string()
                     };
                     args.push(count.into_bytes());
-                    if self.chance(50) {
-                        let w = self.pick(&["WITHSCORES", "WITHSCORES", "FOO"]);
-                        args.push(self.token(w));
+                    if self.base.chance(50) {
+                        let w = self.base.pick(&["WITHSCORES", "WITHSCORES", "FOO"]);
+                        args.push(self.base.case(w));
                     }
                 }
             }
@@ -410,44 +362,44 @@ impl Generator {
                     args.push(self.scored_key());
                 }
                 let n = self.setop_keys(args);
-                for _ in 0..self.rng.random_range(0..3) {
-                    match self.rng.random_range(0..8) {
+                for _ in 0..self.base.rng.random_range(0..3) {
+                    match self.base.rng.random_range(0..8) {
                         0 | 1 => {
-                            args.push(self.token("WEIGHTS"));
-                            let count = if self.chance(90) { n } else { n + 1 };
+                            args.push(self.base.case("WEIGHTS"));
+                            let count = if self.base.chance(90) { n } else { n + 1 };
                             for _ in 0..count {
-                                let w = self.pick(&["1", "2", "0", "-1", "0.5", "3", "x", "inf"]);
-                                args.push(Self::b(w));
+                                let w = self.base.pick(&["1", "2", "0", "-1", "0.5", "3", "x", "inf"]);
+                                args.push(bytes(w));
                             }
                         }
                         2 | 3 => {
-                            args.push(self.token("AGGREGATE"));
-                            let a = self.pick(&["SUM", "MIN", "MAX", "max", "AVG"]);
-                            args.push(self.token(a));
+                            args.push(self.base.case("AGGREGATE"));
+                            let a = self.base.pick(&["SUM", "MIN", "MAX", "max", "AVG"]);
+                            args.push(self.base.case(a));
                         }
-                        4 | 5 => args.push(self.token("WITHSCORES")),
+                        4 | 5 => args.push(self.base.case("WITHSCORES")),
                         6 => {
-                            args.push(self.token("LIMIT"));
-                            let l = self.pick(&["0", "1", "2", "-1", "x"]);
-                            args.push(Self::b(l));
+                            args.push(self.base.case("LIMIT"));
+                            let l = self.base.pick(&["0", "1", "2", "-1", "x"]);
+                            args.push(bytes(l));
                         }
-                        _ => args.push(self.token("FOO")),
+                        _ => args.push(self.base.case("FOO")),
                     }
                 }
             }
             "ZSCAN" => {
                 args.push(self.key());
                 // Only cursor 0 (or a bad one): a skiplist's later cursors depend on the hash function.
-                args.push(Self::b(if self.chance(90) { "0" } else { self.pick(&["abc", "1x", ""]) }));
-                if self.chance(30) {
-                    args.push(self.token("MATCH"));
-                    let p = self.pick(&["*", "[a-c]", "m*", "?", ""]);
-                    args.push(Self::b(p));
+                args.push(bytes(if self.base.chance(90) { "0" } else { self.base.pick(&["abc", "1x", ""]) }));
+                if self.base.chance(30) {
+                    args.push(self.base.case("MATCH"));
+                    let p = self.base.pick(&["*", "[a-c]", "m*", "?", ""]);
+                    args.push(bytes(p));
                 }
-                args.push(self.token("COUNT"));
-                args.push(Self::b(if self.chance(95) { "1000" } else { self.pick(&["0", "abc"]) }));
-                if self.chance(3) {
-                    args.push(self.token("TYPE"));
+                args.push(self.base.case("COUNT"));
+                args.push(bytes(if self.base.chance(95) { "1000" } else { self.base.pick(&["0", "abc"]) }));
+                if self.base.chance(3) {
+                    args.push(self.base.case("TYPE"));
                 }
             }
             other => unreachable!("no arguments for {other}"),
