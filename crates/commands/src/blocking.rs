@@ -17,6 +17,7 @@ use shoal_store::{Db, Value};
 use crate::args::{self, is};
 use crate::ctx::{self, Coordinator, Ctx};
 use crate::errors;
+use crate::lists::parse_side;
 use crate::strings::long_double::{self, LongDouble};
 use crate::table::{flags::*, numkeys_positions, BlockingOps, CommandSpec, Handler, KeySpec, Served};
 use crate::{lists, zsets};
@@ -175,17 +176,6 @@ fn all_but_last(args: &[Bytes]) -> Vec<usize> {
 
 fn first_key(_args: &[Bytes]) -> Vec<usize> {
     vec![1]
-}
-
-/// LEFT or RIGHT, as LMOVE's arguments: true for LEFT.
-fn parse_side(arg: &[u8]) -> Result<bool, Frame> {
-    if is(arg, "left") {
-        Ok(true)
-    } else if is(arg, "right") {
-        Ok(false)
-    } else {
-        Err(errors::syntax())
-    }
 }
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout

@@ -622,7 +622,7 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 // ---- LMOVE, RPOPLPUSH ------------------------------------------------------------------
 
 /// Parses LEFT or RIGHT: true for LEFT.
-fn parse_side(arg: &[u8]) -> Result<bool, Frame> {
+pub fn parse_side(arg: &[u8]) -> Result<bool, Frame> {
     if is(arg, "left") {
         Ok(true)
     } else if is(arg, "right") {

@@ -14,6 +14,8 @@ use std::hash::BuildHasher;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
+use crate::varint;
+
 /// A node: one allocation holding the chain link, the value, the metadata, then the key's
 /// length (LEB128) and bytes, packed right after the metadata (not after the struct's
 /// padding). A key costs its own length plus one byte or two, whatever its size, and a long
@@ -29,21 +31,12 @@ struct Node<V, M> {
 
 type Link<V, M> = Option<NonNull<Node<V, M>>>;
 
-fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
 impl<V, M> Node<V, M> {
     /// Where the key's length starts: right after the metadata.
     const KEY_AT: usize = std::mem::offset_of!(Node<V, M>, meta) + std::mem::size_of::<M>();
 
     fn layout(key_len: usize) -> Layout {
-        let size = Self::KEY_AT + varint_len(key_len) + key_len;
+        let size = Self::KEY_AT + varint::len(key_len) + key_len;
         Layout::from_size_align(size.max(std::mem::size_of::<Node<V, M>>()), std::mem::align_of::<Node<V, M>>()).expect("a node layout fits")
     }
 
@@ -59,15 +52,7 @@ impl<V, M> Node<V, M> {
             std::ptr::addr_of_mut!((*raw).next).write(next);
             std::ptr::addr_of_mut!((*raw).value).write(value);
             std::ptr::addr_of_mut!((*raw).meta).write(meta);
-            let mut at = (raw as *mut u8).add(Self::KEY_AT);
-            let mut len = key.len();
-            while len >= 0x80 {
-                at.write((len as u8 & 0x7f) | 0x80);
-                at = at.add(1);
-                len >>= 7;
-            }
-            at.write(len as u8);
-            std::ptr::copy_nonoverlapping(key.as_ptr(), at.add(1), key.len());
+            varint::write_prefixed((raw as *mut u8).add(Self::KEY_AT), key);
             node
         }
     }
@@ -76,20 +61,7 @@ impl<V, M> Node<V, M> {
     fn key<'a>(node: NonNull<Node<V, M>>) -> &'a [u8] {
         // SAFETY: a live node was written by `alloc`: its length varint and key bytes follow
         // the metadata.
-        unsafe {
-            let mut at = (node.as_ptr() as *const u8).add(Self::KEY_AT);
-            let (mut len, mut shift) = (0usize, 0);
-            loop {
-                let b = *at;
-                at = at.add(1);
-                len |= ((b & 0x7f) as usize) << shift;
-                if b & 0x80 == 0 {
-                    break;
-                }
-                shift += 7;
-            }
-            std::slice::from_raw_parts(at, len)
-        }
+        unsafe { varint::read_prefixed((node.as_ptr() as *const u8).add(Self::KEY_AT)) }
     }
 
     /// Frees a node unlinked from every chain and returns its value and metadata.

@@ -12,6 +12,7 @@ pub mod slot;
 pub mod thin;
 pub mod types;
 pub mod value;
+pub mod varint;
 
 pub use db::{Db, DbStats, Detached, Entry};
 pub use types::Limits;

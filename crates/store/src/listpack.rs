@@ -24,36 +24,7 @@ impl std::fmt::Debug for Listpack {
     }
 }
 
-fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a LEB128 value at `at`; returns (value, bytes used).
-fn get_varint(buf: &[u8], at: usize) -> (usize, usize) {
-    let (mut v, mut shift, mut i) = (0usize, 0, at);
-    loop {
-        let b = buf[i];
-        v |= ((b & 0x7f) as usize) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            return (v, i - at);
-        }
-        shift += 7;
-    }
-}
+use crate::varint::{get as get_varint, len as varint_len, put as put_varint};
 
 /// Reads a reversed LEB128 value that ends just before `end`; returns (value, bytes used).
 fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {

@@ -4,6 +4,8 @@
 
 use std::alloc::{self, Layout};
 
+use crate::varint;
+
 // The inline form keeps its tag and length in the word's first byte in memory, which is the
 // low byte of a pointer only on little-endian targets.
 const _: () = assert!(cfg!(target_endian = "little"), "ThinBytes assumes a little-endian target");
@@ -17,16 +19,7 @@ pub const INLINE_MAX: usize = 7;
 pub struct ThinBytes(*mut u8);
 
 fn heap_layout(len: usize) -> Layout {
-    Layout::from_size_align(varint_len(len) + len, 2).expect("a byte string layout fits")
-}
-
-fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
+    Layout::from_size_align(varint::len(len) + len, 2).expect("a byte string layout fits")
 }
 
 impl ThinBytes {
@@ -44,15 +37,7 @@ impl ThinBytes {
             if raw.is_null() {
                 alloc::handle_alloc_error(layout);
             }
-            let mut at = raw;
-            let mut len = bytes.len();
-            while len >= 0x80 {
-                at.write((len as u8 & 0x7f) | 0x80);
-                at = at.add(1);
-                len >>= 7;
-            }
-            at.write(len as u8);
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), at.add(1), bytes.len());
+            varint::write_prefixed(raw, bytes);
             ThinBytes(raw)
         }
     }
@@ -69,20 +54,7 @@ impl ThinBytes {
             unsafe { std::slice::from_raw_parts((&self.0 as *const *mut u8 as *const u8).add(1), len) }
         } else {
             // SAFETY: a heap form points at the allocation `new` filled: a length, then bytes.
-            unsafe {
-                let mut at = self.0 as *const u8;
-                let (mut len, mut shift) = (0usize, 0);
-                loop {
-                    let b = *at;
-                    at = at.add(1);
-                    len |= ((b & 0x7f) as usize) << shift;
-                    if b & 0x80 == 0 {
-                        break;
-                    }
-                    shift += 7;
-                }
-                std::slice::from_raw_parts(at, len)
-            }
+            unsafe { varint::read_prefixed(self.0) }
         }
     }
 
