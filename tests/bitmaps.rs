@@ -14,9 +14,8 @@
 //! yet; the unit tests cover it), and offsets that would make either server allocate
 //! hundreds of megabytes.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use shoal_tests::diff::{self, Generated};
+use rand::Rng;
+use shoal_tests::diff::{self, Gen, Generated};
 
 /// Keys written by the generator: a few share the hash tag `{b}` (one core), the rest spread.
 const KEYS: &[&str] = &["{b}a", "{b}b", "a", "b", "c", "bits", "x:1", ""];
@@ -46,62 +45,43 @@ const VALUES: &[&[u8]] =
     &[b"0", b"255", b"-1", b"foobar", b"", b"\xff\xff\xff", b"\x00\x00\x0f", b"\xaa\x55", b"hello world, a longer string of bits", b"\x80"];
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
     started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), started: false }
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
+        Generator { base: Gen::new(seed), started: false }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        self.pick(KEYS).as_bytes().to_vec()
+        self.base.pick_bytes(KEYS)
     }
 
     /// A key to read: usually a written one, sometimes the fixed one.
     fn source(&mut self) -> Vec<u8> {
-        if self.chance(20) {
+        if self.base.chance(20) {
             FIXED.as_bytes().to_vec()
         } else {
             self.key()
         }
     }
 
-    fn token(&mut self, word: &str) -> Vec<u8> {
-        match self.rng.random_range(0..3) {
-            0 => word.to_ascii_lowercase().into_bytes(),
-            _ => word.as_bytes().to_vec(),
-        }
-    }
-
     fn integer(&mut self) -> Vec<u8> {
-        if self.chance(60) {
-            self.rng.random_range(-40i64..40).to_string().into_bytes()
-        } else {
-            self.pick(RANGE_INTEGERS).as_bytes().to_vec()
-        }
+        self.base.integer(60, -40, 39, RANGE_INTEGERS)
     }
 
     /// A bit offset for SETBIT and GETBIT; large valid ones only where nothing is written.
     fn offset(&mut self, writes: bool) -> Vec<u8> {
-        if self.chance(85) {
-            return self.rng.random_range(0..300).to_string().into_bytes();
+        if self.base.chance(85) {
+            return self.base.rng.random_range(0..300).to_string().into_bytes();
         }
         let choices: &[&str] = if writes {
             &["-1", "abc", "", "4294967296", "9223372036854775807", "100000", "#3"]
         } else {
             &["-1", "abc", "4294967295", "4294967296", "1000000", "#3"]
         };
-        self.pick(choices).as_bytes().to_vec()
+        self.base.pick_bytes(choices)
     }
 
     fn generate(&mut self) -> Generated {
@@ -109,24 +89,15 @@ impl Generator {
             self.started = true;
             return Generated { label: "SET", args: vec![b"SET".to_vec(), FIXED.as_bytes().to_vec(), b"\x0f\xf0foobar\x00\xff".to_vec()] };
         }
-        let total: u32 = COMMANDS.iter().map(|(_, w)| w).sum();
-        let mut draw = self.rng.random_range(0..total);
-        let mut name = COMMANDS[0].0;
-        for &(n, w) in COMMANDS {
-            if draw < w {
-                name = n;
-                break;
-            }
-            draw -= w;
-        }
-        let mut args = vec![self.token(name)];
+        let name = self.base.weighted(COMMANDS);
+        let mut args = vec![self.base.case(name)];
         match name {
             "SETBIT" => {
                 args.push(self.key());
                 args.push(self.offset(true));
-                let value = if self.chance(90) { self.pick(&["0", "1"]) } else { self.pick(&["2", "-1", "abc", ""]) };
+                let value = if self.base.chance(90) { self.base.pick(&["0", "1"]) } else { self.base.pick(&["2", "-1", "abc", ""]) };
                 args.push(value.as_bytes().to_vec());
-                if self.chance(3) {
+                if self.base.chance(3) {
                     args.pop();
                 }
             }
@@ -137,10 +108,10 @@ impl Generator {
             "BITCOUNT" => self.bitcount(&mut args),
             "BITPOS" => self.bitpos(&mut args),
             "BITOP" => {
-                let op = if self.chance(95) { self.pick(&["AND", "OR", "XOR", "NOT", "NOT"]) } else { self.pick(&["NAND", "", "ANDX"]) };
-                args.push(self.token(op));
+                let op = if self.base.chance(95) { self.base.pick(&["AND", "OR", "XOR", "NOT", "NOT"]) } else { self.base.pick(&["NAND", "", "ANDX"]) };
+                args.push(self.base.case(op));
                 args.push(self.key());
-                let sources = if op == "NOT" && self.chance(80) { 1 } else { self.rng.random_range(1..=4) };
+                let sources = if op == "NOT" && self.base.chance(80) { 1 } else { self.base.rng.random_range(1..=4) };
                 for _ in 0..sources {
                     let source = self.source();
                     args.push(source);
@@ -149,11 +120,11 @@ impl Generator {
             "BITFIELD" | "BITFIELD_RO" => self.bitfield(&mut args, name == "BITFIELD_RO"),
             "SET" => {
                 args.push(self.key());
-                args.push(VALUES[self.rng.random_range(0..VALUES.len())].to_vec());
+                args.push(VALUES[self.base.rng.random_range(0..VALUES.len())].to_vec());
             }
             "APPEND" => {
                 args.push(self.key());
-                args.push(VALUES[self.rng.random_range(0..VALUES.len())].to_vec());
+                args.push(VALUES[self.base.rng.random_range(0..VALUES.len())].to_vec());
             }
             "GET" => args.push(self.source()),
             "DEL" => args.push(self.key()),
@@ -163,18 +134,18 @@ impl Generator {
     }
 
     fn unit(&mut self) -> Vec<u8> {
-        if self.chance(90) {
-            let unit = self.pick(&["BYTE", "BIT"]);
-            self.token(unit)
+        if self.base.chance(90) {
+            let unit = self.base.pick(&["BYTE", "BIT"]);
+            self.base.case(unit)
         } else {
-            self.pick(&["BITS", "FOO", ""]).as_bytes().to_vec()
+            self.base.pick_bytes(&["BITS", "FOO", ""])
         }
     }
 
     fn bitcount(&mut self, args: &mut Vec<Vec<u8>>) {
-        if self.chance(85) {
+        if self.base.chance(85) {
             args.push(self.source());
-            match self.rng.random_range(0..3) {
+            match self.base.rng.random_range(0..3) {
                 0 => {}
                 1 => {
                     args.push(self.integer());
@@ -183,8 +154,8 @@ impl Generator {
                 _ => {
                     args.push(self.integer());
                     args.push(self.integer());
-                    let word = self.pick(&["BYTE", "BIT"]);
-                    let unit = self.token(word);
+                    let word = self.base.pick(&["BYTE", "BIT"]);
+                    let unit = self.base.case(word);
                     args.push(unit);
                 }
             }
@@ -194,11 +165,11 @@ impl Generator {
         // non-negative: Redis 7.0 answers 0 for two negative indexes in the wrong order before
         // it reads the unit, 7.2 reads the unit first (as Shoal does).
         args.push(FIXED.as_bytes().to_vec());
-        let (start, end) = (self.rng.random_range(0..40).to_string().into_bytes(), self.rng.random_range(0..40).to_string().into_bytes());
-        match self.rng.random_range(0..4) {
+        let (start, end) = (self.base.rng.random_range(0..40).to_string().into_bytes(), self.base.rng.random_range(0..40).to_string().into_bytes());
+        match self.base.rng.random_range(0..4) {
             0 => args.push(start),
             1 => {
-                args.push(self.pick(BAD_INTEGERS).as_bytes().to_vec());
+                args.push(self.base.pick_bytes(BAD_INTEGERS));
                 args.push(end);
             }
             2 => {
@@ -210,39 +181,39 @@ impl Generator {
             _ => {
                 args.push(start);
                 args.push(end);
-                args.push(self.pick(&["FOO", "BITS", ""]).as_bytes().to_vec());
+                args.push(self.base.pick_bytes(&["FOO", "BITS", ""]));
             }
         }
     }
 
     fn bitpos(&mut self, args: &mut Vec<Vec<u8>>) {
-        let valid = self.chance(85);
+        let valid = self.base.chance(85);
         args.push(if valid { self.source() } else { FIXED.as_bytes().to_vec() });
-        let bit = if valid || self.chance(50) { self.pick(&["0", "1"]) } else { self.pick(&["2", "-1", "abc"]) };
+        let bit = if valid || self.base.chance(50) { self.base.pick(&["0", "1"]) } else { self.base.pick(&["2", "-1", "abc"]) };
         args.push(bit.as_bytes().to_vec());
-        let extra = self.rng.random_range(0..=3);
+        let extra = self.base.rng.random_range(0..=3);
         if extra >= 1 {
-            let start = if valid || self.chance(50) { self.integer() } else { self.pick(BAD_INTEGERS).as_bytes().to_vec() };
+            let start = if valid || self.base.chance(50) { self.integer() } else { self.base.pick_bytes(BAD_INTEGERS) };
             args.push(start);
         }
         if extra >= 2 {
-            let end = if valid || self.chance(50) { self.integer() } else { self.pick(BAD_INTEGERS).as_bytes().to_vec() };
+            let end = if valid || self.base.chance(50) { self.integer() } else { self.base.pick_bytes(BAD_INTEGERS) };
             args.push(end);
         }
         if extra >= 3 {
-            let word = self.pick(&["BYTE", "BIT"]);
-            let unit = if valid { self.token(word) } else { self.unit() };
+            let word = self.base.pick(&["BYTE", "BIT"]);
+            let unit = if valid { self.base.case(word) } else { self.unit() };
             args.push(unit);
-            if !valid && self.chance(30) {
+            if !valid && self.base.chance(30) {
                 args.push(b"extra".to_vec());
             }
         }
     }
 
     fn field_type(&mut self) -> Vec<u8> {
-        if self.chance(92) {
-            let signed = self.chance(50);
-            let bits = match self.rng.random_range(0..4) {
+        if self.base.chance(92) {
+            let signed = self.base.chance(50);
+            let bits = match self.base.rng.random_range(0..4) {
                 0 => {
                     if signed {
                         64
@@ -250,58 +221,58 @@ impl Generator {
                         63
                     }
                 }
-                1 => self.rng.random_range(1..=4),
-                _ => self.rng.random_range(1..=if signed { 64 } else { 63 }),
+                1 => self.base.rng.random_range(1..=4),
+                _ => self.base.rng.random_range(1..=if signed { 64 } else { 63 }),
             };
             format!("{}{bits}", if signed { 'i' } else { 'u' }).into_bytes()
         } else {
-            self.pick(&["u64", "i65", "i0", "I8", "8", "", "u", "i08"]).as_bytes().to_vec()
+            self.base.pick_bytes(&["u64", "i65", "i0", "I8", "8", "", "u", "i08"])
         }
     }
 
     fn field_offset(&mut self, writes: bool) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0..=11 => self.rng.random_range(0..200).to_string().into_bytes(),
-            12..=16 => format!("#{}", self.rng.random_range(0..10)).into_bytes(),
+        match self.base.rng.random_range(0..20) {
+            0..=11 => self.base.rng.random_range(0..200).to_string().into_bytes(),
+            12..=16 => format!("#{}", self.base.rng.random_range(0..10)).into_bytes(),
             17 if !writes => b"4294967200".to_vec(),
-            _ => self.pick(&["-1", "abc", "#-1", "#x", "4294967296", "#99999999999"]).as_bytes().to_vec(),
+            _ => self.base.pick_bytes(&["-1", "abc", "#-1", "#x", "4294967296", "#99999999999"]),
         }
     }
 
     fn field_value(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..10) {
-            0..=5 => self.rng.random_range(-300i64..300).to_string().into_bytes(),
-            6..=8 => self.pick(&["9223372036854775807", "-9223372036854775808", "4611686018427387904", "-1", "255", "256", "-129"]).as_bytes().to_vec(),
-            _ => self.pick(&["abc", "", "1.5"]).as_bytes().to_vec(),
+        match self.base.rng.random_range(0..10) {
+            0..=5 => self.base.rng.random_range(-300i64..300).to_string().into_bytes(),
+            6..=8 => self.base.pick_bytes(&["9223372036854775807", "-9223372036854775808", "4611686018427387904", "-1", "255", "256", "-129"]),
+            _ => self.base.pick_bytes(&["abc", "", "1.5"]),
         }
     }
 
     fn bitfield(&mut self, args: &mut Vec<Vec<u8>>, read_only: bool) {
         args.push(if read_only { self.source() } else { self.key() });
-        for _ in 0..self.rng.random_range(0..=4) {
-            let kind = self.rng.random_range(0..20);
+        for _ in 0..self.base.rng.random_range(0..=4) {
+            let kind = self.base.rng.random_range(0..20);
             match kind {
                 0..=6 => {
-                    args.push(self.token("GET"));
+                    args.push(self.base.case("GET"));
                     args.push(self.field_type());
                     args.push(self.field_offset(false));
                 }
-                7..=14 if !read_only || self.chance(20) => {
-                    let op = self.pick(&["SET", "INCRBY"]);
-                    args.push(self.token(op));
+                7..=14 if !read_only || self.base.chance(20) => {
+                    let op = self.base.pick(&["SET", "INCRBY"]);
+                    args.push(self.base.case(op));
                     args.push(self.field_type());
                     args.push(self.field_offset(true));
                     args.push(self.field_value());
                 }
                 15..=17 => {
-                    args.push(self.token("OVERFLOW"));
-                    let mode = if self.chance(90) { self.pick(&["WRAP", "SAT", "FAIL"]) } else { "FOO" };
-                    args.push(self.token(mode));
+                    args.push(self.base.case("OVERFLOW"));
+                    let mode = if self.base.chance(90) { self.base.pick(&["WRAP", "SAT", "FAIL"]) } else { "FOO" };
+                    args.push(self.base.case(mode));
                 }
                 _ => {
                     // A subcommand cut short, or one that does not exist.
-                    let word = self.pick(&["GET", "SET", "INCRBY", "OVERFLOW", "FOO"]);
-                    args.push(self.token(word));
+                    let word = self.base.pick(&["GET", "SET", "INCRBY", "OVERFLOW", "FOO"]);
+                    args.push(self.base.case(word));
                     return;
                 }
             }

@@ -9,9 +9,8 @@
 //! Replay a sequence with `SHOAL_DIFF_SEED=7 SHOAL_DIFF_LEN=1000 cargo test -p shoal-tests
 //! --test geo -- --nocapture`.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use shoal_tests::diff::{self, Generated};
+use rand::Rng;
+use shoal_tests::diff::{self, bytes, Gen, Generated};
 
 const COMMANDS: &[(&str, u32)] = &[
     ("GEOADD", 8),
@@ -35,128 +34,116 @@ const UNITS: &[&str] = &["m", "km", "ft", "mi", "KM", "M", "yd"];
 const CENTRES: &[[f64; 2]] = &[[13.36, 38.11], [-73.98, 40.75], [0.0, 0.0], [179.9, -84.9]];
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
     started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed), started: false }
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn b(s: &str) -> Vec<u8> {
-        s.as_bytes().to_vec()
+        Generator { base: Gen::new(seed), started: false }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
-            0 => Self::b("missing"),
-            1 => Self::b(STRING_KEY),
-            _ => Self::b(self.pick(KEYS)),
+        match self.base.rng.random_range(0..20) {
+            0 => bytes("missing"),
+            1 => bytes(STRING_KEY),
+            _ => self.base.pick_bytes(KEYS),
         }
     }
 
     fn dst(&mut self) -> Vec<u8> {
-        Self::b(self.pick(KEYS))
+        self.base.pick_bytes(KEYS)
     }
 
     fn member(&mut self) -> Vec<u8> {
-        Self::b(self.pick(MEMBERS))
+        self.base.pick_bytes(MEMBERS)
     }
 
     /// A longitude and latitude: near a centre, anywhere, or invalid.
     fn position(&mut self) -> [Vec<u8>; 2] {
-        if self.chance(4) {
+        if self.base.chance(4) {
             let bad = ["abc", "181", "-180.5", "", "nan", "85.06", "1e400"];
-            let (a, b) = (self.pick(&bad), self.pick(&["1", "85.06", "x"]));
-            return if self.chance(50) { [Self::b(a), Self::b(b)] } else { [Self::b(b), Self::b(a)] };
+            let (a, b) = (self.base.pick(&bad), self.base.pick(&["1", "85.06", "x"]));
+            return if self.base.chance(50) { [bytes(a), bytes(b)] } else { [bytes(b), bytes(a)] };
         }
-        let [lon, lat] = if self.chance(85) {
-            let c = CENTRES[self.rng.random_range(0..CENTRES.len())];
-            let spread = [0.01, 0.5, 3.0][self.rng.random_range(0..3)];
-            [(c[0] + self.rng.random_range(-spread..spread)).clamp(-180.0, 180.0), (c[1] + self.rng.random_range(-spread..spread)).clamp(-85.0, 85.0)]
+        let [lon, lat] = if self.base.chance(85) {
+            let c = CENTRES[self.base.rng.random_range(0..CENTRES.len())];
+            let spread = [0.01, 0.5, 3.0][self.base.rng.random_range(0..3)];
+            [(c[0] + self.base.rng.random_range(-spread..spread)).clamp(-180.0, 180.0), (c[1] + self.base.rng.random_range(-spread..spread)).clamp(-85.0, 85.0)]
         } else {
-            [self.rng.random_range(-180.0..180.0), self.rng.random_range(-85.0..85.0)]
+            [self.base.rng.random_range(-180.0..180.0), self.base.rng.random_range(-85.0..85.0)]
         };
         [format!("{lon:.6}").into_bytes(), format!("{lat:.6}").into_bytes()]
     }
 
     fn distance(&mut self) -> Vec<u8> {
-        if self.chance(5) {
-            return Self::b(self.pick(&["-1", "abc", "", "0"]));
+        if self.base.chance(5) {
+            return self.base.pick_bytes(&["-1", "abc", "", "0"]);
         }
-        let d: f64 = [1.0, 50.0, 500.0, 5000.0, 200_000.0, 2_000_000.0][self.rng.random_range(0..6)] * self.rng.random_range(0.5..2.0);
+        let d: f64 = [1.0, 50.0, 500.0, 5000.0, 200_000.0, 2_000_000.0][self.base.rng.random_range(0..6)] * self.base.rng.random_range(0.5..2.0);
         format!("{d:.3}").into_bytes()
     }
 
     fn unit(&mut self) -> Vec<u8> {
-        if self.chance(50) {
-            Self::b("m")
+        if self.base.chance(50) {
+            bytes("m")
         } else {
-            Self::b(self.pick(UNITS))
+            self.base.pick_bytes(UNITS)
         }
     }
 
     fn options(&mut self, args: &mut Vec<Vec<u8>>, store: bool, radius: bool) {
-        for _ in 0..self.rng.random_range(0..4) {
-            match self.rng.random_range(0..12) {
-                0 => args.push(Self::b("WITHDIST")),
-                1 => args.push(Self::b("WITHCOORD")),
-                2 => args.push(Self::b("WITHHASH")),
-                3 => args.push(Self::b("ASC")),
-                4 => args.push(Self::b("desc")),
+        for _ in 0..self.base.rng.random_range(0..4) {
+            match self.base.rng.random_range(0..12) {
+                0 => args.push(bytes("WITHDIST")),
+                1 => args.push(bytes("WITHCOORD")),
+                2 => args.push(bytes("WITHHASH")),
+                3 => args.push(bytes("ASC")),
+                4 => args.push(bytes("desc")),
                 5 | 6 => {
-                    args.push(Self::b("COUNT"));
-                    let c = if self.chance(85) { self.rng.random_range(1..5).to_string() } else { self.pick(&["0", "-1", "x"]).to_string() };
+                    args.push(bytes("COUNT"));
+                    let c = if self.base.chance(85) { self.base.rng.random_range(1..5).to_string() } else { self.base.pick(&["0", "-1", "x"]).to_string() };
                     args.push(c.into_bytes());
-                    if self.chance(30) {
-                        args.push(Self::b("ANY"));
+                    if self.base.chance(30) {
+                        args.push(bytes("ANY"));
                     }
                 }
-                7 => args.push(Self::b("ANY")),
+                7 => args.push(bytes("ANY")),
                 8 if store && radius => {
-                    args.push(Self::b(if self.chance(50) { "STORE" } else { "STOREDIST" }));
+                    args.push(bytes(if self.base.chance(50) { "STORE" } else { "STOREDIST" }));
                     let d = self.dst();
                     args.push(d);
                 }
-                8 if store => args.push(Self::b("STOREDIST")),
-                _ if self.chance(20) => args.push(Self::b("FOO")),
+                8 if store => args.push(bytes("STOREDIST")),
+                _ if self.base.chance(20) => args.push(bytes("FOO")),
                 _ => {}
             }
         }
     }
 
     fn search_spec(&mut self, args: &mut Vec<Vec<u8>>) {
-        let from = self.rng.random_range(0..10);
-        let by = self.rng.random_range(0..10);
+        let from = self.base.rng.random_range(0..10);
+        let by = self.base.rng.random_range(0..10);
         let mut from_args = Vec::new();
         if from < 5 {
-            from_args.push(Self::b("FROMMEMBER"));
+            from_args.push(bytes("FROMMEMBER"));
             from_args.push(self.member());
         } else if from < 9 {
-            from_args.push(Self::b("FROMLONLAT"));
+            from_args.push(bytes("FROMLONLAT"));
             from_args.extend(self.position());
         }
         let mut by_args = Vec::new();
         if by < 5 {
-            by_args.push(Self::b("BYRADIUS"));
+            by_args.push(bytes("BYRADIUS"));
             by_args.push(self.distance());
             by_args.push(self.unit());
         } else if by < 9 {
-            by_args.push(Self::b("BYBOX"));
+            by_args.push(bytes("BYBOX"));
             by_args.push(self.distance());
             by_args.push(self.distance());
             by_args.push(self.unit());
         }
-        if self.chance(50) {
+        if self.base.chance(50) {
             args.extend(from_args);
             args.extend(by_args);
         } else {
@@ -168,42 +155,29 @@ impl Generator {
     fn generate(&mut self) -> Generated {
         if !self.started {
             self.started = true;
-            return Generated { label: "SET", args: vec![Self::b("SET"), Self::b(STRING_KEY), Self::b("v")] };
+            return Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] };
         }
-        let total: u32 = COMMANDS.iter().map(|c| c.1).sum();
-        let mut draw = self.rng.random_range(0..total);
-        let name = COMMANDS
-            .iter()
-            .find(|(_, w)| {
-                if draw < *w {
-                    true
-                } else {
-                    draw -= w;
-                    false
-                }
-            })
-            .expect("a command")
-            .0;
-        let mut args = vec![Self::b(name)];
+        let name = self.base.weighted(COMMANDS);
+        let mut args = vec![bytes(name)];
         match name {
             "GEOADD" => {
-                let key = if self.chance(5) { Self::b(STRING_KEY) } else { self.dst() };
+                let key = if self.base.chance(5) { bytes(STRING_KEY) } else { self.dst() };
                 args.push(key);
-                for _ in 0..self.rng.random_range(0..2) {
-                    let o = self.pick(&["NX", "XX", "CH", "ch", "GT"]);
-                    args.push(Self::b(o));
+                for _ in 0..self.base.rng.random_range(0..2) {
+                    let o = self.base.pick(&["NX", "XX", "CH", "ch", "GT"]);
+                    args.push(bytes(o));
                 }
-                for _ in 0..self.rng.random_range(1..4) {
+                for _ in 0..self.base.rng.random_range(1..4) {
                     args.extend(self.position());
                     args.push(self.member());
                 }
-                if self.chance(3) {
+                if self.base.chance(3) {
                     args.pop();
                 }
             }
             "GEOPOS" | "GEOHASH" => {
                 args.push(self.key());
-                for _ in 0..self.rng.random_range(0..3) {
+                for _ in 0..self.base.rng.random_range(0..3) {
                     args.push(self.member());
                 }
             }
@@ -211,11 +185,11 @@ impl Generator {
                 args.push(self.key());
                 args.push(self.member());
                 args.push(self.member());
-                if self.chance(60) {
+                if self.base.chance(60) {
                     args.push(self.unit());
                 }
-                if self.chance(3) {
-                    args.push(Self::b("extra"));
+                if self.base.chance(3) {
+                    args.push(bytes("extra"));
                 }
             }
             "GEOSEARCH" | "GEOSEARCHSTORE" => {
@@ -242,7 +216,7 @@ impl Generator {
             }
             "ZRANGE" => {
                 args.push(self.key());
-                args.extend([Self::b("0"), Self::b("-1"), Self::b("WITHSCORES")]);
+                args.extend([bytes("0"), bytes("-1"), bytes("WITHSCORES")]);
             }
             "ZREM" => {
                 args.push(self.dst());

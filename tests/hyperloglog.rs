@@ -9,10 +9,9 @@
 //! What this does not cover: corrupt HyperLogLogs that make Redis 7.0 itself misbehave, and
 //! PFSELFTEST's timing (it only checks the reply).
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use shoal_testkit::{Raw, Server};
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, Gen, Generated};
 use shoal_tests::THREADS;
 
 /// The payload of a bulk-string reply.
@@ -151,61 +150,43 @@ const KEYS: &[&str] = &["{h}a", "{h}b", "a", "b", "c", "hll:1", "hll:2", ""];
 const COMMANDS: &[(&str, u32)] = &[("PFADD", 6), ("PFCOUNT", 4), ("PFMERGE", 3), ("PFDEBUG", 1), ("GET", 2), ("SET", 1), ("DEL", 1)];
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { rng: SmallRng::seed_from_u64(seed) }
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
+        Generator { base: Gen::new(seed) }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        self.pick(KEYS).as_bytes().to_vec()
+        self.base.pick_bytes(KEYS)
     }
 
     fn keys(&mut self, min: usize, max: usize) -> Vec<Vec<u8>> {
-        let n = self.rng.random_range(min..=max);
+        let n = self.base.rng.random_range(min..=max);
         (0..n).map(|_| self.key()).collect()
     }
 
     fn element(&mut self, range: u32) -> Vec<u8> {
-        match self.rng.random_range(0..20) {
+        match self.base.rng.random_range(0..20) {
             0 => Vec::new(),
             1 => vec![0, 255, 13, 10],
-            _ => format!("e{}", self.rng.random_range(0..range)).into_bytes(),
-        }
-    }
-
-    /// The command name in a random case.
-    fn name(&mut self, name: &str) -> Vec<u8> {
-        match self.rng.random_range(0..3) {
-            0 => name.to_ascii_lowercase().into_bytes(),
-            _ => name.as_bytes().to_vec(),
+            _ => format!("e{}", self.base.rng.random_range(0..range)).into_bytes(),
         }
     }
 
     fn generate(&mut self) -> Generated {
-        let total: u32 = COMMANDS.iter().map(|(_, w)| w).sum();
-        let mut draw = self.rng.random_range(0..total);
-        let mut name = COMMANDS[0].0;
-        for &(n, w) in COMMANDS {
-            if draw < w {
-                name = n;
-                break;
-            }
-            draw -= w;
-        }
-        let mut args = vec![self.name(name)];
+        let name = self.base.weighted(COMMANDS);
+        let mut args = vec![self.base.case(name)];
         match name {
             "PFADD" => {
                 args.push(self.key());
                 // Mostly a few elements; sometimes hundreds, so values turn dense.
-                let (count, range) =
-                    if self.rng.random_range(0..8) == 0 { (self.rng.random_range(100..600), 100_000) } else { (self.rng.random_range(0..6), 3000) };
+                let (count, range) = if self.base.rng.random_range(0..8) == 0 {
+                    (self.base.rng.random_range(100..600), 100_000)
+                } else {
+                    (self.base.rng.random_range(0..6), 3000)
+                };
                 for _ in 0..count {
                     let element = self.element(range);
                     args.push(element);
@@ -214,16 +195,16 @@ impl Generator {
             "PFCOUNT" => args.extend(self.keys(0, 4)),
             "PFMERGE" => args.extend(self.keys(0, 4)),
             "PFDEBUG" => {
-                let sub = self.pick(&["ENCODING", "encoding", "DECODE", "TODENSE", "GETREG", "FOO"]);
+                let sub = self.base.pick(&["ENCODING", "encoding", "DECODE", "TODENSE", "GETREG", "FOO"]);
                 args.push(sub.as_bytes().to_vec());
-                if self.rng.random_range(0..10) > 0 {
+                if self.base.rng.random_range(0..10) > 0 {
                     args.push(self.key());
                 }
             }
             "GET" | "DEL" => args.push(self.key()),
             "SET" => {
                 args.push(self.key());
-                let value: &[u8] = match self.rng.random_range(0..5) {
+                let value: &[u8] = match self.base.rng.random_range(0..5) {
                     0 => b"hello",
                     1 => b"HYLL",
                     2 => b"12345",

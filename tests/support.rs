@@ -98,17 +98,29 @@ pub mod diff {
             name.split(' ').map(|word| self.case(word)).collect()
         }
 
+        /// One of `items`, drawn by `weight`.
+        pub fn draw<'a, T>(&mut self, items: &'a [T], weight: impl Fn(&T) -> u32) -> &'a T {
+            let total: u32 = items.iter().map(&weight).sum();
+            let mut draw = self.rng.random_range(0..total);
+            for item in items {
+                if draw < weight(item) {
+                    return item;
+                }
+                draw -= weight(item);
+            }
+            unreachable!("a draw under the total weight lands on an item")
+        }
+
         /// A command from the table, drawn by weight: its name and arity.
         pub fn command(&mut self, commands: &Commands) -> (&'static str, i32) {
-            let total: u32 = commands.iter().map(|&(_, _, weight)| weight).sum();
-            let mut draw = self.rng.random_range(0..total);
-            for &(name, arity, weight) in commands {
-                if draw < weight {
-                    return (name, arity);
-                }
-                draw -= weight;
-            }
-            unreachable!("a draw under the total weight lands on a command")
+            let &(name, arity, _) = self.draw(commands, |&(_, _, weight)| weight);
+            (name, arity)
+        }
+
+        /// A command name from a table of names and weights (for families that never send
+        /// a wrong number of arguments, whose table has no arity).
+        pub fn weighted(&mut self, commands: &[(&'static str, u32)]) -> &'static str {
+            self.draw(commands, |&(_, weight)| weight).0
         }
 
         /// `name` with an argument count its arity refuses (too few, or too many for a fixed
