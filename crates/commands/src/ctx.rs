@@ -142,6 +142,26 @@ where
     take(coordinator.hop(ops).await.pop().expect("one result per op"))
 }
 
+/// Runs two ops at once, each on its own core, and returns both results.
+pub async fn hop_two<A, B>(
+    coordinator: &dyn Coordinator,
+    (shard_a, op_a): (usize, impl FnOnce(&mut Ctx) -> A + Send + 'static),
+    (shard_b, op_b): (usize, impl FnOnce(&mut Ctx) -> B + Send + 'static),
+) -> (A, B)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    let ops: Vec<(usize, HopOp)> = vec![
+        (shard_a, Box::new(move |ctx: &mut Ctx| Box::new(op_a(ctx)) as HopResult)),
+        (shard_b, Box::new(move |ctx: &mut Ctx| Box::new(op_b(ctx)) as HopResult)),
+    ];
+    let mut results = coordinator.hop(ops).await.into_iter();
+    let a = results.next().expect("one result per op").downcast::<A>().expect("the first op's type");
+    let b = results.next().expect("one result per op").downcast::<B>().expect("the second op's type");
+    (*a, *b)
+}
+
 fn take<T: 'static>(result: HopResult) -> T {
     *result.downcast::<T>().expect("a hop returns the type its op produced")
 }

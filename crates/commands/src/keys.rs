@@ -23,7 +23,7 @@ use shoal_resp::Frame;
 use shoal_store::{slot, Db, Detached, Entry, Str, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
+use crate::ctx::{self, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
@@ -301,26 +301,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
 ];
-
-/// Runs two ops at once, each on its own core, and returns both results.
-async fn hop_two<A, B>(
-    coordinator: &dyn Coordinator,
-    (shard_a, op_a): (usize, impl FnOnce(&mut Ctx) -> A + Send + 'static),
-    (shard_b, op_b): (usize, impl FnOnce(&mut Ctx) -> B + Send + 'static),
-) -> (A, B)
-where
-    A: Send + 'static,
-    B: Send + 'static,
-{
-    let ops: Vec<(usize, HopOp)> = vec![
-        (shard_a, Box::new(move |ctx: &mut Ctx| Box::new(op_a(ctx)) as HopResult)),
-        (shard_b, Box::new(move |ctx: &mut Ctx| Box::new(op_b(ctx)) as HopResult)),
-    ];
-    let mut results = coordinator.hop(ops).await.into_iter();
-    let a = results.next().expect("one result per op").downcast::<A>().expect("the first op's type");
-    let b = results.next().expect("one result per op").downcast::<B>().expect("the second op's type");
-    (*a, *b)
-}
 
 /// Runs a counting op on every core's keys and adds the counts up.
 fn count_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>, op: fn(&mut Ctx, &[Bytes]) -> usize) -> LocalBoxFuture<'_, Frame> {
@@ -661,7 +641,7 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
             let destination = destination.clone();
             move |ctx: &mut Ctx| op_exists_for_write(ctx, &destination)
         };
-        hop_two(coordinator, (source_shard, take), (destination_shard, check)).await
+        ctx::hop_two(coordinator, (source_shard, take), (destination_shard, check)).await
     } else {
         (ctx::hop_one(coordinator, source_shard, take).await, false)
     };

@@ -21,7 +21,7 @@ use shoal_store::types::Limits;
 use shoal_store::{Db, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
+use crate::ctx::{self, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{self, flags::*, CommandSpec, Handler, KeySpec};
 
@@ -485,26 +485,6 @@ fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     ctx::reply(op_move(ctx.db(), &args[1], &args[2], &args[3], &limits, now), args::int)
 }
 
-/// Runs two ops at once, each on its own core, and returns both results.
-async fn hop_two<A, B>(
-    coordinator: &dyn Coordinator,
-    (shard_a, op_a): (usize, impl FnOnce(&mut Ctx) -> A + Send + 'static),
-    (shard_b, op_b): (usize, impl FnOnce(&mut Ctx) -> B + Send + 'static),
-) -> (A, B)
-where
-    A: Send + 'static,
-    B: Send + 'static,
-{
-    let ops: Vec<(usize, HopOp)> = vec![
-        (shard_a, Box::new(move |ctx: &mut Ctx| Box::new(op_a(ctx)) as HopResult)),
-        (shard_b, Box::new(move |ctx: &mut Ctx| Box::new(op_b(ctx)) as HopResult)),
-    ];
-    let mut results = coordinator.hop(ops).await.into_iter();
-    let a = results.next().expect("one result per op").downcast::<A>().expect("the first op's type");
-    let b = results.next().expect("one result per op").downcast::<B>().expect("the second op's type");
-    (*a, *b)
-}
-
 /// SMOVE over two cores: check both (nothing changes), then take and put in a second hop
 /// under the same locks.
 fn smove_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
@@ -516,7 +496,7 @@ fn smove_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
         debug_assert_ne!(source_shard, destination_shard, "SMOVE within one core runs locally");
         let (source_has, destination_ok) = {
             let (source, destination, member) = (source.clone(), destination.clone(), member.clone());
-            hop_two(
+            ctx::hop_two(
                 coordinator,
                 (source_shard, move |ctx: &mut Ctx| {
                     let now = ctx.now_ms;
@@ -535,7 +515,7 @@ fn smove_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
             Ok(MoveCheck::Move) => {}
         }
         let taken = member.clone();
-        hop_two(
+        ctx::hop_two(
             coordinator,
             (source_shard, move |ctx: &mut Ctx| {
                 let now = ctx.now_ms;
