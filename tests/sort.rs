@@ -24,7 +24,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
-use shoal_tests::diff::{self, Generated};
+use shoal_tests::diff::{self, Gen, Generated};
 use shoal_tests::{assert_replies, shoal_and_redis};
 
 /// Elements that read as numbers (one with a leading space, which strtod accepts).
@@ -60,7 +60,7 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=16;
 const LEN_DEFAULT: usize = 250;
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
     /// Commands to send before the random ones: the weights of every element.
     setup: VecDeque<Generated>,
     /// The last unique number handed out (see [`Generator::unique`]).
@@ -77,13 +77,13 @@ fn every_element() -> impl Iterator<Item = &'static str> {
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        let mut generator = Generator { rng: SmallRng::seed_from_u64(seed), setup: VecDeque::new(), unique: 0 };
+        let mut generator = Generator { base: Gen::new(seed), setup: VecDeque::new(), unique: 0 };
         let mut mset = vec!["MSET".to_string()];
         for element in every_element() {
             mset.push(format!("w_{element}"));
             mset.push(generator.unique_value(false));
             let f = generator.unique_value(false);
-            let g = generator.pick(MAYBE_VALUES).to_string();
+            let g = generator.base.pick(MAYBE_VALUES).to_string();
             generator.setup.push_back(Generated { label: "setup", args: args(&["HSET", &format!("h_{element}"), "f", &f, "g", &g]) });
         }
         for extra in EXTRA {
@@ -96,20 +96,12 @@ impl Generator {
         generator
     }
 
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
-    }
-
     /// A value no other weight has, as a number or as text: a number, or now and then
     /// (`rarely_text`) something that is not one.
     fn unique_value(&mut self, rarely_text: bool) -> String {
-        self.unique += self.rng.random_range(1..4);
+        self.unique += self.base.rng.random_range(1..4);
         let n = self.unique;
-        match self.rng.random_range(0..50) {
+        match self.base.rng.random_range(0..50) {
             0 if rarely_text => format!("x{n}"),
             0..=24 => n.to_string(),
             25..=34 => format!("-{n}"),
@@ -119,24 +111,24 @@ impl Generator {
     }
 
     fn element(&mut self, numbers_only: bool) -> &'static str {
-        if numbers_only || self.chance(80) {
-            self.pick(NUMBERS)
+        if numbers_only || self.base.chance(80) {
+            self.base.pick(NUMBERS)
         } else {
-            self.pick(WORDS)
+            self.base.pick(WORDS)
         }
     }
 
     fn elements(&mut self, numbers_only: bool, max: usize) -> Vec<&'static str> {
-        let n = self.rng.random_range(1..=max);
+        let n = self.base.rng.random_range(1..=max);
         (0..n).map(|_| self.element(numbers_only)).collect()
     }
 
     fn sort_key(&mut self) -> &'static str {
-        match self.rng.random_range(0..20) {
-            0..=7 => self.pick(LISTS),
-            8..=12 => self.pick(SETS),
-            13..=17 => self.pick(ZSETS),
-            _ => self.pick(OTHERS),
+        match self.base.rng.random_range(0..20) {
+            0..=7 => self.base.pick(LISTS),
+            8..=12 => self.base.pick(SETS),
+            13..=17 => self.base.pick(ZSETS),
+            _ => self.base.pick(OTHERS),
         }
     }
 
@@ -144,32 +136,32 @@ impl Generator {
         if let Some(setup) = self.setup.pop_front() {
             return setup;
         }
-        match self.rng.random_range(0..100) {
+        match self.base.rng.random_range(0..100) {
             0..=29 => self.sort(false),
             30..=39 => self.sort(true),
             40..=47 => {
-                let key = self.pick(LISTS);
-                let mut command = vec![if self.chance(50) { "RPUSH" } else { "LPUSH" }, key];
+                let key = self.base.pick(LISTS);
+                let mut command = vec![if self.base.chance(50) { "RPUSH" } else { "LPUSH" }, key];
                 command.extend(self.elements(key == "l1", 6));
                 Generated { label: "RPUSH", args: args(&command) }
             }
             48..=53 => {
-                let key = self.pick(SETS);
+                let key = self.base.pick(SETS);
                 let mut command = vec!["SADD", key];
                 command.extend(self.elements(key == "s1", 6));
                 Generated { label: "SADD", args: args(&command) }
             }
             54..=59 => {
-                let key = self.pick(ZSETS);
+                let key = self.base.pick(ZSETS);
                 let mut command = vec!["ZADD".to_string(), key.to_string()];
                 for element in self.elements(key == "z1", 5) {
-                    command.push(self.rng.random_range(-3..4).to_string());
+                    command.push(self.base.rng.random_range(-3..4).to_string());
                     command.push(element.to_string());
                 }
                 Generated { label: "ZADD", args: command.into_iter().map(String::into_bytes).collect() }
             }
             60..=62 => {
-                let key = self.pick(&["l1", "l2", "{k}l", "s1", "s2", "z1", "z2"]);
+                let key = self.base.pick(&["l1", "l2", "{k}l", "s1", "s2", "z1", "z2"]);
                 let element = self.element(false);
                 let command = match key.as_bytes()[0] {
                     b's' => vec!["SREM", key, element],
@@ -179,7 +171,7 @@ impl Generator {
                 Generated { label: "remove", args: args(&command) }
             }
             63 | 64 => {
-                let key = self.pick(&["l1", "l2", "{k}l", "s1", "s2", "z1", "z2", "d1", "d2", "{k}d"]);
+                let key = self.base.pick(&["l1", "l2", "{k}l", "s1", "s2", "z1", "z2", "d1", "d2", "{k}d"]);
                 Generated { label: "DEL", args: args(&["DEL", key]) }
             }
             65..=71 => {
@@ -189,41 +181,41 @@ impl Generator {
             }
             72..=76 => {
                 let element = self.element(false);
-                let (field, value) = if self.chance(50) { ("f", self.unique_value(true)) } else { ("g", self.pick(MAYBE_VALUES).to_string()) };
+                let (field, value) = if self.base.chance(50) { ("f", self.unique_value(true)) } else { ("g", self.base.pick(MAYBE_VALUES).to_string()) };
                 Generated { label: "HSET h_", args: args(&["HSET", &format!("h_{element}"), field, &value]) }
             }
             77..=81 => {
                 let element = self.element(false);
-                if self.chance(25) {
+                if self.base.chance(25) {
                     Generated { label: "DEL m_", args: args(&["DEL", &format!("m_{element}")]) }
                 } else {
-                    let value = self.pick(MAYBE_VALUES);
+                    let value = self.base.pick(MAYBE_VALUES);
                     Generated { label: "SET m_", args: args(&["SET", &format!("m_{element}"), value]) }
                 }
             }
             82..=87 => {
-                let key = self.pick(&["d1", "d2", "{k}d", "l1"]);
+                let key = self.base.pick(&["d1", "d2", "{k}d", "l1"]);
                 Generated { label: "LRANGE", args: args(&["LRANGE", key, "0", "-1"]) }
             }
             88..=89 => {
-                let key = self.pick(DESTINATIONS);
+                let key = self.base.pick(DESTINATIONS);
                 Generated { label: "EXPIRE", args: args(&["EXPIRE", key, "100000"]) }
             }
             90..=92 => {
-                let key = self.pick(DESTINATIONS);
+                let key = self.base.pick(DESTINATIONS);
                 Generated { label: "TTL", args: args(&["TTL", key]) }
             }
             93 | 94 => {
-                let key = self.pick(&["d1", "d2", "{k}d", "z1", "z2", "s1", "str", "none"]);
+                let key = self.base.pick(&["d1", "d2", "{k}d", "z1", "z2", "s1", "str", "none"]);
                 Generated { label: "TYPE", args: args(&["TYPE", key]) }
             }
             95 => {
-                let key = self.pick(ZSETS);
+                let key = self.base.pick(ZSETS);
                 Generated { label: "OBJECT ENCODING", args: args(&["OBJECT", "ENCODING", key]) }
             }
             96 => self.many(),
             _ => {
-                let name = self.pick(&["SORT", "SORT_RO", "sort"]);
+                let name = self.base.pick(&["SORT", "SORT_RO", "sort"]);
                 Generated { label: "(wrong arity)", args: args(&[name]) }
             }
         }
@@ -232,24 +224,24 @@ impl Generator {
     /// Many elements at once, so that lists grow into quicklists, sets into hash tables and
     /// sorted sets into skiplists.
     fn many(&mut self) -> Generated {
-        let n = self.rng.random_range(100..400);
-        let command = match self.rng.random_range(0..3) {
+        let n = self.base.rng.random_range(100..400);
+        let command = match self.base.rng.random_range(0..3) {
             0 => {
-                let key = self.pick(LISTS);
+                let key = self.base.pick(LISTS);
                 let mut command = vec!["RPUSH".to_string(), key.to_string()];
                 command.extend((0..n).map(|_| self.element(key == "l1").to_string()));
                 command
             }
             1 => {
                 let mut command = vec!["SADD".to_string(), "s2".to_string()];
-                command.extend((0..n).map(|_| self.rng.random_range(EXTRA).to_string()));
+                command.extend((0..n).map(|_| self.base.rng.random_range(EXTRA).to_string()));
                 command
             }
             _ => {
                 let mut command = vec!["ZADD".to_string(), "z2".to_string()];
                 for _ in 0..n {
-                    command.push(self.rng.random_range(-100..100).to_string());
-                    command.push(self.rng.random_range(EXTRA).to_string());
+                    command.push(self.base.rng.random_range(-100..100).to_string());
+                    command.push(self.base.rng.random_range(EXTRA).to_string());
                 }
                 command
             }
@@ -261,64 +253,65 @@ impl Generator {
     /// leaves unspecified in its reply (see [`normalise`]).
     fn sort(&mut self, readonly: bool) -> Generated {
         let key = self.sort_key();
-        let alpha = self.chance(40);
+        let alpha = self.base.chance(40);
         let mut options: Vec<Vec<String>> = Vec::new();
         let mut dontsort = false;
         let mut limited = false;
         let mut gets = 0;
         let mut store = false;
-        if self.chance(55) {
+        if self.base.chance(55) {
             let by = match (alpha, key) {
-                (true, "s2" | "z2") => self.pick(ALPHA_BY_EXTRA),
-                (true, _) => self.pick(ALPHA_BY),
-                (false, _) => self.pick(NUMERIC_BY),
+                (true, "s2" | "z2") => self.base.pick(ALPHA_BY_EXTRA),
+                (true, _) => self.base.pick(ALPHA_BY),
+                (false, _) => self.base.pick(NUMERIC_BY),
             };
             dontsort |= !by.contains('*');
-            options.push(vec![self.word("BY"), by.to_string()]);
+            options.push(vec![self.base.case_string("BY"), by.to_string()]);
         }
         if alpha {
-            options.push(vec![self.word("ALPHA")]);
+            options.push(vec![self.base.case_string("ALPHA")]);
         }
-        if self.chance(30) {
-            let (offset, count) = (self.pick(LIMITS).to_string(), self.pick(LIMITS).to_string());
-            options.push(vec![self.word("LIMIT"), offset, count]);
+        if self.base.chance(30) {
+            let (offset, count) = (self.base.pick(LIMITS).to_string(), self.base.pick(LIMITS).to_string());
+            options.push(vec![self.base.case_string("LIMIT"), offset, count]);
             limited = true;
         }
-        for _ in 0..[0, 0, 1, 1, 2, 3][self.rng.random_range(0..6)] {
-            let get = self.pick(GETS).to_string();
-            options.push(vec![self.word("GET"), get]);
+        for _ in 0..[0, 0, 1, 1, 2, 3][self.base.rng.random_range(0..6)] {
+            let get = self.base.pick(GETS).to_string();
+            options.push(vec![self.base.case_string("GET"), get]);
             gets += 1;
         }
-        if self.chance(40) {
-            let order = self.pick(&["ASC", "DESC", "DESC"]);
-            options.push(vec![self.word(order)]);
+        if self.base.chance(40) {
+            let order = self.base.pick(&["ASC", "DESC", "DESC"]);
+            options.push(vec![self.base.case_string(order)]);
         }
-        if !readonly && self.chance(30) {
-            let destination = if gets == 0 && LISTS.contains(&key) && self.chance(20) { key.to_string() } else { self.pick(DESTINATIONS).to_string() };
-            options.push(vec![self.word("STORE"), destination]);
+        if !readonly && self.base.chance(30) {
+            let destination =
+                if gets == 0 && LISTS.contains(&key) && self.base.chance(20) { key.to_string() } else { self.base.pick(DESTINATIONS).to_string() };
+            options.push(vec![self.base.case_string("STORE"), destination]);
             store = true;
         }
-        options.shuffle(&mut self.rng);
+        options.shuffle(&mut self.base.rng);
         // A broken option goes last: in the middle, an option missing its argument would take
         // the next one's name as its argument.
         let mut invalid = false;
-        if self.chance(6) {
+        if self.base.chance(6) {
             invalid = true;
-            let bad = match self.rng.random_range(0..7) {
-                0 => vec![self.word("LIMIT"), self.pick(LIMITS).to_string()],
-                1 => vec![self.word("LIMIT"), self.pick(BAD_INTEGERS).to_string(), self.pick(LIMITS).to_string()],
-                2 => vec![self.word("LIMIT"), self.pick(LIMITS).to_string(), self.pick(BAD_INTEGERS).to_string()],
+            let bad = match self.base.rng.random_range(0..7) {
+                0 => vec![self.base.case_string("LIMIT"), self.base.pick(LIMITS).to_string()],
+                1 => vec![self.base.case_string("LIMIT"), self.base.pick(BAD_INTEGERS).to_string(), self.base.pick(LIMITS).to_string()],
+                2 => vec![self.base.case_string("LIMIT"), self.base.pick(LIMITS).to_string(), self.base.pick(BAD_INTEGERS).to_string()],
                 3 => vec!["FOO".to_string()],
-                4 => vec![self.word("STORE"), "d1".to_string()],
+                4 => vec![self.base.case_string("STORE"), "d1".to_string()],
                 _ => {
-                    let option = self.pick(&["BY", "GET", "STORE", "LIMIT"]);
-                    vec![self.word(option)]
+                    let option = self.base.pick(&["BY", "GET", "STORE", "LIMIT"]);
+                    vec![self.base.case_string(option)]
                 }
             };
             options.push(bad);
         }
         let name = if readonly { "SORT_RO" } else { "SORT" };
-        let mut command = vec![self.word(name), key.to_string()];
+        let mut command = vec![self.base.case_string(name), key.to_string()];
         command.extend(options.into_iter().flatten());
         let label = if invalid {
             "SORT (invalid)"
@@ -336,14 +329,6 @@ impl Generator {
             "SORT"
         };
         Generated { label, args: command.into_iter().map(String::into_bytes).collect() }
-    }
-
-    /// A keyword in a random case.
-    fn word(&mut self, word: &str) -> String {
-        match self.rng.random_range(0..3) {
-            0 => word.to_ascii_lowercase(),
-            _ => word.to_string(),
-        }
     }
 }
 

@@ -86,10 +86,15 @@ pub mod diff {
         /// A command name or token in a random case, as clients may send it: as written,
         /// in lower case, or in mixed case.
         pub fn case(&mut self, word: &str) -> Vec<u8> {
+            self.case_string(word).into_bytes()
+        }
+
+        /// [`Gen::case`] as a string.
+        pub fn case_string(&mut self, word: &str) -> String {
             match self.rng.random_range(0..4) {
-                0 => word.to_ascii_lowercase().into_bytes(),
-                1 => word.bytes().enumerate().map(|(i, b)| if i % 2 == 0 { b.to_ascii_lowercase() } else { b }).collect(),
-                _ => bytes(word),
+                0 => word.to_ascii_lowercase(),
+                1 => word.chars().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c }).collect(),
+                _ => word.to_string(),
             }
         }
 
