@@ -14,9 +14,8 @@
 //!
 //! What this does not cover: blocking commands, MULTI, and data types other than strings.
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use shoal_tests::diff::{self, Generated};
+use rand::Rng;
+use shoal_tests::diff::{self, Gen, Generated};
 
 /// Commands Shoal does not have yet: the generator leaves them out. Prune this list as
 /// commands land; a command that is listed here but implemented only loses coverage.
@@ -123,136 +122,71 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=20;
 const LEN_DEFAULT: usize = 300;
 
 struct Generator {
-    rng: SmallRng,
+    base: Gen,
     /// The position of the command being generated, which keeps TTLs from tying.
     index: usize,
     /// The commands not in NOT_YET_IMPLEMENTED, with their arity and weight.
     enabled: Vec<(&'static str, i32, u32)>,
-    weight_total: u32,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
         let enabled: Vec<_> = COMMANDS.iter().copied().filter(|(name, _, _)| !NOT_YET_IMPLEMENTED.contains(name)).collect();
-        let weight_total = enabled.iter().map(|(_, _, weight)| weight).sum();
-        Generator { rng: SmallRng::seed_from_u64(seed), index: 0, enabled, weight_total }
-    }
-
-    /// An enabled command, drawn by weight.
-    fn command(&mut self) -> (&'static str, i32) {
-        let mut draw = self.rng.random_range(0..self.weight_total);
-        for &(name, arity, weight) in &self.enabled {
-            if draw < weight {
-                return (name, arity);
-            }
-            draw -= weight;
-        }
-        unreachable!("a draw under the total weight lands on a command")
-    }
-
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[self.rng.random_range(0..from.len())]
-    }
-
-    fn chance(&mut self, percent: u32) -> bool {
-        self.rng.random_range(0..100) < percent
+        Generator { base: Gen::new(seed), index: 0, enabled }
     }
 
     fn key(&mut self) -> Vec<u8> {
-        self.pick(KEYS).as_bytes().to_vec()
+        self.base.pick_bytes(KEYS)
     }
 
     fn keys(&mut self, max: usize) -> Vec<Vec<u8>> {
-        let n = self.rng.random_range(1..=max);
+        let n = self.base.rng.random_range(1..=max);
         (0..n).map(|_| self.key()).collect()
     }
 
     fn value(&mut self) -> Vec<u8> {
-        match self.rng.random_range(0..10) {
-            0..=5 => self.pick(VALUES).as_bytes().to_vec(),
-            6 | 7 => self.rng.random_range(-1000i64..1000).to_string().into_bytes(),
+        match self.base.rng.random_range(0..10) {
+            0..=5 => self.base.pick_bytes(VALUES),
+            6 | 7 => self.base.rng.random_range(-1000i64..1000).to_string().into_bytes(),
             _ => {
-                let len = self.rng.random_range(0..12);
-                (0..len).map(|_| b"abcxyz019 -"[self.rng.random_range(0..11)]).collect()
+                let len = self.base.rng.random_range(0..12);
+                (0..len).map(|_| b"abcxyz019 -"[self.base.rng.random_range(0..11)]).collect()
             }
         }
     }
 
     fn integer(&mut self) -> Vec<u8> {
-        if self.chance(60) {
-            self.rng.random_range(-50i64..50).to_string().into_bytes()
-        } else {
-            self.pick(INTEGERS).as_bytes().to_vec()
-        }
+        self.base.integer(60, -50, 49, INTEGERS)
     }
 
     /// A TTL in `unit_per_second` units (1: seconds, 1000: milliseconds): usually far in the
     /// future and unique to this command (see the module comment), sometimes zero, negative,
     /// overflowing or not a number.
     fn ttl(&mut self, unit_per_second: i64) -> Vec<u8> {
-        if self.chance(90) {
-            let bucket = self.rng.random_range(1..=3i64);
+        if self.base.chance(90) {
+            let bucket = self.base.rng.random_range(1..=3i64);
             return ((bucket * 1_000_000 + self.index as i64) * unit_per_second).to_string().into_bytes();
         }
-        self.pick(&["0", "-1", "-100", "abc", "", "1.5", "9223372036854775807", "9223372036854775", "-9223372036854775808"]).as_bytes().to_vec()
-    }
-
-    /// The command name in a random case, as clients may send it.
-    fn name(&mut self, name: &str) -> Vec<u8> {
-        match self.rng.random_range(0..4) {
-            0 => name.to_ascii_lowercase().into_bytes(),
-            1 => name.bytes().enumerate().map(|(i, b)| if i % 2 == 0 { b.to_ascii_lowercase() } else { b }).collect(),
-            _ => name.as_bytes().to_vec(),
-        }
-    }
-
-    fn token(&mut self, token: &str) -> Vec<u8> {
-        self.name(token)
+        self.base.pick_bytes(&["0", "-1", "-100", "abc", "", "1.5", "9223372036854775807", "9223372036854775", "-9223372036854775808"])
     }
 
     fn generate(&mut self) -> Generated {
-        let generated = match self.rng.random_range(0..100) {
-            0..=2 => self.unknown_command(),
-            3..=6 => self.wrong_arity(),
+        let generated = match self.base.rng.random_range(0..100) {
+            0..=2 => self.base.unknown_command(VALUES),
+            3..=6 => {
+                let (name, arity) = self.base.command(&self.enabled);
+                self.base.wrong_arity(name, arity, KEYS)
+            }
             _ => {
-                let (name, _) = self.command();
+                let (name, _) = self.base.command(&self.enabled);
                 let args = self.arguments(name);
-                let mut full = vec![self.name(name)];
+                let mut full = vec![self.base.case(name)];
                 full.extend(args);
                 Generated { label: name, args: full }
             }
         };
         self.index += 1;
         generated
-    }
-
-    fn unknown_command(&mut self) -> Generated {
-        let mut args = vec![self.pick(&["FOOBAR", "getx", "SETT", "", "mget2"]).as_bytes().to_vec()];
-        for _ in 0..self.rng.random_range(0..4) {
-            let arg = self.value();
-            args.push(arg);
-        }
-        Generated { label: "(unknown command)", args }
-    }
-
-    fn wrong_arity(&mut self) -> Generated {
-        let (name, arity) = self.command();
-        let argc = if arity > 0 {
-            let mut argc = self.rng.random_range(1..=arity as usize + 2);
-            if argc == arity as usize {
-                argc += 1;
-            }
-            argc
-        } else {
-            let least = (-arity) as usize;
-            self.rng.random_range(1..least)
-        };
-        let mut args = vec![self.name(name)];
-        for _ in 1..argc {
-            let arg = self.key();
-            args.push(arg);
-        }
-        Generated { label: "(wrong arity)", args }
     }
 
     fn arguments(&mut self, name: &str) -> Vec<Vec<u8>> {
@@ -270,12 +204,12 @@ impl Generator {
             }
             "MGET" | "DEL" | "EXISTS" | "UNLINK" | "TOUCH" => args.extend(self.keys(5)),
             "MSET" | "MSETNX" => {
-                for _ in 0..self.rng.random_range(1..=4) {
+                for _ in 0..self.base.rng.random_range(1..=4) {
                     args.push(self.key());
                     args.push(self.value());
                 }
                 // An odd number of arguments passes the table's arity but not the command's.
-                if self.chance(5) {
+                if self.base.chance(5) {
                     args.pop();
                 }
             }
@@ -285,7 +219,7 @@ impl Generator {
             }
             "INCRBYFLOAT" => {
                 args.push(self.key());
-                let increment = if self.chance(30) { self.integer() } else { self.pick(FLOATS).as_bytes().to_vec() };
+                let increment = if self.base.chance(30) { self.integer() } else { self.base.pick_bytes(FLOATS) };
                 args.push(increment);
             }
             "GETRANGE" => {
@@ -295,12 +229,12 @@ impl Generator {
             }
             "SETRANGE" => {
                 args.push(self.key());
-                let offset = if self.chance(85) {
-                    self.rng.random_range(0..40).to_string().into_bytes()
+                let offset = if self.base.chance(85) {
+                    self.base.rng.random_range(0..40).to_string().into_bytes()
                 } else {
                     // 536870912 passes proto-max-bulk-len (an error); a valid offset near it
                     // would make both servers allocate 512 MB, so the largest is 100000.
-                    self.pick(&["-1", "100000", "536870912", "abc", "", "9223372036854775807"]).as_bytes().to_vec()
+                    self.base.pick_bytes(&["-1", "100000", "536870912", "abc", "", "9223372036854775807"])
                 };
                 args.push(offset);
                 args.push(self.value());
@@ -312,16 +246,16 @@ impl Generator {
             "COPY" => {
                 args.push(self.key());
                 args.push(self.key());
-                let options = self.rng.random_range(0..3);
+                let options = self.base.rng.random_range(0..3);
                 for _ in 0..options {
-                    match self.rng.random_range(0..6) {
-                        0 | 1 => args.push(self.token("REPLACE")),
+                    match self.base.rng.random_range(0..6) {
+                        0 | 1 => args.push(self.base.case("REPLACE")),
                         2 | 3 => {
-                            args.push(self.token("DB"));
-                            args.push(self.pick(&["0", "1", "1", "16", "-1", "abc"]).as_bytes().to_vec());
+                            args.push(self.base.case("DB"));
+                            args.push(self.base.pick_bytes(&["0", "1", "1", "16", "-1", "abc"]));
                         }
-                        4 => args.push(self.token("DB")),
-                        _ => args.push(self.token("FOO")),
+                        4 => args.push(self.base.case("DB")),
+                        _ => args.push(self.base.case("FOO")),
                     }
                 }
             }
@@ -329,10 +263,10 @@ impl Generator {
                 args.push(self.key());
                 let unit = if name == "EXPIRE" { 1 } else { 1000 };
                 args.push(self.ttl(unit));
-                let options = [0, 0, 1, 1, 1, 2][self.rng.random_range(0..6)];
+                let options = [0, 0, 1, 1, 1, 2][self.base.rng.random_range(0..6)];
                 for _ in 0..options {
-                    let option = self.pick(&["NX", "XX", "GT", "LT", "NX", "XX", "GT", "LT", "FOO"]);
-                    args.push(self.token(option));
+                    let option = self.base.pick(&["NX", "XX", "GT", "LT", "NX", "XX", "GT", "LT", "FOO"]);
+                    args.push(self.base.case(option));
                 }
             }
             "DBSIZE" => {}
@@ -343,25 +277,25 @@ impl Generator {
 
     /// SET's options in random combinations and orders, valid and not.
     fn set_options(&mut self, args: &mut Vec<Vec<u8>>) {
-        let count = [0, 0, 1, 1, 1, 2, 2, 3][self.rng.random_range(0..8)];
+        let count = [0, 0, 1, 1, 1, 2, 2, 3][self.base.rng.random_range(0..8)];
         for _ in 0..count {
-            match self.rng.random_range(0..20) {
-                0..=2 => args.push(self.token("NX")),
-                3..=5 => args.push(self.token("XX")),
-                6..=8 => args.push(self.token("GET")),
-                9 | 10 => args.push(self.token("KEEPTTL")),
+            match self.base.rng.random_range(0..20) {
+                0..=2 => args.push(self.base.case("NX")),
+                3..=5 => args.push(self.base.case("XX")),
+                6..=8 => args.push(self.base.case("GET")),
+                9 | 10 => args.push(self.base.case("KEEPTTL")),
                 11..=13 => {
-                    args.push(self.token("EX"));
+                    args.push(self.base.case("EX"));
                     args.push(self.ttl(1));
                 }
                 14..=16 => {
-                    args.push(self.token("PX"));
+                    args.push(self.base.case("PX"));
                     args.push(self.ttl(1000));
                 }
                 // An option that needs a value, given none, or an option that does not exist.
-                17 => args.push(self.token("EX")),
-                18 => args.push(self.token("PX")),
-                _ => args.push(self.token("FOO")),
+                17 => args.push(self.base.case("EX")),
+                18 => args.push(self.base.case("PX")),
+                _ => args.push(self.base.case("FOO")),
             }
         }
     }
