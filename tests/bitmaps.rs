@@ -46,12 +46,13 @@ const VALUES: &[&[u8]] =
 
 struct Generator {
     base: Gen,
-    started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { base: Gen::new(seed), started: false }
+        let mut base = Gen::new(seed);
+        base.then(Generated { label: "SET", args: vec![b"SET".to_vec(), FIXED.as_bytes().to_vec(), b"\x0f\xf0foobar\x00\xff".to_vec()] });
+        Generator { base }
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -85,9 +86,8 @@ impl Generator {
     }
 
     fn generate(&mut self) -> Generated {
-        if !self.started {
-            self.started = true;
-            return Generated { label: "SET", args: vec![b"SET".to_vec(), FIXED.as_bytes().to_vec(), b"\x0f\xf0foobar\x00\xff".to_vec()] };
+        if let Some(queued) = self.base.queued() {
+            return queued;
         }
         let name = self.base.weighted(COMMANDS);
         let mut args = vec![self.base.case(name)];

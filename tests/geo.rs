@@ -35,12 +35,13 @@ const CENTRES: &[[f64; 2]] = &[[13.36, 38.11], [-73.98, 40.75], [0.0, 0.0], [179
 
 struct Generator {
     base: Gen,
-    started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { base: Gen::new(seed), started: false }
+        let mut base = Gen::new(seed);
+        base.then(Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] });
+        Generator { base }
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -153,9 +154,8 @@ impl Generator {
     }
 
     fn generate(&mut self) -> Generated {
-        if !self.started {
-            self.started = true;
-            return Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] };
+        if let Some(queued) = self.base.queued() {
+            return queued;
         }
         let name = self.base.weighted(COMMANDS);
         let mut args = vec![bytes(name)];

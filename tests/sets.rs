@@ -89,13 +89,11 @@ const LEN: usize = 300;
 
 struct Generator {
     base: Gen,
-    /// A command that must come next (a DEL after a random SPOP).
-    pending: Option<Generated>,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { base: Gen::new(seed), pending: None }
+        Generator { base: Gen::new(seed) }
     }
 
     fn key(&mut self) -> Vec<u8> {
@@ -123,8 +121,8 @@ impl Generator {
     }
 
     fn generate(&mut self) -> Generated {
-        if let Some(pending) = self.pending.take() {
-            return pending;
+        if let Some(queued) = self.base.queued() {
+            return queued;
         }
         if self.base.chance(4) {
             return self.wrong_arity();
@@ -133,7 +131,7 @@ impl Generator {
         let args = self.arguments(name);
         if name == "SPOP" && !deterministic_spop(&args) {
             // The servers popped different members: drop the key on both.
-            self.pending = Some(Generated { label: "DEL", args: vec![b"DEL".to_vec(), args[0].clone()] });
+            self.base.then(Generated { label: "DEL", args: vec![b"DEL".to_vec(), args[0].clone()] });
         }
         let mut full = vec![self.base.case(name)];
         full.extend(args);

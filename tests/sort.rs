@@ -15,7 +15,6 @@
 //! Replay one sequence with `SHOAL_DIFF_SEED=7 SHOAL_DIFF_LEN=300 cargo test -p
 //! shoal-tests --test sort -- --nocapture`; add SHOAL_DIFF_VERBOSE=1 to see every reply.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,8 +60,6 @@ const LEN_DEFAULT: usize = 250;
 
 struct Generator {
     base: Gen,
-    /// Commands to send before the random ones: the weights of every element.
-    setup: VecDeque<Generated>,
     /// The last unique number handed out (see [`Generator::unique`]).
     unique: u64,
 }
@@ -77,22 +74,22 @@ fn every_element() -> impl Iterator<Item = &'static str> {
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        let mut generator = Generator { base: Gen::new(seed), setup: VecDeque::new(), unique: 0 };
+        let mut generator = Generator { base: Gen::new(seed), unique: 0 };
         let mut mset = vec!["MSET".to_string()];
         for element in every_element() {
             mset.push(format!("w_{element}"));
             mset.push(generator.unique_value(false));
             let f = generator.unique_value(false);
             let g = generator.base.pick(MAYBE_VALUES).to_string();
-            generator.setup.push_back(Generated { label: "setup", args: args(&["HSET", &format!("h_{element}"), "f", &f, "g", &g]) });
+            generator.base.then(Generated { label: "setup", args: args(&["HSET", &format!("h_{element}"), "f", &f, "g", &g]) });
         }
         for extra in EXTRA {
             mset.push(format!("w_{extra}"));
             mset.push(generator.unique_value(false));
         }
-        generator.setup.push_back(Generated { label: "setup", args: mset.iter().map(|a| a.as_bytes().to_vec()).collect() });
-        generator.setup.push_back(Generated { label: "setup", args: args(&["SET", "str", "x"]) });
-        generator.setup.push_back(Generated { label: "setup", args: args(&["HSET", "hsh", "a", "b"]) });
+        generator.base.then(Generated { label: "setup", args: mset.iter().map(|a| a.as_bytes().to_vec()).collect() });
+        generator.base.then(Generated { label: "setup", args: args(&["SET", "str", "x"]) });
+        generator.base.then(Generated { label: "setup", args: args(&["HSET", "hsh", "a", "b"]) });
         generator
     }
 
@@ -133,7 +130,7 @@ impl Generator {
     }
 
     fn generate(&mut self) -> Generated {
-        if let Some(setup) = self.setup.pop_front() {
+        if let Some(setup) = self.base.queued() {
             return setup;
         }
         match self.base.rng.random_range(0..100) {

@@ -28,7 +28,7 @@ pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
 /// byte for byte after the family's normalisation (for replies whose order Redis leaves
 /// unspecified, such as SMEMBERS or HGETALL).
 pub mod diff {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, VecDeque};
 
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
@@ -54,6 +54,9 @@ pub mod diff {
     /// helpers each family draws its commands with. A family's generator holds one as `base`.
     pub struct Gen {
         pub rng: SmallRng,
+        /// Commands that must come next, before any drawn one (a setup, or a clean-up after
+        /// a command whose effect differs between the servers).
+        queue: VecDeque<Generated>,
     }
 
     /// A command table: each command's name (words separated by a space for subcommands),
@@ -67,7 +70,17 @@ pub mod diff {
 
     impl Gen {
         pub fn new(seed: u64) -> Gen {
-            Gen { rng: SmallRng::seed_from_u64(seed) }
+            Gen { rng: SmallRng::seed_from_u64(seed), queue: VecDeque::new() }
+        }
+
+        /// Queues `generated` to be sent after those already queued.
+        pub fn then(&mut self, generated: Generated) {
+            self.queue.push_back(generated);
+        }
+
+        /// The next queued command, if any: a generator returns it before drawing a new one.
+        pub fn queued(&mut self) -> Option<Generated> {
+            self.queue.pop_front()
         }
 
         pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {

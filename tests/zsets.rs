@@ -76,12 +76,13 @@ const LEN: usize = 300;
 
 struct Generator {
     base: Gen,
-    started: bool,
 }
 
 impl Generator {
     fn new(seed: u64) -> Generator {
-        Generator { base: Gen::new(seed), started: false }
+        let mut base = Gen::new(seed);
+        base.then(Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] });
+        Generator { base }
     }
 
     /// Any key, lex keys now and then, a missing key rarely.
@@ -133,9 +134,8 @@ impl Generator {
     }
 
     fn generate(&mut self) -> Generated {
-        if !self.started {
-            self.started = true;
-            return Generated { label: "SET", args: vec![bytes("SET"), bytes(STRING_KEY), bytes("v")] };
+        if let Some(queued) = self.base.queued() {
+            return queued;
         }
         if self.base.chance(3) {
             let (name, arity) = self.base.command(COMMANDS);
