@@ -12,18 +12,13 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
+use shoal_tests::connect;
 
 const THREADS: usize = 4;
 /// How long the timed tests keep their writers going.
 const RUN_FOR: Duration = Duration::from_secs(2);
 
 /// A `redis` crate connection that fails instead of hanging when the server stops answering.
-fn connect(server: &Server) -> redis::Connection {
-    let connection = server.client();
-    connection.set_read_timeout(Some(Duration::from_secs(10))).expect("set the read timeout");
-    connection
-}
-
 fn distinct_cores(keys: &[String]) -> usize {
     keys.iter().map(|k| key_core(k.as_bytes(), THREADS)).collect::<HashSet<_>>().len()
 }

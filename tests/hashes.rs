@@ -20,7 +20,7 @@
 use rand::Rng;
 use shoal_testkit::Server;
 use shoal_tests::diff::{self, bytes, Gen, Generated};
-use shoal_tests::{assert_replies, shoal_and_redis, THREADS};
+use shoal_tests::{assert_replies, encoding, shoal_and_redis, THREADS};
 
 /// The hash commands, with Redis's arity and a relative weight; then key-space commands that
 /// interact with hashes.
@@ -334,10 +334,6 @@ fn hset_fields(key: &str, n: usize, from: usize) -> Vec<String> {
 fn command(raw: &mut shoal_testkit::Raw, args: &[String]) -> String {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     raw.command(&args).unwrap()
-}
-
-fn encoding(raw: &mut shoal_testkit::Raw, key: &str) -> String {
-    raw.command(&["OBJECT", "ENCODING", key]).unwrap()
 }
 
 const LISTPACK: &str = "$8\r\nlistpack\r\n";

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
 use shoal_tests::diff::{self, Gen, Generated};
-use shoal_tests::THREADS;
+use shoal_tests::{connect, encoding, THREADS};
 
 /// Every command the generator knows, with Redis's arity and its weight.
 const COMMANDS: &[(&str, i32, u32)] = &[
@@ -247,12 +247,6 @@ fn random_list_commands_reply_like_redis_with_two_threads_and_small_nodes() {
 
 // ---- Atomicity -------------------------------------------------------------------------
 
-fn connect(server: &Server) -> redis::Connection {
-    let connection = server.client();
-    connection.set_read_timeout(Some(Duration::from_secs(10))).expect("set the read timeout");
-    connection
-}
-
 #[test]
 fn lmove_between_cores_never_loses_or_duplicates_an_element() {
     let _serial = one_at_a_time();
@@ -323,10 +317,6 @@ fn lmpop_across_cores_pops_the_first_non_empty_list_in_argument_order() {
 }
 
 // ---- Encodings -------------------------------------------------------------------------
-
-fn encoding(raw: &mut shoal_testkit::Raw, key: &str) -> String {
-    raw.command(&["OBJECT", "ENCODING", key]).unwrap()
-}
 
 const LISTPACK: &str = "$8\r\nlistpack\r\n";
 const QUICKLIST: &str = "$9\r\nquicklist\r\n";

@@ -24,7 +24,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
 use shoal_tests::diff::{self, Gen, Generated};
-use shoal_tests::{assert_replies, THREADS};
+use shoal_tests::{assert_replies, connect, encoding, THREADS};
 
 // ---- the differential test ----------------------------------------------------------------
 
@@ -318,12 +318,6 @@ fn random_set_commands_reply_like_redis_with_two_threads() {
 
 // ---- atomicity ----------------------------------------------------------------------------
 
-fn connect(server: &Server) -> redis::Connection {
-    let connection = server.client();
-    connection.set_read_timeout(Some(Duration::from_secs(10))).expect("set the read timeout");
-    connection
-}
-
 #[test]
 fn smove_across_cores_never_shows_a_member_twice_or_nowhere() {
     const MEMBERS_TOTAL: usize = 20;
@@ -410,10 +404,6 @@ fn store_commands_across_cores_write_the_destination_atomically() {
 }
 
 // ---- encodings ----------------------------------------------------------------------------
-
-fn encoding(raw: &mut shoal_testkit::Raw, key: &str) -> String {
-    raw.command(&["OBJECT", "ENCODING", key]).unwrap()
-}
 
 fn sadd_range(raw: &mut shoal_testkit::Raw, key: &str, members: impl Iterator<Item = String>) {
     let members: Vec<String> = members.collect();

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use shoal_testkit::{key_core, keys_on_distinct_cores, Server};
 use shoal_tests::diff::{self, Gen, Generated};
-use shoal_tests::{assert_replies, shoal_and_redis};
+use shoal_tests::{assert_replies, connect, shoal_and_redis};
 
 /// Elements that read as numbers (one with a leading space, which strtod accepts).
 const NUMBERS: &[&str] = &["1", "2", "3", "10", "-5", "2.5", "0", "1e2", "100", "7", "-0.5", " 4", "0x10", "inf", "99999999999999999999"];
@@ -426,12 +426,6 @@ fn nil_get_values_are_resp3_nulls_and_getkeys_names_the_destination() {
 }
 
 /// A `redis` crate connection that fails instead of hanging when the server stops answering.
-fn connect(server: &Server) -> redis::Connection {
-    let connection = server.client();
-    connection.set_read_timeout(Some(Duration::from_secs(10))).expect("set the read timeout");
-    connection
-}
-
 #[test]
 fn sort_by_weights_on_every_core_sees_one_snapshot_of_concurrent_msets() {
     const THREADS: usize = 4;

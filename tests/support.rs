@@ -13,6 +13,19 @@ pub fn shoal_and_redis(extra: &[&str]) -> Vec<Server> {
     servers
 }
 
+/// A client connection whose reads give up after 10 seconds (so a hung server fails the test
+/// instead of hanging it).
+pub fn connect(server: &Server) -> redis::Connection {
+    let connection = server.client();
+    connection.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("set the read timeout");
+    connection
+}
+
+/// The reply to OBJECT ENCODING of `key`.
+pub fn encoding(raw: &mut shoal_testkit::Raw, key: &str) -> String {
+    raw.command(&["OBJECT", "ENCODING", key]).unwrap()
+}
+
 /// Asserts that each request gets exactly its reply, on one connection, from every server.
 pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
     for server in servers {
