@@ -184,12 +184,6 @@ pub mod diff {
             Generated { label: "(unknown command)", args }
         }
 
-        /// Between 1 and `max` values from `one`.
-        pub fn some(&mut self, max: usize, mut one: impl FnMut(&mut Gen) -> Vec<u8>) -> Vec<Vec<u8>> {
-            let n = self.rng.random_range(1..=max);
-            (0..n).map(|_| one(self)).collect()
-        }
-
         /// An integer argument: `percent` of the time one in `low..=high`, otherwise one from
         /// `odd` (edges of i64, what is not an integer, ...).
         pub fn integer(&mut self, percent: u32, low: i64, high: i64, odd: &[&str]) -> Vec<u8> {
