@@ -1,33 +1,59 @@
 //! The full encoding of a sorted set: Redis's skiplist with spans (so rank queries and
 //! rank-indexed access are O(log n)), plus a member -> node index for O(1) score lookups.
 //!
-//! Memory is the point of the layout. Nodes live in one arena (`Vec<Node>`; it doubles, as
-//! growing by less made the allocator keep more freed blocks than it saved) and link by
-//! 32-bit index, so there is no unsafe code, no reference
-//! counting and no per-node allocation for the common case: a member up to 22 bytes is stored
-//! inside its node, and so is the first level (three nodes in four have only that one). The
-//! member index is an open-addressing table of node numbers (4 bytes a slot) that hashes the
-//! member stored in the node, so a member is stored once. Node 0 is the head. A removed node's
-//! slot is filled by moving the last node into it, so the arena stays dense.
+//! Memory and cache misses decide the layout. Nodes live in one arena (`Vec<Node>`; it
+//! doubles, as growing by less made the allocator keep more freed blocks than it saved) and
+//! link by 32-bit index, so there is no unsafe code, no reference counting and no per-node
+//! allocation for the common case: a member up to 22 bytes is stored inside its node, and so
+//! is the first level (three nodes in four have only that one). Node 0 is the head. A removed
+//! node's slot is filled by moving the last node into it, so the arena stays dense.
 //!
-//! The index's scan visits one home slot per step in Redis's reverse-binary cursor order; with
-//! linear probing and backward-shift deletion every entry sits in the unbroken run that starts
-//! at its home slot, so a full scan returns every member present throughout, across resizes,
-//! as Redis's `dictScan` does.
+//! Levels 1 and up of a node (its *tower*) are one contiguous block of a second arena, the
+//! tower pool. A tower's level links to the next tower on that level by its offset in the
+//! pool, and keeps that tower's score beside the link, so a search above level 0 reads only
+//! the pool, one block per node it steps onto, and touches a node only on a score tie (for
+//! its member) and where it drops to level 0. Redis's node keeps its levels inline and reads
+//! the next node's score from that node, one miss per comparison; an arena node with its
+//! upper levels in a separate allocation cost two misses per step. Freed towers wait on a
+//! free list per height; the pool is compacted when half of it is free. Moving a node in the
+//! node arena touches only its neighbours on level 0 and its tower's header, since no tower
+//! links to a node. A score change that moves a member relinks its node, keeping its number,
+//! index slot and tower, as Redis's zslUpdateScore keeps its node.
+//!
+//! The member index is an open-addressing table of node numbers (4 bytes a slot) that hashes
+//! the member stored in the node, so a member is stored once. Its scan visits one home slot
+//! per step in Redis's reverse-binary cursor order; with linear probing and backward-shift
+//! deletion every entry sits in the unbroken run that starts at its home slot, so a full scan
+//! returns every member present throughout, across resizes, as Redis's `dictScan` does.
 
 use std::hash::BuildHasher;
 
-/// "No node": the end of a level, or the first node's backward link.
+/// "No node" or "no tower": the end of a level, the first node's backward link, a node of
+/// height 1's tower.
 const NIL: u32 = u32::MAX;
 const HEAD: u32 = 0;
+/// The head node's tower (every level) starts the pool.
+const HEAD_TOWER: u32 = 0;
 /// Redis's ZSKIPLIST_MAXLEVEL.
 const LEVEL_MAX: usize = 32;
 
+/// One level of a tower: the link to the next tower on this level, and that tower's score.
+///
+/// A tower of height h is h entries of the pool: entry 0 is its header (`forward` is its node,
+/// `span` its height h, `score` unused), entry i (1 <= i < h) is level i. A free tower's
+/// header links to the next free tower of its height instead.
 #[derive(Clone, Copy, Debug)]
 struct Level {
+    /// The next tower on this level (its offset in the pool), or NIL.
     forward: u32,
     /// Nodes passed by following `forward` (the rank distance).
     span: u32,
+    /// The score of `forward`'s node, so a comparison need not visit it.
+    score: f64,
+}
+
+impl Level {
+    const EMPTY: Level = Level { forward: NIL, span: 0, score: 0.0 };
 }
 
 /// Members up to this long live inside the node.
@@ -63,39 +89,13 @@ struct Node {
     member: Member,
     score: f64,
     backward: u32,
-    /// Level 0, inline.
-    first: Level,
-    /// Levels 1 and up, for the one node in four that has them.
-    upper: Option<Box<[Level]>>,
+    /// Level 0: the next node, or NIL. Its span is 1 (0 from the last node).
+    forward: u32,
+    /// Levels 1 and up: the node's tower in the pool, or NIL for a node of height 1.
+    tower: u32,
 }
 
 impl Node {
-    fn new(member: &[u8], score: f64, backward: u32, height: usize) -> Node {
-        let empty = Level { forward: NIL, span: 0 };
-        let upper = (height > 1).then(|| vec![empty; height - 1].into_boxed_slice());
-        Node { member: Member::new(member), score, backward, first: empty, upper }
-    }
-
-    fn height(&self) -> usize {
-        1 + self.upper.as_ref().map_or(0, |u| u.len())
-    }
-
-    fn level(&self, i: usize) -> &Level {
-        if i == 0 {
-            &self.first
-        } else {
-            &self.upper.as_ref().expect("a level within the node's height")[i - 1]
-        }
-    }
-
-    fn level_mut(&mut self, i: usize) -> &mut Level {
-        if i == 0 {
-            &mut self.first
-        } else {
-            &mut self.upper.as_mut().expect("a level within the node's height")[i - 1]
-        }
-    }
-
     fn member(&self) -> &[u8] {
         self.member.as_bytes()
     }
@@ -111,6 +111,12 @@ fn before(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool 
 
 pub struct Skiplist {
     nodes: Vec<Node>,
+    /// Towers of levels 1 and up; the head's is first.
+    pool: Vec<Level>,
+    /// The first free tower of each height (NIL when none), linked through their headers.
+    free: [u32; LEVEL_MAX + 1],
+    /// Pool entries held by free towers.
+    free_len: usize,
     tail: u32,
     /// Levels in use (at least 1).
     level: usize,
@@ -120,7 +126,6 @@ pub struct Skiplist {
     /// xorshift state for node levels.
     rng: u64,
 }
-
 impl Default for Skiplist {
     fn default() -> Self {
         Self::new()
@@ -146,8 +151,22 @@ impl Skiplist {
     /// its size).
     pub fn with_capacity(members: usize) -> Self {
         let mut nodes = Vec::with_capacity(members + 1);
-        nodes.push(Node::new(b"", 0.0, NIL, LEVEL_MAX));
-        Skiplist { nodes, tail: NIL, level: 1, slots: Vec::new(), hasher: foldhash::fast::RandomState::default(), rng: 0x9E37_79B9_7F4A_7C15 }
+        nodes.push(Node { member: Member::new(b""), score: 0.0, backward: NIL, forward: NIL, tower: HEAD_TOWER });
+        // A node has a third of a level above level 0 on average, and a header one time in four.
+        let mut pool = Vec::with_capacity(LEVEL_MAX + members * 7 / 12);
+        pool.push(Level { forward: HEAD, span: LEVEL_MAX as u32, score: 0.0 });
+        pool.resize(LEVEL_MAX, Level::EMPTY);
+        Skiplist {
+            nodes,
+            pool,
+            free: [NIL; LEVEL_MAX + 1],
+            free_len: 0,
+            tail: NIL,
+            level: 1,
+            slots: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     // ---- The member index ----
@@ -247,36 +266,134 @@ impl Skiplist {
         }
     }
 
-    fn fwd(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].level(i).forward
+    // ---- Towers ----
+
+    /// The height of `x`'s tower plus level 0.
+    fn height(&self, x: u32) -> usize {
+        let tower = self.nodes[x as usize].tower;
+        if tower == NIL {
+            1
+        } else {
+            self.pool[tower as usize].span as usize
+        }
     }
 
-    fn span(&self, x: u32, i: usize) -> u32 {
-        self.nodes[x as usize].level(i).span
+    /// Level `i` (1 or more) of tower `t`.
+    fn level_at(&self, t: u32, i: usize) -> &Level {
+        &self.pool[t as usize + i]
     }
 
-    fn level_mut(&mut self, x: u32, i: usize) -> &mut Level {
-        self.nodes[x as usize].level_mut(i)
+    fn level_at_mut(&mut self, t: u32, i: usize) -> &mut Level {
+        &mut self.pool[t as usize + i]
     }
 
-    /// The last node before (score, member) on every level in use, with their ranks.
+    /// The node whose tower is `t`.
+    fn tower_node(&self, t: u32) -> u32 {
+        self.pool[t as usize].forward
+    }
+
+    /// Whether the tower a level links to sorts before (score, member): its score is in the
+    /// level, its member is read only on a tie.
+    fn level_before(&self, level: &Level, score: f64, member: &[u8]) -> bool {
+        level.score < score || (level.score == score && self.nodes[self.tower_node(level.forward) as usize].member() < member)
+    }
+
+    /// A tower of `height` for node `x`, its levels empty.
+    fn tower_alloc(&mut self, x: u32, height: usize) -> u32 {
+        debug_assert!((2..=LEVEL_MAX).contains(&height), "a tower has 2 to {LEVEL_MAX} levels");
+        let header = Level { forward: x, span: height as u32, score: 0.0 };
+        let t = self.free[height];
+        if t != NIL {
+            self.free[height] = self.pool[t as usize].forward;
+            self.free_len -= height;
+            self.pool[t as usize] = header;
+            self.pool[t as usize + 1..t as usize + height].fill(Level::EMPTY);
+            return t;
+        }
+        let t = self.pool.len();
+        assert!(t + height < NIL as usize, "the tower pool holds fewer than 2^32 - 1 levels");
+        self.pool.push(header);
+        self.pool.resize(t + height, Level::EMPTY);
+        t as u32
+    }
+
+    /// Puts tower `t` on its height's free list.
+    fn tower_free(&mut self, t: u32) {
+        let height = self.pool[t as usize].span as usize;
+        self.pool[t as usize].forward = self.free[height];
+        self.free[height] = t;
+        self.free_len += height;
+    }
+
+    /// Moves the live towers together when half the pool is free (amortized O(1) a removal).
+    fn maybe_compact_towers(&mut self) {
+        if self.free_len < 64 || self.free_len * 2 < self.pool.len() {
+            return;
+        }
+        let old = std::mem::take(&mut self.pool);
+        let mut new = Vec::with_capacity(old.len() - self.free_len);
+        let mut moved_to = vec![NIL; old.len()];
+        let mut t = 0;
+        while t < old.len() {
+            let height = old[t].span as usize;
+            let x = old[t].forward as usize;
+            // A free tower's header links to another tower, never to a node whose tower it is.
+            if x < self.nodes.len() && self.nodes[x].tower == t as u32 {
+                moved_to[t] = new.len() as u32;
+                new.extend_from_slice(&old[t..t + height]);
+            }
+            t += height;
+        }
+        let mut t = 0;
+        while t < new.len() {
+            let height = new[t].span as usize;
+            self.nodes[new[t].forward as usize].tower = t as u32;
+            for level in &mut new[t + 1..t + height] {
+                if level.forward != NIL {
+                    level.forward = moved_to[level.forward as usize];
+                }
+            }
+            t += height;
+        }
+        self.pool = new;
+        self.free = [NIL; LEVEL_MAX + 1];
+        self.free_len = 0;
+    }
+
+    // ---- The list ----
+
+    /// The last node before (score, member) on every level in use, with their ranks: on
+    /// level 0 a node, above it that node's tower.
     fn predecessors(&self, score: f64, member: &[u8]) -> ([u32; LEVEL_MAX], [u32; LEVEL_MAX]) {
-        let mut update = [HEAD; LEVEL_MAX];
+        let mut update = [HEAD_TOWER; LEVEL_MAX];
         let mut rank = [0u32; LEVEL_MAX];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+        let mut t = HEAD_TOWER;
+        let mut traversed = 0;
+        for i in (1..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f != NIL && before(self.nodes[f as usize].score, self.nodes[f as usize].member(), score, member) {
-                    rank[i] += self.span(x, i);
-                    x = f;
+                let level = self.level_at(t, i);
+                if level.forward != NIL && self.level_before(level, score, member) {
+                    traversed += level.span;
+                    t = level.forward;
                 } else {
                     break;
                 }
             }
-            update[i] = x;
+            update[i] = t;
+            rank[i] = traversed;
         }
+        let mut x = self.tower_node(t);
+        loop {
+            let f = self.nodes[x as usize].forward;
+            if f != NIL && before(self.nodes[f as usize].score, self.nodes[f as usize].member(), score, member) {
+                traversed += 1;
+                x = f;
+            } else {
+                break;
+            }
+        }
+        update[0] = x;
+        rank[0] = traversed;
         (update, rank)
     }
 
@@ -289,62 +406,76 @@ impl Skiplist {
         debug_assert!(!score.is_nan(), "scores are never NaN");
         debug_assert!(self.find(member).is_none(), "insert of a present member");
         assert!(self.nodes.len() < NIL as usize - 1, "a sorted set holds fewer than 2^32 - 1 members");
-        let (mut update, mut rank) = self.predecessors(score, member);
-        let level = self.random_level();
-        if level > self.level {
-            let len = self.len() as u32;
-            rank[self.level..level].fill(0);
-            update[self.level..level].fill(HEAD);
-            for i in self.level..level {
-                self.level_mut(HEAD, i).span = len;
-            }
-            self.level = level;
-        }
+        let (update, rank) = self.predecessors(score, member);
+        let height = self.random_level();
         let new = self.nodes.len() as u32;
-        let backward = if update[0] == HEAD { NIL } else { update[0] };
-        let mut node = Node::new(member, score, backward, level);
-        for i in 0..level {
-            let prev = self.level_mut(update[i], i);
-            let new_level = node.level_mut(i);
-            new_level.forward = prev.forward;
-            prev.forward = new;
-            new_level.span = prev.span - (rank[0] - rank[i]);
-            prev.span = (rank[0] - rank[i]) + 1;
-        }
-        for (i, &prev) in update.iter().enumerate().take(self.level).skip(level) {
-            self.level_mut(prev, i).span += 1;
-        }
-        let next = node.first.forward;
-        self.nodes.push(node);
-        if next != NIL {
-            self.nodes[next as usize].backward = new;
-        } else {
-            self.tail = new;
-        }
+        let tower = if height > 1 { self.tower_alloc(new, height) } else { NIL };
+        self.nodes.push(Node { member: Member::new(member), score, backward: NIL, forward: NIL, tower });
+        self.link(new, score, update, rank);
         self.index_insert(new);
     }
 
-    /// Unlinks node `x` given its predecessors (Redis's zslDeleteNode); the slot stays.
+    /// Links node `x` (unlinked, its score `score`, its tower of any height allocated) after
+    /// its predecessors (Redis's zslInsert after the search).
+    fn link(&mut self, x: u32, score: f64, mut update: [u32; LEVEL_MAX], mut rank: [u32; LEVEL_MAX]) {
+        let height = self.height(x);
+        let tower = self.nodes[x as usize].tower;
+        if height > self.level {
+            // Every node but `x` is linked.
+            let linked = self.len() as u32 - 1;
+            rank[self.level..height].fill(0);
+            update[self.level..height].fill(HEAD_TOWER);
+            for i in self.level..height {
+                self.level_at_mut(HEAD_TOWER, i).span = linked;
+            }
+            self.level = height;
+        }
+        for i in 1..height {
+            let prev = *self.level_at(update[i], i);
+            let passed = rank[0] - rank[i];
+            *self.level_at_mut(tower, i) = Level { forward: prev.forward, span: prev.span - passed, score: prev.score };
+            *self.level_at_mut(update[i], i) = Level { forward: tower, span: passed + 1, score };
+        }
+        for (i, &prev) in update.iter().enumerate().take(self.level).skip(height) {
+            self.level_at_mut(prev, i).span += 1;
+        }
+        let prev = update[0];
+        let next = self.nodes[prev as usize].forward;
+        self.nodes[prev as usize].forward = x;
+        let node = &mut self.nodes[x as usize];
+        node.forward = next;
+        node.backward = if prev == HEAD { NIL } else { prev };
+        if next != NIL {
+            self.nodes[next as usize].backward = x;
+        } else {
+            self.tail = x;
+        }
+    }
+
+    /// Unlinks node `x` given its predecessors (Redis's zslDeleteNode); its slot and tower
+    /// stay.
     fn unlink(&mut self, x: u32, update: &[u32; LEVEL_MAX]) {
-        for (i, &prev) in update.iter().enumerate().take(self.level) {
-            if self.fwd(prev, i) == x {
-                let (span, forward) = (self.span(x, i), self.fwd(x, i));
-                let p = self.level_mut(prev, i);
-                p.span += span;
-                p.span -= 1;
-                p.forward = forward;
+        let tower = self.nodes[x as usize].tower;
+        for (i, &prev) in update.iter().enumerate().take(self.level).skip(1) {
+            // Only a level below the tower's height can link to it.
+            if tower != NIL && self.level_at(prev, i).forward == tower {
+                let gone = *self.level_at(tower, i);
+                let p = self.level_at_mut(prev, i);
+                p.span = p.span + gone.span - 1;
+                p.forward = gone.forward;
+                p.score = gone.score;
             } else {
-                self.level_mut(prev, i).span -= 1;
+                self.level_at_mut(prev, i).span -= 1;
             }
         }
-        let next = self.fwd(x, 0);
-        let backward = self.nodes[x as usize].backward;
+        let (next, backward) = (self.nodes[x as usize].forward, self.nodes[x as usize].backward);
+        self.nodes[update[0] as usize].forward = next;
         if next != NIL {
             self.nodes[next as usize].backward = backward;
         } else {
             self.tail = backward;
         }
-        while self.level > 1 && self.fwd(HEAD, self.level - 1) == NIL {
+        while self.level > 1 && self.level_at(HEAD_TOWER, self.level - 1).forward == NIL {
             self.level -= 1;
         }
     }
@@ -356,24 +487,30 @@ impl Skiplist {
         self.index_remove_at(slot);
         let score = self.nodes[x as usize].score;
         let (update, _) = self.predecessors(score, member);
-        debug_assert_eq!(self.fwd(update[0], 0), x, "the search finds the node");
+        debug_assert_eq!(self.nodes[update[0] as usize].forward, x, "the search finds the node");
         self.unlink(x, &update);
-        // Fill the hole with the last node so the arena stays dense.
+        let tower = self.nodes[x as usize].tower;
+        if tower != NIL {
+            self.tower_free(tower);
+        }
+        // Fill the hole with the last node so the arena stays dense. Only its level-0
+        // neighbours, its tower and its index slot know its number.
         let last = (self.nodes.len() - 1) as u32;
         if x != last {
-            let (last_score, last_member) = (self.nodes[last as usize].score, self.nodes[last as usize].member().to_vec());
-            let (update, _) = self.predecessors(last_score, &last_member);
-            for (i, &prev) in update.iter().enumerate().take(self.nodes[last as usize].height()) {
-                debug_assert_eq!(self.fwd(prev, i), last, "predecessor links to the moved node");
-                self.level_mut(prev, i).forward = x;
-            }
-            let next = self.fwd(last, 0);
+            let moved = &self.nodes[last as usize];
+            let (backward, next, tower) = (moved.backward, moved.forward, moved.tower);
+            let prev = if backward == NIL { HEAD } else { backward };
+            debug_assert_eq!(self.nodes[prev as usize].forward, last, "the moved node's predecessor links to it");
+            self.nodes[prev as usize].forward = x;
             if next != NIL {
                 self.nodes[next as usize].backward = x;
             } else {
                 self.tail = x;
             }
-            let slot = self.find_slot(&last_member).expect("the moved node is indexed");
+            if tower != NIL {
+                self.pool[tower as usize].forward = x;
+            }
+            let slot = self.find_slot(self.nodes[last as usize].member()).expect("the moved node is indexed");
             self.slots[slot] = x;
         }
         self.nodes.swap_remove(x as usize);
@@ -383,6 +520,7 @@ impl Skiplist {
         if self.slots.len() > 8 && self.len() * 8 < self.slots.len() {
             self.index_resize((self.len() * 2).next_power_of_two().max(8));
         }
+        self.maybe_compact_towers();
         Some(score)
     }
 
@@ -395,16 +533,31 @@ impl Skiplist {
             let b = &self.nodes[node.backward as usize];
             before(b.score, b.member(), score, member)
         };
-        let next = node.first.forward;
+        let next = node.forward;
         let next_ok = next == NIL || {
             let n = &self.nodes[next as usize];
             before(score, member, n.score, n.member())
         };
         if back_ok && next_ok {
+            let (old_score, tower) = (node.score, node.tower);
+            if tower != NIL {
+                // The levels that link to the tower keep its score.
+                let (update, _) = self.predecessors(old_score, member);
+                for (i, &prev) in update.iter().enumerate().take(self.height(x)).skip(1) {
+                    let level = self.level_at_mut(prev, i);
+                    debug_assert_eq!(level.forward, tower, "predecessor links to the tower");
+                    level.score = score;
+                }
+            }
             self.nodes[x as usize].score = score;
         } else {
-            self.remove(member);
-            self.insert(member, score);
+            // Move the node itself, keeping its number, index slot and tower (Redis's
+            // zslUpdateScore keeps its node too).
+            let (update, _) = self.predecessors(node.score, member);
+            self.unlink(x, &update);
+            self.nodes[x as usize].score = score;
+            let (update, rank) = self.predecessors(score, self.nodes[x as usize].member());
+            self.link(x, score, update, rank);
         }
     }
 
@@ -413,22 +566,29 @@ impl Skiplist {
         let target = self.find(member)?;
         let score = self.nodes[target as usize].score;
         let mut rank = 0usize;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
+        let mut t = HEAD_TOWER;
+        for i in (1..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f != NIL && !before(score, member, self.nodes[f as usize].score, self.nodes[f as usize].member()) {
-                    rank += self.span(x, i) as usize;
-                    x = f;
+                let level = self.level_at(t, i);
+                // Step while the next tower is at or before the target.
+                if level.forward != NIL && !before(score, member, level.score, self.nodes[self.tower_node(level.forward) as usize].member()) {
+                    rank += level.span as usize;
+                    t = level.forward;
                 } else {
                     break;
                 }
             }
-            if x == target {
+            if t != HEAD_TOWER && self.tower_node(t) == target {
                 return Some((rank - 1, score));
             }
         }
-        unreachable!("an indexed member is linked")
+        let mut x = self.tower_node(t);
+        while x != target {
+            x = self.nodes[x as usize].forward;
+            assert_ne!(x, NIL, "an indexed member is linked after its predecessor");
+            rank += 1;
+        }
+        Some((rank - 1, score))
     }
 
     /// The node at 0-based rank `rank`.
@@ -438,37 +598,52 @@ impl Skiplist {
         }
         let target = rank + 1;
         let mut traversed = 0usize;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
+        let mut t = HEAD_TOWER;
+        for i in (1..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f != NIL && traversed + self.span(x, i) as usize <= target {
-                    traversed += self.span(x, i) as usize;
-                    x = f;
+                let level = self.level_at(t, i);
+                if level.forward != NIL && traversed + level.span as usize <= target {
+                    traversed += level.span as usize;
+                    t = level.forward;
                 } else {
                     break;
                 }
             }
             if traversed == target {
-                return Some(x);
+                return Some(self.tower_node(t));
             }
         }
-        None
+        let mut x = self.tower_node(t);
+        while traversed < target {
+            x = self.nodes[x as usize].forward;
+            traversed += 1;
+        }
+        Some(x)
     }
 
     /// How many members from the start satisfy `pred` (true on a prefix of the order).
     pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         let mut rank = 0usize;
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
+        let mut t = HEAD_TOWER;
+        for i in (1..self.level).rev() {
             loop {
-                let f = self.fwd(x, i);
-                if f != NIL && pred(self.nodes[f as usize].score, self.nodes[f as usize].member()) {
-                    rank += self.span(x, i) as usize;
-                    x = f;
+                let level = self.level_at(t, i);
+                if level.forward != NIL && pred(level.score, self.nodes[self.tower_node(level.forward) as usize].member()) {
+                    rank += level.span as usize;
+                    t = level.forward;
                 } else {
                     break;
                 }
+            }
+        }
+        let mut x = self.tower_node(t);
+        loop {
+            let f = self.nodes[x as usize].forward;
+            if f != NIL && pred(self.nodes[f as usize].score, self.nodes[f as usize].member()) {
+                rank += 1;
+                x = f;
+            } else {
+                break;
             }
         }
         rank
@@ -511,11 +686,10 @@ impl Skiplist {
     /// Heap bytes, roughly (for MEMORY USAGE).
     pub fn allocated(&self) -> usize {
         let heap_members: usize = self.nodes.iter().map(|n| if let Member::Heap(b) = &n.member { b.len() } else { 0 }).sum();
-        let upper: usize = self.nodes.iter().map(|n| (n.height() - 1) * std::mem::size_of::<Level>()).sum();
-        self.nodes.capacity() * std::mem::size_of::<Node>() + heap_members + upper + self.slots.len() * 4
+        self.nodes.capacity() * std::mem::size_of::<Node>() + heap_members + self.pool.capacity() * std::mem::size_of::<Level>() + self.slots.len() * 4
     }
 
-    /// Asserts the links, spans, order and map agree.
+    /// Asserts the links, spans, kept scores, order, towers and map agree.
     pub fn check_invariants(&self) {
         let indexed = self.slots.iter().filter(|&&x| x != EMPTY).count();
         assert_eq!(indexed, self.len(), "one index entry per node");
@@ -534,8 +708,37 @@ impl Skiplist {
                 }
             }
         }
+        // Towers: each node's header names it; live and free towers fill the pool.
+        assert_eq!(self.nodes[HEAD as usize].tower, HEAD_TOWER, "the head's tower starts the pool");
+        assert_eq!(self.height(HEAD), LEVEL_MAX, "the head has every level");
+        let mut tower_len = 0;
+        let mut at_height = [0usize; LEVEL_MAX + 1];
+        for (x, node) in self.nodes.iter().enumerate() {
+            if node.tower != NIL {
+                assert_eq!(self.tower_node(node.tower), x as u32, "a tower's header names its node");
+                assert!((2..=LEVEL_MAX).contains(&self.height(x as u32)), "a tower has 2 to {LEVEL_MAX} levels");
+                tower_len += self.height(x as u32);
+            }
+            if x as u32 != HEAD {
+                at_height[self.height(x as u32)] += 1;
+            }
+        }
+        let mut free_len = 0;
+        for (height, &first) in self.free.iter().enumerate() {
+            let mut t = first;
+            while t != NIL {
+                assert_eq!(self.pool[t as usize].span as usize, height, "a free tower is on its height's list");
+                free_len += height;
+                t = self.pool[t as usize].forward;
+            }
+        }
+        assert_eq!(free_len, self.free_len, "free towers are counted");
+        assert_eq!(tower_len + free_len, self.pool.len(), "live and free towers fill the pool");
+        for i in self.level..LEVEL_MAX {
+            assert_eq!(self.level_at(HEAD_TOWER, i).forward, NIL, "no node above the list's level");
+        }
         // Level 0 walk: order, backward links, tail.
-        let mut x = self.fwd(HEAD, 0);
+        let mut x = self.nodes[HEAD as usize].forward;
         let mut prev = NIL;
         let mut count = 0;
         let mut position = vec![0usize; self.nodes.len()];
@@ -550,27 +753,33 @@ impl Skiplist {
                 assert!(before(p.score, p.member(), node.score, node.member()), "nodes in (score, member) order");
             }
             assert_eq!(self.find(node.member()), Some(x), "the index points at the node");
-            assert!(node.height() <= self.level, "node level within the list level");
+            assert!(self.height(x) <= self.level, "node level within the list level");
             prev = x;
-            x = node.first.forward;
+            x = node.forward;
         }
         assert_eq!(count, self.len(), "every node is linked");
         assert_eq!(self.tail, prev, "tail is the last node");
-        // Spans on every level.
-        for i in 0..self.level {
-            let mut x = HEAD;
+        // Spans and kept scores on every level above 0, and every tall enough node on each.
+        for i in 1..self.level {
+            let mut t = HEAD_TOWER;
             let mut at = 0usize;
+            let mut linked = 0;
             loop {
-                let f = self.fwd(x, i);
-                let span = self.span(x, i) as usize;
-                if f == NIL {
+                let level = self.level_at(t, i);
+                let span = level.span as usize;
+                if level.forward == NIL {
                     assert_eq!(at + span, self.len(), "level {i} span to the end");
                     break;
                 }
+                let f = self.tower_node(level.forward);
+                assert!(self.height(f) > i, "level {i} links to a tower that tall");
                 assert_eq!(at + span, position[f as usize], "level {i} span");
+                assert_eq!(level.score.to_bits(), self.nodes[f as usize].score.to_bits(), "level {i} keeps the next node's score");
+                linked += 1;
                 at += span;
-                x = f;
+                t = level.forward;
             }
+            assert_eq!(linked, at_height[i + 1..].iter().sum::<usize>(), "level {i} links every node that tall");
         }
     }
 }
@@ -589,7 +798,7 @@ impl<'a> Iterator for SkipIter<'a> {
             return None;
         }
         let node = &self.list.nodes[self.at as usize];
-        self.at = if self.rev { node.backward } else { node.first.forward };
+        self.at = if self.rev { node.backward } else { node.forward };
         Some((node.member(), node.score))
     }
 }
@@ -599,7 +808,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_node_fits_in_64_bytes() {
-        assert!(std::mem::size_of::<Node>() <= 64, "{} bytes", std::mem::size_of::<Node>());
+    fn a_node_fits_in_48_bytes() {
+        assert!(std::mem::size_of::<Node>() <= 48, "{} bytes", std::mem::size_of::<Node>());
+    }
+
+    #[test]
+    fn removals_compact_the_tower_pool_and_keep_every_invariant() {
+        let mut list = Skiplist::new();
+        for i in 0..3000u32 {
+            list.insert(format!("m{i}").as_bytes(), (i % 101) as f64);
+        }
+        let full = list.pool.len();
+        // A stride coprime to 3000 removes in an order unrelated to the scores.
+        for k in 0..2900u32 {
+            let i = (k * 7) % 3000;
+            assert_eq!(list.remove(format!("m{i}").as_bytes()), Some((i % 101) as f64));
+            if k % 97 == 0 {
+                list.check_invariants();
+            }
+        }
+        list.check_invariants();
+        assert!(list.pool.len() < full / 4, "the pool shrank from {full} to {}", list.pool.len());
+        for (rank, (member, _)) in list.iter_from(0, false).enumerate() {
+            assert_eq!(list.rank(member).map(|(r, _)| r), Some(rank));
+        }
+    }
+
+    #[test]
+    fn a_level_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<Level>(), 16);
     }
 }
