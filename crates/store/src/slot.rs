@@ -28,8 +28,12 @@ pub fn slot_shard(slot: u16, shard_count: usize) -> usize {
     slot as usize % shard_count
 }
 
-/// The shard that owns `key`.
+/// The shard that owns `key`. With one shard there is nothing to hash (a CRC16 per command
+/// was 3.5% of a one-core server's time under LPUSH at pipeline 16).
 pub fn key_shard(key: &[u8], shard_count: usize) -> usize {
+    if shard_count == 1 {
+        return 0;
+    }
     slot_shard(key_slot(key), shard_count)
 }
 
