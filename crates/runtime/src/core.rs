@@ -27,7 +27,7 @@ use shoal_store::Shard;
 
 use crate::blocking::{Blocked, Registry, Wake};
 use crate::locks::{LockManager, LockSet, Mode};
-use crate::stats::CoreStats;
+use crate::stats::{CoreStats, Stopwatch};
 
 /// State every core can see: atomics only, never on the data path.
 #[derive(Default)]
@@ -291,7 +291,7 @@ impl Core {
         cmds.iter()
             .map(|(spec, args)| {
                 let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
-                let started = std::time::Instant::now();
+                let started = Stopwatch::start();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
                 if spec.is_write() {
@@ -379,7 +379,7 @@ impl Core {
                 let settings = self.settings.borrow();
                 let mut shard = self.shard.borrow_mut();
                 let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto: waiter.proto, settings: &settings };
-                let started = std::time::Instant::now();
+                let started = Stopwatch::start();
                 let served = (ops.serve)(&mut ctx, key, &waiter.args, &mut || waiter.claim());
                 if let Served::Done(reply) = &served {
                     self.stats.borrow_mut().record(waiter.spec.name, started.elapsed(), reply);
@@ -453,7 +453,7 @@ impl Core {
             let tx = self.new_tx();
             self.acquire_all(tx, sets.clone()).await;
             let coordinator = TxCoordinator { core: self.clone(), db, proto };
-            let started = std::time::Instant::now();
+            let started = Stopwatch::start();
             if let Some(reply) = (ops.attempt)(&coordinator, args.clone()).await {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
                 self.release_all(tx, &sets);
@@ -729,7 +729,7 @@ impl Core {
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
         let coordinator = TxCoordinator { core: self.clone(), db, proto };
-        let started = std::time::Instant::now();
+        let started = Stopwatch::start();
         let reply = multi(&coordinator, args).await;
         self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         self.release_all(tx, &sets);

@@ -71,6 +71,7 @@ where
     let pin = threads <= cpus.len();
     let mesh = MeshBuilder::<Vec<Msg>, _>::full(threads, MESH_CAPACITY);
     let lazyfree = shoal_store::lazyfree::LazyFree::start().map_err(LaunchError::LazyFree)?;
+    crate::stats::Stopwatch::calibrate();
     // Each executor reports when it starts and when it ends. An executor that fails to
     // build never reaches the mesh, and the others would wait for it forever: so we watch
     // for an end before every executor has started, and give up then.

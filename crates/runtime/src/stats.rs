@@ -123,3 +123,76 @@ mod tests {
         assert_eq!(rate.per_second(), 10_000);
     }
 }
+
+/// A cheap timer for per-command durations (INFO commandstats). Two monotonic clock reads per
+/// command were 6-8% of a one-core server's time at pipeline 16; on x86-64 this reads the
+/// CPU's time-stamp counter instead, converted with a rate measured once against the
+/// monotonic clock ([`Stopwatch::calibrate`]). Elsewhere it is the monotonic clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch {
+    #[cfg(target_arch = "x86_64")]
+    start: u64,
+    #[cfg(not(target_arch = "x86_64"))]
+    start: std::time::Instant,
+}
+
+#[cfg(target_arch = "x86_64")]
+static NANOS_PER_TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+impl Stopwatch {
+    #[cfg(target_arch = "x86_64")]
+    fn ticks() -> u64 {
+        // SAFETY: RDTSC has no preconditions on x86-64; it reads a counter.
+        unsafe { std::arch::x86_64::_rdtsc() }
+    }
+
+    /// Measures the counter's rate (a few milliseconds, once); later calls return at once.
+    /// Call it before the cores start, so no command pays for it.
+    pub fn calibrate() {
+        #[cfg(target_arch = "x86_64")]
+        NANOS_PER_TICK.get_or_init(|| {
+            let (t0, c0) = (std::time::Instant::now(), Self::ticks());
+            std::thread::sleep(Duration::from_millis(5));
+            let (elapsed, ticks) = (t0.elapsed(), Self::ticks().saturating_sub(c0));
+            if ticks == 0 {
+                0.0
+            } else {
+                elapsed.as_nanos() as f64 / ticks as f64
+            }
+        });
+    }
+
+    pub fn start() -> Stopwatch {
+        #[cfg(target_arch = "x86_64")]
+        return Stopwatch { start: Self::ticks() };
+        #[cfg(not(target_arch = "x86_64"))]
+        return Stopwatch { start: std::time::Instant::now() };
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        #[cfg(target_arch = "x86_64")]
+        {
+            Self::calibrate();
+            let rate = NANOS_PER_TICK.get().copied().unwrap_or(0.0);
+            Duration::from_nanos((Self::ticks().saturating_sub(self.start) as f64 * rate) as u64)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.start.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod stopwatch_tests {
+    use super::*;
+
+    #[test]
+    fn a_stopwatch_measures_what_the_clock_does() {
+        Stopwatch::calibrate();
+        let watch = Stopwatch::start();
+        let clock = std::time::Instant::now();
+        std::thread::sleep(Duration::from_millis(20));
+        let (measured, real) = (watch.elapsed(), clock.elapsed());
+        let ratio = measured.as_secs_f64() / real.as_secs_f64();
+        assert!((0.8..1.25).contains(&ratio), "stopwatch {measured:?} against the clock {real:?}");
+    }
+}
