@@ -85,3 +85,74 @@ pub fn bulk(bytes: impl Into<Bytes>) -> Frame {
 pub fn bulk_str(s: &str) -> Frame {
     Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
 }
+
+/// What SCAN, SSCAN, HSCAN and ZSCAN take after the cursor.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// MATCH, None for every element ("*" is not even matched, as in Redis).
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+    /// SCAN's TYPE.
+    pub type_name: Option<Bytes>,
+    /// HSCAN's NOVALUES.
+    pub no_values: bool,
+}
+
+/// Which options beyond MATCH and COUNT a scan command takes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanExtras {
+    pub type_name: bool,
+    pub no_values: bool,
+}
+
+/// Parses a scan command's options after the cursor, as Redis's `scanGenericCommand`: COUNT
+/// must be at least 1, a later option overrides an earlier one, anything else is a syntax
+/// error.
+pub fn parse_scan_options(options: &[Bytes], extras: ScanExtras) -> Result<ScanOptions, Frame> {
+    let mut parsed = ScanOptions { pattern: None, count: 10, type_name: None, no_values: false };
+    let mut i = 0;
+    while i < options.len() {
+        let has_value = i + 1 < options.len();
+        if is(&options[i], "count") && has_value {
+            let count = parse_i64(&options[i + 1])?;
+            if count < 1 {
+                return Err(errors::syntax());
+            }
+            parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
+            i += 2;
+        } else if is(&options[i], "match") && has_value {
+            parsed.pattern = (options[i + 1].as_ref() != b"*").then(|| options[i + 1].clone());
+            i += 2;
+        } else if extras.type_name && is(&options[i], "type") && has_value {
+            parsed.type_name = Some(options[i + 1].clone());
+            i += 2;
+        } else if extras.no_values && is(&options[i], "novalues") {
+            parsed.no_values = true;
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod scan_option_tests {
+    use super::*;
+
+    fn opts(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+    }
+
+    #[test]
+    fn type_and_novalues_only_where_the_command_takes_them() {
+        let all = ScanExtras { type_name: true, no_values: true };
+        let parsed = parse_scan_options(&opts(&["MATCH", "*", "count", "5", "TYPE", "hash", "NOVALUES"]), all).unwrap();
+        assert_eq!(parsed, ScanOptions { pattern: None, count: 5, type_name: Some(Bytes::from_static(b"hash")), no_values: true });
+        assert_eq!(parse_scan_options(&opts(&["TYPE", "hash"]), ScanExtras::default()), Err(errors::syntax()));
+        assert_eq!(parse_scan_options(&opts(&["NOVALUES"]), ScanExtras::default()), Err(errors::syntax()));
+        assert_eq!(parse_scan_options(&opts(&["COUNT", "0"]), all), Err(errors::syntax()));
+        assert_eq!(parse_scan_options(&opts(&["COUNT", "x"]), all), Err(errors::not_integer()));
+        assert_eq!(parse_scan_options(&opts(&["MATCH"]), all), Err(errors::syntax()));
+    }
+}

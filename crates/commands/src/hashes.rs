@@ -566,38 +566,11 @@ fn hrandfield(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 // ---- HSCAN -------------------------------------------------------------------------------
 
-/// HSCAN's options.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HscanOptions {
-    /// MATCH, None for every field ("*" is not even matched, as in Redis).
-    pub pattern: Option<Bytes>,
-    pub count: usize,
-    pub no_values: bool,
-}
+/// HSCAN's options: MATCH, COUNT and NOVALUES.
+type HscanOptions = args::ScanOptions;
 
 fn parse_hscan_options(options: &[Bytes]) -> Result<HscanOptions, Frame> {
-    let mut parsed = HscanOptions { pattern: None, count: 10, no_values: false };
-    let mut i = 0;
-    while i < options.len() {
-        let has_value = i + 1 < options.len();
-        if is(&options[i], "count") && has_value {
-            let count = args::parse_i64(&options[i + 1])?;
-            if count < 1 {
-                return Err(errors::syntax());
-            }
-            parsed.count = usize::try_from(count).unwrap_or(usize::MAX);
-            i += 2;
-        } else if is(&options[i], "match") && has_value {
-            parsed.pattern = (options[i + 1].as_ref() != b"*").then(|| options[i + 1].clone());
-            i += 2;
-        } else if is(&options[i], "novalues") {
-            parsed.no_values = true;
-            i += 1;
-        } else {
-            return Err(errors::syntax());
-        }
-    }
-    Ok(parsed)
+    args::parse_scan_options(options, args::ScanExtras { type_name: false, no_values: true })
 }
 
 /// One HSCAN call from `cursor` on the hash at `key`. As in Redis, a missing key replies an

@@ -875,27 +875,8 @@ pub fn op_scan(ctx: &mut Ctx, mut dict_cursor: u64, filter: &ScanFilter, count: 
 
 /// Parses SCAN's options after the cursor: Ok((filter, count)).
 fn parse_scan_options(options: &[Bytes]) -> Result<(ScanFilter, usize), Frame> {
-    let mut filter = ScanFilter::default();
-    let mut count = 10;
-    let mut i = 0;
-    while i < options.len() {
-        let has_value = i + 1 < options.len();
-        if is(&options[i], "count") && has_value {
-            let value = args::parse_i64(&options[i + 1])?;
-            if value < 1 {
-                return Err(errors::syntax());
-            }
-            count = usize::try_from(value).unwrap_or(usize::MAX);
-        } else if is(&options[i], "match") && has_value {
-            filter.pattern = pattern_of(&options[i + 1]);
-        } else if is(&options[i], "type") && has_value {
-            filter.type_name = Some(options[i + 1].clone());
-        } else {
-            return Err(errors::syntax());
-        }
-        i += 2;
-    }
-    Ok((filter, count))
+    let parsed = args::parse_scan_options(options, args::ScanExtras { type_name: true, no_values: false })?;
+    Ok((ScanFilter { pattern: parsed.pattern, type_name: parsed.type_name }, parsed.count))
 }
 
 /// The SCAN cursor for (core, dict cursor).

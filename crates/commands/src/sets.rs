@@ -844,30 +844,6 @@ fn sdiffstore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBox
 
 // ---- SSCAN --------------------------------------------------------------------------------
 
-/// SSCAN's options after the cursor: (MATCH pattern, None for all; COUNT).
-fn parse_sscan_options(options: &[Bytes]) -> Result<(Option<Bytes>, usize), Frame> {
-    let mut pattern = None;
-    let mut count = 10;
-    let mut i = 0;
-    while i < options.len() {
-        let has_value = i + 1 < options.len();
-        if is(&options[i], "count") && has_value {
-            let value = args::parse_i64(&options[i + 1])?;
-            if value < 1 {
-                return Err(errors::syntax());
-            }
-            count = usize::try_from(value).unwrap_or(usize::MAX);
-        } else if is(&options[i], "match") && has_value {
-            // "*" matches everything without being matched against, as in Redis.
-            pattern = (options[i + 1].as_ref() != b"*").then(|| options[i + 1].clone());
-        } else {
-            return Err(errors::syntax());
-        }
-        i += 2;
-    }
-    Ok((pattern, count))
-}
-
 /// One SSCAN call on the set at `key`: (next cursor, members). A compact set is returned
 /// whole with cursor 0; a hash table is walked a bucket at a time until `count` members were
 /// seen or `count * 10` buckets were visited, as Redis's `scanGenericCommand`.
@@ -875,7 +851,7 @@ pub fn op_scan(db: &mut Db, key: &[u8], cursor: u64, options: &[Bytes], now_ms: 
     let Some(set) = read_set(db, key, now_ms)? else {
         return Ok((0, Vec::new()));
     };
-    let (pattern, count) = parse_sscan_options(options)?;
+    let args::ScanOptions { pattern, count, .. } = args::parse_scan_options(options, args::ScanExtras::default())?;
     let mut members = Vec::new();
     let mut cursor = cursor;
     let mut steps_left = (count as u64).saturating_mul(10);

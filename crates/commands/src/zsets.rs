@@ -1587,24 +1587,10 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(None) => return Frame::Array(vec![args::bulk_str("0"), Frame::Array(Vec::new())]),
         Ok(Some(z)) => z,
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&Bytes> = None;
-    let mut j = 3;
-    while j < args.len() {
-        let has_value = j + 1 < args.len();
-        if is(&args[j], "count") && has_value {
-            match args::parse_i64(&args[j + 1]) {
-                Err(e) => return e,
-                Ok(n) if n < 1 => return errors::syntax(),
-                Ok(n) => count = usize::try_from(n).unwrap_or(usize::MAX),
-            }
-        } else if is(&args[j], "match") && has_value {
-            pattern = (args[j + 1].as_ref() != b"*").then_some(&args[j + 1]);
-        } else {
-            return errors::syntax();
-        }
-        j += 2;
-    }
+    let (pattern, count) = match args::parse_scan_options(&args[3..], args::ScanExtras::default()) {
+        Ok(parsed) => (parsed.pattern, parsed.count),
+        Err(e) => return e,
+    };
     let mut found: Items = Vec::new();
     let mut cursor = cursor;
     // Redis's budget: at most COUNT * 10 buckets after the first, against sparse tables.
@@ -1618,7 +1604,7 @@ fn zscan(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let mut flat = Vec::with_capacity(found.len() * 2);
     for (member, score) in found {
-        if pattern.is_none_or(|p| shoal_glob::matches(p, &member)) {
+        if pattern.as_ref().is_none_or(|p| shoal_glob::matches(p, &member)) {
             flat.push(Frame::Bulk(member));
             flat.push(args::bulk_str(&shoal_resp::format_double(score)));
         }
