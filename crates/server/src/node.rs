@@ -205,13 +205,32 @@ pub fn probe_bind(config: &Config) -> std::io::Result<()> {
 fn bind_all(config: &Config) -> std::io::Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for (addr, optional) in bind_addresses(config)? {
-        match TcpListener::bind(addr) {
+        match bind_one(addr, config.tcp_backlog) {
             Ok(listener) => listeners.push(listener),
             Err(e) if optional => tracing::debug!("skipping optional bind address {addr}: {e}"),
             Err(e) => return Err(std::io::Error::other(format!("Could not create server TCP listening socket {addr}: {e}"))),
         }
     }
     Ok(listeners)
+}
+
+/// A listening socket on `addr` for this core. SO_REUSEPORT lets every core bind the same
+/// port; SO_REUSEADDR, as Redis sets it, lets a restarted server bind while connections of
+/// the one before still sit in TIME_WAIT (they inherit it from this socket).
+fn bind_one(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        // As Redis: `::` means IPv6 only, so it does not collide with a `0.0.0.0` bind.
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
 /// Binds this core's listeners for the current `bind` and `port` and starts accepting on

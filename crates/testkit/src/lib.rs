@@ -60,7 +60,11 @@ pub struct Server {
 impl Server {
     /// Starts shoal-server with `threads` threads and extra arguments.
     pub fn start(threads: usize, extra: &[&str]) -> Server {
-        let port = free_port();
+        Server::start_on(free_port(), threads, extra)
+    }
+
+    /// Starts shoal-server on `port` (to restart on the port of one that exited).
+    pub fn start_on(port: u16, threads: usize, extra: &[&str]) -> Server {
         let dir = scratch_dir("shoal");
         let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--threads".into(), threads.to_string(), "--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
