@@ -288,8 +288,10 @@ impl Core {
         let mut stats = self.stats.borrow_mut();
         let now_ms = now_ms();
         let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms, proto, settings: &settings };
-        cmds.iter()
-            .map(|(spec, args)| {
+        let mut replies = Vec::with_capacity(cmds.len());
+        for group in cmds.chunks(PREFETCH_GROUP) {
+            prefetch_keys(&ctx.shard.dbs[db], group);
+            for (spec, args) in group {
                 let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
                 let started = Stopwatch::start();
                 let reply = local(&mut ctx, args);
@@ -297,9 +299,10 @@ impl Core {
                 if spec.is_write() {
                     self.signal_writes(db, spec, args);
                 }
-                reply
-            })
-            .collect()
+                replies.push(reply);
+            }
+        }
+        replies
     }
 
     // ---- Blocked clients ---------------------------------------------------------------
@@ -854,5 +857,32 @@ impl Coordinator for TxCoordinator {
             results.into_iter().map(|r| r.expect("every hop has a result")).collect()
         }
         .boxed_local()
+    }
+}
+
+/// Commands of a batch whose keys are prefetched together before they run.
+const PREFETCH_GROUP: usize = 16;
+
+/// Prefetches the keys `cmds` will look up, when there are several: their cache misses then
+/// overlap (see `shoal_store::prefetch`). Keys of commands that find them by parsing
+/// (`movable_keys`) are left out.
+fn prefetch_keys(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) {
+    const KEYS_MAX: usize = 32;
+    let mut keys: [&[u8]; KEYS_MAX] = [&[]; KEYS_MAX];
+    let mut count = 0;
+    'cmds: for (spec, args) in cmds {
+        if spec.movable_keys.is_some() {
+            continue;
+        }
+        for at in spec.keys.positions(args.len()) {
+            if count == KEYS_MAX {
+                break 'cmds;
+            }
+            keys[count] = &args[at];
+            count += 1;
+        }
+    }
+    if count > 1 {
+        db.prefetch(&keys[..count]);
     }
 }

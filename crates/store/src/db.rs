@@ -145,6 +145,12 @@ impl Db {
         }
     }
 
+    /// Warms the cache for commands about to look up `keys` (a pipelined batch): their
+    /// nodes and values arrive in parallel rather than one miss after another.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        self.dict.prefetch(keys, |entry| entry.value.prefetch());
+    }
+
     /// Looks a key up for reading: expires it if due, counts a hit or a miss, and updates
     /// its access time.
     pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {

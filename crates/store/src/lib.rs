@@ -8,6 +8,7 @@ pub mod db;
 pub mod dict;
 pub mod lazyfree;
 pub mod listpack;
+pub mod prefetch;
 pub mod slot;
 pub mod thin;
 pub mod types;

@@ -21,6 +21,22 @@ pub enum Value {
 }
 
 impl Value {
+    /// Prefetches what reading the value touches first (see [`crate::prefetch`]): a
+    /// string's bytes, or a collection's header.
+    #[inline]
+    pub fn prefetch(&self) {
+        let at: *const u8 = match self {
+            Value::Str(Str::Int(_)) => return,
+            Value::Str(Str::Emb(bytes)) => bytes.as_ptr(),
+            Value::Str(Str::Raw(bytes)) => bytes.as_ptr(),
+            Value::List(list) => &**list as *const List as *const u8,
+            Value::Hash(hash) => &**hash as *const Hash as *const u8,
+            Value::Set(set) => &**set as *const Set as *const u8,
+            Value::ZSet(zset) => &**zset as *const ZSet as *const u8,
+        };
+        crate::prefetch::read(at);
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {
