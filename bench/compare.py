@@ -3,7 +3,10 @@
 
 Runs redis-benchmark against each server in turn, alternating A B A B, with the server
 pinned to one CPU and the client to another (taskset), and prints ops/s, p50, p99 and the
-ratio shoal/redis for each workload. memtier_benchmark is not used yet.
+ratio shoal/redis for each workload. A second table gives the server CPUs' busy time per
+request and the client CPU's busy share: where the client CPU is saturated (pipeline 1 on a
+two-CPU machine), ops/s measures the client, and CPU per request is what compares the
+servers. memtier_benchmark is not used yet.
 
     bench/compare.py [--shoal target/release/shoal-server] [--rounds 2] [--threads 1,2]
                      [--suite strings|types]
@@ -93,16 +96,39 @@ def stop(proc):
         proc.wait()
 
 
-def bench(port, args, requests, client_cpus):
+def cpu_times(cpus):
+    """(busy, total) jiffies summed over the CPUs in `cpus` (a taskset list like "0" or "0,2")."""
+    wanted = {f"cpu{c}" for c in cpus.split(",")}
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] in wanted:
+                values = [int(v) for v in fields[1:8]]  # user nice system idle iowait irq softirq
+                total += sum(values)
+                busy += sum(values) - values[3] - values[4]
+    return busy, total
+
+
+def bench(port, args, requests, server_cpus, client_cpus):
+    """Runs one workload; returns ops/s, p50 ms, p99 ms, the server CPUs' busy time per
+    request in microseconds (user, system and softirq: the network stack is most of a
+    server's work), and the client CPU's busy share. A client CPU near 100% means the
+    client, not the server, set the pace."""
     # Pipelined runs get proportionally more requests, so every run lasts about as long.
     pipeline = int(args[args.index("-P") + 1]) if "-P" in args else 1
     requests *= min(pipeline, 8)
     cmd = ["taskset", "-c", client_cpus, "redis-benchmark", "-p", str(port), "-n", str(requests),
            "-r", "100000", "-d", "64", "-c", "50", "--csv"] + args
+    server_before, client_before = cpu_times(server_cpus), cpu_times(client_cpus)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    server_after, client_after = cpu_times(server_cpus), cpu_times(client_cpus)
     rows = [r for r in csv.reader(io.StringIO(out)) if r and r[0] != "test"]
     row = rows[-1]
-    return float(row[1]), float(row[4]), float(row[6])  # rps, p50 ms, p99 ms
+    jiffy = 1 / os.sysconf("SC_CLK_TCK")
+    server_us_per_op = (server_after[0] - server_before[0]) * jiffy / requests * 1e6
+    client_busy = (client_after[0] - client_before[0]) / max(1, client_after[1] - client_before[1])
+    return float(row[1]), float(row[4]), float(row[6]), server_us_per_op, client_busy
 
 
 def main():
@@ -137,7 +163,7 @@ def main():
                 proc, port = start(kind, opts.shoal, threads, opts.server_cpus, workdir)
                 try:
                     for name, args in workloads:
-                        results.setdefault((label, name), []).append(bench(port, args, opts.requests, opts.client_cpus))
+                        results.setdefault((label, name), []).append(bench(port, args, opts.requests, opts.server_cpus, opts.client_cpus))
                 finally:
                     stop(proc)
         print(f"round {round_index + 1}/{opts.rounds} done", file=sys.stderr)
@@ -156,6 +182,22 @@ def main():
             line += f"{rps:>18,.0f}{p50:>7.3f}{p99:>7.3f}"
         for label in labels[1:]:
             line += f"{medians[label] / medians['redis']:>10.2f}"
+        print(line)
+
+    # Where the client CPU is saturated, ops/s measures the client; the server CPU spent per
+    # request still compares the servers.
+    print()
+    print(f"{'workload':<16}" + "".join(f"{l + ' cpu us/op':>22}{'client':>8}" for l in labels) + "".join(f"{'cpu ratio ' + l[6:]:>14}" for l in labels[1:]))
+    for name, _ in workloads:
+        line = f"{name:<16}"
+        cost = {}
+        for label in labels:
+            runs = results[(label, name)]
+            cost[label] = statistics.median(r[3] for r in runs)
+            client = statistics.median(r[4] for r in runs)
+            line += f"{cost[label]:>22.2f}{client:>8.0%}"
+        for label in labels[1:]:
+            line += f"{cost['redis'] / cost[label]:>14.2f}"
         print(line)
     shutil.rmtree(workdir, ignore_errors=True)
 
