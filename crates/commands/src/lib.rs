@@ -24,6 +24,7 @@ pub mod strings;
 pub mod table;
 #[cfg(test)]
 mod testing;
+pub mod transactions;
 pub mod zsets;
 
 pub use ctx::{Coordinator, Ctx, HopOp, HopResult, MultiFn, Settings};

@@ -264,7 +264,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 13] = [
+    let families: [&'static [CommandSpec]; 14] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -278,6 +278,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::geo::COMMANDS,
         crate::blocking::COMMANDS,
         crate::sort::COMMANDS,
+        crate::transactions::COMMANDS,
     ];
     families.into_iter().flatten()
 }

@@ -72,8 +72,10 @@ pub enum Msg {
     Acquire { req: u64, tx: TxId, locks: LockSet },
     /// Run one hop of a transaction that holds its locks here.
     Hop { req: u64, db: usize, proto: Protocol, op: HopOp },
-    /// Release the locks of transaction `tx`; no reply.
-    Release { tx: TxId },
+    /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
+    /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
+    /// neither fail other clients' WATCH nor wake blocked clients.
+    Release { tx: TxId, wrote: bool },
     /// Run a closure on the core.
     Call { req: u64, call: CallFn },
     /// The answer to a request from this core.
@@ -135,6 +137,8 @@ pub struct Core {
     /// This core's blocked connections, by waiter id: where their wake goes.
     block_waits: RefCell<HashMap<u64, oneshot::Sender<Wake>>>,
     next_block: Cell<u64>,
+    /// Clients watching this core's keys (WATCH).
+    pub(crate) watches: RefCell<crate::watch::Registry>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -196,6 +200,7 @@ impl Core {
             blocking: RefCell::new(Registry::default()),
             block_waits: RefCell::new(HashMap::new()),
             next_block: Cell::new(1),
+            watches: RefCell::new(crate::watch::Registry::default()),
         }
     }
 
@@ -235,7 +240,7 @@ impl Core {
         }
     }
 
-    fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {
+    pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {
         let req = self.next_req.get();
         self.next_req.set(req + 1);
         let (tx, rx) = oneshot::channel();
@@ -262,7 +267,7 @@ impl Core {
                 let result = self.run_hop(db, proto, op);
                 self.reply(from, req, Payload::Hop(result));
             }
-            Msg::Release { tx } => self.release_local(tx),
+            Msg::Release { tx, wrote } => self.release_local(tx, wrote),
             Msg::Call { req, call } => {
                 let result = call(self);
                 self.reply(from, req, Payload::Call(result));
@@ -293,11 +298,16 @@ impl Core {
             prefetch_keys(&ctx.shard.dbs[db], group);
             for (spec, args) in group {
                 let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
+                let absent = if spec.is_write() { self.watched_absent(&mut ctx, spec, args) } else { Vec::new() };
                 let started = Stopwatch::start();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
-                if spec.is_write() {
-                    self.signal_writes(db, spec, args);
+                // A write that failed changed nothing (Redis checks before it writes).
+                if spec.is_write() && !matches!(reply, Frame::Error(_)) {
+                    // A watched key that did not exist before and still does not was not
+                    // changed (DEL of a missing key): its watchers keep their EXEC.
+                    let unchanged: Vec<&Bytes> = absent.into_iter().filter(|key| !ctx.shard.dbs[db].contains(key, now_ms)).collect();
+                    self.signal_writes_except(db, spec, args, &unchanged);
                 }
                 replies.push(reply);
             }
@@ -307,8 +317,39 @@ impl Core {
 
     // ---- Blocked clients ---------------------------------------------------------------
 
-    /// A write command ran here: the keys it names that someone waits on become candidates.
+    /// The keys of a write about to run that someone watches and that do not exist now.
+    fn watched_absent<'a>(&self, ctx: &mut Ctx, spec: &CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        let watches = self.watches.borrow();
+        if watches.is_empty() {
+            return Vec::new();
+        }
+        let (db, now) = (ctx.db_index, ctx.now_ms);
+        dispatch::keys(spec, args).filter(|key| watches.is_watched(db, key) && !ctx.shard.dbs[db].contains(key, now)).collect()
+    }
+
+    /// A write command ran here: the keys it names that someone waits on become candidates,
+    /// and their watchers' EXEC will fail.
     fn signal_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+        self.signal_writes_except(db, spec, args, &[]);
+    }
+
+    /// As [`Core::signal_writes`], leaving the watchers of `unchanged` keys alone.
+    fn signal_writes_except(&self, db: usize, spec: &CommandSpec, args: &[Bytes], unchanged: &[&Bytes]) {
+        {
+            let watches = self.watches.borrow();
+            if !watches.is_empty() {
+                for key in dispatch::keys(spec, args) {
+                    if !unchanged.contains(&key) {
+                        watches.touch(db, key);
+                    }
+                }
+                if let Some(other_db_keys) = spec.other_db_keys {
+                    for (index, other_db) in other_db_keys(args) {
+                        watches.touch(other_db, &args[index]);
+                    }
+                }
+            }
+        }
         let mut blocking = self.blocking.borrow_mut();
         if blocking.is_empty() {
             return;
@@ -325,6 +366,19 @@ impl Core {
 
     /// A transaction released its locks here: what it may have written are candidates.
     fn signal_released(&self, set: &LockSet) {
+        {
+            let watches = self.watches.borrow();
+            if !watches.is_empty() {
+                if set.shard == Some(Mode::Exclusive) {
+                    watches.touch_all();
+                }
+                for (db, key, mode) in &set.keys {
+                    if *mode == Mode::Exclusive {
+                        watches.touch(*db, key);
+                    }
+                }
+            }
+        }
         let mut blocking = self.blocking.borrow_mut();
         if blocking.is_empty() {
             return;
@@ -557,7 +611,7 @@ impl Core {
         sets
     }
 
-    fn run_hop(&self, db: usize, proto: Protocol, op: HopOp) -> HopResult {
+    pub(crate) fn run_hop(&self, db: usize, proto: Protocol, op: HopOp) -> HopResult {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &settings };
@@ -633,9 +687,11 @@ impl Core {
         }
     }
 
-    fn release_local(self: &Rc<Self>, tx: TxId) {
+    fn release_local(self: &Rc<Self>, tx: TxId, wrote: bool) {
         let set = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
-        self.signal_released(&set);
+        if wrote {
+            self.signal_released(&set);
+        }
         let granted = self.locks.borrow_mut().release(&set);
         self.process_grants(granted);
         self.serve_blocked();
@@ -739,7 +795,7 @@ impl Core {
         reply
     }
 
-    fn new_tx(&self) -> TxId {
+    pub(crate) fn new_tx(&self) -> TxId {
         let n = self.next_tx.get();
         self.next_tx.set(n + 1);
         ((self.id as u64) << 48) | n
@@ -768,11 +824,16 @@ impl Core {
     }
 
     pub(crate) fn release_all(self: &Rc<Self>, tx: TxId, sets: &[(usize, LockSet)]) {
+        self.release_all_after(tx, sets, true);
+    }
+
+    /// Releases `tx` everywhere; `wrote` as in [`Msg::Release`].
+    pub(crate) fn release_all_after(self: &Rc<Self>, tx: TxId, sets: &[(usize, LockSet)], wrote: bool) {
         for (shard, _) in sets {
             if *shard == self.id {
-                self.release_local(tx);
+                self.release_local(tx, wrote);
             } else {
-                self.send(*shard, Msg::Release { tx });
+                self.send(*shard, Msg::Release { tx, wrote });
             }
         }
     }
@@ -810,10 +871,10 @@ enum BatchWait {
 }
 
 /// The runtime's side of a cross-core command: runs hops on cores whose locks it holds.
-struct TxCoordinator {
-    core: Rc<Core>,
-    db: usize,
-    proto: Protocol,
+pub(crate) struct TxCoordinator {
+    pub(crate) core: Rc<Core>,
+    pub(crate) db: usize,
+    pub(crate) proto: Protocol,
 }
 
 impl Coordinator for TxCoordinator {

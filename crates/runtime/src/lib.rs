@@ -13,6 +13,8 @@ pub mod launch;
 pub mod locks;
 pub mod memlock;
 pub mod stats;
+pub mod transaction;
+pub mod watch;
 
 pub use crate::core::{now_ms, yield_now, BlockCtx, Cmd, Core, Shared};
 pub use event::LocalEvent;

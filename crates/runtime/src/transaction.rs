@@ -1,0 +1,219 @@
+//! MULTI/EXEC and WATCH on the transaction layer.
+//!
+//! EXEC takes, in one [`Transaction`], the intent locks of every key its queued commands
+//! name and of every key the client watches, core by core in ascending order (as every
+//! cross-core command does, which is what rules out deadlock). Holding them, it checks the
+//! WATCH flag, then runs the queued commands one after another as hops on their cores, and
+//! releases. Cores whose keys it does not name keep serving everyone meanwhile; on the cores
+//! it locks, other clients' commands on other keys keep running too.
+//!
+//! A queued command that reads or writes a whole shard (FLUSHALL, DBSIZE, KEYS, SWAPDB, a
+//! SORT with BY patterns) locks every shard whole; one without keys that runs on the
+//! connection's core (RANDOMKEY on one shard) locks that shard whole.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use shoal_commands::dispatch::{self, Route};
+use shoal_commands::table::flags;
+use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopResult};
+use shoal_resp::{Frame, Protocol};
+
+use crate::core::{Core, TxCoordinator, TxId};
+use crate::locks::{LockSet, Mode};
+use crate::stats::Stopwatch;
+use crate::watch::WatchFlag;
+
+/// A command queued between MULTI and EXEC, with the database it runs in (a queued SELECT
+/// changes it for the commands after it).
+pub struct Planned<'a> {
+    pub db: usize,
+    pub spec: &'static CommandSpec,
+    pub route: &'a Route,
+    pub args: &'a [Bytes],
+}
+
+/// An EXEC in progress: it holds its locks until [`Transaction::end`] (or drop).
+pub struct Transaction {
+    core: Rc<Core>,
+    tx: TxId,
+    sets: Vec<(usize, LockSet)>,
+    wrote: bool,
+    ended: bool,
+}
+
+impl Core {
+    /// Runs `call` on core `shard` (this one included) and returns its result.
+    pub async fn call_on<T: Send + 'static>(self: &Rc<Self>, shard: usize, call: impl FnOnce(&Rc<Core>) -> T + Send + 'static) -> T {
+        if shard == self.id {
+            return call(self);
+        }
+        let boxed: crate::core::CallFn = Box::new(move |core: &Rc<Core>| Box::new(call(core)) as Box<dyn std::any::Any + Send>);
+        let rx = self.request(shard, |req| crate::core::Msg::Call { req, call: boxed });
+        match rx.await.expect("a peer always answers a call") {
+            crate::core::Payload::Call(result) => *result.downcast::<T>().expect("call result type"),
+            _ => unreachable!("a call is answered with its result"),
+        }
+    }
+
+    /// WATCH: registers `client`'s `flag` for `keys` of `db` on the cores that own them.
+    /// Returns, per key, the time (Unix ms) at which it expires when it exists with a TTL:
+    /// an EXEC after that time fails, as Redis fails it when a watched key expired.
+    pub async fn watch(self: &Rc<Self>, client: u64, flag: &WatchFlag, db: usize, keys: &[Bytes]) -> Vec<Option<u64>> {
+        let mut deadlines = vec![None; keys.len()];
+        let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
+        for (shard, keys) in groups {
+            let flag = flag.clone();
+            let found = self
+                .call_on(shard, move |core: &Rc<Core>| {
+                    let now = crate::core::now_ms();
+                    let mut watches = core.watches.borrow_mut();
+                    core.with_shard(|shard| {
+                        keys.into_iter()
+                            .map(|(index, key)| {
+                                let db_ = &mut shard.dbs[db];
+                                let deadline = if db_.contains(&key, now) { db_.expire_at(&key) } else { None };
+                                watches.register(client, &flag, db, key);
+                                (index, deadline)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .await;
+            for (index, deadline) in found {
+                deadlines[index] = deadline;
+            }
+        }
+        deadlines
+    }
+
+    /// Forgets `client`'s watched keys (EXEC, DISCARD, UNWATCH, RESET, disconnect). Does not
+    /// wait: the flag it leaves behind is no longer read.
+    pub fn unwatch(self: &Rc<Self>, client: u64, keys: Vec<(usize, Bytes)>) {
+        let mut per_core: Vec<(usize, Vec<(usize, Bytes)>)> = Vec::new();
+        for (db, key) in keys {
+            let shard = shoal_store::slot::key_shard(&key, self.shard_count);
+            match per_core.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, keys)) => keys.push((db, key)),
+                None => per_core.push((shard, vec![(db, key)])),
+            }
+        }
+        for (shard, keys) in per_core {
+            let forget = move |core: &Rc<Core>| {
+                let mut watches = core.watches.borrow_mut();
+                for (db, key) in keys {
+                    watches.unregister(client, db, key);
+                }
+            };
+            if shard == self.id {
+                forget(self);
+            } else {
+                let core = self.clone();
+                glommio::spawn_local(async move { core.call_on(shard, forget).await }).detach();
+            }
+        }
+    }
+
+    /// Starts an EXEC: takes the locks `plan` and `watched` need, on every core concerned.
+    pub async fn begin<'a>(self: &Rc<Self>, plan: impl IntoIterator<Item = Planned<'a>>, watched: &[(usize, Bytes)]) -> Transaction {
+        let sets = self.exec_lock_sets(plan, watched);
+        let tx = self.new_tx();
+        self.acquire_all(tx, sets.clone()).await;
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
+    }
+
+    /// Per core (ascending), what an EXEC locks.
+    fn exec_lock_sets<'a>(&self, plan: impl IntoIterator<Item = Planned<'a>>, watched: &[(usize, Bytes)]) -> Vec<(usize, LockSet)> {
+        let mut sets: Vec<LockSet> = (0..self.shard_count).map(|_| LockSet::default()).collect();
+        let strongest = |held: Option<Mode>, mode: Mode| match held {
+            Some(Mode::Exclusive) => Some(Mode::Exclusive),
+            _ => Some(mode),
+        };
+        for Planned { db, spec, route, args } in plan {
+            let mode = if spec.is_write() || matches!(spec.handler, Handler::Blocking(_)) { Mode::Exclusive } else { Mode::Shared };
+            let whole = spec.has(flags::ALL_SHARDS) || spec.all_shards_when.is_some_and(|all| all(args).is_some());
+            match route {
+                Route::Connection => {}
+                _ if whole => {
+                    for set in &mut sets {
+                        set.shard = strongest(set.shard, mode);
+                    }
+                }
+                Route::Single(None) => sets[self.id].shard = strongest(sets[self.id].shard, mode),
+                Route::Single(Some(_)) | Route::Multi(_) => {
+                    for key in dispatch::keys(spec, args) {
+                        sets[shoal_store::slot::key_shard(key, self.shard_count)].push(db, key.clone(), mode);
+                    }
+                    if let Some(other_db_keys) = spec.other_db_keys {
+                        for (index, other_db) in other_db_keys(args) {
+                            sets[shoal_store::slot::key_shard(&args[index], self.shard_count)].push(other_db, args[index].clone(), Mode::Exclusive);
+                        }
+                    }
+                }
+            }
+        }
+        for (db, key) in watched {
+            sets[shoal_store::slot::key_shard(key, self.shard_count)].push(*db, key.clone(), Mode::Shared);
+        }
+        sets.into_iter()
+            .enumerate()
+            .filter(|(_, set)| !set.is_empty())
+            .map(|(shard, mut set)| {
+                set.normalize();
+                (shard, set)
+            })
+            .collect()
+    }
+}
+
+impl Transaction {
+    /// Runs one queued command under the transaction's locks and returns its reply. Blocking
+    /// commands answer at once, as inside MULTI in Redis.
+    pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
+        let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
+        let started = Stopwatch::start();
+        self.wrote |= spec.is_write() || matches!(spec.handler, Handler::Blocking(_));
+        let reply = match (route, spec.handler) {
+            (Route::Connection, _) => unreachable!("{} runs in the connection layer", spec.name),
+            (Route::Single(shard), Handler::Keys { local, .. }) => {
+                let shard = shard.unwrap_or(self.core.id);
+                let op = Box::new(move |ctx: &mut Ctx| Box::new(local(ctx, &args)) as HopResult);
+                let mut results = coordinator.hop(vec![(shard, op)]).await;
+                *results.pop().expect("one hop, one result").downcast::<Frame>().expect("a command hop returns its frame")
+            }
+            (_, Handler::Blocking(ops)) => match (ops.parse)(&args) {
+                Err(error) => error,
+                Ok(_) => (ops.attempt)(&coordinator, args).await.unwrap_or_else(ops.timed_out),
+            },
+            (_, Handler::Keys { multi: Some(multi), .. }) | (_, Handler::Multi(multi)) => multi(&coordinator, args).await,
+            (route, _) => unreachable!("{} has no form for route {route:?}", spec.name),
+        };
+        self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        reply
+    }
+
+    /// Releases the locks. Until then, the transaction's keys are its own.
+    pub fn end(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.core.release_all_after(self.tx, &self.sets, self.wrote);
+        }
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // A connection that goes away in the middle of an EXEC must not keep its keys.
+        self.release();
+    }
+}
+
+/// Whether a WATCH still holds: no watched key was written, and none expired since.
+pub fn watch_holds(flag: &WatchFlag, deadlines: &[Option<u64>], now_ms: u64) -> bool {
+    !flag.load(Ordering::Acquire) && deadlines.iter().flatten().all(|&at| now_ms < at)
+}
