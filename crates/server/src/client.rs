@@ -29,6 +29,8 @@ pub struct ClientInfo {
     pub kill: LocalEvent,
     /// Whether the client waits in a blocking command (flag `b`, CLIENT UNBLOCK).
     pub blocked: Cell<bool>,
+    /// Commands queued since MULTI, or -1 outside MULTI (CLIENT LIST's `multi`).
+    pub multi: Cell<i64>,
     /// CLIENT UNBLOCK's request to the blocked client: `Some(true)` for ERROR.
     unblock: Cell<Option<bool>>,
     unblock_waker: RefCell<Option<Waker>>,
@@ -52,6 +54,7 @@ impl ClientInfo {
             last_command: Cell::new("NULL"),
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
+            multi: Cell::new(-1),
             unblock: Cell::new(None),
             unblock_waker: RefCell::new(None),
         }
@@ -87,11 +90,21 @@ impl ClientInfo {
         self.unblock_waker.borrow_mut().take();
     }
 
+    /// CLIENT LIST's flags: `b` blocked, `x` in MULTI, `N` none.
+    fn flags(&self) -> &'static str {
+        match (self.blocked.get(), self.multi.get() >= 0) {
+            (true, true) => "bx",
+            (true, false) => "b",
+            (false, true) => "x",
+            (false, false) => "N",
+        }
+    }
+
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = Instant::now();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -99,8 +112,9 @@ impl ClientInfo {
             self.name.borrow(),
             now.duration_since(self.created).as_secs(),
             now.duration_since(self.last_interaction.get()).as_secs(),
-            if self.blocked.get() { "b" } else { "N" },
+            self.flags(),
             self.db.get(),
+            self.multi.get(),
             self.last_command.get(),
             self.resp.get(),
             self.lib_name.borrow(),

@@ -47,6 +47,10 @@ pub struct Conn {
     /// Whether the client may run commands other than AUTH, HELLO, QUIT and RESET. As in
     /// Redis, it starts true when no `requirepass` is set at connect time.
     pub authenticated: bool,
+    /// Inside MULTI: the queued commands.
+    pub multi: Option<crate::multi::MultiState>,
+    /// Keys under WATCH.
+    pub watch: Option<crate::multi::WatchState>,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -97,10 +101,11 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
     node.clients.borrow_mut().insert(id, client.clone());
     let authenticated = node.config.borrow().requirepass.is_empty();
-    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated };
+    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated, multi: None, watch: None };
     if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }
+    crate::multi::leave(&node, &mut conn);
     let _ = stream.close().await;
     node.clients.borrow_mut().remove(&id);
     shared.clients.fetch_sub(1, Ordering::SeqCst);
@@ -286,6 +291,10 @@ fn decode_round(
         match dispatch::resolve(&args, shard_count) {
             Err(frame) => {
                 node.core.stats.borrow_mut().record_rejected(shoal_commands::table::lookup(&args[0]).map(|s| s.name), &frame);
+                // A command refused while queueing makes EXEC fail (EXECABORT).
+                if let Some(multi) = conn.multi.as_mut() {
+                    multi.errored = true;
+                }
                 slots.push(Slot::Ready(frame));
             }
             Ok(resolved) => {
@@ -293,8 +302,34 @@ fn decode_round(
                 // requirepass: until AUTH succeeds only NO_AUTH commands run.
                 if let Some(refusal) = server_commands::auth_refusal(node, conn, resolved.spec) {
                     node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                    if let Some(multi) = conn.multi.as_mut() {
+                        multi.errored = true;
+                    }
                     slots.push(Slot::Ready(refusal));
                     continue;
+                }
+                // Inside MULTI everything but a few connection commands is queued.
+                if let Some(multi) = conn.multi.as_mut() {
+                    if !crate::multi::NOT_QUEUED.contains(&resolved.spec.name) {
+                        if resolved.spec.has(shoal_commands::table::flags::NO_MULTI) {
+                            multi.errored = true;
+                            slots.push(Slot::Ready(shoal_commands::errors::error("ERR Command not allowed inside a transaction")));
+                            continue;
+                        }
+                        let limit = node.config.borrow().client_query_buffer_limit as usize;
+                        if !multi.queue(resolved.spec, resolved.route, args, limit) {
+                            // The queue's memory is bounded: drop it, and EXEC will abort.
+                            *multi = crate::multi::MultiState { errored: true, ..Default::default() };
+                            conn.client.multi.set(0);
+                            slots.push(Slot::Ready(shoal_commands::errors::error(
+                                "ERR Transaction discarded: its queued commands exceed client-query-buffer-limit",
+                            )));
+                            continue;
+                        }
+                        conn.client.multi.set(multi.queued.len() as i64);
+                        slots.push(Slot::Ready(Frame::Simple(Bytes::from_static(b"QUEUED"))));
+                        continue;
+                    }
                 }
                 match resolved.route {
                     Route::Connection => return (slots, batch, RoundEnd::Connection(resolved.spec, args), None),

@@ -13,6 +13,7 @@ mod connection;
 mod debug_cmd;
 mod info;
 mod logging;
+mod multi;
 mod node;
 mod pause;
 mod server_commands;

@@ -85,6 +85,11 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     let started = std::time::Instant::now();
     let (frame, after) = match spec.name {
         "select" => (select(node, conn, &args), After::Continue),
+        "multi" => (crate::multi::multi(conn), After::Continue),
+        "exec" => crate::multi::exec(node, conn).await,
+        "discard" => (crate::multi::discard(node, conn), After::Continue),
+        "watch" => (crate::multi::watch(node, conn, &args).await, After::Continue),
+        "unwatch" => (crate::multi::unwatch(node, conn), After::Continue),
         "quit" => (args::ok(), After::Close),
         "reset" => (reset(node, conn), After::Continue),
         "hello" => (hello(node, conn, &args), After::Continue),
@@ -122,6 +127,7 @@ fn select(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
 /// RESET: back to a fresh connection's state, authentication included (Redis's
 /// `clearClientConnectionState`). The library name and version stay.
 fn reset(node: &Rc<Node>, conn: &mut Conn) -> Frame {
+    crate::multi::leave(node, conn);
     conn.db = 0;
     conn.proto = Protocol::Resp2;
     conn.reply_mode = ReplyMode::On;

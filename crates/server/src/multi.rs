@@ -1,0 +1,169 @@
+//! MULTI, EXEC, DISCARD, WATCH and UNWATCH: the connection's queue and watched keys, run
+//! on the runtime's transaction layer (`shoal_runtime::transaction`).
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use shoal_commands::dispatch::Route;
+use shoal_commands::{args, errors, CommandSpec};
+use shoal_resp::Frame;
+use shoal_runtime::transaction::{watch_holds, Planned};
+use shoal_runtime::watch::WatchFlag;
+
+use crate::connection::Conn;
+use crate::node::Node;
+use crate::server_commands::{self, After};
+
+/// Commands that run at once inside MULTI instead of being queued.
+pub const NOT_QUEUED: &[&str] = &["exec", "discard", "multi", "watch", "quit", "reset"];
+
+/// A command queued between MULTI and EXEC.
+pub struct Queued {
+    pub spec: &'static CommandSpec,
+    pub route: Route,
+    pub args: Vec<Bytes>,
+}
+
+/// A connection inside MULTI.
+#[derive(Default)]
+pub struct MultiState {
+    pub queued: Vec<Queued>,
+    /// Bytes of arguments queued, bounded by `client-query-buffer-limit`.
+    pub queued_bytes: usize,
+    /// A command was refused while queueing: EXEC answers EXECABORT.
+    pub errored: bool,
+}
+
+/// A connection's watched keys.
+pub struct WatchState {
+    flag: WatchFlag,
+    keys: Vec<(usize, Bytes)>,
+    /// Per key, when it expires (it existed with a TTL when watched).
+    deadlines: Vec<Option<u64>>,
+}
+
+impl MultiState {
+    /// Queues a command; false when the queue would pass `limit` bytes.
+    pub fn queue(&mut self, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>, limit: usize) -> bool {
+        self.queued_bytes += args.iter().map(|a| a.len()).sum::<usize>();
+        self.queued.push(Queued { spec, route, args });
+        self.queued_bytes <= limit
+    }
+}
+
+pub fn multi(conn: &mut Conn) -> Frame {
+    if conn.multi.is_some() {
+        return errors::error("ERR MULTI calls can not be nested");
+    }
+    conn.multi = Some(MultiState::default());
+    conn.client.multi.set(0);
+    args::ok()
+}
+
+pub fn discard(node: &Rc<Node>, conn: &mut Conn) -> Frame {
+    if conn.multi.is_none() {
+        return errors::error("ERR DISCARD without MULTI");
+    }
+    leave(node, conn);
+    args::ok()
+}
+
+pub async fn watch(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
+    if conn.multi.is_some() {
+        return errors::error("ERR WATCH inside MULTI is not allowed");
+    }
+    let db = conn.db;
+    let state = conn.watch.get_or_insert_with(|| WatchState { flag: WatchFlag::default(), keys: Vec::new(), deadlines: Vec::new() });
+    let fresh: Vec<Bytes> = {
+        let mut fresh: Vec<Bytes> = Vec::new();
+        for key in &args[1..] {
+            if !state.keys.iter().any(|(d, k)| *d == db && k == key) && !fresh.contains(key) {
+                fresh.push(key.clone());
+            }
+        }
+        fresh
+    };
+    let deadlines = node.core.watch(conn.client.id, &state.flag, db, &fresh).await;
+    state.keys.extend(fresh.into_iter().map(|key| (db, key)));
+    state.deadlines.extend(deadlines);
+    args::ok()
+}
+
+pub fn unwatch(node: &Rc<Node>, conn: &mut Conn) -> Frame {
+    forget_watch(node, conn);
+    args::ok()
+}
+
+/// Leaves MULTI (if in it) and forgets the watched keys: DISCARD, RESET, disconnect.
+pub fn leave(node: &Rc<Node>, conn: &mut Conn) {
+    conn.multi = None;
+    conn.client.multi.set(-1);
+    forget_watch(node, conn);
+}
+
+fn forget_watch(node: &Rc<Node>, conn: &mut Conn) {
+    if let Some(state) = conn.watch.take() {
+        node.core.unwatch(conn.client.id, state.keys);
+    }
+}
+
+/// EXEC: runs the queued commands as one transaction, or answers why not.
+pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
+    let Some(multi) = conn.multi.take() else {
+        return (errors::error("ERR EXEC without MULTI"), After::Continue);
+    };
+    conn.client.multi.set(-1);
+    let watch = conn.watch.take();
+    let forget = |conn: &Conn, watch: Option<WatchState>| {
+        if let Some(state) = watch {
+            node.core.unwatch(conn.client.id, state.keys);
+        }
+    };
+    if multi.errored {
+        forget(conn, watch);
+        return (errors::error("EXECABORT Transaction discarded because of previous errors."), After::Continue);
+    }
+    // The database of each command: a queued SELECT changes it for the ones after it.
+    let databases = node.config.borrow().databases as i64;
+    let mut db = conn.db;
+    let mut dbs = Vec::with_capacity(multi.queued.len());
+    for queued in &multi.queued {
+        dbs.push(db);
+        if queued.spec.name == "select" {
+            if let Ok(index) = args::parse_i64(&queued.args[1]) {
+                if (0..databases).contains(&index) {
+                    db = index as usize;
+                }
+            }
+        }
+    }
+    let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
+    let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
+    let mut tx = node.core.begin(plan, &watched).await;
+    if let Some(state) = &watch {
+        if !watch_holds(&state.flag, &state.deadlines, shoal_runtime::now_ms()) {
+            tx.end();
+            forget(conn, watch);
+            return (Frame::NullArray, After::Continue);
+        }
+    }
+    let mut replies = Vec::with_capacity(multi.queued.len());
+    let mut after = After::Continue;
+    for Queued { spec, route, args } in multi.queued {
+        let reply = match route {
+            Route::Connection => {
+                // Boxed: EXEC is itself a connection command.
+                let (frame, then) = Box::pin(server_commands::run(node, conn, spec, args)).await;
+                if matches!(then, After::Close) {
+                    after = After::Close;
+                }
+                frame.unwrap_or_else(args::ok)
+            }
+            route => tx.run(conn.db, conn.proto, spec, route, args).await,
+        };
+        replies.push(reply);
+    }
+    tx.end();
+    forget(conn, watch);
+    (Frame::Array(replies), after)
+}

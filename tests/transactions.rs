@@ -1,0 +1,410 @@
+//! MULTI, EXEC, DISCARD, WATCH and UNWATCH: replies compared with Debian's redis-server
+//! (fixed two-client scripts and seeded random ones), and atomicity under contention across
+//! cores (bank transfers whose total never changes, transactions that take the same keys in
+//! different orders and all finish).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use shoal_testkit::{keys_on_distinct_cores, Raw, Server};
+use shoal_tests::{connect, shoal_and_redis, THREADS};
+
+/// One step of a two-client script: which client sends what, or a pause.
+#[derive(Clone, Debug)]
+enum Step {
+    Send(usize, Vec<String>),
+    /// Sent, but its reply is not compared (HELLO names the server and its version).
+    Unchecked(usize, Vec<String>),
+    Sleep(u64),
+}
+
+fn send(client: usize, command: &str) -> Step {
+    Step::Send(client, command.split(' ').map(str::to_string).collect())
+}
+
+/// Runs `steps` on a server with two fresh connections; returns every reply in order.
+fn play(server: &Server, steps: &[Step]) -> Vec<String> {
+    let mut clients: Vec<Raw> = (0..2).map(|_| server.raw()).collect();
+    let mut replies = Vec::new();
+    for step in steps {
+        match step {
+            Step::Send(client, args) => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                let reply = clients[*client].command(&args).unwrap_or_else(|e| panic!("{args:?} on port {}: {e}", server.port));
+                replies.push(format!("{client}> {} -> {reply:?}", args.join(" ")));
+            }
+            Step::Unchecked(client, args) => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                clients[*client].command(&args).unwrap_or_else(|e| panic!("{args:?} on port {}: {e}", server.port));
+            }
+            Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(*ms)),
+        }
+    }
+    replies
+}
+
+/// Plays `steps` on Shoal and redis-server (each flushed first) and asserts equal replies.
+fn assert_same(servers: &[Server], name: &str, steps: &[Step]) {
+    let [shoal, redis] = servers else {
+        eprintln!("redis-server is not installed: {name} only checks that Shoal answers");
+        play(&servers[0], steps);
+        return;
+    };
+    let mut flush = vec![send(0, "FLUSHALL")];
+    flush.extend_from_slice(steps);
+    let (ours, theirs) = (play(shoal, &flush), play(redis, &flush));
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "{name}: step {i} differs\nshoal: {ours:#?}\nredis: {theirs:#?}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+}
+
+#[test]
+fn scripted_transactions_answer_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    // Keys on four different cores of Shoal.
+    let k = keys_on_distinct_cores("k", 4, THREADS);
+    let (a, b, c, d) = (&k[0], &k[1], &k[2], &k[3]);
+    let scripts: Vec<(&str, Vec<Step>)> = vec![
+        (
+            "basics and queueing errors",
+            vec![
+                send(0, "EXEC"),
+                send(0, "DISCARD"),
+                send(0, "MULTI"),
+                send(0, "MULTI"),
+                send(0, &format!("WATCH {a}")),
+                send(0, &format!("SET {a} 1")),
+                send(0, &format!("INCR {b}")),
+                send(0, &format!("MSET {c} x {d} y")),
+                send(0, &format!("MGET {a} {b} {c} {d}")),
+                send(0, &format!("INCR {c}")),
+                send(0, "PING"),
+                send(0, "ECHO hi"),
+                send(0, "EXEC"),
+                send(0, "EXEC"),
+                send(0, "MULTI"),
+                send(0, &format!("SET {a} 2")),
+                send(0, "NOSUCHCOMMAND x"),
+                send(0, &format!("GET {a} {b}")),
+                send(0, "EXEC"),
+                send(0, &format!("GET {a}")),
+                send(0, "MULTI"),
+                send(0, &format!("SET {a} 3")),
+                send(0, "DISCARD"),
+                send(0, &format!("GET {a}")),
+                send(0, "MULTI"),
+                send(0, "EXEC"),
+            ],
+        ),
+        (
+            "cross-core commands, databases and blocking commands inside EXEC",
+            vec![
+                send(0, &format!("RPUSH {a} 1 2")),
+                send(0, "MULTI"),
+                send(0, &format!("RENAME {a} {b}")),
+                send(0, &format!("LMOVE {b} {c} LEFT RIGHT")),
+                send(0, &format!("BLPOP {d} 0")),
+                send(0, &format!("BLPOP {d} {b} 0")),
+                send(0, &format!("EXISTS {a} {b} {c}")),
+                send(0, "SELECT 3"),
+                send(0, &format!("SET {a} in3")),
+                send(0, &format!("MOVE {a} 0")),
+                send(0, "DBSIZE"),
+                send(0, "EXEC"),
+                send(0, &format!("GET {a}")),
+                send(0, "SELECT 0"),
+                send(0, &format!("GET {a}")),
+                send(0, "MULTI"),
+                send(0, "DBSIZE"),
+                send(0, "FLUSHDB"),
+                send(0, "DBSIZE"),
+                send(0, &format!("SET {d} after")),
+                send(0, "EXEC"),
+                send(0, "DBSIZE"),
+            ],
+        ),
+        (
+            "WATCH: changes by others, by oneself, and none",
+            vec![
+                send(0, &format!("SET {a} 1")),
+                send(0, &format!("WATCH {a} {b}")),
+                send(1, &format!("SET {a} 2")),
+                send(0, "MULTI"),
+                send(0, &format!("SET {b} mine")),
+                send(0, "EXEC"),
+                send(0, &format!("GET {b}")),
+                send(0, &format!("WATCH {a} {b}")),
+                send(1, &format!("GET {a}")),
+                send(0, "MULTI"),
+                send(0, &format!("SET {b} mine")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {c}")),
+                send(0, &format!("SET {c} self")),
+                send(0, "MULTI"),
+                send(0, &format!("GET {c}")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {c}")),
+                send(0, "UNWATCH"),
+                send(1, &format!("SET {c} other")),
+                send(0, "MULTI"),
+                send(0, &format!("GET {c}")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {d}")),
+                send(1, &format!("DEL {d}")),
+                send(0, "MULTI"),
+                send(0, &format!("SET {d} 1")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {d}")),
+                send(1, &format!("EXPIRE {d} 1000")),
+                send(0, "MULTI"),
+                send(0, &format!("TTL {d}")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {a}")),
+                send(1, "FLUSHALL"),
+                send(0, "MULTI"),
+                send(0, "PING"),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {a}")),
+                send(0, "MULTI"),
+                send(0, "DISCARD"),
+                send(1, &format!("SET {a} 1")),
+                send(0, "MULTI"),
+                send(0, "PING"),
+                send(0, "EXEC"),
+            ],
+        ),
+        (
+            "WATCH of a key that expires",
+            vec![
+                send(0, &format!("SET {a} 1 PX 100")),
+                send(0, &format!("WATCH {a}")),
+                Step::Sleep(250),
+                send(0, "MULTI"),
+                send(0, "PING"),
+                send(0, "EXEC"),
+                send(0, &format!("SET {b} 1 PX 1")),
+                Step::Sleep(50),
+                send(0, &format!("WATCH {b}")),
+                send(0, "MULTI"),
+                send(0, "PING"),
+                send(0, "EXEC"),
+            ],
+        ),
+        (
+            "RESP3 and RESET",
+            vec![
+                Step::Unchecked(0, vec!["HELLO".into(), "3".into()]),
+                send(0, &format!("WATCH {a}")),
+                send(1, &format!("SET {a} x")),
+                send(0, "MULTI"),
+                send(0, &format!("HSET {b} f v")),
+                send(0, "EXEC"),
+                send(0, "MULTI"),
+                send(0, &format!("HSET {b} f v")),
+                send(0, &format!("HGETALL {b}")),
+                send(0, "EXEC"),
+                send(0, "MULTI"),
+                send(0, &format!("SET {c} 1")),
+                send(0, "RESET"),
+                send(0, "EXEC"),
+                send(0, &format!("GET {c}")),
+            ],
+        ),
+    ];
+    for (name, steps) in &scripts {
+        assert_same(&servers, name, steps);
+    }
+}
+
+/// Random two-client scripts: client 0 watches, queues and executes; client 1 writes in
+/// between. Only writes that always change their key (or that touch a missing key) are
+/// used by client 1, since Shoal's WATCH has the grain of the write command (see
+/// ARCHITECTURE.md).
+#[test]
+fn random_watch_and_multi_sequences_answer_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let keys = keys_on_distinct_cores("r", 4, THREADS);
+    let seeds: u64 = std::env::var("SHOAL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    for seed in 1..=seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut steps = Vec::new();
+        for _ in 0..30 {
+            if rng.random_bool(0.5) {
+                let watched: Vec<String> = (0..rng.random_range(1..=3)).map(|_| keys[rng.random_range(0..keys.len())].clone()).collect();
+                steps.push(send(0, &format!("WATCH {}", watched.join(" "))));
+            }
+            for _ in 0..rng.random_range(0..3) {
+                let target = keys[rng.random_range(0..keys.len())].clone();
+                let write = match rng.random_range(0..5) {
+                    0 => format!("SET {target} v{}", rng.random_range(0..3)),
+                    1 => format!("INCR {target}"),
+                    2 => format!("DEL {target}"),
+                    3 => format!("LPUSH {target} e"),
+                    _ => format!("GET {target}"),
+                };
+                steps.push(send(1, &write));
+            }
+            steps.push(send(0, "MULTI"));
+            for _ in 0..rng.random_range(0..5) {
+                let (x, y) = (keys[rng.random_range(0..keys.len())].clone(), keys[rng.random_range(0..keys.len())].clone());
+                let command = match rng.random_range(0..10) {
+                    0 => format!("SET {x} q"),
+                    1 => format!("INCR {x}"),
+                    2 => format!("GET {x}"),
+                    3 => format!("MSET {x} 1 {y} 2"),
+                    4 => format!("MGET {x} {y}"),
+                    5 => format!("DEL {x} {y}"),
+                    6 => format!("LPUSH {x} z"),
+                    7 => format!("EXISTS {x} {y}"),
+                    8 => format!("RPOPLPUSH {x} {y}"),
+                    _ => "INCR".to_string(),
+                };
+                steps.push(send(0, &command));
+            }
+            steps.push(send(0, if rng.random_bool(0.85) { "EXEC" } else { "DISCARD" }));
+        }
+        assert_same(&servers, &format!("seed {seed}"), &steps);
+    }
+}
+
+/// Reads a transaction's EXEC: `None` when a WATCH failed it.
+fn exec(connection: &mut redis::Connection) -> Option<Vec<redis::Value>> {
+    match redis::cmd("EXEC").query::<redis::Value>(connection).unwrap() {
+        redis::Value::Nil => None,
+        redis::Value::Array(replies) => Some(replies),
+        other => panic!("EXEC answered {other:?}"),
+    }
+}
+
+#[test]
+fn bank_transfers_across_cores_never_change_the_total() {
+    let server = Server::start(THREADS, &[]);
+    // Two accounts per core.
+    let accounts: Arc<Vec<String>> =
+        Arc::new(keys_on_distinct_cores("acct", 4, THREADS).into_iter().chain(keys_on_distinct_cores("acct2", 4, THREADS)).collect());
+    const INITIAL: i64 = 1000;
+    let mut setup = connect(&server);
+    for account in accounts.iter() {
+        redis::cmd("SET").arg(account).arg(INITIAL).query::<()>(&mut setup).unwrap();
+    }
+    let total = INITIAL * accounts.len() as i64;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Transfer clients: half with WATCH (optimistic, retried), half with plain MULTI.
+    let movers: Vec<_> = (0..4)
+        .map(|mover| {
+            let (mut connection, accounts) = (connect(&server), accounts.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(mover);
+                let mut net = vec![0i64; accounts.len()];
+                let (mut done, mut retried) = (0u64, 0u64);
+                while done < 3000 && Instant::now() < deadline {
+                    let (from, to) = (rng.random_range(0..accounts.len()), rng.random_range(0..accounts.len()));
+                    let amount: i64 = rng.random_range(1..50);
+                    if mover % 2 == 0 {
+                        redis::cmd("WATCH").arg(&accounts[from]).arg(&accounts[to]).query::<()>(&mut connection).unwrap();
+                        let balance: i64 = redis::cmd("GET").arg(&accounts[from]).query(&mut connection).unwrap();
+                        if balance < amount {
+                            redis::cmd("UNWATCH").query::<()>(&mut connection).unwrap();
+                            continue;
+                        }
+                    }
+                    redis::cmd("MULTI").query::<()>(&mut connection).unwrap();
+                    redis::cmd("DECRBY").arg(&accounts[from]).arg(amount).query::<()>(&mut connection).unwrap();
+                    redis::cmd("INCRBY").arg(&accounts[to]).arg(amount).query::<()>(&mut connection).unwrap();
+                    match exec(&mut connection) {
+                        Some(replies) => {
+                            assert_eq!(replies.len(), 2);
+                            net[from] -= amount;
+                            net[to] += amount;
+                            done += 1;
+                        }
+                        None => retried += 1,
+                    }
+                }
+                (net, done, retried)
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|reader| {
+            let (mut connection, accounts, stop) = (connect(&server), accounts.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let balances: Vec<i64> = if reader == 0 {
+                        redis::cmd("MULTI").query::<()>(&mut connection).unwrap();
+                        for account in accounts.iter() {
+                            redis::cmd("GET").arg(account).query::<()>(&mut connection).unwrap();
+                        }
+                        let replies = exec(&mut connection).expect("no WATCH, no abort");
+                        replies.iter().map(|v| redis::from_redis_value(v.clone()).unwrap()).collect()
+                    } else {
+                        redis::cmd("MGET").arg(&*accounts).query(&mut connection).unwrap()
+                    };
+                    assert_eq!(balances.iter().sum::<i64>(), total, "reader {reader} saw money appear or vanish: {balances:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut net = vec![0i64; accounts.len()];
+    let (mut transfers, mut retries) = (0, 0);
+    for mover in movers {
+        let (moved, done, retried) = mover.join().unwrap();
+        for (sum, delta) in net.iter_mut().zip(moved) {
+            *sum += delta;
+        }
+        transfers += done;
+        retries += retried;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(transfers > 200, "enough transfers ran to test anything: {transfers}");
+    assert!(reads > 50, "enough reads ran to test anything: {reads}");
+    eprintln!("{transfers} transfers ({retries} EXECs failed by WATCH and retried), {reads} atomic reads");
+    // No transfer lost or applied twice: each balance is exactly what the clients did.
+    let balances: Vec<i64> = redis::cmd("MGET").arg(&*accounts).query(&mut setup).unwrap();
+    for ((account, balance), delta) in accounts.iter().zip(&balances).zip(&net) {
+        assert_eq!(*balance, INITIAL + delta, "{account}");
+    }
+}
+
+#[test]
+fn transactions_taking_keys_in_different_orders_all_finish() {
+    let server = Server::start(THREADS, &[]);
+    let keys: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("order", 4, THREADS));
+    const ROUNDS: u64 = 300;
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (mut connection, keys) = (connect(&server), keys.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(100 + client);
+                for _ in 0..ROUNDS {
+                    let mut order: Vec<&String> = keys.iter().collect();
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, rng.random_range(0..=i));
+                    }
+                    if client % 2 == 0 {
+                        redis::cmd("WATCH").arg(order[0]).query::<()>(&mut connection).unwrap();
+                    }
+                    redis::cmd("MULTI").query::<()>(&mut connection).unwrap();
+                    for key in &order {
+                        redis::cmd("INCR").arg(*key).query::<()>(&mut connection).unwrap();
+                    }
+                    redis::cmd("MSET").arg(order[3]).arg("x").arg(order[0]).arg("y").query::<()>(&mut connection).unwrap();
+                    redis::cmd("DEL").arg(order[3]).arg(order[0]).query::<()>(&mut connection).unwrap();
+                    // A read timeout (10 s) fails the test if a transaction never finishes.
+                    exec(&mut connection);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("every client finished all its transactions");
+    }
+}
