@@ -65,7 +65,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(Failure::Run(error)) => {
-            eprintln!("shoal-loadgen: {:?}: {error}", args.workload);
+            eprintln!("shoal-loadgen: {}: {error}", workload_name(args.workload));
             ExitCode::from(if matches!(error, RunError::Server { .. }) { 3 } else { 1 })
         }
     }
