@@ -1,0 +1,1 @@
+//! The libraries Redis gives scripts besides Lua's own: `bit`, `struct`, `cjson`, `cmsgpack`.
