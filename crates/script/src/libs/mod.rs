@@ -1,1 +1,65 @@
 //! The libraries Redis gives scripts besides Lua's own: `bit`, `struct`, `cjson`, `cmsgpack`.
+//!
+//! Each behaves as the version Redis 7.0 bundles (LuaBitOp 1.0.2, lua_struct, lua-cjson 2.1.0, lua-cmsgpack 0.4.0),
+//! down to the bytes it produces and the error messages it raises; Debian's redis-server is the oracle the
+//! differential test compares against. They are plain Lua C functions written in Rust (see `raw`), so errors are
+//! Lua strings exactly as the C libraries raise them.
+//!
+//! What this module does not do: sandboxing. The engine calls [`register_all`] before it installs its sandbox, and
+//! decides itself whether the tables become read-only.
+
+mod bit;
+mod cjson;
+mod cmsgpack;
+mod raw;
+mod structlib;
+
+#[cfg(test)]
+mod differential_tests;
+
+/// Registers `bit`, `struct`, `cjson` and `cmsgpack` as global tables in `lua`.
+pub fn register_all(lua: &mlua::Lua) -> mlua::Result<()> {
+    bit::register(lua)?;
+    structlib::register(lua)?;
+    cjson::register(lua)?;
+    cmsgpack::register(lua)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A fresh Lua 5.1 state with the libraries registered.
+    pub(crate) fn lua() -> mlua::Lua {
+        let lua = mlua::Lua::new();
+        super::register_all(&lua).expect("the libraries register");
+        lua
+    }
+
+    /// Runs `code` (named `@user_script`, as Redis names scripts) and returns its result, which must be a string or a
+    /// number, as raw bytes.
+    pub(crate) fn eval_bytes_in(lua: &mlua::Lua, code: &str) -> Result<Vec<u8>, String> {
+        let value: mlua::Value = lua.load(code).set_name("@user_script").eval().map_err(|error| error.to_string())?;
+        match value {
+            mlua::Value::String(string) => Ok(string.as_bytes().to_vec()),
+            mlua::Value::Number(number) => Ok(super::raw::format_g(number, 14).into_bytes()),
+            mlua::Value::Integer(number) => Ok(number.to_string().into_bytes()),
+            other => Err(format!("the snippet returned {other:?}, not a string")),
+        }
+    }
+
+    /// [`eval_bytes_in`] on a fresh state, as UTF-8 (lossy).
+    pub(crate) fn eval(code: &str) -> String {
+        let bytes = eval_bytes_in(&lua(), code).unwrap_or_else(|error| panic!("{code}: {error}"));
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// [`eval_bytes_in`] on a fresh state.
+    pub(crate) fn eval_bytes(code: &str) -> Vec<u8> {
+        eval_bytes_in(&lua(), code).unwrap_or_else(|error| panic!("{code}: {error}"))
+    }
+
+    #[test]
+    fn register_all_creates_the_four_tables() {
+        assert_eq!(eval("return type(bit) .. type(struct)"), "tabletable");
+    }
+}

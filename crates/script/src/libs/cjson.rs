@@ -1,0 +1,5 @@
+//! Placeholder.
+
+pub(crate) fn register(_lua: &mlua::Lua) -> mlua::Result<()> {
+    Ok(())
+}

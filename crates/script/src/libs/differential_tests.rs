@@ -1,0 +1,192 @@
+//! Differential test: every snippet runs in our Lua state and in Debian's redis-server (EVAL over raw RESP), and the
+//! two results must be the same bytes.
+//!
+//! Each snippet evaluates to one Lua string (or number); errors are caught with `pcall` inside the snippet so that the
+//! message itself is compared. Snippets are loaded locally under the chunk name `@user_script`, as Redis names them,
+//! so positions in messages match. Without redis-server on PATH the test is skipped, unless `SHOAL_REQUIRE_ALL=1`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIT_SNIPPETS: &[&str] = &[
+    "return tostring(bit.tobit(0xffffffff))",
+    "return tostring(bit.tobit(2^32 + 5))",
+    "return bit.tobit(1.5) .. ' ' .. bit.tobit(2.5) .. ' ' .. bit.tobit(-2.5) .. ' ' .. bit.tobit(-0.5)",
+    "return bit.tobit(1/0) .. ' ' .. bit.tobit(-1/0) .. ' ' .. bit.tobit(0/0) .. ' ' .. bit.tobit(2^53)",
+    "return bit.tobit('12') .. ' ' .. bit.tobit(' 0x10 ')",
+    "return bit.tohex(1) .. bit.tohex(-1) .. bit.tohex(255, 2) .. bit.tohex(255, -2)",
+    "return bit.tohex(0x1234, -9) .. '|' .. bit.tohex(1, 0) .. '|' .. bit.tohex(0xabc, -2^31) .. '|' .. bit.tohex(0xabc, 2^31)",
+    "return bit.tohex(-2^31) .. bit.tohex(2^31) .. bit.tohex(0xfedcba98, -3)",
+    "local ok, e = pcall(bit.tohex) return tostring(ok) .. tostring(e)",
+    "local ok, e = pcall(function() return bit.tohex(1, 'a') end) return e",
+    "local ok, e = pcall(function() return bit.band(1, 'x') end) return e",
+    "local ok, e = pcall(function() return bit.bor() end) return e",
+    "local f = bit.bxor local ok, e = pcall(function() return f({}) end) return e",
+    "local ok, e = pcall(bit.tobit, nil) return e",
+    "return bit.lshift(1, 32) .. ' ' .. bit.lshift(1, 33) .. ' ' .. bit.lshift(1, 31) .. ' ' .. bit.lshift(3, -1)",
+    "return bit.rshift(-1, 1) .. ' ' .. bit.rshift(-1, 0) .. ' ' .. bit.arshift(-256, 4) .. ' ' .. bit.arshift(2^31, 31)",
+    "return bit.rol(0x12345678, 4) .. ' ' .. bit.ror(0x12345678, -4) .. ' ' .. bit.rol(1, 63) .. ' ' .. bit.ror(1, 1)",
+    "return bit.bswap(0x12345678) .. ' ' .. bit.bswap(-1) .. ' ' .. bit.bnot(0) .. ' ' .. bit.bnot(2^32 - 1)",
+    "return bit.bxor(1, 2, 4, 8) .. ' ' .. bit.band(-1, 0xff, 0x0f) .. ' ' .. bit.bor(1) .. ' ' .. bit.band(7)",
+    "return bit.band(1.4, 1.6) .. ' ' .. bit.bor(2^40 + 3, 4) .. ' ' .. bit.bxor(-1.5, 0)",
+];
+
+const STRUCT_SNIPPETS: &[&str] = &[
+    "return struct.pack('>I2', 258)",
+    "return struct.pack('<i4hbBHlLTdfs', -2, 3, -1, 255, 65535, 7, 8, 9, 1.5, 2.5, 'ab')",
+    "return struct.pack('!4 b i4 c3 x d', 1, 2, 'abcdef', 3)",
+    "return struct.pack('! b d b h', 1, 2, 3, 4)",
+    "return struct.pack('!2 b i3 b i8', 1, 2, 3, 4)",
+    "return struct.pack('<i10', -1) .. struct.pack('>i10', -1) .. struct.pack('>I3', 2^24 + 5)",
+    "return struct.pack('<I8', 0/0) .. struct.pack('<I8', 2^64) .. struct.pack('<i8', -2^64) .. struct.pack('<I8', -1.5)",
+    "return struct.pack('<i8', 1/0) .. struct.pack('<i8', -1/0) .. struct.pack('<I8', 2^63) .. struct.pack('<I8', 2^63 + 2^12)",
+    "return struct.pack('b', 300) .. struct.pack('B', -1) .. struct.pack('h', 2.9) .. struct.pack('h', -2.9)",
+    "return struct.pack('>f', 1e300) .. struct.pack('>d', 0/0) .. struct.pack('<f', -0.1) .. struct.pack('d', -0.0)",
+    "return struct.pack('s', 'a\\0b') .. struct.pack('c0', 'abc') .. struct.pack('c', 12) .. struct.pack('i0', 1)",
+    "return struct.pack('b\\0b', 1, 2)",
+    "return table.concat({struct.unpack('<i2 i2', struct.pack('<i2 i2', -5, 7))}, ' ')",
+    "return table.concat({struct.unpack('b c0', struct.pack('b c0', 3, 'xyz'))}, ' ')",
+    "return table.concat({struct.unpack('<i9', string.rep(string.char(255), 9))}, ' ')",
+    "return table.concat({struct.unpack('<i9', string.rep(string.char(1), 9))}, ' ')",
+    "return table.concat({struct.unpack('<I9', string.rep(string.char(1), 9))}, ' ')",
+    "return table.concat({struct.unpack('<i0 I0', 'x')}, ' ')",
+    "return table.concat({struct.unpack('<i4', 'xxxxxxxx', 1.9)}, ' ')",
+    "return table.concat({struct.unpack('>!4 b i4', string.rep('a', 8))}, ' ')",
+    "return table.concat({struct.unpack('f d', struct.pack('f d', 0.1, 0.1))}, ' ')",
+    "return table.concat({struct.unpack('s s x', 'ab\\0c\\0\\0')}, ' ')",
+    "return table.concat({struct.unpack('>I16', string.rep(string.char(255), 16))}, ' ')",
+    "return table.concat({struct.unpack('>i16 <i3 >I3', string.rep(string.char(255), 16) .. 'abcabc')}, ' ')",
+    "return table.concat({struct.unpack('c1 c0', 'x3abcdef', 2)}, ' ')",
+    "local ok, e = pcall(function() return struct.unpack('c2 c0', 'abcdef') end) return e",
+    "local ok, e = pcall(function() return struct.pack('iii', 1) end) return e",
+    "local ok, e = pcall(function() return struct.pack('c9000 i i', string.rep('a', 9000)) end) return e",
+    "return struct.size('>i4 !8 d') .. ' ' .. struct.size('y') .. ' ' .. struct.size(' ') .. ' ' .. struct.size('i32')",
+    "return struct.size('!') .. ' ' .. struct.size('!16') .. ' ' .. struct.size('i4i4c') .. ' ' .. struct.size('bT') .. ' ' .. struct.size('!bT')",
+    "local ok, e = pcall(function() return struct.size('s') end) return e",
+    "local ok, e = pcall(function() return struct.size('c0') end) return e",
+    "local ok, e = pcall(function() return struct.size('i33') end) return e",
+    "local ok, e = pcall(function() return struct.size('!3') end) return e",
+    "local ok, e = pcall(function() return struct.size('!0') end) return e",
+    "local ok, e = pcall(function() return struct.size('?') end) return e",
+    "local ok, e = pcall(function() return struct.size('c9999999999999') end) return e",
+    "local ok, e = pcall(function() return struct.pack('y') end) return e",
+    "local ok, e = pcall(function() return struct.pack('i') end) return e",
+    "local ok, e = pcall(function() return struct.pack('c2', 'a') end) return e",
+    "local ok, e = pcall(function() return struct.pack('b', 'x') end) return e",
+    "local ok, e = pcall(function() return struct.pack(1) end) return e",
+    "local ok, e = pcall(struct.pack) return e",
+    "local ok, e = pcall(function() return struct.unpack('i4', 'ab') end) return e",
+    "local ok, e = pcall(function() return struct.unpack('s', 'ab') end) return e",
+    "local ok, e = pcall(function() return struct.unpack('i4', 'abcd', 0) end) return e",
+    "local ok, e = pcall(function() return struct.unpack('i4', 'abcd', -1) end) return e",
+    "local ok, e = pcall(function() return struct.unpack('c0', 'abc') end) return e",
+    "local ok, e = pcall(function() return struct.unpack('b c0', string.char(255) .. 'abc') end) return e",
+    "local ok, e = pcall(function() return struct.unpack('s c0', 'x\\0') end) return e",
+    "local ok, e = pcall(function() return struct.unpack('b', 'a', 2^53) end) return e",
+    "local ok, e = pcall(function() return struct.unpack('b', {}) end) return e",
+];
+
+/// Raised to 80 once cjson and cmsgpack have their snippets.
+const SNIPPETS_MIN: usize = 70;
+
+const CJSON_SNIPPETS: &[&str] = &[];
+
+const CMSGPACK_SNIPPETS: &[&str] = &[];
+
+/// A redis-server on a free loopback port, killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        Server { child, port }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpStream::connect(("127.0.0.1", self.port)) {
+                Ok(stream) => return stream,
+                Err(error) if Instant::now() > deadline => panic!("redis-server did not listen on {}: {error}", self.port),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_server_available() -> bool {
+    Command::new("redis-server").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|status| status.success())
+}
+
+/// Sends `EVAL snippet 0` and returns the reply: a bulk string's bytes, or a description of any other reply.
+fn redis_eval(reader: &mut BufReader<TcpStream>, snippet: &str) -> Vec<u8> {
+    let mut request = b"*3\r\n".to_vec();
+    for part in [b"EVAL".as_slice(), snippet.as_bytes(), b"0"] {
+        request.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+        request.extend_from_slice(part);
+        request.extend_from_slice(b"\r\n");
+    }
+    let mut stream = reader.get_ref();
+    stream.write_all(&request).expect("write");
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line).expect("a reply");
+    match line.first() {
+        Some(b'$') => {
+            let len: usize = std::str::from_utf8(&line[1..line.len() - 2]).expect("length").parse().expect("a bulk length");
+            let mut bulk = vec![0u8; len + 2];
+            reader.read_exact(&mut bulk).expect("the bulk");
+            bulk.truncate(len);
+            bulk
+        }
+        _ => format!("<reply {}>", String::from_utf8_lossy(&line).trim_end()).into_bytes(),
+    }
+}
+
+fn local_eval(snippet: &str) -> Vec<u8> {
+    let lua = super::tests::lua();
+    match super::tests::eval_bytes_in(&lua, snippet) {
+        Ok(bytes) => bytes,
+        Err(error) => format!("<local error {error}>").into_bytes(),
+    }
+}
+
+#[test]
+fn snippets_give_the_same_bytes_as_redis() {
+    let snippets: Vec<&str> = [BIT_SNIPPETS, STRUCT_SNIPPETS, CJSON_SNIPPETS, CMSGPACK_SNIPPETS].concat();
+    if !redis_server_available() {
+        assert!(std::env::var("SHOAL_REQUIRE_ALL").as_deref() != Ok("1"), "redis-server is not on PATH and SHOAL_REQUIRE_ALL=1");
+        eprintln!("skipping the differential test: redis-server is not on PATH");
+        return;
+    }
+    let server = Server::start();
+    let mut reader = BufReader::new(server.connect());
+    let mut mismatches = Vec::new();
+    for snippet in &snippets {
+        let expected = redis_eval(&mut reader, snippet);
+        let actual = local_eval(snippet);
+        if expected != actual {
+            mismatches.push(format!("{snippet}\n   redis: {:?}\n   local: {:?}", String::from_utf8_lossy(&expected), String::from_utf8_lossy(&actual)));
+        }
+    }
+    drop(server);
+    assert!(mismatches.is_empty(), "{} of {} snippets differ:\n{}", mismatches.len(), snippets.len(), mismatches.join("\n"));
+    assert!(snippets.len() >= SNIPPETS_MIN, "the differential test has {} snippets, fewer than {SNIPPETS_MIN}", snippets.len());
+}
