@@ -66,7 +66,8 @@ pub(crate) unsafe fn finish(state: *mut ffi::lua_State, result: LuaResult<c_int>
     // SAFETY: the message is copied into Lua before its Rust buffer is freed; the Lua string stays on the stack while
     // `luaL_argerror` reads it.
     unsafe {
-        ffi::lua_checkstack(state, 4);
+        // The body may have filled the stack (deep nesting); neither luaL_argerror nor luaL_where reads the values.
+        ffi::lua_settop(state, 0);
         ffi::lua_pushlstring(state, message.as_ptr() as *const c_char, message.len());
         drop(message);
         if index != 0 {
