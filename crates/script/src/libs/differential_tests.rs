@@ -155,7 +155,39 @@ const CJSON_SNIPPETS: &[&str] = &[
     "local t = {} for k in pairs(cjson.new()) do t[#t + 1] = k end table.sort(t) return table.concat(t, ' ')",
 ];
 
-const CMSGPACK_SNIPPETS: &[&str] = &[];
+const CMSGPACK_SNIPPETS: &[&str] = &[
+    "return cmsgpack.pack(1, -1, 127, 128, -32, -33, 255, 256, 65535, 65536, 2^32 - 1, 2^32, -128, -129, -32768, -32769, -2^31, -2^31 - 1)",
+    "return cmsgpack.pack(2^63, -2^63, 2^64, 1.5, 0.1, 1/0, -1/0, 0/0, -0.0, 1e300, 2^53 + 1, -2^53, 1e-40, 3.4028234663852886e38)",
+    "return cmsgpack.pack({1, 2, 3}, {}, {a = 1}, {[1] = 1, [3] = 3}, {1, 2, x = 1}, {[0] = 1}, {[1.5] = 1}, {[2^31] = 1})",
+    "return cmsgpack.pack(true, false, nil, cmsgpack.pack, cjson.null, coroutine.create(function() end))",
+    "return cmsgpack.pack('', string.rep('a', 31), string.rep('b', 32), string.rep('c', 255), string.rep('d', 256))",
+    "return cmsgpack.pack(string.rep('e', 65535), string.rep('f', 65536))",
+    "local t = {} for i = 1, 15 do t[i] = i end local u = {} for i = 1, 16 do u[i] = i end local v = {} for i = 1, 65536 do v[i] = 0 end return cmsgpack.pack(t, u, v)",
+    "local t = {} for i = 1, 16 do t['k' .. i] = i end return #cmsgpack.pack(t) .. ' ' .. cmsgpack.pack(t):byte(1) .. ' ' .. cmsgpack.pack({x = {y = {z = {}}}})",
+    "local t = {} local n = t for i = 1, 20 do n[1] = {} n = n[1] end return cmsgpack.pack(t)",
+    "local t = {} t.a = t return cmsgpack.pack(t)",
+    "local t = {} t[t] = 1 return cmsgpack.pack({[{1}] = {2}})",
+    "local ok, e = pcall(function() return cmsgpack.pack() end) return e",
+    "local ok, e = pcall(cmsgpack.pack) return e",
+    "local t = {} for i = 1, 5000 do t[i] = i end local ok, e = pcall(cmsgpack.pack, unpack(t)) return tostring(e)",
+    "local t = {} for i = 1, 3000 do t[i] = {i, {i}} end return #cmsgpack.pack(unpack(t)) .. ''",
+    "local r = {} for _, s in ipairs({'\\196\\1a', '\\199\\1\\1a', '\\146\\1', '\\129\\192\\1', '\\129\\203\\255\\248\\0\\0\\0\\0\\0\\0\\1', '\\217', '\\217\\5ab', '\\193', '\\212\\1\\1', '\\1\\193', '\\219\\255\\255\\255\\255', '\\221\\255\\255\\255\\255\\1', '\\223\\0\\0\\0\\1\\1'}) do r[#r + 1] = select(2, pcall(cmsgpack.unpack, s)) end return table.concat(r, '|')",
+    "local r = {} for _, v in ipairs({cmsgpack.unpack('\\207\\255\\255\\255\\255\\255\\255\\255\\255\\211\\128\\0\\0\\0\\0\\0\\0\\0\\206\\255\\255\\255\\255\\210\\128\\0\\0\\0\\207\\0\\32\\0\\0\\0\\0\\0\\1')}) do r[#r + 1] = tostring(v) end return table.concat(r, ' ')",
+    "return table.concat({cmsgpack.unpack('\\202\\63\\192\\0\\0\\203\\63\\185\\153\\153\\153\\153\\153\\154\\224\\255\\208\\128\\209\\128\\0\\204\\255\\205\\255\\255\\127\\0')}, ' ')",
+    "return table.concat({cmsgpack.unpack('\\217\\3abc\\218\\0\\2ab\\219\\0\\0\\0\\1a\\163xyz\\160')}, '|')",
+    "local a, b, c, d = cmsgpack.unpack('\\220\\0\\2\\1\\2\\221\\0\\0\\0\\1\\3\\222\\0\\1\\1\\2\\223\\0\\0\\0\\1\\161k\\2') return a[1] .. a[2] .. b[1] .. c[1] .. d.k",
+    "local t = cmsgpack.unpack('\\130\\1\\2\\1\\3') local u = cmsgpack.unpack('\\145\\129\\1\\145\\192') local v = cmsgpack.unpack('\\129\\1\\192') return t[1] .. type(u[1][1]) .. tostring(next(u[1][1])) .. tostring(next(v))",
+    "local t = cmsgpack.unpack(cmsgpack.pack({1, 2, {a = {b = {}}, c = 'x'}, true, false})) return t[1] .. t[2] .. t[3].c .. type(t[3].a.b) .. tostring(t[4]) .. tostring(t[5])",
+    "local r = {} for _, call in ipairs({function() return cmsgpack.unpack('\\1\\2\\3') end, function() return cmsgpack.unpack('') end, function() return cmsgpack.unpack_one('\\1\\2\\3') end, function() return cmsgpack.unpack_one('\\1\\2\\3', 2) end, function() return cmsgpack.unpack_one('\\1\\2\\3', 3) end, function() return cmsgpack.unpack_one('\\1\\2\\3', 1.9) end, function() return cmsgpack.unpack_one('', 0) end}) do r[#r + 1] = select('#', call()) .. ':' .. table.concat({call()}, ',') end return table.concat(r, ' ')",
+    "local r = {} for _, call in ipairs({function() return cmsgpack.unpack_limit('\\1\\2\\3', 2) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 2, 1) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 0) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 5) end, function() return cmsgpack.unpack_limit('\\1\\2', 1, 2) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 0, 1) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 2^32 + 1) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', 2^31) end}) do r[#r + 1] = select('#', call()) .. ':' .. table.concat({call()}, ',') end return table.concat(r, ' ')",
+    "local r = {} for _, call in ipairs({function() return cmsgpack.unpack_one('\\1\\2', -1) end, function() return cmsgpack.unpack_one('\\1\\2\\3', 4) end, function() return cmsgpack.unpack_one('', 1) end, function() return cmsgpack.unpack_limit('\\1\\2\\3', -1) end, function() return cmsgpack.unpack_limit('\\1') end, function() return cmsgpack.unpack() end, function() return cmsgpack.unpack({}) end, function() return cmsgpack.unpack_one('\\1', 'x') end, function() return cmsgpack.unpack_one('\\1', 2^32) end, function() return cmsgpack.unpack_one('\\1', 2^31) end, function() return cmsgpack.unpack_one('\\1', -2^31 - 1) end, function() return cmsgpack.unpack_one('\\1', 1e300) end, function() return cmsgpack.unpack_one('\\1', 2^40 + 5) end, function() return cmsgpack.unpack_limit('\\1', -2^31 - 1) end}) do r[#r + 1] = tostring(select(2, pcall(call))) end return table.concat(r, '|')",
+    "return table.concat({cmsgpack.unpack(1)}, ' ') .. table.concat({cmsgpack.unpack(-1)}, ' ')",
+    "local ok, e = pcall(cmsgpack.unpack, string.rep('\\145', 100000)) return e",
+    "local ok, e = pcall(cmsgpack.unpack, string.rep('\\129\\1', 100000)) return e",
+    "local ok, e = pcall(cmsgpack.unpack, string.rep('\\1', 100000)) return e",
+    "local ok, e = pcall(cmsgpack.unpack, string.rep('\\145', 3000) .. '\\1') return tostring(ok) .. type(e)",
+    "local t = {} for k, v in pairs(cmsgpack) do t[#t + 1] = k .. '=' .. (type(v) == 'string' and v or type(v)) end table.sort(t) return table.concat(t, ' ')",
+];
 
 /// A redis-server on a free loopback port, killed when dropped.
 struct Server {

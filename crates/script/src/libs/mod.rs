@@ -60,6 +60,6 @@ mod tests {
 
     #[test]
     fn register_all_creates_the_four_tables() {
-        assert_eq!(eval("return type(bit) .. type(struct) .. type(cjson)"), "tabletabletable");
+        assert_eq!(eval("return type(bit) .. type(struct) .. type(cjson) .. type(cmsgpack)"), "tabletabletabletable");
     }
 }

@@ -12,9 +12,6 @@
 //!
 //! What it does not do: it is no general binding. It has exactly what the four libraries need.
 
-// Some helpers are for cjson and cmsgpack, which come next.
-#![allow(dead_code)]
-
 use std::ffi::{c_char, c_int, c_void};
 
 use mlua::ffi;
@@ -26,6 +23,8 @@ pub(crate) enum Raise {
     Arg(c_int, Vec<u8>),
     /// `luaL_error(L, message)`: the message prefixed with the calling Lua function's position.
     Error(Vec<u8>),
+    /// An error the Lua core raises inside a C function (as `lua_settable`'s "table index is nil"): no position.
+    Plain(Vec<u8>),
 }
 
 impl Raise {
@@ -35,6 +34,10 @@ impl Raise {
 
     pub(crate) fn error(message: impl Into<Vec<u8>>) -> Self {
         Raise::Error(message.into())
+    }
+
+    pub(crate) fn plain(message: impl Into<Vec<u8>>) -> Self {
+        Raise::Plain(message.into())
     }
 }
 
@@ -60,8 +63,9 @@ pub(crate) use c_function;
 pub(crate) unsafe fn finish(state: *mut ffi::lua_State, result: LuaResult<c_int>) -> c_int {
     let (index, message) = match result {
         Ok(count) => return count,
-        Err(Raise::Arg(index, message)) => (index, message),
-        Err(Raise::Error(message)) => (0, message),
+        Err(Raise::Arg(index, message)) => (Some(index), message),
+        Err(Raise::Error(message)) => (None, message),
+        Err(Raise::Plain(message)) => (Some(PLAIN), message),
     };
     // SAFETY: the message is copied into Lua before its Rust buffer is freed; the Lua string stays on the stack while
     // `luaL_argerror` reads it.
@@ -70,16 +74,23 @@ pub(crate) unsafe fn finish(state: *mut ffi::lua_State, result: LuaResult<c_int>
         ffi::lua_settop(state, 0);
         ffi::lua_pushlstring(state, message.as_ptr() as *const c_char, message.len());
         drop(message);
-        if index != 0 {
-            ffi::luaL_argerror(state, index, ffi::lua_tostring(state, -1));
-        } else {
-            ffi::luaL_where(state, 1);
-            ffi::lua_insert(state, -2);
-            ffi::lua_concat(state, 2);
+        match index {
+            Some(PLAIN) => {}
+            Some(index) => {
+                ffi::luaL_argerror(state, index, ffi::lua_tostring(state, -1));
+            }
+            None => {
+                ffi::luaL_where(state, 1);
+                ffi::lua_insert(state, -2);
+                ffi::lua_concat(state, 2);
+            }
         }
         ffi::lua_error(state)
     }
 }
+
+/// Stands for [`Raise::Plain`] in [`finish`]; no argument has this index.
+const PLAIN: c_int = c_int::MIN;
 
 /// The state of a running library function.
 ///
@@ -190,15 +201,6 @@ impl State {
         Ok(number)
     }
 
-    /// `luaL_optnumber`.
-    pub(crate) fn opt_number(&self, index: c_int, default: f64) -> LuaResult<f64> {
-        if self.is_none_or_nil(index) {
-            Ok(default)
-        } else {
-            self.check_number(index)
-        }
-    }
-
     /// `luaL_checkinteger`: the number truncated as C's cast does (see [`f64_to_i64`]).
     pub(crate) fn check_integer(&self, index: c_int) -> LuaResult<i64> {
         self.check_number(index).map(f64_to_i64)
@@ -216,14 +218,6 @@ impl State {
     /// `luaL_checklstring`.
     pub(crate) fn check_bytes<'a>(&self, index: c_int) -> LuaResult<&'a [u8]> {
         self.to_bytes(index).ok_or_else(|| self.type_error(index, "string"))
-    }
-
-    /// `luaL_checkany`.
-    pub(crate) fn check_any(&self, index: c_int) -> LuaResult<()> {
-        if self.is_none(index) {
-            return Err(Raise::arg(index, "value expected"));
-        }
-        Ok(())
     }
 
     /// `lua_checkstack`: false when the stack cannot grow by `extra` slots.
@@ -316,6 +310,18 @@ impl State {
     pub(crate) fn object_len(&self, index: c_int) -> usize {
         // SAFETY: see the type's invariant.
         unsafe { ffi::lua_objlen(self.state, index) }
+    }
+
+    /// `lua_concat` of the top `count` values, which must be strings or numbers.
+    pub(crate) fn concat(&self, count: c_int) {
+        // SAFETY: see the type's invariant; strings and numbers concatenate without metamethods.
+        unsafe { ffi::lua_concat(self.state, count) }
+    }
+
+    /// Moves the top value to `index`, shifting the values above it up.
+    pub(crate) fn insert(&self, index: c_int) {
+        // SAFETY: see the type's invariant.
+        unsafe { ffi::lua_insert(self.state, index) }
     }
 
     pub(crate) fn absolute(&self, index: c_int) -> c_int {
