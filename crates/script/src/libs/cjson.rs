@@ -1,8 +1,9 @@
 //! `cjson`: lua-cjson 2.1.0 as Redis bundles it (JSON encoding and decoding).
 //!
 //! Encoding: numbers as `%.14g` (the precision is configurable), strings with `"`, `\`, `/`, control characters and
-//! DEL escaped and every other byte as is, tables as arrays when all keys are integers from 1 to 2^31 - 1 and the
-//! array is not excessively sparse, else as objects in `next` order. Decoding: the input is read as a C string (a NUL
+//! DEL escaped and every other byte as is, tables as arrays when all keys are positive integers and the array is not
+//! excessively sparse (keys from 2^31 count as lua-cjson's int conversion makes them count), else as objects in
+//! `next` order. Decoding: the input is read as a C string (a NUL
 //! byte ends it), numbers go through C's `strtod` (so hex, `inf` and `nan` decode by default, as in Redis), `\uXXXX`
 //! escapes (surrogate pairs included) become UTF-8, and `null` becomes `cjson.null`, a NULL light userdata.
 //!
@@ -335,14 +336,17 @@ impl Encoder<'_> {
         state.push_nil();
         while state.next(-2) {
             let key = state.to_number(-2);
-            // Redis's lua-cjson takes integer keys from 1 to INT_MAX as array indices.
-            let is_index = state.lua_type(-2) == ffi::LUA_TNUMBER && key.floor() == key && (1.0..=f64::from(c_int::MAX)).contains(&key);
+            let is_index = state.lua_type(-2) == ffi::LUA_TNUMBER && key.floor() == key && key >= 1.0;
             if !is_index {
                 state.pop(2);
                 return Ok(None);
             }
-            max = max.max(key as c_int);
-            items = items.saturating_add(1);
+            // lua-cjson compares as doubles and stores in an int: a key from 2^31 stores INT_MIN on x86-64, so the
+            // outcome depends on the traversal order, exactly as in Redis (a lone such key makes an object).
+            if key > f64::from(max) {
+                max = super::raw::f64_to_i32(key);
+            }
+            items = items.wrapping_add(1);
             state.pop(1);
         }
         let config = &self.config;

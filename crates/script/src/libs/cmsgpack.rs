@@ -448,6 +448,8 @@ fn unpack_full(state: &State, limit: i64, offset: i64) -> LuaResult<c_int> {
         count += 1;
     }
     if !decode_all {
+        // lua-cmsgpack pushes the offset without asking for room; the call cannot fail where C's push succeeds.
+        state.check_stack(1);
         let next_offset = (data.len() - cursor.left()).min(i32::MAX as usize);
         state.push_number(if cursor.left() == 0 { -1.0 } else { next_offset as f64 });
         state.insert(2);

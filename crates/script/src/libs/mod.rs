@@ -16,6 +16,8 @@ mod structlib;
 
 #[cfg(test)]
 mod differential_tests;
+#[cfg(test)]
+mod random_differential_tests;
 
 /// Registers `bit`, `struct`, `cjson` and `cmsgpack` as global tables in `lua`.
 pub fn register_all(lua: &mlua::Lua) -> mlua::Result<()> {

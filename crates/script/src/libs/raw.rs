@@ -48,7 +48,13 @@ macro_rules! c_function {
     ($name:ident => $body:path) => {
         pub(crate) unsafe extern "C-unwind" fn $name(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
             // SAFETY: Lua calls this C function with a live state.
-            let result = $body(&unsafe { $crate::libs::raw::State::new(state) });
+            let lua_state = unsafe { $crate::libs::raw::State::new(state) };
+            // A panic is a bug in the library; unwinding into Lua's C frames is undefined, so the process stops (the
+            // panic hook has printed the message by then).
+            let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body(&lua_state))) {
+                Ok(result) => result,
+                Err(_) => std::process::abort(),
+            };
             // SAFETY: `result` is moved in; `finish` drops every Rust value before it raises.
             unsafe { $crate::libs::raw::finish(state, result) }
         }
