@@ -267,6 +267,35 @@ fn random_number_msgpack(rng: &mut Rng, out: &mut Vec<u8>) {
     out.extend_from_slice(&value.to_be_bytes());
 }
 
+/// Lua statements that make `c`, a `cjson.new()` module with a random configuration (the default half of the time).
+fn random_cjson_config(rng: &mut Rng) -> String {
+    let mut statements = vec!["local c = cjson.new()".to_string()];
+    if rng.chance(50) {
+        if rng.chance(40) {
+            let convert = rng.pick(&["true", "false", "nil"]);
+            let ratio = rng.pick(&["nil", "0", "1", "3", "2^31 - 1"]);
+            let safe = rng.pick(&["nil", "0", "1", "5", "20"]);
+            statements.push(format!("c.encode_sparse_array({convert}, {ratio}, {safe})"));
+        }
+        if rng.chance(30) {
+            statements.push(format!("c.encode_number_precision({})", rng.below(14) + 1));
+        }
+        if rng.chance(30) {
+            statements.push(format!("c.encode_invalid_numbers({})", rng.pick(&["true", "false", "'null'", "'on'", "'off'"])));
+        }
+        if rng.chance(30) {
+            statements.push(format!("c.decode_invalid_numbers({})", rng.pick(&["true", "false"])));
+        }
+        if rng.chance(20) {
+            statements.push(format!("c.encode_max_depth({})", rng.below(4) + 1));
+        }
+        if rng.chance(20) {
+            statements.push(format!("c.decode_max_depth({})", rng.below(4) + 1));
+        }
+    }
+    statements.join(" ")
+}
+
 fn batches(rng: &mut Rng, mut body: impl FnMut(&mut Rng) -> String) -> Vec<String> {
     (0..batch_count())
         .map(|_| {
@@ -301,7 +330,51 @@ fn random_struct_formats_match_redis() {
         let mut format = String::new();
         for _ in 0..1 + rng.below(5) {
             format.push_str(rng.pick(&[
-                "<", ">", "!", "!2", "!4", " ", "b", "B", "h", "H", "l", "L", "T", "i", "I", "i3", "I7", "i9", "I16", "f", "d", "x", "s", "c", "c3", "c0", "y",
+                "i0",
+                "I1",
+                "i8",
+                "I32",
+                "i33",
+                "c1",
+                "c10",
+                "c99999999999",
+                "!1",
+                "!3",
+                "!16",
+                "!0",
+                "\0",
+                "?",
+                "0",
+                "x",
+                "s",
+                "b",
+                "<",
+                ">",
+                "!",
+                "!2",
+                "!4",
+                " ",
+                "b",
+                "B",
+                "h",
+                "H",
+                "l",
+                "L",
+                "T",
+                "i",
+                "I",
+                "i3",
+                "I7",
+                "i9",
+                "I16",
+                "f",
+                "d",
+                "x",
+                "s",
+                "c",
+                "c3",
+                "c0",
+                "y",
             ]));
         }
         let arguments: Vec<String> =
@@ -332,9 +405,10 @@ fn random_json_decodes_match_redis() {
             mutate(rng, &mut json, b"[]{},:\"\\u0aeE-+.tfn \x00\xff");
         }
         let json = lua_literal(&json);
+        let config = random_cjson_config(rng);
         format!(
-            "do local ok, r = try(cjson.decode, {json}) out[#out + 1] = render(ok, r) local v = ok and r[1] \
-             if ok and plain(v) then out[#out + 1] = render(try(cjson.encode, v)) out[#out + 1] = render(try(cmsgpack.pack, v)) end end"
+            "do {config} local ok, r = try(c.decode, {json}) out[#out + 1] = render(ok, r) local v = ok and r[1] \
+             if ok and plain(v) then out[#out + 1] = render(try(c.encode, v)) out[#out + 1] = render(try(cmsgpack.pack, v)) end end"
         )
     });
     assert_same_as_redis(&snippets);
@@ -345,8 +419,9 @@ fn random_tables_encode_as_in_redis() {
     let mut rng = rng(0x94d0_49bb_1331_11eb);
     let snippets = batches(&mut rng, |rng| {
         let value = random_lua_value(rng, 0);
+        let config = random_cjson_config(rng);
         format!(
-            "do local v = {value} out[#out + 1] = render(try(cjson.encode, v)) out[#out + 1] = render(try(cmsgpack.pack, v)) \
+            "do {config} local v = {value} out[#out + 1] = render(try(c.encode, v)) out[#out + 1] = render(try(cmsgpack.pack, v)) \
              local ok, packed = try(cmsgpack.pack, v) if ok then out[#out + 1] = render(try(cmsgpack.unpack, packed[1])) end end"
         )
     });
