@@ -254,7 +254,7 @@ fn redis_eval(reader: &mut BufReader<TcpStream>, snippet: &str) -> Vec<u8> {
     }
 }
 
-fn local_eval(snippet: &str) -> Vec<u8> {
+pub(super) fn local_eval(snippet: &str) -> Vec<u8> {
     let lua = super::tests::lua();
     match super::tests::eval_bytes_in(&lua, snippet) {
         Ok(bytes) => bytes,

@@ -3,7 +3,7 @@
 //!
 //! The generator is a fixed-seed xorshift, so a failure reproduces. Each snippet covers a batch of inputs.
 
-use super::differential_tests::differences_from_redis;
+use super::differential_tests::{differences_from_redis, local_eval};
 
 /// `try(f, ...)` calls `f` under pcall and returns its results as one table (pcall itself returning many values trips
 /// an API check in mlua's debug build of Lua), and `render` shows that. `show` renders any Lua value deterministically: tables as sorted key=value pairs, numbers with 17 digits, strings with `%q`. And
@@ -307,6 +307,11 @@ fn batches(rng: &mut Rng, mut body: impl FnMut(&mut Rng) -> String) -> Vec<Strin
 
 fn assert_same_as_redis(snippets: &[String]) {
     let Some(mismatches) = differences_from_redis(snippets) else {
+        // Without the oracle the batches still run here: every call is under pcall, so any error escaping is a bug.
+        for snippet in snippets {
+            let result = local_eval(snippet);
+            assert!(!result.starts_with(b"<local error"), "{}", String::from_utf8_lossy(&result));
+        }
         return;
     };
     assert!(mismatches.is_empty(), "{} of {} batches differ:\n{}", mismatches.len(), snippets.len(), mismatches.join("\n"));
@@ -449,4 +454,25 @@ fn random_msgpack_decodes_match_redis() {
         )
     });
     assert_same_as_redis(&snippets);
+}
+
+#[test]
+fn random_garbage_raises_errors_or_decodes_but_never_crashes() {
+    let mut rng = rng(0x5851_f42d_4c95_7f2d);
+    for _ in 0..batch_count() {
+        let lua = super::tests::lua();
+        for _ in 0..BATCH_SIZE {
+            let garbage: Vec<u8> = (0..rng.below(64)).map(|_| rng.next() as u8).collect();
+            let literal = lua_literal(&garbage);
+            let format = lua_literal(&(0..rng.below(8)).map(|_| b" <>!xbBhHlLTiIfdsc0123456789?"[rng.below(29)]).collect::<Vec<u8>>());
+            let code = format!(
+                "local results = {{}} \
+                 for _, call in ipairs({{function() return cjson.decode({literal}) end, function() return cmsgpack.unpack({literal}) end, \
+                 function() return cmsgpack.unpack_limit({literal}, 3, 1) end, function() return struct.unpack({format}, {literal}) end, \
+                 function() return struct.pack({format}, 1, {literal}, 2.5, {literal}) end, function() return struct.size({format}) end}}) do \
+                 results[#results + 1] = tostring((pcall(function() return {{call()}} end))) end return table.concat(results, ' ')"
+            );
+            super::tests::eval_bytes_in(&lua, &code).unwrap_or_else(|error| panic!("{code}: {error}"));
+        }
+    }
 }

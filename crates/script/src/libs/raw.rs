@@ -8,7 +8,9 @@
 //! the body has been dropped (the same pattern mlua uses: nothing with a destructor is live when `lua_error` jumps).
 //!
 //! The bodies only use API calls that cannot run Lua code (raw gets and sets, no metamethods); the only way these
-//! calls can still jump out is a memory error, which in Redis ends the script anyway.
+//! calls can still jump out is a memory error (Lua's allocator failing, or a memory limit the engine sets), which
+//! skips the destructors of the body's Rust values, so their memory leaks. The body's frames hold nothing else that
+//! needs unwinding.
 //!
 //! What it does not do: it is no general binding. It has exactly what the four libraries need.
 
@@ -248,8 +250,10 @@ impl State {
     }
 
     pub(crate) fn push_bytes(&self, bytes: &[u8]) {
+        // An empty slice's pointer may dangle; give Lua a real one.
+        let pointer = if bytes.is_empty() { c"".as_ptr() } else { bytes.as_ptr() as *const c_char };
         // SAFETY: see the type's invariant; Lua copies the bytes.
-        unsafe { ffi::lua_pushlstring_(self.state, bytes.as_ptr() as *const c_char, bytes.len()) }
+        unsafe { ffi::lua_pushlstring_(self.state, pointer, bytes.len()) }
     }
 
     pub(crate) fn push_light_userdata(&self, pointer: *mut c_void) {
