@@ -6,7 +6,14 @@
 //! Lua strings exactly as the C libraries raise them.
 //!
 //! What this module does not do: sandboxing. The engine calls [`register_all`] before it installs its sandbox, and
-//! decides itself whether the tables become read-only.
+//! decides itself whether the tables become read-only (Redis 7.0 makes them read-only). Configuration set through
+//! `cjson.encode_*` lives in the state's `cjson` table, so it lasts as long as the Lua state does, as in Redis.
+//!
+//! Differences that are not these libraries' own (the Lua core underneath them differs from Redis's):
+//! - Tables with string keys of 32 bytes or more traverse in another order than in Redis, whose Lua hashes long
+//!   strings differently, so `cjson.encode` and `cmsgpack.pack` write such objects' members in another order.
+//! - mlua's debug build of Lua checks the API: `pcall` of a function that returns more than about 20 values trips an
+//!   assertion there (release builds are fine). The tests call through a wrapper that returns one table.
 
 mod bit;
 mod cjson;
