@@ -189,20 +189,27 @@ const CMSGPACK_SNIPPETS: &[&str] = &[
     "local t = {} for k, v in pairs(cmsgpack) do t[#t + 1] = k .. '=' .. (type(v) == 'string' and v or type(v)) end table.sort(t) return table.concat(t, ' ')",
 ];
 
-/// A redis-server on a free loopback port, killed when dropped.
+/// A redis-server on a free loopback port, shut down when dropped.
+///
+/// It runs under coreutils' `timeout` (when there is one), so that a test process that dies without dropping it (an
+/// abort) cannot leave the server running for more than half an hour.
 struct Server {
     child: Child,
     port: u16,
 }
 
+/// The longest a test's redis-server lives, in seconds.
+const SERVER_LIFETIME_MAX_S: u32 = 1800;
+
 impl Server {
     fn start() -> Server {
         let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let port_text = port.to_string();
+        let lifetime = SERVER_LIFETIME_MAX_S.to_string();
+        let server_args = ["redis-server", "--port", &port_text, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let spawn = |program: &str, args: &[&str]| Command::new(program).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+        let child = spawn("timeout", &[&["--signal=TERM", lifetime.as_str()], &server_args[..]].concat())
+            .or_else(|_| spawn("redis-server", &server_args[1..]))
             .expect("redis-server starts");
         Server { child, port }
     }
@@ -221,6 +228,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SHUTDOWN ends redis-server and with it `timeout`; killing `timeout` alone would leave the server running.
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = stream.write_all(b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n");
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
