@@ -71,7 +71,7 @@ local function check_int(n, fname, ...)
     local number = tonumber(v)
     if number == nil then
         local got = select("#", ...) < n and "no value" or type(v)
-        error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got " .. got .. ")", 0)
+        error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got " .. got .. ")", 4)
     end
     if number < 0 then
         return -floor(-number)
@@ -86,17 +86,17 @@ G.math.random = expose(function(...)
     elseif n == 1 then
         local u = check_int(1, "random", ...)
         if u < 1 then
-            error("bad argument #1 to 'random' (interval is empty)", 0)
+            error("bad argument #1 to 'random' (interval is empty)", 3)
         end
         return floor(r * u) + 1
     elseif n == 2 then
         local l, u = check_int(1, "random", ...), check_int(2, "random", ...)
         if l > u then
-            error("bad argument #2 to 'random' (interval is empty)", 0)
+            error("bad argument #2 to 'random' (interval is empty)", 3)
         end
         return floor(r * (u - l + 1)) + l
     end
-    error("wrong number of arguments", 0)
+    error("wrong number of arguments", 3)
 end)
 G.math.randomseed = expose(function(...)
     rand_seed(check_int(1, "randomseed", ...))
@@ -123,30 +123,52 @@ for _, name in ipairs({ "assert", "collectgarbage", "error", "gcinfo", "getmetat
     rawset(env, name, rawget(G, name))
 end
 
+-- Lua's argument check, raised at the script's line: level 1 is the wrapper, 2 the C
+-- trampoline, 3 the caller.
+local function check_table(fname, n, ...)
+    local t = select(n, ...)
+    if type(t) ~= "table" then
+        local got = select("#", ...) < n and "no value" or type(t)
+        error("bad argument #" .. n .. " to '" .. fname .. "' (table expected, got " .. got .. ")", 4)
+    end
+end
+
 -- Functions that would see through or around a proxy look at the real table instead.
-rawset(env, "next", expose(function(t, k)
+rawset(env, "next", expose(function(...)
+    check_table("next", 1, ...)
+    local t, k = ...
     return next(unwrap(t), k)
 end))
-rawset(env, "pairs", expose(function(t)
+rawset(env, "pairs", expose(function(...)
+    check_table("pairs", 1, ...)
+    local t = ...
     local f, s, c = pairs(unwrap(t))
     return f, s, c
 end))
-rawset(env, "ipairs", expose(function(t)
+rawset(env, "ipairs", expose(function(...)
+    check_table("ipairs", 1, ...)
+    local t = ...
     local f, s, c = ipairs(unwrap(t))
     return f, s, c
 end))
-rawset(env, "rawget", expose(function(t, k)
+rawset(env, "rawget", expose(function(...)
+    check_table("rawget", 1, ...)
+    local t, k = ...
     local v = rawget(unwrap(t), k)
     return v
 end))
-rawset(env, "rawset", expose(function(t, k, v)
+rawset(env, "rawset", expose(function(...)
+    check_table("rawset", 1, ...)
+    local t, k, v = ...
     if readonly[t] ~= nil then
         error("Attempt to modify a readonly table", 0)
     end
     local r = rawset(t, k, v)
     return r
 end))
-rawset(env, "setmetatable", expose(function(t, mt)
+rawset(env, "setmetatable", expose(function(...)
+    check_table("setmetatable", 1, ...)
+    local t, mt = ...
     if readonly[t] ~= nil then
         error("Attempt to modify a readonly table", 0)
     end
@@ -172,6 +194,9 @@ local function pcall_result(ok, ...)
     return ok, ...
 end
 rawset(env, "pcall", expose(function(...)
+    if select("#", ...) == 0 then
+        return false, "bad argument #1 to 'pcall' (value expected)"
+    end
     return pcall_result(pcall(...))
 end))
 local function xpcall_result(ok, ...)
@@ -196,6 +221,9 @@ local function refuses_binary(s)
     return type(s) == "string" and byte(s, 1) == 27
 end
 rawset(env, "loadstring", expose(function(s, name)
+    if type(s) ~= "string" and type(s) ~= "number" then
+        error("bad argument #1 to 'loadstring' (string expected, got " .. (s == nil and "nil" or type(s)) .. ")", 3)
+    end
     if refuses_binary(s) then
         return nil, "attempt to load a binary chunk"
     end

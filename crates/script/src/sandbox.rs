@@ -198,7 +198,17 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
         other => {
             let table = lua.create_table()?;
             let mut message = b"ERR ".to_vec();
-            message.extend_from_slice(&describe(lua, other));
+            let described = describe(lua, other);
+            // A Lua library function failing inside one of the prelude's wrappers names the
+            // prelude's line; name the script's line instead, as Redis would.
+            let caller = frames.iter().find(|(what, ..)| *what != "C");
+            match (strip_internal_position(&described), caller) {
+                (Some(rest), Some((_, Some(source), line))) => {
+                    message.extend_from_slice(format!("{}:{line}: ", source.trim_start_matches('@')).as_bytes());
+                    message.extend_from_slice(rest);
+                }
+                _ => message.extend_from_slice(&described),
+            }
             table.raw_set("err", lua.create_string(&message)?)?;
             table
         }
@@ -208,6 +218,13 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
         table.raw_set("line", *line)?;
     }
     Ok(table)
+}
+
+/// The message without a leading `[shoal]:<line>: ` position, if it has one.
+fn strip_internal_position(message: &[u8]) -> Option<&[u8]> {
+    let rest = message.strip_prefix(b"[shoal]:")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    rest[digits..].strip_prefix(b": ")
 }
 
 /// A raised value as Lua's `tostring` shows it, for values that are not error tables.

@@ -64,25 +64,29 @@ pub(crate) fn script_flags(body: &[u8]) -> Result<ScriptFlags, Frame> {
     Ok(flags)
 }
 
-/// The library name of FUNCTION LOAD's code.
+/// The library name of FUNCTION LOAD's code, checked as Redis 7.0 checks it (in this order).
 pub(crate) fn library_name(code: &[u8]) -> Result<Vec<u8>, Frame> {
     if !code.starts_with(b"#!") {
         return Err(Frame::error("ERR Missing library metadata"));
     }
-    let invalid = || Frame::error("ERR Invalid library metadata");
-    let end = code.iter().position(|&b| b == b'\n').ok_or_else(invalid)?;
+    let end = code.iter().position(|&b| b == b'\n').ok_or_else(|| Frame::error("ERR Invalid library metadata"))?;
     let words = first_line_words(&code[..end]);
-    if words.first().copied() != Some(b"#!lua".as_slice()) {
-        return Err(invalid());
-    }
+    let engine = words.first().map_or(&b""[..], |word| &word[2..]);
     let mut name = None;
-    for word in &words[1..] {
+    for word in words.iter().skip(1) {
         match word.strip_prefix(b"name=") {
-            Some(value) if name.is_none() => name = Some(value.to_vec()),
-            _ => return Err(invalid()),
+            Some(_) if name.is_some() => return Err(Frame::error("ERR Invalid metadata value, name argument was given multiple times")),
+            Some(value) => name = Some(value.to_vec()),
+            None => return Err(error_with(b"ERR Invalid metadata value given: ", word)),
         }
     }
-    let name = name.ok_or_else(invalid)?;
+    let name = name.ok_or_else(|| Frame::error("ERR Library name was not given"))?;
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        let mut text = b"ERR Engine '".to_vec();
+        text.extend_from_slice(engine);
+        text.extend_from_slice(b"' not found");
+        return Err(Frame::Error(text.into()));
+    }
     if !valid_name(&name) {
         return Err(Frame::error(INVALID_NAME));
     }
@@ -160,10 +164,14 @@ mod tests {
             other => panic!("expected an error, got {other:?}"),
         };
         assert_eq!(text(b"return 1"), "ERR Missing library metadata");
-        assert_eq!(text(b"#!lua\n"), "ERR Invalid library metadata");
+        assert_eq!(text(b"#!lua\n"), "ERR Library name was not given");
+        assert_eq!(text(b"#!\n"), "ERR Library name was not given");
         assert_eq!(text(b"#!lua name=lib"), "ERR Invalid library metadata");
-        assert_eq!(text(b"#!lua name=lib foo=bar\n"), "ERR Invalid library metadata");
-        assert_eq!(text(b"#!nolua name=lib\n"), "ERR Invalid library metadata");
+        assert_eq!(text(b"#!lua name=lib foo=bar\n"), "ERR Invalid metadata value given: foo=bar");
+        assert_eq!(text(b"#!lua name=a name=b\n"), "ERR Invalid metadata value, name argument was given multiple times");
+        assert_eq!(text(b"#!nolua name=lib\n"), "ERR Engine 'nolua' not found");
+        assert_eq!(text(b"#!lua name=\n"), INVALID_NAME);
+        assert_eq!(library_name(b"#!LUA name=x\n").unwrap(), b"x".to_vec());
         assert_eq!(text(b"#!lua name=bad-name!\n"), INVALID_NAME);
         assert_eq!(library_name(b"#!lua name=lib_1\nx").unwrap(), b"lib_1".to_vec());
     }
