@@ -440,6 +440,53 @@ fn host_can_kill_a_script() {
 }
 
 #[test]
+fn host_can_kill_a_script_inside_a_coroutine_or_function() {
+    let mut engine = Engine::new();
+    let mut host = TestHost { kill_after: Some(1), ..TestHost::default() };
+    let reply = eval_with(
+        &mut engine,
+        &mut host,
+        "local co = coroutine.create(function() while true do end end) return {coroutine.resume(co)}",
+        &[],
+        &[],
+        Protocol::Resp2,
+    );
+    assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{reply}");
+    let reply = eval_with(&mut engine, &mut host, "return coroutine.wrap(function() while true do end end)()", &[], &[], Protocol::Resp2);
+    assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{reply}");
+    let reply =
+        eval_with(&mut engine, &mut host, "while true do xpcall(function() while true do end end, function() return 1 end) end", &[], &[], Protocol::Resp2);
+    assert!(reply.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{reply}");
+    // redis-server 7.0.15 says SCRIPT KILL for functions too.
+    load(&mut engine, "#!lua name=busy\nredis.register_function('busy', function()\n  local i = 0\n  while true do i = i + 1 end\nend)").unwrap();
+    host.kill_checks = 0;
+    assert_eq!(fcall(&mut engine, &mut host, "busy", &[], &[], false), "-ERR Script killed by user with SCRIPT KILL... script: busy, on @user_function:4.\r\n");
+    host.kill_after = None;
+    assert_eq!(eval_with(&mut engine, &mut host, "return 1", &[], &[], Protocol::Resp2), ":1\r\n");
+}
+
+#[test]
+fn the_host_sees_elapsed_time() {
+    struct Slow(Vec<Duration>);
+    impl Host for Slow {
+        fn call(&mut self, _args: &[Bytes], _proto: Protocol) -> Frame {
+            Frame::ok()
+        }
+        fn log(&mut self, _level: LogLevel, _message: &[u8]) {}
+        fn should_kill(&mut self, elapsed: Duration) -> bool {
+            self.0.push(elapsed);
+            self.0.len() >= 3
+        }
+    }
+    let mut engine = Engine::new();
+    let mut host = Slow(Vec::new());
+    let frame = engine.eval(Source::Body(b"while true do end"), &[], &[], Protocol::Resp2, &mut host);
+    assert!(frame.is_error());
+    assert_eq!(host.0.len(), 3);
+    assert!(host.0.windows(2).all(|pair| pair[0] <= pair[1]), "{:?}", host.0);
+}
+
+#[test]
 fn bytecode_is_refused() {
     let reply = eval("return loadstring(string.dump(function() return 1 end))");
     assert_eq!(reply, "$-1\r\n");
