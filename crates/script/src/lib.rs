@@ -22,6 +22,23 @@
 //! - `ERR Script attempted to access a non local key in a cluster node` (cluster only)
 //! - `OOM command not allowed when used memory > 'maxmemory'.`
 //! - otherwise the command's own error reply.
+//!
+//! The server also answers, before a script runs, what depends on the flags and its own
+//! state (for example a shebang script without `allow-oom` under OOM gets
+//! `-OOM command not allowed when used memory > 'maxmemory'.` with no suffix); the engine
+//! only refuses FCALL_RO of a function without `no-writes`.
+//!
+//! Known differences from redis-server 7.0.15:
+//! - FUNCTION LIST orders libraries and functions by name; Redis's order is its hash
+//!   tables' (it varies between processes).
+//! - A returned table nested deeper than 400 levels (a table that holds itself) ends in
+//!   `-ERR reached lua stack limit` at that depth; Redis gets there at about 8000 levels.
+//! - `error({})` (an error table without `err`) fails with `ERR unknown error`; Redis 7.0
+//!   crashes.
+//! - `redis.log` while a library loads (FUNCTION LOAD) is accepted and dropped: there is no
+//!   Host then.
+//! - An error value that is not a string or an error table, caught by `xpcall` or
+//!   `coroutine.resume` after a kill, is mlua's error object rather than Redis's.
 
 mod convert;
 mod dump;
@@ -79,9 +96,13 @@ const GC_PERIOD_RUNS: u32 = 50;
 /// The levels of `redis.log` (`redis.LOG_DEBUG` is 0 ... `redis.LOG_WARNING` is 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogLevel {
+    /// `redis.LOG_DEBUG` (0).
     Debug,
+    /// `redis.LOG_VERBOSE` (1).
     Verbose,
+    /// `redis.LOG_NOTICE` (2).
     Notice,
+    /// `redis.LOG_WARNING` (3).
     Warning,
 }
 
@@ -112,10 +133,15 @@ pub enum Source<'a> {
 pub struct ScriptFlags {
     /// Whether the script started with a `#!` line (always true for functions).
     pub shebang: bool,
+    /// `no-writes`: the script may not write (EVAL_RO and FCALL_RO need it on functions).
     pub no_writes: bool,
+    /// `allow-oom`: the script may run, and write, when the server is out of memory.
     pub allow_oom: bool,
+    /// `allow-stale`: the script may run on a stale replica.
     pub allow_stale: bool,
+    /// `no-cluster`: the script refuses to run in cluster mode.
     pub no_cluster: bool,
+    /// `allow-cross-slot-keys`: the script may touch keys of several slots.
     pub allow_cross_slot_keys: bool,
 }
 
@@ -250,7 +276,7 @@ impl Engine {
         }
     }
 
-    /// FUNCTION LOAD [REPLACE]: loads a library; returns its name.
+    /// `FUNCTION LOAD [REPLACE]`: loads a library; returns its name.
     pub fn function_load(&mut self, code: &[u8], replace: bool) -> Result<String, Frame> {
         let name = shebang::library_name(code)?;
         if self.libraries.contains_key(&name) && !replace {
@@ -344,7 +370,7 @@ impl Engine {
         self.functions_lua = new_sandbox(true, self.rand.clone());
     }
 
-    /// FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]: libraries whose name matches the glob
+    /// `FUNCTION LIST [LIBRARYNAME pattern] [WITHCODE]`: libraries whose name matches the glob
     /// (case-insensitive, as Redis), in name order, functions in name order (Redis's order is
     /// its hash tables'). Maps and sets downgrade to arrays for RESP2 clients.
     pub fn function_list(&self, library_pattern: Option<&[u8]>, with_code: bool) -> Frame {
@@ -384,7 +410,7 @@ impl Engine {
         dump::encode(self.libraries.values().map(|library| library.code.as_ref()))
     }
 
-    /// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]. All or nothing: on an error nothing
+    /// `FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]`. All or nothing: on an error nothing
     /// changes.
     pub fn function_restore(&mut self, payload: &[u8], policy: RestorePolicy) -> Result<(), Frame> {
         let codes = dump::decode(payload).map_err(|error| match error {
