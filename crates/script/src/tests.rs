@@ -605,3 +605,44 @@ fn function_dump_and_restore_round_trip() {
     assert_eq!(restore(&mut fresh, &payload, RestorePolicy::Append), Ok(()));
     assert_eq!(fcall(&mut fresh, &mut host, "f1", &[], &[], false), ":1\r\n");
 }
+
+/// A small deterministic generator for the no-panic test (xorshift64*).
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn bytes(&mut self, alphabet: &[u8], len_max: u64) -> Vec<u8> {
+        let len = self.next() % len_max;
+        (0..len).map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize]).collect()
+    }
+}
+
+#[test]
+fn arbitrary_input_never_panics_and_the_engine_keeps_working() {
+    let mut engine = Engine::new();
+    let mut host = TestHost::default();
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+    let lua_alphabet = b"return redis.call pcall error {}()[]=,.:;'\"\n#!lua flags=name= 0123456789 KEYS ARGV x y t local function end if then while do for in and or not nil true false -+*/%^..~";
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    for round in 0..300 {
+        let body = noise.bytes(lua_alphabet, 80);
+        let _ = engine.eval(Source::Body(&body), &args(&["k"]), &args(&["v"]), Protocol::Resp3, &mut host);
+        let code = [b"#!lua name=fuzz\n".as_slice(), &noise.bytes(lua_alphabet, 80)].concat();
+        let _ = engine.function_load(&code, true);
+        let payload = noise.bytes(&all_bytes, 40);
+        let _ = engine.function_restore(&payload, RestorePolicy::Append);
+        // A payload with a valid checksum around arbitrary contents.
+        let mut framed = [b"\xf5".as_slice(), &noise.bytes(&all_bytes, 30)].concat();
+        framed.extend_from_slice(&10u16.to_le_bytes());
+        let crc = crate::dump::crc64(&framed);
+        framed.extend_from_slice(&crc.to_le_bytes());
+        let _ = engine.function_restore(&framed, RestorePolicy::Replace);
+        assert_eq!(eval_with(&mut engine, &mut host, "return 1", &[], &[], Protocol::Resp2), ":1\r\n", "round {round}");
+    }
+}
