@@ -278,7 +278,8 @@ pub(crate) fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str>
         match arg {
             Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
             Value::Number(n) => out.push(Bytes::from(shoal_resp::format_double(n))),
-            Value::Integer(i) => out.push(Bytes::from(i.to_string())),
+            // mlua hands integral numbers over as integers; Lua 5.1 has only doubles.
+            Value::Integer(i) => out.push(Bytes::from(shoal_resp::format_double(i as f64))),
             _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
         }
     }
