@@ -151,7 +151,7 @@ enum Step {
         resp3: bool,
     },
     FunctionList {
-        pattern: String,
+        pattern: Option<String>,
         with_code: bool,
         resp3: bool,
     },
@@ -506,10 +506,10 @@ fn functions_corpus() -> Vec<Step> {
         load("#!lua name=libro\nredis.register_function{function_name='ro', callback=function() return redis.call('get', 'k1') end, flags={'no-writes'}, description='read only'}"),
         fcall("ro", &[], &[], true, false),
         fcall("ro", &[], &[], false, true),
-        Step::FunctionList { pattern: "libro".to_string(), with_code: false, resp3: false },
-        Step::FunctionList { pattern: "LIBRO".to_string(), with_code: true, resp3: false },
-        Step::FunctionList { pattern: "libr*".to_string(), with_code: false, resp3: true },
-        Step::FunctionList { pattern: "nomatch*".to_string(), with_code: false, resp3: false },
+        Step::FunctionList { pattern: Some("libro".to_string()), with_code: false, resp3: false },
+        Step::FunctionList { pattern: Some("LIBRO".to_string()), with_code: true, resp3: false },
+        Step::FunctionList { pattern: Some("libr*".to_string()), with_code: false, resp3: true },
+        Step::FunctionList { pattern: Some("nomatch*".to_string()), with_code: false, resp3: false },
         load("#!lua name=lib3\nreturn 1"),
         load("redis.register_function('x', function() end)"),
         load("#!lua"),
@@ -555,6 +555,14 @@ fn functions_corpus() -> Vec<Step> {
         fcall("ro", &[], &[], false, false),
         Step::FunctionFlush,
         fcall("ro", &[], &[], false, false),
+        Step::FunctionList { pattern: None, with_code: false, resp3: false },
+        load("#!lua name=flaglib\nredis.register_function{function_name='ff', callback=function() return 1 end, flags={'allow-cross-slot-keys','no-cluster','allow-stale','allow-oom','no-writes'}}"),
+        Step::FunctionList { pattern: None, with_code: true, resp3: false },
+        Step::FunctionList { pattern: None, with_code: true, resp3: true },
+        Step::FunctionList { pattern: Some("f?agl[a-i]b".to_string()), with_code: false, resp3: false },
+        fcall("ff", &[], &[], true, true),
+        Step::FunctionDumpRestoreOnOracle,
+        fcall("ff", &[], &[], true, false),
     ]
 }
 
@@ -644,13 +652,16 @@ fn scripts_and_functions_reply_as_redis_does() {
                 (format!("FCALL {name} (ro: {read_only}, resp3: {resp3})"), expected, encode(&frame, proto_of(*resp3)))
             }
             Step::FunctionList { pattern, with_code, resp3 } => {
-                let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"LIST", b"LIBRARYNAME", pattern.as_bytes()];
+                let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"LIST"];
+                if let Some(pattern) = pattern {
+                    args.extend([b"LIBRARYNAME".as_slice(), pattern.as_bytes()]);
+                }
                 if *with_code {
                     args.push(b"WITHCODE");
                 }
                 let expected = oracle(&mut raw2, &mut raw3, *resp3, &args);
-                let frame = engine.function_list(Some(pattern.as_bytes()), *with_code);
-                (format!("FUNCTION LIST {pattern}"), expected, encode(&frame, proto_of(*resp3)))
+                let frame = engine.function_list(pattern.as_ref().map(|p| p.as_bytes()), *with_code);
+                (format!("FUNCTION LIST {pattern:?}"), expected, encode(&frame, proto_of(*resp3)))
             }
             Step::FunctionDelete(name) => {
                 let expected = oracle(&mut raw2, &mut raw3, false, &[b"FUNCTION", b"DELETE", name.as_bytes()]);
