@@ -1,0 +1,336 @@
+//! One Lua 5.1 state with Redis's sandbox: the globals scripts see, the `redis` library, the
+//! read-only tables, Redis's `math.random`, and the runner that reports errors as Redis does.
+//!
+//! Most of the sandbox is Lua (`prelude.lua`): wrappers raise Lua values (strings and
+//! `{err=...}` tables) exactly as Redis's C functions do, which a Rust callback cannot do
+//! through mlua. The Rust side here supplies what Lua cannot: the host calls, SHA1, the PRNG
+//! and the error handler, which reads the Lua stack.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+
+/// The chunk name of the prelude; the error handler skips its frames.
+const INTERNAL_CHUNK: &str = "=[shoal]";
+
+/// What `redis.REDIS_VERSION` and `redis.REDIS_VERSION_NUM` report (the oracle's).
+pub(crate) const REDIS_VERSION: &str = "7.0.15";
+pub(crate) const REDIS_VERSION_NUM: i64 = 0x0007_000f;
+
+/// Redis's `lrand48`: the seed Redis 7.0 starts from, observed on the oracle (its first
+/// `math.random()` after start is 0.39646477363839, which is this seed's first draw).
+pub(crate) const RAND_SEED: i32 = 0x1234_abcd;
+
+/// The state of an lrand48 generator seeded with `seed`.
+pub(crate) fn rand_state(seed: i32) -> u64 {
+    (u64::from(seed as u32) << 16) | 0x330e
+}
+
+/// Advances an lrand48 state and returns its 31-bit draw.
+fn rand_draw(state: &Cell<u64>) -> i32 {
+    let next = state.get().wrapping_mul(0x5_deec_e66d).wrapping_add(0xb) & ((1 << 48) - 1);
+    state.set(next);
+    (next >> 17) as i32
+}
+
+/// Per-run flags shared by the callbacks of one Lua state.
+pub(crate) struct RunState {
+    /// Whether the script called `redis.setresp(3)`.
+    pub resp3: Cell<bool>,
+    /// Set once the host asked to kill the running script.
+    pub killed: Cell<bool>,
+    /// When the running script started.
+    pub started: Cell<Instant>,
+    /// Whether a script is running (the hook does nothing otherwise).
+    pub running: Cell<bool>,
+}
+
+/// A Lua state with the sandbox installed.
+pub(crate) struct Sandbox {
+    pub lua: Lua,
+    /// Filled per run with the host functions (`call`, `log`, `acl_check_cmd`, ...).
+    pub impl_table: Table,
+    /// What scripts see as `_G`: a read-only proxy.
+    pub genv: Table,
+    /// The real table behind `genv` (KEYS and ARGV are set in it).
+    pub env: Table,
+    /// The metatable of `genv`; its `__index` is switched to `load_env` while a library loads.
+    pub genv_mt: Table,
+    /// The globals of a library while it loads (functions only).
+    pub load_env: Option<Table>,
+    /// `run(f [, keys, args])`: xpcall with the error handler; returns ok and the first result.
+    pub run: Function,
+    /// `run_chunk(f)`: runs a library's main chunk under the error handler.
+    pub run_chunk: Function,
+    pub state: Rc<RunState>,
+}
+
+/// Where an error was raised, as the handler found it: Redis's `source` and `line`.
+pub(crate) struct ErrorInfo {
+    pub message: Vec<u8>,
+    pub location: Option<(String, i64)>,
+}
+
+impl Sandbox {
+    /// A fresh state for EVAL scripts (`functions == false`) or FUNCTION libraries, drawing
+    /// `math.random` from the engine's shared generator.
+    pub fn new(functions: bool, rand: Rc<Cell<u64>>) -> mlua::Result<Sandbox> {
+        let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
+        crate::libs::register_all(&lua)?;
+        let state = Rc::new(RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false) });
+
+        let impl_table = lua.create_table()?;
+        impl_table.raw_set("version", REDIS_VERSION)?;
+        impl_table.raw_set("version_num", REDIS_VERSION_NUM)?;
+        let draw = rand.clone();
+        impl_table.raw_set(
+            "rand_next",
+            lua.create_function(move |_, ()| {
+                let max = f64::from(i32::MAX);
+                Ok(f64::from(rand_draw(&draw) % i32::MAX) / max)
+            })?,
+        )?;
+        impl_table.raw_set(
+            "rand_seed",
+            lua.create_function(move |_, seed: f64| {
+                rand.set(rand_state(c_int_cast(seed)));
+                Ok(())
+            })?,
+        )?;
+        impl_table.raw_set("sha1hex", lua.create_function(|_, s: mlua::String| Ok(crate::sha1hex(&s.as_bytes())))?)?;
+        let resp_state = state.clone();
+        impl_table.raw_set(
+            "setresp",
+            lua.create_function(move |_, version: f64| {
+                resp_state.resp3.set(version == 3.0);
+                Ok(())
+            })?,
+        )?;
+        impl_table.raw_set("handler", lua.create_function(error_handler)?)?;
+        let kill_state = state.clone();
+        impl_table.raw_set("killed", lua.create_function(move |_, ()| Ok(kill_state.killed.get()))?)?;
+        impl_table.raw_set("expose", lua.create_function(expose)?)?;
+
+        let prelude = lua.load(include_str!("prelude.lua")).set_name(INTERNAL_CHUNK).set_mode(ChunkMode::Text).into_function()?;
+        let (genv, env, genv_mt, load_env, run, run_chunk): (Table, Table, Table, Option<Table>, Function, Function) =
+            prelude.call((lua.globals(), impl_table.clone(), functions))?;
+
+        Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, state })
+    }
+
+    /// Compiles `code` as a chunk named `chunk_name` running in the sandbox's globals; the
+    /// error is Lua's message (`user_script:1: unexpected symbol near '<eof>'`).
+    pub fn compile(&self, code: &[u8], chunk_name: &str) -> Result<Function, String> {
+        if code.first() == Some(&0x1b) {
+            // Bytecode is refused: crafted bytecode can crash Lua 5.1.
+            return Err(format!("{}: attempt to load a binary chunk", chunk_name.trim_start_matches('@')));
+        }
+        let function = self.lua.load(code).set_name(chunk_name).set_mode(ChunkMode::Text).into_function().map_err(|error| match error {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        })?;
+        function.set_environment(self.genv.clone()).map_err(|error| error.to_string())?;
+        Ok(function)
+    }
+
+    /// Reads what the runner returned: `Ok(value)`, or the error with its location.
+    pub fn outcome(&self, result: mlua::Result<MultiValue>) -> Result<Value, ErrorInfo> {
+        let mut values = match result {
+            Ok(values) => values.into_iter(),
+            Err(error) => return Err(ErrorInfo { message: format!("ERR {error}").into_bytes(), location: None }),
+        };
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let value = values.next().unwrap_or(Value::Nil);
+        if ok {
+            return Ok(value);
+        }
+        Err(error_info(&self.lua, value))
+    }
+}
+
+/// C's `(int)` of a double on x86-64 (through a 64-bit integer, as Lua 5.1's `lua_tointeger`).
+pub(crate) fn c_int_cast(value: f64) -> i32 {
+    c_long_cast(value) as i32
+}
+
+/// 2^63, the first double past `i64::MAX`.
+const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// C's `(long long)` of a double on x86-64: out of range and NaN give `i64::MIN`.
+pub(crate) fn c_long_cast(value: f64) -> i64 {
+    if value.is_nan() || !(-TWO_POW_63..TWO_POW_63).contains(&value) {
+        i64::MIN
+    } else {
+        value as i64
+    }
+}
+
+/// The handler of the runner's xpcall: turns any error value into a table `{err=...}` and
+/// records where it was raised, as Redis's `__redis__err__handler` does. The place is the
+/// innermost frame outside the prelude, or the one above it if that is a C function (the
+/// C function that raised the error).
+fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Table> {
+    // Level 0 is this handler. Frames of the prelude do not count, nor C functions called
+    // from the prelude (its `error` calls): a wrapper then looks like the C function Redis
+    // has in its place, since every wrapper is entered through a C trampoline.
+    let mut stack: Vec<(&'static str, Option<String>, i64)> = Vec::new();
+    for level in 1..64 {
+        let Some(frame) = lua.inspect_stack(level, |debug| {
+            let source = debug.source();
+            (source.what, source.source.map(|s| s.into_owned()), debug.current_line().map_or(-1, |line| line as i64))
+        }) else {
+            break;
+        };
+        stack.push(frame);
+    }
+    let internal = |index: usize| stack.get(index).is_some_and(|(_, source, _)| source.as_deref() == Some(INTERNAL_CHUNK));
+    let frames: Vec<&(&'static str, Option<String>, i64)> =
+        (0..stack.len()).filter(|&index| !(internal(index) || stack[index].0 == "C" && internal(index + 1))).map(|index| &stack[index]).collect();
+    let picked = match frames.first() {
+        Some((what, ..)) if *what == "C" => frames.get(1).copied(),
+        other => other.copied(),
+    };
+    let table = match &error {
+        Value::Table(table) if matches!(table.raw_get::<Value>("err"), Ok(Value::String(_))) => table.clone(),
+        other => {
+            let table = lua.create_table()?;
+            let mut message = b"ERR ".to_vec();
+            let described = describe(lua, other);
+            // A Lua library function failing inside one of the prelude's wrappers names the
+            // prelude's line; name the script's line instead, as Redis would.
+            let caller = frames.iter().find(|(what, ..)| *what != "C");
+            match (strip_internal_position(&described), caller) {
+                (Some(rest), Some((_, Some(source), line))) => {
+                    message.extend_from_slice(format!("{}:{line}: ", source.trim_start_matches('@')).as_bytes());
+                    message.extend_from_slice(rest);
+                }
+                _ => message.extend_from_slice(&described),
+            }
+            table.raw_set("err", lua.create_string(&message)?)?;
+            table
+        }
+    };
+    if let Some((_, Some(source), line)) = picked {
+        table.raw_set("source", source.as_str())?;
+        table.raw_set("line", *line)?;
+    }
+    Ok(table)
+}
+
+/// The message without a leading `[shoal]:<line>: ` position, if it has one.
+fn strip_internal_position(message: &[u8]) -> Option<&[u8]> {
+    let rest = message.strip_prefix(b"[shoal]:")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    rest[digits..].strip_prefix(b": ")
+}
+
+/// A raised value as Lua's `tostring` shows it, for values that are not error tables.
+fn describe(lua: &Lua, value: &Value) -> Vec<u8> {
+    match value {
+        Value::String(s) => s.as_bytes().to_vec(),
+        Value::Number(_) | Value::Integer(_) => lua.coerce_string(value.clone()).ok().flatten().map(|s| s.as_bytes().to_vec()).unwrap_or_default(),
+        Value::Nil => b"nil".to_vec(),
+        Value::Boolean(b) => {
+            if *b {
+                b"true".to_vec()
+            } else {
+                b"false".to_vec()
+            }
+        }
+        Value::Error(error) => error.to_string().into_bytes(),
+        // Redis 7.0 crashes on error({}); an error without a message gets a generic one.
+        _ => b"unknown error".to_vec(),
+    }
+}
+
+/// The message and location of what the handler returned.
+fn error_info(lua: &Lua, value: Value) -> ErrorInfo {
+    match value {
+        Value::Table(table) => {
+            let message = match table.raw_get::<Value>("err") {
+                Ok(Value::String(s)) => s.as_bytes().to_vec(),
+                _ => b"ERR unknown error".to_vec(),
+            };
+            let source = table.raw_get::<Option<mlua::String>>("source").ok().flatten().map(|s| s.to_string_lossy());
+            let line = table.raw_get::<Option<i64>>("line").ok().flatten();
+            ErrorInfo { message, location: source.zip(line) }
+        }
+        // "error in error handling" and the like come back as plain values.
+        other => {
+            let mut message = b"ERR ".to_vec();
+            message.extend_from_slice(&describe(lua, &other));
+            ErrorInfo { message, location: None }
+        }
+    }
+}
+
+/// Converts redis.call's arguments: strings as they are, numbers as `%.17g`, anything else
+/// is Redis's error.
+pub(crate) fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call");
+    }
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg {
+            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Number(n) => out.push(Bytes::from(shoal_resp::format_double(n))),
+            // mlua hands integral numbers over as integers; Lua 5.1 has only doubles.
+            Value::Integer(i) => out.push(Bytes::from(shoal_resp::format_double(i as f64))),
+            _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(out)
+}
+
+/// An error table `{err = message}`.
+/// Calls the Lua function in its first upvalue with all its arguments. Script-visible
+/// functions written in Lua are entered through it, so a script's `return f(...)` keeps the
+/// script's frame (a tail call to a C function does) and errors report the script's line.
+unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> std::os::raw::c_int {
+    let args = ffi::lua_gettop(state);
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(state, 1);
+    // A Lua error unwinds through here by longjmp; this frame owns nothing to drop.
+    ffi::lua_call(state, args, ffi::LUA_MULTRET);
+    ffi::lua_gettop(state)
+}
+
+/// `function` behind a C trampoline.
+fn expose(lua: &Lua, function: Function) -> mlua::Result<Function> {
+    // SAFETY: the closure pushes one C closure over the argument on the stack; the trampoline
+    // only moves stack values and calls.
+    unsafe { lua.exec_raw::<Function>(function, |state| ffi::lua_pushcclosure(state, trampoline, 1)) }
+}
+
+pub(crate) fn error_table(lua: &Lua, message: &[u8]) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.raw_set("err", lua.create_string(message)?)?;
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lrand48_from_seed_five_matches_the_oracle() {
+        // redis-cli: EVAL "math.randomseed(5) return {math.random(1000), math.random(1000)}" 0
+        // -> 525, 273
+        let state = Cell::new(rand_state(5));
+        let max = f64::from(i32::MAX);
+        let draws: Vec<i64> = (0..2).map(|_| (f64::from(rand_draw(&state) % i32::MAX) / max * 1000.0).floor() as i64 + 1).collect();
+        assert_eq!(draws, vec![525, 273]);
+    }
+
+    #[test]
+    fn c_casts_follow_x86() {
+        assert_eq!(c_long_cast(f64::INFINITY), i64::MIN);
+        assert_eq!(c_long_cast(f64::NAN), i64::MIN);
+        assert_eq!(c_long_cast(-3.99), -3);
+        assert_eq!(c_long_cast(3.99), 3);
+    }
+}
