@@ -461,6 +461,11 @@ impl Engine {
         Ok(())
     }
 
+    /// FUNCTION STATS's counts: (libraries, functions).
+    pub fn function_counts(&self) -> (usize, usize) {
+        (self.libraries.len(), self.function_library.len())
+    }
+
     /// The flags of a function, by name.
     pub fn function_flags(&self, name: &[u8]) -> Option<ScriptFlags> {
         let library = self.function_library.get(name)?;
