@@ -86,6 +86,9 @@ pub enum Msg {
     Unblock { db: usize, home: usize, id: u64, keys: Vec<Bytes> },
     /// To a blocked client's home core: how it ends.
     Woken { id: u64, wake: Wake },
+    /// Lend the shard to a script's core and block until it resumes us (see
+    /// [`crate::script`]); sent only by a transaction holding this whole shard.
+    Park { ack: oneshot::Sender<crate::script::ShardRef>, resume: Arc<crate::script::Resume> },
 }
 
 pub enum Payload {
@@ -204,6 +207,48 @@ impl Core {
         }
     }
 
+    pub(crate) fn shard_cell(&self) -> &RefCell<Shard> {
+        &self.shard
+    }
+
+    pub(crate) fn locks_idle(&self) -> bool {
+        self.locks.borrow().is_idle()
+    }
+
+    /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without
+    /// yielding: nothing else can run between them. `None` when something is locked.
+    pub fn run_local_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) -> Option<Vec<Frame>> {
+        if !self.locks.borrow().is_idle() {
+            return None;
+        }
+        let frames = self.run_now(db, proto, cmds);
+        self.serve_blocked();
+        Some(frames)
+    }
+
+    /// Keys of this core written by a script: their watchers fail, their waiters may be
+    /// served.
+    pub(crate) fn signal_keys_written(self: &Rc<Self>, keys: &[(usize, Bytes)]) {
+        if keys.is_empty() {
+            return;
+        }
+        {
+            let watches = self.watches.borrow();
+            for (db, key) in keys {
+                watches.touch(*db, key);
+            }
+        }
+        {
+            let mut blocking = self.blocking.borrow_mut();
+            if !blocking.is_empty() {
+                for (db, key) in keys {
+                    blocking.signal(*db, key);
+                }
+            }
+        }
+        self.serve_blocked();
+    }
+
     /// Runs `f` with this core's shard. Never call it across an `.await`.
     pub fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
         f(&mut self.shard.borrow_mut())
@@ -211,7 +256,7 @@ impl Core {
 
     // ---- Messaging -------------------------------------------------------------------
 
-    fn send(self: &Rc<Self>, to: usize, msg: Msg) {
+    pub(crate) fn send(self: &Rc<Self>, to: usize, msg: Msg) {
         assert_ne!(to, self.id, "a core does not message itself");
         self.outboxes.borrow_mut()[to].push(msg);
         let mut pumping = self.pumping.borrow_mut();
@@ -282,6 +327,7 @@ impl Core {
             Msg::Block { waiter, keys } => self.blocking.borrow_mut().register(&waiter, &keys),
             Msg::Unblock { db, home, id, keys } => self.blocking.borrow_mut().unregister(db, home, id, &keys),
             Msg::Woken { id, wake } => self.wake_local(id, wake),
+            Msg::Park { ack, resume } => self.park(ack, resume),
         }
     }
 

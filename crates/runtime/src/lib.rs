@@ -12,6 +12,7 @@ pub mod event;
 pub mod launch;
 pub mod locks;
 pub mod memlock;
+pub mod script;
 pub mod stats;
 pub mod transaction;
 pub mod watch;

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use shoal_commands::dispatch::{self, Route};
 use shoal_commands::table::flags;
-use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopResult};
+use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
 
 use crate::core::{Core, TxCoordinator, TxId};
@@ -134,6 +134,14 @@ impl Core {
             let mode = if spec.is_write() || matches!(spec.handler, Handler::Blocking(_)) { Mode::Exclusive } else { Mode::Shared };
             let whole = spec.has(flags::ALL_SHARDS) || spec.all_shards_when.is_some_and(|all| all(args).is_some());
             match route {
+                // A script (EVAL, FCALL: the connection commands with keys) holds the cores
+                // of its keys whole, and this one (see `crate::script`).
+                Route::Connection if spec.movable_keys.is_some() => {
+                    let cores = dispatch::keys(spec, args).map(|key| shoal_store::slot::key_shard(key, self.shard_count)).chain([self.id]);
+                    for core in cores.collect::<Vec<_>>() {
+                        sets[core].shard = Some(Mode::Exclusive);
+                    }
+                }
                 Route::Connection => {}
                 _ if whole => {
                     for set in &mut sets {
@@ -191,6 +199,61 @@ impl Transaction {
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         reply
+    }
+
+    /// Runs single-core commands (`Route::Single`) under the transaction's locks: one hop per
+    /// core, all cores at once, each core's commands in order. Their replies, in order.
+    pub async fn run_single(&mut self, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Route, Vec<Bytes>)>) -> Vec<Frame> {
+        let own = self.core.id;
+        let names: Vec<&'static str> = cmds.iter().map(|(spec, _, _)| spec.name).collect();
+        // Per core: the commands' indexes in `cmds`, and the commands.
+        type Group = (usize, Vec<usize>, Vec<(&'static CommandSpec, Vec<Bytes>)>);
+        let mut groups: Vec<Group> = Vec::new();
+        for (index, (spec, route, args)) in cmds.into_iter().enumerate() {
+            let Route::Single(shard) = route else { unreachable!("{} is not a single-core command", spec.name) };
+            self.wrote |= spec.is_write();
+            let shard = shard.unwrap_or(own);
+            match groups.iter_mut().find(|(s, _, _)| *s == shard) {
+                Some((_, indexes, batch)) => {
+                    indexes.push(index);
+                    batch.push((spec, args));
+                }
+                None => groups.push((shard, vec![index], vec![(spec, args)])),
+            }
+        }
+        let count = groups.iter().map(|(_, indexes, _)| indexes.len()).sum();
+        let mut indexes = Vec::with_capacity(groups.len());
+        let ops: Vec<(usize, HopOp)> = groups
+            .into_iter()
+            .map(|(shard, group_indexes, batch)| {
+                indexes.push(group_indexes);
+                let op: HopOp = Box::new(move |ctx: &mut Ctx| {
+                    let timed: Vec<(Frame, std::time::Duration)> = batch
+                        .iter()
+                        .map(|(spec, args)| {
+                            let Handler::Keys { local, .. } = spec.handler else { unreachable!("{} runs on one core", spec.name) };
+                            let started = Stopwatch::start();
+                            let reply = local(ctx, args);
+                            (reply, started.elapsed())
+                        })
+                        .collect();
+                    Box::new(timed) as HopResult
+                });
+                (shard, op)
+            })
+            .collect();
+        let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
+        let results = coordinator.hop(ops).await;
+        let mut replies: Vec<Option<Frame>> = (0..count).map(|_| None).collect();
+        let mut stats = self.core.stats.borrow_mut();
+        for (group_indexes, result) in indexes.into_iter().zip(results) {
+            let timed = *result.downcast::<Vec<(Frame, std::time::Duration)>>().expect("a batch hop returns its frames");
+            for (index, (frame, elapsed)) in group_indexes.into_iter().zip(timed) {
+                stats.record(names[index], elapsed, &frame);
+                replies[index] = Some(frame);
+            }
+        }
+        replies.into_iter().map(|r| r.expect("every command answered")).collect()
     }
 
     /// Releases the locks. Until then, the transaction's keys are its own.

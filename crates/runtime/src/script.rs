@@ -1,0 +1,267 @@
+//! Running a script (EVAL, FCALL) atomically over the cores of its keys.
+//!
+//! A Lua script is synchronous: `redis.call` must return before the script goes on, and Lua
+//! 5.1 cannot suspend inside C calls, so a script cannot await a message from another core.
+//! Instead the script's core takes, in ascending core order, the whole-shard lock of every
+//! core whose keys the script declares (its own included), then *parks* the other ones: each
+//! hands over a pointer to its shard and blocks its thread until the script ends. The
+//! script's core then runs the script on its own thread with direct access to every shard it
+//! holds, and resumes the parked cores, telling each which of its keys were written (for
+//! WATCH and blocked clients).
+//!
+//! Why this cannot deadlock: a core is parked only by a transaction that holds its
+//! whole-shard lock, and whole-shard locks are exclusive and taken in core order like every
+//! other lock, so two scripts never park the same core, and a parked core is never waited
+//! for by a lock holder (it holds nothing the script's transaction does not already own).
+//! Cores outside the script keep serving; the parked cores stall for the script's duration,
+//! as the whole server does for a script in Redis.
+//!
+//! With one core, or keys all on the connection's core and nothing locked there, none of
+//! this happens: the script runs in place.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Condvar, Mutex};
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use shoal_commands::dispatch::{self, Route};
+use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult, Settings};
+use shoal_resp::{Frame, Protocol};
+use shoal_store::Shard;
+
+use crate::core::{now_ms, Core, Msg};
+use crate::locks::{LockSet, Mode};
+use crate::stats::Stopwatch;
+
+/// A parked core's shard, lent to the core running a script.
+pub struct ShardRef(*const RefCell<Shard>);
+
+// SAFETY: the pointer is only dereferenced by the script's core while the owning core is
+// blocked in `Core::park` (which holds no borrow of its shard), and the hand-over and the
+// resume are synchronizing operations (a channel send, a mutex), so the two threads never
+// touch the shard at the same time and each sees the other's writes. `Shard` is `Send`.
+unsafe impl Send for ShardRef {}
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Shard>();
+};
+
+/// How a parked core learns that the script is over, and which of its keys it wrote.
+#[derive(Default)]
+pub struct Resume {
+    written: Mutex<Option<Vec<(usize, Bytes)>>>,
+    done: Condvar,
+}
+
+impl Resume {
+    fn wait(&self) -> Vec<(usize, Bytes)> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(keys) = written.take() {
+                return keys;
+            }
+            written = self.done.wait(written).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn resume(&self, keys: Vec<(usize, Bytes)>) {
+        *self.written.lock().unwrap_or_else(|e| e.into_inner()) = Some(keys);
+        self.done.notify_one();
+    }
+}
+
+/// A command that needs a core the script does not hold.
+#[derive(Debug)]
+pub struct NotHeld;
+
+/// What a running script may touch: the shards it holds, synchronously.
+pub struct ScriptAccess<'a> {
+    core: &'a Rc<Core>,
+    /// Per core: its shard when the script holds it (this core's own shard is `None` here and
+    /// reached through `core`).
+    lent: Vec<Option<ShardRef>>,
+    held: Vec<bool>,
+    settings: Settings,
+    /// Per core: the (database, key) pairs the script wrote there.
+    written: RefCell<Vec<Vec<(usize, Bytes)>>>,
+}
+
+impl ScriptAccess<'_> {
+    /// Whether the script holds `shard`.
+    pub fn holds(&self, shard: usize) -> bool {
+        self.held[shard]
+    }
+
+    /// The core `key` lives on.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        shoal_store::slot::key_shard(key, self.core.shard_count)
+    }
+
+    /// Runs `f` with shard `shard`'s context.
+    fn with_ctx<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        assert!(self.held[shard], "the script holds core {shard}");
+        let cell: &RefCell<Shard> = match &self.lent[shard] {
+            // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
+            Some(lent) => unsafe { &*lent.0 },
+            None => self.core.shard_cell(),
+        };
+        let mut shard = cell.borrow_mut();
+        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &self.settings };
+        f(&mut ctx)
+    }
+
+    fn note_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+        let mut written = self.written.borrow_mut();
+        for key in dispatch::keys(spec, args) {
+            written[self.shard_of(key)].push((db, key.clone()));
+        }
+        if let Some(other_db_keys) = spec.other_db_keys {
+            for (index, other_db) in other_db_keys(args) {
+                written[self.shard_of(&args[index])].push((other_db, args[index].clone()));
+            }
+        }
+    }
+
+    /// Runs one command for the script, synchronously, in `db`, with its reply in `proto`.
+    /// Blocking commands answer at once. `Err(NotHeld)` when the command needs a core the
+    /// script does not hold.
+    pub fn run(&self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: &Route, args: Vec<Bytes>) -> Result<Frame, NotHeld> {
+        let shards: Vec<usize> = match route {
+            Route::Connection => return Err(NotHeld),
+            Route::Single(shard) => vec![shard.unwrap_or(self.core.id)],
+            Route::Multi(shards) => shards.clone(),
+        };
+        if !shards.iter().all(|&s| self.held[s]) {
+            return Err(NotHeld);
+        }
+        let started = Stopwatch::start();
+        let reply = match (route, spec.handler) {
+            (Route::Single(_), Handler::Keys { local, .. }) => self.with_ctx(shards[0], db, proto, |ctx| local(ctx, &args)),
+            (_, Handler::Blocking(ops)) => match (ops.parse)(&args) {
+                Err(error) => error,
+                Ok(_) => {
+                    let coordinator = SyncCoordinator { access: self, db, proto };
+                    let attempt = (ops.attempt)(&coordinator, args.clone());
+                    attempt.now_or_never().expect("a script's hops complete at once").unwrap_or_else(ops.timed_out)
+                }
+            },
+            (_, Handler::Keys { multi: Some(multi), .. }) | (_, Handler::Multi(multi)) => {
+                let coordinator = SyncCoordinator { access: self, db, proto };
+                multi(&coordinator, args.clone()).now_or_never().expect("a script's hops complete at once")
+            }
+            _ => return Err(NotHeld),
+        };
+        self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !matches!(reply, Frame::Error(_)) {
+            self.note_writes(db, spec, &args);
+        }
+        Ok(reply)
+    }
+}
+
+/// Runs a cross-core command's hops directly on the shards a script holds.
+struct SyncCoordinator<'a, 'b> {
+    access: &'a ScriptAccess<'b>,
+    db: usize,
+    proto: Protocol,
+}
+
+impl Coordinator for SyncCoordinator<'_, '_> {
+    fn shard_count(&self) -> usize {
+        self.access.core.shard_count
+    }
+
+    fn db_index(&self) -> usize {
+        self.db
+    }
+
+    fn proto(&self) -> Protocol {
+        self.proto
+    }
+
+    fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
+        let results: Vec<HopResult> = ops.into_iter().map(|(shard, op)| self.access.with_ctx(shard, self.db, self.proto, op)).collect();
+        futures::future::ready(results).boxed_local()
+    }
+}
+
+impl Core {
+    /// Runs `script` holding every core in `shards` and this one (see the module docs).
+    /// `already_held` is for a script inside EXEC, whose transaction holds them already.
+    pub async fn run_script<R>(self: &Rc<Self>, shards: &[usize], already_held: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
+        let mut cores: Vec<usize> = shards.iter().copied().chain([self.id]).collect();
+        cores.sort_unstable();
+        cores.dedup();
+        let only_here = cores == [self.id];
+        // Locks: not needed when the script only touches this core and nothing is locked
+        // here (nothing else runs on this thread while the script does).
+        let locked = if already_held || (only_here && self.locks_idle()) {
+            None
+        } else {
+            let sets: Vec<(usize, LockSet)> = cores.iter().map(|&c| (c, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
+            let tx = self.new_tx();
+            self.acquire_all(tx, sets.clone()).await;
+            Some((tx, sets))
+        };
+        // Park the other cores.
+        let mut lent: Vec<Option<ShardRef>> = (0..self.shard_count).map(|_| None).collect();
+        let mut resumes: Vec<(usize, Arc<Resume>)> = Vec::new();
+        for &core in cores.iter().filter(|&&c| c != self.id) {
+            let (ack, parked) = oneshot::channel();
+            let resume = Arc::new(Resume::default());
+            self.send(core, Msg::Park { ack, resume: resume.clone() });
+            resumes.push((core, resume));
+            lent[core] = Some(parked.await.expect("a parked core always lends its shard"));
+        }
+        let mut held = vec![false; self.shard_count];
+        for &core in &cores {
+            held[core] = true;
+        }
+        let access =
+            ScriptAccess { core: self, lent, held, settings: self.settings.borrow().clone(), written: RefCell::new(vec![Vec::new(); self.shard_count]) };
+        let result = {
+            // Resume the parked cores even if the script panics, so they do not hang.
+            let resume_all = Resumer { resumes, written: &access.written };
+            let result = script(&access);
+            drop(resume_all);
+            result
+        };
+        let mut written = access.written.take();
+        let own = std::mem::take(&mut written[self.id]);
+        self.signal_keys_written(&own);
+        if let Some((tx, sets)) = locked {
+            let wrote = !own.is_empty() || written.iter().any(|w| !w.is_empty());
+            self.release_all_after(tx, &sets, wrote);
+        }
+        result
+    }
+
+    /// On a core asked to park: lends its shard and blocks until the script resumes it, then
+    /// signals what the script wrote here.
+    pub(crate) fn park(self: &Rc<Self>, ack: oneshot::Sender<ShardRef>, resume: Arc<Resume>) {
+        if ack.send(ShardRef(self.shard_cell() as *const RefCell<Shard>)).is_err() {
+            return;
+        }
+        let written = resume.wait();
+        self.signal_keys_written(&written);
+    }
+}
+
+/// Resumes parked cores when dropped, each with the keys written on it.
+struct Resumer<'a> {
+    resumes: Vec<(usize, Arc<Resume>)>,
+    written: &'a RefCell<Vec<Vec<(usize, Bytes)>>>,
+}
+
+impl Drop for Resumer<'_> {
+    fn drop(&mut self) {
+        let mut written = self.written.borrow_mut();
+        for (core, resume) in &self.resumes {
+            resume.resume(std::mem::take(&mut written[*core]));
+        }
+    }
+}
