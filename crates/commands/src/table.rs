@@ -28,6 +28,7 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 13;
     pub const ALLOW_BUSY: u32 = 1 << 14;
     pub const SKIP_SLOWLOG: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     /// Shoal: the command works on every core's part of the keyspace (DBSIZE, KEYS, FLUSHALL).
     pub const ALL_SHARDS: u32 = 1 << 30;
 
@@ -47,6 +48,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -264,7 +266,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 14] = [
+    let families: [&'static [CommandSpec]; 15] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -279,6 +281,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::blocking::COMMANDS,
         crate::sort::COMMANDS,
         crate::transactions::COMMANDS,
+        crate::scripting::COMMANDS,
     ];
     families.into_iter().flatten()
 }

@@ -91,6 +91,9 @@ pub struct Config {
     pub lazyfree_lazy_server_del: bool,
     pub lazyfree_lazy_user_del: bool,
     pub lazyfree_lazy_user_flush: bool,
+    /// Shoal: whether a script may touch keys it did not declare on cores other than its
+    /// declared keys' (every script then holds every core while it runs).
+    pub script_undeclared_keys: bool,
     /// A script or function running longer than this, milliseconds, lets
     /// other clients get BUSY replies (alias `lua-time-limit`).
     pub busy_reply_threshold: u64,
@@ -188,6 +191,7 @@ impl Default for Config {
             lazyfree_lazy_server_del: false,
             lazyfree_lazy_user_del: false,
             lazyfree_lazy_user_flush: false,
+            script_undeclared_keys: false,
             busy_reply_threshold: 5000,
             notify_keyspace_events: KeyspaceEvents::default(),
             list_max_listpack_size: -2,

@@ -222,6 +222,7 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("lazyfree-lazy-server-del", Mutable, lazyfree_lazy_server_del),
     boolean!("lazyfree-lazy-user-del", Mutable, lazyfree_lazy_user_del),
     boolean!("lazyfree-lazy-user-flush", Mutable, lazyfree_lazy_user_flush),
+    boolean!("script-undeclared-keys", Mutable, script_undeclared_keys),
     integer!("busy-reply-threshold", &["lua-time-limit"], Mutable, busy_reply_threshold, 0, LONG_MAX, plain),
     special("notify-keyspace-events", Mutability::Mutable, Kind::NotifyKeyspaceEvents),
     integer!("list-max-listpack-size", &["list-max-ziplist-size"], Mutable, list_max_listpack_size, i32::MIN, i32::MAX, plain),
