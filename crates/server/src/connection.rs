@@ -51,6 +51,8 @@ pub struct Conn {
     pub multi: Option<crate::multi::MultiState>,
     /// Keys under WATCH.
     pub watch: Option<crate::multi::WatchState>,
+    /// While EXEC runs its queue: a script then runs under EXEC's locks.
+    pub in_exec: bool,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -101,7 +103,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
     node.clients.borrow_mut().insert(id, client.clone());
     let authenticated = node.config.borrow().requirepass.is_empty();
-    let mut conn = Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated, multi: None, watch: None };
+    let mut conn =
+        Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated, multi: None, watch: None, in_exec: false };
     if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }

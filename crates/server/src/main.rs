@@ -16,6 +16,7 @@ mod logging;
 mod multi;
 mod node;
 mod pause;
+mod scripting;
 mod server_commands;
 
 use std::path::PathBuf;

@@ -138,6 +138,24 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         }
     }
     let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
+    // The fast path: every command and watched key on this core, nothing locked here. The
+    // WATCH check and the commands then run without yielding, so nothing can come between.
+    let own = node.core.id;
+    let here = |route: &Route| matches!(route, Route::Single(None)) || *route == Route::Single(Some(own));
+    let shard_count = node.core.shard_count;
+    if multi.queued.iter().all(|queued| here(&queued.route)) && watched.iter().all(|(_, key)| shoal_store::slot::key_shard(key, shard_count) == own) {
+        if let Some(state) = &watch {
+            if !watch_holds(&state.flag, &state.deadlines, shoal_runtime::now_ms()) {
+                forget(conn, watch);
+                return (Frame::NullArray, After::Continue);
+            }
+        }
+        let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> = multi.queued.iter().map(|queued| (queued.spec, queued.args.clone())).collect();
+        if let Some(replies) = node.core.run_local_now(conn.db, conn.proto, &cmds) {
+            forget(conn, watch);
+            return (Frame::Array(replies), After::Continue);
+        }
+    }
     let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
     let mut tx = node.core.begin(plan, &watched).await;
     if let Some(state) = &watch {
@@ -149,20 +167,30 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     }
     let mut replies = Vec::with_capacity(multi.queued.len());
     let mut after = After::Continue;
-    for Queued { spec, route, args } in multi.queued {
-        let reply = match route {
+    conn.in_exec = true;
+    let mut queued = multi.queued.into_iter().peekable();
+    while let Some(Queued { spec, route, args }) = queued.next() {
+        match route {
             Route::Connection => {
                 // Boxed: EXEC is itself a connection command.
                 let (frame, then) = Box::pin(server_commands::run(node, conn, spec, args)).await;
                 if matches!(then, After::Close) {
                     after = After::Close;
                 }
-                frame.unwrap_or_else(args::ok)
+                replies.push(frame.unwrap_or_else(args::ok));
             }
-            route => tx.run(conn.db, conn.proto, spec, route, args).await,
-        };
-        replies.push(reply);
+            Route::Single(shard) => {
+                // A run of single-core commands goes out as one hop per core.
+                let mut run = vec![(spec, Route::Single(shard), args)];
+                while let Some(next) = queued.next_if(|q| matches!(q.route, Route::Single(_))) {
+                    run.push((next.spec, next.route, next.args));
+                }
+                replies.extend(tx.run_single(conn.db, conn.proto, run).await);
+            }
+            route => replies.push(tx.run(conn.db, conn.proto, spec, route, args).await),
+        }
     }
+    conn.in_exec = false;
     tx.end();
     forget(conn, watch);
     (Frame::Array(replies), after)

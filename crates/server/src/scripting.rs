@@ -1,0 +1,354 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO, SCRIPT and FUNCTION on the
+//! scripting engine (`shoal-script`) and the runtime's script runner
+//! (`shoal_runtime::script`).
+//!
+//! Each core has its own engine (a thread-local: Lua states are not `Send`). What changes
+//! the cache or the libraries (SCRIPT LOAD, EVAL of a new body, FUNCTION LOAD, ...) runs on
+//! every core, so EVALSHA and FCALL work whichever core a connection lives on.
+//!
+//! A script runs holding the cores of the keys it declares (see `shoal_runtime::script`).
+//! Keys it did not declare are fine when they live on one of those cores; elsewhere the call
+//! fails with a clear error, unless `script-undeclared-keys yes` makes every script hold
+//! every core.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use shoal_commands::dispatch::{self, Route};
+use shoal_commands::{args, errors, CommandSpec};
+use shoal_resp::{Frame, Protocol};
+use shoal_runtime::script::ScriptAccess;
+use shoal_script::{Engine, Host, LogLevel, RestorePolicy, Source};
+
+use crate::connection::Conn;
+use crate::node::Node;
+
+thread_local! {
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
+}
+
+fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    ENGINE.with(|engine| f(&mut engine.borrow_mut()))
+}
+
+/// The reply every core gave to a change made on all of them: this core's.
+async fn on_every_core<T: Send + 'static>(node: &Rc<Node>, change: impl Fn(&mut Engine) -> T + Send + Clone + 'static) -> T {
+    let mut results = node.core.call_all(move |_| with_engine(&change)).await;
+    results.swap_remove(node.core.id)
+}
+
+/// EVAL, EVALSHA, their _RO forms, FCALL and FCALL_RO.
+pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+    let numkeys = match args::parse_i64(&args[2]) {
+        Ok(n) if n < 0 => return errors::error("ERR Number of keys can't be negative"),
+        Ok(n) if n as usize > args.len() - 3 => return errors::error("ERR Number of keys can't be greater than number of args"),
+        Ok(n) => n as usize,
+        Err(_) => return errors::not_integer(),
+    };
+    let (keys, argv) = args[3..].split_at(numkeys);
+    let read_only_call = spec.name.ends_with("_ro");
+    // None: a function (FCALL, FCALL_RO).
+    let source = match spec.name {
+        "eval" | "eval_ro" => Some(Source::Body(&args[1])),
+        "evalsha" | "evalsha_ro" => Some(Source::Sha(&args[1])),
+        _ => None,
+    };
+    // EVAL of a body new to this core: cache it on every core first, so an EVALSHA that
+    // follows on another core finds it.
+    if let Some(Source::Body(body)) = source {
+        if node.core.shard_count > 1 && !with_engine(|engine| engine.script_exists(Engine::sha1hex(body).as_bytes())) {
+            let body = args[1].clone();
+            let _ = on_every_core(node, move |engine| engine.script_load(&body).is_ok()).await;
+        }
+    }
+    let flags = match source {
+        Some(Source::Body(body)) => Engine::script_flags(body).ok(),
+        Some(Source::Sha(sha)) => with_engine(|engine| engine.cached_flags(sha)),
+        None => with_engine(|engine| engine.function_flags(&args[1])),
+    };
+    let read_only = read_only_call || flags.is_some_and(|f| f.no_writes);
+    // Inside EXEC the transaction holds the declared keys' cores only (it planned its locks
+    // from them), so the script may not ask for more.
+    let all_cores = node.config.borrow().script_undeclared_keys && !conn.in_exec;
+    let shards: Vec<usize> = if all_cores {
+        (0..node.core.shard_count).collect()
+    } else {
+        let mut shards: Vec<usize> = keys.iter().map(|k| shoal_store::slot::key_shard(k, node.core.shard_count)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        shards
+    };
+    let (db, proto) = (conn.db, conn.proto);
+    let in_exec = conn.in_exec;
+    let client_id = conn.client.id;
+    node.core
+        .run_script(&shards, in_exec, |access| {
+            let mut host = ScriptHost { node, access, db, read_only, client_id };
+            with_engine(|engine| match source {
+                Some(source) => engine.eval(source, keys, argv, proto, &mut host),
+                None => engine.fcall(&args[1], keys, argv, proto, read_only_call, &mut host),
+            })
+        })
+        .await
+}
+
+/// SCRIPT subcommands.
+pub async fn script(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+    match spec.name {
+        "script|load" => {
+            let body = args[2].clone();
+            match on_every_core(node, move |engine| engine.script_load(&body)).await {
+                Ok(sha) => Frame::Bulk(Bytes::from(sha)),
+                Err(error) => error,
+            }
+        }
+        "script|exists" => Frame::Array(args[2..].iter().map(|sha| Frame::Integer(with_engine(|e| e.script_exists(sha)) as i64)).collect()),
+        "script|flush" => match flush_mode(&args[2..]) {
+            Ok(()) => {
+                on_every_core(node, |engine| engine.script_flush()).await;
+                args::ok()
+            }
+            Err(error) => error,
+        },
+        "script|kill" => errors::error("NOTBUSY No scripts in execution right now."),
+        "script|help" => help(
+            "SCRIPT",
+            &[
+                "EXISTS <sha1> [<sha1> ...]",
+                "    Return information about the existence of the scripts in the script cache.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Flush the Lua scripts cache. Very dangerous on replicas.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the scripts cache.",
+                "    * SYNC: Synchronously flush the scripts cache.",
+                "KILL",
+                "    Kill the currently executing Lua script.",
+                "LOAD <script>",
+                "    Load a script into the scripts cache without executing it.",
+            ],
+        ),
+        _ => errors::error(&format!("ERR '{}' is not implemented yet", spec.name)),
+    }
+}
+
+/// FUNCTION subcommands.
+pub async fn function(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+    match spec.name {
+        "function|load" => {
+            let replace = args.len() == 4 && args[2].eq_ignore_ascii_case(b"REPLACE");
+            if args.len() > 4 || (args.len() == 4 && !replace) {
+                return errors::error(&format!("ERR Unknown option given: {}", String::from_utf8_lossy(&args[2])));
+            }
+            let code = args[args.len() - 1].clone();
+            match on_every_core(node, move |engine| engine.function_load(&code, replace)).await {
+                Ok(name) => Frame::Bulk(Bytes::from(name)),
+                Err(error) => error,
+            }
+        }
+        "function|delete" => {
+            let library = args[2].clone();
+            match on_every_core(node, move |engine| engine.function_delete(&library)).await {
+                Ok(()) => args::ok(),
+                Err(error) => error,
+            }
+        }
+        "function|flush" => match flush_mode(&args[2..]) {
+            Ok(()) => {
+                on_every_core(node, |engine| engine.function_flush()).await;
+                args::ok()
+            }
+            Err(error) => error,
+        },
+        "function|list" => {
+            let mut pattern = None;
+            let mut with_code = false;
+            let mut i = 2;
+            while i < args.len() {
+                if args[i].eq_ignore_ascii_case(b"WITHCODE") && !with_code {
+                    with_code = true;
+                } else if args[i].eq_ignore_ascii_case(b"LIBRARYNAME") && pattern.is_none() && i + 1 < args.len() {
+                    pattern = Some(args[i + 1].clone());
+                    i += 1;
+                } else {
+                    return errors::error(&format!("ERR Unknown argument {}", String::from_utf8_lossy(&args[i])));
+                }
+                i += 1;
+            }
+            with_engine(|engine| engine.function_list(pattern.as_deref(), with_code))
+        }
+        "function|dump" => Frame::Bulk(Bytes::from(with_engine(|engine| engine.function_dump()))),
+        "function|restore" => {
+            let policy = match args.get(3) {
+                None => RestorePolicy::Append,
+                Some(p) if p.eq_ignore_ascii_case(b"APPEND") => RestorePolicy::Append,
+                Some(p) if p.eq_ignore_ascii_case(b"REPLACE") => RestorePolicy::Replace,
+                Some(p) if p.eq_ignore_ascii_case(b"FLUSH") => RestorePolicy::Flush,
+                Some(_) => return errors::error("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE."),
+            };
+            if args.len() > 4 {
+                return errors::syntax();
+            }
+            let payload = args[2].clone();
+            match on_every_core(node, move |engine| engine.function_restore(&payload, policy)).await {
+                Ok(()) => args::ok(),
+                Err(error) => error,
+            }
+        }
+        "function|kill" => errors::error("NOTBUSY No scripts in execution right now."),
+        "function|stats" => {
+            let (libraries, functions) = with_engine(|engine| engine.function_counts());
+            let engines = Frame::Map(vec![(
+                Frame::bulk("LUA"),
+                Frame::Map(vec![
+                    (Frame::bulk("libraries_count"), Frame::Integer(libraries as i64)),
+                    (Frame::bulk("functions_count"), Frame::Integer(functions as i64)),
+                ]),
+            )]);
+            Frame::Map(vec![(Frame::bulk("running_script"), Frame::Null), (Frame::bulk("engines"), engines)])
+        }
+        "function|help" => help(
+            "FUNCTION",
+            &[
+                "LOAD [REPLACE] <FUNCTION CODE>",
+                "    Create a new library with the given library name and code.",
+                "DELETE <LIBRARY NAME>",
+                "    Delete the given library.",
+                "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+                "    Return general information on all the libraries:",
+                "    * Library name",
+                "    * The engine used to run the Library",
+                "    * Library description",
+                "    * Functions list",
+                "    * Library code (if WITHCODE is given)",
+                "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+                "STATS",
+                "    Return information about the current function running:",
+                "    * Function name",
+                "    * Command used to run the function",
+                "    * Duration in MS that the function is running",
+                "    If no function is running, return nil",
+                "    In addition, returns a list of available engines.",
+                "KILL",
+                "    Kill the current running function.",
+                "FLUSH [ASYNC|SYNC]",
+                "    Delete all the libraries.",
+                "    When called without the optional mode argument, the behavior is determined by the",
+                "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+                "    * ASYNC: Asynchronously flush the libraries.",
+                "    * SYNC: Synchronously flush the libraries.",
+                "DUMP",
+                "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+                "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+                "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+                "    control how to handle existing libraries (default APPEND):",
+                "    * FLUSH: delete all existing libraries.",
+                "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+                "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+                "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+                "      in case of functions name collision with another library).",
+            ],
+        ),
+        _ => errors::error(&format!("ERR '{}' is not implemented yet", spec.name)),
+    }
+}
+
+/// `[ASYNC|SYNC]` of SCRIPT FLUSH and FUNCTION FLUSH.
+fn flush_mode(rest: &[Bytes]) -> Result<(), Frame> {
+    match rest {
+        [] => Ok(()),
+        [mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => Ok(()),
+        [_] => Err(errors::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
+        _ => Err(errors::syntax()),
+    }
+}
+
+fn help(command: &str, lines: &[&str]) -> Frame {
+    let mut out = vec![Frame::Simple(Bytes::from(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")))];
+    out.extend(lines.iter().map(|line| Frame::Simple(Bytes::copy_from_slice(line.as_bytes()))));
+    out.push(Frame::simple("HELP"));
+    out.push(Frame::simple("    Print this help."));
+    Frame::Array(out)
+}
+
+/// The server as one running script sees it.
+struct ScriptHost<'a, 'b> {
+    node: &'a Rc<Node>,
+    access: &'a ScriptAccess<'b>,
+    /// The script's database: the connection's, until the script runs SELECT.
+    db: usize,
+    read_only: bool,
+    client_id: u64,
+}
+
+impl Host for ScriptHost<'_, '_> {
+    fn call(&mut self, args: &[Bytes], proto: Protocol) -> Frame {
+        let resolved = match dispatch::resolve(args, self.node.core.shard_count) {
+            Ok(resolved) => resolved,
+            Err(Frame::Error(text)) if text.starts_with(b"ERR unknown command") || text.starts_with(b"ERR unknown subcommand") => {
+                return errors::error("ERR Unknown Redis command called from script")
+            }
+            Err(Frame::Error(text)) if text.starts_with(b"ERR wrong number of arguments") => {
+                return errors::error("ERR Wrong number of args calling Redis command from script")
+            }
+            Err(error) => return error,
+        };
+        let spec = resolved.spec;
+        if spec.has(shoal_commands::table::flags::NOSCRIPT) {
+            return errors::error("ERR This Redis command is not allowed from script");
+        }
+        if self.read_only && spec.is_write() {
+            return errors::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        match resolved.route {
+            Route::Connection => self.connection_command(spec, args),
+            route => match self.access.run(self.db, proto, spec, &route, args.to_vec()) {
+                Ok(reply) => reply,
+                Err(_) => errors::error(
+                    "ERR Script attempted to access a key on a core it does not hold: declare every key in KEYS, or set script-undeclared-keys yes",
+                ),
+            },
+        }
+    }
+
+    fn log(&mut self, level: LogLevel, message: &[u8]) {
+        let message = String::from_utf8_lossy(message);
+        match level {
+            LogLevel::Debug => tracing::debug!(client = self.client_id, "{message}"),
+            LogLevel::Verbose => tracing::debug!(client = self.client_id, "{message}"),
+            LogLevel::Notice => tracing::info!(client = self.client_id, "{message}"),
+            LogLevel::Warning => tracing::warn!(client = self.client_id, "{message}"),
+        }
+    }
+
+    fn should_kill(&mut self, _elapsed: Duration) -> bool {
+        self.node.core.shared.shutdown.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl ScriptHost<'_, '_> {
+    /// The connection-level commands a script may run: SELECT (for the rest of the script)
+    /// and TIME; others are refused.
+    fn connection_command(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+        match spec.name {
+            "select" => {
+                let databases = self.node.config.borrow().databases as i64;
+                match args::parse_i64(&args[1]) {
+                    Ok(index) if (0..databases).contains(&index) => {
+                        self.db = index as usize;
+                        args::ok()
+                    }
+                    Ok(_) => errors::error(errors::DB_INDEX_OUT_OF_RANGE),
+                    Err(_) => errors::not_integer(),
+                }
+            }
+            "time" => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Frame::Array(vec![Frame::bulk(now.as_secs().to_string()), Frame::bulk(now.subsec_micros().to_string())])
+            }
+            _ => errors::error("ERR This Redis command is not allowed from script"),
+        }
+    }
+}

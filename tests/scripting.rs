@@ -1,0 +1,230 @@
+//! EVAL, EVALSHA, FCALL and friends on a multi-core server: replies compared with Debian's
+//! redis-server, scripts over keys of several cores, the script cache and function
+//! libraries seen from every core, scripts inside MULTI, and atomicity under contention.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use shoal_testkit::{key_core, keys_on_distinct_cores, Raw, Server};
+use shoal_tests::{connect, shoal_and_redis, THREADS};
+
+/// Sends `requests` on one fresh connection per server and asserts Shoal's replies equal
+/// redis-server's (or, without redis-server, that Shoal answered them all).
+fn assert_same_replies(servers: &[Server], requests: &[Vec<&str>]) {
+    let replies: Vec<Vec<String>> = servers
+        .iter()
+        .map(|server| {
+            let mut raw = server.raw();
+            assert_eq!(raw.command(&["FLUSHALL"]).unwrap(), "+OK\r\n");
+            assert_eq!(raw.command(&["SCRIPT", "FLUSH"]).unwrap(), "+OK\r\n");
+            assert_eq!(raw.command(&["FUNCTION", "FLUSH"]).unwrap(), "+OK\r\n");
+            requests.iter().map(|request| raw.command(request).unwrap_or_else(|e| panic!("{request:?}: {e}"))).collect()
+        })
+        .collect();
+    if let [ours, theirs] = &replies[..] {
+        for ((request, a), b) in requests.iter().zip(ours).zip(theirs) {
+            assert_eq!(a, b, "{request:?}");
+        }
+    }
+}
+
+#[test]
+fn scripts_over_keys_of_several_cores_answer_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let k = keys_on_distinct_cores("s", 4, THREADS);
+    let (a, b, c, d) = (k[0].as_str(), k[1].as_str(), k[2].as_str(), k[3].as_str());
+    let transfer = "local from = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                    if from < tonumber(ARGV[1]) then return redis.error_reply('ERR insufficient funds') end \
+                    redis.call('DECRBY', KEYS[1], ARGV[1]) return redis.call('INCRBY', KEYS[2], ARGV[1])";
+    let requests: Vec<Vec<&str>> = vec![
+        vec!["SET", a, "100"],
+        vec!["EVAL", transfer, "2", a, b, "30"],
+        vec!["EVAL", transfer, "2", a, b, "300"],
+        vec!["MGET", a, b],
+        vec!["EVAL", "return redis.call('MSET', KEYS[1], ARGV[1], KEYS[2], ARGV[2], KEYS[3], ARGV[3])", "3", b, c, d, "x", "y", "z"],
+        vec!["EVAL", "return redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[4])", "4", a, b, c, d],
+        vec!["EVAL", "return redis.call('DEL', KEYS[1], KEYS[2])", "2", c, d],
+        vec!["EVAL", "redis.call('RPUSH', KEYS[1], 1, 2, 3) return redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')", "2", c, d],
+        vec!["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", c],
+        vec!["EVAL", "return redis.call('BLPOP', KEYS[1], 0)", "1", a],
+        vec!["EVAL", "return redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])", "3", a, c, d],
+        vec!["EVAL", "return {KEYS[1], ARGV[1], 3, 3.9, true, false, {ok='fine'}}", "1", a, "arg"],
+        vec!["EVAL", "return redis.pcall('INCR', KEYS[1])", "1", d],
+        vec!["EVAL", "return redis.call('NOSUCH')", "0"],
+        vec!["EVAL", "return redis.pcall('GET')", "0"],
+        vec!["EVAL", "return redis.call('MULTI')", "0"],
+        vec!["EVAL_RO", "return redis.call('SET', KEYS[1], 'no')", "1", a],
+        vec!["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", a],
+        vec!["EVAL", "#!lua flags=no-writes\nreturn redis.call('DEL', KEYS[1])", "1", a],
+        vec!["EVAL", "redis.call('SELECT', 5) redis.call('SET', KEYS[1], 'five') return redis.call('EXISTS', KEYS[1])", "1", a],
+        vec!["GET", a],
+        vec!["SELECT", "5"],
+        vec!["GET", a],
+        vec!["SELECT", "0"],
+        vec!["SCRIPT", "LOAD", "return redis.call('INCRBY', KEYS[1], ARGV[1])"],
+        vec!["EVALSHA", "0000000000000000000000000000000000000000", "0"],
+        vec!["EVAL", "return 1", "-1"],
+        vec!["EVAL", "return 1", "3", a],
+        vec!["EVAL", "return 1", "x"],
+        vec!["FUNCTION", "LOAD", "#!lua name=bank\nredis.register_function('move', function(keys, args) redis.call('DECRBY', keys[1], args[1]) return redis.call('INCRBY', keys[2], args[1]) end)\nredis.register_function{function_name='peek', callback=function(keys) return redis.call('MGET', keys[1], keys[2]) end, flags={'no-writes'}}"],
+        vec!["SET", c, "10"],
+        vec!["FCALL", "move", "2", c, d, "4"],
+        vec!["FCALL_RO", "peek", "2", c, d],
+        vec!["FCALL_RO", "move", "2", c, d, "4"],
+        vec!["FCALL", "nosuch", "0"],
+        vec!["FUNCTION", "DELETE", "bank"],
+        vec!["FCALL", "move", "2", c, d, "1"],
+    ];
+    assert_same_replies(&servers, &requests);
+}
+
+#[test]
+fn the_script_cache_and_functions_are_seen_from_every_core() {
+    let server = Server::start(THREADS, &[]);
+    // Connections land on cores by the kernel's choice: open enough that several cores
+    // host one, and check every one of them.
+    let mut clients: Vec<Raw> = (0..12).map(|_| server.raw()).collect();
+    let body = "return redis.call('INCR', KEYS[1])";
+    let sha = clients[0].command(&["SCRIPT", "LOAD", body]).unwrap();
+    let sha = sha.lines().nth(1).expect("a bulk reply").to_string();
+    let fresh = "return 'fresh'";
+    let fresh_sha = {
+        let reply = clients[1].command(&["EVAL", fresh, "0"]).unwrap();
+        assert_eq!(reply, "$5\r\nfresh\r\n");
+        clients[1].command(&["SCRIPT", "LOAD", fresh]).unwrap().lines().nth(1).unwrap().to_string()
+    };
+    assert_eq!(
+        clients[0].command(&["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('hello', function() return 'hi' end)"]).unwrap(),
+        "$3\r\nlib\r\n"
+    );
+    for (i, client) in clients.iter_mut().enumerate() {
+        let key = format!("counter{i}");
+        assert_eq!(client.command(&["EVALSHA", &sha, "1", &key]).unwrap(), ":1\r\n", "connection {i}");
+        assert_eq!(client.command(&["EVALSHA", &fresh_sha, "0"]).unwrap(), "$5\r\nfresh\r\n", "connection {i}: EVAL cached it everywhere");
+        assert_eq!(client.command(&["FCALL", "hello", "0"]).unwrap(), "$2\r\nhi\r\n", "connection {i}");
+    }
+    assert_eq!(clients[2].command(&["SCRIPT", "FLUSH"]).unwrap(), "+OK\r\n");
+    for client in &mut clients {
+        assert!(client.command(&["EVALSHA", &sha, "1", "k"]).unwrap().starts_with("-NOSCRIPT"));
+    }
+}
+
+#[test]
+fn undeclared_keys_on_other_cores_are_refused_unless_allowed() {
+    let script = "return redis.call('SET', ARGV[1], 'v')";
+    let server = Server::start(THREADS, &[]);
+    let mut client = server.raw();
+    // Some key on a core other than this connection's: try them all, one must be refused.
+    let keys = keys_on_distinct_cores("u", THREADS, THREADS);
+    let refused = keys.iter().filter(|key| client.command(&["EVAL", script, "0", key]).unwrap().contains("script-undeclared-keys")).count();
+    assert_eq!(refused, THREADS - 1, "every core but the connection's refuses an undeclared key");
+    // Declared, any core works.
+    for key in &keys {
+        assert_eq!(client.command(&["EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", key]).unwrap(), "+OK\r\n");
+    }
+    // Commands over every core (DBSIZE, KEYS, FLUSHDB) need every core too.
+    assert!(client.command(&["EVAL", "return redis.call('DBSIZE')", "0"]).unwrap().contains("script-undeclared-keys"));
+    let allowing = Server::start(THREADS, &["--script-undeclared-keys", "yes"]);
+    let mut client = allowing.raw();
+    for key in &keys {
+        assert_eq!(client.command(&["EVAL", script, "0", key]).unwrap(), "+OK\r\n", "{key} on core {}", key_core(key.as_bytes(), THREADS));
+    }
+    assert_eq!(client.command(&["EVAL", "return redis.call('DBSIZE')", "0"]).unwrap(), format!(":{THREADS}\r\n"));
+}
+
+#[test]
+fn scripts_inside_multi_and_watch() {
+    let servers = shoal_and_redis(&[]);
+    let k = keys_on_distinct_cores("m", 4, THREADS);
+    for server in &servers {
+        let (mut a, mut b) = (server.raw(), server.raw());
+        assert_eq!(a.command(&["SET", &k[0], "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(a.command(&["MULTI"]).unwrap(), "+OK\r\n");
+        assert_eq!(a.command(&["INCR", &k[0]]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(a.command(&["EVAL", "return redis.call('INCRBY', KEYS[1], 10) + redis.call('INCR', KEYS[2])", "2", &k[0], &k[1]]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(a.command(&["GET", &k[0]]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(a.command(&["EXEC"]).unwrap(), "*3\r\n:2\r\n:13\r\n$2\r\n12\r\n", "port {}", server.port);
+        // A script's write fails another client's WATCH.
+        assert_eq!(a.command(&["WATCH", &k[2]]).unwrap(), "+OK\r\n");
+        assert_eq!(b.command(&["EVAL", "return redis.call('SET', KEYS[1], 'changed')", "1", &k[2]]).unwrap(), "+OK\r\n");
+        assert_eq!(a.command(&["MULTI"]).unwrap(), "+OK\r\n");
+        assert_eq!(a.command(&["GET", &k[2]]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(a.command(&["EXEC"]).unwrap(), "*-1\r\n", "port {}", server.port);
+    }
+}
+
+#[test]
+fn transfers_by_script_across_cores_never_change_the_total() {
+    let server = Server::start(THREADS, &[]);
+    let accounts: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("sacct", 4, THREADS));
+    const INITIAL: i64 = 1000;
+    let mut setup = connect(&server);
+    for account in accounts.iter() {
+        redis::cmd("SET").arg(account).arg(INITIAL).query::<()>(&mut setup).unwrap();
+    }
+    let transfer = redis::Script::new(
+        "local from = tonumber(redis.call('GET', KEYS[1])) \
+         if from < tonumber(ARGV[1]) then return 0 end \
+         redis.call('DECRBY', KEYS[1], ARGV[1]) redis.call('INCRBY', KEYS[2], ARGV[1]) return 1",
+    );
+    let total_script = redis::Script::new("local t = 0 for _, k in ipairs(KEYS) do t = t + tonumber(redis.call('GET', k)) end return t");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let movers: Vec<_> = (0..4)
+        .map(|mover| {
+            let (mut connection, accounts, transfer) = (connect(&server), accounts.clone(), transfer.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(mover);
+                let mut net = vec![0i64; accounts.len()];
+                let mut done = 0u64;
+                while done < 3000 && Instant::now() < deadline {
+                    let (from, to) = (rng.random_range(0..accounts.len()), rng.random_range(0..accounts.len()));
+                    let amount: i64 = rng.random_range(1..50);
+                    let moved: i64 = transfer.key(&accounts[from]).key(&accounts[to]).arg(amount).invoke(&mut connection).unwrap();
+                    if moved == 1 {
+                        net[from] -= amount;
+                        net[to] += amount;
+                        done += 1;
+                    }
+                }
+                (net, done)
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (mut connection, accounts, stop, total_script) = (connect(&server), accounts.clone(), stop.clone(), total_script.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let mut invocation = total_script.prepare_invoke();
+                    for account in accounts.iter() {
+                        invocation.key(account);
+                    }
+                    let total: i64 = invocation.invoke(&mut connection).unwrap();
+                    assert_eq!(total, INITIAL * accounts.len() as i64, "a script saw money appear or vanish");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let mut net = vec![0i64; accounts.len()];
+    let mut transfers = 0;
+    for mover in movers {
+        let (moved, done) = mover.join().unwrap();
+        for (sum, delta) in net.iter_mut().zip(moved) {
+            *sum += delta;
+        }
+        transfers += done;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(transfers > 200 && reads > 50, "enough ran to test anything: {transfers} transfers, {reads} reads");
+    let balances: Vec<i64> = redis::cmd("MGET").arg(&*accounts).query(&mut setup).unwrap();
+    for ((account, balance), delta) in accounts.iter().zip(&balances).zip(&net) {
+        assert_eq!(*balance, INITIAL + delta, "{account}: no transfer lost or applied twice");
+    }
+}
