@@ -228,3 +228,82 @@ fn transfers_by_script_across_cores_never_change_the_total() {
         assert_eq!(*balance, INITIAL + delta, "{account}: no transfer lost or applied twice");
     }
 }
+
+#[test]
+fn scripts_and_transactions_taking_keys_in_different_orders_all_finish() {
+    let server = Server::start(THREADS, &[]);
+    let keys: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("both", 4, THREADS));
+    const ROUNDS: usize = 200;
+    let script = redis::Script::new("for _, k in ipairs(KEYS) do redis.call('INCR', k) end return #KEYS");
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let (mut connection, keys, script) = (connect(&server), keys.clone(), script.clone());
+            std::thread::spawn(move || {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(200 + client);
+                for _ in 0..ROUNDS {
+                    let mut order: Vec<&String> = keys.iter().collect();
+                    for i in (1..order.len()).rev() {
+                        order.swap(i, rng.random_range(0..=i));
+                    }
+                    // A read timeout (10 s) fails the test if anything never finishes.
+                    if rng.random_bool(0.5) {
+                        let mut invocation = script.prepare_invoke();
+                        for key in &order {
+                            invocation.key(*key);
+                        }
+                        let n: i64 = invocation.invoke(&mut connection).unwrap();
+                        assert_eq!(n, 4);
+                    } else {
+                        redis::cmd("MULTI").query::<()>(&mut connection).unwrap();
+                        for key in &order {
+                            redis::cmd("INCR").arg(*key).query::<()>(&mut connection).unwrap();
+                        }
+                        let replies: Vec<i64> = redis::cmd("EXEC").query(&mut connection).unwrap();
+                        assert_eq!(replies.len(), 4);
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("every client finished");
+    }
+    let mut check = connect(&server);
+    let counts: Vec<i64> = redis::cmd("MGET").arg(&*keys).query(&mut check).unwrap();
+    assert!(counts.iter().all(|&n| n == 8 * ROUNDS as i64), "every increment applied exactly once: {counts:?}");
+}
+
+#[test]
+fn resp3_clients_get_resp3_replies_from_scripts() {
+    let servers = shoal_and_redis(&[]);
+    let k = keys_on_distinct_cores("r3", 2, THREADS);
+    let requests: Vec<Vec<&str>> = vec![
+        vec!["HSET", &k[0], "f", "v"],
+        vec!["EVAL", "redis.setresp(3) return redis.call('HGETALL', KEYS[1])", "1", &k[0]],
+        vec!["EVAL", "return redis.call('HGETALL', KEYS[1])", "1", &k[0]],
+        vec!["EVAL", "return {double=3.5}", "0"],
+        vec!["EVAL", "return {map={a=1}}", "0"],
+        vec!["EVAL", "return {set={x=true}}", "0"],
+        vec!["EVAL", "return {big_number='123456789012345678901234567890'}", "0"],
+        vec!["EVAL", "return true", "0"],
+        vec!["EVAL", "return nil", "0"],
+        vec!["EVAL", "redis.setresp(3) return redis.call('GET', KEYS[1])", "1", &k[1]],
+        vec!["EVAL", "redis.setresp(3) local r = redis.call('GET', KEYS[1]) return type(r)", "1", &k[1]],
+    ];
+    for proto in ["2", "3"] {
+        let replies: Vec<Vec<String>> = servers
+            .iter()
+            .map(|server| {
+                let mut raw = server.raw();
+                raw.command(&["HELLO", proto]).unwrap();
+                assert_eq!(raw.command(&["FLUSHALL"]).unwrap(), "+OK\r\n");
+                requests.iter().map(|request| raw.command(request).unwrap()).collect()
+            })
+            .collect();
+        if let [ours, theirs] = &replies[..] {
+            for ((request, a), b) in requests.iter().zip(ours).zip(theirs) {
+                assert_eq!(a, b, "RESP{proto}: {request:?}");
+            }
+        }
+    }
+}
