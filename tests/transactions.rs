@@ -177,6 +177,32 @@ fn scripted_transactions_answer_as_redis_does() {
             ],
         ),
         (
+            "WATCH: RENAME onto a watched key, FLUSHDB, SWAPDB",
+            vec![
+                send(0, &format!("SET {a} 1")),
+                send(0, &format!("SET {b} 2")),
+                send(0, &format!("WATCH {b}")),
+                send(1, &format!("RENAME {a} {b}")),
+                send(0, "MULTI"),
+                send(0, &format!("GET {b}")),
+                send(0, "EXEC"),
+                send(0, &format!("WATCH {b}")),
+                send(1, "FLUSHDB"),
+                send(0, "MULTI"),
+                send(0, &format!("GET {b}")),
+                send(0, "EXEC"),
+                send(0, &format!("SET {c} 3")),
+                send(0, &format!("WATCH {c}")),
+                send(1, "SWAPDB 0 1"),
+                send(0, "MULTI"),
+                send(0, &format!("GET {c}")),
+                send(0, "EXEC"),
+                send(0, "SELECT 1"),
+                send(0, &format!("GET {c}")),
+                send(0, "SELECT 0"),
+            ],
+        ),
+        (
             "WATCH of a key that expires",
             vec![
                 send(0, &format!("SET {a} 1 PX 100")),
@@ -268,6 +294,23 @@ fn random_watch_and_multi_sequences_answer_as_redis_does() {
         }
         assert_same(&servers, &format!("seed {seed}"), &steps);
     }
+}
+
+#[test]
+fn commands_over_the_whole_server_run_inside_exec() {
+    let server = Server::start(THREADS, &[]);
+    let mut client = server.raw();
+    let keys = keys_on_distinct_cores("w", 4, THREADS);
+    for key in &keys {
+        assert_eq!(client.command(&["SET", key, "1"]).unwrap(), "+OK\r\n");
+    }
+    for request in [vec!["MULTI"], vec!["INFO", "keyspace"], vec!["DBSIZE"], vec!["CONFIG", "GET", "maxclients"], vec!["FLUSHALL"], vec!["DBSIZE"]] {
+        client.command(&request).unwrap();
+    }
+    let reply = client.command(&["EXEC"]).unwrap();
+    assert!(reply.starts_with("*5\r\n$"), "{reply:?}");
+    assert!(reply.contains("db0:keys=4,expires=0"), "INFO saw the keys before FLUSHALL: {reply:?}");
+    assert!(reply.ends_with(":4\r\n*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n+OK\r\n:0\r\n"), "{reply:?}");
 }
 
 /// Reads a transaction's EXEC: `None` when a WATCH failed it.
