@@ -7,9 +7,11 @@
 //! and the error handler, which reads the Lua stack.
 
 use std::cell::Cell;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::Host;
 use bytes::Bytes;
 use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
@@ -46,12 +48,55 @@ pub(crate) struct RunState {
     pub started: Cell<Instant>,
     /// Whether a script is running (the hook does nothing otherwise).
     pub running: Cell<bool>,
+    /// The host of the running script, set by [`HostSlot`] for the length of one run; empty
+    /// between runs and while a library loads. Taken out while a callback uses it.
+    host: Cell<Option<NonNull<dyn Host>>>,
+}
+
+impl RunState {
+    /// Runs `f` with the running script's host, or returns `None` when there is none (no
+    /// script running, a library loading, or a callback of this run already using it).
+    pub fn with_host<R>(&self, f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
+        let mut host = self.host.take()?;
+        // SAFETY: the pointer was made from a `&mut dyn Host` that `HostSlot` borrows for as
+        // long as it is in the slot, and `HostSlot`'s drop empties the slot before that
+        // borrow ends. Taking it out of the slot while `f` runs makes this the only
+        // reference in use: a nested callback finds the slot empty.
+        let result = f(unsafe { host.as_mut() });
+        self.host.set(Some(host));
+        Some(result)
+    }
+}
+
+/// Puts a script's host in its state's slot for the length of one run, and empties the slot
+/// when dropped (also on panic).
+pub(crate) struct HostSlot<'a> {
+    state: &'a RunState,
+}
+
+impl<'a> HostSlot<'a> {
+    pub fn new(state: &'a RunState, host: &'a mut dyn Host) -> HostSlot<'a> {
+        let host: NonNull<dyn Host + 'a> = NonNull::from(host);
+        // SAFETY: only the trait object's lifetime bound changes (the layout is the same).
+        // The pointer is used only while it is in the slot, and `drop` below takes it out
+        // before `'a` ends, so it never outlives the borrow it came from.
+        let host: NonNull<dyn Host + 'static> = unsafe { std::mem::transmute::<NonNull<dyn Host + 'a>, NonNull<dyn Host + 'static>>(host) };
+        state.host.set(Some(host));
+        HostSlot { state }
+    }
+}
+
+impl Drop for HostSlot<'_> {
+    fn drop(&mut self) {
+        self.state.host.set(None);
+    }
 }
 
 /// A Lua state with the sandbox installed.
 pub(crate) struct Sandbox {
     pub lua: Lua,
-    /// Filled per run with the host functions (`call`, `log`, `acl_check_cmd`, ...).
+    /// The helpers the prelude uses, and the host functions (`call`, `log`, `acl_check_cmd`)
+    /// that reach the running script's host through [`RunState::with_host`].
     pub impl_table: Table,
     /// What scripts see as `_G`: a read-only proxy.
     pub genv: Table,
@@ -80,7 +125,13 @@ impl Sandbox {
     pub fn new(functions: bool, rand: Rc<Cell<u64>>) -> mlua::Result<Sandbox> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         crate::libs::register_all(&lua)?;
-        let state = Rc::new(RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false) });
+        let state = Rc::new(RunState {
+            resp3: Cell::new(false),
+            killed: Cell::new(false),
+            started: Cell::new(Instant::now()),
+            running: Cell::new(false),
+            host: Cell::new(None),
+        });
 
         let impl_table = lua.create_table()?;
         impl_table.raw_set("version", REDIS_VERSION)?;
@@ -324,6 +375,55 @@ mod tests {
         let max = f64::from(i32::MAX);
         let draws: Vec<i64> = (0..2).map(|_| (f64::from(rand_draw(&state) % i32::MAX) / max * 1000.0).floor() as i64 + 1).collect();
         assert_eq!(draws, vec![525, 273]);
+    }
+
+    struct CountingHost {
+        calls: usize,
+    }
+
+    impl Host for CountingHost {
+        fn call(&mut self, _args: &[Bytes], _proto: shoal_resp::Protocol) -> shoal_resp::Frame {
+            self.calls += 1;
+            shoal_resp::Frame::Integer(self.calls as i64)
+        }
+        fn log(&mut self, _level: crate::LogLevel, _message: &[u8]) {}
+        fn should_kill(&mut self, _elapsed: std::time::Duration) -> bool {
+            false
+        }
+    }
+
+    fn state() -> RunState {
+        RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false), host: Cell::new(None) }
+    }
+
+    #[test]
+    fn the_host_slot_lends_the_host_for_one_run_only() {
+        let state = state();
+        let mut host = CountingHost { calls: 0 };
+        assert!(state.with_host(|_| ()).is_none(), "no host before a run");
+        {
+            let _slot = HostSlot::new(&state, &mut host);
+            let reply = state.with_host(|host| host.call(&[], shoal_resp::Protocol::Resp2));
+            assert_eq!(reply, Some(shoal_resp::Frame::Integer(1)));
+            // A nested use finds the slot empty rather than a second `&mut` to the host.
+            let nested = state.with_host(|_| state.with_host(|_| ()).is_none());
+            assert_eq!(nested, Some(true));
+            assert!(state.with_host(|_| ()).is_some(), "the host is back after use");
+        }
+        assert!(state.with_host(|_| ()).is_none(), "the slot is empty after the run");
+        assert_eq!(host.calls, 1);
+    }
+
+    #[test]
+    fn the_host_slot_is_emptied_when_a_run_panics() {
+        let state = state();
+        let mut host = CountingHost { calls: 0 };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = HostSlot::new(&state, &mut host);
+            state.with_host(|_| panic!("a host call panics"));
+        }));
+        assert!(outcome.is_err());
+        assert!(state.with_host(|_| ()).is_none(), "no host left behind");
     }
 
     #[test]
