@@ -48,6 +48,7 @@ mod shebang;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::c_int;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -534,12 +535,54 @@ enum Arguments<'a> {
     Parameters { keys: &'a [Bytes], argv: &'a [Bytes] },
 }
 
-fn string_array(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let table = lua.create_table_with_capacity(items.len(), 0)?;
-    for (index, item) in items.iter().enumerate() {
-        table.raw_set(index + 1, lua.create_string(item)?)?;
+/// Pushes a new table holding `items` as Lua strings at 1..n, as Redis builds KEYS and ARGV.
+///
+/// # Safety
+/// `state` is a state with room for two more values, in a protected call that holds no Rust
+/// value with a destructor: a memory error raised by Lua jumps out of here.
+unsafe fn push_string_array(state: *mut mlua::ffi::lua_State, items: &[Bytes]) {
+    use mlua::ffi;
+    // SAFETY: see the function's contract; each string is copied into Lua before the next.
+    unsafe {
+        ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+        for (index, item) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(state, -2, (index + 1) as ffi::lua_Integer);
+        }
     }
-    Ok(table)
+}
+
+/// Sets the globals KEYS and ARGV of an EVAL script in `env` (raw sets: `env` has no
+/// `__newindex`), through Lua's C API in one protected call instead of one mlua call per
+/// value.
+fn set_keys_and_argv(lua: &Lua, env: &Table, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
+    // SAFETY: `exec_raw` runs the closure as a protected C function with `env` at index 1;
+    // the closure borrows only slices (nothing to drop if a memory error jumps out), and
+    // never has more than four values above `env` (the key, the table, one string), within
+    // the stack a C function is guaranteed (LUA_MINSTACK, 20).
+    unsafe {
+        lua.exec_raw::<()>(env, |state| {
+            use mlua::ffi;
+            for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+                ffi::lua_pushstring(state, name.as_ptr());
+                push_string_array(state, items);
+                ffi::lua_rawset(state, 1);
+            }
+            ffi::lua_settop(state, 0);
+        })
+    }
+}
+
+/// The keys and arguments of a function call as two new tables.
+fn keys_and_argv_tables(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<(Table, Table)> {
+    // SAFETY: as in `set_keys_and_argv`: a protected call that pushes two tables (and one
+    // string at a time), holding nothing to drop.
+    unsafe {
+        lua.exec_raw::<(Table, Table)>((), |state| {
+            push_string_array(state, keys);
+            push_string_array(state, argv);
+        })
+    }
 }
 
 /// Runs `function` with the host in the sandbox's slot and returns its reply; `name` is what
@@ -554,12 +597,10 @@ fn run_script(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>, 
         let _slot = sandbox::HostSlot::new(state, host);
         state.running.set(true);
         let result = match arguments {
-            Arguments::Globals { keys, argv } => (|| {
-                sandbox.env.raw_set("KEYS", string_array(lua, keys)?)?;
-                sandbox.env.raw_set("ARGV", string_array(lua, argv)?)?;
-                sandbox.run.call::<MultiValue>(function)
-            })(),
-            Arguments::Parameters { keys, argv } => (|| sandbox.run.call::<MultiValue>((function, string_array(lua, keys)?, string_array(lua, argv)?)))(),
+            Arguments::Globals { keys, argv } => set_keys_and_argv(lua, &sandbox.env, keys, argv).and_then(|()| sandbox.run.call::<MultiValue>(function)),
+            Arguments::Parameters { keys, argv } => {
+                keys_and_argv_tables(lua, keys, argv).and_then(|(keys, argv)| sandbox.run.call::<MultiValue>((function, keys, argv)))
+            }
         };
         state.running.set(false);
         result

@@ -215,6 +215,24 @@ fn keys_and_argv_are_globals_and_reach_the_host() {
 }
 
 #[test]
+fn keys_and_argv_keep_binary_strings_and_start_fresh_each_run() {
+    let mut engine = Engine::new();
+    let mut host = TestHost::default();
+    let keys = [Bytes::from_static(b"a\0b"), Bytes::new()];
+    let argv: Vec<Bytes> = (0..100).map(|i| Bytes::from(format!("v{i}"))).collect();
+    let body = b"KEYS.extra = 1 return {KEYS[1], KEYS[2], #KEYS, #ARGV, ARGV[100], string.len(KEYS[1])}";
+    let expected = "*6\r\n$3\r\na\0b\r\n$0\r\n\r\n:2\r\n:100\r\n$3\r\nv99\r\n:3\r\n";
+    assert_eq!(resp(&engine.eval(Source::Body(body), &keys, &argv, Protocol::Resp2, &mut host), Protocol::Resp2), expected);
+    // A table changed by one run is not the next run's.
+    let fresh = b"return {#KEYS, #ARGV, KEYS.extra == nil}";
+    assert_eq!(resp(&engine.eval(Source::Body(fresh), &[], &[], Protocol::Resp2, &mut host), Protocol::Resp2), "*3\r\n:0\r\n:0\r\n:1\r\n");
+    let code = "#!lua name=lib\nredis.register_function('f', function(keys, args) return {keys[1], #keys, args[100], #args} end)";
+    assert_eq!(load(&mut engine, code), Ok("lib".to_string()));
+    let reply = engine.fcall(b"f", &keys, &argv, Protocol::Resp2, false, &mut host);
+    assert_eq!(resp(&reply, Protocol::Resp2), "*4\r\n$3\r\na\0b\r\n:2\r\n$3\r\nv99\r\n:100\r\n");
+}
+
+#[test]
 fn runtime_errors_carry_the_script_location() {
     let body = "local x = 1\nlocal y = 2\nerror('boom')";
     assert_eq!(eval(body), format!("-ERR user_script:3: boom script: {}, on @user_script:3.\r\n", sha(body)));
