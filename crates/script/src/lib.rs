@@ -53,7 +53,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, MultiValue, Value, VmState};
 use shoal_resp::{Frame, Protocol};
 
 use sandbox::{ErrorInfo, Sandbox};
@@ -552,43 +552,42 @@ unsafe fn push_string_array(state: *mut mlua::ffi::lua_State, items: &[Bytes]) {
     }
 }
 
-/// Sets the globals KEYS and ARGV of an EVAL script in `env` (raw sets: `env` has no
-/// `__newindex`), through Lua's C API in one protected call instead of one mlua call per
-/// value.
-fn set_keys_and_argv(lua: &Lua, env: &Table, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<()> {
-    // SAFETY: `exec_raw` runs the closure as a protected C function with `env` at index 1;
-    // the closure borrows only slices (nothing to drop if a memory error jumps out), and
-    // never has more than four values above `env` (the key, the table, one string), within
-    // the stack a C function is guaranteed (LUA_MINSTACK, 20).
+/// Calls the sandbox's runner on `function` with its keys and arguments: for EVAL scripts the
+/// globals KEYS and ARGV are set in the script's globals first (raw sets: that table has no
+/// `__newindex`), for functions the two tables are the callback's parameters. The tables are
+/// built through Lua's C API inside the one protected call that also runs the script, instead
+/// of one mlua call per value and a second protected call.
+fn call_runner(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>) -> mlua::Result<MultiValue> {
+    // SAFETY: `exec_raw` runs the closure as a protected C function with its arguments at
+    // 1..=3 (or 1..=2). The closure borrows only slices and holds nothing with a destructor,
+    // so an error raised by Lua (a memory error; the runner's xpcall catches the script's
+    // own) that jumps out of it skips nothing. It never has more than three values above its
+    // arguments before the call (the key name, the table, one string), within the stack a C
+    // function is guaranteed (LUA_MINSTACK, 20); `lua_call` makes room for the results.
     unsafe {
-        lua.exec_raw::<()>(env, |state| {
-            use mlua::ffi;
-            for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
-                ffi::lua_pushstring(state, name.as_ptr());
-                push_string_array(state, items);
-                ffi::lua_rawset(state, 1);
-            }
-            ffi::lua_settop(state, 0);
-        })
-    }
-}
-
-/// The keys and arguments of a function call as two new tables.
-fn keys_and_argv_tables(lua: &Lua, keys: &[Bytes], argv: &[Bytes]) -> mlua::Result<(Table, Table)> {
-    // SAFETY: as in `set_keys_and_argv`: a protected call that pushes two tables (and one
-    // string at a time), holding nothing to drop.
-    unsafe {
-        lua.exec_raw::<(Table, Table)>((), |state| {
-            push_string_array(state, keys);
-            push_string_array(state, argv);
-        })
+        use mlua::ffi;
+        match arguments {
+            Arguments::Globals { keys, argv } => sandbox.lua.exec_raw::<MultiValue>((&sandbox.env, &sandbox.run, function), |state| {
+                for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+                    ffi::lua_pushstring(state, name.as_ptr());
+                    push_string_array(state, items);
+                    ffi::lua_rawset(state, 1);
+                }
+                ffi::lua_remove(state, 1);
+                ffi::lua_call(state, 1, ffi::LUA_MULTRET);
+            }),
+            Arguments::Parameters { keys, argv } => sandbox.lua.exec_raw::<MultiValue>((&sandbox.run, function), |state| {
+                push_string_array(state, keys);
+                push_string_array(state, argv);
+                ffi::lua_call(state, 3, ffi::LUA_MULTRET);
+            }),
+        }
     }
 }
 
 /// Runs `function` with the host in the sandbox's slot and returns its reply; `name` is what
 /// errors report after "script:" (the SHA1 or the function name).
 fn run_script(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>, name: &str, host: &mut dyn Host) -> Frame {
-    let lua = &sandbox.lua;
     let state = &sandbox.state;
     state.resp3.set(false);
     state.killed.set(false);
@@ -596,12 +595,7 @@ fn run_script(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>, 
     let result = {
         let _slot = sandbox::HostSlot::new(state, host);
         state.running.set(true);
-        let result = match arguments {
-            Arguments::Globals { keys, argv } => set_keys_and_argv(lua, &sandbox.env, keys, argv).and_then(|()| sandbox.run.call::<MultiValue>(function)),
-            Arguments::Parameters { keys, argv } => {
-                keys_and_argv_tables(lua, keys, argv).and_then(|(keys, argv)| sandbox.run.call::<MultiValue>((function, keys, argv)))
-            }
-        };
+        let result = call_runner(sandbox, function, arguments);
         state.running.set(false);
         result
     };
