@@ -48,7 +48,6 @@ mod shebang;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::c_int;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -542,54 +541,18 @@ enum Arguments<'a> {
     Parameters { keys: &'a [Bytes], argv: &'a [Bytes] },
 }
 
-/// Pushes a new table holding `items` as Lua strings at 1..n, as Redis builds KEYS and ARGV.
-///
-/// # Safety
-/// `state` is a state with room for two more values, in a protected call that holds no Rust
-/// value with a destructor: a memory error raised by Lua jumps out of here.
-unsafe fn push_string_array(state: *mut mlua::ffi::lua_State, items: &[Bytes]) {
-    use mlua::ffi;
-    // SAFETY: see the function's contract; each string is copied into Lua before the next.
-    unsafe {
-        ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
-        for (index, item) in items.iter().enumerate() {
-            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-            ffi::lua_rawseti(state, -2, (index + 1) as ffi::lua_Integer);
-        }
-    }
-}
-
-/// Calls the sandbox's runner on `function` with its keys and arguments: for EVAL scripts the
-/// globals KEYS and ARGV are set in the script's globals first (raw sets: that table has no
-/// `__newindex`), for functions the two tables are the callback's parameters. The tables are
-/// built through Lua's C API inside the one protected call that also runs the script, instead
-/// of one mlua call per value and a second protected call.
+/// Calls the sandbox's runner on `function` with its keys and arguments (see
+/// [`sandbox::run_with_arguments`]): one protected call, no mlua call per value and no
+/// closure created per run.
 fn call_runner(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>) -> mlua::Result<MultiValue> {
-    // SAFETY: `exec_raw` runs the closure as a protected C function with its arguments at
-    // 1..=3 (or 1..=2). The closure borrows only slices and holds nothing with a destructor,
-    // so an error raised by Lua (a memory error; the runner's xpcall catches the script's
-    // own) that jumps out of it skips nothing. It never has more than three values above its
-    // arguments before the call (the key name, the table, one string), within the stack a C
-    // function is guaranteed (LUA_MINSTACK, 20); `lua_call` makes room for the results.
-    unsafe {
-        use mlua::ffi;
-        match arguments {
-            Arguments::Globals { keys, argv } => sandbox.lua.exec_raw::<MultiValue>((&sandbox.env, &sandbox.run, function), |state| {
-                for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
-                    ffi::lua_pushstring(state, name.as_ptr());
-                    push_string_array(state, items);
-                    ffi::lua_rawset(state, 1);
-                }
-                ffi::lua_remove(state, 1);
-                ffi::lua_call(state, 1, ffi::LUA_MULTRET);
-            }),
-            Arguments::Parameters { keys, argv } => sandbox.lua.exec_raw::<MultiValue>((&sandbox.run, function), |state| {
-                push_string_array(state, keys);
-                push_string_array(state, argv);
-                ffi::lua_call(state, 3, ffi::LUA_MULTRET);
-            }),
-        }
-    }
+    let (keys, argv, globals) = match arguments {
+        Arguments::Globals { keys, argv } => (keys, argv, true),
+        Arguments::Parameters { keys, argv } => (keys, argv, false),
+    };
+    let arguments = sandbox::RunArguments { keys, argv, globals };
+    // The C function reads `arguments` through this pointer during the call only.
+    let pointer = mlua::LightUserData(std::ptr::from_ref(&arguments).cast_mut().cast());
+    sandbox.run_with_arguments.call::<MultiValue>((&sandbox.env, &sandbox.run, function, pointer))
 }
 
 /// Runs `function` with the host in the sandbox's slot and returns its reply; `name` is what

@@ -7,6 +7,7 @@
 //! and the error handler, which reads the Lua stack.
 
 use std::cell::Cell;
+use std::ffi::c_int;
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Instant;
@@ -110,6 +111,8 @@ pub(crate) struct Sandbox {
     pub run: Function,
     /// `run_chunk(f)`: runs a library's main chunk under the error handler.
     pub run_chunk: Function,
+    /// [`run_with_arguments`]; held here only, never reachable from Lua code.
+    pub run_with_arguments: Function,
     pub state: Rc<RunState>,
 }
 
@@ -169,7 +172,11 @@ impl Sandbox {
         let (genv, env, genv_mt, load_env, run, run_chunk): (Table, Table, Table, Option<Table>, Function, Function) =
             prelude.call((lua.globals(), impl_table.clone(), functions))?;
 
-        Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, state })
+        // SAFETY: `run_with_arguments` is a Lua C function; see its contract. The Function is
+        // kept in the Sandbox and never stored where Lua code could call it.
+        let run_with_arguments = unsafe { lua.create_c_function(run_with_arguments)? };
+
+        Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, run_with_arguments, state })
     }
 
     /// Compiles `code` as a chunk named `chunk_name` running in the sandbox's globals; the
@@ -335,6 +342,66 @@ pub(crate) fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str>
         }
     }
     Ok(out)
+}
+
+/// The keys and arguments of one run, read by [`run_with_arguments`].
+pub(crate) struct RunArguments<'a> {
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    /// EVAL: set the globals KEYS and ARGV; otherwise (FCALL) pass two tables to the callback.
+    pub globals: bool,
+}
+
+/// Pushes a new table holding `items` as Lua strings at 1..n, as Redis builds KEYS and ARGV.
+///
+/// # Safety
+/// `state` is a running C function's state with room for two more values; Lua may raise a
+/// memory error out of here, so the caller holds nothing with a destructor.
+unsafe fn push_string_array(state: *mut ffi::lua_State, items: &[Bytes]) {
+    // SAFETY: see the function's contract; each string is copied into Lua before the next.
+    unsafe {
+        ffi::lua_createtable(state, items.len() as c_int, 0);
+        for (index, item) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(state, -2, (index + 1) as ffi::lua_Integer);
+        }
+    }
+}
+
+/// Lua C function `(env, run, f, arguments)`, called only by the engine with `arguments` a
+/// light userdata pointing to a live [`RunArguments`]: for EVAL sets KEYS and ARGV in `env`
+/// (raw sets: `env` has no `__newindex`) and returns `run(f)`; for FCALL returns
+/// `run(f, keys, args)`. Built through Lua's C API, so a run makes no mlua call per value and
+/// creates no closure.
+///
+/// # Safety
+/// Called by Lua, from `Sandbox::run_with_arguments` only, with the four arguments above.
+unsafe extern "C-unwind" fn run_with_arguments(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the engine passes a pointer to a `RunArguments` that outlives this call (it
+    // lives on the caller's stack across the synchronous `Function::call`), and scripts cannot
+    // reach this function. Nothing here has a destructor, so a memory error that jumps out
+    // of it (to the caller's pcall) skips nothing; the script's own errors are caught by the
+    // runner's xpcall. The stack holds at most three values above the four arguments before
+    // the call (within LUA_MINSTACK, 20); `lua_call` makes room for the results.
+    unsafe {
+        let arguments = &*(ffi::lua_touserdata(state, 4) as *const RunArguments);
+        ffi::lua_settop(state, 3);
+        if arguments.globals {
+            for (name, items) in [(c"KEYS", arguments.keys), (c"ARGV", arguments.argv)] {
+                ffi::lua_pushstring(state, name.as_ptr());
+                push_string_array(state, items);
+                ffi::lua_rawset(state, 1);
+            }
+            ffi::lua_remove(state, 1);
+            ffi::lua_call(state, 1, ffi::LUA_MULTRET);
+        } else {
+            ffi::lua_remove(state, 1);
+            push_string_array(state, arguments.keys);
+            push_string_array(state, arguments.argv);
+            ffi::lua_call(state, 3, ffi::LUA_MULTRET);
+        }
+        ffi::lua_gettop(state)
+    }
 }
 
 /// An error table `{err = message}`.
