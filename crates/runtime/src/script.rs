@@ -28,7 +28,7 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_commands::dispatch::{self, Route};
-use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult, Settings};
+use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
 use shoal_store::Shard;
 
@@ -82,18 +82,19 @@ pub struct NotHeld;
 pub struct ScriptAccess<'a> {
     core: &'a Rc<Core>,
     /// Per core: its shard when the script holds it (this core's own shard is `None` here and
-    /// reached through `core`).
+    /// reached through `core`). Empty when the script holds this core only.
     lent: Vec<Option<ShardRef>>,
+    /// Per core: whether the script holds it. Empty when the script holds this core only
+    /// (which it always holds).
     held: Vec<bool>,
-    settings: Settings,
-    /// Per core: the (database, key) pairs the script wrote there.
+    /// Per core: the (database, key) pairs the script wrote there; grown on the first write.
     written: RefCell<Vec<Vec<(usize, Bytes)>>>,
 }
 
 impl ScriptAccess<'_> {
     /// Whether the script holds `shard`.
     pub fn holds(&self, shard: usize) -> bool {
-        self.held[shard]
+        shard == self.core.id || self.held.get(shard).copied().unwrap_or(false)
     }
 
     /// The core `key` lives on.
@@ -103,19 +104,24 @@ impl ScriptAccess<'_> {
 
     /// Runs `f` with shard `shard`'s context.
     fn with_ctx<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> R {
-        assert!(self.held[shard], "the script holds core {shard}");
-        let cell: &RefCell<Shard> = match &self.lent[shard] {
+        assert!(self.holds(shard), "the script holds core {shard}");
+        let cell: &RefCell<Shard> = match self.lent.get(shard) {
             // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
-            Some(lent) => unsafe { &*lent.0 },
-            None => self.core.shard_cell(),
+            Some(Some(lent)) => unsafe { &*lent.0 },
+            _ => self.core.shard_cell(),
         };
         let mut shard = cell.borrow_mut();
-        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &self.settings };
+        // The script's core's settings, as a command run there without a script would see.
+        let settings = self.core.settings.borrow();
+        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &settings };
         f(&mut ctx)
     }
 
     fn note_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
         let mut written = self.written.borrow_mut();
+        if written.is_empty() {
+            written.resize_with(self.core.shard_count, Vec::new);
+        }
         for key in dispatch::keys(spec, args) {
             written[self.shard_of(key)].push((db, key.clone()));
         }
@@ -129,35 +135,35 @@ impl ScriptAccess<'_> {
     /// Runs one command for the script, synchronously, in `db`, with its reply in `proto`.
     /// Blocking commands answer at once. `Err(NotHeld)` when the command needs a core the
     /// script does not hold.
-    pub fn run(&self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: &Route, args: Vec<Bytes>) -> Result<Frame, NotHeld> {
-        let shards: Vec<usize> = match route {
-            Route::Connection => return Err(NotHeld),
-            Route::Single(shard) => vec![shard.unwrap_or(self.core.id)],
-            Route::Multi(shards) => shards.clone(),
+    pub fn run(&self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: &Route, args: &[Bytes]) -> Result<Frame, NotHeld> {
+        let held = match route {
+            Route::Connection => false,
+            Route::Single(shard) => self.holds(shard.unwrap_or(self.core.id)),
+            Route::Multi(shards) => shards.iter().all(|&s| self.holds(s)),
         };
-        if !shards.iter().all(|&s| self.held[s]) {
+        if !held {
             return Err(NotHeld);
         }
         let started = Stopwatch::start();
         let reply = match (route, spec.handler) {
-            (Route::Single(_), Handler::Keys { local, .. }) => self.with_ctx(shards[0], db, proto, |ctx| local(ctx, &args)),
-            (_, Handler::Blocking(ops)) => match (ops.parse)(&args) {
+            (Route::Single(shard), Handler::Keys { local, .. }) => self.with_ctx(shard.unwrap_or(self.core.id), db, proto, |ctx| local(ctx, args)),
+            (_, Handler::Blocking(ops)) => match (ops.parse)(args) {
                 Err(error) => error,
                 Ok(_) => {
                     let coordinator = SyncCoordinator { access: self, db, proto };
-                    let attempt = (ops.attempt)(&coordinator, args.clone());
+                    let attempt = (ops.attempt)(&coordinator, args.to_vec());
                     attempt.now_or_never().expect("a script's hops complete at once").unwrap_or_else(ops.timed_out)
                 }
             },
             (_, Handler::Keys { multi: Some(multi), .. }) | (_, Handler::Multi(multi)) => {
                 let coordinator = SyncCoordinator { access: self, db, proto };
-                multi(&coordinator, args.clone()).now_or_never().expect("a script's hops complete at once")
+                multi(&coordinator, args.to_vec()).now_or_never().expect("a script's hops complete at once")
             }
             _ => return Err(NotHeld),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !matches!(reply, Frame::Error(_)) {
-            self.note_writes(db, spec, &args);
+            self.note_writes(db, spec, args);
         }
         Ok(reply)
     }
@@ -193,13 +199,23 @@ impl Core {
     /// Runs `script` holding every core in `shards` and this one (see the module docs).
     /// `already_held` is for a script inside EXEC, whose transaction holds them already.
     pub async fn run_script<R>(self: &Rc<Self>, shards: &[usize], already_held: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
+        let only_here = shards.iter().all(|&shard| shard == self.id);
+        if only_here && (already_held || self.locks_idle()) {
+            // The script only touches this core and nothing is locked here (or its EXEC
+            // holds the locks): nothing else runs on this thread while it does, so it runs
+            // in place, without locks, parking or per-core tables.
+            let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()) };
+            let result = script(&access);
+            let mut written = access.written.take();
+            if let Some(own) = written.get_mut(self.id) {
+                self.signal_keys_written(own);
+            }
+            return result;
+        }
         let mut cores: Vec<usize> = shards.iter().copied().chain([self.id]).collect();
         cores.sort_unstable();
         cores.dedup();
-        let only_here = cores == [self.id];
-        // Locks: not needed when the script only touches this core and nothing is locked
-        // here (nothing else runs on this thread while the script does).
-        let locked = if already_held || (only_here && self.locks_idle()) {
+        let locked = if already_held {
             None
         } else {
             let sets: Vec<(usize, LockSet)> = cores.iter().map(|&c| (c, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
@@ -221,8 +237,7 @@ impl Core {
         for &core in &cores {
             held[core] = true;
         }
-        let access =
-            ScriptAccess { core: self, lent, held, settings: self.settings.borrow().clone(), written: RefCell::new(vec![Vec::new(); self.shard_count]) };
+        let access = ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]) };
         let result = {
             // Resume the parked cores even if the script panics, so they do not hang.
             let resume_all = Resumer { resumes, written: &access.written };

@@ -1,6 +1,6 @@
 -- The Lua side of the sandbox, run once per Lua state with the unprotected globals.
 -- Arguments: G (the real globals, libraries loaded), impl (a table the engine fills: the
--- per-run host functions and a few helpers), functions (whether this state runs FUNCTION
+-- host functions, installed after this chunk runs, and a few helpers), functions (whether this state runs FUNCTION
 -- libraries rather than EVAL scripts).
 -- Returns: the globals proxy scripts see as _G, the real table behind it, its metatable (the
 -- engine points its __index at the load-time globals while a library loads), the load-time

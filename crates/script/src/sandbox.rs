@@ -7,9 +7,12 @@
 //! and the error handler, which reads the Lua stack.
 
 use std::cell::Cell;
+use std::ffi::c_int;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::Host;
 use bytes::Bytes;
 use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
@@ -46,12 +49,55 @@ pub(crate) struct RunState {
     pub started: Cell<Instant>,
     /// Whether a script is running (the hook does nothing otherwise).
     pub running: Cell<bool>,
+    /// The host of the running script, set by [`HostSlot`] for the length of one run; empty
+    /// between runs and while a library loads. Taken out while a callback uses it.
+    host: Cell<Option<NonNull<dyn Host>>>,
+}
+
+impl RunState {
+    /// Runs `f` with the running script's host, or returns `None` when there is none (no
+    /// script running, a library loading, or a callback of this run already using it).
+    pub fn with_host<R>(&self, f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
+        let mut host = self.host.take()?;
+        // SAFETY: the pointer was made from a `&mut dyn Host` that `HostSlot` borrows for as
+        // long as it is in the slot, and `HostSlot`'s drop empties the slot before that
+        // borrow ends. Taking it out of the slot while `f` runs makes this the only
+        // reference in use: a nested callback finds the slot empty.
+        let result = f(unsafe { host.as_mut() });
+        self.host.set(Some(host));
+        Some(result)
+    }
+}
+
+/// Puts a script's host in its state's slot for the length of one run, and empties the slot
+/// when dropped (also on panic).
+pub(crate) struct HostSlot<'a> {
+    state: &'a RunState,
+}
+
+impl<'a> HostSlot<'a> {
+    pub fn new(state: &'a RunState, host: &'a mut dyn Host) -> HostSlot<'a> {
+        let host: NonNull<dyn Host + 'a> = NonNull::from(host);
+        // SAFETY: only the trait object's lifetime bound changes (the layout is the same).
+        // The pointer is used only while it is in the slot, and `drop` below takes it out
+        // before `'a` ends, so it never outlives the borrow it came from.
+        let host: NonNull<dyn Host + 'static> = unsafe { std::mem::transmute::<NonNull<dyn Host + 'a>, NonNull<dyn Host + 'static>>(host) };
+        state.host.set(Some(host));
+        HostSlot { state }
+    }
+}
+
+impl Drop for HostSlot<'_> {
+    fn drop(&mut self) {
+        self.state.host.set(None);
+    }
 }
 
 /// A Lua state with the sandbox installed.
 pub(crate) struct Sandbox {
     pub lua: Lua,
-    /// Filled per run with the host functions (`call`, `log`, `acl_check_cmd`, ...).
+    /// The helpers the prelude uses, and the host functions (`call`, `log`, `acl_check_cmd`)
+    /// that reach the running script's host through [`RunState::with_host`].
     pub impl_table: Table,
     /// What scripts see as `_G`: a read-only proxy.
     pub genv: Table,
@@ -65,6 +111,8 @@ pub(crate) struct Sandbox {
     pub run: Function,
     /// `run_chunk(f)`: runs a library's main chunk under the error handler.
     pub run_chunk: Function,
+    /// [`run_with_arguments`]; held here only, never reachable from Lua code.
+    pub run_with_arguments: Function,
     pub state: Rc<RunState>,
 }
 
@@ -80,7 +128,13 @@ impl Sandbox {
     pub fn new(functions: bool, rand: Rc<Cell<u64>>) -> mlua::Result<Sandbox> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         crate::libs::register_all(&lua)?;
-        let state = Rc::new(RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false) });
+        let state = Rc::new(RunState {
+            resp3: Cell::new(false),
+            killed: Cell::new(false),
+            started: Cell::new(Instant::now()),
+            running: Cell::new(false),
+            host: Cell::new(None),
+        });
 
         let impl_table = lua.create_table()?;
         impl_table.raw_set("version", REDIS_VERSION)?;
@@ -118,7 +172,11 @@ impl Sandbox {
         let (genv, env, genv_mt, load_env, run, run_chunk): (Table, Table, Table, Option<Table>, Function, Function) =
             prelude.call((lua.globals(), impl_table.clone(), functions))?;
 
-        Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, state })
+        // SAFETY: `run_with_arguments` is a Lua C function; see its contract. The Function is
+        // kept in the Sandbox and never stored where Lua code could call it.
+        let run_with_arguments = unsafe { lua.create_c_function(run_with_arguments)? };
+
+        Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, run_with_arguments, state })
     }
 
     /// Compiles `code` as a chunk named `chunk_name` running in the sandbox's globals; the
@@ -286,6 +344,66 @@ pub(crate) fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str>
     Ok(out)
 }
 
+/// The keys and arguments of one run, read by [`run_with_arguments`].
+pub(crate) struct RunArguments<'a> {
+    pub keys: &'a [Bytes],
+    pub argv: &'a [Bytes],
+    /// EVAL: set the globals KEYS and ARGV; otherwise (FCALL) pass two tables to the callback.
+    pub globals: bool,
+}
+
+/// Pushes a new table holding `items` as Lua strings at 1..n, as Redis builds KEYS and ARGV.
+///
+/// # Safety
+/// `state` is a running C function's state with room for two more values; Lua may raise a
+/// memory error out of here, so the caller holds nothing with a destructor.
+unsafe fn push_string_array(state: *mut ffi::lua_State, items: &[Bytes]) {
+    // SAFETY: see the function's contract; each string is copied into Lua before the next.
+    unsafe {
+        ffi::lua_createtable(state, items.len() as c_int, 0);
+        for (index, item) in items.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(state, -2, (index + 1) as ffi::lua_Integer);
+        }
+    }
+}
+
+/// Lua C function `(env, run, f, arguments)`, called only by the engine with `arguments` a
+/// light userdata pointing to a live [`RunArguments`]: for EVAL sets KEYS and ARGV in `env`
+/// (raw sets: `env` has no `__newindex`) and returns `run(f)`; for FCALL returns
+/// `run(f, keys, args)`. Built through Lua's C API, so a run makes no mlua call per value and
+/// creates no closure.
+///
+/// # Safety
+/// Called by Lua, from `Sandbox::run_with_arguments` only, with the four arguments above.
+unsafe extern "C-unwind" fn run_with_arguments(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: the engine passes a pointer to a `RunArguments` that outlives this call (it
+    // lives on the caller's stack across the synchronous `Function::call`), and scripts cannot
+    // reach this function. Nothing here has a destructor, so a memory error that jumps out
+    // of it (to the caller's pcall) skips nothing; the script's own errors are caught by the
+    // runner's xpcall. The stack holds at most three values above the four arguments before
+    // the call (within LUA_MINSTACK, 20); `lua_call` makes room for the results.
+    unsafe {
+        let arguments = &*(ffi::lua_touserdata(state, 4) as *const RunArguments);
+        ffi::lua_settop(state, 3);
+        if arguments.globals {
+            for (name, items) in [(c"KEYS", arguments.keys), (c"ARGV", arguments.argv)] {
+                ffi::lua_pushstring(state, name.as_ptr());
+                push_string_array(state, items);
+                ffi::lua_rawset(state, 1);
+            }
+            ffi::lua_remove(state, 1);
+            ffi::lua_call(state, 1, ffi::LUA_MULTRET);
+        } else {
+            ffi::lua_remove(state, 1);
+            push_string_array(state, arguments.keys);
+            push_string_array(state, arguments.argv);
+            ffi::lua_call(state, 3, ffi::LUA_MULTRET);
+        }
+        ffi::lua_gettop(state)
+    }
+}
+
 /// An error table `{err = message}`.
 /// Calls the Lua function in its first upvalue with all its arguments. Script-visible
 /// functions written in Lua are entered through it, so a script's `return f(...)` keeps the
@@ -324,6 +442,55 @@ mod tests {
         let max = f64::from(i32::MAX);
         let draws: Vec<i64> = (0..2).map(|_| (f64::from(rand_draw(&state) % i32::MAX) / max * 1000.0).floor() as i64 + 1).collect();
         assert_eq!(draws, vec![525, 273]);
+    }
+
+    struct CountingHost {
+        calls: usize,
+    }
+
+    impl Host for CountingHost {
+        fn call(&mut self, _args: &[Bytes], _proto: shoal_resp::Protocol) -> shoal_resp::Frame {
+            self.calls += 1;
+            shoal_resp::Frame::Integer(self.calls as i64)
+        }
+        fn log(&mut self, _level: crate::LogLevel, _message: &[u8]) {}
+        fn should_kill(&mut self, _elapsed: std::time::Duration) -> bool {
+            false
+        }
+    }
+
+    fn state() -> RunState {
+        RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false), host: Cell::new(None) }
+    }
+
+    #[test]
+    fn the_host_slot_lends_the_host_for_one_run_only() {
+        let state = state();
+        let mut host = CountingHost { calls: 0 };
+        assert!(state.with_host(|_| ()).is_none(), "no host before a run");
+        {
+            let _slot = HostSlot::new(&state, &mut host);
+            let reply = state.with_host(|host| host.call(&[], shoal_resp::Protocol::Resp2));
+            assert_eq!(reply, Some(shoal_resp::Frame::Integer(1)));
+            // A nested use finds the slot empty rather than a second `&mut` to the host.
+            let nested = state.with_host(|_| state.with_host(|_| ()).is_none());
+            assert_eq!(nested, Some(true));
+            assert!(state.with_host(|_| ()).is_some(), "the host is back after use");
+        }
+        assert!(state.with_host(|_| ()).is_none(), "the slot is empty after the run");
+        assert_eq!(host.calls, 1);
+    }
+
+    #[test]
+    fn the_host_slot_is_emptied_when_a_run_panics() {
+        let state = state();
+        let mut host = CountingHost { calls: 0 };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = HostSlot::new(&state, &mut host);
+            state.with_host(|_| panic!("a host call panics"));
+        }));
+        assert!(outcome.is_err());
+        assert!(state.with_host(|_| ()).is_none(), "no host left behind");
     }
 
     #[test]

@@ -215,6 +215,24 @@ fn keys_and_argv_are_globals_and_reach_the_host() {
 }
 
 #[test]
+fn keys_and_argv_keep_binary_strings_and_start_fresh_each_run() {
+    let mut engine = Engine::new();
+    let mut host = TestHost::default();
+    let keys = [Bytes::from_static(b"a\0b"), Bytes::new()];
+    let argv: Vec<Bytes> = (0..100).map(|i| Bytes::from(format!("v{i}"))).collect();
+    let body = b"KEYS.extra = 1 return {KEYS[1], KEYS[2], #KEYS, #ARGV, ARGV[100], string.len(KEYS[1])}";
+    let expected = "*6\r\n$3\r\na\0b\r\n$0\r\n\r\n:2\r\n:100\r\n$3\r\nv99\r\n:3\r\n";
+    assert_eq!(resp(&engine.eval(Source::Body(body), &keys, &argv, Protocol::Resp2, &mut host), Protocol::Resp2), expected);
+    // A table changed by one run is not the next run's.
+    let fresh = b"return {#KEYS, #ARGV, KEYS.extra == nil}";
+    assert_eq!(resp(&engine.eval(Source::Body(fresh), &[], &[], Protocol::Resp2, &mut host), Protocol::Resp2), "*3\r\n:0\r\n:0\r\n:1\r\n");
+    let code = "#!lua name=lib\nredis.register_function('f', function(keys, args) return {keys[1], #keys, args[100], #args} end)";
+    assert_eq!(load(&mut engine, code), Ok("lib".to_string()));
+    let reply = engine.fcall(b"f", &keys, &argv, Protocol::Resp2, false, &mut host);
+    assert_eq!(resp(&reply, Protocol::Resp2), "*4\r\n$3\r\na\0b\r\n:2\r\n$3\r\nv99\r\n:100\r\n");
+}
+
+#[test]
 fn runtime_errors_carry_the_script_location() {
     let body = "local x = 1\nlocal y = 2\nerror('boom')";
     assert_eq!(eval(body), format!("-ERR user_script:3: boom script: {}, on @user_script:3.\r\n", sha(body)));
@@ -645,4 +663,25 @@ fn arbitrary_input_never_panics_and_the_engine_keeps_working() {
         let _ = engine.function_restore(&framed, RestorePolicy::Replace);
         assert_eq!(eval_with(&mut engine, &mut host, "return 1", &[], &[], Protocol::Resp2), ":1\r\n", "round {round}");
     }
+}
+
+#[test]
+fn the_lua_heap_stays_bounded_over_many_runs() {
+    let mut engine = Engine::new();
+    let mut host = TestHost::default();
+    let body = "local t = {} for i = 1, 100 do t[i] = {tostring(i) .. ARGV[1]} end return #t";
+    let heap_kb = |engine: &mut Engine, host: &mut TestHost| -> f64 {
+        let reply = eval_with(engine, host, "return tostring(collectgarbage('count'))", &[], &[], Protocol::Resp2);
+        reply.lines().nth(1).and_then(|kb| kb.parse().ok()).expect("a number of kilobytes")
+    };
+    for i in 0..200 {
+        eval_with(&mut engine, &mut host, body, &[], &[&i.to_string()], Protocol::Resp2);
+    }
+    let warm = heap_kb(&mut engine, &mut host);
+    for i in 0..5000 {
+        eval_with(&mut engine, &mut host, body, &[], &[&i.to_string()], Protocol::Resp2);
+    }
+    // Each run leaves about 10 KB of garbage: 50 MB in all without collection.
+    let after = heap_kb(&mut engine, &mut host);
+    assert!(after < warm * 4.0 + 512.0, "the heap grew from {warm} KB to {after} KB");
 }

@@ -72,19 +72,32 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     // Inside EXEC the transaction holds the declared keys' cores only (it planned its locks
     // from them), so the script may not ask for more.
     let all_cores = node.config.borrow().script_undeclared_keys && !conn.in_exec;
-    let shards: Vec<usize> = if all_cores {
-        (0..node.core.shard_count).collect()
-    } else {
-        let mut shards: Vec<usize> = keys.iter().map(|k| shoal_store::slot::key_shard(k, node.core.shard_count)).collect();
-        shards.sort_unstable();
-        shards.dedup();
-        shards
+    // One key (the common case) needs no vector.
+    let one_shard: [usize; 1];
+    let many_shards: Vec<usize>;
+    let shards: &[usize] = match keys {
+        _ if all_cores => {
+            many_shards = (0..node.core.shard_count).collect();
+            &many_shards
+        }
+        [] => &[],
+        [key] => {
+            one_shard = [shoal_store::slot::key_shard(key, node.core.shard_count)];
+            &one_shard
+        }
+        _ => {
+            let mut shards: Vec<usize> = keys.iter().map(|k| shoal_store::slot::key_shard(k, node.core.shard_count)).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            many_shards = shards;
+            &many_shards
+        }
     };
     let (db, proto) = (conn.db, conn.proto);
     let in_exec = conn.in_exec;
     let client_id = conn.client.id;
     node.core
-        .run_script(&shards, in_exec, |access| {
+        .run_script(shards, in_exec, |access| {
             let mut host = ScriptHost { node, access, db, read_only, client_id };
             with_engine(|engine| match source {
                 Some(source) => engine.eval(source, keys, argv, proto, &mut host),
@@ -304,7 +317,7 @@ impl Host for ScriptHost<'_, '_> {
         }
         match resolved.route {
             Route::Connection => self.connection_command(spec, args),
-            route => match self.access.run(self.db, proto, spec, &route, args.to_vec()) {
+            route => match self.access.run(self.db, proto, spec, &route, args) {
                 Ok(reply) => reply,
                 Err(_) => errors::error(
                     "ERR Script attempted to access a key on a core it does not hold: declare every key in KEYS, or set script-undeclared-keys yes",
