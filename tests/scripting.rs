@@ -307,3 +307,54 @@ fn resp3_clients_get_resp3_replies_from_scripts() {
         }
     }
 }
+
+/// A connection on a core other than `busy`'s: with two threads, one of a few connections
+/// lands on the other core; the others would wait for the script, so reads time out fast.
+fn other_core_reply(server: &Server, request: &[&str]) -> String {
+    for _ in 0..16 {
+        let mut raw = server.raw();
+        raw.set_read_timeout(Duration::from_millis(300));
+        raw.send(&Raw::encode(request));
+        if let Ok(reply) = raw.read_reply() {
+            return reply;
+        }
+    }
+    panic!("no connection reached a core that is not running the script");
+}
+
+#[test]
+fn script_kill_from_another_core_stops_a_script_that_did_not_write() {
+    let server = Server::start(2, &[]);
+    let mut busy = server.raw();
+    busy.set_read_timeout(Duration::from_secs(10));
+    assert_eq!(other_core_reply(&server, &["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
+    busy.send(&Raw::encode(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(other_core_reply(&server, &["FUNCTION", "KILL"]), "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n");
+    assert_eq!(other_core_reply(&server, &["SCRIPT", "KILL"]), "+OK\r\n");
+    let killed = busy.read_reply().unwrap();
+    assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
+    // The core serves again.
+    assert_eq!(busy.command(&["PING"]).unwrap(), "+PONG\r\n");
+    // A script that wrote cannot be killed. It writes a key of its own core (found by trying
+    // an undeclared key of each core), so it parks no other core.
+    let candidates = keys_on_distinct_cores("k", 2, 2);
+    let own = candidates
+        .iter()
+        .find(|key| busy.command(&["EVAL", "return redis.call('SET', ARGV[1], 'x')", "0", key]).unwrap() == "+OK\r\n")
+        .expect("one key is on the connection's core");
+    busy.send(&Raw::encode(&["EVAL", "redis.call('SET', ARGV[1], 'x') local i = 0 while true do i = i + 1 end", "0", own]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(other_core_reply(&server, &["SCRIPT", "KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));
+    // SHUTDOWN NOSAVE still stops the server (it closes the connection without a reply; the
+    // connections that land on the busy core are never read).
+    let _shutdowns: Vec<Raw> = (0..8)
+        .map(|_| {
+            let mut raw = server.raw();
+            raw.send(&Raw::encode(&["SHUTDOWN", "NOSAVE"]));
+            raw
+        })
+        .collect();
+    let mut server = server;
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}

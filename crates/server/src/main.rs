@@ -5,6 +5,7 @@
 //! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
 
 mod alloc;
+mod busy;
 mod client;
 mod client_cmd;
 mod command_docs;

@@ -98,7 +98,8 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     let client_id = conn.client.id;
     node.core
         .run_script(shards, in_exec, |access| {
-            let mut host = ScriptHost { node, access, db, read_only, client_id };
+            let running = crate::busy::start(node.core.id, source.is_none());
+            let mut host = ScriptHost { node, access, db, read_only, client_id, running: &running };
             with_engine(|engine| match source {
                 Some(source) => engine.eval(source, keys, argv, proto, &mut host),
                 None => engine.fcall(&args[1], keys, argv, proto, read_only_call, &mut host),
@@ -125,7 +126,7 @@ pub async fn script(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes])
             }
             Err(error) => error,
         },
-        "script|kill" => errors::error("NOTBUSY No scripts in execution right now."),
+        "script|kill" => crate::busy::kill(node.core.id, false),
         "script|help" => help(
             "SCRIPT",
             &[
@@ -210,7 +211,7 @@ pub async fn function(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes
                 Err(error) => error,
             }
         }
-        "function|kill" => errors::error("NOTBUSY No scripts in execution right now."),
+        "function|kill" => crate::busy::kill(node.core.id, true),
         "function|stats" => {
             let (libraries, functions) = with_engine(|engine| engine.function_counts());
             let engines = Frame::Map(vec![(
@@ -294,6 +295,8 @@ struct ScriptHost<'a, 'b> {
     db: usize,
     read_only: bool,
     client_id: u64,
+    /// This run in the table SCRIPT KILL reads.
+    running: &'a crate::busy::Guard,
 }
 
 impl Host for ScriptHost<'_, '_> {
@@ -318,7 +321,12 @@ impl Host for ScriptHost<'_, '_> {
         match resolved.route {
             Route::Connection => self.connection_command(spec, args),
             route => match self.access.run(self.db, proto, spec, &route, args) {
-                Ok(reply) => reply,
+                Ok(reply) => {
+                    if spec.is_write() && !matches!(reply, Frame::Error(_)) {
+                        self.running.wrote();
+                    }
+                    reply
+                }
                 Err(_) => errors::error(
                     "ERR Script attempted to access a key on a core it does not hold: declare every key in KEYS, or set script-undeclared-keys yes",
                 ),
@@ -337,7 +345,7 @@ impl Host for ScriptHost<'_, '_> {
     }
 
     fn should_kill(&mut self, _elapsed: Duration) -> bool {
-        self.node.core.shared.shutdown.load(std::sync::atomic::Ordering::Relaxed)
+        self.running.killed() || self.node.core.shared.shutdown.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
