@@ -196,21 +196,35 @@ impl Coordinator for SyncCoordinator<'_, '_> {
 }
 
 impl Core {
+    /// Runs `script` here and now, holding only this core, when nothing is locked here:
+    /// nothing else runs on this thread while it does, so it needs no lock, no parking and no
+    /// per-core tables. The caller has checked that the script's keys are all on this core
+    /// (or that its EXEC holds them). Gives the script back when something is locked here.
+    pub fn run_script_here<R, F: FnOnce(&ScriptAccess) -> R>(self: &Rc<Self>, script: F) -> Result<R, F> {
+        if !self.locks_idle() {
+            return Err(script);
+        }
+        Ok(self.run_script_in_place(script))
+    }
+
+    fn run_script_in_place<R>(self: &Rc<Self>, script: impl FnOnce(&ScriptAccess) -> R) -> R {
+        let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()) };
+        let result = script(&access);
+        let mut written = access.written.take();
+        if let Some(own) = written.get_mut(self.id) {
+            self.signal_keys_written(own);
+        }
+        result
+    }
+
     /// Runs `script` holding every core in `shards` and this one (see the module docs).
     /// `already_held` is for a script inside EXEC, whose transaction holds them already.
     pub async fn run_script<R>(self: &Rc<Self>, shards: &[usize], already_held: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
         let only_here = shards.iter().all(|&shard| shard == self.id);
         if only_here && (already_held || self.locks_idle()) {
             // The script only touches this core and nothing is locked here (or its EXEC
-            // holds the locks): nothing else runs on this thread while it does, so it runs
-            // in place, without locks, parking or per-core tables.
-            let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()) };
-            let result = script(&access);
-            let mut written = access.written.take();
-            if let Some(own) = written.get_mut(self.id) {
-                self.signal_keys_written(own);
-            }
-            return result;
+            // holds the locks): it runs in place.
+            return self.run_script_in_place(script);
         }
         let mut cores: Vec<usize> = shards.iter().copied().chain([self.id]).collect();
         cores.sort_unstable();

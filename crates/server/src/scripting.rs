@@ -47,28 +47,21 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         Ok(n) => n as usize,
         Err(_) => return errors::not_integer(),
     };
-    let (keys, argv) = args[3..].split_at(numkeys);
-    let read_only_call = spec.name.ends_with("_ro");
-    // None: a function (FCALL, FCALL_RO).
-    let source = match spec.name {
-        "eval" | "eval_ro" => Some(Source::Body(&args[1])),
-        "evalsha" | "evalsha_ro" => Some(Source::Sha(&args[1])),
-        _ => None,
-    };
+    let keys = &args[3..3 + numkeys];
     // EVAL of a body new to this core: cache it on every core first, so an EVALSHA that
-    // follows on another core finds it.
-    if let Some(Source::Body(body)) = source {
+    // follows on another core finds it (and so the script may run on another core).
+    if let Some(Source::Body(body)) = source_of(spec, args) {
         if node.core.shard_count > 1 && !with_engine(|engine| engine.script_exists(Engine::sha1hex(body).as_bytes())) {
             let body = args[1].clone();
             let _ = on_every_core(node, move |engine| engine.script_load(&body).is_ok()).await;
         }
     }
-    let flags = match source {
+    let flags = match source_of(spec, args) {
         Some(Source::Body(body)) => Engine::script_flags(body).ok(),
         Some(Source::Sha(sha)) => with_engine(|engine| engine.cached_flags(sha)),
         None => with_engine(|engine| engine.function_flags(&args[1])),
     };
-    let read_only = read_only_call || flags.is_some_and(|f| f.no_writes);
+    let read_only = spec.name.ends_with("_ro") || flags.is_some_and(|f| f.no_writes);
     // Inside EXEC the transaction holds the declared keys' cores only (it planned its locks
     // from them), so the script may not ask for more.
     let all_cores = node.config.borrow().script_undeclared_keys && !conn.in_exec;
@@ -93,19 +86,58 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             &many_shards
         }
     };
-    let (db, proto) = (conn.db, conn.proto);
-    let in_exec = conn.in_exec;
-    let client_id = conn.client.id;
-    node.core
-        .run_script(shards, in_exec, |access| {
-            let running = crate::busy::start(node.core.id, source.is_none());
-            let mut host = ScriptHost { node, access, db, read_only, client_id, running: &running };
-            with_engine(|engine| match source {
-                Some(source) => engine.eval(source, keys, argv, proto, &mut host),
-                None => engine.fcall(&args[1], keys, argv, proto, read_only_call, &mut host),
-            })
-        })
-        .await
+    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, client_id: conn.client.id };
+    // Every declared key on one other core: run the script there, in place, as one message
+    // (rather than park that core). When something is locked there, park it after all.
+    if let [owner] = shards {
+        if *owner != node.core.id && !conn.in_exec {
+            let owned: Vec<Bytes> = args.to_vec();
+            let ran = node
+                .core
+                .call_on(*owner, move |core| {
+                    let there = crate::node::current();
+                    core.run_script_here(|access| execute(&there, access, &run, &owned)).ok()
+                })
+                .await;
+            if let Some(reply) = ran {
+                return reply;
+            }
+        }
+    }
+    node.core.run_script(shards, conn.in_exec, |access| execute(node, access, &run, args)).await
+}
+
+/// An EVAL-family request once checked, without its arguments (which may travel to the core
+/// that runs it).
+#[derive(Clone, Copy)]
+struct Run {
+    spec: &'static CommandSpec,
+    numkeys: usize,
+    db: usize,
+    proto: Protocol,
+    read_only: bool,
+    client_id: u64,
+}
+
+/// The script of an EVAL-family request; `None` for a function (FCALL, FCALL_RO).
+fn source_of<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Option<Source<'a>> {
+    match spec.name {
+        "eval" | "eval_ro" => Some(Source::Body(&args[1])),
+        "evalsha" | "evalsha_ro" => Some(Source::Sha(&args[1])),
+        _ => None,
+    }
+}
+
+/// Runs the script of `run` with `access` on this core.
+fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) -> Frame {
+    let (keys, argv) = args[3..].split_at(run.numkeys);
+    let source = source_of(run.spec, args);
+    let running = crate::busy::start(node.core.id, source.is_none());
+    let mut host = ScriptHost { node, access, db: run.db, read_only: run.read_only, client_id: run.client_id, running: &running };
+    with_engine(|engine| match source {
+        Some(source) => engine.eval(source, keys, argv, run.proto, &mut host),
+        None => engine.fcall(&args[1], keys, argv, run.proto, run.spec.name.ends_with("_ro"), &mut host),
+    })
 }
 
 /// SCRIPT subcommands.
