@@ -24,7 +24,7 @@ impl std::fmt::Debug for Listpack {
     }
 }
 
-use crate::varint::{get as get_varint, len as varint_len, put as put_varint};
+use crate::varint::{encode as encode_varint, get as get_varint, len as varint_len};
 
 /// Reads a reversed LEB128 value that ends just before `end`; returns (value, bytes used).
 fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
@@ -42,14 +42,27 @@ fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
 
 /// The encoded form of one entry.
 fn encode(data: &[u8]) -> Vec<u8> {
-    let head = varint_len(data.len()) + data.len();
-    let mut out = Vec::with_capacity(head + varint_len(head));
-    put_varint(&mut out, data.len());
-    out.extend_from_slice(data);
-    let mut back = Vec::with_capacity(4);
-    put_varint(&mut back, head);
-    out.extend(back.iter().rev());
+    let mut out = vec![0; encoded_len(data)];
+    write_entry(&mut out, data);
     out
+}
+
+/// The size of `data`'s entry.
+fn encoded_len(data: &[u8]) -> usize {
+    let head = varint_len(data.len()) + data.len();
+    head + varint_len(head)
+}
+
+/// Writes `data`'s entry into `slot`, which is exactly [`encoded_len`] bytes.
+fn write_entry(slot: &mut [u8], data: &[u8]) {
+    let (len, len_size) = encode_varint(data.len());
+    slot[..len_size].copy_from_slice(&len[..len_size]);
+    let head = len_size + data.len();
+    slot[len_size..head].copy_from_slice(data);
+    let (back, back_size) = encode_varint(head);
+    for (to, from) in slot[head..].iter_mut().zip(back[..back_size].iter().rev()) {
+        *to = *from;
+    }
 }
 
 impl Listpack {
@@ -144,9 +157,14 @@ impl Listpack {
 
     /// Inserts `data` before the entry at `pos`; `pos == bytes_len()` appends.
     pub fn insert_at(&mut self, pos: Pos, data: &[u8]) {
-        let encoded = encode(data);
-        self.buf.reserve_exact(encoded.len());
-        self.buf.splice(pos..pos, encoded);
+        // In place: grow by the entry, move the tail up, write the entry in the gap (no
+        // temporary buffer, no splice).
+        let size = encoded_len(data);
+        let old = self.buf.len();
+        self.buf.reserve_exact(size);
+        self.buf.resize(old + size, 0);
+        self.buf.copy_within(pos..old, pos + size);
+        write_entry(&mut self.buf[pos..pos + size], data);
         self.len += 1;
     }
 

@@ -13,12 +13,22 @@ pub fn len(mut v: usize) -> usize {
 }
 
 /// Appends `v`.
-pub fn put(out: &mut Vec<u8>, mut v: usize) {
+pub fn put(out: &mut Vec<u8>, v: usize) {
+    let (bytes, used) = encode(v);
+    out.extend_from_slice(&bytes[..used]);
+}
+
+/// `v` encoded: the bytes, and how many of them are used.
+pub fn encode(mut v: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    let mut i = 0;
     while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
+        out[i] = (v as u8 & 0x7f) | 0x80;
         v >>= 7;
+        i += 1;
     }
-    out.push(v as u8);
+    out[i] = v as u8;
+    (out, i + 1)
 }
 
 /// Reads a value at `at`; returns (value, bytes used).
