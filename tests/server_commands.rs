@@ -153,6 +153,36 @@ fn client_pause_write_holds_writes_on_every_core_until_unpause() {
 }
 
 #[test]
+fn client_pause_write_holds_exec_with_writes_and_scripts_but_not_read_only_ones() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = server.raw();
+    let mut reader = server.raw();
+    let mut writer = server.raw();
+    let mut scripter = server.raw();
+    assert_eq!(admin.command(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap(), "+OK\r\n");
+    // A transaction of reads and a read-only script run.
+    assert_eq!(reader.command(&["MULTI"]).unwrap(), "+OK\r\n");
+    assert_eq!(reader.command(&["GET", "k"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(reader.command(&["EXEC"]).unwrap(), "*1\r\n$-1\r\n");
+    assert_eq!(reader.command(&["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "k"]).unwrap(), "$-1\r\n");
+    // A transaction with a write and a script that may write are held.
+    assert_eq!(writer.command(&["MULTI"]).unwrap(), "+OK\r\n");
+    assert_eq!(writer.command(&["SET", "k", "v"]).unwrap(), "+QUEUED\r\n");
+    writer.send(&Raw::encode(&["EXEC"]));
+    scripter.send(&Raw::encode(&["EVAL", "return redis.call('SET', KEYS[1], 'w')", "1", "j"]));
+    for held in [&mut writer, &mut scripter] {
+        held.set_read_timeout(Duration::from_millis(300));
+        assert!(held.read_reply().is_err(), "a write ran while writes are paused");
+    }
+    assert_eq!(admin.command(&["CLIENT", "UNPAUSE"]).unwrap(), "+OK\r\n");
+    for held in [&mut writer, &mut scripter] {
+        held.set_read_timeout(Duration::from_secs(10));
+    }
+    assert_eq!(writer.read_reply().unwrap(), "*1\r\n+OK\r\n");
+    assert_eq!(scripter.read_reply().unwrap(), "+OK\r\n");
+}
+
+#[test]
 fn client_pause_all_holds_every_command_until_its_deadline() {
     let server = Server::start(THREADS, &[]);
     let mut admin = server.raw();

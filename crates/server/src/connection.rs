@@ -145,8 +145,11 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             let (slots, batch, after, protocol_error) = decode_round(node, conn, &mut decoder, &mut input);
             answered += slots.len();
             // CLIENT PAUSE: hold the round while the pause covers its commands.
-            let connection_command = matches!(after, RoundEnd::Connection(..));
-            if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_command).await {
+            let connection_writes = match &after {
+                RoundEnd::Connection(spec, _) => Some(crate::pause::connection_command_writes(spec, conn)),
+                _ => None,
+            };
+            if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_writes).await {
                 return Ok(());
             }
             let frames = if batch.is_empty() {

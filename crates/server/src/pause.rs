@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use futures::future::{select, Either};
 use shoal_commands::table::flags;
+use shoal_commands::CommandSpec;
 use shoal_runtime::{Cmd, LocalEvent};
 
 use crate::client::ClientInfo;
@@ -87,14 +88,27 @@ impl Pause {
 /// Waits while the pause holds a connection's round: the `batch` to execute, then a
 /// connection-level command if `connection_command`. A round that runs nothing never waits.
 /// Returns false when the round must not run (see [`wait`]).
-pub async fn wait_for_round(node: &Node, client: &ClientInfo, batch: &[Cmd], connection_command: bool) -> bool {
+pub async fn wait_for_round(node: &Node, client: &ClientInfo, batch: &[Cmd], connection_writes: Option<bool>) -> bool {
     // The common case, no pause at all, costs one load.
-    if !node.pause.is_set() || (batch.is_empty() && !connection_command) {
+    if !node.pause.is_set() || (batch.is_empty() && connection_writes.is_none()) {
         return true;
     }
-    // Redis pauses writes and the commands that may replicate (its `is_may_replicate_command`).
-    let writes = batch.iter().any(|cmd| cmd.spec.is_write() || cmd.spec.has(flags::MAY_REPLICATE));
+    let writes = batch.iter().any(|cmd| writes_or_replicates(cmd.spec)) || connection_writes == Some(true);
     wait(node, client, writes).await
+}
+
+/// Redis pauses writes and the commands that may replicate (its `is_may_replicate_command`).
+fn writes_or_replicates(spec: &CommandSpec) -> bool {
+    spec.is_write() || spec.has(flags::MAY_REPLICATE)
+}
+
+/// Whether a connection-level command counts as a write for CLIENT PAUSE WRITE: EXEC when
+/// its queue holds one, EVAL and FCALL (which may replicate), FUNCTION LOAD, ...
+pub fn connection_command_writes(spec: &CommandSpec, conn: &crate::connection::Conn) -> bool {
+    match spec.name {
+        "exec" => conn.multi.as_ref().is_some_and(|multi| multi.queued.iter().any(|queued| writes_or_replicates(queued.spec))),
+        _ => writes_or_replicates(spec),
+    }
 }
 
 /// Waits while the pause holds a round of commands (`writes`: whether it has a write).
