@@ -323,26 +323,30 @@ fn other_core_reply(server: &Server, request: &[&str]) -> String {
 }
 
 #[test]
-fn script_kill_from_another_core_stops_a_script_that_did_not_write() {
-    let server = Server::start(2, &[]);
+fn script_kill_and_busy_replies_from_another_core() {
+    let server = Server::start(2, &["--busy-reply-threshold", "100"]);
     let mut busy = server.raw();
     busy.set_read_timeout(Duration::from_secs(10));
+    // A key of the busy connection's core (found by trying an undeclared key of each core).
+    let candidates = keys_on_distinct_cores("k", 2, 2);
+    let own = candidates
+        .iter()
+        .find(|key| busy.command(&["EVAL", "return redis.call('SET', ARGV[1], 'x')", "0", key]).unwrap() == "+OK\r\n")
+        .expect("one key is on the connection's core");
     assert_eq!(other_core_reply(&server, &["SCRIPT", "KILL"]), "-NOTBUSY No scripts in execution right now.\r\n");
     busy.send(&Raw::encode(&["EVAL", "local i = 0 while true do i = i + 1 end", "0"]));
     std::thread::sleep(Duration::from_millis(200));
+    // Past busy-reply-threshold, commands for the busy core get BUSY.
+    assert_eq!(other_core_reply(&server, &["GET", own]), "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n");
     assert_eq!(other_core_reply(&server, &["FUNCTION", "KILL"]), "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n");
     assert_eq!(other_core_reply(&server, &["SCRIPT", "KILL"]), "+OK\r\n");
     let killed = busy.read_reply().unwrap();
     assert!(killed.starts_with("-ERR Script killed by user with SCRIPT KILL..."), "{killed:?}");
     // The core serves again.
     assert_eq!(busy.command(&["PING"]).unwrap(), "+PONG\r\n");
-    // A script that wrote cannot be killed. It writes a key of its own core (found by trying
-    // an undeclared key of each core), so it parks no other core.
-    let candidates = keys_on_distinct_cores("k", 2, 2);
-    let own = candidates
-        .iter()
-        .find(|key| busy.command(&["EVAL", "return redis.call('SET', ARGV[1], 'x')", "0", key]).unwrap() == "+OK\r\n")
-        .expect("one key is on the connection's core");
+    assert_eq!(other_core_reply(&server, &["GET", own]), "$1\r\nx\r\n", "no BUSY once the script ended");
+    // A script that wrote cannot be killed. It writes a key of its own core, so it parks no
+    // other core.
     busy.send(&Raw::encode(&["EVAL", "redis.call('SET', ARGV[1], 'x') local i = 0 while true do i = i + 1 end", "0", own]));
     std::thread::sleep(Duration::from_millis(200));
     assert!(other_core_reply(&server, &["SCRIPT", "KILL"]).starts_with("-UNKILLABLE Sorry the script already executed write commands"));

@@ -8,10 +8,13 @@
 //! Each core has one slot, registered once; starting a script only stores to its atomics.
 //! A generation number tells runs apart, so a kill meant for a script that has just ended
 //! cannot stop the next one.
+//!
+//! Clients on other cores whose command needs a core running a script for longer than
+//! `busy-reply-threshold` get Redis's BUSY error instead of waiting ([`busy_reply`]).
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use shoal_resp::Frame;
@@ -29,6 +32,28 @@ struct Slot {
 }
 
 static SLOTS: Mutex<Vec<Arc<Slot>>> = Mutex::new(Vec::new());
+
+/// Per core: when its running script started (Unix ms, shifted left once, the low bit set
+/// for a function), or 0. Written only by its core; read by every core for BUSY replies.
+static SINCE: OnceLock<Box<[AtomicU64]>> = OnceLock::new();
+
+/// Sizes the table for `cores` cores (once, before any core serves).
+pub fn init(cores: usize) {
+    let _ = SINCE.set((0..cores).map(|_| AtomicU64::new(0)).collect());
+}
+
+/// The BUSY error for a command that needs `shards` (of a core other than the caller's),
+/// when one of them has run a script for `threshold_ms()` or more (read only then).
+pub fn busy_reply(shards: &[usize], threshold_ms: impl Fn() -> u64) -> Option<Frame> {
+    let since = SINCE.get()?;
+    shards.iter().find_map(|&shard| {
+        let value = since.get(shard)?.load(Ordering::Relaxed);
+        if value == 0 || shoal_runtime::now_ms().saturating_sub(value >> 1) < threshold_ms() {
+            return None;
+        }
+        Some(Frame::Error(Bytes::from_static(if value & 1 == 1 { SLOW_FUNCTION } else { SLOW_EVAL })))
+    })
+}
 
 thread_local! {
     static MINE: OnceCell<Arc<Slot>> = const { OnceCell::new() };
@@ -59,6 +84,9 @@ pub fn start(core: usize, function: bool) -> Guard {
     slot.function.store(function, Ordering::Relaxed);
     slot.wrote.store(false, Ordering::Relaxed);
     let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
+    if let Some(since) = SINCE.get().and_then(|since| since.get(core)) {
+        since.store(shoal_runtime::now_ms() << 1 | function as u64, Ordering::Relaxed);
+    }
     Guard { slot, generation }
 }
 
@@ -76,6 +104,9 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        if let Some(since) = SINCE.get().and_then(|since| since.get(self.slot.core)) {
+            since.store(0, Ordering::Relaxed);
+        }
         self.slot.generation.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -337,6 +337,12 @@ fn decode_round(
                         continue;
                     }
                 }
+                // A core busy with a long script: Redis's BUSY rather than a wait.
+                if let Some(busy) = busy_refusal(node, resolved.spec, &resolved.route) {
+                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &busy);
+                    slots.push(Slot::Ready(busy));
+                    continue;
+                }
                 match resolved.route {
                     Route::Connection => return (slots, batch, RoundEnd::Connection(resolved.spec, args), None),
                     route => {
@@ -347,6 +353,20 @@ fn decode_round(
             }
         }
     }
+}
+
+/// BUSY for a command that needs another core while that core has run a script for longer
+/// than `busy-reply-threshold` (commands flagged `allow_busy`, such as SCRIPT KILL, excepted).
+fn busy_refusal(node: &Rc<Node>, spec: &shoal_commands::CommandSpec, route: &Route) -> Option<Frame> {
+    let shards = match route {
+        Route::Single(Some(shard)) if *shard != node.core.id => std::slice::from_ref(shard),
+        Route::Multi(shards) => shards,
+        _ => return None,
+    };
+    if spec.has(shoal_commands::table::flags::ALLOW_BUSY) {
+        return None;
+    }
+    crate::busy::busy_reply(shards, || node.config.borrow().busy_reply_threshold)
 }
 
 /// Encodes a reply unless CLIENT REPLY suppresses it.

@@ -88,6 +88,7 @@ fn main() {
     }
     let shared = Arc::new(Shared::default());
     install_signal_handlers(shared.clone());
+    busy::init(threads);
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
     let config = Arc::new(config);
     let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone()));
