@@ -985,6 +985,10 @@ fn prefetch_keys(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>
             if count == KEYS_MAX {
                 break 'cmds;
             }
+            // A pipeline on one key (LPUSH mylist ...) needs one prefetch, not sixteen.
+            if count > 0 && keys[count - 1] == &args[at][..] {
+                continue;
+            }
             keys[count] = &args[at];
             count += 1;
         }
