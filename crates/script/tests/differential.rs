@@ -1,7 +1,9 @@
 //! Differential test: the same scripts and functions go to Debian's redis-server (the oracle)
 //! and to our Engine, whose Host forwards every `redis.call` to a second redis-server, so
 //! command behaviour is Redis's own and what differs can only be the Lua side. The RESP
-//! bytes of every reply are compared, for RESP2 and RESP3 clients.
+//! bytes of every reply are compared, for RESP2 and RESP3 clients. A second test replays the
+//! same corpus through a four-core shoal-server (the binary `cargo build -p shoal-server`
+//! made), so the server around the engine is compared too.
 //!
 //! Skips when redis-server is missing, unless SHOAL_REQUIRE_ALL=1.
 
@@ -696,6 +698,102 @@ fn scripts_and_functions_reply_as_redis_does() {
         if expected != actual {
             mismatches.push(format!(
                 "step {index}: {label}\n  redis: {:?}\n  ours:  {:?}",
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&actual)
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "{} of {} steps differ:\n{}", mismatches.len(), steps.len(), mismatches.join("\n"));
+}
+
+/// The request (and whether it goes to the RESP3 connection) that replays `step` against a
+/// server; `None` for the steps that only make sense against the engine itself.
+fn request_of(step: &Step) -> Option<(Vec<Vec<u8>>, bool)> {
+    let strings = |items: &[&str]| items.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
+    let mut request: Vec<Vec<u8>>;
+    let resp3 = match step {
+        Step::Eval { body, keys, argv, resp3 } => {
+            request = strings(&["EVAL", body, &keys.len().to_string()]);
+            request.extend(keys.iter().chain(argv).map(|s| s.as_bytes().to_vec()));
+            *resp3
+        }
+        Step::EvalSha { body, keys, resp3 } => {
+            request = strings(&["EVALSHA", &Engine::sha1hex(body.as_bytes()), &keys.len().to_string()]);
+            request.extend(keys.iter().map(|s| s.as_bytes().to_vec()));
+            *resp3
+        }
+        Step::ScriptLoad(body) => {
+            request = strings(&["SCRIPT", "LOAD", body]);
+            false
+        }
+        Step::FunctionLoad { code, replace } => {
+            request = strings(&["FUNCTION", "LOAD"]);
+            if *replace {
+                request.push(b"REPLACE".to_vec());
+            }
+            request.push(code.as_bytes().to_vec());
+            false
+        }
+        Step::FCall { name, keys, argv, read_only, resp3 } => {
+            request = strings(&[if *read_only { "FCALL_RO" } else { "FCALL" }, name, &keys.len().to_string()]);
+            request.extend(keys.iter().chain(argv).map(|s| s.as_bytes().to_vec()));
+            *resp3
+        }
+        Step::FunctionList { pattern, with_code, resp3 } => {
+            request = strings(&["FUNCTION", "LIST"]);
+            if let Some(pattern) = pattern {
+                request.extend(strings(&["LIBRARYNAME", pattern]));
+            }
+            if *with_code {
+                request.push(b"WITHCODE".to_vec());
+            }
+            *resp3
+        }
+        Step::FunctionDelete(name) => {
+            request = strings(&["FUNCTION", "DELETE", name]);
+            false
+        }
+        Step::FunctionFlush => {
+            request = strings(&["FUNCTION", "FLUSH"]);
+            false
+        }
+        Step::FunctionDumpRestoreOnOracle => return None,
+        Step::Command(args) => {
+            request = args.iter().map(|s| s.as_bytes().to_vec()).collect();
+            false
+        }
+    };
+    Some((request, resp3))
+}
+
+/// The same corpus through a real shoal-server with four cores, where every script holds
+/// every core (`script-undeclared-keys yes`: the corpus uses undeclared keys), against the
+/// oracle: what differs now is the server around the engine (command routing, the rules the
+/// Host applies, replies across cores).
+#[test]
+fn a_shoal_server_answers_the_corpus_as_redis_does() {
+    let Some(oracle_server) = Server::start_redis() else {
+        return;
+    };
+    let shoal = Server::start(4, &["--script-undeclared-keys", "yes"]);
+    let connect = |server: &Server| {
+        let (raw2, mut raw3) = (server.raw(), server.raw());
+        raw3.command(&["HELLO", "3"]).expect("HELLO 3");
+        (raw2, raw3)
+    };
+    let (mut oracle2, mut oracle3) = connect(&oracle_server);
+    let (mut ours2, mut ours3) = connect(&shoal);
+    let mut mismatches = Vec::new();
+    let steps: Vec<Step> = corpus().into_iter().chain(functions_corpus()).collect();
+    for (index, step) in steps.iter().enumerate() {
+        let Some((request, resp3)) = request_of(step) else { continue };
+        let refs: Vec<&[u8]> = request.iter().map(|a| a.as_slice()).collect();
+        let expected = oracle(&mut oracle2, &mut oracle3, resp3, &refs);
+        let actual = oracle(&mut ours2, &mut ours3, resp3, &refs);
+        if expected != actual {
+            mismatches.push(format!(
+                "step {index}: {:?}\n  redis: {:?}\n  shoal: {:?}",
+                String::from_utf8_lossy(&refs.concat()),
                 String::from_utf8_lossy(&expected),
                 String::from_utf8_lossy(&actual)
             ));
