@@ -107,6 +107,32 @@ fn forget_watch(node: &Rc<Node>, conn: &mut Conn) {
     }
 }
 
+/// The one core that owns every queued command's keys and every watched key, if there is
+/// one and every queued command is a single-core one.
+fn one_core(node: &Rc<Node>, queued: &[Queued], watched: &[(usize, Bytes)]) -> Option<usize> {
+    let mut target = None;
+    let mut agree = |core: usize| match target {
+        None => {
+            target = Some(core);
+            true
+        }
+        Some(t) => t == core,
+    };
+    for q in queued {
+        match q.route {
+            Route::Single(None) => {}
+            Route::Single(Some(core)) if agree(core) => {}
+            _ => return None,
+        }
+    }
+    for (_, key) in watched {
+        if !agree(shoal_store::slot::key_shard(key, node.core.shard_count)) {
+            return None;
+        }
+    }
+    Some(target.unwrap_or(node.core.id))
+}
+
 /// EXEC: runs the queued commands as one transaction, or answers why not.
 pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let Some(multi) = conn.multi.take() else {
@@ -138,22 +164,26 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         }
     }
     let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
-    // The fast path: every command and watched key on this core, nothing locked here. The
-    // WATCH check and the commands then run without yielding, so nothing can come between.
-    let own = node.core.id;
-    let here = |route: &Route| matches!(route, Route::Single(None)) || *route == Route::Single(Some(own));
-    let shard_count = node.core.shard_count;
-    if multi.queued.iter().all(|queued| here(&queued.route)) && watched.iter().all(|(_, key)| shoal_store::slot::key_shard(key, shard_count) == own) {
-        if let Some(state) = &watch {
-            if !watch_holds(&state.flag, &state.deadlines, shoal_runtime::now_ms()) {
-                forget(conn, watch);
-                return (Frame::NullArray, After::Continue);
-            }
-        }
+    // The fast path: every command and watched key on one core (keyless commands such as
+    // PING run anywhere), nothing locked there. On that core the WATCH check and the
+    // commands run without yielding, so nothing can come between; from another core the
+    // whole EXEC travels there as one message (hash-tagged keys make this the common case).
+    if let Some(target) = one_core(node, &multi.queued, &watched) {
         let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> = multi.queued.iter().map(|queued| (queued.spec, queued.args.clone())).collect();
-        if let Some(replies) = node.core.run_local_now(conn.db, conn.proto, &cmds) {
+        let check = watch.as_ref().map(|state| (state.flag.clone(), state.deadlines.clone()));
+        let (db, proto) = (conn.db, conn.proto);
+        let run = move |core: &Rc<shoal_runtime::Core>| -> Option<Option<Vec<Frame>>> {
+            if let Some((flag, deadlines)) = &check {
+                if !watch_holds(flag, deadlines, shoal_runtime::now_ms()) {
+                    return Some(None);
+                }
+            }
+            core.run_local_now(db, proto, &cmds).map(Some)
+        };
+        let outcome = if target == node.core.id { run(&node.core) } else { node.core.call_on(target, run).await };
+        if let Some(replies) = outcome {
             forget(conn, watch);
-            return (Frame::Array(replies), After::Continue);
+            return (replies.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
     }
     let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
