@@ -66,12 +66,14 @@ pub fn push_tx_key(out: &mut Vec<u8>, tag: u64, position: usize) {
 #[derive(Debug)]
 pub struct TxKeys {
     tags_by_core: Vec<Vec<u64>>,
+    /// All five keys of a transaction on one (random) core, as hash-tagged keys would be.
+    one_core: bool,
 }
 
 impl TxKeys {
     /// Groups the tags `0..range` by core for a server with `cores` threads. Fails when some
     /// core would get too few tags to give each transaction five distinct keys.
-    pub fn new(range: u64, cores: usize) -> Result<TxKeys, String> {
+    pub fn new(range: u64, cores: usize, one_core: bool) -> Result<TxKeys, String> {
         if cores == 0 {
             return Err("--tx-cores must be at least 1".to_string());
         }
@@ -83,13 +85,13 @@ impl TxKeys {
             tags_by_core[key_core(&key, cores)].push(tag);
         }
         // Core i of the rotation in `pick` serves positions i, i + cores, ...: at most this many.
-        let per_core_max = TX_KEY_COUNT.div_ceil(cores.min(TX_KEY_COUNT));
+        let per_core_max = if one_core { TX_KEY_COUNT } else { TX_KEY_COUNT.div_ceil(cores.min(TX_KEY_COUNT)) };
         for (core, tags) in tags_by_core.iter().enumerate() {
             if tags.len() < per_core_max {
                 return Err(format!("key range {range} gives core {core} of {cores} only {} transaction tags; use a larger -r", tags.len()));
             }
         }
-        Ok(TxKeys { tags_by_core })
+        Ok(TxKeys { tags_by_core, one_core })
     }
 
     /// Picks five distinct tags: consecutive positions go to consecutive cores from a random
@@ -99,7 +101,8 @@ impl TxKeys {
         let first = rng.below(cores as u64) as usize;
         let mut tags = [0; TX_KEY_COUNT];
         for position in 0..TX_KEY_COUNT {
-            let candidates = &self.tags_by_core[(first + position) % cores];
+            let core = if self.one_core { first } else { (first + position) % cores };
+            let candidates = &self.tags_by_core[core];
             // `new` checked that each core has enough tags, so this ends.
             loop {
                 let tag = candidates[rng.below(candidates.len() as u64) as usize];
@@ -120,6 +123,29 @@ impl TxKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_core_transactions_keep_all_five_keys_on_one_core() {
+        let keys = TxKeys::new(100_000, 4, true).unwrap();
+        let mut rng = Rng::new(9);
+        let mut cores_seen = [false; 4];
+        for _ in 0..200 {
+            let tags = keys.pick(&mut rng);
+            let mut key = Vec::new();
+            let cores: Vec<usize> = tags
+                .iter()
+                .enumerate()
+                .map(|(position, &tag)| {
+                    key.clear();
+                    push_tx_key(&mut key, tag, position);
+                    key_core(&key, 4)
+                })
+                .collect();
+            assert!(cores.iter().all(|&c| c == cores[0]), "{cores:?}");
+            cores_seen[cores[0]] = true;
+        }
+        assert!(cores_seen.iter().all(|&seen| seen), "every core gets transactions");
+    }
 
     #[test]
     fn crc16_xmodem_matches_the_check_value() {
@@ -167,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_transaction_covers_four_cores_with_five_distinct_keys() {
-        let keys = TxKeys::new(100_000, 4).unwrap();
+        let keys = TxKeys::new(100_000, 4, false).unwrap();
         let mut rng = Rng::new(7);
         for _ in 0..1000 {
             let tags = keys.pick(&mut rng);
@@ -187,7 +213,7 @@ mod tests {
 
     #[test]
     fn one_core_still_gives_distinct_keys() {
-        let keys = TxKeys::new(10, 1).unwrap();
+        let keys = TxKeys::new(10, 1, false).unwrap();
         let mut rng = Rng::new(1);
         let mut tags = keys.pick(&mut rng);
         tags.sort_unstable();
@@ -196,8 +222,8 @@ mod tests {
 
     #[test]
     fn a_range_too_small_for_the_cores_is_refused() {
-        assert!(TxKeys::new(3, 4).is_err());
-        assert!(TxKeys::new(4, 1).is_err());
-        assert!(TxKeys::new(100, 0).is_err());
+        assert!(TxKeys::new(3, 4, false).is_err());
+        assert!(TxKeys::new(4, 1, false).is_err());
+        assert!(TxKeys::new(100, 0, false).is_err());
     }
 }

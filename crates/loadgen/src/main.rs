@@ -48,6 +48,10 @@ struct Args {
     /// Spread each transaction's five keys over this many cores (shoal's --threads).
     #[arg(long, default_value_t = 4)]
     tx_cores: usize,
+    /// Put all five keys of each transaction on one core (of --tx-cores), as hash-tagged
+    /// keys would be, instead of spreading them.
+    #[arg(long)]
+    tx_one_core: bool,
     /// Seed of the key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -93,6 +97,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         value_size: args.value_size,
         tx_percent: args.tx_percent,
         tx_cores: args.tx_cores,
+        tx_one_core: args.tx_one_core,
         seed: args.seed,
     };
     let mut generator = Generator::new(&settings).map_err(Failure::Usage)?;

@@ -77,6 +77,8 @@ pub struct Settings {
     pub tx_percent: f64,
     /// Threads of the server the transaction keys are spread for.
     pub tx_cores: usize,
+    /// All five keys of a transaction on one core (as with hash tags).
+    pub tx_one_core: bool,
     pub seed: u64,
 }
 
@@ -108,7 +110,7 @@ impl Generator {
             Workload::Mixed => settings.tx_percent > 0.0,
             _ => false,
         };
-        let tx_keys = if needs_tx { Some(TxKeys::new(settings.key_range, settings.tx_cores)?) } else { None };
+        let tx_keys = if needs_tx { Some(TxKeys::new(settings.key_range, settings.tx_cores, settings.tx_one_core)?) } else { None };
         Ok(Generator {
             workload: settings.workload,
             key_range: settings.key_range,
@@ -204,7 +206,7 @@ mod tests {
     use crate::resp::{parse, Reply};
 
     fn settings(workload: Workload) -> Settings {
-        Settings { workload, key_range: 100_000, value_size: 64, tx_percent: 10.0, tx_cores: 4, seed: 3 }
+        Settings { workload, key_range: 100_000, value_size: 64, tx_percent: 10.0, tx_cores: 4, tx_one_core: false, seed: 3 }
     }
 
     /// Splits `bytes` into commands, each a list of its arguments (our reply parser reads
