@@ -36,12 +36,12 @@ import csv
 import io
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import cpu_times, start, stop
 
 # name -> (tool, arguments, share of --requests): transactions cost about seven commands, so
 # they run fewer units, and every run lasts about as long.
@@ -65,60 +65,6 @@ CALIBRATION = [("GET P1", "GET P1 loadgen", "GET P1 r-benchmark"), ("SET P1", "S
                ("GET P16", "GET P16 loadgen", "GET P16 r-benchmark"), ("SET P16", "SET P16 loadgen", "SET P16 r-benchmark")]
 # shoal-loadgen's exit status when the server answered a command with an error.
 EXIT_SERVER_ERROR = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"server on {port} did not start")
-
-
-def start(kind, binary, threads, cpus, workdir):
-    port = free_port()
-    if kind == "redis":
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    else:
-        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads)]
-    proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(port)
-    return proc, port
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def cpu_times(cpus):
-    """(busy, total) jiffies summed over the CPUs in `cpus` (a taskset list like "0" or "0,2")."""
-    wanted = {f"cpu{c}" for c in cpus.split(",")}
-    busy = total = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            fields = line.split()
-            if fields[0] in wanted:
-                values = [int(v) for v in fields[1:8]]  # user nice system idle iowait irq softirq
-                total += sum(values)
-                busy += sum(values) - values[3] - values[4]
-    return busy, total
 
 
 class Unsupported(Exception):
