@@ -118,9 +118,8 @@ fn seconds_limit_ends_the_run() {
     assert!(row.units > 0);
 }
 
-/// A server that answers every command with an error, as a server without scripting answers
-/// SCRIPT LOAD; returns its port.
-fn refusing_server() -> u16 {
+/// A fake server that answers every read with `reply`; returns its port.
+fn fake_server(reply: &'static [u8]) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -129,7 +128,7 @@ fn refusing_server() -> u16 {
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 4096];
                 while let Ok(read) = stream.read(&mut buffer) {
-                    if read == 0 || stream.write_all(b"-ERR unknown command 'SCRIPT', with args beginning with: 'LOAD'\r\n").is_err() {
+                    if read == 0 || stream.write_all(reply).is_err() {
                         return;
                     }
                 }
@@ -137,6 +136,12 @@ fn refusing_server() -> u16 {
         }
     });
     port
+}
+
+/// A server that answers every command with an error, as a server without scripting answers
+/// SCRIPT LOAD; returns its port.
+fn refusing_server() -> u16 {
+    fake_server(b"-ERR unknown command 'SCRIPT', with args beginning with: 'LOAD'\r\n")
 }
 
 #[test]
@@ -156,21 +161,7 @@ fn an_unsupported_command_exits_3_with_the_server_error() {
 #[test]
 fn a_wrong_reply_exits_1_naming_the_command() {
     // Answers every command with +OK: right for SET, wrong for GET.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            std::thread::spawn(move || {
-                let mut buffer = [0u8; 4096];
-                while let Ok(read) = stream.read(&mut buffer) {
-                    if read == 0 || stream.write_all(b"+OK\r\n").is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
+    let port = fake_server(b"+OK\r\n");
     let output = loadgen(port, &["--workload", "get", "-n", "10"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
