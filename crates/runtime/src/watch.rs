@@ -20,57 +20,67 @@ pub type WatchFlag = Arc<AtomicBool>;
 
 #[derive(Default)]
 pub struct Registry {
-    /// (database, key) -> (client id, its flag), in WATCH order.
-    keys: HashMap<(usize, Bytes), Vec<(u64, WatchFlag)>>,
+    /// database -> key -> (client id, its flag), in WATCH order. Keyed by database first so
+    /// that a write looks its key up as a borrowed slice, without copying it.
+    dbs: HashMap<usize, HashMap<Bytes, Vec<(u64, WatchFlag)>>>,
+    /// Watched (database, key) pairs.
+    len: usize,
 }
 
 impl Registry {
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len == 0
     }
 
     pub fn register(&mut self, client: u64, flag: &WatchFlag, db: usize, key: Bytes) {
-        let watchers = self.keys.entry((db, key)).or_default();
+        let watchers = self.dbs.entry(db).or_default().entry(key).or_insert_with(|| {
+            self.len += 1;
+            Vec::new()
+        });
         if !watchers.iter().any(|(id, _)| *id == client) {
             watchers.push((client, flag.clone()));
         }
     }
 
     pub fn unregister(&mut self, client: u64, db: usize, key: Bytes) {
-        let slot = (db, key);
-        if let Some(watchers) = self.keys.get_mut(&slot) {
+        let Some(keys) = self.dbs.get_mut(&db) else { return };
+        if let Some(watchers) = keys.get_mut(&key) {
             watchers.retain(|(id, _)| *id != client);
             if watchers.is_empty() {
-                self.keys.remove(&slot);
+                keys.remove(&key);
+                self.len -= 1;
+                if keys.is_empty() {
+                    self.dbs.remove(&db);
+                }
             }
         }
     }
 
+    fn watchers(&self, db: usize, key: &[u8]) -> Option<&Vec<(u64, WatchFlag)>> {
+        self.dbs.get(&db)?.get(key)
+    }
+
     pub fn is_watched(&self, db: usize, key: &[u8]) -> bool {
-        self.keys.contains_key(&(db, Bytes::copy_from_slice(key)))
+        self.watchers(db, key).is_some()
     }
 
     /// `key` was written: every client watching it will fail its EXEC.
     pub fn touch(&self, db: usize, key: &[u8]) {
-        if let Some(watchers) = self.keys.get(&(db, Bytes::copy_from_slice(key))) {
-            for (_, flag) in watchers {
-                flag.store(true, Ordering::Release);
-            }
+        for (_, flag) in self.watchers(db, key).into_iter().flatten() {
+            flag.store(true, Ordering::Release);
         }
     }
 
     /// The whole shard may have changed (FLUSHALL, SWAPDB, ...): every watcher here fails.
     pub fn touch_all(&self) {
-        for watchers in self.keys.values() {
-            for (_, flag) in watchers {
-                flag.store(true, Ordering::Release);
-            }
+        for (_, flag) in self.dbs.values().flat_map(|keys| keys.values()).flatten() {
+            flag.store(true, Ordering::Release);
         }
     }
 
-    /// Watched keys, for INFO's `watching_clients`-like counts and tests.
+    /// Watched (database, key) pairs.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.len
     }
 }
 
