@@ -176,20 +176,16 @@ impl Core {
 }
 
 impl Transaction {
-    /// Runs one queued command under the transaction's locks and returns its reply. Blocking
-    /// commands answer at once, as inside MULTI in Redis.
+    /// Runs one queued cross-core or blocking command (`Route::Multi`) under the
+    /// transaction's locks and returns its reply; single-core commands go through
+    /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
         let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
         let started = Stopwatch::start();
         self.wrote |= spec.is_write() || matches!(spec.handler, Handler::Blocking(_));
         let reply = match (route, spec.handler) {
             (Route::Connection, _) => unreachable!("{} runs in the connection layer", spec.name),
-            (Route::Single(shard), Handler::Keys { local, .. }) => {
-                let shard = shard.unwrap_or(self.core.id);
-                let op = Box::new(move |ctx: &mut Ctx| Box::new(local(ctx, &args)) as HopResult);
-                let mut results = coordinator.hop(vec![(shard, op)]).await;
-                *results.pop().expect("one hop, one result").downcast::<Frame>().expect("a command hop returns its frame")
-            }
+            (Route::Single(_), _) => unreachable!("{} runs through run_single", spec.name),
             (_, Handler::Blocking(ops)) => match (ops.parse)(&args) {
                 Err(error) => error,
                 Ok(_) => (ops.attempt)(&coordinator, args).await.unwrap_or_else(ops.timed_out),

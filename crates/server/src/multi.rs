@@ -149,20 +149,6 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         forget(conn, watch);
         return (errors::error("EXECABORT Transaction discarded because of previous errors."), After::Continue);
     }
-    // The database of each command: a queued SELECT changes it for the ones after it.
-    let databases = node.config.borrow().databases as i64;
-    let mut db = conn.db;
-    let mut dbs = Vec::with_capacity(multi.queued.len());
-    for queued in &multi.queued {
-        dbs.push(db);
-        if queued.spec.name == "select" {
-            if let Ok(index) = args::parse_i64(&queued.args[1]) {
-                if (0..databases).contains(&index) {
-                    db = index as usize;
-                }
-            }
-        }
-    }
     let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
     // The fast path: every command and watched key on one core (keyless commands such as
     // PING run anywhere), nothing locked there. On that core the WATCH check and the
@@ -184,6 +170,20 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         if let Some(replies) = outcome {
             forget(conn, watch);
             return (replies.map_or(Frame::NullArray, Frame::Array), After::Continue);
+        }
+    }
+    // The database of each command: a queued SELECT changes it for the ones after it.
+    let databases = node.config.borrow().databases as i64;
+    let mut db = conn.db;
+    let mut dbs = Vec::with_capacity(multi.queued.len());
+    for queued in &multi.queued {
+        dbs.push(db);
+        if queued.spec.name == "select" {
+            if let Ok(index) = args::parse_i64(&queued.args[1]) {
+                if (0..databases).contains(&index) {
+                    db = index as usize;
+                }
+            }
         }
     }
     let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
