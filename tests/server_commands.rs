@@ -133,6 +133,28 @@ fn client_kill_closes_clients_on_any_core() {
 }
 
 #[test]
+fn the_idle_timeout_closes_quiet_clients_on_every_core_and_spares_busy_ones() {
+    let server = Server::start(THREADS, &["--timeout", "1", "--hz", "50"]);
+    let mut quiet = connections(&server, 6);
+    for raw in &mut quiet {
+        assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+        raw.set_read_timeout(Duration::from_secs(10));
+    }
+    let mut busy = server.raw();
+    let started = Instant::now();
+    // More than one second idle closes a client (Redis: idle > timeout); keep one talking.
+    while started.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(busy.command(&["PING"]).unwrap(), "+PONG\r\n", "a client that talks is never idle");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for raw in &mut quiet {
+        assert_eq!(raw.read_until_closed().unwrap(), b"", "an idle client was closed");
+    }
+    assert!(started.elapsed() < Duration::from_secs(8), "closed soon after the timeout: {:?}", started.elapsed());
+    assert_eq!(busy.command(&["PING"]).unwrap(), "+PONG\r\n");
+}
+
+#[test]
 fn client_pause_write_holds_writes_on_every_core_until_unpause() {
     let server = Server::start(THREADS, &[]);
     let mut admin = server.raw();

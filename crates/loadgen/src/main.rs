@@ -52,6 +52,10 @@ struct Args {
     /// keys would be, instead of spreading them.
     #[arg(long)]
     tx_one_core: bool,
+    /// Poll the sockets without ever sleeping (one CPU spins): the server then never pays
+    /// for waking the client, which isolates its own cost per request.
+    #[arg(long)]
+    busy_poll: bool,
     /// Seed of the key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -105,7 +109,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         let sha = driver::command_once(addr, &[b"SCRIPT", b"LOAD", INCR_SCRIPT.as_bytes()]).map_err(Failure::Run)?;
         generator.set_script_sha(String::from_utf8_lossy(&sha).into_owned());
     }
-    let config = Config { addr, clients: args.clients as usize, pipeline: args.pipeline as usize, limit };
+    let config = Config { addr, clients: args.clients as usize, pipeline: args.pipeline as usize, limit, busy_poll: args.busy_poll };
     let report = driver::run(&config, &mut generator).map_err(Failure::Run)?;
     let name = workload_name(args.workload);
     let (p50, p99) = (report.latency_ms_at(0.50), report.latency_ms_at(0.99));

@@ -22,7 +22,9 @@ pub struct ClientInfo {
     pub db: Cell<usize>,
     pub resp: Cell<u8>,
     pub created: Instant,
-    pub last_interaction: Cell<Instant>,
+    /// When the client last sent something, in [`coarse_ms`] (read once per socket read, so
+    /// it uses the cheap coarse clock).
+    pub last_interaction: Cell<u64>,
     /// The last command's name, as CLIENT LIST's `cmd=` shows it.
     pub last_command: Cell<&'static str>,
     /// Set to make the connection close (CLIENT KILL, idle timeout, shutdown).
@@ -50,7 +52,7 @@ impl ClientInfo {
             db: Cell::new(0),
             resp: Cell::new(2),
             created: now,
-            last_interaction: Cell::new(now),
+            last_interaction: Cell::new(coarse_ms()),
             last_command: Cell::new("NULL"),
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
@@ -58,6 +60,19 @@ impl ClientInfo {
             unblock: Cell::new(None),
             unblock_waker: RefCell::new(None),
         }
+    }
+
+    /// Makes the connection close (CLIENT KILL, idle timeout, shutdown): sets `kill`, and shuts
+    /// the socket's read side, so a connection waiting in a read wakes up with end-of-file.
+    /// The connection only waits on the socket while it reads, not on `kill`, which would cost
+    /// a waker registration per request. Replies still go out: the write side stays open.
+    /// Call it on the client's own core, while the client is registered there (its descriptor
+    /// is open until it leaves the registry).
+    pub fn kill(&self) {
+        self.kill.set();
+        // SAFETY: shutdown takes a descriptor and a flag; the descriptor is this client's
+        // socket, still open (see above).
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RD) };
     }
 
     /// CLIENT UNBLOCK: ends the client's wait early. False when it is not blocked.
@@ -103,6 +118,7 @@ impl ClientInfo {
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = Instant::now();
+        let idle_ms = coarse_ms().saturating_sub(self.last_interaction.get());
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -111,7 +127,7 @@ impl ClientInfo {
             self.fd,
             self.name.borrow(),
             now.duration_since(self.created).as_secs(),
-            now.duration_since(self.last_interaction.get()).as_secs(),
+            idle_ms / 1000,
             self.flags(),
             self.db.get(),
             self.multi.get(),
@@ -130,12 +146,23 @@ pub fn enforce_idle_timeout(node: &Rc<Node>) {
     if timeout_s == 0 {
         return;
     }
-    let now = Instant::now();
+    let now = coarse_ms();
     // As Redis, a blocked client is not idle: its own timeout governs it.
     for client in node.clients.borrow().values().filter(|c| !c.blocked.get()) {
-        if now.duration_since(client.last_interaction.get()).as_secs() > timeout_s {
+        if now.saturating_sub(client.last_interaction.get()) / 1000 > timeout_s {
             tracing::debug!("Closing idle client {}", client.id);
-            client.kill.set();
+            client.kill();
         }
     }
+}
+
+/// Milliseconds of the coarse monotonic clock (updated every kernel tick, a few ms): cheap
+/// enough to read for every request, unlike the precise clock, and exact enough for idle
+/// times counted in seconds.
+pub fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec we pass; CLOCK_MONOTONIC_COARSE always exists
+    // on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }

@@ -332,7 +332,7 @@ async fn kill(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> (Frame, After
             let mut killed = Vec::new();
             // A client already closing is not killed twice.
             for client in clients.values().filter(|c| !c.kill.is_set() && filter.matches(c)) {
-                client.kill.set();
+                client.kill();
                 killed.push(client.id);
             }
             killed

@@ -6,7 +6,6 @@
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either, LocalBoxFuture};
@@ -109,8 +108,10 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         tracing::debug!("client {id} closed: {e}");
     }
     crate::multi::leave(&node, &mut conn);
-    let _ = stream.close().await;
+    // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
+    // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
+    let _ = stream.close().await;
     shared.clients.fetch_sub(1, Ordering::SeqCst);
 }
 
@@ -120,20 +121,17 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        // Read, unless killed or shutting down.
-        let read = {
-            let read = std::pin::pin!(stream.read(&mut chunk));
-            let stop = select(conn.client.kill.wait(), node.shutdown.wait());
-            match select(read, stop).await {
-                Either::Left((read, _)) => read?,
-                Either::Right(_) => return Ok(()),
-            }
-        };
-        if read == 0 {
+        // Read, unless killed or shutting down. A kill or shutdown while we wait in the read
+        // shuts the socket's read side, which ends the read (ClientInfo::kill).
+        if conn.client.kill.is_set() || node.shutdown.is_set() {
+            return Ok(());
+        }
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 || conn.client.kill.is_set() {
             return Ok(());
         }
         input.extend_from_slice(&chunk[..read]);
-        conn.client.last_interaction.set(Instant::now());
+        conn.client.last_interaction.set(crate::client::coarse_ms());
         {
             let config = node.config.borrow();
             decoder.limits.bulk_len_max = config.proto_max_bulk_len as usize;

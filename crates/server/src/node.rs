@@ -118,6 +118,11 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
             glommio::timer::sleep(period).await;
             if core.shared.shutdown.load(Ordering::SeqCst) {
                 node.shutdown.set();
+                // Connections waiting for a request wake up (see ClientInfo::kill); those in
+                // the middle of one finish it first.
+                for client in node.clients.borrow().values() {
+                    client.kill();
+                }
                 return;
             }
             // As Redis, no active expiry while disabled by DEBUG or while writes are paused.
