@@ -481,7 +481,7 @@ fn parse_search(args: &[Bytes], kind: Kind, store_allowed: bool, zset: Option<&Z
 fn op_search(db: &mut Db, args: &[Bytes], kind: Kind, store_allowed: bool, now_ms: u64) -> Result<(Request, Vec<Point>), Frame> {
     let key = &args[if kind == Kind::Search && store_allowed { 2 } else { 1 }];
     let zset = zsets::read(db, key, now_ms)?;
-    let request = parse_search(args, kind, store_allowed, zset.as_deref())?;
+    let request = parse_search(args, kind, store_allowed, zset)?;
     let Some(zset) = zset else { return Ok((request, Vec::new())) };
     let center = request.center.expect("an existing key's search has a centre");
     let (shape, conversion) = request.shape.expect("an existing key's search has a shape");

@@ -189,7 +189,8 @@ pub fn op_merge(db: &mut Db, keys: &[Bytes], now_ms: u64) -> Result<Merged, (usi
 
 /// The cardinality of one HyperLogLog, from the cache or computed and cached.
 pub fn op_pfcount_one(db: &mut Db, key: &[u8], now_ms: u64) -> Result<u64, Frame> {
-    let Some(entry) = db.lookup_read(key, now_ms) else {
+    // Caching the count changes the representation only (see Db::lookup_read_mut).
+    let Some(entry) = db.lookup_read_mut(key, now_ms) else {
         return Ok(0);
     };
     let buffer = hll_mut(&mut entry.value)?;

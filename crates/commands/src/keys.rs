@@ -983,7 +983,7 @@ fn object(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 
 /// The entry at OBJECT's key, looked up as Redis's `objectCommandLookup` (without touching
 /// the access time).
-fn object_entry<'a>(ctx: &'a mut Ctx, args: &[Bytes]) -> Option<&'a mut Entry> {
+fn object_entry<'a>(ctx: &'a mut Ctx, args: &[Bytes]) -> Option<&'a Entry> {
     let now = ctx.now_ms;
     ctx.db().lookup_read_notouch(&args[2], now)
 }

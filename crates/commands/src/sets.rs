@@ -205,10 +205,10 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// The set at `key` for reading (counts a hit or a miss): None when absent, WRONGTYPE for
 /// another type.
-fn read_set<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut Set>, Frame> {
+fn read_set<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a Set>, Frame> {
     match db.lookup_read(key, now_ms) {
         None => Ok(None),
-        Some(entry) => match &mut entry.value {
+        Some(entry) => match &entry.value {
             Value::Set(set) => Ok(Some(set)),
             _ => Err(errors::wrong_type()),
         },
@@ -691,7 +691,7 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
             continue;
         }
         let slot = *slots.entry(key).or_insert_with(|| {
-            let set = match db.lookup_quiet(key, now).map(|e| &mut e.value) {
+            let set = match db.lookup_quiet_mut(key, now).map(|e| &mut e.value) {
                 Some(Value::Set(set)) => std::mem::take(&mut **set),
                 _ => unreachable!("{key:?} was just read as a set"),
             };
@@ -705,7 +705,7 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
         compute(request, &sets, &limits)
     };
     for (key, set) in taken {
-        match db.lookup_quiet(&key, now).map(|e| &mut e.value) {
+        match db.lookup_quiet_mut(&key, now).map(|e| &mut e.value) {
             Some(Value::Set(slot)) => **slot = set,
             _ => unreachable!("a borrowed set's key stays"),
         }
@@ -724,7 +724,7 @@ fn op_read_sets(ctx: &mut Ctx, keys: &[Bytes]) -> Result<Vec<Option<Set>>, Frame
     let db = ctx.db();
     let mut sets = Vec::with_capacity(keys.len());
     for key in keys {
-        let copy = read_set(db, key, now)?.map(|s| s.clone());
+        let copy = read_set(db, key, now)?.cloned();
         sets.push(copy);
     }
     Ok(sets)

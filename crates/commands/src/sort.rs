@@ -399,7 +399,7 @@ impl Plan {
 /// a sorted set is converted to a skiplist first, as Redis's SORT does.
 fn sortable<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Value>, Frame> {
     let now = ctx.now_ms;
-    let Some(entry) = ctx.db().lookup_read(key, now) else {
+    let Some(entry) = ctx.db().lookup_read_mut(key, now) else {
         return Ok(None);
     };
     if let Value::ZSet(zset) = &mut entry.value {

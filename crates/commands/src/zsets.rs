@@ -390,10 +390,10 @@ pub const COMMANDS: &[CommandSpec] = &[
 // ---- Lookups and replies ---------------------------------------------------------------
 
 /// The sorted set at `key` for reading (counts a hit or miss), WRONGTYPE for another type.
-pub(crate) fn read<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut ZSet>, Frame> {
+pub(crate) fn read<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a ZSet>, Frame> {
     match db.lookup_read(key, now_ms) {
         None => Ok(None),
-        Some(entry) => match &mut entry.value {
+        Some(entry) => match &entry.value {
             Value::ZSet(zset) => Ok(Some(zset)),
             _ => Err(errors::wrong_type()),
         },

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::dict::Dict;
+use crate::snapshot::Snapshot;
 use crate::value::Value;
 
 /// A key's value. Its metadata (the LRU clock and the TTL flag) lives in the dict node beside
@@ -99,6 +100,9 @@ pub struct Db {
     pub stats: DbStats,
     /// How implicit deletes free their values (see [`crate::lazyfree::Policy`]).
     pub(crate) lazy: crate::lazyfree::Policy,
+    /// A snapshot being taken (BGSAVE): every write saves the old entry first if the walk
+    /// has not reached it. None almost always, so a write pays one branch.
+    snapshot: Option<Box<Snapshot>>,
 }
 
 impl Db {
@@ -153,7 +157,26 @@ impl Db {
 
     /// Looks a key up for reading: expires it if due, counts a hit or a miss, and updates
     /// its access time.
-    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.expire_if_needed(key, now_ms);
+        match self.dict.get_with_meta_mut(key) {
+            Some((entry, meta)) => {
+                self.stats.keyspace_hits += 1;
+                meta.touch(now_ms);
+                Some(&*entry)
+            }
+            None => {
+                self.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// [`Db::lookup_read`] for reads that change only a value's representation, never its
+    /// contents: an encoding conversion, a cached count (PFCOUNT), a collection borrowed and
+    /// put back within the same command. A snapshot in progress does not treat these as
+    /// writes, so anything that changes what the value holds must use [`Db::lookup_write`].
+    pub fn lookup_read_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
@@ -170,9 +193,9 @@ impl Db {
 
     /// Looks a key up for reading without touching its access time (Redis's LOOKUP_NOTOUCH, as
     /// EXISTS, TYPE, TTL and OBJECT use it): expires it if due and counts a hit or a miss.
-    pub fn lookup_read_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn lookup_read_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
-        match self.dict.get_mut(key) {
+        match self.dict.get(key) {
             Some(entry) => {
                 self.stats.keyspace_hits += 1;
                 Some(entry)
@@ -187,6 +210,7 @@ impl Db {
     /// Looks a key up for writing: expires it if due and updates its access time.
     pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        self.before_write(key);
         let (entry, meta) = self.dict.get_with_meta_mut(key)?;
         meta.touch(now_ms);
         Some(entry)
@@ -194,7 +218,13 @@ impl Db {
 
     /// Looks a key up without side effects on stats or access time (OBJECT, TYPE-like
     /// introspection still expires it, as Redis's lookupKeyReadWithFlags(NOTOUCH) does).
-    pub fn lookup_quiet(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+    pub fn lookup_quiet(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.expire_if_needed(key, now_ms);
+        self.dict.get(key)
+    }
+
+    /// [`Db::lookup_quiet`] for changes of representation only (see [`Db::lookup_read_mut`]).
+    pub fn lookup_quiet_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
         self.dict.get_mut(key)
     }
@@ -222,6 +252,7 @@ impl Db {
 
     /// Sets `key` to `value` with the given absolute expiry (None: no TTL).
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
+        self.before_write(key);
         let entry = Entry::new(value);
         let had_ttl = match self.dict.get_with_meta_mut(key) {
             Some((old, meta)) => {
@@ -248,6 +279,7 @@ impl Db {
     /// Replaces the value of `key` keeping its TTL (KEEPTTL); inserts without TTL if absent.
     pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
         self.expire_if_needed(key, now_ms);
+        self.before_write(key);
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
                 let previous = std::mem::replace(&mut entry.value, value);
@@ -267,6 +299,7 @@ impl Db {
 
     /// Sets or clears the TTL of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
+        self.before_write(key);
         let Some((_, meta)) = self.dict.get_with_meta_mut(key) else {
             return false;
         };
@@ -295,6 +328,7 @@ impl Db {
 
     /// Removes `key` and returns its entry with its TTL.
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
+        self.before_write(key);
         let (entry, meta) = self.dict.remove_with_meta(key)?;
         let mut expire_at_ms = None;
         if meta.has_ttl() {
@@ -317,10 +351,115 @@ impl Db {
     pub fn clear(&mut self) -> Db {
         let stats = self.stats;
         let lazy = self.lazy.clone();
-        let old = std::mem::take(self);
+        let mut old = std::mem::take(self);
         self.stats = stats;
         self.lazy = lazy;
+        // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
+        if let Some(mut snapshot) = old.snapshot.take() {
+            if !snapshot.walked {
+                for (key, _, _) in old.dict.iter_with_meta() {
+                    if !Self::behind_walk(&old.dict, &snapshot, key) {
+                        let detached = old.detached(key).expect("the key is present");
+                        snapshot.pending.push((key.into(), detached));
+                    }
+                }
+                snapshot.walked = true;
+                snapshot.handled = Default::default();
+            }
+            self.snapshot = Some(snapshot);
+        }
         old
+    }
+
+    // ---- Snapshots (see crate::snapshot) ----------------------------------------------
+
+    /// Starts a snapshot of this database, recorded as database `db_index`.
+    pub fn snapshot_begin(&mut self, db_index: usize) {
+        assert!(self.snapshot.is_none(), "one snapshot at a time");
+        let mut snapshot = Snapshot::new(db_index);
+        snapshot.walked = self.dict.is_empty();
+        self.snapshot = Some(Box::new(snapshot));
+    }
+
+    /// The snapshot being taken, if any.
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_deref()
+    }
+
+    /// Walks up to `buckets` more buckets of the snapshot, calling `visit` with each key the
+    /// snapshot holds there (its entry, absolute expiry and LRU clock). Returns whether the
+    /// walk is complete. Entries saved early come out of [`Db::snapshot_drain`] instead.
+    pub fn snapshot_step(&mut self, buckets: usize, mut visit: impl FnMut(&[u8], &Entry, Option<u64>, u32)) -> bool {
+        let Some(snapshot) = self.snapshot.as_deref_mut() else {
+            return true;
+        };
+        for _ in 0..buckets {
+            if snapshot.walked {
+                break;
+            }
+            let (dict, ttl) = (&self.dict, &self.ttl);
+            let next = dict.scan_step_with_meta(snapshot.cursor, |key, entry, meta| {
+                if Self::behind_walk(dict, snapshot, key) {
+                    return;
+                }
+                let expire_at = if meta.has_ttl() { ttl.get(key).copied() } else { None };
+                visit(key, entry, expire_at, meta.lru());
+            });
+            if next == 0 {
+                snapshot.walked = true;
+                snapshot.handled = Default::default();
+            } else {
+                snapshot.frontier = snapshot.frontier.max(dict.cursor_position(next));
+                snapshot.cursor = next;
+            }
+        }
+        snapshot.walked
+    }
+
+    /// Takes the entries saved early (a write was about to change them before the walk got
+    /// there), to encode with the walk's.
+    pub fn snapshot_drain(&mut self) -> Vec<(Box<[u8]>, Detached)> {
+        self.snapshot.as_deref_mut().map(|s| std::mem::take(&mut s.pending)).unwrap_or_default()
+    }
+
+    /// Ends the snapshot (complete or abandoned) and returns its state.
+    pub fn snapshot_end(&mut self) -> Option<Box<Snapshot>> {
+        self.snapshot.take()
+    }
+
+    /// Whether the snapshot's walk has passed `key` or must skip it.
+    fn behind_walk(dict: &Dict<Entry, Meta>, snapshot: &Snapshot, key: &[u8]) -> bool {
+        snapshot.walked || dict.scan_position(key) < snapshot.frontier || (!snapshot.handled.is_empty() && snapshot.handled.contains(key))
+    }
+
+    /// Before `key` changes (or appears, or goes): if a snapshot's walk has not reached it,
+    /// save its current entry aside (none for a new key) and mark it handled.
+    #[inline]
+    fn before_write(&mut self, key: &[u8]) {
+        if self.snapshot.is_some() {
+            self.save_before_write(key);
+        }
+    }
+
+    #[cold]
+    fn save_before_write(&mut self, key: &[u8]) {
+        let snapshot = self.snapshot.as_deref().expect("a snapshot");
+        if Self::behind_walk(&self.dict, snapshot, key) {
+            return;
+        }
+        let detached = self.detached(key);
+        let snapshot = self.snapshot.as_deref_mut().expect("a snapshot");
+        if let Some(detached) = detached {
+            snapshot.pending.push((key.into(), detached));
+        }
+        snapshot.handled.insert(key.into());
+    }
+
+    /// A copy of `key`'s entry with its TTL and LRU clock, expired or not.
+    fn detached(&self, key: &[u8]) -> Option<Detached> {
+        let (entry, meta) = self.dict.get_with_meta(key)?;
+        let expire_at_ms = if meta.has_ttl() { self.ttl.get(key).copied() } else { None };
+        Some(Detached { entry: entry.clone(), expire_at_ms, lru: meta.lru() })
     }
 
     /// Removes a key found expired, counting it and freeing it per `lazyfree-lazy-expire`.
@@ -340,6 +479,7 @@ impl Db {
                 break;
             }
             let (_, key) = self.expires.pop_first().expect("first exists");
+            self.before_write(&key);
             self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");

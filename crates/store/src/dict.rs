@@ -343,6 +343,22 @@ impl<V, M> Dict<V, M> {
         v.reverse_bits()
     }
 
+    /// Where `key` falls in the SCAN order, as a number that does not depend on the table's
+    /// size: its hash, bit-reversed. A walk with [`Dict::scan_step`] has visited the key
+    /// once its cursor's [`Dict::cursor_position`] is above this (see `crate::snapshot`).
+    pub fn scan_position(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key).reverse_bits()
+    }
+
+    /// The SCAN-order position of `cursor` at the current size: every key whose
+    /// [`Dict::scan_position`] is below it sits in a bucket a walk from 0 has visited.
+    pub fn cursor_position(&self, cursor: u64) -> u64 {
+        if self.buckets.is_empty() {
+            return 0;
+        }
+        (cursor & (self.buckets.len() as u64 - 1)).reverse_bits()
+    }
+
     /// A uniformly chosen bucket's random entry (Redis's `dictGetRandomKey` is similarly
     /// biased towards short chains).
     pub fn random_entry(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &V)> {

@@ -10,6 +10,7 @@ pub mod lazyfree;
 pub mod listpack;
 pub mod prefetch;
 pub mod slot;
+pub mod snapshot;
 pub mod thin;
 pub mod types;
 pub mod value;
