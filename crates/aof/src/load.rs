@@ -35,6 +35,13 @@
 //!   format errors (Redis replays them into an error reply that nobody sees).
 //! - An annotation line without its `\n` at the end of a file is a truncated tail (Redis
 //!   accepts it, and the next appended command would then be swallowed by the annotation).
+//! - A complete annotation line counts as a valid record: a trim keeps it (Redis trims back
+//!   to the end of the last command), so a [`Item::Timestamp`] handed out is never trimmed.
+//! - A cut anywhere inside a `MULTI` block trims the whole block. Redis 7.0 does that only
+//!   when the file ends cleanly between commands of the block; when the cut is inside a
+//!   command it keeps the open `MULTI` and the commands queued so far, so commands appended
+//!   afterwards would join that transaction and be reverted at the next load. (The
+//!   differential test against `redis-server` shows both cases.)
 //! - After an RDB preamble, the valid prefix starts at the end of the RDB, so trimming a
 //!   truncated first command keeps the preamble (Redis 7.0 would truncate to offset 0).
 //! - A truncated tail in a file that is not the last one is refused without touching the
@@ -49,9 +56,10 @@ use bytes::Bytes;
 
 use crate::manifest::Manifest;
 
-/// Redis's `AOF_ANNOTATION_LINE_MAX_LEN`: a `*`, `$` or `#` line, `\n` included, is at most
-/// this long.
-const LINE_LEN_MAX: usize = 1024;
+/// A `*`, `$` or `#` line, `\n` included, is at most this long: Redis reads lines with
+/// `fgets` into a buffer of `AOF_ANNOTATION_LINE_MAX_LEN` (1024) bytes, NUL included, and
+/// the rest of a longer line would be read as the next line and refused.
+const LINE_LEN_MAX: usize = 1023;
 
 /// Argument slots reserved up front at most, whatever count a file announces.
 const ARGS_PREALLOCATION_MAX: usize = 1024;
