@@ -86,6 +86,23 @@ pub enum ManifestError {
     NameNotUtf8 { line: usize },
 }
 
+impl ManifestError {
+    /// The 1-based line the error is on (Redis counts every line read, comments included),
+    /// `None` for an empty manifest.
+    pub fn line(&self) -> Option<usize> {
+        match *self {
+            ManifestError::Empty => None,
+            ManifestError::LineTooLong { line }
+            | ManifestError::InvalidFormat { line }
+            | ManifestError::NotBaseName { line }
+            | ManifestError::DuplicateBase { line }
+            | ManifestError::NonMonotonicSeq { line }
+            | ManifestError::UnknownType { line }
+            | ManifestError::NameNotUtf8 { line } => Some(line),
+        }
+    }
+}
+
 /// The parsed manifest: Redis's `aofManifest`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {

@@ -46,6 +46,8 @@ impl Redis {
     fn start(dir: &Path, extra: &[&str]) -> Started {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = dir.join("redis.log");
+        // Redis appends to its log: start each run with an empty one.
+        let _ = fs::remove_file(&log);
         let mut args: Vec<String> =
             ["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.to_str().unwrap(), "--save", "", "--logfile", log.to_str().unwrap()]
                 .iter()
@@ -479,4 +481,150 @@ fn redis_and_we_trim_a_truncated_tail_to_the_same_length() {
     }
     let expected: Vec<(usize, u64, u64)> = cuts.iter().map(|&(cut, ours, redis)| (cut, ours as u64, redis as u64)).collect();
     assert_eq!(results, expected, "(cut, ours, redis)");
+}
+
+/// Redis's verdict on a manifest: whether `redis-server` starts with it, or the error
+/// message and the line it names from its log.
+fn redis_verdict_on_manifest(dir: &Path, text: &str) -> Result<(), (String, Option<usize>)> {
+    let aof = AofDir::new(dir, "appendonlydir", "appendonly.aof");
+    fs::write(aof.manifest_path(), text).unwrap();
+    let log = match Redis::start(dir, &["--appendonly", "yes"]) {
+        Started::Ready(redis) => {
+            redis.stop();
+            return Ok(());
+        }
+        Started::Exited(log) => log,
+    };
+    let (_, error) = log.split_once("FATAL AOF MANIFEST FILE ERROR").unwrap_or_else(|| panic!("{log}"));
+    let line = error.split("Reading the manifest file, at line ").nth(1).map(|rest| rest.split_whitespace().next().unwrap().parse().unwrap());
+    let message = error.lines().rev().find(|l| !l.trim().is_empty()).unwrap();
+    let message = message.split(" # ").nth(1).unwrap_or(message).trim().to_string();
+    Err((message, line))
+}
+
+#[test]
+fn manifests_are_accepted_and_refused_as_redis_server_does() {
+    if !redis_available("manifests_are_accepted_and_refused_as_redis_server_does") {
+        return;
+    }
+    let dir = TempDir::new("manifests");
+    let aof_dir = dir.path().join("appendonlydir");
+    fs::create_dir_all(&aof_dir).unwrap();
+    for name in ["a.1.base.aof", "a.1.incr.aof", "a.2.incr.aof", "a b.aof"] {
+        fs::write(aof_dir.join(name), b"").unwrap();
+    }
+    let padded = |len: usize| {
+        let line = "file a.1.incr.aof seq 1 type i pad \n";
+        format!("file a.1.incr.aof seq 1 type i pad {}\n", "x".repeat(len - line.len()))
+    };
+    let cases: Vec<String> = vec![
+        "file a.1.base.aof seq 1 type b\nfile a.1.incr.aof seq 1 type i\n".into(),
+        "# comment\nseq 1 type i file \"a b.aof\" extra x\n".into(),
+        "file a.1.base.aof seq 1 type base\n".into(),
+        "file a.1.incr.aof seq 1x type i\r\n".into(),
+        "file a.1.incr.aof seq 1 type i\nfile a.2.incr.aof seq 5 type i\n".into(),
+        "file 'a b.aof' seq 1 type i\n".into(),
+        "file a.1.incr.aof seq 1 type i".into(),
+        "file a.1.incr.aof seq 1 type i\n\n".into(),
+        "file a.1.incr.aof seq 1 type i\n \t \n".into(),
+        "file a.1.incr.aof seq 1 type\n".into(),
+        "file a.1.incr.aof seq 1 type i x\n".into(),
+        "file a.1.incr.aof seq 1 typo i\n".into(),
+        "file a.1.incr.aof seq 0 type i\n".into(),
+        "file a.1.incr.aof seq -1 type i\n".into(),
+        "file \"a.1.incr.aof seq 1 type i\n".into(),
+        "file \"a.1.incr.aof\"x seq 1 type i\n".into(),
+        "file dir/a.1.incr.aof seq 1 type i\n".into(),
+        "file a.1.base.aof seq 1 type b\nfile a.1.base.aof seq 2 type b\n".into(),
+        "file a.2.incr.aof seq 2 type i\nfile a.1.incr.aof seq 2 type i\n".into(),
+        "file a.1.incr.aof seq 1 type x\n".into(),
+        padded(1024),
+        padded(1025),
+        format!("{}\nfile a.1.incr.aof seq 1 type i\n", "#".repeat(1500)),
+    ];
+    for text in cases {
+        let ours = shoal_aof::Manifest::parse(text.as_bytes()).map(|_| ()).map_err(|error| {
+            let message = error.to_string();
+            (message.split(" (line").next().unwrap().to_string(), error.line())
+        });
+        let mut redis = redis_verdict_on_manifest(dir.path(), &text);
+        // Redis names no line for a too long one.
+        if let (Err((_, our_line)), Err((message, line @ None))) = (&ours, &mut redis) {
+            if message.contains("too long line") {
+                *line = *our_line;
+            }
+        }
+        assert_eq!(ours, redis, "manifest {text:?}");
+    }
+}
+
+#[test]
+fn we_upgrade_an_old_single_file_aof_as_redis_does() {
+    if !redis_available("we_upgrade_an_old_single_file_aof_as_redis_does") {
+        return;
+    }
+    let mut bytes = Vec::new();
+    CommandEncoder::new().encode(1, &["SET", "old", "1"], &mut bytes);
+    let mut manifests = Vec::new();
+    for side in ["ours", "redis"] {
+        let dir = TempDir::new("upgrade");
+        let aof = AofDir::new(dir.path(), "appendonlydir", "appendonly.aof");
+        fs::write(aof.legacy_path(), &bytes).unwrap();
+        if side == "ours" {
+            aof.upgrade_legacy().unwrap();
+        } else {
+            let redis = Redis::start_ready(dir.path(), &["--appendonly", "yes"]);
+            assert_eq!(redis.client().get(1, "old").as_deref(), Some(&b"1"[..]));
+            redis.stop();
+        }
+        assert!(!aof.legacy_path().exists(), "{side}: the old file moved");
+        assert_eq!(fs::read(aof.path_of("appendonly.aof")).unwrap(), bytes, "{side}");
+        let text = manifest_text(&aof);
+        // Redis also opens a first incremental file once upgraded.
+        manifests.push(text.lines().next().unwrap().to_string());
+        assert_eq!(shape(&load_dir(&aof), 0).first(), Some(&c(1, &["SET", "old", "1"])));
+    }
+    assert_eq!(manifests[0], manifests[1]);
+}
+
+#[test]
+fn redis_timestamp_annotations_are_handed_out() {
+    if !redis_available("redis_timestamp_annotations_are_handed_out") {
+        return;
+    }
+    let dir = TempDir::new("timestamps");
+    let aof = AofDir::new(dir.path(), "appendonlydir", "appendonly.aof");
+    let since_secs = now_ms() / 1000;
+    let redis = Redis::start_ready(dir.path(), &["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes"]);
+    let mut client = redis.client();
+    assert_eq!(client.call(&["SET", "a", "1"]), Reply::Status("OK".into()));
+    // Redis annotates when the second changes: wait for the next one.
+    let first_secs = now_ms() / 1000;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while now_ms() / 1000 == first_secs {
+        assert!(Instant::now() < deadline, "the clock did not move");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(client.call(&["SET", "b", "2"]), Reply::Status("OK".into()));
+    redis.stop();
+    let items = load_dir(&aof);
+    let timestamps: Vec<u64> = items.iter().filter_map(|item| if let Item::Timestamp(secs) = item { Some(*secs) } else { None }).collect();
+    assert!(timestamps.len() >= 2, "{items:?}");
+    assert!(timestamps.windows(2).all(|pair| pair[0] < pair[1]), "{timestamps:?}");
+    assert!(timestamps.iter().all(|&secs| (since_secs..since_secs + 60).contains(&secs)), "{timestamps:?}");
+    let commands: Vec<&Item> = items.iter().filter(|item| matches!(item, Item::Command(_))).collect();
+    assert_eq!(commands, vec![&Item::Command(cmd(0, &["SET", "a", "1"])), &Item::Command(cmd(0, &["SET", "b", "2"]))]);
+    // Each command follows its annotation.
+    let b_at = items.iter().position(|item| item == &Item::Command(cmd(0, &["SET", "b", "2"]))).unwrap();
+    assert_eq!(items[b_at - 1], Item::Timestamp(*timestamps.last().unwrap()));
+
+    // redis-check-aof cuts the log before the first annotation later than the given time;
+    // the loader then finds only what came before.
+    let keep_up_to = timestamps[timestamps.len() - 2];
+    let check = Process::new("redis-check-aof").arg("--truncate-to-timestamp").arg(keep_up_to.to_string()).arg(aof.manifest_path()).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let items = load_dir(&aof);
+    assert_eq!(items.iter().filter_map(|item| if let Item::Timestamp(secs) = item { Some(*secs) } else { None }).max(), Some(keep_up_to));
+    let commands: Vec<&Item> = items.iter().filter(|item| matches!(item, Item::Command(_))).collect();
+    assert_eq!(commands, vec![&Item::Command(cmd(0, &["SET", "a", "1"]))]);
 }
