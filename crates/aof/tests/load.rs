@@ -388,3 +388,49 @@ fn encoded_commands_load_back_exactly() {
     assert_eq!(report.commands, 500);
     assert_eq!(report.bytes, bytes.len() as u64);
 }
+
+#[test]
+fn corrupted_logs_never_panic_and_only_shrink_on_a_reported_trim() {
+    let records = sample_log();
+    let full: Vec<u8> = records.iter().flat_map(|r| r.bytes.clone()).collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |bound: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    let dir = TempDir::new("mutations");
+    for _ in 0..2000 {
+        let mut bytes = full.clone();
+        for _ in 0..1 + next(3) {
+            let at = next(bytes.len() as u64) as usize;
+            bytes[at] = match next(4) {
+                0 => b'*',
+                1 => b'$',
+                2 => b'\n',
+                _ => next(256) as u8,
+            };
+        }
+        let cut = bytes.len() - next(8) as usize;
+        bytes.truncate(cut);
+        let path = write(&dir.path().join("incr.aof"), &bytes);
+        match load_all(vec![path.clone()], policy(true), 0) {
+            Ok((_, report)) => {
+                let len = fs::metadata(&path).unwrap().len();
+                match report.truncated {
+                    Some(truncation) => {
+                        assert_eq!(truncation.offset + truncation.trimmed_bytes, bytes.len() as u64);
+                        assert_eq!(len, truncation.offset, "the file ends where the trim says");
+                    }
+                    None => assert_eq!(len, bytes.len() as u64, "no trim reported, so the file is untouched"),
+                }
+            }
+            Err(LoadError::Format { offset, .. }) => {
+                assert!(offset < bytes.len() as u64);
+                assert_eq!(fs::read(&path).unwrap(), bytes, "a refused file is untouched");
+            }
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+}
