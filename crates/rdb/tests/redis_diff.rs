@@ -146,12 +146,17 @@ struct Server {
 
 impl Server {
     fn start(dir: PathBuf, dbfilename: &str) -> Server {
+        Self::start_with(dir, dbfilename, &[])
+    }
+
+    fn start_with(dir: PathBuf, dbfilename: &str, extra: &[&str]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
             .arg("--dir")
             .arg(&dir)
             .args(["--dbfilename", dbfilename, "--databases", "16", "--daemonize", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -307,6 +312,27 @@ fn select(c: &mut Conn, db: u64) {
     c.ok(&["SELECT", &db.to_string()]);
 }
 
+/// Reads a file Redis saved: (db, key) -> (value, expiry), checking its aux fields.
+fn read_redis_file(bytes: &[u8]) -> BTreeMap<(u64, Vec<u8>), (Value, Option<i64>)> {
+    let reader = Reader::new(bytes, ReaderOptions { limits: Limits::default(), now_ms: 0 }).unwrap();
+    assert_eq!(reader.version(), 10);
+    let mut loaded = BTreeMap::new();
+    let mut aux = BTreeMap::new();
+    for event in reader {
+        match event.unwrap() {
+            Event::Entry(e) => {
+                assert!(loaded.insert((e.db, e.key.clone()), (e.value, e.expire_ms)).is_none(), "key {:?} twice", e.key);
+            }
+            Event::Aux { key, value } => {
+                aux.insert(key, value);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(aux.get(b"redis-ver".as_slice()).map(|v| v.as_slice()), Some(&b"7.0.15"[..]));
+    loaded
+}
+
 #[test]
 fn files_and_payloads_written_by_redis_read_back_with_the_same_contents() {
     if !redis_available() {
@@ -338,37 +364,26 @@ fn files_and_payloads_written_by_redis_read_back_with_the_same_contents() {
         assert_eq!(of_redis(&mut c, key), of_value(value), "redis has {key:?}");
     }
 
-    assert_eq!(c.cmd(&["SAVE"]), Reply::Status("OK".into()));
-    let file = std::fs::File::open(dir.join("dump.rdb")).unwrap();
-    let reader = Reader::new(file, ReaderOptions { limits: Limits::default(), now_ms: 0 }).unwrap();
-    assert_eq!(reader.version(), 10);
-    let mut loaded = BTreeMap::new();
-    let mut aux = BTreeMap::new();
-    for event in reader {
-        match event.unwrap() {
-            Event::Entry(e) => {
-                assert!(loaded.insert((e.db, e.key.clone()), (e.value, e.expire_ms)).is_none(), "key {:?} twice", e.key);
+    // Redis's file, with and without LZF.
+    for compression in ["yes", "no"] {
+        c.ok(&["CONFIG", "SET", "rdbcompression", compression]);
+        assert_eq!(c.cmd(&["SAVE"]), Reply::Status("OK".into()));
+        let bytes = std::fs::read(dir.join("dump.rdb")).unwrap();
+        let loaded = read_redis_file(&bytes);
+        assert_eq!(loaded.len(), expected.len());
+        for (db, key, value, expire) in &expected {
+            let (got, got_expire) = loaded.get(&(*db, key.clone())).unwrap_or_else(|| panic!("{key:?} missing from the file"));
+            assert_eq!(of_value(got), of_value(value), "{key:?} from the file");
+            assert_eq!(got_expire, expire, "{key:?} expiry");
+            // Encodings follow the same thresholds (lists aside: Redis 7.0 has no listpack
+            // lists, and sets of strings: 7.0 has no listpack sets).
+            if !matches!(value, Value::List(_)) && !matches!(value, Value::Set(s) if !matches!(**s, Set::Intset(_))) {
+                assert_eq!(got.encoding_name(), value.encoding_name(), "{key:?} encoding");
             }
-            Event::Aux { key, value } => {
-                aux.insert(key, value);
-            }
-            _ => {}
         }
+        eprintln!("read {} keys from Redis's dump.rdb (rdbcompression {compression})", loaded.len());
     }
-    assert_eq!(aux.get(b"redis-ver".as_slice()).map(|v| v.as_slice()), Some(&b"7.0.15"[..]));
-    assert_eq!(loaded.len(), expected.len());
-    for (db, key, value, expire) in &expected {
-        let (got, got_expire) = loaded.get(&(*db, key.clone())).unwrap_or_else(|| panic!("{key:?} missing from the file"));
-        assert_eq!(of_value(got), of_value(value), "{key:?} from the file");
-        assert_eq!(got_expire, expire, "{key:?} expiry");
-        // Encodings follow the same thresholds (lists aside: Redis 7.0 has no listpack lists,
-        // and sets of strings: 7.0 has no listpack sets).
-        if !matches!(value, Value::List(_)) && !matches!(value, Value::Set(s) if !matches!(**s, Set::Intset(_))) {
-            assert_eq!(got.encoding_name(), value.encoding_name(), "{key:?} encoding");
-        }
-    }
-
-    eprintln!("read {} keys from Redis's dump.rdb", loaded.len());
+    c.ok(&["CONFIG", "SET", "rdbcompression", "yes"]);
     // DUMP payloads from Redis restore here; our DUMP of the result restores in Redis.
     let mut identical = 0;
     for (db, key, value, _) in &expected {
@@ -457,5 +472,25 @@ fn files_written_here_pass_redis_check_rdb_and_load_in_redis() {
         eprintln!("Redis loaded {} keys from {}", fixture.len(), path.display());
         drop(server);
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_file_redis_saved_without_a_checksum_reads_back() {
+    if !redis_available() {
+        return;
+    }
+    let dir = temp_dir("no-checksum");
+    let server = Server::start_with(dir.clone(), "dump.rdb", &["--rdbchecksum", "no"]);
+    let mut c = server.conn();
+    c.ok(&["SET", "k", "v"]);
+    c.ok(&["RPUSH", "l", "a", "b"]);
+    assert_eq!(c.cmd(&["SAVE"]), Reply::Status("OK".into()));
+    let bytes = std::fs::read(dir.join("dump.rdb")).unwrap();
+    assert_eq!(&bytes[bytes.len() - 8..], &[0; 8], "Redis wrote no checksum");
+    let loaded = read_redis_file(&bytes);
+    assert_eq!(loaded.get(&(0, b"k".to_vec())).map(|(v, _)| of_value(v)), Some(Contents::Str(b"v".to_vec())));
+    assert_eq!(loaded.get(&(0, b"l".to_vec())).map(|(v, _)| of_value(v)), Some(Contents::List(vec![b"a".to_vec(), b"b".to_vec()])));
+    drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
