@@ -344,8 +344,7 @@ pub fn parse_zipmap(blob: &[u8]) -> Parsed<Vec<(&[u8], &[u8])>> {
             }
         }
     };
-    loop {
-        let Some(field_len) = read_len(&mut p)? else { break };
+    while let Some(field_len) = read_len(&mut p)? {
         let field = slice(blob, p, field_len)?;
         p += field_len;
         let value_len = read_len(&mut p)?.ok_or("zipmap ends between a field and its value")?;

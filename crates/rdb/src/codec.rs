@@ -26,6 +26,7 @@ pub(crate) enum Len {
 }
 
 pub(crate) fn read_len_or_special<R: Read>(input: &mut Input<R>) -> Result<Len> {
+    let at = input.offset();
     let first = input.read_u8("a length")?;
     Ok(match first >> 6 {
         0 => Len::Plain((first & 0x3f) as u64),
@@ -36,7 +37,7 @@ pub(crate) fn read_len_or_special<R: Read>(input: &mut Input<R>) -> Result<Len> 
         2 => match first {
             0x80 => Len::Plain(u32::from_be_bytes(input.read_array("a 32-bit length")?) as u64),
             0x81 => Len::Plain(u64::from_be_bytes(input.read_array("a 64-bit length")?)),
-            _ => return Err(input.corrupt(format!("unknown length encoding 0x{first:02x}"))),
+            _ => return Err(crate::Error::Corrupt { offset: at, what: format!("unknown length encoding 0x{first:02x}") }),
         },
         _ => Len::Special(first & 0x3f),
     })
@@ -44,14 +45,16 @@ pub(crate) fn read_len_or_special<R: Read>(input: &mut Input<R>) -> Result<Len> 
 
 /// Reads a plain length; a special encoding here is corruption.
 pub(crate) fn read_len<R: Read>(input: &mut Input<R>) -> Result<u64> {
+    let at = input.offset();
     match read_len_or_special(input)? {
         Len::Plain(n) => Ok(n),
-        Len::Special(k) => Err(input.corrupt(format!("expected a length, found string encoding {k}"))),
+        Len::Special(k) => Err(crate::Error::Corrupt { offset: at, what: format!("expected a length, found string encoding {k}") }),
     }
 }
 
 /// Reads a string in any of its encodings and returns its bytes.
 pub(crate) fn read_string<R: Read>(input: &mut Input<R>) -> Result<Vec<u8>> {
+    let at = input.offset();
     match read_len_or_special(input)? {
         Len::Plain(n) => input.read_vec(n, "a string"),
         Len::Special(0) => Ok(itoa::Buffer::new().format(input.read_array::<1>("an int8 string")?[0] as i8).as_bytes().to_vec()),
@@ -69,7 +72,7 @@ pub(crate) fn read_string<R: Read>(input: &mut Input<R>) -> Result<Vec<u8>> {
             let packed = input.read_vec(compressed_len, "an LZF string")?;
             lzf::decompress(&packed, len as usize).map_err(|e| crate::Error::Corrupt { offset: start, what: e.to_string() })
         }
-        Len::Special(k) => Err(input.corrupt(format!("unknown string encoding {k}"))),
+        Len::Special(k) => Err(crate::Error::Corrupt { offset: at, what: format!("unknown string encoding {k}") }),
     }
 }
 

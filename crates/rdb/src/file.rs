@@ -30,17 +30,29 @@ use crate::{RDB_VERSION_MAX, RDB_VERSION_WRITTEN};
 
 /// The opcodes.
 pub mod opcodes {
+    /// Cluster slot sizes (skipped).
     pub const SLOT_INFO: u8 = 244;
+    /// A function library.
     pub const FUNCTION2: u8 = 245;
+    /// A function, 7.0 release-candidate form (refused).
     pub const FUNCTION_PRE_GA: u8 = 246;
+    /// Module aux data (refused).
     pub const MODULE_AUX: u8 = 247;
+    /// The next key's LRU idle seconds.
     pub const IDLE: u8 = 248;
+    /// The next key's LFU counter.
     pub const FREQ: u8 = 249;
+    /// An aux field.
     pub const AUX: u8 = 250;
+    /// Sizing hints for the current db.
     pub const RESIZEDB: u8 = 251;
+    /// The next key's expiry, Unix ms.
     pub const EXPIRETIME_MS: u8 = 252;
+    /// The next key's expiry, Unix seconds (old files).
     pub const EXPIRETIME: u8 = 253;
+    /// Switches the db.
     pub const SELECTDB: u8 = 254;
+    /// The end, before the checksum.
     pub const EOF: u8 = 255;
 }
 
@@ -292,12 +304,15 @@ pub struct ReaderOptions {
     pub now_ms: i64,
 }
 
-/// One key read from a file.
+/// One key read from a file. Keys whose expiry has passed are returned like any other: the
+/// caller decides (Redis drops them when it loads as a primary).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// The db of the last SELECTDB (0 before any).
     pub db: u64,
+    /// The key's bytes.
     pub key: Vec<u8>,
+    /// The value, encoded per [`ReaderOptions::limits`].
     pub value: Value,
     /// Absolute expiry, Unix milliseconds (converted from seconds in old files).
     pub expire_ms: Option<i64>,
@@ -380,10 +395,19 @@ impl<R: Read> Reader<R> {
     }
 
     /// The next record; `Ok(None)` once EOF and the checksum have been read and verified.
+    /// After an error, every call returns `Ok(None)`: nothing after it can be trusted.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
         if self.done {
             return Ok(None);
         }
+        let result = self.read_event();
+        if result.is_err() {
+            self.done = true;
+        }
+        result
+    }
+
+    fn read_event(&mut self) -> Result<Option<Event>> {
         let mut expire_ms = None;
         let mut idle = None;
         let mut freq = None;
@@ -465,11 +489,7 @@ impl<R: Read> Iterator for Reader<R> {
         match self.next_event() {
             Ok(Some(event)) => Some(Ok(event)),
             Ok(None) => None,
-            Err(e) => {
-                // One error ends the stream: nothing after it can be trusted.
-                self.done = true;
-                Some(Err(e))
-            }
+            Err(e) => Some(Err(e)),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! - [`crc64`] and [`lzf`]: Redis's checksum and string compression, implemented here.
 //! - [`blobs`]: the compact encodings inside values (listpack, ziplist, zipmap, intset).
 //! - [`value`]: one value, every type of RDB versions 1 to 12 read, version 10 written.
-//! - [`dump`]: DUMP / RESTORE payloads.
-//! - [`file`]: streaming file [`Writer`] and [`Reader`], and per-core [`Chunk`]s.
+//! - [`dump`](mod@dump): DUMP / RESTORE payloads.
+//! - [`file`](mod@file): streaming file [`Writer`] and [`Reader`], and per-core [`Chunk`]s.
 //!
 //! What this crate does not do: touch a keyspace, a socket or the clock (the caller passes
 //! `now_ms`), or represent streams and module values (reading them is an error naming the

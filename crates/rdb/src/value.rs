@@ -34,30 +34,55 @@ use crate::input::Input;
 
 /// The RDB value type bytes.
 pub mod types {
+    /// A string (plain, integer or LZF encoded).
     pub const STRING: u8 = 0;
+    /// A list as a sequence of strings (Redis before 3.2).
     pub const LIST: u8 = 1;
+    /// A set as a sequence of strings.
     pub const SET: u8 = 2;
+    /// A sorted set with string-encoded scores (before RDB 8).
     pub const ZSET: u8 = 3;
+    /// A hash as field/value string pairs.
     pub const HASH: u8 = 4;
+    /// A sorted set with binary double scores.
     pub const ZSET_2: u8 = 5;
+    /// A module value, old form (refused).
     pub const MODULE_PRE_GA: u8 = 6;
+    /// A module value (refused).
     pub const MODULE_2: u8 = 7;
+    /// A hash as a zipmap (Redis 2.x).
     pub const HASH_ZIPMAP: u8 = 9;
+    /// A list as one ziplist (Redis 2.6 to 3.0).
     pub const LIST_ZIPLIST: u8 = 10;
+    /// A set of integers as an intset.
     pub const SET_INTSET: u8 = 11;
+    /// A sorted set as a ziplist of member/score pairs.
     pub const ZSET_ZIPLIST: u8 = 12;
+    /// A hash as a ziplist of field/value pairs.
     pub const HASH_ZIPLIST: u8 = 13;
+    /// A list as ziplist nodes (Redis 3.2 to 6.2).
     pub const LIST_QUICKLIST: u8 = 14;
+    /// A stream (refused).
     pub const STREAM_LISTPACKS: u8 = 15;
+    /// A hash as a listpack of field/value pairs.
     pub const HASH_LISTPACK: u8 = 16;
+    /// A sorted set as a listpack of member/score pairs.
     pub const ZSET_LISTPACK: u8 = 17;
+    /// A list as listpack or plain nodes (Redis 7).
     pub const LIST_QUICKLIST_2: u8 = 18;
+    /// A stream, Redis 7.0 form (refused).
     pub const STREAM_LISTPACKS_2: u8 = 19;
+    /// A set as a listpack (Redis 7.2).
     pub const SET_LISTPACK: u8 = 20;
+    /// A stream, Redis 7.2 form (refused).
     pub const STREAM_LISTPACKS_3: u8 = 21;
+    /// A hash with absolute field TTLs (Redis 7.4 release candidates).
     pub const HASH_METADATA_PRE_GA: u8 = 22;
+    /// A listpack hash with field TTLs, without the min-expire prefix (7.4 release candidates).
     pub const HASH_LISTPACK_EX_PRE_GA: u8 = 23;
+    /// A hash with field TTLs relative to a min-expire prefix (Redis 7.4).
     pub const HASH_METADATA: u8 = 24;
+    /// A listpack hash with field TTLs after a min-expire prefix (Redis 7.4).
     pub const HASH_LISTPACK_EX: u8 = 25;
 
     /// Whether `t` is a value type of RDB 12 (Redis's `rdbIsObjectType`).
@@ -82,10 +107,12 @@ impl FieldTtls {
     }
 }
 
-/// A loaded value: `None` when it was empty (Redis skips such keys).
+/// A loaded value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {
+    /// The value; `None` when it was empty (Redis skips such keys).
     pub value: Option<Value>,
+    /// What happened to hash field TTLs.
     pub field_ttls: FieldTtls,
 }
 

@@ -75,7 +75,10 @@ fn restore_errors_carry_redis_texts() {
 }
 
 /// Writes the corpus over two dbs, db 0 in two separate chunks (SELECTDB 0 twice).
-fn sample_file(options: &WriterOptions) -> (Vec<u8>, Vec<(u64, Vec<u8>, Value, Option<i64>)>) {
+/// A key as expected back: (db, key, value, expire_ms).
+type Expected = (u64, Vec<u8>, Value, Option<i64>);
+
+fn sample_file(options: &WriterOptions) -> (Vec<u8>, Vec<Expected>) {
     let mut expected = Vec::new();
     let mut w = Writer::new(Vec::new(), options).unwrap();
     w.function(b"#!lua name=mylib\nredis.register_function('f', function() return 1 end)").unwrap();

@@ -78,6 +78,8 @@ pub fn corpus() -> Vec<(&'static str, Value, &'static str)> {
             zset(&[("a", 1.0), ("b", 2.5), ("c", f64::INFINITY), ("d", f64::NEG_INFINITY), ("e", -0.125), ("f", 1e300), ("g", 1.0 / 3.0)]),
             "listpack",
         ),
+        ("zset-tiny", zset(&[("a", 1.0), ("b", 2.5)]), "listpack"),
+        ("hash-tiny", hash(&[("f", "-7")]), "listpack"),
         ("zset-big", zset(&big_zset), "skiplist"),
         ("zset-long-member", zset(&[("x".repeat(100), 1.0), ("y".to_string(), f64::INFINITY)]), "skiplist"),
     ]
