@@ -83,6 +83,24 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec { name: "time", arity: 1, flags: LOADING | STALE | FAST, summary: "Returns the server time.", since: "2.6.0", ..ADMIN_BASE },
     CommandSpec {
+        name: "save",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_MULTI,
+        summary: "Synchronously saves the database(s) to disk.",
+        since: "1.0.0",
+        ..ADMIN_BASE
+    },
+    CommandSpec { name: "bgsave", arity: -1, flags: ADMIN | NOSCRIPT, summary: "Asynchronously saves the database(s) to disk.", since: "1.0.0", ..ADMIN_BASE },
+    CommandSpec {
+        name: "lastsave",
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        summary: "Returns the Unix timestamp of the last successful save to disk.",
+        since: "1.0.0",
+        acl: &["@admin", "@dangerous"],
+        ..ADMIN_BASE
+    },
+    CommandSpec {
         name: "shutdown",
         arity: -1,
         flags: ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,

@@ -32,8 +32,10 @@ use crate::stats::{CoreStats, Stopwatch};
 /// State every core can see: atomics only, never on the data path.
 #[derive(Default)]
 pub struct Shared {
-    /// Set once to stop the server (SIGTERM, SIGINT, SHUTDOWN).
+    /// Set once to stop the server (SHUTDOWN, or core 0 after a signal asked).
     pub shutdown: AtomicBool,
+    /// Set by SIGTERM or SIGINT: core 0 saves if it should, then sets `shutdown`.
+    pub shutdown_requested: AtomicBool,
     /// Exit code the process should end with once shut down.
     pub exit_code: AtomicUsize,
     /// Connected clients, across cores (for maxclients and INFO).

@@ -123,6 +123,16 @@ impl Core {
         Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
     }
 
+    /// Holds every shard whole, exclusively, until [`Transaction::end`]: a consistent cut
+    /// across cores (BGSAVE starts its snapshots under it, so none sees half of a cross-core
+    /// command). Commands already running finish first; new ones wait.
+    pub async fn lock_everything(self: &Rc<Self>) -> Transaction {
+        let sets: Vec<(usize, LockSet)> = (0..self.shard_count).map(|shard| (shard, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
+        let tx = self.new_tx();
+        self.acquire_all(tx, sets.clone()).await;
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
+    }
+
     /// Per core (ascending), what an EXEC locks.
     fn exec_lock_sets<'a>(&self, plan: impl IntoIterator<Item = Planned<'a>>, watched: &[(usize, Bytes)]) -> Vec<(usize, LockSet)> {
         let mut sets: Vec<LockSet> = (0..self.shard_count).map(|_| LockSet::default()).collect();

@@ -419,6 +419,11 @@ impl Engine {
         Frame::Array(out)
     }
 
+    /// Every library's source code, in name order (what an RDB file records of functions).
+    pub fn library_codes(&self) -> Vec<Bytes> {
+        self.libraries.values().map(|library| library.code.clone()).collect()
+    }
+
     /// FUNCTION DUMP: the payload in Redis's format (libraries in name order).
     pub fn function_dump(&self) -> Vec<u8> {
         dump::encode(self.libraries.values().map(|library| library.code.as_ref()))

@@ -335,6 +335,13 @@ fn decode_round(
                         continue;
                     }
                 }
+                // The last background save failed and the server is told to stop writes then.
+                if resolved.spec.is_write() && crate::save::writes_refused(node) {
+                    let refusal = shoal_commands::errors::error(crate::save::MISCONF);
+                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                    slots.push(Slot::Ready(refusal));
+                    continue;
+                }
                 // A core busy with a long script: Redis's BUSY rather than a wait.
                 if let Some(busy) = busy_refusal(node, resolved.spec, &resolved.route) {
                     node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &busy);

@@ -170,8 +170,6 @@ pub struct Snapshot {
     pub total_system_memory: u64,
     pub maxmemory: u64,
     pub maxmemory_policy: String,
-    /// When the server started, in Unix seconds (Redis's `rdb_last_save_time` at start).
-    pub started_unix_s: u64,
     pub connections_received: u64,
     pub rejected_connections: u64,
     /// Commands per second over the last samples, every core added up.
@@ -267,7 +265,6 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
         total_system_memory: system::total_memory_bytes(),
         maxmemory: config.maxmemory,
         maxmemory_policy: config.maxmemory_policy.as_str().to_owned(),
-        started_unix_s: now.saturating_sub(uptime).as_secs(),
         connections_received: shared.connections_received.load(Ordering::Relaxed),
         rejected_connections: shared.rejected_connections.load(Ordering::Relaxed),
         cpu_process: system::cpu_times(system::RUSAGE_SELF),
@@ -397,15 +394,24 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("lazyfreed_objects", s.lazyfree.1.to_string());
         }
         Section::Persistence => {
-            // Shoal does not persist yet: nothing loads, nothing is saved.
+            let save = crate::save::info();
             add("loading", "0".to_owned());
             add("async_loading", "0".to_owned());
-            add("rdb_bgsave_in_progress", "0".to_owned());
-            add("rdb_last_save_time", s.started_unix_s.to_string());
-            add("rdb_last_bgsave_status", "ok".to_owned());
-            add("rdb_last_bgsave_time_sec", "-1".to_owned());
-            add("rdb_current_bgsave_time_sec", "-1".to_owned());
-            add("rdb_saves", "0".to_owned());
+            add("current_cow_peak", "0".to_owned());
+            add("current_cow_size", "0".to_owned());
+            add("current_cow_size_age", "0".to_owned());
+            add("current_fork_perc", "0.00".to_owned());
+            add("current_save_keys_processed", "0".to_owned());
+            add("current_save_keys_total", "0".to_owned());
+            add("rdb_changes_since_last_save", save.changes_since_save.to_string());
+            add("rdb_bgsave_in_progress", (save.in_progress as u8).to_string());
+            add("rdb_last_save_time", save.last_save_s.to_string());
+            add("rdb_last_bgsave_status", if save.last_ok { "ok" } else { "err" }.to_owned());
+            add("rdb_last_bgsave_time_sec", save.last_duration_s.to_string());
+            add("rdb_current_bgsave_time_sec", save.current_duration_s.to_string());
+            add("rdb_saves", save.saves.to_string());
+            // No fork, so no copy-on-write: the values copied aside during the last save.
+            add("rdb_last_cow_size", save.last_copied_bytes.to_string());
             add("aof_enabled", "0".to_owned());
             add("aof_rewrite_in_progress", "0".to_owned());
             add("aof_rewrite_scheduled", "0".to_owned());
@@ -496,7 +502,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
 }
 
 /// What INFO asks of the operating system.
-mod system {
+pub(crate) mod system {
     use std::time::Duration;
 
     use super::CpuTimes;

@@ -17,6 +17,8 @@ mod logging;
 mod multi;
 mod node;
 mod pause;
+mod rdb_load;
+mod save;
 mod scripting;
 mod server_commands;
 
@@ -89,9 +91,18 @@ fn main() {
     let shared = Arc::new(Shared::default());
     install_signal_handlers(shared.clone());
     busy::init(threads);
+    save::init(threads);
+    let preload = match rdb_load::read(&config, threads) {
+        Ok(preload) => Arc::new(preload),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
     let config = Arc::new(config);
-    let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone()));
+    let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone(), preload.clone()));
     if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("shoal-server: {e}");
@@ -117,7 +128,7 @@ fn install_signal_handlers(shared: Arc<Shared>) {
             if let Some(signal) = signals.forever().next() {
                 let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
                 tracing::warn!("Received {name} scheduling shutdown...");
-                shared.shutdown.store(true, Ordering::SeqCst);
+                shared.shutdown_requested.store(true, Ordering::SeqCst);
             }
         })
         .expect("spawning the signal thread");

@@ -68,7 +68,7 @@ pub fn settings_of(config: &Config) -> Settings {
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.
-pub async fn run_core(core: Rc<Core>, config: Config) {
+pub async fn run_core(core: Rc<Core>, config: Config, preload: std::sync::Arc<crate::rdb_load::Preload>) {
     let node = Rc::new(Node {
         core: core.clone(),
         config: RefCell::new(config),
@@ -80,6 +80,13 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+    // The keys read from the RDB file go in before any core accepts a client.
+    if let Err(e) = crate::rdb_load::install(&core, &preload) {
+        tracing::error!("{e}");
+        core.shared.exit_code.store(1, Ordering::SeqCst);
+        core.shared.shutdown.store(true, Ordering::SeqCst);
+    }
+    drop(preload);
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);
@@ -116,6 +123,16 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
             let hz = node.config.borrow().hz.clamp(1, 500);
             let period = Duration::from_millis(1000 / hz as u64);
             glommio::timer::sleep(period).await;
+            // A signal asked to stop: core 0 saves first when save points are configured, as
+            // Redis does on SIGTERM, while every core still serves.
+            if core.id == 0 && core.shared.shutdown_requested.swap(false, Ordering::SeqCst) {
+                let save = !node.config.borrow().save.is_empty();
+                if save && crate::save::save_at_shutdown(&node).await.is_err() {
+                    tracing::warn!("Error trying to save the DB, can't exit.");
+                } else {
+                    core.shared.shutdown.store(true, Ordering::SeqCst);
+                }
+            }
             if core.shared.shutdown.load(Ordering::SeqCst) {
                 node.shutdown.set();
                 // Connections waiting for a request wake up (see ClientInfo::kill); those in
@@ -130,6 +147,7 @@ pub async fn run_core(core: Rc<Core>, config: Config) {
                 shoal_runtime::cron::active_expire_cycle(&core, period / 4);
             }
             crate::client::enforce_idle_timeout(&node);
+            crate::save::cron(&node);
             let mut stats = core.stats.borrow_mut();
             let processed = stats.commands_processed;
             stats.ops_rate.sample(shoal_runtime::now_ms(), processed);

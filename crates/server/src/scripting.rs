@@ -29,6 +29,28 @@ thread_local! {
     static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
 }
 
+/// Loads function libraries read from a file into this core's engine.
+pub fn load_libraries(codes: &[Bytes]) -> Result<(), String> {
+    with_engine(|engine| {
+        for code in codes {
+            engine.function_load(code, false).map_err(|e| format!("Failed loading library: {}", String::from_utf8_lossy(&frame_text(&e))))?;
+        }
+        Ok(())
+    })
+}
+
+fn frame_text(frame: &Frame) -> Vec<u8> {
+    match frame {
+        Frame::Error(text) | Frame::Simple(text) | Frame::Bulk(text) => text.to_vec(),
+        other => format!("{other:?}").into_bytes(),
+    }
+}
+
+/// Every function library's source code on this core (each core holds the same ones).
+pub fn library_codes() -> Vec<Bytes> {
+    with_engine(|engine| engine.library_codes())
+}
+
 fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     ENGINE.with(|engine| f(&mut engine.borrow_mut()))
 }

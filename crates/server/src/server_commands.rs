@@ -80,7 +80,7 @@ pub fn auth_refusal(node: &Node, conn: &Conn, spec: &CommandSpec) -> Option<Fram
 /// Runs a connection-level command. Returns its reply (None: no reply) and what follows.
 pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, args: Vec<Bytes>) -> (Option<Frame>, After) {
     if spec.name == "shutdown" {
-        return shutdown(node, &args);
+        return shutdown(node, &args).await;
     }
     let started = std::time::Instant::now();
     let (frame, after) = match spec.name {
@@ -102,6 +102,9 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             (Frame::Array(vec![bulk(now.as_secs().to_string()), bulk(now.subsec_micros().to_string())]), After::Continue)
         }
         "info" => (crate::info::info(node, &args).await, After::Continue),
+        "save" => (save(node).await, After::Continue),
+        "bgsave" => (bgsave(node, &args).await, After::Continue),
+        "lastsave" => (Frame::Integer(crate::save::last_save()), After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
         name if name.starts_with("client|") => crate::client_cmd::client(node, conn, spec, &args).await,
@@ -226,17 +229,50 @@ pub fn valid_client_name(name: &[u8]) -> bool {
     name.iter().all(|b| (b'!'..=b'~').contains(b))
 }
 
+/// SAVE
+async fn save(node: &Rc<Node>) -> Frame {
+    match crate::save::save(node).await {
+        Ok(()) => args::ok(),
+        Err(crate::save::SaveError::InProgress) => errors::error("ERR Background save already in progress"),
+        // Redis answers a failed SAVE with a bare ERR; the log has the reason.
+        Err(crate::save::SaveError::Failed) => errors::error("ERR"),
+    }
+}
+
+/// BGSAVE [SCHEDULE]
+async fn bgsave(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    let schedule = match args.len() {
+        1 => false,
+        2 if is(&args[1], "schedule") => true,
+        _ => return errors::syntax(),
+    };
+    match crate::save::bgsave(node, schedule).await {
+        Ok(text) => Frame::Simple(Bytes::from_static(text.as_bytes())),
+        Err(text) => errors::error(text),
+    }
+}
+
 /// SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
-fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
+async fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
     for arg in &args[1..] {
         if !(is(arg, "nosave") || is(arg, "save") || is(arg, "now") || is(arg, "force") || is(arg, "abort")) {
             return (Some(errors::syntax()), After::Continue);
         }
     }
-    if args[1..].iter().any(|a| is(a, "abort")) {
+    let has = |word: &str| args[1..].iter().any(|a| is(a, word));
+    if has("abort") {
         return (Some(errors::error("ERR No shutdown in progress.")), After::Continue);
     }
+    if has("save") && has("nosave") {
+        return (Some(errors::syntax()), After::Continue);
+    }
     tracing::warn!("User requested shutdown...");
+    // As Redis: save when asked to, or when save points are configured, unless NOSAVE.
+    let save = has("save") || (!has("nosave") && !node.config.borrow().save.is_empty());
+    if save && crate::save::save_at_shutdown(node).await.is_err() && !has("force") {
+        tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+        return (Some(errors::error("ERR Errors trying to SHUTDOWN. Check logs.")), After::Continue);
+    }
     node.core.shared.shutdown.store(true, Ordering::SeqCst);
     // Redis closes the connection without a reply when the shutdown goes ahead.
     (None, After::Close)

@@ -85,6 +85,9 @@ pub struct Detached {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DbStats {
     pub expired_keys: u64,
+    /// Changes of keys (Redis's `dirty`, counted per key written): what save points and
+    /// `rdb_changes_since_last_save` count.
+    pub changes: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
 }
@@ -272,7 +275,7 @@ impl Db {
         };
         // The common case, a plain SET over a key without a TTL, needs no second lookup.
         if had_ttl || expire_at_ms.is_some() {
-            self.set_expire(key, expire_at_ms);
+            self.apply_expire(key, expire_at_ms);
         }
     }
 
@@ -299,7 +302,15 @@ impl Db {
 
     /// Sets or clears the TTL of an existing key. Returns false if the key does not exist.
     pub fn set_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
+        if !self.dict.contains_key(key) {
+            return false;
+        }
         self.before_write(key);
+        self.apply_expire(key, expire_at_ms)
+    }
+
+    /// [`Db::set_expire`] without the write hook (the caller ran it).
+    fn apply_expire(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
         let Some((_, meta)) = self.dict.get_with_meta_mut(key) else {
             return false;
         };
@@ -436,6 +447,7 @@ impl Db {
     /// save its current entry aside (none for a new key) and mark it handled.
     #[inline]
     fn before_write(&mut self, key: &[u8]) {
+        self.stats.changes += 1;
         if self.snapshot.is_some() {
             self.save_before_write(key);
         }

@@ -55,6 +55,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    /// Whether the directory is this server's own scratch directory, removed on drop.
+    owns_dir: bool,
 }
 
 impl Server {
@@ -65,7 +67,24 @@ impl Server {
 
     /// Starts shoal-server on `port` (to restart on the port of one that exited).
     pub fn start_on(port: u16, threads: usize, extra: &[&str]) -> Server {
-        let dir = scratch_dir("shoal");
+        let mut server = Server::spawn_in(scratch_dir("shoal"), port, threads, extra);
+        server.owns_dir = true;
+        server
+    }
+
+    /// Starts shoal-server in `dir` (its working directory, where it reads and writes
+    /// dump.rdb), which outlives the server: a later server can start on the same files.
+    pub fn start_in(dir: &std::path::Path, threads: usize, extra: &[&str]) -> Server {
+        Server::spawn_in(dir.to_path_buf(), free_port(), threads, extra)
+    }
+
+    /// A scratch directory for [`Server::start_in`] and [`Server::start_redis_in`]; the
+    /// caller removes it.
+    pub fn scratch(tag: &str) -> PathBuf {
+        scratch_dir(tag)
+    }
+
+    fn spawn_in(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--threads".into(), threads.to_string(), "--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         // SHOAL_TEST_SERVER_OUTPUT=1 shows the server's own output (its logs, a panic's message).
@@ -77,9 +96,30 @@ impl Server {
             }
         };
         let child = Command::new(server_binary()).args(&args).current_dir(&dir).stdout(output()).stderr(output()).spawn().expect("start shoal-server");
-        let mut server = Server { child, port, dir };
+        let mut server = Server { child, port, dir, owns_dir: false };
         server.wait_ready();
         server
+    }
+
+    /// Starts Debian's redis-server in `dir` (which outlives it) with extra directives, or None
+    /// when it is not installed (a panic under SHOAL_REQUIRE_ALL=1).
+    pub fn start_redis_in(dir: &std::path::Path, extra: &[&str]) -> Option<Server> {
+        if !need("redis-server") {
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir"])
+            .arg(dir)
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut server = Server { child, port, dir: dir.to_path_buf(), owns_dir: false };
+        server.wait_ready();
+        Some(server)
     }
 
     /// Starts Debian's redis-server as the oracle, or None when it is not installed (a panic
@@ -104,7 +144,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let mut server = Server { child, port, dir };
+        let mut server = Server { child, port, dir, owns_dir: true };
         server.wait_ready();
         Some(server)
     }
@@ -182,7 +222,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -1,0 +1,113 @@
+//! Loading `dbfilename` at startup. The main thread reads the file once, before the cores
+//! start, and sorts its keys by owning core; each core puts its share into its shard before
+//! it accepts connections. A file that cannot be read whole stops startup with a message
+//! naming it and the offset: nothing is ever served from half a file.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use shoal_config::Config;
+use shoal_rdb::{Event, Reader, ReaderOptions};
+use shoal_store::Value;
+
+/// One key read from the file, bound for the core that owns it.
+pub struct LoadedKey {
+    pub db: usize,
+    pub key: Vec<u8>,
+    pub value: Value,
+    pub expire_at_ms: Option<u64>,
+    /// Idle seconds (from IDLE, or derived from FREQ as OBJECT FREQ derives it back).
+    pub idle_s: Option<u64>,
+}
+
+/// What the file held, waiting for the cores.
+#[derive(Default)]
+pub struct Preload {
+    per_core: Mutex<Vec<Vec<LoadedKey>>>,
+    /// Function libraries' source code, loaded on every core.
+    pub functions: Vec<Bytes>,
+    pub keys_loaded: u64,
+    pub keys_expired: u64,
+}
+
+impl Preload {
+    /// Takes core `core`'s keys (once).
+    pub fn take(&self, core: usize) -> Vec<LoadedKey> {
+        self.per_core.lock().expect("not poisoned").get_mut(core).map(std::mem::take).unwrap_or_default()
+    }
+}
+
+/// Reads `dbfilename` (in the working directory, which is `dir`) if it exists. Err with the
+/// message to print when it exists but cannot be loaded whole.
+pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
+    let name = &config.dbfilename;
+    let file = match std::fs::File::open(name) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Preload::default()),
+        Err(e) => return Err(format!("Fatal error loading the DB ({name}): {e}. Exiting.")),
+    };
+    let started = std::time::Instant::now();
+    let now_ms = shoal_runtime::now_ms();
+    let limits = crate::node::settings_of(config).limits;
+    let options = ReaderOptions { limits, now_ms: now_ms as i64 };
+    let fail = |e: shoal_rdb::Error| format!("Short read or corrupt file loading the DB ({name}): {e}. Exiting.");
+    let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, file), options).map_err(fail)?;
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    let databases = config.databases as u64;
+    while let Some(event) = reader.next_event().map_err(fail)? {
+        match event {
+            Event::Entry(entry) => {
+                if entry.db >= databases {
+                    return Err(format!("FATAL: Data file was created with a Redis server configured to handle more than {databases} databases. Exiting"));
+                }
+                // As a master does, keys already expired are not loaded.
+                if entry.expire_ms.is_some_and(|at| at < now_ms as i64) {
+                    preload.keys_expired += 1;
+                    continue;
+                }
+                let idle_s = entry.idle.or(entry.freq.map(|freq| (5u64.saturating_sub(freq as u64)) * 60));
+                let core = shoal_store::slot::key_shard(&entry.key, threads);
+                per_core[core].push(LoadedKey {
+                    db: entry.db as usize,
+                    key: entry.key,
+                    value: entry.value,
+                    expire_at_ms: entry.expire_ms.map(|at| at.max(0) as u64),
+                    idle_s,
+                });
+                preload.keys_loaded += 1;
+            }
+            Event::Function(code) => preload.functions.push(Bytes::from(code)),
+            Event::Aux { .. } | Event::SelectDb(_) | Event::ResizeDb { .. } => {}
+        }
+    }
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
+        started.elapsed().as_secs_f64(),
+        preload.keys_loaded,
+        preload.keys_expired
+    );
+    preload.per_core = Mutex::new(per_core);
+    Ok(preload)
+}
+
+/// On a core, before it accepts connections: puts its keys into its shard and its copy of
+/// the function libraries into its script engine. The load does not count as changes.
+pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
+    let keys = preload.take(core.id);
+    let now_ms = shoal_runtime::now_ms();
+    core.with_shard(|shard| {
+        for loaded in keys {
+            let db = &mut shard.dbs[loaded.db];
+            db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
+            if let Some(idle_s) = loaded.idle_s {
+                let at = now_ms.saturating_sub(idle_s * 1000);
+                db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
+            }
+        }
+        for db in &mut shard.dbs {
+            db.stats.changes = 0;
+        }
+    });
+    crate::scripting::load_libraries(&preload.functions)
+}

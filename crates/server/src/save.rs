@@ -1,0 +1,450 @@
+//! RDB snapshots without fork: SAVE, BGSAVE, save points, LASTSAVE, the save at shutdown, and
+//! what INFO reports of them.
+//!
+//! A save takes a consistent cut across cores (every shard locked whole for an instant, see
+//! `Core::lock_everything`), starts a snapshot of every database there
+//! (`shoal_store::snapshot`), and lets go: the cores keep serving. The saving core then
+//! asks every core, in rounds, for its next chunk of the file (up to `CHUNK_BYTES` of
+//! SELECTDB and entries, built on the core that owns the keys) and writes the chunks through
+//! io_uring (glommio's buffered file) to `temp-<pid>.rdb`, combining their CRC-64s. Then it
+//! fsyncs the file, renames it over `dbfilename`, and fsyncs the directory.
+//!
+//! Memory: a write during the save copies the old value of a key the walk has not reached
+//! yet; those copies (plus one chunk per core) are what a save costs beyond the dataset.
+//! INFO reports their peak as `rdb_last_cow_size`.
+//!
+//! One save runs at a time, process-wide ([`STATE`]).
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use shoal_rdb::{Chunk, EntryMeta, SealedChunk, Writer, WriterOptions};
+use shoal_runtime::Core;
+
+use crate::node::Node;
+
+/// Bytes of one chunk: what one core builds between two looks at its clients.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Buckets walked between two checks of the chunk's size.
+const BUCKETS_PER_STEP: usize = 16;
+/// After a failed background save, save points wait this long before trying again (Redis's
+/// CONFIG_BGSAVE_RETRY_DELAY).
+const RETRY_DELAY_S: i64 = 5;
+
+/// The process's save state: atomics, read by INFO on any core.
+pub struct SaveState {
+    in_progress: AtomicBool,
+    /// BGSAVE SCHEDULE asked while a save ran: start another when it ends.
+    scheduled: AtomicBool,
+    /// Unix seconds of the last successful save (the start time at boot).
+    last_save_s: AtomicI64,
+    last_ok: AtomicBool,
+    /// Unix seconds of the last attempt, for the retry delay.
+    last_try_s: AtomicI64,
+    /// Seconds the last background save took, -1 before any.
+    last_duration_s: AtomicI64,
+    /// Unix milliseconds when the running save started.
+    started_ms: AtomicU64,
+    saves: AtomicU64,
+    /// Every core's key changes added up when the last successful save took its cut.
+    changes_at_save: AtomicU64,
+    /// Peak bytes of values copied aside during the last save.
+    last_copied_bytes: AtomicU64,
+    /// Each core's running count of key changes, published by its cron.
+    core_changes: OnceLock<Box<[AtomicU64]>>,
+}
+
+pub static STATE: SaveState = SaveState {
+    in_progress: AtomicBool::new(false),
+    scheduled: AtomicBool::new(false),
+    last_save_s: AtomicI64::new(0),
+    last_ok: AtomicBool::new(true),
+    last_try_s: AtomicI64::new(0),
+    last_duration_s: AtomicI64::new(-1),
+    started_ms: AtomicU64::new(0),
+    saves: AtomicU64::new(0),
+    changes_at_save: AtomicU64::new(0),
+    last_copied_bytes: AtomicU64::new(0),
+    core_changes: OnceLock::new(),
+};
+
+fn unix_s() -> i64 {
+    (shoal_runtime::now_ms() / 1000) as i64
+}
+
+/// Sets up the state for `threads` cores; the last save time starts at boot, as in Redis.
+pub fn init(threads: usize) {
+    let _ = STATE.core_changes.set((0..threads).map(|_| AtomicU64::new(0)).collect());
+    STATE.last_save_s.store(unix_s(), Ordering::Relaxed);
+}
+
+/// What INFO's persistence section shows of saving.
+pub struct SaveInfo {
+    pub changes_since_save: u64,
+    pub in_progress: bool,
+    pub last_save_s: i64,
+    pub last_ok: bool,
+    pub last_duration_s: i64,
+    pub current_duration_s: i64,
+    pub saves: u64,
+    pub last_copied_bytes: u64,
+}
+
+pub fn info() -> SaveInfo {
+    let in_progress = STATE.in_progress.load(Ordering::Relaxed);
+    let started_ms = STATE.started_ms.load(Ordering::Relaxed);
+    SaveInfo {
+        changes_since_save: total_changes().saturating_sub(STATE.changes_at_save.load(Ordering::Relaxed)),
+        in_progress,
+        last_save_s: STATE.last_save_s.load(Ordering::Relaxed),
+        last_ok: STATE.last_ok.load(Ordering::Relaxed),
+        last_duration_s: STATE.last_duration_s.load(Ordering::Relaxed),
+        current_duration_s: if in_progress { (shoal_runtime::now_ms().saturating_sub(started_ms) / 1000) as i64 } else { -1 },
+        saves: STATE.saves.load(Ordering::Relaxed),
+        last_copied_bytes: STATE.last_copied_bytes.load(Ordering::Relaxed),
+    }
+}
+
+/// LASTSAVE: Unix seconds of the last successful save.
+pub fn last_save() -> i64 {
+    STATE.last_save_s.load(Ordering::Relaxed)
+}
+
+/// Redis's reply to a write while saves fail.
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Whether writes are refused: the last save failed, save points are configured and
+/// `stop-writes-on-bgsave-error` is on (Redis's condition). A later good save lifts it.
+pub fn writes_refused(node: &Node) -> bool {
+    if STATE.last_ok.load(Ordering::Relaxed) {
+        return false;
+    }
+    let config = node.config.borrow();
+    config.stop_writes_on_bgsave_error && !config.save.is_empty()
+}
+
+fn total_changes() -> u64 {
+    STATE.core_changes.get().map_or(0, |cores| cores.iter().map(|c| c.load(Ordering::Relaxed)).sum())
+}
+
+/// The cron's part, on every core: publish this core's change count; on core 0, start a
+/// background save when a save point is due (or one was scheduled).
+pub fn cron(node: &Rc<Node>) {
+    let core = &node.core;
+    let changes = core.with_shard(|shard| shard.dbs.iter().map(|db| db.stats.changes).sum::<u64>());
+    if let Some(cores) = STATE.core_changes.get() {
+        cores[core.id].store(changes, Ordering::Relaxed);
+    }
+    if core.id != 0 || STATE.in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    if STATE.scheduled.swap(false, Ordering::Relaxed) {
+        let _ = start_background(node);
+        return;
+    }
+    let now = unix_s();
+    let changed = total_changes().saturating_sub(STATE.changes_at_save.load(Ordering::Relaxed));
+    let since_save = now - STATE.last_save_s.load(Ordering::Relaxed);
+    // After a failure, wait before trying again, as Redis does.
+    if !STATE.last_ok.load(Ordering::Relaxed) && now - STATE.last_try_s.load(Ordering::Relaxed) < RETRY_DELAY_S {
+        return;
+    }
+    let due = node.config.borrow().save.iter().find(|point| changed >= point.changes && since_save >= point.seconds as i64).copied();
+    if let Some(point) = due {
+        tracing::info!("{} changes in {} seconds. Saving...", point.changes, point.seconds);
+        let _ = start_background(node);
+    }
+}
+
+/// BGSAVE [SCHEDULE]: the reply Redis gives. The snapshot's cut is taken before the reply,
+/// so, as with Redis's fork, a write the client sends after the reply is not in the file.
+pub async fn bgsave(node: &Rc<Node>, schedule: bool) -> Result<&'static str, &'static str> {
+    if STATE.in_progress.load(Ordering::Relaxed) {
+        if schedule {
+            STATE.scheduled.store(true, Ordering::Relaxed);
+            return Ok("Background saving scheduled");
+        }
+        return Err("ERR Background save already in progress");
+    }
+    let Some(cut) = start_background(node) else {
+        return Err("ERR Background save already in progress");
+    };
+    cut.await;
+    Ok("Background saving started")
+}
+
+/// Starts a save in the background on this core: None if one is already running, else a
+/// future that completes once the cut is taken.
+fn start_background(node: &Rc<Node>) -> Option<impl std::future::Future<Output = ()>> {
+    if STATE.in_progress.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    tracing::info!("Background saving started");
+    let node = node.clone();
+    let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
+    glommio::spawn_local(async move {
+        let _ = save_claimed(&node, Some(cut_taken)).await;
+    })
+    .detach();
+    Some(async move {
+        let _ = cut.await;
+    })
+}
+
+/// SAVE (and the save at shutdown): saves now and waits. Err when a save is already running
+/// or this one failed (the reason is logged).
+pub async fn save(node: &Rc<Node>) -> Result<(), SaveError> {
+    if STATE.in_progress.swap(true, Ordering::SeqCst) {
+        return Err(SaveError::InProgress);
+    }
+    save_claimed(node, None).await.map_err(|_| SaveError::Failed)
+}
+
+#[derive(Debug)]
+pub enum SaveError {
+    InProgress,
+    /// The save failed (logged already).
+    Failed,
+}
+
+/// Runs a save once `STATE.in_progress` is ours, and records how it went.
+async fn save_claimed(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>) -> std::io::Result<()> {
+    let started = Instant::now();
+    STATE.started_ms.store(shoal_runtime::now_ms(), Ordering::Relaxed);
+    STATE.last_try_s.store(unix_s(), Ordering::Relaxed);
+    let result = write_snapshot(node, cut_taken).await;
+    match &result {
+        Ok(report) => {
+            tracing::info!("DB saved on disk ({} bytes in {:.3} s)", report.bytes, started.elapsed().as_secs_f64());
+            STATE.last_save_s.store(unix_s(), Ordering::Relaxed);
+            STATE.changes_at_save.store(report.changes_at_cut, Ordering::Relaxed);
+            STATE.last_copied_bytes.store(report.copied_bytes, Ordering::Relaxed);
+            STATE.saves.fetch_add(1, Ordering::Relaxed);
+            STATE.last_ok.store(true, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!("Background saving error: {e}");
+            STATE.last_ok.store(false, Ordering::Relaxed);
+        }
+    }
+    STATE.last_duration_s.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    STATE.in_progress.store(false, Ordering::SeqCst);
+    result.map(|_| ())
+}
+
+struct Report {
+    bytes: u64,
+    changes_at_cut: u64,
+    copied_bytes: u64,
+}
+
+/// What each core needs to build its chunks.
+#[derive(Clone, Copy)]
+struct ChunkOptions {
+    compress: bool,
+    /// Which access information the file records: Redis writes IDLE under an LRU policy,
+    /// FREQ under an LFU one, and neither otherwise.
+    access: Access,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    None,
+    Lru,
+    Lfu,
+}
+
+async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>) -> std::io::Result<Report> {
+    let (filename, options) = {
+        let config = node.config.borrow();
+        let policy = config.maxmemory_policy.as_str().to_owned();
+        let access = if policy.contains("lfu") {
+            Access::Lfu
+        } else if policy.contains("lru") {
+            Access::Lru
+        } else {
+            Access::None
+        };
+        (config.dbfilename.clone(), (ChunkOptions { compress: config.rdbcompression, access }, config.rdbchecksum))
+    };
+    let (chunk_options, checksum) = options;
+    // The cut: no command runs anywhere while every database starts its snapshot.
+    let lock = node.core.lock_everything().await;
+    let changes: Vec<u64> = node
+        .core
+        .call_all(|core| {
+            core.with_shard(|shard| {
+                for (index, db) in shard.dbs.iter_mut().enumerate() {
+                    db.snapshot_begin(index);
+                }
+                shard.dbs.iter().map(|db| db.stats.changes).sum::<u64>()
+            })
+        })
+        .await;
+    lock.end();
+    if let Some(cut_taken) = cut_taken {
+        let _ = cut_taken.send(());
+    }
+    let changes_at_cut = changes.iter().sum();
+
+    let temp = format!("temp-{}.rdb", std::process::id());
+    let result = write_file(node, &temp, chunk_options, checksum).await;
+    match result {
+        Ok((bytes, copied_bytes)) => {
+            if let Err(e) = glommio::io::rename(&temp, &filename).await.map_err(glommio_io) {
+                let _ = std::fs::remove_file(&temp);
+                return Err(e);
+            }
+            // The rename is durable once the directory is synced. (A plain blocking fsync:
+            // glommio's Directory does not open the working directory.)
+            std::fs::File::open(".")?.sync_all()?;
+            Ok(Report { bytes, changes_at_cut, copied_bytes })
+        }
+        Err(e) => {
+            // Abandon the snapshots that did not finish, and the partial file.
+            node.core
+                .call_all(|core| {
+                    core.with_shard(|shard| {
+                        for db in &mut shard.dbs {
+                            db.snapshot_end();
+                        }
+                    })
+                })
+                .await;
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// A `Write` into a buffer the saving task empties into the file after each call.
+#[derive(Clone, Default)]
+struct Pending(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Pending {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the file at `path`: header, functions, every core's chunks, trailer, fsync.
+/// Returns its size and the peak bytes copied aside on any core.
+async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum: bool) -> std::io::Result<(u64, u64)> {
+    let file = glommio::io::BufferedFile::create(path).await.map_err(glommio_io)?;
+    let mut position = 0u64;
+    let pending = Pending::default();
+    let header =
+        WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocated_bytes(), compress: options.compress, checksum, ..WriterOptions::default() };
+    let mut writer = Writer::new(pending.clone(), &header)?;
+    for code in crate::scripting::library_codes() {
+        writer.function(&code)?;
+    }
+    flush(&file, &pending, &mut position).await?;
+
+    let mut active: Vec<usize> = (0..node.core.shard_count).collect();
+    let mut copied_peak = 0u64;
+    while !active.is_empty() {
+        let requests = active.iter().map(|&shard| node.core.call_on(shard, move |core| next_chunk(core, options)));
+        let chunks: Vec<Option<(SealedChunk, u64)>> = futures::future::join_all(requests).await;
+        let mut still = Vec::with_capacity(active.len());
+        for (&shard, chunk) in active.iter().zip(chunks) {
+            if let Some((chunk, copied)) = chunk {
+                copied_peak = copied_peak.max(copied);
+                writer.append_chunk(&chunk)?;
+                still.push(shard);
+            }
+        }
+        flush(&file, &pending, &mut position).await?;
+        active = still;
+    }
+    writer.finish()?;
+    flush(&file, &pending, &mut position).await?;
+    file.fdatasync().await.map_err(glommio_io)?;
+    file.close().await.map_err(glommio_io)?;
+    Ok((position, copied_peak))
+}
+
+/// Writes out what the writer produced so far.
+async fn flush(file: &glommio::io::BufferedFile, pending: &Pending, position: &mut u64) -> std::io::Result<()> {
+    let mut bytes = std::mem::take(&mut *pending.0.borrow_mut());
+    while !bytes.is_empty() {
+        let written = file.write_at(bytes.clone(), *position).await.map_err(glommio_io)?;
+        if written == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the file took no bytes"));
+        }
+        *position += written as u64;
+        bytes.drain(..written);
+    }
+    Ok(())
+}
+
+/// On a core: its next chunk of the snapshot (SELECTDB and entries, up to about
+/// `CHUNK_BYTES`) with the bytes copied aside that it encoded, or None once every database
+/// of this core is written.
+fn next_chunk(core: &Rc<Core>, options: ChunkOptions) -> Option<(SealedChunk, u64)> {
+    let now_ms = shoal_runtime::now_ms();
+    let meta = move |expire_at: Option<u64>, lru: u32| EntryMeta {
+        expire_ms: expire_at.map(|at| at as i64),
+        lru_idle_s: (options.access == Access::Lru).then(|| shoal_store::db::idle_seconds(lru, now_ms)),
+        // The LFU counter lives in the same bits as the LRU clock (as in Redis): its low 8.
+        lfu_freq: (options.access == Access::Lfu).then_some((lru & 0xff) as u8),
+    };
+    core.with_shard(|shard| {
+        let mut chunk = Chunk::new(options.compress);
+        let mut copied = 0u64;
+        for db in &mut shard.dbs {
+            let Some(snapshot) = db.snapshot() else { continue };
+            let index = snapshot.db_index as u64;
+            let mut selected = false;
+            for (key, detached) in db.snapshot_drain() {
+                if !std::mem::replace(&mut selected, true) {
+                    chunk.select_db(index);
+                }
+                let before = chunk.bytes().len();
+                chunk.entry(&key, &detached.entry.value, &meta(detached.expire_at_ms, detached.lru));
+                copied += (chunk.bytes().len() - before) as u64;
+            }
+            let mut walked = db.snapshot().is_some_and(|s| s.walked());
+            while !walked && chunk.bytes().len() < CHUNK_BYTES {
+                walked = db.snapshot_step(BUCKETS_PER_STEP, |key, entry, expire_at, lru| {
+                    if !std::mem::replace(&mut selected, true) {
+                        chunk.select_db(index);
+                    }
+                    chunk.entry(key, &entry.value, &meta(expire_at, lru));
+                });
+            }
+            if walked {
+                db.snapshot_end();
+            }
+            if chunk.bytes().len() >= CHUNK_BYTES {
+                break;
+            }
+        }
+        (!chunk.bytes().is_empty()).then(|| (chunk.finish(), copied))
+    })
+}
+
+/// The save before shutting down: waits for a running background save, then saves.
+pub async fn save_at_shutdown(node: &Rc<Node>) -> Result<(), SaveError> {
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    loop {
+        match save(node).await {
+            Err(SaveError::InProgress) => glommio::timer::sleep(Duration::from_millis(10)).await,
+            other => return other,
+        }
+    }
+}
+
+/// glommio's errors as `std::io::Error`.
+fn glommio_io(error: glommio::GlommioError<()>) -> std::io::Error {
+    error.into()
+}

@@ -1,0 +1,367 @@
+//! RDB persistence against the real binaries: SAVE, BGSAVE and SHUTDOWN write a `dump.rdb`
+//! that `redis-check-rdb` accepts and Debian's redis-server loads with the same contents; a
+//! `dump.rdb` written by redis-server loads into Shoal; BGSAVE is a point-in-time image while
+//! writers keep writing on every core; a damaged file stops startup; a failing save refuses
+//! writes with MISCONF until a save succeeds again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use redis::Value as V;
+use shoal_testkit::{need, Server};
+use shoal_tests::{connect, THREADS};
+
+/// One key's logical contents, comparable across servers whatever the encodings.
+#[derive(Debug, PartialEq, Eq, Clone)]
+struct Key {
+    kind: String,
+    contents: Vec<Vec<u8>>,
+    /// Whether the key has a TTL, and the TTL rounded to 10 s (saves and restarts take time).
+    ttl: Option<i64>,
+}
+
+/// Every key of every database: (db, key) -> contents.
+fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
+    let mut con = connect(server);
+    let mut all = BTreeMap::new();
+    for db in 0..16 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
+            let mut contents: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut con).unwrap()],
+                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(&mut con).unwrap(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut con).unwrap(),
+                "hash" => {
+                    let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
+                    pairs.into_iter().map(|(f, v)| [f, b"=".to_vec(), v].concat()).collect()
+                }
+                "zset" => {
+                    let pairs: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
+                    pairs.into_iter().map(|(m, s)| [m, b"@".to_vec(), s.into_bytes()].concat()).collect()
+                }
+                other => panic!("unexpected type {other}"),
+            };
+            if kind == "set" || kind == "hash" {
+                contents.sort();
+            }
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+            let ttl = (pttl >= 0).then(|| (pttl + 5_000) / 10_000);
+            all.insert((db, key), Key { kind, contents, ttl });
+        }
+    }
+    all
+}
+
+/// Fills a server with every type in every encoding, over several databases, with TTLs.
+fn fill(server: &Server) {
+    let mut con = connect(server);
+    let mut q = |args: &[&str]| -> V {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut con).unwrap()
+    };
+    for db in ["0", "2", "15"] {
+        q(&["SELECT", db]);
+        q(&["SET", "int", "12345"]);
+        q(&["SET", "negative", "-9223372036854775808"]);
+        q(&["SET", "embstr", "hello"]);
+        q(&["SET", "empty", ""]);
+        let long = "abcdefghij".repeat(200);
+        q(&["SET", "compressible", &long]);
+        q(&["SET", "binary\u{1}key", "\u{0}\u{ff}bytes"]);
+        q(&["SET", "ttl", "expiring", "EX", "10000"]);
+        q(&["RPUSH", "small-list", "a", "1", "-2", "bb"]);
+        for i in 0..300 {
+            q(&["RPUSH", "big-list", &format!("element-{i}-{}", "x".repeat(i % 70))]);
+        }
+        q(&["HSET", "small-hash", "f1", "v1", "f2", "2"]);
+        for i in 0..600 {
+            q(&["HSET", "big-hash", &format!("field{i}"), &format!("value{i}")]);
+        }
+        q(&["SADD", "intset", "1", "2", "3", "-100", "100000"]);
+        q(&["SADD", "small-set", "a", "b", "c"]);
+        for i in 0..700 {
+            q(&["SADD", "big-set", &format!("member{i}")]);
+            q(&["SADD", "big-intset", &i.to_string()]);
+        }
+        q(&["ZADD", "small-zset", "1", "one", "2.5", "two", "-inf", "low", "inf", "high"]);
+        for i in 0..300 {
+            q(&["ZADD", "big-zset", &format!("{}", i as f64 / 3.0), &format!("m{i}")]);
+        }
+        q(&["PFADD", "hll", "a", "b", "c"]);
+        q(&["EXPIRE", "big-hash", "50000"]);
+    }
+}
+
+fn check_rdb(path: &Path) {
+    if !need("redis-check-rdb") {
+        return;
+    }
+    let output = Command::new("redis-check-rdb").arg(path).output().expect("run redis-check-rdb");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("RDB looks OK"), "redis-check-rdb refused {path:?}:\n{text}");
+}
+
+fn info_field(server: &Server, field: &str) -> String {
+    let mut con = connect(server);
+    let info: String = redis::cmd("INFO").arg("persistence").query(&mut con).unwrap();
+    info.lines().find_map(|line| line.strip_prefix(&format!("{field}:"))).unwrap_or_else(|| panic!("{field} in INFO")).trim().to_owned()
+}
+
+fn wait_for_bgsave(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(server, "rdb_bgsave_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "BGSAVE did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn save_writes_a_file_that_redis_checks_and_loads_with_the_same_contents_and_shoal_reloads() {
+    let dir = Server::scratch("persist");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    fill(&shoal);
+    let mut con = connect(&shoal);
+    let library = "#!lua name=lib\nredis.register_function('f', function(keys, args) return 7 end)";
+    let _: String = redis::cmd("FUNCTION").arg("LOAD").arg(library).query(&mut con).unwrap();
+    let before = contents(&shoal);
+    assert!(before.len() > 50, "filled");
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    let lastsave: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
+    assert!((lastsave - (shoal_runtime_now_s())).abs() < 30, "LASTSAVE is now");
+    assert_eq!(info_field(&shoal, "rdb_changes_since_last_save"), "0");
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "ok");
+    drop(con);
+    drop(shoal);
+    check_rdb(&dir.join("dump.rdb"));
+
+    // Shoal restarts on its own file: same keys, same function.
+    let again = Server::start_in(&dir, THREADS, &["--save", ""]);
+    assert_eq!(contents(&again), before, "Shoal reloads what it saved");
+    let mut con = connect(&again);
+    let seven: i64 = redis::cmd("FCALL").arg("f").arg(0).query(&mut con).unwrap();
+    assert_eq!(seven, 7, "functions survive a restart");
+    drop(con);
+    drop(again);
+
+    // Redis loads it too.
+    if let Some(redis) = Server::start_redis_in(&dir, &["--dbfilename", "dump.rdb"]) {
+        assert_eq!(contents(&redis), before, "redis-server loads Shoal's file with the same contents");
+        let mut con = connect(&redis);
+        let seven: i64 = redis::cmd("FCALL").arg("f").arg(0).query(&mut con).unwrap();
+        assert_eq!(seven, 7);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn shoal_runtime_now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn a_dump_written_by_redis_loads_into_shoal_on_every_core() {
+    let dir = Server::scratch("persist-redis");
+    let Some(redis) = Server::start_redis_in(&dir, &[]) else { return };
+    fill(&redis);
+    let before = contents(&redis);
+    let mut con = connect(&redis);
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    drop(con);
+    drop(redis);
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    assert_eq!(contents(&shoal), before);
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shutdown_saves_when_save_points_are_set_or_asked_and_nosave_does_not() {
+    let dir = Server::scratch("persist-shutdown");
+    // Save points configured: a plain SHUTDOWN saves.
+    let mut shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1"]);
+    let mut con = connect(&shoal);
+    let _: () = redis::cmd("SET").arg("kept").arg("1").query(&mut con).unwrap();
+    let _ = redis::cmd("SHUTDOWN").query::<()>(&mut con);
+    assert_eq!(shoal.wait_exit(Duration::from_secs(20)), Some(0));
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut con = connect(&shoal);
+    let kept: Option<String> = redis::cmd("GET").arg("kept").query(&mut con).unwrap();
+    assert_eq!(kept.as_deref(), Some("1"));
+    // NOSAVE: the write after the last save is lost, on purpose.
+    let _: () = redis::cmd("SET").arg("lost").arg("1").query(&mut con).unwrap();
+    let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+    drop(shoal);
+    // SIGTERM with save points saves; SHUTDOWN SAVE saves without them.
+    let mut shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1"]);
+    let mut con = connect(&shoal);
+    let lost: Option<String> = redis::cmd("GET").arg("lost").query(&mut con).unwrap();
+    assert_eq!(lost, None, "NOSAVE did not save");
+    let _: () = redis::cmd("SET").arg("on-sigterm").arg("1").query(&mut con).unwrap();
+    shoal.signal("TERM");
+    assert_eq!(shoal.wait_exit(Duration::from_secs(20)), Some(0));
+    let mut shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut con = connect(&shoal);
+    let kept: Option<String> = redis::cmd("GET").arg("on-sigterm").query(&mut con).unwrap();
+    assert_eq!(kept.as_deref(), Some("1"), "SIGTERM saved");
+    let _: () = redis::cmd("SET").arg("on-shutdown-save").arg("1").query(&mut con).unwrap();
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut con);
+    assert_eq!(shoal.wait_exit(Duration::from_secs(20)), Some(0));
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut con = connect(&shoal);
+    let kept: Option<String> = redis::cmd("GET").arg("on-shutdown-save").query(&mut con).unwrap();
+    assert_eq!(kept.as_deref(), Some("1"), "SHUTDOWN SAVE saved");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// BGSAVE under writes on every core: the file holds exactly what was there when BGSAVE
+/// answered, although every key is overwritten, deleted or created while it writes.
+#[test]
+fn bgsave_is_a_point_in_time_image_while_writers_change_every_key() {
+    let dir = Server::scratch("persist-pit");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut con = connect(&shoal);
+    const KEYS: usize = 60_000;
+    // Large enough that the walk takes a while: each value is 200 bytes.
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(KEYS).arg("key").arg(200).query(&mut con).unwrap();
+    let _: () = redis::cmd("RPUSH").arg("list").arg("before").query(&mut con).unwrap();
+    let reply: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    assert_eq!(reply, "Background saving started");
+    // Everything from here on is after the cut.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = shoal.url();
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                let mut pipe = redis::pipe();
+                for i in (w..KEYS).step_by(4) {
+                    match i % 3 {
+                        0 => pipe.cmd("SET").arg(format!("key:{i}")).arg("after").ignore(),
+                        1 => pipe.cmd("DEL").arg(format!("key:{i}")).ignore(),
+                        _ => pipe.cmd("SET").arg(format!("new:{i}")).arg("after").ignore(),
+                    };
+                    if i % 512 < 4 {
+                        pipe.query::<()>(&mut con).unwrap();
+                        pipe = redis::pipe();
+                    }
+                }
+                pipe.cmd("RPUSH").arg("list").arg("after").ignore();
+                pipe.query::<()>(&mut con).unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    wait_for_bgsave(&shoal);
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "ok");
+    let copied: u64 = info_field(&shoal, "rdb_last_cow_size").parse().unwrap();
+    eprintln!("bytes copied aside during the BGSAVE: {copied}");
+    drop(con);
+    drop(shoal);
+    check_rdb(&dir.join("dump.rdb"));
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut con = connect(&shoal);
+    let size: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(size, KEYS + 1, "every key of the cut, none created after");
+    for i in (0..KEYS).step_by(97) {
+        let value: String = redis::cmd("GET").arg(format!("key:{i}")).query(&mut con).unwrap();
+        // DEBUG POPULATE pads its values with zero bytes to the size asked.
+        assert_eq!(value.trim_end_matches('\0'), format!("value:{i}"), "key:{i} as it was at the cut");
+    }
+    let list: Vec<String> = redis::cmd("LRANGE").arg("list").arg(0).arg(-1).query(&mut con).unwrap();
+    assert_eq!(list, vec!["before"]);
+    drop(con);
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_damaged_file_stops_startup_with_a_message_and_never_loads_half() {
+    let dir = Server::scratch("persist-damaged");
+    let shoal = Server::start_in(&dir, 2, &["--save", ""]);
+    fill(&shoal);
+    let mut con = connect(&shoal);
+    let _: () = redis::cmd("SAVE").query(&mut con).unwrap();
+    drop(con);
+    drop(shoal);
+    let path = dir.join("dump.rdb");
+    let good = std::fs::read(&path).unwrap();
+    let start = |dir: &Path| {
+        let output = Command::new(shoal_testkit::server_binary())
+            .args(["--port", &shoal_testkit::free_port().to_string(), "--threads", "2", "--bind", "127.0.0.1", "--save", ""])
+            .current_dir(dir)
+            .output()
+            .expect("run shoal-server");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    // Truncated.
+    std::fs::write(&path, &good[..good.len() / 2]).unwrap();
+    let (code, stderr) = start(&dir);
+    assert_eq!(code, Some(1), "refused: {stderr}");
+    assert!(stderr.contains("dump.rdb"), "names the file: {stderr}");
+    // One byte changed in the middle: the checksum catches it if the parser does not.
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x20;
+    std::fs::write(&path, &flipped).unwrap();
+    let (code, stderr) = start(&dir);
+    assert_eq!(code, Some(1), "refused: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failing_save_refuses_writes_with_misconf_until_a_save_succeeds() {
+    let dir = Server::scratch("persist-misconf");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1"]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["SET", "a", "1"]).unwrap(), "+OK\r\n");
+    // A directory in the way of dump.rdb: the save cannot rename its file into place.
+    std::fs::create_dir(dir.join("dump.rdb")).unwrap();
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "-ERR\r\n");
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    wait_for_bgsave(&shoal);
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "err");
+    let misconf = raw.command(&["SET", "a", "2"]).unwrap();
+    assert!(misconf.starts_with("-MISCONF "), "{misconf}");
+    assert_eq!(raw.command(&["GET", "a"]).unwrap(), "$1\r\n1\r\n", "reads still work");
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("temp-")), "no temp file left");
+    // The obstacle goes: the next save succeeds and writes are accepted again.
+    std::fs::remove_dir(dir.join("dump.rdb")).unwrap();
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    wait_for_bgsave(&shoal);
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(raw.command(&["SET", "a", "3"]).unwrap(), "+OK\r\n");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_save_point_saves_in_the_background_once_enough_changes_are_made() {
+    let dir = Server::scratch("persist-point");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", "1 3", "--hz", "50"]);
+    let mut raw = shoal.raw();
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(raw.command(&["SET", key, "1"]).unwrap(), "+OK\r\n");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&shoal, "rdb_saves") == "0" {
+        assert!(Instant::now() < deadline, "no save within the deadline");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_bgsave(&shoal);
+    assert!(dir.join("dump.rdb").exists());
+    assert_eq!(info_field(&shoal, "rdb_changes_since_last_save"), "0");
+    // SCHEDULE with no save running starts one at once.
+    assert_eq!(raw.command(&["BGSAVE", "SCHEDULE"]).unwrap(), "+Background saving started\r\n");
+    wait_for_bgsave(&shoal);
+    assert_eq!(raw.command(&["BGSAVE", "NOW"]).unwrap(), "-ERR syntax error\r\n");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
