@@ -31,7 +31,8 @@ def start(kind, binary, threads, cpus, workdir):
     if kind == "redis":
         cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     else:
-        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads)]
+        # No save points, as redis-server above: a benchmark measures serving, not saving.
+        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads), "--save", ""]
     proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port)
     return proc, port

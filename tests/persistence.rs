@@ -365,3 +365,20 @@ fn a_save_point_saves_in_the_background_once_enough_changes_are_made() {
     drop(shoal);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn debug_reload_saves_empties_and_loads_back_and_nosave_loads_the_older_file() {
+    let dir = Server::scratch("persist-reload");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    fill(&shoal);
+    let before = contents(&shoal);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), "+OK\r\n");
+    assert_eq!(contents(&shoal), before, "the same keys after a reload");
+    assert_eq!(raw.command(&["SET", "after-the-save", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DEBUG", "RELOAD", "NOSAVE"]).unwrap(), "+OK\r\n");
+    assert_eq!(contents(&shoal), before, "NOSAVE loads the file as it was");
+    assert_eq!(raw.command(&["DEBUG", "RELOAD", "BOGUS"]).unwrap(), "-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,7 @@
 //! DEBUG: the subcommands useful for testing a server (SLEEP, OBJECT, SET-ACTIVE-EXPIRE,
 //! PROTOCOL, ERROR, LOG, HELP). Like Redis, DEBUG is one table entry that parses its own
-//! subcommand. Subcommands that crash, persist or poke allocator internals are not here;
-//! RELOAD answers that persistence is not implemented yet.
+//! subcommand. Subcommands that crash or poke allocator internals are not here. RELOAD saves
+//! the RDB file, empties the keyspace and loads the file back (`crate::rdb_load`).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -71,8 +71,57 @@ pub async fn debug(node: &Rc<Node>, conn: &Conn, args: &[Bytes]) -> Frame {
             tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             args::ok()
         }
-        ("reload", _) => errors::error("ERR DEBUG RELOAD is not supported: persistence is not implemented yet"),
+        ("reload", _) => reload(node, &args[2..]).await,
         _ => subcommand_syntax_error(args),
+    }
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves (unless NOSAVE), empties every database
+/// (unless NOFLUSH) and loads the file back, with every shard locked meanwhile. MERGE loads
+/// over what is there (a key in the file replaces the one in memory).
+async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
+    let (mut save, mut flush) = (true, true);
+    for option in options {
+        match option.to_ascii_lowercase().as_slice() {
+            b"merge" => flush = false,
+            b"noflush" => flush = false,
+            b"nosave" => save = false,
+            _ => return errors::error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."),
+        }
+    }
+    if save && crate::save::save(node).await.is_err() {
+        return errors::error("ERR Error trying to save the RDB file, check server logs.");
+    }
+    let config = node.config.borrow().clone();
+    let preload = match crate::rdb_load::read(&config, node.core.shard_count) {
+        Ok(preload) => std::sync::Arc::new(preload),
+        Err(e) => {
+            tracing::warn!("{e}");
+            return errors::error("ERR Error trying to load the RDB dump, check server logs.");
+        }
+    };
+    let lock = node.core.lock_everything().await;
+    let results = node
+        .core
+        .call_all(move |core| {
+            if flush {
+                core.with_shard(|shard| {
+                    for db in &mut shard.dbs {
+                        drop(db.clear());
+                    }
+                });
+                crate::scripting::flush_libraries();
+            }
+            crate::rdb_load::install(core, &preload)
+        })
+        .await;
+    lock.end();
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => {
+            tracing::warn!("{e}");
+            errors::error("ERR Error trying to load the RDB dump, check server logs.")
+        }
+        None => args::ok(),
     }
 }
 

@@ -29,6 +29,11 @@ thread_local! {
     static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
 }
 
+/// Drops every function library on this core (DEBUG RELOAD before loading).
+pub fn flush_libraries() {
+    with_engine(|engine| engine.function_flush());
+}
+
 /// Loads function libraries read from a file into this core's engine.
 pub fn load_libraries(codes: &[Bytes]) -> Result<(), String> {
     with_engine(|engine| {
