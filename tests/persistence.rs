@@ -65,7 +65,7 @@ fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
                 contents.sort();
             }
             let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
-            let ttl = (pttl >= 0).then(|| pttl / 1000);
+            let ttl = (pttl >= 0).then_some(pttl / 1000);
             all.insert((db, key), Key { kind, contents, ttl });
         }
     }
@@ -395,6 +395,32 @@ fn debug_reload_saves_empties_and_loads_back_and_nosave_loads_the_older_file() {
     assert_eq!(raw.command(&["DEBUG", "RELOAD", "NOSAVE"]).unwrap(), "+OK\r\n");
     assert_same(&contents(&shoal), &before, "NOSAVE loads the file as it was");
     assert_eq!(raw.command(&["DEBUG", "RELOAD", "BOGUS"]).unwrap(), "-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn while_the_file_loads_commands_get_loading_and_info_shows_it() {
+    let dir = Server::scratch("persist-loading");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "2000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(shoal);
+    // One millisecond per key: about two seconds of loading.
+    let shoal = Server::start_in_accepting(&dir, THREADS, &["--save", "", "--key-load-delay", "1000"]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["GET", "key:1"]).unwrap(), "-LOADING Redis is loading the dataset in memory\r\n");
+    let info = raw.command(&["INFO", "persistence"]).unwrap();
+    assert!(info.contains("\r\nloading:1\r\n") && info.contains("loading_total_bytes:"), "{info}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while raw.command(&["PING"]).unwrap() != "+PONG\r\n" {
+        assert!(Instant::now() < deadline, "still loading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":2000\r\n");
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("\r\nloading:0\r\n"));
     drop(shoal);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -97,6 +97,8 @@ pub struct Config {
     /// A script or function running longer than this, milliseconds, lets
     /// other clients get BUSY replies (alias `lua-time-limit`).
     pub busy_reply_threshold: u64,
+    /// Microseconds to wait after loading each key (Redis's testing knob, to watch LOADING).
+    pub key_load_delay: u64,
     pub notify_keyspace_events: KeyspaceEvents,
     /// Negative: a size class (-1 is 4 KiB ... -5 is 64 KiB) per list node;
     /// positive: entries per node.
@@ -193,6 +195,7 @@ impl Default for Config {
             lazyfree_lazy_user_flush: false,
             script_undeclared_keys: false,
             busy_reply_threshold: 5000,
+            key_load_delay: 0,
             notify_keyspace_events: KeyspaceEvents::default(),
             list_max_listpack_size: -2,
             list_compress_depth: 0,

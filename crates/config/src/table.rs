@@ -224,6 +224,7 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("lazyfree-lazy-user-flush", Mutable, lazyfree_lazy_user_flush),
     boolean!("script-undeclared-keys", Mutable, script_undeclared_keys),
     integer!("busy-reply-threshold", &["lua-time-limit"], Mutable, busy_reply_threshold, 0, LONG_MAX, plain),
+    integer!("key-load-delay", &[], Mutable, key_load_delay, 0, INT_MAX, plain),
     special("notify-keyspace-events", Mutability::Mutable, Kind::NotifyKeyspaceEvents),
     integer!("list-max-listpack-size", &["list-max-ziplist-size"], Mutable, list_max_listpack_size, i32::MIN, i32::MAX, plain),
     integer!("list-compress-depth", &[], Mutable, list_compress_depth, 0, INT_MAX, plain),

@@ -335,6 +335,13 @@ fn decode_round(
                         continue;
                     }
                 }
+                // The dataset is still loading: only commands flagged `loading` run.
+                if crate::rdb_load::loading() && !resolved.spec.has(shoal_commands::table::flags::LOADING) {
+                    let refusal = shoal_commands::errors::error(crate::rdb_load::LOADING_ERROR);
+                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                    slots.push(Slot::Ready(refusal));
+                    continue;
+                }
                 // The last background save failed and the server is told to stop writes then.
                 if resolved.spec.is_write() && crate::save::writes_refused(node) {
                     let refusal = shoal_commands::errors::error(crate::save::MISCONF);

@@ -395,8 +395,22 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
         }
         Section::Persistence => {
             let save = crate::save::info();
-            add("loading", "0".to_owned());
+            let loading = crate::rdb_load::loading();
+            add("loading", (loading as u8).to_string());
             add("async_loading", "0".to_owned());
+            if loading {
+                let (started_s, total, loaded) = crate::rdb_load::progress();
+                let now_s = (shoal_runtime::now_ms() / 1000) as i64;
+                let perc = if total == 0 { 0.0 } else { loaded as f64 * 100.0 / total as f64 };
+                let elapsed = (now_s - started_s).max(0);
+                let eta = if loaded == 0 { 1 } else { ((total.saturating_sub(loaded)) as f64 / (loaded as f64 / elapsed.max(1) as f64)) as i64 };
+                add("loading_start_time", started_s.to_string());
+                add("loading_total_bytes", total.to_string());
+                add("loading_rdb_used_mem", "0".to_owned());
+                add("loading_loaded_bytes", loaded.to_string());
+                add("loading_loaded_perc", format!("{perc:.2}"));
+                add("loading_eta_seconds", eta.to_string());
+            }
             add("current_cow_peak", "0".to_owned());
             add("current_cow_size", "0".to_owned());
             add("current_cow_size_age", "0".to_owned());

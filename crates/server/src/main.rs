@@ -92,17 +92,10 @@ fn main() {
     install_signal_handlers(shared.clone());
     busy::init(threads);
     save::init(threads);
-    let preload = match rdb_load::read(&config, threads) {
-        Ok(preload) => Arc::new(preload),
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
-    };
+    let startup = rdb_load::start(&config, threads);
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
     let config = Arc::new(config);
-    let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone(), preload.clone()));
+    let result = shoal_runtime::launch(options, shared.clone(), move |core| node::run_core(core, (*config).clone(), startup.clone()));
     if let Err(e) = result {
         tracing::error!("{e}");
         eprintln!("shoal-server: {e}");

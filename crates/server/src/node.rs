@@ -68,7 +68,7 @@ pub fn settings_of(config: &Config) -> Settings {
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.
-pub async fn run_core(core: Rc<Core>, config: Config, preload: std::sync::Arc<crate::rdb_load::Preload>) {
+pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<crate::rdb_load::Startup>) {
     let node = Rc::new(Node {
         core: core.clone(),
         config: RefCell::new(config),
@@ -80,13 +80,6 @@ pub async fn run_core(core: Rc<Core>, config: Config, preload: std::sync::Arc<cr
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
-    // The keys read from the RDB file go in before any core accepts a client.
-    if let Err(e) = crate::rdb_load::install(&core, &preload) {
-        tracing::error!("{e}");
-        core.shared.exit_code.store(1, Ordering::SeqCst);
-        core.shared.shutdown.store(true, Ordering::SeqCst);
-    }
-    drop(preload);
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);
@@ -114,6 +107,17 @@ pub async fn run_core(core: Rc<Core>, config: Config, preload: std::sync::Arc<cr
         );
     }
 
+    // The RDB file loads while we accept: clients get LOADING meanwhile.
+    if let Err(e) = crate::rdb_load::install_when_read(&core, &startup).await {
+        tracing::error!("{e}");
+        if core.id == 0 {
+            eprintln!("{e}");
+        }
+        core.shared.exit_code.store(1, Ordering::SeqCst);
+        core.shared.shutdown.store(true, Ordering::SeqCst);
+    }
+    drop(startup);
+
     // The cron: active expiry, and watching for shutdown.
     let cron_node = node.clone();
     let cron = glommio::spawn_local(async move {
@@ -126,7 +130,8 @@ pub async fn run_core(core: Rc<Core>, config: Config, preload: std::sync::Arc<cr
             // A signal asked to stop: core 0 saves first when save points are configured, as
             // Redis does on SIGTERM, while every core still serves.
             if core.id == 0 && core.shared.shutdown_requested.swap(false, Ordering::SeqCst) {
-                let save = !node.config.borrow().save.is_empty();
+                // Nothing is saved while the dataset loads: the file would miss keys.
+                let save = !node.config.borrow().save.is_empty() && !crate::rdb_load::loading();
                 if save && crate::save::save_at_shutdown(&node).await.is_err() {
                     tracing::warn!("Error trying to save the DB, can't exit.");
                 } else {

@@ -1,9 +1,11 @@
-//! Loading `dbfilename` at startup. The main thread reads the file once, before the cores
-//! start, and sorts its keys by owning core; each core puts its share into its shard before
-//! it accepts connections. A file that cannot be read whole stops startup with a message
-//! naming it and the offset: nothing is ever served from half a file.
+//! Loading `dbfilename` at startup. A reader thread reads the file once and sorts its keys by
+//! owning core, while the cores already accept connections and answer LOADING to every
+//! command not flagged `loading` (as Redis does); each core then puts its share into its
+//! shard. A file that cannot be read whole stops the server with a message naming it and
+//! the offset: nothing is ever served from half a file.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use shoal_config::Config;
@@ -37,6 +39,67 @@ impl Preload {
     }
 }
 
+/// Redis's reply while the dataset loads.
+pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
+
+/// The startup load, shared by the reader thread and the cores.
+#[derive(Default)]
+pub struct Startup {
+    result: OnceLock<Result<Preload, String>>,
+    /// Cores that installed their share.
+    installed: AtomicUsize,
+}
+
+static LOADING: AtomicBool = AtomicBool::new(false);
+static STARTED_S: AtomicI64 = AtomicI64::new(0);
+static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
+static LOADED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the dataset is still loading (commands get LOADING).
+#[inline]
+pub fn loading() -> bool {
+    LOADING.load(Ordering::Relaxed)
+}
+
+/// INFO's loading fields while loading: (start time, total bytes, bytes loaded).
+pub fn progress() -> (i64, u64, u64) {
+    (STARTED_S.load(Ordering::Relaxed), TOTAL_BYTES.load(Ordering::Relaxed), LOADED_BYTES.load(Ordering::Relaxed))
+}
+
+/// Starts reading `dbfilename` on a thread of its own; the cores wait for it in [`install_when_read`].
+pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
+    let startup = std::sync::Arc::new(Startup::default());
+    LOADING.store(true, Ordering::SeqCst);
+    let (reader, config) = (startup.clone(), config.clone());
+    std::thread::Builder::new()
+        .name("shoal-load".into())
+        .spawn(move || {
+            let _ = reader.result.set(read(&config, threads));
+        })
+        .expect("spawning the loading thread");
+    startup
+}
+
+/// On a core, once listening: waits for the reader, then installs this core's keys. The
+/// last core to finish ends the LOADING state. Err: the file could not be loaded. A shutdown
+/// asked meanwhile stops the wait (and nothing is saved while loading).
+pub async fn install_when_read(core: &shoal_runtime::Core, startup: &Startup) -> Result<(), String> {
+    let preload = loop {
+        if let Some(result) = startup.result.get() {
+            break result.as_ref().map_err(Clone::clone)?;
+        }
+        if core.shared.shutdown.load(Ordering::Relaxed) || core.shared.shutdown_requested.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    install(core, preload)?;
+    if startup.installed.fetch_add(1, Ordering::SeqCst) + 1 == core.shard_count {
+        LOADING.store(false, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
 /// Reads `dbfilename` (in the working directory, which is `dir`) if it exists. Err with the
 /// message to print when it exists but cannot be loaded whole.
 pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
@@ -48,6 +111,9 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     };
     let started = std::time::Instant::now();
     let now_ms = shoal_runtime::now_ms();
+    STARTED_S.store((now_ms / 1000) as i64, Ordering::Relaxed);
+    TOTAL_BYTES.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+    let delay = std::time::Duration::from_micros(config.key_load_delay);
     let limits = crate::node::settings_of(config).limits;
     let options = ReaderOptions { limits, now_ms: now_ms as i64 };
     let fail = |e: shoal_rdb::Error| format!("Short read or corrupt file loading the DB ({name}): {e}. Exiting.");
@@ -76,6 +142,12 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
                     idle_s,
                 });
                 preload.keys_loaded += 1;
+                if preload.keys_loaded % 1024 == 0 {
+                    LOADED_BYTES.store(reader.offset(), Ordering::Relaxed);
+                }
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
             }
             Event::Function(code) => preload.functions.push(Bytes::from(code)),
             Event::Aux { .. } | Event::SelectDb(_) | Event::ResizeDb { .. } => {}

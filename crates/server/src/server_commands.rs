@@ -268,7 +268,8 @@ async fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
     }
     tracing::warn!("User requested shutdown...");
     // As Redis: save when asked to, or when save points are configured, unless NOSAVE.
-    let save = has("save") || (!has("nosave") && !node.config.borrow().save.is_empty());
+    // Never while the dataset loads, as Redis: the file would miss keys.
+    let save = !crate::rdb_load::loading() && (has("save") || (!has("nosave") && !node.config.borrow().save.is_empty()));
     if save && crate::save::save_at_shutdown(node).await.is_err() && !has("force") {
         tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
         return (Some(errors::error("ERR Errors trying to SHUTDOWN. Check logs.")), After::Continue);

@@ -84,7 +84,28 @@ impl Server {
         scratch_dir(tag)
     }
 
+    /// [`Server::start_in`] that returns as soon as the server accepts connections, before
+    /// it answers PING (while it loads its dataset, it answers LOADING).
+    pub fn start_in_accepting(dir: &std::path::Path, threads: usize, extra: &[&str]) -> Server {
+        let mut server = Server::spawn_unready(dir.to_path_buf(), free_port(), threads, extra);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.try_raw().is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("server exited during startup with {status}");
+            }
+            assert!(Instant::now() < deadline, "server on port {} did not accept in time", server.port);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        server
+    }
+
     fn spawn_in(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
+        let mut server = Server::spawn_unready(dir, port, threads, extra);
+        server.wait_ready();
+        server
+    }
+
+    fn spawn_unready(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--threads".into(), threads.to_string(), "--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         // SHOAL_TEST_SERVER_OUTPUT=1 shows the server's own output (its logs, a panic's message).
@@ -96,9 +117,7 @@ impl Server {
             }
         };
         let child = Command::new(server_binary()).args(&args).current_dir(&dir).stdout(output()).stderr(output()).spawn().expect("start shoal-server");
-        let mut server = Server { child, port, dir, owns_dir: false };
-        server.wait_ready();
-        server
+        Server { child, port, dir, owns_dir: false }
     }
 
     /// Starts Debian's redis-server in `dir` (which outlives it) with extra directives, or None
