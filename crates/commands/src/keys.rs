@@ -941,6 +941,30 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
     }
 }
 
+/// Decodes a RESTORE payload as Redis does. Redis checks the footer, then decodes from the
+/// start of the whole payload, footer included: a value may end anywhere before the payload's
+/// end, even inside its version and checksum. `shoal_rdb` decodes within the body only, so a
+/// payload it finds short is decoded again with the whole payload as the body (behind a
+/// fresh footer that only this function sees), which reads exactly what Redis would.
+fn decode_payload(payload: &[u8], limits: &shoal_store::Limits, now_ms: u64) -> Result<Value, Frame> {
+    let decode = |payload: &[u8]| shoal_rdb::restore_loaded(payload, limits, now_ms as i64);
+    let loaded = match decode(payload) {
+        Err(shoal_rdb::RestoreError::BadDataFormat) => {
+            // verify() accepted the footer, so the payload has one.
+            let version = &payload[payload.len() - 10..payload.len() - 8];
+            let mut whole = Vec::with_capacity(payload.len() + 10);
+            whole.extend_from_slice(payload);
+            whole.extend_from_slice(version);
+            let crc = shoal_rdb::crc64::crc64(&whole);
+            whole.extend_from_slice(&crc.to_le_bytes());
+            decode(&whole)
+        }
+        other => other,
+    };
+    let loaded = loaded.map_err(|e| errors::error(&e.to_string()))?;
+    Ok(loaded.value.expect("a restored payload holds a value"))
+}
+
 /// Checks RESTORE's arguments in Redis's order (options, existing key, TTL, payload) and
 /// decodes the payload.
 fn parse_restore(ctx: &mut Ctx, args: &[Bytes]) -> Result<Restored, Frame> {
@@ -953,8 +977,7 @@ fn parse_restore(ctx: &mut Ctx, args: &[Bytes]) -> Result<Restored, Frame> {
     if ttl_ms < 0 {
         return Err(errors::error(errors::RESTORE_INVALID_TTL));
     }
-    let loaded = shoal_rdb::restore_loaded(&args[3], &ctx.settings.limits, now as i64).map_err(|e| errors::error(&e.to_string()))?;
-    let value = loaded.value.expect("a restored payload holds a value");
+    let value = decode_payload(&args[3], &ctx.settings.limits, now)?;
     let expire_at_ms = match ttl_ms {
         0 => None,
         at if options.absttl => Some(at),
@@ -2326,7 +2349,9 @@ mod tests {
         let harness = Harness::default();
         assert_eq!(harness.run(&["SET", "k", "v"]), ok());
         let payload = dump_of(&harness, "k");
-        let cases: &[(&str, &str, &[u8], &[&str], &str)] = &[
+        // (key, ttl, payload, options, error)
+        type Case<'a> = (&'a str, &'a str, &'a [u8], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
             ("k", "x", b"x", &["NOPE"], "ERR syntax error"),
             ("k", "x", b"x", &["IDLETIME"], "ERR syntax error"),
             ("k", "x", b"x", &["IDLETIME", "x"], "ERR value is not an integer or out of range"),
@@ -2355,8 +2380,9 @@ mod tests {
 
     #[test]
     fn restore_with_a_payload_that_does_not_decode_is_bad_data_format() {
-        // Type 0 (a string) whose length claims more bytes than follow, with a good footer.
-        let mut payload = vec![0u8, 5, b'a'];
+        // Type 0 (a string) whose length claims more bytes than the whole payload holds,
+        // with a good footer.
+        let mut payload = vec![0u8, 60, b'a'];
         payload.extend_from_slice(&10u16.to_le_bytes());
         let crc = shoal_rdb::crc64::crc64(&payload);
         payload.extend_from_slice(&crc.to_le_bytes());
@@ -2367,6 +2393,28 @@ mod tests {
         let crc = shoal_rdb::crc64::crc64(&payload);
         payload.extend_from_slice(&crc.to_le_bytes());
         check_restore_error(&payload, "ERR Bad data format");
+    }
+
+    #[test]
+    fn restore_reads_a_value_into_the_footer_as_redis_does() {
+        // A string of 3 bytes with only 1 before the footer: Redis takes the version's two
+        // bytes as the rest of it (redis-server 7.0 restores "a\n\0").
+        let mut payload = vec![0u8, 3, b'a'];
+        payload.extend_from_slice(&10u16.to_le_bytes());
+        let crc = shoal_rdb::crc64::crc64(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        let harness = Harness::default();
+        assert_eq!(restore(&harness, "k", "0", &payload, &[]), ok());
+        assert_eq!(harness.run(&["GET", "k"]), Frame::Bulk(bytes::Bytes::from_static(b"a\n\0")));
+        // Past the payload's end is still too far.
+        payload[1] = 12;
+        let crc = shoal_rdb::crc64::crc64(&payload[..5]);
+        payload[5..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&harness, "long", "0", &payload, &[]), err("ERR Bad data format"));
+        payload[1] = 11;
+        let crc = shoal_rdb::crc64::crc64(&payload[..5]);
+        payload[5..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&harness, "exact", "0", &payload, &[]), ok(), "a value may end at the payload's last byte");
     }
 
     fn check_restore_error(payload: &[u8], error: &str) {
