@@ -43,10 +43,11 @@ fn parse_one(bytes: &[u8]) -> (Reply, &[u8]) {
             -1 => (Reply::Nil, rest),
             n => (Reply::Bulk(rest[..n as usize].to_vec()), &rest[n as usize + 2..]),
         },
+        b'*' if line == "-1" => (Reply::Nil, rest),
         b'*' => {
             let mut items = Vec::new();
             let mut rest = rest;
-            for _ in 0..line.parse::<i64>().expect("a count").max(0) {
+            for _ in 0..line.parse::<usize>().expect("a count") {
                 let (item, after) = parse_one(rest);
                 items.push(item);
                 rest = after;
@@ -582,5 +583,32 @@ fn command_info_matches_redis_s_shape() {
             fields
         };
         assert_eq!(info(&shoal), info(&redis), "COMMAND INFO {name}");
+    }
+}
+
+#[test]
+fn restore_fails_a_watch_only_when_it_changes_the_key() {
+    for server in shoal_and_redis(&[]) {
+        let mut raw = server.raw();
+        let mut other = server.raw();
+        let port = server.port;
+        assert_eq!(cmd(&mut raw, &["SET", "k", "v"]), ok());
+        let payload = dump(&mut raw, "k");
+        let exec_after = |raw: &mut Raw, other: &mut Raw, key: &str, ttl: &str, options: &[&str]| {
+            assert_eq!(cmd(raw, &["WATCH", key]), ok());
+            let restored = restore(other, key, ttl, &payload, options);
+            assert_eq!(cmd(raw, &["MULTI"]), ok());
+            assert_eq!(cmd(raw, &["PING"]), Reply::Simple("QUEUED".into()));
+            (restored, cmd(raw, &["EXEC"]))
+        };
+        let pong = Reply::Array(vec![Reply::Simple("PONG".into())]);
+        assert_eq!(exec_after(&mut raw, &mut other, "new", "0", &[]), (ok(), Reply::Nil), "a created key fails the EXEC (port {port})");
+        assert_eq!(exec_after(&mut raw, &mut other, "gone", "1", &["ABSTTL"]), (ok(), pong.clone()), "a key never created leaves the EXEC alone (port {port})");
+        assert_eq!(
+            exec_after(&mut raw, &mut other, "k", "0", &[]),
+            (Reply::Error("BUSYKEY Target key name already exists.".into()), pong),
+            "a refused RESTORE leaves the EXEC alone (port {port})"
+        );
+        assert_eq!(exec_after(&mut raw, &mut other, "k", "1", &["ABSTTL", "REPLACE"]), (ok(), Reply::Nil), "a deleted key fails the EXEC (port {port})");
     }
 }

@@ -949,8 +949,8 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
 fn decode_payload(payload: &[u8], limits: &shoal_store::Limits, now_ms: u64) -> Result<Value, Frame> {
     let decode = |payload: &[u8]| shoal_rdb::restore_loaded(payload, limits, now_ms as i64);
     let loaded = match decode(payload) {
-        Err(shoal_rdb::RestoreError::BadDataFormat) => {
-            // verify() accepted the footer, so the payload has one.
+        // Bad data comes after the footer checks, so the payload has a footer.
+        Err(shoal_rdb::RestoreError::BadDataFormat) if payload.len() >= 10 => {
             let version = &payload[payload.len() - 10..payload.len() - 8];
             let mut whole = Vec::with_capacity(payload.len() + 10);
             whole.extend_from_slice(payload);
