@@ -28,6 +28,10 @@ pub const EXPIRE_NX_AND_OTHERS: &str = "ERR NX and XX, GT or LT options at the s
 pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
 pub const INVALID_FIRST_DB_INDEX: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB_INDEX: &str = "ERR invalid second DB index";
+pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+pub const RESTORE_INVALID_TTL: &str = "ERR Invalid TTL value, must be >= 0";
+pub const RESTORE_INVALID_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
+pub const RESTORE_INVALID_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
 pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const LFU_SELECTED: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 

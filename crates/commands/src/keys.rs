@@ -1,5 +1,5 @@
-//! The generic keyspace family: DEL, EXISTS, EXPIRE, RENAME, SCAN and friends (Redis's `db.c`,
-//! `expire.c` and `object.c`).
+//! The generic keyspace family: DEL, EXISTS, EXPIRE, RENAME, SCAN, DUMP, RESTORE and friends
+//! (Redis's `db.c`, `expire.c`, `object.c` and the DUMP/RESTORE part of `cluster.c`).
 //!
 //! Commands on one key run on its core. RENAME and COPY may span two cores: their cross-core
 //! form moves the entry (value and TTL) in two hops while the coordinator holds both keys'
@@ -13,8 +13,12 @@
 //! cursor 0 is both the start (core 0, dict cursor 0) and the end. A cursor is only meaningful
 //! to a server with the same number of cores.
 //!
+//! DUMP and RESTORE exchange Redis's payloads through `shoal_rdb`, which encodes and decodes
+//! the value (with the configured encoding thresholds) and checks version and checksum.
+//!
 //! What this family does not do yet: track LFU counters (OBJECT FREQ estimates one from the
-//! access time), or yield during KEYS on a very large database.
+//! access time, so RESTORE ... FREQ can only set counters up to LFU_INIT_VAL), or yield
+//! during KEYS on a very large database.
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
@@ -253,6 +257,27 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Moves a key to another database.",
         handler: Handler::Keys { local: r#move, multi: None },
         other_db_keys: Some(move_other_db_keys),
+        ..BASE
+    },
+    CommandSpec {
+        name: "dump",
+        arity: 2,
+        flags: READONLY,
+        summary: "Returns a serialized representation of the value stored at a key.",
+        since: "2.6.0",
+        complexity: "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).",
+        handler: Handler::Keys { local: dump, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "restore",
+        arity: -4,
+        flags: WRITE | DENYOOM,
+        acl: &["@keyspace", "@dangerous"],
+        summary: "Creates a key from the serialized representation of a value.",
+        since: "2.6.0",
+        complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        handler: Handler::Keys { local: restore, multi: None },
         ..BASE
     },
     CommandSpec {
@@ -796,6 +821,182 @@ fn r#move(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     let (from, now) = (ctx.db_index, ctx.now_ms);
     Frame::Integer(op_move(&mut ctx.shard.dbs, &args[1], from, to, now) as i64)
+}
+
+// ---- DUMP, RESTORE ---------------------------------------------------------------------
+
+/// Whether DUMP compresses. Redis follows `rdbcompression` (default yes); that setting does
+/// not reach the commands' [`crate::ctx::Settings`], so DUMP always compresses, as Redis's
+/// default does. Either way the payload restores the same value.
+const DUMP_COMPRESS: bool = true;
+
+/// The DUMP payload of the value at `key`, read as DUMP reads it (updating its access time).
+pub fn op_dump(db: &mut Db, key: &[u8], now_ms: u64) -> Option<Vec<u8>> {
+    db.lookup_read(key, now_ms).map(|entry| shoal_rdb::dump(&entry.value, DUMP_COMPRESS))
+}
+
+/// DUMP key
+fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    op_dump(ctx.db(), &args[1], now).map_or(Frame::Null, args::bulk)
+}
+
+/// RESTORE's options after the payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RestoreOptions {
+    replace: bool,
+    /// The TTL argument is an absolute Unix time in milliseconds.
+    absttl: bool,
+    /// IDLETIME: the key's idle time in seconds (applied under an LRU policy).
+    idle_s: Option<i64>,
+    /// FREQ: the key's LFU counter (applied under an LFU policy).
+    freq: Option<u8>,
+}
+
+/// Parses RESTORE's options in order, as Redis's `restoreCommand`: the first bad one decides
+/// the error. IDLETIME and FREQ exclude each other (the later one is a syntax error), and
+/// either one without a value is a syntax error; a repeated one keeps the last value.
+fn parse_restore_options(options: &[Bytes]) -> Result<RestoreOptions, Frame> {
+    let mut parsed = RestoreOptions::default();
+    let mut i = 0;
+    while i < options.len() {
+        let has_value = i + 1 < options.len();
+        if is(&options[i], "replace") {
+            parsed.replace = true;
+        } else if is(&options[i], "absttl") {
+            parsed.absttl = true;
+        } else if is(&options[i], "idletime") && has_value && parsed.freq.is_none() {
+            let idle_s = args::parse_i64(&options[i + 1])?;
+            if idle_s < 0 {
+                return Err(errors::error(errors::RESTORE_INVALID_IDLETIME));
+            }
+            parsed.idle_s = Some(idle_s);
+            i += 1;
+        } else if is(&options[i], "freq") && has_value && parsed.idle_s.is_none() {
+            let freq = args::parse_i64(&options[i + 1])?;
+            parsed.freq = Some(u8::try_from(freq).map_err(|_| errors::error(errors::RESTORE_INVALID_FREQ))?);
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+        i += 1;
+    }
+    Ok(parsed)
+}
+
+/// The LRU clock of a key that was last accessed `idle_s` seconds before `now_ms`, as Redis's
+/// `objectSetLRUOrLFU`: wrapped once into the 24-bit clock, then cut to 24 bits (so an idle
+/// time beyond the clock's range reads back as Redis's does).
+fn lru_idle_since(idle_s: i64, now_ms: u64) -> u32 {
+    let clock = shoal_store::db::lru_clock(now_ms) as i64;
+    // clock >= 0 and idle_s >= 0, so this cannot overflow.
+    let mut at = clock - idle_s;
+    if at < 0 {
+        at += shoal_store::db::LRU_CLOCK_MAX as i64;
+    }
+    // Two's complement truncation, as C's assignment to a 24-bit field.
+    (at as u64 as u32) & shoal_store::db::LRU_CLOCK_MAX
+}
+
+/// The LRU clock that makes OBJECT FREQ report `freq`: OBJECT FREQ estimates the counter as
+/// LFU_INIT_VAL less one per idle minute (see [`object_freq`]), so counters above
+/// LFU_INIT_VAL cannot be represented and read back as LFU_INIT_VAL.
+fn lru_for_freq(freq: u8, now_ms: u64) -> u32 {
+    let minutes = LFU_INIT_VAL - (freq as u64).min(LFU_INIT_VAL);
+    lru_idle_since(minutes as i64 * 60, now_ms)
+}
+
+/// What RESTORE writes, its arguments checked and its payload decoded.
+#[derive(Debug)]
+pub struct Restored {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; may be in the past (then nothing is written).
+    pub expire_at_ms: Option<i64>,
+    pub replace: bool,
+    /// The LRU clock to give the key (IDLETIME, or FREQ under an LFU policy); None: now.
+    pub lru: Option<u32>,
+}
+
+/// Writes a restored value under `key` (an existing key was checked for before): with an
+/// expiry already past, nothing is created and a replaced key is deleted, as Redis 7 does.
+pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
+    let now = ctx.now_ms;
+    let lazy = ctx.settings.lazyfree_lazy_server_del;
+    match restored.expire_at_ms {
+        Some(at) if at <= now as i64 => {
+            if restored.replace {
+                if let Some(entry) = ctx.db().remove(key) {
+                    ctx.shard.dispose(entry.value, lazy);
+                }
+            }
+        }
+        at => {
+            let db = ctx.db();
+            db.set_with_expire(key, restored.value, at.map(|at| at as u64), now);
+            if let Some(lru) = restored.lru {
+                let set = db.set_lru(key, lru);
+                debug_assert!(set, "the key was just written");
+            }
+        }
+    }
+}
+
+/// Decodes a RESTORE payload as Redis does. Redis checks the footer, then decodes from the
+/// start of the whole payload, footer included: a value may end anywhere before the payload's
+/// end, even inside its version and checksum. `shoal_rdb` decodes within the body only, so a
+/// payload it finds short is decoded again with the whole payload as the body (behind a
+/// fresh footer that only this function sees), which reads exactly what Redis would.
+fn decode_payload(payload: &[u8], limits: &shoal_store::Limits, now_ms: u64) -> Result<Value, Frame> {
+    let decode = |payload: &[u8]| shoal_rdb::restore_loaded(payload, limits, now_ms as i64);
+    let loaded = match decode(payload) {
+        // Bad data comes after the footer checks, so the payload has a footer.
+        Err(shoal_rdb::RestoreError::BadDataFormat) if payload.len() >= 10 => {
+            let version = &payload[payload.len() - 10..payload.len() - 8];
+            let mut whole = Vec::with_capacity(payload.len() + 10);
+            whole.extend_from_slice(payload);
+            whole.extend_from_slice(version);
+            let crc = shoal_rdb::crc64::crc64(&whole);
+            whole.extend_from_slice(&crc.to_le_bytes());
+            decode(&whole)
+        }
+        other => other,
+    };
+    let loaded = loaded.map_err(|e| errors::error(&e.to_string()))?;
+    Ok(loaded.value.expect("a restored payload holds a value"))
+}
+
+/// Checks RESTORE's arguments in Redis's order (options, existing key, TTL, payload) and
+/// decodes the payload.
+fn parse_restore(ctx: &mut Ctx, args: &[Bytes]) -> Result<Restored, Frame> {
+    let options = parse_restore_options(&args[4..])?;
+    let now = ctx.now_ms;
+    if !options.replace && ctx.db().lookup_write(&args[1], now).is_some() {
+        return Err(errors::error(errors::BUSYKEY));
+    }
+    let ttl_ms = args::parse_i64(&args[2])?;
+    if ttl_ms < 0 {
+        return Err(errors::error(errors::RESTORE_INVALID_TTL));
+    }
+    let value = decode_payload(&args[3], &ctx.settings.limits, now)?;
+    let expire_at_ms = match ttl_ms {
+        0 => None,
+        at if options.absttl => Some(at),
+        // Redis adds without checking: a relative TTL that overflows lands in the past.
+        ttl => Some(ttl.wrapping_add(now as i64)),
+    };
+    let lru = if ctx.settings.lfu_policy { options.freq.map(|freq| lru_for_freq(freq, now)) } else { options.idle_s.map(|idle_s| lru_idle_since(idle_s, now)) };
+    Ok(Restored { value, expire_at_ms, replace: options.replace, lru })
+}
+
+/// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+fn restore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    match parse_restore(ctx, args) {
+        Ok(restored) => {
+            op_restore(ctx, &args[1], restored);
+            args::ok()
+        }
+        Err(e) => e,
+    }
 }
 
 // ---- KEYS, SCAN, RANDOMKEY -------------------------------------------------------------
@@ -2073,6 +2274,234 @@ mod tests {
             ],
             &[ok(), bulk("embstr"), int(1), simple("string"), int(-1), int(10)],
         );
+    }
+
+    // ---- DUMP, RESTORE ------------------------------------------------------------------
+
+    /// The payload DUMP gives for `key`.
+    fn dump_of(harness: &Harness, key: &str) -> bytes::Bytes {
+        match harness.run(&["DUMP", key]) {
+            Frame::Bulk(payload) => payload,
+            other => panic!("DUMP {key} gives a payload: {other:?}"),
+        }
+    }
+
+    /// RESTORE `key` `ttl` `payload` followed by `options`.
+    fn restore(harness: &Harness, key: &str, ttl: &str, payload: &[u8], options: &[&str]) -> Frame {
+        let mut args: Vec<bytes::Bytes> = ["RESTORE", key, ttl].iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect();
+        args.push(bytes::Bytes::copy_from_slice(payload));
+        args.extend(options.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())));
+        harness.run_bytes(args)
+    }
+
+    #[test]
+    fn dump_of_a_missing_key_is_nil() {
+        check(&[&["DUMP", "missing"]], &[Frame::Null]);
+    }
+
+    #[test]
+    fn dump_of_a_small_string_is_redis_s_payload() {
+        let harness = Harness::default();
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        // As redis-server 7.0 answers DUMP k after SET k v.
+        assert_eq!(dump_of(&harness, "k").as_ref(), b"\x00\x01v\x0a\x00\x91\x08\xce\xb2\x19\x38\x8a\xce");
+    }
+
+    #[test]
+    fn restore_round_trips_every_type_with_its_encoding() {
+        let harness = Harness::default();
+        let setup: &[&[&str]] = &[
+            &["SET", "s", "12345"],
+            &["RPUSH", "l", "a", "b", "c"],
+            &["HSET", "h", "f1", "v1", "f2", "v2"],
+            &["SADD", "si", "1", "2", "3"],
+            &["SADD", "ss", "a", "b"],
+            &["ZADD", "z", "1.5", "a", "2", "b"],
+        ];
+        for command in setup {
+            assert!(!matches!(harness.run(command), Frame::Error(_)), "{command:?}");
+        }
+        let reads: &[(&str, &[&str])] = &[
+            ("s", &["GET"]),
+            ("l", &["LRANGE", "", "0", "-1"]),
+            ("h", &["HGETALL"]),
+            ("si", &["SMEMBERS"]),
+            ("ss", &["SMEMBERS"]),
+            ("z", &["ZRANGE", "", "0", "-1", "WITHSCORES"]),
+        ];
+        for (key, read) in reads {
+            let payload = dump_of(&harness, key);
+            let copy = format!("{key}-copy");
+            assert_eq!(restore(&harness, &copy, "0", &payload, &[]), ok(), "RESTORE {copy}");
+            let read_of = |k: &str| {
+                let mut args = vec![read[0], k];
+                args.extend(read.iter().skip(2));
+                harness.run(&args)
+            };
+            assert_eq!(read_of(&copy), read_of(key), "{copy} has {key}'s contents");
+            assert_eq!(harness.run(&["OBJECT", "ENCODING", &copy]), harness.run(&["OBJECT", "ENCODING", key]), "{copy} has {key}'s encoding");
+            assert_eq!(harness.run(&["TTL", &copy]), int(-1));
+        }
+    }
+
+    #[test]
+    fn restore_checks_options_then_the_key_then_the_ttl_then_the_payload() {
+        let harness = Harness::default();
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        let payload = dump_of(&harness, "k");
+        // (key, ttl, payload, options, error)
+        type Case<'a> = (&'a str, &'a str, &'a [u8], &'a [&'a str], &'a str);
+        let cases: &[Case] = &[
+            ("k", "x", b"x", &["NOPE"], "ERR syntax error"),
+            ("k", "x", b"x", &["IDLETIME"], "ERR syntax error"),
+            ("k", "x", b"x", &["IDLETIME", "x"], "ERR value is not an integer or out of range"),
+            ("k", "x", b"x", &["IDLETIME", "-1"], "ERR Invalid IDLETIME value, must be >= 0"),
+            ("k", "x", b"x", &["FREQ", "256"], "ERR Invalid FREQ value, must be >= 0 and <= 255"),
+            ("k", "x", b"x", &["FREQ", "-1"], "ERR Invalid FREQ value, must be >= 0 and <= 255"),
+            ("k", "x", b"x", &["IDLETIME", "1", "FREQ", "1"], "ERR syntax error"),
+            ("k", "x", b"x", &["FREQ", "0", "IDLETIME", "1"], "ERR syntax error"),
+            ("k", "x", b"x", &[], "BUSYKEY Target key name already exists."),
+            ("k", "-1", b"x", &[], "BUSYKEY Target key name already exists."),
+            ("k", "x", b"x", &["REPLACE"], "ERR value is not an integer or out of range"),
+            ("n", "x", b"x", &[], "ERR value is not an integer or out of range"),
+            ("n", "-1", b"x", &[], "ERR Invalid TTL value, must be >= 0"),
+            ("n", "0", b"x", &[], "ERR DUMP payload version or checksum are wrong"),
+            ("k", "0", b"x", &["REPLACE"], "ERR DUMP payload version or checksum are wrong"),
+        ];
+        for (key, ttl, body, options, error) in cases {
+            assert_eq!(restore(&harness, key, ttl, body, options), err(error), "RESTORE {key} {ttl} {options:?}");
+        }
+        let mut corrupt = payload.to_vec();
+        corrupt[2] ^= 1;
+        assert_eq!(restore(&harness, "n", "0", &corrupt, &[]), err("ERR DUMP payload version or checksum are wrong"));
+        assert_eq!(harness.run(&["GET", "k"]), bulk("v"), "failed RESTOREs leave the key alone");
+        assert_eq!(harness.run(&["EXISTS", "n"]), int(0));
+    }
+
+    #[test]
+    fn restore_with_a_payload_that_does_not_decode_is_bad_data_format() {
+        // Type 0 (a string) whose length claims more bytes than the whole payload holds,
+        // with a good footer.
+        let mut payload = vec![0u8, 60, b'a'];
+        payload.extend_from_slice(&10u16.to_le_bytes());
+        let crc = shoal_rdb::crc64::crc64(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        check_restore_error(&payload, "ERR Bad data format");
+        // An unknown type byte.
+        let mut payload = vec![200u8, 0];
+        payload.extend_from_slice(&10u16.to_le_bytes());
+        let crc = shoal_rdb::crc64::crc64(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        check_restore_error(&payload, "ERR Bad data format");
+    }
+
+    #[test]
+    fn restore_reads_a_value_into_the_footer_as_redis_does() {
+        // A string of 3 bytes with only 1 before the footer: Redis takes the version's two
+        // bytes as the rest of it (redis-server 7.0 restores "a\n\0").
+        let mut payload = vec![0u8, 3, b'a'];
+        payload.extend_from_slice(&10u16.to_le_bytes());
+        let crc = shoal_rdb::crc64::crc64(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        let harness = Harness::default();
+        assert_eq!(restore(&harness, "k", "0", &payload, &[]), ok());
+        assert_eq!(harness.run(&["GET", "k"]), Frame::Bulk(bytes::Bytes::from_static(b"a\n\0")));
+        // Past the payload's end is still too far.
+        payload[1] = 12;
+        let crc = shoal_rdb::crc64::crc64(&payload[..5]);
+        payload[5..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&harness, "long", "0", &payload, &[]), err("ERR Bad data format"));
+        payload[1] = 11;
+        let crc = shoal_rdb::crc64::crc64(&payload[..5]);
+        payload[5..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(restore(&harness, "exact", "0", &payload, &[]), ok(), "a value may end at the payload's last byte");
+    }
+
+    fn check_restore_error(payload: &[u8], error: &str) {
+        let harness = Harness::default();
+        assert_eq!(restore(&harness, "k", "0", payload, &[]), err(error));
+        assert_eq!(harness.run(&["EXISTS", "k"]), int(0));
+    }
+
+    #[test]
+    fn restore_sets_relative_and_absolute_ttls_and_a_past_one_creates_nothing() {
+        let harness = Harness::default();
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        let payload = dump_of(&harness, "k");
+        let now_ms = harness.now_ms as i64;
+        assert_eq!(restore(&harness, "rel", "5000", &payload, &[]), ok());
+        assert_eq!(harness.run(&["PTTL", "rel"]), int(5000));
+        let at = (now_ms + 7000).to_string();
+        assert_eq!(restore(&harness, "abs", &at, &payload, &["ABSTTL"]), ok());
+        assert_eq!(harness.run(&["PEXPIRETIME", "abs"]), int(now_ms + 7000));
+        let past = (now_ms - 1).to_string();
+        assert_eq!(restore(&harness, "past", &past, &payload, &["ABSTTL"]), ok());
+        assert_eq!(harness.run(&["EXISTS", "past"]), int(0), "an expiry in the past creates nothing");
+        assert_eq!(restore(&harness, "huge", &i64::MAX.to_string(), &payload, &[]), ok());
+        assert_eq!(harness.run(&["EXISTS", "huge"]), int(0), "a relative TTL that overflows lands in the past, as in Redis");
+        assert_eq!(restore(&harness, "k", &past, &payload, &["ABSTTL", "REPLACE"]), ok());
+        assert_eq!(harness.run(&["EXISTS", "k"]), int(0), "REPLACE with an expiry in the past deletes the key");
+    }
+
+    #[test]
+    fn restore_replace_overwrites_another_type_and_its_ttl() {
+        let harness = Harness::default();
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        let payload = dump_of(&harness, "k");
+        assert_eq!(harness.run(&["RPUSH", "l", "a"]), int(1));
+        assert_eq!(harness.run(&["EXPIRE", "l", "100"]), int(1));
+        assert_eq!(restore(&harness, "l", "0", &payload, &["REPLACE"]), ok());
+        assert_eq!(harness.run(&["GET", "l"]), bulk("v"));
+        assert_eq!(harness.run(&["TTL", "l"]), int(-1));
+    }
+
+    #[test]
+    fn restore_idletime_sets_the_idle_time_under_lru_and_freq_is_ignored() {
+        let harness = Harness::default();
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        let payload = dump_of(&harness, "k");
+        assert_eq!(restore(&harness, "idle", "0", &payload, &["IDLETIME", "1000"]), ok());
+        assert_eq!(harness.run(&["OBJECT", "IDLETIME", "idle"]), int(1000));
+        assert_eq!(restore(&harness, "twice", "0", &payload, &["idletime", "5", "IDLETIME", "7"]), ok());
+        assert_eq!(harness.run(&["OBJECT", "IDLETIME", "twice"]), int(7), "the last IDLETIME wins");
+        assert_eq!(restore(&harness, "freq", "0", &payload, &["FREQ", "2"]), ok());
+        assert_eq!(harness.run(&["OBJECT", "IDLETIME", "freq"]), int(0));
+    }
+
+    #[test]
+    fn restore_idletime_beyond_the_clock_wraps_as_redis_s() {
+        // Redis's field keeps (clock - idle + LRU_CLOCK_MAX) mod 2^24.
+        let now_ms = 1_700_000_000_000;
+        let clock = shoal_store::db::lru_clock(now_ms) as i64;
+        let idle = 99_999_999_999_i64;
+        let expected = (clock - idle + shoal_store::db::LRU_CLOCK_MAX as i64).rem_euclid(1 << 24) as u32;
+        assert_eq!(super::lru_idle_since(idle, now_ms), expected);
+        assert_eq!(super::lru_idle_since(0, now_ms), clock as u32);
+        assert_eq!(shoal_store::db::idle_seconds(super::lru_idle_since(clock + 10, now_ms), now_ms), clock as u64 + 10);
+    }
+
+    #[test]
+    fn restore_freq_under_lfu_is_what_object_freq_reports() {
+        let harness = Harness { settings: Settings { lfu_policy: true, ..Settings::default() }, ..Harness::default() };
+        assert_eq!(harness.run(&["SET", "k", "v"]), ok());
+        let payload = dump_of(&harness, "k");
+        for freq in 0..=5 {
+            let key = format!("f{freq}");
+            assert_eq!(restore(&harness, &key, "0", &payload, &["FREQ", &freq.to_string()]), ok());
+            assert_eq!(harness.run(&["OBJECT", "FREQ", &key]), int(freq), "FREQ {freq}");
+        }
+        assert_eq!(restore(&harness, "plain", "0", &payload, &["IDLETIME", "600"]), ok());
+        assert_eq!(harness.run(&["OBJECT", "FREQ", "plain"]), int(5), "IDLETIME is ignored under LFU");
+    }
+
+    #[test]
+    fn dump_and_restore_are_single_key_commands_on_the_key_s_core() {
+        let dump = crate::table::lookup(b"dump").expect("DUMP is in the table");
+        assert_eq!((dump.arity, dump.keys), (2, crate::table::KeySpec::ONE));
+        assert_eq!(dump.flags, crate::table::flags::READONLY);
+        let restore = crate::table::lookup(b"restore").expect("RESTORE is in the table");
+        assert_eq!((restore.arity, restore.keys), (-4, crate::table::KeySpec::ONE));
+        assert_eq!(restore.flags, crate::table::flags::WRITE | crate::table::flags::DENYOOM);
     }
 
     // ---- The table ----------------------------------------------------------------------

@@ -43,7 +43,11 @@ impl Harness {
 
     /// Runs one command and returns its reply.
     pub fn run(&self, args: &[&str]) -> Frame {
-        let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
+        self.run_bytes(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
+    }
+
+    /// Runs one command given as binary-safe arguments (a DUMP payload) and returns its reply.
+    pub fn run_bytes(&self, args: Vec<Bytes>) -> Frame {
         let resolved = match resolve(&args, SHARDS) {
             Ok(r) => r,
             Err(e) => return e,
