@@ -17,6 +17,7 @@ pub mod hashes;
 pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
+pub mod propagate;
 pub mod scripting;
 pub mod server;
 pub mod sets;

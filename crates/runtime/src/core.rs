@@ -50,6 +50,24 @@ pub struct Shared {
     pub rejected_connections: AtomicU64,
 }
 
+/// The key changes a shard counted (every write passes `Db::before_write`): a write that
+/// moved it changed something and is logged.
+fn changes(shard: &Shard) -> u64 {
+    shard.dbs.iter().map(|db| db.stats.changes).sum()
+}
+
+/// Appends what the log records for a write that ran (see `shoal_commands::propagate`).
+pub(crate) fn log_command(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64, out: &mut Vec<u8>) {
+    match shoal_commands::propagate::rewrite(spec, args, reply, now_ms) {
+        None => crate::aof::encode(args, out),
+        Some(commands) => {
+            for command in commands {
+                crate::aof::encode(&command, out);
+            }
+        }
+    }
+}
+
 /// Plain commands bound for one core, in order.
 type Batch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
 
@@ -77,7 +95,7 @@ pub enum Msg {
     /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
     /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
     /// neither fail other clients' WATCH nor wake blocked clients.
-    Release { tx: TxId, wrote: bool },
+    Release { tx: TxId, wrote: bool, barrier: bool },
     /// Run a closure on the core.
     Call { req: u64, call: CallFn },
     /// The answer to a request from this core.
@@ -88,6 +106,11 @@ pub enum Msg {
     Unblock { db: usize, home: usize, id: u64, keys: Vec<Bytes> },
     /// To a blocked client's home core: how it ends.
     Woken { id: u64, wake: Wake },
+    /// To core 0: records were appended to a stream of the append-only log while its writer
+    /// slept (see [`crate::aof`]).
+    AofRing,
+    /// Records became durable: waiting replies may go.
+    AofDurable,
     /// Lend the shard to a script's core and block until it resumes us (see
     /// [`crate::script`]); sent only by a transaction holding this whole shard.
     Park { ack: oneshot::Sender<crate::script::ShardRef>, resume: Arc<crate::script::Resume> },
@@ -144,6 +167,10 @@ pub struct Core {
     next_block: Cell<u64>,
     /// Clients watching this core's keys (WATCH).
     pub(crate) watches: RefCell<crate::watch::Registry>,
+    /// Core 0: the append-only log's writer, while it sleeps.
+    pub(crate) aof_writer: RefCell<Option<std::task::Waker>>,
+    /// Replies waiting for the log to be durable (`appendfsync always`).
+    pub(crate) aof_waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -206,6 +233,8 @@ impl Core {
             block_waits: RefCell::new(HashMap::new()),
             next_block: Cell::new(1),
             watches: RefCell::new(crate::watch::Registry::default()),
+            aof_writer: RefCell::new(None),
+            aof_waiters: RefCell::new(Vec::new()),
         }
     }
 
@@ -223,7 +252,7 @@ impl Core {
         if !self.locks.borrow().is_idle() {
             return None;
         }
-        let frames = self.run_now(db, proto, cmds);
+        let frames = self.run_now(db, proto, cmds, true);
         self.serve_blocked();
         Some(frames)
     }
@@ -314,7 +343,14 @@ impl Core {
                 let result = self.run_hop(db, proto, op);
                 self.reply(from, req, Payload::Hop(result));
             }
-            Msg::Release { tx, wrote } => self.release_local(tx, wrote),
+            Msg::Release { tx, wrote, barrier } => {
+                if barrier {
+                    self.aof_append(crate::aof::Record::Barrier(tx));
+                }
+                self.release_local(tx, wrote)
+            }
+            Msg::AofRing => self.ring_aof_writer(),
+            Msg::AofDurable => self.wake_aof_waiters(),
             Msg::Call { req, call } => {
                 let result = call(self);
                 self.reply(from, req, Payload::Call(result));
@@ -335,21 +371,31 @@ impl Core {
 
     // ---- Running commands on this shard ----------------------------------------------
 
-    fn run_now(&self, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) -> Vec<Frame> {
+    /// Runs plain commands of this core in order. `atomic` (EXEC's commands): the log wraps
+    /// them in MULTI/EXEC, so a replay applies all of them or none.
+    fn run_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], atomic: bool) -> Vec<Frame> {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut stats = self.stats.borrow_mut();
         let now_ms = now_ms();
         let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms, proto, settings: &settings };
         let mut replies = Vec::with_capacity(cmds.len());
+        let logging = crate::aof::LOG.is_active();
+        let mut logged = Vec::new();
+        let mut logged_count = 0;
         for group in cmds.chunks(PREFETCH_GROUP) {
             prefetch_keys(&ctx.shard.dbs[db], group);
             for (spec, args) in group {
                 let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
                 let absent = if spec.is_write() { self.watched_absent(&mut ctx, spec, args) } else { Vec::new() };
+                let changes_before = if logging && spec.is_write() { changes(ctx.shard) } else { 0 };
                 let started = Stopwatch::start();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
+                if logging && spec.is_write() && !matches!(reply, Frame::Error(_)) && changes(ctx.shard) != changes_before {
+                    log_command(spec, args, &reply, now_ms, &mut logged);
+                    logged_count += 1;
+                }
                 // A write that failed changed nothing (Redis checks before it writes).
                 if spec.is_write() && !matches!(reply, Frame::Error(_)) {
                     // A watched key that did not exist before and still does not was not
@@ -359,6 +405,12 @@ impl Core {
                 }
                 replies.push(reply);
             }
+        }
+        if !logged.is_empty() {
+            if atomic && logged_count > 1 {
+                logged = crate::aof::wrap_multi(logged);
+            }
+            self.aof_append(crate::aof::Record::Cmds { db, bytes: logged });
         }
         replies
     }
@@ -690,7 +742,7 @@ impl Core {
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            let frames = self.run_now(db, proto, &cmds);
+            let frames = self.run_now(db, proto, &cmds, false);
             self.finish_batch(done, frames);
             self.serve_blocked();
             return;
@@ -717,7 +769,7 @@ impl Core {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
                 Waiter::Batch { db, proto, cmds, done } => {
-                    let frames = self.run_now(db, proto, &cmds);
+                    let frames = self.run_now(db, proto, &cmds, false);
                     self.finish_batch(done, frames);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
@@ -725,10 +777,16 @@ impl Core {
                 }
                 Waiter::LocalTx { tx, granted: signal } => {
                     self.held.borrow_mut().insert(tx, set);
+                    if crate::aof::is_logged(tx) {
+                        self.aof_append(crate::aof::Record::Grant(tx));
+                    }
                     let _ = signal.send(());
                 }
                 Waiter::RemoteTx { tx, from, req } => {
                     self.held.borrow_mut().insert(tx, set);
+                    if crate::aof::is_logged(tx) {
+                        self.aof_append(crate::aof::Record::Grant(tx));
+                    }
                     self.reply(from, req, Payload::Granted);
                 }
             }
@@ -756,7 +814,7 @@ impl Core {
         let all_local = cmds.iter().all(|c| matches!(c.route, Route::Single(None)) || c.route == Route::Single(Some(self.id)));
         if all_local && self.locks.borrow().is_idle() {
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
-            let frames = self.run_now(db, proto, &batch);
+            let frames = self.run_now(db, proto, &batch, false);
             self.serve_blocked();
             return frames;
         }
@@ -833,14 +891,55 @@ impl Core {
         } else {
             self.key_lock_sets(db, spec, &args, &shards, mode)
         };
-        let tx = self.new_tx();
+        let tx = if spec.is_write() { self.new_logged_tx() } else { self.new_tx() };
         self.acquire_all(tx, sets.clone()).await;
         let coordinator = TxCoordinator { core: self.clone(), db, proto };
         let started = Stopwatch::start();
+        let now = now_ms();
+        let logged = crate::aof::is_logged(tx);
+        let kept = if logged { args.clone() } else { Vec::new() };
         let reply = multi(&coordinator, args).await;
+        let args = kept;
         self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        if logged {
+            // Logged whole, while the locks are held (see crate::aof); a failed write logs
+            // an empty body.
+            let mut bytes = Vec::new();
+            if !matches!(reply, Frame::Error(_)) {
+                log_command(spec, &args, &reply, now, &mut bytes);
+            }
+            self.aof_log_transaction(tx, db, bytes, &sets, true);
+            self.aof_wait_tx(tx).await;
+            return reply;
+        }
         self.release_all(tx, &sets);
         reply
+    }
+
+    /// Releases a logged transaction's locks (see [`crate::aof`]): logs its `bytes` (maybe
+    /// none) as one body, leaving a barrier in the stream of every core it held.
+    pub(crate) fn aof_log_transaction(self: &Rc<Self>, tx: TxId, db: usize, bytes: Vec<u8>, sets: &[(usize, LockSet)], wrote: bool) {
+        debug_assert!(crate::aof::is_logged(tx), "only a logged transaction has a body");
+        let participants: Vec<usize> = sets.iter().map(|(shard, _)| *shard).collect();
+        crate::aof::LOG.add_body(tx, crate::aof::Body { db, bytes, participants });
+        for (shard, _) in sets {
+            if *shard == self.id {
+                self.aof_append(crate::aof::Record::Barrier(tx));
+                self.release_local(tx, wrote);
+            } else {
+                self.send(*shard, Msg::Release { tx, wrote, barrier: true });
+            }
+        }
+    }
+
+    /// A new transaction id, marked for the log when the log is on (see [`crate::aof`]).
+    pub(crate) fn new_logged_tx(&self) -> TxId {
+        let tx = self.new_tx();
+        if crate::aof::LOG.is_active() {
+            tx | crate::aof::LOGGED
+        } else {
+            tx
+        }
     }
 
     pub(crate) fn new_tx(&self) -> TxId {
@@ -881,7 +980,7 @@ impl Core {
             if *shard == self.id {
                 self.release_local(tx, wrote);
             } else {
-                self.send(*shard, Msg::Release { tx, wrote });
+                self.send(*shard, Msg::Release { tx, wrote, barrier: false });
             }
         }
     }

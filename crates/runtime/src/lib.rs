@@ -5,6 +5,7 @@
 //! This is the only library crate that touches glommio. It runs commands; it does not parse
 //! the protocol or own sockets (the server does).
 
+pub mod aof;
 pub mod blocking;
 pub mod core;
 pub mod cron;

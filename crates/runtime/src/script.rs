@@ -89,6 +89,36 @@ pub struct ScriptAccess<'a> {
     held: Vec<bool>,
     /// Per core: the (database, key) pairs the script wrote there; grown on the first write.
     written: RefCell<Vec<Vec<(usize, Bytes)>>>,
+    /// What the append-only log records of the script: its writes, in order.
+    log: RefCell<ScriptLog>,
+}
+
+/// A script's writes as the log records them (effects, as Redis 7 replicates scripts).
+#[derive(Default)]
+struct ScriptLog {
+    bytes: Vec<u8>,
+    count: usize,
+    first_db: Option<usize>,
+    db: Option<usize>,
+}
+
+impl ScriptLog {
+    fn push(&mut self, db: usize, spec: &CommandSpec, args: &[Bytes], reply: &Frame) {
+        if self.first_db.is_none() {
+            self.first_db = Some(db);
+        } else if self.db != Some(db) {
+            crate::aof::encode_select(db, &mut self.bytes);
+        }
+        self.db = Some(db);
+        crate::core::log_command(spec, args, reply, now_ms(), &mut self.bytes);
+        self.count += 1;
+    }
+
+    /// The bytes to log (in MULTI/EXEC when several commands) and their database.
+    fn finish(self) -> Option<(usize, Vec<u8>)> {
+        let db = self.first_db?;
+        Some((db, if self.count > 1 { crate::aof::wrap_multi(self.bytes) } else { self.bytes }))
+    }
 }
 
 impl ScriptAccess<'_> {
@@ -164,6 +194,9 @@ impl ScriptAccess<'_> {
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !matches!(reply, Frame::Error(_)) {
             self.note_writes(db, spec, args);
+            if spec.is_write() && crate::aof::LOG.is_active() {
+                self.log.borrow_mut().push(db, spec, args, &reply);
+            }
         }
         Ok(reply)
     }
@@ -208,11 +241,15 @@ impl Core {
     }
 
     fn run_script_in_place<R>(self: &Rc<Self>, script: impl FnOnce(&ScriptAccess) -> R) -> R {
-        let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()) };
+        let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()), log: Default::default() };
         let result = script(&access);
         let mut written = access.written.take();
         if let Some(own) = written.get_mut(self.id) {
             self.signal_keys_written(own);
+        }
+        // Every key it touched is this core's: its stream holds the script's writes.
+        if let Some((db, bytes)) = access.log.take().finish() {
+            self.aof_append(crate::aof::Record::Cmds { db, bytes });
         }
         result
     }
@@ -233,7 +270,7 @@ impl Core {
             None
         } else {
             let sets: Vec<(usize, LockSet)> = cores.iter().map(|&c| (c, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
-            let tx = self.new_tx();
+            let tx = self.new_logged_tx();
             self.acquire_all(tx, sets.clone()).await;
             Some((tx, sets))
         };
@@ -251,7 +288,7 @@ impl Core {
         for &core in &cores {
             held[core] = true;
         }
-        let access = ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]) };
+        let access = ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]), log: Default::default() };
         let result = {
             // Resume the parked cores even if the script panics, so they do not hang.
             let resume_all = Resumer { resumes, written: &access.written };
@@ -262,9 +299,24 @@ impl Core {
         let mut written = access.written.take();
         let own = std::mem::take(&mut written[self.id]);
         self.signal_keys_written(&own);
-        if let Some((tx, sets)) = locked {
-            let wrote = !own.is_empty() || written.iter().any(|w| !w.is_empty());
-            self.release_all_after(tx, &sets, wrote);
+        let logged = access.log.take().finish();
+        match (locked, logged) {
+            // Logged whole, with a barrier on every core it held (see crate::aof).
+            (Some((tx, sets)), Some((db, bytes))) => {
+                self.aof_log_transaction(tx, db, bytes, &sets, true);
+                self.aof_wait_tx(tx).await;
+            }
+            (Some((tx, sets)), None) => {
+                let wrote = !own.is_empty() || written.iter().any(|w| !w.is_empty());
+                if crate::aof::is_logged(tx) {
+                    self.aof_log_transaction(tx, 0, Vec::new(), &sets, wrote);
+                } else {
+                    self.release_all_after(tx, &sets, wrote);
+                }
+            }
+            // Inside EXEC, which holds the cores: logged in this core's stream.
+            (None, Some((db, bytes))) => self.aof_append(crate::aof::Record::Cmds { db, bytes }),
+            (None, None) => {}
         }
         result
     }

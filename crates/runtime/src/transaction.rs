@@ -118,7 +118,7 @@ impl Core {
     /// Starts an EXEC: takes the locks `plan` and `watched` need, on every core concerned.
     pub async fn begin<'a>(self: &Rc<Self>, plan: impl IntoIterator<Item = Planned<'a>>, watched: &[(usize, Bytes)]) -> Transaction {
         let sets = self.exec_lock_sets(plan, watched);
-        let tx = self.new_tx();
+        let tx = self.new_logged_tx();
         self.acquire_all(tx, sets.clone()).await;
         Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
     }
@@ -267,10 +267,53 @@ impl Transaction {
         self.release();
     }
 
+    /// Releases the locks after logging the writes that ran, `(db, command, args, reply)` in
+    /// order, as one MULTI/EXEC body (see [`crate::aof`]), and waits (under `appendfsync
+    /// always`) until the body is durable. Failed writes are left out.
+    pub async fn end_logged(mut self, writes: Vec<(usize, &'static CommandSpec, Vec<Bytes>, Frame)>) {
+        if self.ended || !crate::aof::LOG.is_active() {
+            self.release();
+            return;
+        }
+        let now = crate::core::now_ms();
+        let mut bytes = Vec::new();
+        let mut first_db = None;
+        let mut current = None;
+        let mut count = 0;
+        for (db, spec, args, reply) in writes.iter().filter(|(_, spec, _, reply)| spec.is_write() && !matches!(reply, Frame::Error(_))) {
+            if first_db.is_none() {
+                first_db = Some(*db);
+            } else if current != Some(*db) {
+                crate::aof::encode_select(*db, &mut bytes);
+            }
+            current = Some(*db);
+            crate::core::log_command(spec, args, reply, now, &mut bytes);
+            count += 1;
+        }
+        let Some(db) = first_db else {
+            self.release();
+            return;
+        };
+        debug_assert!(crate::aof::is_logged(self.tx));
+        if count > 1 {
+            bytes = crate::aof::wrap_multi(bytes);
+        }
+        // The body ends in `current`; the writer selects again before the next command if
+        // the body changed database.
+        self.ended = true;
+        self.core.aof_log_transaction(self.tx, db, bytes, &self.sets, true);
+        self.core.aof_wait_tx(self.tx).await;
+    }
+
     fn release(&mut self) {
         if !self.ended {
             self.ended = true;
-            self.core.release_all_after(self.tx, &self.sets, self.wrote);
+            if crate::aof::is_logged(self.tx) {
+                // Its grants are in the log's streams: an empty body closes them.
+                self.core.aof_log_transaction(self.tx, 0, Vec::new(), &self.sets, self.wrote);
+            } else {
+                self.core.release_all_after(self.tx, &self.sets, self.wrote);
+            }
         }
     }
 }

@@ -197,6 +197,8 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 if answered > 1 {
                     shoal_runtime::yield_now().await;
                 }
+                // `appendfsync always`: replies leave once the writes are on disk.
+                node.core.aof_wait().await;
                 write_within_soft_limit(node, stream, &output).await?;
                 output.clear();
             }

@@ -5,6 +5,7 @@
 //! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
 
 mod alloc;
+mod aof;
 mod busy;
 mod client;
 mod client_cmd;
@@ -92,6 +93,7 @@ fn main() {
     install_signal_handlers(shared.clone());
     busy::init(threads);
     save::init(threads);
+    shoal_runtime::aof::LOG.init(threads);
     let startup = rdb_load::start(&config, threads);
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
     let config = Arc::new(config);

@@ -197,6 +197,9 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     }
     let mut replies = Vec::with_capacity(multi.queued.len());
     let mut after = After::Continue;
+    // What the append-only log records of this EXEC: its writes, as one body.
+    let logging = shoal_runtime::aof::LOG.is_active();
+    let mut writes = Vec::new();
     conn.in_exec = true;
     let mut queued = multi.queued.into_iter().peekable();
     while let Some(Queued { spec, route, args }) = queued.next() {
@@ -215,13 +218,25 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 while let Some(next) = queued.next_if(|q| matches!(q.route, Route::Single(_))) {
                     run.push((next.spec, next.route, next.args));
                 }
-                replies.extend(tx.run_single(conn.db, conn.proto, run).await);
+                let kept: Vec<_> = if logging { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
+                let frames = tx.run_single(conn.db, conn.proto, run).await;
+                for ((spec, args), frame) in kept.into_iter().zip(&frames) {
+                    writes.push((conn.db, spec, args, frame.clone()));
+                }
+                replies.extend(frames);
             }
-            route => replies.push(tx.run(conn.db, conn.proto, spec, route, args).await),
+            route => {
+                let kept = logging.then(|| args.clone());
+                let frame = tx.run(conn.db, conn.proto, spec, route, args).await;
+                if let Some(args) = kept {
+                    writes.push((conn.db, spec, args, frame.clone()));
+                }
+                replies.push(frame);
+            }
         }
     }
     conn.in_exec = false;
-    tx.end();
+    tx.end_logged(writes).await;
     forget(conn, watch);
     (Frame::Array(replies), after)
 }

@@ -29,6 +29,9 @@ pub struct Node {
     pub pause: crate::pause::Pause,
     /// Set to stop the current listeners (CONFIG SET port or bind replaces them).
     listeners_stop: RefCell<Rc<LocalEvent>>,
+    /// Core 0 under `appendonly yes`: the append-only file's writer, awaited at shutdown so
+    /// the last writes reach the disk.
+    pub aof_writer: RefCell<Option<glommio::Task<()>>>,
 }
 
 /// Cores whose node is installed (one server per process).
@@ -78,6 +81,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         active_expire_enabled: Cell::new(true),
         pause: crate::pause::Pause::default(),
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
+        aof_writer: RefCell::new(None),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     // Accept nothing until every core has its node: a command may reach every core (with
@@ -172,6 +176,11 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     core.shared.cores_drained.fetch_add(1, Ordering::SeqCst);
     while core.shared.cores_drained.load(Ordering::SeqCst) < core.shard_count {
         glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    // The append-only file's last writes reach the disk before the process exits.
+    let writer = node.aof_writer.borrow_mut().take();
+    if let Some(writer) = writer {
+        writer.await;
     }
     NODE.with(|n| *n.borrow_mut() = None);
 }

@@ -30,6 +30,8 @@ pub struct Preload {
     pub functions: Vec<Bytes>,
     pub keys_loaded: u64,
     pub keys_expired: u64,
+    /// `appendonly yes`: the commands to replay after the base, and where to append.
+    pub aof: Option<crate::aof::Replay>,
 }
 
 impl Preload {
@@ -83,7 +85,7 @@ pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
 /// On a core, once listening: waits for the reader, then installs this core's keys. The
 /// last core to finish ends the LOADING state. Err: the file could not be loaded. A shutdown
 /// asked meanwhile stops the wait (and nothing is saved while loading).
-pub async fn install_when_read(core: &shoal_runtime::Core, startup: &Startup) -> Result<(), String> {
+pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup: &Startup) -> Result<(), String> {
     let preload = loop {
         if let Some(result) = startup.result.get() {
             break result.as_ref().map_err(Clone::clone)?;
@@ -94,8 +96,19 @@ pub async fn install_when_read(core: &shoal_runtime::Core, startup: &Startup) ->
         glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
     };
     install(core, preload)?;
-    if startup.installed.fetch_add(1, Ordering::SeqCst) + 1 == core.shard_count {
-        LOADING.store(false, Ordering::SeqCst);
+    let installed = startup.installed.fetch_add(1, Ordering::SeqCst) + 1;
+    match &preload.aof {
+        None if installed == core.shard_count => LOADING.store(false, Ordering::SeqCst),
+        None => {}
+        // The log's commands replay on core 0 once every core holds the base.
+        Some(replay) if core.id == 0 => {
+            while startup.installed.load(Ordering::SeqCst) < core.shard_count {
+                glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            crate::aof::replay_and_start(core, replay).await?;
+            LOADING.store(false, Ordering::SeqCst);
+        }
+        Some(_) => {}
     }
     Ok(())
 }
@@ -103,6 +116,9 @@ pub async fn install_when_read(core: &shoal_runtime::Core, startup: &Startup) ->
 /// Reads `dbfilename` (in the working directory, which is `dir`) if it exists. Err with the
 /// message to print when it exists but cannot be loaded whole.
 pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
+    if config.appendonly {
+        return crate::aof::read(config, threads);
+    }
     let name = &config.dbfilename;
     let file = match std::fs::File::open(name) {
         Ok(file) => file,
@@ -110,16 +126,39 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
         Err(e) => return Err(format!("Fatal error loading the DB ({name}): {e}. Exiting.")),
     };
     let started = std::time::Instant::now();
-    let now_ms = shoal_runtime::now_ms();
-    STARTED_S.store((now_ms / 1000) as i64, Ordering::Relaxed);
+    STARTED_S.store((shoal_runtime::now_ms() / 1000) as i64, Ordering::Relaxed);
     TOTAL_BYTES.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    read_rdb(config, name, file, &mut preload, &mut per_core)?;
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
+        started.elapsed().as_secs_f64(),
+        preload.keys_loaded,
+        preload.keys_expired
+    );
+    preload.per_core = Mutex::new(per_core);
+    Ok(preload)
+}
+
+impl Preload {
+    /// A preload of `per_core` keys.
+    pub fn with_keys(mut self, per_core: Vec<Vec<LoadedKey>>) -> Self {
+        self.per_core = Mutex::new(per_core);
+        self
+    }
+}
+
+/// Reads one RDB image from `source` (a file positioned at its start) into `per_core`;
+/// returns how many bytes the image took.
+pub fn read_rdb(config: &Config, name: &str, source: impl std::io::Read, preload: &mut Preload, per_core: &mut [Vec<LoadedKey>]) -> Result<u64, String> {
+    let threads = per_core.len();
+    let now_ms = shoal_runtime::now_ms();
     let delay = std::time::Duration::from_micros(config.key_load_delay);
     let limits = crate::node::settings_of(config).limits;
     let options = ReaderOptions { limits, now_ms: now_ms as i64 };
     let fail = |e: shoal_rdb::Error| format!("Short read or corrupt file loading the DB ({name}): {e}. Exiting.");
-    let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, file), options).map_err(fail)?;
-    let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut reader = Reader::new(std::io::BufReader::with_capacity(1 << 20, source), options).map_err(fail)?;
     let databases = config.databases as u64;
     while let Some(event) = reader.next_event().map_err(fail)? {
         match event {
@@ -142,7 +181,7 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
                     idle_s,
                 });
                 preload.keys_loaded += 1;
-                if preload.keys_loaded % 1024 == 0 {
+                if preload.keys_loaded.is_multiple_of(1024) {
                     LOADED_BYTES.store(reader.offset(), Ordering::Relaxed);
                 }
                 if !delay.is_zero() {
@@ -153,14 +192,7 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
             Event::Aux { .. } | Event::SelectDb(_) | Event::ResizeDb { .. } => {}
         }
     }
-    tracing::info!(
-        "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
-        started.elapsed().as_secs_f64(),
-        preload.keys_loaded,
-        preload.keys_expired
-    );
-    preload.per_core = Mutex::new(per_core);
-    Ok(preload)
+    Ok(reader.offset())
 }
 
 /// On a core, before it accepts connections: puts its keys into its shard and its copy of

@@ -1,0 +1,165 @@
+//! What the append-only log records for a write that ran: the command as sent, or, where
+//! replaying it would not give the same result, the command Redis propagates instead.
+//!
+//! - Relative expiry becomes absolute, so a replay later expires the key at the same moment:
+//!   EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SET EX/PX/EXAT -> SET PXAT, SETEX/PSETEX -> SET
+//!   PXAT, GETEX EX/PX/EXAT/PXAT -> PEXPIREAT (PERSIST stays), RESTORE ttl -> RESTORE ABSTTL.
+//! - Results that depend on chance or on float formatting are logged as their outcome:
+//!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
+//!   HINCRBYFLOAT -> HSET of the new value.
+//!
+//! `now_ms` is the time the command ran at.
+
+use bytes::Bytes;
+use shoal_resp::Frame;
+
+use crate::args::is;
+use crate::table::CommandSpec;
+
+/// The commands to log for `spec` run with `args` that replied `reply`; None to log `args`
+/// unchanged.
+pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -> Option<Vec<Vec<Bytes>>> {
+    let absolute = |relative_ms: i128| Bytes::from((now_ms as i128 + relative_ms).to_string());
+    let number = |arg: &Bytes| std::str::from_utf8(arg).ok().and_then(|s| s.parse::<i128>().ok());
+    match spec.name {
+        "expire" | "pexpire" | "expireat" => {
+            let n = number(&args[2])?;
+            let at = match spec.name {
+                "expire" => absolute(n * 1000),
+                "pexpire" => absolute(n),
+                _ => Bytes::from((n * 1000).to_string()),
+            };
+            let mut out = vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at];
+            out.extend(args[3..].iter().cloned());
+            Some(vec![out])
+        }
+        "setex" | "psetex" => {
+            let n = number(&args[2])?;
+            let at = if spec.name == "setex" { absolute(n * 1000) } else { absolute(n) };
+            Some(vec![vec![Bytes::from_static(b"SET"), args[1].clone(), args[3].clone(), Bytes::from_static(b"PXAT"), at]])
+        }
+        "set" | "getex" => {
+            let mut out = Vec::with_capacity(args.len());
+            let mut i = 0;
+            let mut changed = false;
+            let mut expire_at = None;
+            // SET's options start after the value, GETEX's after the key.
+            let first_option = if spec.name == "set" { 3 } else { 2 };
+            while i < args.len() {
+                let arg = &args[i];
+                let unit = [("ex", 1000i128, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(arg, name));
+                match unit {
+                    Some((_, scale, absolute_form)) if i + 1 < args.len() && i >= first_option => {
+                        let n = number(&args[i + 1])?;
+                        let at = if absolute_form { Bytes::from((n * scale).to_string()) } else { absolute(n * scale) };
+                        expire_at = Some(at.clone());
+                        if spec.name == "set" {
+                            out.push(Bytes::from_static(b"PXAT"));
+                            out.push(at);
+                        }
+                        changed = true;
+                        i += 2;
+                    }
+                    _ => {
+                        out.push(arg.clone());
+                        i += 1;
+                    }
+                }
+            }
+            if spec.name == "getex" {
+                // GETEX with an expiry sets it; PERSIST and no option log as they are.
+                let at = expire_at?;
+                return Some(vec![vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at]]);
+            }
+            changed.then_some(vec![out])
+        }
+        "restore" => {
+            if args[4..].iter().any(|a| is(a, "absttl")) {
+                return None;
+            }
+            let ttl = number(&args[2])?;
+            if ttl == 0 {
+                return None;
+            }
+            let mut out = args.to_vec();
+            out[2] = absolute(ttl);
+            out.push(Bytes::from_static(b"ABSTTL"));
+            Some(vec![out])
+        }
+        "spop" => {
+            let members: Vec<Bytes> = match reply {
+                Frame::Bulk(member) => vec![member.clone()],
+                Frame::Array(items) | Frame::Set(items) => items.iter().filter_map(|f| if let Frame::Bulk(b) = f { Some(b.clone()) } else { None }).collect(),
+                _ => Vec::new(),
+            };
+            if members.is_empty() {
+                return Some(Vec::new());
+            }
+            let mut out = vec![Bytes::from_static(b"SREM"), args[1].clone()];
+            out.extend(members);
+            Some(vec![out])
+        }
+        "incrbyfloat" => match reply {
+            Frame::Bulk(value) => Some(vec![vec![Bytes::from_static(b"SET"), args[1].clone(), value.clone(), Bytes::from_static(b"KEEPTTL")]]),
+            _ => None,
+        },
+        "hincrbyfloat" => match reply {
+            Frame::Bulk(value) => Some(vec![vec![Bytes::from_static(b"HSET"), args[1].clone(), args[2].clone(), value.clone()]]),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str) -> &'static CommandSpec {
+        crate::table::lookup(name.as_bytes()).unwrap_or_else(|| panic!("{name} in the table"))
+    }
+
+    fn args(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+    }
+
+    fn text(commands: Option<Vec<Vec<Bytes>>>) -> Option<Vec<String>> {
+        commands.map(|cs| cs.iter().map(|c| c.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")).collect())
+    }
+
+    #[test]
+    fn relative_expiry_is_logged_absolute() {
+        let now = 1_000_000;
+        let ok = Frame::ok();
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["EXPIRE", "k", "10"], Some("PEXPIREAT k 1010000")),
+            (&["PEXPIRE", "k", "10", "NX"], Some("PEXPIREAT k 1000010 NX")),
+            (&["EXPIREAT", "k", "5000"], Some("PEXPIREAT k 5000000")),
+            (&["SETEX", "k", "2", "v"], Some("SET k v PXAT 1002000")),
+            (&["PSETEX", "k", "2", "v"], Some("SET k v PXAT 1000002")),
+            (&["SET", "k", "v", "EX", "3", "NX"], Some("SET k v PXAT 1003000 NX")),
+            (&["SET", "k", "v", "exat", "7"], Some("SET k v PXAT 7000")),
+            (&["SET", "k", "v"], None),
+            (&["SET", "k", "ex"], None),
+            (&["SET", "k", "ex", "NX"], None),
+            (&["GETEX", "k", "PX", "5"], Some("PEXPIREAT k 1000005")),
+            (&["GETEX", "k", "PERSIST"], None),
+            (&["RESTORE", "k", "100", "payload"], Some("RESTORE k 1000100 payload ABSTTL")),
+            (&["RESTORE", "k", "0", "payload"], None),
+        ];
+        for (command, expected) in cases {
+            let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), &ok, now));
+            assert_eq!(got, expected.map(|e| vec![e.to_owned()]), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_of_chance_and_floats_are_logged() {
+        let popped = Frame::Array(vec![Frame::Bulk(Bytes::from_static(b"a")), Frame::Bulk(Bytes::from_static(b"b"))]);
+        assert_eq!(text(rewrite(spec("spop"), &args(&["SPOP", "s", "2"]), &popped, 0)), Some(vec!["SREM s a b".to_owned()]));
+        assert_eq!(text(rewrite(spec("spop"), &args(&["SPOP", "s"]), &Frame::Null, 0)), Some(vec![]));
+        let value = Frame::Bulk(Bytes::from_static(b"3.5"));
+        assert_eq!(text(rewrite(spec("incrbyfloat"), &args(&["INCRBYFLOAT", "k", "0.5"]), &value, 0)), Some(vec!["SET k 3.5 KEEPTTL".to_owned()]));
+        assert_eq!(text(rewrite(spec("hincrbyfloat"), &args(&["HINCRBYFLOAT", "h", "f", "0.5"]), &value, 0)), Some(vec!["HSET h f 3.5".to_owned()]));
+    }
+}

@@ -1,0 +1,412 @@
+//! The append-only log: every core appends the writes it runs to its own stream; one writer
+//! task (on core 0) merges the streams into the single incremental file, in an order every
+//! key agrees with, and makes them durable by the `appendfsync` policy.
+//!
+//! - **Streams.** A core appends records to its stream while it runs a command, before the
+//!   reply leaves: plain commands as encoded RESP (`Record::Cmds`). Commands on one core
+//!   touch only that core's keys, so streams need no order between them, except where a
+//!   transaction spans cores.
+//! - **Cross-core transactions** (a cross-core command, an EXEC, a script) are logged once,
+//!   whole, as a `Body` (wrapped in MULTI/EXEC when it has several commands), by the core that
+//!   coordinated them, while the transaction still holds its locks. Each core it locked
+//!   appends a `Barrier` to its stream at release. The writer
+//!   writes a body once every participant's stream has that barrier at its front, so
+//!   everything a participant logged before the transaction comes before it in the file, and
+//!   everything after comes after. Strict two-phase locking (locks held until the body and
+//!   barriers are logged, taken in ascending core order) means conflicting transactions meet
+//!   their barriers in the same order on every core, so the merge never waits on itself.
+//! - **Durability.** After the writer writes (and, per policy, fsyncs) a batch it publishes,
+//!   per stream, how many records are durable, and tells every core. Under `appendfsync
+//!   always` a connection sends its replies only once every stream is durable up to where it
+//!   stood when the commands finished ([`Core::aof_wait`]), and a transaction's coordinator
+//!   until its body is durable ([`Core::aof_wait_tx`]): one fsync covers every client whose
+//!   commands finished meanwhile (group commit). (The coordinator cannot mark its own stream
+//!   instead: it may not hold a lock on its own core, so such a mark could come before a
+//!   barrier of an earlier transaction there and make the merge wait on itself.)
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use bytes::Bytes;
+
+use crate::core::{Core, Msg, TxId};
+
+/// One record of a core's stream.
+#[derive(Debug)]
+pub enum Record {
+    /// Commands of database `db`, encoded as RESP arrays.
+    Cmds { db: usize, bytes: Vec<u8> },
+    /// A logged cross-core transaction took its locks here: what came before may conflict
+    /// with it and is written first.
+    Grant(TxId),
+    /// It released them, after logging its body: what comes after is written after it.
+    Barrier(TxId),
+}
+
+/// The bit of a transaction id that marks it as logged: every core it locks appends a
+/// `Grant` and, at release, a `Barrier`, and it always logs a body (maybe empty).
+pub const LOGGED: TxId = 1 << 47;
+
+#[inline]
+pub fn is_logged(tx: TxId) -> bool {
+    tx & LOGGED != 0
+}
+
+/// A cross-core transaction, logged whole.
+#[derive(Debug)]
+pub struct Body {
+    /// The database its first command runs in (the bytes SELECT any other).
+    pub db: usize,
+    pub bytes: Vec<u8>,
+    /// The cores whose streams hold a barrier for it.
+    pub participants: Vec<usize>,
+}
+
+struct Stream {
+    records: Mutex<VecDeque<Record>>,
+    /// Records ever appended.
+    appended: AtomicU64,
+    /// Records written and durable as the policy defines it.
+    durable: AtomicU64,
+}
+
+/// The log, process-wide ([`LOG`]). Inactive (appends are dropped) unless `appendonly yes`.
+pub struct Log {
+    active: AtomicBool,
+    /// `appendfsync always`: replies wait for durability.
+    always: AtomicBool,
+    streams: OnceLock<Box<[Stream]>>,
+    bodies: Mutex<Option<HashMap<TxId, Body>>>,
+    /// Under `always`: transactions whose body is durable, until their coordinator looks.
+    durable_txs: Mutex<Option<HashSet<TxId>>>,
+    /// The writer found nothing to do and waits: the next append must ring it.
+    writer_idle: AtomicBool,
+}
+
+pub static LOG: Log = Log {
+    active: AtomicBool::new(false),
+    always: AtomicBool::new(false),
+    streams: OnceLock::new(),
+    bodies: Mutex::new(None),
+    durable_txs: Mutex::new(None),
+    writer_idle: AtomicBool::new(false),
+};
+
+impl Log {
+    /// Prepares one stream per core. Call once, before the cores start.
+    pub fn init(&self, cores: usize) {
+        let _ = self
+            .streams
+            .set((0..cores).map(|_| Stream { records: Mutex::new(VecDeque::new()), appended: AtomicU64::new(0), durable: AtomicU64::new(0) }).collect());
+    }
+
+    /// Starts logging (after the files are loaded: replayed commands are not logged again).
+    pub fn activate(&self, always: bool) {
+        self.always.store(always, Ordering::SeqCst);
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// Changes the fsync policy's effect on replies (CONFIG SET appendfsync).
+    pub fn set_always(&self, always: bool) {
+        self.always.store(always, Ordering::SeqCst);
+    }
+
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub fn waits_for_fsync(&self) -> bool {
+        self.always.load(Ordering::Relaxed) && self.is_active()
+    }
+
+    fn streams(&self) -> &[Stream] {
+        self.streams.get().expect("Log::init ran")
+    }
+
+    /// Appends a record to `core`'s stream; true when the writer must be rung.
+    pub(crate) fn append(&self, core: usize, record: Record) -> bool {
+        let stream = &self.streams()[core];
+        stream.records.lock().expect("not poisoned").push_back(record);
+        stream.appended.fetch_add(1, Ordering::Release);
+        self.writer_idle.load(Ordering::Acquire) && self.writer_idle.swap(false, Ordering::AcqRel)
+    }
+
+    pub(crate) fn add_body(&self, tx: TxId, body: Body) {
+        self.bodies.lock().expect("not poisoned").get_or_insert_with(HashMap::new).insert(tx, body);
+    }
+
+    /// Where every stream stands now (what a reply must wait for under `always`).
+    pub fn appended(&self) -> Vec<u64> {
+        self.streams().iter().map(|s| s.appended.load(Ordering::Acquire)).collect()
+    }
+
+    /// Takes `tx` out of the durable set: true once its body is durable.
+    fn take_durable_tx(&self, tx: TxId) -> bool {
+        self.durable_txs.lock().expect("not poisoned").as_mut().is_some_and(|txs| txs.remove(&tx))
+    }
+
+    /// Whether every stream is durable up to `marks`.
+    pub fn durable_up_to(&self, marks: &[u64]) -> bool {
+        self.streams().iter().zip(marks).all(|(s, &mark)| s.durable.load(Ordering::Acquire) >= mark)
+    }
+}
+
+/// Encodes a command as Redis's AOF does (a RESP array of bulk strings).
+pub fn encode(args: &[Bytes], out: &mut Vec<u8>) {
+    out.push(b'*');
+    out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for arg in args {
+        out.push(b'$');
+        out.extend_from_slice(itoa::Buffer::new().format(arg.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `commands` between MULTI and EXEC.
+pub fn wrap_multi(commands: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(commands.len() + 32);
+    encode(&[Bytes::from_static(b"MULTI")], &mut out);
+    out.extend_from_slice(&commands);
+    encode(&[Bytes::from_static(b"EXEC")], &mut out);
+    out
+}
+
+pub(crate) fn encode_select(db: usize, out: &mut Vec<u8>) {
+    encode(&[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())], out);
+}
+
+#[derive(Default, Debug)]
+struct TxProgress {
+    grants_passed: usize,
+    /// Barriers still in the queues once the body is written (None: not written yet).
+    barriers_left: Option<usize>,
+}
+
+/// The writer's side of the merge: records taken from the streams but not yet written.
+#[derive(Default)]
+pub struct Merger {
+    queues: Vec<VecDeque<Record>>,
+    /// Records taken off each stream and written, ever.
+    consumed: Vec<u64>,
+    /// Bodies written since the last [`publish_durable`].
+    written_txs: Vec<TxId>,
+    /// Per logged transaction: grants passed (its body may be written once every participant's
+    /// grant is behind), then, once written, barriers still to pass.
+    progress: HashMap<TxId, TxProgress>,
+    /// The database the file's last SELECT chose (None: none yet in this file).
+    pub db: Option<usize>,
+}
+
+impl Merger {
+    pub fn new(cores: usize) -> Self {
+        Merger { queues: (0..cores).map(|_| VecDeque::new()).collect(), consumed: vec![0; cores], ..Default::default() }
+    }
+
+    /// Takes what the streams hold and appends what can be written, in a valid order, to
+    /// `out`. Returns, per stream, how many records are then written in total.
+    pub fn collect(&mut self, out: &mut Vec<u8>) -> Vec<u64> {
+        for (queue, stream) in self.queues.iter_mut().zip(LOG.streams()) {
+            queue.extend(stream.records.lock().expect("not poisoned").drain(..));
+        }
+        loop {
+            let mut progress = false;
+            for core in 0..self.queues.len() {
+                while let Some(front) = self.queues[core].front() {
+                    match front {
+                        Record::Cmds { db, .. } => {
+                            let db = *db;
+                            let Some(Record::Cmds { bytes, .. }) = self.queues[core].pop_front() else { unreachable!("the front is Cmds") };
+                            self.select(db, out);
+                            out.extend_from_slice(&bytes);
+                            self.consumed[core] += 1;
+                        }
+                        Record::Grant(tx) => {
+                            let tx = *tx;
+                            self.queues[core].pop_front();
+                            self.consumed[core] += 1;
+                            self.progress.entry(tx).or_default().grants_passed += 1;
+                        }
+                        Record::Barrier(tx) => {
+                            let tx = *tx;
+                            let state = self.progress.entry(tx).or_default();
+                            if state.barriers_left.is_none() {
+                                // Written once every participant passed its grant: what a
+                                // participant logged before the grant conflicts maybe and is
+                                // written; what it logged between grant and barrier does not.
+                                let mut bodies = LOG.bodies.lock().expect("not poisoned");
+                                let bodies = bodies.get_or_insert_with(HashMap::new);
+                                let ready = bodies.get(&tx).is_some_and(|body| state.grants_passed == body.participants.len());
+                                if !ready {
+                                    break;
+                                }
+                                let body = bodies.remove(&tx).expect("checked");
+                                if !body.bytes.is_empty() {
+                                    if self.db != Some(body.db) {
+                                        encode_select(body.db, out);
+                                        self.db = Some(body.db);
+                                    }
+                                    out.extend_from_slice(&body.bytes);
+                                    // A body may SELECT other databases: the file's current one is
+                                    // then unknown, so the next command selects again.
+                                    if body.bytes.windows(8).any(|w| w.eq_ignore_ascii_case(b"\r\nSELECT")) {
+                                        self.db = None;
+                                    }
+                                }
+                                state.barriers_left = Some(body.participants.len());
+                                self.written_txs.push(tx);
+                            }
+                            self.queues[core].pop_front();
+                            self.consumed[core] += 1;
+                            let left = state.barriers_left.as_mut().expect("written");
+                            *left -= 1;
+                            if *left == 0 {
+                                self.progress.remove(&tx);
+                            }
+                        }
+                    }
+                    progress = true;
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        self.consumed.clone()
+    }
+
+    fn select(&mut self, db: usize, out: &mut Vec<u8>) {
+        if self.db != Some(db) {
+            encode_select(db, out);
+            self.db = Some(db);
+        }
+    }
+
+    /// The front record of each queue (to diagnose a merge that waits).
+    pub fn fronts(&self) -> String {
+        let bodies = LOG.bodies.lock().expect("not poisoned");
+        let known: Vec<TxId> = bodies.as_ref().map(|b| b.keys().copied().collect()).unwrap_or_default();
+        format!(
+            "fronts {:?}, bodies {:?}, written {:?}",
+            self.queues.iter().map(|q| q.front().map(|r| format!("{r:?}").chars().take(40).collect::<String>())).collect::<Vec<_>>(),
+            known,
+            self.written_txs
+        )
+    }
+
+    /// Whether records wait in the writer's queues (behind a barrier).
+    pub fn holds_records(&self) -> bool {
+        self.queues.iter().any(|q| !q.is_empty())
+    }
+}
+
+/// After the writer made `consumed` records of each stream, and the bodies it wrote,
+/// durable: publishes it (tell the cores with [`Core::aof_announce_durable`]).
+pub fn publish_durable(merger: &mut Merger, consumed: &[u64]) {
+    for (stream, &count) in LOG.streams().iter().zip(consumed) {
+        stream.durable.store(count, Ordering::Release);
+    }
+    let txs = std::mem::take(&mut merger.written_txs);
+    if LOG.waits_for_fsync() && !txs.is_empty() {
+        LOG.durable_txs.lock().expect("not poisoned").get_or_insert_with(HashSet::new).extend(txs);
+    }
+}
+
+/// Marks the writer idle; false when records arrived meanwhile (then it must not sleep).
+pub fn writer_going_idle() -> bool {
+    LOG.writer_idle.store(true, Ordering::SeqCst);
+    let pending = LOG.streams().iter().any(|s| !s.records.lock().expect("not poisoned").is_empty());
+    if pending && LOG.writer_idle.swap(false, Ordering::SeqCst) {
+        return false;
+    }
+    true
+}
+
+impl Core {
+    /// Appends `record` to this core's stream and rings the writer if it sleeps.
+    pub(crate) fn aof_append(self: &Rc<Self>, record: Record) {
+        if LOG.append(self.id, record) {
+            self.ring_aof_writer();
+        }
+    }
+
+    /// Wakes the writer task (on core 0).
+    pub(crate) fn ring_aof_writer(self: &Rc<Self>) {
+        if self.id == 0 {
+            if let Some(waker) = self.aof_writer.borrow_mut().take() {
+                waker.wake();
+            }
+        } else {
+            self.send(0, Msg::AofRing);
+        }
+    }
+
+    /// The writer (on core 0) waits here until rung.
+    pub fn aof_writer_wait(self: &Rc<Self>) -> impl std::future::Future<Output = ()> + '_ {
+        let mut registered = false;
+        std::future::poll_fn(move |cx| {
+            if registered && self.aof_writer.borrow().is_none() {
+                return std::task::Poll::Ready(());
+            }
+            registered = true;
+            *self.aof_writer.borrow_mut() = Some(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+    }
+
+    /// Tells every core that records became durable (their waiting replies may go).
+    pub fn aof_announce_durable(self: &Rc<Self>) {
+        for core in 0..self.shard_count {
+            if core == self.id {
+                self.wake_aof_waiters();
+            } else {
+                self.send(core, Msg::AofDurable);
+            }
+        }
+    }
+
+    pub(crate) fn wake_aof_waiters(&self) {
+        for waker in self.aof_waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Under `appendfsync always`: completes once the body of transaction `tx`, which this
+    /// core coordinated and logged, is durable. Otherwise at once.
+    pub async fn aof_wait_tx(self: &Rc<Self>, tx: TxId) {
+        if !LOG.waits_for_fsync() {
+            return;
+        }
+        std::future::poll_fn(|cx| {
+            if LOG.take_durable_tx(tx) || !LOG.waits_for_fsync() {
+                return std::task::Poll::Ready(());
+            }
+            self.aof_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// Under `appendfsync always`: completes once everything logged so far, on every core,
+    /// is durable. Otherwise at once.
+    pub async fn aof_wait(self: &Rc<Self>) {
+        if !LOG.waits_for_fsync() {
+            return;
+        }
+        let marks = LOG.appended();
+        std::future::poll_fn(|cx| {
+            if LOG.durable_up_to(&marks) {
+                return std::task::Poll::Ready(());
+            }
+            self.aof_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}

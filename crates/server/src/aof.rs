@@ -1,0 +1,222 @@
+//! `appendonly yes`: the append-only file's directory at startup (read with `shoal-aof`), the
+//! replay of its commands, and the writer task that appends every core's writes to the
+//! current incremental file (`shoal_runtime::aof` has the streams and their merge).
+//!
+//! Startup: the reading thread (`rdb_load::start`) opens `appenddirname` (creating the
+//! directory, an empty incremental file and the manifest when there is none), reads the
+//! base (an RDB image, loaded like `dump.rdb`) and collects the incremental files' commands.
+//! Once every core holds the base, core 0 replays the commands through the ordinary command
+//! path (transactions as units), then starts logging and the writer. Until then every
+//! command answers LOADING.
+//!
+//! The writer (core 0) takes what the streams hold, writes it at the end of the current
+//! incremental file through io_uring, and fsyncs per `appendfsync`: after every batch
+//! (`always`: replies wait for it), once a second (`everysec`), or never (`no`).
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use shoal_aof::{AofDir, AofState, Item, LoadPolicy};
+use shoal_commands::dispatch::{self, Route};
+use shoal_config::{AppendFsync, Config};
+use shoal_resp::{Frame, Protocol};
+use shoal_runtime::aof::{Merger, LOG};
+use shoal_runtime::{BlockCtx, Cmd, Core};
+
+use crate::rdb_load::{LoadedKey, Preload};
+
+/// One unit to replay: a command, or a transaction's commands; each with its database.
+pub type Unit = Vec<(usize, Vec<Bytes>)>;
+
+/// What the log held beyond its base, and where appends go.
+pub struct Replay {
+    pub units: Vec<Unit>,
+    /// The incremental file to append to, and its length.
+    pub append_path: PathBuf,
+    pub append_len: u64,
+}
+
+/// Reads the AOF directory (on the loading thread): the base's keys per core, and the
+/// commands to replay.
+pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
+    let dir = AofDir::new(".", &config.appenddirname, &config.appendfilename);
+    let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
+    let state = dir.open().map_err(|e| fail(&e))?;
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut units = Vec::new();
+    let policy = LoadPolicy { load_truncated: config.aof_load_truncated, ..LoadPolicy::default() };
+    if let Some(mut loader) = dir.loader(&state, policy) {
+        while let Some(item) = loader.next_item().map_err(|e| fail(&e))? {
+            match item {
+                Item::Command(command) => units.push(vec![(command.db, command.args)]),
+                Item::Transaction(commands) => units.push(commands.into_iter().map(|c| (c.db, c.args)).collect()),
+                Item::Timestamp(_) => {}
+                Item::Rdb { path, offset } => {
+                    use std::io::{Seek, SeekFrom};
+                    let mut file = std::fs::File::open(&path).map_err(|e| fail(&e))?;
+                    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
+                    let used = crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, &mut preload, &mut per_core)?;
+                    loader.rdb_consumed(used).map_err(|e| fail(&e))?;
+                }
+            }
+        }
+        let report = loader.into_report();
+        if let Some(cut) = &report.truncated {
+            tracing::warn!("!!! Warning: short read while loading the AOF file {:?}!!! Trimmed {} bytes at offset {}", cut.path, cut.trimmed_bytes, cut.offset);
+        }
+        tracing::info!(
+            "DB loaded from append only file: {} commands, {} transactions, {} keys in the base",
+            report.commands,
+            report.transactions,
+            preload.keys_loaded
+        );
+    }
+    // Where appends go: the manifest's last incremental file (a new one when it has none).
+    let mut manifest = match state {
+        AofState::None => dir.create_initial().map_err(|e| fail(&e))?,
+        AofState::Legacy { .. } => dir.upgrade_legacy().map_err(|e| fail(&e))?,
+        AofState::Manifest(manifest) => manifest,
+    };
+    if manifest.incrs.is_empty() {
+        let (_, _) = dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
+        dir.persist_manifest(&manifest).map_err(|e| fail(&e))?;
+    }
+    let last = manifest.incrs.last().expect("an incremental file");
+    let append_path = dir.path_of(&last.name);
+    let append_len = std::fs::metadata(&append_path).map_err(|e| fail(&e))?.len();
+    preload.aof = Some(Replay { units, append_path, append_len });
+    Ok(preload.with_keys(per_core))
+}
+
+/// On core 0, once every core holds the base: replays the log's commands, then starts
+/// logging and the writer.
+pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), String> {
+    let started = Instant::now();
+    let mut batch: Vec<Cmd> = Vec::new();
+    let mut batch_db = 0;
+    let mut replayed = 0u64;
+    for unit in &replay.units {
+        for (db, args) in unit {
+            let resolved = dispatch::resolve(args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
+            if matches!(resolved.route, Route::Connection) {
+                // SELECT is the loader's; anything else needing a connection is skipped.
+                tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
+                continue;
+            }
+            if *db != batch_db && !batch.is_empty() {
+                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+            }
+            batch_db = *db;
+            batch.push(Cmd { spec: resolved.spec, route: resolved.route, args: args.clone() });
+            replayed += 1;
+            if batch.len() >= 1024 {
+                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+            }
+        }
+    }
+    if !batch.is_empty() {
+        run_batch(core, batch_db, batch).await;
+    }
+    tracing::info!("Replayed {replayed} commands from the append only file in {:.3} s", started.elapsed().as_secs_f64());
+    let always = crate::node::current().config.borrow().appendfsync == AppendFsync::Always;
+    LOG.activate(always);
+    let (path, len) = (replay.append_path.clone(), replay.append_len);
+    let writer = glommio::spawn_local(writer(core.clone(), path, len));
+    crate::node::current().aof_writer.replace(Some(writer));
+    Ok(())
+}
+
+async fn run_batch(core: &Rc<Core>, db: usize, cmds: Vec<Cmd>) {
+    let frames = core.execute(db, Protocol::Resp2, cmds, &BlockCtx::NEVER).await;
+    for frame in frames {
+        if let Frame::Error(text) = frame {
+            tracing::debug!("a command of the append only file failed: {}", String::from_utf8_lossy(&text));
+        }
+    }
+}
+
+/// The writer: merges the streams into the file until shutdown, then flushes and fsyncs.
+async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
+    let file = match glommio::io::OpenOptions::new().write(true).buffered_open(&path).await {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!("Can't open the append only file {path:?} for appending: {e}");
+            return;
+        }
+    };
+    let mut merger = Merger::new(core.shard_count);
+    let mut last_fsync = Instant::now();
+    let mut unsynced = false;
+    let node = crate::node::current();
+    // Bytes merged but not yet written (kept across a failed write, to retry).
+    let mut unwritten = Vec::new();
+    // Per stream, the records last announced durable.
+    let mut published = vec![0u64; core.shard_count];
+    loop {
+        let policy = node.config.borrow().appendfsync;
+        LOG.set_always(policy == AppendFsync::Always);
+        let consumed = merger.collect(&mut unwritten);
+        let wrote = !unwritten.is_empty();
+        if wrote {
+            if let Err(e) = write_all(&file, &mut unwritten, &mut position).await {
+                // Redis exits when it cannot write the AOF under `always`; here the write
+                // is retried on the next batch and replies wait meanwhile.
+                tracing::warn!("Error writing to the AOF file: {e}");
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            unsynced = true;
+        }
+        let sync_now = unsynced && (policy == AppendFsync::Always || (policy == AppendFsync::Everysec && last_fsync.elapsed() >= Duration::from_secs(1)));
+        if sync_now {
+            if let Err(e) = file.fdatasync().await {
+                tracing::warn!("Error fsyncing the AOF file: {e}");
+                continue;
+            }
+            unsynced = false;
+            last_fsync = Instant::now();
+        }
+        // Durable: under `always`, what is fsynced (records that carry no bytes, such as a
+        // reference to a body written earlier, as soon as nothing unsynced precedes them);
+        // under `everysec` and `no`, what is written (nobody waits for more).
+        let durable = policy != AppendFsync::Always || !unsynced;
+        if durable && consumed != published {
+            shoal_runtime::aof::publish_durable(&mut merger, &consumed);
+            core.aof_announce_durable();
+            published = consumed;
+        }
+        if wrote || sync_now {
+            continue;
+        }
+        if core.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) && !merger.holds_records() {
+            let _ = file.fdatasync().await;
+            let _ = file.close().await;
+            return;
+        }
+        if merger.holds_records() {
+            tracing::debug!("AOF merge waits: {}", merger.fronts());
+        }
+        if shoal_runtime::aof::writer_going_idle() {
+            // Woken by an append, or in time for the next second's fsync or a shutdown.
+            let wait = std::pin::pin!(core.aof_writer_wait());
+            let tick = std::pin::pin!(glommio::timer::sleep(Duration::from_millis(100)));
+            futures::future::select(wait, tick).await;
+        }
+    }
+}
+
+/// Writes `bytes` at `position`, removing from it what was written (all of it on success).
+async fn write_all(file: &glommio::io::BufferedFile, bytes: &mut Vec<u8>, position: &mut u64) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = file.write_at(bytes.clone(), *position).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        if written == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the file took no bytes"));
+        }
+        *position += written as u64;
+        bytes.drain(..written);
+    }
+    Ok(())
+}

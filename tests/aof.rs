@@ -1,0 +1,362 @@
+//! The append-only file against the real binaries: every write acknowledged under
+//! `appendfsync always` survives `kill -9` (several seeds, writers on every core, cross-core
+//! commands, transactions and scripts); `everysec` loses at most about a second; the files
+//! pass `redis-check-aof` and load into redis-server with the same contents, and Redis's own
+//! AOF loads into Shoal; a truncated tail is trimmed or refused per `aof-load-truncated`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use shoal_testkit::{need, Server};
+use shoal_tests::{connect, THREADS};
+
+const ALWAYS: &[&str] = &["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+
+fn check_aof(dir: &Path) {
+    if !need("redis-check-aof") {
+        return;
+    }
+    let manifest = dir.join("appendonlydir").join("appendonly.aof.manifest");
+    let output = Command::new("redis-check-aof").arg(&manifest).output().expect("run redis-check-aof");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && text.contains("are valid"), "redis-check-aof refused {manifest:?}:\n{text}");
+}
+
+/// What writers had acknowledged when the server was killed.
+#[derive(Default)]
+struct Acked {
+    /// (key, value) of SETs acknowledged; later ones for the same key win.
+    sets: Vec<(String, String)>,
+    /// Counter key -> INCRs acknowledged.
+    incrs: std::collections::HashMap<String, i64>,
+    /// Groups written by one MSET or one EXEC: all present or none.
+    groups: Vec<Vec<(String, String)>>,
+}
+
+fn run_writers(server: &Server, seed: u64, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<Acked>> {
+    (0..4)
+        .map(|w| {
+            let url = server.url();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut acked = Acked::default();
+                let Ok(client) = redis::Client::open(url) else { return acked };
+                let Ok(mut con) = client.get_connection() else { return acked };
+                let _ = con.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed * 10 + w);
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let result: redis::RedisResult<()> = match rng.random_range(0..4) {
+                        0 => {
+                            let (key, value) = (format!("set:{w}:{}", rng.random_range(0..200)), format!("{n}"));
+                            redis::cmd("SET").arg(&key).arg(&value).query(&mut con).map(|()| acked.sets.push((key, value)))
+                        }
+                        1 => {
+                            let key = format!("counter:{}", rng.random_range(0..16));
+                            redis::cmd("INCR").arg(&key).query::<i64>(&mut con).map(|_| *acked.incrs.entry(key).or_default() += 1)
+                        }
+                        2 => {
+                            // Keys on different cores: one cross-core MSET.
+                            let group: Vec<(String, String)> = (0..4).map(|i| (format!("mset:{w}:{n}:{i}"), format!("{n}"))).collect();
+                            let mut cmd = redis::cmd("MSET");
+                            for (k, v) in &group {
+                                cmd.arg(k).arg(v);
+                            }
+                            cmd.query(&mut con).map(|()| acked.groups.push(group))
+                        }
+                        _ => {
+                            let group: Vec<(String, String)> = (0..3).map(|i| (format!("exec:{w}:{n}:{i}"), format!("{n}"))).collect();
+                            let mut pipe = redis::pipe();
+                            pipe.atomic();
+                            for (k, v) in &group {
+                                pipe.cmd("SET").arg(k).arg(v).ignore();
+                            }
+                            pipe.query::<()>(&mut con).map(|()| acked.groups.push(group))
+                        }
+                    };
+                    if let Err(e) = result {
+                        eprintln!("writer {w} stops after {n} requests: {e}");
+                        break;
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_write_acknowledged_under_always_survives_kill_9() {
+    for seed in 1..=3u64 {
+        let dir = Server::scratch("aof-kill");
+        let server = Server::start_in(&dir, THREADS, ALWAYS);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = run_writers(&server, seed, stop.clone());
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        std::thread::sleep(Duration::from_millis(rng.random_range(300..1200)));
+        server.signal("KILL");
+        stop.store(true, Ordering::Relaxed);
+        let acked: Vec<Acked> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        drop(server);
+        check_aof(&dir);
+
+        let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut con = connect(&restarted);
+        let mut checked = 0;
+        for acked in &acked {
+            // The last acknowledged value of each key, or a later one sent but not answered.
+            let mut last = std::collections::HashMap::new();
+            for (key, value) in &acked.sets {
+                last.insert(key.clone(), value.parse::<u64>().unwrap());
+            }
+            for (key, value) in last {
+                let got: Option<u64> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+                assert!(got.is_some_and(|got| got >= value), "seed {seed}: {key} = {got:?}, acknowledged {value}");
+                checked += 1;
+            }
+            for group in &acked.groups {
+                for (key, value) in group {
+                    let got: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+                    assert_eq!(got.as_deref(), Some(value.as_str()), "seed {seed}: {key} of an acknowledged group");
+                    checked += 1;
+                }
+            }
+        }
+        for key in (0..16).map(|i| format!("counter:{i}")) {
+            let sum: i64 = acked.iter().map(|a| a.incrs.get(&key).copied().unwrap_or(0)).sum();
+            let got: Option<i64> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+            // At most one unanswered INCR per writer may have landed too.
+            assert!((sum..=sum + 4).contains(&got.unwrap_or(0)), "seed {seed}: {key} = {got:?}, acknowledged {sum}");
+        }
+        assert!(checked > 50, "seed {seed}: the writers got going ({checked} checks)");
+        // No group is half there, acknowledged or not.
+        let keys: Vec<String> = redis::cmd("KEYS").arg("mset:*").query(&mut con).unwrap();
+        let mut groups = std::collections::HashMap::<String, usize>::new();
+        for key in keys {
+            let prefix = key.rsplit_once(':').unwrap().0.to_owned();
+            *groups.entry(prefix).or_default() += 1;
+        }
+        assert!(groups.values().all(|&n| n == 4), "seed {seed}: every MSET all or nothing: {groups:?}");
+        drop(con);
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn everysec_loses_at_most_about_a_second_of_writes() {
+    let dir = Server::scratch("aof-everysec");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut con = connect(&server);
+    let started = Instant::now();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_millis(2500) {
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut con).unwrap();
+        acked.lock().unwrap().push((i, started.elapsed()));
+        i += 1;
+    }
+    server.signal("KILL");
+    let killed_at = started.elapsed();
+    drop(con);
+    drop(server);
+    let restarted = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes"]);
+    let mut con = connect(&restarted);
+    let acked = acked.lock().unwrap();
+    // Every write acknowledged more than two seconds before the kill is there.
+    let mut missing = 0;
+    for (i, at) in acked.iter() {
+        let there: bool = redis::cmd("EXISTS").arg(format!("k{i}")).query(&mut con).unwrap();
+        if !there {
+            missing += 1;
+            assert!(killed_at.saturating_sub(*at) < Duration::from_secs(2), "k{i}, acknowledged {:?} before the kill, was lost", killed_at - *at);
+        }
+    }
+    eprintln!("everysec: {missing} of {} acknowledged writes lost to kill -9", acked.len());
+    drop(con);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn redis_loads_our_aof_and_we_load_redis_aof_with_the_same_contents() {
+    let dir = Server::scratch("aof-interop");
+    let shoal = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = connect(&shoal);
+    let commands: &[&[&str]] = &[
+        &["SET", "s", "v", "EX", "10000"],
+        &["MSET", "a", "1", "b", "2", "c", "3"],
+        &["INCRBYFLOAT", "f", "1.25"],
+        &["RPUSH", "l", "x", "y", "z"],
+        &["LPOP", "l"],
+        &["SADD", "set", "1", "2", "3", "4"],
+        &["SPOP", "set", "2"],
+        &["HSET", "h", "f1", "v1", "f2", "v2"],
+        &["HINCRBYFLOAT", "h", "n", "0.5"],
+        &["ZADD", "z", "1", "m1", "2", "m2"],
+        &["SELECT", "5"],
+        &["SET", "in5", "yes"],
+        &["RENAME", "in5", "moved"],
+        &["SELECT", "0"],
+        &["EXPIRE", "a", "5000"],
+        &["DEL", "c"],
+    ];
+    for command in commands {
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        let _: redis::Value = cmd.query(&mut con).unwrap();
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut con).unwrap();
+    let snapshot = |con: &mut redis::Connection| -> Vec<String> {
+        let mut out = Vec::new();
+        for db in [0, 5] {
+            let _: () = redis::cmd("SELECT").arg(db).query(con).unwrap();
+            let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+            keys.sort();
+            for key in keys {
+                let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query(con).unwrap();
+                let ttl: i64 = redis::cmd("TTL").arg(&key).query(con).unwrap();
+                let kind: String = redis::cmd("TYPE").arg(&key).query(con).unwrap();
+                let value: String = match kind.as_str() {
+                    "string" => redis::cmd("GET").arg(&key).query(con).unwrap(),
+                    "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query::<Vec<String>>(con).unwrap().join(","),
+                    "set" => {
+                        let mut m: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query(con).unwrap();
+                        m.sort();
+                        m.join(",")
+                    }
+                    "hash" => {
+                        let mut m: Vec<String> = redis::cmd("HGETALL").arg(&key).query::<Vec<String>>(con).unwrap();
+                        m.sort();
+                        m.join(",")
+                    }
+                    _ => redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query::<Vec<String>>(con).unwrap().join(","),
+                };
+                let _ = dump;
+                out.push(format!("{db} {key} {kind} {value} ttl:{}", ttl > 0));
+            }
+        }
+        out
+    };
+    let ours = snapshot(&mut con);
+    drop(con);
+    drop(shoal);
+    check_aof(&dir);
+    if let Some(redis) = Server::start_redis_in(&dir, &["--appendonly", "yes"]) {
+        let mut con = connect(&redis);
+        assert_eq!(snapshot(&mut con), ours, "redis-server replays our AOF to the same data");
+        // And the other way: Redis writes on top (its own incr file after ours), we load it.
+        let _: () = redis::cmd("SET").arg("from-redis").arg("1").query(&mut con).unwrap();
+        let _: () = redis::cmd("BGREWRITEAOF").query::<String>(&mut con).map(|_| ()).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let theirs = snapshot(&mut con);
+        let _ = redis::cmd("SHUTDOWN").arg("NOSAVE").query::<()>(&mut con);
+        drop(redis);
+        let shoal = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut con = connect(&shoal);
+        assert_eq!(snapshot(&mut con), theirs, "Shoal loads Redis's rewritten AOF (RDB base and incr)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_truncated_tail_is_trimmed_when_allowed_and_refused_otherwise() {
+    let dir = Server::scratch("aof-truncated");
+    let shoal = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["SET", "kept", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    shoal.signal("KILL");
+    drop(shoal);
+    let incr = dir.join("appendonlydir").join("appendonly.aof.1.incr.aof");
+    let mut bytes = std::fs::read(&incr).unwrap();
+    bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$4\r\nlost\r\n$1");
+    std::fs::write(&incr, &bytes).unwrap();
+    // Refused without aof-load-truncated.
+    let output = Command::new(shoal_testkit::server_binary())
+        .args([
+            "--port",
+            &shoal_testkit::free_port().to_string(),
+            "--threads",
+            "2",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--aof-load-truncated",
+            "no",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    // Trimmed with it (the default).
+    let shoal = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["GET", "kept"]).unwrap(), "$1\r\n1\r\n");
+    assert_eq!(raw.command(&["EXISTS", "lost"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["SET", "after", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(shoal);
+    check_aof(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn scripts_and_transactions_replay_from_the_log() {
+    let dir = Server::scratch("aof-scripts");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = connect(&server);
+    // A script over keys of several cores, and one over a single key.
+    let script = "for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1]) redis.call('INCR', key .. ':n') end return #KEYS";
+    let n: i64 = redis::cmd("EVAL").arg(script).arg(4).arg("s1").arg("s2").arg("s3").arg("s4").arg("v").query(&mut con).unwrap();
+    assert_eq!(n, 4);
+    let n: i64 = redis::cmd("EVAL").arg(script).arg(1).arg("{t}one").arg("w").query(&mut con).unwrap();
+    assert_eq!(n, 1);
+    // A transaction mixing cores and databases, with a failing command inside.
+    let replies: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("m1")
+        .arg("a")
+        .cmd("INCR")
+        .arg("m1")
+        .cmd("RPUSH")
+        .arg("m2")
+        .arg("x")
+        .cmd("SELECT")
+        .arg(2)
+        .cmd("SET")
+        .arg("m3")
+        .arg("in2")
+        .query(&mut con)
+        .unwrap_or_default();
+    let _ = replies;
+    drop(con);
+    server.signal("KILL");
+    drop(server);
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    for key in ["s1", "s2", "s3", "s4"] {
+        assert_eq!(raw.command(&["GET", key]).unwrap(), "$1\r\nv\r\n", "{key}");
+        assert_eq!(raw.command(&["GET", &format!("{key}:n")]).unwrap(), "$1\r\n1\r\n");
+    }
+    assert_eq!(raw.command(&["GET", "{t}one"]).unwrap(), "$1\r\nw\r\n");
+    assert_eq!(raw.command(&["GET", "m1"]).unwrap(), "$1\r\na\r\n", "the INCR failed, the SET stayed");
+    assert_eq!(raw.command(&["LRANGE", "m2", "0", "-1"]).unwrap(), "*1\r\n$1\r\nx\r\n");
+    assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["GET", "m3"]).unwrap(), "$3\r\nin2\r\n");
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
