@@ -13,12 +13,18 @@
 //! | `Verbatim`       | `=len`, `txt:text`         | bulk of the text only  |
 //! | `Null`           | `_`                        | `$-1`                  |
 //! | `NullArray`      | `_`                        | `*-1`                  |
+//! | `Encoded` set    | `~n`, items as built       | `*n`                   |
+//! | `Encoded` map    | `%n`, items as built       | `*2n`                  |
+//!
+//! An `Encoded` frame is copied as it is when the connection speaks the protocol it was built
+//! for (its builder asked the connection), and re-encoded from its frames otherwise.
 //!
 //! It does not check that a `BigNumber` holds digits or that a `Verbatim` format is three
 //! letters: the frame's builder knows what it meant.
 
 use bytes::{BufMut, BytesMut};
 
+use crate::encoded::{AggregateKind, Encoded};
 use crate::{Frame, Protocol};
 
 const CRLF: &[u8] = b"\r\n";
@@ -55,6 +61,16 @@ pub fn encoded_len(frame: &Frame, proto: Protocol) -> usize {
         (Frame::BigNumber(digits), Protocol::Resp3) => 1 + digits.len() + 2,
         (Frame::Verbatim { text, .. }, Protocol::Resp3) => bulk_len(text.len() + 4),
         (Frame::Verbatim { text, .. }, Protocol::Resp2) => bulk_len(text.len()),
+        (Frame::Encoded(encoded), _) if encoded.proto() == proto => header_len(encoded_count(encoded, proto)) + encoded.bytes().len(),
+        (Frame::Encoded(encoded), _) => encoded_len(&encoded.to_frame(), proto),
+    }
+}
+
+/// The count in an `Encoded` frame's header: a RESP2 map is a flat array of keys and values.
+fn encoded_count(encoded: &Encoded, proto: Protocol) -> usize {
+    match (encoded.aggregate(), proto) {
+        (AggregateKind::Map, Protocol::Resp2) => encoded.len() * 2,
+        _ => encoded.len(),
     }
 }
 
@@ -150,6 +166,16 @@ fn put_header(out: &mut BytesMut, kind: u8, count: usize) {
     out.put_u8(kind);
     out.put_slice(itoa::Buffer::new().format(count).as_bytes());
     out.put_slice(CRLF);
+}
+
+/// A bulk string appended to a `Vec`, for [`Encoded`]'s builder.
+pub(crate) fn put_bulk_vec(out: &mut Vec<u8>, data: &[u8]) {
+    out.reserve(bulk_len(data.len()));
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(data);
+    out.extend_from_slice(CRLF);
 }
 
 fn put_bulk(out: &mut BytesMut, data: &[u8]) {
@@ -250,6 +276,17 @@ fn encode_frame(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
                 out.put_slice(CRLF);
             }
         },
+        Frame::Encoded(encoded) if encoded.proto() == proto => {
+            let kind = match (encoded.aggregate(), proto) {
+                (AggregateKind::Array, _) | (_, Protocol::Resp2) => b'*',
+                (AggregateKind::Set, Protocol::Resp3) => b'~',
+                (AggregateKind::Map, Protocol::Resp3) => b'%',
+            };
+            out.reserve(header_len(encoded_count(encoded, proto)) + encoded.bytes().len());
+            put_header(out, kind, encoded_count(encoded, proto));
+            out.put_slice(encoded.bytes());
+        }
+        Frame::Encoded(encoded) => encode_frame(&encoded.to_frame(), proto, out),
     }
 }
 
