@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 
-use crate::encode::{format_double, put_bulk_vec};
+use crate::encode::{put_bulk_vec, DoubleText};
 use crate::{Frame, Protocol};
 
 /// What aggregate the items form: its header is written by the encoder, in the protocol of
@@ -74,7 +74,7 @@ impl Encoded {
         debug_assert!(self.aggregate == AggregateKind::Array, "scores are in arrays");
         debug_assert!(self.scored || self.count == 0, "members with scores have nothing else");
         self.scored = true;
-        let score = format_double(score);
+        let score = DoubleText::new(score);
         match self.proto {
             Protocol::Resp2 => {
                 put_bulk_vec(&mut self.bytes, member);

@@ -29,7 +29,7 @@ pub mod inline;
 use bytes::Bytes;
 
 pub use decode::RequestDecoder;
-pub use encode::{encode, encode_request, encoded_len, format_double};
+pub use encode::{encode, encode_request, encoded_len, format_double, DoubleText};
 pub use encoded::{AggregateKind, Encoded};
 pub use inline::split_args;
 
