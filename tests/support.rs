@@ -37,8 +37,8 @@ pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
 }
 
 /// Sends `setup` on one connection, then each of `requests` in RESP2 and in RESP3: alone,
-/// inside MULTI/EXEC, and through EVAL's `redis.call` (the script in the connection's
-/// protocol; `requests[i][1]` is its one key), to Shoal and to redis-server started with `extra`, and asserts that every reply
+/// inside MULTI/EXEC, and through EVAL's `redis.call` (the script in either protocol;
+/// `requests[i][1]` is its one key), to Shoal and to redis-server started with `extra`, and asserts that every reply
 /// is byte for byte the same. For replies Shoal builds pre-encoded. Skips without redis-server.
 pub fn assert_replies_like_redis(extra: &[&str], setup: &[&[&str]], requests: &[&[&str]]) {
     if !shoal_testkit::need("redis-server") {
@@ -74,9 +74,11 @@ fn transcript(server: &Server, setup: &[&[&str]], requests: &[&[&str]]) -> Vec<(
             send(request);
             send(&["EXEC"]);
             let quoted: Vec<String> = request.iter().map(|arg| format!("'{}'", arg.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
-            let script = format!("redis.setresp({proto}); return redis.call({})", quoted.join(", "));
-            // The key is declared, as a thread-per-core server needs to route the script.
-            send(&["EVAL", &script, "1", request[1]]);
+            for script_proto in ["2", "3"] {
+                let script = format!("redis.setresp({script_proto}); return redis.call({})", quoted.join(", "));
+                // The key is declared, as a thread-per-core server needs to route the script.
+                send(&["EVAL", &script, "1", request[1]]);
+            }
         }
     }
     out
