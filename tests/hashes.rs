@@ -532,3 +532,13 @@ fn hashes_keep_their_ttl_and_move_between_cores_whole() {
         assert_eq!(raw.command(&["HGET", b, "field599"]).unwrap(), "$1\r\nv\r\n");
     }
 }
+
+/// HGETALL, HKEYS and HVALS replies are encoded straight from the hash (no frame per field):
+/// in both protocols, inside MULTI/EXEC and through scripts, from a listpack (whose order Redis
+/// fixes), they are Redis's.
+#[test]
+fn whole_hash_replies_are_redis_bytes_in_both_protocols_in_transactions_and_scripts() {
+    let setup: &[&[&str]] = &[&["HSET", "h", "f", "v", "empty", "", "n", "12", "x y", "1.5"]];
+    let requests: &[&[&str]] = &[&["HGETALL", "nokey"], &["HKEYS", "nokey"], &["HVALS", "nokey"], &["HGETALL", "h"], &["HKEYS", "h"], &["HVALS", "h"]];
+    shoal_tests::assert_replies_like_redis(&[], setup, requests);
+}

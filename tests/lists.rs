@@ -386,3 +386,24 @@ fn a_count_limit_set_at_runtime_moves_the_conversions() {
     assert_eq!(raw.command(&["RPUSH", "n", &"w".repeat(90)]).unwrap(), ":4\r\n");
     assert_eq!(encoding(&mut raw, "n"), QUICKLIST, "4016 + 90 passes 4096");
 }
+
+/// LRANGE replies are encoded straight from the list (no frame per element): in both
+/// protocols, inside MULTI/EXEC and through scripts, from a listpack and from a quicklist,
+/// they are Redis's.
+#[test]
+fn lrange_replies_are_redis_bytes_in_both_protocols_in_transactions_and_scripts() {
+    let mut big = vec!["RPUSH".to_string(), "big".to_string()];
+    big.extend((0..300).map(|i| format!("element:{i}")));
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let setup: &[&[&str]] = &[&["RPUSH", "small", "a", "", "12345", "-7", "x y"], &big];
+    let requests: &[&[&str]] = &[
+        &["LRANGE", "nokey", "0", "-1"],
+        &["LRANGE", "small", "0", "-1"],
+        &["LRANGE", "small", "-2", "100"],
+        &["LRANGE", "small", "5", "9"],
+        &["LRANGE", "big", "0", "-1"],
+        &["LRANGE", "big", "100", "199"],
+        &["LRANGE", "big", "-10", "-1"],
+    ];
+    shoal_tests::assert_replies_like_redis(&[], setup, requests);
+}

@@ -505,3 +505,13 @@ fn replies_match_redis_in_both_protocols() {
         }
     }
 }
+
+/// SMEMBERS replies are encoded straight from the set (no frame per member): in both
+/// protocols, inside MULTI/EXEC and through scripts, they are Redis's. Redis 7.0 keeps strings
+/// in a hashtable, whose order it leaves unspecified: the string set has one member.
+#[test]
+fn smembers_replies_are_redis_bytes_in_both_protocols_in_transactions_and_scripts() {
+    let setup: &[&[&str]] = &[&["SADD", "ints", "5", "-3", "100000000000", "0"], &["SADD", "strings", "x y"]];
+    let requests: &[&[&str]] = &[&["SMEMBERS", "nokey"], &["SMEMBERS", "ints"], &["SMEMBERS", "strings"]];
+    shoal_tests::assert_replies_like_redis(&[], setup, requests);
+}

@@ -36,6 +36,54 @@ pub fn assert_replies(servers: &[Server], exchanges: &[(&[&str], &str)]) {
     }
 }
 
+/// Sends `setup` on one connection, then each of `requests` in RESP2 and in RESP3: alone,
+/// inside MULTI/EXEC, and through EVAL's `redis.call` (the script in either protocol;
+/// `requests[i][1]` is its one key), to Shoal and to redis-server started with `extra`, and asserts that every reply
+/// is byte for byte the same. For replies Shoal builds pre-encoded. Skips without redis-server.
+pub fn assert_replies_like_redis(extra: &[&str], setup: &[&[&str]], requests: &[&[&str]]) {
+    if !shoal_testkit::need("redis-server") {
+        return;
+    }
+    let servers = shoal_and_redis(extra);
+    let transcripts: Vec<Vec<(String, Vec<u8>)>> = servers.iter().map(|server| transcript(server, setup, requests)).collect();
+    let (shoal, redis) = (&transcripts[0], &transcripts[1]);
+    assert_eq!(shoal.len(), redis.len(), "one reply per request");
+    for ((sent, got), (_, want)) in shoal.iter().zip(redis) {
+        assert_eq!(String::from_utf8_lossy(got), String::from_utf8_lossy(want), "reply to {sent}");
+    }
+}
+
+/// Every request and its reply, in order, as `assert_replies_like_redis` sends them.
+fn transcript(server: &Server, setup: &[&[&str]], requests: &[&[&str]]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut raw = server.raw();
+    for command in setup {
+        out.push((format!("{command:?}"), raw.command(command).unwrap().into_bytes()));
+    }
+    for proto in ["2", "3"] {
+        raw.command(&["HELLO", proto]).unwrap();
+        let mut send = |command: &[&str]| {
+            let reply = raw.command_bytes(&command.iter().map(|arg| arg.as_bytes()).collect::<Vec<_>>()).unwrap();
+            out.push((format!("RESP{proto} {command:?}"), reply));
+        };
+        for request in requests {
+            send(request);
+            send(&["MULTI"]);
+            send(request);
+            send(&["PING"]);
+            send(request);
+            send(&["EXEC"]);
+            let quoted: Vec<String> = request.iter().map(|arg| format!("'{}'", arg.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+            for script_proto in ["2", "3"] {
+                let script = format!("redis.setresp({script_proto}); return redis.call({})", quoted.join(", "));
+                // The key is declared, as a thread-per-core server needs to route the script.
+                send(&["EVAL", &script, "1", request[1]]);
+            }
+        }
+    }
+    out
+}
+
 /// The machinery of the differential tests: one seeded generator per data-type family sends
 /// commands to Debian's redis-server (the oracle) and to Shoal, and every reply is compared
 /// byte for byte after the family's normalisation (for replies whose order Redis leaves

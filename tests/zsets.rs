@@ -569,3 +569,36 @@ fn plain_sets_count_as_sorted_sets_with_score_one() {
         ],
     );
 }
+
+/// Range replies are encoded straight from the set (no frame per member): in both protocols,
+/// inside MULTI/EXEC and through scripts, from a listpack and from a skiplist, they are Redis's.
+#[test]
+fn range_replies_are_redis_bytes_in_both_protocols_in_transactions_and_scripts() {
+    let mut big = vec!["ZADD".to_string(), "big".to_string()];
+    for i in 0..200 {
+        big.extend([format!("{}", f64::from(i) / 7.0), format!("member:{i}")]);
+    }
+    let big: Vec<&str> = big.iter().map(String::as_str).collect();
+    let setup: &[&[&str]] =
+        &[&["ZADD", "small", "1", "a", "2.5", "b", "0.1", "c", "-inf", "d", "1e300", "e"], &big, &["ZADD", "lex", "0", "x", "0", "y", "0", "z"]];
+    // Lex ranges only over equal scores: Redis leaves them unspecified otherwise.
+    let mut requests: Vec<Vec<&str>> = vec![
+        vec!["ZRANGE", "nokey", "0", "-1"],
+        vec!["ZRANGE", "small", "5", "9"],
+        vec!["ZRANGEBYLEX", "lex", "-", "[y"],
+        vec!["ZREVRANGEBYLEX", "lex", "+", "-", "LIMIT", "1", "5"],
+    ];
+    for key in ["small", "big"] {
+        requests.extend([
+            vec!["ZRANGE", key, "0", "-1"],
+            vec!["ZRANGE", key, "0", "-1", "WITHSCORES"],
+            vec!["ZRANGE", key, "1", "-2", "REV", "WITHSCORES"],
+            vec!["ZRANGEBYSCORE", key, "-inf", "(2", "WITHSCORES", "LIMIT", "1", "30"],
+            vec!["ZREVRANGEBYSCORE", key, "+inf", "1"],
+            vec!["ZRANGE", key, "(1", "+inf", "BYSCORE", "REV", "LIMIT", "0", "5"],
+            vec!["ZREVRANGE", key, "0", "3", "WITHSCORES"],
+        ]);
+    }
+    let requests: Vec<&[&str]> = requests.iter().map(Vec::as_slice).collect();
+    shoal_tests::assert_replies_like_redis(&[], setup, &requests);
+}

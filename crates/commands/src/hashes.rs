@@ -11,7 +11,7 @@
 //! refused with an error instead of exhausting memory (Redis would try).
 
 use bytes::Bytes;
-use shoal_resp::{Frame, Protocol};
+use shoal_resp::{AggregateKind, Encoded, Frame, Protocol};
 use shoal_store::types::Hash;
 use shoal_store::{Db, Limits, Value};
 
@@ -374,27 +374,38 @@ fn bulks(items: Vec<Bytes>) -> Frame {
     Frame::Array(items.into_iter().map(Frame::Bulk).collect())
 }
 
+/// HKEYS, HVALS and HGETALL, encoded straight from the hash: no copy and no frame per field
+/// or value. HGETALL is a map in RESP3 (an empty one for a missing key), a flat array in RESP2.
+fn whole_hash_reply(ctx: &mut Ctx, key: &[u8], parts: Parts) -> Frame {
+    let (now, proto) = (ctx.now_ms, ctx.proto);
+    let aggregate = if parts == Parts::Both { AggregateKind::Map } else { AggregateKind::Array };
+    let reply = read_hash(ctx.db(), key, now, Encoded::new(aggregate, proto, 0), |hash| {
+        let mut reply = Encoded::new(aggregate, proto, if parts == Parts::Both { 2 * hash.len() } else { hash.len() });
+        for (field, value) in hash.iter() {
+            match parts {
+                Parts::Fields => reply.push_bulk(field),
+                Parts::Values => reply.push_bulk(value),
+                Parts::Both => reply.push_bulk_pair(field, value),
+            }
+        }
+        reply
+    });
+    ctx::reply(reply, Frame::Encoded)
+}
+
 /// HKEYS key
 fn hkeys(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(op_hgetall(ctx.db(), &args[1], Parts::Fields, now), bulks)
+    whole_hash_reply(ctx, &args[1], Parts::Fields)
 }
 
 /// HVALS key
 fn hvals(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(op_hgetall(ctx.db(), &args[1], Parts::Values, now), bulks)
+    whole_hash_reply(ctx, &args[1], Parts::Values)
 }
 
 /// HGETALL key
-///
-/// A map in RESP3 (an empty one for a missing key), a flat array in RESP2.
 fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(op_hgetall(ctx.db(), &args[1], Parts::Both, now), |items| {
-        let mut items = items.into_iter();
-        Frame::Map(std::iter::from_fn(|| Some((Frame::Bulk(items.next()?), Frame::Bulk(items.next()?)))).collect())
-    })
+    whole_hash_reply(ctx, &args[1], Parts::Both)
 }
 
 // ---- HINCRBY, HINCRBYFLOAT ---------------------------------------------------------------

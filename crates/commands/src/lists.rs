@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use shoal_resp::Frame;
+use shoal_resp::{AggregateKind, Encoded, Frame};
 use shoal_store::slot;
 use shoal_store::types::{Limits, List};
 use shoal_store::{Db, Value};
@@ -414,13 +414,16 @@ fn lrange(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         (Ok(start), Ok(end)) => (start, end),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let now = ctx.now_ms;
+    let (now, proto) = (ctx.now_ms, ctx.proto);
     match list_read(ctx.db(), &args[1], now) {
         Err(e) => e,
         Ok(None) => Frame::Array(Vec::new()),
         Ok(Some(list)) => {
+            // Encoded straight from the list: no copy and no frame per element.
             let (first, count) = range_of(start, end, list.len());
-            Frame::Array(list.iter_from(first, true).take(count).map(|e| Frame::Bulk(Bytes::copy_from_slice(e))).collect())
+            let mut reply = Encoded::new(AggregateKind::Array, proto, count);
+            list.iter_from(first, true).take(count).for_each(|element| reply.push_bulk(element));
+            Frame::Encoded(reply)
         }
     }
 }

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
-use shoal_resp::Frame;
+use shoal_resp::{AggregateKind, Encoded, Frame};
 use shoal_store::types::set::{self as set_type, Set};
 use shoal_store::types::Limits;
 use shoal_store::{Db, Value};
@@ -312,9 +312,18 @@ fn smismember(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 }
 
 /// SMEMBERS key
+///
+/// Encoded straight from the set: no copy and no frame per member.
 fn smembers(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(read_set(ctx.db(), &args[1], now).map(|set| set.map_or_else(Vec::new, |s| s.to_bytes_vec())), |members| Frame::Set(bulks(members)))
+    let (now, proto) = (ctx.now_ms, ctx.proto);
+    ctx::reply(read_set(ctx.db(), &args[1], now), |set| match set {
+        None => Frame::Set(Vec::new()),
+        Some(set) => {
+            let mut reply = Encoded::new(AggregateKind::Set, proto, set.len());
+            set.iter().for_each(|member| member.with_bytes(|member| reply.push_bulk(member)));
+            Frame::Encoded(reply)
+        }
+    })
 }
 
 // ---- SRANDMEMBER, SPOP --------------------------------------------------------------------

@@ -1210,7 +1210,7 @@ mod tests {
             let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
             let Handler::Keys { local, .. } = crate::table::lookup(&args[0]).expect("a command").handler else { panic!("{:?} runs on a core", args[0]) };
             let mut ctx = Ctx { shard: &mut shard, db_index: 0, now_ms: 1_700_000_000_000, proto: shoal_resp::Protocol::Resp2, settings: &settings };
-            local(&mut ctx, &args)
+            local(&mut ctx, &args).into_plain()
         };
         run(&["RPUSH", "l", "3", "1", "2"]);
         run(&["MSET", "w_1", "30", "w_2", "20", "w_3", "10"]);

@@ -46,8 +46,15 @@ impl Harness {
         self.run_bytes(args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect())
     }
 
-    /// Runs one command given as binary-safe arguments (a DUMP payload) and returns its reply.
+    /// Runs one command given as binary-safe arguments (a DUMP payload) and returns its reply,
+    /// with any pre-encoded part turned into the frames it stands for, so tests compare it
+    /// with ordinary frames.
     pub fn run_bytes(&self, args: Vec<Bytes>) -> Frame {
+        self.run_bytes_as_built(args).into_plain()
+    }
+
+    /// Runs one command and returns its reply as the handler built it.
+    pub fn run_bytes_as_built(&self, args: Vec<Bytes>) -> Frame {
         let resolved = match resolve(&args, SHARDS) {
             Ok(r) => r,
             Err(e) => return e,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use rand::Rng;
-use shoal_resp::{Frame, Protocol};
+use shoal_resp::{AggregateKind, Encoded, Frame, Protocol};
 use shoal_store::types::{Set, ZSet};
 use shoal_store::{Db, Limits, Value};
 
@@ -437,6 +437,20 @@ fn items_reply(items: Items, withscores: bool, proto: Protocol) -> Frame {
     }
 }
 
+/// A range reply encoded straight from the set's iteration, with no frame or copy per member:
+/// members, or members with scores (flat in RESP2, pairs in RESP3), as [`items_reply`].
+fn range_reply<'a>(members: impl Iterator<Item = (&'a [u8], f64)>, count: usize, withscores: bool, proto: Protocol) -> Frame {
+    let mut reply = Encoded::new(AggregateKind::Array, proto, if withscores { 2 * count } else { count });
+    for (member, score) in members {
+        if withscores {
+            reply.push_member_score(member, score);
+        } else {
+            reply.push_bulk(member);
+        }
+    }
+    Frame::Encoded(reply)
+}
+
 /// Redis's `getPositiveLongFromObjectOrReply` with its own message for both failures.
 fn parse_positive(arg: &[u8], message: &str) -> Result<i64, Frame> {
     match shoal_store::value::parse_canonical_i64(arg) {
@@ -806,9 +820,13 @@ fn range_generic(ctx: &mut Ctx, args: &[Bytes], fixed: RangeType, fixed_rev: Opt
         Err(e) => return e,
     };
     let (now, proto) = (ctx.now_ms, ctx.proto);
-    match op_range(ctx.db(), &args[1], &spec, now) {
+    match read(ctx.db(), &args[1], now) {
         Err(e) => e,
-        Ok(items) => items_reply(items.unwrap_or_default(), withscores, proto),
+        Ok(None) => Frame::Array(Vec::new()),
+        Ok(Some(zset)) => {
+            let (first, count) = select(zset, &spec);
+            range_reply(zset.iter_from(first, spec.rev).take(count), count, withscores, proto)
+        }
     }
 }
 

@@ -13,12 +13,18 @@
 //! | `Verbatim`       | `=len`, `txt:text`         | bulk of the text only  |
 //! | `Null`           | `_`                        | `$-1`                  |
 //! | `NullArray`      | `_`                        | `*-1`                  |
+//! | `Encoded` set    | `~n`, items as built       | `*n`                   |
+//! | `Encoded` map    | `%n`, items as built       | `*2n`                  |
+//!
+//! An `Encoded` frame is copied as it is when the connection speaks the protocol it was built
+//! for (its builder asked the connection), and re-encoded from its frames otherwise.
 //!
 //! It does not check that a `BigNumber` holds digits or that a `Verbatim` format is three
 //! letters: the frame's builder knows what it meant.
 
 use bytes::{BufMut, BytesMut};
 
+use crate::encoded::{AggregateKind, Encoded};
 use crate::{Frame, Protocol};
 
 const CRLF: &[u8] = b"\r\n";
@@ -49,12 +55,22 @@ pub fn encoded_len(frame: &Frame, proto: Protocol) -> usize {
             };
             header_len(count) + pairs.iter().map(|(key, value)| encoded_len(key, proto) + encoded_len(value, proto)).sum::<usize>()
         }
-        (Frame::Double(value), Protocol::Resp3) => 1 + format_double(*value).len() + 2,
-        (Frame::Double(value), Protocol::Resp2) => bulk_len(format_double(*value).len()),
+        (Frame::Double(value), Protocol::Resp3) => 1 + DoubleText::new(*value).as_bytes().len() + 2,
+        (Frame::Double(value), Protocol::Resp2) => bulk_len(DoubleText::new(*value).as_bytes().len()),
         (Frame::Boolean(_), _) => 4,
         (Frame::BigNumber(digits), Protocol::Resp3) => 1 + digits.len() + 2,
         (Frame::Verbatim { text, .. }, Protocol::Resp3) => bulk_len(text.len() + 4),
         (Frame::Verbatim { text, .. }, Protocol::Resp2) => bulk_len(text.len()),
+        (Frame::Encoded(encoded), _) if encoded.proto() == proto => header_len(encoded_count(encoded, proto)) + encoded.bytes().len(),
+        (Frame::Encoded(encoded), _) => encoded_len(&encoded.to_frame(), proto),
+    }
+}
+
+/// The count in an `Encoded` frame's header: a RESP2 map is a flat array of keys and values.
+fn encoded_count(encoded: &Encoded, proto: Protocol) -> usize {
+    match (encoded.aggregate(), proto) {
+        (AggregateKind::Map, Protocol::Resp2) => encoded.len() * 2,
+        _ => encoded.len(),
     }
 }
 
@@ -75,61 +91,121 @@ pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
 /// replies with `%.17Lf` with trailing zeros removed (`ld2string` in human mode), which an
 /// `f64` cannot reproduce.
 pub fn format_double(value: f64) -> String {
-    if value.is_nan() {
-        return if value.is_sign_negative() { "-nan" } else { "nan" }.to_string();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    format_g17(value)
+    DoubleText::new(value).as_str().to_string()
 }
 
-/// C's `%.17g`: 17 significant digits, correctly rounded (Rust's `{:.16e}` rounds the exact
-/// binary value half to even, as glibc does), then `%e` style if the decimal exponent is
-/// below -4 or at least 17, else `%f` style, with trailing zeros and a bare point removed.
-fn format_g17(value: f64) -> String {
-    const PRECISION: i32 = 17;
-    let scientific = format!("{value:.16e}");
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    debug_assert_eq!(digits.len(), PRECISION as usize, "{scientific} has 17 significant digits");
+/// [`format_double`]'s text in a buffer on the stack, for replies that format many scores.
+pub struct DoubleText {
+    buffer: [u8; DoubleText::LEN_MAX],
+    len: usize,
+}
 
-    let mut out = String::with_capacity(24);
-    out.push_str(sign);
-    if !(-4..PRECISION).contains(&exponent) {
-        out.push(char::from(digits[0]));
-        push_fraction(&mut out, &digits[1..]);
-        out.push('e');
-        out.push(if exponent < 0 { '-' } else { '+' });
-        let magnitude = exponent.unsigned_abs();
-        if magnitude < 10 {
-            out.push('0');
+impl DoubleText {
+    /// The longest `%.17g` text: a sign, 17 digits, a point and `e-308`, or `-0.000` and 17
+    /// digits; with room to spare.
+    const LEN_MAX: usize = 32;
+
+    pub fn new(value: f64) -> DoubleText {
+        let mut text = DoubleText { buffer: [0; Self::LEN_MAX], len: 0 };
+        if value.is_nan() {
+            text.push_str(if value.is_sign_negative() { "-nan" } else { "nan" });
+        } else if value.is_infinite() {
+            text.push_str(if value > 0.0 { "inf" } else { "-inf" });
+        } else if value == 0.0 {
+            text.push_str(if value.is_sign_negative() { "-0" } else { "0" });
+        } else if value.fract() == 0.0 && value.abs() < 1e17 {
+            // An integer of at most 17 digits: `%.17g` prints it exactly, in `%f` style with
+            // no fraction left after the zeros are removed. Scores are often integers.
+            text.push_str(itoa::Buffer::new().format(value as i64));
+        } else {
+            text.format_g17(value);
         }
-        out.push_str(itoa::Buffer::new().format(magnitude));
-    } else if exponent >= 0 {
-        let integer_len = exponent as usize + 1;
-        out.extend(digits[..integer_len].iter().map(|&digit| char::from(digit)));
-        push_fraction(&mut out, &digits[integer_len..]);
-    } else {
-        out.push('0');
-        let mut fraction = vec![b'0'; (-exponent - 1) as usize];
-        fraction.extend_from_slice(&digits);
-        push_fraction(&mut out, &fraction);
+        text
     }
-    out
-}
 
-/// Appends `.digits` without trailing zeros, or nothing if only zeros remain.
-fn push_fraction(out: &mut String, digits: &[u8]) {
-    let kept = digits.iter().rposition(|&digit| digit != b'0').map_or(0, |last| last + 1);
-    if kept > 0 {
-        out.push('.');
-        out.extend(digits[..kept].iter().map(|&digit| char::from(digit)));
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buffer[..self.len]).expect("a formatted double is ASCII")
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buffer[..self.len]
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.buffer[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn push_str(&mut self, text: &str) {
+        self.buffer[self.len..self.len + text.len()].copy_from_slice(text.as_bytes());
+        self.len += text.len();
+    }
+
+    /// C's `%.17g`: 17 significant digits, correctly rounded (Rust's `{:.16e}` rounds the exact
+    /// binary value half to even, as glibc does), then `%e` style if the decimal exponent is
+    /// below -4 or at least 17, else `%f` style, with trailing zeros and a bare point removed.
+    fn format_g17(&mut self, value: f64) {
+        use std::io::Write;
+        let mut scratch = [0u8; Self::LEN_MAX];
+        let written = {
+            let mut cursor = std::io::Cursor::new(&mut scratch[..]);
+            write!(cursor, "{value:.16e}").expect("a double's %e text fits the buffer");
+            cursor.position() as usize
+        };
+        let scientific = std::str::from_utf8(&scratch[..written]).expect("formatted text is ASCII");
+        let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let mantissa = match mantissa.strip_prefix('-') {
+            Some(rest) => {
+                self.push(b'-');
+                rest
+            }
+            None => mantissa,
+        };
+        self.push_g17_digits(mantissa, exponent);
+    }
+
+    /// The digits of an unsigned `d.dddd` mantissa laid out for `exponent`, as `%.17g` does.
+    fn push_g17_digits(&mut self, mantissa: &str, exponent: i32) {
+        const PRECISION: i32 = 17;
+        let mut digits = [0u8; PRECISION as usize];
+        let mut count = 0;
+        for digit in mantissa.bytes().filter(u8::is_ascii_digit) {
+            digits[count] = digit;
+            count += 1;
+        }
+        debug_assert_eq!(count, PRECISION as usize, "{mantissa} has 17 significant digits");
+        if !(-4..PRECISION).contains(&exponent) {
+            self.push(digits[0]);
+            self.push_fraction(&digits[1..]);
+            self.push(b'e');
+            self.push(if exponent < 0 { b'-' } else { b'+' });
+            let magnitude = exponent.unsigned_abs();
+            if magnitude < 10 {
+                self.push(b'0');
+            }
+            self.push_str(itoa::Buffer::new().format(magnitude));
+        } else if exponent >= 0 {
+            let integer_len = exponent as usize + 1;
+            digits[..integer_len].iter().for_each(|&digit| self.push(digit));
+            self.push_fraction(&digits[integer_len..]);
+        } else {
+            // 0.000ddd: the leading zeros are part of the fraction.
+            self.push(b'0');
+            let kept = digits.iter().rposition(|&digit| digit != b'0').map_or(0, |last| last + 1);
+            self.push(b'.');
+            (0..-exponent - 1).for_each(|_| self.push(b'0'));
+            digits[..kept].iter().for_each(|&digit| self.push(digit));
+        }
+    }
+
+    /// Appends `.digits` without trailing zeros, or nothing if only zeros remain.
+    fn push_fraction(&mut self, digits: &[u8]) {
+        let kept = digits.iter().rposition(|&digit| digit != b'0').map_or(0, |last| last + 1);
+        if kept > 0 {
+            self.push(b'.');
+            digits[..kept].iter().for_each(|&digit| self.push(digit));
+        }
     }
 }
 
@@ -150,6 +226,16 @@ fn put_header(out: &mut BytesMut, kind: u8, count: usize) {
     out.put_u8(kind);
     out.put_slice(itoa::Buffer::new().format(count).as_bytes());
     out.put_slice(CRLF);
+}
+
+/// A bulk string appended to a `Vec`, for [`Encoded`]'s builder.
+pub(crate) fn put_bulk_vec(out: &mut Vec<u8>, data: &[u8]) {
+    out.reserve(bulk_len(data.len()));
+    out.push(b'$');
+    out.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
+    out.extend_from_slice(CRLF);
+    out.extend_from_slice(data);
+    out.extend_from_slice(CRLF);
 }
 
 fn put_bulk(out: &mut BytesMut, data: &[u8]) {
@@ -216,7 +302,7 @@ fn encode_frame(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
             }
         }
         Frame::Double(value) => {
-            let text = format_double(*value);
+            let text = DoubleText::new(*value);
             match proto {
                 Protocol::Resp2 => put_bulk(out, text.as_bytes()),
                 Protocol::Resp3 => {
@@ -250,6 +336,17 @@ fn encode_frame(frame: &Frame, proto: Protocol, out: &mut BytesMut) {
                 out.put_slice(CRLF);
             }
         },
+        Frame::Encoded(encoded) if encoded.proto() == proto => {
+            let kind = match (encoded.aggregate(), proto) {
+                (AggregateKind::Array, _) | (_, Protocol::Resp2) => b'*',
+                (AggregateKind::Set, Protocol::Resp3) => b'~',
+                (AggregateKind::Map, Protocol::Resp3) => b'%',
+            };
+            out.reserve(header_len(encoded_count(encoded, proto)) + encoded.bytes().len());
+            put_header(out, kind, encoded_count(encoded, proto));
+            out.put_slice(encoded.bytes());
+        }
+        Frame::Encoded(encoded) => encode_frame(&encoded.to_frame(), proto, out),
     }
 }
 
@@ -376,6 +473,10 @@ mod tests {
             (-0.0, "-0"),
             (0.3, "0.29999999999999999"),
             (2.5, "2.5"),
+            (-7.0, "-7"),
+            (99999999999999984.0, "99999999999999984"),
+            (1e17, "1e+17"),
+            (-1e17, "-1e+17"),
         ] {
             assert_eq!(format_double(value), text, "{value:e}");
         }
@@ -413,6 +514,13 @@ mod tests {
         fn format_double_equals_libc_for_any_bit_pattern(bits in proptest::prelude::any::<u64>()) {
             let value = f64::from_bits(bits);
             if value.is_finite() {
+                proptest::prop_assert_eq!(format_double(value), libc_g17(value));
+            }
+        }
+
+        #[test]
+        fn format_double_equals_libc_for_integers(value in -200_000_000_000_000_000i64..200_000_000_000_000_000, shift in 0u32..50) {
+            for value in [value as f64, (value >> shift) as f64, (value >> shift) as f64 + 0.5] {
                 proptest::prop_assert_eq!(format_double(value), libc_g17(value));
             }
         }

@@ -21,6 +21,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod encoded;
 #[doc(hidden)]
 pub mod fuzz_support;
 pub mod inline;
@@ -28,7 +29,8 @@ pub mod inline;
 use bytes::Bytes;
 
 pub use decode::RequestDecoder;
-pub use encode::{encode, encode_request, encoded_len, format_double};
+pub use encode::{encode, encode_request, encoded_len, format_double, DoubleText};
+pub use encoded::{AggregateKind, Encoded};
 pub use inline::split_args;
 
 /// Limits the decoder enforces, named after the Redis directives.
@@ -105,8 +107,15 @@ pub enum Frame {
     Double(f64),
     Boolean(bool),
     BigNumber(Bytes),
-    Verbatim { format: [u8; 3], text: Bytes },
+    Verbatim {
+        format: [u8; 3],
+        text: Bytes,
+    },
     Push(Vec<Frame>),
+    /// An array, set or map whose items are already encoded (see [`Encoded`]): replies of
+    /// many elements, without a frame and an allocation per element. It is not equal to the
+    /// `Array` it stands for; compare [`Frame::into_plain`]s.
+    Encoded(Encoded),
 }
 
 impl Frame {
@@ -142,6 +151,18 @@ impl Frame {
         B: Into<Bytes>,
     {
         Frame::Array(items.into_iter().map(|item| Frame::Bulk(item.into())).collect())
+    }
+
+    /// The same reply with every [`Frame::Encoded`], at any depth, turned into ordinary frames.
+    pub fn into_plain(self) -> Frame {
+        match self {
+            Frame::Encoded(encoded) => encoded.to_frame(),
+            Frame::Array(items) => Frame::Array(items.into_iter().map(Frame::into_plain).collect()),
+            Frame::Set(items) => Frame::Set(items.into_iter().map(Frame::into_plain).collect()),
+            Frame::Push(items) => Frame::Push(items.into_iter().map(Frame::into_plain).collect()),
+            Frame::Map(pairs) => Frame::Map(pairs.into_iter().map(|(key, value)| (key.into_plain(), value.into_plain())).collect()),
+            other => other,
+        }
     }
 
     /// Whether this is an error reply.

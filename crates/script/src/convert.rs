@@ -95,6 +95,8 @@ pub(crate) fn frame_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Resul
                 Value::String(lua.create_string(text)?)
             }
         }
+        // Built in the script's protocol, so its frames are those an ordinary reply would be.
+        Frame::Encoded(encoded) => frame_to_lua(lua, &encoded.to_frame(), resp3)?,
     })
 }
 

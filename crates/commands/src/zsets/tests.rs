@@ -69,6 +69,19 @@ fn zadd_adds_updates_and_counts_with_ch() {
 }
 
 #[test]
+fn range_replies_are_encoded_in_one_buffer_not_a_frame_per_member() {
+    let harness = Harness::default();
+    harness.run(&["ZADD", "z", "1", "a", "2", "b"]);
+    for command in
+        [&["ZRANGE", "z", "0", "-1"][..], &["ZRANGE", "z", "0", "-1", "WITHSCORES"], &["ZRANGEBYSCORE", "z", "-inf", "+inf"], &["ZRANGEBYLEX", "z", "-", "+"]]
+    {
+        let args = command.iter().map(|arg| bytes::Bytes::copy_from_slice(arg.as_bytes())).collect();
+        let reply = harness.run_bytes_as_built(args);
+        assert!(matches!(reply, Frame::Encoded(_)), "{command:?} gives {reply:?}");
+    }
+}
+
+#[test]
 fn ranges_by_rank_score_and_lex_with_limits() {
     check(
         &[
