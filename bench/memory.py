@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import free_port, wait_ready, stop  # noqa: E402
+from benchlib import free_port, stop, wait_ready  # noqa: E402
 
 
 def rss_bytes(pid):

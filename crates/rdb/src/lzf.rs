@@ -104,15 +104,19 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
     if input.is_empty() {
         return out;
     }
-    // Positions + 1 of the last place each 3-byte hash was seen (0: never).
-    let mut table = vec![0usize; 1 << HASH_BITS];
+    // Positions + 1 of the last place each 3-byte hash was seen (0: never). Sized to the
+    // input (a power of two, at most 2^HASH_BITS): zeroing a full table for every short
+    // value made saving a million 64-byte strings spend most of its time in memset.
+    let bits = (usize::BITS - input.len().leading_zeros()).clamp(4, HASH_BITS);
+    let mut table = vec![0usize; 1 << bits];
+    let hash = |b: &[u8]| hash3(b) >> (HASH_BITS - bits);
     let mut literal_at = out.len();
     out.push(0);
     let mut literal_len = 0usize;
     let mut ip = 0;
     while ip < input.len() {
         if ip + 3 <= input.len() {
-            let h = hash3(&input[ip..]);
+            let h = hash(&input[ip..]);
             let candidate = table[h];
             table[h] = ip + 1;
             if candidate > 0 {
@@ -140,7 +144,7 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
                     out.push((off & 0xff) as u8);
                     // Remember the positions inside the match too, for better later matches.
                     for p in ip + 1..(ip + len).min(input.len().saturating_sub(2)) {
-                        table[hash3(&input[p..])] = p + 1;
+                        table[hash(&input[p..])] = p + 1;
                     }
                     ip += len;
                     literal_at = out.len();
