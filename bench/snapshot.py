@@ -8,7 +8,8 @@ BGSAVE runs. The script samples memory every 10 ms until the save ends:
 
 - redis-server forks: the extra memory is the child's private dirty pages (the copies that
   copy-on-write made), read from /proc/<child>/smaps_rollup, plus the parent's growth.
-- Shoal does not fork: the extra memory is the growth of its RSS over the RSS before the save.
+- Shoal does not fork: the extra memory is the growth of its RSS over the RSS just before the
+  save (with the write load already running).
 
 It prints the peak extra memory (absolute, and as a share of the RSS before), how long the
 save took, and the SET rate during the save.
@@ -36,7 +37,7 @@ def smaps_private_dirty(pid):
             for line in f:
                 if line.startswith("Private_Dirty:"):
                     return int(line.split()[1]) * 1024
-    except FileNotFoundError:
+    except OSError:  # the child just exited
         pass
     return 0
 
@@ -45,7 +46,7 @@ def children(pid):
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as f:
             return [int(c) for c in f.read().split()]
-    except FileNotFoundError:
+    except OSError:
         return []
 
 
@@ -63,11 +64,13 @@ def run(kind, cmd, keys, seconds):
         wait_ready(port)
         send_all(port, strings_commands(keys))
         time.sleep(0.5)
-        before = rss_bytes(proc.pid)
         bench = subprocess.Popen(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-t", "set", "-r", str(keys), "-d", "64",
                                   "-P", "16", "-c", "50", "-n", str(keys * 20), "-q", "--csv"],
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(1.0)  # the write load is running
+        # Measured under the write load, so growth the writes cause by themselves is not
+        # counted as the save's.
+        before = rss_bytes(proc.pid)
         sets_before = int(info(port, "stats").get("total_commands_processed", "0").strip())
         started = time.time()
         subprocess.run(["redis-cli", "-p", str(port), "bgsave"], capture_output=True)

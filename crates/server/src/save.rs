@@ -28,7 +28,7 @@ use shoal_runtime::Core;
 use crate::node::Node;
 
 /// Bytes of one chunk: what one core builds between two looks at its clients.
-const CHUNK_BYTES: usize = 256 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 /// Buckets walked between two checks of the chunk's size.
 const BUCKETS_PER_STEP: usize = 16;
 /// After a failed background save, save points wait this long before trying again (Redis's
@@ -186,13 +186,28 @@ fn start_background(node: &Rc<Node>) -> Option<impl std::future::Future<Output =
     tracing::info!("Background saving started");
     let node = node.clone();
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
-    glommio::spawn_local(async move {
+    let save = async move {
         let _ = save_claimed(&node, Some(cut_taken)).await;
-    })
-    .detach();
+    };
+    // In a task queue of its own with the same shares as the connections: when both have
+    // work, the scheduler splits the core between them instead of letting the save's chunks
+    // run back to back.
+    match glommio::spawn_local_into(save, save_queue()) {
+        Ok(task) => drop(task.detach()),
+        Err(e) => tracing::warn!("could not start the background save: {e}"),
+    }
     Some(async move {
         let _ = cut.await;
     })
+}
+
+thread_local! {
+    static SAVE_QUEUE: std::cell::OnceCell<glommio::TaskQueueHandle> = const { std::cell::OnceCell::new() };
+}
+
+/// This core's task queue for background saves (made on first use).
+fn save_queue() -> glommio::TaskQueueHandle {
+    SAVE_QUEUE.with(|queue| *queue.get_or_init(|| glommio::executor().create_task_queue(glommio::Shares::default(), glommio::Latency::NotImportant, "bgsave")))
 }
 
 /// SAVE (and the save at shutdown): saves now and waits. Err when a save is already running
