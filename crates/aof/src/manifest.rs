@@ -341,83 +341,15 @@ fn atoll(text: &[u8]) -> i64 {
     value
 }
 
-/// Redis's `sdssplitargs`: splits on white space, with `"..."` (escapes `\xHH`, `\n`, `\r`,
-/// `\t`, `\b`, `\a`, `\<any>`) and `'...'` (escape `\'`) quoting. `None` for unbalanced
-/// quotes or a closing quote followed by something other than white space. The input stops
-/// at a NUL byte, as a C string does.
+/// Redis's `sdssplitargs` (`shoal_resp::split_args`), on the line up to a NUL byte, as a C
+/// string ends there. `None` for unbalanced quotes or a closing quote followed by something
+/// other than white space.
 pub(crate) fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let line = match line.iter().position(|&b| b == 0) {
         Some(nul) => &line[..nul],
         None => line,
     };
-    // `at(i)` reads like C's `p[i]` on a NUL-terminated string.
-    let at = |i: usize| line.get(i).copied().unwrap_or(0);
-    let mut tokens = Vec::new();
-    let mut p = 0;
-    loop {
-        while at(p) != 0 && is_c_space(at(p)) {
-            p += 1;
-        }
-        if at(p) == 0 {
-            return Some(tokens);
-        }
-        let mut current = Vec::new();
-        let (mut in_double, mut in_single, mut done) = (false, false, false);
-        while !done {
-            let c = at(p);
-            if in_double {
-                if c == b'\\' && at(p + 1) == b'x' && at(p + 2).is_ascii_hexdigit() && at(p + 3).is_ascii_hexdigit() {
-                    let hex = |b: u8| (b as char).to_digit(16).expect("checked hex digit") as u8;
-                    current.push(hex(at(p + 2)) * 16 + hex(at(p + 3)));
-                    p += 3;
-                } else if c == b'\\' && at(p + 1) != 0 {
-                    p += 1;
-                    current.push(match at(p) {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 0x08,
-                        b'a' => 0x07,
-                        other => other,
-                    });
-                } else if c == b'"' {
-                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else if in_single {
-                if c == b'\\' && at(p + 1) == b'\'' {
-                    p += 1;
-                    current.push(b'\'');
-                } else if c == b'\'' {
-                    if at(p + 1) != 0 && !is_c_space(at(p + 1)) {
-                        return None;
-                    }
-                    done = true;
-                } else if c == 0 {
-                    return None;
-                } else {
-                    current.push(c);
-                }
-            } else {
-                match c {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
-                    b'"' => in_double = true,
-                    b'\'' => in_single = true,
-                    other => current.push(other),
-                }
-            }
-            if at(p) != 0 {
-                p += 1;
-            }
-        }
-        tokens.push(current);
-    }
+    shoal_resp::split_args(line)
 }
 
 /// Redis's `sdsneedsrepr`: whether a name must be quoted to survive `sdssplitargs`.
@@ -432,23 +364,7 @@ fn is_c_print(byte: u8) -> bool {
 
 /// Redis's `sdscatrepr`: a double-quoted, escaped form of the name.
 fn repr(name: &[u8]) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for &b in name {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            b if is_c_print(b) => out.push(b as char),
-            b => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    shoal_resp::quote(name)
 }
 
 #[cfg(test)]

@@ -14,25 +14,9 @@ pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, UnbalancedQuotes> 
     shoal_resp::split_args(line).ok_or(UnbalancedQuotes)
 }
 
-/// `\"`, `\n \r \t \a \b` escaped, other unprintable bytes as `\xHH`.
+/// Quotes a value so that [`split_args`] reads it back (Redis's `sdscatrepr`).
 pub(crate) fn repr(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(char::from(b)),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    shoal_resp::quote(bytes)
 }
 
 #[cfg(test)]

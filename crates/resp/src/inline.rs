@@ -16,6 +16,28 @@
 
 use std::ops::Range;
 
+/// Redis's `sdscatrepr`: `bytes` double-quoted, with `\\`, `\"`, `\n \r \t \a \b` escaped
+/// and other unprintable bytes as `\xHH`, so that [`split_args`] reads it back.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Splits `line` (without its newline) like Redis's `sdssplitargs`.
 ///
 /// `None` means unbalanced quotes: the request gets `ERR Protocol error: unbalanced quotes in

@@ -31,7 +31,7 @@ use bytes::Bytes;
 pub use decode::RequestDecoder;
 pub use encode::{encode, encode_request, encoded_len, format_double, DoubleText};
 pub use encoded::{AggregateKind, Encoded};
-pub use inline::split_args;
+pub use inline::{quote, split_args};
 
 /// Limits the decoder enforces, named after the Redis directives.
 #[derive(Clone, Copy, Debug)]
