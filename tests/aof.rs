@@ -360,3 +360,35 @@ fn scripts_and_transactions_replay_from_the_log() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn served_blocking_pops_and_functions_replay_from_the_log() {
+    let dir = Server::scratch("aof-blocking");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    // Served at once, from a list that has elements.
+    assert_eq!(raw.command(&["RPUSH", "q", "a", "b", "c"]).unwrap(), ":3\r\n");
+    assert_eq!(raw.command(&["BLPOP", "q", "0"]).unwrap(), "*2\r\n$1\r\nq\r\n$1\r\na\r\n");
+    assert_eq!(raw.command(&["BLMPOP", "0", "2", "none", "q", "RIGHT", "COUNT", "5"]).unwrap(), "*2\r\n$1\r\nq\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n");
+    // Served after waiting, by a push from another client.
+    let mut waiter = server.raw();
+    waiter.send(&shoal_testkit::Raw::encode(&["BZPOPMIN", "z", "0"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(raw.command(&["ZADD", "z", "1", "one", "2", "two"]).unwrap(), ":2\r\n");
+    assert_eq!(waiter.read_reply().unwrap(), "*3\r\n$1\r\nz\r\n$3\r\none\r\n$1\r\n1\r\n");
+    let library = "#!lua name=lib\nredis.register_function('f', function(keys, args) return 7 end)";
+    assert_eq!(raw.command(&["FUNCTION", "LOAD", library]).unwrap(), "$3\r\nlib\r\n");
+    drop(waiter);
+    drop(raw);
+    server.signal("KILL");
+    drop(server);
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    assert_eq!(raw.command(&["EXISTS", "q"]).unwrap(), ":0\r\n", "the popped elements stay popped");
+    assert_eq!(raw.command(&["ZRANGE", "z", "0", "-1"]).unwrap(), "*1\r\n$3\r\ntwo\r\n");
+    assert_eq!(raw.command(&["FCALL", "f", "0"]).unwrap(), ":7\r\n", "functions survive a restart");
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}

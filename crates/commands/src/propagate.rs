@@ -111,6 +111,44 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
     }
 }
 
+/// What the log records for a blocking command that served `reply` (at once or after it
+/// waited): the non-blocking command that has the same effect, on the key it served from.
+/// None when it served nothing.
+pub fn served(spec: &CommandSpec, args: &[Bytes], reply: &Frame) -> Option<Vec<Bytes>> {
+    let items = |frame: &Frame| -> Option<Vec<Frame>> {
+        match frame {
+            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => Some(items.clone()),
+            Frame::Encoded(encoded) => match encoded.to_frame() {
+                Frame::Array(items) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let key_of = |frame: &Frame| -> Option<Bytes> { items(frame)?.first().and_then(|f| if let Frame::Bulk(k) = f { Some(k.clone()) } else { None }) };
+    let count_of = |frame: &Frame| -> Option<usize> { items(frame)?.get(1).and_then(items).map(|elements| elements.len()) };
+    let word = |w: &'static [u8]| Bytes::from_static(w);
+    if matches!(reply, Frame::Null | Frame::NullArray | Frame::Error(_)) {
+        return None;
+    }
+    Some(match spec.name {
+        "blpop" => vec![word(b"LPOP"), key_of(reply)?],
+        "brpop" => vec![word(b"RPOP"), key_of(reply)?],
+        "bzpopmin" => vec![word(b"ZPOPMIN"), key_of(reply)?],
+        "bzpopmax" => vec![word(b"ZPOPMAX"), key_of(reply)?],
+        "blmove" => vec![word(b"LMOVE"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()],
+        "brpoplpush" => vec![word(b"RPOPLPUSH"), args[1].clone(), args[2].clone()],
+        "blmpop" | "bzmpop" => {
+            // timeout numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n]
+            let numkeys: usize = std::str::from_utf8(&args[2]).ok()?.parse().ok()?;
+            let direction = args.get(3 + numkeys)?.clone();
+            let name = if spec.name == "blmpop" { word(b"LMPOP") } else { word(b"ZMPOP") };
+            vec![name, word(b"1"), key_of(reply)?, direction, word(b"COUNT"), Bytes::from(count_of(reply)?.to_string())]
+        }
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +189,23 @@ mod tests {
             let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), &ok, now));
             assert_eq!(got, expected.map(|e| vec![e.to_owned()]), "{command:?}");
         }
+    }
+
+    #[test]
+    fn served_blocking_commands_are_logged_as_their_non_blocking_forms() {
+        let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let line = |c: Option<Vec<Bytes>>| c.map(|c| c.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "));
+        let pair = Frame::Array(vec![bulk("b"), bulk("x")]);
+        assert_eq!(line(served(spec("blpop"), &args(&["BLPOP", "a", "b", "0"]), &pair)).as_deref(), Some("LPOP b"));
+        assert_eq!(line(served(spec("blpop"), &args(&["BLPOP", "a", "0"]), &Frame::NullArray)), None);
+        assert_eq!(line(served(spec("blmove"), &args(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"]), &bulk("x"))).as_deref(), Some("LMOVE s d LEFT RIGHT"));
+        let mpop = Frame::Array(vec![bulk("k2"), Frame::Array(vec![bulk("x"), bulk("y")])]);
+        assert_eq!(
+            line(served(spec("blmpop"), &args(&["BLMPOP", "0", "2", "k1", "k2", "RIGHT", "COUNT", "5"]), &mpop)).as_deref(),
+            Some("LMPOP 1 k2 RIGHT COUNT 2")
+        );
+        let zpop = Frame::Array(vec![bulk("z"), bulk("m"), bulk("1")]);
+        assert_eq!(line(served(spec("bzpopmax"), &args(&["BZPOPMAX", "z", "0"]), &zpop)).as_deref(), Some("ZPOPMAX z"));
     }
 
     #[test]

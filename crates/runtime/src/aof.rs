@@ -336,6 +336,19 @@ impl Core {
         }
     }
 
+    /// Logs a command that touches no key (FUNCTION LOAD, ...): always in core 0's stream,
+    /// so such commands keep their order whichever core ran them.
+    pub fn aof_log_keyless(self: &Rc<Self>, args: &[Bytes]) {
+        if !LOG.is_active() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        encode(args, &mut bytes);
+        if LOG.append(0, Record::Cmds { db: 0, bytes }) {
+            self.ring_aof_writer();
+        }
+    }
+
     /// Wakes the writer task (on core 0).
     pub(crate) fn ring_aof_writer(self: &Rc<Self>) {
         if self.id == 0 {

@@ -548,6 +548,13 @@ impl Core {
                 Served::Gone => self.blocking.borrow_mut().remove(db, key, &waiter),
                 Served::Done(reply) => {
                     self.blocking.borrow_mut().remove(db, key, &waiter);
+                    if crate::aof::LOG.is_active() {
+                        if let Some(command) = shoal_commands::propagate::served(waiter.spec, &waiter.args, &reply) {
+                            let mut bytes = Vec::new();
+                            crate::aof::encode(&command, &mut bytes);
+                            self.aof_append(crate::aof::Record::Cmds { db, bytes });
+                        }
+                    }
                     // What it wrote (BLMOVE's destination) may serve others in turn.
                     self.signal_writes(db, waiter.spec, &waiter.args);
                     self.wake(waiter.home, waiter.id, Wake::Served(reply));
@@ -557,6 +564,16 @@ impl Core {
                     self.wake(waiter.home, waiter.id, Wake::Retry);
                 }
             }
+        }
+    }
+
+    /// Releases a blocking command's attempt that served nothing (an empty body when the log
+    /// marked it).
+    fn release_blocking_attempt(self: &Rc<Self>, tx: TxId, sets: &[(usize, LockSet)]) {
+        if crate::aof::is_logged(tx) {
+            self.aof_log_transaction(tx, 0, Vec::new(), sets, true);
+        } else {
+            self.release_all(tx, sets);
         }
     }
 
@@ -607,18 +624,28 @@ impl Core {
         loop {
             let shards = dispatch::shards_of(spec, &args, self.shard_count);
             let sets = self.key_lock_sets(db, spec, &args, &shards, Mode::Exclusive);
-            let tx = self.new_tx();
+            let tx = self.new_logged_tx();
             self.acquire_all(tx, sets.clone()).await;
             let coordinator = TxCoordinator { core: self.clone(), db, proto };
             let started = Stopwatch::start();
             if let Some(reply) = (ops.attempt)(&coordinator, args.clone()).await {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
-                self.release_all(tx, &sets);
+                if crate::aof::is_logged(tx) {
+                    // Logged as the non-blocking command with the same effect.
+                    let mut bytes = Vec::new();
+                    if let Some(command) = shoal_commands::propagate::served(spec, &args, &reply) {
+                        crate::aof::encode(&command, &mut bytes);
+                    }
+                    self.aof_log_transaction(tx, db, bytes, &sets, true);
+                    self.aof_wait_tx(tx).await;
+                } else {
+                    self.release_all(tx, &sets);
+                }
                 return reply;
             }
             let expired = deadline.is_some_and(|d| std::time::Instant::now() >= d);
             if !block.may_block || expired {
-                self.release_all(tx, &sets);
+                self.release_blocking_attempt(tx, &sets);
                 return (ops.timed_out)();
             }
             // Register on every core that owns a key we wait on, before releasing.
@@ -643,7 +670,7 @@ impl Core {
                     self.send(*core, Msg::Block { waiter: waiter.clone(), keys: keys.clone() });
                 }
             }
-            self.release_all(tx, &sets);
+            self.release_blocking_attempt(tx, &sets);
             let outcome = self.wait_blocked(&waiter, woken, deadline, block).await;
             // Tell the other cores to forget it (the serving core already has).
             for (core, keys) in per_core {

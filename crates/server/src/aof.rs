@@ -102,6 +102,17 @@ pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), St
         for (db, args) in unit {
             let resolved = dispatch::resolve(args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
             if matches!(resolved.route, Route::Connection) {
+                if resolved.spec.name.starts_with("function|") {
+                    // Function libraries, on every core, in order with the rest.
+                    if !batch.is_empty() {
+                        run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                    }
+                    let node = crate::node::current();
+                    if let Frame::Error(e) = crate::scripting::function(&node, resolved.spec, args).await {
+                        tracing::warn!("'{}' in the append only file failed: {}", String::from_utf8_lossy(&args[0]), String::from_utf8_lossy(&e));
+                    }
+                    continue;
+                }
                 // SELECT is the loader's; anything else needing a connection is skipped.
                 tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
                 continue;

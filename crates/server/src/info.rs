@@ -426,7 +426,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("rdb_saves", save.saves.to_string());
             // No fork, so no copy-on-write: the values copied aside during the last save.
             add("rdb_last_cow_size", save.last_copied_bytes.to_string());
-            add("aof_enabled", "0".to_owned());
+            add("aof_enabled", (shoal_runtime::aof::LOG.is_active() as u8).to_string());
             add("aof_rewrite_in_progress", "0".to_owned());
             add("aof_rewrite_scheduled", "0".to_owned());
             add("aof_last_rewrite_time_sec", "-1".to_owned());

@@ -92,7 +92,14 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         "unwatch" => (crate::multi::unwatch(node, conn), After::Continue),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro" => (crate::scripting::run(node, conn, spec, &args).await, After::Continue),
         name if name.starts_with("script|") => (crate::scripting::script(node, spec, &args).await, After::Continue),
-        name if name.starts_with("function|") => (crate::scripting::function(node, spec, &args).await, After::Continue),
+        name if name.starts_with("function|") => {
+            let frame = crate::scripting::function(node, spec, &args).await;
+            // Libraries survive a restart through the log, as in Redis.
+            if matches!(name, "function|load" | "function|delete" | "function|flush" | "function|restore") && !matches!(frame, Frame::Error(_)) {
+                node.core.aof_log_keyless(&args);
+            }
+            (frame, After::Continue)
+        }
         "quit" => (args::ok(), After::Close),
         "reset" => (reset(node, conn), After::Continue),
         "hello" => (hello(node, conn, &args), After::Continue),
