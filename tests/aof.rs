@@ -392,3 +392,57 @@ fn served_blocking_pops_and_functions_replay_from_the_log() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bgrewriteaof_makes_a_new_base_while_writes_go_on_and_the_result_loads_everywhere() {
+    let dir = Server::scratch("aof-rewrite");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = connect(&server);
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(20_000).arg("key").arg(50).query(&mut con).unwrap();
+    for i in 0..200 {
+        let _: () = redis::cmd("SET").arg(format!("before:{i}")).arg(i).query(&mut con).unwrap();
+    }
+    let reply: String = redis::cmd("BGREWRITEAOF").query(&mut con).unwrap();
+    assert_eq!(reply, "Background append only file rewriting started");
+    // Writes during the rewrite land in the new incremental file.
+    for i in 0..200 {
+        let _: () = redis::cmd("SET").arg(format!("during:{i}")).arg(i).query(&mut con).unwrap();
+        let _: () = redis::cmd("DEL").arg(format!("before:{i}")).query::<i64>(&mut con).map(|_| ()).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO").arg("persistence").query(&mut con).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rewrite did not finish: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _: () = redis::cmd("SET").arg("after").arg("1").query(&mut con).unwrap();
+    let size: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    drop(con);
+    server.signal("KILL");
+    drop(server);
+    let manifest = std::fs::read_to_string(dir.join("appendonlydir").join("appendonly.aof.manifest")).unwrap();
+    assert!(manifest.contains("appendonly.aof.2.base.rdb seq 2 type b") || manifest.contains(".base.rdb"), "{manifest}");
+    assert_eq!(manifest.lines().filter(|l| l.contains("type i")).count(), 1, "the old incremental file is gone: {manifest}");
+    assert!(!dir.join("appendonlydir").join("appendonly.aof.1.incr.aof").exists(), "history deleted");
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = connect(&restarted);
+    let got: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    assert_eq!(got, size);
+    let during: Option<String> = redis::cmd("GET").arg("during:199").query(&mut con).unwrap();
+    assert_eq!(during.as_deref(), Some("199"));
+    let before: bool = redis::cmd("EXISTS").arg("before:0").query(&mut con).unwrap();
+    assert!(!before, "deleted during the rewrite");
+    drop(con);
+    drop(restarted);
+    if let Some(redis) = Server::start_redis_in(&dir, &["--appendonly", "yes"]) {
+        let mut con = connect(&redis);
+        let got: usize = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        assert_eq!(got, size, "redis-server loads the rewritten AOF");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

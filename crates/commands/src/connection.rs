@@ -92,6 +92,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec { name: "bgsave", arity: -1, flags: ADMIN | NOSCRIPT, summary: "Asynchronously saves the database(s) to disk.", since: "1.0.0", ..ADMIN_BASE },
     CommandSpec {
+        name: "bgrewriteaof",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT,
+        summary: "Asynchronously rewrites the append-only file to disk.",
+        since: "1.0.0",
+        ..ADMIN_BASE
+    },
+    CommandSpec {
         name: "lastsave",
         arity: 1,
         flags: LOADING | STALE | FAST,

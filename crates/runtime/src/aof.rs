@@ -43,6 +43,9 @@ pub enum Record {
     Grant(TxId),
     /// It released them, after logging its body: what comes after is written after it.
     Barrier(TxId),
+    /// A rewrite's cut (every shard locked, so every stream gets it at the same point):
+    /// what comes after goes to the next incremental file.
+    Switch(u64),
 }
 
 /// The bit of a transaction id that marks it as logged: every core it locks appends a
@@ -197,6 +200,8 @@ pub struct Merger {
     consumed: Vec<u64>,
     /// Bodies written since the last [`publish_durable`].
     written_txs: Vec<TxId>,
+    /// A switch every stream reached: the writer moves to the next file before writing more.
+    switched: Option<u64>,
     /// Per logged transaction: grants passed (its body may be written once every participant's
     /// grant is behind), then, once written, barriers still to pass.
     progress: HashMap<TxId, TxProgress>,
@@ -215,6 +220,10 @@ impl Merger {
         for (queue, stream) in self.queues.iter_mut().zip(LOG.streams()) {
             queue.extend(stream.records.lock().expect("not poisoned").drain(..));
         }
+        if self.switched.is_some() {
+            // Nothing more until the writer has moved to the next file.
+            return self.consumed.clone();
+        }
         loop {
             let mut progress = false;
             for core in 0..self.queues.len() {
@@ -226,6 +235,20 @@ impl Merger {
                             self.select(db, out);
                             out.extend_from_slice(&bytes);
                             self.consumed[core] += 1;
+                        }
+                        Record::Switch(id) => {
+                            let id = *id;
+                            if !self.queues.iter().all(|q| matches!(q.front(), Some(Record::Switch(s)) if *s == id)) {
+                                break;
+                            }
+                            for (queue, consumed) in self.queues.iter_mut().zip(&mut self.consumed) {
+                                queue.pop_front();
+                                *consumed += 1;
+                            }
+                            self.switched = Some(id);
+                            // The next file starts without a SELECT: the next command selects.
+                            self.db = None;
+                            return self.consumed.clone();
                         }
                         Record::Grant(tx) => {
                             let tx = *tx;
@@ -288,6 +311,12 @@ impl Merger {
         }
     }
 
+    /// The switch every stream reached, if any: the writer opens the next file, then
+    /// collects again.
+    pub fn take_switch(&mut self) -> Option<u64> {
+        self.switched.take()
+    }
+
     /// The front record of each queue (to diagnose a merge that waits).
     pub fn fronts(&self) -> String {
         let bodies = LOG.bodies.lock().expect("not poisoned");
@@ -334,6 +363,12 @@ impl Core {
         if LOG.append(self.id, record) {
             self.ring_aof_writer();
         }
+    }
+
+    /// At a rewrite's cut (every shard locked): marks this core's stream, so the writer moves
+    /// to the next incremental file at the same point in every stream.
+    pub fn aof_switch(self: &Rc<Self>, id: u64) {
+        self.aof_append(Record::Switch(id));
     }
 
     /// Logs a command that touches no key (FUNCTION LOAD, ...): always in core 0's stream,

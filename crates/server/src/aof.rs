@@ -27,6 +27,51 @@ use shoal_runtime::{BlockCtx, Cmd, Core};
 
 use crate::rdb_load::{LoadedKey, Preload};
 
+/// The AOF directory and its manifest, once loaded (rewrites change them).
+struct Files {
+    dir: AofDir,
+    manifest: shoal_aof::Manifest,
+}
+
+static FILES: std::sync::Mutex<Option<Files>> = std::sync::Mutex::new(None);
+/// Rewrites' switches: (id, the incremental file the writer moves to).
+static SWITCHES: std::sync::Mutex<Vec<(u64, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+static NEXT_SWITCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+/// Bytes in the current incremental file, and the size of the AOF after the last rewrite
+/// (or at startup): what `auto-aof-rewrite-percentage` compares.
+pub static INCR_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub static BASE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// At a rewrite's cut (every shard locked): creates the next incremental file, names it in
+/// the manifest, and returns the id of the switch every stream is about to get.
+pub fn begin_rewrite() -> std::io::Result<u64> {
+    let mut files = FILES.lock().expect("not poisoned");
+    let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
+    let (_, name) = files.dir.open_new_incr(&mut files.manifest).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let id = NEXT_SWITCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    SWITCHES.lock().expect("not poisoned").push((id, files.dir.path_of(&name)));
+    Ok(id)
+}
+
+/// A rewrite's base is written and fsynced at `temp`: it becomes the new base, the files it
+/// covers become history, and the history is deleted.
+pub fn finish_rewrite(temp: &str) -> std::io::Result<()> {
+    let mut files = FILES.lock().expect("not poisoned");
+    let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
+    let mut manifest = files.manifest.clone();
+    let appendfilename = files.dir.appendfilename().to_owned();
+    let base = manifest.finish_rewrite(&appendfilename, true, true);
+    let path = files.dir.path_of(&base);
+    std::fs::rename(temp, &path)?;
+    let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
+    files.dir.persist_manifest(&manifest).map_err(io)?;
+    files.manifest = manifest;
+    files.dir.delete_history(&mut files.manifest).map_err(io)?;
+    BASE_BYTES.store(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+    INCR_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
 /// One unit to replay: a command, or a transaction's commands; each with its database.
 pub type Unit = Vec<(usize, Vec<Bytes>)>;
 
@@ -87,6 +132,9 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     let last = manifest.incrs.last().expect("an incremental file");
     let append_path = dir.path_of(&last.name);
     let append_len = std::fs::metadata(&append_path).map_err(|e| fail(&e))?.len();
+    let total: u64 = manifest.files_to_load().map(|f| std::fs::metadata(dir.path_of(&f.name)).map(|m| m.len()).unwrap_or(0)).sum();
+    BASE_BYTES.store(total, std::sync::atomic::Ordering::Relaxed);
+    *FILES.lock().expect("not poisoned") = Some(Files { dir, manifest });
     preload.aof = Some(Replay { units, append_path, append_len });
     Ok(preload.with_keys(per_core))
 }
@@ -151,7 +199,7 @@ async fn run_batch(core: &Rc<Core>, db: usize, cmds: Vec<Cmd>) {
 
 /// The writer: merges the streams into the file until shutdown, then flushes and fsyncs.
 async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
-    let file = match glommio::io::OpenOptions::new().write(true).buffered_open(&path).await {
+    let mut file = match glommio::io::OpenOptions::new().write(true).buffered_open(&path).await {
         Ok(file) => file,
         Err(e) => {
             tracing::error!("Can't open the append only file {path:?} for appending: {e}");
@@ -159,6 +207,8 @@ async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
         }
     };
     let mut merger = Merger::new(core.shard_count);
+    // Where this file stood when we started appending to it (what growth counts from).
+    let mut start = position;
     let mut last_fsync = Instant::now();
     let mut unsynced = false;
     let node = crate::node::current();
@@ -189,6 +239,36 @@ async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
             }
             unsynced = false;
             last_fsync = Instant::now();
+        }
+        if wrote {
+            INCR_BYTES.store(position - start, std::sync::atomic::Ordering::Relaxed);
+        }
+        // A rewrite's cut: everything before it is in this file; fsync it, then go on in the
+        // next one.
+        if let Some(id) = merger.take_switch() {
+            let next = {
+                let mut switches = SWITCHES.lock().expect("not poisoned");
+                let at = switches.iter().position(|(s, _)| *s == id).expect("a switch names its file");
+                switches.remove(at).1
+            };
+            if let Err(e) = file.fdatasync().await {
+                tracing::warn!("Error fsyncing the AOF file: {e}");
+            }
+            match glommio::io::OpenOptions::new().write(true).buffered_open(&next).await {
+                Ok(new_file) => {
+                    let _ = std::mem::replace(&mut file, new_file).close().await;
+                    position = 0;
+                    start = 0;
+                    INCR_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!("Can't open the new append only file {next:?}: {e}; appending to the old one"),
+            }
+            unsynced = false;
+            last_fsync = Instant::now();
+            shoal_runtime::aof::publish_durable(&mut merger, &consumed);
+            core.aof_announce_durable();
+            published = consumed;
+            continue;
         }
         // Durable: under `always`, what is fsynced (records that carry no bytes, such as a
         // reference to a body written earlier, as soon as nothing unsynced precedes them);

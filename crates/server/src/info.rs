@@ -427,12 +427,13 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             // No fork, so no copy-on-write: the values copied aside during the last save.
             add("rdb_last_cow_size", save.last_copied_bytes.to_string());
             add("aof_enabled", (shoal_runtime::aof::LOG.is_active() as u8).to_string());
-            add("aof_rewrite_in_progress", "0".to_owned());
-            add("aof_rewrite_scheduled", "0".to_owned());
-            add("aof_last_rewrite_time_sec", "-1".to_owned());
+            let (rewriting, scheduled, rewrite_ok, rewrites, last_rewrite_s) = crate::save::rewrite_info();
+            add("aof_rewrite_in_progress", (rewriting as u8).to_string());
+            add("aof_rewrite_scheduled", (scheduled as u8).to_string());
+            add("aof_last_rewrite_time_sec", last_rewrite_s.to_string());
             add("aof_current_rewrite_time_sec", "-1".to_owned());
-            add("aof_last_bgrewrite_status", "ok".to_owned());
-            add("aof_rewrites", "0".to_owned());
+            add("aof_last_bgrewrite_status", if rewrite_ok { "ok" } else { "err" }.to_owned());
+            add("aof_rewrites", rewrites.to_string());
             add("aof_last_write_status", "ok".to_owned());
         }
         Section::Stats => {

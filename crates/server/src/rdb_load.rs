@@ -71,6 +71,11 @@ pub fn progress() -> (i64, u64, u64) {
 /// Starts reading `dbfilename` on a thread of its own; the cores wait for it in [`install_when_read`].
 pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
     let startup = std::sync::Arc::new(Startup::default());
+    // Nothing to load: no LOADING state at all, not even for the first milliseconds.
+    if !config.appendonly && !std::path::Path::new(&config.dbfilename).exists() {
+        let _ = startup.result.set(Ok(Preload::default()));
+        return startup;
+    }
     LOADING.store(true, Ordering::SeqCst);
     let (reader, config) = (startup.clone(), config.clone());
     std::thread::Builder::new()

@@ -56,6 +56,14 @@ pub struct SaveState {
     last_copied_bytes: AtomicU64,
     /// Each core's running count of key changes, published by its cron.
     core_changes: OnceLock<Box<[AtomicU64]>>,
+    /// The running snapshot is an AOF rewrite.
+    rewriting: AtomicBool,
+    /// BGREWRITEAOF asked while a save ran: start it when the save ends.
+    rewrite_scheduled: AtomicBool,
+    rewrite_ok: AtomicBool,
+    rewrites: AtomicU64,
+    /// Seconds the last rewrite took, -1 before any.
+    last_rewrite_s: AtomicI64,
 }
 
 pub static STATE: SaveState = SaveState {
@@ -70,7 +78,44 @@ pub static STATE: SaveState = SaveState {
     changes_at_save: AtomicU64::new(0),
     last_copied_bytes: AtomicU64::new(0),
     core_changes: OnceLock::new(),
+    rewriting: AtomicBool::new(false),
+    rewrite_scheduled: AtomicBool::new(false),
+    rewrite_ok: AtomicBool::new(true),
+    rewrites: AtomicU64::new(0),
+    last_rewrite_s: AtomicI64::new(-1),
 };
+
+/// BGREWRITEAOF: the reply Redis gives. The cut (and the move to a new incremental file) is
+/// taken before the reply.
+pub async fn bgrewriteaof(node: &Rc<Node>) -> Result<&'static str, &'static str> {
+    if !shoal_runtime::aof::LOG.is_active() {
+        return Err("ERR Background append only file rewriting needs appendonly yes (the log is off)");
+    }
+    if STATE.in_progress.load(Ordering::Relaxed) {
+        if STATE.rewriting.load(Ordering::Relaxed) {
+            return Err("ERR Background append only file rewriting already in progress");
+        }
+        STATE.rewrite_scheduled.store(true, Ordering::Relaxed);
+        return Ok("Background append only file rewriting scheduled");
+    }
+    let Some(cut) = start_background(node, Purpose::AofRewrite) else {
+        STATE.rewrite_scheduled.store(true, Ordering::Relaxed);
+        return Ok("Background append only file rewriting scheduled");
+    };
+    cut.await;
+    Ok("Background append only file rewriting started")
+}
+
+/// What INFO shows of AOF rewrites: (in progress, scheduled, last ok, count, last seconds).
+pub fn rewrite_info() -> (bool, bool, bool, u64, i64) {
+    (
+        STATE.rewriting.load(Ordering::Relaxed),
+        STATE.rewrite_scheduled.load(Ordering::Relaxed),
+        STATE.rewrite_ok.load(Ordering::Relaxed),
+        STATE.rewrites.load(Ordering::Relaxed),
+        STATE.last_rewrite_s.load(Ordering::Relaxed),
+    )
+}
 
 fn unix_s() -> i64 {
     (shoal_runtime::now_ms() / 1000) as i64
@@ -143,8 +188,26 @@ pub fn cron(node: &Rc<Node>) {
         return;
     }
     if STATE.scheduled.swap(false, Ordering::Relaxed) {
-        let _ = start_background(node);
+        let _ = start_background(node, Purpose::Rdb);
         return;
+    }
+    if shoal_runtime::aof::LOG.is_active() {
+        let (percentage, min_size) = {
+            let config = node.config.borrow();
+            (config.auto_aof_rewrite_percentage as u64, config.auto_aof_rewrite_min_size)
+        };
+        let grown = crate::aof::INCR_BYTES.load(Ordering::Relaxed);
+        let base = crate::aof::BASE_BYTES.load(Ordering::Relaxed);
+        // Redis's rule: the AOF has grown past min-size and by `percentage` over its size
+        // after the last rewrite.
+        let due = percentage > 0 && base + grown >= min_size && grown * 100 >= base.max(1) * percentage;
+        if STATE.rewrite_scheduled.swap(false, Ordering::Relaxed) || due {
+            if due {
+                tracing::info!("Starting automatic rewriting of AOF on {}% growth", grown * 100 / base.max(1));
+            }
+            let _ = start_background(node, Purpose::AofRewrite);
+            return;
+        }
     }
     let now = unix_s();
     let changed = total_changes().saturating_sub(STATE.changes_at_save.load(Ordering::Relaxed));
@@ -156,7 +219,7 @@ pub fn cron(node: &Rc<Node>) {
     let due = node.config.borrow().save.iter().find(|point| changed >= point.changes && since_save >= point.seconds as i64).copied();
     if let Some(point) = due {
         tracing::info!("{} changes in {} seconds. Saving...", point.changes, point.seconds);
-        let _ = start_background(node);
+        let _ = start_background(node, Purpose::Rdb);
     }
 }
 
@@ -170,7 +233,7 @@ pub async fn bgsave(node: &Rc<Node>, schedule: bool) -> Result<&'static str, &'s
         }
         return Err("ERR Background save already in progress");
     }
-    let Some(cut) = start_background(node) else {
+    let Some(cut) = start_background(node, Purpose::Rdb) else {
         return Err("ERR Background save already in progress");
     };
     cut.await;
@@ -179,15 +242,18 @@ pub async fn bgsave(node: &Rc<Node>, schedule: bool) -> Result<&'static str, &'s
 
 /// Starts a save in the background on this core: None if one is already running, else a
 /// future that completes once the cut is taken.
-fn start_background(node: &Rc<Node>) -> Option<impl std::future::Future<Output = ()>> {
+fn start_background(node: &Rc<Node>, purpose: Purpose) -> Option<impl std::future::Future<Output = ()>> {
     if STATE.in_progress.swap(true, Ordering::SeqCst) {
         return None;
     }
-    tracing::info!("Background saving started");
+    match purpose {
+        Purpose::Rdb => tracing::info!("Background saving started"),
+        Purpose::AofRewrite => tracing::info!("Background append only file rewriting started"),
+    }
     let node = node.clone();
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
     let save = async move {
-        let _ = save_claimed(&node, Some(cut_taken)).await;
+        let _ = save_claimed(&node, Some(cut_taken), purpose).await;
     };
     // In a task queue of its own with the same shares as the connections: when both have
     // work, the scheduler splits the core between them instead of letting the save's chunks
@@ -216,7 +282,7 @@ pub async fn save(node: &Rc<Node>) -> Result<(), SaveError> {
     if STATE.in_progress.swap(true, Ordering::SeqCst) {
         return Err(SaveError::InProgress);
     }
-    save_claimed(node, None).await.map_err(|_| SaveError::Failed)
+    save_claimed(node, None, Purpose::Rdb).await.map_err(|_| SaveError::Failed)
 }
 
 #[derive(Debug)]
@@ -227,11 +293,25 @@ pub enum SaveError {
 }
 
 /// Runs a save once `STATE.in_progress` is ours, and records how it went.
-async fn save_claimed(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>) -> std::io::Result<()> {
+async fn save_claimed(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<()> {
     let started = Instant::now();
+    if purpose == Purpose::AofRewrite {
+        STATE.rewriting.store(true, Ordering::Relaxed);
+        let result = write_snapshot(node, cut_taken, purpose).await;
+        match &result {
+            Ok(report) => tracing::info!("Background AOF rewrite finished successfully ({} bytes in {:.3} s)", report.bytes, started.elapsed().as_secs_f64()),
+            Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
+        }
+        STATE.rewrite_ok.store(result.is_ok(), Ordering::Relaxed);
+        STATE.rewrites.fetch_add(result.is_ok() as u64, Ordering::Relaxed);
+        STATE.last_rewrite_s.store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+        STATE.rewriting.store(false, Ordering::Relaxed);
+        STATE.in_progress.store(false, Ordering::SeqCst);
+        return result.map(|_| ());
+    }
     STATE.started_ms.store(shoal_runtime::now_ms(), Ordering::Relaxed);
     STATE.last_try_s.store(unix_s(), Ordering::Relaxed);
-    let result = write_snapshot(node, cut_taken).await;
+    let result = write_snapshot(node, cut_taken, purpose).await;
     match &result {
         Ok(report) => {
             tracing::info!("DB saved on disk ({} bytes in {:.3} s)", report.bytes, started.elapsed().as_secs_f64());
@@ -273,7 +353,16 @@ enum Access {
     Lfu,
 }
 
-async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>) -> std::io::Result<Report> {
+/// What a snapshot is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Purpose {
+    /// `dbfilename` (SAVE, BGSAVE, save points, SHUTDOWN).
+    Rdb,
+    /// The AOF's new base (BGREWRITEAOF): at the cut, the log moves to a new incremental file.
+    AofRewrite,
+}
+
+async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<Report> {
     let (filename, options) = {
         let config = node.config.borrow();
         let policy = config.maxmemory_policy.as_str().to_owned();
@@ -300,14 +389,43 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
             })
         })
         .await;
+    // A rewrite: at the same cut, the log moves to a new incremental file (every stream gets
+    // the switch while every shard is locked).
+    let switch = match purpose {
+        Purpose::AofRewrite => Some(crate::aof::begin_rewrite()),
+        Purpose::Rdb => None,
+    };
+    if let Some(Ok(id)) = switch {
+        node.core.call_all(move |core| core.aof_switch(id)).await;
+    }
     lock.end();
     if let Some(cut_taken) = cut_taken {
         let _ = cut_taken.send(());
     }
     let changes_at_cut = changes.iter().sum();
+    if let Some(Err(e)) = switch {
+        end_snapshots(node).await;
+        return Err(e);
+    }
 
     let temp = format!("temp-{}.rdb", std::process::id());
     let result = write_file(node, &temp, chunk_options, checksum).await;
+    if purpose == Purpose::AofRewrite {
+        return match result {
+            Ok((bytes, copied_bytes)) => {
+                if let Err(e) = crate::aof::finish_rewrite(&temp) {
+                    let _ = std::fs::remove_file(&temp);
+                    return Err(e);
+                }
+                Ok(Report { bytes, changes_at_cut, copied_bytes })
+            }
+            Err(e) => {
+                end_snapshots(node).await;
+                let _ = std::fs::remove_file(&temp);
+                Err(e)
+            }
+        };
+    }
     match result {
         Ok((bytes, copied_bytes)) => {
             if let Err(e) = glommio::io::rename(&temp, &filename).await.map_err(glommio_io) {
@@ -321,19 +439,24 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
         }
         Err(e) => {
             // Abandon the snapshots that did not finish, and the partial file.
-            node.core
-                .call_all(|core| {
-                    core.with_shard(|shard| {
-                        for db in &mut shard.dbs {
-                            db.snapshot_end();
-                        }
-                    })
-                })
-                .await;
+            end_snapshots(node).await;
             let _ = std::fs::remove_file(&temp);
             Err(e)
         }
     }
+}
+
+/// Ends every core's snapshots (a save that failed).
+async fn end_snapshots(node: &Rc<Node>) {
+    node.core
+        .call_all(|core| {
+            core.with_shard(|shard| {
+                for db in &mut shard.dbs {
+                    db.snapshot_end();
+                }
+            })
+        })
+        .await;
 }
 
 /// A `Write` into a buffer the saving task empties into the file after each call.

@@ -112,6 +112,10 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         "save" => (save(node).await, After::Continue),
         "bgsave" => (bgsave(node, &args).await, After::Continue),
         "lastsave" => (Frame::Integer(crate::save::last_save()), After::Continue),
+        "bgrewriteaof" => match crate::save::bgrewriteaof(node).await {
+            Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
+            Err(text) => (errors::error(text), After::Continue),
+        },
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
         name if name.starts_with("client|") => crate::client_cmd::client(node, conn, spec, &args).await,
