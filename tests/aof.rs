@@ -446,3 +446,43 @@ fn bgrewriteaof_makes_a_new_base_while_writes_go_on_and_the_result_loads_everywh
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn config_set_appendonly_at_run_time_rewrites_the_data_there_and_logs_from_then_on() {
+    let dir = Server::scratch("aof-config-set");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendfsync", "always"]);
+    let mut raw = server.raw();
+    for i in 0..50 {
+        assert_eq!(raw.command(&["SET", &format!("old:{i}"), "1"]).unwrap(), "+OK\r\n");
+    }
+    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["MSET", "new:a", "1", "new:b", "2", "new:c", "3"]).unwrap(), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrites:1") {
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_enabled:1"));
+    assert_eq!(raw.command(&["SET", "last", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    server.signal("KILL");
+    drop(server);
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":54\r\n", "the data from before, the MSET and the last SET");
+    // Off: writes are no longer logged.
+    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SET", "unlogged", "1"]).unwrap(), "+OK\r\n");
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_enabled:0"));
+    drop(raw);
+    restarted.signal("KILL");
+    drop(restarted);
+    let again = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = again.raw();
+    assert_eq!(raw.command(&["EXISTS", "unlogged"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":54\r\n");
+    drop(raw);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -111,6 +111,12 @@ impl Log {
         self.active.store(true, Ordering::SeqCst);
     }
 
+    /// Stops logging (CONFIG SET appendonly no): appends are dropped from now on; the writer
+    /// drains what the streams hold and stops.
+    pub fn deactivate(&self) {
+        self.active.store(false, Ordering::SeqCst);
+    }
+
     /// Changes the fsync policy's effect on replies (CONFIG SET appendfsync).
     pub fn set_always(&self, always: bool) {
         self.always.store(always, Ordering::SeqCst);
@@ -345,6 +351,11 @@ pub fn publish_durable(merger: &mut Merger, consumed: &[u64]) {
     if LOG.waits_for_fsync() && !txs.is_empty() {
         LOG.durable_txs.lock().expect("not poisoned").get_or_insert_with(HashSet::new).extend(txs);
     }
+}
+
+/// Whether any stream holds records the writer has not taken.
+pub fn streams_hold_records() -> bool {
+    LOG.streams().iter().any(|s| !s.records.lock().expect("not poisoned").is_empty())
 }
 
 /// Marks the writer idle; false when records arrived meanwhile (then it must not sleep).

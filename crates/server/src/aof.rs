@@ -139,6 +139,65 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     Ok(preload.with_keys(per_core))
 }
 
+/// CONFIG SET appendonly yes, at run time: opens (or creates) the AOF directory, starts
+/// logging and the writer, then rewrites, so the new base holds the data as it is (as Redis
+/// does). Err with the reason when the files cannot be opened.
+pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
+    if LOG.is_active() {
+        return Ok(());
+    }
+    // A writer turned off a moment ago finishes its last batch first.
+    while WRITER_RUNNING.load(std::sync::atomic::Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let (path, len) = {
+        let config = node.config.borrow();
+        let dir = AofDir::new(".", &config.appenddirname, &config.appendfilename);
+        let fail = |e: &dyn std::fmt::Display| format!("can't open the append only file: {e}");
+        let mut manifest = match dir.open().map_err(|e| fail(&e))? {
+            AofState::None => dir.create_initial().map_err(|e| fail(&e))?,
+            AofState::Legacy { .. } => dir.upgrade_legacy().map_err(|e| fail(&e))?,
+            AofState::Manifest(manifest) => manifest,
+        };
+        if manifest.incrs.is_empty() {
+            dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
+        }
+        let path = dir.path_of(&manifest.incrs.last().expect("an incremental file").name);
+        let len = std::fs::metadata(&path).map_err(|e| fail(&e))?.len();
+        BASE_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
+        *FILES.lock().expect("not poisoned") = Some(Files { dir, manifest });
+        (path, len)
+    };
+    let always = node.config.borrow().appendfsync == AppendFsync::Always;
+    node.core
+        .call_on(0, move |core| {
+            LOG.activate(always);
+            let writer = glommio::spawn_local(writer(core.clone(), path, len));
+            crate::node::current().aof_writer.replace(Some(writer));
+        })
+        .await;
+    // The base: everything there is now.
+    let _ = crate::save::bgrewriteaof(node).await;
+    Ok(())
+}
+
+/// CONFIG SET appendonly no, at run time: stops logging; the writer writes what the
+/// streams hold, fsyncs and stops.
+pub async fn turn_off(node: &Rc<crate::node::Node>) {
+    LOG.deactivate();
+    // Detached, not dropped (dropping would cancel it): it stops by itself once drained.
+    node.core
+        .call_on(0, |_| {
+            if let Some(writer) = crate::node::current().aof_writer.borrow_mut().take() {
+                writer.detach();
+            }
+        })
+        .await;
+}
+
+/// Whether a writer task runs (a turned-off one may still be draining).
+static WRITER_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// On core 0, once every core holds the base: replays the log's commands, then starts
 /// logging and the writer.
 pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), String> {
@@ -198,7 +257,13 @@ async fn run_batch(core: &Rc<Core>, db: usize, cmds: Vec<Cmd>) {
 }
 
 /// The writer: merges the streams into the file until shutdown, then flushes and fsyncs.
-async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
+async fn writer(core: Rc<Core>, path: PathBuf, position: u64) {
+    WRITER_RUNNING.store(true, std::sync::atomic::Ordering::SeqCst);
+    write_until_stopped(core, path, position).await;
+    WRITER_RUNNING.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
     let mut file = match glommio::io::OpenOptions::new().write(true).buffered_open(&path).await {
         Ok(file) => file,
         Err(e) => {
@@ -282,7 +347,8 @@ async fn writer(core: Rc<Core>, path: PathBuf, mut position: u64) {
         if wrote || sync_now {
             continue;
         }
-        if core.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) && !merger.holds_records() {
+        let stopping = core.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) || !LOG.is_active();
+        if stopping && !merger.holds_records() && !shoal_runtime::aof::streams_hold_records() {
             let _ = file.fdatasync().await;
             let _ = file.close().await;
             return;

@@ -100,7 +100,19 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
             ));
         }
     }
+    let appendonly = changed.contains(&"appendonly").then_some(config.appendonly);
     broadcast(node, config).await;
+    // As Redis: turning the AOF on rewrites it from the data as it is; off stops logging.
+    match appendonly {
+        Some(true) => {
+            if let Err(e) = crate::aof::turn_on(node).await {
+                tracing::warn!("CONFIG SET appendonly yes: {e}");
+                return errors::error(&format!("ERR CONFIG SET failed (possibly related to argument 'appendonly') - {e}"));
+            }
+        }
+        Some(false) => crate::aof::turn_off(node).await,
+        None => {}
+    }
     if rebind {
         let failures: Vec<String> = node.core.call_all(|_| node::listen(&node::current()).err().map(|e| e.to_string())).await.into_iter().flatten().collect();
         if let Some(failure) = failures.first() {
