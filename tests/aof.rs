@@ -486,3 +486,62 @@ fn config_set_appendonly_at_run_time_rewrites_the_data_there_and_logs_from_then_
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// None when mounting is not permitted here (not root): the caller skips, or fails under
+    /// SHOAL_REQUIRE_ALL=1.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = Server::scratch("aof-tmpfs");
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&dir).status().is_ok_and(|s| s.success());
+        if !ok {
+            assert!(!shoal_testkit::require_all(), "mounting a tmpfs needs root (SHOAL_REQUIRE_ALL=1)");
+            eprintln!("skipping: cannot mount a tmpfs here");
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_with_misconf_keeps_reads_and_recovers_when_space_returns() {
+    let Some(disk) = Tmpfs::mount("4m") else { return };
+    // Most of the space taken, so the log fills the rest soon.
+    std::fs::write(disk.0.join("filler"), vec![0u8; 3 << 20]).unwrap();
+    let server = Server::start_in(&disk.0, THREADS, &["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]);
+    let mut raw = server.raw();
+    let value = "x".repeat(8192);
+    let mut refused = None;
+    for i in 0..2000 {
+        let reply = raw.command(&["SET", &format!("k{i}"), &value]).unwrap();
+        if reply != "+OK\r\n" {
+            refused = Some(reply);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let refused = refused.expect("the disk filled up");
+    assert_eq!(refused, "-MISCONF Errors writing to the AOF file: No space left on device\r\n");
+    assert_eq!(raw.command(&["GET", "k0"]).unwrap().len(), 8192 + 9, "reads still work");
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_last_write_status:err"));
+    // Space comes back: the writer's retry succeeds and writes are accepted again.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.command(&["SET", "after", "1"]).unwrap() != "+OK\r\n" {
+        assert!(Instant::now() < deadline, "writes never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_last_write_status:ok"));
+    drop(raw);
+    drop(server);
+}

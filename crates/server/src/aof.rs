@@ -195,6 +195,29 @@ pub async fn turn_off(node: &Rc<crate::node::Node>) {
         .await;
 }
 
+/// The last write or fsync of the AOF failed (writes are refused until one succeeds): its
+/// error text, as C's strerror words it.
+static WRITE_ERROR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+static WRITE_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Redis's refusal while the AOF cannot be written, if it cannot.
+pub fn write_error_refusal() -> Option<String> {
+    if !WRITE_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    WRITE_ERROR.lock().expect("not poisoned").as_ref().map(|e| format!("MISCONF Errors writing to the AOF file: {e}"))
+}
+
+fn set_write_error(error: Option<&std::io::Error>) {
+    let text = error.map(|e| {
+        let text = e.to_string();
+        text.find(" (os error").map_or(text.clone(), |end| text[..end].to_owned())
+    });
+    WRITE_FAILED.store(text.is_some(), std::sync::atomic::Ordering::Relaxed);
+    *WRITE_ERROR.lock().expect("not poisoned") = text;
+}
+
 /// Whether a writer task runs (a turned-off one may still be draining).
 static WRITER_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -288,18 +311,22 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
         let wrote = !unwritten.is_empty();
         if wrote {
             if let Err(e) = write_all(&file, &mut unwritten, &mut position).await {
-                // Redis exits when it cannot write the AOF under `always`; here the write
-                // is retried on the next batch and replies wait meanwhile.
+                // Redis exits when it cannot write the AOF under `always`; here writes are
+                // refused (MISCONF) and the write is retried, replies waiting meanwhile.
                 tracing::warn!("Error writing to the AOF file: {e}");
+                set_write_error(Some(&e));
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+            set_write_error(None);
             unsynced = true;
         }
         let sync_now = unsynced && (policy == AppendFsync::Always || (policy == AppendFsync::Everysec && last_fsync.elapsed() >= Duration::from_secs(1)));
         if sync_now {
             if let Err(e) = file.fdatasync().await {
                 tracing::warn!("Error fsyncing the AOF file: {e}");
+                set_write_error(Some(&std::io::Error::other(e.to_string())));
+                glommio::timer::sleep(Duration::from_millis(100)).await;
                 continue;
             }
             unsynced = false;

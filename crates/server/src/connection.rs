@@ -346,7 +346,7 @@ fn decode_round(
                 }
                 // The last background save failed and the server is told to stop writes then.
                 if resolved.spec.is_write() && crate::save::writes_refused(node) {
-                    let refusal = shoal_commands::errors::error(crate::save::MISCONF);
+                    let refusal = shoal_commands::errors::error(&crate::aof::write_error_refusal().unwrap_or_else(|| crate::save::MISCONF.to_owned()));
                     node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
                     slots.push(Slot::Ready(refusal));
                     continue;

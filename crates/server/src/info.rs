@@ -434,7 +434,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("aof_current_rewrite_time_sec", "-1".to_owned());
             add("aof_last_bgrewrite_status", if rewrite_ok { "ok" } else { "err" }.to_owned());
             add("aof_rewrites", rewrites.to_string());
-            add("aof_last_write_status", "ok".to_owned());
+            add("aof_last_write_status", if crate::aof::write_error_refusal().is_some() { "err" } else { "ok" }.to_owned());
         }
         Section::Stats => {
             let errors: u64 = s.stats.errors.values().sum();

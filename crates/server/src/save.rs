@@ -166,7 +166,8 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 /// `stop-writes-on-bgsave-error` is on (Redis's condition). A later good save lifts it.
 pub fn writes_refused(node: &Node) -> bool {
     if STATE.last_ok.load(Ordering::Relaxed) {
-        return false;
+        // Or the AOF cannot be written (refused whatever the configuration, as Redis does).
+        return shoal_runtime::aof::LOG.is_active() && crate::aof::write_error_refusal().is_some();
     }
     let config = node.config.borrow();
     config.stop_writes_on_bgsave_error && !config.save.is_empty()
