@@ -594,3 +594,33 @@ fn kill_9_during_a_rewrite_loses_no_acknowledged_write() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn with_appendonly_the_aof_is_loaded_and_dump_rdb_is_not() {
+    let dir = Server::scratch("aof-vs-rdb");
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["SET", "in-rdb", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(server);
+    // As Redis 7: with appendonly yes the AOF is the source, even when it does not exist yet.
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["EXISTS", "in-rdb"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["SET", "in-aof", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "in-rdb", "in-aof"]).unwrap(), "*2\r\n$-1\r\n$1\r\n1\r\n");
+    drop(raw);
+    drop(server);
+    // And without it, dump.rdb again.
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "in-rdb", "in-aof"]).unwrap(), "*2\r\n$1\r\n1\r\n$-1\r\n");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
