@@ -16,21 +16,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, stop, wait_ready  # noqa: E402
+from benchlib import start, stop  # noqa: E402
 
 
 def run(kind, binary, policy, pipeline, requests):
     workdir = tempfile.mkdtemp(prefix=f"aof-{kind}-")
-    port = free_port()
-    if kind == "redis":
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-               "--appendfsync", policy, "--aof-use-rdb-preamble", "yes"]
-    else:
-        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", "1", "--save", "", "--appendonly", "yes",
-               "--appendfsync", policy]
-    proc = subprocess.Popen(["taskset", "-c", "0"] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    extra = ["--appendonly", "yes", "--appendfsync", policy] + (["--aof-use-rdb-preamble", "yes"] if kind == "redis" else [])
+    proc, port = start(kind, binary, 1, "0", workdir, extra)
     try:
-        wait_ready(port)
         out = subprocess.run(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-t", "set", "-r", "100000", "-d", "64",
                               "-c", "50", "-P", str(pipeline), "-n", str(requests), "--csv"],
                              capture_output=True, text=True, check=True).stdout

@@ -26,13 +26,15 @@ def wait_ready(port, timeout=20):
     raise RuntimeError(f"server on {port} did not start")
 
 
-def start(kind, binary, threads, cpus, workdir):
+def start(kind, binary, threads, cpus, workdir, extra=()):
+    """Starts a server pinned to `cpus` in `workdir`; `extra` directives come last (they win)."""
     port = free_port()
     if kind == "redis":
         cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     else:
         # No save points, as redis-server above: a benchmark measures serving, not saving.
         cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads), "--save", ""]
+    cmd += list(extra)
     proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port)
     return proc, port

@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import free_port, stop, wait_ready  # noqa: E402
+from benchlib import start, stop  # noqa: E402
 from memory import rss_bytes, send_all, strings_commands  # noqa: E402
 
 
@@ -55,13 +55,10 @@ def info(port, section):
     return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
 
 
-def run(kind, cmd, keys, seconds):
-    port = free_port()
+def run(kind, binary, keys):
     workdir = tempfile.mkdtemp(prefix=f"snapshot-{kind}-")
-    proc = subprocess.Popen(["taskset", "-c", "0"] + cmd + ["--port", str(port), "--bind", "127.0.0.1", "--save", ""], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, port = start(kind, binary, 1, "0", workdir)
     try:
-        wait_ready(port)
         send_all(port, strings_commands(keys))
         time.sleep(0.5)
         bench = subprocess.Popen(["taskset", "-c", "1", "redis-benchmark", "-p", str(port), "-t", "set", "-r", str(keys), "-d", "64",
@@ -102,12 +99,12 @@ def main():
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    servers = [("redis", ["redis-server", "--appendonly", "no"]), ("shoal", [args.shoal, "--threads", "1"])]
+    servers = [("redis", None), ("shoal", args.shoal)]
     print(f"BGSAVE of {args.keys} keys (64-byte values) under redis-benchmark SET -P 16 -c 50 over the same keys")
     print(f"{'server':8} {'rss before':>12} {'peak extra':>12} {'extra %':>8} {'save s':>7} {'SET/s during':>13} {'file':>11} status")
     for _ in range(args.rounds):
-        for name, cmd in servers:
-            r = run(name, cmd, args.keys, 0)
+        for name, binary in servers:
+            r = run(name, binary, args.keys)
             print(f"{name:8} {r['before'] / 1e6:10.1f}MB {r['peak'] / 1e6:10.1f}MB {100 * r['peak'] / r['before']:7.1f}% {r['seconds']:7.2f} "
                   f"{r['sets_per_s']:13,.0f} {r['file'] / 1e6:9.1f}MB {r['status']}")
 

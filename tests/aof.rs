@@ -90,6 +90,31 @@ fn run_writers(server: &Server, seed: u64, stop: Arc<AtomicBool>) -> Vec<std::th
         .collect()
 }
 
+/// Asserts every acknowledged SET (its value, or a later one sent but not answered) and every
+/// acknowledged group is there; returns how many keys it checked.
+fn assert_acknowledged_present(con: &mut redis::Connection, acked: &[Acked], seed: u64) -> usize {
+    let mut checked = 0;
+    for acked in acked {
+        let mut last = std::collections::HashMap::new();
+        for (key, value) in &acked.sets {
+            last.insert(key.clone(), value.parse::<u64>().unwrap());
+        }
+        for (key, value) in last {
+            let got: Option<u64> = redis::cmd("GET").arg(&key).query(con).unwrap();
+            assert!(got.is_some_and(|got| got >= value), "seed {seed}: {key} = {got:?}, acknowledged {value}");
+            checked += 1;
+        }
+        for group in &acked.groups {
+            for (key, value) in group {
+                let got: Option<String> = redis::cmd("GET").arg(key).query(con).unwrap();
+                assert_eq!(got.as_deref(), Some(value.as_str()), "seed {seed}: {key} of an acknowledged group");
+                checked += 1;
+            }
+        }
+    }
+    checked
+}
+
 #[test]
 fn every_write_acknowledged_under_always_survives_kill_9() {
     for seed in 1..=3u64 {
@@ -107,26 +132,7 @@ fn every_write_acknowledged_under_always_survives_kill_9() {
 
         let restarted = Server::start_in(&dir, THREADS, ALWAYS);
         let mut con = connect(&restarted);
-        let mut checked = 0;
-        for acked in &acked {
-            // The last acknowledged value of each key, or a later one sent but not answered.
-            let mut last = std::collections::HashMap::new();
-            for (key, value) in &acked.sets {
-                last.insert(key.clone(), value.parse::<u64>().unwrap());
-            }
-            for (key, value) in last {
-                let got: Option<u64> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
-                assert!(got.is_some_and(|got| got >= value), "seed {seed}: {key} = {got:?}, acknowledged {value}");
-                checked += 1;
-            }
-            for group in &acked.groups {
-                for (key, value) in group {
-                    let got: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
-                    assert_eq!(got.as_deref(), Some(value.as_str()), "seed {seed}: {key} of an acknowledged group");
-                    checked += 1;
-                }
-            }
-        }
+        let checked = assert_acknowledged_present(&mut con, &acked, seed);
         for key in (0..16).map(|i| format!("counter:{i}")) {
             let sum: i64 = acked.iter().map(|a| a.incrs.get(&key).copied().unwrap_or(0)).sum();
             let got: Option<i64> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
@@ -572,22 +578,7 @@ fn kill_9_during_a_rewrite_loses_no_acknowledged_write() {
         // Either the rewrite finished (the base holds them) or not (then they were never in
         // the log: DEBUG POPULATE is not a logged write, as in Redis).
         assert!(populated == 0 || populated == 100_000, "seed {seed}: the base is whole or absent ({populated} keys)");
-        for acked in &acked {
-            for group in &acked.groups {
-                for (key, value) in group {
-                    let got: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
-                    assert_eq!(got.as_deref(), Some(value.as_str()), "seed {seed}: {key} of an acknowledged group");
-                }
-            }
-            let mut last = std::collections::HashMap::new();
-            for (key, value) in &acked.sets {
-                last.insert(key.clone(), value.parse::<u64>().unwrap());
-            }
-            for (key, value) in last {
-                let got: Option<u64> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
-                assert!(got.is_some_and(|got| got >= value), "seed {seed}: {key} = {got:?}, acknowledged {value}");
-            }
-        }
+        assert_acknowledged_present(&mut con, &acked, seed);
         drop(con);
         drop(restarted);
         check_aof(&dir);

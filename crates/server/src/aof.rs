@@ -392,10 +392,11 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
     }
 }
 
-/// Writes `bytes` at `position`, removing from it what was written (all of it on success).
-async fn write_all(file: &glommio::io::BufferedFile, bytes: &mut Vec<u8>, position: &mut u64) -> std::io::Result<()> {
+/// Writes `bytes` at `position` through io_uring, removing from it what was written (all of
+/// it on success; what is left on failure, for a retry). Used by the AOF writer and by saves.
+pub async fn write_all(file: &glommio::io::BufferedFile, bytes: &mut Vec<u8>, position: &mut u64) -> std::io::Result<()> {
     while !bytes.is_empty() {
-        let written = file.write_at(bytes.clone(), *position).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        let written = file.write_at(bytes.clone(), *position).await.map_err(std::io::Error::from)?;
         if written == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the file took no bytes"));
         }

@@ -515,15 +515,7 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
 /// Writes out what the writer produced so far.
 async fn flush(file: &glommio::io::BufferedFile, pending: &Pending, position: &mut u64) -> std::io::Result<()> {
     let mut bytes = std::mem::take(&mut *pending.0.borrow_mut());
-    while !bytes.is_empty() {
-        let written = file.write_at(bytes.clone(), *position).await.map_err(glommio_io)?;
-        if written == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the file took no bytes"));
-        }
-        *position += written as u64;
-        bytes.drain(..written);
-    }
-    Ok(())
+    crate::aof::write_all(file, &mut bytes, position).await
 }
 
 /// On a core: its next chunk of the snapshot (SELECTDB and entries, up to about
