@@ -19,11 +19,9 @@ save took, and the SET rate during the save.
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
