@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -44,7 +44,7 @@ enum Started {
 
 impl Redis {
     fn start(dir: &Path, extra: &[&str]) -> Started {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = shoal_testkit::free_port();
         let log = dir.join("redis.log");
         // Redis appends to its log: start each run with an empty one.
         let _ = fs::remove_file(&log);

@@ -46,8 +46,19 @@ pub fn server_binary() -> PathBuf {
 }
 
 /// A free loopback port (bound and released; the race with other processes is accepted).
+/// Never the same port twice in one process: tests running side by side in one binary would
+/// otherwise both start a server on a port the kernel handed out twice, and the loser's PING
+/// would be answered by the winner.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A running server process, killed on drop.
