@@ -61,12 +61,9 @@ impl Redis {
             if redis.child.try_wait().unwrap().is_some() {
                 return Started::Exited(fs::read_to_string(&redis.log).unwrap_or_default());
             }
-            if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-                let mut client = Client::new(stream);
-                // During loading Redis answers -LOADING; wait for PONG.
-                if client.call(&["PING"]) == Reply::Status("PONG".into()) {
-                    return Started::Ready(redis);
-                }
+            // During loading Redis answers -LOADING; wait for PONG.
+            if shoal_testkit::answers_ping(port) {
+                return Started::Ready(redis);
             }
             assert!(Instant::now() < deadline, "redis-server did not start: {}", fs::read_to_string(&redis.log).unwrap_or_default());
             std::thread::sleep(Duration::from_millis(20));

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use shoal_rdb::{dump, restore, EntryMeta, Event, Reader, ReaderOptions, Writer, WriterOptions};
 use shoal_store::types::Limits;
@@ -138,10 +138,10 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Debian's redis-server in `dir`, started (and killed on drop) by the testkit, whose
+/// startup probe retries until PING answers PONG.
 struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
+    redis: shoal_testkit::Server,
 }
 
 impl Server {
@@ -150,43 +150,14 @@ impl Server {
     }
 
     fn start_with(dir: PathBuf, dbfilename: &str, extra: &[&str]) -> Server {
-        let port = shoal_testkit::free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--enable-debug-command", "yes"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--dbfilename", dbfilename, "--databases", "16", "--daemonize", "no"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let mut server = Server { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut c) = Conn::connect(port) {
-                if c.cmd(&["PING"]) == Reply::Status("PONG".into()) {
-                    break;
-                }
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("redis-server exited with {status}; see {}", server.dir.display());
-            }
-            assert!(Instant::now() < deadline, "redis-server did not answer PING in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
+        let mut args = vec!["--enable-debug-command", "yes", "--dbfilename", dbfilename, "--databases", "16"];
+        args.extend_from_slice(extra);
+        let redis = shoal_testkit::Server::start_redis_in(&dir, &args).expect("redis-server is installed");
+        Server { redis }
     }
 
     fn conn(&self) -> Conn {
-        Conn::connect(self.port).unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Conn::connect(self.redis.port).unwrap()
     }
 }
 

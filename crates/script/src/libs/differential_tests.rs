@@ -216,13 +216,11 @@ impl Server {
 
     fn connect(&self) -> TcpStream {
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match TcpStream::connect(("127.0.0.1", self.port)) {
-                Ok(stream) => return stream,
-                Err(error) if Instant::now() > deadline => panic!("redis-server did not listen on {}: {error}", self.port),
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
+        while !shoal_testkit::answers_ping(self.port) {
+            assert!(Instant::now() < deadline, "redis-server did not answer PING on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
         }
+        TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis-server")
     }
 }
 
