@@ -440,7 +440,11 @@ impl Db {
 
     /// Whether the snapshot's walk has passed `key` or must skip it.
     fn behind_walk(dict: &Dict<Entry, Meta>, snapshot: &Snapshot, key: &[u8]) -> bool {
-        snapshot.walked || dict.scan_position(key) < snapshot.frontier || (!snapshot.handled.is_empty() && snapshot.handled.contains(key))
+        snapshot.walked || Self::position_behind_walk(snapshot, dict.scan_position(key))
+    }
+
+    fn position_behind_walk(snapshot: &Snapshot, position: u64) -> bool {
+        position < snapshot.frontier || (!snapshot.handled.is_empty() && snapshot.handled.contains(&position))
     }
 
     /// Before `key` changes (or appears, or goes): if a snapshot's walk has not reached it,
@@ -455,23 +459,26 @@ impl Db {
 
     #[cold]
     fn save_before_write(&mut self, key: &[u8]) {
-        let snapshot = self.snapshot.as_deref().expect("a snapshot");
-        if Self::behind_walk(&self.dict, snapshot, key) {
+        let snapshot = self.snapshot.as_deref_mut().expect("a snapshot");
+        let position = self.dict.scan_position(key);
+        if snapshot.walked || Self::position_behind_walk(snapshot, position) {
             return;
         }
-        let detached = self.detached(key);
-        let snapshot = self.snapshot.as_deref_mut().expect("a snapshot");
-        if let Some(detached) = detached {
-            snapshot.pending.push((key.into(), detached));
-        }
-        snapshot.handled.insert(key.into());
+        // Every key of this exact hash is saved now, since the walk will skip the position.
+        let ttl = &self.ttl;
+        self.dict.visit_position(position, |key, entry, meta| snapshot.pending.push((key.into(), Self::copy_entry(ttl, key, entry, meta))));
+        snapshot.handled.insert(position);
     }
 
     /// A copy of `key`'s entry with its TTL and LRU clock, expired or not.
     fn detached(&self, key: &[u8]) -> Option<Detached> {
         let (entry, meta) = self.dict.get_with_meta(key)?;
-        let expire_at_ms = if meta.has_ttl() { self.ttl.get(key).copied() } else { None };
-        Some(Detached { entry: entry.clone(), expire_at_ms, lru: meta.lru() })
+        Some(Self::copy_entry(&self.ttl, key, entry, meta))
+    }
+
+    fn copy_entry(ttl: &Dict<u64>, key: &[u8], entry: &Entry, meta: &Meta) -> Detached {
+        let expire_at_ms = if meta.has_ttl() { ttl.get(key).copied() } else { None };
+        Detached { entry: entry.clone(), expire_at_ms, lru: meta.lru() }
     }
 
     /// Removes a key found expired, counting it and freeing it per `lazyfree-lazy-expire`.

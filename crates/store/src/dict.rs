@@ -350,6 +350,22 @@ impl<V, M> Dict<V, M> {
         self.hasher.hash_one(key).reverse_bits()
     }
 
+    /// Calls `visit` for every entry whose [`Dict::scan_position`] is `position` (keys of one
+    /// hash; almost always one key or none).
+    pub fn visit_position(&self, position: u64, mut visit: impl FnMut(&[u8], &V, &M)) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        let hash = position.reverse_bits();
+        for node in chain(self.buckets[(hash & (self.buckets.len() as u64 - 1)) as usize]) {
+            let key = Node::key(node);
+            if self.hasher.hash_one(key) == hash {
+                let (value, meta) = Node::parts(node);
+                visit(key, value, meta);
+            }
+        }
+    }
+
     /// The SCAN-order position of `cursor` at the current size: every key whose
     /// [`Dict::scan_position`] is below it sits in a bucket a walk from 0 has visited.
     pub fn cursor_position(&self, cursor: u64) -> u64 {
@@ -464,6 +480,23 @@ mod tests {
         assert_eq!(d.remove(b"a"), Some(2));
         assert!(d.is_empty());
         d.check_invariants();
+    }
+
+    #[test]
+    fn visit_position_finds_exactly_the_keys_of_that_hash() {
+        let mut d = Dict::new();
+        for i in 0..1000u32 {
+            d.insert(format!("k{i}").as_bytes(), i);
+        }
+        for i in 0..1000u32 {
+            let key = format!("k{i}");
+            let mut seen = Vec::new();
+            d.visit_position(d.scan_position(key.as_bytes()), |k, v, _| seen.push((k.to_vec(), *v)));
+            assert_eq!(seen, vec![(key.into_bytes(), i)]);
+        }
+        let mut none = 0;
+        d.visit_position(d.scan_position(b"absent"), |_, _, _| none += 1);
+        assert_eq!(none, 0);
     }
 
     #[test]

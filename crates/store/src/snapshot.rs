@@ -9,14 +9,17 @@
 //!   `frontier` (the cursor's own bit-reversed position, which only grows). A shrink makes
 //!   the cursor revisit buckets; keys behind the frontier are skipped there, so none is
 //!   saved twice.
-//! - `handled` holds the keys ahead of the walk that it must skip: those saved early, and
-//!   those created after the snapshot began (they are not in it). It grows with the keys
-//!   written during the snapshot, not with the database.
+//! - `handled` holds the positions (bit-reversed hashes) ahead of the walk that it must skip:
+//!   those of keys saved early, and of keys created after the snapshot began (they are not
+//!   in it). A key is saved early with every other key of its exact hash, so skipping by
+//!   position never skips a key the snapshot still needs. It grows with the keys written
+//!   during the snapshot (8 bytes each), not with the database.
 //!
 //! The values saved early are copies: the store knows nothing of the file format, so the
 //! caller drains them ([`crate::Db::snapshot_drain`]) and encodes them with the walk's.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::db::Detached;
 
@@ -33,15 +36,15 @@ pub struct Snapshot {
     pub(crate) frontier: u64,
     /// The walk has visited every bucket.
     pub(crate) walked: bool,
-    /// Keys ahead of the walk that it must skip (see the module docs).
-    pub(crate) handled: HashSet<Box<[u8]>>,
+    /// Positions ahead of the walk that it must skip (see the module docs).
+    pub(crate) handled: HashSet<u64, BuildHasherDefault<PositionHasher>>,
     /// Entries saved early, waiting for the caller to encode them.
     pub(crate) pending: Vec<(Box<[u8]>, Detached)>,
 }
 
 impl Snapshot {
     pub(crate) fn new(db_index: usize) -> Self {
-        Snapshot { db_index, cursor: 0, frontier: 0, walked: false, handled: HashSet::new(), pending: Vec::new() }
+        Snapshot { db_index, cursor: 0, frontier: 0, walked: false, handled: HashSet::default(), pending: Vec::new() }
     }
 
     /// Whether the walk has visited every bucket (early-saved entries may still be pending).
@@ -52,6 +55,26 @@ impl Snapshot {
     /// Keys written during the snapshot that it tracks (its memory beyond the pending copies).
     pub fn handled_len(&self) -> usize {
         self.handled.len()
+    }
+}
+
+/// Hashes a position as itself: positions are already well-mixed hashes.
+#[derive(Default)]
+pub(crate) struct PositionHasher(u64);
+
+impl Hasher for PositionHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
