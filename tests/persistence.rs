@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis::Value as V;
-use shoal_testkit::{need, Server};
-use shoal_tests::{connect, THREADS};
+use shoal_testkit::{need, Raw, Server};
+use shoal_tests::{connect, Tmpfs, THREADS};
 
 /// One key's logical contents, comparable across servers whatever the encodings.
 #[derive(Debug, Clone)]
@@ -356,6 +356,47 @@ fn a_failing_save_refuses_writes_with_misconf_until_a_save_succeeds() {
     assert_eq!(raw.command(&["SET", "a", "3"]).unwrap(), "+OK\r\n");
     drop(shoal);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_full_disk_fails_the_save_refuses_writes_keeps_reads_and_recovers_when_space_returns() {
+    let Some(disk) = Tmpfs::mount("8m") else { return };
+    // Most of the space taken: the dataset (about 4 MB as a file) does not fit in the rest.
+    std::fs::write(disk.0.join("filler"), vec![0u8; 6 << 20]).unwrap();
+    let shoal = Server::start_in(&disk.0, THREADS, &["--save", "3600 1", "--rdbcompression", "no"]);
+    let mut raw = shoal.raw();
+    let value = "x".repeat(200);
+    for batch in 0..20 {
+        let requests: Vec<u8> = (0..1000).flat_map(|i| Raw::encode(&["SET", &format!("k{}", batch * 1000 + i), &value])).collect();
+        raw.send(&requests);
+        for _ in 0..1000 {
+            assert_eq!(raw.read_reply().unwrap(), "+OK\r\n");
+        }
+    }
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "-ERR\r\n");
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    wait_for_bgsave(&shoal);
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "err");
+    assert_eq!(
+        raw.command(&["SET", "k0", "new"]).unwrap(),
+        "-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.\r\n"
+    );
+    assert_eq!(raw.command(&["GET", "k1"]).unwrap(), format!("${}\r\n{value}\r\n", value.len()), "reads still work");
+    let left: Vec<String> = std::fs::read_dir(&disk.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["filler"], "no partial file is left on the full disk");
+    // Space comes back: the next save succeeds, writes are accepted, and the file loads.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    wait_for_bgsave(&shoal);
+    assert_eq!(info_field(&shoal, "rdb_last_bgsave_status"), "ok");
+    assert_eq!(raw.command(&["SET", "k0", "new"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(shoal);
+    let shoal = Server::start_in(&disk.0, THREADS, &["--save", ""]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":20000\r\n");
+    drop(raw);
+    drop(shoal);
 }
 
 #[test]

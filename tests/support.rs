@@ -21,6 +21,33 @@ pub fn connect(server: &Server) -> redis::Connection {
     connection
 }
 
+/// A small tmpfs mounted for one test (a disk that fills up), unmounted when dropped.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    /// None when mounting is not permitted here (not root): the caller skips, or fails under
+    /// SHOAL_REQUIRE_ALL=1.
+    pub fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = Server::scratch("tmpfs");
+        let ok =
+            std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&dir).status().is_ok_and(|s| s.success());
+        if !ok {
+            assert!(!shoal_testkit::require_all(), "mounting a tmpfs needs root (SHOAL_REQUIRE_ALL=1)");
+            eprintln!("skipping: cannot mount a tmpfs here");
+            let _ = std::fs::remove_dir_all(&dir);
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// The reply to OBJECT ENCODING of `key`.
 pub fn encoding(raw: &mut shoal_testkit::Raw, key: &str) -> String {
     raw.command(&["OBJECT", "ENCODING", key]).unwrap()

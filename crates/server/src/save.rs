@@ -15,6 +15,7 @@
 //!
 //! One save runs at a time, process-wide ([`STATE`]).
 
+use futures::StreamExt;
 use std::cell::RefCell;
 use std::io::Write;
 use std::rc::Rc;
@@ -489,22 +490,40 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
     }
     flush(&file, &pending, &mut position).await?;
 
-    let mut active: Vec<usize> = (0..node.core.shard_count).collect();
+    // Every core builds its next chunk while the chunks before it are written: one request
+    // in flight per core, each a task of its own, so that the saving core's own chunk is
+    // built while its write is under way and no core waits for another.
+    let request = |shard: usize| {
+        let core = node.core.clone();
+        glommio::spawn_local(async move { (shard, core.call_on(shard, move |core| next_chunk(core, options)).await) }).detach()
+    };
+    let mut in_flight: futures::stream::FuturesUnordered<_> = (0..node.core.shard_count).map(request).collect();
     let mut copied_peak = 0u64;
-    while !active.is_empty() {
-        let requests = active.iter().map(|&shard| node.core.call_on(shard, move |core| next_chunk(core, options)));
-        let chunks: Vec<Option<(SealedChunk, u64)>> = futures::future::join_all(requests).await;
-        let mut still = Vec::with_capacity(active.len());
-        for (&shard, chunk) in active.iter().zip(chunks) {
-            if let Some((chunk, copied)) = chunk {
-                copied_peak = copied_peak.max(copied);
-                writer.append_chunk(&chunk)?;
-                still.push(shard);
-            }
+    let (mut chunks, started) = (0u64, Instant::now());
+    // After a failure, the requests in flight are awaited (their chunks dropped), so none
+    // reaches a core after the caller ends the snapshots, where a later save could be.
+    let mut failure = None;
+    while let Some(done) = in_flight.next().await {
+        let (shard, chunk) = done.expect("a save's chunk task is never cancelled");
+        let Some((chunk, copied)) = chunk else { continue };
+        if failure.is_some() {
+            continue;
         }
-        flush(&file, &pending, &mut position).await?;
-        active = still;
+        chunks += 1;
+        copied_peak = copied_peak.max(copied);
+        let written = match writer.append_chunk(&chunk) {
+            Ok(()) => flush(&file, &pending, &mut position).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => in_flight.push(request(shard)),
+            Err(e) => failure = Some(e),
+        }
     }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    tracing::debug!("Snapshot: {chunks} chunks in {:?}", started.elapsed());
     writer.finish()?;
     flush(&file, &pending, &mut position).await?;
     file.fdatasync().await.map_err(glommio_io)?;
