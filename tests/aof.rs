@@ -615,3 +615,97 @@ fn with_appendonly_the_aof_is_loaded_and_dump_rdb_is_not() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits (polling the clock) until a new Unix second has just begun, so that the commands
+/// sent next fall in that second; returns it.
+fn at_the_start_of_a_new_second() -> u64 {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let first = now().as_secs();
+    loop {
+        let t = now();
+        if t.as_secs() > first && t.subsec_millis() < 300 {
+            return t.as_secs();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The `#TS:` values of an AOF file, and the file with them blanked (`#TS:`).
+fn timestamps_of(bytes: &[u8]) -> (Vec<u64>, String) {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut stamps = Vec::new();
+    let mut blanked = String::new();
+    for line in text.split_inclusive("\r\n") {
+        match line.strip_prefix("#TS:") {
+            Some(rest) => {
+                stamps.push(rest.trim_end().parse().unwrap());
+                blanked.push_str("#TS:\r\n");
+            }
+            None => blanked.push_str(line),
+        }
+    }
+    (stamps, blanked)
+}
+
+#[test]
+fn aof_timestamp_enabled_writes_ts_annotations_as_redis_does_and_truncate_to_timestamp_works() {
+    // The same commands, in three seconds, to Shoal and to redis-server.
+    let run = |raw: &mut shoal_testkit::Raw| -> Vec<u64> {
+        let mut seconds = Vec::new();
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SET", "a", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "b", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["MSET", "x", "1", "y", "2", "z", "3"]).unwrap(), "+OK\r\n");
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SET", "c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "e", "5"]).unwrap(), "+OK\r\n");
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SELECT", "0"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "f", "6"]).unwrap(), "+OK\r\n");
+        seconds
+    };
+    let dir = Server::scratch("aof-timestamps");
+    let incr = dir.join("appendonlydir").join("appendonly.aof.1.incr.aof");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes"]);
+    let mut raw = server.raw();
+    let seconds = run(&mut raw);
+    drop(raw);
+    drop(server);
+    let ours = std::fs::read(&incr).unwrap();
+    let (stamps, blanked) = timestamps_of(&ours);
+    assert_eq!(stamps, seconds, "one annotation per second in which commands were appended:\n{blanked}");
+    assert!(blanked.starts_with("#TS:\r\n*2\r\n$6\r\nSELECT\r\n"), "the annotation comes before the SELECT:\n{blanked}");
+    check_aof(&dir);
+    // Loaded back: the annotations are skipped.
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "a", "x", "c", "f"]).unwrap(), "*4\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n3\r\n$1\r\n6\r\n");
+    drop(raw);
+    drop(server);
+    // redis-check-aof --truncate-to-timestamp cuts our file before the third second.
+    if need("redis-check-aof") {
+        let manifest = dir.join("appendonlydir").join("appendonly.aof.manifest");
+        let output = Command::new("redis-check-aof").arg("--truncate-to-timestamp").arg(seconds[1].to_string()).arg(&manifest).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success() && text.contains("Successfully truncated AOF"), "{text}");
+        let server = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut raw = server.raw();
+        assert_eq!(raw.command(&["MGET", "a", "c", "f"]).unwrap(), "*3\r\n$1\r\n1\r\n$1\r\n3\r\n$-1\r\n", "the third second is cut off");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["GET", "e"]).unwrap(), "$1\r\n5\r\n");
+        drop(raw);
+        drop(server);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // Redis writes the same file, timestamps aside.
+    let redis_dir = Server::scratch("aof-timestamps-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes"]) {
+        let mut raw = redis.raw();
+        run(&mut raw);
+        drop(raw);
+        let theirs = std::fs::read(redis_dir.join("appendonlydir").join("appendonly.aof.1.incr.aof")).unwrap();
+        assert_eq!(timestamps_of(&theirs).1, blanked, "Redis's file, timestamps blanked");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}

@@ -169,6 +169,7 @@ pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
         (path, len)
     };
     let always = node.config.borrow().appendfsync == AppendFsync::Always;
+    LOG.set_timestamps(node.config.borrow().aof_timestamp_enabled);
     node.core
         .call_on(0, move |core| {
             LOG.activate(always);
@@ -262,7 +263,12 @@ pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), St
         run_batch(core, batch_db, batch).await;
     }
     tracing::info!("Replayed {replayed} commands from the append only file in {:.3} s", started.elapsed().as_secs_f64());
-    let always = crate::node::current().config.borrow().appendfsync == AppendFsync::Always;
+    let (always, timestamps) = {
+        let config = &crate::node::current().config;
+        let config = config.borrow();
+        (config.appendfsync == AppendFsync::Always, config.aof_timestamp_enabled)
+    };
+    LOG.set_timestamps(timestamps);
     LOG.activate(always);
     let (path, len) = (replay.append_path.clone(), replay.append_len);
     let writer = glommio::spawn_local(writer(core.clone(), path, len));
@@ -335,6 +341,8 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
         if wrote {
             INCR_BYTES.store(position - start, std::sync::atomic::Ordering::Relaxed);
         }
+        // CONFIG SET aof-timestamp-enabled: the cores stamp their appends from now on.
+        LOG.set_timestamps(node.config.borrow().aof_timestamp_enabled);
         // A rewrite's cut: everything before it is in this file; fsync it, then go on in the
         // next one.
         if let Some(id) = merger.take_switch() {
