@@ -709,3 +709,168 @@ fn aof_timestamp_enabled_writes_ts_annotations_as_redis_does_and_truncate_to_tim
     }
     let _ = std::fs::remove_dir_all(&redis_dir);
 }
+
+/// Polls INFO until `aof_rewrites:<count>` with no rewrite in progress; asserts it went well.
+fn wait_for_rewrites(raw: &mut shoal_testkit::Raw, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = raw.command(&["INFO", "persistence"]).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains(&format!("aof_rewrites:{count}\r\n")) {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "rewrite {count} did not finish: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The AOF directory's file names, sorted, and its manifest.
+fn aof_dir_listing(dir: &Path) -> (Vec<String>, String) {
+    let aof_dir = dir.join("appendonlydir");
+    let mut names: Vec<String> = std::fs::read_dir(&aof_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    (names, std::fs::read_to_string(aof_dir.join("appendonly.aof.manifest")).unwrap())
+}
+
+#[test]
+fn bgrewriteaof_under_appendonly_no_writes_a_base_and_a_manifest_naming_only_it_as_redis_does() {
+    // On a server that never had the log on, then on one that turned it off: the files each
+    // rewrite leaves, on Shoal and on redis-server.
+    let scenario = |raw: &mut shoal_testkit::Raw, dir: &Path| -> Vec<(Vec<String>, String)> {
+        let mut seen = Vec::new();
+        assert_eq!(raw.command(&["SET", "a", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["RPUSH", "l", "x", "y"]).unwrap(), ":2\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 1);
+        seen.push(aof_dir_listing(dir));
+        assert_eq!(raw.command(&["SET", "b", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 2);
+        seen.push(aof_dir_listing(dir));
+        // On, then off again: the incremental files become history and are deleted.
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+        wait_for_rewrites(raw, 3);
+        assert_eq!(raw.command(&["SET", "c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "d", "4"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 4);
+        seen.push(aof_dir_listing(dir));
+        seen
+    };
+    let dir = Server::scratch("aof-rewrite-off");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendfsync", "always"]);
+    let mut raw = server.raw();
+    let ours = scenario(&mut raw, &dir);
+    let files = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(ours[0], (files(&["appendonly.aof.1.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.1.base.rdb seq 1 type b\n".to_string()));
+    assert_eq!(ours[1], (files(&["appendonly.aof.2.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.2.base.rdb seq 2 type b\n".to_string()));
+    assert_eq!(ours[2], (files(&["appendonly.aof.4.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.4.base.rdb seq 4 type b\n".to_string()));
+    drop(raw);
+    drop(server);
+    check_aof(&dir);
+    // The base holds everything there was, and loads.
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "a", "b", "c", "d"]).unwrap(), "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+    assert_eq!(raw.command(&["LRANGE", "l", "0", "-1"]).unwrap(), "*2\r\n$1\r\nx\r\n$1\r\ny\r\n");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis_dir = Server::scratch("aof-rewrite-off-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--appendfsync", "always"]) {
+        let mut raw = redis.raw();
+        assert_eq!(scenario(&mut raw, &redis_dir), ours, "redis-server leaves the same files");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+#[test]
+fn aof_use_rdb_preamble_no_makes_a_command_base_as_redis_does_that_both_servers_load() {
+    // Keys of one hash slot (one core, walked in database order), one per database, in
+    // encodings whose order both servers agree on; a list long enough for three RPUSHes.
+    let elements: Vec<String> = (0..150).map(|i| format!("e{i}")).collect();
+    let mut rpush = vec!["RPUSH", "{t}list"];
+    rpush.extend(elements.iter().map(String::as_str));
+    let library = "#!lua name=lib\nredis.register_function('f', function(keys, args) return 7 end)";
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["FUNCTION", "LOAD", library],
+        rpush,
+        vec!["SELECT", "1"],
+        vec!["SET", "{t}string", "hello"],
+        vec!["PEXPIREAT", "{t}string", "33000000000000"],
+        vec!["SELECT", "2"],
+        vec!["ZADD", "{t}zset", "0.1", "a", "2", "b", "inf", "c", "-1.5e300", "d"],
+        vec!["SELECT", "3"],
+        vec!["SET", "{t}int", "12345"],
+        vec!["SELECT", "4"],
+        vec!["HSET", "{t}hash", "f1", "v1", "f2", "22"],
+        vec!["SELECT", "5"],
+        vec!["SADD", "{t}set", "3", "1", "2"],
+        vec!["SELECT", "0"],
+    ];
+    let run = |raw: &mut shoal_testkit::Raw| {
+        for command in &setup {
+            let reply = raw.command(command).unwrap();
+            assert!(!reply.starts_with('-'), "{command:?}: {reply}");
+        }
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+    };
+    let extra = ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no", "--aof-timestamp-enabled", "yes"];
+    let dir = Server::scratch("aof-command-base");
+    let server = Server::start_in(&dir, THREADS, &extra);
+    let mut raw = server.raw();
+    run(&mut raw);
+    wait_for_rewrites(&mut raw, 1);
+    assert_eq!(raw.command(&["SET", "after", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(server);
+    let (names, manifest) = aof_dir_listing(&dir);
+    assert_eq!(names, ["appendonly.aof.1.base.aof", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"], "{manifest}");
+    assert_eq!(manifest, "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
+    let base = std::fs::read(dir.join("appendonlydir").join("appendonly.aof.1.base.aof")).unwrap();
+    let (stamps, ours) = timestamps_of(&base);
+    assert_eq!(stamps.len(), 1, "one annotation, first: {ours}");
+    assert!(ours.starts_with("#TS:\r\n*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"), "{ours}");
+    assert_eq!(ours.matches("RPUSH").count(), 3, "at most 64 elements a command: {ours}");
+    check_aof(&dir);
+    // Shoal loads it back (base commands, then the incremental file).
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    let check = |raw: &mut shoal_testkit::Raw, who: &str| {
+        assert_eq!(raw.command(&["LLEN", "{t}list"]).unwrap(), ":150\r\n", "{who}");
+        assert_eq!(raw.command(&["LINDEX", "{t}list", "149"]).unwrap(), "$4\r\ne149\r\n", "{who}");
+        assert_eq!(raw.command(&["GET", "after"]).unwrap(), "$1\r\n1\r\n", "{who}");
+        assert_eq!(raw.command(&["FCALL", "f", "0"]).unwrap(), ":7\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["PEXPIRETIME", "{t}string"]).unwrap(), ":33000000000000\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["ZSCORE", "{t}zset", "a"]).unwrap(), "$19\r\n0.10000000000000001\r\n", "{who}");
+        assert_eq!(raw.command(&["ZSCORE", "{t}zset", "c"]).unwrap(), "$3\r\ninf\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "4"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["HGET", "{t}hash", "f2"]).unwrap(), "$2\r\n22\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "5"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SCARD", "{t}set"]).unwrap(), ":3\r\n", "{who}");
+    };
+    check(&mut raw, "Shoal");
+    drop(raw);
+    drop(server);
+    // redis-server loads ours, and writes the same base from the same data.
+    if let Some(redis) = Server::start_redis_in(&dir, &["--appendonly", "yes"]) {
+        let mut raw = redis.raw();
+        check(&mut raw, "redis-server loading ours");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis_dir = Server::scratch("aof-command-base-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &extra[2..]) {
+        let mut raw = redis.raw();
+        run(&mut raw);
+        wait_for_rewrites(&mut raw, 1);
+        drop(raw);
+        let (names, _) = aof_dir_listing(&redis_dir);
+        let base = names.iter().find(|n| n.ends_with(".base.aof")).expect("a command base");
+        let theirs = std::fs::read(redis_dir.join("appendonlydir").join(base)).unwrap();
+        assert_eq!(timestamps_of(&theirs).1, ours, "Redis's base, timestamps blanked");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}

@@ -436,7 +436,11 @@ impl Core {
 
     /// At a rewrite's cut (every shard locked): marks this core's stream, so the writer moves
     /// to the next incremental file at the same point in every stream.
+    /// Id 0: no switch (the log is off).
     pub fn aof_switch(self: &Rc<Self>, id: u64) {
+        if id == 0 {
+            return;
+        }
         self.aof_append(Record::Switch(id));
     }
 

@@ -43,8 +43,12 @@ pub static INCR_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 pub static BASE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// At a rewrite's cut (every shard locked): creates the next incremental file, names it in
-/// the manifest, and returns the id of the switch every stream is about to get.
+/// the manifest, and returns the id of the switch every stream is about to get; 0 (no
+/// switch) when the log is off (BGREWRITEAOF under `appendonly no` writes a base only).
 pub fn begin_rewrite() -> std::io::Result<u64> {
+    if !LOG.is_active() {
+        return Ok(0);
+    }
     let mut files = FILES.lock().expect("not poisoned");
     let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
     let (_, name) = files.dir.open_new_incr(&mut files.manifest).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -53,23 +57,141 @@ pub fn begin_rewrite() -> std::io::Result<u64> {
     Ok(id)
 }
 
-/// A rewrite's base is written and fsynced at `temp`: it becomes the new base, the files it
-/// covers become history, and the history is deleted.
-pub fn finish_rewrite(temp: &str) -> std::io::Result<()> {
+/// A rewrite's snapshot is written (as an RDB) and fsynced at `temp`, in the working
+/// directory: it becomes the new base, `<appendfilename>.<seq>.base.rdb` with
+/// `aof-use-rdb-preamble yes`, or, with `no`, converted to commands (Redis's
+/// `rewriteAppendOnlyFileRio`) as `.base.aof`; the files it covers become history, and the
+/// history is deleted. With the log off (BGREWRITEAOF under `appendonly no`), the manifest
+/// on disk gets the new base and every incremental file becomes history, as in Redis.
+pub async fn finish_rewrite(temp: &str) -> std::io::Result<()> {
+    let node = crate::node::current();
+    let (appenddirname, appendfilename, rdb, timestamps, options) = {
+        let config = node.config.borrow();
+        let options = shoal_rdb::ReaderOptions { limits: crate::node::settings_of(&config).limits, now_ms: shoal_runtime::now_ms() as i64 };
+        (config.appenddirname.clone(), config.appendfilename.clone(), config.aof_use_rdb_preamble, config.aof_timestamp_enabled, options)
+    };
+    let base_temp = if rdb {
+        PathBuf::from(temp)
+    } else {
+        let commands = PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        let timestamp = timestamps.then(|| shoal_runtime::now_ms() / 1000);
+        let result = convert_on_a_thread(PathBuf::from(temp), commands.clone(), options, timestamp).await;
+        let _ = std::fs::remove_file(temp);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&commands);
+            return Err(e);
+        }
+        commands
+    };
+    let result = install_base(&base_temp, rdb, &appenddirname, &appendfilename);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&base_temp);
+    }
+    result
+}
+
+/// Names the written base in the manifest (see [`finish_rewrite`]).
+fn install_base(base_temp: &std::path::Path, rdb: bool, appenddirname: &str, appendfilename: &str) -> std::io::Result<()> {
+    let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
     let mut files = FILES.lock().expect("not poisoned");
+    let active = LOG.is_active();
+    if !active {
+        // The log is off: the directory as it is on disk (maybe none yet).
+        let dir = AofDir::new(".", appenddirname, appendfilename);
+        dir.create_dir().map_err(io)?;
+        let manifest = dir.read_manifest().map_err(io)?.unwrap_or_default();
+        *files = Some(Files { dir, manifest });
+    }
     let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
     let mut manifest = files.manifest.clone();
-    let appendfilename = files.dir.appendfilename().to_owned();
-    let base = manifest.finish_rewrite(&appendfilename, true, true);
+    let base = manifest.finish_rewrite(appendfilename, rdb, active);
     let path = files.dir.path_of(&base);
-    std::fs::rename(temp, &path)?;
-    let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
+    std::fs::rename(base_temp, &path)?;
     files.dir.persist_manifest(&manifest).map_err(io)?;
     files.manifest = manifest;
     files.dir.delete_history(&mut files.manifest).map_err(io)?;
     BASE_BYTES.store(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
     INCR_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
     Ok(())
+}
+
+/// Runs [`rdb_to_commands`] on a thread of its own (it reads and writes the whole dataset)
+/// and waits for it without blocking this core.
+async fn convert_on_a_thread(rdb: PathBuf, out: PathBuf, options: shoal_rdb::ReaderOptions, timestamp: Option<u64>) -> std::io::Result<()> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("shoal-aof-rewrite".into()).spawn(move || {
+        let _ = done.send(rdb_to_commands(&rdb, &out, options, timestamp));
+    })?;
+    loop {
+        match result.try_recv() {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(2)).await,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(std::io::Error::other("the AOF rewrite's conversion thread stopped")),
+        }
+    }
+}
+
+/// Redis's `AOF_REWRITE_ITEMS_PER_CMD`: elements per RPUSH, SADD, ZADD or HMSET.
+const REWRITE_ITEMS_PER_CMD: usize = 64;
+
+/// Writes the dataset of the RDB file `rdb` as commands into `out`, fsynced, as Redis's
+/// `rewriteAppendOnlyFileRio` does: `#TS:<timestamp>` first (`aof-timestamp-enabled`), a
+/// FUNCTION LOAD per library, then per database a SELECT and per key SET, RPUSH, SADD, ZADD
+/// (scores as `%.17g`) or HMSET (at most 64 elements each), then PEXPIREAT if it expires.
+/// Reads and writes through bounded buffers.
+fn rdb_to_commands(rdb: &std::path::Path, out: &std::path::Path, options: shoal_rdb::ReaderOptions, timestamp: Option<u64>) -> std::io::Result<()> {
+    use shoal_store::Value;
+    use std::io::Write;
+    let file = std::fs::File::open(rdb)?;
+    let mut reader = shoal_rdb::Reader::new(std::io::BufReader::with_capacity(1 << 20, file), options).map_err(std::io::Error::other)?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    let mut bytes = Vec::new();
+    if let Some(second) = timestamp {
+        shoal_aof::encode_timestamp(second, &mut bytes);
+    }
+    let mut encoder = shoal_aof::CommandEncoder::new();
+    // Emits `name key` followed by `items` in commands of at most 64 elements (of `per` args).
+    fn batched(encoder: &mut shoal_aof::CommandEncoder, db: usize, name: &[u8], key: &[u8], items: Vec<Vec<u8>>, per: usize, out: &mut Vec<u8>) {
+        for chunk in items.chunks(REWRITE_ITEMS_PER_CMD * per) {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);
+            args.push(name);
+            args.push(key);
+            args.extend(chunk.iter().map(Vec::as_slice));
+            encoder.encode(db, &args, out);
+        }
+    }
+    while let Some(event) = reader.next_event().map_err(std::io::Error::other)? {
+        match event {
+            shoal_rdb::Event::Function(code) => shoal_aof::encode_command(&[b"FUNCTION".as_slice(), b"LOAD", &code], &mut bytes),
+            shoal_rdb::Event::Entry(entry) => {
+                let (db, key) = (entry.db as usize, entry.key.as_slice());
+                match &entry.value {
+                    Value::Str(s) => s.with_bytes(|value| encoder.encode(db, &[b"SET".as_slice(), key, value], &mut bytes)),
+                    Value::List(list) => batched(&mut encoder, db, b"RPUSH", key, list.iter().map(<[u8]>::to_vec).collect(), 1, &mut bytes),
+                    Value::Set(set) => batched(&mut encoder, db, b"SADD", key, set.iter().map(|m| m.with_bytes(<[u8]>::to_vec)).collect(), 1, &mut bytes),
+                    Value::ZSet(zset) => {
+                        let items = zset.iter().flat_map(|(member, score)| [shoal_resp::format_double(score).into_bytes(), member.to_vec()]).collect();
+                        batched(&mut encoder, db, b"ZADD", key, items, 2, &mut bytes)
+                    }
+                    Value::Hash(hash) => {
+                        let items = hash.iter().flat_map(|(field, value)| [field.to_vec(), value.to_vec()]).collect();
+                        batched(&mut encoder, db, b"HMSET", key, items, 2, &mut bytes)
+                    }
+                }
+                if let Some(at_ms) = entry.expire_ms {
+                    encoder.encode(db, &[b"PEXPIREAT".as_slice(), key, at_ms.to_string().as_bytes()], &mut bytes);
+                }
+            }
+            _ => {}
+        }
+        if bytes.len() >= 64 * 1024 {
+            writer.write_all(&bytes)?;
+            bytes.clear();
+        }
+    }
+    writer.write_all(&bytes)?;
+    let file = writer.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
 }
 
 /// One unit to replay: a command, or a transaction's commands; each with its database.
