@@ -874,3 +874,122 @@ fn aof_use_rdb_preamble_no_makes_a_command_base_as_redis_does_that_both_servers_
     }
     let _ = std::fs::remove_dir_all(&redis_dir);
 }
+
+/// Writes an AOF directory holding one incremental file with `bytes`.
+fn write_incr_only(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    let aof_dir = dir.join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).unwrap();
+    std::fs::write(aof_dir.join("appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    let incr = aof_dir.join("appendonly.aof.1.incr.aof");
+    std::fs::write(&incr, bytes).unwrap();
+    incr
+}
+
+fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The server's peak resident memory, in KiB (Linux's VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_aof_loads_in_bounded_memory_whatever_its_size() {
+    // 192 MiB of log that leaves 1 MiB of data: the same key set over and over.
+    let dir = Server::scratch("aof-streaming");
+    let value = vec![b'v'; 1 << 20];
+    let mut bytes = Vec::with_capacity(193 << 20);
+    encode_command(&[b"SELECT", b"0"], &mut bytes);
+    for i in 0..192 {
+        encode_command(&[b"SET", b"big", &value], &mut bytes);
+        encode_command(&[b"SET", b"count", i.to_string().as_bytes()], &mut bytes);
+    }
+    write_incr_only(&dir, &bytes);
+    drop(bytes);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["GET", "count"]).unwrap(), "$3\r\n191\r\n");
+    assert_eq!(raw.command(&["STRLEN", "big"]).unwrap(), ":1048576\r\n");
+    let peak_mib = peak_rss_kib(server.pid()) / 1024;
+    // Holding the log's commands in memory would take more than 192 MiB.
+    eprintln!("peak RSS {peak_mib} MiB while loading a 192 MiB log");
+    assert!(peak_mib < 96, "peak RSS {peak_mib} MiB while loading a 192 MiB log");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_log_streamed_in_batches_keeps_the_truncation_and_corruption_rules() {
+    // Enough commands for many batches, then what each case puts at the end.
+    let value = vec![b'x'; 4096];
+    let mut body = Vec::new();
+    encode_command(&[b"SELECT", b"0"], &mut body);
+    for i in 0..2000 {
+        encode_command(&[b"SET", format!("k{i}").as_bytes(), &value], &mut body);
+    }
+    let start = |dir: &Path, extra: &[&str]| {
+        let mut command = Command::new(shoal_testkit::server_binary());
+        command
+            .args(["--port", &shoal_testkit::free_port().to_string(), "--threads", "2", "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(extra)
+            .current_dir(dir);
+        command
+    };
+    let refused = |dir: &Path, extra: &[&str]| -> String {
+        let output = start(dir, extra).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        text
+    };
+
+    // A damaged command after the first 8 MiB: refused, naming the file and the offset, and
+    // the files are left as they were.
+    let dir = Server::scratch("aof-stream-corrupt");
+    let mut bytes = body.clone();
+    let offset = bytes.len();
+    bytes.extend_from_slice(b"*2\r\n$3\r\nGET\r\n!oops\r\n");
+    encode_command(&[b"SET", b"after", b"1"], &mut bytes);
+    let incr = write_incr_only(&dir, &bytes);
+    let text = refused(&dir, &[]);
+    assert!(text.contains("bad file format reading the append only file"), "{text}");
+    assert!(text.contains(&format!("at offset {}", offset + "*2\r\n$3\r\nGET\r\n".len())), "the offset of the bad line: {text}");
+    assert!(text.contains("appendonly.aof.1.incr.aof"), "the file is named: {text}");
+    assert_eq!(std::fs::read(&incr).unwrap(), bytes, "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A transaction cut short at the end: refused without aof-load-truncated...
+    let dir = Server::scratch("aof-stream-truncated");
+    let mut bytes = body.clone();
+    let valid = bytes.len();
+    encode_command(&[b"MULTI"], &mut bytes);
+    encode_command(&[b"SET", b"in-tx", b"1"], &mut bytes);
+    bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$5\r\nin-tx");
+    let incr = write_incr_only(&dir, &bytes);
+    let text = refused(&dir, &["--aof-load-truncated", "no"]);
+    assert!(text.contains(&format!("valid up to offset {valid} of {}", bytes.len())), "{text}");
+    assert_eq!(std::fs::read(&incr).unwrap(), bytes, "nothing trimmed");
+    // ... trimmed whole with it, saying how much.
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--logfile", "log.txt"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":2000\r\n");
+    assert_eq!(raw.command(&["EXISTS", "in-tx"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["STRLEN", "k1999"]).unwrap(), ":4096\r\n");
+    drop(raw);
+    drop(server);
+    assert_eq!(std::fs::metadata(&incr).unwrap().len(), valid as u64, "cut before the MULTI");
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains("!!! Warning: short read while loading the AOF file appendonly.aof.1.incr.aof!!!"), "{log}");
+    assert!(log.contains(&format!("!!! Truncating the AOF appendonly.aof.1.incr.aof at offset {valid} !!!")), "{log}");
+    assert!(log.contains(&format!("Trimmed {} bytes", bytes.len() - valid)), "{log}");
+    check_aof(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

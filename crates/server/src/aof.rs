@@ -3,11 +3,12 @@
 //! current incremental file (`shoal_runtime::aof` has the streams and their merge).
 //!
 //! Startup: the reading thread (`rdb_load::start`) opens `appenddirname` (creating the
-//! directory, an empty incremental file and the manifest when there is none), reads the
-//! base (an RDB image, loaded like `dump.rdb`) and collects the incremental files' commands.
-//! Once every core holds the base, core 0 replays the commands through the ordinary command
-//! path (transactions as units), then starts logging and the writer. Until then every
-//! command answers LOADING.
+//! directory, an empty incremental file and the manifest when there is none) and reads the
+//! base's RDB image (loaded like `dump.rdb`). Once every core holds the base, core 0 replays
+//! the commands through the ordinary command path (transactions as units) while a thread of
+//! their own streams them from the files in bounded batches (memory does not grow with the
+//! files); then it starts logging and the writer. Until then every command answers LOADING;
+//! a log found damaged part way stops the server before anything is served.
 //!
 //! The writer (core 0) takes what the streams hold, writes it at the end of the current
 //! incremental file through io_uring, and fsyncs per `appendfsync`: after every batch
@@ -197,68 +198,156 @@ fn rdb_to_commands(rdb: &std::path::Path, out: &std::path::Path, options: shoal_
 /// One unit to replay: a command, or a transaction's commands; each with its database.
 pub type Unit = Vec<(usize, Vec<Bytes>)>;
 
-/// What the log held beyond its base, and where appends go.
-pub struct Replay {
-    pub units: Vec<Unit>,
-    /// The incremental file to append to, and its length.
-    pub append_path: PathBuf,
-    pub append_len: u64,
+/// What the feeding thread sends core 0, in log order.
+enum Feed {
+    /// Units to replay, about [`FEED_BATCH_BYTES`] of arguments at most (one unit may be
+    /// bigger).
+    Units(Vec<Unit>),
+    /// Every file was read (a truncated tail trimmed, if any).
+    Done(shoal_aof::LoadReport),
+    /// The log cannot be loaded: the message to exit with.
+    Failed(String),
 }
 
-/// Reads the AOF directory (on the loading thread): the base's keys per core, and the
-/// commands to replay.
+/// Arguments' bytes per batch of units the feeding thread sends.
+const FEED_BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight between the feeding thread and core 0: with [`FEED_BATCH_BYTES`], what
+/// a load holds in memory beyond the dataset, whatever the size of the files.
+const FEED_BATCHES_MAX: usize = 2;
+/// Arguments' bytes per batch of commands core 0 executes at once.
+const REPLAY_BATCH_BYTES: usize = 1 << 20;
+
+/// What the log holds beyond its base, streamed, and where appends go.
+pub struct Replay {
+    /// The commands, from the thread reading the files (taken once, by core 0).
+    feed: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Feed>>>,
+    /// The incremental file to append to (its length is read once the load has trimmed it).
+    append_path: PathBuf,
+    /// Keys the base held, for the log line.
+    base_keys: u64,
+}
+
+fn unit_bytes(unit: &Unit) -> usize {
+    unit.iter().flat_map(|(_, args)| args).map(Bytes::len).sum()
+}
+
+/// Reads the AOF directory (on the loading thread): the base's keys per core; the commands
+/// that follow are streamed to core 0 by a thread of their own, in bounded batches, while
+/// core 0 replays them ([`replay_and_start`]).
 pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     let dir = AofDir::new(".", &config.appenddirname, &config.appendfilename);
     let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
-    let state = dir.open().map_err(|e| fail(&e))?;
-    let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut units = Vec::new();
     let policy = LoadPolicy { load_truncated: config.aof_load_truncated, ..LoadPolicy::default() };
-    if let Some(mut loader) = dir.loader(&state, policy) {
-        while let Some(item) = loader.next_item().map_err(|e| fail(&e))? {
-            match item {
-                Item::Command(command) => units.push(vec![(command.db, command.args)]),
-                Item::Transaction(commands) => units.push(commands.into_iter().map(|c| (c.db, c.args)).collect()),
-                Item::Timestamp(_) => {}
-                Item::Rdb { path, offset } => {
-                    use std::io::{Seek, SeekFrom};
-                    let mut file = std::fs::File::open(&path).map_err(|e| fail(&e))?;
-                    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
-                    let used = crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, &mut preload, &mut per_core)?;
-                    loader.rdb_consumed(used).map_err(|e| fail(&e))?;
-                }
-            }
+    // The files, with a pre-7.0 single file moved into the directory first (as Redis's
+    // `aofUpgradePrepare` does before loading).
+    let (mut manifest, loader) = match dir.open().map_err(|e| fail(&e))? {
+        AofState::None => (dir.create_initial().map_err(|e| fail(&e))?, None),
+        AofState::Legacy { .. } => {
+            let manifest = dir.upgrade_legacy().map_err(|e| fail(&e))?;
+            let loader = shoal_aof::Loader::for_manifest(dir.aof_dir(), &manifest, policy);
+            (manifest, Some(loader))
         }
-        let report = loader.into_report();
-        if let Some(cut) = &report.truncated {
-            tracing::warn!("!!! Warning: short read while loading the AOF file {:?}!!! Trimmed {} bytes at offset {}", cut.path, cut.trimmed_bytes, cut.offset);
+        AofState::Manifest(manifest) => {
+            let loader = shoal_aof::Loader::for_manifest(dir.aof_dir(), &manifest, policy);
+            (manifest, Some(loader))
         }
-        tracing::info!(
-            "DB loaded from append only file: {} commands, {} transactions, {} keys in the base",
-            report.commands,
-            report.transactions,
-            preload.keys_loaded
-        );
-    }
-    // Where appends go: the manifest's last incremental file (a new one when it has none).
-    let mut manifest = match state {
-        AofState::None => dir.create_initial().map_err(|e| fail(&e))?,
-        AofState::Legacy { .. } => dir.upgrade_legacy().map_err(|e| fail(&e))?,
-        AofState::Manifest(manifest) => manifest,
     };
+    // Where appends go: the manifest's last incremental file (a new, empty one when it has
+    // none; the loader's last file, which a truncated tail may be cut from, stays the last
+    // one it reads).
     if manifest.incrs.is_empty() {
-        let (_, _) = dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
-        dir.persist_manifest(&manifest).map_err(|e| fail(&e))?;
+        dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
     }
-    let last = manifest.incrs.last().expect("an incremental file");
-    let append_path = dir.path_of(&last.name);
-    let append_len = std::fs::metadata(&append_path).map_err(|e| fail(&e))?.len();
+    let append_path = dir.path_of(&manifest.incrs.last().expect("an incremental file").name);
     let total: u64 = manifest.files_to_load().map(|f| std::fs::metadata(dir.path_of(&f.name)).map(|m| m.len()).unwrap_or(0)).sum();
     BASE_BYTES.store(total, std::sync::atomic::Ordering::Relaxed);
     *FILES.lock().expect("not poisoned") = Some(Files { dir, manifest });
-    preload.aof = Some(Replay { units, append_path, append_len });
+
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    // The base: an RDB image (a `.base.rdb`, or an RDB preamble) loads here, like dump.rdb.
+    let mut first = None;
+    if let Some(mut loader) = loader {
+        loop {
+            match loader.next_item().map_err(|e| fail(&e))? {
+                Some(Item::Rdb { path, offset }) => {
+                    let used = read_rdb_at(config, &path, offset, &mut preload, &mut per_core)?;
+                    loader.rdb_consumed(used).map_err(|e| fail(&e))?;
+                }
+                item => {
+                    first = Some((loader, item));
+                    break;
+                }
+            }
+        }
+    }
+    let (sender, feed) = std::sync::mpsc::sync_channel(FEED_BATCHES_MAX);
+    match first {
+        Some((loader, item)) => {
+            std::thread::Builder::new().name("shoal-aof-load".into()).spawn(move || feed_units(loader, item, &sender)).map_err(|e| fail(&e))?;
+        }
+        None => {
+            let _ = sender.send(Feed::Done(shoal_aof::LoadReport::default()));
+        }
+    }
+    preload.aof = Some(Replay { feed: std::sync::Mutex::new(Some(feed)), append_path, base_keys: preload.keys_loaded });
     Ok(preload.with_keys(per_core))
+}
+
+/// Loads the RDB image at `offset` of `path` into `per_core`; returns its length.
+fn read_rdb_at(config: &Config, path: &std::path::Path, offset: u64, preload: &mut Preload, per_core: &mut [Vec<LoadedKey>]) -> Result<u64, String> {
+    use std::io::{Seek, SeekFrom};
+    let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
+    let mut file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
+    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, per_core)
+}
+
+/// On the feeding thread: reads the log's items from `first` on and sends them in batches
+/// (blocking while core 0 is behind), then the report, or the failure.
+fn feed_units(mut loader: shoal_aof::Loader, first: Option<Item>, sender: &std::sync::mpsc::SyncSender<Feed>) {
+    let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
+    let mut batch: Vec<Unit> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut next = Ok(first);
+    loop {
+        let item = match next {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = sender.send(Feed::Units(batch));
+                let _ = sender.send(Feed::Failed(e));
+                return;
+            }
+        };
+        let unit: Unit = match item {
+            Item::Command(command) => vec![(command.db, command.args)],
+            Item::Transaction(commands) => commands.into_iter().map(|c| (c.db, c.args)).collect(),
+            Item::Timestamp(_) => Vec::new(),
+            Item::Rdb { path, .. } => {
+                // Only a first file (a base, or a pre-7.0 single file) holds an RDB; its keys
+                // cannot go in after commands were replayed.
+                let _ = sender.send(Feed::Units(batch));
+                let _ = sender.send(Feed::Failed(fail(&format!("{} holds an RDB preamble but is not the first file", path.display()))));
+                return;
+            }
+        };
+        if !unit.is_empty() {
+            batch_bytes += unit_bytes(&unit);
+            batch.push(unit);
+        }
+        if batch_bytes >= FEED_BATCH_BYTES {
+            batch_bytes = 0;
+            if sender.send(Feed::Units(std::mem::take(&mut batch))).is_err() {
+                return;
+            }
+        }
+        next = loader.next_item().map_err(|e| fail(&e));
+    }
+    if !batch.is_empty() && sender.send(Feed::Units(batch)).is_err() {
+        return;
+    }
+    let _ = sender.send(Feed::Done(loader.into_report()));
 }
 
 /// CONFIG SET appendonly yes, at run time: opens (or creates) the AOF directory, starts
@@ -344,55 +433,97 @@ fn set_write_error(error: Option<&std::io::Error>) {
 /// Whether a writer task runs (a turned-off one may still be draining).
 static WRITER_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// On core 0, once every core holds the base: replays the log's commands, then starts
-/// logging and the writer.
+/// On core 0, once every core holds the base: replays the log's commands as the feeding
+/// thread reads them, then starts logging and the writer. Err (the server exits, nothing
+/// saved) when the log turns out to be damaged part way: what was replayed is never served.
 pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), String> {
     let started = Instant::now();
+    let Some(feed) = replay.feed.lock().expect("not poisoned").take() else {
+        return Err("the append only file was replayed already".to_owned());
+    };
     let mut batch: Vec<Cmd> = Vec::new();
     let mut batch_db = 0;
+    let mut batch_bytes = 0;
     let mut replayed = 0u64;
-    for unit in &replay.units {
-        for (db, args) in unit {
-            let resolved = dispatch::resolve(args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
-            if matches!(resolved.route, Route::Connection) {
-                if resolved.spec.name.starts_with("function|") {
-                    // Function libraries, on every core, in order with the rest.
-                    if !batch.is_empty() {
-                        run_batch(core, batch_db, std::mem::take(&mut batch)).await;
-                    }
-                    let node = crate::node::current();
-                    if let Frame::Error(e) = crate::scripting::function(&node, resolved.spec, args).await {
-                        tracing::warn!("'{}' in the append only file failed: {}", String::from_utf8_lossy(&args[0]), String::from_utf8_lossy(&e));
-                    }
-                    continue;
-                }
-                // SELECT is the loader's; anything else needing a connection is skipped.
-                tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
+    let report = loop {
+        let units = match feed.try_recv() {
+            Ok(Feed::Units(units)) => units,
+            Ok(Feed::Done(report)) => break report,
+            Ok(Feed::Failed(message)) => return Err(message),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
                 continue;
             }
-            if *db != batch_db && !batch.is_empty() {
-                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err("Fatal error loading the append only file: the reading thread stopped. Exiting.".to_owned())
             }
-            batch_db = *db;
-            batch.push(Cmd { spec: resolved.spec, route: resolved.route, args: args.clone() });
-            replayed += 1;
-            if batch.len() >= 1024 {
-                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+        };
+        for unit in units {
+            batch_bytes += unit_bytes(&unit);
+            for (db, args) in unit {
+                let resolved = dispatch::resolve(&args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
+                if matches!(resolved.route, Route::Connection) {
+                    if resolved.spec.name.starts_with("function|") {
+                        // Function libraries, on every core, in order with the rest.
+                        if !batch.is_empty() {
+                            run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                        }
+                        let node = crate::node::current();
+                        if let Frame::Error(e) = crate::scripting::function(&node, resolved.spec, &args).await {
+                            tracing::warn!("'{}' in the append only file failed: {}", String::from_utf8_lossy(&args[0]), String::from_utf8_lossy(&e));
+                        }
+                        continue;
+                    }
+                    // SELECT is the loader's; anything else needing a connection is skipped.
+                    tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
+                    continue;
+                }
+                if db != batch_db && !batch.is_empty() {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
+                batch_db = db;
+                batch.push(Cmd { spec: resolved.spec, route: resolved.route, args });
+                replayed += 1;
+                if batch.len() >= 1024 {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
+            }
+            if batch_bytes >= REPLAY_BATCH_BYTES {
+                batch_bytes = 0;
+                if !batch.is_empty() {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
             }
         }
-    }
+    };
     if !batch.is_empty() {
         run_batch(core, batch_db, batch).await;
     }
-    tracing::info!("Replayed {replayed} commands from the append only file in {:.3} s", started.elapsed().as_secs_f64());
+    if let Some(cut) = &report.truncated {
+        let name = cut.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Redis's lines, then how much went.
+        tracing::warn!("!!! Warning: short read while loading the AOF file {name}!!!");
+        tracing::warn!("!!! Truncating the AOF {name} at offset {} !!!", cut.offset);
+        tracing::warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+        tracing::warn!("Trimmed {} bytes off the end of {name} (a command or transaction cut short)", cut.trimmed_bytes);
+    }
+    tracing::info!(
+        "DB loaded from append only file: {} commands, {} transactions, {} keys in the base; {replayed} commands replayed in {:.3} s",
+        report.commands,
+        report.transactions,
+        replay.base_keys,
+        started.elapsed().as_secs_f64()
+    );
     let (always, timestamps) = {
         let config = &crate::node::current().config;
         let config = config.borrow();
         (config.appendfsync == AppendFsync::Always, config.aof_timestamp_enabled)
     };
+    // Appends go at the end of the last incremental file, as the load left it (trimmed).
+    let path = replay.append_path.clone();
+    let len = std::fs::metadata(&path).map_err(|e| format!("Fatal error loading the append only file: {e}. Exiting."))?.len();
     LOG.set_timestamps(timestamps);
     LOG.activate(always);
-    let (path, len) = (replay.append_path.clone(), replay.append_len);
     let writer = glommio::spawn_local(writer(core.clone(), path, len));
     crate::node::current().aof_writer.replace(Some(writer));
     Ok(())
