@@ -993,3 +993,21 @@ fn a_log_streamed_in_batches_keeps_the_truncation_and_corruption_rules() {
     check_aof(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bgrewriteaof_scheduled_behind_a_bgsave_under_appendonly_no_runs_when_the_save_ends() {
+    let dir = Server::scratch("aof-rewrite-scheduled-off");
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    // Enough keys that the save is still running when BGREWRITEAOF arrives.
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "500000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting scheduled\r\n");
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrite_scheduled:1"));
+    wait_for_rewrites(&mut raw, 1);
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrite_scheduled:0"));
+    drop(raw);
+    drop(server);
+    assert_eq!(aof_dir_listing(&dir).1, "file appendonly.aof.1.base.rdb seq 1 type b\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -189,6 +189,11 @@ pub fn cron(node: &Rc<Node>) {
         let _ = start_background(node, Purpose::Rdb);
         return;
     }
+    // A BGREWRITEAOF scheduled under `appendonly no` runs too, as in Redis.
+    if !shoal_runtime::aof::LOG.is_active() && STATE.rewrite_scheduled.swap(false, Ordering::Relaxed) {
+        let _ = start_background(node, Purpose::AofRewrite);
+        return;
+    }
     if shoal_runtime::aof::LOG.is_active() {
         let (percentage, min_size) = {
             let config = node.config.borrow();
