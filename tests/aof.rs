@@ -615,3 +615,399 @@ fn with_appendonly_the_aof_is_loaded_and_dump_rdb_is_not() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits (polling the clock) until a new Unix second has just begun, so that the commands
+/// sent next fall in that second; returns it.
+fn at_the_start_of_a_new_second() -> u64 {
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let first = now().as_secs();
+    loop {
+        let t = now();
+        if t.as_secs() > first && t.subsec_millis() < 300 {
+            return t.as_secs();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The `#TS:` values of an AOF file, and the file with them blanked (`#TS:`).
+fn timestamps_of(bytes: &[u8]) -> (Vec<u64>, String) {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let mut stamps = Vec::new();
+    let mut blanked = String::new();
+    for line in text.split_inclusive("\r\n") {
+        match line.strip_prefix("#TS:") {
+            Some(rest) => {
+                stamps.push(rest.trim_end().parse().unwrap());
+                blanked.push_str("#TS:\r\n");
+            }
+            None => blanked.push_str(line),
+        }
+    }
+    (stamps, blanked)
+}
+
+#[test]
+fn aof_timestamp_enabled_writes_ts_annotations_as_redis_does_and_truncate_to_timestamp_works() {
+    // The same commands, in three seconds, to Shoal and to redis-server.
+    let run = |raw: &mut shoal_testkit::Raw| -> Vec<u64> {
+        let mut seconds = Vec::new();
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SET", "a", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "b", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["MSET", "x", "1", "y", "2", "z", "3"]).unwrap(), "+OK\r\n");
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SET", "c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "e", "5"]).unwrap(), "+OK\r\n");
+        seconds.push(at_the_start_of_a_new_second());
+        assert_eq!(raw.command(&["SELECT", "0"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "f", "6"]).unwrap(), "+OK\r\n");
+        seconds
+    };
+    let dir = Server::scratch("aof-timestamps");
+    let incr = dir.join("appendonlydir").join("appendonly.aof.1.incr.aof");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes"]);
+    let mut raw = server.raw();
+    let seconds = run(&mut raw);
+    drop(raw);
+    drop(server);
+    let ours = std::fs::read(&incr).unwrap();
+    let (stamps, blanked) = timestamps_of(&ours);
+    assert_eq!(stamps, seconds, "one annotation per second in which commands were appended:\n{blanked}");
+    assert!(blanked.starts_with("#TS:\r\n*2\r\n$6\r\nSELECT\r\n"), "the annotation comes before the SELECT:\n{blanked}");
+    check_aof(&dir);
+    // Loaded back: the annotations are skipped.
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "a", "x", "c", "f"]).unwrap(), "*4\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n3\r\n$1\r\n6\r\n");
+    drop(raw);
+    drop(server);
+    // redis-check-aof --truncate-to-timestamp cuts our file before the third second.
+    if need("redis-check-aof") {
+        let manifest = dir.join("appendonlydir").join("appendonly.aof.manifest");
+        let output = Command::new("redis-check-aof").arg("--truncate-to-timestamp").arg(seconds[1].to_string()).arg(&manifest).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success() && text.contains("Successfully truncated AOF"), "{text}");
+        let server = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut raw = server.raw();
+        assert_eq!(raw.command(&["MGET", "a", "c", "f"]).unwrap(), "*3\r\n$1\r\n1\r\n$1\r\n3\r\n$-1\r\n", "the third second is cut off");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["GET", "e"]).unwrap(), "$1\r\n5\r\n");
+        drop(raw);
+        drop(server);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // Redis writes the same file, timestamps aside.
+    let redis_dir = Server::scratch("aof-timestamps-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--appendonly", "yes", "--appendfsync", "always", "--aof-timestamp-enabled", "yes"]) {
+        let mut raw = redis.raw();
+        run(&mut raw);
+        drop(raw);
+        let theirs = std::fs::read(redis_dir.join("appendonlydir").join("appendonly.aof.1.incr.aof")).unwrap();
+        assert_eq!(timestamps_of(&theirs).1, blanked, "Redis's file, timestamps blanked");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+/// Polls INFO until `aof_rewrites:<count>` with no rewrite in progress; asserts it went well.
+fn wait_for_rewrites(raw: &mut shoal_testkit::Raw, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = raw.command(&["INFO", "persistence"]).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains(&format!("aof_rewrites:{count}\r\n")) {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "rewrite {count} did not finish: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The AOF directory's file names, sorted, and its manifest.
+fn aof_dir_listing(dir: &Path) -> (Vec<String>, String) {
+    let aof_dir = dir.join("appendonlydir");
+    let mut names: Vec<String> = std::fs::read_dir(&aof_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    (names, std::fs::read_to_string(aof_dir.join("appendonly.aof.manifest")).unwrap())
+}
+
+#[test]
+fn bgrewriteaof_under_appendonly_no_writes_a_base_and_a_manifest_naming_only_it_as_redis_does() {
+    // On a server that never had the log on, then on one that turned it off: the files each
+    // rewrite leaves, on Shoal and on redis-server.
+    let scenario = |raw: &mut shoal_testkit::Raw, dir: &Path| -> Vec<(Vec<String>, String)> {
+        let mut seen = Vec::new();
+        assert_eq!(raw.command(&["SET", "a", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["RPUSH", "l", "x", "y"]).unwrap(), ":2\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 1);
+        seen.push(aof_dir_listing(dir));
+        assert_eq!(raw.command(&["SET", "b", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 2);
+        seen.push(aof_dir_listing(dir));
+        // On, then off again: the incremental files become history and are deleted.
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+        wait_for_rewrites(raw, 3);
+        assert_eq!(raw.command(&["SET", "c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "d", "4"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+        wait_for_rewrites(raw, 4);
+        seen.push(aof_dir_listing(dir));
+        seen
+    };
+    let dir = Server::scratch("aof-rewrite-off");
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendfsync", "always"]);
+    let mut raw = server.raw();
+    let ours = scenario(&mut raw, &dir);
+    let files = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(ours[0], (files(&["appendonly.aof.1.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.1.base.rdb seq 1 type b\n".to_string()));
+    assert_eq!(ours[1], (files(&["appendonly.aof.2.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.2.base.rdb seq 2 type b\n".to_string()));
+    assert_eq!(ours[2], (files(&["appendonly.aof.4.base.rdb", "appendonly.aof.manifest"]), "file appendonly.aof.4.base.rdb seq 4 type b\n".to_string()));
+    drop(raw);
+    drop(server);
+    check_aof(&dir);
+    // The base holds everything there was, and loads.
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", "a", "b", "c", "d"]).unwrap(), "*4\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n");
+    assert_eq!(raw.command(&["LRANGE", "l", "0", "-1"]).unwrap(), "*2\r\n$1\r\nx\r\n$1\r\ny\r\n");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis_dir = Server::scratch("aof-rewrite-off-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--appendfsync", "always"]) {
+        let mut raw = redis.raw();
+        assert_eq!(scenario(&mut raw, &redis_dir), ours, "redis-server leaves the same files");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+#[test]
+fn aof_use_rdb_preamble_no_makes_a_command_base_as_redis_does_that_both_servers_load() {
+    // Keys of one hash slot (one core, walked in database order), one per database, in
+    // encodings whose order both servers agree on; a list long enough for three RPUSHes.
+    let elements: Vec<String> = (0..150).map(|i| format!("e{i}")).collect();
+    let mut rpush = vec!["RPUSH", "{t}list"];
+    rpush.extend(elements.iter().map(String::as_str));
+    let library = "#!lua name=lib\nredis.register_function('f', function(keys, args) return 7 end)";
+    let setup: Vec<Vec<&str>> = vec![
+        vec!["FUNCTION", "LOAD", library],
+        rpush,
+        vec!["SELECT", "1"],
+        vec!["SET", "{t}string", "hello"],
+        vec!["PEXPIREAT", "{t}string", "33000000000000"],
+        vec!["SELECT", "2"],
+        vec!["ZADD", "{t}zset", "0.1", "a", "2", "b", "inf", "c", "-1.5e300", "d"],
+        vec!["SELECT", "3"],
+        vec!["SET", "{t}int", "12345"],
+        vec!["SELECT", "4"],
+        vec!["HSET", "{t}hash", "f1", "v1", "f2", "22"],
+        vec!["SELECT", "5"],
+        vec!["SADD", "{t}set", "3", "1", "2"],
+        vec!["SELECT", "0"],
+    ];
+    let run = |raw: &mut shoal_testkit::Raw| {
+        for command in &setup {
+            let reply = raw.command(command).unwrap();
+            assert!(!reply.starts_with('-'), "{command:?}: {reply}");
+        }
+        assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+    };
+    let extra = ["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--aof-use-rdb-preamble", "no", "--aof-timestamp-enabled", "yes"];
+    let dir = Server::scratch("aof-command-base");
+    let server = Server::start_in(&dir, THREADS, &extra);
+    let mut raw = server.raw();
+    run(&mut raw);
+    wait_for_rewrites(&mut raw, 1);
+    assert_eq!(raw.command(&["SET", "after", "1"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(server);
+    let (names, manifest) = aof_dir_listing(&dir);
+    assert_eq!(names, ["appendonly.aof.1.base.aof", "appendonly.aof.2.incr.aof", "appendonly.aof.manifest"], "{manifest}");
+    assert_eq!(manifest, "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n");
+    let base = std::fs::read(dir.join("appendonlydir").join("appendonly.aof.1.base.aof")).unwrap();
+    let (stamps, ours) = timestamps_of(&base);
+    assert_eq!(stamps.len(), 1, "one annotation, first: {ours}");
+    assert!(ours.starts_with("#TS:\r\n*3\r\n$8\r\nFUNCTION\r\n$4\r\nLOAD\r\n"), "{ours}");
+    assert_eq!(ours.matches("RPUSH").count(), 3, "at most 64 elements a command: {ours}");
+    check_aof(&dir);
+    // Shoal loads it back (base commands, then the incremental file).
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    let check = |raw: &mut shoal_testkit::Raw, who: &str| {
+        assert_eq!(raw.command(&["LLEN", "{t}list"]).unwrap(), ":150\r\n", "{who}");
+        assert_eq!(raw.command(&["LINDEX", "{t}list", "149"]).unwrap(), "$4\r\ne149\r\n", "{who}");
+        assert_eq!(raw.command(&["GET", "after"]).unwrap(), "$1\r\n1\r\n", "{who}");
+        assert_eq!(raw.command(&["FCALL", "f", "0"]).unwrap(), ":7\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["PEXPIRETIME", "{t}string"]).unwrap(), ":33000000000000\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "2"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["ZSCORE", "{t}zset", "a"]).unwrap(), "$19\r\n0.10000000000000001\r\n", "{who}");
+        assert_eq!(raw.command(&["ZSCORE", "{t}zset", "c"]).unwrap(), "$3\r\ninf\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "4"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["HGET", "{t}hash", "f2"]).unwrap(), "$2\r\n22\r\n", "{who}");
+        assert_eq!(raw.command(&["SELECT", "5"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SCARD", "{t}set"]).unwrap(), ":3\r\n", "{who}");
+    };
+    check(&mut raw, "Shoal");
+    drop(raw);
+    drop(server);
+    // redis-server loads ours, and writes the same base from the same data.
+    if let Some(redis) = Server::start_redis_in(&dir, &["--appendonly", "yes"]) {
+        let mut raw = redis.raw();
+        check(&mut raw, "redis-server loading ours");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis_dir = Server::scratch("aof-command-base-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &extra[2..]) {
+        let mut raw = redis.raw();
+        run(&mut raw);
+        wait_for_rewrites(&mut raw, 1);
+        drop(raw);
+        let (names, _) = aof_dir_listing(&redis_dir);
+        let base = names.iter().find(|n| n.ends_with(".base.aof")).expect("a command base");
+        let theirs = std::fs::read(redis_dir.join("appendonlydir").join(base)).unwrap();
+        assert_eq!(timestamps_of(&theirs).1, ours, "Redis's base, timestamps blanked");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+/// Writes an AOF directory holding one incremental file with `bytes`.
+fn write_incr_only(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    let aof_dir = dir.join("appendonlydir");
+    std::fs::create_dir_all(&aof_dir).unwrap();
+    std::fs::write(aof_dir.join("appendonly.aof.manifest"), "file appendonly.aof.1.incr.aof seq 1 type i\n").unwrap();
+    let incr = aof_dir.join("appendonly.aof.1.incr.aof");
+    std::fs::write(&incr, bytes).unwrap();
+    incr
+}
+
+fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The server's peak resident memory, in KiB (Linux's VmHWM).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_aof_loads_in_bounded_memory_whatever_its_size() {
+    // 192 MiB of log that leaves 1 MiB of data: the same key set over and over.
+    let dir = Server::scratch("aof-streaming");
+    let value = vec![b'v'; 1 << 20];
+    let mut bytes = Vec::with_capacity(193 << 20);
+    encode_command(&[b"SELECT", b"0"], &mut bytes);
+    for i in 0..192 {
+        encode_command(&[b"SET", b"big", &value], &mut bytes);
+        encode_command(&[b"SET", b"count", i.to_string().as_bytes()], &mut bytes);
+    }
+    write_incr_only(&dir, &bytes);
+    drop(bytes);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["GET", "count"]).unwrap(), "$3\r\n191\r\n");
+    assert_eq!(raw.command(&["STRLEN", "big"]).unwrap(), ":1048576\r\n");
+    let peak_mib = peak_rss_kib(server.pid()) / 1024;
+    // Holding the log's commands in memory would take more than 192 MiB.
+    eprintln!("peak RSS {peak_mib} MiB while loading a 192 MiB log");
+    assert!(peak_mib < 96, "peak RSS {peak_mib} MiB while loading a 192 MiB log");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_log_streamed_in_batches_keeps_the_truncation_and_corruption_rules() {
+    // Enough commands for many batches, then what each case puts at the end.
+    let value = vec![b'x'; 4096];
+    let mut body = Vec::new();
+    encode_command(&[b"SELECT", b"0"], &mut body);
+    for i in 0..2000 {
+        encode_command(&[b"SET", format!("k{i}").as_bytes(), &value], &mut body);
+    }
+    let start = |dir: &Path, extra: &[&str]| {
+        let mut command = Command::new(shoal_testkit::server_binary());
+        command
+            .args(["--port", &shoal_testkit::free_port().to_string(), "--threads", "2", "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .args(extra)
+            .current_dir(dir);
+        command
+    };
+    let refused = |dir: &Path, extra: &[&str]| -> String {
+        let output = start(dir, extra).output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{text}");
+        text
+    };
+
+    // A damaged command after the first 8 MiB: refused, naming the file and the offset, and
+    // the files are left as they were.
+    let dir = Server::scratch("aof-stream-corrupt");
+    let mut bytes = body.clone();
+    let offset = bytes.len();
+    bytes.extend_from_slice(b"*2\r\n$3\r\nGET\r\n!oops\r\n");
+    encode_command(&[b"SET", b"after", b"1"], &mut bytes);
+    let incr = write_incr_only(&dir, &bytes);
+    let text = refused(&dir, &[]);
+    assert!(text.contains("bad file format reading the append only file"), "{text}");
+    assert!(text.contains(&format!("at offset {}", offset + "*2\r\n$3\r\nGET\r\n".len())), "the offset of the bad line: {text}");
+    assert!(text.contains("appendonly.aof.1.incr.aof"), "the file is named: {text}");
+    assert_eq!(std::fs::read(&incr).unwrap(), bytes, "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A transaction cut short at the end: refused without aof-load-truncated...
+    let dir = Server::scratch("aof-stream-truncated");
+    let mut bytes = body.clone();
+    let valid = bytes.len();
+    encode_command(&[b"MULTI"], &mut bytes);
+    encode_command(&[b"SET", b"in-tx", b"1"], &mut bytes);
+    bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n$5\r\nin-tx");
+    let incr = write_incr_only(&dir, &bytes);
+    let text = refused(&dir, &["--aof-load-truncated", "no"]);
+    assert!(text.contains(&format!("valid up to offset {valid} of {}", bytes.len())), "{text}");
+    assert_eq!(std::fs::read(&incr).unwrap(), bytes, "nothing trimmed");
+    // ... trimmed whole with it, saying how much.
+    let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--logfile", "log.txt"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":2000\r\n");
+    assert_eq!(raw.command(&["EXISTS", "in-tx"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["STRLEN", "k1999"]).unwrap(), ":4096\r\n");
+    drop(raw);
+    drop(server);
+    assert_eq!(std::fs::metadata(&incr).unwrap().len(), valid as u64, "cut before the MULTI");
+    let log = std::fs::read_to_string(dir.join("log.txt")).unwrap();
+    assert!(log.contains("!!! Warning: short read while loading the AOF file appendonly.aof.1.incr.aof!!!"), "{log}");
+    assert!(log.contains(&format!("!!! Truncating the AOF appendonly.aof.1.incr.aof at offset {valid} !!!")), "{log}");
+    assert!(log.contains(&format!("Trimmed {} bytes", bytes.len() - valid)), "{log}");
+    check_aof(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bgrewriteaof_scheduled_behind_a_bgsave_under_appendonly_no_runs_when_the_save_ends() {
+    let dir = Server::scratch("aof-rewrite-scheduled-off");
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    // Enough keys that the save is still running when BGREWRITEAOF arrives.
+    assert_eq!(raw.command(&["DEBUG", "POPULATE", "500000"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["BGSAVE"]).unwrap(), "+Background saving started\r\n");
+    assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting scheduled\r\n");
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrite_scheduled:1"));
+    wait_for_rewrites(&mut raw, 1);
+    assert!(raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrite_scheduled:0"));
+    drop(raw);
+    drop(server);
+    assert_eq!(aof_dir_listing(&dir).1, "file appendonly.aof.1.base.rdb seq 1 type b\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

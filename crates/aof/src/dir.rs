@@ -234,7 +234,8 @@ impl AofDir {
         Ok(deleted)
     }
 
-    fn create_dir(&self) -> Result<(), DirError> {
+    /// Creates the AOF directory (durably) if it does not exist.
+    pub fn create_dir(&self) -> Result<(), DirError> {
         if self.aof_dir.is_dir() {
             return Ok(());
         }

@@ -24,8 +24,8 @@
 //! its `EXEC` is complete, so nothing is handed out that a truncation later removes. Memory
 //! is bounded by the limits: at most 1024 argument slots are reserved up front whatever
 //! count a file announces, and bulk data is read in pieces as it arrives, never allocated to
-//! its announced length before the bytes exist. Files are read through a buffered reader,
-//! never whole.
+//! its announced length before the bytes exist. Files are read through a buffered reader
+//! in 1 MiB chunks, never whole.
 //!
 //! Deliberate differences from Redis, all stricter or safer:
 //! - Numbers after `*` and `$` must be plain decimal digits ending in `\r\n` (Redis's `atoi`
@@ -60,6 +60,9 @@ use crate::manifest::Manifest;
 /// `fgets` into a buffer of `AOF_ANNOTATION_LINE_MAX_LEN` (1024) bytes, NUL included, and
 /// the rest of a longer line would be read as the next line and refused.
 const LINE_LEN_MAX: usize = 1023;
+
+/// The reading buffer: files are read in chunks of this size.
+const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// Argument slots reserved up front at most, whatever count a file announces.
 const ARGS_PREALLOCATION_MAX: usize = 1024;
@@ -371,7 +374,7 @@ impl Loader {
         let is_rdb = signature_len == signature.len() && &signature == b"REDIS";
         self.current = Some(OpenFile {
             path: path.clone(),
-            reader: BufReader::with_capacity(64 * 1024, handle),
+            reader: BufReader::with_capacity(READ_CHUNK_BYTES, handle),
             offset: 0,
             file_len,
             is_last,

@@ -15,6 +15,10 @@
 //!   everything after comes after. Strict two-phase locking (locks held until the body and
 //!   barriers are logged, taken in ascending core order) means conflicting transactions meet
 //!   their barriers in the same order on every core, so the merge never waits on itself.
+//! - **Timestamps** (`aof-timestamp-enabled`). A core appends `Time(second)` before the
+//!   first record of each new second; the writer writes `#TS:<second>` before a command
+//!   whose stream entered a second later than the last annotation written (Redis's
+//!   `genAofTimestampAnnotationIfNeeded`), so `redis-check-aof --truncate-to-timestamp` works.
 //! - **Durability.** After the writer writes (and, per policy, fsyncs) a batch it publishes,
 //!   per stream, how many records are durable, and tells every core. Under `appendfsync
 //!   always` a connection sends its replies only once every stream is durable up to where it
@@ -46,6 +50,10 @@ pub enum Record {
     /// A rewrite's cut (every shard locked, so every stream gets it at the same point):
     /// what comes after goes to the next incremental file.
     Switch(u64),
+    /// `aof-timestamp-enabled`: the records that follow were appended in this Unix second
+    /// (appended before the first record of each new second, as Redis's
+    /// `genAofTimestampAnnotationIfNeeded` does).
+    Time(u64),
 }
 
 /// The bit of a transaction id that marks it as logged: every core it locks appends a
@@ -73,6 +81,8 @@ struct Stream {
     appended: AtomicU64,
     /// Records written and durable as the policy defines it.
     durable: AtomicU64,
+    /// The Unix second of the last [`Record::Time`] appended (0: none yet).
+    stamped_s: AtomicU64,
 }
 
 /// The log, process-wide ([`LOG`]). Inactive (appends are dropped) unless `appendonly yes`.
@@ -86,6 +96,8 @@ pub struct Log {
     durable_txs: Mutex<Option<HashSet<TxId>>>,
     /// The writer found nothing to do and waits: the next append must ring it.
     writer_idle: AtomicBool,
+    /// `aof-timestamp-enabled`.
+    timestamps: AtomicBool,
 }
 
 pub static LOG: Log = Log {
@@ -95,14 +107,17 @@ pub static LOG: Log = Log {
     bodies: Mutex::new(None),
     durable_txs: Mutex::new(None),
     writer_idle: AtomicBool::new(false),
+    timestamps: AtomicBool::new(false),
 };
 
 impl Log {
     /// Prepares one stream per core. Call once, before the cores start.
     pub fn init(&self, cores: usize) {
-        let _ = self
-            .streams
-            .set((0..cores).map(|_| Stream { records: Mutex::new(VecDeque::new()), appended: AtomicU64::new(0), durable: AtomicU64::new(0) }).collect());
+        let _ = self.streams.set(
+            (0..cores)
+                .map(|_| Stream { records: Mutex::new(VecDeque::new()), appended: AtomicU64::new(0), durable: AtomicU64::new(0), stamped_s: AtomicU64::new(0) })
+                .collect(),
+        );
     }
 
     /// Starts logging (after the files are loaded: replayed commands are not logged again).
@@ -136,11 +151,30 @@ impl Log {
         self.streams.get().expect("Log::init ran")
     }
 
-    /// Appends a record to `core`'s stream; true when the writer must be rung.
+    /// `aof-timestamp-enabled`: whether appends are stamped with their second.
+    pub fn set_timestamps(&self, enabled: bool) {
+        self.timestamps.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Appends a record to `core`'s stream (preceded by a [`Record::Time`] when timestamps
+    /// are on and the second changed since the stream's last one); true when the writer
+    /// must be rung.
     pub(crate) fn append(&self, core: usize, record: Record) -> bool {
         let stream = &self.streams()[core];
-        stream.records.lock().expect("not poisoned").push_back(record);
-        stream.appended.fetch_add(1, Ordering::Release);
+        let mut added = 1;
+        {
+            let mut records = stream.records.lock().expect("not poisoned");
+            if self.timestamps.load(Ordering::Relaxed) && matches!(record, Record::Cmds { .. } | Record::Grant(_)) {
+                let now_s = crate::now_ms() / 1000;
+                if now_s > stream.stamped_s.load(Ordering::Relaxed) {
+                    stream.stamped_s.store(now_s, Ordering::Relaxed);
+                    records.push_back(Record::Time(now_s));
+                    added += 1;
+                }
+            }
+            records.push_back(record);
+        }
+        stream.appended.fetch_add(added, Ordering::Release);
         self.writer_idle.load(Ordering::Acquire) && self.writer_idle.swap(false, Ordering::AcqRel)
     }
 
@@ -213,11 +247,16 @@ pub struct Merger {
     progress: HashMap<TxId, TxProgress>,
     /// The database the file's last SELECT chose (None: none yet in this file).
     pub db: Option<usize>,
+    /// Per stream, the second of its last [`Record::Time`] taken.
+    stream_s: Vec<u64>,
+    /// The second of the last `#TS:` annotation written (Redis's `aof_cur_timestamp`: kept
+    /// across incremental files).
+    written_s: u64,
 }
 
 impl Merger {
     pub fn new(cores: usize) -> Self {
-        Merger { queues: (0..cores).map(|_| VecDeque::new()).collect(), consumed: vec![0; cores], ..Default::default() }
+        Merger { queues: (0..cores).map(|_| VecDeque::new()).collect(), consumed: vec![0; cores], stream_s: vec![0; cores], ..Default::default() }
     }
 
     /// Takes what the streams hold and appends what can be written, in a valid order, to
@@ -238,6 +277,7 @@ impl Merger {
                         Record::Cmds { db, .. } => {
                             let db = *db;
                             let Some(Record::Cmds { bytes, .. }) = self.queues[core].pop_front() else { unreachable!("the front is Cmds") };
+                            stamp(&mut self.written_s, self.stream_s[core], out);
                             self.select(db, out);
                             out.extend_from_slice(&bytes);
                             self.consumed[core] += 1;
@@ -255,6 +295,11 @@ impl Merger {
                             // The next file starts without a SELECT: the next command selects.
                             self.db = None;
                             return self.consumed.clone();
+                        }
+                        Record::Time(second) => {
+                            self.stream_s[core] = self.stream_s[core].max(*second);
+                            self.queues[core].pop_front();
+                            self.consumed[core] += 1;
                         }
                         Record::Grant(tx) => {
                             let tx = *tx;
@@ -277,6 +322,8 @@ impl Merger {
                                 }
                                 let body = bodies.remove(&tx).expect("checked");
                                 if !body.bytes.is_empty() {
+                                    let second = body.participants.iter().map(|&p| self.stream_s[p]).max().unwrap_or(0);
+                                    stamp(&mut self.written_s, second, out);
                                     if self.db != Some(body.db) {
                                         encode_select(body.db, out);
                                         self.db = Some(body.db);
@@ -341,6 +388,17 @@ impl Merger {
     }
 }
 
+/// Writes `#TS:<second>` before the next command when its stream entered a second later
+/// than the last annotation written (`written_s`), before its SELECT, as Redis does.
+fn stamp(written_s: &mut u64, second: u64, out: &mut Vec<u8>) {
+    if second > *written_s {
+        *written_s = second;
+        out.extend_from_slice(b"#TS:");
+        out.extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// After the writer made `consumed` records of each stream, and the bodies it wrote,
 /// durable: publishes it (tell the cores with [`Core::aof_announce_durable`]).
 pub fn publish_durable(merger: &mut Merger, consumed: &[u64]) {
@@ -378,7 +436,11 @@ impl Core {
 
     /// At a rewrite's cut (every shard locked): marks this core's stream, so the writer moves
     /// to the next incremental file at the same point in every stream.
+    /// Id 0: no switch (the log is off).
     pub fn aof_switch(self: &Rc<Self>, id: u64) {
+        if id == 0 {
+            return;
+        }
         self.aof_append(Record::Switch(id));
     }
 

@@ -3,11 +3,12 @@
 //! current incremental file (`shoal_runtime::aof` has the streams and their merge).
 //!
 //! Startup: the reading thread (`rdb_load::start`) opens `appenddirname` (creating the
-//! directory, an empty incremental file and the manifest when there is none), reads the
-//! base (an RDB image, loaded like `dump.rdb`) and collects the incremental files' commands.
-//! Once every core holds the base, core 0 replays the commands through the ordinary command
-//! path (transactions as units), then starts logging and the writer. Until then every
-//! command answers LOADING.
+//! directory, an empty incremental file and the manifest when there is none) and reads the
+//! base's RDB image (loaded like `dump.rdb`). Once every core holds the base, core 0 replays
+//! the commands through the ordinary command path (transactions as units) while a thread of
+//! their own streams them from the files in bounded batches (memory does not grow with the
+//! files); then it starts logging and the writer. Until then every command answers LOADING;
+//! a log found damaged part way stops the server before anything is served.
 //!
 //! The writer (core 0) takes what the streams hold, writes it at the end of the current
 //! incremental file through io_uring, and fsyncs per `appendfsync`: after every batch
@@ -43,8 +44,12 @@ pub static INCR_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 pub static BASE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// At a rewrite's cut (every shard locked): creates the next incremental file, names it in
-/// the manifest, and returns the id of the switch every stream is about to get.
+/// the manifest, and returns the id of the switch every stream is about to get; 0 (no
+/// switch) when the log is off (BGREWRITEAOF under `appendonly no` writes a base only).
 pub fn begin_rewrite() -> std::io::Result<u64> {
+    if !LOG.is_active() {
+        return Ok(0);
+    }
     let mut files = FILES.lock().expect("not poisoned");
     let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
     let (_, name) = files.dir.open_new_incr(&mut files.manifest).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -53,17 +58,56 @@ pub fn begin_rewrite() -> std::io::Result<u64> {
     Ok(id)
 }
 
-/// A rewrite's base is written and fsynced at `temp`: it becomes the new base, the files it
-/// covers become history, and the history is deleted.
-pub fn finish_rewrite(temp: &str) -> std::io::Result<()> {
+/// A rewrite's snapshot is written (as an RDB) and fsynced at `temp`, in the working
+/// directory: it becomes the new base, `<appendfilename>.<seq>.base.rdb` with
+/// `aof-use-rdb-preamble yes`, or, with `no`, converted to commands (Redis's
+/// `rewriteAppendOnlyFileRio`) as `.base.aof`; the files it covers become history, and the
+/// history is deleted. With the log off (BGREWRITEAOF under `appendonly no`), the manifest
+/// on disk gets the new base and every incremental file becomes history, as in Redis.
+pub async fn finish_rewrite(temp: &str) -> std::io::Result<()> {
+    let node = crate::node::current();
+    let (appenddirname, appendfilename, rdb, timestamps, options) = {
+        let config = node.config.borrow();
+        let options = shoal_rdb::ReaderOptions { limits: crate::node::settings_of(&config).limits, now_ms: shoal_runtime::now_ms() as i64 };
+        (config.appenddirname.clone(), config.appendfilename.clone(), config.aof_use_rdb_preamble, config.aof_timestamp_enabled, options)
+    };
+    let base_temp = if rdb {
+        PathBuf::from(temp)
+    } else {
+        let commands = PathBuf::from(format!("temp-rewriteaof-bg-{}.aof", std::process::id()));
+        let timestamp = timestamps.then(|| shoal_runtime::now_ms() / 1000);
+        let result = convert_on_a_thread(PathBuf::from(temp), commands.clone(), options, timestamp).await;
+        let _ = std::fs::remove_file(temp);
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&commands);
+            return Err(e);
+        }
+        commands
+    };
+    let result = install_base(&base_temp, rdb, &appenddirname, &appendfilename);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&base_temp);
+    }
+    result
+}
+
+/// Names the written base in the manifest (see [`finish_rewrite`]).
+fn install_base(base_temp: &std::path::Path, rdb: bool, appenddirname: &str, appendfilename: &str) -> std::io::Result<()> {
+    let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
     let mut files = FILES.lock().expect("not poisoned");
+    let active = LOG.is_active();
+    if !active {
+        // The log is off: the directory as it is on disk (maybe none yet).
+        let dir = AofDir::new(".", appenddirname, appendfilename);
+        dir.create_dir().map_err(io)?;
+        let manifest = dir.read_manifest().map_err(io)?.unwrap_or_default();
+        *files = Some(Files { dir, manifest });
+    }
     let files = files.as_mut().ok_or_else(|| std::io::Error::other("the AOF is not loaded"))?;
     let mut manifest = files.manifest.clone();
-    let appendfilename = files.dir.appendfilename().to_owned();
-    let base = manifest.finish_rewrite(&appendfilename, true, true);
+    let base = manifest.finish_rewrite(appendfilename, rdb, active);
     let path = files.dir.path_of(&base);
-    std::fs::rename(temp, &path)?;
-    let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
+    std::fs::rename(base_temp, &path)?;
     files.dir.persist_manifest(&manifest).map_err(io)?;
     files.manifest = manifest;
     files.dir.delete_history(&mut files.manifest).map_err(io)?;
@@ -72,71 +116,238 @@ pub fn finish_rewrite(temp: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runs [`rdb_to_commands`] on a thread of its own (it reads and writes the whole dataset)
+/// and waits for it without blocking this core.
+async fn convert_on_a_thread(rdb: PathBuf, out: PathBuf, options: shoal_rdb::ReaderOptions, timestamp: Option<u64>) -> std::io::Result<()> {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("shoal-aof-rewrite".into()).spawn(move || {
+        let _ = done.send(rdb_to_commands(&rdb, &out, options, timestamp));
+    })?;
+    loop {
+        match result.try_recv() {
+            Ok(result) => return result,
+            Err(std::sync::mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(2)).await,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(std::io::Error::other("the AOF rewrite's conversion thread stopped")),
+        }
+    }
+}
+
+/// Redis's `AOF_REWRITE_ITEMS_PER_CMD`: elements per RPUSH, SADD, ZADD or HMSET.
+const REWRITE_ITEMS_PER_CMD: usize = 64;
+
+/// Writes the dataset of the RDB file `rdb` as commands into `out`, fsynced, as Redis's
+/// `rewriteAppendOnlyFileRio` does: `#TS:<timestamp>` first (`aof-timestamp-enabled`), a
+/// FUNCTION LOAD per library, then per database a SELECT and per key SET, RPUSH, SADD, ZADD
+/// (scores as `%.17g`) or HMSET (at most 64 elements each), then PEXPIREAT if it expires.
+/// Reads and writes through bounded buffers.
+fn rdb_to_commands(rdb: &std::path::Path, out: &std::path::Path, options: shoal_rdb::ReaderOptions, timestamp: Option<u64>) -> std::io::Result<()> {
+    use shoal_store::Value;
+    use std::io::Write;
+    let file = std::fs::File::open(rdb)?;
+    let mut reader = shoal_rdb::Reader::new(std::io::BufReader::with_capacity(1 << 20, file), options).map_err(std::io::Error::other)?;
+    let mut writer = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(out)?);
+    let mut bytes = Vec::new();
+    if let Some(second) = timestamp {
+        shoal_aof::encode_timestamp(second, &mut bytes);
+    }
+    let mut encoder = shoal_aof::CommandEncoder::new();
+    // Emits `name key` followed by `items` in commands of at most 64 elements (of `per` args).
+    fn batched(encoder: &mut shoal_aof::CommandEncoder, db: usize, name: &[u8], key: &[u8], items: Vec<Vec<u8>>, per: usize, out: &mut Vec<u8>) {
+        for chunk in items.chunks(REWRITE_ITEMS_PER_CMD * per) {
+            let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);
+            args.push(name);
+            args.push(key);
+            args.extend(chunk.iter().map(Vec::as_slice));
+            encoder.encode(db, &args, out);
+        }
+    }
+    while let Some(event) = reader.next_event().map_err(std::io::Error::other)? {
+        match event {
+            shoal_rdb::Event::Function(code) => shoal_aof::encode_command(&[b"FUNCTION".as_slice(), b"LOAD", &code], &mut bytes),
+            shoal_rdb::Event::Entry(entry) => {
+                let (db, key) = (entry.db as usize, entry.key.as_slice());
+                match &entry.value {
+                    Value::Str(s) => s.with_bytes(|value| encoder.encode(db, &[b"SET".as_slice(), key, value], &mut bytes)),
+                    Value::List(list) => batched(&mut encoder, db, b"RPUSH", key, list.iter().map(<[u8]>::to_vec).collect(), 1, &mut bytes),
+                    Value::Set(set) => batched(&mut encoder, db, b"SADD", key, set.iter().map(|m| m.with_bytes(<[u8]>::to_vec)).collect(), 1, &mut bytes),
+                    Value::ZSet(zset) => {
+                        let items = zset.iter().flat_map(|(member, score)| [shoal_resp::format_double(score).into_bytes(), member.to_vec()]).collect();
+                        batched(&mut encoder, db, b"ZADD", key, items, 2, &mut bytes)
+                    }
+                    Value::Hash(hash) => {
+                        let items = hash.iter().flat_map(|(field, value)| [field.to_vec(), value.to_vec()]).collect();
+                        batched(&mut encoder, db, b"HMSET", key, items, 2, &mut bytes)
+                    }
+                }
+                if let Some(at_ms) = entry.expire_ms {
+                    encoder.encode(db, &[b"PEXPIREAT".as_slice(), key, at_ms.to_string().as_bytes()], &mut bytes);
+                }
+            }
+            _ => {}
+        }
+        if bytes.len() >= 64 * 1024 {
+            writer.write_all(&bytes)?;
+            bytes.clear();
+        }
+    }
+    writer.write_all(&bytes)?;
+    let file = writer.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
 /// One unit to replay: a command, or a transaction's commands; each with its database.
 pub type Unit = Vec<(usize, Vec<Bytes>)>;
 
-/// What the log held beyond its base, and where appends go.
-pub struct Replay {
-    pub units: Vec<Unit>,
-    /// The incremental file to append to, and its length.
-    pub append_path: PathBuf,
-    pub append_len: u64,
+/// What the feeding thread sends core 0, in log order.
+enum Feed {
+    /// Units to replay, about [`FEED_BATCH_BYTES`] of arguments at most (one unit may be
+    /// bigger).
+    Units(Vec<Unit>),
+    /// Every file was read (a truncated tail trimmed, if any).
+    Done(shoal_aof::LoadReport),
+    /// The log cannot be loaded: the message to exit with.
+    Failed(String),
 }
 
-/// Reads the AOF directory (on the loading thread): the base's keys per core, and the
-/// commands to replay.
+/// Arguments' bytes per batch of units the feeding thread sends.
+const FEED_BATCH_BYTES: usize = 1 << 20;
+/// Batches in flight between the feeding thread and core 0: with [`FEED_BATCH_BYTES`], what
+/// a load holds in memory beyond the dataset, whatever the size of the files.
+const FEED_BATCHES_MAX: usize = 2;
+/// Arguments' bytes per batch of commands core 0 executes at once.
+const REPLAY_BATCH_BYTES: usize = 1 << 20;
+
+/// What the log holds beyond its base, streamed, and where appends go.
+pub struct Replay {
+    /// The commands, from the thread reading the files (taken once, by core 0).
+    feed: std::sync::Mutex<Option<std::sync::mpsc::Receiver<Feed>>>,
+    /// The incremental file to append to (its length is read once the load has trimmed it).
+    append_path: PathBuf,
+    /// Keys the base held, for the log line.
+    base_keys: u64,
+}
+
+fn unit_bytes(unit: &Unit) -> usize {
+    unit.iter().flat_map(|(_, args)| args).map(Bytes::len).sum()
+}
+
+/// Reads the AOF directory (on the loading thread): the base's keys per core; the commands
+/// that follow are streamed to core 0 by a thread of their own, in bounded batches, while
+/// core 0 replays them ([`replay_and_start`]).
 pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     let dir = AofDir::new(".", &config.appenddirname, &config.appendfilename);
     let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
-    let state = dir.open().map_err(|e| fail(&e))?;
-    let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
-    let mut units = Vec::new();
     let policy = LoadPolicy { load_truncated: config.aof_load_truncated, ..LoadPolicy::default() };
-    if let Some(mut loader) = dir.loader(&state, policy) {
-        while let Some(item) = loader.next_item().map_err(|e| fail(&e))? {
-            match item {
-                Item::Command(command) => units.push(vec![(command.db, command.args)]),
-                Item::Transaction(commands) => units.push(commands.into_iter().map(|c| (c.db, c.args)).collect()),
-                Item::Timestamp(_) => {}
-                Item::Rdb { path, offset } => {
-                    use std::io::{Seek, SeekFrom};
-                    let mut file = std::fs::File::open(&path).map_err(|e| fail(&e))?;
-                    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
-                    let used = crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, &mut preload, &mut per_core)?;
-                    loader.rdb_consumed(used).map_err(|e| fail(&e))?;
-                }
-            }
+    // The files, with a pre-7.0 single file moved into the directory first (as Redis's
+    // `aofUpgradePrepare` does before loading).
+    let (mut manifest, loader) = match dir.open().map_err(|e| fail(&e))? {
+        AofState::None => (dir.create_initial().map_err(|e| fail(&e))?, None),
+        AofState::Legacy { .. } => {
+            let manifest = dir.upgrade_legacy().map_err(|e| fail(&e))?;
+            let loader = shoal_aof::Loader::for_manifest(dir.aof_dir(), &manifest, policy);
+            (manifest, Some(loader))
         }
-        let report = loader.into_report();
-        if let Some(cut) = &report.truncated {
-            tracing::warn!("!!! Warning: short read while loading the AOF file {:?}!!! Trimmed {} bytes at offset {}", cut.path, cut.trimmed_bytes, cut.offset);
+        AofState::Manifest(manifest) => {
+            let loader = shoal_aof::Loader::for_manifest(dir.aof_dir(), &manifest, policy);
+            (manifest, Some(loader))
         }
-        tracing::info!(
-            "DB loaded from append only file: {} commands, {} transactions, {} keys in the base",
-            report.commands,
-            report.transactions,
-            preload.keys_loaded
-        );
-    }
-    // Where appends go: the manifest's last incremental file (a new one when it has none).
-    let mut manifest = match state {
-        AofState::None => dir.create_initial().map_err(|e| fail(&e))?,
-        AofState::Legacy { .. } => dir.upgrade_legacy().map_err(|e| fail(&e))?,
-        AofState::Manifest(manifest) => manifest,
     };
+    // Where appends go: the manifest's last incremental file (a new, empty one when it has
+    // none; the loader's last file, which a truncated tail may be cut from, stays the last
+    // one it reads).
     if manifest.incrs.is_empty() {
-        let (_, _) = dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
-        dir.persist_manifest(&manifest).map_err(|e| fail(&e))?;
+        dir.open_new_incr(&mut manifest).map_err(|e| fail(&e))?;
     }
-    let last = manifest.incrs.last().expect("an incremental file");
-    let append_path = dir.path_of(&last.name);
-    let append_len = std::fs::metadata(&append_path).map_err(|e| fail(&e))?.len();
+    let append_path = dir.path_of(&manifest.incrs.last().expect("an incremental file").name);
     let total: u64 = manifest.files_to_load().map(|f| std::fs::metadata(dir.path_of(&f.name)).map(|m| m.len()).unwrap_or(0)).sum();
     BASE_BYTES.store(total, std::sync::atomic::Ordering::Relaxed);
     *FILES.lock().expect("not poisoned") = Some(Files { dir, manifest });
-    preload.aof = Some(Replay { units, append_path, append_len });
+
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    // The base: an RDB image (a `.base.rdb`, or an RDB preamble) loads here, like dump.rdb.
+    let mut first = None;
+    if let Some(mut loader) = loader {
+        loop {
+            match loader.next_item().map_err(|e| fail(&e))? {
+                Some(Item::Rdb { path, offset }) => {
+                    let used = read_rdb_at(config, &path, offset, &mut preload, &mut per_core)?;
+                    loader.rdb_consumed(used).map_err(|e| fail(&e))?;
+                }
+                item => {
+                    first = Some((loader, item));
+                    break;
+                }
+            }
+        }
+    }
+    let (sender, feed) = std::sync::mpsc::sync_channel(FEED_BATCHES_MAX);
+    match first {
+        Some((loader, item)) => {
+            std::thread::Builder::new().name("shoal-aof-load".into()).spawn(move || feed_units(loader, item, &sender)).map_err(|e| fail(&e))?;
+        }
+        None => {
+            let _ = sender.send(Feed::Done(shoal_aof::LoadReport::default()));
+        }
+    }
+    preload.aof = Some(Replay { feed: std::sync::Mutex::new(Some(feed)), append_path, base_keys: preload.keys_loaded });
     Ok(preload.with_keys(per_core))
+}
+
+/// Loads the RDB image at `offset` of `path` into `per_core`; returns its length.
+fn read_rdb_at(config: &Config, path: &std::path::Path, offset: u64, preload: &mut Preload, per_core: &mut [Vec<LoadedKey>]) -> Result<u64, String> {
+    use std::io::{Seek, SeekFrom};
+    let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
+    let mut file = std::fs::File::open(path).map_err(|e| fail(&e))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
+    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, per_core)
+}
+
+/// On the feeding thread: reads the log's items from `first` on and sends them in batches
+/// (blocking while core 0 is behind), then the report, or the failure.
+fn feed_units(mut loader: shoal_aof::Loader, first: Option<Item>, sender: &std::sync::mpsc::SyncSender<Feed>) {
+    let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
+    let mut batch: Vec<Unit> = Vec::new();
+    let mut batch_bytes = 0;
+    let mut next = Ok(first);
+    loop {
+        let item = match next {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = sender.send(Feed::Units(batch));
+                let _ = sender.send(Feed::Failed(e));
+                return;
+            }
+        };
+        let unit: Unit = match item {
+            Item::Command(command) => vec![(command.db, command.args)],
+            Item::Transaction(commands) => commands.into_iter().map(|c| (c.db, c.args)).collect(),
+            Item::Timestamp(_) => Vec::new(),
+            Item::Rdb { path, .. } => {
+                // Only a first file (a base, or a pre-7.0 single file) holds an RDB; its keys
+                // cannot go in after commands were replayed.
+                let _ = sender.send(Feed::Units(batch));
+                let _ = sender.send(Feed::Failed(fail(&format!("{} holds an RDB preamble but is not the first file", path.display()))));
+                return;
+            }
+        };
+        if !unit.is_empty() {
+            batch_bytes += unit_bytes(&unit);
+            batch.push(unit);
+        }
+        if batch_bytes >= FEED_BATCH_BYTES {
+            batch_bytes = 0;
+            if sender.send(Feed::Units(std::mem::take(&mut batch))).is_err() {
+                return;
+            }
+        }
+        next = loader.next_item().map_err(|e| fail(&e));
+    }
+    if !batch.is_empty() && sender.send(Feed::Units(batch)).is_err() {
+        return;
+    }
+    let _ = sender.send(Feed::Done(loader.into_report()));
 }
 
 /// CONFIG SET appendonly yes, at run time: opens (or creates) the AOF directory, starts
@@ -169,6 +380,7 @@ pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
         (path, len)
     };
     let always = node.config.borrow().appendfsync == AppendFsync::Always;
+    LOG.set_timestamps(node.config.borrow().aof_timestamp_enabled);
     node.core
         .call_on(0, move |core| {
             LOG.activate(always);
@@ -221,50 +433,97 @@ fn set_write_error(error: Option<&std::io::Error>) {
 /// Whether a writer task runs (a turned-off one may still be draining).
 static WRITER_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// On core 0, once every core holds the base: replays the log's commands, then starts
-/// logging and the writer.
+/// On core 0, once every core holds the base: replays the log's commands as the feeding
+/// thread reads them, then starts logging and the writer. Err (the server exits, nothing
+/// saved) when the log turns out to be damaged part way: what was replayed is never served.
 pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), String> {
     let started = Instant::now();
+    let Some(feed) = replay.feed.lock().expect("not poisoned").take() else {
+        return Err("the append only file was replayed already".to_owned());
+    };
     let mut batch: Vec<Cmd> = Vec::new();
     let mut batch_db = 0;
+    let mut batch_bytes = 0;
     let mut replayed = 0u64;
-    for unit in &replay.units {
-        for (db, args) in unit {
-            let resolved = dispatch::resolve(args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
-            if matches!(resolved.route, Route::Connection) {
-                if resolved.spec.name.starts_with("function|") {
-                    // Function libraries, on every core, in order with the rest.
-                    if !batch.is_empty() {
-                        run_batch(core, batch_db, std::mem::take(&mut batch)).await;
-                    }
-                    let node = crate::node::current();
-                    if let Frame::Error(e) = crate::scripting::function(&node, resolved.spec, args).await {
-                        tracing::warn!("'{}' in the append only file failed: {}", String::from_utf8_lossy(&args[0]), String::from_utf8_lossy(&e));
-                    }
-                    continue;
-                }
-                // SELECT is the loader's; anything else needing a connection is skipped.
-                tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
+    let report = loop {
+        let units = match feed.try_recv() {
+            Ok(Feed::Units(units)) => units,
+            Ok(Feed::Done(report)) => break report,
+            Ok(Feed::Failed(message)) => return Err(message),
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
                 continue;
             }
-            if *db != batch_db && !batch.is_empty() {
-                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err("Fatal error loading the append only file: the reading thread stopped. Exiting.".to_owned())
             }
-            batch_db = *db;
-            batch.push(Cmd { spec: resolved.spec, route: resolved.route, args: args.clone() });
-            replayed += 1;
-            if batch.len() >= 1024 {
-                run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+        };
+        for unit in units {
+            batch_bytes += unit_bytes(&unit);
+            for (db, args) in unit {
+                let resolved = dispatch::resolve(&args, core.shard_count).map_err(|e| format!("Bad command in the append only file: {e:?}. Exiting."))?;
+                if matches!(resolved.route, Route::Connection) {
+                    if resolved.spec.name.starts_with("function|") {
+                        // Function libraries, on every core, in order with the rest.
+                        if !batch.is_empty() {
+                            run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                        }
+                        let node = crate::node::current();
+                        if let Frame::Error(e) = crate::scripting::function(&node, resolved.spec, &args).await {
+                            tracing::warn!("'{}' in the append only file failed: {}", String::from_utf8_lossy(&args[0]), String::from_utf8_lossy(&e));
+                        }
+                        continue;
+                    }
+                    // SELECT is the loader's; anything else needing a connection is skipped.
+                    tracing::warn!("Skipping '{}' in the append only file", String::from_utf8_lossy(&args[0]));
+                    continue;
+                }
+                if db != batch_db && !batch.is_empty() {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
+                batch_db = db;
+                batch.push(Cmd { spec: resolved.spec, route: resolved.route, args });
+                replayed += 1;
+                if batch.len() >= 1024 {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
+            }
+            if batch_bytes >= REPLAY_BATCH_BYTES {
+                batch_bytes = 0;
+                if !batch.is_empty() {
+                    run_batch(core, batch_db, std::mem::take(&mut batch)).await;
+                }
             }
         }
-    }
+    };
     if !batch.is_empty() {
         run_batch(core, batch_db, batch).await;
     }
-    tracing::info!("Replayed {replayed} commands from the append only file in {:.3} s", started.elapsed().as_secs_f64());
-    let always = crate::node::current().config.borrow().appendfsync == AppendFsync::Always;
+    if let Some(cut) = &report.truncated {
+        let name = cut.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // Redis's lines, then how much went.
+        tracing::warn!("!!! Warning: short read while loading the AOF file {name}!!!");
+        tracing::warn!("!!! Truncating the AOF {name} at offset {} !!!", cut.offset);
+        tracing::warn!("AOF {name} loaded anyway because aof-load-truncated is enabled");
+        tracing::warn!("Trimmed {} bytes off the end of {name} (a command or transaction cut short)", cut.trimmed_bytes);
+    }
+    tracing::info!(
+        "DB loaded from append only file: {} commands, {} transactions, {} keys in the base; {replayed} commands replayed in {:.3} s",
+        report.commands,
+        report.transactions,
+        replay.base_keys,
+        started.elapsed().as_secs_f64()
+    );
+    let (always, timestamps) = {
+        let config = &crate::node::current().config;
+        let config = config.borrow();
+        (config.appendfsync == AppendFsync::Always, config.aof_timestamp_enabled)
+    };
+    // Appends go at the end of the last incremental file, as the load left it (trimmed).
+    let path = replay.append_path.clone();
+    let len = std::fs::metadata(&path).map_err(|e| format!("Fatal error loading the append only file: {e}. Exiting."))?.len();
+    LOG.set_timestamps(timestamps);
     LOG.activate(always);
-    let (path, len) = (replay.append_path.clone(), replay.append_len);
     let writer = glommio::spawn_local(writer(core.clone(), path, len));
     crate::node::current().aof_writer.replace(Some(writer));
     Ok(())
@@ -335,6 +594,8 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
         if wrote {
             INCR_BYTES.store(position - start, std::sync::atomic::Ordering::Relaxed);
         }
+        // CONFIG SET aof-timestamp-enabled: the cores stamp their appends from now on.
+        LOG.set_timestamps(node.config.borrow().aof_timestamp_enabled);
         // A rewrite's cut: everything before it is in this file; fsync it, then go on in the
         // next one.
         if let Some(id) = merger.take_switch() {

@@ -89,9 +89,6 @@ pub static STATE: SaveState = SaveState {
 /// BGREWRITEAOF: the reply Redis gives. The cut (and the move to a new incremental file) is
 /// taken before the reply.
 pub async fn bgrewriteaof(node: &Rc<Node>) -> Result<&'static str, &'static str> {
-    if !shoal_runtime::aof::LOG.is_active() {
-        return Err("ERR Background append only file rewriting needs appendonly yes (the log is off)");
-    }
     if STATE.in_progress.load(Ordering::Relaxed) {
         if STATE.rewriting.load(Ordering::Relaxed) {
             return Err("ERR Background append only file rewriting already in progress");
@@ -191,6 +188,11 @@ pub fn cron(node: &Rc<Node>) {
     }
     if STATE.scheduled.swap(false, Ordering::Relaxed) {
         let _ = start_background(node, Purpose::Rdb);
+        return;
+    }
+    // A BGREWRITEAOF scheduled under `appendonly no` runs too, as in Redis.
+    if !shoal_runtime::aof::LOG.is_active() && STATE.rewrite_scheduled.swap(false, Ordering::Relaxed) {
+        let _ = start_background(node, Purpose::AofRewrite);
         return;
     }
     if shoal_runtime::aof::LOG.is_active() {
@@ -415,7 +417,7 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
     if purpose == Purpose::AofRewrite {
         return match result {
             Ok((bytes, copied_bytes)) => {
-                if let Err(e) = crate::aof::finish_rewrite(&temp) {
+                if let Err(e) = crate::aof::finish_rewrite(&temp).await {
                     let _ = std::fs::remove_file(&temp);
                     return Err(e);
                 }
