@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use shoal_testkit::{need, Server};
-use shoal_tests::{connect, THREADS};
+use shoal_tests::{connect, Tmpfs, THREADS};
 
 const ALWAYS: &[&str] = &["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
 
@@ -491,32 +491,6 @@ fn config_set_appendonly_at_run_time_rewrites_the_data_there_and_logs_from_then_
     drop(raw);
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// A small tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    /// None when mounting is not permitted here (not root): the caller skips, or fails under
-    /// SHOAL_REQUIRE_ALL=1.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = Server::scratch("aof-tmpfs");
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&dir).status().is_ok_and(|s| s.success());
-        if !ok {
-            assert!(!shoal_testkit::require_all(), "mounting a tmpfs needs root (SHOAL_REQUIRE_ALL=1)");
-            eprintln!("skipping: cannot mount a tmpfs here");
-            let _ = std::fs::remove_dir_all(&dir);
-            return None;
-        }
-        Some(Tmpfs(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]
