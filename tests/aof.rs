@@ -367,6 +367,61 @@ fn scripts_and_transactions_replay_from_the_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The incremental file's contents.
+fn incr_file(dir: &Path) -> String {
+    let aof_dir = dir.join("appendonlydir");
+    let incr =
+        std::fs::read_dir(&aof_dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".incr.aof")).expect("an incremental file");
+    String::from_utf8_lossy(&std::fs::read(incr).unwrap()).into_owned()
+}
+
+#[test]
+fn a_script_inside_exec_is_logged_inside_the_exec_body_as_redis_logs_it() {
+    // Keys of different cores around a script over keys of two more (one tag each).
+    let requests: &[&[&str]] = &[
+        &["MULTI"],
+        &["SET", "{a}x", "1"],
+        &["EVAL", "redis.call('SET', KEYS[1], 'l1') redis.call('INCR', KEYS[2]) return 1", "2", "{b}y", "{c}z"],
+        &["SET", "{d}w", "2"],
+        &["EXEC"],
+    ];
+    let run = |server: &Server| {
+        let mut raw = server.raw();
+        for request in requests {
+            raw.command(request).unwrap();
+        }
+        assert_eq!(raw.command(&["GET", "{c}z"]).unwrap(), "$1\r\n1\r\n");
+    };
+    let dir = Server::scratch("aof-script-in-exec");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    run(&server);
+    server.signal("KILL");
+    drop(server);
+    let ours = incr_file(&dir);
+    let body = "*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$4\r\n{a}x\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$4\r\n{b}y\r\n$2\r\nl1\r\n\
+                *2\r\n$4\r\nINCR\r\n$4\r\n{c}z\r\n*3\r\n$3\r\nSET\r\n$4\r\n{d}w\r\n$1\r\n2\r\n*1\r\n$4\r\nEXEC\r\n";
+    assert!(ours.ends_with(body), "the script's writes are inside the EXEC body, in order: {ours:?}");
+    assert_eq!(ours.matches("MULTI").count(), 1, "one body: {ours:?}");
+    // The replay restores every write.
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    for (key, value) in [("{a}x", "1"), ("{b}y", "l1"), ("{c}z", "1"), ("{d}w", "2")] {
+        assert_eq!(raw.command(&["GET", key]).unwrap(), format!("${}\r\n{value}\r\n", value.len()), "{key}");
+    }
+    drop(raw);
+    drop(restarted);
+    // Redis logs the same body.
+    let redis_dir = Server::scratch("aof-script-in-exec-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--appendonly", "yes", "--appendfsync", "always"]) {
+        run(&redis);
+        drop(redis);
+        let theirs = incr_file(&redis_dir);
+        assert!(theirs.ends_with(body), "redis-server's body: {theirs:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
 #[test]
 fn served_blocking_pops_and_functions_replay_from_the_log() {
     let dir = Server::scratch("aof-blocking");

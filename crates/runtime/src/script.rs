@@ -119,6 +119,29 @@ impl ScriptLog {
         let db = self.first_db?;
         Some((db, if self.count > 1 { crate::aof::wrap_multi(self.bytes) } else { self.bytes }))
     }
+
+    /// Logs the script's writes: in this core's stream, or, for a script inside EXEC, kept
+    /// for the EXEC's body ([`take_exec_script_writes`]), where they belong between the
+    /// commands queued around the script.
+    fn log(self, core: &Rc<Core>, in_exec: bool) {
+        let Some(first_db) = self.first_db else { return };
+        if in_exec {
+            let (db, count) = (self.db.expect("set with first_db"), self.count);
+            EXEC_SCRIPT_WRITES.with(|w| w.borrow_mut().push(crate::transaction::Logged::Encoded { first_db, db, bytes: self.bytes, count }));
+        } else if let Some((db, bytes)) = self.finish() {
+            core.aof_append(crate::aof::Record::Cmds { db, bytes });
+        }
+    }
+}
+
+thread_local! {
+    /// The writes of scripts run inside an EXEC on this core, not yet taken by it.
+    static EXEC_SCRIPT_WRITES: RefCell<Vec<crate::transaction::Logged>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The writes of the scripts an EXEC ran since its last call, for its logged body.
+pub fn take_exec_script_writes() -> Vec<crate::transaction::Logged> {
+    EXEC_SCRIPT_WRITES.with(|w| std::mem::take(&mut *w.borrow_mut()))
 }
 
 impl ScriptAccess<'_> {
@@ -237,10 +260,10 @@ impl Core {
         if !self.locks_idle() {
             return Err(script);
         }
-        Ok(self.run_script_in_place(script))
+        Ok(self.run_script_in_place(false, script))
     }
 
-    fn run_script_in_place<R>(self: &Rc<Self>, script: impl FnOnce(&ScriptAccess) -> R) -> R {
+    fn run_script_in_place<R>(self: &Rc<Self>, in_exec: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
         let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()), log: Default::default() };
         let result = script(&access);
         let mut written = access.written.take();
@@ -248,9 +271,7 @@ impl Core {
             self.signal_keys_written(own);
         }
         // Every key it touched is this core's: its stream holds the script's writes.
-        if let Some((db, bytes)) = access.log.take().finish() {
-            self.aof_append(crate::aof::Record::Cmds { db, bytes });
-        }
+        access.log.take().log(self, in_exec);
         result
     }
 
@@ -261,7 +282,7 @@ impl Core {
         if only_here && (already_held || self.locks_idle()) {
             // The script only touches this core and nothing is locked here (or its EXEC
             // holds the locks): it runs in place.
-            return self.run_script_in_place(script);
+            return self.run_script_in_place(already_held, script);
         }
         let mut cores: Vec<usize> = shards.iter().copied().chain([self.id]).collect();
         cores.sort_unstable();
@@ -299,14 +320,19 @@ impl Core {
         let mut written = access.written.take();
         let own = std::mem::take(&mut written[self.id]);
         self.signal_keys_written(&own);
-        let logged = access.log.take().finish();
-        match (locked, logged) {
+        let logged = access.log.take();
+        let Some((tx, sets)) = locked else {
+            // Inside EXEC, which holds the cores: logged in the EXEC's body.
+            logged.log(self, true);
+            return result;
+        };
+        match logged.finish() {
             // Logged whole, with a barrier on every core it held (see crate::aof).
-            (Some((tx, sets)), Some((db, bytes))) => {
+            Some((db, bytes)) => {
                 self.aof_log_transaction(tx, db, bytes, &sets, true);
                 self.aof_wait_tx(tx).await;
             }
-            (Some((tx, sets)), None) => {
+            None => {
                 let wrote = !own.is_empty() || written.iter().any(|w| !w.is_empty());
                 if crate::aof::is_logged(tx) {
                     self.aof_log_transaction(tx, 0, Vec::new(), &sets, wrote);
@@ -314,9 +340,6 @@ impl Core {
                     self.release_all_after(tx, &sets, wrote);
                 }
             }
-            // Inside EXEC, which holds the cores: logged in this core's stream.
-            (None, Some((db, bytes))) => self.aof_append(crate::aof::Record::Cmds { db, bytes }),
-            (None, None) => {}
         }
         result
     }

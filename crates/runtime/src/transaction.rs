@@ -267,10 +267,10 @@ impl Transaction {
         self.release();
     }
 
-    /// Releases the locks after logging the writes that ran, `(db, command, args, reply)` in
-    /// order, as one MULTI/EXEC body (see [`crate::aof`]), and waits (under `appendfsync
-    /// always`) until the body is durable. Failed writes are left out.
-    pub async fn end_logged(mut self, writes: Vec<(usize, &'static CommandSpec, Vec<Bytes>, Frame)>) {
+    /// Releases the locks after logging the writes that ran, in order, as one MULTI/EXEC
+    /// body (see [`crate::aof`]), and waits (under `appendfsync always`) until the body is
+    /// durable. Failed writes and commands that are not writes are left out.
+    pub async fn end_logged(mut self, writes: Vec<Logged>) {
         if self.ended || !crate::aof::LOG.is_active() {
             self.release();
             return;
@@ -280,15 +280,29 @@ impl Transaction {
         let mut first_db = None;
         let mut current = None;
         let mut count = 0;
-        for (db, spec, args, reply) in writes.iter().filter(|(_, spec, _, reply)| spec.is_write() && !matches!(reply, Frame::Error(_))) {
+        for write in &writes {
+            let starts_in = match write {
+                Logged::Command { db, spec, reply, .. } if spec.is_write() && !matches!(reply, Frame::Error(_)) => *db,
+                Logged::Encoded { first_db, .. } => *first_db,
+                Logged::Command { .. } => continue,
+            };
             if first_db.is_none() {
-                first_db = Some(*db);
-            } else if current != Some(*db) {
-                crate::aof::encode_select(*db, &mut bytes);
+                first_db = Some(starts_in);
+            } else if current != Some(starts_in) {
+                crate::aof::encode_select(starts_in, &mut bytes);
             }
-            current = Some(*db);
-            crate::core::log_command(spec, args, reply, now, &mut bytes);
-            count += 1;
+            match write {
+                Logged::Command { db, spec, args, reply } => {
+                    crate::core::log_command(spec, args, reply, now, &mut bytes);
+                    current = Some(*db);
+                    count += 1;
+                }
+                Logged::Encoded { db, bytes: encoded, count: commands, .. } => {
+                    bytes.extend_from_slice(encoded);
+                    current = Some(*db);
+                    count += commands;
+                }
+            }
         }
         let Some(db) = first_db else {
             self.release();
@@ -316,6 +330,16 @@ impl Transaction {
             }
         }
     }
+}
+
+/// A write of an EXEC, for its logged body.
+pub enum Logged {
+    /// A command that ran in database `db`, with its reply (a write whose reply is an error
+    /// is not logged).
+    Command { db: usize, spec: &'static CommandSpec, args: Vec<Bytes>, reply: Frame },
+    /// The writes of a script run inside the EXEC, already encoded: `count` commands that
+    /// start in `first_db` and end in `db`.
+    Encoded { first_db: usize, db: usize, bytes: Vec<u8>, count: usize },
 }
 
 impl Drop for Transaction {

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use shoal_commands::dispatch::Route;
 use shoal_commands::{args, errors, CommandSpec};
 use shoal_resp::Frame;
-use shoal_runtime::transaction::{watch_holds, Planned};
+use shoal_runtime::transaction::{watch_holds, Logged, Planned};
 use shoal_runtime::watch::WatchFlag;
 
 use crate::connection::Conn;
@@ -210,6 +210,8 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 if matches!(then, After::Close) {
                     after = After::Close;
                 }
+                // A script's writes belong in the body, between the commands around it.
+                writes.extend(shoal_runtime::script::take_exec_script_writes());
                 replies.push(frame.unwrap_or_else(args::ok));
             }
             Route::Single(shard) => {
@@ -221,7 +223,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 let kept: Vec<_> = if logging { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
                 let frames = tx.run_single(conn.db, conn.proto, run).await;
                 for ((spec, args), frame) in kept.into_iter().zip(&frames) {
-                    writes.push((conn.db, spec, args, frame.clone()));
+                    writes.push(Logged::Command { db: conn.db, spec, args, reply: frame.clone() });
                 }
                 replies.extend(frames);
             }
@@ -229,7 +231,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 let kept = logging.then(|| args.clone());
                 let frame = tx.run(conn.db, conn.proto, spec, route, args).await;
                 if let Some(args) = kept {
-                    writes.push((conn.db, spec, args, frame.clone()));
+                    writes.push(Logged::Command { db: conn.db, spec, args, reply: frame.clone() });
                 }
                 replies.push(frame);
             }
