@@ -306,7 +306,12 @@ fn a_truncated_tail_is_trimmed_when_allowed_and_refused_otherwise() {
         .current_dir(&dir)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let log = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("Unexpected end of file reading the append only file appendonly.aof.1.incr.aof. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server."),
+        "Redis's message: {log}"
+    );
     // Trimmed with it (the default).
     let shoal = Server::start_in(&dir, THREADS, ALWAYS);
     let mut raw = shoal.raw();

@@ -184,7 +184,10 @@ pub enum LoadError {
         reason: String,
     },
     /// The last file ends inside a command or transaction and `load_truncated` is off.
-    #[error("unexpected end of file reading the append only file {}: valid up to offset {offset} of {file_len}", path.display())]
+    #[error(
+        "Unexpected end of file reading the append only file {}. You can: 1) Make a backup of your AOF file, then use ./redis-check-aof --fix <filename.manifest>. 2) Alternatively you can set the 'aof-load-truncated' configuration option to yes and restart the server. (It is valid up to offset {offset} of {file_len}.)",
+        path.file_name().map(|name| name.to_string_lossy()).unwrap_or_default()
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
