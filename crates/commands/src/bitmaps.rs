@@ -135,10 +135,12 @@ fn read_string<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a
 }
 
 /// The string at `key` as a raw buffer of at least `len` bytes, created or zero-extended as
-/// needed (Redis's `lookupStringForBitCommand`).
-fn string_for_bits<'a>(db: &'a mut Db, key: &[u8], len: usize, now_ms: u64) -> Result<&'a mut Vec<u8>, Frame> {
+/// needed (Redis's `lookupStringForBitCommand`), and whether it was created or grown.
+fn string_for_bits<'a>(db: &'a mut Db, key: &[u8], len: usize, now_ms: u64) -> Result<(&'a mut Vec<u8>, bool), Frame> {
+    let mut grown = false;
     if db.lookup_write(key, now_ms).is_none() {
         db.set(key, Value::Str(Str::Raw(vec![0; len])), now_ms);
+        grown = true;
     }
     let entry = db.lookup_write(key, now_ms).expect("the key exists now");
     let Value::Str(s) = &mut entry.value else {
@@ -147,8 +149,9 @@ fn string_for_bits<'a>(db: &'a mut Db, key: &[u8], len: usize, now_ms: u64) -> R
     let buffer = s.make_raw();
     if buffer.len() < len {
         buffer.resize(len, 0);
+        grown = true;
     }
-    Ok(buffer)
+    Ok((buffer, grown))
 }
 
 fn bit_at(bytes: &[u8], offset: u64) -> bool {
@@ -159,8 +162,9 @@ fn bit_at(bytes: &[u8], offset: u64) -> bool {
 // ---- SETBIT, GETBIT --------------------------------------------------------------------
 
 /// Sets the bit at `offset` to `on`, creating or growing the string; returns the old bit.
+/// Counts one change when the bit flips or the string was created or grown, as Redis does.
 pub fn op_setbit(db: &mut Db, key: &[u8], offset: u64, on: bool, now_ms: u64) -> Result<bool, Frame> {
-    let buffer = string_for_bits(db, key, (offset >> 3) as usize + 1, now_ms)?;
+    let (buffer, grown) = string_for_bits(db, key, (offset >> 3) as usize + 1, now_ms)?;
     let byte = (offset >> 3) as usize;
     let mask = 0x80u8 >> (offset & 7);
     let old = buffer[byte] & mask != 0;
@@ -169,6 +173,7 @@ pub fn op_setbit(db: &mut Db, key: &[u8], offset: u64, on: bool, now_ms: u64) ->
     } else {
         buffer[byte] &= !mask;
     }
+    db.add_changes((grown || old != on) as u64);
     Ok(old)
 }
 
@@ -451,10 +456,13 @@ pub fn op_read_sources(db: &mut Db, keys: &[Bytes], now_ms: u64) -> Result<Vec<O
 /// result is empty. Returns the result's length.
 pub fn op_store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now_ms: u64) -> usize {
     let len = result.len();
+    // One change, unless an empty result met no key to delete.
     if result.is_empty() {
-        db.remove(key);
+        let removed = db.remove(key).is_some();
+        db.add_changes(removed as u64);
     } else {
         db.set(key, Value::Str(Str::Raw(result)), now_ms);
+        db.add_changes(1);
     }
     len
 }

@@ -355,7 +355,9 @@ fn list_pop_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>, left: bool)
 }
 
 /// Pops `count` from the list at `key` for a claimed waiter; the key is known to be ready.
-fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, claim: &mut dyn FnMut() -> bool) -> Result<Vec<Bytes>, Served> {
+/// Redis counts the elements a served BLMPOP pops as changes, and nothing for a served BLPOP
+/// or BRPOP: `counted` says which.
+fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, counted: bool, claim: &mut dyn FnMut() -> bool) -> Result<Vec<Bytes>, Served> {
     let now = ctx.now_ms;
     if holds_list(ctx.db(), key, now) != Holds::Ready {
         return Err(Served::NotReady);
@@ -364,7 +366,8 @@ fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, claim: &m
         return Err(Served::Gone);
     }
     let limits = ctx.settings.limits;
-    match lists::op_pop(ctx.db(), key, left, count, &limits, now) {
+    let popped = if counted { lists::op_pop(ctx.db(), key, left, count, &limits, now) } else { lists::pop_uncounted(ctx.db(), key, left, count, &limits, now) };
+    match popped {
         Ok(Some(elements)) => Ok(elements),
         // Checked just above, on this core, with nothing in between.
         _ => unreachable!("a ready list pops"),
@@ -372,14 +375,14 @@ fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, claim: &m
 }
 
 fn blpop_serve(ctx: &mut Ctx, key: &[u8], _args: &[Bytes], claim: &mut dyn FnMut() -> bool) -> Served {
-    match serve_list_pop(ctx, key, true, 1, claim) {
+    match serve_list_pop(ctx, key, true, 1, false, claim) {
         Ok(elements) => Served::Done(pop_reply(Bytes::copy_from_slice(key), elements)),
         Err(served) => served,
     }
 }
 
 fn brpop_serve(ctx: &mut Ctx, key: &[u8], _args: &[Bytes], claim: &mut dyn FnMut() -> bool) -> Served {
-    match serve_list_pop(ctx, key, false, 1, claim) {
+    match serve_list_pop(ctx, key, false, 1, false, claim) {
         Ok(elements) => Served::Done(pop_reply(Bytes::copy_from_slice(key), elements)),
         Err(served) => served,
     }
@@ -404,7 +407,7 @@ fn blmpop_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
 
 fn blmpop_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut() -> bool) -> Served {
     let Ok((_, left, count)) = parse_mpop(args, ["left", "right"]) else { unreachable!("a waiter's arguments were checked") };
-    match serve_list_pop(ctx, key, left, count, claim) {
+    match serve_list_pop(ctx, key, left, count, true, claim) {
         Ok(elements) => Served::Done(mpop_reply(Bytes::copy_from_slice(key), elements)),
         Err(served) => served,
     }
@@ -456,7 +459,8 @@ fn blmove_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
             ctx::hop_one(coordinator, key_shard(coordinator, &destination), move |ctx| {
                 let now = ctx.now_ms;
                 let limits = ctx.settings.limits;
-                lists::op_push(ctx.db(), &destination, to_left, &[element], false, &limits, now)
+                // The pop counted the move's one change.
+                lists::push_uncounted(ctx.db(), &destination, to_left, &[element], false, &limits, now)
             })
             .await
         };
@@ -487,11 +491,12 @@ fn blmove_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
         return Served::Gone;
     }
     let limits = ctx.settings.limits;
-    let element = match lists::op_pop(ctx.db(), key, from_left, 1, &limits, now) {
+    // Redis counts no change for a served BLMOVE (the push that served it counted its own).
+    let element = match lists::pop_uncounted(ctx.db(), key, from_left, 1, &limits, now) {
         Ok(Some(mut elements)) => elements.swap_remove(0),
         _ => unreachable!("a ready list pops"),
     };
-    match lists::op_push(ctx.db(), destination, to_left, std::slice::from_ref(&element), false, &limits, now) {
+    match lists::push_uncounted(ctx.db(), destination, to_left, std::slice::from_ref(&element), false, &limits, now) {
         Ok(_) => Served::Done(Frame::Bulk(element)),
         Err(error) => Served::Done(error),
     }

@@ -561,7 +561,7 @@ fn search_local(ctx: &mut Ctx, args: &[Bytes], kind: Kind, store_allowed: bool) 
         Err(e) => return e,
     };
     match &request.store {
-        Some(dst) => args::int(zsets::op_store(ctx.db(), dst, store_items(&request, points), &limits, now)),
+        Some(dst) => args::int(zsets::op_store(ctx.db(), dst, store_items(&request, points), &limits, now, true)),
         None => search_reply(&request, points, proto),
     }
 }
@@ -585,7 +585,7 @@ async fn search_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>, kind: Kin
             let items = store_items(&request, points);
             let stored = ctx::hop_one(coordinator, zsets::shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
                 let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                zsets::op_store(ctx.db(), &dst, items, &limits, now)
+                zsets::op_store(ctx.db(), &dst, items, &limits, now, true)
             })
             .await;
             args::int(stored)

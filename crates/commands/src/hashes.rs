@@ -228,12 +228,15 @@ fn bytes(slice: &[u8]) -> Bytes {
 // ---- HSET, HSETNX, HMSET -----------------------------------------------------------------
 
 /// Sets each (field, value) of `pairs` (a flat list); returns how many fields were new.
+/// Counts one change per pair given, new, updated or the same, as Redis counts HSET.
 pub fn op_hset(db: &mut Db, key: &[u8], pairs: &[Bytes], limits: &Limits, now_ms: u64) -> Result<usize, Frame> {
     debug_assert!(pairs.len().is_multiple_of(2), "whole pairs");
-    write_hash(db, key, now_ms, |hash| {
+    let added = write_hash(db, key, now_ms, |hash| {
         hash.convert_for(pairs.iter().map(|item| item.as_ref()), limits);
         Ok(pairs.chunks_exact(2).filter(|pair| hash.set(&pair[0], &pair[1], limits)).count())
-    })
+    })?;
+    db.add_changes((pairs.len() / 2) as u64);
+    Ok(added)
 }
 
 /// HSET and HMSET: everything but the reply.
@@ -257,7 +260,9 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Sets `field` only when it is absent; returns whether it did.
 pub fn op_hsetnx(db: &mut Db, key: &[u8], field: &[u8], value: &[u8], limits: &Limits, now_ms: u64) -> Result<bool, Frame> {
-    write_hash(db, key, now_ms, |hash| Ok(!hash.contains(field) && hash.set(field, value, limits)))
+    let added = write_hash(db, key, now_ms, |hash| Ok(!hash.contains(field) && hash.set(field, value, limits)))?;
+    db.add_changes(added as u64);
+    Ok(added)
 }
 
 /// HSETNX key field value
@@ -334,6 +339,7 @@ pub fn op_hdel(db: &mut Db, key: &[u8], fields: &[Bytes], now_ms: u64) -> Result
     if hash.is_empty() {
         db.remove(key);
     }
+    db.add_changes(removed as u64);
     Ok(removed)
 }
 
@@ -412,7 +418,7 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Adds `increment` to the integer in `field` (0 when absent); returns the new value.
 pub fn op_hincrby(db: &mut Db, key: &[u8], field: &[u8], increment: i64, limits: &Limits, now_ms: u64) -> Result<i64, Frame> {
-    write_hash(db, key, now_ms, |hash| {
+    let sum = write_hash(db, key, now_ms, |hash| {
         let current = match hash.get(field) {
             None => 0,
             Some(value) => shoal_store::value::parse_canonical_i64(value).ok_or_else(|| errors::error(HASH_VALUE_NOT_INTEGER))?,
@@ -420,7 +426,9 @@ pub fn op_hincrby(db: &mut Db, key: &[u8], field: &[u8], increment: i64, limits:
         let sum = current.checked_add(increment).ok_or_else(|| errors::error(errors::OVERFLOW))?;
         hash.set(field, itoa::Buffer::new().format(sum).as_bytes(), limits);
         Ok(sum)
-    })
+    })?;
+    db.add_changes(1);
+    Ok(sum)
 }
 
 /// HINCRBY key field increment
@@ -436,7 +444,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// Adds `increment` (finite) to the number in `field` (0 when absent) in `long double`, as
 /// Redis does; stores and returns the sum as Redis prints it.
 pub fn op_hincrbyfloat(db: &mut Db, key: &[u8], field: &[u8], increment: LongDouble, limits: &Limits, now_ms: u64) -> Result<Bytes, Frame> {
-    write_hash(db, key, now_ms, |hash| {
+    let text = write_hash(db, key, now_ms, |hash| {
         let current = match hash.get(field) {
             None => LongDouble::ZERO,
             Some(value) => long_double::parse(value).ok_or_else(|| errors::error(HASH_VALUE_NOT_FLOAT))?,
@@ -448,7 +456,9 @@ pub fn op_hincrbyfloat(db: &mut Db, key: &[u8], field: &[u8], increment: LongDou
         let text = long_double::format_human(sum);
         hash.set(field, text.as_bytes(), limits);
         Ok(Bytes::from(text))
-    })
+    })?;
+    db.add_changes(1);
+    Ok(text)
 }
 
 /// HINCRBYFLOAT key field increment

@@ -117,27 +117,32 @@ fn hll_mut(value: &mut Value) -> Result<&mut Vec<u8>, Frame> {
 // ---- PFADD -----------------------------------------------------------------------------
 
 /// Adds `elements` to the HyperLogLog at `key`, creating it; returns whether a register
-/// changed (or the key was created).
+/// changed (or the key was created). Counts, as Redis does, one change for creating the key
+/// and one per element that changed a register.
 pub fn op_pfadd(db: &mut Db, key: &[u8], elements: &[Bytes], sparse_len_max: u64, now_ms: u64) -> Result<bool, Frame> {
     let Some(entry) = db.lookup_write(key, now_ms) else {
         let mut created = hll::new_sparse();
+        let mut updated = 1;
         for element in elements {
-            hll::add(&mut created, element, sparse_len_max).map_err(|_| corrupt())?;
+            updated += hll::add(&mut created, element, sparse_len_max).map_err(|_| corrupt())? as u64;
         }
         hll::invalidate_cache(&mut created);
         db.set(key, Value::Str(Str::Raw(created)), now_ms);
+        db.add_changes(updated);
         return Ok(true);
     };
     let buffer = hll_mut(&mut entry.value)?;
-    let mut updated = false;
+    let mut updated = 0;
     for element in elements {
         // A corrupt value may be left half updated with a stale cache, as in Redis.
-        updated |= hll::add(buffer, element, sparse_len_max).map_err(|_| corrupt())?;
+        // Redis counts nothing then.
+        updated += hll::add(buffer, element, sparse_len_max).map_err(|_| corrupt())? as u64;
     }
-    if updated {
+    if updated > 0 {
         hll::invalidate_cache(buffer);
     }
-    Ok(updated)
+    db.add_changes(updated);
+    Ok(updated > 0)
 }
 
 /// PFADD key [element [element ...]]
@@ -199,6 +204,8 @@ pub fn op_pfcount_one(db: &mut Db, key: &[u8], now_ms: u64) -> Result<u64, Frame
     }
     let count = hll::count(buffer).map_err(|_| corrupt())?;
     hll::set_cached_count(buffer, count);
+    // Redis counts caching the count as a change.
+    db.add_changes(1);
     Ok(count)
 }
 
@@ -275,6 +282,7 @@ pub fn op_merge_store(db: &mut Db, key: &[u8], merged: &Merged, sparse_len_max: 
         }
     }
     hll::invalidate_cache(buffer);
+    db.add_changes(1);
     Ok(())
 }
 
@@ -320,11 +328,15 @@ fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(buffer) => buffer,
         Err(e) => return e,
     };
+    // Redis counts a conversion to dense (GETREG's and TODENSE's) as a change.
     if is(subcommand, "getreg") {
+        let converted = hll::encoding(buffer) == hll::SPARSE;
         if hll::to_dense(buffer).is_err() {
             return corrupt();
         }
-        Frame::Array(hll::dense_registers(buffer).into_iter().map(|r| Frame::Integer(r as i64)).collect())
+        let registers = Frame::Array(hll::dense_registers(buffer).into_iter().map(|r| Frame::Integer(r as i64)).collect());
+        ctx.db().add_changes(converted as u64);
+        registers
     } else if is(subcommand, "decode") {
         if hll::encoding(buffer) != hll::SPARSE {
             return errors::error(DEBUG_NOT_SPARSE);
@@ -337,6 +349,7 @@ fn pfdebug(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         if hll::to_dense(buffer).is_err() {
             return corrupt();
         }
+        ctx.db().add_changes(converted as u64);
         args::int(converted)
     } else {
         errors::error(&format!("ERR Unknown PFDEBUG subcommand '{}'", String::from_utf8_lossy(subcommand)))

@@ -354,6 +354,8 @@ pub fn op_del(ctx: &mut Ctx, keys: &[Bytes], lazy: bool) -> usize {
             ctx.shard.dispose(entry.value, lazy);
         }
     }
+    // One change per key removed, as Redis counts DEL.
+    ctx.db().add_changes(removed as u64);
     removed
 }
 
@@ -499,6 +501,7 @@ pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition
         let set = db.set_expire(key, Some(at_ms as u64));
         debug_assert!(set, "the key was just found");
     }
+    db.add_changes(1);
     true
 }
 
@@ -596,7 +599,9 @@ fn pexpiretime(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Removes the TTL of `key`; returns whether it had one.
 pub fn op_persist(db: &mut Db, key: &[u8], now_ms: u64) -> bool {
-    db.lookup_write(key, now_ms).is_some() && db.expire_at(key).is_some() && db.set_expire(key, None)
+    let removed = db.lookup_write(key, now_ms).is_some() && db.expire_at(key).is_some() && db.set_expire(key, None);
+    db.add_changes(removed as u64);
+    removed
 }
 
 /// PERSIST key
@@ -623,6 +628,8 @@ pub fn op_rename(db: &mut Db, source: &[u8], destination: &[u8], only_if_absent:
     }
     let detached = db.take(source).expect("the source was just found");
     db.insert_detached(destination, detached, now_ms);
+    // One change for the whole rename, as Redis counts it.
+    db.add_changes(1);
     Ok(true)
 }
 
@@ -677,7 +684,13 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
         ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| op_put(ctx, &source, entry)).await;
         return Ok(false);
     }
-    ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| op_put(ctx, &destination, entry)).await;
+    // One change for the whole rename, counted where the key arrives (taking it out and
+    // putting it back count nothing).
+    ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
+        op_put(ctx, &destination, entry);
+        ctx.db().add_changes(1);
+    })
+    .await;
     Ok(true)
 }
 
@@ -748,6 +761,7 @@ pub fn op_copy_write(db: &mut Db, key: &[u8], (value, expire_at_ms): (Value, Opt
         return false;
     }
     db.set_with_expire(key, value, expire_at_ms, now_ms);
+    db.add_changes(1);
     true
 }
 
@@ -807,6 +821,7 @@ pub fn op_move(dbs: &mut [Db], key: &[u8], from: usize, to: usize, now_ms: u64) 
     }
     let detached = dbs[from].take(key).expect("the key was just found");
     dbs[to].insert_detached(key, detached, now_ms);
+    dbs[to].add_changes(1);
     true
 }
 
@@ -926,6 +941,7 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
         Some(at) if at <= now as i64 => {
             if restored.replace {
                 if let Some(entry) = ctx.db().remove(key) {
+                    ctx.db().add_changes(1);
                     ctx.shard.dispose(entry.value, lazy);
                 }
             }
@@ -933,6 +949,7 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
         at => {
             let db = ctx.db();
             db.set_with_expire(key, restored.value, at.map(|at| at as u64), now);
+            db.add_changes(1);
             if let Some(lru) = restored.lru {
                 let set = db.set_lru(key, lru);
                 debug_assert!(set, "the key was just written");

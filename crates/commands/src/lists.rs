@@ -232,8 +232,18 @@ fn list_read<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a L
 
 /// Pushes `elements` one by one at the head (`to_left`) or the tail of the list at `key`,
 /// creating it unless `only_if_exists`. Returns the new length (0 when the key is missing
-/// and `only_if_exists`).
+/// and `only_if_exists`). Counts one change per element pushed, as Redis counts LPUSH.
 pub fn op_push(db: &mut Db, key: &[u8], to_left: bool, elements: &[Bytes], only_if_exists: bool, limits: &Limits, now_ms: u64) -> Result<usize, Frame> {
+    let len = push_uncounted(db, key, to_left, elements, only_if_exists, limits, now_ms)?;
+    if len > 0 {
+        db.add_changes(elements.len() as u64);
+    }
+    Ok(len)
+}
+
+/// [`op_push`] without counting changes, for the caller that counts them its own way (LMOVE
+/// counts one for the move, a served BLMOVE nothing, as Redis does).
+pub fn push_uncounted(db: &mut Db, key: &[u8], to_left: bool, elements: &[Bytes], only_if_exists: bool, limits: &Limits, now_ms: u64) -> Result<usize, Frame> {
     if let Some(list) = list_mut(db, key, now_ms)? {
         list.push(elements, to_left, fill(limits));
         return Ok(list.len());
@@ -250,7 +260,17 @@ pub fn op_push(db: &mut Db, key: &[u8], to_left: bool, elements: &[Bytes], only_
 
 /// Pops up to `count` elements from the head (`from_left`) or the tail of the list at `key`,
 /// in pop order, and deletes the key when it empties. Ok(None) when the key is missing.
+/// Counts one change per element popped, as Redis counts LPOP.
 pub fn op_pop(db: &mut Db, key: &[u8], from_left: bool, count: usize, limits: &Limits, now_ms: u64) -> Result<Option<Vec<Bytes>>, Frame> {
+    let popped = pop_uncounted(db, key, from_left, count, limits, now_ms)?;
+    if let Some(popped) = &popped {
+        db.add_changes(popped.len() as u64);
+    }
+    Ok(popped)
+}
+
+/// [`op_pop`] without counting changes (see [`push_uncounted`]).
+pub fn pop_uncounted(db: &mut Db, key: &[u8], from_left: bool, count: usize, limits: &Limits, now_ms: u64) -> Result<Option<Vec<Bytes>>, Frame> {
     let Some(list) = list_mut(db, key, now_ms)? else {
         return Ok(None);
     };
@@ -285,8 +305,22 @@ pub fn op_check_destination(db: &mut Db, key: &[u8], now_ms: u64) -> Result<(), 
 }
 
 /// LMOVE on one core: pops from `source` and pushes to `destination`, checking both types
-/// first. Ok(None) when the source is missing.
+/// first. Ok(None) when the source is missing. Counts one change for the move.
 pub fn op_move(db: &mut Db, source: &[u8], destination: &[u8], from_left: bool, to_left: bool, limits: &Limits, now_ms: u64) -> Result<Option<Bytes>, Frame> {
+    let moved = move_uncounted(db, source, destination, from_left, to_left, limits, now_ms)?;
+    db.add_changes(moved.is_some() as u64);
+    Ok(moved)
+}
+
+fn move_uncounted(
+    db: &mut Db,
+    source: &[u8],
+    destination: &[u8],
+    from_left: bool,
+    to_left: bool,
+    limits: &Limits,
+    now_ms: u64,
+) -> Result<Option<Bytes>, Frame> {
     if source == destination {
         let Some(list) = list_mut(db, source, now_ms)? else {
             return Ok(None);
@@ -297,13 +331,13 @@ pub fn op_move(db: &mut Db, source: &[u8], destination: &[u8], from_left: bool, 
         return Ok(None);
     }
     op_check_destination(db, destination, now_ms)?;
-    let Some(mut popped) = op_pop(db, source, from_left, 1, limits, now_ms)? else {
+    let Some(mut popped) = pop_uncounted(db, source, from_left, 1, limits, now_ms)? else {
         return Ok(None);
     };
     let Some(element) = popped.pop() else {
         return Ok(None);
     };
-    op_push(db, destination, to_left, std::slice::from_ref(&element), false, limits, now_ms)?;
+    push_uncounted(db, destination, to_left, std::slice::from_ref(&element), false, limits, now_ms)?;
     Ok(Some(element))
 }
 
@@ -550,6 +584,7 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     if list.set(index, &args[3], fill(&limits)) {
+        ctx.db().add_changes(1);
         args::ok()
     } else {
         errors::error(INDEX_OUT_OF_RANGE)
@@ -571,7 +606,9 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(None) => args::int(0),
         Ok(Some(list)) => {
             if list.insert(&args[3], &args[4], after, fill(&limits)) {
-                args::int(list.len())
+                let len = list.len();
+                ctx.db().add_changes(1);
+                args::int(len)
             } else {
                 args::int(-1)
             }
@@ -596,6 +633,7 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if list.is_empty() {
         db.remove(&args[1]);
     }
+    db.add_changes(removed as u64);
     args::int(removed)
 }
 
@@ -619,6 +657,8 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     if list.is_empty() {
         db.remove(&args[1]);
     }
+    // One change per element trimmed away.
+    db.add_changes((head + tail) as u64);
     args::ok()
 }
 
@@ -694,7 +734,8 @@ pub async fn move_across_cores(
     let pushed = element.clone();
     ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
         let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-        op_push(ctx.db(), &destination, to_left, &[pushed], false, &limits, now)
+        // The pop counted the move's one change.
+        push_uncounted(ctx.db(), &destination, to_left, &[pushed], false, &limits, now)
     })
     .await?;
     Ok(Some(element))

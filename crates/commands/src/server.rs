@@ -88,7 +88,10 @@ fn flushdb(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_
         ctx::hop_all(coordinator, move |ctx: &mut Ctx| {
             let lazy = mode.unwrap_or(ctx.settings.lazyfree_lazy_user_flush);
             let index = ctx.db_index;
+            // One change per key removed, expired or not (Redis's `emptyData` count).
+            let removed = ctx.shard.dbs[index].len() as u64;
             ctx.shard.flush_db(index, lazy);
+            ctx.shard.dbs[index].add_changes(removed);
         })
         .await;
         args::ok()
@@ -106,7 +109,10 @@ fn flushall(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'
         ctx::hop_all(coordinator, move |ctx: &mut Ctx| {
             let lazy = mode.unwrap_or(ctx.settings.lazyfree_lazy_user_flush);
             for index in 0..ctx.shard.dbs.len() {
+                // One change per key removed, expired or not (Redis's `emptyData` count).
+                let removed = ctx.shard.dbs[index].len() as u64;
                 ctx.shard.flush_db(index, lazy);
+                ctx.shard.dbs[index].add_changes(removed);
             }
         })
         .await;
@@ -124,6 +130,10 @@ pub fn op_swapdb(shard: &mut Shard, first: i32, second: i32) -> bool {
         return false;
     };
     shard.dbs.swap(first, second);
+    // One change for the whole server, counted on the first core.
+    if shard.id == 0 {
+        shard.dbs[first].add_changes(1);
+    }
     true
 }
 

@@ -251,6 +251,7 @@ pub fn op_add(db: &mut Db, key: &[u8], members: &[Bytes], limits: &Limits, now_m
             db.set(key, Value::Set(Box::new(set)), now_ms);
         }
     }
+    db.add_changes(added as u64);
     Ok(added)
 }
 
@@ -278,6 +279,7 @@ pub fn op_remove(db: &mut Db, key: &[u8], members: &[Bytes], now_ms: u64) -> Res
     if set.is_empty() {
         db.remove(key);
     }
+    db.add_changes(removed as u64);
     Ok(removed)
 }
 
@@ -398,6 +400,7 @@ pub fn op_pop(ctx: &mut Ctx, key: &[u8], count: Option<u64>) -> Result<Vec<Bytes
         Some(count) if count >= set.len() as u64 => {
             let all = set.to_bytes_vec();
             db.remove(key);
+            db.add_changes(all.len() as u64);
             return Ok(all);
         }
         Some(count) => set.pop_many(count as usize, &limits, &mut shard.rng),
@@ -405,6 +408,8 @@ pub fn op_pop(ctx: &mut Ctx, key: &[u8], count: Option<u64>) -> Result<Vec<Bytes
     if set.is_empty() {
         db.remove(key);
     }
+    // One change per member popped, as Redis counts SPOP.
+    db.add_changes(popped.len() as u64);
     Ok(popped)
 }
 
@@ -448,21 +453,23 @@ fn op_take_member(db: &mut Db, source: &[u8], member: &[u8], now_ms: u64) {
         if set.is_empty() {
             db.remove(source);
         }
+        db.add_changes(1);
     }
 }
 
 /// Puts `member` into the set at `destination` (known to be absent or a set), creating it.
+/// Counts a change when the member is new there (Redis counts SMOVE as SREM plus SADD).
 fn op_put_member(db: &mut Db, destination: &[u8], member: &[u8], limits: &Limits, now_ms: u64) {
-    match write_set(db, destination, now_ms) {
-        Ok(Some(set)) => {
-            set.insert(member, limits);
-        }
+    let added = match write_set(db, destination, now_ms) {
+        Ok(Some(set)) => set.insert(member, limits),
         _ => {
             let mut set = Set::create(member, 1, limits);
             set.insert(member, limits);
             db.set(destination, Value::Set(Box::new(set)), now_ms);
+            true
         }
-    }
+    };
+    db.add_changes(added as u64);
 }
 
 /// Redis's order of checks: an absent source is 0 whatever the destination, then the types,
@@ -655,12 +662,15 @@ fn compute(request: &Request, sets: &[Option<&Set>], limits: &Limits) -> Compute
 
 /// Writes a *STORE result: the set replaces whatever `destination` held (and its TTL), or an
 /// empty result deletes it. Returns the size stored.
+/// One change, unless an empty result met no destination to delete.
 fn op_store(db: &mut Db, destination: &[u8], set: Set, now_ms: u64) -> usize {
     let len = set.len();
     if len == 0 {
-        db.remove(destination);
+        let removed = db.remove(destination).is_some();
+        db.add_changes(removed as u64);
     } else {
         db.set(destination, Value::Set(Box::new(set)), now_ms);
+        db.add_changes(1);
     }
     len
 }

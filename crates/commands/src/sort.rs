@@ -628,10 +628,14 @@ fn op_store(ctx: &mut Ctx, destination: &[u8], stored: Stored) -> usize {
     };
     let len = list.len();
     let db = ctx.db();
+    // Redis counts one change per element stored, or one for a destination an empty result
+    // deleted.
     if len == 0 {
-        db.remove(destination);
+        let removed = db.remove(destination).is_some();
+        db.add_changes(removed as u64);
     } else {
         db.set(destination, Value::List(Box::new(list)), now);
+        db.add_changes(len as u64);
     }
     len
 }

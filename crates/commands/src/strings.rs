@@ -368,8 +368,10 @@ fn parse_string_options(args: &[Bytes], of: OptionsOf) -> Result<StringOptions<'
     Ok(options)
 }
 
-/// Writes `bytes` as the string at `key`, whatever was there, with `ttl`.
+/// Writes `bytes` as the string at `key`, whatever was there, with `ttl`: one change, even
+/// when an expiry already past deletes the key instead.
 fn op_set_string(db: &mut Db, key: &[u8], bytes: &[u8], ttl: Ttl, now_ms: u64) {
+    db.add_changes(1);
     let value = Value::Str(Str::from_bytes(bytes));
     match ttl {
         Ttl::Clear => db.set(key, value, now_ms),
@@ -479,6 +481,7 @@ pub fn op_getdel(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Option<Bytes>, 
     let value = op_get(db, key, now_ms)?;
     if value.is_some() {
         db.remove(key);
+        db.add_changes(1);
     }
     Ok(value)
 }
@@ -512,8 +515,12 @@ fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<O
     };
     match change {
         TtlChange::Keep => {}
+        // Only a TTL removed counts (Redis's PERSIST rule).
         TtlChange::Persist => {
-            db.set_expire(key, None);
+            if db.expire_at(key).is_some() {
+                db.set_expire(key, None);
+                db.add_changes(1);
+            }
         }
         TtlChange::Expire(form, arg) => {
             let at = form.expire_at(arg, now_ms, "getex")?;
@@ -522,6 +529,7 @@ fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<O
             } else {
                 db.set_expire(key, Some(at));
             }
+            db.add_changes(1);
         }
     }
     Ok(Some(value))
@@ -556,6 +564,7 @@ pub fn op_append(db: &mut Db, key: &[u8], tail: &[u8], len_max: u64, now_ms: u64
     match db.lookup_write(key, now_ms) {
         None => {
             db.set(key, Value::Str(Str::from_bytes(tail)), now_ms);
+            db.add_changes(1);
             Ok(tail.len())
         }
         Some(entry) => match &mut entry.value {
@@ -563,7 +572,10 @@ pub fn op_append(db: &mut Db, key: &[u8], tail: &[u8], len_max: u64, now_ms: u64
                 check_string_length(s.len() as u64, tail.len() as u64, len_max)?;
                 let bytes = s.make_raw();
                 bytes.extend_from_slice(tail);
-                Ok(bytes.len())
+                let len = bytes.len();
+                // One change even for an empty tail, as Redis counts it.
+                db.add_changes(1);
+                Ok(len)
             }
             #[allow(unreachable_patterns)]
             _ => Err(errors::wrong_type()),
@@ -617,6 +629,7 @@ pub fn op_incrbyfloat(db: &mut Db, key: &[u8], increment: &[u8], now_ms: u64) ->
     // OBJECT ENCODING says embstr even for "3".
     let value = if text.len() <= EMBSTR_LEN_MAX { Str::Emb(text.as_bytes().into()) } else { Str::Raw(text.clone().into_bytes()) };
     db.set_keep_ttl(key, Value::Str(value), now_ms);
+    db.add_changes(1);
     Ok(Bytes::from(text))
 }
 
@@ -679,6 +692,7 @@ pub fn op_setrange(db: &mut Db, key: &[u8], offset: u64, value: &[u8], len_max: 
             bytes[offset..].copy_from_slice(value);
             let len = bytes.len();
             db.set(key, Value::Str(Str::Raw(bytes)), now_ms);
+            db.add_changes(1);
             Ok(len)
         }
         Some(entry) => match &mut entry.value {
@@ -694,7 +708,9 @@ pub fn op_setrange(db: &mut Db, key: &[u8], offset: u64, value: &[u8], len_max: 
                     bytes.resize(end, 0);
                 }
                 bytes[offset..end].copy_from_slice(value);
-                Ok(bytes.len())
+                let len = bytes.len();
+                db.add_changes(1);
+                Ok(len)
             }
             #[allow(unreachable_patterns)]
             _ => Err(errors::wrong_type()),
@@ -940,6 +956,8 @@ fn op_mset(ctx: &mut Ctx, pairs: &[Bytes]) {
     for pair in pairs.chunks_exact(2) {
         db.set(&pair[0], Value::Str(Str::from_bytes(&pair[1])), now);
     }
+    // One change per pair, as Redis counts MSET.
+    db.add_changes((pairs.len() / 2) as u64);
 }
 
 /// MSET key value [key value ...]
@@ -1022,6 +1040,7 @@ pub fn op_incr(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64, 
     };
     let next = current.checked_add(delta).ok_or_else(|| errors::error(errors::OVERFLOW))?;
     db.set_keep_ttl(key, Value::Str(Str::Int(next)), now_ms);
+    db.add_changes(1);
     Ok(next)
 }
 

@@ -460,10 +460,13 @@ fn parse_positive(arg: &[u8], message: &str) -> Result<i64, Frame> {
 }
 
 /// Writes `items` (any order) to `key` as a new sorted set, or deletes `key` when empty;
-/// returns the count stored.
-pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limits, now_ms: u64) -> usize {
+/// returns the count stored. Counts one change, or with `per_member` one per member stored
+/// (GEORADIUS and GEOSEARCHSTORE, as Redis counts them); an empty result counts one only
+/// when it deleted the key.
+pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limits, now_ms: u64, per_member: bool) -> usize {
     if items.is_empty() {
-        db.remove(key);
+        let removed = db.remove(key).is_some();
+        db.add_changes(removed as u64);
         return 0;
     }
     items.sort_by(|a, b| a.1.partial_cmp(&b.1).expect("no NaN score").then_with(|| a.0.cmp(&b.0)));
@@ -471,6 +474,7 @@ pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limit
     let member_len_max = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
     let zset = ZSet::from_sorted(items, len, member_len_max, limits);
     db.set(key, Value::ZSet(Box::new(zset)), now_ms);
+    db.add_changes(if per_member { len as u64 } else { 1 });
     len
 }
 
@@ -588,7 +592,12 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Frame {
         }
     }
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    match op_add(ctx.db(), &args[1], flags, &pairs, &limits, now) {
+    let outcome = op_add(ctx.db(), &args[1], flags, &pairs, &limits, now);
+    if let Ok(outcome) = &outcome {
+        // One change per member added or updated, as Redis counts ZADD.
+        ctx.db().add_changes((outcome.added + outcome.updated) as u64);
+    }
+    match outcome {
         Err(e) => e,
         Ok(outcome) if flags.incr => {
             if outcome.processed > 0 {
@@ -616,6 +625,7 @@ fn op_rem(db: &mut Db, key: &[u8], members: &[Bytes], now_ms: u64) -> Result<usi
     let Some(zset) = write(db, key, now_ms)? else { return Ok(0) };
     let removed = members.iter().filter(|m| zset.remove(m).is_some()).count();
     delete_if_empty(db, key, now_ms);
+    db.add_changes(removed as u64);
     Ok(removed)
 }
 
@@ -869,7 +879,7 @@ fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
     match op_range(ctx.db(), &args[2], &spec, now) {
         Err(e) => e,
-        Ok(items) => args::int(op_store(ctx.db(), &args[1], items.unwrap_or_default(), &limits, now)),
+        Ok(items) => args::int(op_store(ctx.db(), &args[1], items.unwrap_or_default(), &limits, now, false)),
     }
 }
 
@@ -896,7 +906,7 @@ fn zrangestore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBo
         let dst = args[1].clone();
         let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
             let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-            op_store(ctx.db(), &dst, items, &limits, now)
+            op_store(ctx.db(), &dst, items, &limits, now, false)
         })
         .await;
         args::int(stored)
@@ -931,6 +941,7 @@ fn op_remove_range(db: &mut Db, key: &[u8], spec: &RangeSpec, now_ms: u64) -> Re
     let (first, count) = select(zset, spec);
     let removed = zset.remove_range(first, count);
     delete_if_empty(db, key, now_ms);
+    db.add_changes(removed as u64);
     Ok(removed)
 }
 
@@ -977,6 +988,8 @@ pub fn op_pop(db: &mut Db, key: &[u8], max: bool, count: usize, now_ms: u64) -> 
         zset.remove_range(0, count);
     }
     delete_if_empty(db, key, now_ms);
+    // One change per member popped, as Redis counts ZPOPMIN (and a served BZPOPMIN).
+    db.add_changes(items.len() as u64);
     Ok(Some(items))
 }
 
@@ -1485,7 +1498,7 @@ impl SetOpCommand {
             Err(e) => return e,
         };
         if self.store {
-            args::int(op_store(ctx.db(), &args[1], items, &limits, now))
+            args::int(op_store(ctx.db(), &args[1], items, &limits, now, false))
         } else {
             self.reply(&request, items, proto)
         }
@@ -1510,7 +1523,7 @@ impl SetOpCommand {
             let dst = args[1].clone();
             let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
                 let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                op_store(ctx.db(), &dst, items, &limits, now)
+                op_store(ctx.db(), &dst, items, &limits, now, false)
             })
             .await;
             args::int(stored)

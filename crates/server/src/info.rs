@@ -105,7 +105,10 @@ impl Section {
 
     /// Whether the section needs the counters of every core.
     fn needs_cores(self) -> bool {
-        matches!(self, Section::Clients | Section::Memory | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace)
+        matches!(
+            self,
+            Section::Clients | Section::Memory | Section::Persistence | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace
+        )
     }
 }
 
@@ -178,6 +181,8 @@ pub struct Snapshot {
     pub stats: CoreStats,
     /// Every core's keyspace counters, added up.
     pub db_stats: DbStats,
+    /// Every core's change count (Redis's `dirty`), added up.
+    pub changes: u64,
     /// Per database: (keys, keys with a TTL), over every core.
     pub keyspace: Vec<(usize, usize)>,
     pub cpu_process: CpuTimes,
@@ -198,6 +203,8 @@ struct CoreReport {
     stats: CoreStats,
     ops_per_second: u64,
     db_stats: DbStats,
+    /// The core's change count (Redis's `dirty`) now, not as its cron last published it.
+    changes: u64,
     keyspace: Vec<(usize, usize)>,
     blocked_clients: usize,
     blocking_keys: usize,
@@ -214,6 +221,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 stats: core.stats.borrow().clone(),
                 ops_per_second: core.stats.borrow().ops_rate.per_second(),
                 db_stats: core.with_shard(|shard| shard.stats()),
+                changes: core.with_shard(|shard| shard.dbs.iter().map(|db| db.stats.changes).sum()),
                 keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
                 blocked_clients: core.blocked_clients(),
                 blocking_keys: core.blocking_keys(),
@@ -228,6 +236,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.blocked_clients += report.blocked_clients;
             snapshot.blocking_keys += report.blocking_keys;
             snapshot.lazyfree = report.lazyfree;
+            snapshot.changes += report.changes;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
@@ -394,7 +403,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("lazyfreed_objects", s.lazyfree.1.to_string());
         }
         Section::Persistence => {
-            let save = crate::save::info();
+            let save = crate::save::info(s.changes);
             let loading = crate::rdb_load::loading();
             add("loading", (loading as u8).to_string());
             add("async_loading", "0".to_owned());

@@ -137,11 +137,13 @@ pub struct SaveInfo {
     pub last_copied_bytes: u64,
 }
 
-pub fn info() -> SaveInfo {
+/// What INFO shows of saving, given every core's change count now (read by INFO itself, so
+/// a change shows at once rather than at the next cron tick, as in Redis).
+pub fn info(changes: u64) -> SaveInfo {
     let in_progress = STATE.in_progress.load(Ordering::Relaxed);
     let started_ms = STATE.started_ms.load(Ordering::Relaxed);
     SaveInfo {
-        changes_since_save: total_changes().saturating_sub(STATE.changes_at_save.load(Ordering::Relaxed)),
+        changes_since_save: changes.saturating_sub(STATE.changes_at_save.load(Ordering::Relaxed)),
         in_progress,
         last_save_s: STATE.last_save_s.load(Ordering::Relaxed),
         last_ok: STATE.last_ok.load(Ordering::Relaxed),

@@ -85,8 +85,11 @@ pub struct Detached {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DbStats {
     pub expired_keys: u64,
-    /// Changes of keys (Redis's `dirty`, counted per key written): what save points and
-    /// `rdb_changes_since_last_save` count.
+    /// Changes as Redis counts them in `server.dirty`: what save points and
+    /// `rdb_changes_since_last_save` count, and what the AOF checks to log a write. The
+    /// store never counts on its own (SET adds one, RPUSH one per element, a no-op write
+    /// nothing, a key expired on access nothing): each command adds what it changed with
+    /// [`Db::add_changes`].
     pub changes: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
@@ -241,6 +244,12 @@ impl Db {
     /// Sets the LRU clock of an existing key (DEBUG and tests).
     pub fn set_lru(&mut self, key: &[u8], lru: u32) -> bool {
         self.dict.get_with_meta_mut(key).map(|(_, meta)| meta.set_lru(lru)).is_some()
+    }
+
+    /// Counts `n` changes (Redis's `server.dirty += n`), for the command that made them.
+    #[inline]
+    pub fn add_changes(&mut self, n: u64) {
+        self.stats.changes += n;
     }
 
     /// Whether `key` exists (not expired).
@@ -451,7 +460,6 @@ impl Db {
     /// save its current entry aside (none for a new key) and mark it handled.
     #[inline]
     fn before_write(&mut self, key: &[u8]) {
-        self.stats.changes += 1;
         if self.snapshot.is_some() {
             self.save_before_write(key);
         }

@@ -191,8 +191,8 @@ fn signed_overflow(value: i64, increment: i64, bits: u32, overflow: Overflow) ->
 }
 
 /// Runs a SET or INCRBY on `buffer`: the reply (the old value for SET, the new one for
-/// INCRBY, null when OVERFLOW FAIL refuses it).
-fn run_write(buffer: &mut [u8], op: &FieldOp) -> Frame {
+/// INCRBY, null when OVERFLOW FAIL refuses it), and whether it wrote a different value.
+fn run_write(buffer: &mut [u8], op: &FieldOp) -> (Frame, bool) {
     let Field { signed, bits } = op.field;
     if signed {
         let old = get_signed(buffer, op.offset, bits);
@@ -209,10 +209,10 @@ fn run_write(buffer: &mut [u8], op: &FieldOp) -> Frame {
             Kind::Get => unreachable!("a read is not a write"),
         };
         if overflowed && op.overflow == Overflow::Fail {
-            return Frame::Null;
+            return (Frame::Null, false);
         }
         set_bits(buffer, op.offset, bits, new as u64);
-        Frame::Integer(reply)
+        (Frame::Integer(reply), new != old)
     } else {
         let old = get_unsigned(buffer, op.offset, bits);
         let (new, overflowed, reply) = match op.kind {
@@ -228,10 +228,10 @@ fn run_write(buffer: &mut [u8], op: &FieldOp) -> Frame {
             Kind::Get => unreachable!("a read is not a write"),
         };
         if overflowed && op.overflow == Overflow::Fail {
-            return Frame::Null;
+            return (Frame::Null, false);
         }
         set_bits(buffer, op.offset, bits, new);
-        Frame::Integer(reply as i64)
+        (Frame::Integer(reply as i64), new != old)
     }
 }
 
@@ -257,8 +257,25 @@ fn op_bitfield(ctx: &mut Ctx, key: &[u8], ops: &[FieldOp], highest_write: Option
         };
         return Ok(replies);
     };
-    let buffer = string_for_bits(db, key, (highest >> 3) as usize + 1, now)?;
-    Ok(ops.iter().map(|op| if op.kind == Kind::Get { run_get(buffer, op) } else { run_write(buffer, op) }).collect())
+    let (buffer, grown) = string_for_bits(db, key, (highest >> 3) as usize + 1, now)?;
+    // Redis counts a change per SET or INCRBY that ran (not refused by OVERFLOW FAIL) and
+    // either wrote a different value or met a string this command created or grew.
+    let mut changes = 0;
+    let replies = ops
+        .iter()
+        .map(|op| {
+            if op.kind == Kind::Get {
+                return run_get(buffer, op);
+            }
+            let (reply, changed) = run_write(buffer, op);
+            if changed || (grown && reply != Frame::Null) {
+                changes += 1;
+            }
+            reply
+        })
+        .collect();
+    db.add_changes(changes);
+    Ok(replies)
 }
 
 /// BITFIELD and BITFIELD_RO (`read_only`): parse everything, then run.
