@@ -432,7 +432,9 @@ fn debug_reload_saves_empties_and_loads_back_and_nosave_loads_the_older_file() {
     let mut raw = shoal.raw();
     assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), "+OK\r\n");
     assert_same(&contents(&shoal), &before, "the same keys after a reload");
+    assert_eq!(info_field(&shoal, "rdb_changes_since_last_save"), "0", "the reload saved");
     assert_eq!(raw.command(&["SET", "after-the-save", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(info_field(&shoal, "rdb_changes_since_last_save"), "1", "changes count again after a reload");
     assert_eq!(raw.command(&["DEBUG", "RELOAD", "NOSAVE"]).unwrap(), "+OK\r\n");
     assert_same(&contents(&shoal), &before, "NOSAVE loads the file as it was");
     assert_eq!(raw.command(&["DEBUG", "RELOAD", "BOGUS"]).unwrap(), "-ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.\r\n");

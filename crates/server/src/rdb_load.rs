@@ -201,7 +201,8 @@ pub fn read_rdb(config: &Config, name: &str, source: impl std::io::Read, preload
 }
 
 /// On a core, before it accepts connections: puts its keys into its shard and its copy of
-/// the function libraries into its script engine. The load does not count as changes.
+/// the function libraries into its script engine. The load does not count as changes (the
+/// store counts none by itself; commands count what Redis counts).
 pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
     let keys = preload.take(core.id);
     let now_ms = shoal_runtime::now_ms();
@@ -213,9 +214,6 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
                 let at = now_ms.saturating_sub(idle_s * 1000);
                 db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
             }
-        }
-        for db in &mut shard.dbs {
-            db.stats.changes = 0;
         }
     });
     crate::scripting::load_libraries(&preload.functions)

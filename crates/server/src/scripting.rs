@@ -66,6 +66,12 @@ async fn on_every_core<T: Send + 'static>(node: &Rc<Node>, change: impl Fn(&mut 
     results.swap_remove(node.core.id)
 }
 
+/// A change of the function libraries counts as one change of the dataset, as Redis counts
+/// it (`rdb_changes_since_last_save`, save points).
+fn count_change(node: &Rc<Node>) {
+    node.core.with_shard(|shard| shard.dbs[0].add_changes(1));
+}
+
 /// EVAL, EVALSHA, their _RO forms, FCALL and FCALL_RO.
 pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
     let numkeys = match args::parse_i64(&args[2]) {
@@ -217,20 +223,27 @@ pub async fn function(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes
             }
             let code = args[args.len() - 1].clone();
             match on_every_core(node, move |engine| engine.function_load(&code, replace)).await {
-                Ok(name) => Frame::Bulk(Bytes::from(name)),
+                Ok(name) => {
+                    count_change(node);
+                    Frame::Bulk(Bytes::from(name))
+                }
                 Err(error) => error,
             }
         }
         "function|delete" => {
             let library = args[2].clone();
             match on_every_core(node, move |engine| engine.function_delete(&library)).await {
-                Ok(()) => args::ok(),
+                Ok(()) => {
+                    count_change(node);
+                    args::ok()
+                }
                 Err(error) => error,
             }
         }
         "function|flush" => match flush_mode(&args[2..]) {
             Ok(()) => {
                 on_every_core(node, |engine| engine.function_flush()).await;
+                count_change(node);
                 args::ok()
             }
             Err(error) => error,
@@ -266,7 +279,10 @@ pub async fn function(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes
             }
             let payload = args[2].clone();
             match on_every_core(node, move |engine| engine.function_restore(&payload, policy)).await {
-                Ok(()) => args::ok(),
+                Ok(()) => {
+                    count_change(node);
+                    args::ok()
+                }
                 Err(error) => error,
             }
         }
