@@ -463,11 +463,13 @@ fn shard_channels_deliver_from_their_owning_core_to_subscribers_on_every_core() 
 
 #[test]
 fn a_subscriber_that_does_not_read_is_disconnected_at_the_pubsub_hard_limit() {
-    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 1mb 0 0"]);
+    let server = Server::start(THREADS, &[]);
     let mut stalled = server.raw();
     subscribe(&mut stalled, "SUBSCRIBE", &["flood"]);
     let mut reader = server.raw();
     subscribe(&mut reader, "SUBSCRIBE", &["flood"]);
+    // Set after they subscribed: every core's subscribers get the new limit.
+    assert_eq!(command(&mut server.raw(), &["CONFIG", "SET", "client-output-buffer-limit", "pubsub 1mb 0 0"]), "+OK\r\n");
     const MESSAGES: usize = 640;
     let payload = "p".repeat(100 * 1024);
     // The reading subscriber reads in its own thread and must get every message; the
@@ -484,15 +486,21 @@ fn a_subscriber_that_does_not_read_is_disconnected_at_the_pubsub_hard_limit() {
     let mut publisher = server.raw();
     let started = Instant::now();
     // 64 MB for a subscriber that reads nothing: far past what the sockets hold.
+    let mut stalled_counted = 0;
     for _ in 0..MESSAGES {
         let count = integer(&command(&mut publisher, &["PUBLISH", "flood", &payload]));
         assert!((1..=2).contains(&count), "the reader and maybe the stalled one: {count}");
+        if count == 2 {
+            stalled_counted += 1;
+        }
         was_read.recv_timeout(Duration::from_secs(10)).expect("the reading subscriber got it");
     }
+    // Gone after about 1 MB plus what the sockets hold (a few MB), not after the default 32 MB.
+    assert!(stalled_counted < 250, "the stalled subscriber was counted for {stalled_counted} messages of 100 KB");
     assert!(started.elapsed() < Duration::from_secs(60), "the publisher never waited for the stalled subscriber");
     let _reader = reading.join().expect("the reading subscriber got every message");
     let received = stalled.read_until_closed().expect("the server closes the stalled subscriber");
-    assert!(received.len() < 40 << 20, "closed long before 64 MB arrived (got {} bytes)", received.len());
+    assert!(received.len() < 20 << 20, "closed at the 1 MB limit, long before 64 MB (or the 32 MB default) arrived (got {} bytes)", received.len());
     let mut probe = server.raw();
     eventually("NUMSUB flood", 1, || integer(&command(&mut probe, &["PUBSUB", "NUMSUB", "flood"]).replace("*2\r\n$5\r\nflood\r\n", "")));
     assert_eq!(command(&mut publisher, &["PUBLISH", "flood", "x"]), ":1\r\n");
@@ -533,6 +541,31 @@ fn publish_and_subscribe_inside_multi_run_at_exec() {
         "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n"
     );
     assert_eq!(items(&subscriber.read_reply().unwrap()), ["message", "tx", "m"]);
+}
+
+#[test]
+fn a_script_may_publish_and_count_subscribers() {
+    let server = Server::start(THREADS, &[]);
+    let mut subscribers: Vec<Raw> = (0..6)
+        .map(|_| {
+            let mut raw = server.raw();
+            subscribe(&mut raw, "SUBSCRIBE", &["from-lua"]);
+            raw
+        })
+        .collect();
+    let mut raw = server.raw();
+    assert_eq!(command(&mut raw, &["EVAL", "return redis.call('PUBLISH', 'from-lua', 'hi')", "0"]), ":6\r\n");
+    assert_eq!(command(&mut raw, &["EVAL", "return redis.call('PUBSUB', 'NUMSUB', 'from-lua')", "0"]), "*2\r\n$8\r\nfrom-lua\r\n:6\r\n");
+    assert_eq!(command(&mut raw, &["EVAL", "return redis.call('PUBSUB', 'NUMPAT')", "0"]), ":0\r\n");
+    // A script holding keys of other cores parks them; its messages reach them afterwards.
+    let keys = shoal_testkit::keys_on_distinct_cores("lua", THREADS, THREADS);
+    let mut request = vec!["EVAL", "return redis.call('PUBLISH', 'from-lua', 'parked')", "4"];
+    request.extend(keys.iter().map(String::as_str));
+    assert_eq!(command(&mut raw, &request), ":6\r\n");
+    for subscriber in &mut subscribers {
+        assert_eq!(items(&subscriber.read_reply().unwrap()), ["message", "from-lua", "hi"]);
+        assert_eq!(items(&subscriber.read_reply().unwrap()), ["message", "from-lua", "parked"]);
+    }
 }
 
 /// One connection's transcript of the exchanges whose bytes Redis fixes (no unordered lists).

@@ -215,12 +215,17 @@ impl Subscriber {
             out.extend_from_slice(&pending);
             pending.clear();
         }
-        self.over_soft_since.set(None);
     }
 
-    /// Records how many bytes the connection is writing now (0 once written).
+    /// Records how many bytes the connection is writing now (0 once written). Taken bytes
+    /// still count against the limit until written: a client that reads nothing keeps them
+    /// in flight, and its soft-limit clock keeps running.
     pub fn set_in_flight(&self, bytes: usize) {
         self.in_flight.set(bytes);
+        if bytes == 0 && self.pending.borrow().is_empty() {
+            // Everything was written: the buffer is under any soft limit again.
+            self.over_soft_since.set(None);
+        }
     }
 
     /// Whether the buffer passed `client-output-buffer-limit pubsub`: the connection must close.
@@ -915,8 +920,12 @@ mod tests {
         let subscriber = Subscriber::new(1, Protocol::Resp2);
         let limit = Limit { hard_bytes: 0, soft_bytes: 10, soft_seconds: 3600 };
         subscriber.push(&[b'x'; 20], limit);
+        // Taken by the connection but not yet written: still over the soft limit.
+        subscriber.take_pending(&mut BytesMut::new());
+        subscriber.set_in_flight(20);
         subscriber.push(&[b'x'; 20], limit);
         assert!(!subscriber.overflowed());
+        assert!(subscriber.over_soft_since.get().is_some(), "the clock kept running");
         subscriber.over_soft_since.set(Some(Instant::now() - Duration::from_secs(3601)));
         subscriber.push(&[b'x'; 1], limit);
         assert!(subscriber.overflowed());

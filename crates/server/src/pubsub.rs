@@ -193,27 +193,15 @@ pub async fn command(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSpec, args:
             Frame::Integer(count as i64)
         }
         "spublish" => Frame::Integer(node.core.spublish(&args[1], &args[2]).await as i64),
-        "pubsub|channels" | "pubsub|shardchannels" => {
+        "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => local_query(&node.core, spec, args),
+        "pubsub|shardchannels" => {
             if args.len() > 3 {
                 return subcommand_syntax_error(args);
             }
             let pattern = args.get(2).map(|p| Bytes::copy_from_slice(p));
-            let names = if spec.name == "pubsub|channels" {
-                node.core.pubsub_channels(pattern.as_deref())
-            } else {
-                node.core.call_all(move |core| core.pubsub_shard_channels(pattern.as_deref())).await.into_iter().flatten().collect()
-            };
+            let names: Vec<Bytes> = node.core.call_all(move |core| core.pubsub_shard_channels(pattern.as_deref())).await.into_iter().flatten().collect();
             Frame::Array(names.into_iter().map(Frame::Bulk).collect())
         }
-        "pubsub|numsub" => {
-            let mut reply = Vec::with_capacity((args.len() - 2) * 2);
-            for channel in &args[2..] {
-                reply.push(Frame::Bulk(channel.clone()));
-                reply.push(Frame::Integer(node.core.pubsub_numsub(channel) as i64));
-            }
-            Frame::Array(reply)
-        }
-        "pubsub|numpat" => Frame::Integer(node.core.pubsub_numpat() as i64),
         "pubsub|shardnumsub" => {
             let channels: Vec<Bytes> = args[2..].iter().map(|c| Bytes::copy_from_slice(c)).collect();
             let shard_count = node.core.shard_count;
@@ -252,5 +240,28 @@ pub async fn command(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSpec, args:
             ],
         ),
         name => errors::error(&format!("ERR '{name}' is not implemented yet")),
+    }
+}
+
+/// PUBSUB CHANNELS, NUMSUB and NUMPAT: every core knows every channel and pattern, so this
+/// core answers alone (scripts call it too).
+pub fn local_query(core: &shoal_runtime::Core, spec: &CommandSpec, args: &[Bytes]) -> Frame {
+    match spec.name {
+        "pubsub|channels" => {
+            if args.len() > 3 {
+                return subcommand_syntax_error(args);
+            }
+            Frame::Array(core.pubsub_channels(args.get(2).map(|p| &p[..])).into_iter().map(Frame::Bulk).collect())
+        }
+        "pubsub|numsub" => {
+            let mut reply = Vec::with_capacity((args.len() - 2) * 2);
+            for channel in &args[2..] {
+                reply.push(Frame::Bulk(channel.clone()));
+                reply.push(Frame::Integer(core.pubsub_numsub(channel) as i64));
+            }
+            Frame::Array(reply)
+        }
+        "pubsub|numpat" => Frame::Integer(core.pubsub_numpat() as i64),
+        name => unreachable!("{name} is not answered locally"),
     }
 }
