@@ -301,6 +301,9 @@ fn a_resp3_subscriber_gets_push_frames_and_may_run_any_command() {
     );
     assert_eq!(command(&mut raw, &["PUNSUBSCRIBE"]), ">3\r\n$12\r\npunsubscribe\r\n$2\r\nc*\r\n:0\r\n");
     assert_eq!(command(&mut publisher, &["PUBLISH", "c1", "gone"]), ":0\r\n");
+    // Publishing to itself: the message comes before PUBLISH's reply, as in Redis.
+    subscribe(&mut raw, "SUBSCRIBE", &["c2"]);
+    assert_eq!(command_n(&mut raw, &["PUBLISH", "c2", "self"], 2), ">3\r\n$7\r\nmessage\r\n$2\r\nc2\r\n$4\r\nself\r\n:1\r\n");
 }
 
 #[test]
@@ -504,6 +507,26 @@ fn a_subscriber_that_does_not_read_is_disconnected_at_the_pubsub_hard_limit() {
     let mut probe = server.raw();
     eventually("NUMSUB flood", 1, || integer(&command(&mut probe, &["PUBSUB", "NUMSUB", "flood"]).replace("*2\r\n$5\r\nflood\r\n", "")));
     assert_eq!(command(&mut publisher, &["PUBLISH", "flood", "x"]), ":1\r\n");
+}
+
+#[test]
+fn client_kill_closes_a_subscriber_whose_writes_are_stalled() {
+    let server = Server::start(THREADS, &[]);
+    let mut stalled = server.raw();
+    let id = integer(&command(&mut stalled, &["CLIENT", "ID"]));
+    subscribe(&mut stalled, "SUBSCRIBE", &["stall"]);
+    let mut publisher = server.raw();
+    let payload = "p".repeat(100 * 1024);
+    // 20 MB, under the default 32 MB limit but far more than the sockets hold: the server's
+    // write to it is stuck.
+    for _ in 0..200 {
+        assert_eq!(command(&mut publisher, &["PUBLISH", "stall", &payload]), ":1\r\n");
+    }
+    assert_eq!(command(&mut publisher, &["CLIENT", "KILL", "ID", &id.to_string()]), ":1\r\n");
+    let mut probe = server.raw();
+    eventually("NUMSUB stall", 0, || integer(&command(&mut probe, &["PUBSUB", "NUMSUB", "stall"]).replace("*2\r\n$5\r\nstall\r\n", "")));
+    let received = stalled.read_until_closed().expect("the server closed the killed subscriber");
+    assert!(received.len() < 20 << 20, "closed before everything arrived (got {} bytes)", received.len());
 }
 
 #[test]

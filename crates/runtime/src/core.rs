@@ -337,7 +337,7 @@ impl Core {
     /// what it sends stays bounded when a peer falls behind.
     pub async fn outbox_room(&self) {
         std::future::poll_fn(|cx| {
-            if self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX) {
+            if self.outbox_has_room() {
                 Poll::Ready(())
             } else {
                 self.outbox_waiters.borrow_mut().push(cx.waker().clone());
@@ -345,6 +345,11 @@ impl Core {
             }
         })
         .await
+    }
+
+    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages.
+    pub fn outbox_has_room(&self) -> bool {
+        self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX)
     }
 
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {

@@ -360,6 +360,23 @@ fn decode_round(
                         }
                     }
                 }
+                // PUBLISH needs only this core and never waits, so it is answered here, in
+                // the pipeline, unless commands before it in this round have not run yet (they
+                // take effect first), CLIENT PAUSE may hold it, or an outbox to another core
+                // is full (then it waits for room as a connection command).
+                if resolved.spec.name == "publish"
+                    && batch.is_empty()
+                    && conn.multi.is_none()
+                    && conn.pubsub.is_none()
+                    && !node.pause.is_set()
+                    && node.core.outbox_has_room()
+                {
+                    let started = shoal_runtime::stats::Stopwatch::start();
+                    let reply = Frame::Integer(node.core.publish(&args[1], &args[2]) as i64);
+                    node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
+                    slots.push(Slot::Ready(reply));
+                    continue;
+                }
                 // Inside MULTI everything but a few connection commands is queued.
                 if let Some(multi) = conn.multi.as_mut() {
                     if !crate::multi::NOT_QUEUED.contains(&resolved.spec.name) {
@@ -447,11 +464,15 @@ async fn write_out(node: &Rc<Node>, stream: &mut TcpStream, conn: &Conn, output:
         None => write_within_soft_limit(node, stream, output).await,
         Some(subscriber) => {
             subscriber.set_in_flight(output.len());
+            // A subscriber that reads nothing may stall this write for good: an overflow, a
+            // kill or the shutdown ends it.
             let write = std::pin::pin!(stream.write_all(output));
             let overflow = std::pin::pin!(subscriber.overflow());
-            let written = match select(write, overflow).await {
+            let gone = std::pin::pin!(select(conn.client.kill.wait(), node.shutdown.wait()));
+            let written = match select(write, select(overflow, gone)).await {
                 Either::Left((written, _)) => written,
-                Either::Right(_) => Err(overflowed(conn)),
+                Either::Right((Either::Left(_), _)) => Err(overflowed(conn)),
+                Either::Right((Either::Right(_), _)) => Err(std::io::Error::other("killed while writing to a subscriber")),
             };
             subscriber.set_in_flight(0);
             written
