@@ -164,6 +164,62 @@ fn a_publish_right_after_a_confirmation_counts_and_reaches_the_new_subscriber() 
 }
 
 #[test]
+fn publish_counts_equal_deliveries_while_subscribers_come_and_go() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    let server = Server::start(THREADS, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counted = Arc::new(AtomicI64::new(0));
+    let publishers: Vec<_> = (0..3)
+        .map(|p| {
+            let (stop, counted, mut raw) = (stop.clone(), counted.clone(), server.raw());
+            std::thread::spawn(move || {
+                let mut seq = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let (verb, channel) = if p == 2 { ("SPUBLISH", "churn-shard") } else { ("PUBLISH", "churn") };
+                    counted.fetch_add(integer(&raw.command(&[verb, channel, &format!("{p}:{seq}")]).unwrap()), Ordering::SeqCst);
+                    seq += 1;
+                }
+            })
+        })
+        .collect();
+    // Each cycle subscribes, then unsubscribes and counts what arrived in between: everything
+    // a PUBLISH counted for it arrives before the unsubscription's confirmation.
+    let churners: Vec<_> = (0..8)
+        .map(|c| {
+            let mut raw = if c % 2 == 0 { server.raw() } else { resp3(&server) };
+            std::thread::spawn(move || {
+                let (verb, name, unverb) = match c % 4 {
+                    0 | 1 => ("SUBSCRIBE", "churn", "UNSUBSCRIBE"),
+                    2 => ("PSUBSCRIBE", "ch?rn", "PUNSUBSCRIBE"),
+                    _ => ("SSUBSCRIBE", "churn-shard", "SUNSUBSCRIBE"),
+                };
+                let mut delivered = 0;
+                for _ in 0..60 {
+                    assert_eq!(items(&raw.command(&[verb, name]).unwrap())[0], verb.to_ascii_lowercase());
+                    raw.send(&Raw::encode(&[unverb, name]));
+                    loop {
+                        let reply = items(&raw.read_reply().unwrap());
+                        if reply[0] == unverb.to_ascii_lowercase() {
+                            break;
+                        }
+                        delivered += 1;
+                    }
+                }
+                delivered
+            })
+        })
+        .collect();
+    let delivered: i64 = churners.into_iter().map(|c| c.join().expect("churner")).sum();
+    stop.store(true, Ordering::SeqCst);
+    for publisher in publishers {
+        publisher.join().expect("publisher");
+    }
+    assert!(delivered > 0, "messages were published while subscribed");
+    assert_eq!(counted.load(Ordering::SeqCst), delivered, "PUBLISH counted exactly the messages delivered");
+}
+
+#[test]
 fn publish_counts_channel_and_pattern_subscribers_on_every_core() {
     let server = Server::start(THREADS, &[]);
     let mut clients = Vec::new();

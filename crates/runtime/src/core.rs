@@ -246,7 +246,7 @@ impl Core {
             watches: RefCell::new(crate::watch::Registry::default()),
             aof_writer: RefCell::new(None),
             aof_waiters: RefCell::new(Vec::new()),
-            pubsub: RefCell::new(crate::pubsub::Registry::default()),
+            pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
         }
     }

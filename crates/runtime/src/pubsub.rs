@@ -16,12 +16,15 @@
 //! trip. Messages between two cores arrive in the order sent, so the messages of one publisher
 //! reach each subscriber in publish order.
 //!
-//! **Exact counts.** A subscription is registered on its home core first, then announced to the
-//! other cores; the confirmation leaves only once every core acknowledged, so a PUBLISH after
-//! it counts and reaches the subscriber. An unsubscription is announced first and removed
-//! locally only once every core acknowledged: whatever a core counted for the subscriber
-//! before that reached it first (messages between two cores keep their order). A disconnect
-//! removes at once and announces without waiting.
+//! **Exact counts.** A PUBLISH's count is exactly the clients that get the message. A
+//! subscription is registered on its home core first, then announced to the other cores,
+//! each of which acknowledges ([`Msg::Acknowledged`]); it takes a core's messages only once
+//! that core acknowledged (before, that core did not count it), and its confirmation leaves
+//! once every core has, so a PUBLISH after it, from any core, counts and reaches it. An
+//! unsubscription is the mirror image: it takes a core's messages until that core
+//! acknowledged (messages between two cores keep their order, so everything the core counted
+//! arrived first), and is removed once every core has. A disconnect removes at once and
+//! announces without waiting.
 //!
 //! **Bounded.** A subscriber's buffer is checked against `client-output-buffer-limit pubsub`
 //! on every message; past the hard limit, or past the soft limit for longer than allowed, it
@@ -91,20 +94,19 @@ pub struct Change {
 #[derive(Debug)]
 pub enum Ack {
     None,
-    /// Answer request `req` with `Payload::Done`.
-    Reply(u64),
-    /// Answer with [`Msg::Activated`]: the new subscriptions of `token` take this core's
-    /// messages from then on.
-    Activate(u64),
+    /// Answer with [`Msg::Acknowledged`]: the subscriptions of `token` take this core's
+    /// messages from then on (joining) or no longer (leaving).
+    Token(u64),
 }
 
 /// Pub/Sub messages between cores.
 pub enum Msg {
     /// The sender's subscriber counts changed.
     Update { ack: Ack, changes: Vec<Change> },
-    /// The receiver's subscriptions of `token` now count on the sender: they take its
-    /// messages from here on (everything it sent before did not count them).
-    Activated { token: u64 },
+    /// The sender applied the changes of the receiver's `token`: its messages from here on
+    /// count the subscriptions joining and no longer count those leaving (what it sent
+    /// before counted the opposite).
+    Acknowledged { token: u64 },
     /// Deliver a message to this core's subscribers of the channel and of matching patterns.
     Publish { channel: Bytes, message: Bytes },
     /// Deliver a shard-channel message to this core's subscribers of it; answer `req` with
@@ -345,11 +347,14 @@ impl Entry {
     }
 }
 
-/// A subscription waiting for other cores' acknowledgements.
+/// Subscriptions joining or leaving, waiting for other cores' acknowledgements.
 struct Activation {
     subscriber: Rc<Subscriber>,
     kind: Kind,
     names: Vec<Bytes>,
+    /// Joining (they take a core's messages once it acknowledged) or leaving (they take a
+    /// core's messages until it acknowledged).
+    joining: bool,
     waiting: usize,
     done: Option<futures::channel::oneshot::Sender<()>>,
 }
@@ -396,6 +401,8 @@ impl Topic {
 /// One core's Pub/Sub state (see the module documentation).
 #[derive(Default)]
 pub struct Registry {
+    /// How many cores there are.
+    cores: usize,
     topics: [Map<Topic>; 3],
     limit: Limit,
     activations: HashMap<u64, Activation>,
@@ -405,6 +412,10 @@ pub struct Registry {
 }
 
 impl Registry {
+    pub fn new(cores: usize) -> Registry {
+        Registry { cores, ..Registry::default() }
+    }
+
     /// Delivers to this core's subscribers of `channel` (and of matching patterns, unless
     /// `kind` is Shard). With `targets` (a publisher on this core), also counts the other
     /// cores' subscribers and marks their cores; without, the message came from core `from`,
@@ -484,8 +495,9 @@ impl Registry {
         self.topics[kind.index()].entry(name).or_default().local.push(Entry { subscriber: subscriber.clone(), accepts });
     }
 
-    /// Core `from` acknowledged the subscriptions of `token`.
-    fn activate(&mut self, token: u64, from: usize) {
+    /// Core `from` acknowledged the changes of `token`.
+    fn acknowledge(&mut self, token: u64, from: usize) {
+        let cores = self.cores;
         let Some(activation) = self.activations.get_mut(&token) else { return };
         activation.waiting -= 1;
         let finished = activation.waiting == 0;
@@ -493,7 +505,9 @@ impl Registry {
         for name in &activation.names {
             let Some(topic) = topics.get_mut(name) else { continue };
             for entry in topic.local.iter_mut().filter(|e| Rc::ptr_eq(&e.subscriber, &activation.subscriber)) {
-                if finished {
+                if !activation.joining {
+                    entry.accepts.get_or_insert_with(|| vec![true; cores].into_boxed_slice())[from] = false;
+                } else if finished {
                     entry.accepts = None;
                 } else if let Some(accepts) = entry.accepts.as_mut() {
                     accepts[from] = true;
@@ -585,11 +599,10 @@ impl Core {
                 self.pubsub.borrow_mut().apply(from, changes);
                 match ack {
                     Ack::None => {}
-                    Ack::Reply(req) => self.reply(from, req, Payload::Done),
-                    Ack::Activate(token) => self.send(from, crate::core::Msg::Pubsub(Msg::Activated { token })),
+                    Ack::Token(token) => self.send(from, crate::core::Msg::Pubsub(Msg::Acknowledged { token })),
                 }
             }
-            Msg::Activated { token } => self.pubsub.borrow_mut().activate(token, from),
+            Msg::Acknowledged { token } => self.pubsub.borrow_mut().acknowledge(token, from),
             Msg::Publish { channel, message } => {
                 self.pubsub.borrow_mut().deliver(Kind::Channel, &channel, &message, None, Some(from));
             }
@@ -637,28 +650,12 @@ impl Core {
         per_core
     }
 
-    /// Sends `delta` for each of `names` to the cores that count them; with `ack`, each core
-    /// answers once it applied the change, and the answers are returned to await.
-    fn send_changes(self: &Rc<Self>, kind: Kind, names: &[Bytes], delta: i64, ack: bool) -> Vec<futures::channel::oneshot::Receiver<Payload>> {
-        let mut acks = Vec::new();
+    /// Sends `delta` for each of `names` to the cores that count them, without waiting.
+    fn send_changes(self: &Rc<Self>, kind: Kind, names: &[Bytes], delta: i64) {
         for (core, changes) in self.changes_per_core(kind, names, delta).into_iter().enumerate() {
-            if changes.is_empty() {
-                continue;
-            }
-            if ack {
-                acks.push(self.request(core, |req| crate::core::Msg::Pubsub(Msg::Update { ack: Ack::Reply(req), changes })));
-            } else {
+            if !changes.is_empty() {
                 self.send(core, crate::core::Msg::Pubsub(Msg::Update { ack: Ack::None, changes }));
             }
-        }
-        acks
-    }
-
-    /// Sends `delta` for each of `names` and returns once every core concerned applied it.
-    async fn announce(self: &Rc<Self>, kind: Kind, names: &[Bytes], delta: i64) {
-        for ack in self.send_changes(kind, names, delta, true) {
-            // A peer that shut down no longer counts anything.
-            let _ = ack.await;
         }
     }
 
@@ -697,22 +694,36 @@ impl Core {
             }
             counts.push(subscriber.confirmation_count(kind));
         }
-        let per_core = self.changes_per_core(kind, &added, 1);
+        let acknowledged = self.announce_tracked(&mut registry, subscriber, kind, added, 1);
+        (counts, acknowledged)
+    }
+
+    /// Announces `delta` for `subscriber`'s `names` of `kind` to the cores that count them,
+    /// tracking each core's acknowledgement (see [`Activation`]). Returns what completes once
+    /// every one acknowledged, or None when no other core needs to hear.
+    fn announce_tracked(
+        self: &Rc<Self>,
+        registry: &mut Registry,
+        subscriber: &Rc<Subscriber>,
+        kind: Kind,
+        names: Vec<Bytes>,
+        delta: i64,
+    ) -> Option<futures::channel::oneshot::Receiver<()>> {
+        let per_core = self.changes_per_core(kind, &names, delta);
         let waiting = per_core.iter().filter(|changes| !changes.is_empty()).count();
         if waiting == 0 {
-            return (counts, None);
+            return None;
         }
         let token = registry.next_token;
         registry.next_token += 1;
         let (done, acknowledged) = futures::channel::oneshot::channel();
-        registry.activations.insert(token, Activation { subscriber: subscriber.clone(), kind, names: added, waiting, done: Some(done) });
-        drop(registry);
+        registry.activations.insert(token, Activation { subscriber: subscriber.clone(), kind, names, joining: delta > 0, waiting, done: Some(done) });
         for (core, changes) in per_core.into_iter().enumerate() {
             if !changes.is_empty() {
-                self.send(core, crate::core::Msg::Pubsub(Msg::Update { ack: Ack::Activate(token), changes }));
+                self.send(core, crate::core::Msg::Pubsub(Msg::Update { ack: Ack::Token(token), changes }));
             }
         }
-        (counts, Some(acknowledged))
+        Some(acknowledged)
     }
 
     /// UNSUBSCRIBE, PUNSUBSCRIBE, SUNSUBSCRIBE: unsubscribes from `names` (none: from every
@@ -726,15 +737,21 @@ impl Core {
             return vec![(None, subscriber.confirmation_count(kind))];
         }
         let mut removing: Vec<Bytes> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut confirmations = Vec::with_capacity(names.len());
         let before = subscriber.confirmation_count(kind);
         for name in names {
-            if subscriber.is_subscribed(kind, &name) && !removing.contains(&name) {
+            if subscriber.is_subscribed(kind, &name) && seen.insert(name.clone()) {
                 removing.push(Bytes::copy_from_slice(&name));
             }
             confirmations.push((Some(name), before - removing.len()));
         }
-        self.announce(kind, &removing, -1).await;
+        // Until a core acknowledges, it still counts the subscriptions and they take its
+        // messages; after, they take none of its messages.
+        let acknowledged = self.announce_tracked(&mut self.pubsub.borrow_mut(), subscriber, kind, removing.clone(), -1);
+        if let Some(acknowledged) = acknowledged {
+            let _ = acknowledged.await;
+        }
         let mut registry = self.pubsub.borrow_mut();
         for name in &removing {
             subscriber.names.borrow_mut()[kind.index()].order.remove(name);
@@ -765,7 +782,7 @@ impl Core {
                     registry.remove_local(kind, name, subscriber);
                 }
             }
-            self.send_changes(kind, &names, -1, false);
+            self.send_changes(kind, &names, -1);
         }
         *subscriber.pending.borrow_mut() = BytesMut::new();
     }
@@ -866,27 +883,63 @@ mod tests {
 
     #[test]
     fn a_new_subscription_takes_a_cores_messages_only_once_that_core_acknowledged_it() {
-        let mut registry = Registry::default();
+        let mut registry = Registry::new(3);
         let subscriber = Subscriber::new(1, Protocol::Resp2);
         registry.add_local(Kind::Channel, Bytes::from_static(b"c"), &subscriber, Some(vec![false; 3].into_boxed_slice()));
         let (done, mut finished) = futures::channel::oneshot::channel();
-        registry
-            .activations
-            .insert(7, Activation { subscriber: subscriber.clone(), kind: Kind::Channel, names: vec![Bytes::from_static(b"c")], waiting: 2, done: Some(done) });
+        registry.activations.insert(
+            7,
+            Activation {
+                subscriber: subscriber.clone(),
+                kind: Kind::Channel,
+                names: vec![Bytes::from_static(b"c")],
+                joining: true,
+                waiting: 2,
+                done: Some(done),
+            },
+        );
         // Published on this core: counted and delivered at once.
         assert_eq!(registry.deliver(Kind::Channel, b"c", b"local", Some(&mut [false; 3]), None), 1);
         // From cores that did not count it yet: not delivered.
         assert_eq!(registry.deliver(Kind::Channel, b"c", b"early", None, Some(1)), 0);
-        registry.activate(7, 1);
+        registry.acknowledge(7, 1);
         assert_eq!(registry.deliver(Kind::Channel, b"c", b"one", None, Some(1)), 1);
         assert_eq!(registry.deliver(Kind::Channel, b"c", b"early", None, Some(2)), 0);
         assert!(finished.try_recv().unwrap().is_none(), "still waiting for core 2");
-        registry.activate(7, 2);
+        registry.acknowledge(7, 2);
         assert_eq!(finished.try_recv().unwrap(), Some(()));
         assert_eq!(registry.deliver(Kind::Channel, b"c", b"two", None, Some(2)), 1);
         assert!(registry.activations.is_empty());
         let got = pending(&subscriber);
         assert!(got.contains("local") && got.contains("one") && got.contains("two") && !got.contains("early"), "{got}");
+    }
+
+    #[test]
+    fn a_leaving_subscription_stops_taking_a_cores_messages_once_that_core_acknowledged() {
+        let mut registry = Registry::new(3);
+        let subscriber = Subscriber::new(1, Protocol::Resp2);
+        registry.add_local(Kind::Pattern, Bytes::from_static(b"c*"), &subscriber, None);
+        let (done, mut finished) = futures::channel::oneshot::channel();
+        registry.activations.insert(
+            3,
+            Activation {
+                subscriber: subscriber.clone(),
+                kind: Kind::Pattern,
+                names: vec![Bytes::from_static(b"c*")],
+                joining: false,
+                waiting: 2,
+                done: Some(done),
+            },
+        );
+        registry.acknowledge(3, 2);
+        assert_eq!(registry.deliver(Kind::Channel, b"cc", b"counted", None, Some(1)), 1, "core 1 still counts it");
+        assert_eq!(registry.deliver(Kind::Channel, b"cc", b"uncounted", None, Some(2)), 0, "core 2 no longer does");
+        assert_eq!(registry.deliver(Kind::Channel, b"cc", b"local", Some(&mut [false; 3]), None), 1, "this core counts it until removed");
+        registry.acknowledge(3, 1);
+        assert_eq!(finished.try_recv().unwrap(), Some(()));
+        assert_eq!(registry.deliver(Kind::Channel, b"cc", b"uncounted", None, Some(1)), 0);
+        let got = pending(&subscriber);
+        assert!(got.contains("counted") && got.contains("local") && !got.contains("uncounted"), "{got}");
     }
 
     #[test]
