@@ -703,6 +703,15 @@ fn transcript(server: &Server) -> Vec<(String, String)> {
         log(&mut out, &mut raw, &["RESET"]);
         log(&mut out, &mut publisher, &["PUBLISH", "r", "m"]);
     }
+    // HELLO 2 while subscribed in RESP3: Pub/Sub mode's RESP2 rules and message shape apply.
+    log(&mut out, &mut raw, &["HELLO", "3"]);
+    log(&mut out, &mut raw, &["SUBSCRIBE", "h"]);
+    log(&mut out, &mut raw, &["HELLO", "2"]);
+    log(&mut out, &mut raw, &["GET", "x"]);
+    log(&mut out, &mut publisher, &["PUBLISH", "h", "m"]);
+    out.push(("message after HELLO 2".into(), raw.read_reply().unwrap()));
+    log(&mut out, &mut raw, &["PING"]);
+    log(&mut out, &mut raw, &["RESET"]);
     out
 }
 
