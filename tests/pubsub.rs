@@ -409,6 +409,10 @@ fn subscription_counts_follow_redis() {
     for field in ["pubsub_channels:1\r\n", "pubsub_patterns:0\r\n", "pubsubshard_channels:1\r\n"] {
         assert!(info.contains(field), "{field:?} in {info}");
     }
+    // CLIENT KILL TYPE PUBSUB closes the subscriber only.
+    assert_eq!(command(&mut other, &["CLIENT", "KILL", "TYPE", "PUBSUB"]), ":1\r\n");
+    assert_eq!(raw.read_until_closed().unwrap(), b"");
+    assert_eq!(command(&mut other, &["PING"]), "+PONG\r\n");
 }
 
 #[test]
