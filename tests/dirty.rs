@@ -5,8 +5,7 @@
 //! and every mismatch is listed in one failure (`--nocapture` prints what Redis counts for
 //! each case). A save point is checked to fire after one RPUSH of five elements, as in Redis.
 //!
-//! Known differences, marked where they occur: FUNCTION LOAD/DELETE/FLUSH/RESTORE count
-//! nothing in Shoal (one each in Redis), and a served BLMOVE across cores counts its move.
+//! Known differences, marked where they occur: a served BLMOVE across cores counts its move.
 //! Not measured here: with save points set, Redis's FLUSHALL also saves (the count drops to
 //! 0); Shoal's does not save.
 
@@ -20,20 +19,7 @@ use shoal_tests::THREADS;
 struct Case {
     setup: Vec<Vec<&'static str>>,
     run: Vec<Vec<&'static str>>,
-    /// Why Shoal still counts this case differently, when it does (a known difference).
-    known: Option<&'static str>,
 }
-
-impl Case {
-    fn known(mut self, reason: &'static str) -> Case {
-        self.known = Some(reason);
-        self
-    }
-}
-
-/// FUNCTION LOAD, DELETE, FLUSH and RESTORE each count one change in Redis. Shoal runs them
-/// in the server crate (`server/src/scripting.rs`), outside the command handlers, and does
-/// not count them yet.
 
 /// Splits each line on spaces into one command (no argument here needs a space, except
 /// where `case_args` is used).
@@ -42,12 +28,12 @@ fn commands(lines: &[&'static str]) -> Vec<Vec<&'static str>> {
 }
 
 fn case(setup: &[&'static str], run: &[&'static str]) -> Case {
-    Case { setup: commands(setup), run: commands(run), known: None }
+    Case { setup: commands(setup), run: commands(run) }
 }
 
 /// A case whose commands are given argument by argument.
 fn case_args(setup: &[&[&'static str]], run: &[&[&'static str]]) -> Case {
-    Case { setup: setup.iter().map(|c| c.to_vec()).collect(), run: run.iter().map(|c| c.to_vec()).collect(), known: None }
+    Case { setup: setup.iter().map(|c| c.to_vec()).collect(), run: run.iter().map(|c| c.to_vec()).collect() }
 }
 
 const LIBRARY: &str = "#!lua name=dirtylib\nredis.register_function('setter', function(keys, args) redis.call('SET', keys[1], args[1]); return redis.call('RPUSH', keys[2], 'a', 'b') end)";
@@ -403,13 +389,8 @@ fn every_write_command_adds_to_the_change_count_what_redis_adds() {
         let (got, got_replies) = measure(&mut shoal_raw, case);
         // The table of what Redis counts, shown with --nocapture.
         println!("{:>3}  {}", want, describe(case).replace('\n', " "));
-        match (got == want, case.known) {
-            (true, None) => {}
-            (false, None) => mismatches.push(format!("{}: redis +{want} {want_replies:?}, shoal +{got} {got_replies:?}", describe(case).replace('\n', " "))),
-            (false, Some(reason)) => println!("     known difference ({reason}): redis +{want}, shoal +{got}"),
-            (true, Some(reason)) => {
-                mismatches.push(format!("{}: counts as Redis does now; no longer a known difference ({reason})", describe(case).replace('\n', " ")))
-            }
+        if got != want {
+            mismatches.push(format!("{}: redis +{want} {want_replies:?}, shoal +{got} {got_replies:?}", describe(case).replace('\n', " ")));
         }
     }
     assert!(mismatches.is_empty(), "{} of {} cases count differently:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));

@@ -18,6 +18,7 @@ pub mod hyperloglog;
 pub mod keys;
 pub mod lists;
 pub mod propagate;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;

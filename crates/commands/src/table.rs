@@ -266,7 +266,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 15] = [
+    let families: [&'static [CommandSpec]; 16] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -282,6 +282,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::sort::COMMANDS,
         crate::transactions::COMMANDS,
         crate::scripting::COMMANDS,
+        crate::pubsub::COMMANDS,
     ];
     families.into_iter().flatten()
 }

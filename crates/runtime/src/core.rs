@@ -68,6 +68,9 @@ pub(crate) fn log_command(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now
     }
 }
 
+/// Messages waiting in one outbox beyond which [`Core::outbox_room`] makes its caller wait.
+pub const OUTBOX_BACKLOG_MAX: usize = 4096;
+
 /// Plain commands bound for one core, in order.
 type Batch = Vec<(&'static CommandSpec, Vec<Bytes>)>;
 
@@ -114,6 +117,8 @@ pub enum Msg {
     /// Lend the shard to a script's core and block until it resumes us (see
     /// [`crate::script`]); sent only by a transaction holding this whole shard.
     Park { ack: oneshot::Sender<crate::script::ShardRef>, resume: Arc<crate::script::Resume> },
+    /// Pub/Sub: subscription counts and published messages (see [`crate::pubsub`]).
+    Pubsub(crate::pubsub::Msg),
 }
 
 pub enum Payload {
@@ -121,6 +126,8 @@ pub enum Payload {
     Granted,
     Hop(HopResult),
     Call(Box<dyn Any + Send>),
+    /// A request without a result was carried out.
+    Done,
 }
 
 /// Who waits on a lock set.
@@ -171,6 +178,10 @@ pub struct Core {
     pub(crate) aof_writer: RefCell<Option<std::task::Waker>>,
     /// Replies waiting for the log to be durable (`appendfsync always`).
     pub(crate) aof_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Pub/Sub: this core's subscribers and every core's subscriber counts.
+    pub(crate) pubsub: RefCell<crate::pubsub::Registry>,
+    /// Tasks waiting for the outboxes to shrink (see [`Core::outbox_room`]).
+    outbox_waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -235,6 +246,8 @@ impl Core {
             watches: RefCell::new(crate::watch::Registry::default()),
             aof_writer: RefCell::new(None),
             aof_waiters: RefCell::new(Vec::new()),
+            pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
+            outbox_waiters: RefCell::new(Vec::new()),
         }
     }
 
@@ -304,6 +317,9 @@ impl Core {
         loop {
             YieldNow(false).await;
             let batch = std::mem::take(&mut self.outboxes.borrow_mut()[to]);
+            for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                waker.wake();
+            }
             if batch.is_empty() {
                 self.pumping.borrow_mut()[to] = false;
                 return;
@@ -316,6 +332,26 @@ impl Core {
         }
     }
 
+    /// Completes once no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages: a client
+    /// that makes messages for other cores without waiting for them (PUBLISH) waits here, so
+    /// what it sends stays bounded when a peer falls behind.
+    pub async fn outbox_room(&self) {
+        std::future::poll_fn(|cx| {
+            if self.outbox_has_room() {
+                Poll::Ready(())
+            } else {
+                self.outbox_waiters.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages.
+    pub fn outbox_has_room(&self) -> bool {
+        self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX)
+    }
+
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {
         let req = self.next_req.get();
         self.next_req.set(req + 1);
@@ -325,7 +361,7 @@ impl Core {
         rx
     }
 
-    fn reply(self: &Rc<Self>, to: usize, req: u64, payload: Payload) {
+    pub(crate) fn reply(self: &Rc<Self>, to: usize, req: u64, payload: Payload) {
         self.send(to, Msg::Reply { req, payload });
     }
 
@@ -366,6 +402,7 @@ impl Core {
             Msg::Unblock { db, home, id, keys } => self.blocking.borrow_mut().unregister(db, home, id, &keys),
             Msg::Woken { id, wake } => self.wake_local(id, wake),
             Msg::Park { ack, resume } => self.park(ack, resume),
+            Msg::Pubsub(msg) => self.handle_pubsub(from, msg),
         }
     }
 

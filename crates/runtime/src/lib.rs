@@ -13,6 +13,7 @@ pub mod event;
 pub mod launch;
 pub mod locks;
 pub mod memlock;
+pub mod pubsub;
 pub mod script;
 pub mod stats;
 pub mod transaction;

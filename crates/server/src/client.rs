@@ -33,6 +33,9 @@ pub struct ClientInfo {
     pub blocked: Cell<bool>,
     /// Commands queued since MULTI, or -1 outside MULTI (CLIENT LIST's `multi`).
     pub multi: Cell<i64>,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's `sub`, `psub`,
+    /// `ssub`; flag `P` while any).
+    pub subscriptions: Cell<[usize; 3]>,
     /// CLIENT UNBLOCK's request to the blocked client: `Some(true)` for ERROR.
     unblock: Cell<Option<bool>>,
     unblock_waker: RefCell<Option<Waker>>,
@@ -57,6 +60,7 @@ impl ClientInfo {
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
             multi: Cell::new(-1),
+            subscriptions: Cell::new([0; 3]),
             unblock: Cell::new(None),
             unblock_waker: RefCell::new(None),
         }
@@ -105,14 +109,28 @@ impl ClientInfo {
         self.unblock_waker.borrow_mut().take();
     }
 
-    /// CLIENT LIST's flags: `b` blocked, `x` in MULTI, `N` none.
-    fn flags(&self) -> &'static str {
-        match (self.blocked.get(), self.multi.get() >= 0) {
-            (true, true) => "bx",
-            (true, false) => "b",
-            (false, true) => "x",
-            (false, false) => "N",
+    /// Whether the client subscribes to anything (Redis's client type PUBSUB).
+    pub fn is_subscriber(&self) -> bool {
+        self.subscriptions.get().iter().any(|&n| n > 0)
+    }
+
+    /// CLIENT LIST's flags, in Redis's order: `b` blocked, `P` subscribed, `x` in MULTI, `N`
+    /// none.
+    fn flags(&self) -> String {
+        let mut flags = String::new();
+        if self.blocked.get() {
+            flags.push('b');
         }
+        if self.is_subscriber() {
+            flags.push('P');
+        }
+        if self.multi.get() >= 0 {
+            flags.push('x');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        flags
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
@@ -120,7 +138,7 @@ impl ClientInfo {
         let now = Instant::now();
         let idle_ms = coarse_ms().saturating_sub(self.last_interaction.get());
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -130,6 +148,9 @@ impl ClientInfo {
             idle_ms / 1000,
             self.flags(),
             self.db.get(),
+            self.subscriptions.get()[0],
+            self.subscriptions.get()[1],
+            self.subscriptions.get()[2],
             self.multi.get(),
             self.last_command.get(),
             self.resp.get(),
@@ -147,8 +168,9 @@ pub fn enforce_idle_timeout(node: &Rc<Node>) {
         return;
     }
     let now = coarse_ms();
-    // As Redis, a blocked client is not idle: its own timeout governs it.
-    for client in node.clients.borrow().values().filter(|c| !c.blocked.get()) {
+    // As Redis, a blocked client is not idle (its own timeout governs it), nor is a subscriber
+    // (it waits for messages).
+    for client in node.clients.borrow().values().filter(|c| !c.blocked.get() && !c.is_subscriber()) {
         if now.saturating_sub(client.last_interaction.get()) / 1000 > timeout_s {
             tracing::debug!("Closing idle client {}", client.id);
             client.kill();

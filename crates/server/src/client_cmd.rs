@@ -167,9 +167,14 @@ impl ClientType {
         }
     }
 
-    /// Every Shoal client is a normal one (no replication, no pub/sub yet).
-    fn matches(self, _client: &ClientInfo) -> bool {
-        self == ClientType::Normal
+    /// Redis's `getClientType`: a subscribed client is PUBSUB, any other NORMAL (no
+    /// replication yet).
+    fn matches(self, client: &ClientInfo) -> bool {
+        match self {
+            ClientType::PubSub => client.is_subscriber(),
+            ClientType::Normal => !client.is_subscriber(),
+            ClientType::Replica | ClientType::Master => false,
+        }
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Conn {
     pub watch: Option<crate::multi::WatchState>,
     /// While EXEC runs its queue: a script then runs under EXEC's locks.
     pub in_exec: bool,
+    /// Once subscribed: the subscriptions and the messages waiting to be written (see
+    /// `crate::pubsub`).
+    pub pubsub: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -102,12 +105,22 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
     node.clients.borrow_mut().insert(id, client.clone());
     let authenticated = node.config.borrow().requirepass.is_empty();
-    let mut conn =
-        Conn { client: client.clone(), db: 0, proto: Protocol::Resp2, reply_mode: ReplyMode::On, authenticated, multi: None, watch: None, in_exec: false };
+    let mut conn = Conn {
+        client: client.clone(),
+        db: 0,
+        proto: Protocol::Resp2,
+        reply_mode: ReplyMode::On,
+        authenticated,
+        multi: None,
+        watch: None,
+        in_exec: false,
+        pubsub: None,
+    };
     if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }
     crate::multi::leave(&node, &mut conn);
+    crate::pubsub::disconnect(&node, &mut conn);
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
@@ -125,6 +138,13 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
         // shuts the socket's read side, which ends the read (ClientInfo::kill).
         if conn.client.kill.is_set() || node.shutdown.is_set() {
             return Ok(());
+        }
+        // A subscriber writes its messages as they come, until it sends something.
+        if conn.pubsub.is_some() {
+            deliver_until_readable(node, stream, conn, &mut output).await?;
+            if conn.client.kill.is_set() || node.shutdown.is_set() {
+                return Ok(());
+            }
         }
         let read = stream.read(&mut chunk).await?;
         if read == 0 || conn.client.kill.is_set() {
@@ -172,8 +192,18 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             match after {
                 RoundEnd::Drained => {}
                 RoundEnd::Full => more = true,
+                RoundEnd::Connection(spec, args) if crate::pubsub::subscription(spec.name).is_some() => {
+                    crate::pubsub::run_subscription(node, conn, spec, &args, &mut output).await;
+                    more = true;
+                }
                 RoundEnd::Connection(spec, args) => {
                     let (frame, after) = server_commands::run(node, conn, spec, args).await;
+                    // Messages that arrived before the reply go before it (RESET's reply must
+                    // follow every message of the subscriptions it left).
+                    crate::pubsub::drain(conn, &mut output);
+                    if let Some(subscriber) = &conn.pubsub {
+                        subscriber.set_proto(conn.proto);
+                    }
                     if let Some(frame) = frame {
                         write_reply(conn, &frame, &mut output);
                     }
@@ -199,7 +229,8 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 }
                 // `appendfsync always`: replies leave once the writes are on disk.
                 node.core.aof_wait().await;
-                write_within_soft_limit(node, stream, &output).await?;
+                crate::pubsub::drain(conn, &mut output);
+                write_out(node, stream, conn, &output).await?;
                 output.clear();
             }
             if !more {
@@ -314,6 +345,38 @@ fn decode_round(
                     slots.push(Slot::Ready(refusal));
                     continue;
                 }
+                // A subscribed RESP2 client may only (un)subscribe, PING, QUIT and RESET.
+                if conn.pubsub.is_some() {
+                    if let Some(refusal) = crate::pubsub::refusal(conn, resolved.spec) {
+                        node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                        slots.push(Slot::Ready(refusal));
+                        continue;
+                    }
+                    if resolved.spec.name == "ping" && conn.multi.is_none() {
+                        if let Some(pong) = crate::pubsub::subscribed_ping(conn, &args) {
+                            node.core.stats.borrow_mut().record("ping", std::time::Duration::ZERO, &pong);
+                            slots.push(Slot::Ready(pong));
+                            continue;
+                        }
+                    }
+                }
+                // PUBLISH needs only this core and never waits, so it is answered here, in
+                // the pipeline, unless commands before it in this round have not run yet (they
+                // take effect first), CLIENT PAUSE may hold it, or an outbox to another core
+                // is full (then it waits for room as a connection command).
+                if resolved.spec.name == "publish"
+                    && batch.is_empty()
+                    && conn.multi.is_none()
+                    && conn.pubsub.is_none()
+                    && !node.pause.is_set()
+                    && node.core.outbox_has_room()
+                {
+                    let started = shoal_runtime::stats::Stopwatch::start();
+                    let reply = Frame::Integer(node.core.publish(&args[1], &args[2]) as i64);
+                    node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
+                    slots.push(Slot::Ready(reply));
+                    continue;
+                }
                 // Inside MULTI everything but a few connection commands is queued.
                 if let Some(multi) = conn.multi.as_mut() {
                     if !crate::multi::NOT_QUEUED.contains(&resolved.spec.name) {
@@ -390,6 +453,68 @@ fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
         ReplyMode::Off => {}
         ReplyMode::Skip => conn.reply_mode = ReplyMode::On,
         ReplyMode::SkipArmed => conn.reply_mode = ReplyMode::Skip,
+    }
+}
+
+/// Writes `output`: for a subscriber, so that the bytes in flight count against its
+/// `client-output-buffer-limit pubsub` and an overflow stops the write; for others, within
+/// the normal class's soft limit.
+async fn write_out(node: &Rc<Node>, stream: &mut TcpStream, conn: &Conn, output: &[u8]) -> std::io::Result<()> {
+    match &conn.pubsub {
+        None => write_within_soft_limit(node, stream, output).await,
+        Some(subscriber) => {
+            subscriber.set_in_flight(output.len());
+            // A subscriber that reads nothing may stall this write for good: an overflow, a
+            // kill or the shutdown ends it.
+            let write = std::pin::pin!(stream.write_all(output));
+            let overflow = std::pin::pin!(subscriber.overflow());
+            let gone = std::pin::pin!(select(conn.client.kill.wait(), node.shutdown.wait()));
+            let written = match select(write, select(overflow, gone)).await {
+                Either::Left((written, _)) => written,
+                Either::Right((Either::Left(_), _)) => Err(overflowed(conn)),
+                Either::Right((Either::Right(_), _)) => Err(std::io::Error::other("killed while writing to a subscriber")),
+            };
+            subscriber.set_in_flight(0);
+            written
+        }
+    }
+}
+
+fn overflowed(conn: &Conn) -> std::io::Error {
+    tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id);
+    std::io::Error::other("client-output-buffer-limit pubsub reached")
+}
+
+/// While the client sends nothing: writes the messages that arrive for it. Returns when it has
+/// sent something (or closed), or its subscriptions are all gone and written.
+async fn deliver_until_readable(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn, output: &mut BytesMut) -> std::io::Result<()> {
+    loop {
+        let Some(subscriber) = conn.pubsub.clone() else { return Ok(()) };
+        if subscriber.overflowed() {
+            return Err(overflowed(conn));
+        }
+        crate::pubsub::drain(conn, output);
+        if !output.is_empty() {
+            write_out(node, stream, conn, output).await?;
+            output.clear();
+            continue;
+        }
+        if conn.pubsub.is_none() {
+            return Ok(());
+        }
+        if conn.client.kill.is_set() || node.shutdown.is_set() {
+            return Ok(());
+        }
+        // Peeking takes nothing from the socket, so dropping it for a message loses nothing.
+        let readable = async {
+            let mut byte = [0u8; 1];
+            let _ = stream.peek(&mut byte).await;
+        };
+        let readable = std::pin::pin!(readable);
+        let ready = std::pin::pin!(subscriber.ready());
+        if let Either::Left(_) = select(readable, ready).await {
+            return Ok(());
+        }
     }
 }
 

@@ -189,6 +189,11 @@ pub struct Snapshot {
     pub cpu_children: CpuTimes,
     /// The core thread that answered INFO (Redis's `_main_thread` fields).
     pub cpu_thread: CpuTimes,
+    /// Channels and patterns with a subscriber (every core knows them all), and shard channels
+    /// with one (each counted by the core that owns it, added up).
+    pub pubsub_channels: usize,
+    pub pubsub_patterns: usize,
+    pub pubsub_shard_channels: usize,
 }
 
 /// INFO [section [section ...]]
@@ -210,6 +215,8 @@ struct CoreReport {
     blocking_keys: usize,
     /// (pending, freed) of the lazyfree thread every core shares.
     lazyfree: (u64, u64),
+    /// (channels, patterns, shard channels owned) with subscribers.
+    pubsub: (usize, usize, usize),
 }
 
 async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
@@ -228,6 +235,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 lazyfree: core.with_shard(|shard| {
                     shard.lazyfree.as_ref().map_or((0, 0), |l| (l.stats.pending.load(Ordering::Relaxed), l.stats.freed.load(Ordering::Relaxed)))
                 }),
+                pubsub: core.pubsub_info(),
             })
             .await;
         for report in reports {
@@ -237,6 +245,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.blocking_keys += report.blocking_keys;
             snapshot.lazyfree = report.lazyfree;
             snapshot.changes += report.changes;
+            snapshot.pubsub_shard_channels += report.pubsub.2;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
@@ -279,6 +288,8 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
         cpu_process: system::cpu_times(system::RUSAGE_SELF),
         cpu_children: system::cpu_times(system::RUSAGE_CHILDREN),
         cpu_thread: system::cpu_times(system::RUSAGE_THREAD),
+        pubsub_channels: node.core.pubsub_info().0,
+        pubsub_patterns: node.core.pubsub_info().1,
         ..snapshot
     }
 }
@@ -460,9 +471,9 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("evicted_clients", "0".to_owned());
             add("keyspace_hits", s.db_stats.keyspace_hits.to_string());
             add("keyspace_misses", s.db_stats.keyspace_misses.to_string());
-            add("pubsub_channels", "0".to_owned());
-            add("pubsub_patterns", "0".to_owned());
-            add("pubsubshard_channels", "0".to_owned());
+            add("pubsub_channels", s.pubsub_channels.to_string());
+            add("pubsub_patterns", s.pubsub_patterns.to_string());
+            add("pubsubshard_channels", s.pubsub_shard_channels.to_string());
             add("latest_fork_usec", "0".to_owned());
             add("total_forks", "0".to_owned());
             add("unexpected_error_replies", "0".to_owned());

@@ -18,6 +18,7 @@ mod logging;
 mod multi;
 mod node;
 mod pause;
+mod pubsub;
 mod rdb_load;
 mod save;
 mod scripting;

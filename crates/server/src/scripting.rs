@@ -425,8 +425,9 @@ impl Host for ScriptHost<'_, '_> {
 }
 
 impl ScriptHost<'_, '_> {
-    /// The connection-level commands a script may run: SELECT (for the rest of the script)
-    /// and TIME; others are refused.
+    /// The connection-level commands a script may run: SELECT (for the rest of the script),
+    /// TIME, PUBLISH (which never waits, so it runs while other cores are parked) and the
+    /// PUBSUB counts every core knows; others are refused.
     fn connection_command(&mut self, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
         match spec.name {
             "select" => {
@@ -444,6 +445,8 @@ impl ScriptHost<'_, '_> {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
                 Frame::Array(vec![Frame::bulk(now.as_secs().to_string()), Frame::bulk(now.subsec_micros().to_string())])
             }
+            "publish" => Frame::Integer(self.node.core.publish(&args[1], &args[2]) as i64),
+            "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => crate::pubsub::local_query(&self.node.core, spec, args),
             _ => errors::error("ERR This Redis command is not allowed from script"),
         }
     }

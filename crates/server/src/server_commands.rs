@@ -101,7 +101,14 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             (frame, After::Continue)
         }
         "quit" => (args::ok(), After::Close),
-        "reset" => (reset(node, conn), After::Continue),
+        "reset" => {
+            crate::pubsub::reset(node, conn).await;
+            (reset(node, conn), After::Continue)
+        }
+        name if crate::pubsub::subscription(name).is_some() => (crate::pubsub::subscription_in_exec(node, conn, spec, &args).await, After::Continue),
+        name if name == "publish" || name == "spublish" || name.starts_with("pubsub|") => {
+            (crate::pubsub::command(node, conn, spec, &args).await, After::Continue)
+        }
         "hello" => (hello(node, conn, &args), After::Continue),
         "auth" => (auth(node, conn, &args), After::Continue),
         "time" => {
