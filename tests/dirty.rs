@@ -6,8 +6,8 @@
 //! each case). A save point is checked to fire after one RPUSH of five elements, as in Redis.
 //!
 //! Known differences, marked where they occur: a served BLMOVE across cores counts its move.
-//! Not measured here: with save points set, Redis's FLUSHALL also saves (the count drops to
-//! 0); Shoal's does not save.
+//! Not measured here: with save points set, FLUSHALL also saves (the count drops to 0);
+//! tests/persistence.rs checks that against Redis.
 
 use std::time::{Duration, Instant};
 

@@ -400,6 +400,35 @@ fn a_full_disk_fails_the_save_refuses_writes_keeps_reads_and_recovers_when_space
 }
 
 #[test]
+fn flushall_with_save_points_saves_the_empty_dataset_as_redis_does() {
+    let run = |server: &Server| -> (String, String) {
+        let mut raw = server.raw();
+        assert_eq!(raw.command(&["MSET", "a", "1", "b", "2", "{a}c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SAVE"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "d", "4"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["FLUSHALL"]).unwrap(), "+OK\r\n");
+        (info_field(server, "rdb_changes_since_last_save"), info_field(server, "rdb_last_bgsave_status"))
+    };
+    let dir = Server::scratch("persist-flushall");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1"]);
+    let ours = run(&shoal);
+    drop(shoal);
+    // The file on disk is the empty dataset: a restart finds no key.
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    assert_eq!(shoal.raw().command(&["DBSIZE"]).unwrap(), ":0\r\n", "FLUSHALL saved the empty dataset");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+    let redis_dir = Server::scratch("persist-flushall-redis");
+    if let Some(redis) = Server::start_redis_in(&redis_dir, &["--save", "3600 1"]) {
+        assert_eq!(ours, run(&redis), "rdb_changes_since_last_save and the save's status after FLUSHALL");
+        drop(redis);
+        let redis = Server::start_redis_in(&redis_dir, &["--save", ""]).unwrap();
+        assert_eq!(redis.raw().command(&["DBSIZE"]).unwrap(), ":0\r\n");
+    }
+    let _ = std::fs::remove_dir_all(&redis_dir);
+}
+
+#[test]
 fn a_save_point_saves_in_the_background_once_enough_changes_are_made() {
     let dir = Server::scratch("persist-point");
     let shoal = Server::start_in(&dir, THREADS, &["--save", "1 3", "--hz", "50"]);

@@ -170,6 +170,9 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_writes).await {
                 return Ok(());
             }
+            // FLUSHALL with save points set also saves (after its reply is known, before it
+            // leaves), as Redis does.
+            let save_after = batch.iter().any(|cmd| cmd.spec.name == "flushall") && !node.config.borrow().save.is_empty();
             let frames = if batch.is_empty() {
                 Vec::new()
             } else {
@@ -177,6 +180,9 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 let block = BlockCtx { may_block: true, interrupted: &interrupted };
                 node.core.execute(conn.db, conn.proto, batch, &block).await
             };
+            if save_after {
+                crate::save::save_after_flushall(node).await;
+            }
             let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
             for slot in slots {
                 let frame = match slot {

@@ -587,6 +587,19 @@ fn next_chunk(core: &Rc<Core>, options: ChunkOptions) -> Option<(SealedChunk, u6
     })
 }
 
+/// FLUSHALL with save points set saves at once, as Redis does, so that `dbfilename` holds the
+/// empty dataset (Redis kills a background save then; here it finishes first, and the save
+/// after it writes over its file).
+pub async fn save_after_flushall(node: &Rc<Node>) {
+    loop {
+        match save(node).await {
+            Err(SaveError::InProgress) => glommio::timer::sleep(Duration::from_millis(10)).await,
+            // A failure is logged, and counts as a failed save (MISCONF), as in Redis.
+            Err(SaveError::Failed) | Ok(()) => return,
+        }
+    }
+}
+
 /// The save before shutting down: waits for a running background save, then saves.
 pub async fn save_at_shutdown(node: &Rc<Node>) -> Result<(), SaveError> {
     tracing::info!("Saving the final RDB snapshot before exiting.");
