@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod keys;
+pub mod pubsub;
 pub mod resp;
 pub mod rng;
 pub mod workload;
