@@ -521,6 +521,11 @@ async fn deliver_until_readable(node: &Rc<Node>, stream: &mut TcpStream, conn: &
         if let Either::Left(_) = select(readable, ready).await {
             return Ok(());
         }
+        // Let the publisher that woke us send its reply first (it yields before writing, to
+        // batch its own replies): its client then sends the next batch while this one is
+        // written, as Redis writes the publisher's reply before the subscribers' messages.
+        // Messages published meanwhile ride in the same write.
+        shoal_runtime::yield_now().await;
     }
 }
 
