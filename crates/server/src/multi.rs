@@ -214,10 +214,15 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 writes.extend(shoal_runtime::script::take_exec_script_writes());
                 replies.push(frame.unwrap_or_else(args::ok));
             }
+            // PING after a SUBSCRIBE of this EXEC answers in Pub/Sub form, as Redis's PING
+            // looks at the client's mode when it runs.
+            Route::Single(_) if spec.name == "ping" && crate::pubsub::subscribed_ping(conn, &args).is_some() => {
+                replies.push(crate::pubsub::subscribed_ping(conn, &args).expect("checked"));
+            }
             Route::Single(shard) => {
                 // A run of single-core commands goes out as one hop per core.
                 let mut run = vec![(spec, Route::Single(shard), args)];
-                while let Some(next) = queued.next_if(|q| matches!(q.route, Route::Single(_))) {
+                while let Some(next) = queued.next_if(|q| matches!(q.route, Route::Single(_)) && !(q.spec.name == "ping" && crate::pubsub::subscribed(conn))) {
                     run.push((next.spec, next.route, next.args));
                 }
                 let kept: Vec<_> = if logging { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
