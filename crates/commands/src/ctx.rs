@@ -31,6 +31,9 @@ pub struct Settings {
     /// `lazyfree-lazy-server-del`: big values that SET and friends overwrite are freed in
     /// the background.
     pub lazyfree_lazy_server_del: bool,
+    /// `notify-keyspace-events` as Redis's bit set ([`notify`]), or 0 when neither `K` nor `E`
+    /// is set (nothing would be published): the one thing [`Ctx::notify`] tests.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for Settings {
@@ -44,6 +47,7 @@ impl Default for Settings {
             lazyfree_lazy_user_flush: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -58,12 +62,130 @@ pub struct Ctx<'a> {
     /// The protocol of the connection the reply goes to.
     pub proto: Protocol,
     pub settings: &'a Settings,
+    /// Keyspace events the command raised, in order, for the runtime to publish once it ran
+    /// (empty, and never allocated, while notifications are off).
+    pub events: Vec<notify::KeyEvent>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for commands in database `db_index` of `shard`.
+    pub fn new(shard: &'a mut Shard, db_index: usize, now_ms: u64, proto: Protocol, settings: &'a Settings) -> Ctx<'a> {
+        Ctx { shard, db_index, now_ms, proto, settings, events: Vec::new() }
+    }
+
     /// The selected database.
     pub fn db(&mut self) -> &mut Db {
         &mut self.shard.dbs[self.db_index]
+    }
+
+    /// Raises keyspace event `event` of class `class` (a [`notify`] flag) on `key` of the
+    /// selected database, as Redis's `notifyKeyspaceEvent`. One branch when it is off.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.settings.notify_keyspace_events & class != 0 {
+            self.record(self.db_index, event, key);
+        }
+    }
+
+    /// [`Ctx::notify`] for a key of database `db` (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_db(&mut self, class: u32, event: &'static str, key: &[u8], db: usize) {
+        if self.settings.notify_keyspace_events & class != 0 {
+            self.record(db, event, key);
+        }
+    }
+
+    /// Whether events of `class` are recorded (to skip work only notifications need).
+    #[inline]
+    pub fn notifying(&self, class: u32) -> bool {
+        self.settings.notify_keyspace_events & class != 0
+    }
+
+    /// A generic `del` for `key` if it no longer exists (a collection a command emptied).
+    #[inline]
+    pub fn notify_del_if_gone(&mut self, key: &[u8]) {
+        if self.notifying(notify::GENERIC) {
+            let (db, now) = (self.db_index, self.now_ms);
+            if self.shard.dbs[db].lookup_quiet(key, now).is_none() {
+                self.record(db, "del", key);
+            }
+        }
+    }
+
+    #[cold]
+    fn record(&mut self, db: usize, event: &'static str, key: &[u8]) {
+        // What the store reported so far (a lazy expiry, a new key) happened first.
+        self.collect_store_reports();
+        self.events.push(notify::KeyEvent { db, event, key: Bytes::copy_from_slice(key) });
+    }
+
+    /// Moves what the store reported (expired, keymiss, new) into `events`, in order.
+    fn collect_store_reports(&mut self) {
+        for (index, db) in self.shard.dbs.iter_mut().enumerate() {
+            for (report, key) in db.take_reports() {
+                let event = match report {
+                    shoal_store::db::Report::Expired => "expired",
+                    shoal_store::db::Report::Miss => "keymiss",
+                    shoal_store::db::Report::New => "new",
+                };
+                self.events.push(notify::KeyEvent { db: index, event, key: Bytes::from(Vec::from(key)) });
+            }
+        }
+    }
+
+    /// Every event the command raised, the store's reports included, oldest first.
+    pub fn take_events(&mut self) -> Vec<notify::KeyEvent> {
+        if self.settings.notify_keyspace_events == 0 {
+            return Vec::new();
+        }
+        self.collect_store_reports();
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// Keyspace notifications: Redis's event classes and what a command records.
+pub mod notify {
+    use bytes::Bytes;
+
+    /// `K`: publish on `__keyspace@<db>__:<key>`.
+    pub const KEYSPACE: u32 = 1 << 0;
+    /// `E`: publish on `__keyevent@<db>__:<event>`.
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 12;
+    pub const NEW: u32 = 1 << 14;
+
+    /// The flags a command tests: `flags` as configured, or 0 when neither `K` nor `E` is
+    /// set (Redis then publishes nothing).
+    pub fn effective(flags: u32) -> u32 {
+        if flags & (KEYSPACE | KEYEVENT) == 0 {
+            0
+        } else {
+            flags
+        }
+    }
+
+    /// What the store should report for `flags` ([`shoal_store::db::Db::set_reporting`]).
+    pub fn store_reporting(flags: u32) -> shoal_store::db::Reporting {
+        shoal_store::db::Reporting { expired: flags & EXPIRED != 0, miss: flags & KEY_MISS != 0, new: flags & NEW != 0 }
+    }
+
+    /// One event a command raised: published as `__keyspace@<db>__:<key>` with the event
+    /// name, and `__keyevent@<db>__:<event>` with the key.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct KeyEvent {
+        pub db: usize,
+        pub event: &'static str,
+        pub key: Bytes,
     }
 }
 

@@ -37,7 +37,7 @@ impl Default for Harness {
 impl Harness {
     fn run_on(&self, shard: usize, f: impl FnOnce(&mut Ctx) -> Frame) -> Frame {
         let mut shards = self.shards.borrow_mut();
-        let mut ctx = Ctx { shard: &mut shards[shard], db_index: self.db_index, now_ms: self.now_ms, proto: Protocol::Resp2, settings: &self.settings };
+        let mut ctx = Ctx::new(&mut shards[shard], self.db_index, self.now_ms, Protocol::Resp2, &self.settings);
         f(&mut ctx)
     }
 
@@ -89,7 +89,7 @@ impl Coordinator for Harness {
             .into_iter()
             .map(|(shard, op)| {
                 let mut shards = self.shards.borrow_mut();
-                let mut ctx = Ctx { shard: &mut shards[shard], db_index: self.db_index, now_ms: self.now_ms, proto: Protocol::Resp2, settings: &self.settings };
+                let mut ctx = Ctx::new(&mut shards[shard], self.db_index, self.now_ms, Protocol::Resp2, &self.settings);
                 op(&mut ctx)
             })
             .collect();

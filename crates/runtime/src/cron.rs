@@ -36,5 +36,7 @@ pub async fn run(core: Rc<Core>, hz: impl Fn() -> u32, stop: impl Fn() -> bool) 
             return;
         }
         active_expire_cycle(&core, period / 4);
+        // The keys it reclaimed, as `expired` notifications (nothing when those are off).
+        core.publish_store_reports();
     }
 }

@@ -95,6 +95,26 @@ pub struct DbStats {
     pub keyspace_misses: u64,
 }
 
+/// What a database reports to its caller as it happens (keyspace notifications): the store
+/// knows nothing of Pub/Sub, it only lists the keys, and the caller publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reporting {
+    /// Keys removed because their TTL passed (lazily or by the active cycle).
+    pub expired: bool,
+    /// Read lookups that found no key.
+    pub miss: bool,
+    /// Keys created.
+    pub new: bool,
+}
+
+/// One thing a database reported about a key (see [`Reporting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Expired,
+    Miss,
+    New,
+}
+
 /// One database on one core.
 #[derive(Default)]
 pub struct Db {
@@ -109,6 +129,10 @@ pub struct Db {
     /// A snapshot being taken (BGSAVE): every write saves the old entry first if the walk
     /// has not reached it. None almost always, so a write pays one branch.
     snapshot: Option<Box<Snapshot>>,
+    /// What to report; all false by default, so each place that reports costs one branch.
+    reporting: Reporting,
+    /// Reports not yet taken by the caller, oldest first.
+    reports: Vec<(Report, Box<[u8]>)>,
 }
 
 impl Db {
@@ -128,6 +152,33 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn expires_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// Chooses what this database reports (see [`Reporting`]).
+    pub fn set_reporting(&mut self, reporting: Reporting) {
+        self.reporting = reporting;
+        if reporting == Reporting::default() {
+            self.reports = Vec::new();
+        }
+    }
+
+    /// The reports since the last call, oldest first.
+    pub fn take_reports(&mut self) -> Vec<(Report, Box<[u8]>)> {
+        std::mem::take(&mut self.reports)
+    }
+
+    #[cold]
+    fn report(&mut self, report: Report, key: &[u8]) {
+        self.reports.push((report, key.into()));
+    }
+
+    /// A read lookup found nothing (fields apart: the caller holds a borrow of the dict).
+    #[inline]
+    fn missed(stats: &mut DbStats, reporting: Reporting, reports: &mut Vec<(Report, Box<[u8]>)>, key: &[u8]) {
+        stats.keyspace_misses += 1;
+        if reporting.miss {
+            reports.push((Report::Miss, key.into()));
+        }
     }
 
     /// Whether `entry`, stored under `key`, has expired at `now_ms`.
@@ -172,7 +223,7 @@ impl Db {
                 Some(&*entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
         }
@@ -191,7 +242,7 @@ impl Db {
                 Some(entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
         }
@@ -207,7 +258,7 @@ impl Db {
                 Some(entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
         }
@@ -279,6 +330,9 @@ impl Db {
                 let mut meta = Meta::default();
                 meta.touch(now_ms);
                 self.dict.insert_new_with(key, entry, meta);
+                if self.reporting.new {
+                    self.report(Report::New, key);
+                }
                 false
             }
         };
@@ -374,6 +428,8 @@ impl Db {
         let mut old = std::mem::take(self);
         self.stats = stats;
         self.lazy = lazy;
+        self.reporting = old.reporting;
+        self.reports = std::mem::take(&mut old.reports);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
         if let Some(mut snapshot) = old.snapshot.take() {
             if !snapshot.walked {
@@ -493,6 +549,9 @@ impl Db {
     fn remove_expired(&mut self, key: &[u8]) {
         if let Some(entry) = self.remove(key) {
             self.stats.expired_keys += 1;
+            if self.reporting.expired {
+                self.report(Report::Expired, key);
+            }
             self.lazy.dispose_expired(entry.value);
         }
     }
@@ -511,6 +570,9 @@ impl Db {
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
             self.stats.expired_keys += 1;
+            if self.reporting.expired {
+                self.report(Report::Expired, &key);
+            }
             if let Some(entry) = entry {
                 self.lazy.dispose_expired(entry.value);
             }
