@@ -295,3 +295,71 @@ pub fn reply<T>(result: Result<T, Frame>, ok: impl FnOnce(T) -> Frame) -> Frame 
         Err(error) => error,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::Harness;
+
+    fn events(harness: &Harness, command: &[&str]) -> Vec<(&'static str, String)> {
+        harness.run(command);
+        harness.take_events()
+    }
+
+    fn owned(expected: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        expected.iter().map(|(event, key)| (*event, key.to_string())).collect()
+    }
+
+    #[test]
+    fn commands_raise_nothing_while_notifications_are_off() {
+        let harness = Harness::default();
+        assert_eq!(events(&harness, &["SET", "k", "v", "EX", "10"]), owned(&[]));
+        assert_eq!(events(&harness, &["GET", "missing"]), owned(&[]));
+        assert!(harness.events.borrow().capacity() == 0, "nothing was even allocated");
+    }
+
+    #[test]
+    fn a_new_key_is_new_before_the_commands_own_events() {
+        let harness = Harness::notifying();
+        assert_eq!(events(&harness, &["SET", "k", "v", "EX", "10"]), owned(&[("new", "k"), ("set", "k"), ("expire", "k")]));
+        assert_eq!(events(&harness, &["SET", "k", "w"]), owned(&[("set", "k")]));
+    }
+
+    #[test]
+    fn a_pop_that_empties_a_list_raises_the_pop_then_del() {
+        let harness = Harness::notifying();
+        harness.run(&["RPUSH", "{l}a", "x"]);
+        harness.take_events();
+        assert_eq!(
+            events(&harness, &["LMOVE", "{l}a", "{l}b", "LEFT", "RIGHT"]),
+            owned(&[("new", "{l}b"), ("rpush", "{l}b"), ("lpop", "{l}a"), ("del", "{l}a")])
+        );
+    }
+
+    #[test]
+    fn a_read_of_a_missing_key_is_a_keymiss() {
+        let harness = Harness::notifying();
+        assert_eq!(events(&harness, &["GET", "missing"]), owned(&[("keymiss", "missing")]));
+        assert_eq!(events(&harness, &["OBJECT", "ENCODING", "missing"]), owned(&[]), "OBJECT looks up without notifying");
+    }
+
+    #[test]
+    fn a_key_expired_on_access_is_expired_before_anything_else() {
+        let mut harness = Harness::notifying();
+        harness.run(&["SET", "k", "v", "PX", "5"]);
+        harness.take_events();
+        harness.now_ms += 10;
+        assert_eq!(events(&harness, &["LPUSH", "k", "a"]), owned(&[("expired", "k"), ("new", "k"), ("lpush", "k")]));
+    }
+
+    #[test]
+    fn a_rename_across_cores_raises_both_events_in_order() {
+        let harness = Harness::notifying();
+        harness.run(&["SET", "a", "v"]);
+        harness.take_events();
+        let got = events(&harness, &["RENAME", "a", "b"]);
+        assert_eq!(
+            got.iter().filter(|(event, _)| event.starts_with("rename")).cloned().collect::<Vec<_>>(),
+            owned(&[("rename_from", "a"), ("rename_to", "b")])
+        );
+    }
+}

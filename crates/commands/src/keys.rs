@@ -696,7 +696,9 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
     // One change for the whole rename, counted where the key arrives (taking it out and
     // putting it back count nothing).
     ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
+        let replaced = replaces(ctx, &destination, ctx.db_index);
         op_put(ctx, &destination, entry);
+        notify_replaced(ctx, &destination, ctx.db_index, replaced);
         ctx.db().add_changes(1);
         // Both events from here, so that they are published in order from one core.
         ctx.notify(notify::GENERIC, "rename_from", &source);
@@ -706,12 +708,31 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
     Ok(true)
 }
 
+/// Whether writing `key` of database `db` replaces a key there, when `new` events are on:
+/// Redis deletes the old key and adds the new one (RENAME, COPY ... REPLACE, RESTORE ...
+/// REPLACE), which raises `new` where we overwrite in place.
+fn replaces(ctx: &mut Ctx, key: &[u8], db: usize) -> bool {
+    ctx.notifying(notify::NEW) && {
+        let now = ctx.now_ms;
+        ctx.shard.dbs[db].lookup_quiet(key, now).is_some()
+    }
+}
+
+/// The `new` event of a key that replaced another (see [`replaces`]).
+fn notify_replaced(ctx: &mut Ctx, key: &[u8], db: usize, replaced: bool) {
+    if replaced {
+        ctx.notify_db(notify::NEW, "new", key, db);
+    }
+}
+
 /// [`op_rename`] with its events: `rename_from`, then `rename_to` (none for a key renamed
 /// onto itself).
 fn rename_local(ctx: &mut Ctx, args: &[Bytes], only_if_absent: bool) -> Result<bool, Frame> {
     let now = ctx.now_ms;
+    let replaced = replaces(ctx, &args[2], ctx.db_index);
     let renamed = op_rename(ctx.db(), &args[1], &args[2], only_if_absent, now);
     if matches!(renamed, Ok(true)) && args[1] != args[2] {
+        notify_replaced(ctx, &args[2], ctx.db_index, replaced);
         ctx.notify(notify::GENERIC, "rename_from", &args[1]);
         ctx.notify(notify::GENERIC, "rename_to", &args[2]);
     }
@@ -800,8 +821,10 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let Some(copied) = op_copy_read(ctx.db(), &args[1], now) else {
         return Frame::Integer(0);
     };
+    let replaced = replaces(ctx, &args[2], options.db);
     let written = op_copy_write(&mut ctx.shard.dbs[options.db], &args[2], copied, options.replace, now);
     if written {
+        notify_replaced(ctx, &args[2], options.db, replaced);
         ctx.notify_db(notify::GENERIC, "copy_to", &args[2], options.db);
     }
     Frame::Integer(written as i64)
@@ -828,8 +851,10 @@ fn copy_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture
             Ok((options, Some(copied))) => {
                 let written = ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
                     let now = ctx.now_ms;
+                    let replaced = replaces(ctx, &destination, options.db);
                     let written = op_copy_write(&mut ctx.shard.dbs[options.db], &destination, copied, options.replace, now);
                     if written {
+                        notify_replaced(ctx, &destination, options.db, replaced);
                         ctx.notify_db(notify::GENERIC, "copy_to", &destination, options.db);
                     }
                     written
@@ -983,6 +1008,7 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
             }
         }
         at => {
+            let replaced = replaces(ctx, key, ctx.db_index);
             let db = ctx.db();
             db.set_with_expire(key, restored.value, at.map(|at| at as u64), now);
             db.add_changes(1);
@@ -990,6 +1016,7 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
                 let set = db.set_lru(key, lru);
                 debug_assert!(set, "the key was just written");
             }
+            notify_replaced(ctx, key, ctx.db_index, replaced);
             ctx.notify(notify::GENERIC, "restore", key);
         }
     }
@@ -1240,7 +1267,8 @@ fn object(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 /// the access time).
 fn object_entry<'a>(ctx: &'a mut Ctx, args: &[Bytes]) -> Option<&'a Entry> {
     let now = ctx.now_ms;
-    ctx.db().lookup_read_notouch(&args[2], now)
+    // OBJECT raises no keymiss (Redis looks up with LOOKUP_NONOTIFY).
+    ctx.db().lookup_read_notouch_unreported(&args[2], now)
 }
 
 /// OBJECT ENCODING key

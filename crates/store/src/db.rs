@@ -264,6 +264,20 @@ impl Db {
         }
     }
 
+    /// [`Db::lookup_read_notouch`] that never reports a miss (Redis's LOOKUP_NONOTIFY, as
+    /// OBJECT looks keys up): the miss is still counted.
+    pub fn lookup_read_notouch_unreported(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let reporting = self.reporting;
+        self.reporting.miss = false;
+        let found = self.lookup_read_notouch(key, now_ms).is_some();
+        self.reporting = reporting;
+        if found {
+            self.dict.get(key)
+        } else {
+            None
+        }
+    }
+
     /// Looks a key up for writing: expires it if due and updates its access time.
     pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
@@ -801,6 +815,37 @@ mod tests {
         assert_eq!(db.active_expire(105, 100), 2, "k3 and k4 are due, k5 is not yet past");
         assert_eq!(db.len(), 6);
         assert_eq!(db.stats.expired_keys, 5);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn reports_expired_missed_and_new_keys_only_when_asked() {
+        let mut db = Db::new();
+        db.set(b"quiet", string("v"), 0);
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        assert!(db.take_reports().is_empty(), "nothing is reported by default");
+        db.set_reporting(Reporting { expired: true, miss: true, new: true });
+        db.set_with_expire(b"a", string("v"), Some(10), 0);
+        db.set(b"a", string("w"), 0);
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        db.set_with_expire(b"b", string("v"), Some(10), 0);
+        db.set_with_expire(b"c", string("v"), Some(10), 0);
+        assert!(db.lookup_read(b"b", 20).is_none(), "expired on access, then missed");
+        assert_eq!(db.active_expire(20, 10), 1);
+        let reports: Vec<(Report, String)> = db.take_reports().into_iter().map(|(r, k)| (r, String::from_utf8_lossy(&k).into_owned())).collect();
+        let expected = [
+            (Report::New, "a"),
+            (Report::Miss, "missing"),
+            (Report::New, "b"),
+            (Report::New, "c"),
+            (Report::Expired, "b"),
+            (Report::Miss, "b"),
+            (Report::Expired, "c"),
+        ];
+        assert_eq!(reports, expected.map(|(r, k)| (r, k.to_owned())));
+        db.set_reporting(Reporting::default());
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        assert!(db.take_reports().is_empty());
         db.check_invariants();
     }
 }
