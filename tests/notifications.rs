@@ -70,6 +70,13 @@ impl Watcher {
         Watcher { raw }
     }
 
+    /// A watcher of one exact channel (SUBSCRIBE rather than a pattern).
+    fn of_channel(server: &Server, channel: &str) -> Watcher {
+        let mut raw = server.raw();
+        raw.command(&["SUBSCRIBE", channel]).unwrap();
+        Watcher { raw }
+    }
+
     /// The next message, or None when nothing came within `wait`.
     fn next(&mut self, wait: Duration) -> Option<Message> {
         self.raw.set_read_timeout(wait);
@@ -550,6 +557,46 @@ fn new_keys_and_key_misses_are_reported_as_redis_reports_them() {
         cmd("LCS {x}a {x}b"),
         cmd("COPY nosuch nosuch2"),
         cmd("EXPIRE nosuch 10"),
+        cmd("SUNIONSTORE {s}d {s}none1 {s}none2"),
+        cmd("SINTERSTORE {s}d {s}none1 {s}none2"),
+        cmd("SDIFF {s}none1 {s}none2"),
+        cmd("SINTERCARD 2 {s}none1 {s}none2"),
+        cmd("SMISMEMBER nosuch a"),
+        cmd("ZINTERSTORE {z}d 2 {z}x {z}y"),
+        cmd("ZDIFFSTORE {z}d 2 {z}x {z}y"),
+        cmd("ZRANGESTORE {z}d {z}x 0 -1"),
+        cmd("ZINTERCARD 2 {z}x {z}y"),
+        cmd("ZMSCORE nosuch a"),
+        cmd("ZMPOP 1 nosuch MIN"),
+        cmd("BZPOPMIN nosuch 0.01"),
+        cmd("BITOP OR {b}d {b}none1 {b}none2"),
+        cmd("BITFIELD nosuch GET u8 0"),
+        cmd("BITFIELD_RO nosuch GET u8 0"),
+        cmd("PFMERGE {h}d {h}none"),
+        cmd("PFCOUNT {h}none1 {h}none2"),
+        cmd("SORT {sl}none STORE {sl}d2"),
+        cmd("LMOVE {l}none {l}d LEFT LEFT"),
+        cmd("LMPOP 1 nosuch LEFT"),
+        cmd("BLPOP nosuch 0.01"),
+        cmd("RENAME nosuch other"),
+        cmd("GEOSEARCH nosuch FROMLONLAT 15 37 BYRADIUS 200 km"),
+        cmd("GEOSEARCHSTORE {g}d {g}none FROMLONLAT 15 37 BYRADIUS 200 km"),
+        cmd("GEOHASH nosuch a"),
+        cmd("HMGET nosuch a"),
+        cmd("HSTRLEN nosuch a"),
+        cmd("HKEYS nosuch"),
+        cmd("HVALS nosuch"),
+        cmd("LRANGE nosuch 0 1"),
+        cmd("ZSCORE nosuch a"),
+        cmd("ZCOUNT nosuch 0 1"),
+        cmd("ZLEXCOUNT nosuch - +"),
+        cmd("ZRANGEBYSCORE nosuch 0 1"),
+        cmd("ZREVRANGE nosuch 0 1"),
+        cmd("GETEX nosuch"),
+        cmd("GETDEL nosuch"),
+        cmd("GETSET nosuch v"),
+        cmd("EXPIRETIME nosuch"),
+        cmd("SUBSTR nosuch 0 1"),
         cmd("SSCAN nosuch 0"),
         cmd("HSCAN nosuch 0"),
         cmd("ZSCAN nosuch 0"),
@@ -594,7 +641,8 @@ fn config_set_turns_notifications_on_and_off_at_run_time() {
 fn subscribers_on_every_core_get_every_cores_notifications() {
     let shoal = Server::start(4, &["--notify-keyspace-events", "E$"]);
     // Connections land on cores by the kernel's choice: enough of them cover every core.
-    let mut watchers: Vec<Watcher> = (0..12).map(|_| Watcher::new(&shoal)).collect();
+    let mut watchers: Vec<Watcher> =
+        (0..12).map(|i| if i % 2 == 0 { Watcher::new(&shoal) } else { Watcher::of_channel(&shoal, "__keyevent@0__:set") }).collect();
     let mut client = shoal.raw();
     // Keys on every core.
     let keys: Vec<String> = (0..16).map(|i| format!("key{i}")).collect();
