@@ -307,6 +307,19 @@ impl Core {
         self.serve_blocked();
     }
 
+    /// [`Core::with_shard`] with the store's reports off (keyspace notifications): for loading
+    /// a snapshot, whose keys are not new in Redis's sense and must not be published.
+    pub fn with_shard_unreported<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut shard = self.shard.borrow_mut();
+        let reporting: Vec<_> = shard.dbs.iter().map(|db| db.reporting()).collect();
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(Default::default()));
+        let result = f(&mut shard);
+        for (db, reporting) in shard.dbs.iter_mut().zip(reporting) {
+            db.set_reporting(reporting);
+        }
+        result
+    }
+
     /// Runs `f` with this core's shard. Never call it across an `.await`.
     pub fn with_shard<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
         f(&mut self.shard.borrow_mut())

@@ -162,6 +162,11 @@ impl Db {
         }
     }
 
+    /// What this database reports.
+    pub fn reporting(&self) -> Reporting {
+        self.reporting
+    }
+
     /// The reports since the last call, oldest first.
     pub fn take_reports(&mut self) -> Vec<(Report, Box<[u8]>)> {
         std::mem::take(&mut self.reports)
