@@ -693,3 +693,20 @@ fn debug_reload_raises_no_events() {
     client.command(&["INCR", "{k}a"]).unwrap();
     assert_eq!(watcher.expect(2), pair("{k}a", "incrby"), "nothing for the reload");
 }
+
+/// Shoal alone: a key nobody touches is expired by the active cycle, whose core publishes it.
+#[test]
+fn keys_nobody_touches_are_published_as_they_expire() {
+    let shoal = Server::start(4, &["--notify-keyspace-events", "Ex"]);
+    let mut client = shoal.raw();
+    let mut watcher = Watcher::new(&shoal);
+    let keys = shoal_testkit::keys_on_distinct_cores("idle", 4, 4);
+    for key in &keys {
+        assert_eq!(client.command(&["SET", key, "v", "PX", "1"]).unwrap(), "+OK\r\n");
+    }
+    let mut got = watcher.expect(keys.len());
+    got.sort();
+    let mut want: Vec<Message> = keys.iter().map(|key| ("__keyevent@0__:expired".to_owned(), key.clone())).collect();
+    want.sort();
+    assert_eq!(got, want);
+}

@@ -3,6 +3,9 @@
 //!
 //! The runtime implements `Coordinator`; this crate only describes the contract, so command
 //! families stay free of glommio and can be tested with a single-threaded fake.
+//!
+//! A command raises keyspace notifications with [`Ctx::notify`]; they stay in the context
+//! until the runtime takes them ([`Ctx::take_events`]) and publishes them.
 
 use std::any::Any;
 

@@ -590,7 +590,8 @@ impl Core {
     }
 
     /// Publishes what the store reported outside any command (the active expiry cycle's
-    /// `expired` keys), from every database of this core.
+    /// `expired` keys), from every database of this core. Anything else the store reported
+    /// outside a command (a lookup by DEBUG) goes out with it, or with the next command.
     pub fn publish_store_reports(self: &Rc<Self>) {
         let events = {
             let settings = self.settings.borrow();

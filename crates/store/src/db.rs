@@ -3,6 +3,10 @@
 //! Time is always passed in (`now_ms`, milliseconds since the Unix epoch); nothing here reads
 //! the clock, so tests control it. Expiry is lazy (checked on every lookup) and active
 //! (an ordered index lets [`Db::active_expire`] reclaim keys nobody touches).
+//!
+//! For keyspace notifications a database lists, when asked ([`Db::set_reporting`]), the keys
+//! it expired, the read lookups that missed and the keys it created, for its caller to take
+//! and publish; it knows nothing of Pub/Sub.
 
 use std::collections::BTreeSet;
 
