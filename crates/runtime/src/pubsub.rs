@@ -418,6 +418,12 @@ impl Registry {
         Registry { cores, ..Registry::default() }
     }
 
+    /// Whether any client on any core subscribes to a channel or a pattern (shard channels
+    /// aside): when none does, a publish has nothing to do.
+    fn has_listeners(&self) -> bool {
+        !self.topics[Kind::Channel.index()].is_empty() || !self.topics[Kind::Pattern.index()].is_empty()
+    }
+
     /// Delivers to this core's subscribers of `channel` (and of matching patterns, unless
     /// `kind` is Shard). With `targets` (a publisher on this core), also counts the other
     /// cores' subscribers and marks their cores; without, the message came from core `from`,
@@ -563,7 +569,9 @@ impl Core {
     /// `__keyspace@<db>__:<key>` message, then the `__keyevent@<db>__:<event>` one, as
     /// Redis's `notifyKeyspaceEvent` (each only when `K`, or `E`, is set).
     pub fn publish_key_events(self: &Rc<Self>, events: Vec<shoal_commands::ctx::notify::KeyEvent>) {
-        if events.is_empty() {
+        // Nobody listening anywhere (this core's registry counts every core's subscribers):
+        // the events go nowhere, and building their channels would be wasted.
+        if events.is_empty() || !self.pubsub.borrow().has_listeners() {
             return;
         }
         use shoal_commands::ctx::notify::{KEYEVENT, KEYSPACE};
