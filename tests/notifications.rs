@@ -398,6 +398,7 @@ fn write_corpus() -> Vec<Step> {
         run(&["SELECT 7", "SET k7 v", "FLUSHDB", "SELECT 0"]),
         // Transactions and scripts.
         run(&["MULTI", "SET {t}1 v", "LPUSH {t}2 a", "INCR {t}3", "DEL {t}1", "EXEC"]),
+        run(&["RPUSH {bq}l a b", "MULTI", "BLPOP {bq}l 0", "BRPOP {bq}none 0", "BLMOVE {bq}l {bq}m LEFT LEFT 0", "BZPOPMIN {bq}z 0", "EXEC"]),
         unordered(&["MULTI", "SET t1 v", "LPUSH t2 a", "INCR t3", "DEL t1", "EXEC"]),
         unordered(&["MULTI", "RENAME t2 t4", "MSET t5 a t6 b", "DEL t3 t4", "EXEC"]),
         Step::Run(vec![strings(&["EVAL", "redis.call('set',KEYS[1],'v') redis.call('rpush',KEYS[2],'a') redis.call('del',KEYS[1])", "2", "{e}1", "{e}2"])]),
