@@ -520,6 +520,11 @@ fn new_keys_and_key_misses_are_reported_as_redis_reports_them() {
         cmd("ZSCORE nozset a"),
         cmd("SET exp v PX 1"),
         Step::AwaitExpiry("exp".into()),
+        // Other databases.
+        run(&["SELECT 3", "GET nosuch", "SET x3 v", "LPUSH l3 a", "LPOP l3", "SELECT 0"]),
+        run(&["SELECT 2", "SET e2 v PX 1"]),
+        Step::AwaitExpiry("e2".into()),
+        cmd("SELECT 0"),
         // Replacing an existing key.
         cmd("SET {r}d v"),
         cmd("RENAME {r}b {r}d"),
