@@ -355,6 +355,10 @@ fn write_corpus() -> Vec<Step> {
         cmd("GEOSEARCHSTORE {g}d {g}a FROMLONLAT 15 37 BYRADIUS 200 km"),
         cmd("GEORADIUS {g}a 15 37 200 km STORE {g}e"),
         cmd("GEORADIUS {g}a 15 37 200 km STOREDIST {g}e"),
+        cmd("GEORADIUSBYMEMBER {g}a Palermo 200 km STORE {g}f"),
+        cmd("GEORADIUSBYMEMBER {g}a Palermo 200 km STORE {g}f"),
+        cmd("GEOSEARCHSTORE {g}f {g}a FROMLONLAT 0 0 BYRADIUS 1 km"),
+        cmd("PFDEBUG TODENSE h"),
         // Generic.
         cmd("EXPIRE n 100"),
         cmd("PEXPIRE n 100000"),
