@@ -454,7 +454,7 @@ fn blmove_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
                 let limits = ctx.settings.limits;
                 let popped = lists::op_pop(ctx.db(), &source, from_left, 1, &limits, now);
                 // Whether the source emptied, for the events the destination's core raises.
-                (popped, ctx.db().lookup_quiet(&source, now).is_none())
+                (popped, ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(&source, now).is_none())
             })
             .await
         };

@@ -777,7 +777,7 @@ pub async fn move_across_cores(
             let (now, limits) = (ctx.now_ms, ctx.settings.limits);
             let popped = op_pop(ctx.db(), &source, from_left, 1, &limits, now)?;
             // Whether the source emptied, for the events the destination's core raises.
-            Ok::<_, Frame>((popped, ctx.db().lookup_quiet(&source, now).is_none()))
+            Ok::<_, Frame>((popped, ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(&source, now).is_none()))
         })
         .await?
     };
