@@ -213,7 +213,7 @@ const KNOWN_DIFFERENCES: &[&str] = &[];
 fn assert_same(extra: &[&str], corpus: &[Step]) {
     let mismatches: Vec<String> =
         differences(extra, corpus).into_iter().filter(|m| !KNOWN_DIFFERENCES.iter().any(|known| m.starts_with(&format!("{known}:")))).collect();
-    assert!(mismatches.is_empty(), "{} steps differ from redis:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(mismatches.is_empty(), "with {extra:?}, {} steps differ from redis:\n{}", mismatches.len(), mismatches.join("\n"));
 }
 
 fn write_corpus() -> Vec<Step> {
@@ -632,6 +632,13 @@ fn new_keys_and_key_misses_are_reported_as_redis_reports_them() {
         cmd("ZSCAN nosuch 0"),
     ];
     assert_same(&["--notify-keyspace-events", "KEAnm"], &corpus);
+}
+
+#[test]
+fn each_class_alone_raises_only_its_events() {
+    for flags in ["Eg", "E$", "El", "Es", "Eh", "Ez", "Ex", "Ee", "Et", "Ed", "Kg$", "Klshz"] {
+        assert_same(&["--notify-keyspace-events", flags], &write_corpus());
+    }
 }
 
 #[test]
