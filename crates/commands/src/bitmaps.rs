@@ -24,7 +24,7 @@ use shoal_resp::Frame;
 use shoal_store::{slot, Db, Str, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx, Settings};
+use crate::ctx::{self, notify, Coordinator, Ctx, Settings};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
@@ -188,7 +188,14 @@ fn setbit(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let now = ctx.now_ms;
-    ctx::reply(op_setbit(ctx.db(), &args[1], offset, on, now), args::int)
+    let changes_before = ctx.db().stats.changes;
+    let old = op_setbit(ctx.db(), &args[1], offset, on, now);
+    // Redis notifies only when the string was created or grown, or the bit flipped: exactly
+    // when the operation counts a change.
+    if old.is_ok() && ctx.db().stats.changes != changes_before {
+        ctx.notify(notify::STRING, "setbit", &args[1]);
+    }
+    ctx::reply(old, args::int)
 }
 
 pub fn op_getbit(db: &mut Db, key: &[u8], offset: u64, now_ms: u64) -> Result<bool, Frame> {
@@ -467,6 +474,20 @@ pub fn op_store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now_ms: u64) ->
     len
 }
 
+/// [`op_store_result`] with its event: `set`, or `del` when an empty result deleted the key.
+fn store_result(ctx: &mut Ctx, key: &[u8], result: Vec<u8>) -> usize {
+    let now = ctx.now_ms;
+    let empty = result.is_empty();
+    let existed = empty && ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(key, now).is_some();
+    let len = op_store_result(ctx.db(), key, result, now);
+    if !empty {
+        ctx.notify(notify::STRING, "set", key);
+    } else if existed {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+    len
+}
+
 /// BITOP <AND | OR | XOR | NOT | DIFF | DIFF1 | ANDOR | ONE> destkey key [key ...]
 fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let op = match parse_bitop(args) {
@@ -479,7 +500,7 @@ fn bitop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(sources) => sources,
         Err((_, e)) => return e,
     };
-    args::int(op_store_result(db, &args[2], compute_bitop(op, &sources), now))
+    args::int(store_result(ctx, &args[2], compute_bitop(op, &sources)))
 }
 
 /// BITOP across cores: one hop reads the sources where they live (the error of the earliest
@@ -520,11 +541,7 @@ fn bitop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
         let result = compute_bitop(op, &sources);
         let destination = args[2].clone();
         let shard = slot::key_shard(&destination, coordinator.shard_count());
-        let len = ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
-            let now = ctx.now_ms;
-            op_store_result(ctx.db(), &destination, result, now)
-        })
-        .await;
+        let len = ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| store_result(ctx, &destination, result)).await;
         args::int(len)
     }
     .boxed_local()

@@ -15,7 +15,7 @@ use shoal_resp::{Frame, Protocol};
 use shoal_store::{Db, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::lists::parse_side;
 use crate::strings::long_double::{self, LongDouble};
@@ -318,7 +318,11 @@ async fn list_pop_first(coordinator: &dyn Coordinator, keys: Vec<Bytes>, left: b
         ctx::hop_one(coordinator, shard, move |ctx| {
             let now = ctx.now_ms;
             let limits = ctx.settings.limits;
-            lists::op_pop(ctx.db(), &key, left, count, &limits, now)
+            let popped = lists::op_pop(ctx.db(), &key, left, count, &limits, now);
+            if matches!(popped, Ok(Some(_))) {
+                lists::notify_pop(ctx, &key, left);
+            }
+            popped
         })
         .await?
     };
@@ -368,7 +372,10 @@ fn serve_list_pop(ctx: &mut Ctx, key: &[u8], left: bool, count: usize, counted: 
     let limits = ctx.settings.limits;
     let popped = if counted { lists::op_pop(ctx.db(), key, left, count, &limits, now) } else { lists::pop_uncounted(ctx.db(), key, left, count, &limits, now) };
     match popped {
-        Ok(Some(elements)) => Ok(elements),
+        Ok(Some(elements)) => {
+            lists::notify_pop(ctx, key, left);
+            Ok(elements)
+        }
         // Checked just above, on this core, with nothing in between.
         _ => unreachable!("a ready list pops"),
     }
@@ -445,22 +452,34 @@ fn blmove_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFu
             ctx::hop_one(coordinator, key_shard(coordinator, &source), move |ctx| {
                 let now = ctx.now_ms;
                 let limits = ctx.settings.limits;
-                lists::op_pop(ctx.db(), &source, from_left, 1, &limits, now)
+                let popped = lists::op_pop(ctx.db(), &source, from_left, 1, &limits, now);
+                // Whether the source emptied, for the events the destination's core raises.
+                (popped, ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(&source, now).is_none())
             })
             .await
         };
         let element = match popped {
-            Ok(Some(mut elements)) => elements.swap_remove(0),
-            Ok(None) => return None,
-            Err(error) => return Some(error),
+            (Ok(Some(mut elements)), emptied) => (elements.swap_remove(0), emptied),
+            (Ok(None), _) => return None,
+            (Err(error), _) => return Some(error),
         };
+        let (element, emptied) = element;
         let pushed = {
             let element = element.clone();
             ctx::hop_one(coordinator, key_shard(coordinator, &destination), move |ctx| {
                 let now = ctx.now_ms;
                 let limits = ctx.settings.limits;
                 // The pop counted the move's one change.
-                lists::push_uncounted(ctx.db(), &destination, to_left, &[element], false, &limits, now)
+                let pushed = lists::push_uncounted(ctx.db(), &destination, to_left, &[element], false, &limits, now);
+                if pushed.is_ok() {
+                    // Every event from one core, in Redis's order.
+                    ctx.notify(notify::LIST, lists::push_event(to_left), &destination);
+                    ctx.notify(notify::LIST, lists::pop_event(from_left), &source);
+                    if emptied {
+                        ctx.notify(notify::GENERIC, "del", &source);
+                    }
+                }
+                pushed
             })
             .await
         };
@@ -497,7 +516,10 @@ fn blmove_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
         _ => unreachable!("a ready list pops"),
     };
     match lists::push_uncounted(ctx.db(), destination, to_left, std::slice::from_ref(&element), false, &limits, now) {
-        Ok(_) => Served::Done(Frame::Bulk(element)),
+        Ok(_) => {
+            lists::notify_move(ctx, key, destination, from_left, to_left);
+            Served::Done(Frame::Bulk(element))
+        }
         Err(error) => Served::Done(error),
     }
 }
@@ -519,11 +541,7 @@ async fn zset_pop_first(coordinator: &dyn Coordinator, keys: Vec<Bytes>, max: bo
     let key = keys[index].clone();
     let popped = {
         let key = key.clone();
-        ctx::hop_one(coordinator, key_shard(coordinator, &key), move |ctx| {
-            let now = ctx.now_ms;
-            zsets::op_pop(ctx.db(), &key, max, count, now)
-        })
-        .await?
+        ctx::hop_one(coordinator, key_shard(coordinator, &key), move |ctx| zsets::pop_notifying(ctx, &key, max, count)).await?
     };
     Ok(popped.map(|members| (key, members)))
 }
@@ -567,7 +585,7 @@ fn serve_zset_pop(ctx: &mut Ctx, key: &[u8], max: bool, count: usize, claim: &mu
     if !claim() {
         return Err(Served::Gone);
     }
-    match zsets::op_pop(ctx.db(), key, max, count, now) {
+    match zsets::pop_notifying(ctx, key, max, count) {
         Ok(Some(members)) => Ok(members),
         _ => unreachable!("a ready zset pops"),
     }

@@ -3,6 +3,9 @@
 //!
 //! The runtime implements `Coordinator`; this crate only describes the contract, so command
 //! families stay free of glommio and can be tested with a single-threaded fake.
+//!
+//! A command raises keyspace notifications with [`Ctx::notify`]; they stay in the context
+//! until the runtime takes them ([`Ctx::take_events`]) and publishes them.
 
 use std::any::Any;
 
@@ -31,6 +34,9 @@ pub struct Settings {
     /// `lazyfree-lazy-server-del`: big values that SET and friends overwrite are freed in
     /// the background.
     pub lazyfree_lazy_server_del: bool,
+    /// `notify-keyspace-events` as Redis's bit set ([`notify`]), or 0 when neither `K` nor `E`
+    /// is set (nothing would be published): the one thing [`Ctx::notify`] tests.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for Settings {
@@ -44,6 +50,7 @@ impl Default for Settings {
             lazyfree_lazy_user_flush: false,
             lazyfree_lazy_expire: false,
             lazyfree_lazy_server_del: false,
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -58,12 +65,130 @@ pub struct Ctx<'a> {
     /// The protocol of the connection the reply goes to.
     pub proto: Protocol,
     pub settings: &'a Settings,
+    /// Keyspace events the command raised, in order, for the runtime to publish once it ran
+    /// (empty, and never allocated, while notifications are off).
+    pub events: Vec<notify::KeyEvent>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// A context for commands in database `db_index` of `shard`.
+    pub fn new(shard: &'a mut Shard, db_index: usize, now_ms: u64, proto: Protocol, settings: &'a Settings) -> Ctx<'a> {
+        Ctx { shard, db_index, now_ms, proto, settings, events: Vec::new() }
+    }
+
     /// The selected database.
     pub fn db(&mut self) -> &mut Db {
         &mut self.shard.dbs[self.db_index]
+    }
+
+    /// Raises keyspace event `event` of class `class` (a [`notify`] flag) on `key` of the
+    /// selected database, as Redis's `notifyKeyspaceEvent`. One branch when it is off.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        if self.settings.notify_keyspace_events & class != 0 {
+            self.record(self.db_index, event, key);
+        }
+    }
+
+    /// [`Ctx::notify`] for a key of database `db` (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_db(&mut self, class: u32, event: &'static str, key: &[u8], db: usize) {
+        if self.settings.notify_keyspace_events & class != 0 {
+            self.record(db, event, key);
+        }
+    }
+
+    /// Whether events of `class` are recorded (to skip work only notifications need).
+    #[inline]
+    pub fn notifying(&self, class: u32) -> bool {
+        self.settings.notify_keyspace_events & class != 0
+    }
+
+    /// A generic `del` for `key` if it no longer exists (a collection a command emptied).
+    #[inline]
+    pub fn notify_del_if_gone(&mut self, key: &[u8]) {
+        if self.notifying(notify::GENERIC) {
+            let (db, now) = (self.db_index, self.now_ms);
+            if self.shard.dbs[db].lookup_quiet(key, now).is_none() {
+                self.record(db, "del", key);
+            }
+        }
+    }
+
+    #[cold]
+    fn record(&mut self, db: usize, event: &'static str, key: &[u8]) {
+        // What the store reported so far (a lazy expiry, a new key) happened first.
+        self.collect_store_reports();
+        self.events.push(notify::KeyEvent { db, event, key: Bytes::copy_from_slice(key) });
+    }
+
+    /// Moves what the store reported (expired, keymiss, new) into `events`, in order.
+    fn collect_store_reports(&mut self) {
+        for (index, db) in self.shard.dbs.iter_mut().enumerate() {
+            for (report, key) in db.take_reports() {
+                let event = match report {
+                    shoal_store::db::Report::Expired => "expired",
+                    shoal_store::db::Report::Miss => "keymiss",
+                    shoal_store::db::Report::New => "new",
+                };
+                self.events.push(notify::KeyEvent { db: index, event, key: Bytes::from(Vec::from(key)) });
+            }
+        }
+    }
+
+    /// Every event the command raised, the store's reports included, oldest first.
+    pub fn take_events(&mut self) -> Vec<notify::KeyEvent> {
+        if self.settings.notify_keyspace_events == 0 {
+            return Vec::new();
+        }
+        self.collect_store_reports();
+        std::mem::take(&mut self.events)
+    }
+}
+
+/// Keyspace notifications: Redis's event classes and what a command records.
+pub mod notify {
+    use bytes::Bytes;
+
+    /// `K`: publish on `__keyspace@<db>__:<key>`.
+    pub const KEYSPACE: u32 = 1 << 0;
+    /// `E`: publish on `__keyevent@<db>__:<event>`.
+    pub const KEYEVENT: u32 = 1 << 1;
+    pub const GENERIC: u32 = 1 << 2;
+    pub const STRING: u32 = 1 << 3;
+    pub const LIST: u32 = 1 << 4;
+    pub const SET: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const ZSET: u32 = 1 << 7;
+    pub const EXPIRED: u32 = 1 << 8;
+    pub const EVICTED: u32 = 1 << 9;
+    pub const STREAM: u32 = 1 << 10;
+    pub const KEY_MISS: u32 = 1 << 11;
+    pub const MODULE: u32 = 1 << 12;
+    pub const NEW: u32 = 1 << 14;
+
+    /// The flags a command tests: `flags` as configured, or 0 when neither `K` nor `E` is
+    /// set (Redis then publishes nothing).
+    pub fn effective(flags: u32) -> u32 {
+        if flags & (KEYSPACE | KEYEVENT) == 0 {
+            0
+        } else {
+            flags
+        }
+    }
+
+    /// What the store should report for `flags` ([`shoal_store::db::Db::set_reporting`]).
+    pub fn store_reporting(flags: u32) -> shoal_store::db::Reporting {
+        shoal_store::db::Reporting { expired: flags & EXPIRED != 0, miss: flags & KEY_MISS != 0, new: flags & NEW != 0 }
+    }
+
+    /// One event a command raised: published as `__keyspace@<db>__:<key>` with the event
+    /// name, and `__keyevent@<db>__:<event>` with the key.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct KeyEvent {
+        pub db: usize,
+        pub event: &'static str,
+        pub key: Bytes,
     }
 }
 
@@ -171,5 +296,73 @@ pub fn reply<T>(result: Result<T, Frame>, ok: impl FnOnce(T) -> Frame) -> Frame 
     match result {
         Ok(value) => ok(value),
         Err(error) => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::Harness;
+
+    fn events(harness: &Harness, command: &[&str]) -> Vec<(&'static str, String)> {
+        harness.run(command);
+        harness.take_events()
+    }
+
+    fn owned(expected: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        expected.iter().map(|(event, key)| (*event, key.to_string())).collect()
+    }
+
+    #[test]
+    fn commands_raise_nothing_while_notifications_are_off() {
+        let harness = Harness::default();
+        assert_eq!(events(&harness, &["SET", "k", "v", "EX", "10"]), owned(&[]));
+        assert_eq!(events(&harness, &["GET", "missing"]), owned(&[]));
+        assert!(harness.events.borrow().capacity() == 0, "nothing was even allocated");
+    }
+
+    #[test]
+    fn a_new_key_is_new_before_the_commands_own_events() {
+        let harness = Harness::notifying();
+        assert_eq!(events(&harness, &["SET", "k", "v", "EX", "10"]), owned(&[("new", "k"), ("set", "k"), ("expire", "k")]));
+        assert_eq!(events(&harness, &["SET", "k", "w"]), owned(&[("set", "k")]));
+    }
+
+    #[test]
+    fn a_pop_that_empties_a_list_raises_the_pop_then_del() {
+        let harness = Harness::notifying();
+        harness.run(&["RPUSH", "{l}a", "x"]);
+        harness.take_events();
+        assert_eq!(
+            events(&harness, &["LMOVE", "{l}a", "{l}b", "LEFT", "RIGHT"]),
+            owned(&[("new", "{l}b"), ("rpush", "{l}b"), ("lpop", "{l}a"), ("del", "{l}a")])
+        );
+    }
+
+    #[test]
+    fn a_read_of_a_missing_key_is_a_keymiss() {
+        let harness = Harness::notifying();
+        assert_eq!(events(&harness, &["GET", "missing"]), owned(&[("keymiss", "missing")]));
+        assert_eq!(events(&harness, &["OBJECT", "ENCODING", "missing"]), owned(&[]), "OBJECT looks up without notifying");
+    }
+
+    #[test]
+    fn a_key_expired_on_access_is_expired_before_anything_else() {
+        let mut harness = Harness::notifying();
+        harness.run(&["SET", "k", "v", "PX", "5"]);
+        harness.take_events();
+        harness.now_ms += 10;
+        assert_eq!(events(&harness, &["LPUSH", "k", "a"]), owned(&[("expired", "k"), ("new", "k"), ("lpush", "k")]));
+    }
+
+    #[test]
+    fn a_rename_across_cores_raises_both_events_in_order() {
+        let harness = Harness::notifying();
+        harness.run(&["SET", "a", "v"]);
+        harness.take_events();
+        let got = events(&harness, &["RENAME", "a", "b"]);
+        assert_eq!(
+            got.iter().filter(|(event, _)| event.starts_with("rename")).cloned().collect::<Vec<_>>(),
+            owned(&[("rename_from", "a"), ("rename_to", "b")])
+        );
     }
 }

@@ -553,15 +553,24 @@ fn store_items(request: &Request, points: Vec<Point>) -> Items {
     points.into_iter().map(|p| (p.member, if request.store_dist { p.dist } else { p.score })).collect()
 }
 
+/// The event of a search that stores its result.
+fn store_event(kind: Kind) -> &'static str {
+    if kind == Kind::Search {
+        "geosearchstore"
+    } else {
+        "georadiusstore"
+    }
+}
+
 /// The whole search on one core.
 fn search_local(ctx: &mut Ctx, args: &[Bytes], kind: Kind, store_allowed: bool) -> Frame {
-    let (now, proto, limits) = (ctx.now_ms, ctx.proto, ctx.settings.limits);
+    let (now, proto) = (ctx.now_ms, ctx.proto);
     let (request, points) = match op_search(ctx.db(), args, kind, store_allowed, now) {
         Ok(found) => found,
         Err(e) => return e,
     };
     match &request.store {
-        Some(dst) => args::int(zsets::op_store(ctx.db(), dst, store_items(&request, points), &limits, now, true)),
+        Some(dst) => args::int(zsets::store(ctx, dst, store_items(&request, points), true, store_event(kind))),
         None => search_reply(&request, points, proto),
     }
 }
@@ -583,11 +592,9 @@ async fn search_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>, kind: Kin
     match request.store.clone() {
         Some(dst) => {
             let items = store_items(&request, points);
-            let stored = ctx::hop_one(coordinator, zsets::shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
-                let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                zsets::op_store(ctx.db(), &dst, items, &limits, now, true)
-            })
-            .await;
+            let stored =
+                ctx::hop_one(coordinator, zsets::shard_of(coordinator, &dst), move |ctx: &mut Ctx| zsets::store(ctx, &dst, items, true, store_event(kind)))
+                    .await;
             args::int(stored)
         }
         None => search_reply(&request, points, coordinator.proto()),

@@ -16,7 +16,7 @@ use shoal_store::types::Hash;
 use shoal_store::{Db, Limits, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Ctx};
+use crate::ctx::{self, notify, Ctx};
 use crate::errors;
 use crate::strings::long_double::{self, LongDouble};
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
@@ -245,7 +245,11 @@ fn set_pairs(ctx: &mut Ctx, args: &[Bytes], name: &str) -> Result<usize, Frame> 
         return Err(errors::wrong_arity(name));
     }
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    op_hset(ctx.db(), &args[1], &args[2..], &limits, now)
+    let added = op_hset(ctx.db(), &args[1], &args[2..], &limits, now);
+    if added.is_ok() {
+        ctx.notify(notify::HASH, "hset", &args[1]);
+    }
+    added
 }
 
 /// HSET key field value [field value ...]
@@ -268,7 +272,11 @@ pub fn op_hsetnx(db: &mut Db, key: &[u8], field: &[u8], value: &[u8], limits: &L
 /// HSETNX key field value
 fn hsetnx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_hsetnx(ctx.db(), &args[1], &args[2], &args[3], &limits, now), args::int)
+    let added = op_hsetnx(ctx.db(), &args[1], &args[2], &args[3], &limits, now);
+    if matches!(added, Ok(true)) {
+        ctx.notify(notify::HASH, "hset", &args[1]);
+    }
+    ctx::reply(added, args::int)
 }
 
 // ---- Reads of fields ---------------------------------------------------------------------
@@ -346,7 +354,12 @@ pub fn op_hdel(db: &mut Db, key: &[u8], fields: &[Bytes], now_ms: u64) -> Result
 /// HDEL key field [field ...]
 fn hdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_hdel(ctx.db(), &args[1], &args[2..], now), args::int)
+    let removed = op_hdel(ctx.db(), &args[1], &args[2..], now);
+    if matches!(removed, Ok(n) if n > 0) {
+        ctx.notify(notify::HASH, "hdel", &args[1]);
+        ctx.notify_del_if_gone(&args[1]);
+    }
+    ctx::reply(removed, args::int)
 }
 
 // ---- HKEYS, HVALS, HGETALL ---------------------------------------------------------------
@@ -438,7 +451,11 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_hincrby(ctx.db(), &args[1], &args[2], increment, &limits, now), args::int)
+    let sum = op_hincrby(ctx.db(), &args[1], &args[2], increment, &limits, now);
+    if sum.is_ok() {
+        ctx.notify(notify::HASH, "hincrby", &args[1]);
+    }
+    ctx::reply(sum, args::int)
 }
 
 /// Adds `increment` (finite) to the number in `field` (0 when absent) in `long double`, as
@@ -469,7 +486,11 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Some(increment) => increment,
     };
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_hincrbyfloat(ctx.db(), &args[1], &args[2], increment, &limits, now), Frame::Bulk)
+    let sum = op_hincrbyfloat(ctx.db(), &args[1], &args[2], increment, &limits, now);
+    if sum.is_ok() {
+        ctx.notify(notify::HASH, "hincrbyfloat", &args[1]);
+    }
+    ctx::reply(sum, Frame::Bulk)
 }
 
 // ---- HRANDFIELD --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ use shoal_resp::Frame;
 use shoal_store::{slot, Db, Str, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
@@ -148,7 +148,11 @@ pub fn op_pfadd(db: &mut Db, key: &[u8], elements: &[Bytes], sparse_len_max: u64
 /// PFADD key [element [element ...]]
 fn pfadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let (now, sparse_len_max) = (ctx.now_ms, ctx.settings.hll_sparse_max_bytes);
-    ctx::reply(op_pfadd(ctx.db(), &args[1], &args[2..], sparse_len_max, now), args::int)
+    let updated = op_pfadd(ctx.db(), &args[1], &args[2..], sparse_len_max, now);
+    if matches!(updated, Ok(true)) {
+        ctx.notify(notify::STRING, "pfadd", &args[1]);
+    }
+    ctx::reply(updated, args::int)
 }
 
 // ---- PFCOUNT, PFMERGE ------------------------------------------------------------------
@@ -294,7 +298,11 @@ fn pfmerge(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(merged) => merged,
         Err((_, e)) => return e,
     };
-    ctx::reply(op_merge_store(db, &args[1], &merged, sparse_len_max, now), |_| args::ok())
+    let stored = op_merge_store(db, &args[1], &merged, sparse_len_max, now);
+    if stored.is_ok() {
+        ctx.notify(notify::STRING, "pfadd", &args[1]);
+    }
+    ctx::reply(stored, |_| args::ok())
 }
 
 fn pfmerge_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
@@ -307,7 +315,11 @@ fn pfmerge_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFut
         let shard = slot::key_shard(&destination, coordinator.shard_count());
         let stored = ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
             let (now, sparse_len_max) = (ctx.now_ms, ctx.settings.hll_sparse_max_bytes);
-            op_merge_store(ctx.db(), &destination, &merged, sparse_len_max, now)
+            let stored = op_merge_store(ctx.db(), &destination, &merged, sparse_len_max, now);
+            if stored.is_ok() {
+                ctx.notify(notify::STRING, "pfadd", &destination);
+            }
+            stored
         })
         .await;
         ctx::reply(stored, |_| args::ok())

@@ -27,7 +27,7 @@ use shoal_resp::Frame;
 use shoal_store::{slot, Db, Detached, Entry, Str, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
@@ -352,6 +352,7 @@ pub fn op_del(ctx: &mut Ctx, keys: &[Bytes], lazy: bool) -> usize {
         if let Some(entry) = db.remove(key) {
             removed += 1;
             ctx.shard.dispose(entry.value, lazy);
+            ctx.notify(notify::GENERIC, "del", key);
         }
     }
     // One change per key removed, as Redis counts DEL.
@@ -480,11 +481,10 @@ fn expire_at_ms(value: i64, unit_ms: i64, base_ms: i64) -> Option<i64> {
 }
 
 /// Sets the expiry of `key` to `at_ms` (absolute Unix milliseconds) if `condition` allows;
-/// a time that is not in the future deletes the key. Returns whether it set or deleted.
-pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition, now_ms: u64) -> bool {
-    if db.lookup_write(key, now_ms).is_none() {
-        return false;
-    }
+/// a time that is not in the future deletes the key. Returns the event of what it did
+/// (`expire`, or `del` when it deleted), None when it did nothing.
+pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition, now_ms: u64) -> Option<&'static str> {
+    db.lookup_write(key, now_ms)?;
     let current = db.expire_at(key).map(|at| at as i64);
     let blocked = match current {
         // No TTL counts as an infinite one: never less than a new time, always greater.
@@ -492,17 +492,18 @@ pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition
         Some(current) => condition.nx || (condition.gt && at_ms <= current) || (condition.lt && at_ms >= current),
     };
     if blocked {
-        return false;
+        return None;
     }
+    db.add_changes(1);
     if at_ms <= now_ms as i64 {
         let removed = db.remove(key);
         debug_assert!(removed.is_some(), "the key was just found");
+        Some("del")
     } else {
         let set = db.set_expire(key, Some(at_ms as u64));
         debug_assert!(set, "the key was just found");
+        Some("expire")
     }
-    db.add_changes(1);
-    true
 }
 
 /// The generic form of EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT (Redis's `expireGenericCommand`).
@@ -520,7 +521,11 @@ fn expire_generic(ctx: &mut Ctx, args: &[Bytes], name: &str, unit_ms: i64, absol
     let Some(at_ms) = expire_at_ms(value, unit_ms, base_ms) else {
         return errors::invalid_expire(name);
     };
-    Frame::Integer(op_expire(ctx.db(), &args[1], at_ms, condition, now) as i64)
+    let event = op_expire(ctx.db(), &args[1], at_ms, condition, now);
+    if let Some(event) = event {
+        ctx.notify(notify::GENERIC, event, &args[1]);
+    }
+    Frame::Integer(event.is_some() as i64)
 }
 
 /// EXPIRE key seconds [NX | XX | GT | LT]
@@ -607,7 +612,11 @@ pub fn op_persist(db: &mut Db, key: &[u8], now_ms: u64) -> bool {
 /// PERSIST key
 fn persist(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    Frame::Integer(op_persist(ctx.db(), &args[1], now) as i64)
+    let removed = op_persist(ctx.db(), &args[1], now);
+    if removed {
+        ctx.notify(notify::GENERIC, "persist", &args[1]);
+    }
+    Frame::Integer(removed as i64)
 }
 
 // ---- RENAME, RENAMENX -----------------------------------------------------------------
@@ -687,17 +696,52 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
     // One change for the whole rename, counted where the key arrives (taking it out and
     // putting it back count nothing).
     ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
+        let replaced = replaces(ctx, &destination, ctx.db_index);
         op_put(ctx, &destination, entry);
+        notify_replaced(ctx, &destination, ctx.db_index, replaced);
         ctx.db().add_changes(1);
+        // Both events from here, so that they are published in order from one core.
+        ctx.notify(notify::GENERIC, "rename_from", &source);
+        ctx.notify(notify::GENERIC, "rename_to", &destination);
     })
     .await;
     Ok(true)
 }
 
+/// Whether writing `key` of database `db` replaces a key there, when `new` events are on:
+/// Redis deletes the old key and adds the new one (RENAME, COPY ... REPLACE, RESTORE ...
+/// REPLACE), which raises `new` where we overwrite in place.
+fn replaces(ctx: &mut Ctx, key: &[u8], db: usize) -> bool {
+    ctx.notifying(notify::NEW) && {
+        let now = ctx.now_ms;
+        ctx.shard.dbs[db].lookup_quiet(key, now).is_some()
+    }
+}
+
+/// The `new` event of a key that replaced another (see [`replaces`]).
+fn notify_replaced(ctx: &mut Ctx, key: &[u8], db: usize, replaced: bool) {
+    if replaced {
+        ctx.notify_db(notify::NEW, "new", key, db);
+    }
+}
+
+/// [`op_rename`] with its events: `rename_from`, then `rename_to` (none for a key renamed
+/// onto itself).
+fn rename_local(ctx: &mut Ctx, args: &[Bytes], only_if_absent: bool) -> Result<bool, Frame> {
+    let now = ctx.now_ms;
+    let replaced = replaces(ctx, &args[2], ctx.db_index);
+    let renamed = op_rename(ctx.db(), &args[1], &args[2], only_if_absent, now);
+    if matches!(renamed, Ok(true)) && args[1] != args[2] {
+        notify_replaced(ctx, &args[2], ctx.db_index, replaced);
+        ctx.notify(notify::GENERIC, "rename_from", &args[1]);
+        ctx.notify(notify::GENERIC, "rename_to", &args[2]);
+    }
+    renamed
+}
+
 /// RENAME key newkey
 fn rename(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(op_rename(ctx.db(), &args[1], &args[2], false, now), |_| args::ok())
+    ctx::reply(rename_local(ctx, args, false), |_| args::ok())
 }
 
 fn rename_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
@@ -706,8 +750,7 @@ fn rename_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutu
 
 /// RENAMENX key newkey
 fn renamenx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let now = ctx.now_ms;
-    ctx::reply(op_rename(ctx.db(), &args[1], &args[2], true, now), args::int)
+    ctx::reply(rename_local(ctx, args, true), args::int)
 }
 
 fn renamenx_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
@@ -778,7 +821,13 @@ fn copy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let Some(copied) = op_copy_read(ctx.db(), &args[1], now) else {
         return Frame::Integer(0);
     };
-    Frame::Integer(op_copy_write(&mut ctx.shard.dbs[options.db], &args[2], copied, options.replace, now) as i64)
+    let replaced = replaces(ctx, &args[2], options.db);
+    let written = op_copy_write(&mut ctx.shard.dbs[options.db], &args[2], copied, options.replace, now);
+    if written {
+        notify_replaced(ctx, &args[2], options.db, replaced);
+        ctx.notify_db(notify::GENERIC, "copy_to", &args[2], options.db);
+    }
+    Frame::Integer(written as i64)
 }
 
 /// COPY across cores: the first hop parses the options (it needs the number of databases)
@@ -802,7 +851,13 @@ fn copy_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture
             Ok((options, Some(copied))) => {
                 let written = ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
                     let now = ctx.now_ms;
-                    op_copy_write(&mut ctx.shard.dbs[options.db], &destination, copied, options.replace, now)
+                    let replaced = replaces(ctx, &destination, options.db);
+                    let written = op_copy_write(&mut ctx.shard.dbs[options.db], &destination, copied, options.replace, now);
+                    if written {
+                        notify_replaced(ctx, &destination, options.db, replaced);
+                        ctx.notify_db(notify::GENERIC, "copy_to", &destination, options.db);
+                    }
+                    written
                 })
                 .await;
                 Frame::Integer(written as i64)
@@ -835,7 +890,12 @@ fn r#move(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         return errors::error(errors::SAME_OBJECT);
     }
     let (from, now) = (ctx.db_index, ctx.now_ms);
-    Frame::Integer(op_move(&mut ctx.shard.dbs, &args[1], from, to, now) as i64)
+    let moved = op_move(&mut ctx.shard.dbs, &args[1], from, to, now);
+    if moved {
+        ctx.notify_db(notify::GENERIC, "move_from", &args[1], from);
+        ctx.notify_db(notify::GENERIC, "move_to", &args[1], to);
+    }
+    Frame::Integer(moved as i64)
 }
 
 // ---- DUMP, RESTORE ---------------------------------------------------------------------
@@ -943,10 +1003,12 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
                 if let Some(entry) = ctx.db().remove(key) {
                     ctx.db().add_changes(1);
                     ctx.shard.dispose(entry.value, lazy);
+                    ctx.notify(notify::GENERIC, "del", key);
                 }
             }
         }
         at => {
+            let replaced = replaces(ctx, key, ctx.db_index);
             let db = ctx.db();
             db.set_with_expire(key, restored.value, at.map(|at| at as u64), now);
             db.add_changes(1);
@@ -954,6 +1016,8 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
                 let set = db.set_lru(key, lru);
                 debug_assert!(set, "the key was just written");
             }
+            notify_replaced(ctx, key, ctx.db_index, replaced);
+            ctx.notify(notify::GENERIC, "restore", key);
         }
     }
 }
@@ -1203,7 +1267,8 @@ fn object(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
 /// the access time).
 fn object_entry<'a>(ctx: &'a mut Ctx, args: &[Bytes]) -> Option<&'a Entry> {
     let now = ctx.now_ms;
-    ctx.db().lookup_read_notouch(&args[2], now)
+    // OBJECT raises no keymiss (Redis looks up with LOOKUP_NONOTIFY).
+    ctx.db().lookup_read_notouch_unreported(&args[2], now)
 }
 
 /// OBJECT ENCODING key

@@ -20,7 +20,7 @@ use shoal_store::types::{Limits, List};
 use shoal_store::{Db, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
+use crate::ctx::{self, notify, Coordinator, Ctx, HopOp, HopResult};
 use crate::errors;
 use crate::table::{self, flags::*, CommandSpec, Handler, KeySpec};
 
@@ -345,7 +345,35 @@ fn move_uncounted(
 
 fn push_generic(ctx: &mut Ctx, args: &[Bytes], to_left: bool, only_if_exists: bool) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_push(ctx.db(), &args[1], to_left, &args[2..], only_if_exists, &limits, now), args::int)
+    let pushed = op_push(ctx.db(), &args[1], to_left, &args[2..], only_if_exists, &limits, now);
+    if matches!(pushed, Ok(len) if len > 0) {
+        ctx.notify(notify::LIST, push_event(to_left), &args[1]);
+    }
+    ctx::reply(pushed, args::int)
+}
+
+/// The event of a push to the head (`lpush`) or the tail.
+pub fn push_event(to_left: bool) -> &'static str {
+    if to_left {
+        "lpush"
+    } else {
+        "rpush"
+    }
+}
+
+/// The event of a pop from the head (`lpop`) or the tail.
+pub fn pop_event(from_left: bool) -> &'static str {
+    if from_left {
+        "lpop"
+    } else {
+        "rpop"
+    }
+}
+
+/// The events of a pop that took something from `key`: the pop, then `del` if it emptied.
+pub fn notify_pop(ctx: &mut Ctx, key: &[u8], from_left: bool) {
+    ctx.notify(notify::LIST, pop_event(from_left), key);
+    ctx.notify_del_if_gone(key);
 }
 
 /// LPUSH key element [element ...]
@@ -395,20 +423,21 @@ fn pop_generic(ctx: &mut Ctx, args: &[Bytes], from_left: bool, name: &str) -> Fr
     };
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
     let db = ctx.db();
+    let popped = op_pop(db, &args[1], from_left, count.map_or(1, |count| usize::try_from(count).unwrap_or(usize::MAX)), &limits, now);
+    if matches!(&popped, Ok(Some(popped)) if !popped.is_empty()) {
+        notify_pop(ctx, &args[1], from_left);
+    }
     match count {
-        None => match op_pop(db, &args[1], from_left, 1, &limits, now) {
+        None => match popped {
             Err(e) => e,
             Ok(None) => Frame::Null,
             Ok(Some(mut popped)) => popped.pop().map_or(Frame::Null, Frame::Bulk),
         },
-        Some(count) => {
-            let count = usize::try_from(count).unwrap_or(usize::MAX);
-            match op_pop(db, &args[1], from_left, count, &limits, now) {
-                Err(e) => e,
-                Ok(None) => Frame::NullArray,
-                Ok(Some(popped)) => Frame::Array(popped.into_iter().map(Frame::Bulk).collect()),
-            }
-        }
+        Some(_) => match popped {
+            Err(e) => e,
+            Ok(None) => Frame::NullArray,
+            Ok(Some(popped)) => Frame::Array(popped.into_iter().map(Frame::Bulk).collect()),
+        },
     }
 }
 
@@ -585,6 +614,7 @@ fn lset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     if list.set(index, &args[3], fill(&limits)) {
         ctx.db().add_changes(1);
+        ctx.notify(notify::LIST, "lset", &args[1]);
         args::ok()
     } else {
         errors::error(INDEX_OUT_OF_RANGE)
@@ -608,6 +638,7 @@ fn linsert(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             if list.insert(&args[3], &args[4], after, fill(&limits)) {
                 let len = list.len();
                 ctx.db().add_changes(1);
+                ctx.notify(notify::LIST, "linsert", &args[1]);
                 args::int(len)
             } else {
                 args::int(-1)
@@ -634,6 +665,10 @@ fn lrem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         db.remove(&args[1]);
     }
     db.add_changes(removed as u64);
+    if removed > 0 {
+        ctx.notify(notify::LIST, "lrem", &args[1]);
+        ctx.notify_del_if_gone(&args[1]);
+    }
     args::int(removed)
 }
 
@@ -659,6 +694,8 @@ fn ltrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     }
     // One change per element trimmed away.
     db.add_changes((head + tail) as u64);
+    ctx.notify(notify::LIST, "ltrim", &args[1]);
+    ctx.notify_del_if_gone(&args[1]);
     args::ok()
 }
 
@@ -681,7 +718,18 @@ fn parse_lmove(args: &[Bytes]) -> Result<(bool, bool), Frame> {
 
 fn move_local(ctx: &mut Ctx, args: &[Bytes], from_left: bool, to_left: bool) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    moved_reply(op_move(ctx.db(), &args[1], &args[2], from_left, to_left, &limits, now))
+    let moved = op_move(ctx.db(), &args[1], &args[2], from_left, to_left, &limits, now);
+    if matches!(moved, Ok(Some(_))) {
+        notify_move(ctx, &args[1], &args[2], from_left, to_left);
+    }
+    moved_reply(moved)
+}
+
+/// The events of a move from `source` to `destination` on one core, in Redis's order: the
+/// push, the pop, and `del` if the source emptied.
+pub fn notify_move(ctx: &mut Ctx, source: &[u8], destination: &[u8], from_left: bool, to_left: bool) {
+    ctx.notify(notify::LIST, push_event(to_left), destination);
+    notify_pop(ctx, source, from_left);
 }
 
 /// LMOVE with source and destination on different cores, in one transaction: check both
@@ -723,11 +771,17 @@ pub async fn move_across_cores(
         ListState::List(_) => {}
     }
     destination_ok?;
-    let popped = ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| {
-        let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-        op_pop(ctx.db(), &source, from_left, 1, &limits, now)
-    })
-    .await?;
+    let popped = {
+        let source = source.clone();
+        ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| {
+            let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+            let popped = op_pop(ctx.db(), &source, from_left, 1, &limits, now)?;
+            // Whether the source emptied, for the events the destination's core raises.
+            Ok::<_, Frame>((popped, ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(&source, now).is_none()))
+        })
+        .await?
+    };
+    let (popped, emptied) = popped;
     let Some(element) = popped.and_then(|mut p| p.pop()) else {
         return Ok(None);
     };
@@ -735,7 +789,17 @@ pub async fn move_across_cores(
     ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
         let (now, limits) = (ctx.now_ms, ctx.settings.limits);
         // The pop counted the move's one change.
-        push_uncounted(ctx.db(), &destination, to_left, &[pushed], false, &limits, now)
+        let pushed = push_uncounted(ctx.db(), &destination, to_left, &[pushed], false, &limits, now);
+        if pushed.is_ok() {
+            // Every event from here, in Redis's order, so that they are published in order
+            // from one core.
+            ctx.notify(notify::LIST, push_event(to_left), &destination);
+            ctx.notify(notify::LIST, pop_event(from_left), &source);
+            if emptied {
+                ctx.notify(notify::GENERIC, "del", &source);
+            }
+        }
+        pushed
     })
     .await?;
     Ok(Some(element))
@@ -853,7 +917,11 @@ pub async fn mpop_across_cores(coordinator: &dyn Coordinator, keys: Vec<Bytes>, 
         let key = key.clone();
         ctx::hop_one(coordinator, shard, move |ctx: &mut Ctx| {
             let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-            op_pop(ctx.db(), &key, from_left, count, &limits, now)
+            let popped = op_pop(ctx.db(), &key, from_left, count, &limits, now);
+            if matches!(&popped, Ok(Some(_))) {
+                notify_pop(ctx, &key, from_left);
+            }
+            popped
         })
         .await?
     };
@@ -867,7 +935,11 @@ fn lmpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    mpop_reply(op_mpop(ctx.db(), &args[2..2 + parsed.numkeys], parsed.from_left, parsed.count, &limits, now))
+    let popped = op_mpop(ctx.db(), &args[2..2 + parsed.numkeys], parsed.from_left, parsed.count, &limits, now);
+    if let Ok(Some((key, _))) = &popped {
+        notify_pop(ctx, key, parsed.from_left);
+    }
+    mpop_reply(popped)
 }
 
 fn lmpop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {

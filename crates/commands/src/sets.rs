@@ -21,7 +21,7 @@ use shoal_store::types::Limits;
 use shoal_store::{Db, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{self, flags::*, CommandSpec, Handler, KeySpec};
 
@@ -258,7 +258,11 @@ pub fn op_add(db: &mut Db, key: &[u8], members: &[Bytes], limits: &Limits, now_m
 /// SADD key member [member ...]
 fn sadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_add(ctx.db(), &args[1], &args[2..], &limits, now), args::int)
+    let added = op_add(ctx.db(), &args[1], &args[2..], &limits, now);
+    if matches!(added, Ok(n) if n > 0) {
+        ctx.notify(notify::SET, "sadd", &args[1]);
+    }
+    ctx::reply(added, args::int)
 }
 
 /// Removes `members` from the set at `key`, deleting it once empty; returns how many were
@@ -286,7 +290,12 @@ pub fn op_remove(db: &mut Db, key: &[u8], members: &[Bytes], now_ms: u64) -> Res
 /// SREM key member [member ...]
 fn srem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_remove(ctx.db(), &args[1], &args[2..], now), args::int)
+    let removed = op_remove(ctx.db(), &args[1], &args[2..], now);
+    if matches!(removed, Ok(n) if n > 0) {
+        ctx.notify(notify::SET, "srem", &args[1]);
+        ctx.notify_del_if_gone(&args[1]);
+    }
+    ctx::reply(removed, args::int)
 }
 
 /// SCARD key
@@ -413,12 +422,22 @@ pub fn op_pop(ctx: &mut Ctx, key: &[u8], count: Option<u64>) -> Result<Vec<Bytes
     Ok(popped)
 }
 
+/// [`op_pop`] with its events: `spop` when it popped, then `del` if the set emptied.
+fn pop_notifying(ctx: &mut Ctx, key: &[u8], count: Option<u64>) -> Result<Vec<Bytes>, Frame> {
+    let popped = op_pop(ctx, key, count);
+    if matches!(&popped, Ok(popped) if !popped.is_empty()) {
+        ctx.notify(notify::SET, "spop", key);
+        ctx.notify_del_if_gone(key);
+    }
+    popped
+}
+
 /// SPOP key [count]
 fn spop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     match args.len() {
-        2 => ctx::reply(op_pop(ctx, &args[1], None), |mut popped| popped.pop().map_or(Frame::Null, Frame::Bulk)),
+        2 => ctx::reply(pop_notifying(ctx, &args[1], None), |mut popped| popped.pop().map_or(Frame::Null, Frame::Bulk)),
         3 => match args::parse_i64(&args[2]) {
-            Ok(count) if count >= 0 => ctx::reply(op_pop(ctx, &args[1], Some(count as u64)), |popped| Frame::Set(bulks(popped))),
+            Ok(count) if count >= 0 => ctx::reply(pop_notifying(ctx, &args[1], Some(count as u64)), |popped| Frame::Set(bulks(popped))),
             _ => errors::error(COUNT_NOT_POSITIVE),
         },
         _ => errors::syntax(),
@@ -445,6 +464,23 @@ fn op_destination_ok(db: &mut Db, destination: &[u8], now_ms: u64) -> Result<(),
     write_set(db, destination, now_ms).map(|_| ())
 }
 
+/// Takes `member` out of the set at `source` (known to hold it), deleting an emptied set,
+/// with its events (`srem`, and `del` if it emptied).
+fn take_member(ctx: &mut Ctx, source: &[u8], member: &[u8]) {
+    let now = ctx.now_ms;
+    op_take_member(ctx.db(), source, member, now);
+    ctx.notify(notify::SET, "srem", source);
+    ctx.notify_del_if_gone(source);
+}
+
+/// Puts `member` into the set at `destination` with its event (`sadd` when it is new).
+fn put_member(ctx: &mut Ctx, destination: &[u8], member: &[u8]) {
+    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+    if op_put_member(ctx.db(), destination, member, &limits, now) {
+        ctx.notify(notify::SET, "sadd", destination);
+    }
+}
+
 /// Takes `member` out of the set at `source` (known to hold it), deleting an emptied set.
 fn op_take_member(db: &mut Db, source: &[u8], member: &[u8], now_ms: u64) {
     if let Ok(Some(set)) = write_set(db, source, now_ms) {
@@ -459,7 +495,7 @@ fn op_take_member(db: &mut Db, source: &[u8], member: &[u8], now_ms: u64) {
 
 /// Puts `member` into the set at `destination` (known to be absent or a set), creating it.
 /// Counts a change when the member is new there (Redis counts SMOVE as SREM plus SADD).
-fn op_put_member(db: &mut Db, destination: &[u8], member: &[u8], limits: &Limits, now_ms: u64) {
+fn op_put_member(db: &mut Db, destination: &[u8], member: &[u8], limits: &Limits, now_ms: u64) -> bool {
     let added = match write_set(db, destination, now_ms) {
         Ok(Some(set)) => set.insert(member, limits),
         _ => {
@@ -470,6 +506,7 @@ fn op_put_member(db: &mut Db, destination: &[u8], member: &[u8], limits: &Limits
         }
     };
     db.add_changes(added as u64);
+    added
 }
 
 /// Redis's order of checks: an absent source is 0 whatever the destination, then the types,
@@ -483,22 +520,22 @@ fn move_check(source: Result<Option<bool>, Frame>, destination: Result<(), Frame
 }
 
 /// Moves `member` between two sets of one core; returns whether it moved.
-pub fn op_move(db: &mut Db, source: &[u8], destination: &[u8], member: &[u8], limits: &Limits, now_ms: u64) -> Result<bool, Frame> {
-    let source_has = op_source_has(db, source, member, now_ms);
-    let destination_ok = op_destination_ok(db, destination, now_ms);
+pub fn op_move(ctx: &mut Ctx, source: &[u8], destination: &[u8], member: &[u8]) -> Result<bool, Frame> {
+    let now = ctx.now_ms;
+    let source_has = op_source_has(ctx.db(), source, member, now);
+    let destination_ok = op_destination_ok(ctx.db(), destination, now);
     let check = move_check(source_has, destination_ok)?;
     if source == destination || check == MoveCheck::Nothing {
         return Ok(check == MoveCheck::Move);
     }
-    op_take_member(db, source, member, now_ms);
-    op_put_member(db, destination, member, limits, now_ms);
+    take_member(ctx, source, member);
+    put_member(ctx, destination, member);
     Ok(true)
 }
 
 /// SMOVE source destination member
 fn smove(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    ctx::reply(op_move(ctx.db(), &args[1], &args[2], &args[3], &limits, now), args::int)
+    ctx::reply(op_move(ctx, &args[1], &args[2], &args[3]), args::int)
 }
 
 /// SMOVE over two cores: check both (nothing changes), then take and put in a second hop
@@ -533,14 +570,8 @@ fn smove_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
         let taken = member.clone();
         ctx::hop_two(
             coordinator,
-            (source_shard, move |ctx: &mut Ctx| {
-                let now = ctx.now_ms;
-                op_take_member(ctx.db(), &source, &taken, now)
-            }),
-            (destination_shard, move |ctx: &mut Ctx| {
-                let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                op_put_member(ctx.db(), &destination, &member, &limits, now)
-            }),
+            (source_shard, move |ctx: &mut Ctx| take_member(ctx, &source, &taken)),
+            (destination_shard, move |ctx: &mut Ctx| put_member(ctx, &destination, &member)),
         )
         .await;
         args::int(1)
@@ -663,14 +694,27 @@ fn compute(request: &Request, sets: &[Option<&Set>], limits: &Limits) -> Compute
 /// Writes a *STORE result: the set replaces whatever `destination` held (and its TTL), or an
 /// empty result deletes it. Returns the size stored.
 /// One change, unless an empty result met no destination to delete.
-fn op_store(db: &mut Db, destination: &[u8], set: Set, now_ms: u64) -> usize {
+/// Raises the store's event (`sinterstore` and friends), or `del` when an empty result
+/// deleted the destination.
+fn op_store(ctx: &mut Ctx, algebra: Algebra, destination: &[u8], set: Set) -> usize {
+    let now_ms = ctx.now_ms;
+    let db = ctx.db();
     let len = set.len();
     if len == 0 {
         let removed = db.remove(destination).is_some();
         db.add_changes(removed as u64);
+        if removed {
+            ctx.notify(notify::GENERIC, "del", destination);
+        }
     } else {
         db.set(destination, Value::Set(Box::new(set)), now_ms);
         db.add_changes(1);
+        let event = match algebra {
+            Algebra::Inter => "sinterstore",
+            Algebra::Union => "sunionstore",
+            Algebra::Diff => "sdiffstore",
+        };
+        ctx.notify(notify::SET, event, destination);
     }
     len
 }
@@ -730,7 +774,7 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
         }
     }
     Ok(match (computed, &request.output) {
-        (Computed::Store(set), Output::Store(destination)) => Outcome::Count(op_store(db, destination, set, now)),
+        (Computed::Store(set), Output::Store(destination)) => Outcome::Count(op_store(ctx, request.algebra, destination, set)),
         (Computed::Store(_), _) => unreachable!("only a store request computes a set to store"),
         (Computed::Members(members), _) => Outcome::Members(members),
         (Computed::Card(count), _) => Outcome::Count(count),
@@ -766,10 +810,10 @@ async fn algebra_across_cores(coordinator: &dyn Coordinator, request: Request) -
             // stored there.
             let destination_shard = shoal_store::slot::key_shard(&destination, shard_count);
             let stored = ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
-                let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+                let limits = ctx.settings.limits;
                 let refs: Vec<Option<&Set>> = sets.iter().map(|s| s.as_ref()).collect();
                 match compute(&request, &refs, &limits) {
-                    Computed::Store(set) => op_store(ctx.db(), &destination, set, now),
+                    Computed::Store(set) => op_store(ctx, request.algebra, &destination, set),
                     _ => unreachable!("a store request computes a set"),
                 }
             })

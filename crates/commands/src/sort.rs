@@ -44,7 +44,7 @@ use shoal_store::types::List;
 use shoal_store::Value;
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx, HopOp, HopResult};
+use crate::ctx::{self, notify, Coordinator, Ctx, HopOp, HopResult};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 use crate::zsets::parse::strtod;
@@ -633,9 +633,13 @@ fn op_store(ctx: &mut Ctx, destination: &[u8], stored: Stored) -> usize {
     if len == 0 {
         let removed = db.remove(destination).is_some();
         db.add_changes(removed as u64);
+        if removed {
+            ctx.notify(notify::GENERIC, "del", destination);
+        }
     } else {
         db.set(destination, Value::List(Box::new(list)), now);
         db.add_changes(len as u64);
+        ctx.notify(notify::LIST, "sortstore", destination);
     }
     len
 }
@@ -1213,7 +1217,7 @@ mod tests {
         let mut run = |args: &[&str]| -> Frame {
             let args: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a.as_bytes())).collect();
             let Handler::Keys { local, .. } = crate::table::lookup(&args[0]).expect("a command").handler else { panic!("{:?} runs on a core", args[0]) };
-            let mut ctx = Ctx { shard: &mut shard, db_index: 0, now_ms: 1_700_000_000_000, proto: shoal_resp::Protocol::Resp2, settings: &settings };
+            let mut ctx = Ctx::new(&mut shard, 0, 1_700_000_000_000, shoal_resp::Protocol::Resp2, &settings);
             local(&mut ctx, &args).into_plain()
         };
         run(&["RPUSH", "l", "3", "1", "2"]);

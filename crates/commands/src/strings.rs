@@ -15,7 +15,7 @@ use shoal_store::value::EMBSTR_LEN_MAX;
 use shoal_store::{Db, Str, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
@@ -418,11 +418,20 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     if !blocked {
         op_set_string(db, key, &args[2], ttl, now);
+        notify_set(ctx, key, matches!(ttl, Ttl::At(_)));
     }
     match (options.get, blocked) {
         (true, _) => bulk_or_null(old),
         (false, true) => Frame::Null,
         (false, false) => args::ok(),
+    }
+}
+
+/// SET's events: `set`, then `expire` when it set a TTL.
+fn notify_set(ctx: &mut Ctx, key: &[u8], with_ttl: bool) {
+    ctx.notify(notify::STRING, "set", key);
+    if with_ttl {
+        ctx.notify(notify::GENERIC, "expire", key);
     }
 }
 
@@ -438,7 +447,11 @@ pub fn op_setnx(db: &mut Db, key: &[u8], value: &[u8], now_ms: u64) -> bool {
 /// SETNX key value
 fn setnx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    Frame::Integer(op_setnx(ctx.db(), &args[1], &args[2], now) as i64)
+    let set = op_setnx(ctx.db(), &args[1], &args[2], now);
+    if set {
+        notify_set(ctx, &args[1], false);
+    }
+    Frame::Integer(set as i64)
 }
 
 /// SETEX and PSETEX: a relative expiry in `form`'s unit, then the value.
@@ -447,6 +460,7 @@ fn setex_generic(ctx: &mut Ctx, args: &[Bytes], form: ExpireForm, command: &str)
     match form.expire_at(&args[2], now, command) {
         Ok(at) => {
             op_set_string(ctx.db(), &args[1], &args[3], Ttl::At(at), now);
+            notify_set(ctx, &args[1], true);
             args::ok()
         }
         Err(e) => e,
@@ -473,7 +487,11 @@ pub fn op_getset(db: &mut Db, key: &[u8], value: &[u8], now_ms: u64) -> Result<O
 /// GETSET key value
 fn getset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_getset(ctx.db(), &args[1], &args[2], now), bulk_or_null)
+    let old = op_getset(ctx.db(), &args[1], &args[2], now);
+    if old.is_ok() {
+        ctx.notify(notify::STRING, "set", &args[1]);
+    }
+    ctx::reply(old, bulk_or_null)
 }
 
 /// Removes `key` and returns its value.
@@ -489,7 +507,11 @@ pub fn op_getdel(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Option<Bytes>, 
 /// GETDEL key
 fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_getdel(ctx.db(), &args[1], now), bulk_or_null)
+    let value = op_getdel(ctx.db(), &args[1], now);
+    if matches!(value, Ok(Some(_))) {
+        ctx.notify(notify::GENERIC, "del", &args[1]);
+    }
+    ctx::reply(value, bulk_or_null)
 }
 
 /// What GETEX does to the TTL.
@@ -504,35 +526,41 @@ enum TtlChange<'a> {
 
 /// Reads the string at `key` and changes its TTL. Redis checks the expiry value only when
 /// the key exists and holds a string, so a missing key is nil whatever the value.
-fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<Option<Bytes>, Frame> {
+/// Also returns the event the change raised (`expire`, `persist` or `del`), if any.
+fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<(Option<Bytes>, Option<&'static str>), Frame> {
     let value = match db.lookup_read(key, now_ms) {
-        None => return Ok(None),
+        None => return Ok((None, None)),
         Some(entry) => match &entry.value {
             Value::Str(s) => s.to_bytes(),
             #[allow(unreachable_patterns)]
             _ => return Err(errors::wrong_type()),
         },
     };
-    match change {
-        TtlChange::Keep => {}
+    let event = match change {
+        TtlChange::Keep => None,
         // Only a TTL removed counts (Redis's PERSIST rule).
         TtlChange::Persist => {
             if db.expire_at(key).is_some() {
                 db.set_expire(key, None);
                 db.add_changes(1);
+                Some("persist")
+            } else {
+                None
             }
         }
         TtlChange::Expire(form, arg) => {
             let at = form.expire_at(arg, now_ms, "getex")?;
+            db.add_changes(1);
             if form.absolute() && at <= now_ms {
                 db.remove(key);
+                Some("del")
             } else {
                 db.set_expire(key, Some(at));
+                Some("expire")
             }
-            db.add_changes(1);
         }
-    }
-    Ok(Some(value))
+    };
+    Ok((Some(value), event))
 }
 
 /// GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]
@@ -547,7 +575,11 @@ fn getex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         None => TtlChange::Keep,
     };
     let now = ctx.now_ms;
-    ctx::reply(op_getex(ctx.db(), &args[1], change, now), bulk_or_null)
+    let result = op_getex(ctx.db(), &args[1], change, now);
+    if let Ok((_, Some(event))) = &result {
+        ctx.notify(notify::GENERIC, event, &args[1]);
+    }
+    ctx::reply(result.map(|(value, _)| value), bulk_or_null)
 }
 
 /// Redis's `checkStringLength`: a string of `len + extra` bytes must fit proto-max-bulk-len.
@@ -586,7 +618,11 @@ pub fn op_append(db: &mut Db, key: &[u8], tail: &[u8], len_max: u64, now_ms: u64
 /// APPEND key value
 fn append(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let (now, len_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
-    ctx::reply(op_append(ctx.db(), &args[1], &args[2], len_max, now), args::int)
+    let len = op_append(ctx.db(), &args[1], &args[2], len_max, now);
+    if len.is_ok() {
+        ctx.notify(notify::STRING, "append", &args[1]);
+    }
+    ctx::reply(len, args::int)
 }
 
 /// The length of the string at `key`, 0 when missing.
@@ -636,7 +672,11 @@ pub fn op_incrbyfloat(db: &mut Db, key: &[u8], increment: &[u8], now_ms: u64) ->
 /// INCRBYFLOAT key increment
 fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_incrbyfloat(ctx.db(), &args[1], &args[2], now), Frame::Bulk)
+    let value = op_incrbyfloat(ctx.db(), &args[1], &args[2], now);
+    if value.is_ok() {
+        ctx.notify(notify::STRING, "incrbyfloat", &args[1]);
+    }
+    ctx::reply(value, Frame::Bulk)
 }
 
 /// The byte range GETRANGE returns from a string of `len` bytes, as Redis computes it:
@@ -726,7 +766,12 @@ fn setrange(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(e) => return e,
     };
     let (now, len_max) = (ctx.now_ms, ctx.settings.proto_max_bulk_len);
-    ctx::reply(op_setrange(ctx.db(), &args[1], offset, &args[3], len_max, now), args::int)
+    let len = op_setrange(ctx.db(), &args[1], offset, &args[3], len_max, now);
+    // An empty value changes nothing (Redis returns before it notifies).
+    if len.is_ok() && !args[3].is_empty() {
+        ctx.notify(notify::STRING, "setrange", &args[1]);
+    }
+    ctx::reply(len, args::int)
 }
 
 /// LCS's options.
@@ -952,12 +997,12 @@ fn pairs_ok(args: &[Bytes], name: &str) -> Result<(), Frame> {
 /// Sets every (key, value) pair; `pairs` alternates keys and values.
 fn op_mset(ctx: &mut Ctx, pairs: &[Bytes]) {
     let now = ctx.now_ms;
-    let db = ctx.db();
     for pair in pairs.chunks_exact(2) {
-        db.set(&pair[0], Value::Str(Str::from_bytes(&pair[1])), now);
+        ctx.db().set(&pair[0], Value::Str(Str::from_bytes(&pair[1])), now);
+        ctx.notify(notify::STRING, "set", &pair[0]);
     }
     // One change per pair, as Redis counts MSET.
-    db.add_changes((pairs.len() / 2) as u64);
+    ctx.db().add_changes((pairs.len() / 2) as u64);
 }
 
 /// MSET key value [key value ...]
@@ -1046,7 +1091,11 @@ pub fn op_incr(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64, 
 
 fn incr_generic(ctx: &mut Ctx, key: &[u8], delta: i64) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_incr(ctx.db(), key, delta, now), Frame::Integer)
+    let value = op_incr(ctx.db(), key, delta, now);
+    if value.is_ok() {
+        ctx.notify(notify::STRING, "incrby", key);
+    }
+    ctx::reply(value, Frame::Integer)
 }
 
 /// INCR key

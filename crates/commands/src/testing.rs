@@ -21,6 +21,8 @@ pub struct Harness {
     pub now_ms: u64,
     pub db_index: usize,
     pub settings: Settings,
+    /// The keyspace events the commands raised, as (event, key), oldest first.
+    pub events: RefCell<Vec<(&'static str, Bytes)>>,
 }
 
 impl Default for Harness {
@@ -30,6 +32,7 @@ impl Default for Harness {
             now_ms: 1_700_000_000_000,
             db_index: 0,
             settings: Settings::default(),
+            events: RefCell::new(Vec::new()),
         }
     }
 }
@@ -37,8 +40,26 @@ impl Default for Harness {
 impl Harness {
     fn run_on(&self, shard: usize, f: impl FnOnce(&mut Ctx) -> Frame) -> Frame {
         let mut shards = self.shards.borrow_mut();
-        let mut ctx = Ctx { shard: &mut shards[shard], db_index: self.db_index, now_ms: self.now_ms, proto: Protocol::Resp2, settings: &self.settings };
-        f(&mut ctx)
+        let mut ctx = Ctx::new(&mut shards[shard], self.db_index, self.now_ms, Protocol::Resp2, &self.settings);
+        let reply = f(&mut ctx);
+        self.events.borrow_mut().extend(ctx.take_events().into_iter().map(|e| (e.event, e.key)));
+        reply
+    }
+
+    /// A harness whose commands raise keyspace events of every class (`KEA` plus `n` and `m`).
+    pub fn notifying() -> Harness {
+        let mut harness = Harness::default();
+        harness.settings.notify_keyspace_events = u32::MAX;
+        let reporting = crate::ctx::notify::store_reporting(u32::MAX);
+        for shard in harness.shards.get_mut() {
+            shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        }
+        harness
+    }
+
+    /// The events raised since the last call, as (event, key).
+    pub fn take_events(&self) -> Vec<(&'static str, String)> {
+        self.events.borrow_mut().drain(..).map(|(event, key)| (event, String::from_utf8_lossy(&key).into_owned())).collect()
     }
 
     /// Runs one command and returns its reply.
@@ -89,8 +110,10 @@ impl Coordinator for Harness {
             .into_iter()
             .map(|(shard, op)| {
                 let mut shards = self.shards.borrow_mut();
-                let mut ctx = Ctx { shard: &mut shards[shard], db_index: self.db_index, now_ms: self.now_ms, proto: Protocol::Resp2, settings: &self.settings };
-                op(&mut ctx)
+                let mut ctx = Ctx::new(&mut shards[shard], self.db_index, self.now_ms, Protocol::Resp2, &self.settings);
+                let result = op(&mut ctx);
+                self.events.borrow_mut().extend(ctx.take_events().into_iter().map(|e| (e.event, e.key)));
+                result
             })
             .collect();
         async move { results }.boxed_local()

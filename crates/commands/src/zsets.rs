@@ -21,7 +21,7 @@ use shoal_store::types::{Set, ZSet};
 use shoal_store::{Db, Limits, Value};
 
 use crate::args::{self, is};
-use crate::ctx::{self, Coordinator, Ctx};
+use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
 use crate::table::{self, flags::*, CommandSpec, Handler, KeySpec};
 use parse::{strict_f64, LexRange, ScoreRange};
@@ -478,6 +478,30 @@ pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limit
     len
 }
 
+/// [`op_store`] with its event: `event` when it stored, `del` when an empty result deleted
+/// the destination.
+pub(crate) fn store(ctx: &mut Ctx, key: &[u8], items: Items, per_member: bool, event: &'static str) -> usize {
+    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+    let empty = items.is_empty();
+    let existed = empty && ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(key, now).is_some();
+    let len = op_store(ctx.db(), key, items, &limits, now, per_member);
+    if !empty {
+        ctx.notify(notify::ZSET, event, key);
+    } else if existed {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+    len
+}
+
+/// The events of a removal from `key`: `event` when something went, then `del` if the
+/// sorted set emptied.
+fn notify_removed(ctx: &mut Ctx, key: &[u8], removed: bool, event: &'static str) {
+    if removed {
+        ctx.notify(notify::ZSET, event, key);
+        ctx.notify_del_if_gone(key);
+    }
+}
+
 // ---- ZADD, ZINCRBY, ZREM ----------------------------------------------------------------
 
 #[derive(Clone, Copy, Default)]
@@ -596,6 +620,9 @@ fn zadd_generic(ctx: &mut Ctx, args: &[Bytes], incr: bool) -> Frame {
     if let Ok(outcome) = &outcome {
         // One change per member added or updated, as Redis counts ZADD.
         ctx.db().add_changes((outcome.added + outcome.updated) as u64);
+        if outcome.added + outcome.updated > 0 {
+            ctx.notify(notify::ZSET, if flags.incr { "zincr" } else { "zadd" }, &args[1]);
+        }
     }
     match outcome {
         Err(e) => e,
@@ -632,7 +659,9 @@ fn op_rem(db: &mut Db, key: &[u8], members: &[Bytes], now_ms: u64) -> Result<usi
 /// ZREM key member [member ...]
 fn zrem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    ctx::reply(op_rem(ctx.db(), &args[1], &args[2..], now), args::int)
+    let removed = op_rem(ctx.db(), &args[1], &args[2..], now);
+    notify_removed(ctx, &args[1], matches!(removed, Ok(n) if n > 0), "zrem");
+    ctx::reply(removed, args::int)
 }
 
 // ---- ZCARD, ZSCORE, ZMSCORE, ZRANK ------------------------------------------------------
@@ -876,10 +905,10 @@ fn zrangestore(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+    let now = ctx.now_ms;
     match op_range(ctx.db(), &args[2], &spec, now) {
         Err(e) => e,
-        Ok(items) => args::int(op_store(ctx.db(), &args[1], items.unwrap_or_default(), &limits, now, false)),
+        Ok(items) => args::int(store(ctx, &args[1], items.unwrap_or_default(), false, "zrangestore")),
     }
 }
 
@@ -904,11 +933,7 @@ fn zrangestore_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBo
             Ok(items) => items.unwrap_or_default(),
         };
         let dst = args[1].clone();
-        let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
-            let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-            op_store(ctx.db(), &dst, items, &limits, now, false)
-        })
-        .await;
+        let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| store(ctx, &dst, items, false, "zrangestore")).await;
         args::int(stored)
     }
     .boxed_local()
@@ -950,9 +975,16 @@ fn remrange_generic(ctx: &mut Ctx, args: &[Bytes], kind: Result<RangeKind, Frame
         Ok(kind) => kind,
         Err(e) => return e,
     };
+    let event = match kind {
+        RangeKind::Rank(..) => "zremrangebyrank",
+        RangeKind::Score(_) => "zremrangebyscore",
+        RangeKind::Lex(_) => "zremrangebylex",
+    };
     let spec = RangeSpec { kind, rev: false, offset: 0, limit: -1 };
     let now = ctx.now_ms;
-    ctx::reply(op_remove_range(ctx.db(), &args[1], &spec, now), args::int)
+    let removed = op_remove_range(ctx.db(), &args[1], &spec, now);
+    notify_removed(ctx, &args[1], matches!(removed, Ok(n) if n > 0), event);
+    ctx::reply(removed, args::int)
 }
 
 /// ZREMRANGEBYRANK key start stop
@@ -993,6 +1025,15 @@ pub fn op_pop(db: &mut Db, key: &[u8], max: bool, count: usize, now_ms: u64) -> 
     Ok(Some(items))
 }
 
+/// [`op_pop`] with its events: `zpopmin` or `zpopmax` when it popped, then `del` if the
+/// sorted set emptied.
+pub fn pop_notifying(ctx: &mut Ctx, key: &[u8], max: bool, count: usize) -> Result<Option<Vec<(Bytes, f64)>>, Frame> {
+    let now = ctx.now_ms;
+    let popped = op_pop(ctx.db(), key, max, count, now);
+    notify_removed(ctx, key, matches!(&popped, Ok(Some(items)) if !items.is_empty()), if max { "zpopmax" } else { "zpopmin" });
+    popped
+}
+
 fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Frame {
     if args.len() > 3 {
         return errors::syntax();
@@ -1011,7 +1052,7 @@ fn zpop_generic(ctx: &mut Ctx, args: &[Bytes], max: bool) -> Frame {
         Ok(None) => return Frame::Array(Vec::new()),
         Ok(Some(_)) => {}
     }
-    let items = match op_pop(ctx.db(), &args[1], max, count.unwrap_or(1), now) {
+    let items = match pop_notifying(ctx, &args[1], max, count.unwrap_or(1)) {
         Err(e) => return e,
         Ok(items) => items.unwrap_or_default(),
     };
@@ -1098,9 +1139,8 @@ fn zmpop(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(parsed) => parsed,
         Err(e) => return e,
     };
-    let now = ctx.now_ms;
     for key in keys {
-        match op_pop(ctx.db(), &key, max, count, now) {
+        match pop_notifying(ctx, &key, max, count) {
             Err(e) => return e,
             Ok(None) => continue,
             Ok(Some(items)) => return zmpop_reply(Some((key, items))),
@@ -1125,11 +1165,7 @@ fn zmpop_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutur
             return errors::wrong_type();
         }
         let key = keys[at].clone();
-        let popped = ctx::hop_one(coordinator, shard_of(coordinator, &key), move |ctx: &mut Ctx| {
-            let now = ctx.now_ms;
-            op_pop(ctx.db(), &key, max, count, now)
-        })
-        .await;
+        let popped = ctx::hop_one(coordinator, shard_of(coordinator, &key), move |ctx: &mut Ctx| pop_notifying(ctx, &key, max, count)).await;
         match popped {
             Err(e) => e,
             Ok(items) => zmpop_reply(items.map(|items| (keys[at].clone(), items))),
@@ -1491,14 +1527,14 @@ impl SetOpCommand {
             Ok(r) => r,
             Err(e) => return e,
         };
-        let (now, proto, limits) = (ctx.now_ms, ctx.proto, ctx.settings.limits);
+        let (now, proto) = (ctx.now_ms, ctx.proto);
         let sources = op_sources(ctx.db(), &request.keys, now);
         let items = match self.finish(&request, sources) {
             Ok(items) => items,
             Err(e) => return e,
         };
         if self.store {
-            args::int(op_store(ctx.db(), &args[1], items, &limits, now, false))
+            args::int(store(ctx, &args[1], items, false, self.name))
         } else {
             self.reply(&request, items, proto)
         }
@@ -1521,11 +1557,8 @@ impl SetOpCommand {
         };
         if self.store {
             let dst = args[1].clone();
-            let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| {
-                let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-                op_store(ctx.db(), &dst, items, &limits, now, false)
-            })
-            .await;
+            let name = self.name;
+            let stored = ctx::hop_one(coordinator, shard_of(coordinator, &dst), move |ctx: &mut Ctx| store(ctx, &dst, items, false, name)).await;
             args::int(stored)
         } else {
             self.reply(&request, items, proto)

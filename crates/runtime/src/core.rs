@@ -229,7 +229,7 @@ impl Core {
             id,
             shard_count,
             shared,
-            shard: RefCell::new(Shard::new(id, shard_count, databases)),
+            shard: RefCell::new(Self::new_shard(id, shard_count, databases, &settings)),
             locks: RefCell::new(LockManager::default()),
             held: RefCell::new(HashMap::new()),
             senders,
@@ -249,6 +249,20 @@ impl Core {
             pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
         }
+    }
+
+    fn new_shard(id: usize, shard_count: usize, databases: usize, settings: &Settings) -> Shard {
+        let mut shard = Shard::new(id, shard_count, databases);
+        let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard
+    }
+
+    /// Installs new operation settings (CONFIG SET), with what the store reports for them.
+    pub fn install_settings(&self, settings: Settings) {
+        let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
+        self.shard.borrow_mut().dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        *self.settings.borrow_mut() = settings;
     }
 
     pub(crate) fn shard_cell(&self) -> &RefCell<Shard> {
@@ -291,6 +305,19 @@ impl Core {
             }
         }
         self.serve_blocked();
+    }
+
+    /// [`Core::with_shard`] with the store's reports off (keyspace notifications): for loading
+    /// a snapshot, whose keys are not new in Redis's sense and must not be published.
+    pub fn with_shard_unreported<R>(&self, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let mut shard = self.shard.borrow_mut();
+        let reporting: Vec<_> = shard.dbs.iter().map(|db| db.reporting()).collect();
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(Default::default()));
+        let result = f(&mut shard);
+        for (db, reporting) in shard.dbs.iter_mut().zip(reporting) {
+            db.set_reporting(reporting);
+        }
+        result
     }
 
     /// Runs `f` with this core's shard. Never call it across an `.await`.
@@ -415,7 +442,7 @@ impl Core {
         let mut shard = self.shard.borrow_mut();
         let mut stats = self.stats.borrow_mut();
         let now_ms = now_ms();
-        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms, proto, settings: &settings };
+        let mut ctx = Ctx::new(&mut shard, db, now_ms, proto, &settings);
         let mut replies = Vec::with_capacity(cmds.len());
         let logging = crate::aof::LOG.is_active();
         let mut logged = Vec::new();
@@ -443,6 +470,10 @@ impl Core {
                 replies.push(reply);
             }
         }
+        let events = ctx.take_events();
+        drop(ctx);
+        drop((stats, shard, settings));
+        self.publish_key_events(events);
         if !logged.is_empty() {
             if atomic && logged_count > 1 {
                 logged = crate::aof::wrap_multi(logged);
@@ -572,14 +603,16 @@ impl Core {
             let served = {
                 let settings = self.settings.borrow();
                 let mut shard = self.shard.borrow_mut();
-                let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto: waiter.proto, settings: &settings };
+                let mut ctx = Ctx::new(&mut shard, db, now_ms(), waiter.proto, &settings);
                 let started = Stopwatch::start();
                 let served = (ops.serve)(&mut ctx, key, &waiter.args, &mut || waiter.claim());
                 if let Served::Done(reply) = &served {
                     self.stats.borrow_mut().record(waiter.spec.name, started.elapsed(), reply);
                 }
-                served
+                (served, ctx.take_events())
             };
+            let (served, events) = served;
+            self.publish_key_events(events);
             match served {
                 Served::NotReady => continue,
                 Served::Gone => self.blocking.borrow_mut().remove(db, key, &waiter),
@@ -775,11 +808,16 @@ impl Core {
         sets
     }
 
-    pub(crate) fn run_hop(&self, db: usize, proto: Protocol, op: HopOp) -> HopResult {
-        let settings = self.settings.borrow();
-        let mut shard = self.shard.borrow_mut();
-        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &settings };
-        op(&mut ctx)
+    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> HopResult {
+        let (result, events) = {
+            let settings = self.settings.borrow();
+            let mut shard = self.shard.borrow_mut();
+            let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
+            let result = op(&mut ctx);
+            (result, ctx.take_events())
+        };
+        self.publish_key_events(events);
+        result
     }
 
     /// The locks a batch of plain commands needs while it runs.

@@ -10,7 +10,8 @@ const EXPIRE_STEP_KEYS: usize = 64;
 
 /// One active-expiry cycle: reclaims expired keys until none are due or `budget` is spent
 /// (Redis spends at most 25% of a cron period). Returns how many it reclaimed.
-pub fn active_expire_cycle(core: &Core, budget: Duration) -> usize {
+/// The keys it reclaimed are published as `expired` notifications when those are on.
+pub fn active_expire_cycle(core: &Rc<Core>, budget: Duration) -> usize {
     let started = Instant::now();
     let now = now_ms();
     let mut reclaimed = 0;
@@ -24,6 +25,9 @@ pub fn active_expire_cycle(core: &Core, budget: Duration) -> usize {
             }
         }
     });
+    if reclaimed > 0 {
+        core.publish_store_reports();
+    }
     reclaimed
 }
 

@@ -42,6 +42,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use shoal_resp::Protocol;
 
+use shoal_commands::Ctx;
+
 use crate::core::{Core, Payload};
 
 /// Hash maps keyed by client-chosen names: seeded per process, so names cannot be picked to
@@ -416,6 +418,12 @@ impl Registry {
         Registry { cores, ..Registry::default() }
     }
 
+    /// Whether any client on any core subscribes to a channel or a pattern (shard channels
+    /// aside): when none does, a publish has nothing to do.
+    fn has_listeners(&self) -> bool {
+        !self.topics[Kind::Channel.index()].is_empty() || !self.topics[Kind::Pattern.index()].is_empty()
+    }
+
     /// Delivers to this core's subscribers of `channel` (and of matching patterns, unless
     /// `kind` is Shard). With `targets` (a publisher on this core), also counts the other
     /// cores' subscribers and marks their cores; without, the message came from core `from`,
@@ -555,6 +563,54 @@ impl Core {
             }
         }
         count
+    }
+
+    /// Publishes keyspace notifications raised on this core, in order: for each event the
+    /// `__keyspace@<db>__:<key>` message, then the `__keyevent@<db>__:<event>` one, as
+    /// Redis's `notifyKeyspaceEvent` (each only when `K`, or `E`, is set).
+    pub fn publish_key_events(self: &Rc<Self>, events: Vec<shoal_commands::ctx::notify::KeyEvent>) {
+        // Nobody listening anywhere (this core's registry counts every core's subscribers):
+        // the events go nowhere, and building their channels would be wasted.
+        if events.is_empty() || !self.pubsub.borrow().has_listeners() {
+            return;
+        }
+        use shoal_commands::ctx::notify::{KEYEVENT, KEYSPACE};
+        let flags = self.settings.borrow().notify_keyspace_events;
+        let mut channel = Vec::new();
+        for event in events {
+            if flags & KEYSPACE != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyspace@");
+                channel.extend_from_slice(itoa::Buffer::new().format(event.db).as_bytes());
+                channel.extend_from_slice(b"__:");
+                channel.extend_from_slice(&event.key);
+                self.publish(&channel, event.event.as_bytes());
+            }
+            if flags & KEYEVENT != 0 {
+                channel.clear();
+                channel.extend_from_slice(b"__keyevent@");
+                channel.extend_from_slice(itoa::Buffer::new().format(event.db).as_bytes());
+                channel.extend_from_slice(b"__:");
+                channel.extend_from_slice(event.event.as_bytes());
+                self.publish(&channel, &event.key);
+            }
+        }
+    }
+
+    /// Publishes what the store reported outside any command (the active expiry cycle's
+    /// `expired` keys), from every database of this core. Anything else the store reported
+    /// outside a command (a lookup by DEBUG) goes out with it, or with the next command.
+    pub fn publish_store_reports(self: &Rc<Self>) {
+        let events = {
+            let settings = self.settings.borrow();
+            if settings.notify_keyspace_events == 0 {
+                return;
+            }
+            let mut shard = self.shard_cell().borrow_mut();
+            let mut ctx = Ctx::new(&mut shard, 0, 0, shoal_resp::Protocol::Resp2, &settings);
+            ctx.take_events()
+        };
+        self.publish_key_events(events);
     }
 
     /// SPUBLISH on the core owning `channel`: delivers to its subscribers on every core and

@@ -166,8 +166,14 @@ impl ScriptAccess<'_> {
         let mut shard = cell.borrow_mut();
         // The script's core's settings, as a command run there without a script would see.
         let settings = self.core.settings.borrow();
-        let mut ctx = Ctx { shard: &mut shard, db_index: db, now_ms: now_ms(), proto, settings: &settings };
-        f(&mut ctx)
+        let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
+        let result = f(&mut ctx);
+        let events = ctx.take_events();
+        drop(ctx);
+        drop((settings, shard));
+        // Published from the script's core, in the order the script raised them.
+        self.core.publish_key_events(events);
+        result
     }
 
     fn note_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {

@@ -137,7 +137,7 @@ pub async fn broadcast(node: &Rc<Node>, config: Config) {
         .call_all(move |core| {
             let settings = node::settings_of(&config);
             core.with_shard(|shard| shard.configure_lazyfree(shard.lazyfree.clone(), settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del));
-            *core.settings.borrow_mut() = settings;
+            core.install_settings(settings);
             *node::current().config.borrow_mut() = config.clone();
             core.pubsub_set_limit(crate::pubsub::limit(&node::current()));
         })

@@ -67,6 +67,7 @@ pub fn settings_of(config: &Config) -> Settings {
         lazyfree_lazy_user_flush: config.lazyfree_lazy_user_flush,
         lazyfree_lazy_expire: config.lazyfree_lazy_expire,
         lazyfree_lazy_server_del: config.lazyfree_lazy_server_del,
+        notify_keyspace_events: shoal_commands::ctx::notify::effective(config.notify_keyspace_events.bits()),
     }
 }
 

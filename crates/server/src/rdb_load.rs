@@ -206,7 +206,8 @@ pub fn read_rdb(config: &Config, name: &str, source: impl std::io::Read, preload
 pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
     let keys = preload.take(core.id);
     let now_ms = shoal_runtime::now_ms();
-    core.with_shard(|shard| {
+    // Loaded keys raise no keyspace notification (`new`), as in Redis.
+    core.with_shard_unreported(|shard| {
         for loaded in keys {
             let db = &mut shard.dbs[loaded.db];
             db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);

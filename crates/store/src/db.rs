@@ -3,6 +3,10 @@
 //! Time is always passed in (`now_ms`, milliseconds since the Unix epoch); nothing here reads
 //! the clock, so tests control it. Expiry is lazy (checked on every lookup) and active
 //! (an ordered index lets [`Db::active_expire`] reclaim keys nobody touches).
+//!
+//! For keyspace notifications a database lists, when asked ([`Db::set_reporting`]), the keys
+//! it expired, the read lookups that missed and the keys it created, for its caller to take
+//! and publish; it knows nothing of Pub/Sub.
 
 use std::collections::BTreeSet;
 
@@ -95,6 +99,26 @@ pub struct DbStats {
     pub keyspace_misses: u64,
 }
 
+/// What a database reports to its caller as it happens (keyspace notifications): the store
+/// knows nothing of Pub/Sub, it only lists the keys, and the caller publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reporting {
+    /// Keys removed because their TTL passed (lazily or by the active cycle).
+    pub expired: bool,
+    /// Read lookups that found no key.
+    pub miss: bool,
+    /// Keys created.
+    pub new: bool,
+}
+
+/// One thing a database reported about a key (see [`Reporting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Expired,
+    Miss,
+    New,
+}
+
 /// One database on one core.
 #[derive(Default)]
 pub struct Db {
@@ -109,6 +133,10 @@ pub struct Db {
     /// A snapshot being taken (BGSAVE): every write saves the old entry first if the walk
     /// has not reached it. None almost always, so a write pays one branch.
     snapshot: Option<Box<Snapshot>>,
+    /// What to report; all false by default, so each place that reports costs one branch.
+    reporting: Reporting,
+    /// Reports not yet taken by the caller, oldest first.
+    reports: Vec<(Report, Box<[u8]>)>,
 }
 
 impl Db {
@@ -128,6 +156,38 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn expires_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// Chooses what this database reports (see [`Reporting`]).
+    pub fn set_reporting(&mut self, reporting: Reporting) {
+        self.reporting = reporting;
+        if reporting == Reporting::default() {
+            self.reports = Vec::new();
+        }
+    }
+
+    /// What this database reports.
+    pub fn reporting(&self) -> Reporting {
+        self.reporting
+    }
+
+    /// The reports since the last call, oldest first.
+    pub fn take_reports(&mut self) -> Vec<(Report, Box<[u8]>)> {
+        std::mem::take(&mut self.reports)
+    }
+
+    #[cold]
+    fn report(&mut self, report: Report, key: &[u8]) {
+        self.reports.push((report, key.into()));
+    }
+
+    /// A read lookup found nothing (fields apart: the caller holds a borrow of the dict).
+    #[inline]
+    fn missed(stats: &mut DbStats, reporting: Reporting, reports: &mut Vec<(Report, Box<[u8]>)>, key: &[u8]) {
+        stats.keyspace_misses += 1;
+        if reporting.miss {
+            reports.push((Report::Miss, key.into()));
+        }
     }
 
     /// Whether `entry`, stored under `key`, has expired at `now_ms`.
@@ -172,7 +232,7 @@ impl Db {
                 Some(&*entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
         }
@@ -191,7 +251,7 @@ impl Db {
                 Some(entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
         }
@@ -207,9 +267,23 @@ impl Db {
                 Some(entry)
             }
             None => {
-                self.stats.keyspace_misses += 1;
+                Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
+        }
+    }
+
+    /// [`Db::lookup_read_notouch`] that never reports a miss (Redis's LOOKUP_NONOTIFY, as
+    /// OBJECT looks keys up): the miss is still counted.
+    pub fn lookup_read_notouch_unreported(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let reporting = self.reporting;
+        self.reporting.miss = false;
+        let found = self.lookup_read_notouch(key, now_ms).is_some();
+        self.reporting = reporting;
+        if found {
+            self.dict.get(key)
+        } else {
+            None
         }
     }
 
@@ -279,6 +353,9 @@ impl Db {
                 let mut meta = Meta::default();
                 meta.touch(now_ms);
                 self.dict.insert_new_with(key, entry, meta);
+                if self.reporting.new {
+                    self.report(Report::New, key);
+                }
                 false
             }
         };
@@ -374,6 +451,8 @@ impl Db {
         let mut old = std::mem::take(self);
         self.stats = stats;
         self.lazy = lazy;
+        self.reporting = old.reporting;
+        self.reports = std::mem::take(&mut old.reports);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
         if let Some(mut snapshot) = old.snapshot.take() {
             if !snapshot.walked {
@@ -493,6 +572,9 @@ impl Db {
     fn remove_expired(&mut self, key: &[u8]) {
         if let Some(entry) = self.remove(key) {
             self.stats.expired_keys += 1;
+            if self.reporting.expired {
+                self.report(Report::Expired, key);
+            }
             self.lazy.dispose_expired(entry.value);
         }
     }
@@ -511,6 +593,9 @@ impl Db {
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
             self.stats.expired_keys += 1;
+            if self.reporting.expired {
+                self.report(Report::Expired, &key);
+            }
             if let Some(entry) = entry {
                 self.lazy.dispose_expired(entry.value);
             }
@@ -739,6 +824,37 @@ mod tests {
         assert_eq!(db.active_expire(105, 100), 2, "k3 and k4 are due, k5 is not yet past");
         assert_eq!(db.len(), 6);
         assert_eq!(db.stats.expired_keys, 5);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn reports_expired_missed_and_new_keys_only_when_asked() {
+        let mut db = Db::new();
+        db.set(b"quiet", string("v"), 0);
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        assert!(db.take_reports().is_empty(), "nothing is reported by default");
+        db.set_reporting(Reporting { expired: true, miss: true, new: true });
+        db.set_with_expire(b"a", string("v"), Some(10), 0);
+        db.set(b"a", string("w"), 0);
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        db.set_with_expire(b"b", string("v"), Some(10), 0);
+        db.set_with_expire(b"c", string("v"), Some(10), 0);
+        assert!(db.lookup_read(b"b", 20).is_none(), "expired on access, then missed");
+        assert_eq!(db.active_expire(20, 10), 1);
+        let reports: Vec<(Report, String)> = db.take_reports().into_iter().map(|(r, k)| (r, String::from_utf8_lossy(&k).into_owned())).collect();
+        let expected = [
+            (Report::New, "a"),
+            (Report::Miss, "missing"),
+            (Report::New, "b"),
+            (Report::New, "c"),
+            (Report::Expired, "b"),
+            (Report::Miss, "b"),
+            (Report::Expired, "c"),
+        ];
+        assert_eq!(reports, expected.map(|(r, k)| (r, k.to_owned())));
+        db.set_reporting(Reporting::default());
+        assert!(db.lookup_read(b"missing", 0).is_none());
+        assert!(db.take_reports().is_empty());
         db.check_invariants();
     }
 }

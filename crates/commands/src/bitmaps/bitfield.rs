@@ -275,6 +275,9 @@ fn op_bitfield(ctx: &mut Ctx, key: &[u8], ops: &[FieldOp], highest_write: Option
         })
         .collect();
     db.add_changes(changes);
+    if changes > 0 {
+        ctx.notify(crate::ctx::notify::STRING, "setbit", key);
+    }
     Ok(replies)
 }
 
