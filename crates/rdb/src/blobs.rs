@@ -29,12 +29,17 @@ pub enum Element<'a> {
     Bytes(&'a [u8]),
 }
 
-impl Element<'_> {
+impl<'a> Element<'a> {
     /// The element as bytes (integers in decimal).
     pub fn to_vec(&self) -> Vec<u8> {
+        self.as_bytes().into_owned()
+    }
+
+    /// The element as bytes, borrowed from the blob unless it is an integer.
+    pub fn as_bytes(&self) -> std::borrow::Cow<'a, [u8]> {
         match self {
-            Element::Int(n) => itoa::Buffer::new().format(*n).as_bytes().to_vec(),
-            Element::Bytes(b) => b.to_vec(),
+            Element::Int(n) => std::borrow::Cow::Owned(itoa::Buffer::new().format(*n).as_bytes().to_vec()),
+            Element::Bytes(b) => std::borrow::Cow::Borrowed(b),
         }
     }
 }

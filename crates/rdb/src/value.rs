@@ -257,7 +257,7 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
         }
         types::HASH => {
             let len = read_len(input)?;
-            let mut hash = HashLoader::default();
+            let mut hash = HashLoader::with_len(len, limits);
             for _ in 0..len {
                 let at = input.offset();
                 let field = read_string(input)?;
@@ -287,30 +287,36 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
             if elements.len() % tuple != 0 {
                 return Err(blob_error(at, "hash blob", format!("{} entries is not a multiple of {tuple}", elements.len())));
             }
-            let mut hash = HashLoader::default();
-            for t in elements.chunks_exact(tuple) {
-                if tuple == 3 {
-                    let ttl = match t[2] {
-                        Element::Int(n) => n,
-                        Element::Bytes(_) => return Err(blob_error(at, "hash blob", "field TTL is not an integer".into())),
-                    };
-                    if ttl != 0 && ttl < now_ms {
-                        field_ttls.expired_dropped += 1;
-                        hash.seen(&t[0].to_vec()).map_err(|e| blob_error(at, "hash blob", e))?;
-                        continue;
+            // The common case, a small hash that stays a listpack, is built in one pass.
+            let small = if tuple == 2 { small_listpack_hash(&elements, limits).map_err(|e| blob_error(at, "hash blob", e))? } else { None };
+            if let Some(value) = small {
+                value
+            } else {
+                let mut hash = HashLoader::default();
+                for t in elements.chunks_exact(tuple) {
+                    if tuple == 3 {
+                        let ttl = match t[2] {
+                            Element::Int(n) => n,
+                            Element::Bytes(_) => return Err(blob_error(at, "hash blob", "field TTL is not an integer".into())),
+                        };
+                        if ttl != 0 && ttl < now_ms {
+                            field_ttls.expired_dropped += 1;
+                            hash.seen(&t[0].to_vec()).map_err(|e| blob_error(at, "hash blob", e))?;
+                            continue;
+                        }
+                        if ttl != 0 {
+                            field_ttls.live_discarded += 1;
+                        }
                     }
-                    if ttl != 0 {
-                        field_ttls.live_discarded += 1;
-                    }
+                    hash.set(&t[0].to_vec(), &t[1].to_vec(), limits).map_err(|e| blob_error(at, "hash blob", e))?;
                 }
-                hash.set(&t[0].to_vec(), &t[1].to_vec(), limits).map_err(|e| blob_error(at, "hash blob", e))?;
+                hash.finish()
             }
-            hash.finish()
         }
         types::HASH_METADATA_PRE_GA | types::HASH_METADATA => {
             let min_expire = if type_byte == types::HASH_METADATA { u64::from_le_bytes(input.read_array("the hash minimum field expiry")?) } else { 0 };
             let len = read_len(input)?;
-            let mut hash = HashLoader::default();
+            let mut hash = HashLoader::with_len(len, limits);
             for _ in 0..len {
                 let at = input.offset();
                 let ttl = read_len(input)?;
@@ -381,6 +387,16 @@ struct HashLoader {
 }
 
 impl HashLoader {
+    /// A loader for a hash of `len` fields: a hashtable from the start when that is more
+    /// than a listpack may hold.
+    fn with_len(len: u64, limits: &Limits) -> HashLoader {
+        if len > limits.hash_max_listpack_entries {
+            HashLoader { hash: Hash::table_with_capacity(len.min(1 << 20) as usize), dropped: HashSet::new() }
+        } else {
+            HashLoader::default()
+        }
+    }
+
     fn set(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> Result<(), String> {
         if self.dropped.contains(field) || !self.hash.set(field, value, limits) {
             return Err("duplicate field".into());
@@ -399,6 +415,24 @@ impl HashLoader {
     fn finish(self) -> Option<Value> {
         (!self.hash.is_empty()).then(|| Value::Hash(Box::new(self.hash)))
     }
+}
+
+/// A hash from a listpack or ziplist blob's field/value `elements` when it stays a listpack
+/// (within both `hash-max-listpack-*` limits): built in one pass, its fields checked distinct
+/// by sorting rather than by a search per field. `Ok(None)` when it does not fit.
+fn small_listpack_hash(elements: &[Element<'_>], limits: &Limits) -> Result<Option<Option<Value>>, String> {
+    let bytes: Vec<std::borrow::Cow<[u8]>> = elements.iter().map(Element::as_bytes).collect();
+    let pairs = bytes.len() / 2;
+    if pairs as u64 > limits.hash_max_listpack_entries || bytes.iter().any(|b| b.len() as u64 > limits.hash_max_listpack_value) {
+        return Ok(None);
+    }
+    let mut fields: Vec<&[u8]> = bytes.iter().step_by(2).map(|f| f.as_ref()).collect();
+    fields.sort_unstable();
+    if fields.windows(2).any(|w| w[0] == w[1]) {
+        return Err("duplicate field".into());
+    }
+    let hash = Hash::listpack_from_distinct(bytes.chunks_exact(2).map(|p| (p[0].as_ref(), p[1].as_ref())));
+    Ok(Some((pairs > 0).then(|| Value::Hash(Box::new(hash)))))
 }
 
 /// Builds a sorted set from (member, score) pairs in any order, in the encoding Redis gives

@@ -208,12 +208,31 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
     let now_ms = shoal_runtime::now_ms();
     // Loaded keys raise no keyspace notification (`new`), as in Redis.
     core.with_shard_unreported(|shard| {
-        for loaded in keys {
-            let db = &mut shard.dbs[loaded.db];
-            db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
-            if let Some(idle_s) = loaded.idle_s {
-                let at = now_ms.saturating_sub(idle_s * 1000);
-                db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
+        // Room for every key up front (no resize on the way), and each group's buckets
+        // prefetched before its keys go in.
+        let mut per_db = vec![0usize; shard.dbs.len()];
+        keys.iter().for_each(|loaded| per_db[loaded.db] += 1);
+        for (db, &count) in shard.dbs.iter_mut().zip(&per_db) {
+            db.reserve(count);
+        }
+        const GROUP: usize = 16;
+        let mut keys = keys.into_iter();
+        let mut group: Vec<LoadedKey> = Vec::with_capacity(GROUP);
+        loop {
+            group.extend(keys.by_ref().take(GROUP));
+            if group.is_empty() {
+                break;
+            }
+            for loaded in &group {
+                shard.dbs[loaded.db].prefetch_keys(&[&loaded.key]);
+            }
+            for loaded in group.drain(..) {
+                let db = &mut shard.dbs[loaded.db];
+                db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
+                if let Some(idle_s) = loaded.idle_s {
+                    let at = now_ms.saturating_sub(idle_s * 1000);
+                    db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
+                }
             }
         }
     });

@@ -337,6 +337,16 @@ impl Db {
     }
 
     /// Sets `key` to `value` with the given absolute expiry (None: no TTL).
+    /// Makes room for `additional` more keys (a load), so the table does not grow on the way.
+    pub fn reserve(&mut self, additional: usize) {
+        self.dict.reserve(additional);
+    }
+
+    /// Prefetches what inserting or looking up `keys` will touch (see [`Dict::prefetch`]).
+    pub fn prefetch_keys(&self, keys: &[&[u8]]) {
+        self.dict.prefetch(keys, |_| {});
+    }
+
     pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
         self.before_write(key);
         let entry = Entry::new(value);

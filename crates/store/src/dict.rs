@@ -287,6 +287,15 @@ impl<V, M> Dict<V, M> {
         std::mem::take(self)
     }
 
+    /// Makes room for `additional` more keys without a resize on the way (a load that knows
+    /// how many keys it brings).
+    pub fn reserve(&mut self, additional: usize) {
+        let buckets = (self.len + additional).div_ceil(LOAD_MAX).next_power_of_two().max(BUCKETS_MIN);
+        if buckets > self.buckets.len() {
+            self.resize(buckets);
+        }
+    }
+
     fn grow_if_needed(&mut self) {
         if self.buckets.is_empty() {
             self.resize(BUCKETS_MIN);
@@ -480,6 +489,21 @@ mod tests {
         assert_eq!(d.remove(b"a"), Some(2));
         assert!(d.is_empty());
         d.check_invariants();
+    }
+
+    #[test]
+    fn reserve_makes_room_so_inserts_do_not_resize() {
+        let mut d = Dict::new();
+        d.reserve(1000);
+        let buckets = d.bucket_count();
+        assert!(buckets * LOAD_MAX >= 1000);
+        for i in 0..1000u32 {
+            d.insert(format!("k{i}").as_bytes(), i);
+        }
+        assert_eq!(d.bucket_count(), buckets, "no resize after the reserve");
+        d.check_invariants();
+        d.reserve(10);
+        assert_eq!(d.bucket_count(), buckets, "a reserve within the room changes nothing");
     }
 
     #[test]

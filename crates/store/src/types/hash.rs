@@ -109,6 +109,17 @@ impl Hash {
     }
 
     /// Number of fields.
+    /// A listpack hash of `pairs`, whose fields the caller has checked are distinct and
+    /// within the listpack limits (a hash loaded from a file): no search per field.
+    pub fn listpack_from_distinct<'a>(pairs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Hash {
+        let mut lp = Listpack::new();
+        for (field, value) in pairs {
+            lp.push_back(field);
+            lp.push_back(value);
+        }
+        Hash { repr: Repr::Listpack(lp) }
+    }
+
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Listpack(lp) => lp.len() / 2,
@@ -212,6 +223,15 @@ impl Hash {
             },
             Repr::Table(dict) => dict.remove(field).is_some(),
         }
+    }
+
+    /// An empty hash already in its hashtable form, with room for `fields`: a load of a hash
+    /// with more fields than `hash-max-listpack-entries` (Redis converts such a hash before
+    /// it reads the fields, rather than growing a listpack first).
+    pub fn table_with_capacity(fields: usize) -> Hash {
+        let mut dict = Dict::new();
+        dict.reserve(fields);
+        Hash { repr: Repr::Table(Box::new(dict)) }
     }
 
     fn convert_to_table(&mut self) {
