@@ -84,41 +84,45 @@ fn gf2_square(square: &mut [u64; 64], mat: &[u64; 64]) {
     }
 }
 
+/// The operators that apply 2^k zero bytes to a CRC, for k in 0..64: built once (by
+/// repeated squaring of the one-zero-bit operator), so that a combine is one matrix-vector
+/// product per set bit of the length rather than a squaring per bit.
+fn zero_byte_operators() -> &'static [[u64; 64]; 64] {
+    static OPERATORS: std::sync::OnceLock<Box<[[u64; 64]; 64]>> = std::sync::OnceLock::new();
+    OPERATORS.get_or_init(|| {
+        let mut one_bit = [0u64; 64];
+        one_bit[0] = POLY_REFLECTED;
+        let mut row = 1u64;
+        for slot in one_bit.iter_mut().skip(1) {
+            *slot = row;
+            row <<= 1;
+        }
+        let (mut two_bits, mut four_bits) = ([0u64; 64], [0u64; 64]);
+        gf2_square(&mut two_bits, &one_bit);
+        gf2_square(&mut four_bits, &two_bits);
+        let mut operators = Box::new([[0u64; 64]; 64]);
+        gf2_square(&mut operators[0], &four_bits);
+        for k in 1..64 {
+            let previous = operators[k - 1];
+            gf2_square(&mut operators[k], &previous);
+        }
+        operators
+    })
+}
+
 /// The CRC of `a ++ b`, given `crc_a = crc64(a)`, `crc_b = crc64(b)` and `len_b = b.len()`
-/// (zlib's `crc32_combine` method: apply `len_b` zero bytes to `crc_a` by repeated squaring
-/// of the one-zero-bit operator). O(log len_b) 64x64 matrix products.
-pub fn combine(mut crc_a: u64, crc_b: u64, mut len_b: u64) -> u64 {
-    if len_b == 0 {
-        return crc_a;
-    }
-    let mut odd = [0u64; 64];
-    let mut even = [0u64; 64];
-    // The operator for one zero bit.
-    odd[0] = POLY_REFLECTED;
-    let mut row = 1u64;
-    for slot in odd.iter_mut().skip(1) {
-        *slot = row;
-        row <<= 1;
-    }
-    gf2_square(&mut even, &odd); // two zero bits
-    gf2_square(&mut odd, &even); // four zero bits
-    loop {
-        gf2_square(&mut even, &odd);
-        if len_b & 1 == 1 {
-            crc_a = gf2_times(&even, crc_a);
+/// (zlib's `crc32_combine` method: apply `len_b` zero bytes to `crc_a`), with the operators
+/// for powers of two built once: one 64x64 matrix-vector product per set bit of `len_b`.
+pub fn combine(mut crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    let operators = zero_byte_operators();
+    let mut len = len_b;
+    let mut k = 0;
+    while len != 0 {
+        if len & 1 == 1 {
+            crc_a = gf2_times(&operators[k], crc_a);
         }
-        len_b >>= 1;
-        if len_b == 0 {
-            break;
-        }
-        gf2_square(&mut odd, &even);
-        if len_b & 1 == 1 {
-            crc_a = gf2_times(&odd, crc_a);
-        }
-        len_b >>= 1;
-        if len_b == 0 {
-            break;
-        }
+        len >>= 1;
+        k += 1;
     }
     crc_a ^ crc_b
 }
@@ -167,6 +171,12 @@ mod tests {
         for split in [0, 1, 2, 3, 63, 64, 65, 1000, 4999, 5000] {
             let (a, b) = data.split_at(split);
             assert_eq!(combine(crc64(a), crc64(b), b.len() as u64), crc64(&data), "split {split}");
+        }
+        // Chunk-sized lengths (a save combines chunks of about 64 KiB).
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        for split in [1, 65_536, 131_071, 299_999] {
+            let (a, b) = big.split_at(split);
+            assert_eq!(combine(crc64(a), crc64(b), b.len() as u64), crc64(&big), "split {split}");
         }
     }
 }
