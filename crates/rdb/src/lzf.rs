@@ -122,7 +122,7 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
             if candidate > 0 {
                 let r = candidate - 1;
                 let distance = ip - r;
-                if distance <= DISTANCE_MAX && input[r..r + 3] == input[ip..ip + 3] {
+                if distance <= DISTANCE_MAX && input[r] == input[ip] && input[r + 1] == input[ip + 1] && input[r + 2] == input[ip + 2] {
                     let limit = MATCH_MAX.min(input.len() - ip);
                     let mut len = 3;
                     while len < limit && input[r + len] == input[ip + len] {
@@ -142,8 +142,9 @@ pub fn compress(input: &[u8]) -> Vec<u8> {
                         out.push((encoded_len - 7) as u8);
                     }
                     out.push((off & 0xff) as u8);
-                    // Remember the positions inside the match too, for better later matches.
-                    for p in ip + 1..(ip + len).min(input.len().saturating_sub(2)) {
+                    // Remember the last two positions inside the match, as liblzf's VERY_FAST
+                    // mode does (every position cost a hash per byte of a long match).
+                    for p in (ip + len).saturating_sub(2).max(ip + 1)..(ip + len).min(input.len().saturating_sub(2)) {
                         table[hash(&input[p..])] = p + 1;
                     }
                     ip += len;
