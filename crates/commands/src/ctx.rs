@@ -150,22 +150,7 @@ impl<'a> Ctx<'a> {
 pub mod notify {
     use bytes::Bytes;
 
-    /// `K`: publish on `__keyspace@<db>__:<key>`.
-    pub const KEYSPACE: u32 = 1 << 0;
-    /// `E`: publish on `__keyevent@<db>__:<event>`.
-    pub const KEYEVENT: u32 = 1 << 1;
-    pub const GENERIC: u32 = 1 << 2;
-    pub const STRING: u32 = 1 << 3;
-    pub const LIST: u32 = 1 << 4;
-    pub const SET: u32 = 1 << 5;
-    pub const HASH: u32 = 1 << 6;
-    pub const ZSET: u32 = 1 << 7;
-    pub const EXPIRED: u32 = 1 << 8;
-    pub const EVICTED: u32 = 1 << 9;
-    pub const STREAM: u32 = 1 << 10;
-    pub const KEY_MISS: u32 = 1 << 11;
-    pub const MODULE: u32 = 1 << 12;
-    pub const NEW: u32 = 1 << 14;
+    pub use shoal_config::keyspace_classes::*;
 
     /// The flags a command tests: `flags` as configured, or 0 when neither `K` nor `E` is
     /// set (Redis then publishes nothing).

@@ -28,7 +28,9 @@ mod values;
 
 pub use config::Config;
 pub use load::{load, ConfigError, ConfigOrigin, INCLUDE_DEPTH_MAX};
-pub use values::{AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint};
+pub use values::{
+    keyspace_classes, AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint,
+};
 
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -233,7 +233,11 @@ impl ClientOutputBufferLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct KeyspaceEvents(u32);
 
-impl KeyspaceEvents {
+use keyspace_classes as C;
+
+/// The classes of `notify-keyspace-events`, one bit each (Redis's `NOTIFY_*`), shared by
+/// the parser here and the commands that emit events.
+pub mod keyspace_classes {
     /// `K`: publish on `__keyspace@<db>__:<key>`.
     pub const KEYSPACE: u32 = 1 << 0;
     /// `E`: publish on `__keyevent@<db>__:<event>`.
@@ -250,9 +254,11 @@ impl KeyspaceEvents {
     pub const KEY_MISS: u32 = 1 << 11;
     pub const MODULE: u32 = 1 << 12;
     pub const NEW: u32 = 1 << 14;
+}
+
+impl KeyspaceEvents {
     /// `A`: every class but key-miss and new-key events.
-    pub const ALL: u32 =
-        Self::GENERIC | Self::STRING | Self::LIST | Self::SET | Self::HASH | Self::ZSET | Self::EXPIRED | Self::EVICTED | Self::STREAM | Self::MODULE;
+    pub const ALL: u32 = C::GENERIC | C::STRING | C::LIST | C::SET | C::HASH | C::ZSET | C::EXPIRED | C::EVICTED | C::STREAM | C::MODULE;
 
     /// The raw bits.
     pub fn bits(self) -> u32 {
@@ -270,20 +276,20 @@ impl KeyspaceEvents {
         for &c in value {
             bits |= match c {
                 b'A' => Self::ALL,
-                b'g' => Self::GENERIC,
-                b'$' => Self::STRING,
-                b'l' => Self::LIST,
-                b's' => Self::SET,
-                b'h' => Self::HASH,
-                b'z' => Self::ZSET,
-                b'x' => Self::EXPIRED,
-                b'e' => Self::EVICTED,
-                b'K' => Self::KEYSPACE,
-                b'E' => Self::KEYEVENT,
-                b't' => Self::STREAM,
-                b'm' => Self::KEY_MISS,
-                b'd' => Self::MODULE,
-                b'n' => Self::NEW,
+                b'g' => C::GENERIC,
+                b'$' => C::STRING,
+                b'l' => C::LIST,
+                b's' => C::SET,
+                b'h' => C::HASH,
+                b'z' => C::ZSET,
+                b'x' => C::EXPIRED,
+                b'e' => C::EVICTED,
+                b'K' => C::KEYSPACE,
+                b'E' => C::KEYEVENT,
+                b't' => C::STREAM,
+                b'm' => C::KEY_MISS,
+                b'd' => C::MODULE,
+                b'n' => C::NEW,
                 _ => return Err(ERR_KEYSPACE_EVENTS),
             };
         }
@@ -301,21 +307,21 @@ impl std::fmt::Display for KeyspaceEvents {
             out.push('A');
         } else {
             let classes = [
-                (Self::GENERIC, 'g'),
-                (Self::STRING, '$'),
-                (Self::LIST, 'l'),
-                (Self::SET, 's'),
-                (Self::HASH, 'h'),
-                (Self::ZSET, 'z'),
-                (Self::EXPIRED, 'x'),
-                (Self::EVICTED, 'e'),
-                (Self::STREAM, 't'),
-                (Self::MODULE, 'd'),
-                (Self::NEW, 'n'),
+                (C::GENERIC, 'g'),
+                (C::STRING, '$'),
+                (C::LIST, 'l'),
+                (C::SET, 's'),
+                (C::HASH, 'h'),
+                (C::ZSET, 'z'),
+                (C::EXPIRED, 'x'),
+                (C::EVICTED, 'e'),
+                (C::STREAM, 't'),
+                (C::MODULE, 'd'),
+                (C::NEW, 'n'),
             ];
             out.extend(classes.iter().filter(|(flag, _)| bits & flag != 0).map(|(_, c)| c));
         }
-        for (flag, c) in [(Self::KEYSPACE, 'K'), (Self::KEYEVENT, 'E'), (Self::KEY_MISS, 'm')] {
+        for (flag, c) in [(C::KEYSPACE, 'K'), (C::KEYEVENT, 'E'), (C::KEY_MISS, 'm')] {
             if bits & flag != 0 {
                 out.push(c);
             }
