@@ -269,9 +269,8 @@ fn scripted_transactions_answer_as_redis_does() {
 }
 
 /// Random two-client scripts: client 0 watches, queues and executes; client 1 writes in
-/// between. Only writes that always change their key (or that touch a missing key) are
-/// used by client 1, since Shoal's WATCH has the grain of the write command (see
-/// ARCHITECTURE.md).
+/// between, including writes that change nothing (SET NX on an existing key, EXPIRE GT on a
+/// key without a TTL, PERSIST of a key without one), which fail no WATCH in Redis either.
 #[test]
 fn random_watch_and_multi_sequences_answer_as_redis_does() {
     let servers = shoal_and_redis(&[]);
@@ -287,11 +286,14 @@ fn random_watch_and_multi_sequences_answer_as_redis_does() {
             }
             for _ in 0..rng.random_range(0..3) {
                 let target = keys[rng.random_range(0..keys.len())].clone();
-                let write = match rng.random_range(0..5) {
+                let write = match rng.random_range(0..8) {
                     0 => format!("SET {target} v{}", rng.random_range(0..3)),
                     1 => format!("INCR {target}"),
                     2 => format!("DEL {target}"),
                     3 => format!("LPUSH {target} e"),
+                    4 => format!("SET {target} nx NX"),
+                    5 => format!("EXPIRE {target} 1000 GT"),
+                    6 => format!("PERSIST {target}"),
                     _ => format!("GET {target}"),
                 };
                 steps.push(send(1, &write));

@@ -452,16 +452,22 @@ impl Core {
             for (spec, args) in group {
                 let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
                 let absent = if spec.is_write() { self.watched_absent(&mut ctx, spec, args) } else { Vec::new() };
-                let changes_before = if logging && spec.is_write() { changes(ctx.shard) } else { 0 };
+                // Whether the write changed anything: the change counter moves by what Redis
+                // adds to `server.dirty`, so a write that changed nothing (SET NX on an
+                // existing key, SADD of a present member) is neither logged nor seen by
+                // watchers, as in Redis.
+                let counted = spec.is_write() && (logging || !self.watches.borrow().is_empty());
+                let changes_before = if counted { changes(ctx.shard) } else { 0 };
                 let started = Stopwatch::start();
                 let reply = local(&mut ctx, args);
                 stats.record(spec.name, started.elapsed(), &reply);
-                if logging && spec.is_write() && !matches!(reply, Frame::Error(_)) && changes(ctx.shard) != changes_before {
+                let changed = !counted || changes(ctx.shard) != changes_before;
+                if logging && spec.is_write() && !matches!(reply, Frame::Error(_)) && changed {
                     log_command(spec, args, &reply, now_ms, &mut logged);
                     logged_count += 1;
                 }
                 // A write that failed changed nothing (Redis checks before it writes).
-                if spec.is_write() && !matches!(reply, Frame::Error(_)) {
+                if spec.is_write() && !matches!(reply, Frame::Error(_)) && changed {
                     // A watched key that did not exist before and still does not was not
                     // changed (DEL of a missing key): its watchers keep their EXEC.
                     let unchanged: Vec<&Bytes> = absent.into_iter().filter(|key| !ctx.shard.dbs[db].contains(key, now_ms)).collect();
