@@ -740,3 +740,37 @@ fn keys_nobody_touches_are_published_as_they_expire() {
     want.sort();
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_resp3_client_gets_the_events_of_its_own_writes_before_their_replies_as_from_redis() {
+    let transcript = |server: &Server| -> Vec<u8> {
+        let mut raw = server.raw();
+        raw.command(&["HELLO", "3"]).unwrap();
+        raw.command(&["SUBSCRIBE", "__keyspace@0__:self"]).unwrap();
+        let mut out = Vec::new();
+        for command in [&["SET", "self", "1"][..], &["INCR", "self"], &["GET", "self"], &["DEL", "self"]] {
+            raw.send(&Raw::encode(command));
+            // Every push the command caused, then its reply: read until the reply.
+            loop {
+                let frame = raw.read_reply_bytes().unwrap();
+                let push = frame.starts_with(b">");
+                out.extend_from_slice(&frame);
+                if !push {
+                    break;
+                }
+            }
+        }
+        out
+    };
+    let extra = ["--notify-keyspace-events", "K$g"];
+    let shoal = Server::start(shoal_tests::THREADS, &extra);
+    let ours = transcript(&shoal);
+    let expected = ">3\r\n$7\r\nmessage\r\n$19\r\n__keyspace@0__:self\r\n$3\r\nset\r\n+OK\r\n\
+                    >3\r\n$7\r\nmessage\r\n$19\r\n__keyspace@0__:self\r\n$6\r\nincrby\r\n:2\r\n\
+                    $1\r\n2\r\n\
+                    >3\r\n$7\r\nmessage\r\n$19\r\n__keyspace@0__:self\r\n$3\r\ndel\r\n:1\r\n";
+    assert_eq!(String::from_utf8_lossy(&ours), expected);
+    if let Some(redis) = Server::start_redis_with(&extra) {
+        assert_eq!(String::from_utf8_lossy(&transcript(&redis)), expected, "redis-server's transcript");
+    }
+}

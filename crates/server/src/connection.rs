@@ -184,6 +184,11 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 crate::save::save_after_flushall(node).await;
             }
             let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
+            // A RESP3 subscriber's messages published while its commands ran (its own writes'
+            // keyspace events) go before their replies, as Redis writes them.
+            if conn.pubsub.is_some() {
+                crate::pubsub::drain(conn, &mut output);
+            }
             for slot in slots {
                 let frame = match slot {
                     Slot::Ready(frame) => frame,
