@@ -29,8 +29,18 @@ fn client_id(raw: &mut Raw) -> u64 {
 }
 
 /// Many connections, so that several cores each have some (the kernel spreads them).
+/// `count` connections, each registered by the server (one round trip) before it returns:
+/// a connection the kernel accepted but the server has not yet taken would be missed by a
+/// CLIENT LIST or KILL that follows at once (CI saw CLIENT KILL TYPE count 4 of 5).
 fn connections(server: &Server, count: usize) -> Vec<Raw> {
-    (0..count).map(|_| server.raw()).collect()
+    (0..count)
+        .map(|_| {
+            let mut raw = server.raw();
+            // Any reply (PONG, or NOAUTH under requirepass) shows the server has it.
+            raw.command(&["PING"]).unwrap();
+            raw
+        })
+        .collect()
 }
 
 // ---- CLIENT ---------------------------------------------------------------------------
