@@ -508,7 +508,11 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
     // reaches a core after the caller ends the snapshots, where a later save could be.
     let mut failure = None;
     while let Some(done) = in_flight.next().await {
-        let (shard, chunk) = done.expect("a save's chunk task is never cancelled");
+        // A chunk task is cancelled only when its executor goes away mid-save.
+        let Some((shard, chunk)) = done else {
+            failure.get_or_insert_with(|| std::io::Error::other("a core stopped during the save"));
+            continue;
+        };
         let Some((chunk, copied)) = chunk else { continue };
         if failure.is_some() {
             continue;
