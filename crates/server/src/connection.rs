@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{select, Either, LocalBoxFuture};
+use futures::AsyncWriteExt;
 use futures::FutureExt;
-use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use shoal_commands::dispatch::{self, Route};
 use shoal_resp::{encode, Frame, Protocol, RequestDecoder};
@@ -19,6 +19,7 @@ use shoal_runtime::{BlockCtx, Cmd};
 use crate::client::ClientInfo;
 use crate::node::Node;
 use crate::server_commands::{self, After};
+use crate::socket::Socket;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -103,6 +104,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
+    let mut socket = Socket::new(stream);
     node.clients.borrow_mut().insert(id, client.clone());
     let authenticated = node.config.borrow().requirepass.is_empty();
     let mut conn = Conn {
@@ -116,7 +118,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         in_exec: false,
         pubsub: None,
     };
-    if let Err(e) = serve_loop(&node, &mut stream, &mut conn).await {
+    if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }
     crate::multi::leave(&node, &mut conn);
@@ -124,11 +126,11 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
-    let _ = stream.close().await;
+    let _ = socket.stream.close().await;
     shared.clients.fetch_sub(1, Ordering::SeqCst);
 }
 
-async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) -> std::io::Result<()> {
+async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> std::io::Result<()> {
     let mut decoder = RequestDecoder::new(Default::default());
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
@@ -141,16 +143,15 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
         }
         // A subscriber writes its messages as they come, until it sends something.
         if conn.pubsub.is_some() {
-            deliver_until_readable(node, stream, conn, &mut output).await?;
+            deliver_until_readable(node, socket, conn, &mut output).await?;
             if conn.client.kill.is_set() || node.shutdown.is_set() {
                 return Ok(());
             }
         }
-        let read = stream.read(&mut chunk).await?;
+        let read = socket.read(&mut input, &mut chunk).await?;
         if read == 0 || conn.client.kill.is_set() {
             return Ok(());
         }
-        input.extend_from_slice(&chunk[..read]);
         conn.client.last_interaction.set(crate::client::coarse_ms());
         {
             let config = node.config.borrow();
@@ -176,7 +177,7 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
             let frames = if batch.is_empty() {
                 Vec::new()
             } else {
-                let interrupted = || blocked_wait_interrupted(node, &conn.client, &*stream);
+                let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket);
                 let block = BlockCtx { may_block: true, interrupted: &interrupted };
                 node.core.execute(conn.db, conn.proto, batch, &block).await
             };
@@ -241,7 +242,7 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
                 // `appendfsync always`: replies leave once the writes are on disk.
                 node.core.aof_wait().await;
                 crate::pubsub::drain(conn, &mut output);
-                write_out(node, stream, conn, &output).await?;
+                write_out(node, &mut socket.stream, conn, &output).await?;
                 output.clear();
             }
             if !more {
@@ -266,19 +267,13 @@ async fn serve_loop(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn) ->
 /// The client is marked blocked meanwhile. `Some(reply)` for CLIENT UNBLOCK ... ERROR;
 /// `None` when the client closed its connection, was killed, was unblocked with TIMEOUT, or
 /// the server shuts down.
-fn blocked_wait_interrupted<'a>(node: &'a Rc<Node>, client: &'a Rc<ClientInfo>, stream: &'a TcpStream) -> LocalBoxFuture<'a, Option<Frame>> {
+fn blocked_wait_interrupted<'a>(node: &'a Rc<Node>, client: &'a Rc<ClientInfo>, socket: &'a Socket) -> LocalBoxFuture<'a, Option<Frame>> {
     async move {
         client.set_blocked(true);
         let _unmark = scopeguard(|| client.set_blocked(false));
         // A blocked client that closes its connection stops waiting. Peeking cannot see a
         // close behind commands it pipelined after the blocking one; those wait their turn.
-        let peer_closed = async {
-            let mut byte = [0u8; 1];
-            match stream.peek(&mut byte).await {
-                Ok(0) | Err(_) => {}
-                Ok(_) => futures::future::pending::<()>().await,
-            }
-        };
+        let peer_closed = socket.closed();
         let gone = std::pin::pin!(select(client.kill.wait(), node.shutdown.wait()));
         let peer_closed = std::pin::pin!(peer_closed);
         let unblocked = std::pin::pin!(client.unblocked());
@@ -498,7 +493,7 @@ fn overflowed(conn: &Conn) -> std::io::Error {
 
 /// While the client sends nothing: writes the messages that arrive for it. Returns when it has
 /// sent something (or closed), or its subscriptions are all gone and written.
-async fn deliver_until_readable(node: &Rc<Node>, stream: &mut TcpStream, conn: &mut Conn, output: &mut BytesMut) -> std::io::Result<()> {
+async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn, output: &mut BytesMut) -> std::io::Result<()> {
     loop {
         let Some(subscriber) = conn.pubsub.clone() else { return Ok(()) };
         if subscriber.overflowed() {
@@ -506,7 +501,7 @@ async fn deliver_until_readable(node: &Rc<Node>, stream: &mut TcpStream, conn: &
         }
         crate::pubsub::drain(conn, output);
         if !output.is_empty() {
-            write_out(node, stream, conn, output).await?;
+            write_out(node, &mut socket.stream, conn, output).await?;
             output.clear();
             continue;
         }
@@ -516,12 +511,8 @@ async fn deliver_until_readable(node: &Rc<Node>, stream: &mut TcpStream, conn: &
         if conn.client.kill.is_set() || node.shutdown.is_set() {
             return Ok(());
         }
-        // Peeking takes nothing from the socket, so dropping it for a message loses nothing.
-        let readable = async {
-            let mut byte = [0u8; 1];
-            let _ = stream.peek(&mut byte).await;
-        };
-        let readable = std::pin::pin!(readable);
+        // Waiting takes nothing from the socket, so dropping it for a message loses nothing.
+        let readable = std::pin::pin!(socket.readable());
         let ready = std::pin::pin!(subscriber.ready());
         if let Either::Left(_) = select(readable, ready).await {
             return Ok(());

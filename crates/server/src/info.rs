@@ -161,6 +161,8 @@ pub struct Snapshot {
     pub executable: String,
     pub config_file: String,
     pub threads: usize,
+    /// How the cores read their sockets (see `crate::socket`).
+    pub socket_io: &'static str,
     pub connected_clients: usize,
     pub blocked_clients: usize,
     /// Keys with blocked clients, counted per core that owns them.
@@ -275,6 +277,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
         executable: std::env::current_exe().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
         config_file: config.source_path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
         threads: node.core.shard_count,
+        socket_io: crate::socket::path_name(node.core.shard_count),
         connected_clients: shared.clients.load(Ordering::Relaxed),
         maxclients: config.maxclients,
         used_memory,
@@ -379,6 +382,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             }
             add("shoal_version", env!("CARGO_PKG_VERSION").to_owned());
             add("threads", s.threads.to_string());
+            add("shoal_socket_io", s.socket_io.to_owned());
         }
         Section::Clients => {
             add("connected_clients", s.connected_clients.to_string());

@@ -23,6 +23,7 @@ mod rdb_load;
 mod save;
 mod scripting;
 mod server_commands;
+mod socket;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

@@ -84,6 +84,8 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
         aof_writer: RefCell::new(None),
     });
+    // The socket ring first: once every core counts itself below, any core may accept.
+    crate::socket::init(core.id);
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.

@@ -86,6 +86,16 @@ impl Server {
         Server::start_on(free_port(), threads, extra)
     }
 
+    /// Starts shoal-server with extra environment variables (the socket path's switches:
+    /// `SHOAL_SOCKET_RING`, `SHOAL_SOCKET_RING_BUFFERS`).
+    pub fn start_with_env(threads: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = scratch_dir("shoal");
+        let mut server = Server::spawn_unready_env(dir, free_port(), threads, extra, env);
+        server.owns_dir = true;
+        server.wait_ready();
+        server
+    }
+
     /// Starts shoal-server on `port` (to restart on the port of one that exited).
     pub fn start_on(port: u16, threads: usize, extra: &[&str]) -> Server {
         let mut server = Server::spawn_in(scratch_dir("shoal"), port, threads, extra);
@@ -127,6 +137,10 @@ impl Server {
     }
 
     fn spawn_unready(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
+        Server::spawn_unready_env(dir, port, threads, extra, &[])
+    }
+
+    fn spawn_unready_env(dir: PathBuf, port: u16, threads: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut args: Vec<String> = vec!["--port".into(), port.to_string(), "--threads".into(), threads.to_string(), "--bind".into(), "127.0.0.1".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
         // SHOAL_TEST_SERVER_OUTPUT=1 shows the server's own output (its logs, a panic's message).
@@ -137,7 +151,14 @@ impl Server {
                 Stdio::null()
             }
         };
-        let child = Command::new(server_binary()).args(&args).current_dir(&dir).stdout(output()).stderr(output()).spawn().expect("start shoal-server");
+        let child = Command::new(server_binary())
+            .args(&args)
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .stdout(output())
+            .stderr(output())
+            .spawn()
+            .expect("start shoal-server");
         Server { child, port, dir, owns_dir: false }
     }
 

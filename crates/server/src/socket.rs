@@ -1,0 +1,488 @@
+//! A connection's socket: replies leave through glommio's `TcpStream` (a direct `send`, and
+//! glommio's poll when the socket is full), requests arrive through a ring of our own.
+//!
+//! glommio 0.9 reads a socket with a direct `recv`, and when that finds nothing it arms a
+//! one-shot io_uring poll, once per read. Each core here owns one io_uring ring instead, with
+//! a provided-buffer ring: every connection has one multishot RECV armed on it, so a readable
+//! socket costs no system call of its own; the kernel copies what arrives into a free buffer
+//! and posts a completion. The ring's eventfd tells glommio that completions are waiting: one
+//! task per core (`reap_loop`) awaits the eventfd with an io_uring READ on glommio's own ring,
+//! moves each completion's bytes into its connection's pending input, gives the buffer back
+//! at once and wakes the connection. A connection that finds no input also reaps, so a busy
+//! core rarely waits for the eventfd at all.
+//!
+//! `SHOAL_SOCKET_RING=1` in the environment turns the ring on (it is off by default, see
+//! `RING_DEFAULT`), `=0` off. When the ring cannot be set up (an old kernel, no
+//! provided-buffer rings) every connection uses glommio's read instead. The log says at
+//! debug level which path each core took, and INFO's `shoal_socket_io` says it too.
+//!
+//! This module does not write: back-pressure, the output limits and the Pub/Sub overflow stay
+//! with glommio's `write_all`, as before.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use bytes::BytesMut;
+use futures::AsyncReadExt;
+use glommio::net::TcpStream;
+use io_uring::{cqueue, opcode, types, IoUring};
+
+/// Whether the cores read through their own ring when `SHOAL_SOCKET_RING` is unset. Off: it
+/// measured no faster than glommio's path (bench/RESULTS.md, sixth session).
+const RING_DEFAULT: bool = false;
+/// Submission queue entries: arms and cancels, submitted one at a time.
+const SQ_ENTRIES: u32 = 256;
+/// Completion queue entries: room for a burst of receives between two reaps (the kernel keeps
+/// what overflows, and a multishot receive that overflowed stops and is re-armed).
+const CQ_ENTRIES: u32 = 8192;
+/// Provided buffers per core, unless `SHOAL_SOCKET_RING_BUFFERS` says otherwise (a power of
+/// two; tests use a handful to exhaust them).
+const BUFFERS_DEFAULT: u16 = 256;
+/// Bytes per provided buffer.
+const BUFFER_BYTES: usize = 16 * 1024;
+/// The buffer group our receives draw from.
+const BUFFER_GROUP: u16 = 0;
+/// Input a connection may have pending (received, not yet taken by its task) before its
+/// receive is cancelled; the socket's own buffer then holds the rest, and the client feels
+/// TCP's back-pressure, as with a plain read. It is re-armed when the task has taken the input.
+const PENDING_MAX: usize = 256 * 1024;
+
+/// io_uring_enter's flag to reap (and run deferred work); the crate keeps its own private.
+const IORING_ENTER_GETEVENTS: u32 = 1;
+
+/// user_data's low byte: what the entry was.
+const KIND_RECV: u64 = 1;
+const KIND_CANCEL: u64 = 2;
+
+/// Cores whose connections read through their own ring (for INFO).
+static RING_CORES: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static RING: RefCell<Option<Rc<Ring>>> = const { RefCell::new(None) };
+}
+
+/// INFO's `shoal_socket_io`: `io_uring` when every core reads through its own ring, `glommio`
+/// when none does, `mixed` otherwise.
+pub fn path_name(threads: usize) -> &'static str {
+    match RING_CORES.load(Ordering::Relaxed) {
+        0 => "glommio",
+        n if n >= threads => "io_uring",
+        _ => "mixed",
+    }
+}
+
+/// Sets up this core's ring and starts its reaper, unless the environment or the kernel says
+/// no. Call once per core, on its executor, before accepting.
+pub fn init(core_id: usize) {
+    let wanted = match std::env::var("SHOAL_SOCKET_RING").as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        _ => RING_DEFAULT,
+    };
+    if !wanted {
+        tracing::debug!("core {core_id}: sockets read through glommio (SHOAL_SOCKET_RING is not 1)");
+        return;
+    }
+    let buffers =
+        std::env::var("SHOAL_SOCKET_RING_BUFFERS").ok().and_then(|v| v.parse::<u16>().ok()).filter(|n| n.is_power_of_two()).unwrap_or(BUFFERS_DEFAULT);
+    let defer = std::env::var("SHOAL_SOCKET_RING_DEFER").is_ok_and(|v| v == "1");
+    match Ring::new(buffers, defer).or_else(|e| if defer { Ring::new(buffers, false) } else { Err(e) }) {
+        Ok((ring, eventfd)) => {
+            let ring = Rc::new(ring);
+            let ring_defer = ring.defer;
+            RING.with(|r| *r.borrow_mut() = Some(ring.clone()));
+            RING_CORES.fetch_add(1, Ordering::Relaxed);
+            glommio::spawn_local(reap_loop(ring, eventfd)).detach();
+            tracing::debug!(
+                "core {core_id}: sockets read through an io_uring ring with {buffers} provided buffers{}",
+                if ring_defer { ", deferred task running" } else { "" }
+            );
+        }
+        Err(e) => tracing::debug!("core {core_id}: sockets read through glommio (no io_uring ring of our own: {e})"),
+    }
+}
+
+/// One connection's state on the ring.
+#[derive(Default)]
+struct Conn {
+    /// Bumped when the slot is freed, so late completions of a closed connection are
+    /// recognised (their buffers are given back, their bytes dropped).
+    generation: u32,
+    live: bool,
+    fd: RawFd,
+    /// Received, not yet taken by the connection's task.
+    pending: BytesMut,
+    /// The peer closed its side (or a kill shut our read side).
+    eof: bool,
+    error: Option<i32>,
+    /// A multishot receive is in the kernel.
+    armed: bool,
+    /// Its cancel is in the kernel (too much pending input).
+    cancelling: bool,
+    waker: Option<Waker>,
+}
+
+struct Ring {
+    uring: RefCell<IoUring>,
+    /// Set up with DEFER_TASKRUN: completions are posted only when we enter the ring.
+    defer: bool,
+    /// The provided-buffer ring's entries (page-aligned, mmap'd) and the buffers.
+    entries: *mut types::BufRingEntry,
+    entries_len: usize,
+    buffers: Box<[u8]>,
+    buffer_count: u16,
+    /// Our copy of the buffer ring's tail; the kernel reads the one in the first entry.
+    tail: Cell<u16>,
+    conns: RefCell<Vec<Conn>>,
+    free: RefCell<Vec<u32>>,
+}
+
+impl Ring {
+    fn new(buffer_count: u16, defer: bool) -> io::Result<(Ring, glommio::io::BufferedFile)> {
+        // COOP_TASKRUN: a completion does not interrupt the busy core; it is posted when the
+        // thread next enters the kernel (each executor turn does, and every send). With
+        // DEFER_TASKRUN it is posted only when we enter this ring asking for completions, in
+        // a batch; the kernel signals the eventfd when such work first waits.
+        let mut builder = IoUring::builder();
+        builder.setup_coop_taskrun().setup_taskrun_flag().setup_single_issuer().setup_cqsize(CQ_ENTRIES);
+        if defer {
+            builder.setup_defer_taskrun();
+        }
+        let uring = builder.build(SQ_ENTRIES)?;
+        let entries_len = buffer_count as usize * std::mem::size_of::<types::BufRingEntry>();
+        // SAFETY: an anonymous private mapping; we check the result and unmap it in Drop.
+        let entries =
+            unsafe { libc::mmap(std::ptr::null_mut(), entries_len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
+        if entries == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let mut ring = Ring {
+            uring: RefCell::new(uring),
+            defer,
+            entries: entries.cast(),
+            entries_len,
+            buffers: vec![0u8; buffer_count as usize * BUFFER_BYTES].into_boxed_slice(),
+            buffer_count,
+            tail: Cell::new(0),
+            conns: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+        };
+        // SAFETY: the entries stay mapped, and the buffers allocated, as long as the ring
+        // lives (Drop unregisters before unmapping).
+        unsafe { ring.uring.get_mut().submitter().register_buf_ring_with_flags(ring.entries as u64, buffer_count, BUFFER_GROUP, 0)? };
+        for bid in 0..buffer_count {
+            ring.give_back(bid);
+        }
+        // A blocking eventfd: glommio's READ on it then waits for a count, where a
+        // non-blocking one would end at once with EAGAIN.
+        // SAFETY: eventfd takes two integers and returns a new descriptor or -1.
+        let eventfd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if eventfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the descriptor is ours; the BufferedFile owns it from here on.
+        let file = unsafe { glommio::io::BufferedFile::from_raw_fd(eventfd) };
+        ring.uring.get_mut().submitter().register_eventfd(eventfd)?;
+        Ok((ring, file))
+    }
+
+    fn buffer(&self, bid: u16) -> &[u8] {
+        let start = bid as usize * BUFFER_BYTES;
+        &self.buffers[start..start + BUFFER_BYTES]
+    }
+
+    /// Hands buffer `bid` back to the kernel.
+    fn give_back(&self, bid: u16) {
+        debug_assert!(bid < self.buffer_count, "buffer {bid} of {}", self.buffer_count);
+        let tail = self.tail.get();
+        let mask = self.buffer_count - 1;
+        let addr = self.buffer(bid).as_ptr() as u64;
+        // SAFETY: the entry lies within the mapping (masked index); the kernel reads only
+        // entries before the published tail, and this one is past it until the store below.
+        unsafe {
+            let entry = &mut *self.entries.add((tail & mask) as usize);
+            entry.set_addr(addr);
+            entry.set_len(BUFFER_BYTES as u32);
+            entry.set_bid(bid);
+        }
+        let tail = tail.wrapping_add(1);
+        self.tail.set(tail);
+        // SAFETY: the tail field lives in the first entry of our mapping; the kernel reads it
+        // concurrently, hence the atomic release store (it publishes the entry written above).
+        unsafe { AtomicU16::from_ptr(types::BufRingEntry::tail(self.entries) as *mut u16).store(tail, Ordering::Release) };
+    }
+
+    fn user_data(slot: u32, generation: u32, kind: u64) -> u64 {
+        (generation as u64) << 32 | (slot as u64) << 8 | kind
+    }
+
+    /// Pushes one entry and submits it (a system call; only for arming and cancelling).
+    fn submit(&self, entry: io_uring::squeue::Entry) {
+        let mut uring = self.uring.borrow_mut();
+        // SAFETY: the entries we push reference no memory of ours (the receive draws from
+        // the registered buffer group).
+        let pushed = unsafe { uring.submission().push(&entry) };
+        assert!(pushed.is_ok(), "the submission queue has room: every push is submitted at once");
+        if let Err(e) = uring.submit() {
+            // EBUSY/EAGAIN when the completion queue overflows: the entry stays queued and
+            // the next submit takes it.
+            tracing::debug!("io_uring submit: {e}");
+        }
+    }
+
+    fn arm(&self, slot: u32, conn: &mut Conn) {
+        debug_assert!(!conn.armed, "one receive per connection");
+        conn.armed = true;
+        let entry = opcode::RecvMulti::new(types::Fd(conn.fd), BUFFER_GROUP).build().user_data(Self::user_data(slot, conn.generation, KIND_RECV));
+        self.submit(entry);
+    }
+
+    fn cancel(&self, slot: u32, generation: u32) {
+        let target = Self::user_data(slot, generation, KIND_RECV);
+        let entry = opcode::AsyncCancel::new(target).build().user_data(Self::user_data(slot, generation, KIND_CANCEL));
+        self.submit(entry);
+    }
+
+    /// Takes every completion waiting (no system call), and wakes the connections it
+    /// concerns. Returns how many completions it took.
+    fn reap(&self) -> usize {
+        let mut wakers: Vec<Waker> = Vec::new();
+        let mut cancels: Vec<(u32, u32)> = Vec::new();
+        let mut taken = 0;
+        {
+            let mut uring = self.uring.borrow_mut();
+            if self.defer && uring.submission().taskrun() {
+                // Run the receives the kernel deferred to us; they post their completions.
+                // SAFETY: no submission, no argument; GETEVENTS with nothing to wait for.
+                if let Err(e) = unsafe { uring.submitter().enter::<libc::sigset_t>(0, 0, IORING_ENTER_GETEVENTS, None) } {
+                    tracing::debug!("io_uring enter: {e}");
+                }
+            }
+            let mut conns = self.conns.borrow_mut();
+            for cqe in uring.completion() {
+                taken += 1;
+                let user_data = cqe.user_data();
+                let flags = cqe.flags();
+                let result = cqe.result();
+                let bid = cqueue::buffer_select(flags);
+                if user_data & 0xff != KIND_RECV {
+                    continue;
+                }
+                let slot = ((user_data >> 8) & 0xff_ffff) as u32;
+                let generation = (user_data >> 32) as u32;
+                let conn = conns.get_mut(slot as usize).filter(|c| c.live && c.generation == generation);
+                let Some(conn) = conn else {
+                    if let Some(bid) = bid {
+                        self.give_back(bid);
+                    }
+                    continue;
+                };
+                if result > 0 {
+                    let bid = bid.expect("a receive with data names its buffer");
+                    conn.pending.extend_from_slice(&self.buffer(bid)[..result as usize]);
+                    self.give_back(bid);
+                } else if result == 0 {
+                    conn.eof = true;
+                } else if -result != libc::ENOBUFS && -result != libc::ECANCELED {
+                    conn.error = Some(-result);
+                } else if let Some(bid) = bid {
+                    self.give_back(bid);
+                }
+                if !cqueue::more(flags) {
+                    tracing::debug!("receive of slot {slot} ended: result {result}, {} bytes pending", conn.pending.len());
+                    // Ended: end-of-file, an error, a cancel, no free buffer (ENOBUFS) or an
+                    // overflowed completion queue. The connection re-arms when it next waits.
+                    conn.armed = false;
+                    conn.cancelling = false;
+                } else if conn.pending.len() > PENDING_MAX && !conn.cancelling {
+                    conn.cancelling = true;
+                    cancels.push((slot, generation));
+                }
+                if let Some(waker) = conn.waker.take() {
+                    wakers.push(waker);
+                }
+            }
+        }
+        for (slot, generation) in cancels {
+            self.cancel(slot, generation);
+        }
+        for waker in wakers {
+            waker.wake();
+        }
+        taken
+    }
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        let _ = self.uring.get_mut().submitter().unregister_buf_ring(BUFFER_GROUP);
+        // SAFETY: the mapping made in new(), no longer registered.
+        unsafe { libc::munmap(self.entries.cast(), self.entries_len) };
+    }
+}
+
+/// The per-core task that wakes connections when completions arrive while the core has
+/// nothing else to do: glommio parks on its own ring, and our ring's eventfd completes the
+/// READ glommio has there.
+async fn reap_loop(ring: Rc<Ring>, eventfd: glommio::io::BufferedFile) {
+    loop {
+        ring.reap();
+        // Completions posted after the reap above count up the eventfd, so this read ends
+        // at once then: no wakeup is lost.
+        if let Err(e) = eventfd.read_at(0, 8).await {
+            tracing::warn!("reading the socket ring's eventfd failed: {e}");
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+}
+
+/// A connection's registration on its core's ring.
+struct RingReader {
+    ring: Rc<Ring>,
+    slot: u32,
+}
+
+impl RingReader {
+    fn new(ring: Rc<Ring>, fd: RawFd) -> RingReader {
+        let slot = {
+            let mut conns = ring.conns.borrow_mut();
+            let slot = match ring.free.borrow_mut().pop() {
+                Some(slot) => slot,
+                None => {
+                    conns.push(Conn::default());
+                    (conns.len() - 1) as u32
+                }
+            };
+            let conn = &mut conns[slot as usize];
+            conn.live = true;
+            conn.fd = fd;
+            conn.eof = false;
+            conn.error = None;
+            conn.armed = false;
+            conn.cancelling = false;
+            conn.pending.clear();
+            ring.arm(slot, conn);
+            slot
+        };
+        RingReader { ring, slot }
+    }
+
+    /// Ready when `ready(conn)` holds, reaping once more before giving up; re-arms the
+    /// receive when it ended (no free buffer, a cancel) and input is still wanted.
+    fn poll_until<T>(&self, cx: &Context<'_>, mut ready: impl FnMut(&mut Conn) -> Option<T>) -> Poll<T> {
+        if let Some(value) = ready(&mut self.ring.conns.borrow_mut()[self.slot as usize]) {
+            return Poll::Ready(value);
+        }
+        // Completions may be waiting that the reaper has not taken yet.
+        if self.ring.reap() > 0 {
+            if let Some(value) = ready(&mut self.ring.conns.borrow_mut()[self.slot as usize]) {
+                return Poll::Ready(value);
+            }
+        }
+        let mut conns = self.ring.conns.borrow_mut();
+        let conn = &mut conns[self.slot as usize];
+        if !conn.armed && !conn.eof && conn.error.is_none() && conn.pending.len() <= PENDING_MAX {
+            self.ring.arm(self.slot, conn);
+        }
+        conn.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        let mut conns = self.ring.conns.borrow_mut();
+        let conn = &mut conns[self.slot as usize];
+        if conn.armed {
+            // The kernel holds the socket while the receive is armed: cancel it, so the
+            // descriptor's close really closes it. Its last completion finds the slot's
+            // generation moved on and only gives its buffer back.
+            self.ring.cancel(self.slot, conn.generation);
+        }
+        conn.live = false;
+        conn.generation = conn.generation.wrapping_add(1);
+        conn.waker = None;
+        conn.pending = BytesMut::new();
+        drop(conns);
+        self.ring.free.borrow_mut().push(self.slot);
+    }
+}
+
+/// A client's socket.
+pub struct Socket {
+    /// Declared before the stream: dropped (its receive cancelled) before the descriptor
+    /// closes.
+    ring: Option<RingReader>,
+    pub stream: TcpStream,
+}
+
+impl Socket {
+    /// Wraps an accepted stream, reading through this core's ring when it has one.
+    pub fn new(stream: TcpStream) -> Socket {
+        let ring = RING.with(|r| r.borrow().clone()).map(|ring| RingReader::new(ring, stream.as_raw_fd()));
+        Socket { ring, stream }
+    }
+
+    /// Whether this socket reads through our ring.
+    #[allow(dead_code)]
+    pub fn uses_ring(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// Appends what the client sent to `input`, waiting for something: the count, 0 at
+    /// end-of-file. `chunk` is the scratch buffer of glommio's path.
+    pub async fn read(&mut self, input: &mut BytesMut, chunk: &mut [u8]) -> io::Result<usize> {
+        let Some(reader) = &self.ring else {
+            let read = self.stream.read(chunk).await?;
+            input.extend_from_slice(&chunk[..read]);
+            return Ok(read);
+        };
+        std::future::poll_fn(|cx| {
+            reader.poll_until(cx, |conn| {
+                if !conn.pending.is_empty() {
+                    let count = conn.pending.len();
+                    if input.is_empty() {
+                        std::mem::swap(input, &mut conn.pending);
+                    } else {
+                        input.extend_from_slice(&conn.pending);
+                        conn.pending.clear();
+                    }
+                    return Some(Ok(count));
+                }
+                if let Some(errno) = conn.error {
+                    return Some(Err(io::Error::from_raw_os_error(errno)));
+                }
+                conn.eof.then_some(Ok(0))
+            })
+        })
+        .await
+    }
+
+    /// Completes when the client has closed its connection (or it failed), as a one-byte
+    /// peek returning 0 would say. Input it sent meanwhile stays for the next read.
+    pub async fn closed(&self) {
+        let Some(reader) = &self.ring else {
+            let mut byte = [0u8; 1];
+            match self.stream.peek(&mut byte).await {
+                Ok(0) | Err(_) => return,
+                // A peek cannot see a close behind input; that waits its turn.
+                Ok(_) => return futures::future::pending::<()>().await,
+            }
+        };
+        std::future::poll_fn(|cx| reader.poll_until(cx, |conn| (conn.eof || conn.error.is_some()).then_some(()))).await
+    }
+
+    /// Completes when the client has sent something, closed, or the connection failed.
+    pub async fn readable(&self) {
+        let Some(reader) = &self.ring else {
+            let mut byte = [0u8; 1];
+            let _ = self.stream.peek(&mut byte).await;
+            return;
+        };
+        std::future::poll_fn(|cx| reader.poll_until(cx, |conn| (!conn.pending.is_empty() || conn.eof || conn.error.is_some()).then_some(()))).await
+    }
+}
