@@ -94,14 +94,20 @@ def main():
     for round_index in range(opts.rounds):
         for name, args in workloads:
             for server, spec in servers:
-                ops, cpu_s_per_m = run(opts, spec, args)
+                try:
+                    ops, cpu_s_per_m = run(opts, spec, args)
+                except subprocess.CalledProcessError as e:
+                    print(f"round {round_index + 1} {name:8} {server:12} failed: {e.stderr.strip()[-200:]}", flush=True)
+                    continue
                 results.setdefault((name, server), []).append((ops, cpu_s_per_m))
                 print(f"round {round_index + 1} {name:8} {server:12} {ops:>10.0f} ops/s  {cpu_s_per_m:6.2f} CPU s per M requests", flush=True)
     print()
     print(f"{'workload':8} {'server':12} {'median ops/s':>12} {'range':>19} {'CPU s/M (median)':>17}")
     for name, _ in workloads:
         for server, _ in servers:
-            runs = results[(name, server)]
+            runs = results.get((name, server))
+            if not runs:
+                continue
             ops = [r[0] for r in runs]
             cpu = [r[1] for r in runs]
             print(f"{name:8} {server:12} {statistics.median(ops):>12.0f} {min(ops):>9.0f}-{max(ops):<9.0f} {statistics.median(cpu):>17.2f}")

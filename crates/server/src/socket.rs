@@ -57,6 +57,7 @@ const IORING_ENTER_GETEVENTS: u32 = 1;
 /// user_data's low byte: what the entry was.
 const KIND_RECV: u64 = 1;
 const KIND_CANCEL: u64 = 2;
+const KIND_SEND: u64 = 3;
 
 /// Cores whose connections read through their own ring (for INFO).
 static RING_CORES: AtomicUsize = AtomicUsize::new(0);
@@ -91,8 +92,12 @@ pub fn init(core_id: usize) {
         std::env::var("SHOAL_SOCKET_RING_BUFFERS").ok().and_then(|v| v.parse::<u16>().ok()).filter(|n| n.is_power_of_two()).unwrap_or(BUFFERS_DEFAULT);
     let defer = std::env::var("SHOAL_SOCKET_RING_DEFER").is_ok_and(|v| v == "1");
     match Ring::new(buffers, defer).or_else(|e| if defer { Ring::new(buffers, false) } else { Err(e) }) {
-        Ok((ring, eventfd)) => {
+        Ok((mut ring, eventfd)) => {
+            ring.sends = std::env::var("SHOAL_SOCKET_RING_SEND").is_ok_and(|v| v == "1");
             let ring = Rc::new(ring);
+            if ring.sends {
+                glommio::spawn_local(flush_loop(ring.clone())).detach();
+            }
             let ring_defer = ring.defer;
             RING.with(|r| *r.borrow_mut() = Some(ring.clone()));
             RING_CORES.fetch_add(1, Ordering::Relaxed);
@@ -124,6 +129,13 @@ struct Conn {
     /// Its cancel is in the kernel (too much pending input).
     cancelling: bool,
     waker: Option<Waker>,
+    /// Replies being sent by a SEND entry (with `SHOAL_SOCKET_RING_SEND=1`): the kernel reads
+    /// them until its completion, so they live here, not in the writing future.
+    send_buffer: BytesMut,
+    send_in_flight: bool,
+    /// The last send's result: bytes sent, or minus the errno.
+    send_result: Option<i32>,
+    write_waker: Option<Waker>,
 }
 
 struct Ring {
@@ -139,6 +151,11 @@ struct Ring {
     tail: Cell<u16>,
     conns: RefCell<Vec<Conn>>,
     free: RefCell<Vec<u32>>,
+    /// Replies go out as SEND entries, submitted together once per executor turn (by
+    /// `flush_loop`), instead of a `send` call each.
+    sends: bool,
+    flush_requested: Cell<bool>,
+    flush_waker: RefCell<Option<Waker>>,
 }
 
 impl Ring {
@@ -170,6 +187,9 @@ impl Ring {
             tail: Cell::new(0),
             conns: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
+            sends: false,
+            flush_requested: Cell::new(false),
+            flush_waker: RefCell::new(None),
         };
         // SAFETY: the entries stay mapped, and the buffers allocated, as long as the ring
         // lives (Drop unregisters before unmapping).
@@ -241,8 +261,52 @@ impl Ring {
         self.submit(entry);
     }
 
-    fn cancel(&self, slot: u32, generation: u32) {
-        let target = Self::user_data(slot, generation, KIND_RECV);
+    /// Makes a slot reusable; late completions for it find its generation moved on.
+    fn free_slot(&self, slot: u32) {
+        let mut conns = self.conns.borrow_mut();
+        let conn = &mut conns[slot as usize];
+        debug_assert!(!conn.live && !conn.send_in_flight, "slot {slot} is done with");
+        conn.generation = conn.generation.wrapping_add(1);
+        conn.pending = BytesMut::new();
+        conn.send_buffer = BytesMut::new();
+        conn.waker = None;
+        conn.write_waker = None;
+        drop(conns);
+        self.free.borrow_mut().push(slot);
+    }
+
+    /// Queues a SEND of `conn.send_buffer[offset..]`, submitted by the next flush.
+    fn queue_send(&self, slot: u32, conn: &mut Conn, offset: usize) {
+        debug_assert!(!conn.send_in_flight, "one send per connection at a time");
+        conn.send_in_flight = true;
+        conn.send_result = None;
+        let data = &conn.send_buffer[offset..];
+        let entry = opcode::Send::new(types::Fd(conn.fd), data.as_ptr(), data.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(Self::user_data(slot, conn.generation, KIND_SEND));
+        let mut uring = self.uring.borrow_mut();
+        // SAFETY: the bytes live in the slot's send buffer, which is neither touched nor freed
+        // until this entry's completion (the slot stays reserved while `send_in_flight`).
+        if unsafe { uring.submission().push(&entry) }.is_err() {
+            // The queue is full of this turn's sends: submit them now.
+            if let Err(e) = uring.submit() {
+                tracing::debug!("io_uring submit: {e}");
+            }
+            // SAFETY: as above.
+            let pushed = unsafe { uring.submission().push(&entry) };
+            assert!(pushed.is_ok(), "a submitted queue has room");
+        }
+        drop(uring);
+        if !self.flush_requested.replace(true) {
+            if let Some(waker) = self.flush_waker.borrow_mut().take() {
+                waker.wake();
+            }
+        }
+    }
+
+    fn cancel(&self, slot: u32, generation: u32, kind: u64) {
+        let target = Self::user_data(slot, generation, kind);
         let entry = opcode::AsyncCancel::new(target).build().user_data(Self::user_data(slot, generation, KIND_CANCEL));
         self.submit(entry);
     }
@@ -252,6 +316,7 @@ impl Ring {
     fn reap(&self) -> usize {
         let mut wakers: Vec<Waker> = Vec::new();
         let mut cancels: Vec<(u32, u32)> = Vec::new();
+        let mut freed: Vec<u32> = Vec::new();
         let mut taken = 0;
         {
             let mut uring = self.uring.borrow_mut();
@@ -269,11 +334,26 @@ impl Ring {
                 let flags = cqe.flags();
                 let result = cqe.result();
                 let bid = cqueue::buffer_select(flags);
-                if user_data & 0xff != KIND_RECV {
-                    continue;
-                }
+                let kind = user_data & 0xff;
                 let slot = ((user_data >> 8) & 0xff_ffff) as u32;
                 let generation = (user_data >> 32) as u32;
+                if kind == KIND_SEND {
+                    let conn = conns.get_mut(slot as usize).filter(|c| c.generation == generation && c.send_in_flight);
+                    let conn = conn.expect("a send's slot stays reserved until its completion");
+                    conn.send_in_flight = false;
+                    conn.send_result = Some(result);
+                    if !conn.live {
+                        // The connection went while this send was in flight: now the slot
+                        // and its buffer may go too.
+                        freed.push(slot);
+                    } else if let Some(waker) = conn.write_waker.take() {
+                        wakers.push(waker);
+                    }
+                    continue;
+                }
+                if kind != KIND_RECV {
+                    continue;
+                }
                 let conn = conns.get_mut(slot as usize).filter(|c| c.live && c.generation == generation);
                 let Some(conn) = conn else {
                     if let Some(bid) = bid {
@@ -308,7 +388,10 @@ impl Ring {
             }
         }
         for (slot, generation) in cancels {
-            self.cancel(slot, generation);
+            self.cancel(slot, generation, KIND_RECV);
+        }
+        for slot in freed {
+            self.free_slot(slot);
         }
         for waker in wakers {
             waker.wake();
@@ -340,6 +423,25 @@ async fn reap_loop(ring: Rc<Ring>, eventfd: glommio::io::BufferedFile) {
     }
 }
 
+/// Submits the SEND entries that connections queued, once per executor turn: a connection
+/// that queues one wakes this task, which runs after the tasks already runnable, so the sends
+/// of every connection served in this turn leave in one system call.
+async fn flush_loop(ring: Rc<Ring>) {
+    loop {
+        std::future::poll_fn(|cx| {
+            if ring.flush_requested.replace(false) {
+                return Poll::Ready(());
+            }
+            *ring.flush_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        if let Err(e) = ring.uring.borrow().submit() {
+            tracing::debug!("io_uring submit: {e}");
+        }
+    }
+}
+
 /// A connection's registration on its core's ring.
 struct RingReader {
     ring: Rc<Ring>,
@@ -365,6 +467,8 @@ impl RingReader {
             conn.armed = false;
             conn.cancelling = false;
             conn.pending.clear();
+            debug_assert!(!conn.send_in_flight, "a free slot has no send in flight");
+            conn.send_result = None;
             ring.arm(slot, conn);
             slot
         };
@@ -397,18 +501,24 @@ impl Drop for RingReader {
     fn drop(&mut self) {
         let mut conns = self.ring.conns.borrow_mut();
         let conn = &mut conns[self.slot as usize];
-        if conn.armed {
-            // The kernel holds the socket while the receive is armed: cancel it, so the
-            // descriptor's close really closes it. Its last completion finds the slot's
-            // generation moved on and only gives its buffer back.
-            self.ring.cancel(self.slot, conn.generation);
-        }
+        let (armed, sending, generation) = (conn.armed, conn.send_in_flight, conn.generation);
         conn.live = false;
-        conn.generation = conn.generation.wrapping_add(1);
         conn.waker = None;
-        conn.pending = BytesMut::new();
+        conn.write_waker = None;
         drop(conns);
-        self.ring.free.borrow_mut().push(self.slot);
+        if armed {
+            // The kernel holds the socket while the receive is armed: cancel it, so the
+            // descriptor's close really closes it. Its last completion finds the slot dead
+            // (or its generation moved on) and only gives its buffer back.
+            self.ring.cancel(self.slot, generation, KIND_RECV);
+        }
+        if sending {
+            // The kernel still reads the send buffer: the slot is freed by the send's
+            // completion, which the cancel hastens.
+            self.ring.cancel(self.slot, generation, KIND_SEND);
+        } else {
+            self.ring.free_slot(self.slot);
+        }
     }
 }
 
@@ -458,6 +568,64 @@ impl Socket {
                 }
                 conn.eof.then_some(Ok(0))
             })
+        })
+        .await
+    }
+
+    /// Writes all of `data`. Through the ring's SEND entries when they are on (one send in
+    /// flight per connection: the next waits for the completion, so a client that reads
+    /// nothing holds its connection back), else glommio's `write_all`.
+    pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let reader = match &self.ring {
+            Some(reader) if reader.ring.sends => reader,
+            _ => return futures::AsyncWriteExt::write_all(&mut self.stream, data).await,
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        let (ring, slot) = (&reader.ring, reader.slot);
+        // A write dropped before its completion (its connection is closing) leaves a send in
+        // flight: wait for it rather than touch its buffer.
+        std::future::poll_fn(|cx| {
+            let mut conns = ring.conns.borrow_mut();
+            let conn = &mut conns[slot as usize];
+            if conn.send_in_flight {
+                conn.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await;
+        {
+            let mut conns = ring.conns.borrow_mut();
+            let conn = &mut conns[slot as usize];
+            conn.send_buffer.clear();
+            conn.send_buffer.extend_from_slice(data);
+            ring.queue_send(slot, conn, 0);
+        }
+        let mut sent = 0;
+        std::future::poll_fn(|cx| {
+            let mut conns = ring.conns.borrow_mut();
+            let conn = &mut conns[slot as usize];
+            if conn.send_in_flight {
+                conn.write_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            match conn.send_result.take() {
+                Some(result) if result < 0 => Poll::Ready(Err(io::Error::from_raw_os_error(-result))),
+                Some(0) => Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+                Some(result) => {
+                    sent += result as usize;
+                    if sent >= data.len() {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // A short send: the rest goes in the next.
+                    ring.queue_send(slot, conn, sent);
+                    conn.write_waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+                None => unreachable!("a finished send leaves its result"),
+            }
         })
         .await
     }
