@@ -173,6 +173,10 @@ pub struct CommandSpec {
     /// returns `None`, and the handler reports the error. A command with this hook needs a
     /// cross-core form.
     pub all_shards_when: Option<AllShardsWhen>,
+    /// Arguments that are shard channels (SPUBLISH, SSUBSCRIBE, SUNSUBSCRIBE): not keys, so
+    /// nothing routes or locks by them, but COMMAND INFO shows them as Redis does, in the
+    /// legacy triple and as a `not_key` key spec (cluster clients route by them).
+    pub channels: KeySpec,
 }
 
 /// Given a request, the indexes of its key arguments.
@@ -211,6 +215,7 @@ impl CommandSpec {
         other_db_keys: None,
         movable_keys: None,
         all_shards_when: None,
+        channels: KeySpec::NONE,
     };
 
     pub fn has(&self, flag: u32) -> bool {
