@@ -93,6 +93,7 @@ where
                 let (senders, mut receivers) = mesh.join().await.expect("every core joins the mesh");
                 let id = senders.peer_id();
                 let core = Rc::new(Core::new(id, threads, databases, settings, shared, senders));
+                Core::make_current(&core);
                 let (expire, server_del) = {
                     let settings = core.settings.borrow();
                     (settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del)
