@@ -525,6 +525,61 @@ fn shard_channels_deliver_from_their_owning_core_to_subscribers_on_every_core() 
 }
 
 #[test]
+fn one_publishers_publish_and_spublish_messages_arrive_in_order() {
+    let server = Server::start(THREADS, &[]);
+    // Shard channels owned by each of the four cores: an SPUBLISH travels through the owner,
+    // a PUBLISH straight from the publisher's core.
+    let channels = shoal_testkit::keys_on_distinct_cores("ord", THREADS, THREADS);
+    let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+    const SUBSCRIBERS: usize = 8;
+    const PUBLISHERS: usize = 4;
+    const MESSAGES: usize = 300;
+    let mut subscribers: Vec<Raw> = (0..SUBSCRIBERS)
+        .map(|i| {
+            let mut raw = if i % 2 == 0 { server.raw() } else { resp3(&server) };
+            subscribe(&mut raw, "SUBSCRIBE", &["plain"]);
+            subscribe(&mut raw, "SSUBSCRIBE", &names);
+            raw
+        })
+        .collect();
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            let mut raw = server.raw();
+            let names: Vec<String> = channels.clone();
+            std::thread::spawn(move || {
+                // Pipelined, so the PUBLISH and the SPUBLISH after it leave together.
+                let mut request = Vec::new();
+                for seq in 0..MESSAGES {
+                    let payload = format!("{p}:{seq}");
+                    if seq % 2 == 0 {
+                        request.extend_from_slice(&Raw::encode(&["PUBLISH", "plain", &payload]));
+                    } else {
+                        request.extend_from_slice(&Raw::encode(&["SPUBLISH", &names[seq / 2 % names.len()], &payload]));
+                    }
+                }
+                raw.send(&request);
+                for _ in 0..MESSAGES {
+                    assert_eq!(raw.read_reply().unwrap(), format!(":{SUBSCRIBERS}\r\n"), "every subscriber counted");
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.join().expect("publisher");
+    }
+    for (i, raw) in subscribers.iter_mut().enumerate() {
+        let mut next = [0usize; PUBLISHERS];
+        for _ in 0..PUBLISHERS * MESSAGES {
+            let message = items(&raw.read_reply().unwrap());
+            let (p, seq) = message.last().expect("a payload").split_once(':').expect("publisher:seq");
+            let (p, seq): (usize, usize) = (p.parse().unwrap(), seq.parse().unwrap());
+            assert_eq!(seq, next[p], "subscriber {i}: publisher {p}'s messages in order ({message:?})");
+            next[p] += 1;
+        }
+    }
+}
+
+#[test]
 fn a_subscriber_that_does_not_read_is_disconnected_at_the_pubsub_hard_limit() {
     let server = Server::start(THREADS, &[]);
     let mut stalled = server.raw();

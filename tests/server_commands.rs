@@ -334,6 +334,24 @@ fn command_replies_match_redis() {
 }
 
 #[test]
+fn shard_channel_commands_describe_their_channels_as_redis() {
+    let servers = shoal_and_redis(&[]);
+    for request in [
+        &["COMMAND", "INFO", "spublish", "ssubscribe", "sunsubscribe", "publish", "subscribe"][..],
+        &["COMMAND", "GETKEYS", "spublish", "ch", "msg"],
+        &["COMMAND", "GETKEYSANDFLAGS", "ssubscribe", "a", "b"],
+    ] {
+        let replies: Vec<String> = servers.iter().map(|server| server.raw().command(request).unwrap()).collect();
+        if let [shoal, redis] = &replies[..] {
+            assert_eq!(shoal, redis, "{request:?}");
+        }
+    }
+    // The shard channel is a `not_key` spec: named in the legacy triple, routed by nothing.
+    let info = servers[0].raw().command(&["COMMAND", "INFO", "spublish"]).unwrap();
+    assert!(info.contains("+not_key\r\n") && info.contains(":1\r\n:1\r\n:1\r\n"), "{info}");
+}
+
+#[test]
 fn command_count_list_and_docs_agree_with_the_table() {
     let server = Server::start(THREADS, &[]);
     let mut raw = server.raw();

@@ -270,7 +270,9 @@ fn scripted_transactions_answer_as_redis_does() {
 
 /// Random two-client scripts: client 0 watches, queues and executes; client 1 writes in
 /// between, including writes that change nothing (SET NX on an existing key, EXPIRE GT on a
-/// key without a TTL, PERSIST of a key without one), which fail no WATCH in Redis either.
+/// key without a TTL, PERSIST of a key without one, DEL of missing keys across cores, a
+/// refused MSETNX, a RENAME of a missing key, FLUSHALL of absent keys, its own EXEC of such
+/// writes, a script's SET NX), which fail no WATCH in Redis either.
 #[test]
 fn random_watch_and_multi_sequences_answer_as_redis_does() {
     let servers = shoal_and_redis(&[]);
@@ -286,7 +288,8 @@ fn random_watch_and_multi_sequences_answer_as_redis_does() {
             }
             for _ in 0..rng.random_range(0..3) {
                 let target = keys[rng.random_range(0..keys.len())].clone();
-                let write = match rng.random_range(0..8) {
+                let other = keys[rng.random_range(0..keys.len())].clone();
+                let write = match rng.random_range(0..14) {
                     0 => format!("SET {target} v{}", rng.random_range(0..3)),
                     1 => format!("INCR {target}"),
                     2 => format!("DEL {target}"),
@@ -294,6 +297,26 @@ fn random_watch_and_multi_sequences_answer_as_redis_does() {
                     4 => format!("SET {target} nx NX"),
                     5 => format!("EXPIRE {target} 1000 GT"),
                     6 => format!("PERSIST {target}"),
+                    // Across cores, through the transaction layer: a missing key of a DEL, a
+                    // refused MSETNX and FLUSHALL of keys that do not exist change nothing.
+                    7 => format!("DEL {target} {other}"),
+                    8 if rng.random_bool(0.5) => format!("MSET {target} m {other} m"),
+                    8 => format!("MSETNX {target} m {other} m"),
+                    9 if rng.random_bool(0.3) => "FLUSHALL".to_string(),
+                    // The other client's own transaction of writes that may change nothing.
+                    10 => {
+                        steps.push(send(1, "MULTI"));
+                        steps.push(send(1, &format!("SET {target} nx NX")));
+                        steps.push(send(1, &format!("SET {other} nx NX")));
+                        "EXEC".to_string()
+                    }
+                    11 => format!("RENAME {target} {other}"),
+                    // A script's write that changes nothing, or a real one.
+                    12 => {
+                        let script = if rng.random_bool(0.5) { "return redis.call('set',KEYS[1],'s','NX')" } else { "return redis.call('incr',KEYS[1])" };
+                        steps.push(Step::Send(1, ["EVAL", script, "1", &target].map(str::to_string).to_vec()));
+                        continue;
+                    }
                     _ => format!("GET {target}"),
                 };
                 steps.push(send(1, &write));

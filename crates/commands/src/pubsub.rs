@@ -7,7 +7,7 @@
 //! routing reads, and our routing of SPUBLISH and SSUBSCRIBE to the channel's core is the
 //! runtime's.
 
-use crate::table::{flags::*, CommandSpec};
+use crate::table::{flags::*, CommandSpec, KeySpec};
 
 const BASE: CommandSpec = CommandSpec { group: "pubsub", since: "2.0.0", ..CommandSpec::DEFAULT };
 
@@ -36,6 +36,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arity: -2,
         flags: SUBSCRIPTION,
         summary: "Listens for messages published to shard channels.",
+        channels: KeySpec::ALL,
         since: "7.0.0",
         complexity: "O(N) where N is the number of shard channels to subscribe to.",
         ..BASE
@@ -61,6 +62,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arity: -1,
         flags: SUBSCRIPTION,
         summary: "Stops listening to messages posted to shard channels.",
+        channels: KeySpec::ALL,
         since: "7.0.0",
         complexity: "O(N) where N is the number of shard channels to unsubscribe.",
         ..BASE
@@ -79,6 +81,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         arity: 3,
         flags: PUBSUB | LOADING | STALE | FAST,
         summary: "Post a message to a shard channel",
+        channels: KeySpec::ONE,
         since: "7.0.0",
         complexity: "O(N) where N is the number of clients subscribed to the receiving shard channel.",
         ..BASE

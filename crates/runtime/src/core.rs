@@ -52,8 +52,38 @@ pub struct Shared {
 
 /// The key changes a shard counted (every write passes `Db::before_write`): a write that
 /// moved it changed something and is logged.
-fn changes(shard: &Shard) -> u64 {
+pub(crate) fn changes(shard: &Shard) -> u64 {
     shard.dbs.iter().map(|db| db.stats.changes).sum()
+}
+
+thread_local! {
+    /// The core of this thread, for code that runs on it with no handle to it (a
+    /// transaction's hop, see `Transaction::run_single`).
+    static CURRENT: RefCell<std::rc::Weak<Core>> = const { RefCell::new(std::rc::Weak::new()) };
+}
+
+impl Core {
+    /// Makes `core` this thread's core (see [`Core::current`]).
+    pub(crate) fn make_current(core: &Rc<Core>) {
+        CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(core));
+    }
+
+    /// This thread's core. Panics on a thread that runs none.
+    pub(crate) fn current() -> Rc<Core> {
+        CURRENT.with(|current| current.borrow().upgrade()).expect("a core runs on this thread")
+    }
+}
+
+/// A transaction's locks on this core, with what its release needs to spare the watchers of
+/// keys it did not change.
+struct Held {
+    set: LockSet,
+    /// Watched keys the transaction may write that did not exist at the grant. Still absent
+    /// at the release, they are taken as unchanged (DEL of a missing key; FLUSHALL and SWAPDB
+    /// leave the watchers of keys in neither database alone, as Redis's
+    /// touchAllWatchedKeysInDb). Redis would fail them if the transaction created the key and
+    /// then deleted it again.
+    absent: Vec<(usize, Bytes)>,
 }
 
 /// Appends what the log records for a write that ran (see `shoal_commands::propagate`).
@@ -158,7 +188,7 @@ pub struct Core {
     shard: RefCell<Shard>,
     locks: RefCell<LockManager<Waiter>>,
     /// Locks held here by transactions, until they release.
-    held: RefCell<HashMap<TxId, LockSet>>,
+    held: RefCell<HashMap<TxId, Held>>,
     senders: Senders<Vec<Msg>>,
     outboxes: RefCell<Vec<Vec<Msg>>>,
     pumping: RefCell<Vec<bool>>,
@@ -450,28 +480,11 @@ impl Core {
         for group in cmds.chunks(PREFETCH_GROUP) {
             prefetch_keys(&ctx.shard.dbs[db], group);
             for (spec, args) in group {
-                let Handler::Keys { local, .. } = spec.handler else { unreachable!("only Keys commands travel in batches, not {}", spec.name) };
-                let absent = if spec.is_write() { self.watched_absent(&mut ctx, spec, args) } else { Vec::new() };
-                // Whether the write changed anything: the change counter moves by what Redis
-                // adds to `server.dirty`, so a write that changed nothing (SET NX on an
-                // existing key, SADD of a present member) is neither logged nor seen by
-                // watchers, as in Redis.
-                let counted = spec.is_write() && (logging || !self.watches.borrow().is_empty());
-                let changes_before = if counted { changes(ctx.shard) } else { 0 };
-                let started = Stopwatch::start();
-                let reply = local(&mut ctx, args);
-                stats.record(spec.name, started.elapsed(), &reply);
-                let changed = !counted || changes(ctx.shard) != changes_before;
-                if logging && spec.is_write() && !matches!(reply, Frame::Error(_)) && changed {
+                let (reply, elapsed, changed) = self.run_signalled(&mut ctx, spec, args, logging);
+                stats.record(spec.name, elapsed, &reply);
+                if logging && changed {
                     log_command(spec, args, &reply, now_ms, &mut logged);
                     logged_count += 1;
-                }
-                // A write that failed changed nothing (Redis checks before it writes).
-                if spec.is_write() && !matches!(reply, Frame::Error(_)) && changed {
-                    // A watched key that did not exist before and still does not was not
-                    // changed (DEL of a missing key): its watchers keep their EXEC.
-                    let unchanged: Vec<&Bytes> = absent.into_iter().filter(|key| !ctx.shard.dbs[db].contains(key, now_ms)).collect();
-                    self.signal_writes_except(db, spec, args, &unchanged);
                 }
                 replies.push(reply);
             }
@@ -487,6 +500,34 @@ impl Core {
             self.aof_append(crate::aof::Record::Cmds { db, bytes: logged });
         }
         replies
+    }
+
+    /// Runs one single-core command on this core's shard (`ctx`), and tells the watchers and
+    /// waiters of the keys it changed. Returns its reply, its run time, and whether it was a
+    /// write that changed something (which the log records); `counting` asks for that last
+    /// answer even when nobody watches.
+    pub(crate) fn run_signalled(&self, ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes], counting: bool) -> (Frame, std::time::Duration, bool) {
+        let Handler::Keys { local, .. } = spec.handler else { unreachable!("{} runs on one core", spec.name) };
+        let db = ctx.db_index;
+        let absent = if spec.is_write() { self.watched_absent(ctx, spec, args) } else { Vec::new() };
+        // Whether the write changed anything: the change counter moves by what Redis adds to
+        // `server.dirty`, so a write that changed nothing (SET NX on an existing key, SADD of
+        // a present member) is neither logged nor seen by watchers, as in Redis.
+        let counted = spec.is_write() && (counting || !self.watches.borrow().is_empty());
+        let changes_before = if counted { changes(ctx.shard) } else { 0 };
+        let started = Stopwatch::start();
+        let reply = local(ctx, args);
+        let elapsed = started.elapsed();
+        // A write that failed changed nothing (Redis checks before it writes).
+        let changed = spec.is_write() && !matches!(reply, Frame::Error(_)) && (!counted || changes(ctx.shard) != changes_before);
+        if changed {
+            // A watched key that did not exist before and still does not was not changed
+            // (DEL of a missing key): its watchers keep their EXEC.
+            let now_ms = ctx.now_ms;
+            let unchanged: Vec<&Bytes> = absent.into_iter().filter(|key| !ctx.shard.dbs[db].contains(key, now_ms)).collect();
+            self.signal_writes_except(db, spec, args, &unchanged);
+        }
+        (reply, elapsed, changed)
     }
 
     // ---- Blocked clients ---------------------------------------------------------------
@@ -539,16 +580,27 @@ impl Core {
     }
 
     /// A transaction released its locks here: what it may have written are candidates.
-    fn signal_released(&self, set: &LockSet) {
+    fn signal_released(&self, held: &Held) {
+        let set = &held.set;
         {
             let watches = self.watches.borrow();
+            let mut shard = self.shard.borrow_mut();
             if !watches.is_empty() {
+                let now = now_ms();
+                let mut unchanged = |db: usize, key: &[u8]| {
+                    held.absent.iter().any(|(d, k)| *d == db && k == key) && shard.dbs.get_mut(db).is_some_and(|d| !d.contains(key, now))
+                };
                 if set.shard == Some(Mode::Exclusive) {
-                    watches.touch_all();
-                }
-                for (db, key, mode) in &set.keys {
-                    if *mode == Mode::Exclusive {
-                        watches.touch(*db, key);
+                    for (db, key) in watches.keys() {
+                        if !unchanged(db, key) {
+                            watches.touch(db, key);
+                        }
+                    }
+                } else {
+                    for (db, key, mode) in &set.keys {
+                        if *mode == Mode::Exclusive && !unchanged(*db, key) {
+                            watches.touch(*db, key);
+                        }
                     }
                 }
             }
@@ -884,14 +936,14 @@ impl Core {
                     self.serve_blocked();
                 }
                 Waiter::LocalTx { tx, granted: signal } => {
-                    self.held.borrow_mut().insert(tx, set);
+                    self.hold(tx, set);
                     if crate::aof::is_logged(tx) {
                         self.aof_append(crate::aof::Record::Grant(tx));
                     }
                     let _ = signal.send(());
                 }
                 Waiter::RemoteTx { tx, from, req } => {
-                    self.held.borrow_mut().insert(tx, set);
+                    self.hold(tx, set);
                     if crate::aof::is_logged(tx) {
                         self.aof_append(crate::aof::Record::Grant(tx));
                     }
@@ -901,11 +953,36 @@ impl Core {
         }
     }
 
+    /// Records the locks granted to `tx`, and what its release will need to know.
+    fn hold(&self, tx: TxId, set: LockSet) {
+        let absent = {
+            let watches = self.watches.borrow();
+            if watches.is_empty() {
+                Vec::new()
+            } else {
+                let now = now_ms();
+                let mut shard = self.shard.borrow_mut();
+                let written: Vec<(usize, Bytes)> = if set.shard == Some(Mode::Exclusive) {
+                    watches.keys().map(|(db, key)| (db, key.clone())).collect()
+                } else {
+                    set.keys
+                        .iter()
+                        .filter(|(db, key, mode)| *mode == Mode::Exclusive && watches.is_watched(*db, key))
+                        .map(|(db, key, _)| (*db, key.clone()))
+                        .collect()
+                };
+                written.into_iter().filter(|(db, key)| shard.dbs.get_mut(*db).is_some_and(|d| !d.contains(key, now))).collect()
+            }
+        };
+        self.held.borrow_mut().insert(tx, Held { set, absent });
+    }
+
     fn release_local(self: &Rc<Self>, tx: TxId, wrote: bool) {
-        let set = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
+        let held = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
         if wrote {
-            self.signal_released(&set);
+            self.signal_released(&held);
         }
+        let set = held.set;
         let granted = self.locks.borrow_mut().release(&set);
         self.process_grants(granted);
         self.serve_blocked();
@@ -1009,18 +1086,21 @@ impl Core {
         let reply = multi(&coordinator, args).await;
         let args = kept;
         self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        // The release tells the watchers and waiters of the keys it locked for writing, unless
+        // the reply shows that nothing changed.
+        let wrote = spec.is_write() && !crate::transaction::changed_nothing(spec, &reply);
         if logged {
-            // Logged whole, while the locks are held (see crate::aof); a failed write logs
-            // an empty body.
+            // Logged whole, while the locks are held (see crate::aof); a write that changed
+            // nothing logs an empty body.
             let mut bytes = Vec::new();
-            if !matches!(reply, Frame::Error(_)) {
+            if wrote {
                 log_command(spec, &args, &reply, now, &mut bytes);
             }
-            self.aof_log_transaction(tx, db, bytes, &sets, true);
+            self.aof_log_transaction(tx, db, bytes, &sets, wrote);
             self.aof_wait_tx(tx).await;
             return reply;
         }
-        self.release_all(tx, &sets);
+        self.release_all_after(tx, &sets, wrote);
         reply
     }
 

@@ -90,9 +90,10 @@ where
             .io_memory(io_memory)
             .spawn(move || async move {
                 let _ = started_tx.send(Event::Started);
-                let (senders, mut receivers) = mesh.join().await.expect("every core joins the mesh");
+                let (senders, mut receivers) = join_mesh(mesh).await;
                 let id = senders.peer_id();
                 let core = Rc::new(Core::new(id, threads, databases, settings, shared, senders));
+                Core::make_current(&core);
                 let (expire, server_del) = {
                     let settings = core.settings.borrow();
                     (settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del)
@@ -132,6 +133,28 @@ where
         }
     }
     Ok(())
+}
+
+/// Joins the channel mesh, waking this executor every millisecond meanwhile.
+///
+/// glommio's mesh join can lose the cross-executor wakeup that tells a waiting executor its
+/// peers are ready: under load about one start in fifty hung here for good, every executor
+/// asleep in io_uring. An executor that wakes for any reason rechecks its shared channels,
+/// so the ticks turn a lost wakeup into a millisecond's delay. (Once running, each core's
+/// cron wakes it at least every `hz` period, which does the same.)
+async fn join_mesh(
+    mesh: MeshBuilder<Vec<Msg>, glommio::channels::channel_mesh::Full>,
+) -> (glommio::channels::channel_mesh::Senders<Vec<Msg>>, glommio::channels::channel_mesh::Receivers<Vec<Msg>>) {
+    let join = std::pin::pin!(mesh.join());
+    let ticks = std::pin::pin!(async {
+        loop {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    });
+    match futures::future::select(join, ticks).await {
+        futures::future::Either::Left((joined, _)) => joined.expect("every core joins the mesh"),
+        futures::future::Either::Right(_) => unreachable!("the ticks never end"),
+    }
 }
 
 #[cfg(test)]

@@ -204,8 +204,17 @@ impl ScriptAccess<'_> {
             return Err(NotHeld);
         }
         let started = Stopwatch::start();
+        // Whether the command changed anything, as far as its core's change counter tells
+        // (a single-core command's changes are all counted there): a write that changed
+        // nothing (SET NX on an existing key) is neither logged nor seen by watchers.
+        let mut changed = true;
         let reply = match (route, spec.handler) {
-            (Route::Single(shard), Handler::Keys { local, .. }) => self.with_ctx(shard.unwrap_or(self.core.id), db, proto, |ctx| local(ctx, args)),
+            (Route::Single(shard), Handler::Keys { local, .. }) => self.with_ctx(shard.unwrap_or(self.core.id), db, proto, |ctx| {
+                let before = crate::core::changes(ctx.shard);
+                let reply = local(ctx, args);
+                changed = !spec.is_write() || crate::core::changes(ctx.shard) != before;
+                reply
+            }),
             (_, Handler::Blocking(ops)) => match (ops.parse)(args) {
                 Err(error) => error,
                 Ok(_) => {
@@ -221,7 +230,9 @@ impl ScriptAccess<'_> {
             _ => return Err(NotHeld),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
-        if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !matches!(reply, Frame::Error(_)) {
+        // A failed command changed nothing; a cross-core one says so in its reply.
+        let changed = changed && !matches!(reply, Frame::Error(_)) && (matches!(route, Route::Single(_)) || !crate::transaction::changed_nothing(spec, &reply));
+        if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && changed {
             self.note_writes(db, spec, args);
             if spec.is_write() && crate::aof::LOG.is_active() {
                 self.log.borrow_mut().push(db, spec, args, &reply);

@@ -61,6 +61,15 @@ impl Core {
     /// Returns, per key, the time (Unix ms) at which it expires when it exists with a TTL:
     /// an EXEC after that time fails, as Redis fails it when a watched key expired.
     pub async fn watch(self: &Rc<Self>, client: u64, flag: &WatchFlag, db: usize, keys: &[Bytes]) -> Vec<Option<u64>> {
+        // Registered under shared locks of the keys, like a read: a write already running on
+        // one of them finishes first, and its release (which tells the watchers of the keys
+        // it locked) comes before the registration, not after it. Otherwise the release of a
+        // write that answered before the WATCH was sent could still fail the EXEC.
+        let watched: Vec<(usize, Bytes)> = keys.iter().map(|key| (db, key.clone())).collect();
+        let sets = self.exec_lock_sets(std::iter::empty(), &watched);
+        let tx = self.new_tx();
+        self.acquire_all(tx, sets.clone()).await;
+        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false };
         let mut deadlines = vec![None; keys.len()];
         let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
         for (shard, keys) in groups {
@@ -85,6 +94,7 @@ impl Core {
                 deadlines[index] = deadline;
             }
         }
+        locked.end();
         deadlines
     }
 
@@ -185,6 +195,18 @@ impl Core {
     }
 }
 
+/// Whether a cross-core write's reply shows that it changed nothing, so its keys' watchers
+/// keep their EXEC as in Redis: it failed (Redis checks before it writes), a blocking command
+/// found nothing to take, or a conditional write declined (DEL of missing keys, a refused
+/// MSETNX or RENAMENX, nothing copied or moved).
+pub(crate) fn changed_nothing(spec: &CommandSpec, reply: &Frame) -> bool {
+    match reply {
+        Frame::Error(_) | Frame::Null | Frame::NullArray => true,
+        Frame::Integer(0) => matches!(spec.name, "del" | "unlink" | "msetnx" | "renamenx" | "copy" | "smove" | "move"),
+        _ => false,
+    }
+}
+
 impl Transaction {
     /// Runs one queued cross-core or blocking command (`Route::Multi`) under the
     /// transaction's locks and returns its reply; single-core commands go through
@@ -192,7 +214,6 @@ impl Transaction {
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
         let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
         let started = Stopwatch::start();
-        self.wrote |= spec.is_write() || matches!(spec.handler, Handler::Blocking(_));
         let reply = match (route, spec.handler) {
             (Route::Connection, _) => unreachable!("{} runs in the connection layer", spec.name),
             (Route::Single(_), _) => unreachable!("{} runs through run_single", spec.name),
@@ -204,6 +225,7 @@ impl Transaction {
             (route, _) => unreachable!("{} has no form for route {route:?}", spec.name),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        self.wrote |= (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !changed_nothing(spec, &reply);
         reply
     }
 
@@ -217,7 +239,8 @@ impl Transaction {
         let mut groups: Vec<Group> = Vec::new();
         for (index, (spec, route, args)) in cmds.into_iter().enumerate() {
             let Route::Single(shard) = route else { unreachable!("{} is not a single-core command", spec.name) };
-            self.wrote |= spec.is_write();
+            // Not `self.wrote`: each command tells the watchers and waiters of what it changed
+            // as it runs (below), so the release need not guess from the locks.
             let shard = shard.unwrap_or(own);
             match groups.iter_mut().find(|(s, _, _)| *s == shard) {
                 Some((_, indexes, batch)) => {
@@ -234,13 +257,13 @@ impl Transaction {
             .map(|(shard, group_indexes, batch)| {
                 indexes.push(group_indexes);
                 let op: HopOp = Box::new(move |ctx: &mut Ctx| {
+                    // The hop runs on the core that owns the keys.
+                    let core = Core::current();
                     let timed: Vec<(Frame, std::time::Duration)> = batch
                         .iter()
                         .map(|(spec, args)| {
-                            let Handler::Keys { local, .. } = spec.handler else { unreachable!("{} runs on one core", spec.name) };
-                            let started = Stopwatch::start();
-                            let reply = local(ctx, args);
-                            (reply, started.elapsed())
+                            let (reply, elapsed, _) = core.run_signalled(ctx, spec, args, false);
+                            (reply, elapsed)
                         })
                         .collect();
                     Box::new(timed) as HopResult

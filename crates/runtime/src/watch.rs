@@ -5,9 +5,9 @@
 //! from whichever core runs the write. EXEC reads the flag once it holds its locks, which
 //! include every watched key, so no write can slip between the check and the commands.
 //!
-//! The grain is the write command, not the actual change: a write command that leaves a
-//! watched key as it was (SET ... NX on an existing key, DEL of a missing key) still fails
-//! the EXEC. Redis is finer; ours never lets a real change through.
+//! The callers decide what counts as a change (ARCHITECTURE.md, "MULTI/EXEC and WATCH"):
+//! single-core commands by the change counter, as Redis does; cross-core commands and
+//! shard-wide writes when they release their locks. This registry only finds and marks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,11 +71,9 @@ impl Registry {
         }
     }
 
-    /// The whole shard may have changed (FLUSHALL, SWAPDB, ...): every watcher here fails.
-    pub fn touch_all(&self) {
-        for (_, flag) in self.dbs.values().flat_map(|keys| keys.values()).flatten() {
-            flag.store(true, Ordering::Release);
-        }
+    /// Every watched (database, key) pair of this core.
+    pub fn keys(&self) -> impl Iterator<Item = (usize, &Bytes)> {
+        self.dbs.iter().flat_map(|(db, keys)| keys.keys().map(move |key| (*db, key)))
     }
 
     /// Watched (database, key) pairs.

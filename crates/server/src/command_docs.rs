@@ -125,13 +125,14 @@ fn status_set(items: &[&str]) -> Frame {
 /// The Redis 7 key specs of a command, from its (first, last, step) triple: one `index`
 /// begin-search and one `range` find-keys, whose `lastkey` is relative to the first key.
 fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
-    let keys = spec.keys;
-    if keys.first <= 0 {
-        return Vec::new();
-    }
+    let (keys, flags) = match legacy_keys(spec) {
+        Some((keys, false)) => (keys, key_flags(spec)),
+        Some((keys, true)) => (keys, &["not_key"][..]),
+        None => return Vec::new(),
+    };
     let last_key = if keys.last < 0 { keys.last } else { keys.last - keys.first };
     vec![Frame::Map(vec![
-        (bulk("flags"), status_set(key_flags(spec))),
+        (bulk("flags"), status_set(flags)),
         (
             bulk("begin_search"),
             Frame::Map(vec![(bulk("type"), bulk("index")), (bulk("spec"), Frame::Map(vec![(bulk("index"), Frame::Integer(keys.first.into()))]))]),
@@ -153,11 +154,25 @@ fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
     ])]
 }
 
+/// The arguments COMMAND INFO describes, and whether they are shard channels rather than
+/// keys; `None` for a command with neither.
+fn legacy_keys(spec: &CommandSpec) -> Option<(table::KeySpec, bool)> {
+    if spec.keys.first > 0 {
+        Some((spec.keys, false))
+    } else if spec.channels.first > 0 {
+        Some((spec.channels, true))
+    } else {
+        None
+    }
+}
+
 /// COMMAND INFO's entry for one command: [name, arity, flags, first key, last key, step,
 /// ACL categories, tips, key specs, subcommands], as Redis 7.
 pub fn info(spec: &CommandSpec) -> Frame {
-    let keys = spec.keys;
-    let (first, last, step) = if keys.first > 0 { (keys.first, keys.last, keys.step) } else { (0, 0, 0) };
+    let (first, last, step) = match legacy_keys(spec) {
+        Some((keys, _)) => (keys.first, keys.last, keys.step),
+        None => (0, 0, 0),
+    };
     Frame::Array(vec![
         bulk(spec.name),
         Frame::Integer(spec.arity.into()),

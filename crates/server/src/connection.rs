@@ -56,6 +56,9 @@ pub struct Conn {
     /// Once subscribed: the subscriptions and the messages waiting to be written (see
     /// `crate::pubsub`).
     pub pubsub: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
+    /// Messages this connection PUBLISHed may still be on their way to other cores: an
+    /// SPUBLISH, which travels through its channel's owner, waits for them first.
+    pub published: bool,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -117,6 +120,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         watch: None,
         in_exec: false,
         pubsub: None,
+        published: false,
     };
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
@@ -379,6 +383,7 @@ fn decode_round(
                 {
                     let started = shoal_runtime::stats::Stopwatch::start();
                     let reply = Frame::Integer(node.core.publish(&args[1], &args[2]) as i64);
+                    conn.published = true;
                     node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
                     slots.push(Slot::Ready(reply));
                     continue;

@@ -184,15 +184,23 @@ pub fn disconnect(node: &Rc<Node>, conn: &mut Conn) {
 
 /// PUBLISH, SPUBLISH and PUBSUB's subcommands.
 pub async fn command(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSpec, args: &[Bytes]) -> Frame {
-    let _ = conn;
     match spec.name {
         "publish" => {
             let count = node.core.publish(&args[1], &args[2]);
+            conn.published = true;
             // Bounded: a publisher far ahead of another core waits for it here.
             node.core.outbox_room().await;
             Frame::Integer(count as i64)
         }
-        "spublish" => Frame::Integer(node.core.spublish(&args[1], &args[2]).await as i64),
+        "spublish" => {
+            // The PUBLISH messages sent before go straight to each core, this one through the
+            // channel's owner: it could overtake them. A round trip to every core (the mesh
+            // keeps each pair of cores in order) means they have all arrived.
+            if std::mem::take(&mut conn.published) {
+                node.core.call_all(|_| ()).await;
+            }
+            Frame::Integer(node.core.spublish(&args[1], &args[2]).await as i64)
+        }
         "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => local_query(&node.core, spec, args),
         "pubsub|shardchannels" => {
             if args.len() > 3 {
