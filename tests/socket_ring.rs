@@ -1,9 +1,10 @@
-//! The socket read path through each core's own io_uring ring (`SHOAL_SOCKET_RING=1`,
-//! crates/server/src/socket.rs), against the real binary: big pipelined requests spanning many
+//! The socket path through each core's own io_uring ring (crates/server/src/socket.rs: multishot
+//! receives, SEND entries), against the real binary: big pipelined requests spanning many
 //! provided buffers, few buffers for many connections sending at once (the multishot receive
 //! ends with ENOBUFS and must be re-armed without losing bytes), a blocked client's close, a
-//! kill while a connection waits for input, output back-pressure, and glommio's path when the
-//! ring is turned off. The rest of the suite runs on either path by the same variable.
+//! kill while a connection waits for input, output back-pressure, replies through glommio
+//! (`SHOAL_SOCKET_RING_SEND=0`), and glommio's path when the ring is off
+//! (`SHOAL_SOCKET_RING=0`). The rest of the suite runs on either path by the same variable.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -12,7 +13,12 @@ use shoal_testkit::{Raw, Server};
 use shoal_tests::THREADS;
 
 fn ring_server(extra: &[&str], buffers: Option<&str>) -> Server {
+    ring_server_with(extra, buffers, &[])
+}
+
+fn ring_server_with(extra: &[&str], buffers: Option<&str>, more: &[(&str, &str)]) -> Server {
     let mut env = vec![("SHOAL_SOCKET_RING", "1")];
+    env.extend_from_slice(more);
     if let Some(buffers) = buffers {
         env.push(("SHOAL_SOCKET_RING_BUFFERS", buffers));
     }
@@ -71,6 +77,23 @@ fn a_big_pipelined_request_spans_many_provided_buffers() {
     }
     assert_eq!(raw.read_reply().unwrap(), format!(":{}\r\n", value.len()));
     assert_eq!(raw.command(&["GET", "big"]).unwrap(), bulk(&value), "every byte arrived in order");
+}
+
+#[test]
+fn input_through_the_ring_with_replies_through_glommio() {
+    // SHOAL_SOCKET_RING_SEND=0: the ring receives, glommio's write_all sends.
+    let server = ring_server_with(&[], Some("4"), &[("SHOAL_SOCKET_RING_SEND", "0")]);
+    let value = "w".repeat(1 << 20);
+    let mut raw = server.raw();
+    let mut request = Raw::encode(&["SET", "big", &value]);
+    for _ in 0..4 {
+        request.extend_from_slice(&Raw::encode(&["GET", "big"]));
+    }
+    raw.send(&request);
+    assert_eq!(raw.read_reply().unwrap(), "+OK\r\n");
+    for _ in 0..4 {
+        assert_eq!(raw.read_reply().unwrap(), bulk(&value));
+    }
 }
 
 #[test]

@@ -1,23 +1,37 @@
-//! A connection's socket: replies leave through glommio's `TcpStream` (a direct `send`, and
-//! glommio's poll when the socket is full), requests arrive through a ring of our own.
+//! A connection's socket, on a ring of our own per core.
 //!
 //! glommio 0.9 reads a socket with a direct `recv`, and when that finds nothing it arms a
-//! one-shot io_uring poll, once per read. Each core here owns one io_uring ring instead, with
-//! a provided-buffer ring: every connection has one multishot RECV armed on it, so a readable
-//! socket costs no system call of its own; the kernel copies what arrives into a free buffer
-//! and posts a completion. The ring's eventfd tells glommio that completions are waiting: one
-//! task per core (`reap_loop`) awaits the eventfd with an io_uring READ on glommio's own ring,
-//! moves each completion's bytes into its connection's pending input, gives the buffer back
-//! at once and wakes the connection. A connection that finds no input also reaps, so a busy
-//! core rarely waits for the eventfd at all.
+//! one-shot io_uring poll, once per read; it writes with a direct `send` per reply. Each core
+//! here owns one io_uring ring instead (io-uring crate), with a provided-buffer ring:
 //!
-//! `SHOAL_SOCKET_RING=1` in the environment turns the ring on (it is off by default, see
-//! `RING_DEFAULT`), `=0` off. When the ring cannot be set up (an old kernel, no
-//! provided-buffer rings) every connection uses glommio's read instead. The log says at
+//! - **Input.** Every connection has one multishot RECV armed, so a readable socket costs no
+//!   system call of its own; the kernel copies what arrives into a free buffer and posts a
+//!   completion. Whoever reaps (below) moves the bytes into the connection's pending input,
+//!   gives the buffer back at once and wakes the connection. A receive that ends (no free
+//!   buffer: ENOBUFS; a full completion queue; our cancel when a connection holds more than
+//!   `PENDING_MAX` unread) is re-armed when the connection next waits for input, so nothing is
+//!   lost and a client that sends faster than it is served meets TCP's back-pressure.
+//! - **Output.** A reply is copied into the connection's send buffer and queued as a SEND
+//!   entry; `flush_loop`, a task woken by the first queued send, runs after the tasks already
+//!   runnable and submits every queued send in one `io_uring_enter`. One send per connection
+//!   is in flight: the writer waits for its completion (and sends the rest of a short one), so
+//!   a client that reads nothing holds its connection back, and the output limits' timers
+//!   and the Pub/Sub overflow see the write pending, as with glommio's `write_all`.
+//! - **Wakeups.** The ring's eventfd tells glommio that completions are waiting: one task per
+//!   core (`reap_loop`) awaits the eventfd with an io_uring READ on glommio's own ring, then
+//!   reaps our completion queue (no system call). A connection that finds no input reaps
+//!   too, so a busy core rarely waits for the eventfd. The ring is created with COOP_TASKRUN:
+//!   completions are posted when the thread next enters the kernel, without interrupting it.
+//!
+//! `SHOAL_SOCKET_RING=0` in the environment keeps every connection on glommio's `TcpStream`,
+//! and so does a kernel that cannot set the ring up (before 5.19: no provided-buffer rings);
+//! `SHOAL_SOCKET_RING_SEND=0` keeps the ring for input and writes with glommio. The log says at
 //! debug level which path each core took, and INFO's `shoal_socket_io` says it too.
+//! `SHOAL_SOCKET_RING_BUFFERS` (a power of two) sets the buffers per core, for tests;
+//! `SHOAL_SOCKET_RING_DEFER=1` creates the ring with DEFER_TASKRUN instead (measured no better).
 //!
-//! This module does not write: back-pressure, the output limits and the Pub/Sub overflow stay
-//! with glommio's `write_all`, as before.
+//! Closing: dropping a `Socket` cancels its receive (the kernel holds the file while it is
+//! armed) and, if a send is in flight, keeps the slot and its buffer until that completes.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -31,9 +45,8 @@ use futures::AsyncReadExt;
 use glommio::net::TcpStream;
 use io_uring::{cqueue, opcode, types, IoUring};
 
-/// Whether the cores read through their own ring when `SHOAL_SOCKET_RING` is unset. Off: it
-/// measured no faster than glommio's path (bench/RESULTS.md, sixth session).
-const RING_DEFAULT: bool = false;
+/// Whether the cores use their own ring when `SHOAL_SOCKET_RING` is unset.
+const RING_DEFAULT: bool = true;
 /// Submission queue entries: arms and cancels, submitted one at a time.
 const SQ_ENTRIES: u32 = 256;
 /// Completion queue entries: room for a burst of receives between two reaps (the kernel keeps
@@ -85,7 +98,7 @@ pub fn init(core_id: usize) {
         _ => RING_DEFAULT,
     };
     if !wanted {
-        tracing::debug!("core {core_id}: sockets read through glommio (SHOAL_SOCKET_RING is not 1)");
+        tracing::debug!("core {core_id}: sockets read through glommio (SHOAL_SOCKET_RING=0)");
         return;
     }
     let buffers =
@@ -93,18 +106,20 @@ pub fn init(core_id: usize) {
     let defer = std::env::var("SHOAL_SOCKET_RING_DEFER").is_ok_and(|v| v == "1");
     match Ring::new(buffers, defer).or_else(|e| if defer { Ring::new(buffers, false) } else { Err(e) }) {
         Ok((mut ring, eventfd)) => {
-            ring.sends = std::env::var("SHOAL_SOCKET_RING_SEND").is_ok_and(|v| v == "1");
+            ring.sends = !std::env::var("SHOAL_SOCKET_RING_SEND").is_ok_and(|v| v == "0");
             let ring = Rc::new(ring);
             if ring.sends {
                 glommio::spawn_local(flush_loop(ring.clone())).detach();
             }
             let ring_defer = ring.defer;
+            let ring_sends = ring.sends;
             RING.with(|r| *r.borrow_mut() = Some(ring.clone()));
             RING_CORES.fetch_add(1, Ordering::Relaxed);
             glommio::spawn_local(reap_loop(ring, eventfd)).detach();
             tracing::debug!(
-                "core {core_id}: sockets read through an io_uring ring with {buffers} provided buffers{}",
-                if ring_defer { ", deferred task running" } else { "" }
+                "core {core_id}: sockets read through an io_uring ring with {buffers} provided buffers{}, replies leave by {}",
+                if ring_defer { ", deferred task running" } else { "" },
+                if ring_sends { "its SEND entries" } else { "send(2)" }
             );
         }
         Err(e) => tracing::debug!("core {core_id}: sockets read through glommio (no io_uring ring of our own: {e})"),
@@ -281,10 +296,11 @@ impl Ring {
         conn.send_in_flight = true;
         conn.send_result = None;
         let data = &conn.send_buffer[offset..];
-        let entry = opcode::Send::new(types::Fd(conn.fd), data.as_ptr(), data.len() as u32)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-            .user_data(Self::user_data(slot, conn.generation, KIND_SEND));
+        let entry = opcode::Send::new(types::Fd(conn.fd), data.as_ptr(), data.len() as u32).flags(libc::MSG_NOSIGNAL).build().user_data(Self::user_data(
+            slot,
+            conn.generation,
+            KIND_SEND,
+        ));
         let mut uring = self.uring.borrow_mut();
         // SAFETY: the bytes live in the slot's send buffer, which is neither touched nor freed
         // until this entry's completion (the slot stays reserved while `send_in_flight`).
