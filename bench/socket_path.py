@@ -29,13 +29,17 @@ def free_port():
 
 
 def wait_port(port):
+    """Waits until the server answers PING with PONG (not LOADING)."""
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(64).startswith(b"+PONG"):
+                    return
         except OSError:
-            time.sleep(0.02)
+            pass
+        time.sleep(0.02)
     raise RuntimeError(f"server on {port} did not start")
 
 
