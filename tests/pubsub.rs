@@ -579,6 +579,52 @@ fn one_publishers_publish_and_spublish_messages_arrive_in_order() {
     }
 }
 
+/// The core that parses PUBLISH does less work per message than a core writing it to many
+/// subscribers: without flow control between cores the publisher's core runs ahead, the
+/// messages pile up in the buffers of subscribers that read all they can, and the output
+/// limit cuts them off. Every subscriber here reads continuously and must get everything.
+#[test]
+fn subscribers_that_keep_reading_get_every_message_of_a_publisher_far_ahead() {
+    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 2mb 1mb 1"]);
+    const SUBSCRIBERS: usize = 48;
+    const MESSAGES: usize = 6000;
+    let payload = "f".repeat(1000);
+    let readers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut raw = server.raw();
+            subscribe(&mut raw, "SUBSCRIBE", &["fan"]);
+            std::thread::spawn(move || {
+                raw.set_read_timeout(Duration::from_secs(60));
+                let mut got = 0;
+                while got < MESSAGES {
+                    match raw.read_reply() {
+                        Ok(_) => got += 1,
+                        Err(_) => break,
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let mut publisher = server.raw();
+    let mut request = Vec::new();
+    for _ in 0..MESSAGES {
+        request.extend_from_slice(&Raw::encode(&["PUBLISH", "fan", &payload]));
+    }
+    raw_send_and_count(&mut publisher, &request, MESSAGES, SUBSCRIBERS);
+    for reader in readers {
+        assert_eq!(reader.join().expect("reader"), MESSAGES, "a subscriber that kept reading got every message");
+    }
+}
+
+/// Sends a pipeline of `count` PUBLISH and checks that each reached `receivers`.
+fn raw_send_and_count(publisher: &mut Raw, request: &[u8], count: usize, receivers: usize) {
+    publisher.send(request);
+    for at in 0..count {
+        assert_eq!(publisher.read_reply().unwrap(), format!(":{receivers}\r\n"), "PUBLISH {at} reached every subscriber");
+    }
+}
+
 #[test]
 fn a_subscriber_that_does_not_read_is_disconnected_at_the_pubsub_hard_limit() {
     let server = Server::start(THREADS, &[]);
@@ -646,7 +692,8 @@ fn client_kill_closes_a_subscriber_whose_writes_are_stalled() {
 
 #[test]
 fn a_subscriber_over_the_pubsub_soft_limit_for_too_long_is_disconnected() {
-    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 0 256kb 1"]);
+    // Three seconds, so that even a loaded machine publishes the 32 MB below within them.
+    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 0 256kb 3"]);
     let mut stalled = server.raw();
     subscribe(&mut stalled, "SUBSCRIBE", &["slow"]);
     let mut publisher = server.raw();
@@ -655,8 +702,8 @@ fn a_subscriber_over_the_pubsub_soft_limit_for_too_long_is_disconnected() {
         assert_eq!(command(&mut publisher, &["PUBLISH", "slow", &payload]), ":1\r\n");
     }
     // The subscriber's misbehaviour, not a wait for a condition: it reads nothing for longer
-    // than the soft limit's second, while the buffer stays over it.
-    std::thread::sleep(Duration::from_millis(1500));
+    // than the soft limit's seconds, while the buffer stays over it.
+    std::thread::sleep(Duration::from_millis(3500));
     command(&mut publisher, &["PUBLISH", "slow", "x"]);
     let received = stalled.read_until_closed().expect("the server closes the subscriber");
     assert!(received.len() < 32 << 20, "closed before every message arrived (got {} bytes)", received.len());

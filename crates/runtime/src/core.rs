@@ -211,7 +211,13 @@ pub struct Core {
     /// Pub/Sub: this core's subscribers and every core's subscriber counts.
     pub(crate) pubsub: RefCell<crate::pubsub::Registry>,
     /// Tasks waiting for the outboxes to shrink (see [`Core::outbox_room`]).
-    outbox_waiters: RefCell<Vec<std::task::Waker>>,
+    pub(crate) outbox_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Pub/Sub flow control: per core, the messages published to it that it has not yet
+    /// acknowledged as handed to its subscribers' writers (see `crate::pubsub`).
+    pub(crate) publish_unacked: RefCell<Vec<usize>>,
+    /// Per core: messages it published here that this core owes it an acknowledgement for,
+    /// and whether the acknowledgement is scheduled.
+    pub(crate) publish_acks_due: RefCell<Vec<(usize, bool)>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -278,6 +284,8 @@ impl Core {
             aof_waiters: RefCell::new(Vec::new()),
             pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
+            publish_unacked: RefCell::new(vec![0; shard_count]),
+            publish_acks_due: RefCell::new(vec![(0, false); shard_count]),
         }
     }
 
@@ -382,16 +390,22 @@ impl Core {
                 return;
             }
             if self.senders.send_to(to, batch).await.is_err() {
-                // The peer has shut down; nobody waits for these messages any more.
+                // The peer has shut down; nobody waits for these messages any more, and no
+                // acknowledgement of what was published to it will come.
                 self.pumping.borrow_mut()[to] = false;
+                self.publish_unacked.borrow_mut()[to] = 0;
+                for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                    waker.wake();
+                }
                 return;
             }
         }
     }
 
-    /// Completes once no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages: a client
-    /// that makes messages for other cores without waiting for them (PUBLISH) waits here, so
-    /// what it sends stays bounded when a peer falls behind.
+    /// Completes once no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages and no core
+    /// is more than [`crate::pubsub::PUBLISH_UNACKED_MAX`] published messages behind: a
+    /// client that makes messages for other cores without waiting for them (PUBLISH) waits
+    /// here, so what it sends stays bounded when a peer falls behind.
     pub async fn outbox_room(&self) {
         std::future::poll_fn(|cx| {
             if self.outbox_has_room() {
@@ -404,9 +418,11 @@ impl Core {
         .await
     }
 
-    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages.
+    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages and every core has
+    /// kept up with what was published to it (see [`Core::outbox_room`]).
     pub fn outbox_has_room(&self) -> bool {
         self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX)
+            && self.publish_unacked.borrow().iter().all(|&unacked| unacked <= crate::pubsub::PUBLISH_UNACKED_MAX)
     }
 
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {
