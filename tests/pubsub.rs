@@ -118,17 +118,21 @@ fn every_subscriber_gets_each_publishers_messages_in_publish_order() {
     for publisher in publishers {
         publisher.join().expect("publisher");
     }
+    assert_each_publishers_order(&mut subscribers, PUBLISHERS, MESSAGES);
+}
+
+/// Reads `publishers * messages` messages (payloads `publisher:seq`) from each subscriber and
+/// asserts that each publisher's arrive in the order it sent them.
+fn assert_each_publishers_order(subscribers: &mut [Raw], publishers: usize, messages: usize) {
     for (i, raw) in subscribers.iter_mut().enumerate() {
-        let mut next = [0usize; PUBLISHERS];
-        for _ in 0..PUBLISHERS * MESSAGES {
+        let mut next = vec![0usize; publishers];
+        for _ in 0..publishers * messages {
             let message = items(&raw.read_reply().unwrap());
-            let payload = message.last().expect("a payload");
-            let (p, seq) = payload.split_once(':').expect("publisher:seq");
+            let (p, seq) = message.last().expect("a payload").split_once(':').expect("publisher:seq");
             let (p, seq): (usize, usize) = (p.parse().unwrap(), seq.parse().unwrap());
-            assert_eq!(seq, next[p], "subscriber {i}: publisher {p}'s messages in order");
+            assert_eq!(seq, next[p], "subscriber {i}: publisher {p}'s messages in order ({message:?})");
             next[p] += 1;
         }
-        assert_eq!(next, [MESSAGES; PUBLISHERS], "subscriber {i} got everything");
     }
 }
 
@@ -557,26 +561,14 @@ fn one_publishers_publish_and_spublish_messages_arrive_in_order() {
                         request.extend_from_slice(&Raw::encode(&["SPUBLISH", &names[seq / 2 % names.len()], &payload]));
                     }
                 }
-                raw.send(&request);
-                for _ in 0..MESSAGES {
-                    assert_eq!(raw.read_reply().unwrap(), format!(":{SUBSCRIBERS}\r\n"), "every subscriber counted");
-                }
+                raw_send_and_count(&mut raw, &request, MESSAGES, SUBSCRIBERS);
             })
         })
         .collect();
     for publisher in publishers {
         publisher.join().expect("publisher");
     }
-    for (i, raw) in subscribers.iter_mut().enumerate() {
-        let mut next = [0usize; PUBLISHERS];
-        for _ in 0..PUBLISHERS * MESSAGES {
-            let message = items(&raw.read_reply().unwrap());
-            let (p, seq) = message.last().expect("a payload").split_once(':').expect("publisher:seq");
-            let (p, seq): (usize, usize) = (p.parse().unwrap(), seq.parse().unwrap());
-            assert_eq!(seq, next[p], "subscriber {i}: publisher {p}'s messages in order ({message:?})");
-            next[p] += 1;
-        }
-    }
+    assert_each_publishers_order(&mut subscribers, PUBLISHERS, MESSAGES);
 }
 
 /// The core that parses PUBLISH does less work per message than a core writing it to many
