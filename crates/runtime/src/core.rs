@@ -293,13 +293,17 @@ impl Core {
         let mut shard = Shard::new(id, shard_count, databases);
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
         shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
         shard
     }
 
     /// Installs new operation settings (CONFIG SET), with what the store reports for them.
     pub fn install_settings(&self, settings: Settings) {
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
-        self.shard.borrow_mut().dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        let mut shard = self.shard.borrow_mut();
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
+        drop(shard);
         *self.settings.borrow_mut() = settings;
     }
 

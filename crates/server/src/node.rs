@@ -61,6 +61,7 @@ pub fn settings_of(config: &Config) -> Settings {
     Settings {
         proto_max_bulk_len: config.proto_max_bulk_len,
         lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
+        lfu: shoal_store::db::Lfu { log_factor: config.lfu_log_factor, decay_time_min: config.lfu_decay_time },
         limits,
         hll_sparse_max_bytes: config.hll_sparse_max_bytes,
         lazyfree_lazy_user_del: config.lazyfree_lazy_user_del,
