@@ -315,6 +315,16 @@ impl Core {
         self.locks.borrow().is_idle()
     }
 
+    /// Whether a shard-wide lock is held here (eviction then waits).
+    pub(crate) fn shard_lock_held(&self) -> bool {
+        self.locks.borrow().shard_held()
+    }
+
+    /// Whether a transaction holds `key` of database `db` here (eviction skips it).
+    pub(crate) fn key_lock_held(&self, db: usize, key: &[u8]) -> bool {
+        self.locks.borrow().key_held(db, key)
+    }
+
     /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without
     /// yielding: nothing else can run between them. `None` when something is locked.
     pub fn run_local_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) -> Option<Vec<Frame>> {

@@ -86,6 +86,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         aof_writer: RefCell::new(None),
     });
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+    crate::evict::configure(&node.config.borrow());
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);
@@ -159,6 +160,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             }
             crate::client::enforce_idle_timeout(&node);
             crate::save::cron(&node);
+            crate::evict::cron(&node);
             let mut stats = core.stats.borrow_mut();
             let processed = stats.commands_processed;
             stats.ops_rate.sample(shoal_runtime::now_ms(), processed);
