@@ -10,10 +10,11 @@
 //!
 //! **Who evicts.** Memory is shared, keys are not: each core evicts only its own keys. A core
 //! that finds memory over the limit evicts its share, `1/N` of the excess, and asks every
-//! other core (at most one request outstanding per core) to evict its share of the excess it
-//! then sees. So N cores over the limit at once free about the excess once, not N times, and
-//! a core that serves no client still gives up its keys. The cron does the same on every core
-//! while memory stays over (Redis's eviction time proc). Each pass is bounded in time by
+//! other core (at most one request outstanding per core) to evict the same share; until they all have, no core starts another round and commands run. So N cores
+//! over the limit at once free about the excess once, not N times, every core gives up keys
+//! in proportion (a core that serves no client too), and a pipeline checked command by
+//! command does not drain the connection's core. The cron starts the same rounds on every
+//! core while memory stays over (Redis's eviction time proc). Each pass is bounded in time by
 //! `maxmemory-eviction-tenacity`, as Redis bounds it.
 //!
 //! **Refusal.** A command that may grow memory (flagged `denyoom`, EXEC with such a command
@@ -166,8 +167,16 @@ pub fn perform_evictions(node: &Rc<Node>) -> State {
     }
     let Some(policy) = limits.policy else { return State::Fail };
     let cores = node.core.shard_count;
+    // Some core has not yet freed its share of an excess seen before (this one's or another
+    // core's): wait for it rather than evict again. Otherwise the core that checks most
+    // often (a pipeline's commands are all checked before any runs; the connection's core
+    // holds the transient buffers when its cron runs) would evict over and over, draining
+    // its own keys while the others keep theirs.
+    if (0..cores).any(|core| NUDGED[core].load(Ordering::Relaxed)) {
+        return State::Running;
+    }
     let share = (used - limits.maxmemory) / cores as u64 + 1;
-    nudge_others(node);
+    nudge_others(node, share);
     let (evicted, timed_out) = evict_share(&node.core, limits, policy, share);
     if !evicted.exhausted {
         return if timed_out { State::Running } else { State::Ok };
@@ -203,17 +212,25 @@ fn evict_share(core: &Rc<Core>, limits: Limits, policy: Policy, share: u64) -> (
     (evicted, timed_out)
 }
 
-/// Asks every other core to evict its share, unless it was asked already and has not run.
-fn nudge_others(node: &Rc<Node>) {
+/// Asks every other core to evict `share` bytes, unless it was asked already and has not
+/// run. Each core evicts the same share of the excess this core saw: were each to take its share of the excess left when its turn comes, the
+/// core that asks would always evict the most and run out of keys first.
+fn nudge_others(node: &Rc<Node>, share: u64) {
     for other in (0..node.core.shard_count).filter(|&c| c != node.core.id) {
         if NUDGED[other].swap(true, Ordering::Relaxed) {
             continue;
         }
         let core = node.core.clone();
         glommio::spawn_local(async move {
-            core.call_on(other, |core| {
+            core.call_on(other, move |core| {
                 NUDGED[core.id].store(false, Ordering::Relaxed);
-                background_pass(core);
+                let limits = LIMITS.with(|l| l.get());
+                // Even if memory went under the limit meanwhile (the asking core's frees, a
+                // connection's buffers): skipping would leave the asking core to evict more
+                // than the others, round after round, until its keys ran out.
+                if let (Some(policy), true) = (limits.policy, limits.maxmemory > 0) {
+                    evict_share(core, limits, policy, share);
+                }
             })
             .await
         })
@@ -221,27 +238,12 @@ fn nudge_others(node: &Rc<Node>) {
     }
 }
 
-/// One pass of this core's share, from a request of another core or from the cron: evicts
-/// while memory is over, within the time limit.
-pub fn background_pass(core: &Rc<Core>) {
-    let limits = LIMITS.with(|l| l.get());
-    let Some(policy) = limits.policy else { return };
-    if limits.maxmemory == 0 {
-        return;
-    }
-    let used = used_exact();
-    if used <= limits.maxmemory {
-        return;
-    }
-    let share = (used - limits.maxmemory) / core.shard_count as u64 + 1;
-    evict_share(core, limits, policy, share);
-}
-
-/// The cron's part (every core, every tick): while memory is over, each core evicts its
-/// share, so eviction goes on between commands and on cores that serve no client.
+/// The cron's part (every core, every tick): while memory is over, a round as before a
+/// command (this core's share, and the same share asked of every other core), so eviction
+/// goes on between commands, as Redis's eviction time proc does.
 pub fn cron(node: &Rc<Node>) {
     if limited() {
-        background_pass(&node.core);
+        perform_evictions(node);
     }
 }
 
