@@ -240,9 +240,10 @@ fn nudge_others(node: &Rc<Node>, share: u64) {
 
 /// The cron's part (every core, every tick): while memory is over, a round as before a
 /// command (this core's share, and the same share asked of every other core), so eviction
-/// goes on between commands, as Redis's eviction time proc does.
+/// goes on between commands, as Redis's eviction time proc does. Not while the dataset
+/// loads: as Redis, load everything, then evict.
 pub fn cron(node: &Rc<Node>) {
-    if limited() {
+    if limited() && !crate::rdb_load::loading() {
         perform_evictions(node);
     }
 }
@@ -293,9 +294,19 @@ pub fn refusal(node: &Rc<Node>, conn: &Conn, spec: &CommandSpec, args: &[Bytes])
 }
 
 /// Redis's `pre_command_oom_state` for a script that declared no flags: whether its first
-/// write that may grow memory must fail.
-pub fn out_of_memory(node: &Rc<Node>) -> bool {
-    limited() && perform_evictions(node) == State::Fail
+/// write that may grow memory must fail. Inside EXEC nothing is evicted (the queue may run
+/// on this core without locks, and Redis does not evict inside EXEC either): the answer is
+/// whether memory is over and nothing could be evicted on the last passes.
+pub fn out_of_memory(node: &Rc<Node>, in_exec: bool) -> bool {
+    if !limited() {
+        return false;
+    }
+    if !in_exec {
+        return perform_evictions(node) == State::Fail;
+    }
+    let limits = LIMITS.with(|l| l.get());
+    let nothing_to_evict = limits.policy.is_none() || (0..node.core.shard_count).all(|core| EXHAUSTED[core].load(Ordering::Relaxed));
+    nothing_to_evict && used_exact() > limits.maxmemory
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     // `pre_command_oom_state`, checked in `scriptVerifyOOM`); a script that declared flags
     // was refused already, unless it may run then (`allow-oom`, `no-writes`).
     let compat = source_of(spec, args).is_some() && !flags.is_some_and(|f| f.shebang);
-    let oom = compat && crate::evict::out_of_memory(node);
+    let oom = compat && crate::evict::out_of_memory(node, conn.in_exec);
     // Inside EXEC the transaction holds the declared keys' cores only (it planned its locks
     // from them), so the script may not ask for more.
     let all_cores = node.config.borrow().script_undeclared_keys && !conn.in_exec;
