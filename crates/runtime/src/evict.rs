@@ -6,7 +6,8 @@
 //! Which key goes is the store's choice (`shoal_store::evict`); whether memory is over the
 //! limit and how much to free is the server's (it knows the allocator). A key locked by a
 //! transaction in flight is never evicted (the transaction may have read it), and nothing is
-//! evicted while a shard-wide lock is held (FLUSHALL, SAVE's cut, a script holding the core).
+//! evicted while a shard-wide lock is held (FLUSHALL, SAVE's cut, a script holding the core)
+//! or while a save walks this core's databases.
 
 use std::rc::Rc;
 
@@ -39,6 +40,13 @@ impl Core {
             }
             let watches = self.watches.borrow();
             let mut shard = self.shard_cell().borrow_mut();
+            // While a save walks this core, a key deleted ahead of the walk is first copied
+            // aside for the file, so evicting frees nothing until its chunk is written: the
+            // loop would go on evicting key after key. Memory may pass the limit during a
+            // save instead (as a fork's copies do in Redis); eviction resumes after it.
+            if shard.dbs.iter().any(|db| db.snapshot().is_some()) {
+                return done;
+            }
             while more(done.keys) {
                 let Some((db, key)) = shoal_store::evict::pick(&mut shard, options, |db, key| self.key_lock_held(db, key)) else {
                     done.exhausted = true;
