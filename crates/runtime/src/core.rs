@@ -293,13 +293,17 @@ impl Core {
         let mut shard = Shard::new(id, shard_count, databases);
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
         shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
         shard
     }
 
     /// Installs new operation settings (CONFIG SET), with what the store reports for them.
     pub fn install_settings(&self, settings: Settings) {
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
-        self.shard.borrow_mut().dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        let mut shard = self.shard.borrow_mut();
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
+        drop(shard);
         *self.settings.borrow_mut() = settings;
     }
 
@@ -309,6 +313,16 @@ impl Core {
 
     pub(crate) fn locks_idle(&self) -> bool {
         self.locks.borrow().is_idle()
+    }
+
+    /// Whether a shard-wide lock is held here (eviction then waits).
+    pub(crate) fn shard_lock_held(&self) -> bool {
+        self.locks.borrow().shard_held()
+    }
+
+    /// Whether a transaction holds `key` of database `db` here (eviction skips it).
+    pub(crate) fn key_lock_held(&self, db: usize, key: &[u8]) -> bool {
+        self.locks.borrow().key_held(db, key)
     }
 
     /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without

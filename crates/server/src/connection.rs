@@ -360,6 +360,16 @@ fn decode_round(
                     slots.push(Slot::Ready(refusal));
                     continue;
                 }
+                // Over `maxmemory` with nothing to evict: OOM (before the Pub/Sub and MULTI
+                // rules, as Redis's processCommand checks; see `crate::evict`).
+                if let Some(refusal) = crate::evict::refusal(node, conn, resolved.spec, &args) {
+                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
+                    if let Some(multi) = conn.multi.as_mut() {
+                        multi.errored = true;
+                    }
+                    slots.push(Slot::Ready(refusal));
+                    continue;
+                }
                 // A subscribed RESP2 client may only (un)subscribe, PING, QUIT and RESET.
                 if conn.pubsub.is_some() {
                     if let Some(refusal) = crate::pubsub::refusal(conn, resolved.spec) {
