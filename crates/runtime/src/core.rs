@@ -215,9 +215,9 @@ pub struct Core {
     /// Pub/Sub flow control: per core, the messages published to it that it has not yet
     /// acknowledged as handed to its subscribers' writers (see `crate::pubsub`).
     pub(crate) publish_unacked: RefCell<Vec<usize>>,
-    /// Per core: messages it published here that this core owes it an acknowledgement for,
-    /// and whether the acknowledgement is scheduled.
-    pub(crate) publish_acks_due: RefCell<Vec<(usize, bool)>>,
+    /// Per core: messages it published here that this core owes it an acknowledgement for
+    /// (an acknowledgement is scheduled while this is not 0).
+    pub(crate) publish_acks_due: RefCell<Vec<usize>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -285,7 +285,7 @@ impl Core {
             pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
             publish_unacked: RefCell::new(vec![0; shard_count]),
-            publish_acks_due: RefCell::new(vec![(0, false); shard_count]),
+            publish_acks_due: RefCell::new(vec![0; shard_count]),
         }
     }
 

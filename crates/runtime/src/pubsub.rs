@@ -705,19 +705,14 @@ impl Core {
     /// with every other acknowledgement owed to `from` by then.
     fn acknowledge_publish(self: &Rc<Self>, from: usize) {
         let mut due = self.publish_acks_due.borrow_mut();
-        let (count, scheduled) = &mut due[from];
-        *count += 1;
-        if std::mem::replace(scheduled, true) {
+        due[from] += 1;
+        if due[from] > 1 {
             return;
         }
         let core = self.clone();
         glommio::spawn_local(async move {
             crate::yield_now().await;
-            let count = {
-                let mut due = core.publish_acks_due.borrow_mut();
-                due[from].1 = false;
-                std::mem::take(&mut due[from].0)
-            };
+            let count = std::mem::take(&mut core.publish_acks_due.borrow_mut()[from]);
             core.send(from, crate::core::Msg::Pubsub(Msg::PublishAck { count }));
         })
         .detach();
