@@ -21,6 +21,8 @@ pub struct Settings {
     pub proto_max_bulk_len: u64,
     /// `maxmemory-policy` uses LFU (OBJECT FREQ is allowed).
     pub lfu_policy: bool,
+    /// `lfu-log-factor` and `lfu-decay-time`, for the keys' counters under an LFU policy.
+    pub lfu: shoal_store::db::Lfu,
     /// The collection encoding thresholds (`*-max-listpack-*`, `set-max-intset-entries`).
     pub limits: shoal_store::Limits,
     /// `hll-sparse-max-bytes`: past it a HyperLogLog converts from sparse to dense.
@@ -44,6 +46,7 @@ impl Default for Settings {
         Settings {
             proto_max_bulk_len: 512 * 1024 * 1024,
             lfu_policy: false,
+            lfu: shoal_store::db::Lfu { log_factor: 10, decay_time_min: 1 },
             limits: shoal_store::Limits::default(),
             hll_sparse_max_bytes: 3000,
             lazyfree_lazy_user_del: false,
@@ -122,12 +125,13 @@ impl<'a> Ctx<'a> {
         self.events.push(notify::KeyEvent { db, event, key: Bytes::copy_from_slice(key) });
     }
 
-    /// Moves what the store reported (expired, keymiss, new) into `events`, in order.
+    /// Moves what the store reported (expired, evicted, keymiss, new) into `events`, in order.
     fn collect_store_reports(&mut self) {
         for (index, db) in self.shard.dbs.iter_mut().enumerate() {
             for (report, key) in db.take_reports() {
                 let event = match report {
                     shoal_store::db::Report::Expired => "expired",
+                    shoal_store::db::Report::Evicted => "evicted",
                     shoal_store::db::Report::Miss => "keymiss",
                     shoal_store::db::Report::New => "new",
                 };
@@ -164,7 +168,7 @@ pub mod notify {
 
     /// What the store should report for `flags` ([`shoal_store::db::Db::set_reporting`]).
     pub fn store_reporting(flags: u32) -> shoal_store::db::Reporting {
-        shoal_store::db::Reporting { expired: flags & EXPIRED != 0, miss: flags & KEY_MISS != 0, new: flags & NEW != 0 }
+        shoal_store::db::Reporting { expired: flags & EXPIRED != 0, miss: flags & KEY_MISS != 0, new: flags & NEW != 0, evicted: flags & EVICTED != 0 }
     }
 
     /// One event a command raised: published as `__keyspace@<db>__:<key>` with the event

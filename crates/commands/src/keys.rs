@@ -16,9 +16,7 @@
 //! DUMP and RESTORE exchange Redis's payloads through `shoal_rdb`, which encodes and decodes
 //! the value (with the configured encoding thresholds) and checks version and checksum.
 //!
-//! What this family does not do yet: track LFU counters (OBJECT FREQ estimates one from the
-//! access time, so RESTORE ... FREQ can only set counters up to LFU_INIT_VAL), or yield
-//! during KEYS on a very large database.
+//! What this family does not do yet: yield during KEYS on a very large database.
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
@@ -973,12 +971,9 @@ fn lru_idle_since(idle_s: i64, now_ms: u64) -> u32 {
     (at as u64 as u32) & shoal_store::db::LRU_CLOCK_MAX
 }
 
-/// The LRU clock that makes OBJECT FREQ report `freq`: OBJECT FREQ estimates the counter as
-/// LFU_INIT_VAL less one per idle minute (see [`object_freq`]), so counters above
-/// LFU_INIT_VAL cannot be represented and read back as LFU_INIT_VAL.
+/// The key bits that hold LFU counter `freq` as of now (RESTORE ... FREQ).
 fn lru_for_freq(freq: u8, now_ms: u64) -> u32 {
-    let minutes = LFU_INIT_VAL - (freq as u64).min(LFU_INIT_VAL);
-    lru_idle_since(minutes as i64 * 60, now_ms)
+    shoal_store::db::lfu_bits(freq, now_ms)
 }
 
 /// What RESTORE writes, its arguments checked and its payload decoded.
@@ -1255,9 +1250,6 @@ fn randomkey(coordinator: &dyn Coordinator, _args: Vec<Bytes>) -> LocalBoxFuture
 const SHARED_REFCOUNT: i64 = i32::MAX as i64;
 /// Redis's OBJ_SHARED_INTEGERS: integers below this are shared objects.
 const SHARED_INTEGERS: i64 = 10_000;
-/// Redis's LFU_INIT_VAL: the counter a new key starts with.
-const LFU_INIT_VAL: u64 = 5;
-
 /// OBJECT (without a subcommand; the dispatcher's arity check answers first).
 fn object(_ctx: &mut Ctx, _args: &[Bytes]) -> Frame {
     errors::wrong_arity("object")
@@ -1310,14 +1302,16 @@ fn object_idletime(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// OBJECT FREQ key
 ///
-/// The store keeps no LFU counter yet, so this reports Redis's starting value decayed by one
-/// per idle minute (Redis's default lfu-decay-time), without the increments accesses add.
+/// The key's LFU counter, decayed to now (Redis's `LFUDecrAndReturn`).
 fn object_freq(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let lfu = ctx.settings.lfu_policy;
     match object_entry(ctx, args) {
         None => Frame::Null,
         Some(_) if !lfu => errors::error(errors::LFU_NOT_SELECTED),
-        Some(_) => args::int(LFU_INIT_VAL.saturating_sub(idle_s(ctx, &args[2]) / 60)),
+        Some(_) => {
+            let now = ctx.now_ms;
+            args::int(ctx.db().lfu_counter(&args[2], now).unwrap_or(0) as u64)
+        }
     }
 }
 
@@ -2567,7 +2561,7 @@ mod tests {
         let harness = Harness { settings: Settings { lfu_policy: true, ..Settings::default() }, ..Harness::default() };
         assert_eq!(harness.run(&["SET", "k", "v"]), ok());
         let payload = dump_of(&harness, "k");
-        for freq in 0..=5 {
+        for freq in [0, 1, 5, 6, 100, 255] {
             let key = format!("f{freq}");
             assert_eq!(restore(&harness, &key, "0", &payload, &["FREQ", &freq.to_string()]), ok());
             assert_eq!(harness.run(&["OBJECT", "FREQ", &key]), int(freq), "FREQ {freq}");

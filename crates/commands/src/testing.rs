@@ -40,6 +40,8 @@ impl Default for Harness {
 impl Harness {
     fn run_on(&self, shard: usize, f: impl FnOnce(&mut Ctx) -> Frame) -> Frame {
         let mut shards = self.shards.borrow_mut();
+        // Tests pick the policy in `settings`; the store follows it, as the runtime makes it.
+        shards[shard].set_lfu(self.settings.lfu_policy.then_some(self.settings.lfu));
         let mut ctx = Ctx::new(&mut shards[shard], self.db_index, self.now_ms, Protocol::Resp2, &self.settings);
         let reply = f(&mut ctx);
         self.events.borrow_mut().extend(ctx.take_events().into_iter().map(|e| (e.event, e.key)));

@@ -53,6 +53,9 @@ pub struct Config {
     pub maxmemory_policy: MaxmemoryPolicy,
     /// Keys sampled per eviction.
     pub maxmemory_samples: u32,
+    /// How long eviction may run before a command (0-100; 10 is 500 microseconds, 100 is
+    /// no limit), as Redis's `maxmemory-eviction-tenacity`.
+    pub maxmemory_eviction_tenacity: u32,
     /// Largest bulk string a client may send, bytes.
     pub proto_max_bulk_len: u64,
     /// Largest query buffer of one client, bytes.
@@ -164,6 +167,7 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::Noeviction,
             maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
             proto_max_bulk_len: 512 * MB,
             client_query_buffer_limit: 1024 * MB,
             client_output_buffer_limit: ClientOutputBufferLimits {

@@ -197,6 +197,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("maxmemory", &[], Mutable, maxmemory, 0, u64::MAX, memory),
     enumeration!("maxmemory-policy", Mutable, maxmemory_policy, MaxmemoryPolicy),
     integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, plain),
+    integer!("maxmemory-eviction-tenacity", &[], Mutable, maxmemory_eviction_tenacity, 0, 100, plain),
     integer!("proto-max-bulk-len", &[], Mutable, proto_max_bulk_len, MB, LONG_MAX, memory),
     integer!("client-query-buffer-limit", &[], Mutable, client_query_buffer_limit, MB, LONG_MAX, memory),
     special("client-output-buffer-limit", Mutability::Mutable, Kind::ClientOutputBufferLimit),

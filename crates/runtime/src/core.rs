@@ -211,7 +211,13 @@ pub struct Core {
     /// Pub/Sub: this core's subscribers and every core's subscriber counts.
     pub(crate) pubsub: RefCell<crate::pubsub::Registry>,
     /// Tasks waiting for the outboxes to shrink (see [`Core::outbox_room`]).
-    outbox_waiters: RefCell<Vec<std::task::Waker>>,
+    pub(crate) outbox_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Pub/Sub flow control: per core, the messages published to it that it has not yet
+    /// acknowledged as handed to its subscribers' writers (see `crate::pubsub`).
+    pub(crate) publish_unacked: RefCell<Vec<usize>>,
+    /// Per core: messages it published here that this core owes it an acknowledgement for
+    /// (an acknowledgement is scheduled while this is not 0).
+    pub(crate) publish_acks_due: RefCell<Vec<usize>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -278,6 +284,8 @@ impl Core {
             aof_waiters: RefCell::new(Vec::new()),
             pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
+            publish_unacked: RefCell::new(vec![0; shard_count]),
+            publish_acks_due: RefCell::new(vec![0; shard_count]),
         }
     }
 
@@ -285,13 +293,17 @@ impl Core {
         let mut shard = Shard::new(id, shard_count, databases);
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
         shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
         shard
     }
 
     /// Installs new operation settings (CONFIG SET), with what the store reports for them.
     pub fn install_settings(&self, settings: Settings) {
         let reporting = shoal_commands::ctx::notify::store_reporting(settings.notify_keyspace_events);
-        self.shard.borrow_mut().dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        let mut shard = self.shard.borrow_mut();
+        shard.dbs.iter_mut().for_each(|db| db.set_reporting(reporting));
+        shard.set_lfu(settings.lfu_policy.then_some(settings.lfu));
+        drop(shard);
         *self.settings.borrow_mut() = settings;
     }
 
@@ -301,6 +313,16 @@ impl Core {
 
     pub(crate) fn locks_idle(&self) -> bool {
         self.locks.borrow().is_idle()
+    }
+
+    /// Whether a shard-wide lock is held here (eviction then waits).
+    pub(crate) fn shard_lock_held(&self) -> bool {
+        self.locks.borrow().shard_held()
+    }
+
+    /// Whether a transaction holds `key` of database `db` here (eviction skips it).
+    pub(crate) fn key_lock_held(&self, db: usize, key: &[u8]) -> bool {
+        self.locks.borrow().key_held(db, key)
     }
 
     /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without
@@ -382,16 +404,22 @@ impl Core {
                 return;
             }
             if self.senders.send_to(to, batch).await.is_err() {
-                // The peer has shut down; nobody waits for these messages any more.
+                // The peer has shut down; nobody waits for these messages any more, and no
+                // acknowledgement of what was published to it will come.
                 self.pumping.borrow_mut()[to] = false;
+                self.publish_unacked.borrow_mut()[to] = 0;
+                for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                    waker.wake();
+                }
                 return;
             }
         }
     }
 
-    /// Completes once no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages: a client
-    /// that makes messages for other cores without waiting for them (PUBLISH) waits here, so
-    /// what it sends stays bounded when a peer falls behind.
+    /// Completes once no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages and no core
+    /// is more than [`crate::pubsub::PUBLISH_UNACKED_MAX`] published messages behind: a
+    /// client that makes messages for other cores without waiting for them (PUBLISH) waits
+    /// here, so what it sends stays bounded when a peer falls behind.
     pub async fn outbox_room(&self) {
         std::future::poll_fn(|cx| {
             if self.outbox_has_room() {
@@ -404,9 +432,11 @@ impl Core {
         .await
     }
 
-    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages.
+    /// Whether no outbox holds more than [`OUTBOX_BACKLOG_MAX`] messages and every core has
+    /// kept up with what was published to it (see [`Core::outbox_room`]).
     pub fn outbox_has_room(&self) -> bool {
         self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX)
+            && self.publish_unacked.borrow().iter().all(|&unacked| unacked <= crate::pubsub::PUBLISH_UNACKED_MAX)
     }
 
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {

@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod core;
 pub mod cron;
 pub mod event;
+pub mod evict;
 pub mod launch;
 pub mod locks;
 pub mod memlock;

@@ -118,6 +118,16 @@ impl<W> LockManager<W> {
         self.key_holders == 0 && self.shard.is_free() && self.waiting.is_empty()
     }
 
+    /// Whether a shard-wide lock is held, in either mode.
+    pub fn shard_held(&self) -> bool {
+        !self.shard.is_free()
+    }
+
+    /// Whether a transaction holds `key` of database `db`, in either mode.
+    pub fn key_held(&self, db: usize, key: &[u8]) -> bool {
+        self.key_holders > 0 && self.keys.get(&(db, Bytes::copy_from_slice(key))).is_some_and(|held| !held.is_free())
+    }
+
     pub fn waiting_len(&self) -> usize {
         self.waiting.len()
     }

@@ -117,7 +117,19 @@ pub enum Msg {
     /// On the channel's owner: SPUBLISH, answered with the receivers' count once every core
     /// delivered it.
     Spublish { req: u64, channel: Bytes, message: Bytes },
+    /// The receiver handed `count` more of the sender's [`Msg::Publish`] messages to its
+    /// subscribers' writers.
+    PublishAck { count: usize },
 }
+
+/// How many PUBLISH messages a core may send another before that core acknowledges them.
+/// A core delivering to many subscribers does more work per message than the core parsing
+/// the PUBLISH: without a bound, the publisher's core would run ahead and the messages would
+/// pile up in the subscribers' buffers until `client-output-buffer-limit pubsub` cut off
+/// subscribers that read all they can. A core acknowledges once its subscribers' writers
+/// have run, whether or not their sockets took everything: a subscriber that does not read
+/// fills only its own buffer and is disconnected at its limit, slowing nobody.
+pub const PUBLISH_UNACKED_MAX: usize = 1024;
 
 /// A client's subscriptions of one kind, remembering the order they were made in (Redis
 /// unsubscribes patterns in that order).
@@ -558,7 +570,9 @@ impl Core {
             // One copy for every core: the arguments are slices of the publisher's read
             // buffer, which must not stay pinned while the message travels.
             let (channel, message) = (Bytes::copy_from_slice(channel), Bytes::copy_from_slice(message));
+            let mut unacked = self.publish_unacked.borrow_mut();
             for (core, _) in targets.iter().enumerate().filter(|(_, &t)| t) {
+                unacked[core] += 1;
                 self.send(core, crate::core::Msg::Pubsub(Msg::Publish { channel: channel.clone(), message: message.clone() }));
             }
         }
@@ -661,6 +675,14 @@ impl Core {
             Msg::Acknowledged { token } => self.pubsub.borrow_mut().acknowledge(token, from),
             Msg::Publish { channel, message } => {
                 self.pubsub.borrow_mut().deliver(Kind::Channel, &channel, &message, None, Some(from));
+                self.acknowledge_publish(from);
+            }
+            Msg::PublishAck { count } => {
+                let unacked = &mut self.publish_unacked.borrow_mut()[from];
+                *unacked = unacked.saturating_sub(count);
+                for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                    waker.wake();
+                }
             }
             Msg::ShardPublish { req, channel, message } => {
                 self.pubsub.borrow_mut().deliver(Kind::Shard, &channel, &message, None, Some(from));
@@ -676,6 +698,24 @@ impl Core {
                 .detach();
             }
         }
+    }
+
+    /// Owes core `from` the acknowledgement of one more published message. It leaves after
+    /// the subscriber tasks that the deliveries woke have run (they were scheduled first),
+    /// with every other acknowledgement owed to `from` by then.
+    fn acknowledge_publish(self: &Rc<Self>, from: usize) {
+        let mut due = self.publish_acks_due.borrow_mut();
+        due[from] += 1;
+        if due[from] > 1 {
+            return;
+        }
+        let core = self.clone();
+        glommio::spawn_local(async move {
+            crate::yield_now().await;
+            let count = std::mem::take(&mut core.publish_acks_due.borrow_mut()[from]);
+            core.send(from, crate::core::Msg::Pubsub(Msg::PublishAck { count }));
+        })
+        .detach();
     }
 
     /// The cores that must hear about a change of `kind` on `name`: every other core, or for a

@@ -101,7 +101,12 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
         }
     }
     let appendonly = changed.contains(&"appendonly").then_some(config.appendonly);
+    let limit_changed = changed.iter().any(|name| name.starts_with("maxmemory"));
     broadcast(node, config).await;
+    // As Redis, a limit below what is used starts evicting at once.
+    if limit_changed {
+        crate::evict::after_config_set(node).await;
+    }
     // As Redis: turning the AOF on rewrites it from the data as it is; off stops logging.
     match appendonly {
         Some(true) => {
@@ -138,6 +143,7 @@ pub async fn broadcast(node: &Rc<Node>, config: Config) {
             let settings = node::settings_of(&config);
             core.with_shard(|shard| shard.configure_lazyfree(shard.lazyfree.clone(), settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del));
             core.install_settings(settings);
+            crate::evict::configure(&config);
             *node::current().config.borrow_mut() = config.clone();
             core.pubsub_set_limit(crate::pubsub::limit(&node::current()));
         })

@@ -336,23 +336,18 @@ fn decode_round(
             continue;
         }
         match dispatch::resolve(&args, shard_count) {
-            Err(frame) => {
-                node.core.stats.borrow_mut().record_rejected(shoal_commands::table::lookup(&args[0]).map(|s| s.name), &frame);
-                // A command refused while queueing makes EXEC fail (EXECABORT).
-                if let Some(multi) = conn.multi.as_mut() {
-                    multi.errored = true;
-                }
-                slots.push(Slot::Ready(frame));
-            }
+            Err(frame) => refuse_queueing(node, conn, shoal_commands::table::lookup(&args[0]).map(|s| s.name), frame, &mut slots),
             Ok(resolved) => {
                 conn.client.last_command.set(resolved.spec.name);
                 // requirepass: until AUTH succeeds only NO_AUTH commands run.
                 if let Some(refusal) = server_commands::auth_refusal(node, conn, resolved.spec) {
-                    node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
-                    if let Some(multi) = conn.multi.as_mut() {
-                        multi.errored = true;
-                    }
-                    slots.push(Slot::Ready(refusal));
+                    refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
+                    continue;
+                }
+                // Over `maxmemory` with nothing to evict: OOM (before the Pub/Sub and MULTI
+                // rules, as Redis's processCommand checks; see `crate::evict`).
+                if let Some(refusal) = crate::evict::refusal(node, conn, resolved.spec, &args) {
+                    refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
                 }
                 // A subscribed RESP2 client may only (un)subscribe, PING, QUIT and RESET.
@@ -441,6 +436,16 @@ fn decode_round(
             }
         }
     }
+}
+
+/// Answers a command with `refusal` in its place, counted as rejected; inside MULTI the
+/// refusal also makes EXEC fail (EXECABORT), as a command refused while queueing does.
+fn refuse_queueing(node: &Rc<Node>, conn: &mut Conn, name: Option<&'static str>, refusal: Frame, slots: &mut Vec<Slot>) {
+    node.core.stats.borrow_mut().record_rejected(name, &refusal);
+    if let Some(multi) = conn.multi.as_mut() {
+        multi.errored = true;
+    }
+    slots.push(Slot::Ready(refusal));
 }
 
 /// BUSY for a command that needs another core while that core has run a script for longer

@@ -7,8 +7,8 @@
 //! replication, modules, cluster) report what is true of a server without them; fields we
 //! do not measure (network bytes, latency percentiles) are left out rather than made up.
 //!
-//! `used_memory` is the memory the allocator (mimalloc, our global allocator) holds committed
-//! for the process's heaps: an upper bound of the bytes in use, not Redis's exact count;
+//! `used_memory` is what the allocator counted as asked for and not freed, by every thread
+//! (`alloc::used_bytes`), the figure `maxmemory` is checked against, as Redis's is;
 //! `used_memory_rss` is the process's resident set size from /proc. `used_memory_peak` is the largest `used_memory` INFO has seen.
 
 use std::fmt::Write as _;
@@ -249,6 +249,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.changes += report.changes;
             snapshot.pubsub_shard_channels += report.pubsub.2;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
+            snapshot.db_stats.evicted_keys += report.db_stats.evicted_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
             snapshot.keyspace.resize(snapshot.keyspace.len().max(report.keyspace.len()), (0, 0));
@@ -263,7 +264,8 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
     let uptime = node.started.elapsed();
     let (run_id, replication_id) = ids();
     let shared = &node.core.shared;
-    let used_memory = system::allocated_bytes();
+    // What maxmemory is checked against, as Redis's used_memory is.
+    let used_memory = crate::alloc::used_bytes();
     Snapshot {
         process_id: std::process::id(),
         run_id: run_id.to_owned(),
@@ -410,6 +412,8 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("maxmemory", s.maxmemory.to_string());
             add("maxmemory_human", bytes_to_human(s.maxmemory));
             add("maxmemory_policy", s.maxmemory_policy.clone());
+            // Everything allocated counts against maxmemory (no replica or AOF buffers apart).
+            add("mem_not_counted_for_evict", "0".to_owned());
             let ratio = if s.used_memory == 0 { 0.0 } else { s.used_memory_rss as f64 / s.used_memory as f64 };
             add("mem_fragmentation_ratio", format!("{ratio:.2}"));
             add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
@@ -471,7 +475,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("sync_partial_ok", "0".to_owned());
             add("sync_partial_err", "0".to_owned());
             add("expired_keys", s.db_stats.expired_keys.to_string());
-            add("evicted_keys", "0".to_owned());
+            add("evicted_keys", s.db_stats.evicted_keys.to_string());
             add("evicted_clients", "0".to_owned());
             add("keyspace_hits", s.db_stats.keyspace_hits.to_string());
             add("keyspace_misses", s.db_stats.keyspace_misses.to_string());

@@ -13,6 +13,7 @@ mod command_docs;
 mod config_cmd;
 mod connection;
 mod debug_cmd;
+mod evict;
 mod info;
 mod logging;
 mod multi;

@@ -145,6 +145,17 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             node.core.unwatch(conn.client.id, state.keys);
         }
     };
+    // As Redis's processCommand: EXEC of a queue that may grow memory is refused while memory
+    // is over `maxmemory` and nothing can be evicted, and the transaction is discarded.
+    if crate::evict::limited()
+        && multi.queued.iter().any(|q| crate::evict::denies_oom(q.spec, &q.args))
+        && crate::evict::perform_evictions(node) == crate::evict::State::Fail
+    {
+        forget(conn, watch);
+        let refusal = errors::error(&format!("EXECABORT Transaction discarded because of: {}", crate::evict::OOM));
+        node.core.stats.borrow_mut().record_rejected(Some("exec"), &refusal);
+        return (refusal, After::Continue);
+    }
     if multi.errored {
         forget(conn, watch);
         return (errors::error("EXECABORT Transaction discarded because of previous errors."), After::Continue);

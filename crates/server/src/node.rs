@@ -61,6 +61,7 @@ pub fn settings_of(config: &Config) -> Settings {
     Settings {
         proto_max_bulk_len: config.proto_max_bulk_len,
         lfu_policy: config.maxmemory_policy.as_str().contains("lfu"),
+        lfu: shoal_store::db::Lfu { log_factor: config.lfu_log_factor, decay_time_min: config.lfu_decay_time },
         limits,
         hll_sparse_max_bytes: config.hll_sparse_max_bytes,
         lazyfree_lazy_user_del: config.lazyfree_lazy_user_del,
@@ -87,6 +88,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     // The socket ring first: once every core counts itself below, any core may accept.
     crate::socket::init(core.id);
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+    crate::evict::configure(&node.config.borrow());
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);
@@ -160,6 +162,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             }
             crate::client::enforce_idle_timeout(&node);
             crate::save::cron(&node);
+            crate::evict::cron(&node);
             let mut stats = core.stats.borrow_mut();
             let processed = stats.commands_processed;
             stats.ops_rate.sample(shoal_runtime::now_ms(), processed);

@@ -95,6 +95,12 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         None => with_engine(|engine| engine.function_flags(&args[1])),
     };
     let read_only = spec.name.ends_with("_ro") || flags.is_some_and(|f| f.no_writes);
+    // A script without a shebang (Redis's eval compatibility mode) runs while memory is over
+    // `maxmemory`, but its first write that may grow memory fails (Redis's
+    // `pre_command_oom_state`, checked in `scriptVerifyOOM`); a script that declared flags
+    // was refused already, unless it may run then (`allow-oom`, `no-writes`).
+    let compat = source_of(spec, args).is_some() && !flags.is_some_and(|f| f.shebang);
+    let oom = compat && crate::evict::out_of_memory(node, conn.in_exec);
     // Inside EXEC the transaction holds the declared keys' cores only (it planned its locks
     // from them), so the script may not ask for more.
     let all_cores = node.config.borrow().script_undeclared_keys && !conn.in_exec;
@@ -119,7 +125,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             &many_shards
         }
     };
-    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, client_id: conn.client.id };
+    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, oom, client_id: conn.client.id };
     // Every declared key on one other core: run the script there, in place, as one message
     // (rather than park that core). When something is locked there, park it after all.
     if let [owner] = shards {
@@ -149,7 +155,24 @@ struct Run {
     db: usize,
     proto: Protocol,
     read_only: bool,
+    /// Memory was over `maxmemory` when the script started and it declared no flags.
+    oom: bool,
     client_id: u64,
+}
+
+/// The flags a script declared, for the command checks that read them (OOM): those of an
+/// EVAL body or a cached EVALSHA script with a shebang, or of a function; None for a script
+/// without a shebang (or unknown), which the checks treat as the command itself.
+pub fn declared_flags(spec: &CommandSpec, args: &[Bytes]) -> Option<shoal_script::ScriptFlags> {
+    if !matches!(spec.name, "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro") || args.len() < 2 {
+        return None;
+    }
+    let flags = match source_of(spec, args) {
+        Some(Source::Body(body)) => Engine::script_flags(body).ok(),
+        Some(Source::Sha(sha)) => with_engine(|engine| engine.cached_flags(sha)),
+        None => with_engine(|engine| engine.function_flags(&args[1])),
+    };
+    flags.filter(|f| f.shebang || source_of(spec, args).is_none())
 }
 
 /// The script of an EVAL-family request; `None` for a function (FCALL, FCALL_RO).
@@ -166,7 +189,7 @@ fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) ->
     let (keys, argv) = args[3..].split_at(run.numkeys);
     let source = source_of(run.spec, args);
     let running = crate::busy::start(node.core.id, source.is_none());
-    let mut host = ScriptHost { node, access, db: run.db, read_only: run.read_only, client_id: run.client_id, running: &running };
+    let mut host = ScriptHost { node, access, db: run.db, read_only: run.read_only, oom: run.oom, client_id: run.client_id, running: &running };
     with_engine(|engine| match source {
         Some(source) => engine.eval(source, keys, argv, run.proto, &mut host),
         None => engine.fcall(&args[1], keys, argv, run.proto, run.spec.name.ends_with("_ro"), &mut host),
@@ -369,6 +392,9 @@ struct ScriptHost<'a, 'b> {
     /// The script's database: the connection's, until the script runs SELECT.
     db: usize,
     read_only: bool,
+    /// Memory was over `maxmemory` at the start and the script has not written yet: a
+    /// command that may grow memory fails (cleared by the first write command called).
+    oom: bool,
     client_id: u64,
     /// This run in the table SCRIPT KILL reads.
     running: &'a crate::busy::Guard,
@@ -392,6 +418,13 @@ impl Host for ScriptHost<'_, '_> {
         }
         if self.read_only && spec.is_write() {
             return errors::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if self.oom && spec.has(shoal_commands::table::flags::DENYOOM) {
+            return errors::error(crate::evict::OOM);
+        }
+        if spec.is_write() {
+            // Redis's SCRIPT_WRITE_DIRTY: once a script wrote, it may not stop half way.
+            self.oom = false;
         }
         match resolved.route {
             Route::Connection => self.connection_command(spec, args),

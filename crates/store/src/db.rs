@@ -47,6 +47,90 @@ pub fn idle_seconds(lru: u32, now_ms: u64) -> u64 {
     }
 }
 
+/// Redis's `LFU_INIT_VAL`: the counter a new key starts with under an LFU policy.
+pub const LFU_INIT_VAL: u8 = 5;
+
+/// Redis's LFU clock: minutes, 16 bits (`LFUGetTimeInMinutes`).
+pub fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xffff) as u32
+}
+
+/// Under an LFU policy a key's 24 bits hold, as in Redis, the minute its counter last
+/// decayed (high 16) and the counter itself (low 8).
+pub fn lfu_bits(counter: u8, now_ms: u64) -> u32 {
+    (lfu_minutes(now_ms) << 8) | counter as u32
+}
+
+/// The counter in `bits`, decayed by one per `decay_time_min` minutes since it was last
+/// decremented (Redis's `LFUDecrAndReturn`; 0 minutes: no decay).
+pub fn lfu_decayed(bits: u32, now_ms: u64, decay_time_min: u32) -> u8 {
+    let then = bits >> 8;
+    let counter = (bits & 0xff) as u8;
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= then { now - then } else { 65535 - then + now };
+    let periods = elapsed.checked_div(decay_time_min).unwrap_or(0);
+    counter.saturating_sub(periods.min(255) as u8)
+}
+
+/// The `lfu-log-factor` and `lfu-decay-time` of an LFU policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lfu {
+    pub log_factor: u32,
+    pub decay_time_min: u32,
+}
+
+/// How accesses update a key's metadata: the LRU clock, or under an LFU policy Redis's
+/// logarithmic counter (`updateLFU`), which needs a little randomness of its own.
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    lfu: Option<Lfu>,
+    /// xorshift64 state for the counter's probabilistic increment.
+    rng: u64,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Access { lfu: None, rng: 0x9e37_79b9_7f4a_7c15 }
+    }
+}
+
+impl Access {
+    /// An access to a key (a lookup, a write).
+    #[inline]
+    fn touch(&mut self, meta: &mut Meta, now_ms: u64) {
+        match self.lfu {
+            None => meta.touch(now_ms),
+            Some(lfu) => self.touch_lfu(meta, lfu, now_ms),
+        }
+    }
+
+    /// The metadata of a key just created.
+    #[inline]
+    fn init(&self, meta: &mut Meta, now_ms: u64) {
+        match self.lfu {
+            None => meta.touch(now_ms),
+            Some(_) => meta.set_lru(lfu_bits(LFU_INIT_VAL, now_ms)),
+        }
+    }
+
+    #[cold]
+    fn touch_lfu(&mut self, meta: &mut Meta, lfu: Lfu, now_ms: u64) {
+        let mut counter = lfu_decayed(meta.lru(), now_ms, lfu.decay_time_min);
+        // Redis's LFULogIncr: the higher the counter, the less likely it grows.
+        if counter < 255 {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            let r = (self.rng >> 11) as f64 / (1u64 << 53) as f64;
+            let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+            if r < 1.0 / (base * lfu.log_factor as f64 + 1.0) {
+                counter += 1;
+            }
+        }
+        meta.set_lru(lfu_bits(counter, now_ms));
+    }
+}
+
 /// A key's metadata, in its dict node: the LRU clock (low 24 bits) and whether the key has a
 /// TTL (the top bit; then `Db::ttl` holds it). Only [`Db`] keeps the flag and the maps in step.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,6 +173,8 @@ pub struct Detached {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DbStats {
     pub expired_keys: u64,
+    /// Keys removed to stay under `maxmemory` (INFO's `evicted_keys`).
+    pub evicted_keys: u64,
     /// Changes as Redis counts them in `server.dirty`: what save points and
     /// `rdb_changes_since_last_save` count, and what the AOF checks to log a write. The
     /// store never counts on its own (SET adds one, RPUSH one per element, a no-op write
@@ -109,12 +195,15 @@ pub struct Reporting {
     pub miss: bool,
     /// Keys created.
     pub new: bool,
+    /// Keys evicted to stay under `maxmemory`.
+    pub evicted: bool,
 }
 
 /// One thing a database reported about a key (see [`Reporting`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
     Expired,
+    Evicted,
     Miss,
     New,
 }
@@ -137,6 +226,8 @@ pub struct Db {
     reporting: Reporting,
     /// Reports not yet taken by the caller, oldest first.
     reports: Vec<(Report, Box<[u8]>)>,
+    /// LRU clocks or LFU counters (see [`Access`]).
+    access: Access,
 }
 
 impl Db {
@@ -228,7 +319,7 @@ impl Db {
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
                 self.stats.keyspace_hits += 1;
-                meta.touch(now_ms);
+                self.access.touch(meta, now_ms);
                 Some(&*entry)
             }
             None => {
@@ -247,7 +338,7 @@ impl Db {
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
                 self.stats.keyspace_hits += 1;
-                meta.touch(now_ms);
+                self.access.touch(meta, now_ms);
                 Some(entry)
             }
             None => {
@@ -292,7 +383,7 @@ impl Db {
         self.expire_if_needed(key, now_ms);
         self.before_write(key);
         let (entry, meta) = self.dict.get_with_meta_mut(key)?;
-        meta.touch(now_ms);
+        self.access.touch(meta, now_ms);
         Some(entry)
     }
 
@@ -313,6 +404,23 @@ impl Db {
     /// Look the key up first: this does not expire it.
     pub fn lru(&self, key: &[u8]) -> Option<u32> {
         self.dict.get_with_meta(key).map(|(_, meta)| meta.lru())
+    }
+
+    /// Chooses how accesses update keys: LRU clocks, or LFU counters (`Some`). Keys keep
+    /// their bits when the policy changes, read the other way, as in Redis.
+    pub fn set_lfu(&mut self, lfu: Option<Lfu>) {
+        self.access.lfu = lfu;
+    }
+
+    /// The LFU counter of `key`, decayed to now (OBJECT FREQ), without touching it.
+    pub fn lfu_counter(&self, key: &[u8], now_ms: u64) -> Option<u8> {
+        let decay = self.access.lfu.map_or(1, |lfu| lfu.decay_time_min);
+        self.lru(key).map(|bits| lfu_decayed(bits, now_ms, decay))
+    }
+
+    /// Whether `key` is in the table, expired or not, without any side effect.
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.dict.contains_key(key)
     }
 
     /// Sets the LRU clock of an existing key (DEBUG and tests).
@@ -354,14 +462,14 @@ impl Db {
             Some((old, meta)) => {
                 // Keep the old TTL flag until set_expire below clears or replaces it.
                 let previous = std::mem::replace(old, entry);
-                meta.touch(now_ms);
+                self.access.touch(meta, now_ms);
                 let had_ttl = meta.has_ttl();
                 self.lazy.dispose_overwritten(previous.value);
                 had_ttl
             }
             None => {
                 let mut meta = Meta::default();
-                meta.touch(now_ms);
+                self.access.init(&mut meta, now_ms);
                 self.dict.insert_new_with(key, entry, meta);
                 if self.reporting.new {
                     self.report(Report::New, key);
@@ -382,7 +490,7 @@ impl Db {
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
                 let previous = std::mem::replace(&mut entry.value, value);
-                meta.touch(now_ms);
+                self.access.touch(meta, now_ms);
                 self.lazy.dispose_overwritten(previous);
             }
             None => self.set(key, value, now_ms),
@@ -462,6 +570,7 @@ impl Db {
         self.stats = stats;
         self.lazy = lazy;
         self.reporting = old.reporting;
+        self.access = old.access;
         self.reports = std::mem::take(&mut old.reports);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
         if let Some(mut snapshot) = old.snapshot.take() {
@@ -665,6 +774,41 @@ impl Db {
         self.dict.random_entry(rng).map(|(k, _)| k.into())
     }
 
+    /// Removes `key` to make room under `maxmemory` (Redis's eviction): counted in
+    /// `evicted_keys` and reported as `evicted`. The value is freed here, at once, so the
+    /// memory figure the caller watches drops before it decides whether to evict more.
+    /// Returns whether the key existed.
+    pub fn evict(&mut self, key: &[u8]) -> bool {
+        let Some(entry) = self.remove(key) else { return false };
+        self.stats.evicted_keys += 1;
+        if self.reporting.evicted {
+            self.report(Report::Evicted, key);
+        }
+        drop(entry);
+        true
+    }
+
+    /// Calls `visit(key, lru, expire_at)` for up to `count` keys picked at random (among the
+    /// keys with a TTL when `volatile`), for eviction's sampling. A key may come twice.
+    pub fn sample(&self, rng: &mut impl rand::Rng, volatile: bool, count: usize, mut visit: impl FnMut(&[u8], u32, Option<u64>)) {
+        for _ in 0..count {
+            if volatile {
+                let Some((key, at)) = self.ttl.random_entry(rng) else { return };
+                let Some((_, meta)) = self.dict.get_with_meta(key) else { continue };
+                visit(key, meta.lru(), Some(*at));
+            } else {
+                let Some((key, _, meta)) = self.dict.random_entry_with_meta(rng) else { return };
+                let at = if meta.has_ttl() { self.ttl.get(key).copied() } else { None };
+                visit(key, meta.lru(), at);
+            }
+        }
+    }
+
+    /// The key with the earliest expiry, and that expiry (volatile-ttl's exact choice).
+    pub fn soonest_expiring(&self) -> Option<(u64, &[u8])> {
+        self.expires.first().map(|(at, key)| (*at, &key[..]))
+    }
+
     /// Asserts that the TTL flag, the TTL map and the expiry index agree.
     pub fn check_invariants(&self) {
         self.dict.check_invariants();
@@ -693,6 +837,25 @@ mod tests {
     fn a_key_costs_its_value_and_four_bytes_of_metadata() {
         assert_eq!(std::mem::size_of::<Entry>(), 24);
         assert_eq!(std::mem::size_of::<Meta>(), 4);
+    }
+
+    #[test]
+    fn lfu_counters_start_at_five_grow_logarithmically_and_decay_per_minute() {
+        let mut db = Db::new();
+        db.set_lfu(Some(Lfu { log_factor: 10, decay_time_min: 1 }));
+        let now = 1_700_000_000_000;
+        db.set(b"hot", string("v"), now);
+        db.set(b"cold", string("v"), now);
+        assert_eq!(db.lfu_counter(b"hot", now), Some(LFU_INIT_VAL));
+        for _ in 0..1000 {
+            db.lookup_read(b"hot", now);
+        }
+        let hot = db.lfu_counter(b"hot", now).unwrap();
+        // Redis's table (redis.conf) for lfu-log-factor 10: 1K hits give about 18.
+        assert!((14..=23).contains(&hot), "1K hits: counter {hot}");
+        assert_eq!(db.lfu_counter(b"cold", now), Some(LFU_INIT_VAL), "reads of other keys do not count");
+        assert_eq!(db.lfu_counter(b"hot", now + 3 * 60_000), Some(hot - 3), "one less per idle minute");
+        assert_eq!(db.lfu_counter(b"cold", now + 60 * 60_000), Some(0));
     }
 
     #[test]
@@ -843,7 +1006,7 @@ mod tests {
         db.set(b"quiet", string("v"), 0);
         assert!(db.lookup_read(b"missing", 0).is_none());
         assert!(db.take_reports().is_empty(), "nothing is reported by default");
-        db.set_reporting(Reporting { expired: true, miss: true, new: true });
+        db.set_reporting(Reporting { expired: true, miss: true, new: true, evicted: true });
         db.set_with_expire(b"a", string("v"), Some(10), 0);
         db.set(b"a", string("w"), 0);
         assert!(db.lookup_read(b"missing", 0).is_none());

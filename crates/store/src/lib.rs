@@ -6,6 +6,7 @@
 
 pub mod db;
 pub mod dict;
+pub mod evict;
 pub mod lazyfree;
 pub mod listpack;
 pub mod prefetch;
@@ -30,6 +31,8 @@ pub struct Shard {
     pub rng: rand::rngs::SmallRng,
     /// Where big values go to be freed off this core (none in tests: they free in place).
     pub lazyfree: Option<lazyfree::LazyFree>,
+    /// Eviction's best candidates so far (see [`evict`]).
+    pub evict_pool: evict::Pool,
 }
 
 impl Shard {
@@ -37,7 +40,14 @@ impl Shard {
         assert!(id < shard_count, "shard {id} of {shard_count}");
         assert!(databases > 0, "at least one database");
         use rand::SeedableRng;
-        Shard { id, shard_count, dbs: (0..databases).map(|_| Db::new()).collect(), rng: rand::rngs::SmallRng::from_os_rng(), lazyfree: None }
+        Shard {
+            id,
+            shard_count,
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+            rng: rand::rngs::SmallRng::from_os_rng(),
+            lazyfree: None,
+            evict_pool: evict::Pool::default(),
+        }
     }
 
     /// Whether this shard owns `key`.
@@ -51,6 +61,13 @@ impl Shard {
         self.lazyfree = sink.clone();
         for db in &mut self.dbs {
             db.lazy = lazyfree::Policy { sink: sink.clone(), expire, server_del };
+        }
+    }
+
+    /// Chooses LRU clocks or LFU counters for every database (see [`Db::set_lfu`]).
+    pub fn set_lfu(&mut self, lfu: Option<db::Lfu>) {
+        for db in &mut self.dbs {
+            db.set_lfu(lfu);
         }
     }
 
@@ -70,6 +87,7 @@ impl Shard {
         let mut total = DbStats::default();
         for db in &self.dbs {
             total.expired_keys += db.stats.expired_keys;
+            total.evicted_keys += db.stats.evicted_keys;
             total.keyspace_hits += db.stats.keyspace_hits;
             total.keyspace_misses += db.stats.keyspace_misses;
         }
