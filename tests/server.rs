@@ -383,25 +383,7 @@ fn a_client_that_does_not_read_its_replies_is_disconnected_at_the_output_buffer_
 #[test]
 fn a_client_over_the_output_soft_limit_for_too_long_is_disconnected() {
     let server = Server::start(THREADS, &["--client-output-buffer-limit", "normal 0 64kb 1"]);
-    let value = "v".repeat(1 << 20);
-    let mut setter = server.raw();
-    assert_eq!(setter.command(&["SET", "big", &value]).unwrap(), "+OK\r\n");
-    let mut raw = server.raw();
-    raw.set_read_timeout(Duration::from_secs(10));
-    // 64 MiB of replies that nobody reads: the write stalls over the soft limit.
-    let mut request = Vec::new();
-    for _ in 0..64 {
-        request.extend_from_slice(&Raw::encode(&["GET", "big"]));
-    }
-    raw.send(&request);
-    let started = Instant::now();
-    // This is the client's misbehaviour, not a wait for a condition: it reads nothing for
-    // longer than the soft limit's one second.
-    std::thread::sleep(Duration::from_millis(2500));
-    let received = raw.read_until_closed().expect("the server closes the connection");
-    assert!(received.len() < 64 << 20, "closed before every reply was sent (got {} bytes)", received.len());
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n");
+    shoal_tests::a_client_that_reads_nothing_is_disconnected_by_the_soft_limit(&server);
 }
 
 #[test]

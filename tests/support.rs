@@ -446,3 +446,35 @@ pub mod diff {
         out
     }
 }
+
+/// `client-output-buffer-limit normal 0 64kb 1` on `server`: a client that pipelines 64 MiB
+/// of replies and reads none of them is disconnected once a write has stalled for the soft
+/// limit's second. The client waits for the disconnect without reading (it watches
+/// `connected_clients` from another connection), so a slow machine that fills the socket
+/// buffers late cannot make it read early and let the write finish.
+pub fn a_client_that_reads_nothing_is_disconnected_by_the_soft_limit(server: &Server) {
+    use std::time::{Duration, Instant};
+    let value = "v".repeat(1 << 20);
+    let mut setter = server.raw();
+    assert_eq!(setter.command(&["SET", "big", &value]).unwrap(), "+OK\r\n");
+    let connected = |raw: &mut shoal_testkit::Raw| {
+        let info = raw.command(&["INFO", "clients"]).unwrap();
+        info.split("\r\n").find_map(|line| line.strip_prefix("connected_clients:").map(str::to_owned)).unwrap_or_default()
+    };
+    let mut raw = server.raw();
+    raw.set_read_timeout(Duration::from_secs(10));
+    assert_eq!(connected(&mut setter), "2");
+    let mut request = Vec::new();
+    for _ in 0..64 {
+        request.extend_from_slice(&shoal_testkit::Raw::encode(&["GET", "big"]));
+    }
+    raw.send(&request);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while connected(&mut setter) != "1" {
+        assert!(Instant::now() < deadline, "the client that reads nothing is disconnected in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let received = raw.read_until_closed().expect("the server closed the connection");
+    assert!(received.len() < 64 << 20, "closed before every reply was sent (got {} bytes)", received.len());
+    assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n");
+}

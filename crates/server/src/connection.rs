@@ -482,7 +482,7 @@ async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &[
             subscriber.set_in_flight(output.len());
             // A subscriber that reads nothing may stall this write for good: an overflow, a
             // kill or the shutdown ends it.
-            let write = std::pin::pin!(socket.write_all(output));
+            let write = std::pin::pin!(socket.write_all_now(output));
             let overflow = std::pin::pin!(subscriber.overflow());
             let gone = std::pin::pin!(select(conn.client.kill.wait(), node.shutdown.wait()));
             let written = match select(write, select(overflow, gone)).await {

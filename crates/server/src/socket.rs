@@ -23,9 +23,9 @@
 //!   too, so a busy core rarely waits for the eventfd. The ring is created with COOP_TASKRUN:
 //!   completions are posted when the thread next enters the kernel, without interrupting it.
 //!
-//! The ring is off by default (`RING_DEFAULT`): `SHOAL_SOCKET_RING=1` in the environment turns
-//! it on, `=0` keeps every connection on glommio's `TcpStream`, and so does a kernel that
-//! cannot set the ring up (before 5.19: no provided-buffer rings);
+//! The ring is on by default (`RING_DEFAULT`): `SHOAL_SOCKET_RING=0` in the environment keeps
+//! every connection on glommio's `TcpStream`, and so does a kernel that cannot set the ring up
+//! (before 5.19: no provided-buffer rings);
 //! `SHOAL_SOCKET_RING_SEND=0` keeps the ring for input and writes with glommio. The log says at
 //! debug level which path each core took, and INFO's `shoal_socket_io` says it too.
 //! `SHOAL_SOCKET_RING_BUFFERS` (a power of two) sets the buffers per core, for tests;
@@ -46,11 +46,10 @@ use futures::AsyncReadExt;
 use glommio::net::TcpStream;
 use io_uring::{cqueue, opcode, types, IoUring};
 
-/// Whether the cores use their own ring when `SHOAL_SOCKET_RING` is unset. Off: the ring with
+/// Whether the cores use their own ring when `SHOAL_SOCKET_RING` is unset: yes, the ring with
 /// SEND entries costs 13-25% less CPU per request at pipeline 1 (bench/RESULTS.md, sixth
-/// session), but tests/socket_ring.rs's soft-limit test failed intermittently on it under
-/// heavy load (the connection left open), which is not explained yet.
-const RING_DEFAULT: bool = false;
+/// session).
+const RING_DEFAULT: bool = true;
 /// Submission queue entries: arms and cancels, submitted one at a time.
 const SQ_ENTRIES: u32 = 256;
 /// Completion queue entries: room for a burst of receives between two reaps (the kernel keeps
@@ -175,6 +174,8 @@ struct Ring {
     sends: bool,
     flush_requested: Cell<bool>,
     flush_waker: RefCell<Option<Waker>>,
+    /// A submit was refused: entries wait in the submission queue for the next reap.
+    resubmit: Cell<bool>,
 }
 
 impl Ring {
@@ -209,6 +210,7 @@ impl Ring {
             sends: false,
             flush_requested: Cell::new(false),
             flush_waker: RefCell::new(None),
+            resubmit: Cell::new(false),
         };
         // SAFETY: the entries stay mapped, and the buffers allocated, as long as the ring
         // lives (Drop unregisters before unmapping).
@@ -266,10 +268,16 @@ impl Ring {
         // the registered buffer group).
         let pushed = unsafe { uring.submission().push(&entry) };
         assert!(pushed.is_ok(), "the submission queue has room: every push is submitted at once");
+        self.submit_queued(&mut uring);
+    }
+
+    /// Submits what is queued. A refusal (EBUSY or EAGAIN: the kernel short of room or
+    /// memory) leaves the entries queued; the next reap submits them again, so an arm or a
+    /// cancel is late, never lost.
+    fn submit_queued(&self, uring: &mut IoUring) {
         if let Err(e) = uring.submit() {
-            // EBUSY/EAGAIN when the completion queue overflows: the entry stays queued and
-            // the next submit takes it.
             tracing::debug!("io_uring submit: {e}");
+            self.resubmit.set(true);
         }
     }
 
@@ -310,9 +318,7 @@ impl Ring {
         // until this entry's completion (the slot stays reserved while `send_in_flight`).
         if unsafe { uring.submission().push(&entry) }.is_err() {
             // The queue is full of this turn's sends: submit them now.
-            if let Err(e) = uring.submit() {
-                tracing::debug!("io_uring submit: {e}");
-            }
+            self.submit_queued(&mut uring);
             // SAFETY: as above.
             let pushed = unsafe { uring.submission().push(&entry) };
             assert!(pushed.is_ok(), "a submitted queue has room");
@@ -413,6 +419,9 @@ impl Ring {
         for slot in freed {
             self.free_slot(slot);
         }
+        if self.resubmit.replace(false) {
+            self.submit_queued(&mut self.uring.borrow_mut());
+        }
         for waker in wakers {
             waker.wake();
         }
@@ -456,9 +465,8 @@ async fn flush_loop(ring: Rc<Ring>) {
             Poll::Pending
         })
         .await;
-        if let Err(e) = ring.uring.borrow().submit() {
-            tracing::debug!("io_uring submit: {e}");
-        }
+        ring.resubmit.set(false);
+        ring.submit_queued(&mut ring.uring.borrow_mut());
     }
 }
 
@@ -590,6 +598,32 @@ impl Socket {
             })
         })
         .await
+    }
+
+    /// Writes all of `data`, handing the kernel what the socket takes now with a plain
+    /// `send`, as glommio's `write_all` does, and only the rest to the ring. For a Pub/Sub
+    /// subscriber: flow control between cores counts a message as written once the subscriber
+    /// task it woke has run, which holds only if that run gave the bytes to the kernel. (Replies
+    /// keep `write_all`, whose sends of one turn leave together.)
+    pub async fn write_all_now(&mut self, data: &[u8]) -> io::Result<()> {
+        let sent = match &self.ring {
+            Some(reader) if reader.ring.sends && !reader.ring.conns.borrow()[reader.slot as usize].send_in_flight => {
+                // SAFETY: the descriptor is open while the socket lives; `data` is readable.
+                let sent = unsafe { libc::send(self.stream.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+                if sent < 0 {
+                    let error = io::Error::last_os_error();
+                    if !matches!(error.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+                        return Err(error);
+                    }
+                }
+                sent.max(0) as usize
+            }
+            _ => 0,
+        };
+        if sent == data.len() {
+            return Ok(());
+        }
+        self.write_all(&data[sent..]).await
     }
 
     /// Writes all of `data`. Through the ring's SEND entries when they are on (one send in
