@@ -530,8 +530,10 @@ async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut
         // Let the publisher that woke us send its reply first (it yields before writing, to
         // batch its own replies): its client then sends the next batch while this one is
         // written, as Redis writes the publisher's reply before the subscribers' messages.
-        // Messages published meanwhile ride in the same write.
+        // Messages published meanwhile ride in the same write. On the socket ring the reply
+        // is only queued by then: wait for the turn's sends to be submitted.
         shoal_runtime::yield_now().await;
+        socket.queued_sends_left().await;
     }
 }
 

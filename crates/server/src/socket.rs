@@ -174,6 +174,9 @@ struct Ring {
     sends: bool,
     flush_requested: Cell<bool>,
     flush_waker: RefCell<Option<Waker>>,
+    /// Flushes done so far, and who waits for the next (`Socket::queued_sends_left`).
+    flushes: Cell<u64>,
+    flush_waiters: RefCell<Vec<Waker>>,
     /// A submit was refused: entries wait in the submission queue for the next reap.
     resubmit: Cell<bool>,
 }
@@ -210,6 +213,8 @@ impl Ring {
             sends: false,
             flush_requested: Cell::new(false),
             flush_waker: RefCell::new(None),
+            flushes: Cell::new(0),
+            flush_waiters: RefCell::new(Vec::new()),
             resubmit: Cell::new(false),
         };
         // SAFETY: the entries stay mapped, and the buffers allocated, as long as the ring
@@ -467,6 +472,10 @@ async fn flush_loop(ring: Rc<Ring>) {
         .await;
         ring.resubmit.set(false);
         ring.submit_queued(&mut ring.uring.borrow_mut());
+        ring.flushes.set(ring.flushes.get() + 1);
+        for waker in ring.flush_waiters.borrow_mut().drain(..) {
+            waker.wake();
+        }
     }
 }
 
@@ -596,6 +605,23 @@ impl Socket {
                 }
                 conn.eof.then_some(Ok(0))
             })
+        })
+        .await
+    }
+
+    /// Completes once the replies this core's connections have queued as SEND entries are
+    /// submitted (at once when none is queued). A subscriber writes its messages after this,
+    /// so the publisher's reply, queued first, also leaves first, as it does from Redis.
+    pub async fn queued_sends_left(&self) {
+        let Some(reader) = self.ring.as_ref().filter(|reader| reader.ring.sends && reader.ring.flush_requested.get()) else { return };
+        let ring = &reader.ring;
+        let wanted = ring.flushes.get() + 1;
+        std::future::poll_fn(|cx| {
+            if ring.flushes.get() >= wanted {
+                return Poll::Ready(());
+            }
+            ring.flush_waiters.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
         })
         .await
     }
