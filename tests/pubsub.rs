@@ -829,3 +829,33 @@ fn reply_shapes_match_redis_byte_for_byte() {
         assert_eq!(got, want, "reply to {sent}");
     }
 }
+
+/// A RESP3 subscriber blocked in BLPOP gets its messages while it waits, as from Redis, and
+/// the BLPOP's reply when the list is pushed. (On glommio's socket path, `SHOAL_SOCKET_RING=0`,
+/// the message waits for the BLPOP to end and goes before its reply.)
+#[test]
+fn a_resp3_subscriber_blocked_in_blpop_gets_messages_while_it_waits() {
+    for server in shoal_tests::shoal_and_redis(&[]) {
+        let mut blocked = resp3(&server);
+        blocked.set_read_timeout(Duration::from_secs(10));
+        subscribe(&mut blocked, "SUBSCRIBE", &["news"]);
+        blocked.send(&Raw::encode(&["BLPOP", "inbox", "0"]));
+        let mut other = server.raw();
+        eventually("blocked clients", 1, || {
+            let info = command(&mut other, &["INFO", "clients"]);
+            info.split("\r\n").find_map(|line| line.strip_prefix("blocked_clients:")).and_then(|n| n.parse().ok()).unwrap_or(-1)
+        });
+        assert_eq!(command(&mut other, &["PUBLISH", "news", "hello"]), ":1\r\n");
+        let message = ">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+        let on_glommio = command(&mut other, &["INFO", "server"]).contains("shoal_socket_io:glommio");
+        if !on_glommio {
+            assert_eq!(blocked.read_reply().unwrap(), message, "the push arrives while BLPOP waits");
+        }
+        assert_eq!(command(&mut other, &["RPUSH", "inbox", "letter"]), ":1\r\n");
+        if on_glommio {
+            assert_eq!(blocked.read_reply().unwrap(), message);
+        }
+        assert_eq!(blocked.read_reply().unwrap(), "*2\r\n$5\r\ninbox\r\n$6\r\nletter\r\n");
+        assert_eq!(command(&mut blocked, &["PING"]), "+PONG\r\n");
+    }
+}

@@ -20,6 +20,7 @@ use crate::client::ClientInfo;
 use crate::node::Node;
 use crate::server_commands::{self, After};
 use crate::socket::Socket;
+use shoal_runtime::pubsub::Subscriber;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -181,7 +182,9 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             let frames = if batch.is_empty() {
                 Vec::new()
             } else {
-                let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket);
+                // A RESP3 subscriber gets its messages while it waits, as from Redis.
+                let pushes = conn.pubsub.clone().filter(|_| conn.proto == Protocol::Resp3);
+                let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket, pushes.clone());
                 let block = BlockCtx { may_block: true, interrupted: &interrupted };
                 node.core.execute(conn.db, conn.proto, batch, &block).await
             };
@@ -271,15 +274,21 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
 /// The client is marked blocked meanwhile. `Some(reply)` for CLIENT UNBLOCK ... ERROR;
 /// `None` when the client closed its connection, was killed, was unblocked with TIMEOUT, or
 /// the server shuts down.
-fn blocked_wait_interrupted<'a>(node: &'a Rc<Node>, client: &'a Rc<ClientInfo>, socket: &'a Socket) -> LocalBoxFuture<'a, Option<Frame>> {
+fn blocked_wait_interrupted<'a>(
+    node: &'a Rc<Node>,
+    client: &'a Rc<ClientInfo>,
+    socket: &'a Socket,
+    pushes: Option<Rc<Subscriber>>,
+) -> LocalBoxFuture<'a, Option<Frame>> {
     async move {
         client.set_blocked(true);
         let _unmark = scopeguard(|| client.set_blocked(false));
         // A blocked client that closes its connection stops waiting. Peeking cannot see a
         // close behind commands it pipelined after the blocking one; those wait their turn.
-        let peer_closed = socket.closed();
+        let peer_closed = std::pin::pin!(socket.closed());
         let gone = std::pin::pin!(select(client.kill.wait(), node.shutdown.wait()));
-        let peer_closed = std::pin::pin!(peer_closed);
+        let pushes_failed = std::pin::pin!(deliver_while_blocked(socket, pushes));
+        let peer_closed = select(peer_closed, pushes_failed);
         let unblocked = std::pin::pin!(client.unblocked());
         match select(unblocked, select(gone, peer_closed)).await {
             Either::Left((true, _)) => Some(Frame::Error(Bytes::from_static(b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))),
@@ -287,6 +296,38 @@ fn blocked_wait_interrupted<'a>(node: &'a Rc<Node>, client: &'a Rc<ClientInfo>, 
         }
     }
     .boxed_local()
+}
+
+/// Writes a blocked RESP3 subscriber's messages as they arrive; completes only when it cannot
+/// go on (a failed write, an overflow), which ends the wait like a closed connection. On
+/// glommio's socket path (no writes through a shared socket) the messages wait for the
+/// command's end instead.
+async fn deliver_while_blocked(socket: &Socket, pushes: Option<Rc<Subscriber>>) {
+    let Some(subscriber) = pushes else { return futures::future::pending().await };
+    if socket.write_all_shared(&[]).is_none() {
+        return futures::future::pending().await;
+    }
+    let mut output = BytesMut::new();
+    loop {
+        subscriber.ready().await;
+        if subscriber.overflowed() {
+            return;
+        }
+        // As in `deliver_until_readable`: the publisher's reply first.
+        shoal_runtime::yield_now().await;
+        socket.queued_sends_left().await;
+        subscriber.take_pending(&mut output);
+        subscriber.set_in_flight(output.len());
+        let written = match socket.write_all_shared(&output) {
+            Some(write) => write.await,
+            None => return,
+        };
+        subscriber.set_in_flight(0);
+        output.clear();
+        if written.is_err() {
+            return;
+        }
+    }
 }
 
 /// Runs `f` when dropped.

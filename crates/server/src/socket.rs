@@ -656,58 +656,18 @@ impl Socket {
     /// flight per connection: the next waits for the completion, so a client that reads
     /// nothing holds its connection back), else glommio's `write_all`.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let reader = match &self.ring {
-            Some(reader) if reader.ring.sends => reader,
-            _ => return futures::AsyncWriteExt::write_all(&mut self.stream, data).await,
-        };
-        if data.is_empty() {
-            return Ok(());
+        match self.ring.as_ref().filter(|reader| reader.ring.sends) {
+            Some(reader) => ring_write_all(reader, data).await,
+            None => futures::AsyncWriteExt::write_all(&mut self.stream, data).await,
         }
-        let (ring, slot) = (&reader.ring, reader.slot);
-        // A write dropped before its completion (its connection is closing) leaves a send in
-        // flight: wait for it rather than touch its buffer.
-        std::future::poll_fn(|cx| {
-            let mut conns = ring.conns.borrow_mut();
-            let conn = &mut conns[slot as usize];
-            if conn.send_in_flight {
-                conn.write_waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            Poll::Ready(())
-        })
-        .await;
-        {
-            let mut conns = ring.conns.borrow_mut();
-            let conn = &mut conns[slot as usize];
-            conn.send_buffer.clear();
-            conn.send_buffer.extend_from_slice(data);
-            ring.queue_send(slot, conn, 0);
-        }
-        let mut sent = 0;
-        std::future::poll_fn(|cx| {
-            let mut conns = ring.conns.borrow_mut();
-            let conn = &mut conns[slot as usize];
-            if conn.send_in_flight {
-                conn.write_waker = Some(cx.waker().clone());
-                return Poll::Pending;
-            }
-            match conn.send_result.take() {
-                Some(result) if result < 0 => Poll::Ready(Err(io::Error::from_raw_os_error(-result))),
-                Some(0) => Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
-                Some(result) => {
-                    sent += result as usize;
-                    if sent >= data.len() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    // A short send: the rest goes in the next.
-                    ring.queue_send(slot, conn, sent);
-                    conn.write_waker = Some(cx.waker().clone());
-                    Poll::Pending
-                }
-                None => unreachable!("a finished send leaves its result"),
-            }
-        })
-        .await
+    }
+
+    /// `write_all` through a shared reference, for a write beside a wait on the same socket
+    /// (a RESP3 subscriber's messages while it is blocked): `None` when replies do not leave
+    /// by the ring's SEND entries (glommio's stream writes only through `&mut`).
+    pub fn write_all_shared<'a>(&'a self, data: &'a [u8]) -> Option<impl std::future::Future<Output = io::Result<()>> + 'a> {
+        let reader = self.ring.as_ref().filter(|reader| reader.ring.sends)?;
+        Some(ring_write_all(reader, data))
     }
 
     /// Completes when the client has closed its connection (or it failed), as a one-byte
@@ -733,4 +693,56 @@ impl Socket {
         };
         std::future::poll_fn(|cx| reader.poll_until(cx, |conn| (!conn.pending.is_empty() || conn.eof || conn.error.is_some()).then_some(()))).await
     }
+}
+
+/// Writes all of `data` by SEND entries (see `Socket::write_all`).
+async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let (ring, slot) = (&reader.ring, reader.slot);
+    // A write dropped before its completion (its connection is closing) leaves a send in
+    // flight: wait for it rather than touch its buffer.
+    std::future::poll_fn(|cx| {
+        let mut conns = ring.conns.borrow_mut();
+        let conn = &mut conns[slot as usize];
+        if conn.send_in_flight {
+            conn.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    })
+    .await;
+    {
+        let mut conns = ring.conns.borrow_mut();
+        let conn = &mut conns[slot as usize];
+        conn.send_buffer.clear();
+        conn.send_buffer.extend_from_slice(data);
+        ring.queue_send(slot, conn, 0);
+    }
+    let mut sent = 0;
+    std::future::poll_fn(|cx| {
+        let mut conns = ring.conns.borrow_mut();
+        let conn = &mut conns[slot as usize];
+        if conn.send_in_flight {
+            conn.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match conn.send_result.take() {
+            Some(result) if result < 0 => Poll::Ready(Err(io::Error::from_raw_os_error(-result))),
+            Some(0) => Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
+            Some(result) => {
+                sent += result as usize;
+                if sent >= data.len() {
+                    return Poll::Ready(Ok(()));
+                }
+                // A short send: the rest goes in the next.
+                ring.queue_send(slot, conn, sent);
+                conn.write_waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            None => unreachable!("a finished send leaves its result"),
+        }
+    })
+    .await
 }
