@@ -13,34 +13,15 @@ requests, which is steadier than ops/s when the client's CPU is shared.
 """
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import time
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import free_port, wait_ready  # noqa: E402
 
 WORKLOADS = [("GET P1", ["-w", "get", "-P", "1"]), ("SET P1", ["-w", "set", "-P", "1"]),
              ("GET P16", ["-w", "get", "-P", "16"]), ("SET P16", ["-w", "set", "-P", "16"])]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port):
-    """Waits until the server answers PING with PONG (not LOADING)."""
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"server on {port} did not start")
 
 
 def cpu_ticks(pid):
@@ -60,7 +41,7 @@ def start(spec, port):
     else:
         cmd = words + ["--port", str(port), "--threads", "1"]
     proc = subprocess.Popen(["taskset", "-c", "0"] + cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
+    wait_ready(port)
     return proc
 
 

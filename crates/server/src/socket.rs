@@ -703,16 +703,7 @@ async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
     let (ring, slot) = (&reader.ring, reader.slot);
     // A write dropped before its completion (its connection is closing) leaves a send in
     // flight: wait for it rather than touch its buffer.
-    std::future::poll_fn(|cx| {
-        let mut conns = ring.conns.borrow_mut();
-        let conn = &mut conns[slot as usize];
-        if conn.send_in_flight {
-            conn.write_waker = Some(cx.waker().clone());
-            return Poll::Pending;
-        }
-        Poll::Ready(())
-    })
-    .await;
+    std::future::poll_fn(|cx| if send_in_flight(&mut ring.conns.borrow_mut()[slot as usize], cx) { Poll::Pending } else { Poll::Ready(()) }).await;
     {
         let mut conns = ring.conns.borrow_mut();
         let conn = &mut conns[slot as usize];
@@ -724,8 +715,7 @@ async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
     std::future::poll_fn(|cx| {
         let mut conns = ring.conns.borrow_mut();
         let conn = &mut conns[slot as usize];
-        if conn.send_in_flight {
-            conn.write_waker = Some(cx.waker().clone());
+        if send_in_flight(conn, cx) {
             return Poll::Pending;
         }
         match conn.send_result.take() {
@@ -745,4 +735,12 @@ async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
         }
     })
     .await
+}
+
+/// Whether `conn` has a send in flight; if so its writer is woken by the completion.
+fn send_in_flight(conn: &mut Conn, cx: &Context<'_>) -> bool {
+    if conn.send_in_flight {
+        conn.write_waker = Some(cx.waker().clone());
+    }
+    conn.send_in_flight
 }
