@@ -303,10 +303,7 @@ fn blocked_wait_interrupted<'a>(
 /// glommio's socket path (no writes through a shared socket) the messages wait for the
 /// command's end instead.
 async fn deliver_while_blocked(socket: &Socket, pushes: Option<Rc<Subscriber>>) {
-    let Some(subscriber) = pushes else { return futures::future::pending().await };
-    if socket.write_all_shared(&[]).is_none() {
-        return futures::future::pending().await;
-    }
+    let Some(subscriber) = pushes.filter(|_| socket.writes_shared()) else { return futures::future::pending().await };
     let mut output = BytesMut::new();
     loop {
         subscriber.ready().await;
@@ -318,10 +315,8 @@ async fn deliver_while_blocked(socket: &Socket, pushes: Option<Rc<Subscriber>>) 
         socket.queued_sends_left().await;
         subscriber.take_pending(&mut output);
         subscriber.set_in_flight(output.len());
-        let written = match socket.write_all_shared(&output) {
-            Some(write) => write.await,
-            None => return,
-        };
+        let Some(write) = socket.write_all_now_shared(&output) else { return };
+        let written = write.await;
         subscriber.set_in_flight(0);
         output.clear();
         if written.is_err() {

@@ -574,10 +574,15 @@ impl Socket {
         Socket { ring, stream }
     }
 
-    /// Whether this socket reads through our ring.
-    #[allow(dead_code)]
-    pub fn uses_ring(&self) -> bool {
-        self.ring.is_some()
+    /// The ring registration, when replies leave by its SEND entries.
+    fn sender(&self) -> Option<&RingReader> {
+        self.ring.as_ref().filter(|reader| reader.ring.sends)
+    }
+
+    /// Whether `write_all_now_shared` can write (replies leave by the ring's SEND entries;
+    /// glommio's stream writes only through `&mut`).
+    pub fn writes_shared(&self) -> bool {
+        self.sender().is_some()
     }
 
     /// Appends what the client sent to `input`, waiting for something: the count, 0 at
@@ -613,7 +618,7 @@ impl Socket {
     /// submitted (at once when none is queued). A subscriber writes its messages after this,
     /// so the publisher's reply, queued first, also leaves first, as it does from Redis.
     pub async fn queued_sends_left(&self) {
-        let Some(reader) = self.ring.as_ref().filter(|reader| reader.ring.sends && reader.ring.flush_requested.get()) else { return };
+        let Some(reader) = self.sender().filter(|reader| reader.ring.flush_requested.get()) else { return };
         let ring = &reader.ring;
         let wanted = ring.flushes.get() + 1;
         std::future::poll_fn(|cx| {
@@ -632,8 +637,30 @@ impl Socket {
     /// task it woke has run, which holds only if that run gave the bytes to the kernel. (Replies
     /// keep `write_all`, whose sends of one turn leave together.)
     pub async fn write_all_now(&mut self, data: &[u8]) -> io::Result<()> {
-        let sent = match &self.ring {
-            Some(reader) if reader.ring.sends && !reader.ring.conns.borrow()[reader.slot as usize].send_in_flight => {
+        let sent = self.send_now(data)?;
+        if sent == data.len() {
+            return Ok(());
+        }
+        self.write_all(&data[sent..]).await
+    }
+
+    /// `write_all_now` through a shared reference, for a write beside a wait on the same
+    /// socket (a RESP3 subscriber's messages while it is blocked); `None` unless
+    /// [`Socket::writes_shared`].
+    pub fn write_all_now_shared<'a>(&'a self, data: &'a [u8]) -> Option<impl std::future::Future<Output = io::Result<()>> + 'a> {
+        let reader = self.sender()?;
+        Some(async move {
+            let sent = self.send_now(data)?;
+            ring_write_all(reader, &data[sent..]).await
+        })
+    }
+
+    /// Sends what the socket takes of `data` at once, with a plain non-blocking `send`, when
+    /// replies leave by the ring and none is in flight (it would go first); else nothing.
+    /// Returns the bytes sent.
+    fn send_now(&self, data: &[u8]) -> io::Result<usize> {
+        match self.sender() {
+            Some(reader) if !reader.ring.conns.borrow()[reader.slot as usize].send_in_flight => {
                 // SAFETY: the descriptor is open while the socket lives; `data` is readable.
                 let sent = unsafe { libc::send(self.stream.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
                 if sent < 0 {
@@ -642,32 +669,20 @@ impl Socket {
                         return Err(error);
                     }
                 }
-                sent.max(0) as usize
+                Ok(sent.max(0) as usize)
             }
-            _ => 0,
-        };
-        if sent == data.len() {
-            return Ok(());
+            _ => Ok(0),
         }
-        self.write_all(&data[sent..]).await
     }
 
     /// Writes all of `data`. Through the ring's SEND entries when they are on (one send in
     /// flight per connection: the next waits for the completion, so a client that reads
     /// nothing holds its connection back), else glommio's `write_all`.
     pub async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        match self.ring.as_ref().filter(|reader| reader.ring.sends) {
+        match self.sender() {
             Some(reader) => ring_write_all(reader, data).await,
             None => futures::AsyncWriteExt::write_all(&mut self.stream, data).await,
         }
-    }
-
-    /// `write_all` through a shared reference, for a write beside a wait on the same socket
-    /// (a RESP3 subscriber's messages while it is blocked): `None` when replies do not leave
-    /// by the ring's SEND entries (glommio's stream writes only through `&mut`).
-    pub fn write_all_shared<'a>(&'a self, data: &'a [u8]) -> Option<impl std::future::Future<Output = io::Result<()>> + 'a> {
-        let reader = self.ring.as_ref().filter(|reader| reader.ring.sends)?;
-        Some(ring_write_all(reader, data))
     }
 
     /// Completes when the client has closed its connection (or it failed), as a one-byte
