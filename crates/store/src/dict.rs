@@ -128,10 +128,18 @@ impl<V> Dict<V> {
     }
 }
 
-/// Walks a chain from `link`.
 /// Nodes past a chain's first that `Dict::prefetch` follows.
 const CHAIN_PREFETCH_DEPTH: usize = 3;
 
+/// Prefetches a node's first line, and the line where a node holding a key of `key_len`
+/// bytes ends.
+fn prefetch_node<V, M>(node: NonNull<Node<V, M>>, key_len: usize) {
+    let start = node.as_ptr() as *const u8;
+    crate::prefetch::read(start);
+    crate::prefetch::read(start.wrapping_add(Node::<V, M>::KEY_AT + key_len));
+}
+
+/// Walks a chain from `link`.
 fn chain<'a, V: 'a, M: 'a>(mut link: Link<V, M>) -> impl Iterator<Item = NonNull<Node<V, M>>> + 'a {
     std::iter::from_fn(move || {
         let node = link?;
@@ -185,10 +193,7 @@ impl<V, M> Dict<V, M> {
             }
             for (&bucket, key) in buckets.iter().zip(keys) {
                 if let Some(node) = self.buckets[bucket] {
-                    // The node's first line, and the line where a node holding this key ends.
-                    let start = node.as_ptr() as *const u8;
-                    crate::prefetch::read(start);
-                    crate::prefetch::read(start.wrapping_add(Node::<V, M>::KEY_AT + key.len()));
+                    prefetch_node(node, key.len());
                 }
             }
             // Then down the chains, a node per pass: at two keys per bucket on average, a
@@ -207,9 +212,7 @@ impl<V, M> Dict<V, M> {
                     } else {
                         *slot = chain(Some(node)).nth(1);
                         if let Some(next) = *slot {
-                            let start = next.as_ptr() as *const u8;
-                            crate::prefetch::read(start);
-                            crate::prefetch::read(start.wrapping_add(Node::<V, M>::KEY_AT + key.len()));
+                            prefetch_node(next, key.len());
                             more = true;
                         }
                     }
