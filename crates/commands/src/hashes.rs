@@ -43,6 +43,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Creates or modifies the value of a field in a hash.",
         complexity: "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.",
         handler: Handler::Keys { local: hset, multi: None },
+        members: KeySpec::FIELD_VALUE_PAIRS,
         ..BASE
     },
     CommandSpec {
@@ -51,6 +52,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: WRITE | DENYOOM | FAST,
         summary: "Sets the value of a field in a hash only when the field doesn't exist.",
         handler: Handler::Keys { local: hsetnx, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -61,6 +63,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Sets the values of multiple fields.",
         complexity: "O(N) where N is the number of fields being set.",
         handler: Handler::Keys { local: hmset, multi: None },
+        members: KeySpec::FIELD_VALUE_PAIRS,
         ..BASE
     },
     CommandSpec {
@@ -69,6 +72,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: READONLY | FAST,
         summary: "Returns the value of a field in a hash.",
         handler: Handler::Keys { local: hget, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -78,6 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Returns the values of all fields in a hash.",
         complexity: "O(N) where N is the number of fields being requested.",
         handler: Handler::Keys { local: hmget, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -87,6 +92,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
         complexity: "O(N) where N is the number of fields to be removed.",
         handler: Handler::Keys { local: hdel, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -104,6 +110,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Returns the length of the value of a field.",
         since: "3.2.0",
         handler: Handler::Keys { local: hstrlen, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -112,6 +119,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: READONLY | FAST,
         summary: "Determines whether a field exists in a hash.",
         handler: Handler::Keys { local: hexists, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -147,6 +155,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: WRITE | DENYOOM | FAST,
         summary: "Increments the integer value of a field in a hash by a number. Uses 0 as initial value if the field doesn't exist.",
         handler: Handler::Keys { local: hincrby, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -156,6 +165,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
         since: "2.6.0",
         handler: Handler::Keys { local: hincrbyfloat, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {

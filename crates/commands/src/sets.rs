@@ -44,6 +44,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Adds one or more members to a set. Creates the key if it doesn't exist.",
         complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         handler: Handler::Keys { local: sadd, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -53,6 +54,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes one or more members from a set. Deletes the set if the last member was removed.",
         complexity: "O(N) where N is the number of members to be removed.",
         handler: Handler::Keys { local: srem, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -69,6 +71,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: READONLY | FAST,
         summary: "Determines whether a member belongs to a set.",
         handler: Handler::Keys { local: sismember, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -79,6 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "6.2.0",
         complexity: "O(N) where N is the number of elements being checked for membership",
         handler: Handler::Keys { local: smismember, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {

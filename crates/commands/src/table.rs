@@ -69,6 +69,14 @@ impl KeySpec {
     pub const ALL: KeySpec = KeySpec { first: 1, last: -1, step: 1 };
     pub const PAIRS: KeySpec = KeySpec { first: 1, last: -1, step: 2 };
     pub const TWO: KeySpec = KeySpec { first: 1, last: 2, step: 1 };
+    /// Member positions (see [`CommandSpec::members`]): the argument after the key ...
+    pub const ONE_MEMBER: KeySpec = KeySpec { first: 2, last: 2, step: 1 };
+    /// ... every argument after the key ...
+    pub const MEMBERS: KeySpec = KeySpec { first: 2, last: -1, step: 1 };
+    /// ... every other one after the key (HSET's fields) ...
+    pub const FIELD_VALUE_PAIRS: KeySpec = KeySpec { first: 2, last: -1, step: 2 };
+    /// ... and the third argument (ZINCRBY key increment member).
+    pub const THIRD: KeySpec = KeySpec { first: 3, last: 3, step: 1 };
 
     /// The indexes of the key arguments in `argc` arguments (the name included).
     pub fn positions(&self, argc: usize) -> impl Iterator<Item = usize> {
@@ -177,6 +185,11 @@ pub struct CommandSpec {
     /// nothing routes or locks by them, but COMMAND INFO shows them as Redis does, in the
     /// legacy triple and as a `not_key` key spec (cluster clients route by them).
     pub channels: KeySpec,
+    /// Arguments that name members of the collection at the command's one key (HSET's
+    /// fields, SISMEMBER's member): a pipelined batch prefetches them with the key, since
+    /// each lookup in a big hash, set or sorted set is a chain of cache misses. A hint only;
+    /// a wrong or missing entry costs speed, never correctness.
+    pub members: KeySpec,
 }
 
 /// Given a request, the indexes of its key arguments.
@@ -216,6 +229,7 @@ impl CommandSpec {
         movable_keys: None,
         all_shards_when: None,
         channels: KeySpec::NONE,
+        members: KeySpec::NONE,
     };
 
     pub fn has(&self, flag: u32) -> bool {
@@ -383,6 +397,18 @@ mod tests {
         assert!(lookup(b"GETX").is_none());
         assert!(lookup(b"GE").is_none());
         assert!(lookup(&[b'a'; NAME_MAX + 1]).is_none());
+    }
+
+    #[test]
+    fn commands_with_members_have_one_key_first_and_members_after_it() {
+        let with_members: Vec<_> = all().filter(|spec| spec.members.first > 0).collect();
+        assert!(with_members.len() >= 20, "HSET, SADD, ZSCORE and their kin declare members");
+        for spec in with_members {
+            assert_eq!((spec.keys.first, spec.keys.last, spec.movable_keys.is_none()), (1, 1, true), "{} has one key, first", spec.name);
+            let argc = spec.arity.unsigned_abs() as usize + 4;
+            let members: Vec<usize> = spec.members.positions(argc).collect();
+            assert!(!members.is_empty() && members.iter().all(|&at| at >= 2 && at < argc), "{}: members {members:?} follow the key", spec.name);
+        }
     }
 
     #[test]

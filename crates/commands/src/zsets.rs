@@ -76,6 +76,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Increments the score of a member in a sorted set.",
         complexity: "O(log(N)) where N is the number of elements in the sorted set.",
         handler: Handler::Keys { local: zincrby, multi: None },
+        members: KeySpec::THIRD,
         ..BASE
     },
     CommandSpec {
@@ -85,6 +86,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
         complexity: "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.",
         handler: Handler::Keys { local: zrem, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -121,6 +123,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: READONLY | FAST,
         summary: "Returns the score of a member in a sorted set.",
         handler: Handler::Keys { local: zscore, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -131,6 +134,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "6.2.0",
         complexity: "O(N) where N is the number of members being requested.",
         handler: Handler::Keys { local: zmscore, multi: None },
+        members: KeySpec::MEMBERS,
         ..BASE
     },
     CommandSpec {
@@ -141,6 +145,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "2.0.0",
         complexity: "O(log(N))",
         handler: Handler::Keys { local: zrank, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {
@@ -151,6 +156,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "2.0.0",
         complexity: "O(log(N))",
         handler: Handler::Keys { local: zrevrank, multi: None },
+        members: KeySpec::ONE_MEMBER,
         ..BASE
     },
     CommandSpec {

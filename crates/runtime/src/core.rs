@@ -1315,4 +1315,40 @@ fn prefetch_keys(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>
     if count > 1 {
         db.prefetch(&keys[..count]);
     }
+    prefetch_members(db, cmds);
+}
+
+/// Prefetches the members that `cmds` look up in their key's collection (HSET's fields,
+/// SISMEMBER's member: `CommandSpec::members`), one call per run of commands on the same
+/// key, when a run looks up several: one lookup has nothing to overlap with.
+fn prefetch_members(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) {
+    const MEMBERS_MAX: usize = 32;
+    let mut members: [&[u8]; MEMBERS_MAX] = [&[]; MEMBERS_MAX];
+    let mut count = 0;
+    let mut key: &[u8] = &[];
+    let flush = |key: &[u8], members: &[&[u8]]| {
+        if members.len() > 1 {
+            db.prefetch_members(key, members);
+        }
+    };
+    for (spec, args) in cmds {
+        // Every command with members has its one key first.
+        if spec.members.first <= 0 || args.len() < 2 {
+            continue;
+        }
+        if args[1] != key {
+            flush(key, &members[..count]);
+            count = 0;
+            key = &args[1];
+        }
+        for at in spec.members.positions(args.len()) {
+            if count == MEMBERS_MAX {
+                flush(key, &members[..count]);
+                count = 0;
+            }
+            members[count] = &args[at];
+            count += 1;
+        }
+    }
+    flush(key, &members[..count]);
 }

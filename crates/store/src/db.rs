@@ -312,6 +312,15 @@ impl Db {
         self.dict.prefetch(keys, |entry| entry.value.prefetch());
     }
 
+    /// Warms the cache for commands about to look up `members` in the collection at `key`
+    /// (a pipelined batch of HSET, SISMEMBER, ZSCORE ...; see [`Value::prefetch_members`]).
+    /// Waits for the key's own lookup, so prefetch the key first.
+    pub fn prefetch_members(&self, key: &[u8], members: &[&[u8]]) {
+        if let Some(entry) = self.dict.get(key) {
+            entry.value.prefetch_members(members);
+        }
+    }
+
     /// Looks a key up for reading: expires it if due, counts a hit or a miss, and updates
     /// its access time.
     pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {

@@ -46,6 +46,14 @@ impl ThinBytes {
         self.0.addr() & 1 == 1
     }
 
+    /// Prefetches the heap form's bytes (see [`crate::prefetch`]); the inline form has none.
+    #[inline]
+    pub fn prefetch(&self) {
+        if !self.is_inline() {
+            crate::prefetch::read(self.0);
+        }
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         if self.is_inline() {
             let len = (self.0.addr() as u8 >> 1) as usize;

@@ -37,6 +37,17 @@ impl Value {
         crate::prefetch::read(at);
     }
 
+    /// Prefetches what looking up `members` of a collection will touch: a hash's fields,
+    /// a set's or a sorted set's members. Strings and lists have none.
+    pub fn prefetch_members(&self, members: &[&[u8]]) {
+        match self {
+            Value::Hash(hash) => hash.prefetch_fields(members),
+            Value::Set(set) => set.prefetch_members(members),
+            Value::ZSet(zset) => zset.prefetch_members(members),
+            Value::Str(_) | Value::List(_) => {}
+        }
+    }
+
     /// The name TYPE reports.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -144,6 +144,15 @@ impl Hash {
         matches!(self.repr, Repr::Listpack(_))
     }
 
+    /// Warms the cache for lookups of `fields` that follow soon (a pipelined batch; see
+    /// [`crate::prefetch`]). Only the hashtable form has misses worth overlapping: a
+    /// listpack is one allocation.
+    pub fn prefetch_fields(&self, fields: &[&[u8]]) {
+        if let Repr::Table(dict) = &self.repr {
+            dict.prefetch(fields, ThinBytes::prefetch);
+        }
+    }
+
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
             Repr::Listpack(lp) => listpack_find(lp, field).map(|(_, value_pos)| lp.get_at(value_pos)),

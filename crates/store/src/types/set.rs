@@ -337,6 +337,14 @@ impl Set {
         self.iter().map(|m| m.to_bytes()).collect()
     }
 
+    /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
+    /// [`crate::prefetch`]). Only the hashtable form has misses worth overlapping.
+    pub fn prefetch_members(&self, members: &[&[u8]]) {
+        if let Set::Hashtable(dict) = self {
+            dict.prefetch(members, |_| {});
+        }
+    }
+
     pub fn contains(&self, member: &[u8]) -> bool {
         match self {
             Set::Intset(is) => parse_canonical_i64(member).is_some_and(|v| is.contains(v)),

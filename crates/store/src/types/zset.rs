@@ -179,6 +179,14 @@ impl ZSet {
         lp.insert_at(at, member);
     }
 
+    /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
+    /// [`crate::prefetch`]). Only the skiplist form has misses worth overlapping.
+    pub fn prefetch_members(&self, members: &[&[u8]]) {
+        if let Repr::Skiplist(skiplist) = &self.repr {
+            skiplist.prefetch(members);
+        }
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Listpack(lp) => Self::lp_find(lp, member).map(|(_, s)| s),
