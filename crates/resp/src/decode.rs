@@ -40,6 +40,18 @@ use crate::{DecodeLimits, ProtocolError};
 /// client announcing `*2147483647` does not get two billion slots before sending anything.
 const ARGS_PREALLOCATION_MAX: usize = 1024;
 
+/// Arguments up to this long are copied out of the buffer into their own allocation;
+/// longer ones are slices of the buffer's. A slice costs two atomic reference-count updates
+/// (one to take it, one to drop it) on a header every argument of the buffer shares, plus
+/// the `BytesMut` bookkeeping; a short copy with mimalloc costs less (measured: 67-73 ns
+/// against 112-115 ns per three-argument request). Long arguments stay slices, so a big
+/// value is never copied twice before it is stored.
+const ARG_COPY_LEN_MAX: usize = 256;
+
+/// Requests with at most this many arguments may take the fast path
+/// (`RequestDecoder::whole_short_request`).
+const SHORT_REQUEST_ARGS_MAX: usize = 16;
+
 /// Decodes requests (multibulk arrays of bulk strings, or inline lines) from a buffer.
 ///
 /// Construct it with [`RequestDecoder::new`] or `Default`. After an `Err` the connection is
@@ -95,8 +107,8 @@ impl RequestDecoder {
     ///
     /// `Ok(Some(args))` always has at least one argument: empty requests are skipped, as
     /// Redis skips them. `Ok(None)` may have consumed the header and the first arguments of
-    /// a multibulk request; the decoder remembers them. Multibulk arguments are slices of
-    /// `buf`'s allocation, not copies.
+    /// a multibulk request; the decoder remembers them. Multibulk arguments longer than
+    /// `ARG_COPY_LEN_MAX` are slices of `buf`'s allocation, not copies.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         loop {
             let step = if let Some(partial) = self.partial.take() {
@@ -104,6 +116,9 @@ impl RequestDecoder {
             } else if buf.is_empty() {
                 Step::Incomplete
             } else if buf[0] == b'*' {
+                if let Some(args) = self.whole_short_request(buf) {
+                    return Ok(Some(args));
+                }
                 self.multibulk_header(buf)?
             } else {
                 self.inline(buf)?
@@ -183,6 +198,32 @@ impl RequestDecoder {
         Ok(Step::Request(args))
     }
 
+    /// The fast path, for the common case of a pipeline: a whole multibulk request of at
+    /// most `SHORT_REQUEST_ARGS_MAX` arguments of at most `ARG_COPY_LEN_MAX` bytes each, all
+    /// in `buf`, taken in one pass and one `advance`. Anything else (a partial request, a
+    /// malformed one, an empty one, long arguments, a limit passed) returns `None` having
+    /// consumed nothing, and the general path takes it, with its errors.
+    fn whole_short_request(&mut self, buf: &mut BytesMut) -> Option<Vec<Bytes>> {
+        let bytes = &buf[..];
+        let (count, mut at) = short_header(bytes, 0)?;
+        let count = usize::try_from(count).ok().filter(|&count| (1..=SHORT_REQUEST_ARGS_MAX).contains(&count) && count <= self.limits.multibulk_len_max)?;
+        // Copied as they are found: a request that turns out to be partial (the last of a
+        // read, now and then) wastes its copies, which is cheaper than a second pass.
+        let mut args = Vec::with_capacity(count);
+        for _ in 0..count {
+            if bytes.get(at) != Some(&b'$') {
+                return None;
+            }
+            let (len, data) = short_header(bytes, at)?;
+            let len = usize::try_from(len).ok().filter(|&len| len <= ARG_COPY_LEN_MAX && len <= self.limits.bulk_len_max)?;
+            // The data and two more bytes, which Redis skips without checking they are CRLF.
+            at = data.checked_add(len + 2).filter(|&end| end <= bytes.len())?;
+            args.push(Bytes::copy_from_slice(&bytes[data..data + len]));
+        }
+        self.consume(buf, at);
+        Some(args)
+    }
+
     fn multibulk_header(&mut self, buf: &mut BytesMut) -> Result<Step, ProtocolError> {
         debug_assert_eq!(buf.first(), Some(&b'*'), "a multibulk request starts with '*'");
         let cr = match self.find_line_end(buf, b'\r') {
@@ -247,8 +288,15 @@ impl RequestDecoder {
             if buf.len() < bulk_len.saturating_add(2) {
                 return Ok(false);
             }
-            let arg = buf.split_to(bulk_len).freeze();
-            self.consume(buf, 2);
+            let arg = if bulk_len <= ARG_COPY_LEN_MAX {
+                let arg = Bytes::copy_from_slice(&buf[..bulk_len]);
+                self.consume(buf, bulk_len + 2);
+                arg
+            } else {
+                let arg = buf.split_to(bulk_len).freeze();
+                self.consume(buf, 2);
+                arg
+            };
             partial.args.push(arg);
             partial.args_len_sum += bulk_len;
             partial.bulk_len = None;
@@ -284,6 +332,19 @@ impl RequestDecoder {
         self.consume(buf, cr + 2);
         Ok(Some(len))
     }
+}
+
+/// The number on the `*<n>` or `$<len>` line at `at` (its first byte not checked) and where
+/// the next line starts, for the fast path: `None` unless the line's `\r` comes within the
+/// 20 characters a number may have, with no NUL before it and a byte after it (the general
+/// path's rules for a complete line), and the number is one Redis would parse.
+fn short_header(bytes: &[u8], at: usize) -> Option<(i64, usize)> {
+    let line = bytes.get(at + 1..)?;
+    let cr = line.iter().take(21).position(|&b| b == b'\r' || b == 0)?;
+    if line[cr] != b'\r' || cr + 1 >= line.len() {
+        return None;
+    }
+    Some((parse_redis_i64(&line[..cr])?, at + 1 + cr + 2))
 }
 
 fn error(message: &str) -> ProtocolError {
@@ -397,16 +458,18 @@ mod tests {
     }
 
     #[test]
-    fn multibulk_arguments_share_the_buffer_allocation() {
-        let mut buf = BytesMut::with_capacity(64);
-        buf.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nkey\r\n");
+    fn long_arguments_share_the_buffer_allocation_and_short_ones_are_copied() {
+        let long = "x".repeat(ARG_COPY_LEN_MAX + 1);
+        let short = "y".repeat(ARG_COPY_LEN_MAX);
+        let mut buf = BytesMut::with_capacity(1024);
+        buf.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{long}\r\n${}\r\n{short}\r\n", long.len(), short.len()).as_bytes());
         let start = buf.as_ptr() as usize;
         let end = start + buf.len();
         let args = decoder().decode(&mut buf).unwrap().unwrap();
-        for arg in &args {
-            let at = arg.as_ptr() as usize;
-            assert!(at >= start && at < end, "argument {arg:?} was copied out of the buffer");
-        }
+        assert_eq!(args, request(&["SET", &long, &short]));
+        let inside = |arg: &Bytes| (start..end).contains(&(arg.as_ptr() as usize));
+        assert!(!inside(&args[0]) && !inside(&args[2]), "short arguments are copied");
+        assert!(inside(&args[1]), "a long argument is a slice of the buffer");
     }
 
     #[test]

@@ -120,6 +120,22 @@ proptest! {
         prop_assert_eq!(&decode_stream(&input, chunk_len), &expected);
     }
 
+    /// Requests whose sizes cross the fast path's bounds (16 arguments, 256 bytes each) and
+    /// the small limits (8 arguments, 64 bytes): whole requests in the buffer take the fast
+    /// path where they can, byte-by-byte ones never do, and both must agree.
+    #[test]
+    fn requests_around_the_fast_paths_bounds_decode_as_the_general_path_does(
+        requests in vec(vec(prop_oneof![8 => 0usize..4, 1 => 62usize..67, 1 => 254usize..259], 1..20), 1..4),
+        small in any::<bool>(),
+    ) {
+        let mut input = BytesMut::new();
+        for (index, lens) in requests.iter().enumerate() {
+            let args: Vec<Vec<u8>> = lens.iter().map(|&len| vec![b'a' + index as u8; len]).collect();
+            shoal_resp::encode_request(&args, &mut input);
+        }
+        check_chunking(if small { SMALL_LIMITS } else { DecodeLimits::default() }, &input, [input.len()]);
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_and_chunking_agrees(input in vec(any::<u8>(), 0..512), chunk_len in 1usize..32, small in any::<bool>()) {
         let limits = if small { SMALL_LIMITS } else { DecodeLimits::default() };
