@@ -16,14 +16,46 @@ pub struct CommandStat {
     pub failed_calls: u64,
 }
 
+impl CommandStat {
+    fn add(&mut self, other: &CommandStat) {
+        self.calls += other.calls;
+        self.usec += other.usec;
+        self.rejected_calls += other.rejected_calls;
+        self.failed_calls += other.failed_calls;
+    }
+}
+
 #[derive(Default, Clone, Debug)]
 pub struct CoreStats {
-    pub commands: FastMap<&'static str, CommandStat>,
+    /// By name, compared by address (see [`NameKey`]); [`CoreStats::commands`] adds up
+    /// entries whose names are equal strings at different addresses.
+    by_name: FastMap<NameKey, CommandStat>,
     /// Errors by prefix ("ERR", "WRONGTYPE", ...).
     pub errors: FastMap<String, u64>,
     pub commands_processed: u64,
     /// Commands per second, sampled for INFO's instantaneous_ops_per_sec.
     pub ops_rate: RateSampler,
+}
+
+/// A command's static name as a map key, hashed and compared by its address and length: a
+/// command's count is found without hashing or comparing its text (measured at 2% of a
+/// pipelined PFADD's time). The same text at two addresses (a literal `"ping"` and the
+/// table's) makes two keys, which [`CoreStats::commands`] adds up.
+#[derive(Clone, Copy, Debug)]
+struct NameKey(&'static str);
+
+impl PartialEq for NameKey {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for NameKey {}
+
+impl std::hash::Hash for NameKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.0.as_ptr().addr());
+    }
 }
 
 /// Redis's instantaneous metrics: a rate sampled at most every 100 ms, averaged over the
@@ -61,7 +93,7 @@ impl RateSampler {
 impl CoreStats {
     /// Counts one executed command and, if its reply is an error, the error.
     pub fn record(&mut self, name: &'static str, elapsed: Duration, reply: &Frame) {
-        let stat = self.commands.entry(name).or_default();
+        let stat = self.by_name.entry(NameKey(name)).or_default();
         stat.calls += 1;
         stat.usec += elapsed.as_micros() as u64;
         self.commands_processed += 1;
@@ -74,7 +106,7 @@ impl CoreStats {
     /// Counts a command refused before it ran (unknown command, wrong arity, ...).
     pub fn record_rejected(&mut self, name: Option<&'static str>, reply: &Frame) {
         if let Some(name) = name {
-            self.commands.entry(name).or_default().rejected_calls += 1;
+            self.by_name.entry(NameKey(name)).or_default().rejected_calls += 1;
         }
         if let Frame::Error(text) = reply {
             self.count_error(text);
@@ -88,17 +120,22 @@ impl CoreStats {
 
     /// Adds another core's counters to these.
     pub fn merge(&mut self, other: &CoreStats) {
-        for (name, stat) in &other.commands {
-            let mine = self.commands.entry(name).or_default();
-            mine.calls += stat.calls;
-            mine.usec += stat.usec;
-            mine.rejected_calls += stat.rejected_calls;
-            mine.failed_calls += stat.failed_calls;
+        for (name, stat) in &other.by_name {
+            self.by_name.entry(*name).or_default().add(stat);
         }
         for (prefix, count) in &other.errors {
             *self.errors.entry(prefix.clone()).or_default() += count;
         }
         self.commands_processed += other.commands_processed;
+    }
+
+    /// The counts by command name.
+    pub fn commands(&self) -> FastMap<&'static str, CommandStat> {
+        let mut commands = FastMap::<&'static str, CommandStat>::default();
+        for (name, stat) in &self.by_name {
+            commands.entry(name.0).or_default().add(stat);
+        }
+        commands
     }
 
     pub fn reset(&mut self) {
@@ -109,6 +146,21 @@ impl CoreStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_name_at_two_addresses_counts_as_one_command() {
+        let elsewhere: &'static str = Box::leak(String::from("get").into_boxed_str());
+        let mut stats = CoreStats::default();
+        stats.record("get", Duration::from_micros(3), &Frame::Null);
+        stats.record(elsewhere, Duration::from_micros(4), &Frame::Error(bytes::Bytes::from_static(b"ERR x")));
+        stats.record_rejected(Some(elsewhere), &Frame::Error(bytes::Bytes::from_static(b"ERR y")));
+        let mut total = CoreStats::default();
+        total.merge(&stats);
+        total.merge(&stats);
+        let get = total.commands()["get"];
+        assert_eq!((get.calls, get.usec, get.failed_calls, get.rejected_calls), (4, 14, 2, 2));
+        assert_eq!(total.commands().len(), 1);
+    }
 
     #[test]
     fn the_rate_averages_sixteen_samples_of_at_least_100_ms() {

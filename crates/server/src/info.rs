@@ -512,7 +512,8 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
         // latency tracking is off).
         Section::Modules | Section::Latencystats => {}
         Section::Commandstats => {
-            let mut commands: Vec<_> = s.stats.commands.iter().filter(|(_, c)| c.calls > 0 || c.rejected_calls > 0 || c.failed_calls > 0).collect();
+            let commands = s.stats.commands();
+            let mut commands: Vec<_> = commands.iter().filter(|(_, c)| c.calls > 0 || c.rejected_calls > 0 || c.failed_calls > 0).collect();
             commands.sort_by_key(|(name, _)| *name);
             for (name, stat) in commands {
                 let per_call = if stat.calls == 0 { 0.0 } else { stat.usec as f64 / stat.calls as f64 };
