@@ -249,7 +249,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 // `appendfsync always`: replies leave once the writes are on disk.
                 node.core.aof_wait().await;
                 crate::pubsub::drain(conn, &mut output);
-                write_out(node, socket, conn, &output).await?;
+                write_out(node, socket, conn, &mut output).await?;
                 output.clear();
             }
             if !more {
@@ -511,7 +511,7 @@ fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
 /// Writes `output`: for a subscriber, so that the bytes in flight count against its
 /// `client-output-buffer-limit pubsub` and an overflow stops the write; for others, within
 /// the normal class's soft limit.
-async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &[u8]) -> std::io::Result<()> {
+async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &mut BytesMut) -> std::io::Result<()> {
     match &conn.pubsub {
         None => write_within_soft_limit(node, socket, output).await,
         Some(subscriber) => {
@@ -576,12 +576,12 @@ async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut
 /// Writes `output`. Under `client-output-buffer-limit normal`'s soft limit, a write of more
 /// than the soft bytes that the client does not take within the soft seconds disconnects it,
 /// as Redis disconnects a client whose output buffer stays over the soft limit that long.
-async fn write_within_soft_limit(node: &Rc<Node>, socket: &mut Socket, output: &[u8]) -> std::io::Result<()> {
+async fn write_within_soft_limit(node: &Rc<Node>, socket: &mut Socket, output: &mut BytesMut) -> std::io::Result<()> {
     let limit = node.config.borrow().client_output_buffer_limit.normal;
     if limit.soft_bytes == 0 || limit.soft_seconds == 0 || output.len() as u64 <= limit.soft_bytes {
-        return socket.write_all(output).await;
+        return socket.write_all_taking(output).await;
     }
-    let write = std::pin::pin!(socket.write_all(output));
+    let write = std::pin::pin!(socket.write_all_taking(output));
     let deadline = std::pin::pin!(glommio::timer::sleep(std::time::Duration::from_secs(limit.soft_seconds)));
     match select(write, deadline).await {
         Either::Left((written, _)) => written,

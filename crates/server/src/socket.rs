@@ -685,6 +685,20 @@ impl Socket {
         }
     }
 
+    /// As [`Socket::write_all`], leaving `data` empty. On the ring `data`'s buffer itself
+    /// becomes the SEND's and the last SEND's buffer takes its place, so the bytes are not
+    /// copied (a long reply's copy was 6% of a ZRANGE of 100 members).
+    pub async fn write_all_taking(&mut self, data: &mut BytesMut) -> io::Result<()> {
+        match self.sender() {
+            Some(reader) => ring_write(reader, |buffer| std::mem::swap(buffer, data)).await,
+            None => {
+                futures::AsyncWriteExt::write_all(&mut self.stream, data).await?;
+                data.clear();
+                Ok(())
+            }
+        }
+    }
+
     /// Completes when the client has closed its connection (or it failed), as a one-byte
     /// peek returning 0 would say. Input it sent meanwhile stays for the next read.
     pub async fn closed(&self) {
@@ -712,20 +726,26 @@ impl Socket {
 
 /// Writes all of `data` by SEND entries (see `Socket::write_all`).
 async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(());
-    }
+    ring_write(reader, |buffer| buffer.extend_from_slice(data)).await
+}
+
+/// Writes by SEND entries what `fill` puts in the connection's (empty) send buffer.
+async fn ring_write(reader: &RingReader, fill: impl FnOnce(&mut BytesMut)) -> io::Result<()> {
     let (ring, slot) = (&reader.ring, reader.slot);
     // A write dropped before its completion (its connection is closing) leaves a send in
     // flight: wait for it rather than touch its buffer.
     std::future::poll_fn(|cx| if send_in_flight(&mut ring.conns.borrow_mut()[slot as usize], cx) { Poll::Pending } else { Poll::Ready(()) }).await;
-    {
+    let len = {
         let mut conns = ring.conns.borrow_mut();
         let conn = &mut conns[slot as usize];
         conn.send_buffer.clear();
-        conn.send_buffer.extend_from_slice(data);
+        fill(&mut conn.send_buffer);
+        if conn.send_buffer.is_empty() {
+            return Ok(());
+        }
         ring.queue_send(slot, conn, 0);
-    }
+        conn.send_buffer.len()
+    };
     let mut sent = 0;
     std::future::poll_fn(|cx| {
         let mut conns = ring.conns.borrow_mut();
@@ -738,7 +758,7 @@ async fn ring_write_all(reader: &RingReader, data: &[u8]) -> io::Result<()> {
             Some(0) => Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero))),
             Some(result) => {
                 sent += result as usize;
-                if sent >= data.len() {
+                if sent >= len {
                     return Poll::Ready(Ok(()));
                 }
                 // A short send: the rest goes in the next.
