@@ -312,6 +312,17 @@ impl Db {
         self.dict.prefetch(keys, |entry| entry.value.prefetch());
     }
 
+    /// Prefetches in two steps, for one key looked up after other work: first its bucket,
+    /// then its chain's first node (see [`Dict::prefetch_bucket`]).
+    pub fn prefetch_bucket(&self, key: &[u8]) {
+        self.dict.prefetch_bucket(key);
+    }
+
+    /// The second step of [`Db::prefetch_bucket`].
+    pub fn prefetch_head(&self, key: &[u8]) {
+        self.dict.prefetch_head(key);
+    }
+
     /// Warms the cache for commands about to look up `members` in the collection at `key`
     /// (a pipelined batch of HSET, SISMEMBER, ZSCORE ...; see [`Value::prefetch_members`]).
     /// Waits for the key's own lookup, so prefetch the key first.
