@@ -82,7 +82,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     if spec.name == "shutdown" {
         return shutdown(node, &args).await;
     }
-    let started = std::time::Instant::now();
+    let started = shoal_runtime::stats::Stopwatch::start();
     let (frame, after) = match spec.name {
         "select" => (select(node, conn, &args), After::Continue),
         "multi" => (crate::multi::multi(conn), After::Continue),
