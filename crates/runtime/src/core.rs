@@ -19,6 +19,7 @@ use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use glommio::channels::channel_mesh::Senders;
+use shoal_commands::ctx::notify::KeyEvent;
 use shoal_commands::dispatch::{self, Route};
 use shoal_commands::table::{BlockingOps, Served};
 use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult, Settings};
@@ -154,7 +155,8 @@ pub enum Msg {
 pub enum Payload {
     Frames(Vec<Frame>),
     Granted,
-    Hop(HopResult),
+    /// A hop's result and the keyspace events it raised, which the coordinator publishes.
+    Hop(HopResult, Vec<KeyEvent>),
     Call(Box<dyn Any + Send>),
     /// A request without a result was carried out.
     Done,
@@ -463,8 +465,8 @@ impl Core {
                 }
             }
             Msg::Hop { req, db, proto, op } => {
-                let result = self.run_hop(db, proto, op);
-                self.reply(from, req, Payload::Hop(result));
+                let (result, events) = self.run_hop(db, proto, op);
+                self.reply(from, req, Payload::Hop(result, events));
             }
             Msg::Release { tx, wrote, barrier } => {
                 if barrier {
@@ -784,9 +786,11 @@ impl Core {
             let sets = self.key_lock_sets(db, spec, &args, &shards, Mode::Exclusive);
             let tx = self.new_logged_tx();
             self.acquire_all(tx, sets.clone()).await;
-            let coordinator = TxCoordinator { core: self.clone(), db, proto };
+            let coordinator = TxCoordinator::new(self.clone(), db, proto);
             let started = Stopwatch::start();
-            if let Some(reply) = (ops.attempt)(&coordinator, args.clone()).await {
+            let attempt = (ops.attempt)(&coordinator, args.clone()).await;
+            self.publish_in_order(coordinator.take_events(spec, &args)).await;
+            if let Some(reply) = attempt {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
                 if crate::aof::is_logged(tx) {
                     // Logged as the non-blocking command with the same effect.
@@ -896,16 +900,30 @@ impl Core {
         sets
     }
 
-    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> HopResult {
-        let (result, events) = {
-            let settings = self.settings.borrow();
-            let mut shard = self.shard.borrow_mut();
-            let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
-            let result = op(&mut ctx);
-            (result, ctx.take_events())
-        };
+    /// Runs a hop of a transaction. Its keyspace events are returned, not published: the
+    /// coordinator publishes every hop's events in the command's order (see
+    /// [`Core::publish_in_order`]).
+    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> (HopResult, Vec<KeyEvent>) {
+        let settings = self.settings.borrow();
+        let mut shard = self.shard.borrow_mut();
+        let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
+        let result = op(&mut ctx);
+        (result, ctx.take_events())
+    }
+
+    /// Publishes the keyspace events of a transaction's hops from this core (the
+    /// coordinator's), then waits until every core has them (a round trip to each: the mesh
+    /// keeps each pair of cores in order), so that an event a core raises after the
+    /// transaction releases its keys cannot overtake them. The events come in the order
+    /// Redis raises them, which [`merge_events`] restored.
+    pub(crate) async fn publish_in_order(self: &Rc<Self>, events: Vec<KeyEvent>) {
+        if events.is_empty() || !self.pubsub.borrow().has_listeners() {
+            return;
+        }
         self.publish_key_events(events);
-        result
+        if self.shard_count > 1 {
+            self.call_all(|_| ()).await;
+        }
     }
 
     /// The locks a batch of plain commands needs while it runs.
@@ -1108,13 +1126,15 @@ impl Core {
         };
         let tx = if spec.is_write() { self.new_logged_tx() } else { self.new_tx() };
         self.acquire_all(tx, sets.clone()).await;
-        let coordinator = TxCoordinator { core: self.clone(), db, proto };
+        let coordinator = TxCoordinator::new(self.clone(), db, proto);
         let started = Stopwatch::start();
         let now = now_ms();
         let logged = crate::aof::is_logged(tx);
-        let kept = if logged { args.clone() } else { Vec::new() };
+        // The arguments outlive the command only when something needs them after it.
+        let kept = if logged || self.settings.borrow().notify_keyspace_events != 0 { args.clone() } else { Vec::new() };
         let reply = multi(&coordinator, args).await;
         let args = kept;
+        self.publish_in_order(coordinator.take_events(spec, &args)).await;
         self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         // The release tells the watchers and waiters of the keys it locked for writing, unless
         // the reply shows that nothing changed.
@@ -1240,6 +1260,42 @@ pub(crate) struct TxCoordinator {
     pub(crate) core: Rc<Core>,
     pub(crate) db: usize,
     pub(crate) proto: Protocol,
+    /// The keyspace events of the hops run so far: each hop's, in hop order.
+    events: RefCell<Vec<Vec<KeyEvent>>>,
+}
+
+impl TxCoordinator {
+    pub(crate) fn new(core: Rc<Core>, db: usize, proto: Protocol) -> TxCoordinator {
+        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()) }
+    }
+
+    /// The events of the command that ran under this coordinator, in Redis's order (see
+    /// [`merge_events`]).
+    pub(crate) fn take_events(&self, spec: &CommandSpec, args: &[Bytes]) -> Vec<KeyEvent> {
+        merge_events(self.events.take(), spec, args)
+    }
+}
+
+/// Merges the events one command's hops raised on their cores into the order Redis raises
+/// them. Each hop's events keep their order (a core runs its keys in argument order, and
+/// RENAME or LMOVE raise all theirs on one core, in Redis's order); between hops, the next
+/// event is the one whose key comes first among the command's keys (MSET a b c with a and
+/// c on one core: a, b, c; SMOVE: the source's events, then the destination's). An event
+/// whose key the command does not name sorts last.
+pub(crate) fn merge_events(mut hops: Vec<Vec<KeyEvent>>, spec: &CommandSpec, args: &[Bytes]) -> Vec<KeyEvent> {
+    hops.retain(|events| !events.is_empty());
+    if hops.len() < 2 {
+        return hops.pop().unwrap_or_default();
+    }
+    let keys: Vec<&Bytes> = dispatch::keys(spec, args).collect();
+    let position = |event: &KeyEvent| keys.iter().position(|key| **key == event.key).unwrap_or(usize::MAX);
+    let mut merged = Vec::with_capacity(hops.iter().map(Vec::len).sum());
+    let mut hops: Vec<std::iter::Peekable<std::vec::IntoIter<KeyEvent>>> = hops.into_iter().map(|events| events.into_iter().peekable()).collect();
+    // Few hops and few events: a scan of the heads per event is cheaper than a heap.
+    while let Some(next) = hops.iter_mut().filter_map(|hop| hop.peek().map(position).map(|at| (at, hop))).min_by_key(|(at, _)| *at).map(|(_, hop)| hop) {
+        merged.extend(next.next());
+    }
+    merged
 }
 
 impl Coordinator for TxCoordinator {
@@ -1268,19 +1324,27 @@ impl Coordinator for TxCoordinator {
                     waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op })));
                 }
             }
-            let mut results: Vec<Option<HopResult>> = (0..waits.len()).map(|_| None).collect();
+            let mut results: Vec<Option<(HopResult, Vec<KeyEvent>)>> = (0..waits.len()).map(|_| None).collect();
             for (index, op) in locals {
                 results[index] = Some(self.core.run_hop(self.db, self.proto, op));
             }
             for (index, wait) in waits.into_iter().enumerate() {
                 if let Some(rx) = wait {
                     match rx.await.expect("a peer always answers a hop") {
-                        Payload::Hop(result) => results[index] = Some(result),
+                        Payload::Hop(result, events) => results[index] = Some((result, events)),
                         _ => unreachable!("a hop is answered with its result"),
                     }
                 }
             }
-            results.into_iter().map(|r| r.expect("every hop has a result")).collect()
+            let mut events = self.events.borrow_mut();
+            results
+                .into_iter()
+                .map(|r| {
+                    let (result, hop_events) = r.expect("every hop has a result");
+                    events.push(hop_events);
+                    result
+                })
+                .collect()
         }
         .boxed_local()
     }

@@ -432,7 +432,7 @@ impl Registry {
 
     /// Whether any client on any core subscribes to a channel or a pattern (shard channels
     /// aside): when none does, a publish has nothing to do.
-    fn has_listeners(&self) -> bool {
+    pub(crate) fn has_listeners(&self) -> bool {
         !self.topics[Kind::Channel.index()].is_empty() || !self.topics[Kind::Pattern.index()].is_empty()
     }
 

@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
+use shoal_commands::ctx::notify::KeyEvent;
 use shoal_commands::dispatch::{self, Route};
 use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
@@ -155,8 +156,16 @@ impl ScriptAccess<'_> {
         shoal_store::slot::key_shard(key, self.core.shard_count)
     }
 
-    /// Runs `f` with shard `shard`'s context.
+    /// Runs `f` with shard `shard`'s context, then publishes the events it raised.
     fn with_ctx<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        let (result, events) = self.with_ctx_raising(shard, db, proto, f);
+        // Published from the script's core, in the order the script raised them.
+        self.core.publish_key_events(events);
+        result
+    }
+
+    /// Runs `f` with shard `shard`'s context; returns the events it raised, unpublished.
+    fn with_ctx_raising<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> (R, Vec<KeyEvent>) {
         assert!(self.holds(shard), "the script holds core {shard}");
         let cell: &RefCell<Shard> = match self.lent.get(shard) {
             // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
@@ -169,11 +178,7 @@ impl ScriptAccess<'_> {
         let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
         let result = f(&mut ctx);
         let events = ctx.take_events();
-        drop(ctx);
-        drop((settings, shard));
-        // Published from the script's core, in the order the script raised them.
-        self.core.publish_key_events(events);
-        result
+        (result, events)
     }
 
     fn note_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
@@ -218,14 +223,17 @@ impl ScriptAccess<'_> {
             (_, Handler::Blocking(ops)) => match (ops.parse)(args) {
                 Err(error) => error,
                 Ok(_) => {
-                    let coordinator = SyncCoordinator { access: self, db, proto };
-                    let attempt = (ops.attempt)(&coordinator, args.to_vec());
-                    attempt.now_or_never().expect("a script's hops complete at once").unwrap_or_else(ops.timed_out)
+                    let coordinator = SyncCoordinator::new(self, db, proto);
+                    let attempt = (ops.attempt)(&coordinator, args.to_vec()).now_or_never().expect("a script's hops complete at once");
+                    coordinator.publish(spec, args);
+                    attempt.unwrap_or_else(ops.timed_out)
                 }
             },
             (_, Handler::Keys { multi: Some(multi), .. }) | (_, Handler::Multi(multi)) => {
-                let coordinator = SyncCoordinator { access: self, db, proto };
-                multi(&coordinator, args.to_vec()).now_or_never().expect("a script's hops complete at once")
+                let coordinator = SyncCoordinator::new(self, db, proto);
+                let reply = multi(&coordinator, args.to_vec()).now_or_never().expect("a script's hops complete at once");
+                coordinator.publish(spec, args);
+                reply
             }
             _ => return Err(NotHeld),
         };
@@ -247,6 +255,21 @@ struct SyncCoordinator<'a, 'b> {
     access: &'a ScriptAccess<'b>,
     db: usize,
     proto: Protocol,
+    /// Each hop's events, published once the command is done (see `merge_events`).
+    events: RefCell<Vec<Vec<KeyEvent>>>,
+}
+
+impl<'a, 'b> SyncCoordinator<'a, 'b> {
+    fn new(access: &'a ScriptAccess<'b>, db: usize, proto: Protocol) -> Self {
+        SyncCoordinator { access, db, proto, events: RefCell::new(Vec::new()) }
+    }
+
+    /// Publishes the events of the command that ran, from the script's core, in Redis's
+    /// order, as the script's other events are published (without `publish_in_order`'s
+    /// round trip: see ARCHITECTURE.md, Pub/Sub).
+    fn publish(&self, spec: &CommandSpec, args: &[Bytes]) {
+        self.access.core.publish_key_events(crate::core::merge_events(self.events.take(), spec, args));
+    }
 }
 
 impl Coordinator for SyncCoordinator<'_, '_> {
@@ -263,7 +286,14 @@ impl Coordinator for SyncCoordinator<'_, '_> {
     }
 
     fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
-        let results: Vec<HopResult> = ops.into_iter().map(|(shard, op)| self.access.with_ctx(shard, self.db, self.proto, op)).collect();
+        let results: Vec<HopResult> = ops
+            .into_iter()
+            .map(|(shard, op)| {
+                let (result, events) = self.access.with_ctx_raising(shard, self.db, self.proto, op);
+                self.events.borrow_mut().push(events);
+                result
+            })
+            .collect();
         futures::future::ready(results).boxed_local()
     }
 }

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use shoal_commands::ctx::notify::KeyEvent;
 use shoal_commands::dispatch::{self, Route};
 use shoal_commands::table::flags;
 use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult};
@@ -41,6 +42,9 @@ pub struct Transaction {
     sets: Vec<(usize, LockSet)>,
     wrote: bool,
     ended: bool,
+    /// The keyspace events of the commands run so far, in their order, published before
+    /// the locks go (see `Core::publish_in_order`).
+    events: Vec<KeyEvent>,
 }
 
 impl Core {
@@ -69,7 +73,7 @@ impl Core {
         let sets = self.exec_lock_sets(std::iter::empty(), &watched);
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false };
+        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() };
         let mut deadlines = vec![None; keys.len()];
         let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
         for (shard, keys) in groups {
@@ -130,7 +134,7 @@ impl Core {
         let sets = self.exec_lock_sets(plan, watched);
         let tx = self.new_logged_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() }
     }
 
     /// Holds every shard whole, exclusively, until [`Transaction::end`]: a consistent cut
@@ -140,7 +144,7 @@ impl Core {
         let sets: Vec<(usize, LockSet)> = (0..self.shard_count).map(|shard| (shard, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() }
     }
 
     /// Per core (ascending), what an EXEC locks.
@@ -212,8 +216,9 @@ impl Transaction {
     /// transaction's locks and returns its reply; single-core commands go through
     /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
-        let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
         let started = Stopwatch::start();
+        let kept = if self.core.settings.borrow().notify_keyspace_events != 0 { args.clone() } else { Vec::new() };
         let reply = match (route, spec.handler) {
             (Route::Connection, _) => unreachable!("{} runs in the connection layer", spec.name),
             (Route::Single(_), _) => unreachable!("{} runs through run_single", spec.name),
@@ -225,6 +230,7 @@ impl Transaction {
             (route, _) => unreachable!("{} has no form for route {route:?}", spec.name),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        self.events.extend(coordinator.take_events(spec, &kept));
         self.wrote |= (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !changed_nothing(spec, &reply);
         reply
     }
@@ -259,11 +265,12 @@ impl Transaction {
                 let op: HopOp = Box::new(move |ctx: &mut Ctx| {
                     // The hop runs on the core that owns the keys.
                     let core = Core::current();
-                    let timed: Vec<(Frame, std::time::Duration)> = batch
+                    // Each command's events with it, so they go out in the EXEC's order.
+                    let timed: Vec<(Frame, std::time::Duration, Vec<KeyEvent>)> = batch
                         .iter()
                         .map(|(spec, args)| {
                             let (reply, elapsed, _) = core.run_signalled(ctx, spec, args, false);
-                            (reply, elapsed)
+                            (reply, elapsed, ctx.take_events())
                         })
                         .collect();
                     Box::new(timed) as HopResult
@@ -271,22 +278,28 @@ impl Transaction {
                 (shard, op)
             })
             .collect();
-        let coordinator = TxCoordinator { core: self.core.clone(), db, proto };
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
         let results = coordinator.hop(ops).await;
         let mut replies: Vec<Option<Frame>> = (0..count).map(|_| None).collect();
+        let mut events: Vec<Vec<KeyEvent>> = (0..count).map(|_| Vec::new()).collect();
         let mut stats = self.core.stats.borrow_mut();
         for (group_indexes, result) in indexes.into_iter().zip(results) {
-            let timed = *result.downcast::<Vec<(Frame, std::time::Duration)>>().expect("a batch hop returns its frames");
-            for (index, (frame, elapsed)) in group_indexes.into_iter().zip(timed) {
+            let timed = *result.downcast::<Vec<(Frame, std::time::Duration, Vec<KeyEvent>)>>().expect("a batch hop returns its frames");
+            for (index, (frame, elapsed, raised)) in group_indexes.into_iter().zip(timed) {
                 stats.record(names[index], elapsed, &frame);
                 replies[index] = Some(frame);
+                events[index] = raised;
             }
         }
+        self.events.extend(events.into_iter().flatten());
+        // What the store reported after a core's last command (nothing, as a rule) follows.
+        self.events.extend(coordinator.take_events(&CommandSpec::DEFAULT, &[]));
         replies.into_iter().map(|r| r.expect("every command answered")).collect()
     }
 
     /// Releases the locks. Until then, the transaction's keys are its own.
     pub fn end(mut self) {
+        debug_assert!(self.events.is_empty(), "a transaction that ran commands ends with end_logged, which publishes their events");
         self.release();
     }
 
@@ -294,6 +307,7 @@ impl Transaction {
     /// body (see [`crate::aof`]), and waits (under `appendfsync always`) until the body is
     /// durable. Failed writes and commands that are not writes are left out.
     pub async fn end_logged(mut self, writes: Vec<Logged>) {
+        self.core.publish_in_order(std::mem::take(&mut self.events)).await;
         if self.ended || !crate::aof::LOG.is_active() {
             self.release();
             return;
