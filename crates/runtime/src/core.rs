@@ -789,7 +789,8 @@ impl Core {
             let coordinator = TxCoordinator::new(self.clone(), db, proto);
             let started = Stopwatch::start();
             let attempt = (ops.attempt)(&coordinator, args.clone()).await;
-            self.publish_in_order(coordinator.take_events(spec, &args)).await;
+            let (events, sources) = coordinator.take_events(spec, &args);
+            self.publish_in_order(events, &sources).await;
             if let Some(reply) = attempt {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
                 if crate::aof::is_logged(tx) {
@@ -912,18 +913,43 @@ impl Core {
     }
 
     /// Publishes the keyspace events of a transaction's hops from this core (the
-    /// coordinator's), then waits until every core has them (a round trip to each: the mesh
-    /// keeps each pair of cores in order), so that an event a core raises after the
-    /// transaction releases its keys cannot overtake them. The events come in the order
-    /// Redis raises them, which [`merge_events`] restored.
-    pub(crate) async fn publish_in_order(self: &Rc<Self>, events: Vec<KeyEvent>) {
+    /// coordinator's), in the order Redis raises them ([`merge_events`] restored it), without
+    /// letting any event of the same keys overtake another:
+    /// - first, each other core in `sources` (whose hops raised them) makes sure that every
+    ///   core has what it published before ([`Core::flushed_from`]): an earlier command's
+    ///   events on these keys went out from there;
+    /// - then, after publishing, this core makes a round trip to every core (the mesh keeps
+    ///   each pair of cores in order), so an event a core raises after the transaction
+    ///   releases the keys cannot arrive first.
+    ///
+    /// All of it only when someone listens.
+    pub(crate) async fn publish_in_order(self: &Rc<Self>, events: Vec<KeyEvent>, sources: &[usize]) {
         if events.is_empty() || !self.pubsub.borrow().has_listeners() {
             return;
         }
+        futures::future::join_all(sources.iter().filter(|&&source| source != self.id).map(|&source| self.flushed_from(source))).await;
         self.publish_key_events(events);
         if self.shard_count > 1 {
             self.call_all(|_| ()).await;
         }
+    }
+
+    /// Completes once every core has processed what core `source` sent it before now:
+    /// `source` makes a round trip to every core, then answers.
+    async fn flushed_from(self: &Rc<Self>, source: usize) {
+        let flushed: oneshot::Receiver<()> = self
+            .call_on(source, |peer| {
+                let (done, flushed) = oneshot::channel();
+                let peer = peer.clone();
+                glommio::spawn_local(async move {
+                    peer.call_all(|_| ()).await;
+                    let _ = done.send(());
+                })
+                .detach();
+                flushed
+            })
+            .await;
+        let _ = flushed.await;
     }
 
     /// The locks a batch of plain commands needs while it runs.
@@ -1134,7 +1160,8 @@ impl Core {
         let kept = if logged || self.settings.borrow().notify_keyspace_events != 0 { args.clone() } else { Vec::new() };
         let reply = multi(&coordinator, args).await;
         let args = kept;
-        self.publish_in_order(coordinator.take_events(spec, &args)).await;
+        let (events, sources) = coordinator.take_events(spec, &args);
+        self.publish_in_order(events, &sources).await;
         self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         // The release tells the watchers and waiters of the keys it locked for writing, unless
         // the reply shows that nothing changed.
@@ -1260,8 +1287,8 @@ pub(crate) struct TxCoordinator {
     pub(crate) core: Rc<Core>,
     pub(crate) db: usize,
     pub(crate) proto: Protocol,
-    /// The keyspace events of the hops run so far: each hop's, in hop order.
-    events: RefCell<Vec<Vec<KeyEvent>>>,
+    /// The keyspace events of the hops run so far: each hop's core and events, in hop order.
+    events: RefCell<Vec<(usize, Vec<KeyEvent>)>>,
 }
 
 impl TxCoordinator {
@@ -1270,9 +1297,13 @@ impl TxCoordinator {
     }
 
     /// The events of the command that ran under this coordinator, in Redis's order (see
-    /// [`merge_events`]).
-    pub(crate) fn take_events(&self, spec: &CommandSpec, args: &[Bytes]) -> Vec<KeyEvent> {
-        merge_events(self.events.take(), spec, args)
+    /// [`merge_events`]), and the cores that raised them.
+    pub(crate) fn take_events(&self, spec: &CommandSpec, args: &[Bytes]) -> (Vec<KeyEvent>, Vec<usize>) {
+        let hops = self.events.take();
+        let mut sources: Vec<usize> = hops.iter().filter(|(_, events)| !events.is_empty()).map(|(shard, _)| *shard).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        (merge_events(hops.into_iter().map(|(_, events)| events).collect(), spec, args), sources)
     }
 }
 
@@ -1315,6 +1346,7 @@ impl Coordinator for TxCoordinator {
         async move {
             let mut waits = Vec::with_capacity(ops.len());
             let mut locals = Vec::new();
+            let shards: Vec<usize> = ops.iter().map(|(shard, _)| *shard).collect();
             for (index, (shard, op)) in ops.into_iter().enumerate() {
                 if shard == self.core.id {
                     locals.push((index, op));
@@ -1339,9 +1371,10 @@ impl Coordinator for TxCoordinator {
             let mut events = self.events.borrow_mut();
             results
                 .into_iter()
-                .map(|r| {
+                .zip(shards)
+                .map(|(r, shard)| {
                     let (result, hop_events) = r.expect("every hop has a result");
-                    events.push(hop_events);
+                    events.push((shard, hop_events));
                     result
                 })
                 .collect()

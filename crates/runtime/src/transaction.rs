@@ -42,9 +42,10 @@ pub struct Transaction {
     sets: Vec<(usize, LockSet)>,
     wrote: bool,
     ended: bool,
-    /// The keyspace events of the commands run so far, in their order, published before
-    /// the locks go (see `Core::publish_in_order`).
+    /// The keyspace events of the commands run so far, in their order, and the cores that
+    /// raised them, published before the locks go (see `Core::publish_in_order`).
     events: Vec<KeyEvent>,
+    sources: Vec<usize>,
 }
 
 impl Core {
@@ -73,7 +74,7 @@ impl Core {
         let sets = self.exec_lock_sets(std::iter::empty(), &watched);
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() };
+        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() };
         let mut deadlines = vec![None; keys.len()];
         let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
         for (shard, keys) in groups {
@@ -134,7 +135,7 @@ impl Core {
         let sets = self.exec_lock_sets(plan, watched);
         let tx = self.new_logged_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() }
     }
 
     /// Holds every shard whole, exclusively, until [`Transaction::end`]: a consistent cut
@@ -144,7 +145,7 @@ impl Core {
         let sets: Vec<(usize, LockSet)> = (0..self.shard_count).map(|shard| (shard, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new() }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() }
     }
 
     /// Per core (ascending), what an EXEC locks.
@@ -230,7 +231,8 @@ impl Transaction {
             (route, _) => unreachable!("{} has no form for route {route:?}", spec.name),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
-        self.events.extend(coordinator.take_events(spec, &kept));
+        let (events, sources) = coordinator.take_events(spec, &kept);
+        self.raised(events, sources);
         self.wrote |= (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !changed_nothing(spec, &reply);
         reply
     }
@@ -261,7 +263,7 @@ impl Transaction {
         let ops: Vec<(usize, HopOp)> = groups
             .into_iter()
             .map(|(shard, group_indexes, batch)| {
-                indexes.push(group_indexes);
+                indexes.push((shard, group_indexes));
                 let op: HopOp = Box::new(move |ctx: &mut Ctx| {
                     // The hop runs on the core that owns the keys.
                     let core = Core::current();
@@ -282,19 +284,33 @@ impl Transaction {
         let results = coordinator.hop(ops).await;
         let mut replies: Vec<Option<Frame>> = (0..count).map(|_| None).collect();
         let mut events: Vec<Vec<KeyEvent>> = (0..count).map(|_| Vec::new()).collect();
+        let mut sources = Vec::new();
         let mut stats = self.core.stats.borrow_mut();
-        for (group_indexes, result) in indexes.into_iter().zip(results) {
+        for ((shard, group_indexes), result) in indexes.into_iter().zip(results) {
             let timed = *result.downcast::<Vec<(Frame, std::time::Duration, Vec<KeyEvent>)>>().expect("a batch hop returns its frames");
             for (index, (frame, elapsed, raised)) in group_indexes.into_iter().zip(timed) {
                 stats.record(names[index], elapsed, &frame);
                 replies[index] = Some(frame);
+                if !raised.is_empty() {
+                    sources.push(shard);
+                }
                 events[index] = raised;
             }
         }
-        self.events.extend(events.into_iter().flatten());
+        drop(stats);
+        self.raised(events.into_iter().flatten().collect(), sources);
         // What the store reported after a core's last command (nothing, as a rule) follows.
-        self.events.extend(coordinator.take_events(&CommandSpec::DEFAULT, &[]));
+        let (rest, rest_sources) = coordinator.take_events(&CommandSpec::DEFAULT, &[]);
+        self.raised(rest, rest_sources);
         replies.into_iter().map(|r| r.expect("every command answered")).collect()
+    }
+
+    /// Adds events the transaction's commands raised on `sources`, in order.
+    fn raised(&mut self, events: Vec<KeyEvent>, sources: Vec<usize>) {
+        self.events.extend(events);
+        self.sources.extend(sources);
+        self.sources.sort_unstable();
+        self.sources.dedup();
     }
 
     /// Releases the locks. Until then, the transaction's keys are its own.
@@ -307,7 +323,7 @@ impl Transaction {
     /// body (see [`crate::aof`]), and waits (under `appendfsync always`) until the body is
     /// durable. Failed writes and commands that are not writes are left out.
     pub async fn end_logged(mut self, writes: Vec<Logged>) {
-        self.core.publish_in_order(std::mem::take(&mut self.events)).await;
+        self.core.publish_in_order(std::mem::take(&mut self.events), &std::mem::take(&mut self.sources)).await;
         if self.ended || !crate::aof::LOG.is_active() {
             self.release();
             return;
