@@ -139,6 +139,22 @@ fn prefetch_node<V, M>(node: NonNull<Node<V, M>>, key_len: usize) {
     crate::prefetch::read(start.wrapping_add(Node::<V, M>::KEY_AT + key_len));
 }
 
+/// Whether two keys are equal, telling most different keys of one length apart by their last
+/// eight bytes without a call to `memcmp` (keys of one pattern, such as `key:000000012345`,
+/// differ at the end). A chain walk compares the key it looks for with every node before it.
+#[inline]
+fn key_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if let (Some(tail_a), Some(tail_b)) = (a.last_chunk::<8>(), b.last_chunk::<8>()) {
+        if tail_a != tail_b {
+            return false;
+        }
+    }
+    a == b
+}
+
 /// Walks a chain from `link`.
 fn chain<'a, V: 'a, M: 'a>(mut link: Link<V, M>) -> impl Iterator<Item = NonNull<Node<V, M>>> + 'a {
     std::iter::from_fn(move || {
@@ -172,7 +188,7 @@ impl<V, M> Dict<V, M> {
         if self.buckets.is_empty() {
             return None;
         }
-        chain(self.buckets[self.bucket_of(key)]).find(|&node| Node::key(node) == key)
+        chain(self.buckets[self.bucket_of(key)]).find(|&node| key_eq(Node::key(node), key))
     }
 
     /// Warms the cache for lookups of `keys` that follow soon (see [`crate::prefetch`]):
@@ -206,7 +222,7 @@ impl<V, M> Dict<V, M> {
                 let mut more = false;
                 for (slot, key) in nodes.iter_mut().zip(keys) {
                     let Some(node) = *slot else { continue };
-                    if Node::key(node) == *key {
+                    if key_eq(Node::key(node), key) {
                         value(Node::parts(node).0);
                         *slot = None;
                     } else {
@@ -310,7 +326,7 @@ impl<V, M> Dict<V, M> {
         // live node of this chain; we hold `&mut self`.
         unsafe {
             while let Some(node) = *link {
-                if Node::key(node) == key {
+                if key_eq(Node::key(node), key) {
                     *link = (*node.as_ptr()).next;
                     self.len -= 1;
                     let parts = Node::free(node);
@@ -590,6 +606,29 @@ mod tests {
         assert_eq!(Node::<(), ()>::layout(128).size(), 8 + 2 + 128);
         // Metadata after an 8-aligned value takes what would be padding: value 24 + meta 4.
         assert_eq!(Node::<[u64; 3], u32>::layout(10).size(), 8 + 24 + 4 + 1 + 10);
+    }
+
+    #[test]
+    fn key_eq_agrees_with_slice_equality() {
+        let keys: Vec<Vec<u8>> = (0..20usize)
+            .flat_map(|len| {
+                let base: Vec<u8> = (0..len as u8).collect();
+                let mut last = base.clone();
+                let mut first = base.clone();
+                if let Some(byte) = last.last_mut() {
+                    *byte ^= 1;
+                }
+                if let Some(byte) = first.first_mut() {
+                    *byte ^= 1;
+                }
+                [base, last, first]
+            })
+            .collect();
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(key_eq(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
