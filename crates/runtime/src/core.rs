@@ -904,7 +904,7 @@ impl Core {
     /// Runs a hop of a transaction. Its keyspace events are returned, not published: the
     /// coordinator publishes every hop's events in the command's order (see
     /// [`Core::publish_in_order`]).
-    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> (HopResult, Vec<KeyEvent>) {
+    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> Hopped {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
@@ -1287,7 +1287,8 @@ pub(crate) struct TxCoordinator {
     pub(crate) core: Rc<Core>,
     pub(crate) db: usize,
     pub(crate) proto: Protocol,
-    /// The keyspace events of the hops run so far: each hop's core and events, in hop order.
+    /// The keyspace events of the hops run so far: the core and events of each hop that
+    /// raised any, in hop order (nothing is allocated while notifications are off).
     events: RefCell<Vec<(usize, Vec<KeyEvent>)>>,
 }
 
@@ -1300,7 +1301,7 @@ impl TxCoordinator {
     /// [`merge_events`]), and the cores that raised them.
     pub(crate) fn take_events(&self, spec: &CommandSpec, args: &[Bytes]) -> (Vec<KeyEvent>, Vec<usize>) {
         let hops = self.events.take();
-        let mut sources: Vec<usize> = hops.iter().filter(|(_, events)| !events.is_empty()).map(|(shard, _)| *shard).collect();
+        let mut sources: Vec<usize> = hops.iter().map(|(shard, _)| *shard).collect();
         sources.sort_unstable();
         sources.dedup();
         (merge_events(hops.into_iter().map(|(_, events)| events).collect(), spec, args), sources)
@@ -1329,6 +1330,9 @@ pub(crate) fn merge_events(mut hops: Vec<Vec<KeyEvent>>, spec: &CommandSpec, arg
     merged
 }
 
+/// A hop's result and the keyspace events it raised.
+type Hopped = (HopResult, Vec<KeyEvent>);
+
 impl Coordinator for TxCoordinator {
     fn shard_count(&self) -> usize {
         self.core.shard_count
@@ -1344,10 +1348,12 @@ impl Coordinator for TxCoordinator {
 
     fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
         async move {
+            // Per hop: its core and, once known, its result and events.
+            let mut results: Vec<(usize, Option<Hopped>)> = Vec::with_capacity(ops.len());
             let mut waits = Vec::with_capacity(ops.len());
             let mut locals = Vec::new();
-            let shards: Vec<usize> = ops.iter().map(|(shard, _)| *shard).collect();
             for (index, (shard, op)) in ops.into_iter().enumerate() {
+                results.push((shard, None));
                 if shard == self.core.id {
                     locals.push((index, op));
                     waits.push(None);
@@ -1356,14 +1362,13 @@ impl Coordinator for TxCoordinator {
                     waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op })));
                 }
             }
-            let mut results: Vec<Option<(HopResult, Vec<KeyEvent>)>> = (0..waits.len()).map(|_| None).collect();
             for (index, op) in locals {
-                results[index] = Some(self.core.run_hop(self.db, self.proto, op));
+                results[index].1 = Some(self.core.run_hop(self.db, self.proto, op));
             }
             for (index, wait) in waits.into_iter().enumerate() {
                 if let Some(rx) = wait {
                     match rx.await.expect("a peer always answers a hop") {
-                        Payload::Hop(result, events) => results[index] = Some((result, events)),
+                        Payload::Hop(result, events) => results[index].1 = Some((result, events)),
                         _ => unreachable!("a hop is answered with its result"),
                     }
                 }
@@ -1371,10 +1376,11 @@ impl Coordinator for TxCoordinator {
             let mut events = self.events.borrow_mut();
             results
                 .into_iter()
-                .zip(shards)
-                .map(|(r, shard)| {
+                .map(|(shard, r)| {
                     let (result, hop_events) = r.expect("every hop has a result");
-                    events.push((shard, hop_events));
+                    if !hop_events.is_empty() {
+                        events.push((shard, hop_events));
+                    }
                     result
                 })
                 .collect()

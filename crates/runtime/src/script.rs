@@ -290,7 +290,9 @@ impl Coordinator for SyncCoordinator<'_, '_> {
             .into_iter()
             .map(|(shard, op)| {
                 let (result, events) = self.access.with_ctx_raising(shard, self.db, self.proto, op);
-                self.events.borrow_mut().push(events);
+                if !events.is_empty() {
+                    self.events.borrow_mut().push(events);
+                }
                 result
             })
             .collect();

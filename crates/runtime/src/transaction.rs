@@ -283,7 +283,9 @@ impl Transaction {
         let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
         let results = coordinator.hop(ops).await;
         let mut replies: Vec<Option<Frame>> = (0..count).map(|_| None).collect();
-        let mut events: Vec<Vec<KeyEvent>> = (0..count).map(|_| Vec::new()).collect();
+        // The commands that raised events, by their index (nothing allocated while
+        // notifications are off).
+        let mut events: Vec<(usize, Vec<KeyEvent>)> = Vec::new();
         let mut sources = Vec::new();
         let mut stats = self.core.stats.borrow_mut();
         for ((shard, group_indexes), result) in indexes.into_iter().zip(results) {
@@ -293,12 +295,13 @@ impl Transaction {
                 replies[index] = Some(frame);
                 if !raised.is_empty() {
                     sources.push(shard);
+                    events.push((index, raised));
                 }
-                events[index] = raised;
             }
         }
         drop(stats);
-        self.raised(events.into_iter().flatten().collect(), sources);
+        events.sort_by_key(|(index, _)| *index);
+        self.raised(events.into_iter().flat_map(|(_, raised)| raised).collect(), sources);
         // What the store reported after a core's last command (nothing, as a rule) follows.
         let (rest, rest_sources) = coordinator.take_events(&CommandSpec::DEFAULT, &[]);
         self.raised(rest, rest_sources);
