@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The scaling run for a lent 16-core machine (the `device` tool), which has no package manager:
+# everything it needs travels with the working tree. Prepare here, then run there once:
+#
+#   ../shared/scripts/redis-bundle.sh .redis-bundle          # redis-server, redis-benchmark
+#   mkdir -p .device-bin && echo /.device-bin/ >> .git/info/exclude
+#   CARGO_TARGET_DIR=/tmp/rel-target cargo build --release -p shoal-server -p shoal-loadgen
+#   for b in shoal-server shoal-loadgen shoal-pubsub-load; do strip -o .device-bin/$b /tmp/rel-target/release/$b; done
+#   device run: scripts/device-scaling.sh   (carry .redis-bundle and .device-bin)
+#
+# Try it here first with small settings:
+#   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
+#   PUBSUB_ARGS="--threads 1,2 --server-cpus 0 --client-cpus 1 --rounds 1 --seconds 1" scripts/device-scaling.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(mktemp -d)}
+bundle=$PWD/.redis-bundle
+bin=$PWD/.device-bin
+
+uname -r; nproc; echo "memlock: $(ulimit -l)"; python3 --version
+# redis-server and redis-benchmark by name, through the bundle's own libraries; taskset too
+# where util-linux is missing (the bench scripts pin with it).
+shim=$(mktemp -d)
+for tool in redis-server redis-benchmark redis-cli; do
+    printf '#!/bin/sh\nexec %s/run.sh %s "$@"\n' "$bundle" "$tool" >"$shim/$tool"
+    chmod +x "$shim/$tool"
+done
+if ! command -v taskset >/dev/null; then
+    cat >"$shim/taskset" <<'EOF'
+#!/usr/bin/env python3
+# taskset -c CPUS COMMAND...: the part of util-linux's taskset the bench scripts use.
+import os, sys
+spec, cmd = sys.argv[2], sys.argv[3:]
+cpus = [c for p in spec.split(",") for c in (range(int(p.split("-")[0]), int(p.split("-")[1]) + 1) if "-" in p else [int(p)])]
+os.sched_setaffinity(0, cpus)
+os.execvp(cmd[0], cmd)
+EOF
+    chmod +x "$shim/taskset"
+fi
+export PATH="$shim:$PATH"
+
+# shellcheck disable=SC2086
+python3 -u bench/scaling.py --shoal "$bin/shoal-server" --loadgen "$bin/shoal-loadgen" ${SCALING_ARGS:-} 2>&1 | tee "$OUT/scaling.txt"
+# shellcheck disable=SC2086
+python3 -u bench/pubsub.py --shoal "$bin/shoal-server" --load "$bin/shoal-pubsub-load" \
+    ${PUBSUB_ARGS:---threads 1,8 --server-cpus 0-7 --client-cpus 8 --rounds 1 --seconds 2} 2>&1 | tee "$OUT/pubsub.txt"
