@@ -41,6 +41,7 @@ export PATH="$shim:$PATH"
 
 # shellcheck disable=SC2086
 python3 -u bench/scaling.py --shoal "$bin/shoal-server" --loadgen "$bin/shoal-loadgen" ${SCALING_ARGS:-} 2>&1 | tee "$OUT/scaling.txt"
+[ -n "${SKIP_PUBSUB:-}" ] && exit 0
 # shellcheck disable=SC2086
 python3 -u bench/pubsub.py --shoal "$bin/shoal-server" --load "$bin/shoal-pubsub-load" \
     ${PUBSUB_ARGS:---threads 1,8 --server-cpus 0-7 --client-cpus 8 --rounds 1 --seconds 2} 2>&1 | tee "$OUT/pubsub.txt"
