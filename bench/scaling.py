@@ -103,8 +103,11 @@ def redis_benchmark(opts, port, args, requests, server_cpus, client_cpus):
     return float(row[1]), float(row[4]), float(row[6]), us_per_op, client_busy
 
 
-def loadgen_mix(opts, port, tx_percent, tx_cores, client_cpus):
-    """One shoal-loadgen per client CPU, all at once; returns summed units/s and the worst p99."""
+def loadgen_mix(opts, port, tx_percent, tx_cores, server_cpus, client_cpus):
+    """One shoal-loadgen per client CPU, all at once; returns summed units/s, the median p50,
+    the worst p99, the server CPUs' busy time per unit (us) and the client CPUs' busy share."""
+    server_list, client_list = ",".join(map(str, server_cpus)), ",".join(map(str, client_cpus[:opts.client_threads]))
+    s0, c0 = cpu_times(server_list), cpu_times(client_list)
     procs = []
     for i, cpu in enumerate(client_cpus[:opts.client_threads]):
         cmd = [opts.loadgen, "-p", str(port), "--workload", "mixed", "--tx-percent", str(tx_percent),
@@ -120,7 +123,11 @@ def loadgen_mix(opts, port, tx_percent, tx_cores, client_cpus):
         total += float(row[1])
         p50s.append(float(row[2]))
         p99 = max(p99, float(row[3]))
-    return total, statistics.median(p50s), p99
+    s1, c1 = cpu_times(server_list), cpu_times(client_list)
+    jiffy = 1 / os.sysconf("SC_CLK_TCK")
+    us_per_unit = (s1[0] - s0[0]) * jiffy / (total * opts.seconds) * 1e6
+    client_busy = (c1[0] - c0[0]) / max(1, c1[1] - c0[1])
+    return total, statistics.median(p50s), p99, us_per_unit, client_busy
 
 
 def main():
@@ -185,14 +192,14 @@ def main():
     if not opts.skip_mix:
         largest = max(thread_counts)
         print(f"GET/SET P1 through shoal-loadgen, {opts.client_threads} processes, "
-              f"transactions over {largest} cores (units/s, p50 ms, p99 ms):", flush=True)
+              f"transactions over {largest} cores (units/s, p50 ms, p99 ms, server CPU per unit, client CPUs busy):", flush=True)
         for label, threads in [("redis", 1), (f"shoal t{largest}", largest)]:
             rows = {0: [], 10: []}
             for _ in range(opts.rounds):
                 proc, port = start_server(opts, label, threads, list(range(threads)), workdir)
                 try:
                     for tx in (0, 10):
-                        rows[tx].append(loadgen_mix(opts, port, tx, largest, client_cpus))
+                        rows[tx].append(loadgen_mix(opts, port, tx, largest, list(range(threads)), client_cpus))
                 finally:
                     stop_server(proc)
             plain = statistics.median(r[0] for r in rows[0])
@@ -200,7 +207,8 @@ def main():
             for tx in (0, 10):
                 r = rows[tx]
                 print(f"  {label:<9} {tx:>2}% MULTI {statistics.median(x[0] for x in r):>12,.0f}"
-                      f"{statistics.median(x[1] for x in r):>8.3f}{statistics.median(x[2] for x in r):>8.3f}", flush=True)
+                      f"{statistics.median(x[1] for x in r):>8.3f}{statistics.median(x[2] for x in r):>8.3f}"
+                      f"  server {statistics.median(x[3] for x in r):.2f} us/unit  client {statistics.median(x[4] for x in r):.0%}", flush=True)
             print(f"  {label:<9} drop with 10% MULTI: {1 - mixed / plain:.1%}", flush=True)
     shutil.rmtree(workdir, ignore_errors=True)
 
