@@ -179,6 +179,17 @@ impl<W> LockManager<W> {
         }
     }
 
+    /// Takes `set` if it can run now (as [`LockManager::acquire`] would grant it), and
+    /// otherwise leaves everything as it was: nothing is queued.
+    pub fn try_acquire(&mut self, set: &LockSet) -> bool {
+        debug_assert!(set.keys.windows(2).all(|w| (w[0].0, &w[0].1) != (w[1].0, &w[1].1)), "lock sets are normalized");
+        if !self.can_run(set) {
+            return false;
+        }
+        self.take(set);
+        true
+    }
+
     /// Releases `set` and returns the waiters granted as a result, in queue order; their
     /// locks are held from now on.
     pub fn release(&mut self, set: &LockSet) -> Vec<(LockSet, W)> {
@@ -231,6 +242,30 @@ mod tests {
         assert!(locks.release(&keys(Mode::Shared, &["a"])).is_empty());
         let granted = locks.release(&keys(Mode::Shared, &["a"]));
         assert_eq!(granted.iter().map(|(_, w)| *w).collect::<Vec<_>>(), vec![3]);
+    }
+
+    #[test]
+    fn a_try_takes_what_is_free_and_otherwise_changes_nothing() {
+        let mut locks: LockManager<u32> = LockManager::default();
+        assert!(locks.try_acquire(&keys(Mode::Exclusive, &["a"])));
+        assert!(locks.try_acquire(&keys(Mode::Shared, &["b"])));
+        assert!(locks.try_acquire(&keys(Mode::Shared, &["b"])), "shared locks coexist");
+        // Held in a conflicting mode: refused, and nothing queued.
+        assert!(!locks.try_acquire(&keys(Mode::Shared, &["a", "c"])));
+        assert!(!locks.try_acquire(&keys(Mode::Exclusive, &["b"])));
+        assert_eq!(locks.waiting_len(), 0);
+        assert!(!locks.key_held(0, b"c"), "a refused try takes none of its keys");
+        // A free key that an earlier waiter wants is refused too (no overtaking).
+        assert!(locks.acquire(keys(Mode::Exclusive, &["a", "d"]), 1).is_none());
+        assert!(!locks.try_acquire(&keys(Mode::Exclusive, &["d"])));
+        assert!(locks.try_acquire(&keys(Mode::Exclusive, &["e"])));
+        // What a try took is released like any grant, and wakes the waiters.
+        assert!(locks.release(&keys(Mode::Exclusive, &["a"])).iter().map(|(_, w)| *w).eq([1]));
+        locks.release(&keys(Mode::Exclusive, &["a", "d"]));
+        locks.release(&keys(Mode::Shared, &["b"]));
+        locks.release(&keys(Mode::Shared, &["b"]));
+        locks.release(&keys(Mode::Exclusive, &["e"]));
+        assert!(locks.is_idle());
     }
 
     #[test]
