@@ -338,6 +338,32 @@ impl RequestDecoder {
 /// the next line starts, for the fast path: `None` unless the line's `\r` comes within the
 /// 20 characters a number may have, with no NUL before it and a byte after it (the general
 /// path's rules for a complete line), and the number is one Redis would parse.
+/// The second argument of the multibulk request at the start of `bytes` (for most commands,
+/// their key), when the request has one and its first two arguments are whole in `bytes`.
+/// A hint for prefetching, not a parse: the request is decoded properly later.
+pub fn first_key(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.first() != Some(&b'*') {
+        return None;
+    }
+    let (count, mut at) = short_header(bytes, 0)?;
+    if count < 2 {
+        return None;
+    }
+    for index in 0..2 {
+        if bytes.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (len, data) = short_header(bytes, at)?;
+        let len = usize::try_from(len).ok()?;
+        let end = data.checked_add(len).filter(|&end| end <= bytes.len())?;
+        if index == 1 {
+            return Some(&bytes[data..end]);
+        }
+        at = end + 2;
+    }
+    None
+}
+
 fn short_header(bytes: &[u8], at: usize) -> Option<(i64, usize)> {
     let line = bytes.get(at + 1..)?;
     let cr = line.iter().take(21).position(|&b| b == b'\r' || b == 0)?;
@@ -404,6 +430,19 @@ mod tests {
 
     fn decoder() -> RequestDecoder {
         RequestDecoder::default()
+    }
+
+    #[test]
+    fn first_key_is_the_second_argument_of_a_whole_enough_request() {
+        assert_eq!(first_key(b"*2\r\n$3\r\nGET\r\n$5\r\nkey:1\r\n"), Some(&b"key:1"[..]));
+        assert_eq!(first_key(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv"), Some(&b"k"[..]), "the rest may be missing");
+        assert_eq!(first_key(b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"), Some(&b""[..]));
+        assert_eq!(first_key(b"*2\r\n$3\r\nGET\r\n$5\r\nkey"), None, "the key is cut");
+        assert_eq!(first_key(b"*1\r\n$4\r\nPING\r\n"), None, "no second argument");
+        assert_eq!(first_key(b"GET key\r\n"), None, "inline requests are not looked at");
+        assert_eq!(first_key(b"*2\r\n+3\r\nGET\r\n$1\r\nk\r\n"), None);
+        assert_eq!(first_key(b"*2\r\n$-1\r\n$1\r\nk\r\n"), None);
+        assert_eq!(first_key(b""), None);
     }
 
     /// Decodes everything in `input` fed at once: the requests, then the error if one came.

@@ -384,6 +384,12 @@ impl Core {
         f(&mut self.shard.borrow_mut())
     }
 
+    /// Runs `f` with this core's shard unless it is in use (then returns None): for hints
+    /// that may come from anywhere, such as the socket reaper's prefetch.
+    pub fn try_with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+        self.shard.try_borrow().ok().map(|shard| f(&shard))
+    }
+
     // ---- Messaging -------------------------------------------------------------------
 
     pub(crate) fn send(self: &Rc<Self>, to: usize, msg: Msg) {

@@ -87,6 +87,20 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     });
     // The socket ring first: once every core counts itself below, any core may accept.
     crate::socket::init(core.id);
+    if core.shard_count == 1 {
+        // With one core every key is this core's: start fetching each new request's key
+        // while the reaper takes the other connections' input (database 0, where most
+        // clients live; elsewhere the hint only costs a wasted fetch).
+        let hinted = core.clone();
+        crate::socket::set_input_prefetch(Box::new(move |input, step| {
+            if let Some(key) = shoal_resp::decode::first_key(input) {
+                hinted.try_with_shard(|shard| match step {
+                    crate::socket::PrefetchStep::First => shard.dbs[0].prefetch_bucket(key),
+                    crate::socket::PrefetchStep::Second => shard.dbs[0].prefetch_head(key),
+                });
+            }
+        }));
+    }
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     crate::evict::configure(&node.config.borrow());
     // Accept nothing until every core has its node: a command may reach every core (with

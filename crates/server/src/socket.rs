@@ -179,6 +179,37 @@ struct Ring {
     flush_waiters: RefCell<Vec<Waker>>,
     /// A submit was refused: entries wait in the submission queue for the next reap.
     resubmit: Cell<bool>,
+    /// Warms the cache for the request at the start of a connection's new input (see
+    /// [`set_input_prefetch`]).
+    prefetch: RefCell<Option<InputPrefetch>>,
+}
+
+/// New input longer than this is not prefetched by the reaper: it holds several requests, and
+/// the batch prefetches all their keys when it runs (it cost GET at pipeline 16 1.5%).
+const PREFETCH_INPUT_MAX: usize = 256;
+
+/// Called by the reaper with the start of a connection's new input: first with
+/// [`PrefetchStep::First`] as its bytes arrive, then with [`PrefetchStep::Second`] once every
+/// completion of the reap is taken, before any connection runs.
+pub type InputPrefetch = Box<dyn Fn(&[u8], PrefetchStep)>;
+
+/// The two steps of an input prefetch: a dependent load (a hash bucket, then the node it
+/// names) needs the first to have arrived before the second can be asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefetchStep {
+    First,
+    Second,
+}
+
+/// Installs this core's input prefetch: when several connections' requests arrive in one
+/// reap, each one's key is on its way into the cache while the others are taken and run.
+/// Without the ring (glommio's path) it is never called.
+pub fn set_input_prefetch(prefetch: InputPrefetch) {
+    RING.with(|ring| {
+        if let Some(ring) = ring.borrow().as_ref() {
+            *ring.prefetch.borrow_mut() = Some(prefetch);
+        }
+    });
 }
 
 impl Ring {
@@ -216,6 +247,7 @@ impl Ring {
             flushes: Cell::new(0),
             flush_waiters: RefCell::new(Vec::new()),
             resubmit: Cell::new(false),
+            prefetch: RefCell::new(None),
         };
         // SAFETY: the entries stay mapped, and the buffers allocated, as long as the ring
         // lives (Drop unregisters before unmapping).
@@ -348,6 +380,9 @@ impl Ring {
         let mut wakers: Vec<Waker> = Vec::new();
         let mut cancels: Vec<(u32, u32)> = Vec::new();
         let mut freed: Vec<u32> = Vec::new();
+        // Connections whose input starts with a request that arrived in this reap.
+        let mut fresh: Vec<u32> = Vec::new();
+        let prefetch = self.prefetch.borrow();
         let mut taken = 0;
         {
             let mut uring = self.uring.borrow_mut();
@@ -394,7 +429,13 @@ impl Ring {
                 };
                 if result > 0 {
                     let bid = bid.expect("a receive with data names its buffer");
-                    conn.pending.extend_from_slice(&self.buffer(bid)[..result as usize]);
+                    let data = &self.buffer(bid)[..result as usize];
+                    // A longer read holds a pipeline, whose keys the batch prefetches anyway.
+                    if let Some(prefetch) = prefetch.as_ref().filter(|_| conn.pending.is_empty() && data.len() <= PREFETCH_INPUT_MAX) {
+                        prefetch(data, PrefetchStep::First);
+                        fresh.push(slot);
+                    }
+                    conn.pending.extend_from_slice(data);
                     self.give_back(bid);
                 } else if result == 0 {
                     conn.eof = true;
@@ -417,7 +458,13 @@ impl Ring {
                     wakers.push(waker);
                 }
             }
+            if let Some(prefetch) = prefetch.as_ref() {
+                for slot in fresh {
+                    prefetch(&conns[slot as usize].pending, PrefetchStep::Second);
+                }
+            }
         }
+        drop(prefetch);
         for (slot, generation) in cancels {
             self.cancel(slot, generation, KIND_RECV);
         }
