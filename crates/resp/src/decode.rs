@@ -210,7 +210,7 @@ impl RequestDecoder {
         // Copied as they are found: a request that turns out to be partial (the last of a
         // read, now and then) wastes its copies, which is cheaper than a second pass.
         let mut args = Vec::with_capacity(count);
-        for _ in 0..count {
+        for index in 0..count {
             if bytes.get(at) != Some(&b'$') {
                 return None;
             }
@@ -218,7 +218,7 @@ impl RequestDecoder {
             let len = usize::try_from(len).ok().filter(|&len| len <= ARG_COPY_LEN_MAX && len <= self.limits.bulk_len_max)?;
             // The data and two more bytes, which Redis skips without checking they are CRLF.
             at = data.checked_add(len + 2).filter(|&end| end <= bytes.len())?;
-            args.push(Bytes::copy_from_slice(&bytes[data..data + len]));
+            args.push(copy_arg(index, &bytes[data..data + len]));
         }
         self.consume(buf, at);
         Some(args)
@@ -289,7 +289,7 @@ impl RequestDecoder {
                 return Ok(false);
             }
             let arg = if bulk_len <= ARG_COPY_LEN_MAX {
-                let arg = Bytes::copy_from_slice(&buf[..bulk_len]);
+                let arg = copy_arg(partial.args.len(), &buf[..bulk_len]);
                 self.consume(buf, bulk_len + 2);
                 arg
             } else {
@@ -338,6 +338,120 @@ impl RequestDecoder {
 /// the next line starts, for the fast path: `None` unless the line's `\r` comes within the
 /// 20 characters a number may have, with no NUL before it and a byte after it (the general
 /// path's rules for a complete line), and the number is one Redis would parse.
+/// The first argument of a request (the command's name) as a static `Bytes` when it is one
+/// of the commonest names, in capitals or small letters: the same bytes without an
+/// allocation, and nothing to free where the request ends up (often another core).
+fn static_name(name: &[u8]) -> Option<Bytes> {
+    let name: &'static [u8] = match name {
+        b"GET" => b"GET",
+        b"get" => b"get",
+        b"SET" => b"SET",
+        b"set" => b"set",
+        b"DEL" => b"DEL",
+        b"del" => b"del",
+        b"MGET" => b"MGET",
+        b"mget" => b"mget",
+        b"MSET" => b"MSET",
+        b"mset" => b"mset",
+        b"INCR" => b"INCR",
+        b"incr" => b"incr",
+        b"DECR" => b"DECR",
+        b"decr" => b"decr",
+        b"INCRBY" => b"INCRBY",
+        b"incrby" => b"incrby",
+        b"EXPIRE" => b"EXPIRE",
+        b"expire" => b"expire",
+        b"TTL" => b"TTL",
+        b"ttl" => b"ttl",
+        b"EXISTS" => b"EXISTS",
+        b"exists" => b"exists",
+        b"HGET" => b"HGET",
+        b"hget" => b"hget",
+        b"HSET" => b"HSET",
+        b"hset" => b"hset",
+        b"HMGET" => b"HMGET",
+        b"hmget" => b"hmget",
+        b"HDEL" => b"HDEL",
+        b"hdel" => b"hdel",
+        b"HGETALL" => b"HGETALL",
+        b"hgetall" => b"hgetall",
+        b"HINCRBY" => b"HINCRBY",
+        b"hincrby" => b"hincrby",
+        b"LPUSH" => b"LPUSH",
+        b"lpush" => b"lpush",
+        b"RPUSH" => b"RPUSH",
+        b"rpush" => b"rpush",
+        b"LPOP" => b"LPOP",
+        b"lpop" => b"lpop",
+        b"RPOP" => b"RPOP",
+        b"rpop" => b"rpop",
+        b"LRANGE" => b"LRANGE",
+        b"lrange" => b"lrange",
+        b"LLEN" => b"LLEN",
+        b"llen" => b"llen",
+        b"SADD" => b"SADD",
+        b"sadd" => b"sadd",
+        b"SREM" => b"SREM",
+        b"srem" => b"srem",
+        b"SMEMBERS" => b"SMEMBERS",
+        b"smembers" => b"smembers",
+        b"SISMEMBER" => b"SISMEMBER",
+        b"sismember" => b"sismember",
+        b"SPOP" => b"SPOP",
+        b"spop" => b"spop",
+        b"SCARD" => b"SCARD",
+        b"scard" => b"scard",
+        b"ZADD" => b"ZADD",
+        b"zadd" => b"zadd",
+        b"ZREM" => b"ZREM",
+        b"zrem" => b"zrem",
+        b"ZRANGE" => b"ZRANGE",
+        b"zrange" => b"zrange",
+        b"ZSCORE" => b"ZSCORE",
+        b"zscore" => b"zscore",
+        b"ZINCRBY" => b"ZINCRBY",
+        b"zincrby" => b"zincrby",
+        b"ZRANK" => b"ZRANK",
+        b"zrank" => b"zrank",
+        b"ZCARD" => b"ZCARD",
+        b"zcard" => b"zcard",
+        b"PFADD" => b"PFADD",
+        b"pfadd" => b"pfadd",
+        b"PFCOUNT" => b"PFCOUNT",
+        b"pfcount" => b"pfcount",
+        b"PUBLISH" => b"PUBLISH",
+        b"publish" => b"publish",
+        b"EVALSHA" => b"EVALSHA",
+        b"evalsha" => b"evalsha",
+        b"MULTI" => b"MULTI",
+        b"multi" => b"multi",
+        b"EXEC" => b"EXEC",
+        b"exec" => b"exec",
+        b"PING" => b"PING",
+        b"ping" => b"ping",
+        b"SETEX" => b"SETEX",
+        b"setex" => b"setex",
+        b"APPEND" => b"APPEND",
+        b"append" => b"append",
+        b"PEXPIRE" => b"PEXPIRE",
+        b"pexpire" => b"pexpire",
+        b"UNLINK" => b"UNLINK",
+        b"unlink" => b"unlink",
+        _ => return None,
+    };
+    Some(Bytes::from_static(name))
+}
+
+/// Copies argument `index` of a request out of the input buffer (see [`static_name`]).
+fn copy_arg(index: usize, arg: &[u8]) -> Bytes {
+    if index == 0 {
+        if let Some(name) = static_name(arg) {
+            return name;
+        }
+    }
+    Bytes::copy_from_slice(arg)
+}
+
 /// The second argument of the multibulk request at the start of `bytes` (for most commands,
 /// their key), when the request has one and its first two arguments are whole in `bytes`.
 /// A hint for prefetching, not a parse: the request is decoded properly later.
@@ -430,6 +544,30 @@ mod tests {
 
     fn decoder() -> RequestDecoder {
         RequestDecoder::default()
+    }
+
+    #[test]
+    fn command_names_keep_their_bytes_whether_static_or_copied() {
+        for name in ["GET", "get", "Get", "LPUSH", "lpush", "LPush", "XYZZY"] {
+            let request = format!("*2\r\n${}\r\n{name}\r\n$1\r\nk\r\n", name.len());
+            // Whole (the fast path) and fed a byte at a time (the general path).
+            let (whole, error) = decode_all(request.as_bytes());
+            assert_eq!((whole, error), (vec![vec![name.as_bytes().to_vec(), b"k".to_vec()]], None));
+            let mut decoder = decoder();
+            let mut buf = BytesMut::new();
+            let mut got = None;
+            for byte in request.bytes() {
+                buf.extend_from_slice(&[byte]);
+                if let Some(args) = decoder.decode(&mut buf).unwrap() {
+                    got = Some(args);
+                }
+            }
+            let args = got.expect("one request");
+            assert_eq!(&args[0][..], name.as_bytes());
+            // Common names in capitals or small letters are static; other spellings copied.
+            assert_eq!(static_name(name.as_bytes()).is_some(), name != "Get" && name != "LPush" && name != "XYZZY");
+        }
+        assert_eq!(copy_arg(1, b"GET"), Bytes::from_static(b"GET"), "only the first argument is looked up");
     }
 
     #[test]
