@@ -394,6 +394,10 @@ fn write_corpus() -> Vec<Step> {
         run(&["RPUSH {bq}l a b", "MULTI", "BLPOP {bq}l 0", "BRPOP {bq}none 0", "BLMOVE {bq}l {bq}m LEFT LEFT 0", "BZPOPMIN {bq}z 0", "EXEC"]),
         run(&["MULTI", "SET t1 v", "LPUSH t2 a", "INCR t3", "DEL t1", "EXEC"]),
         run(&["MULTI", "RENAME t2 t4", "MSET t5 a t6 b", "DEL t3 t4", "EXEC"]),
+        // A script inside EXEC, between commands: its events come between theirs.
+        run(&["MULTI", "SET mx1 v", "EVAL redis.call('set',KEYS[1],'w') 1 mx2", "INCR mx3", "EXEC"]),
+        // PUBLISH inside EXEC too (to a channel the watcher's pattern matches).
+        run(&["MULTI", "SET mp1 v", "PUBLISH __keyevent@0__:manual mp2", "DEL mp1", "EXEC"]),
         Step::Run(vec![strings(&["EVAL", "redis.call('set',KEYS[1],'v') redis.call('rpush',KEYS[2],'a') redis.call('del',KEYS[1])", "2", "{e}1", "{e}2"])]),
         // Blocking commands served.
         Step::Blocked(words("BLPOP bl 0"), words("RPUSH bl a")),

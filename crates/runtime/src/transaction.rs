@@ -316,6 +316,16 @@ impl Transaction {
         self.sources.dedup();
     }
 
+    /// Publishes the events of the commands run so far (in order, see
+    /// `Core::publish_in_order`), before a command that publishes by itself runs: a script or
+    /// PUBLISH inside EXEC sends its events and messages as it runs, and they must come after
+    /// the events of the commands queued before it.
+    pub async fn publish_raised(&mut self) {
+        if !self.events.is_empty() {
+            self.core.publish_in_order(std::mem::take(&mut self.events), &std::mem::take(&mut self.sources)).await;
+        }
+    }
+
     /// Releases the locks. Until then, the transaction's keys are its own.
     pub fn end(mut self) {
         debug_assert!(self.events.is_empty(), "a transaction that ran commands ends with end_logged, which publishes their events");

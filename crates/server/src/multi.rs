@@ -216,6 +216,8 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     while let Some(Queued { spec, route, args }) = queued.next() {
         match route {
             Route::Connection => {
+                // A script or PUBLISH sends as it runs: the events before it go first.
+                tx.publish_raised().await;
                 // Boxed: EXEC is itself a connection command.
                 let (frame, then) = Box::pin(server_commands::run(node, conn, spec, args)).await;
                 if matches!(then, After::Close) {
