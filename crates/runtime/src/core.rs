@@ -938,6 +938,12 @@ impl Core {
     ///   releases the keys cannot arrive first.
     ///
     /// All of it only when someone listens.
+    /// Whether keyspace events are on and someone subscribes: the fences that keep one key's
+    /// events in order are paid only then.
+    pub(crate) fn events_listened(&self) -> bool {
+        self.settings.borrow().notify_keyspace_events != 0 && self.pubsub.borrow().has_listeners()
+    }
+
     pub(crate) async fn publish_in_order(self: &Rc<Self>, events: Vec<KeyEvent>, sources: &[usize]) {
         if events.is_empty() || !self.pubsub.borrow().has_listeners() {
             return;
@@ -951,7 +957,7 @@ impl Core {
 
     /// Completes once every core has processed what core `source` sent it before now:
     /// `source` makes a round trip to every core, then answers.
-    async fn flushed_from(self: &Rc<Self>, source: usize) {
+    pub(crate) async fn flushed_from(self: &Rc<Self>, source: usize) {
         let flushed: oneshot::Receiver<()> = self
             .call_on(source, |peer| {
                 let (done, flushed) = oneshot::channel();

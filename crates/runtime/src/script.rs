@@ -344,6 +344,14 @@ impl Core {
             self.acquire_all(tx, sets.clone()).await;
             Some((tx, sets))
         };
+        // The script publishes its keyspace events from this core as it runs. So that each
+        // key's events stay in order, what the other cores published before reaches every
+        // core first (here), and what the script published does before its locks go (below;
+        // inside EXEC, before the EXEC's next command).
+        let fenced = self.shard_count > 1 && self.events_listened();
+        if fenced {
+            futures::future::join_all(cores.iter().filter(|&&core| core != self.id).map(|&core| self.flushed_from(core))).await;
+        }
         // Park the other cores.
         let mut lent: Vec<Option<ShardRef>> = (0..self.shard_count).map(|_| None).collect();
         let mut resumes: Vec<(usize, Arc<Resume>)> = Vec::new();
@@ -369,6 +377,9 @@ impl Core {
         let mut written = access.written.take();
         let own = std::mem::take(&mut written[self.id]);
         self.signal_keys_written(&own);
+        if fenced {
+            self.call_all(|_| ()).await;
+        }
         let logged = access.log.take();
         let Some((tx, sets)) = locked else {
             // Inside EXEC, which holds the cores: logged in the EXEC's body.
