@@ -695,6 +695,32 @@ fn config_set_turns_notifications_on_and_off_at_run_time() {
 }
 
 #[test]
+fn events_of_commands_on_different_cores_arrive_in_the_order_the_client_ran_them() {
+    let shoal = Server::start(4, &["--notify-keyspace-events", "E$"]);
+    // Watchers on several cores, and keys on every core: each command's event comes from
+    // its key's core, and the client waits for each reply before it sends the next.
+    let mut watchers: Vec<Watcher> = (0..6).map(|_| Watcher::of_channel(&shoal, "__keyevent@0__:set")).collect();
+    let mut client = shoal.raw();
+    let keys: Vec<String> = (0..400).map(|i| format!("ord{i}")).collect();
+    let cores: std::collections::BTreeSet<usize> = keys.iter().map(|k| shoal_testkit::key_core(k.as_bytes(), 4)).collect();
+    assert_eq!(cores.len(), 4, "the keys cover every core");
+    for key in &keys {
+        assert_eq!(client.command(&["SET", key, "v"]).unwrap(), "+OK\r\n");
+    }
+    let want: Vec<Message> = keys.iter().map(|k| ("__keyevent@0__:set".to_owned(), k.clone())).collect();
+    for (n, watcher) in watchers.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            match watcher.next(Duration::from_secs(5)) {
+                Some(message) => got.push(message),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "watcher {n} got the events out of order");
+    }
+}
+
+#[test]
 fn subscribers_on_every_core_get_every_cores_notifications() {
     let shoal = Server::start(4, &["--notify-keyspace-events", "E$"]);
     // Connections land on cores by the kernel's choice: enough of them cover every core.

@@ -225,6 +225,12 @@ pub struct Core {
     /// Per core: messages it published here that this core owes it an acknowledgement for
     /// (an acknowledgement is scheduled while this is not 0).
     pub(crate) publish_acks_due: RefCell<Vec<usize>>,
+    /// Per core: messages published to it so far, and how many of them it acknowledged
+    /// (both only grow), for replies that wait until their events are delivered (see
+    /// [`Core::delivered`]); and the tasks that wait.
+    pub(crate) publish_sent: RefCell<Vec<u64>>,
+    pub(crate) publish_acked: RefCell<Vec<u64>>,
+    pub(crate) delivery_waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -293,6 +299,9 @@ impl Core {
             outbox_waiters: RefCell::new(Vec::new()),
             publish_unacked: RefCell::new(vec![0; shard_count]),
             publish_acks_due: RefCell::new(vec![0; shard_count]),
+            publish_sent: RefCell::new(vec![0; shard_count]),
+            publish_acked: RefCell::new(vec![0; shard_count]),
+            delivery_waiters: RefCell::new(Vec::new()),
         }
     }
 
@@ -421,7 +430,8 @@ impl Core {
                 // acknowledgement of what was published to it will come.
                 self.pumping.borrow_mut()[to] = false;
                 self.publish_unacked.borrow_mut()[to] = 0;
-                for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                self.publish_acked.borrow_mut()[to] = self.publish_sent.borrow()[to];
+                for waker in self.outbox_waiters.borrow_mut().drain(..).chain(self.delivery_waiters.borrow_mut().drain(..)) {
                     waker.wake();
                 }
                 return;
@@ -938,6 +948,38 @@ impl Core {
     ///   releases the keys cannot arrive first.
     ///
     /// All of it only when someone listens.
+    /// What this core has published to each core so far, when keyspace events are on and
+    /// someone listens (otherwise a command publishes nothing and there is nothing to wait
+    /// for). See [`Core::delivered`].
+    pub(crate) fn publish_mark(&self) -> Option<Vec<u64>> {
+        (self.shard_count > 1 && self.events_listened()).then(|| self.publish_sent.borrow().clone())
+    }
+
+    /// The counts to wait for (see [`Core::delivered`]) when this core published anything
+    /// to another core since `mark`.
+    pub(crate) fn undelivered_since(&self, mark: &[u64]) -> Option<Vec<u64>> {
+        let sent = self.publish_sent.borrow();
+        (sent.as_slice() != mark).then(|| sent.clone())
+    }
+
+    /// Completes once every core has acknowledged the messages this core published to it,
+    /// up to the counts `wanted`: they are in its subscribers' buffers. A command's reply
+    /// waits for this when it published keyspace events to other cores, so that the events
+    /// of the client's next command, raised perhaps on another core, cannot overtake them
+    /// (Redis, with one thread, delivers events in execution order). The acknowledgements
+    /// are the Pub/Sub flow control's own (`Msg::PublishAck`): no message is added.
+    pub(crate) async fn delivered(&self, wanted: Vec<u64>) {
+        std::future::poll_fn(|cx| {
+            let acked = self.publish_acked.borrow();
+            if acked.iter().zip(&wanted).all(|(acked, wanted)| acked >= wanted) {
+                return std::task::Poll::Ready(());
+            }
+            self.delivery_waiters.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
     /// Whether keyspace events are on and someone subscribes: the fences that keep one key's
     /// events in order are paid only then.
     pub(crate) fn events_listened(&self) -> bool {
@@ -997,8 +1039,7 @@ impl Core {
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            let frames = self.run_now(db, proto, &cmds, false);
-            self.finish_batch(done, frames);
+            self.run_batch(db, proto, &cmds, done);
             self.serve_blocked();
             return;
         }
@@ -1006,6 +1047,26 @@ impl Core {
         let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done });
         if let Some(granted) = granted {
             self.process_grants(vec![granted]);
+        }
+    }
+
+    /// Runs a batch of plain commands here and sends their replies where they go: at once, or,
+    /// when they published keyspace events to other cores, once those cores have handed the
+    /// events to their subscribers (see [`Core::delivered`]).
+    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], done: Done) {
+        let mark = self.publish_mark();
+        let frames = self.run_now(db, proto, cmds, false);
+        match mark.and_then(|mark| self.undelivered_since(&mark)) {
+            None => self.finish_batch(done, frames),
+            Some(wanted) => {
+                // Message handling never waits: a task holds the replies until then.
+                let core = self.clone();
+                glommio::spawn_local(async move {
+                    core.delivered(wanted).await;
+                    core.finish_batch(done, frames);
+                })
+                .detach();
+            }
         }
     }
 
@@ -1024,8 +1085,7 @@ impl Core {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
                 Waiter::Batch { db, proto, cmds, done } => {
-                    let frames = self.run_now(db, proto, &cmds, false);
-                    self.finish_batch(done, frames);
+                    self.run_batch(db, proto, &cmds, done);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
                     self.serve_blocked();
@@ -1094,8 +1154,12 @@ impl Core {
         let all_local = cmds.iter().all(|c| matches!(c.route, Route::Single(None)) || c.route == Route::Single(Some(self.id)));
         if all_local && self.locks.borrow().is_idle() {
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
+            let mark = self.publish_mark();
             let frames = self.run_now(db, proto, &batch, false);
             self.serve_blocked();
+            if let Some(wanted) = mark.and_then(|mark| self.undelivered_since(&mark)) {
+                self.delivered(wanted).await;
+            }
             return frames;
         }
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();

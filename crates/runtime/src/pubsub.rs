@@ -571,8 +571,10 @@ impl Core {
             // buffer, which must not stay pinned while the message travels.
             let (channel, message) = (Bytes::copy_from_slice(channel), Bytes::copy_from_slice(message));
             let mut unacked = self.publish_unacked.borrow_mut();
+            let mut sent = self.publish_sent.borrow_mut();
             for (core, _) in targets.iter().enumerate().filter(|(_, &t)| t) {
                 unacked[core] += 1;
+                sent[core] += 1;
                 self.send(core, crate::core::Msg::Pubsub(Msg::Publish { channel: channel.clone(), message: message.clone() }));
             }
         }
@@ -680,7 +682,8 @@ impl Core {
             Msg::PublishAck { count } => {
                 let unacked = &mut self.publish_unacked.borrow_mut()[from];
                 *unacked = unacked.saturating_sub(count);
-                for waker in self.outbox_waiters.borrow_mut().drain(..) {
+                self.publish_acked.borrow_mut()[from] += count as u64;
+                for waker in self.outbox_waiters.borrow_mut().drain(..).chain(self.delivery_waiters.borrow_mut().drain(..)) {
                     waker.wake();
                 }
             }
