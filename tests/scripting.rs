@@ -81,6 +81,22 @@ fn scripts_over_keys_of_several_cores_answer_as_redis_does() {
 }
 
 #[test]
+fn time_stands_still_during_a_script_as_in_redis() {
+    // A key set to expire in 1 ms is still there 20 ms later, within the same script: both
+    // servers look keys up at the script's start time. (PTTL is left out: Redis 7.0 computes
+    // it from the clock, 7.2 and later from the script's time as Shoal does.)
+    let servers = shoal_and_redis(&[]);
+    let k = keys_on_distinct_cores("frozen", 2, THREADS);
+    let script = "redis.call('SET', KEYS[1], 'v', 'PX', 1) redis.call('SET', KEYS[2], 'w', 'PX', 1) \
+                  local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] \
+                  repeat local u = redis.call('TIME') until u[1] * 1000000 + u[2] - start > 20000 \
+                  return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[2]), redis.call('GET', KEYS[2])}";
+    assert_same_replies(&servers, &[vec!["EVAL", script, "2", &k[0], &k[1]], vec!["EXISTS", &k[0], &k[1]]]);
+    let mut raw = servers[0].raw();
+    assert_eq!(raw.command(&["EVAL", script, "2", &k[0], &k[1]]).unwrap(), "*3\r\n$1\r\nv\r\n:1\r\n$1\r\nw\r\n");
+}
+
+#[test]
 fn the_script_cache_and_functions_are_seen_from_every_core() {
     let server = Server::start(THREADS, &[]);
     // Connections land on cores by the kernel's choice: open enough that several cores

@@ -92,6 +92,10 @@ pub struct ScriptAccess<'a> {
     written: RefCell<Vec<Vec<(usize, Bytes)>>>,
     /// What the append-only log records of the script: its writes, in order.
     log: RefCell<ScriptLog>,
+    /// The time every call of the script sees (Unix milliseconds), read once when it starts:
+    /// as in Redis, time stands still during a script, so a key cannot expire between two of
+    /// its calls, and a relative TTL is logged from the time it was computed with.
+    now_ms: u64,
 }
 
 /// A script's writes as the log records them (effects, as Redis 7 replicates scripts).
@@ -104,14 +108,14 @@ struct ScriptLog {
 }
 
 impl ScriptLog {
-    fn push(&mut self, db: usize, spec: &CommandSpec, args: &[Bytes], reply: &Frame) {
+    fn push(&mut self, db: usize, spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) {
         if self.first_db.is_none() {
             self.first_db = Some(db);
         } else if self.db != Some(db) {
             crate::aof::encode_select(db, &mut self.bytes);
         }
         self.db = Some(db);
-        crate::core::log_command(spec, args, reply, now_ms(), &mut self.bytes);
+        crate::core::log_command(spec, args, reply, now_ms, &mut self.bytes);
         self.count += 1;
     }
 
@@ -175,7 +179,7 @@ impl ScriptAccess<'_> {
         let mut shard = cell.borrow_mut();
         // The script's core's settings, as a command run there without a script would see.
         let settings = self.core.settings.borrow();
-        let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
+        let mut ctx = Ctx::new(&mut shard, db, self.now_ms, proto, &settings);
         let result = f(&mut ctx);
         let events = ctx.take_events();
         (result, events)
@@ -243,7 +247,7 @@ impl ScriptAccess<'_> {
         if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && changed {
             self.note_writes(db, spec, args);
             if spec.is_write() && crate::aof::LOG.is_active() {
-                self.log.borrow_mut().push(db, spec, args, &reply);
+                self.log.borrow_mut().push(db, spec, args, &reply, self.now_ms);
             }
         }
         Ok(reply)
@@ -313,7 +317,8 @@ impl Core {
     }
 
     fn run_script_in_place<R>(self: &Rc<Self>, in_exec: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
-        let access = ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()), log: Default::default() };
+        let access =
+            ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()), log: Default::default(), now_ms: now_ms() };
         let result = script(&access);
         let mut written = access.written.take();
         if let Some(own) = written.get_mut(self.id) {
@@ -366,7 +371,8 @@ impl Core {
         for &core in &cores {
             held[core] = true;
         }
-        let access = ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]), log: Default::default() };
+        let access =
+            ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]), log: Default::default(), now_ms: now_ms() };
         let result = {
             // Resume the parked cores even if the script panics, so they do not hang.
             let resume_all = Resumer { resumes, written: &access.written };
