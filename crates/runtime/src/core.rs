@@ -156,7 +156,9 @@ pub enum Msg {
 }
 
 pub enum Payload {
-    Frames(Vec<Frame>),
+    /// A batch's replies, and the batch itself: its arguments were allocated by the core
+    /// that asked, which frees them (a free by another thread costs the allocator more).
+    Frames(Vec<Frame>, Vec<(&'static CommandSpec, Vec<Bytes>)>),
     Granted,
     /// A [`Msg::TryAcquire`] that could not be granted at once; nothing is held.
     Refused,
@@ -1039,7 +1041,7 @@ impl Core {
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            self.run_batch(db, proto, &cmds, done);
+            self.run_batch(db, proto, cmds, done);
             self.serve_blocked();
             return;
         }
@@ -1053,29 +1055,30 @@ impl Core {
     /// Runs a batch of plain commands here and sends their replies where they go: at once, or,
     /// when they published keyspace events to other cores, once those cores have handed the
     /// events to their subscribers (see [`Core::delivered`]).
-    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], done: Done) {
+    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done) {
         let mark = self.publish_mark();
-        let frames = self.run_now(db, proto, cmds, false);
+        let frames = self.run_now(db, proto, &cmds, false);
         match mark.and_then(|mark| self.undelivered_since(&mark)) {
-            None => self.finish_batch(done, frames),
+            None => self.finish_batch(done, frames, cmds),
             Some(wanted) => {
                 // Message handling never waits: a task holds the replies until then.
                 let core = self.clone();
                 glommio::spawn_local(async move {
                     core.delivered(wanted).await;
-                    core.finish_batch(done, frames);
+                    core.finish_batch(done, frames, cmds);
                 })
                 .detach();
             }
         }
     }
 
-    fn finish_batch(self: &Rc<Self>, done: Done, frames: Vec<Frame>) {
+    fn finish_batch(self: &Rc<Self>, done: Done, frames: Vec<Frame>, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>) {
         match done {
             Done::Local(tx) => {
                 let _ = tx.send(frames);
             }
-            Done::Remote { from, req } => self.reply(from, req, Payload::Frames(frames)),
+            // The batch goes back with the replies, to be freed where it was allocated.
+            Done::Remote { from, req } => self.reply(from, req, Payload::Frames(frames, cmds)),
         }
     }
 
@@ -1085,7 +1088,7 @@ impl Core {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
                 Waiter::Batch { db, proto, cmds, done } => {
-                    self.run_batch(db, proto, &cmds, done);
+                    self.run_batch(db, proto, cmds, done);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
                     self.serve_blocked();
@@ -1205,7 +1208,10 @@ impl Core {
                 let frames = match wait {
                     BatchWait::Local(rx) => rx.await.expect("a local batch always completes"),
                     BatchWait::Remote(rx) => match rx.await.expect("a peer always answers a batch") {
-                        Payload::Frames(frames) => frames,
+                        Payload::Frames(frames, spent) => {
+                            drop(spent);
+                            frames
+                        }
                         _ => unreachable!("a batch is answered with frames"),
                     },
                 };
