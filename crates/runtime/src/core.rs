@@ -939,17 +939,6 @@ impl Core {
         (result, ctx.take_events())
     }
 
-    /// Publishes the keyspace events of a transaction's hops from this core (the
-    /// coordinator's), in the order Redis raises them ([`merge_events`] restored it), without
-    /// letting any event of the same keys overtake another:
-    /// - first, each other core in `sources` (whose hops raised them) makes sure that every
-    ///   core has what it published before ([`Core::flushed_from`]): an earlier command's
-    ///   events on these keys went out from there;
-    /// - then, after publishing, this core makes a round trip to every core (the mesh keeps
-    ///   each pair of cores in order), so an event a core raises after the transaction
-    ///   releases the keys cannot arrive first.
-    ///
-    /// All of it only when someone listens.
     /// What this core has published to each core so far, when keyspace events are on and
     /// someone listens (otherwise a command publishes nothing and there is nothing to wait
     /// for). See [`Core::delivered`].
@@ -988,6 +977,17 @@ impl Core {
         self.settings.borrow().notify_keyspace_events != 0 && self.pubsub.borrow().has_listeners()
     }
 
+    /// Publishes the keyspace events of a transaction's hops from this core (the
+    /// coordinator's), in the order Redis raises them ([`merge_events`] restored it), without
+    /// letting any event of the same keys overtake another:
+    /// - first, each other core in `sources` (whose hops raised them) makes sure that every
+    ///   core has what it published before ([`Core::flushed_from`]): an earlier command's
+    ///   events on these keys went out from there;
+    /// - then, after publishing, this core makes a round trip to every core (the mesh keeps
+    ///   each pair of cores in order), so an event a core raises after the transaction
+    ///   releases the keys cannot arrive first.
+    ///
+    /// All of it only when someone listens.
     pub(crate) async fn publish_in_order(self: &Rc<Self>, events: Vec<KeyEvent>, sources: &[usize]) {
         if events.is_empty() || !self.pubsub.borrow().has_listeners() {
             return;
