@@ -176,17 +176,23 @@ def main():
                 stop_server(proc)
 
     print()
-    print(f"{'workload':<9}{'server':<10}{'ops/s':>12}{'p50':>8}{'p99':>8}{'vs redis':>10}{'vs linear':>11}{'cpu us/op':>11}{'client':>8}")
+    # "cpu eff": one core's server CPU per request over N cores' (1.00 when a request costs as
+    # much on N cores as on one). It reads the same whether or not the client kept up, so it
+    # tells where "vs linear" measures the client (its CPUs near 100%).
+    print(f"{'workload':<9}{'server':<10}{'ops/s':>12}{'p50':>8}{'p99':>8}{'vs redis':>10}{'vs linear':>11}{'cpu us/op':>11}{'cpu eff':>9}{'client':>8}")
     for name, _ in WORKLOADS:
         base = statistics.median(r[0] for r in results[("redis", name)])
         one = statistics.median(r[0] for r in results[(configs[1][0], name)])
+        one_cost = statistics.median(r[3] for r in results[(configs[1][0], name)])
         for label, threads in configs:
             runs = results[(label, name)]
             rps = statistics.median(r[0] for r in runs)
+            cost = statistics.median(r[3] for r in runs)
             linear = f"{rps / (one * threads):.2f}" if label != "redis" else ""
+            efficiency = f"{one_cost / cost:.2f}" if label != "redis" and cost > 0 else ""
             print(f"{name:<9}{label:<10}{rps:>12,.0f}{statistics.median(r[1] for r in runs):>8.3f}"
                   f"{statistics.median(r[2] for r in runs):>8.3f}{rps / base:>10.2f}{linear:>11}"
-                  f"{statistics.median(r[3] for r in runs):>11.2f}{statistics.median(r[4] for r in runs):>8.0%}")
+                  f"{cost:>11.2f}{efficiency:>9}{statistics.median(r[4] for r in runs):>8.0%}")
         print()
 
     if not opts.skip_mix:
