@@ -49,9 +49,22 @@ def stop(proc):
         proc.wait()
 
 
+def cpu_list(spec):
+    """A taskset CPU list ("0", "0,2", "8-15") as numbers."""
+    cpus = []
+    for part in spec.split(","):
+        if "-" in part:
+            low, high = part.split("-")
+            cpus.extend(range(int(low), int(high) + 1))
+        else:
+            cpus.append(int(part))
+    return cpus
+
+
 def cpu_times(cpus):
-    """(busy, total) jiffies summed over the CPUs in `cpus` (a taskset list like "0" or "0,2")."""
-    wanted = {f"cpu{c}" for c in cpus.split(",")}
+    """(busy, total) jiffies summed over the CPUs in `cpus` (a taskset list like "0", "0,2"
+    or "8-15")."""
+    wanted = {f"cpu{c}" for c in cpu_list(cpus)}
     busy = total = 0
     with open("/proc/stat") as f:
         for line in f:

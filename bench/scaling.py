@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cpu_times, wait_ready, free_port  # noqa: E402
+from benchlib import cpu_list, cpu_times, wait_ready, free_port  # noqa: E402
 
 WORKLOADS = [
     ("SET P1", ["-t", "set", "-P", "1"]),
@@ -44,18 +44,6 @@ WORKLOADS = [
 ]
 # First guesses of one core's rate, before anything was measured.
 GUESS_PER_CORE = {"P1": 150_000, "P16": 1_200_000}
-
-
-def cpu_list(spec):
-    """"0-3,8" -> [0, 1, 2, 3, 8]."""
-    cpus = []
-    for part in spec.split(","):
-        if "-" in part:
-            lo, hi = part.split("-")
-            cpus.extend(range(int(lo), int(hi) + 1))
-        else:
-            cpus.append(int(part))
-    return cpus
 
 
 def pinned(cpus):

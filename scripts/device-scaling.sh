@@ -10,6 +10,7 @@
 #
 # Try it here first with small settings:
 #   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
+#   COMPARE_ARGS="--requests 20000 --client-cpus 1 --client-threads 2" \
 #   PUBSUB_ARGS="--threads 1,2 --server-cpus 0 --client-cpus 1 --rounds 1 --seconds 1" scripts/device-scaling.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,13 @@ export PATH="$shim:$PATH"
 
 # shellcheck disable=SC2086
 python3 -u bench/scaling.py --shoal "$bin/shoal-server" --loadgen "$bin/shoal-loadgen" ${SCALING_ARGS:-} 2>&1 | tee "$OUT/scaling.txt"
+# One core against Redis with a client that keeps up at pipeline 1 (8 threads on CPUs 8-15):
+# issue 2's and issue 3's per-core ratios, which the 2-core VM cannot show at P1.
+for suite in strings types; do
+    # shellcheck disable=SC2086
+    python3 -u bench/compare.py --shoal "$bin/shoal-server" --suite $suite --threads 1 --rounds 1 \
+        --server-cpus 0 --client-cpus 8-15 --client-threads 8 ${COMPARE_ARGS:-} 2>&1 | tee "$OUT/compare-$suite.txt"
+done
 [ -n "${SKIP_PUBSUB:-}" ] && exit 0
 # shellcheck disable=SC2086
 python3 -u bench/pubsub.py --shoal "$bin/shoal-server" --load "$bin/shoal-pubsub-load" \
