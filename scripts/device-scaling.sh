@@ -47,7 +47,7 @@ python3 -u bench/scaling.py --shoal "$bin/shoal-server" --loadgen "$bin/shoal-lo
 for suite in strings types; do
     # shellcheck disable=SC2086
     python3 -u bench/compare.py --shoal "$bin/shoal-server" --suite $suite --threads 1 --rounds 1 \
-        --server-cpus 0 --client-cpus 8-15 --client-threads 8 ${COMPARE_ARGS:-} 2>&1 | tee "$OUT/compare-$suite.txt"
+        --server-cpus 0 --client-cpus 8-15 --client-threads 8 --requests 50000 ${COMPARE_ARGS:-} 2>&1 | tee "$OUT/compare-$suite.txt"
 done
 [ -n "${SKIP_PUBSUB:-}" ] && exit 0
 # shellcheck disable=SC2086
