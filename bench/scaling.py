@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import cpu_list, cpu_times, wait_ready, free_port  # noqa: E402
+from benchlib import cpu_list, cpu_times, free_port, stop, wait_ready  # noqa: E402
 
 WORKLOADS = [
     ("SET P1", ["-t", "set", "-P", "1"]),
@@ -65,15 +65,6 @@ def start_server(opts, label, threads, cpus, workdir):
         log.close()
         sys.exit(f"{' '.join(cmd)} did not start:\n" + open(log.name).read())
     return proc, port
-
-
-def stop_server(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def redis_benchmark(opts, port, args, requests, server_cpus, client_cpus):
@@ -161,7 +152,7 @@ def main():
                     print(f"  round {round_index + 1} {label:<9} {name:<8} {row[0]:>12,.0f} ops/s  p50 {row[1]:.3f}  p99 {row[2]:.3f}  "
                           f"server {row[3]:.2f} us/op  client {row[4]:.0%}", flush=True)
             finally:
-                stop_server(proc)
+                stop(proc)
 
     print()
     # "cpu eff": one core's server CPU per request over N cores' (1.00 when a request costs as
@@ -195,7 +186,7 @@ def main():
                     for tx in (0, 10):
                         rows[tx].append(loadgen_mix(opts, port, tx, largest, list(range(threads)), client_cpus))
                 finally:
-                    stop_server(proc)
+                    stop(proc)
             plain = statistics.median(r[0] for r in rows[0])
             mixed = statistics.median(r[0] for r in rows[10])
             for tx in (0, 10):

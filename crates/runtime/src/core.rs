@@ -221,15 +221,13 @@ pub struct Core {
     pub(crate) pubsub: RefCell<crate::pubsub::Registry>,
     /// Tasks waiting for the outboxes to shrink (see [`Core::outbox_room`]).
     pub(crate) outbox_waiters: RefCell<Vec<std::task::Waker>>,
-    /// Pub/Sub flow control: per core, the messages published to it that it has not yet
-    /// acknowledged as handed to its subscribers' writers (see `crate::pubsub`).
-    pub(crate) publish_unacked: RefCell<Vec<usize>>,
     /// Per core: messages it published here that this core owes it an acknowledgement for
     /// (an acknowledgement is scheduled while this is not 0).
     pub(crate) publish_acks_due: RefCell<Vec<usize>>,
-    /// Per core: messages published to it so far, and how many of them it acknowledged
-    /// (both only grow), for replies that wait until their events are delivered (see
-    /// [`Core::delivered`]); and the tasks that wait.
+    /// Per core: messages published to it so far, and how many of them it acknowledged as
+    /// handed to its subscribers' writers (both only grow). Their difference is Pub/Sub's
+    /// flow control (see `crate::pubsub`); replies that wait until their events are delivered
+    /// compare them too (see [`Core::delivered`]), and the tasks that wait are here.
     pub(crate) publish_sent: RefCell<Vec<u64>>,
     pub(crate) publish_acked: RefCell<Vec<u64>>,
     pub(crate) delivery_waiters: RefCell<Vec<std::task::Waker>>,
@@ -299,7 +297,6 @@ impl Core {
             aof_waiters: RefCell::new(Vec::new()),
             pubsub: RefCell::new(crate::pubsub::Registry::new(shard_count)),
             outbox_waiters: RefCell::new(Vec::new()),
-            publish_unacked: RefCell::new(vec![0; shard_count]),
             publish_acks_due: RefCell::new(vec![0; shard_count]),
             publish_sent: RefCell::new(vec![0; shard_count]),
             publish_acked: RefCell::new(vec![0; shard_count]),
@@ -431,7 +428,6 @@ impl Core {
                 // The peer has shut down; nobody waits for these messages any more, and no
                 // acknowledgement of what was published to it will come.
                 self.pumping.borrow_mut()[to] = false;
-                self.publish_unacked.borrow_mut()[to] = 0;
                 self.publish_acked.borrow_mut()[to] = self.publish_sent.borrow()[to];
                 for waker in self.outbox_waiters.borrow_mut().drain(..).chain(self.delivery_waiters.borrow_mut().drain(..)) {
                     waker.wake();
@@ -461,7 +457,12 @@ impl Core {
     /// kept up with what was published to it (see [`Core::outbox_room`]).
     pub fn outbox_has_room(&self) -> bool {
         self.outboxes.borrow().iter().all(|outbox| outbox.len() <= OUTBOX_BACKLOG_MAX)
-            && self.publish_unacked.borrow().iter().all(|&unacked| unacked <= crate::pubsub::PUBLISH_UNACKED_MAX)
+            && self
+                .publish_sent
+                .borrow()
+                .iter()
+                .zip(self.publish_acked.borrow().iter())
+                .all(|(sent, acked)| sent.saturating_sub(*acked) <= crate::pubsub::PUBLISH_UNACKED_MAX)
     }
 
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {

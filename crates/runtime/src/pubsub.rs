@@ -129,7 +129,7 @@ pub enum Msg {
 /// subscribers that read all they can. A core acknowledges once its subscribers' writers
 /// have run, whether or not their sockets took everything: a subscriber that does not read
 /// fills only its own buffer and is disconnected at its limit, slowing nobody.
-pub const PUBLISH_UNACKED_MAX: usize = 1024;
+pub const PUBLISH_UNACKED_MAX: u64 = 1024;
 
 /// A client's subscriptions of one kind, remembering the order they were made in (Redis
 /// unsubscribes patterns in that order).
@@ -570,10 +570,8 @@ impl Core {
             // One copy for every core: the arguments are slices of the publisher's read
             // buffer, which must not stay pinned while the message travels.
             let (channel, message) = (Bytes::copy_from_slice(channel), Bytes::copy_from_slice(message));
-            let mut unacked = self.publish_unacked.borrow_mut();
             let mut sent = self.publish_sent.borrow_mut();
             for (core, _) in targets.iter().enumerate().filter(|(_, &t)| t) {
-                unacked[core] += 1;
                 sent[core] += 1;
                 self.send(core, crate::core::Msg::Pubsub(Msg::Publish { channel: channel.clone(), message: message.clone() }));
             }
@@ -680,8 +678,6 @@ impl Core {
                 self.acknowledge_publish(from);
             }
             Msg::PublishAck { count } => {
-                let unacked = &mut self.publish_unacked.borrow_mut()[from];
-                *unacked = unacked.saturating_sub(count);
                 self.publish_acked.borrow_mut()[from] += count as u64;
                 for waker in self.outbox_waiters.borrow_mut().drain(..).chain(self.delivery_waiters.borrow_mut().drain(..)) {
                     waker.wake();
