@@ -127,8 +127,12 @@ pub enum Msg {
     /// Take intent locks for transaction `tx` only if they can be granted now; reply at once,
     /// granted or refused (see [`Core::acquire_all`]).
     TryAcquire { req: u64, tx: TxId, locks: LockSet },
-    /// Run one hop of a transaction that holds its locks here.
-    Hop { req: u64, db: usize, proto: Protocol, op: HopOp },
+    /// Run one hop of a transaction that holds its locks here. With `release`, the hop is
+    /// the transaction's last here: the core then releases its locks at once (as
+    /// [`Msg::Release`] with `wrote`), which saves that message, unless keyspace events are
+    /// on here (the coordinator publishes a transaction's events before its locks go). The
+    /// reply says whether it released.
+    Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)> },
     /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
     /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
     /// neither fail other clients' WATCH nor wake blocked clients.
@@ -162,8 +166,9 @@ pub enum Payload {
     Granted,
     /// A [`Msg::TryAcquire`] that could not be granted at once; nothing is held.
     Refused,
-    /// A hop's result and the keyspace events it raised, which the coordinator publishes.
-    Hop(HopResult, Vec<KeyEvent>),
+    /// A hop's result and the keyspace events it raised, which the coordinator publishes;
+    /// and whether the core released the transaction's locks after it (see [`Msg::Hop`]).
+    Hop(HopResult, Vec<KeyEvent>, bool),
     Call(Box<dyn Any + Send>),
     /// A request without a result was carried out.
     Done,
@@ -492,9 +497,15 @@ impl Core {
                 let payload = if self.try_hold(tx, locks) { Payload::Granted } else { Payload::Refused };
                 self.reply(from, req, payload);
             }
-            Msg::Hop { req, db, proto, op } => {
+            Msg::Hop { req, db, proto, op, release } => {
+                // Notifications off here: the hop raises no event, so nothing needs the locks
+                // until the coordinator has published.
+                let release = release.filter(|_| self.settings.borrow().notify_keyspace_events == 0);
                 let (result, events) = self.run_hop(db, proto, op);
-                self.reply(from, req, Payload::Hop(result, events));
+                if let Some((tx, wrote)) = release {
+                    self.release_local(tx, wrote);
+                }
+                self.reply(from, req, Payload::Hop(result, events, release.is_some()));
             }
             Msg::Release { tx, wrote, barrier } => {
                 if barrier {
@@ -1495,45 +1506,51 @@ impl Coordinator for TxCoordinator {
     }
 
     fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
-        async move {
-            // Per hop: its core and, once known, its result and events.
-            let mut results: Vec<(usize, Option<Hopped>)> = Vec::with_capacity(ops.len());
-            let mut waits = Vec::with_capacity(ops.len());
-            let mut locals = Vec::new();
-            for (index, (shard, op)) in ops.into_iter().enumerate() {
-                results.push((shard, None));
-                if shard == self.core.id {
-                    locals.push((index, op));
-                    waits.push(None);
-                } else {
-                    let (db, proto) = (self.db, self.proto);
-                    waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op })));
-                }
+        async move { self.hop_releasing(ops, None).await.into_iter().map(|(result, _)| result).collect() }.boxed_local()
+    }
+}
+
+impl TxCoordinator {
+    /// Runs `ops` (one per core, at once), keeps their events, and returns their results in
+    /// order, each with whether its core released transaction `release` after it (see
+    /// [`Msg::Hop`]; this core's own hop never does, its release costs no message).
+    pub(crate) async fn hop_releasing(&self, ops: Vec<(usize, HopOp)>, release: Option<(TxId, bool)>) -> Vec<(HopResult, bool)> {
+        // Per hop: its core and, once known, its result, events and release.
+        let mut results: Vec<(usize, Option<(Hopped, bool)>)> = Vec::with_capacity(ops.len());
+        let mut waits = Vec::with_capacity(ops.len());
+        let mut locals = Vec::new();
+        for (index, (shard, op)) in ops.into_iter().enumerate() {
+            results.push((shard, None));
+            if shard == self.core.id {
+                locals.push((index, op));
+                waits.push(None);
+            } else {
+                let (db, proto) = (self.db, self.proto);
+                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release })));
             }
-            for (index, op) in locals {
-                results[index].1 = Some(self.core.run_hop(self.db, self.proto, op));
-            }
-            for (index, wait) in waits.into_iter().enumerate() {
-                if let Some(rx) = wait {
-                    match rx.await.expect("a peer always answers a hop") {
-                        Payload::Hop(result, events) => results[index].1 = Some((result, events)),
-                        _ => unreachable!("a hop is answered with its result"),
-                    }
-                }
-            }
-            let mut events = self.events.borrow_mut();
-            results
-                .into_iter()
-                .map(|(shard, r)| {
-                    let (result, hop_events) = r.expect("every hop has a result");
-                    if !hop_events.is_empty() {
-                        events.push((shard, hop_events));
-                    }
-                    result
-                })
-                .collect()
         }
-        .boxed_local()
+        for (index, op) in locals {
+            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op), false));
+        }
+        for (index, wait) in waits.into_iter().enumerate() {
+            if let Some(rx) = wait {
+                match rx.await.expect("a peer always answers a hop") {
+                    Payload::Hop(result, events, released) => results[index].1 = Some(((result, events), released)),
+                    _ => unreachable!("a hop is answered with its result"),
+                }
+            }
+        }
+        let mut events = self.events.borrow_mut();
+        results
+            .into_iter()
+            .map(|(shard, r)| {
+                let ((result, hop_events), released) = r.expect("every hop has a result");
+                if !hop_events.is_empty() {
+                    events.push((shard, hop_events));
+                }
+                (result, released)
+            })
+            .collect()
     }
 }
 

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use shoal_commands::ctx::notify::KeyEvent;
 use shoal_commands::dispatch::{self, Route};
 use shoal_commands::table::flags;
-use shoal_commands::{CommandSpec, Coordinator, Ctx, Handler, HopOp, HopResult};
+use shoal_commands::{CommandSpec, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
 
 use crate::core::{Core, TxCoordinator, TxId};
@@ -239,7 +239,14 @@ impl Transaction {
 
     /// Runs single-core commands (`Route::Single`) under the transaction's locks: one hop per
     /// core, all cores at once, each core's commands in order. Their replies, in order.
-    pub async fn run_single(&mut self, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Route, Vec<Bytes>)>) -> Vec<Frame> {
+    ///
+    /// `last`: nothing runs after these, so a core that is done may release its locks with
+    /// the hop (see [`crate::core::Msg::Hop`]) instead of waiting for a message of its own.
+    /// That is safe because every lock was granted before anything ran (two-phase locking:
+    /// what another client sees on a released core is the transaction's final state there,
+    /// and each core still locked shows it once its hop ran). A logged transaction keeps
+    /// its locks: its release goes through the log's streams.
+    pub async fn run_single(&mut self, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Route, Vec<Bytes>)>, last: bool) -> Vec<Frame> {
         let own = self.core.id;
         let names: Vec<&'static str> = cmds.iter().map(|(spec, _, _)| spec.name).collect();
         // Per core: the commands' indexes in `cmds`, and the commands.
@@ -281,14 +288,20 @@ impl Transaction {
             })
             .collect();
         let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
-        let results = coordinator.hop(ops).await;
+        let release = (last && !self.ended && !crate::aof::is_logged(self.tx)).then_some((self.tx, self.wrote));
+        let results = coordinator.hop_releasing(ops, release).await;
+        // The cores that released are done with this transaction.
+        let released: Vec<usize> = indexes.iter().zip(&results).filter(|(_, (_, released))| *released).map(|((shard, _), _)| *shard).collect();
+        if !released.is_empty() {
+            self.sets.retain(|(shard, _)| !released.contains(shard));
+        }
         let mut replies: Vec<Option<Frame>> = (0..count).map(|_| None).collect();
         // The commands that raised events, by their index (nothing allocated while
         // notifications are off).
         let mut events: Vec<(usize, Vec<KeyEvent>)> = Vec::new();
         let mut sources = Vec::new();
         let mut stats = self.core.stats.borrow_mut();
-        for ((shard, group_indexes), result) in indexes.into_iter().zip(results) {
+        for ((shard, group_indexes), (result, _)) in indexes.into_iter().zip(results) {
             let timed = *result.downcast::<Vec<(Frame, std::time::Duration, Vec<KeyEvent>)>>().expect("a batch hop returns its frames");
             for (index, (frame, elapsed, raised)) in group_indexes.into_iter().zip(timed) {
                 stats.record(names[index], elapsed, &frame);

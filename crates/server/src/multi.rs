@@ -239,7 +239,8 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                     run.push((next.spec, next.route, next.args));
                 }
                 let kept: Vec<_> = if logging { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
-                let frames = tx.run_single(conn.db, conn.proto, run).await;
+                let last = queued.peek().is_none();
+                let frames = tx.run_single(conn.db, conn.proto, run, last).await;
                 for ((spec, args), frame) in kept.into_iter().zip(&frames) {
                     writes.push(Logged::Command { db: conn.db, spec, args, reply: frame.clone() });
                 }
