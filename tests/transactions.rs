@@ -499,3 +499,77 @@ fn transactions_taking_keys_in_different_orders_all_finish() {
         client.join().expect("every client finished all its transactions");
     }
 }
+
+/// Every EXEC increments the same keys on three cores, so any atomic read of them that sees
+/// different values saw a transaction half done, and plain GETs one after another must never
+/// see a key behind one read before it (an EXEC seen on one core is complete on every core by
+/// then). Contention keeps each key's lock queue full, so a core that let waiting commands in
+/// before the transaction's step there ran (or before every core had granted its locks) is
+/// caught.
+#[test]
+fn nobody_sees_an_exec_half_done_on_contended_keys() {
+    let server = Server::start(THREADS, &[]);
+    let keys: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("half", 3, THREADS));
+    let deadline = Instant::now() + Duration::from_millis(1500);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (mut connection, keys) = (connect(&server), keys.clone());
+            std::thread::spawn(move || {
+                let mut done = 0u64;
+                while Instant::now() < deadline {
+                    let mut pipe = redis::pipe();
+                    pipe.atomic();
+                    for key in keys.iter() {
+                        pipe.cmd("INCR").arg(key);
+                    }
+                    let values: Vec<i64> = pipe.query(&mut connection).unwrap();
+                    assert_eq!(values.len(), keys.len());
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..5)
+        .map(|reader| {
+            let (mut connection, keys, stop) = (connect(&server), keys.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    if reader >= 3 {
+                        // One GET at a time, starting from a different key each round.
+                        let mut seen: Vec<i64> = Vec::with_capacity(keys.len());
+                        for step in 0..keys.len() {
+                            let key = &keys[(reads as usize + step) % keys.len()];
+                            let value: Option<i64> = redis::cmd("GET").arg(key).query(&mut connection).unwrap();
+                            seen.push(value.unwrap_or(0));
+                        }
+                        assert!(seen.windows(2).all(|pair| pair[1] >= pair[0]), "reader {reader} saw a key fall behind an earlier read: {seen:?}");
+                        reads += 1;
+                        continue;
+                    }
+                    let values: Vec<Option<i64>> = if reader == 0 {
+                        redis::cmd("MGET").arg(&*keys).query(&mut connection).unwrap()
+                    } else {
+                        let mut pipe = redis::pipe();
+                        pipe.atomic();
+                        for key in keys.iter() {
+                            pipe.cmd("GET").arg(key);
+                        }
+                        pipe.query(&mut connection).unwrap()
+                    };
+                    assert!(values.windows(2).all(|pair| pair[0] == pair[1]), "reader {reader} saw an EXEC half done: {values:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let transactions: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    stop.store(true, Ordering::SeqCst);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(transactions > 200 && reads > 200, "enough ran to test anything: {transactions} EXECs, {reads} reads");
+    let values: Vec<i64> = redis::cmd("MGET").arg(&*keys).query(&mut connect(&server)).unwrap();
+    assert_eq!(values, vec![transactions as i64; keys.len()], "every EXEC incremented every key once");
+}
