@@ -122,6 +122,7 @@ def main():
     parser.add_argument("--redis-server", default="redis-server", help="command, split on spaces")
     parser.add_argument("--redis-benchmark", default="redis-benchmark", help="command, split on spaces")
     parser.add_argument("--skip-mix", action="store_true")
+    parser.add_argument("--mix-only", action="store_true", help="only the GET/SET with 10%% MULTI part")
     opts = parser.parse_args()
     opts.shoal = os.path.abspath(opts.shoal)
     opts.loadgen = os.path.abspath(opts.loadgen)
@@ -137,7 +138,7 @@ def main():
 
     per_core = {}  # workload -> last measured ops/s per server core
     results = {}  # (label, workload) -> [(ops/s, p50, p99, us/op, client busy)]
-    for round_index in range(opts.rounds):
+    for round_index in range(0 if opts.mix_only else opts.rounds):
         for label, threads in configs:
             server_cpus = list(range(threads))
             proc, port = start_server(opts, label, threads, server_cpus, workdir)
@@ -154,25 +155,26 @@ def main():
             finally:
                 stop(proc)
 
-    print()
-    # "cpu eff": one core's server CPU per request over N cores' (1.00 when a request costs as
-    # much on N cores as on one). It reads the same whether or not the client kept up, so it
-    # tells where "vs linear" measures the client (its CPUs near 100%).
-    print(f"{'workload':<9}{'server':<10}{'ops/s':>12}{'p50':>8}{'p99':>8}{'vs redis':>10}{'vs linear':>11}{'cpu us/op':>11}{'cpu eff':>9}{'client':>8}")
-    for name, _ in WORKLOADS:
-        base = statistics.median(r[0] for r in results[("redis", name)])
-        one = statistics.median(r[0] for r in results[(configs[1][0], name)])
-        one_cost = statistics.median(r[3] for r in results[(configs[1][0], name)])
-        for label, threads in configs:
-            runs = results[(label, name)]
-            rps = statistics.median(r[0] for r in runs)
-            cost = statistics.median(r[3] for r in runs)
-            linear = f"{rps / (one * threads):.2f}" if label != "redis" else ""
-            efficiency = f"{one_cost / cost:.2f}" if label != "redis" and cost > 0 else ""
-            print(f"{name:<9}{label:<10}{rps:>12,.0f}{statistics.median(r[1] for r in runs):>8.3f}"
-                  f"{statistics.median(r[2] for r in runs):>8.3f}{rps / base:>10.2f}{linear:>11}"
-                  f"{cost:>11.2f}{efficiency:>9}{statistics.median(r[4] for r in runs):>8.0%}")
+    if not opts.mix_only:
         print()
+        # "cpu eff": one core's server CPU per request over N cores' (1.00 when a request costs as
+        # much on N cores as on one). It reads the same whether or not the client kept up, so it
+        # tells where "vs linear" measures the client (its CPUs near 100%).
+        print(f"{'workload':<9}{'server':<10}{'ops/s':>12}{'p50':>8}{'p99':>8}{'vs redis':>10}{'vs linear':>11}{'cpu us/op':>11}{'cpu eff':>9}{'client':>8}")
+        for name, _ in WORKLOADS:
+            base = statistics.median(r[0] for r in results[("redis", name)])
+            one = statistics.median(r[0] for r in results[(configs[1][0], name)])
+            one_cost = statistics.median(r[3] for r in results[(configs[1][0], name)])
+            for label, threads in configs:
+                runs = results[(label, name)]
+                rps = statistics.median(r[0] for r in runs)
+                cost = statistics.median(r[3] for r in runs)
+                linear = f"{rps / (one * threads):.2f}" if label != "redis" else ""
+                efficiency = f"{one_cost / cost:.2f}" if label != "redis" and cost > 0 else ""
+                print(f"{name:<9}{label:<10}{rps:>12,.0f}{statistics.median(r[1] for r in runs):>8.3f}"
+                      f"{statistics.median(r[2] for r in runs):>8.3f}{rps / base:>10.2f}{linear:>11}"
+                      f"{cost:>11.2f}{efficiency:>9}{statistics.median(r[4] for r in runs):>8.0%}")
+            print()
 
     if not opts.skip_mix:
         largest = max(thread_counts)

@@ -8,6 +8,9 @@
 #   for b in shoal-server shoal-loadgen shoal-pubsub-load; do strip -o .device-bin/$b /tmp/rel-target/release/$b; done
 #   device run: scripts/device-scaling.sh   (carry .redis-bundle and .device-bin)
 #
+# An A/B of the transaction mix alone, two builds:
+#   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
+#
 # Try it here first with small settings:
 #   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
 #   COMPARE_ARGS="--requests 20000 --client-cpus 1 --client-threads 2" \
@@ -40,8 +43,14 @@ EOF
 fi
 export PATH="$shim:$PATH"
 
-# shellcheck disable=SC2086
-python3 -u bench/scaling.py --shoal "$bin/shoal-server" --loadgen "$bin/shoal-loadgen" ${SCALING_ARGS:-} 2>&1 | tee "$OUT/scaling.txt"
+# SCALING_BINS: the server binaries in .device-bin to run the scaling script for, in turn (an
+# A/B of two builds: copy the other one in as, say, shoal-server-base).
+for server in ${SCALING_BINS:-shoal-server}; do
+    echo "== $server"
+    # shellcheck disable=SC2086
+    python3 -u bench/scaling.py --shoal "$bin/$server" --loadgen "$bin/shoal-loadgen" ${SCALING_ARGS:-} 2>&1 | tee -a "$OUT/scaling.txt"
+done
+[ -n "${SKIP_COMPARE:-}" ] && exit 0
 # One core against Redis with a client that keeps up at pipeline 1 (8 threads on CPUs 8-15):
 # issue 2's and issue 3's per-core ratios, which the 2-core VM cannot show at P1.
 for suite in strings types; do
