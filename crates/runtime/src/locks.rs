@@ -99,7 +99,8 @@ impl Held {
 
 /// The lock table of one core, with its queue of waiters of type `W`.
 pub struct LockManager<W> {
-    keys: HashMap<(usize, Bytes), Held>,
+    /// Seeded per process (foldhash), so clients cannot choose keys that collide.
+    keys: HashMap<(usize, Bytes), Held, foldhash::fast::RandomState>,
     shard: Held,
     /// Number of key locks held (to answer "any key locked?" quickly).
     key_holders: usize,
@@ -108,7 +109,7 @@ pub struct LockManager<W> {
 
 impl<W> Default for LockManager<W> {
     fn default() -> Self {
-        LockManager { keys: HashMap::new(), shard: Held::default(), key_holders: 0, waiting: VecDeque::new() }
+        LockManager { keys: HashMap::default(), shard: Held::default(), key_holders: 0, waiting: VecDeque::new() }
     }
 }
 

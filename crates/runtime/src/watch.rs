@@ -18,11 +18,15 @@ use bytes::Bytes;
 /// One client's WATCH: set when any of its keys is written.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// One database's watched keys and, per key, its watchers.
+type Watchers = HashMap<Bytes, Vec<(u64, WatchFlag)>, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 pub struct Registry {
     /// database -> key -> (client id, its flag), in WATCH order. Keyed by database first so
-    /// that a write looks its key up as a borrowed slice, without copying it.
-    dbs: HashMap<usize, HashMap<Bytes, Vec<(u64, WatchFlag)>>>,
+    /// that a write looks its key up as a borrowed slice, without copying it. Seeded per
+    /// process (foldhash), so clients cannot choose keys that collide.
+    dbs: HashMap<usize, Watchers>,
     /// Watched (database, key) pairs.
     len: usize,
 }
