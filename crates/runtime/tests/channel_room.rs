@@ -1,7 +1,7 @@
-//! The vendored glommio wakes a producer waiting for room in a full cross-executor channel
-//! only when it announced that it waits (see `vendor/glommio/SHOAL.md`). A channel of one slot
-//! between two executors, both of which sleep often, must still carry every item in order:
-//! a missed wakeup would hang here (the test fails by timing out).
+//! The core-to-core channels (glommio's, vendored and patched: see `vendor/glommio/SHOAL.md`)
+//! must wake a producer that waits for room in a full channel. A channel of one slot between
+//! two executors, both of which sleep often, must carry every item in order: a missed wakeup
+//! would hang here (the test fails by timing out).
 
 use std::time::Duration;
 

@@ -296,7 +296,7 @@ impl<T: Send + Sized> ConnectedSender<T> {
     }
 
     fn wait_for_room(&self, cx: &Context<'_>) -> Poll<()> {
-        match self.state.buffer.free_space_or_wait() > 0 || self.state.buffer.producer_disconnected() {
+        match self.state.buffer.free_space() > 0 || self.state.buffer.producer_disconnected() {
             true => Poll::Ready(()),
             false => {
                 self.reactor
@@ -420,12 +420,7 @@ impl<T: Send + Sized> ConnectedReceiver<T> {
                 }
             }
             res => {
-                // Shoal's patch: upstream woke the producer's executor after every pop
-                // whenever it slept (an eventfd write, and a wakeup for nothing when it
-                // only waited for our reply). It needs waking only when it waits for room.
-                if self.state.buffer.take_waiting() {
-                    self.notifier.notify(false);
-                }
+                self.notifier.notify(false);
                 Poll::Ready(res)
             }
         }

@@ -29,9 +29,6 @@ struct ConsumerCacheline {
     /// Id == 0 : never connected
     /// Id == usize::MAX: disconnected
     producer_id: AtomicUsize,
-    /// Shoal's patch: the producer found the queue full and waits for room, so the consumer
-    /// must wake it after a pop (see `Producer::wait_for_room` / `Consumer::take_waiting`).
-    producer_waiting: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -260,7 +257,6 @@ fn inner_make<T>(capacity: usize, initial_value: usize) -> (Producer<T>, Consume
         ccache: ConsumerCacheline {
             head: AtomicUsize::new(initial_value),
             producer_id: AtomicUsize::new(0),
-            producer_waiting: AtomicBool::new(false),
         },
         _marker: PhantomData,
     });
@@ -361,21 +357,6 @@ impl<T> Producer<T> {
     pub fn free_space(&self) -> usize {
         self.capacity() - self.size()
     }
-
-    /// Shoal's patch: the free space, announcing first that the producer will wait for room
-    /// if there is none. The store and the load of the consumer's head are ordered by a
-    /// fence, and the consumer fences between its pop and its look at the flag
-    /// (`Consumer::take_waiting`): so either the consumer sees the flag and wakes us, or we
-    /// see the room its pop made (Dekker's pattern).
-    pub(crate) fn free_space_or_wait(&self) -> usize {
-        let free = self.free_space();
-        if free > 0 {
-            return free;
-        }
-        self.buffer.ccache.producer_waiting.store(true, Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        self.free_space()
-    }
 }
 
 impl<T> BufferHalf for Consumer<T> {
@@ -417,14 +398,6 @@ impl<T> Consumer<T> {
     /// return `Some(v)`, where `v` is the value being popped off the queue.
     pub fn try_pop(&self) -> Option<T> {
         (*self.buffer).try_pop()
-    }
-
-    /// Shoal's patch: after a pop, whether the producer waits for room and must be woken
-    /// (clearing the flag). See `Producer::free_space_or_wait`.
-    pub(crate) fn take_waiting(&self) -> bool {
-        std::sync::atomic::fence(Ordering::SeqCst);
-        let waiting = &self.buffer.ccache.producer_waiting;
-        waiting.load(Ordering::Relaxed) && waiting.swap(false, Ordering::Relaxed)
     }
 }
 
