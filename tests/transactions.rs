@@ -508,8 +508,19 @@ fn transactions_taking_keys_in_different_orders_all_finish() {
 /// caught.
 #[test]
 fn nobody_sees_an_exec_half_done_on_contended_keys() {
-    let server = Server::start(THREADS, &[]);
-    let keys: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("half", 3, THREADS));
+    exec_never_seen_half_done(THREADS, 3);
+}
+
+/// With two cores every EXEC over both is a pair: this core and one other (the path that
+/// runs the other core's commands with its lock, see `Core::exec_with_one_peer`).
+#[test]
+fn nobody_sees_an_exec_over_two_cores_half_done() {
+    exec_never_seen_half_done(2, 2);
+}
+
+fn exec_never_seen_half_done(threads: usize, cores: usize) {
+    let server = Server::start(threads, &[]);
+    let keys: Arc<Vec<String>> = Arc::new(keys_on_distinct_cores("half", cores, threads));
     let deadline = Instant::now() + Duration::from_millis(1500);
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)

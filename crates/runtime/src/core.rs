@@ -131,6 +131,11 @@ pub enum Msg {
     /// Take intent locks for transaction `tx` only if they can be granted now; reply at once,
     /// granted or refused (see [`Core::acquire_all`]).
     TryAcquire { req: u64, tx: TxId, locks: LockSet },
+    /// Take intent locks for transaction `tx` only if they can be granted now, then run `op`
+    /// and release at once; reply [`Payload::Hop`] (released) or [`Payload::Refused`]
+    /// (nothing held, nothing ran). For an EXEC whose other locks, all on the asking core,
+    /// are already held (see `Core::exec_with_one_peer`).
+    TryRun { req: u64, tx: TxId, locks: LockSet, db: usize, proto: Protocol, op: HopOp },
     /// Run one hop of a transaction that holds its locks here. With `release`, the hop is
     /// the transaction's last here: the core then releases its locks at once (as
     /// [`Msg::Release`] with `wrote`), which saves that message, unless keyspace events are
@@ -500,6 +505,17 @@ impl Core {
             Msg::TryAcquire { req, tx, locks } => {
                 let payload = if self.try_hold(tx, locks) { Payload::Granted } else { Payload::Refused };
                 self.reply(from, req, payload);
+            }
+            Msg::TryRun { req, tx, locks, db, proto, op } => {
+                // With notifications on, the events would have to be published before the
+                // locks go: the asking core then takes the general path.
+                if self.settings.borrow().notify_keyspace_events != 0 || !self.try_hold(tx, locks) {
+                    self.reply(from, req, Payload::Refused);
+                    return;
+                }
+                let (result, events) = self.run_hop(db, proto, op);
+                self.release_local(tx, false);
+                self.reply(from, req, Payload::Hop(result, events, true));
             }
             Msg::Hop { req, db, proto, op, release } => {
                 // Notifications off here: the hop raises no event, so nothing needs the locks
@@ -1151,7 +1167,7 @@ impl Core {
         self.held.borrow_mut().insert(tx, Held { set, absent });
     }
 
-    fn release_local(self: &Rc<Self>, tx: TxId, wrote: bool) {
+    pub(crate) fn release_local(self: &Rc<Self>, tx: TxId, wrote: bool) {
         let held = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
         if wrote {
             self.signal_released(&held);
@@ -1390,7 +1406,7 @@ impl Core {
     }
 
     /// Grants `set` to `tx` if this core can now, without queueing.
-    fn try_hold(&self, tx: TxId, set: LockSet) -> bool {
+    pub(crate) fn try_hold(&self, tx: TxId, set: LockSet) -> bool {
         if !self.locks.borrow_mut().try_acquire(&set) {
             return false;
         }

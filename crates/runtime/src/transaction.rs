@@ -21,7 +21,7 @@ use shoal_commands::table::flags;
 use shoal_commands::{CommandSpec, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
 
-use crate::core::{Core, TxCoordinator, TxId};
+use crate::core::{Core, Msg, Payload, TxCoordinator, TxId};
 use crate::locks::{LockSet, Mode};
 use crate::stats::Stopwatch;
 use crate::watch::WatchFlag;
@@ -212,6 +212,113 @@ pub(crate) fn changed_nothing(spec: &CommandSpec, reply: &Frame) -> bool {
     }
 }
 
+/// One core's commands run in order, each with its reply, its run time and its events.
+type Timed = Vec<(Frame, std::time::Duration, Vec<KeyEvent>)>;
+
+/// A WATCH check, run where the transaction holds all of its locks.
+pub type WatchCheck = Box<dyn Fn() -> bool + Send>;
+
+/// A hop that runs `batch` in order on the core that owns its keys, unless `check` says the
+/// WATCH failed (then it runs nothing). Its result reads with [`timed_of`].
+fn batch_op(batch: Vec<(&'static CommandSpec, Vec<Bytes>)>, check: Option<WatchCheck>) -> HopOp {
+    Box::new(move |ctx: &mut Ctx| {
+        if check.is_some_and(|check| !check()) {
+            return Box::new(None::<Timed>) as HopResult;
+        }
+        let core = Core::current();
+        // Each command's events with it, so they go out in the EXEC's order.
+        let timed: Timed = batch
+            .iter()
+            .map(|(spec, args)| {
+                let (reply, elapsed, _) = core.run_signalled(ctx, spec, args, false);
+                (reply, elapsed, ctx.take_events())
+            })
+            .collect();
+        Box::new(Some(timed)) as HopResult
+    })
+}
+
+/// What a [`batch_op`] returned: None when its WATCH check failed.
+fn timed_of(result: HopResult) -> Option<Timed> {
+    *result.downcast::<Option<Timed>>().expect("a batch hop returns its frames")
+}
+
+impl Core {
+    /// EXEC of keyed single-core commands whose keys and watched keys are on this core and
+    /// one other, while neither the append-only log nor keyspace events are on: one message
+    /// and its reply instead of four. This core takes its locks if it can at once; then the
+    /// other core takes its own if it can at once (`Msg::TryRun`) and, holding them, checks
+    /// the WATCH, runs its commands and releases; then this core runs its commands and
+    /// releases. Every lock is held before anything runs and nothing is released before
+    /// that (two-phase locking), and neither core waits for a lock while holding one, so
+    /// no cycle of waits can form.
+    ///
+    /// Returns None when this does not apply or a lock was not free (nothing ran, nothing is
+    /// held: the caller takes the general path), Some(None) when the WATCH failed, else the
+    /// replies in order.
+    pub async fn exec_with_one_peer(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        cmds: &[(&'static CommandSpec, &Route, &[Bytes])],
+        watched: &[(usize, Bytes)],
+        check: Option<WatchCheck>,
+    ) -> Option<Option<Vec<Frame>>> {
+        if crate::aof::LOG.is_active() || self.settings.borrow().notify_keyspace_events != 0 {
+            return None;
+        }
+        if !cmds.iter().all(|(_, route, _)| matches!(route, Route::Single(Some(_)))) {
+            return None;
+        }
+        let plan = cmds.iter().map(|(spec, route, args)| Planned { db, spec, route, args });
+        let mut sets = self.exec_lock_sets(plan, watched);
+        let [(first, _), (second, _)] = sets.as_slice() else { return None };
+        let peer = match (*first == self.id, *second == self.id) {
+            (true, false) => *second,
+            (false, true) => *first,
+            _ => return None,
+        };
+        let tx = self.new_tx();
+        let at = sets.iter().position(|(shard, _)| *shard == self.id).expect("this core has a set");
+        let (_, local) = sets.swap_remove(at);
+        let (_, remote) = sets.pop().expect("the peer has a set");
+        if !self.try_hold(tx, local) {
+            return None;
+        }
+        let (mut here, mut there) = (Vec::new(), Vec::new());
+        for (index, (spec, route, args)) in cmds.iter().enumerate() {
+            let group = if **route == Route::Single(Some(peer)) { &mut there } else { &mut here };
+            group.push((index, (*spec, args.to_vec())));
+        }
+        let (there_indexes, there_batch): (Vec<usize>, Vec<_>) = there.into_iter().unzip();
+        let op = batch_op(there_batch, check);
+        let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks: remote, db, proto, op }).await;
+        let result = match reply.expect("a peer always answers a try") {
+            Payload::Refused => {
+                self.release_local(tx, false);
+                return None;
+            }
+            Payload::Hop(result, _, _) => result,
+            _ => unreachable!("a try to run is answered with its result or a refusal"),
+        };
+        let Some(there_timed) = timed_of(result) else {
+            self.release_local(tx, false);
+            return Some(None);
+        };
+        let (here_indexes, here_batch): (Vec<usize>, Vec<_>) = here.into_iter().unzip();
+        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None));
+        let here_timed = timed_of(result).expect("no check here");
+        self.release_local(tx, false);
+        let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
+        let mut stats = self.stats.borrow_mut();
+        for (index, (frame, elapsed, _)) in there_indexes.into_iter().zip(there_timed).chain(here_indexes.into_iter().zip(here_timed)) {
+            stats.record(cmds[index].0.name, elapsed, &frame);
+            replies[index] = Some(frame);
+        }
+        Some(Some(replies.into_iter().map(|r| r.expect("every command answered")).collect()))
+    }
+}
+
 impl Transaction {
     /// Runs one queued cross-core or blocking command (`Route::Multi`) under the
     /// transaction's locks and returns its reply; single-core commands go through
@@ -271,20 +378,7 @@ impl Transaction {
             .into_iter()
             .map(|(shard, group_indexes, batch)| {
                 indexes.push((shard, group_indexes));
-                let op: HopOp = Box::new(move |ctx: &mut Ctx| {
-                    // The hop runs on the core that owns the keys.
-                    let core = Core::current();
-                    // Each command's events with it, so they go out in the EXEC's order.
-                    let timed: Vec<(Frame, std::time::Duration, Vec<KeyEvent>)> = batch
-                        .iter()
-                        .map(|(spec, args)| {
-                            let (reply, elapsed, _) = core.run_signalled(ctx, spec, args, false);
-                            (reply, elapsed, ctx.take_events())
-                        })
-                        .collect();
-                    Box::new(timed) as HopResult
-                });
-                (shard, op)
+                (shard, batch_op(batch, None))
             })
             .collect();
         let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
@@ -302,7 +396,7 @@ impl Transaction {
         let mut sources = Vec::new();
         let mut stats = self.core.stats.borrow_mut();
         for ((shard, group_indexes), (result, _)) in indexes.into_iter().zip(results) {
-            let timed = *result.downcast::<Vec<(Frame, std::time::Duration, Vec<KeyEvent>)>>().expect("a batch hop returns its frames");
+            let timed = timed_of(result).expect("a hop without a check always runs");
             for (index, (frame, elapsed, raised)) in group_indexes.into_iter().zip(timed) {
                 stats.record(names[index], elapsed, &frame);
                 replies[index] = Some(frame);

@@ -133,6 +133,27 @@ fn one_core(node: &Rc<Node>, queued: &[Queued], watched: &[(usize, Bytes)]) -> O
     Some(target.unwrap_or(node.core.id))
 }
 
+/// Whether every queued command names keys and the keys and watched keys are on this core
+/// and exactly one other (a cheap look before `exec_with_one_peer` plans anything).
+fn one_peer(node: &Rc<Node>, queued: &[Queued], watched: &[(usize, Bytes)]) -> bool {
+    let own = node.core.id;
+    let (mut here, mut peer) = (false, None);
+    let routes = queued.iter().map(|q| match q.route {
+        Route::Single(Some(core)) => Some(core),
+        _ => None,
+    });
+    let watched = watched.iter().map(|(_, key)| Some(shoal_store::slot::key_shard(key, node.core.shard_count)));
+    for core in routes.chain(watched) {
+        match core {
+            None => return false,
+            Some(core) if core == own => here = true,
+            Some(core) if peer.is_none_or(|peer| peer == core) => peer = Some(core),
+            Some(_) => return false,
+        }
+    }
+    here && peer.is_some()
+}
+
 /// EXEC: runs the queued commands as one transaction, or answers why not.
 pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let Some(multi) = conn.multi.take() else {
@@ -181,6 +202,19 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         if let Some(replies) = outcome {
             forget(conn, watch);
             return (replies.map_or(Frame::NullArray, Frame::Array), After::Continue);
+        }
+    }
+    // Keys on this core and one other: one message and its reply (see `exec_with_one_peer`).
+    if one_peer(node, &multi.queued, &watched) {
+        let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
+        let check = watch.as_ref().map(|state| {
+            let (flag, deadlines) = (state.flag.clone(), state.deadlines.clone());
+            Box::new(move || watch_holds(&flag, &deadlines, shoal_runtime::now_ms())) as shoal_runtime::transaction::WatchCheck
+        });
+        // Boxed: its state stays out of every EXEC's future.
+        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, check)).await {
+            forget(conn, watch);
+            return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
     }
     // The database of each command: a queued SELECT changes it for the ones after it.
