@@ -18,16 +18,27 @@ const THREADS: usize = 4;
 /// How long the timed tests keep their writers going.
 const RUN_FOR: Duration = Duration::from_secs(2);
 
-/// A `redis` crate connection that fails instead of hanging when the server stops answering.
-fn distinct_cores(keys: &[String]) -> usize {
-    keys.iter().map(|k| key_core(k.as_bytes(), THREADS)).collect::<HashSet<_>>().len()
+/// How many cores of a `threads`-core server `keys` live on.
+fn distinct_cores(keys: &[String], threads: usize) -> usize {
+    keys.iter().map(|k| key_core(k.as_bytes(), threads)).collect::<HashSet<_>>().len()
 }
 
 #[test]
 fn mget_never_sees_half_of_an_mset_across_cores() {
-    let server = Server::start(THREADS, &[]);
-    let keys = Arc::new(keys_on_distinct_cores("group", 4, THREADS));
-    assert_eq!(distinct_cores(&keys), 4, "the group's keys live on four cores");
+    mset_and_mget_over(THREADS, 4);
+}
+
+/// With two cores, each MSET and MGET is over the connection's core and one other: the path
+/// that runs the other core's part with its lock in one message (`runtime::pair`).
+#[test]
+fn mget_never_sees_half_of_an_mset_over_two_cores() {
+    mset_and_mget_over(2, 2);
+}
+
+fn mset_and_mget_over(threads: usize, cores: usize) {
+    let server = Server::start(threads, &[]);
+    let keys = Arc::new(keys_on_distinct_cores("group", cores, threads));
+    assert_eq!(distinct_cores(&keys, threads), cores, "the group's keys live on {cores} cores");
     let mut setup = connect(&server);
     redis::cmd("MSET").arg(keys.iter().flat_map(|k| [k.as_str(), "initial"]).collect::<Vec<_>>()).query::<()>(&mut setup).unwrap();
 
@@ -88,7 +99,7 @@ fn mget_never_sees_half_of_an_mset_across_cores() {
 fn a_key_renamed_back_and_forth_across_cores_always_exists_exactly_once() {
     let server = Server::start(THREADS, &[]);
     let names = keys_on_distinct_cores("pingpong", 2, THREADS);
-    assert_eq!(distinct_cores(&names), 2, "the two names live on two cores");
+    assert_eq!(distinct_cores(&names, THREADS), 2, "the two names live on two cores");
     let (a, b) = (names[0].clone(), names[1].clone());
     let mut setup = connect(&server);
     redis::cmd("SET").arg(&a).arg("payload").query::<()>(&mut setup).unwrap();
@@ -149,7 +160,7 @@ fn msetnx_under_contention_sets_all_of_its_keys_or_none() {
     const ROUNDS: usize = 150;
     let server = Server::start(THREADS, &[]);
     let keys: Vec<String> = (0..WRITERS).map(|i| format!("nx:{i}")).collect();
-    assert!(distinct_cores(&keys) >= 3, "the keys spread over at least three cores");
+    assert!(distinct_cores(&keys, THREADS) >= 3, "the keys spread over at least three cores");
     // Writer w's group is keys w, w+1 and w+2 (wrapping): each group overlaps four others.
     let group = |writer: usize| -> Vec<usize> { (0..3).map(|i| (writer + i) % WRITERS).collect() };
 

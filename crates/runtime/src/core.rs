@@ -135,7 +135,10 @@ pub enum Msg {
     /// and release at once; reply [`Payload::Hop`] (released) or [`Payload::Refused`]
     /// (nothing held, nothing ran). For an EXEC whose other locks, all on the asking core,
     /// are already held (see `Core::exec_with_one_peer`).
-    TryRun { req: u64, tx: TxId, locks: LockSet, db: usize, proto: Protocol, op: HopOp },
+    /// With `signal`, the release tells the watchers and waiters of the locked keys when the
+    /// op changed anything (a cross-core command's part; an EXEC's commands tell them as
+    /// they run).
+    TryRun { req: u64, tx: TxId, locks: LockSet, db: usize, proto: Protocol, op: HopOp, signal: bool },
     /// Run one hop of a transaction that holds its locks here. With `release`, the hop is
     /// the transaction's last here: the core then releases its locks at once (as
     /// [`Msg::Release`] with `wrote`), which saves that message, unless keyspace events are
@@ -506,15 +509,17 @@ impl Core {
                 let payload = if self.try_hold(tx, locks) { Payload::Granted } else { Payload::Refused };
                 self.reply(from, req, payload);
             }
-            Msg::TryRun { req, tx, locks, db, proto, op } => {
+            Msg::TryRun { req, tx, locks, db, proto, op, signal } => {
                 // With notifications on, the events would have to be published before the
                 // locks go: the asking core then takes the general path.
                 if self.settings.borrow().notify_keyspace_events != 0 || !self.try_hold(tx, locks) {
                     self.reply(from, req, Payload::Refused);
                     return;
                 }
+                let before = self.with_shard(|shard| changes(shard));
                 let (result, events) = self.run_hop(db, proto, op);
-                self.release_local(tx, false);
+                let changed = signal && self.with_shard(|shard| changes(shard)) != before;
+                self.release_local(tx, changed);
                 self.reply(from, req, Payload::Hop(result, events, true));
             }
             Msg::Hop { req, db, proto, op, release } => {
@@ -1263,6 +1268,19 @@ impl Core {
             _ => unreachable!("{} has a cross-core form", spec.name),
         };
         let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
+        // Keys on this core and one other: one round trip (see `crate::pair`).
+        if let [first, second] = shards[..] {
+            if (first == self.id || second == self.id) && crate::pair::applies(spec) && self.settings.borrow().notify_keyspace_events == 0 {
+                let peer = if first == self.id { second } else { first };
+                let started = Stopwatch::start();
+                let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
+                // Boxed: its state stays out of every cross-core command's future.
+                if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets, peer)).await {
+                    self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+                    return reply;
+                }
+            }
+        }
         let sets = if spec.has(shoal_commands::table::flags::ALL_SHARDS) {
             shards.iter().map(|&s| (s, LockSet { shard: Some(mode), keys: Vec::new() })).collect()
         } else if let Some(exclusive) = spec.all_shards_when.and_then(|all_shards| all_shards(&args)) {

@@ -14,6 +14,7 @@ pub mod evict;
 pub mod launch;
 pub mod locks;
 pub mod memlock;
+mod pair;
 pub mod pubsub;
 pub mod script;
 pub mod stats;

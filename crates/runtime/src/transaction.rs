@@ -292,7 +292,7 @@ impl Core {
         }
         let (there_indexes, there_batch): (Vec<usize>, Vec<_>) = there.into_iter().unzip();
         let op = batch_op(there_batch, check);
-        let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks: remote, db, proto, op }).await;
+        let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks: remote, db, proto, op, signal: false }).await;
         let result = match reply.expect("a peer always answers a try") {
             Payload::Refused => {
                 self.release_local(tx, false);

@@ -1,0 +1,150 @@
+//! A cross-core command over this core and one other, in one round trip.
+//!
+//! MSET, MGET, DEL, UNLINK, EXISTS and TOUCH hop once: one step per core, all at once. When
+//! their keys are on this core and exactly one other, and neither the append-only log nor
+//! keyspace events are on, they need not take their locks first and run second. This core
+//! takes its locks if they are free at once; the step for the other core travels as
+//! `Msg::TryRun`, which takes that core's locks if they are free at once, runs the step and
+//! releases; then this core runs its own step and releases. Every lock is held before either
+//! step runs and none is released before that (two-phase locking), and no core waits for a
+//! lock while holding one (so no cycle of waits). When a lock is not free, nothing has run:
+//! the command is dropped before its step here and goes the general way (`Core::run_multi`).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::Bytes;
+use futures::future::{Either, LocalBoxFuture};
+use futures::FutureExt;
+use shoal_commands::{CommandSpec, Coordinator, HopOp, HopResult, MultiFn};
+use shoal_resp::{Frame, Protocol};
+
+use crate::core::{changes, Core, Msg, Payload, TxId};
+use crate::locks::LockSet;
+
+/// The cross-core commands that hop exactly once (so the other core's step may release).
+const ONE_HOP: [&str; 6] = ["mset", "mget", "del", "unlink", "exists", "touch"];
+
+/// Whether `spec` may take the pair path (see the module's documentation).
+pub(crate) fn applies(spec: &CommandSpec) -> bool {
+    ONE_HOP.contains(&spec.name) && !crate::aof::LOG.is_active()
+}
+
+/// Runs the one hop: the other core's step by `Msg::TryRun`, then this core's.
+struct PairCoordinator {
+    core: Rc<Core>,
+    db: usize,
+    proto: Protocol,
+    tx: TxId,
+    peer: usize,
+    /// The other core's locks, until the hop sends them.
+    remote: RefCell<Option<LockSet>>,
+    /// Set when the other core refused: the command's future is then dropped.
+    refused: Cell<bool>,
+    waiter: RefCell<Option<Waker>>,
+    /// Whether this core's step changed anything (its release then tells the watchers).
+    changed: Cell<bool>,
+}
+
+impl Coordinator for PairCoordinator {
+    fn shard_count(&self) -> usize {
+        self.core.shard_count
+    }
+
+    fn db_index(&self) -> usize {
+        self.db
+    }
+
+    fn proto(&self) -> Protocol {
+        self.proto
+    }
+
+    fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
+        async move {
+            let mut results: Vec<Option<HopResult>> = ops.iter().map(|_| None).collect();
+            let mut local = Vec::new();
+            let mut wait = None;
+            for (index, (shard, op)) in ops.into_iter().enumerate() {
+                if shard == self.core.id {
+                    local.push((index, op));
+                    continue;
+                }
+                debug_assert_eq!(shard, self.peer, "the pair path runs on two cores");
+                let locks = self.remote.borrow_mut().take().expect("the commands of the pair path hop once, one step per core");
+                let (tx, db, proto) = (self.tx, self.db, self.proto);
+                wait = Some((index, self.core.request(shard, |req| Msg::TryRun { req, tx, locks, db, proto, op, signal: true })));
+            }
+            if let Some((index, rx)) = wait {
+                match rx.await.expect("a peer always answers a try") {
+                    Payload::Refused => {
+                        self.refused.set(true);
+                        if let Some(waker) = self.waiter.borrow_mut().take() {
+                            waker.wake();
+                        }
+                        return futures::future::pending().await;
+                    }
+                    Payload::Hop(result, _, _) => results[index] = Some(result),
+                    _ => unreachable!("a try to run is answered with its result or a refusal"),
+                }
+            }
+            for (index, op) in local {
+                let before = self.core.with_shard(|shard| changes(shard));
+                let (result, _) = self.core.run_hop(self.db, self.proto, op);
+                if self.core.with_shard(|shard| changes(shard)) != before {
+                    self.changed.set(true);
+                }
+                results[index] = Some(result);
+            }
+            results.into_iter().map(|result| result.expect("every step ran")).collect()
+        }
+        .boxed_local()
+    }
+}
+
+impl Core {
+    /// Runs `multi` for `args` over this core and `peer` by the pair path. None when a lock
+    /// was not free: nothing ran and nothing is held.
+    pub(crate) async fn run_multi_pair(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        multi: MultiFn,
+        args: &[Bytes],
+        mut sets: Vec<(usize, LockSet)>,
+        peer: usize,
+    ) -> Option<Frame> {
+        let at = sets.iter().position(|(shard, _)| *shard == self.id)?;
+        let (_, local) = sets.swap_remove(at);
+        let (_, remote) = sets.pop()?;
+        let tx = self.new_tx();
+        if !self.try_hold(tx, local) {
+            return None;
+        }
+        let coordinator = PairCoordinator {
+            core: self.clone(),
+            db,
+            proto,
+            tx,
+            peer,
+            remote: RefCell::new(Some(remote)),
+            refused: Cell::new(false),
+            waiter: RefCell::new(None),
+            changed: Cell::new(false),
+        };
+        let refused = std::future::poll_fn(|cx| {
+            if coordinator.refused.get() {
+                return Poll::Ready(());
+            }
+            *coordinator.waiter.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        let run = multi(&coordinator, args.to_vec());
+        let outcome = match futures::future::select(run, std::pin::pin!(refused)).await {
+            Either::Left((reply, _)) => Some(reply),
+            Either::Right(_) => None,
+        };
+        self.release_local(tx, outcome.is_some() && coordinator.changed.get());
+        outcome
+    }
+}
