@@ -275,8 +275,22 @@ fn scripted_transactions_answer_as_redis_does() {
 /// writes, a script's SET NX), which fail no WATCH in Redis either.
 #[test]
 fn random_watch_and_multi_sequences_answer_as_redis_does() {
-    let servers = shoal_and_redis(&[]);
-    let keys = keys_on_distinct_cores("r", 4, THREADS);
+    random_watch_and_multi_sequences(shoal_and_redis(&[]), keys_on_distinct_cores("r", 4, THREADS));
+}
+
+/// With two cores, every EXEC of keyed single-core commands over both cores, and every MSET,
+/// MGET, DEL and EXISTS over both, takes the one-round-trip path (`Core::exec_with_one_peer`,
+/// `runtime::pair`), WATCH included.
+#[test]
+fn random_watch_and_multi_sequences_over_two_cores_answer_as_redis_does() {
+    let mut servers = vec![Server::start(2, &[])];
+    servers.extend(Server::start_redis_with(&[]));
+    let mut keys = keys_on_distinct_cores("r", 2, 2);
+    keys.extend(keys_on_distinct_cores("s", 2, 2));
+    random_watch_and_multi_sequences(servers, keys);
+}
+
+fn random_watch_and_multi_sequences(servers: Vec<Server>, keys: Vec<String>) {
     let seeds: u64 = std::env::var("SHOAL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     for seed in 1..=seeds {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
