@@ -31,6 +31,36 @@ pub(crate) fn applies(spec: &CommandSpec) -> bool {
     ONE_HOP.contains(&spec.name) && !crate::aof::LOG.is_active()
 }
 
+/// This core's locks of a two-core command or EXEC, released when dropped (a future that
+/// goes away in the middle must not keep its keys, as `Transaction`'s drop ensures for the
+/// general path) unless released explicitly first.
+pub(crate) struct LocalHold {
+    core: Rc<Core>,
+    tx: TxId,
+    held: bool,
+}
+
+impl LocalHold {
+    /// Takes `set` for `tx` on `core` if it is free at once.
+    pub(crate) fn try_take(core: &Rc<Core>, tx: TxId, set: LockSet) -> Option<LocalHold> {
+        core.try_hold(tx, set).then(|| LocalHold { core: core.clone(), tx, held: true })
+    }
+
+    /// Releases; `wrote` as in `Msg::Release`.
+    pub(crate) fn release(mut self, wrote: bool) {
+        self.held = false;
+        self.core.release_local(self.tx, wrote);
+    }
+}
+
+impl Drop for LocalHold {
+    fn drop(&mut self) {
+        if self.held {
+            self.core.release_local(self.tx, false);
+        }
+    }
+}
+
 /// Runs the one hop: the other core's step by `Msg::TryRun`, then this core's.
 struct PairCoordinator {
     core: Rc<Core>,
@@ -118,9 +148,7 @@ impl Core {
         let (_, local) = sets.swap_remove(at);
         let (_, remote) = sets.pop()?;
         let tx = self.new_tx();
-        if !self.try_hold(tx, local) {
-            return None;
-        }
+        let hold = LocalHold::try_take(self, tx, local)?;
         let coordinator = PairCoordinator {
             core: self.clone(),
             db,
@@ -144,7 +172,7 @@ impl Core {
             Either::Left((reply, _)) => Some(reply),
             Either::Right(_) => None,
         };
-        self.release_local(tx, outcome.is_some() && coordinator.changed.get());
+        hold.release(outcome.is_some() && coordinator.changed.get());
         outcome
     }
 }

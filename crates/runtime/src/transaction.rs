@@ -282,9 +282,7 @@ impl Core {
         let at = sets.iter().position(|(shard, _)| *shard == self.id).expect("this core has a set");
         let (_, local) = sets.swap_remove(at);
         let (_, remote) = sets.pop().expect("the peer has a set");
-        if !self.try_hold(tx, local) {
-            return None;
-        }
+        let hold = crate::pair::LocalHold::try_take(self, tx, local)?;
         let (mut here, mut there) = (Vec::new(), Vec::new());
         for (index, (spec, route, args)) in cmds.iter().enumerate() {
             let group = if **route == Route::Single(Some(peer)) { &mut there } else { &mut here };
@@ -295,20 +293,20 @@ impl Core {
         let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks: remote, db, proto, op, signal: false }).await;
         let result = match reply.expect("a peer always answers a try") {
             Payload::Refused => {
-                self.release_local(tx, false);
+                hold.release(false);
                 return None;
             }
             Payload::Hop(result, _, _) => result,
             _ => unreachable!("a try to run is answered with its result or a refusal"),
         };
         let Some(there_timed) = timed_of(result) else {
-            self.release_local(tx, false);
+            hold.release(false);
             return Some(None);
         };
         let (here_indexes, here_batch): (Vec<usize>, Vec<_>) = here.into_iter().unzip();
         let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None));
         let here_timed = timed_of(result).expect("no check here");
-        self.release_local(tx, false);
+        hold.release(false);
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
         let mut stats = self.stats.borrow_mut();
         for (index, (frame, elapsed, _)) in there_indexes.into_iter().zip(there_timed).chain(here_indexes.into_iter().zip(here_timed)) {
