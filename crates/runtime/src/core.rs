@@ -133,8 +133,8 @@ pub enum Msg {
     TryAcquire { req: u64, tx: TxId, locks: LockSet },
     /// Take intent locks for transaction `tx` only if they can be granted now, then run `op`
     /// and release at once; reply [`Payload::Hop`] (released) or [`Payload::Refused`]
-    /// (nothing held, nothing ran). For an EXEC whose other locks, all on the asking core,
-    /// are already held (see `Core::exec_with_one_peer`).
+    /// (nothing held, nothing ran). For a command or EXEC whose other locks, all on the
+    /// asking core, are already held (see `crate::pair` and `Core::exec_with_one_peer`).
     /// With `signal`, the release tells the watchers and waiters of the locked keys when the
     /// op changed anything (a cross-core command's part; an EXEC's commands tell them as
     /// they run).
@@ -516,10 +516,8 @@ impl Core {
                     self.reply(from, req, Payload::Refused);
                     return;
                 }
-                let before = self.with_shard(|shard| changes(shard));
-                let (result, events) = self.run_hop(db, proto, op);
-                let changed = signal && self.with_shard(|shard| changes(shard)) != before;
-                self.release_local(tx, changed);
+                let ((result, events), changed) = self.run_hop_counting(db, proto, op);
+                self.release_local(tx, signal && changed);
                 self.reply(from, req, Payload::Hop(result, events, true));
             }
             Msg::Hop { req, db, proto, op, release } => {
@@ -968,6 +966,13 @@ impl Core {
     /// Runs a hop of a transaction. Its keyspace events are returned, not published: the
     /// coordinator publishes every hop's events in the command's order (see
     /// [`Core::publish_in_order`]).
+    /// [`Core::run_hop`], and whether it changed anything (the change counter moved).
+    pub(crate) fn run_hop_counting(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> (Hopped, bool) {
+        let before = self.with_shard(|shard| changes(shard));
+        let hopped = self.run_hop(db, proto, op);
+        (hopped, self.with_shard(|shard| changes(shard)) != before)
+    }
+
     pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> Hopped {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
@@ -1269,16 +1274,13 @@ impl Core {
         };
         let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
         // Keys on this core and one other: one round trip (see `crate::pair`).
-        if let [first, second] = shards[..] {
-            if (first == self.id || second == self.id) && crate::pair::applies(spec) && self.settings.borrow().notify_keyspace_events == 0 {
-                let peer = if first == self.id { second } else { first };
-                let started = Stopwatch::start();
-                let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
-                // Boxed: its state stays out of every cross-core command's future.
-                if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets, peer)).await {
-                    self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
-                    return reply;
-                }
+        if shards.len() == 2 && shards.contains(&self.id) && crate::pair::ONE_HOP.contains(&spec.name) && crate::pair::applies(self) {
+            let started = Stopwatch::start();
+            let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
+            // Boxed: its state stays out of every cross-core command's future.
+            if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets)).await {
+                self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+                return reply;
             }
         }
         let sets = if spec.has(shoal_commands::table::flags::ALL_SHARDS) {
@@ -1494,6 +1496,48 @@ impl TxCoordinator {
         TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()) }
     }
 
+    /// Runs `ops` (one per core, at once), keeps their events, and returns their results in
+    /// order, each with whether its core released transaction `release` after it (see
+    /// [`Msg::Hop`]; this core's own hop never does, its release costs no message).
+    pub(crate) async fn hop_releasing(&self, ops: Vec<(usize, HopOp)>, release: Option<(TxId, bool)>) -> Vec<(HopResult, bool)> {
+        // Per hop: its core and, once known, its result, events and release.
+        let mut results: Vec<(usize, Option<(Hopped, bool)>)> = Vec::with_capacity(ops.len());
+        let mut waits = Vec::with_capacity(ops.len());
+        let mut locals = Vec::new();
+        for (index, (shard, op)) in ops.into_iter().enumerate() {
+            results.push((shard, None));
+            if shard == self.core.id {
+                locals.push((index, op));
+                waits.push(None);
+            } else {
+                let (db, proto) = (self.db, self.proto);
+                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release })));
+            }
+        }
+        for (index, op) in locals {
+            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op), false));
+        }
+        for (index, wait) in waits.into_iter().enumerate() {
+            if let Some(rx) = wait {
+                match rx.await.expect("a peer always answers a hop") {
+                    Payload::Hop(result, events, released) => results[index].1 = Some(((result, events), released)),
+                    _ => unreachable!("a hop is answered with its result"),
+                }
+            }
+        }
+        let mut events = self.events.borrow_mut();
+        results
+            .into_iter()
+            .map(|(shard, r)| {
+                let ((result, hop_events), released) = r.expect("every hop has a result");
+                if !hop_events.is_empty() {
+                    events.push((shard, hop_events));
+                }
+                (result, released)
+            })
+            .collect()
+    }
+
     /// The events of the command that ran under this coordinator, in Redis's order (see
     /// [`merge_events`]), and the cores that raised them.
     pub(crate) fn take_events(&self, spec: &CommandSpec, args: &[Bytes]) -> (Vec<KeyEvent>, Vec<usize>) {
@@ -1545,50 +1589,6 @@ impl Coordinator for TxCoordinator {
 
     fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
         async move { self.hop_releasing(ops, None).await.into_iter().map(|(result, _)| result).collect() }.boxed_local()
-    }
-}
-
-impl TxCoordinator {
-    /// Runs `ops` (one per core, at once), keeps their events, and returns their results in
-    /// order, each with whether its core released transaction `release` after it (see
-    /// [`Msg::Hop`]; this core's own hop never does, its release costs no message).
-    pub(crate) async fn hop_releasing(&self, ops: Vec<(usize, HopOp)>, release: Option<(TxId, bool)>) -> Vec<(HopResult, bool)> {
-        // Per hop: its core and, once known, its result, events and release.
-        let mut results: Vec<(usize, Option<(Hopped, bool)>)> = Vec::with_capacity(ops.len());
-        let mut waits = Vec::with_capacity(ops.len());
-        let mut locals = Vec::new();
-        for (index, (shard, op)) in ops.into_iter().enumerate() {
-            results.push((shard, None));
-            if shard == self.core.id {
-                locals.push((index, op));
-                waits.push(None);
-            } else {
-                let (db, proto) = (self.db, self.proto);
-                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release })));
-            }
-        }
-        for (index, op) in locals {
-            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op), false));
-        }
-        for (index, wait) in waits.into_iter().enumerate() {
-            if let Some(rx) = wait {
-                match rx.await.expect("a peer always answers a hop") {
-                    Payload::Hop(result, events, released) => results[index].1 = Some(((result, events), released)),
-                    _ => unreachable!("a hop is answered with its result"),
-                }
-            }
-        }
-        let mut events = self.events.borrow_mut();
-        results
-            .into_iter()
-            .map(|(shard, r)| {
-                let ((result, hop_events), released) = r.expect("every hop has a result");
-                if !hop_events.is_empty() {
-                    events.push((shard, hop_events));
-                }
-                (result, released)
-            })
-            .collect()
     }
 }
 

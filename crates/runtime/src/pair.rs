@@ -17,18 +17,28 @@ use std::task::{Poll, Waker};
 use bytes::Bytes;
 use futures::future::{Either, LocalBoxFuture};
 use futures::FutureExt;
-use shoal_commands::{CommandSpec, Coordinator, HopOp, HopResult, MultiFn};
+use shoal_commands::{Coordinator, HopOp, HopResult, MultiFn};
 use shoal_resp::{Frame, Protocol};
 
-use crate::core::{changes, Core, Msg, Payload, TxId};
+use crate::core::{Core, Msg, Payload, TxId};
 use crate::locks::LockSet;
 
 /// The cross-core commands that hop exactly once (so the other core's step may release).
-const ONE_HOP: [&str; 6] = ["mset", "mget", "del", "unlink", "exists", "touch"];
+pub(crate) const ONE_HOP: [&str; 6] = ["mset", "mget", "del", "unlink", "exists", "touch"];
 
-/// Whether `spec` may take the pair path (see the module's documentation).
-pub(crate) fn applies(spec: &CommandSpec) -> bool {
-    ONE_HOP.contains(&spec.name) && !crate::aof::LOG.is_active()
+/// Whether the pair paths may run now: neither the log (each grant is one of its records) nor
+/// keyspace events (published before the locks go) are on. The other core checks events too.
+pub(crate) fn applies(core: &Core) -> bool {
+    !crate::aof::LOG.is_active() && core.settings.borrow().notify_keyspace_events == 0
+}
+
+/// Splits a pair's lock sets into this core's, the other core and its set; None unless
+/// `sets` holds exactly this core and one other.
+pub(crate) fn split(own: usize, mut sets: Vec<(usize, LockSet)>) -> Option<(LockSet, usize, LockSet)> {
+    let at = sets.iter().position(|(shard, _)| *shard == own)?;
+    let (_, local) = sets.swap_remove(at);
+    let (peer, remote) = sets.pop()?;
+    sets.is_empty().then_some((local, peer, remote))
 }
 
 /// This core's locks of a two-core command or EXEC, released when dropped (a future that
@@ -102,26 +112,21 @@ impl Coordinator for PairCoordinator {
                 }
                 debug_assert_eq!(shard, self.peer, "the pair path runs on two cores");
                 let locks = self.remote.borrow_mut().take().expect("the commands of the pair path hop once, one step per core");
-                let (tx, db, proto) = (self.tx, self.db, self.proto);
-                wait = Some((index, self.core.request(shard, |req| Msg::TryRun { req, tx, locks, db, proto, op, signal: true })));
+                wait = Some((index, self.core.try_run(shard, self.tx, locks, self.db, self.proto, op, true)));
             }
-            if let Some((index, rx)) = wait {
-                match rx.await.expect("a peer always answers a try") {
-                    Payload::Refused => {
-                        self.refused.set(true);
-                        if let Some(waker) = self.waiter.borrow_mut().take() {
-                            waker.wake();
-                        }
-                        return futures::future::pending().await;
+            if let Some((index, run)) = wait {
+                let Some(result) = run.await else {
+                    self.refused.set(true);
+                    if let Some(waker) = self.waiter.borrow_mut().take() {
+                        waker.wake();
                     }
-                    Payload::Hop(result, _, _) => results[index] = Some(result),
-                    _ => unreachable!("a try to run is answered with its result or a refusal"),
-                }
+                    return futures::future::pending().await;
+                };
+                results[index] = Some(result);
             }
             for (index, op) in local {
-                let before = self.core.with_shard(|shard| changes(shard));
-                let (result, _) = self.core.run_hop(self.db, self.proto, op);
-                if self.core.with_shard(|shard| changes(shard)) != before {
+                let ((result, _), changed) = self.core.run_hop_counting(self.db, self.proto, op);
+                if changed {
                     self.changed.set(true);
                 }
                 results[index] = Some(result);
@@ -133,20 +138,40 @@ impl Coordinator for PairCoordinator {
 }
 
 impl Core {
-    /// Runs `multi` for `args` over this core and `peer` by the pair path. None when a lock
-    /// was not free: nothing ran and nothing is held.
+    /// Sends `op` to core `peer` as `Msg::TryRun` (`signal` as there); its result, or None
+    /// when a lock there was not free (nothing ran there).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn try_run(
+        self: &Rc<Self>,
+        peer: usize,
+        tx: TxId,
+        locks: LockSet,
+        db: usize,
+        proto: Protocol,
+        op: HopOp,
+        signal: bool,
+    ) -> impl std::future::Future<Output = Option<HopResult>> {
+        let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks, db, proto, op, signal });
+        async move {
+            match reply.await.expect("a peer always answers a try") {
+                Payload::Refused => None,
+                Payload::Hop(result, _, _) => Some(result),
+                _ => unreachable!("a try to run is answered with its result or a refusal"),
+            }
+        }
+    }
+
+    /// Runs `multi` for `args` over this core and one other by the pair path. None when a
+    /// lock was not free: nothing ran and nothing is held.
     pub(crate) async fn run_multi_pair(
         self: &Rc<Self>,
         db: usize,
         proto: Protocol,
         multi: MultiFn,
         args: &[Bytes],
-        mut sets: Vec<(usize, LockSet)>,
-        peer: usize,
+        sets: Vec<(usize, LockSet)>,
     ) -> Option<Frame> {
-        let at = sets.iter().position(|(shard, _)| *shard == self.id)?;
-        let (_, local) = sets.swap_remove(at);
-        let (_, remote) = sets.pop()?;
+        let (local, peer, remote) = split(self.id, sets)?;
         let tx = self.new_tx();
         let hold = LocalHold::try_take(self, tx, local)?;
         let coordinator = PairCoordinator {

@@ -21,7 +21,7 @@ use shoal_commands::table::flags;
 use shoal_commands::{CommandSpec, Ctx, Handler, HopOp, HopResult};
 use shoal_resp::{Frame, Protocol};
 
-use crate::core::{Core, Msg, Payload, TxCoordinator, TxId};
+use crate::core::{Core, TxCoordinator, TxId};
 use crate::locks::{LockSet, Mode};
 use crate::stats::Stopwatch;
 use crate::watch::WatchFlag;
@@ -264,24 +264,12 @@ impl Core {
         watched: &[(usize, Bytes)],
         check: Option<WatchCheck>,
     ) -> Option<Option<Vec<Frame>>> {
-        if crate::aof::LOG.is_active() || self.settings.borrow().notify_keyspace_events != 0 {
-            return None;
-        }
-        if !cmds.iter().all(|(_, route, _)| matches!(route, Route::Single(Some(_)))) {
+        if !crate::pair::applies(self) || !cmds.iter().all(|(_, route, _)| matches!(route, Route::Single(Some(_)))) {
             return None;
         }
         let plan = cmds.iter().map(|(spec, route, args)| Planned { db, spec, route, args });
-        let mut sets = self.exec_lock_sets(plan, watched);
-        let [(first, _), (second, _)] = sets.as_slice() else { return None };
-        let peer = match (*first == self.id, *second == self.id) {
-            (true, false) => *second,
-            (false, true) => *first,
-            _ => return None,
-        };
+        let (local, peer, remote) = crate::pair::split(self.id, self.exec_lock_sets(plan, watched))?;
         let tx = self.new_tx();
-        let at = sets.iter().position(|(shard, _)| *shard == self.id).expect("this core has a set");
-        let (_, local) = sets.swap_remove(at);
-        let (_, remote) = sets.pop().expect("the peer has a set");
         let hold = crate::pair::LocalHold::try_take(self, tx, local)?;
         let (mut here, mut there) = (Vec::new(), Vec::new());
         for (index, (spec, route, args)) in cmds.iter().enumerate() {
@@ -290,14 +278,9 @@ impl Core {
         }
         let (there_indexes, there_batch): (Vec<usize>, Vec<_>) = there.into_iter().unzip();
         let op = batch_op(there_batch, check);
-        let reply = self.request(peer, |req| Msg::TryRun { req, tx, locks: remote, db, proto, op, signal: false }).await;
-        let result = match reply.expect("a peer always answers a try") {
-            Payload::Refused => {
-                hold.release(false);
-                return None;
-            }
-            Payload::Hop(result, _, _) => result,
-            _ => unreachable!("a try to run is answered with its result or a refusal"),
+        let Some(result) = self.try_run(peer, tx, remote, db, proto, op, false).await else {
+            hold.release(false);
+            return None;
         };
         let Some(there_timed) = timed_of(result) else {
             hold.release(false);
