@@ -445,11 +445,16 @@ fn static_name(name: &[u8]) -> Option<Bytes> {
 /// Copies argument `index` of a request out of the input buffer (see [`static_name`]).
 fn copy_arg(index: usize, arg: &[u8]) -> Bytes {
     if index == 0 {
-        if let Some(name) = static_name(arg) {
-            return name;
-        }
+        command_name(arg)
+    } else {
+        Bytes::copy_from_slice(arg)
     }
-    Bytes::copy_from_slice(arg)
+}
+
+/// A command's name as an argument: static for the commonest names (see [`static_name`]),
+/// a copy otherwise.
+pub fn command_name(name: &[u8]) -> Bytes {
+    static_name(name).unwrap_or_else(|| Bytes::copy_from_slice(name))
 }
 
 /// The second argument of the multibulk request at the start of `bytes` (for most commands,

@@ -28,7 +28,7 @@ pub mod inline;
 
 use bytes::Bytes;
 
-pub use decode::RequestDecoder;
+pub use decode::{command_name, RequestDecoder};
 pub use encode::{encode, encode_request, encoded_len, format_double, DoubleText};
 pub use encoded::{AggregateKind, Encoded};
 pub use inline::{quote, split_args};

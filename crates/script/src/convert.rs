@@ -6,7 +6,9 @@
 //! encodes that frame in the client's protocol (the encoder downgrades RESP3 types).
 
 use bytes::Bytes;
-use mlua::{Lua, Table, Value};
+use std::ffi::{c_int, CStr};
+
+use mlua::{ffi, Table, Value};
 use shoal_resp::Frame;
 
 use crate::sandbox::c_long_cast;
@@ -20,99 +22,156 @@ const DEPTH_MAX: usize = 400;
 /// otherwise take exponential time.
 const NODES_MAX: usize = 10_000_000;
 
-/// A reply as a Lua value: RESP2 rules unless `resp3`. An error reply becomes `{err=...}`
-/// (the caller decides whether to raise it).
-pub(crate) fn frame_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value> {
-    Ok(match frame {
-        Frame::Simple(text) => single(lua, "ok", Value::String(lua.create_string(text)?))?,
-        Frame::Error(text) => single(lua, "err", Value::String(lua.create_string(text)?))?,
-        Frame::Integer(n) => Value::Number(*n as f64),
-        Frame::Bulk(data) => Value::String(lua.create_string(data)?),
-        Frame::Null | Frame::NullArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
+/// Pushes a reply as a Lua value: RESP2 rules unless `resp3`. An error reply becomes
+/// `{err=...}` (the caller decides whether to raise it).
+///
+/// # Safety
+/// `state` is a running C function's state with room for one more value. Lua may raise a
+/// memory error out of here; this function and its recursion own nothing to drop.
+pub(crate) unsafe fn push_frame(state: *mut ffi::lua_State, frame: &Frame, resp3: bool, depth: usize) {
+    // SAFETY: see the contract; each level makes room for the three values it uses at once
+    // (a table, a key, a value) before pushing them. Replies nest a few levels deep; past
+    // DEPTH_MAX (or where Lua's stack ends) a value becomes nil.
+    unsafe {
+        if depth > DEPTH_MAX || ffi::lua_checkstack(state, 4) == 0 {
+            ffi::lua_pushnil(state);
+            return;
         }
-        Frame::Array(items) | Frame::Push(items) => array(lua, items.iter(), resp3)?,
-        Frame::Map(pairs) => {
-            if resp3 {
-                let map = lua.create_table_with_capacity(0, pairs.len())?;
-                for (key, value) in pairs {
-                    let key = frame_to_lua(lua, key, resp3)?;
-                    if !matches!(key, Value::Nil) {
-                        map.raw_set(key, frame_to_lua(lua, value, resp3)?)?;
-                    }
+        match frame {
+            Frame::Simple(text) => single(state, c"ok", |state| push_bytes(state, text)),
+            Frame::Error(text) => single(state, c"err", |state| push_bytes(state, text)),
+            Frame::Integer(n) => ffi::lua_pushnumber(state, *n as f64),
+            Frame::Bulk(data) => push_bytes(state, data),
+            Frame::Null | Frame::NullArray => {
+                if resp3 {
+                    ffi::lua_pushnil(state)
+                } else {
+                    ffi::lua_pushboolean(state, 0)
                 }
-                single(lua, "map", Value::Table(map))?
-            } else {
-                array(lua, pairs.iter().flat_map(|(key, value)| [key, value]), resp3)?
             }
-        }
-        Frame::Set(items) => {
-            if resp3 {
-                let set = lua.create_table_with_capacity(0, items.len())?;
-                for item in items {
-                    let key = frame_to_lua(lua, item, resp3)?;
-                    if !matches!(key, Value::Nil) {
-                        set.raw_set(key, true)?;
-                    }
+            Frame::Array(items) | Frame::Push(items) => array(state, items.iter(), items.len(), resp3, depth),
+            Frame::Map(pairs) => {
+                if resp3 {
+                    single(state, c"map", |state| {
+                        ffi::lua_createtable(state, 0, c_int_len(pairs.len()));
+                        for (key, value) in pairs {
+                            push_frame(state, key, resp3, depth + 1);
+                            if ffi::lua_isnil(state, -1) != 0 {
+                                ffi::lua_pop(state, 1);
+                                continue;
+                            }
+                            push_frame(state, value, resp3, depth + 1);
+                            ffi::lua_rawset(state, -3);
+                        }
+                    })
+                } else {
+                    array(state, pairs.iter().flat_map(|(key, value)| [key, value]), pairs.len() * 2, resp3, depth)
                 }
-                single(lua, "set", Value::Table(set))?
-            } else {
-                array(lua, items.iter(), resp3)?
+            }
+            Frame::Set(items) => {
+                if resp3 {
+                    single(state, c"set", |state| {
+                        ffi::lua_createtable(state, 0, c_int_len(items.len()));
+                        for item in items {
+                            push_frame(state, item, resp3, depth + 1);
+                            if ffi::lua_isnil(state, -1) != 0 {
+                                ffi::lua_pop(state, 1);
+                                continue;
+                            }
+                            ffi::lua_pushboolean(state, 1);
+                            ffi::lua_rawset(state, -3);
+                        }
+                    })
+                } else {
+                    array(state, items.iter(), items.len(), resp3, depth)
+                }
+            }
+            Frame::Double(value) => {
+                if resp3 {
+                    single(state, c"double", |state| ffi::lua_pushnumber(state, *value))
+                } else {
+                    push_bytes(state, shoal_resp::DoubleText::new(*value).as_str().as_bytes())
+                }
+            }
+            Frame::Boolean(value) => {
+                if resp3 {
+                    ffi::lua_pushboolean(state, c_int::from(*value))
+                } else {
+                    ffi::lua_pushnumber(state, if *value { 1.0 } else { 0.0 })
+                }
+            }
+            Frame::BigNumber(digits) => {
+                if resp3 {
+                    single(state, c"big_number", |state| push_bytes(state, digits))
+                } else {
+                    push_bytes(state, digits)
+                }
+            }
+            Frame::Verbatim { format, text } => {
+                if resp3 {
+                    single(state, c"verbatim_string", |state| {
+                        ffi::lua_createtable(state, 0, 2);
+                        ffi::lua_pushstring(state, c"format".as_ptr());
+                        push_bytes(state, format);
+                        ffi::lua_rawset(state, -3);
+                        ffi::lua_pushstring(state, c"string".as_ptr());
+                        push_bytes(state, text);
+                        ffi::lua_rawset(state, -3);
+                    })
+                } else {
+                    push_bytes(state, text)
+                }
+            }
+            // The host hands over plain frames (`Frame::into_plain`).
+            Frame::Encoded(_) => {
+                debug_assert!(false, "an encoded frame reached a script");
+                ffi::lua_pushnil(state)
             }
         }
-        Frame::Double(value) => {
-            if resp3 {
-                single(lua, "double", Value::Number(*value))?
-            } else {
-                Value::String(lua.create_string(shoal_resp::format_double(*value))?)
-            }
-        }
-        Frame::Boolean(value) => {
-            if resp3 {
-                Value::Boolean(*value)
-            } else {
-                Value::Number(if *value { 1.0 } else { 0.0 })
-            }
-        }
-        Frame::BigNumber(digits) => {
-            if resp3 {
-                single(lua, "big_number", Value::String(lua.create_string(digits)?))?
-            } else {
-                Value::String(lua.create_string(digits)?)
-            }
-        }
-        Frame::Verbatim { format, text } => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                inner.raw_set("format", lua.create_string(format)?)?;
-                inner.raw_set("string", lua.create_string(text)?)?;
-                single(lua, "verbatim_string", Value::Table(inner))?
-            } else {
-                Value::String(lua.create_string(text)?)
-            }
-        }
-        // Built in the script's protocol, so its frames are those an ordinary reply would be.
-        Frame::Encoded(encoded) => frame_to_lua(lua, &encoded.to_frame(), resp3)?,
-    })
-}
-
-fn single(lua: &Lua, key: &str, value: Value) -> mlua::Result<Value> {
-    let table = lua.create_table_with_capacity(0, 1)?;
-    table.raw_set(key, value)?;
-    Ok(Value::Table(table))
-}
-
-fn array<'a>(lua: &Lua, items: impl Iterator<Item = &'a Frame>, resp3: bool) -> mlua::Result<Value> {
-    let table = lua.create_table_with_capacity(items.size_hint().0, 0)?;
-    for (index, item) in items.enumerate() {
-        // A RESP3 null inside an array leaves a hole, as in Redis.
-        table.raw_set(index + 1, frame_to_lua(lua, item, resp3)?)?;
     }
-    Ok(Value::Table(table))
+}
+
+/// # Safety
+/// As [`push_frame`], with room for one value.
+unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    // SAFETY: Lua copies the bytes.
+    unsafe {
+        ffi::lua_pushlstring(state, bytes.as_ptr().cast(), bytes.len());
+    }
+}
+
+/// Pushes a table with one field `key`, whose value `value` pushes.
+///
+/// # Safety
+/// As [`push_frame`], with room for three values; `value` pushes exactly one.
+unsafe fn single(state: *mut ffi::lua_State, key: &CStr, value: impl FnOnce(*mut ffi::lua_State)) {
+    // SAFETY: see the contract.
+    unsafe {
+        ffi::lua_createtable(state, 0, 1);
+        ffi::lua_pushstring(state, key.as_ptr());
+        value(state);
+        ffi::lua_rawset(state, -3);
+    }
+}
+
+/// Pushes a table of `items` at 1..n; a RESP3 null leaves a hole, as in Redis.
+///
+/// # Safety
+/// As [`push_frame`], with room for two values.
+unsafe fn array<'a>(state: *mut ffi::lua_State, items: impl Iterator<Item = &'a Frame>, len: usize, resp3: bool, depth: usize) {
+    // SAFETY: see the contract.
+    unsafe {
+        ffi::lua_createtable(state, c_int_len(len), 0);
+        for (index, item) in items.enumerate() {
+            push_frame(state, item, resp3, depth + 1);
+            ffi::lua_rawseti(state, -2, (index + 1) as ffi::lua_Integer);
+        }
+    }
+}
+
+/// A table size hint for Lua (sizes past `c_int` are hints only).
+fn c_int_len(len: usize) -> c_int {
+    c_int::try_from(len).unwrap_or(c_int::MAX)
 }
 
 /// A script's return value (or a nested value of it) as a reply, by the script's RESP

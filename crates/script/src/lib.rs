@@ -591,20 +591,6 @@ fn run_script(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>, 
 fn install_host_functions(sandbox: &Sandbox) -> mlua::Result<()> {
     let lua = &sandbox.lua;
     let state = sandbox.state.clone();
-    let call = lua.create_function(move |lua, args: MultiValue| {
-        let args = match sandbox::command_args(args) {
-            Ok(args) => args,
-            Err(message) => return Ok((true, Value::Table(sandbox::error_table(lua, message.as_bytes())?))),
-        };
-        let resp3 = state.resp3.get();
-        let proto = if resp3 { Protocol::Resp3 } else { Protocol::Resp2 };
-        match state.with_host(|host| host.call(&args, proto)) {
-            Some(reply) => Ok((reply.is_error(), convert::frame_to_lua(lua, &reply, state.resp3.get())?)),
-            // Only a running script reaches redis.call; a loading library sees another redis.
-            None => Ok((true, Value::Table(sandbox::error_table(lua, b"ERR redis.call is not available here")?))),
-        }
-    })?;
-    let state = sandbox.state.clone();
     let log = lua.create_function(move |_, (level, message): (i64, mlua::String)| {
         let level = match level {
             0 => LogLevel::Debug,
@@ -616,21 +602,7 @@ fn install_host_functions(sandbox: &Sandbox) -> mlua::Result<()> {
         state.with_host(|host| host.log(level, &message.as_bytes()));
         Ok(())
     })?;
-    let state = sandbox.state.clone();
-    let acl = lua.create_function(move |lua, args: MultiValue| {
-        let args = match sandbox::command_args(args) {
-            Ok(args) => args,
-            Err(message) => return Ok((true, Value::Table(sandbox::error_table(lua, message.as_bytes())?))),
-        };
-        match state.with_host(|host| host.acl_check(&args)).unwrap_or(Ok(true)) {
-            Ok(allowed) => Ok((false, Value::Boolean(allowed))),
-            Err(Frame::Error(text)) => Ok((true, Value::Table(sandbox::error_table(lua, &text)?))),
-            Err(_) => Ok((true, Value::Table(sandbox::error_table(lua, b"ERR Invalid command passed to redis.acl_check_cmd()")?))),
-        }
-    })?;
-    sandbox.impl_table.raw_set("call", call)?;
     sandbox.impl_table.raw_set("log", log)?;
-    sandbox.impl_table.raw_set("acl_check_cmd", acl)?;
     Ok(())
 }
 

@@ -299,24 +299,10 @@ end
 
 local redis = constants({})
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-redis.call = expose(function(...)
-    local failed, v = impl.call(...)
-    if failed then
-        error(v)
-    end
-    return v
-end)
-redis.pcall = expose(function(...)
-    local _, v = impl.call(...)
-    return v
-end)
-redis.acl_check_cmd = expose(function(...)
-    local failed, v = impl.acl_check_cmd(...)
-    if failed then
-        error(v)
-    end
-    return v
-end)
+-- C functions (sandbox.rs, `host_function`) that raise or return errors as Redis's do.
+redis.call = impl.call
+redis.pcall = impl.pcall
+redis.acl_check_cmd = impl.acl_check_cmd
 redis.log = expose(log)
 redis.error_reply = expose(function(...)
     local s = ...

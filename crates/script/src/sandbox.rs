@@ -3,8 +3,9 @@
 //!
 //! Most of the sandbox is Lua (`prelude.lua`): wrappers raise Lua values (strings and
 //! `{err=...}` tables) exactly as Redis's C functions do, which a Rust callback cannot do
-//! through mlua. The Rust side here supplies what Lua cannot: the host calls, SHA1, the PRNG
-//! and the error handler, which reads the Lua stack.
+//! through mlua. The Rust side here supplies what Lua cannot: the host calls (as raw Lua C
+//! functions, which raise as Redis's do, and are a small script's hottest path), SHA1, the
+//! PRNG and the error handler, which reads the Lua stack.
 
 use std::cell::Cell;
 use std::ffi::c_int;
@@ -15,6 +16,7 @@ use std::time::Instant;
 use crate::Host;
 use bytes::Bytes;
 use mlua::{ffi, ChunkMode, Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use shoal_resp::{Frame, Protocol};
 
 /// The chunk name of the prelude; the error handler skips its frames.
 const INTERNAL_CHUNK: &str = "=[shoal]";
@@ -52,9 +54,22 @@ pub(crate) struct RunState {
     /// The host of the running script, set by [`HostSlot`] for the length of one run; empty
     /// between runs and while a library loads. Taken out while a callback uses it.
     host: Cell<Option<NonNull<dyn Host>>>,
+    /// The reply a host function is pushing onto the Lua stack (see [`host_function`]).
+    reply: Cell<Option<Frame>>,
 }
 
 impl RunState {
+    pub fn new() -> RunState {
+        RunState {
+            resp3: Cell::new(false),
+            killed: Cell::new(false),
+            started: Cell::new(Instant::now()),
+            running: Cell::new(false),
+            host: Cell::new(None),
+            reply: Cell::new(None),
+        }
+    }
+
     /// Runs `f` with the running script's host, or returns `None` when there is none (no
     /// script running, a library loading, or a callback of this run already using it).
     pub fn with_host<R>(&self, f: impl FnOnce(&mut dyn Host) -> R) -> Option<R> {
@@ -128,13 +143,8 @@ impl Sandbox {
     pub fn new(functions: bool, rand: Rc<Cell<u64>>) -> mlua::Result<Sandbox> {
         let lua = Lua::new_with(StdLib::TABLE | StdLib::STRING | StdLib::MATH, LuaOptions::default())?;
         crate::libs::register_all(&lua)?;
-        let state = Rc::new(RunState {
-            resp3: Cell::new(false),
-            killed: Cell::new(false),
-            started: Cell::new(Instant::now()),
-            running: Cell::new(false),
-            host: Cell::new(None),
-        });
+        let state = Rc::new(RunState::new());
+        let state_ref = state.clone();
 
         let impl_table = lua.create_table()?;
         impl_table.raw_set("version", REDIS_VERSION)?;
@@ -167,6 +177,18 @@ impl Sandbox {
         let kill_state = state.clone();
         impl_table.raw_set("killed", lua.create_function(move |_, ()| Ok(kill_state.killed.get()))?)?;
         impl_table.raw_set("expose", lua.create_function(expose)?)?;
+        for (name, what) in [("call", HostFunction::Call), ("pcall", HostFunction::PCall), ("acl_check_cmd", HostFunction::AclCheck)] {
+            // SAFETY: the closure's upvalues are what `host_function` reads: the RunState,
+            // which this Sandbox keeps alive (scripts run only through it), and the number.
+            let function = unsafe {
+                lua.exec_raw::<Function>((), |state| {
+                    ffi::lua_pushlightuserdata(state, Rc::as_ptr(&state_ref).cast_mut().cast());
+                    ffi::lua_pushinteger(state, what as ffi::lua_Integer);
+                    ffi::lua_pushcclosure(state, host_function, 2);
+                })?
+            };
+            impl_table.raw_set(name, function)?;
+        }
 
         let prelude = lua.load(include_str!("prelude.lua")).set_name(INTERNAL_CHUNK).set_mode(ChunkMode::Text).into_function()?;
         let (genv, env, genv_mt, load_env, run, run_chunk): (Table, Table, Table, Option<Table>, Function, Function) =
@@ -325,23 +347,116 @@ fn error_info(lua: &Lua, value: Value) -> ErrorInfo {
     }
 }
 
-/// Converts redis.call's arguments: strings as they are, numbers as `%.17g`, anything else
-/// is Redis's error.
-pub(crate) fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
-    if args.is_empty() {
-        return Err("ERR Please specify at least one argument for this redis lib call");
-    }
-    let mut out = Vec::with_capacity(args.len());
-    for arg in args {
-        match arg {
-            Value::String(s) => out.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Number(n) => out.push(Bytes::from(shoal_resp::format_double(n))),
-            // mlua hands integral numbers over as integers; Lua 5.1 has only doubles.
-            Value::Integer(i) => out.push(Bytes::from(shoal_resp::format_double(i as f64))),
-            _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+/// What a host function does (its second upvalue).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostFunction {
+    /// `redis.call`: runs a command; an error reply is raised.
+    Call = 0,
+    /// `redis.pcall`: runs a command; an error reply is returned as `{err=...}`.
+    PCall = 1,
+    /// `redis.acl_check_cmd`: whether the user may run the command; errors are raised.
+    AclCheck = 2,
+}
+
+/// `redis.call`, `redis.pcall` and `redis.acl_check_cmd`: Lua C closures over the state's
+/// [`RunState`] (upvalue 1, a light userdata) and a [`HostFunction`] (upvalue 2). They read
+/// their arguments straight from the Lua stack and push the reply straight onto it (no mlua
+/// value, callback or Lua wrapper in between: a third of a small script's cost), and raise
+/// errors as Redis's C functions do, with the error table as the error value.
+///
+/// # Safety
+/// Called by Lua only, as one of the closures `Sandbox::new` builds, while the Sandbox (and
+/// so the RunState) lives.
+unsafe extern "C-unwind" fn host_function(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: see the contract. `host_reply` returns with nothing left to drop, so the
+    // longjmp of `lua_error` skips no destructor.
+    unsafe {
+        let run = &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const RunState);
+        let what = match ffi::lua_tointeger(state, ffi::lua_upvalueindex(2)) {
+            0 => HostFunction::Call,
+            1 => HostFunction::PCall,
+            _ => HostFunction::AclCheck,
+        };
+        if host_reply(state, run, what) && what != HostFunction::PCall {
+            ffi::lua_error(state)
+        } else {
+            1
         }
     }
-    Ok(out)
+}
+
+/// Runs the host function `what` with the arguments on the stack and pushes its reply;
+/// returns whether the reply is an error.
+///
+/// # Safety
+/// `state` is a running C function's state. Pushing may raise a Lua memory error, which
+/// longjmps out of here: the reply is then owned by `run` (not by this frame), and dropped
+/// at the next call or with the state.
+unsafe fn host_reply(state: *mut ffi::lua_State, run: &RunState, what: HostFunction) -> bool {
+    // A panicking command becomes an error reply rather than unwinding through Lua's C frames.
+    let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: reading the stack raises nothing.
+        let args = match unsafe { stack_args(state) } {
+            Ok(args) => args,
+            Err(message) => return Frame::Error(Bytes::from_static(message.as_bytes())),
+        };
+        match what {
+            HostFunction::Call | HostFunction::PCall => {
+                let proto = if run.resp3.get() { Protocol::Resp3 } else { Protocol::Resp2 };
+                // Only a running script reaches redis.call; a loading library sees another redis.
+                run.with_host(|host| host.call(&args, proto)).unwrap_or_else(|| Frame::Error(Bytes::from_static(b"ERR redis.call is not available here")))
+            }
+            HostFunction::AclCheck => match run.with_host(|host| host.acl_check(&args)).unwrap_or(Ok(true)) {
+                Ok(allowed) => Frame::Boolean(allowed),
+                Err(Frame::Error(text)) => Frame::Error(text),
+                Err(_) => Frame::Error(Bytes::from_static(b"ERR Invalid command passed to redis.acl_check_cmd()")),
+            },
+        }
+    }))
+    .unwrap_or_else(|_| Frame::Error(Bytes::from_static(b"ERR the command panicked")));
+    let failed = reply.is_error();
+    // ACL's answer is a Lua boolean whatever the script's RESP version.
+    let resp3 = run.resp3.get() || what == HostFunction::AclCheck;
+    run.reply.set(Some(reply.into_plain()));
+    // SAFETY: the cell was just filled, and nothing else uses it until it is emptied below:
+    // pushing runs no script code (no userdata a script can make has a finalizer).
+    unsafe {
+        if let Some(reply) = (*run.reply.as_ptr()).as_ref() {
+            crate::convert::push_frame(state, reply, resp3, 0);
+        }
+    }
+    run.reply.set(None);
+    failed
+}
+
+/// The arguments of a host function as command arguments: strings as they are, numbers as
+/// `%.17g`, anything else is Redis's error.
+///
+/// # Safety
+/// `state` is a running C function's state.
+unsafe fn stack_args(state: *mut ffi::lua_State) -> Result<Vec<Bytes>, &'static str> {
+    // SAFETY: indexes 1..=top are the function's arguments; reading them raises nothing
+    // (numbers are read as numbers, never converted in place).
+    unsafe {
+        let count = ffi::lua_gettop(state);
+        if count == 0 {
+            return Err("ERR Please specify at least one argument for this redis lib call");
+        }
+        let mut args = Vec::with_capacity(count as usize);
+        for index in 1..=count {
+            match ffi::lua_type(state, index) {
+                ffi::LUA_TSTRING => {
+                    let mut len = 0;
+                    let data = ffi::lua_tolstring(state, index, &mut len);
+                    let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
+                    args.push(if index == 1 { shoal_resp::command_name(bytes) } else { Bytes::copy_from_slice(bytes) });
+                }
+                ffi::LUA_TNUMBER => args.push(Bytes::from(shoal_resp::format_double(ffi::lua_tonumber(state, index)))),
+                _ => return Err("ERR Lua redis lib command arguments must be strings or integers"),
+            }
+        }
+        Ok(args)
+    }
 }
 
 /// The keys and arguments of one run, read by [`run_with_arguments`].
@@ -460,7 +575,7 @@ mod tests {
     }
 
     fn state() -> RunState {
-        RunState { resp3: Cell::new(false), killed: Cell::new(false), started: Cell::new(Instant::now()), running: Cell::new(false), host: Cell::new(None) }
+        RunState::new()
     }
 
     #[test]
