@@ -299,3 +299,21 @@ fn immediate_replies_and_errors_match_redis() {
         ],
     );
 }
+
+#[test]
+fn a_script_that_pushes_serves_clients_blocked_on_its_key() {
+    // One core (the script runs in place beside the waiter) and four (it may run elsewhere).
+    for threads in [1, THREADS] {
+        let server = Server::start(threads, &[]);
+        let mut control = server.raw();
+        for (n, key) in keys_on_distinct_cores("scripted", threads.min(2), threads).iter().enumerate() {
+            let mut waiter = block(&server, &["BLPOP", key, "0"]);
+            wait_blocked(&mut control, 1);
+            let pushed = control.command(&["EVAL", "return redis.call('RPUSH', KEYS[1], ARGV[1], 'rest')", "1", key, &n.to_string()]).unwrap();
+            assert_eq!(pushed, ":2\r\n", "{threads} threads");
+            assert_eq!(waiter.read_reply().unwrap(), pair(key, &n.to_string()), "{threads} threads");
+            assert_eq!(control.command(&["LRANGE", key, "0", "-1"]).unwrap(), format!("*1\r\n{}", bulk("rest")));
+            wait_blocked(&mut control, 0);
+        }
+    }
+}

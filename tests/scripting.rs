@@ -386,3 +386,18 @@ fn script_kill_and_busy_replies_from_another_core() {
     };
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn a_script_write_fails_the_watches_of_its_keys_on_one_core_or_four() {
+    for threads in [1, THREADS] {
+        let server = Server::start(threads, &[]);
+        let (mut watcher, mut writer) = (server.raw(), server.raw());
+        for key in keys_on_distinct_cores("watched", threads.min(2), threads) {
+            assert_eq!(watcher.command(&["WATCH", &key]).unwrap(), "+OK\r\n");
+            assert_eq!(writer.command(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", &key]).unwrap(), ":1\r\n");
+            assert_eq!(watcher.command(&["MULTI"]).unwrap(), "+OK\r\n");
+            assert_eq!(watcher.command(&["GET", &key]).unwrap(), "+QUEUED\r\n");
+            assert_eq!(watcher.command(&["EXEC"]).unwrap(), "*-1\r\n", "{key}, {threads} threads");
+        }
+    }
+}

@@ -368,6 +368,11 @@ impl Core {
         Some(frames)
     }
 
+    /// Whether a client here watches a key or waits on one: whether writes need signalling.
+    pub(crate) fn watched_or_waited_on(&self) -> bool {
+        !self.watches.borrow().is_empty() || !self.blocking.borrow().is_empty()
+    }
+
     /// Keys of this core written by a script: their watchers fail, their waiters may be
     /// served.
     pub(crate) fn signal_keys_written(self: &Rc<Self>, keys: &[(usize, Bytes)]) {

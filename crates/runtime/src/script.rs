@@ -90,6 +90,10 @@ pub struct ScriptAccess<'a> {
     held: Vec<bool>,
     /// Per core: the (database, key) pairs the script wrote there; grown on the first write.
     written: RefCell<Vec<Vec<(usize, Bytes)>>>,
+    /// Whether `written` is kept: not for a script in place on a core where no client
+    /// watches a key or waits on one, as nobody is there to tell (and none can start to
+    /// while the script runs).
+    noting: bool,
     /// What the append-only log records of the script: its writes, in order.
     log: RefCell<ScriptLog>,
     /// The time every call of the script sees (Unix milliseconds), read once when it starts:
@@ -185,7 +189,15 @@ impl ScriptAccess<'_> {
         (result, events)
     }
 
+    /// The time the script's calls see (Unix milliseconds).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
     fn note_writes(&self, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+        if !self.noting {
+            return;
+        }
         let mut written = self.written.borrow_mut();
         if written.is_empty() {
             written.resize_with(self.core.shard_count, Vec::new);
@@ -317,8 +329,16 @@ impl Core {
     }
 
     fn run_script_in_place<R>(self: &Rc<Self>, in_exec: bool, script: impl FnOnce(&ScriptAccess) -> R) -> R {
-        let access =
-            ScriptAccess { core: self, lent: Vec::new(), held: Vec::new(), written: RefCell::new(Vec::new()), log: Default::default(), now_ms: now_ms() };
+        let noting = self.watched_or_waited_on();
+        let access = ScriptAccess {
+            core: self,
+            lent: Vec::new(),
+            held: Vec::new(),
+            written: RefCell::new(Vec::new()),
+            noting,
+            log: Default::default(),
+            now_ms: now_ms(),
+        };
         let result = script(&access);
         let mut written = access.written.take();
         if let Some(own) = written.get_mut(self.id) {
@@ -371,8 +391,15 @@ impl Core {
         for &core in &cores {
             held[core] = true;
         }
-        let access =
-            ScriptAccess { core: self, lent, held, written: RefCell::new(vec![Vec::new(); self.shard_count]), log: Default::default(), now_ms: now_ms() };
+        let access = ScriptAccess {
+            core: self,
+            lent,
+            held,
+            written: RefCell::new(vec![Vec::new(); self.shard_count]),
+            noting: true,
+            log: Default::default(),
+            now_ms: now_ms(),
+        };
         let result = {
             // Resume the parked cores even if the script panics, so they do not hang.
             let resume_all = Resumer { resumes, written: &access.written };

@@ -65,8 +65,9 @@ pub struct Guard {
     generation: u64,
 }
 
-/// Marks a script (or a function) as running on `core`, this thread's core.
-pub fn start(core: usize, function: bool) -> Guard {
+/// Marks a script (or a function) as running on `core`, this thread's core, since `now_ms`
+/// (Unix milliseconds: the time the script sees).
+pub fn start(core: usize, function: bool, now_ms: u64) -> Guard {
     let slot = MINE.with(|mine| {
         mine.get_or_init(|| {
             let slot = Arc::new(Slot {
@@ -85,7 +86,7 @@ pub fn start(core: usize, function: bool) -> Guard {
     slot.wrote.store(false, Ordering::Relaxed);
     let generation = slot.generation.fetch_add(1, Ordering::AcqRel) + 1;
     if let Some(since) = SINCE.get().and_then(|since| since.get(core)) {
-        since.store(shoal_runtime::now_ms() << 1 | function as u64, Ordering::Relaxed);
+        since.store(now_ms << 1 | function as u64, Ordering::Relaxed);
     }
     Guard { slot, generation }
 }
