@@ -195,8 +195,15 @@ impl Sandbox {
             prelude.call((lua.globals(), impl_table.clone(), functions))?;
 
         // SAFETY: `run_with_arguments` is a Lua C function; see its contract. The Function is
-        // kept in the Sandbox and never stored where Lua code could call it.
-        let run_with_arguments = unsafe { lua.create_c_function(run_with_arguments)? };
+        // kept in the Sandbox and never stored where Lua code could call it. Its upvalues are
+        // the names it sets, interned once rather than on every run.
+        let run_with_arguments = unsafe {
+            lua.exec_raw::<Function>((), |state| {
+                ffi::lua_pushstring(state, c"KEYS".as_ptr());
+                ffi::lua_pushstring(state, c"ARGV".as_ptr());
+                ffi::lua_pushcclosure(state, run_with_arguments, 2);
+            })?
+        };
 
         Ok(Sandbox { lua, impl_table, genv, env, genv_mt, load_env, run, run_chunk, run_with_arguments, state })
     }
@@ -483,7 +490,8 @@ unsafe fn push_string_array(state: *mut ffi::lua_State, items: &[Bytes]) {
     }
 }
 
-/// Lua C function `(env, run, f, arguments)`, called only by the engine with `arguments` a
+/// Lua C function `(env, run, f, arguments)`, with the strings "KEYS" and "ARGV" as its
+/// upvalues, called only by the engine with `arguments` a
 /// light userdata pointing to a live [`RunArguments`]: for EVAL sets KEYS and ARGV in `env`
 /// (raw sets: `env` has no `__newindex`) and returns `run(f)`; for FCALL returns
 /// `run(f, keys, args)`. Built through Lua's C API, so a run makes no mlua call per value and
@@ -502,8 +510,8 @@ unsafe extern "C-unwind" fn run_with_arguments(state: *mut ffi::lua_State) -> c_
         let arguments = &*(ffi::lua_touserdata(state, 4) as *const RunArguments);
         ffi::lua_settop(state, 3);
         if arguments.globals {
-            for (name, items) in [(c"KEYS", arguments.keys), (c"ARGV", arguments.argv)] {
-                ffi::lua_pushstring(state, name.as_ptr());
+            for (name, items) in [(1, arguments.keys), (2, arguments.argv)] {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(name));
                 push_string_array(state, items);
                 ffi::lua_rawset(state, 1);
             }
