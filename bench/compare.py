@@ -149,7 +149,8 @@ def main():
             client = statistics.median(r[4] for r in runs)
             line += f"{cost[label]:>22.2f}{client:>8.0%}"
         for label in labels[1:]:
-            line += f"{cost['redis'] / cost[label]:>14.2f}"
+            # A run too short for the CPU counters (10 ms ticks) reads 0: no ratio then.
+            line += f"{cost['redis'] / cost[label]:>14.2f}" if cost[label] > 0 else f"{'n/a':>14}"
         print(line)
     shutil.rmtree(workdir, ignore_errors=True)
 

@@ -10,6 +10,8 @@
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
+# The types suite alone, three rounds (issue 3's rows, which one round leaves noisy):
+#   SKIP_SCALING=1 COMPARE_SUITES=types COMPARE_ARGS="--rounds 3" SKIP_PUBSUB=1
 #
 # Try it here first with small settings:
 #   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
@@ -45,6 +47,7 @@ export PATH="$shim:$PATH"
 
 # SCALING_BINS: the server binaries in .device-bin to run the scaling script for, in turn (an
 # A/B of two builds: copy the other one in as, say, shoal-server-base).
+[ -n "${SKIP_SCALING:-}" ] && SCALING_BINS=" "
 for server in ${SCALING_BINS:-shoal-server}; do
     echo "== $server"
     # shellcheck disable=SC2086
@@ -53,7 +56,7 @@ done
 [ -n "${SKIP_COMPARE:-}" ] && exit 0
 # One core against Redis with a client that keeps up at pipeline 1 (8 threads on CPUs 8-15):
 # issue 2's and issue 3's per-core ratios, which the 2-core VM cannot show at P1.
-for suite in strings types; do
+for suite in ${COMPARE_SUITES:-strings types}; do
     # shellcheck disable=SC2086
     python3 -u bench/compare.py --shoal "$bin/shoal-server" --suite $suite --threads 1 --rounds 1 \
         --server-cpus 0 --client-cpus 8-15 --client-threads 8 --requests 50000 ${COMPARE_ARGS:-} 2>&1 | tee "$OUT/compare-$suite.txt"
