@@ -1321,19 +1321,20 @@ impl LocalExecutor {
     }
 
     fn run_task_queues(&self) -> bool {
-        let mut ran = false;
         loop {
             self.reactor.sys.install_eventfd();
             if self.need_preempt() {
-                break;
+                // Shoal: upstream breaks here and returns whether a queue ran, so a
+                // preemption before the first queue (the preempt timer, now kept across
+                // turns, fired in between) returned false and the executor parked with tasks
+                // still runnable. Say true instead: the executor takes another turn, which
+                // consumes the timer's completion.
+                return true;
             }
             if !self.run_one_task_queue() {
                 return false;
-            } else {
-                ran = true;
             }
         }
-        ran
     }
 
     fn run_one_task_queue(&self) -> bool {

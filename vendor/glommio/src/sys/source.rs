@@ -287,6 +287,18 @@ impl Source {
         self.inner.borrow_mut().wakers.waiters.push(waker)
     }
 
+    /// Shoal: whether the source's request is queued or in the ring and has not completed
+    /// (its completion takes it out of the source map, which clears `enqueued`) nor been
+    /// cancelled.
+    pub(super) fn is_in_flight(&self) -> bool {
+        let inner = self.inner.borrow();
+        inner.wakers.result.is_none()
+            && inner
+                .enqueued
+                .as_ref()
+                .is_some_and(|e| e.status != EnqueuedStatus::Canceled)
+    }
+
     pub(super) fn is_installed(&self) -> Option<bool> {
         match &self.inner.borrow().source_type {
             SourceType::ForeignNotifier(_, installed) => Some(*installed),

@@ -1044,6 +1044,22 @@ impl SleepableRing {
         }
     }
 
+    /// Shoal: waits for a completion while the poll that links the rings is already armed.
+    fn wait_linked(&mut self) -> io::Result<()> {
+        assert_eq!(
+            self.waiting_kernel_submission(),
+            0,
+            "sleeping with pending SQEs"
+        );
+        self.ring
+            .cq()
+            .wait(1)
+            .map(|_| ())
+            .or_else(Reactor::busy_ok)
+            .or_else(Reactor::again_ok)
+            .or_else(Reactor::intr_ok)
+    }
+
     fn sleep(&mut self, link: &Source) -> io::Result<usize> {
         assert_eq!(
             self.waiting_kernel_submission(),
@@ -1222,6 +1238,11 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
+    /// When the armed latency timer fires (Shoal: it is kept while pending, see `wait`).
+    latency_preemption_deadline: Cell<Option<Instant>>,
+    /// Shoal: the poll of the latency ring on the main ring, kept armed across sleeps (see
+    /// `link_rings_and_sleep`).
+    link_rings_src: Cell<Option<Source>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
 
     link_fd: RawFd,
@@ -1353,6 +1374,8 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
+            latency_preemption_deadline: Cell::new(None),
+            link_rings_src: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             blocking_thread,
             link_fd,
@@ -1726,6 +1749,14 @@ impl Reactor {
     /// We may not be able to register an `SQE` at this point, so we return an
     /// Error and will just not sleep.
     fn link_rings_and_sleep(&self, ring: &mut SleepableRing) -> io::Result<()> {
+        // Shoal: the poll that links the rings stays armed across sleeps until it fires
+        // (upstream arms one per sleep and cancels it on waking: two more system calls per
+        // sleep). Armed while the executor is awake, it fires when the latency ring has
+        // completions, which only adds a completion to the main ring.
+        if let Some(link) = self.link_rings_src.take().filter(Source::is_in_flight) {
+            self.link_rings_src.set(Some(link));
+            return ring.wait_linked();
+        }
         let link_rings = Source::new(
             IoRequirements::default(),
             self.link_fd,
@@ -1733,7 +1764,9 @@ impl Reactor {
             None,
             None,
         );
-        ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {})
+        let slept = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
+        self.link_rings_src.set(Some(link_rings));
+        slept
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
@@ -1814,22 +1847,34 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Cancel the old timer regardless of whether we can sleep:
-        // if we won't sleep, we will register the new timer with its new
-        // value.
-        //
-        // But if we will sleep, there might be a timer registered that needs
-        // to be removed otherwise we'll wake up when it expires.
-        drop(self.latency_preemption_timeout_src.take());
-
-        // Schedule the throughput-based timeout immediately: it won't matter if we end
-        // up sleeping.
-        self.throughput_preemption_timeout_src.replace(Some(
-            main_ring.prepare_throughput_preemption_timer(
-                self.ring_depth() as u32,
-                self.eventfd_src.raw(),
-            ),
-        ));
+        // Shoal: upstream cancels both preemption timers and arms new ones on every turn of
+        // the executor (a cancellation and a new timeout on the latency ring, and a
+        // cancellation, a timeout and a linked write on the main ring: several system calls
+        // and a kernel timer set and cancelled per turn, whether or not a task ran), and
+        // cancels the preempt timer before it sleeps. A latency timer that is still pending
+        // is kept instead, as long as it fires no later than the one it would be replaced
+        // with: a task queue may then be preempted before its full quantum, which costs one
+        // more turn, never later than upstream would preempt it; and a core may sleep with
+        // it armed, which wakes it once, at most one quantum later (the server's own cron
+        // wakes it as often). The throughput timer (fires after `ring_depth` completions)
+        // keeps counting across turns.
+        let now = Instant::now();
+        let mut latency = self
+            .latency_preemption_timeout_src
+            .take()
+            .filter(Source::is_in_flight)
+            .zip(self.latency_preemption_deadline.get());
+        let throughput = self
+            .throughput_preemption_timeout_src
+            .take()
+            .filter(Source::is_in_flight)
+            .unwrap_or_else(|| {
+                main_ring.prepare_throughput_preemption_timer(
+                    self.ring_depth() as u32,
+                    self.eventfd_src.raw(),
+                )
+            });
+        self.throughput_preemption_timeout_src.replace(Some(throughput));
 
         // This will only dispatch if we run out of sqes. Which means until
         // flush_rings! nothing is really send to the kernel...
@@ -1851,9 +1896,13 @@ impl Reactor {
             // We are about to go to sleep. It's ok to sleep, but if there
             // is a timer set, we need to make sure we wake up to handle it.
             if let Some(dur) = user_timer {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                assert!(flush_rings!(lat_ring)? > 0);
+                if !latency.as_ref().is_some_and(|(_, armed)| *armed <= now + dur) {
+                    // Dropping the pending one cancels it (flushed with the new one).
+                    drop(latency.take());
+                    latency = Some((lat_ring.prepare_latency_preemption_timer(dur), now + dur));
+                    flush_cancellations!(into &mut 0; lat_ring);
+                    assert!(flush_rings!(lat_ring)? > 0);
+                }
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1877,12 +1926,21 @@ impl Reactor {
                 // Woke up, so no need to notify us anymore.
                 self.notifier.wake_up();
             }
+            latency = latency.filter(|(src, _)| src.is_in_flight());
         }
 
         if let Some(preempt) = preempt_timer() {
-            self.latency_preemption_timeout_src
-                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-            flush_rings!(lat_ring, main_ring)?;
+            let deadline = Instant::now() + preempt;
+            if !latency.as_ref().is_some_and(|(_, armed)| *armed <= deadline) {
+                drop(latency.take());
+                latency = Some((lat_ring.prepare_latency_preemption_timer(preempt), deadline));
+                flush_cancellations!(into &mut 0; lat_ring);
+                flush_rings!(lat_ring, main_ring)?;
+            }
+        }
+        if let Some((src, armed)) = latency {
+            self.latency_preemption_timeout_src.set(Some(src));
+            self.latency_preemption_deadline.set(Some(armed));
         }
 
         // A Note about `need_preempt`:
