@@ -1603,7 +1603,7 @@ const PREFETCH_GROUP: usize = 16;
 /// Prefetches the keys `cmds` will look up, when there are several: their cache misses then
 /// overlap (see `shoal_store::prefetch`). Keys of commands that find them by parsing
 /// (`movable_keys`) are left out.
-fn prefetch_keys(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) {
+pub(crate) fn prefetch_keys(db: &shoal_store::Db, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) {
     const KEYS_MAX: usize = 32;
     let mut keys: [&[u8]; KEYS_MAX] = [&[]; KEYS_MAX];
     let mut count = 0;

@@ -226,6 +226,8 @@ fn batch_op(batch: Vec<(&'static CommandSpec, Vec<Bytes>)>, check: Option<WatchC
             return Box::new(None::<Timed>) as HopResult;
         }
         let core = Core::current();
+        // The keys' cache misses overlap rather than come one command at a time.
+        crate::core::prefetch_keys(&ctx.shard.dbs[ctx.db_index], &batch);
         // Each command's events with it, so they go out in the EXEC's order.
         let timed: Timed = batch
             .iter()
@@ -278,6 +280,9 @@ impl Core {
         }
         let (there_indexes, there_batch): (Vec<usize>, Vec<_>) = there.into_iter().unzip();
         let op = batch_op(there_batch, check);
+        // This core's keys are fetched into the cache while the other core runs its part.
+        let (here_indexes, here_batch): (Vec<usize>, Vec<_>) = here.into_iter().unzip();
+        self.try_with_shard(|shard| crate::core::prefetch_keys(&shard.dbs[db], &here_batch));
         let Some(result) = self.try_run(peer, tx, remote, db, proto, op, false).await else {
             hold.release(false);
             return None;
@@ -286,7 +291,6 @@ impl Core {
             hold.release(false);
             return Some(None);
         };
-        let (here_indexes, here_batch): (Vec<usize>, Vec<_>) = here.into_iter().unzip();
         let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None));
         let here_timed = timed_of(result).expect("no check here");
         hold.release(false);
