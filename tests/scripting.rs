@@ -401,3 +401,43 @@ fn a_script_write_fails_the_watches_of_its_keys_on_one_core_or_four() {
         }
     }
 }
+
+#[test]
+fn redis_call_pcall_and_acl_check_answer_as_redis_does_at_their_edges() {
+    // The host functions are raw Lua C functions (crates/script, `host_function`): their
+    // argument rules, error values, raising and error locations against the oracle.
+    let servers = shoal_and_redis(&[]);
+    let k = keys_on_distinct_cores("h", 2, THREADS);
+    let (a, b) = (k[0].as_str(), k[1].as_str());
+    let requests: Vec<Vec<&str>> = vec![
+        vec!["SET", b, "text"],
+        vec!["EVAL", "return redis.call()", "0"],
+        vec!["EVAL", "return redis.pcall()", "0"],
+        vec!["EVAL", "return redis.call('set', KEYS[1], {})", "1", a],
+        vec!["EVAL", "return redis.pcall('set', KEYS[1], true)", "1", a],
+        vec!["EVAL", "redis.call('set', KEYS[1], 3.5) return redis.call('get', KEYS[1])", "1", a],
+        vec!["EVAL", "redis.call('set', KEYS[1], 1e20) return redis.call('get', KEYS[1])", "1", a],
+        vec!["EVAL", "redis.call('set', KEYS[1], -0.1) return redis.call('get', KEYS[1])", "1", a],
+        vec!["EVAL", "return redis.call('nosuchcommand', KEYS[1])", "1", a],
+        vec!["EVAL", "return redis.call('incr', KEYS[1])", "1", b],
+        vec!["EVAL", "\n\nlocal x = 1\nreturn redis.call('incr', KEYS[1])", "1", b],
+        vec!["EVAL", "local function f() return redis.call('incr', KEYS[1]) end\nlocal ok, e = pcall(f)\nreturn {tostring(ok), e}", "1", b],
+        vec!["EVAL", "local ok, e = pcall(redis.call, 'incr', KEYS[1]) return {tostring(ok), e}", "1", b],
+        vec!["EVAL", "local r = redis.pcall('incr', KEYS[1]) return {type(r), r.err}", "1", b],
+        vec!["EVAL", "return redis.pcall('incr', KEYS[1])", "1", b],
+        vec!["EVAL", "local r = redis.call('get', 'nosuchkey') return {type(r), tostring(r)}", "1", "nosuchkey"],
+        vec!["EVAL", "return redis.call('ping')", "0"],
+        vec!["EVAL", "return {redis.call('ping', 'x'), redis.call('echo', 'y')}", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('get', KEYS[1])", "1", a],
+        vec!["EVAL", "return redis.acl_check_cmd('nosuchcommand')", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd()", "0"],
+        vec!["EVAL", "return type(redis.acl_check_cmd('set', KEYS[1], 'v'))", "1", a],
+        vec!["EVAL", "return redis.acl_check_cmd('client', 'nosuchsubcommand')", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('CLIENT')", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('Config', 'GET', 'maxmemory')", "0"],
+        vec!["EVAL", "return redis.acl_check_cmd('get')", "0"],
+        vec!["EVAL", "redis.setresp(3) return redis.call('hgetall', 'nosuchhash')", "1", "nosuchhash"],
+        vec!["EVAL", "redis.setresp(3) local r = redis.call('get', 'nosuchkey') return type(r)", "1", "nosuchkey"],
+    ];
+    assert_same_replies(&servers, &requests);
+}
