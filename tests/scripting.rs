@@ -441,3 +441,62 @@ fn redis_call_pcall_and_acl_check_answer_as_redis_does_at_their_edges() {
     ];
     assert_same_replies(&servers, &requests);
 }
+
+#[test]
+fn script_return_values_and_library_edges_answer_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let scripts = [
+        "return {1, 2, nil, 4}",
+        "return {1.9, -1.9, 2^53, -0.0, 1e300}",
+        "return {true, false, {ok='fine'}, {err='ERR bad'}}",
+        "return {err='custom failure'}",
+        "return redis.error_reply('MYERR something')",
+        "return redis.error_reply('-MYERR dash')",
+        "return redis.error_reply('noprefix')",
+        "return redis.status_reply('DONE')",
+        "return redis.status_reply(42)",
+        "return {{{1}}, {}, {{}}}",
+        "return 'a\\0b'",
+        "return tostring(1/0)",
+        "return 3.99",
+        "return -3.99",
+        "return nil",
+        "return {1, {2, {3, {4}}}}",
+        "return redis.sha1hex('')",
+        "return redis.sha1hex(42)",
+        "return redis.sha1hex()",
+        "return cjson.encode({1, 2, 3})",
+        "return cjson.encode({a = {b = 'c'}})",
+        "return cjson.decode('[1,2,{\"x\":true}]')[3].x and 1 or 0",
+        "return cjson.decode('not json')",
+        "return cmsgpack.unpack(cmsgpack.pack({1, 'two', 3.5}))",
+        "return bit.band(0xff, 0x0f)",
+        "return bit.tohex(255)",
+        "return struct.pack('>I2', 258)",
+        "return string.format('%5.2f|%d|%s', 3.14159, 42, 'x')",
+        "return redis.log(redis.LOG_WARNING)",
+        "return redis.log('notanumber', 'x')",
+        "return redis.setresp(4)",
+        "redis.setresp(3) return {true, false}",
+        "redis.setresp(3) return {double = 1.5}",
+        "redis.setresp(3) return {map = {a = 1}}",
+        "redis.setresp(3) return {set = {x = true}}",
+        "redis.setresp(3) return {big_number = '123456789012345678901234567890'}",
+        "return table.concat({'a', 'b', 'c'}, '-')",
+        "return #KEYS + #ARGV",
+        "error('plain string error')",
+        "error({err = 'ERR table error'})",
+        "error()",
+        "local t = setmetatable({}, {__index = function() return 7 end}) return t.anything",
+        "return unpack({1, 2, 3})",
+        "return select('#', 1, 2, 3)",
+        "return type(_G)",
+        "x = 1",
+        "return loadstring('return 1')()",
+        "return math.huge",
+        "return string.rep('ab', 3)",
+        "return tonumber('0x10')",
+    ];
+    let requests: Vec<Vec<&str>> = scripts.iter().map(|script| vec!["EVAL", *script, "0"]).collect();
+    assert_same_replies(&servers, &requests);
+}
