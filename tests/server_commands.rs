@@ -311,6 +311,8 @@ fn command_replies_match_redis() {
             (&["COMMAND", "GETKEYS", "nosuch", "a"], "-ERR Invalid command specified\r\n"),
             (&["COMMAND", "GETKEYS", "client", "list"], "-ERR The command has no key arguments\r\n"),
             (&["COMMAND", "GETKEYS", "config", "get", "x"], "-ERR The command has no key arguments\r\n"),
+            (&["COMMAND", "GETKEYS", "get"], "-ERR wrong number of arguments for 'command|getkeys' command\r\n"),
+            (&["COMMAND", "GETKEYSANDFLAGS", "ping"], "-ERR wrong number of arguments for 'command|getkeysandflags' command\r\n"),
             (&["COMMAND", "LIST", "FILTERBY", "PATTERN", "client|L*"], "*1\r\n$11\r\nclient|list\r\n"),
             (&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"], "*0\r\n"),
             (&["COMMAND", "LIST", "FILTERBY", "MODULE", "x"], "*0\r\n"),

@@ -255,7 +255,7 @@ const COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "command|getkeys",
-        arity: -3,
+        arity: -4,
         flags: LOADING | STALE,
         acl: &["@connection"],
         summary: "Extracts the key names from an arbitrary command.",
@@ -265,7 +265,7 @@ const COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "command|getkeysandflags",
-        arity: -3,
+        arity: -4,
         flags: LOADING | STALE,
         acl: &["@connection"],
         summary: "Extracts the key names and access flags for an arbitrary command.",
