@@ -767,3 +767,16 @@ fn lazyfree_lazy_server_del_and_expire_free_big_values_in_the_background() {
     assert_eq!(raw.command(&["EXISTS", "soon"]).unwrap(), ":0\r\n");
     wait_for(&mut raw, 2);
 }
+
+#[test]
+fn role_answers_as_a_master_without_replicas() {
+    let servers = shoal_and_redis(&[]);
+    assert_replies(
+        &servers,
+        &[
+            (&["ROLE"], "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n"),
+            (&["ROLE", "x"], "-ERR wrong number of arguments for 'role' command\r\n"),
+            (&["COMMAND", "INFO", "role"], "*1\r\n*10\r\n$4\r\nrole\r\n:1\r\n*4\r\n+noscript\r\n+loading\r\n+stale\r\n+fast\r\n:0\r\n:0\r\n:0\r\n*3\r\n+@admin\r\n+@fast\r\n+@dangerous\r\n*0\r\n*0\r\n*0\r\n"),
+        ],
+    );
+}

@@ -100,6 +100,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..ADMIN_BASE
     },
     CommandSpec {
+        name: "role",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST,
+        summary: "Return the role of the instance in the context of replication",
+        since: "2.8.12",
+        complexity: "O(1)",
+        acl: &["@admin", "@dangerous"],
+        ..ADMIN_BASE
+    },
+    CommandSpec {
         name: "lastsave",
         arity: 1,
         flags: LOADING | STALE | FAST,
