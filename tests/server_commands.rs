@@ -370,7 +370,7 @@ fn command_count_list_and_docs_agree_with_the_table() {
     let client_docs = raw.command(&["COMMAND", "DOCS", "client"]).unwrap();
     assert!(client_docs.contains("$11\r\nsubcommands\r\n"), "{client_docs}");
     assert!(client_docs.contains("$11\r\nclient|kill\r\n"), "{client_docs}");
-    assert_eq!(raw.command(&["COMMAND", "GETKEYS", "get"]).unwrap(), "-ERR Invalid number of arguments specified for command\r\n");
+    assert_eq!(raw.command(&["COMMAND", "GETKEYS", "get", "a", "b"]).unwrap(), "-ERR Invalid number of arguments specified for command\r\n");
     assert_eq!(raw.command(&["COMMAND", "GETKEYSANDFLAGS", "get", "k"]).unwrap(), "*1\r\n*2\r\n$1\r\nk\r\n*2\r\n+RO\r\n+access\r\n");
 }
 
