@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(run(&["COMMAND", "GETKEYS", "client", "nosuch"]), errors::error("ERR Invalid command specified"));
         assert_eq!(run(&["COMMAND", "GETKEYS", "ping", "x"]), errors::error("ERR The command has no key arguments"));
         assert_eq!(run(&["COMMAND", "GETKEYS", "client", "list"]), errors::error("ERR The command has no key arguments"));
-        assert_eq!(run(&["COMMAND", "GETKEYS", "get"]), errors::error("ERR Invalid number of arguments specified for command"));
+        assert_eq!(run(&["COMMAND", "GETKEYS", "get", "a", "b"]), errors::error("ERR Invalid number of arguments specified for command"));
         assert_eq!(run(&["COMMAND", "GETKEYSANDFLAGS", "get", "k"]), Frame::Array(vec![Frame::Array(vec![bulk("k"), status_set(&["RO", "access"])])]));
     }
 
