@@ -1764,9 +1764,15 @@ impl Reactor {
             None,
             None,
         );
-        let slept = ring.sleep(&link_rings).or_else(Self::busy_ok).map(|_| {});
-        self.link_rings_src.set(Some(link_rings));
-        slept
+        match ring.sleep(&link_rings) {
+            Ok(_) => {
+                self.link_rings_src.set(Some(link_rings));
+                Ok(())
+            }
+            // The link was refused (its entry became a no-op): dropped, as upstream drops
+            // every link, so no sleep ever counts on it.
+            Err(e) => Self::busy_ok(e),
+        }
     }
 
     pub(crate) fn poll_io(&self, woke: &mut usize) -> io::Result<()> {
