@@ -586,8 +586,9 @@ fn run_script(sandbox: &Sandbox, function: &Function, arguments: Arguments<'_>, 
     frame
 }
 
-/// Registers the host functions of a sandbox, once for its life: each reaches the running
-/// script's host through the state's slot, so no callback is created per run.
+/// Registers `redis.log`'s sink, once for the sandbox's life: it reaches the running script's
+/// host through the state's slot, so no callback is created per run. (`redis.call`, `pcall`
+/// and `acl_check_cmd` are Lua C closures that `Sandbox::new` builds: `sandbox::host_function`.)
 fn install_host_functions(sandbox: &Sandbox) -> mlua::Result<()> {
     let lua = &sandbox.lua;
     let state = sandbox.state.clone();
