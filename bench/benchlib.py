@@ -1,6 +1,7 @@
 """What the benchmark scripts share: free ports, starting and stopping a pinned server, and
 the CPUs' busy time from /proc/stat."""
 
+import os
 import socket
 import subprocess
 import time
@@ -33,7 +34,8 @@ def start(kind, binary, threads, cpus, workdir, extra=()):
         cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     else:
         # No save points, as redis-server above: a benchmark measures serving, not saving.
-        cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads), "--save", ""]
+        # The server runs in `workdir`, so a relative path is made absolute first.
+        cmd = [os.path.abspath(binary), "--port", str(port), "--bind", "127.0.0.1", "--threads", str(threads), "--save", ""]
     cmd += list(extra)
     proc = subprocess.Popen(["taskset", "-c", cpus] + cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port)
