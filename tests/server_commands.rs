@@ -780,3 +780,168 @@ fn role_answers_as_a_master_without_replicas() {
         ],
     );
 }
+
+// ---- Features that are off: cluster, replication (WAIT), users (ACL) ---------------------
+
+/// Sends each request in RESP2, then in RESP3, to Shoal and to redis-server started with
+/// `extra` (with `requirepass` set to `password`, and authenticated), and asserts the replies are byte for byte the
+/// same. Runs on Shoal alone without redis-server.
+fn assert_same_as_redis(extra: &[&str], password: Option<&str>, requests: &[&[&str]]) {
+    let servers = shoal_and_redis(extra);
+    let transcripts: Vec<Vec<String>> = servers
+        .iter()
+        .map(|server| {
+            let mut raw = server.raw();
+            if let Some(password) = password {
+                assert_eq!(raw.command(&["CONFIG", "SET", "requirepass", password]).unwrap(), "+OK\r\n");
+                assert_eq!(raw.command(&["AUTH", password]).unwrap(), "+OK\r\n");
+            }
+            let mut replies = Vec::new();
+            for proto in ["2", "3"] {
+                raw.command(&["HELLO", proto]).unwrap();
+                replies.extend(requests.iter().map(|request| format!("RESP{proto} {request:?} -> {}", raw.command(request).unwrap())));
+            }
+            replies
+        })
+        .collect();
+    if let [shoal, redis] = &transcripts[..] {
+        for (ours, theirs) in shoal.iter().zip(redis) {
+            assert_eq!(ours, theirs);
+        }
+    }
+    // Shoal alone: no request may fail with an unknown command or subcommand.
+    for reply in &transcripts[0] {
+        assert!(!reply.contains("unknown command"), "{reply}");
+    }
+}
+
+#[test]
+fn cluster_commands_answer_that_cluster_support_is_disabled() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["CLUSTER", "INFO"],
+            &["CLUSTER", "SLOTS"],
+            &["CLUSTER", "SHARDS"],
+            &["CLUSTER", "KEYSLOT", "foo"],
+            &["CLUSTER", "HELP"],
+            &["CLUSTER"],
+            &["CLUSTER", "FOO"],
+            &["CLUSTER", "INFO", "x"],
+            &["READONLY"],
+            &["READWRITE"],
+            &["ASKING"],
+            &["READONLY", "x"],
+        ],
+    );
+}
+
+#[test]
+fn acl_answers_as_redis_for_the_default_user() {
+    let requests: &[&[&str]] = &[
+        &["ACL", "WHOAMI"],
+        &["ACL", "USERS"],
+        &["ACL", "LIST"],
+        &["ACL", "GETUSER", "default"],
+        &["ACL", "GETUSER", "nobody"],
+        &["ACL", "CAT"],
+        &["ACL", "CAT", "nosuch"],
+        &["ACL", "CAT", "a", "b"],
+        &["ACL", "GENPASS", "0"],
+        &["ACL", "GENPASS", "4097"],
+        &["ACL", "GENPASS", "x"],
+        &["ACL", "DRYRUN", "default", "get", "x"],
+        &["ACL", "DRYRUN", "default", "get"],
+        &["ACL", "DRYRUN", "default", "nosuch"],
+        &["ACL", "DRYRUN", "nouser", "get", "x"],
+        &["ACL", "DRYRUN", "default", "client", "list"],
+        &["ACL", "DRYRUN", "default", "client", "nosuch"],
+        &["ACL", "SAVE"],
+        &["ACL", "LOAD"],
+        &["ACL", "DELUSER", "default"],
+        &["ACL", "DELUSER", "a", "b"],
+        &["ACL", "FOO"],
+        &["ACL", "WHOAMI", "x"],
+        &["ACL", "HELP"],
+    ];
+    assert_same_as_redis(&[], None, requests);
+    // With a password, LIST and GETUSER show its SHA-256 instead of `nopass`.
+    assert_same_as_redis(&[], Some("s3cret"), requests);
+}
+
+#[test]
+fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let Some(redis) = servers.get(1) else { return };
+    let mut shoal = servers[0].raw();
+    let mut redis = redis.raw();
+    let names = |reply: String| -> std::collections::BTreeSet<String> {
+        reply.split("\r\n").filter(|l| !l.is_empty() && !l.starts_with(['*', '$'])).map(str::to_string).collect()
+    };
+    let (mut missing, mut extra) = (Vec::new(), Vec::new());
+    for category in
+        ["keyspace", "read", "write", "string", "hash", "connection", "admin", "dangerous", "blocking", "scripting", "transaction", "pubsub", "fast", "slow"]
+    {
+        let ours = names(shoal.command(&["ACL", "CAT", category]).unwrap());
+        let theirs = names(redis.command(&["ACL", "CAT", category]).unwrap());
+        assert!(!ours.is_empty(), "{category}");
+        // Every command Shoal lists, Redis 7.0 lists too (or it is newer than 7.0), and
+        // every command Redis lists that Shoal knows, Shoal lists.
+        for name in &ours {
+            let newer = ["client|no-touch", "client|setinfo", "waitaof"].contains(&name.as_str());
+            if !newer && !theirs.contains(name) {
+                extra.push(format!("{name} in @{category}"));
+            }
+        }
+        for name in &theirs {
+            let (command, sub) = name.split_once('|').map_or((name.as_str(), None), |(c, s)| (c, Some(s)));
+            let mut request = vec!["COMMAND", "INFO", command];
+            let known = shoal.command(&request).unwrap() != "*1\r\n$-1\r\n";
+            let known = known
+                && sub.is_none_or(|sub| {
+                    request = vec!["COMMAND", "LIST", "FILTERBY", "PATTERN", name];
+                    shoal.command(&request).unwrap().contains(sub)
+                });
+            if known && !ours.contains(name) {
+                missing.push(format!("{name} in @{category}"));
+            }
+        }
+    }
+    // The one known difference: Shoal flags PFCOUNT `write`, not `readonly` (it may rewrite
+    // the cached cardinality, so the transaction layer locks its keys exclusively).
+    let pfcount = (vec!["pfcount in @read".to_string()], vec!["pfcount in @write".to_string()]);
+    assert_eq!((missing, extra), pfcount, "(missing, extra) against Redis");
+}
+
+#[test]
+fn wait_without_replicas_answers_zero_after_its_timeout_or_when_unblocked() {
+    let servers = shoal_and_redis(&[]);
+    for server in &servers {
+        let mut raw = server.raw();
+        // None asked for: at once. Some asked for: after the timeout, none acknowledged.
+        assert_eq!(raw.command(&["WAIT", "0", "0"]).unwrap(), ":0\r\n");
+        let started = Instant::now();
+        assert_eq!(raw.command(&["WAIT", "1", "200"]).unwrap(), ":0\r\n");
+        assert!(started.elapsed() >= Duration::from_millis(190), "WAIT waited {:?} on port {}", started.elapsed(), server.port);
+        // Inside MULTI it never blocks.
+        raw.command(&["MULTI"]).unwrap();
+        assert_eq!(raw.command(&["WAIT", "1", "0"]).unwrap(), "+QUEUED\r\n");
+        let started = Instant::now();
+        assert_eq!(raw.command(&["EXEC"]).unwrap(), "*1\r\n:0\r\n");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Forever, until CLIENT UNBLOCK: TIMEOUT answers the count, ERROR the error.
+        let id = client_id(&mut raw);
+        let mut other = server.raw();
+        for (how, reply) in [("TIMEOUT", ":0\r\n"), ("ERROR", "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n")] {
+            raw.send(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while other.command(&["CLIENT", "UNBLOCK", &id.to_string(), how]).unwrap() != ":1\r\n" {
+                assert!(Instant::now() < deadline, "WAIT blocks on port {}", server.port);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(raw.read_reply().unwrap(), reply, "port {}", server.port);
+        }
+        assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+    }
+}

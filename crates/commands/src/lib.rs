@@ -5,6 +5,7 @@
 //! here knows glommio or sockets: cross-core commands are written against the
 //! [`ctx::Coordinator`] trait, which the runtime implements.
 
+pub mod admin;
 pub mod args;
 pub mod bitmaps;
 pub mod blocking;

@@ -29,6 +29,7 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 14;
     pub const SKIP_SLOWLOG: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 17;
     /// Shoal: the command works on every core's part of the keyspace (DBSIZE, KEYS, FLUSHALL).
     pub const ALL_SHARDS: u32 = 1 << 30;
 
@@ -49,6 +50,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -255,7 +257,8 @@ impl CommandSpec {
         if self.has(flags::WRITE) {
             categories.push("@write");
         }
-        if self.has(flags::READONLY) {
+        // Redis keeps scripts out of @read, read-only or not.
+        if self.has(flags::READONLY) && !self.acl.contains(&"@scripting") {
             categories.push("@read");
         }
         if self.has(flags::ADMIN) {
@@ -285,7 +288,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 16] = [
+    let families: [&'static [CommandSpec]; 17] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -302,6 +305,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::transactions::COMMANDS,
         crate::scripting::COMMANDS,
         crate::pubsub::COMMANDS,
+        crate::admin::COMMANDS,
     ];
     families.into_iter().flatten()
 }

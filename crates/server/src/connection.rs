@@ -216,7 +216,16 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     more = true;
                 }
                 RoundEnd::Connection(spec, args) => {
-                    let (frame, after) = server_commands::run(node, conn, spec, args).await;
+                    let (frame, after) = if spec.name == "wait" {
+                        // WAIT may block: it ends early as a blocking command does.
+                        let started = shoal_runtime::stats::Stopwatch::start();
+                        let interrupted = blocked_wait_interrupted(node, &conn.client, &*socket, None);
+                        let frame = crate::admin_cmd::wait(&args, interrupted).await;
+                        node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
+                        (Some(frame), After::Continue)
+                    } else {
+                        server_commands::run(node, conn, spec, args).await
+                    };
                     // Messages that arrived before the reply go before it (RESET's reply must
                     // follow every message of the subscriptions it left).
                     crate::pubsub::drain(conn, &mut output);

@@ -1,0 +1,493 @@
+//! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
+//! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
+//! replicas), and ACL for a server whose only user is `default` (the `requirepass` user).
+//! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
+
+use crate::table::{flags::*, CommandSpec};
+
+const BASE: CommandSpec = CommandSpec::DEFAULT;
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "cluster",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for cluster commands",
+        since: "3.0.0",
+        complexity: "Depends on subcommand.",
+        group: "cluster",
+        subcommands: CLUSTER_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "readonly",
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        acl: &["@connection"],
+        summary: "Enables read queries for a connection to a cluster replica node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "readwrite",
+        arity: 1,
+        flags: LOADING | STALE | FAST,
+        acl: &["@connection"],
+        summary: "Disables read queries for a connection to a cluster replica node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "asking",
+        arity: 1,
+        flags: FAST,
+        acl: &["@connection"],
+        summary: "Sent by cluster clients after an -ASK redirect",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "wait",
+        arity: 3,
+        flags: NOSCRIPT,
+        acl: &["@connection"],
+        summary: "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
+        since: "3.0.0",
+        group: "generic",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for Access List Control commands ",
+        since: "6.0.0",
+        complexity: "Depends on subcommand.",
+        group: "server",
+        subcommands: ACL_SUBCOMMANDS,
+        ..BASE
+    },
+];
+
+const CLUSTER_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "cluster|addslots",
+        arity: -3,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Assign new hash slots to receiving node",
+        since: "3.0.0",
+        complexity: "O(N) where N is the total number of hash slot arguments",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|addslotsrange",
+        arity: -4,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Assign new hash slots to receiving node",
+        since: "7.0.0",
+        complexity: "O(N) where N is the total number of the slots between the start slot and end slot arguments.",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|bumpepoch",
+        arity: 2,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Advance the cluster config epoch",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|count-failure-reports",
+        arity: 3,
+        flags: ADMIN | STALE,
+        acl: &[],
+        summary: "Return the number of failure reports active for a given node",
+        since: "3.0.0",
+        complexity: "O(N) where N is the number of failure reports",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|countkeysinslot",
+        arity: 3,
+        flags: STALE,
+        acl: &[],
+        summary: "Return the number of local keys in the specified hash slot",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|delslots",
+        arity: -3,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Set hash slots as unbound in receiving node",
+        since: "3.0.0",
+        complexity: "O(N) where N is the total number of hash slot arguments",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|delslotsrange",
+        arity: -4,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Set hash slots as unbound in receiving node",
+        since: "7.0.0",
+        complexity: "O(N) where N is the total number of the slots between the start slot and end slot arguments.",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|failover",
+        arity: -2,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Forces a replica to perform a manual failover of its master.",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|flushslots",
+        arity: 2,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Delete a node's own slots information",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|forget",
+        arity: 3,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Remove a node from the nodes table",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|getkeysinslot",
+        arity: 4,
+        flags: STALE,
+        acl: &[],
+        summary: "Return local key names in the specified hash slot",
+        since: "3.0.0",
+        complexity: "O(log(N)) where N is the number of requested keys",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands",
+        since: "5.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|info",
+        arity: 2,
+        flags: STALE,
+        acl: &[],
+        summary: "Provides info about Redis Cluster node state",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|keyslot",
+        arity: 3,
+        flags: STALE,
+        acl: &[],
+        summary: "Returns the hash slot of the specified key",
+        since: "3.0.0",
+        complexity: "O(N) where N is the number of bytes in the key",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|links",
+        arity: 2,
+        flags: STALE,
+        acl: &[],
+        summary: "Returns a list of all TCP links to and from peer nodes in cluster",
+        since: "7.0.0",
+        complexity: "O(N) where N is the total number of Cluster nodes",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|meet",
+        arity: -4,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Force a node cluster to handshake with another node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec { name: "cluster|myid", arity: 2, flags: STALE, acl: &[], summary: "Return the node id", since: "3.0.0", group: "cluster", ..BASE },
+    CommandSpec {
+        name: "cluster|nodes",
+        arity: 2,
+        flags: STALE,
+        acl: &[],
+        summary: "Get Cluster config for the node",
+        since: "3.0.0",
+        complexity: "O(N) where N is the total number of Cluster nodes",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|replicas",
+        arity: 3,
+        flags: ADMIN | STALE,
+        acl: &[],
+        summary: "List replica nodes of the specified master node",
+        since: "5.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|replicate",
+        arity: 3,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Reconfigure a node as a replica of the specified master node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|reset",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | STALE,
+        acl: &[],
+        summary: "Reset a Redis Cluster node",
+        since: "3.0.0",
+        complexity: "O(N) where N is the number of known nodes. The command may execute a FLUSHALL as a side effect.",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|saveconfig",
+        arity: 2,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Forces the node to save cluster state on disk",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|set-config-epoch",
+        arity: 3,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Set the configuration epoch in a new node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|setslot",
+        arity: -4,
+        flags: ADMIN | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Bind a hash slot to a specific node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|shards",
+        arity: 2,
+        flags: STALE,
+        acl: &[],
+        summary: "Get array of cluster slots to node mappings",
+        since: "7.0.0",
+        complexity: "O(N) where N is the total number of cluster nodes",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|slaves",
+        arity: 3,
+        flags: ADMIN | STALE,
+        acl: &[],
+        summary: "List replica nodes of the specified master node",
+        since: "3.0.0",
+        group: "cluster",
+        ..BASE
+    },
+    CommandSpec {
+        name: "cluster|slots",
+        arity: 2,
+        flags: STALE,
+        acl: &[],
+        summary: "Get array of Cluster slot to node mappings",
+        since: "3.0.0",
+        complexity: "O(N) where N is the total number of Cluster nodes",
+        group: "cluster",
+        ..BASE
+    },
+];
+const ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "acl|cat",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "List the ACL categories or the commands inside a category",
+        since: "6.0.0",
+        complexity: "O(1) since the categories and commands are a fixed set.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|deluser",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Remove the specified ACL users and the associated rules",
+        since: "6.0.0",
+        complexity: "O(1) amortized time considering the typical user.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|dryrun",
+        arity: -4,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Returns whether the user can execute the given command without executing the command.",
+        since: "7.0.0",
+        complexity: "O(1).",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|genpass",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Generate a pseudorandom secure password to use for ACL users",
+        since: "6.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|getuser",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Get the rules for a specific ACL user",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of password, command and pattern rules that the user has.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands",
+        since: "6.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|list",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "List the current ACL rules in ACL config file format",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of configured users.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|load",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Reload the ACLs from the configured ACL file",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of configured users.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|log",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "List latest events denied because of ACLs in place",
+        since: "6.0.0",
+        complexity: "O(N) with N being the number of entries shown.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|save",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Save the current ACL rules in the configured ACL file",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of configured users.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|setuser",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Modify or create the rules for a specific ACL user",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of rules provided.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|users",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "List the username of all the configured ACL rules",
+        since: "6.0.0",
+        complexity: "O(N). Where N is the number of configured users.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "acl|whoami",
+        arity: 2,
+        flags: NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return the name of the user associated to the current connection",
+        since: "6.0.0",
+        group: "server",
+        ..BASE
+    },
+];

@@ -1,0 +1,301 @@
+//! Commands of features Shoal does not run yet, answered as Redis answers with the feature
+//! off (their table entries are in `shoal_commands::admin`):
+//!
+//! - CLUSTER, READONLY, READWRITE, ASKING: cluster support is disabled.
+//! - WAIT: there are no replicas, so no write is ever acknowledged by one. Asking for none
+//!   answers 0 at once; asking for some waits out the timeout (0: until interrupted) and
+//!   answers 0, as Redis does without replicas.
+//! - ACL: the only user is `default`, with every permission, and the password `requirepass`
+//!   gives it. The read-only subcommands answer as Redis does for that user; creating users
+//!   (SETUSER) and the ACL log are not implemented, and SETUSER says so.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{select, Either, LocalBoxFuture};
+use futures::FutureExt;
+use sha2::{Digest, Sha256};
+use shoal_commands::args;
+use shoal_commands::errors;
+use shoal_commands::table::{self, CommandSpec};
+use shoal_resp::Frame;
+
+use crate::node::Node;
+use crate::server_commands::{bulk, help, subcommand_syntax_error};
+
+pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
+
+const NO_ACL_FILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+
+/// Redis's ACL categories, in the order ACL CAT lists them.
+const CATEGORIES: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+/// Whether `name` is a command this module answers.
+pub fn handles(name: &str) -> bool {
+    matches!(name, "readonly" | "readwrite" | "asking" | "wait") || name.starts_with("cluster|") || name.starts_with("acl|")
+}
+
+/// Runs one of [`handles`]'s commands, except a WAIT that may block (see [`wait`]).
+pub fn run(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+    match spec.name {
+        "wait" => match parse_wait(args) {
+            // Inside MULTI or a script WAIT never blocks, as in Redis.
+            Ok(_) => Frame::Integer(0),
+            Err(error) => error,
+        },
+        name if name.starts_with("acl|") => acl(node, spec, args),
+        _ => errors::error(CLUSTER_DISABLED),
+    }
+}
+
+/// WAIT numreplicas timeout: the number of replicas that acknowledged (always 0 here), once
+/// enough did (never, unless none was asked for) or the timeout (milliseconds; 0: forever)
+/// passed, or `interrupted` completes (CLIENT UNBLOCK, kill, close: see the connection).
+pub async fn wait(args: &[Bytes], interrupted: LocalBoxFuture<'_, Option<Frame>>) -> Frame {
+    let (wanted, timeout) = match parse_wait(args) {
+        Ok(parsed) => parsed,
+        Err(error) => return error,
+    };
+    if wanted <= 0 {
+        return Frame::Integer(0);
+    }
+    let timer = match timeout {
+        Some(timeout) => glommio::timer::sleep(timeout).boxed_local(),
+        None => futures::future::pending().boxed_local(),
+    };
+    match select(interrupted, timer).await {
+        Either::Left((Some(error), _)) => error,
+        _ => Frame::Integer(0),
+    }
+}
+
+/// WAIT's arguments: the replicas asked for and the timeout (`None`: forever).
+fn parse_wait(args: &[Bytes]) -> Result<(i64, Option<Duration>), Frame> {
+    let wanted = args::parse_i64(&args[1])?;
+    let timeout = args::parse_i64(&args[2]).map_err(|_| errors::error("ERR timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(errors::error("ERR timeout is negative"));
+    }
+    Ok((wanted, (timeout > 0).then(|| Duration::from_millis(timeout as u64))))
+}
+
+fn acl(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+    match spec.name {
+        "acl|whoami" => bulk("default"),
+        "acl|users" => Frame::Array(vec![bulk("default")]),
+        "acl|list" => Frame::Array(vec![bulk(format!("user default on {} ~* &* +@all", password_rule(node)))]),
+        "acl|getuser" => getuser(node, &args[2]),
+        "acl|cat" => cat(args),
+        "acl|genpass" => genpass(args),
+        "acl|dryrun" => dryrun(args),
+        "acl|deluser" => deluser(args),
+        "acl|save" | "acl|load" => errors::error(NO_ACL_FILE),
+        "acl|setuser" => errors::error("ERR ACL SETUSER is not supported: the only user is 'default' (its password is requirepass)"),
+        "acl|log" => errors::error("ERR ACL LOG is not supported yet"),
+        "acl|help" => help(
+            "ACL",
+            &[
+                "CAT [<category>]",
+                "    List all commands that belong to <category>, or all command categories",
+                "    when no category is specified.",
+                "DELUSER <username> [<username> ...]",
+                "    Delete a list of users.",
+                "DRYRUN <username> <command> [<arg> ...]",
+                "    Returns whether the user can execute the given command without executing the command.",
+                "GETUSER <username>",
+                "    Get the user's details.",
+                "GENPASS [<bits>]",
+                "    Generate a secure 256-bit user password. The optional `bits` argument can",
+                "    be used to specify a different size.",
+                "LIST",
+                "    Show users details in config file format.",
+                "LOAD",
+                "    Reload users from the ACL file.",
+                "LOG [<count> | RESET]",
+                "    Show the ACL log entries.",
+                "SAVE",
+                "    Save the current config to the ACL file.",
+                "SETUSER <username> <attribute> [<attribute> ...]",
+                "    Create or modify a user with the specified attributes.",
+                "USERS",
+                "    List all the registered usernames.",
+                "WHOAMI",
+                "    Return the current connection username.",
+            ],
+        ),
+        _ => unreachable!("{} is an ACL subcommand", spec.name),
+    }
+}
+
+/// The default user's password as ACL LIST shows it: `nopass`, or `#` and its SHA-256.
+fn password_rule(node: &Node) -> String {
+    match password_hash(node) {
+        Some(hash) => format!("#{hash}"),
+        None => "nopass".to_string(),
+    }
+}
+
+fn password_hash(node: &Node) -> Option<String> {
+    let config = node.config.borrow();
+    if config.requirepass.is_empty() {
+        return None;
+    }
+    Some(Sha256::digest(config.requirepass.as_bytes()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// ACL GETUSER name
+fn getuser(node: &Node, name: &[u8]) -> Frame {
+    if name != b"default" {
+        return Frame::Null;
+    }
+    let hash = password_hash(node);
+    let mut flags = vec![bulk("on")];
+    if hash.is_none() {
+        flags.push(bulk("nopass"));
+    }
+    Frame::Map(vec![
+        (bulk("flags"), Frame::Set(flags)),
+        (bulk("passwords"), Frame::Array(hash.into_iter().map(bulk).collect())),
+        (bulk("commands"), bulk("+@all")),
+        (bulk("keys"), bulk("~*")),
+        (bulk("channels"), bulk("&*")),
+        (bulk("selectors"), Frame::Array(Vec::new())),
+    ])
+}
+
+/// ACL CAT [category]
+fn cat(args: &[Bytes]) -> Frame {
+    match args.len() {
+        2 => Frame::Array(CATEGORIES.iter().map(bulk).collect()),
+        3 => {
+            let Some(category) = CATEGORIES.iter().find(|c| c.as_bytes().eq_ignore_ascii_case(&args[2])) else {
+                return errors::error(&format!("ERR Unknown category '{}'", String::from_utf8_lossy(&args[2])));
+            };
+            let wanted = format!("@{category}");
+            let mut names = Vec::new();
+            for spec in table::all() {
+                // A container (CLIENT) is listed by its own categories, and so is each of
+                // its subcommands (CLIENT|LIST), as Redis does.
+                let family = std::iter::once(spec).chain(spec.subcommands.iter());
+                names.extend(family.filter(|spec| spec.acl_categories().contains(&wanted.as_str())).map(|spec| bulk(spec.name)));
+            }
+            Frame::Array(names)
+        }
+        _ => subcommand_syntax_error(args),
+    }
+}
+
+/// ACL GENPASS [bits]: random bits from the kernel, in hex (bits rounded up to a digit).
+fn genpass(args: &[Bytes]) -> Frame {
+    const RANGE: &str = "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096";
+    let bits = match args.get(2) {
+        None => 256,
+        Some(arg) => match args::parse_i64(arg) {
+            Err(error) => return error,
+            Ok(bits) if !(1..=4096).contains(&bits) => return errors::error(RANGE),
+            Ok(bits) => bits as usize,
+        },
+    };
+    if args.len() > 3 {
+        return subcommand_syntax_error(args);
+    }
+    let digits = bits.div_ceil(4);
+    let mut random = vec![0u8; digits.div_ceil(2)];
+    fill_random(&mut random);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    bulk(&hex[..digits])
+}
+
+/// Fills `buf` from the kernel's random source.
+fn fill_random(buf: &mut [u8]) {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+        let got = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if got > 0 {
+            filled += got as usize;
+        }
+    }
+}
+
+/// ACL DRYRUN user command [arg ...]: the default user may run every command that exists
+/// with a valid number of arguments.
+fn dryrun(args: &[Bytes]) -> Frame {
+    if &args[2][..] != b"default" {
+        return errors::error(&format!("ERR User '{}' not found", String::from_utf8_lossy(&args[2])));
+    }
+    let request = &args[3..];
+    let not_found = || errors::error(&format!("ERR Command '{}' not found", String::from_utf8_lossy(&request[0])));
+    let Some(mut spec) = table::lookup(&request[0]) else { return not_found() };
+    if !spec.subcommands.is_empty() && request.len() >= 2 {
+        match table::lookup_subcommand(spec, &request[1]) {
+            Some(sub) => spec = sub,
+            None => return not_found(),
+        }
+    }
+    let count = request.len() as i32;
+    if (spec.arity > 0 && spec.arity != count) || count < -spec.arity {
+        return errors::error(&format!("ERR wrong number of arguments for '{}' command", spec.name));
+    }
+    args::ok()
+}
+
+/// ACL DELUSER name [name ...]: no user but `default` exists, and it cannot go.
+fn deluser(args: &[Bytes]) -> Frame {
+    if args[2..].iter().any(|name| &name[..] == b"default") {
+        return errors::error("ERR The 'default' user cannot be removed");
+    }
+    Frame::Integer(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(parts: &[&str]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p.as_bytes())).collect()
+    }
+
+    #[test]
+    fn wait_arguments_are_checked_as_redis_does() {
+        assert_eq!(parse_wait(&request(&["wait", "1", "10"])).unwrap(), (1, Some(Duration::from_millis(10))));
+        assert_eq!(parse_wait(&request(&["wait", "1", "0"])).unwrap(), (1, None));
+        assert!(matches!(parse_wait(&request(&["wait", "x", "0"])), Err(Frame::Error(e)) if e.starts_with(b"ERR value is not an integer")));
+        assert!(matches!(parse_wait(&request(&["wait", "0", "1.5"])), Err(Frame::Error(e)) if e.starts_with(b"ERR timeout is not an integer")));
+        assert!(matches!(parse_wait(&request(&["wait", "0", "-1"])), Err(Frame::Error(e)) if &e[..] == b"ERR timeout is negative"));
+    }
+
+    #[test]
+    fn genpass_returns_as_many_hex_digits_as_the_bits_need() {
+        for (bits, digits) in [("1", 1), ("5", 2), ("8", 2), ("256", 64), ("4096", 1024)] {
+            let Frame::Bulk(pass) = genpass(&request(&["acl", "genpass", bits])) else { panic!("a bulk string") };
+            assert_eq!(pass.len(), digits, "{bits} bits");
+            assert!(pass.iter().all(|b| b.is_ascii_hexdigit()));
+        }
+        let a = genpass(&request(&["acl", "genpass"]));
+        let b = genpass(&request(&["acl", "genpass"]));
+        assert_ne!(a, b, "two passwords differ");
+    }
+}
