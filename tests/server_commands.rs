@@ -945,3 +945,124 @@ fn wait_without_replicas_answers_zero_after_its_timeout_or_when_unblocked() {
         assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
     }
 }
+
+// ---- SLOWLOG ------------------------------------------------------------------------------
+
+/// SLOWLOG GET's entries as (id, micros, arguments, address, name).
+fn slowlog_entries(client: &mut redis::Connection, count: &str) -> Vec<(i64, i64, Vec<String>, String, String)> {
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG").arg("GET").arg(count).query(client).unwrap();
+    entries
+        .into_iter()
+        .map(|entry| {
+            let (id, _time, micros, args, addr, name): (i64, i64, i64, Vec<String>, String, String) = redis::from_redis_value(entry).unwrap();
+            (id, micros, args, addr, name)
+        })
+        .collect()
+}
+
+#[test]
+fn slowlog_keeps_commands_of_every_core_with_their_client_newest_first() {
+    let server = Server::start(THREADS, &[]);
+    let mut admin = shoal_tests::connect(&server);
+    let mut client = shoal_tests::connect(&server);
+    redis::cmd("CLIENT").arg("SETNAME").arg("app").query::<()>(&mut client).unwrap();
+    let addr: String =
+        redis::cmd("CLIENT").arg("INFO").query::<String>(&mut client).unwrap().split(' ').find_map(|f| f.strip_prefix("addr=")).unwrap().to_string();
+    redis::cmd("CONFIG").arg("SET").arg("slowlog-log-slower-than").arg("0").query::<()>(&mut admin).unwrap();
+    redis::cmd("SLOWLOG").arg("RESET").query::<()>(&mut admin).unwrap();
+    // Keys on every core, a cross-core MSET, an EXEC over cores, a script, a long request.
+    let keys: Vec<String> = (0..8).map(|i| format!("key:{i}")).collect();
+    for key in &keys {
+        redis::cmd("SET").arg(key).arg("v").query::<()>(&mut client).unwrap();
+    }
+    redis::cmd("MSET").arg("a").arg("1").arg("b").arg("2").arg("c").arg("3").query::<()>(&mut client).unwrap();
+    redis::pipe().atomic().cmd("INCR").arg("a").cmd("INCR").arg("b").query::<()>(&mut client).unwrap();
+    redis::cmd("EVAL").arg("return redis.call('GET', KEYS[1])").arg(1).arg("a").query::<String>(&mut client).unwrap();
+    let long = "x".repeat(200);
+    let many: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    redis::cmd("SET").arg("long").arg(&long).query::<()>(&mut client).unwrap();
+    redis::cmd("RPUSH").arg("list").arg(&many).query::<()>(&mut client).unwrap();
+    let entries = slowlog_entries(&mut admin, "-1");
+    let ids: Vec<i64> = entries.iter().map(|e| e.0).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let find = |args: &[&str]| entries.iter().find(|e| e.2 == args).unwrap_or_else(|| panic!("{args:?} logged: {entries:?}"));
+    for key in &keys {
+        let entry = find(&["SET", key, "v"]);
+        assert_eq!((entry.3.as_str(), entry.4.as_str()), (addr.as_str(), "app"), "{entry:?}");
+    }
+    find(&["MSET", "a", "1", "b", "2", "c", "3"]);
+    find(&["INCR", "a"]);
+    find(&["INCR", "b"]);
+    find(&["MULTI"]);
+    assert!(entries.iter().all(|e| e.2[0] != "EXEC"), "EXEC is not logged, its commands are");
+    // The script's call has no client, as Redis's Lua client.
+    let call = find(&["GET", "a"]);
+    assert_eq!((call.3.as_str(), call.4.as_str()), ("?:0", ""));
+    find(&["EVAL", "return redis.call('GET', KEYS[1])", "1", "a"]);
+    // Arguments trimmed as Redis trims them.
+    find(&["SET", "long", &format!("{}... (72 more bytes)", "x".repeat(128))]);
+    let rpush = entries.iter().find(|e| e.2[0] == "RPUSH").unwrap();
+    assert_eq!((rpush.2.len(), rpush.2[31].as_str()), (32, "... (11 more arguments)"));
+    // SLOWLOG GET was logged too, once it ran.
+    let len: usize = redis::cmd("SLOWLOG").arg("LEN").query(&mut admin).unwrap();
+    assert_eq!(len, entries.len() + 1);
+    assert_eq!(slowlog_entries(&mut admin, "3").len(), 3);
+    assert_eq!(slowlog_entries(&mut admin, "0").len(), 0);
+    // slowlog-max-len bounds what is kept, over all cores.
+    redis::cmd("CONFIG").arg("SET").arg("slowlog-max-len").arg("5").query::<()>(&mut admin).unwrap();
+    for key in &keys {
+        redis::cmd("GET").arg(key).query::<String>(&mut client).unwrap();
+    }
+    let kept = slowlog_entries(&mut admin, "-1");
+    assert_eq!(kept.len(), 5, "{kept:?}");
+    assert_eq!(kept[0].2, ["GET", keys.last().unwrap().as_str()], "{kept:?}");
+    // A client that left is still named.
+    drop(client);
+    std::thread::sleep(Duration::from_millis(100));
+    let kept = slowlog_entries(&mut admin, "-1");
+    let get = kept.iter().find(|e| e.2[0] == "GET").unwrap();
+    assert_eq!((get.3.as_str(), get.4.as_str()), (addr.as_str(), "app"));
+    redis::cmd("SLOWLOG").arg("RESET").query::<()>(&mut admin).unwrap();
+    let len: usize = redis::cmd("SLOWLOG").arg("LEN").query(&mut admin).unwrap();
+    assert!(len <= 1, "only the RESET itself may be there: {len}");
+}
+
+#[test]
+fn slowlog_keeps_only_commands_slower_than_the_threshold() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    // The default threshold, 10 ms: a 50 ms command is kept, quick ones are not.
+    assert_eq!(raw.command(&["SLOWLOG", "RESET"]).unwrap(), "+OK\r\n");
+    for key in ["a", "b", "c", "d"] {
+        raw.command(&["SET", key, "1"]).unwrap();
+    }
+    raw.command(&["DEBUG", "SLEEP", "0.05"]).unwrap();
+    let mut client = shoal_tests::connect(&server);
+    let entries = slowlog_entries(&mut client, "10");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].2, ["DEBUG", "SLEEP", "0.05"]);
+    assert!(entries[0].1 >= 50_000, "{entries:?}");
+    // A negative threshold turns the log off.
+    raw.command(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).unwrap();
+    raw.command(&["DEBUG", "SLEEP", "0.02"]).unwrap();
+    assert_eq!(slowlog_entries(&mut client, "10").len(), 1);
+}
+
+#[test]
+fn slowlog_replies_match_redis() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["SLOWLOG", "HELP"],
+            &["SLOWLOG", "GET", "-2"],
+            &["SLOWLOG", "GET", "x"],
+            &["SLOWLOG", "GET", "1", "2"],
+            &["SLOWLOG", "LEN", "x"],
+            &["SLOWLOG", "RESET", "x"],
+            &["SLOWLOG", "FOO"],
+            &["SLOWLOG", "RESET"],
+            &["SLOWLOG", "GET", "0"],
+        ],
+    );
+}

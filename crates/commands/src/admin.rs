@@ -1,6 +1,7 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
-//! replicas), and ACL for a server whose only user is `default` (the `requirepass` user).
+//! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
+//! and SLOWLOG.
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
 use crate::table::{flags::*, CommandSpec};
@@ -70,6 +71,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "Depends on subcommand.",
         group: "server",
         subcommands: ACL_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "slowlog",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for slow log commands",
+        since: "2.2.12",
+        complexity: "Depends on subcommand.",
+        group: "server",
+        subcommands: SLOWLOG_SUBCOMMANDS,
         ..BASE
     },
 ];
@@ -487,6 +500,51 @@ const ACL_SUBCOMMANDS: &[CommandSpec] = &[
         acl: &[],
         summary: "Return the name of the user associated to the current connection",
         since: "6.0.0",
+        group: "server",
+        ..BASE
+    },
+];
+
+const SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "slowlog|get",
+        arity: -2,
+        flags: ADMIN | LOADING | STALE,
+        acl: &[],
+        summary: "Get the slow log's entries",
+        since: "2.2.12",
+        complexity: "O(N) where N is the number of entries returned",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "slowlog|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands",
+        since: "6.2.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "slowlog|len",
+        arity: 2,
+        flags: ADMIN | LOADING | STALE,
+        acl: &[],
+        summary: "Get the slow log's length",
+        since: "2.2.12",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "slowlog|reset",
+        arity: 2,
+        flags: ADMIN | LOADING | STALE,
+        acl: &[],
+        summary: "Clear all entries from the slow log",
+        since: "2.2.12",
+        complexity: "O(N) where N is the number of entries in the slowlog",
         group: "server",
         ..BASE
     },

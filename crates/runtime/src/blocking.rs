@@ -28,11 +28,13 @@ pub struct Blocked {
     pub proto: Protocol,
     pub spec: &'static CommandSpec,
     pub args: Vec<Bytes>,
+    /// The client's id, for the slow log.
+    pub client: u64,
 }
 
 impl Blocked {
-    pub fn new(home: usize, id: u64, db: usize, proto: Protocol, spec: &'static CommandSpec, args: Vec<Bytes>) -> Blocked {
-        Blocked { home, id, claimed: AtomicBool::new(false), db, proto, spec, args }
+    pub fn new(home: usize, id: u64, db: usize, proto: Protocol, spec: &'static CommandSpec, args: Vec<Bytes>, client: u64) -> Blocked {
+        Blocked { home, id, claimed: AtomicBool::new(false), db, proto, spec, args, client }
     }
 
     /// Takes the right to finish this waiter (serve it, time it out, cancel it). True once.
@@ -153,7 +155,7 @@ mod tests {
 
     fn waiter(id: u64) -> Arc<Blocked> {
         let spec = shoal_commands::table::lookup(b"get").unwrap();
-        Arc::new(Blocked::new(0, id, 0, Protocol::Resp2, spec, Vec::new()))
+        Arc::new(Blocked::new(0, id, 0, Protocol::Resp2, spec, Vec::new(), 0))
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Shared {
     pub connections_received: AtomicU64,
     /// Connections refused because of maxclients.
     pub rejected_connections: AtomicU64,
+    /// Source of SLOWLOG entry ids, unique across cores.
+    pub slowlog_next_id: AtomicU64,
 }
 
 /// The key changes a shard counted (every write passes `Db::before_write`): a write that
@@ -125,7 +127,8 @@ pub type CallFn = Box<dyn FnOnce(&Rc<Core>) -> Box<dyn Any + Send> + Send>;
 /// A message between cores. Messages from one core to another arrive in the order sent.
 pub enum Msg {
     /// Run plain commands in order and reply with their frames.
-    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> },
+    /// `client` is who sent them, for the slow log.
+    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, client: u64 },
     /// Take intent locks for transaction `tx`; reply when granted.
     Acquire { req: u64, tx: TxId, locks: LockSet },
     /// Take intent locks for transaction `tx` only if they can be granted now; reply at once,
@@ -189,7 +192,7 @@ pub enum Payload {
 /// Who waits on a lock set.
 enum Waiter {
     /// A batch of plain commands, run as soon as its keys are free.
-    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done },
+    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64 },
     /// A transaction coordinated by this core.
     LocalTx { tx: TxId, granted: oneshot::Sender<()> },
     /// A transaction coordinated by another core.
@@ -248,6 +251,8 @@ pub struct Core {
     pub(crate) publish_sent: RefCell<Vec<u64>>,
     pub(crate) publish_acked: RefCell<Vec<u64>>,
     pub(crate) delivery_waiters: RefCell<Vec<std::task::Waker>>,
+    /// The commands that ran here slowly (SLOWLOG).
+    pub slowlog: crate::slowlog::SlowLog,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -257,11 +262,14 @@ pub struct BlockCtx<'a> {
     /// A future that completes when the wait must end early: the client is gone, killed, or
     /// unblocked with CLIENT UNBLOCK (`Some(reply)` for CLIENT UNBLOCK ... ERROR).
     pub interrupted: &'a dyn Fn() -> LocalBoxFuture<'a, Option<Frame>>,
+    /// The client's id, for the slow log ([`crate::slowlog::NOT_LOGGED`]: never logged).
+    pub client: u64,
 }
 
 impl BlockCtx<'_> {
     /// For callers without a connection: blocking commands never wait.
-    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted };
+    /// Its commands are not logged as slow (the append-only file's replay).
+    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted, client: crate::slowlog::NOT_LOGGED };
 }
 
 fn never_interrupted() -> LocalBoxFuture<'static, Option<Frame>> {
@@ -318,6 +326,7 @@ impl Core {
             publish_sent: RefCell::new(vec![0; shard_count]),
             publish_acked: RefCell::new(vec![0; shard_count]),
             delivery_waiters: RefCell::new(Vec::new()),
+            slowlog: crate::slowlog::SlowLog::default(),
         }
     }
 
@@ -359,11 +368,11 @@ impl Core {
 
     /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without
     /// yielding: nothing else can run between them. `None` when something is locked.
-    pub fn run_local_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)]) -> Option<Vec<Frame>> {
+    pub fn run_local_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], client: u64) -> Option<Vec<Frame>> {
         if !self.locks.borrow().is_idle() {
             return None;
         }
-        let frames = self.run_now(db, proto, cmds, true);
+        let frames = self.run_now(db, proto, cmds, true, client);
         self.serve_blocked();
         Some(frames)
     }
@@ -418,6 +427,11 @@ impl Core {
     /// that may come from anywhere, such as the socket reaper's prefetch.
     pub fn try_with_shard<R>(&self, f: impl FnOnce(&Shard) -> R) -> Option<R> {
         self.shard.try_borrow().ok().map(|shard| f(&shard))
+    }
+
+    /// Logs a command that ran for `elapsed` here if it was slow (see [`crate::slowlog`]).
+    pub fn note_slow(&self, spec: &CommandSpec, args: &[Bytes], elapsed: std::time::Duration, client: u64) {
+        self.slowlog.note(spec, args, elapsed, client, &self.shared.slowlog_next_id);
     }
 
     // ---- Messaging -------------------------------------------------------------------
@@ -503,7 +517,7 @@ impl Core {
     /// Handles one message from core `from`. Never waits: work that cannot run yet is queued.
     pub(crate) fn handle(self: &Rc<Self>, from: usize, msg: Msg) {
         match msg {
-            Msg::Batch { req, db, proto, cmds } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }),
+            Msg::Batch { req, db, proto, cmds, client } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }, client),
             Msg::Acquire { req, tx, locks } => {
                 let granted = self.locks.borrow_mut().acquire(locks, Waiter::RemoteTx { tx, from, req });
                 if let Some(granted) = granted {
@@ -566,7 +580,8 @@ impl Core {
 
     /// Runs plain commands of this core in order. `atomic` (EXEC's commands): the log wraps
     /// them in MULTI/EXEC, so a replay applies all of them or none.
-    fn run_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], atomic: bool) -> Vec<Frame> {
+    /// `client` sent them (for the slow log).
+    fn run_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], atomic: bool, client: u64) -> Vec<Frame> {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut stats = self.stats.borrow_mut();
@@ -581,6 +596,7 @@ impl Core {
             for (spec, args) in group {
                 let (reply, elapsed, changed) = self.run_signalled(&mut ctx, spec, args, logging);
                 stats.record(spec.name, elapsed, &reply);
+                self.note_slow(spec, args, elapsed, client);
                 if logging && changed {
                     log_command(spec, args, &reply, now_ms, &mut logged);
                     logged_count += 1;
@@ -765,6 +781,7 @@ impl Core {
                 let served = (ops.serve)(&mut ctx, key, &waiter.args, &mut || waiter.claim());
                 if let Served::Done(reply) = &served {
                     self.stats.borrow_mut().record(waiter.spec.name, started.elapsed(), reply);
+                    self.note_slow(waiter.spec, &waiter.args, started.elapsed(), waiter.client);
                 }
                 (served, ctx.take_events())
             };
@@ -844,6 +861,7 @@ impl Core {
             Ok(timeout) => timeout,
             Err(error) => {
                 self.stats.borrow_mut().record(spec.name, std::time::Duration::ZERO, &error);
+                self.note_slow(spec, &args, std::time::Duration::ZERO, block.client);
                 return error;
             }
         };
@@ -860,6 +878,7 @@ impl Core {
             self.publish_in_order(events, &sources).await;
             if let Some(reply) = attempt {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+                self.note_slow(spec, &args, started.elapsed(), block.client);
                 if crate::aof::is_logged(tx) {
                     // Logged as the non-blocking command with the same effect.
                     let mut bytes = Vec::new();
@@ -881,7 +900,7 @@ impl Core {
             // Register on every core that owns a key we wait on, before releasing.
             let id = self.next_block.get();
             self.next_block.set(id + 1);
-            let waiter = Arc::new(Blocked::new(self.id, id, db, proto, spec, args.clone()));
+            let waiter = Arc::new(Blocked::new(self.id, id, db, proto, spec, args.clone(), block.client));
             let (sender, woken) = oneshot::channel();
             self.block_waits.borrow_mut().insert(id, sender);
             let mut per_core: Vec<(usize, Vec<Bytes>)> = Vec::new();
@@ -1082,18 +1101,18 @@ impl Core {
         set
     }
 
-    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done) {
+    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64) {
         let runnable = {
             let locks = self.locks.borrow();
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            self.run_batch(db, proto, cmds, done);
+            self.run_batch(db, proto, cmds, done, client);
             self.serve_blocked();
             return;
         }
         let set = Self::batch_locks(db, &cmds);
-        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done });
+        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done, client });
         if let Some(granted) = granted {
             self.process_grants(vec![granted]);
         }
@@ -1102,9 +1121,9 @@ impl Core {
     /// Runs a batch of plain commands here and sends their replies where they go: at once, or,
     /// when they published keyspace events to other cores, once those cores have handed the
     /// events to their subscribers (see [`Core::delivered`]).
-    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done) {
+    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64) {
         let mark = self.publish_mark();
-        let frames = self.run_now(db, proto, &cmds, false);
+        let frames = self.run_now(db, proto, &cmds, false, client);
         match mark.and_then(|mark| self.undelivered_since(&mark)) {
             None => self.finish_batch(done, frames, cmds),
             Some(wanted) => {
@@ -1134,8 +1153,8 @@ impl Core {
     fn process_grants(self: &Rc<Self>, mut granted: Vec<(LockSet, Waiter)>) {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
-                Waiter::Batch { db, proto, cmds, done } => {
-                    self.run_batch(db, proto, cmds, done);
+                Waiter::Batch { db, proto, cmds, done, client } => {
+                    self.run_batch(db, proto, cmds, done, client);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
                     self.serve_blocked();
@@ -1205,7 +1224,7 @@ impl Core {
         if all_local && self.locks.borrow().is_idle() {
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
             let mark = self.publish_mark();
-            let frames = self.run_now(db, proto, &batch, false);
+            let frames = self.run_now(db, proto, &batch, false, block.client);
             self.serve_blocked();
             if let Some(wanted) = mark.and_then(|mark| self.undelivered_since(&mark)) {
                 self.delivered(wanted).await;
@@ -1219,7 +1238,7 @@ impl Core {
                 let Route::Multi(shards) = cmd.route else { unreachable!("matched Multi") };
                 replies[index] = Some(match cmd.spec.handler {
                     Handler::Blocking(ops) => self.run_blocking(db, proto, cmd.spec, ops, cmd.args, block).await,
-                    _ => self.run_multi(db, proto, cmd.spec, cmd.args, shards).await,
+                    _ => self.run_multi(db, proto, cmd.spec, cmd.args, shards, block.client).await,
                 });
                 continue;
             }
@@ -1242,13 +1261,14 @@ impl Core {
                 if shard == self.id {
                     local = Some((indexes, batch));
                 } else {
-                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch });
+                    let client = block.client;
+                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch, client });
                     waits.push((indexes, BatchWait::Remote(rx)));
                 }
             }
             if let Some((indexes, batch)) = local {
                 let (tx, rx) = oneshot::channel();
-                self.submit_batch(db, proto, batch, Done::Local(tx));
+                self.submit_batch(db, proto, batch, Done::Local(tx), block.client);
                 waits.push((indexes, BatchWait::Local(rx)));
             }
             for (indexes, wait) in waits {
@@ -1272,7 +1292,7 @@ impl Core {
 
     /// Runs a command as a transaction over `shards`: takes the intent locks core by core in
     /// ascending order, runs the command's hops, then releases everywhere.
-    async fn run_multi(self: &Rc<Self>, db: usize, proto: Protocol, spec: &'static CommandSpec, args: Vec<Bytes>, shards: Vec<usize>) -> Frame {
+    async fn run_multi(self: &Rc<Self>, db: usize, proto: Protocol, spec: &'static CommandSpec, args: Vec<Bytes>, shards: Vec<usize>, client: u64) -> Frame {
         let multi = match spec.handler {
             Handler::Keys { multi: Some(multi), .. } | Handler::Multi(multi) => multi,
             _ => unreachable!("{} has a cross-core form", spec.name),
@@ -1285,6 +1305,7 @@ impl Core {
             // Boxed: its state stays out of every cross-core command's future.
             if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets)).await {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+                self.note_slow(spec, &args, started.elapsed(), client);
                 return reply;
             }
         }
@@ -1305,12 +1326,14 @@ impl Core {
         let now = now_ms();
         let logged = crate::aof::is_logged(tx);
         // The arguments outlive the command only when something needs them after it.
-        let kept = if logged || self.settings.borrow().notify_keyspace_events != 0 { args.clone() } else { Vec::new() };
+        let kept = if logged || self.settings.borrow().notify_keyspace_events != 0 || self.slowlog.on() { args.clone() } else { Vec::new() };
         let reply = multi(&coordinator, args).await;
         let args = kept;
+        let elapsed = started.elapsed();
+        self.note_slow(spec, &args, elapsed, client);
         let (events, sources) = coordinator.take_events(spec, &args);
         self.publish_in_order(events, &sources).await;
-        self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        self.stats.borrow_mut().record(spec.name, elapsed, &reply);
         // The release tells the watchers and waiters of the keys it locked for writing, unless
         // the reply shows that nothing changed.
         let wrote = spec.is_write() && !crate::transaction::changed_nothing(spec, &reply);

@@ -17,6 +17,7 @@ pub mod memlock;
 mod pair;
 pub mod pubsub;
 pub mod script;
+pub mod slowlog;
 pub mod stats;
 pub mod transaction;
 pub mod watch;

@@ -46,6 +46,8 @@ pub struct Transaction {
     /// raised them, published before the locks go (see `Core::publish_in_order`).
     events: Vec<KeyEvent>,
     sources: Vec<usize>,
+    /// Who sent the EXEC, for the slow log (see [`Transaction::for_client`]).
+    client: u64,
 }
 
 impl Core {
@@ -74,7 +76,16 @@ impl Core {
         let sets = self.exec_lock_sets(std::iter::empty(), &watched);
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        let locked = Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() };
+        let locked = Transaction {
+            core: self.clone(),
+            tx,
+            sets,
+            wrote: false,
+            ended: false,
+            events: Vec::new(),
+            sources: Vec::new(),
+            client: crate::slowlog::NO_CLIENT,
+        };
         let mut deadlines = vec![None; keys.len()];
         let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
         for (shard, keys) in groups {
@@ -135,7 +146,7 @@ impl Core {
         let sets = self.exec_lock_sets(plan, watched);
         let tx = self.new_logged_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new(), client: crate::slowlog::NO_CLIENT }
     }
 
     /// Holds every shard whole, exclusively, until [`Transaction::end`]: a consistent cut
@@ -145,7 +156,7 @@ impl Core {
         let sets: Vec<(usize, LockSet)> = (0..self.shard_count).map(|shard| (shard, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new() }
+        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new(), client: crate::slowlog::NO_CLIENT }
     }
 
     /// Per core (ascending), what an EXEC locks.
@@ -220,7 +231,8 @@ pub type WatchCheck = Box<dyn Fn() -> bool + Send>;
 
 /// A hop that runs `batch` in order on the core that owns its keys, unless `check` says the
 /// WATCH failed (then it runs nothing). Its result reads with [`timed_of`].
-fn batch_op(batch: Vec<(&'static CommandSpec, Vec<Bytes>)>, check: Option<WatchCheck>) -> HopOp {
+/// `client` sent the commands (for the slow log).
+fn batch_op(batch: Vec<(&'static CommandSpec, Vec<Bytes>)>, check: Option<WatchCheck>, client: u64) -> HopOp {
     Box::new(move |ctx: &mut Ctx| {
         if check.is_some_and(|check| !check()) {
             return Box::new(None::<Timed>) as HopResult;
@@ -233,6 +245,7 @@ fn batch_op(batch: Vec<(&'static CommandSpec, Vec<Bytes>)>, check: Option<WatchC
             .iter()
             .map(|(spec, args)| {
                 let (reply, elapsed, _) = core.run_signalled(ctx, spec, args, false);
+                core.note_slow(spec, args, elapsed, client);
                 (reply, elapsed, ctx.take_events())
             })
             .collect();
@@ -265,6 +278,7 @@ impl Core {
         cmds: &[(&'static CommandSpec, &Route, &[Bytes])],
         watched: &[(usize, Bytes)],
         check: Option<WatchCheck>,
+        client: u64,
     ) -> Option<Option<Vec<Frame>>> {
         if !crate::pair::applies(self) || !cmds.iter().all(|(_, route, _)| matches!(route, Route::Single(Some(_)))) {
             return None;
@@ -279,7 +293,7 @@ impl Core {
             group.push((index, (*spec, args.to_vec())));
         }
         let (there_indexes, there_batch): (Vec<usize>, Vec<_>) = there.into_iter().unzip();
-        let op = batch_op(there_batch, check);
+        let op = batch_op(there_batch, check, client);
         // This core's keys are fetched into the cache while the other core runs its part.
         let (here_indexes, here_batch): (Vec<usize>, Vec<_>) = here.into_iter().unzip();
         self.try_with_shard(|shard| crate::core::prefetch_keys(&shard.dbs[db], &here_batch));
@@ -291,7 +305,7 @@ impl Core {
             hold.release(false);
             return Some(None);
         };
-        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None));
+        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client));
         let here_timed = timed_of(result).expect("no check here");
         hold.release(false);
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
@@ -305,13 +319,19 @@ impl Core {
 }
 
 impl Transaction {
+    /// Names the client whose EXEC this is, for the slow log.
+    pub fn for_client(mut self, client: u64) -> Transaction {
+        self.client = client;
+        self
+    }
+
     /// Runs one queued cross-core or blocking command (`Route::Multi`) under the
     /// transaction's locks and returns its reply; single-core commands go through
     /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
         let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
         let started = Stopwatch::start();
-        let kept = if self.core.settings.borrow().notify_keyspace_events != 0 { args.clone() } else { Vec::new() };
+        let kept = if self.core.settings.borrow().notify_keyspace_events != 0 || self.core.slowlog.on() { args.clone() } else { Vec::new() };
         let reply = match (route, spec.handler) {
             (Route::Connection, _) => unreachable!("{} runs in the connection layer", spec.name),
             (Route::Single(_), _) => unreachable!("{} runs through run_single", spec.name),
@@ -323,6 +343,7 @@ impl Transaction {
             (route, _) => unreachable!("{} has no form for route {route:?}", spec.name),
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
+        self.core.note_slow(spec, &kept, started.elapsed(), self.client);
         let (events, sources) = coordinator.take_events(spec, &kept);
         self.raised(events, sources);
         self.wrote |= (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !changed_nothing(spec, &reply);
@@ -363,7 +384,7 @@ impl Transaction {
             .into_iter()
             .map(|(shard, group_indexes, batch)| {
                 indexes.push((shard, group_indexes));
-                (shard, batch_op(batch, None))
+                (shard, batch_op(batch, None, self.client))
             })
             .collect();
         let coordinator = TxCoordinator::new(self.core.clone(), db, proto);

@@ -144,6 +144,7 @@ pub async fn broadcast(node: &Rc<Node>, config: Config) {
             core.with_shard(|shard| shard.configure_lazyfree(shard.lazyfree.clone(), settings.lazyfree_lazy_expire, settings.lazyfree_lazy_server_del));
             core.install_settings(settings);
             crate::evict::configure(&config);
+            node::configure_slowlog(core, &config);
             *node::current().config.borrow_mut() = config.clone();
             core.pubsub_set_limit(crate::pubsub::limit(&node::current()));
         })

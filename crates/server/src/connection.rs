@@ -131,6 +131,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
+    crate::slowlog_cmd::remember_departed(&node, id, &client.addr, &client.name.borrow());
     let _ = socket.stream.close().await;
     shared.clients.fetch_sub(1, Ordering::SeqCst);
 }
@@ -185,7 +186,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 // A RESP3 subscriber gets its messages while it waits, as from Redis.
                 let pushes = conn.pubsub.clone().filter(|_| conn.proto == Protocol::Resp3);
                 let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket, pushes.clone());
-                let block = BlockCtx { may_block: true, interrupted: &interrupted };
+                let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id };
                 node.core.execute(conn.db, conn.proto, batch, &block).await
             };
             if save_after {
@@ -222,6 +223,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                         let interrupted = blocked_wait_interrupted(node, &conn.client, &*socket, None);
                         let frame = crate::admin_cmd::wait(&args, interrupted).await;
                         node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
+                        node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
                         (Some(frame), After::Continue)
                     } else {
                         server_commands::run(node, conn, spec, args).await
@@ -405,6 +407,7 @@ fn decode_round(
                     if resolved.spec.name == "ping" && conn.multi.is_none() {
                         if let Some(pong) = crate::pubsub::subscribed_ping(conn, &args) {
                             node.core.stats.borrow_mut().record("ping", std::time::Duration::ZERO, &pong);
+                            node.core.note_slow(resolved.spec, &args, std::time::Duration::ZERO, conn.client.id);
                             slots.push(Slot::Ready(pong));
                             continue;
                         }
@@ -425,6 +428,7 @@ fn decode_round(
                     let reply = Frame::Integer(node.core.publish(&args[1], &args[2]) as i64);
                     conn.published = true;
                     node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
+                    node.core.note_slow(resolved.spec, &args, started.elapsed(), conn.client.id);
                     slots.push(Slot::Ready(reply));
                     continue;
                 }

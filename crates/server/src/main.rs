@@ -25,6 +25,7 @@ mod rdb_load;
 mod save;
 mod scripting;
 mod server_commands;
+mod slowlog_cmd;
 mod socket;
 
 use std::path::PathBuf;

@@ -189,14 +189,14 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     if let Some(target) = one_core(node, &multi.queued, &watched) {
         let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> = multi.queued.iter().map(|queued| (queued.spec, queued.args.clone())).collect();
         let check = watch.as_ref().map(|state| (state.flag.clone(), state.deadlines.clone()));
-        let (db, proto) = (conn.db, conn.proto);
+        let (db, proto, client) = (conn.db, conn.proto, conn.client.id);
         let run = move |core: &Rc<shoal_runtime::Core>| -> Option<Option<Vec<Frame>>> {
             if let Some((flag, deadlines)) = &check {
                 if !watch_holds(flag, deadlines, shoal_runtime::now_ms()) {
                     return Some(None);
                 }
             }
-            core.run_local_now(db, proto, &cmds).map(Some)
+            core.run_local_now(db, proto, &cmds, client).map(Some)
         };
         let outcome = if target == node.core.id { run(&node.core) } else { node.core.call_on(target, run).await };
         if let Some(replies) = outcome {
@@ -212,7 +212,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             Box::new(move || watch_holds(&flag, &deadlines, shoal_runtime::now_ms())) as shoal_runtime::transaction::WatchCheck
         });
         // Boxed: its state stays out of every EXEC's future.
-        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, check)).await {
+        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, check, conn.client.id)).await {
             forget(conn, watch);
             return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
@@ -232,7 +232,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         }
     }
     let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
-    let mut tx = node.core.begin(plan, &watched).await;
+    let mut tx = node.core.begin(plan, &watched).await.for_client(conn.client.id);
     if let Some(state) = &watch {
         if !watch_holds(&state.flag, &state.deadlines, shoal_runtime::now_ms()) {
             tx.end();

@@ -32,6 +32,8 @@ pub struct Node {
     /// Core 0 under `appendonly yes`: the append-only file's writer, awaited at shutdown so
     /// the last writes reach the disk.
     pub aof_writer: RefCell<Option<glommio::Task<()>>>,
+    /// The clients that left this core lately, for SLOWLOG GET.
+    pub departed: crate::slowlog_cmd::Departed,
 }
 
 /// Cores whose node is installed (one server per process).
@@ -72,6 +74,11 @@ pub fn settings_of(config: &Config) -> Settings {
     }
 }
 
+/// Installs `slowlog-log-slower-than` and `slowlog-max-len` in the core's slow log.
+pub fn configure_slowlog(core: &Core, config: &Config) {
+    core.slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
+}
+
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.
 pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<crate::rdb_load::Startup>) {
     let node = Rc::new(Node {
@@ -84,6 +91,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         pause: crate::pause::Pause::default(),
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
         aof_writer: RefCell::new(None),
+        departed: Default::default(),
     });
     // The socket ring first: once every core counts itself below, any core may accept.
     crate::socket::init(core.id);
@@ -103,6 +111,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     }
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     crate::evict::configure(&node.config.borrow());
+    configure_slowlog(&core, &node.config.borrow());
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);

@@ -104,6 +104,7 @@ pub async fn run_subscription(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSp
     // Messages that arrived while the other cores acknowledged come after the confirmations.
     drain(conn, output);
     record(node, spec, started, frames.last());
+    node.core.note_slow(spec, args, started.elapsed(), conn.client.id);
 }
 
 /// An (un)subscription command inside EXEC, where its reply is one element of EXEC's array:

@@ -125,6 +125,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
             Err(text) => (errors::error(text), After::Continue),
         },
+        name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args), After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
@@ -133,6 +134,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         _ => (errors::error(&format!("ERR '{}' is not implemented yet", spec.name)), After::Continue),
     };
     node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
+    node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
     (Some(frame), after)
 }
 
