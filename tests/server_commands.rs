@@ -1066,3 +1066,92 @@ fn slowlog_replies_match_redis() {
         ],
     );
 }
+
+// ---- LATENCY ------------------------------------------------------------------------------
+
+#[test]
+fn latency_replies_match_redis() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["LATENCY", "HELP"],
+            &["LATENCY", "LATEST"],
+            &["LATENCY", "HISTORY", "command"],
+            &["LATENCY", "HISTORY"],
+            &["LATENCY", "RESET"],
+            &["LATENCY", "RESET", "a", "b"],
+            &["LATENCY", "GRAPH", "command"],
+            &["LATENCY", "GRAPH"],
+            &["LATENCY", "DOCTOR"],
+            &["LATENCY", "DOCTOR", "x"],
+            &["LATENCY", "FOO"],
+            &["LATENCY", "HISTOGRAM", "nosuch"],
+            &["CONFIG", "SET", "latency-monitor-threshold", "5"],
+            &["LATENCY", "DOCTOR"],
+            &["CONFIG", "SET", "latency-monitor-threshold", "0"],
+        ],
+    );
+}
+
+#[test]
+fn the_latency_monitor_records_slow_commands_of_every_core() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    // Off by default: a slow command leaves no sample.
+    raw.command(&["DEBUG", "SLEEP", "0.02"]).unwrap();
+    assert_eq!(raw.command(&["LATENCY", "LATEST"]).unwrap(), "*0\r\n");
+    assert_eq!(raw.command(&["CONFIG", "SET", "latency-monitor-threshold", "10"]).unwrap(), "+OK\r\n");
+    // A busy script on keys of several cores, and a sleep on the connection's core.
+    for key in ["a", "b", "c", "d"] {
+        let reply = raw.command(&["EVAL", "local i = 0 while i < 3000000 do i = i + 1 end return redis.call('SET', KEYS[1], i)", "1", key]).unwrap();
+        assert_eq!(reply, "+OK\r\n");
+    }
+    raw.command(&["DEBUG", "SLEEP", "0.03"]).unwrap();
+    raw.command(&["GET", "a"]).unwrap();
+    let mut client = shoal_tests::connect(&server);
+    let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut client).unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let (event, time, last, max) = latest[0].clone();
+    assert_eq!(event, "command");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - 5..=now).contains(&time), "{time} vs {now}");
+    assert!(last >= 10 && max >= 30 && max >= last, "{latest:?}");
+    let history: Vec<(i64, i64)> = redis::cmd("LATENCY").arg("HISTORY").arg("command").query(&mut client).unwrap();
+    assert!(!history.is_empty() && history.iter().all(|(_, ms)| *ms >= 10), "{history:?}");
+    assert!(history.windows(2).all(|w| w[0].0 < w[1].0), "one sample per second, oldest first: {history:?}");
+    let graph: String = redis::cmd("LATENCY").arg("GRAPH").arg("command").query(&mut client).unwrap();
+    assert!(graph.starts_with(&format!("command - high {max} ms, low ")), "{graph}");
+    let doctor: String = redis::cmd("LATENCY").arg("DOCTOR").query(&mut client).unwrap();
+    assert!(doctor.contains("\n1. command: ") && doctor.contains(&format!("Worst all time event {max}ms.")), "{doctor}");
+    assert_eq!(raw.command(&["LATENCY", "RESET", "nosuch"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["LATENCY", "RESET"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["LATENCY", "LATEST"]).unwrap(), "*0\r\n");
+}
+
+#[test]
+fn latency_histogram_counts_every_call_as_redis_does() {
+    for server in &shoal_and_redis(&[]) {
+        let mut client = shoal_tests::connect(server);
+        redis::cmd("HELLO").arg(3).query::<redis::Value>(&mut client).unwrap();
+        redis::cmd("CONFIG").arg("RESETSTAT").query::<()>(&mut client).unwrap();
+        for i in 0..5 {
+            redis::cmd("GET").arg(format!("key:{i}")).query::<Option<String>>(&mut client).unwrap();
+        }
+        redis::cmd("SET").arg("a").arg("1").query::<()>(&mut client).unwrap();
+        redis::cmd("CLIENT").arg("ID").query::<i64>(&mut client).unwrap();
+        type Histograms = std::collections::BTreeMap<String, std::collections::BTreeMap<String, redis::Value>>;
+        let histograms: Histograms = redis::cmd("LATENCY").arg("HISTOGRAM").arg("get").arg("set").arg("client").arg("nosuch").query(&mut client).unwrap();
+        assert_eq!(histograms.keys().collect::<Vec<_>>(), ["client|id", "get", "set"], "port {}", server.port);
+        for (name, calls) in [("get", 5), ("set", 1), ("client|id", 1)] {
+            let histogram = &histograms[name];
+            assert_eq!(redis::from_redis_value::<i64>(histogram["calls"].clone()).unwrap(), calls, "{name}");
+            let buckets: std::collections::BTreeMap<i64, i64> = redis::from_redis_value(histogram["histogram_usec"].clone()).unwrap();
+            // Cumulative counts that end at the number of calls.
+            assert!(buckets.values().collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]), "{name}: {buckets:?}");
+            assert_eq!(buckets.values().last(), Some(&calls), "{name}: {buckets:?}");
+        }
+        let all: Histograms = redis::cmd("LATENCY").arg("HISTOGRAM").query(&mut client).unwrap();
+        assert!(all.contains_key("get") && all.contains_key("config|resetstat"), "port {}", server.port);
+    }
+}

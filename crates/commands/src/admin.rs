@@ -1,7 +1,7 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! and SLOWLOG.
+//! and SLOWLOG and LATENCY.
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
 use crate::table::{flags::*, CommandSpec};
@@ -83,6 +83,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "Depends on subcommand.",
         group: "server",
         subcommands: SLOWLOG_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for latency diagnostics commands",
+        since: "2.8.13",
+        complexity: "Depends on subcommand.",
+        group: "server",
+        subcommands: LATENCY_SUBCOMMANDS,
         ..BASE
     },
 ];
@@ -545,6 +557,80 @@ const SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
         summary: "Clear all entries from the slow log",
         since: "2.2.12",
         complexity: "O(N) where N is the number of entries in the slowlog",
+        group: "server",
+        ..BASE
+    },
+];
+
+const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "latency|doctor",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return a human readable latency analysis report.",
+        since: "2.8.13",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|graph",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return a latency graph for the event.",
+        since: "2.8.13",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands.",
+        since: "2.8.13",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|histogram",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return the cumulative distribution of latencies of a subset of commands or all.",
+        since: "7.0.0",
+        complexity: "O(N) where N is the number of commands with latency information being retrieved.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|history",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return timestamp-latency samples for the event.",
+        since: "2.8.13",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|latest",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Return the latest latency samples for all events.",
+        since: "2.8.13",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "latency|reset",
+        arity: -2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Reset latency data for one or more events.",
+        since: "2.8.13",
         group: "server",
         ..BASE
     },

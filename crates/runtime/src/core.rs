@@ -253,6 +253,8 @@ pub struct Core {
     pub(crate) delivery_waiters: RefCell<Vec<std::task::Waker>>,
     /// The commands that ran here slowly (SLOWLOG).
     pub slowlog: crate::slowlog::SlowLog,
+    /// Latency spikes seen here (LATENCY).
+    pub latency: crate::latency::Monitor,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -327,6 +329,7 @@ impl Core {
             publish_acked: RefCell::new(vec![0; shard_count]),
             delivery_waiters: RefCell::new(Vec::new()),
             slowlog: crate::slowlog::SlowLog::default(),
+            latency: crate::latency::Monitor::default(),
         }
     }
 
@@ -429,9 +432,14 @@ impl Core {
         self.shard.try_borrow().ok().map(|shard| f(&shard))
     }
 
-    /// Logs a command that ran for `elapsed` here if it was slow (see [`crate::slowlog`]).
+    /// Logs a command that ran for `elapsed` here if it was slow: in the slow log (see
+    /// [`crate::slowlog`]) and as a latency spike (see [`crate::latency`]).
     pub fn note_slow(&self, spec: &CommandSpec, args: &[Bytes], elapsed: std::time::Duration, client: u64) {
         self.slowlog.note(spec, args, elapsed, client, &self.shared.slowlog_next_id);
+        if client != crate::slowlog::NOT_LOGGED {
+            let event = if spec.has(shoal_commands::table::flags::FAST) { "fast-command" } else { "command" };
+            self.latency.note(event, elapsed.as_millis() as u64);
+        }
     }
 
     // ---- Messaging -------------------------------------------------------------------

@@ -11,6 +11,7 @@ pub mod core;
 pub mod cron;
 pub mod event;
 pub mod evict;
+pub mod latency;
 pub mod launch;
 pub mod locks;
 pub mod memlock;

@@ -14,6 +14,20 @@ pub struct CommandStat {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Calls by duration (LATENCY HISTOGRAM): bucket `k` counts those of at most 2^k
+    /// microseconds and more than 2^(k-1) (bucket 0: at most 1).
+    pub histogram: [u64; HISTOGRAM_BUCKETS],
+}
+
+/// Buckets of [`CommandStat::histogram`]: the last holds everything from 2^30 us (18 min) on.
+pub const HISTOGRAM_BUCKETS: usize = 32;
+
+/// The [`CommandStat::histogram`] bucket of a duration of `usec` microseconds.
+pub fn histogram_bucket(usec: u64) -> usize {
+    if usec <= 1 {
+        return 0;
+    }
+    ((64 - (usec - 1).leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1)
 }
 
 impl CommandStat {
@@ -22,6 +36,9 @@ impl CommandStat {
         self.usec += other.usec;
         self.rejected_calls += other.rejected_calls;
         self.failed_calls += other.failed_calls;
+        for (mine, theirs) in self.histogram.iter_mut().zip(&other.histogram) {
+            *mine += theirs;
+        }
     }
 }
 
@@ -94,8 +111,10 @@ impl CoreStats {
     /// Counts one executed command and, if its reply is an error, the error.
     pub fn record(&mut self, name: &'static str, elapsed: Duration, reply: &Frame) {
         let stat = self.by_name.entry(NameKey(name)).or_default();
+        let usec = elapsed.as_micros() as u64;
         stat.calls += 1;
-        stat.usec += elapsed.as_micros() as u64;
+        stat.usec += usec;
+        stat.histogram[histogram_bucket(usec)] += 1;
         self.commands_processed += 1;
         if let Frame::Error(text) = reply {
             stat.failed_calls += 1;
@@ -160,6 +179,17 @@ mod tests {
         let get = total.commands()["get"];
         assert_eq!((get.calls, get.usec, get.failed_calls, get.rejected_calls), (4, 14, 2, 2));
         assert_eq!(total.commands().len(), 1);
+        // 3 us and 4 us both fall in the bucket of (2, 4] us.
+        assert_eq!(get.histogram[2], 4);
+        assert_eq!(get.histogram.iter().sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn histogram_buckets_are_powers_of_two_of_microseconds() {
+        let cases = [(0, 0), (1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (1024, 10), (1025, 11), (u64::MAX, HISTOGRAM_BUCKETS - 1)];
+        for (usec, bucket) in cases {
+            assert_eq!(histogram_bucket(usec), bucket, "{usec} us");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod connection;
 mod debug_cmd;
 mod evict;
 mod info;
+mod latency_cmd;
 mod logging;
 mod multi;
 mod node;

@@ -74,9 +74,11 @@ pub fn settings_of(config: &Config) -> Settings {
     }
 }
 
-/// Installs `slowlog-log-slower-than` and `slowlog-max-len` in the core's slow log.
+/// Installs `slowlog-log-slower-than` and `slowlog-max-len` in the core's slow log, and
+/// `latency-monitor-threshold` in its latency monitor.
 pub fn configure_slowlog(core: &Core, config: &Config) {
     core.slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
+    core.latency.configure(config.latency_monitor_threshold);
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.

@@ -125,6 +125,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
             Err(text) => (errors::error(text), After::Continue),
         },
+        name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args), After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
