@@ -1155,3 +1155,88 @@ fn latency_histogram_counts_every_call_as_redis_does() {
         assert!(all.contains_key("get") && all.contains_key("config|resetstat"), "port {}", server.port);
     }
 }
+
+// ---- MEMORY -------------------------------------------------------------------------------
+
+#[test]
+fn memory_replies_match_redis() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["MEMORY", "USAGE", "nokey"],
+            &["MEMORY", "USAGE", "nokey", "SAMPLES", "x"],
+            &["MEMORY", "USAGE", "nokey", "SAMPLES", "-1"],
+            &["MEMORY", "USAGE", "nokey", "SAMPLES"],
+            &["MEMORY", "USAGE", "nokey", "x"],
+            &["MEMORY", "USAGE"],
+            &["MEMORY", "DOCTOR"],
+            &["MEMORY", "DOCTOR", "x"],
+            &["MEMORY", "PURGE"],
+            &["MEMORY", "FOO"],
+            &["COMMAND", "GETKEYS", "memory", "usage", "k"],
+        ],
+    );
+}
+
+#[test]
+fn memory_usage_estimates_every_type_on_every_core_near_redis() {
+    let servers = shoal_and_redis(&[]);
+    let mut estimates: Vec<Vec<(String, i64)>> = Vec::new();
+    for server in &servers {
+        let mut client = shoal_tests::connect(server);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg("small").arg("hello").ignore();
+        pipe.cmd("SET").arg("number").arg("12345").ignore();
+        pipe.cmd("SET").arg("big").arg("x".repeat(10_000)).ignore();
+        for i in 0..1000 {
+            pipe.cmd("HSET").arg("hash").arg(format!("field:{i}")).arg(format!("value:{i}")).ignore();
+            pipe.cmd("SADD").arg("set").arg(format!("member:{i}")).ignore();
+            pipe.cmd("ZADD").arg("zset").arg(i).arg(format!("member:{i}")).ignore();
+            pipe.cmd("RPUSH").arg("list").arg(format!("item:{i}")).ignore();
+        }
+        pipe.query::<()>(&mut client).unwrap();
+        let mut server_estimates = Vec::new();
+        for key in ["small", "number", "big", "hash", "set", "zset", "list"] {
+            let sampled: i64 = redis::cmd("MEMORY").arg("USAGE").arg(key).query(&mut client).unwrap();
+            let full: i64 = redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(&mut client).unwrap();
+            // Uniform elements: five samples tell nearly what all of them do.
+            assert!((full as f64 / sampled as f64 - 1.0).abs() < 0.25, "{key}: {sampled} sampled, {full} in full, port {}", server.port);
+            server_estimates.push((key.to_string(), full));
+        }
+        estimates.push(server_estimates);
+    }
+    let shoal = &estimates[0];
+    let find = |key: &str| shoal.iter().find(|(k, _)| k == key).unwrap().1;
+    // The estimates grow with the data: a 10 KB string, 1000-element collections.
+    assert!(find("small") < 100 && find("number") < 100, "{shoal:?}");
+    assert!((10_000..11_000).contains(&find("big")), "{shoal:?}");
+    for key in ["hash", "set", "zset", "list"] {
+        assert!(find(key) > 10_000, "{key}: {shoal:?}");
+    }
+    // Near Redis's own estimates (Shoal's encodings are as compact or more).
+    if let Some(redis) = estimates.get(1) {
+        for ((key, ours), (_, theirs)) in shoal.iter().zip(redis) {
+            let ratio = *ours as f64 / *theirs as f64;
+            assert!((0.2..=1.5).contains(&ratio), "{key}: ours {ours}, Redis {theirs}");
+        }
+    }
+}
+
+#[test]
+fn memory_usage_finds_keys_on_every_core_and_malloc_stats_reports_the_allocator() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    for i in 0..16 {
+        let key = format!("key:{i}");
+        raw.command(&["SET", &key, "value"]).unwrap();
+        let usage = raw.command(&["MEMORY", "USAGE", &key]).unwrap();
+        assert!(usage.starts_with(':') && usage != ":0\r\n", "{key}: {usage}");
+    }
+    let stats = raw.command(&["MEMORY", "MALLOC-STATS"]).unwrap();
+    assert!(stats.contains("pages") && stats.len() > 200, "{stats}");
+    assert_eq!(
+        raw.command(&["MEMORY", "DOCTOR"]).unwrap(),
+        "$105\r\nHi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n\r\n"
+    );
+}

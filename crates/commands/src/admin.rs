@@ -1,10 +1,16 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! and SLOWLOG and LATENCY.
+//! SLOWLOG, LATENCY and MEMORY (but MEMORY STATS).
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
-use crate::table::{flags::*, CommandSpec};
+use bytes::Bytes;
+use shoal_resp::Frame;
+
+use crate::args;
+use crate::ctx::Ctx;
+use crate::errors;
+use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
 const BASE: CommandSpec = CommandSpec::DEFAULT;
 
@@ -95,6 +101,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "Depends on subcommand.",
         group: "server",
         subcommands: LATENCY_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "memory",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for memory diagnostics commands",
+        since: "4.0.0",
+        complexity: "Depends on subcommand.",
+        group: "server",
+        subcommands: MEMORY_SUBCOMMANDS,
         ..BASE
     },
 ];
@@ -635,3 +653,73 @@ const LATENCY_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
 ];
+
+const MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { name: "memory|doctor", arity: 2, flags: 0, acl: &[], summary: "Outputs memory problems report", since: "4.0.0", group: "server", ..BASE },
+    CommandSpec {
+        name: "memory|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands",
+        since: "4.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "memory|malloc-stats",
+        arity: 2,
+        flags: 0,
+        acl: &[],
+        summary: "Show allocator internal stats",
+        since: "4.0.0",
+        complexity: "Depends on how much memory is allocated, could be slow",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "memory|purge",
+        arity: 2,
+        flags: 0,
+        acl: &[],
+        summary: "Ask the allocator to release memory",
+        since: "4.0.0",
+        complexity: "Depends on how much memory is allocated, could be slow",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "memory|usage",
+        arity: -3,
+        flags: READONLY,
+        keys: KeySpec { first: 2, last: 2, step: 1 },
+        handler: Handler::Keys { local: memory_usage, multi: None },
+        acl: &[],
+        summary: "Estimate the memory usage of a key",
+        since: "4.0.0",
+        complexity: "O(N) where N is the number of samples.",
+        group: "server",
+        ..BASE
+    },
+];
+
+/// MEMORY USAGE key [SAMPLES count]: the bytes the key and its value use, estimated as
+/// Redis does (collections sampled, `count` elements, 5 by default, 0 for all; see
+/// `shoal_store::Value::memory_usage`). Nil for a missing key; the key is not touched.
+fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let mut samples = 5;
+    let mut rest = args[3..].iter();
+    while let Some(option) = rest.next() {
+        let Some(count) = rest.next().filter(|_| option.eq_ignore_ascii_case(b"samples")) else { return errors::syntax() };
+        match args::parse_i64(count) {
+            Err(error) => return error,
+            Ok(count) if count < 0 => return errors::syntax(),
+            Ok(count) => samples = usize::try_from(count).unwrap_or(usize::MAX),
+        }
+    }
+    let now = ctx.now_ms;
+    match ctx.db().lookup_read_notouch_unreported(&args[2], now) {
+        None => Frame::Null,
+        Some(entry) => args::int(entry.value.memory_usage(samples) + shoal_store::db::key_overhead(args[2].len())),
+    }
+}

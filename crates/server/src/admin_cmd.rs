@@ -8,6 +8,12 @@
 //! - ACL: the only user is `default`, with every permission, and the password `requirepass`
 //!   gives it. The read-only subcommands answer as Redis does for that user; creating users
 //!   (SETUSER) and the ACL log are not implemented, and SETUSER says so.
+//! - MEMORY DOCTOR, MALLOC-STATS, PURGE and HELP (MEMORY USAGE runs on the key's core, in
+//!   `shoal_commands::admin`): the allocator is mimalloc, so MALLOC-STATS prints its
+//!   statistics and PURGE makes every core's heap return what it can. DOCTOR tells an empty
+//!   instance from one with data, and finds no issue in the latter (Redis also looks at
+//!   fragmentation, peaks and buffers; Shoal does not yet). MEMORY STATS is not implemented:
+//!   Shoal does not yet track most of its figures (client buffers, script caches).
 
 use std::time::Duration;
 
@@ -21,7 +27,7 @@ use shoal_commands::table::{self, CommandSpec};
 use shoal_resp::Frame;
 
 use crate::node::Node;
-use crate::server_commands::{bulk, help, subcommand_syntax_error};
+use crate::server_commands::{bulk, help, subcommand_syntax_error, text};
 
 pub const CLUSTER_DISABLED: &str = "ERR This instance has cluster support disabled";
 
@@ -54,7 +60,7 @@ const CATEGORIES: &[&str] = &[
 
 /// Whether `name` is a command this module answers.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "readonly" | "readwrite" | "asking" | "wait") || name.starts_with("cluster|") || name.starts_with("acl|")
+    matches!(name, "readonly" | "readwrite" | "asking" | "wait") || ["cluster|", "acl|", "memory|"].iter().any(|family| name.starts_with(family))
 }
 
 /// Runs one of [`handles`]'s commands, except a WAIT that may block (see [`wait`]).
@@ -66,6 +72,7 @@ pub fn run(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
             Err(error) => error,
         },
         name if name.starts_with("acl|") => acl(node, spec, args),
+        name if name.starts_with("memory|") => memory(spec),
         _ => errors::error(CLUSTER_DISABLED),
     }
 }
@@ -147,6 +154,61 @@ fn acl(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
         ),
         _ => unreachable!("{} is an ACL subcommand", spec.name),
     }
+}
+
+/// Redis's DOCTOR says nothing below this much memory in use.
+const DOCTOR_MIN_BYTES: u64 = 5 * 1024 * 1024;
+
+fn memory(spec: &'static CommandSpec) -> Frame {
+    match spec.name {
+        "memory|malloc-stats" => text(malloc_stats()),
+        "memory|help" => help(
+            "MEMORY",
+            &[
+                "DOCTOR",
+                "    Return memory problems reports.",
+                "MALLOC-STATS",
+                "    Return internal statistics report from the memory allocator.",
+                "PURGE",
+                "    Attempt to purge dirty pages for reclamation by the allocator.",
+                "USAGE <key> [SAMPLES <count>]",
+                "    Return memory in bytes used by <key> and its value. Nested values are",
+                "    sampled up to <count> times (default: 5, 0 means sample all).",
+            ],
+        ),
+        _ => unreachable!("{} runs elsewhere", spec.name),
+    }
+}
+
+/// MEMORY DOCTOR. An instance with no key counts as empty whatever its memory (Shoal's
+/// cores hold several megabytes of buffers before any key exists).
+pub async fn memory_doctor(node: &std::rc::Rc<Node>) -> Frame {
+    let keys: usize = node.core.call_all(|core| core.with_shard(|shard| shard.dbs.iter().map(|db| db.len()).sum::<usize>())).await.into_iter().sum();
+    text(if keys == 0 || crate::alloc::used_bytes() < DOCTOR_MIN_BYTES {
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string()
+    } else {
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string()
+    })
+}
+
+/// MEMORY PURGE: every core's heap gives back the memory it can.
+pub async fn memory_purge(node: &std::rc::Rc<Node>) -> Frame {
+    // SAFETY: mi_collect works on the calling thread's heap, which is alive.
+    node.core.call_all(|_| unsafe { libmimalloc_sys::mi_collect(true) }).await;
+    args::ok()
+}
+
+/// mimalloc's statistics, as it prints them.
+fn malloc_stats() -> String {
+    unsafe extern "C" fn append(message: *const std::ffi::c_char, out: *mut std::ffi::c_void) {
+        // SAFETY: mimalloc passes a NUL-terminated message and the `out` given below.
+        let (message, out) = unsafe { (std::ffi::CStr::from_ptr(message), &mut *out.cast::<String>()) };
+        out.push_str(&message.to_string_lossy());
+    }
+    let mut out = String::new();
+    // SAFETY: `append` only appends to `out`, which outlives the call.
+    unsafe { libmimalloc_sys::mi_stats_print_out(Some(append), (&mut out as *mut String).cast()) };
+    out
 }
 
 /// The default user's password as ACL LIST shows it: `nopass`, or `#` and its SHA-256.

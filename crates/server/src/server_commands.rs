@@ -127,6 +127,8 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         },
         name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
+        "memory|purge" => (crate::admin_cmd::memory_purge(node).await, After::Continue),
+        "memory|doctor" => (crate::admin_cmd::memory_doctor(node).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args), After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),

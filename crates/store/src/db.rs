@@ -29,6 +29,18 @@ impl Entry {
     }
 }
 
+/// What a key costs in its database besides its value, for MEMORY USAGE (with
+/// [`Value::memory_usage`]): its dict node (the link, the [`Entry`], the metadata, the key's
+/// length and bytes: one allocation) less the entry, which the value's estimate counts as
+/// its own representation. So the two add up to the node and what the value owns, counted
+/// once. Redis adds the key's sds and `sizeof(dictEntry)` the same way; like it, this leaves
+/// out the key's share of the bucket array (half a pointer to a pointer, see
+/// [`crate::dict`]) and the TTL maps' entries of a key with a TTL. The allocator's rounding
+/// up is not counted either.
+pub fn key_overhead(key_len: usize) -> usize {
+    Dict::<Entry, Meta>::node_bytes(key_len) - std::mem::size_of::<Entry>()
+}
+
 /// Redis's LRU clock: seconds, 24 bits, wrapping about every 194 days.
 pub const LRU_CLOCK_MAX: u32 = (1 << 24) - 1;
 
@@ -857,6 +869,15 @@ mod tests {
     fn a_key_costs_its_value_and_four_bytes_of_metadata() {
         assert_eq!(std::mem::size_of::<Entry>(), 24);
         assert_eq!(std::mem::size_of::<Meta>(), 4);
+    }
+
+    #[test]
+    fn a_keys_overhead_is_its_node_less_the_value() {
+        // The 47-byte node of a 10-byte key (see `Entry`): 24 of them are the value's.
+        assert_eq!(key_overhead(10), 47 - 24);
+        assert_eq!(key_overhead(11), key_overhead(10) + 1, "a byte more per key byte");
+        // Past 127 bytes the key's length takes two bytes.
+        assert_eq!(key_overhead(128), key_overhead(127) + 2);
     }
 
     #[test]

@@ -179,6 +179,26 @@ impl<V, M> Dict<V, M> {
         self.buckets.len()
     }
 
+    /// The bytes of the one allocation that holds a key of `key_len` bytes with its value,
+    /// metadata and link (its layout's size; the allocator's rounding up is not counted).
+    pub fn node_bytes(key_len: usize) -> usize {
+        Node::<V, M>::layout(key_len).size()
+    }
+
+    /// Heap bytes the dict owns, for MEMORY USAGE: the bucket array (its capacity), plus
+    /// every node and what `value_heap` says each value holds outside its node, measured
+    /// over the first `samples` entries and scaled to the length (all entries when `samples`
+    /// is 0; see [`crate::types::sampled_bytes`]). The dict's own struct is not counted: it
+    /// lives wherever its owner put it.
+    ///
+    /// The first entries are found by walking the buckets from 0; the table is never below
+    /// one key per eight buckets (it shrinks), so that walk is O(samples) too.
+    pub fn heap_bytes(&self, samples: usize, value_heap: impl Fn(&V) -> usize) -> usize {
+        let buckets = self.buckets.capacity() * std::mem::size_of::<Link<V, M>>();
+        let nodes = crate::types::sampled_bytes(self.len, samples, self.iter().map(|(key, value)| Self::node_bytes(key.len()) + value_heap(value)));
+        buckets + nodes
+    }
+
     fn bucket_of(&self, key: &[u8]) -> usize {
         debug_assert!(self.buckets.len().is_power_of_two(), "bucket count is a power of two");
         (self.hasher.hash_one(key) as usize) & (self.buckets.len() - 1)
@@ -606,6 +626,24 @@ mod tests {
         assert_eq!(Node::<(), ()>::layout(128).size(), 8 + 2 + 128);
         // Metadata after an 8-aligned value takes what would be padding: value 24 + meta 4.
         assert_eq!(Node::<[u64; 3], u32>::layout(10).size(), 8 + 24 + 4 + 1 + 10);
+    }
+
+    #[test]
+    fn heap_bytes_counts_the_buckets_and_every_node() {
+        let mut d = Dict::new();
+        for i in 0..100u32 {
+            d.insert(format!("k{i:03}").as_bytes(), vec![0u8; 16]);
+        }
+        let buckets = d.buckets.capacity() * std::mem::size_of::<Link<Vec<u8>, ()>>();
+        // Each node: the link, the Vec, then a length byte and the 4 key bytes.
+        let node = Dict::<Vec<u8>>::node_bytes(4);
+        assert_eq!(node, 8 + 24 + 1 + 4);
+        let heap_values: usize = d.iter().map(|(_, v)| v.capacity()).sum();
+        assert_eq!(d.heap_bytes(0, Vec::capacity), buckets + 100 * node + heap_values);
+        assert_eq!(d.heap_bytes(0, |_| 0), buckets + 100 * node);
+        // Every key the same size: five samples scale to the same total.
+        assert_eq!(d.heap_bytes(5, |_| 0), buckets + 100 * node);
+        assert_eq!(Dict::<u32>::new().heap_bytes(5, |_| 0), 0, "an empty dict owns nothing");
     }
 
     #[test]

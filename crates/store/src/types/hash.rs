@@ -139,6 +139,18 @@ impl Hash {
         }
     }
 
+    /// Bytes this hash uses, for MEMORY USAGE: its own struct (the box a [`crate::Value`]
+    /// holds), then a listpack's buffer exactly, or a hashtable's boxed [`Dict`], bucket
+    /// array and nodes with the values' heap bytes, sampled over the first `samples` fields
+    /// (all when 0; see [`Dict::heap_bytes`]). The allocator's rounding up is not counted.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        let repr = match &self.repr {
+            Repr::Listpack(lp) => lp.allocated(),
+            Repr::Table(dict) => std::mem::size_of::<Dict<ThinBytes>>() + dict.heap_bytes(samples, ThinBytes::allocated),
+        };
+        std::mem::size_of::<Hash>() + repr
+    }
+
     /// Whether the hash is listpack-encoded (so it iterates in insertion order).
     pub fn is_listpack(&self) -> bool {
         matches!(self.repr, Repr::Listpack(_))
@@ -425,6 +437,46 @@ mod tests {
         h.convert_for([&b"f"[..], b"long value"], &limits);
         assert_eq!(h.encoding_name(), "hashtable");
         assert_eq!(h.get(b"f"), Some(&b"v"[..]));
+    }
+
+    /// A hash of `fields` fields "field:NNNNNN" with 10-byte values, listpack-encoded while
+    /// `listpack` and the default limits allow it, else a hashtable from the start.
+    fn uniform_hash(fields: usize, listpack: bool) -> Hash {
+        let limits = if listpack { Limits::default() } else { limits(0, 64) };
+        let mut h = Hash::new();
+        for i in 0..fields {
+            h.set(format!("field:{i:06}").as_bytes(), format!("value:{i:04}").as_bytes(), &limits);
+        }
+        assert_eq!(h.encoding_name(), if listpack { "listpack" } else { "hashtable" });
+        h
+    }
+
+    #[test]
+    fn a_hashtables_estimate_grows_about_linearly_with_its_fields() {
+        let (small, big) = (uniform_hash(100, false).memory_usage(0), uniform_hash(1000, false).memory_usage(0));
+        // Ten times the nodes and value buffers (29 + 11 bytes a field); what is not ten
+        // times is the fixed part (72 bytes) and the bucket array (64 and 512 slots: 5 and
+        // 4 bytes a field), so the ratio stays within 9x to 11x (9.6x when written).
+        assert!(big > small * 9, "1000 fields: {big} bytes, 100 fields: {small} bytes");
+        assert!(big < small * 11, "1000 fields: {big} bytes, 100 fields: {small} bytes");
+    }
+
+    #[test]
+    fn a_hashtables_estimate_from_five_samples_is_close_to_the_full_count() {
+        let h = uniform_hash(10_000, false);
+        let (exact, sampled) = (h.memory_usage(0), h.memory_usage(5));
+        // Every field and value has the same length, so only rounding separates the two.
+        assert!(sampled.abs_diff(exact) * 4 < exact, "sampled {sampled} bytes, exact {exact} bytes");
+        assert_eq!(uniform_hash(3, false).memory_usage(5), uniform_hash(3, false).memory_usage(0), "fewer fields than samples: all measured");
+    }
+
+    #[test]
+    fn a_listpack_hash_is_smaller_than_the_same_pairs_in_a_hashtable() {
+        let (listpack, table) = (uniform_hash(100, true).memory_usage(0), uniform_hash(100, false).memory_usage(0));
+        assert!(listpack < table, "listpack {listpack} bytes, hashtable {table} bytes");
+        // A listpack is its buffer: a field of 12 bytes and a value of 10 take 13 + 1 and
+        // 11 + 1 bytes.
+        assert_eq!(listpack, std::mem::size_of::<Hash>() + 100 * (14 + 12));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The collection types: each keeps a compact encoding while small (bounded by the
 //! `*-max-listpack-*` / `set-max-intset-entries` directives, passed in as [`Limits`]) and
 //! converts to a full structure past them, as Redis does.
+//!
+//! Each type estimates its own memory for MEMORY USAGE (`memory_usage(samples)`): compact
+//! encodings exactly, big ones from a sample of their elements ([`sampled_bytes`]).
 
 pub mod hash;
 pub mod list;
@@ -39,5 +42,54 @@ impl Default for Limits {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
         }
+    }
+}
+
+/// The bytes of a collection of `len` elements whose sizes `sizes` yields in order, as Redis's
+/// `objectComputeSize` estimates them: every element when `samples` is 0 or at least `len`,
+/// otherwise the first `samples`, their average scaled to `len`. Only the elements measured
+/// are ever pulled from `sizes`, so the cost is O(samples) however big the collection.
+pub(crate) fn sampled_bytes(len: usize, samples: usize, sizes: impl Iterator<Item = usize>) -> usize {
+    let wanted = if samples == 0 { len } else { samples.min(len) };
+    let (mut measured, mut sum) = (0usize, 0usize);
+    for size in sizes.take(wanted) {
+        measured += 1;
+        sum = sum.saturating_add(size);
+    }
+    if measured == 0 || measured >= len {
+        return sum;
+    }
+    // In u128: a sum of gigabytes times a length of billions overflows 64 bits.
+    usize::try_from(sum as u128 * len as u128 / measured as u128).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampled_bytes_measures_everything_when_samples_is_zero_or_enough() {
+        let sizes = [1, 2, 3, 4];
+        assert_eq!(sampled_bytes(4, 0, sizes.into_iter()), 10);
+        assert_eq!(sampled_bytes(4, 4, sizes.into_iter()), 10);
+        assert_eq!(sampled_bytes(4, 100, sizes.into_iter()), 10);
+        assert_eq!(sampled_bytes(0, 5, std::iter::empty()), 0);
+    }
+
+    #[test]
+    fn sampled_bytes_scales_the_first_samples_to_the_length() {
+        // The first two average 1.5 bytes; scaled to 4 elements, 6.
+        assert_eq!(sampled_bytes(4, 2, [1, 2, 3, 4].into_iter()), 6);
+    }
+
+    #[test]
+    fn sampled_bytes_pulls_only_the_elements_it_measures() {
+        let mut pulled = 0;
+        let sizes = std::iter::repeat_with(|| {
+            pulled += 1;
+            10
+        });
+        assert_eq!(sampled_bytes(1_000_000, 5, sizes), 10_000_000);
+        assert_eq!(pulled, 5);
     }
 }

@@ -323,6 +323,19 @@ impl Set {
         }
     }
 
+    /// Bytes this set uses, for MEMORY USAGE: its own struct (the box a [`crate::Value`]
+    /// holds), then an intset's or a listpack's buffer exactly, or a hashtable's bucket array
+    /// and nodes, sampled over the first `samples` members (all when 0; see
+    /// [`Dict::heap_bytes`]). The allocator's rounding up is not counted.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        let repr = match self {
+            Set::Intset(is) => is.bytes.capacity(),
+            Set::Listpack(lp) => lp.allocated(),
+            Set::Hashtable(d) => d.heap_bytes(samples, |_| 0),
+        };
+        std::mem::size_of::<Set>() + repr
+    }
+
     /// Every member, in the encoding's order (ascending for an intset).
     pub fn iter(&self) -> Box<dyn Iterator<Item = Member<'_>> + '_> {
         match self {
@@ -725,6 +738,56 @@ mod tests {
             set.insert(item.as_bytes(), limits);
         }
         set
+    }
+
+    /// A set of `len` members "member:NNNNNN", in a listpack while `listpack`, else in a
+    /// hashtable.
+    fn uniform_set(len: usize, listpack: bool) -> Set {
+        let limits = Limits::default();
+        let mut set = Set::Listpack(Listpack::new());
+        if !listpack {
+            set.convert_to_hashtable();
+        }
+        for i in 0..len {
+            set.insert(format!("member:{i:06}").as_bytes(), &limits);
+        }
+        assert_eq!(set.encoding_name(), if listpack { "listpack" } else { "hashtable" });
+        set
+    }
+
+    #[test]
+    fn a_hashtable_sets_estimate_grows_about_linearly_with_its_members() {
+        let (small, big) = (uniform_set(100, false).memory_usage(0), uniform_set(1000, false).memory_usage(0));
+        // Ten times the nodes (22 bytes each); the bucket array is 5 bytes a member at 100
+        // (64 slots) and 4 at 1000 (512), and the fixed part 40 bytes: 8.5x to 11x (9.5x
+        // when written).
+        assert!(big * 2 > small * 17, "1000 members: {big} bytes, 100 members: {small} bytes");
+        assert!(big < small * 11, "1000 members: {big} bytes, 100 members: {small} bytes");
+    }
+
+    #[test]
+    fn a_hashtable_sets_estimate_from_five_samples_is_close_to_the_full_count() {
+        let set = uniform_set(10_000, false);
+        let (exact, sampled) = (set.memory_usage(0), set.memory_usage(5));
+        assert!(sampled.abs_diff(exact) * 4 < exact, "sampled {sampled} bytes, exact {exact} bytes");
+    }
+
+    #[test]
+    fn compact_sets_are_smaller_than_the_same_members_in_a_hashtable() {
+        let (listpack, table) = (uniform_set(100, true).memory_usage(0), uniform_set(100, false).memory_usage(0));
+        assert!(listpack < table, "listpack {listpack} bytes, hashtable {table} bytes");
+        let limits = Limits::default();
+        let mut intset = Set::default();
+        let mut integers_table = Set::default();
+        integers_table.convert_to_hashtable();
+        for i in 0..100 {
+            intset.insert(i.to_string().as_bytes(), &limits);
+            integers_table.insert(i.to_string().as_bytes(), &limits);
+        }
+        assert_eq!(intset.encoding_name(), "intset");
+        // 100 members of 2 bytes each.
+        assert_eq!(intset.memory_usage(0), std::mem::size_of::<Set>() + 200);
+        assert!(intset.memory_usage(0) < integers_table.memory_usage(0));
     }
 
     #[test]

@@ -706,10 +706,25 @@ impl Skiplist {
         v.reverse_bits()
     }
 
-    /// Heap bytes, roughly (for MEMORY USAGE).
-    pub fn allocated(&self) -> usize {
-        let heap_members: usize = self.nodes.iter().map(|n| if let Member::Heap(b) = &n.member { b.len() } else { 0 }).sum();
-        self.nodes.capacity() * std::mem::size_of::<Node>() + heap_members + self.pool.capacity() * std::mem::size_of::<Level>() + self.slots.len() * 4
+    /// Bytes this skiplist uses, for MEMORY USAGE: its own struct (the box a sorted set
+    /// holds), the node arena, the tower pool and the member index, each by its capacity (so
+    /// exactly, in O(1): they hold every node, level and slot), and the members too long to
+    /// live in their nodes, measured over the first `samples` nodes of the arena and scaled
+    /// to the length (all when 0; see [`crate::types::sampled_bytes`]). The allocator's
+    /// rounding up is not counted.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        let arrays = self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.pool.capacity() * std::mem::size_of::<Level>()
+            + self.slots.capacity() * std::mem::size_of::<u32>();
+        let heap_members = crate::types::sampled_bytes(
+            self.len(),
+            samples,
+            self.nodes[HEAD as usize + 1..].iter().map(|node| match &node.member {
+                Member::Inline { .. } => 0,
+                Member::Heap(bytes) => bytes.len(),
+            }),
+        );
+        std::mem::size_of::<Skiplist>() + arrays + heap_members
     }
 
     /// Asserts the links, spans, kept scores, order, towers and map agree.
