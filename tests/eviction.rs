@@ -319,8 +319,11 @@ fn config_set_maxmemory_below_usage_evicts_before_it_answers() {
     assert!(fill(&mut raw, "k", 20_000, |_| None).is_empty());
     let limit = empty + (1 << 20);
     assert_eq!(raw.command(&["CONFIG", "SET", "maxmemory", &limit.to_string()]).unwrap(), "+OK\r\n");
+    // Under the limit once evicted; then the command's own bookkeeping (its statistics, a
+    // slow log entry: the eviction takes more than 10 ms) may allocate a few kilobytes more,
+    // as Redis's does after a command. Without the eviction it would be a megabyte over.
     let used = info_u64(&mut raw, "memory", "used_memory");
-    assert!(used <= limit, "used {used} right after CONFIG SET maxmemory {limit}");
+    assert!(used <= limit + 16 * 1024, "used {used} right after CONFIG SET maxmemory {limit}");
     assert!(info_u64(&mut raw, "stats", "evicted_keys") > 0);
     assert!(info_u64(&mut raw, "memory", "maxmemory") == limit);
 }
