@@ -1240,3 +1240,126 @@ fn memory_usage_finds_keys_on_every_core_and_malloc_stats_reports_the_allocator(
         "$105\r\nHi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n\r\n"
     );
 }
+
+// ---- MONITOR ------------------------------------------------------------------------------
+
+/// The next `count` MONITOR lines, without their time and with each client's address
+/// replaced by `C` (the database and `lua` stay).
+fn monitor_lines(monitor: &mut Raw, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|_| {
+            let line = monitor.read_reply().unwrap();
+            let line = line.strip_prefix('+').and_then(|l| l.strip_suffix("\r\n")).unwrap_or_else(|| panic!("a status line: {line:?}")).to_string();
+            let (_time, rest) = line.split_once(" [").unwrap();
+            let (who, args) = rest.split_once("] ").unwrap();
+            let (db, client) = who.split_once(' ').unwrap();
+            format!("[{db} {}] {args}", if client == "lua" { "lua" } else { "C" })
+        })
+        .collect()
+}
+
+#[test]
+fn monitor_shows_each_command_as_redis_does() {
+    let mut servers = vec![Server::start(2, &[])];
+    servers.extend(Server::start_redis_with(&[]));
+    let mut transcripts = Vec::new();
+    for server in &servers {
+        let mut monitor = server.raw();
+        assert_eq!(monitor.command(&["MONITOR"]).unwrap(), "+OK\r\n");
+        let mut raw = server.raw();
+        for request in [
+            &["SET", "a b", "x\"y\n\u{1}\\"][..],
+            &["GET"],
+            &["NOSUCH", "x"],
+            &["EVAL", "return redis.call('SET', KEYS[1], 'v')", "1", "k"],
+            &["MULTI"],
+            &["INCR", "c"],
+            &["SET", "d", "1"],
+            &["EXEC"],
+            &["AUTH", "secret"],
+            &["CONFIG", "GET", "maxmemory"],
+            &["SELECT", "2"],
+            &["SET", "q", "1"],
+            &["HELLO", "2", "AUTH", "default", "x"],
+            &["SELECT", "0"],
+            &["MSET", "x", "1", "y", "2", "z", "3"],
+            &["PING"],
+            &["CLIENT", "ID"],
+        ] {
+            raw.command(request).unwrap();
+        }
+        transcripts.push(monitor_lines(&mut monitor, 15));
+    }
+    let expected = [
+        r#"[0 C] "SET" "a b" "x\"y\n\x01\\""#,
+        r#"[0 C] "EVAL" "return redis.call('SET', KEYS[1], 'v')" "1" "k""#,
+        r#"[0 lua] "SET" "k" "v""#,
+        r#"[0 C] "MULTI""#,
+        r#"[0 C] "INCR" "c""#,
+        r#"[0 C] "SET" "d" "1""#,
+        r#"[0 C] "EXEC""#,
+        r#"[0 C] "AUTH" "(redacted)""#,
+        r#"[2 C] "SELECT" "2""#,
+        r#"[2 C] "SET" "q" "1""#,
+        r#"[2 C] "HELLO" "2" "AUTH" "(redacted)" "(redacted)""#,
+        r#"[0 C] "SELECT" "0""#,
+        r#"[0 C] "MSET" "x" "1" "y" "2" "z" "3""#,
+        r#"[0 C] "PING""#,
+        r#"[0 C] "CLIENT" "ID""#,
+    ];
+    for (transcript, server) in transcripts.iter().zip(&servers) {
+        assert_eq!(transcript, &expected, "port {}", server.port);
+    }
+}
+
+#[test]
+fn monitors_on_every_core_see_every_core_until_they_leave() {
+    let server = Server::start(THREADS, &[]);
+    // Enough monitors that the kernel puts some on each core.
+    let mut monitors: Vec<Raw> = (0..8).map(|_| server.raw()).collect();
+    for monitor in &mut monitors {
+        assert_eq!(monitor.command(&["MONITOR"]).unwrap(), "+OK\r\n");
+    }
+    let mut raw = server.raw();
+    let list = raw.command(&["CLIENT", "LIST"]).unwrap();
+    assert_eq!(list.matches("flags=O ").count(), 8, "{list}");
+    for i in 0..8 {
+        raw.command(&["SET", &format!("key:{i}"), "v"]).unwrap();
+    }
+    for monitor in &mut monitors {
+        let lines = monitor_lines(monitor, 8);
+        let wanted: Vec<String> = (0..8).map(|i| format!("[0 C] \"SET\" \"key:{i}\" \"v\"")).collect();
+        assert_eq!(lines, wanted);
+    }
+    // RESET leaves MONITOR mode: the next line is RESET's own reply.
+    assert_eq!(monitors[0].command(&["RESET"]).unwrap(), "+RESET\r\n");
+    raw.command(&["SET", "after", "reset"]).unwrap();
+    assert_eq!(monitors[0].command(&["PING"]).unwrap(), "+PONG\r\n");
+    assert_eq!(monitor_lines(&mut monitors[1], 3)[0], "[0 C] \"RESET\"", "RESET is shown, as in Redis");
+    // Closed monitors are forgotten on every core.
+    drop(monitors);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw.command(&["CLIENT", "LIST"]).unwrap().contains("flags=O ") {
+        assert!(Instant::now() < deadline, "monitors still listed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_monitor_that_does_not_read_is_cut_off_at_the_pubsub_output_limit() {
+    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 64kb 0 0"]);
+    let mut monitor = server.raw();
+    assert_eq!(monitor.command(&["MONITOR"]).unwrap(), "+OK\r\n");
+    let mut raw = server.raw();
+    let value = "v".repeat(10_000);
+    // Far more than the socket buffers and the limit hold, while the monitor reads nothing.
+    for i in 0..2_000 {
+        raw.command(&["SET", &format!("key:{}", i % 16), &value]).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while raw.command(&["CLIENT", "LIST"]).unwrap().contains("flags=O ") {
+        assert!(Instant::now() < deadline, "the monitor was not cut off");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+}

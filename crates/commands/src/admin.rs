@@ -1,7 +1,7 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! SLOWLOG, LATENCY and MEMORY (but MEMORY STATS).
+//! SLOWLOG, LATENCY, MEMORY (but MEMORY STATS) and MONITOR.
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
 use bytes::Bytes;
@@ -15,6 +15,15 @@ use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 const BASE: CommandSpec = CommandSpec::DEFAULT;
 
 pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "monitor",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        acl: &[],
+        summary: "Listen for all requests received by the server in real time",
+        group: "server",
+        ..BASE
+    },
     CommandSpec {
         name: "cluster",
         arity: -2,

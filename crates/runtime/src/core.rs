@@ -51,6 +51,8 @@ pub struct Shared {
     pub rejected_connections: AtomicU64,
     /// Source of SLOWLOG entry ids, unique across cores.
     pub slowlog_next_id: AtomicU64,
+    /// Clients in MONITOR mode, across cores (see [`crate::monitor`]).
+    pub monitors: AtomicUsize,
 }
 
 /// The key changes a shard counted (every write passes `Db::before_write`): a write that
@@ -172,6 +174,8 @@ pub enum Msg {
     Park { ack: oneshot::Sender<crate::script::ShardRef>, resume: Arc<crate::script::Resume> },
     /// Pub/Sub: subscription counts and published messages (see [`crate::pubsub`]).
     Pubsub(crate::pubsub::Msg),
+    /// A line for this core's monitors (see [`crate::monitor`]).
+    MonitorLine(Bytes),
 }
 
 pub enum Payload {
@@ -255,6 +259,8 @@ pub struct Core {
     pub slowlog: crate::slowlog::SlowLog,
     /// Latency spikes seen here (LATENCY).
     pub latency: crate::latency::Monitor,
+    /// This core's clients in MONITOR mode.
+    pub(crate) monitors: crate::monitor::Monitors,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -330,6 +336,7 @@ impl Core {
             delivery_waiters: RefCell::new(Vec::new()),
             slowlog: crate::slowlog::SlowLog::default(),
             latency: crate::latency::Monitor::default(),
+            monitors: crate::monitor::Monitors::default(),
         }
     }
 
@@ -581,6 +588,7 @@ impl Core {
             Msg::Woken { id, wake } => self.wake_local(id, wake),
             Msg::Park { ack, resume } => self.park(ack, resume),
             Msg::Pubsub(msg) => self.handle_pubsub(from, msg),
+            Msg::MonitorLine(line) => self.deliver_monitor_line(&line),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod latency;
 pub mod launch;
 pub mod locks;
 pub mod memlock;
+pub mod monitor;
 mod pair;
 pub mod pubsub;
 pub mod script;

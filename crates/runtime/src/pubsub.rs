@@ -280,7 +280,7 @@ impl Subscriber {
     }
 
     /// Appends an encoded message, then applies the output-buffer limit.
-    fn push(&self, encoded: &[u8], limit: Limit) {
+    pub(crate) fn push(&self, encoded: &[u8], limit: Limit) {
         if self.overflowed.get() {
             return;
         }
@@ -418,7 +418,7 @@ pub struct Registry {
     /// How many cores there are.
     cores: usize,
     topics: [Map<Topic>; 3],
-    limit: Limit,
+    pub(crate) limit: Limit,
     activations: HashMap<u64, Activation>,
     next_token: u64,
     /// Reused for encoding one message per protocol.

@@ -255,6 +255,7 @@ impl ScriptAccess<'_> {
         };
         self.core.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
         self.core.note_slow(spec, args, started.elapsed(), crate::slowlog::NO_CLIENT);
+        self.core.feed_monitors(db, "lua", spec, args);
         // A failed command changed nothing; a cross-core one says so in its reply.
         let changed = changed && !matches!(reply, Frame::Error(_)) && (matches!(route, Route::Single(_)) || !crate::transaction::changed_nothing(spec, &reply));
         if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && changed {

@@ -106,21 +106,13 @@ impl SlowLog {
 /// replaced by `(redacted)` as Redis does (AUTH's, HELLO's after AUTH, CONFIG SET's
 /// passwords).
 pub fn logged_args(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
-    let redacted = |index: usize| -> bool {
-        match spec.name {
-            "auth" => index >= 1,
-            "hello" => args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")).is_some_and(|at| index == at + 1 || index == at + 2),
-            "config|set" => index >= 3 && index % 2 == 1 && is_secret(&args[index - 1]),
-            _ => false,
-        }
-    };
     let kept = args.len().min(MAX_ARGC);
     (0..kept)
         .map(|index| {
             if kept != args.len() && index == kept - 1 {
                 return Bytes::from(format!("... ({} more arguments)", args.len() - kept + 1));
             }
-            if redacted(index) {
+            if is_redacted(spec, args, index) {
                 return Bytes::from_static(b"(redacted)");
             }
             let arg = &args[index];
@@ -132,6 +124,17 @@ pub fn logged_args(spec: &CommandSpec, args: &[Bytes]) -> Vec<Bytes> {
             Bytes::from(trimmed)
         })
         .collect()
+}
+
+/// Whether argument `index` of a request is a secret that the slow log and MONITOR show as
+/// `(redacted)`, as Redis does: AUTH's, HELLO's after AUTH, CONFIG SET's passwords.
+pub fn is_redacted(spec: &CommandSpec, args: &[Bytes], index: usize) -> bool {
+    match spec.name {
+        "auth" => index >= 1,
+        "hello" => args.iter().position(|a| a.eq_ignore_ascii_case(b"auth")).is_some_and(|at| index == at + 1 || index == at + 2),
+        "config|set" => index >= 3 && index % 2 == 1 && is_secret(&args[index - 1]),
+        _ => false,
+    }
 }
 
 /// Directives whose values Redis never shows in the slow log.

@@ -156,6 +156,32 @@ fn acl(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
     }
 }
 
+/// MONITOR: from now on the connection gets a line for every command any client runs (see
+/// `shoal_runtime::monitor`). None when it already monitors (Redis answers nothing then).
+pub fn monitor(node: &Node, conn: &mut crate::connection::Conn) -> Option<Frame> {
+    if conn.in_exec {
+        return Some(errors::error("ERR MONITOR isn't allowed for DENY BLOCKING client"));
+    }
+    if conn.monitor.is_some() {
+        return None;
+    }
+    // Held to `client-output-buffer-limit pubsub`, as a subscriber (see `shoal_runtime::monitor`).
+    node.core.pubsub_set_limit(crate::pubsub::limit(node));
+    let sink = shoal_runtime::pubsub::Subscriber::new(conn.client.id, conn.proto);
+    node.core.monitor_add(sink.clone());
+    conn.monitor = Some(sink);
+    conn.client.monitor.set(true);
+    Some(args::ok())
+}
+
+/// Ends MONITOR mode (the connection closes, or RESET).
+pub fn leave_monitor(node: &Node, conn: &mut crate::connection::Conn) {
+    if let Some(sink) = conn.monitor.take() {
+        node.core.monitor_remove(&sink);
+        conn.client.monitor.set(false);
+    }
+}
+
 /// Redis's DOCTOR says nothing below this much memory in use.
 const DOCTOR_MIN_BYTES: u64 = 5 * 1024 * 1024;
 

@@ -31,6 +31,8 @@ pub struct ClientInfo {
     pub kill: LocalEvent,
     /// Whether the client waits in a blocking command (flag `b`, CLIENT UNBLOCK).
     pub blocked: Cell<bool>,
+    /// Whether the client is in MONITOR mode (flag `O`).
+    pub monitor: Cell<bool>,
     /// Commands queued since MULTI, or -1 outside MULTI (CLIENT LIST's `multi`).
     pub multi: Cell<i64>,
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's `sub`, `psub`,
@@ -59,6 +61,7 @@ impl ClientInfo {
             last_command: Cell::new("NULL"),
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
+            monitor: Cell::new(false),
             multi: Cell::new(-1),
             subscriptions: Cell::new([0; 3]),
             unblock: Cell::new(None),
@@ -114,10 +117,13 @@ impl ClientInfo {
         self.subscriptions.get().iter().any(|&n| n > 0)
     }
 
-    /// CLIENT LIST's flags, in Redis's order: `b` blocked, `P` subscribed, `x` in MULTI, `N`
-    /// none.
+    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `b` blocked, `P` subscribed, `x`
+    /// in MULTI, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
+        if self.monitor.get() {
+            flags.push('O');
+        }
         if self.blocked.get() {
             flags.push('b');
         }

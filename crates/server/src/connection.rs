@@ -57,6 +57,8 @@ pub struct Conn {
     /// Once subscribed: the subscriptions and the messages waiting to be written (see
     /// `crate::pubsub`).
     pub pubsub: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
+    /// After MONITOR: the lines waiting to be written (see `shoal_runtime::monitor`).
+    pub monitor: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
     /// Messages this connection PUBLISHed may still be on their way to other cores: an
     /// SPUBLISH, which travels through its channel's owner, waits for them first.
     pub published: bool,
@@ -121,6 +123,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         watch: None,
         in_exec: false,
         pubsub: None,
+        monitor: None,
         published: false,
     };
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
@@ -128,6 +131,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     }
     crate::multi::leave(&node, &mut conn);
     crate::pubsub::disconnect(&node, &mut conn);
+    crate::admin_cmd::leave_monitor(&node, &mut conn);
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
@@ -148,7 +152,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             return Ok(());
         }
         // A subscriber writes its messages as they come, until it sends something.
-        if conn.pubsub.is_some() {
+        if conn.pubsub.is_some() || conn.monitor.is_some() {
             deliver_until_readable(node, socket, conn, &mut output).await?;
             if conn.client.kill.is_set() || node.shutdown.is_set() {
                 return Ok(());
@@ -187,7 +191,13 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 let pushes = conn.pubsub.clone().filter(|_| conn.proto == Protocol::Resp3);
                 let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket, pushes.clone());
                 let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id };
-                node.core.execute(conn.db, conn.proto, batch, &block).await
+                // MONITOR shows each command once it ran, so it keeps their arguments.
+                let fed: Option<Vec<_>> = node.core.monitored().then(|| batch.iter().map(|cmd| (cmd.spec, cmd.args.clone())).collect());
+                let frames = node.core.execute(conn.db, conn.proto, batch, &block).await;
+                for (spec, args) in fed.into_iter().flatten() {
+                    node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
+                }
+                frames
             };
             if save_after {
                 crate::save::save_after_flushall(node).await;
@@ -224,6 +234,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                         let frame = crate::admin_cmd::wait(&args, interrupted).await;
                         node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
                         node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
+                        node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
                         (Some(frame), After::Continue)
                     } else {
                         server_commands::run(node, conn, spec, args).await
@@ -408,6 +419,7 @@ fn decode_round(
                         if let Some(pong) = crate::pubsub::subscribed_ping(conn, &args) {
                             node.core.stats.borrow_mut().record("ping", std::time::Duration::ZERO, &pong);
                             node.core.note_slow(resolved.spec, &args, std::time::Duration::ZERO, conn.client.id);
+                            node.core.feed_monitors(conn.db, &conn.client.addr, resolved.spec, &args);
                             slots.push(Slot::Ready(pong));
                             continue;
                         }
@@ -429,6 +441,7 @@ fn decode_round(
                     conn.published = true;
                     node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
                     node.core.note_slow(resolved.spec, &args, started.elapsed(), conn.client.id);
+                    node.core.feed_monitors(conn.db, &conn.client.addr, resolved.spec, &args);
                     slots.push(Slot::Ready(reply));
                     continue;
                 }
@@ -525,7 +538,9 @@ fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
 /// `client-output-buffer-limit pubsub` and an overflow stops the write; for others, within
 /// the normal class's soft limit.
 async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &mut BytesMut) -> std::io::Result<()> {
-    match &conn.pubsub {
+    // A monitor's lines are held to the same limit as a subscriber's messages (a client that
+    // does both counts against its subscriptions' buffer).
+    match conn.pubsub.as_ref().or(conn.monitor.as_ref()) {
         None => write_within_soft_limit(node, socket, output).await,
         Some(subscriber) => {
             subscriber.set_in_flight(output.len());
@@ -550,21 +565,36 @@ fn overflowed(conn: &Conn) -> std::io::Error {
     std::io::Error::other("client-output-buffer-limit pubsub reached")
 }
 
-/// While the client sends nothing: writes the messages that arrive for it. Returns when it has
-/// sent something (or closed), or its subscriptions are all gone and written.
+/// Completes when `sink` has something to write (never without a sink).
+async fn ready(sink: Option<&shoal_runtime::pubsub::Subscriber>) {
+    match sink {
+        Some(sink) => sink.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// While the client sends nothing: writes the messages (and MONITOR lines) that arrive for
+/// it. Returns when it has sent something (or closed), or its subscriptions are all gone and
+/// written and it does not monitor.
 async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn, output: &mut BytesMut) -> std::io::Result<()> {
     loop {
-        let Some(subscriber) = conn.pubsub.clone() else { return Ok(()) };
-        if subscriber.overflowed() {
+        let (subscriber, monitor) = (conn.pubsub.clone(), conn.monitor.clone());
+        if subscriber.is_none() && monitor.is_none() {
+            return Ok(());
+        }
+        if [&subscriber, &monitor].into_iter().flatten().any(|sink| sink.overflowed()) {
             return Err(overflowed(conn));
         }
         crate::pubsub::drain(conn, output);
+        if let Some(monitor) = &monitor {
+            monitor.take_pending(output);
+        }
         if !output.is_empty() {
             write_out(node, socket, conn, output).await?;
             output.clear();
             continue;
         }
-        if conn.pubsub.is_none() {
+        if conn.pubsub.is_none() && conn.monitor.is_none() {
             return Ok(());
         }
         if conn.client.kill.is_set() || node.shutdown.is_set() {
@@ -572,8 +602,9 @@ async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut
         }
         // Waiting takes nothing from the socket, so dropping it for a message loses nothing.
         let readable = std::pin::pin!(socket.readable());
-        let ready = std::pin::pin!(subscriber.ready());
-        if let Either::Left(_) = select(readable, ready).await {
+        let message = std::pin::pin!(ready(subscriber.as_deref()));
+        let line = std::pin::pin!(ready(monitor.as_deref()));
+        if let Either::Left(_) = select(readable, select(message, line)).await {
             return Ok(());
         }
         // Let the publisher that woke us send its reply first (it yields before writing, to

@@ -154,6 +154,16 @@ fn one_peer(node: &Rc<Node>, queued: &[Queued], watched: &[(usize, Bytes)]) -> b
     here && peer.is_some()
 }
 
+/// Shows MONITOR the commands an EXEC ran, as they ran (EXEC itself follows them, fed as
+/// the connection command it is).
+fn feed_monitors<'a>(node: &Rc<Node>, conn: &Conn, cmds: impl IntoIterator<Item = (&'static CommandSpec, &'a [Bytes])>) {
+    if node.core.monitored() {
+        for (spec, args) in cmds {
+            node.core.feed_monitors(conn.db, &conn.client.addr, spec, args);
+        }
+    }
+}
+
 /// EXEC: runs the queued commands as one transaction, or answers why not.
 pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let Some(multi) = conn.multi.take() else {
@@ -200,6 +210,9 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         };
         let outcome = if target == node.core.id { run(&node.core) } else { node.core.call_on(target, run).await };
         if let Some(replies) = outcome {
+            if replies.is_some() {
+                feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+            }
             forget(conn, watch);
             return (replies.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
@@ -213,6 +226,9 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         });
         // Boxed: its state stays out of every EXEC's future.
         if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, check, conn.client.id)).await {
+            if outcome.is_some() {
+                feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+            }
             forget(conn, watch);
             return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
@@ -265,6 +281,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             // looks at the client's mode when it runs.
             Route::Single(_) if spec.name == "ping" && crate::pubsub::subscribed_ping(conn, &args).is_some() => {
                 replies.push(crate::pubsub::subscribed_ping(conn, &args).expect("checked"));
+                feed_monitors(node, conn, [(spec, args.as_slice())]);
             }
             Route::Single(shard) => {
                 // A run of single-core commands goes out as one hop per core.
@@ -272,17 +289,22 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
                 while let Some(next) = queued.next_if(|q| matches!(q.route, Route::Single(_)) && !(q.spec.name == "ping" && crate::pubsub::subscribed(conn))) {
                     run.push((next.spec, next.route, next.args));
                 }
-                let kept: Vec<_> = if logging { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
+                let kept: Vec<_> =
+                    if logging || node.core.monitored() { run.iter().map(|(spec, _, args)| (*spec, args.clone())).collect() } else { Vec::new() };
                 let last = queued.peek().is_none();
                 let frames = tx.run_single(conn.db, conn.proto, run, last).await;
+                feed_monitors(node, conn, kept.iter().map(|(spec, args)| (*spec, args.as_slice())));
+                let kept = if logging { kept } else { Vec::new() };
                 for ((spec, args), frame) in kept.into_iter().zip(&frames) {
                     writes.push(Logged::Command { db: conn.db, spec, args, reply: frame.clone() });
                 }
                 replies.extend(frames);
             }
             route => {
-                let kept = logging.then(|| args.clone());
+                let kept = (logging || node.core.monitored()).then(|| args.clone());
                 let frame = tx.run(conn.db, conn.proto, spec, route, args).await;
+                feed_monitors(node, conn, kept.iter().map(|args| (spec, args.as_slice())));
+                let kept = kept.filter(|_| logging);
                 if let Some(args) = kept {
                     writes.push(Logged::Command { db: conn.db, spec, args, reply: frame.clone() });
                 }

@@ -82,6 +82,13 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     if spec.name == "shutdown" {
         return shutdown(node, &args).await;
     }
+    if spec.name == "monitor" {
+        return (crate::admin_cmd::monitor(node, conn), After::Continue);
+    }
+    // Scripts show in MONITOR before they run, their calls after it (see `feed_monitors`).
+    if spec.has(flags::SKIP_MONITOR) {
+        node.core.feed_monitors_always(conn.db, &conn.client.addr, spec, &args);
+    }
     let started = shoal_runtime::stats::Stopwatch::start();
     let (frame, after) = match spec.name {
         "select" => (select(node, conn, &args), After::Continue),
@@ -138,6 +145,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     };
     node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
     node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
+    node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
     (Some(frame), after)
 }
 
@@ -160,6 +168,7 @@ fn select(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
 /// `clearClientConnectionState`). The library name and version stay.
 fn reset(node: &Rc<Node>, conn: &mut Conn) -> Frame {
     crate::multi::leave(node, conn);
+    crate::admin_cmd::leave_monitor(node, conn);
     conn.db = 0;
     conn.proto = Protocol::Resp2;
     conn.reply_mode = ReplyMode::On;
