@@ -1031,17 +1031,19 @@ fn slowlog_keeps_commands_of_every_core_with_their_client_newest_first() {
 fn slowlog_keeps_only_commands_slower_than_the_threshold() {
     let server = Server::start(THREADS, &[]);
     let mut raw = server.raw();
-    // The default threshold, 10 ms: a 50 ms command is kept, quick ones are not.
+    // A 150 ms command is kept, quick ones are not (a threshold of 50 ms, so that a quick
+    // command the machine's load stalls is not logged either).
+    raw.command(&["CONFIG", "SET", "slowlog-log-slower-than", "50000"]).unwrap();
     assert_eq!(raw.command(&["SLOWLOG", "RESET"]).unwrap(), "+OK\r\n");
     for key in ["a", "b", "c", "d"] {
         raw.command(&["SET", key, "1"]).unwrap();
     }
-    raw.command(&["DEBUG", "SLEEP", "0.05"]).unwrap();
+    raw.command(&["DEBUG", "SLEEP", "0.15"]).unwrap();
     let mut client = shoal_tests::connect(&server);
     let entries = slowlog_entries(&mut client, "10");
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0].2, ["DEBUG", "SLEEP", "0.05"]);
-    assert!(entries[0].1 >= 50_000, "{entries:?}");
+    assert_eq!(entries[0].2, ["DEBUG", "SLEEP", "0.15"]);
+    assert!(entries[0].1 >= 150_000, "{entries:?}");
     // A negative threshold turns the log off.
     raw.command(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]).unwrap();
     raw.command(&["DEBUG", "SLEEP", "0.02"]).unwrap();
@@ -1087,7 +1089,8 @@ fn latency_replies_match_redis() {
             &["LATENCY", "DOCTOR", "x"],
             &["LATENCY", "FOO"],
             &["LATENCY", "HISTOGRAM", "nosuch"],
-            &["CONFIG", "SET", "latency-monitor-threshold", "5"],
+            // On (at a threshold no command here reaches, even on a loaded machine).
+            &["CONFIG", "SET", "latency-monitor-threshold", "10000"],
             &["LATENCY", "DOCTOR"],
             &["CONFIG", "SET", "latency-monitor-threshold", "0"],
         ],
@@ -1111,9 +1114,8 @@ fn the_latency_monitor_records_slow_commands_of_every_core() {
     raw.command(&["GET", "a"]).unwrap();
     let mut client = shoal_tests::connect(&server);
     let latest: Vec<(String, i64, i64, i64)> = redis::cmd("LATENCY").arg("LATEST").query(&mut client).unwrap();
-    assert_eq!(latest.len(), 1, "{latest:?}");
-    let (event, time, last, max) = latest[0].clone();
-    assert_eq!(event, "command");
+    // (A quick command that the machine's load stalled may add a `fast-command` event.)
+    let (_, time, last, max) = latest.iter().find(|(event, ..)| event == "command").unwrap_or_else(|| panic!("{latest:?}")).clone();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     assert!((now - 5..=now).contains(&time), "{time} vs {now}");
     assert!(last >= 10 && max >= 30 && max >= last, "{latest:?}");
@@ -1125,7 +1127,8 @@ fn the_latency_monitor_records_slow_commands_of_every_core() {
     let doctor: String = redis::cmd("LATENCY").arg("DOCTOR").query(&mut client).unwrap();
     assert!(doctor.contains("\n1. command: ") && doctor.contains(&format!("Worst all time event {max}ms.")), "{doctor}");
     assert_eq!(raw.command(&["LATENCY", "RESET", "nosuch"]).unwrap(), ":0\r\n");
-    assert_eq!(raw.command(&["LATENCY", "RESET"]).unwrap(), ":1\r\n");
+    let reset = raw.command(&["LATENCY", "RESET"]).unwrap();
+    assert!(reset.trim_start_matches(':').trim_end().parse::<usize>().unwrap() >= 1, "{reset}");
     assert_eq!(raw.command(&["LATENCY", "LATEST"]).unwrap(), "*0\r\n");
 }
 
@@ -1335,7 +1338,13 @@ fn monitors_on_every_core_see_every_core_until_they_leave() {
     assert_eq!(monitors[0].command(&["RESET"]).unwrap(), "+RESET\r\n");
     raw.command(&["SET", "after", "reset"]).unwrap();
     assert_eq!(monitors[0].command(&["PING"]).unwrap(), "+PONG\r\n");
-    assert_eq!(monitor_lines(&mut monitors[1], 3)[0], "[0 C] \"RESET\"", "RESET is shown, as in Redis");
+    // The others see all three (RESET too, as in Redis); lines from different connections
+    // may interleave either way, one connection's keep their order.
+    let mut lines = monitor_lines(&mut monitors[1], 3);
+    let reset_first = lines.iter().position(|l| l == "[0 C] \"RESET\"") < lines.iter().position(|l| l == "[0 C] \"PING\"");
+    assert!(reset_first, "{lines:?}");
+    lines.sort();
+    assert_eq!(lines, ["[0 C] \"PING\"", "[0 C] \"RESET\"", "[0 C] \"SET\" \"after\" \"reset\""]);
     // Closed monitors are forgotten on every core.
     drop(monitors);
     let deadline = Instant::now() + Duration::from_secs(5);
