@@ -83,16 +83,36 @@ pub struct Server {
 impl Server {
     /// Starts shoal-server with `threads` threads and extra arguments.
     pub fn start(threads: usize, extra: &[&str]) -> Server {
-        Server::start_on(free_port(), threads, extra)
+        let dir = scratch_dir("shoal");
+        let mut server = Server::spawn_on_a_free_port(dir, threads, extra, &[]);
+        server.owns_dir = true;
+        server
+    }
+
+    /// Spawns shoal-server on a port from [`free_port`] and waits until it answers. Another
+    /// process may take that port between our check and the server's bind (the server then
+    /// exits at once): it is tried again on another port, up to three times.
+    fn spawn_on_a_free_port(dir: PathBuf, threads: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut attempts = 3;
+        loop {
+            let mut server = Server::spawn_unready_env(dir.clone(), free_port(), threads, extra, env);
+            match server.try_ready() {
+                Ok(()) => return server,
+                Err(status) if attempts > 1 => {
+                    attempts -= 1;
+                    eprintln!("server on port {} exited during startup with {status}; trying another port", server.port);
+                }
+                Err(status) => panic!("server exited during startup with {status}"),
+            }
+        }
     }
 
     /// Starts shoal-server with extra environment variables (the socket path's switches:
     /// `SHOAL_SOCKET_RING`, `SHOAL_SOCKET_RING_BUFFERS`).
     pub fn start_with_env(threads: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = scratch_dir("shoal");
-        let mut server = Server::spawn_unready_env(dir, free_port(), threads, extra, env);
+        let mut server = Server::spawn_on_a_free_port(dir, threads, extra, env);
         server.owns_dir = true;
-        server.wait_ready();
         server
     }
 
@@ -106,7 +126,7 @@ impl Server {
     /// Starts shoal-server in `dir` (its working directory, where it reads and writes
     /// dump.rdb), which outlives the server: a later server can start on the same files.
     pub fn start_in(dir: &std::path::Path, threads: usize, extra: &[&str]) -> Server {
-        Server::spawn_in(dir.to_path_buf(), free_port(), threads, extra)
+        Server::spawn_on_a_free_port(dir.to_path_buf(), threads, extra, &[])
     }
 
     /// A scratch directory for [`Server::start_in`] and [`Server::start_redis_in`]; the
@@ -211,15 +231,22 @@ impl Server {
     }
 
     fn wait_ready(&mut self) {
+        if let Err(status) = self.try_ready() {
+            panic!("server exited during startup with {status}");
+        }
+    }
+
+    /// Waits until the server answers PING; Err when it exited first.
+    fn try_ready(&mut self) -> Result<(), std::process::ExitStatus> {
         // Generous: on a 2-core machine running many test binaries at once, a debug server
         // can take seconds to get its turn.
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("server exited during startup with {status}");
+                return Err(status);
             }
             if answers_ping(self.port) {
-                return;
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "server on port {} did not answer PING in time", self.port);
             std::thread::sleep(Duration::from_millis(20));
