@@ -1047,3 +1047,60 @@ fn bgrewriteaof_scheduled_behind_a_bgsave_under_appendonly_no_runs_when_the_save
     assert_eq!(aof_dir_listing(&dir).1, "file appendonly.aof.1.base.rdb seq 1 type b\n");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// WAITAOF's reply to `raw` as (local, replicas).
+fn waitaof(raw: &mut shoal_testkit::Raw, args: &[&str]) -> String {
+    let mut request = vec!["WAITAOF"];
+    request.extend_from_slice(args);
+    raw.command(&request).unwrap()
+}
+
+#[test]
+fn waitaof_answers_once_the_connections_writes_are_in_the_file() {
+    for policy in ["everysec", "no", "always"] {
+        let dir = Server::scratch("aof-waitaof");
+        let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "yes", "--appendfsync", policy]);
+        let mut raw = server.raw();
+        // Nothing written yet: fsynced already.
+        assert_eq!(waitaof(&mut raw, &["1", "0", "0"]), "*2\r\n:1\r\n:0\r\n", "{policy}");
+        // Writes on every core, then WAITAOF: answered once they are in the file.
+        for i in 0..16 {
+            raw.command(&["SET", &format!("waited:{i}"), "yes"]).unwrap();
+        }
+        assert_eq!(waitaof(&mut raw, &["1", "0", "0"]), "*2\r\n:1\r\n:0\r\n", "{policy}");
+        let file = incr_file(&dir);
+        for i in 0..16 {
+            assert!(file.contains(&format!("waited:{i}")), "{policy}: waited:{i} in the file");
+        }
+        // Replicas are never there: their count waits out the timeout.
+        let started = Instant::now();
+        assert_eq!(waitaof(&mut raw, &["1", "1", "100"]), "*2\r\n:1\r\n:0\r\n", "{policy}");
+        assert!(started.elapsed() >= Duration::from_millis(90), "{policy}");
+        // Inside MULTI it never waits, and an EXEC's writes are logged only when it ends.
+        raw.command(&["MULTI"]).unwrap();
+        raw.command(&["SET", "in", "exec"]).unwrap();
+        raw.command(&["WAITAOF", "1", "0", "0"]).unwrap();
+        assert_eq!(raw.command(&["EXEC"]).unwrap(), "*2\r\n+OK\r\n*2\r\n:0\r\n:0\r\n", "{policy}");
+        assert_eq!(waitaof(&mut raw, &["1", "0", "0"]), "*2\r\n:1\r\n:0\r\n", "{policy}");
+        let file = incr_file(&dir);
+        assert!(file.contains("exec"), "{policy}: {file:?}");
+    }
+}
+
+#[test]
+fn waitaof_checks_its_arguments_and_the_log() {
+    let server = Server::start(THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    for (args, reply) in [
+        (&["-1", "0", "0"][..], "-ERR value is out of range, must be positive\r\n"),
+        (&["x", "0", "0"], "-ERR value is not an integer or out of range\r\n"),
+        (&["0", "-2", "0"], "-ERR value is out of range, must be positive\r\n"),
+        (&["0", "0", "-1"], "-ERR timeout is negative\r\n"),
+        (&["0", "0", "1.5"], "-ERR timeout is not an integer or out of range\r\n"),
+        (&["1", "0", "0"], "-ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.\r\n"),
+        (&["0", "0", "0"], "*2\r\n:0\r\n:0\r\n"),
+    ] {
+        assert_eq!(waitaof(&mut raw, args), reply, "{args:?}");
+    }
+    assert_eq!(raw.command(&["WAITAOF", "0", "0"]).unwrap(), "-ERR wrong number of arguments for 'waitaof' command\r\n");
+}

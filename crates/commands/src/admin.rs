@@ -16,6 +16,16 @@ const BASE: CommandSpec = CommandSpec::DEFAULT;
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
+        name: "waitaof",
+        arity: 4,
+        flags: NOSCRIPT,
+        acl: &["@connection"],
+        summary: "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.",
+        since: "7.2.0",
+        group: "generic",
+        ..BASE
+    },
+    CommandSpec {
         name: "monitor",
         arity: 1,
         flags: ADMIN | NOSCRIPT | LOADING | STALE,

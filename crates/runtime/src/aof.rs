@@ -81,6 +81,9 @@ struct Stream {
     appended: AtomicU64,
     /// Records written and durable as the policy defines it.
     durable: AtomicU64,
+    /// Records fsynced (under `appendfsync no`, written: the kernel decides): what WAITAOF
+    /// waits for whatever the policy.
+    synced: AtomicU64,
     /// The Unix second of the last [`Record::Time`] appended (0: none yet).
     stamped_s: AtomicU64,
 }
@@ -115,7 +118,13 @@ impl Log {
     pub fn init(&self, cores: usize) {
         let _ = self.streams.set(
             (0..cores)
-                .map(|_| Stream { records: Mutex::new(VecDeque::new()), appended: AtomicU64::new(0), durable: AtomicU64::new(0), stamped_s: AtomicU64::new(0) })
+                .map(|_| Stream {
+                    records: Mutex::new(VecDeque::new()),
+                    appended: AtomicU64::new(0),
+                    durable: AtomicU64::new(0),
+                    synced: AtomicU64::new(0),
+                    stamped_s: AtomicU64::new(0),
+                })
                 .collect(),
         );
     }
@@ -195,6 +204,11 @@ impl Log {
     /// Whether every stream is durable up to `marks`.
     pub fn durable_up_to(&self, marks: &[u64]) -> bool {
         self.streams().iter().zip(marks).all(|(s, &mark)| s.durable.load(Ordering::Acquire) >= mark)
+    }
+
+    /// Whether every stream is fsynced up to `marks` (see [`Stream::synced`]).
+    pub fn synced_up_to(&self, marks: &[u64]) -> bool {
+        self.streams().iter().zip(marks).all(|(s, &mark)| s.synced.load(Ordering::Acquire) >= mark)
     }
 }
 
@@ -411,6 +425,14 @@ pub fn publish_durable(merger: &mut Merger, consumed: &[u64]) {
     }
 }
 
+/// After the writer fsynced (or, under `appendfsync no`, wrote) `consumed` records of each
+/// stream: publishes it for WAITAOF (tell the cores with [`Core::aof_announce_durable`]).
+pub fn publish_synced(consumed: &[u64]) {
+    for (stream, &count) in LOG.streams().iter().zip(consumed) {
+        stream.synced.store(count, Ordering::Release);
+    }
+}
+
 /// Whether any stream holds records the writer has not taken.
 pub fn streams_hold_records() -> bool {
     LOG.streams().iter().any(|s| !s.records.lock().expect("not poisoned").is_empty())
@@ -504,8 +526,18 @@ impl Core {
         if !LOG.waits_for_fsync() {
             return;
         }
+        self.aof_wait_until(|| LOG.take_durable_tx(tx) || !LOG.waits_for_fsync()).await
+    }
+
+    /// Completes once every stream is fsynced up to `marks` (WAITAOF), or the log stops.
+    pub async fn aof_synced(self: &Rc<Self>, marks: &[u64]) {
+        self.aof_wait_until(|| LOG.synced_up_to(marks) || !LOG.is_active()).await
+    }
+
+    /// Completes once `done` holds, checked again each time the writer announces progress.
+    async fn aof_wait_until(&self, mut done: impl FnMut() -> bool) {
         std::future::poll_fn(|cx| {
-            if LOG.take_durable_tx(tx) || !LOG.waits_for_fsync() {
+            if done() {
                 return std::task::Poll::Ready(());
             }
             self.aof_waiters.borrow_mut().push(cx.waker().clone());
@@ -521,13 +553,6 @@ impl Core {
             return;
         }
         let marks = LOG.appended();
-        std::future::poll_fn(|cx| {
-            if LOG.durable_up_to(&marks) {
-                return std::task::Poll::Ready(());
-            }
-            self.aof_waiters.borrow_mut().push(cx.waker().clone());
-            std::task::Poll::Pending
-        })
-        .await
+        self.aof_wait_until(|| LOG.durable_up_to(&marks)).await
     }
 }

@@ -98,6 +98,83 @@ pub async fn wait(args: &[Bytes], interrupted: LocalBoxFuture<'_, Option<Frame>>
     }
 }
 
+/// WAITAOF numlocal numreplicas timeout: [1 if this connection's writes are fsynced to the
+/// append-only file, replicas that fsynced them (always 0 here)], once enough are or the
+/// timeout passes. `written` is what the connection's commands logged. Without
+/// `interrupted` (inside MULTI) it never waits. Under `appendfsync no` a write counts once written: Shoal never
+/// fsyncs then, and the kernel decides.
+pub async fn waitaof(node: &Node, written: Written<'_>, args: &[Bytes], interrupted: Option<LocalBoxFuture<'_, Option<Frame>>>) -> Frame {
+    const OUT_OF_RANGE: &str = "ERR value is out of range, must be positive";
+    let mut counts = [0i64; 2];
+    for (count, arg) in counts.iter_mut().zip(&args[1..3]) {
+        *count = match args::parse_i64(arg) {
+            Ok(n) if n < 0 => return errors::error(OUT_OF_RANGE),
+            Ok(n) => n,
+            Err(error) => return error,
+        };
+    }
+    let [local, replicas] = counts;
+    let timeout = match args::parse_i64(&args[3]) {
+        Err(_) => return errors::error("ERR timeout is not an integer or out of range"),
+        Ok(t) if t < 0 => return errors::error("ERR timeout is negative"),
+        Ok(t) => (t > 0).then(|| Duration::from_millis(t as u64)),
+    };
+    let logging = node.config.borrow().appendonly;
+    if local > 0 && !logging {
+        return errors::error("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.");
+    }
+    let synced = || {
+        let done = match written {
+            Written::Nothing => true,
+            Written::UpTo(marks) => shoal_runtime::aof::LOG.synced_up_to(marks),
+            Written::NotYetLogged => false,
+        };
+        i64::from(logging && done)
+    };
+    if let Some(interrupted) = interrupted.filter(|_| synced() < local || replicas > 0) {
+        let timer = match timeout {
+            Some(timeout) => glommio::timer::sleep(timeout).boxed_local(),
+            None => futures::future::pending().boxed_local(),
+        };
+        // Replicas never answer: only the timeout (or an interruption) ends such a wait.
+        let fsynced = match written {
+            Written::UpTo(marks) if replicas == 0 && local <= 1 => node.core.aof_synced(marks).boxed_local(),
+            _ => futures::future::pending().boxed_local(),
+        };
+        if let Either::Left((Some(error), _)) = select(interrupted, select(timer, fsynced)).await {
+            return error;
+        }
+    }
+    Frame::Array(vec![Frame::Integer(synced()), Frame::Integer(0)])
+}
+
+/// WAITAOF inside MULTI: answers at once. An EXEC logs its writes when it ends, so inside
+/// one the connection's writes are never known to be fsynced yet (Redis answers 1 when the
+/// EXEC wrote nothing before it; Shoal answers 0 then too, never claiming more).
+pub fn waitaof_in_exec(node: &Node, args: &[Bytes]) -> Frame {
+    waitaof(node, Written::NotYetLogged, args, None).now_or_never().expect("WAITAOF without a wait answers at once")
+}
+
+/// Where the log's streams stand once everything this core's commands logged is in them: a
+/// transaction over several cores leaves its marks in the other cores' streams when they
+/// handle its release, which a round trip to every core waits for (messages between two
+/// cores keep their order). So a connection's writes are all before these marks (and
+/// others' too: WAITAOF may wait for more than its own connection's writes, never less).
+pub async fn logged_so_far(node: &Node) -> Vec<u64> {
+    node.core.call_all(|_| ()).await;
+    shoal_runtime::aof::LOG.appended()
+}
+
+/// What a connection wrote, as WAITAOF sees it.
+pub enum Written<'a> {
+    /// Nothing yet.
+    Nothing,
+    /// Commands logged up to these marks of the log's streams (see [`logged_so_far`]).
+    UpTo(&'a [u64]),
+    /// Writes the log does not hold yet (an EXEC's, logged when it ends).
+    NotYetLogged,
+}
+
 /// WAIT's arguments: the replicas asked for and the timeout (`None`: forever).
 fn parse_wait(args: &[Bytes]) -> Result<(i64, Option<Duration>), Frame> {
     let wanted = args::parse_i64(&args[1])?;

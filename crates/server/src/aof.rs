@@ -561,8 +561,9 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
     let node = crate::node::current();
     // Bytes merged but not yet written (kept across a failed write, to retry).
     let mut unwritten = Vec::new();
-    // Per stream, the records last announced durable.
+    // Per stream, the records last announced durable, and fsynced (for WAITAOF).
     let mut published = vec![0u64; core.shard_count];
+    let mut synced = vec![0u64; core.shard_count];
     loop {
         let policy = node.config.borrow().appendfsync;
         LOG.set_always(policy == AppendFsync::Always);
@@ -620,7 +621,9 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
             unsynced = false;
             last_fsync = Instant::now();
             shoal_runtime::aof::publish_durable(&mut merger, &consumed);
+            shoal_runtime::aof::publish_synced(&consumed);
             core.aof_announce_durable();
+            synced.clone_from(&consumed);
             published = consumed;
             continue;
         }
@@ -628,10 +631,18 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
         // reference to a body written earlier, as soon as nothing unsynced precedes them);
         // under `everysec` and `no`, what is written (nobody waits for more).
         let durable = policy != AppendFsync::Always || !unsynced;
+        // Fsynced, for WAITAOF (under `no`, written: Shoal never fsyncs then).
+        let newly_synced = (policy == AppendFsync::No || !unsynced) && consumed != synced;
+        if newly_synced {
+            shoal_runtime::aof::publish_synced(&consumed);
+            synced.clone_from(&consumed);
+        }
         if durable && consumed != published {
             shoal_runtime::aof::publish_durable(&mut merger, &consumed);
-            core.aof_announce_durable();
             published = consumed;
+            core.aof_announce_durable();
+        } else if newly_synced {
+            core.aof_announce_durable();
         }
         if wrote || sync_now {
             continue;

@@ -59,6 +59,9 @@ pub struct Conn {
     pub pubsub: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
     /// After MONITOR: the lines waiting to be written (see `shoal_runtime::monitor`).
     pub monitor: Option<Rc<shoal_runtime::pubsub::Subscriber>>,
+    /// Under `appendonly yes`: whether this connection ran commands that may have written
+    /// (WAITAOF then waits for the file; see `admin_cmd::waitaof`).
+    pub aof_wrote: bool,
     /// Messages this connection PUBLISHed may still be on their way to other cores: an
     /// SPUBLISH, which travels through its channel's owner, waits for them first.
     pub published: bool,
@@ -124,6 +127,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         in_exec: false,
         pubsub: None,
         monitor: None,
+        aof_wrote: false,
         published: false,
     };
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
@@ -194,6 +198,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 // MONITOR shows each command once it ran, so it keeps their arguments.
                 let fed: Option<Vec<_>> = node.core.monitored().then(|| batch.iter().map(|cmd| (cmd.spec, cmd.args.clone())).collect());
                 let frames = node.core.execute(conn.db, conn.proto, batch, &block).await;
+                note_aof_write(conn);
                 for (spec, args) in fed.into_iter().flatten() {
                     node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
                 }
@@ -227,11 +232,18 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     more = true;
                 }
                 RoundEnd::Connection(spec, args) => {
-                    let (frame, after) = if spec.name == "wait" {
-                        // WAIT may block: it ends early as a blocking command does.
+                    let writes = spec.is_write() || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall") || spec.name.starts_with("function|");
+                    let (frame, after) = if spec.name == "wait" || spec.name == "waitaof" {
+                        // WAIT and WAITAOF may block: they end early as a blocking command does.
                         let started = shoal_runtime::stats::Stopwatch::start();
                         let interrupted = blocked_wait_interrupted(node, &conn.client, &*socket, None);
-                        let frame = crate::admin_cmd::wait(&args, interrupted).await;
+                        let frame = if spec.name == "wait" {
+                            crate::admin_cmd::wait(&args, interrupted).await
+                        } else {
+                            let marks = if conn.aof_wrote { Some(crate::admin_cmd::logged_so_far(node).await) } else { None };
+                            let written = marks.as_deref().map_or(crate::admin_cmd::Written::Nothing, crate::admin_cmd::Written::UpTo);
+                            crate::admin_cmd::waitaof(node, written, &args, Some(interrupted)).await
+                        };
                         node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
                         node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
                         node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
@@ -239,6 +251,9 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     } else {
                         server_commands::run(node, conn, spec, args).await
                     };
+                    if writes {
+                        note_aof_write(conn);
+                    }
                     // Messages that arrived before the reply go before it (RESET's reply must
                     // follow every message of the subscriptions it left).
                     crate::pubsub::drain(conn, &mut output);
@@ -563,6 +578,13 @@ async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &m
 fn overflowed(conn: &Conn) -> std::io::Error {
     tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id);
     std::io::Error::other("client-output-buffer-limit pubsub reached")
+}
+
+/// Under `appendonly yes`, after commands that may have written: a WAITAOF must wait.
+fn note_aof_write(conn: &mut Conn) {
+    if shoal_runtime::aof::LOG.is_active() {
+        conn.aof_wrote = true;
+    }
 }
 
 /// Completes when `sink` has something to write (never without a sink).

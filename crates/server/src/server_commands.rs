@@ -134,6 +134,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         },
         name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
+        "waitaof" => (crate::admin_cmd::waitaof_in_exec(node, &args), After::Continue),
         "memory|purge" => (crate::admin_cmd::memory_purge(node).await, After::Continue),
         "memory|doctor" => (crate::admin_cmd::memory_doctor(node).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args), After::Continue),
