@@ -234,20 +234,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 RoundEnd::Connection(spec, args) => {
                     let writes = spec.is_write() || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall") || spec.name.starts_with("function|");
                     let (frame, after) = if spec.name == "wait" || spec.name == "waitaof" {
-                        // WAIT and WAITAOF may block: they end early as a blocking command does.
-                        let started = shoal_runtime::stats::Stopwatch::start();
-                        let interrupted = blocked_wait_interrupted(node, &conn.client, &*socket, None);
-                        let frame = if spec.name == "wait" {
-                            crate::admin_cmd::wait(&args, interrupted).await
-                        } else {
-                            let marks = if conn.aof_wrote { Some(crate::admin_cmd::logged_so_far(node).await) } else { None };
-                            let written = marks.as_deref().map_or(crate::admin_cmd::Written::Nothing, crate::admin_cmd::Written::UpTo);
-                            crate::admin_cmd::waitaof(node, written, &args, Some(interrupted)).await
-                        };
-                        node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
-                        node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
-                        node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
-                        (Some(frame), After::Continue)
+                        (Some(wait_for_acks(node, socket, conn, spec, &args).await), After::Continue)
                     } else {
                         server_commands::run(node, conn, spec, args).await
                     };
@@ -578,6 +565,24 @@ async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &m
 fn overflowed(conn: &Conn) -> std::io::Error {
     tracing::warn!("Client id={} scheduled to be closed ASAP for overcoming of output buffer limits.", conn.client.id);
     std::io::Error::other("client-output-buffer-limit pubsub reached")
+}
+
+/// WAIT or WAITAOF, which may block: they end early as a blocking command does (CLIENT
+/// UNBLOCK, kill, close).
+async fn wait_for_acks(node: &Rc<Node>, socket: &Socket, conn: &Conn, spec: &'static shoal_commands::CommandSpec, args: &[Bytes]) -> Frame {
+    let started = shoal_runtime::stats::Stopwatch::start();
+    let interrupted = blocked_wait_interrupted(node, &conn.client, socket, None);
+    let frame = if spec.name == "wait" {
+        crate::admin_cmd::wait(args, interrupted).await
+    } else {
+        let marks = if conn.aof_wrote { Some(crate::admin_cmd::logged_so_far(node).await) } else { None };
+        let written = marks.as_deref().map_or(crate::admin_cmd::Written::Nothing, crate::admin_cmd::Written::UpTo);
+        crate::admin_cmd::waitaof(node, written, args, Some(interrupted)).await
+    };
+    node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
+    node.core.note_slow(spec, args, started.elapsed(), conn.client.id);
+    node.core.feed_monitors(conn.db, &conn.client.addr, spec, args);
+    frame
 }
 
 /// Under `appendonly yes`, after commands that may have written: a WAITAOF must wait.
