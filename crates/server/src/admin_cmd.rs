@@ -4,7 +4,8 @@
 //! - CLUSTER, READONLY, READWRITE, ASKING: cluster support is disabled.
 //! - WAIT: there are no replicas, so no write is ever acknowledged by one. Asking for none
 //!   answers 0 at once; asking for some waits out the timeout (0: until interrupted) and
-//!   answers 0, as Redis does without replicas.
+//!   answers 0, as Redis does without replicas. WAITAOF counts the local fsync of the
+//!   connection's writes (see [`waitaof`]) and no replica.
 //! - ACL: the only user is `default`, with every permission, and the password `requirepass`
 //!   gives it. The read-only subcommands answer as Redis does for that user; creating users
 //!   (SETUSER) and the ACL log are not implemented, and SETUSER says so.
@@ -14,6 +15,7 @@
 //!   instance from one with data, and finds no issue in the latter (Redis also looks at
 //!   fragmentation, peaks and buffers; Shoal does not yet). MEMORY STATS is not implemented:
 //!   Shoal does not yet track most of its figures (client buffers, script caches).
+//! - MONITOR: entering and leaving it (the lines: `shoal_runtime::monitor`).
 
 use std::time::Duration;
 
