@@ -259,6 +259,8 @@ pub struct Core {
     pub slowlog: crate::slowlog::SlowLog,
     /// Latency spikes seen here (LATENCY).
     pub latency: crate::latency::Monitor,
+    /// The shorter of the two thresholds above (Duration::MAX when both are off).
+    slow_floor: Cell<std::time::Duration>,
     /// This core's clients in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
 }
@@ -336,6 +338,7 @@ impl Core {
             delivery_waiters: RefCell::new(Vec::new()),
             slowlog: crate::slowlog::SlowLog::default(),
             latency: crate::latency::Monitor::default(),
+            slow_floor: Cell::new(std::time::Duration::from_micros(10_000)),
             monitors: crate::monitor::Monitors::default(),
         }
     }
@@ -442,11 +445,25 @@ impl Core {
     /// Logs a command that ran for `elapsed` here if it was slow: in the slow log (see
     /// [`crate::slowlog`]) and as a latency spike (see [`crate::latency`]).
     pub fn note_slow(&self, spec: &CommandSpec, args: &[Bytes], elapsed: std::time::Duration, client: u64) {
+        // One comparison for the common case: faster than both thresholds.
+        if elapsed < self.slow_floor.get() {
+            return;
+        }
         self.slowlog.note(spec, args, elapsed, client, &self.shared.slowlog_next_id);
         if client != crate::slowlog::NOT_LOGGED {
             let event = if spec.has(shoal_commands::table::flags::FAST) { "fast-command" } else { "command" };
             self.latency.note(event, elapsed.as_millis() as u64);
         }
+    }
+
+    /// `slowlog-log-slower-than` (microseconds, negative: off), `slowlog-max-len` and
+    /// `latency-monitor-threshold` (milliseconds, 0: off).
+    pub fn configure_timing(&self, slower_than: i64, max_len: u64, latency_ms: u64) {
+        self.slowlog.configure(slower_than, max_len);
+        self.latency.configure(latency_ms);
+        let slowlog = u64::try_from(slower_than).map_or(std::time::Duration::MAX, std::time::Duration::from_micros);
+        let latency = if latency_ms == 0 { std::time::Duration::MAX } else { std::time::Duration::from_millis(latency_ms) };
+        self.slow_floor.set(slowlog.min(latency));
     }
 
     // ---- Messaging -------------------------------------------------------------------

@@ -77,8 +77,7 @@ pub fn settings_of(config: &Config) -> Settings {
 /// Installs `slowlog-log-slower-than` and `slowlog-max-len` in the core's slow log, and
 /// `latency-monitor-threshold` in its latency monitor.
 pub fn configure_slowlog(core: &Core, config: &Config) {
-    core.slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
-    core.latency.configure(config.latency_monitor_threshold);
+    core.configure_timing(config.slowlog_log_slower_than, config.slowlog_max_len, config.latency_monitor_threshold);
 }
 
 /// The per-core main: listen, accept, serve, and on shutdown drain and return.
