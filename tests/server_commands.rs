@@ -1372,3 +1372,58 @@ fn a_monitor_that_does_not_read_is_cut_off_at_the_pubsub_output_limit() {
     }
     assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
 }
+
+#[test]
+fn acl_log_lists_failed_authentications_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let mut logs = Vec::new();
+    for server in &servers {
+        let mut admin = server.raw();
+        assert_eq!(admin.command(&["CONFIG", "SET", "requirepass", "pw"]).unwrap(), "+OK\r\n");
+        assert_eq!(admin.command(&["AUTH", "pw"]).unwrap(), "+OK\r\n");
+        // Failures from several connections (so several cores): a wrong password twice (one
+        // entry, counted twice), an unknown user, and HELLO's AUTH.
+        for request in [&["AUTH", "wrong"][..], &["AUTH", "wrong"], &["AUTH", "nobody", "pw"], &["HELLO", "2", "AUTH", "default", "bad"]] {
+            let reply = server.raw().command(request).unwrap();
+            assert!(reply.starts_with("-WRONGPASS"), "{request:?}: {reply}");
+        }
+        let mut client = shoal_tests::connect(server);
+        redis::cmd("AUTH").arg("pw").query::<()>(&mut client).unwrap();
+        // A failure on another core reaches the log (on core 0) in a message.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let entries = loop {
+            let entries: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("ACL").arg("LOG").query(&mut client).unwrap();
+            let counted: i64 = entries.iter().map(|e| redis::from_redis_value::<i64>(e["count"].clone()).unwrap()).sum();
+            if counted == 4 || Instant::now() > deadline {
+                break entries;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let text = |entry: &std::collections::HashMap<String, redis::Value>, field: &str| -> String { redis::from_redis_value(entry[field].clone()).unwrap() };
+        // (Failures on different cores may reach the log in either order.)
+        let mut summary: Vec<(i64, String, String, String, String)> = entries
+            .iter()
+            .map(|e| (redis::from_redis_value(e["count"].clone()).unwrap(), text(e, "reason"), text(e, "context"), text(e, "object"), text(e, "username")))
+            .collect();
+        summary.sort();
+        for entry in &entries {
+            assert!(text(entry, "client-info").starts_with("id=") && text(entry, "client-info").contains(" addr=127.0.0.1:"), "{entry:?}");
+            let age: f64 = redis::from_redis_value(entry["age-seconds"].clone()).unwrap();
+            assert!((0.0..5.0).contains(&age), "{age}");
+        }
+        assert_eq!(admin.command(&["ACL", "LOG", "1"]).unwrap().matches("client-info").count(), 1);
+        assert_eq!(admin.command(&["ACL", "LOG", "RESET"]).unwrap(), "+OK\r\n");
+        assert_eq!(admin.command(&["ACL", "LOG"]).unwrap(), "*0\r\n");
+        assert_eq!(admin.command(&["ACL", "LOG", "x"]).unwrap(), "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(admin.command(&["CONFIG", "SET", "requirepass", ""]).unwrap(), "+OK\r\n");
+        logs.push(summary);
+    }
+    let expected = [
+        (1, "auth".to_string(), "toplevel".to_string(), "AUTH".to_string(), "nobody".to_string()),
+        (1, "auth".into(), "toplevel".into(), "HELLO".into(), "default".into()),
+        (2, "auth".into(), "toplevel".into(), "AUTH".into(), "default".into()),
+    ];
+    for log in &logs {
+        assert_eq!(log, &expected);
+    }
+}

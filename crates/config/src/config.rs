@@ -123,6 +123,8 @@ pub struct Config {
     /// Log commands slower than this, microseconds; -1 disables, 0 logs all.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
+    /// Entries ACL LOG keeps.
+    pub acllog_max_len: u64,
     /// Record latency spikes above this, milliseconds; 0 disables.
     pub latency_monitor_threshold: u64,
     /// 1..=10: how hard the active expiry cycle works.
@@ -213,6 +215,7 @@ impl Default for Config {
             hll_sparse_max_bytes: 3000,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            acllog_max_len: 128,
             latency_monitor_threshold: 0,
             active_expire_effort: 1,
             lfu_log_factor: 10,

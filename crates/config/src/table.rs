@@ -239,6 +239,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, memory),
     integer!("slowlog-log-slower-than", &[], Mutable, slowlog_log_slower_than, -1, LONG_MAX, plain),
     integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
+    integer!("acllog-max-len", &[], Mutable, acllog_max_len, 0, LONG_MAX, plain),
     integer!("latency-monitor-threshold", &[], Mutable, latency_monitor_threshold, 0, LONG_MAX, plain),
     integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, plain),
     integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, plain),

@@ -7,8 +7,9 @@
 //!   answers 0, as Redis does without replicas. WAITAOF counts the local fsync of the
 //!   connection's writes (see [`waitaof`]) and no replica.
 //! - ACL: the only user is `default`, with every permission, and the password `requirepass`
-//!   gives it. The read-only subcommands answer as Redis does for that user; creating users
-//!   (SETUSER) and the ACL log are not implemented, and SETUSER says so.
+//!   gives it. The read-only subcommands answer as Redis does for that user, ACL LOG lists
+//!   failed authentications (`crate::acl_log`); creating users (SETUSER) is not
+//!   implemented, and SETUSER says so.
 //! - MEMORY DOCTOR, MALLOC-STATS, PURGE and HELP (MEMORY USAGE runs on the key's core, in
 //!   `shoal_commands::admin`): the allocator is mimalloc, so MALLOC-STATS prints its
 //!   statistics and PURGE makes every core's heap return what it can. DOCTOR tells an empty
@@ -199,7 +200,6 @@ fn acl(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
         "acl|deluser" => deluser(args),
         "acl|save" | "acl|load" => errors::error(NO_ACL_FILE),
         "acl|setuser" => errors::error("ERR ACL SETUSER is not supported: the only user is 'default' (its password is requirepass)"),
-        "acl|log" => errors::error("ERR ACL LOG is not supported yet"),
         "acl|help" => help(
             "ACL",
             &[

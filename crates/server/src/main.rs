@@ -4,6 +4,7 @@
 //! `--name value ...`. This crate owns the process edge: configuration, logging, signals,
 //! listeners and connections. Commands run in `shoal-runtime` and `shoal-commands`.
 
+mod acl_log;
 mod admin_cmd;
 mod alloc;
 mod aof;

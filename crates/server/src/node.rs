@@ -34,6 +34,8 @@ pub struct Node {
     pub aof_writer: RefCell<Option<glommio::Task<()>>>,
     /// The clients that left this core lately, for SLOWLOG GET.
     pub departed: crate::slowlog_cmd::Departed,
+    /// Core 0: the failed authentications (ACL LOG).
+    pub acl_log: crate::acl_log::AclLog,
 }
 
 /// Cores whose node is installed (one server per process).
@@ -93,6 +95,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
         aof_writer: RefCell::new(None),
         departed: Default::default(),
+        acl_log: Default::default(),
     });
     // The socket ring first: once every core counts itself below, any core may accept.
     crate::socket::init(core.id);

@@ -134,6 +134,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         },
         name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
+        "acl|log" => (crate::acl_log::acl_log(node, &args).await, After::Continue),
         "waitaof" => (crate::admin_cmd::waitaof_in_exec(node, &args), After::Continue),
         "memory|purge" => (crate::admin_cmd::memory_purge(node).await, After::Continue),
         "memory|doctor" => (crate::admin_cmd::memory_doctor(node).await, After::Continue),
@@ -210,7 +211,7 @@ fn hello(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
         }
     }
     if let Some((user, password)) = credentials {
-        if let Err(e) = authenticate(node, conn, &user, &password) {
+        if let Err(e) = authenticate(node, conn, &args[0], &user, &password) {
             return e;
         }
     }
@@ -242,7 +243,7 @@ fn auth(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
         return errors::error(AUTH_WITHOUT_PASSWORD);
     }
     let (user, password) = if args.len() == 3 { (&args[1][..], &args[2][..]) } else { (&b"default"[..], &args[1][..]) };
-    match authenticate(node, conn, user, password) {
+    match authenticate(node, conn, &args[0], user, password) {
         Ok(()) => args::ok(),
         Err(e) => e,
     }
@@ -250,12 +251,14 @@ fn auth(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
 
 /// Checks credentials against the only user, `default`, whose password is `requirepass`
 /// (none: any password is accepted, as for Redis's `nopass`).
-fn authenticate(node: &Rc<Node>, conn: &mut Conn, user: &[u8], password: &[u8]) -> Result<(), Frame> {
+/// A failure is logged for ACL LOG, with `command` (AUTH or HELLO, as the client spelled it).
+fn authenticate(node: &Rc<Node>, conn: &mut Conn, command: &[u8], user: &[u8], password: &[u8]) -> Result<(), Frame> {
     let requirepass = node.config.borrow().requirepass.clone();
     if user == b"default" && (requirepass.is_empty() || password == requirepass.as_bytes()) {
         conn.authenticated = true;
         Ok(())
     } else {
+        crate::acl_log::auth_failed(node, command, user, conn.client.describe());
         Err(errors::error(WRONGPASS))
     }
 }
