@@ -490,6 +490,9 @@ fn info_memory_and_cpu_report_numbers() {
         assert!(field == "maxmemory" || value > 0, "{field} is {value}");
     }
     assert_eq!(info_field(&text, "maxmemory_policy").as_deref(), Some("noeviction"));
+    // The allocator that really serves the process, with its version.
+    let allocator = info_field(&text, "mem_allocator").unwrap();
+    assert!(allocator.strip_prefix("mimalloc-").is_some_and(|v| v.split('.').count() == 3 && v.split('.').all(|n| n.parse::<u32>().is_ok())), "{allocator}");
     let user = info_field(&text, "used_cpu_user").unwrap();
     assert!(user.split_once('.').is_some_and(|(_, micros)| micros.len() == 6), "{user}");
 }

@@ -417,7 +417,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             let ratio = if s.used_memory == 0 { 0.0 } else { s.used_memory_rss as f64 / s.used_memory as f64 };
             add("mem_fragmentation_ratio", format!("{ratio:.2}"));
             add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
-            add("mem_allocator", "libc".to_owned());
+            add("mem_allocator", mem_allocator());
             add("lazyfree_pending_objects", s.lazyfree.0.to_string());
             add("lazyfreed_objects", s.lazyfree.1.to_string());
         }
@@ -631,6 +631,14 @@ pub(crate) mod system {
         }
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// INFO's `mem_allocator`: mimalloc and its version (Redis prints `jemalloc-5.3.0` or `libc`).
+fn mem_allocator() -> String {
+    // SAFETY: mi_version only reads a constant.
+    let version = unsafe { libmimalloc_sys::mi_version() };
+    // Its encoding: major, two digits of minor, two of patch (30302 is 3.3.2).
+    format!("mimalloc-{}.{}.{}", version / 10_000, version / 100 % 100, version % 100)
 }
 
 #[cfg(test)]
