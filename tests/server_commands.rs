@@ -1430,3 +1430,42 @@ fn acl_log_lists_failed_authentications_as_redis_does() {
         assert_eq!(log, &expected);
     }
 }
+
+#[test]
+fn client_list_and_info_show_the_clients_buffers() {
+    let server = Server::start(THREADS, &[]);
+    // A client half way through a 100 kB request: its query buffer holds what it sent.
+    let mut slow = server.raw();
+    let id = client_id(&mut slow);
+    slow.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n");
+    slow.send(&[b'x'; 60_000]);
+    let mut raw = server.raw();
+    let field = |line: &str, name: &str| -> usize { line.split(' ').find_map(|f| f.strip_prefix(&format!("{name}="))).unwrap().parse().unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let list = bulk_text(&raw.command(&["CLIENT", "LIST", "ID", &id.to_string()]).unwrap());
+        if field(&list, "qbuf") >= 60_000 || Instant::now() > deadline {
+            break list;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(field(&line, "qbuf") >= 60_000, "{line}");
+    assert!(field(&line, "rbs") >= field(&line, "qbuf") && field(&line, "tot-mem") >= field(&line, "rbs"), "{line}");
+    let info = info(&mut raw, &["clients"]);
+    let recent: usize = info_field(&info, "client_recent_max_input_buffer").unwrap().parse().unwrap();
+    assert!(recent >= 60_000, "{info}");
+    // The rest arrives: the request runs and the buffer is empty again.
+    slow.send(&[b'x'; 40_000]);
+    slow.send(b"\r\n");
+    assert_eq!(slow.read_reply().unwrap(), "+OK\r\n");
+    let line = bulk_text(&raw.command(&["CLIENT", "LIST", "ID", &id.to_string()]).unwrap());
+    assert_eq!(field(&line, "qbuf"), 0, "{line}");
+    // MULTI's queue counts as multi-mem.
+    slow.command(&["MULTI"]).unwrap();
+    slow.command(&["SET", "k", &"v".repeat(1000)]).unwrap();
+    let line = bulk_text(&raw.command(&["CLIENT", "LIST", "ID", &id.to_string()]).unwrap());
+    assert!(field(&line, "multi-mem") >= 1000, "{line}");
+    slow.command(&["DISCARD"]).unwrap();
+    let line = bulk_text(&raw.command(&["CLIENT", "LIST", "ID", &id.to_string()]).unwrap());
+    assert_eq!(field(&line, "multi-mem"), 0, "{line}");
+}

@@ -33,6 +33,8 @@ pub struct ClientInfo {
     pub blocked: Cell<bool>,
     /// Whether the client is in MONITOR mode (flag `O`).
     pub monitor: Cell<bool>,
+    /// Its buffers, as the connection last saw them (CLIENT LIST, INFO clients).
+    pub buffers: Cell<Buffers>,
     /// Commands queued since MULTI, or -1 outside MULTI (CLIENT LIST's `multi`).
     pub multi: Cell<i64>,
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's `sub`, `psub`,
@@ -62,6 +64,7 @@ impl ClientInfo {
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
             monitor: Cell::new(false),
+            buffers: Cell::new(Buffers::default()),
             multi: Cell::new(-1),
             subscriptions: Cell::new([0; 3]),
             unblock: Cell::new(None),
@@ -139,12 +142,39 @@ impl ClientInfo {
         flags
     }
 
+    /// Records the query buffer: `unread` bytes not yet run (a half-read request included)
+    /// in a buffer of `capacity`.
+    pub fn note_input(&self, unread: usize, capacity: usize) {
+        let mut buffers = self.buffers.get();
+        buffers.query = unread;
+        buffers.query_capacity = capacity;
+        buffers.note_peak();
+        self.buffers.set(buffers);
+    }
+
+    /// Records the replies waiting to be written (`pending` bytes in a buffer of `capacity`).
+    pub fn note_output(&self, pending: usize, capacity: usize) {
+        let mut buffers = self.buffers.get();
+        buffers.output = pending;
+        buffers.output_capacity = capacity;
+        buffers.note_peak();
+        self.buffers.set(buffers);
+    }
+
+    /// Records the bytes of the commands queued since MULTI.
+    pub fn note_queued(&self, bytes: usize) {
+        let mut buffers = self.buffers.get();
+        buffers.queued = bytes;
+        self.buffers.set(buffers);
+    }
+
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = Instant::now();
         let idle_ms = coarse_ms().saturating_sub(self.last_interaction.get());
+        let b = self.buffers.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -158,6 +188,14 @@ impl ClientInfo {
             self.subscriptions.get()[1],
             self.subscriptions.get()[2],
             self.multi.get(),
+            b.query,
+            b.query_capacity.saturating_sub(b.query),
+            b.queued,
+            b.query_capacity,
+            b.peak_query,
+            usize::from(b.output > 0),
+            b.output,
+            b.total(),
             self.last_command.get(),
             self.resp.get(),
             self.lib_name.borrow(),
@@ -193,4 +231,54 @@ pub fn coarse_ms() -> u64 {
     // on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// A client's buffers in bytes, as CLIENT LIST shows them: the query buffer (`qbuf`, its
+/// size `rbs` and recent peak `rbp`), the replies not yet written (`omem`, one block when
+/// any: `oll`), and the commands queued since MULTI (`multi-mem`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Buffers {
+    pub query: usize,
+    pub query_capacity: usize,
+    pub output: usize,
+    pub output_capacity: usize,
+    pub queued: usize,
+    /// The largest query buffer and pending output seen in the current window (INFO's
+    /// `client_recent_max_*`), and when that window began (coarse milliseconds).
+    pub peak_query: usize,
+    pub peak_output: usize,
+    peak_since_ms: u64,
+}
+
+/// How long a peak counts as recent (Redis keeps eight seconds of them).
+pub const PEAK_WINDOW_MS: u64 = 8_000;
+
+impl Buffers {
+    /// What the client holds in memory for its buffers (CLIENT LIST's `tot-mem`).
+    pub fn total(&self) -> usize {
+        self.query_capacity + self.output_capacity + self.queued
+    }
+
+    /// Raises the peaks. The clock is read only for a new peak: a window that ended without
+    /// one is seen by [`Buffers::recent_peaks`], which then reports the present.
+    fn note_peak(&mut self) {
+        if self.query_capacity <= self.peak_query && self.output <= self.peak_output {
+            return;
+        }
+        let now_ms = coarse_ms();
+        if now_ms.saturating_sub(self.peak_since_ms) > PEAK_WINDOW_MS {
+            (self.peak_query, self.peak_output, self.peak_since_ms) = (0, 0, now_ms);
+        }
+        self.peak_query = self.peak_query.max(self.query_capacity);
+        self.peak_output = self.peak_output.max(self.output);
+    }
+
+    /// The recent peaks (input, output), or zeros when the window is over.
+    pub fn recent_peaks(&self, now_ms: u64) -> (usize, usize) {
+        if now_ms.saturating_sub(self.peak_since_ms) > PEAK_WINDOW_MS {
+            (self.query_capacity, self.output)
+        } else {
+            (self.peak_query, self.peak_output)
+        }
+    }
 }

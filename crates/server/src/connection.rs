@@ -166,6 +166,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
         if read == 0 || conn.client.kill.is_set() {
             return Ok(());
         }
+        conn.client.note_input(input.len() + decoder.partial_request_len(), input.capacity());
         conn.client.last_interaction.set(crate::client::coarse_ms());
         {
             let config = node.config.borrow();
@@ -287,6 +288,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
         // The decoder has already taken the finished arguments of a half-read request out of
         // the buffer: they count too.
         let query_len = input.len() + decoder.partial_request_len();
+        conn.client.note_input(query_len, input.capacity());
         if query_len > query_limit {
             tracing::warn!("Closing client {} that reached max query buffer length ({query_len} bytes)", conn.client.id);
             return Ok(());
@@ -460,12 +462,14 @@ fn decode_round(
                             // The queue's memory is bounded: drop it, and EXEC will abort.
                             *multi = crate::multi::MultiState { errored: true, ..Default::default() };
                             conn.client.multi.set(0);
+                            conn.client.note_queued(0);
                             slots.push(Slot::Ready(shoal_commands::errors::error(
                                 "ERR Transaction discarded: its queued commands exceed client-query-buffer-limit",
                             )));
                             continue;
                         }
                         conn.client.multi.set(multi.queued.len() as i64);
+                        conn.client.note_queued(multi.queued_bytes);
                         slots.push(Slot::Ready(Frame::Simple(Bytes::from_static(b"QUEUED"))));
                         continue;
                     }
@@ -540,6 +544,14 @@ fn write_reply(conn: &mut Conn, frame: &Frame, output: &mut BytesMut) {
 /// `client-output-buffer-limit pubsub` and an overflow stops the write; for others, within
 /// the normal class's soft limit.
 async fn write_out(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &mut BytesMut) -> std::io::Result<()> {
+    conn.client.note_output(output.len(), output.capacity());
+    let written = write_held(node, socket, conn, output).await;
+    conn.client.note_output(0, output.capacity());
+    written
+}
+
+/// [`write_out`]'s write, held to the client's output limit.
+async fn write_held(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, output: &mut BytesMut) -> std::io::Result<()> {
     // A monitor's lines are held to the same limit as a subscriber's messages (a client that
     // does both counts against its subscriptions' buffer).
     match conn.pubsub.as_ref().or(conn.monitor.as_ref()) {

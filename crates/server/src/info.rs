@@ -165,6 +165,9 @@ pub struct Snapshot {
     pub socket_io: &'static str,
     pub connected_clients: usize,
     pub blocked_clients: usize,
+    /// The largest query buffer and pending output of any client lately (see
+    /// `crate::client::Buffers`).
+    pub client_recent_max: (usize, usize),
     /// Keys with blocked clients, counted per core that owns them.
     pub blocking_keys: usize,
     pub lazyfree: (u64, u64),
@@ -215,6 +218,8 @@ struct CoreReport {
     keyspace: Vec<(usize, usize)>,
     blocked_clients: usize,
     blocking_keys: usize,
+    /// The largest recent (query buffer, pending output) of this core's clients.
+    client_recent_max: (usize, usize),
     /// (pending, freed) of the lazyfree thread every core shares.
     lazyfree: (u64, u64),
     /// (channels, patterns, shard channels owned) with subscribers.
@@ -234,6 +239,15 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
                 blocked_clients: core.blocked_clients(),
                 blocking_keys: core.blocking_keys(),
+                client_recent_max: {
+                    let now = crate::client::coarse_ms();
+                    crate::node::current()
+                        .clients
+                        .borrow()
+                        .values()
+                        .map(|c| c.buffers.get().recent_peaks(now))
+                        .fold((0, 0), |a, b| (a.0.max(b.0), a.1.max(b.1)))
+                },
                 lazyfree: core.with_shard(|shard| {
                     shard.lazyfree.as_ref().map_or((0, 0), |l| (l.stats.pending.load(Ordering::Relaxed), l.stats.freed.load(Ordering::Relaxed)))
                 }),
@@ -244,6 +258,8 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.stats.merge(&report.stats);
             snapshot.ops_per_second += report.ops_per_second;
             snapshot.blocked_clients += report.blocked_clients;
+            snapshot.client_recent_max =
+                (snapshot.client_recent_max.0.max(report.client_recent_max.0), snapshot.client_recent_max.1.max(report.client_recent_max.1));
             snapshot.blocking_keys += report.blocking_keys;
             snapshot.lazyfree = report.lazyfree;
             snapshot.changes += report.changes;
@@ -390,8 +406,8 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("connected_clients", s.connected_clients.to_string());
             add("cluster_connections", "0".to_owned());
             add("maxclients", s.maxclients.to_string());
-            add("client_recent_max_input_buffer", "0".to_owned());
-            add("client_recent_max_output_buffer", "0".to_owned());
+            add("client_recent_max_input_buffer", s.client_recent_max.0.to_string());
+            add("client_recent_max_output_buffer", s.client_recent_max.1.to_string());
             add("blocked_clients", s.blocked_clients.to_string());
             add("tracking_clients", "0".to_owned());
             add("clients_in_timeout_table", "0".to_owned());

@@ -57,6 +57,7 @@ pub fn multi(conn: &mut Conn) -> Frame {
     }
     conn.multi = Some(MultiState::default());
     conn.client.multi.set(0);
+    conn.client.note_queued(0);
     args::ok()
 }
 
@@ -98,6 +99,7 @@ pub fn unwatch(node: &Rc<Node>, conn: &mut Conn) -> Frame {
 pub fn leave(node: &Rc<Node>, conn: &mut Conn) {
     conn.multi = None;
     conn.client.multi.set(-1);
+    conn.client.note_queued(0);
     forget_watch(node, conn);
 }
 
@@ -170,6 +172,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         return (errors::error("ERR EXEC without MULTI"), After::Continue);
     };
     conn.client.multi.set(-1);
+    conn.client.note_queued(0);
     let watch = conn.watch.take();
     let forget = |conn: &Conn, watch: Option<WatchState>| {
         if let Some(state) = watch {
