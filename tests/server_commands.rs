@@ -1469,3 +1469,26 @@ fn client_list_and_info_show_the_clients_buffers() {
     let line = bulk_text(&raw.command(&["CLIENT", "LIST", "ID", &id.to_string()]).unwrap());
     assert_eq!(field(&line, "multi-mem"), 0, "{line}");
 }
+
+#[test]
+fn client_tracking_is_off_and_says_so_as_redis_does() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["CLIENT", "TRACKING"],
+            &["CLIENT", "TRACKING", "foo"],
+            &["CLIENT", "TRACKING", "off"],
+            &["CLIENT", "TRACKING", "OFF", "BCAST", "PREFIX", "a"],
+            &["CLIENT", "TRACKINGINFO"],
+            &["CLIENT", "TRACKINGINFO", "x"],
+            &["CLIENT", "CACHING"],
+            &["CLIENT", "CACHING", "yes"],
+            &["CLIENT", "GETREDIR"],
+        ],
+    );
+    // Turning it on is refused plainly: client-side caching is not implemented yet.
+    let server = Server::start(THREADS, &[]);
+    let reply = server.raw().command(&["CLIENT", "TRACKING", "on"]).unwrap();
+    assert!(reply.starts_with("-ERR CLIENT TRACKING ON is not supported"), "{reply}");
+}

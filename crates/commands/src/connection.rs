@@ -216,6 +216,31 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "client|tracking",
+        arity: -3,
+        flags: NOSCRIPT | LOADING | STALE,
+        summary: "Controls server-assisted client-side caching for the connection.",
+        since: "6.0.0",
+        complexity: "O(1). Some options may introduce additional complexity.",
+        ..BASE
+    },
+    CommandSpec {
+        name: "client|trackinginfo",
+        arity: 2,
+        flags: NOSCRIPT | LOADING | STALE,
+        summary: "Returns information about server-assisted client-side caching for the connection.",
+        since: "6.2.0",
+        ..BASE
+    },
+    CommandSpec {
+        name: "client|caching",
+        arity: 3,
+        flags: NOSCRIPT | LOADING | STALE,
+        summary: "Instructs the server whether to track the keys in the next request.",
+        since: "6.0.0",
+        ..BASE
+    },
+    CommandSpec {
         name: "client|getredir",
         arity: 2,
         flags: NOSCRIPT | LOADING | STALE,

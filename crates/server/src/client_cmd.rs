@@ -23,6 +23,8 @@ use crate::server_commands::{bulk, help, subcommand_syntax_error, text, valid_cl
 const PAUSE_MS_MAX: u64 = 1_000_000_000_000;
 
 const HELP: &[&str] = &[
+    "CACHING (YES|NO)",
+    "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
     "GETREDIR",
     "    Return the client ID we are redirecting to when tracking is enabled.",
     "GETNAME",
@@ -65,6 +67,11 @@ const HELP: &[&str] = &[
     "    * LIB-VER: the client lib version.",
     "UNBLOCK <clientid> [TIMEOUT|ERROR]",
     "    Unblock the specified blocked client.",
+    "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+    "         [OPTIN] [OPTOUT] [NOLOOP]",
+    "    Control server assisted client side caching.",
+    "TRACKINGINFO",
+    "    Report tracking status for the current connection.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
 ];
@@ -102,8 +109,18 @@ pub async fn client(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec
         // Shoal does not evict clients (no maxmemory-clients), so there is nothing to exempt.
         "client|no-evict" if is(&args[2], "on") || is(&args[2], "off") => args::ok(),
         "client|no-evict" => errors::syntax(),
-        // No tracking: never redirecting.
+        // No tracking (client-side caching is not implemented yet): never redirecting, and
+        // tracking is off, which is all CLIENT TRACKING may set.
         "client|getredir" => Frame::Integer(-1),
+        "client|tracking" if is(&args[2], "off") => args::ok(),
+        "client|tracking" if is(&args[2], "on") => errors::error("ERR CLIENT TRACKING ON is not supported: Shoal does not implement client-side caching yet"),
+        "client|tracking" => errors::syntax(),
+        "client|trackinginfo" => Frame::Map(vec![
+            (bulk("flags"), Frame::Set(vec![bulk("off")])),
+            (bulk("redirect"), Frame::Integer(-1)),
+            (bulk("prefixes"), Frame::Array(Vec::new())),
+        ]),
+        "client|caching" => errors::error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"),
         "client|unblock" => unblock(node, args).await,
         "client|help" => help("CLIENT", HELP),
         _ => errors::unknown_subcommand("client", &args[1]),
