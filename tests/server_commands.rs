@@ -1492,3 +1492,42 @@ fn client_tracking_is_off_and_says_so_as_redis_does() {
     let reply = server.raw().command(&["CLIENT", "TRACKING", "on"]).unwrap();
     assert!(reply.starts_with("-ERR CLIENT TRACKING ON is not supported"), "{reply}");
 }
+
+#[test]
+fn module_replicaof_and_failover_answer_as_redis_does_without_modules_or_replicas() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["MODULE", "LIST"],
+            &["MODULE", "LIST", "x"],
+            &["MODULE", "HELP"],
+            &["MODULE", "LOAD", "/nonexistent"],
+            &["MODULE", "LOADEX", "/nonexistent"],
+            &["MODULE", "UNLOAD", "nosuch"],
+            &["MODULE", "FOO"],
+            &["REPLICAOF", "no", "one"],
+            &["SLAVEOF", "NO", "ONE"],
+            &["REPLICAOF", "127.0.0.1", "x"],
+            &["REPLICAOF", "127.0.0.1", "99999"],
+            &["REPLICAOF", "a"],
+            &["FAILOVER"],
+            &["FAILOVER", "ABORT"],
+            &["FAILOVER", "TO", "h", "1"],
+            &["FAILOVER", "TO", "h", "x"],
+            &["FAILOVER", "TIMEOUT", "0"],
+            &["FAILOVER", "TIMEOUT", "x"],
+            &["FAILOVER", "FORCE"],
+            &["FAILOVER", "ABORT", "FORCE"],
+            &["FAILOVER", "foo"],
+            &["FAILOVER", "TO", "h"],
+            &["FAILOVER", "FORCE", "TIMEOUT", "10", "TO", "h", "1"],
+            &["FAILOVER", "FORCE", "FORCE"],
+            &["ROLE"],
+        ],
+    );
+    // Following another server is refused plainly: there is no replication yet.
+    let server = Server::start(THREADS, &[]);
+    let reply = server.raw().command(&["REPLICAOF", "127.0.0.1", "6380"]).unwrap();
+    assert!(reply.starts_with("-ERR REPLICAOF is not supported"), "{reply}");
+}

@@ -1,7 +1,8 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! SLOWLOG, LATENCY, MEMORY (but MEMORY STATS) and MONITOR.
+//! SLOWLOG, LATENCY, MEMORY (but MEMORY STATS), MONITOR, MODULE (none loaded, loading off as
+//! Redis's default `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER.
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
 use bytes::Bytes;
@@ -132,6 +133,47 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "Depends on subcommand.",
         group: "server",
         subcommands: MEMORY_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "module",
+        arity: -2,
+        flags: 0,
+        acl: &[],
+        summary: "A container for module commands",
+        since: "4.0.0",
+        complexity: "Depends on subcommand.",
+        group: "server",
+        subcommands: MODULE_SUBCOMMANDS,
+        ..BASE
+    },
+    CommandSpec {
+        name: "replicaof",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Make the server a replica of another instance, or promote it as master.",
+        since: "5.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "slaveof",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Make the server a replica of another instance, or promote it as master.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "failover",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | STALE,
+        acl: &[],
+        summary: "Start a coordinated failover between this server and one of its replicas.",
+        since: "6.2.0",
+        group: "server",
         ..BASE
     },
 ];
@@ -742,3 +784,57 @@ fn memory_usage(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Some(entry) => args::int(entry.value.memory_usage(samples) + shoal_store::db::key_overhead(args[2].len())),
     }
 }
+
+const MODULE_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "module|help",
+        arity: 2,
+        flags: LOADING | STALE,
+        acl: &[],
+        summary: "Show helpful text about the different subcommands",
+        since: "5.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "module|list",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT,
+        acl: &[],
+        summary: "List all modules loaded by the server",
+        since: "4.0.0",
+        complexity: "O(N) where N is the number of loaded modules.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "module|load",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Load a module",
+        since: "4.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "module|loadex",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Load a module with extended parameters",
+        since: "7.0.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "module|unload",
+        arity: 3,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING,
+        acl: &[],
+        summary: "Unload a module",
+        since: "4.0.0",
+        group: "server",
+        ..BASE
+    },
+];

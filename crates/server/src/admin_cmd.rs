@@ -63,7 +63,8 @@ const CATEGORIES: &[&str] = &[
 
 /// Whether `name` is a command this module answers.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "readonly" | "readwrite" | "asking" | "wait") || ["cluster|", "acl|", "memory|"].iter().any(|family| name.starts_with(family))
+    matches!(name, "readonly" | "readwrite" | "asking" | "wait" | "replicaof" | "slaveof" | "failover")
+        || ["cluster|", "acl|", "memory|", "module|"].iter().any(|family| name.starts_with(family))
 }
 
 /// Runs one of [`handles`]'s commands, except a WAIT that may block (see [`wait`]).
@@ -76,6 +77,9 @@ pub fn run(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
         },
         name if name.starts_with("acl|") => acl(node, spec, args),
         name if name.starts_with("memory|") => memory(spec),
+        name if name.starts_with("module|") => module(spec),
+        "replicaof" | "slaveof" => replicaof(args),
+        "failover" => failover(args),
         _ => errors::error(CLUSTER_DISABLED),
     }
 }
@@ -259,6 +263,75 @@ pub fn leave_monitor(node: &Node, conn: &mut crate::connection::Conn) {
         node.core.monitor_remove(&sink);
         conn.client.monitor.set(false);
     }
+}
+
+/// MODULE: none is loaded, and loading is off, as under Redis's default
+/// `enable-module-command no` (Shoal cannot load Redis modules).
+fn module(spec: &'static CommandSpec) -> Frame {
+    match spec.name {
+        "module|list" => Frame::Array(Vec::new()),
+        "module|help" => help(
+            "MODULE",
+            &[
+                "LIST",
+                "    Return a list of loaded modules.",
+                "LOAD <path> [<arg> ...]",
+                "    Load a module library from <path>, passing to it any optional arguments.",
+                "LOADEX <path> [[CONFIG NAME VALUE] [CONFIG NAME VALUE]] [ARGS ...]",
+                "    Load a module library from <path>, while passing it module configurations and optional arguments.",
+                "UNLOAD <name>",
+                "    Unload a module.",
+            ],
+        ),
+        _ => errors::error("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."),
+    }
+}
+
+/// REPLICAOF (SLAVEOF) host port | NO ONE: this server is a master and stays one; following
+/// another is refused (there is no replication yet).
+fn replicaof(args: &[Bytes]) -> Frame {
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        return args::ok();
+    }
+    match args::parse_i64(&args[2]) {
+        Ok(port) if (0..=65535).contains(&port) => errors::error("ERR REPLICAOF is not supported: Shoal has no replication yet"),
+        _ => errors::error("ERR Invalid master port"),
+    }
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: with no replica there is nothing to
+/// fail over to, as Redis answers then, once the arguments are checked as it checks them.
+fn failover(args: &[Bytes]) -> Frame {
+    let (mut to, mut timeout, mut force, mut abort) = (false, false, false, false);
+    let mut rest = args[1..].iter().peekable();
+    while let Some(arg) = rest.next() {
+        if arg.eq_ignore_ascii_case(b"to") && !to && rest.len() >= 2 {
+            rest.next();
+            if let Err(error) = args::parse_i64(rest.next().expect("counted")) {
+                return error;
+            }
+            to = true;
+        } else if arg.eq_ignore_ascii_case(b"timeout") && !timeout && rest.len() >= 1 {
+            match args::parse_i64(rest.next().expect("counted")) {
+                Err(error) => return error,
+                Ok(ms) if ms <= 0 => return errors::error("ERR FAILOVER timeout must be greater than 0"),
+                Ok(_) => timeout = true,
+            }
+        } else if arg.eq_ignore_ascii_case(b"force") && !force {
+            force = true;
+        } else if arg.eq_ignore_ascii_case(b"abort") && !abort {
+            abort = true;
+        } else {
+            return errors::syntax();
+        }
+    }
+    if abort && (to || timeout || force) {
+        return errors::syntax();
+    }
+    if abort {
+        return errors::error("ERR No failover in progress.");
+    }
+    errors::error("ERR FAILOVER requires connected replicas.")
 }
 
 /// Redis's DOCTOR says nothing below this much memory in use.
