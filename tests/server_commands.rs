@@ -1531,3 +1531,25 @@ fn module_replicaof_and_failover_answer_as_redis_does_without_modules_or_replica
     let reply = server.raw().command(&["REPLICAOF", "127.0.0.1", "6380"]).unwrap();
     assert!(reply.starts_with("-ERR REPLICAOF is not supported"), "{reply}");
 }
+
+#[test]
+fn a_request_bigger_than_the_monitor_limit_cuts_every_cores_monitors_off() {
+    let server = Server::start(THREADS, &["--client-output-buffer-limit", "pubsub 1mb 0 0"]);
+    let mut monitors: Vec<Raw> = (0..4).map(|_| server.raw()).collect();
+    for monitor in &mut monitors {
+        assert_eq!(monitor.command(&["MONITOR"]).unwrap(), "+OK\r\n");
+    }
+    let mut raw = server.raw();
+    // Small commands are shown; a 2 MB one cuts every monitor off, on every core.
+    raw.command(&["SET", "small", "v"]).unwrap();
+    for monitor in &mut monitors {
+        assert_eq!(monitor_lines(monitor, 1), ["[0 C] \"SET\" \"small\" \"v\""]);
+    }
+    raw.command(&["SET", "big", &"x".repeat(2 << 20)]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw.command(&["CLIENT", "LIST"]).unwrap().contains("flags=O ") {
+        assert!(Instant::now() < deadline, "monitors still connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(raw.command(&["STRLEN", "big"]).unwrap(), format!(":{}\r\n", 2 << 20));
+}

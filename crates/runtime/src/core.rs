@@ -176,6 +176,8 @@ pub enum Msg {
     Pubsub(crate::pubsub::Msg),
     /// A line for this core's monitors (see [`crate::monitor`]).
     MonitorLine(Bytes),
+    /// A line past the output limit: this core's monitors are cut off.
+    MonitorOverflow,
 }
 
 pub enum Payload {
@@ -606,6 +608,7 @@ impl Core {
             Msg::Park { ack, resume } => self.park(ack, resume),
             Msg::Pubsub(msg) => self.handle_pubsub(from, msg),
             Msg::MonitorLine(line) => self.deliver_monitor_line(&line),
+            Msg::MonitorOverflow => self.overflow_monitors(),
         }
     }
 

@@ -66,10 +66,28 @@ impl Core {
         if !self.monitored() {
             return;
         }
+        // A line longer than the output limit would cut every monitor off: do that without
+        // building it (a request's arguments may take hundreds of megabytes, quoted up to
+        // four times that).
+        let hard = self.pubsub.borrow().limit.hard_bytes;
+        if hard > 0 && args.iter().map(|a| a.len() as u64).sum::<u64>() > hard {
+            self.overflow_monitors();
+            for core in (0..self.shard_count).filter(|&core| core != self.id) {
+                self.send(core, Msg::MonitorOverflow);
+            }
+            return;
+        }
         let line = monitor_line(db, client, spec, args);
         self.deliver_monitor_line(&line);
         for core in (0..self.shard_count).filter(|&core| core != self.id) {
             self.send(core, Msg::MonitorLine(line.clone()));
+        }
+    }
+
+    /// Cuts this core's monitors off, as a line past the output limit does.
+    pub(crate) fn overflow_monitors(&self) {
+        for sink in self.monitors.sinks.borrow().iter() {
+            sink.overflow_now();
         }
     }
 

@@ -279,6 +279,13 @@ impl Subscriber {
         }
     }
 
+    /// Marks the buffer overflowed (the connection must close) and frees it.
+    pub(crate) fn overflow_now(&self) {
+        self.overflowed.set(true);
+        *self.pending.borrow_mut() = BytesMut::new();
+        self.wake();
+    }
+
     /// Appends an encoded message, then applies the output-buffer limit.
     pub(crate) fn push(&self, encoded: &[u8], limit: Limit) {
         if self.overflowed.get() {
@@ -304,9 +311,9 @@ impl Subscriber {
             false
         };
         if over_hard || soft_expired {
-            self.overflowed.set(true);
             // The memory goes now, not when the connection gets to run.
-            *self.pending.borrow_mut() = BytesMut::new();
+            self.overflow_now();
+            return;
         }
         self.wake();
     }
