@@ -377,6 +377,14 @@ fn command_count_list_and_docs_agree_with_the_table() {
 #[test]
 fn help_replies_match_redis() {
     let servers = shoal_and_redis(&[]);
+    // The longer ones, compared whole with Redis's (when it runs).
+    for request in [&["SCRIPT", "HELP"][..], &["FUNCTION", "HELP"], &["SLOWLOG", "HELP"], &["LATENCY", "HELP"], &["ACL", "HELP"], &["MODULE", "HELP"]] {
+        let replies: Vec<String> = servers.iter().map(|server| server.raw().command(request).unwrap()).collect();
+        assert!(replies[0].ends_with("+HELP\r\n+    Prints this help.\r\n"), "{request:?}: {}", replies[0]);
+        if let [shoal, redis] = &replies[..] {
+            assert_eq!(shoal, redis, "{request:?}");
+        }
+    }
     assert_replies(
         &servers,
         &[
@@ -1552,4 +1560,19 @@ fn a_request_bigger_than_the_monitor_limit_cuts_every_cores_monitors_off() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(raw.command(&["STRLEN", "big"]).unwrap(), format!(":{}\r\n", 2 << 20));
+}
+
+#[test]
+fn script_debug_no_is_accepted_and_the_debugger_is_refused() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[&["SCRIPT", "DEBUG", "no"], &["SCRIPT", "DEBUG", "NO"], &["SCRIPT", "DEBUG", "x"], &["SCRIPT", "DEBUG"], &["SCRIPT", "DEBUG", "no", "x"]],
+    );
+    // Redis would debug the next script (redis-cli --ldb); Shoal has no Lua debugger.
+    let server = Server::start(THREADS, &[]);
+    for mode in ["yes", "sync"] {
+        let reply = server.raw().command(&["SCRIPT", "DEBUG", mode]).unwrap();
+        assert!(reply.starts_with("-ERR SCRIPT DEBUG is not supported"), "{reply}");
+    }
 }

@@ -34,6 +34,7 @@ const fn sub(name: &'static str, arity: i32, flags: u32, summary: &'static str) 
 }
 
 const SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec { since: "3.2.0", ..sub("script|debug", 3, NOSCRIPT, "Sets the debug mode of server-side Lua scripts.") },
     sub("script|exists", -3, NOSCRIPT, "Determines whether server-side Lua scripts exist in the script cache."),
     sub("script|flush", -2, NOSCRIPT, "Removes all server-side Lua scripts from the script cache."),
     sub("script|help", 2, LOADING | STALE, "Returns helpful text about the different subcommands."),

@@ -24,6 +24,7 @@ use shoal_script::{Engine, Host, LogLevel, RestorePolicy, Source};
 
 use crate::connection::Conn;
 use crate::node::Node;
+use crate::server_commands::help;
 
 thread_local! {
     static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
@@ -226,9 +227,18 @@ pub async fn script(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes])
             Err(error) => error,
         },
         "script|kill" => crate::busy::kill(node.core.id, false),
+        // The Lua debugger (redis-cli --ldb) is not implemented: scripts always run normally,
+        // which is what NO asks; YES and SYNC are refused rather than silently ignored.
+        "script|debug" if args[2].eq_ignore_ascii_case(b"no") => args::ok(),
+        "script|debug" if args[2].eq_ignore_ascii_case(b"yes") || args[2].eq_ignore_ascii_case(b"sync") => {
+            errors::error("ERR SCRIPT DEBUG is not supported: Shoal has no Lua debugger")
+        }
+        "script|debug" => errors::error("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
         "script|help" => help(
             "SCRIPT",
             &[
+                "DEBUG (YES|SYNC|NO)",
+                "    Set the debug mode for subsequent scripts executed.",
                 "EXISTS <sha1> [<sha1> ...]",
                 "    Return information about the existence of the scripts in the script cache.",
                 "FLUSH [ASYNC|SYNC]",
@@ -386,14 +396,6 @@ fn flush_mode(rest: &[Bytes]) -> Result<(), Frame> {
         [_] => Err(errors::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option")),
         _ => Err(errors::syntax()),
     }
-}
-
-fn help(command: &str, lines: &[&str]) -> Frame {
-    let mut out = vec![Frame::Simple(Bytes::from(format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")))];
-    out.extend(lines.iter().map(|line| Frame::Simple(Bytes::copy_from_slice(line.as_bytes()))));
-    out.push(Frame::simple("HELP"));
-    out.push(Frame::simple("    Print this help."));
-    Frame::Array(out)
 }
 
 /// The server as one running script sees it.
