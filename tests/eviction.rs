@@ -302,11 +302,13 @@ fn volatile_ttl_evicts_the_shortest_ttls_first() {
     // cut is per core and the cores hold about (not exactly) the same; and each core picks
     // from samples (a 16-entry pool, as Redis approximates), so some sooner keys survive: in
     // 33 runs 0 to 289 of about 5,200 survivors lay beyond the cut (typically under 160); with
-    // four busy loops beside the test on two CPUs, up to 700 of 5,500 (12.5%) in 24 runs.
-    // Allow 15%; random eviction would leave about 75% of the survivors beyond it.
+    // four busy loops beside the test on two CPUs, up to 700 of 5,500 (12.5%) in 24 runs; and
+    // in the twelfth session, alone, 91 to 450 of about 5,300 in 12 runs, but 841 of 5,596
+    // (15.0%) once, and 968 of 6,080 (15.9%) in one CI run: the tail is longer than it looked.
+    // Allow 25%; random eviction would leave about 75% of the survivors beyond it.
     let cut = alive.len() * 6 / 5;
     let beyond_cut = alive.iter().filter(|&&i| i >= cut).count();
-    assert!(beyond_cut <= alive.len() * 3 / 20, "{beyond_cut} of {} survivors expire sooner than the {cut} longest-lived keys", alive.len());
+    assert!(beyond_cut <= alive.len() / 4, "{beyond_cut} of {} survivors expire sooner than the {cut} longest-lived keys", alive.len());
     let longest_lived_alive = (0..alive.len() * 4 / 5).filter(|i| alive.contains(i)).count();
     assert!(longest_lived_alive >= alive.len() * 4 / 5 * 95 / 100, "{longest_lived_alive} of the {} longest-lived keys survive", alive.len() * 4 / 5);
 }
