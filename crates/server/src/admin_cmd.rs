@@ -63,18 +63,23 @@ const CATEGORIES: &[&str] = &[
 
 /// Whether `name` is a command this module answers.
 pub fn handles(name: &str) -> bool {
-    matches!(name, "readonly" | "readwrite" | "asking" | "wait" | "replicaof" | "slaveof" | "failover")
+    matches!(name, "readonly" | "readwrite" | "asking" | "wait" | "waitaof" | "replicaof" | "slaveof" | "failover")
         || ["cluster|", "acl|", "memory|", "module|"].iter().any(|family| name.starts_with(family))
 }
 
-/// Runs one of [`handles`]'s commands, except a WAIT that may block (see [`wait`]).
-pub fn run(node: &Node, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
+/// Runs one of [`handles`]'s commands, except a WAIT or WAITAOF that may block (the
+/// connection runs those, see [`wait`] and [`waitaof`]): these never block.
+pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
     match spec.name {
         "wait" => match parse_wait(args) {
             // Inside MULTI or a script WAIT never blocks, as in Redis.
             Ok(_) => Frame::Integer(0),
             Err(error) => error,
         },
+        "waitaof" => waitaof_in_exec(node, args),
+        "acl|log" => crate::acl_log::acl_log(node, args).await,
+        "memory|purge" => memory_purge(node).await,
+        "memory|doctor" => memory_doctor(node).await,
         name if name.starts_with("acl|") => acl(node, spec, args),
         name if name.starts_with("memory|") => memory(spec),
         name if name.starts_with("module|") => module(spec),
@@ -158,7 +163,7 @@ pub async fn waitaof(node: &Node, written: Written<'_>, args: &[Bytes], interrup
 /// WAITAOF inside MULTI: answers at once. An EXEC logs its writes when it ends, so inside
 /// one the connection's writes are never known to be fsynced yet (Redis answers 1 when the
 /// EXEC wrote nothing before it; Shoal answers 0 then too, never claiming more).
-pub fn waitaof_in_exec(node: &Node, args: &[Bytes]) -> Frame {
+fn waitaof_in_exec(node: &Node, args: &[Bytes]) -> Frame {
     waitaof(node, Written::NotYetLogged, args, None).now_or_never().expect("WAITAOF without a wait answers at once")
 }
 
@@ -360,7 +365,7 @@ fn memory(spec: &'static CommandSpec) -> Frame {
 
 /// MEMORY DOCTOR. An instance with no key counts as empty whatever its memory (Shoal's
 /// cores hold several megabytes of buffers before any key exists).
-pub async fn memory_doctor(node: &std::rc::Rc<Node>) -> Frame {
+async fn memory_doctor(node: &std::rc::Rc<Node>) -> Frame {
     let keys: usize = node.core.call_all(|core| core.with_shard(|shard| shard.dbs.iter().map(|db| db.len()).sum::<usize>())).await.into_iter().sum();
     text(if keys == 0 || crate::alloc::used_bytes() < DOCTOR_MIN_BYTES {
         "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string()
@@ -370,7 +375,7 @@ pub async fn memory_doctor(node: &std::rc::Rc<Node>) -> Frame {
 }
 
 /// MEMORY PURGE: every core's heap gives back the memory it can.
-pub async fn memory_purge(node: &std::rc::Rc<Node>) -> Frame {
+async fn memory_purge(node: &std::rc::Rc<Node>) -> Frame {
     // SAFETY: mi_collect works on the calling thread's heap, which is alive.
     node.core.call_all(|_| unsafe { libmimalloc_sys::mi_collect(true) }).await;
     args::ok()

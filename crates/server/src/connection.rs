@@ -421,9 +421,7 @@ fn decode_round(
                     }
                     if resolved.spec.name == "ping" && conn.multi.is_none() {
                         if let Some(pong) = crate::pubsub::subscribed_ping(conn, &args) {
-                            node.core.stats.borrow_mut().record("ping", std::time::Duration::ZERO, &pong);
-                            node.core.note_slow(resolved.spec, &args, std::time::Duration::ZERO, conn.client.id);
-                            node.core.feed_monitors(conn.db, &conn.client.addr, resolved.spec, &args);
+                            server_commands::account(node, conn, resolved.spec, &args, std::time::Duration::ZERO, &pong);
                             slots.push(Slot::Ready(pong));
                             continue;
                         }
@@ -443,9 +441,7 @@ fn decode_round(
                     let started = shoal_runtime::stats::Stopwatch::start();
                     let reply = Frame::Integer(node.core.publish(&args[1], &args[2]) as i64);
                     conn.published = true;
-                    node.core.stats.borrow_mut().record("publish", started.elapsed(), &reply);
-                    node.core.note_slow(resolved.spec, &args, started.elapsed(), conn.client.id);
-                    node.core.feed_monitors(conn.db, &conn.client.addr, resolved.spec, &args);
+                    server_commands::account(node, conn, resolved.spec, &args, started.elapsed(), &reply);
                     slots.push(Slot::Ready(reply));
                     continue;
                 }
@@ -591,9 +587,7 @@ async fn wait_for_acks(node: &Rc<Node>, socket: &Socket, conn: &Conn, spec: &'st
         let written = marks.as_deref().map_or(crate::admin_cmd::Written::Nothing, crate::admin_cmd::Written::UpTo);
         crate::admin_cmd::waitaof(node, written, args, Some(interrupted)).await
     };
-    node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
-    node.core.note_slow(spec, args, started.elapsed(), conn.client.id);
-    node.core.feed_monitors(conn.db, &conn.client.addr, spec, args);
+    server_commands::account(node, conn, spec, args, started.elapsed(), &frame);
     frame
 }
 

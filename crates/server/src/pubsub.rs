@@ -103,8 +103,8 @@ pub async fn run_subscription(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSp
     }
     // Messages that arrived while the other cores acknowledged come after the confirmations.
     drain(conn, output);
-    record(node, spec, started, frames.last());
-    node.core.note_slow(spec, args, started.elapsed(), conn.client.id);
+    let ok = Frame::Integer(0);
+    crate::server_commands::account(node, conn, spec, args, started.elapsed(), frames.last().unwrap_or(&ok));
 }
 
 /// An (un)subscription command inside EXEC, where its reply is one element of EXEC's array:
@@ -149,11 +149,6 @@ async fn subscribe_or_unsubscribe(node: &Rc<Node>, conn: &mut Conn, spec: &Comma
     };
     publish_counts(conn);
     frames
-}
-
-fn record(node: &Node, spec: &CommandSpec, started: std::time::Instant, frame: Option<&Frame>) {
-    let ok = Frame::Integer(0);
-    node.core.stats.borrow_mut().record(spec.name, started.elapsed(), frame.unwrap_or(&ok));
 }
 
 /// Moves the messages waiting for the connection to `output`; once it has no subscription

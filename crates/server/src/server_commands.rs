@@ -134,21 +134,23 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         },
         name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
-        "acl|log" => (crate::acl_log::acl_log(node, &args).await, After::Continue),
-        "waitaof" => (crate::admin_cmd::waitaof_in_exec(node, &args), After::Continue),
-        "memory|purge" => (crate::admin_cmd::memory_purge(node).await, After::Continue),
-        "memory|doctor" => (crate::admin_cmd::memory_doctor(node).await, After::Continue),
-        name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args), After::Continue),
+        name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args).await, After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
         name if name.starts_with("client|") => crate::client_cmd::client(node, conn, spec, &args).await,
         name if name.starts_with("config|") => (crate::config_cmd::config(node, conn, spec, &args).await, After::Continue),
         _ => (errors::error(&format!("ERR '{}' is not implemented yet", spec.name)), After::Continue),
     };
-    node.core.stats.borrow_mut().record(spec.name, started.elapsed(), &frame);
-    node.core.note_slow(spec, &args, started.elapsed(), conn.client.id);
-    node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
+    account(node, conn, spec, &args, started.elapsed(), &frame);
     (Some(frame), after)
+}
+
+/// What every command the connection runs itself is counted in: INFO commandstats, the slow
+/// log and latency monitor, and MONITOR.
+pub fn account(node: &Node, conn: &Conn, spec: &CommandSpec, args: &[Bytes], elapsed: std::time::Duration, reply: &Frame) {
+    node.core.stats.borrow_mut().record(spec.name, elapsed, reply);
+    node.core.note_slow(spec, args, elapsed, conn.client.id);
+    node.core.feed_monitors(conn.db, &conn.client.addr, spec, args);
 }
 
 /// SELECT index
