@@ -652,6 +652,59 @@ fn with_appendonly_the_aof_is_loaded_and_dump_rdb_is_not() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Keys that expired between a write and the restart stay expired. The log holds the
+/// absolute expiry (SET ... PXAT) and then commands that ran on the live key (INCR, LPUSH);
+/// replayed after the expiry, the first would delete the key at once and the next would
+/// create a new one without a TTL. As Redis's `server.loading`, nothing expires during the
+/// replay, so the commands find what they found and the key expires after the load, both
+/// for keys in the log and for keys of a rewritten base with commands after it.
+#[test]
+fn keys_that_expired_before_a_restart_are_not_brought_back_by_the_replay() {
+    let dir = Server::scratch("aof-expired-replay");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    let write = |raw: &mut shoal_testkit::Raw, prefix: &str, ttl_ms: &str| {
+        assert_eq!(raw.command(&["SET", &format!("{prefix}str"), "1", "PX", ttl_ms]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["INCR", &format!("{prefix}str")]).unwrap(), ":2\r\n");
+        assert_eq!(raw.command(&["RPUSH", &format!("{prefix}list"), "a"]).unwrap(), ":1\r\n");
+        assert_eq!(raw.command(&["PEXPIRE", &format!("{prefix}list"), ttl_ms]).unwrap(), ":1\r\n");
+        assert_eq!(raw.command(&["RPUSH", &format!("{prefix}list"), "b"]).unwrap(), ":2\r\n");
+        assert_eq!(raw.command(&["SET", &format!("{prefix}live"), "1", "PX", "600000"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["INCR", &format!("{prefix}live")]).unwrap(), ":2\r\n");
+    };
+    write(&mut raw, "log:", "700");
+    std::thread::sleep(Duration::from_millis(900));
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    let keys = |server: &Server| {
+        let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut server.client()).unwrap();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&server), ["log:live"]);
+    assert_eq!(raw.command(&["GET", "log:live"]).unwrap(), "$1\r\n2\r\n");
+    // The same through a rewritten base: keys with a TTL in the base, commands after it.
+    wait_for_rewrites(&mut raw, 0);
+    assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+    wait_for_rewrites(&mut raw, 1);
+    write(&mut raw, "base:", "2000");
+    assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+    wait_for_rewrites(&mut raw, 2);
+    assert_eq!(raw.command(&["INCR", "base:str"]).unwrap(), ":3\r\n");
+    assert_eq!(raw.command(&["RPUSH", "base:list", "c"]).unwrap(), ":3\r\n");
+    std::thread::sleep(Duration::from_millis(2200));
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    assert_eq!(keys(&server), ["base:live", "log:live"]);
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Waits (polling the clock) until a new Unix second has just begun, so that the commands
 /// sent next fall in that second; returns it.
 fn at_the_start_of_a_new_second() -> u64 {

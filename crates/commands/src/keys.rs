@@ -493,7 +493,7 @@ pub fn op_expire(db: &mut Db, key: &[u8], at_ms: i64, condition: ExpireCondition
         return None;
     }
     db.add_changes(1);
-    if at_ms <= now_ms as i64 {
+    if db.expiry_passed(at_ms, now_ms) {
         let removed = db.remove(key);
         debug_assert!(removed.is_some(), "the key was just found");
         Some("del")
@@ -993,7 +993,7 @@ pub fn op_restore(ctx: &mut Ctx, key: &[u8], restored: Restored) {
     let now = ctx.now_ms;
     let lazy = ctx.settings.lazyfree_lazy_server_del;
     match restored.expire_at_ms {
-        Some(at) if at <= now as i64 => {
+        Some(at) if ctx.db().expiry_passed(at, now) => {
             if restored.replace {
                 if let Some(entry) = ctx.db().remove(key) {
                     ctx.db().add_changes(1);

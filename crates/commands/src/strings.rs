@@ -377,7 +377,7 @@ fn op_set_string(db: &mut Db, key: &[u8], bytes: &[u8], ttl: Ttl, now_ms: u64) {
         Ttl::Clear => db.set(key, value, now_ms),
         Ttl::Keep => db.set_keep_ttl(key, value, now_ms),
         // Redis deletes a key whose absolute expiry has passed instead of storing it.
-        Ttl::At(at) if at <= now_ms => {
+        Ttl::At(at) if db.expiry_passed(at as i64, now_ms) => {
             db.remove(key);
         }
         Ttl::At(at) => db.set_with_expire(key, value, Some(at), now_ms),
@@ -551,7 +551,7 @@ fn op_getex(db: &mut Db, key: &[u8], change: TtlChange, now_ms: u64) -> Result<(
         TtlChange::Expire(form, arg) => {
             let at = form.expire_at(arg, now_ms, "getex")?;
             db.add_changes(1);
-            if form.absolute() && at <= now_ms {
+            if form.absolute() && db.expiry_passed(at as i64, now_ms) {
                 db.remove(key);
                 Some("del")
             } else {

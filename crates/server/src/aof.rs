@@ -300,7 +300,7 @@ fn read_rdb_at(config: &Config, path: &std::path::Path, offset: u64, preload: &m
     let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
     let mut file = std::fs::File::open(path).map_err(|e| fail(&e))?;
     file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
-    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, per_core)
+    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, per_core, true)
 }
 
 /// On the feeding thread: reads the log's items from `first` on and sends them in batches

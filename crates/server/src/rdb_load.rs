@@ -111,6 +111,8 @@ pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup:
                 glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
             }
             crate::aof::replay_and_start(core, replay).await?;
+            // Keys the log left expired now expire, lazily or by the active cycle.
+            core.call_all(|core| core.with_shard_unreported(|shard| shard.set_loading(false))).await;
             LOADING.store(false, Ordering::SeqCst);
         }
         Some(_) => {}
@@ -135,7 +137,7 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     TOTAL_BYTES.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
     let mut preload = Preload::default();
     let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
-    read_rdb(config, name, file, &mut preload, &mut per_core)?;
+    read_rdb(config, name, file, &mut preload, &mut per_core, false)?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
         started.elapsed().as_secs_f64(),
@@ -155,10 +157,20 @@ impl Preload {
 }
 
 /// Reads one RDB image from `source` (a file positioned at its start) into `per_core`;
-/// returns how many bytes the image took.
-pub fn read_rdb(config: &Config, name: &str, source: impl std::io::Read, preload: &mut Preload, per_core: &mut [Vec<LoadedKey>]) -> Result<u64, String> {
+/// returns how many bytes the image took. `aof_base`: the image is the base of the
+/// append-only log, whose commands may touch keys and fields that have expired since; as in
+/// Redis (`RDBFLAGS_AOF_PREAMBLE`), those load too and expire once the log is replayed.
+pub fn read_rdb(
+    config: &Config,
+    name: &str,
+    source: impl std::io::Read,
+    preload: &mut Preload,
+    per_core: &mut [Vec<LoadedKey>],
+    aof_base: bool,
+) -> Result<u64, String> {
     let threads = per_core.len();
-    let now_ms = shoal_runtime::now_ms();
+    // Nothing counts as expired at time zero.
+    let now_ms = if aof_base { 0 } else { shoal_runtime::now_ms() };
     let delay = std::time::Duration::from_micros(config.key_load_delay);
     let limits = crate::node::settings_of(config).limits;
     let options = ReaderOptions { limits, now_ms: now_ms as i64 };
@@ -208,6 +220,8 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
     let now_ms = shoal_runtime::now_ms();
     // Loaded keys raise no keyspace notification (`new`), as in Redis.
     core.with_shard_unreported(|shard| {
+        // The log's commands replay on these keys before anything expires.
+        shard.set_loading(preload.aof.is_some());
         // Room for every key up front (no resize on the way), and each group's buckets
         // prefetched before its keys go in.
         let mut per_db = vec![0usize; shard.dbs.len()];

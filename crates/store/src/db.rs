@@ -240,6 +240,10 @@ pub struct Db {
     reports: Vec<(Report, Box<[u8]>)>,
     /// LRU clocks or LFU counters (see [`Access`]).
     access: Access,
+    /// The append-only log is being replayed (Redis's `server.loading`): no key expires, and
+    /// an expiry already past is stored rather than deleting the key, so the log's commands
+    /// find the keys they found when they ran; the keys expire once the load is over.
+    loading: bool,
 }
 
 impl Db {
@@ -259,6 +263,18 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn expires_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// Starts or ends a replay of the append-only log (see the `loading` field).
+    pub fn set_loading(&mut self, loading: bool) {
+        self.loading = loading;
+    }
+
+    /// Whether an expiry at `at_ms` has passed at `now_ms` for a command that sets one: then
+    /// the command deletes instead of storing it (Redis's `checkAlreadyExpired`). Never
+    /// while the log is replayed.
+    pub fn expiry_passed(&self, at_ms: i64, now_ms: u64) -> bool {
+        !self.loading && at_ms <= now_ms as i64
     }
 
     /// Chooses what this database reports (see [`Reporting`]).
@@ -306,7 +322,7 @@ impl Db {
 
     /// Removes `key` if it has expired; returns whether it did.
     fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
-        if self.expires.is_empty() {
+        if self.expires.is_empty() || self.loading {
             return false;
         }
         match self.dict.get_with_meta(key) {
@@ -603,6 +619,7 @@ impl Db {
         self.lazy = lazy;
         self.reporting = old.reporting;
         self.access = old.access;
+        self.loading = old.loading;
         self.reports = std::mem::take(&mut old.reports);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
         if let Some(mut snapshot) = old.snapshot.take() {
@@ -733,6 +750,9 @@ impl Db {
     /// Reclaims up to `keys_max` expired keys, earliest first; returns how many it removed.
     pub fn active_expire(&mut self, now_ms: u64, keys_max: usize) -> usize {
         let mut removed = 0;
+        if self.loading {
+            return 0;
+        }
         while removed < keys_max {
             let Some((at, _)) = self.expires.first() else { break };
             if *at >= now_ms {
@@ -757,7 +777,7 @@ impl Db {
 
     /// Whether any key is already due to expire (so the active cycle should run again soon).
     pub fn has_expired_keys(&self, now_ms: u64) -> bool {
-        self.expires.first().is_some_and(|(at, _)| *at < now_ms)
+        !self.loading && self.expires.first().is_some_and(|(at, _)| *at < now_ms)
     }
 
     /// One SCAN step over the bucket at `cursor`: calls `visit` for each live key and returns
@@ -1038,6 +1058,26 @@ mod tests {
         assert_eq!(db.active_expire(105, 100), 2, "k3 and k4 are due, k5 is not yet past");
         assert_eq!(db.len(), 6);
         assert_eq!(db.stats.expired_keys, 5);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn nothing_expires_while_the_log_is_replayed() {
+        let mut db = Db::new();
+        db.set_loading(true);
+        db.set_with_expire(b"past", string("v"), Some(10), 0);
+        assert!(!db.expiry_passed(10, 100), "an expiry already past is stored while loading");
+        assert!(db.lookup_write(b"past", 100).is_some(), "a key past its expiry is found while loading");
+        assert_eq!(db.active_expire(100, 10), 0);
+        assert!(!db.has_expired_keys(100));
+        db.clear();
+        db.set_with_expire(b"past", string("v"), Some(10), 0);
+        assert!(db.lookup_read(b"past", 100).is_some(), "FLUSHALL in the log keeps the load going");
+        db.set_loading(false);
+        assert!(db.expiry_passed(10, 100));
+        assert!(db.has_expired_keys(100));
+        assert!(db.lookup_read(b"past", 100).is_none(), "it expires once the load is over");
+        assert_eq!(db.stats.expired_keys, 1);
         db.check_invariants();
     }
 

@@ -64,6 +64,14 @@ impl Shard {
         }
     }
 
+    /// Starts or ends a replay of the append-only log in every database (see
+    /// [`Db::set_loading`]).
+    pub fn set_loading(&mut self, loading: bool) {
+        for db in &mut self.dbs {
+            db.set_loading(loading);
+        }
+    }
+
     /// Chooses LRU clocks or LFU counters for every database (see [`Db::set_lfu`]).
     pub fn set_lfu(&mut self, lfu: Option<db::Lfu>) {
         for db in &mut self.dbs {
