@@ -133,12 +133,14 @@ impl Log {
     pub fn activate(&self, always: bool) {
         self.always.store(always, Ordering::SeqCst);
         self.active.store(true, Ordering::SeqCst);
+        shoal_store::db::set_log_expired(true);
     }
 
     /// Stops logging (CONFIG SET appendonly no): appends are dropped from now on; the writer
     /// drains what the streams hold and stops.
     pub fn deactivate(&self) {
         self.active.store(false, Ordering::SeqCst);
+        shoal_store::db::set_log_expired(false);
     }
 
     /// Changes the fsync policy's effect on replies (CONFIG SET appendfsync).
@@ -448,11 +450,44 @@ pub fn writer_going_idle() -> bool {
     true
 }
 
+/// The DEL records of the keys `shard` expired since the last call (lazily or by the active
+/// cycle), one record per database, for the shard's own stream. Each place that runs
+/// commands appends them before its own records: the expiry happened while they ran (their
+/// time is fixed, so a key expired for one of them is expired for all), and a write logged
+/// after the DEL then finds the key gone at replay, as it did when it ran. Between a logged
+/// transaction's grant and barrier they are written before its body.
+pub(crate) fn expired_records(shard: &mut shoal_store::Shard) -> Vec<Record> {
+    if !LOG.is_active() {
+        return Vec::new();
+    }
+    shard
+        .take_expired_log()
+        .into_iter()
+        .map(|(db, keys)| {
+            let mut bytes = Vec::new();
+            for key in keys {
+                encode(&[Bytes::from_static(b"DEL"), Bytes::from(Vec::from(key))], &mut bytes);
+            }
+            Record::Cmds { db, bytes }
+        })
+        .collect()
+}
+
 impl Core {
     /// Appends `record` to this core's stream and rings the writer if it sleeps.
     pub(crate) fn aof_append(self: &Rc<Self>, record: Record) {
         if LOG.append(self.id, record) {
             self.ring_aof_writer();
+        }
+    }
+
+    /// Appends `records` (see [`expired_records`]) to shard `shard`'s stream: this core's, or
+    /// that of a core a script here holds parked.
+    pub(crate) fn aof_append_to(self: &Rc<Self>, shard: usize, records: Vec<Record>) {
+        for record in records {
+            if LOG.append(shard, record) {
+                self.ring_aof_writer();
+            }
         }
     }
 

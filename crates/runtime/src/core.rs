@@ -149,7 +149,7 @@ pub enum Msg {
     /// [`Msg::Release`] with `wrote`), which saves that message, unless keyspace events are
     /// on here (the coordinator publishes a transaction's events before its locks go). The
     /// reply says whether it released.
-    Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)> },
+    Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)>, now: u64 },
     /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
     /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
     /// neither fail other clients' WATCH nor wake blocked clients.
@@ -574,11 +574,11 @@ impl Core {
                 self.release_local(tx, signal && changed);
                 self.reply(from, req, Payload::Hop(result, events, true));
             }
-            Msg::Hop { req, db, proto, op, release } => {
+            Msg::Hop { req, db, proto, op, release, now } => {
                 // Notifications off here: the hop raises no event, so nothing needs the locks
                 // until the coordinator has published.
                 let release = release.filter(|_| self.settings.borrow().notify_keyspace_events == 0);
-                let (result, events) = self.run_hop(db, proto, op);
+                let (result, events) = self.run_hop(db, proto, op, now);
                 if let Some((tx, wrote)) = release {
                     self.release_local(tx, wrote);
                 }
@@ -642,9 +642,11 @@ impl Core {
             }
         }
         let events = ctx.take_events();
+        let expired = crate::aof::expired_records(ctx.shard);
         drop(ctx);
         drop((stats, shard, settings));
         self.publish_key_events(events);
+        self.aof_append_to(self.id, expired);
         if !logged.is_empty() {
             if atomic && logged_count > 1 {
                 logged = crate::aof::wrap_multi(logged);
@@ -820,10 +822,11 @@ impl Core {
                     self.stats.borrow_mut().record(waiter.spec.name, started.elapsed(), reply);
                     self.note_slow(waiter.spec, &waiter.args, started.elapsed(), waiter.client);
                 }
-                (served, ctx.take_events())
+                (served, ctx.take_events(), crate::aof::expired_records(ctx.shard))
             };
-            let (served, events) = served;
+            let (served, events, expired) = served;
             self.publish_key_events(events);
+            self.aof_append_to(self.id, expired);
             match served {
                 Served::NotReady => continue,
                 Served::Gone => self.blocking.borrow_mut().remove(db, key, &waiter),
@@ -1030,16 +1033,24 @@ impl Core {
     /// [`Core::run_hop`], and whether it changed anything (the change counter moved).
     pub(crate) fn run_hop_counting(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> (Hopped, bool) {
         let before = self.with_shard(|shard| changes(shard));
-        let hopped = self.run_hop(db, proto, op);
+        let hopped = self.run_hop(db, proto, op, now_ms());
         (hopped, self.with_shard(|shard| changes(shard)) != before)
     }
 
-    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> Hopped {
+    /// Runs a hop at time `now`: the transaction's, the same for all its hops (as Redis fixes
+    /// the time of an EXEC or a script), so that a key expired for one hop is expired for
+    /// all, and the DELs logged for the keys it expires are right before the whole body.
+    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp, now: u64) -> Hopped {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
-        let mut ctx = Ctx::new(&mut shard, db, now_ms(), proto, &settings);
+        let mut ctx = Ctx::new(&mut shard, db, now, proto, &settings);
         let result = op(&mut ctx);
-        (result, ctx.take_events())
+        let events = ctx.take_events();
+        let expired = crate::aof::expired_records(ctx.shard);
+        drop(ctx);
+        drop((shard, settings));
+        self.aof_append_to(self.id, expired);
+        (result, events)
     }
 
     /// What this core has published to each core so far, when keyspace events are on and
@@ -1360,7 +1371,7 @@ impl Core {
         self.acquire_all(tx, sets.clone()).await;
         let coordinator = TxCoordinator::new(self.clone(), db, proto);
         let started = Stopwatch::start();
-        let now = now_ms();
+        let now = coordinator.now_ms();
         let logged = crate::aof::is_logged(tx);
         // The arguments outlive the command only when something needs them after it.
         let kept = if logged || self.settings.borrow().notify_keyspace_events != 0 || self.slowlog.on() { args.clone() } else { Vec::new() };
@@ -1554,11 +1565,25 @@ pub(crate) struct TxCoordinator {
     /// The keyspace events of the hops run so far: the core and events of each hop that
     /// raised any, in hop order (nothing is allocated while notifications are off).
     events: RefCell<Vec<(usize, Vec<KeyEvent>)>>,
+    /// The time every hop runs at (see [`Core::run_hop`]).
+    now_ms: u64,
 }
 
 impl TxCoordinator {
+    /// A coordinator whose hops run at the time of its creation.
     pub(crate) fn new(core: Rc<Core>, db: usize, proto: Protocol) -> TxCoordinator {
-        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()) }
+        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()), now_ms: now_ms() }
+    }
+
+    /// Runs the hops at `now_ms` instead: an EXEC's time, for every step of it.
+    pub(crate) fn at(mut self, now_ms: u64) -> TxCoordinator {
+        self.now_ms = now_ms;
+        self
+    }
+
+    /// The time the hops run at.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now_ms
     }
 
     /// Runs `ops` (one per core, at once), keeps their events, and returns their results in
@@ -1576,11 +1601,12 @@ impl TxCoordinator {
                 waits.push(None);
             } else {
                 let (db, proto) = (self.db, self.proto);
-                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release })));
+                let now = self.now_ms;
+                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release, now })));
             }
         }
         for (index, op) in locals {
-            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op), false));
+            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op, self.now_ms), false));
         }
         for (index, wait) in waits.into_iter().enumerate() {
             if let Some(rx) = wait {

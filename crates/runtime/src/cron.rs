@@ -10,21 +10,25 @@ const EXPIRE_STEP_KEYS: usize = 64;
 
 /// One active-expiry cycle: reclaims expired keys until none are due or `budget` is spent
 /// (Redis spends at most 25% of a cron period). Returns how many it reclaimed.
-/// The keys it reclaimed are published as `expired` notifications when those are on.
+/// The keys it reclaimed are published as `expired` notifications when those are on, and
+/// logged as DEL when the append-only log is on.
 pub fn active_expire_cycle(core: &Rc<Core>, budget: Duration) -> usize {
     let started = Instant::now();
     let now = now_ms();
     let mut reclaimed = 0;
-    core.with_shard(|shard| {
-        for db in &mut shard.dbs {
+    let expired = core.with_shard(|shard| {
+        'dbs: for db in &mut shard.dbs {
             while db.has_expired_keys(now) {
                 reclaimed += db.active_expire(now, EXPIRE_STEP_KEYS);
                 if started.elapsed() >= budget {
-                    return;
+                    break 'dbs;
                 }
             }
         }
+        // With whatever expired lazily since the last command that logged (a read by DEBUG).
+        crate::aof::expired_records(shard)
     });
+    core.aof_append_to(core.id, expired);
     if reclaimed > 0 {
         core.publish_store_reports();
     }

@@ -175,6 +175,7 @@ impl ScriptAccess<'_> {
     /// Runs `f` with shard `shard`'s context; returns the events it raised, unpublished.
     fn with_ctx_raising<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> (R, Vec<KeyEvent>) {
         assert!(self.holds(shard), "the script holds core {shard}");
+        let shard_index = shard;
         let cell: &RefCell<Shard> = match self.lent.get(shard) {
             // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
             Some(Some(lent)) => unsafe { &*lent.0 },
@@ -186,6 +187,11 @@ impl ScriptAccess<'_> {
         let mut ctx = Ctx::new(&mut shard, db, self.now_ms, proto, &settings);
         let result = f(&mut ctx);
         let events = ctx.take_events();
+        let expired = crate::aof::expired_records(ctx.shard);
+        drop(ctx);
+        drop((shard, settings));
+        // In the stream of the core whose keys expired, before the script's writes.
+        self.core.aof_append_to(shard_index, expired);
         (result, events)
     }
 

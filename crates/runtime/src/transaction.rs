@@ -48,6 +48,8 @@ pub struct Transaction {
     sources: Vec<usize>,
     /// Who sent the EXEC, for the slow log (see [`Transaction::for_client`]).
     client: u64,
+    /// The time all its commands run at, on every core (Redis fixes an EXEC's time too).
+    now_ms: u64,
 }
 
 impl Core {
@@ -76,16 +78,7 @@ impl Core {
         let sets = self.exec_lock_sets(std::iter::empty(), &watched);
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        let locked = Transaction {
-            core: self.clone(),
-            tx,
-            sets,
-            wrote: false,
-            ended: false,
-            events: Vec::new(),
-            sources: Vec::new(),
-            client: crate::slowlog::NO_CLIENT,
-        };
+        let locked = Transaction::granted(self, tx, sets);
         let mut deadlines = vec![None; keys.len()];
         let groups = shoal_commands::ctx::group_by_shard(self.shard_count, keys.iter().cloned().enumerate());
         for (shard, keys) in groups {
@@ -146,7 +139,7 @@ impl Core {
         let sets = self.exec_lock_sets(plan, watched);
         let tx = self.new_logged_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new(), client: crate::slowlog::NO_CLIENT }
+        Transaction::granted(self, tx, sets)
     }
 
     /// Holds every shard whole, exclusively, until [`Transaction::end`]: a consistent cut
@@ -156,7 +149,7 @@ impl Core {
         let sets: Vec<(usize, LockSet)> = (0..self.shard_count).map(|shard| (shard, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
         let tx = self.new_tx();
         self.acquire_all(tx, sets.clone()).await;
-        Transaction { core: self.clone(), tx, sets, wrote: false, ended: false, events: Vec::new(), sources: Vec::new(), client: crate::slowlog::NO_CLIENT }
+        Transaction::granted(self, tx, sets)
     }
 
     /// Per core (ascending), what an EXEC locks.
@@ -305,7 +298,7 @@ impl Core {
             hold.release(false);
             return Some(None);
         };
-        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client));
+        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client), crate::core::now_ms());
         let here_timed = timed_of(result).expect("no check here");
         hold.release(false);
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
@@ -319,6 +312,21 @@ impl Core {
 }
 
 impl Transaction {
+    /// A transaction that holds `sets` under `tx` from now on (its time: see `now_ms`).
+    fn granted(core: &Rc<Core>, tx: TxId, sets: Vec<(usize, LockSet)>) -> Transaction {
+        Transaction {
+            core: core.clone(),
+            tx,
+            sets,
+            wrote: false,
+            ended: false,
+            events: Vec::new(),
+            sources: Vec::new(),
+            client: crate::slowlog::NO_CLIENT,
+            now_ms: crate::core::now_ms(),
+        }
+    }
+
     /// Names the client whose EXEC this is, for the slow log.
     pub fn for_client(mut self, client: u64) -> Transaction {
         self.client = client;
@@ -329,7 +337,7 @@ impl Transaction {
     /// transaction's locks and returns its reply; single-core commands go through
     /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
-        let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms);
         let started = Stopwatch::start();
         let kept = if self.core.settings.borrow().notify_keyspace_events != 0 || self.core.slowlog.on() { args.clone() } else { Vec::new() };
         let reply = match (route, spec.handler) {
@@ -387,7 +395,7 @@ impl Transaction {
                 (shard, batch_op(batch, None, self.client))
             })
             .collect();
-        let coordinator = TxCoordinator::new(self.core.clone(), db, proto);
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms);
         let release = (last && !self.ended && !crate::aof::is_logged(self.tx)).then_some((self.tx, self.wrote));
         let results = coordinator.hop_releasing(ops, release).await;
         // The cores that released are done with this transaction.
@@ -454,7 +462,7 @@ impl Transaction {
             self.release();
             return;
         }
-        let now = crate::core::now_ms();
+        let now = self.now_ms;
         let mut bytes = Vec::new();
         let mut first_db = None;
         let mut current = None;

@@ -9,10 +9,22 @@
 //! and publish; it knows nothing of Pub/Sub.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::dict::Dict;
 use crate::snapshot::Snapshot;
 use crate::value::Value;
+
+/// Whether databases keep the keys they expire for the append-only log (on while it is
+/// active): Redis propagates a DEL for every key it expires, lazily or actively, so that a
+/// command logged after the expiry finds the key gone at replay, as it did when it ran.
+/// Process-wide because the log is; read only when a key expires.
+static LOG_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+/// Turns [`LOG_EXPIRED`] on or off (the append-only log starts or stops).
+pub fn set_log_expired(on: bool) {
+    LOG_EXPIRED.store(on, Ordering::Relaxed);
+}
 
 /// A key's value. Its metadata (the LRU clock and the TTL flag) lives in the dict node beside
 /// it ([`Meta`]), and the TTL itself in the database's expiry maps: most keys have none. So
@@ -238,6 +250,8 @@ pub struct Db {
     reporting: Reporting,
     /// Reports not yet taken by the caller, oldest first.
     reports: Vec<(Report, Box<[u8]>)>,
+    /// Keys expired since the runtime last took them for the log (see [`LOG_EXPIRED`]).
+    expired_log: Vec<Box<[u8]>>,
     /// LRU clocks or LFU counters (see [`Access`]).
     access: Access,
     /// The append-only log is being replayed (Redis's `server.loading`): no key expires, and
@@ -293,6 +307,28 @@ impl Db {
     /// The reports since the last call, oldest first.
     pub fn take_reports(&mut self) -> Vec<(Report, Box<[u8]>)> {
         std::mem::take(&mut self.reports)
+    }
+
+    /// The keys expired since the last call, oldest first, while the log wants them (see
+    /// [`LOG_EXPIRED`]).
+    pub fn take_expired_log(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.expired_log)
+    }
+
+    /// Whether keys expired since the last [`Db::take_expired_log`] wait to be logged.
+    pub fn has_expired_log(&self) -> bool {
+        !self.expired_log.is_empty()
+    }
+
+    /// Counts, reports and logs a key removed because its TTL passed.
+    fn note_expired(&mut self, key: &[u8]) {
+        self.stats.expired_keys += 1;
+        if self.reporting.expired {
+            self.report(Report::Expired, key);
+        }
+        if LOG_EXPIRED.load(Ordering::Relaxed) {
+            self.expired_log.push(key.into());
+        }
     }
 
     #[cold]
@@ -621,6 +657,7 @@ impl Db {
         self.access = old.access;
         self.loading = old.loading;
         self.reports = std::mem::take(&mut old.reports);
+        self.expired_log = std::mem::take(&mut old.expired_log);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
         if let Some(mut snapshot) = old.snapshot.take() {
             if !snapshot.walked {
@@ -739,10 +776,7 @@ impl Db {
     /// Removes a key found expired, counting it and freeing it per `lazyfree-lazy-expire`.
     fn remove_expired(&mut self, key: &[u8]) {
         if let Some(entry) = self.remove(key) {
-            self.stats.expired_keys += 1;
-            if self.reporting.expired {
-                self.report(Report::Expired, key);
-            }
+            self.note_expired(key);
             self.lazy.dispose_expired(entry.value);
         }
     }
@@ -763,10 +797,7 @@ impl Db {
             self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
-            self.stats.expired_keys += 1;
-            if self.reporting.expired {
-                self.report(Report::Expired, &key);
-            }
+            self.note_expired(&key);
             if let Some(entry) = entry {
                 self.lazy.dispose_expired(entry.value);
             }

@@ -64,6 +64,18 @@ impl Shard {
         }
     }
 
+    /// The keys every database expired since the last call, for the append-only log (see
+    /// [`db::set_log_expired`]): (database, keys) for each database that expired any.
+    pub fn take_expired_log(&mut self) -> Vec<(usize, Vec<Box<[u8]>>)> {
+        let mut taken = Vec::new();
+        for (index, db) in self.dbs.iter_mut().enumerate() {
+            if db.has_expired_log() {
+                taken.push((index, db.take_expired_log()));
+            }
+        }
+        taken
+    }
+
     /// Starts or ends a replay of the append-only log in every database (see
     /// [`Db::set_loading`]).
     pub fn set_loading(&mut self, loading: bool) {
