@@ -17,6 +17,8 @@
 //! handler tests cover it) and negative HRANDFIELD counts so large that Redis would run out
 //! of memory building the reply.
 
+use std::time::Duration;
+
 use rand::Rng;
 use shoal_testkit::Server;
 use shoal_tests::diff::{self, bytes, Gen, Generated};
@@ -541,4 +543,29 @@ fn whole_hash_replies_are_redis_bytes_in_both_protocols_in_transactions_and_scri
     let setup: &[&[&str]] = &[&["HSET", "h", "f", "v", "empty", "", "n", "12", "x y", "1.5"]];
     let requests: &[&[&str]] = &[&["HGETALL", "nokey"], &["HKEYS", "nokey"], &["HVALS", "nokey"], &["HGETALL", "h"], &["HKEYS", "h"], &["HVALS", "h"]];
     shoal_tests::assert_replies_like_redis(&[], setup, requests);
+}
+
+/// Hash field TTLs (Redis 7.4) on a 4-core server: fields expire on their own (the active
+/// cycle), with no command touching the hash; a subscriber hears `hexpired`, then `del` when
+/// the last field goes; INFO counts them (`expired_subkeys`, keyspace `subexpiry`).
+#[test]
+fn hash_fields_expire_on_their_own_and_say_so() {
+    let server = Server::start(THREADS, &["--notify-keyspace-events", "KEA"]);
+    let mut watcher = server.raw();
+    watcher.command(&["SUBSCRIBE", "__keyevent@0__:hexpired"]).unwrap();
+    watcher.command(&["SUBSCRIBE", "__keyevent@0__:del"]).unwrap();
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["HSET", "h", "a", "1", "b", "2"]).unwrap(), ":2\r\n");
+    assert_eq!(raw.command(&["HPEXPIRE", "h", "100", "FIELDS", "1", "a"]).unwrap(), "*1\r\n:1\r\n");
+    assert_eq!(raw.command(&["HPEXPIRE", "h", "300", "FIELDS", "1", "b"]).unwrap(), "*1\r\n:1\r\n");
+    assert!(raw.command(&["INFO", "keyspace"]).unwrap().contains("db0:keys=1,expires=0,avg_ttl=0,subexpiry=1\r\n"));
+    watcher.set_read_timeout(Duration::from_secs(5));
+    let expected = ["__keyevent@0__:hexpired", "__keyevent@0__:hexpired", "__keyevent@0__:del"];
+    for channel in expected {
+        let message = watcher.read_reply().unwrap();
+        assert_eq!(message, format!("*3\r\n$7\r\nmessage\r\n${}\r\n{channel}\r\n$1\r\nh\r\n", channel.len()));
+    }
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":0\r\n");
+    let stats = raw.command(&["INFO", "stats"]).unwrap();
+    assert!(stats.contains("expired_subkeys:2\r\n"), "{stats}");
 }

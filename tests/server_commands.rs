@@ -458,7 +458,7 @@ fn info_adds_up_every_core() {
     assert_eq!(three.command(&["SELECT", "3"]).unwrap(), "+OK\r\n");
     assert_eq!(three.command(&["SET", "in-three", "v"]).unwrap(), "+OK\r\n");
     let text = info(&mut raws[1], &["keyspace", "stats"]);
-    assert!(text.contains("# Keyspace\r\ndb0:keys=48,expires=8,avg_ttl=0\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n"), "{text}");
+    assert!(text.contains("# Keyspace\r\ndb0:keys=48,expires=8,avg_ttl=0,subexpiry=0\r\ndb3:keys=1,expires=0,avg_ttl=0,subexpiry=0\r\n"), "{text}");
     assert_eq!(info_field(&text, "keyspace_hits").as_deref(), Some("8"));
     assert_eq!(info_field(&text, "keyspace_misses").as_deref(), Some("8"));
     for (i, raw) in raws.iter_mut().enumerate() {
@@ -900,7 +900,25 @@ fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
         // Every command Shoal lists, Redis 7.0 lists too (or it is newer than 7.0), and
         // every command Redis lists that Shoal knows, Shoal lists.
         for name in &ours {
-            let newer = ["client|no-touch", "client|setinfo", "waitaof"].contains(&name.as_str());
+            let newer = [
+                "client|no-touch",
+                "client|setinfo",
+                "waitaof",
+                // Hash field expiration (7.4, 8.0).
+                "hexpire",
+                "hpexpire",
+                "hexpireat",
+                "hpexpireat",
+                "httl",
+                "hpttl",
+                "hexpiretime",
+                "hpexpiretime",
+                "hpersist",
+                "hgetdel",
+                "hgetex",
+                "hsetex",
+            ]
+            .contains(&name.as_str());
             if !newer && !theirs.contains(name) {
                 extra.push(format!("{name} in @{category}"));
             }

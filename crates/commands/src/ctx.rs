@@ -134,6 +134,8 @@ impl<'a> Ctx<'a> {
                     shoal_store::db::Report::Evicted => "evicted",
                     shoal_store::db::Report::Miss => "keymiss",
                     shoal_store::db::Report::New => "new",
+                    shoal_store::db::Report::FieldsExpired => "hexpired",
+                    shoal_store::db::Report::Emptied => "del",
                 };
                 self.events.push(notify::KeyEvent { db: index, event, key: Bytes::from(Vec::from(key)) });
             }
@@ -168,7 +170,14 @@ pub mod notify {
 
     /// What the store should report for `flags` ([`shoal_store::db::Db::set_reporting`]).
     pub fn store_reporting(flags: u32) -> shoal_store::db::Reporting {
-        shoal_store::db::Reporting { expired: flags & EXPIRED != 0, miss: flags & KEY_MISS != 0, new: flags & NEW != 0, evicted: flags & EVICTED != 0 }
+        shoal_store::db::Reporting {
+            expired: flags & EXPIRED != 0,
+            miss: flags & KEY_MISS != 0,
+            new: flags & NEW != 0,
+            evicted: flags & EVICTED != 0,
+            fields_expired: flags & HASH != 0,
+            emptied: flags & GENERIC != 0,
+        }
     }
 
     /// One event a command raised: published as `__keyspace@<db>__:<key>` with the event

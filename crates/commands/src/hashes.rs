@@ -21,6 +21,8 @@ use crate::errors;
 use crate::strings::long_double::{self, LongDouble};
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
+pub mod field_ttl;
+
 const HASH_VALUE_NOT_INTEGER: &str = "ERR hash value is not an integer";
 const HASH_VALUE_NOT_FLOAT: &str = "ERR hash value is not a float";
 const VALUE_NAN_OR_INFINITY: &str = "ERR value is NaN or Infinity";
@@ -193,8 +195,10 @@ pub const COMMANDS: &[CommandSpec] = &[
 // ---- Lookups -----------------------------------------------------------------------------
 
 /// Runs `read` on the hash at `key` (looked up for reading, so it counts a hit or a miss);
-/// `missing` when there is none, WRONGTYPE for another type.
+/// `missing` when there is none, WRONGTYPE for another type. Fields whose TTL passed are
+/// removed first, as Redis's hash commands expire them lazily.
 fn read_hash<T>(db: &mut Db, key: &[u8], now_ms: u64, missing: T, read: impl FnOnce(&Hash) -> T) -> Result<T, Frame> {
+    db.expire_hash_fields(key, now_ms);
     match db.lookup_read(key, now_ms) {
         None => Ok(missing),
         Some(entry) => match &entry.value {
@@ -206,6 +210,7 @@ fn read_hash<T>(db: &mut Db, key: &[u8], now_ms: u64, missing: T, read: impl FnO
 
 /// The hash at `key` for writing: None when absent, WRONGTYPE for another type.
 fn hash_for_write<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a mut Hash>, Frame> {
+    db.expire_hash_fields(key, now_ms);
     match db.lookup_write(key, now_ms) {
         None => Ok(None),
         Some(entry) => match &mut entry.value {
@@ -447,7 +452,7 @@ pub fn op_hincrby(db: &mut Db, key: &[u8], field: &[u8], increment: i64, limits:
             Some(value) => shoal_store::value::parse_canonical_i64(value).ok_or_else(|| errors::error(HASH_VALUE_NOT_INTEGER))?,
         };
         let sum = current.checked_add(increment).ok_or_else(|| errors::error(errors::OVERFLOW))?;
-        hash.set(field, itoa::Buffer::new().format(sum).as_bytes(), limits);
+        hash.set_keeping_ttl(field, itoa::Buffer::new().format(sum).as_bytes(), limits);
         Ok(sum)
     })?;
     db.add_changes(1);
@@ -481,7 +486,7 @@ pub fn op_hincrbyfloat(db: &mut Db, key: &[u8], field: &[u8], increment: LongDou
             return Err(errors::error(errors::INCREMENT_NAN_OR_INFINITY));
         }
         let text = long_double::format_human(sum);
-        hash.set(field, text.as_bytes(), limits);
+        hash.set_keeping_ttl(field, text.as_bytes(), limits);
         Ok(Bytes::from(text))
     })?;
     db.add_changes(1);

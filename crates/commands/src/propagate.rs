@@ -104,11 +104,107 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             _ => None,
         },
         "hincrbyfloat" => match reply {
-            Frame::Bulk(value) => Some(vec![vec![Bytes::from_static(b"HSET"), args[1].clone(), args[2].clone(), value.clone()]]),
+            Frame::Bulk(value) => Some(vec![hincrbyfloat_outcome(&args[1], &args[2], value, shoal_store::types::hash::field_ttls_used())]),
             _ => None,
         },
+        "hexpire" | "hpexpire" | "hexpireat" | "hpexpireat" => {
+            // Logged as what happened: HDEL of the fields an expiry already past deleted,
+            // HPEXPIREAT (absolute, no condition) of those it set.
+            let n = number(&args[2])?;
+            let at = match spec.name {
+                "hexpire" => absolute(n * 1000),
+                "hpexpire" => absolute(n),
+                "hexpireat" => Bytes::from((n * 1000).to_string()),
+                _ => args[2].clone(),
+            };
+            let fields_at = if is(&args[3], "fields") { 3 } else { 4 };
+            let codes: Vec<i64> = match reply {
+                Frame::Array(items) => items.iter().map(|f| if let Frame::Integer(n) = f { *n } else { 0 }).collect(),
+                _ => return Some(Vec::new()),
+            };
+            let fields = args.get(fields_at + 2..)?;
+            let with = |code: i64| fields.iter().zip(&codes).filter(|(_, c)| **c == code).map(|(f, _)| f.clone()).collect::<Vec<_>>();
+            Some(field_commands(&args[1], with(2), Some(at), with(1)))
+        }
+        "hgetex" | "hgetdel" => {
+            // The fields it found (those with a value in the reply), deleted (HGETDEL, or
+            // HGETEX with an expiry already past), given a TTL or persisted.
+            let found: Vec<Bytes> = match reply {
+                Frame::Array(items) => {
+                    let fields_at = 2 + args[2..].iter().position(|a| is(a, "fields"))?;
+                    args.get(fields_at + 2..)?.iter().zip(items).filter(|(_, v)| !matches!(v, Frame::Null)).map(|(f, _)| f.clone()).collect()
+                }
+                _ => return Some(Vec::new()),
+            };
+            if spec.name == "hgetdel" {
+                return Some(field_commands(&args[1], found, None, Vec::new()));
+            }
+            let unit = [("ex", 1000i128, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(&args[2], name));
+            match unit {
+                Some((_, scale, absolute_form)) => {
+                    let n = number(&args[3])? * scale;
+                    let at = if absolute_form { n } else { now_ms as i128 + n };
+                    if at <= now_ms as i128 {
+                        Some(field_commands(&args[1], found, None, Vec::new()))
+                    } else {
+                        Some(field_commands(&args[1], Vec::new(), Some(Bytes::from(at.to_string())), found))
+                    }
+                }
+                None if is(&args[2], "persist") && !found.is_empty() => {
+                    let mut out = vec![Bytes::from_static(b"HPERSIST"), args[1].clone(), Bytes::from_static(b"FIELDS"), Bytes::from(found.len().to_string())];
+                    out.extend(found);
+                    Some(vec![out])
+                }
+                None => Some(Vec::new()),
+            }
+        }
+        "hsetex" => {
+            // EX, PX and EXAT become PXAT; an expiry already past leaves the fields deleted.
+            let mut out = args.to_vec();
+            let fields_at = 2 + args[2..].iter().position(|a| is(a, "fields"))?;
+            let at_index = 2 + args[2..fields_at].iter().position(|a| ["ex", "px", "exat", "pxat"].iter().any(|name| is(a, name)))?;
+            let scale = if is(&args[at_index], "ex") || is(&args[at_index], "exat") { 1000 } else { 1 };
+            let relative = is(&args[at_index], "ex") || is(&args[at_index], "px");
+            let n = number(&args[at_index + 1])? * scale;
+            let at = if relative { now_ms as i128 + n } else { n };
+            if at <= now_ms as i128 {
+                let fields = args[fields_at + 2..].chunks_exact(2).map(|pair| pair[0].clone()).collect();
+                return Some(field_commands(&args[1], fields, None, Vec::new()));
+            }
+            out[at_index] = Bytes::from_static(b"PXAT");
+            out[at_index + 1] = Bytes::from(at.to_string());
+            Some(vec![out])
+        }
         _ => None,
     }
+}
+
+/// What HINCRBYFLOAT logs: the field's new value, as HSET (which Redis before 8 replays)
+/// until `keep_ttl` (some field had a TTL in this process), then as HSETEX KEEPTTL (Redis
+/// 8), since HSET would drop the field's TTL at replay.
+fn hincrbyfloat_outcome(key: &Bytes, field: &Bytes, value: &Bytes, keep_ttl: bool) -> Vec<Bytes> {
+    if keep_ttl {
+        [&b"HSETEX"[..], key, b"KEEPTTL", b"FIELDS", b"1", field, value].map(Bytes::copy_from_slice).to_vec()
+    } else {
+        vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), value.clone()]
+    }
+}
+
+/// HDEL `key` of `deleted`, then HPEXPIREAT `key` `at` of `expiring`: what a hash field
+/// expiration command logs (nothing for an empty list).
+fn field_commands(key: &Bytes, deleted: Vec<Bytes>, at: Option<Bytes>, expiring: Vec<Bytes>) -> Vec<Vec<Bytes>> {
+    let mut out = Vec::new();
+    if !deleted.is_empty() {
+        let mut hdel = vec![Bytes::from_static(b"HDEL"), key.clone()];
+        hdel.extend(deleted);
+        out.push(hdel);
+    }
+    if let (Some(at), false) = (at, expiring.is_empty()) {
+        let mut expire = vec![Bytes::from_static(b"HPEXPIREAT"), key.clone(), at, Bytes::from_static(b"FIELDS"), Bytes::from(expiring.len().to_string())];
+        expire.extend(expiring);
+        out.push(expire);
+    }
+    out
 }
 
 /// What the log records for a blocking command that served `reply` (at once or after it
@@ -192,6 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn hash_field_expiration_is_logged_as_what_it_did() {
+        let now = 1_000_000;
+        let codes = |c: &[i64]| Frame::Array(c.iter().map(|&n| Frame::Integer(n)).collect());
+        let values =
+            |v: &[Option<&str>]| Frame::Array(v.iter().map(|v| v.map_or(Frame::Null, |s| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes())))).collect());
+        let cases: Vec<(&[&str], Frame, Vec<&str>)> = vec![
+            (&["HEXPIRE", "h", "10", "NX", "FIELDS", "3", "a", "b", "c"], codes(&[1, 0, 1]), vec!["HPEXPIREAT h 1010000 FIELDS 2 a c"]),
+            (&["HPEXPIRE", "h", "10", "FIELDS", "1", "a"], codes(&[1]), vec!["HPEXPIREAT h 1000010 FIELDS 1 a"]),
+            (&["HEXPIREAT", "h", "0", "FIELDS", "2", "a", "b"], codes(&[2, -2]), vec!["HDEL h a"]),
+            (&["HPEXPIREAT", "h", "5000000", "FIELDS", "1", "a"], codes(&[1]), vec!["HPEXPIREAT h 5000000 FIELDS 1 a"]),
+            (&["HGETEX", "h", "EX", "5", "FIELDS", "2", "a", "b"], values(&[Some("1"), None]), vec!["HPEXPIREAT h 1005000 FIELDS 1 a"]),
+            (&["HGETEX", "h", "EXAT", "1", "FIELDS", "1", "a"], values(&[Some("1")]), vec!["HDEL h a"]),
+            (&["HGETEX", "h", "PERSIST", "FIELDS", "1", "a"], values(&[Some("1")]), vec!["HPERSIST h FIELDS 1 a"]),
+            (&["HGETDEL", "h", "FIELDS", "2", "a", "b"], values(&[None, Some("2")]), vec!["HDEL h b"]),
+            (&["HSETEX", "h", "FNX", "EX", "5", "FIELDS", "1", "a", "1"], Frame::Integer(1), vec!["HSETEX h FNX PXAT 1005000 FIELDS 1 a 1"]),
+            (&["HSETEX", "h", "PX", "0", "FIELDS", "1", "a", "1"], Frame::Integer(1), vec!["HDEL h a"]),
+            // A key named like a keyword.
+            (&["HSETEX", "ex", "PX", "5", "FIELDS", "1", "a", "1"], Frame::Integer(1), vec!["HSETEX ex PXAT 1000005 FIELDS 1 a 1"]),
+            (&["HGETDEL", "fields", "FIELDS", "1", "a"], values(&[Some("1")]), vec!["HDEL fields a"]),
+        ];
+        for (command, reply, expected) in cases {
+            let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), &reply, now));
+            assert_eq!(got, Some(expected.iter().map(|e| e.to_string()).collect()), "{command:?}");
+        }
+        assert_eq!(text(rewrite(spec("hsetex"), &args(&["HSETEX", "h", "KEEPTTL", "FIELDS", "1", "a", "1"]), &Frame::Integer(1), now)), None);
+    }
+
+    #[test]
     fn served_blocking_commands_are_logged_as_their_non_blocking_forms() {
         let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
         let line = |c: Option<Vec<Bytes>>| c.map(|c| c.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" "));
@@ -215,6 +339,11 @@ mod tests {
         assert_eq!(text(rewrite(spec("spop"), &args(&["SPOP", "s"]), &Frame::Null, 0)), Some(vec![]));
         let value = Frame::Bulk(Bytes::from_static(b"3.5"));
         assert_eq!(text(rewrite(spec("incrbyfloat"), &args(&["INCRBYFLOAT", "k", "0.5"]), &value, 0)), Some(vec!["SET k 3.5 KEEPTTL".to_owned()]));
-        assert_eq!(text(rewrite(spec("hincrbyfloat"), &args(&["HINCRBYFLOAT", "h", "f", "0.5"]), &value, 0)), Some(vec!["HSET h f 3.5".to_owned()]));
+        let hincrbyfloat = text(rewrite(spec("hincrbyfloat"), &args(&["HINCRBYFLOAT", "h", "f", "0.5"]), &value, 0)).unwrap();
+        let (h, f, v) = (Bytes::from_static(b"h"), Bytes::from_static(b"f"), Bytes::from_static(b"3.5"));
+        let line = |keep| text(Some(vec![hincrbyfloat_outcome(&h, &f, &v, keep)])).unwrap();
+        assert_eq!(hincrbyfloat, line(shoal_store::types::hash::field_ttls_used()));
+        assert_eq!(line(false), ["HSET h f 3.5"]);
+        assert_eq!(line(true), ["HSETEX h KEEPTTL FIELDS 1 f 3.5"]);
     }
 }

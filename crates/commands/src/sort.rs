@@ -286,6 +286,10 @@ fn op_fetch(ctx: &mut Ctx, lookups: &[Lookup]) -> Vec<Option<Bytes>> {
     for lookup in lookups {
         debug_assert!(ctx.shard.owns(&lookup.key), "a pattern key is looked up on its own core");
         let start = buffer.len();
+        if lookup.field.is_some() {
+            // A hash field whose TTL passed is gone, as Redis's lookup expires it.
+            ctx.db().expire_hash_fields(&lookup.key, now);
+        }
         let found = match (ctx.db().lookup_read(&lookup.key, now).map(|entry| &entry.value), &lookup.field) {
             (Some(Value::Str(s)), None) => {
                 s.with_bytes(|b| buffer.extend_from_slice(b));

@@ -288,13 +288,14 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 17] = [
+    let families: [&'static [CommandSpec]; 18] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
         crate::connection::COMMANDS,
         crate::lists::COMMANDS,
         crate::hashes::COMMANDS,
+        crate::hashes::field_ttl::COMMANDS,
         crate::sets::COMMANDS,
         crate::zsets::COMMANDS,
         crate::bitmaps::COMMANDS,

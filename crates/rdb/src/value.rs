@@ -11,9 +11,10 @@
 //! `list-max-listpack-size -2`, or one PLAIN node for an element of 1 GiB or more);
 //! HASH_LISTPACK or HASH; SET_INTSET or SET; ZSET_LISTPACK or ZSET_2.
 //!
-//! Hashes with field TTLs (Redis 7.4: types 22 to 25): Shoal has no field expiry, so fields
-//! whose TTL is already past (`ttl < now_ms`, Redis's rule) are dropped, the others load
-//! without a TTL, and [`FieldTtls`] counts both so the caller can log it. In the listpack
+//! Hashes with field TTLs (Redis 7.4: types 22 to 25): fields whose TTL is already past
+//! (`ttl < now_ms`, Redis's rule) are dropped and counted in [`FieldTtls`]; the others load
+//! with their TTL. A hash with field TTLs is written as type 24 (HASH_METADATA), which
+//! Redis 7.4 and later read (and 7.0 does not: only such hashes use it). In the listpack
 //! forms (23, 25) each field is a triple (field, value, absolute TTL in ms, 0 for none); in
 //! the metadata forms (22, 24) each field is `ttl (length-encoded), field, value`, the TTL
 //! absolute in 22 and in 24 relative to an 8-byte `min_expire` prefix (`ttl + min - 1`,
@@ -96,14 +97,14 @@ pub mod types {
 pub struct FieldTtls {
     /// Fields dropped because their TTL had passed.
     pub expired_dropped: u64,
-    /// Fields kept without the TTL they had (Shoal has no field expiry).
-    pub live_discarded: u64,
+    /// Fields loaded with their TTL.
+    pub live: u64,
 }
 
 impl FieldTtls {
-    /// Whether any field TTL was dropped or discarded.
+    /// Whether any field had a TTL.
     pub fn any(&self) -> bool {
-        self.expired_dropped + self.live_discarded > 0
+        self.expired_dropped + self.live > 0
     }
 }
 
@@ -305,10 +306,16 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
                             continue;
                         }
                         if ttl != 0 {
-                            field_ttls.live_discarded += 1;
+                            field_ttls.live += 1;
                         }
                     }
-                    hash.set(&t[0].to_vec(), &t[1].to_vec(), limits).map_err(|e| blob_error(at, "hash blob", e))?;
+                    let field = t[0].to_vec();
+                    hash.set(&field, &t[1].to_vec(), limits).map_err(|e| blob_error(at, "hash blob", e))?;
+                    if tuple == 3 {
+                        if let Element::Int(ttl @ 1..) = t[2] {
+                            hash.hash.set_field_ttl(&field, ttl as u64);
+                        }
+                    }
                 }
                 hash.finish()
             }
@@ -331,10 +338,11 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
                     hash.seen(&field).map_err(|e| blob_error(at, "hash", e))?;
                     continue;
                 }
-                if expire_at != 0 {
-                    field_ttls.live_discarded += 1;
-                }
                 hash.set(&field, &value, limits).map_err(|e| blob_error(at, "hash", e))?;
+                if expire_at != 0 {
+                    field_ttls.live += 1;
+                    hash.hash.set_field_ttl(&field, expire_at);
+                }
             }
             hash.finish()
         }
@@ -461,6 +469,7 @@ pub fn value_type(value: &Value) -> u8 {
     match value {
         Value::Str(_) => types::STRING,
         Value::List(_) => types::LIST_QUICKLIST_2,
+        Value::Hash(h) if h.has_field_ttls() => types::HASH_METADATA,
         Value::Hash(h) if h.is_listpack() => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
         Value::Set(s) if matches!(**s, Set::Intset(_)) => types::SET_INTSET,
@@ -475,6 +484,18 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
     match value {
         Value::Str(s) => s.with_bytes(|b| write_string(out, b, compress)),
         Value::List(list) => write_list(out, list, compress),
+        Value::Hash(hash) if hash.has_field_ttls() => {
+            // Redis 7.4's HASH_METADATA: the earliest expiry, then per field its TTL relative
+            // to it (plus one; 0 for none), the field and the value.
+            let min = hash.next_field_expiry().expect("a field has a TTL");
+            out.extend_from_slice(&min.to_le_bytes());
+            write_len(out, hash.len() as u64);
+            for (field, value) in hash.iter() {
+                write_len(out, hash.field_ttl(field).map_or(0, |at| at - min + 1));
+                write_string(out, field, compress);
+                write_string(out, value, compress);
+            }
+        }
         Value::Hash(hash) if hash.is_listpack() => {
             let mut lp = ListpackBuilder::new();
             for (field, value) in hash.iter() {

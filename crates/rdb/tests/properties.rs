@@ -26,6 +26,19 @@ fn value() -> impl Strategy<Value = Value> {
         element().prop_map(|e| common::string(&e)),
         proptest::collection::vec(element(), 1..300).prop_map(|items| common::list(&items)),
         proptest::collection::btree_map(element(), element(), 1..200).prop_map(|m| common::hash(&m.into_iter().collect::<Vec<_>>())),
+        // A hash some of whose fields have TTLs (Redis 7.4's HASH_METADATA).
+        proptest::collection::btree_map(element(), (element(), proptest::option::of(1u64..(1 << 46))), 1..200).prop_map(|m| {
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = m.iter().map(|(f, (v, _))| (f.clone(), v.clone())).collect();
+            let mut value = common::hash(&pairs);
+            if let Value::Hash(hash) = &mut value {
+                for (field, (_, ttl)) in &m {
+                    if let Some(at) = ttl {
+                        hash.set_field_ttl(field, *at);
+                    }
+                }
+            }
+            value
+        }),
         proptest::collection::btree_set(element(), 1..300).prop_map(|s| common::set(&s.into_iter().collect::<Vec<_>>())),
         proptest::collection::btree_map(element(), prop_oneof![any::<f64>().prop_filter("not NaN", |f| !f.is_nan()), (-5i32..5).prop_map(f64::from)], 1..200)
             .prop_map(|m| common::zset(&m.into_iter().map(|(k, v)| (k, if v == 0.0 { 0.0 } else { v })).collect::<Vec<_>>())),

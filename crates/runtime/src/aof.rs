@@ -451,7 +451,7 @@ pub fn writer_going_idle() -> bool {
 }
 
 /// The DEL records of the keys `shard` expired since the last call (lazily or by the active
-/// cycle), one record per database, for the shard's own stream. Each place that runs
+/// cycle), and HDEL records of the hash fields it expired, one record per database, for the shard's own stream. Each place that runs
 /// commands appends them before its own records: the expiry happened while they ran (their
 /// time is fixed, so a key expired for one of them is expired for all), and a write logged
 /// after the DEL then finds the key gone at replay, as it did when it ran. Between a logged
@@ -463,10 +463,17 @@ pub(crate) fn expired_records(shard: &mut shoal_store::Shard) -> Vec<Record> {
     shard
         .take_expired_log()
         .into_iter()
-        .map(|(db, keys)| {
+        .map(|(db, expired)| {
             let mut bytes = Vec::new();
-            for key in keys {
-                encode(&[Bytes::from_static(b"DEL"), Bytes::from(Vec::from(key))], &mut bytes);
+            for item in expired {
+                match item {
+                    shoal_store::db::Expired::Key(key) => encode(&[Bytes::from_static(b"DEL"), Bytes::from(Vec::from(key))], &mut bytes),
+                    shoal_store::db::Expired::Fields(key, fields) => {
+                        let mut args = vec![Bytes::from_static(b"HDEL"), Bytes::from(Vec::from(key))];
+                        args.extend(fields.into_iter().map(|field| Bytes::from(Vec::from(field))));
+                        encode(&args, &mut bytes);
+                    }
+                }
             }
             Record::Cmds { db, bytes }
         })

@@ -8,8 +8,9 @@ use crate::core::{now_ms, Core};
 /// Keys reclaimed per database per step, before checking the time budget.
 const EXPIRE_STEP_KEYS: usize = 64;
 
-/// One active-expiry cycle: reclaims expired keys until none are due or `budget` is spent
-/// (Redis spends at most 25% of a cron period). Returns how many it reclaimed.
+/// One active-expiry cycle: reclaims expired keys and hash fields until none are due or
+/// `budget` is spent (Redis spends at most 25% of a cron period). Returns how many it
+/// reclaimed.
 /// The keys it reclaimed are published as `expired` notifications when those are on, and
 /// logged as DEL when the append-only log is on.
 pub fn active_expire_cycle(core: &Rc<Core>, budget: Duration) -> usize {
@@ -20,6 +21,13 @@ pub fn active_expire_cycle(core: &Rc<Core>, budget: Duration) -> usize {
         'dbs: for db in &mut shard.dbs {
             while db.has_expired_keys(now) {
                 reclaimed += db.active_expire(now, EXPIRE_STEP_KEYS);
+                if started.elapsed() >= budget {
+                    break 'dbs;
+                }
+            }
+            // Hash fields with TTLs (Redis 7.4), in the same budget.
+            while db.has_expired_fields(now) {
+                reclaimed += db.active_expire_fields(now, EXPIRE_STEP_KEYS);
                 if started.elapsed() >= budget {
                     break 'dbs;
                 }

@@ -176,7 +176,11 @@ fn rdb_to_commands(rdb: &std::path::Path, out: &std::path::Path, options: shoal_
                     }
                     Value::Hash(hash) => {
                         let items = hash.iter().flat_map(|(field, value)| [field.to_vec(), value.to_vec()]).collect();
-                        batched(&mut encoder, db, b"HMSET", key, items, 2, &mut bytes)
+                        batched(&mut encoder, db, b"HMSET", key, items, 2, &mut bytes);
+                        // Field TTLs (Redis 7.4), one command per field as Redis's rewrite does.
+                        for (field, at_ms) in hash.field_ttls() {
+                            encoder.encode(db, &[b"HPEXPIREAT".as_slice(), key, at_ms.to_string().as_bytes(), b"FIELDS", b"1", field], &mut bytes);
+                        }
                     }
                 }
                 if let Some(at_ms) = entry.expire_ms {

@@ -188,8 +188,8 @@ pub struct Snapshot {
     pub db_stats: DbStats,
     /// Every core's change count (Redis's `dirty`), added up.
     pub changes: u64,
-    /// Per database: (keys, keys with a TTL), over every core.
-    pub keyspace: Vec<(usize, usize)>,
+    /// Per database: (keys, keys with a TTL, hashes with field TTLs), over every core.
+    pub keyspace: Vec<(usize, usize, usize)>,
     pub cpu_process: CpuTimes,
     pub cpu_children: CpuTimes,
     /// The core thread that answered INFO (Redis's `_main_thread` fields).
@@ -215,7 +215,7 @@ struct CoreReport {
     db_stats: DbStats,
     /// The core's change count (Redis's `dirty`) now, not as its cron last published it.
     changes: u64,
-    keyspace: Vec<(usize, usize)>,
+    keyspace: Vec<(usize, usize, usize)>,
     blocked_clients: usize,
     blocking_keys: usize,
     /// The largest recent (query buffer, pending output) of this core's clients.
@@ -236,7 +236,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 ops_per_second: core.stats.borrow().ops_rate.per_second(),
                 db_stats: core.with_shard(|shard| shard.stats()),
                 changes: core.with_shard(|shard| shard.dbs.iter().map(|db| db.stats.changes).sum()),
-                keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len())).collect()),
+                keyspace: core.with_shard(|shard| shard.dbs.iter().map(|db| (db.len(), db.expires_len(), db.volatile_hashes())).collect()),
                 blocked_clients: core.blocked_clients(),
                 blocking_keys: core.blocking_keys(),
                 client_recent_max: {
@@ -265,13 +265,15 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.changes += report.changes;
             snapshot.pubsub_shard_channels += report.pubsub.2;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
+            snapshot.db_stats.expired_fields += report.db_stats.expired_fields;
             snapshot.db_stats.evicted_keys += report.db_stats.evicted_keys;
             snapshot.db_stats.keyspace_hits += report.db_stats.keyspace_hits;
             snapshot.db_stats.keyspace_misses += report.db_stats.keyspace_misses;
-            snapshot.keyspace.resize(snapshot.keyspace.len().max(report.keyspace.len()), (0, 0));
-            for (total, (keys, expires)) in snapshot.keyspace.iter_mut().zip(report.keyspace) {
+            snapshot.keyspace.resize(snapshot.keyspace.len().max(report.keyspace.len()), (0, 0, 0));
+            for (total, (keys, expires, volatile_hashes)) in snapshot.keyspace.iter_mut().zip(report.keyspace) {
                 total.0 += keys;
                 total.1 += expires;
+                total.2 += volatile_hashes;
             }
         }
     }
@@ -491,6 +493,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("sync_partial_ok", "0".to_owned());
             add("sync_partial_err", "0".to_owned());
             add("expired_keys", s.db_stats.expired_keys.to_string());
+            add("expired_subkeys", s.db_stats.expired_fields.to_string());
             add("evicted_keys", s.db_stats.evicted_keys.to_string());
             add("evicted_clients", "0".to_owned());
             add("keyspace_hits", s.db_stats.keyspace_hits.to_string());
@@ -551,9 +554,10 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
         }
         Section::Cluster => add("cluster_enabled", "0".to_owned()),
         Section::Keyspace => {
-            for (db, &(keys, expires)) in s.keyspace.iter().enumerate() {
+            // Redis 7.4's line: `subexpiry` counts the hashes with field TTLs.
+            for (db, &(keys, expires, volatile_hashes)) in s.keyspace.iter().enumerate() {
                 if keys > 0 || expires > 0 {
-                    add(&format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0"));
+                    add(&format!("db{db}"), format!("keys={keys},expires={expires},avg_ttl=0,subexpiry={volatile_hashes}"));
                 }
             }
         }
@@ -691,10 +695,10 @@ mod tests {
 
     #[test]
     fn render_separates_sections_with_a_blank_line_and_ends_lines_with_crlf() {
-        let snapshot = Snapshot { keyspace: vec![(2, 1), (0, 0), (5, 0)], ..Snapshot::default() };
+        let snapshot = Snapshot { keyspace: vec![(2, 1, 1), (0, 0, 0), (5, 0, 0)], ..Snapshot::default() };
         assert_eq!(
             render(&[Section::Cluster, Section::Keyspace], &snapshot),
-            "# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0\r\ndb2:keys=5,expires=0,avg_ttl=0\r\n"
+            "# Cluster\r\ncluster_enabled:0\r\n\r\n# Keyspace\r\ndb0:keys=2,expires=1,avg_ttl=0,subexpiry=1\r\ndb2:keys=5,expires=0,avg_ttl=0,subexpiry=0\r\n"
         );
         assert_eq!(render(&[Section::Modules], &snapshot), "# Modules\r\n");
         assert_eq!(render(&[], &snapshot), "");

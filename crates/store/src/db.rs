@@ -21,6 +21,13 @@ use crate::value::Value;
 /// Process-wide because the log is; read only when a key expires.
 static LOG_EXPIRED: AtomicBool = AtomicBool::new(false);
 
+/// What a database expired, for the log: a key (logged as DEL), or fields of a hash (HDEL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expired {
+    Key(Box<[u8]>),
+    Fields(Box<[u8]>, Vec<Box<[u8]>>),
+}
+
 /// Turns [`LOG_EXPIRED`] on or off (the append-only log starts or stops).
 pub fn set_log_expired(on: bool) {
     LOG_EXPIRED.store(on, Ordering::Relaxed);
@@ -197,6 +204,8 @@ pub struct Detached {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DbStats {
     pub expired_keys: u64,
+    /// Hash fields removed because their TTL passed (INFO's `expired_subkeys`).
+    pub expired_fields: u64,
     /// Keys removed to stay under `maxmemory` (INFO's `evicted_keys`).
     pub evicted_keys: u64,
     /// Changes as Redis counts them in `server.dirty`: what save points and
@@ -221,6 +230,10 @@ pub struct Reporting {
     pub new: bool,
     /// Keys evicted to stay under `maxmemory`.
     pub evicted: bool,
+    /// Hashes some of whose fields expired (`hexpired`).
+    pub fields_expired: bool,
+    /// Hashes deleted because their last field expired (`del`).
+    pub emptied: bool,
 }
 
 /// One thing a database reported about a key (see [`Reporting`]).
@@ -230,6 +243,8 @@ pub enum Report {
     Evicted,
     Miss,
     New,
+    FieldsExpired,
+    Emptied,
 }
 
 /// One database on one core.
@@ -251,7 +266,15 @@ pub struct Db {
     /// Reports not yet taken by the caller, oldest first.
     reports: Vec<(Report, Box<[u8]>)>,
     /// Keys expired since the runtime last took them for the log (see [`LOG_EXPIRED`]).
-    expired_log: Vec<Box<[u8]>>,
+    expired_log: Vec<Expired>,
+    /// (earliest field expiry, key) of every hash whose fields have TTLs (Redis 7.4), for
+    /// the active cycle and as the test that lets a hash command skip looking for expired
+    /// fields: empty, no hash here has any. Each such hash records the expiry it is listed
+    /// under ([`Hash::indexed_expiry`]); an entry whose key no longer holds that hash (deleted,
+    /// renamed, overwritten) is dropped when it comes up.
+    field_expires: BTreeSet<(u64, Box<[u8]>)>,
+    /// How many hashes here are listed in `field_expires` (INFO's `subexpiry`).
+    volatile_hashes: usize,
     /// LRU clocks or LFU counters (see [`Access`]).
     access: Access,
     /// The append-only log is being replayed (Redis's `server.loading`): no key expires, and
@@ -311,7 +334,7 @@ impl Db {
 
     /// The keys expired since the last call, oldest first, while the log wants them (see
     /// [`LOG_EXPIRED`]).
-    pub fn take_expired_log(&mut self) -> Vec<Box<[u8]>> {
+    pub fn take_expired_log(&mut self) -> Vec<Expired> {
         std::mem::take(&mut self.expired_log)
     }
 
@@ -327,7 +350,7 @@ impl Db {
             self.report(Report::Expired, key);
         }
         if LOG_EXPIRED.load(Ordering::Relaxed) {
-            self.expired_log.push(key.into());
+            self.expired_log.push(Expired::Key(key.into()));
         }
     }
 
@@ -539,8 +562,9 @@ impl Db {
         self.dict.prefetch(keys, |_| {});
     }
 
-    pub fn set_with_expire(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
+    pub fn set_with_expire(&mut self, key: &[u8], mut value: Value, expire_at_ms: Option<u64>, now_ms: u64) {
         self.before_write(key);
+        let volatile = Self::unindexed(&mut value);
         let entry = Entry::new(value);
         let had_ttl = match self.dict.get_with_meta_mut(key) {
             Some((old, meta)) => {
@@ -548,6 +572,7 @@ impl Db {
                 let previous = std::mem::replace(old, entry);
                 self.access.touch(meta, now_ms);
                 let had_ttl = meta.has_ttl();
+                Self::forget_indexed(&mut self.volatile_hashes, &previous.value);
                 self.lazy.dispose_overwritten(previous.value);
                 had_ttl
             }
@@ -565,17 +590,156 @@ impl Db {
         if had_ttl || expire_at_ms.is_some() {
             self.apply_expire(key, expire_at_ms);
         }
+        if volatile {
+            self.reindex_hash(key);
+        }
+    }
+
+    /// Whether `value` is a hash with field TTLs, which must be listed under its new key:
+    /// then it is marked as not listed yet (it may come from another key: RENAME, MOVE).
+    #[inline]
+    fn unindexed(value: &mut Value) -> bool {
+        match value {
+            Value::Hash(hash) if hash.has_field_ttls() || hash.indexed_expiry().is_some() => {
+                hash.set_indexed_expiry(None);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A value leaves the database: it no longer counts among the listed hashes (its index
+    /// entry is dropped when it comes up).
+    #[inline]
+    fn forget_indexed(volatile_hashes: &mut usize, value: &Value) {
+        if let Value::Hash(hash) = value {
+            if hash.indexed_expiry().is_some() {
+                *volatile_hashes -= 1;
+            }
+        }
+    }
+
+    /// Lists the hash at `key` under its earliest field expiry, after its TTLs changed (or it
+    /// was stored here): commands that set, persist or remove fields with TTLs call this.
+    pub fn reindex_hash(&mut self, key: &[u8]) {
+        let Some(Entry { value: Value::Hash(hash), .. }) = self.dict.get_mut(key) else { return };
+        let (listed, next) = (hash.indexed_expiry(), hash.next_field_expiry());
+        if listed == next {
+            return;
+        }
+        hash.set_indexed_expiry(next);
+        match (listed, next) {
+            (None, Some(_)) => self.volatile_hashes += 1,
+            (Some(_), None) => self.volatile_hashes -= 1,
+            _ => {}
+        }
+        if let Some(at) = listed {
+            self.field_expires.remove(&(at, Box::from(key)));
+        }
+        if let Some(at) = next {
+            self.field_expires.insert((at, key.into()));
+        }
+    }
+
+    /// How many hashes here have fields with TTLs (INFO's `subexpiry`).
+    pub fn volatile_hashes(&self) -> usize {
+        self.volatile_hashes
+    }
+
+    /// Removes the fields of the hash at `key` whose TTL has passed, as Redis's hash commands
+    /// do before they look at a field (lazy expiry): counted, reported (`hexpired`), logged
+    /// (HDEL), and the key deleted (`del`) when no field is left. Returns how many it removed.
+    /// Costs one branch while no hash here has field TTLs.
+    #[inline]
+    pub fn expire_hash_fields(&mut self, key: &[u8], now_ms: u64) -> usize {
+        if self.field_expires.is_empty() || self.loading {
+            return 0;
+        }
+        self.expire_hash_fields_due(key, now_ms)
+    }
+
+    #[cold]
+    fn expire_hash_fields_due(&mut self, key: &[u8], now_ms: u64) -> usize {
+        match self.dict.get(key) {
+            Some(Entry { value: Value::Hash(hash), .. }) if hash.next_field_expiry().is_some_and(|at| at < now_ms) => {}
+            _ => return 0,
+        }
+        self.before_write(key);
+        let Some(Entry { value: Value::Hash(hash), .. }) = self.dict.get_mut(key) else { unreachable!("checked") };
+        let fields = hash.expire_fields(now_ms);
+        let emptied = hash.is_empty();
+        let count = fields.len();
+        self.stats.expired_fields += count as u64;
+        if self.reporting.fields_expired {
+            self.report(Report::FieldsExpired, key);
+        }
+        if LOG_EXPIRED.load(Ordering::Relaxed) {
+            self.expired_log.push(Expired::Fields(key.into(), fields));
+        }
+        if emptied {
+            if let Some(entry) = self.remove(key) {
+                self.lazy.dispose_expired(entry.value);
+            }
+            if self.reporting.emptied {
+                self.report(Report::Emptied, key);
+            }
+        } else {
+            self.reindex_hash(key);
+        }
+        count
+    }
+
+    /// The active cycle for hash fields: expires the due fields of up to `hashes_max`
+    /// hashes, earliest first; returns how many fields it removed.
+    pub fn active_expire_fields(&mut self, now_ms: u64, hashes_max: usize) -> usize {
+        let mut removed = 0;
+        if self.loading {
+            return 0;
+        }
+        for _ in 0..hashes_max {
+            let Some((at, _)) = self.field_expires.first() else { break };
+            if *at >= now_ms {
+                break;
+            }
+            let (at, key) = self.field_expires.pop_first().expect("first exists");
+            // An entry of a hash that left this key, or whose TTLs changed since, is dropped.
+            match self.dict.get_mut(&key) {
+                Some(Entry { value: Value::Hash(hash), .. }) if hash.indexed_expiry() == Some(at) => {
+                    hash.set_indexed_expiry(None);
+                    self.volatile_hashes -= 1;
+                }
+                _ => continue,
+            }
+            if self.expire_if_needed(&key, now_ms) {
+                continue;
+            }
+            removed += self.expire_hash_fields_due(&key, now_ms);
+            // Listed again under its next expiry (expire_hash_fields_due reindexes what it
+            // left; this covers a hash whose due fields were already gone).
+            self.reindex_hash(&key);
+        }
+        removed
+    }
+
+    /// Whether some hash has a field already due to expire.
+    pub fn has_expired_fields(&self, now_ms: u64) -> bool {
+        !self.loading && self.field_expires.first().is_some_and(|(at, _)| *at < now_ms)
     }
 
     /// Replaces the value of `key` keeping its TTL (KEEPTTL); inserts without TTL if absent.
-    pub fn set_keep_ttl(&mut self, key: &[u8], value: Value, now_ms: u64) {
+    pub fn set_keep_ttl(&mut self, key: &[u8], mut value: Value, now_ms: u64) {
         self.expire_if_needed(key, now_ms);
         self.before_write(key);
+        let volatile = Self::unindexed(&mut value);
         match self.dict.get_with_meta_mut(key) {
             Some((entry, meta)) => {
                 let previous = std::mem::replace(&mut entry.value, value);
                 self.access.touch(meta, now_ms);
+                Self::forget_indexed(&mut self.volatile_hashes, &previous);
                 self.lazy.dispose_overwritten(previous);
+                if volatile {
+                    self.reindex_hash(key);
+                }
             }
             None => self.set(key, value, now_ms),
         }
@@ -629,6 +793,7 @@ impl Db {
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         self.before_write(key);
         let (entry, meta) = self.dict.remove_with_meta(key)?;
+        Self::forget_indexed(&mut self.volatile_hashes, &entry.value);
         let mut expire_at_ms = None;
         if meta.has_ttl() {
             let at = self.ttl.remove(key).expect("a key with a TTL is in the TTL map");
@@ -797,6 +962,9 @@ impl Db {
             self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
+            if let Some(entry) = &entry {
+                Self::forget_indexed(&mut self.volatile_hashes, &entry.value);
+            }
             self.note_expired(&key);
             if let Some(entry) = entry {
                 self.lazy.dispose_expired(entry.value);
@@ -904,6 +1072,18 @@ impl Db {
             assert!(meta.has_ttl(), "an indexed key is flagged");
             assert_eq!(self.ttl.get(key), Some(at), "index time matches the TTL map");
         }
+        let mut listed = 0;
+        for (key, entry) in self.dict.iter() {
+            if let Value::Hash(hash) = &entry.value {
+                hash.check_invariants();
+                assert_eq!(hash.indexed_expiry(), hash.next_field_expiry(), "a hash with field TTLs is listed under the earliest");
+                if let Some(at) = hash.indexed_expiry() {
+                    assert!(self.field_expires.contains(&(at, Box::from(key))), "a listed hash is in the index");
+                    listed += 1;
+                }
+            }
+        }
+        assert_eq!(listed, self.volatile_hashes, "the count of listed hashes");
     }
 }
 
@@ -1112,13 +1292,82 @@ mod tests {
         db.check_invariants();
     }
 
+    fn hash(pairs: &[(&str, Option<u64>)]) -> Value {
+        let mut hash = crate::types::Hash::new();
+        for (field, ttl) in pairs {
+            hash.set(field.as_bytes(), b"v", &crate::types::Limits::default());
+            if let Some(at) = ttl {
+                hash.set_field_ttl(field.as_bytes(), *at);
+            }
+        }
+        Value::Hash(Box::new(hash))
+    }
+
+    fn fields(db: &mut Db, key: &str) -> Vec<String> {
+        match db.lookup_quiet(key.as_bytes(), 0).map(|e| &e.value) {
+            Some(Value::Hash(hash)) => hash.iter().map(|(f, _)| String::from_utf8(f.to_vec()).unwrap()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hash_fields_expire_lazily_and_actively_and_the_index_follows_the_hash() {
+        let mut db = Db::new();
+        db.set_reporting(Reporting { fields_expired: true, emptied: true, ..Reporting::default() });
+        set_log_expired(true);
+        db.set(b"plain", hash(&[("a", None)]), 0);
+        assert_eq!(db.volatile_hashes(), 0);
+        db.set(b"h", hash(&[("a", Some(10)), ("b", Some(20)), ("c", None)]), 0);
+        db.set(b"gone", hash(&[("x", Some(5))]), 0);
+        assert_eq!(db.volatile_hashes(), 2);
+        db.check_invariants();
+        // Lazily, at a command's lookup.
+        assert_eq!(db.expire_hash_fields(b"h", 10), 0, "10 is not past at 10");
+        assert_eq!(db.expire_hash_fields(b"h", 11), 1);
+        assert_eq!(fields(&mut db, "h"), ["b", "c"]);
+        db.check_invariants();
+        // RENAME moves the listing with the hash.
+        let detached = db.take(b"h").unwrap();
+        db.insert_detached(b"renamed", detached, 0);
+        db.check_invariants();
+        // Actively: `gone` empties and goes; `renamed` loses b; the stale entry of `h` is
+        // dropped.
+        assert!(db.has_expired_fields(21));
+        assert_eq!(db.active_expire_fields(21, 10), 2);
+        assert!(!db.has_expired_fields(21));
+        assert!(db.lookup_quiet(b"gone", 21).is_none());
+        assert_eq!(fields(&mut db, "renamed"), ["c"]);
+        assert_eq!(db.volatile_hashes(), 0);
+        assert_eq!(db.stats.expired_fields, 3);
+        let reports: Vec<_> = db.take_reports().into_iter().map(|(r, k)| (r, String::from_utf8(k.to_vec()).unwrap())).collect();
+        assert_eq!(
+            reports,
+            [
+                (Report::FieldsExpired, "h".to_owned()),
+                (Report::FieldsExpired, "gone".to_owned()),
+                (Report::Emptied, "gone".to_owned()),
+                (Report::FieldsExpired, "renamed".to_owned())
+            ]
+        );
+        let logged = db.take_expired_log();
+        assert_eq!(logged.len(), 3);
+        assert_eq!(logged[1], Expired::Fields(Box::from(&b"gone"[..]), vec![Box::from(&b"x"[..])]));
+        set_log_expired(false);
+        // Overwritten by a string: dropped from the count.
+        db.set(b"h2", hash(&[("a", Some(100))]), 0);
+        db.set(b"h2", string("s"), 0);
+        assert_eq!(db.volatile_hashes(), 0);
+        assert_eq!(db.active_expire_fields(200, 10), 0);
+        db.check_invariants();
+    }
+
     #[test]
     fn reports_expired_missed_and_new_keys_only_when_asked() {
         let mut db = Db::new();
         db.set(b"quiet", string("v"), 0);
         assert!(db.lookup_read(b"missing", 0).is_none());
         assert!(db.take_reports().is_empty(), "nothing is reported by default");
-        db.set_reporting(Reporting { expired: true, miss: true, new: true, evicted: true });
+        db.set_reporting(Reporting { expired: true, miss: true, new: true, evicted: true, ..Reporting::default() });
         db.set_with_expire(b"a", string("v"), Some(10), 0);
         db.set(b"a", string("w"), 0);
         assert!(db.lookup_read(b"missing", 0).is_none());

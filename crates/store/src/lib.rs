@@ -66,7 +66,7 @@ impl Shard {
 
     /// The keys every database expired since the last call, for the append-only log (see
     /// [`db::set_log_expired`]): (database, keys) for each database that expired any.
-    pub fn take_expired_log(&mut self) -> Vec<(usize, Vec<Box<[u8]>>)> {
+    pub fn take_expired_log(&mut self) -> Vec<(usize, Vec<db::Expired>)> {
         let mut taken = Vec::new();
         for (index, db) in self.dbs.iter_mut().enumerate() {
             if db.has_expired_log() {
@@ -107,6 +107,7 @@ impl Shard {
         let mut total = DbStats::default();
         for db in &self.dbs {
             total.expired_keys += db.stats.expired_keys;
+            total.expired_fields += db.stats.expired_fields;
             total.evicted_keys += db.stats.evicted_keys;
             total.keyspace_hits += db.stats.keyspace_hits;
             total.keyspace_misses += db.stats.keyspace_misses;

@@ -11,6 +11,9 @@
 //! This module knows nothing of commands or replies: it stores, finds, removes, iterates and
 //! samples pairs; the command family decides what a reply looks like.
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::dict::Dict;
 use crate::listpack::{Listpack, Pos};
 use crate::thin::ThinBytes;
@@ -20,12 +23,62 @@ use crate::types::Limits;
 /// every write copies it, so a huge one would stall its core.
 pub const LISTPACK_BYTES_MAX: u64 = 1 << 30;
 
-enum Repr {
+enum Encoding {
     /// Field, value, field, value ...: an even number of entries.
     Listpack(Listpack),
     /// Boxed so that a hash, which is itself boxed in a [`crate::Value`], stays as small as
     /// its listpack: most hashes are small.
     Table(Box<Dict<ThinBytes>>),
+}
+
+/// A hash's encoding, and its fields' TTLs once a command gave any field one (Redis 7.4's
+/// hash field expiration): boxed beside the encoding, so that a hash without them costs
+/// nothing more.
+enum Repr {
+    Plain(Encoding),
+    Volatile(Box<Volatile>),
+}
+
+struct Volatile {
+    encoding: Encoding,
+    ttls: FieldTtls,
+}
+
+/// The TTLs of a hash's fields.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct FieldTtls {
+    /// Field -> absolute expiry, Unix milliseconds.
+    at: HashMap<Box<[u8]>, u64>,
+    /// (expiry, field) for every field of `at`, earliest first.
+    order: BTreeSet<(u64, Box<[u8]>)>,
+    /// The expiry under which the database's index of such hashes lists this one, if it
+    /// does (see `Db`'s `field_expires`): kept by the database, not by the hash.
+    indexed: Option<u64>,
+}
+
+impl FieldTtls {
+    fn set(&mut self, field: &[u8], at_ms: u64) {
+        if let Some(old) = self.at.insert(field.into(), at_ms) {
+            self.order.remove(&(old, field.into()));
+        }
+        self.order.insert((at_ms, field.into()));
+    }
+
+    fn remove(&mut self, field: &[u8]) -> Option<u64> {
+        let old = self.at.remove(field)?;
+        self.order.remove(&(old, field.into()));
+        Some(old)
+    }
+}
+
+/// Whether any hash of this process ever had a field TTL. The log writes HINCRBYFLOAT as
+/// HSET (which Redis before 8 can replay) until then, and as HSETEX KEEPTTL after, which
+/// keeps the field's TTL at replay.
+static FIELD_TTLS_USED: AtomicBool = AtomicBool::new(false);
+
+/// See [`FIELD_TTLS_USED`].
+pub fn field_ttls_used() -> bool {
+    FIELD_TTLS_USED.load(Ordering::Relaxed)
 }
 
 /// A hash: fields and their values, both byte strings.
@@ -41,15 +94,20 @@ impl Default for Hash {
 
 impl Clone for Hash {
     fn clone(&self) -> Self {
-        let repr = match &self.repr {
-            Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
-            Repr::Table(dict) => {
+        let encoding = match self.enc() {
+            Encoding::Listpack(lp) => Encoding::Listpack(lp.clone()),
+            Encoding::Table(dict) => {
                 let mut copy = Dict::new();
                 for (field, value) in dict.iter() {
                     copy.insert_new(field, value.clone());
                 }
-                Repr::Table(Box::new(copy))
+                Encoding::Table(Box::new(copy))
             }
+        };
+        let repr = match &self.repr {
+            Repr::Plain(_) => Repr::Plain(encoding),
+            // The copy is not in any database's index yet.
+            Repr::Volatile(v) => Repr::Volatile(Box::new(Volatile { encoding, ttls: FieldTtls { indexed: None, ..v.ttls.clone() } })),
         };
         Hash { repr }
     }
@@ -58,7 +116,10 @@ impl Clone for Hash {
 /// Two hashes are equal when they hold the same pairs, whatever their encodings and orders.
 impl PartialEq for Hash {
     fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().all(|(field, value)| other.get(field) == Some(value))
+        self.len() == other.len()
+            && self.iter().all(|(field, value)| other.get(field) == Some(value))
+            && self.field_ttls().all(|(field, at)| other.field_ttl(field) == Some(at))
+            && self.field_ttls().count() == other.field_ttls().count()
     }
 }
 
@@ -103,9 +164,115 @@ fn listpack_find(lp: &Listpack, field: &[u8]) -> Option<(Pos, Pos)> {
 }
 
 impl Hash {
+    fn enc(&self) -> &Encoding {
+        match &self.repr {
+            Repr::Plain(encoding) => encoding,
+            Repr::Volatile(v) => &v.encoding,
+        }
+    }
+
+    fn enc_mut(&mut self) -> &mut Encoding {
+        match &mut self.repr {
+            Repr::Plain(encoding) => encoding,
+            Repr::Volatile(v) => &mut v.encoding,
+        }
+    }
+
+    fn ttls(&self) -> Option<&FieldTtls> {
+        match &self.repr {
+            Repr::Plain(_) => None,
+            Repr::Volatile(v) => Some(&v.ttls),
+        }
+    }
+
+    fn ttls_mut(&mut self) -> Option<&mut FieldTtls> {
+        match &mut self.repr {
+            Repr::Plain(_) => None,
+            Repr::Volatile(v) => Some(&mut v.ttls),
+        }
+    }
+
+    /// The TTLs, made room for: from here on the hash is "listpackex" while a listpack, as
+    /// Redis's becomes on its first field expiration command, even once none is left.
+    fn ttls_or_new(&mut self) -> &mut FieldTtls {
+        if let Repr::Plain(_) = self.repr {
+            FIELD_TTLS_USED.store(true, Ordering::Relaxed);
+            let Repr::Plain(encoding) = std::mem::replace(&mut self.repr, Repr::Plain(Encoding::Listpack(Listpack::new()))) else { unreachable!("checked") };
+            self.repr = Repr::Volatile(Box::new(Volatile { encoding, ttls: FieldTtls::default() }));
+        }
+        self.ttls_mut().expect("made")
+    }
+
+    // ---- Field TTLs (Redis 7.4's hash field expiration) ----------------------------------
+
+    /// `field`'s absolute expiry (Unix ms), if it has one. Says nothing of whether the field
+    /// exists: one without a TTL has none.
+    pub fn field_ttl(&self, field: &[u8]) -> Option<u64> {
+        self.ttls().and_then(|ttls| ttls.at.get(field).copied())
+    }
+
+    /// Gives existing `field` the absolute expiry `at_ms`; false when there is no such field.
+    pub fn set_field_ttl(&mut self, field: &[u8], at_ms: u64) -> bool {
+        if !self.contains(field) {
+            return false;
+        }
+        self.ttls_or_new().set(field, at_ms);
+        true
+    }
+
+    /// Removes `field`'s TTL (HPERSIST); returns whether it had one.
+    pub fn clear_field_ttl(&mut self, field: &[u8]) -> bool {
+        self.ttls_mut().is_some_and(|ttls| ttls.remove(field).is_some())
+    }
+
+    /// Whether any field has a TTL.
+    pub fn has_field_ttls(&self) -> bool {
+        self.ttls().is_some_and(|ttls| !ttls.at.is_empty())
+    }
+
+    /// The earliest field expiry, if any field has a TTL.
+    pub fn next_field_expiry(&self) -> Option<u64> {
+        self.ttls().and_then(|ttls| ttls.order.first().map(|(at, _)| *at))
+    }
+
+    /// The fields with a TTL and their expiries, earliest first.
+    pub fn field_ttls(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
+        self.ttls().into_iter().flat_map(|ttls| ttls.order.iter().map(|(at, field)| (&field[..], *at)))
+    }
+
+    /// Removes the fields whose expiry has passed at `now_ms` (an expiry before it, as
+    /// Redis's `hfieldIsExpired`); returns them, earliest first.
+    pub fn expire_fields(&mut self, now_ms: u64) -> Vec<Box<[u8]>> {
+        let mut expired = Vec::new();
+        while let Some(ttls) = self.ttls_mut() {
+            match ttls.order.first() {
+                Some((at, _)) if *at < now_ms => {
+                    let (_, field) = ttls.order.pop_first().expect("first exists");
+                    ttls.at.remove(&field);
+                    self.remove_field_only(&field);
+                    expired.push(field);
+                }
+                _ => break,
+            }
+        }
+        expired
+    }
+
+    /// The expiry under which the database's index lists this hash (see `Db`).
+    pub fn indexed_expiry(&self) -> Option<u64> {
+        self.ttls().and_then(|ttls| ttls.indexed)
+    }
+
+    /// Records the expiry under which the database's index lists this hash.
+    pub fn set_indexed_expiry(&mut self, at_ms: Option<u64>) {
+        if let Some(ttls) = self.ttls_mut() {
+            ttls.indexed = at_ms;
+        }
+    }
+
     /// An empty hash, listpack-encoded.
     pub fn new() -> Hash {
-        Hash { repr: Repr::Listpack(Listpack::new()) }
+        Hash { repr: Repr::Plain(Encoding::Listpack(Listpack::new())) }
     }
 
     /// Number of fields.
@@ -117,13 +284,13 @@ impl Hash {
             lp.push_back(field);
             lp.push_back(value);
         }
-        Hash { repr: Repr::Listpack(lp) }
+        Hash { repr: Repr::Plain(Encoding::Listpack(lp)) }
     }
 
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Listpack(lp) => lp.len() / 2,
-            Repr::Table(dict) => dict.len(),
+        match self.enc() {
+            Encoding::Listpack(lp) => lp.len() / 2,
+            Encoding::Table(dict) => dict.len(),
         }
     }
 
@@ -133,9 +300,10 @@ impl Hash {
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding_name(&self) -> &'static str {
-        match &self.repr {
-            Repr::Listpack(_) => "listpack",
-            Repr::Table(_) => "hashtable",
+        match (self.enc(), &self.repr) {
+            (Encoding::Listpack(_), Repr::Volatile(_)) => "listpackex",
+            (Encoding::Listpack(_), _) => "listpack",
+            (Encoding::Table(_), _) => "hashtable",
         }
     }
 
@@ -144,31 +312,36 @@ impl Hash {
     /// array and nodes with the values' heap bytes, sampled over the first `samples` fields
     /// (all when 0; see [`Dict::heap_bytes`]). The allocator's rounding up is not counted.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        let repr = match &self.repr {
-            Repr::Listpack(lp) => lp.allocated(),
-            Repr::Table(dict) => std::mem::size_of::<Dict<ThinBytes>>() + dict.heap_bytes(samples, ThinBytes::allocated),
+        let repr = match self.enc() {
+            Encoding::Listpack(lp) => lp.allocated(),
+            Encoding::Table(dict) => std::mem::size_of::<Dict<ThinBytes>>() + dict.heap_bytes(samples, ThinBytes::allocated),
         };
-        std::mem::size_of::<Hash>() + repr
+        // Field TTLs: the box, and per field its name twice (map and order) and the nodes.
+        let ttls = self.ttls().map_or(0, |ttls| {
+            const PER_FIELD: usize = 2 * std::mem::size_of::<(u64, Box<[u8]>)>() + 16;
+            std::mem::size_of::<Volatile>() + ttls.at.keys().map(|field| 2 * field.len() + PER_FIELD).sum::<usize>()
+        });
+        std::mem::size_of::<Hash>() + repr + ttls
     }
 
     /// Whether the hash is listpack-encoded (so it iterates in insertion order).
     pub fn is_listpack(&self) -> bool {
-        matches!(self.repr, Repr::Listpack(_))
+        matches!(self.enc(), Encoding::Listpack(_))
     }
 
     /// Warms the cache for lookups of `fields` that follow soon (a pipelined batch; see
     /// [`crate::prefetch`]). Only the hashtable form has misses worth overlapping: a
     /// listpack is one allocation.
     pub fn prefetch_fields(&self, fields: &[&[u8]]) {
-        if let Repr::Table(dict) = &self.repr {
+        if let Encoding::Table(dict) = self.enc() {
             dict.prefetch(fields, ThinBytes::prefetch);
         }
     }
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        match &self.repr {
-            Repr::Listpack(lp) => listpack_find(lp, field).map(|(_, value_pos)| lp.get_at(value_pos)),
-            Repr::Table(dict) => dict.get(field).map(ThinBytes::as_bytes),
+        match self.enc() {
+            Encoding::Listpack(lp) => listpack_find(lp, field).map(|(_, value_pos)| lp.get_at(value_pos)),
+            Encoding::Table(dict) => dict.get(field).map(ThinBytes::as_bytes),
         }
     }
 
@@ -181,7 +354,7 @@ impl Hash {
     /// listpack past [`LISTPACK_BYTES_MAX`], before they are written, as Redis's
     /// `hashTypeTryConversion` does: so HSET converts even when it only updates fields.
     pub fn convert_for<'a>(&mut self, items: impl IntoIterator<Item = &'a [u8]>, limits: &Limits) {
-        let Repr::Listpack(lp) = &self.repr else {
+        let Encoding::Listpack(lp) = self.enc() else {
             return;
         };
         let mut total = lp.bytes_len() as u64;
@@ -198,11 +371,19 @@ impl Hash {
 
     /// Sets `field` to `value`; returns true when the field is new. Converts to a hashtable
     /// first when either is too long for a listpack, and after when the hash has too many
-    /// fields.
+    /// fields. An existing field loses its TTL, as HSET's does in Redis.
     pub fn set(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> bool {
+        if let Some(ttls) = self.ttls_mut() {
+            ttls.remove(field);
+        }
+        self.set_keeping_ttl(field, value, limits)
+    }
+
+    /// [`Hash::set`], except that an existing field keeps its TTL (HINCRBY, HSETEX KEEPTTL).
+    pub fn set_keeping_ttl(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> bool {
         self.convert_for([field, value], limits);
-        match &mut self.repr {
-            Repr::Listpack(lp) => {
+        match self.enc_mut() {
+            Encoding::Listpack(lp) => {
                 let new = match listpack_find(lp, field) {
                     Some((_, value_pos)) => {
                         lp.replace_at(value_pos, value);
@@ -219,7 +400,7 @@ impl Hash {
                 }
                 new
             }
-            Repr::Table(dict) => match dict.get_mut(field) {
+            Encoding::Table(dict) => match dict.get_mut(field) {
                 Some(slot) => {
                     *slot = ThinBytes::new(value);
                     false
@@ -234,15 +415,26 @@ impl Hash {
 
     /// Removes `field`; returns whether it was there.
     pub fn remove(&mut self, field: &[u8]) -> bool {
-        match &mut self.repr {
-            Repr::Listpack(lp) => match listpack_find(lp, field) {
+        let removed = self.remove_field_only(field);
+        if removed {
+            if let Some(ttls) = self.ttls_mut() {
+                ttls.remove(field);
+            }
+        }
+        removed
+    }
+
+    /// Removes `field` from the encoding, leaving the TTLs alone.
+    fn remove_field_only(&mut self, field: &[u8]) -> bool {
+        match self.enc_mut() {
+            Encoding::Listpack(lp) => match listpack_find(lp, field) {
                 Some((field_pos, _)) => {
                     lp.remove_range_at(field_pos, 2);
                     true
                 }
                 None => false,
             },
-            Repr::Table(dict) => dict.remove(field).is_some(),
+            Encoding::Table(dict) => dict.remove(field).is_some(),
         }
     }
 
@@ -252,11 +444,11 @@ impl Hash {
     pub fn table_with_capacity(fields: usize) -> Hash {
         let mut dict = Dict::new();
         dict.reserve(fields);
-        Hash { repr: Repr::Table(Box::new(dict)) }
+        Hash { repr: Repr::Plain(Encoding::Table(Box::new(dict))) }
     }
 
     fn convert_to_table(&mut self) {
-        let Repr::Listpack(lp) = &self.repr else {
+        let Encoding::Listpack(lp) = self.enc() else {
             return;
         };
         let mut dict = Dict::new();
@@ -264,24 +456,24 @@ impl Hash {
         while let (Some(field), Some(value)) = (entries.next(), entries.next()) {
             dict.insert_new(field, ThinBytes::new(value));
         }
-        self.repr = Repr::Table(Box::new(dict));
+        *self.enc_mut() = Encoding::Table(Box::new(dict));
     }
 
     /// The (field, value) pairs: insertion order for a listpack, table order otherwise.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.enc() {
+            Encoding::Listpack(lp) => {
                 let mut entries = lp.iter();
                 Pairs::Listpack(std::iter::from_fn(move || Some((entries.next()?, entries.next()?))))
             }
-            Repr::Table(dict) => Pairs::Table(dict.iter().map(|(field, value)| (field, value.as_bytes()))),
+            Encoding::Table(dict) => Pairs::Table(dict.iter().map(|(field, value)| (field, value.as_bytes()))),
         }
     }
 
     /// One pair chosen at random, None when empty.
     pub fn random_pair(&self, rng: &mut impl rand::Rng) -> Option<(&[u8], &[u8])> {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.enc() {
+            Encoding::Listpack(lp) => {
                 if lp.is_empty() {
                     return None;
                 }
@@ -290,7 +482,7 @@ impl Hash {
                 let value_pos = lp.next(field_pos).expect("a field is followed by its value");
                 Some((lp.get_at(field_pos), lp.get_at(value_pos)))
             }
-            Repr::Table(dict) => dict.random_entry(rng).map(|(field, value)| (field, value.as_bytes())),
+            Encoding::Table(dict) => dict.random_entry(rng).map(|(field, value)| (field, value.as_bytes())),
         }
     }
 
@@ -300,8 +492,8 @@ impl Hash {
         if self.is_empty() {
             return;
         }
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.enc() {
+            Encoding::Listpack(lp) => {
                 // Walking a listpack to an index is linear; locate every field once instead.
                 let fields: Vec<Pos> = std::iter::successors(lp.first(), |&pos| lp.next(pos).and_then(|value| lp.next(value))).collect();
                 for _ in 0..count {
@@ -310,7 +502,7 @@ impl Hash {
                     visit(lp.get_at(field_pos), lp.get_at(value_pos));
                 }
             }
-            Repr::Table(dict) => {
+            Encoding::Table(dict) => {
                 for _ in 0..count {
                     let (field, value) = dict.random_entry(rng).expect("not empty");
                     visit(field, value.as_bytes());
@@ -345,27 +537,34 @@ impl Hash {
     /// One step of HSCAN from `cursor`: a listpack visits every pair and returns 0, as Redis
     /// does; a hashtable visits one bucket and returns the next cursor (0 when done).
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &[u8])) -> u64 {
-        match &self.repr {
-            Repr::Listpack(_) => {
+        match self.enc() {
+            Encoding::Listpack(_) => {
                 self.iter().for_each(|(field, value)| visit(field, value));
                 0
             }
-            Repr::Table(dict) => dict.scan_step(cursor, |field, value| visit(field, value.as_bytes())),
+            Encoding::Table(dict) => dict.scan_step(cursor, |field, value| visit(field, value.as_bytes())),
         }
     }
 
     /// Asserts the invariants: a listpack holds whole pairs without repeated fields; a table
     /// is consistent.
     pub fn check_invariants(&self) {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.enc() {
+            Encoding::Listpack(lp) => {
                 assert_eq!(lp.len() % 2, 0, "a listpack holds whole pairs");
                 let mut fields = std::collections::HashSet::new();
                 for (field, _) in self.iter() {
                     assert!(fields.insert(field), "a field appears once");
                 }
             }
-            Repr::Table(dict) => dict.check_invariants(),
+            Encoding::Table(dict) => dict.check_invariants(),
+        }
+        if let Some(ttls) = self.ttls() {
+            assert_eq!(ttls.at.len(), ttls.order.len(), "every TTL is in the order once");
+            for (at, field) in &ttls.order {
+                assert_eq!(ttls.at.get(field), Some(at), "the order agrees with the map");
+                assert!(self.contains(field), "a TTL belongs to a field that exists");
+            }
         }
     }
 }
@@ -404,6 +603,50 @@ mod tests {
         assert_eq!(pairs, vec![(&b"b"[..], &b"3"[..]), (&b"a"[..], &b"2"[..])]);
         assert_eq!(h.encoding_name(), "listpack");
         h.check_invariants();
+    }
+
+    #[test]
+    fn field_ttls_follow_the_fields_they_belong_to() {
+        let limits = limits(4, 64);
+        let mut h = Hash::new();
+        for field in [&b"a"[..], b"b", b"c"] {
+            h.set(field, b"v", &limits);
+        }
+        assert!(!h.set_field_ttl(b"missing", 10), "only an existing field gets a TTL");
+        assert_eq!(h.encoding_name(), "listpack");
+        assert!(h.set_field_ttl(b"a", 30) && h.set_field_ttl(b"b", 10) && h.set_field_ttl(b"c", 20));
+        assert_eq!(h.encoding_name(), "listpackex");
+        assert_eq!(h.next_field_expiry(), Some(10));
+        assert!(!h.set_keeping_ttl(b"b", b"w", &limits));
+        assert_eq!(h.field_ttl(b"b"), Some(10), "HINCRBY keeps the TTL");
+        assert!(!h.set(b"b", b"x", &limits));
+        assert_eq!(h.field_ttl(b"b"), None, "HSET drops it");
+        assert!(h.remove(b"c"));
+        assert_eq!(h.field_ttls().collect::<Vec<_>>(), vec![(&b"a"[..], 30)]);
+        h.set(b"c", b"v", &limits);
+        assert_eq!(h.field_ttl(b"c"), None, "a field set again after HDEL has no TTL");
+        // A hashtable keeps them.
+        h.set(b"d", b"v", &limits);
+        h.set(b"e", b"v", &limits);
+        assert_eq!(h.encoding_name(), "hashtable");
+        assert_eq!(h.field_ttl(b"a"), Some(30));
+        let copy = h.clone();
+        assert_eq!(copy, h);
+        assert!(h.set_field_ttl(b"d", 5));
+        assert_ne!(copy, h, "TTLs count in equality");
+        assert_eq!(h.expire_fields(30), vec![Box::from(&b"d"[..])], "30 is not before 30");
+        assert_eq!(h.expire_fields(31), vec![Box::from(&b"a"[..])]);
+        assert!(!h.contains(b"a") && !h.has_field_ttls());
+        assert!(!h.clear_field_ttl(b"a"));
+        h.check_invariants();
+        // HPERSIST: the listpack stays listpackex, as Redis's.
+        let mut small = Hash::new();
+        small.set(b"f", b"v", &limits);
+        small.set_field_ttl(b"f", 7);
+        assert!(small.clear_field_ttl(b"f"));
+        assert!(!small.has_field_ttls());
+        assert_eq!(small.encoding_name(), "listpackex");
+        small.check_invariants();
     }
 
     #[test]
