@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use shoal_testkit::{need, Server};
+use shoal_testkit::{need, Raw, Server};
 use shoal_tests::{connect, Tmpfs, THREADS};
 
 const ALWAYS: &[&str] = &["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
@@ -761,6 +761,55 @@ fn writes_after_an_expiry_survive_a_restart_under_always() {
     for key in keys {
         let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut con).unwrap();
         assert_eq!(ttl, -1, "{key} was written without a TTL after it expired");
+    }
+    drop(server);
+    // Many transactions over two cores at once (EXEC, MSETNX, scripts), each finding its keys
+    // expired: the DELs must reach the file before each transaction's body, whichever
+    // core's barrier the merge meets first.
+    let server = Server::start_in(&dir, THREADS, &[ALWAYS, &["--hz", "1"][..]].concat());
+    let pairs: Vec<(String, String)> = (0..40).map(|i| keys_on_two_cores(&format!("many{i}:"))).collect();
+    let mut raw = server.raw();
+    for (a, b) in &pairs {
+        raw.send(&[Raw::encode(&["SET", a, "10", "PX", "300"]), Raw::encode(&["SET", b, "10", "PX", "300"])].concat());
+    }
+    for _ in 0..2 * pairs.len() {
+        assert_eq!(raw.read_reply().unwrap(), "+OK\r\n");
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    let clients: Vec<_> = pairs
+        .chunks(10)
+        .map(|chunk| {
+            let (chunk, port_server) = (chunk.to_vec(), server.client());
+            std::thread::spawn(move || {
+                let mut con = port_server;
+                for (i, (a, b)) in chunk.iter().enumerate() {
+                    match i % 3 {
+                        0 => {
+                            let replies: Vec<i64> = redis::pipe().atomic().incr(a, 1).incr(b, 1).query(&mut con).unwrap();
+                            assert_eq!(replies, [1, 1]);
+                        }
+                        1 => {
+                            let set: bool = redis::cmd("MSETNX").arg(a).arg("1").arg(b).arg("1").query(&mut con).unwrap();
+                            assert!(set, "MSETNX finds both expired");
+                        }
+                        _ => {
+                            let script = "return redis.call('INCR', KEYS[1]) + redis.call('INCR', KEYS[2])";
+                            let sum: i64 = redis::cmd("EVAL").arg(script).arg(2).arg(a).arg(b).query(&mut con).unwrap();
+                            assert_eq!(sum, 2);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    clients.into_iter().for_each(|c| c.join().unwrap());
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = server.client();
+    for (a, b) in &pairs {
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(a).arg(b).query(&mut con).unwrap();
+        assert_eq!(values, [Some("1".to_owned()), Some("1".to_owned())], "{a} {b}");
     }
     drop(server);
     check_aof(&dir);

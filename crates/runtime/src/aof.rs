@@ -95,6 +95,9 @@ pub struct Log {
     always: AtomicBool,
     streams: OnceLock<Box<[Stream]>>,
     bodies: Mutex<Option<HashMap<TxId, Body>>>,
+    /// Per logged transaction, the DELs (with their SELECTs) of keys its hops found expired:
+    /// written right before its body (see [`Log::add_prefix`]).
+    prefixes: Mutex<Option<HashMap<TxId, Vec<u8>>>>,
     /// Under `always`: transactions whose body is durable, until their coordinator looks.
     durable_txs: Mutex<Option<HashSet<TxId>>>,
     /// The writer found nothing to do and waits: the next append must ring it.
@@ -108,6 +111,7 @@ pub static LOG: Log = Log {
     always: AtomicBool::new(false),
     streams: OnceLock::new(),
     bodies: Mutex::new(None),
+    prefixes: Mutex::new(None),
     durable_txs: Mutex::new(None),
     writer_idle: AtomicBool::new(false),
     timestamps: AtomicBool::new(false),
@@ -187,6 +191,27 @@ impl Log {
         }
         stream.appended.fetch_add(added, Ordering::Release);
         self.writer_idle.load(Ordering::Acquire) && self.writer_idle.swap(false, Ordering::AcqRel)
+    }
+
+    /// Logs `records` (see [`expired_records`]), from a hop of logged transaction `tx`, right
+    /// before its body. In the hop's own stream they would fall between the transaction's
+    /// grant and barrier there, which the merge takes for records that do not conflict with
+    /// it and may write after the body (when another participant's barrier comes first); a
+    /// DEL of a key the transaction then wrote must come before. All the hops of a
+    /// transaction run at one time, so a key one of them found expired was expired for all:
+    /// before the whole body is right.
+    pub(crate) fn add_prefix(&self, tx: TxId, records: Vec<Record>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut prefixes = self.prefixes.lock().expect("not poisoned");
+        let prefix = prefixes.get_or_insert_with(HashMap::new).entry(tx).or_default();
+        for record in records {
+            if let Record::Cmds { db, bytes } = record {
+                encode_select(db, prefix);
+                prefix.extend_from_slice(&bytes);
+            }
+        }
     }
 
     pub(crate) fn add_body(&self, tx: TxId, body: Body) {
@@ -337,6 +362,14 @@ impl Merger {
                                     break;
                                 }
                                 let body = bodies.remove(&tx).expect("checked");
+                                let prefix = LOG.prefixes.lock().expect("not poisoned").as_mut().and_then(|prefixes| prefixes.remove(&tx));
+                                if let Some(prefix) = prefix {
+                                    let second = body.participants.iter().map(|&p| self.stream_s[p]).max().unwrap_or(0);
+                                    stamp(&mut self.written_s, second, out);
+                                    out.extend_from_slice(&prefix);
+                                    // It selected its own databases.
+                                    self.db = None;
+                                }
                                 if !body.bytes.is_empty() {
                                     let second = body.participants.iter().map(|&p| self.stream_s[p]).max().unwrap_or(0);
                                     stamp(&mut self.written_s, second, out);
@@ -488,13 +521,10 @@ impl Core {
         }
     }
 
-    /// Appends `records` (see [`expired_records`]) to shard `shard`'s stream: this core's, or
-    /// that of a core a script here holds parked.
-    pub(crate) fn aof_append_to(self: &Rc<Self>, shard: usize, records: Vec<Record>) {
+    /// Appends `records` (see [`expired_records`]) to this core's stream.
+    pub(crate) fn aof_append_all(self: &Rc<Self>, records: Vec<Record>) {
         for record in records {
-            if LOG.append(shard, record) {
-                self.ring_aof_writer();
-            }
+            self.aof_append(record);
         }
     }
 

@@ -149,7 +149,7 @@ pub enum Msg {
     /// [`Msg::Release`] with `wrote`), which saves that message, unless keyspace events are
     /// on here (the coordinator publishes a transaction's events before its locks go). The
     /// reply says whether it released.
-    Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)>, now: u64 },
+    Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)>, now: u64, tx: Option<TxId> },
     /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
     /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
     /// neither fail other clients' WATCH nor wake blocked clients.
@@ -574,11 +574,11 @@ impl Core {
                 self.release_local(tx, signal && changed);
                 self.reply(from, req, Payload::Hop(result, events, true));
             }
-            Msg::Hop { req, db, proto, op, release, now } => {
+            Msg::Hop { req, db, proto, op, release, now, tx } => {
                 // Notifications off here: the hop raises no event, so nothing needs the locks
                 // until the coordinator has published.
                 let release = release.filter(|_| self.settings.borrow().notify_keyspace_events == 0);
-                let (result, events) = self.run_hop(db, proto, op, now);
+                let (result, events) = self.run_hop(db, proto, op, now, tx);
                 if let Some((tx, wrote)) = release {
                     self.release_local(tx, wrote);
                 }
@@ -646,7 +646,7 @@ impl Core {
         drop(ctx);
         drop((stats, shard, settings));
         self.publish_key_events(events);
-        self.aof_append_to(self.id, expired);
+        self.aof_append_all(expired);
         if !logged.is_empty() {
             if atomic && logged_count > 1 {
                 logged = crate::aof::wrap_multi(logged);
@@ -826,7 +826,7 @@ impl Core {
             };
             let (served, events, expired) = served;
             self.publish_key_events(events);
-            self.aof_append_to(self.id, expired);
+            self.aof_append_all(expired);
             match served {
                 Served::NotReady => continue,
                 Served::Gone => self.blocking.borrow_mut().remove(db, key, &waiter),
@@ -911,7 +911,7 @@ impl Core {
             let sets = self.key_lock_sets(db, spec, &args, &shards, Mode::Exclusive);
             let tx = self.new_logged_tx();
             self.acquire_all(tx, sets.clone()).await;
-            let coordinator = TxCoordinator::new(self.clone(), db, proto);
+            let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
             let started = Stopwatch::start();
             let attempt = (ops.attempt)(&coordinator, args.clone()).await;
             let (events, sources) = coordinator.take_events(spec, &args);
@@ -1033,14 +1033,15 @@ impl Core {
     /// [`Core::run_hop`], and whether it changed anything (the change counter moved).
     pub(crate) fn run_hop_counting(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp) -> (Hopped, bool) {
         let before = self.with_shard(|shard| changes(shard));
-        let hopped = self.run_hop(db, proto, op, now_ms());
+        let hopped = self.run_hop(db, proto, op, now_ms(), None);
         (hopped, self.with_shard(|shard| changes(shard)) != before)
     }
 
     /// Runs a hop at time `now`: the transaction's, the same for all its hops (as Redis fixes
     /// the time of an EXEC or a script), so that a key expired for one hop is expired for
-    /// all, and the DELs logged for the keys it expires are right before the whole body.
-    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp, now: u64) -> Hopped {
+    /// all. The DELs of the keys it expires go before the body of `tx` when that is a logged
+    /// transaction (see [`crate::aof::Log::add_prefix`]), else in this core's stream.
+    pub(crate) fn run_hop(self: &Rc<Self>, db: usize, proto: Protocol, op: HopOp, now: u64, tx: Option<TxId>) -> Hopped {
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut ctx = Ctx::new(&mut shard, db, now, proto, &settings);
@@ -1049,7 +1050,10 @@ impl Core {
         let expired = crate::aof::expired_records(ctx.shard);
         drop(ctx);
         drop((shard, settings));
-        self.aof_append_to(self.id, expired);
+        match tx {
+            Some(tx) if crate::aof::is_logged(tx) => crate::aof::LOG.add_prefix(tx, expired),
+            _ => self.aof_append_all(expired),
+        }
         (result, events)
     }
 
@@ -1369,7 +1373,7 @@ impl Core {
         };
         let tx = if spec.is_write() { self.new_logged_tx() } else { self.new_tx() };
         self.acquire_all(tx, sets.clone()).await;
-        let coordinator = TxCoordinator::new(self.clone(), db, proto);
+        let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
         let started = Stopwatch::start();
         let now = coordinator.now_ms();
         let logged = crate::aof::is_logged(tx);
@@ -1567,12 +1571,21 @@ pub(crate) struct TxCoordinator {
     events: RefCell<Vec<(usize, Vec<KeyEvent>)>>,
     /// The time every hop runs at (see [`Core::run_hop`]).
     now_ms: u64,
+    /// The transaction the hops belong to, when it is logged (see [`Core::run_hop`]).
+    tx: Option<TxId>,
 }
 
 impl TxCoordinator {
     /// A coordinator whose hops run at the time of its creation.
     pub(crate) fn new(core: Rc<Core>, db: usize, proto: Protocol) -> TxCoordinator {
-        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()), now_ms: now_ms() }
+        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()), now_ms: now_ms(), tx: None }
+    }
+
+    /// Hops of transaction `tx`: the DELs of keys they expire go before its body when it is
+    /// logged.
+    pub(crate) fn of(mut self, tx: TxId) -> TxCoordinator {
+        self.tx = Some(tx);
+        self
     }
 
     /// Runs the hops at `now_ms` instead: an EXEC's time, for every step of it.
@@ -1601,12 +1614,12 @@ impl TxCoordinator {
                 waits.push(None);
             } else {
                 let (db, proto) = (self.db, self.proto);
-                let now = self.now_ms;
-                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release, now })));
+                let (now, tx) = (self.now_ms, self.tx);
+                waits.push(Some(self.core.request(shard, |req| Msg::Hop { req, db, proto, op, release, now, tx })));
             }
         }
         for (index, op) in locals {
-            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op, self.now_ms), false));
+            results[index].1 = Some((self.core.run_hop(self.db, self.proto, op, self.now_ms, self.tx), false));
         }
         for (index, wait) in waits.into_iter().enumerate() {
             if let Some(rx) = wait {

@@ -36,7 +36,7 @@ pub fn active_expire_cycle(core: &Rc<Core>, budget: Duration) -> usize {
         // With whatever expired lazily since the last command that logged (a read by DEBUG).
         crate::aof::expired_records(shard)
     });
-    core.aof_append_to(core.id, expired);
+    core.aof_append_all(expired);
     if reclaimed > 0 {
         core.publish_store_reports();
     }

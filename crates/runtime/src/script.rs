@@ -123,6 +123,24 @@ impl ScriptLog {
         self.count += 1;
     }
 
+    /// Adds DELs of keys a call found expired (see `aof::expired_records`), where the call
+    /// ran: before its own write, after the script's earlier ones.
+    fn push_expired(&mut self, records: Vec<crate::aof::Record>) {
+        for record in records {
+            if let crate::aof::Record::Cmds { db, bytes } = record {
+                if self.first_db.is_none() {
+                    self.first_db = Some(db);
+                } else if self.db != Some(db) {
+                    crate::aof::encode_select(db, &mut self.bytes);
+                }
+                self.db = Some(db);
+                self.bytes.extend_from_slice(&bytes);
+                // At least one command; more only make a MULTI/EXEC of what is one anyway.
+                self.count += 1;
+            }
+        }
+    }
+
     /// The bytes to log (in MULTI/EXEC when several commands) and their database.
     fn finish(self) -> Option<(usize, Vec<u8>)> {
         let db = self.first_db?;
@@ -175,7 +193,6 @@ impl ScriptAccess<'_> {
     /// Runs `f` with shard `shard`'s context; returns the events it raised, unpublished.
     fn with_ctx_raising<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> (R, Vec<KeyEvent>) {
         assert!(self.holds(shard), "the script holds core {shard}");
-        let shard_index = shard;
         let cell: &RefCell<Shard> = match self.lent.get(shard) {
             // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
             Some(Some(lent)) => unsafe { &*lent.0 },
@@ -190,8 +207,10 @@ impl ScriptAccess<'_> {
         let expired = crate::aof::expired_records(ctx.shard);
         drop(ctx);
         drop((shard, settings));
-        // In the stream of the core whose keys expired, before the script's writes.
-        self.core.aof_append_to(shard_index, expired);
+        // In the script's own log, where they happened: that log is the script's record in
+        // this core's stream, or the body of its transaction or of its EXEC, so the DELs
+        // come before the writes that followed them wherever it goes.
+        self.log.borrow_mut().push_expired(expired);
         (result, events)
     }
 

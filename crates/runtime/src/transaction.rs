@@ -298,7 +298,7 @@ impl Core {
             hold.release(false);
             return Some(None);
         };
-        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client), crate::core::now_ms());
+        let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client), crate::core::now_ms(), None);
         let here_timed = timed_of(result).expect("no check here");
         hold.release(false);
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
@@ -337,7 +337,7 @@ impl Transaction {
     /// transaction's locks and returns its reply; single-core commands go through
     /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
-        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms);
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms).of(self.tx);
         let started = Stopwatch::start();
         let kept = if self.core.settings.borrow().notify_keyspace_events != 0 || self.core.slowlog.on() { args.clone() } else { Vec::new() };
         let reply = match (route, spec.handler) {
@@ -395,7 +395,7 @@ impl Transaction {
                 (shard, batch_op(batch, None, self.client))
             })
             .collect();
-        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms);
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms).of(self.tx);
         let release = (last && !self.ended && !crate::aof::is_logged(self.tx)).then_some((self.tx, self.wrote));
         let results = coordinator.hop_releasing(ops, release).await;
         // The cores that released are done with this transaction.
