@@ -917,6 +917,9 @@ fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
                 "hgetdel",
                 "hgetex",
                 "hsetex",
+                // Set cardinalities (8.10).
+                "sunioncard",
+                "sdiffcard",
             ]
             .contains(&name.as_str());
             if !newer && !theirs.contains(name) {

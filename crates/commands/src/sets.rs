@@ -144,6 +144,30 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "sunioncard",
+        arity: -3,
+        flags: READONLY,
+        keys: KeySpec::NONE,
+        summary: "Returns the number of members of the union of multiple sets.",
+        since: "8.10.0",
+        complexity: "O(N) where N is the total number of elements in all given sets.",
+        handler: Handler::Keys { local: sunioncard, multi: Some(sunioncard_multi) },
+        movable_keys: Some(sintercard_keys),
+        ..BASE
+    },
+    CommandSpec {
+        name: "sdiffcard",
+        arity: -3,
+        flags: READONLY,
+        keys: KeySpec::NONE,
+        summary: "Returns the number of members of the difference between the first set and all successive sets.",
+        since: "8.10.0",
+        complexity: "O(N) where N is the total number of elements in all given sets.",
+        handler: Handler::Keys { local: sdiffcard, multi: Some(sdiffcard_multi) },
+        movable_keys: Some(sintercard_keys),
+        ..BASE
+    },
+    CommandSpec {
         name: "sinterstore",
         arity: -3,
         flags: WRITE | DENYOOM,
@@ -622,8 +646,10 @@ impl Request {
         Request { algebra, keys: args[2..].to_vec(), output: Output::Store(args[1].clone()) }
     }
 
-    /// SINTERCARD numkeys key [key ...] [LIMIT limit]
-    fn card(args: &[Bytes]) -> Result<Request, Frame> {
+    /// SINTERCARD numkeys key [key ...] [LIMIT limit], and Redis 8.10's SUNIONCARD (which also
+    /// takes APPROX: the count here is exact, which an approximation may be) and SDIFFCARD,
+    /// parsed alike.
+    fn card(algebra: Algebra, args: &[Bytes]) -> Result<Request, Frame> {
         let numkeys = args::parse_i64(&args[1]).ok().filter(|&n| n >= 1).ok_or_else(|| errors::error(NUMKEYS_NOT_POSITIVE))?;
         if numkeys > (args.len() - 2) as i64 {
             return Err(errors::error(NUMKEYS_TOO_MANY));
@@ -635,11 +661,13 @@ impl Request {
             if is(&args[i], "limit") && i + 1 < args.len() {
                 limit = args::parse_i64(&args[i + 1]).ok().filter(|&l| l >= 0).ok_or_else(|| errors::error(LIMIT_NEGATIVE))? as u64;
                 i += 2;
+            } else if algebra == Algebra::Union && is(&args[i], "approx") {
+                i += 1;
             } else {
                 return Err(errors::syntax());
             }
         }
-        Ok(Request { algebra: Algebra::Inter, keys: args[2..keys_end].to_vec(), output: Output::Card { limit } })
+        Ok(Request { algebra, keys: args[2..keys_end].to_vec(), output: Output::Card { limit } })
     }
 }
 
@@ -689,7 +717,8 @@ fn compute(request: &Request, sets: &[Option<&Set>], limits: &Limits) -> Compute
             };
             match output {
                 Output::Store(_) => Computed::Store(result),
-                _ => Computed::Members(result.to_bytes_vec()),
+                Output::Card { limit } => Computed::Card(if *limit == 0 { result.len() } else { result.len().min(*limit as usize) }),
+                Output::Members => Computed::Members(result.to_bytes_vec()),
             }
         }
     }
@@ -846,22 +875,50 @@ fn sinter_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFutu
     async move { reply_of(algebra_across_cores(coordinator, Request::plain(Algebra::Inter, &args)).await) }.boxed_local()
 }
 
-/// SINTERCARD numkeys key [key ...] [LIMIT limit]
-fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
-    match Request::card(args) {
+/// SINTERCARD, SUNIONCARD or SDIFFCARD on one core.
+fn card_command(ctx: &mut Ctx, algebra: Algebra, args: &[Bytes]) -> Frame {
+    match Request::card(algebra, args) {
         Ok(request) => reply_of(op_algebra(ctx, &request)),
         Err(e) => e,
     }
 }
 
-fn sintercard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+/// SINTERCARD, SUNIONCARD or SDIFFCARD over several cores.
+fn card_command_multi(coordinator: &dyn Coordinator, algebra: Algebra, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move {
-        match Request::card(&args) {
+        match Request::card(algebra, &args) {
             Ok(request) => reply_of(algebra_across_cores(coordinator, request).await),
             Err(e) => e,
         }
     }
     .boxed_local()
+}
+
+/// SINTERCARD numkeys key [key ...] [LIMIT limit]
+fn sintercard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    card_command(ctx, Algebra::Inter, args)
+}
+
+fn sintercard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    card_command_multi(coordinator, Algebra::Inter, args)
+}
+
+/// SUNIONCARD numkeys key [key ...] [APPROX] [LIMIT limit] (Redis 8.10)
+fn sunioncard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    card_command(ctx, Algebra::Union, args)
+}
+
+fn sunioncard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    card_command_multi(coordinator, Algebra::Union, args)
+}
+
+/// SDIFFCARD numkeys key [key ...] [LIMIT limit] (Redis 8.10)
+fn sdiffcard(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    card_command(ctx, Algebra::Diff, args)
+}
+
+fn sdiffcard_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    card_command_multi(coordinator, Algebra::Diff, args)
 }
 
 /// SINTERSTORE destination key [key ...]
@@ -1158,6 +1215,49 @@ mod tests {
                 int(2),
                 int(3),
                 int(0),
+            ],
+        );
+    }
+
+    #[test]
+    fn sunioncard_and_sdiffcard_count_what_sunion_and_sdiff_would_return() {
+        // On one core ({t}) and over several (a, b, c spread over the harness's cores).
+        for (a, b, c) in [("{t}a", "{t}b", "{t}c"), ("a", "b", "c")] {
+            check(
+                &[
+                    &["SADD", a, "1", "2", "3", "x"],
+                    &["SADD", b, "1", "2", "3", "y"],
+                    &["SADD", c, "x", "z"],
+                    &["SUNIONCARD", "3", a, b, c],
+                    &["SUNIONCARD", "3", a, b, c, "LIMIT", "4"],
+                    &["SUNIONCARD", "3", a, b, c, "APPROX", "LIMIT", "0"],
+                    &["SUNIONCARD", "2", a, "nokey"],
+                    &["SDIFFCARD", "3", a, b, c],
+                    &["SDIFFCARD", "1", a, "limit", "2"],
+                    &["SDIFFCARD", "2", "nokey", a],
+                    &["SDIFFCARD", "2", a, a],
+                ],
+                &[int(4), int(4), int(2), int(6), int(4), int(6), int(4), int(0), int(2), int(0), int(0)],
+            );
+        }
+        check(
+            &[
+                &["SET", "str", "x"],
+                &["SUNIONCARD", "0", "str"],
+                &["SUNIONCARD", "2", "str"],
+                &["SUNIONCARD", "1", "str", "LIMIT", "-1"],
+                &["SDIFFCARD", "1", "str", "APPROX"],
+                &["SUNIONCARD", "1", "str"],
+                &["SDIFFCARD", "1", "str"],
+            ],
+            &[
+                ok(),
+                err("ERR numkeys should be greater than 0"),
+                err("ERR Number of keys can't be greater than number of args"),
+                err("ERR LIMIT can't be negative"),
+                err(SYNTAX),
+                err(WRONGTYPE),
+                err(WRONGTYPE),
             ],
         );
     }
