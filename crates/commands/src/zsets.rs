@@ -1300,6 +1300,20 @@ enum Aggregate {
     Sum,
     Min,
     Max,
+    /// Redis 8.8: the input scores are ignored; each input counts its weight (1 by default)
+    /// for every member it holds, summed.
+    Count,
+}
+
+impl Aggregate {
+    /// The score a member of an input brings before its weight: its own, or 1 for COUNT.
+    fn input_score(self, score: f64) -> f64 {
+        if self == Aggregate::Count {
+            1.0
+        } else {
+            score
+        }
+    }
 }
 
 /// One input of a set operation, read on its core.
@@ -1373,6 +1387,8 @@ fn parse_setop(args: &[Bytes], numkeys_at: usize, op: SetOp, store: bool, cardin
                     Aggregate::Min
                 } else if is(value, "max") {
                     Aggregate::Max
+                } else if is(value, "count") {
+                    Aggregate::Count
                 } else {
                     return Err(errors::syntax());
                 };
@@ -1395,7 +1411,7 @@ fn parse_setop(args: &[Bytes], numkeys_at: usize, op: SetOp, store: bool, cardin
 
 fn aggregate(target: &mut f64, value: f64, how: Aggregate) {
     match how {
-        Aggregate::Sum => {
+        Aggregate::Sum | Aggregate::Count => {
             *target += value;
             if target.is_nan() {
                 *target = 0.0;
@@ -1432,7 +1448,7 @@ fn compute(op: SetOp, request: &SetOpRequest, sources: Vec<Source>) -> Items {
             let mut result: HashMap<Bytes, f64> = HashMap::new();
             for (items, weight) in inputs {
                 for (member, score) in items {
-                    let mut value = weight * score;
+                    let mut value = weight * request.aggregate.input_score(score);
                     if value.is_nan() {
                         value = 0.0;
                     }
@@ -1454,13 +1470,13 @@ fn compute(op: SetOp, request: &SetOpRequest, sources: Vec<Source>) -> Items {
             let maps: Vec<HashMap<&[u8], f64>> = inputs[1..].iter().map(|(items, _)| items.iter().map(|(m, s)| (m.as_ref(), *s)).collect()).collect();
             let mut result = Vec::new();
             'members: for (member, score) in &inputs[0].0 {
-                let mut value = inputs[0].1 * score;
+                let mut value = inputs[0].1 * request.aggregate.input_score(*score);
                 if value.is_nan() {
                     value = 0.0;
                 }
                 for (map, (_, weight)) in maps.iter().zip(&inputs[1..]) {
                     match map.get(member.as_ref()) {
-                        Some(s) => aggregate(&mut value, s * weight, request.aggregate),
+                        Some(s) => aggregate(&mut value, request.aggregate.input_score(*s) * weight, request.aggregate),
                         None => continue 'members,
                     }
                 }

@@ -327,3 +327,40 @@ fn a_big_set_scans_whole_through_its_cursor() {
     assert_eq!(harness.run(&["ZRANK", "z", "m150"]), int(150));
     assert_eq!(harness.run(&["ZRANGE", "z", "100", "101"]), strings(&["m100", "m101"]));
 }
+
+/// Redis 8.8's AGGREGATE COUNT: the input scores are ignored, each input counts its weight
+/// for every member it holds (plain sets too), on one core and across cores.
+#[test]
+fn aggregate_count_counts_the_inputs_that_hold_each_member() {
+    let [a, b, c] = keys_on_three_cores();
+    check(
+        &[
+            &["ZADD", &a, "1", "foo", "1", "bar"],
+            &["ZADD", &b, "2", "foo", "2", "bar"],
+            &["SADD", &c, "foo"],
+            &["ZUNION", "3", &a, &b, &c, "AGGREGATE", "COUNT", "WITHSCORES"],
+            &["ZUNION", "3", &a, &b, &c, "WEIGHTS", "1", "10", "100", "AGGREGATE", "count", "WITHSCORES"],
+            &["ZINTER", "3", &a, &b, &c, "AGGREGATE", "COUNT", "WITHSCORES"],
+            &["ZUNIONSTORE", "{o}out", "2", "{o}x", "{o}y", "AGGREGATE", "COUNT"],
+            &["ZADD", "{o}x", "5", "m", "7", "n"],
+            &["ZADD", "{o}y", "9", "m"],
+            &["ZINTERSTORE", "{o}out", "2", "{o}x", "{o}y", "WEIGHTS", "2", "3", "AGGREGATE", "COUNT"],
+            &["ZRANGE", "{o}out", "0", "-1", "WITHSCORES"],
+            &["ZUNION", "1", &a, "AGGREGATE", "AVG"],
+        ],
+        &[
+            int(2),
+            int(2),
+            int(1),
+            scored(&[("bar", 2.0), ("foo", 3.0)]),
+            scored(&[("bar", 11.0), ("foo", 111.0)]),
+            scored(&[("foo", 3.0)]),
+            int(0),
+            int(2),
+            int(1),
+            int(1),
+            scored(&[("m", 5.0)]),
+            err("ERR syntax error"),
+        ],
+    );
+}
