@@ -569,3 +569,25 @@ fn hash_fields_expire_on_their_own_and_say_so() {
     let stats = raw.command(&["INFO", "stats"]).unwrap();
     assert!(stats.contains("expired_subkeys:2\r\n"), "{stats}");
 }
+
+/// A watched hash whose field expires fails the EXEC, as Redis signals the key when a field
+/// expires; a field TTL that has not passed leaves the EXEC alone.
+#[test]
+fn a_field_expiring_fails_the_exec_of_a_client_watching_its_hash() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["HSET", "h", "a", "1", "b", "2"]).unwrap(), ":2\r\n");
+    assert_eq!(raw.command(&["HSET", "far", "a", "1"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["HPEXPIRE", "h", "100", "FIELDS", "1", "a"]).unwrap(), "*1\r\n:1\r\n");
+    assert_eq!(raw.command(&["HEXPIRE", "far", "600", "FIELDS", "1", "a"]).unwrap(), "*1\r\n:1\r\n");
+    let exec = |raw: &mut shoal_testkit::Raw, watched: &str| {
+        assert_eq!(raw.command(&["WATCH", watched]).unwrap(), "+OK\r\n");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(raw.command(&["MULTI"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "x", "1"]).unwrap(), "+QUEUED\r\n");
+        raw.command(&["EXEC"]).unwrap()
+    };
+    assert_eq!(exec(&mut raw, "h"), "*-1\r\n", "field a expired after the WATCH");
+    assert_eq!(exec(&mut raw, "far"), "*1\r\n+OK\r\n");
+    assert_eq!(exec(&mut raw, "h"), "*1\r\n+OK\r\n", "no field of h has a TTL any more");
+}

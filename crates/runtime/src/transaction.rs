@@ -91,7 +91,19 @@ impl Core {
                         keys.into_iter()
                             .map(|(index, key)| {
                                 let db_ = &mut shard.dbs[db];
-                                let deadline = if db_.contains(&key, now) { db_.expire_at(&key) } else { None };
+                                // A hash's field expiring fails the EXEC too, as Redis
+                                // signals the key then: the earliest field TTL counts like the
+                                // key's (a field at `at` is gone from `at + 1`).
+                                db_.expire_hash_fields(&key, now);
+                                let fields = match db_.lookup_quiet(&key, now).map(|entry| &entry.value) {
+                                    Some(shoal_store::Value::Hash(hash)) => hash.next_field_expiry().map(|at| at + 1),
+                                    _ => None,
+                                };
+                                let key_deadline = if db_.contains(&key, now) { db_.expire_at(&key) } else { None };
+                                let deadline = match (key_deadline, fields) {
+                                    (Some(a), Some(b)) => Some(a.min(b)),
+                                    (a, b) => a.or(b),
+                                };
                                 watches.register(client, &flag, db, key);
                                 (index, deadline)
                             })
