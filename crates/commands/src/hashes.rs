@@ -224,7 +224,11 @@ fn hash_for_write<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<
 /// something in it, so an empty hash never exists). WRONGTYPE for another type.
 fn write_hash<T>(db: &mut Db, key: &[u8], now_ms: u64, write: impl FnOnce(&mut Hash) -> Result<T, Frame>) -> Result<T, Frame> {
     match hash_for_write(db, key, now_ms)? {
-        Some(hash) => write(hash),
+        Some(hash) => {
+            let result = write(hash);
+            fields_written(db, key);
+            result
+        }
         None => {
             let mut hash = Hash::new();
             let result = write(&mut hash)?;
@@ -233,6 +237,17 @@ fn write_hash<T>(db: &mut Db, key: &[u8], now_ms: u64, write: impl FnOnce(&mut H
             }
             Ok(result)
         }
+    }
+}
+
+/// After fields of the hash at `key` were set or removed: one whose TTL went with them
+/// (HSET drops a field's TTL, HDEL its field) is listed again under its next one, so the
+/// database's count of hashes with field TTLs stays exact. One branch while no hash of the
+/// database has field TTLs.
+#[inline]
+fn fields_written(db: &mut Db, key: &[u8]) {
+    if db.volatile_hashes() > 0 {
+        db.reindex_hash(key);
     }
 }
 
@@ -361,6 +376,8 @@ pub fn op_hdel(db: &mut Db, key: &[u8], fields: &[Bytes], now_ms: u64) -> Result
     let removed = fields.iter().filter(|field| hash.remove(field)).count();
     if hash.is_empty() {
         db.remove(key);
+    } else {
+        fields_written(db, key);
     }
     db.add_changes(removed as u64);
     Ok(removed)

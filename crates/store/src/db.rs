@@ -270,8 +270,8 @@ pub struct Db {
     /// (earliest field expiry, key) of every hash whose fields have TTLs (Redis 7.4), for
     /// the active cycle and as the test that lets a hash command skip looking for expired
     /// fields: empty, no hash here has any. Each such hash records the expiry it is listed
-    /// under ([`Hash::indexed_expiry`]); an entry whose key no longer holds that hash (deleted,
-    /// renamed, overwritten) is dropped when it comes up.
+    /// under ([`Hash::indexed_expiry`]); a hash that leaves its key (deleted, renamed,
+    /// overwritten) takes its entry with it, so the index holds exactly the listed hashes.
     field_expires: BTreeSet<(u64, Box<[u8]>)>,
     /// How many hashes here are listed in `field_expires` (INFO's `subexpiry`).
     volatile_hashes: usize,
@@ -572,7 +572,7 @@ impl Db {
                 let previous = std::mem::replace(old, entry);
                 self.access.touch(meta, now_ms);
                 let had_ttl = meta.has_ttl();
-                Self::forget_indexed(&mut self.volatile_hashes, &previous.value);
+                Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, key, &previous.value);
                 self.lazy.dispose_overwritten(previous.value);
                 had_ttl
             }
@@ -608,13 +608,14 @@ impl Db {
         }
     }
 
-    /// A value leaves the database: it no longer counts among the listed hashes (its index
-    /// entry is dropped when it comes up).
+    /// A value leaves the database (deleted, overwritten, renamed away): a hash listed in the
+    /// index of field expiries leaves it too, so the index never outlives its hashes.
     #[inline]
-    fn forget_indexed(volatile_hashes: &mut usize, value: &Value) {
+    fn forget_indexed(field_expires: &mut BTreeSet<(u64, Box<[u8]>)>, volatile_hashes: &mut usize, key: &[u8], value: &Value) {
         if let Value::Hash(hash) = value {
-            if hash.indexed_expiry().is_some() {
+            if let Some(at) = hash.indexed_expiry() {
                 *volatile_hashes -= 1;
+                field_expires.remove(&(at, Box::from(key)));
             }
         }
     }
@@ -702,7 +703,8 @@ impl Db {
                 break;
             }
             let (at, key) = self.field_expires.pop_first().expect("first exists");
-            // An entry of a hash that left this key, or whose TTLs changed since, is dropped.
+            // The index holds exactly the listed hashes (see `forget_indexed`); the check is
+            // a guard.
             match self.dict.get_mut(&key) {
                 Some(Entry { value: Value::Hash(hash), .. }) if hash.indexed_expiry() == Some(at) => {
                     hash.set_indexed_expiry(None);
@@ -735,7 +737,7 @@ impl Db {
             Some((entry, meta)) => {
                 let previous = std::mem::replace(&mut entry.value, value);
                 self.access.touch(meta, now_ms);
-                Self::forget_indexed(&mut self.volatile_hashes, &previous);
+                Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, key, &previous);
                 self.lazy.dispose_overwritten(previous);
                 if volatile {
                     self.reindex_hash(key);
@@ -793,7 +795,7 @@ impl Db {
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         self.before_write(key);
         let (entry, meta) = self.dict.remove_with_meta(key)?;
-        Self::forget_indexed(&mut self.volatile_hashes, &entry.value);
+        Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, key, &entry.value);
         let mut expire_at_ms = None;
         if meta.has_ttl() {
             let at = self.ttl.remove(key).expect("a key with a TTL is in the TTL map");
@@ -963,7 +965,7 @@ impl Db {
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
             if let Some(entry) = &entry {
-                Self::forget_indexed(&mut self.volatile_hashes, &entry.value);
+                Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, &key, &entry.value);
             }
             self.note_expired(&key);
             if let Some(entry) = entry {
@@ -1084,6 +1086,7 @@ impl Db {
             }
         }
         assert_eq!(listed, self.volatile_hashes, "the count of listed hashes");
+        assert_eq!(self.field_expires.len(), listed, "the index holds exactly the listed hashes");
     }
 }
 
@@ -1330,8 +1333,8 @@ mod tests {
         let detached = db.take(b"h").unwrap();
         db.insert_detached(b"renamed", detached, 0);
         db.check_invariants();
-        // Actively: `gone` empties and goes; `renamed` loses b; the stale entry of `h` is
-        // dropped.
+        // Actively: `gone` empties and goes; `renamed` loses b (the rename took the listing
+        // along).
         assert!(db.has_expired_fields(21));
         assert_eq!(db.active_expire_fields(21, 10), 2);
         assert!(!db.has_expired_fields(21));

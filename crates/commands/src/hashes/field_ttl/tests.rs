@@ -362,3 +362,35 @@ fn events_name_what_happened_to_the_fields() {
         [("hexpired", "h"), ("hexpire", "h"), ("hexpired", "h"), ("del", "h"), ("keymiss", "h"), ("new", "h"), ("hset", "h")].map(|(e, k)| (e, k.to_owned()))
     );
 }
+
+/// Every write that takes a field's TTL away (HDEL, HSET over it, HGETDEL, HPERSIST) keeps
+/// the database's listing of hashes with field TTLs exact (`Db::check_invariants`), so INFO's
+/// `subexpiry` counts right away.
+#[test]
+fn writes_keep_the_listing_of_hashes_with_field_ttls_exact() {
+    let harness = Harness::default();
+    let volatile = |harness: &Harness| -> usize {
+        let shards = harness.shards.borrow();
+        shards.iter().for_each(|shard| shard.dbs[0].check_invariants());
+        shards.iter().map(|shard| shard.dbs[0].volatile_hashes()).sum()
+    };
+    for key in ["a", "b", "c", "d", "e"] {
+        harness.run(&["HSET", key, "f", "1", "g", "2"]);
+        harness.run(&["HEXPIRE", key, "100", "FIELDS", "1", "f"]);
+    }
+    assert_eq!(volatile(&harness), 5);
+    harness.run(&["HDEL", "a", "f"]);
+    harness.run(&["HSET", "b", "f", "9"]);
+    harness.run(&["HGETDEL", "c", "FIELDS", "1", "f"]);
+    harness.run(&["HPERSIST", "d", "FIELDS", "1", "f"]);
+    assert_eq!(volatile(&harness), 1);
+    harness.run(&["HINCRBY", "e", "f", "1"]);
+    harness.run(&["HEXPIRE", "e", "50", "FIELDS", "1", "g"]);
+    assert_eq!(volatile(&harness), 1);
+    harness.run(&["RENAME", "e", "{x}e"]);
+    harness.run(&["COPY", "{x}e", "{x}f"]);
+    assert_eq!(volatile(&harness), 2);
+    harness.run(&["DEL", "{x}e"]);
+    harness.run(&["SET", "{x}f", "string"]);
+    assert_eq!(volatile(&harness), 0);
+}
