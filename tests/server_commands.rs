@@ -1597,3 +1597,57 @@ fn script_debug_no_is_accepted_and_the_debugger_is_refused() {
         assert!(reply.starts_with("-ERR SCRIPT DEBUG is not supported"), "{reply}");
     }
 }
+
+#[test]
+fn latency_tracking_directives_reply_as_redis_does() {
+    assert_same_as_redis(
+        &[],
+        None,
+        &[
+            &["CONFIG", "GET", "latency-tracking"],
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "50 abc"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "100.5"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "-1"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "99.99 50.50 0 100"],
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", ""],
+            &["CONFIG", "GET", "latency-tracking-info-percentiles"],
+            &["CONFIG", "SET", "latency-tracking-info-percentiles", "50 99 99.9"],
+            &["CONFIG", "SET", "latency-tracking", "maybe"],
+            &["CONFIG", "SET", "latency-tracking", "no"],
+            &["INFO", "latencystats"],
+            &["CONFIG", "SET", "latency-tracking", "yes"],
+        ],
+    );
+}
+
+/// INFO latencystats: a line per command run, its percentiles labelled and printed as
+/// Redis prints them (the values are each server's own).
+#[test]
+fn info_latencystats_lists_the_configured_percentiles_per_command() {
+    for server in &shoal_and_redis(&[]) {
+        let mut raw = server.raw();
+        assert_eq!(raw.command(&["CONFIG", "RESETSTAT"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["CONFIG", "SET", "latency-tracking-info-percentiles", "50 99.9 100"]).unwrap(), "+OK\r\n");
+        for _ in 0..10 {
+            raw.command(&["SET", "k", "v"]).unwrap();
+        }
+        let info = raw.command(&["INFO", "latencystats"]).unwrap();
+        let line = info.lines().find(|l| l.starts_with("latency_percentiles_usec_set:")).unwrap_or_else(|| panic!("port {}: {info}", server.port));
+        let values: Vec<(String, f64)> = line
+            .split_once(':')
+            .unwrap()
+            .1
+            .split(',')
+            .map(|pair| {
+                let (label, value) = pair.split_once('=').unwrap();
+                assert_eq!(value.split_once('.').map(|(_, d)| d.len()), Some(3), "three decimals: {line}");
+                (label.to_owned(), value.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(values.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["p50", "p99.9", "p100"], "port {}", server.port);
+        assert!(values.windows(2).all(|w| w[0].1 <= w[1].1) && values[0].1 > 0.0, "{line}");
+        assert_eq!(raw.command(&["CONFIG", "SET", "latency-tracking-info-percentiles", "50 99 99.9"]).unwrap(), "+OK\r\n");
+    }
+}

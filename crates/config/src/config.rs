@@ -8,7 +8,9 @@
 
 use std::path::PathBuf;
 
-use crate::values::{AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint};
+use crate::values::{
+    AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, Percentiles, ProtectedConfigs, SavePoint,
+};
 
 /// The server configuration. Every core keeps its own copy; CONFIG SET is
 /// applied to each copy by the runtime.
@@ -127,6 +129,10 @@ pub struct Config {
     pub acllog_max_len: u64,
     /// Record latency spikes above this, milliseconds; 0 disables.
     pub latency_monitor_threshold: u64,
+    /// Keep per-command latency histograms (INFO latencystats, LATENCY HISTOGRAM).
+    pub latency_tracking: bool,
+    /// The percentiles INFO latencystats prints, each within [0, 100].
+    pub latency_tracking_info_percentiles: Percentiles,
     /// 1..=10: how hard the active expiry cycle works.
     pub active_expire_effort: u32,
     pub lfu_log_factor: u32,
@@ -217,6 +223,8 @@ impl Default for Config {
             slowlog_max_len: 128,
             acllog_max_len: 128,
             latency_monitor_threshold: 0,
+            latency_tracking: true,
+            latency_tracking_info_percentiles: Percentiles(vec![50.0, 99.0, 99.9]),
             active_expire_effort: 1,
             lfu_log_factor: 10,
             lfu_decay_time: 1,

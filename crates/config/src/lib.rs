@@ -28,8 +28,10 @@ mod values;
 
 pub use config::Config;
 pub use load::{load, ConfigError, ConfigOrigin, INCLUDE_DEPTH_MAX};
+pub use table::trim_double;
 pub use values::{
-    keyspace_classes, AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, ProtectedConfigs, SavePoint,
+    keyspace_classes, AppendFsync, ClientOutputBufferLimits, KeyspaceEvents, LogLevel, MaxmemoryPolicy, OutputBufferLimit, Percentiles, ProtectedConfigs,
+    SavePoint,
 };
 
 #[cfg(test)]

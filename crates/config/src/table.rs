@@ -72,13 +72,14 @@ pub(crate) enum Kind {
     ClientOutputBufferLimit,
     NotifyKeyspaceEvents,
     Dir,
+    Percentiles,
 }
 
 impl Directive {
     /// Whether the directive takes several arguments (Redis's
     /// `MULTI_ARG_CONFIG`): a single argument is then split into several.
     pub(crate) fn is_multi_arg(&self) -> bool {
-        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit)
+        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles)
     }
 }
 
@@ -241,6 +242,8 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
     integer!("acllog-max-len", &[], Mutable, acllog_max_len, 0, LONG_MAX, plain),
     integer!("latency-monitor-threshold", &[], Mutable, latency_monitor_threshold, 0, LONG_MAX, plain),
+    boolean!("latency-tracking", Mutable, latency_tracking),
+    special("latency-tracking-info-percentiles", Mutability::Mutable, Kind::Percentiles),
     integer!("active-expire-effort", &[], Mutable, active_expire_effort, 1, 10, plain),
     integer!("lfu-log-factor", &[], Mutable, lfu_log_factor, 0, INT_MAX, plain),
     integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, plain),
@@ -349,6 +352,19 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
         Kind::NotifyKeyspaceEvents => {
             config.notify_keyspace_events = KeyspaceEvents::parse(single())?;
         }
+        Kind::Percentiles => {
+            // A single empty argument means none.
+            let args = if args.len() == 1 && args[0].is_empty() { &[][..] } else { args };
+            let mut percentiles = Vec::with_capacity(args.len());
+            for arg in args {
+                let value = parse_percentile(arg).ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+                if !(0.0..=100.0).contains(&value) {
+                    return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".to_owned());
+                }
+                percentiles.push(value);
+            }
+            config.latency_tracking_info_percentiles = crate::values::Percentiles(percentiles);
+        }
         Kind::Dir => {
             let dir = to_text(single())?;
             // Redis chdirs here; we only check that it would succeed, and the
@@ -386,6 +402,35 @@ pub(crate) fn format(config: &Config, directive: &Directive) -> String {
             .join(" "),
         Kind::NotifyKeyspaceEvents => config.notify_keyspace_events.to_string(),
         Kind::Dir => current_dir().unwrap_or_else(|| config.dir.clone()),
+        Kind::Percentiles => format_percentiles(&config.latency_tracking_info_percentiles.0),
+    }
+}
+
+/// A percentile as Redis's `string2d` reads it: the whole argument a finite-or-infinite
+/// number, no leading space, not NaN, no overflow to infinity nor underflow to zero.
+fn parse_percentile(arg: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(arg).ok()?;
+    if text.is_empty() || text.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    let spelled_infinite = text.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf");
+    let underflow = value == 0.0 && text.bytes().any(|b| (b'1'..=b'9').contains(&b)) && text.to_ascii_lowercase().contains('e');
+    (!value.is_nan() && (value.is_finite() || spelled_infinite) && !underflow).then_some(value)
+}
+
+/// The percentiles as Redis prints them: `%f` with the trailing zeros (and a bare point)
+/// cut, separated by spaces.
+pub fn format_percentiles(percentiles: &[f64]) -> String {
+    percentiles.iter().map(|p| trim_double(&format!("{p:.6}"))).collect::<Vec<_>>().join(" ")
+}
+
+/// Redis's `trimDoubleString`: a fixed-point number without trailing zeros or a bare point.
+pub fn trim_double(text: &str) -> String {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text.to_owned()
     }
 }
 
@@ -441,6 +486,11 @@ pub(crate) fn rewrite_lines(config: &Config, defaults: &Config, directive: &Dire
         Kind::NotifyKeyspaceEvents => {
             let flags = config.notify_keyspace_events.to_string();
             vec![(format!("{name} {}", repr(flags.as_bytes())), config.notify_keyspace_events.bits() != 0)]
+        }
+        Kind::Percentiles => {
+            let (current, default) = (&config.latency_tracking_info_percentiles, &defaults.latency_tracking_info_percentiles);
+            let text = if current.0.is_empty() { "\"\"".to_owned() } else { format_percentiles(&current.0) };
+            vec![(format!("{name} {text}"), current != default)]
         }
         // Redis always writes the absolute current directory.
         Kind::Dir => match current_dir() {

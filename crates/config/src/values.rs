@@ -521,3 +521,10 @@ mod tests {
         assert_eq!(limits.replica.soft_seconds, 3);
     }
 }
+
+/// `latency-tracking-info-percentiles`: each within [0, 100], never NaN (the parser refuses
+/// it), which makes equality total.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Percentiles(pub Vec<f64>);
+
+impl Eq for Percentiles {}

@@ -8,26 +8,102 @@ use std::time::Duration;
 
 use shoal_resp::Frame;
 
-#[derive(Default, Clone, Copy, Debug)]
+#[derive(Default, Clone, Debug)]
 pub struct CommandStat {
     pub calls: u64,
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
-    /// Calls by duration (LATENCY HISTOGRAM): bucket `k` counts those of at most 2^k
-    /// microseconds and more than 2^(k-1) (bucket 0: at most 1).
-    pub histogram: [u64; HISTOGRAM_BUCKETS],
+    /// Calls by duration (INFO latencystats, LATENCY HISTOGRAM).
+    pub histogram: LatencyHistogram,
 }
 
-/// Buckets of [`CommandStat::histogram`]: the last holds everything from 2^30 us (18 min) on.
-pub const HISTOGRAM_BUCKETS: usize = 32;
+/// Sub-buckets per power of two of [`LatencyHistogram`], as a power of two.
+const SUB_BITS: u32 = 3;
+const SUB: usize = 1 << SUB_BITS;
+/// The largest power of two of nanoseconds with buckets of its own (about 18 minutes); longer
+/// calls count in the last bucket.
+const MAX_EXP: u32 = 40;
+/// Buckets of [`LatencyHistogram`].
+pub const LATENCY_BUCKETS: usize = (MAX_EXP - SUB_BITS + 2) as usize * SUB;
 
-/// The [`CommandStat::histogram`] bucket of a duration of `usec` microseconds.
-pub fn histogram_bucket(usec: u64) -> usize {
-    if usec <= 1 {
-        return 0;
+/// Calls by duration in nanoseconds, log-linear: eight buckets per power of two, so a
+/// bucket's values lie within 12.5% of each other (Redis keeps an HDR histogram of two
+/// significant digits; this is its coarser cousin, 2.5 KiB per command and core, allocated
+/// with the command's first call).
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram(Box<[u64; LATENCY_BUCKETS]>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram(Box::new([0; LATENCY_BUCKETS]))
     }
-    ((64 - (usec - 1).leading_zeros()) as usize).min(HISTOGRAM_BUCKETS - 1)
+}
+
+impl LatencyHistogram {
+    /// The bucket of a duration of `ns` nanoseconds.
+    #[inline]
+    pub fn bucket(ns: u64) -> usize {
+        if ns < SUB as u64 {
+            return ns as usize;
+        }
+        let exp = 63 - ns.leading_zeros();
+        if exp > MAX_EXP {
+            return LATENCY_BUCKETS - 1;
+        }
+        let sub = (ns >> (exp - SUB_BITS)) as usize & (SUB - 1);
+        (exp - SUB_BITS + 1) as usize * SUB + sub
+    }
+
+    /// The smallest and largest durations (ns) bucket `index` holds.
+    pub fn bounds(index: usize) -> (u64, u64) {
+        if index < SUB {
+            return (index as u64, index as u64);
+        }
+        let exp = (index / SUB) as u32 + SUB_BITS - 1;
+        let lowest = ((SUB + index % SUB) as u64) << (exp - SUB_BITS);
+        (lowest, lowest + (1 << (exp - SUB_BITS)) - 1)
+    }
+
+    #[inline]
+    pub fn record(&mut self, ns: u64) {
+        self.0[Self::bucket(ns)] += 1;
+    }
+
+    fn add(&mut self, other: &LatencyHistogram) {
+        for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
+            *mine += theirs;
+        }
+    }
+
+    /// Calls counted.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The duration (ns) at percentile `percentile` (0 to 100), as HDR's
+    /// `hdr_value_at_percentile` finds it: the largest value of the bucket where the calls
+    /// counted reach that share (at least one call); 0 when nothing was counted.
+    pub fn value_at_percentile(&self, percentile: f64) -> u64 {
+        let total = self.total();
+        if total == 0 {
+            return 0;
+        }
+        let wanted = ((percentile / 100.0 * total as f64 + 0.5) as u64).max(1);
+        let mut seen = 0;
+        for (index, count) in self.0.iter().enumerate() {
+            seen += count;
+            if seen >= wanted {
+                return Self::bounds(index).1;
+            }
+        }
+        Self::bounds(LATENCY_BUCKETS - 1).1
+    }
+
+    /// The calls that took less than `ns` nanoseconds (exact when `ns` is a power of two).
+    pub fn count_below(&self, ns: u64) -> u64 {
+        self.0.iter().enumerate().take_while(|(index, _)| Self::bounds(*index).0 < ns).map(|(_, count)| count).sum()
+    }
 }
 
 impl CommandStat {
@@ -36,9 +112,7 @@ impl CommandStat {
         self.usec += other.usec;
         self.rejected_calls += other.rejected_calls;
         self.failed_calls += other.failed_calls;
-        for (mine, theirs) in self.histogram.iter_mut().zip(&other.histogram) {
-            *mine += theirs;
-        }
+        self.histogram.add(&other.histogram);
     }
 }
 
@@ -107,14 +181,27 @@ impl RateSampler {
     }
 }
 
+/// The entry of a command's first call (its histogram allocated), out of the hot path.
+#[cold]
+#[inline(never)]
+fn first_call(by_name: &mut FastMap<NameKey, CommandStat>, key: NameKey) -> &mut CommandStat {
+    by_name.entry(key).or_default()
+}
+
 impl CoreStats {
     /// Counts one executed command and, if its reply is an error, the error.
+    #[inline]
     pub fn record(&mut self, name: &'static str, elapsed: Duration, reply: &Frame) {
-        let stat = self.by_name.entry(NameKey(name)).or_default();
-        let usec = elapsed.as_micros() as u64;
+        let key = NameKey(name);
+        let stat = match self.by_name.get_mut(&key) {
+            Some(stat) => stat,
+            None => first_call(&mut self.by_name, key),
+        };
+        // Nanoseconds, from a Duration of well under 2^64 ns (584 years).
+        let ns = elapsed.as_secs() * 1_000_000_000 + u64::from(elapsed.subsec_nanos());
         stat.calls += 1;
-        stat.usec += usec;
-        stat.histogram[histogram_bucket(usec)] += 1;
+        stat.usec += ns / 1000;
+        stat.histogram.record(ns);
         self.commands_processed += 1;
         if let Frame::Error(text) = reply {
             stat.failed_calls += 1;
@@ -176,20 +263,46 @@ mod tests {
         let mut total = CoreStats::default();
         total.merge(&stats);
         total.merge(&stats);
-        let get = total.commands()["get"];
+        let get = total.commands()["get"].clone();
         assert_eq!((get.calls, get.usec, get.failed_calls, get.rejected_calls), (4, 14, 2, 2));
         assert_eq!(total.commands().len(), 1);
-        // 3 us and 4 us both fall in the bucket of (2, 4] us.
-        assert_eq!(get.histogram[2], 4);
-        assert_eq!(get.histogram.iter().sum::<u64>(), 4);
+        assert_eq!(get.histogram.total(), 4);
+        assert_eq!(get.histogram.count_below(3500), 2, "two calls of 3 us, two of 4");
     }
 
     #[test]
-    fn histogram_buckets_are_powers_of_two_of_microseconds() {
-        let cases = [(0, 0), (1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (1024, 10), (1025, 11), (u64::MAX, HISTOGRAM_BUCKETS - 1)];
-        for (usec, bucket) in cases {
-            assert_eq!(histogram_bucket(usec), bucket, "{usec} us");
+    fn latency_buckets_are_eight_per_power_of_two_and_tile_the_range() {
+        // Every value falls in the bucket whose bounds hold it, and the buckets follow each
+        // other without gaps.
+        for ns in (0..5000u64).chain([1 << 20, (1 << 20) + 1, (3 << 30) + 12345, 1 << 40, (1 << 41) - 1]) {
+            let (lowest, highest) = LatencyHistogram::bounds(LatencyHistogram::bucket(ns));
+            assert!(lowest <= ns && ns <= highest, "{ns} in [{lowest}, {highest}]");
         }
+        for index in 1..LATENCY_BUCKETS {
+            assert_eq!(LatencyHistogram::bounds(index).0, LatencyHistogram::bounds(index - 1).1 + 1, "bucket {index}");
+        }
+        assert_eq!(LatencyHistogram::bucket(u64::MAX), LATENCY_BUCKETS - 1);
+        // 12.5% wide at most.
+        let (lowest, highest) = LatencyHistogram::bounds(LatencyHistogram::bucket(1_000_000));
+        assert!(highest - lowest < 1_000_000 / 8, "{lowest}..{highest}");
+    }
+
+    #[test]
+    fn percentiles_are_the_top_of_the_bucket_where_the_count_is_reached() {
+        let mut histogram = LatencyHistogram::default();
+        assert_eq!(histogram.value_at_percentile(50.0), 0);
+        for ns in [1000; 98].into_iter().chain([50_000, 1_000_000]) {
+            histogram.record(ns);
+        }
+        let top = |ns| LatencyHistogram::bounds(LatencyHistogram::bucket(ns)).1;
+        assert_eq!(histogram.value_at_percentile(0.0), top(1000), "at least one call");
+        assert_eq!(histogram.value_at_percentile(50.0), top(1000));
+        assert_eq!(histogram.value_at_percentile(99.0), top(50_000));
+        assert_eq!(histogram.value_at_percentile(99.9), top(1_000_000));
+        assert_eq!(histogram.value_at_percentile(100.0), top(1_000_000));
+        assert_eq!(histogram.count_below(1024), 98);
+        assert_eq!(histogram.count_below(1 << 16), 99);
+        assert_eq!(histogram.count_below(1 << 20), 100);
     }
 
     #[test]

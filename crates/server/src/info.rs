@@ -107,7 +107,14 @@ impl Section {
     fn needs_cores(self) -> bool {
         matches!(
             self,
-            Section::Clients | Section::Memory | Section::Persistence | Section::Stats | Section::Commandstats | Section::Errorstats | Section::Keyspace
+            Section::Clients
+                | Section::Memory
+                | Section::Persistence
+                | Section::Stats
+                | Section::Commandstats
+                | Section::Latencystats
+                | Section::Errorstats
+                | Section::Keyspace
         )
     }
 }
@@ -149,6 +156,8 @@ pub struct CpuTimes {
 /// Everything INFO prints, gathered first so that rendering is a pure function.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
+    /// `latency-tracking` and its percentiles (INFO latencystats).
+    pub latency_tracking: Option<Vec<f64>>,
     pub process_id: u32,
     pub run_id: String,
     pub replication_id: String,
@@ -285,6 +294,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
     // What maxmemory is checked against, as Redis's used_memory is.
     let used_memory = crate::alloc::used_bytes();
     Snapshot {
+        latency_tracking: config.latency_tracking.then(|| config.latency_tracking_info_percentiles.0.clone()),
         process_id: std::process::id(),
         run_id: run_id.to_owned(),
         replication_id: replication_id.to_owned(),
@@ -527,9 +537,27 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("used_cpu_sys_main_thread", seconds(s.cpu_thread.sys));
             add("used_cpu_user_main_thread", seconds(s.cpu_thread.user));
         }
-        // No modules; no latency histograms yet (Redis prints the header alone when
-        // latency tracking is off).
-        Section::Modules | Section::Latencystats => {}
+        Section::Modules => {}
+        // Per command run: its latency at each configured percentile, in microseconds
+        // (Redis's `fillPercentileDistributionLatencies`); the header alone when tracking is
+        // off.
+        Section::Latencystats => {
+            if let Some(percentiles) = &s.latency_tracking {
+                let commands = s.stats.commands();
+                let mut commands: Vec<_> = commands.iter().filter(|(_, c)| c.histogram.total() > 0).collect();
+                commands.sort_by_key(|(name, _)| *name);
+                for (name, stat) in commands {
+                    let values: Vec<String> = percentiles
+                        .iter()
+                        .map(|&p| {
+                            let label = shoal_config::trim_double(&format!("{p:.6}"));
+                            format!("p{label}={:.3}", stat.histogram.value_at_percentile(p) as f64 / 1000.0)
+                        })
+                        .collect();
+                    add(&format!("latency_percentiles_usec_{name}"), values.join(","));
+                }
+            }
+        }
         Section::Commandstats => {
             let commands = s.stats.commands();
             let mut commands: Vec<_> = commands.iter().filter(|(_, c)| c.calls > 0 || c.rejected_calls > 0 || c.failed_calls > 0).collect();

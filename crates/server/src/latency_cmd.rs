@@ -13,7 +13,7 @@ use shoal_commands::errors;
 use shoal_commands::table::{self, CommandSpec};
 use shoal_resp::Frame;
 use shoal_runtime::latency::Series;
-use shoal_runtime::stats::{CommandStat, HISTOGRAM_BUCKETS};
+use shoal_runtime::stats::CommandStat;
 
 use crate::node::Node;
 use crate::server_commands::{bulk, help, text};
@@ -200,14 +200,21 @@ async fn histogram(node: &Rc<Node>, names: &[Bytes]) -> Frame {
     Frame::Map(wanted.into_iter().map(|name| (bulk(name), command_histogram(&commands[name]))).collect())
 }
 
+/// One command's LATENCY HISTOGRAM entry, as Redis's log iteration of its HDR histogram from
+/// 1024 ns, doubling: at each boundary the calls below it, where that count grew, keyed by
+/// the boundary in whole microseconds (1024 ns is 1, 65536 ns is 65).
 fn command_histogram(stat: &CommandStat) -> Frame {
-    let mut cumulative = 0;
+    let total = stat.histogram.total();
     let mut buckets = Vec::new();
-    for (bucket, count) in stat.histogram.iter().enumerate().take(HISTOGRAM_BUCKETS) {
-        if *count > 0 {
-            cumulative += count;
-            buckets.push((Frame::Integer(1i64 << bucket), Frame::Integer(cumulative as i64)));
+    let mut previous = 0;
+    let mut boundary: u64 = 1024;
+    while previous < total {
+        let below = if boundary >= 1 << 50 { total } else { stat.histogram.count_below(boundary) };
+        if below > previous {
+            buckets.push((Frame::Integer((boundary / 1000) as i64), Frame::Integer(below as i64)));
+            previous = below;
         }
+        boundary = boundary.saturating_mul(2);
     }
     Frame::Map(vec![(bulk("calls"), Frame::Integer(stat.calls as i64)), (bulk("histogram_usec"), Frame::Map(buckets))])
 }
