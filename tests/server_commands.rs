@@ -1208,6 +1208,8 @@ fn memory_replies_match_redis() {
             &["MEMORY", "DOCTOR"],
             &["MEMORY", "DOCTOR", "x"],
             &["MEMORY", "PURGE"],
+            &["MEMORY", "HELP"],
+            &["MEMORY", "STATS", "x"],
             &["MEMORY", "FOO"],
             &["COMMAND", "GETKEYS", "memory", "usage", "k"],
         ],
@@ -1274,6 +1276,84 @@ fn memory_usage_finds_keys_on_every_core_and_malloc_stats_reports_the_allocator(
         raw.command(&["MEMORY", "DOCTOR"]).unwrap(),
         "$105\r\nHi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n\r\n"
     );
+}
+
+/// MEMORY STATS as (name, value) pairs, a database's map flattened into `db.N.name`.
+fn memory_stats(client: &mut redis::Connection) -> Vec<(String, redis::Value)> {
+    fn flatten(prefix: &str, items: Vec<redis::Value>, out: &mut Vec<(String, redis::Value)>) {
+        let mut items = items.into_iter();
+        while let (Some(name), Some(value)) = (items.next(), items.next()) {
+            let name = format!("{prefix}{}", redis::from_redis_value::<String>(name).unwrap());
+            match value {
+                redis::Value::Array(inner) => flatten(&format!("{name}."), inner, out),
+                value => out.push((name, value)),
+            }
+        }
+    }
+    let redis::Value::Array(items) = redis::cmd("MEMORY").arg("STATS").query(client).unwrap() else { panic!("MEMORY STATS is an array") };
+    let mut out = Vec::new();
+    flatten("", items, &mut out);
+    out
+}
+
+#[test]
+fn memory_stats_names_redis_figures_and_adds_them_up() {
+    let servers = shoal_and_redis(&[]);
+    let mut names = Vec::new();
+    let mut shoal_stats = Vec::new();
+    for server in &servers {
+        let mut client = shoal_tests::connect(server);
+        let mut pipe = redis::pipe();
+        for i in 0..300 {
+            pipe.cmd("SET").arg(format!("key:{i}")).arg("value").arg("EX").arg(1000).ignore();
+            pipe.cmd("SELECT").arg(3).ignore().cmd("SET").arg(format!("other:{i}")).arg("value").ignore().cmd("SELECT").arg(0).ignore();
+        }
+        pipe.cmd("EVAL").arg("return 1").arg(0).ignore();
+        pipe.cmd("FUNCTION").arg("LOAD").arg("#!lua name=lib\nredis.register_function('f', function() return 1 end)").ignore();
+        pipe.query::<()>(&mut client).unwrap();
+        let stats = memory_stats(&mut client);
+        // Redis 7.0 has a third table per database, gone since 7.2 (slots have their own).
+        names.push(stats.iter().map(|(name, _)| name.clone()).filter(|name| !name.ends_with("slot-to-keys")).collect::<Vec<_>>());
+        if shoal_stats.is_empty() {
+            shoal_stats = stats;
+        }
+        let info: String = redis::cmd("INFO").arg("memory").query(&mut client).unwrap();
+        let fields: Vec<String> = info.lines().filter_map(|line| line.split_once(':').map(|(name, _)| name.to_string())).collect();
+        names.push(fields);
+    }
+    if names.len() == 4 {
+        assert_eq!(names[0], names[2], "MEMORY STATS names");
+        assert_eq!(names[1], names[3], "INFO memory fields");
+    }
+    let figure = |name: &str| -> i64 {
+        match shoal_stats.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name} in {shoal_stats:?}")).1 {
+            redis::Value::Int(n) => n,
+            ref other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(figure("keys.count"), 600);
+    assert_eq!(figure("overhead.total") + figure("dataset.bytes"), figure("total.allocated"));
+    assert!(figure("startup.allocated") < figure("total.allocated") && figure("total.allocated") <= figure("peak.allocated"), "{shoal_stats:?}");
+    // The tables of both databases, the TTLs of db 0 only; the script and the library.
+    assert!(figure("db.0.overhead.hashtable.main") > 0 && figure("db.3.overhead.hashtable.main") > 0, "{shoal_stats:?}");
+    assert!(figure("db.0.overhead.hashtable.expires") > 300 * 16 && figure("db.3.overhead.hashtable.expires") == 0, "{shoal_stats:?}");
+    assert!(figure("lua.caches") >= "return 1".len() as i64 && figure("functions.caches") > 50, "{shoal_stats:?}");
+
+    // A megabyte of values shows up as data.
+    let mut client = shoal_tests::connect(&servers[0]);
+    let before = figure("dataset.bytes");
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("big:{i}")).arg("x".repeat(1000)).ignore();
+    }
+    pipe.query::<()>(&mut client).unwrap();
+    let after = memory_stats(&mut client);
+    let dataset = after.iter().find(|(n, _)| n == "dataset.bytes").map(|(_, v)| redis::from_redis_value::<i64>(v.clone()).unwrap()).unwrap();
+    assert!(dataset - before >= 1_000_000, "{before} -> {dataset}");
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut client).unwrap();
+    assert_eq!(info_field(&info, "number_of_libraries").as_deref(), Some("1"));
+    assert_eq!(info_field(&info, "number_of_functions").as_deref(), Some("1"));
+    assert_eq!(info_field(&info, "number_of_cached_scripts").as_deref(), Some("1"));
 }
 
 // ---- MONITOR ------------------------------------------------------------------------------

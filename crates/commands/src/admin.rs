@@ -1,7 +1,7 @@
 //! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! SLOWLOG, LATENCY, MEMORY (but MEMORY STATS), MONITOR, MODULE (none loaded, loading off as
+//! SLOWLOG, LATENCY, MEMORY, MONITOR, MODULE (none loaded, loading off as
 //! Redis's default `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER.
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
@@ -746,6 +746,17 @@ const MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
         summary: "Ask the allocator to release memory",
         since: "4.0.0",
         complexity: "Depends on how much memory is allocated, could be slow",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "memory|stats",
+        arity: 2,
+        flags: 0,
+        acl: &[],
+        summary: "Show memory usage details",
+        since: "4.0.0",
+        complexity: "O(1)",
         group: "server",
         ..BASE
     },

@@ -148,6 +148,8 @@ pub struct ScriptFlags {
 struct Script {
     function: Function,
     flags: ScriptFlags,
+    /// The body's length (memory figures).
+    body_len: usize,
 }
 
 struct LibraryFunction {
@@ -159,6 +161,20 @@ struct LibraryFunction {
 struct Library {
     code: Bytes,
     functions: BTreeMap<Vec<u8>, LibraryFunction>,
+}
+
+/// An engine's memory (see [`Engine::memory`]), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineMemory {
+    /// The EVAL Lua state's heap.
+    pub vm_eval: usize,
+    /// The FUNCTION Lua state's heap.
+    pub vm_functions: usize,
+    pub cached_scripts: usize,
+    /// The cached scripts' bodies and entries (Redis's `used_memory_scripts_eval`).
+    pub scripts_eval: usize,
+    /// The libraries' code and entries (Redis's `used_memory_functions`).
+    pub functions: usize,
 }
 
 /// The scripting engine of one core: the EVAL script cache and the FUNCTION libraries, each
@@ -267,7 +283,7 @@ impl Engine {
             .scripts_lua
             .compile(shebang::without_shebang(body), "@user_script")
             .map_err(|message| Frame::Error(format!("ERR Error compiling script (new function): {message}").into()))?;
-        self.scripts.insert(key, Script { function, flags });
+        self.scripts.insert(key, Script { function, flags, body_len: body.len() });
         Ok(())
     }
 
@@ -484,6 +500,20 @@ impl Engine {
     /// FUNCTION STATS's counts: (libraries, functions).
     pub fn function_counts(&self) -> (usize, usize) {
         (self.libraries.len(), self.function_library.len())
+    }
+
+    /// What the engine holds in memory, as Redis's INFO memory and MEMORY STATS report it.
+    pub fn memory(&self) -> EngineMemory {
+        /// What Redis counts per cached script or library besides its text: its dict entry
+        /// and object headers.
+        const ENTRY_BYTES: usize = 96;
+        EngineMemory {
+            vm_eval: self.scripts_lua.lua.used_memory(),
+            vm_functions: self.functions_lua.lua.used_memory(),
+            cached_scripts: self.scripts.len(),
+            scripts_eval: self.scripts.values().map(|script| script.body_len + ENTRY_BYTES).sum(),
+            functions: self.libraries.values().map(|library| library.code.len() + ENTRY_BYTES).sum(),
+        }
     }
 
     /// The flags of a function, by name.

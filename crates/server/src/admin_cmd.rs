@@ -14,8 +14,8 @@
 //!   `shoal_commands::admin`): the allocator is mimalloc, so MALLOC-STATS prints its
 //!   statistics and PURGE makes every core's heap return what it can. DOCTOR tells an empty
 //!   instance from one with data, and finds no issue in the latter (Redis also looks at
-//!   fragmentation, peaks and buffers; Shoal does not yet). MEMORY STATS is not implemented:
-//!   Shoal does not yet track most of its figures (client buffers, script caches).
+//!   fragmentation, peaks and buffers; Shoal does not yet). MEMORY STATS reports
+//!   [`crate::memory_stats`]'s figures.
 //! - MONITOR: entering and leaving it (the lines: `shoal_runtime::monitor`).
 
 use std::time::Duration;
@@ -80,6 +80,7 @@ pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[B
         "acl|log" => crate::acl_log::acl_log(node, args).await,
         "memory|purge" => memory_purge(node).await,
         "memory|doctor" => memory_doctor(node).await,
+        "memory|stats" => memory_stats(node).await,
         name if name.starts_with("acl|") => acl(node, spec, args),
         name if name.starts_with("memory|") => memory(spec),
         name if name.starts_with("module|") => module(spec),
@@ -354,6 +355,8 @@ fn memory(spec: &'static CommandSpec) -> Frame {
                 "    Return internal statistics report from the memory allocator.",
                 "PURGE",
                 "    Attempt to purge dirty pages for reclamation by the allocator.",
+                "STATS",
+                "    Return information about the memory usage of the server.",
                 "USAGE <key> [SAMPLES <count>]",
                 "    Return memory in bytes used by <key> and its value. Nested values are",
                 "    sampled up to <count> times (default: 5, 0 means sample all).",
@@ -372,6 +375,52 @@ async fn memory_doctor(node: &std::rc::Rc<Node>) -> Frame {
     } else {
         "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string()
     })
+}
+
+/// MEMORY STATS, with Redis's keys in Redis's order (a map in RESP3, pairs in RESP2). The
+/// ratios are single-precision, as Redis computes them; the figures are
+/// [`crate::memory_stats`]'s.
+async fn memory_stats(node: &std::rc::Rc<Node>) -> Frame {
+    let report = crate::memory_stats::report(node).await;
+    let ratios = report.ratios();
+    let count = |n: u64| Frame::Integer(n.min(i64::MAX as u64) as i64);
+    let ratio = |r: f64| Frame::Double(r as f32 as f64);
+    let mut pairs = vec![
+        (bulk("peak.allocated"), count(report.peak)),
+        (bulk("total.allocated"), count(report.used)),
+        (bulk("startup.allocated"), count(report.startup)),
+        (bulk("replication.backlog"), Frame::Integer(0)),
+        (bulk("clients.slaves"), Frame::Integer(0)),
+        (bulk("clients.normal"), count(report.clients_normal)),
+        (bulk("cluster.links"), Frame::Integer(0)),
+        (bulk("aof.buffer"), Frame::Integer(0)),
+        (bulk("lua.caches"), count(report.engine.scripts_eval as u64)),
+        (bulk("functions.caches"), count(report.engine.functions as u64)),
+    ];
+    for &(index, _, main, expires) in &report.dbs {
+        let tables = Frame::Map(vec![(bulk("overhead.hashtable.main"), count(main as u64)), (bulk("overhead.hashtable.expires"), count(expires as u64))]);
+        pairs.push((bulk(format!("db.{index}")), tables));
+    }
+    pairs.extend([
+        (bulk("overhead.total"), count(report.overhead())),
+        (bulk("keys.count"), count(report.keys() as u64)),
+        (bulk("keys.bytes-per-key"), count(report.bytes_per_key())),
+        (bulk("dataset.bytes"), count(report.dataset())),
+        (bulk("dataset.percentage"), ratio(report.dataset_percentage())),
+        (bulk("peak.percentage"), ratio(report.peak_percentage())),
+        (bulk("allocator.allocated"), count(report.used)),
+        (bulk("allocator.active"), count(report.allocator_active)),
+        (bulk("allocator.resident"), count(report.allocator_resident)),
+        (bulk("allocator-fragmentation.ratio"), ratio(ratios.allocator_fragmentation.0)),
+        (bulk("allocator-fragmentation.bytes"), Frame::Integer(ratios.allocator_fragmentation.1)),
+        (bulk("allocator-rss.ratio"), ratio(ratios.allocator_rss.0)),
+        (bulk("allocator-rss.bytes"), Frame::Integer(ratios.allocator_rss.1)),
+        (bulk("rss-overhead.ratio"), ratio(ratios.rss_overhead.0)),
+        (bulk("rss-overhead.bytes"), Frame::Integer(ratios.rss_overhead.1)),
+        (bulk("fragmentation"), ratio(ratios.fragmentation.0)),
+        (bulk("fragmentation.bytes"), Frame::Integer(ratios.fragmentation.1)),
+    ]);
+    Frame::Map(pairs)
 }
 
 /// MEMORY PURGE: every core's heap gives back the memory it can.

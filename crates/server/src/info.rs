@@ -208,6 +208,8 @@ pub struct Snapshot {
     pub pubsub_channels: usize,
     pub pubsub_patterns: usize,
     pub pubsub_shard_channels: usize,
+    /// Where the memory goes (only gathered for the memory section).
+    pub memory: crate::memory_stats::MemoryReport,
 }
 
 /// INFO [section [section ...]]
@@ -286,6 +288,9 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             }
         }
     }
+    if sections.contains(&Section::Memory) {
+        snapshot.memory = crate::memory_stats::report(node).await;
+    }
     let config = node.config.borrow();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let uptime = node.started.elapsed();
@@ -328,7 +333,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
 }
 
 /// The highest `used_memory` seen so far (by INFO).
-fn record_peak(used: u64) -> u64 {
+pub(crate) fn record_peak(used: u64) -> u64 {
     static PEAK: AtomicU64 = AtomicU64::new(0);
     PEAK.fetch_max(used, Ordering::Relaxed).max(used)
 }
@@ -435,17 +440,54 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("used_memory_peak", peak.to_string());
             add("used_memory_peak_human", bytes_to_human(peak));
             add("used_memory_peak_perc", format!("{:.2}%", if peak == 0 { 0.0 } else { s.used_memory as f64 * 100.0 / peak as f64 }));
+            let m = &s.memory;
+            add("used_memory_overhead", m.overhead().to_string());
+            add("used_memory_startup", m.startup.to_string());
+            add("used_memory_dataset", m.dataset().to_string());
+            add("used_memory_dataset_perc", format!("{:.2}%", m.dataset_percentage()));
+            add("allocator_allocated", m.used.to_string());
+            add("allocator_active", m.allocator_active.to_string());
+            add("allocator_resident", m.allocator_resident.to_string());
             add("total_system_memory", s.total_system_memory.to_string());
             add("total_system_memory_human", bytes_to_human(s.total_system_memory));
+            let (vm_eval, vm_functions) = (m.engine.vm_eval as u64, m.engine.vm_functions as u64);
+            add("used_memory_lua", vm_eval.to_string());
+            add("used_memory_vm_eval", vm_eval.to_string());
+            add("used_memory_lua_human", bytes_to_human(vm_eval));
+            add("used_memory_scripts_eval", m.engine.scripts_eval.to_string());
+            add("number_of_cached_scripts", m.engine.cached_scripts.to_string());
+            add("number_of_functions", m.functions.to_string());
+            add("number_of_libraries", m.libraries.to_string());
+            add("used_memory_vm_functions", vm_functions.to_string());
+            add("used_memory_vm_total", (vm_eval + vm_functions).to_string());
+            add("used_memory_vm_total_human", bytes_to_human(vm_eval + vm_functions));
+            add("used_memory_functions", m.engine.functions.to_string());
+            let scripts = (m.engine.scripts_eval + m.engine.functions) as u64;
+            add("used_memory_scripts", scripts.to_string());
+            add("used_memory_scripts_human", bytes_to_human(scripts));
             add("maxmemory", s.maxmemory.to_string());
             add("maxmemory_human", bytes_to_human(s.maxmemory));
             add("maxmemory_policy", s.maxmemory_policy.clone());
-            // Everything allocated counts against maxmemory (no replica or AOF buffers apart).
-            add("mem_not_counted_for_evict", "0".to_owned());
+            let ratios = m.ratios();
+            add("allocator_frag_ratio", format!("{:.2}", ratios.allocator_fragmentation.0));
+            add("allocator_frag_bytes", ratios.allocator_fragmentation.1.to_string());
+            add("allocator_rss_ratio", format!("{:.2}", ratios.allocator_rss.0));
+            add("allocator_rss_bytes", ratios.allocator_rss.1.to_string());
+            add("rss_overhead_ratio", format!("{:.2}", ratios.rss_overhead.0));
+            add("rss_overhead_bytes", ratios.rss_overhead.1.to_string());
             let ratio = if s.used_memory == 0 { 0.0 } else { s.used_memory_rss as f64 / s.used_memory as f64 };
             add("mem_fragmentation_ratio", format!("{ratio:.2}"));
             add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
+            // Everything allocated counts against maxmemory (no replica or AOF buffers apart).
+            add("mem_not_counted_for_evict", "0".to_owned());
+            add("mem_replication_backlog", "0".to_owned());
+            add("mem_total_replication_buffers", "0".to_owned());
+            add("mem_clients_slaves", "0".to_owned());
+            add("mem_clients_normal", m.clients_normal.to_string());
+            add("mem_cluster_links", "0".to_owned());
+            add("mem_aof_buffer", "0".to_owned());
             add("mem_allocator", mem_allocator());
+            add("active_defrag_running", "0".to_owned());
             add("lazyfree_pending_objects", s.lazyfree.0.to_string());
             add("lazyfreed_objects", s.lazyfree.1.to_string());
         }
@@ -647,8 +689,9 @@ pub(crate) mod system {
         pages * page_size()
     }
 
-    /// Bytes mimalloc holds committed for the heaps (its own estimate on Linux).
-    pub fn allocated_bytes() -> u64 {
+    /// Bytes mimalloc holds committed for the heaps. Committed is not resident: Linux backs
+    /// a page when it is first touched, and mimalloc does not measure residency there.
+    pub fn allocator_bytes() -> u64 {
         let mut counters = [0usize; 8];
         let [elapsed, user, system, rss, peak_rss, commit, peak_commit, faults] = &mut counters;
         // SAFETY: mi_process_info writes each counter through the pointers we pass, nothing else.
@@ -794,7 +837,7 @@ mod tests {
     fn the_operating_system_answers() {
         assert!(!system::os_name().is_empty());
         assert!(system::resident_bytes() > 0);
-        assert!(system::allocated_bytes() > 0);
+        assert!(system::allocator_bytes() > 0);
         assert!(system::total_memory_bytes() > 0);
     }
 }

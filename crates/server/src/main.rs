@@ -19,6 +19,7 @@ mod evict;
 mod info;
 mod latency_cmd;
 mod logging;
+mod memory_stats;
 mod multi;
 mod node;
 mod pause;
@@ -101,6 +102,7 @@ fn main() {
     busy::init(threads);
     save::init(threads);
     shoal_runtime::aof::LOG.init(threads);
+    memory_stats::note_main_ready();
     let startup = rdb_load::start(&config, threads);
     let options = LaunchOptions { threads, databases: config.databases as usize, settings: node::settings_of(&config) };
     let config = Arc::new(config);

@@ -143,6 +143,8 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         );
     }
 
+    crate::scripting::init();
+    crate::memory_stats::note_core_ready();
     // The RDB file loads while we accept: clients get LOADING meanwhile.
     if let Err(e) = crate::rdb_load::install_when_read(&core, &startup).await {
         tracing::error!("{e}");

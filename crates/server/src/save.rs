@@ -487,7 +487,7 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
     let mut position = 0u64;
     let pending = Pending::default();
     let header =
-        WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocated_bytes(), compress: options.compress, checksum, ..WriterOptions::default() };
+        WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocator_bytes(), compress: options.compress, checksum, ..WriterOptions::default() };
     let mut writer = Writer::new(pending.clone(), &header)?;
     for code in crate::scripting::library_codes() {
         writer.function(&code)?;

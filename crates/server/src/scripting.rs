@@ -57,6 +57,22 @@ pub fn library_codes() -> Vec<Bytes> {
     with_engine(|engine| engine.library_codes())
 }
 
+/// Creates this core's engine (its Lua states) now, at startup, as Redis does, so that their
+/// memory counts as startup memory rather than data.
+pub fn init() {
+    ENGINE.with(|_| ());
+}
+
+/// This core's engine's memory (each core holds the same scripts, in its own Lua states).
+pub fn engine_memory() -> shoal_script::EngineMemory {
+    with_engine(|engine| engine.memory())
+}
+
+/// This core's (libraries, functions); every core holds the same.
+pub fn function_counts() -> (usize, usize) {
+    with_engine(|engine| engine.function_counts())
+}
+
 fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     ENGINE.with(|engine| f(&mut engine.borrow_mut()))
 }

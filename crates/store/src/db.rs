@@ -255,6 +255,8 @@ pub struct Db {
     ttl: Dict<u64>,
     /// (expire_at_ms, key) for every key with a TTL, in expiry order.
     expires: BTreeSet<(u64, Box<[u8]>)>,
+    /// The key bytes `expires` holds (memory figures, without a walk).
+    expires_key_bytes: usize,
     pub stats: DbStats,
     /// How implicit deletes free their values (see [`crate::lazyfree::Policy`]).
     pub(crate) lazy: crate::lazyfree::Policy,
@@ -642,6 +644,20 @@ impl Db {
         }
     }
 
+    /// Bytes this database spends besides keys and values, as MEMORY STATS reports Redis's
+    /// per database: the main table (its bucket array and each node's link, metadata and
+    /// key length), and the TTLs (their table, nodes with the key copies, and index entries).
+    pub fn overhead(&self) -> (usize, usize) {
+        let pointer = std::mem::size_of::<usize>();
+        let node_header = Dict::<Entry, Meta>::node_bytes(0) - std::mem::size_of::<Entry>();
+        let main = self.dict.bucket_count() * pointer + self.dict.len() * node_header;
+        let index_entry = std::mem::size_of::<(u64, Box<[u8]>)>() + 16;
+        // Each TTL holds the key twice: in its table node and in the index.
+        let ttl_keys = 2 * self.expires_key_bytes;
+        let expires = self.ttl.bucket_count() * pointer + self.ttl.len() * Dict::<u64>::node_bytes(0) + self.expires.len() * index_entry + ttl_keys;
+        (main, expires)
+    }
+
     /// How many hashes here have fields with TTLs (INFO's `subexpiry`).
     pub fn volatile_hashes(&self) -> usize {
         self.volatile_hashes
@@ -779,9 +795,11 @@ impl Db {
         if let Some(old) = old {
             let removed = self.expires.remove(&(old, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
+            self.expires_key_bytes -= key.len();
         }
         if let Some(at) = expire_at_ms {
             self.expires.insert((at, key.into()));
+            self.expires_key_bytes += key.len();
         }
         true
     }
@@ -801,6 +819,7 @@ impl Db {
             let at = self.ttl.remove(key).expect("a key with a TTL is in the TTL map");
             let removed = self.expires.remove(&(at, Box::from(key)));
             debug_assert!(removed, "expiry index holds every TTL");
+            self.expires_key_bytes -= key.len();
             expire_at_ms = Some(at);
         }
         Some(Detached { entry, expire_at_ms, lru: meta.lru() })
@@ -960,6 +979,7 @@ impl Db {
                 break;
             }
             let (_, key) = self.expires.pop_first().expect("first exists");
+            self.expires_key_bytes -= key.len();
             self.before_write(&key);
             self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
@@ -1069,6 +1089,7 @@ impl Db {
         let with_ttl = self.dict.iter_with_meta().filter(|(_, _, meta)| meta.has_ttl()).count();
         assert_eq!(with_ttl, self.ttl.len(), "the TTL map holds one item per key with a TTL");
         assert_eq!(with_ttl, self.expires.len(), "the index holds one item per key with a TTL");
+        assert_eq!(self.expires_key_bytes, self.expires.iter().map(|(_, key)| key.len()).sum::<usize>(), "the index's key bytes are counted");
         for (at, key) in &self.expires {
             let (_, meta) = self.dict.get_with_meta(key).expect("indexed key is present");
             assert!(meta.has_ttl(), "an indexed key is flagged");
