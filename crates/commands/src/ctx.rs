@@ -285,7 +285,7 @@ where
     (*a, *b)
 }
 
-fn take<T: 'static>(result: HopResult) -> T {
+pub(crate) fn take<T: 'static>(result: HopResult) -> T {
     *result.downcast::<T>().expect("a hop returns the type its op produced")
 }
 

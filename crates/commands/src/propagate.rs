@@ -6,7 +6,7 @@
 //!   PXAT, GETEX EX/PX/EXAT/PXAT -> PEXPIREAT (PERSIST stays), RESTORE ttl -> RESTORE ABSTTL.
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
-//!   HINCRBYFLOAT -> HSET of the new value.
+//!   HINCRBYFLOAT -> HSET of the new value; XADD's `*` or `ms-*` -> the ID it gave.
 //!
 //! `now_ms` is the time the command ran at.
 
@@ -84,6 +84,14 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             let mut out = args.to_vec();
             out[2] = absolute(ttl);
             out.push(Bytes::from_static(b"ABSTTL"));
+            Some(vec![out])
+        }
+        "xadd" => {
+            // `*` and `ms-*` become the ID they gave.
+            let Frame::Bulk(id) = reply else { return None };
+            let at = crate::streams::xadd_id_position(args)?;
+            let mut out = args.to_vec();
+            out[at] = id.clone();
             Some(vec![out])
         }
         "spop" => {

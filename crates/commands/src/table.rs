@@ -126,7 +126,14 @@ pub struct BlockingOps {
     pub serve: ServeFn,
     /// The reply when the timeout passes (or the command may not block, inside MULTI).
     pub timed_out: fn() -> Frame,
+    /// With every key still locked, after an attempt served nothing and before the client
+    /// waits: the arguments it waits with, where they name a moment (XREAD's `$`, the last
+    /// ID now). None: the arguments as sent.
+    pub resolve: Option<ResolveFn>,
 }
+
+/// See [`BlockingOps::resolve`].
+pub type ResolveFn = for<'a> fn(&'a dyn crate::ctx::Coordinator, Vec<Bytes>) -> futures::future::LocalBoxFuture<'a, Vec<Bytes>>;
 
 /// `serve(ctx, key, args, claim)`: checks whether the waiter whose request is `args` can be
 /// served from `key` now. If it can, it must call `claim()` before changing anything, and
@@ -242,6 +249,12 @@ impl CommandSpec {
         self.has(flags::WRITE)
     }
 
+    /// Whether running it may change data: a write, or a blocking command that is not
+    /// read-only (BLPOP pops; XREAD only reads).
+    pub fn may_write(&self) -> bool {
+        self.is_write() || (matches!(self.handler, Handler::Blocking(_)) && !self.has(flags::READONLY))
+    }
+
     /// Whether `argc` arguments (the name included) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         if self.arity >= 0 {
@@ -288,7 +301,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 18] = [
+    let families: [&'static [CommandSpec]; 19] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -298,6 +311,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::hashes::field_ttl::COMMANDS,
         crate::sets::COMMANDS,
         crate::zsets::COMMANDS,
+        crate::streams::COMMANDS,
         crate::bitmaps::COMMANDS,
         crate::hyperloglog::COMMANDS,
         crate::geo::COMMANDS,

@@ -122,6 +122,10 @@ pub struct Config {
     pub zset_max_listpack_value: u64,
     /// Bytes.
     pub hll_sparse_max_bytes: u64,
+    /// Bytes of a stream's listpack node (0: no limit but Redis's 1 GiB).
+    pub stream_node_max_bytes: u64,
+    /// Entries of a stream's listpack node (0: no limit).
+    pub stream_node_max_entries: u64,
     /// Log commands slower than this, microseconds; -1 disables, 0 logs all.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -219,6 +223,8 @@ impl Default for Config {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             hll_sparse_max_bytes: 3000,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             acllog_max_len: 128,

@@ -3,13 +3,14 @@
 //!
 //! - [`crc64`] and [`lzf`]: Redis's checksum and string compression, implemented here.
 //! - [`blobs`]: the compact encodings inside values (listpack, ziplist, zipmap, intset).
-//! - [`value`]: one value, every type of RDB versions 1 to 12 read, version 10 written.
+//! - [`value`]: one value, every type of RDB versions 1 to 12 read, version 10 written;
+//!   streams (types 15, 19 and 21) in `stream`.
 //! - [`dump`](mod@dump): DUMP / RESTORE payloads.
 //! - [`file`](mod@file): streaming file [`Writer`] and [`Reader`], and per-core [`Chunk`]s.
 //!
 //! What this crate does not do: touch a keyspace, a socket or the clock (the caller passes
-//! `now_ms`), or represent streams and module values (reading them is an error naming the
-//! type). Corrupt input is always an error, never a panic.
+//! `now_ms`), or represent module values (reading them is an error naming the type).
+//! Corrupt input is always an error, never a panic.
 
 pub mod blobs;
 mod codec;
@@ -19,6 +20,7 @@ mod error;
 pub mod file;
 mod input;
 pub mod lzf;
+mod stream;
 pub mod value;
 
 pub use dump::{dump, restore, restore_loaded, RestoreError};

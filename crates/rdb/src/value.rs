@@ -5,11 +5,12 @@
 //! so their encodings follow the thresholds as Redis's would after a load (a small list is a
 //! listpack, a small set of integers an intset...). Duplicate fields or members, NaN scores
 //! and malformed blobs are errors. An empty collection (or a hash whose every field has an
-//! expired TTL) loads as `None`: Redis skips such keys.
+//! expired TTL) loads as `None`: Redis skips such keys. Streams are the exception: an empty
+//! stream is a value (the `stream` module reads their types 15, 19 and 21).
 //!
 //! Written types: STRING; LIST_QUICKLIST_2 (listpack nodes of at most 8 KiB, Redis's default
 //! `list-max-listpack-size -2`, or one PLAIN node for an element of 1 GiB or more);
-//! HASH_LISTPACK or HASH; SET_INTSET or SET; ZSET_LISTPACK or ZSET_2.
+//! HASH_LISTPACK or HASH; SET_INTSET or SET; ZSET_LISTPACK or ZSET_2; STREAM_LISTPACKS_2.
 //!
 //! Hashes with field TTLs (Redis 7.4: types 22 to 25): fields whose TTL is already past
 //! (`ttl < now_ms`, Redis's rule) are dropped and counted in [`FieldTtls`]; the others load
@@ -63,7 +64,7 @@ pub mod types {
     pub const HASH_ZIPLIST: u8 = 13;
     /// A list as ziplist nodes (Redis 3.2 to 6.2).
     pub const LIST_QUICKLIST: u8 = 14;
-    /// A stream (refused).
+    /// A stream (Redis 5 and 6).
     pub const STREAM_LISTPACKS: u8 = 15;
     /// A hash as a listpack of field/value pairs.
     pub const HASH_LISTPACK: u8 = 16;
@@ -71,11 +72,12 @@ pub mod types {
     pub const ZSET_LISTPACK: u8 = 17;
     /// A list as listpack or plain nodes (Redis 7).
     pub const LIST_QUICKLIST_2: u8 = 18;
-    /// A stream, Redis 7.0 form (refused).
+    /// A stream, Redis 7.0 form (with first id, greatest deleted id, entries added, group read
+    /// counters).
     pub const STREAM_LISTPACKS_2: u8 = 19;
     /// A set as a listpack (Redis 7.2).
     pub const SET_LISTPACK: u8 = 20;
-    /// A stream, Redis 7.2 form (refused).
+    /// A stream, Redis 7.2 form (with consumers' active times).
     pub const STREAM_LISTPACKS_3: u8 = 21;
     /// A hash with absolute field TTLs (Redis 7.4 release candidates).
     pub const HASH_METADATA_PRE_GA: u8 = 22;
@@ -346,8 +348,9 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
             }
             hash.finish()
         }
+        // Streams may be empty (XGROUP CREATE MKSTREAM, XDEL of every entry): never `None`.
         types::STREAM_LISTPACKS | types::STREAM_LISTPACKS_2 | types::STREAM_LISTPACKS_3 => {
-            return Err(Error::Unsupported { offset: start, what: format!("stream values are not supported (RDB type {type_byte})") })
+            Some(Value::Stream(Box::new(crate::stream::read_stream(input, type_byte)?)))
         }
         types::MODULE_PRE_GA | types::MODULE_2 => {
             return Err(Error::Unsupported { offset: start, what: format!("module values are not supported (RDB type {type_byte})") })
@@ -476,6 +479,7 @@ pub fn value_type(value: &Value) -> u8 {
         Value::Set(_) => types::SET,
         Value::ZSet(z) if z.encoding_name() == "listpack" => types::ZSET_LISTPACK,
         Value::ZSet(_) => types::ZSET_2,
+        Value::Stream(_) => crate::stream::WRITTEN_TYPE,
     }
 }
 
@@ -484,6 +488,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
     match value {
         Value::Str(s) => s.with_bytes(|b| write_string(out, b, compress)),
         Value::List(list) => write_list(out, list, compress),
+        Value::Stream(stream) => crate::stream::write_stream(out, stream, compress),
         Value::Hash(hash) if hash.has_field_ttls() => {
             // Redis 7.4's HASH_METADATA: the earliest expiry, then per field its TTL relative
             // to it (plus one; 0 for none), the field and the value.

@@ -66,7 +66,7 @@ fn restore_errors_carry_redis_texts() {
     let crc = shoal_rdb::crc64::crc64(&v12);
     v12.extend_from_slice(&crc.to_le_bytes());
     assert_eq!(restore(&v12, &Limits::default()).unwrap(), common::string(b"x"));
-    // A stream type byte with a good checksum is bad data.
+    // A stream cut short after its node count, with a good checksum, is bad data.
     let mut stream = vec![15u8, 0];
     stream.extend_from_slice(&10u16.to_le_bytes());
     let crc = shoal_rdb::crc64::crc64(&stream);

@@ -840,7 +840,9 @@ impl Core {
                         }
                     }
                     // What it wrote (BLMOVE's destination) may serve others in turn.
-                    self.signal_writes(db, waiter.spec, &waiter.args);
+                    if waiter.spec.may_write() {
+                        self.signal_writes(db, waiter.spec, &waiter.args);
+                    }
                     self.wake(waiter.home, waiter.id, Wake::Served(reply));
                 }
                 Served::Elsewhere => {
@@ -894,7 +896,7 @@ impl Core {
         proto: Protocol,
         spec: &'static CommandSpec,
         ops: &'static BlockingOps,
-        args: Vec<Bytes>,
+        mut args: Vec<Bytes>,
         block: &BlockCtx<'_>,
     ) -> Frame {
         let timeout = match (ops.parse)(&args) {
@@ -908,7 +910,9 @@ impl Core {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         loop {
             let shards = dispatch::shards_of(spec, &args, self.shard_count);
-            let sets = self.key_lock_sets(db, spec, &args, &shards, Mode::Exclusive);
+            // A read-only one (XREAD) shares its keys: its release must not look like a write.
+            let mode = if spec.may_write() { Mode::Exclusive } else { Mode::Shared };
+            let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
             let tx = self.new_logged_tx();
             self.acquire_all(tx, sets.clone()).await;
             let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
@@ -925,7 +929,7 @@ impl Core {
                     if let Some(command) = shoal_commands::propagate::served(spec, &args, &reply) {
                         crate::aof::encode(&command, &mut bytes);
                     }
-                    self.aof_log_transaction(tx, db, bytes, &sets, true);
+                    self.aof_log_transaction(tx, db, bytes, &sets, spec.may_write());
                     self.aof_wait_tx(tx).await;
                 } else {
                     self.release_all(tx, &sets);
@@ -936,6 +940,9 @@ impl Core {
             if !block.may_block || expired {
                 self.release_blocking_attempt(tx, &sets);
                 return (ops.timed_out)();
+            }
+            if let Some(resolve) = ops.resolve {
+                args = resolve(&coordinator, args).await;
             }
             // Register on every core that owns a key we wait on, before releasing.
             let id = self.next_block.get();

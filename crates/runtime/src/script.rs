@@ -283,7 +283,7 @@ impl ScriptAccess<'_> {
         self.core.feed_monitors(db, "lua", spec, args);
         // A failed command changed nothing; a cross-core one says so in its reply.
         let changed = changed && !matches!(reply, Frame::Error(_)) && (matches!(route, Route::Single(_)) || !crate::transaction::changed_nothing(spec, &reply));
-        if (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && changed {
+        if spec.may_write() && changed {
             self.note_writes(db, spec, args);
             if spec.is_write() && crate::aof::LOG.is_active() {
                 self.log.borrow_mut().push(db, spec, args, &reply, self.now_ms);

@@ -172,7 +172,7 @@ impl Core {
             _ => Some(mode),
         };
         for Planned { db, spec, route, args } in plan {
-            let mode = if spec.is_write() || matches!(spec.handler, Handler::Blocking(_)) { Mode::Exclusive } else { Mode::Shared };
+            let mode = if spec.may_write() { Mode::Exclusive } else { Mode::Shared };
             let whole = spec.has(flags::ALL_SHARDS) || spec.all_shards_when.is_some_and(|all| all(args).is_some());
             match route {
                 // A script (EVAL, FCALL: the connection commands with keys) holds the cores
@@ -366,7 +366,7 @@ impl Transaction {
         self.core.note_slow(spec, &kept, started.elapsed(), self.client);
         let (events, sources) = coordinator.take_events(spec, &kept);
         self.raised(events, sources);
-        self.wrote |= (spec.is_write() || matches!(spec.handler, Handler::Blocking(_))) && !changed_nothing(spec, &reply);
+        self.wrote |= spec.may_write() && !changed_nothing(spec, &reply);
         reply
     }
 

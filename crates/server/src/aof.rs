@@ -135,6 +135,43 @@ async fn convert_on_a_thread(rdb: PathBuf, out: PathBuf, options: shoal_rdb::Rea
 /// Redis's `AOF_REWRITE_ITEMS_PER_CMD`: elements per RPUSH, SADD, ZADD or HMSET.
 const REWRITE_ITEMS_PER_CMD: usize = 64;
 
+/// A stream as Redis's `rewriteStreamObject` writes it: an XADD per entry (an empty stream:
+/// one XADD trimmed away at once), XSETID with the counters, then per consumer group XGROUP
+/// CREATE, an XCLAIM ... FORCE per pending entry, and XGROUP CREATECONSUMER for consumers
+/// without pending entries.
+fn rewrite_stream(encoder: &mut shoal_aof::CommandEncoder, db: usize, key: &[u8], stream: &shoal_store::types::Stream, out: &mut Vec<u8>) {
+    if stream.is_empty() {
+        encoder.encode(db, &[b"XADD".as_slice(), key, b"MAXLEN", b"0", b"0-1", b"x", b"y"], out);
+    }
+    for (id, fields) in stream.range(shoal_store::types::stream::StreamId::MIN, shoal_store::types::stream::StreamId::MAX, false) {
+        let id = id.to_string();
+        let mut args: Vec<&[u8]> = vec![b"XADD", key, id.as_bytes()];
+        for (field, value) in fields.iter() {
+            args.push(field);
+            args.push(value);
+        }
+        encoder.encode(db, &args, out);
+    }
+    let (last, added, max_deleted) = (stream.last_id.to_string(), stream.entries_added.to_string(), stream.max_deleted_id.to_string());
+    encoder.encode(db, &[b"XSETID".as_slice(), key, last.as_bytes(), b"ENTRIESADDED", added.as_bytes(), b"MAXDELETEDID", max_deleted.as_bytes()], out);
+    for (name, group) in &stream.groups {
+        let last = group.last_id.to_string();
+        let read = group.entries_read.map_or("-1".to_string(), |n| n.to_string());
+        encoder.encode(db, &[b"XGROUP".as_slice(), b"CREATE", key, name, last.as_bytes(), b"ENTRIESREAD", read.as_bytes()], out);
+        for (id, pending) in &group.pending {
+            let (id, time, count) = (id.to_string(), pending.delivery_time_ms.to_string(), pending.delivery_count.to_string());
+            let args: [&[u8]; 12] =
+                [b"XCLAIM", key, name, &pending.consumer, b"0", id.as_bytes(), b"TIME", time.as_bytes(), b"RETRYCOUNT", count.as_bytes(), b"JUSTID", b"FORCE"];
+            encoder.encode(db, &args, out);
+        }
+        for (consumer_name, consumer) in &group.consumers {
+            if consumer.pending.is_empty() {
+                encoder.encode(db, &[b"XGROUP".as_slice(), b"CREATECONSUMER", key, name, consumer_name], out);
+            }
+        }
+    }
+}
+
 /// Writes the dataset of the RDB file `rdb` as commands into `out`, fsynced, as Redis's
 /// `rewriteAppendOnlyFileRio` does: `#TS:<timestamp>` first (`aof-timestamp-enabled`), a
 /// FUNCTION LOAD per library, then per database a SELECT and per key SET, RPUSH, SADD, ZADD
@@ -182,6 +219,7 @@ fn rdb_to_commands(rdb: &std::path::Path, out: &std::path::Path, options: shoal_
                             encoder.encode(db, &[b"HPEXPIREAT".as_slice(), key, at_ms.to_string().as_bytes(), b"FIELDS", b"1", field], &mut bytes);
                         }
                     }
+                    Value::Stream(stream) => rewrite_stream(&mut encoder, db, key, stream, &mut bytes),
                 }
                 if let Some(at_ms) = entry.expire_ms {
                     encoder.encode(db, &[b"PEXPIREAT".as_slice(), key, at_ms.to_string().as_bytes()], &mut bytes);

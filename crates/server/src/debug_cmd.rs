@@ -249,7 +249,7 @@ fn serialized_length(value: &Value) -> usize {
         Value::Str(s) => s.with_bytes(string_length),
         // The RDB encodings of collections come with the RDB writer (issue 5); until then
         // DEBUG OBJECT reports 0 for them.
-        Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => 0,
+        Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) | Value::Stream(_) => 0,
     }
 }
 

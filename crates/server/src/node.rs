@@ -61,6 +61,8 @@ pub fn settings_of(config: &Config) -> Settings {
         set_max_listpack_value: config.set_max_listpack_value,
         zset_max_listpack_entries: config.zset_max_listpack_entries,
         zset_max_listpack_value: config.zset_max_listpack_value,
+        stream_node_max_bytes: config.stream_node_max_bytes,
+        stream_node_max_entries: config.stream_node_max_entries,
     };
     Settings {
         proto_max_bulk_len: config.proto_max_bulk_len,

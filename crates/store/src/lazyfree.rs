@@ -79,6 +79,8 @@ impl Value {
             Value::Set(s) if s.encoding_name() == "hashtable" => s.len(),
             Value::ZSet(z) if z.encoding_name() == "skiplist" => z.len(),
             Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => 1,
+            // An allocation per entry (Redis's: per listpack node), and the groups' PELs.
+            Value::Stream(s) => 1 + s.len() + s.groups.values().map(|g| g.pending.len()).sum::<usize>(),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::types::{Hash, List, Set, ZSet};
+use crate::types::{Hash, List, Set, Stream, ZSet};
 
 /// Strings at most this long are stored "embedded" (Redis's OBJ_ENCODING_EMBSTR_SIZE_LIMIT).
 pub const EMBSTR_LEN_MAX: usize = 44;
@@ -18,6 +18,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -33,6 +34,7 @@ impl Value {
             Value::Hash(hash) => &**hash as *const Hash as *const u8,
             Value::Set(set) => &**set as *const Set as *const u8,
             Value::ZSet(zset) => &**zset as *const ZSet as *const u8,
+            Value::Stream(stream) => &**stream as *const Stream as *const u8,
         };
         crate::prefetch::read(at);
     }
@@ -44,7 +46,7 @@ impl Value {
             Value::Hash(hash) => hash.prefetch_fields(members),
             Value::Set(set) => set.prefetch_members(members),
             Value::ZSet(zset) => zset.prefetch_members(members),
-            Value::Str(_) | Value::List(_) => {}
+            Value::Str(_) | Value::List(_) | Value::Stream(_) => {}
         }
     }
 
@@ -69,6 +71,7 @@ impl Value {
             Value::Hash(hash) => hash.memory_usage(samples),
             Value::Set(set) => set.memory_usage(samples),
             Value::ZSet(zset) => zset.memory_usage(samples),
+            Value::Stream(stream) => stream.memory_usage(samples),
         };
         std::mem::size_of::<Value>() + owned
     }
@@ -81,6 +84,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -92,6 +96,7 @@ impl Value {
             Value::Hash(h) => h.encoding_name(),
             Value::Set(s) => s.encoding_name(),
             Value::ZSet(z) => z.encoding_name(),
+            Value::Stream(_) => "stream",
         }
     }
 }

@@ -8,11 +8,13 @@
 pub mod hash;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod zset;
 
 pub use hash::Hash;
 pub use list::List;
 pub use set::Set;
+pub use stream::Stream;
 pub use zset::ZSet;
 
 /// The encoding thresholds, Redis's directives of the same names.
@@ -27,6 +29,8 @@ pub struct Limits {
     pub set_max_listpack_value: u64,
     pub zset_max_listpack_entries: u64,
     pub zset_max_listpack_value: u64,
+    pub stream_node_max_bytes: u64,
+    pub stream_node_max_entries: u64,
 }
 
 impl Default for Limits {
@@ -41,7 +45,16 @@ impl Default for Limits {
             set_max_listpack_value: 64,
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
+            stream_node_max_bytes: 4096,
+            stream_node_max_entries: 100,
         }
+    }
+}
+
+impl Limits {
+    /// What streams need of the limits.
+    pub fn stream_nodes(&self) -> stream::NodeLimits {
+        stream::NodeLimits { max_bytes: self.stream_node_max_bytes, max_entries: self.stream_node_max_entries }
     }
 }
 

@@ -1,0 +1,601 @@
+//! Streams (Redis 5): an append-only log of entries, each a list of field/value pairs under
+//! an id `ms-seq` greater than every id before it, with consumer groups.
+//!
+//! Entries live in a `BTreeMap` by id, each entry's pairs in one allocation ([`Fields`]).
+//! Beside them the stream keeps a model of how Redis would have laid the same entries out in
+//! its radix tree of listpack nodes ([`Node`]: the master id, the entries a node holds
+//! including deleted ones, its live entries, its listpack's size): appends open a node
+//! where Redis opens one (`stream-node-max-entries`, `stream-node-max-bytes`), and the RDB
+//! writer writes those nodes. Approximate trimming does not follow the nodes (see
+//! [`Stream::trim`]).
+//!
+//! Consumer groups keep what Redis keeps: the group's last delivered id and read counter,
+//! its pending entries list (PEL), and its consumers with theirs.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::value::parse_canonical_i64;
+use crate::varint;
+
+/// A stream entry id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    pub const fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next id, if any.
+    pub fn next(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (ms, u64::MAX) => ms.checked_add(1).map(|ms| StreamId::new(ms, 0)),
+            (ms, seq) => Some(StreamId::new(ms, seq + 1)),
+        }
+    }
+
+    /// The previous id, if any.
+    pub fn prev(self) -> Option<StreamId> {
+        match (self.ms, self.seq) {
+            (ms, 0) => ms.checked_sub(1).map(|ms| StreamId::new(ms, u64::MAX)),
+            (ms, seq) => Some(StreamId::new(ms, seq - 1)),
+        }
+    }
+
+    /// The 16 big-endian bytes Redis keys its radix tree and PELs with.
+    pub fn to_be_bytes(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.ms.to_be_bytes());
+        out[8..].copy_from_slice(&self.seq.to_be_bytes());
+        out
+    }
+
+    pub fn from_be_bytes(bytes: [u8; 16]) -> StreamId {
+        let (ms, seq) = bytes.split_at(8);
+        StreamId::new(u64::from_be_bytes(ms.try_into().expect("8 bytes")), u64::from_be_bytes(seq.try_into().expect("8 bytes")))
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// One entry's field/value pairs in one allocation: the pair count, then each string as its
+/// length and bytes (LEB128 lengths).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fields(Box<[u8]>);
+
+impl std::fmt::Debug for Fields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(field, value)| (field.escape_ascii().to_string(), value.escape_ascii().to_string()))).finish()
+    }
+}
+
+impl Fields {
+    pub fn new<'a>(pairs: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Fields {
+        let size: usize = varint::len(pairs.len()) + pairs.clone().map(|(f, v)| varint::len(f.len()) + f.len() + varint::len(v.len()) + v.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(size);
+        varint::put(&mut out, pairs.len());
+        for (field, value) in pairs {
+            varint::put(&mut out, field.len());
+            out.extend_from_slice(field);
+            varint::put(&mut out, value.len());
+            out.extend_from_slice(value);
+        }
+        Fields(out.into_boxed_slice())
+    }
+
+    /// How many pairs.
+    pub fn len(&self) -> usize {
+        varint::get(&self.0, 0).0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let (count, mut at) = varint::get(&self.0, 0);
+        let buf = &self.0;
+        let mut string = move || {
+            let (len, used) = varint::get(buf, at);
+            let bytes = &buf[at + used..at + used + len];
+            at += used + len;
+            bytes
+        };
+        (0..count).map(move |_| {
+            let field = string();
+            (field, string())
+        })
+    }
+
+    /// Heap bytes (MEMORY USAGE).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// What Redis's `stream-node-max-bytes` and `stream-node-max-entries` say about nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeLimits {
+    pub max_bytes: u64,
+    pub max_entries: u64,
+}
+
+impl Default for NodeLimits {
+    fn default() -> Self {
+        NodeLimits { max_bytes: 4096, max_entries: 100 }
+    }
+}
+
+/// Redis's cap on a listpack's size (`STREAM_LISTPACK_MAX_SIZE`), which also replaces a
+/// `stream-node-max-bytes` of 0.
+const LISTPACK_MAX_BYTES: u64 = 1 << 30;
+
+/// One of Redis's listpack nodes, as the model sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    /// Entries appended to the node, deleted ones included.
+    count: u64,
+    /// Entries not deleted.
+    live: u64,
+    /// The last id appended (deleted or not).
+    last: StreamId,
+    /// The listpack's size but for the master entry's two counters, which change size as
+    /// they grow.
+    bytes: u64,
+    /// The master entry's fields: an entry with exactly these is stored without its fields.
+    master_fields: Box<[Box<[u8]>]>,
+}
+
+impl Node {
+    /// The listpack's size in bytes.
+    fn listpack_bytes(&self) -> u64 {
+        self.bytes + lp_int_size(self.live as i64) + lp_int_size((self.count - self.live) as i64)
+    }
+}
+
+/// Bytes a listpack element takes: its encoding plus its back length.
+fn lp_element(encoded: u64) -> u64 {
+    let backlen = match encoded {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    };
+    encoded + backlen
+}
+
+fn lp_int_size(v: i64) -> u64 {
+    lp_element(match v {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8388608..=8388607 => 4,
+        -2147483648..=2147483647 => 5,
+        _ => 9,
+    })
+}
+
+/// A string element: as an integer when it reads as one, as Redis's `lpAppend` stores it.
+fn lp_string_size(s: &[u8]) -> u64 {
+    if let Some(v) = parse_canonical_i64(s) {
+        return lp_int_size(v);
+    }
+    let len = s.len() as u64;
+    lp_element(match len {
+        0..=63 => 1 + len,
+        64..=4095 => 2 + len,
+        _ => 5 + len,
+    })
+}
+
+/// A pending entry: delivered to a consumer of the group and not acknowledged yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub delivery_time_ms: u64,
+    pub delivery_count: u64,
+    pub consumer: Box<[u8]>,
+}
+
+/// A consumer of a group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Consumer {
+    /// When it last tried to read or claim.
+    pub seen_time_ms: u64,
+    /// When it last read or claimed something (None: never, Redis's -1).
+    pub active_time_ms: Option<u64>,
+    /// The ids pending for it (each also in the group's PEL).
+    pub pending: BTreeSet<StreamId>,
+}
+
+/// A consumer group.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Group {
+    pub last_id: StreamId,
+    /// How many entries the group has read (None: unknown, Redis's
+    /// `SCG_INVALID_ENTRIES_READ`).
+    pub entries_read: Option<u64>,
+    pub pending: BTreeMap<StreamId, Pending>,
+    pub consumers: BTreeMap<Box<[u8]>, Consumer>,
+}
+
+/// Why an append or a new last id is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdError {
+    /// The id is not above the last one.
+    TooSmall,
+    /// The last possible id was used.
+    Exhausted,
+}
+
+/// A stream.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stream {
+    entries: BTreeMap<StreamId, Fields>,
+    /// Redis's listpack nodes, by master id.
+    nodes: BTreeMap<StreamId, Node>,
+    /// The greatest id ever added (or set by XSETID).
+    pub last_id: StreamId,
+    /// The greatest id ever deleted by XDEL (or set by XSETID).
+    pub max_deleted_id: StreamId,
+    /// How many entries were ever added.
+    pub entries_added: u64,
+    pub groups: BTreeMap<Box<[u8]>, Group>,
+}
+
+/// A trimming request (XADD's and XTRIM's MAXLEN or MINID options).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trim {
+    /// Keep at most this many entries.
+    MaxLen(u64),
+    /// Remove the entries below this id.
+    MinId(StreamId),
+}
+
+impl Stream {
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first entry's id, 0-0 when empty.
+    pub fn first_id(&self) -> StreamId {
+        self.entries.first_key_value().map_or(StreamId::MIN, |(id, _)| *id)
+    }
+
+    pub fn first(&self) -> Option<(StreamId, &Fields)> {
+        self.entries.first_key_value().map(|(id, fields)| (*id, fields))
+    }
+
+    pub fn last(&self) -> Option<(StreamId, &Fields)> {
+        self.entries.last_key_value().map(|(id, fields)| (*id, fields))
+    }
+
+    pub fn get(&self, id: StreamId) -> Option<&Fields> {
+        self.entries.get(&id)
+    }
+
+    /// The entries from `start` to `end` inclusive, forwards or backwards.
+    pub fn range(&self, start: StreamId, end: StreamId, rev: bool) -> Box<dyn Iterator<Item = (StreamId, &Fields)> + '_> {
+        if start > end {
+            return Box::new(std::iter::empty());
+        }
+        let range = self.entries.range(start..=end).map(|(id, fields)| (*id, fields));
+        if rev {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        }
+    }
+
+    /// The id `*` gives now: the clock's millisecond, or the last id's next when the clock
+    /// is behind it.
+    pub fn next_id(&self, now_ms: u64) -> Result<StreamId, IdError> {
+        if now_ms > self.last_id.ms {
+            Ok(StreamId::new(now_ms, 0))
+        } else {
+            self.last_id.next().ok_or(IdError::Exhausted)
+        }
+    }
+
+    /// The id `ms-*` gives: the next sequence number in `ms`.
+    pub fn next_id_in(&self, ms: u64) -> Result<StreamId, IdError> {
+        match ms.cmp(&self.last_id.ms) {
+            std::cmp::Ordering::Greater => Ok(StreamId::new(ms, 0)),
+            std::cmp::Ordering::Equal => self.last_id.seq.checked_add(1).map(|seq| StreamId::new(ms, seq)).ok_or(IdError::TooSmall),
+            std::cmp::Ordering::Less => Err(IdError::TooSmall),
+        }
+    }
+
+    /// Appends an entry under `id`, which must be above the last id (so never 0-0).
+    pub fn append(&mut self, id: StreamId, fields: Fields, limits: NodeLimits) -> Result<(), IdError> {
+        if id <= self.last_id {
+            return Err(IdError::TooSmall);
+        }
+        self.place(id, &fields, limits);
+        self.entries.insert(id, fields);
+        self.last_id = id;
+        self.entries_added += 1;
+        Ok(())
+    }
+
+    /// Puts `id` in the node model: in the last node if Redis would, else in a new one.
+    fn place(&mut self, id: StreamId, fields: &Fields, limits: NodeLimits) {
+        let max_bytes = if limits.max_bytes == 0 || limits.max_bytes > LISTPACK_MAX_BYTES { LISTPACK_MAX_BYTES } else { limits.max_bytes };
+        let total: u64 = fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
+        let fits = self
+            .nodes
+            .last_key_value()
+            .is_some_and(|(_, node)| node.listpack_bytes() + total < max_bytes && (limits.max_entries == 0 || node.count < limits.max_entries));
+        if !fits {
+            let master_fields: Box<[Box<[u8]>]> = fields.iter().map(|(f, _)| Box::from(f)).collect();
+            // Header and end byte; the master entry: its field count, fields, terminator.
+            let bytes = 6 + 1 + lp_int_size(master_fields.len() as i64) + master_fields.iter().map(|f| lp_string_size(f)).sum::<u64>() + lp_int_size(0);
+            self.nodes.insert(id, Node { count: 0, live: 0, last: id, bytes, master_fields });
+        }
+        let (master, node) = self.nodes.iter_mut().next_back().expect("a node exists");
+        let same_fields = fields.len() == node.master_fields.len() && fields.iter().zip(node.master_fields.iter()).all(|((f, _), m)| f == &m[..]);
+        let ms_diff = id.ms.wrapping_sub(master.ms) as i64;
+        let seq_diff = id.seq.wrapping_sub(master.seq) as i64;
+        let mut bytes = lp_int_size(0) + lp_int_size(ms_diff) + lp_int_size(seq_diff);
+        let pairs = fields.len() as i64;
+        let lp_count = if same_fields {
+            bytes += fields.iter().map(|(_, v)| lp_string_size(v)).sum::<u64>();
+            pairs + 3
+        } else {
+            bytes += lp_int_size(pairs) + fields.iter().map(|(f, v)| lp_string_size(f) + lp_string_size(v)).sum::<u64>();
+            2 * pairs + 4
+        };
+        node.bytes += bytes + lp_int_size(lp_count);
+        node.count += 1;
+        node.live += 1;
+        node.last = id;
+    }
+
+    /// Removes one entry (XDEL); true if it was there.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        if self.entries.remove(&id).is_none() {
+            return false;
+        }
+        let (&master, node) = self.nodes.range_mut(..=id).next_back().expect("every entry is in a node");
+        node.live -= 1;
+        if node.live == 0 {
+            self.nodes.remove(&master);
+        }
+        self.max_deleted_id = self.max_deleted_id.max(id);
+        true
+    }
+
+    /// Trims (XTRIM, XADD's MAXLEN and MINID); returns how many entries went.
+    ///
+    /// Exact trimming removes what Redis does: down to the length, or every id below the
+    /// minimum. Approximate trimming removes a multiple of `granule` entries
+    /// (`stream-node-max-entries`), or everything when exact trimming would, at most `limit`
+    /// (0: no limit): what Redis's whole-node trimming removes when the nodes are full, but
+    /// a function of the live entries alone, so that replaying the command from the
+    /// append-only log, where the nodes may be laid out otherwise, removes the same.
+    pub fn trim(&mut self, trim: Trim, approx: bool, granule: u64, limit: u64) -> u64 {
+        let mut wanted = match trim {
+            Trim::MaxLen(max) => (self.entries.len() as u64).saturating_sub(max),
+            Trim::MinId(min) => self.entries.range(..min).count() as u64,
+        };
+        if approx {
+            let everything = wanted == self.entries.len() as u64;
+            if limit != 0 {
+                wanted = wanted.min(limit);
+            }
+            // Whole nodes of `granule` entries, the oldest first; the newest node may be
+            // partly filled, and goes when everything does (as Redis's last node).
+            if !(everything && wanted == self.entries.len() as u64) {
+                let granule = granule.max(1);
+                wanted = wanted / granule * granule;
+            }
+        }
+        self.remove_first(wanted);
+        wanted
+    }
+
+    /// Removes the first `count` entries (there must be that many).
+    fn remove_first(&mut self, mut count: u64) {
+        while count > 0 {
+            let (&master, node) = self.nodes.first_key_value().expect("entries to remove are in nodes");
+            let in_node = node.live.min(count);
+            let next = self.nodes.range((std::ops::Bound::Excluded(master), std::ops::Bound::Unbounded)).next().map(|(id, _)| *id);
+            let doomed: Vec<StreamId> = match next {
+                Some(next) => self.entries.range(master..next).take(in_node as usize).map(|(id, _)| *id).collect(),
+                None => self.entries.range(master..).take(in_node as usize).map(|(id, _)| *id).collect(),
+            };
+            for id in &doomed {
+                self.entries.remove(id);
+            }
+            if in_node == node.live {
+                self.nodes.remove(&master);
+            } else {
+                self.nodes.get_mut(&master).expect("the node is there").live -= in_node;
+            }
+            count -= in_node;
+        }
+    }
+
+    /// Sets the last id, the entries added and the greatest deleted id (XSETID).
+    pub fn set_id(&mut self, last_id: StreamId, entries_added: Option<u64>, max_deleted_id: Option<StreamId>) {
+        self.last_id = last_id;
+        if let Some(added) = entries_added {
+            self.entries_added = added;
+        }
+        if let Some(max) = max_deleted_id {
+            self.max_deleted_id = max;
+        }
+    }
+
+    /// Redis's nodes as (master id, entries appended, live entries): for the file writer,
+    /// which lays entries out the same way.
+    pub fn nodes(&self) -> impl Iterator<Item = (StreamId, u64, u64)> + '_ {
+        self.nodes.iter().map(|(id, node)| (*id, node.count, node.live))
+    }
+
+    /// The entries from `start` up to, not including, `end` (None: to the end).
+    pub fn between(&self, start: StreamId, end: Option<StreamId>) -> Box<dyn Iterator<Item = (StreamId, &Fields)> + '_> {
+        let iter = self.entries.range(start..).map(|(id, f)| (*id, f));
+        match end {
+            Some(end) => Box::new(iter.take_while(move |(id, _)| *id < end)),
+            None => Box::new(iter),
+        }
+    }
+
+    /// Bytes for MEMORY USAGE: every entry's pairs and tree slot, the nodes, the groups.
+    pub fn memory_usage(&self, samples: usize) -> usize {
+        const TREE_SLOT: usize = std::mem::size_of::<StreamId>() + std::mem::size_of::<Fields>() + 8;
+        let entries = super::sampled_bytes(self.entries.len(), samples, self.entries.values().map(|f| f.heap_bytes() + TREE_SLOT));
+        let nodes = self.nodes.len() * (std::mem::size_of::<Node>() + 24);
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|(name, group)| {
+                name.len()
+                    + std::mem::size_of::<Group>()
+                    + group.pending.len() * (std::mem::size_of::<Pending>() + 24)
+                    + group.consumers.keys().map(|c| c.len() + std::mem::size_of::<Consumer>()).sum::<usize>()
+            })
+            .sum();
+        std::mem::size_of::<Stream>() + entries + nodes + groups
+    }
+
+    /// Asserts the model's bookkeeping: every entry in exactly one node, live counts exact.
+    pub fn check_invariants(&self) {
+        let mut live = 0;
+        let masters: Vec<StreamId> = self.nodes.keys().copied().collect();
+        for (i, master) in masters.iter().enumerate() {
+            let node = &self.nodes[master];
+            let in_node = match masters.get(i + 1) {
+                Some(next) => self.entries.range(*master..*next).count(),
+                None => self.entries.range(*master..).count(),
+            } as u64;
+            assert_eq!(in_node, node.live, "node {master}: live count");
+            assert!(node.live <= node.count && node.last >= *master, "node {master}");
+            live += node.live;
+        }
+        assert_eq!(live, self.entries.len() as u64);
+        if let Some((last, _)) = self.entries.last_key_value() {
+            assert!(*last <= self.last_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        Fields::new(pairs.iter().map(|(f, v)| (f.as_bytes(), v.as_bytes())).collect::<Vec<_>>().into_iter())
+    }
+
+    fn filled(n: u64, limits: NodeLimits) -> Stream {
+        let mut stream = Stream::new();
+        for i in 1..=n {
+            stream.append(StreamId::new(i, 0), fields(&[("f", "v")]), limits).unwrap();
+        }
+        stream.check_invariants();
+        stream
+    }
+
+    #[test]
+    fn fields_keep_pairs_in_order() {
+        let f = fields(&[("a", "1"), ("", ""), ("long", &"x".repeat(300))]);
+        let pairs: Vec<(&[u8], &[u8])> = f.iter().collect();
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(f.len(), 3);
+        assert_eq!(pairs[0], (&b"a"[..], &b"1"[..]));
+        assert_eq!(pairs[1], (&b""[..], &b""[..]));
+        assert_eq!(pairs[2].1.len(), 300);
+    }
+
+    #[test]
+    fn ids_step_over_sequence_ends() {
+        assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
+        assert_eq!(StreamId::MAX.next(), None);
+        assert_eq!(StreamId::new(2, 0).prev(), Some(StreamId::new(1, u64::MAX)));
+        assert_eq!(StreamId::MIN.prev(), None);
+        assert_eq!(StreamId::from_be_bytes(StreamId::new(5, 7).to_be_bytes()), StreamId::new(5, 7));
+    }
+
+    #[test]
+    fn appends_must_grow() {
+        let mut s = Stream::new();
+        let limits = NodeLimits::default();
+        assert_eq!(s.append(StreamId::MIN, fields(&[("f", "v")]), limits), Err(IdError::TooSmall));
+        s.append(StreamId::new(5, 1), fields(&[("f", "v")]), limits).unwrap();
+        assert_eq!(s.append(StreamId::new(5, 1), fields(&[("f", "v")]), limits), Err(IdError::TooSmall));
+        assert_eq!(s.next_id_in(5), Ok(StreamId::new(5, 2)));
+        assert_eq!(s.next_id_in(4), Err(IdError::TooSmall));
+        assert_eq!(s.next_id(3), Ok(StreamId::new(5, 2)));
+        assert_eq!(s.next_id(9), Ok(StreamId::new(9, 0)));
+    }
+
+    #[test]
+    fn nodes_hold_max_entries_and_approximate_trims_take_multiples_of_them() {
+        let limits = NodeLimits { max_bytes: 4096, max_entries: 10 };
+        let mut s = filled(35, limits);
+        assert_eq!(s.nodes().count(), 4);
+        // ~ 20: 15 too many, of which one node's worth goes.
+        assert_eq!(s.trim(Trim::MaxLen(20), true, 10, 0), 10);
+        assert_eq!(s.len(), 25);
+        assert_eq!(s.nodes().count(), 3);
+        // Exact trimming removes inside the node.
+        assert_eq!(s.trim(Trim::MaxLen(20), false, 10, 0), 5);
+        assert_eq!(s.len(), 20);
+        s.check_invariants();
+        assert_eq!(s.first_id(), StreamId::new(16, 0));
+        // 14 below 30: ~ takes 10, a LIMIT below the granule none.
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(30, 0)), true, 10, 5), 0);
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(30, 0)), true, 10, 0), 10);
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(30, 0)), false, 10, 0), 4);
+        assert_eq!(s.first_id(), StreamId::new(30, 0));
+        // Everything goes at once when everything must, approximate or not.
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 10, 0), 6);
+        assert!(s.is_empty());
+        s.check_invariants();
+    }
+
+    #[test]
+    fn nodes_split_on_bytes() {
+        let limits = NodeLimits { max_bytes: 4096, max_entries: 100 };
+        let mut s = Stream::new();
+        for i in 1..=10 {
+            s.append(StreamId::new(i, 0), fields(&[("f", &"x".repeat(1000))]), limits).unwrap();
+        }
+        // About 1 KB each: a fifth would not stay below 4096 bytes (the listpack's bytes
+        // plus the new entry's raw length must).
+        assert_eq!(s.nodes().map(|(_, count, _)| count).collect::<Vec<_>>(), vec![4, 4, 2]);
+    }
+
+    #[test]
+    fn deleting_every_entry_of_a_node_drops_it() {
+        let limits = NodeLimits { max_bytes: 4096, max_entries: 2 };
+        let mut s = filled(4, limits);
+        assert!(s.delete(StreamId::new(1, 0)));
+        assert!(!s.delete(StreamId::new(1, 0)));
+        assert_eq!(s.nodes().count(), 2);
+        assert!(s.delete(StreamId::new(2, 0)));
+        assert_eq!(s.nodes().count(), 1);
+        assert_eq!(s.max_deleted_id, StreamId::new(2, 0));
+        s.check_invariants();
+    }
+}

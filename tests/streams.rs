@@ -1,0 +1,385 @@
+//! Streams against the real shoal-server: every reply compared byte for byte with Debian's
+//! redis-server (RESP2 and RESP3, alone, in MULTI and in scripts), XREAD over streams on
+//! several cores, keyspace events, and streams surviving `kill -9` through the append-only
+//! log (XADD's `*` is logged as the ID it gave; approximate trims replay alike).
+
+use std::time::Duration;
+
+use shoal_testkit::{keys_on_distinct_cores, Server};
+use shoal_tests::{assert_replies_like_redis, shoal_and_redis, THREADS};
+
+#[test]
+fn stream_commands_reply_as_redis() {
+    let setup: &[&[&str]] = &[
+        &["XADD", "s", "1-1", "a", "1"],
+        &["XADD", "s", "1-*", "b", "2"],
+        &["XADD", "s", "5", "a", "1", "b", "2"],
+        &["XADD", "s", "MAXLEN", "3", "6-0", "c", "3"],
+        &["XADD", "s", "7-0", "12345", "-7", "", "x"],
+        &["SET", "str", "x"],
+        &["XADD", "e", "MAXLEN", "0", "1-0", "a", "b"],
+    ];
+    let requests: &[&[&str]] = &[
+        &["XLEN", "s"],
+        &["XLEN", "e"],
+        &["XLEN", "nokey"],
+        &["XLEN", "str"],
+        &["TYPE", "s"],
+        &["EXISTS", "e"],
+        &["XRANGE", "s", "-", "+"],
+        &["XRANGE", "s", "(1-2", "+"],
+        &["XRANGE", "s", "-", "(6-0"],
+        &["XRANGE", "s", "5", "5"],
+        &["XRANGE", "s", "-", "+", "COUNT", "1"],
+        &["XRANGE", "s", "-", "+", "COUNT", "0"],
+        &["XRANGE", "s", "-", "+", "COUNT", "-1"],
+        &["XRANGE", "s", "(", "+"],
+        &["XRANGE", "s", "(-", "+"],
+        &["XRANGE", "s", "(18446744073709551615-18446744073709551615", "+"],
+        &["XRANGE", "s", "-", "(0-0"],
+        &["XRANGE", "s", "abc", "+"],
+        &["XRANGE", "s", "1-x", "+"],
+        &["XRANGE", "s", "-", "+", "FOO"],
+        &["XRANGE", "s", "-", "+", "COUNT"],
+        &["XRANGE", "nokey", "-", "+"],
+        &["XRANGE", "str", "-", "+"],
+        &["XRANGE", "e", "-", "+"],
+        &["XREVRANGE", "s", "+", "-", "COUNT", "2"],
+        &["XREVRANGE", "s", "+", "(5"],
+        &["XREVRANGE", "s", "-", "+"],
+        &["XADD", "s", "6-0", "a", "1"],
+        &["XADD", "s", "0-0", "a", "1"],
+        &["XADD", "s", "0-*", "a", "1"],
+        &["XADD", "s", "bad", "a", "1"],
+        &["XADD", "s", "9-0", "a"],
+        &["XADD", "s", "MAXLEN", "-1", "9-0", "a", "1"],
+        &["XADD", "s", "MAXLEN", "1", "MINID", "1", "9-0", "a", "1"],
+        &["XADD", "s", "MAXLEN", "5", "LIMIT", "2", "9-0", "a", "1"],
+        &["XADD", "s", "LIMIT", "2", "9-0", "a", "1"],
+        &["XADD", "s", "MAXLEN", "x", "9-0", "a", "1"],
+        &["XADD", "str", "9-0", "a", "1"],
+        &["XADD", "nokey", "NOMKSTREAM", "9-0", "a", "1"],
+        &["XADD", "e", "2-*", "f", "v"],
+        &["XADD", "s", "MINID", "=", "6", "10-*", "f", "v"],
+        &["XADD", "s", "MAXLEN", "~", "0", "11-0", "f", "v"],
+        &["XDEL", "s", "bad"],
+        &["XDEL", "nokey", "bad"],
+        &["XDEL", "str", "1"],
+        &["XDEL", "s", "7-0", "99-0"],
+        &["XTRIM", "nokey", "FOO"],
+        &["XTRIM", "str", "MAXLEN", "0"],
+        &["XTRIM", "s", "FOO"],
+        &["XTRIM", "s", "LIMIT", "5"],
+        &["XTRIM", "s", "MAXLEN", "0", "LIMIT", "5"],
+        &["XTRIM", "s", "MAXLEN", "-1"],
+        &["XTRIM", "s", "MINID", "bad"],
+        &["XTRIM", "s", "MAXLEN", "~", "0", "LIMIT", "5"],
+        &["XTRIM", "s", "MINID", "10"],
+        &["XTRIM", "s", "MAXLEN", "=", "1"],
+        &["XSETID", "s", "100-0", "ENTRIESADDED", "1"],
+        &["XSETID", "s", "100-0", "ENTRIESADDED", "-1"],
+        &["XSETID", "s", "100-0", "MAXDELETEDID", "200-0"],
+        &["XSETID", "s", "100-0", "ENTRIESADDED", "50", "MAXDELETEDID", "99-0"],
+        &["XSETID", "nokey", "1-1"],
+        &["XSETID", "str", "1-1"],
+        &["XSETID", "s", "200", "FOO"],
+        &["XADD", "s", "100-*", "a", "b"],
+        &["XADD", "s", "100", "a", "b"],
+        &["XSETID", "e", "18446744073709551615-18446744073709551615"],
+        &["XADD", "e", "18446744073709551615-*", "a", "b"],
+    ];
+    assert_replies_like_redis(&[], setup, requests);
+}
+
+/// The replies to `requests` on one connection in RESP2 then RESP3, from every server.
+fn transcripts(servers: &[Server], setup: &[&[&str]], requests: &[&[&str]]) -> Vec<Vec<String>> {
+    servers
+        .iter()
+        .map(|server| {
+            let mut raw = server.raw();
+            for command in setup {
+                raw.command(command).unwrap();
+            }
+            let mut out = Vec::new();
+            for proto in ["2", "3"] {
+                raw.command(&["HELLO", proto]).unwrap();
+                for request in requests {
+                    out.push(format!("RESP{proto} {request:?} -> {}", raw.command(request).unwrap()));
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+#[test]
+fn xread_serves_streams_on_every_core_as_redis() {
+    let servers = shoal_and_redis(&[]);
+    let keys = keys_on_distinct_cores("stream", 2, THREADS);
+    let (a, b) = (keys[0].as_str(), keys[1].as_str());
+    let setup: &[&[&str]] = &[
+        &["XADD", a, "1-0", "f", "1"],
+        &["XADD", a, "2-0", "f", "2"],
+        &["XADD", a, "3-0", "g", "3"],
+        &["XADD", b, "5-0", "f", "5"],
+        &["XADD", "empty", "MAXLEN", "0", "1-0", "f", "v"],
+        &["SET", "str", "x"],
+    ];
+    let requests: &[&[&str]] = &[
+        &["XREAD", "STREAMS", a, "0"],
+        &["XREAD", "COUNT", "1", "STREAMS", a, b, "0", "0"],
+        &["XREAD", "COUNT", "2", "STREAMS", a, b, "1", "4-99"],
+        &["XREAD", "STREAMS", a, b, "3", "5"],
+        &["XREAD", "STREAMS", a, b, "$", "$"],
+        &["XREAD", "STREAMS", a, "nokey", "empty", "0", "0", "0"],
+        &["XREAD", "STREAMS", a, a, "0", "2"],
+        &["XREAD", "STREAMS", b, "str", "0", "0"],
+        &["XREAD", "STREAMS", "str", b, "0", "bad"],
+        &["XREAD", "STREAMS", b, a, "0", "bad"],
+        &["XREAD", "STREAMS", a, ">"],
+        &["XREAD", "STREAMS", a],
+        &["XREAD", "STREAMS", a, b, "0"],
+        &["XREAD", "FOO", "STREAMS", a, "0"],
+        &["XREAD", "COUNT", "x", "STREAMS", a, "0"],
+        &["XREAD", "COUNT", "-5", "STREAMS", a, "0"],
+        &["XREAD", "COUNT", "1"],
+        &["XREAD", "BLOCK", "-1", "STREAMS", a, "0"],
+        &["XREAD", "BLOCK", "x", "STREAMS", a, "0"],
+        &["XREAD", "BLOCK", "10", "STREAMS", a, b, "0", "0"],
+    ];
+    let got = transcripts(&servers, setup, requests);
+    if let Some(redis) = got.get(1) {
+        for (ours, theirs) in got[0].iter().zip(redis) {
+            assert_eq!(ours, theirs);
+        }
+    }
+    // Without redis-server, at least the cross-core read itself.
+    assert!(got[0][1].contains("$3\r\n1-0\r\n") && got[0][1].contains("$3\r\n5-0\r\n"), "{}", got[0][1]);
+}
+
+#[test]
+fn xsetid_refuses_an_id_below_the_greatest_deleted_one_as_redis_7_2_does() {
+    // Redis 7.0 (Debian's) accepts it, leaving the stream's last ID below a deleted one.
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    raw.command(&["XADD", "s", "5-0", "a", "1"]).unwrap();
+    assert_eq!(raw.command(&["XDEL", "s", "5-0"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["XSETID", "s", "1-0"]).unwrap(), "-ERR The ID specified in XSETID is smaller than current max_deleted_entry_id\r\n");
+    assert_eq!(raw.command(&["XSETID", "s", "5-0"]).unwrap(), "+OK\r\n");
+}
+
+/// Sends `args` on `raw` without reading the reply.
+fn send(raw: &mut shoal_testkit::Raw, args: &[&str]) {
+    raw.send(&shoal_testkit::Raw::encode(args));
+}
+
+#[test]
+fn xread_block_waits_for_the_next_entry_of_any_of_its_streams_on_any_core() {
+    let server = Server::start(THREADS, &[]);
+    let keys = keys_on_distinct_cores("wait", 2, THREADS);
+    let (a, b) = (keys[0].as_str(), keys[1].as_str());
+    let mut writer = server.raw();
+    writer.command(&["XADD", a, "1-0", "old", "1"]).unwrap();
+    // `$`: only what comes after the block; both streams, one served.
+    let mut reader = server.raw();
+    send(&mut reader, &["XREAD", "BLOCK", "0", "STREAMS", a, b, "$", "$"]);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(writer.command(&["CLIENT", "LIST", "TYPE", "normal"]).unwrap().matches("cmd=xread").count(), 1);
+    writer.command(&["XADD", b, "7-0", "new", "2"]).unwrap();
+    writer.command(&["XADD", a, "8-0", "later", "3"]).unwrap();
+    reader.set_read_timeout(Duration::from_secs(5));
+    assert_eq!(reader.read_reply().unwrap(), format!("*1\r\n*2\r\n${}\r\n{b}\r\n*1\r\n*2\r\n$3\r\n7-0\r\n*2\r\n$3\r\nnew\r\n$1\r\n2\r\n", b.len()));
+    // An ID: what is already past it answers at once; RESP3 gets a map.
+    reader.command(&["HELLO", "3"]).unwrap();
+    assert_eq!(
+        reader.command(&["XREAD", "BLOCK", "0", "COUNT", "1", "STREAMS", a, "1-0"]).unwrap(),
+        format!("%1\r\n${}\r\n{a}\r\n*1\r\n*2\r\n$3\r\n8-0\r\n*2\r\n$5\r\nlater\r\n$1\r\n3\r\n", a.len())
+    );
+    // A timeout answers null; in MULTI, BLOCK never waits.
+    let started = std::time::Instant::now();
+    assert_eq!(reader.command(&["XREAD", "BLOCK", "150", "STREAMS", a, "$"]).unwrap(), "_\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(140), "{:?}", started.elapsed());
+    reader.command(&["MULTI"]).unwrap();
+    reader.command(&["XREAD", "BLOCK", "0", "STREAMS", a, "$"]).unwrap();
+    assert_eq!(reader.command(&["EXEC"]).unwrap(), "*1\r\n_\r\n");
+    // A key that does not exist yet, created by the first XADD; COUNT bounds the reply.
+    send(&mut reader, &["XREAD", "BLOCK", "0", "COUNT", "1", "STREAMS", "fresh", "0"]);
+    std::thread::sleep(Duration::from_millis(100));
+    writer.command(&["MULTI"]).unwrap();
+    writer.command(&["XADD", "fresh", "1-1", "x", "1"]).unwrap();
+    writer.command(&["XADD", "fresh", "1-2", "x", "2"]).unwrap();
+    writer.command(&["EXEC"]).unwrap();
+    assert_eq!(reader.read_reply().unwrap(), "%1\r\n$5\r\nfresh\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nx\r\n$1\r\n1\r\n");
+}
+
+#[test]
+fn several_readers_blocked_on_one_stream_all_get_the_entry() {
+    let server = Server::start(THREADS, &[]);
+    let mut readers: Vec<_> = (0..6).map(|_| server.raw()).collect();
+    for reader in &mut readers {
+        send(reader, &["XREAD", "BLOCK", "5000", "STREAMS", "s", "$"]);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    server.raw().command(&["XADD", "s", "5-5", "k", "v"]).unwrap();
+    for reader in &mut readers {
+        reader.set_read_timeout(Duration::from_secs(5));
+        assert!(reader.read_reply().unwrap().contains("5-5"));
+    }
+}
+
+#[test]
+fn xread_does_not_touch_watched_keys() {
+    let server = Server::start(THREADS, &[]);
+    let mut watcher = server.raw();
+    let mut reader = server.raw();
+    watcher.command(&["XADD", "s", "1-0", "a", "1"]).unwrap();
+    assert_eq!(watcher.command(&["WATCH", "s"]).unwrap(), "+OK\r\n");
+    assert!(reader.command(&["XREAD", "STREAMS", "s", "0"]).unwrap().contains("1-0"));
+    assert_eq!(reader.command(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]).unwrap(), "*-1\r\n");
+    watcher.command(&["MULTI"]).unwrap();
+    watcher.command(&["XLEN", "s"]).unwrap();
+    assert_eq!(watcher.command(&["EXEC"]).unwrap(), "*1\r\n:1\r\n");
+}
+
+#[test]
+fn stream_writes_raise_redis_keyspace_events() {
+    let servers = shoal_and_redis(&["--notify-keyspace-events", "Et$"]);
+    let mut transcripts = Vec::new();
+    for server in &servers {
+        let mut subscriber = server.raw();
+        subscriber.command(&["PSUBSCRIBE", "__keyevent@0__:*"]).unwrap();
+        let mut raw = server.raw();
+        for command in [
+            &["XADD", "s", "1-0", "a", "1"][..],
+            &["XADD", "s", "MAXLEN", "1", "2-0", "a", "1"],
+            &["XDEL", "s", "9-9"],
+            &["XDEL", "s", "2-0"],
+            &["XADD", "s", "3-0", "a", "1"],
+            &["XTRIM", "s", "MAXLEN", "0"],
+            &["XSETID", "s", "5-0"],
+            &["XTRIM", "s", "MAXLEN", "0"],
+        ] {
+            raw.command(command).unwrap();
+        }
+        raw.command(&["SET", "done", "1"]).unwrap();
+        let mut events = Vec::new();
+        loop {
+            let message = subscriber.read_reply().unwrap();
+            if message.contains("done") {
+                break;
+            }
+            events.push(message);
+        }
+        transcripts.push(events);
+    }
+    assert_eq!(transcripts[0].len(), 7, "{:?}", transcripts[0]);
+    if let Some(redis) = transcripts.get(1) {
+        assert_eq!(&transcripts[0], redis);
+    }
+}
+
+#[test]
+fn streams_survive_kill_9_through_the_log() {
+    let always: &[&str] = &["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--stream-node-max-entries", "10"];
+    let dir = Server::scratch("aof-streams");
+    let server = Server::start_in(&dir, THREADS, always);
+    let mut raw = server.raw();
+    let mut ids = Vec::new();
+    for i in 0..95 {
+        let reply = raw.command(&["XADD", "s", "MAXLEN", "~", "50", "*", "n", &i.to_string()]).unwrap();
+        ids.push(reply);
+    }
+    // Trimmed by ten to 50 whenever it reached 60: 55 now.
+    assert_eq!(raw.command(&["XLEN", "s"]).unwrap(), ":55\r\n");
+    let id = |reply: &str| reply.split("\r\n").nth(1).unwrap().to_owned();
+    assert_eq!(raw.command(&["XDEL", "s", &id(&ids[90])]).unwrap(), ":1\r\n");
+    assert!(raw.command(&["XADD", "s", "MINID", "~", "0-1", "*", "n", "last"]).unwrap().starts_with('$'));
+    assert_eq!(raw.command(&["XTRIM", "s", "MAXLEN", "~", "15"]).unwrap(), ":40\r\n");
+    let before = raw.command(&["XRANGE", "s", "-", "+"]).unwrap();
+    assert_eq!(raw.command(&["XLEN", "s"]).unwrap(), ":15\r\n");
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, always);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["XRANGE", "s", "-", "+"]).unwrap(), before);
+    // The last ID holds: an ID below it is refused.
+    assert!(raw.command(&["XADD", "s", "1-1", "a", "b"]).unwrap().starts_with("-ERR The ID specified in XADD is equal or smaller"));
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stream_survives_an_aof_rewrite_without_the_rdb_preamble() {
+    let dir = Server::scratch("aof-streams-rewrite");
+    let args: &[&str] = &["--save", "", "--appendonly", "yes", "--aof-use-rdb-preamble", "no"];
+    let server = Server::start_in(&dir, THREADS, args);
+    let mut raw = server.raw();
+    for i in 1..=20 {
+        raw.command(&["XADD", "s", &format!("{i}-0"), "n", &i.to_string()]).unwrap();
+    }
+    raw.command(&["XDEL", "s", "20-0"]).unwrap();
+    raw.command(&["XADD", "empty", "MAXLEN", "0", "7-0", "a", "b"]).unwrap();
+    assert_eq!(raw.command(&["BGREWRITEAOF"]).unwrap(), "+Background append only file rewriting started\r\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let info = raw.command(&["INFO", "persistence"]).unwrap();
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1\r\n") {
+            assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rewrite ends: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before = (raw.command(&["XRANGE", "s", "-", "+"]).unwrap(), raw.command(&["XRANGE", "empty", "-", "+"]).unwrap());
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, args);
+    let mut raw = server.raw();
+    assert_eq!((raw.command(&["XRANGE", "s", "-", "+"]).unwrap(), raw.command(&["XRANGE", "empty", "-", "+"]).unwrap()), before);
+    // XSETID restored the last ID and the deleted one.
+    assert!(raw.command(&["XADD", "s", "20-0", "a", "b"]).unwrap().starts_with("-ERR"));
+    assert!(raw.command(&["XADD", "empty", "7-0", "a", "b"]).unwrap().starts_with("-ERR"));
+    assert_eq!(raw.command(&["XADD", "empty", "7-*", "a", "b"]).unwrap(), "$3\r\n7-1\r\n");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn streams_survive_save_debug_reload_and_dump_restore() {
+    let dir = Server::scratch("rdb-streams");
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    for i in 1..=250 {
+        raw.command(&["XADD", "s", &format!("{i}-0"), "n", &i.to_string(), "other", "x"]).unwrap();
+    }
+    raw.command(&["XADD", "s", "251-0", "different", "fields"]).unwrap();
+    raw.command(&["XDEL", "s", "3-0", "251-0"]).unwrap();
+    raw.command(&["XADD", "empty", "MAXLEN", "0", "9-9", "a", "b"]).unwrap();
+    let contents = |raw: &mut shoal_testkit::Raw| {
+        (raw.command(&["XRANGE", "s", "-", "+"]).unwrap(), raw.command(&["XLEN", "empty"]).unwrap(), raw.command(&["XADD", "empty", "9-9", "a", "b"]).unwrap())
+    };
+    let before = contents(&mut raw);
+    assert_eq!(before.1, ":0\r\n");
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), "+OK\r\n");
+    assert_eq!(contents(&mut raw), before);
+    // DUMP and RESTORE, to another key (maybe on another core).
+    let dump = raw.command_bytes(&[b"DUMP", b"s"]).unwrap();
+    let payload_start = dump.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let payload = &dump[payload_start..dump.len() - 2];
+    assert_eq!(raw.command_bytes(&[b"RESTORE", b"copy", b"0", payload]).unwrap(), b"+OK\r\n");
+    assert_eq!(raw.command(&["XRANGE", "copy", "-", "+"]).unwrap(), before.0);
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, THREADS, &["--save", ""]);
+    let mut raw = server.raw();
+    assert_eq!(contents(&mut raw), before);
+    assert_eq!(raw.command(&["XRANGE", "copy", "-", "+"]).unwrap(), before.0);
+    // The deleted 251-0 stays the last ID.
+    assert!(raw.command(&["XADD", "s", "251-0", "a", "b"]).unwrap().starts_with("-ERR The ID specified in XADD is equal or smaller"));
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
