@@ -218,7 +218,8 @@ mod tests {
                 "set-max-intset-entries",
                 "set-max-listpack-entries",
                 "zset-max-listpack-entries",
-                "zset-max-ziplist-entries"
+                "zset-max-ziplist-entries",
+                "stream-node-max-entries"
             ]
         );
         assert_eq!(names(&["PORT*"]), vec!["port"]);

@@ -229,6 +229,74 @@ pub struct Group {
     pub consumers: BTreeMap<Box<[u8]>, Consumer>,
 }
 
+impl Group {
+    /// A group whose last delivered ID is `last_id`.
+    pub fn new(last_id: StreamId, entries_read: Option<u64>) -> Group {
+        Group { last_id, entries_read, ..Group::default() }
+    }
+
+    /// The consumer `name`, created (seen now, never active) if missing; and whether it was.
+    pub fn consumer(&mut self, name: &[u8], now_ms: u64) -> (&mut Consumer, bool) {
+        let created = !self.consumers.contains_key(name);
+        let consumer = self.consumers.entry(name.into()).or_insert_with(|| Consumer { seen_time_ms: now_ms, active_time_ms: None, pending: BTreeSet::new() });
+        (consumer, created)
+    }
+
+    /// Removes consumer `name` and its pending entries; how many it had, if it existed.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let consumer = self.consumers.remove(name)?;
+        for id in &consumer.pending {
+            self.pending.remove(id);
+        }
+        Some(consumer.pending.len())
+    }
+
+    /// Gives `id` to `consumer` (which must exist): its delivery time becomes `time_ms`,
+    /// and its delivery count `count` (None: as it was, or 1 for a new entry). An entry
+    /// pending for another consumer moves.
+    pub fn assign(&mut self, id: StreamId, consumer: &[u8], time_ms: u64, count: Option<u64>) {
+        match self.pending.get_mut(&id) {
+            Some(pending) => {
+                if *pending.consumer != *consumer {
+                    if let Some(previous) = self.consumers.get_mut(&pending.consumer) {
+                        previous.pending.remove(&id);
+                    }
+                    pending.consumer = consumer.into();
+                }
+                pending.delivery_time_ms = time_ms;
+                if let Some(count) = count {
+                    pending.delivery_count = count;
+                }
+            }
+            None => {
+                self.pending.insert(id, Pending { delivery_time_ms: time_ms, delivery_count: count.unwrap_or(1), consumer: consumer.into() });
+            }
+        }
+        self.consumers.get_mut(consumer).expect("assigned to a consumer that exists").pending.insert(id);
+    }
+
+    /// Removes `id` from the PEL (acknowledged, or its entry is gone); whether it was there.
+    pub fn forget(&mut self, id: StreamId) -> bool {
+        let Some(pending) = self.pending.remove(&id) else { return false };
+        if let Some(consumer) = self.consumers.get_mut(&pending.consumer) {
+            consumer.pending.remove(&id);
+        }
+        true
+    }
+
+    /// Asserts that the group PEL and the consumers' lists agree.
+    pub fn check_invariants(&self) {
+        let mut listed = 0;
+        for (name, consumer) in &self.consumers {
+            for id in &consumer.pending {
+                assert_eq!(self.pending.get(id).map(|p| &p.consumer), Some(name), "{id} pending for its consumer");
+            }
+            listed += consumer.pending.len();
+        }
+        assert_eq!(listed, self.pending.len(), "every pending entry belongs to one consumer");
+    }
+}
+
 /// Why an append or a new last id is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdError {
@@ -432,6 +500,46 @@ impl Stream {
             }
             count -= in_node;
         }
+    }
+
+    /// Whether an entry at or after `start` may have been deleted (Redis's
+    /// `streamRangeHasTombstones` to the end): the greatest deleted ID is in the range.
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.entries.is_empty() || self.max_deleted_id == StreamId::MIN || self.first_id() > self.max_deleted_id {
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// The number `id` has among every entry ever added, counting from 1, where it is known
+    /// (Redis's `streamEstimateDistanceFromFirstEverEntry`): exact at the ends, and for any
+    /// ID when nothing was deleted in the middle.
+    pub fn entries_before_or_at(&self, id: StreamId) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if self.entries.is_empty() && id <= self.last_id {
+            return Some(self.entries_added);
+        }
+        match id.cmp(&self.last_id) {
+            std::cmp::Ordering::Equal => return Some(self.entries_added),
+            std::cmp::Ordering::Greater => return None,
+            std::cmp::Ordering::Less => {}
+        }
+        let first = self.first_id();
+        if self.max_deleted_id == StreamId::MIN || self.max_deleted_id < first {
+            match id.cmp(&first) {
+                std::cmp::Ordering::Less => return Some(self.entries_added - self.entries.len() as u64),
+                std::cmp::Ordering::Equal => return Some(self.entries_added - self.entries.len() as u64 + 1),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        None
+    }
+
+    /// The greatest ID still present (Redis's `streamLastValidID`), 0-0 when empty.
+    pub fn last_entry_id(&self) -> StreamId {
+        self.entries.last_key_value().map_or(StreamId::MIN, |(id, _)| *id)
     }
 
     /// Sets the last id, the entries added and the greatest deleted id (XSETID).
