@@ -623,6 +623,19 @@ fn kill_9_during_a_rewrite_loses_no_acknowledged_write() {
 }
 
 #[test]
+fn debug_reload_under_appendonly_reloads_the_rdb_it_saved() {
+    // As Redis: DEBUG RELOAD saves dump.rdb and loads it back, whatever appendonly says.
+    let server = Server::start(THREADS, &["--save", "", "--appendonly", "yes"]);
+    let mut raw = server.raw();
+    for i in 0..50 {
+        raw.command(&["SET", &format!("key:{i}"), &i.to_string()]).unwrap();
+    }
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":50\r\n");
+    assert_eq!(raw.command(&["GET", "key:7"]).unwrap(), "$1\r\n7\r\n");
+}
+
+#[test]
 fn with_appendonly_the_aof_is_loaded_and_dump_rdb_is_not() {
     let dir = Server::scratch("aof-vs-rdb");
     let server = Server::start_in(&dir, THREADS, &["--save", ""]);

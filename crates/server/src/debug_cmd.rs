@@ -77,7 +77,8 @@ pub async fn debug(node: &Rc<Node>, conn: &Conn, args: &[Bytes]) -> Frame {
 }
 
 /// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: saves (unless NOSAVE), empties every database
-/// (unless NOFLUSH) and loads the file back, with every shard locked meanwhile. MERGE loads
+/// (unless NOFLUSH) and loads the file back, with every shard locked meanwhile. The file is
+/// the RDB file even under `appendonly yes`, as in Redis. MERGE loads
 /// over what is there (a key in the file replaces the one in memory).
 async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
     let (mut save, mut flush) = (true, true);
@@ -93,7 +94,7 @@ async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
         return errors::error("ERR Error trying to save the RDB file, check server logs.");
     }
     let config = node.config.borrow().clone();
-    let preload = match crate::rdb_load::read(&config, node.core.shard_count) {
+    let preload = match crate::rdb_load::read_dump(&config, node.core.shard_count) {
         Ok(preload) => std::sync::Arc::new(preload),
         Err(e) => {
             tracing::warn!("{e}");

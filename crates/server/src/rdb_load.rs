@@ -126,6 +126,12 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     if config.appendonly {
         return crate::aof::read(config, threads);
     }
+    read_dump(config, threads)
+}
+
+/// Reads `dbfilename` (whatever `appendonly` says: DEBUG RELOAD saves and loads it, as in
+/// Redis).
+pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
     let name = &config.dbfilename;
     let file = match std::fs::File::open(name) {
         Ok(file) => file,
