@@ -277,6 +277,34 @@ fn corpus() -> Vec<Case> {
         case(&["GEOADD g 13.361389 38.115556 Palermo", "SET d x"], &["GEOSEARCHSTORE d g FROMLONLAT 0 0 BYRADIUS 1 km"]),
         case(&["GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania"], &["GEORADIUS g 15 37 200 km STORE d"]),
         case(&["GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania"], &["GEORADIUSBYMEMBER g Palermo 200 km STOREDIST d"]),
+        // Streams.
+        case(&[], &["XADD x 1-0 f v"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v"], &["XADD x MAXLEN 1 3-0 f v"]),
+        case(&["XADD x 5-0 f v"], &["XADD x 1-0 f v"]),
+        case(&[], &["XADD x NOMKSTREAM 1-0 f v"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XADD x 3-0 f v"], &["XTRIM x MAXLEN 1"]),
+        case(&["XADD x 1-0 f v"], &["XTRIM x MAXLEN 5"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v"], &["XDEL x 1-0 2-0 3-0"]),
+        case(&["XADD x 1-0 f v"], &["XDEL x 9-0"]),
+        case(&["XADD x 1-0 f v"], &["XSETID x 5-0"]),
+        case(&["XADD x 1-0 f v"], &["XGROUP CREATE x g 0"]),
+        case(&[], &["XGROUP CREATE x g $ MKSTREAM"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XGROUP CREATE x g 0"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XGROUP SETID x g $"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XGROUP DESTROY x g"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XGROUP CREATECONSUMER x g c"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0", "XGROUP CREATECONSUMER x g c"], &["XGROUP CREATECONSUMER x g c"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XGROUP DELCONSUMER x g c"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0"], &["XREADGROUP GROUP g c STREAMS x >"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0", "XGROUP CREATECONSUMER x g c"], &["XREADGROUP GROUP g c STREAMS x >"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g $"], &["XREADGROUP GROUP g c STREAMS x >"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XREADGROUP GROUP g c STREAMS x 0"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XACK x g 1-0 2-0 3-0"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XCLAIM x g d 0 1-0 2-0"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >", "XDEL x 2-0"], &["XCLAIM x g c 0 1-0 2-0"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XCLAIM x g c 0 1-0 LASTID 5-0"]),
+        case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >", "XDEL x 2-0"], &["XAUTOCLAIM x g d 0 0"]),
+        case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0"], &["XAUTOCLAIM x g d 0 0"]),
         // SORT.
         case(&["RPUSH l 3 1 2"], &["SORT l STORE d"]),
         case(&["SET d x"], &["SORT l STORE d"]),
@@ -498,7 +526,7 @@ fn a_served_blocked_client_adds_to_the_change_count_what_redis_adds() {
     // counts the move as an immediate BLMOVE does (one change); Redis counts none for a served
     // BLMOVE. `l` and `m` live on different cores of four.
     const CROSS_CORE_BLMOVE: &str = "a served cross-core BLMOVE runs again as a transaction and counts its move";
-    let cases: [Served; 8] = [
+    let cases: [Served; 10] = [
         (&[], &["BLPOP", "l", "0"], &["RPUSH", "l", "a", "b", "c"], None),
         (&[], &["BRPOP", "l", "0"], &["LPUSH", "l", "a"], None),
         (&[], &["BLMOVE", "{x}l", "{x}m", "LEFT", "RIGHT", "0"], &["RPUSH", "{x}l", "a", "b"], None),
@@ -507,6 +535,8 @@ fn a_served_blocked_client_adds_to_the_change_count_what_redis_adds() {
         (&[], &["BLMPOP", "0", "1", "l", "LEFT", "COUNT", "2"], &["RPUSH", "l", "a", "b", "c"], None),
         (&[], &["BZPOPMIN", "z", "0"], &["ZADD", "z", "1", "a", "2", "b"], None),
         (&[], &["BZMPOP", "0", "1", "z", "MAX", "COUNT", "5"], &["ZADD", "z", "1", "a", "2", "b"], None),
+        (&["XADD x 1-0 f v"], &["XREAD", "BLOCK", "0", "STREAMS", "x", "$"], &["XADD", "x", "2-0", "f", "v"], None),
+        (&["XGROUP CREATE x g $ MKSTREAM"], &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "x", ">"], &["XADD", "x", "2-0", "f", "v"], None),
     ];
     assert_ne!(shoal_testkit::key_core(b"l", THREADS), shoal_testkit::key_core(b"m", THREADS), "l and m live on different cores");
     let mut mismatches = Vec::new();

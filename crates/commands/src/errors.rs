@@ -76,6 +76,13 @@ pub fn unknown_subcommand(command: &str, sub: &[u8]) -> Frame {
     error(&format!("ERR unknown subcommand '{}'. Try {} HELP.", sanitize(sub, 128), command.to_ascii_uppercase()))
 }
 
+/// Redis's `addReplySubcommandSyntaxError`, for a subcommand parsed inside its handler:
+/// `ERR unknown subcommand or wrong number of arguments for 'CREATE'. Try XGROUP HELP.`
+pub fn subcommand_syntax(args: &[bytes::Bytes]) -> Frame {
+    let sub: String = String::from_utf8_lossy(&args[1]).chars().take(128).collect();
+    error(&format!("ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.", String::from_utf8_lossy(&args[0]).to_ascii_uppercase()))
+}
+
 /// `ERR invalid expire time in 'set' command`
 pub fn invalid_expire(command: &str) -> Frame {
     error(&format!("ERR invalid expire time in '{}' command", command.to_ascii_lowercase()))

@@ -7,6 +7,10 @@
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
 //!   HINCRBYFLOAT -> HSET of the new value; XADD's `*` or `ms-*` -> the ID it gave.
+//! - Stream consumer groups: XREADGROUP without BLOCK (and, served after blocking, as one
+//!   XREADGROUP `>` of the entries it got); XCLAIM and XAUTOCLAIM as an XCLAIM of the IDs
+//!   they claimed (and, XAUTOCLAIM, forgot) with a min-idle-time of 0, since idle times are
+//!   different at replay.
 //!
 //! `now_ms` is the time the command ran at.
 
@@ -93,6 +97,42 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             let mut out = args.to_vec();
             out[at] = id.clone();
             Some(vec![out])
+        }
+        "xreadgroup" => {
+            // Replayed, it must not wait.
+            let block = args.iter().position(|arg| is(arg, "block"))?;
+            let streams = args.iter().position(|arg| is(arg, "streams"))?;
+            (block < streams).then(|| vec![args[..block].iter().chain(&args[block + 2..]).cloned().collect()])
+        }
+        "xclaim" => {
+            // What it claimed, with no idle condition: the idle times differ at replay.
+            let request = crate::streams::parse_xclaim(args, now_ms as i64).ok()?;
+            let claimed = claimed_ids(reply)?;
+            let mut out = args[..4].to_vec();
+            if claimed.is_empty() {
+                // Nothing claimed: only LASTID and forgotten entries matter.
+                out.push(Bytes::from(i64::MAX.to_string()));
+                out.extend(args[5..].iter().cloned());
+            } else {
+                out.push(Bytes::from_static(b"0"));
+                out.extend(claimed);
+                out.extend(args[request.ids_end..].iter().cloned());
+            }
+            Some(vec![out])
+        }
+        "xautoclaim" => {
+            // As XCLAIMs of what it claimed and forgot (the entries gone from the stream).
+            let Frame::Array(parts) = reply else { return None };
+            let (claimed, forgotten) = (claimed_ids(parts.get(1)?)?, claimed_ids(parts.get(2)?)?);
+            let mut out = vec![Bytes::from_static(b"XCLAIM")];
+            out.extend(args[1..4].iter().cloned());
+            out.push(Bytes::from_static(b"0"));
+            out.extend(claimed);
+            out.extend(forgotten);
+            if args[6..].iter().any(|arg| is(arg, "justid")) {
+                out.push(Bytes::from_static(b"JUSTID"));
+            }
+            (out.len() > 5).then(|| vec![out])
         }
         "spop" => {
             let members: Vec<Bytes> = match reply {
@@ -215,6 +255,22 @@ fn field_commands(key: &Bytes, deleted: Vec<Bytes>, at: Option<Bytes>, expiring:
     out
 }
 
+/// The IDs of an XCLAIM-style reply: IDs (JUSTID) or `[id, fields]` entries.
+fn claimed_ids(reply: &Frame) -> Option<Vec<Bytes>> {
+    let Frame::Array(items) = reply else { return None };
+    items
+        .iter()
+        .map(|item| match item {
+            Frame::Bulk(id) => Some(id.clone()),
+            Frame::Array(entry) => match entry.first() {
+                Some(Frame::Bulk(id)) => Some(id.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// What the log records for a blocking command that served `reply` (at once or after it
 /// waited): the non-blocking command that has the same effect, on the key it served from.
 /// None when it served nothing.
@@ -242,6 +298,38 @@ pub fn served(spec: &CommandSpec, args: &[Bytes], reply: &Frame) -> Option<Vec<B
         "bzpopmax" => vec![word(b"ZPOPMAX"), key_of(reply)?],
         "blmove" => vec![word(b"LMOVE"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()],
         "brpoplpush" => vec![word(b"RPOPLPUSH"), args[1].clone(), args[2].clone()],
+        "xreadgroup" => {
+            // The one stream that served it, with as many entries as it delivered.
+            let (key, entries) = match reply {
+                Frame::Map(pairs) => match pairs.first()? {
+                    (Frame::Bulk(key), entries) => (key.clone(), entries),
+                    _ => return None,
+                },
+                Frame::Array(streams) => match streams.first()? {
+                    Frame::Array(pair) => match (pair.first()?, pair.get(1)?) {
+                        (Frame::Bulk(key), entries) => (key.clone(), entries),
+                        _ => return None,
+                    },
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            let count = items(entries)?.len();
+            let group = args.iter().position(|arg| is(arg, "group"))?;
+            let mut out = vec![
+                word(b"XREADGROUP"),
+                word(b"GROUP"),
+                args.get(group + 1)?.clone(),
+                args.get(group + 2)?.clone(),
+                word(b"COUNT"),
+                Bytes::from(count.to_string()),
+            ];
+            if args.iter().any(|arg| is(arg, "noack")) {
+                out.push(word(b"NOACK"));
+            }
+            out.extend([word(b"STREAMS"), key, word(b">")]);
+            out
+        }
         "blmpop" | "bzmpop" => {
             // timeout numkeys key... LEFT|RIGHT|MIN|MAX [COUNT n]
             let numkeys: usize = std::str::from_utf8(&args[2]).ok()?.parse().ok()?;

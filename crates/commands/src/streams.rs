@@ -22,6 +22,9 @@ use shoal_resp::{Frame, Protocol};
 use shoal_store::types::stream::{Fields, IdError, Stream, StreamId, Trim};
 use shoal_store::{Db, Value};
 
+mod groups;
+mod info;
+
 use crate::args::{self, is};
 use crate::ctx::{self, notify, Coordinator, Ctx};
 use crate::errors;
@@ -39,6 +42,9 @@ const LIMIT_WITHOUT_APPROX: &str = "ERR syntax error, LIMIT cannot be used witho
 const XTRIM_WITHOUT_STRATEGY: &str = "ERR syntax error, XTRIM must be called with a trimming strategy";
 
 const BASE: CommandSpec = CommandSpec { keys: KeySpec::ONE, acl: &["@stream"], group: "stream", since: "5.0.0", ..CommandSpec::DEFAULT };
+
+pub use groups::{parse_xclaim, COMMANDS as GROUP_COMMANDS};
+pub use info::COMMANDS as INFO_COMMANDS;
 
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -542,18 +548,36 @@ fn xsetid(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 // ---- XREAD ----------------------------------------------------------------------------------
 
-/// What XREAD asks: the count (0: all), BLOCK's milliseconds, and where its keys are (the
-/// IDs follow them).
+/// What XREAD or XREADGROUP asks: the count (0: all), BLOCK's milliseconds, the group and
+/// consumer, NOACK, and where the keys are (the IDs follow them).
 struct ReadRequest {
     count: usize,
     block_ms: Option<u64>,
+    group: Option<(Bytes, Bytes)>,
+    noack: bool,
     /// Index of the first key.
     keys_at: usize,
     streams: usize,
 }
 
-fn parse_xread(args: &[Bytes]) -> Result<ReadRequest, Frame> {
-    let mut request = ReadRequest { count: 0, block_ms: None, keys_at: 0, streams: 0 };
+impl ReadRequest {
+    fn ids_at(&self) -> usize {
+        self.keys_at + self.streams
+    }
+
+    /// The timeout: zero without BLOCK (it never waits), none for BLOCK 0 (forever).
+    fn timeout(&self) -> Option<std::time::Duration> {
+        match self.block_ms {
+            None => Some(std::time::Duration::ZERO),
+            Some(0) => None,
+            Some(ms) => Some(std::time::Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// Parses XREAD's (`grouped` false) or XREADGROUP's options, as Redis's `xreadCommand`.
+fn parse_read(args: &[Bytes], grouped: bool) -> Result<ReadRequest, Frame> {
+    let mut request = ReadRequest { count: 0, block_ms: None, group: None, noack: false, keys_at: 0, streams: 0 };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - i - 1;
@@ -571,11 +595,23 @@ fn parse_xread(args: &[Bytes]) -> Result<ReadRequest, Frame> {
         } else if is(arg, "streams") && more > 0 {
             let rest = args.len() - i - 1;
             if !rest.is_multiple_of(2) {
+                // Redis 7.0's text, for XREADGROUP too.
                 return Err(errors::error("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
             }
             request.keys_at = i + 1;
             request.streams = rest / 2;
             break;
+        } else if is(arg, "group") && more >= 2 {
+            if !grouped {
+                return Err(errors::error("ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."));
+            }
+            request.group = Some((args[i + 1].clone(), args[i + 2].clone()));
+            i += 2;
+        } else if is(arg, "noack") {
+            if !grouped {
+                return Err(errors::error("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
+            }
+            request.noack = true;
         } else {
             return Err(errors::syntax());
         }
@@ -584,16 +620,18 @@ fn parse_xread(args: &[Bytes]) -> Result<ReadRequest, Frame> {
     if request.keys_at == 0 {
         return Err(errors::syntax());
     }
+    if grouped && request.group.is_none() {
+        return Err(errors::error("ERR Missing GROUP option for XREADGROUP"));
+    }
     Ok(request)
 }
 
-/// XREAD's timeout: zero without BLOCK (it never waits), none for BLOCK 0 (forever).
+fn parse_xread(args: &[Bytes]) -> Result<ReadRequest, Frame> {
+    parse_read(args, false)
+}
+
 fn parse_xread_timeout(args: &[Bytes]) -> Result<Option<std::time::Duration>, Frame> {
-    Ok(match parse_xread(args)?.block_ms {
-        None => Some(std::time::Duration::ZERO),
-        Some(0) => None,
-        Some(ms) => Some(std::time::Duration::from_millis(ms)),
-    })
+    Ok(parse_xread(args)?.timeout())
 }
 
 /// XREAD's key positions: the first half of what follows STREAMS.
@@ -648,7 +686,7 @@ fn read_reply(proto: Protocol, served: Vec<(Bytes, Frame)>) -> Frame {
 }
 
 fn read_pairs(args: &[Bytes], request: &ReadRequest) -> Vec<(Bytes, Bytes)> {
-    (0..request.streams).map(|i| (args[request.keys_at + i].clone(), args[request.keys_at + request.streams + i].clone())).collect()
+    (0..request.streams).map(|i| (args[request.keys_at + i].clone(), args[request.ids_at() + i].clone())).collect()
 }
 
 /// Runs `op` per core on that core's (key, ID) pairs, in one hop; the results in the pairs'

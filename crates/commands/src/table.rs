@@ -301,7 +301,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 19] = [
+    let families: [&'static [CommandSpec]; 21] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -312,6 +312,8 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::sets::COMMANDS,
         crate::zsets::COMMANDS,
         crate::streams::COMMANDS,
+        crate::streams::GROUP_COMMANDS,
+        crate::streams::INFO_COMMANDS,
         crate::bitmaps::COMMANDS,
         crate::hyperloglog::COMMANDS,
         crate::geo::COMMANDS,

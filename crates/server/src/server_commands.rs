@@ -60,12 +60,7 @@ pub fn help(command: &str, lines: &[&str]) -> Frame {
 
 /// Redis's `addReplySubcommandSyntaxError`, for a subcommand parsed inside its handler.
 pub fn subcommand_syntax_error(args: &[Bytes]) -> Frame {
-    let sub = String::from_utf8_lossy(&args[1]);
-    let sub: String = sub.chars().take(128).collect();
-    errors::error(&format!(
-        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {} HELP.",
-        String::from_utf8_lossy(&args[0]).to_ascii_uppercase()
-    ))
+    errors::subcommand_syntax(args)
 }
 
 /// The NOAUTH refusal for `spec` while `requirepass` is set and the client has not
