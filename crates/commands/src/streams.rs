@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::{Frame, Protocol};
-use shoal_store::types::stream::{Fields, IdError, Stream, StreamId, Trim};
+use shoal_store::types::stream::{Entry, Fields, IdError, Stream, StreamId, Trim};
 use shoal_store::{Db, Value};
 
 mod groups;
@@ -204,7 +204,7 @@ fn id_frame(id: StreamId) -> Frame {
 }
 
 /// One entry as Redis replies it: `[id, [field, value, ...]]`.
-fn entry_frame(id: StreamId, fields: &Fields) -> Frame {
+fn entry_frame(id: StreamId, fields: Entry<'_>) -> Frame {
     let mut pairs = Vec::with_capacity(fields.len() * 2);
     for (field, value) in fields.iter() {
         pairs.push(Frame::Bulk(Bytes::copy_from_slice(field)));

@@ -31,7 +31,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
-use shoal_store::types::stream::{Consumer, Fields, Group, NodeLimits, Pending, StreamId};
+use shoal_store::types::stream::{Consumer, Entry, Fields, Group, NodeLimits, Pending, StreamId};
 use shoal_store::types::Stream;
 use shoal_store::value::parse_canonical_i64;
 
@@ -295,7 +295,7 @@ pub fn write_stream(out: &mut Vec<u8>, stream: &Stream, compress: bool) {
     let masters: Vec<StreamId> = stream.nodes().map(|(master, _, _)| master).collect();
     let mut nodes: Vec<(StreamId, Vec<u8>)> = Vec::with_capacity(masters.len());
     for (i, &master) in masters.iter().enumerate() {
-        let entries: Vec<(StreamId, &Fields)> = stream.between(master, masters.get(i + 1).copied()).collect();
+        let entries: Vec<(StreamId, Entry<'_>)> = stream.between(master, masters.get(i + 1).copied()).collect();
         let Some((_, first)) = entries.first() else { continue };
         let master_fields: Vec<&[u8]> = first.iter().map(|(field, _)| field).collect();
         let mut lp = ListpackBuilder::new();

@@ -160,7 +160,7 @@ fn xinfo_stream(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         ("recorded-first-entry-id", id_frame(stream.first_id())),
     ];
     if !full {
-        let entry = |found: Option<(StreamId, &shoal_store::types::stream::Fields)>| found.map_or(Frame::Null, |(id, fields)| entry_frame(id, fields));
+        let entry = |found: Option<(StreamId, shoal_store::types::stream::Entry<'_>)>| found.map_or(Frame::Null, |(id, fields)| entry_frame(id, fields));
         pairs.push(("groups", number(stream.groups.len() as u64)));
         pairs.push(("first-entry", entry(stream.first())));
         pairs.push(("last-entry", entry(stream.last())));

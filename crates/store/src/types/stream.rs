@@ -1,13 +1,14 @@
 //! Streams (Redis 5): an append-only log of entries, each a list of field/value pairs under
 //! an id `ms-seq` greater than every id before it, with consumer groups.
 //!
-//! Entries live in a `BTreeMap` by id, each entry's pairs in one allocation ([`Fields`]).
-//! Beside them the stream keeps a model of how Redis would have laid the same entries out in
-//! its radix tree of listpack nodes ([`Node`]: the master id, the entries a node holds
-//! including deleted ones, its live entries, its listpack's size): appends open a node
-//! where Redis opens one (`stream-node-max-entries`, `stream-node-max-bytes`), and the RDB
-//! writer writes those nodes. Approximate trimming does not follow the nodes (see
-//! [`Stream::trim`]).
+//! Entries live as Redis keeps them: in nodes of up to `stream-node-max-entries` entries
+//! (and about `stream-node-max-bytes`), a B-tree by each node's first ID (its master ID),
+//! each node one buffer of compactly encoded entries ([`Node`]): an entry whose fields are
+//! the node's first entry's stores only its values, and a deleted entry is flagged in place
+//! until its whole node goes. A node opens where Redis would open one (its listpack's size is
+//! modelled), so the RDB writer writes Redis's layout. About 17 bytes for a one-field entry
+//! with a short value, against Redis's 23 (bench/RESULTS.md). Approximate trimming does not
+//! follow the nodes (see [`Stream::trim`]).
 //!
 //! Consumer groups keep what Redis keeps: the group's last delivered id and read counter,
 //! its pending entries list (PEL), and its consumers with theirs.
@@ -140,26 +141,146 @@ impl Default for NodeLimits {
 /// `stream-node-max-bytes` of 0.
 const LISTPACK_MAX_BYTES: u64 = 1 << 30;
 
-/// One of Redis's listpack nodes, as the model sees it.
+/// One of Redis's listpack nodes: the entries appended since its master ID, in one buffer
+/// (deleted ones flagged in place, as Redis marks them), and what Redis's listpack would
+/// weigh, which decides where the next node opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {
     /// Entries appended to the node, deleted ones included.
     count: u64,
-    /// Entries not deleted.
+    /// Entries not deleted (never 0: a node whose last entry goes is dropped).
     live: u64,
     /// The last id appended (deleted or not).
     last: StreamId,
-    /// The listpack's size but for the master entry's two counters, which change size as
+    /// Redis's listpack size but for the master entry's two counters, which change size as
     /// they grow.
     bytes: u64,
     /// The master entry's fields: an entry with exactly these is stored without its fields.
     master_fields: Box<[Box<[u8]>]>,
+    /// Per entry: a flags byte ([`DELETED`], [`SAME_FIELDS`]), the ID's ms after the
+    /// master's and its seq (LEB128), then its values (same fields) or its pair count and
+    /// pairs; each string is its LEB128 length and bytes.
+    buf: Vec<u8>,
 }
+
+/// An entry's flag: deleted (XDEL, or trimmed from inside the node).
+const DELETED: u8 = 1;
+/// An entry's flag: its fields are the master entry's, so only its values are stored.
+const SAME_FIELDS: u8 = 2;
 
 impl Node {
     /// The listpack's size in bytes.
     fn listpack_bytes(&self) -> u64 {
         self.bytes + lp_int_size(self.live as i64) + lp_int_size((self.count - self.live) as i64)
+    }
+
+    /// Every entry, deleted ones included, in order.
+    fn slots(&self, master: StreamId) -> Slots<'_> {
+        Slots { node: self, master, at: 0 }
+    }
+}
+
+/// A node's entries as stored: offset of the flags byte, flags, ID, and the entry.
+struct Slot<'a> {
+    at: usize,
+    flags: u8,
+    id: StreamId,
+    entry: Entry<'a>,
+}
+
+struct Slots<'a> {
+    node: &'a Node,
+    master: StreamId,
+    at: usize,
+}
+
+/// Reads a LEB128-prefixed string at `at`; returns it and where the next thing starts.
+fn read_str(buf: &[u8], at: usize) -> (&[u8], usize) {
+    let (len, used) = varint::get(buf, at);
+    let start = at + used;
+    (&buf[start..start + len], start + len)
+}
+
+fn put_str(out: &mut Vec<u8>, bytes: &[u8]) {
+    varint::put(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+impl<'a> Iterator for Slots<'a> {
+    type Item = Slot<'a>;
+
+    fn next(&mut self) -> Option<Slot<'a>> {
+        let buf = &self.node.buf;
+        if self.at >= buf.len() {
+            return None;
+        }
+        let at = self.at;
+        let flags = buf[at];
+        let (ms_delta, used) = varint::get(buf, at + 1);
+        let (seq, used2) = varint::get(buf, at + 1 + used);
+        let body_at = at + 1 + used + used2;
+        let same = flags & SAME_FIELDS != 0;
+        let mut end = body_at;
+        let strings = if same {
+            self.node.master_fields.len()
+        } else {
+            let (pairs, used) = varint::get(buf, body_at);
+            end += used;
+            2 * pairs
+        };
+        for _ in 0..strings {
+            end = read_str(buf, end).1;
+        }
+        self.at = end;
+        let id = StreamId::new(self.master.ms + ms_delta as u64, seq as u64);
+        Some(Slot { at, flags, id, entry: Entry { master_fields: &self.node.master_fields, body: &buf[body_at..end], same } })
+    }
+}
+
+/// An entry's field/value pairs, read where they are stored.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    master_fields: &'a [Box<[u8]>],
+    /// The values (same fields), or the pair count and the pairs.
+    body: &'a [u8],
+    same: bool,
+}
+
+impl std::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter().map(|(field, value)| (field.escape_ascii().to_string(), value.escape_ascii().to_string()))).finish()
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// How many pairs.
+    pub fn len(&self) -> usize {
+        if self.same {
+            self.master_fields.len()
+        } else {
+            varint::get(self.body, 0).0
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let (body, master, same) = (self.body, self.master_fields, self.same);
+        let (count, mut at) = if same { (master.len(), 0) } else { varint::get(body, 0) };
+        (0..count).map(move |i| {
+            let field = if same {
+                &master[i][..]
+            } else {
+                let (field, next) = read_str(body, at);
+                at = next;
+                field
+            };
+            let (value, next) = read_str(body, at);
+            at = next;
+            (field, value)
+        })
     }
 }
 
@@ -309,9 +430,10 @@ pub enum IdError {
 /// A stream.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stream {
-    entries: BTreeMap<StreamId, Fields>,
-    /// Redis's listpack nodes, by master id.
+    /// The entries, in Redis's listpack nodes, by master id.
     nodes: BTreeMap<StreamId, Node>,
+    /// Entries not deleted.
+    len: usize,
     /// The greatest id ever added (or set by XSETID).
     pub last_id: StreamId,
     /// The greatest id ever deleted by XDEL (or set by XSETID).
@@ -336,40 +458,66 @@ impl Stream {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
+    }
+
+    /// The live entries of the node at `master`.
+    fn live(master: StreamId, node: &Node) -> impl DoubleEndedIterator<Item = (StreamId, Entry<'_>)> + '_ {
+        // Collected so that it also walks backwards (a node holds a bounded number).
+        node.slots(master).filter(|slot| slot.flags & DELETED == 0).map(|slot| (slot.id, slot.entry)).collect::<Vec<_>>().into_iter()
     }
 
     /// The first entry's id, 0-0 when empty.
     pub fn first_id(&self) -> StreamId {
-        self.entries.first_key_value().map_or(StreamId::MIN, |(id, _)| *id)
+        self.first().map_or(StreamId::MIN, |(id, _)| id)
     }
 
-    pub fn first(&self) -> Option<(StreamId, &Fields)> {
-        self.entries.first_key_value().map(|(id, fields)| (*id, fields))
+    pub fn first(&self) -> Option<(StreamId, Entry<'_>)> {
+        let (master, node) = self.nodes.first_key_value()?;
+        node.slots(*master).find(|slot| slot.flags & DELETED == 0).map(|slot| (slot.id, slot.entry))
     }
 
-    pub fn last(&self) -> Option<(StreamId, &Fields)> {
-        self.entries.last_key_value().map(|(id, fields)| (*id, fields))
+    pub fn last(&self) -> Option<(StreamId, Entry<'_>)> {
+        let (master, node) = self.nodes.last_key_value()?;
+        node.slots(*master).filter(|slot| slot.flags & DELETED == 0).last().map(|slot| (slot.id, slot.entry))
     }
 
-    pub fn get(&self, id: StreamId) -> Option<&Fields> {
-        self.entries.get(&id)
+    /// The greatest ID still present (Redis's `streamLastValidID`), 0-0 when empty.
+    pub fn last_entry_id(&self) -> StreamId {
+        self.last().map_or(StreamId::MIN, |(id, _)| id)
+    }
+
+    fn find(&self, id: StreamId) -> Option<(StreamId, Slot<'_>)> {
+        let (master, node) = self.nodes.range(..=id).next_back()?;
+        if node.last < id {
+            return None;
+        }
+        node.slots(*master).find(|slot| slot.id == id && slot.flags & DELETED == 0).map(|slot| (*master, slot))
+    }
+
+    pub fn get(&self, id: StreamId) -> Option<Entry<'_>> {
+        self.find(id).map(|(_, slot)| slot.entry)
     }
 
     /// The entries from `start` to `end` inclusive, forwards or backwards.
-    pub fn range(&self, start: StreamId, end: StreamId, rev: bool) -> Box<dyn Iterator<Item = (StreamId, &Fields)> + '_> {
+    pub fn range(&self, start: StreamId, end: StreamId, rev: bool) -> Box<dyn Iterator<Item = (StreamId, Entry<'_>)> + '_> {
         if start > end {
             return Box::new(std::iter::empty());
         }
-        let range = self.entries.range(start..=end).map(|(id, fields)| (*id, fields));
+        // The node holding `start`, then every node that starts up to `end`.
+        let first = self.nodes.range(..=start).next_back().map(|(master, _)| *master).unwrap_or(start);
+        let nodes = self.nodes.range(first..=end);
+        let within = move |(id, _): &(StreamId, Entry<'_>)| start <= *id && *id <= end;
         if rev {
-            Box::new(range.rev())
+            Box::new(nodes.rev().flat_map(|(master, node)| Self::live(*master, node).rev()).filter(within))
         } else {
-            Box::new(range)
+            Box::new(
+                nodes.flat_map(|(master, node)| node.slots(*master).filter(|slot| slot.flags & DELETED == 0).map(|slot| (slot.id, slot.entry))).filter(within),
+            )
         }
     }
 
@@ -398,13 +546,13 @@ impl Stream {
             return Err(IdError::TooSmall);
         }
         self.place(id, &fields, limits);
-        self.entries.insert(id, fields);
+        self.len += 1;
         self.last_id = id;
         self.entries_added += 1;
         Ok(())
     }
 
-    /// Puts `id` in the node model: in the last node if Redis would, else in a new one.
+    /// Stores `id` in the last node if Redis would put it there, else in a new one.
     fn place(&mut self, id: StreamId, fields: &Fields, limits: NodeLimits) {
         let max_bytes = if limits.max_bytes == 0 || limits.max_bytes > LISTPACK_MAX_BYTES { LISTPACK_MAX_BYTES } else { limits.max_bytes };
         let total: u64 = fields.iter().map(|(f, v)| (f.len() + v.len()) as u64).sum();
@@ -416,7 +564,7 @@ impl Stream {
             let master_fields: Box<[Box<[u8]>]> = fields.iter().map(|(f, _)| Box::from(f)).collect();
             // Header and end byte; the master entry: its field count, fields, terminator.
             let bytes = 6 + 1 + lp_int_size(master_fields.len() as i64) + master_fields.iter().map(|f| lp_string_size(f)).sum::<u64>() + lp_int_size(0);
-            self.nodes.insert(id, Node { count: 0, live: 0, last: id, bytes, master_fields });
+            self.nodes.insert(id, Node { count: 0, live: 0, last: id, bytes, master_fields, buf: Vec::new() });
         }
         let (master, node) = self.nodes.iter_mut().next_back().expect("a node exists");
         let same_fields = fields.len() == node.master_fields.len() && fields.iter().zip(node.master_fields.iter()).all(|((f, _), m)| f == &m[..]);
@@ -435,18 +583,41 @@ impl Stream {
         node.count += 1;
         node.live += 1;
         node.last = id;
+        // The entry itself, in a buffer grown to the exact size, as a listpack is.
+        let mut entry = Vec::with_capacity(32);
+        entry.push(if same_fields { SAME_FIELDS } else { 0 });
+        varint::put(&mut entry, (id.ms - master.ms) as usize);
+        varint::put(&mut entry, id.seq as usize);
+        if !same_fields {
+            varint::put(&mut entry, fields.len());
+        }
+        for (field, value) in fields.iter() {
+            if !same_fields {
+                put_str(&mut entry, field);
+            }
+            put_str(&mut entry, value);
+        }
+        node.buf.reserve_exact(entry.len());
+        node.buf.extend_from_slice(&entry);
+    }
+
+    /// Flags the entry at `at` of the node at `master` deleted, dropping the node with its
+    /// last live entry.
+    fn mark_deleted(&mut self, master: StreamId, at: usize) {
+        let node = self.nodes.get_mut(&master).expect("the node is there");
+        node.buf[at] |= DELETED;
+        node.live -= 1;
+        self.len -= 1;
+        if node.live == 0 {
+            self.nodes.remove(&master);
+        }
     }
 
     /// Removes one entry (XDEL); true if it was there.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        if self.entries.remove(&id).is_none() {
-            return false;
-        }
-        let (&master, node) = self.nodes.range_mut(..=id).next_back().expect("every entry is in a node");
-        node.live -= 1;
-        if node.live == 0 {
-            self.nodes.remove(&master);
-        }
+        let Some((master, slot)) = self.find(id) else { return false };
+        let at = slot.at;
+        self.mark_deleted(master, at);
         self.max_deleted_id = self.max_deleted_id.max(id);
         true
     }
@@ -461,17 +632,17 @@ impl Stream {
     /// append-only log, where the nodes may be laid out otherwise, removes the same.
     pub fn trim(&mut self, trim: Trim, approx: bool, granule: u64, limit: u64) -> u64 {
         let mut wanted = match trim {
-            Trim::MaxLen(max) => (self.entries.len() as u64).saturating_sub(max),
-            Trim::MinId(min) => self.entries.range(..min).count() as u64,
+            Trim::MaxLen(max) => (self.len as u64).saturating_sub(max),
+            Trim::MinId(min) => self.count_below(min),
         };
         if approx {
-            let everything = wanted == self.entries.len() as u64;
+            let everything = wanted == self.len as u64;
             if limit != 0 {
                 wanted = wanted.min(limit);
             }
             // Whole nodes of `granule` entries, the oldest first; the newest node may be
             // partly filled, and goes when everything does (as Redis's last node).
-            if !(everything && wanted == self.entries.len() as u64) {
+            if !(everything && wanted == self.len as u64) {
                 let granule = granule.max(1);
                 wanted = wanted / granule * granule;
             }
@@ -480,32 +651,42 @@ impl Stream {
         wanted
     }
 
-    /// Removes the first `count` entries (there must be that many).
+    /// How many entries have an id below `min`.
+    fn count_below(&self, min: StreamId) -> u64 {
+        let mut count = 0;
+        for (master, node) in self.nodes.range(..min) {
+            if node.last < min {
+                count += node.live;
+            } else {
+                count += node.slots(*master).filter(|slot| slot.flags & DELETED == 0 && slot.id < min).count() as u64;
+            }
+        }
+        count
+    }
+
+    /// Removes the first `count` entries (there must be that many): whole nodes, then
+    /// entries flagged inside the next one.
     fn remove_first(&mut self, mut count: u64) {
         while count > 0 {
             let (&master, node) = self.nodes.first_key_value().expect("entries to remove are in nodes");
-            let in_node = node.live.min(count);
-            let next = self.nodes.range((std::ops::Bound::Excluded(master), std::ops::Bound::Unbounded)).next().map(|(id, _)| *id);
-            let doomed: Vec<StreamId> = match next {
-                Some(next) => self.entries.range(master..next).take(in_node as usize).map(|(id, _)| *id).collect(),
-                None => self.entries.range(master..).take(in_node as usize).map(|(id, _)| *id).collect(),
-            };
-            for id in &doomed {
-                self.entries.remove(id);
-            }
-            if in_node == node.live {
+            if node.live <= count {
+                count -= node.live;
+                self.len -= node.live as usize;
                 self.nodes.remove(&master);
-            } else {
-                self.nodes.get_mut(&master).expect("the node is there").live -= in_node;
+                continue;
             }
-            count -= in_node;
+            let doomed: Vec<usize> = node.slots(master).filter(|slot| slot.flags & DELETED == 0).take(count as usize).map(|slot| slot.at).collect();
+            for at in doomed {
+                self.mark_deleted(master, at);
+            }
+            count = 0;
         }
     }
 
     /// Whether an entry at or after `start` may have been deleted (Redis's
     /// `streamRangeHasTombstones` to the end): the greatest deleted ID is in the range.
     pub fn has_tombstones_from(&self, start: StreamId) -> bool {
-        if self.entries.is_empty() || self.max_deleted_id == StreamId::MIN || self.first_id() > self.max_deleted_id {
+        if self.is_empty() || self.max_deleted_id == StreamId::MIN || self.first_id() > self.max_deleted_id {
             return false;
         }
         start <= self.max_deleted_id
@@ -518,7 +699,7 @@ impl Stream {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if self.entries.is_empty() && id <= self.last_id {
+        if self.is_empty() && id <= self.last_id {
             return Some(self.entries_added);
         }
         match id.cmp(&self.last_id) {
@@ -529,17 +710,12 @@ impl Stream {
         let first = self.first_id();
         if self.max_deleted_id == StreamId::MIN || self.max_deleted_id < first {
             match id.cmp(&first) {
-                std::cmp::Ordering::Less => return Some(self.entries_added - self.entries.len() as u64),
-                std::cmp::Ordering::Equal => return Some(self.entries_added - self.entries.len() as u64 + 1),
+                std::cmp::Ordering::Less => return Some(self.entries_added - self.len as u64),
+                std::cmp::Ordering::Equal => return Some(self.entries_added - self.len as u64 + 1),
                 std::cmp::Ordering::Greater => {}
             }
         }
         None
-    }
-
-    /// The greatest ID still present (Redis's `streamLastValidID`), 0-0 when empty.
-    pub fn last_entry_id(&self) -> StreamId {
-        self.entries.last_key_value().map_or(StreamId::MIN, |(id, _)| *id)
     }
 
     /// Sets the last id, the entries added and the greatest deleted id (XSETID).
@@ -560,19 +736,22 @@ impl Stream {
     }
 
     /// The entries from `start` up to, not including, `end` (None: to the end).
-    pub fn between(&self, start: StreamId, end: Option<StreamId>) -> Box<dyn Iterator<Item = (StreamId, &Fields)> + '_> {
-        let iter = self.entries.range(start..).map(|(id, f)| (*id, f));
+    pub fn between(&self, start: StreamId, end: Option<StreamId>) -> Box<dyn Iterator<Item = (StreamId, Entry<'_>)> + '_> {
         match end {
-            Some(end) => Box::new(iter.take_while(move |(id, _)| *id < end)),
-            None => Box::new(iter),
+            Some(end) => match end.prev() {
+                Some(last) => self.range(start, last, false),
+                None => Box::new(std::iter::empty()),
+            },
+            None => self.range(start, StreamId::MAX, false),
         }
     }
 
-    /// Bytes for MEMORY USAGE: every entry's pairs and tree slot, the nodes, the groups.
-    pub fn memory_usage(&self, samples: usize) -> usize {
-        const TREE_SLOT: usize = std::mem::size_of::<StreamId>() + std::mem::size_of::<Fields>() + 8;
-        let entries = super::sampled_bytes(self.entries.len(), samples, self.entries.values().map(|f| f.heap_bytes() + TREE_SLOT));
-        let nodes = self.nodes.len() * (std::mem::size_of::<Node>() + 24);
+    /// Bytes for MEMORY USAGE: the nodes (their buffers by capacity, master fields, tree
+    /// slots) and the groups. Exact but for the allocator's rounding.
+    pub fn memory_usage(&self, _samples: usize) -> usize {
+        const TREE_SLOT: usize = std::mem::size_of::<StreamId>() + std::mem::size_of::<Node>() + 8;
+        let nodes: usize =
+            self.nodes.values().map(|node| TREE_SLOT + node.buf.capacity() + node.master_fields.iter().map(|f| f.len() + 16).sum::<usize>()).sum();
         let groups: usize = self
             .groups
             .iter()
@@ -583,27 +762,30 @@ impl Stream {
                     + group.consumers.keys().map(|c| c.len() + std::mem::size_of::<Consumer>()).sum::<usize>()
             })
             .sum();
-        std::mem::size_of::<Stream>() + entries + nodes + groups
+        std::mem::size_of::<Stream>() + nodes + groups
     }
 
-    /// Asserts the model's bookkeeping: every entry in exactly one node, live counts exact.
+    /// Asserts the bookkeeping: every node's counts and last id match its entries, IDs grow
+    /// across nodes, no node is without a live entry, and the length is the live total.
     pub fn check_invariants(&self) {
         let mut live = 0;
-        let masters: Vec<StreamId> = self.nodes.keys().copied().collect();
-        for (i, master) in masters.iter().enumerate() {
-            let node = &self.nodes[master];
-            let in_node = match masters.get(i + 1) {
-                Some(next) => self.entries.range(*master..*next).count(),
-                None => self.entries.range(*master..).count(),
-            } as u64;
-            assert_eq!(in_node, node.live, "node {master}: live count");
-            assert!(node.live <= node.count && node.last >= *master, "node {master}");
-            live += node.live;
+        let mut previous: Option<StreamId> = None;
+        for (master, node) in &self.nodes {
+            let slots: Vec<Slot<'_>> = node.slots(*master).collect();
+            assert_eq!(slots.len() as u64, node.count, "node {master}: entries");
+            let node_live = slots.iter().filter(|slot| slot.flags & DELETED == 0).count() as u64;
+            assert_eq!(node_live, node.live, "node {master}: live entries");
+            assert!(node.live > 0, "node {master} has a live entry");
+            assert_eq!(slots.first().map(|slot| slot.id), Some(*master), "node {master} starts at its master id");
+            assert_eq!(slots.last().map(|slot| slot.id), Some(node.last), "node {master}: last id");
+            for slot in &slots {
+                assert!(previous.is_none_or(|p| p < slot.id), "ids grow: {slot_id}", slot_id = slot.id);
+                previous = Some(slot.id);
+            }
+            live += node_live;
         }
-        assert_eq!(live, self.entries.len() as u64);
-        if let Some((last, _)) = self.entries.last_key_value() {
-            assert!(*last <= self.last_id);
-        }
+        assert_eq!(live, self.len as u64);
+        assert!(previous.is_none_or(|p| p <= self.last_id));
     }
 }
 
@@ -705,5 +887,94 @@ mod tests {
         assert_eq!(s.nodes().count(), 1);
         assert_eq!(s.max_deleted_id, StreamId::new(2, 0));
         s.check_invariants();
+    }
+
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Append after the last id (ms step, seq), with fields chosen from a small set so
+        /// that same-field entries and others mix.
+        Append(u64, u64, u8, Vec<u8>),
+        Delete(usize),
+        Trim(bool, u64, bool),
+        Range(usize, usize, bool),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0u64..3, 0u64..3, 0u8..3, proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(ms, seq, shape, value)| Op::Append(ms, seq, shape, value)),
+            2 => any::<usize>().prop_map(Op::Delete),
+            1 => (any::<bool>(), 0u64..40, any::<bool>()).prop_map(|(max_len, n, approx)| Op::Trim(max_len, n, approx)),
+            2 => (any::<usize>(), any::<usize>(), any::<bool>()).prop_map(|(a, b, rev)| Op::Range(a, b, rev)),
+        ]
+    }
+
+    type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+    type Model = BTreeMap<StreamId, Pairs>;
+
+    fn pairs_of(shape: u8, value: &[u8]) -> Pairs {
+        match shape {
+            0 => vec![(b"f".to_vec(), value.to_vec())],
+            1 => vec![(b"f".to_vec(), value.to_vec()), (b"g".to_vec(), b"12345".to_vec())],
+            _ => vec![(value.to_vec(), b"x".to_vec())],
+        }
+    }
+
+    proptest! {
+        /// The stream against a map from ID to pairs, with nodes small enough to open often;
+        /// the invariants are checked after every operation.
+        #[test]
+        fn behaves_like_a_sorted_map(max_entries in 1u64..6, max_bytes in prop_oneof![Just(0u64), Just(60), Just(4096)], ops in proptest::collection::vec(op(), 0..120)) {
+            let limits = NodeLimits { max_bytes, max_entries };
+            let mut stream = Stream::new();
+            let mut model = Model::new();
+            for op in ops {
+                match op {
+                    Op::Append(ms, seq, shape, value) => {
+                        let id = StreamId::new(stream.last_id.ms + ms, if ms == 0 { stream.last_id.seq + 1 + seq } else { seq });
+                        let pairs = pairs_of(shape, &value);
+                        stream.append(id, Fields::new(pairs.iter().map(|(f, v)| (f.as_slice(), v.as_slice())).collect::<Vec<_>>().into_iter()), limits).unwrap();
+                        model.insert(id, pairs);
+                    }
+                    Op::Delete(pick) => {
+                        let id = model.keys().nth(pick % (model.len() + 1)).copied().unwrap_or(StreamId::new(7, 7));
+                        prop_assert_eq!(stream.delete(id), model.remove(&id).is_some());
+                    }
+                    Op::Trim(max_len, n, approx) => {
+                        let trim = if max_len { Trim::MaxLen(n) } else { Trim::MinId(StreamId::new(n, 0)) };
+                        let removed = stream.trim(trim, approx, 3, 0);
+                        for _ in 0..removed {
+                            model.pop_first();
+                        }
+                        if !approx {
+                            match trim {
+                                Trim::MaxLen(n) => prop_assert!(model.len() as u64 <= n),
+                                Trim::MinId(min) => prop_assert!(model.keys().all(|id| *id >= min)),
+                            }
+                        }
+                    }
+                    Op::Range(a, b, rev) => {
+                        let ids: Vec<StreamId> = model.keys().copied().collect();
+                        let pick = |i: usize| ids.get(i % (ids.len() + 1)).copied().unwrap_or(StreamId::MAX);
+                        let (start, end) = (pick(a).min(pick(b)), pick(a).max(pick(b)));
+                        let got: Vec<(StreamId, Pairs)> = stream.range(start, end, rev).map(|(id, e)| (id, e.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())).collect();
+                        let mut want: Vec<(StreamId, Pairs)> = model.range(start..=end).map(|(id, p)| (*id, p.clone())).collect();
+                        if rev {
+                            want.reverse();
+                        }
+                        prop_assert_eq!(got, want);
+                    }
+                }
+                stream.check_invariants();
+                prop_assert_eq!(stream.len(), model.len());
+                prop_assert_eq!(stream.first_id(), model.keys().next().copied().unwrap_or(StreamId::MIN));
+                prop_assert_eq!(stream.last_entry_id(), model.keys().next_back().copied().unwrap_or(StreamId::MIN));
+                for (id, pairs) in model.iter().take(3) {
+                    let got: Pairs = stream.get(*id).expect("present").iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+                    prop_assert_eq!(&got, pairs);
+                }
+            }
+        }
     }
 }
