@@ -384,18 +384,17 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
     let limits = ctx.settings.limits;
     let key = &args[1];
-    // The key first, as Redis: a missing key answers 0 whatever the options.
-    match write_stream(ctx.db(), key, now) {
-        Err(error) => return error,
-        Ok(None) => return Frame::Integer(0),
-        Ok(Some(_)) => {}
-    }
+    // The options first, then the key (a missing one answers 0), as Redis.
     let parsed = match parse_add_or_trim(args, false, limits.stream_node_max_entries) {
         Ok(parsed) => parsed,
         Err(error) => return error,
     };
     let db = ctx.db();
-    let Ok(Some(stream)) = write_stream(db, key, now) else { unreachable!("checked above") };
+    let stream = match write_stream(db, key, now) {
+        Err(error) => return error,
+        Ok(None) => return Frame::Integer(0),
+        Ok(Some(stream)) => stream,
+    };
     let trim = parsed.trim.expect("XTRIM's parse asks for a strategy");
     let trimmed = stream.trim(trim, parsed.approx, limits.stream_node_max_entries, parsed.limit);
     if trimmed > 0 {
@@ -653,9 +652,11 @@ fn read_after(arg: &[u8], stream: Option<&Stream>) -> Result<StreamId, Frame> {
     }
 }
 
-/// A stream's entries after `after`, at most `count` (0: all), if it has any after it.
+/// A stream's entries after `after`, at most `count` (0: all), if it has any after it
+/// (Redis's `streamLastValidID` test).
 fn entries_after(stream: &Stream, after: StreamId, count: usize) -> Option<Frame> {
-    if stream.is_empty() || after >= stream.last_id {
+    // The last entry, not the last ID: XSETID may have moved that past every entry.
+    if stream.is_empty() || after >= stream.last_entry_id() {
         return None;
     }
     let start = after.next().unwrap_or(StreamId::MAX);
