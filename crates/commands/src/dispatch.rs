@@ -43,8 +43,16 @@ pub fn resolve(args: &[Bytes], shard_count: usize) -> Result<Resolved, Frame> {
         _ if spec.all_shards_when.is_some_and(|all_shards| all_shards(args).is_some()) => Route::Multi((0..shard_count).collect()),
         Handler::Multi(_) if spec.has(flags::ALL_SHARDS) => Route::Multi((0..shard_count).collect()),
         Handler::Multi(_) => Route::Multi(shards_of(spec, args, shard_count)),
-        // Blocking commands always run as transactions: waiting needs their keys locked.
-        Handler::Blocking(_) => Route::Multi(shards_of(spec, args, shard_count)),
+        // Blocking commands run as transactions: waiting needs their keys locked. One that
+        // cannot wait (XREAD without BLOCK) on one core's keys runs as a plain command.
+        Handler::Blocking(ops) => {
+            let shards = shards_of(spec, args, shard_count);
+            let never_waits = || matches!((ops.parse)(args), Ok(Some(timeout)) if timeout.is_zero());
+            match shards.len() {
+                0 | 1 if ops.at_once.is_some() && never_waits() => Route::Single(shards.first().copied()),
+                _ => Route::Multi(shards),
+            }
+        }
         Handler::Keys { multi, .. } => {
             let shards = shards_of(spec, args, shard_count);
             match shards.len() {

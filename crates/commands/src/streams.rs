@@ -123,6 +123,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             serve: xread_serve,
             timed_out: || Frame::NullArray,
             resolve: Some(xread_resolve),
+            at_once: Some(xread_at_once),
         }),
         movable_keys: Some(xread_keys),
         ..BASE
@@ -726,17 +727,34 @@ fn xread_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFut
         let pairs = read_pairs(&args, &request);
         let count = request.count;
         let results = per_stream(coordinator, &pairs, move |ctx, keyed| op_read(ctx, keyed, count)).await;
-        let mut served = Vec::new();
-        for ((key, _), result) in pairs.into_iter().zip(results) {
-            match result {
-                Err(error) => return Some(error),
-                Ok(Some(entries)) => served.push((key, entries)),
-                Ok(None) => {}
-            }
-        }
-        (!served.is_empty()).then(|| read_reply(coordinator.proto(), served))
+        read_outcome(coordinator.proto(), pairs, results)
     }
     .boxed_local()
+}
+
+/// XREAD that cannot wait, on the one core of its keys.
+fn xread_at_once(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let request = match parse_xread(args) {
+        Ok(request) => request,
+        Err(error) => return error,
+    };
+    let pairs = read_pairs(args, &request);
+    let results = op_read(ctx, &pairs, request.count);
+    read_outcome(ctx.proto, pairs, results).unwrap_or(Frame::NullArray)
+}
+
+/// XREAD's reply from each stream's result, in the keys' order: the first error (Redis
+/// checks the keys in order), the streams that had entries, or None when none had.
+fn read_outcome(proto: Protocol, pairs: Vec<(Bytes, Bytes)>, results: Vec<Result<Option<Frame>, Frame>>) -> Option<Frame> {
+    let mut served = Vec::new();
+    for ((key, _), result) in pairs.into_iter().zip(results) {
+        match result {
+            Err(error) => return Some(error),
+            Ok(Some(entries)) => served.push((key, entries)),
+            Ok(None) => {}
+        }
+    }
+    (!served.is_empty()).then(|| read_reply(proto, served))
 }
 
 /// Before XREAD waits: `$` and `+` become the IDs they mean now.

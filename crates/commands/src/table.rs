@@ -130,6 +130,10 @@ pub struct BlockingOps {
     /// waits: the arguments it waits with, where they name a moment (XREAD's `$`, the last
     /// ID now). None: the arguments as sent.
     pub resolve: Option<ResolveFn>,
+    /// For a request that never waits (its timeout is zero: XREAD without BLOCK) and whose
+    /// keys live on one core: the command as a plain one on that core, so it takes the fast
+    /// path instead of a transaction. None: always a transaction.
+    pub at_once: Option<fn(&mut Ctx, &[Bytes]) -> Frame>,
 }
 
 /// See [`BlockingOps::resolve`].
@@ -251,6 +255,16 @@ impl CommandSpec {
 
     /// Whether running it may change data: a write, or a blocking command that is not
     /// read-only (BLPOP pops; XREAD only reads).
+    /// The function that runs it on one core: a `Keys` command's `local`, or a blocking
+    /// command's `at_once` (see [`BlockingOps::at_once`]).
+    pub fn local(&self) -> Option<fn(&mut Ctx, &[Bytes]) -> Frame> {
+        match self.handler {
+            Handler::Keys { local, .. } => Some(local),
+            Handler::Blocking(ops) => ops.at_once,
+            _ => None,
+        }
+    }
+
     pub fn may_write(&self) -> bool {
         self.is_write() || (matches!(self.handler, Handler::Blocking(_)) && !self.has(flags::READONLY))
     }

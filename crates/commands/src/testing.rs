@@ -83,7 +83,10 @@ impl Harness {
             Err(e) => return e,
         };
         match (resolved.route, resolved.spec.handler) {
-            (Route::Single(shard), Handler::Keys { local, .. }) => self.run_on(shard.unwrap_or(0), |ctx| local(ctx, &args)),
+            (Route::Single(shard), _) if resolved.spec.local().is_some() => {
+                let local = resolved.spec.local().expect("checked");
+                self.run_on(shard.unwrap_or(0), |ctx| local(ctx, &args))
+            }
             (Route::Multi(_), Handler::Keys { multi: Some(multi), .. }) | (Route::Multi(_), Handler::Multi(multi)) => {
                 futures::executor::block_on(multi(self, args))
             }

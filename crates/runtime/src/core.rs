@@ -661,7 +661,7 @@ impl Core {
     /// write that changed something (which the log records); `counting` asks for that last
     /// answer even when nobody watches.
     pub(crate) fn run_signalled(&self, ctx: &mut Ctx, spec: &'static CommandSpec, args: &[Bytes], counting: bool) -> (Frame, std::time::Duration, bool) {
-        let Handler::Keys { local, .. } = spec.handler else { unreachable!("{} runs on one core", spec.name) };
+        let local = spec.local().unwrap_or_else(|| unreachable!("{} runs on one core", spec.name));
         let db = ctx.db_index;
         let absent = if spec.is_write() { self.watched_absent(ctx, spec, args) } else { Vec::new() };
         // Whether the write changed anything: the change counter moves by what Redis adds to

@@ -255,7 +255,8 @@ impl ScriptAccess<'_> {
         // nothing (SET NX on an existing key) is neither logged nor seen by watchers.
         let mut changed = true;
         let reply = match (route, spec.handler) {
-            (Route::Single(shard), Handler::Keys { local, .. }) => self.with_ctx(shard.unwrap_or(self.core.id), db, proto, |ctx| {
+            (Route::Single(shard), _) if spec.local().is_some() => self.with_ctx(shard.unwrap_or(self.core.id), db, proto, |ctx| {
+                let local = spec.local().expect("checked");
                 let before = crate::core::changes(ctx.shard);
                 let reply = local(ctx, args);
                 changed = !spec.is_write() || crate::core::changes(ctx.shard) != before;

@@ -61,6 +61,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             serve: xreadgroup_serve,
             timed_out: || Frame::NullArray,
             resolve: None,
+            at_once: Some(xreadgroup_at_once),
         }),
         movable_keys: Some(xreadgroup_keys),
         ..BASE
@@ -869,6 +870,32 @@ fn xreadgroup_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalB
         (!served.is_empty()).then(|| read_reply(coordinator.proto(), served))
     }
     .boxed_local()
+}
+
+/// XREADGROUP that cannot wait, on the one core of its keys: every stream checked, then
+/// served.
+fn xreadgroup_at_once(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let request = match parse_xreadgroup(args) {
+        Ok(request) => request,
+        Err(error) => return error,
+    };
+    let (group, consumer) = request.group.clone().expect("XREADGROUP's parse asks for GROUP");
+    let pairs = super::read_pairs(args, &request);
+    let mut reads = Vec::with_capacity(pairs.len());
+    for (key, id) in &pairs {
+        match check_group_read(ctx, key, id, &group) {
+            Ok(read) => reads.push(read),
+            Err(error) => return error,
+        }
+    }
+    let reader = Reader { group: &group, consumer: &consumer, count: request.count, noack: request.noack };
+    let served: Vec<(Bytes, Frame)> =
+        pairs.into_iter().zip(reads).filter_map(|((key, _), read)| serve_group_read(ctx, &key, read, &reader, true).map(|frame| (key, frame))).collect();
+    if served.is_empty() {
+        Frame::NullArray
+    } else {
+        read_reply(ctx.proto, served)
+    }
 }
 
 /// A blocked XREADGROUP, on the core of `key` that a write may have made ready.
