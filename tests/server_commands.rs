@@ -1231,10 +1231,11 @@ fn memory_usage_estimates_every_type_on_every_core_near_redis() {
             pipe.cmd("SADD").arg("set").arg(format!("member:{i}")).ignore();
             pipe.cmd("ZADD").arg("zset").arg(i).arg(format!("member:{i}")).ignore();
             pipe.cmd("RPUSH").arg("list").arg(format!("item:{i}")).ignore();
+            pipe.cmd("XADD").arg("stream").arg(format!("{}-0", i + 1)).arg("field").arg(format!("value:{i}")).ignore();
         }
         pipe.query::<()>(&mut client).unwrap();
         let mut server_estimates = Vec::new();
-        for key in ["small", "number", "big", "hash", "set", "zset", "list"] {
+        for key in ["small", "number", "big", "hash", "set", "zset", "list", "stream"] {
             let sampled: i64 = redis::cmd("MEMORY").arg("USAGE").arg(key).query(&mut client).unwrap();
             let full: i64 = redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query(&mut client).unwrap();
             // Uniform elements: five samples tell nearly what all of them do.
@@ -1248,7 +1249,7 @@ fn memory_usage_estimates_every_type_on_every_core_near_redis() {
     // The estimates grow with the data: a 10 KB string, 1000-element collections.
     assert!(find("small") < 100 && find("number") < 100, "{shoal:?}");
     assert!((10_000..11_000).contains(&find("big")), "{shoal:?}");
-    for key in ["hash", "set", "zset", "list"] {
+    for key in ["hash", "set", "zset", "list", "stream"] {
         assert!(find(key) > 10_000, "{key}: {shoal:?}");
     }
     // Near Redis's own estimates (Shoal's encodings are as compact or more).

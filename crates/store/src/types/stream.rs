@@ -747,11 +747,12 @@ impl Stream {
     }
 
     /// Bytes for MEMORY USAGE: the nodes (their buffers by capacity, master fields, tree
-    /// slots) and the groups. Exact but for the allocator's rounding.
-    pub fn memory_usage(&self, _samples: usize) -> usize {
+    /// slots; the first `samples` measured and scaled, as Redis samples its nodes, all of
+    /// them with 0) and the groups.
+    pub fn memory_usage(&self, samples: usize) -> usize {
         const TREE_SLOT: usize = std::mem::size_of::<StreamId>() + std::mem::size_of::<Node>() + 8;
-        let nodes: usize =
-            self.nodes.values().map(|node| TREE_SLOT + node.buf.capacity() + node.master_fields.iter().map(|f| f.len() + 16).sum::<usize>()).sum();
+        let sizes = self.nodes.values().map(|node| TREE_SLOT + node.buf.capacity() + node.master_fields.iter().map(|f| f.len() + 16).sum::<usize>());
+        let nodes = super::sampled_bytes(self.nodes.len(), samples, sizes);
         let groups: usize = self
             .groups
             .iter()
