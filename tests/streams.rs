@@ -269,6 +269,17 @@ fn stream_writes_raise_redis_keyspace_events() {
             &["XTRIM", "s", "MAXLEN", "0"],
             &["XSETID", "s", "5-0"],
             &["XTRIM", "s", "MAXLEN", "0"],
+            &["XGROUP", "CREATE", "s", "g", "0"],
+            &["XGROUP", "CREATE", "m", "g", "$", "MKSTREAM"],
+            &["XGROUP", "SETID", "s", "g", "0"],
+            &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+            &["XGROUP", "CREATECONSUMER", "s", "g", "c"],
+            &["XADD", "s", "6-0", "a", "1"],
+            &["XREADGROUP", "GROUP", "g", "d", "STREAMS", "s", ">"],
+            &["XCLAIM", "s", "g", "e", "0", "6-0"],
+            &["XACK", "s", "g", "6-0"],
+            &["XGROUP", "DELCONSUMER", "s", "g", "c"],
+            &["XGROUP", "DESTROY", "s", "g"],
         ] {
             raw.command(command).unwrap();
         }
@@ -283,7 +294,7 @@ fn stream_writes_raise_redis_keyspace_events() {
         }
         transcripts.push(events);
     }
-    assert_eq!(transcripts[0].len(), 7, "{:?}", transcripts[0]);
+    assert_eq!(transcripts[0].len(), 16, "{:?}", transcripts[0]);
     if let Some(redis) = transcripts.get(1) {
         assert_eq!(&transcripts[0], redis);
     }
