@@ -1023,3 +1023,66 @@ fn random_stream_commands_reply_like_redis_with_four_threads() {
     let must: Vec<&str> = COMMANDS.iter().map(|(name, _, _)| *name).collect();
     diff::run("streams", 4, &[], 1..=10, 300, &must, StreamGenerator::new);
 }
+
+#[test]
+fn xdelex_and_xackdel_delete_as_their_reference_policy_says() {
+    // Redis 8.2's commands, newer than Debian's redis-server: the cases of Redis's own tests
+    // (tests/unit/type/stream-cgroups.tcl), by their documented reply codes.
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let mut run = |args: &[&str]| raw.command(args).unwrap();
+    assert_eq!(run(&["XACKDEL", "s", "g", "IDS", "2", "1-1", "2-2"]), "*2\r\n:-1\r\n:-1\r\n", "no key");
+    run(&["XADD", "s", "1-0", "f", "v"]);
+    assert_eq!(run(&["XACKDEL", "s", "g", "IDS", "2", "1-1", "2-2"]), "*2\r\n:-1\r\n:-1\r\n", "no group");
+    run(&["XGROUP", "CREATE", "s", "g", "0"]);
+    for numids in ["abc", "0", "-5"] {
+        assert_eq!(run(&["XACKDEL", "s", "g", "IDS", numids, "1-1"]), "-ERR Number of IDs must be a positive integer\r\n");
+    }
+    assert_eq!(run(&["XACKDEL", "s", "g", "IDS", "3", "1-1", "2-2"]), "-ERR The `numids` parameter must match the number of arguments\r\n");
+    assert_eq!(run(&["XACKDEL", "s", "g", "IDS", "1", "1-1", "2-2"]), "-ERR syntax error\r\n");
+    assert_eq!(run(&["XACKDEL", "s", "g", "KEEPREF", "DELREF", "IDS", "1", "1-1"]), "-ERR syntax error\r\n");
+    assert_eq!(run(&["XDELEX", "s", "IDS", "1", "bad"]), "-ERR Invalid stream ID specified as stream command argument\r\n");
+
+    // Two groups have read both entries.
+    let setup = |run: &mut dyn FnMut(&[&str]) -> String| {
+        run(&["DEL", "m"]);
+        run(&["XADD", "m", "1-0", "f", "v"]);
+        run(&["XADD", "m", "2-0", "f", "v"]);
+        run(&["XGROUP", "CREATE", "m", "g1", "0"]);
+        run(&["XGROUP", "CREATE", "m", "g2", "0"]);
+        run(&["XREADGROUP", "GROUP", "g1", "c1", "STREAMS", "m", ">"]);
+        run(&["XREADGROUP", "GROUP", "g2", "c2", "STREAMS", "m", ">"]);
+    };
+    const EMPTY_PEL: &str = "*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n";
+    // ACKED keeps what the other group still has pending, and deletes once both acknowledged.
+    setup(&mut run);
+    assert_eq!(run(&["XACKDEL", "m", "g1", "ACKED", "IDS", "2", "1-0", "2-0"]), "*2\r\n:2\r\n:2\r\n");
+    assert_eq!(run(&["XLEN", "m"]), ":2\r\n");
+    assert_eq!(run(&["XPENDING", "m", "g1"]), EMPTY_PEL);
+    assert_eq!(run(&["XACKDEL", "m", "g2", "ACKED", "IDS", "2", "1-0", "2-0"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(run(&["XLEN", "m"]), ":0\r\n");
+    // DELREF removes the other group's references too.
+    setup(&mut run);
+    assert_eq!(run(&["XACKDEL", "m", "g1", "DELREF", "IDS", "2", "1-0", "2-0"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(run(&["XPENDING", "m", "g2"]), EMPTY_PEL);
+    assert_eq!(run(&["XACKDEL", "m", "g2", "DELREF", "IDS", "2", "1-0", "2-0"]), "*2\r\n:-1\r\n:-1\r\n");
+    // KEEPREF (the default) deletes and leaves them; the other group still acknowledges.
+    setup(&mut run);
+    assert_eq!(run(&["XACKDEL", "m", "g1", "IDS", "2", "1-0", "2-0"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(run(&["XLEN", "m"]), ":0\r\n");
+    assert!(run(&["XPENDING", "m", "g2"]).starts_with("*4\r\n:2\r\n"));
+    assert_eq!(run(&["XACKDEL", "m", "g2", "KEEPREF", "IDS", "2", "1-0", "2-0"]), "*2\r\n:1\r\n:1\r\n");
+
+    // XDELEX ACKED: not while a group has them pending or has not read them yet.
+    run(&["DEL", "x"]);
+    for id in ["1-0", "2-0", "3-0"] {
+        run(&["XADD", "x", id, "f", "v"]);
+    }
+    run(&["XGROUP", "CREATE", "x", "g", "0"]);
+    run(&["XREADGROUP", "GROUP", "g", "c", "COUNT", "1", "STREAMS", "x", ">"]);
+    run(&["XACK", "x", "g", "1-0"]);
+    assert_eq!(run(&["XDELEX", "x", "ACKED", "IDS", "3", "1-0", "2-0", "9-9"]), "*3\r\n:1\r\n:2\r\n:-1\r\n");
+    assert_eq!(run(&["XGROUP", "DESTROY", "x", "g"]), ":1\r\n");
+    assert_eq!(run(&["XDELEX", "x", "ACKED", "IDS", "2", "2-0", "3-0"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(run(&["XDELEX", "nokey", "IDS", "2", "1-1", "2-2"]), "*2\r\n:-1\r\n:-1\r\n");
+}

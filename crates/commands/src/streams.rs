@@ -92,6 +92,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "xdelex",
+        arity: -5,
+        flags: WRITE | FAST,
+        summary: "Deletes one or multiple entries from the stream.",
+        since: "8.2.0",
+        complexity: "O(1) for each single item to delete in the stream, regardless of the stream size.",
+        handler: Handler::Keys { local: xdelex, multi: None },
+        ..BASE
+    },
+    CommandSpec {
         name: "xtrim",
         arity: -4,
         flags: WRITE,
@@ -487,6 +497,88 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         ctx.notify(notify::STREAM, "xdel", key);
     }
     args::int(deleted as i64)
+}
+
+/// What deleting an entry does to the consumer groups' references to it (Redis 8.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RefPolicy {
+    /// Delete the entry, leave the references (XDEL's way).
+    KeepRef,
+    /// Delete the entry and every reference to it.
+    DelRef,
+    /// Delete the entry only when no group needs it any more.
+    Acked,
+}
+
+/// `[KEEPREF | DELREF | ACKED] IDS numids id [id ...]` from argument `from` (XDELEX,
+/// XACKDEL): the policy and the IDs, each checked.
+fn parse_ids_block(args: &[Bytes], from: usize) -> Result<(RefPolicy, Vec<StreamId>), Frame> {
+    let (mut policy, mut ids) = (None, None);
+    let mut i = from;
+    while i < args.len() {
+        let arg = &args[i];
+        let named = [("keepref", RefPolicy::KeepRef), ("delref", RefPolicy::DelRef), ("acked", RefPolicy::Acked)].into_iter().find(|(name, _)| is(arg, name));
+        if is(arg, "ids") && i + 1 < args.len() && ids.is_none() {
+            let count = match args::parse_i64(&args[i + 1]) {
+                Ok(n) if n >= 1 => n as usize,
+                _ => return Err(errors::error("ERR Number of IDs must be a positive integer")),
+            };
+            let start = i + 2;
+            if count > args.len() - start {
+                return Err(errors::error("ERR The `numids` parameter must match the number of arguments"));
+            }
+            ids = Some(start..start + count);
+            i = start + count;
+        } else if let (Some((_, named)), None) = (named, policy) {
+            policy = Some(named);
+            i += 1;
+        } else {
+            return Err(errors::syntax());
+        }
+    }
+    let ids = ids.ok_or_else(errors::syntax)?;
+    let ids: Result<Vec<StreamId>, Frame> = args[ids].iter().map(|arg| parse_strict_id(arg)).collect();
+    Ok((policy.unwrap_or(RefPolicy::KeepRef), ids?))
+}
+
+/// Deletes entry `id` as `policy` says; returns the reply code (Redis 8.2): -1 when there
+/// is no such entry, 1 when it went, 2 when a group still needs it (ACKED).
+fn delete_with(stream: &mut Stream, id: StreamId, policy: RefPolicy) -> i64 {
+    let exists = stream.get(id).is_some();
+    match policy {
+        RefPolicy::Acked if exists && stream.referenced(id) => return 2,
+        RefPolicy::DelRef => stream.forget_everywhere(id),
+        _ => {}
+    }
+    if exists {
+        stream.delete(id);
+        1
+    } else {
+        -1
+    }
+}
+
+/// XDELEX key [KEEPREF | DELREF | ACKED] IDS numids id [id ...] (Redis 8.2)
+fn xdelex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (policy, ids) = match parse_ids_block(args, 2) {
+        Ok(parsed) => parsed,
+        Err(error) => return error,
+    };
+    let now = ctx.now_ms;
+    let key = &args[1];
+    let db = ctx.db();
+    let stream = match write_stream(db, key, now) {
+        Err(error) => return error,
+        Ok(None) => return Frame::Array(ids.iter().map(|_| Frame::Integer(-1)).collect()),
+        Ok(Some(stream)) => stream,
+    };
+    let codes: Vec<i64> = ids.into_iter().map(|id| delete_with(stream, id, policy)).collect();
+    let deleted = codes.iter().filter(|&&code| code == 1).count() as u64;
+    if deleted > 0 {
+        db.add_changes(deleted);
+        ctx.notify(notify::STREAM, "xdel", key);
+    }
+    Frame::Array(codes.into_iter().map(Frame::Integer).collect())
 }
 
 /// XSETID key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]

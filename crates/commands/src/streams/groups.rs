@@ -76,6 +76,16 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "xackdel",
+        arity: -6,
+        flags: WRITE | FAST,
+        summary: "Acknowledges and conditionally deletes one or multiple entries for a stream consumer group.",
+        since: "8.2.0",
+        complexity: "O(1) for each entry ID processed.",
+        handler: Handler::Keys { local: xackdel, multi: None },
+        ..BASE
+    },
+    CommandSpec {
         name: "xpending",
         arity: -3,
         flags: READONLY,
@@ -384,6 +394,45 @@ fn xack(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let acknowledged = ids.into_iter().filter(|id| group.forget(*id)).count();
     db.add_changes(acknowledged as u64);
     args::int(acknowledged as i64)
+}
+
+/// XACKDEL key group [KEEPREF | DELREF | ACKED] IDS numids id [id ...] (Redis 8.2): per
+/// ID, -1 when the group had no such pending entry, else 1 once it is acknowledged and
+/// deleted, or 2 when ACKED keeps it for another group.
+fn xackdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let (policy, ids) = match super::parse_ids_block(args, 3) {
+        Ok(parsed) => parsed,
+        Err(error) => return error,
+    };
+    let now = ctx.now_ms;
+    let key = &args[1];
+    let db = ctx.db();
+    let stream = match write_stream(db, key, now) {
+        Err(error) => return error,
+        Ok(stream) => stream.filter(|s| s.groups.contains_key(args[2].as_ref())),
+    };
+    let Some(stream) = stream else { return Frame::Array(ids.iter().map(|_| Frame::Integer(-1)).collect()) };
+    let (mut changes, mut deleted) = (0, false);
+    let mut codes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !stream.groups.get_mut(args[2].as_ref()).expect("checked").forget(id) {
+            codes.push(-1);
+            continue;
+        }
+        changes += 1;
+        // The entry may be gone already (another group's XACKDEL): acknowledged is enough.
+        let code = super::delete_with(stream, id, policy);
+        if code == 1 {
+            deleted = true;
+            changes += 1;
+        }
+        codes.push(if code == -1 { 1 } else { code });
+    }
+    db.add_changes(changes);
+    if deleted {
+        ctx.notify(notify::STREAM, "xdel", key);
+    }
+    Frame::Array(codes.into_iter().map(Frame::Integer).collect())
 }
 
 /// XPENDING key group [[IDLE min-idle-time] start end count [consumer]]

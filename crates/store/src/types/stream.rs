@@ -622,6 +622,19 @@ impl Stream {
         true
     }
 
+    /// Whether a consumer group still needs entry `id`: pending in a group, or not yet
+    /// delivered to one (Redis 8.2's ACKED test).
+    pub fn referenced(&self, id: StreamId) -> bool {
+        self.groups.values().any(|group| group.pending.contains_key(&id) || group.last_id < id)
+    }
+
+    /// Removes `id` from every group's PEL (Redis 8.2's DELREF).
+    pub fn forget_everywhere(&mut self, id: StreamId) {
+        for group in self.groups.values_mut() {
+            group.forget(id);
+        }
+    }
+
     /// Trims (XTRIM, XADD's MAXLEN and MINID); returns how many entries went.
     ///
     /// Exact trimming removes what Redis does: down to the length, or every id below the
