@@ -442,6 +442,9 @@ fn newer_corpus() -> Vec<(Case, i64)> {
         (case(&[], &["HSETEX h EX 100 FIELDS 2 a 1 b 2"]), 2),
         (case(&["HSET h a 1"], &["HSETEX h FNX FIELDS 1 a 2"]), 0),
         (case(&["HSET h a 1"], &["HSETEX h FXX KEEPTTL FIELDS 1 a 2"]), 1),
+        // Redis 8.4's MSETEX counts a change per key set, as MSET.
+        (case(&[], &["MSETEX 2 a 1 b 2 EX 100"]), 2),
+        (case(&["SET a 1"], &["MSETEX 2 a 1 b 2 NX"]), 0),
         // Redis 8.2's XDELEX and XACKDEL count as XDEL and XACK do: one per entry deleted,
         // one per entry acknowledged.
         (case(&["XADD x 1-0 f v", "XADD x 2-0 f v"], &["XDELEX x IDS 3 1-0 2-0 3-0"]), 2),

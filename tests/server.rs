@@ -435,3 +435,52 @@ fn servers_starting_four_at_a_time_all_become_ready() {
         }
     }
 }
+
+#[test]
+fn msetex_sets_every_key_with_one_ttl_across_cores_or_none() {
+    // Redis 8.4's MSETEX, newer than Debian's redis-server: the cases of Redis's own tests
+    // (tests/unit/type/string.tcl), on keys spread over the cores.
+    let dir = Server::scratch("msetex");
+    let server = Server::start_in(&dir, 4, &["--save", "", "--appendonly", "yes", "--appendfsync", "always"]);
+    let mut raw = server.raw();
+    let keys = shoal_testkit::keys_on_distinct_cores("msetex", 3, 4);
+    let (a, b, c) = (keys[0].as_str(), keys[1].as_str(), keys[2].as_str());
+    let mut run = |args: &[&str]| raw.command(args).unwrap();
+    assert_eq!(run(&["MSETEX", a, "v", "ex", "10"]), "-ERR invalid numkeys value\r\n");
+    assert_eq!(run(&["MSETEX", "2147483648", a, "v", "ex", "10"]), "-ERR invalid numkeys value\r\n");
+    assert_eq!(run(&["MSETEX", "2147483647", a, "v", "ex", "10"]), "-ERR wrong number of key-value pairs\r\n");
+    assert_eq!(run(&["MSETEX", "2", a, "v", b]), "-ERR wrong number of key-value pairs\r\n");
+    for options in [&["nx", "xx", "ex", "10"][..], &["ex", "10", "px", "5000"], &["keepttl", "ex", "10"], &["get"], &["invalid_flag"]] {
+        let mut args = vec!["MSETEX", "2", a, "v", b, "v"];
+        args.extend(options);
+        assert_eq!(run(&args), "-ERR syntax error\r\n", "{options:?}");
+    }
+    assert_eq!(run(&["MSETEX", "1", a, "v", "ex", "0"]), "-ERR invalid expire time in 'msetex' command\r\n");
+    // NX: none may exist; XX: all must.
+    assert_eq!(run(&["MSETEX", "2", a, "1", b, "2", "nx", "ex", "100"]), ":1\r\n");
+    assert_eq!(run(&["MSETEX", "2", a, "x", c, "y", "nx", "ex", "100"]), ":0\r\n");
+    assert_eq!(run(&["EXISTS", c]), ":0\r\n");
+    assert_eq!(run(&["MSETEX", "2", a, "x", c, "y", "xx"]), ":0\r\n");
+    assert_eq!(run(&["MSETEX", "2", a, "x", b, "y", "xx", "px", "50000"]), ":1\r\n");
+    assert_eq!(run(&["MGET", a, b]), "*2\r\n$1\r\nx\r\n$1\r\ny\r\n");
+    let ttl: i64 = run(&["PTTL", b]).trim_start_matches(':').trim().parse().unwrap();
+    assert!((40_000..=50_000).contains(&ttl), "{ttl}");
+    // KEEPTTL keeps each key's own; no option clears it, as MSET.
+    run(&["SETEX", c, "100", "old"]);
+    assert_eq!(run(&["MSETEX", "2", a, "k", c, "k", "keepttl"]), ":1\r\n");
+    assert_eq!(run(&["TTL", c]), ":100\r\n");
+    assert_eq!(run(&["MSETEX", "1", c, "n"]), ":1\r\n");
+    assert_eq!(run(&["TTL", c]), ":-1\r\n");
+    // The log keeps an absolute expiry: after kill -9 the TTL is where it was.
+    assert_eq!(run(&["MSETEX", "2", a, "last", b, "last", "ex", "3600"]), ":1\r\n");
+    drop(raw);
+    drop(server);
+    let server = Server::start_in(&dir, 4, &["--save", "", "--appendonly", "yes"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["MGET", a, b]).unwrap(), "*2\r\n$4\r\nlast\r\n$4\r\nlast\r\n");
+    let ttl: i64 = raw.command(&["TTL", b]).unwrap().trim_start_matches(':').trim().parse().unwrap();
+    assert!((3590..=3600).contains(&ttl), "{ttl}");
+    drop(raw);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,7 +2,7 @@
 //! replaying it would not give the same result, the command Redis propagates instead.
 //!
 //! - Relative expiry becomes absolute, so a replay later expires the key at the same moment:
-//!   EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SET EX/PX/EXAT -> SET PXAT, SETEX/PSETEX -> SET
+//!   EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SET and MSETEX EX/PX/EXAT -> PXAT, SETEX/PSETEX -> SET
 //!   PXAT, GETEX EX/PX/EXAT/PXAT -> PEXPIREAT (PERSIST stays), RESTORE ttl -> RESTORE ABSTTL.
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
@@ -42,13 +42,18 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             let at = if spec.name == "setex" { absolute(n * 1000) } else { absolute(n) };
             Some(vec![vec![Bytes::from_static(b"SET"), args[1].clone(), args[3].clone(), Bytes::from_static(b"PXAT"), at]])
         }
-        "set" | "getex" => {
+        "set" | "getex" | "msetex" => {
             let mut out = Vec::with_capacity(args.len());
             let mut i = 0;
             let mut changed = false;
             let mut expire_at = None;
-            // SET's options start after the value, GETEX's after the key.
-            let first_option = if spec.name == "set" { 3 } else { 2 };
+            // SET's options start after the value, GETEX's after the key, MSETEX's after
+            // its pairs.
+            let first_option = match spec.name {
+                "set" => 3,
+                "getex" => 2,
+                _ => crate::strings::msetex_pairs_end(args)?,
+            };
             while i < args.len() {
                 let arg = &args[i];
                 let unit = [("ex", 1000i128, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(arg, name));
@@ -57,7 +62,7 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
                         let n = number(&args[i + 1])?;
                         let at = if absolute_form { Bytes::from((n * scale).to_string()) } else { absolute(n * scale) };
                         expire_at = Some(at.clone());
-                        if spec.name == "set" {
+                        if spec.name != "getex" {
                             out.push(Bytes::from_static(b"PXAT"));
                             out.push(at);
                         }

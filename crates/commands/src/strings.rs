@@ -60,6 +60,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "msetex",
+        arity: -4,
+        flags: WRITE | DENYOOM,
+        keys: KeySpec::NONE,
+        summary: "Atomically sets multiple string keys with a shared expiration in a single operation. Supports flexible argument parsing where condition and expiration flags can appear in any order.",
+        since: "8.4.0",
+        complexity: "O(N) where N is the number of keys to set.",
+        handler: Handler::Keys { local: msetex, multi: Some(msetex_multi) },
+        movable_keys: Some(msetex_keys),
+        ..BASE
+    },
+    CommandSpec {
         name: "msetnx",
         arity: -3,
         flags: WRITE | DENYOOM,
@@ -316,11 +328,13 @@ impl ExpireForm {
     }
 }
 
-/// Whose options [`parse_string_options`] reads (Redis's COMMAND_SET and COMMAND_GET).
+/// Whose options [`parse_string_options`] reads (Redis's COMMAND_SET and COMMAND_GET), and
+/// MSETEX's, which are SET's but GET, from argument `from`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum OptionsOf {
     Set,
     Getex,
+    Msetex { from: usize },
 }
 
 /// The options of SET or GETEX, the expiry value not yet checked.
@@ -337,9 +351,13 @@ struct StringOptions<'a> {
 /// option may repeat (the last expiry wins) but conflicting ones are a syntax error. The
 /// expiry value is only checked afterwards, so `EX abc FOO` is a syntax error.
 fn parse_string_options(args: &[Bytes], of: OptionsOf) -> Result<StringOptions<'_>, Frame> {
-    let set = of == OptionsOf::Set;
+    let set = of != OptionsOf::Getex;
     let mut options = StringOptions::default();
-    let mut i = if set { 3 } else { 2 };
+    let mut i = match of {
+        OptionsOf::Set => 3,
+        OptionsOf::Getex => 2,
+        OptionsOf::Msetex { from } => from,
+    };
     while i < args.len() {
         let arg = &args[i];
         let form = ExpireForm::parse(arg);
@@ -347,7 +365,7 @@ fn parse_string_options(args: &[Bytes], of: OptionsOf) -> Result<StringOptions<'
             options.condition = Condition::IfAbsent;
         } else if set && is(arg, "xx") && options.condition != Condition::IfAbsent {
             options.condition = Condition::IfPresent;
-        } else if set && is(arg, "get") {
+        } else if of == OptionsOf::Set && is(arg, "get") {
             options.get = true;
         } else if set && is(arg, "keepttl") && options.expire.is_none() {
             options.keep_ttl = true;
@@ -1068,6 +1086,132 @@ fn msetnx_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::fut
             return Frame::Integer(0);
         }
         ctx::hop_per_shard(coordinator, groups, |ctx, pairs| op_mset(ctx, &pairs)).await;
+        Frame::Integer(1)
+    }
+    .boxed_local()
+}
+
+/// MSETEX's request: where its pairs end and its options.
+struct MsetexRequest<'a> {
+    pairs_end: usize,
+    options: StringOptions<'a>,
+}
+
+/// MSETEX numkeys key value [key value ...] [NX | XX] [EX seconds | PX milliseconds |
+/// EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL] (Redis 8.4): numkeys in
+/// 1..=2^31-1, then SET's options but GET.
+fn parse_msetex(args: &[Bytes]) -> Result<MsetexRequest<'_>, Frame> {
+    let numkeys = match args::parse_i64(&args[1]) {
+        Ok(n) if (1..=i32::MAX as i64).contains(&n) => n as usize,
+        _ => return Err(errors::error("ERR invalid numkeys value")),
+    };
+    let pairs_end = 2 + 2 * numkeys;
+    if pairs_end > args.len() {
+        return Err(errors::error("ERR wrong number of key-value pairs"));
+    }
+    let options = parse_string_options(args, OptionsOf::Msetex { from: pairs_end })?;
+    Ok(MsetexRequest { pairs_end, options })
+}
+
+/// Where MSETEX's arguments end its pairs (for its log form), if it parses.
+pub fn msetex_pairs_end(args: &[Bytes]) -> Option<usize> {
+    parse_msetex(args).ok().map(|request| request.pairs_end)
+}
+
+fn msetex_keys(args: &[Bytes]) -> Vec<usize> {
+    let numkeys = args.get(1).and_then(|n| std::str::from_utf8(n).ok()).and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
+    (0..numkeys).map(|i| 2 + 2 * i).take_while(|&at| at < args.len()).collect()
+}
+
+/// MSETEX's TTL for every key, or its error.
+fn msetex_ttl(request: &MsetexRequest, now_ms: u64) -> Result<Ttl, Frame> {
+    Ok(match request.options.expire {
+        Some((form, value)) => Ttl::At(form.expire_at(value, now_ms, "msetex")?),
+        None if request.options.keep_ttl => Ttl::Keep,
+        None => Ttl::Clear,
+    })
+}
+
+/// Whether MSETEX's condition holds for `keys` on this core: none exists (NX), all exist
+/// (XX), or no condition.
+fn op_msetex_allowed(ctx: &mut Ctx, keys: &[Bytes], condition: Condition) -> bool {
+    let now = ctx.now_ms;
+    let db = ctx.db();
+    match condition {
+        Condition::Always => true,
+        Condition::IfAbsent => keys.iter().all(|key| !db.contains(key, now)),
+        Condition::IfPresent => keys.iter().all(|key| db.contains(key, now)),
+    }
+}
+
+/// Sets MSETEX's pairs on this core with `ttl`: per key `set`, and `expire` with a TTL.
+fn op_msetex(ctx: &mut Ctx, pairs: &[Bytes], ttl: Ttl) {
+    let now = ctx.now_ms;
+    for pair in pairs.chunks_exact(2) {
+        op_set_string(ctx.db(), &pair[0], &pair[1], ttl, now);
+        ctx.notify(notify::STRING, "set", &pair[0]);
+        if matches!(ttl, Ttl::At(_)) {
+            ctx.notify(notify::GENERIC, "expire", &pair[0]);
+        }
+    }
+}
+
+fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let request = match parse_msetex(args) {
+        Ok(request) => request,
+        Err(error) => return error,
+    };
+    let ttl = match msetex_ttl(&request, ctx.now_ms) {
+        Ok(ttl) => ttl,
+        Err(error) => return error,
+    };
+    let pairs = &args[2..request.pairs_end];
+    let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
+    if !op_msetex_allowed(ctx, &keys, request.options.condition) {
+        return Frame::Integer(0);
+    }
+    op_msetex(ctx, pairs, ttl);
+    Frame::Integer(1)
+}
+
+fn msetex_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::future::LocalBoxFuture<'_, Frame> {
+    async move {
+        let (pairs_end, condition, expire, keep_ttl) = match parse_msetex(&args) {
+            Ok(request) => (
+                request.pairs_end,
+                request.options.condition,
+                request.options.expire.map(|(form, value)| (form, Bytes::copy_from_slice(value))),
+                request.options.keep_ttl,
+            ),
+            Err(error) => return error,
+        };
+        // MSET's shape (name, then pairs), for grouping by core.
+        let mut pairs = vec![args[0].clone()];
+        pairs.extend(args[2..pairs_end].iter().cloned());
+        let groups = pairs_by_shard(coordinator.shard_count(), &pairs);
+        // First hop: every core checks the condition and works out the TTL at its time;
+        // the second writes, all under the same locks.
+        let key_groups: Vec<(usize, Vec<(usize, Bytes)>)> = groups.iter().map(|(shard, pairs)| (*shard, pairs.iter().step_by(2).cloned().collect())).collect();
+        let checks = ctx::hop_per_shard(coordinator, key_groups, move |ctx, keys| {
+            let ttl = match &expire {
+                Some((form, value)) => form.expire_at(value, ctx.now_ms, "msetex").map(Ttl::At),
+                None if keep_ttl => Ok(Ttl::Keep),
+                None => Ok(Ttl::Clear),
+            };
+            (ttl, op_msetex_allowed(ctx, &keys, condition))
+        })
+        .await;
+        let mut ttl = Ttl::Clear;
+        for (_, (checked, allowed)) in &checks {
+            match checked {
+                Err(error) => return error.clone(),
+                Ok(checked) => ttl = *checked,
+            }
+            if !allowed {
+                return Frame::Integer(0);
+            }
+        }
+        ctx::hop_per_shard(coordinator, groups, move |ctx, pairs| op_msetex(ctx, &pairs, ttl)).await;
         Frame::Integer(1)
     }
     .boxed_local()
