@@ -9,10 +9,11 @@ two-CPU machine), ops/s measures the client, and CPU per request is what compare
 servers. memtier_benchmark is not used yet.
 
     bench/compare.py [--shoal target/release/shoal-server] [--rounds 2] [--threads 1,2]
-                     [--suite strings|types]
+                     [--suite strings|types|streams]
 
-Suites: `strings` (the core issue's SET/GET/MSET) and `types` (the data-type issue's LPUSH,
-LPOP, LRANGE_100, SADD, SPOP, HSET, ZADD, ZRANGE, PFADD). As redis-benchmark's own tests do,
+Suites: `strings` (the core issue's SET/GET/MSET), `types` (the data-type issue's LPUSH,
+LPOP, LRANGE_100, SADD, SPOP, HSET, ZADD, ZRANGE, PFADD) and `streams` (XADD, XRANGE and
+XREAD over random stream keys). As redis-benchmark's own tests do,
 the type workloads use one key each (`mylist`, `myset`, ...) with random elements; each suite
 runs in order on one server, so LRANGE and SPOP find what LPUSH and SADD wrote.
 """
@@ -52,6 +53,17 @@ SUITES = {
             ("ZRANGE", ["ZRANGE", "myzset", "0", "99"]),
             ("PFADD", ["PFADD", "myhll", "element:__rand_int__"]),
         ]
+    ],
+    # Streams over 100,000 random keys, each capped near 1,000 entries; the reads run
+    # after the writes filled them.
+    "streams": [
+        (f"{name} P{p}", ["-P", str(p)] + args)
+        for name, args in [
+            ("XADD", ["XADD", "s:__rand_int__", "MAXLEN", "~", "1000", "*", "field", "value"]),
+            ("XRANGE_10", ["XRANGE", "s:__rand_int__", "-", "+", "COUNT", "10"]),
+            ("XREAD_10", ["XREAD", "COUNT", "10", "STREAMS", "s:__rand_int__", "0"]),
+        ]
+        for p in (1, 16)
     ],
 }
 
