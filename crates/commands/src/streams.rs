@@ -2,10 +2,10 @@
 //! XSETID and XREAD without BLOCK; the type is [`shoal_store::types::stream`].
 //!
 //! Replies and errors follow Redis 7 byte for byte, with one deliberate difference:
-//! approximate trimming (`MAXLEN ~`, `MINID ~`) removes a multiple of
-//! `stream-node-max-entries` entries (see [`Stream::trim`]) rather than Redis's whole nodes,
-//! so the append-only log can record XADD and XTRIM as they were sent. Redis documents the
-//! count as up to the server; at least the requested entries always stay.
+//! approximate trimming (`MAXLEN ~`, `MINID ~`) removes a multiple of 100 entries (Redis's
+//! default node size; see [`Stream::trim`]) rather than Redis's whole nodes, so the
+//! append-only log can record XADD and XTRIM as they were sent. Redis documents the count as
+//! up to the server; at least the requested entries always stay.
 //!
 //! XREAD is a blocking command ([`BlockingOps`]): without BLOCK its timeout is zero, so it
 //! answers at once; with BLOCK and nothing to read, `$` and `+` are resolved to IDs while its
@@ -40,6 +40,13 @@ const BOTH_STRATEGIES: &str = "ERR syntax error, MAXLEN and MINID options at the
 const LIMIT_WITHOUT_STRATEGY: &str = "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
 const LIMIT_WITHOUT_APPROX: &str = "ERR syntax error, LIMIT cannot be used without the special ~ option";
 const XTRIM_WITHOUT_STRATEGY: &str = "ERR syntax error, XTRIM must be called with a trimming strategy";
+
+/// What approximate trimming removes a multiple of: Redis's default node size. Fixed rather
+/// than `stream-node-max-entries`, so that a command replayed from the append-only log
+/// removes what it removed when it ran, whatever the configuration is at the replay.
+const APPROX_GRANULE: u64 = 100;
+/// The most entries an approximate trim without LIMIT removes (Redis: 100 nodes' worth).
+const APPROX_LIMIT: u64 = 100 * APPROX_GRANULE;
 
 const BASE: CommandSpec = CommandSpec { keys: KeySpec::ONE, acl: &["@stream"], group: "stream", since: "5.0.0", ..CommandSpec::DEFAULT };
 
@@ -262,7 +269,7 @@ struct AddOrTrim {
     fields_at: usize,
 }
 
-fn parse_add_or_trim(args: &[Bytes], xadd: bool, node_max_entries: u64) -> Result<AddOrTrim, Frame> {
+fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, Frame> {
     let mut parsed = AddOrTrim::default();
     let mut limit_given = false;
     let mut i = 2;
@@ -321,10 +328,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool, node_max_entries: u64) -> Resul
             return Err(errors::error(LIMIT_WITHOUT_APPROX));
         }
     } else if parsed.approx {
-        parsed.limit = match 100u64.saturating_mul(node_max_entries) {
-            0 => 10_000,
-            limit => limit,
-        };
+        parsed.limit = APPROX_LIMIT;
     }
     parsed.fields_at = i + 1;
     Ok(parsed)
@@ -333,7 +337,7 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool, node_max_entries: u64) -> Resul
 /// Where XADD's ID argument is (None for a request XADD refuses): the log records the ID
 /// that `*` or `ms-*` gave there.
 pub fn xadd_id_position(args: &[Bytes]) -> Option<usize> {
-    let parsed = parse_add_or_trim(args, true, 100).ok()?;
+    let parsed = parse_add_or_trim(args, true).ok()?;
     (parsed.fields_at > 2 && parsed.fields_at <= args.len()).then_some(parsed.fields_at - 1)
 }
 
@@ -341,7 +345,7 @@ pub fn xadd_id_position(args: &[Bytes]) -> Option<usize> {
 /// [field value ...]
 fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let limits = ctx.settings.limits;
-    let parsed = match parse_add_or_trim(args, true, limits.stream_node_max_entries) {
+    let parsed = match parse_add_or_trim(args, true) {
         Ok(parsed) => parsed,
         Err(error) => return error,
     };
@@ -381,7 +385,7 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(IdError::TooSmall) => return errors::error(ID_TOO_SMALL),
         Err(IdError::Exhausted) => return errors::error(EXHAUSTED),
     };
-    let trimmed = parsed.trim.map_or(0, |trim| stream.trim(trim, parsed.approx, limits.stream_node_max_entries, parsed.limit));
+    let trimmed = parsed.trim.map_or(0, |trim| stream.trim(trim, parsed.approx, APPROX_GRANULE, parsed.limit));
     db.add_changes(1);
     ctx.notify(notify::STREAM, "xadd", key);
     if trimmed > 0 {
@@ -393,10 +397,9 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
 fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
-    let limits = ctx.settings.limits;
     let key = &args[1];
     // The options first, then the key (a missing one answers 0), as Redis.
-    let parsed = match parse_add_or_trim(args, false, limits.stream_node_max_entries) {
+    let parsed = match parse_add_or_trim(args, false) {
         Ok(parsed) => parsed,
         Err(error) => return error,
     };
@@ -407,7 +410,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(Some(stream)) => stream,
     };
     let trim = parsed.trim.expect("XTRIM's parse asks for a strategy");
-    let trimmed = stream.trim(trim, parsed.approx, limits.stream_node_max_entries, parsed.limit);
+    let trimmed = stream.trim(trim, parsed.approx, APPROX_GRANULE, parsed.limit);
     if trimmed > 0 {
         db.add_changes(trimmed);
         ctx.notify(notify::STREAM, "xtrim", key);

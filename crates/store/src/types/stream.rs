@@ -638,11 +638,11 @@ impl Stream {
     /// Trims (XTRIM, XADD's MAXLEN and MINID); returns how many entries went.
     ///
     /// Exact trimming removes what Redis does: down to the length, or every id below the
-    /// minimum. Approximate trimming removes a multiple of `granule` entries
-    /// (`stream-node-max-entries`), or everything when exact trimming would, at most `limit`
-    /// (0: no limit): what Redis's whole-node trimming removes when the nodes are full, but
-    /// a function of the live entries alone, so that replaying the command from the
-    /// append-only log, where the nodes may be laid out otherwise, removes the same.
+    /// minimum. Approximate trimming removes a multiple of `granule` entries (a node's worth),
+    /// or everything when exact trimming would, at most `limit` (0: no limit): what Redis's
+    /// whole-node trimming removes when the nodes are full, but a function of the live entries
+    /// alone, so that replaying the command from the append-only log, where the nodes may be
+    /// laid out otherwise, removes the same.
     pub fn trim(&mut self, trim: Trim, approx: bool, granule: u64, limit: u64) -> u64 {
         let mut wanted = match trim {
             Trim::MaxLen(max) => (self.len as u64).saturating_sub(max),
