@@ -152,6 +152,8 @@ struct Node {
     live: u64,
     /// The last id appended (deleted or not).
     last: StreamId,
+    /// The last id not deleted (XREAD and XREADGROUP ask for it on every call).
+    last_live: StreamId,
     /// Redis's listpack size but for the master entry's two counters, which change size as
     /// they grow.
     bytes: u64,
@@ -488,7 +490,7 @@ impl Stream {
 
     /// The greatest ID still present (Redis's `streamLastValidID`), 0-0 when empty.
     pub fn last_entry_id(&self) -> StreamId {
-        self.last().map_or(StreamId::MIN, |(id, _)| id)
+        self.nodes.last_key_value().map_or(StreamId::MIN, |(_, node)| node.last_live)
     }
 
     fn find(&self, id: StreamId) -> Option<(StreamId, Slot<'_>)> {
@@ -564,7 +566,7 @@ impl Stream {
             let master_fields: Box<[Box<[u8]>]> = fields.iter().map(|(f, _)| Box::from(f)).collect();
             // Header and end byte; the master entry: its field count, fields, terminator.
             let bytes = 6 + 1 + lp_int_size(master_fields.len() as i64) + master_fields.iter().map(|f| lp_string_size(f)).sum::<u64>() + lp_int_size(0);
-            self.nodes.insert(id, Node { count: 0, live: 0, last: id, bytes, master_fields, buf: Vec::new() });
+            self.nodes.insert(id, Node { count: 0, live: 0, last: id, last_live: id, bytes, master_fields, buf: Vec::new() });
         }
         let (master, node) = self.nodes.iter_mut().next_back().expect("a node exists");
         let same_fields = fields.len() == node.master_fields.len() && fields.iter().zip(node.master_fields.iter()).all(|((f, _), m)| f == &m[..]);
@@ -583,6 +585,7 @@ impl Stream {
         node.count += 1;
         node.live += 1;
         node.last = id;
+        node.last_live = id;
         // The entry itself, in a buffer grown to the exact size, as a listpack is.
         let mut entry = Vec::with_capacity(32);
         entry.push(if same_fields { SAME_FIELDS } else { 0 });
@@ -610,6 +613,10 @@ impl Stream {
         self.len -= 1;
         if node.live == 0 {
             self.nodes.remove(&master);
+            return;
+        }
+        if node.slots(master).any(|slot| slot.at == at && slot.id == node.last_live) {
+            node.last_live = node.slots(master).filter(|slot| slot.flags & DELETED == 0).last().map(|slot| slot.id).expect("a live entry is left");
         }
     }
 
@@ -792,6 +799,8 @@ impl Stream {
             assert!(node.live > 0, "node {master} has a live entry");
             assert_eq!(slots.first().map(|slot| slot.id), Some(*master), "node {master} starts at its master id");
             assert_eq!(slots.last().map(|slot| slot.id), Some(node.last), "node {master}: last id");
+            let last_live = slots.iter().filter(|slot| slot.flags & DELETED == 0).last().map(|slot| slot.id);
+            assert_eq!(last_live, Some(node.last_live), "node {master}: last live id");
             for slot in &slots {
                 assert!(previous.is_none_or(|p| p < slot.id), "ids grow: {slot_id}", slot_id = slot.id);
                 previous = Some(slot.id);
