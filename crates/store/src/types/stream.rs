@@ -799,7 +799,7 @@ impl Stream {
             assert!(node.live > 0, "node {master} has a live entry");
             assert_eq!(slots.first().map(|slot| slot.id), Some(*master), "node {master} starts at its master id");
             assert_eq!(slots.last().map(|slot| slot.id), Some(node.last), "node {master}: last id");
-            let last_live = slots.iter().filter(|slot| slot.flags & DELETED == 0).last().map(|slot| slot.id);
+            let last_live = slots.iter().rev().find(|slot| slot.flags & DELETED == 0).map(|slot| slot.id);
             assert_eq!(last_live, Some(node.last_live), "node {master}: last live id");
             for slot in &slots {
                 assert!(previous.is_none_or(|p| p < slot.id), "ids grow: {slot_id}", slot_id = slot.id);
