@@ -1090,3 +1090,31 @@ fn xdelex_and_xackdel_delete_as_their_reference_policy_says() {
     assert_eq!(run(&["XDELEX", "x", "ACKED", "IDS", "2", "2-0", "3-0"]), "*2\r\n:1\r\n:1\r\n");
     assert_eq!(run(&["XDELEX", "nokey", "IDS", "2", "1-1", "2-2"]), "*2\r\n:-1\r\n:-1\r\n");
 }
+
+#[test]
+fn trims_follow_keepref_delref_and_acked() {
+    // Redis 8.2's reference policies on XTRIM and XADD, as Redis documents them: ACKED trims
+    // only what every group has read and acknowledged, even if more stays than MAXLEN.
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let mut run = |args: &[&str]| raw.command(args).unwrap();
+    for id in ["1-0", "2-0", "3-0", "4-0", "5-0"] {
+        run(&["XADD", "s", id, "f", "v"]);
+    }
+    assert_eq!(run(&["XTRIM", "s", "MAXLEN", "4", "KEEPREF"]), ":1\r\n");
+    assert_eq!(run(&["XTRIM", "s", "KEEPREF", "MAXLEN", "3"]), ":1\r\n");
+    assert_eq!(run(&["XTRIM", "s", "MAXLEN", "0", "ACKED", "DELREF"]), "-ERR syntax error\r\n");
+    run(&["XGROUP", "CREATE", "s", "g", "0"]);
+    run(&["XREADGROUP", "GROUP", "g", "c", "COUNT", "2", "STREAMS", "s", ">"]);
+    // 3-0 and 4-0 are pending, 5-0 not read yet: nothing goes.
+    assert_eq!(run(&["XTRIM", "s", "MAXLEN", "1", "ACKED"]), ":0\r\n");
+    run(&["XACK", "s", "g", "3-0"]);
+    assert_eq!(run(&["XTRIM", "s", "MAXLEN", "1", "ACKED"]), ":1\r\n");
+    assert_eq!(run(&["XLEN", "s"]), ":2\r\n");
+    // XADD's ACKED keeps the entry no group has read yet.
+    assert_eq!(run(&["XADD", "s", "ACKED", "MAXLEN", "0", "9-0", "f", "v"]), "$3\r\n9-0\r\n");
+    assert_eq!(run(&["XLEN", "s"]), ":3\r\n");
+    // DELREF takes the pending entries out of the group with them.
+    assert_eq!(run(&["XTRIM", "s", "MAXLEN", "0", "DELREF"]), ":3\r\n");
+    assert_eq!(run(&["XPENDING", "s", "g"]), "*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n");
+}

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::{Frame, Protocol};
-use shoal_store::types::stream::{Entry, Fields, IdError, Stream, StreamId, Trim};
+use shoal_store::types::stream::{Entry, Fields, IdError, RefPolicy, Stream, StreamId, Trim};
 use shoal_store::{Db, Value};
 
 mod groups;
@@ -267,6 +267,15 @@ struct AddOrTrim {
     id: Option<ParsedId>,
     /// Where the field/value pairs start (XADD).
     fields_at: usize,
+    /// KEEPREF, DELREF or ACKED (Redis 8.2).
+    policy: Option<RefPolicy>,
+}
+
+/// KEEPREF, DELREF or ACKED, if `arg` is one.
+fn ref_policy(arg: &[u8]) -> Option<RefPolicy> {
+    [("keepref", RefPolicy::KeepRef), ("delref", RefPolicy::DelRef), ("acked", RefPolicy::Acked)]
+        .into_iter()
+        .find_map(|(name, policy)| is(arg, name).then_some(policy))
 }
 
 fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, Frame> {
@@ -309,6 +318,8 @@ fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddOrTrim, Frame> {
             i += 1;
         } else if xadd && is(arg, "nomkstream") {
             parsed.no_mkstream = true;
+        } else if let (Some(policy), None) = (ref_policy(arg), parsed.policy) {
+            parsed.policy = Some(policy);
         } else if xadd {
             parsed.id = Some(parse_id(arg, 0, true, true)?);
             break;
@@ -385,7 +396,8 @@ fn xadd(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Err(IdError::TooSmall) => return errors::error(ID_TOO_SMALL),
         Err(IdError::Exhausted) => return errors::error(EXHAUSTED),
     };
-    let trimmed = parsed.trim.map_or(0, |trim| stream.trim(trim, parsed.approx, APPROX_GRANULE, parsed.limit));
+    let policy = parsed.policy.unwrap_or_default();
+    let trimmed = parsed.trim.map_or(0, |trim| stream.trim_with(trim, parsed.approx, APPROX_GRANULE, parsed.limit, policy));
     db.add_changes(1);
     ctx.notify(notify::STREAM, "xadd", key);
     if trimmed > 0 {
@@ -410,7 +422,7 @@ fn xtrim(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         Ok(Some(stream)) => stream,
     };
     let trim = parsed.trim.expect("XTRIM's parse asks for a strategy");
-    let trimmed = stream.trim(trim, parsed.approx, APPROX_GRANULE, parsed.limit);
+    let trimmed = stream.trim_with(trim, parsed.approx, APPROX_GRANULE, parsed.limit, parsed.policy.unwrap_or_default());
     if trimmed > 0 {
         db.add_changes(trimmed);
         ctx.notify(notify::STREAM, "xtrim", key);
@@ -502,17 +514,6 @@ fn xdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     args::int(deleted as i64)
 }
 
-/// What deleting an entry does to the consumer groups' references to it (Redis 8.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum RefPolicy {
-    /// Delete the entry, leave the references (XDEL's way).
-    KeepRef,
-    /// Delete the entry and every reference to it.
-    DelRef,
-    /// Delete the entry only when no group needs it any more.
-    Acked,
-}
-
 /// `[KEEPREF | DELREF | ACKED] IDS numids id [id ...]` from argument `from` (XDELEX,
 /// XACKDEL): the policy and the IDs, each checked.
 fn parse_ids_block(args: &[Bytes], from: usize) -> Result<(RefPolicy, Vec<StreamId>), Frame> {
@@ -520,7 +521,6 @@ fn parse_ids_block(args: &[Bytes], from: usize) -> Result<(RefPolicy, Vec<Stream
     let mut i = from;
     while i < args.len() {
         let arg = &args[i];
-        let named = [("keepref", RefPolicy::KeepRef), ("delref", RefPolicy::DelRef), ("acked", RefPolicy::Acked)].into_iter().find(|(name, _)| is(arg, name));
         if is(arg, "ids") && i + 1 < args.len() && ids.is_none() {
             let count = match args::parse_i64(&args[i + 1]) {
                 Ok(n) if n >= 1 => n as usize,
@@ -532,7 +532,7 @@ fn parse_ids_block(args: &[Bytes], from: usize) -> Result<(RefPolicy, Vec<Stream
             }
             ids = Some(start..start + count);
             i = start + count;
-        } else if let (Some((_, named)), None) = (named, policy) {
+        } else if let (Some(named), None) = (ref_policy(arg), policy) {
             policy = Some(named);
             i += 1;
         } else {

@@ -445,6 +445,19 @@ pub struct Stream {
     pub groups: BTreeMap<Box<[u8]>, Group>,
 }
 
+/// What removing an entry does to the consumer groups' references to it (Redis 8.2's
+/// KEEPREF, DELREF and ACKED).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RefPolicy {
+    /// Remove the entry, leave the references.
+    #[default]
+    KeepRef,
+    /// Remove the entry and every reference to it.
+    DelRef,
+    /// Remove the entry only when no group needs it any more.
+    Acked,
+}
+
 /// A trimming request (XADD's and XTRIM's MAXLEN or MINID options).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trim {
@@ -651,6 +664,57 @@ impl Stream {
     /// alone, so that replaying the command from the append-only log, where the nodes may be
     /// laid out otherwise, removes the same.
     pub fn trim(&mut self, trim: Trim, approx: bool, granule: u64, limit: u64) -> u64 {
+        self.trim_with(trim, approx, granule, limit, RefPolicy::KeepRef)
+    }
+
+    /// [`Stream::trim`] with a reference policy: DELREF also drops the removed entries from
+    /// every group's PEL; ACKED skips the entries a group still needs, removing the oldest
+    /// others while the stream is over MAXLEN (or, MINID, below the ID), at most as many as
+    /// the trim without it would (so approximate trimming stays bounded).
+    pub fn trim_with(&mut self, trim: Trim, approx: bool, granule: u64, limit: u64, policy: RefPolicy) -> u64 {
+        if policy == RefPolicy::Acked {
+            let most = self.trim_count(trim, approx, granule, limit);
+            let mut doomed = Vec::new();
+            let mut len = self.len as u64;
+            for (id, _) in self.range(StreamId::MIN, StreamId::MAX, false) {
+                let done = match trim {
+                    Trim::MaxLen(max) => len <= max,
+                    Trim::MinId(min) => id >= min,
+                };
+                if done || doomed.len() as u64 == most {
+                    break;
+                }
+                if !self.referenced(id) {
+                    doomed.push(id);
+                    len -= 1;
+                }
+            }
+            for id in &doomed {
+                self.remove_entry(*id);
+            }
+            return doomed.len() as u64;
+        }
+        let wanted = self.trim_count(trim, approx, granule, limit);
+        if policy == RefPolicy::DelRef {
+            let doomed: Vec<StreamId> = self.range(StreamId::MIN, StreamId::MAX, false).take(wanted as usize).map(|(id, _)| id).collect();
+            for id in doomed {
+                self.forget_everywhere(id);
+            }
+        }
+        self.remove_first(wanted);
+        wanted
+    }
+
+    /// Removes one entry as a trim does (not recorded as deleted by XDEL).
+    fn remove_entry(&mut self, id: StreamId) {
+        if let Some((master, slot)) = self.find(id) {
+            let at = slot.at;
+            self.mark_deleted(master, at);
+        }
+    }
+
+    /// How many entries a trim removes (the oldest ones).
+    fn trim_count(&self, trim: Trim, approx: bool, granule: u64, limit: u64) -> u64 {
         let mut wanted = match trim {
             Trim::MaxLen(max) => (self.len as u64).saturating_sub(max),
             Trim::MinId(min) => self.count_below(min),
@@ -667,7 +731,6 @@ impl Stream {
                 wanted = wanted / granule * granule;
             }
         }
-        self.remove_first(wanted);
         wanted
     }
 
@@ -884,6 +947,24 @@ mod tests {
         // Everything goes at once when everything must, approximate or not.
         assert_eq!(s.trim(Trim::MaxLen(0), true, 10, 0), 6);
         assert!(s.is_empty());
+        s.check_invariants();
+    }
+
+    #[test]
+    fn acked_trims_skip_what_a_group_needs_and_delref_forgets_pending_entries() {
+        let limits = NodeLimits { max_bytes: 4096, max_entries: 3 };
+        let mut s = filled(6, limits);
+        let mut group = Group::new(StreamId::new(4, 0), None);
+        group.consumer(b"c", 0);
+        group.assign(StreamId::new(2, 0), b"c", 0, Some(1));
+        s.groups.insert(Box::from(&b"g"[..]), group);
+        // 1 acknowledged (read, not pending), 2 pending, 3 and 4 read, 5 and 6 unread.
+        assert_eq!(s.trim_with(Trim::MaxLen(0), false, 100, 0, RefPolicy::Acked), 3);
+        assert_eq!(s.range(StreamId::MIN, StreamId::MAX, false).map(|(id, _)| id.ms).collect::<Vec<_>>(), vec![2, 5, 6]);
+        s.check_invariants();
+        assert_eq!(s.trim_with(Trim::MaxLen(2), false, 100, 0, RefPolicy::DelRef), 1);
+        assert!(s.groups[&b"g"[..]].pending.is_empty());
+        s.groups[&b"g"[..]].check_invariants();
         s.check_invariants();
     }
 
