@@ -337,15 +337,17 @@ fn xgroup_destroy(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     Frame::Integer(1)
 }
 
+/// The group `XGROUP <subcommand> key group ...` names, which must exist.
+fn named_group<'a>(ctx: &'a mut Ctx, args: &[Bytes]) -> Result<&'a mut Group, Frame> {
+    let stream = group_stream(ctx, &args[2])?;
+    existing_group(stream, &args[2], &args[3])
+}
+
 /// XGROUP CREATECONSUMER key group consumer
 fn xgroup_createconsumer(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let key = &args[2];
     let now = ctx.now_ms;
-    let stream = match group_stream(ctx, key) {
-        Ok(stream) => stream,
-        Err(error) => return error,
-    };
-    let group = match existing_group(stream, key, &args[3]) {
+    let group = match named_group(ctx, args) {
         Ok(group) => group,
         Err(error) => return error,
     };
@@ -360,11 +362,7 @@ fn xgroup_createconsumer(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// XGROUP DELCONSUMER key group consumer
 fn xgroup_delconsumer(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let key = &args[2];
-    let stream = match group_stream(ctx, key) {
-        Ok(stream) => stream,
-        Err(error) => return error,
-    };
-    let group = match existing_group(stream, key, &args[3]) {
+    let group = match named_group(ctx, args) {
         Ok(group) => group,
         Err(error) => return error,
     };
