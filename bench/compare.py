@@ -103,10 +103,14 @@ def main():
     parser.add_argument("--client-cpus", default="1")
     parser.add_argument("--suite", default="strings", choices=sorted(SUITES))
     parser.add_argument("--client-threads", type=int, default=1, help="redis-benchmark --threads (give as many --client-cpus)")
+    parser.add_argument("--only", help="comma-separated workload names of the suite to run (e.g. LPUSH,ZADD)")
     opts = parser.parse_args()
     # The servers run in a scratch directory: name the binary absolutely.
     opts.shoal = os.path.abspath(opts.shoal)
     workloads = SUITES[opts.suite]
+    if opts.only:
+        wanted = set(opts.only.split(","))
+        workloads = [(name, args) for name, args in workloads if name.split()[0] in wanted]
     for tool in ["redis-server", "redis-benchmark", "taskset"]:
         if not shutil.which(tool):
             sys.exit(f"{tool} is required")
@@ -126,8 +130,11 @@ def main():
                 proc, port = start(kind, opts.shoal, threads, opts.server_cpus, workdir)
                 try:
                     for name, args in workloads:
-                        results.setdefault((label, name), []).append(
-                            bench(port, args, opts.requests * opts.client_threads, opts.server_cpus, opts.client_cpus, opts.client_threads))
+                        run = bench(port, args, opts.requests * opts.client_threads, opts.server_cpus, opts.client_cpus, opts.client_threads)
+                        results.setdefault((label, name), []).append(run)
+                        # Each run as it ends, so a run cut short still leaves its numbers.
+                        print(f"  {label:<10} {name:<16} {run[0]:>12,.0f} ops/s  p50 {run[1]:.3f}  p99 {run[2]:.3f}"
+                              f"  cpu {run[3]:.2f} us/op  client {run[4]:.0%}", file=sys.stderr, flush=True)
                 finally:
                     stop(proc)
         print(f"round {round_index + 1}/{opts.rounds} done", file=sys.stderr)

@@ -10,8 +10,12 @@
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
-# The types suite alone, three rounds (issue 3's rows, which one round leaves noisy):
-#   SKIP_SCALING=1 COMPARE_SUITES=types COMPARE_ARGS="--rounds 3" SKIP_PUBSUB=1
+# Mind the clock: compare.py runs --requests times --client-threads requests per workload
+# (8 times that at P16), so one round of the types suite at the defaults below takes 3-4
+# minutes per server there (LRANGE_100 and ZRANGE at P16 most of it); three rounds do not fit
+# in one 10-minute call. Issue 3's slower rows alone, three short rounds (97 s there):
+#   SKIP_SCALING=1 SKIP_PUBSUB=1 COMPARE_SUITES=types
+#   COMPARE_ARGS="--rounds 3 --requests 15000 --only LPUSH,LPOP,SADD,SPOP,HSET,ZADD,PFADD"
 #
 # Try it here first with small settings:
 #   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
