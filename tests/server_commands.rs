@@ -1585,7 +1585,7 @@ fn client_list_and_info_show_the_clients_buffers() {
 }
 
 #[test]
-fn client_tracking_is_off_and_says_so_as_redis_does() {
+fn client_tracking_off_answers_as_redis_does() {
     assert_same_as_redis(
         &[],
         None,
@@ -1601,10 +1601,7 @@ fn client_tracking_is_off_and_says_so_as_redis_does() {
             &["CLIENT", "GETREDIR"],
         ],
     );
-    // Turning it on is refused plainly: client-side caching is not implemented yet.
-    let server = Server::start(THREADS, &[]);
-    let reply = server.raw().command(&["CLIENT", "TRACKING", "on"]).unwrap();
-    assert!(reply.starts_with("-ERR CLIENT TRACKING ON is not supported"), "{reply}");
+    // Tracking on: tests/tracking.rs.
 }
 
 #[test]

@@ -126,6 +126,9 @@ pub struct Config {
     pub stream_node_max_bytes: u64,
     /// Entries of a stream's listpack node (0: no limit).
     pub stream_node_max_entries: u64,
+    /// Keys remembered for client-side caching before the oldest are invalidated (0: no
+    /// bound).
+    pub tracking_table_max_keys: u64,
     /// Log commands slower than this, microseconds; -1 disables, 0 logs all.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -225,6 +228,7 @@ impl Default for Config {
             hll_sparse_max_bytes: 3000,
             stream_node_max_bytes: 4096,
             stream_node_max_entries: 100,
+            tracking_table_max_keys: 1_000_000,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             acllog_max_len: 128,

@@ -240,6 +240,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("hll-sparse-max-bytes", &[], Mutable, hll_sparse_max_bytes, 0, LONG_MAX, memory),
     integer!("stream-node-max-bytes", &[], Mutable, stream_node_max_bytes, 0, LONG_MAX, memory),
     integer!("stream-node-max-entries", &[], Mutable, stream_node_max_entries, 0, LONG_MAX, plain),
+    integer!("tracking-table-max-keys", &[], Mutable, tracking_table_max_keys, 0, LONG_MAX, plain),
     integer!("slowlog-log-slower-than", &[], Mutable, slowlog_log_slower_than, -1, LONG_MAX, plain),
     integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
     integer!("acllog-max-len", &[], Mutable, acllog_max_len, 0, LONG_MAX, plain),

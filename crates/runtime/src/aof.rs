@@ -106,6 +106,10 @@ pub struct Log {
     timestamps: AtomicBool,
 }
 
+/// Set once the store first records expired keys (for the log or for tracking clients), and
+/// never cleared: from then on [`expired_records`] takes what it recorded on every call.
+pub(crate) static EXPIRED_RECORDED: AtomicBool = AtomicBool::new(false);
+
 pub static LOG: Log = Log {
     active: AtomicBool::new(false),
     always: AtomicBool::new(false),
@@ -137,14 +141,14 @@ impl Log {
     pub fn activate(&self, always: bool) {
         self.always.store(always, Ordering::SeqCst);
         self.active.store(true, Ordering::SeqCst);
-        shoal_store::db::set_log_expired(true);
+        crate::tracking::refresh_log_expired();
     }
 
     /// Stops logging (CONFIG SET appendonly no): appends are dropped from now on; the writer
     /// drains what the streams hold and stops.
     pub fn deactivate(&self) {
         self.active.store(false, Ordering::SeqCst);
-        shoal_store::db::set_log_expired(false);
+        crate::tracking::refresh_log_expired();
     }
 
     /// Changes the fsync policy's effect on replies (CONFIG SET appendfsync).
@@ -489,12 +493,24 @@ pub fn writer_going_idle() -> bool {
 /// time is fixed, so a key expired for one of them is expired for all), and a write logged
 /// after the DEL then finds the key gone at replay, as it did when it ran. Between a logged
 /// transaction's grant and barrier they are written before its body.
+/// Tracking clients hear of the expired keys too (see `crate::tracking`). Once the store ever
+/// recorded expired keys, every call takes what it recorded, so nothing recorded for a
+/// reader that left is logged by a log started later (a DEL of a key made again since).
 pub(crate) fn expired_records(shard: &mut shoal_store::Shard) -> Vec<Record> {
+    if !EXPIRED_RECORDED.load(Ordering::Relaxed) {
+        return Vec::new();
+    }
+    let taken = shard.take_expired_log();
+    if taken.is_empty() {
+        return Vec::new();
+    }
+    if crate::tracking::clients() > 0 {
+        crate::core::Core::current().tracking_expired(taken.clone());
+    }
     if !LOG.is_active() {
         return Vec::new();
     }
-    shard
-        .take_expired_log()
+    taken
         .into_iter()
         .map(|(db, expired)| {
             let mut bytes = Vec::new();

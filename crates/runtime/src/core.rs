@@ -130,7 +130,9 @@ pub type CallFn = Box<dyn FnOnce(&Rc<Core>) -> Box<dyn Any + Send> + Send>;
 pub enum Msg {
     /// Run plain commands in order and reply with their frames.
     /// `client` is who sent them, for the slow log.
-    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, client: u64 },
+    /// With `track`, the keys of its read-only commands are remembered for the client's
+    /// invalidations (CLIENT TRACKING).
+    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, client: u64, track: bool },
     /// Take intent locks for transaction `tx`; reply when granted.
     Acquire { req: u64, tx: TxId, locks: LockSet },
     /// Take intent locks for transaction `tx` only if they can be granted now; reply at once,
@@ -178,6 +180,8 @@ pub enum Msg {
     MonitorLine(Bytes),
     /// A line past the output limit: this core's monitors are cut off.
     MonitorOverflow,
+    /// Client-side caching (see [`crate::tracking`]).
+    Tracking(crate::tracking::Msg),
 }
 
 pub enum Payload {
@@ -198,7 +202,7 @@ pub enum Payload {
 /// Who waits on a lock set.
 enum Waiter {
     /// A batch of plain commands, run as soon as its keys are free.
-    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64 },
+    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool },
     /// A transaction coordinated by this core.
     LocalTx { tx: TxId, granted: oneshot::Sender<()> },
     /// A transaction coordinated by another core.
@@ -265,6 +269,8 @@ pub struct Core {
     slow_floor: Cell<std::time::Duration>,
     /// This core's clients in MONITOR mode.
     pub(crate) monitors: crate::monitor::Monitors,
+    /// Client-side caching: who read this core's keys, and this core's tracking clients.
+    pub(crate) tracking: RefCell<crate::tracking::Table>,
 }
 
 /// What a connection offers the runtime for its blocking commands.
@@ -276,12 +282,15 @@ pub struct BlockCtx<'a> {
     pub interrupted: &'a dyn Fn() -> LocalBoxFuture<'a, Option<Frame>>,
     /// The client's id, for the slow log ([`crate::slowlog::NOT_LOGGED`]: never logged).
     pub client: u64,
+    /// CLIENT TRACKING: remember the keys the plain read-only commands read, for the
+    /// client's invalidations (see [`crate::tracking`]).
+    pub track: bool,
 }
 
 impl BlockCtx<'_> {
     /// For callers without a connection: blocking commands never wait.
     /// Its commands are not logged as slow (the append-only file's replay).
-    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted, client: crate::slowlog::NOT_LOGGED };
+    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted, client: crate::slowlog::NOT_LOGGED, track: false };
 }
 
 fn never_interrupted() -> LocalBoxFuture<'static, Option<Frame>> {
@@ -343,6 +352,7 @@ impl Core {
             // Until `configure_timing`: every command goes on to the two checks.
             slow_floor: Cell::new(std::time::Duration::ZERO),
             monitors: crate::monitor::Monitors::default(),
+            tracking: RefCell::default(),
         }
     }
 
@@ -388,14 +398,15 @@ impl Core {
         if !self.locks.borrow().is_idle() {
             return None;
         }
-        let frames = self.run_now(db, proto, cmds, true, client);
+        let frames = self.run_now(db, proto, cmds, true, client, None);
         self.serve_blocked();
         Some(frames)
     }
 
-    /// Whether a client here watches a key or waits on one: whether writes need signalling.
+    /// Whether a client here watches a key, waits on one or tracks one: whether writes need
+    /// signalling.
     pub(crate) fn watched_or_waited_on(&self) -> bool {
-        !self.watches.borrow().is_empty() || !self.blocking.borrow().is_empty()
+        !self.watches.borrow().is_empty() || !self.blocking.borrow().is_empty() || self.tracking_active()
     }
 
     /// Keys of this core written by a script: their watchers fail, their waiters may be
@@ -404,6 +415,8 @@ impl Core {
         if keys.is_empty() {
             return;
         }
+        self.tracking_invalidate(keys.iter().map(|(_, key)| &key[..]));
+        self.tracking_flush();
         {
             let watches = self.watches.borrow();
             for (db, key) in keys {
@@ -552,7 +565,7 @@ impl Core {
     /// Handles one message from core `from`. Never waits: work that cannot run yet is queued.
     pub(crate) fn handle(self: &Rc<Self>, from: usize, msg: Msg) {
         match msg {
-            Msg::Batch { req, db, proto, cmds, client } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }, client),
+            Msg::Batch { req, db, proto, cmds, client, track } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }, client, track),
             Msg::Acquire { req, tx, locks } => {
                 let granted = self.locks.borrow_mut().acquire(locks, Waiter::RemoteTx { tx, from, req });
                 if let Some(granted) = granted {
@@ -610,7 +623,10 @@ impl Core {
             Msg::Pubsub(msg) => self.handle_pubsub(from, msg),
             Msg::MonitorLine(line) => self.deliver_monitor_line(&line),
             Msg::MonitorOverflow => self.overflow_monitors(),
+            Msg::Tracking(msg) => self.handle_tracking(from, msg),
         }
+        // Invalidations the message's commands raised leave with the next turn's messages.
+        self.tracking_flush();
     }
 
     // ---- Running commands on this shard ----------------------------------------------
@@ -618,7 +634,18 @@ impl Core {
     /// Runs plain commands of this core in order. `atomic` (EXEC's commands): the log wraps
     /// them in MULTI/EXEC, so a replay applies all of them or none.
     /// `client` sent them (for the slow log).
-    fn run_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], atomic: bool, client: u64) -> Vec<Frame> {
+    /// With `track` (the client's home core), the keys of read-only commands are remembered
+    /// for the client's invalidations as they run.
+    fn run_now(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        cmds: &[(&'static CommandSpec, Vec<Bytes>)],
+        atomic: bool,
+        client: u64,
+        track: Option<usize>,
+    ) -> Vec<Frame> {
+        self.tracking.borrow_mut().writer = client;
         let settings = self.settings.borrow();
         let mut shard = self.shard.borrow_mut();
         let mut stats = self.stats.borrow_mut();
@@ -632,6 +659,11 @@ impl Core {
             prefetch_keys(&ctx.shard.dbs[db], group);
             for (spec, args) in group {
                 let (reply, elapsed, changed) = self.run_signalled(&mut ctx, spec, args, logging);
+                // Remembered right after the read, before anything else can run here: a
+                // later write of the key is always announced.
+                if let Some(home) = track.filter(|_| spec.has(shoal_commands::table::flags::READONLY)) {
+                    self.tracking_remember(client, home, dispatch::keys(spec, args));
+                }
                 stats.record(spec.name, elapsed, &reply);
                 self.note_slow(spec, args, elapsed, client);
                 if logging && changed {
@@ -653,6 +685,7 @@ impl Core {
             }
             self.aof_append(crate::aof::Record::Cmds { db, bytes: logged });
         }
+        self.tracking_flush();
         replies
     }
 
@@ -667,7 +700,7 @@ impl Core {
         // Whether the write changed anything: the change counter moves by what Redis adds to
         // `server.dirty`, so a write that changed nothing (SET NX on an existing key, SADD of
         // a present member) is neither logged nor seen by watchers, as in Redis.
-        let counted = spec.is_write() && (counting || !self.watches.borrow().is_empty());
+        let counted = spec.is_write() && (counting || !self.watches.borrow().is_empty() || self.tracking_active());
         let changes_before = if counted { changes(ctx.shard) } else { 0 };
         let started = Stopwatch::start();
         let reply = local(ctx, args);
@@ -704,6 +737,11 @@ impl Core {
 
     /// As [`Core::signal_writes`], leaving the watchers of `unchanged` keys alone.
     fn signal_writes_except(&self, db: usize, spec: &CommandSpec, args: &[Bytes], unchanged: &[&Bytes]) {
+        if self.tracking_active() {
+            // By name, whatever the database, as Redis (MOVE's and COPY's keys in another
+            // database have these names too).
+            self.tracking_invalidate(dispatch::keys(spec, args).filter(|key| !unchanged.contains(key)).map(|key| &key[..]));
+        }
         {
             let watches = self.watches.borrow();
             if !watches.is_empty() {
@@ -734,8 +772,16 @@ impl Core {
     }
 
     /// A transaction released its locks here: what it may have written are candidates.
-    fn signal_released(&self, held: &Held) {
+    fn signal_released(&self, tx: TxId, held: &Held) {
         let set = &held.set;
+        if self.tracking_active() || (set.shard == Some(Mode::Exclusive) && crate::tracking::clients() > 0) {
+            if set.shard == Some(Mode::Exclusive) {
+                self.tracking_invalidate_all(tx);
+            } else {
+                self.tracking_invalidate(set.keys.iter().filter(|(_, _, mode)| *mode == Mode::Exclusive).map(|(_, key, _)| &key[..]));
+            }
+            self.tracking_flush();
+        }
         {
             let watches = self.watches.borrow();
             let mut shard = self.shard.borrow_mut();
@@ -1160,18 +1206,18 @@ impl Core {
         set
     }
 
-    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64) {
+    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool) {
         let runnable = {
             let locks = self.locks.borrow();
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            self.run_batch(db, proto, cmds, done, client);
+            self.run_batch(db, proto, cmds, done, client, track);
             self.serve_blocked();
             return;
         }
         let set = Self::batch_locks(db, &cmds);
-        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done, client });
+        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done, client, track });
         if let Some(granted) = granted {
             self.process_grants(vec![granted]);
         }
@@ -1180,9 +1226,13 @@ impl Core {
     /// Runs a batch of plain commands here and sends their replies where they go: at once, or,
     /// when they published keyspace events to other cores, once those cores have handed the
     /// events to their subscribers (see [`Core::delivered`]).
-    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64) {
+    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool) {
         let mark = self.publish_mark();
-        let frames = self.run_now(db, proto, &cmds, false, client);
+        let home = match done {
+            Done::Local(_) => self.id,
+            Done::Remote { from, .. } => from,
+        };
+        let frames = self.run_now(db, proto, &cmds, false, client, track.then_some(home));
         match mark.and_then(|mark| self.undelivered_since(&mark)) {
             None => self.finish_batch(done, frames, cmds),
             Some(wanted) => {
@@ -1212,8 +1262,8 @@ impl Core {
     fn process_grants(self: &Rc<Self>, mut granted: Vec<(LockSet, Waiter)>) {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
-                Waiter::Batch { db, proto, cmds, done, client } => {
-                    self.run_batch(db, proto, cmds, done, client);
+                Waiter::Batch { db, proto, cmds, done, client, track } => {
+                    self.run_batch(db, proto, cmds, done, client, track);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
                     self.serve_blocked();
@@ -1263,7 +1313,7 @@ impl Core {
     pub(crate) fn release_local(self: &Rc<Self>, tx: TxId, wrote: bool) {
         let held = self.held.borrow_mut().remove(&tx).expect("a transaction releases the locks it holds");
         if wrote {
-            self.signal_released(&held);
+            self.signal_released(tx, &held);
         }
         let set = held.set;
         let granted = self.locks.borrow_mut().release(&set);
@@ -1283,7 +1333,7 @@ impl Core {
         if all_local && self.locks.borrow().is_idle() {
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
             let mark = self.publish_mark();
-            let frames = self.run_now(db, proto, &batch, false, block.client);
+            let frames = self.run_now(db, proto, &batch, false, block.client, block.track.then_some(self.id));
             self.serve_blocked();
             if let Some(wanted) = mark.and_then(|mark| self.undelivered_since(&mark)) {
                 self.delivered(wanted).await;
@@ -1320,14 +1370,14 @@ impl Core {
                 if shard == self.id {
                     local = Some((indexes, batch));
                 } else {
-                    let client = block.client;
-                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch, client });
+                    let (client, track) = (block.client, block.track);
+                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch, client, track });
                     waits.push((indexes, BatchWait::Remote(rx)));
                 }
             }
             if let Some((indexes, batch)) = local {
                 let (tx, rx) = oneshot::channel();
-                self.submit_batch(db, proto, batch, Done::Local(tx), block.client);
+                self.submit_batch(db, proto, batch, Done::Local(tx), block.client, block.track);
                 waits.push((indexes, BatchWait::Local(rx)));
             }
             for (indexes, wait) in waits {

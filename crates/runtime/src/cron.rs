@@ -52,5 +52,8 @@ pub async fn run(core: Rc<Core>, hz: impl Fn() -> u32, stop: impl Fn() -> bool) 
             return;
         }
         active_expire_cycle(&core, period / 4);
+        // Invalidations left behind by a path that does not send its own (a bound on their
+        // delay, never the usual way out).
+        core.tracking_flush();
     }
 }

@@ -58,6 +58,7 @@ impl Core {
                 if !watches.is_empty() {
                     watches.touch(db, &key);
                 }
+                self.tracking_invalidate(std::iter::once(&key[..]));
                 if logging {
                     let bytes = match logged.last_mut() {
                         Some((last, bytes)) if *last == db => bytes,
@@ -73,6 +74,7 @@ impl Core {
         for (db, bytes) in logged {
             self.aof_append(crate::aof::Record::Cmds { db, bytes });
         }
+        self.tracking_flush();
         if done.keys > 0 {
             self.publish_store_reports();
         }

@@ -21,6 +21,7 @@ pub mod pubsub;
 pub mod script;
 pub mod slowlog;
 pub mod stats;
+pub mod tracking;
 pub mod transaction;
 pub mod watch;
 

@@ -40,6 +40,12 @@ pub struct ClientInfo {
     /// Channels, patterns and shard channels subscribed to (CLIENT LIST's `sub`, `psub`,
     /// `ssub`; flag `P` while any).
     pub subscriptions: Cell<[usize; 3]>,
+    /// Where its invalidation pushes wait, and its tracking mode (CLIENT TRACKING; flags
+    /// `t`, `R`, `B`, `redir=`).
+    pub outlet: RefCell<Option<Rc<shoal_runtime::tracking::Outlet>>>,
+    /// Its Pub/Sub subscriber, once subscribed: a RESP2 client named as another's REDIRECT
+    /// gets its invalidations there, as messages.
+    pub subscriber: RefCell<Option<Rc<shoal_runtime::pubsub::Subscriber>>>,
     /// CLIENT UNBLOCK's request to the blocked client: `Some(true)` for ERROR.
     unblock: Cell<Option<bool>>,
     unblock_waker: RefCell<Option<Waker>>,
@@ -58,6 +64,8 @@ impl ClientInfo {
             lib_ver: RefCell::new(String::new()),
             db: Cell::new(0),
             resp: Cell::new(2),
+            outlet: RefCell::new(None),
+            subscriber: RefCell::new(None),
             created: now,
             last_interaction: Cell::new(coarse_ms()),
             last_command: Cell::new("NULL"),
@@ -120,21 +128,40 @@ impl ClientInfo {
         self.subscriptions.get().iter().any(|&n| n > 0)
     }
 
-    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `b` blocked, `P` subscribed, `x`
-    /// in MULTI, `N` none.
+    /// The client its invalidations go to while tracking (0: itself), or -1.
+    pub fn redirect(&self) -> i64 {
+        match self.outlet.borrow().as_ref().and_then(|outlet| outlet.mode()) {
+            Some(mode) => mode.redirect.map_or(0, |(id, _)| id as i64),
+            None => -1,
+        }
+    }
+
+    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `P` subscribed, `x` in MULTI, `b`
+    /// blocked, `t` tracking, `R` its redirection is gone, `B` broadcasting, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
         if self.monitor.get() {
             flags.push('O');
-        }
-        if self.blocked.get() {
-            flags.push('b');
         }
         if self.is_subscriber() {
             flags.push('P');
         }
         if self.multi.get() >= 0 {
             flags.push('x');
+        }
+        if self.blocked.get() {
+            flags.push('b');
+        }
+        if let Some(outlet) = self.outlet.borrow().as_ref() {
+            if let Some(mode) = outlet.mode() {
+                flags.push('t');
+                if outlet.broken() {
+                    flags.push('R');
+                }
+                if mode.bcast {
+                    flags.push('B');
+                }
+            }
         }
         if flags.is_empty() {
             flags.push('N');
@@ -174,7 +201,7 @@ impl ClientInfo {
         let idle_ms = coarse_ms().saturating_sub(self.last_interaction.get());
         let b = self.buffers.get();
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem={} rbs={} rbp={} obl=0 oll={} omem={} tot-mem={} events=r cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -197,6 +224,7 @@ impl ClientInfo {
             b.output,
             b.total(),
             self.last_command.get(),
+            self.redirect(),
             self.resp.get(),
             self.lib_name.borrow(),
             self.lib_ver.borrow(),

@@ -1,7 +1,7 @@
 //! CLIENT: the connection's own settings (ID, SETNAME, REPLY, ...) and the server's clients
 //! (LIST, KILL, PAUSE), which live on every core and are reached with `call_all`.
 //!
-//! Shoal has one kind of client (normal), one user (`default`), no tracking, no blocking
+//! Shoal has one kind of client (normal), one user (`default`), no blocking
 //! commands and no client eviction yet: the filters and subcommands about those answer as
 //! Redis does for a server that has none.
 
@@ -109,18 +109,7 @@ pub async fn client(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec
         // Shoal does not evict clients (no maxmemory-clients), so there is nothing to exempt.
         "client|no-evict" if is(&args[2], "on") || is(&args[2], "off") => args::ok(),
         "client|no-evict" => errors::syntax(),
-        // No tracking (client-side caching is not implemented yet): never redirecting, and
-        // tracking is off, which is all CLIENT TRACKING may set.
-        "client|getredir" => Frame::Integer(-1),
-        "client|tracking" if is(&args[2], "off") => args::ok(),
-        "client|tracking" if is(&args[2], "on") => errors::error("ERR CLIENT TRACKING ON is not supported: Shoal does not implement client-side caching yet"),
-        "client|tracking" => errors::syntax(),
-        "client|trackinginfo" => Frame::Map(vec![
-            (bulk("flags"), Frame::Set(vec![bulk("off")])),
-            (bulk("redirect"), Frame::Integer(-1)),
-            (bulk("prefixes"), Frame::Array(Vec::new())),
-        ]),
-        "client|caching" => errors::error("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled"),
+        "client|getredir" | "client|tracking" | "client|trackinginfo" | "client|caching" => crate::tracking::command(node, conn, args).await,
         "client|unblock" => unblock(node, args).await,
         "client|help" => help("CLIENT", HELP),
         _ => errors::unknown_subcommand("client", &args[1]),

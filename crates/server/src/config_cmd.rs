@@ -145,6 +145,7 @@ pub async fn broadcast(node: &Rc<Node>, config: Config) {
             core.install_settings(settings);
             crate::evict::configure(&config);
             node::configure_slowlog(core, &config);
+            core.tracking_set_max_keys(config.tracking_table_max_keys as usize);
             *node::current().config.borrow_mut() = config.clone();
             core.pubsub_set_limit(crate::pubsub::limit(&node::current()));
         })

@@ -65,6 +65,11 @@ pub struct Conn {
     /// Messages this connection PUBLISHed may still be on their way to other cores: an
     /// SPUBLISH, which travels through its channel's owner, waits for them first.
     pub published: bool,
+    /// CLIENT TRACKING's options while tracking is on (see `crate::tracking`).
+    pub tracking: Option<crate::tracking::Options>,
+    /// Where this connection's invalidation pushes wait (its own tracking, or another
+    /// client's REDIRECT to it); written after each round's replies.
+    pub outlet: Option<Rc<shoal_runtime::tracking::Outlet>>,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -129,6 +134,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         monitor: None,
         aof_wrote: false,
         published: false,
+        tracking: None,
+        outlet: None,
     };
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
@@ -136,6 +143,10 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     crate::multi::leave(&node, &mut conn);
     crate::pubsub::disconnect(&node, &mut conn);
     crate::admin_cmd::leave_monitor(&node, &mut conn);
+    // Its outlet goes even if it never picked it up (named as a REDIRECT, then gone).
+    conn.outlet = None;
+    node.core.tracking_forget(id);
+    *client.outlet.borrow_mut() = None;
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
@@ -155,8 +166,9 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
         if conn.client.kill.is_set() || node.shutdown.is_set() {
             return Ok(());
         }
+        crate::tracking::refresh(node, conn);
         // A subscriber writes its messages as they come, until it sends something.
-        if conn.pubsub.is_some() || conn.monitor.is_some() {
+        if conn.pubsub.is_some() || conn.monitor.is_some() || conn.outlet.is_some() {
             deliver_until_readable(node, socket, conn, &mut output).await?;
             if conn.client.kill.is_set() || node.shutdown.is_set() {
                 return Ok(());
@@ -189,16 +201,30 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             // FLUSHALL with save points set also saves (after its reply is known, before it
             // leaves), as Redis does.
             let save_after = batch.iter().any(|cmd| cmd.spec.name == "flushall") && !node.config.borrow().save.is_empty();
+            let track = crate::tracking::reads_tracked(conn);
+            if !batch.is_empty() {
+                // CLIENT CACHING's choice is spent by the command it was for.
+                crate::tracking::command_done(conn, "");
+            }
             let frames = if batch.is_empty() {
                 Vec::new()
             } else {
                 // A RESP3 subscriber gets its messages while it waits, as from Redis.
                 let pushes = conn.pubsub.clone().filter(|_| conn.proto == Protocol::Resp3);
                 let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket, pushes.clone());
-                let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id };
+                let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id, track };
+                // Reads that run as transactions are remembered before they run (see
+                // `shoal_runtime::tracking`).
+                let pending_reads = if track {
+                    let multi = batch.iter().filter(|cmd| matches!(cmd.route, Route::Multi(_))).map(|cmd| (cmd.spec, &cmd.args[..]));
+                    crate::tracking::PendingReads::register(node, conn.client.id, crate::tracking::reads(multi))
+                } else {
+                    None
+                };
                 // MONITOR shows each command once it ran, so it keeps their arguments.
                 let fed: Option<Vec<_>> = node.core.monitored().then(|| batch.iter().map(|cmd| (cmd.spec, cmd.args.clone())).collect());
                 let frames = node.core.execute(conn.db, conn.proto, batch, &block).await;
+                drop(pending_reads);
                 note_aof_write(conn);
                 for (spec, args) in fed.into_iter().flatten() {
                     node.core.feed_monitors(conn.db, &conn.client.addr, spec, &args);
@@ -242,6 +268,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     if writes {
                         note_aof_write(conn);
                     }
+                    crate::tracking::command_done(conn, spec.name);
                     // Messages that arrived before the reply go before it (RESET's reply must
                     // follow every message of the subscriptions it left).
                     crate::pubsub::drain(conn, &mut output);
@@ -274,6 +301,11 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 // `appendfsync always`: replies leave once the writes are on disk.
                 node.core.aof_wait().await;
                 crate::pubsub::drain(conn, &mut output);
+                // Invalidations go after the replies: one for a write that followed a read
+                // must reach the client after that read's reply.
+                if let Some(outlet) = &conn.outlet {
+                    outlet.sink.take_pending(&mut output);
+                }
                 write_out(node, socket, conn, &mut output).await?;
                 output.clear();
             }
@@ -386,7 +418,8 @@ fn decode_round(
     let mut slots = Vec::new();
     let mut batch = Vec::new();
     loop {
-        if slots.len() >= PIPELINE_DEPTH_MAX {
+        // CLIENT CACHING applies to one command: it runs in a round of its own.
+        if slots.len() >= PIPELINE_DEPTH_MAX || (!batch.is_empty() && crate::tracking::caching_pending(conn)) {
             return (slots, batch, RoundEnd::Full, None);
         }
         let args = match decoder.decode(input) {
@@ -612,22 +645,23 @@ async fn ready(sink: Option<&shoal_runtime::pubsub::Subscriber>) {
 async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn, output: &mut BytesMut) -> std::io::Result<()> {
     loop {
         let (subscriber, monitor) = (conn.pubsub.clone(), conn.monitor.clone());
-        if subscriber.is_none() && monitor.is_none() {
+        let pushes = conn.outlet.as_ref().map(|outlet| outlet.sink.clone());
+        if subscriber.is_none() && monitor.is_none() && pushes.is_none() {
             return Ok(());
         }
-        if [&subscriber, &monitor].into_iter().flatten().any(|sink| sink.overflowed()) {
+        if [&subscriber, &monitor, &pushes].into_iter().flatten().any(|sink| sink.overflowed()) {
             return Err(overflowed(conn));
         }
         crate::pubsub::drain(conn, output);
-        if let Some(monitor) = &monitor {
-            monitor.take_pending(output);
+        for sink in [&monitor, &pushes].into_iter().flatten() {
+            sink.take_pending(output);
         }
         if !output.is_empty() {
             write_out(node, socket, conn, output).await?;
             output.clear();
             continue;
         }
-        if conn.pubsub.is_none() && conn.monitor.is_none() {
+        if conn.pubsub.is_none() && conn.monitor.is_none() && pushes.is_none() {
             return Ok(());
         }
         if conn.client.kill.is_set() || node.shutdown.is_set() {
@@ -637,7 +671,8 @@ async fn deliver_until_readable(node: &Rc<Node>, socket: &mut Socket, conn: &mut
         let readable = std::pin::pin!(socket.readable());
         let message = std::pin::pin!(ready(subscriber.as_deref()));
         let line = std::pin::pin!(ready(monitor.as_deref()));
-        if let Either::Left(_) = select(readable, select(message, line)).await {
+        let push = std::pin::pin!(ready(pushes.as_deref()));
+        if let Either::Left(_) = select(readable, select(message, select(line, push))).await {
             return Ok(());
         }
         // Let the publisher that woke us send its reply first (it yields before writing, to

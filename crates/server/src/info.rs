@@ -208,6 +208,10 @@ pub struct Snapshot {
     pub pubsub_channels: usize,
     pub pubsub_patterns: usize,
     pub pubsub_shard_channels: usize,
+    /// INFO's tracking_total_keys, tracking_total_items and tracking_total_prefixes.
+    pub tracking_keys: usize,
+    pub tracking_items: usize,
+    pub tracking_prefixes: usize,
     /// Where the memory goes (only gathered for the memory section).
     pub memory: crate::memory_stats::MemoryReport,
 }
@@ -235,6 +239,8 @@ struct CoreReport {
     lazyfree: (u64, u64),
     /// (channels, patterns, shard channels owned) with subscribers.
     pubsub: (usize, usize, usize),
+    /// Client-side caching: (keys, items, prefixes) remembered on the core.
+    tracking: (usize, usize, usize),
 }
 
 async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
@@ -263,6 +269,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                     shard.lazyfree.as_ref().map_or((0, 0), |l| (l.stats.pending.load(Ordering::Relaxed), l.stats.freed.load(Ordering::Relaxed)))
                 }),
                 pubsub: core.pubsub_info(),
+                tracking: core.tracking_totals(),
             })
             .await;
         for report in reports {
@@ -275,6 +282,10 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.lazyfree = report.lazyfree;
             snapshot.changes += report.changes;
             snapshot.pubsub_shard_channels += report.pubsub.2;
+            snapshot.tracking_keys += report.tracking.0;
+            snapshot.tracking_items += report.tracking.1;
+            // Every core holds every BCAST prefix.
+            snapshot.tracking_prefixes = report.tracking.2;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.expired_fields += report.db_stats.expired_fields;
             snapshot.db_stats.evicted_keys += report.db_stats.evicted_keys;
@@ -426,7 +437,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("client_recent_max_input_buffer", s.client_recent_max.0.to_string());
             add("client_recent_max_output_buffer", s.client_recent_max.1.to_string());
             add("blocked_clients", s.blocked_clients.to_string());
-            add("tracking_clients", "0".to_owned());
+            add("tracking_clients", shoal_runtime::tracking::clients().to_string());
             add("clients_in_timeout_table", "0".to_owned());
             add("total_blocking_keys", s.blocking_keys.to_string());
             add("total_blocking_keys_on_nokey", "0".to_owned());
@@ -555,6 +566,9 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("pubsubshard_channels", s.pubsub_shard_channels.to_string());
             add("latest_fork_usec", "0".to_owned());
             add("total_forks", "0".to_owned());
+            add("tracking_total_keys", s.tracking_keys.to_string());
+            add("tracking_total_items", s.tracking_items.to_string());
+            add("tracking_total_prefixes", s.tracking_prefixes.to_string());
             add("unexpected_error_replies", "0".to_owned());
             add("total_error_replies", errors.to_string());
         }

@@ -30,6 +30,7 @@ mod scripting;
 mod server_commands;
 mod slowlog_cmd;
 mod socket;
+mod tracking;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

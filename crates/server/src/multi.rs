@@ -195,6 +195,12 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         return (errors::error("EXECABORT Transaction discarded because of previous errors."), After::Continue);
     }
     let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
+    // A tracking client's reads are remembered before they run, confirmed after.
+    let _reads = if crate::tracking::reads_tracked(conn) {
+        crate::tracking::PendingReads::register(node, conn.client.id, crate::tracking::reads(multi.queued.iter().map(|q| (q.spec, &q.args[..]))))
+    } else {
+        None
+    };
     // The fast path: every command and watched key on one core (keyless commands such as
     // PING run anywhere), nothing locked there. On that core the WATCH check and the
     // commands run without yielding, so nothing can come between; from another core the

@@ -118,6 +118,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
     crate::evict::configure(&node.config.borrow());
     configure_slowlog(&core, &node.config.borrow());
+    core.tracking_set_max_keys(node.config.borrow().tracking_table_max_keys as usize);
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);

@@ -84,7 +84,9 @@ fn subscriber(node: &Node, conn: &mut Conn) -> Rc<Subscriber> {
     if conn.pubsub.is_none() {
         node.core.pubsub_set_limit(limit(node));
     }
-    conn.pubsub.get_or_insert_with(|| Subscriber::new(conn.client.id, conn.proto)).clone()
+    let subscriber = conn.pubsub.get_or_insert_with(|| Subscriber::new(conn.client.id, conn.proto)).clone();
+    *conn.client.subscriber.borrow_mut() = Some(subscriber.clone());
+    subscriber
 }
 
 /// CLIENT LIST's sub, psub and ssub.
@@ -158,6 +160,7 @@ pub fn drain(conn: &mut Conn, output: &mut BytesMut) {
         subscriber.take_pending(output);
         if subscriber.total() == 0 {
             conn.pubsub = None;
+            *conn.client.subscriber.borrow_mut() = None;
         }
     }
 }
@@ -173,6 +176,7 @@ pub async fn reset(node: &Rc<Node>, conn: &mut Conn) {
 
 /// The connection is closing: every subscription goes, on every core.
 pub fn disconnect(node: &Rc<Node>, conn: &mut Conn) {
+    *conn.client.subscriber.borrow_mut() = None;
     if let Some(subscriber) = conn.pubsub.take() {
         node.core.pubsub_drop(&subscriber);
     }

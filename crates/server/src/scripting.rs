@@ -98,6 +98,10 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         Err(_) => return errors::not_integer(),
     };
     let keys = &args[3..3 + numkeys];
+    // A tracking client's script may read any key it declares: they are remembered before it
+    // runs, confirmed after (Redis remembers only the keys of the read-only commands it
+    // calls: here a declared key the script only wrote brings an invalidation too).
+    let _reads = if crate::tracking::reads_tracked(conn) { crate::tracking::PendingReads::register(node, conn.client.id, keys.to_vec()) } else { None };
     // EVAL of a body new to this core: cache it on every core first, so an EVALSHA that
     // follows on another core finds it (and so the script may run on another core).
     if let Some(Source::Body(body)) = source_of(spec, args) {

@@ -105,6 +105,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         "quit" => (args::ok(), After::Close),
         "reset" => {
             crate::pubsub::reset(node, conn).await;
+            crate::tracking::disable(node, conn).await;
             (reset(node, conn), After::Continue)
         }
         name if crate::pubsub::subscription(name).is_some() => (crate::pubsub::subscription_in_exec(node, conn, spec, &args).await, After::Continue),
