@@ -514,6 +514,10 @@ fn every_kind_of_change_invalidates() {
         (vec![vec!["SET", a, "1"]], vec![a], vec!["EXPIRE", a, "0"], vec![a]),
         (vec![vec!["HSET", a, "f", "v"]], vec![a], vec!["HDEL", a, "f"], vec![a]),
         (vec![vec!["RPUSH", a, "3", "1"]], vec![b], vec!["SORT", a, "STORE", b], vec![b]),
+        (vec![vec!["MSET", a, "1", b, "2"]], vec![a, b], vec!["FLUSHDB"], vec![a, b]),
+        (vec![vec!["MSET", a, "1", b, "2"]], vec![a, b], vec!["SWAPDB", "0", "1"], vec![a, b]),
+        // Every core's data replaced: a flush, as Redis's emptyData signals.
+        (vec![vec!["MSET", a, "1", b, "2"]], vec![a, b], vec!["DEBUG", "RELOAD"], vec![a, b]),
     ];
     for (index, (setup, cached, change, expected)) in cases.iter().enumerate() {
         let mut writer = server.raw();

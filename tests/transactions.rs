@@ -273,6 +273,28 @@ fn scripted_transactions_answer_as_redis_does() {
 /// key without a TTL, PERSIST of a key without one, DEL of missing keys across cores, a
 /// refused MSETNX, a RENAME of a missing key, FLUSHALL of absent keys, its own EXEC of such
 /// writes, a script's SET NX), which fail no WATCH in Redis either.
+/// DEBUG RELOAD replaces every key: a watched key that existed fails the EXEC, a watched key
+/// that exists in neither the old nor the new data does not (Redis's emptyData).
+#[test]
+fn debug_reload_fails_the_watch_of_existing_keys_as_redis_does() {
+    let mut servers = vec![Server::start(THREADS, &[])];
+    servers.extend(Server::start_redis_with(&["--enable-debug-command", "yes"]));
+    let steps = [
+        send(1, "SET k 1"),
+        send(0, "WATCH k nokey"),
+        send(1, "DEBUG RELOAD"),
+        send(0, "MULTI"),
+        send(0, "GET k"),
+        send(0, "EXEC"),
+        send(0, "WATCH nokey"),
+        send(1, "DEBUG RELOAD"),
+        send(0, "MULTI"),
+        send(0, "GET k"),
+        send(0, "EXEC"),
+    ];
+    assert_same(&servers, "debug reload", &steps);
+}
+
 #[test]
 fn random_watch_and_multi_sequences_answer_as_redis_does() {
     random_watch_and_multi_sequences(shoal_and_redis(&[]), keys_on_distinct_cores("r", 4, THREADS));

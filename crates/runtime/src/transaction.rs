@@ -460,6 +460,13 @@ impl Transaction {
     }
 
     /// Releases the locks. Until then, the transaction's keys are its own.
+    /// Marks the transaction as one that changed data it held without running commands
+    /// (DEBUG RELOAD replaces every core's data): its release then tells the watchers and
+    /// tracking clients, as a FLUSHALL's does.
+    pub fn mark_written(&mut self) {
+        self.wrote = true;
+    }
+
     pub fn end(mut self) {
         debug_assert!(self.events.is_empty(), "a transaction that ran commands ends with end_logged, which publishes their events");
         self.release();

@@ -101,7 +101,7 @@ async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
             return errors::error("ERR Error trying to load the RDB dump, check server logs.");
         }
     };
-    let lock = node.core.lock_everything().await;
+    let mut lock = node.core.lock_everything().await;
     let results = node
         .core
         .call_all(move |core| {
@@ -116,6 +116,9 @@ async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
             crate::rdb_load::install(core, &preload)
         })
         .await;
+    // Every key may have changed: WATCH fails and tracking clients flush, as after FLUSHALL
+    // (Redis's emptyData signals the flush).
+    lock.mark_written();
     lock.end();
     match results.into_iter().find_map(Result::err) {
         Some(e) => {
