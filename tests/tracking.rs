@@ -547,3 +547,34 @@ fn every_kind_of_change_invalidates() {
         }
     }
 }
+
+/// `tracking-table-max-keys` bounds what the cores remember: past it they forget keys and
+/// tell their readers, so nothing cached is left unwatched.
+#[test]
+fn the_tracking_table_is_bounded_and_forgotten_keys_are_invalidated() {
+    let server = Server::start(THREADS, &["--tracking-table-max-keys", "8"]);
+    let mut reader = Cache { frames: Frames::new(&server), values: HashMap::new(), invalidations: 0 };
+    reader.call(&["HELLO", "3"]);
+    assert_eq!(reader.call(&["CLIENT", "TRACKING", "on"]), Value::Text("OK".to_owned()));
+    let keys: Vec<String> = (0..40).map(|i| format!("bounded:{i}")).collect();
+    for key in &keys {
+        reader.call(&["GET", key]);
+        reader.values.insert(key.clone(), None);
+    }
+    // What each core forgot arrives as invalidations; what stays remembered is at most the
+    // bound (8, two per core).
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(reader.call(&["PING"]), Value::Text("PONG".to_owned()));
+    let info = server.raw().command(&["INFO", "stats"]).expect("INFO");
+    let remembered: usize = info.lines().find_map(|l| l.strip_prefix("tracking_total_keys:")).expect("tracking_total_keys").trim().parse().expect("a count");
+    assert!(remembered <= 8, "{remembered} keys remembered");
+    assert_eq!(reader.values.len(), remembered, "every key forgotten was invalidated, and only those");
+    // The ones still remembered are still watched.
+    let mut writer = server.raw();
+    for key in reader.values.keys().cloned().collect::<Vec<_>>() {
+        writer.command(&["SET", &key, "changed"]).expect("SET");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(reader.call(&["PING"]), Value::Text("PONG".to_owned()));
+    assert!(reader.values.is_empty(), "still cached after writes: {:?}", reader.values.keys().collect::<Vec<_>>());
+}

@@ -266,7 +266,11 @@ impl Table {
             return;
         }
         while self.keys.len() > self.max_keys {
-            let Some(key) = self.keys.keys().next().cloned() else { break };
+            // Not a key a transaction is reading now: its reader would cache a value nobody
+            // remembers it read.
+            let Some(key) = self.keys.iter().find(|(_, readers)| readers.iter().all(|r| r.pending == 0)).map(|(key, _)| key.clone()) else {
+                break;
+            };
             let readers = self.keys.remove(&key).unwrap_or_default();
             self.items -= readers.len();
             for reader in readers {
