@@ -1111,10 +1111,10 @@ impl Core {
     }
 
     /// What this core has published to each core so far, when keyspace events are on and
-    /// someone listens (otherwise a command publishes nothing and there is nothing to wait
-    /// for). See [`Core::delivered`].
+    /// someone listens, or a tracking client may hear of this core's writes (otherwise a
+    /// command sends nothing to wait for). See [`Core::delivered`].
     pub(crate) fn publish_mark(&self) -> Option<Vec<u64>> {
-        (self.shard_count > 1 && self.events_listened()).then(|| self.publish_sent.borrow().clone())
+        (self.shard_count > 1 && (self.events_listened() || self.tracking_active())).then(|| self.publish_sent.borrow().clone())
     }
 
     /// The counts to wait for (see [`Core::delivered`]) when this core published anything

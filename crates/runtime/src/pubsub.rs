@@ -709,7 +709,7 @@ impl Core {
     /// Owes core `from` the acknowledgement of one more published message. It leaves after
     /// the subscriber tasks that the deliveries woke have run (they were scheduled first),
     /// with every other acknowledgement owed to `from` by then.
-    fn acknowledge_publish(self: &Rc<Self>, from: usize) {
+    pub(crate) fn acknowledge_publish(self: &Rc<Self>, from: usize) {
         let mut due = self.publish_acks_due.borrow_mut();
         due[from] += 1;
         if due[from] > 1 {

@@ -533,6 +533,11 @@ impl Core {
             if core == self.id {
                 this.tracking_deliver(writer, notes);
             } else {
+                // Counted as a published message: the core acknowledges it once the clients'
+                // writers have it, and a batch whose writes sent it holds its replies until
+                // then (`Core::delivered`), so a writer that has its reply knows the readers'
+                // connections have the invalidation, as from Redis.
+                this.publish_sent.borrow_mut()[core] += 1;
                 this.send(core, CoreMsg::Tracking(Msg::Invalidate { writer, notes }));
             }
         }
@@ -540,7 +545,10 @@ impl Core {
 
     pub(crate) fn handle_tracking(self: &Rc<Self>, from: usize, msg: Msg) {
         match msg {
-            Msg::Invalidate { writer, notes } => self.tracking_deliver(writer, notes),
+            Msg::Invalidate { writer, notes } => {
+                self.tracking_deliver(writer, notes);
+                self.acknowledge_publish(from);
+            }
             Msg::Push { target, client, home, keys } => self.tracking_push_redirected(target, client, home, keys),
             Msg::Broken { client, target } => self.tracking_broken(client, target),
             Msg::Track { client, home, keys, confirm } => {
