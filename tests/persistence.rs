@@ -496,3 +496,53 @@ fn while_the_file_loads_commands_get_loading_and_info_shows_it() {
     drop(shoal);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `redis-cli --rdb` takes a snapshot of every core over the wire (REPLCONF rdb-only, then
+/// SYNC): the file passes `redis-check-rdb` and redis-server loads the same contents. Any
+/// other SYNC or PSYNC is refused, since Shoal does not replicate; REPLCONF answers as
+/// Redis does.
+#[test]
+fn redis_cli_rdb_fetches_a_snapshot_that_redis_loads() {
+    if !need("redis-cli") {
+        return;
+    }
+    let server = Server::start(THREADS, &[]);
+    fill(&server);
+    let dir = Server::scratch("cli-rdb");
+    let path = dir.join("fetched.rdb");
+    let output = Command::new("redis-cli").args(["-p", &server.port.to_string(), "--rdb"]).arg(&path).output().expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success() && text.contains("Transfer finished with success"), "{text}");
+    check_rdb(&path);
+    if let Some(redis) = Server::start_redis_in(&dir, &["--dbfilename", "fetched.rdb"]) {
+        assert_same(&contents(&redis), &contents(&server), "redis-server loading what redis-cli --rdb fetched");
+    }
+    // The connection goes on serving.
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
+    assert!(raw.command(&["SYNC"]).unwrap().starts_with("-ERR Shoal does not replicate yet"));
+    assert!(raw.command(&["PSYNC", "?", "-1"]).unwrap().starts_with("-ERR Shoal does not replicate yet"));
+    assert_eq!(raw.command(&["REPLCONF", "rdb-filter-only", "functions"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["REPLCONF", "rdb-only", "1"]).unwrap(), "+OK\r\n");
+    assert!(raw.command(&["SYNC"]).unwrap().starts_with("-ERR Shoal cannot filter the RDB file it sends"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replconf_answers_as_redis_does() {
+    shoal_tests::assert_replies_like_redis(
+        &[],
+        &[],
+        &[
+            &["REPLCONF", "foo"],
+            &["REPLCONF", "foo", "bar"],
+            &["REPLCONF", "rdb-only", "2"],
+            &["REPLCONF", "rdb-only", "x"],
+            &["REPLCONF", "rdb-only", "0"],
+            &["REPLCONF", "listening-port", "abc"],
+            &["REPLCONF", "listening-port", "6380", "capa", "eof", "capa", "psync2"],
+            &["REPLCONF", "rdb-filter-only", "keys"],
+            &["REPLCONF", "rdb-filter-only", "functions"],
+        ],
+    );
+}

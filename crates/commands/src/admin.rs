@@ -2,7 +2,8 @@
 //! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
 //! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
 //! SLOWLOG, LATENCY, MEMORY, MONITOR, MODULE (none loaded, loading off as
-//! Redis's default `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER.
+//! Redis's default `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER; SYNC,
+//! PSYNC and REPLCONF, which serve only `redis-cli --rdb` (an RDB file, no replication).
 //! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
 
 use bytes::Bytes;
@@ -163,6 +164,35 @@ pub const COMMANDS: &[CommandSpec] = &[
         flags: ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING,
         acl: &[],
         summary: "Make the server a replica of another instance, or promote it as master.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "sync",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        acl: &[],
+        summary: "An internal command used in replication.",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "psync",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI,
+        acl: &[],
+        summary: "An internal command used in replication.",
+        since: "2.8.0",
+        group: "server",
+        ..BASE
+    },
+    CommandSpec {
+        name: "replconf",
+        arity: -1,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        acl: &[],
+        summary: "An internal command for configuring the replication stream.",
+        since: "3.0.0",
         group: "server",
         ..BASE
     },

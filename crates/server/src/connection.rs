@@ -70,6 +70,8 @@ pub struct Conn {
     /// Where this connection's invalidation pushes wait (its own tracking, or another
     /// client's REDIRECT to it); written after each round's replies.
     pub outlet: Option<Rc<shoal_runtime::tracking::Outlet>>,
+    /// What REPLCONF set (see `crate::sync_cmd`).
+    pub replconf: crate::sync_cmd::ReplConf,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -136,6 +138,7 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         published: false,
         tracking: None,
         outlet: None,
+        replconf: Default::default(),
     };
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
@@ -262,6 +265,14 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     let writes = spec.is_write() || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall") || spec.name.starts_with("function|");
                     let (frame, after) = if spec.name == "wait" || spec.name == "waitaof" {
                         (Some(wait_for_acks(node, socket, conn, spec, &args).await), After::Continue)
+                    } else if spec.name == "sync" || spec.name == "psync" {
+                        // The file goes straight to the socket, after the replies before it.
+                        write_out(node, socket, conn, &mut output).await?;
+                        output.clear();
+                        match crate::sync_cmd::sync(node, socket, conn, spec.name == "psync").await? {
+                            Some(refusal) => (Some(refusal), After::Continue),
+                            None => (None, After::Close),
+                        }
                     } else {
                         server_commands::run(node, conn, spec, args).await
                     };

@@ -30,6 +30,7 @@ mod scripting;
 mod server_commands;
 mod slowlog_cmd;
 mod socket;
+mod sync_cmd;
 mod tracking;
 
 use std::path::PathBuf;

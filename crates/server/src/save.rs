@@ -255,6 +255,7 @@ fn start_background(node: &Rc<Node>, purpose: Purpose) -> Option<impl std::futur
     match purpose {
         Purpose::Rdb => tracing::info!("Background saving started"),
         Purpose::AofRewrite => tracing::info!("Background append only file rewriting started"),
+        Purpose::Transfer => tracing::info!("Starting a snapshot for a SYNC"),
     }
     let node = node.clone();
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
@@ -366,6 +367,24 @@ pub enum Purpose {
     Rdb,
     /// The AOF's new base (BGREWRITEAOF): at the cut, the log moves to a new incremental file.
     AofRewrite,
+    /// A file for SYNC to send (`redis-cli --rdb`), left for the caller.
+    Transfer,
+}
+
+/// The file a [`Purpose::Transfer`] snapshot is written to (one snapshot runs at a time).
+fn transfer_file() -> String {
+    format!("temp-transfer-{}.rdb", std::process::id())
+}
+
+/// SYNC from `redis-cli --rdb`: a snapshot of every core, taken as BGSAVE takes one, in a
+/// file of its own that the caller sends and removes. Waits while another save runs.
+pub async fn snapshot_for_transfer(node: &Rc<Node>) -> std::io::Result<String> {
+    while STATE.in_progress.swap(true, Ordering::SeqCst) {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let result = write_snapshot(node, None, Purpose::Transfer).await;
+    STATE.in_progress.store(false, Ordering::SeqCst);
+    result.map(|_| transfer_file())
 }
 
 async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<Report> {
@@ -399,7 +418,7 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
     // the switch while every shard is locked).
     let switch = match purpose {
         Purpose::AofRewrite => Some(crate::aof::begin_rewrite()),
-        Purpose::Rdb => None,
+        Purpose::Rdb | Purpose::Transfer => None,
     };
     if let Some(Ok(id)) = switch {
         node.core.call_all(move |core| core.aof_switch(id)).await;
@@ -414,8 +433,18 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
         return Err(e);
     }
 
-    let temp = format!("temp-{}.rdb", std::process::id());
+    let temp = if purpose == Purpose::Transfer { transfer_file() } else { format!("temp-{}.rdb", std::process::id()) };
     let result = write_file(node, &temp, chunk_options, checksum).await;
+    if purpose == Purpose::Transfer {
+        return match result {
+            Ok((bytes, copied_bytes)) => Ok(Report { bytes, changes_at_cut, copied_bytes }),
+            Err(e) => {
+                end_snapshots(node).await;
+                let _ = std::fs::remove_file(&temp);
+                Err(e)
+            }
+        };
+    }
     if purpose == Purpose::AofRewrite {
         return match result {
             Ok((bytes, copied_bytes)) => {

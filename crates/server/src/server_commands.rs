@@ -103,6 +103,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             (frame, After::Continue)
         }
         "quit" => (args::ok(), After::Close),
+        "replconf" => return (crate::sync_cmd::replconf(conn, &args), After::Continue),
         "reset" => {
             crate::pubsub::reset(node, conn).await;
             crate::tracking::disable(node, conn).await;
