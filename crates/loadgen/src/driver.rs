@@ -46,6 +46,9 @@ pub struct Config {
     /// Poll without sleeping, so the client never waits in the kernel for a reply and the
     /// server never pays for waking it: isolates the server's own cost per request.
     pub busy_poll: bool,
+    /// CLIENT TRACKING on every connection, its invalidations redirected to this client (see
+    /// [`tracking_sink`]).
+    pub tracking_redirect: Option<u64>,
 }
 
 /// What a finished run measured.
@@ -165,7 +168,10 @@ pub fn run(config: &Config, generator: &mut Generator) -> Result<Report, RunErro
     let mut poll = Poll::new()?;
     let mut connections = Vec::with_capacity(config.clients);
     for index in 0..config.clients {
-        let stream = StdTcpStream::connect(config.addr)?;
+        let mut stream = StdTcpStream::connect(config.addr)?;
+        if let Some(redirect) = config.tracking_redirect {
+            command_on(&mut stream, &[b"CLIENT", b"TRACKING", b"on", b"REDIRECT", redirect.to_string().as_bytes()])?;
+        }
         stream.set_nodelay(true)?;
         stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(stream);
@@ -319,7 +325,28 @@ fn take_replies(connection: &mut Connection, progress: &mut Progress, read_at: I
 /// Runs one command on a fresh blocking connection and returns its reply, rendered as text
 /// for errors and as the raw bytes of a bulk or simple string otherwise.
 pub fn command_once(addr: SocketAddr, args: &[&[u8]]) -> Result<Vec<u8>, RunError> {
+    command_on(&mut StdTcpStream::connect(addr)?, args)
+}
+
+/// For runs with client-side caching: a connection subscribed to `__redis__:invalidate`,
+/// which a thread reads and discards for the rest of the process, so the load connections
+/// can redirect their invalidations to it and stay RESP2. Returns its client id.
+pub fn tracking_sink(addr: SocketAddr) -> Result<u64, RunError> {
     let mut stream = StdTcpStream::connect(addr)?;
+    let id = command_on(&mut stream, &[b"CLIENT", b"ID"])?;
+    let id = String::from_utf8_lossy(&id).parse().map_err(|_| RunError::Protocol("CLIENT ID is not a number".to_owned()))?;
+    command_on(&mut stream, &[b"SUBSCRIBE", b"__redis__:invalidate"])?;
+    stream.set_read_timeout(None)?;
+    std::thread::spawn(move || {
+        let mut chunk = vec![0u8; 64 * 1024];
+        while matches!(stream.read(&mut chunk), Ok(n) if n > 0) {}
+    });
+    Ok(id)
+}
+
+/// Runs one command on a blocking connection and returns its reply as [`command_once`] does
+/// (an integer as its digits, an array as nothing).
+fn command_on(stream: &mut StdTcpStream, args: &[&[u8]]) -> Result<Vec<u8>, RunError> {
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     let mut request = Vec::new();
     push_command(&mut request, args);
@@ -332,6 +359,8 @@ pub fn command_once(addr: SocketAddr, args: &[&[u8]]) -> Result<Vec<u8>, RunErro
             return match reply {
                 Reply::Error(message) => Err(RunError::Server { command, message: String::from_utf8_lossy(message).into_owned() }),
                 Reply::Bulk(Some(bytes)) | Reply::Simple(bytes) => Ok(bytes.to_vec()),
+                Reply::Integer(value) => Ok(value.to_string().into_bytes()),
+                Reply::Array(_) => Ok(Vec::new()),
                 other => Err(RunError::Unexpected { command, detail: format!("expected a string, got {other}") }),
             };
         }

@@ -56,6 +56,11 @@ struct Args {
     /// for waking the client, which isolates its own cost per request.
     #[arg(long)]
     busy_poll: bool,
+    /// Client-side caching: every connection turns CLIENT TRACKING on, its invalidations
+    /// redirected to one subscribed connection that a thread drains, so the server
+    /// remembers every key read and tells of every write.
+    #[arg(long)]
+    tracking: bool,
     /// Seed of the key choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -109,7 +114,8 @@ fn run(args: &Args) -> Result<(), Failure> {
         let sha = driver::command_once(addr, &[b"SCRIPT", b"LOAD", INCR_SCRIPT.as_bytes()]).map_err(Failure::Run)?;
         generator.set_script_sha(String::from_utf8_lossy(&sha).into_owned());
     }
-    let config = Config { addr, clients: args.clients as usize, pipeline: args.pipeline as usize, limit, busy_poll: args.busy_poll };
+    let tracking_redirect = if args.tracking { Some(driver::tracking_sink(addr).map_err(Failure::Run)?) } else { None };
+    let config = Config { addr, clients: args.clients as usize, pipeline: args.pipeline as usize, limit, busy_poll: args.busy_poll, tracking_redirect };
     let report = driver::run(&config, &mut generator).map_err(Failure::Run)?;
     let name = workload_name(args.workload);
     let (p50, p99) = (report.latency_ms_at(0.50), report.latency_ms_at(0.99));
