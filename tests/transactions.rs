@@ -69,6 +69,29 @@ fn scripted_transactions_answer_as_redis_does() {
     let (a, b, c, d) = (&k[0], &k[1], &k[2], &k[3]);
     let scripts: Vec<(&str, Vec<Step>)> = vec![
         (
+            // A write that only reads some of its keys leaves their watchers alone (hash tags:
+            // one core, so these run as plain commands).
+            "sources a write only reads",
+            vec![
+                send(1, "SET {s}src v"),
+                send(1, "SADD {s}set1 a b"),
+                send(1, "SADD {s}set2 b c"),
+                send(1, "RPUSH {s}list 3 1 2"),
+                send(0, "WATCH {s}src {s}set1 {s}list"),
+                send(1, "COPY {s}src {s}copy"),
+                send(1, "SINTERSTORE {s}inter {s}set1 {s}set2"),
+                send(1, "SORT {s}list STORE {s}sorted"),
+                send(0, "MULTI"),
+                send(0, "GET {s}copy"),
+                send(0, "EXEC"),
+                send(0, "WATCH {s}copy"),
+                send(1, "COPY {s}src {s}copy REPLACE"),
+                send(0, "MULTI"),
+                send(0, "GET {s}copy"),
+                send(0, "EXEC"),
+            ],
+        ),
+        (
             "basics and queueing errors",
             vec![
                 send(0, "EXEC"),

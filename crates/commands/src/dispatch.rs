@@ -71,6 +71,22 @@ pub fn keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> impl Iterator<Item = &
     table::key_positions(spec, args).into_iter().map(move |i| &args[i])
 }
 
+/// The keys a write may change, where it also reads keys it leaves alone (COPY's source,
+/// SINTERSTORE's sets, SORT's list, ...): only these are signalled to WATCH, blocked clients
+/// and tracking clients, as Redis signals only what it modified. Every key for the others.
+pub fn written_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+    let store_target = |words: &[&str]| args.iter().position(|arg| words.iter().any(|word| crate::args::is(arg, word))).and_then(|i| args.get(i + 1));
+    match spec.name {
+        "copy" | "bitop" => args.get(2).into_iter().collect(),
+        "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" | "geosearchstore" | "pfmerge" => {
+            args.get(1).into_iter().collect()
+        }
+        "sort" => store_target(&["store"]).into_iter().collect(),
+        "georadius" | "georadiusbymember" => store_target(&["store", "storedist"]).into_iter().collect(),
+        _ => keys(spec, args).collect(),
+    }
+}
+
 /// The distinct cores owning the keys of a request, ascending.
 pub fn shards_of(spec: &CommandSpec, args: &[Bytes], shard_count: usize) -> Vec<usize> {
     let mut shards: Vec<usize> = keys(spec, args).map(|k| shoal_store::slot::key_shard(k, shard_count)).collect();

@@ -719,14 +719,17 @@ impl Core {
 
     // ---- Blocked clients ---------------------------------------------------------------
 
-    /// The keys of a write about to run that someone watches and that do not exist now.
+    /// The keys of a write about to run that someone watches (or, while tracking clients
+    /// remember keys here, any of its keys) and that do not exist now: if they still do not
+    /// after it, it did not change them (DEL of a missing key), and nobody hears of them.
     fn watched_absent<'a>(&self, ctx: &mut Ctx, spec: &CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        let tracking = self.tracking_active();
         let watches = self.watches.borrow();
-        if watches.is_empty() {
+        if watches.is_empty() && !tracking {
             return Vec::new();
         }
         let (db, now) = (ctx.db_index, ctx.now_ms);
-        dispatch::keys(spec, args).filter(|key| watches.is_watched(db, key) && !ctx.shard.dbs[db].contains(key, now)).collect()
+        dispatch::keys(spec, args).filter(|key| (tracking || watches.is_watched(db, key)) && !ctx.shard.dbs[db].contains(key, now)).collect()
     }
 
     /// A write command ran here: the keys it names that someone waits on become candidates,
@@ -737,15 +740,20 @@ impl Core {
 
     /// As [`Core::signal_writes`], leaving the watchers of `unchanged` keys alone.
     fn signal_writes_except(&self, db: usize, spec: &CommandSpec, args: &[Bytes], unchanged: &[&Bytes]) {
+        // Nobody to tell (the common case): nothing to work out.
+        if !self.watched_or_waited_on() {
+            return;
+        }
+        let written = dispatch::written_keys(spec, args);
         if self.tracking_active() {
             // By name, whatever the database, as Redis (MOVE's and COPY's keys in another
             // database have these names too).
-            self.tracking_invalidate(dispatch::keys(spec, args).filter(|key| !unchanged.contains(key)).map(|key| &key[..]));
+            self.tracking_invalidate(written.iter().filter(|key| !unchanged.contains(key)).map(|key| &key[..]));
         }
         {
             let watches = self.watches.borrow();
             if !watches.is_empty() {
-                for key in dispatch::keys(spec, args) {
+                for &key in &written {
                     if !unchanged.contains(&key) {
                         watches.touch(db, key);
                     }
@@ -761,7 +769,7 @@ impl Core {
         if blocking.is_empty() {
             return;
         }
-        for key in dispatch::keys(spec, args) {
+        for key in written {
             blocking.signal(db, key);
         }
         if let Some(other_db_keys) = spec.other_db_keys {
