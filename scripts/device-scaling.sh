@@ -16,6 +16,9 @@
 # in one 10-minute call. Issue 3's slower rows alone, three short rounds (97 s there):
 #   SKIP_SCALING=1 SKIP_PUBSUB=1 COMPARE_SUITES=types
 #   COMPARE_ARGS="--rounds 3 --requests 15000 --only LPUSH,LPOP,SADD,SPOP,HSET,ZADD,PFADD"
+# Those runs last about a second, too short for redis-benchmark's throughput (it reports in
+# quarter-second steps). `--requests 50000` makes each run 3-4 s (ZADD P16 about 10 s): about
+# 105 s a round for both servers, so three rounds take 5-6 minutes.
 #
 # Try it here first with small settings:
 #   SCALING_ARGS="--threads 1,2 --client-cpus 1 --client-threads 1 --seconds 1 --rounds 1" \
