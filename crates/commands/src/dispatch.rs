@@ -81,6 +81,8 @@ pub fn written_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<&'a Bytes>
         "sinterstore" | "sunionstore" | "sdiffstore" | "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" | "geosearchstore" | "pfmerge" => {
             args.get(1).into_iter().collect()
         }
+        // The destination first, as Redis signals them.
+        "rpoplpush" | "lmove" | "brpoplpush" | "blmove" => args.get(2).into_iter().chain(args.get(1)).collect(),
         "sort" => store_target(&["store"]).into_iter().collect(),
         "georadius" | "georadiusbymember" => store_target(&["store", "storedist"]).into_iter().collect(),
         _ => keys(spec, args).collect(),

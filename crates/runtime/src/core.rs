@@ -686,6 +686,9 @@ impl Core {
             self.aof_append(crate::aof::Record::Cmds { db, bytes: logged });
         }
         self.tracking_flush();
+        // Only these commands' changes are the client's own (NOLOOP): a change made later
+        // by a transaction's release or the cron must reach it.
+        self.tracking.borrow_mut().writer = 0;
         replies
     }
 

@@ -594,7 +594,9 @@ impl Core {
             if mode.bcast != note.bcast {
                 continue;
             }
-            if mode.noloop && !note.bcast && writer == note.client {
+            // NOLOOP spares the client its own changes, not a flush (Redis tells every
+            // tracking client of one).
+            if mode.noloop && !note.bcast && note.keys.is_some() && writer == note.client {
                 continue;
             }
             if note.flush != 0 {
