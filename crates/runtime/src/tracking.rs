@@ -164,6 +164,9 @@ pub struct Table {
     outlets: HashMap<u64, Rc<Outlet>>,
     /// This core's number.
     id: usize,
+    /// The keys of `keys` in the order they were first remembered (with keys forgotten
+    /// since), for `tracking-table-max-keys`: kept only while it is set.
+    order: std::collections::VecDeque<Bytes>,
     /// Keys remembered at most on this core (`tracking-table-max-keys` shared out; 0: no
     /// bound).
     max_keys: usize,
@@ -178,7 +181,13 @@ impl Table {
     fn remember(&mut self, key: &[u8], client: u64, home: usize, pending: bool) {
         let readers = match self.keys.get_mut(key) {
             Some(readers) => readers,
-            None => self.keys.entry(Bytes::copy_from_slice(key)).or_default(),
+            None => {
+                let key = Bytes::copy_from_slice(key);
+                if self.max_keys > 0 {
+                    self.order.push_back(key.clone());
+                }
+                self.keys.entry(key).or_default()
+            }
         };
         match readers.iter_mut().find(|r| r.client == client) {
             Some(reader) => reader.pending += pending as u32,
@@ -265,12 +274,23 @@ impl Table {
         if self.max_keys == 0 {
             return;
         }
-        while self.keys.len() > self.max_keys {
+        // The oldest remembered keys go first. `order` also holds keys already forgotten
+        // (invalidated): skipped here, and dropped when it grows to twice the table.
+        if self.order.len() > 2 * self.keys.len() + 64 {
+            let keys = &self.keys;
+            self.order.retain(|key| keys.contains_key(key));
+        }
+        let mut skipped = 0;
+        while self.keys.len() > self.max_keys && skipped <= self.order.len() {
+            let Some(key) = self.order.pop_front() else { break };
+            let Some(readers) = self.keys.get(&key) else { continue };
             // Not a key a transaction is reading now: its reader would cache a value nobody
-            // remembers it read.
-            let Some(key) = self.keys.iter().find(|(_, readers)| readers.iter().all(|r| r.pending == 0)).map(|(key, _)| key.clone()) else {
-                break;
-            };
+            // remembers it read. It goes back to the end of the line.
+            if readers.iter().any(|r| r.pending > 0) {
+                self.order.push_back(key);
+                skipped += 1;
+                continue;
+            }
             let readers = self.keys.remove(&key).unwrap_or_default();
             self.items -= readers.len();
             for reader in readers {
@@ -421,7 +441,14 @@ impl Core {
 
     /// `tracking-table-max-keys`, shared out between the cores.
     pub fn tracking_set_max_keys(&self, max_keys: usize) {
-        self.tracking.borrow_mut().max_keys = max_keys.div_ceil(self.shard_count);
+        let mut table = self.tracking.borrow_mut();
+        table.max_keys = max_keys.div_ceil(self.shard_count);
+        // The keys remembered while there was no bound join the line (in no particular
+        // order); with none, the line is not kept.
+        table.order = if max_keys == 0 { Default::default() } else { table.keys.keys().cloned().collect() };
+        table.enforce_limit();
+        drop(table);
+        self.tracking_flush();
     }
 
     /// INFO's tracking totals of this core.
