@@ -186,6 +186,11 @@ impl Subscriber {
         })
     }
 
+    /// The protocol messages are encoded in.
+    pub fn proto(&self) -> Protocol {
+        self.proto.get()
+    }
+
     /// The protocol messages are encoded in from now on (HELLO changes it).
     pub fn set_proto(&self, proto: Protocol) {
         self.proto.set(proto);

@@ -119,8 +119,8 @@ pub struct Mode {
 /// Where a client's invalidation pushes wait for its connection (see the module docs).
 pub struct Outlet {
     pub client: u64,
+    /// Its buffer, which also knows the client's protocol.
     pub sink: Rc<Subscriber>,
-    proto: Cell<Protocol>,
     /// In Pub/Sub mode (a RESP2 redirection target then gets messages).
     subscribed: Cell<bool>,
     /// Tracking on, and how.
@@ -133,7 +133,6 @@ pub struct Outlet {
 impl Outlet {
     /// The connection's protocol and Pub/Sub mode, which decide how pushes are encoded.
     pub fn set_state(&self, proto: Protocol, subscribed: bool) {
-        self.proto.set(proto);
         self.subscribed.set(subscribed);
         self.sink.set_proto(proto);
     }
@@ -162,8 +161,6 @@ pub struct Table {
     pub(crate) writer: u64,
     /// This core's clients with an outlet.
     outlets: HashMap<u64, Rc<Outlet>>,
-    /// This core's number.
-    id: usize,
     /// The keys of `keys` in the order they were first remembered (with keys forgotten
     /// since), for `tracking-table-max-keys`: kept only while it is set.
     order: std::collections::VecDeque<Bytes>,
@@ -233,7 +230,7 @@ impl Table {
     /// A shard-wide write of transaction `tx`: every reader here and every BCAST client gets
     /// one null invalidation (each core the transaction held sends them; the home core
     /// passes on the first), and the readers are forgotten (pending reads stay).
-    fn invalidate_all(&mut self, tx: u64) {
+    fn invalidate_all(&mut self, tx: u64, this_core: usize) {
         let mut told: Vec<u64> = Vec::new();
         let mut kept = HashMap::new();
         for (key, readers) in self.keys.drain() {
@@ -259,11 +256,11 @@ impl Table {
         }
         // And every tracking client of this core, as Redis tells every tracking client of a
         // flush (those with nothing cached included).
-        let home: Vec<(u64, bool)> = self.outlets.values().filter_map(|outlet| outlet.mode().map(|mode| (outlet.client, mode.bcast))).collect();
-        for (client, bcast) in home {
+        let local: Vec<(u64, bool)> = self.outlets.values().filter_map(|outlet| outlet.mode().map(|mode| (outlet.client, mode.bcast))).collect();
+        for (client, bcast) in local {
             if !told.contains(&client) {
                 told.push(client);
-                self.outgoing.push((self.id, Note { client, keys: None, bcast, flush: tx }));
+                self.outgoing.push((this_core, Note { client, keys: None, bcast, flush: tx }));
             }
         }
     }
@@ -351,7 +348,6 @@ impl Core {
                 Rc::new(Outlet {
                     client,
                     sink: sink.unwrap_or_else(|| Subscriber::new(client, proto)),
-                    proto: Cell::new(proto),
                     subscribed: Cell::new(subscribed),
                     mode: RefCell::new(None),
                     broken: Cell::new(false),
@@ -531,9 +527,7 @@ impl Core {
 
     /// A shard-wide write ran here (FLUSHALL, FLUSHDB, SWAPDB).
     pub(crate) fn tracking_invalidate_all(&self, tx: u64) {
-        let mut table = self.tracking.borrow_mut();
-        table.id = self.id;
-        table.invalidate_all(tx);
+        self.tracking.borrow_mut().invalidate_all(tx, self.id);
     }
 
     /// Sends the invalidations collected so far to the readers' home cores.
@@ -593,7 +587,6 @@ impl Core {
             }
             Msg::Changed { keys } => self.tracking_invalidate(keys.iter().map(|key| &key[..])),
             Msg::Bcast { client, home, prefixes, noloop, add } => {
-                let _ = from;
                 let mut table = self.tracking.borrow_mut();
                 if add {
                     for prefix in prefixes {
@@ -634,7 +627,7 @@ impl Core {
             }
             match mode.redirect {
                 None => {
-                    if let Some(bytes) = encode_invalidation(outlet.proto.get(), outlet.subscribed.get(), false, &note.keys) {
+                    if let Some(bytes) = encode_invalidation(outlet.sink.proto(), outlet.subscribed.get(), false, &note.keys) {
                         outlet.sink.push(&bytes, limit);
                     }
                 }
@@ -648,7 +641,7 @@ impl Core {
     fn tracking_push_redirected(self: &Rc<Self>, target: u64, client: u64, home: usize, keys: Option<Vec<Bytes>>) {
         match self.tracking_outlet_of(target) {
             Some(outlet) => {
-                if let Some(bytes) = encode_invalidation(outlet.proto.get(), outlet.subscribed.get(), true, &keys) {
+                if let Some(bytes) = encode_invalidation(outlet.sink.proto(), outlet.subscribed.get(), true, &keys) {
                     outlet.sink.push(&bytes, self.pubsub.borrow().limit);
                 }
             }
@@ -664,7 +657,7 @@ impl Core {
             return;
         }
         outlet.broken.set(true);
-        if outlet.proto.get() == Protocol::Resp3 {
+        if outlet.sink.proto() == Protocol::Resp3 {
             let frame = Frame::Push(vec![Frame::bulk("tracking-redir-broken"), Frame::Integer(target as i64)]);
             let mut out = BytesMut::new();
             encode(&frame, Protocol::Resp3, &mut out);
