@@ -449,11 +449,12 @@ impl Core {
         };
         match logged.finish() {
             // Logged whole, with a barrier on every core it held (see crate::aof).
-            Some((db, bytes)) => {
+            // (A script that began before the log did is before its cut: not logged.)
+            Some((db, bytes)) if crate::aof::is_logged(tx) => {
                 self.aof_log_transaction(tx, db, bytes, &sets, true);
                 self.aof_wait_tx(tx).await;
             }
-            None => {
+            _ => {
                 let wrote = !own.is_empty() || written.iter().any(|w| !w.is_empty());
                 if crate::aof::is_logged(tx) {
                     self.aof_log_transaction(tx, 0, Vec::new(), &sets, wrote);

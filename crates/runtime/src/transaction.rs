@@ -477,7 +477,9 @@ impl Transaction {
     /// durable. Failed writes and commands that are not writes are left out.
     pub async fn end_logged(mut self, writes: Vec<Logged>) {
         self.core.publish_in_order(std::mem::take(&mut self.events), &std::mem::take(&mut self.sources)).await;
-        if self.ended || !crate::aof::LOG.is_active() {
+        // A transaction that began before the log did (replicas started being fed) is
+        // before the cut that started them: not logged.
+        if self.ended || !crate::aof::LOG.is_active() || !crate::aof::is_logged(self.tx) {
             self.release();
             return;
         }
