@@ -4,116 +4,12 @@
 //! writers keep writing on every core; a damaged file stops startup; a failing save refuses
 //! writes with MISCONF until a save succeeds again.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use redis::Value as V;
 use shoal_testkit::{need, Raw, Server};
-use shoal_tests::{connect, Tmpfs, THREADS};
-
-/// One key's logical contents, comparable across servers whatever the encodings.
-#[derive(Debug, Clone)]
-struct Key {
-    kind: String,
-    contents: Vec<Vec<u8>>,
-    /// The TTL in seconds, if any.
-    ttl: Option<i64>,
-}
-
-/// Asserts two servers' contents are the same: the same keys with the same contents, and the
-/// same TTLs give or take `slack_s` seconds (saves, restarts and loaded machines take time).
-fn assert_same(got: &BTreeMap<(i64, Vec<u8>), Key>, expected: &BTreeMap<(i64, Vec<u8>), Key>, what: &str) {
-    let slack_s = 60;
-    assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{what}: the same keys");
-    for (name, key) in expected {
-        let other = &got[name];
-        assert_eq!((&other.kind, &other.contents), (&key.kind, &key.contents), "{what}: {name:?}");
-        match (other.ttl, key.ttl) {
-            (None, None) => {}
-            (Some(a), Some(b)) => assert!((a - b).abs() <= slack_s, "{what}: {name:?} TTL {a} s, expected {b} s"),
-            (a, b) => panic!("{what}: {name:?} TTL {a:?}, expected {b:?}"),
-        }
-    }
-}
-
-/// Every key of every database: (db, key) -> contents.
-fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
-    let mut con = connect(server);
-    let mut all = BTreeMap::new();
-    for db in 0..16 {
-        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
-        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
-        for key in keys {
-            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
-            let mut contents: Vec<Vec<u8>> = match kind.as_str() {
-                "string" => vec![redis::cmd("GET").arg(&key).query(&mut con).unwrap()],
-                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(&mut con).unwrap(),
-                "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut con).unwrap(),
-                "hash" => {
-                    let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
-                    pairs.into_iter().map(|(f, v)| [f, b"=".to_vec(), v].concat()).collect()
-                }
-                "zset" => {
-                    let pairs: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
-                    pairs.into_iter().map(|(m, s)| [m, b"@".to_vec(), s.into_bytes()].concat()).collect()
-                }
-                other => panic!("unexpected type {other}"),
-            };
-            if kind == "set" || kind == "hash" {
-                contents.sort();
-            }
-            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
-            let ttl = (pttl >= 0).then_some(pttl / 1000);
-            all.insert((db, key), Key { kind, contents, ttl });
-        }
-    }
-    all
-}
-
-/// Fills a server with every type in every encoding, over several databases, with TTLs.
-fn fill(server: &Server) {
-    let mut con = connect(server);
-    let mut q = |args: &[&str]| -> V {
-        let mut cmd = redis::cmd(args[0]);
-        for arg in &args[1..] {
-            cmd.arg(*arg);
-        }
-        cmd.query(&mut con).unwrap()
-    };
-    for db in ["0", "2", "15"] {
-        q(&["SELECT", db]);
-        q(&["SET", "int", "12345"]);
-        q(&["SET", "negative", "-9223372036854775808"]);
-        q(&["SET", "embstr", "hello"]);
-        q(&["SET", "empty", ""]);
-        let long = "abcdefghij".repeat(200);
-        q(&["SET", "compressible", &long]);
-        q(&["SET", "binary\u{1}key", "\u{0}\u{ff}bytes"]);
-        q(&["SET", "ttl", "expiring", "EX", "10000"]);
-        q(&["RPUSH", "small-list", "a", "1", "-2", "bb"]);
-        for i in 0..300 {
-            q(&["RPUSH", "big-list", &format!("element-{i}-{}", "x".repeat(i % 70))]);
-        }
-        q(&["HSET", "small-hash", "f1", "v1", "f2", "2"]);
-        for i in 0..600 {
-            q(&["HSET", "big-hash", &format!("field{i}"), &format!("value{i}")]);
-        }
-        q(&["SADD", "intset", "1", "2", "3", "-100", "100000"]);
-        q(&["SADD", "small-set", "a", "b", "c"]);
-        for i in 0..700 {
-            q(&["SADD", "big-set", &format!("member{i}")]);
-            q(&["SADD", "big-intset", &i.to_string()]);
-        }
-        q(&["ZADD", "small-zset", "1", "one", "2.5", "two", "-inf", "low", "inf", "high"]);
-        for i in 0..300 {
-            q(&["ZADD", "big-zset", &format!("{}", i as f64 / 3.0), &format!("m{i}")]);
-        }
-        q(&["PFADD", "hll", "a", "b", "c"]);
-        q(&["EXPIRE", "big-hash", "50000"]);
-    }
-}
+use shoal_tests::{assert_same, connect, contents, fill, Tmpfs, THREADS};
 
 fn check_rdb(path: &Path) {
     if !need("redis-check-rdb") {
@@ -498,9 +394,8 @@ fn while_the_file_loads_commands_get_loading_and_info_shows_it() {
 }
 
 /// `redis-cli --rdb` takes a snapshot of every core over the wire (REPLCONF rdb-only, then
-/// SYNC): the file passes `redis-check-rdb` and redis-server loads the same contents. Any
-/// other SYNC or PSYNC is refused, since Shoal does not replicate; REPLCONF answers as
-/// Redis does.
+/// SYNC): the file passes `redis-check-rdb` and redis-server loads the same contents; REPLCONF
+/// answers as Redis does.
 #[test]
 fn redis_cli_rdb_fetches_a_snapshot_that_redis_loads() {
     if !need("redis-cli") {
@@ -520,8 +415,6 @@ fn redis_cli_rdb_fetches_a_snapshot_that_redis_loads() {
     // The connection goes on serving.
     let mut raw = server.raw();
     assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
-    assert!(raw.command(&["SYNC"]).unwrap().starts_with("-ERR Shoal does not replicate yet"));
-    assert!(raw.command(&["PSYNC", "?", "-1"]).unwrap().starts_with("-ERR Shoal does not replicate yet"));
     assert_eq!(raw.command(&["REPLCONF", "rdb-filter-only", "functions"]).unwrap(), "+OK\r\n");
     assert_eq!(raw.command(&["REPLCONF", "rdb-only", "1"]).unwrap(), "+OK\r\n");
     assert!(raw.command(&["SYNC"]).unwrap().starts_with("-ERR Shoal cannot filter the RDB file it sends"));

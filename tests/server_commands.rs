@@ -1605,7 +1605,7 @@ fn client_tracking_off_answers_as_redis_does() {
 }
 
 #[test]
-fn module_replicaof_and_failover_answer_as_redis_does_without_modules_or_replicas() {
+fn module_replicaof_and_failover_answer_as_redis_does() {
     assert_same_as_redis(
         &[],
         None,
@@ -1637,10 +1637,17 @@ fn module_replicaof_and_failover_answer_as_redis_does_without_modules_or_replica
             &["ROLE"],
         ],
     );
-    // Following another server is refused plainly: there is no replication yet.
+    // Following a master that does not answer: ROLE says so until REPLICAOF NO ONE.
     let server = Server::start(THREADS, &[]);
-    let reply = server.raw().command(&["REPLICAOF", "127.0.0.1", "6380"]).unwrap();
-    assert!(reply.starts_with("-ERR REPLICAOF is not supported"), "{reply}");
+    let mut raw = server.raw();
+    let port = shoal_testkit::free_port().to_string();
+    assert_eq!(raw.command(&["REPLICAOF", "127.0.0.1", &port]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["REPLICAOF", "127.0.0.1", &port]).unwrap(), "+OK Already connected to specified master\r\n");
+    let role = raw.command(&["ROLE"]).unwrap();
+    assert!(role.starts_with(&format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{port}\r\n")) && role.ends_with(":-1\r\n"), "{role:?}");
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(raw.command(&["REPLICAOF", "NO", "ONE"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests in this folder (the tests themselves are the
 //! `[[test]]` targets listed in Cargo.toml). Everything reusable lives in `shoal-testkit`.
 
+use std::collections::BTreeMap;
+
 use shoal_testkit::Server;
 
 /// Threads the integration tests start Shoal with, so keys spread over several cores.
@@ -477,4 +479,108 @@ pub fn a_client_that_reads_nothing_is_disconnected_by_the_soft_limit(server: &Se
     let received = raw.read_until_closed().expect("the server closed the connection");
     assert!(received.len() < 64 << 20, "closed before every reply was sent (got {} bytes)", received.len());
     assert_eq!(setter.command(&["PING"]).unwrap(), "+PONG\r\n");
+}
+
+/// One key's logical contents, comparable across servers whatever the encodings.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub kind: String,
+    pub contents: Vec<Vec<u8>>,
+    /// The TTL in seconds, if any.
+    pub ttl: Option<i64>,
+}
+
+/// Asserts two servers' contents are the same: the same keys with the same contents, and the
+/// same TTLs give or take `slack_s` seconds (saves, restarts and loaded machines take time).
+pub fn assert_same(got: &BTreeMap<(i64, Vec<u8>), Key>, expected: &BTreeMap<(i64, Vec<u8>), Key>, what: &str) {
+    let slack_s = 60;
+    let missing: Vec<_> = expected.keys().filter(|k| !got.contains_key(*k)).map(|(db, k)| (db, String::from_utf8_lossy(k))).take(20).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(*k)).map(|(db, k)| (db, String::from_utf8_lossy(k))).take(20).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "{what}: keys missing {missing:?}, keys not expected {extra:?}");
+    for (name, key) in expected {
+        let other = &got[name];
+        assert_eq!((&other.kind, &other.contents), (&key.kind, &key.contents), "{what}: {name:?}");
+        match (other.ttl, key.ttl) {
+            (None, None) => {}
+            (Some(a), Some(b)) => assert!((a - b).abs() <= slack_s, "{what}: {name:?} TTL {a} s, expected {b} s"),
+            (a, b) => panic!("{what}: {name:?} TTL {a:?}, expected {b:?}"),
+        }
+    }
+}
+
+/// Every key of every database: (db, key) -> contents.
+pub fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
+    let mut con = connect(server);
+    let mut all = BTreeMap::new();
+    for db in 0..16 {
+        redis::cmd("SELECT").arg(db).query::<()>(&mut con).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
+            let mut contents: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => vec![redis::cmd("GET").arg(&key).query(&mut con).unwrap()],
+                "list" => redis::cmd("LRANGE").arg(&key).arg(0).arg(-1).query(&mut con).unwrap(),
+                "set" => redis::cmd("SMEMBERS").arg(&key).query(&mut con).unwrap(),
+                "hash" => {
+                    let pairs: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
+                    pairs.into_iter().map(|(f, v)| [f, b"=".to_vec(), v].concat()).collect()
+                }
+                "zset" => {
+                    let pairs: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
+                    pairs.into_iter().map(|(m, s)| [m, b"@".to_vec(), s.into_bytes()].concat()).collect()
+                }
+                other => panic!("unexpected type {other}"),
+            };
+            if kind == "set" || kind == "hash" {
+                contents.sort();
+            }
+            let pttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut con).unwrap();
+            let ttl = (pttl >= 0).then_some(pttl / 1000);
+            all.insert((db, key), Key { kind, contents, ttl });
+        }
+    }
+    all
+}
+
+/// Fills a server with every type in every encoding, over several databases, with TTLs.
+pub fn fill(server: &Server) {
+    let mut con = connect(server);
+    let mut q = |args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query(&mut con).unwrap()
+    };
+    for db in ["0", "2", "15"] {
+        q(&["SELECT", db]);
+        q(&["SET", "int", "12345"]);
+        q(&["SET", "negative", "-9223372036854775808"]);
+        q(&["SET", "embstr", "hello"]);
+        q(&["SET", "empty", ""]);
+        let long = "abcdefghij".repeat(200);
+        q(&["SET", "compressible", &long]);
+        q(&["SET", "binary\u{1}key", "\u{0}\u{ff}bytes"]);
+        q(&["SET", "ttl", "expiring", "EX", "10000"]);
+        q(&["RPUSH", "small-list", "a", "1", "-2", "bb"]);
+        for i in 0..300 {
+            q(&["RPUSH", "big-list", &format!("element-{i}-{}", "x".repeat(i % 70))]);
+        }
+        q(&["HSET", "small-hash", "f1", "v1", "f2", "2"]);
+        for i in 0..600 {
+            q(&["HSET", "big-hash", &format!("field{i}"), &format!("value{i}")]);
+        }
+        q(&["SADD", "intset", "1", "2", "3", "-100", "100000"]);
+        q(&["SADD", "small-set", "a", "b", "c"]);
+        for i in 0..700 {
+            q(&["SADD", "big-set", &format!("member{i}")]);
+            q(&["SADD", "big-intset", &i.to_string()]);
+        }
+        q(&["ZADD", "small-zset", "1", "one", "2.5", "two", "-inf", "low", "inf", "high"]);
+        for i in 0..300 {
+            q(&["ZADD", "big-zset", &format!("{}", i as f64 / 3.0), &format!("m{i}")]);
+        }
+        q(&["PFADD", "hll", "a", "b", "c"]);
+        q(&["EXPIRE", "big-hash", "50000"]);
+    }
 }

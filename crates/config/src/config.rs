@@ -129,6 +129,19 @@ pub struct Config {
     /// Keys remembered for client-side caching before the oldest are invalidated (0: no
     /// bound).
     pub tracking_table_max_keys: u64,
+    /// The master this server replicates (`replicaof <host> <port>`), if any.
+    pub replicaof: Option<(String, u16)>,
+    /// A replica refuses writes from its clients.
+    pub replica_read_only: bool,
+    /// The password (and user) a replica authenticates to its master with.
+    pub masterauth: String,
+    pub masteruser: String,
+    /// Bytes of the replication stream kept for replicas that reconnect (partial resync).
+    pub repl_backlog_size: u64,
+    /// Seconds between the PINGs a master sends its replicas.
+    pub repl_ping_replica_period: u64,
+    /// Seconds without a sign of life before a replication link counts as dead.
+    pub repl_timeout: u64,
     /// Log commands slower than this, microseconds; -1 disables, 0 logs all.
     pub slowlog_log_slower_than: i64,
     pub slowlog_max_len: u64,
@@ -229,6 +242,13 @@ impl Default for Config {
             stream_node_max_bytes: 4096,
             stream_node_max_entries: 100,
             tracking_table_max_keys: 1_000_000,
+            replicaof: None,
+            replica_read_only: true,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            repl_backlog_size: 1024 * 1024,
+            repl_ping_replica_period: 10,
+            repl_timeout: 60,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             acllog_max_len: 128,

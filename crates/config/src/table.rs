@@ -73,13 +73,15 @@ pub(crate) enum Kind {
     NotifyKeyspaceEvents,
     Dir,
     Percentiles,
+    /// `replicaof <host> <port>`, or `no one`.
+    ReplicaOf,
 }
 
 impl Directive {
     /// Whether the directive takes several arguments (Redis's
     /// `MULTI_ARG_CONFIG`): a single argument is then split into several.
     pub(crate) fn is_multi_arg(&self) -> bool {
-        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles)
+        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles | Kind::ReplicaOf)
     }
 }
 
@@ -241,6 +243,13 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("stream-node-max-bytes", &[], Mutable, stream_node_max_bytes, 0, LONG_MAX, memory),
     integer!("stream-node-max-entries", &[], Mutable, stream_node_max_entries, 0, LONG_MAX, plain),
     integer!("tracking-table-max-keys", &[], Mutable, tracking_table_max_keys, 0, LONG_MAX, plain),
+    Directive { name: "replicaof", aliases: &["slaveof"], mutability: Mutability::Immutable, kind: Kind::ReplicaOf },
+    boolean!("replica-read-only", Mutable, replica_read_only),
+    text!("masterauth", Mutable, masterauth, true, None),
+    text!("masteruser", Mutable, masteruser, true, None),
+    integer!("repl-backlog-size", &[], Mutable, repl_backlog_size, 1, LONG_MAX, memory),
+    integer!("repl-ping-replica-period", &["repl-ping-slave-period"], Mutable, repl_ping_replica_period, 1, INT_MAX, plain),
+    integer!("repl-timeout", &[], Mutable, repl_timeout, 1, INT_MAX, plain),
     integer!("slowlog-log-slower-than", &[], Mutable, slowlog_log_slower_than, -1, LONG_MAX, plain),
     integer!("slowlog-max-len", &[], Mutable, slowlog_max_len, 0, LONG_MAX, plain),
     integer!("acllog-max-len", &[], Mutable, acllog_max_len, 0, LONG_MAX, plain),
@@ -329,6 +338,22 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
             }
             set(config, value);
         }
+        Kind::ReplicaOf => {
+            // A single empty argument (CONFIG GET's value when not a replica): none.
+            if args.is_empty() || (args.len() == 1 && args[0].is_empty()) {
+                config.replicaof = None;
+                return Ok(());
+            }
+            if args.len() != 2 {
+                return Err("wrong number of arguments".to_owned());
+            }
+            if args[0].eq_ignore_ascii_case(b"no") && args[1].eq_ignore_ascii_case(b"one") {
+                config.replicaof = None;
+                return Ok(());
+            }
+            let port = std::str::from_utf8(&args[1]).ok().and_then(|p| p.parse::<u16>().ok()).ok_or("Invalid master port")?;
+            config.replicaof = Some((to_text(&args[0])?, port));
+        }
         Kind::Bind => {
             if args.len() > BIND_ADDRESSES_MAX {
                 return Err("Too many bind addresses specified.".to_owned());
@@ -395,6 +420,7 @@ pub(crate) fn format(config: &Config, directive: &Directive) -> String {
         Kind::Enum { names, get, .. } => names[get(config)].to_owned(),
         Kind::Text { get, .. } => get(config).to_owned(),
         Kind::Bind => config.bind.join(" "),
+        Kind::ReplicaOf => config.replicaof.as_ref().map(|(host, port)| format!("{host} {port}")).unwrap_or_default(),
         Kind::Save => config.save.iter().map(|point| format!("{} {}", point.seconds, point.changes)).collect::<Vec<_>>().join(" "),
         Kind::ClientOutputBufferLimit => config
             .client_output_buffer_limit
@@ -461,6 +487,10 @@ pub(crate) fn rewrite_lines(config: &Config, defaults: &Config, directive: &Dire
             }
             vec![(format!("{name} {}", repr(value.as_bytes())), value != get(defaults))]
         }
+        Kind::ReplicaOf => match &config.replicaof {
+            Some((host, port)) => vec![(format!("{name} {host} {port}"), true)],
+            None => vec![],
+        },
         Kind::Bind => {
             if config.bind == defaults.bind {
                 return vec![];

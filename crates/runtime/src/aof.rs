@@ -50,6 +50,9 @@ pub enum Record {
     /// A rewrite's cut (every shard locked, so every stream gets it at the same point):
     /// what comes after goes to the next incremental file.
     Switch(u64),
+    /// A cut for a replica's full resynchronisation (every shard locked, so every stream gets
+    /// it at the same point): the writer notes where the replication stream stands there.
+    Mark(u64),
     /// `aof-timestamp-enabled`: the records that follow were appended in this Unix second
     /// (appended before the first record of each new second, as Redis's
     /// `genAofTimestampAnnotationIfNeeded` does).
@@ -84,13 +87,23 @@ struct Stream {
     /// Records fsynced (under `appendfsync no`, written: the kernel decides): what WAITAOF
     /// waits for whatever the policy.
     synced: AtomicU64,
+    /// Records handed to the replication stream (what WAIT waits for before it asks the
+    /// replicas).
+    fed: AtomicU64,
     /// The Unix second of the last [`Record::Time`] appended (0: none yet).
     stamped_s: AtomicU64,
 }
 
-/// The log, process-wide ([`LOG`]). Inactive (appends are dropped) unless `appendonly yes`.
+/// The log, process-wide ([`LOG`]). Inactive (appends are dropped) unless `appendonly yes` or
+/// replicas are fed: what the writer merges goes to the append-only file, to the replication
+/// stream, or to both.
 pub struct Log {
+    /// Appends are kept: `file` or `feeding`.
     active: AtomicBool,
+    /// `appendonly yes`: the writer writes the merge to the append-only file.
+    file: AtomicBool,
+    /// Replicas are fed: the writer hands the merge to the replication stream.
+    feeding: AtomicBool,
     /// `appendfsync always`: replies wait for durability.
     always: AtomicBool,
     streams: OnceLock<Box<[Stream]>>,
@@ -112,6 +125,8 @@ pub(crate) static EXPIRED_RECORDED: AtomicBool = AtomicBool::new(false);
 
 pub static LOG: Log = Log {
     active: AtomicBool::new(false),
+    file: AtomicBool::new(false),
+    feeding: AtomicBool::new(false),
     always: AtomicBool::new(false),
     streams: OnceLock::new(),
     bodies: Mutex::new(None),
@@ -131,24 +146,50 @@ impl Log {
                     appended: AtomicU64::new(0),
                     durable: AtomicU64::new(0),
                     synced: AtomicU64::new(0),
+                    fed: AtomicU64::new(0),
                     stamped_s: AtomicU64::new(0),
                 })
                 .collect(),
         );
     }
 
-    /// Starts logging (after the files are loaded: replayed commands are not logged again).
+    /// Starts logging to the append-only file (after the files are loaded: replayed commands
+    /// are not logged again).
     pub fn activate(&self, always: bool) {
         self.always.store(always, Ordering::SeqCst);
-        self.active.store(true, Ordering::SeqCst);
+        self.file.store(true, Ordering::SeqCst);
+        self.refresh_active();
+    }
+
+    /// Stops logging to the file (CONFIG SET appendonly no): unless replicas are fed, appends
+    /// are dropped from now on; the writer drains what the streams hold and closes the file.
+    pub fn deactivate(&self) {
+        self.file.store(false, Ordering::SeqCst);
+        self.refresh_active();
+    }
+
+    /// Starts (or stops) feeding the replication stream: appends are kept from now on.
+    pub fn set_feeding(&self, feeding: bool) {
+        self.feeding.store(feeding, Ordering::SeqCst);
+        self.refresh_active();
+    }
+
+    fn refresh_active(&self) {
+        let active = self.file.load(Ordering::SeqCst) || self.feeding.load(Ordering::SeqCst);
+        self.active.store(active, Ordering::SeqCst);
         crate::tracking::refresh_log_expired();
     }
 
-    /// Stops logging (CONFIG SET appendonly no): appends are dropped from now on; the writer
-    /// drains what the streams hold and stops.
-    pub fn deactivate(&self) {
-        self.active.store(false, Ordering::SeqCst);
-        crate::tracking::refresh_log_expired();
+    /// `appendonly yes`: the merge goes to the append-only file.
+    #[inline]
+    pub fn file_on(&self) -> bool {
+        self.file.load(Ordering::Relaxed)
+    }
+
+    /// The merge goes to the replication stream.
+    #[inline]
+    pub fn feeding(&self) -> bool {
+        self.feeding.load(Ordering::Relaxed)
     }
 
     /// Changes the fsync policy's effect on replies (CONFIG SET appendfsync).
@@ -163,7 +204,7 @@ impl Log {
 
     #[inline]
     pub fn waits_for_fsync(&self) -> bool {
-        self.always.load(Ordering::Relaxed) && self.is_active()
+        self.always.load(Ordering::Relaxed) && self.file_on()
     }
 
     fn streams(&self) -> &[Stream] {
@@ -241,6 +282,11 @@ impl Log {
     pub fn synced_up_to(&self, marks: &[u64]) -> bool {
         self.streams().iter().zip(marks).all(|(s, &mark)| s.synced.load(Ordering::Acquire) >= mark)
     }
+
+    /// Whether every stream is in the replication stream up to `marks` (see [`Stream::fed`]).
+    pub fn fed_up_to(&self, marks: &[u64]) -> bool {
+        self.streams().iter().zip(marks).all(|(s, &mark)| s.fed.load(Ordering::Acquire) >= mark)
+    }
 }
 
 /// Encodes a command as Redis's AOF does (a RESP array of bulk strings).
@@ -297,6 +343,11 @@ pub struct Merger {
     /// The second of the last `#TS:` annotation written (Redis's `aof_cur_timestamp`: kept
     /// across incremental files).
     written_s: u64,
+    /// Where in the output of [`Merger::collect`] the `#TS:` annotations lie (the file's
+    /// alone: replicas do not get them), since the last [`Merger::take_annotations`].
+    stamps: Vec<std::ops::Range<usize>>,
+    /// The replication marks passed, and where in the output each lies.
+    marks: Vec<(u64, usize)>,
 }
 
 impl Merger {
@@ -322,7 +373,7 @@ impl Merger {
                         Record::Cmds { db, .. } => {
                             let db = *db;
                             let Some(Record::Cmds { bytes, .. }) = self.queues[core].pop_front() else { unreachable!("the front is Cmds") };
-                            stamp(&mut self.written_s, self.stream_s[core], out);
+                            stamp(&mut self.written_s, self.stream_s[core], out, &mut self.stamps);
                             self.select(db, out);
                             out.extend_from_slice(&bytes);
                             self.consumed[core] += 1;
@@ -340,6 +391,19 @@ impl Merger {
                             // The next file starts without a SELECT: the next command selects.
                             self.db = None;
                             return self.consumed.clone();
+                        }
+                        Record::Mark(id) => {
+                            let id = *id;
+                            if !self.queues.iter().all(|q| matches!(q.front(), Some(Record::Mark(m)) if *m == id)) {
+                                break;
+                            }
+                            for (queue, consumed) in self.queues.iter_mut().zip(&mut self.consumed) {
+                                queue.pop_front();
+                                *consumed += 1;
+                            }
+                            self.marks.push((id, out.len()));
+                            // A replica that starts here gets a SELECT before its first command.
+                            self.db = None;
                         }
                         Record::Time(second) => {
                             self.stream_s[core] = self.stream_s[core].max(*second);
@@ -369,14 +433,14 @@ impl Merger {
                                 let prefix = LOG.prefixes.lock().expect("not poisoned").as_mut().and_then(|prefixes| prefixes.remove(&tx));
                                 if let Some(prefix) = prefix {
                                     let second = body.participants.iter().map(|&p| self.stream_s[p]).max().unwrap_or(0);
-                                    stamp(&mut self.written_s, second, out);
+                                    stamp(&mut self.written_s, second, out, &mut self.stamps);
                                     out.extend_from_slice(&prefix);
                                     // It selected its own databases.
                                     self.db = None;
                                 }
                                 if !body.bytes.is_empty() {
                                     let second = body.participants.iter().map(|&p| self.stream_s[p]).max().unwrap_or(0);
-                                    stamp(&mut self.written_s, second, out);
+                                    stamp(&mut self.written_s, second, out, &mut self.stamps);
                                     if self.db != Some(body.db) {
                                         encode_select(body.db, out);
                                         self.db = Some(body.db);
@@ -417,6 +481,12 @@ impl Merger {
         }
     }
 
+    /// The `#TS:` annotations and the replication marks of the output since the last call
+    /// (see [`Merger::stamps`], [`Merger::marks`]).
+    pub fn take_annotations(&mut self) -> (Vec<std::ops::Range<usize>>, Vec<(u64, usize)>) {
+        (std::mem::take(&mut self.stamps), std::mem::take(&mut self.marks))
+    }
+
     /// The switch every stream reached, if any: the writer opens the next file, then
     /// collects again.
     pub fn take_switch(&mut self) -> Option<u64> {
@@ -443,12 +513,14 @@ impl Merger {
 
 /// Writes `#TS:<second>` before the next command when its stream entered a second later
 /// than the last annotation written (`written_s`), before its SELECT, as Redis does.
-fn stamp(written_s: &mut u64, second: u64, out: &mut Vec<u8>) {
+fn stamp(written_s: &mut u64, second: u64, out: &mut Vec<u8>, stamps: &mut Vec<std::ops::Range<usize>>) {
     if second > *written_s {
         *written_s = second;
+        let start = out.len();
         out.extend_from_slice(b"#TS:");
         out.extend_from_slice(itoa::Buffer::new().format(second).as_bytes());
         out.extend_from_slice(b"\r\n");
+        stamps.push(start..out.len());
     }
 }
 
@@ -469,6 +541,14 @@ pub fn publish_durable(merger: &mut Merger, consumed: &[u64]) {
 pub fn publish_synced(consumed: &[u64]) {
     for (stream, &count) in LOG.streams().iter().zip(consumed) {
         stream.synced.store(count, Ordering::Release);
+    }
+}
+
+/// After the writer handed `consumed` records of each stream to the replication stream:
+/// publishes it for WAIT (tell the cores with [`Core::aof_announce_durable`]).
+pub fn publish_fed(consumed: &[u64]) {
+    for (stream, &count) in LOG.streams().iter().zip(consumed) {
+        stream.fed.store(count, Ordering::Release);
     }
 }
 
@@ -568,7 +648,7 @@ impl Core {
     }
 
     /// Wakes the writer task (on core 0).
-    pub(crate) fn ring_aof_writer(self: &Rc<Self>) {
+    pub fn ring_aof_writer(self: &Rc<Self>) {
         if self.id == 0 {
             if let Some(waker) = self.aof_writer.borrow_mut().take() {
                 waker.wake();
@@ -619,11 +699,18 @@ impl Core {
 
     /// Completes once every stream is fsynced up to `marks` (WAITAOF), or the log stops.
     pub async fn aof_synced(self: &Rc<Self>, marks: &[u64]) {
-        self.aof_wait_until(|| LOG.synced_up_to(marks) || !LOG.is_active()).await
+        self.aof_wait_until(|| LOG.synced_up_to(marks) || !LOG.file_on()).await
     }
 
-    /// Completes once `done` holds, checked again each time the writer announces progress.
-    async fn aof_wait_until(&self, mut done: impl FnMut() -> bool) {
+    /// At a replica's cut (every shard locked): marks this core's stream, so the writer
+    /// knows where the replication stream stood at the cut.
+    pub fn aof_mark(self: &Rc<Self>, id: u64) {
+        self.aof_append(Record::Mark(id));
+    }
+
+    /// Completes once `done` holds, checked again each time the writer announces progress
+    /// ([`Core::aof_announce_durable`]).
+    pub async fn aof_wait_until(&self, mut done: impl FnMut() -> bool) {
         std::future::poll_fn(|cx| {
             if done() {
                 return std::task::Poll::Ready(());

@@ -84,31 +84,22 @@ pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[B
         name if name.starts_with("acl|") => acl(node, spec, args),
         name if name.starts_with("memory|") => memory(spec),
         name if name.starts_with("module|") => module(spec),
-        "replicaof" | "slaveof" => replicaof(args),
+        "replicaof" | "slaveof" => crate::replica::replicaof(node, args).await,
         "failover" => failover(args),
         _ => errors::error(CLUSTER_DISABLED),
     }
 }
 
-/// WAIT numreplicas timeout: the number of replicas that acknowledged (always 0 here), once
-/// enough did (never, unless none was asked for) or the timeout (milliseconds; 0: forever)
-/// passed, or `interrupted` completes (CLIENT UNBLOCK, kill, close: see the connection).
-pub async fn wait(args: &[Bytes], interrupted: LocalBoxFuture<'_, Option<Frame>>) -> Frame {
+/// WAIT numreplicas timeout: the number of replicas that acknowledged this connection's
+/// writes (logged up to `marks`, None: it wrote nothing), once enough did or the timeout
+/// (milliseconds; 0: forever) passed, or `interrupted` completes (CLIENT UNBLOCK, kill,
+/// close: see the connection).
+pub async fn wait(node: &std::rc::Rc<Node>, marks: Option<Vec<u64>>, args: &[Bytes], interrupted: LocalBoxFuture<'_, Option<Frame>>) -> Frame {
     let (wanted, timeout) = match parse_wait(args) {
         Ok(parsed) => parsed,
         Err(error) => return error,
     };
-    if wanted <= 0 {
-        return Frame::Integer(0);
-    }
-    let timer = match timeout {
-        Some(timeout) => glommio::timer::sleep(timeout).boxed_local(),
-        None => futures::future::pending().boxed_local(),
-    };
-    match select(interrupted, timer).await {
-        Either::Left((Some(error), _)) => error,
-        _ => Frame::Integer(0),
-    }
+    crate::replication::wait(node, marks, wanted, timeout, interrupted).await
 }
 
 /// WAITAOF numlocal numreplicas timeout: [1 if this connection's writes are fsynced to the
@@ -290,18 +281,6 @@ fn module(spec: &'static CommandSpec) -> Frame {
             ],
         ),
         _ => errors::error("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."),
-    }
-}
-
-/// REPLICAOF (SLAVEOF) host port | NO ONE: this server is a master and stays one; following
-/// another is refused (there is no replication yet).
-fn replicaof(args: &[Bytes]) -> Frame {
-    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
-        return args::ok();
-    }
-    match args::parse_i64(&args[2]) {
-        Ok(port) if (0..=65535).contains(&port) => errors::error("ERR REPLICAOF is not supported: Shoal has no replication yet"),
-        _ => errors::error("ERR Invalid master port"),
     }
 }
 

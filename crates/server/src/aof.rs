@@ -47,7 +47,7 @@ pub static BASE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// the manifest, and returns the id of the switch every stream is about to get; 0 (no
 /// switch) when the log is off (BGREWRITEAOF under `appendonly no` writes a base only).
 pub fn begin_rewrite() -> std::io::Result<u64> {
-    if !LOG.is_active() {
+    if !LOG.file_on() {
         return Ok(0);
     }
     let mut files = FILES.lock().expect("not poisoned");
@@ -95,7 +95,7 @@ pub async fn finish_rewrite(temp: &str) -> std::io::Result<()> {
 fn install_base(base_temp: &std::path::Path, rdb: bool, appenddirname: &str, appendfilename: &str) -> std::io::Result<()> {
     let io = |e: shoal_aof::DirError| std::io::Error::other(e.to_string());
     let mut files = FILES.lock().expect("not poisoned");
-    let active = LOG.is_active();
+    let active = LOG.file_on();
     if !active {
         // The log is off: the directory as it is on disk (maybe none yet).
         let dir = AofDir::new(".", appenddirname, appendfilename);
@@ -396,12 +396,8 @@ fn feed_units(mut loader: shoal_aof::Loader, first: Option<Item>, sender: &std::
 /// logging and the writer, then rewrites, so the new base holds the data as it is (as Redis
 /// does). Err with the reason when the files cannot be opened.
 pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
-    if LOG.is_active() {
+    if LOG.file_on() {
         return Ok(());
-    }
-    // A writer turned off a moment ago finishes its last batch first.
-    while WRITER_RUNNING.load(std::sync::atomic::Ordering::SeqCst) {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     let (path, len) = {
         let config = node.config.borrow();
@@ -426,8 +422,7 @@ pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
     node.core
         .call_on(0, move |core| {
             LOG.activate(always);
-            let writer = glommio::spawn_local(writer(core.clone(), path, len));
-            crate::node::current().aof_writer.replace(Some(writer));
+            start_writer(core, Some((path, len)));
         })
         .await;
     // The base: everything there is now.
@@ -435,18 +430,11 @@ pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
     Ok(())
 }
 
-/// CONFIG SET appendonly no, at run time: stops logging; the writer writes what the
-/// streams hold, fsyncs and stops.
+/// CONFIG SET appendonly no, at run time: stops logging to the file; the writer writes what
+/// it merged, fsyncs and closes the file (and stops, unless it feeds replicas).
 pub async fn turn_off(node: &Rc<crate::node::Node>) {
     LOG.deactivate();
-    // Detached, not dropped (dropping would cancel it): it stops by itself once drained.
-    node.core
-        .call_on(0, |_| {
-            if let Some(writer) = crate::node::current().aof_writer.borrow_mut().take() {
-                writer.detach();
-            }
-        })
-        .await;
+    node.core.call_on(0, |core| core.ring_aof_writer()).await;
 }
 
 /// The last write or fsync of the AOF failed (writes are refused until one succeeds): its
@@ -566,8 +554,7 @@ pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), St
     let len = std::fs::metadata(&path).map_err(|e| format!("Fatal error loading the append only file: {e}. Exiting."))?.len();
     LOG.set_timestamps(timestamps);
     LOG.activate(always);
-    let writer = glommio::spawn_local(writer(core.clone(), path, len));
-    crate::node::current().aof_writer.replace(Some(writer));
+    start_writer(core, Some((path, len)));
     Ok(())
 }
 
@@ -580,39 +567,88 @@ async fn run_batch(core: &Rc<Core>, db: usize, cmds: Vec<Cmd>) {
     }
 }
 
-/// The writer: merges the streams into the file until shutdown, then flushes and fsyncs.
-async fn writer(core: Rc<Core>, path: PathBuf, position: u64) {
-    WRITER_RUNNING.store(true, std::sync::atomic::Ordering::SeqCst);
-    write_until_stopped(core, path, position).await;
-    WRITER_RUNNING.store(false, std::sync::atomic::Ordering::SeqCst);
+/// A file for the writer to append to from the given position: the log was turned on (or
+/// loaded) while a writer may already run for the replicas.
+static OPEN_FILE: std::sync::Mutex<Option<(PathBuf, u64)>> = std::sync::Mutex::new(None);
+
+/// On core 0, once the log is active: has the writer append to `file` (when given) and starts
+/// it unless it runs.
+fn start_writer(core: &Rc<Core>, file: Option<(PathBuf, u64)>) {
+    if file.is_some() {
+        *OPEN_FILE.lock().expect("not poisoned") = file;
+    }
+    if WRITER_RUNNING.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        core.ring_aof_writer();
+        return;
+    }
+    let writer = glommio::spawn_local(write_until_stopped(core.clone()));
+    if let Some(old) = crate::node::current().aof_writer.replace(Some(writer)) {
+        // A writer that stopped: it has nothing left to do.
+        old.detach();
+    }
 }
 
-async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
-    let mut file = match AofFile::open(&path).await {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::error!("Can't open the append only file {path:?} for appending: {e}");
-            return;
-        }
-    };
+/// Replicas are to be fed (on core 0): the log keeps what the cores run, and the writer runs.
+pub fn start_feeding(core: &Rc<Core>) {
+    LOG.set_feeding(true);
+    start_writer(core, None);
+}
+
+/// The writer: merges the streams into the append-only file (while `appendonly yes`) and the
+/// replication stream (while replicas are fed) until shutdown, then flushes and fsyncs.
+async fn write_until_stopped(core: Rc<Core>) {
+    let mut file: Option<AofFile> = None;
+    let mut position = 0;
     let mut merger = Merger::new(core.shard_count);
     // Where this file stood when we started appending to it (what growth counts from).
-    let mut start = position;
+    let mut start = 0;
     let mut last_fsync = Instant::now();
     let mut unsynced = false;
     let node = crate::node::current();
     // Bytes merged but not yet written (kept across a failed write, to retry).
     let mut unwritten = Vec::new();
-    // Per stream, the records last announced durable, and fsynced (for WAITAOF).
+    // Per stream, the records last announced durable, fsynced (for WAITAOF) and fed.
     let mut published = vec![0u64; core.shard_count];
     let mut synced = vec![0u64; core.shard_count];
+    let mut fed = vec![0u64; core.shard_count];
     loop {
+        let opening = OPEN_FILE.lock().expect("not poisoned").take();
+        if let Some((path, at)) = opening {
+            match AofFile::open(&path).await {
+                Ok(new_file) => {
+                    if let Some(old) = file.replace(new_file) {
+                        old.close().await;
+                    }
+                    (position, start) = (at, at);
+                    unsynced = false;
+                }
+                Err(e) => tracing::error!("Can't open the append only file {path:?} for appending: {e}"),
+            }
+        }
         let policy = node.config.borrow().appendfsync;
         LOG.set_always(policy == AppendFsync::Always);
-        file.blocking = policy == AppendFsync::Always && core.shard_count == 1;
+        if let Some(file) = &mut file {
+            file.blocking = policy == AppendFsync::Always && core.shard_count == 1;
+        }
+        let before = unwritten.len();
         let consumed = merger.collect(&mut unwritten);
+        let (stamps, marks) = merger.take_annotations();
+        if LOG.feeding() || !marks.is_empty() {
+            crate::replication::feed(&unwritten, before, &stamps, &marks);
+        }
+        crate::replication::writer_tick();
+        if consumed != fed {
+            shoal_runtime::aof::publish_fed(&consumed);
+            fed.clone_from(&consumed);
+            if file.is_none() {
+                core.aof_announce_durable();
+            }
+        }
+        if file.is_none() {
+            unwritten.clear();
+        }
         let wrote = !unwritten.is_empty();
-        if wrote {
+        if let (true, Some(file)) = (wrote, &file) {
             if let Err(e) = file.write(&mut unwritten, &mut position).await {
                 // Redis exits when it cannot write the AOF under `always`; here writes are
                 // refused (MISCONF) and the write is retried, replies waiting meanwhile.
@@ -625,7 +661,7 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
             unsynced = true;
         }
         let sync_now = unsynced && (policy == AppendFsync::Always || (policy == AppendFsync::Everysec && last_fsync.elapsed() >= Duration::from_secs(1)));
-        if sync_now {
+        if let (true, Some(file)) = (sync_now, &file) {
             if let Err(e) = file.sync().await {
                 tracing::warn!("Error fsyncing the AOF file: {e}");
                 set_write_error(Some(&e));
@@ -648,17 +684,19 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
                 let at = switches.iter().position(|(s, _)| *s == id).expect("a switch names its file");
                 switches.remove(at).1
             };
-            if let Err(e) = file.sync().await {
-                tracing::warn!("Error fsyncing the AOF file: {e}");
-            }
-            match AofFile::open(&next).await {
-                Ok(new_file) => {
-                    std::mem::replace(&mut file, new_file).close().await;
-                    position = 0;
-                    start = 0;
-                    INCR_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
+            if let Some(old) = &file {
+                if let Err(e) = old.sync().await {
+                    tracing::warn!("Error fsyncing the AOF file: {e}");
                 }
-                Err(e) => tracing::error!("Can't open the new append only file {next:?}: {e}; appending to the old one"),
+                match AofFile::open(&next).await {
+                    Ok(new_file) => {
+                        file.replace(new_file).expect("a file").close().await;
+                        position = 0;
+                        start = 0;
+                        INCR_BYTES.store(0, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::error!("Can't open the new append only file {next:?}: {e}; appending to the old one"),
+                }
             }
             unsynced = false;
             last_fsync = Instant::now();
@@ -686,13 +724,24 @@ async fn write_until_stopped(core: Rc<Core>, path: PathBuf, mut position: u64) {
         } else if newly_synced {
             core.aof_announce_durable();
         }
+        // CONFIG SET appendonly no: what was merged is in the file; fsync and close it.
+        if file.is_some() && !LOG.file_on() && unwritten.is_empty() {
+            let old = file.take().expect("a file");
+            let _ = old.sync().await;
+            old.close().await;
+            unsynced = false;
+        }
         if wrote || sync_now {
             continue;
         }
         let stopping = core.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) || !LOG.is_active();
-        if stopping && !merger.holds_records() && !shoal_runtime::aof::streams_hold_records() {
-            let _ = file.sync().await;
-            file.close().await;
+        if stopping && !merger.holds_records() && !shoal_runtime::aof::streams_hold_records() && OPEN_FILE.lock().expect("not poisoned").is_none() {
+            // Stopped from here on: a log turned on meanwhile starts a new writer.
+            WRITER_RUNNING.store(false, std::sync::atomic::Ordering::SeqCst);
+            if let Some(file) = file {
+                let _ = file.sync().await;
+                file.close().await;
+            }
             return;
         }
         if merger.holds_records() {

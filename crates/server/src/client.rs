@@ -136,12 +136,17 @@ impl ClientInfo {
         }
     }
 
-    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `P` subscribed, `x` in MULTI, `b`
+    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `S` replica, `M` master, `P` subscribed, `x` in MULTI, `b`
     /// blocked, `t` tracking, `R` its redirection is gone, `B` broadcasting, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
         if self.monitor.get() {
             flags.push('O');
+        } else if crate::replication::is_replica(self.id) {
+            flags.push('S');
+        }
+        if crate::replica::is_link(self.id) {
+            flags.push('M');
         }
         if self.is_subscriber() {
             flags.push('P');
@@ -235,14 +240,25 @@ impl ClientInfo {
 /// Closes clients idle for longer than `timeout` seconds (0: never), as Redis's
 /// clientsCronHandleTimeout does.
 pub fn enforce_idle_timeout(node: &Rc<Node>) {
-    let timeout_s = node.config.borrow().timeout as u64;
+    let (timeout_s, repl_timeout_s) = {
+        let config = node.config.borrow();
+        (config.timeout as u64, config.repl_timeout)
+    };
+    let now = coarse_ms();
+    // A master link that has heard nothing for `repl-timeout` is dead (the master PINGs).
+    for client in node.clients.borrow().values().filter(|c| crate::replica::is_link(c.id)) {
+        if now.saturating_sub(client.last_interaction.get()) / 1000 > repl_timeout_s {
+            tracing::warn!("MASTER timeout: no data nor PING received...");
+            client.kill();
+        }
+    }
     if timeout_s == 0 {
         return;
     }
-    let now = coarse_ms();
     // As Redis, a blocked client is not idle (its own timeout governs it), nor is a subscriber
     // (it waits for messages).
-    for client in node.clients.borrow().values().filter(|c| !c.blocked.get() && !c.is_subscriber()) {
+    let exempt = |c: &ClientInfo| c.blocked.get() || c.is_subscriber() || crate::replica::is_link(c.id) || crate::replication::is_replica(c.id);
+    for client in node.clients.borrow().values().filter(|c| !exempt(c)) {
         if now.saturating_sub(client.last_interaction.get()) / 1000 > timeout_s {
             tracing::debug!("Closing idle client {}", client.id);
             client.kill();

@@ -173,13 +173,16 @@ impl ClientType {
         }
     }
 
-    /// Redis's `getClientType`: a subscribed client is PUBSUB, any other NORMAL (no
-    /// replication yet).
+    /// Redis's `getClientType`: the link to this replica's master is MASTER, a replica's
+    /// connection REPLICA (unless it monitors), a subscribed client PUBSUB, any other NORMAL.
     fn matches(self, client: &ClientInfo) -> bool {
+        let master = crate::replica::is_link(client.id);
+        let replica = !client.monitor.get() && crate::replication::is_replica(client.id);
         match self {
-            ClientType::PubSub => client.is_subscriber(),
-            ClientType::Normal => !client.is_subscriber(),
-            ClientType::Replica | ClientType::Master => false,
+            ClientType::Master => master,
+            ClientType::Replica => !master && replica,
+            ClientType::PubSub => !master && !replica && client.is_subscriber(),
+            ClientType::Normal => !master && !replica && !client.is_subscriber(),
         }
     }
 }

@@ -72,12 +72,39 @@ pub struct Conn {
     pub outlet: Option<Rc<shoal_runtime::tracking::Outlet>>,
     /// What REPLCONF set (see `crate::sync_cmd`).
     pub replconf: crate::sync_cmd::ReplConf,
+    /// This connection is the link to this replica's master: its commands come from the
+    /// master, run whatever limits say, and get no replies (see `crate::replica`).
+    pub master_link: Option<Rc<crate::replica::MasterLink>>,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
 enum Slot {
     Ready(Frame),
     Pending(usize),
+}
+
+impl Conn {
+    /// A new connection's state: RESP2, database 0. A master link gets no replies.
+    fn new(client: Rc<ClientInfo>, authenticated: bool, master_link: Option<Rc<crate::replica::MasterLink>>) -> Conn {
+        Conn {
+            client,
+            db: 0,
+            proto: Protocol::Resp2,
+            reply_mode: if master_link.is_some() { ReplyMode::Off } else { ReplyMode::On },
+            authenticated,
+            multi: None,
+            watch: None,
+            in_exec: false,
+            pubsub: None,
+            monitor: None,
+            aof_wrote: false,
+            published: false,
+            tracking: None,
+            outlet: None,
+            replconf: Default::default(),
+            master_link,
+        }
+    }
 }
 
 fn set_keepalive(fd: i32, seconds: u32) {
@@ -123,29 +150,39 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     let mut socket = Socket::new(stream);
     node.clients.borrow_mut().insert(id, client.clone());
     let authenticated = node.config.borrow().requirepass.is_empty();
-    let mut conn = Conn {
-        client: client.clone(),
-        db: 0,
-        proto: Protocol::Resp2,
-        reply_mode: ReplyMode::On,
-        authenticated,
-        multi: None,
-        watch: None,
-        in_exec: false,
-        pubsub: None,
-        monitor: None,
-        aof_wrote: false,
-        published: false,
-        tracking: None,
-        outlet: None,
-        replconf: Default::default(),
-    };
+    let mut conn = Conn::new(client.clone(), authenticated, None);
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("client {id} closed: {e}");
     }
-    crate::multi::leave(&node, &mut conn);
-    crate::pubsub::disconnect(&node, &mut conn);
-    crate::admin_cmd::leave_monitor(&node, &mut conn);
+    leave(&node, conn, socket).await;
+    shared.clients.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Serves the stream of this replica's master (connected by `crate::replica`) as a client
+/// of its own: its commands run as any client's, without replies. `registered` learns its
+/// client id.
+pub async fn serve_master(node: Rc<Node>, stream: TcpStream, link: Rc<crate::replica::MasterLink>, registered: impl FnOnce(u64)) {
+    use std::os::unix::io::AsRawFd;
+    let id = node.core.shared.next_client_id.fetch_add(1, Ordering::SeqCst) + 1;
+    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let client = Rc::new(ClientInfo::new(id, addr, laddr, stream.as_raw_fd()));
+    let mut socket = Socket::new(stream);
+    node.clients.borrow_mut().insert(id, client.clone());
+    registered(id);
+    let mut conn = Conn::new(client, true, Some(link));
+    if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
+        tracing::debug!("master link {id} closed: {e}");
+    }
+    leave(&node, conn, socket).await;
+}
+
+/// A connection that ends: it leaves its transaction, subscriptions and registrations.
+async fn leave(node: &Rc<Node>, mut conn: Conn, mut socket: Socket) {
+    let (id, client) = (conn.client.id, conn.client.clone());
+    crate::multi::leave(node, &mut conn);
+    crate::pubsub::disconnect(node, &mut conn);
+    crate::admin_cmd::leave_monitor(node, &mut conn);
     // Its outlet goes even if it never picked it up (named as a REDIRECT, then gone).
     conn.outlet = None;
     node.core.tracking_forget(id);
@@ -153,9 +190,8 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
     // Out of the registry before the descriptor closes: a CLIENT KILL must never shut down a
     // newer connection that reuses the number.
     node.clients.borrow_mut().remove(&id);
-    crate::slowlog_cmd::remember_departed(&node, id, &client.addr, &client.name.borrow());
+    crate::slowlog_cmd::remember_departed(node, id, &client.addr, &client.name.borrow());
     let _ = socket.stream.close().await;
-    shared.clients.fetch_sub(1, Ordering::SeqCst);
 }
 
 async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> std::io::Result<()> {
@@ -163,6 +199,12 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut output = BytesMut::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
+    // A master link starts with the stream's bytes that came with the snapshot.
+    let link = conn.master_link.clone();
+    if let Some(link) = &link {
+        input = std::mem::take(&mut *link.leftover.borrow_mut());
+    }
+    let mut unread_input = !input.is_empty();
     loop {
         // Read, unless killed or shutting down. A kill or shutdown while we wait in the read
         // shuts the socket's read side, which ends the read (ClientInfo::kill).
@@ -177,9 +219,13 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 return Ok(());
             }
         }
-        let read = socket.read(&mut input, &mut chunk).await?;
+        let leftover = std::mem::take(&mut unread_input);
+        let read = if leftover { input.len() } else { socket.read(&mut input, &mut chunk).await? };
         if read == 0 || conn.client.kill.is_set() {
             return Ok(());
+        }
+        if let (Some(link), false) = (&link, leftover) {
+            link.note_read(read);
         }
         conn.client.note_input(input.len() + decoder.partial_request_len(), input.capacity());
         conn.client.last_interaction.set(crate::client::coarse_ms());
@@ -188,6 +234,8 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             decoder.limits.bulk_len_max = config.proto_max_bulk_len as usize;
         }
         let mut close = false;
+        // The master asked for an acknowledgement (REPLCONF GETACK).
+        let mut getack = false;
         // Commands answered in this read, to decide whether to batch the write.
         let mut answered = 0;
         while !close {
@@ -262,6 +310,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     more = true;
                 }
                 RoundEnd::Connection(spec, args) => {
+                    getack |= link.is_some() && spec.name == "replconf" && args.get(1).is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
                     let writes = spec.is_write() || matches!(spec.name, "exec" | "eval" | "evalsha" | "fcall") || spec.name.starts_with("function|");
                     let (frame, after) = if spec.name == "wait" || spec.name == "waitaof" {
                         (Some(wait_for_acks(node, socket, conn, spec, &args).await), After::Continue)
@@ -269,7 +318,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                         // The file goes straight to the socket, after the replies before it.
                         write_out(node, socket, conn, &mut output).await?;
                         output.clear();
-                        match crate::sync_cmd::sync(node, socket, conn, spec.name == "psync").await? {
+                        match crate::sync_cmd::sync(node, socket, conn, &args).await? {
                             Some(refusal) => (Some(refusal), After::Continue),
                             None => (None, After::Close),
                         }
@@ -298,6 +347,9 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             if let Some(error) = protocol_error {
                 encode(&error.to_frame(), conn.proto, &mut output);
                 close = true;
+            }
+            if let Some(link) = &link {
+                link.round_done(input.len() + decoder.partial_request_len(), std::mem::take(&mut getack), &mut output);
             }
             enforce_output_limit(node, &output)?;
             if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {
@@ -395,7 +447,7 @@ async fn deliver_while_blocked(socket: &Socket, pushes: Option<Rc<Subscriber>>) 
 }
 
 /// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
+pub(crate) fn scopeguard(f: impl FnOnce()) -> impl Drop {
     struct Guard<F: FnOnce()>(Option<F>);
     impl<F: FnOnce()> Drop for Guard<F> {
         fn drop(&mut self) {
@@ -452,7 +504,13 @@ fn decode_round(
                 }
                 // Over `maxmemory` with nothing to evict: OOM (before the Pub/Sub and MULTI
                 // rules, as Redis's processCommand checks; see `crate::evict`).
-                if let Some(refusal) = crate::evict::refusal(node, conn, resolved.spec, &args) {
+                let from_master = conn.master_link.is_some();
+                if let Some(refusal) = crate::evict::refusal(node, conn, resolved.spec, &args).filter(|_| !from_master) {
+                    refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
+                    continue;
+                }
+                // A read-only replica takes writes from its master alone.
+                if let Some(refusal) = crate::replica::refusal(node, resolved.spec).filter(|_| !from_master) {
                     refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
                 }
@@ -522,7 +580,7 @@ fn decode_round(
                     continue;
                 }
                 // The last background save failed and the server is told to stop writes then.
-                if resolved.spec.is_write() && crate::save::writes_refused(node) {
+                if resolved.spec.is_write() && conn.master_link.is_none() && crate::save::writes_refused(node) {
                     let refusal = shoal_commands::errors::error(&crate::aof::write_error_refusal().unwrap_or_else(|| crate::save::MISCONF.to_owned()));
                     node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &refusal);
                     slots.push(Slot::Ready(refusal));
@@ -625,7 +683,8 @@ async fn wait_for_acks(node: &Rc<Node>, socket: &Socket, conn: &Conn, spec: &'st
     let started = shoal_runtime::stats::Stopwatch::start();
     let interrupted = blocked_wait_interrupted(node, &conn.client, socket, None);
     let frame = if spec.name == "wait" {
-        crate::admin_cmd::wait(args, interrupted).await
+        let marks = if conn.aof_wrote { Some(crate::admin_cmd::logged_so_far(node).await) } else { None };
+        crate::admin_cmd::wait(node, marks, args, interrupted).await
     } else {
         let marks = if conn.aof_wrote { Some(crate::admin_cmd::logged_so_far(node).await) } else { None };
         let written = marks.as_deref().map_or(crate::admin_cmd::Written::Nothing, crate::admin_cmd::Written::UpTo);

@@ -160,7 +160,6 @@ pub struct Snapshot {
     pub latency_tracking: Option<Vec<f64>>,
     pub process_id: u32,
     pub run_id: String,
-    pub replication_id: String,
     pub os: String,
     pub port: u16,
     pub bind: Vec<String>,
@@ -305,7 +304,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
     let config = node.config.borrow();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let uptime = node.started.elapsed();
-    let (run_id, replication_id) = ids();
+    let (run_id, _) = ids();
     let shared = &node.core.shared;
     // What maxmemory is checked against, as Redis's used_memory is.
     let used_memory = crate::alloc::used_bytes();
@@ -313,7 +312,6 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
         latency_tracking: config.latency_tracking.then(|| config.latency_tracking_info_percentiles.0.clone()),
         process_id: std::process::id(),
         run_id: run_id.to_owned(),
-        replication_id: replication_id.to_owned(),
         os: system::os_name(),
         port: config.port,
         bind: config.bind.clone(),
@@ -350,7 +348,7 @@ pub(crate) fn record_peak(used: u64) -> u64 {
 }
 
 /// The run id and the replication id: 40 random hex characters each, fixed for the process.
-fn ids() -> (&'static str, &'static str) {
+pub fn ids() -> (&'static str, &'static str) {
     static IDS: OnceLock<(String, String)> = OnceLock::new();
     let (run, replication) = IDS.get_or_init(|| (system::random_hex40(), system::random_hex40()));
     (run, replication)
@@ -491,7 +489,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("mem_fragmentation_bytes", (s.used_memory_rss as i64 - s.used_memory as i64).to_string());
             // Everything allocated counts against maxmemory (no replica or AOF buffers apart).
             add("mem_not_counted_for_evict", "0".to_owned());
-            add("mem_replication_backlog", "0".to_owned());
+            add("mem_replication_backlog", crate::replication::backlog_bytes().to_string());
             add("mem_total_replication_buffers", "0".to_owned());
             add("mem_clients_slaves", "0".to_owned());
             add("mem_clients_normal", m.clients_normal.to_string());
@@ -535,7 +533,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("rdb_saves", save.saves.to_string());
             // No fork, so no copy-on-write: the values copied aside during the last save.
             add("rdb_last_cow_size", save.last_copied_bytes.to_string());
-            add("aof_enabled", (shoal_runtime::aof::LOG.is_active() as u8).to_string());
+            add("aof_enabled", (shoal_runtime::aof::LOG.file_on() as u8).to_string());
             let (rewriting, scheduled, rewrite_ok, rewrites, last_rewrite_s) = crate::save::rewrite_info();
             add("aof_rewrite_in_progress", (rewriting as u8).to_string());
             add("aof_rewrite_scheduled", (scheduled as u8).to_string());
@@ -552,9 +550,10 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             // Not measured yet.
             add("instantaneous_ops_per_sec", s.ops_per_second.to_string());
             add("rejected_connections", s.rejected_connections.to_string());
-            add("sync_full", "0".to_owned());
-            add("sync_partial_ok", "0".to_owned());
-            add("sync_partial_err", "0".to_owned());
+            let [full, partial_ok, partial_err] = crate::replication::sync_counts();
+            add("sync_full", full.to_string());
+            add("sync_partial_ok", partial_ok.to_string());
+            add("sync_partial_err", partial_err.to_string());
             add("expired_keys", s.db_stats.expired_keys.to_string());
             add("expired_subkeys", s.db_stats.expired_fields.to_string());
             add("evicted_keys", s.db_stats.evicted_keys.to_string());
@@ -573,17 +572,10 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("total_error_replies", errors.to_string());
         }
         Section::Replication => {
-            add("role", "master".to_owned());
-            add("connected_slaves", "0".to_owned());
-            add("master_failover_state", "no-failover".to_owned());
-            add("master_replid", s.replication_id.clone());
-            add("master_replid2", "0".repeat(40));
-            add("master_repl_offset", "0".to_owned());
-            add("second_repl_offset", "-1".to_owned());
-            add("repl_backlog_active", "0".to_owned());
-            add("repl_backlog_size", "1048576".to_owned());
-            add("repl_backlog_first_byte_offset", "0".to_owned());
-            add("repl_backlog_histlen", "0".to_owned());
+            if !crate::replica::info(&mut |name, value| add(name, value)) {
+                add("role", "master".to_owned());
+                crate::replication::info(&mut |name, value| add(name, value));
+            }
         }
         Section::Cpu => {
             add("used_cpu_sys", seconds(s.cpu_process.sys));

@@ -25,6 +25,8 @@ mod node;
 mod pause;
 mod pubsub;
 mod rdb_load;
+mod replica;
+mod replication;
 mod save;
 mod scripting;
 mod server_commands;

@@ -158,6 +158,13 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         core.shared.shutdown.store(true, Ordering::SeqCst);
     }
     drop(startup);
+    // `replicaof` in the configuration: follow the master once the local data is loaded (a
+    // full resynchronisation replaces it anyway).
+    let replicaof = node.config.borrow().replicaof.clone();
+    if let (0, Some((host, port))) = (core.id, replicaof) {
+        let node = node.clone();
+        glommio::spawn_local(async move { crate::replica::follow(&node, host, port).await }).detach();
+    }
 
     // The cron: active expiry, and watching for shutdown.
     let cron_node = node.clone();

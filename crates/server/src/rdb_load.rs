@@ -154,6 +154,17 @@ pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
     Ok(preload)
 }
 
+/// Reads the snapshot a replica received from its master, at `path`: keys whose time has
+/// passed load too (a replica waits for its master's DEL, as in Redis).
+pub fn read_for_replica(config: &Config, path: &str, threads: usize) -> Result<Preload, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("can't open the snapshot from the master ({path}): {e}"))?;
+    let mut preload = Preload::default();
+    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
+    read_rdb(config, path, file, &mut preload, &mut per_core, true)?;
+    tracing::info!("MASTER <-> REPLICA sync: {} keys loaded", preload.keys_loaded);
+    Ok(preload.with_keys(per_core))
+}
+
 impl Preload {
     /// A preload of `per_core` keys.
     pub fn with_keys(mut self, per_core: Vec<Vec<LoadedKey>>) -> Self {

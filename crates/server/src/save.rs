@@ -167,7 +167,7 @@ pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, bu
 pub fn writes_refused(node: &Node) -> bool {
     if STATE.last_ok.load(Ordering::Relaxed) {
         // Or the AOF cannot be written (refused whatever the configuration, as Redis does).
-        return shoal_runtime::aof::LOG.is_active() && crate::aof::write_error_refusal().is_some();
+        return shoal_runtime::aof::LOG.file_on() && crate::aof::write_error_refusal().is_some();
     }
     let config = node.config.borrow();
     config.stop_writes_on_bgsave_error && !config.save.is_empty()
@@ -193,11 +193,11 @@ pub fn cron(node: &Rc<Node>) {
         return;
     }
     // A BGREWRITEAOF scheduled under `appendonly no` runs too, as in Redis.
-    if !shoal_runtime::aof::LOG.is_active() && STATE.rewrite_scheduled.swap(false, Ordering::Relaxed) {
+    if !shoal_runtime::aof::LOG.file_on() && STATE.rewrite_scheduled.swap(false, Ordering::Relaxed) {
         let _ = start_background(node, Purpose::AofRewrite);
         return;
     }
-    if shoal_runtime::aof::LOG.is_active() {
+    if shoal_runtime::aof::LOG.file_on() {
         let (percentage, min_size) = {
             let config = node.config.borrow();
             (config.auto_aof_rewrite_percentage as u64, config.auto_aof_rewrite_min_size)
@@ -255,7 +255,7 @@ fn start_background(node: &Rc<Node>, purpose: Purpose) -> Option<impl std::futur
     match purpose {
         Purpose::Rdb => tracing::info!("Background saving started"),
         Purpose::AofRewrite => tracing::info!("Background append only file rewriting started"),
-        Purpose::Transfer => tracing::info!("Starting a snapshot for a SYNC"),
+        Purpose::Transfer | Purpose::Replica(_) => tracing::info!("Starting a snapshot for a SYNC"),
     }
     let node = node.clone();
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
@@ -369,6 +369,8 @@ pub enum Purpose {
     AofRewrite,
     /// A file for SYNC to send (`redis-cli --rdb`), left for the caller.
     Transfer,
+    /// A file for a replica, with this mark in the log's streams at the cut.
+    Replica(u64),
 }
 
 /// The file a [`Purpose::Transfer`] snapshot is written to (one snapshot runs at a time).
@@ -383,6 +385,18 @@ pub async fn snapshot_for_transfer(node: &Rc<Node>) -> std::io::Result<String> {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
     let result = write_snapshot(node, None, Purpose::Transfer).await;
+    STATE.in_progress.store(false, Ordering::SeqCst);
+    result.map(|_| transfer_file())
+}
+
+/// A replica's full resynchronisation: as [`snapshot_for_transfer`], with `mark` in every
+/// core's log stream at the cut (see `crate::replication`); `cut_taken` fires once it is
+/// taken.
+pub async fn snapshot_for_replica(node: &Rc<Node>, mark: u64, cut_taken: futures::channel::oneshot::Sender<()>) -> std::io::Result<String> {
+    while STATE.in_progress.swap(true, Ordering::SeqCst) {
+        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let result = write_snapshot(node, Some(cut_taken), Purpose::Replica(mark)).await;
     STATE.in_progress.store(false, Ordering::SeqCst);
     result.map(|_| transfer_file())
 }
@@ -418,10 +432,13 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
     // the switch while every shard is locked).
     let switch = match purpose {
         Purpose::AofRewrite => Some(crate::aof::begin_rewrite()),
-        Purpose::Rdb | Purpose::Transfer => None,
+        Purpose::Rdb | Purpose::Transfer | Purpose::Replica(_) => None,
     };
     if let Some(Ok(id)) = switch {
         node.core.call_all(move |core| core.aof_switch(id)).await;
+    }
+    if let Purpose::Replica(mark) = purpose {
+        node.core.call_all(move |core| core.aof_mark(mark)).await;
     }
     lock.end();
     if let Some(cut_taken) = cut_taken {
@@ -433,9 +450,10 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
         return Err(e);
     }
 
-    let temp = if purpose == Purpose::Transfer { transfer_file() } else { format!("temp-{}.rdb", std::process::id()) };
+    let transfer = matches!(purpose, Purpose::Transfer | Purpose::Replica(_));
+    let temp = if transfer { transfer_file() } else { format!("temp-{}.rdb", std::process::id()) };
     let result = write_file(node, &temp, chunk_options, checksum).await;
-    if purpose == Purpose::Transfer {
+    if transfer {
         return match result {
             Ok((bytes, copied_bytes)) => Ok(Report { bytes, changes_at_cut, copied_bytes }),
             Err(e) => {

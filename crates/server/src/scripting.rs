@@ -116,6 +116,12 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         None => with_engine(|engine| engine.function_flags(&args[1])),
     };
     let read_only = spec.name.ends_with("_ro") || flags.is_some_and(|f| f.no_writes);
+    // A read-only replica runs scripts that may write only to fail their writes, and refuses
+    // one whose flags say it writes (Redis's `scriptPrepareForRun`).
+    let replica_ro = crate::replica::read_only(node) && conn.master_link.is_none();
+    if replica_ro && !read_only && flags.is_some_and(|f| f.shebang) {
+        return errors::error("READONLY You can't write against a read only replica.");
+    }
     // A script without a shebang (Redis's eval compatibility mode) runs while memory is over
     // `maxmemory`, but its first write that may grow memory fails (Redis's
     // `pre_command_oom_state`, checked in `scriptVerifyOOM`); a script that declared flags
@@ -150,7 +156,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             &many_shards
         }
     };
-    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, oom, client_id: conn.client.id };
+    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, replica_ro, oom, client_id: conn.client.id };
     // Every declared key on one other core: run the script there, in place, as one message
     // (rather than park that core). When something is locked there, park it after all.
     if let [owner] = shards {
@@ -180,6 +186,8 @@ struct Run {
     db: usize,
     proto: Protocol,
     read_only: bool,
+    /// This is a read-only replica: writes called fail with READONLY.
+    replica_ro: bool,
     /// Memory was over `maxmemory` when the script started and it declared no flags.
     oom: bool,
     client_id: u64,
@@ -221,7 +229,16 @@ fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) ->
     if let [key] = keys {
         node.core.with_shard(|shard| shard.dbs[run.db].prefetch_head(key));
     }
-    let mut host = ScriptHost { node, access, db: run.db, read_only: run.read_only, oom: run.oom, client_id: run.client_id, running: &running };
+    let mut host = ScriptHost {
+        node,
+        access,
+        db: run.db,
+        read_only: run.read_only,
+        replica_ro: run.replica_ro,
+        oom: run.oom,
+        client_id: run.client_id,
+        running: &running,
+    };
     with_engine(|engine| match source {
         Some(source) => engine.eval(source, keys, argv, run.proto, &mut host),
         None => engine.fcall(&args[1], keys, argv, run.proto, run.spec.name.ends_with("_ro"), &mut host),
@@ -425,6 +442,7 @@ struct ScriptHost<'a, 'b> {
     /// The script's database: the connection's, until the script runs SELECT.
     db: usize,
     read_only: bool,
+    replica_ro: bool,
     /// Memory was over `maxmemory` at the start and the script has not written yet: a
     /// command that may grow memory fails (cleared by the first write command called).
     oom: bool,
@@ -451,6 +469,9 @@ impl Host for ScriptHost<'_, '_> {
         }
         if self.read_only && spec.is_write() {
             return errors::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if self.replica_ro && spec.is_write() {
+            return errors::error("READONLY You can't write against a read only replica.");
         }
         if self.oom && spec.has(shoal_commands::table::flags::DENYOOM) {
             return errors::error(crate::evict::OOM);

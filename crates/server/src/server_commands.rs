@@ -124,7 +124,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         "bgsave" => (bgsave(node, &args).await, After::Continue),
         "lastsave" => (Frame::Integer(crate::save::last_save()), After::Continue),
         // No replication yet: every server is a master without replicas.
-        "role" => (Frame::Array(vec![bulk("master"), Frame::Integer(0), Frame::Array(Vec::new())]), After::Continue),
+        "role" => (crate::replica::role().unwrap_or_else(crate::replication::role), After::Continue),
         "bgrewriteaof" => match crate::save::bgrewriteaof(node).await {
             Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
             Err(text) => (errors::error(text), After::Continue),

@@ -1,8 +1,7 @@
-//! SYNC, PSYNC and REPLCONF, for `redis-cli --rdb` alone: a client that says
-//! `REPLCONF rdb-only 1` gets a snapshot of every core as an RDB file, sent as Redis sends
-//! one to a replica (`$<length>` and the bytes), and the connection closes. Shoal does not
-//! replicate yet, so any other SYNC or PSYNC is refused: a replica must never believe it is
-//! in sync with a master that sends it nothing.
+//! SYNC, PSYNC and REPLCONF. A client that says `REPLCONF rdb-only 1` (`redis-cli --rdb`)
+//! gets a snapshot of every core as an RDB file, sent as Redis sends one to a replica
+//! (`$<length>` and the bytes), and the connection closes; any other SYNC or PSYNC comes
+//! from a replica, served by `crate::replication`.
 
 use std::io::Read;
 use std::rc::Rc;
@@ -23,6 +22,8 @@ pub struct ReplConf {
     pub rdb_only: bool,
     /// `rdb-filter-only`: a filtered snapshot, which Shoal cannot make.
     pub filtered: bool,
+    /// `listening-port`: where a replica listens (INFO, ROLE).
+    pub listening_port: u16,
 }
 
 /// REPLCONF option value ...: `None` for the options Redis answers nothing to (ACK, GETACK).
@@ -33,8 +34,9 @@ pub fn replconf(conn: &mut Conn, args: &[Bytes]) -> Option<Frame> {
     for pair in args[1..].chunks(2) {
         let (option, value) = (&pair[0], &pair[1]);
         if is(option, "listening-port") {
-            if let Err(error) = args::parse_i64(value) {
-                return Some(error);
+            match args::parse_i64(value) {
+                Ok(port) => conn.replconf.listening_port = u16::try_from(port).unwrap_or(0),
+                Err(error) => return Some(error),
             }
         } else if is(option, "ip-address") || is(option, "capa") {
             // Accepted and ignored, as Redis ignores capabilities it does not know.
@@ -60,14 +62,18 @@ pub fn replconf(conn: &mut Conn, args: &[Bytes]) -> Option<Frame> {
     Some(args::ok())
 }
 
-const NOT_A_REPLICA: &str = "ERR Shoal does not replicate yet: SYNC and PSYNC serve only a client that sent REPLCONF rdb-only 1 (redis-cli --rdb)";
 const NO_FILTER: &str = "ERR Shoal cannot filter the RDB file it sends (REPLCONF rdb-filter-only)";
 
 /// SYNC or PSYNC: the refusal (the connection goes on), or `None` once the file was sent
-/// (the connection closes, as Redis closes an rdb-only replica's).
-pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, psync: bool) -> std::io::Result<Option<Frame>> {
+/// (the connection closes, as Redis closes an rdb-only replica's) or the replica is gone.
+pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<Option<Frame>> {
+    let psync = args[0].eq_ignore_ascii_case(b"psync");
     if !conn.replconf.rdb_only {
-        return Ok(Some(errors::error(NOT_A_REPLICA)));
+        if crate::replica::is_replica() {
+            return Ok(Some(errors::error("ERR Shoal does not serve replicas while it is a replica itself (no chained replication yet)")));
+        }
+        crate::replication::serve(node, socket, conn, args).await?;
+        return Ok(None);
     }
     if conn.replconf.filtered {
         return Ok(Some(errors::error(NO_FILTER)));
@@ -79,26 +85,21 @@ pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, psync: bool
             return Ok(Some(errors::error("ERR the snapshot for SYNC failed, check the server log")));
         }
     };
-    let sent = send_file(socket, &path, psync).await;
+    if psync {
+        // Not a replica: the offset does not matter, as with Redis's rdb-only replicas.
+        socket.write_all(format!("+FULLRESYNC {} 0\r\n", crate::info::ids().1).as_bytes()).await?;
+    }
+    let sent = send_file(socket, &path).await;
     let _ = std::fs::remove_file(&path);
     sent.map(|()| None)
 }
 
-/// Sends the file as Redis sends a replica its RDB: for PSYNC `+FULLRESYNC <replid> 0`
-/// first, then `$<length>\r\n` and the bytes, without a trailing CRLF.
-async fn send_file(socket: &mut Socket, path: &str, psync: bool) -> std::io::Result<()> {
+/// Sends the file as Redis sends a replica its RDB: `$<length>\r\n` and the bytes, without
+/// a trailing CRLF.
+pub async fn send_file(socket: &mut Socket, path: &str) -> std::io::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let length = file.metadata()?.len();
-    let mut header = String::new();
-    if psync {
-        // No replication history: a fresh 40-character id, as a master that just started.
-        use std::hash::{BuildHasher, Hasher};
-        let replid: String =
-            (0..3).map(|_| format!("{:016x}", std::collections::hash_map::RandomState::new().build_hasher().finish())).collect::<String>()[..40].to_owned();
-        header.push_str(&format!("+FULLRESYNC {replid} 0\r\n"));
-    }
-    header.push_str(&format!("${length}\r\n"));
-    socket.write_all(header.as_bytes()).await?;
+    socket.write_all(format!("${length}\r\n").as_bytes()).await?;
     // The file was just written: reading it comes from the page cache. A chunk at a time,
     // so memory stays bounded whatever the dataset's size.
     let mut chunk = vec![0u8; 256 * 1024];

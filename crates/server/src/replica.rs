@@ -1,0 +1,484 @@
+//! Replication, the replica's side: `REPLICAOF <host> <port>` (or `replicaof` in the
+//! configuration) makes this server follow a master, Shoal or Redis.
+//!
+//! - **The link** is a task on core 0 ([`link_loop`]): it connects, does Redis's handshake
+//!   (PING, AUTH with `masterauth`, REPLCONF listening-port and capa, PSYNC), and on
+//!   `+FULLRESYNC` receives the snapshot (`$<length>` or the diskless `$EOF:<mark>` form) into
+//!   a file, then replaces the whole dataset with it: every shard locked, every database
+//!   emptied, the keys installed on their cores (as DEBUG RELOAD does). On `+CONTINUE` it keeps
+//!   the data and goes on from its offset. It tries again every second while the link is
+//!   down.
+//! - **The stream** is then served as a client of its own (`connection::serve_master`): the
+//!   master's commands run through the ordinary command path, so MULTI/EXEC from the master
+//!   is atomic across cores as any transaction is. Replies are not sent, but `REPLCONF
+//!   GETACK` is answered with `REPLCONF ACK <offset>`, and an ACK goes every second. The
+//!   offset counts the bytes of the commands run ([`MasterLink`]).
+//! - **Expiry.** A replica does not expire keys itself, as in Redis: every database stays in
+//!   the "loading" mode (no key expires), and the master's DELs remove them. Unlike Redis, a
+//!   read of a key whose time has passed still finds it until that DEL arrives.
+//! - **Writes** from the replica's own clients are refused with READONLY while
+//!   `replica-read-only yes`.
+//! - Not yet: replicas of a replica (chained replication): a replica refuses PSYNC.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use shoal_commands::errors;
+use shoal_commands::CommandSpec;
+use shoal_resp::Frame;
+
+use crate::node::Node;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LinkState {
+    Connect,
+    Connecting,
+    Sync,
+    Connected,
+}
+
+impl LinkState {
+    /// ROLE's name for it.
+    fn name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+struct Following {
+    host: String,
+    port: u16,
+    state: LinkState,
+    /// Unix ms of the last bytes from the master.
+    last_io_ms: u64,
+}
+
+/// What the replica knows of its master's stream: its id and how far it got. Kept when the
+/// link drops (a PSYNC continues from it) and when the master changes.
+struct History {
+    replid: Option<String>,
+    offset: u64,
+}
+
+static FOLLOWING: Mutex<Option<Following>> = Mutex::new(None);
+static HISTORY: Mutex<History> = Mutex::new(History { replid: None, offset: 0 });
+static REPLICATING: AtomicBool = AtomicBool::new(false);
+/// Bumped by every REPLICAOF: a link task of an earlier one stops.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// The master link's client id on core 0 (0: none).
+static LINK_CLIENT: AtomicU64 = AtomicU64::new(0);
+
+/// Whether this server follows a master.
+#[inline]
+pub fn is_replica() -> bool {
+    REPLICATING.load(Ordering::Relaxed)
+}
+
+/// Whether this server is a replica that refuses its clients' writes.
+pub fn read_only(node: &Node) -> bool {
+    is_replica() && node.config.borrow().replica_read_only
+}
+
+/// READONLY for a client's write while this server is a read-only replica.
+pub fn refusal(node: &Node, spec: &CommandSpec) -> Option<Frame> {
+    (spec.is_write() && read_only(node)).then(|| errors::error("READONLY You can't write against a read only replica."))
+}
+
+/// The master link's position in the stream: bytes read from the master since the link
+/// started (the snapshot excluded) and the offset they started at.
+pub struct MasterLink {
+    base: u64,
+    read: Cell<u64>,
+    /// What arrived with the end of the snapshot: the stream's first bytes.
+    pub leftover: RefCell<BytesMut>,
+    last_ack_ms: Cell<u64>,
+}
+
+impl MasterLink {
+    /// Counts `n` more bytes read from the master.
+    pub fn note_read(&self, n: usize) {
+        self.read.set(self.read.get() + n as u64);
+        if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
+            following.last_io_ms = shoal_runtime::now_ms();
+        }
+    }
+
+    /// After a round of the master's commands ran, with `unrun` bytes read but not run yet:
+    /// records the offset, and appends `REPLCONF ACK <offset>` to `output` when the master
+    /// asked (GETACK) or a second passed since the last one.
+    pub fn round_done(&self, unrun: usize, asked: bool, output: &mut BytesMut) {
+        let offset = self.base + self.read.get() - unrun as u64;
+        HISTORY.lock().expect("not poisoned").offset = offset;
+        let now = shoal_runtime::now_ms();
+        if asked || now.saturating_sub(self.last_ack_ms.get()) >= 1000 {
+            self.last_ack_ms.set(now);
+            shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", offset.to_string().as_bytes()], output);
+        }
+    }
+}
+
+/// REPLICAOF (SLAVEOF) host port | NO ONE.
+pub async fn replicaof(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        if is_replica() {
+            stop(node).await;
+            tracing::info!("MASTER MODE enabled (user request)");
+        }
+        return shoal_commands::args::ok();
+    }
+    let Some(port) = std::str::from_utf8(&args[2]).ok().and_then(|p| p.parse::<u16>().ok()) else {
+        return errors::error("ERR Invalid master port");
+    };
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    let same = FOLLOWING.lock().expect("not poisoned").as_ref().is_some_and(|f| f.host.eq_ignore_ascii_case(&host) && f.port == port);
+    if same {
+        return Frame::Simple(Bytes::from_static(b"OK Already connected to specified master"));
+    }
+    follow(node, host, port).await;
+    shoal_commands::args::ok()
+}
+
+/// Starts following `host:port` (dropping any earlier link).
+pub async fn follow(node: &Rc<Node>, host: String, port: u16) {
+    tracing::info!("Connecting to MASTER {host}:{port}");
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0 });
+    node.config.borrow_mut().replicaof = Some((host, port));
+    REPLICATING.store(true, Ordering::SeqCst);
+    // A replica expires nothing by itself: its master's DELs do.
+    node.core.call_all(|core| core.with_shard(|shard| shard.set_loading(true))).await;
+    // Its own replicas would need a full resync after the dataset is replaced; chains are
+    // not served yet, so they go.
+    crate::replication::drop_all();
+    node.core
+        .call_on(0, move |_| {
+            kill_link_client();
+            let node = crate::node::current();
+            glommio::spawn_local(link_loop(node, generation)).detach();
+        })
+        .await;
+}
+
+/// REPLICAOF NO ONE: stops following; the data stays, and keys expire again.
+async fn stop(node: &Rc<Node>) {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    REPLICATING.store(false, Ordering::SeqCst);
+    *FOLLOWING.lock().expect("not poisoned") = None;
+    node.config.borrow_mut().replicaof = None;
+    node.core.call_on(0, |_| kill_link_client()).await;
+    node.core.call_all(|core| core.with_shard(|shard| shard.set_loading(false))).await;
+    // A new history starts here, as Redis's shiftReplicationId.
+    crate::replication::new_history();
+}
+
+/// On core 0: closes the master link's connection, if any.
+fn kill_link_client() {
+    let id = LINK_CLIENT.swap(0, Ordering::SeqCst);
+    if id == 0 {
+        return;
+    }
+    if let Some(client) = crate::node::current().clients.borrow().get(&id) {
+        client.kill();
+    }
+}
+
+fn set_state(state: LinkState) {
+    if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
+        following.state = state;
+    }
+}
+
+fn current(generation: u64) -> bool {
+    GENERATION.load(Ordering::SeqCst) == generation
+}
+
+/// The link (on core 0): connect, synchronise, serve the stream; again after a second
+/// whenever it ends, until another REPLICAOF.
+async fn link_loop(node: Rc<Node>, generation: u64) {
+    while current(generation) && !node.shutdown.is_set() {
+        match connect_and_sync(&node, generation).await {
+            Ok(Some((stream, leftover, base))) if current(generation) => {
+                set_state(LinkState::Connected);
+                tracing::info!("MASTER <-> REPLICA sync: Master accepted, streaming from offset {base}");
+                let link = Rc::new(MasterLink { base, read: Cell::new(leftover.len() as u64), leftover: RefCell::new(leftover), last_ack_ms: Cell::new(0) });
+                crate::connection::serve_master(node.clone(), stream, link, |id| LINK_CLIENT.store(id, Ordering::SeqCst)).await;
+                LINK_CLIENT.store(0, Ordering::SeqCst);
+                if current(generation) {
+                    tracing::info!("Connection with master lost.");
+                }
+            }
+            Ok(_) => return,
+            Err(e) => tracing::warn!("MASTER <-> REPLICA sync failed: {e}"),
+        }
+        if !current(generation) {
+            return;
+        }
+        set_state(LinkState::Connect);
+        glommio::timer::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+type Synced = Option<(TcpStream, BytesMut, u64)>;
+
+/// Connects and synchronises: the stream, the bytes already read past the snapshot, and the
+/// offset the stream continues from. `None` when another REPLICAOF came meanwhile.
+async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<Synced> {
+    let Some((host, port)) = FOLLOWING.lock().expect("not poisoned").as_ref().map(|f| (f.host.clone(), f.port)) else { return Ok(None) };
+    set_state(LinkState::Connecting);
+    let (timeout_s, listening_port, auth) = {
+        let config = node.config.borrow();
+        let auth = (!config.masterauth.is_empty()).then(|| (config.masteruser.clone(), config.masterauth.clone()));
+        (config.repl_timeout, config.port, auth)
+    };
+    let timeout = Duration::from_secs(timeout_s);
+    let mut stream = with_timeout(timeout, async { TcpStream::connect(format!("{host}:{port}")).await.map_err(std::io::Error::from) }).await?;
+    let _ = stream.set_nodelay(true);
+    let mut input = BytesMut::new();
+    let ask = async |stream: &mut TcpStream, input: &mut BytesMut, args: &[&[u8]]| -> std::io::Result<String> {
+        let mut request = BytesMut::new();
+        shoal_resp::encode_request(args, &mut request);
+        stream.write_all(&request).await?;
+        with_timeout(timeout, read_line(stream, input)).await
+    };
+    let pong = ask(&mut stream, &mut input, &[b"PING"]).await?;
+    // A master that wants a password answers NOAUTH: AUTH comes next.
+    if pong.starts_with('-') && !["-NOAUTH", "-NOPERM", "-ERR operation not permitted"].iter().any(|ok| pong.starts_with(ok)) {
+        return Err(std::io::Error::other(format!("Error reply to PING from master: '{pong}'")));
+    }
+    if let Some((user, password)) = auth {
+        let reply = if user.is_empty() {
+            ask(&mut stream, &mut input, &[b"AUTH", password.as_bytes()]).await?
+        } else {
+            ask(&mut stream, &mut input, &[b"AUTH", user.as_bytes(), password.as_bytes()]).await?
+        };
+        if reply.starts_with('-') {
+            return Err(std::io::Error::other(format!("Unable to AUTH to MASTER: {reply}")));
+        }
+    }
+    // Refusals of these are logged by Redis and ignored.
+    let _ = ask(&mut stream, &mut input, &[b"REPLCONF", b"listening-port", listening_port.to_string().as_bytes()]).await?;
+    let _ = ask(&mut stream, &mut input, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
+    let (replid, offset) = {
+        let history = HISTORY.lock().expect("not poisoned");
+        (history.replid.clone(), history.offset)
+    };
+    let reply = match &replid {
+        Some(replid) => {
+            tracing::info!("Trying a partial resynchronization (request {replid}:{}).", offset + 1);
+            ask(&mut stream, &mut input, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes()]).await?
+        }
+        None => ask(&mut stream, &mut input, &[b"PSYNC", b"?", b"-1"]).await?,
+    };
+    if !current(generation) {
+        return Ok(None);
+    }
+    if let Some(rest) = reply.strip_prefix("+CONTINUE") {
+        let new_id = rest.trim();
+        if !new_id.is_empty() {
+            HISTORY.lock().expect("not poisoned").replid = Some(new_id.to_owned());
+        }
+        tracing::info!("Successful partial resynchronization with master.");
+        return Ok(Some((stream, input, offset)));
+    }
+    let Some(rest) = reply.strip_prefix("+FULLRESYNC ") else {
+        return Err(std::io::Error::other(format!("Unexpected reply to PSYNC from master: {reply}")));
+    };
+    let mut parts = rest.split_whitespace();
+    let (Some(new_id), Some(Ok(new_offset))) = (parts.next(), parts.next().map(str::parse::<u64>)) else {
+        return Err(std::io::Error::other(format!("Master replied with wrong +FULLRESYNC syntax: {reply}")));
+    };
+    tracing::info!("Full resync from master: {new_id}:{new_offset}");
+    set_state(LinkState::Sync);
+    let path = format!("temp-{}.{}.rdb", std::process::id(), shoal_runtime::now_ms());
+    let received = receive_snapshot(&mut stream, &mut input, &path, timeout).await;
+    let loaded = match received {
+        Ok(()) if current(generation) => load_snapshot(node, &path).await,
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = std::fs::remove_file(&path);
+    loaded.map_err(std::io::Error::other)?;
+    if !current(generation) {
+        return Ok(None);
+    }
+    *HISTORY.lock().expect("not poisoned") = History { replid: Some(new_id.to_owned()), offset: new_offset };
+    tracing::info!("MASTER <-> REPLICA sync: Finished with success");
+    // A master that sent the snapshot diskless starts the stream on the first ACK.
+    let mut ack = BytesMut::new();
+    shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", new_offset.to_string().as_bytes()], &mut ack);
+    stream.write_all(&ack).await?;
+    Ok(Some((stream, input, new_offset)))
+}
+
+async fn with_timeout<T>(timeout: Duration, work: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    match select(std::pin::pin!(work), std::pin::pin!(glommio::timer::sleep(timeout))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "Timeout connecting to the MASTER")),
+    }
+}
+
+/// Reads more from the master into `input`; an error at end-of-file.
+async fn fill(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    let n = stream.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the master closed the connection"));
+    }
+    input.extend_from_slice(&chunk[..n]);
+    if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
+        following.last_io_ms = shoal_runtime::now_ms();
+    }
+    Ok(())
+}
+
+/// One reply line, without its CRLF; newlines alone (a master's keepalives) are skipped.
+async fn read_line(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Result<String> {
+    loop {
+        while input.first() == Some(&b'\n') {
+            let _ = input.split_to(1);
+        }
+        if let Some(end) = input.windows(2).position(|w| w == b"\r\n") {
+            let line = input.split_to(end + 2);
+            return Ok(String::from_utf8_lossy(&line[..end]).into_owned());
+        }
+        if input.len() > 64 * 1024 {
+            return Err(std::io::Error::other("a reply line from the master is too long"));
+        }
+        fill(stream, input).await?;
+    }
+}
+
+/// Receives the snapshot into the file at `path`: `$<length>\r\n` and that many bytes, or
+/// `$EOF:<40-byte mark>\r\n`, the bytes, and the mark again.
+async fn receive_snapshot(stream: &mut TcpStream, input: &mut BytesMut, path: &str, timeout: Duration) -> std::io::Result<()> {
+    use std::io::Write;
+    let header = with_timeout(timeout, read_line(stream, input)).await?;
+    let Some(size) = header.strip_prefix('$') else {
+        return Err(std::io::Error::other(format!("Bad protocol from MASTER, the first byte is not '$' (we received '{header}')")));
+    };
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    if let Some(mark) = size.strip_prefix("EOF:") {
+        let mark = mark.as_bytes().to_vec();
+        loop {
+            // Everything but what could be the start of the mark goes to the file.
+            if input.len() > mark.len() {
+                let keep = input.len() - mark.len();
+                file.write_all(&input.split_to(keep))?;
+            }
+            if input.len() == mark.len() && input[..] == mark[..] {
+                let _ = input.split_to(mark.len());
+                break;
+            }
+            with_timeout(timeout, fill(stream, input)).await?;
+        }
+    } else {
+        let mut left: usize = size.parse().map_err(|_| std::io::Error::other(format!("Bad snapshot length from MASTER: '{size}'")))?;
+        while left > 0 {
+            if input.is_empty() {
+                with_timeout(timeout, fill(stream, input)).await?;
+            }
+            let n = left.min(input.len());
+            file.write_all(&input.split_to(n))?;
+            left -= n;
+        }
+    }
+    file.flush()?;
+    file.get_ref().sync_data()?;
+    Ok(())
+}
+
+/// Replaces the dataset with the snapshot at `path`: read on a thread of its own, then, with
+/// every shard locked, every database emptied and each core's keys installed.
+async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<(), String> {
+    let config = node.config.borrow().clone();
+    let threads = node.core.shard_count;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        let _ = sender.send(crate::rdb_load::read_for_replica(&config, &path, threads));
+    });
+    let preload = loop {
+        match receiver.try_recv() {
+            Ok(result) => break std::sync::Arc::new(result?),
+            Err(std::sync::mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err("the snapshot's reader stopped".to_owned()),
+        }
+    };
+    tracing::info!("MASTER <-> REPLICA sync: Flushing old data, loading DB in memory");
+    let mut lock = node.core.lock_everything().await;
+    let results = node
+        .core
+        .call_all(move |core| {
+            core.with_shard(|shard| {
+                for db in &mut shard.dbs {
+                    drop(db.clear());
+                }
+            });
+            crate::scripting::flush_libraries();
+            let result = crate::rdb_load::install(core, &preload);
+            core.with_shard(|shard| shard.set_loading(true));
+            result
+        })
+        .await;
+    // Every key may have changed: WATCH fails and tracking clients flush.
+    lock.mark_written();
+    lock.end();
+    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+}
+
+/// What INFO's replication section says of a replica (`None` when this is a master).
+pub fn info(add: &mut dyn FnMut(&str, String)) -> bool {
+    let following = FOLLOWING.lock().expect("not poisoned");
+    let Some(following) = following.as_ref() else { return false };
+    let history = HISTORY.lock().expect("not poisoned");
+    let up = following.state == LinkState::Connected;
+    add("role", "slave".to_owned());
+    add("master_host", following.host.clone());
+    add("master_port", following.port.to_string());
+    add("master_link_status", if up { "up" } else { "down" }.to_owned());
+    let last_io = if following.last_io_ms == 0 { -1 } else { (shoal_runtime::now_ms().saturating_sub(following.last_io_ms) / 1000) as i64 };
+    add("master_last_io_seconds_ago", last_io.to_string());
+    add("master_sync_in_progress", u8::from(following.state == LinkState::Sync).to_string());
+    add("slave_read_repl_offset", history.offset.to_string());
+    add("slave_repl_offset", history.offset.to_string());
+    add("slave_priority", "100".to_owned());
+    add("slave_read_only", u8::from(crate::node::current().config.borrow().replica_read_only).to_string());
+    add("replica_announced", "1".to_owned());
+    add("connected_slaves", "0".to_owned());
+    add("master_failover_state", "no-failover".to_owned());
+    add("master_replid", history.replid.clone().unwrap_or_else(|| crate::info::ids().1.to_owned()));
+    add("master_replid2", "0".repeat(40));
+    add("master_repl_offset", history.offset.to_string());
+    add("second_repl_offset", "-1".to_owned());
+    true
+}
+
+/// ROLE on a replica: ["slave", host, port, state, offset] (`None` on a master).
+pub fn role() -> Option<Frame> {
+    let following = FOLLOWING.lock().expect("not poisoned");
+    let following = following.as_ref()?;
+    let offset = if following.state == LinkState::Connected { HISTORY.lock().expect("not poisoned").offset as i64 } else { -1 };
+    Some(Frame::Array(vec![
+        Frame::Bulk(Bytes::from_static(b"slave")),
+        Frame::Bulk(Bytes::from(following.host.clone())),
+        Frame::Integer(following.port as i64),
+        Frame::Bulk(Bytes::from_static(following.state.name().as_bytes())),
+        Frame::Integer(offset),
+    ]))
+}
+
+/// Whether client `id` is this replica's link to its master (CLIENT LIST's flag `M`).
+pub fn is_link(id: u64) -> bool {
+    id != 0 && LINK_CLIENT.load(Ordering::Relaxed) == id
+}

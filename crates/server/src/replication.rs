@@ -1,0 +1,572 @@
+//! Replication, the master's side: replicas that connect with PSYNC (or SYNC) get a snapshot
+//! and then the replication stream, as Redis 7 sends them.
+//!
+//! - **The stream** is the append-only log's merge ([`shoal_runtime::aof`]): from the first
+//!   replica on, every core keeps the writes it runs in its stream whatever `appendonly`
+//!   says, and the log's writer (on core 0) hands each merged batch to [`feed`] as well as
+//!   to the file. So the replicas see one order of the cores' writes, the same as the file,
+//!   with cross-core transactions whole in MULTI/EXEC. The `#TS:` annotations are the file's
+//!   alone.
+//! - **The backlog** ([`MASTER`]) keeps the stream's newest `repl-backlog-size` bytes, and
+//!   more while a replica still has to be sent them: a replica's lag is its output buffer,
+//!   and past `client-output-buffer-limit replica` it is disconnected, as in Redis.
+//! - **Full resynchronisation.** A snapshot is taken as BGSAVE takes one; at its cut (every
+//!   shard locked) every core's stream gets a mark, and the writer notes the stream's offset
+//!   there: that is the `+FULLRESYNC <replid> <offset>` the replica is told, and where its
+//!   stream starts once the file is sent.
+//! - **Partial resynchronisation.** `PSYNC <replid> <offset>` with our id and an offset the
+//!   backlog still holds gets `+CONTINUE` and the stream from there.
+//! - **Acknowledgements.** Replicas send `REPLCONF ACK <offset>` every second; WAIT sends
+//!   `REPLCONF GETACK *` through the stream and counts the replicas that acknowledged the
+//!   offset its connection's writes reached.
+//!
+//! A replica's connection stays on the core that accepted it; it waits for the writer's
+//! announcements (`Core::aof_announce_durable`) and copies what it has not sent from the
+//! backlog.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::{select, Either, FutureExt};
+use shoal_resp::Frame;
+
+use crate::connection::{scopeguard, Conn};
+use crate::node::Node;
+use crate::socket::Socket;
+
+/// Redis's floor for `repl-backlog-size`.
+const BACKLOG_MIN: u64 = 16 * 1024;
+/// Bytes a replica's connection copies out of the backlog per write.
+const SEND_CHUNK: u64 = 256 * 1024;
+
+/// A replica, as the master sees it.
+#[derive(Debug)]
+struct Replica {
+    /// Its connection's client id.
+    id: u64,
+    ip: String,
+    /// The port it listens on (`REPLCONF listening-port`).
+    port: u16,
+    /// The cut its full resynchronisation waits for, until the writer passes it.
+    mark: Option<u64>,
+    /// Offset of the next stream byte it is to be sent (None: still waiting for its cut).
+    sent: Option<u64>,
+    /// Whether its snapshot was sent (INFO: `online`, else `wait_bgsave`/`send_bulk`).
+    online: bool,
+    /// The offset it last acknowledged, and when (Unix ms).
+    ack: u64,
+    ack_ms: u64,
+    /// Since when its lag has been over the soft output limit (Unix ms).
+    soft_since_ms: Option<u64>,
+    /// Disconnected for its lag: its connection closes.
+    dropped: bool,
+}
+
+/// The master's replication state, process-wide.
+pub struct Master {
+    replid: String,
+    replid2: String,
+    second_offset: i64,
+    /// Bytes of the stream ever produced (`master_repl_offset`).
+    offset: u64,
+    /// The newest bytes of the stream, from `start` to `offset`.
+    backlog: VecDeque<u8>,
+    start: u64,
+    /// A backlog exists (from the first replica on).
+    active: bool,
+    /// Cuts passed by the writer: (mark id, offset).
+    marks: Vec<(u64, u64)>,
+    replicas: Vec<Replica>,
+    /// When the writer last sent the replicas a PING.
+    last_ping: Option<Instant>,
+    /// `repl-backlog-size`, and the replica class's output limit, as last read by the writer.
+    backlog_size: u64,
+    limit: shoal_config::OutputBufferLimit,
+}
+
+pub static MASTER: Mutex<Option<Master>> = Mutex::new(None);
+
+/// INFO stats: full resynchronisations, partial ones accepted, partial ones refused.
+static SYNCS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// INFO's `sync_full`, `sync_partial_ok`, `sync_partial_err`.
+pub fn sync_counts() -> [u64; 3] {
+    [0, 1, 2].map(|i| SYNCS[i].load(Ordering::Relaxed))
+}
+
+/// Ids of the cuts of full resynchronisations.
+static NEXT_MARK: AtomicU64 = AtomicU64::new(1);
+
+fn with_master<T>(f: impl FnOnce(&mut Master) -> T) -> T {
+    let mut master = MASTER.lock().expect("not poisoned");
+    let master = master.get_or_insert_with(|| Master {
+        replid: crate::info::ids().1.to_owned(),
+        replid2: "0".repeat(40),
+        second_offset: -1,
+        offset: 0,
+        backlog: VecDeque::new(),
+        start: 0,
+        active: false,
+        marks: Vec::new(),
+        replicas: Vec::new(),
+        last_ping: None,
+        backlog_size: 1024 * 1024,
+        limit: shoal_config::OutputBufferLimit { hard_bytes: 256 << 20, soft_bytes: 64 << 20, soft_seconds: 60 },
+    });
+    f(master)
+}
+
+impl Master {
+    /// Appends `bytes` to the stream, and trims the backlog to what it must keep.
+    fn append(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.backlog.extend(bytes);
+        self.offset += bytes.len() as u64;
+        self.trim();
+        debug_assert_eq!(self.backlog.len() as u64, self.offset - self.start, "the backlog holds the bytes from start to offset");
+    }
+
+    /// Keeps `repl-backlog-size` bytes, and what a replica within its output limit still needs;
+    /// replicas past the limit are dropped.
+    fn trim(&mut self) {
+        let now_ms = shoal_runtime::now_ms();
+        let limit = self.limit;
+        for replica in &mut self.replicas {
+            let Some(sent) = replica.sent else { continue };
+            let lag = self.offset - sent;
+            let soft = limit.soft_bytes > 0 && lag > limit.soft_bytes;
+            if !soft {
+                replica.soft_since_ms = None;
+            }
+            let soft_expired = soft && now_ms.saturating_sub(*replica.soft_since_ms.get_or_insert(now_ms)) >= limit.soft_seconds * 1000;
+            if !replica.dropped && ((limit.hard_bytes > 0 && lag > limit.hard_bytes) || soft_expired) {
+                tracing::warn!(
+                    "Client id={} (replica {}:{}) scheduled to be closed ASAP for overcoming of output buffer limits.",
+                    replica.id,
+                    replica.ip,
+                    replica.port
+                );
+                replica.dropped = true;
+            }
+        }
+        let needed = self.replicas.iter().filter(|r| !r.dropped).filter_map(|r| r.sent).min().unwrap_or(self.offset);
+        let keep_from = needed.min(self.offset.saturating_sub(self.backlog_size.max(BACKLOG_MIN)));
+        if keep_from > self.start {
+            let cut = (keep_from - self.start) as usize;
+            self.backlog.drain(..cut);
+            self.start = keep_from;
+        }
+    }
+}
+
+/// The writer's part (core 0): `out[from..]` was just merged; `stamps` are the `#TS:`
+/// annotations in it (left out), `marks` the cuts passed and where.
+pub fn feed(out: &[u8], from: usize, stamps: &[std::ops::Range<usize>], marks: &[(u64, usize)]) {
+    with_master(|master| {
+        let mut position = from;
+        let mut marks = marks.iter().peekable();
+        let mut pass = |master: &mut Master, upto: usize, position: &mut usize| {
+            while let Some(&&(id, at)) = marks.peek() {
+                if at > upto {
+                    break;
+                }
+                master.append(&out[*position..at]);
+                *position = at;
+                let offset = master.offset;
+                // Marks of full resynchronisations whose replica went before looking.
+                if master.marks.len() >= 64 {
+                    master.marks.remove(0);
+                }
+                master.marks.push((id, offset));
+                for replica in master.replicas.iter_mut().filter(|r| r.mark == Some(id)) {
+                    replica.sent = Some(offset);
+                }
+                marks.next();
+            }
+            master.append(&out[*position..upto]);
+            *position = upto;
+        };
+        for stamp in stamps.iter().filter(|s| s.start >= from) {
+            pass(master, stamp.start, &mut position);
+            position = stamp.end;
+        }
+        pass(master, out.len(), &mut position);
+    });
+}
+
+/// The writer's part, on each of its turns: a PING into the stream every
+/// `repl-ping-replica-period` while replicas are connected (they time the link out without
+/// one), and the settings the backlog follows.
+pub fn writer_tick() {
+    if !shoal_runtime::aof::LOG.feeding() {
+        return;
+    }
+    let (period, size, limit) = {
+        let config = crate::node::current().config.clone();
+        let config = config.borrow();
+        (config.repl_ping_replica_period, config.repl_backlog_size, config.client_output_buffer_limit.replica)
+    };
+    with_master(|master| {
+        master.backlog_size = size;
+        master.limit = limit;
+        if master.replicas.is_empty() {
+            return;
+        }
+        if master.last_ping.is_none_or(|at| at.elapsed() >= Duration::from_secs(period)) {
+            master.last_ping = Some(Instant::now());
+            let mut ping = Vec::new();
+            shoal_runtime::aof::encode(&[Bytes::from_static(b"PING")], &mut ping);
+            master.append(&ping);
+        }
+    });
+}
+
+/// Puts `args` into the replication stream now (REPLCONF GETACK), outside the log: it
+/// touches no data, so its place among the cores' writes does not matter.
+fn inject(args: &[&'static str]) {
+    let args: Vec<Bytes> = args.iter().map(|a| Bytes::from_static(a.as_bytes())).collect();
+    let mut bytes = Vec::new();
+    shoal_runtime::aof::encode(&args, &mut bytes);
+    with_master(|master| master.append(&bytes));
+}
+
+/// SYNC or PSYNC from a replica: full or partial resynchronisation, then the stream until the
+/// connection ends.
+pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<()> {
+    let psync = args.len() == 3;
+    let asked = psync.then(|| (String::from_utf8_lossy(&args[1]).into_owned(), String::from_utf8_lossy(&args[2]).parse::<u64>().ok()));
+    // The log keeps every core's writes from now on; the writer runs.
+    node.core.call_on(0, crate::aof::start_feeding).await;
+    let ip = conn.client.addr.rsplit_once(':').map_or(String::new(), |(ip, _)| ip.to_owned());
+    let port = conn.replconf.listening_port;
+    let id = conn.client.id;
+    let continued = with_master(|master| {
+        if !master.active {
+            // What the writer fed before this (the log was just turned on) no replica needs:
+            // the backlog starts here.
+            master.active = true;
+            master.backlog.clear();
+            master.start = master.offset;
+        }
+        let (replid, offset) = asked.clone()?;
+        // Redis counts bytes from 1: the replica asks for the byte after those it has.
+        let offset = offset?.checked_sub(1)?;
+        let ours = replid == master.replid || (replid == master.replid2 && offset as i64 <= master.second_offset);
+        if !ours || offset < master.start || offset > master.offset {
+            return None;
+        }
+        master.replicas.retain(|r| r.id != id);
+        master.replicas.push(Replica {
+            id,
+            ip: ip.clone(),
+            port,
+            mark: None,
+            sent: Some(offset),
+            online: true,
+            ack: offset,
+            ack_ms: shoal_runtime::now_ms(),
+            soft_since_ms: None,
+            dropped: false,
+        });
+        Some(master.replid.clone())
+    });
+    let _forget = scopeguard(move || with_master(|master| master.replicas.retain(|r| r.id != id)));
+    if let Some(replid) = continued {
+        SYNCS[1].fetch_add(1, Ordering::Relaxed);
+        tracing::info!("Partial resynchronization request from {ip}:{port} accepted.");
+        socket.write_all(format!("+CONTINUE {replid}\r\n").as_bytes()).await?;
+        return stream(node, socket, &conn.client).await;
+    }
+    // Redis counts a PSYNC that asked for an offset (not `? -1`) and got a full one.
+    if asked.as_ref().is_some_and(|(replid, _)| replid != "?") {
+        SYNCS[2].fetch_add(1, Ordering::Relaxed);
+    }
+    SYNCS[0].fetch_add(1, Ordering::Relaxed);
+    tracing::info!("Replica {ip}:{port} asks for synchronization; full resync");
+    full_sync(node, socket, id, ip, port, psync).await?;
+    stream(node, socket, &conn.client).await
+}
+
+/// Sends a snapshot: the cut (with its mark in every stream), `+FULLRESYNC` with the offset
+/// there, newlines while the file is written, then the file.
+async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, ip: String, port: u16, psync: bool) -> std::io::Result<()> {
+    let mark = NEXT_MARK.fetch_add(1, Ordering::Relaxed);
+    with_master(|master| {
+        master.replicas.retain(|r| r.id != id);
+        master.replicas.push(Replica {
+            id,
+            ip,
+            port,
+            mark: Some(mark),
+            sent: None,
+            online: false,
+            ack: 0,
+            ack_ms: shoal_runtime::now_ms(),
+            soft_since_ms: None,
+            dropped: false,
+        });
+    });
+    let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
+    let mut snapshot = std::pin::pin!(crate::save::snapshot_for_replica(node, mark, cut_taken).fuse());
+    // The cut comes first; until it does the snapshot waits for another save to end.
+    let mut cut = cut.fuse();
+    // Biased: a snapshot that already ended took its cut first.
+    let path = futures::select_biased! {
+        _ = cut => None,
+        result = snapshot => Some(result),
+    };
+    let path = match path {
+        Some(result) => result,
+        None => {
+            let (replid, offset) = mark_offset(node, mark).await;
+            let line = if psync { format!("+FULLRESYNC {replid} {offset}\r\n") } else { String::new() };
+            socket.write_all(line.as_bytes()).await?;
+            // Newlines keep the replica's link alive while the file is written, as Redis's do.
+            loop {
+                let tick = glommio::timer::sleep(Duration::from_secs(1));
+                match select(snapshot.as_mut(), std::pin::pin!(tick)).await {
+                    Either::Left((result, _)) => break result,
+                    Either::Right(_) => socket.write_all(b"\n").await?,
+                }
+            }
+        }
+    };
+    let path = path.map_err(|e| {
+        tracing::warn!("the snapshot for a replica failed: {e}");
+        e
+    })?;
+    let sent = crate::sync_cmd::send_file(socket, &path).await;
+    let _ = std::fs::remove_file(&path);
+    sent?;
+    with_master(|master| {
+        if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+            replica.online = true;
+        }
+    });
+    tracing::info!("Synchronization with replica succeeded");
+    Ok(())
+}
+
+/// The replication id and the stream's offset at cut `mark`, once the writer passed it.
+async fn mark_offset(node: &Rc<Node>, mark: u64) -> (String, u64) {
+    let found = || with_master(|master| master.marks.iter().find(|(id, _)| *id == mark).map(|&(_, offset)| (master.replid.clone(), offset)));
+    node.core.aof_wait_until(|| found().is_some()).await;
+    let at = found().expect("the writer passed the mark");
+    with_master(|master| master.marks.retain(|(id, _)| *id != mark));
+    at
+}
+
+/// Sends the replica the stream as it grows, and takes its acknowledgements, until it goes,
+/// is dropped, or the server shuts down (after sending what was produced).
+async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::ClientInfo) -> std::io::Result<()> {
+    let id = client.id;
+    let mut input = BytesMut::new();
+    let mut scratch = vec![0u8; 4096];
+    let mut decoder = shoal_resp::RequestDecoder::new(shoal_resp::DecodeLimits::default());
+    let mut out = Vec::new();
+    loop {
+        out.clear();
+        let gone = with_master(|master| {
+            let Some(replica) = master.replicas.iter().find(|r| r.id == id) else { return true };
+            if replica.dropped {
+                return true;
+            }
+            let sent = replica.sent.expect("a streaming replica knows its offset");
+            let end = master.offset.min(sent + SEND_CHUNK);
+            if end > sent {
+                let from = (sent - master.start) as usize;
+                out.extend(master.backlog.range(from..from + (end - sent) as usize));
+            }
+            false
+        });
+        if gone {
+            return Err(std::io::Error::other("replica dropped"));
+        }
+        if !out.is_empty() {
+            // A replica that reads nothing stalls this write: being dropped for its lag, a
+            // kill or the shutdown end it.
+            let dropped = || with_master(|master| master.replicas.iter().find(|r| r.id == id).is_none_or(|r| r.dropped));
+            let write = std::pin::pin!(socket.write_all_now(&out));
+            let dropped = std::pin::pin!(node.core.aof_wait_until(dropped));
+            let stop = std::pin::pin!(select(dropped, select(client.kill.wait(), node.shutdown.wait())));
+            if let Either::Left((written, _)) = select(write, stop).await {
+                written?;
+            } else {
+                return Err(std::io::Error::other("replica dropped while written to"));
+            }
+            let len = out.len() as u64;
+            with_master(|master| {
+                if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+                    replica.sent = replica.sent.map(|sent| sent + len);
+                }
+            });
+            continue;
+        }
+        if node.core.shared.shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let more = || with_master(|master| master.replicas.iter().find(|r| r.id == id).is_none_or(|r| r.dropped || r.sent.is_some_and(|s| master.offset > s)));
+        let fed = node.core.aof_wait_until(|| more() || node.core.shared.shutdown.load(Ordering::Relaxed));
+        let tick = glommio::timer::sleep(Duration::from_millis(100));
+        let woken = {
+            let readable = std::pin::pin!(socket.readable());
+            let killed = std::pin::pin!(select(node.shutdown.wait(), client.kill.wait()));
+            matches!(select(readable, select(std::pin::pin!(fed), select(std::pin::pin!(tick), killed))).await, Either::Left(_))
+        };
+        if woken {
+            if socket.read(&mut input, &mut scratch).await? == 0 {
+                return Ok(());
+            }
+            take_acks(&mut decoder, &mut input, id)?;
+        }
+    }
+}
+
+/// Reads the replica's `REPLCONF ACK <offset> [FACK <offset>]` commands out of `input`.
+fn take_acks(decoder: &mut shoal_resp::RequestDecoder, input: &mut BytesMut, id: u64) -> std::io::Result<()> {
+    loop {
+        match decoder.decode(input) {
+            Ok(Some(args)) => {
+                let ack = args.len() >= 3 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"ack");
+                if let Some(offset) = ack.then(|| std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())).flatten() {
+                    with_master(|master| {
+                        if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+                            replica.ack = replica.ack.max(offset);
+                            replica.ack_ms = shoal_runtime::now_ms();
+                        }
+                    });
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(_) => return Err(std::io::Error::other("protocol error from a replica")),
+        }
+    }
+}
+
+/// WAIT numreplicas timeout, once parsed: the replicas that acknowledged everything this
+/// connection wrote (its writes are in the stream once the log's streams are fed up to
+/// `marks`), once `wanted` did or `timeout` passed.
+pub async fn wait(
+    node: &Rc<Node>,
+    marks: Option<Vec<u64>>,
+    wanted: i64,
+    timeout: Option<Duration>,
+    interrupted: futures::future::LocalBoxFuture<'_, Option<Frame>>,
+) -> Frame {
+    fn acked(target: u64) -> i64 {
+        with_master(|master| master.replicas.iter().filter(|r| r.online && r.ack >= target).count() as i64)
+    }
+    let work = async {
+        // A connection that wrote nothing waits for no offset (Redis's `woff` of 0), but for
+        // as many replicas as it asked.
+        let target = match &marks {
+            Some(marks) => {
+                if shoal_runtime::aof::LOG.feeding() {
+                    node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(marks) || !shoal_runtime::aof::LOG.feeding()).await;
+                }
+                with_master(|master| master.offset)
+            }
+            None => 0,
+        };
+        if acked(target) < wanted && target > 0 {
+            inject(&["REPLCONF", "GETACK", "*"]);
+            node.core.call_on(0, |core| core.aof_announce_durable()).await;
+        }
+        // Acknowledgements arrive on the replicas' cores; look again every millisecond.
+        while acked(target) < wanted {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        target
+    };
+    let timer = match timeout {
+        Some(timeout) => glommio::timer::sleep(timeout).boxed_local(),
+        None => futures::future::pending().boxed_local(),
+    };
+    let target = if marks.is_some() { with_master(|master| master.offset) } else { 0 };
+    match select(interrupted, select(std::pin::pin!(work), timer)).await {
+        Either::Left((Some(error), _)) => error,
+        Either::Right((Either::Left((target, _)), _)) => Frame::Integer(acked(target)),
+        _ => Frame::Integer(acked(target)),
+    }
+}
+
+/// What INFO's replication section says of the master.
+pub fn info(add: &mut dyn FnMut(&str, String)) {
+    with_master(|master| {
+        let now_ms = shoal_runtime::now_ms();
+        let online: Vec<&Replica> = master.replicas.iter().filter(|r| !r.dropped).collect();
+        add("connected_slaves", online.len().to_string());
+        for (i, replica) in online.iter().enumerate() {
+            let state = if replica.online {
+                "online"
+            } else if replica.sent.is_some() {
+                "send_bulk"
+            } else {
+                "wait_bgsave"
+            };
+            add(
+                &format!("slave{i}"),
+                format!("ip={},port={},state={state},offset={},lag={}", replica.ip, replica.port, replica.ack, now_ms.saturating_sub(replica.ack_ms) / 1000),
+            );
+        }
+        add("master_failover_state", "no-failover".to_owned());
+        add("master_replid", master.replid.clone());
+        add("master_replid2", master.replid2.clone());
+        add("master_repl_offset", master.offset.to_string());
+        add("second_repl_offset", master.second_offset.to_string());
+        add("repl_backlog_active", u8::from(master.active).to_string());
+        add("repl_backlog_size", master.backlog_size.max(BACKLOG_MIN).to_string());
+        // Redis counts bytes from 1: the first byte the backlog holds.
+        add("repl_backlog_first_byte_offset", if master.active { (master.start + 1).to_string() } else { "0".to_owned() });
+        add("repl_backlog_histlen", master.backlog.len().to_string());
+    });
+}
+
+/// ROLE on a master: ["master", offset, [[ip, port, acknowledged offset], ...]].
+pub fn role() -> Frame {
+    let bulk = |s: String| Frame::Bulk(Bytes::from(s));
+    with_master(|master| {
+        let replicas = master
+            .replicas
+            .iter()
+            .filter(|r| r.online && !r.dropped)
+            .map(|r| Frame::Array(vec![bulk(r.ip.clone()), bulk(r.port.to_string()), bulk(r.ack.to_string())]))
+            .collect();
+        Frame::Array(vec![bulk("master".to_owned()), Frame::Integer(master.offset as i64), Frame::Array(replicas)])
+    })
+}
+
+/// Disconnects every replica (this server now follows a master: its dataset will be
+/// replaced).
+pub fn drop_all() {
+    if let Some(master) = MASTER.lock().expect("not poisoned").as_mut() {
+        for replica in &mut master.replicas {
+            replica.dropped = true;
+        }
+    }
+}
+
+/// A new replication history (REPLICAOF NO ONE): a new id, the old one kept as the second,
+/// as Redis's `shiftReplicationId`.
+pub fn new_history() {
+    with_master(|master| {
+        master.replid2 = std::mem::replace(&mut master.replid, crate::info::system::random_hex40());
+        master.second_offset = master.offset as i64 + 1;
+    });
+}
+
+/// Bytes the backlog holds (INFO memory's `mem_replication_backlog`).
+pub fn backlog_bytes() -> usize {
+    MASTER.lock().expect("not poisoned").as_ref().map_or(0, |master| master.backlog.len())
+}
+
+/// Whether client `id` is a replica (CLIENT LIST's flag `S`).
+pub fn is_replica(id: u64) -> bool {
+    MASTER.lock().expect("not poisoned").as_ref().is_some_and(|master| master.replicas.iter().any(|r| r.id == id))
+}

@@ -1,0 +1,340 @@
+//! Replication with Shoal as the master and Debian's redis-server as its replica: the replica
+//! loads Shoal's snapshot and applies Shoal's replication stream, so every write Shoal made
+//! on any of its cores (cross-core commands and transactions included) must reach it, in an
+//! order that gives the same data. A reconnecting replica continues from the backlog
+//! (partial resynchronisation); WAIT counts the replicas that acknowledged a write.
+
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{Raw, Server};
+use shoal_tests::{assert_same, connect, contents, fill, THREADS};
+
+fn info_field(raw: &mut Raw, section: &str, field: &str) -> String {
+    let info = raw.command(&["INFO", section]).unwrap();
+    let prefix = format!("{field}:");
+    info.lines().find_map(|line| line.strip_prefix(&prefix)).unwrap_or_default().trim().to_owned()
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts redis-server as a replica of `master`, and waits until its link is up.
+fn redis_replica_of(master: &Server) -> Option<(Server, std::path::PathBuf)> {
+    let dir = Server::scratch("replica");
+    let replica = Server::start_redis_in(&dir, &["--replicaof", "127.0.0.1", &master.port.to_string()])?;
+    let mut raw = replica.raw();
+    wait_until("the replica's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    Some((replica, dir))
+}
+
+/// Writes of every kind after the snapshot: plain ones on every core, cross-core commands,
+/// transactions over several cores, scripts, expiries, deletes, and commands Redis
+/// propagates as something else (INCRBYFLOAT, SPOP, EXPIRE).
+fn write_after_sync(master: &Server) {
+    let mut con = connect(master);
+    let mut q = |args: &[&str]| {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query::<redis::Value>(&mut con).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    };
+    q(&["SELECT", "0"]);
+    for i in 0..200 {
+        q(&["SET", &format!("after:{i}"), &i.to_string()]);
+    }
+    q(&["MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5"]);
+    q(&["RENAME", "a", "renamed"]);
+    q(&["INCRBYFLOAT", "float", "1.25"]);
+    q(&["INCRBYFLOAT", "float", "0.1"]);
+    q(&["SADD", "popped", "m1", "m2", "m3", "m4"]);
+    q(&["SPOP", "popped"]);
+    q(&["EXPIRE", "b", "5000"]);
+    q(&["DEL", "c", "d", "big-list"]);
+    q(&["LPUSH", "fresh-list", "x", "y"]);
+    q(&["LMOVE", "fresh-list", "other-list", "LEFT", "RIGHT"]);
+    q(&["MULTI"]);
+    q(&["INCR", "tx:1"]);
+    q(&["INCR", "tx:2"]);
+    q(&["HSET", "tx:h", "f", "v"]);
+    q(&["ZADD", "tx:z", "3", "three"]);
+    q(&["EXEC"]);
+    q(&["EVAL", "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('INCR', KEYS[2])", "2", "script:a", "script:b", "from-a-script"]);
+    q(&["SET", "short-lived", "x", "PX", "1"]);
+    q(&["SELECT", "7"]);
+    q(&["SET", "in-db-7", "seven"]);
+    q(&["SWAPDB", "7", "8"]);
+    q(&["SELECT", "2"]);
+    q(&["FLUSHDB"]);
+    q(&["SET", "after-flush", "1"]);
+    std::thread::sleep(Duration::from_millis(5));
+    // The expired key is deleted on access, which the stream carries as a DEL.
+    q(&["GET", "short-lived"]);
+}
+
+/// [`write_after_sync`], then a last write and WAIT: once WAIT says the replica has it, the
+/// replica holds what the master holds.
+fn write_and_compare(master: &Server, replica: &Server, what: &str) {
+    write_after_sync(master);
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(replica), &contents(master), what);
+}
+
+#[test]
+fn a_redis_replica_of_shoal_gets_the_snapshot_and_every_write_after_it() {
+    let master = Server::start(THREADS, &[]);
+    fill(&master);
+    let Some((replica, dir)) = redis_replica_of(&master) else { return };
+    write_and_compare(&master, &replica, "redis-server replicating shoal");
+    let mut raw = master.raw();
+    assert_eq!(info_field(&mut raw, "replication", "connected_slaves"), "1");
+    let slave0 = info_field(&mut raw, "replication", "slave0");
+    assert!(slave0.starts_with("ip=127.0.0.1,port=") && slave0.contains(",state=online,"), "{slave0}");
+    assert_eq!(info_field(&mut raw, "stats", "sync_full"), "1");
+    let offset = info_field(&mut raw, "replication", "master_repl_offset");
+    let mut replica_raw = replica.raw();
+    assert_eq!(info_field(&mut replica_raw, "replication", "master_replid"), info_field(&mut raw, "replication", "master_replid"));
+    wait_until("the replica's offset reaches the master's", || info_field(&mut replica_raw, "replication", "slave_repl_offset") == offset);
+    // ROLE lists it with what it acknowledged.
+    let role = raw.command(&["ROLE"]).unwrap();
+    assert!(role.starts_with(&format!("*3\r\n$6\r\nmaster\r\n:{offset}\r\n*1\r\n*3\r\n$9\r\n127.0.0.1\r\n")), "{role:?}");
+    // A client that wrote nothing waits for nothing.
+    assert_eq!(master.raw().command(&["WAIT", "1", "0"]).unwrap(), ":1\r\n");
+    // More replicas than there are: the timeout, and the count.
+    assert_eq!(raw.command(&["WAIT", "2", "100"]).unwrap(), ":1\r\n");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writes, drops the replica's link (CLIENT KILL TYPE master on the replica), writes while
+/// it is away, and waits until it is back: it must continue from the master's backlog.
+fn drop_the_link_and_continue(master: &Server, replica: &Server) {
+    let mut raw = master.raw();
+    for i in 0..50 {
+        raw.command(&["SET", &format!("before:{i}"), "1"]).unwrap();
+    }
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_eq!(replica.raw().command(&["CLIENT", "KILL", "TYPE", "master"]).unwrap(), ":1\r\n");
+    for i in 0..50 {
+        raw.command(&["RPUSH", "while-away", &i.to_string()]).unwrap();
+    }
+    wait_until("the replica is back", || raw.command(&["WAIT", "1", "100"]).unwrap() == ":1\r\n");
+    assert_eq!(info_field(&mut raw, "stats", "sync_full"), "1");
+    assert_eq!(info_field(&mut raw, "stats", "sync_partial_ok"), "1");
+    assert_same(&contents(replica), &contents(master), "after a partial resynchronisation");
+}
+
+#[test]
+fn a_replica_that_reconnects_continues_from_the_backlog() {
+    let master = Server::start(THREADS, &[]);
+    let Some((replica, dir)) = redis_replica_of(&master) else { return };
+    drop_the_link_and_continue(&master, &replica);
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A replica that asks for an offset the backlog no longer holds gets a full
+/// resynchronisation, and the data is the same after it.
+#[test]
+fn a_replica_too_far_behind_gets_a_full_resync() {
+    let master = Server::start(THREADS, &["--repl-backlog-size", "16kb"]);
+    let Some((replica, dir)) = redis_replica_of(&master) else { return };
+    let mut raw = master.raw();
+    let mut replica_raw = replica.raw();
+    // The replica drops its link and cannot come back while its AUTH fails (Shoal has no
+    // password); meanwhile more is written than the backlog holds.
+    assert_eq!(replica_raw.command(&["CONFIG", "SET", "masterauth", "wrong"]).unwrap(), "+OK\r\n");
+    assert_eq!(replica_raw.command(&["CLIENT", "KILL", "TYPE", "master"]).unwrap(), ":1\r\n");
+    let value = "v".repeat(1000);
+    for i in 0..100 {
+        raw.command(&["SET", &format!("big:{i}"), &value]).unwrap();
+    }
+    assert_eq!(replica_raw.command(&["CONFIG", "SET", "masterauth", ""]).unwrap(), "+OK\r\n");
+    wait_until("the replica is back", || raw.command(&["WAIT", "1", "100"]).unwrap() == ":1\r\n");
+    assert_eq!(info_field(&mut raw, "stats", "sync_full"), "2");
+    assert_eq!(info_field(&mut raw, "stats", "sync_partial_err"), "1");
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(&replica), &contents(&master), "after the backlog was outgrown");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Writers on every core keep incrementing counters, moving list items across cores and
+/// running transactions while the replica takes its snapshot: each write must reach the
+/// replica exactly once, either in the snapshot or in the stream after its cut.
+#[test]
+fn writes_during_the_full_sync_reach_the_replica_exactly_once() {
+    let master = Server::start(THREADS, &[]);
+    {
+        let mut con = connect(&master);
+        for i in 0..2000 {
+            redis::cmd("SET").arg(format!("pad:{i}")).arg("x".repeat(100)).query::<()>(&mut con).unwrap();
+        }
+        redis::cmd("RPUSH").arg("queue:a").arg((0..500).collect::<Vec<i32>>()).query::<()>(&mut con).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, mut con) = (stop.clone(), connect(&master));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("counter:{}", n % 64);
+                    redis::cmd("INCR").arg(&key).query::<i64>(&mut con).unwrap();
+                    if w == 0 {
+                        redis::cmd("LMOVE").arg("queue:a").arg("queue:b").arg("LEFT").arg("RIGHT").query::<redis::Value>(&mut con).unwrap();
+                    } else if w == 1 {
+                        redis::pipe().atomic().cmd("INCR").arg("tx:x").cmd("INCR").arg("tx:y").cmd("INCR").arg(&key).query::<redis::Value>(&mut con).unwrap();
+                    } else {
+                        redis::cmd("MSET").arg(format!("m:{}", n % 7)).arg(n).arg(format!("n:{}", n % 5)).arg(n).query::<()>(&mut con).unwrap();
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let Some((replica, dir)) = redis_replica_of(&master) else {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let mut raw = master.raw();
+    raw.command(&["SET", "done", "1"]).unwrap();
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(&replica), &contents(&master), "writes during the full sync");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts Shoal as a replica of `master` (`--replicaof`), and waits until its link is up.
+fn shoal_replica_of(master: &Server, extra: &[&str]) -> Server {
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(extra);
+    let replica = Server::start(THREADS, &args);
+    let mut raw = replica.raw();
+    wait_until("Shoal's link to its master is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    replica
+}
+
+/// Shoal follows Debian's redis-server: the snapshot (sent diskless, as Redis 7 does by
+/// default) replaces its data, every write after it arrives, the master's MULTI/EXEC
+/// included, and its own clients may read but not write.
+#[test]
+fn shoal_replicates_redis_and_refuses_writes_from_its_own_clients() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    fill(&master);
+    let replica = shoal_replica_of(&master, &[]);
+    write_and_compare(&master, &replica, "shoal replicating redis-server");
+    let mut master_raw = master.raw();
+    let mut raw = replica.raw();
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(raw.command(&["GET", "last"]).unwrap(), "$5\r\nwrite\r\n");
+    assert_eq!(info_field(&mut raw, "replication", "role"), "slave");
+    assert_eq!(info_field(&mut raw, "replication", "master_replid"), info_field(&mut master_raw, "replication", "master_replid"));
+    let offset = info_field(&mut master_raw, "replication", "master_repl_offset");
+    assert_eq!(info_field(&mut raw, "replication", "slave_repl_offset"), offset);
+    assert_eq!(raw.command(&["ROLE"]).unwrap(), format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{}\r\n$9\r\nconnected\r\n:{offset}\r\n", master.port));
+    // The link is a client of type master.
+    assert!(raw.command(&["CLIENT", "LIST", "TYPE", "master"]).unwrap().contains(" flags=M "));
+    // REPLICAOF NO ONE: a master again, with the data it had.
+    assert_eq!(raw.command(&["REPLICAOF", "NO", "ONE"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["GET", "last"]).unwrap(), "$5\r\nwrite\r\n");
+    assert_eq!(info_field(&mut raw, "replication", "role"), "master");
+}
+
+/// The link drops: Shoal asks to continue from its offset and redis-server's backlog serves
+/// it (disk-based transfer this time).
+#[test]
+fn shoal_continues_from_redis_s_backlog_after_its_link_drops() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync", "no"]) else { return };
+    let replica = shoal_replica_of(&master, &[]);
+    drop_the_link_and_continue(&master, &replica);
+}
+
+/// Shoal replicating Shoal, both over four cores: cross-core commands and transactions of
+/// the master run atomically on the replica's cores too.
+#[test]
+fn shoal_replicates_shoal() {
+    let master = Server::start(THREADS, &[]);
+    fill(&master);
+    let replica = shoal_replica_of(&master, &[]);
+    write_and_compare(&master, &replica, "shoal replicating shoal");
+    let mut master_raw = master.raw();
+    let mut raw = replica.raw();
+    let offset = info_field(&mut master_raw, "replication", "master_repl_offset");
+    wait_until("the offsets agree", || info_field(&mut raw, "replication", "slave_repl_offset") == offset);
+    // A replica of a replica is refused, not served wrong.
+    assert!(raw.command(&["PSYNC", "?", "-1"]).unwrap().starts_with("-ERR Shoal does not serve replicas while it is a replica"));
+}
+
+/// A replica that reads nothing is disconnected once its lag passes the hard limit of
+/// `client-output-buffer-limit replica`, and the backlog lets go of what it held for it.
+#[test]
+fn a_replica_that_reads_nothing_is_dropped_at_its_output_limit() {
+    let master = Server::start(THREADS, &["--client-output-buffer-limit", "replica 256kb 0 0"]);
+    let mut replica = master.raw();
+    replica.send(&Raw::encode(&["PSYNC", "?", "-1"]));
+    let mut raw = master.raw();
+    wait_until("the replica is online", || info_field(&mut raw, "replication", "slave0").contains("state=online"));
+    // Much more than the socket buffers and the limit hold.
+    let value = "x".repeat(10_000);
+    for i in 0..2000 {
+        raw.command(&["SET", &format!("k{}", i % 100), &value]).unwrap();
+    }
+    wait_until("the replica is dropped", || info_field(&mut raw, "replication", "connected_slaves") == "0");
+    let histlen: u64 = info_field(&mut raw, "replication", "repl_backlog_histlen").parse().unwrap();
+    assert!(histlen <= 2 * 1024 * 1024, "the backlog keeps {histlen} bytes");
+    // Its connection is closed, its stalled write abandoned, while it still reads nothing.
+    wait_until("the replica's connection is gone", || info_field(&mut raw, "clients", "connected_clients") == "1");
+    drop(replica);
+}
+
+/// A read-only replica answers its clients' writes, MULTI and scripts as a Redis replica of
+/// the same master does, byte for byte.
+#[test]
+fn a_read_only_replica_refuses_writes_and_write_scripts_as_redis_does() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    master.raw().command(&["SET", "x", "1"]).unwrap();
+    let shoal = shoal_replica_of(&master, &[]);
+    let dir = Server::scratch("redis-replica");
+    let Some(redis) = Server::start_redis_in(&dir, &["--replicaof", "127.0.0.1", &master.port.to_string()]) else { return };
+    let mut raw = redis.raw();
+    wait_until("redis's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    let requests: &[&[&str]] = &[
+        &["SET", "x", "2"],
+        &["GET", "x"],
+        &["INCR", "x"],
+        &["DEL", "x"],
+        &["MULTI"],
+        &["SET", "x", "3"],
+        &["GET", "x"],
+        &["EXEC"],
+        &["EVAL", "return redis.call('SET', KEYS[1], '4')", "1", "x"],
+        &["EVAL", "return redis.pcall('SET', KEYS[1], '4')", "1", "x"],
+        &["EVAL", "return redis.call('GET', KEYS[1])", "1", "x"],
+        &["EVAL", "#!lua\nreturn redis.call('GET', KEYS[1])", "1", "x"],
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])", "1", "x"],
+        &["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "x"],
+        &["GET", "x"],
+    ];
+    let mut shoal_raw = shoal.raw();
+    for request in requests {
+        assert_eq!(shoal_raw.command(request).unwrap(), raw.command(request).unwrap(), "{request:?}");
+    }
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
