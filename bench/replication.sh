@@ -7,7 +7,9 @@
 #
 #   bench/replication.sh [ROUNDS]      (release build expected at target/release/shoal-server)
 #
-# Prints requests/s per run and the ratio of the medians (shoal / redis).
+# Prints requests/s and CPU 0's busy microseconds per request (the master's CPU: with a
+# replica, CPU 1 runs both the client and the replica and may set the pace) per run, and
+# the ratios of the medians (shoal / redis).
 set -euo pipefail
 rounds=${1:-2}
 shoal=${SHOAL_BIN:-target/release/shoal-server}
@@ -34,11 +36,16 @@ start_replica() {
   redis-cli -p $master_port set warmup 1 >/dev/null
   redis-cli -p $master_port wait 1 5000 >/dev/null
 }
-run() { # pipeline requests
-  taskset -c 1 redis-benchmark -p $master_port -r 100000 -d 64 -c 50 -P "$1" -n "$2" -t set --csv | tail -1 | cut -d, -f2 | tr -d '"'
+busy() { awk '/^cpu0 /{print $2+$3+$4+$7+$8}' /proc/stat; }
+run() { # pipeline requests -> "requests/s cpu0-us-per-request"
+  local before after rps
+  before=$(busy)
+  rps=$(taskset -c 1 redis-benchmark -p $master_port -r 100000 -d 64 -c 50 -P "$1" -n "$2" -t set --csv | tail -1 | cut -d, -f2 | tr -d '"')
+  after=$(busy)
+  echo "$rps $(echo "($after - $before) * 1000000 / $(getconf CLK_TCK) / $2" | bc -l)"
 }
 
-declare -A results
+declare -A results cpus
 for round in $(seq "$rounds"); do
   for replica in no yes; do
     for server in redis shoal; do
@@ -46,9 +53,10 @@ for round in $(seq "$rounds"); do
       [ $replica = yes ] && start_replica
       for p in 1 16; do
         n=$([ "$p" = 1 ] && echo 300000 || echo 2000000)
-        rps=$(run "$p" "$n")
+        read -r rps cpu < <(run "$p" "$n")
         results["$server $replica $p"]+="$rps "
-        echo "round $round  replica=$replica  $server  SET P$p  $rps req/s"
+        cpus["$server $replica $p"]+="$cpu "
+        printf 'round %s  replica=%-3s  %-5s  SET P%-2s  %10.0f req/s  cpu0 %.3f us/req\n' "$round" "$replica" "$server" "$p" "$rps" "$cpu"
       done
       [ $replica = yes ] && stop $replica_port
       stop $master_port
@@ -56,13 +64,15 @@ for round in $(seq "$rounds"); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%f\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
-printf '%-22s %14s %14s %7s\n' workload redis shoal ratio
+printf '%-22s %12s %12s %7s %11s %11s %9s\n' workload 'redis req/s' 'shoal req/s' ratio 'redis cpu0' 'shoal cpu0' 'cpu ratio'
 for replica in no yes; do
   for p in 1 16; do
     r=$(echo "${results["redis $replica $p"]}" | median)
     s=$(echo "${results["shoal $replica $p"]}" | median)
-    printf '%-22s %14.0f %14.0f %7.2f\n' "SET P$p replica=$replica" "$r" "$s" "$(echo "$s / $r" | bc -l)"
+    rc=$(echo "${cpus["redis $replica $p"]}" | median)
+    sc=$(echo "${cpus["shoal $replica $p"]}" | median)
+    printf '%-22s %12.0f %12.0f %7.2f %9.3f us %9.3f us %9.2f\n' "SET P$p replica=$replica" "$r" "$s" "$(echo "$s / $r" | bc -l)" "$rc" "$sc" "$(echo "$rc / $sc" | bc -l)"
   done
 done
