@@ -338,3 +338,74 @@ fn a_read_only_replica_refuses_writes_and_write_scripts_as_redis_does() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A replica with `appendonly yes`: after the full sync its append-only file is rewritten
+/// with the master's data as its base, and the stream goes after it, so a replica killed
+/// with -9 and restarted on its own has what its master had.
+#[test]
+fn a_replica_s_append_only_file_holds_the_master_s_data_after_a_kill_9() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    fill(&master);
+    let dir = Server::scratch("replica-aof");
+    let port = master.port.to_string();
+    let replica = Server::start_in(&dir, THREADS, &["--replicaof", "127.0.0.1", &port, "--appendonly", "yes", "--appendfsync", "always"]);
+    let mut raw = replica.raw();
+    wait_until("the link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    write_and_compare(&master, &replica, "the replica before the kill");
+    wait_until("the rewrite is over", || {
+        info_field(&mut raw, "persistence", "aof_rewrite_in_progress") == "0" && info_field(&mut raw, "persistence", "aof_rewrite_scheduled") == "0"
+    });
+    replica.signal("KILL");
+    drop(replica);
+    let restarted = Server::start_in(&dir, THREADS, &["--appendonly", "yes"]);
+    assert_same(&contents(&restarted), &contents(&master), "the replica restarted from its append-only file");
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends each request to Shoal and to redis-server, both started with `extra`, and asserts
+/// the same replies.
+fn same_replies_as_redis(extra: &[&str], requests: &[&[&str]]) {
+    let Some(redis) = Server::start_redis_with(extra) else { return };
+    let shoal = Server::start(THREADS, extra);
+    let (mut shoal_raw, mut redis_raw) = (shoal.raw(), redis.raw());
+    for request in requests {
+        assert_eq!(shoal_raw.command(request).unwrap(), redis_raw.command(request).unwrap(), "{request:?} with {extra:?}");
+    }
+}
+
+/// `min-replicas-to-write` without replicas refuses writes (commands, queued commands, write
+/// scripts) with NOREPLICAS; `replica-serve-stale-data no` on a replica whose master is
+/// unreachable answers MASTERDOWN but to `stale` commands. As Redis does, byte for byte.
+#[test]
+fn noreplicas_and_masterdown_refusals_match_redis() {
+    same_replies_as_redis(
+        &["--min-replicas-to-write", "1"],
+        &[
+            &["SET", "k", "v"],
+            &["GET", "k"],
+            &["MULTI"],
+            &["SET", "k", "v"],
+            &["EXEC"],
+            &["EVAL", "return redis.call('SET', KEYS[1], '1')", "1", "k"],
+            &["EVAL", "#!lua\nreturn redis.call('SET', KEYS[1], '1')", "1", "k"],
+            &["EVAL", "#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])", "1", "k"],
+            &["CONFIG", "SET", "min-replicas-to-write", "0"],
+            &["SET", "k", "v"],
+        ],
+    );
+    let nobody = shoal_testkit::free_port().to_string();
+    same_replies_as_redis(
+        &["--replicaof", "127.0.0.1", &nobody],
+        &[
+            &["GET", "k"],
+            &["CONFIG", "SET", "replica-serve-stale-data", "no"],
+            &["GET", "k"],
+            &["SET", "k", "v"],
+            &["PING"],
+            &["DBSIZE"],
+            &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
+            &["GET", "k"],
+        ],
+    );
+}

@@ -133,6 +133,12 @@ pub struct Config {
     pub replicaof: Option<(String, u16)>,
     /// A replica refuses writes from its clients.
     pub replica_read_only: bool,
+    /// A replica whose link is down still answers its clients (else MASTERDOWN).
+    pub replica_serve_stale_data: bool,
+    /// A master refuses writes (NOREPLICAS) unless this many replicas acknowledged within
+    /// `min_replicas_max_lag` seconds (0: never refuses).
+    pub min_replicas_to_write: u64,
+    pub min_replicas_max_lag: u64,
     /// The password (and user) a replica authenticates to its master with.
     pub masterauth: String,
     pub masteruser: String,
@@ -244,6 +250,9 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             replicaof: None,
             replica_read_only: true,
+            replica_serve_stale_data: true,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
             masterauth: String::new(),
             masteruser: String::new(),
             repl_backlog_size: 1024 * 1024,

@@ -509,8 +509,12 @@ fn decode_round(
                     refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
                 }
-                // A read-only replica takes writes from its master alone.
-                if let Some(refusal) = crate::replica::refusal(node, resolved.spec).filter(|_| !from_master) {
+                // `min-replicas-to-write` on a master; a read-only replica takes writes from its
+                // master alone; a replica without its master may refuse everything.
+                let refusal = crate::replication::refusal(node, resolved.spec)
+                    .or_else(|| crate::replica::refusal(node, resolved.spec))
+                    .or_else(|| crate::replica::stale_refusal(node, resolved.spec));
+                if let Some(refusal) = refusal.filter(|_| !from_master) {
                     refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
                 }

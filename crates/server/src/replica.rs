@@ -90,6 +90,16 @@ pub fn read_only(node: &Node) -> bool {
     is_replica() && node.config.borrow().replica_read_only
 }
 
+/// MASTERDOWN while the link is down and `replica-serve-stale-data no`, for commands not
+/// flagged `stale`.
+pub fn stale_refusal(node: &Node, spec: &CommandSpec) -> Option<Frame> {
+    if !is_replica() || node.config.borrow().replica_serve_stale_data || spec.has(shoal_commands::table::flags::STALE) {
+        return None;
+    }
+    let up = FOLLOWING.lock().expect("not poisoned").as_ref().is_some_and(|f| f.state == LinkState::Connected);
+    (!up).then(|| errors::error("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."))
+}
+
 /// READONLY for a client's write while this server is a read-only replica.
 pub fn refusal(node: &Node, spec: &CommandSpec) -> Option<Frame> {
     (spec.is_write() && read_only(node)).then(|| errors::error("READONLY You can't write against a read only replica."))
@@ -434,7 +444,14 @@ async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<(), String> {
     // Every key may have changed: WATCH fails and tracking clients flush.
     lock.mark_written();
     lock.end();
-    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)?;
+    // The append-only file knows nothing of the new data: a rewrite makes it its base (as
+    // Redis restarts its AOF after a full sync). The master's stream, logged from now on,
+    // goes after it.
+    if shoal_runtime::aof::LOG.file_on() {
+        let _ = crate::save::bgrewriteaof(node).await;
+    }
+    Ok(())
 }
 
 /// What INFO's replication section says of a replica (`None` when this is a master).

@@ -516,6 +516,13 @@ pub fn info(add: &mut dyn FnMut(&str, String)) {
             );
         }
         add("master_failover_state", "no-failover".to_owned());
+        let config = crate::node::current().config.clone();
+        let (wanted, max_lag) = (config.borrow().min_replicas_to_write, config.borrow().min_replicas_max_lag);
+        if wanted > 0 && max_lag > 0 {
+            let now_ms = shoal_runtime::now_ms();
+            let good = master.replicas.iter().filter(|r| r.online && !r.dropped && now_ms.saturating_sub(r.ack_ms) / 1000 <= max_lag).count();
+            add("min_slaves_good_slaves", good.to_string());
+        }
         add("master_replid", master.replid.clone());
         add("master_replid2", master.replid2.clone());
         add("master_repl_offset", master.offset.to_string());
@@ -541,6 +548,29 @@ pub fn role() -> Frame {
         Frame::Array(vec![bulk("master".to_owned()), Frame::Integer(master.offset as i64), Frame::Array(replicas)])
     })
 }
+
+/// `min-replicas-to-write`: whether writes are refused for want of replicas that
+/// acknowledged within `min-replicas-max-lag` seconds.
+pub fn too_few_replicas(node: &Node) -> bool {
+    let (wanted, max_lag) = {
+        let config = node.config.borrow();
+        (config.min_replicas_to_write, config.min_replicas_max_lag)
+    };
+    wanted > 0 && good_replicas(max_lag) < wanted
+}
+
+/// Online replicas whose last acknowledgement is at most `max_lag` seconds old.
+fn good_replicas(max_lag: u64) -> u64 {
+    let now_ms = shoal_runtime::now_ms();
+    with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped && now_ms.saturating_sub(r.ack_ms) / 1000 <= max_lag).count() as u64)
+}
+
+/// NOREPLICAS for a write while [`too_few_replicas`].
+pub fn refusal(node: &Node, spec: &shoal_commands::CommandSpec) -> Option<Frame> {
+    (spec.is_write() && too_few_replicas(node)).then(|| shoal_commands::errors::error(NOREPLICAS))
+}
+
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 
 /// Disconnects every replica (this server now follows a master: its dataset will be
 /// replaced).

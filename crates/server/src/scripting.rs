@@ -122,6 +122,11 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
     if replica_ro && !read_only && flags.is_some_and(|f| f.shebang) {
         return errors::error("READONLY You can't write against a read only replica.");
     }
+    // `min-replicas-to-write`, likewise.
+    let noreplicas = !read_only && conn.master_link.is_none() && crate::replication::too_few_replicas(node);
+    if noreplicas && flags.is_some_and(|f| f.shebang) {
+        return errors::error(crate::replication::NOREPLICAS);
+    }
     // A script without a shebang (Redis's eval compatibility mode) runs while memory is over
     // `maxmemory`, but its first write that may grow memory fails (Redis's
     // `pre_command_oom_state`, checked in `scriptVerifyOOM`); a script that declared flags
@@ -156,7 +161,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             &many_shards
         }
     };
-    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, replica_ro, oom, client_id: conn.client.id };
+    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, replica_ro, noreplicas, oom, client_id: conn.client.id };
     // Every declared key on one other core: run the script there, in place, as one message
     // (rather than park that core). When something is locked there, park it after all.
     if let [owner] = shards {
@@ -188,6 +193,8 @@ struct Run {
     read_only: bool,
     /// This is a read-only replica: writes called fail with READONLY.
     replica_ro: bool,
+    /// Too few good replicas (`min-replicas-to-write`): writes called fail with NOREPLICAS.
+    noreplicas: bool,
     /// Memory was over `maxmemory` when the script started and it declared no flags.
     oom: bool,
     client_id: u64,
@@ -235,6 +242,7 @@ fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) ->
         db: run.db,
         read_only: run.read_only,
         replica_ro: run.replica_ro,
+        noreplicas: run.noreplicas,
         oom: run.oom,
         client_id: run.client_id,
         running: &running,
@@ -443,6 +451,7 @@ struct ScriptHost<'a, 'b> {
     db: usize,
     read_only: bool,
     replica_ro: bool,
+    noreplicas: bool,
     /// Memory was over `maxmemory` at the start and the script has not written yet: a
     /// command that may grow memory fails (cleared by the first write command called).
     oom: bool,
@@ -469,6 +478,9 @@ impl Host for ScriptHost<'_, '_> {
         }
         if self.read_only && spec.is_write() {
             return errors::error("ERR Write commands are not allowed from read-only scripts.");
+        }
+        if self.noreplicas && spec.is_write() {
+            return errors::error(crate::replication::NOREPLICAS);
         }
         if self.replica_ro && spec.is_write() {
             return errors::error("READONLY You can't write against a read only replica.");
