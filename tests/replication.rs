@@ -409,3 +409,36 @@ fn noreplicas_and_masterdown_refusals_match_redis() {
         ],
     );
 }
+
+/// PUBLISH and SPUBLISH on a master reach the subscribers of its replicas, in order, and stay
+/// out of the master's append-only file (as in Redis).
+#[test]
+fn published_messages_reach_subscribers_on_replicas_but_not_the_aof() {
+    let dir = Server::scratch("publish-master");
+    let master = Server::start_in(&dir, THREADS, &["--appendonly", "yes"]);
+    let replica = shoal_replica_of(&master, &[]);
+    let mut subscriber = replica.raw();
+    subscriber.command(&["SUBSCRIBE", "news"]).unwrap();
+    subscriber.command(&["SSUBSCRIBE", "shard-news"]).unwrap();
+    let mut raw = master.raw();
+    for i in 0..20 {
+        raw.command(&["PUBLISH", "news", &format!("m{i}")]).unwrap();
+    }
+    raw.command(&["SPUBLISH", "shard-news", "s"]).unwrap();
+    for i in 0..20 {
+        assert_eq!(subscriber.read_reply().unwrap(), format!("*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n${}\r\nm{i}\r\n", format!("m{i}").len()));
+    }
+    assert_eq!(subscriber.read_reply().unwrap(), "*3\r\n$8\r\nsmessage\r\n$10\r\nshard-news\r\n$1\r\ns\r\n");
+    // A write after them reaches the file; they do not.
+    raw.command(&["SET", "after", "1"]).unwrap();
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    let mut log = Vec::new();
+    for entry in std::fs::read_dir(dir.join("appendonlydir")).unwrap() {
+        log.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("after") && !log.contains("PUBLISH") && !log.contains("news"), "{log}");
+    drop(replica);
+    drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}

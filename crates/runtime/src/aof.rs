@@ -50,6 +50,9 @@ pub enum Record {
     /// A rewrite's cut (every shard locked, so every stream gets it at the same point):
     /// what comes after goes to the next incremental file.
     Switch(u64),
+    /// A command for the replicas alone (PUBLISH: Redis passes it on to replicas, not to the
+    /// append-only file).
+    Repl(Vec<u8>),
     /// A cut for a replica's full resynchronisation (every shard locked, so every stream gets
     /// it at the same point): the writer notes where the replication stream stands there.
     Mark(u64),
@@ -348,6 +351,21 @@ pub struct Merger {
     stamps: Vec<std::ops::Range<usize>>,
     /// The replication marks passed, and where in the output each lies.
     marks: Vec<(u64, usize)>,
+    /// Where in the output the replicas' own commands ([`Record::Repl`]) lie: the file
+    /// leaves them out.
+    repl_only: Vec<std::ops::Range<usize>>,
+}
+
+/// What [`Merger::collect`]'s output holds besides commands for everyone (see
+/// [`Merger::take_annotations`]): ranges and positions in it.
+#[derive(Default, Debug)]
+pub struct Annotations {
+    /// `#TS:` lines: the file's alone.
+    pub stamps: Vec<std::ops::Range<usize>>,
+    /// Replication marks passed, and where.
+    pub marks: Vec<(u64, usize)>,
+    /// Commands for the replicas alone.
+    pub repl_only: Vec<std::ops::Range<usize>>,
 }
 
 impl Merger {
@@ -391,6 +409,13 @@ impl Merger {
                             // The next file starts without a SELECT: the next command selects.
                             self.db = None;
                             return self.consumed.clone();
+                        }
+                        Record::Repl(_) => {
+                            let Some(Record::Repl(bytes)) = self.queues[core].pop_front() else { unreachable!("the front is Repl") };
+                            let start = out.len();
+                            out.extend_from_slice(&bytes);
+                            self.repl_only.push(start..out.len());
+                            self.consumed[core] += 1;
                         }
                         Record::Mark(id) => {
                             let id = *id;
@@ -481,10 +506,9 @@ impl Merger {
         }
     }
 
-    /// The `#TS:` annotations and the replication marks of the output since the last call
-    /// (see [`Merger::stamps`], [`Merger::marks`]).
-    pub fn take_annotations(&mut self) -> (Vec<std::ops::Range<usize>>, Vec<(u64, usize)>) {
-        (std::mem::take(&mut self.stamps), std::mem::take(&mut self.marks))
+    /// What the output holds since the last call besides commands for everyone.
+    pub fn take_annotations(&mut self) -> Annotations {
+        Annotations { stamps: std::mem::take(&mut self.stamps), marks: std::mem::take(&mut self.marks), repl_only: std::mem::take(&mut self.repl_only) }
     }
 
     /// The switch every stream reached, if any: the writer opens the next file, then
@@ -700,6 +724,18 @@ impl Core {
     /// Completes once every stream is fsynced up to `marks` (WAITAOF), or the log stops.
     pub async fn aof_synced(self: &Rc<Self>, marks: &[u64]) {
         self.aof_wait_until(|| LOG.synced_up_to(marks) || !LOG.file_on()).await
+    }
+
+    /// Passes a command on to the replicas alone (PUBLISH), in this core's stream, when
+    /// replicas are fed.
+    pub fn log_for_replicas(self: &Rc<Self>, args: &[&[u8]]) {
+        if !LOG.feeding() {
+            return;
+        }
+        let args: Vec<Bytes> = args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect();
+        let mut bytes = Vec::new();
+        encode(&args, &mut bytes);
+        self.aof_append(Record::Repl(bytes));
     }
 
     /// At a replica's cut (every shard locked): marks this core's stream, so the writer

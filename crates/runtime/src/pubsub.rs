@@ -578,6 +578,8 @@ impl Core {
     pub fn publish(self: &Rc<Self>, channel: &[u8], message: &[u8]) -> usize {
         let mut targets = vec![false; self.shard_count];
         let count = self.pubsub.borrow_mut().deliver(Kind::Channel, channel, message, Some(&mut targets), None);
+        // Replicas publish it to their own subscribers, as Redis's do.
+        self.log_for_replicas(&[b"PUBLISH", channel, message]);
         if targets.iter().any(|&t| t) {
             // One copy for every core: the arguments are slices of the publisher's read
             // buffer, which must not stay pinned while the message travels.
@@ -646,6 +648,7 @@ impl Core {
         debug_assert_eq!(shoal_store::slot::key_shard(&channel, self.shard_count), self.id, "a shard channel publishes on its own core");
         let mut targets = vec![false; self.shard_count];
         let count = self.pubsub.borrow_mut().deliver(Kind::Shard, &channel, &message, Some(&mut targets), None);
+        self.log_for_replicas(&[b"SPUBLISH", &channel, &message]);
         let delivered: Vec<_> = targets
             .iter()
             .enumerate()

@@ -632,9 +632,20 @@ async fn write_until_stopped(core: Rc<Core>) {
         }
         let before = unwritten.len();
         let consumed = merger.collect(&mut unwritten);
-        let (stamps, marks) = merger.take_annotations();
-        if LOG.feeding() || !marks.is_empty() {
-            crate::replication::feed(&unwritten, before, &stamps, &marks);
+        let annotations = merger.take_annotations();
+        if LOG.feeding() || !annotations.marks.is_empty() {
+            crate::replication::feed(&unwritten, before, &annotations.stamps, &annotations.marks);
+        }
+        // The replicas' own commands (PUBLISH) are not the file's.
+        if file.is_some() && !annotations.repl_only.is_empty() {
+            let mut kept = Vec::with_capacity(unwritten.len());
+            let mut at = 0;
+            for range in &annotations.repl_only {
+                kept.extend_from_slice(&unwritten[at..range.start]);
+                at = range.end;
+            }
+            kept.extend_from_slice(&unwritten[at..]);
+            unwritten = kept;
         }
         crate::replication::writer_tick();
         if consumed != fed {
