@@ -25,8 +25,15 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Starts redis-server as a replica of `master`, and waits until its link is up.
 fn redis_replica_of(master: &Server) -> Option<(Server, std::path::PathBuf)> {
+    redis_replica_with(master, &[])
+}
+
+fn redis_replica_with(master: &Server, extra: &[&str]) -> Option<(Server, std::path::PathBuf)> {
     let dir = Server::scratch("replica");
-    let replica = Server::start_redis_in(&dir, &["--replicaof", "127.0.0.1", &master.port.to_string()])?;
+    let port = master.port.to_string();
+    let mut args = vec!["--replicaof", "127.0.0.1", &port];
+    args.extend_from_slice(extra);
+    let replica = Server::start_redis_in(&dir, &args)?;
     let mut raw = replica.raw();
     wait_until("the replica's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
     Some((replica, dir))
@@ -440,5 +447,30 @@ fn published_messages_reach_subscribers_on_replicas_but_not_the_aof() {
     assert!(log.contains("after") && !log.contains("PUBLISH") && !log.contains("news"), "{log}");
     drop(replica);
     drop(master);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SHUTDOWN right behind a burst of writes while the replica is busy (DEBUG SLEEP): more
+/// than the sockets hold is still unsent when SHUTDOWN runs, so the master pauses writes and
+/// waits for its replica to acknowledge everything before it exits.
+#[test]
+fn shutdown_waits_until_the_replica_has_every_write() {
+    let mut master = Server::start(THREADS, &[]);
+    let Some((replica, dir)) = redis_replica_with(&master, &["--enable-debug-command", "yes"]) else { return };
+    let mut sleeper = replica.raw();
+    sleeper.send(&Raw::encode(&["DEBUG", "SLEEP", "2"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut raw = master.raw();
+    let value = "v".repeat(500);
+    let mut burst = Vec::new();
+    for i in 0..100_000 {
+        burst.extend(Raw::encode(&["SET", &format!("burst:{i}"), &value]));
+    }
+    burst.extend(Raw::encode(&["SHUTDOWN", "NOSAVE"]));
+    raw.send(&burst);
+    assert!(master.wait_exit(Duration::from_secs(60)).is_some(), "the master exits");
+    assert_eq!(sleeper.read_reply().unwrap(), "+OK\r\n");
+    assert_eq!(replica.raw().command(&["DBSIZE"]).unwrap(), ":100000\r\n");
+    drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -142,6 +142,8 @@ pub struct Config {
     /// The password (and user) a replica authenticates to its master with.
     pub masterauth: String,
     pub masteruser: String,
+    /// Seconds a master waits at shutdown for its replicas to acknowledge everything.
+    pub shutdown_timeout: u64,
     /// Bytes of the replication stream kept for replicas that reconnect (partial resync).
     pub repl_backlog_size: u64,
     /// Seconds between the PINGs a master sends its replicas.
@@ -255,6 +257,7 @@ impl Default for Config {
             min_replicas_max_lag: 10,
             masterauth: String::new(),
             masteruser: String::new(),
+            shutdown_timeout: 10,
             repl_backlog_size: 1024 * 1024,
             repl_ping_replica_period: 10,
             repl_timeout: 60,

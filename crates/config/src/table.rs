@@ -250,6 +250,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("min-replicas-max-lag", &["min-slaves-max-lag"], Mutable, min_replicas_max_lag, 0, INT_MAX, plain),
     text!("masterauth", Mutable, masterauth, true, None),
     text!("masteruser", Mutable, masteruser, true, None),
+    integer!("shutdown-timeout", &[], Mutable, shutdown_timeout, 0, INT_MAX, plain),
     integer!("repl-backlog-size", &[], Mutable, repl_backlog_size, 1, LONG_MAX, memory),
     integer!("repl-ping-replica-period", &["repl-ping-slave-period"], Mutable, repl_ping_replica_period, 1, INT_MAX, plain),
     integer!("repl-timeout", &[], Mutable, repl_timeout, 1, INT_MAX, plain),

@@ -178,10 +178,15 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             // A signal asked to stop: core 0 saves first when save points are configured, as
             // Redis does on SIGTERM, while every core still serves.
             if core.id == 0 && core.shared.shutdown_requested.swap(false, Ordering::SeqCst) {
+                // Replicas catch up first, writes paused.
+                let paused = crate::replication::wait_for_replicas(&node).await;
                 // Nothing is saved while the dataset loads: the file would miss keys.
                 let save = !node.config.borrow().save.is_empty() && !crate::rdb_load::loading();
                 if save && crate::save::save_at_shutdown(&node).await.is_err() {
                     tracing::warn!("Error trying to save the DB, can't exit.");
+                    if paused {
+                        crate::replication::resume_after_failed_shutdown(&node).await;
+                    }
                 } else {
                     core.shared.shutdown.store(true, Ordering::SeqCst);
                 }

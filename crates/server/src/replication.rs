@@ -496,6 +496,45 @@ pub async fn wait(
     }
 }
 
+/// Before the server exits (SHUTDOWN without NOW, a signal): writes pause, and the online
+/// replicas get up to `shutdown-timeout` seconds to acknowledge everything written, as
+/// Redis does, so a write that was acknowledged is on the replicas too. Returns whether a
+/// pause was set (to lift if the shutdown does not go ahead).
+pub async fn wait_for_replicas(node: &Rc<Node>) -> bool {
+    let timeout = node.config.borrow().shutdown_timeout;
+    let online = || with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped).count());
+    if timeout == 0 || !shoal_runtime::aof::LOG.feeding() || online() == 0 {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    node.core.call_all(move |_| crate::node::current().pause.pause(crate::pause::PauseMode::Write, deadline)).await;
+    tracing::info!("Waiting for replicas before shutting down.");
+    let work = async {
+        // Every write that ran is in the streams once each core answered.
+        let marks = crate::admin_cmd::logged_so_far(node).await;
+        node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(&marks)).await;
+        let target = with_master(|master| master.offset);
+        inject(&["REPLCONF", "GETACK", "*"]);
+        node.core.call_on(0, |core| core.aof_announce_durable()).await;
+        let behind = || with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped && r.ack < target).count());
+        while behind() > 0 {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    let late = glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+    if let Either::Right(_) = select(std::pin::pin!(work), std::pin::pin!(late)).await {
+        tracing::warn!("Lagging replica(s) did not acknowledge everything within shutdown-timeout.");
+    } else {
+        tracing::info!("Replicas are in sync: shutting down.");
+    }
+    true
+}
+
+/// Lifts [`wait_for_replicas`]'s pause (the shutdown did not go ahead).
+pub async fn resume_after_failed_shutdown(node: &Rc<Node>) {
+    node.core.call_all(|_| crate::node::current().pause.unpause()).await;
+}
+
 /// What INFO's replication section says of the master.
 pub fn info(add: &mut dyn FnMut(&str, String)) {
     with_master(|master| {

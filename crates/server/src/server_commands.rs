@@ -305,11 +305,16 @@ async fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
         return (Some(errors::syntax()), After::Continue);
     }
     tracing::warn!("User requested shutdown...");
+    // Replicas catch up first (writes paused), unless NOW.
+    let paused = !has("now") && crate::replication::wait_for_replicas(node).await;
     // As Redis: save when asked to, or when save points are configured, unless NOSAVE.
     // Never while the dataset loads, as Redis: the file would miss keys.
     let save = !crate::rdb_load::loading() && (has("save") || (!has("nosave") && !node.config.borrow().save.is_empty()));
     if save && crate::save::save_at_shutdown(node).await.is_err() && !has("force") {
         tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+        if paused {
+            crate::replication::resume_after_failed_shutdown(node).await;
+        }
         return (Some(errors::error("ERR Errors trying to SHUTDOWN. Check logs.")), After::Continue);
     }
     node.core.shared.shutdown.store(true, Ordering::SeqCst);
