@@ -555,6 +555,37 @@ fn config_set_appendonly_at_run_time_rewrites_the_data_there_and_logs_from_then_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The log turned off and on again under `appendfsync always`: the second writer goes on
+/// from where the first one's counts stopped, so CONFIG SET and the writes after it answer
+/// (they waited for ever when a new writer counted from zero), and all of it survives a
+/// kill -9.
+#[test]
+fn the_log_turned_off_and_on_again_under_always_keeps_answering_and_logging() {
+    let dir = Server::scratch("aof-off-on");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    raw.set_read_timeout(Duration::from_secs(20));
+    for key in ["a", "b", "c", "d"] {
+        assert_eq!(raw.command(&["SET", key, "1"]).unwrap(), "+OK\r\n");
+    }
+    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SET", "while-off", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["MSET", "after:a", "1", "after:b", "2", "after:c", "3"]).unwrap(), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !raw.command(&["INFO", "persistence"]).unwrap().contains("aof_rewrite_in_progress:0") {
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(raw);
+    server.signal("KILL");
+    drop(server);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    assert_eq!(restarted.raw().command(&["DBSIZE"]).unwrap(), ":8\r\n");
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_full_disk_refuses_writes_with_misconf_keeps_reads_and_recovers_when_space_returns() {
     let Some(disk) = Tmpfs::mount("4m") else { return };

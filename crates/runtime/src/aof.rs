@@ -236,8 +236,10 @@ impl Log {
                 }
             }
             records.push_back(record);
+            // Counted under the lock: a writer that starts reads both at one instant (see
+            // `Merger::new`).
+            stream.appended.fetch_add(added, Ordering::Release);
         }
-        stream.appended.fetch_add(added, Ordering::Release);
         self.writer_idle.load(Ordering::Acquire) && self.writer_idle.swap(false, Ordering::AcqRel)
     }
 
@@ -369,8 +371,21 @@ pub struct Annotations {
 }
 
 impl Merger {
+    /// A merge that starts where the streams stand: what a previous writer took counts as
+    /// consumed, so the counts it publishes (durable, fsynced, fed) go on from where that
+    /// writer's stopped, and marks taken before still compare (a log turned off and on
+    /// again, replicas fed again after `repl-backlog-ttl`).
     pub fn new(cores: usize) -> Self {
-        Merger { queues: (0..cores).map(|_| VecDeque::new()).collect(), consumed: vec![0; cores], stream_s: vec![0; cores], ..Default::default() }
+        let consumed = LOG
+            .streams()
+            .iter()
+            .take(cores)
+            .map(|stream| {
+                let records = stream.records.lock().expect("not poisoned");
+                stream.appended.load(Ordering::Acquire) - records.len() as u64
+            })
+            .collect();
+        Merger { queues: (0..cores).map(|_| VecDeque::new()).collect(), consumed, stream_s: vec![0; cores], ..Default::default() }
     }
 
     /// Takes what the streams hold and appends what can be written, in a valid order, to
@@ -532,6 +547,13 @@ impl Merger {
     /// Whether records wait in the writer's queues (behind a barrier).
     pub fn holds_records(&self) -> bool {
         self.queues.iter().any(|q| !q.is_empty())
+    }
+
+    /// Whether a transaction is half way through the merge (grants passed, barriers not):
+    /// a writer that stopped now would leave its barriers to a merge that never saw its
+    /// grants.
+    pub fn mid_transaction(&self) -> bool {
+        !self.progress.is_empty()
     }
 }
 

@@ -746,7 +746,8 @@ async fn write_until_stopped(core: Rc<Core>) {
             continue;
         }
         let stopping = core.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) || !LOG.is_active();
-        if stopping && !merger.holds_records() && !shoal_runtime::aof::streams_hold_records() && OPEN_FILE.lock().expect("not poisoned").is_none() {
+        let drained = !merger.holds_records() && !merger.mid_transaction() && !shoal_runtime::aof::streams_hold_records();
+        if stopping && drained && OPEN_FILE.lock().expect("not poisoned").is_none() {
             // Stopped from here on: a log turned on meanwhile starts a new writer.
             WRITER_RUNNING.store(false, std::sync::atomic::Ordering::SeqCst);
             if let Some(file) = file {
