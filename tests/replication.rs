@@ -474,3 +474,96 @@ fn shutdown_waits_until_the_replica_has_every_write() {
     drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads one command (a RESP array of bulk strings) from a replica.
+fn read_command(reader: &mut impl std::io::BufRead) -> Vec<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let count: usize = line.trim().strip_prefix('*').unwrap_or_else(|| panic!("an array, not {line:?}")).parse().unwrap();
+    (0..count)
+        .map(|_| {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let len: usize = line.trim().strip_prefix('$').unwrap().parse().unwrap();
+            let mut bytes = vec![0; len + 2];
+            std::io::Read::read_exact(reader, &mut bytes).unwrap();
+            String::from_utf8_lossy(&bytes[..len]).into_owned()
+        })
+        .collect()
+}
+
+/// A master of our own (a socket in this test) drops the link in the middle of a
+/// MULTI: Shoal asks to continue from before the MULTI, so the whole transaction comes
+/// again and is applied once, as a Redis replica does.
+#[test]
+fn a_link_lost_inside_the_master_s_multi_resumes_before_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let replica = Server::start(THREADS, &["--replicaof", "127.0.0.1", &port]);
+    let replid = "0123456789abcdef0123456789abcdef01234567";
+    let handshake = |reader: &mut BufReader<std::net::TcpStream>, writer: &mut std::net::TcpStream| -> Vec<String> {
+        loop {
+            let command = read_command(reader);
+            match command[0].to_ascii_uppercase().as_str() {
+                "PING" => writer.write_all(b"+PONG\r\n").unwrap(),
+                "REPLCONF" => writer.write_all(b"+OK\r\n").unwrap(),
+                "PSYNC" => return command,
+                other => panic!("unexpected {other}"),
+            }
+        }
+    };
+    let encode = |args: &[&str]| Raw::encode(args);
+    // First link: a full sync of an empty dataset, then MULTI and a write, then the link drops.
+    let (stream, _) = listener.accept().unwrap();
+    let (mut reader, mut writer) = (BufReader::new(stream.try_clone().unwrap()), stream);
+    assert_eq!(handshake(&mut reader, &mut writer), ["PSYNC", "?", "-1"]);
+    let mut rdb = b"REDIS0009".to_vec();
+    rdb.push(0xff);
+    rdb.extend([0u8; 8]);
+    writer.write_all(format!("+FULLRESYNC {replid} 0\r\n${}\r\n", rdb.len()).as_bytes()).unwrap();
+    writer.write_all(&rdb).unwrap();
+    assert_eq!(read_command(&mut reader), ["REPLCONF", "ACK", "0"]);
+    let mut stream_bytes = encode(&["SELECT", "0"]);
+    let before_multi = stream_bytes.len();
+    stream_bytes.extend(encode(&["MULTI"]));
+    stream_bytes.extend(encode(&["INCR", "counter"]));
+    writer.write_all(&stream_bytes).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    drop((reader, writer));
+    // Second link: the replica asks for the byte after the SELECT, before the MULTI.
+    let (stream, _) = listener.accept().unwrap();
+    let (mut reader, mut writer) = (BufReader::new(stream.try_clone().unwrap()), stream);
+    assert_eq!(handshake(&mut reader, &mut writer), ["PSYNC", replid, &(before_multi + 1).to_string()]);
+    writer.write_all(format!("+CONTINUE {replid}\r\n").as_bytes()).unwrap();
+    let mut again = encode(&["MULTI"]);
+    again.extend(encode(&["INCR", "counter"]));
+    again.extend(encode(&["EXEC"]));
+    writer.write_all(&again).unwrap();
+    let mut raw = replica.raw();
+    wait_until("the transaction is applied", || raw.command(&["GET", "counter"]).unwrap() == "$1\r\n1\r\n");
+    let _ = reader.fill_buf();
+}
+
+/// `repl-backlog-ttl`: alone for that long, a master frees its backlog and starts a new
+/// history; a replica that comes later gets a full sync and the same data.
+#[test]
+fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
+    let master = Server::start(THREADS, &["--repl-backlog-ttl", "1"]);
+    let mut raw = master.raw();
+    let Some((replica, dir)) = redis_replica_of(&master) else { return };
+    raw.command(&["SET", "a", "1"]).unwrap();
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    let first_id = info_field(&mut raw, "replication", "master_replid");
+    assert_eq!(info_field(&mut raw, "replication", "repl_backlog_active"), "1");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+    wait_until("the backlog is freed", || info_field(&mut raw, "replication", "repl_backlog_active") == "0");
+    assert_ne!(info_field(&mut raw, "replication", "master_replid"), first_id);
+    assert_eq!(info_field(&mut raw, "replication", "repl_backlog_histlen"), "0");
+    raw.command(&["SET", "b", "2"]).unwrap();
+    let Some((replica, dir)) = redis_replica_of(&master) else { return };
+    write_and_compare(&master, &replica, "a replica after the backlog was freed");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -146,6 +146,8 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// Bytes of the replication stream kept for replicas that reconnect (partial resync).
     pub repl_backlog_size: u64,
+    /// Seconds without replicas after which the backlog is freed (0: never).
+    pub repl_backlog_ttl: u64,
     /// Seconds between the PINGs a master sends its replicas.
     pub repl_ping_replica_period: u64,
     /// Seconds without a sign of life before a replication link counts as dead.
@@ -259,6 +261,7 @@ impl Default for Config {
             masteruser: String::new(),
             shutdown_timeout: 10,
             repl_backlog_size: 1024 * 1024,
+            repl_backlog_ttl: 3600,
             repl_ping_replica_period: 10,
             repl_timeout: 60,
             slowlog_log_slower_than: 10_000,

@@ -252,6 +252,7 @@ pub(crate) static TABLE: &[Directive] = &[
     text!("masteruser", Mutable, masteruser, true, None),
     integer!("shutdown-timeout", &[], Mutable, shutdown_timeout, 0, INT_MAX, plain),
     integer!("repl-backlog-size", &[], Mutable, repl_backlog_size, 1, LONG_MAX, memory),
+    integer!("repl-backlog-ttl", &[], Mutable, repl_backlog_ttl, 0, INT_MAX, plain),
     integer!("repl-ping-replica-period", &["repl-ping-slave-period"], Mutable, repl_ping_replica_period, 1, INT_MAX, plain),
     integer!("repl-timeout", &[], Mutable, repl_timeout, 1, INT_MAX, plain),
     integer!("slowlog-log-slower-than", &[], Mutable, slowlog_log_slower_than, -1, LONG_MAX, plain),

@@ -349,7 +349,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 close = true;
             }
             if let Some(link) = &link {
-                link.round_done(input.len() + decoder.partial_request_len(), std::mem::take(&mut getack), &mut output);
+                link.round_done(input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output);
             }
             enforce_output_limit(node, &output)?;
             if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {

@@ -126,10 +126,17 @@ impl MasterLink {
 
     /// After a round of the master's commands ran, with `unrun` bytes read but not run yet:
     /// records the offset, and appends `REPLCONF ACK <offset>` to `output` when the master
-    /// asked (GETACK) or a second passed since the last one.
-    pub fn round_done(&self, unrun: usize, asked: bool, output: &mut BytesMut) {
-        let offset = self.base + self.read.get() - unrun as u64;
-        HISTORY.lock().expect("not poisoned").offset = offset;
+    /// asked (GETACK) or a second passed since the last one. Inside the master's MULTI the
+    /// offset stays before it, as Redis's does: a link lost before EXEC resumes with the
+    /// whole transaction, not with an EXEC alone.
+    pub fn round_done(&self, unrun: usize, in_multi: bool, asked: bool, output: &mut BytesMut) {
+        let offset = {
+            let mut history = HISTORY.lock().expect("not poisoned");
+            if !in_multi {
+                history.offset = self.base + self.read.get() - unrun as u64;
+            }
+            history.offset
+        };
         let now = shoal_runtime::now_ms();
         if asked || now.saturating_sub(self.last_ack_ms.get()) >= 1000 {
             self.last_ack_ms.set(now);

@@ -83,6 +83,8 @@ pub struct Master {
     replicas: Vec<Replica>,
     /// When the writer last sent the replicas a PING.
     last_ping: Option<Instant>,
+    /// Since when no replica has been connected (for `repl-backlog-ttl`).
+    alone_since: Option<Instant>,
     /// `repl-backlog-size`, and the replica class's output limit, as last read by the writer.
     backlog_size: u64,
     limit: shoal_config::OutputBufferLimit,
@@ -114,6 +116,7 @@ fn with_master<T>(f: impl FnOnce(&mut Master) -> T) -> T {
         marks: Vec::new(),
         replicas: Vec::new(),
         last_ping: None,
+        alone_since: None,
         backlog_size: 1024 * 1024,
         limit: shoal_config::OutputBufferLimit { hard_bytes: 256 << 20, soft_bytes: 64 << 20, soft_seconds: 60 },
     });
@@ -207,17 +210,31 @@ pub fn writer_tick() {
     if !shoal_runtime::aof::LOG.feeding() {
         return;
     }
-    let (period, size, limit) = {
+    let (period, size, limit, ttl) = {
         let config = crate::node::current().config.clone();
         let config = config.borrow();
-        (config.repl_ping_replica_period, config.repl_backlog_size, config.client_output_buffer_limit.replica)
+        (config.repl_ping_replica_period, config.repl_backlog_size, config.client_output_buffer_limit.replica, config.repl_backlog_ttl)
     };
     with_master(|master| {
         master.backlog_size = size;
         master.limit = limit;
         if master.replicas.is_empty() {
+            // Alone for `repl-backlog-ttl`: the backlog goes, and so does the log's work for
+            // replicas; a new history starts (Redis's `freeReplicationBacklog` and new id).
+            let since = *master.alone_since.get_or_insert_with(Instant::now);
+            if ttl > 0 && master.active && since.elapsed() >= Duration::from_secs(ttl) {
+                tracing::info!("Replication backlog freed after {ttl} seconds without slaves.");
+                master.active = false;
+                master.backlog = VecDeque::new();
+                master.start = master.offset;
+                master.replid = crate::info::system::random_hex40();
+                master.replid2 = "0".repeat(40);
+                master.second_offset = -1;
+                shoal_runtime::aof::LOG.set_feeding(false);
+            }
             return;
         }
+        master.alone_since = None;
         if master.last_ping.is_none_or(|at| at.elapsed() >= Duration::from_secs(period)) {
             master.last_ping = Some(Instant::now());
             let mut ping = Vec::new();
@@ -241,12 +258,26 @@ fn inject(args: &[&'static str]) {
 pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<()> {
     let psync = args.len() == 3;
     let asked = psync.then(|| (String::from_utf8_lossy(&args[1]).into_owned(), String::from_utf8_lossy(&args[2]).parse::<u64>().ok()));
-    // The log keeps every core's writes from now on; the writer runs.
-    node.core.call_on(0, crate::aof::start_feeding).await;
     let ip = conn.client.addr.rsplit_once(':').map_or(String::new(), |(ip, _)| ip.to_owned());
     let port = conn.replconf.listening_port;
     let id = conn.client.id;
+    let mark = NEXT_MARK.fetch_add(1, Ordering::Relaxed);
+    // Registered first, so the backlog is not freed for want of replicas (`repl-backlog-ttl`)
+    // once the log keeps the writes for it.
     let continued = with_master(|master| {
+        master.replicas.retain(|r| r.id != id);
+        let mut replica = Replica {
+            id,
+            ip: ip.clone(),
+            port,
+            mark: Some(mark),
+            sent: None,
+            online: false,
+            ack: 0,
+            ack_ms: shoal_runtime::now_ms(),
+            soft_since_ms: None,
+            dropped: false,
+        };
         if !master.active {
             // What the writer fed before this (the log was just turned on) no replica needs:
             // the backlog starts here.
@@ -254,29 +285,21 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
             master.backlog.clear();
             master.start = master.offset;
         }
-        let (replid, offset) = asked.clone()?;
         // Redis counts bytes from 1: the replica asks for the byte after those it has.
-        let offset = offset?.checked_sub(1)?;
-        let ours = replid == master.replid || (replid == master.replid2 && offset as i64 <= master.second_offset);
-        if !ours || offset < master.start || offset > master.offset {
-            return None;
-        }
-        master.replicas.retain(|r| r.id != id);
-        master.replicas.push(Replica {
-            id,
-            ip: ip.clone(),
-            port,
-            mark: None,
-            sent: Some(offset),
-            online: true,
-            ack: offset,
-            ack_ms: shoal_runtime::now_ms(),
-            soft_since_ms: None,
-            dropped: false,
+        let continue_at = asked.as_ref().and_then(|(replid, offset)| {
+            let offset = offset.and_then(|o| o.checked_sub(1))?;
+            let ours = *replid == master.replid || (*replid == master.replid2 && offset as i64 <= master.second_offset);
+            (ours && offset >= master.start && offset <= master.offset).then_some(offset)
         });
-        Some(master.replid.clone())
+        if let Some(offset) = continue_at {
+            (replica.mark, replica.sent, replica.online, replica.ack) = (None, Some(offset), true, offset);
+        }
+        master.replicas.push(replica);
+        continue_at.map(|_| master.replid.clone())
     });
     let _forget = scopeguard(move || with_master(|master| master.replicas.retain(|r| r.id != id)));
+    // The log keeps every core's writes from now on; the writer runs.
+    node.core.call_on(0, crate::aof::start_feeding).await;
     if let Some(replid) = continued {
         SYNCS[1].fetch_add(1, Ordering::Relaxed);
         tracing::info!("Partial resynchronization request from {ip}:{port} accepted.");
@@ -289,29 +312,13 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
     }
     SYNCS[0].fetch_add(1, Ordering::Relaxed);
     tracing::info!("Replica {ip}:{port} asks for synchronization; full resync");
-    full_sync(node, socket, id, ip, port, psync).await?;
+    full_sync(node, socket, id, mark, psync).await?;
     stream(node, socket, &conn.client).await
 }
 
 /// Sends a snapshot: the cut (with its mark in every stream), `+FULLRESYNC` with the offset
 /// there, newlines while the file is written, then the file.
-async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, ip: String, port: u16, psync: bool) -> std::io::Result<()> {
-    let mark = NEXT_MARK.fetch_add(1, Ordering::Relaxed);
-    with_master(|master| {
-        master.replicas.retain(|r| r.id != id);
-        master.replicas.push(Replica {
-            id,
-            ip,
-            port,
-            mark: Some(mark),
-            sent: None,
-            online: false,
-            ack: 0,
-            ack_ms: shoal_runtime::now_ms(),
-            soft_since_ms: None,
-            dropped: false,
-        });
-    });
+async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, mark: u64, psync: bool) -> std::io::Result<()> {
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
     let mut snapshot = std::pin::pin!(crate::save::snapshot_for_replica(node, mark, cut_taken).fuse());
     // The cut comes first; until it does the snapshot waits for another save to end.
