@@ -567,3 +567,19 @@ fn the_backlog_is_freed_after_repl_backlog_ttl_without_replicas() {
     drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An idle master still hears from a Shoal replica every second (REPLCONF ACK), so a Redis
+/// master's `min-replicas-max-lag` counts it as good and takes writes.
+#[test]
+fn an_idle_replica_acknowledges_every_second() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0", "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"]) else {
+        return;
+    };
+    let _replica = shoal_replica_of(&master, &[]);
+    let mut raw = master.raw();
+    wait_until("the replica counts as good", || raw.command(&["SET", "k", "v"]).unwrap() == "+OK\r\n");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "+OK\r\n");
+    let slave0 = info_field(&mut raw, "replication", "slave0");
+    assert!(slave0.ends_with(",lag=0") || slave0.ends_with(",lag=1"), "{slave0}");
+}

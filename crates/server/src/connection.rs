@@ -220,7 +220,27 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             }
         }
         let leftover = std::mem::take(&mut unread_input);
-        let read = if leftover { input.len() } else { socket.read(&mut input, &mut chunk).await? };
+        let read = if leftover {
+            input.len()
+        } else if let Some(link) = &link {
+            // A master link acknowledges every second, whether the master sends or not.
+            let read = {
+                let read = std::pin::pin!(socket.read(&mut input, &mut chunk));
+                match select(read, std::pin::pin!(glommio::timer::sleep(std::time::Duration::from_secs(1)))).await {
+                    Either::Left((read, _)) => Some(read?),
+                    Either::Right(_) => None,
+                }
+            };
+            let Some(read) = read else {
+                let mut ack = BytesMut::new();
+                link.idle_ack(&mut ack);
+                socket.write_all(&ack).await?;
+                continue;
+            };
+            read
+        } else {
+            socket.read(&mut input, &mut chunk).await?
+        };
         if read == 0 || conn.client.kill.is_set() {
             return Ok(());
         }
@@ -352,7 +372,9 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 link.round_done(input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output);
             }
             enforce_output_limit(node, &output)?;
-            if !output.is_empty() && (!more || output.len() >= READ_CHUNK) {
+            // A master link's output is its ACKs alone: they go at once, however much of the
+            // stream is still to run.
+            if !output.is_empty() && (!more || output.len() >= READ_CHUNK || link.is_some()) {
                 // For a pipelined read, let the other connections that are ready run their
                 // commands first, so the core sends its replies in a burst (as Redis does
                 // before it sleeps) and clients wake once for many replies. A single command
