@@ -583,3 +583,26 @@ fn an_idle_replica_acknowledges_every_second() {
     let slave0 = info_field(&mut raw, "replication", "slave0");
     assert!(slave0.ends_with(",lag=0") || slave0.ends_with(",lag=1"), "{slave0}");
 }
+
+/// INFO replication of a replica whose master does not answer lists the fields Redis lists,
+/// in Redis's order.
+#[test]
+fn a_replica_s_info_lists_redis_s_fields() {
+    let nobody = shoal_testkit::free_port().to_string();
+    let extra = ["--replicaof", "127.0.0.1", nobody.as_str()];
+    let Some(redis) = Server::start_redis_with(&extra) else { return };
+    let shoal = Server::start(THREADS, &extra);
+    let names = |server: &Server| -> Vec<String> {
+        let info = server.raw().command(&["INFO", "replication"]).unwrap();
+        info.lines().filter_map(|line| line.split_once(':')).map(|(name, _)| name.to_owned()).collect()
+    };
+    assert_eq!(names(&shoal), names(&redis));
+    // And of a master with one replica, min-replicas-to-write on.
+    let Some(redis) = Server::start_redis_with(&["--min-replicas-to-write", "1", "--repl-diskless-sync-delay", "0"]) else { return };
+    let shoal = Server::start(THREADS, &["--min-replicas-to-write", "1"]);
+    let (Some((redis_replica, redis_dir)), Some((shoal_replica, shoal_dir))) = (redis_replica_of(&redis), redis_replica_of(&shoal)) else { return };
+    assert_eq!(names(&shoal), names(&redis));
+    drop((redis_replica, shoal_replica));
+    let _ = std::fs::remove_dir_all(redis_dir);
+    let _ = std::fs::remove_dir_all(shoal_dir);
+}

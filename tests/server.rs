@@ -484,3 +484,37 @@ fn msetex_sets_every_key_with_one_ttl_across_cores_or_none() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Debian's own `/etc/redis/redis.conf` (installed with redis-server) starts Shoal: every
+/// directive in it is one Shoal takes. Only what would make it a daemon writing to system
+/// paths is overridden on the command line, as a test must.
+#[test]
+fn debian_s_redis_conf_starts_shoal() {
+    let path = std::path::Path::new("/etc/redis/redis.conf");
+    if !need("redis-server") {
+        return;
+    }
+    assert!(path.exists(), "redis-server is installed but {path:?} is not there");
+    let dir = Server::scratch("debian-conf");
+    let port = shoal_testkit::free_port().to_string();
+    let pidfile = dir.join("shoal.pid");
+    let mut command = server_command(&[path.to_str().unwrap(), "--port", &port, "--daemonize", "no", "--logfile", "", "--dir", dir.to_str().unwrap()]);
+    command.args(["--pidfile", pidfile.to_str().unwrap(), "--threads", "2", "--save", ""]);
+    let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("start shoal-server");
+    let port: u16 = port.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !shoal_testkit::answers_ping(port) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("shoal-server refused Debian's redis.conf ({status}):\n{stderr}");
+        }
+        assert!(Instant::now() < deadline, "no PONG");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut raw = Raw::connect(port).unwrap();
+    assert_eq!(raw.command(&["CONFIG", "GET", "repl-diskless-sync"]).unwrap(), "*2\r\n$18\r\nrepl-diskless-sync\r\n$3\r\nyes\r\n");
+    let _ = raw.command(&["SHUTDOWN", "NOSAVE"]);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -550,6 +550,53 @@ fn config_replies_match_redis() {
     }
 }
 
+/// The directives of Debian's redis.conf (and the replication ones) that Shoal takes for
+/// compatibility: CONFIG GET, a bad and a good CONFIG SET, and GET again answer as Redis's.
+#[test]
+fn redis_conf_directives_answer_config_as_redis_does() {
+    let servers = shoal_and_redis(&[]);
+    let Some(redis) = servers.get(1) else { return };
+    let (mut shoal_raw, mut redis_raw) = (servers[0].raw(), redis.raw());
+    let directives: &[(&str, &str, &str)] = &[
+        ("activerehashing", "maybe", "no"),
+        ("aof-rewrite-incremental-fsync", "2", "no"),
+        ("rdb-save-incremental-fsync", "x", "no"),
+        ("rdb-del-sync-files", "x", "yes"),
+        ("jemalloc-bg-thread", "x", "no"),
+        ("oom-score-adj", "sometimes", "relative"),
+        ("oom-score-adj-values", "1 2", "10 20 30"),
+        ("set-proc-title", "x", "no"),
+        ("repl-diskless-sync", "x", "no"),
+        ("repl-diskless-sync-delay", "-1", "0"),
+        ("repl-diskless-sync-max-replicas", "x", "2"),
+        ("repl-diskless-load", "later", "swapdb"),
+        ("repl-disable-tcp-nodelay", "x", "yes"),
+        ("replica-priority", "x", "50"),
+        ("slave-priority", "-5", "60"),
+        ("replica-announce-port", "70000", "7000"),
+        ("replica-announce-ip", "", "10.0.0.1"),
+        ("replica-announced", "x", "no"),
+        ("replica-ignore-maxmemory", "x", "no"),
+        ("replica-lazy-flush", "x", "yes"),
+        ("slave-read-only", "x", "no"),
+        ("slave-serve-stale-data", "x", "no"),
+        ("repl-backlog-ttl", "x", "100"),
+        ("repl-backlog-size", "x", "2mb"),
+        ("repl-timeout", "0", "30"),
+        ("repl-ping-replica-period", "0", "5"),
+        ("min-replicas-to-write", "-1", "0"),
+        ("min-slaves-max-lag", "x", "20"),
+        ("shutdown-timeout", "-1", "5"),
+        ("masterauth", "", "secret"),
+        ("masteruser", "", "someone"),
+    ];
+    for (name, bad, good) in directives {
+        for request in [&["CONFIG", "GET", name][..], &["CONFIG", "SET", name, bad], &["CONFIG", "SET", name, good], &["CONFIG", "GET", name]] {
+            assert_eq!(shoal_raw.command(request).unwrap(), redis_raw.command(request).unwrap(), "{request:?}");
+        }
+    }
+}
+
 // ---- DEBUG ------------------------------------------------------------------------------
 
 /// 50 bytes with no repeated 3-byte run, so Redis's LZF cannot shrink it (Shoal does not

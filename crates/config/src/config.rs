@@ -144,6 +144,10 @@ pub struct Config {
     pub masteruser: String,
     /// Seconds a master waits at shutdown for its replicas to acknowledge everything.
     pub shutdown_timeout: u64,
+    /// Directives Redis has and Shoal accepts with no effect (or an effect elsewhere, such as
+    /// `replica-priority` in INFO), by name, when set to something other than their default
+    /// (see `table::Kind::Compat`).
+    pub compat: std::collections::BTreeMap<&'static str, String>,
     /// Bytes of the replication stream kept for replicas that reconnect (partial resync).
     pub repl_backlog_size: u64,
     /// Seconds without replicas after which the backlog is freed (0: never).
@@ -260,6 +264,7 @@ impl Default for Config {
             masterauth: String::new(),
             masteruser: String::new(),
             shutdown_timeout: 10,
+            compat: std::collections::BTreeMap::new(),
             repl_backlog_size: 1024 * 1024,
             repl_backlog_ttl: 3600,
             repl_ping_replica_period: 10,

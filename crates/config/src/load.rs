@@ -79,7 +79,7 @@ pub enum ConfigError {
 /// `save ""`.
 pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigError> {
     let mut config = Config::default();
-    let mut context = ApplyContext { loading: true, save_seen: false };
+    let mut context = ApplyContext { loading: true, ..Default::default() };
     let mut open_files = Vec::new();
     if let Some(file) = file {
         load_file(&mut config, &mut context, file, &mut open_files)?;
@@ -87,6 +87,13 @@ pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<Config, ConfigE
     }
     for (index, line) in command_line_lines(overrides).iter().enumerate() {
         apply_line(&mut config, &mut context, line, &ConfigOrigin::CommandLine, index + 1, &mut open_files)?;
+    }
+    for (index, error) in std::mem::take(&mut context.deferred) {
+        if let table::Kind::Bool { get, .. } = TABLE[index].kind {
+            if get(&config) {
+                return Err(error);
+            }
+        }
     }
     Ok(config)
 }
@@ -149,7 +156,13 @@ fn apply_line(
         // argument is split again (an unsplittable one counts as none).
         let values =
             if directive.is_multi_arg() && args.len() == 2 && !args[1].is_empty() { split_args(&args[1]).unwrap_or_default() } else { args[1..].to_vec() };
-        return table::apply(config, directive, &values, context).map_err(error);
+        table::apply(config, directive, &values, context).map_err(error)?;
+        // A refused `yes` fails the load only if nothing later says `no` (Debian's
+        // redis.conf says `daemonize yes`, its service `--daemonize no`).
+        if let Some(reason) = context.refused_yes.take() {
+            context.deferred.push((index, error(reason)));
+        }
+        return Ok(());
     }
     if name.eq_ignore_ascii_case(b"include") && args.len() == 2 {
         let path = path_from_bytes(&args[1]);
@@ -411,6 +424,17 @@ mod tests {
         for &(text, line_number, line, reason) in cases {
             check_file_error(text, line_number, line, reason);
         }
+    }
+
+    #[test]
+    fn a_refused_yes_fails_the_load_only_if_nothing_later_says_no() {
+        let (dir, result) = load_text("daemonize yes\nport 7000\n", &["--daemonize", "no"]);
+        let config = result.expect("a later no wins");
+        assert!(!config.daemonize);
+        assert_eq!(config.port, 7000);
+        drop(dir);
+        let (_dir, result) = load_text("daemonize no\n", &["--daemonize", "yes"]);
+        assert!(matches!(result, Err(ConfigError::Directive { line_number: 1, .. })), "{result:?}");
     }
 
     #[test]

@@ -75,13 +75,52 @@ pub(crate) enum Kind {
     Percentiles,
     /// `replicaof <host> <port>`, or `no one`.
     ReplicaOf,
+    /// A directive of Redis's that Shoal takes, checks as Redis checks it, shows in CONFIG
+    /// GET and REWRITE, and otherwise ignores (so a `redis.conf` loads): its value lives in
+    /// `Config::compat` when it is not `default`.
+    Compat {
+        check: Check,
+        default: &'static str,
+    },
+}
+
+/// How a [`Kind::Compat`] value is checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Check {
+    Bool,
+    Int(i64, i64),
+    /// (name, what CONFIG GET shows for it): Redis shows an alias as the first name of its
+    /// value (`oom-score-adj relative` reads back `yes`).
+    Enum(&'static [(&'static str, &'static str)]),
+    Text,
+    /// This many integers (one argument each, or one argument split at spaces).
+    Ints(usize),
+}
+
+impl Config {
+    /// A [`Kind::Compat`] directive's value, by its name (the default when never set).
+    pub fn compat_value(&self, name: &str) -> &str {
+        if let Some(value) = self.compat.get(name) {
+            return value;
+        }
+        TABLE
+            .iter()
+            .find_map(|d| match d.kind {
+                Kind::Compat { default, .. } if d.name == name => Some(default),
+                _ => None,
+            })
+            .unwrap_or("")
+    }
 }
 
 impl Directive {
     /// Whether the directive takes several arguments (Redis's
     /// `MULTI_ARG_CONFIG`): a single argument is then split into several.
     pub(crate) fn is_multi_arg(&self) -> bool {
-        matches!(self.kind, Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles | Kind::ReplicaOf)
+        matches!(
+            self.kind,
+            Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles | Kind::ReplicaOf | Kind::Compat { check: Check::Ints(_), .. }
+        )
     }
 }
 
@@ -93,6 +132,11 @@ pub(crate) struct ApplyContext {
     /// A `save` line was already read during this load: further ones add to
     /// it instead of replacing the defaults.
     pub(crate) save_seen: bool,
+    /// A `yes` Shoal refuses (`daemonize yes`), read during this load: its reason. The load
+    /// fails only if no later line (the command line, say) says `no`.
+    pub(crate) refused_yes: Option<String>,
+    /// Those refusals, with the line that made them (directive index, error).
+    pub(crate) deferred: Vec<(usize, crate::load::ConfigError)>,
 }
 
 macro_rules! boolean {
@@ -161,6 +205,10 @@ macro_rules! text {
 
 const fn special(name: &'static str, mutability: Mutability, kind: Kind) -> Directive {
     Directive { name, aliases: &[], mutability, kind }
+}
+
+const fn compat(name: &'static str, aliases: &'static [&'static str], check: Check, default: &'static str) -> Directive {
+    Directive { name, aliases, mutability: Mutability::Mutable, kind: Kind::Compat { check, default } }
 }
 
 const INT_MAX: i64 = i32::MAX as i64;
@@ -244,8 +292,30 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("stream-node-max-entries", &[], Mutable, stream_node_max_entries, 0, LONG_MAX, plain),
     integer!("tracking-table-max-keys", &[], Mutable, tracking_table_max_keys, 0, LONG_MAX, plain),
     Directive { name: "replicaof", aliases: &["slaveof"], mutability: Mutability::Immutable, kind: Kind::ReplicaOf },
-    boolean!("replica-read-only", Mutable, replica_read_only),
-    boolean!("replica-serve-stale-data", Mutable, replica_serve_stale_data),
+    Directive {
+        name: "replica-read-only",
+        aliases: &["slave-read-only"],
+        mutability: Mutability::Mutable,
+        kind: Kind::Bool { get: |c| c.replica_read_only, set: |c, v| c.replica_read_only = v, refuse_yes: None },
+    },
+    Directive {
+        name: "replica-serve-stale-data",
+        aliases: &["slave-serve-stale-data"],
+        mutability: Mutability::Mutable,
+        kind: Kind::Bool { get: |c| c.replica_serve_stale_data, set: |c, v| c.replica_serve_stale_data = v, refuse_yes: None },
+    },
+    compat("replica-priority", &["slave-priority"], Check::Int(0, INT_MAX), "100"),
+    compat("replica-announce-ip", &["slave-announce-ip"], Check::Text, ""),
+    compat("replica-announce-port", &["slave-announce-port"], Check::Int(0, 65535), "0"),
+    compat("replica-announced", &[], Check::Bool, "yes"),
+    compat("replica-ignore-maxmemory", &["slave-ignore-maxmemory"], Check::Bool, "yes"),
+    compat("replica-ignore-disk-write-errors", &[], Check::Bool, "no"),
+    compat("replica-lazy-flush", &["slave-lazy-flush"], Check::Bool, "no"),
+    compat("repl-diskless-sync", &[], Check::Bool, "yes"),
+    compat("repl-diskless-sync-delay", &[], Check::Int(0, INT_MAX), "5"),
+    compat("repl-diskless-sync-max-replicas", &[], Check::Int(0, INT_MAX), "0"),
+    compat("repl-diskless-load", &[], Check::Enum(&[("disabled", "disabled"), ("on-empty-db", "on-empty-db"), ("swapdb", "swapdb")]), "disabled"),
+    compat("repl-disable-tcp-nodelay", &[], Check::Bool, "no"),
     integer!("min-replicas-to-write", &["min-slaves-to-write"], Mutable, min_replicas_to_write, 0, INT_MAX, plain),
     integer!("min-replicas-max-lag", &["min-slaves-max-lag"], Mutable, min_replicas_max_lag, 0, INT_MAX, plain),
     text!("masterauth", Mutable, masterauth, true, None),
@@ -266,6 +336,15 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("lfu-decay-time", &[], Mutable, lfu_decay_time, 0, INT_MAX, plain),
     boolean!("activedefrag", Mutable, activedefrag, Some("Active defragmentation cannot be enabled: Shoal does not implement it")),
     integer!("io-threads", &[], Immutable, io_threads, 1, 128, plain),
+    compat("activerehashing", &[], Check::Bool, "yes"),
+    compat("aof-rewrite-incremental-fsync", &[], Check::Bool, "yes"),
+    compat("rdb-save-incremental-fsync", &[], Check::Bool, "yes"),
+    compat("rdb-del-sync-files", &[], Check::Bool, "no"),
+    compat("jemalloc-bg-thread", &[], Check::Bool, "yes"),
+    compat("oom-score-adj", &[], Check::Enum(&[("no", "no"), ("yes", "yes"), ("relative", "yes"), ("absolute", "absolute")]), "no"),
+    compat("oom-score-adj-values", &[], Check::Ints(3), "0 200 800"),
+    Directive { name: "set-proc-title", aliases: &[], mutability: Mutability::Immutable, kind: Kind::Compat { check: Check::Bool, default: "yes" } },
+    compat("proc-title-template", &[], Check::Text, "{title} {listen-addr} {server-mode}"),
     enumeration!("enable-protected-configs", Immutable, enable_protected_configs, ProtectedConfigs),
     integer!("threads", &[], Immutable, threads, 0, 1024, plain),
 ];
@@ -315,7 +394,11 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
         Kind::Bool { set, refuse_yes, .. } => {
             let value = parse_bool(single())?;
             if let (true, Some(reason)) = (value, refuse_yes) {
-                return Err((*reason).to_owned());
+                if !context.loading {
+                    return Err((*reason).to_owned());
+                }
+                // Judged once the whole load is read: a later `no` wins.
+                context.refused_yes = Some((*reason).to_owned());
             }
             set(config, value);
         }
@@ -342,6 +425,38 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
                 }
             }
             set(config, value);
+        }
+        Kind::Compat { check, default } => {
+            let value = match check {
+                Check::Bool => format_bool(parse_bool(single())?).to_owned(),
+                Check::Int(min, max) => {
+                    let value = parse_integer(single()).ok_or(ERR_INTEGER)?;
+                    if value < *min || value > *max {
+                        return Err(format!("argument must be between {min} and {max} inclusive"));
+                    }
+                    value.to_string()
+                }
+                Check::Enum(names) => {
+                    let value = single();
+                    let (_, shown) = names.iter().find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(value)).ok_or_else(|| {
+                        format!("argument(s) must be one of the following: {}", names.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", "))
+                    })?;
+                    (*shown).to_owned()
+                }
+                Check::Text => to_text(single())?,
+                Check::Ints(count) => {
+                    let values: Vec<i64> = args.iter().map(|arg| parse_integer(arg).ok_or(ERR_INTEGER)).collect::<Result<_, _>>()?;
+                    if values.len() != *count {
+                        return Err("wrong number of arguments".to_owned());
+                    }
+                    values.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
+                }
+            };
+            if value == *default {
+                config.compat.remove(directive.name);
+            } else {
+                config.compat.insert(directive.name, value);
+            }
         }
         Kind::ReplicaOf => {
             // A single empty argument (CONFIG GET's value when not a replica): none.
@@ -426,6 +541,7 @@ pub(crate) fn format(config: &Config, directive: &Directive) -> String {
         Kind::Text { get, .. } => get(config).to_owned(),
         Kind::Bind => config.bind.join(" "),
         Kind::ReplicaOf => config.replicaof.as_ref().map(|(host, port)| format!("{host} {port}")).unwrap_or_default(),
+        Kind::Compat { .. } => config.compat_value(directive.name).to_owned(),
         Kind::Save => config.save.iter().map(|point| format!("{} {}", point.seconds, point.changes)).collect::<Vec<_>>().join(" "),
         Kind::ClientOutputBufferLimit => config
             .client_output_buffer_limit
@@ -496,6 +612,14 @@ pub(crate) fn rewrite_lines(config: &Config, defaults: &Config, directive: &Dire
             Some((host, port)) => vec![(format!("{name} {host} {port}"), true)],
             None => vec![],
         },
+        Kind::Compat { check, default } => {
+            let value = config.compat_value(name);
+            let text = match check {
+                Check::Text => repr(value.as_bytes()),
+                _ => value.to_owned(),
+            };
+            vec![(format!("{name} {text}"), value != *default)]
+        }
         Kind::Bind => {
             if config.bind == defaults.bind {
                 return vec![];

@@ -62,6 +62,8 @@ struct Following {
     state: LinkState,
     /// Unix ms of the last bytes from the master.
     last_io_ms: u64,
+    /// Unix ms when the link last went down (0: it was never up).
+    down_since_ms: u64,
 }
 
 /// What the replica knows of its master's stream: its id and how far it got. Kept when the
@@ -180,7 +182,7 @@ pub async fn replicaof(node: &Rc<Node>, args: &[Bytes]) -> Frame {
 pub async fn follow(node: &Rc<Node>, host: String, port: u16) {
     tracing::info!("Connecting to MASTER {host}:{port}");
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0 });
+    *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0, down_since_ms: 0 });
     node.config.borrow_mut().replicaof = Some((host, port));
     REPLICATING.store(true, Ordering::SeqCst);
     // A replica expires nothing by itself: its master's DELs do.
@@ -222,6 +224,9 @@ fn kill_link_client() {
 
 fn set_state(state: LinkState) {
     if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
+        if following.state == LinkState::Connected && state != LinkState::Connected {
+            following.down_since_ms = shoal_runtime::now_ms();
+        }
         following.state = state;
     }
 }
@@ -486,15 +491,26 @@ pub fn info(add: &mut dyn FnMut(&str, String)) -> bool {
     add("master_sync_in_progress", u8::from(following.state == LinkState::Sync).to_string());
     add("slave_read_repl_offset", history.offset.to_string());
     add("slave_repl_offset", history.offset.to_string());
-    add("slave_priority", "100".to_owned());
-    add("slave_read_only", u8::from(crate::node::current().config.borrow().replica_read_only).to_string());
-    add("replica_announced", "1".to_owned());
+    if !up {
+        let down = if following.down_since_ms == 0 { -1 } else { (shoal_runtime::now_ms().saturating_sub(following.down_since_ms) / 1000) as i64 };
+        add("master_link_down_since_seconds", down.to_string());
+    }
+    let config = crate::node::current().config.clone();
+    let config = config.borrow();
+    add("slave_priority", config.compat_value("replica-priority").to_owned());
+    add("slave_read_only", u8::from(config.replica_read_only).to_string());
+    add("replica_announced", u8::from(config.compat_value("replica-announced") == "yes").to_string());
     add("connected_slaves", "0".to_owned());
     add("master_failover_state", "no-failover".to_owned());
     add("master_replid", history.replid.clone().unwrap_or_else(|| crate::info::ids().1.to_owned()));
     add("master_replid2", "0".repeat(40));
     add("master_repl_offset", history.offset.to_string());
     add("second_repl_offset", "-1".to_owned());
+    // No backlog of its own: a replica serves no replicas yet.
+    add("repl_backlog_active", "0".to_owned());
+    add("repl_backlog_size", config.repl_backlog_size.max(16 * 1024).to_string());
+    add("repl_backlog_first_byte_offset", "0".to_owned());
+    add("repl_backlog_histlen", "0".to_owned());
     true
 }
 

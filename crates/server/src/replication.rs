@@ -124,6 +124,12 @@ fn with_master<T>(f: impl FnOnce(&mut Master) -> T) -> T {
 }
 
 impl Master {
+    /// Online replicas whose last acknowledgement is at most `max_lag` seconds old.
+    fn good(&self, max_lag: u64) -> u64 {
+        let now_ms = shoal_runtime::now_ms();
+        self.replicas.iter().filter(|r| r.online && !r.dropped && now_ms.saturating_sub(r.ack_ms) / 1000 <= max_lag).count() as u64
+    }
+
     /// Appends `bytes` to the stream, and trims the backlog to what it must keep.
     fn append(&mut self, bytes: &[u8]) {
         if bytes.is_empty() {
@@ -548,6 +554,12 @@ pub fn info(add: &mut dyn FnMut(&str, String)) {
         let now_ms = shoal_runtime::now_ms();
         let online: Vec<&Replica> = master.replicas.iter().filter(|r| !r.dropped).collect();
         add("connected_slaves", online.len().to_string());
+        // With min-replicas-to-write on, how many count as good (Redis's place for it).
+        let config = crate::node::current().config.clone();
+        let (wanted, max_lag) = (config.borrow().min_replicas_to_write, config.borrow().min_replicas_max_lag);
+        if wanted > 0 && max_lag > 0 {
+            add("min_slaves_good_slaves", master.good(max_lag).to_string());
+        }
         for (i, replica) in online.iter().enumerate() {
             let state = if replica.online {
                 "online"
@@ -562,13 +574,6 @@ pub fn info(add: &mut dyn FnMut(&str, String)) {
             );
         }
         add("master_failover_state", "no-failover".to_owned());
-        let config = crate::node::current().config.clone();
-        let (wanted, max_lag) = (config.borrow().min_replicas_to_write, config.borrow().min_replicas_max_lag);
-        if wanted > 0 && max_lag > 0 {
-            let now_ms = shoal_runtime::now_ms();
-            let good = master.replicas.iter().filter(|r| r.online && !r.dropped && now_ms.saturating_sub(r.ack_ms) / 1000 <= max_lag).count();
-            add("min_slaves_good_slaves", good.to_string());
-        }
         add("master_replid", master.replid.clone());
         add("master_replid2", master.replid2.clone());
         add("master_repl_offset", master.offset.to_string());
@@ -607,8 +612,7 @@ pub fn too_few_replicas(node: &Node) -> bool {
 
 /// Online replicas whose last acknowledgement is at most `max_lag` seconds old.
 fn good_replicas(max_lag: u64) -> u64 {
-    let now_ms = shoal_runtime::now_ms();
-    with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped && now_ms.saturating_sub(r.ack_ms) / 1000 <= max_lag).count() as u64)
+    with_master(|master| master.good(max_lag))
 }
 
 /// NOREPLICAS for a write while [`too_few_replicas`].

@@ -263,11 +263,7 @@ impl Server {
     }
 
     fn try_raw(&self) -> std::io::Result<Raw> {
-        let stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        // Small writes leave at once, so a request split across writes reaches the server split.
-        stream.set_nodelay(true)?;
-        Ok(Raw { reader: BufReader::new(stream.try_clone()?), stream })
+        Raw::connect(self.port)
     }
 
     /// A raw connection that speaks bytes.
@@ -329,6 +325,15 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// A raw connection to a server on this machine's `port`.
+    pub fn connect(port: u16) -> std::io::Result<Raw> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // Small writes leave at once, so a request split across writes reaches the server split.
+        stream.set_nodelay(true)?;
+        Ok(Raw { reader: BufReader::new(stream.try_clone()?), stream })
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
     }
