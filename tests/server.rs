@@ -518,3 +518,22 @@ fn debian_s_redis_conf_starts_shoal() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `supervised systemd`: READY=1 reaches $NOTIFY_SOCKET once the server serves, and
+/// STOPPING=1 when it shuts down, as a Type=notify unit (Debian's) waits for.
+#[test]
+fn supervised_systemd_tells_notify_socket_ready_and_stopping() {
+    let dir = Server::scratch("notify");
+    let path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut server = Server::start_with_env(THREADS, &["--supervised", "systemd"], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut message = [0u8; 256];
+    let n = socket.recv(&mut message).unwrap();
+    assert_eq!(std::str::from_utf8(&message[..n]).unwrap(), "STATUS=Ready to accept connections\nREADY=1\n");
+    let _ = server.raw().command(&["SHUTDOWN", "NOSAVE"]);
+    let n = socket.recv(&mut message).unwrap();
+    assert_eq!(std::str::from_utf8(&message[..n]).unwrap(), "STOPPING=1\n");
+    assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}

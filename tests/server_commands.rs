@@ -566,6 +566,7 @@ fn redis_conf_directives_answer_config_as_redis_does() {
         ("oom-score-adj", "sometimes", "relative"),
         ("oom-score-adj-values", "1 2", "10 20 30"),
         ("set-proc-title", "x", "no"),
+        ("supervised", "x", "systemd"),
         ("repl-diskless-sync", "x", "no"),
         ("repl-diskless-sync-delay", "-1", "0"),
         ("repl-diskless-sync-max-replicas", "x", "2"),

@@ -344,6 +344,12 @@ pub(crate) static TABLE: &[Directive] = &[
     compat("oom-score-adj", &[], Check::Enum(&[("no", "no"), ("yes", "yes"), ("relative", "yes"), ("absolute", "absolute")]), "no"),
     compat("oom-score-adj-values", &[], Check::Ints(3), "0 200 800"),
     Directive { name: "set-proc-title", aliases: &[], mutability: Mutability::Immutable, kind: Kind::Compat { check: Check::Bool, default: "yes" } },
+    Directive {
+        name: "supervised",
+        aliases: &[],
+        mutability: Mutability::Immutable,
+        kind: Kind::Compat { check: Check::Enum(&[("upstart", "upstart"), ("systemd", "systemd"), ("auto", "auto"), ("no", "no")]), default: "no" },
+    },
     compat("proc-title-template", &[], Check::Text, "{title} {listen-addr} {server-mode}"),
     enumeration!("enable-protected-configs", Immutable, enable_protected_configs, ProtectedConfigs),
     integer!("threads", &[], Immutable, threads, 0, 1024, plain),

@@ -32,6 +32,7 @@ mod scripting;
 mod server_commands;
 mod slowlog_cmd;
 mod socket;
+mod supervise;
 mod sync_cmd;
 mod tracking;
 

@@ -158,6 +158,10 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         core.shared.shutdown.store(true, Ordering::SeqCst);
     }
     drop(startup);
+    // Loaded and accepting: a service manager may count on us now.
+    if core.id == 0 && !core.shared.shutdown.load(Ordering::SeqCst) {
+        crate::supervise::ready(&node.config.borrow());
+    }
     // `replicaof` in the configuration: follow the master once the local data is loaded (a
     // full resynchronisation replaces it anyway).
     let replicaof = node.config.borrow().replicaof.clone();
@@ -192,6 +196,9 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
                 }
             }
             if core.shared.shutdown.load(Ordering::SeqCst) {
+                if core.id == 0 {
+                    crate::supervise::stopping(&node.config.borrow());
+                }
                 node.shutdown.set();
                 // Connections waiting for a request wake up (see ClientInfo::kill); those in
                 // the middle of one finish it first.
