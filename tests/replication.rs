@@ -143,6 +143,13 @@ fn a_replica_that_reconnects_continues_from_the_backlog() {
     let master = Server::start(THREADS, &[]);
     let Some((replica, dir)) = redis_replica_of(&master) else { return };
     drop_the_link_and_continue(&master, &replica);
+    // Killed from the master's side (CLIENT KILL TYPE replica), it comes back the same way.
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["CLIENT", "KILL", "TYPE", "replica"]).unwrap(), ":1\r\n");
+    raw.command(&["SET", "after-the-kill", "1"]).unwrap();
+    wait_until("the replica is back", || raw.command(&["WAIT", "1", "100"]).unwrap() == ":1\r\n");
+    assert_eq!(info_field(&mut raw, "stats", "sync_partial_ok"), "2");
+    assert_same(&contents(&replica), &contents(&master), "after CLIENT KILL TYPE replica");
     drop(replica);
     let _ = std::fs::remove_dir_all(&dir);
 }

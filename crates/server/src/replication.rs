@@ -384,6 +384,10 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
     let mut decoder = shoal_resp::RequestDecoder::new(shoal_resp::DecodeLimits::default());
     let mut out = Vec::new();
     loop {
+        // CLIENT KILL: the event stays set, so it must end the loop, not just a wait.
+        if client.kill.is_set() {
+            return Ok(());
+        }
         out.clear();
         let gone = with_master(|master| {
             let Some(replica) = master.replicas.iter().find(|r| r.id == id) else { return true };
