@@ -622,9 +622,20 @@ async fn write_until_stopped(core: Rc<Core>) {
                     (position, start) = (at, at);
                     unsynced = false;
                 }
-                Err(e) => tracing::error!("Can't open the append only file {path:?} for appending: {e}"),
+                Err(e) => {
+                    // Nothing is written, and nothing counts as durable, until it opens:
+                    // writes are refused meanwhile (MISCONF) and the open is tried again.
+                    tracing::error!("Can't open the append only file {path:?} for appending: {e}");
+                    set_write_error(Some(&e));
+                    OPEN_FILE.lock().expect("not poisoned").get_or_insert((path, at));
+                    glommio::timer::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             }
         }
+        // The log is on but no file is open (only while one is being opened): what the merge
+        // gives waits for it.
+        let awaiting_file = file.is_none() && LOG.file_on();
         let policy = node.config.borrow().appendfsync;
         LOG.set_always(policy == AppendFsync::Always);
         if let Some(file) = &mut file {
@@ -651,14 +662,14 @@ async fn write_until_stopped(core: Rc<Core>) {
         if consumed != fed {
             shoal_runtime::aof::publish_fed(&consumed);
             fed.clone_from(&consumed);
-            if file.is_none() {
+            if file.is_none() && !awaiting_file {
                 core.aof_announce_durable();
             }
         }
-        if file.is_none() {
+        if file.is_none() && !awaiting_file {
             unwritten.clear();
         }
-        let wrote = !unwritten.is_empty();
+        let wrote = file.is_some() && !unwritten.is_empty();
         if let (true, Some(file)) = (wrote, &file) {
             if let Err(e) = file.write(&mut unwritten, &mut position).await {
                 // Redis exits when it cannot write the AOF under `always`; here writes are
@@ -708,6 +719,12 @@ async fn write_until_stopped(core: Rc<Core>) {
                     }
                     Err(e) => tracing::error!("Can't open the new append only file {next:?}: {e}; appending to the old one"),
                 }
+            } else if awaiting_file {
+                // No file yet at a rewrite's cut: what came before the cut is in the new base;
+                // what comes after goes to the next file.
+                tracing::warn!("A rewrite's cut reached the AOF writer before its file was open; going on in {next:?}");
+                unwritten.clear();
+                *OPEN_FILE.lock().expect("not poisoned") = Some((next, 0));
             }
             unsynced = false;
             last_fsync = Instant::now();
@@ -721,7 +738,7 @@ async fn write_until_stopped(core: Rc<Core>) {
         // Durable: under `always`, what is fsynced (records that carry no bytes, such as a
         // reference to a body written earlier, as soon as nothing unsynced precedes them);
         // under `everysec` and `no`, what is written (nobody waits for more).
-        let durable = policy != AppendFsync::Always || !unsynced;
+        let durable = (policy != AppendFsync::Always || !unsynced) && !awaiting_file;
         // Fsynced, for WAITAOF (under `no`, written: Shoal never fsyncs then).
         let newly_synced = (policy == AppendFsync::No || !unsynced) && consumed != synced;
         if newly_synced {
