@@ -413,12 +413,8 @@ impl Merger {
                         }
                         Record::Switch(id) => {
                             let id = *id;
-                            if !self.queues.iter().all(|q| matches!(q.front(), Some(Record::Switch(s)) if *s == id)) {
+                            if !self.pop_cut(|r| matches!(r, Record::Switch(s) if *s == id)) {
                                 break;
-                            }
-                            for (queue, consumed) in self.queues.iter_mut().zip(&mut self.consumed) {
-                                queue.pop_front();
-                                *consumed += 1;
                             }
                             self.switched = Some(id);
                             // The next file starts without a SELECT: the next command selects.
@@ -434,12 +430,8 @@ impl Merger {
                         }
                         Record::Mark(id) => {
                             let id = *id;
-                            if !self.queues.iter().all(|q| matches!(q.front(), Some(Record::Mark(m)) if *m == id)) {
+                            if !self.pop_cut(|r| matches!(r, Record::Mark(m) if *m == id)) {
                                 break;
-                            }
-                            for (queue, consumed) in self.queues.iter_mut().zip(&mut self.consumed) {
-                                queue.pop_front();
-                                *consumed += 1;
                             }
                             self.marks.push((id, out.len()));
                             // A replica that starts here gets a SELECT before its first command.
@@ -512,6 +504,20 @@ impl Merger {
             }
         }
         self.consumed.clone()
+    }
+
+    /// A cut's record (a rewrite's switch, a replica's mark) is passed once it is at the front
+    /// of every stream (every shard was locked when the streams got it): then it is taken off
+    /// all of them. False while some stream has not reached it.
+    fn pop_cut(&mut self, is_it: impl Fn(&Record) -> bool) -> bool {
+        if !self.queues.iter().all(|q| q.front().is_some_and(&is_it)) {
+            return false;
+        }
+        for (queue, consumed) in self.queues.iter_mut().zip(&mut self.consumed) {
+            queue.pop_front();
+            *consumed += 1;
+        }
+        true
     }
 
     fn select(&mut self, db: usize, out: &mut Vec<u8>) {

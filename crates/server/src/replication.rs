@@ -124,6 +124,14 @@ fn with_master<T>(f: impl FnOnce(&mut Master) -> T) -> T {
 }
 
 impl Master {
+    fn replica(&self, id: u64) -> Option<&Replica> {
+        self.replicas.iter().find(|r| r.id == id)
+    }
+
+    fn replica_mut(&mut self, id: u64) -> Option<&mut Replica> {
+        self.replicas.iter_mut().find(|r| r.id == id)
+    }
+
     /// Online replicas whose last acknowledgement is at most `max_lag` seconds old.
     fn good(&self, max_lag: u64) -> u64 {
         let now_ms = shoal_runtime::now_ms();
@@ -358,7 +366,7 @@ async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, mark: u64, psy
     let _ = std::fs::remove_file(&path);
     sent?;
     with_master(|master| {
-        if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+        if let Some(replica) = master.replica_mut(id) {
             replica.online = true;
         }
     });
@@ -390,7 +398,7 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
         }
         out.clear();
         let gone = with_master(|master| {
-            let Some(replica) = master.replicas.iter().find(|r| r.id == id) else { return true };
+            let Some(replica) = master.replica(id) else { return true };
             if replica.dropped {
                 return true;
             }
@@ -408,7 +416,7 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
         if !out.is_empty() {
             // A replica that reads nothing stalls this write: being dropped for its lag, a
             // kill or the shutdown end it.
-            let dropped = || with_master(|master| master.replicas.iter().find(|r| r.id == id).is_none_or(|r| r.dropped));
+            let dropped = || with_master(|master| master.replica(id).is_none_or(|r| r.dropped));
             let write = std::pin::pin!(socket.write_all_now(&out));
             let dropped = std::pin::pin!(node.core.aof_wait_until(dropped));
             let stop = std::pin::pin!(select(dropped, select(client.kill.wait(), node.shutdown.wait())));
@@ -419,7 +427,7 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
             }
             let len = out.len() as u64;
             with_master(|master| {
-                if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+                if let Some(replica) = master.replica_mut(id) {
                     replica.sent = replica.sent.map(|sent| sent + len);
                 }
             });
@@ -428,7 +436,7 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
         if node.core.shared.shutdown.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let more = || with_master(|master| master.replicas.iter().find(|r| r.id == id).is_none_or(|r| r.dropped || r.sent.is_some_and(|s| master.offset > s)));
+        let more = || with_master(|master| master.replica(id).is_none_or(|r| r.dropped || r.sent.is_some_and(|s| master.offset > s)));
         let fed = node.core.aof_wait_until(|| more() || node.core.shared.shutdown.load(Ordering::Relaxed));
         let tick = glommio::timer::sleep(Duration::from_millis(100));
         let woken = {
@@ -453,7 +461,7 @@ fn take_acks(decoder: &mut shoal_resp::RequestDecoder, input: &mut BytesMut, id:
                 let ack = args.len() >= 3 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"ack");
                 if let Some(offset) = ack.then(|| std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())).flatten() {
                     with_master(|master| {
-                        if let Some(replica) = master.replicas.iter_mut().find(|r| r.id == id) {
+                        if let Some(replica) = master.replica_mut(id) {
                             replica.ack = replica.ack.max(offset);
                             replica.ack_ms = shoal_runtime::now_ms();
                         }

@@ -381,22 +381,22 @@ fn transfer_file() -> String {
 /// SYNC from `redis-cli --rdb`: a snapshot of every core, taken as BGSAVE takes one, in a
 /// file of its own that the caller sends and removes. Waits while another save runs.
 pub async fn snapshot_for_transfer(node: &Rc<Node>) -> std::io::Result<String> {
-    while STATE.in_progress.swap(true, Ordering::SeqCst) {
-        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let result = write_snapshot(node, None, Purpose::Transfer).await;
-    STATE.in_progress.store(false, Ordering::SeqCst);
-    result.map(|_| transfer_file())
+    transfer_snapshot(node, None, Purpose::Transfer).await
 }
 
 /// A replica's full resynchronisation: as [`snapshot_for_transfer`], with `mark` in every
 /// core's log stream at the cut (see `crate::replication`); `cut_taken` fires once it is
 /// taken.
 pub async fn snapshot_for_replica(node: &Rc<Node>, mark: u64, cut_taken: futures::channel::oneshot::Sender<()>) -> std::io::Result<String> {
+    transfer_snapshot(node, Some(cut_taken), Purpose::Replica(mark)).await
+}
+
+/// A snapshot into [`transfer_file`], once no other save runs.
+async fn transfer_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<String> {
     while STATE.in_progress.swap(true, Ordering::SeqCst) {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let result = write_snapshot(node, Some(cut_taken), Purpose::Replica(mark)).await;
+    let result = write_snapshot(node, cut_taken, purpose).await;
     STATE.in_progress.store(false, Ordering::SeqCst);
     result.map(|_| transfer_file())
 }
