@@ -555,6 +555,39 @@ fn config_set_appendonly_at_run_time_rewrites_the_data_there_and_logs_from_then_
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// CONFIG SET appendonly yes while writers run on every core (cross-core MSETs and EXECs
+/// among them): once its rewrite is done, every write acknowledged before or after it
+/// survives a kill -9, each group whole. A write that ran before the rewrite's cut is in the
+/// base; one after it must be in the log, including a cross-core one that was on its way
+/// when the log turned on (see `Core::acquire_write`).
+#[test]
+fn writes_acknowledged_while_the_log_turns_on_survive_kill_9() {
+    for seed in 1..=3u64 {
+        let dir = Server::scratch("aof-turn-on");
+        let server = Server::start_in(&dir, THREADS, &["--save", "", "--appendonly", "no", "--appendfsync", "always"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = run_writers(&server, seed, stop.clone());
+        std::thread::sleep(Duration::from_millis(150));
+        let mut raw = server.raw();
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+        wait_for_rewrites(&mut raw, 1);
+        std::thread::sleep(Duration::from_millis(150));
+        server.signal("KILL");
+        stop.store(true, Ordering::Relaxed);
+        let acked: Vec<Acked> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        drop(raw);
+        drop(server);
+        check_aof(&dir);
+        let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut con = connect(&restarted);
+        let checked = assert_acknowledged_present(&mut con, &acked, seed);
+        assert!(checked > 50, "seed {seed}: the writers got going ({checked} checks)");
+        drop(con);
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// The log turned off and on again under `appendfsync always`: the second writer goes on
 /// from where the first one's counts stopped, so CONFIG SET and the writes after it answer
 /// (they waited for ever when a new writer counted from zero). (Whether those writes also

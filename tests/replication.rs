@@ -182,14 +182,10 @@ fn a_replica_too_far_behind_gets_a_full_resync() {
 
 /// Writers on every core keep incrementing counters, moving list items across cores and
 /// running transactions while the replica takes its snapshot: each write must reach the
-/// replica exactly once, either in the snapshot or in the stream after its cut.
-///
-/// Ignored until a known race is fixed (it failed about once in 70 runs): a cross-core
-/// command whose transaction was created before the log was turned on (so not logged) may
-/// get its locks only after the replica's cut, and then is neither in the snapshot nor in
-/// the stream (seen: an LMOVE missing on the replica). Run it with `--ignored`.
+/// replica exactly once, either in the snapshot or in the stream after its cut. (It once
+/// caught a cross-core command made unlogged before the first replica turned the log on and
+/// granted its locks after the cut: see `Core::acquire_write`.)
 #[test]
-#[ignore = "known race: a transaction created unlogged before the first replica's cut can run after it (see the doc comment)"]
 fn writes_during_the_full_sync_reach_the_replica_exactly_once() {
     let master = Server::start(THREADS, &[]);
     {

@@ -970,8 +970,7 @@ impl Core {
             // A read-only one (XREAD) shares its keys: its release must not look like a write.
             let mode = if spec.may_write() { Mode::Exclusive } else { Mode::Shared };
             let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
-            let tx = self.new_logged_tx();
-            self.acquire_all(tx, sets.clone()).await;
+            let tx = self.acquire_write(&sets).await;
             let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
             let started = Stopwatch::start();
             let attempt = (ops.attempt)(&coordinator, args.clone()).await;
@@ -1439,8 +1438,13 @@ impl Core {
         } else {
             self.key_lock_sets(db, spec, &args, &shards, mode)
         };
-        let tx = if spec.is_write() { self.new_logged_tx() } else { self.new_tx() };
-        self.acquire_all(tx, sets.clone()).await;
+        let tx = if spec.is_write() {
+            self.acquire_write(&sets).await
+        } else {
+            let tx = self.new_tx();
+            self.acquire_all(tx, sets.clone()).await;
+            tx
+        };
         let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
         let started = Stopwatch::start();
         let now = coordinator.now_ms();
@@ -1488,8 +1492,29 @@ impl Core {
         }
     }
 
+    /// A write's transaction: a new id, marked for the log when the log is on (see
+    /// [`crate::aof`]), holding its locks `sets`.
+    ///
+    /// Whether the log is on is read when the id is made, but what decides whether the
+    /// transaction belongs in the log is where its locks fall against the cut that starts the
+    /// log (a rewrite's switch, a replica's mark), which comes after the log turns on. Once
+    /// every lock is held no cut can run until they go: one that began unlogged and still
+    /// finds the log off is before any cut to come. One that finds the log on may have queued
+    /// behind such a cut, and its writes would be in neither the snapshot nor the log: it
+    /// gives its locks back, having run nothing, and starts over logged.
+    pub(crate) async fn acquire_write(self: &Rc<Self>, sets: &[(usize, LockSet)]) -> TxId {
+        loop {
+            let tx = self.new_logged_tx();
+            self.acquire_all(tx, sets.to_vec()).await;
+            if crate::aof::is_logged(tx) || !crate::aof::LOG.is_active() {
+                return tx;
+            }
+            self.release_all_after(tx, sets, false);
+        }
+    }
+
     /// A new transaction id, marked for the log when the log is on (see [`crate::aof`]).
-    pub(crate) fn new_logged_tx(&self) -> TxId {
+    fn new_logged_tx(&self) -> TxId {
         let tx = self.new_tx();
         if crate::aof::LOG.is_active() {
             tx | crate::aof::LOGGED

@@ -393,8 +393,7 @@ impl Core {
             None
         } else {
             let sets: Vec<(usize, LockSet)> = cores.iter().map(|&c| (c, LockSet { shard: Some(Mode::Exclusive), keys: Vec::new() })).collect();
-            let tx = self.new_logged_tx();
-            self.acquire_all(tx, sets.clone()).await;
+            let tx = self.acquire_write(&sets).await;
             Some((tx, sets))
         };
         // The script publishes its keyspace events from this core as it runs. So that each
@@ -449,7 +448,8 @@ impl Core {
         };
         match logged.finish() {
             // Logged whole, with a barrier on every core it held (see crate::aof).
-            // (A script that began before the log did is before its cut: not logged.)
+            // (One that holds its cores unlogged is before the log's cut: see
+            // `Core::acquire_write`.)
             Some((db, bytes)) if crate::aof::is_logged(tx) => {
                 self.aof_log_transaction(tx, db, bytes, &sets, true);
                 self.aof_wait_tx(tx).await;

@@ -149,8 +149,7 @@ impl Core {
     /// Starts an EXEC: takes the locks `plan` and `watched` need, on every core concerned.
     pub async fn begin<'a>(self: &Rc<Self>, plan: impl IntoIterator<Item = Planned<'a>>, watched: &[(usize, Bytes)]) -> Transaction {
         let sets = self.exec_lock_sets(plan, watched);
-        let tx = self.new_logged_tx();
-        self.acquire_all(tx, sets.clone()).await;
+        let tx = self.acquire_write(&sets).await;
         Transaction::granted(self, tx, sets)
     }
 
@@ -477,8 +476,8 @@ impl Transaction {
     /// durable. Failed writes and commands that are not writes are left out.
     pub async fn end_logged(mut self, writes: Vec<Logged>) {
         self.core.publish_in_order(std::mem::take(&mut self.events), &std::mem::take(&mut self.sources)).await;
-        // A transaction that began before the log did (replicas started being fed) is
-        // before the cut that started them: not logged.
+        // One that holds its locks unlogged is before the cut that started the log (see
+        // `Core::acquire_write`): its writes are in the snapshot, not the log.
         if self.ended || !crate::aof::LOG.is_active() || !crate::aof::is_logged(self.tx) {
             self.release();
             return;
