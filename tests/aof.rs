@@ -590,26 +590,40 @@ fn writes_acknowledged_while_the_log_turns_on_survive_kill_9() {
 
 /// The log turned off and on again under `appendfsync always`: the second writer goes on
 /// from where the first one's counts stopped, so CONFIG SET and the writes after it answer
-/// (they waited for ever when a new writer counted from zero). (Whether those writes also
-/// survive a kill -9 is not asserted here: one run in the full suite lost the three keys
-/// written right after the CONFIG SET, a race not yet found; see the session notes.)
+/// (they waited for ever when a new writer counted from zero), and those writes survive a
+/// kill -9 wherever the rewrite that CONFIG SET started stands (the write made while the log
+/// was off is in the files only once that rewrite is done).
 #[test]
-fn the_log_turned_off_and_on_again_under_always_keeps_answering() {
-    let dir = Server::scratch("aof-off-on");
-    let server = Server::start_in(&dir, THREADS, ALWAYS);
-    let mut raw = server.raw();
-    raw.set_read_timeout(Duration::from_secs(20));
-    for key in ["a", "b", "c", "d"] {
-        assert_eq!(raw.command(&["SET", key, "1"]).unwrap(), "+OK\r\n");
+fn the_log_turned_off_and_on_again_under_always_keeps_answering_and_logging() {
+    for wait_ms in [0, 5, 30] {
+        let dir = Server::scratch("aof-off-on");
+        let server = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut raw = server.raw();
+        raw.set_read_timeout(Duration::from_secs(20));
+        for key in ["a", "b", "c", "d"] {
+            assert_eq!(raw.command(&["SET", key, "1"]).unwrap(), "+OK\r\n");
+        }
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "while-off", "1"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["MSET", "after:a", "1", "after:b", "2", "after:c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["SET", "last", "1"]).unwrap(), "+OK\r\n");
+        std::thread::sleep(Duration::from_millis(wait_ms));
+        drop(raw);
+        server.signal("KILL");
+        drop(server);
+        check_aof(&dir);
+        let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+        let mut raw = restarted.raw();
+        let reply = raw.command(&["MGET", "a", "b", "c", "d", "after:a", "after:b", "after:c", "last"]).unwrap();
+        assert_eq!(
+            reply, "*8\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n1\r\n",
+            "killed {wait_ms} ms after the writes"
+        );
+        drop(raw);
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "no"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["SET", "while-off", "1"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["CONFIG", "SET", "appendonly", "yes"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["MSET", "after:a", "1", "after:b", "2", "after:c", "3"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["SET", "last", "1"]).unwrap(), "+OK\r\n");
-    drop(raw);
-    drop(server);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
