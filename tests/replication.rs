@@ -615,3 +615,83 @@ fn a_replica_s_info_lists_redis_s_fields() {
     let _ = std::fs::remove_dir_all(redis_dir);
     let _ = std::fs::remove_dir_all(shoal_dir);
 }
+
+/// Keys whose time has passed on a master that has not deleted them yet (its active expiry
+/// off, nobody touching them): a Shoal replica's clients see them missing, in every kind of
+/// read (single-key, cross-core, KEYS and SCAN, read-only scripts, MULTI), and DBSIZE still
+/// counts them, byte for byte as a redis-server replica of the same master answers; once the
+/// master deletes them, both replicas drop them.
+#[test]
+fn a_replica_hides_keys_whose_time_has_passed_until_the_master_deletes_them() {
+    let Some(master) = Server::start_redis_with(&["--enable-debug-command", "yes", "--repl-diskless-sync-delay", "0"]) else { return };
+    let Some((redis_replica, dir)) = redis_replica_of(&master) else { return };
+    let replica = shoal_replica_of(&master, &[]);
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).unwrap(), "+OK\r\n");
+    for args in [
+        &["SET", "gone", "v", "PX", "300"][..],
+        &["SET", "kept", "v"],
+        &["RPUSH", "list", "a", "b"],
+        &["PEXPIRE", "list", "300"],
+        &["SADD", "set:a", "x", "y"],
+        &["PEXPIRE", "set:a", "300"],
+        &["SADD", "set:b", "y", "z"],
+        &["HSET", "hash", "f", "v"],
+        &["PEXPIRE", "hash", "300"],
+    ] {
+        assert!(!raw.command(args).unwrap().starts_with('-'), "{args:?}");
+    }
+    assert_eq!(raw.command(&["WAIT", "2", "5000"]).unwrap(), ":2\r\n");
+    std::thread::sleep(Duration::from_millis(400));
+    let reads: &[&[&str]] = &[
+        &["GET", "gone"],
+        &["GET", "kept"],
+        &["EXISTS", "gone", "kept", "list", "hash"],
+        &["TTL", "gone"],
+        &["PTTL", "list"],
+        &["TYPE", "hash"],
+        &["LRANGE", "list", "0", "-1"],
+        &["HGETALL", "hash"],
+        &["MGET", "gone", "kept", "list"],
+        &["SUNION", "set:a", "set:b"],
+        &["SINTERCARD", "2", "set:a", "set:b"],
+        &["KEYS", "*"],
+        &["SCAN", "0", "COUNT", "1000"],
+        &["DBSIZE"],
+        &["EVAL_RO", "return redis.call('GET', KEYS[1])", "1", "gone"],
+        &["EVAL_RO", "return redis.call('EXISTS', KEYS[1], KEYS[2])", "2", "list", "kept"],
+        &["OBJECT", "ENCODING", "gone"],
+        &["DUMP", "gone"],
+        &["STRLEN", "gone"],
+    ];
+    let answers = |server: &Server| -> Vec<String> {
+        let mut raw = server.raw();
+        let mut out: Vec<String> = reads.iter().map(|args| raw.command(args).unwrap()).collect();
+        for args in [&["MULTI"][..], &["GET", "gone"], &["EXISTS", "list"], &["GET", "kept"]] {
+            raw.command(args).unwrap();
+        }
+        out.push(raw.command(&["EXEC"]).unwrap());
+        out
+    };
+    let sorted = |reply: &str| {
+        // KEYS and SCAN list keys in an order of their own.
+        let mut lines: Vec<&str> = reply.split("\r\n").collect();
+        lines.sort_unstable();
+        lines.join("\r\n")
+    };
+    let (ours, theirs) = (answers(&replica), answers(&redis_replica));
+    for ((args, ours), theirs) in reads.iter().chain([&["MULTI ... EXEC"][..]].iter()).zip(&ours).zip(&theirs) {
+        assert_eq!(sorted(ours), sorted(theirs), "{args:?} on the replicas, before the master's DELs");
+    }
+    assert_eq!(ours[13], ":6\r\n", "DBSIZE counts the keys not deleted yet");
+    // The master deletes them (a read there expires each), and the replicas follow.
+    for key in ["gone", "list", "set:a", "hash"] {
+        raw.command(&["EXISTS", key]).unwrap();
+    }
+    assert_eq!(raw.command(&["WAIT", "2", "5000"]).unwrap(), ":2\r\n");
+    let mut ours = replica.raw();
+    wait_until("the master's DELs reach Shoal", || ours.command(&["DBSIZE"]).unwrap() == ":2\r\n");
+    assert_eq!(ours.command(&["EXISTS", "gone"]).unwrap(), ":0\r\n");
+    drop(redis_replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}

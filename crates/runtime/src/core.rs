@@ -705,9 +705,18 @@ impl Core {
         // a present member) is neither logged nor seen by watchers, as in Redis.
         let counted = spec.is_write() && (counting || !self.watches.borrow().is_empty() || self.tracking_active());
         let changes_before = if counted { changes(ctx.shard) } else { 0 };
+        // On a replica, a client's read does not see keys whose time has passed (see
+        // `Db::set_hide_expired`); the master's writes do.
+        let hiding = !spec.is_write() && ctx.shard.dbs[db].loading();
+        if hiding {
+            ctx.shard.dbs[db].set_hide_expired(true);
+        }
         let started = Stopwatch::start();
         let reply = local(ctx, args);
         let elapsed = started.elapsed();
+        if hiding {
+            ctx.shard.dbs[db].set_hide_expired(false);
+        }
         // A write that failed changed nothing (Redis checks before it writes).
         let changed = spec.is_write() && !matches!(reply, Frame::Error(_)) && (!counted || changes(ctx.shard) != changes_before);
         if changed {
@@ -971,7 +980,7 @@ impl Core {
             let mode = if spec.may_write() { Mode::Exclusive } else { Mode::Shared };
             let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
             let tx = self.acquire_write(&sets).await;
-            let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
+            let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx).reading(!spec.may_write());
             let started = Stopwatch::start();
             let attempt = (ops.attempt)(&coordinator, args.clone()).await;
             let (events, sources) = coordinator.take_events(spec, &args);
@@ -1422,7 +1431,7 @@ impl Core {
             let started = Stopwatch::start();
             let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
             // Boxed: its state stays out of every cross-core command's future.
-            if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets)).await {
+            if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets, !spec.is_write())).await {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
                 self.note_slow(spec, &args, started.elapsed(), client);
                 return reply;
@@ -1445,7 +1454,7 @@ impl Core {
             self.acquire_all(tx, sets.clone()).await;
             tx
         };
-        let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx);
+        let coordinator = TxCoordinator::new(self.clone(), db, proto).of(tx).reading(!spec.is_write());
         let started = Stopwatch::start();
         let now = coordinator.now_ms();
         let logged = crate::aof::is_logged(tx);
@@ -1654,6 +1663,18 @@ enum BatchWait {
     Remote(oneshot::Receiver<Payload>),
 }
 
+/// `op`, run as a replica client's read: keys whose time has passed look missing to it (see
+/// `Db::set_hide_expired`). Only for a replica, whose every shard keeps expired keys.
+pub(crate) fn hiding_expired(op: HopOp) -> HopOp {
+    Box::new(move |ctx: &mut Ctx| {
+        let db = ctx.db_index;
+        ctx.shard.dbs[db].set_hide_expired(true);
+        let result = op(ctx);
+        ctx.shard.dbs[db].set_hide_expired(false);
+        result
+    })
+}
+
 /// The runtime's side of a cross-core command: runs hops on cores whose locks it holds.
 pub(crate) struct TxCoordinator {
     pub(crate) core: Rc<Core>,
@@ -1666,12 +1687,21 @@ pub(crate) struct TxCoordinator {
     now_ms: u64,
     /// The transaction the hops belong to, when it is logged (see [`Core::run_hop`]).
     tx: Option<TxId>,
+    /// The hops are a read's: on a replica they do not see keys whose time has passed (see
+    /// [`hiding_expired`]).
+    reading: bool,
 }
 
 impl TxCoordinator {
     /// A coordinator whose hops run at the time of its creation.
     pub(crate) fn new(core: Rc<Core>, db: usize, proto: Protocol) -> TxCoordinator {
-        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()), now_ms: now_ms(), tx: None }
+        TxCoordinator { core, db, proto, events: RefCell::new(Vec::new()), now_ms: now_ms(), tx: None, reading: false }
+    }
+
+    /// Hops of a command that writes nothing (`!spec.is_write()`).
+    pub(crate) fn reading(mut self, reading: bool) -> TxCoordinator {
+        self.reading = reading;
+        self
     }
 
     /// Hops of transaction `tx`: the DELs of keys they expire go before its body when it is
@@ -1700,7 +1730,9 @@ impl TxCoordinator {
         let mut results: Vec<(usize, Option<(Hopped, bool)>)> = Vec::with_capacity(ops.len());
         let mut waits = Vec::with_capacity(ops.len());
         let mut locals = Vec::new();
+        let hiding = self.reading && self.core.with_shard(|shard| shard.dbs[self.db].loading());
         for (index, (shard, op)) in ops.into_iter().enumerate() {
+            let op = if hiding { hiding_expired(op) } else { op };
             results.push((shard, None));
             if shard == self.core.id {
                 locals.push((index, op));

@@ -85,6 +85,8 @@ struct PairCoordinator {
     waiter: RefCell<Option<Waker>>,
     /// Whether this core's step changed anything (its release then tells the watchers).
     changed: Cell<bool>,
+    /// The steps are a replica client's read (see [`crate::core::hiding_expired`]).
+    hiding: bool,
 }
 
 impl Coordinator for PairCoordinator {
@@ -106,6 +108,7 @@ impl Coordinator for PairCoordinator {
             let mut local = Vec::new();
             let mut wait = None;
             for (index, (shard, op)) in ops.into_iter().enumerate() {
+                let op = if self.hiding { crate::core::hiding_expired(op) } else { op };
                 if shard == self.core.id {
                     local.push((index, op));
                     continue;
@@ -170,8 +173,10 @@ impl Core {
         multi: MultiFn,
         args: &[Bytes],
         sets: Vec<(usize, LockSet)>,
+        reading: bool,
     ) -> Option<Frame> {
         let (local, peer, remote) = split(self.id, sets)?;
+        let hiding = reading && self.with_shard(|shard| shard.dbs[db].loading());
         let tx = self.new_tx();
         let hold = LocalHold::try_take(self, tx, local)?;
         let coordinator = PairCoordinator {
@@ -184,6 +189,7 @@ impl Core {
             refused: Cell::new(false),
             waiter: RefCell::new(None),
             changed: Cell::new(false),
+            hiding,
         };
         let refused = std::future::poll_fn(|cx| {
             if coordinator.refused.get() {

@@ -100,6 +100,9 @@ pub struct ScriptAccess<'a> {
     /// as in Redis, time stands still during a script, so a key cannot expire between two of
     /// its calls, and a relative TTL is logged from the time it was computed with.
     now_ms: u64,
+    /// The call running is not a write: on a replica it does not see keys whose time has
+    /// passed (see `Db::set_hide_expired`).
+    reading: std::cell::Cell<bool>,
 }
 
 /// A script's writes as the log records them (effects, as Redis 7 replicates scripts).
@@ -199,10 +202,17 @@ impl ScriptAccess<'_> {
             _ => self.core.shard_cell(),
         };
         let mut shard = cell.borrow_mut();
+        let hiding = self.reading.get() && shard.dbs[db].loading();
+        if hiding {
+            shard.dbs[db].set_hide_expired(true);
+        }
         // The script's core's settings, as a command run there without a script would see.
         let settings = self.core.settings.borrow();
         let mut ctx = Ctx::new(&mut shard, db, self.now_ms, proto, &settings);
         let result = f(&mut ctx);
+        if hiding {
+            ctx.shard.dbs[db].set_hide_expired(false);
+        }
         let events = ctx.take_events();
         let expired = crate::aof::expired_records(ctx.shard);
         drop(ctx);
@@ -249,6 +259,7 @@ impl ScriptAccess<'_> {
         if !held {
             return Err(NotHeld);
         }
+        self.reading.set(!spec.may_write());
         let started = Stopwatch::start();
         // Whether the command changed anything, as far as its core's change counter tells
         // (a single-core command's changes are all counted there): a write that changed
@@ -366,6 +377,7 @@ impl Core {
             noting,
             log: Default::default(),
             now_ms: now_ms(),
+            reading: Default::default(),
         };
         let result = script(&access);
         let mut written = access.written.take();
@@ -426,6 +438,7 @@ impl Core {
             noting: true,
             log: Default::default(),
             now_ms: now_ms(),
+            reading: Default::default(),
         };
         let result = {
             // Resume the parked cores even if the script panics, so they do not hang.

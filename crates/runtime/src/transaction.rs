@@ -348,7 +348,7 @@ impl Transaction {
     /// transaction's locks and returns its reply; single-core commands go through
     /// [`Transaction::run_single`]. Blocking commands answer at once, as inside MULTI in Redis.
     pub async fn run(&mut self, db: usize, proto: Protocol, spec: &'static CommandSpec, route: Route, args: Vec<Bytes>) -> Frame {
-        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms).of(self.tx);
+        let coordinator = TxCoordinator::new(self.core.clone(), db, proto).at(self.now_ms).of(self.tx).reading(!spec.may_write());
         let started = Stopwatch::start();
         let kept = if self.core.settings.borrow().notify_keyspace_events != 0 || self.core.slowlog.on() { args.clone() } else { Vec::new() };
         let reply = match (route, spec.handler) {

@@ -281,8 +281,14 @@ pub struct Db {
     access: Access,
     /// The append-only log is being replayed (Redis's `server.loading`): no key expires, and
     /// an expiry already past is stored rather than deleting the key, so the log's commands
-    /// find the keys they found when they ran; the keys expire once the load is over.
+    /// find the keys they found when they ran; the keys expire once the load is over. A
+    /// replica stays in this state while its master feeds it (Redis's replicas expire
+    /// nothing themselves: the master's DELs do).
     loading: bool,
+    /// On a replica (`loading`), while a client's read runs: a key whose time has passed is
+    /// missing to it, though it stays until the master's DEL (Redis's `expireIfNeeded` on a
+    /// replica). The master's own commands see it, as they did on the master.
+    hide_expired: bool,
 }
 
 impl Db {
@@ -307,6 +313,24 @@ impl Db {
     /// Starts or ends a replay of the append-only log (see the `loading` field).
     pub fn set_loading(&mut self, loading: bool) {
         self.loading = loading;
+    }
+
+    /// Whether keys never expire here now (see the `loading` field): a load, or a replica.
+    #[inline]
+    pub fn loading(&self) -> bool {
+        self.loading
+    }
+
+    /// Starts or ends a replica client's read (see the `hide_expired` field).
+    #[inline]
+    pub fn set_hide_expired(&mut self, hide: bool) {
+        self.hide_expired = hide;
+    }
+
+    /// Whether `key` is to look missing although it is here (see `hide_expired`).
+    #[inline]
+    fn hidden(&self, key: &[u8], now_ms: u64) -> bool {
+        self.hide_expired && self.ttl.get(key).is_some_and(|at| now_ms > *at)
     }
 
     /// Whether an expiry at `at_ms` has passed at `now_ms` for a command that sets one: then
@@ -426,12 +450,12 @@ impl Db {
     pub fn lookup_read(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
         match self.dict.get_with_meta_mut(key) {
-            Some((entry, meta)) => {
+            Some((entry, meta)) if !(self.hide_expired && Self::is_expired(&self.ttl, key, *meta, now_ms)) => {
                 self.stats.keyspace_hits += 1;
                 self.access.touch(meta, now_ms);
                 Some(&*entry)
             }
-            None => {
+            _ => {
                 Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
@@ -445,12 +469,12 @@ impl Db {
     pub fn lookup_read_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
         match self.dict.get_with_meta_mut(key) {
-            Some((entry, meta)) => {
+            Some((entry, meta)) if !(self.hide_expired && Self::is_expired(&self.ttl, key, *meta, now_ms)) => {
                 self.stats.keyspace_hits += 1;
                 self.access.touch(meta, now_ms);
                 Some(entry)
             }
-            None => {
+            _ => {
                 Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
@@ -462,11 +486,11 @@ impl Db {
     pub fn lookup_read_notouch(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
         match self.dict.get(key) {
-            Some(entry) => {
+            Some(entry) if !self.hidden(key, now_ms) => {
                 self.stats.keyspace_hits += 1;
                 Some(entry)
             }
-            None => {
+            _ => {
                 Self::missed(&mut self.stats, self.reporting, &mut self.reports, key);
                 None
             }
@@ -490,6 +514,9 @@ impl Db {
     /// Looks a key up for writing: expires it if due and updates its access time.
     pub fn lookup_write(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        if self.hidden(key, now_ms) {
+            return None;
+        }
         self.before_write(key);
         let (entry, meta) = self.dict.get_with_meta_mut(key)?;
         self.access.touch(meta, now_ms);
@@ -500,12 +527,18 @@ impl Db {
     /// introspection still expires it, as Redis's lookupKeyReadWithFlags(NOTOUCH) does).
     pub fn lookup_quiet(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.expire_if_needed(key, now_ms);
+        if self.hidden(key, now_ms) {
+            return None;
+        }
         self.dict.get(key)
     }
 
     /// [`Db::lookup_quiet`] for changes of representation only (see [`Db::lookup_read_mut`]).
     pub fn lookup_quiet_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         self.expire_if_needed(key, now_ms);
+        if self.hidden(key, now_ms) {
+            return None;
+        }
         self.dict.get_mut(key)
     }
 
@@ -1022,8 +1055,11 @@ impl Db {
                 visit(key, entry)
             }
         });
-        for key in expired {
-            self.remove_expired(&key);
+        // A replica leaves them for its master's DELs (see `loading`).
+        if !self.loading {
+            for key in expired {
+                self.remove_expired(&key);
+            }
         }
         next
     }
@@ -1041,8 +1077,10 @@ impl Db {
             if !Self::is_expired(&self.ttl, key, *meta, now_ms) {
                 return Some(key.into());
             }
-            let key: Box<[u8]> = key.into();
-            self.remove_expired(&key);
+            if !self.loading {
+                let key: Box<[u8]> = key.into();
+                self.remove_expired(&key);
+            }
         }
         self.dict.random_entry(rng).map(|(k, _)| k.into())
     }
@@ -1293,6 +1331,39 @@ mod tests {
         assert_eq!(db.active_expire(105, 100), 2, "k3 and k4 are due, k5 is not yet past");
         assert_eq!(db.len(), 6);
         assert_eq!(db.stats.expired_keys, 5);
+        db.check_invariants();
+    }
+
+    #[test]
+    fn a_replica_s_reads_do_not_see_keys_past_their_time_which_stay_for_the_master() {
+        let mut db = Db::new();
+        db.set_loading(true);
+        db.set_with_expire(b"past", string("v"), Some(10), 0);
+        db.set(b"live", string("v"), 0);
+        db.set_hide_expired(true);
+        assert!(db.lookup_read(b"past", 100).is_none());
+        assert!(db.lookup_read_notouch(b"past", 100).is_none());
+        assert!(db.lookup_quiet(b"past", 100).is_none());
+        assert!(!db.contains(b"past", 100));
+        assert!(db.lookup_read(b"live", 100).is_some());
+        assert_eq!(db.stats.keyspace_misses, 2, "a hidden key is a miss, as on Redis's replica");
+        let mut seen = Vec::new();
+        let mut cursor = 0;
+        loop {
+            cursor = db.scan_step_reclaiming(cursor, 100, |key, _| seen.push(key.to_vec()));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen, vec![b"live".to_vec()]);
+        let mut rng = <rand::rngs::SmallRng as rand::SeedableRng>::seed_from_u64(1);
+        for _ in 0..20 {
+            db.random_key(100, &mut rng);
+        }
+        db.set_hide_expired(false);
+        assert_eq!(db.len(), 2, "nothing was removed: the master's DEL will");
+        assert!(db.lookup_read(b"past", 100).is_some(), "the master's commands find it");
+        assert_eq!(db.stats.expired_keys, 0);
         db.check_invariants();
     }
 
