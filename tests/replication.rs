@@ -293,8 +293,10 @@ fn shoal_replicates_shoal() {
     let mut raw = replica.raw();
     let offset = info_field(&mut master_raw, "replication", "master_repl_offset");
     wait_until("the offsets agree", || info_field(&mut raw, "replication", "slave_repl_offset") == offset);
-    // A replica of a replica is refused, not served wrong.
-    assert!(raw.command(&["PSYNC", "?", "-1"]).unwrap().starts_with("-ERR Shoal does not serve replicas while it is a replica"));
+    // And a replica of that replica gets the same stream.
+    let chained = shoal_replica_of(&replica, &[]);
+    write_after_sync(&master);
+    caught_up(&master, &chained, "shoal replicating a shoal replica of shoal");
 }
 
 /// A replica that reads nothing is disconnected once its lag passes the hard limit of
@@ -422,6 +424,8 @@ fn noreplicas_and_masterdown_refusals_match_redis() {
             &["DBSIZE"],
             &["CONFIG", "SET", "replica-serve-stale-data", "yes"],
             &["GET", "k"],
+            &["WAIT", "0", "0"],
+            &["PSYNC", "?", "-1"],
         ],
     );
 }
@@ -694,4 +698,95 @@ fn a_replica_hides_keys_whose_time_has_passed_until_the_master_deletes_them() {
     assert_eq!(ours.command(&["EXISTS", "gone"]).unwrap(), ":0\r\n");
     drop(redis_replica);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until `replica`'s offset reaches `master`'s, then compares their contents.
+fn caught_up(master: &Server, replica: &Server, what: &str) {
+    // (The master's PINGs may take the replica past the offset read here.)
+    let offset: u64 = info_field(&mut master.raw(), "replication", "master_repl_offset").parse().unwrap();
+    let mut raw = replica.raw();
+    wait_until(what, || info_field(&mut raw, "replication", "master_repl_offset").parse::<u64>().unwrap() >= offset);
+    assert_same(&contents(replica), &contents(master), what);
+}
+
+/// Chained replication: a Shoal replica of redis-server serves replicas of its own (a Shoal
+/// one and a redis-server one), passing the master's stream on as it came: the same
+/// replication id and offsets, the same data, writes made while they take their snapshot
+/// included. Promoted (REPLICAOF NO ONE), it is their master: they continue from the
+/// backlog under its new id and get its writes.
+#[test]
+fn a_replica_serves_replicas_of_its_own_and_they_follow_it_when_it_is_promoted() {
+    let Some(top) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    fill(&top);
+    let middle = shoal_replica_of(&top, &[]);
+    // Writers on the top master while the chained replicas take their snapshots from the
+    // middle one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, mut con) = (stop.clone(), connect(&top));
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                redis::cmd("INCR").arg(format!("during:{}", n % 50)).query::<i64>(&mut con).unwrap();
+                redis::pipe().atomic().cmd("INCR").arg("tx:x").cmd("INCR").arg("tx:y").query::<redis::Value>(&mut con).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let bottom = shoal_replica_of(&middle, &[]);
+    let Some((redis_bottom, dir)) = redis_replica_of(&middle) else { return };
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    write_after_sync(&top);
+    assert_eq!(top.raw().command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
+    caught_up(&top, &middle, "the middle replica");
+    caught_up(&top, &bottom, "shoal replicating a shoal replica");
+    caught_up(&top, &redis_bottom, "redis-server replicating a shoal replica");
+    let top_id = info_field(&mut top.raw(), "replication", "master_replid");
+    for replica in [&middle, &bottom, &redis_bottom] {
+        assert_eq!(info_field(&mut replica.raw(), "replication", "master_replid"), top_id, "one history down the chain");
+    }
+    // The middle one promoted: its replicas continue under its new id.
+    let mut raw = middle.raw();
+    let partial_before: u64 = info_field(&mut raw, "stats", "sync_partial_ok").parse().unwrap();
+    assert_eq!(raw.command(&["REPLICAOF", "NO", "ONE"]).unwrap(), "+OK\r\n");
+    let new_id = info_field(&mut raw, "replication", "master_replid");
+    assert_ne!(new_id, top_id);
+    assert_eq!(info_field(&mut raw, "replication", "master_replid2"), top_id);
+    for replica in [&bottom, &redis_bottom] {
+        let mut replica_raw = replica.raw();
+        wait_until("the chained replica follows the promoted one", || info_field(&mut replica_raw, "replication", "master_replid") == new_id);
+    }
+    assert_eq!(raw.command(&["SET", "after-promotion", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["WAIT", "2", "10000"]).unwrap(), ":2\r\n");
+    let partial_after: u64 = info_field(&mut raw, "stats", "sync_partial_ok").parse().unwrap();
+    assert_eq!(partial_after, partial_before + 2, "both continued from the backlog");
+    assert_same(&contents(&bottom), &contents(&middle), "after the promotion (shoal)");
+    assert_same(&contents(&redis_bottom), &contents(&middle), "after the promotion (redis-server)");
+    drop(redis_bottom);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A manual failover: the replica is promoted, then the old master is made its replica at
+/// run time; it asks to continue its own history, which the promoted one knows as its second
+/// id, so it gets a partial resynchronisation and then the new master's writes.
+#[test]
+fn an_old_master_made_replica_of_its_promoted_replica_continues_from_the_backlog() {
+    let old = Server::start(THREADS, &[]);
+    fill(&old);
+    let new = shoal_replica_of(&old, &[]);
+    write_and_compare(&old, &new, "before the failover");
+    caught_up(&old, &new, "the replica has everything");
+    let mut new_raw = new.raw();
+    assert_eq!(new_raw.command(&["REPLICAOF", "NO", "ONE"]).unwrap(), "+OK\r\n");
+    let mut old_raw = old.raw();
+    let port = new.port.to_string();
+    assert_eq!(old_raw.command(&["REPLICAOF", "127.0.0.1", &port]).unwrap(), "+OK\r\n");
+    wait_until("the old master's link is up", || info_field(&mut old_raw, "replication", "master_link_status") == "up");
+    assert_eq!(info_field(&mut new_raw, "stats", "sync_partial_ok"), "1", "continued, not resynchronised");
+    assert_eq!(info_field(&mut new_raw, "stats", "sync_full"), "0");
+    assert_eq!(new_raw.command(&["SET", "after-failover", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(new_raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(&old), &contents(&new), "after the failover");
 }

@@ -67,10 +67,14 @@ pub fn handles(name: &str) -> bool {
         || ["cluster|", "acl|", "memory|", "module|"].iter().any(|family| name.starts_with(family))
 }
 
+/// Redis's refusal of WAIT on a replica.
+const WAIT_ON_A_REPLICA: &str = "ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.";
+
 /// Runs one of [`handles`]'s commands, except a WAIT or WAITAOF that may block (the
 /// connection runs those, see [`wait`] and [`waitaof`]): these never block.
 pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]) -> Frame {
     match spec.name {
+        "wait" if crate::replica::is_replica() => errors::error(WAIT_ON_A_REPLICA),
         "wait" => match parse_wait(args) {
             // Inside MULTI or a script WAIT never blocks, as in Redis.
             Ok(_) => Frame::Integer(0),
@@ -95,6 +99,9 @@ pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[B
 /// (milliseconds; 0: forever) passed, or `interrupted` completes (CLIENT UNBLOCK, kill,
 /// close: see the connection).
 pub async fn wait(node: &std::rc::Rc<Node>, marks: Option<Vec<u64>>, args: &[Bytes], interrupted: LocalBoxFuture<'_, Option<Frame>>) -> Frame {
+    if crate::replica::is_replica() {
+        return errors::error(WAIT_ON_A_REPLICA);
+    }
     let (wanted, timeout) = match parse_wait(args) {
         Ok(parsed) => parsed,
         Err(error) => return error,

@@ -232,6 +232,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 }
             };
             let Some(read) = read else {
+                link.pause_if_asked(conn.multi.is_some()).await;
                 let mut ack = BytesMut::new();
                 link.idle_ack(&mut ack);
                 socket.write_all(&ack).await?;
@@ -245,7 +246,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             return Ok(());
         }
         if let (Some(link), false) = (&link, leftover) {
-            link.note_read(read);
+            link.note_read(&input[input.len() - read..]);
         }
         conn.client.note_input(input.len() + decoder.partial_request_len(), input.capacity());
         conn.client.last_interaction.set(crate::client::coarse_ms());
@@ -370,6 +371,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             }
             if let Some(link) = &link {
                 link.round_done(input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output);
+                link.pause_if_asked(conn.multi.is_some()).await;
             }
             enforce_output_limit(node, &output)?;
             // A master link's output is its ACKs alone: they go at once, however much of the

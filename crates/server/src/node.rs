@@ -167,7 +167,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     let replicaof = node.config.borrow().replicaof.clone();
     if let (0, Some((host, port))) = (core.id, replicaof) {
         let node = node.clone();
-        glommio::spawn_local(async move { crate::replica::follow(&node, host, port).await }).detach();
+        glommio::spawn_local(async move { crate::replica::follow(&node, host, port, false).await }).detach();
     }
 
     // The cron: active expiry, and watching for shutdown.

@@ -14,11 +14,17 @@
 //!   GETACK` is answered with `REPLCONF ACK <offset>`, and an ACK goes every second. The
 //!   offset counts the bytes of the commands run ([`MasterLink`]).
 //! - **Expiry.** A replica does not expire keys itself, as in Redis: every database stays in
-//!   the "loading" mode (no key expires), and the master's DELs remove them. Unlike Redis, a
-//!   read of a key whose time has passed still finds it until that DEL arrives.
+//!   the "loading" mode (no key expires), and the master's DELs remove them. Meanwhile its
+//!   clients' reads do not see a key whose time has passed (`Db::set_hide_expired`).
 //! - **Writes** from the replica's own clients are refused with READONLY while
 //!   `replica-read-only yes`.
-//! - Not yet: replicas of a replica (chained replication): a replica refuses PSYNC.
+//! - **Replicas of this replica** (chained replication), as Redis serves them: the bytes of
+//!   the master's stream go, once run, into this server's backlog as they came
+//!   (`crate::replication::proxy`), under the master's replication id and offsets, so a
+//!   replica here continues from the same offsets after a reconnection, and after this server
+//!   is promoted. A full resynchronisation here pauses the link between two rounds of the
+//!   master's commands ([`pause_link`]) while the snapshot's cut is taken, so its offset is
+//!   exact.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -80,6 +86,43 @@ static REPLICATING: AtomicBool = AtomicBool::new(false);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 /// The master link's client id on core 0 (0: none).
 static LINK_CLIENT: AtomicU64 = AtomicU64::new(0);
+/// The link serves the master's stream (from `+CONTINUE` or the loaded snapshot until the
+/// connection ends).
+static STREAMING: AtomicBool = AtomicBool::new(false);
+/// Full resynchronisations of this server's own replicas that wait for the link to pause.
+static PAUSES: Mutex<Vec<futures::channel::oneshot::Sender<Paused>>> = Mutex::new(Vec::new());
+static PAUSE_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// The link, stopped between two rounds of the master's commands at `offset`, until this is
+/// dropped.
+pub struct Paused {
+    pub offset: u64,
+    _resume: futures::channel::oneshot::Sender<()>,
+}
+
+/// Stops the master link between two rounds (for a replica's full resynchronisation here:
+/// its cut must fall at a known offset). None when the link is not streaming or stops first.
+pub async fn pause_link() -> Option<Paused> {
+    let (ask, answer) = futures::channel::oneshot::channel();
+    PAUSES.lock().expect("not poisoned").push(ask);
+    PAUSE_ASKED.store(true, Ordering::SeqCst);
+    let mut answer = std::pin::pin!(answer);
+    // The link looks after each round, and at least every second while the master is idle.
+    loop {
+        if !STREAMING.load(Ordering::SeqCst) {
+            return None;
+        }
+        let tick = std::pin::pin!(glommio::timer::sleep(Duration::from_millis(100)));
+        if let Either::Left((paused, _)) = select(answer.as_mut(), tick).await {
+            return paused.ok();
+        }
+    }
+}
+
+/// Whether the link is up and streaming (a replica here may then synchronise).
+pub fn streaming() -> bool {
+    STREAMING.load(Ordering::SeqCst)
+}
 
 /// Whether this server follows a master.
 #[inline]
@@ -112,15 +155,22 @@ pub fn refusal(node: &Node, spec: &CommandSpec) -> Option<Frame> {
 pub struct MasterLink {
     base: u64,
     read: Cell<u64>,
+    /// The bytes read and not yet passed on to this server's backlog: those of commands not
+    /// run yet, or of the master's MULTI still open.
+    raw: RefCell<BytesMut>,
+    /// The offset passed on so far.
+    proxied: Cell<u64>,
+    generation: u64,
     /// What arrived with the end of the snapshot: the stream's first bytes.
     pub leftover: RefCell<BytesMut>,
     last_ack_ms: Cell<u64>,
 }
 
 impl MasterLink {
-    /// Counts `n` more bytes read from the master.
-    pub fn note_read(&self, n: usize) {
-        self.read.set(self.read.get() + n as u64);
+    /// Counts `bytes`, just read from the master.
+    pub fn note_read(&self, bytes: &[u8]) {
+        self.read.set(self.read.get() + bytes.len() as u64);
+        self.raw.borrow_mut().extend_from_slice(bytes);
         if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
             following.last_io_ms = shoal_runtime::now_ms();
         }
@@ -139,6 +189,13 @@ impl MasterLink {
             }
             history.offset
         };
+        // What ran goes on to this server's own replicas, byte for byte (unless another
+        // REPLICAOF came meanwhile: the history it fed is over).
+        if offset > self.proxied.get() && current(self.generation) {
+            let ran = self.raw.borrow_mut().split_to((offset - self.proxied.get()) as usize);
+            crate::replication::proxy(&ran);
+            self.proxied.set(offset);
+        }
         if asked || shoal_runtime::now_ms().saturating_sub(self.last_ack_ms.get()) >= 1000 {
             self.ack(offset, output);
         }
@@ -149,6 +206,27 @@ impl MasterLink {
     pub fn idle_ack(&self, output: &mut BytesMut) {
         let offset = HISTORY.lock().expect("not poisoned").offset;
         self.ack(offset, output);
+    }
+
+    /// Between two rounds, outside the master's MULTI: waits while replicas here take their
+    /// cut (see [`pause_link`]).
+    pub async fn pause_if_asked(&self, in_multi: bool) {
+        if in_multi || !PAUSE_ASKED.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let asks = std::mem::take(&mut *PAUSES.lock().expect("not poisoned"));
+        let offset = HISTORY.lock().expect("not poisoned").offset;
+        let mut resumes = Vec::new();
+        for ask in asks {
+            let (resume, resumed) = futures::channel::oneshot::channel();
+            if ask.send(Paused { offset, _resume: resume }).is_ok() {
+                resumes.push(resumed);
+            }
+        }
+        for resumed in resumes {
+            // Dropped, not sent: the pause is over.
+            let _ = resumed.await;
+        }
     }
 
     fn ack(&self, offset: u64, output: &mut BytesMut) {
@@ -174,21 +252,30 @@ pub async fn replicaof(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     if same {
         return Frame::Simple(Bytes::from_static(b"OK Already connected to specified master"));
     }
-    follow(node, host, port).await;
+    follow(node, host, port, !is_replica()).await;
     shoal_commands::args::ok()
 }
 
-/// Starts following `host:port` (dropping any earlier link).
-pub async fn follow(node: &Rc<Node>, host: String, port: u16) {
+/// Starts following `host:port` (dropping any earlier link). A server that `was_master`
+/// (REPLICAOF at run time) asks to continue its own history, as Redis's
+/// `replicationCacheMasterUsingMyself`: a replica promoted in its master's place knows that
+/// history as its second id; one started with `replicaof` asks for a full one.
+pub async fn follow(node: &Rc<Node>, host: String, port: u16, was_master: bool) {
     tracing::info!("Connecting to MASTER {host}:{port}");
+    if was_master {
+        let (replid, offset) = crate::replication::own_history();
+        *HISTORY.lock().expect("not poisoned") = History { replid: Some(replid), offset };
+    }
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0, down_since_ms: 0 });
     node.config.borrow_mut().replicaof = Some((host, port));
     REPLICATING.store(true, Ordering::SeqCst);
+    // Its own writes no longer go to replicas: the master's stream does (proxied).
+    shoal_runtime::aof::LOG.set_feeding(false);
     // A replica expires nothing by itself: its master's DELs do.
     node.core.call_all(|core| core.with_shard(|shard| shard.set_loading(true))).await;
-    // Its own replicas would need a full resync after the dataset is replaced; chains are
-    // not served yet, so they go.
+    // Its own replicas reconnect: they continue from the new master's stream if this
+    // server's history goes on there, and take a full resync otherwise.
     crate::replication::drop_all();
     node.core
         .call_on(0, move |_| {
@@ -206,9 +293,21 @@ async fn stop(node: &Rc<Node>) {
     *FOLLOWING.lock().expect("not poisoned") = None;
     node.config.borrow_mut().replicaof = None;
     node.core.call_on(0, |_| kill_link_client()).await;
+    // The link's last round ends before the history moves on.
+    for _ in 0..1000 {
+        if !STREAMING.load(Ordering::SeqCst) {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
     node.core.call_all(|core| core.with_shard(|shard| shard.set_loading(false))).await;
-    // A new history starts here, as Redis's shiftReplicationId.
+    // A new history starts here, as Redis's shiftReplicationId; this server's replicas
+    // reconnect and continue under the new id, and its writes feed them from now on.
     crate::replication::new_history();
+    crate::replication::drop_all();
+    if crate::replication::backlog_active() {
+        node.core.call_on(0, crate::aof::start_feeding).await;
+    }
 }
 
 /// On core 0: closes the master link's connection, if any.
@@ -243,8 +342,20 @@ async fn link_loop(node: Rc<Node>, generation: u64) {
             Ok(Some((stream, leftover, base))) if current(generation) => {
                 set_state(LinkState::Connected);
                 tracing::info!("MASTER <-> REPLICA sync: Master accepted, streaming from offset {base}");
-                let link = Rc::new(MasterLink { base, read: Cell::new(leftover.len() as u64), leftover: RefCell::new(leftover), last_ack_ms: Cell::new(0) });
+                let link = Rc::new(MasterLink {
+                    base,
+                    read: Cell::new(leftover.len() as u64),
+                    raw: RefCell::new(leftover.clone()),
+                    proxied: Cell::new(base),
+                    generation,
+                    leftover: RefCell::new(leftover),
+                    last_ack_ms: Cell::new(0),
+                });
+                STREAMING.store(true, Ordering::SeqCst);
                 crate::connection::serve_master(node.clone(), stream, link, |id| LINK_CLIENT.store(id, Ordering::SeqCst)).await;
+                STREAMING.store(false, Ordering::SeqCst);
+                // Pauses asked for now are never answered: their replicas try again.
+                PAUSES.lock().expect("not poisoned").clear();
                 LINK_CLIENT.store(0, Ordering::SeqCst);
                 if current(generation) {
                     tracing::info!("Connection with master lost.");
@@ -319,6 +430,7 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
         let new_id = rest.trim();
         if !new_id.is_empty() {
             HISTORY.lock().expect("not poisoned").replid = Some(new_id.to_owned());
+            crate::replication::follow_history(new_id, offset, false);
         }
         tracing::info!("Successful partial resynchronization with master.");
         return Ok(Some((stream, input, offset)));
@@ -345,6 +457,7 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
         return Ok(None);
     }
     *HISTORY.lock().expect("not poisoned") = History { replid: Some(new_id.to_owned()), offset: new_offset };
+    crate::replication::follow_history(new_id, new_offset, true);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     // A master that sent the snapshot diskless starts the stream on the first ACK.
     let mut ack = BytesMut::new();

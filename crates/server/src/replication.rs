@@ -20,6 +20,11 @@
 //!   `REPLCONF GETACK *` through the stream and counts the replicas that acknowledged the
 //!   offset its connection's writes reached.
 //!
+//! - **On a replica** (chained replication) the stream is its master's, passed on byte for
+//!   byte once run ([`proxy`]), under the master's id and offsets; a full resynchronisation
+//!   here takes its cut with the master link paused between two rounds
+//!   (`crate::replica::pause_link`), at the offset the link reached.
+//!
 //! A replica's connection stays on the core that accepted it; it waits for the writer's
 //! announcements (`Core::aof_announce_durable`) and copies what it has not sent from the
 //! backlog.
@@ -182,6 +187,57 @@ impl Master {
     }
 }
 
+/// On a replica, from the master link: `bytes` of the master's stream ran here; they go on
+/// to this server's replicas as they came.
+pub fn proxy(bytes: &[u8]) {
+    let listened = with_master(|master| {
+        master.active = true;
+        master.append(bytes);
+        !master.replicas.is_empty()
+    });
+    if listened {
+        crate::node::current().core.aof_announce_durable();
+    }
+}
+
+/// On a replica: its master's history is now `replid` at `offset`, after a full
+/// resynchronisation (`full`: the backlog starts again there) or a partial one under a new
+/// id (the old one stays the second, as Redis's replica keeps it). Its own replicas go: they
+/// reconnect, and continue or resynchronise as the new history allows.
+pub fn follow_history(replid: &str, offset: u64, full: bool) {
+    with_master(|master| {
+        if full {
+            master.replid2 = "0".repeat(40);
+            master.second_offset = -1;
+            master.backlog.clear();
+            master.start = offset;
+        } else if master.replid != replid {
+            master.replid2 = std::mem::replace(&mut master.replid, replid.to_owned());
+            master.second_offset = offset as i64 + 1;
+        }
+        master.replid = replid.to_owned();
+        master.offset = offset;
+        master.start = master.start.min(offset);
+        master.active = true;
+        let config = crate::node::current().config.clone();
+        let config = config.borrow();
+        (master.backlog_size, master.limit) = (config.repl_backlog_size, config.client_output_buffer_limit.replica);
+        for replica in &mut master.replicas {
+            replica.dropped = true;
+        }
+    });
+}
+
+/// This server's replication id and offset, as a master.
+pub fn own_history() -> (String, u64) {
+    with_master(|master| (master.replid.clone(), master.offset))
+}
+
+/// Whether a backlog exists (after the first replica, or while proxying a master's stream).
+pub fn backlog_active() -> bool {
+    with_master(|master| master.active)
+}
+
 /// The writer's part (core 0): `out[from..]` was just merged; `stamps` are the `#TS:`
 /// annotations in it (left out), `marks` the cuts passed and where.
 pub fn feed(out: &[u8], from: usize, stamps: &[std::ops::Range<usize>], marks: &[(u64, usize)]) {
@@ -276,6 +332,8 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
     let port = conn.replconf.listening_port;
     let id = conn.client.id;
     let mark = NEXT_MARK.fetch_add(1, Ordering::Relaxed);
+    // A replica of this replica: the stream is the master's, passed on.
+    let chained = crate::replica::is_replica();
     // Registered first, so the backlog is not freed for want of replicas (`repl-backlog-ttl`)
     // once the log keeps the writes for it.
     let continued = with_master(|master| {
@@ -284,7 +342,7 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
             id,
             ip: ip.clone(),
             port,
-            mark: Some(mark),
+            mark: (!chained).then_some(mark),
             sent: None,
             online: false,
             ack: 0,
@@ -313,7 +371,9 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
     });
     let _forget = scopeguard(move || with_master(|master| master.replicas.retain(|r| r.id != id)));
     // The log keeps every core's writes from now on; the writer runs.
-    node.core.call_on(0, crate::aof::start_feeding).await;
+    if !chained {
+        node.core.call_on(0, crate::aof::start_feeding).await;
+    }
     if let Some(replid) = continued {
         SYNCS[1].fetch_add(1, Ordering::Relaxed);
         tracing::info!("Partial resynchronization request from {ip}:{port} accepted.");
@@ -326,15 +386,46 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
     }
     SYNCS[0].fetch_add(1, Ordering::Relaxed);
     tracing::info!("Replica {ip}:{port} asks for synchronization; full resync");
-    full_sync(node, socket, id, mark, psync).await?;
+    let origin = if chained {
+        // The link pauses for the cut; a save already running would hold it paused for its
+        // whole length, so that one ends first.
+        while crate::save::saving() {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let paused = crate::replica::pause_link().await.ok_or_else(|| std::io::Error::other("the link with the master went down"))?;
+        with_master(|master| {
+            debug_assert_eq!(master.offset, paused.offset, "the backlog holds what the link ran");
+            if let Some(replica) = master.replica_mut(id) {
+                // The backlog keeps the stream from the cut on for it.
+                replica.sent = Some(paused.offset);
+            }
+        });
+        Origin::Paused(paused)
+    } else {
+        Origin::Mark(mark)
+    };
+    full_sync(node, socket, id, origin, psync).await?;
     stream(node, socket, &conn.client).await
 }
 
-/// Sends a snapshot: the cut (with its mark in every stream), `+FULLRESYNC` with the offset
-/// there, newlines while the file is written, then the file.
-async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, mark: u64, psync: bool) -> std::io::Result<()> {
+/// Where a full resynchronisation's offset comes from.
+enum Origin {
+    /// A master's: the cut puts `mark` in every core's stream, and the writer notes the
+    /// offset there.
+    Mark(u64),
+    /// A replica's: the master link paused at this offset until the cut is taken.
+    Paused(crate::replica::Paused),
+}
+
+/// Sends a snapshot: the cut (see [`Origin`]), `+FULLRESYNC` with the offset there, newlines
+/// while the file is written, then the file.
+async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, origin: Origin, psync: bool) -> std::io::Result<()> {
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
-    let mut snapshot = std::pin::pin!(crate::save::snapshot_for_replica(node, mark, cut_taken).fuse());
+    let snapshot = match &origin {
+        Origin::Mark(mark) => crate::save::snapshot_for_replica(node, *mark, cut_taken).boxed_local(),
+        Origin::Paused(_) => crate::save::snapshot_for_chained_replica(node, cut_taken).boxed_local(),
+    };
+    let mut snapshot = std::pin::pin!(snapshot.fuse());
     // The cut comes first; until it does the snapshot waits for another save to end.
     let mut cut = cut.fuse();
     // Biased: a snapshot that already ended took its cut first.
@@ -345,7 +436,11 @@ async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, mark: u64, psy
     let path = match path {
         Some(result) => result,
         None => {
-            let (replid, offset) = mark_offset(node, mark).await;
+            let (replid, offset) = match origin {
+                Origin::Mark(mark) => mark_offset(node, mark).await,
+                // The cut is taken: the link goes on.
+                Origin::Paused(paused) => (with_master(|master| master.replid.clone()), paused.offset),
+            };
             let line = if psync { format!("+FULLRESYNC {replid} {offset}\r\n") } else { String::new() };
             socket.write_all(line.as_bytes()).await?;
             // Newlines keep the replica's link alive while the file is written, as Redis's do.

@@ -391,6 +391,17 @@ pub async fn snapshot_for_replica(node: &Rc<Node>, mark: u64, cut_taken: futures
     transfer_snapshot(node, Some(cut_taken), Purpose::Replica(mark)).await
 }
 
+/// A full resynchronisation of a replica of this replica: as [`snapshot_for_transfer`];
+/// `cut_taken` fires once the cut is taken (the master link, paused meanwhile, then goes on).
+pub async fn snapshot_for_chained_replica(node: &Rc<Node>, cut_taken: futures::channel::oneshot::Sender<()>) -> std::io::Result<String> {
+    transfer_snapshot(node, Some(cut_taken), Purpose::Transfer).await
+}
+
+/// Whether a save (BGSAVE, a rewrite, a transfer) runs now.
+pub fn saving() -> bool {
+    STATE.in_progress.load(Ordering::SeqCst)
+}
+
 /// A snapshot into [`transfer_file`], once no other save runs.
 async fn transfer_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<String> {
     while STATE.in_progress.swap(true, Ordering::SeqCst) {

@@ -69,8 +69,9 @@ const NO_FILTER: &str = "ERR Shoal cannot filter the RDB file it sends (REPLCONF
 pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<Option<Frame>> {
     let psync = args[0].eq_ignore_ascii_case(b"psync");
     if !conn.replconf.rdb_only {
-        if crate::replica::is_replica() {
-            return Ok(Some(errors::error("ERR Shoal does not serve replicas while it is a replica itself (no chained replication yet)")));
+        // A replica serves replicas of its own while its link streams, as Redis's.
+        if crate::replica::is_replica() && !crate::replica::streaming() {
+            return Ok(Some(errors::error("NOMASTERLINK Can't SYNC while not connected with my master")));
         }
         crate::replication::serve(node, socket, conn, args).await?;
         return Ok(None);
