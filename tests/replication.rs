@@ -790,3 +790,40 @@ fn an_old_master_made_replica_of_its_promoted_replica_continues_from_the_backlog
     assert_eq!(new_raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
     assert_same(&contents(&old), &contents(&new), "after the failover");
 }
+
+/// WAITAOF counts the replicas whose append-only file holds the connection's writes
+/// (`REPLCONF ACK <offset> FACK <offset>`): one with `appendonly yes` counts, and after a
+/// kill -9 and a restart from its own files it has the writes; one without an append-only
+/// file never counts. On a replica WAITAOF is refused with Redis's text.
+#[test]
+fn waitaof_counts_the_replicas_whose_append_only_file_holds_the_writes() {
+    for fsync in ["everysec", "always"] {
+        let master = Server::start(THREADS, &["--appendonly", "yes"]);
+        let dir = Server::scratch("replica-waitaof");
+        let port = master.port.to_string();
+        let durable = Server::start_in(&dir, THREADS, &["--replicaof", "127.0.0.1", &port, "--appendonly", "yes", "--appendfsync", fsync]);
+        let volatile = shoal_replica_of(&master, &[]);
+        let mut raw = durable.raw();
+        wait_until("the replica's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+        assert!(raw.command(&["WAITAOF", "0", "0", "0"]).unwrap().starts_with("-ERR WAITAOF cannot be used with replica instances."));
+        let mut master_raw = master.raw();
+        for i in 0..50 {
+            assert_eq!(master_raw.command(&["SET", &format!("k{i}"), "v"]).unwrap(), "+OK\r\n");
+        }
+        assert_eq!(master_raw.command(&["MSET", "m:a", "1", "m:b", "2", "m:c", "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(master_raw.command(&["WAITAOF", "1", "1", "10000"]).unwrap(), "*2\r\n:1\r\n:1\r\n", "appendfsync {fsync}");
+        // Asking for both replicas: only the one with a file ever counts.
+        let started = std::time::Instant::now();
+        assert_eq!(master_raw.command(&["WAITAOF", "0", "2", "300"]).unwrap(), "*2\r\n:1\r\n:1\r\n");
+        assert!(started.elapsed() >= Duration::from_millis(300), "it waited out its timeout");
+        drop(volatile);
+        durable.signal("KILL");
+        drop(durable);
+        let restarted = Server::start_in(&dir, THREADS, &["--appendonly", "yes"]);
+        let mut raw = restarted.raw();
+        assert_eq!(raw.command(&["MGET", "k0", "k49", "m:a", "m:c"]).unwrap(), "*4\r\n$1\r\nv\r\n$1\r\nv\r\n$1\r\n1\r\n$1\r\n3\r\n");
+        drop(raw);
+        drop(restarted);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

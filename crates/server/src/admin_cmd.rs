@@ -1,11 +1,10 @@
-//! Commands of features Shoal does not run yet, answered as Redis answers with the feature
-//! off (their table entries are in `shoal_commands::admin`):
+//! Administrative commands, and those of features Shoal does not run yet, answered as Redis
+//! answers with the feature off (their table entries are in `shoal_commands::admin`):
 //!
 //! - CLUSTER, READONLY, READWRITE, ASKING: cluster support is disabled.
-//! - WAIT: there are no replicas, so no write is ever acknowledged by one. Asking for none
-//!   answers 0 at once; asking for some waits out the timeout (0: until interrupted) and
-//!   answers 0, as Redis does without replicas. WAITAOF counts the local fsync of the
-//!   connection's writes (see [`waitaof`]) and no replica.
+//! - WAIT counts the replicas that acknowledged the connection's writes
+//!   (`crate::replication::wait`); WAITAOF the local fsync of them and the replicas whose
+//!   append-only file holds them (see [`waitaof`]). Both are refused on a replica.
 //! - ACL: the only user is `default`, with every permission, and the password `requirepass`
 //!   gives it. The read-only subcommands answer as Redis does for that user, ACL LOG lists
 //!   failed authentications (`crate::acl_log`); creating users (SETUSER) is not
@@ -110,11 +109,11 @@ pub async fn wait(node: &std::rc::Rc<Node>, marks: Option<Vec<u64>>, args: &[Byt
 }
 
 /// WAITAOF numlocal numreplicas timeout: [1 if this connection's writes are fsynced to the
-/// append-only file, replicas that fsynced them (always 0 here)], once enough are or the
-/// timeout passes. `written` is what the connection's commands logged. Without
+/// append-only file, replicas that said (`REPLCONF ACK ... FACK <offset>`) their file holds
+/// them], once enough are or the timeout passes. `written` is what the connection's commands logged. Without
 /// `interrupted` (inside MULTI) it never waits. Under `appendfsync no` a write counts once written: Shoal never
 /// fsyncs then, and the kernel decides.
-pub async fn waitaof(node: &Node, written: Written<'_>, args: &[Bytes], interrupted: Option<LocalBoxFuture<'_, Option<Frame>>>) -> Frame {
+pub async fn waitaof(node: &std::rc::Rc<Node>, written: Written<'_>, args: &[Bytes], interrupted: Option<LocalBoxFuture<'_, Option<Frame>>>) -> Frame {
     const OUT_OF_RANGE: &str = "ERR value is out of range, must be positive";
     let mut counts = [0i64; 2];
     for (count, arg) in counts.iter_mut().zip(&args[1..3]) {
@@ -130,6 +129,11 @@ pub async fn waitaof(node: &Node, written: Written<'_>, args: &[Bytes], interrup
         Ok(t) if t < 0 => return errors::error("ERR timeout is negative"),
         Ok(t) => (t > 0).then(|| Duration::from_millis(t as u64)),
     };
+    if crate::replica::is_replica() {
+        return errors::error(
+            "ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.",
+        );
+    }
     let logging = node.config.borrow().appendonly;
     if local > 0 && !logging {
         return errors::error("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.");
@@ -142,27 +146,44 @@ pub async fn waitaof(node: &Node, written: Written<'_>, args: &[Bytes], interrup
         };
         i64::from(logging && done)
     };
-    if let Some(interrupted) = interrupted.filter(|_| synced() < local || replicas > 0) {
+    // Where the connection's writes end in the replication stream: a replica counts once
+    // its `FACK` reaches there (None: not logged yet, no replica counts).
+    let target = match written {
+        Written::Nothing => Some(0),
+        Written::UpTo(marks) => Some(crate::replication::offset_of(node, Some(marks)).await),
+        Written::NotYetLogged => None,
+    };
+    let fsynced_replicas = || target.map_or(0, crate::replication::fsynced_replicas);
+    let done = || synced() >= local && fsynced_replicas() >= replicas;
+    if let Some(interrupted) = interrupted.filter(|_| !done()) {
         let timer = match timeout {
             Some(timeout) => glommio::timer::sleep(timeout).boxed_local(),
             None => futures::future::pending().boxed_local(),
         };
-        // Replicas never answer: only the timeout (or an interruption) ends such a wait.
-        let fsynced = match written {
-            Written::UpTo(marks) if replicas == 0 && local <= 1 => node.core.aof_synced(marks).boxed_local(),
-            _ => futures::future::pending().boxed_local(),
+        let fsynced = async {
+            match written {
+                Written::UpTo(marks) if replicas == 0 && local <= 1 => node.core.aof_synced(marks).await,
+                // The replicas' acknowledgements arrive on their cores: look every millisecond.
+                _ if replicas > 0 && target.is_some() => {
+                    crate::replication::ask_for_acks(node).await;
+                    while !done() {
+                        glommio::timer::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                _ => std::future::pending().await,
+            }
         };
-        if let Either::Left((Some(error), _)) = select(interrupted, select(timer, fsynced)).await {
+        if let Either::Left((Some(error), _)) = select(interrupted, select(timer, std::pin::pin!(fsynced))).await {
             return error;
         }
     }
-    Frame::Array(vec![Frame::Integer(synced()), Frame::Integer(0)])
+    Frame::Array(vec![Frame::Integer(synced()), Frame::Integer(fsynced_replicas())])
 }
 
 /// WAITAOF inside MULTI: answers at once. An EXEC logs its writes when it ends, so inside
 /// one the connection's writes are never known to be fsynced yet (Redis answers 1 when the
 /// EXEC wrote nothing before it; Shoal answers 0 then too, never claiming more).
-fn waitaof_in_exec(node: &Node, args: &[Bytes]) -> Frame {
+fn waitaof_in_exec(node: &std::rc::Rc<Node>, args: &[Bytes]) -> Frame {
     waitaof(node, Written::NotYetLogged, args, None).now_or_never().expect("WAITAOF without a wait answers at once")
 }
 

@@ -224,9 +224,11 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             input.len()
         } else if let Some(link) = &link {
             // A master link acknowledges every second, whether the master sends or not.
+            // (More often while what it ran waits to be fsynced here, to acknowledge that.)
+            let wait = std::time::Duration::from_millis(if link.fsync_pending() { 20 } else { 1000 });
             let read = {
                 let read = std::pin::pin!(socket.read(&mut input, &mut chunk));
-                match select(read, std::pin::pin!(glommio::timer::sleep(std::time::Duration::from_secs(1)))).await {
+                match select(read, std::pin::pin!(glommio::timer::sleep(wait))).await {
                     Either::Left((read, _)) => Some(read?),
                     Either::Right(_) => None,
                 }
@@ -234,8 +236,11 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             let Some(read) = read else {
                 link.pause_if_asked(conn.multi.is_some()).await;
                 let mut ack = BytesMut::new();
-                link.idle_ack(&mut ack);
-                socket.write_all(&ack).await?;
+                // A second without a byte from the master: an acknowledgement is due.
+                link.acknowledge(node, wait.as_secs() >= 1, &mut ack).await;
+                if !ack.is_empty() {
+                    socket.write_all(&ack).await?;
+                }
                 continue;
             };
             read
@@ -370,7 +375,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 close = true;
             }
             if let Some(link) = &link {
-                link.round_done(input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output);
+                link.round_done(node, input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output).await;
                 link.pause_if_asked(conn.multi.is_some()).await;
             }
             enforce_output_limit(node, &output)?;

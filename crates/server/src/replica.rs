@@ -161,6 +161,15 @@ pub struct MasterLink {
     /// The offset passed on so far.
     proxied: Cell<u64>,
     generation: u64,
+    /// Under `appendonly yes`: offsets reached, each with where the log's streams stood once
+    /// its commands were in them (see [`MasterLink::acknowledge`]).
+    logged: RefCell<std::collections::VecDeque<(u64, Vec<u64>)>>,
+    /// The offset whose commands are fsynced in this server's append-only file: the `FACK`
+    /// of `REPLCONF ACK` (WAITAOF on the master counts it).
+    fsynced: Cell<u64>,
+    /// After a full resynchronisation under `appendonly yes`: the rewrites done before the
+    /// one that makes the new data the file's base. Nothing counts as fsynced before it ends.
+    base_rewrite: Cell<Option<u64>>,
     /// What arrived with the end of the snapshot: the stream's first bytes.
     pub leftover: RefCell<BytesMut>,
     last_ack_ms: Cell<u64>,
@@ -181,7 +190,7 @@ impl MasterLink {
     /// asked (GETACK) or a second passed since the last one. Inside the master's MULTI the
     /// offset stays before it, as Redis's does: a link lost before EXEC resumes with the
     /// whole transaction, not with an EXEC alone.
-    pub fn round_done(&self, unrun: usize, in_multi: bool, asked: bool, output: &mut BytesMut) {
+    pub async fn round_done(&self, node: &Node, unrun: usize, in_multi: bool, asked: bool, output: &mut BytesMut) {
         let offset = {
             let mut history = HISTORY.lock().expect("not poisoned");
             if !in_multi {
@@ -196,16 +205,67 @@ impl MasterLink {
             crate::replication::proxy(&ran);
             self.proxied.set(offset);
         }
-        if asked || shoal_runtime::now_ms().saturating_sub(self.last_ack_ms.get()) >= 1000 {
-            self.ack(offset, output);
+        self.acknowledge(node, asked, output).await;
+    }
+
+    /// Appends `REPLCONF ACK <offset> [FACK <fsynced>]` to `output` when the master asked
+    /// (GETACK), a second passed since the last one (a Redis replica acknowledges every
+    /// second, whether the master sends or not: masters time replicas out, and count them
+    /// for `min-replicas-max-lag`, by it), or more of the stream is fsynced here. Under
+    /// `appendonly yes`, an acknowledgement notes where the log's streams stand once every
+    /// core has handled what the master's commands so far left in them (the releases of
+    /// cross-core transactions, as `admin_cmd::logged_so_far`): once they are fsynced up to
+    /// there, so is the stream up to this offset.
+    pub async fn acknowledge(&self, node: &Node, asked: bool, output: &mut BytesMut) {
+        let due = asked || shoal_runtime::now_ms().saturating_sub(self.last_ack_ms.get()) >= 1000;
+        let advanced = self.take_fsynced();
+        if !due && !advanced {
+            return;
+        }
+        let offset = HISTORY.lock().expect("not poisoned").offset;
+        let logging = shoal_runtime::aof::LOG.file_on();
+        if due && logging && self.logged.borrow().back().is_none_or(|(at, _)| *at < offset) {
+            let marks = crate::admin_cmd::logged_so_far(node).await;
+            self.logged.borrow_mut().push_back((offset, marks));
+            self.take_fsynced();
+        }
+        self.last_ack_ms.set(shoal_runtime::now_ms());
+        let offset = offset.to_string();
+        if logging {
+            let fsynced = self.fsynced.get().to_string();
+            shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", offset.as_bytes(), b"FACK", fsynced.as_bytes()], output);
+        } else {
+            shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", offset.as_bytes()], output);
         }
     }
 
-    /// The master sent nothing for a second: the ACK a Redis replica sends every second
-    /// anyway (masters time replicas out, and count them for `min-replicas-max-lag`, by it).
-    pub fn idle_ack(&self, output: &mut BytesMut) {
-        let offset = HISTORY.lock().expect("not poisoned").offset;
-        self.ack(offset, output);
+    /// Offsets noted as logged whose records are now fsynced advance [`MasterLink::fsynced`];
+    /// returns whether it moved.
+    fn take_fsynced(&self) -> bool {
+        if let Some(before) = self.base_rewrite.get() {
+            let (in_progress, scheduled, _, done, _) = crate::save::rewrite_info();
+            if in_progress || scheduled || done <= before {
+                return false;
+            }
+            self.base_rewrite.set(None);
+        }
+        let mut logged = self.logged.borrow_mut();
+        let mut moved = false;
+        while let Some((offset, marks)) = logged.front() {
+            if !shoal_runtime::aof::LOG.synced_up_to(marks) {
+                break;
+            }
+            self.fsynced.set(*offset);
+            moved = true;
+            logged.pop_front();
+        }
+        moved
+    }
+
+    /// Whether offsets noted as logged wait to be fsynced (the link then looks more often
+    /// than once a second, to acknowledge them soon).
+    pub fn fsync_pending(&self) -> bool {
+        !self.logged.borrow().is_empty()
     }
 
     /// Between two rounds, outside the master's MULTI: waits while replicas here take their
@@ -227,11 +287,6 @@ impl MasterLink {
             // Dropped, not sent: the pause is over.
             let _ = resumed.await;
         }
-    }
-
-    fn ack(&self, offset: u64, output: &mut BytesMut) {
-        self.last_ack_ms.set(shoal_runtime::now_ms());
-        shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", offset.to_string().as_bytes()], output);
     }
 }
 
@@ -339,7 +394,7 @@ fn current(generation: u64) -> bool {
 async fn link_loop(node: Rc<Node>, generation: u64) {
     while current(generation) && !node.shutdown.is_set() {
         match connect_and_sync(&node, generation).await {
-            Ok(Some((stream, leftover, base))) if current(generation) => {
+            Ok(Some((stream, leftover, base, base_rewrite))) if current(generation) => {
                 set_state(LinkState::Connected);
                 tracing::info!("MASTER <-> REPLICA sync: Master accepted, streaming from offset {base}");
                 let link = Rc::new(MasterLink {
@@ -348,6 +403,9 @@ async fn link_loop(node: Rc<Node>, generation: u64) {
                     raw: RefCell::new(leftover.clone()),
                     proxied: Cell::new(base),
                     generation,
+                    logged: Default::default(),
+                    fsynced: Cell::new(base),
+                    base_rewrite: Cell::new(base_rewrite),
                     leftover: RefCell::new(leftover),
                     last_ack_ms: Cell::new(0),
                 });
@@ -372,7 +430,10 @@ async fn link_loop(node: Rc<Node>, generation: u64) {
     }
 }
 
-type Synced = Option<(TcpStream, BytesMut, u64)>;
+/// The stream, the bytes already read past the snapshot, the offset the stream continues
+/// from, and after a full resynchronisation under `appendonly yes` the rewrites done before
+/// the one it started.
+type Synced = Option<(TcpStream, BytesMut, u64, Option<u64>)>;
 
 /// Connects and synchronises: the stream, the bytes already read past the snapshot, and the
 /// offset the stream continues from. `None` when another REPLICAOF came meanwhile.
@@ -433,7 +494,7 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
             crate::replication::follow_history(new_id, offset, false);
         }
         tracing::info!("Successful partial resynchronization with master.");
-        return Ok(Some((stream, input, offset)));
+        return Ok(Some((stream, input, offset, None)));
     }
     let Some(rest) = reply.strip_prefix("+FULLRESYNC ") else {
         return Err(std::io::Error::other(format!("Unexpected reply to PSYNC from master: {reply}")));
@@ -448,11 +509,11 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
     let received = receive_snapshot(&mut stream, &mut input, &path, timeout).await;
     let loaded = match received {
         Ok(()) if current(generation) => load_snapshot(node, &path).await,
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(None),
         Err(e) => Err(e.to_string()),
     };
     let _ = std::fs::remove_file(&path);
-    loaded.map_err(std::io::Error::other)?;
+    let base_rewrite = loaded.map_err(std::io::Error::other)?;
     if !current(generation) {
         return Ok(None);
     }
@@ -463,7 +524,7 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
     let mut ack = BytesMut::new();
     shoal_resp::encode_request(&[&b"REPLCONF"[..], b"ACK", new_offset.to_string().as_bytes()], &mut ack);
     stream.write_all(&ack).await?;
-    Ok(Some((stream, input, new_offset)))
+    Ok(Some((stream, input, new_offset, base_rewrite)))
 }
 
 async fn with_timeout<T>(timeout: Duration, work: impl std::future::Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
@@ -544,8 +605,9 @@ async fn receive_snapshot(stream: &mut TcpStream, input: &mut BytesMut, path: &s
 }
 
 /// Replaces the dataset with the snapshot at `path`: read on a thread of its own, then, with
-/// every shard locked, every database emptied and each core's keys installed.
-async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<(), String> {
+/// every shard locked, every database emptied and each core's keys installed. Under
+/// `appendonly yes` it starts a rewrite, and returns the count of rewrites done before it.
+async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<Option<u64>, String> {
     let config = node.config.borrow().clone();
     let threads = node.core.shard_count;
     let (sender, receiver) = std::sync::mpsc::channel();
@@ -584,9 +646,11 @@ async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<(), String> {
     // Redis restarts its AOF after a full sync). The master's stream, logged from now on,
     // goes after it.
     if shoal_runtime::aof::LOG.file_on() {
+        let before = crate::save::rewrite_info().3;
         let _ = crate::save::bgrewriteaof(node).await;
+        return Ok(Some(before));
     }
-    Ok(())
+    Ok(None)
 }
 
 /// What INFO's replication section says of a replica (`None` when this is a master).

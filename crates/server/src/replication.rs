@@ -65,6 +65,8 @@ struct Replica {
     /// The offset it last acknowledged, and when (Unix ms).
     ack: u64,
     ack_ms: u64,
+    /// The offset it last said is fsynced to its append-only file (`FACK`; 0: none).
+    fack: u64,
     /// Since when its lag has been over the soft output limit (Unix ms).
     soft_since_ms: Option<u64>,
     /// Disconnected for its lag: its connection closes.
@@ -347,6 +349,7 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
             online: false,
             ack: 0,
             ack_ms: shoal_runtime::now_ms(),
+            fack: 0,
             soft_since_ms: None,
             dropped: false,
         };
@@ -554,11 +557,14 @@ fn take_acks(decoder: &mut shoal_resp::RequestDecoder, input: &mut BytesMut, id:
         match decoder.decode(input) {
             Ok(Some(args)) => {
                 let ack = args.len() >= 3 && args[0].eq_ignore_ascii_case(b"replconf") && args[1].eq_ignore_ascii_case(b"ack");
-                if let Some(offset) = ack.then(|| std::str::from_utf8(&args[2]).ok().and_then(|s| s.parse::<u64>().ok())).flatten() {
+                let number = |arg: &Bytes| std::str::from_utf8(arg).ok().and_then(|s| s.parse::<u64>().ok());
+                if let Some(offset) = ack.then(|| number(&args[2])).flatten() {
+                    let fack = (args.len() >= 5 && args[3].eq_ignore_ascii_case(b"fack")).then(|| number(&args[4])).flatten();
                     with_master(|master| {
                         if let Some(replica) = master.replica_mut(id) {
                             replica.ack = replica.ack.max(offset);
                             replica.ack_ms = shoal_runtime::now_ms();
+                            replica.fack = replica.fack.max(fack.unwrap_or(0));
                         }
                     });
                 }
@@ -585,18 +591,9 @@ pub async fn wait(
     let work = async {
         // A connection that wrote nothing waits for no offset (Redis's `woff` of 0), but for
         // as many replicas as it asked.
-        let target = match &marks {
-            Some(marks) => {
-                if shoal_runtime::aof::LOG.feeding() {
-                    node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(marks) || !shoal_runtime::aof::LOG.feeding()).await;
-                }
-                with_master(|master| master.offset)
-            }
-            None => 0,
-        };
+        let target = offset_of(node, marks.as_deref()).await;
         if acked(target) < wanted && target > 0 {
-            inject(&["REPLCONF", "GETACK", "*"]);
-            node.core.call_on(0, |core| core.aof_announce_durable()).await;
+            ask_for_acks(node).await;
         }
         // Acknowledgements arrive on the replicas' cores; look again every millisecond.
         while acked(target) < wanted {
@@ -614,6 +611,28 @@ pub async fn wait(
         Either::Right((Either::Left((target, _)), _)) => Frame::Integer(acked(target)),
         _ => Frame::Integer(acked(target)),
     }
+}
+
+/// The offset in the stream where this connection's writes end (logged up to `marks`; None:
+/// it wrote nothing, 0), once the log fed them to the stream.
+pub async fn offset_of(node: &Rc<Node>, marks: Option<&[u64]>) -> u64 {
+    let Some(marks) = marks else { return 0 };
+    if shoal_runtime::aof::LOG.feeding() {
+        node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(marks) || !shoal_runtime::aof::LOG.feeding()).await;
+    }
+    with_master(|master| master.offset)
+}
+
+/// Online replicas that said their append-only file holds the stream up to `target` (FACK),
+/// as Redis's `replicationCountAOFAcksByOffset` counts them.
+pub fn fsynced_replicas(target: u64) -> i64 {
+    with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped && r.fack >= target).count() as i64)
+}
+
+/// Asks the replicas for an acknowledgement now (WAITAOF).
+pub async fn ask_for_acks(node: &Rc<Node>) {
+    inject(&["REPLCONF", "GETACK", "*"]);
+    node.core.call_on(0, |core| core.aof_announce_durable()).await;
 }
 
 /// Before the server exits (SHUTDOWN without NOW, a signal): writes pause, and the online
