@@ -827,3 +827,99 @@ fn waitaof_counts_the_replicas_whose_append_only_file_holds_the_writes() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Runs FAILOVER on `master` (followed by `replica`) and waits until the roles swapped.
+fn fail_over(master: &Server, replica: &Server) {
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["FAILOVER"]).unwrap(), "+OK\r\n");
+    let mut replica_raw = replica.raw();
+    wait_until("the replica took over", || info_field(&mut replica_raw, "replication", "role") == "master");
+    wait_until("the old master follows it", || {
+        info_field(&mut raw, "replication", "master_link_status") == "up" && info_field(&mut raw, "replication", "master_failover_state") == "no-failover"
+    });
+    assert_eq!(info_field(&mut raw, "replication", "master_port"), replica.port.to_string());
+    assert_eq!(raw.command(&["SET", "k", "v"]).unwrap(), "-READONLY You can't write against a read only replica.\r\n");
+    assert_eq!(replica_raw.command(&["SET", "after-failover", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(replica_raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(master), &contents(replica), "after FAILOVER");
+}
+
+/// FAILOVER, as Redis runs it: writes pause, the replica catches up, the master follows it
+/// and asks it to take over (`PSYNC <replid> <offset> FAILOVER`); the replica continues the
+/// same history. Shoal to Shoal, Shoal to redis-server, and redis-server to Shoal.
+#[test]
+fn failover_swaps_master_and_replica_without_losing_a_write() {
+    let master = Server::start(THREADS, &[]);
+    fill(&master);
+    let replica = shoal_replica_of(&master, &[]);
+    write_after_sync(&master);
+    fail_over(&master, &replica);
+    // A replica of redis-server takes over from a Shoal master...
+    let Some((redis_replica, dir)) = redis_replica_of(&replica) else { return };
+    drop(master);
+    write_after_sync(&replica);
+    fail_over(&replica, &redis_replica);
+    // ...and a Shoal replica from a redis-server master.
+    fail_over(&redis_replica, &replica);
+    drop(redis_replica);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// FAILOVER's refusals, byte for byte as redis-server's, on a master with one replica, on
+/// the replica, and on a master without replicas.
+#[test]
+fn failover_refusals_match_redis() {
+    let Some(redis_master) = Server::start_redis_with(&[]) else { return };
+    let Some((redis_replica, dir)) = redis_replica_of(&redis_master) else { return };
+    let master = Server::start(THREADS, &[]);
+    let replica = shoal_replica_of(&master, &[]);
+    for request in [
+        &["FAILOVER", "TIMEOUT", "0"][..],
+        &["FAILOVER", "TIMEOUT", "abc"],
+        &["FAILOVER", "FORCE"],
+        &["FAILOVER", "TIMEOUT", "100", "FORCE"],
+        &["FAILOVER", "TO", "127.0.0.1", "1"],
+        &["FAILOVER", "TO", "127.0.0.1", "port"],
+        &["FAILOVER", "TO", "127.0.0.1"],
+        &["FAILOVER", "ABORT"],
+        &["FAILOVER", "ABORT", "FORCE"],
+        &["FAILOVER", "FORCE", "FORCE"],
+        &["FAILOVER", "BOGUS"],
+    ] {
+        assert_eq!(master.raw().command(request).unwrap(), redis_master.raw().command(request).unwrap(), "{request:?} on a master");
+    }
+    for request in [&["FAILOVER"][..], &["FAILOVER", "ABORT"]] {
+        assert_eq!(replica.raw().command(request).unwrap(), redis_replica.raw().command(request).unwrap(), "{request:?} on a replica");
+    }
+    drop(replica);
+    drop(redis_replica);
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut raw = master.raw();
+    wait_until("the replica is gone", || info_field(&mut raw, "replication", "connected_slaves") == "0");
+    assert_eq!(raw.command(&["FAILOVER"]).unwrap(), redis_master.raw().command(&["FAILOVER"]).unwrap());
+}
+
+/// A replica that does not catch up (its link paused by CLIENT PAUSE WRITE): FAILOVER waits
+/// with writes paused, ABORT ends it, and a TIMEOUT without FORCE ends it too.
+#[test]
+fn a_failover_that_cannot_complete_is_aborted_and_writes_go_on() {
+    let master = Server::start(THREADS, &[]);
+    let replica = shoal_replica_of(&master, &[]);
+    let mut raw = master.raw();
+    assert_eq!(replica.raw().command(&["CLIENT", "PAUSE", "100000", "WRITE"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["SET", "k", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["FAILOVER"]).unwrap(), "+OK\r\n");
+    assert_eq!(info_field(&mut raw, "replication", "master_failover_state"), "waiting-for-sync");
+    assert_eq!(raw.command(&["FAILOVER"]).unwrap(), "-ERR FAILOVER already in progress.\r\n");
+    assert_eq!(raw.command(&["REPLICAOF", "127.0.0.1", "1"]).unwrap(), "-ERR REPLICAOF not allowed while failing over.\r\n");
+    assert_eq!(raw.command(&["FAILOVER", "ABORT"]).unwrap(), "+OK\r\n");
+    assert_eq!(info_field(&mut raw, "replication", "master_failover_state"), "no-failover");
+    assert_eq!(raw.command(&["SET", "k", "2"]).unwrap(), "+OK\r\n");
+    let port = replica.port.to_string();
+    assert_eq!(raw.command(&["FAILOVER", "TO", "127.0.0.1", &port, "TIMEOUT", "300"]).unwrap(), "+OK\r\n");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(info_field(&mut raw, "replication", "master_failover_state"), "no-failover");
+    assert_eq!(info_field(&mut raw, "replication", "role"), "master");
+    assert_eq!(raw.command(&["SET", "k", "3"]).unwrap(), "+OK\r\n");
+    assert_eq!(replica.raw().command(&["CLIENT", "UNPAUSE"]).unwrap(), "+OK\r\n");
+}

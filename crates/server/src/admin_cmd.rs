@@ -88,7 +88,7 @@ pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[B
         name if name.starts_with("memory|") => memory(spec),
         name if name.starts_with("module|") => module(spec),
         "replicaof" | "slaveof" => crate::replica::replicaof(node, args).await,
-        "failover" => failover(args),
+        "failover" => crate::replication::failover(node, args).await,
         _ => errors::error(CLUSTER_DISABLED),
     }
 }
@@ -310,41 +310,6 @@ fn module(spec: &'static CommandSpec) -> Frame {
         ),
         _ => errors::error("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."),
     }
-}
-
-/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms]: with no replica there is nothing to
-/// fail over to, as Redis answers then, once the arguments are checked as it checks them.
-fn failover(args: &[Bytes]) -> Frame {
-    let (mut to, mut timeout, mut force, mut abort) = (false, false, false, false);
-    let mut rest = args[1..].iter().peekable();
-    while let Some(arg) = rest.next() {
-        if arg.eq_ignore_ascii_case(b"to") && !to && rest.len() >= 2 {
-            rest.next();
-            if let Err(error) = args::parse_i64(rest.next().expect("counted")) {
-                return error;
-            }
-            to = true;
-        } else if arg.eq_ignore_ascii_case(b"timeout") && !timeout && rest.len() >= 1 {
-            match args::parse_i64(rest.next().expect("counted")) {
-                Err(error) => return error,
-                Ok(ms) if ms <= 0 => return errors::error("ERR FAILOVER timeout must be greater than 0"),
-                Ok(_) => timeout = true,
-            }
-        } else if arg.eq_ignore_ascii_case(b"force") && !force {
-            force = true;
-        } else if arg.eq_ignore_ascii_case(b"abort") && !abort {
-            abort = true;
-        } else {
-            return errors::syntax();
-        }
-    }
-    if abort && (to || timeout || force) {
-        return errors::syntax();
-    }
-    if abort {
-        return errors::error("ERR No failover in progress.");
-    }
-    errors::error("ERR FAILOVER requires connected replicas.")
 }
 
 /// Redis's DOCTOR says nothing below this much memory in use.

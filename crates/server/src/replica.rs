@@ -292,9 +292,12 @@ impl MasterLink {
 
 /// REPLICAOF (SLAVEOF) host port | NO ONE.
 pub async fn replicaof(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    if crate::replication::failing_over() {
+        return errors::error("ERR REPLICAOF not allowed while failing over.");
+    }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         if is_replica() {
-            stop(node).await;
+            stop_following(node).await;
             tracing::info!("MASTER MODE enabled (user request)");
         }
         return shoal_commands::args::ok();
@@ -342,7 +345,7 @@ pub async fn follow(node: &Rc<Node>, host: String, port: u16, was_master: bool) 
 }
 
 /// REPLICAOF NO ONE: stops following; the data stays, and keys expire again.
-async fn stop(node: &Rc<Node>) {
+pub async fn stop_following(node: &Rc<Node>) {
     GENERATION.fetch_add(1, Ordering::SeqCst);
     REPLICATING.store(false, Ordering::SeqCst);
     *FOLLOWING.lock().expect("not poisoned") = None;
@@ -420,7 +423,14 @@ async fn link_loop(node: Rc<Node>, generation: u64) {
                 }
             }
             Ok(_) => return,
-            Err(e) => tracing::warn!("MASTER <-> REPLICA sync failed: {e}"),
+            Err(e) => {
+                tracing::warn!("MASTER <-> REPLICA sync failed: {e}");
+                // A failover whose target cannot be reached: this server is the master again.
+                if crate::replication::failover_in_progress() {
+                    crate::replication::abort_failover(&node, "Failover target unreachable").await;
+                    return;
+                }
+            }
         }
         if !current(generation) {
             return;
@@ -477,15 +487,30 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
         let history = HISTORY.lock().expect("not poisoned");
         (history.replid.clone(), history.offset)
     };
+    // FAILOVER: the target takes over when asked with our id (Redis's `PSYNC ... FAILOVER`).
+    let failover = crate::replication::failover_in_progress();
     let reply = match &replid {
         Some(replid) => {
             tracing::info!("Trying a partial resynchronization (request {replid}:{}).", offset + 1);
-            ask(&mut stream, &mut input, &[b"PSYNC", replid.as_bytes(), (offset + 1).to_string().as_bytes()]).await?
+            let offset = (offset + 1).to_string();
+            let mut request: Vec<&[u8]> = vec![b"PSYNC", replid.as_bytes(), offset.as_bytes()];
+            if failover {
+                request.push(b"FAILOVER");
+            }
+            ask(&mut stream, &mut input, &request).await?
         }
         None => ask(&mut stream, &mut input, &[b"PSYNC", b"?", b"-1"]).await?,
     };
     if !current(generation) {
         return Ok(None);
+    }
+    if failover {
+        if reply.starts_with("+CONTINUE") || reply.starts_with("+FULLRESYNC") {
+            crate::replication::end_failover(node).await;
+        } else {
+            crate::replication::abort_failover(node, "Failover target rejected psync request").await;
+            return Err(std::io::Error::other(format!("the failover target refused: {reply}")));
+        }
     }
     if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         let new_id = rest.trim();
@@ -678,7 +703,7 @@ pub fn info(add: &mut dyn FnMut(&str, String)) -> bool {
     add("slave_read_only", u8::from(config.replica_read_only).to_string());
     add("replica_announced", u8::from(config.compat_value("replica-announced") == "yes").to_string());
     add("connected_slaves", "0".to_owned());
-    add("master_failover_state", "no-failover".to_owned());
+    add("master_failover_state", crate::replication::failover_state().to_owned());
     add("master_replid", history.replid.clone().unwrap_or_else(|| crate::info::ids().1.to_owned()));
     add("master_replid2", "0".repeat(40));
     add("master_repl_offset", history.offset.to_string());

@@ -328,7 +328,7 @@ fn inject(args: &[&'static str]) {
 /// SYNC or PSYNC from a replica: full or partial resynchronisation, then the stream until the
 /// connection ends.
 pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<()> {
-    let psync = args.len() == 3;
+    let psync = args.len() >= 3;
     let asked = psync.then(|| (String::from_utf8_lossy(&args[1]).into_owned(), String::from_utf8_lossy(&args[2]).parse::<u64>().ok()));
     let ip = conn.client.addr.rsplit_once(':').map_or(String::new(), |(ip, _)| ip.to_owned());
     let port = conn.replconf.listening_port;
@@ -699,7 +699,7 @@ pub fn info(add: &mut dyn FnMut(&str, String)) {
                 format!("ip={},port={},state={state},offset={},lag={}", replica.ip, replica.port, replica.ack, now_ms.saturating_sub(replica.ack_ms) / 1000),
             );
         }
-        add("master_failover_state", "no-failover".to_owned());
+        add("master_failover_state", failover_state().to_owned());
         add("master_replid", master.replid.clone());
         add("master_replid2", master.replid2.clone());
         add("master_repl_offset", master.offset.to_string());
@@ -775,4 +775,189 @@ pub fn backlog_bytes() -> usize {
 /// Whether client `id` is a replica (CLIENT LIST's flag `S`).
 pub fn is_replica(id: u64) -> bool {
     MASTER.lock().expect("not poisoned").as_ref().is_some_and(|master| master.replicas.iter().any(|r| r.id == id))
+}
+
+/// FAILOVER's progress (Redis's `failover_state`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FailoverState {
+    /// Writes are paused; waiting until the target replica acknowledged everything.
+    WaitForSync,
+    /// This server follows the target and has asked it (`PSYNC ... FAILOVER`) to take over.
+    InProgress,
+}
+
+struct Failover {
+    state: FailoverState,
+    /// The replica chosen (`TO host port`, or the first one found in sync).
+    target: Option<(String, u16)>,
+    deadline: Option<Instant>,
+    force: bool,
+}
+
+static FAILOVER: Mutex<Option<Failover>> = Mutex::new(None);
+
+/// INFO's `master_failover_state`.
+pub fn failover_state() -> &'static str {
+    match FAILOVER.lock().expect("not poisoned").as_ref().map(|f| f.state) {
+        None => "no-failover",
+        Some(FailoverState::WaitForSync) => "waiting-for-sync",
+        Some(FailoverState::InProgress) => "failover-in-progress",
+    }
+}
+
+/// Whether a FAILOVER is under way (a replica's PSYNC is then refused).
+pub fn failing_over() -> bool {
+    FAILOVER.lock().expect("not poisoned").is_some()
+}
+
+/// Whether this server, following its failover target, is to ask it to take over.
+pub fn failover_in_progress() -> bool {
+    FAILOVER.lock().expect("not poisoned").as_ref().is_some_and(|f| f.state == FailoverState::InProgress)
+}
+
+/// FAILOVER [TO host port [FORCE]] [TIMEOUT ms] | FAILOVER ABORT, as Redis's
+/// `failoverCommand`: checks, pauses writes on every core and starts [`run_failover`];
+/// the reply comes at once.
+pub async fn failover(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    use shoal_commands::{args as parse, errors};
+    if args.len() == 2 && args[1].eq_ignore_ascii_case(b"abort") {
+        if !failing_over() {
+            return errors::error("ERR No failover in progress.");
+        }
+        abort_failover(node, "Failover manually aborted").await;
+        return parse::ok();
+    }
+    let (mut timeout_ms, mut force, mut target) = (0i64, false, None);
+    let mut j = 1;
+    while j < args.len() {
+        let arg = &args[j];
+        if arg.eq_ignore_ascii_case(b"timeout") && j + 1 < args.len() && timeout_ms == 0 {
+            timeout_ms = match parse::parse_i64(&args[j + 1]) {
+                Ok(ms) if ms <= 0 => return errors::error("ERR FAILOVER timeout must be greater than 0"),
+                Ok(ms) => ms,
+                Err(error) => return error,
+            };
+            j += 2;
+        } else if arg.eq_ignore_ascii_case(b"to") && j + 2 < args.len() && target.is_none() {
+            let port = match parse::parse_i64(&args[j + 2]) {
+                Ok(port) => port,
+                Err(error) => return error,
+            };
+            target = Some((String::from_utf8_lossy(&args[j + 1]).into_owned(), port));
+            j += 3;
+        } else if arg.eq_ignore_ascii_case(b"force") && !force {
+            force = true;
+            j += 1;
+        } else {
+            return errors::syntax();
+        }
+    }
+    if failing_over() {
+        return errors::error("ERR FAILOVER already in progress.");
+    }
+    if crate::replica::is_replica() {
+        return errors::error("ERR FAILOVER is not valid when server is a replica.");
+    }
+    if with_master(|master| master.replicas.iter().all(|r| r.dropped)) {
+        return errors::error("ERR FAILOVER requires connected replicas.");
+    }
+    if force && (timeout_ms == 0 || target.is_none()) {
+        return errors::error("ERR FAILOVER with force option requires both a timeout and target HOST and IP.");
+    }
+    let target = match target {
+        Some((host, port)) => {
+            let online = with_master(|master| {
+                master.replicas.iter().find(|r| !r.dropped && r.ip.eq_ignore_ascii_case(&host) && i64::from(r.port) == port).map(|r| r.online)
+            });
+            match online {
+                None => return errors::error("ERR FAILOVER target HOST and PORT is not a replica."),
+                Some(false) => return errors::error("ERR FAILOVER target replica is not online."),
+                Some(true) => {}
+            }
+            tracing::info!("FAILOVER requested to {host}:{port}.");
+            Some((host, port as u16))
+        }
+        None => {
+            tracing::info!("FAILOVER requested to any replica.");
+            None
+        }
+    };
+    let deadline = (timeout_ms > 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
+    *FAILOVER.lock().expect("not poisoned") = Some(Failover { state: FailoverState::WaitForSync, target, deadline, force });
+    // Writes wait until the failover ends (and then meet a replica).
+    let forever = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    node.core.call_all(move |_| crate::node::current().pause.pause(crate::pause::PauseMode::Write, forever)).await;
+    let node = node.clone();
+    glommio::spawn_local(async move { run_failover(&node).await }).detach();
+    shoal_commands::args::ok()
+}
+
+/// Waits until the target replica (or any one, without TO) acknowledged the whole stream,
+/// then follows it and asks it to take over (`crate::replica::follow` sends `PSYNC ...
+/// FAILOVER`); past the timeout, FORCE fails over anyway, otherwise the failover is aborted.
+async fn run_failover(node: &Rc<Node>) {
+    // The writes that ran before the pause are in the stream once the log fed them.
+    let marks = crate::admin_cmd::logged_so_far(node).await;
+    let target_offset = offset_of(node, Some(&marks)).await;
+    let mut asked_at: Option<Instant> = None;
+    loop {
+        let Some((target, deadline, force)) = FAILOVER.lock().expect("not poisoned").as_ref().map(|f| (f.target.clone(), f.deadline, f.force)) else { return };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            if !force {
+                abort_failover(node, "Replica never caught up before timeout").await;
+                return;
+            }
+            let (host, port) = target.expect("FORCE comes with a target");
+            tracing::info!("FAILOVER to {host}:{port} time out exceeded, failing over.");
+            fail_over_to(node, host, port).await;
+            return;
+        }
+        let synced = with_master(|master| {
+            master
+                .replicas
+                .iter()
+                .filter(|r| r.online && !r.dropped && r.ack >= target_offset)
+                .find(|r| target.as_ref().is_none_or(|(host, port)| r.ip.eq_ignore_ascii_case(host) && r.port == *port))
+                .map(|r| (r.ip.clone(), r.port))
+        });
+        if let Some((host, port)) = synced {
+            tracing::info!("Failover target {host}:{port} is synced, failing over.");
+            fail_over_to(node, host, port).await;
+            return;
+        }
+        if asked_at.is_none_or(|at| at.elapsed() >= Duration::from_millis(100)) {
+            asked_at = Some(Instant::now());
+            ask_for_acks(node).await;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn fail_over_to(node: &Rc<Node>, host: String, port: u16) {
+    if let Some(failover) = FAILOVER.lock().expect("not poisoned").as_mut() {
+        failover.state = FailoverState::InProgress;
+        failover.target = Some((host.clone(), port));
+    }
+    crate::replica::follow(node, host, port, true).await;
+}
+
+/// The failover is over: writes go on (on a replica now, they meet READONLY).
+pub async fn end_failover(node: &Rc<Node>) {
+    if FAILOVER.lock().expect("not poisoned").take().is_some() {
+        node.core.call_all(|_| crate::node::current().pause.unpause()).await;
+    }
+}
+
+/// Redis's `abortFailover`: back to no failover; one already in progress becomes a master
+/// again.
+pub async fn abort_failover(node: &Rc<Node>, why: &str) {
+    let Some((state, target)) = FAILOVER.lock().expect("not poisoned").as_ref().map(|f| (f.state, f.target.clone())) else { return };
+    match target {
+        Some((host, port)) => tracing::info!("FAILOVER to {host}:{port} aborted: {why}"),
+        None => tracing::info!("FAILOVER to any replica aborted: {why}"),
+    }
+    if state == FailoverState::InProgress {
+        crate::replica::stop_following(node).await;
+    }
+    end_failover(node).await;
 }

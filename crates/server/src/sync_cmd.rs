@@ -68,6 +68,20 @@ const NO_FILTER: &str = "ERR Shoal cannot filter the RDB file it sends (REPLCONF
 /// (the connection closes, as Redis closes an rdb-only replica's) or the replica is gone.
 pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<Option<Frame>> {
     let psync = args[0].eq_ignore_ascii_case(b"psync");
+    // An old master in a FAILOVER asks its replica to take over with its replication id,
+    // which the replica follows (Redis's `PSYNC <replid> <offset> FAILOVER`).
+    if psync && args.len() > 3 && args[3].eq_ignore_ascii_case(b"failover") {
+        if args[1] != crate::replication::own_history().0.as_bytes() {
+            return Ok(Some(errors::error("ERR PSYNC FAILOVER replid must match my replid.")));
+        }
+        if crate::replica::is_replica() {
+            crate::replica::stop_following(node).await;
+            tracing::info!("MASTER MODE enabled (failover request from 'id={} addr={}')", conn.client.id, conn.client.addr);
+        }
+    }
+    if crate::replication::failing_over() {
+        return Ok(Some(errors::error("NOMASTERLINK Can't SYNC while failing over")));
+    }
     if !conn.replconf.rdb_only {
         // A replica serves replicas of its own while its link streams, as Redis's.
         if crate::replica::is_replica() && !crate::replica::streaming() {
