@@ -120,6 +120,53 @@ fn a_redis_replica_of_shoal_gets_the_snapshot_and_every_write_after_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `repl-diskless-sync` (Redis 7's default, and Shoal's) streams the snapshot framed by
+/// `$EOF:<mark>` to a replica that said `capa eof`; with `no` it goes through a file and
+/// `$<length>`: both reach redis-server and Shoal replicas whole, and no file stays behind.
+#[test]
+fn full_syncs_stream_the_snapshot_or_send_a_file_as_repl_diskless_sync_says() {
+    for diskless in ["yes", "no"] {
+        let master = Server::start(THREADS, &["--repl-diskless-sync", diskless]);
+        fill(&master);
+        let mut raw = master.raw();
+        assert_eq!(
+            raw.command(&["CONFIG", "GET", "repl-diskless-sync"]).unwrap(),
+            format!("*2\r\n$18\r\nrepl-diskless-sync\r\n${}\r\n{diskless}\r\n", diskless.len())
+        );
+        let Some((redis_replica, dir)) = redis_replica_of(&master) else { return };
+        let replica = shoal_replica_of(&master, &[]);
+        write_after_sync(&master);
+        assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["WAIT", "2", "10000"]).unwrap(), ":2\r\n");
+        assert_same(&contents(&redis_replica), &contents(&master), &format!("redis-server, repl-diskless-sync {diskless}"));
+        assert_same(&contents(&replica), &contents(&master), &format!("shoal, repl-diskless-sync {diskless}"));
+        assert_eq!(info_field(&mut raw, "stats", "sync_full"), "2");
+        let leftovers: Vec<_> =
+            std::fs::read_dir(&master.dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("temp-")).collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // The framing, as a replica that can take either sees it.
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        std::io::Write::write_all(&mut stream, b"REPLCONF capa eof\r\nPSYNC ? -1\r\n").unwrap();
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert_eq!(line, "+OK\r\n");
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(line.starts_with("+FULLRESYNC "), "{line}");
+        line.clear();
+        while line.trim().is_empty() {
+            line.clear();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        }
+        let framed = if diskless == "yes" { line.starts_with("$EOF:") && line.len() == 47 } else { line[1..].trim().parse::<u64>().is_ok() };
+        assert!(framed, "repl-diskless-sync {diskless}: {line:?}");
+        drop(redis_replica);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 /// Writes, drops the replica's link (CLIENT KILL TYPE master on the replica), writes while
 /// it is away, and waits until it is back: it must continue from the master's backlog.
 fn drop_the_link_and_continue(master: &Server, replica: &Server) {

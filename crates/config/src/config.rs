@@ -135,6 +135,9 @@ pub struct Config {
     pub replica_read_only: bool,
     /// A replica whose link is down still answers its clients (else MASTERDOWN).
     pub replica_serve_stale_data: bool,
+    /// `repl-diskless-sync`: a full resynchronisation streams the snapshot to the replica
+    /// (`$EOF:` framing) rather than through a file, when the replica can take it.
+    pub repl_diskless_sync: bool,
     /// A master refuses writes (NOREPLICAS) unless this many replicas acknowledged within
     /// `min_replicas_max_lag` seconds (0: never refuses).
     pub min_replicas_to_write: u64,
@@ -259,6 +262,7 @@ impl Default for Config {
             replicaof: None,
             replica_read_only: true,
             replica_serve_stale_data: true,
+            repl_diskless_sync: true,
             min_replicas_to_write: 0,
             min_replicas_max_lag: 10,
             masterauth: String::new(),

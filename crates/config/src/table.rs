@@ -311,7 +311,12 @@ pub(crate) static TABLE: &[Directive] = &[
     compat("replica-ignore-maxmemory", &["slave-ignore-maxmemory"], Check::Bool, "yes"),
     compat("replica-ignore-disk-write-errors", &[], Check::Bool, "no"),
     compat("replica-lazy-flush", &["slave-lazy-flush"], Check::Bool, "no"),
-    compat("repl-diskless-sync", &[], Check::Bool, "yes"),
+    Directive {
+        name: "repl-diskless-sync",
+        aliases: &[],
+        mutability: Mutability::Mutable,
+        kind: Kind::Bool { get: |c| c.repl_diskless_sync, set: |c, v| c.repl_diskless_sync = v, refuse_yes: None },
+    },
     compat("repl-diskless-sync-delay", &[], Check::Int(0, INT_MAX), "5"),
     compat("repl-diskless-sync-max-replicas", &[], Check::Int(0, INT_MAX), "0"),
     compat("repl-diskless-load", &[], Check::Enum(&[("disabled", "disabled"), ("on-empty-db", "on-empty-db"), ("swapdb", "swapdb")]), "disabled"),

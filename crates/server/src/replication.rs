@@ -71,6 +71,9 @@ struct Replica {
     soft_since_ms: Option<u64>,
     /// Disconnected for its lag: its connection closes.
     dropped: bool,
+    /// Its snapshot was streamed: nothing more is sent until it acknowledges (and is then
+    /// online).
+    until_ack: bool,
 }
 
 /// The master's replication state, process-wide.
@@ -352,6 +355,7 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
             fack: 0,
             soft_since_ms: None,
             dropped: false,
+            until_ack: false,
         };
         if !master.active {
             // What the writer fed before this (the log was just turned on) no replica needs:
@@ -407,7 +411,8 @@ pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[By
     } else {
         Origin::Mark(mark)
     };
-    full_sync(node, socket, id, origin, psync).await?;
+    let diskless = psync && conn.replconf.capa_eof && node.config.borrow().repl_diskless_sync;
+    full_sync(node, socket, id, origin, psync, diskless).await?;
     stream(node, socket, &conn.client).await
 }
 
@@ -420,52 +425,106 @@ enum Origin {
     Paused(crate::replica::Paused),
 }
 
-/// Sends a snapshot: the cut (see [`Origin`]), `+FULLRESYNC` with the offset there, newlines
-/// while the file is written, then the file.
-async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, origin: Origin, psync: bool) -> std::io::Result<()> {
+/// Sends a snapshot: the cut (see [`Origin`]), `+FULLRESYNC` with the offset there, then the
+/// file. `diskless` (`repl-diskless-sync`, and a replica that said `capa eof`): the bytes
+/// stream to the replica as they are made, framed `$EOF:<mark>\r\n ... <mark>`, and the
+/// replica is online (the stream starts) once it acknowledges, as Redis does, since bytes
+/// right after the mark would hide it; otherwise newlines while the file is written, then
+/// `$<length>` and the file.
+async fn full_sync(node: &Rc<Node>, socket: &mut Socket, id: u64, origin: Origin, psync: bool, diskless: bool) -> std::io::Result<()> {
     let (cut_taken, cut) = futures::channel::oneshot::channel::<()>();
+    let (stream, mut streamed) = match diskless {
+        true => {
+            let (sender, receiver) = futures::channel::mpsc::channel::<Vec<u8>>(2);
+            (Some(sender), Some(receiver))
+        }
+        false => (None, None),
+    };
     let snapshot = match &origin {
-        Origin::Mark(mark) => crate::save::snapshot_for_replica(node, *mark, cut_taken).boxed_local(),
-        Origin::Paused(_) => crate::save::snapshot_for_chained_replica(node, cut_taken).boxed_local(),
+        Origin::Mark(mark) => crate::save::snapshot_for_replica(node, *mark, cut_taken, stream).boxed_local(),
+        Origin::Paused(_) => crate::save::snapshot_for_chained_replica(node, cut_taken, stream).boxed_local(),
     };
     let mut snapshot = std::pin::pin!(snapshot.fuse());
     // The cut comes first; until it does the snapshot waits for another save to end.
     let mut cut = cut.fuse();
     // Biased: a snapshot that already ended took its cut first.
-    let path = futures::select_biased! {
+    let failed = futures::select_biased! {
         _ = cut => None,
         result = snapshot => Some(result),
     };
-    let path = match path {
-        Some(result) => result,
-        None => {
-            let (replid, offset) = match origin {
-                Origin::Mark(mark) => mark_offset(node, mark).await,
-                // The cut is taken: the link goes on.
-                Origin::Paused(paused) => (with_master(|master| master.replid.clone()), paused.offset),
-            };
-            let line = if psync { format!("+FULLRESYNC {replid} {offset}\r\n") } else { String::new() };
-            socket.write_all(line.as_bytes()).await?;
-            // Newlines keep the replica's link alive while the file is written, as Redis's do.
+    if let Some(result) = failed {
+        let e = result.err().unwrap_or_else(|| std::io::Error::other("the snapshot ended before its cut"));
+        tracing::warn!("the snapshot for a replica failed: {e}");
+        return Err(e);
+    }
+    let (replid, offset) = match origin {
+        Origin::Mark(mark) => mark_offset(node, mark).await,
+        // The cut is taken: the link goes on.
+        Origin::Paused(paused) => (with_master(|master| master.replid.clone()), paused.offset),
+    };
+    let line = if psync { format!("+FULLRESYNC {replid} {offset}\r\n") } else { String::new() };
+    socket.write_all(line.as_bytes()).await?;
+    let result = match streamed.as_mut() {
+        Some(chunks) => {
+            let eof = crate::info::system::random_hex40();
+            socket.write_all(format!("$EOF:{eof}\r\n").as_bytes()).await?;
+            // A replica that stops reading holds the snapshot (and every save after it):
+            // past `repl-timeout` without progress it is dropped, as Redis drops it.
+            let timeout = Duration::from_secs(node.config.borrow().repl_timeout.max(1));
+            let mut result = None;
             loop {
+                futures::select_biased! {
+                    chunk = futures::StreamExt::next(chunks) => match chunk {
+                        Some(bytes) => {
+                            let write = std::pin::pin!(socket.write_all(&bytes));
+                            match select(write, std::pin::pin!(glommio::timer::sleep(timeout))).await {
+                                Either::Left((written, _)) => written?,
+                                Either::Right(_) => return Err(std::io::Error::other("Disconnecting timedout replica (streaming sync)")),
+                            }
+                        }
+                        // The snapshot ended (it held the sender).
+                        None => break,
+                    },
+                    ended = snapshot => result = Some(ended),
+                }
+            }
+            let result = match result {
+                Some(result) => result,
+                None => snapshot.await,
+            };
+            if result.is_ok() {
+                socket.write_all(eof.as_bytes()).await?;
+            }
+            result
+        }
+        None => {
+            // Newlines keep the replica's link alive while the file is written, as Redis's do.
+            let result = loop {
                 let tick = glommio::timer::sleep(Duration::from_secs(1));
                 match select(snapshot.as_mut(), std::pin::pin!(tick)).await {
                     Either::Left((result, _)) => break result,
                     Either::Right(_) => socket.write_all(b"\n").await?,
                 }
+            };
+            match result {
+                Ok(path) => {
+                    let sent = crate::sync_cmd::send_file(socket, &path).await;
+                    let _ = std::fs::remove_file(&path);
+                    sent.map(|()| path)
+                }
+                Err(e) => Err(e),
             }
         }
     };
-    let path = path.map_err(|e| {
+    result.map_err(|e| {
         tracing::warn!("the snapshot for a replica failed: {e}");
         e
     })?;
-    let sent = crate::sync_cmd::send_file(socket, &path).await;
-    let _ = std::fs::remove_file(&path);
-    sent?;
     with_master(|master| {
         if let Some(replica) = master.replica_mut(id) {
-            replica.online = true;
+            // Streamed: online at its first acknowledgement (see `take_acks`).
+            replica.online = !diskless;
+            replica.until_ack = diskless;
         }
     });
     tracing::info!("Synchronization with replica succeeded");
@@ -499,6 +558,9 @@ async fn stream(node: &Rc<Node>, socket: &mut Socket, client: &crate::client::Cl
             let Some(replica) = master.replica(id) else { return true };
             if replica.dropped {
                 return true;
+            }
+            if replica.until_ack {
+                return false;
             }
             let sent = replica.sent.expect("a streaming replica knows its offset");
             let end = master.offset.min(sent + SEND_CHUNK);
@@ -565,6 +627,9 @@ fn take_acks(decoder: &mut shoal_resp::RequestDecoder, input: &mut BytesMut, id:
                             replica.ack = replica.ack.max(offset);
                             replica.ack_ms = shoal_runtime::now_ms();
                             replica.fack = replica.fack.max(fack.unwrap_or(0));
+                            if replica.until_ack {
+                                (replica.until_ack, replica.online) = (false, true);
+                            }
                         }
                     });
                 }

@@ -304,7 +304,7 @@ async fn save_claimed(node: &Rc<Node>, cut_taken: Option<futures::channel::onesh
     let started = Instant::now();
     if purpose == Purpose::AofRewrite {
         STATE.rewriting.store(true, Ordering::Relaxed);
-        let result = write_snapshot(node, cut_taken, purpose).await;
+        let result = write_snapshot(node, cut_taken, purpose, None).await;
         match &result {
             Ok(report) => tracing::info!("Background AOF rewrite finished successfully ({} bytes in {:.3} s)", report.bytes, started.elapsed().as_secs_f64()),
             Err(e) => tracing::warn!("Background AOF rewrite failed: {e}"),
@@ -318,7 +318,7 @@ async fn save_claimed(node: &Rc<Node>, cut_taken: Option<futures::channel::onesh
     }
     STATE.started_ms.store(shoal_runtime::now_ms(), Ordering::Relaxed);
     STATE.last_try_s.store(unix_s(), Ordering::Relaxed);
-    let result = write_snapshot(node, cut_taken, purpose).await;
+    let result = write_snapshot(node, cut_taken, purpose, None).await;
     match &result {
         Ok(report) => {
             tracing::info!("DB saved on disk ({} bytes in {:.3} s)", report.bytes, started.elapsed().as_secs_f64());
@@ -381,21 +381,36 @@ fn transfer_file() -> String {
 /// SYNC from `redis-cli --rdb`: a snapshot of every core, taken as BGSAVE takes one, in a
 /// file of its own that the caller sends and removes. Waits while another save runs.
 pub async fn snapshot_for_transfer(node: &Rc<Node>) -> std::io::Result<String> {
-    transfer_snapshot(node, None, Purpose::Transfer).await
+    transfer_snapshot(node, None, Purpose::Transfer, None).await
 }
 
 /// A replica's full resynchronisation: as [`snapshot_for_transfer`], with `mark` in every
 /// core's log stream at the cut (see `crate::replication`); `cut_taken` fires once it is
 /// taken.
-pub async fn snapshot_for_replica(node: &Rc<Node>, mark: u64, cut_taken: futures::channel::oneshot::Sender<()>) -> std::io::Result<String> {
-    transfer_snapshot(node, Some(cut_taken), Purpose::Replica(mark)).await
+/// With `stream` (`repl-diskless-sync`), the file's bytes go there as they are made, and no
+/// file is written.
+pub async fn snapshot_for_replica(
+    node: &Rc<Node>,
+    mark: u64,
+    cut_taken: futures::channel::oneshot::Sender<()>,
+    stream: Option<Stream>,
+) -> std::io::Result<String> {
+    transfer_snapshot(node, Some(cut_taken), Purpose::Replica(mark), stream).await
 }
 
-/// A full resynchronisation of a replica of this replica: as [`snapshot_for_transfer`];
-/// `cut_taken` fires once the cut is taken (the master link, paused meanwhile, then goes on).
-pub async fn snapshot_for_chained_replica(node: &Rc<Node>, cut_taken: futures::channel::oneshot::Sender<()>) -> std::io::Result<String> {
-    transfer_snapshot(node, Some(cut_taken), Purpose::Transfer).await
+/// A full resynchronisation of a replica of this replica: as [`snapshot_for_replica`],
+/// without a mark (the master link, paused until `cut_taken` fires, says the offset).
+pub async fn snapshot_for_chained_replica(
+    node: &Rc<Node>,
+    cut_taken: futures::channel::oneshot::Sender<()>,
+    stream: Option<Stream>,
+) -> std::io::Result<String> {
+    transfer_snapshot(node, Some(cut_taken), Purpose::Transfer, stream).await
 }
+
+/// Where a streamed snapshot's bytes go, a bounded channel: the snapshot waits while its
+/// reader (the replica's connection) is behind.
+pub type Stream = futures::channel::mpsc::Sender<Vec<u8>>;
 
 /// Whether a save (BGSAVE, a rewrite, a transfer) runs now.
 pub fn saving() -> bool {
@@ -403,16 +418,26 @@ pub fn saving() -> bool {
 }
 
 /// A snapshot into [`transfer_file`], once no other save runs.
-async fn transfer_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<String> {
+async fn transfer_snapshot(
+    node: &Rc<Node>,
+    cut_taken: Option<futures::channel::oneshot::Sender<()>>,
+    purpose: Purpose,
+    stream: Option<Stream>,
+) -> std::io::Result<String> {
     while STATE.in_progress.swap(true, Ordering::SeqCst) {
         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let result = write_snapshot(node, cut_taken, purpose).await;
+    let result = write_snapshot(node, cut_taken, purpose, stream).await;
     STATE.in_progress.store(false, Ordering::SeqCst);
     result.map(|_| transfer_file())
 }
 
-async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::oneshot::Sender<()>>, purpose: Purpose) -> std::io::Result<Report> {
+async fn write_snapshot(
+    node: &Rc<Node>,
+    cut_taken: Option<futures::channel::oneshot::Sender<()>>,
+    purpose: Purpose,
+    stream: Option<Stream>,
+) -> std::io::Result<Report> {
     let (filename, options) = {
         let config = node.config.borrow();
         let policy = config.maxmemory_policy.as_str().to_owned();
@@ -461,6 +486,13 @@ async fn write_snapshot(node: &Rc<Node>, cut_taken: Option<futures::channel::one
         return Err(e);
     }
 
+    if let Some(stream) = stream {
+        let result = write_rdb(node, Sink::Stream { stream, sent: 0 }, chunk_options, checksum).await;
+        if result.is_err() {
+            end_snapshots(node).await;
+        }
+        return result.map(|(bytes, copied_bytes)| Report { bytes, changes_at_cut, copied_bytes });
+    }
     let transfer = matches!(purpose, Purpose::Transfer | Purpose::Replica(_));
     let temp = if transfer { transfer_file() } else { format!("temp-{}.rdb", std::process::id()) };
     let result = write_file(node, &temp, chunk_options, checksum).await;
@@ -542,7 +574,48 @@ impl Write for Pending {
 /// Returns its size and the peak bytes copied aside on any core.
 async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum: bool) -> std::io::Result<(u64, u64)> {
     let file = glommio::io::BufferedFile::create(path).await.map_err(glommio_io)?;
-    let mut position = 0u64;
+    write_rdb(node, Sink::File { file, position: 0 }, options, checksum).await
+}
+
+/// Where [`write_rdb`] puts the bytes.
+enum Sink {
+    File { file: glommio::io::BufferedFile, position: u64 },
+    Stream { stream: Stream, sent: u64 },
+}
+
+impl Sink {
+    /// Writes out what the writer produced so far.
+    async fn flush(&mut self, pending: &Pending) -> std::io::Result<()> {
+        let mut bytes = std::mem::take(&mut *pending.0.borrow_mut());
+        match self {
+            Sink::File { file, position } => crate::aof::write_all(file, &mut bytes, position).await,
+            Sink::Stream { stream, sent } => {
+                use futures::SinkExt;
+                if bytes.is_empty() {
+                    return Ok(());
+                }
+                *sent += bytes.len() as u64;
+                stream.send(bytes).await.map_err(|_| std::io::Error::other("the replica went away"))
+            }
+        }
+    }
+
+    /// Makes what was written durable (a file) and closes it; returns the bytes written.
+    async fn finish(self) -> std::io::Result<u64> {
+        match self {
+            Sink::File { file, position } => {
+                file.fdatasync().await.map_err(glommio_io)?;
+                file.close().await.map_err(glommio_io)?;
+                Ok(position)
+            }
+            Sink::Stream { sent, .. } => Ok(sent),
+        }
+    }
+}
+
+/// Writes the snapshot every core started at the cut (RDB format) to `sink`; returns the
+/// bytes written and the peak of bytes a core copied aside.
+async fn write_rdb(node: &Rc<Node>, mut sink: Sink, options: ChunkOptions, checksum: bool) -> std::io::Result<(u64, u64)> {
     let pending = Pending::default();
     let header =
         WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocator_bytes(), compress: options.compress, checksum, ..WriterOptions::default() };
@@ -550,7 +623,7 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
     for code in crate::scripting::library_codes() {
         writer.function(&code)?;
     }
-    flush(&file, &pending, &mut position).await?;
+    sink.flush(&pending).await?;
 
     // Every core builds its next chunk while the chunks before it are written: one request
     // in flight per core, each a task of its own, so that the saving core's own chunk is
@@ -578,7 +651,7 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
         chunks += 1;
         copied_peak = copied_peak.max(copied);
         let written = match writer.append_chunk(&chunk) {
-            Ok(()) => flush(&file, &pending, &mut position).await,
+            Ok(()) => sink.flush(&pending).await,
             Err(e) => Err(e),
         };
         match written {
@@ -591,16 +664,8 @@ async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum
     }
     tracing::debug!("Snapshot: {chunks} chunks in {:?}", started.elapsed());
     writer.finish()?;
-    flush(&file, &pending, &mut position).await?;
-    file.fdatasync().await.map_err(glommio_io)?;
-    file.close().await.map_err(glommio_io)?;
-    Ok((position, copied_peak))
-}
-
-/// Writes out what the writer produced so far.
-async fn flush(file: &glommio::io::BufferedFile, pending: &Pending, position: &mut u64) -> std::io::Result<()> {
-    let mut bytes = std::mem::take(&mut *pending.0.borrow_mut());
-    crate::aof::write_all(file, &mut bytes, position).await
+    sink.flush(&pending).await?;
+    Ok((sink.finish().await?, copied_peak))
 }
 
 /// On a core: its next chunk of the snapshot (SELECTDB and entries, up to about

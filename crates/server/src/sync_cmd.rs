@@ -24,6 +24,8 @@ pub struct ReplConf {
     pub filtered: bool,
     /// `listening-port`: where a replica listens (INFO, ROLE).
     pub listening_port: u16,
+    /// `capa eof`: the replica takes a snapshot streamed without a length (diskless).
+    pub capa_eof: bool,
 }
 
 /// REPLCONF option value ...: `None` for the options Redis answers nothing to (ACK, GETACK).
@@ -38,8 +40,13 @@ pub fn replconf(conn: &mut Conn, args: &[Bytes]) -> Option<Frame> {
                 Ok(port) => conn.replconf.listening_port = u16::try_from(port).unwrap_or(0),
                 Err(error) => return Some(error),
             }
-        } else if is(option, "ip-address") || is(option, "capa") {
-            // Accepted and ignored, as Redis ignores capabilities it does not know.
+        } else if is(option, "capa") {
+            // Capabilities Shoal does not know are ignored, as Redis ignores them.
+            if value.eq_ignore_ascii_case(b"eof") {
+                conn.replconf.capa_eof = true;
+            }
+        } else if is(option, "ip-address") {
+            // Accepted and ignored.
         } else if is(option, "ack") || is(option, "getack") {
             return None;
         } else if is(option, "rdb-only") {
