@@ -415,9 +415,19 @@ fn redis_cli_rdb_fetches_a_snapshot_that_redis_loads() {
     // The connection goes on serving.
     let mut raw = server.raw();
     assert_eq!(raw.command(&["PING"]).unwrap(), "+PONG\r\n");
-    assert_eq!(raw.command(&["REPLCONF", "rdb-filter-only", "functions"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["REPLCONF", "rdb-only", "1"]).unwrap(), "+OK\r\n");
-    assert!(raw.command(&["SYNC"]).unwrap().starts_with("-ERR Shoal cannot filter the RDB file it sends"));
+    // --functions-rdb: the libraries alone (REPLCONF rdb-filter-only functions).
+    let library = "#!lua name=cli\nredis.register_function('answer', function() return 42 end)";
+    assert_eq!(raw.command(&["FUNCTION", "LOAD", library]).unwrap(), "$3\r\ncli\r\n");
+    let functions = dir.join("functions.rdb");
+    let output = Command::new("redis-cli").args(["-p", &server.port.to_string(), "--functions-rdb"]).arg(&functions).output().expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success() && text.contains("Transfer finished with success"), "{text}");
+    check_rdb(&functions);
+    if let Some(redis) = Server::start_redis_in(&dir, &["--dbfilename", "functions.rdb"]) {
+        let mut redis_raw = redis.raw();
+        assert_eq!(redis_raw.command(&["DBSIZE"]).unwrap(), ":0\r\n", "no keys in it");
+        assert_eq!(redis_raw.command(&["FCALL", "answer", "0"]).unwrap(), ":42\r\n");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -412,6 +412,23 @@ pub async fn snapshot_for_chained_replica(
 /// reader (the replica's connection) is behind.
 pub type Stream = futures::channel::mpsc::Sender<Vec<u8>>;
 
+/// An RDB file with no keys: the function libraries (`with_functions`) or nothing at all, as
+/// Redis sends for `REPLCONF rdb-filter-only functions` or `""` (`redis-cli --functions-rdb`).
+pub fn filtered_rdb(node: &Node, with_functions: bool) -> std::io::Result<Vec<u8>> {
+    let pending = Pending::default();
+    let checksum = node.config.borrow().rdbchecksum;
+    let header = WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocator_bytes(), checksum, ..WriterOptions::default() };
+    let mut writer = Writer::new(pending.clone(), &header)?;
+    if with_functions {
+        for code in crate::scripting::library_codes() {
+            writer.function(&code)?;
+        }
+    }
+    writer.finish()?;
+    let bytes = std::mem::take(&mut *pending.0.borrow_mut());
+    Ok(bytes)
+}
+
 /// Whether a save (BGSAVE, a rewrite, a transfer) runs now.
 pub fn saving() -> bool {
     STATE.in_progress.load(Ordering::SeqCst)

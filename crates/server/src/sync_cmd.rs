@@ -20,8 +20,9 @@ use crate::socket::Socket;
 pub struct ReplConf {
     /// `rdb-only 1`: the snapshot, without a replication stream.
     pub rdb_only: bool,
-    /// `rdb-filter-only`: a filtered snapshot, which Shoal cannot make.
+    /// `rdb-filter-only`: a snapshot without keys; with `functions`, the libraries in it.
     pub filtered: bool,
+    pub filter_functions: bool,
     /// `listening-port`: where a replica listens (INFO, ROLE).
     pub listening_port: u16,
     /// `capa eof`: the replica takes a snapshot streamed without a length (diskless).
@@ -56,20 +57,19 @@ pub fn replconf(conn: &mut Conn, args: &[Bytes]) -> Option<Frame> {
                 Err(error) => return Some(error),
             }
         } else if is(option, "rdb-filter-only") {
-            // Redis knows one filter, `functions`; Shoal cannot apply it (SYNC then refuses).
+            // Redis knows one filter, `functions`; none at all leaves an empty file.
             let value = String::from_utf8_lossy(value);
             if let Some(other) = value.split_whitespace().find(|filter| !filter.eq_ignore_ascii_case("functions")) {
                 return Some(errors::error(&format!("ERR Unsupported rdb-filter-only option: {other}")));
             }
             conn.replconf.filtered = true;
+            conn.replconf.filter_functions = value.split_whitespace().next().is_some();
         } else {
             return Some(errors::error(&format!("ERR Unrecognized REPLCONF option: {}", String::from_utf8_lossy(option))));
         }
     }
     Some(args::ok())
 }
-
-const NO_FILTER: &str = "ERR Shoal cannot filter the RDB file it sends (REPLCONF rdb-filter-only)";
 
 /// SYNC or PSYNC: the refusal (the connection goes on), or `None` once the file was sent
 /// (the connection closes, as Redis closes an rdb-only replica's) or the replica is gone.
@@ -98,7 +98,17 @@ pub async fn sync(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Byt
         return Ok(None);
     }
     if conn.replconf.filtered {
-        return Ok(Some(errors::error(NO_FILTER)));
+        // No keys: nothing to snapshot, the file is made here.
+        let bytes = match crate::save::filtered_rdb(node, conn.replconf.filter_functions) {
+            Ok(bytes) => bytes,
+            Err(e) => return Ok(Some(errors::error(&format!("ERR the RDB file for SYNC failed: {e}")))),
+        };
+        if psync {
+            socket.write_all(format!("+FULLRESYNC {} 0\r\n", crate::info::ids().1).as_bytes()).await?;
+        }
+        socket.write_all(format!("${}\r\n", bytes.len()).as_bytes()).await?;
+        socket.write_all(&bytes).await?;
+        return Ok(None);
     }
     let path = match crate::save::snapshot_for_transfer(node).await {
         Ok(path) => path,
