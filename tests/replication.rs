@@ -970,3 +970,35 @@ fn a_failover_that_cannot_complete_is_aborted_and_writes_go_on() {
     assert_eq!(raw.command(&["SET", "k", "3"]).unwrap(), "+OK\r\n");
     assert_eq!(replica.raw().command(&["CLIENT", "UNPAUSE"]).unwrap(), "+OK\r\n");
 }
+
+/// A stream continued after `+CONTINUE` selects a database again only when it changes one:
+/// the replica goes on in the database it had (it once went back to 0 after every link
+/// drop). With Redis as the master, and with a promoted Shoal replica (append-only file on)
+/// feeding a replica of its own, whose next write must go once and where it belongs.
+#[test]
+fn a_continued_stream_goes_on_in_the_database_it_had_selected() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    let middle = shoal_replica_of(&master, &["--appendonly", "yes"]);
+    let bottom = shoal_replica_of(&middle, &[]);
+    let mut con = master.raw();
+    assert_eq!(con.command(&["SELECT", "5"]).unwrap(), "+OK\r\n");
+    assert_eq!(con.command(&["SET", "x", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(con.command(&["WAIT", "1", "5000"]).unwrap(), ":1\r\n");
+    let mut middle_raw = middle.raw();
+    let partial_before = info_field(&mut master.raw(), "stats", "sync_partial_ok");
+    assert_eq!(middle_raw.command(&["CLIENT", "KILL", "TYPE", "master"]).unwrap(), ":1\r\n");
+    assert_eq!(con.command(&["SET", "y", "2"]).unwrap(), "+OK\r\n");
+    wait_until("the middle replica continued", || info_field(&mut master.raw(), "stats", "sync_partial_ok") != partial_before);
+    assert_eq!(con.command(&["INCR", "z"]).unwrap(), ":1\r\n");
+    caught_up(&master, &middle, "after the link dropped (middle)");
+    caught_up(&master, &bottom, "after the link dropped (bottom)");
+    // Promoted: its replica continues, and its own next write in db 5 lands in db 5 once.
+    assert_eq!(middle_raw.command(&["REPLICAOF", "NO", "ONE"]).unwrap(), "+OK\r\n");
+    assert_eq!(middle_raw.command(&["SELECT", "5"]).unwrap(), "+OK\r\n");
+    assert_eq!(middle_raw.command(&["INCR", "z"]).unwrap(), ":2\r\n");
+    assert_eq!(middle_raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    let mut bottom_raw = bottom.raw();
+    assert_eq!(bottom_raw.command(&["SELECT", "5"]).unwrap(), "+OK\r\n");
+    assert_eq!(bottom_raw.command(&["MGET", "x", "y", "z"]).unwrap(), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n2\r\n");
+    assert_same(&contents(&bottom), &contents(&middle), "after the promotion");
+}

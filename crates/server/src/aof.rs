@@ -590,9 +590,17 @@ fn start_writer(core: &Rc<Core>, file: Option<(PathBuf, u64)>) {
 
 /// Replicas are to be fed (on core 0): the log keeps what the cores run, and the writer runs.
 pub fn start_feeding(core: &Rc<Core>) {
+    // The stream's next command selects its database: replicas that continue from here
+    // (after a promotion) may stand in another one than the file's last SELECT.
+    if !LOG.feeding() {
+        RESELECT.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     LOG.set_feeding(true);
     start_writer(core, None);
 }
+
+/// Set when feeding starts: the writer's next command is preceded by a SELECT.
+static RESELECT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The writer: merges the streams into the append-only file (while `appendonly yes`) and the
 /// replication stream (while replicas are fed) until shutdown, then flushes and fsyncs.
@@ -612,6 +620,9 @@ async fn write_until_stopped(core: Rc<Core>) {
     let mut synced = vec![0u64; core.shard_count];
     let mut fed = vec![0u64; core.shard_count];
     loop {
+        if RESELECT.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            merger.db = None;
+        }
         let opening = OPEN_FILE.lock().expect("not poisoned").take();
         if let Some((path, at)) = opening {
             match AofFile::open(&path).await {

@@ -171,6 +171,8 @@ pub async fn serve_master(node: Rc<Node>, stream: TcpStream, link: Rc<crate::rep
     node.clients.borrow_mut().insert(id, client.clone());
     registered(id);
     let mut conn = Conn::new(client, true, Some(link));
+    // A continued stream goes on in the database it had selected.
+    conn.db = crate::replica::stream_db();
     if let Err(e) = serve_loop(&node, &mut socket, &mut conn).await {
         tracing::debug!("master link {id} closed: {e}");
     }
@@ -375,7 +377,8 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 close = true;
             }
             if let Some(link) = &link {
-                link.round_done(node, input.len() + decoder.partial_request_len(), conn.multi.is_some(), std::mem::take(&mut getack), &mut output).await;
+                link.round_done(node, input.len() + decoder.partial_request_len(), conn.multi.is_some(), conn.db, std::mem::take(&mut getack), &mut output)
+                    .await;
                 link.pause_if_asked(conn.multi.is_some()).await;
             }
             enforce_output_limit(node, &output)?;

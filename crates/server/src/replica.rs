@@ -72,15 +72,18 @@ struct Following {
     down_since_ms: u64,
 }
 
-/// What the replica knows of its master's stream: its id and how far it got. Kept when the
+/// What the replica knows of its master's stream: its id, how far it got, and the database
+/// the stream had selected there (a stream continued after `+CONTINUE` selects again only
+/// when it changes database, as Redis's replica keeps its cached master's). Kept when the
 /// link drops (a PSYNC continues from it) and when the master changes.
 struct History {
     replid: Option<String>,
     offset: u64,
+    db: usize,
 }
 
 static FOLLOWING: Mutex<Option<Following>> = Mutex::new(None);
-static HISTORY: Mutex<History> = Mutex::new(History { replid: None, offset: 0 });
+static HISTORY: Mutex<History> = Mutex::new(History { replid: None, offset: 0, db: 0 });
 static REPLICATING: AtomicBool = AtomicBool::new(false);
 /// Bumped by every REPLICAOF: a link task of an earlier one stops.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -117,6 +120,12 @@ pub async fn pause_link() -> Option<Paused> {
             return paused.ok();
         }
     }
+}
+
+/// The database the master's stream has selected where this replica stands in it: the
+/// master link starts there.
+pub fn stream_db() -> usize {
+    HISTORY.lock().expect("not poisoned").db
 }
 
 /// Whether the link is up and streaming (a replica here may then synchronise).
@@ -190,11 +199,12 @@ impl MasterLink {
     /// asked (GETACK) or a second passed since the last one. Inside the master's MULTI the
     /// offset stays before it, as Redis's does: a link lost before EXEC resumes with the
     /// whole transaction, not with an EXEC alone.
-    pub async fn round_done(&self, node: &Node, unrun: usize, in_multi: bool, asked: bool, output: &mut BytesMut) {
+    pub async fn round_done(&self, node: &Node, unrun: usize, in_multi: bool, db: usize, asked: bool, output: &mut BytesMut) {
         let offset = {
             let mut history = HISTORY.lock().expect("not poisoned");
             if !in_multi {
                 history.offset = self.base + self.read.get() - unrun as u64;
+                history.db = db;
             }
             history.offset
         };
@@ -322,7 +332,7 @@ pub async fn follow(node: &Rc<Node>, host: String, port: u16, was_master: bool) 
     tracing::info!("Connecting to MASTER {host}:{port}");
     if was_master {
         let (replid, offset) = crate::replication::own_history();
-        *HISTORY.lock().expect("not poisoned") = History { replid: Some(replid), offset };
+        *HISTORY.lock().expect("not poisoned") = History { replid: Some(replid), offset, db: 0 };
     }
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
     *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0, down_since_ms: 0 });
@@ -364,6 +374,18 @@ pub async fn stop_following(node: &Rc<Node>) {
     crate::replication::new_history();
     crate::replication::drop_all();
     if crate::replication::backlog_active() {
+        // The master's commands this server logged for its own file went to the backlog
+        // already (proxied): the writer takes them before it feeds, so they go once.
+        if shoal_runtime::aof::LOG.file_on() {
+            let marks = crate::admin_cmd::logged_so_far(node).await;
+            let late = {
+                let written = std::pin::pin!(node.core.aof_wait_until(|| shoal_runtime::aof::LOG.durable_up_to(&marks)));
+                matches!(select(written, std::pin::pin!(glommio::timer::sleep(Duration::from_secs(5)))).await, Either::Right(_))
+            };
+            if late {
+                tracing::warn!("The AOF writer is behind: this server's replicas may get the last commands of its master twice.");
+            }
+        }
         node.core.call_on(0, crate::aof::start_feeding).await;
     }
 }
@@ -542,7 +564,7 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
     if !current(generation) {
         return Ok(None);
     }
-    *HISTORY.lock().expect("not poisoned") = History { replid: Some(new_id.to_owned()), offset: new_offset };
+    *HISTORY.lock().expect("not poisoned") = History { replid: Some(new_id.to_owned()), offset: new_offset, db: 0 };
     crate::replication::follow_history(new_id, new_offset, true);
     tracing::info!("MASTER <-> REPLICA sync: Finished with success");
     // A master that sent the snapshot diskless starts the stream on the first ACK.
