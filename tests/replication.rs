@@ -1002,3 +1002,66 @@ fn a_continued_stream_goes_on_in_the_database_it_had_selected() {
     assert_eq!(bottom_raw.command(&["MGET", "x", "y", "z"]).unwrap(), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n2\r\n");
     assert_same(&contents(&bottom), &contents(&middle), "after the promotion");
 }
+
+/// The RDB file keeps where it stands in the replication stream (`repl-id`, `repl-offset`,
+/// `repl-stream-db`, as Redis saves them): a replica restarted from it continues from its
+/// master's backlog instead of a full resynchronisation, and so do the replicas of a master
+/// restarted from its file (its old id is its second one then). Both with redis-server on
+/// the other side.
+#[test]
+fn restarts_from_the_rdb_file_continue_the_replication_history() {
+    // A Shoal replica restarted.
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    fill(&master);
+    let dir = Server::scratch("replica-restart");
+    let port = master.port.to_string();
+    let args = ["--replicaof", "127.0.0.1", port.as_str(), "--save", ""];
+    let replica = Server::start_in(&dir, THREADS, &args);
+    let mut raw = replica.raw();
+    wait_until("the replica's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    let mut master_raw = master.raw();
+    assert_eq!(master_raw.command(&["SELECT", "3"]).unwrap(), "+OK\r\n");
+    assert_eq!(master_raw.command(&["SET", "before", "1"]).unwrap(), "+OK\r\n");
+    caught_up(&master, &replica, "before the restart");
+    assert_eq!(raw.command(&["SAVE"]).unwrap(), "+OK\r\n");
+    drop(raw);
+    drop(replica);
+    // Written while it was away, in the database the stream had selected.
+    assert_eq!(master_raw.command(&["SET", "while-away", "1"]).unwrap(), "+OK\r\n");
+    let replica = Server::start_in(&dir, THREADS, &args);
+    let mut raw = replica.raw();
+    wait_until("the replica's link is up again", || info_field(&mut raw, "replication", "master_link_status") == "up");
+    assert_eq!(info_field(&mut master_raw, "stats", "sync_partial_ok"), "1", "continued after the restart");
+    assert_eq!(info_field(&mut master_raw, "stats", "sync_full"), "1");
+    caught_up(&master, &replica, "after the restart");
+    drop(replica);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A Shoal master restarted (SHUTDOWN saves): its redis-server replica continues.
+    let dir = Server::scratch("master-restart");
+    let shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1"]);
+    fill(&shoal);
+    let Some((redis_replica, replica_dir)) = redis_replica_of(&shoal) else { return };
+    write_after_sync(&shoal);
+    caught_up(&shoal, &redis_replica, "before the master's restart");
+    let port = shoal.port;
+    let mut shoal = shoal;
+    let _ = shoal.raw().command(&["SHUTDOWN"]);
+    assert_eq!(shoal.wait_exit(Duration::from_secs(30)), Some(0));
+    drop(shoal);
+    let shoal = Server::start_in_on(&dir, port, THREADS, &["--save", "3600 1"]);
+    let mut raw = shoal.raw();
+    let mut replica_raw = redis_replica.raw();
+    wait_until("the replica is back", || {
+        info_field(&mut raw, "replication", "connected_slaves") == "1" && info_field(&mut replica_raw, "replication", "master_link_status") == "up"
+    });
+    assert_eq!(info_field(&mut raw, "stats", "sync_partial_ok"), "1", "continued after the master's restart");
+    assert_eq!(info_field(&mut raw, "stats", "sync_full"), "0");
+    assert_eq!(raw.command(&["SET", "after-restart", "1"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n");
+    assert_same(&contents(&redis_replica), &contents(&shoal), "after the master's restart");
+    drop(redis_replica);
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&replica_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

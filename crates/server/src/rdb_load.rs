@@ -32,6 +32,9 @@ pub struct Preload {
     pub keys_expired: u64,
     /// `appendonly yes`: the commands to replay after the base, and where to append.
     pub aof: Option<crate::aof::Replay>,
+    /// The replication history the file was saved at (`repl-id`, `repl-offset`,
+    /// `repl-stream-db`), when it names one.
+    pub replication: Option<(String, u64, usize)>,
 }
 
 impl Preload {
@@ -103,7 +106,19 @@ pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup:
     install(core, preload)?;
     let installed = startup.installed.fetch_add(1, Ordering::SeqCst) + 1;
     match &preload.aof {
-        None if installed == core.shard_count => LOADING.store(false, Ordering::SeqCst),
+        None if installed == core.shard_count => {
+            // Before any write can run: the history the file was saved at goes on.
+            if let Some((replid, offset, db)) = saved_replication(preload) {
+                let replica = crate::node::current().config.borrow().replicaof.is_some();
+                tracing::info!("Continuing replication history {replid}:{offset} from the RDB file.");
+                crate::replication::restore(&replid, offset, db, replica);
+                if !replica {
+                    // The writer (on core 0) feeds the backlog from the first write on.
+                    core.call_on(0, crate::aof::start_feeding).await;
+                }
+            }
+            LOADING.store(false, Ordering::SeqCst);
+        }
         None => {}
         // The log's commands replay on core 0 once every core holds the base.
         Some(replay) if core.id == 0 => {
@@ -143,7 +158,9 @@ pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
     TOTAL_BYTES.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
     let mut preload = Preload::default();
     let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
-    read_rdb(config, name, file, &mut preload, &mut per_core, false)?;
+    // A replica loads keys whose time has passed too: its master's DELs remove them (as
+    // Redis's replica loads them).
+    read_rdb(config, name, file, &mut preload, &mut per_core, config.replicaof.is_some())?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
         started.elapsed().as_secs_f64(),
@@ -174,20 +191,21 @@ impl Preload {
 }
 
 /// Reads one RDB image from `source` (a file positioned at its start) into `per_core`;
-/// returns how many bytes the image took. `aof_base`: the image is the base of the
-/// append-only log, whose commands may touch keys and fields that have expired since; as in
-/// Redis (`RDBFLAGS_AOF_PREAMBLE`), those load too and expire once the log is replayed.
+/// returns how many bytes the image took. `keep_expired`: keys and fields whose time has
+/// passed load too: the image is the base of the append-only log, whose commands may touch
+/// them (as Redis's `RDBFLAGS_AOF_PREAMBLE`; they expire once the log is replayed), or this
+/// server is a replica, whose master's DELs remove them.
 pub fn read_rdb(
     config: &Config,
     name: &str,
     source: impl std::io::Read,
     preload: &mut Preload,
     per_core: &mut [Vec<LoadedKey>],
-    aof_base: bool,
+    keep_expired: bool,
 ) -> Result<u64, String> {
     let threads = per_core.len();
     // Nothing counts as expired at time zero.
-    let now_ms = if aof_base { 0 } else { shoal_runtime::now_ms() };
+    let now_ms = if keep_expired { 0 } else { shoal_runtime::now_ms() };
     let delay = std::time::Duration::from_micros(config.key_load_delay);
     let limits = crate::node::settings_of(config).limits;
     let options = ReaderOptions { limits, now_ms: now_ms as i64 };
@@ -223,10 +241,30 @@ pub fn read_rdb(
                 }
             }
             Event::Function(code) => preload.functions.push(Bytes::from(code)),
-            Event::Aux { .. } | Event::SelectDb(_) | Event::ResizeDb { .. } => {}
+            Event::Aux { key, value } => note_replication(preload, &key, &value),
+            Event::SelectDb(_) | Event::ResizeDb { .. } => {}
         }
     }
     Ok(reader.offset())
+}
+
+/// Keeps the replication aux fields of a file (see [`Preload::replication`]): the id first
+/// (Redis writes `repl-stream-db`, `repl-id`, `repl-offset` in that order; any order works).
+fn note_replication(preload: &mut Preload, key: &[u8], value: &[u8]) {
+    let text = String::from_utf8_lossy(value);
+    let mut replication = preload.replication.take().unwrap_or((String::new(), u64::MAX, usize::MAX));
+    match key {
+        b"repl-id" if text.len() == 40 => replication.0 = text.into_owned(),
+        b"repl-offset" => replication.1 = text.parse().unwrap_or(u64::MAX),
+        b"repl-stream-db" => replication.2 = text.parse().unwrap_or(usize::MAX),
+        _ => {}
+    }
+    preload.replication = Some(replication);
+}
+
+/// The replication history a loaded file names, whole (id, offset and database all there).
+pub fn saved_replication(preload: &Preload) -> Option<(String, u64, usize)> {
+    preload.replication.clone().filter(|(replid, offset, db)| !replid.is_empty() && *offset != u64::MAX && *db != usize::MAX)
 }
 
 /// On a core, before it accepts connections: puts its keys into its shard and its copy of

@@ -122,6 +122,18 @@ pub async fn pause_link() -> Option<Paused> {
     }
 }
 
+/// The master's replication id, the offset reached and the stream's database, if this
+/// replica has a history.
+pub fn history() -> Option<(String, u64, usize)> {
+    let history = HISTORY.lock().expect("not poisoned");
+    history.replid.clone().map(|replid| (replid, history.offset, history.db))
+}
+
+/// At startup, from the RDB file: the history to continue (see `replication::restore`).
+pub fn restore_history(replid: &str, offset: u64, db: usize) {
+    *HISTORY.lock().expect("not poisoned") = History { replid: Some(replid.to_owned()), offset, db };
+}
+
 /// The database the master's stream has selected where this replica stands in it: the
 /// master link starts there.
 pub fn stream_db() -> usize {

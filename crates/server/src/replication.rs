@@ -1026,3 +1026,74 @@ pub async fn abort_failover(node: &Rc<Node>, why: &str) {
     }
     end_failover(node).await;
 }
+
+/// Where a snapshot for the RDB file stands in the replication stream, so that after a
+/// restart from it this server continues the same history (Redis's `rdbSaveInfo`: the
+/// `repl-id`, `repl-offset` and `repl-stream-db` aux fields).
+pub enum SavePoint {
+    /// A replica whose link is paused until the cut is taken.
+    Paused(crate::replica::Paused),
+    /// A master feeding replicas: the cut puts this mark in every stream.
+    Mark(u64),
+    /// The stream does not move (a replica whose link is down).
+    Still(String, u64, usize),
+}
+
+/// Before a save's cut: how it will know its place in the stream (None: this server keeps
+/// no replication history worth saving: a master without a backlog, as Redis saves none).
+pub async fn save_point() -> Option<SavePoint> {
+    if crate::replica::is_replica() {
+        if crate::replica::streaming() {
+            if let Some(paused) = crate::replica::pause_link().await {
+                return Some(SavePoint::Paused(paused));
+            }
+        }
+        let (replid, offset, db) = crate::replica::history()?;
+        return Some(SavePoint::Still(replid, offset, db));
+    }
+    (with_master(|master| master.active) && shoal_runtime::aof::LOG.feeding()).then(|| SavePoint::Mark(NEXT_MARK.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// After the cut (the link may go on): the replication id, offset and stream database the
+/// snapshot holds. A mark the writer does not pass within a second (it is stopping) gives
+/// none.
+pub async fn saved_at(node: &Rc<Node>, point: SavePoint) -> Option<(String, u64, usize)> {
+    match point {
+        SavePoint::Paused(paused) => {
+            let db = crate::replica::stream_db();
+            Some((with_master(|master| master.replid.clone()), paused.offset, db))
+        }
+        SavePoint::Still(replid, offset, db) => Some((replid, offset, db)),
+        // After a mark the stream selects its database again: any will do.
+        SavePoint::Mark(mark) => {
+            let found = std::pin::pin!(mark_offset(node, mark));
+            match select(found, std::pin::pin!(glommio::timer::sleep(Duration::from_secs(1)))).await {
+                Either::Left(((replid, offset), _)) => Some((replid, offset, 0)),
+                Either::Right(_) => {
+                    with_master(|master| master.marks.retain(|(id, _)| *id != mark));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// At startup, from the RDB file's aux fields: a replica continues its master's history from
+/// there (a partial resynchronisation when the master still has it); a master keeps it as
+/// its second id, so its replicas continue (Redis's `loadDataFromDisk`); the caller starts
+/// feeding the backlog before the first write.
+pub fn restore(replid: &str, offset: u64, db: usize, replica: bool) {
+    if replica {
+        crate::replica::restore_history(replid, offset, db);
+        follow_history(replid, offset, true);
+        return;
+    }
+    with_master(|master| {
+        master.replid2 = replid.to_owned();
+        master.second_offset = offset as i64 + 1;
+        master.offset = offset;
+        master.start = offset;
+        master.backlog.clear();
+        master.active = true;
+    });
+}

@@ -468,6 +468,9 @@ async fn write_snapshot(
         (config.dbfilename.clone(), (ChunkOptions { compress: config.rdbcompression, access }, config.rdbchecksum))
     };
     let (chunk_options, checksum) = options;
+    // The RDB file records where it stands in the replication stream (see
+    // `replication::SavePoint`).
+    let point = if purpose == Purpose::Rdb { crate::replication::save_point().await } else { None };
     // The cut: no command runs anywhere while every database starts its snapshot.
     let lock = node.core.lock_everything().await;
     let changes: Vec<u64> = node
@@ -493,7 +496,21 @@ async fn write_snapshot(
     if let Purpose::Replica(mark) = purpose {
         node.core.call_all(move |core| core.aof_mark(mark)).await;
     }
+    if let Some(crate::replication::SavePoint::Mark(mark)) = point {
+        node.core.call_all(move |core| core.aof_mark(mark)).await;
+    }
     lock.end();
+    let replication = match point {
+        Some(point) => crate::replication::saved_at(node, point).await,
+        None => None,
+    };
+    let aux: Vec<(Vec<u8>, Vec<u8>)> = replication.map_or_else(Vec::new, |(replid, offset, db)| {
+        vec![
+            (b"repl-stream-db".to_vec(), db.to_string().into_bytes()),
+            (b"repl-id".to_vec(), replid.into_bytes()),
+            (b"repl-offset".to_vec(), offset.to_string().into_bytes()),
+        ]
+    });
     if let Some(cut_taken) = cut_taken {
         let _ = cut_taken.send(());
     }
@@ -504,7 +521,7 @@ async fn write_snapshot(
     }
 
     if let Some(stream) = stream {
-        let result = write_rdb(node, Sink::Stream { stream, sent: 0 }, chunk_options, checksum).await;
+        let result = write_rdb(node, Sink::Stream { stream, sent: 0 }, chunk_options, checksum, Vec::new()).await;
         if result.is_err() {
             end_snapshots(node).await;
         }
@@ -512,7 +529,7 @@ async fn write_snapshot(
     }
     let transfer = matches!(purpose, Purpose::Transfer | Purpose::Replica(_));
     let temp = if transfer { transfer_file() } else { format!("temp-{}.rdb", std::process::id()) };
-    let result = write_file(node, &temp, chunk_options, checksum).await;
+    let result = write_file(node, &temp, chunk_options, checksum, aux).await;
     if transfer {
         return match result {
             Ok((bytes, copied_bytes)) => Ok(Report { bytes, changes_at_cut, copied_bytes }),
@@ -589,9 +606,9 @@ impl Write for Pending {
 
 /// Writes the file at `path`: header, functions, every core's chunks, trailer, fsync.
 /// Returns its size and the peak bytes copied aside on any core.
-async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum: bool) -> std::io::Result<(u64, u64)> {
+async fn write_file(node: &Rc<Node>, path: &str, options: ChunkOptions, checksum: bool, aux: Vec<(Vec<u8>, Vec<u8>)>) -> std::io::Result<(u64, u64)> {
     let file = glommio::io::BufferedFile::create(path).await.map_err(glommio_io)?;
-    write_rdb(node, Sink::File { file, position: 0 }, options, checksum).await
+    write_rdb(node, Sink::File { file, position: 0 }, options, checksum, aux).await
 }
 
 /// Where [`write_rdb`] puts the bytes.
@@ -632,10 +649,16 @@ impl Sink {
 
 /// Writes the snapshot every core started at the cut (RDB format) to `sink`; returns the
 /// bytes written and the peak of bytes a core copied aside.
-async fn write_rdb(node: &Rc<Node>, mut sink: Sink, options: ChunkOptions, checksum: bool) -> std::io::Result<(u64, u64)> {
+async fn write_rdb(node: &Rc<Node>, mut sink: Sink, options: ChunkOptions, checksum: bool, extra_aux: Vec<(Vec<u8>, Vec<u8>)>) -> std::io::Result<(u64, u64)> {
     let pending = Pending::default();
-    let header =
-        WriterOptions { ctime_s: unix_s(), used_mem: crate::info::system::allocator_bytes(), compress: options.compress, checksum, ..WriterOptions::default() };
+    let header = WriterOptions {
+        ctime_s: unix_s(),
+        used_mem: crate::info::system::allocator_bytes(),
+        compress: options.compress,
+        checksum,
+        extra_aux,
+        ..WriterOptions::default()
+    };
     let mut writer = Writer::new(pending.clone(), &header)?;
     for code in crate::scripting::library_codes() {
         writer.function(&code)?;

@@ -129,6 +129,11 @@ impl Server {
         Server::spawn_on_a_free_port(dir.to_path_buf(), threads, extra, &[])
     }
 
+    /// [`Server::start_in`] on a given port (a server restarted where its replicas look).
+    pub fn start_in_on(dir: &std::path::Path, port: u16, threads: usize, extra: &[&str]) -> Server {
+        Server::spawn_in(dir.to_path_buf(), port, threads, extra)
+    }
+
     /// A scratch directory for [`Server::start_in`] and [`Server::start_redis_in`]; the
     /// caller removes it.
     pub fn scratch(tag: &str) -> PathBuf {
