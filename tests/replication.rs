@@ -1065,3 +1065,21 @@ fn restarts_from_the_rdb_file_continue_the_replication_history() {
     let _ = std::fs::remove_dir_all(&replica_dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `replica-announce-ip` and `replica-announce-port`: what a replica tells its master
+/// (REPLCONF ip-address and listening-port), which the master shows in INFO and ROLE; both
+/// ways between Shoal and redis-server.
+#[test]
+fn a_replica_announces_the_address_its_master_shows() {
+    let announce = ["--replica-announce-ip", "10.1.2.3", "--replica-announce-port", "7777"];
+    let Some(redis_master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    let _replica = shoal_replica_of(&redis_master, &announce);
+    let mut raw = redis_master.raw();
+    wait_until("redis-server lists the replica", || info_field(&mut raw, "replication", "slave0").starts_with("ip=10.1.2.3,port=7777,"));
+    let master = Server::start(THREADS, &[]);
+    let Some((_redis_replica, dir)) = redis_replica_with(&master, &announce) else { return };
+    let mut raw = master.raw();
+    wait_until("shoal lists the replica", || info_field(&mut raw, "replication", "slave0").starts_with("ip=10.1.2.3,port=7777,"));
+    assert!(raw.command(&["ROLE"]).unwrap().contains("$8\r\n10.1.2.3\r\n$4\r\n7777\r\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

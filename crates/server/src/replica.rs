@@ -484,10 +484,15 @@ type Synced = Option<(TcpStream, BytesMut, u64, Option<u64>)>;
 async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<Synced> {
     let Some((host, port)) = FOLLOWING.lock().expect("not poisoned").as_ref().map(|f| (f.host.clone(), f.port)) else { return Ok(None) };
     set_state(LinkState::Connecting);
-    let (timeout_s, listening_port, auth) = {
+    let (timeout_s, listening_port, announce_ip, auth) = {
         let config = node.config.borrow();
         let auth = (!config.masterauth.is_empty()).then(|| (config.masteruser.clone(), config.masterauth.clone()));
-        (config.repl_timeout, config.port, auth)
+        // `replica-announce-port` and `-ip`: what the master shows for this replica.
+        let port = match config.compat_value("replica-announce-port").parse::<u16>() {
+            Ok(announced) if announced != 0 => announced,
+            _ => config.port,
+        };
+        (config.repl_timeout, port, config.compat_value("replica-announce-ip").to_owned(), auth)
     };
     let timeout = Duration::from_secs(timeout_s);
     let mut stream = with_timeout(timeout, async { TcpStream::connect(format!("{host}:{port}")).await.map_err(std::io::Error::from) }).await?;
@@ -516,6 +521,9 @@ async fn connect_and_sync(node: &Rc<Node>, generation: u64) -> std::io::Result<S
     }
     // Refusals of these are logged by Redis and ignored.
     let _ = ask(&mut stream, &mut input, &[b"REPLCONF", b"listening-port", listening_port.to_string().as_bytes()]).await?;
+    if !announce_ip.is_empty() {
+        let _ = ask(&mut stream, &mut input, &[b"REPLCONF", b"ip-address", announce_ip.as_bytes()]).await?;
+    }
     let _ = ask(&mut stream, &mut input, &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"]).await?;
     let (replid, offset) = {
         let history = HISTORY.lock().expect("not poisoned");

@@ -333,7 +333,8 @@ fn inject(args: &[&'static str]) {
 pub async fn serve(node: &Rc<Node>, socket: &mut Socket, conn: &Conn, args: &[Bytes]) -> std::io::Result<()> {
     let psync = args.len() >= 3;
     let asked = psync.then(|| (String::from_utf8_lossy(&args[1]).into_owned(), String::from_utf8_lossy(&args[2]).parse::<u64>().ok()));
-    let ip = conn.client.addr.rsplit_once(':').map_or(String::new(), |(ip, _)| ip.to_owned());
+    // The address it announced, else the connection's.
+    let ip = conn.replconf.ip_address.clone().unwrap_or_else(|| conn.client.addr.rsplit_once(':').map_or(String::new(), |(ip, _)| ip.to_owned()));
     let port = conn.replconf.listening_port;
     let id = conn.client.id;
     let mark = NEXT_MARK.fetch_add(1, Ordering::Relaxed);

@@ -16,7 +16,7 @@ use crate::node::Node;
 use crate::socket::Socket;
 
 /// What REPLCONF set on a connection.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ReplConf {
     /// `rdb-only 1`: the snapshot, without a replication stream.
     pub rdb_only: bool,
@@ -27,6 +27,9 @@ pub struct ReplConf {
     pub listening_port: u16,
     /// `capa eof`: the replica takes a snapshot streamed without a length (diskless).
     pub capa_eof: bool,
+    /// `ip-address`: the address a replica announces (`replica-announce-ip`), shown for it
+    /// in INFO and ROLE instead of the connection's.
+    pub ip_address: Option<String>,
 }
 
 /// REPLCONF option value ...: `None` for the options Redis answers nothing to (ACK, GETACK).
@@ -47,7 +50,7 @@ pub fn replconf(conn: &mut Conn, args: &[Bytes]) -> Option<Frame> {
                 conn.replconf.capa_eof = true;
             }
         } else if is(option, "ip-address") {
-            // Accepted and ignored.
+            conn.replconf.ip_address = Some(String::from_utf8_lossy(value).into_owned());
         } else if is(option, "ack") || is(option, "getack") {
             return None;
         } else if is(option, "rdb-only") {
