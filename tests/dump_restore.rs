@@ -573,7 +573,7 @@ fn a_restored_list_wakes_a_client_blocked_on_it() {
 fn command_info_matches_redis_s_shape() {
     let Some(redis) = redis() else { return };
     let shoal = Server::start(THREADS, &[]);
-    for name in ["dump", "restore"] {
+    for name in ["dump", "restore", "migrate"] {
         let info = |server: &Server| {
             let Reply::Array(mut commands) = cmd(&mut server.raw(), &["COMMAND", "INFO", name]) else { panic!("COMMAND INFO is an array") };
             let Reply::Array(mut fields) = commands.remove(0) else { panic!("{name} is in the table of port {}", server.port) };

@@ -258,6 +258,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "migrate",
+        arity: -6,
+        flags: WRITE,
+        keys: KeySpec { first: 3, last: 3, step: 1 },
+        acl: &["@keyspace", "@dangerous"],
+        summary: "Atomically transfer a key from a Redis instance to another one.",
+        since: "2.6.0",
+        complexity: "This command actually executes a DUMP+DEL in the source instance, and a RESTORE in the target instance. See the pages of these commands for time complexity. Also an O(N) data transfer between the two instances is performed.",
+        handler: Handler::Connection,
+        movable_keys: Some(migrate_keys),
+        ..BASE
+    },
+    CommandSpec {
         name: "dump",
         arity: 2,
         flags: READONLY,
@@ -909,6 +922,29 @@ pub fn op_dump(db: &mut Db, key: &[u8], now_ms: u64) -> Option<Vec<u8>> {
 }
 
 /// DUMP key
+/// MIGRATE's keys: the one at 3 (when not empty), or those after a KEYS option.
+fn migrate_keys(args: &[Bytes]) -> Vec<usize> {
+    let mut j = 6;
+    while j < args.len() {
+        let option = &args[j];
+        if option.eq_ignore_ascii_case(b"keys") {
+            return (j + 1..args.len()).collect();
+        }
+        j += if option.eq_ignore_ascii_case(b"auth") {
+            2
+        } else if option.eq_ignore_ascii_case(b"auth2") {
+            3
+        } else {
+            1
+        };
+    }
+    if args.get(3).is_some_and(|key| !key.is_empty()) {
+        vec![3]
+    } else {
+        Vec::new()
+    }
+}
+
 fn dump(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let now = ctx.now_ms;
     op_dump(ctx.db(), &args[1], now).map_or(Frame::Null, args::bulk)

@@ -20,6 +20,7 @@ mod info;
 mod latency_cmd;
 mod logging;
 mod memory_stats;
+mod migrate;
 mod multi;
 mod node;
 mod pause;

@@ -274,6 +274,14 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let mut queued = multi.queued.into_iter().peekable();
     while let Some(Queued { spec, route, args }) = queued.next() {
         match route {
+            // MIGRATE holds its keys: here the EXEC holds them already.
+            Route::Connection if spec.name == "migrate" => {
+                tx.publish_raised().await;
+                let (frame, logged) = crate::migrate::migrate_in(node, conn, &mut tx, &args).await;
+                writes.extend(logged);
+                feed_monitors(node, conn, [(spec, args.as_slice())]);
+                replies.push(frame);
+            }
             Route::Connection => {
                 // A script or PUBLISH sends as it runs: the events before it go first.
                 tx.publish_raised().await;

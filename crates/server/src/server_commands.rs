@@ -123,7 +123,6 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         "save" => (save(node).await, After::Continue),
         "bgsave" => (bgsave(node, &args).await, After::Continue),
         "lastsave" => (Frame::Integer(crate::save::last_save()), After::Continue),
-        // No replication yet: every server is a master without replicas.
         "role" => (crate::replica::role().unwrap_or_else(crate::replication::role), After::Continue),
         "bgrewriteaof" => match crate::save::bgrewriteaof(node).await {
             Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
@@ -133,6 +132,7 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args).await, After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
+        "migrate" => (crate::migrate::migrate(node, conn, &args).await, After::Continue),
         name if name == "command" || name.starts_with("command|") => (crate::command_docs::command(spec, &args), After::Continue),
         name if name.starts_with("client|") => crate::client_cmd::client(node, conn, spec, &args).await,
         name if name.starts_with("config|") => (crate::config_cmd::config(node, conn, spec, &args).await, After::Continue),
