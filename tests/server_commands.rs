@@ -590,6 +590,22 @@ fn redis_conf_directives_answer_config_as_redis_does() {
         ("shutdown-timeout", "-1", "5"),
         ("masterauth", "", "secret"),
         ("masteruser", "", "someone"),
+        ("active-defrag-cycle-min", "0", "5"),
+        ("active-defrag-cycle-max", "101", "50"),
+        ("active-defrag-max-scan-fields", "0", "500"),
+        ("active-defrag-threshold-lower", "1001", "20"),
+        ("active-defrag-threshold-upper", "x", "90"),
+        ("aof-disable-auto-gc", "x", "yes"),
+        ("crash-log-enabled", "maybe", "no"),
+        ("crash-memcheck-enabled", "x", "no"),
+        ("ignore-warnings", "", "ARM64-COW-BUG"),
+        ("propagation-error-behavior", "loud", "panic"),
+        ("server_cpulist", "0-1", "0"),
+        ("io-threads-do-reads", "yes", "no"),
+        ("syslog-enabled", "yes", "no"),
+        ("syslog-ident", "shoal", "redis"),
+        ("syslog-facility", "local9", "user"),
+        ("socket-mark-id", "-1", "1"),
     ];
     for (name, bad, good) in directives {
         for request in [&["CONFIG", "GET", name][..], &["CONFIG", "SET", name, bad], &["CONFIG", "SET", name, good], &["CONFIG", "GET", name]] {

@@ -211,6 +211,11 @@ const fn compat(name: &'static str, aliases: &'static [&'static str], check: Che
     Directive { name, aliases, mutability: Mutability::Mutable, kind: Kind::Compat { check, default } }
 }
 
+/// A [`compat`] directive Redis takes only at startup.
+const fn compat_fixed(name: &'static str, check: Check, default: &'static str) -> Directive {
+    Directive { name, aliases: &[], mutability: Mutability::Immutable, kind: Kind::Compat { check, default } }
+}
+
 const INT_MAX: i64 = i32::MAX as i64;
 const LONG_MAX: i64 = i64::MAX;
 const MB: i64 = 1024 * 1024;
@@ -321,6 +326,41 @@ pub(crate) static TABLE: &[Directive] = &[
     compat("repl-diskless-sync-max-replicas", &[], Check::Int(0, INT_MAX), "0"),
     compat("repl-diskless-load", &[], Check::Enum(&[("disabled", "disabled"), ("on-empty-db", "on-empty-db"), ("swapdb", "swapdb")]), "disabled"),
     compat("repl-disable-tcp-nodelay", &[], Check::Bool, "no"),
+    // Tuning of Redis's own machinery (active defragmentation, fork children's CPUs, I/O
+    // threads, crash reports, syslog): nothing of it exists here.
+    compat("active-defrag-cycle-min", &[], Check::Int(1, 99), "1"),
+    compat("active-defrag-cycle-max", &[], Check::Int(1, 99), "25"),
+    compat("active-defrag-max-scan-fields", &[], Check::Int(1, LONG_MAX), "1000"),
+    compat("active-defrag-threshold-lower", &[], Check::Int(0, 1000), "10"),
+    compat("active-defrag-threshold-upper", &[], Check::Int(0, 1000), "100"),
+    compat("aof-disable-auto-gc", &[], Check::Bool, "no"),
+    compat("crash-log-enabled", &[], Check::Bool, "yes"),
+    compat("crash-memcheck-enabled", &[], Check::Bool, "yes"),
+    compat("ignore-warnings", &[], Check::Text, ""),
+    compat("propagation-error-behavior", &[], Check::Enum(&[("ignore", "ignore"), ("panic", "panic"), ("panic-on-replicas", "panic-on-replicas")]), "ignore"),
+    compat_fixed("server_cpulist", Check::Text, ""),
+    compat_fixed("bio_cpulist", Check::Text, ""),
+    compat_fixed("aof_rewrite_cpulist", Check::Text, ""),
+    compat_fixed("bgsave_cpulist", Check::Text, ""),
+    compat_fixed("io-threads-do-reads", Check::Bool, "no"),
+    compat_fixed("syslog-enabled", Check::Bool, "no"),
+    compat_fixed("syslog-ident", Check::Text, "redis"),
+    compat_fixed(
+        "syslog-facility",
+        Check::Enum(&[
+            ("user", "user"),
+            ("local0", "local0"),
+            ("local1", "local1"),
+            ("local2", "local2"),
+            ("local3", "local3"),
+            ("local4", "local4"),
+            ("local5", "local5"),
+            ("local6", "local6"),
+            ("local7", "local7"),
+        ]),
+        "local0",
+    ),
+    compat_fixed("socket-mark-id", Check::Int(0, u32::MAX as i64), "0"),
     integer!("min-replicas-to-write", &["min-slaves-to-write"], Mutable, min_replicas_to_write, 0, INT_MAX, plain),
     integer!("min-replicas-max-lag", &["min-slaves-max-lag"], Mutable, min_replicas_max_lag, 0, INT_MAX, plain),
     text!("masterauth", Mutable, masterauth, true, None),
