@@ -132,6 +132,30 @@ fn shutdown_saves_when_save_points_are_set_or_asked_and_nosave_does_not() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `shutdown-on-sigterm` and `shutdown-on-sigint` decide what a signal does, as the words
+/// of a SHUTDOWN would: `nosave` skips the save that save points would make, `save` saves
+/// without them; `default` keeps the default (the test above).
+#[test]
+fn shutdown_on_sigterm_and_sigint_choose_what_a_signal_saves() {
+    let dir = Server::scratch("persist-signals");
+    let mut shoal = Server::start_in(&dir, THREADS, &["--save", "3600 1", "--shutdown-on-sigterm", "nosave now"]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["CONFIG", "GET", "shutdown-on-sigterm"]).unwrap(), "*2\r\n$19\r\nshutdown-on-sigterm\r\n$10\r\nnosave now\r\n");
+    assert_eq!(raw.command(&["SET", "lost", "1"]).unwrap(), "+OK\r\n");
+    shoal.signal("TERM");
+    assert_eq!(shoal.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(!dir.join("dump.rdb").exists(), "SIGTERM under nosave saved nothing");
+    let mut shoal = Server::start_in(&dir, THREADS, &["--save", "", "--shutdown-on-sigint", "save"]);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["SET", "kept", "1"]).unwrap(), "+OK\r\n");
+    shoal.signal("INT");
+    assert_eq!(shoal.wait_exit(Duration::from_secs(20)), Some(0));
+    let shoal = Server::start_in(&dir, THREADS, &["--save", ""]);
+    assert_eq!(shoal.raw().command(&["MGET", "kept", "lost"]).unwrap(), "*2\r\n$1\r\n1\r\n$-1\r\n", "SIGINT under save saved");
+    drop(shoal);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// BGSAVE under writes on every core: the file holds exactly what was there when BGSAVE
 /// answered, although every key is overwritten, deleted or created while it writes.
 #[test]

@@ -606,6 +606,9 @@ fn redis_conf_directives_answer_config_as_redis_does() {
         ("syslog-ident", "shoal", "redis"),
         ("syslog-facility", "local9", "user"),
         ("socket-mark-id", "-1", "1"),
+        ("shutdown-on-sigterm", "save nosave", "force now save"),
+        ("shutdown-on-sigint", "bogus", "NOW force"),
+        ("shutdown-on-sigint", " now", "default"),
     ];
     for (name, bad, good) in directives {
         for request in [&["CONFIG", "GET", name][..], &["CONFIG", "SET", name, bad], &["CONFIG", "SET", name, good], &["CONFIG", "GET", name]] {

@@ -95,6 +95,9 @@ pub(crate) enum Check {
     Text,
     /// This many integers (one argument each, or one argument split at spaces).
     Ints(usize),
+    /// `shutdown-on-sigterm`/`-sigint`: `default`, or any of `save`, `nosave`, `now`,
+    /// `force` (not both `save` and `nosave`), shown in that order.
+    ShutdownFlags,
 }
 
 impl Config {
@@ -119,7 +122,12 @@ impl Directive {
     pub(crate) fn is_multi_arg(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Bind | Kind::Save | Kind::ClientOutputBufferLimit | Kind::Percentiles | Kind::ReplicaOf | Kind::Compat { check: Check::Ints(_), .. }
+            Kind::Bind
+                | Kind::Save
+                | Kind::ClientOutputBufferLimit
+                | Kind::Percentiles
+                | Kind::ReplicaOf
+                | Kind::Compat { check: Check::Ints(_) | Check::ShutdownFlags, .. }
         )
     }
 }
@@ -326,6 +334,8 @@ pub(crate) static TABLE: &[Directive] = &[
     compat("repl-diskless-sync-max-replicas", &[], Check::Int(0, INT_MAX), "0"),
     compat("repl-diskless-load", &[], Check::Enum(&[("disabled", "disabled"), ("on-empty-db", "on-empty-db"), ("swapdb", "swapdb")]), "disabled"),
     compat("repl-disable-tcp-nodelay", &[], Check::Bool, "no"),
+    compat("shutdown-on-sigint", &[], Check::ShutdownFlags, "default"),
+    compat("shutdown-on-sigterm", &[], Check::ShutdownFlags, "default"),
     // Tuning of Redis's own machinery (active defragmentation, fork children's CPUs, I/O
     // threads, crash reports, syslog): nothing of it exists here.
     compat("active-defrag-cycle-min", &[], Check::Int(1, 99), "1"),
@@ -502,6 +512,7 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
                     }
                     values.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
                 }
+                Check::ShutdownFlags => shutdown_flags(args)?,
             };
             if value == *default {
                 config.compat.remove(directive.name);
@@ -711,6 +722,30 @@ pub(crate) fn rewrite_lines(config: &Config, defaults: &Config, directive: &Dire
             None => vec![],
         },
     }
+}
+
+/// The words of a `shutdown-on-sig*` value, checked and in Redis's order (see
+/// [`Check::ShutdownFlags`]): one argument split at single spaces, or one word each.
+fn shutdown_flags(args: &[Vec<u8>]) -> Result<String, String> {
+    const WORDS: [&str; 4] = ["save", "nosave", "now", "force"];
+    let invalid = || "argument(s) must be one of the following: default, save, nosave, now, force".to_owned();
+    let words: Vec<&[u8]> = match args {
+        [one] => one.split(|&b| b == b' ').collect(),
+        many => many.iter().map(Vec::as_slice).collect(),
+    };
+    let mut set = [false; 4];
+    for word in words {
+        if word.eq_ignore_ascii_case(b"default") {
+            continue;
+        }
+        let at = WORDS.iter().position(|w| w.as_bytes().eq_ignore_ascii_case(word)).ok_or_else(invalid)?;
+        set[at] = true;
+    }
+    if set[0] && set[1] {
+        return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".to_owned());
+    }
+    let shown: Vec<&str> = WORDS.iter().zip(set).filter(|(_, on)| *on).map(|(word, _)| *word).collect();
+    Ok(if shown.is_empty() { "default".to_owned() } else { shown.join(" ") })
 }
 
 #[cfg(test)]

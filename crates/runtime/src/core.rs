@@ -37,6 +37,9 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Set by SIGTERM or SIGINT: core 0 saves if it should, then sets `shutdown`.
     pub shutdown_requested: AtomicBool,
+    /// The signal that asked was SIGINT (`shutdown-on-sigint` applies, else
+    /// `shutdown-on-sigterm`).
+    pub shutdown_by_sigint: AtomicBool,
     /// Exit code the process should end with once shut down.
     pub exit_code: AtomicUsize,
     /// Connected clients, across cores (for maxclients and INFO).

@@ -138,6 +138,7 @@ fn install_signal_handlers(shared: Arc<Shared>) {
             if let Some(signal) = signals.forever().next() {
                 let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
                 tracing::warn!("Received {name} scheduling shutdown...");
+                shared.shutdown_by_sigint.store(signal == SIGINT, Ordering::SeqCst);
                 shared.shutdown_requested.store(true, Ordering::SeqCst);
             }
         })

@@ -179,20 +179,14 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             let hz = node.config.borrow().hz.clamp(1, 500);
             let period = Duration::from_millis(1000 / hz as u64);
             glommio::timer::sleep(period).await;
-            // A signal asked to stop: core 0 saves first when save points are configured, as
-            // Redis does on SIGTERM, while every core still serves.
+            // A signal asked to stop: core 0 shuts down as `shutdown-on-sigterm` (or
+            // `-sigint`) says, as SHUTDOWN with those words would, while every core serves.
             if core.id == 0 && core.shared.shutdown_requested.swap(false, Ordering::SeqCst) {
-                // Replicas catch up first, writes paused.
-                let paused = crate::replication::wait_for_replicas(&node).await;
-                // Nothing is saved while the dataset loads: the file would miss keys.
-                let save = !node.config.borrow().save.is_empty() && !crate::rdb_load::loading();
-                if save && crate::save::save_at_shutdown(&node).await.is_err() {
+                let directive = if core.shared.shutdown_by_sigint.load(Ordering::SeqCst) { "shutdown-on-sigint" } else { "shutdown-on-sigterm" };
+                let words = node.config.borrow().compat_value(directive).to_owned();
+                let has = |word: &str| words.split(' ').any(|w| w == word);
+                if crate::server_commands::shut_down(&node, &has).await.is_err() {
                     tracing::warn!("Error trying to save the DB, can't exit.");
-                    if paused {
-                        crate::replication::resume_after_failed_shutdown(&node).await;
-                    }
-                } else {
-                    core.shared.shutdown.store(true, Ordering::SeqCst);
                 }
             }
             if core.shared.shutdown.load(Ordering::SeqCst) {

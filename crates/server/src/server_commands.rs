@@ -305,21 +305,30 @@ async fn shutdown(node: &Rc<Node>, args: &[Bytes]) -> (Option<Frame>, After) {
         return (Some(errors::syntax()), After::Continue);
     }
     tracing::warn!("User requested shutdown...");
-    // Replicas catch up first (writes paused), unless NOW.
+    if shut_down(node, &has).await.is_err() {
+        tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
+        return (Some(errors::error("ERR Errors trying to SHUTDOWN. Check logs.")), After::Continue);
+    }
+    // Redis closes the connection without a reply when the shutdown goes ahead.
+    (None, After::Close)
+}
+
+/// Shuts the server down as SHUTDOWN (or a signal, with `shutdown-on-sig*`'s words) asks,
+/// `has` telling which of its words are given: replicas catch up first (writes paused)
+/// unless `now`; the RDB file is saved with `save`, not with `nosave`, and otherwise when
+/// save points are configured (never while the dataset loads: the file would miss keys).
+/// Err: the save failed, and without `force` the server goes on (writes resume).
+pub async fn shut_down(node: &Rc<Node>, has: &dyn Fn(&str) -> bool) -> Result<(), ()> {
     let paused = !has("now") && crate::replication::wait_for_replicas(node).await;
-    // As Redis: save when asked to, or when save points are configured, unless NOSAVE.
-    // Never while the dataset loads, as Redis: the file would miss keys.
     let save = !crate::rdb_load::loading() && (has("save") || (!has("nosave") && !node.config.borrow().save.is_empty()));
     if save && crate::save::save_at_shutdown(node).await.is_err() && !has("force") {
-        tracing::warn!("Errors trying to shut down the server. Check the logs for more information.");
         if paused {
             crate::replication::resume_after_failed_shutdown(node).await;
         }
-        return (Some(errors::error("ERR Errors trying to SHUTDOWN. Check logs.")), After::Continue);
+        return Err(());
     }
     node.core.shared.shutdown.store(true, Ordering::SeqCst);
-    // Redis closes the connection without a reply when the shutdown goes ahead.
-    (None, After::Close)
+    Ok(())
 }
 
 #[cfg(test)]
