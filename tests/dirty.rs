@@ -122,6 +122,9 @@ fn corpus() -> Vec<Case> {
         case(&["SET s hello", "DUMP s"], &["RESTORE s 0 $DUMP"]),
         case(&["RPUSH s a b c", "DUMP s"], &["RESTORE r 0 $DUMP"]),
         case(&["SET s hello", "DUMP s"], &["RESTORE s 1 $DUMP REPLACE ABSTTL"]),
+        // MIGRATE that moves nothing (no key; nobody listening on port 1) changes nothing.
+        case(&[], &["MIGRATE 127.0.0.1 1 nosuch 0 100"]),
+        case(&["SET s hello"], &["MIGRATE 127.0.0.1 1 s 0 100"]),
         case(&["SET s hello", "DUMP s"], &["RESTORE r 1 $DUMP ABSTTL"]),
         case(&[], &["RESTORE r 0 garbage"]),
         case(&["SET a 1", "SET b 2"], &["TOUCH a b c"]),
