@@ -537,3 +537,60 @@ fn supervised_systemd_tells_notify_socket_ready_and_stopping() {
     assert_eq!(server.wait_exit(Duration::from_secs(30)), Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `request` on a Unix socket connection and reads one reply line (or bulk).
+fn unix_command(stream: &mut std::os::unix::net::UnixStream, request: &[&str]) -> String {
+    use std::io::{Read, Write};
+    stream.write_all(&shoal_testkit::Raw::encode(request)).unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut byte).unwrap();
+        reply.extend_from_slice(&byte[..n]);
+        if n == 0 || reply.ends_with(b"\r\n") {
+            return String::from_utf8_lossy(&reply).into_owned();
+        }
+    }
+}
+
+/// `unixsocket` and `unixsocketperm`, as Redis takes them: the socket file with those
+/// permissions, commands served on it (connections spread over the cores), CLIENT LIST's
+/// address and `U` flag as redis-server's, and the file gone after SHUTDOWN.
+#[test]
+fn a_unix_socket_serves_clients_as_redis_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Server::scratch("unixsocket");
+    let path = dir.join("shoal.sock");
+    let path_text = path.to_str().unwrap().to_owned();
+    let mut shoal = Server::start_in(&dir, THREADS, &["--unixsocket", &path_text, "--unixsocketperm", "700"]);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let mut raw = shoal.raw();
+    assert_eq!(raw.command(&["CONFIG", "GET", "unixsocketperm"]).unwrap(), "*2\r\n$14\r\nunixsocketperm\r\n$3\r\n700\r\n");
+    // Keys on every core, through several connections (each handed to a core in turn).
+    let mut streams: Vec<_> = (0..THREADS).map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap()).collect();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        for key in 0..8 {
+            assert_eq!(unix_command(stream, &["SET", &format!("k{i}:{key}"), "v"]), "+OK\r\n");
+        }
+    }
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), format!(":{}\r\n", THREADS * 8));
+    let id = unix_command(&mut streams[0], &["CLIENT", "ID"])[1..].trim().to_owned();
+    let list = unix_command(&mut streams[0], &["CLIENT", "LIST", "ID", &id]);
+    assert!(list.contains(&format!(" addr={path_text}:0 laddr={path_text}:0 ")) && list.contains(" flags=U "), "{list}");
+    // The same address and flags from redis-server.
+    if let Some(redis) = Server::start_redis_in(&dir, &["--unixsocket", dir.join("redis.sock").to_str().unwrap(), "--unixsocketperm", "700"]) {
+        let redis_path = dir.join("redis.sock");
+        let mut stream = std::os::unix::net::UnixStream::connect(&redis_path).unwrap();
+        let id = unix_command(&mut stream, &["CLIENT", "ID"])[1..].trim().to_owned();
+        let list = unix_command(&mut stream, &["CLIENT", "LIST", "ID", &id]);
+        let redis_text = redis_path.to_str().unwrap();
+        assert!(list.contains(&format!(" addr={redis_text}:0 laddr={redis_text}:0 ")) && list.contains(" flags=U "), "{list}");
+        assert_eq!(redis.raw().command(&["CONFIG", "GET", "unixsocketperm"]).unwrap(), "*2\r\n$14\r\nunixsocketperm\r\n$3\r\n700\r\n");
+    }
+    drop(streams);
+    let _ = raw.command(&["SHUTDOWN", "NOSAVE"]);
+    assert_eq!(shoal.wait_exit(std::time::Duration::from_secs(20)), Some(0));
+    assert!(!path.exists(), "the socket file is removed at exit");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -37,6 +37,8 @@ pub struct Config {
     pub disable_thp: bool,
     /// Where to write the pid; empty for nowhere.
     pub pidfile: String,
+    /// A Unix domain socket to accept connections on as well; empty for none.
+    pub unixsocket: String,
     pub loglevel: LogLevel,
     /// Log file path; empty logs to standard output.
     pub logfile: String,
@@ -202,6 +204,7 @@ impl Default for Config {
             daemonize: false,
             disable_thp: true,
             pidfile: String::new(),
+            unixsocket: String::new(),
             loglevel: LogLevel::Notice,
             logfile: String::new(),
             databases: 16,

@@ -98,6 +98,8 @@ pub(crate) enum Check {
     /// `shutdown-on-sigterm`/`-sigint`: `default`, or any of `save`, `nosave`, `now`,
     /// `force` (not both `save` and `nosave`), shown in that order.
     ShutdownFlags,
+    /// An octal number up to this (`unixsocketperm`), shown in octal.
+    Octal(u32),
 }
 
 impl Config {
@@ -239,6 +241,8 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("disable-thp", Immutable, disable_thp),
     boolean!("daemonize", Immutable, daemonize, Some("Shoal does not daemonize: run it in the foreground under a supervisor, with 'daemonize no'")),
     text!("pidfile", Immutable, pidfile, true, None),
+    text!("unixsocket", Immutable, unixsocket, true, None),
+    compat_fixed("unixsocketperm", Check::Octal(0o777), "0"),
     enumeration!("loglevel", Mutable, loglevel, LogLevel),
     text!("logfile", Immutable, logfile, false, None),
     integer!("databases", &[], Immutable, databases, 1, INT_MAX, plain),
@@ -513,6 +517,13 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
                     values.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
                 }
                 Check::ShutdownFlags => shutdown_flags(args)?,
+                Check::Octal(max) => {
+                    let value = std::str::from_utf8(single()).ok().and_then(|text| u32::from_str_radix(text, 8).ok()).ok_or(ERR_INTEGER)?;
+                    if value > *max {
+                        return Err(format!("argument must be between 0 and {max:o} inclusive"));
+                    }
+                    format!("{value:o}")
+                }
             };
             if value == *default {
                 config.compat.remove(directive.name);

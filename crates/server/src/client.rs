@@ -136,8 +136,9 @@ impl ClientInfo {
         }
     }
 
-    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `S` replica, `M` master, `P` subscribed, `x` in MULTI, `b`
-    /// blocked, `t` tracking, `R` its redirection is gone, `B` broadcasting, `N` none.
+    /// CLIENT LIST's flags, in Redis's order: `O` monitor, `S` replica, `M` master, `P`
+    /// subscribed, `x` in MULTI, `b` blocked, `t` tracking, `R` its redirection is gone, `B`
+    /// broadcasting, `U` on the Unix socket, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
         if self.monitor.get() {
@@ -167,6 +168,10 @@ impl ClientInfo {
                     flags.push('B');
                 }
             }
+        }
+        // Connected through `unixsocket` (its address is the socket's path).
+        if self.addr.starts_with('/') {
+            flags.push('U');
         }
         if flags.is_empty() {
             flags.push('N');

@@ -125,7 +125,17 @@ fn set_keepalive(fd: i32, seconds: u32) {
     }
 }
 
-pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
+pub async fn serve(node: Rc<Node>, stream: TcpStream) {
+    serve_from(node, stream, None).await;
+}
+
+/// A connection accepted on `unixsocket` (at `path`): as [`serve`]; its address is the
+/// socket's path, as Redis shows it (`/path:0`).
+pub async fn serve_unix(node: Rc<Node>, stream: TcpStream, path: String) {
+    serve_from(node, stream, Some(path)).await;
+}
+
+async fn serve_from(node: Rc<Node>, mut stream: TcpStream, unix_path: Option<String>) {
     use std::os::unix::io::AsRawFd;
     let shared = node.core.shared.clone();
     shared.connections_received.fetch_add(1, Ordering::Relaxed);
@@ -140,12 +150,16 @@ pub async fn serve(node: Rc<Node>, mut stream: TcpStream) {
         let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     }
-    let _ = stream.set_nodelay(true);
     let fd = stream.as_raw_fd();
-    set_keepalive(fd, keepalive);
+    if unix_path.is_none() {
+        let _ = stream.set_nodelay(true);
+        set_keepalive(fd, keepalive);
+    }
     let id = shared.next_client_id.fetch_add(1, Ordering::SeqCst) + 1;
-    let addr = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let laddr = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (addr, laddr) = match &unix_path {
+        Some(path) => (format!("{path}:0"), format!("{path}:0")),
+        None => (stream.peer_addr().map(|a| a.to_string()).unwrap_or_default(), stream.local_addr().map(|a| a.to_string()).unwrap_or_default()),
+    };
     let client = Rc::new(ClientInfo::new(id, addr, laddr, fd));
     let mut socket = Socket::new(stream);
     node.clients.borrow_mut().insert(id, client.clone());

@@ -126,7 +126,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 
-    let listening = match listen(&node) {
+    let listening = match listen(&node).and_then(|()| if core.id == 0 { listen_unix(&node) } else { Ok(()) }) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!("{e}");
@@ -331,6 +331,58 @@ pub fn listen(node: &Rc<Node>) -> std::io::Result<()> {
     for listener in listeners {
         glommio::spawn_local(accept_loop(node.clone(), listener, stop.clone())).detach();
     }
+    Ok(())
+}
+
+/// `unixsocket`, on core 0: replaces the file, binds, applies `unixsocketperm`, and hands
+/// the connections accepted there to the cores in turn (a Unix socket cannot be bound once
+/// per core as SO_REUSEPORT lets a TCP port be).
+fn listen_unix(node: &Rc<Node>) -> std::io::Result<()> {
+    let (path, perm) = {
+        let config = node.config.borrow();
+        (config.unixsocket.clone(), u32::from_str_radix(config.compat_value("unixsocketperm"), 8).unwrap_or(0))
+    };
+    if path.is_empty() {
+        return Ok(());
+    }
+    let fail = |e: std::io::Error| std::io::Error::new(e.kind(), format!("Failed opening Unix socket: {e}"));
+    let _ = std::fs::remove_file(&path);
+    let listener = glommio::net::UnixListener::bind(&path).map_err(|e| fail(e.into()))?;
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm)).map_err(fail)?;
+    }
+    tracing::info!("The server is now ready to accept connections at {path}");
+    let node = node.clone();
+    glommio::spawn_local(async move {
+        use futures::future::{select, Either};
+        let mut next = 0;
+        loop {
+            let accepted = {
+                let accept = std::pin::pin!(listener.shared_accept());
+                match select(accept, node.shutdown.wait()).await {
+                    Either::Left((accepted, _)) => accepted,
+                    Either::Right(_) => break,
+                }
+            };
+            let Ok(accepted) = accepted else { continue };
+            let fd = std::os::unix::io::IntoRawFd::into_raw_fd(accepted);
+            let core = next % node.core.shard_count;
+            next += 1;
+            let path = path.clone();
+            node.core
+                .call_on(core, move |_| {
+                    // SAFETY: `fd` is a connected stream socket accepted above, whose only
+                    // owner this becomes.
+                    let stream = unsafe { <glommio::net::TcpStream as std::os::unix::io::FromRawFd>::from_raw_fd(fd) };
+                    glommio::spawn_local(crate::connection::serve_unix(current(), stream, path)).detach();
+                })
+                .await;
+        }
+        // Redis removes the file as it exits.
+        let _ = std::fs::remove_file(&path);
+    })
+    .detach();
     Ok(())
 }
 

@@ -266,6 +266,13 @@ impl AcceptedUnixStream {
     }
 }
 
+// Shoal: the accepted descriptor itself, to serve it as a stream of Shoal's own.
+impl std::os::unix::io::IntoRawFd for AcceptedUnixStream {
+    fn into_raw_fd(self) -> RawFd {
+        self.fd
+    }
+}
+
 pin_project! {
     #[derive(Debug)]
     /// A Unix Stream of bytes. This can be used with [`AsyncRead`], [`AsyncBufRead`] and
