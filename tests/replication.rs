@@ -1083,3 +1083,61 @@ fn a_replica_announces_the_address_its_master_shows() {
     assert!(raw.command(&["ROLE"]).unwrap().contains("$8\r\n10.1.2.3\r\n$4\r\n7777\r\n"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// FAILOVER while clients write on every core: every write the old master acknowledged is
+/// on the new one, and the writes held by the failover's pause meet READONLY afterwards
+/// (never an acknowledgement that is then lost).
+#[test]
+fn a_failover_under_writes_loses_no_acknowledged_write() {
+    let master = Server::start(THREADS, &[]);
+    let replica = shoal_replica_of(&master, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (stop, mut raw) = (stop.clone(), master.raw());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut readonly = 0;
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && readonly < 3 {
+                    let key = format!("w{w}:{n}");
+                    let reply = if n.is_multiple_of(2) {
+                        raw.command(&["SET", &key, "1"]).unwrap()
+                    } else {
+                        raw.command(&["MSET", &key, "1", &format!("{key}:other"), "2"]).unwrap()
+                    };
+                    match reply.as_str() {
+                        "+OK\r\n" => acked.push(key),
+                        r if r.starts_with("-READONLY") => readonly += 1,
+                        r => panic!("unexpected reply {r:?}"),
+                    }
+                    n += 1;
+                }
+                (acked, readonly)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["FAILOVER"]).unwrap(), "+OK\r\n");
+    let mut replica_raw = replica.raw();
+    wait_until("the replica took over", || info_field(&mut replica_raw, "replication", "role") == "master");
+    wait_until("the failover ended", || info_field(&mut raw, "replication", "master_failover_state") == "no-failover");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for writer in writers {
+        let (acked, readonly) = writer.join().unwrap();
+        assert!(readonly > 0, "the writer met the replica the old master became");
+        for key in acked {
+            let here = replica_raw.command(&["EXISTS", &key]).unwrap();
+            if here != ":1\r\n" {
+                let old = raw.command(&["EXISTS", &key]).unwrap();
+                let dbsize = (raw.command(&["DBSIZE"]).unwrap(), replica_raw.command(&["DBSIZE"]).unwrap());
+                panic!("{key} was acknowledged: new master {here:?}, old master {old:?}, dbsize old/new {dbsize:?}, readonly {readonly}");
+            }
+            total += 1;
+        }
+    }
+    assert!(total > 100, "the writers got going ({total})");
+}

@@ -31,6 +31,9 @@ pub struct ClientInfo {
     pub kill: LocalEvent,
     /// Whether the client waits in a blocking command (flag `b`, CLIENT UNBLOCK).
     pub blocked: Cell<bool>,
+    /// Whether the round of commands the client runs now may write (see
+    /// `replication::writes_drained`).
+    pub writing: Cell<bool>,
     /// Whether the client is in MONITOR mode (flag `O`).
     pub monitor: Cell<bool>,
     /// Its buffers, as the connection last saw them (CLIENT LIST, INFO clients).
@@ -71,6 +74,7 @@ impl ClientInfo {
             last_command: Cell::new("NULL"),
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
+            writing: Cell::new(false),
             monitor: Cell::new(false),
             buffers: Cell::new(Buffers::default()),
             multi: Cell::new(-1),

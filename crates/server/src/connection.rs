@@ -288,9 +288,23 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 RoundEnd::Connection(spec, _) => Some(crate::pause::connection_command_writes(spec, conn)),
                 _ => None,
             };
-            if !crate::pause::wait_for_round(node, &conn.client, &batch, connection_writes).await {
+            let Some(held) = crate::pause::wait_for_round(node, &conn.client, &batch, connection_writes).await else {
                 return Ok(());
+            };
+            // Held by a FAILOVER's pause, the round may now be on a replica: its writes meet
+            // READONLY, as Redis checks a paused command again when it runs.
+            let mut batch = batch;
+            let refused: Vec<Option<Frame>> = if held { batch.iter().map(|cmd| crate::replica::refusal(node, cmd.spec)).collect() } else { Vec::new() };
+            let mut connection_refused = match (&after, held) {
+                (RoundEnd::Connection(spec, _), true) if connection_writes == Some(true) => crate::replica::refusal(node, spec),
+                _ => None,
+            };
+            if refused.iter().any(Option::is_some) {
+                batch = batch.into_iter().zip(&refused).filter(|(_, refusal)| refusal.is_none()).map(|(cmd, _)| cmd).collect();
             }
+            // Past the pause: a write of this round may still run after a pause starts, and
+            // a FAILOVER or a shutdown waits for it (`replication::writes_drained`).
+            conn.client.writing.set(connection_writes == Some(true) || batch.iter().any(|cmd| crate::pause::writes_or_replicates(cmd.spec)));
             // FLUSHALL with save points set also saves (after its reply is known, before it
             // leaves), as Redis does.
             let save_after = batch.iter().any(|cmd| cmd.spec.name == "flushall") && !node.config.borrow().save.is_empty();
@@ -324,6 +338,13 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 }
                 frames
             };
+            // The refused commands' errors where their replies go.
+            let frames = if refused.iter().any(Option::is_some) {
+                let mut ran = frames.into_iter();
+                refused.into_iter().map(|refusal| refusal.unwrap_or_else(|| ran.next().expect("a reply per command run"))).collect()
+            } else {
+                frames
+            };
             if save_after {
                 crate::save::save_after_flushall(node).await;
             }
@@ -347,6 +368,11 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             match after {
                 RoundEnd::Drained => {}
                 RoundEnd::Full => more = true,
+                RoundEnd::Connection(..) if connection_refused.is_some() => {
+                    let refusal = connection_refused.take().expect("checked");
+                    write_reply(conn, &refusal, &mut output);
+                    more = true;
+                }
                 RoundEnd::Connection(spec, args) if crate::pubsub::subscription(spec.name).is_some() => {
                     crate::pubsub::run_subscription(node, conn, spec, &args, &mut output).await;
                     more = true;
@@ -386,6 +412,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                     }
                 }
             }
+            conn.client.writing.set(false);
             if let Some(error) = protocol_error {
                 encode(&error.to_frame(), conn.proto, &mut output);
                 close = true;

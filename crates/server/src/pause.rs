@@ -87,18 +87,22 @@ impl Pause {
 
 /// Waits while the pause holds a connection's round: the `batch` to execute, then a
 /// connection-level command if `connection_command`. A round that runs nothing never waits.
-/// Returns false when the round must not run (see [`wait`]).
-pub async fn wait_for_round(node: &Node, client: &ClientInfo, batch: &[Cmd], connection_writes: Option<bool>) -> bool {
+/// Returns None when the round must not run (see [`wait`]), else whether it was held (the
+/// server may have become a replica meanwhile: a FAILOVER's pause ends there).
+pub async fn wait_for_round(node: &Node, client: &ClientInfo, batch: &[Cmd], connection_writes: Option<bool>) -> Option<bool> {
     // The common case, no pause at all, costs one load.
     if !node.pause.is_set() || (batch.is_empty() && connection_writes.is_none()) {
-        return true;
+        return Some(false);
     }
     let writes = batch.iter().any(|cmd| writes_or_replicates(cmd.spec)) || connection_writes == Some(true);
-    wait(node, client, writes).await
+    if node.pause.holds(writes, Instant::now()).is_none() {
+        return Some(false);
+    }
+    wait(node, client, writes).await.then_some(true)
 }
 
 /// Redis pauses writes and the commands that may replicate (its `is_may_replicate_command`).
-fn writes_or_replicates(spec: &CommandSpec) -> bool {
+pub(crate) fn writes_or_replicates(spec: &CommandSpec) -> bool {
     spec.is_write() || spec.has(flags::MAY_REPLICATE)
 }
 

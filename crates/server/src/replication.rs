@@ -715,7 +715,8 @@ pub async fn wait_for_replicas(node: &Rc<Node>) -> bool {
     node.core.call_all(move |_| crate::node::current().pause.pause(crate::pause::PauseMode::Write, deadline)).await;
     tracing::info!("Waiting for replicas before shutting down.");
     let work = async {
-        // Every write that ran is in the streams once each core answered.
+        // Every write that ran is in the streams once it ended and each core answered.
+        writes_drained(node).await;
         let marks = crate::admin_cmd::logged_so_far(node).await;
         node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(&marks)).await;
         let target = with_master(|master| master.offset);
@@ -958,11 +959,29 @@ pub async fn failover(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     shoal_commands::args::ok()
 }
 
+/// Once writes are paused: waits until no client is still running a round of commands that
+/// may write (it passed the pause before it began) unless it is blocked (a blocked write is
+/// served only by a write, which the pause holds). Without this a write in flight when the
+/// pause began could run after the offset the replicas must reach was taken, be
+/// acknowledged, and be lost by a failover. Gives up after ten seconds (a long script).
+pub async fn writes_drained(node: &Rc<Node>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let busy = node.core.call_all(|_| crate::node::current().clients.borrow().values().any(|client| client.writing.get() && !client.blocked.get())).await;
+        if !busy.into_iter().any(|b| b) {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    tracing::warn!("Writes still running after ten seconds of pause: going on without them.");
+}
+
 /// Waits until the target replica (or any one, without TO) acknowledged the whole stream,
 /// then follows it and asks it to take over (`crate::replica::follow` sends `PSYNC ...
 /// FAILOVER`); past the timeout, FORCE fails over anyway, otherwise the failover is aborted.
 async fn run_failover(node: &Rc<Node>) {
     // The writes that ran before the pause are in the stream once the log fed them.
+    writes_drained(node).await;
     let marks = crate::admin_cmd::logged_so_far(node).await;
     let target_offset = offset_of(node, Some(&marks)).await;
     let mut asked_at: Option<Instant> = None;
