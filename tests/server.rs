@@ -594,3 +594,44 @@ fn a_unix_socket_serves_clients_as_redis_does() {
     assert!(!path.exists(), "the socket file is removed at exit");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `maxmemory-clients`: a client whose buffers push the clients' total over the limit is
+/// disconnected (INFO `evicted_clients`), one that said CLIENT NO-EVICT ON (flag `e`) is
+/// not, as on redis-server.
+#[test]
+fn maxmemory_clients_evicts_the_biggest_client_unless_it_said_no_evict() {
+    use std::io::{Read, Write};
+    let shoal = Server::start(THREADS, &["--maxmemory-clients", "1mb"]);
+    let redis = Server::start_redis_with(&["--maxmemory-clients", "1mb"]);
+    for server in std::iter::once(&shoal).chain(redis.as_ref()) {
+        let mut kept = server.raw();
+        assert_eq!(kept.command(&["CLIENT", "NO-EVICT", "on"]).unwrap(), "+OK\r\n");
+        let kept_id = kept.command(&["CLIENT", "ID"]).unwrap()[1..].trim().to_owned();
+        assert!(kept.command(&["CLIENT", "LIST", "ID", &kept_id]).unwrap().contains(" flags=e "));
+        // Half of a 3 MB SET: 1.5 MB waiting in each query buffer.
+        let big = |stream: &mut std::net::TcpStream| {
+            stream.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3000000\r\n").unwrap();
+            stream.write_all(&vec![b'x'; 1_500_000]).unwrap();
+        };
+        let mut kept_stream = kept.writer();
+        big(&mut kept_stream);
+        let mut evicted = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        evicted.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        big(&mut evicted);
+        let mut byte = [0u8; 1];
+        // Closed: end of stream (or a reset); a timeout means it is still connected.
+        let closed = match evicted.read(&mut byte) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        };
+        assert!(closed, "port {}: the big client was disconnected", server.port);
+        let mut other = server.raw();
+        let info = other.command(&["INFO", "stats"]).unwrap();
+        assert!(info.contains("evicted_clients:1\r\n"), "port {}: {info}", server.port);
+        assert!(
+            other.command(&["CLIENT", "LIST", "ID", &kept_id]).unwrap().contains(&format!("id={kept_id} ")),
+            "port {}: the NO-EVICT client stays",
+            server.port
+        );
+    }
+}

@@ -609,6 +609,9 @@ fn redis_conf_directives_answer_config_as_redis_does() {
         ("shutdown-on-sigterm", "save nosave", "force now save"),
         ("shutdown-on-sigint", "bogus", "NOW force"),
         ("shutdown-on-sigint", " now", "default"),
+        ("maxmemory-clients", "101%", "10%"),
+        ("maxmemory-clients", "-1", "1mb"),
+        ("maxmemory-clients", "5%x", "0"),
     ];
     for (name, bad, good) in directives {
         for request in [&["CONFIG", "GET", name][..], &["CONFIG", "SET", name, bad], &["CONFIG", "SET", name, good], &["CONFIG", "GET", name]] {

@@ -100,6 +100,8 @@ pub(crate) enum Check {
     ShutdownFlags,
     /// An octal number up to this (`unixsocketperm`), shown in octal.
     Octal(u32),
+    /// A memory size (shown in bytes) or a percentage up to 100 (`maxmemory-clients`).
+    MemoryOrPercent,
 }
 
 impl Config {
@@ -263,6 +265,7 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("dynamic-hz", Mutable, dynamic_hz),
     integer!("maxclients", &[], Mutable, maxclients, 1, u32::MAX, plain),
     integer!("maxmemory", &[], Mutable, maxmemory, 0, u64::MAX, memory),
+    compat("maxmemory-clients", &[], Check::MemoryOrPercent, "0"),
     enumeration!("maxmemory-policy", Mutable, maxmemory_policy, MaxmemoryPolicy),
     integer!("maxmemory-samples", &[], Mutable, maxmemory_samples, 1, INT_MAX, plain),
     integer!("maxmemory-eviction-tenacity", &[], Mutable, maxmemory_eviction_tenacity, 0, 100, plain),
@@ -517,6 +520,20 @@ pub(crate) fn apply(config: &mut Config, directive: &Directive, args: &[Vec<u8>]
                     values.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")
                 }
                 Check::ShutdownFlags => shutdown_flags(args)?,
+                Check::MemoryOrPercent => {
+                    const INVALID: &str = "argument must be a memory or percent value";
+                    let text = std::str::from_utf8(single()).map_err(|_| INVALID.to_owned())?;
+                    match text.strip_suffix('%') {
+                        Some(percent) => {
+                            let percent: u64 = percent.parse().map_err(|_| INVALID.to_owned())?;
+                            if percent > 100 {
+                                return Err("percentage argument must be less or equal to 100".to_owned());
+                            }
+                            format!("{percent}%")
+                        }
+                        None => parse_memory(single()).ok_or(INVALID)?.to_string(),
+                    }
+                }
                 Check::Octal(max) => {
                     let value = std::str::from_utf8(single()).ok().and_then(|text| u32::from_str_radix(text, 8).ok()).ok_or(ERR_INTEGER)?;
                     if value > *max {

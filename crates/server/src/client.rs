@@ -34,6 +34,8 @@ pub struct ClientInfo {
     /// Whether the round of commands the client runs now may write (see
     /// `replication::writes_drained`).
     pub writing: Cell<bool>,
+    /// CLIENT NO-EVICT ON: never evicted for `maxmemory-clients` (flag `e`).
+    pub no_evict: Cell<bool>,
     /// Whether the client is in MONITOR mode (flag `O`).
     pub monitor: Cell<bool>,
     /// Its buffers, as the connection last saw them (CLIENT LIST, INFO clients).
@@ -75,6 +77,7 @@ impl ClientInfo {
             kill: LocalEvent::default(),
             blocked: Cell::new(false),
             writing: Cell::new(false),
+            no_evict: Cell::new(false),
             monitor: Cell::new(false),
             buffers: Cell::new(Buffers::default()),
             multi: Cell::new(-1),
@@ -142,7 +145,7 @@ impl ClientInfo {
 
     /// CLIENT LIST's flags, in Redis's order: `O` monitor, `S` replica, `M` master, `P`
     /// subscribed, `x` in MULTI, `b` blocked, `t` tracking, `R` its redirection is gone, `B`
-    /// broadcasting, `U` on the Unix socket, `N` none.
+    /// broadcasting, `U` on the Unix socket, `e` not evicted, `N` none.
     fn flags(&self) -> String {
         let mut flags = String::new();
         if self.monitor.get() {
@@ -176,6 +179,9 @@ impl ClientInfo {
         // Connected through `unixsocket` (its address is the socket's path).
         if self.addr.starts_with('/') {
             flags.push('U');
+        }
+        if self.no_evict.get() {
+            flags.push('e');
         }
         if flags.is_empty() {
             flags.push('N');
@@ -248,6 +254,59 @@ impl ClientInfo {
 
 /// Closes clients idle for longer than `timeout` seconds (0: never), as Redis's
 /// clientsCronHandleTimeout does.
+/// Per core: the memory of its evictable clients' buffers, and its biggest such client
+/// (size, id); see [`enforce_client_memory`].
+static CLIENT_MEMORY: std::sync::Mutex<Vec<(u64, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Clients evicted for `maxmemory-clients` (INFO's `evicted_clients`).
+pub static EVICTED_CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `maxmemory-clients` in bytes (a percentage is of `maxmemory`); 0: no limit.
+fn client_memory_limit(config: &shoal_config::Config) -> u64 {
+    let value = config.compat_value("maxmemory-clients");
+    match value.strip_suffix('%') {
+        Some(percent) => config.maxmemory / 100 * percent.parse::<u64>().unwrap_or(0),
+        None => value.parse().unwrap_or(0),
+    }
+}
+
+/// `maxmemory-clients`, from each core's cron: while the buffers of all evictable clients
+/// (not CLIENT NO-EVICT, not a replica or the master link) hold more than the limit, the
+/// biggest of them is disconnected (Redis's client eviction), counted in
+/// `evicted_clients`. Each core publishes its total and its biggest client; the core that
+/// has the biggest one evicts it, and the next tick of each core goes on.
+pub fn enforce_client_memory(node: &Rc<Node>) {
+    let limit = client_memory_limit(&node.config.borrow());
+    let evictable = |c: &ClientInfo| !c.no_evict.get() && !c.kill.is_set() && !crate::replica::is_link(c.id) && !crate::replication::is_replica(c.id);
+    let clients = node.clients.borrow();
+    let mut sizes: Vec<(u64, u64)> = clients.values().filter(|c| evictable(c)).map(|c| (c.buffers.get().total() as u64, c.id)).collect();
+    sizes.sort_unstable();
+    let core = node.core.id;
+    loop {
+        let local = (sizes.iter().map(|(size, _)| size).sum::<u64>(), sizes.last().copied().unwrap_or((0, 0)));
+        let (total, biggest) = {
+            let mut all = CLIENT_MEMORY.lock().expect("not poisoned");
+            if all.len() < node.core.shard_count {
+                all.resize(node.core.shard_count, (0, 0, 0));
+            }
+            all[core] = (local.0, local.1 .0, local.1 .1);
+            let total: u64 = all.iter().map(|(total, _, _)| total).sum();
+            // Ties go to the lowest core, so two cores never evict for the same overshoot.
+            let biggest = all.iter().enumerate().max_by_key(|(i, (_, size, _))| (*size, std::cmp::Reverse(*i))).map(|(i, _)| i);
+            (total, biggest)
+        };
+        if limit == 0 || total <= limit || biggest != Some(core) {
+            return;
+        }
+        let Some((size, id)) = sizes.pop() else { return };
+        if let Some(client) = clients.get(&id) {
+            tracing::info!("Evicting client: id={id} addr={} tot-mem={size}", client.addr);
+            client.kill();
+            EVICTED_CLIENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 pub fn enforce_idle_timeout(node: &Rc<Node>) {
     let (timeout_s, repl_timeout_s) = {
         let config = node.config.borrow();

@@ -106,8 +106,10 @@ pub async fn client(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec
         }
         "client|reply" => reply(conn, &args[2]),
         "client|setinfo" => setinfo(conn, &args[2], &args[3]),
-        // Shoal does not evict clients (no maxmemory-clients), so there is nothing to exempt.
-        "client|no-evict" if is(&args[2], "on") || is(&args[2], "off") => args::ok(),
+        "client|no-evict" if is(&args[2], "on") || is(&args[2], "off") => {
+            conn.client.no_evict.set(is(&args[2], "on"));
+            args::ok()
+        }
         "client|no-evict" => errors::syntax(),
         "client|getredir" | "client|tracking" | "client|trackinginfo" | "client|caching" => crate::tracking::command(node, conn, args).await,
         "client|unblock" => unblock(node, args).await,

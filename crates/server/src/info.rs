@@ -557,7 +557,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("expired_keys", s.db_stats.expired_keys.to_string());
             add("expired_subkeys", s.db_stats.expired_fields.to_string());
             add("evicted_keys", s.db_stats.evicted_keys.to_string());
-            add("evicted_clients", "0".to_owned());
+            add("evicted_clients", crate::client::EVICTED_CLIENTS.load(std::sync::atomic::Ordering::Relaxed).to_string());
             add("keyspace_hits", s.db_stats.keyspace_hits.to_string());
             add("keyspace_misses", s.db_stats.keyspace_misses.to_string());
             add("pubsub_channels", s.pubsub_channels.to_string());

@@ -206,6 +206,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
                 shoal_runtime::cron::active_expire_cycle(&core, period / 4);
             }
             crate::client::enforce_idle_timeout(&node);
+            crate::client::enforce_client_memory(&node);
             crate::save::cron(&node);
             crate::evict::cron(&node);
             let mut stats = core.stats.borrow_mut();
