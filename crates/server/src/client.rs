@@ -277,6 +277,9 @@ fn client_memory_limit(config: &shoal_config::Config) -> u64 {
 /// has the biggest one evicts it, and the next tick of each core goes on.
 pub fn enforce_client_memory(node: &Rc<Node>) {
     let limit = client_memory_limit(&node.config.borrow());
+    if limit == 0 {
+        return;
+    }
     let evictable = |c: &ClientInfo| !c.no_evict.get() && !c.kill.is_set() && !crate::replica::is_link(c.id) && !crate::replication::is_replica(c.id);
     let clients = node.clients.borrow();
     let mut sizes: Vec<(u64, u64)> = clients.values().filter(|c| evictable(c)).map(|c| (c.buffers.get().total() as u64, c.id)).collect();
@@ -295,7 +298,7 @@ pub fn enforce_client_memory(node: &Rc<Node>) {
             let biggest = all.iter().enumerate().max_by_key(|(i, (_, size, _))| (*size, std::cmp::Reverse(*i))).map(|(i, _)| i);
             (total, biggest)
         };
-        if limit == 0 || total <= limit || biggest != Some(core) {
+        if total <= limit || biggest != Some(core) {
             return;
         }
         let Some((size, id)) = sizes.pop() else { return };
