@@ -8,12 +8,13 @@
 set -u
 kind=$1 diskless=$2 n=${3:-1000000}
 mport=${PORT:-7841} rport=$((${PORT:-7841} + 1))
+bin=${SHOAL_BIN:-$PWD/target/release/shoal-server}
 d=$(mktemp -d)
 mkdir -p "$d/replica"
 if [ "$kind" = redis ]; then
   (cd "$d" && taskset -c 0 redis-server --port "$mport" --enable-debug-command yes --save '' --repl-diskless-sync "$diskless" --repl-diskless-sync-delay 0 >/dev/null 2>&1 &)
 else
-  (cd "$d" && taskset -c 0 "${SHOAL_BIN:-$PWD/target/release/shoal-server}" --port "$mport" --threads 1 --save '' --repl-diskless-sync "$diskless" >/dev/null 2>&1 &)
+  (cd "$d" && taskset -c 0 "$bin" --port "$mport" --threads 1 --save '' --repl-diskless-sync "$diskless" >/dev/null 2>&1 &)
 fi
 (cd "$d/replica" && taskset -c 1 redis-server --port "$rport" --save '' >/dev/null 2>&1 &)
 for _ in $(seq 50); do redis-cli -p "$mport" ping >/dev/null 2>&1 && redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
