@@ -715,13 +715,8 @@ pub async fn wait_for_replicas(node: &Rc<Node>) -> bool {
     node.core.call_all(move |_| crate::node::current().pause.pause(crate::pause::PauseMode::Write, deadline)).await;
     tracing::info!("Waiting for replicas before shutting down.");
     let work = async {
-        // Every write that ran is in the streams once it ended and each core answered.
-        writes_drained(node).await;
-        let marks = crate::admin_cmd::logged_so_far(node).await;
-        node.core.aof_wait_until(|| shoal_runtime::aof::LOG.fed_up_to(&marks)).await;
-        let target = with_master(|master| master.offset);
-        inject(&["REPLCONF", "GETACK", "*"]);
-        node.core.call_on(0, |core| core.aof_announce_durable()).await;
+        let target = paused_offset(node).await;
+        ask_for_acks(node).await;
         let behind = || with_master(|master| master.replicas.iter().filter(|r| r.online && !r.dropped && r.ack < target).count());
         while behind() > 0 {
             glommio::timer::sleep(Duration::from_millis(1)).await;
@@ -976,14 +971,20 @@ pub async fn writes_drained(node: &Rc<Node>) {
     tracing::warn!("Writes still running after ten seconds of pause: going on without them.");
 }
 
+/// Once writes are paused: the stream's offset after every write that ran, which replicas
+/// must reach (the writes still running end first, then every core's records are in the
+/// streams once each core answered, and the log feeds them).
+async fn paused_offset(node: &Rc<Node>) -> u64 {
+    writes_drained(node).await;
+    let marks = crate::admin_cmd::logged_so_far(node).await;
+    offset_of(node, Some(&marks)).await
+}
+
 /// Waits until the target replica (or any one, without TO) acknowledged the whole stream,
 /// then follows it and asks it to take over (`crate::replica::follow` sends `PSYNC ...
 /// FAILOVER`); past the timeout, FORCE fails over anyway, otherwise the failover is aborted.
 async fn run_failover(node: &Rc<Node>) {
-    // The writes that ran before the pause are in the stream once the log fed them.
-    writes_drained(node).await;
-    let marks = crate::admin_cmd::logged_so_far(node).await;
-    let target_offset = offset_of(node, Some(&marks)).await;
+    let target_offset = paused_offset(node).await;
     let mut asked_at: Option<Instant> = None;
     loop {
         let Some((target, deadline, force)) = FAILOVER.lock().expect("not poisoned").as_ref().map(|f| (f.target.clone(), f.deadline, f.force)) else { return };
