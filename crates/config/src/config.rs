@@ -149,6 +149,25 @@ pub struct Config {
     pub masteruser: String,
     /// Seconds a master waits at shutdown for its replicas to acknowledge everything.
     pub shutdown_timeout: u64,
+    /// Cluster mode: the node speaks Redis Cluster (slots owned by nodes, MOVED/ASK, the
+    /// cluster bus on `cluster_port`, or the client port + 10000).
+    pub cluster_enabled: bool,
+    /// Where the node keeps its cluster state (its id, the nodes it knows, their slots).
+    pub cluster_config_file: String,
+    /// Milliseconds without an answer after which a node is suspected to have failed.
+    pub cluster_node_timeout: u64,
+    /// The cluster bus port (0: the client port + 10000).
+    pub cluster_port: u64,
+    /// What the node tells the others of its address (empty, 0: what they see).
+    pub cluster_announce_ip: String,
+    pub cluster_announce_port: u64,
+    pub cluster_announce_bus_port: u64,
+    /// The cluster stops serving when some slot has no working owner.
+    pub cluster_require_full_coverage: bool,
+    /// A failed cluster still answers reads.
+    pub cluster_allow_reads_when_down: bool,
+    /// A failed cluster still serves sharded Pub/Sub.
+    pub cluster_allow_pubsubshard_when_down: bool,
     /// Directives Redis has and Shoal accepts with no effect (or an effect elsewhere, such as
     /// `replica-priority` in INFO), by name, when set to something other than their default
     /// (see `table::Kind::Compat`).
@@ -271,6 +290,16 @@ impl Default for Config {
             masterauth: String::new(),
             masteruser: String::new(),
             shutdown_timeout: 10,
+            cluster_enabled: false,
+            cluster_config_file: "nodes.conf".to_owned(),
+            cluster_node_timeout: 15_000,
+            cluster_port: 0,
+            cluster_announce_ip: String::new(),
+            cluster_announce_port: 0,
+            cluster_announce_bus_port: 0,
+            cluster_require_full_coverage: true,
+            cluster_allow_reads_when_down: false,
+            cluster_allow_pubsubshard_when_down: true,
             compat: std::collections::BTreeMap::new(),
             repl_backlog_size: 1024 * 1024,
             repl_backlog_ttl: 3600,
