@@ -1,10 +1,9 @@
-//! Commands of features Shoal does not run yet, answered as Redis answers when the feature is
-//! off: CLUSTER, READONLY, READWRITE and ASKING (cluster support disabled), WAIT (no
-//! replicas), and ACL for a server whose only user is `default` (the `requirepass` user);
-//! SLOWLOG, LATENCY, MEMORY, MONITOR, MODULE (none loaded, loading off as
-//! Redis's default `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER; SYNC,
-//! PSYNC and REPLCONF, which serve only `redis-cli --rdb` (an RDB file, no replication).
-//! They are described here (`Handler::Connection`); `shoal_server::admin_cmd` implements them.
+//! The table entries of administrative commands the server runs itself
+//! (`Handler::Connection`): CLUSTER and its subcommands, READONLY, READWRITE and ASKING
+//! (`shoal_server::cluster`), WAIT, WAITAOF, ACL (one user, `default`), SLOWLOG, LATENCY,
+//! MEMORY, MONITOR, MODULE (none loaded, loading off as Redis's default
+//! `enable-module-command no`), REPLICAOF, SLAVEOF and FAILOVER, SYNC, PSYNC and REPLCONF
+//! (`shoal_server::admin_cmd` and the modules it names).
 
 use bytes::Bytes;
 use shoal_resp::Frame;

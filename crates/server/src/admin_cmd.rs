@@ -1,7 +1,6 @@
 //! Administrative commands, and those of features Shoal does not run yet, answered as Redis
 //! answers with the feature off (their table entries are in `shoal_commands::admin`):
 //!
-//! - CLUSTER, READONLY, READWRITE, ASKING: cluster support is disabled.
 //! - WAIT counts the replicas that acknowledged the connection's writes
 //!   (`crate::replication::wait`); WAITAOF the local fsync of them and the replicas whose
 //!   append-only file holds them (see [`waitaof`]). Both are refused on a replica.
@@ -87,6 +86,7 @@ pub async fn run(node: &std::rc::Rc<Node>, spec: &'static CommandSpec, args: &[B
         name if name.starts_with("acl|") => acl(node, spec, args),
         name if name.starts_with("memory|") => memory(spec),
         name if name.starts_with("module|") => module(spec),
+        "replicaof" | "slaveof" if crate::cluster::enabled() => errors::error("ERR REPLICAOF not allowed in cluster mode."),
         "replicaof" | "slaveof" => crate::replica::replicaof(node, args).await,
         "failover" => crate::replication::failover(node, args).await,
         _ => errors::error(CLUSTER_DISABLED),

@@ -138,6 +138,7 @@ fn strerror(error: &std::io::Error) -> String {
 
 /// Installs `config` on every core, with the operation settings derived from it.
 pub async fn broadcast(node: &Rc<Node>, config: Config) {
+    crate::cluster::set_full_coverage(config.cluster_require_full_coverage);
     node.core
         .call_all(move |core| {
             let settings = node::settings_of(&config);

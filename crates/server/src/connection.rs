@@ -75,6 +75,10 @@ pub struct Conn {
     /// This connection is the link to this replica's master: its commands come from the
     /// master, run whatever limits say, and get no replies (see `crate::replica`).
     pub master_link: Option<Rc<crate::replica::MasterLink>>,
+    /// Cluster mode: READONLY (reads of the master's slots on its replica).
+    pub cluster_readonly: bool,
+    /// Cluster mode: ASKING came before this command (or this transaction).
+    pub asking: bool,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -103,6 +107,8 @@ impl Conn {
             outlet: None,
             replconf: Default::default(),
             master_link,
+            cluster_readonly: false,
+            asking: false,
         }
     }
 }
@@ -575,9 +581,16 @@ fn decode_round(
                     refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
                 }
+                let from_master = conn.master_link.is_some();
+                // Cluster mode: a key this node does not serve gets MOVED, ASK, CROSSSLOT...
+                if crate::cluster::enabled() && !from_master {
+                    if let Some(refusal) = cluster_refusal(node, conn, resolved.spec, &args) {
+                        refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
+                        continue;
+                    }
+                }
                 // Over `maxmemory` with nothing to evict: OOM (before the Pub/Sub and MULTI
                 // rules, as Redis's processCommand checks; see `crate::evict`).
-                let from_master = conn.master_link.is_some();
                 if let Some(refusal) = crate::evict::refusal(node, conn, resolved.spec, &args).filter(|_| !from_master) {
                     refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                     continue;
@@ -611,6 +624,7 @@ fn decode_round(
                 // take effect first), CLIENT PAUSE may hold it, or an outbox to another core
                 // is full (then it waits for room as a connection command).
                 if resolved.spec.name == "publish"
+                    && !crate::cluster::enabled()
                     && batch.is_empty()
                     && conn.multi.is_none()
                     && conn.pubsub.is_none()
@@ -679,6 +693,57 @@ fn decode_round(
             }
         }
     }
+}
+
+/// The cluster's redirection for a command (see `crate::cluster::refusal`). ASKING counts
+/// for the next command only (the whole transaction, inside MULTI).
+fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_commands::CommandSpec, args: &[Bytes]) -> Option<Frame> {
+    let asking = conn.asking;
+    if spec.name != "asking" && conn.multi.is_none() {
+        conn.asking = false;
+    }
+    if spec.name == "exec" {
+        return None;
+    }
+    let (keys, shard_pubsub) = crate::cluster::query_keys(spec, args);
+    let query = crate::cluster::Query { keys, write: spec.is_write(), shard_pubsub, migrate: spec.name == "migrate", asking, readonly: conn.cluster_readonly };
+    cluster_check(node, &query).or_else(|| crate::cluster::mode_refusal(spec, args))
+}
+
+/// EXEC's redirection: all the queued commands' keys together.
+pub fn cluster_exec_refusal(node: &Rc<Node>, conn: &mut Conn, queued: &[crate::multi::Queued]) -> Option<Frame> {
+    let asking = std::mem::take(&mut conn.asking);
+    let mut keys = Vec::new();
+    let mut shard_pubsub = false;
+    for q in queued {
+        let (more, pubsub) = crate::cluster::query_keys(q.spec, &q.args);
+        keys.extend(more);
+        shard_pubsub |= pubsub;
+    }
+    let write = queued.iter().any(|q| q.spec.is_write());
+    let query = crate::cluster::Query { keys, write, shard_pubsub, migrate: false, asking, readonly: conn.cluster_readonly };
+    cluster_check(node, &query)
+}
+
+fn cluster_check(node: &Rc<Node>, query: &crate::cluster::Query) -> Option<Frame> {
+    if query.keys.is_empty() {
+        return None;
+    }
+    let (reads_when_down, pubsub_when_down) = {
+        let config = node.config.borrow();
+        (config.cluster_allow_reads_when_down, config.cluster_allow_pubsubshard_when_down)
+    };
+    let shards = node.core.shard_count;
+    // Only while a slot is open: whether the key is here. A key of this core is looked up
+    // at once; one of another core counts as present (see ARCHITECTURE.md, Cluster).
+    let mut exists = |key: &[u8]| {
+        if shoal_store::slot::key_shard(key, shards) != node.core.id {
+            return true;
+        }
+        let now = shoal_runtime::now_ms();
+        node.core.try_with_shard(|shard| shard.dbs[0].holds(key) && shard.dbs[0].expire_at(key).is_none_or(|at| at > now)).unwrap_or(true)
+    };
+    crate::cluster::refusal(query, reads_when_down, pubsub_when_down, &mut exists)
 }
 
 /// Answers a command with `refusal` in its place, counted as rejected; inside MULTI the

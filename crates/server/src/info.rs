@@ -628,7 +628,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
                 add(&format!("errorstat_{prefix}"), format!("count={count}"));
             }
         }
-        Section::Cluster => add("cluster_enabled", "0".to_owned()),
+        Section::Cluster => add("cluster_enabled", if crate::cluster::enabled() { "1" } else { "0" }.to_owned()),
         Section::Keyspace => {
             // Redis 7.4's line: `subexpiry` counts the hashes with field TTLs.
             for (db, &(keys, expires, volatile_hashes)) in s.keyspace.iter().enumerate() {

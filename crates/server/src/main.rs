@@ -11,6 +11,7 @@ mod aof;
 mod busy;
 mod client;
 mod client_cmd;
+mod cluster;
 mod command_docs;
 mod config_cmd;
 mod connection;
@@ -102,6 +103,13 @@ fn main() {
         tracing::warn!("{e}");
         eprintln!("{e}");
         std::process::exit(1);
+    }
+    if config.cluster_enabled {
+        if let Err(e) = cluster::init(&config) {
+            tracing::warn!("{e}");
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
     }
     let shared = Arc::new(Shared::default());
     install_signal_handlers(shared.clone());

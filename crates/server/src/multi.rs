@@ -179,6 +179,15 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             node.core.unwatch(conn.client.id, state.keys);
         }
     };
+    // Cluster mode: the queue's keys must be one slot this node serves (Redis checks EXEC's
+    // queue as one request, and discards the transaction when it redirects).
+    if crate::cluster::enabled() && conn.master_link.is_none() {
+        if let Some(refusal) = crate::connection::cluster_exec_refusal(node, conn, &multi.queued) {
+            forget(conn, watch);
+            node.core.stats.borrow_mut().record_rejected(Some("exec"), &refusal);
+            return (refusal, After::Continue);
+        }
+    }
     // As Redis's processCommand: EXEC of a queue that may grow memory is refused while memory
     // is over `maxmemory` and nothing can be evicted, and the transaction is discarded.
     if crate::evict::limited()

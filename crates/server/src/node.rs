@@ -135,6 +135,13 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             false
         }
     };
+    if core.id == 0 && listening && crate::cluster::enabled() {
+        if let Err(e) = crate::cluster::bus::start(&node) {
+            tracing::error!("{e}");
+            core.shared.exit_code.store(1, Ordering::SeqCst);
+            core.shared.shutdown.store(true, Ordering::SeqCst);
+        }
+    }
     if core.id == 0 && listening {
         let config = node.config.borrow();
         tracing::info!(

@@ -188,6 +188,9 @@ pub async fn command(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSpec, args:
         "publish" => {
             let count = node.core.publish(&args[1], &args[2]);
             conn.published = true;
+            if crate::cluster::enabled() {
+                crate::cluster::bus::propagate_publish(node, args[1].clone(), args[2].clone()).await;
+            }
             // Bounded: a publisher far ahead of another core waits for it here.
             node.core.outbox_room().await;
             Frame::Integer(count as i64)

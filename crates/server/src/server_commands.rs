@@ -130,6 +130,10 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         },
         name if name.starts_with("latency|") => (crate::latency_cmd::latency(node, spec, &args).await, After::Continue),
         name if name.starts_with("slowlog|") => (crate::slowlog_cmd::slowlog(node, spec, &args).await, After::Continue),
+        "readonly" | "readwrite" | "asking" => {
+            (crate::cluster::command::flag_command(spec.name, &mut conn.cluster_readonly, &mut conn.asking), After::Continue)
+        }
+        name if name.starts_with("cluster|") => (crate::cluster::command::cluster(node, spec, &args).await, After::Continue),
         name if crate::admin_cmd::handles(name) => (crate::admin_cmd::run(node, spec, &args).await, After::Continue),
         "debug" => (crate::debug_cmd::debug(node, conn, &args).await, After::Continue),
         "migrate" => (crate::migrate::migrate(node, conn, &args).await, After::Continue),
@@ -156,6 +160,9 @@ fn select(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
         Ok(i) => i,
         Err(_) => return errors::not_integer(),
     };
+    if crate::cluster::enabled() && index != 0 {
+        return errors::error("ERR SELECT is not allowed in cluster mode");
+    }
     let databases = node.config.borrow().databases as i64;
     if index < 0 || index >= databases {
         return errors::error(errors::DB_INDEX_OUT_OF_RANGE);

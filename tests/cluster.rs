@@ -1,0 +1,284 @@
+//! Cluster mode: `redis-cli --cluster create` over Shoal nodes, redirections, failure
+//! detection, restarts from nodes.conf, and the CLUSTER commands' replies against a
+//! redis-server started with `cluster-enabled yes`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shoal_testkit::{free_port, key_slot, need, Raw, Server};
+
+/// A Shoal cluster node in its own directory, with its bus on a port of its own.
+fn start_node(threads: usize) -> (Server, u16) {
+    let dir = Server::scratch("cluster");
+    let bus = free_port();
+    let server = Server::start_in(&dir, threads, &["--cluster-enabled", "yes", "--cluster-port", &bus.to_string(), "--cluster-node-timeout", "1500"]);
+    (server, bus)
+}
+
+fn command(port: u16, args: &[&str]) -> String {
+    Raw::connect(port).expect("connect").command(args).expect("reply").trim_end_matches("\r\n").to_owned()
+}
+
+fn ask(raw: &mut Raw, args: &[&str]) -> String {
+    raw.command(args).expect("reply").trim_end_matches("\r\n").to_owned()
+}
+
+fn cluster_info(port: u16, field: &str) -> String {
+    let info = command(port, &["CLUSTER", "INFO"]);
+    info.lines().find_map(|line| line.strip_prefix(&format!("{field}:"))).unwrap_or_default().trim().to_owned()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Each node's view of the slot owners, as `redis-cli` compares them: "id:ranges" per
+/// master with slots, sorted.
+fn signature(port: u16) -> Vec<String> {
+    let nodes = command(port, &["CLUSTER", "NODES"]);
+    let mut signature: Vec<String> = nodes
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            (words.len() > 8).then(|| format!("{}:{}", words[0], words[8..].join(",")))
+        })
+        .collect();
+    signature.sort();
+    signature
+}
+
+/// The node (client port) CLUSTER SLOTS names for `slot`.
+fn owner(port: u16, slot: u16) -> u16 {
+    let nodes = command(port, &["CLUSTER", "NODES"]);
+    for line in nodes.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        for range in words.iter().skip(8) {
+            let (start, end) = match range.split_once('-') {
+                Some((a, b)) => (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap()),
+                None => (range.parse().unwrap(), range.parse().unwrap()),
+            };
+            if (start..=end).contains(&slot) {
+                let address = words[1].split('@').next().unwrap();
+                return address.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        }
+    }
+    panic!("no owner for slot {slot}");
+}
+
+#[test]
+fn redis_cli_creates_a_cluster_and_every_node_redirects_to_the_owner() {
+    if !need("redis-cli") {
+        return;
+    }
+    let mut nodes: Vec<(Server, u16)> = (0..3).map(|_| start_node(2)).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addresses)
+        .arg("--cluster-yes")
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "redis-cli --cluster create: {text}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("[OK] All nodes agree about slots configuration."), "{text}");
+    assert!(text.contains("[OK] All 16384 slots covered."), "{text}");
+    for &port in &ports {
+        wait_for("cluster_state:ok", Duration::from_secs(20), || cluster_info(port, "cluster_state") == "ok");
+        assert_eq!(cluster_info(port, "cluster_known_nodes"), "3");
+        assert_eq!(cluster_info(port, "cluster_size"), "3");
+        assert_eq!(signature(port), signature(ports[0]), "nodes agree");
+    }
+
+    // Every key is served by its slot's owner and redirected by the others, exactly.
+    for i in 0..60 {
+        let key = format!("key:{i}");
+        let slot = key_slot(key.as_bytes());
+        let home = owner(ports[0], slot);
+        for &port in &ports {
+            let reply = command(port, &["SET", &key, &i.to_string()]);
+            if port == home {
+                assert_eq!(reply, "+OK", "{key} on its owner");
+            } else {
+                assert_eq!(reply, format!("-MOVED {slot} 127.0.0.1:{home}"), "{key} elsewhere");
+            }
+        }
+        assert_eq!(command(home, &["GET", &key]), format!("${}\r\n{i}", i.to_string().len()));
+    }
+    // Keys of different slots in one command: CROSSSLOT; hash tags keep them together.
+    assert_eq!(command(ports[0], &["MSET", "a", "1", "b", "2"]), "-CROSSSLOT Keys in request don't hash to the same slot");
+    let tagged = owner(ports[0], key_slot(b"tag"));
+    assert_eq!(command(tagged, &["MSET", "{tag}a", "1", "{tag}b", "2"]), "+OK");
+    assert_eq!(command(tagged, &["SELECT", "1"]), "-ERR SELECT is not allowed in cluster mode");
+    // A transaction whose keys leave the slot is discarded.
+    let mut raw = Raw::connect(tagged).unwrap();
+    assert_eq!(ask(&mut raw, &["MULTI"]), "+OK");
+    assert_eq!(ask(&mut raw, &["SET", "{tag}c", "3"]), "+QUEUED");
+    let moved = ask(&mut raw, &["SET", "elsewhere-key-1", "3"]);
+    let other_slot = key_slot(b"elsewhere-key-1");
+    if owner(ports[0], other_slot) != tagged {
+        assert!(moved.starts_with(&format!("-MOVED {other_slot} ")), "{moved}");
+        assert_eq!(ask(&mut raw, &["EXEC"]), "-EXECABORT Transaction discarded because of previous errors.");
+    }
+    // redis-cli -c follows the redirections.
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli").args(["-c", "-p", &ports[0].to_string()]).args(args).output().expect("redis-cli -c");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    for i in 0..20 {
+        assert_eq!(cli(&["SET", &format!("cli:{i}"), "v"]), "OK");
+        assert_eq!(cli(&["GET", &format!("cli:{i}")]), "v");
+    }
+    // COUNTKEYSINSLOT and GETKEYSINSLOT on the owner.
+    let slot = key_slot(b"{tag}a");
+    assert_eq!(command(tagged, &["CLUSTER", "COUNTKEYSINSLOT", &slot.to_string()]), ":2");
+    let keys = command(tagged, &["CLUSTER", "GETKEYSINSLOT", &slot.to_string(), "10"]);
+    assert!(keys.contains("{tag}a") && keys.contains("{tag}b"), "{keys}");
+
+    // A node that stops is suspected, then failed by the majority: the cluster is down.
+    let (mut gone, gone_bus) = nodes.remove(2);
+    let gone_port = gone.port;
+    let gone_id = command(gone_port, &["CLUSTER", "MYID"]);
+    let gone_dir = gone.dir.clone();
+    gone.signal("KILL");
+    gone.wait_exit(Duration::from_secs(10));
+    drop(gone);
+    for &port in &ports[..2] {
+        wait_for("the stopped node to be failed", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "fail");
+        let nodes = command(port, &["CLUSTER", "NODES"]);
+        let line = nodes.lines().find(|l| l.contains(&gone_id[gone_id.len() - 40..])).expect("still known").to_owned();
+        assert!(line.contains("master,fail "), "{line}");
+    }
+    let key = (0..).map(|i| format!("k{i}")).find(|k| owner(ports[0], key_slot(k.as_bytes())) == ports[0]).unwrap();
+    assert_eq!(command(ports[0], &["GET", &key]), "-CLUSTERDOWN The cluster is down");
+
+    // Restarted from its nodes.conf, the node is itself again and the cluster recovers.
+    let back =
+        Server::start_in_on(&gone_dir, gone_port, 2, &["--cluster-enabled", "yes", "--cluster-port", &gone_bus.to_string(), "--cluster-node-timeout", "1500"]);
+    assert_eq!(command(back.port, &["CLUSTER", "MYID"]), gone_id);
+    for &port in &ports {
+        wait_for("the cluster to recover", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
+    }
+    assert_eq!(command(ports[0], &["GET", &key]), "$-1");
+    assert_eq!(signature(back.port), signature(ports[0]));
+
+    // A fourth node joins as the first one's replica (CLUSTER MEET, then REPLICATE) and
+    // serves its master's keys to READONLY clients.
+    let (replica, _) = start_node(2);
+    let output = Command::new("timeout")
+        .args(["60", "redis-cli", "--cluster", "add-node", &format!("127.0.0.1:{}", replica.port), &addresses[0], "--cluster-slave"])
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("[OK] New node added correctly."), "{text}");
+    let master_id = command(ports[0], &["CLUSTER", "MYID"]);
+    let master_id = &master_id[master_id.len() - 40..];
+    wait_for("the replica to be known", Duration::from_secs(20), || {
+        command(ports[1], &["CLUSTER", "NODES"]).lines().any(|l| l.contains(&format!("slave {master_id}")))
+    });
+    assert_eq!(command(ports[0], &["SET", &key, "replicated"]), "+OK");
+    let mut reader = Raw::connect(replica.port).unwrap();
+    assert_eq!(ask(&mut reader, &["GET", &key]), format!("-MOVED {} 127.0.0.1:{}", key_slot(key.as_bytes()), ports[0]));
+    assert_eq!(ask(&mut reader, &["READONLY"]), "+OK");
+    wait_for("the write to reach the replica", Duration::from_secs(20), || ask(&mut reader, &["GET", &key]) == "$10\r\nreplicated");
+    assert!(ask(&mut reader, &["SET", &key, "x"]).starts_with("-MOVED "), "writes still go to the master");
+}
+
+/// The same requests to a fresh Shoal node and a fresh redis-server node, both in cluster
+/// mode and alone: the same replies (node ids replaced by a placeholder).
+#[test]
+fn cluster_commands_answer_as_redis() {
+    if !need("redis-server") {
+        return;
+    }
+    let dir = Server::scratch("redis-cluster");
+    let Some(redis) = Server::start_redis_in(&dir, &["--cluster-enabled", "yes", "--cluster-port", &free_port().to_string()]) else { return };
+    let (shoal, _) = start_node(2);
+    let requests: &[&[&str]] = &[
+        &["CLUSTER", "KEYSLOT", "somekey"],
+        &["CLUSTER", "KEYSLOT", "{user1000}.following"],
+        &["CLUSTER", "ADDSLOTS", "16384"],
+        &["CLUSTER", "ADDSLOTS", "abc"],
+        &["CLUSTER", "ADDSLOTS", "1", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "5", "1"],
+        &["CLUSTER", "ADDSLOTSRANGE", "1", "2", "3"],
+        &["CLUSTER", "ADDSLOTS", "1", "2", "3"],
+        &["CLUSTER", "ADDSLOTS", "2"],
+        &["CLUSTER", "DELSLOTS", "100"],
+        &["CLUSTER", "DELSLOTSRANGE", "3", "3"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "-1"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "abc"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "-1"],
+        &["CLUSTER", "GETKEYSINSLOT", "1", "5"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "-1"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "5"],
+        &["CLUSTER", "SET-CONFIG-EPOCH", "6"],
+        &["CLUSTER", "BUMPEPOCH"],
+        &["CLUSTER", "FORGET", "abc"],
+        &["CLUSTER", "REPLICATE", "abc"],
+        &["CLUSTER", "COUNT-FAILURE-REPORTS", "abc"],
+        &["CLUSTER", "REPLICAS", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "bogus"],
+        &["CLUSTER", "SETSLOT", "1", "MIGRATING", "abc"],
+        &["CLUSTER", "SETSLOT", "200", "MIGRATING", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "IMPORTING", "abc"],
+        &["CLUSTER", "SETSLOT", "99999", "STABLE"],
+        &["CLUSTER", "MEET", "1.2.3", "5"],
+        &["CLUSTER", "MEET", "127.0.0.1", "abc"],
+        &["CLUSTER", "MEET", "127.0.0.1", "5", "abc"],
+        &["CLUSTER", "FAILOVER"],
+        &["CLUSTER", "RESET", "bogus"],
+        &["CLUSTER", "NOSUCH"],
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "LINKS"],
+        &["GET", "somekey"],
+        &["SET", "{a}1", "x"],
+        &["SELECT", "0"],
+        &["SELECT", "1"],
+        &["READONLY"],
+        &["READWRITE"],
+        &["ASKING"],
+        &["REPLICAOF", "127.0.0.1", "1"],
+        &["CLUSTER", "RESET", "HARD"],
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "16383"],
+        &["CLUSTER", "FLUSHSLOTS"],
+        &["CLUSTER", "ADDSLOTSRANGE", "0", "8191", "8192", "16383"],
+        &["CLUSTER", "HELP"],
+    ];
+    let redis_id = command(redis.port, &["CLUSTER", "MYID"]);
+    let shoal_id = command(shoal.port, &["CLUSTER", "MYID"]);
+    let mut redis_raw = Raw::connect(redis.port).unwrap();
+    let mut shoal_raw = Raw::connect(shoal.port).unwrap();
+    for request in requests {
+        let expected =
+            redis_raw.command(request).unwrap().replace(&redis_id[redis_id.len() - 40..], "<id>").replace(&format!(":{}\r\n", redis.port), ":<port>\r\n");
+        let got = shoal_raw.command(request).unwrap().replace(&shoal_id[shoal_id.len() - 40..], "<id>").replace(&format!(":{}\r\n", shoal.port), ":<port>\r\n");
+        assert_eq!(got, expected, "{request:?}");
+    }
+    // Once every slot is served, both serve keys.
+    for port in [redis.port, shoal.port] {
+        wait_for("cluster_state:ok", Duration::from_secs(20), || cluster_info(port, "cluster_state") == "ok");
+    }
+    for request in [
+        &["SET", "k", "v"][..],
+        &["GET", "k"],
+        &["MOVE", "k", "1"],
+        &["SWAPDB", "0", "1"],
+        &["COPY", "k", "k2", "DB", "1"],
+        &["CLUSTER", "COUNTKEYSINSLOT", "7629"],
+    ] {
+        let expected = redis_raw.command(request).unwrap();
+        assert_eq!(shoal_raw.command(request).unwrap(), expected, "{request:?}");
+    }
+    assert_eq!(cluster_info(shoal.port, "cluster_slots_assigned"), "16384");
+    let _ = std::fs::remove_dir_all(&dir);
+}
