@@ -232,6 +232,8 @@ fn cluster_commands_answer_as_redis() {
         &["CLUSTER", "SETSLOT", "200", "MIGRATING", "abc"],
         &["CLUSTER", "SETSLOT", "1", "IMPORTING", "abc"],
         &["CLUSTER", "SETSLOT", "99999", "STABLE"],
+        &["CLUSTER", "SETSLOT", "1", "NODE", "abc"],
+        &["CLUSTER", "SETSLOT", "1", "STABLE", "extra"],
         &["CLUSTER", "MEET", "1.2.3", "5"],
         &["CLUSTER", "MEET", "127.0.0.1", "abc"],
         &["CLUSTER", "MEET", "127.0.0.1", "5", "abc"],
@@ -281,4 +283,119 @@ fn cluster_commands_answer_as_redis() {
     }
     assert_eq!(cluster_info(shoal.port, "cluster_slots_assigned"), "16384");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two nodes by hand (ADDSLOTSRANGE, SET-CONFIG-EPOCH, MEET), waited for until both agree.
+fn two_node_cluster() -> (Server, Server, String, String) {
+    let (a, _) = start_node(2);
+    let (b, b_bus) = start_node(2);
+    assert_eq!(command(a.port, &["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]), "+OK");
+    assert_eq!(command(b.port, &["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SET-CONFIG-EPOCH", "1"]), "+OK");
+    assert_eq!(command(b.port, &["CLUSTER", "SET-CONFIG-EPOCH", "2"]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string(), &b_bus.to_string()]), "+OK");
+    for port in [a.port, b.port] {
+        wait_for("both nodes to agree", Duration::from_secs(20), || {
+            cluster_info(port, "cluster_state") == "ok" && cluster_info(port, "cluster_known_nodes") == "2"
+        });
+    }
+    let id = |port| {
+        let reply = command(port, &["CLUSTER", "MYID"]);
+        reply[reply.len() - 40..].to_owned()
+    };
+    let (a_id, b_id) = (id(a.port), id(b.port));
+    (a, b, a_id, b_id)
+}
+
+/// A slot on its way from one node to another: the source serves the keys it still has and
+/// sends ASK for the others (TRYAGAIN for several), the target serves ASKING clients and
+/// RESTORE-ASKING; MIGRATE and SETSLOT NODE finish the move. Keys on every core of the
+/// source are checked from several connections, so some are on another core than theirs.
+#[test]
+fn a_migrating_slot_asks_for_missing_keys_and_the_move_completes() {
+    let (a, b, a_id, b_id) = two_node_cluster();
+    let slot = key_slot(b"{b}");
+    assert!(slot < 8192, "{{b}} is node a's");
+    let keys: Vec<String> = (0..20).map(|i| format!("{{b}}{i}")).collect();
+    for key in &keys {
+        assert_eq!(command(a.port, &["SET", key, "v"]), "+OK");
+    }
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot.to_string(), "IMPORTING", &a_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot.to_string(), "MIGRATING", &b_id]), "+OK");
+    let asked = format!("-ASK {slot} 127.0.0.1:{}", b.port);
+    for _ in 0..6 {
+        let mut source = Raw::connect(a.port).unwrap();
+        assert_eq!(ask(&mut source, &["GET", "{b}0"]), "$1\r\nv");
+        assert_eq!(ask(&mut source, &["GET", "{b}absent"]), asked);
+        assert_eq!(ask(&mut source, &["MGET", "{b}0", "{b}absent"]), "-TRYAGAIN Multiple keys request during rehashing of slot");
+        assert_eq!(ask(&mut source, &["MGET", "{b}0", "{b}1"]), "*2\r\n$1\r\nv\r\n$1\r\nv");
+        let mut target = Raw::connect(b.port).unwrap();
+        assert_eq!(ask(&mut target, &["GET", "{b}absent"]), format!("-MOVED {slot} 127.0.0.1:{}", a.port));
+        assert_eq!(ask(&mut target, &["ASKING"]), "+OK");
+        assert_eq!(ask(&mut target, &["GET", "{b}absent"]), "$-1");
+        assert_eq!(ask(&mut target, &["GET", "{b}absent"]), format!("-MOVED {slot} 127.0.0.1:{}", a.port), "ASKING is for one command");
+    }
+    // MIGRATE moves the keys (RESTORE-ASKING on the target); then they are asked for.
+    let mut migrate = vec!["MIGRATE", "127.0.0.1"];
+    let b_port = b.port.to_string();
+    migrate.extend([b_port.as_str(), "", "0", "5000", "KEYS"]);
+    migrate.extend(keys.iter().map(String::as_str));
+    assert_eq!(command(a.port, &migrate), "+OK");
+    assert_eq!(command(a.port, &["GET", "{b}3"]), asked);
+    let mut target = Raw::connect(b.port).unwrap();
+    assert_eq!(ask(&mut target, &["ASKING"]), "+OK");
+    assert_eq!(ask(&mut target, &["GET", "{b}3"]), "$1\r\nv");
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &b_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot.to_string(), "NODE", &b_id]), "+OK");
+    assert_eq!(command(a.port, &["GET", "{b}3"]), format!("-MOVED {slot} 127.0.0.1:{}", b.port));
+    assert_eq!(command(b.port, &["GET", "{b}3"]), "$1\r\nv");
+    for port in [a.port, b.port] {
+        wait_for("both to agree on the move", Duration::from_secs(20), || signature(port) == signature(a.port) && signature(a.port) == signature(b.port));
+    }
+    assert_eq!(owner(a.port, slot), b.port);
+
+    // redis-cli moves slots with their keys (SETSLOT, GETKEYSINSLOT, MIGRATE, SETSLOT NODE).
+    if !need("redis-cli") {
+        return;
+    }
+    let keys: Vec<String> = (0..400).map(|i| format!("spread:{i}")).collect();
+    for key in &keys {
+        let home = owner(a.port, key_slot(key.as_bytes()));
+        assert_eq!(command(home, &["SET", key, key]), "+OK");
+    }
+    let output = Command::new("timeout")
+        .args([
+            "120",
+            "redis-cli",
+            "--cluster",
+            "reshard",
+            &format!("127.0.0.1:{}", a.port),
+            "--cluster-from",
+            &a_id,
+            "--cluster-to",
+            &b_id,
+            "--cluster-slots",
+            "300",
+            "--cluster-yes",
+        ])
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "reshard: {text}{}", String::from_utf8_lossy(&output.stderr));
+    for port in [a.port, b.port] {
+        wait_for("both to agree after the reshard", Duration::from_secs(20), || signature(port) == signature(a.port) && signature(a.port) == signature(b.port));
+    }
+    let moved = keys.iter().filter(|k| key_slot(k.as_bytes()) < 300).count();
+    assert!(moved > 0, "some keys were in the slots moved");
+    for key in &keys {
+        let slot = key_slot(key.as_bytes());
+        let home = owner(a.port, slot);
+        assert_eq!(home, if slot < 300 || (8192..).contains(&slot) || slot == key_slot(b"{b}") { b.port } else { a.port }, "{key}");
+        assert_eq!(command(home, &["GET", key]), format!("${}\r\n{key}", key.len()));
+    }
+    let total: usize = [a.port, b.port].iter().map(|&p| command(p, &["DBSIZE"]).trim_start_matches(':').parse::<usize>().unwrap()).sum();
+    assert_eq!(total, keys.len() + 20);
+    let check = Command::new("redis-cli").args(["--cluster", "check", &format!("127.0.0.1:{}", b.port)]).output().expect("redis-cli --cluster check");
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert!(text.contains("[OK] All nodes agree about slots configuration.") && text.contains("[OK] All 16384 slots covered."), "{text}");
 }

@@ -118,6 +118,7 @@ fn corpus() -> Vec<Case> {
         case(&[], &["SWAPDB 0 99"]),
         case(&[], &["SWAPDB 0 1"]),
         case(&["SET s hello", "DUMP s"], &["RESTORE r 0 $DUMP"]),
+        case(&["SET s hello", "DUMP s"], &["RESTORE-ASKING r 0 $DUMP"]),
         case(&["SET s hello", "DUMP s"], &["RESTORE s 0 $DUMP REPLACE"]),
         case(&["SET s hello", "DUMP s"], &["RESTORE s 0 $DUMP"]),
         case(&["RPUSH s a b c", "DUMP s"], &["RESTORE r 0 $DUMP"]),

@@ -291,6 +291,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: Handler::Keys { local: restore, multi: None },
         ..BASE
     },
+    // MIGRATE's RESTORE in cluster mode: served in a slot being imported without ASKING.
+    CommandSpec {
+        name: "restore-asking",
+        arity: -4,
+        flags: WRITE | DENYOOM,
+        acl: &["@keyspace", "@dangerous"],
+        group: "server",
+        summary: "An internal command for migrating keys in a cluster",
+        since: "3.0.0",
+        complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).",
+        handler: Handler::Keys { local: restore, multi: None },
+        ..BASE
+    },
     CommandSpec {
         name: "keys",
         arity: 2,

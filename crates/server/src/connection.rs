@@ -79,6 +79,11 @@ pub struct Conn {
     pub cluster_readonly: bool,
     /// Cluster mode: ASKING came before this command (or this transaction).
     pub asking: bool,
+    /// Cluster mode: a request whose keys' presence on other cores must be looked up before
+    /// its redirection is known (its slot is open), taken again by the next decode round...
+    pub cluster_stash: Option<Vec<Bytes>>,
+    /// ...with that presence, key by key.
+    pub cluster_presence: Option<Vec<bool>>,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -109,6 +114,8 @@ impl Conn {
             master_link,
             cluster_readonly: false,
             asking: false,
+            cluster_stash: None,
+            cluster_presence: None,
         }
     }
 }
@@ -374,6 +381,12 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
             match after {
                 RoundEnd::Drained => {}
                 RoundEnd::Full => more = true,
+                RoundEnd::Lookup(spec) => {
+                    let args = conn.cluster_stash.as_deref().unwrap_or_default();
+                    let keys = crate::cluster::query_keys(spec, args).0.into_iter().map(Bytes::copy_from_slice).collect();
+                    conn.cluster_presence = Some(crate::cluster::presence(node, keys).await);
+                    more = true;
+                }
                 RoundEnd::Connection(..) if connection_refused.is_some() => {
                     let refusal = connection_refused.take().expect("checked");
                     write_reply(conn, &refusal, &mut output);
@@ -546,6 +559,9 @@ enum RoundEnd {
     Full,
     /// A connection-level command is next: run the batch, then it.
     Connection(&'static shoal_commands::CommandSpec, Vec<Bytes>),
+    /// Cluster mode: the next request (in `Conn::cluster_stash`) needs its keys' presence
+    /// looked up on their cores before its redirection is known.
+    Lookup(&'static shoal_commands::CommandSpec),
 }
 
 /// Decodes requests until the buffer is drained, the batch is full, or a connection-level
@@ -564,7 +580,8 @@ fn decode_round(
         if slots.len() >= PIPELINE_DEPTH_MAX || (!batch.is_empty() && crate::tracking::caching_pending(conn)) {
             return (slots, batch, RoundEnd::Full, None);
         }
-        let args = match decoder.decode(input) {
+        let stashed = conn.cluster_stash.take();
+        let args = match stashed.map_or_else(|| decoder.decode(input), |args| Ok(Some(args))) {
             Ok(Some(args)) => args,
             Ok(None) => return (slots, batch, RoundEnd::Drained, None),
             Err(error) => return (slots, batch, RoundEnd::Drained, Some(error)),
@@ -584,9 +601,16 @@ fn decode_round(
                 let from_master = conn.master_link.is_some();
                 // Cluster mode: a key this node does not serve gets MOVED, ASK, CROSSSLOT...
                 if crate::cluster::enabled() && !from_master {
-                    if let Some(refusal) = cluster_refusal(node, conn, resolved.spec, &args) {
-                        refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
-                        continue;
+                    match cluster_refusal(node, conn, resolved.spec, &args) {
+                        ClusterVerdict::Serve => {}
+                        ClusterVerdict::Refuse(refusal) => {
+                            refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
+                            continue;
+                        }
+                        ClusterVerdict::Lookup => {
+                            conn.cluster_stash = Some(args);
+                            return (slots, batch, RoundEnd::Lookup(resolved.spec), None);
+                        }
                     }
                 }
                 // Over `maxmemory` with nothing to evict: OOM (before the Pub/Sub and MULTI
@@ -695,23 +719,45 @@ fn decode_round(
     }
 }
 
+/// What the cluster check says of a request.
+enum ClusterVerdict {
+    Serve,
+    Refuse(Frame),
+    /// Its slot is open and some of its keys live on other cores: look them up first.
+    Lookup,
+}
+
 /// The cluster's redirection for a command (see `crate::cluster::refusal`). ASKING counts
 /// for the next command only (the whole transaction, inside MULTI).
-fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_commands::CommandSpec, args: &[Bytes]) -> Option<Frame> {
-    let asking = conn.asking;
+fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_commands::CommandSpec, args: &[Bytes]) -> ClusterVerdict {
+    let (keys, shard_pubsub) = crate::cluster::query_keys(spec, args);
+    let presence = conn.cluster_presence.take();
+    if presence.is_none() && needs_lookup(node, &keys) && spec.name != "exec" {
+        return ClusterVerdict::Lookup;
+    }
+    let asking = conn.asking || spec.name == "restore-asking";
     if spec.name != "asking" && conn.multi.is_none() {
         conn.asking = false;
     }
     if spec.name == "exec" {
-        return None;
+        return ClusterVerdict::Serve;
     }
-    let (keys, shard_pubsub) = crate::cluster::query_keys(spec, args);
     let query = crate::cluster::Query { keys, write: spec.is_write(), shard_pubsub, migrate: spec.name == "migrate", asking, readonly: conn.cluster_readonly };
-    cluster_check(node, &query).or_else(|| crate::cluster::mode_refusal(spec, args))
+    match cluster_check(node, &query, presence.as_deref()).or_else(|| crate::cluster::mode_refusal(spec, args)) {
+        Some(refusal) => ClusterVerdict::Refuse(refusal),
+        None => ClusterVerdict::Serve,
+    }
 }
 
-/// EXEC's redirection: all the queued commands' keys together.
-pub fn cluster_exec_refusal(node: &Rc<Node>, conn: &mut Conn, queued: &[crate::multi::Queued]) -> Option<Frame> {
+/// Whether the redirection of a request with these keys depends on keys of other cores.
+fn needs_lookup(node: &Rc<Node>, keys: &[&[u8]]) -> bool {
+    keys.first().is_some_and(|first| crate::cluster::slot_is_open(first))
+        && keys.iter().any(|key| shoal_store::slot::key_shard(key, node.core.shard_count) != node.core.id)
+}
+
+/// EXEC's redirection: all the queued commands' keys together, looked up on their cores
+/// when their slot is open.
+pub async fn cluster_exec_refusal(node: &Rc<Node>, conn: &mut Conn, queued: &[crate::multi::Queued]) -> Option<Frame> {
     let asking = std::mem::take(&mut conn.asking);
     let mut keys = Vec::new();
     let mut shard_pubsub = false;
@@ -720,12 +766,17 @@ pub fn cluster_exec_refusal(node: &Rc<Node>, conn: &mut Conn, queued: &[crate::m
         keys.extend(more);
         shard_pubsub |= pubsub;
     }
+    let presence =
+        if needs_lookup(node, &keys) { Some(crate::cluster::presence(node, keys.iter().map(|k| Bytes::copy_from_slice(k)).collect()).await) } else { None };
     let write = queued.iter().any(|q| q.spec.is_write());
     let query = crate::cluster::Query { keys, write, shard_pubsub, migrate: false, asking, readonly: conn.cluster_readonly };
-    cluster_check(node, &query)
+    cluster_check(node, &query, presence.as_deref())
 }
 
-fn cluster_check(node: &Rc<Node>, query: &crate::cluster::Query) -> Option<Frame> {
+/// The redirection of `query`; `presence` (per key, in order) answers whether a key is
+/// here when it was looked up, else only keys of this core are asked (none other can be in
+/// an open slot's check without a lookup: see [`needs_lookup`]).
+fn cluster_check(node: &Rc<Node>, query: &crate::cluster::Query, presence: Option<&[bool]>) -> Option<Frame> {
     if query.keys.is_empty() {
         return None;
     }
@@ -733,15 +784,10 @@ fn cluster_check(node: &Rc<Node>, query: &crate::cluster::Query) -> Option<Frame
         let config = node.config.borrow();
         (config.cluster_allow_reads_when_down, config.cluster_allow_pubsubshard_when_down)
     };
-    let shards = node.core.shard_count;
-    // Only while a slot is open: whether the key is here. A key of this core is looked up
-    // at once; one of another core counts as present (see ARCHITECTURE.md, Cluster).
-    let mut exists = |key: &[u8]| {
-        if shoal_store::slot::key_shard(key, shards) != node.core.id {
-            return true;
-        }
-        let now = shoal_runtime::now_ms();
-        node.core.try_with_shard(|shard| shard.dbs[0].holds(key) && shard.dbs[0].expire_at(key).is_none_or(|at| at > now)).unwrap_or(true)
+    let looked_up: Option<std::collections::HashMap<&[u8], bool>> = presence.map(|p| query.keys.iter().copied().zip(p.iter().copied()).collect());
+    let mut exists = |key: &[u8]| match &looked_up {
+        Some(present) => present.get(key).copied().unwrap_or(false),
+        None => node.core.try_with_shard(|shard| crate::cluster::holds(&shard.dbs[0], key)).unwrap_or(true),
     };
     crate::cluster::refusal(query, reads_when_down, pubsub_when_down, &mut exists)
 }

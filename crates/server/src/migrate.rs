@@ -192,7 +192,9 @@ async fn send(request: &Request, found: &[(Bytes, Bytes, i64)]) -> Result<(Vec<B
         // No expiry: 0; one due now: the least there is, as Redis sends it.
         let ttl = if *ttl < 0 { 0 } else { (*ttl).max(1) };
         let ttl = ttl.to_string();
-        let mut restore: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), payload];
+        // In cluster mode the target may be importing the slot: RESTORE-ASKING, as Redis sends.
+        let name: &[u8] = if crate::cluster::enabled() { b"RESTORE-ASKING" } else { b"RESTORE" };
+        let mut restore: Vec<&[u8]> = vec![name, key, ttl.as_bytes(), payload];
         if request.replace {
             restore.push(b"REPLACE");
         }

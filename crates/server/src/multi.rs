@@ -182,7 +182,7 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     // Cluster mode: the queue's keys must be one slot this node serves (Redis checks EXEC's
     // queue as one request, and discards the transaction when it redirects).
     if crate::cluster::enabled() && conn.master_link.is_none() {
-        if let Some(refusal) = crate::connection::cluster_exec_refusal(node, conn, &multi.queued) {
+        if let Some(refusal) = crate::connection::cluster_exec_refusal(node, conn, &multi.queued).await {
             forget(conn, watch);
             node.core.stats.borrow_mut().record_rejected(Some("exec"), &refusal);
             return (refusal, After::Continue);

@@ -434,15 +434,15 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
             }
             _ => {
                 let id = target.expect("checked");
-                let Some(n) = s.nodes.get(&id) else { return unknown(&id) };
+                let Some(n) = s.nodes.get(&id) else { return err(format!("ERR Unknown node {id}")) };
                 if !n.is_master() {
-                    return err(format!("ERR Can't assign hashslot {slot} to a replica node"));
+                    return errors::error("ERR Target node is not a master");
                 }
                 if owner_is_me && id != s.myself && holds_keys {
                     return err(format!("ERR Can't assign hashslot {slot} to a different node while I still hold keys for this hash slot."));
                 }
-                // The migration is done: the slot is no longer open here.
-                if id != s.myself {
+                // A migrating slot without keys left here is no longer open.
+                if !holds_keys {
                     s.migrating.remove(&slot);
                 }
                 s.slots[slot as usize] = Some(id.clone());

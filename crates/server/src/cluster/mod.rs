@@ -305,6 +305,30 @@ pub fn query_keys<'a>(spec: &shoal_commands::CommandSpec, args: &'a [Bytes]) -> 
     }
 }
 
+/// Whether the slot of `key` is open here (migrating from this node, or importing): only
+/// then does the redirection depend on which keys exist.
+pub fn slot_is_open(key: &[u8]) -> bool {
+    let view = view();
+    let slot = shoal_store::slot::key_slot(key);
+    (view.owners[slot as usize] == view.myself && view.migrating.contains_key(&slot)) || view.importing.contains_key(&slot)
+}
+
+/// Whether each key is in database 0 (and not expired), asked of the cores that own them.
+pub async fn presence(node: &std::rc::Rc<crate::node::Node>, keys: Vec<Bytes>) -> Vec<bool> {
+    let mut present = Vec::with_capacity(keys.len());
+    for key in keys {
+        let core = shoal_store::slot::key_shard(&key, node.core.shard_count);
+        present.push(node.core.call_on(core, move |core| core.with_shard(|shard| holds(&shard.dbs[0], &key))).await);
+    }
+    present
+}
+
+/// Whether `db` holds `key`, not expired.
+pub fn holds(db: &shoal_store::db::Db, key: &[u8]) -> bool {
+    let now = shoal_runtime::now_ms();
+    db.holds(key) && db.expire_at(key).is_none_or(|at| at > now)
+}
+
 /// What Redis refuses in cluster mode because there is one database: MOVE, SWAPDB, and
 /// COPY to another database.
 pub fn mode_refusal(spec: &shoal_commands::CommandSpec, args: &[Bytes]) -> Option<Frame> {
