@@ -399,3 +399,72 @@ fn a_migrating_slot_asks_for_missing_keys_and_the_move_completes() {
     let text = String::from_utf8_lossy(&check.stdout);
     assert!(text.contains("[OK] All nodes agree about slots configuration.") && text.contains("[OK] All 16384 slots covered."), "{text}");
 }
+
+/// Three masters with a replica each (`--cluster-replicas 1`); a master that dies is
+/// replaced by its replica (the masters vote), the cluster serves its keys again, and the
+/// old master, restarted, follows its replacement.
+#[test]
+fn a_replica_takes_over_its_failed_master() {
+    if !need("redis-cli") {
+        return;
+    }
+    let mut nodes: Vec<(Server, u16)> = (0..6).map(|_| start_node(1)).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let output = Command::new("timeout")
+        .args(["90", "redis-cli", "--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && text.contains("[OK] All 16384 slots covered."), "{text}");
+    for &port in &ports {
+        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
+    }
+    let id_of = |port: u16| {
+        let reply = command(port, &["CLUSTER", "MYID"]);
+        reply[reply.len() - 40..].to_owned()
+    };
+    // The master of slot 0 and its replica.
+    let master = owner(ports[0], 0);
+    let master_id = id_of(master);
+    let replica = *ports
+        .iter()
+        .find(|&&p| command(p, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id)))
+        .expect("slot 0's master has a replica");
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).filter(|k| owner(ports[0], key_slot(k.as_bytes())) == master).collect();
+    for key in &keys {
+        assert_eq!(command(master, &["SET", key, key]), "+OK");
+    }
+    assert_eq!(command(master, &["WAIT", "1", "5000"]), ":1");
+
+    let index = ports.iter().position(|&p| p == master).unwrap();
+    let (mut dead, dead_bus) = nodes.remove(index);
+    let dead_dir = dead.dir.clone();
+    dead.signal("KILL");
+    dead.wait_exit(Duration::from_secs(10));
+    drop(dead);
+    let survivors: Vec<u16> = ports.iter().copied().filter(|&p| p != master).collect();
+    for &port in &survivors {
+        wait_for("the replica to take over", Duration::from_secs(40), || owner(port, 0) == replica && cluster_info(port, "cluster_state") == "ok");
+    }
+    for key in &keys {
+        assert_eq!(command(replica, &["GET", key]), format!("${}\r\n{key}", key.len()), "{key} on the new master");
+    }
+    assert_eq!(command(replica, &["SET", &keys[0], "after"]), "+OK");
+
+    // The old master comes back and follows the replica that replaced it.
+    let back =
+        Server::start_in_on(&dead_dir, master, 1, &["--cluster-enabled", "yes", "--cluster-port", &dead_bus.to_string(), "--cluster-node-timeout", "1500"]);
+    let replica_id = id_of(replica);
+    wait_for("the old master to follow", Duration::from_secs(40), || {
+        command(back.port, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&replica_id))
+    });
+    wait_for("the old master to catch up", Duration::from_secs(30), || {
+        let mut raw = Raw::connect(back.port).unwrap();
+        ask(&mut raw, &["READONLY"]);
+        ask(&mut raw, &["GET", &keys[0]]) == "$5\r\nafter"
+    });
+    assert_eq!(command(back.port, &["GET", &keys[0]]), format!("-MOVED {} 127.0.0.1:{replica}", key_slot(keys[0].as_bytes())));
+}

@@ -30,7 +30,7 @@ use futures::future::{select, Either};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use glommio::net::{TcpListener, TcpStream};
 
-use super::state::{ClusterNode, Flags, State, SLOTS};
+use super::state::{ClusterNode, Election, Flags, State, MESSAGE_TYPES, SLOTS};
 use super::with_state;
 use crate::node::Node;
 
@@ -47,6 +47,10 @@ pub enum Type {
     Meet = 2,
     Fail = 3,
     Publish = 4,
+    /// A replica asks the masters for their vote to take its failed master's place.
+    AuthRequest = 5,
+    /// A master's vote.
+    AuthAck = 6,
 }
 
 impl Type {
@@ -57,6 +61,8 @@ impl Type {
             2 => Type::Meet,
             3 => Type::Fail,
             4 => Type::Publish,
+            5 => Type::AuthRequest,
+            6 => Type::AuthAck,
             _ => return None,
         })
     }
@@ -232,7 +238,7 @@ fn parse(buf: &mut Bytes) -> Option<Message> {
     let ok = buf.get_u8() != 0;
     let header = Header { kind, id, current_epoch, config_epoch, repl_offset, flags, master, port, cport, ip, slots, ok };
     let body = match kind {
-        Type::Ping | Type::Pong | Type::Meet => {
+        Type::Ping | Type::Pong | Type::Meet | Type::AuthRequest | Type::AuthAck => {
             let count = take_u16(buf)? as usize;
             let mut entries = Vec::with_capacity(count.min(GOSSIP_MAX));
             for _ in 0..count {
@@ -310,7 +316,7 @@ thread_local! {
     /// Our links, by the id of the node at the other end (core 0).
     static LINKS: RefCell<HashMap<String, Link>> = RefCell::new(HashMap::new());
     /// Messages sent by type since the last time the state counted them.
-    static SENT: RefCell<[u64; 5]> = const { RefCell::new([0; 5]) };
+    static SENT: RefCell<[u64; MESSAGE_TYPES.len()]> = const { RefCell::new([0; MESSAGE_TYPES.len()]) };
 }
 
 fn s_count(kind: Type) {
@@ -392,6 +398,8 @@ fn cron(node: &Rc<Node>) {
     let timeout = node_timeout(node);
     let now = shoal_runtime::now_ms();
     let mut fails = Vec::new();
+    let mut elected = None;
+    let no_failover = node.config.borrow().compat_value("cluster-replica-no-failover") == "yes";
     let wanted: Vec<String> = with_state(|s| {
         SENT.with(|sent| {
             for (total, n) in s.sent.iter_mut().zip(std::mem::take(&mut *sent.borrow_mut())) {
@@ -403,15 +411,18 @@ fn cron(node: &Rc<Node>) {
             s.nodes.values().filter(|n| n.flags.handshake && now.saturating_sub(n.created) > timeout.max(1000)).map(|n| n.id.clone()).collect();
         for id in stale {
             s.nodes.remove(&id);
+            s.recheck = true;
         }
         s.forgotten.retain(|_, until| *until > now);
         let size = s.size;
         let i_am_master = s.me().is_master();
+        let mut recheck = false;
         let myself = s.myself.clone();
         for n in s.nodes.values_mut().filter(|n| n.id != myself && !n.flags.handshake) {
             if n.ping_sent != 0 && now.saturating_sub(n.ping_sent) > timeout && !n.flags.pfail && !n.flags.fail {
                 tracing::debug!("*** NODE {} possibly failing", n.id);
                 n.flags.pfail = true;
+                recheck = true;
             }
             n.fail_reports.retain(|_, at| now.saturating_sub(*at) <= timeout * 2);
             let votes = n.fail_reports.len() + i_am_master as usize;
@@ -426,8 +437,24 @@ fn cron(node: &Rc<Node>) {
         if !fails.is_empty() {
             s.dirty = true;
         }
+        s.recheck |= recheck;
+        elected = election_step(s, now, timeout, no_failover);
         s.nodes.values().filter(|n| n.id != myself && !n.flags.noaddr && n.cport != 0).map(|n| n.id.clone()).collect()
     });
+    match elected {
+        Some(Elected::Ask(request)) => LINKS.with(|links| {
+            for link in links.borrow().values() {
+                let _ = link.outbox.unbounded_send(request.clone());
+            }
+        }),
+        Some(Elected::Promoted) => {
+            // Stop replicating, and tell everyone at once.
+            let promoted = node.clone();
+            glommio::spawn_local(async move { super::command::follow(&promoted, None).await }).detach();
+            broadcast(|s| gossip_message(s, Type::Pong, ""));
+        }
+        None => {}
+    }
     for failed in fails {
         broadcast(|s| {
             s_count(Type::Fail);
@@ -656,6 +683,9 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
     let h = &message.header;
     let mut rename = None;
     let mut publish = None;
+    // Messages for one node (a vote), and a master to follow, once the state is released.
+    let mut replies: Vec<(String, Bytes)> = Vec::new();
+    let mut follow = None;
     with_state(|s| {
         s.received[h.kind as usize] += 1;
         if h.id == s.myself {
@@ -706,7 +736,9 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
             if link.is_some() && h.kind == Type::Pong {
                 sender.pong_received = now;
                 sender.ping_sent = 0;
-                sender.flags.pfail = false;
+                if std::mem::take(&mut sender.flags.pfail) {
+                    s.recheck = true;
+                }
                 if sender.flags.fail {
                     tracing::info!("Clear FAIL state for node {}: is reachable again.", sender.id);
                     sender.flags.fail = false;
@@ -730,8 +762,26 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
                 sender.config_epoch = h.config_epoch;
                 s.dirty = true;
             }
-            update_slots(s, &h.id, h.config_epoch, &h.slots);
+            if update_slots(s, &h.id, h.config_epoch, &h.slots) {
+                follow = become_replica_of(s, &h.id);
+            }
             handle_epoch_collision(s, h);
+        }
+        match h.kind {
+            Type::AuthRequest => {
+                if let Some(vote) = vote(s, h, now, timeout) {
+                    replies.push((h.id.clone(), vote));
+                }
+            }
+            Type::AuthAck if sender_is_master => {
+                let epoch = s.election.as_ref().and_then(|e| e.epoch);
+                if let (Some(election), Some(epoch)) = (s.election.as_mut(), epoch) {
+                    if h.current_epoch >= epoch {
+                        election.votes.insert(h.id.clone());
+                    }
+                }
+            }
+            _ => {}
         }
         match &message.body {
             Body::Gossip(entries) => {
@@ -756,6 +806,11 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
     if let Some((channel, message)) = publish {
         node.core.publish(&channel, &message);
     }
+    send_to(replies);
+    if let Some(master) = follow {
+        let node = node.clone();
+        glommio::spawn_local(async move { super::command::follow(&node, Some(master)).await }).detach();
+    }
     rename
 }
 
@@ -779,24 +834,158 @@ fn update_role(s: &mut State, h: &Header) {
 }
 
 /// Redis's `clusterUpdateSlotsConfigWith`: every slot the sender claims with a newer config
-/// epoch than its owner's becomes the sender's (not one we are importing).
-fn update_slots(s: &mut State, sender: &str, epoch: u64, claimed: &[u8]) {
+/// epoch than its owner's becomes the sender's (not one we are importing). True when this
+/// node's shard (itself if a master, else its master) lost its last slot to the sender: a
+/// replica took over, and we follow it.
+fn update_slots(s: &mut State, sender: &str, epoch: u64, claimed: &[u8]) -> bool {
+    let shard = s.me().master.clone().unwrap_or_else(|| s.myself.clone());
+    let mut before = 0;
+    let mut taken = 0;
     for slot in 0..SLOTS {
-        if claimed[slot / 8] & (1 << (slot % 8)) == 0 {
+        let owner = s.slots[slot].as_deref();
+        let ours = owner == Some(shard.as_str());
+        before += ours as usize;
+        if claimed[slot / 8] & (1 << (slot % 8)) == 0 || owner == Some(sender) || s.importing.contains_key(&(slot as u16)) {
             continue;
         }
-        let owner = s.slots[slot].clone();
-        if owner.as_deref() == Some(sender) || s.importing.contains_key(&(slot as u16)) {
-            continue;
-        }
-        let owner_epoch = owner.as_ref().and_then(|o| s.nodes.get(o)).map(|n| n.config_epoch);
+        let owner_epoch = owner.and_then(|o| s.nodes.get(o)).map(|n| n.config_epoch);
         if owner_epoch.is_none_or(|e| e < epoch) {
-            if owner.as_deref() == Some(s.myself.as_str()) {
+            if owner == Some(s.myself.as_str()) {
                 tracing::warn!("Slot {slot} moved from this node to {sender} (config epoch {epoch})");
                 s.migrating.remove(&(slot as u16));
             }
+            taken += ours as usize;
             s.slots[slot] = Some(sender.to_owned());
             s.dirty = true;
+        }
+    }
+    before > 0 && taken == before && sender != shard
+}
+
+/// This node follows `master` (a replica that took its shard's slots): its address, for
+/// REPLICAOF.
+fn become_replica_of(s: &mut State, master: &str) -> Option<(String, u16)> {
+    let target = s.nodes.get(master)?.clone();
+    tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {master}");
+    let me = s.me_mut();
+    me.flags.master = false;
+    me.flags.replica = true;
+    me.master = Some(master.to_owned());
+    s.migrating.clear();
+    s.importing.clear();
+    s.election = None;
+    s.dirty = true;
+    Some((target.ip, target.port))
+}
+
+/// Redis's `clusterSendFailoverAuthIfNeeded`: a master with slots gives one vote per epoch,
+/// to a replica of a failed master whose claim is not older than what it knows, and not
+/// twice for one master within two node timeouts. The vote (AUTH_ACK), if given.
+fn vote(s: &mut State, h: &Header, now: u64, timeout: u64) -> Option<Bytes> {
+    let me = s.me();
+    if !me.is_master() || s.slots_of(&s.myself).is_empty() {
+        return None;
+    }
+    if h.current_epoch < s.current_epoch || s.last_vote_epoch == s.current_epoch {
+        return None;
+    }
+    let master = h.master.as_ref()?;
+    if !s.nodes.get(master).is_some_and(|m| m.flags.fail) {
+        return None;
+    }
+    if s.voted.get(master).is_some_and(|at| now.saturating_sub(*at) < timeout * 2) {
+        return None;
+    }
+    // Every slot claimed must not belong to a newer configuration than the claim's.
+    for slot in 0..SLOTS {
+        if h.slots[slot / 8] & (1 << (slot % 8)) != 0 {
+            let owner_epoch = s.slots[slot].as_ref().and_then(|o| s.nodes.get(o)).map_or(0, |n| n.config_epoch);
+            if owner_epoch > h.config_epoch {
+                return None;
+            }
+        }
+    }
+    s.last_vote_epoch = s.current_epoch;
+    s.voted.insert(master.clone(), now);
+    s.dirty = true;
+    tracing::info!("Failover auth granted to {} for epoch {}", h.id, s.current_epoch);
+    s_count(Type::AuthAck);
+    Some(Message { header: header(s, Type::AuthAck), body: Body::Gossip(Vec::new()) }.encode())
+}
+
+/// Sends each message to its node's link.
+fn send_to(messages: Vec<(String, Bytes)>) {
+    if messages.is_empty() {
+        return;
+    }
+    LINKS.with(|links| {
+        let links = links.borrow();
+        for (id, bytes) in messages {
+            if let Some(link) = links.get(&id) {
+                let _ = link.outbox.unbounded_send(bytes);
+            }
+        }
+    });
+}
+
+/// What the election step decided.
+enum Elected {
+    /// Ask the masters for their votes.
+    Ask(Bytes),
+    /// Enough votes: this replica is now the master of its shard.
+    Promoted,
+}
+
+/// Redis's `clusterHandleSlaveFailover`, run by the cron of a replica: once its master is
+/// FAIL, wait (500 ms plus up to 500 ms at random, so the failure is known everywhere), ask
+/// every master for its vote under a new epoch, and take the master's slots with a majority
+/// of the masters' votes; retry after two node timeouts.
+fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool) -> Option<Elected> {
+    let me = s.me();
+    let master = me.master.clone()?;
+    let failed = s.nodes.get(&master).is_some_and(|m| m.flags.fail) && !s.slots_of(&master).is_empty();
+    if !failed || no_failover {
+        s.election = None;
+        return None;
+    }
+    let stale = s.election.as_ref().is_some_and(|e| now > e.at + timeout * 2);
+    if s.election.is_none() || stale {
+        let jitter = crate::info::system::random_hex40().bytes().take(3).fold(0u64, |acc, b| acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64) % 500;
+        s.election = Some(Election { at: now + 500 + jitter, epoch: None, votes: Default::default() });
+        return None;
+    }
+    let election = s.election.clone().expect("set above");
+    if now < election.at {
+        return None;
+    }
+    match election.epoch {
+        None => {
+            s.current_epoch += 1;
+            let epoch = s.current_epoch;
+            s.election.as_mut().expect("set").epoch = Some(epoch);
+            s.dirty = true;
+            tracing::info!("Starting a failover election for epoch {epoch}.");
+            s_count(Type::AuthRequest);
+            Some(Elected::Ask(Message { header: header(s, Type::AuthRequest), body: Body::Gossip(Vec::new()) }.encode()))
+        }
+        Some(epoch) => {
+            let needed = s.size / 2 + 1;
+            if election.votes.len() < needed {
+                return None;
+            }
+            tracing::info!("Failover election won: I'm the new master (epoch {epoch}).");
+            let myself = s.myself.clone();
+            for owner in s.slots.iter_mut().filter(|o| o.as_deref() == Some(master.as_str())) {
+                *owner = Some(myself.clone());
+            }
+            let me = s.me_mut();
+            me.flags.master = true;
+            me.flags.replica = false;
+            me.master = None;
+            me.config_epoch = epoch;
+            s.election = None;
+            s.dirty = true;
+            Some(Elected::Promoted)
         }
     }
 }

@@ -142,8 +142,12 @@ pub fn with_state<T>(change: impl FnOnce(&mut State) -> T) -> T {
     let cluster = cluster();
     let mut state = lock(cluster);
     let result = change(&mut state);
-    state.update_state(cluster.full_coverage.load(Ordering::Relaxed));
-    publish(cluster, &state);
+    // Most changes (a PING's timings) leave slots, roles and failures alone: only the others
+    // recompute the state and the view (16384 slots each).
+    if state.dirty || std::mem::take(&mut state.recheck) {
+        state.update_state(cluster.full_coverage.load(Ordering::Relaxed));
+        publish(cluster, &state);
+    }
     if state.dirty {
         if let Err(e) = state.save(&cluster.path) {
             tracing::warn!("Could not save the cluster config file {}: {e}", cluster.path.display());
@@ -165,7 +169,7 @@ fn lock(cluster: &Cluster) -> MutexGuard<'_, State> {
 pub fn set_full_coverage(on: bool) {
     if let Some(cluster) = CLUSTER.get() {
         cluster.full_coverage.store(on, Ordering::Relaxed);
-        with_state(|_| ());
+        with_state(|s| s.recheck = true);
     }
 }
 

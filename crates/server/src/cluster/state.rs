@@ -143,7 +143,7 @@ impl ClusterNode {
 }
 
 /// Message counts by bus message type, for CLUSTER INFO.
-pub const MESSAGE_TYPES: [&str; 5] = ["ping", "pong", "meet", "fail", "publish"];
+pub const MESSAGE_TYPES: [&str; 7] = ["ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack"];
 
 /// The cluster state of this node.
 #[derive(Debug)]
@@ -166,8 +166,26 @@ pub struct State {
     pub forgotten: HashMap<String, u64>,
     pub sent: [u64; MESSAGE_TYPES.len()],
     pub received: [u64; MESSAGE_TYPES.len()],
-    /// Something the file holds changed: save it.
+    /// Something the file holds changed: save it (and recompute the state and the view).
     pub dirty: bool,
+    /// Something the cluster state depends on changed that the file does not hold (a node
+    /// suspected or answering again): recompute the state and the view.
+    pub recheck: bool,
+    /// A replica's election after its master failed (see `bus::failover_cron`).
+    pub election: Option<Election>,
+    /// When this master last voted for a replica of each failed master (ms).
+    pub voted: HashMap<String, u64>,
+}
+
+/// A replica asking the masters to let it take its failed master's place.
+#[derive(Debug, Clone)]
+pub struct Election {
+    /// When to ask (ms): after a delay, so the failure is known everywhere first.
+    pub at: u64,
+    /// The epoch asked with, once asked.
+    pub epoch: Option<u64>,
+    /// The masters that granted their vote.
+    pub votes: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -191,6 +209,9 @@ impl State {
             sent: [0; MESSAGE_TYPES.len()],
             received: [0; MESSAGE_TYPES.len()],
             dirty: true,
+            recheck: true,
+            election: None,
+            voted: HashMap::new(),
         }
     }
 
