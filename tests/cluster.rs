@@ -468,3 +468,82 @@ fn a_replica_takes_over_its_failed_master() {
     });
     assert_eq!(command(back.port, &["GET", &keys[0]]), format!("-MOVED {} 127.0.0.1:{replica}", key_slot(keys[0].as_bytes())));
 }
+
+/// CLUSTER FAILOVER on a replica while a client writes to its master: the master pauses its
+/// writes, the replica catches up and is elected, and every write the old master
+/// acknowledged is on the new one. Then TAKEOVER and FORCE move the slots back and forth.
+#[test]
+fn manual_failover_loses_no_acknowledged_write() {
+    if !need("redis-cli") {
+        return;
+    }
+    let nodes: Vec<(Server, u16)> = (0..6).map(|_| start_node(1)).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let output = Command::new("timeout")
+        .args(["90", "redis-cli", "--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    for &port in &ports {
+        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
+    }
+    let id_of = |port: u16| {
+        let reply = command(port, &["CLUSTER", "MYID"]);
+        reply[reply.len() - 40..].to_owned()
+    };
+    let master = owner(ports[0], 0);
+    let master_id = id_of(master);
+    let replica = *ports
+        .iter()
+        .find(|&&p| command(p, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id)))
+        .expect("slot 0's master has a replica");
+    assert_eq!(command(master, &["CLUSTER", "FAILOVER"]), "-ERR You should send CLUSTER FAILOVER to a replica");
+    assert_eq!(command(replica, &["CLUSTER", "FAILOVER", "SOON"]), "-ERR syntax error");
+    // A tag of the master's slots, so every key of the writer lands there.
+    let tag = (0..).map(|i| format!("w{i}")).find(|t| owner(ports[0], key_slot(t.as_bytes())) == master).unwrap();
+    let writer = {
+        let tag = tag.clone();
+        std::thread::spawn(move || {
+            let mut raw = Raw::connect(master).unwrap();
+            let mut acknowledged = Vec::new();
+            for i in 0..100_000 {
+                let key = format!("{{{tag}}}:{i}");
+                if ask(&mut raw, &["SET", &key, "v"]) != "+OK" {
+                    break;
+                }
+                acknowledged.push(key);
+            }
+            acknowledged
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(command(replica, &["CLUSTER", "FAILOVER"]), "+OK");
+    for &port in &ports {
+        wait_for("the replica to be elected", Duration::from_secs(30), || owner(port, 0) == replica);
+    }
+    let acknowledged = writer.join().unwrap();
+    assert!(acknowledged.len() > 10, "the writer wrote before the failover");
+    for key in &acknowledged {
+        assert_eq!(command(replica, &["GET", key]), "$1\r\nv", "{key}, acknowledged by the old master");
+    }
+    wait_for("the old master to follow", Duration::from_secs(30), || {
+        command(master, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&id_of(replica)))
+    });
+    // TAKEOVER: no vote, at once.
+    assert_eq!(command(master, &["CLUSTER", "FAILOVER", "TAKEOVER"]), "+OK");
+    for &port in &ports {
+        wait_for("the takeover to be known", Duration::from_secs(30), || owner(port, 0) == master);
+    }
+    // FORCE: an election with the master alive.
+    wait_for("the replica to follow again", Duration::from_secs(30), || {
+        command(replica, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id))
+    });
+    assert_eq!(command(replica, &["CLUSTER", "FAILOVER", "FORCE"]), "+OK");
+    for &port in &ports {
+        wait_for("the forced election", Duration::from_secs(30), || owner(port, 0) == replica && cluster_info(port, "cluster_state") == "ok");
+    }
+    assert_eq!(command(replica, &["GET", &acknowledged[0]]), "$1\r\nv");
+}

@@ -974,7 +974,7 @@ pub async fn writes_drained(node: &Rc<Node>) {
 /// Once writes are paused: the stream's offset after every write that ran, which replicas
 /// must reach (the writes still running end first, then every core's records are in the
 /// streams once each core answered, and the log feeds them).
-async fn paused_offset(node: &Rc<Node>) -> u64 {
+pub async fn paused_offset(node: &Rc<Node>) -> u64 {
     writes_drained(node).await;
     let marks = crate::admin_cmd::logged_so_far(node).await;
     offset_of(node, Some(&marks)).await

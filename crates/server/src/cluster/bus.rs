@@ -51,6 +51,10 @@ pub enum Type {
     AuthRequest = 5,
     /// A master's vote.
     AuthAck = 6,
+    /// A replica asks its master to pause for a manual failover (CLUSTER FAILOVER).
+    MfStart = 7,
+    /// The paused master's replication offset (in the header), for that replica.
+    MfOffset = 8,
 }
 
 impl Type {
@@ -63,6 +67,8 @@ impl Type {
             4 => Type::Publish,
             5 => Type::AuthRequest,
             6 => Type::AuthAck,
+            7 => Type::MfStart,
+            8 => Type::MfOffset,
             _ => return None,
         })
     }
@@ -83,6 +89,9 @@ pub struct Header {
     pub ip: String,
     pub slots: Vec<u8>,
     pub ok: bool,
+    /// An AUTH_REQUEST of a manual failover (CLUSTER FAILOVER FORCE): masters vote though
+    /// the master is not failed.
+    pub force: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -139,7 +148,7 @@ impl Message {
         out.put_u16(h.cport);
         put_ip(&mut out, &h.ip);
         out.put_slice(&h.slots);
-        out.put_u8(h.ok as u8);
+        out.put_u8(h.ok as u8 | (h.force as u8) << 1);
         match &self.body {
             Body::Gossip(entries) => {
                 out.put_u16(entries.len() as u16);
@@ -235,10 +244,11 @@ fn parse(buf: &mut Bytes) -> Option<Message> {
         return None;
     }
     let slots = buf.split_to(SLOTS / 8).to_vec();
-    let ok = buf.get_u8() != 0;
-    let header = Header { kind, id, current_epoch, config_epoch, repl_offset, flags, master, port, cport, ip, slots, ok };
+    let state = buf.get_u8();
+    let (ok, force) = (state & 1 != 0, state & 2 != 0);
+    let header = Header { kind, id, current_epoch, config_epoch, repl_offset, flags, master, port, cport, ip, slots, ok, force };
     let body = match kind {
-        Type::Ping | Type::Pong | Type::Meet | Type::AuthRequest | Type::AuthAck => {
+        Type::Ping | Type::Pong | Type::Meet | Type::AuthRequest | Type::AuthAck | Type::MfStart | Type::MfOffset => {
             let count = take_u16(buf)? as usize;
             let mut entries = Vec::with_capacity(count.min(GOSSIP_MAX));
             for _ in 0..count {
@@ -294,6 +304,7 @@ fn header(s: &State, kind: Type) -> Header {
         ip: ANNOUNCED_IP.with(|ip| ip.borrow().clone()),
         slots,
         ok: s.ok,
+        force: false,
     }
 }
 
@@ -400,6 +411,8 @@ fn cron(node: &Rc<Node>) {
     let mut fails = Vec::new();
     let mut elected = None;
     let no_failover = node.config.borrow().compat_value("cluster-replica-no-failover") == "yes";
+    let my_offset = crate::replica::history().map_or(0, |(_, offset, _)| offset);
+    let mut unpause_now = false;
     let wanted: Vec<String> = with_state(|s| {
         SENT.with(|sent| {
             for (total, n) in s.sent.iter_mut().zip(std::mem::take(&mut *sent.borrow_mut())) {
@@ -438,9 +451,18 @@ fn cron(node: &Rc<Node>) {
             s.dirty = true;
         }
         s.recheck |= recheck;
-        elected = election_step(s, now, timeout, no_failover);
+        elected = election_step(s, now, timeout, no_failover, my_offset);
+        // A pause for a replica's manual failover that did not end in one.
+        if s.paused_until.is_some_and(|until| now >= until) {
+            s.paused_until = None;
+            unpause_now = true;
+        }
         s.nodes.values().filter(|n| n.id != myself && !n.flags.noaddr && n.cport != 0).map(|n| n.id.clone()).collect()
     });
+    if unpause_now {
+        let node = node.clone();
+        glommio::spawn_local(async move { unpause(&node).await }).detach();
+    }
     match elected {
         Some(Elected::Ask(request)) => LINKS.with(|links| {
             for link in links.borrow().values() {
@@ -448,10 +470,8 @@ fn cron(node: &Rc<Node>) {
             }
         }),
         Some(Elected::Promoted) => {
-            // Stop replicating, and tell everyone at once.
             let promoted = node.clone();
-            glommio::spawn_local(async move { super::command::follow(&promoted, None).await }).detach();
-            broadcast(|s| gossip_message(s, Type::Pong, ""));
+            glommio::spawn_local(async move { announce_promotion(&promoted).await }).detach();
         }
         None => {}
     }
@@ -482,6 +502,55 @@ pub fn broadcast(build: impl Fn(&State) -> Message) {
             let _ = link.outbox.unbounded_send(bytes.clone());
         }
     });
+}
+
+/// How long a manual failover may take (Redis's `CLUSTER_MF_TIMEOUT`); the master pauses
+/// its writes for twice that at most.
+pub const MANUAL_FAILOVER_MS: u64 = 5000;
+
+/// The master's side of CLUSTER FAILOVER: writes pause on every core, and once those in
+/// flight are done the replica is told the offset it must reach. The pause ends when the
+/// replica took over (this node then follows it), or after `2 * MANUAL_FAILOVER_MS`.
+async fn pause_for_replica(node: Rc<Node>, replica: String) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(MANUAL_FAILOVER_MS * 2);
+    node.core.call_all(move |_| crate::node::current().pause.pause(crate::pause::PauseMode::Write, deadline)).await;
+    let offset = crate::replication::paused_offset(&node).await;
+    node.core
+        .call_on(0, move |_| {
+            let message = super::read_state(|s| {
+                s_count(Type::MfOffset);
+                let mut h = header(s, Type::MfOffset);
+                h.repl_offset = offset;
+                Message { header: h, body: Body::Gossip(Vec::new()) }.encode()
+            });
+            send_to(vec![(replica, message)]);
+        })
+        .await;
+}
+
+/// Ends a manual failover's pause of writes.
+async fn unpause(node: &Rc<Node>) {
+    node.core.call_all(|_| crate::node::current().pause.unpause()).await;
+}
+
+/// The replica's side of CLUSTER FAILOVER: ask the master to pause.
+pub async fn start_manual_failover(node: &Rc<Node>) {
+    node.core
+        .call_on(0, |_| {
+            let request = super::read_state(|s| {
+                s_count(Type::MfStart);
+                let master = s.me().master.clone().unwrap_or_default();
+                (master, Message { header: header(s, Type::MfStart), body: Body::Gossip(Vec::new()) }.encode())
+            });
+            send_to(vec![request]);
+        })
+        .await;
+}
+
+/// A replica became a master: it stops replicating and tells every node at once.
+pub async fn announce_promotion(node: &Rc<Node>) {
+    super::command::follow(node, None).await;
+    node.core.call_on(0, |_| broadcast(|s| gossip_message(s, Type::Pong, ""))).await;
 }
 
 /// PUBLISH in cluster mode reaches the subscribers of every node (core 0 sends it).
@@ -686,6 +755,7 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
     // Messages for one node (a vote), and a master to follow, once the state is released.
     let mut replies: Vec<(String, Bytes)> = Vec::new();
     let mut follow = None;
+    let mut pause_for = None;
     with_state(|s| {
         s.received[h.kind as usize] += 1;
         if h.id == s.myself {
@@ -773,6 +843,17 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
                     replies.push((h.id.clone(), vote));
                 }
             }
+            Type::MfStart if s.me().is_master() && s.nodes[&h.id].master.as_deref() == Some(s.myself.as_str()) => {
+                tracing::info!("Manual failover requested by replica {}.", h.id);
+                s.paused_until = Some(now + MANUAL_FAILOVER_MS * 2);
+                pause_for = Some(h.id.clone());
+            }
+            Type::MfOffset if s.me().master.as_deref() == Some(h.id.as_str()) => {
+                if let Some((_, offset)) = s.manual.as_mut() {
+                    tracing::info!("Received replication offset for paused master manual failover: {}", h.repl_offset);
+                    *offset = Some(h.repl_offset);
+                }
+            }
             Type::AuthAck if sender_is_master => {
                 let epoch = s.election.as_ref().and_then(|e| e.epoch);
                 if let (Some(election), Some(epoch)) = (s.election.as_mut(), epoch) {
@@ -807,9 +888,19 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
         node.core.publish(&channel, &message);
     }
     send_to(replies);
+    if let Some(replica) = pause_for {
+        glommio::spawn_local(pause_for_replica(node.clone(), replica)).detach();
+    }
     if let Some(master) = follow {
         let node = node.clone();
-        glommio::spawn_local(async move { super::command::follow(&node, Some(master)).await }).detach();
+        let paused = super::with_state(|s| s.paused_until.take()).is_some();
+        glommio::spawn_local(async move {
+            super::command::follow(&node, Some(master)).await;
+            if paused {
+                unpause(&node).await;
+            }
+        })
+        .detach();
     }
     rename
 }
@@ -874,6 +965,8 @@ fn become_replica_of(s: &mut State, master: &str) -> Option<(String, u16)> {
     s.migrating.clear();
     s.importing.clear();
     s.election = None;
+    s.manual = None;
+    s.manual_until = None;
     s.dirty = true;
     Some((target.ip, target.port))
 }
@@ -890,7 +983,7 @@ fn vote(s: &mut State, h: &Header, now: u64, timeout: u64) -> Option<Bytes> {
         return None;
     }
     let master = h.master.as_ref()?;
-    if !s.nodes.get(master).is_some_and(|m| m.flags.fail) {
+    if !h.force && !s.nodes.get(master).is_some_and(|m| m.flags.fail) {
         return None;
     }
     if s.voted.get(master).is_some_and(|at| now.saturating_sub(*at) < timeout * 2) {
@@ -940,19 +1033,40 @@ enum Elected {
 /// FAIL, wait (500 ms plus up to 500 ms at random, so the failure is known everywhere), ask
 /// every master for its vote under a new epoch, and take the master's slots with a majority
 /// of the masters' votes; retry after two node timeouts.
-fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool) -> Option<Elected> {
+fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool, my_offset: u64) -> Option<Elected> {
     let me = s.me();
     let master = me.master.clone()?;
+    // CLUSTER FAILOVER: once this replica has all the paused master wrote, the election
+    // runs as for FORCE; past its time it is given up.
+    if let Some((until, master_offset)) = s.manual {
+        if now >= until {
+            tracing::warn!("Manual failover timed out.");
+            s.manual = None;
+        } else if master_offset.is_some_and(|o| my_offset >= o) && s.manual_until.is_none() {
+            tracing::info!("All master replication stream processed, manual failover can start.");
+            s.manual_until = Some(until);
+        }
+    }
+    if s.manual_until.is_some_and(|until| now >= until) {
+        tracing::warn!("Manual failover timed out.");
+        s.manual_until = None;
+        s.election = None;
+    }
+    let manual = s.manual_until.is_some();
     let failed = s.nodes.get(&master).is_some_and(|m| m.flags.fail) && !s.slots_of(&master).is_empty();
-    if !failed || no_failover {
+    if !manual && (!failed || no_failover) {
         s.election = None;
         return None;
     }
     let stale = s.election.as_ref().is_some_and(|e| now > e.at + timeout * 2);
     if s.election.is_none() || stale {
+        // A manual failover asks at once; after a failure, wait for it to be known.
         let jitter = crate::info::system::random_hex40().bytes().take(3).fold(0u64, |acc, b| acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64) % 500;
-        s.election = Some(Election { at: now + 500 + jitter, epoch: None, votes: Default::default() });
-        return None;
+        let at = if manual { now } else { now + 500 + jitter };
+        s.election = Some(Election { at, epoch: None, votes: Default::default() });
+        if !manual {
+            return None;
+        }
     }
     let election = s.election.clone().expect("set above");
     if now < election.at {
@@ -966,7 +1080,9 @@ fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool) -> Op
             s.dirty = true;
             tracing::info!("Starting a failover election for epoch {epoch}.");
             s_count(Type::AuthRequest);
-            Some(Elected::Ask(Message { header: header(s, Type::AuthRequest), body: Body::Gossip(Vec::new()) }.encode()))
+            let mut request = header(s, Type::AuthRequest);
+            request.force = manual;
+            Some(Elected::Ask(Message { header: request, body: Body::Gossip(Vec::new()) }.encode()))
         }
         Some(epoch) => {
             let needed = s.size / 2 + 1;
@@ -974,17 +1090,7 @@ fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool) -> Op
                 return None;
             }
             tracing::info!("Failover election won: I'm the new master (epoch {epoch}).");
-            let myself = s.myself.clone();
-            for owner in s.slots.iter_mut().filter(|o| o.as_deref() == Some(master.as_str())) {
-                *owner = Some(myself.clone());
-            }
-            let me = s.me_mut();
-            me.flags.master = true;
-            me.flags.replica = false;
-            me.master = None;
-            me.config_epoch = epoch;
-            s.election = None;
-            s.dirty = true;
+            s.promote(epoch);
             Some(Elected::Promoted)
         }
     }

@@ -177,7 +177,7 @@ pub async fn cluster(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]
             args::ok()
         }),
         "cluster|setslot" => setslot(node, args).await,
-        "cluster|failover" => errors::error("ERR You should send CLUSTER FAILOVER to a replica"),
+        "cluster|failover" => failover(node, args).await,
         _ => errors::subcommand_syntax(args),
     }
 }
@@ -335,6 +335,59 @@ pub async fn follow(node: &Rc<Node>, master: Option<(String, u16)>) {
     if let Frame::Error(e) = reply {
         tracing::warn!("Cluster: could not change the replication master: {}", String::from_utf8_lossy(&e));
     }
+}
+
+/// FAILOVER [FORCE|TAKEOVER]: this replica takes its master's place. Without an option the
+/// master pauses its writes and tells the replica its offset, and the election runs once
+/// the replica has everything (no write is lost); FORCE runs the election at once, with the
+/// master alive or not; TAKEOVER takes the slots under a new epoch without asking anyone.
+async fn failover(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+    let (force, takeover) = match args.get(2) {
+        None => (false, false),
+        Some(a) if args.len() == 3 && args::is(a, "force") => (true, false),
+        Some(a) if args.len() == 3 && args::is(a, "takeover") => (false, true),
+        Some(_) => return errors::syntax(),
+    };
+    let checked = read_state(|s| {
+        let me = s.me();
+        if me.is_master() {
+            return Err(errors::error("ERR You should send CLUSTER FAILOVER to a replica"));
+        }
+        match me.master.as_ref().and_then(|m| s.nodes.get(m)) {
+            None => Err(errors::error("ERR I'm a replica but my master is unknown to me")),
+            Some(m) if !force && !takeover && (m.flags.fail || !m.link_up) => {
+                Err(errors::error("ERR Master is down or failed, please use CLUSTER FAILOVER FORCE"))
+            }
+            Some(_) => Ok(()),
+        }
+    });
+    if let Err(refusal) = checked {
+        return refusal;
+    }
+    if takeover {
+        with_state(|s| {
+            s.current_epoch += 1;
+            let epoch = s.current_epoch;
+            tracing::info!("Taking over the master (user request), config epoch {epoch}.");
+            s.promote(epoch);
+        });
+        super::bus::announce_promotion(node).await;
+        return args::ok();
+    }
+    let until = now() + super::bus::MANUAL_FAILOVER_MS;
+    if force {
+        with_state(|s| {
+            s.manual_until = Some(until);
+            s.election = None;
+        });
+    } else {
+        with_state(|s| {
+            s.manual = Some((until, None));
+            s.election = None;
+        });
+        super::bus::start_manual_failover(node).await;
+    }
+    args::ok()
 }
 
 /// RESET [HARD|SOFT]

@@ -143,7 +143,7 @@ impl ClusterNode {
 }
 
 /// Message counts by bus message type, for CLUSTER INFO.
-pub const MESSAGE_TYPES: [&str; 7] = ["ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack"];
+pub const MESSAGE_TYPES: [&str; 9] = ["ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack", "mfstart", "mfoffset"];
 
 /// The cluster state of this node.
 #[derive(Debug)]
@@ -175,6 +175,15 @@ pub struct State {
     pub election: Option<Election>,
     /// When this master last voted for a replica of each failed master (ms).
     pub voted: HashMap<String, u64>,
+    /// CLUSTER FAILOVER FORCE on this replica: until when (ms) its election may run with its
+    /// master alive.
+    pub manual_until: Option<u64>,
+    /// CLUSTER FAILOVER (without FORCE) on this replica: until when (ms), and the offset its
+    /// master reached once it paused its writes (the election waits for this replica to
+    /// reach it).
+    pub manual: Option<(u64, Option<u64>)>,
+    /// A master paused for its replica's CLUSTER FAILOVER: until when (ms).
+    pub paused_until: Option<u64>,
 }
 
 /// A replica asking the masters to let it take its failed master's place.
@@ -212,6 +221,9 @@ impl State {
             recheck: true,
             election: None,
             voted: HashMap::new(),
+            manual_until: None,
+            manual: None,
+            paused_until: None,
         }
     }
 
@@ -386,6 +398,25 @@ impl State {
         std::fs::rename(&temp, path)?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// This replica takes its master's slots under `epoch` and becomes a master (the end
+    /// of an election, or CLUSTER FAILOVER TAKEOVER).
+    pub fn promote(&mut self, epoch: u64) {
+        let Some(master) = self.me().master.clone() else { return };
+        let myself = self.myself.clone();
+        for owner in self.slots.iter_mut().filter(|o| o.as_deref() == Some(master.as_str())) {
+            *owner = Some(myself.clone());
+        }
+        let me = self.me_mut();
+        me.flags.master = true;
+        me.flags.replica = false;
+        me.master = None;
+        me.config_epoch = epoch;
+        self.election = None;
+        self.manual_until = None;
+        self.manual = None;
+        self.dirty = true;
     }
 
     /// The immutable view the data path reads.
