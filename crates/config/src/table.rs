@@ -393,7 +393,8 @@ pub(crate) static TABLE: &[Directive] = &[
     boolean!("cluster-require-full-coverage", Mutable, cluster_require_full_coverage),
     boolean!("cluster-allow-reads-when-down", Mutable, cluster_allow_reads_when_down),
     boolean!("cluster-allow-pubsubshard-when-down", Mutable, cluster_allow_pubsubshard_when_down),
-    // Replica failover and migration between masters: not run by Shoal's cluster yet.
+    // Read by the cluster's elections (validity factor, no-failover); the others have no
+    // effect yet (replica migration, link buffers, hostnames, TLS).
     compat("cluster-replica-validity-factor", &["cluster-slave-validity-factor"], Check::Int(0, INT_MAX), "10"),
     compat("cluster-migration-barrier", &[], Check::Int(0, INT_MAX), "1"),
     compat("cluster-allow-replica-migration", &[], Check::Bool, "yes"),

@@ -413,6 +413,20 @@ fn kill_link_client() {
     }
 }
 
+/// How old this replica's data may be (Redis's `data_age` in cluster failover): since the
+/// master last sent something while the link is up, since the link went down otherwise;
+/// None when not a replica, u64::MAX when the link was never up.
+pub fn data_age_ms() -> Option<u64> {
+    let following = FOLLOWING.lock().expect("not poisoned");
+    let following = following.as_ref()?;
+    let now = shoal_runtime::now_ms();
+    Some(match (following.state, following.down_since_ms) {
+        (LinkState::Connected, _) => now.saturating_sub(following.last_io_ms),
+        (_, 0) => u64::MAX,
+        (_, since) => now.saturating_sub(since),
+    })
+}
+
 fn set_state(state: LinkState) {
     if let Some(following) = FOLLOWING.lock().expect("not poisoned").as_mut() {
         if following.state == LinkState::Connected && state != LinkState::Connected {

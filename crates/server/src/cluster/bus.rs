@@ -296,7 +296,10 @@ fn header(s: &State, kind: Type) -> Header {
         id: s.myself.clone(),
         current_epoch: s.current_epoch,
         config_epoch,
-        repl_offset: me.repl_offset,
+        repl_offset: match me.master {
+            Some(_) => crate::replica::history().map_or(0, |(_, offset, _)| offset),
+            None => crate::replication::own_history().1,
+        },
         flags,
         master: me.master.clone(),
         port: me.port,
@@ -412,6 +415,18 @@ fn cron(node: &Rc<Node>) {
     let mut elected = None;
     let no_failover = node.config.borrow().compat_value("cluster-replica-no-failover") == "yes";
     let my_offset = crate::replica::history().map_or(0, |(_, offset, _)| offset);
+    let master_offset = crate::replication::own_history().1;
+    // Redis's data age check: a replica cut off from its master for longer than
+    // `repl-ping-replica-period` + `cluster-node-timeout` * `cluster-replica-validity-factor`
+    // (beyond the node timeout itself), or never synced, may not stand in an election.
+    let eligible = {
+        let config = node.config.borrow();
+        let factor: u64 = config.compat_value("cluster-replica-validity-factor").parse().unwrap_or(10);
+        let limit = config.repl_ping_replica_period * 1000 + timeout * factor;
+        let age = crate::replica::data_age_ms().unwrap_or(u64::MAX);
+        let age = if age > timeout { age - timeout } else { age };
+        factor == 0 || age <= limit
+    };
     let mut unpause_now = false;
     let wanted: Vec<String> = with_state(|s| {
         SENT.with(|sent| {
@@ -451,7 +466,9 @@ fn cron(node: &Rc<Node>) {
             s.dirty = true;
         }
         s.recheck |= recheck;
-        elected = election_step(s, now, timeout, no_failover, my_offset);
+        let me = s.me_mut();
+        me.repl_offset = if me.master.is_some() { my_offset } else { master_offset };
+        elected = election_step(s, now, timeout, no_failover, my_offset, eligible);
         // A pause for a replica's manual failover that did not end in one.
         if s.paused_until.is_some_and(|until| now >= until) {
             s.paused_until = None;
@@ -1033,7 +1050,7 @@ enum Elected {
 /// FAIL, wait (500 ms plus up to 500 ms at random, so the failure is known everywhere), ask
 /// every master for its vote under a new epoch, and take the master's slots with a majority
 /// of the masters' votes; retry after two node timeouts.
-fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool, my_offset: u64) -> Option<Elected> {
+fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool, my_offset: u64, eligible: bool) -> Option<Elected> {
     let me = s.me();
     let master = me.master.clone()?;
     // CLUSTER FAILOVER: once this replica has all the paused master wrote, the election
@@ -1054,15 +1071,17 @@ fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool, my_of
     }
     let manual = s.manual_until.is_some();
     let failed = s.nodes.get(&master).is_some_and(|m| m.flags.fail) && !s.slots_of(&master).is_empty();
-    if !manual && (!failed || no_failover) {
+    if !manual && (!failed || no_failover || !eligible) {
         s.election = None;
         return None;
     }
     let stale = s.election.as_ref().is_some_and(|e| now > e.at + timeout * 2);
     if s.election.is_none() || stale {
-        // A manual failover asks at once; after a failure, wait for it to be known.
+        // A manual failover asks at once; after a failure, wait for it to be known, and a
+        // second more per replica of the same master with more of its data (Redis's rank).
         let jitter = crate::info::system::random_hex40().bytes().take(3).fold(0u64, |acc, b| acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64) % 500;
-        let at = if manual { now } else { now + 500 + jitter };
+        let rank = s.nodes.values().filter(|n| n.id != s.myself && n.master.as_deref() == Some(master.as_str()) && n.repl_offset > my_offset).count() as u64;
+        let at = if manual { now } else { now + 500 + jitter + rank * 1000 };
         s.election = Some(Election { at, epoch: None, votes: Default::default() });
         if !manual {
             return None;
