@@ -730,6 +730,15 @@ enum ClusterVerdict {
 /// The cluster's redirection for a command (see `crate::cluster::refusal`). ASKING counts
 /// for the next command only (the whole transaction, inside MULTI).
 fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_commands::CommandSpec, args: &[Bytes]) -> ClusterVerdict {
+    // Most requests: keys of one slot served here (see `cluster::served_here`).
+    let plain =
+        spec.movable_keys.is_none() && !matches!(spec.name, "ssubscribe" | "sunsubscribe" | "spublish" | "exec" | "asking" | "move" | "swapdb" | "copy");
+    if plain && conn.cluster_presence.is_none() && crate::cluster::served_here(spec.keys.positions(args.len()).map(|i| &args[i][..])) {
+        if conn.multi.is_none() {
+            conn.asking = false;
+        }
+        return ClusterVerdict::Serve;
+    }
     let (keys, shard_pubsub) = crate::cluster::query_keys(spec, args);
     let presence = conn.cluster_presence.take();
     if presence.is_none() && needs_lookup(node, &keys) && spec.name != "exec" {

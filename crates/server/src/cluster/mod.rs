@@ -211,6 +211,25 @@ pub fn view() -> SharedView {
     })
 }
 
+/// The common case, checked without allocating: every key in one slot this node serves,
+/// that slot not open, the cluster up. False means "ask [`refusal`]", not "refused".
+pub fn served_here<'a>(mut keys: impl Iterator<Item = &'a [u8]>) -> bool {
+    let Some(first) = keys.next() else { return true };
+    let slot = shoal_store::slot::key_slot(first);
+    if !keys.all(|key| shoal_store::slot::key_slot(key) == slot) {
+        return false;
+    }
+    let generation = cluster().generation.load(Ordering::Acquire);
+    VIEW.with(|cached| {
+        let cached = cached.borrow();
+        let Some(view) = cached.as_ref().filter(|view| view.generation == generation) else { return false };
+        view.ok
+            && view.owners[slot as usize] == view.myself
+            && (view.migrating.is_empty() || !view.migrating.contains_key(&slot))
+            && (view.importing.is_empty() || !view.importing.contains_key(&slot))
+    })
+}
+
 /// What a request asks of the cluster check.
 pub struct Query<'a> {
     /// Its keys (and, for sharded Pub/Sub, its channels), in order.
