@@ -15,12 +15,18 @@ fn start_node(threads: usize) -> (Server, u16) {
     (server, bus)
 }
 
+fn survivors_of(ports: &[u16], without: &[u16]) -> Vec<u16> {
+    ports.iter().copied().filter(|p| !without.contains(p)).collect()
+}
+
 fn command(port: u16, args: &[&str]) -> String {
     Raw::connect(port).expect("connect").command(args).expect("reply").trim_end_matches("\r\n").to_owned()
 }
 
+/// Sends `args` (nothing when empty: reads the next push) and returns the reply.
 fn ask(raw: &mut Raw, args: &[&str]) -> String {
-    raw.command(args).expect("reply").trim_end_matches("\r\n").to_owned()
+    let reply = if args.is_empty() { raw.read_reply() } else { raw.command(args) };
+    reply.expect("reply").trim_end_matches("\r\n").to_owned()
 }
 
 fn cluster_info(port: u16, field: &str) -> String {
@@ -438,6 +444,29 @@ fn a_replica_takes_over_its_failed_master() {
         assert_eq!(command(master, &["SET", key, key]), "+OK");
     }
     assert_eq!(command(master, &["WAIT", "1", "5000"]), ":1");
+
+    // PUBLISH reaches every node's subscribers, SPUBLISH the shard's, each exactly once (in
+    // cluster mode the bus carries them, not the replication stream).
+    let other = *survivors_of(&ports, &[master, replica]).first().unwrap();
+    let channel = keys[0].clone();
+    let mut on_replica = Raw::connect(replica).unwrap();
+    let mut on_other = Raw::connect(other).unwrap();
+    assert!(ask(&mut on_replica, &["SUBSCRIBE", "news"]).starts_with("*3\r\n$9\r\nsubscribe"));
+    assert!(ask(&mut on_other, &["SUBSCRIBE", "news"]).starts_with("*3\r\n$9\r\nsubscribe"));
+    let mut shard_sub = Raw::connect(replica).unwrap();
+    assert!(ask(&mut shard_sub, &["SSUBSCRIBE", &channel]).starts_with("*3\r\n$10\r\nssubscribe"), "a replica serves its shard's channels");
+    assert!(command(other, &["SSUBSCRIBE", &channel]).starts_with("-MOVED "), "another shard's channel");
+    assert_eq!(command(master, &["PUBLISH", "news", "hello"]), ":0", "no local subscriber on the master");
+    assert_eq!(command(master, &["SPUBLISH", &channel, "shard-hello"]), ":0");
+    for sub in [&mut on_replica, &mut on_other] {
+        assert_eq!(ask(sub, &[]).trim_end(), "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello".trim_end());
+    }
+    let expected = format!("*3\r\n$8\r\nsmessage\r\n${}\r\n{channel}\r\n$11\r\nshard-hello", channel.len());
+    assert_eq!(ask(&mut shard_sub, &[]), expected);
+    for sub in [&mut on_replica, &mut on_other, &mut shard_sub] {
+        sub.set_read_timeout(Duration::from_millis(300));
+        assert!(sub.read_reply().is_err(), "one copy of each message");
+    }
 
     let index = ports.iter().position(|&p| p == master).unwrap();
     let (mut dead, dead_bus) = nodes.remove(index);

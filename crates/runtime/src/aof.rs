@@ -755,9 +755,9 @@ impl Core {
     }
 
     /// Passes a command on to the replicas alone (PUBLISH), in this core's stream, when
-    /// replicas are fed.
+    /// replicas are fed (and not in cluster mode: see [`publish_through_replication`]).
     pub fn log_for_replicas(self: &Rc<Self>, args: &[&[u8]]) {
-        if !LOG.feeding() {
+        if !LOG.feeding() || !PUBLISH_TO_REPLICAS.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
         let args: Vec<Bytes> = args.iter().map(|arg| Bytes::copy_from_slice(arg)).collect();
@@ -794,4 +794,14 @@ impl Core {
         let marks = LOG.appended();
         self.aof_wait_until(|| LOG.durable_up_to(&marks)).await
     }
+}
+
+/// Whether PUBLISH and SPUBLISH reach replicas through the replication stream (Redis's way
+/// outside cluster mode). In cluster mode the cluster bus carries them instead, as in
+/// Redis, and the stream must not: a replica would deliver each message twice.
+static PUBLISH_TO_REPLICAS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// See [`PUBLISH_TO_REPLICAS`].
+pub fn publish_through_replication(on: bool) {
+    PUBLISH_TO_REPLICAS.store(on, std::sync::atomic::Ordering::Relaxed);
 }

@@ -202,7 +202,11 @@ pub async fn command(node: &Rc<Node>, conn: &mut Conn, spec: &CommandSpec, args:
             if std::mem::take(&mut conn.published) {
                 node.core.call_all(|_| ()).await;
             }
-            Frame::Integer(node.core.spublish(&args[1], &args[2]).await as i64)
+            let count = node.core.spublish(&args[1], &args[2]).await;
+            if crate::cluster::enabled() {
+                crate::cluster::bus::propagate_spublish(node, args[1].clone(), args[2].clone()).await;
+            }
+            Frame::Integer(count as i64)
         }
         "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => local_query(&node.core, spec, args),
         "pubsub|shardchannels" => {

@@ -55,6 +55,8 @@ pub enum Type {
     MfStart = 7,
     /// The paused master's replication offset (in the header), for that replica.
     MfOffset = 8,
+    /// SPUBLISH, to the other nodes of the shard (its master and replicas).
+    PublishShard = 9,
 }
 
 impl Type {
@@ -69,6 +71,7 @@ impl Type {
             6 => Type::AuthAck,
             7 => Type::MfStart,
             8 => Type::MfOffset,
+            9 => Type::PublishShard,
             _ => return None,
         })
     }
@@ -262,7 +265,7 @@ fn parse(buf: &mut Bytes) -> Option<Message> {
             Body::Gossip(entries)
         }
         Type::Fail => Body::Fail(take_id(buf)??),
-        Type::Publish => {
+        Type::Publish | Type::PublishShard => {
             let channel = take_blob(buf)?;
             let message = take_blob(buf)?;
             Body::Publish(channel, message)
@@ -578,6 +581,31 @@ pub async fn propagate_publish(node: &Rc<Node>, channel: Bytes, message: Bytes) 
                 s_count(Type::Publish);
                 Message { header: header(s, Type::Publish), body: Body::Publish(channel.clone(), message.clone()) }
             })
+        })
+        .await;
+}
+
+/// SPUBLISH in cluster mode reaches the subscribers of the other nodes of this node's shard
+/// (its master and replicas), as Redis's `clusterPropagatePublishShard`.
+pub async fn propagate_spublish(node: &Rc<Node>, channel: Bytes, message: Bytes) {
+    node.core
+        .call_on(0, move |_| {
+            let messages = super::read_state(|s| {
+                let shard = s.me().master.clone().unwrap_or_else(|| s.myself.clone());
+                let members: Vec<String> = s
+                    .nodes
+                    .values()
+                    .filter(|n| n.id != s.myself && (n.id == shard || n.master.as_deref() == Some(shard.as_str())))
+                    .map(|n| n.id.clone())
+                    .collect();
+                if members.is_empty() {
+                    return Vec::new();
+                }
+                s_count(Type::PublishShard);
+                let bytes = Message { header: header(s, Type::PublishShard), body: Body::Publish(channel.clone(), message.clone()) }.encode();
+                members.into_iter().map(|id| (id, bytes.clone())).collect()
+            });
+            send_to(messages);
         })
         .await;
 }
@@ -898,11 +926,21 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
                     }
                 }
             }
-            Body::Publish(channel, message) => publish = Some((channel.clone(), message.clone())),
+            Body::Publish(channel, message) => publish = Some((channel.clone(), message.clone(), h.kind == Type::PublishShard)),
         }
     });
-    if let Some((channel, message)) = publish {
-        node.core.publish(&channel, &message);
+    match publish {
+        Some((channel, message, false)) => {
+            node.core.publish(&channel, &message);
+        }
+        Some((channel, message, true)) => {
+            let node = node.clone();
+            glommio::spawn_local(async move {
+                node.core.spublish(&channel, &message).await;
+            })
+            .detach();
+        }
+        None => {}
     }
     send_to(replies);
     if let Some(replica) = pause_for {

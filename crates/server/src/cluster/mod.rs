@@ -83,6 +83,8 @@ pub fn init(config: &shoal_config::Config) -> Result<(), String> {
         full_coverage: config.cluster_require_full_coverage.into(),
         _lock: lock,
     };
+    // Messages travel over the bus (to every node, or a shard's nodes), not the stream.
+    shoal_runtime::aof::publish_through_replication(false);
     CLUSTER.set(cluster).map_err(|_| "cluster mode started twice".to_owned())
 }
 

@@ -143,7 +143,7 @@ impl ClusterNode {
 }
 
 /// Message counts by bus message type, for CLUSTER INFO.
-pub const MESSAGE_TYPES: [&str; 9] = ["ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack", "mfstart", "mfoffset"];
+pub const MESSAGE_TYPES: [&str; 10] = ["ping", "pong", "meet", "fail", "publish", "auth-req", "auth-ack", "mfstart", "mfoffset", "publishshard"];
 
 /// The cluster state of this node.
 #[derive(Debug)]
