@@ -116,6 +116,10 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         }));
     }
     NODE.with(|n| *n.borrow_mut() = Some(node.clone()));
+    // Cluster mode: keys counted per slot (COUNTKEYSINSLOT, GETKEYSINSLOT), before any load.
+    if crate::cluster::enabled() {
+        core.with_shard(|shard| shard.dbs[0].track_slots());
+    }
     crate::evict::configure(&node.config.borrow());
     configure_slowlog(&core, &node.config.borrow());
     core.tracking_set_max_keys(node.config.borrow().tracking_table_max_keys as usize);

@@ -289,6 +289,9 @@ pub struct Db {
     /// missing to it, though it stays until the master's DEL (Redis's `expireIfNeeded` on a
     /// replica). The master's own commands see it, as they did on the master.
     hide_expired: bool,
+    /// Cluster mode (database 0): how many keys each hash slot holds, kept on every insert
+    /// and removal (see [`Db::track_slots`]); None otherwise, for one branch per change.
+    slot_counts: Option<Box<[u32]>>,
 }
 
 impl Db {
@@ -615,6 +618,9 @@ impl Db {
                 let mut meta = Meta::default();
                 self.access.init(&mut meta, now_ms);
                 self.dict.insert_new_with(key, entry, meta);
+                if let Some(counts) = self.slot_counts.as_mut() {
+                    counts[crate::slot::key_slot(key) as usize] += 1;
+                }
                 if self.reporting.new {
                     self.report(Report::New, key);
                 }
@@ -837,6 +843,28 @@ impl Db {
         true
     }
 
+    /// Starts counting keys per hash slot (cluster mode), from what is here now.
+    pub fn track_slots(&mut self) {
+        let mut counts = vec![0u32; crate::slot::SLOT_COUNT as usize].into_boxed_slice();
+        for (key, _) in self.dict.iter() {
+            counts[crate::slot::key_slot(key) as usize] += 1;
+        }
+        self.slot_counts = Some(counts);
+    }
+
+    /// The keys `slot` holds (expired ones not reclaimed yet included, as Redis's
+    /// `countKeysInSlot`), when [`Db::track_slots`] is on.
+    pub fn slot_len(&self, slot: u16) -> Option<usize> {
+        self.slot_counts.as_ref().map(|counts| counts[slot as usize] as usize)
+    }
+
+    #[inline]
+    fn count_removed(&mut self, key: &[u8]) {
+        if let Some(counts) = self.slot_counts.as_mut() {
+            counts[crate::slot::key_slot(key) as usize] -= 1;
+        }
+    }
+
     /// Removes `key` (whether or not it has expired) and returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.take(key).map(|detached| detached.entry)
@@ -846,6 +874,7 @@ impl Db {
     pub fn take(&mut self, key: &[u8]) -> Option<Detached> {
         self.before_write(key);
         let (entry, meta) = self.dict.remove_with_meta(key)?;
+        self.count_removed(key);
         Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, key, &entry.value);
         let mut expire_at_ms = None;
         if meta.has_ttl() {
@@ -875,6 +904,7 @@ impl Db {
         self.reporting = old.reporting;
         self.access = old.access;
         self.loading = old.loading;
+        self.slot_counts = old.slot_counts.as_ref().map(|counts| vec![0; counts.len()].into_boxed_slice());
         self.reports = std::mem::take(&mut old.reports);
         self.expired_log = std::mem::take(&mut old.expired_log);
         // A snapshot keeps what it has not saved yet: copies of every key ahead of its walk.
@@ -1017,6 +1047,7 @@ impl Db {
             self.ttl.remove(&key);
             let entry = self.dict.remove(&key);
             debug_assert!(entry.is_some(), "expiry index only holds present keys");
+            self.count_removed(&key);
             if let Some(entry) = &entry {
                 Self::forget_indexed(&mut self.field_expires, &mut self.volatile_hashes, &key, &entry.value);
             }
@@ -1124,6 +1155,13 @@ impl Db {
     pub fn check_invariants(&self) {
         self.dict.check_invariants();
         self.ttl.check_invariants();
+        if let Some(counts) = &self.slot_counts {
+            let mut expected = vec![0u32; counts.len()];
+            for (key, _) in self.dict.iter() {
+                expected[crate::slot::key_slot(key) as usize] += 1;
+            }
+            assert_eq!(&expected[..], &counts[..], "each slot's count is its keys");
+        }
         let with_ttl = self.dict.iter_with_meta().filter(|(_, _, meta)| meta.has_ttl()).count();
         assert_eq!(with_ttl, self.ttl.len(), "the TTL map holds one item per key with a TTL");
         assert_eq!(with_ttl, self.expires.len(), "the index holds one item per key with a TTL");
@@ -1213,6 +1251,8 @@ mod tests {
         fn db_with_ttls_behaves_like_a_map(ops in proptest::collection::vec((0u8..6, 0u8..8, 1u64..40), 0..300)) {
             use std::collections::BTreeMap;
             let mut db = Db::new();
+            // Slot counts on, so the invariants check them after every step too.
+            db.track_slots();
             let mut model: BTreeMap<Vec<u8>, (String, Option<u64>)> = BTreeMap::new();
             let mut now = 1u64;
             for (op, key, n) in ops {
@@ -1265,6 +1305,25 @@ mod tests {
                 proptest::prop_assert_eq!(db.iter(now).count(), model.len());
             }
         }
+    }
+
+    #[test]
+    fn slot_counts_start_from_the_keys_and_survive_a_flush() {
+        let mut db = Db::new();
+        db.set(b"{a}1", string("v"), 1);
+        db.set(b"{a}2", string("v"), 1);
+        db.set(b"b", string("v"), 1);
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"a")), None, "off until asked");
+        db.track_slots();
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"a")), Some(2));
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"b")), Some(1));
+        db.remove(b"{a}1");
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"a")), Some(1));
+        drop(db.clear());
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"a")), Some(0), "still counting after FLUSHALL");
+        db.set(b"b", string("v"), 1);
+        assert_eq!(db.slot_len(crate::slot::key_slot(b"b")), Some(1));
+        db.check_invariants();
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub async fn cluster(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]
         "cluster|countkeysinslot" => match args::parse_i64(&args[2]) {
             Err(e) => e,
             Ok(slot) if !(0..SLOTS as i64).contains(&slot) => errors::error("ERR Invalid slot"),
-            Ok(slot) => Frame::Integer(keys_in_slot(node, slot as u16, usize::MAX).await.1 as i64),
+            Ok(slot) => Frame::Integer(keys_in_slot(node, slot as u16, 0).await.1 as i64),
         },
         "cluster|getkeysinslot" => {
             let (slot, count) = match (args::parse_i64(&args[2]), args::parse_i64(&args[3])) {
@@ -452,7 +452,7 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
         return errors::error("ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP");
     }
     // Keys still held for the slot stop NODE from giving it away.
-    let holds_keys = keys_in_slot(node, slot, 1).await.1 > 0;
+    let holds_keys = keys_in_slot(node, slot, 0).await.1 > 0;
     with_state(|s| {
         let unknown = |id: &str| err(format!("ERR I don't know about node {id}"));
         let owner_is_me = s.slots[slot as usize].as_deref() == Some(s.myself.as_str());
@@ -510,24 +510,33 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     })
 }
 
-/// The keys of `slot` (up to `count`) and how many there are, from the core that holds them.
+/// The keys of `slot` (up to `count`) and how many there are (Redis's `countKeysInSlot`:
+/// expired keys not reclaimed yet included), from the core that holds them. The count is
+/// kept per slot (`Db::track_slots`); the keys are found by a walk of that core's keys,
+/// which stops once it has them all (a known cost: Redis keeps a list per slot).
 async fn keys_in_slot(node: &Rc<Node>, slot: u16, count: usize) -> (Vec<Bytes>, usize) {
     let core = shoal_store::slot::slot_shard(slot, node.core.shard_count);
     node.core
         .call_on(core, move |core| {
             let now = shoal_runtime::now_ms();
             core.with_shard(|shard| {
+                let db = &shard.dbs[0];
+                let total = db.slot_len(slot).unwrap_or(usize::MAX);
+                let wanted = count.min(total);
                 let mut keys = Vec::new();
-                let mut total = 0;
-                for (key, _) in shard.dbs[0].iter(now) {
-                    if shoal_store::slot::key_slot(key) == slot {
-                        total += 1;
-                        if keys.len() < count {
+                let mut seen = 0;
+                if wanted > 0 {
+                    for (key, _) in db.iter(now) {
+                        if shoal_store::slot::key_slot(key) == slot {
+                            seen += 1;
                             keys.push(Bytes::copy_from_slice(key));
+                            if keys.len() >= wanted {
+                                break;
+                            }
                         }
                     }
                 }
-                (keys, total)
+                (keys, if total == usize::MAX { seen } else { total })
             })
         })
         .await
