@@ -576,3 +576,63 @@ fn manual_failover_loses_no_acknowledged_write() {
     }
     assert_eq!(command(replica, &["GET", &acknowledged[0]]), "$1\r\nv");
 }
+
+/// A new master gets slots (`--cluster reshard` to it), gives them back, and leaves
+/// (`--cluster del-node`): every key stays reachable, and the node is forgotten.
+/// (`--cluster rebalance`, which moves a quarter of all slots one by one, was run by hand.)
+#[test]
+fn a_node_added_then_emptied_and_deleted_keeps_every_key() {
+    if !need("redis-cli") {
+        return;
+    }
+    let nodes: Vec<(Server, u16)> = (0..4).map(|_| start_node(2)).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let cli = |args: &[&str]| {
+        let output = Command::new("timeout").arg("120").arg("redis-cli").args(args).output().expect("run redis-cli");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "redis-cli {args:?}: {text}{}", String::from_utf8_lossy(&output.stderr));
+        text
+    };
+    cli(&["--cluster", "create", &addresses[0], &addresses[1], &addresses[2], "--cluster-yes"]);
+    for &port in &ports[..3] {
+        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
+    }
+    let keys: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    for key in &keys {
+        assert_eq!(command(owner(ports[0], key_slot(key.as_bytes())), &["SET", key, key]), "+OK");
+    }
+    let all_readable = |via: u16| {
+        for key in &keys {
+            let home = owner(via, key_slot(key.as_bytes()));
+            assert_eq!(command(home, &["GET", key]), format!("${}\r\n{key}", key.len()), "{key} on {home}");
+        }
+    };
+    let id_of = |port: u16| {
+        let reply = command(port, &["CLUSTER", "MYID"]);
+        reply[reply.len() - 40..].to_owned()
+    };
+    let (first_id, new_id) = (id_of(ports[0]), id_of(ports[3]));
+    cli(&["--cluster", "add-node", &addresses[3], &addresses[0]]);
+    wait_for("the new node to be known", Duration::from_secs(20), || cluster_info(ports[1], "cluster_known_nodes") == "4");
+    cli(&["--cluster", "reshard", &addresses[0], "--cluster-from", &first_id, "--cluster-to", &new_id, "--cluster-slots", "200", "--cluster-yes"]);
+    for &port in &ports {
+        wait_for("every node to agree", Duration::from_secs(30), || signature(port) == signature(ports[0]));
+    }
+    assert_eq!(owner(ports[1], 0), ports[3], "the new master got slots");
+    all_readable(ports[1]);
+    cli(&["--cluster", "reshard", &addresses[0], "--cluster-from", &new_id, "--cluster-to", &first_id, "--cluster-slots", "200", "--cluster-yes"]);
+    for &port in &ports {
+        wait_for("every node to agree", Duration::from_secs(30), || signature(port) == signature(ports[0]));
+    }
+    assert!(!signature(ports[0]).iter().any(|line| line.starts_with(&new_id)), "the node was emptied");
+    let text = cli(&["--cluster", "del-node", &addresses[0], &new_id]);
+    assert!(text.contains("Sending CLUSTER RESET SOFT to the deleted node."), "{text}");
+    for &port in &ports[..3] {
+        assert_eq!(cluster_info(port, "cluster_known_nodes"), "3");
+    }
+    assert_eq!(cluster_info(ports[3], "cluster_known_nodes"), "1", "the deleted node forgot the cluster");
+    all_readable(ports[2]);
+    let check = cli(&["--cluster", "check", &addresses[0]]);
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+}
