@@ -178,7 +178,15 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     let replicaof = node.config.borrow().replicaof.clone();
     if let (0, Some((host, port))) = (core.id, replicaof) {
         let node = node.clone();
-        glommio::spawn_local(async move { crate::replica::follow(&node, host, port, false).await }).detach();
+        glommio::spawn_local(async move {
+            // Every core's keys first, and the history the file was saved at: the last core
+            // to install restores it, and a PSYNC sent before would ask for a full sync.
+            while crate::rdb_load::loading() && !node.shutdown.is_set() {
+                glommio::timer::sleep(Duration::from_millis(1)).await;
+            }
+            crate::replica::follow(&node, host, port, false).await
+        })
+        .detach();
     }
 
     // The cron: active expiry, and watching for shutdown.
