@@ -614,7 +614,11 @@ fn a_node_added_then_emptied_and_deleted_keeps_every_key() {
     };
     let (first_id, new_id) = (id_of(ports[0]), id_of(ports[3]));
     cli(&["--cluster", "add-node", &addresses[3], &addresses[0]]);
-    wait_for("the new node to be known", Duration::from_secs(20), || cluster_info(ports[1], "cluster_known_nodes") == "4");
+    for &port in &ports {
+        wait_for("the new node to know the cluster", Duration::from_secs(20), || {
+            cluster_info(port, "cluster_known_nodes") == "4" && signature(port) == signature(ports[0])
+        });
+    }
     cli(&["--cluster", "reshard", &addresses[0], "--cluster-from", &first_id, "--cluster-to", &new_id, "--cluster-slots", "200", "--cluster-yes"]);
     for &port in &ports {
         wait_for("every node to agree", Duration::from_secs(30), || signature(port) == signature(ports[0]));
@@ -626,6 +630,11 @@ fn a_node_added_then_emptied_and_deleted_keeps_every_key() {
         wait_for("every node to agree", Duration::from_secs(30), || signature(port) == signature(ports[0]));
     }
     assert!(!signature(ports[0]).iter().any(|line| line.starts_with(&new_id)), "the node was emptied");
+    // Emptied, it became the replica of the node that took its last slot (Redis 7.0, with
+    // cluster-allow-replica-migration yes).
+    wait_for("the emptied master to follow", Duration::from_secs(20), || {
+        command(ports[1], &["CLUSTER", "NODES"]).lines().any(|l| l.starts_with(&new_id) && l.contains(&format!("slave {first_id}")))
+    });
     let text = cli(&["--cluster", "del-node", &addresses[0], &new_id]);
     assert!(text.contains("Sending CLUSTER RESET SOFT to the deleted node."), "{text}");
     for &port in &ports[..3] {

@@ -1010,7 +1010,7 @@ fn update_slots(s: &mut State, sender: &str, epoch: u64, claimed: &[u8]) -> bool
 
 /// This node follows `master` (a replica that took its shard's slots): its address, for
 /// REPLICAOF.
-fn become_replica_of(s: &mut State, master: &str) -> Option<(String, u16)> {
+pub(super) fn become_replica_of(s: &mut State, master: &str) -> Option<(String, u16)> {
     let target = s.nodes.get(master)?.clone();
     tracing::info!("Configuration change detected. Reconfiguring myself as a replica of {master}");
     let me = s.me_mut();

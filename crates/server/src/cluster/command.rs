@@ -453,7 +453,9 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     }
     // Keys still held for the slot stop NODE from giving it away.
     let holds_keys = keys_in_slot(node, slot, 0).await.1 > 0;
-    with_state(|s| {
+    let replica_migration = node.config.borrow().compat_value("cluster-allow-replica-migration") == "yes";
+    let mut follow_new_owner = None;
+    let reply = with_state(|s| {
         let unknown = |id: &str| err(format!("ERR I don't know about node {id}"));
         let owner_is_me = s.slots[slot as usize].as_deref() == Some(s.myself.as_str());
         match action.as_slice() {
@@ -503,11 +505,20 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
                     // Claim the slot with a new epoch, so the cluster takes our word for it.
                     bump_epoch(s);
                 }
+                // A master that gave its last slot away becomes the new owner's replica, as
+                // Redis does under `cluster-allow-replica-migration yes`.
+                if owner_is_me && id != s.myself && replica_migration && s.slots_of(&s.myself).is_empty() {
+                    follow_new_owner = super::bus::become_replica_of(s, &id);
+                }
             }
         }
         s.dirty = true;
         args::ok()
-    })
+    });
+    if let Some(master) = follow_new_owner {
+        follow(node, Some(master)).await;
+    }
+    reply
 }
 
 /// The keys of `slot` (up to `count`) and how many there are (Redis's `countKeysInSlot`:
