@@ -15,6 +15,39 @@ fn start_node(threads: usize) -> (Server, u16) {
     (server, bus)
 }
 
+/// A node's id (CLUSTER MYID).
+fn node_id(port: u16) -> String {
+    let reply = command(port, &["CLUSTER", "MYID"]);
+    reply[reply.len() - 40..].to_owned()
+}
+
+/// Six single-core nodes made a cluster of three masters with a replica each
+/// (`redis-cli --cluster create --cluster-replicas 1`), all ok; with the master of slot 0
+/// and its replica.
+fn replicated_cluster() -> (Vec<(Server, u16)>, Vec<u16>, u16, u16) {
+    let nodes: Vec<(Server, u16)> = (0..6).map(|_| start_node(1)).collect();
+    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
+    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let output = Command::new("timeout")
+        .args(["90", "redis-cli", "--cluster", "create"])
+        .args(&addresses)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .expect("run redis-cli");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && text.contains("[OK] All 16384 slots covered."), "{text}");
+    for &port in &ports {
+        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
+    }
+    let master = owner(ports[0], 0);
+    let master_id = node_id(master);
+    let replica = *ports
+        .iter()
+        .find(|&&p| command(p, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id)))
+        .expect("slot 0's master has a replica");
+    (nodes, ports, master, replica)
+}
+
 fn survivors_of(ports: &[u16], without: &[u16]) -> Vec<u16> {
     ports.iter().copied().filter(|p| !without.contains(p)).collect()
 }
@@ -305,11 +338,7 @@ fn two_node_cluster() -> (Server, Server, String, String) {
             cluster_info(port, "cluster_state") == "ok" && cluster_info(port, "cluster_known_nodes") == "2"
         });
     }
-    let id = |port| {
-        let reply = command(port, &["CLUSTER", "MYID"]);
-        reply[reply.len() - 40..].to_owned()
-    };
-    let (a_id, b_id) = (id(a.port), id(b.port));
+    let (a_id, b_id) = (node_id(a.port), node_id(b.port));
     (a, b, a_id, b_id)
 }
 
@@ -414,31 +443,7 @@ fn a_replica_takes_over_its_failed_master() {
     if !need("redis-cli") {
         return;
     }
-    let mut nodes: Vec<(Server, u16)> = (0..6).map(|_| start_node(1)).collect();
-    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
-    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let output = Command::new("timeout")
-        .args(["90", "redis-cli", "--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "1", "--cluster-yes"])
-        .output()
-        .expect("run redis-cli");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && text.contains("[OK] All 16384 slots covered."), "{text}");
-    for &port in &ports {
-        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
-    }
-    let id_of = |port: u16| {
-        let reply = command(port, &["CLUSTER", "MYID"]);
-        reply[reply.len() - 40..].to_owned()
-    };
-    // The master of slot 0 and its replica.
-    let master = owner(ports[0], 0);
-    let master_id = id_of(master);
-    let replica = *ports
-        .iter()
-        .find(|&&p| command(p, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id)))
-        .expect("slot 0's master has a replica");
+    let (mut nodes, ports, master, replica) = replicated_cluster();
     let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).filter(|k| owner(ports[0], key_slot(k.as_bytes())) == master).collect();
     for key in &keys {
         assert_eq!(command(master, &["SET", key, key]), "+OK");
@@ -486,7 +491,7 @@ fn a_replica_takes_over_its_failed_master() {
     // The old master comes back and follows the replica that replaced it.
     let back =
         Server::start_in_on(&dead_dir, master, 1, &["--cluster-enabled", "yes", "--cluster-port", &dead_bus.to_string(), "--cluster-node-timeout", "1500"]);
-    let replica_id = id_of(replica);
+    let replica_id = node_id(replica);
     wait_for("the old master to follow", Duration::from_secs(40), || {
         command(back.port, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&replica_id))
     });
@@ -506,29 +511,8 @@ fn manual_failover_loses_no_acknowledged_write() {
     if !need("redis-cli") {
         return;
     }
-    let nodes: Vec<(Server, u16)> = (0..6).map(|_| start_node(1)).collect();
-    let ports: Vec<u16> = nodes.iter().map(|(s, _)| s.port).collect();
-    let addresses: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-    let output = Command::new("timeout")
-        .args(["90", "redis-cli", "--cluster", "create"])
-        .args(&addresses)
-        .args(["--cluster-replicas", "1", "--cluster-yes"])
-        .output()
-        .expect("run redis-cli");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
-    for &port in &ports {
-        wait_for("cluster_state:ok", Duration::from_secs(30), || cluster_info(port, "cluster_state") == "ok");
-    }
-    let id_of = |port: u16| {
-        let reply = command(port, &["CLUSTER", "MYID"]);
-        reply[reply.len() - 40..].to_owned()
-    };
-    let master = owner(ports[0], 0);
-    let master_id = id_of(master);
-    let replica = *ports
-        .iter()
-        .find(|&&p| command(p, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&master_id)))
-        .expect("slot 0's master has a replica");
+    let (_nodes, ports, master, replica) = replicated_cluster();
+    let master_id = node_id(master);
     assert_eq!(command(master, &["CLUSTER", "FAILOVER"]), "-ERR You should send CLUSTER FAILOVER to a replica");
     assert_eq!(command(replica, &["CLUSTER", "FAILOVER", "SOON"]), "-ERR syntax error");
     // A tag of the master's slots, so every key of the writer lands there.
@@ -559,7 +543,7 @@ fn manual_failover_loses_no_acknowledged_write() {
         assert_eq!(command(replica, &["GET", key]), "$1\r\nv", "{key}, acknowledged by the old master");
     }
     wait_for("the old master to follow", Duration::from_secs(30), || {
-        command(master, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&id_of(replica)))
+        command(master, &["CLUSTER", "NODES"]).lines().any(|l| l.contains("myself,slave") && l.contains(&node_id(replica)))
     });
     // TAKEOVER: no vote, at once.
     assert_eq!(command(master, &["CLUSTER", "FAILOVER", "TAKEOVER"]), "+OK");
@@ -608,11 +592,7 @@ fn a_node_added_then_emptied_and_deleted_keeps_every_key() {
             assert_eq!(command(home, &["GET", key]), format!("${}\r\n{key}", key.len()), "{key} on {home}");
         }
     };
-    let id_of = |port: u16| {
-        let reply = command(port, &["CLUSTER", "MYID"]);
-        reply[reply.len() - 40..].to_owned()
-    };
-    let (first_id, new_id) = (id_of(ports[0]), id_of(ports[3]));
+    let (first_id, new_id) = (node_id(ports[0]), node_id(ports[3]));
     cli(&["--cluster", "add-node", &addresses[3], &addresses[0]]);
     for &port in &ports {
         wait_for("the new node to know the cluster", Duration::from_secs(20), || {

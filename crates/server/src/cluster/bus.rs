@@ -912,7 +912,7 @@ fn handle(node: &Rc<Node>, message: Message, link: Option<&str>, peer: Option<&s
         match &message.body {
             Body::Gossip(entries) => {
                 for g in entries {
-                    gossip(s, &h.id, sender_is_master, g, now, timeout);
+                    gossip(s, &h.id, sender_is_master, g, now);
                 }
             }
             Body::Fail(failed) => {
@@ -1117,7 +1117,7 @@ fn election_step(s: &mut State, now: u64, timeout: u64, no_failover: bool, my_of
     if s.election.is_none() || stale {
         // A manual failover asks at once; after a failure, wait for it to be known, and a
         // second more per replica of the same master with more of its data (Redis's rank).
-        let jitter = crate::info::system::random_hex40().bytes().take(3).fold(0u64, |acc, b| acc * 16 + (b as char).to_digit(16).unwrap_or(0) as u64) % 500;
+        let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos() as u64 % 500;
         let rank = s.nodes.values().filter(|n| n.id != s.myself && n.master.as_deref() == Some(master.as_str()) && n.repl_offset > my_offset).count() as u64;
         let at = if manual { now } else { now + 500 + jitter + rank * 1000 };
         s.election = Some(Election { at, epoch: None, votes: Default::default() });
@@ -1168,7 +1168,7 @@ fn handle_epoch_collision(s: &mut State, h: &Header) {
 }
 
 /// One gossip entry from `sender`: a failure report, or a node to meet.
-fn gossip(s: &mut State, sender: &str, sender_is_master: bool, g: &Gossip, now: u64, _timeout: u64) {
+fn gossip(s: &mut State, sender: &str, sender_is_master: bool, g: &Gossip, now: u64) {
     if g.id == s.myself {
         return;
     }

@@ -159,7 +159,7 @@ pub async fn cluster(node: &Rc<Node>, spec: &'static CommandSpec, args: &[Bytes]
             let (bumped, epoch) = bump_epoch(s);
             simple(format!("{} {epoch}", if bumped { "BUMPED" } else { "STILL" }))
         }),
-        "cluster|meet" => meet(node, args),
+        "cluster|meet" => meet(args),
         "cluster|forget" => with_state(|s| forget(s, &args[2])),
         "cluster|count-failure-reports" => read_state(|s| match s.nodes.get(&lossy(&args[2])) {
             None => err(format!("ERR Unknown node {}", lossy(&args[2]))),
@@ -241,7 +241,7 @@ pub fn bump_epoch(s: &mut State) -> (bool, u64) {
 }
 
 /// MEET ip port [bus-port]
-fn meet(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+fn meet(args: &[Bytes]) -> Frame {
     let port = match args::parse_i64(&args[3]) {
         Ok(p) if (0..=65535).contains(&p) => p as u16,
         _ => return err(format!("ERR Invalid TCP base port specified: {}", lossy(&args[3]))),
@@ -257,7 +257,6 @@ fn meet(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     let Ok(addr) = ip.parse::<std::net::IpAddr>() else {
         return err(format!("ERR Invalid node address specified: {ip}:{port}"));
     };
-    let _ = node;
     with_state(|s| super::bus::start_handshake(s, &addr.to_string(), port, cport, true, now()));
     args::ok()
 }
@@ -459,21 +458,13 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
         let unknown = |id: &str| err(format!("ERR I don't know about node {id}"));
         let owner_is_me = s.slots[slot as usize].as_deref() == Some(s.myself.as_str());
         match action.as_slice() {
-            b"migrating" => {
+            b"migrating" | b"importing" => {
                 let id = target.expect("checked");
-                if !owner_is_me {
+                let migrating = action.as_slice() == b"migrating";
+                if migrating && !owner_is_me {
                     return err(format!("ERR I'm not the owner of hash slot {slot}"));
                 }
-                match s.nodes.get(&id) {
-                    None => return unknown(&id),
-                    Some(n) if !n.is_master() => return errors::error("ERR Target node is not a master"),
-                    Some(_) => {}
-                }
-                s.migrating.insert(slot, id);
-            }
-            b"importing" => {
-                let id = target.expect("checked");
-                if owner_is_me {
+                if !migrating && owner_is_me {
                     return err(format!("ERR I'm already the owner of hash slot {slot}"));
                 }
                 match s.nodes.get(&id) {
@@ -481,7 +472,11 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
                     Some(n) if !n.is_master() => return errors::error("ERR Target node is not a master"),
                     Some(_) => {}
                 }
-                s.importing.insert(slot, id);
+                if migrating {
+                    s.migrating.insert(slot, id);
+                } else {
+                    s.importing.insert(slot, id);
+                }
             }
             b"stable" => {
                 s.migrating.remove(&slot);
