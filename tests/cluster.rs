@@ -625,3 +625,124 @@ fn a_node_added_then_emptied_and_deleted_keeps_every_key() {
     let check = cli(&["--cluster", "check", &addresses[0]]);
     assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
 }
+
+/// Clients that INCR keys of a slot while it moves, following ASK and MOVED as a cluster
+/// client does: every acknowledged increment is in the target's count at the end, and the
+/// source keeps no key of the slot. A command that passed the source's redirection check
+/// while its key was still there, and ran after MIGRATE took the key away (it waited for
+/// MIGRATE's locks, or sat behind other commands of its pipeline), would create the key
+/// again on the source: an increment acknowledged and lost.
+#[test]
+fn increments_during_a_migration_are_never_lost() {
+    let (a, b, a_id, b_id) = two_node_cluster();
+    let slot = key_slot(b"{c}");
+    assert!(slot < 8192, "{{c}} is node a's");
+    let keys: Vec<String> = (0..8).map(|i| format!("{{c}}{i}")).collect();
+    for key in &keys {
+        assert_eq!(command(a.port, &["SET", key, "0"]), "+OK");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let (keys, stop, a_port) = (keys.clone(), stop.clone(), a.port);
+            std::thread::spawn(move || {
+                let mut acknowledged = vec![0u64; keys.len()];
+                let mut source = Raw::connect(a_port).unwrap();
+                let mut others: std::collections::HashMap<u16, Raw> = std::collections::HashMap::new();
+                let mut i = w;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let pair = [i % keys.len(), (i + 3) % keys.len()];
+                    i += 1;
+                    // Writers 1 and 4 send MULTI, INCR, INCR, EXEC (a redirection then moves
+                    // the whole transaction); the others two INCRs at once (2 and 5 through
+                    // EVAL), so that one may wait behind the other on the source.
+                    let transaction = w % 3 == 1;
+                    let incr = |key: &str| match w % 3 {
+                        2 => Raw::encode(&["EVAL", "return redis.call('INCR', KEYS[1])", "1", key]),
+                        _ => Raw::encode(&["INCR", key]),
+                    };
+                    let mut pending: Vec<usize> = pair.to_vec();
+                    let (mut port, mut asking) = (a_port, false);
+                    loop {
+                        let raw = if port == a_port { &mut source } else { others.entry(port).or_insert_with(|| Raw::connect(port).unwrap()) };
+                        if asking {
+                            assert_eq!(ask(raw, &["ASKING"]), "+OK");
+                        }
+                        let mut redirect = None;
+                        let incrs: Vec<Vec<u8>> = pending.iter().map(|&k| incr(&keys[k])).collect();
+                        if transaction {
+                            raw.send(&[Raw::encode(&["MULTI"]), incrs.concat(), Raw::encode(&["EXEC"])].concat());
+                            assert_eq!(ask(raw, &[]), "+OK");
+                            for _ in pair {
+                                let queued = ask(raw, &[]);
+                                if queued != "+QUEUED" {
+                                    redirect = Some(queued);
+                                }
+                            }
+                            let exec = ask(raw, &[]);
+                            // Refused while queueing: EXEC aborts, or redirects itself first (as
+                            // Redis checks EXEC's queue before it looks for errors).
+                            match redirect {
+                                Some(_) => assert!(!exec.starts_with('*'), "{exec}"),
+                                None if exec.starts_with("*2") => pair.iter().for_each(|&k| acknowledged[k] += 1),
+                                None => redirect = Some(exec),
+                            }
+                            if redirect.is_none() {
+                                break;
+                            }
+                        } else {
+                            raw.send(&incrs.concat());
+                            let mut left = Vec::new();
+                            for &k in &pending {
+                                let reply = ask(raw, &[]);
+                                if reply.starts_with(':') {
+                                    acknowledged[k] += 1;
+                                } else {
+                                    redirect = Some(reply);
+                                    left.push(k);
+                                }
+                            }
+                            if redirect.is_none() {
+                                break;
+                            }
+                            pending = left;
+                        }
+                        let reply = redirect.expect("redirected");
+                        (port, asking) = match reply.split_once(' ') {
+                            Some(("-ASK", to)) => (to.rsplit(':').next().unwrap().parse().unwrap(), true),
+                            Some(("-MOVED", to)) => (to.rsplit(':').next().unwrap().parse().unwrap(), false),
+                            Some(("-TRYAGAIN", _)) => (port, asking),
+                            _ => panic!("{reply}"),
+                        };
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let slot_text = slot.to_string();
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &a_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &b_id]), "+OK");
+    let b_port = b.port.to_string();
+    for key in &keys {
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(command(a.port, &["MIGRATE", "127.0.0.1", &b_port, key, "0", "5000"]), "+OK");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot_text, "NODE", &b_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot_text, "NODE", &b_id]), "+OK");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acknowledged = vec![0u64; keys.len()];
+    for writer in writers {
+        for (total, count) in acknowledged.iter_mut().zip(writer.join().unwrap()) {
+            *total += count;
+        }
+    }
+    for (key, count) in keys.iter().zip(&acknowledged) {
+        assert!(*count > 0, "{key} was incremented");
+        assert_eq!(command(b.port, &["GET", key]), format!("${}\r\n{count}", count.to_string().len()), "{key}: every acknowledged INCR counted");
+    }
+    assert_eq!(command(a.port, &["CLUSTER", "COUNTKEYSINSLOT", &slot_text]), ":0", "the source keeps no key of the moved slot");
+}

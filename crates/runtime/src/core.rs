@@ -121,6 +121,79 @@ pub struct Cmd {
     pub spec: &'static CommandSpec,
     pub route: Route,
     pub args: Vec<Bytes>,
+    /// Non-zero: the registered [`Guard`] looks at the command on the core that runs it,
+    /// just before it runs, with these flags (the server's to define). Zero: only when the
+    /// guard's generation moved since the command was read (see [`Guarding`]).
+    pub guard: u8,
+}
+
+/// A check run on the core that owns a command's keys, in the same step as the command and
+/// just before it, that may answer in its place: cluster mode's redirection, which depends on
+/// keys a MIGRATE may take away while the command waits for its locks or its turn. Called
+/// with the command, its arguments, database 0 of the core's shard and the flags.
+pub type Guard = fn(&'static CommandSpec, &[Bytes], &shoal_store::db::Db, u8) -> Option<Frame>;
+
+/// The registered guard, and the generation of what it checks against (bumped on every
+/// change).
+struct Registered {
+    check: Guard,
+    generation: &'static AtomicU64,
+}
+
+static GUARD: std::sync::OnceLock<Registered> = std::sync::OnceLock::new();
+
+/// Registers the [`Guard`] and its generation (once per process; cluster mode).
+pub fn set_guard(check: Guard, generation: &'static AtomicU64) {
+    let _ = GUARD.set(Registered { check, generation });
+}
+
+/// How the commands of one read are guarded where they run (see [`Guard`]).
+#[derive(Clone, Copy, Default)]
+pub struct Guarding {
+    /// The guard's generation before the requests were checked when read; 0: none is.
+    pub generation: u64,
+    /// The flags a command without its own ([`Cmd::guard`] 0) is checked with when the
+    /// generation has moved since.
+    pub common: u8,
+}
+
+/// Who sent a batch, and what it asks besides its commands' replies.
+pub struct Origin {
+    /// The client, for the slow log.
+    pub client: u64,
+    /// Remember the keys its read-only commands read, for the client's invalidations
+    /// (CLIENT TRACKING).
+    pub track: bool,
+    pub guards: Guards,
+}
+
+/// One batch's guarding: the read's, and each command's own flags when any has some.
+#[derive(Default)]
+pub struct Guards {
+    pub read: Guarding,
+    pub each: Vec<u8>,
+}
+
+impl Guards {
+    /// The flags to check `cmds[index]` with now, if any (`moved`: see [`Guards::moved`]).
+    fn flags(&self, index: usize, moved: bool) -> u8 {
+        match self.each.get(index) {
+            Some(&own) if own != 0 => own,
+            _ if moved => self.read.common,
+            _ => 0,
+        }
+    }
+
+    /// Whether the guard's generation moved since the commands were read.
+    fn moved(&self) -> bool {
+        self.read.generation != 0 && GUARD.get().is_some_and(|g| g.generation.load(std::sync::atomic::Ordering::Acquire) != self.read.generation)
+    }
+}
+
+/// The guard's answer for a command checked with `flags` (none when 0).
+fn guarded(flags: u8, spec: &'static CommandSpec, args: &[Bytes], shard: &Shard) -> Option<Frame> {
+    let guard = GUARD.get().filter(|_| flags != 0)?;
+    (guard.check)(spec, args, &shard.dbs[0], flags)
 }
 
 /// Identifies a cross-core transaction: the coordinating core and a per-core counter.
@@ -132,10 +205,7 @@ pub type CallFn = Box<dyn FnOnce(&Rc<Core>) -> Box<dyn Any + Send> + Send>;
 /// A message between cores. Messages from one core to another arrive in the order sent.
 pub enum Msg {
     /// Run plain commands in order and reply with their frames.
-    /// `client` is who sent them, for the slow log.
-    /// With `track`, the keys of its read-only commands are remembered for the client's
-    /// invalidations (CLIENT TRACKING).
-    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, client: u64, track: bool },
+    Batch { req: u64, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, origin: Origin },
     /// Take intent locks for transaction `tx`; reply when granted.
     Acquire { req: u64, tx: TxId, locks: LockSet },
     /// Take intent locks for transaction `tx` only if they can be granted now; reply at once,
@@ -205,7 +275,7 @@ pub enum Payload {
 /// Who waits on a lock set.
 enum Waiter {
     /// A batch of plain commands, run as soon as its keys are free.
-    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool },
+    Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, origin: Origin },
     /// A transaction coordinated by this core.
     LocalTx { tx: TxId, granted: oneshot::Sender<()> },
     /// A transaction coordinated by another core.
@@ -288,12 +358,20 @@ pub struct BlockCtx<'a> {
     /// CLIENT TRACKING: remember the keys the plain read-only commands read, for the
     /// client's invalidations (see [`crate::tracking`]).
     pub track: bool,
+    /// How its commands are checked again where they run (cluster mode; see [`Guard`]).
+    pub guarding: Guarding,
 }
 
 impl BlockCtx<'_> {
     /// For callers without a connection: blocking commands never wait.
     /// Its commands are not logged as slow (the append-only file's replay).
-    pub const NEVER: BlockCtx<'static> = BlockCtx { may_block: false, interrupted: &never_interrupted, client: crate::slowlog::NOT_LOGGED, track: false };
+    pub const NEVER: BlockCtx<'static> = BlockCtx {
+        may_block: false,
+        interrupted: &never_interrupted,
+        client: crate::slowlog::NOT_LOGGED,
+        track: false,
+        guarding: Guarding { generation: 0, common: 0 },
+    };
 }
 
 fn never_interrupted() -> LocalBoxFuture<'static, Option<Frame>> {
@@ -396,14 +474,26 @@ impl Core {
     }
 
     /// Runs `cmds` (commands of this core) here and now if nothing is locked here, without
-    /// yielding: nothing else can run between them. `None` when something is locked.
-    pub fn run_local_now(self: &Rc<Self>, db: usize, proto: Protocol, cmds: &[(&'static CommandSpec, Vec<Bytes>)], client: u64) -> Option<Vec<Frame>> {
+    /// yielding: nothing else can run between them. `None` when something is locked. `check`
+    /// runs first, against the shard, in the same step: when it answers, its answer stands
+    /// for the whole run (`Err`) and nothing runs.
+    pub fn run_local_now(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        cmds: &[(&'static CommandSpec, Vec<Bytes>)],
+        client: u64,
+        check: impl FnOnce(&Shard) -> Option<Frame>,
+    ) -> Option<Result<Vec<Frame>, Frame>> {
         if !self.locks.borrow().is_idle() {
             return None;
         }
-        let frames = self.run_now(db, proto, cmds, true, client, None);
+        if let Some(answer) = check(&self.shard.borrow()) {
+            return Some(Err(answer));
+        }
+        let frames = self.run_now(db, proto, cmds, true, client, None, &Guards::default());
         self.serve_blocked();
-        Some(frames)
+        Some(Ok(frames))
     }
 
     /// Whether a client here watches a key, waits on one or tracks one: whether writes need
@@ -568,7 +658,7 @@ impl Core {
     /// Handles one message from core `from`. Never waits: work that cannot run yet is queued.
     pub(crate) fn handle(self: &Rc<Self>, from: usize, msg: Msg) {
         match msg {
-            Msg::Batch { req, db, proto, cmds, client, track } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }, client, track),
+            Msg::Batch { req, db, proto, cmds, origin } => self.submit_batch(db, proto, cmds, Done::Remote { from, req }, origin),
             Msg::Acquire { req, tx, locks } => {
                 let granted = self.locks.borrow_mut().acquire(locks, Waiter::RemoteTx { tx, from, req });
                 if let Some(granted) = granted {
@@ -639,6 +729,7 @@ impl Core {
     /// `client` sent them (for the slow log).
     /// With `track` (the client's home core), the keys of read-only commands are remembered
     /// for the client's invalidations as they run.
+    #[allow(clippy::too_many_arguments)]
     fn run_now(
         self: &Rc<Self>,
         db: usize,
@@ -647,6 +738,7 @@ impl Core {
         atomic: bool,
         client: u64,
         track: Option<usize>,
+        guards: &Guards,
     ) -> Vec<Frame> {
         self.tracking.borrow_mut().writer = client;
         let settings = self.settings.borrow();
@@ -658,9 +750,19 @@ impl Core {
         let logging = crate::aof::LOG.is_active();
         let mut logged = Vec::new();
         let mut logged_count = 0;
-        for group in cmds.chunks(PREFETCH_GROUP) {
+        let moved = guards.moved();
+        let guarding = moved || !guards.each.is_empty();
+        for (first, group) in cmds.chunks(PREFETCH_GROUP).enumerate().map(|(n, group)| (n * PREFETCH_GROUP, group)) {
             prefetch_keys(&ctx.shard.dbs[db], group);
-            for (spec, args) in group {
+            for (index, (spec, args)) in (first..).zip(group) {
+                if guarding {
+                    let flags = guards.flags(index, moved);
+                    if let Some(refusal) = guarded(flags, spec, args, ctx.shard) {
+                        stats.record_rejected(Some(spec.name), &refusal);
+                        replies.push(refusal);
+                        continue;
+                    }
+                }
                 let (reply, elapsed, changed) = self.run_signalled(&mut ctx, spec, args, logging);
                 // Remembered right after the read, before anything else can run here: a
                 // later write of the key is always announced.
@@ -1228,18 +1330,18 @@ impl Core {
         set
     }
 
-    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool) {
+    fn submit_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, origin: Origin) {
         let runnable = {
             let locks = self.locks.borrow();
             locks.is_idle() || locks.can_run(&Self::batch_locks(db, &cmds))
         };
         if runnable {
-            self.run_batch(db, proto, cmds, done, client, track);
+            self.run_batch(db, proto, cmds, done, &origin);
             self.serve_blocked();
             return;
         }
         let set = Self::batch_locks(db, &cmds);
-        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done, client, track });
+        let granted = self.locks.borrow_mut().acquire(set, Waiter::Batch { db, proto, cmds, done, origin });
         if let Some(granted) = granted {
             self.process_grants(vec![granted]);
         }
@@ -1248,13 +1350,13 @@ impl Core {
     /// Runs a batch of plain commands here and sends their replies where they go: at once, or,
     /// when they published keyspace events to other cores, once those cores have handed the
     /// events to their subscribers (see [`Core::delivered`]).
-    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, client: u64, track: bool) {
+    fn run_batch(self: &Rc<Self>, db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, origin: &Origin) {
         let mark = self.publish_mark();
         let home = match done {
             Done::Local(_) => self.id,
             Done::Remote { from, .. } => from,
         };
-        let frames = self.run_now(db, proto, &cmds, false, client, track.then_some(home));
+        let frames = self.run_now(db, proto, &cmds, false, origin.client, origin.track.then_some(home), &origin.guards);
         match mark.and_then(|mark| self.undelivered_since(&mark)) {
             None => self.finish_batch(done, frames, cmds),
             Some(wanted) => {
@@ -1284,8 +1386,8 @@ impl Core {
     fn process_grants(self: &Rc<Self>, mut granted: Vec<(LockSet, Waiter)>) {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
-                Waiter::Batch { db, proto, cmds, done, client, track } => {
-                    self.run_batch(db, proto, cmds, done, client, track);
+                Waiter::Batch { db, proto, cmds, done, origin } => {
+                    self.run_batch(db, proto, cmds, done, &origin);
                     let more = self.locks.borrow_mut().release(&set);
                     granted.extend(more.into_iter().rev());
                     self.serve_blocked();
@@ -1352,10 +1454,14 @@ impl Core {
         // The fast path: everything on this core and nothing locked here, so the commands
         // run in place, with no message and no wait.
         let all_local = cmds.iter().all(|c| matches!(c.route, Route::Single(None)) || c.route == Route::Single(Some(self.id)));
+        // Commands with guard flags of their own are rare (cluster mode, a slot on the move):
+        // without any, no per-command flags travel.
+        let own_guards = cmds.iter().any(|c| c.guard != 0);
         if all_local && self.locks.borrow().is_idle() {
+            let guards = Guards { read: block.guarding, each: if own_guards { cmds.iter().map(|c| c.guard).collect() } else { Vec::new() } };
             let batch: Vec<(&'static CommandSpec, Vec<Bytes>)> = cmds.into_iter().map(|c| (c.spec, c.args)).collect();
             let mark = self.publish_mark();
-            let frames = self.run_now(db, proto, &batch, false, block.client, block.track.then_some(self.id));
+            let frames = self.run_now(db, proto, &batch, false, block.client, block.track.then_some(self.id), &guards);
             self.serve_blocked();
             if let Some(wanted) = mark.and_then(|mark| self.undelivered_since(&mark)) {
                 self.delivered(wanted).await;
@@ -1374,32 +1480,38 @@ impl Core {
                 continue;
             }
             // The run of plain commands up to the next cross-core one.
-            let mut groups: Vec<(usize, Vec<usize>, Batch)> = Vec::new();
+            let mut groups: Vec<(usize, Vec<usize>, Batch, Guards)> = Vec::new();
             while let Some((index, cmd)) = cmds.next_if(|(_, c)| !matches!(c.route, Route::Multi(_))) {
                 let Route::Single(shard) = cmd.route else { unreachable!("Connection commands are handled by the caller") };
                 let shard = shard.unwrap_or(self.id);
-                match groups.iter_mut().find(|(s, _, _)| *s == shard) {
-                    Some((_, indexes, batch)) => {
-                        indexes.push(index);
-                        batch.push((cmd.spec, cmd.args));
+                let group = match groups.iter().position(|(s, ..)| *s == shard) {
+                    Some(group) => group,
+                    None => {
+                        groups.push((shard, Vec::new(), Vec::new(), Guards { read: block.guarding, each: Vec::new() }));
+                        groups.len() - 1
                     }
-                    None => groups.push((shard, vec![index], vec![(cmd.spec, cmd.args)])),
+                };
+                let (_, indexes, batch, guards) = &mut groups[group];
+                indexes.push(index);
+                batch.push((cmd.spec, cmd.args));
+                if own_guards {
+                    guards.each.push(cmd.guard);
                 }
             }
             let mut waits = Vec::with_capacity(groups.len());
             let mut local = None;
-            for (shard, indexes, batch) in groups {
+            for (shard, indexes, batch, guards) in groups {
                 if shard == self.id {
-                    local = Some((indexes, batch));
+                    local = Some((indexes, batch, guards));
                 } else {
-                    let (client, track) = (block.client, block.track);
-                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch, client, track });
+                    let origin = Origin { client: block.client, track: block.track, guards };
+                    let rx = self.request(shard, |req| Msg::Batch { req, db, proto, cmds: batch, origin });
                     waits.push((indexes, BatchWait::Remote(rx)));
                 }
             }
-            if let Some((indexes, batch)) = local {
+            if let Some((indexes, batch, guards)) = local {
                 let (tx, rx) = oneshot::channel();
-                self.submit_batch(db, proto, batch, Done::Local(tx), block.client, block.track);
+                self.submit_batch(db, proto, batch, Done::Local(tx), Origin { client: block.client, track: block.track, guards });
                 waits.push((indexes, BatchWait::Local(rx)));
             }
             for (indexes, wait) in waits {

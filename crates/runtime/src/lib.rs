@@ -25,6 +25,6 @@ pub mod tracking;
 pub mod transaction;
 pub mod watch;
 
-pub use crate::core::{now_ms, yield_now, BlockCtx, Cmd, Core, Shared};
+pub use crate::core::{now_ms, set_guard, yield_now, BlockCtx, Cmd, Core, Guard, Guarding, Shared};
 pub use event::LocalEvent;
 pub use launch::{affinity_cpus, launch, LaunchError, LaunchOptions};

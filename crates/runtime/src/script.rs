@@ -185,6 +185,21 @@ impl ScriptAccess<'_> {
         shoal_store::slot::key_shard(key, self.core.shard_count)
     }
 
+    /// The shard of core `shard`, which the script holds: this core's, or one lent to it.
+    fn shard_cell(&self, shard: usize) -> &RefCell<Shard> {
+        assert!(self.holds(shard), "the script holds core {shard}");
+        match self.lent.get(shard) {
+            // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
+            Some(Some(lent)) => unsafe { &*lent.0 },
+            _ => self.core.shard_cell(),
+        }
+    }
+
+    /// Runs `f` with database `db` of core `shard` (held), to look before the script runs.
+    pub fn inspect<R>(&self, shard: usize, db: usize, f: impl FnOnce(&shoal_store::db::Db) -> R) -> R {
+        f(&self.shard_cell(shard).borrow().dbs[db])
+    }
+
     /// Runs `f` with shard `shard`'s context, then publishes the events it raised.
     fn with_ctx<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> R {
         let (result, events) = self.with_ctx_raising(shard, db, proto, f);
@@ -195,13 +210,7 @@ impl ScriptAccess<'_> {
 
     /// Runs `f` with shard `shard`'s context; returns the events it raised, unpublished.
     fn with_ctx_raising<R>(&self, shard: usize, db: usize, proto: Protocol, f: impl FnOnce(&mut Ctx) -> R) -> (R, Vec<KeyEvent>) {
-        assert!(self.holds(shard), "the script holds core {shard}");
-        let cell: &RefCell<Shard> = match self.lent.get(shard) {
-            // SAFETY: see `ShardRef`: the owner is parked until this script resumes it.
-            Some(Some(lent)) => unsafe { &*lent.0 },
-            _ => self.core.shard_cell(),
-        };
-        let mut shard = cell.borrow_mut();
+        let mut shard = self.shard_cell(shard).borrow_mut();
         let hiding = self.reading.get() && shard.dbs[db].loading();
         if hiding {
             shard.dbs[db].set_hide_expired(true);

@@ -512,7 +512,7 @@ pub async fn replay_and_start(core: &Rc<Core>, replay: &Replay) -> Result<(), St
                     run_batch(core, batch_db, std::mem::take(&mut batch)).await;
                 }
                 batch_db = db;
-                batch.push(Cmd { spec: resolved.spec, route: resolved.route, args });
+                batch.push(Cmd { spec: resolved.spec, route: resolved.route, args, guard: 0 });
                 replayed += 1;
                 if batch.len() >= 1024 {
                     run_batch(core, batch_db, std::mem::take(&mut batch)).await;

@@ -84,6 +84,9 @@ pub struct Conn {
     pub cluster_stash: Option<Vec<Bytes>>,
     /// ...with that presence, key by key.
     pub cluster_presence: Option<Vec<bool>>,
+    /// Cluster mode: the guard flags of the connection command about to run (see
+    /// `crate::cluster::guard`), for the scripts that check their keys again where they run.
+    pub cluster_guard: u8,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -116,6 +119,7 @@ impl Conn {
             asking: false,
             cluster_stash: None,
             cluster_presence: None,
+            cluster_guard: 0,
         }
     }
 }
@@ -294,6 +298,15 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
         // Commands answered in this read, to decide whether to batch the write.
         let mut answered = 0;
         while !close {
+            // Cluster mode: the view the round's requests are checked against, before they
+            // are; each core checks its commands again if it changed by the time they run.
+            let guarding = match crate::cluster::generation() {
+                generation if generation != 0 && conn.master_link.is_none() => {
+                    let readonly = if conn.cluster_readonly { crate::cluster::READONLY } else { 0 };
+                    shoal_runtime::Guarding { generation, common: crate::cluster::GUARDED | readonly }
+                }
+                _ => shoal_runtime::Guarding::default(),
+            };
             let (slots, batch, after, protocol_error) = decode_round(node, conn, &mut decoder, &mut input);
             answered += slots.len();
             // CLIENT PAUSE: hold the round while the pause covers its commands.
@@ -332,7 +345,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 // A RESP3 subscriber gets its messages while it waits, as from Redis.
                 let pushes = conn.pubsub.clone().filter(|_| conn.proto == Protocol::Resp3);
                 let interrupted = || blocked_wait_interrupted(node, &conn.client, &*socket, pushes.clone());
-                let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id, track };
+                let block = BlockCtx { may_block: true, interrupted: &interrupted, client: conn.client.id, track, guarding };
                 // Reads that run as transactions are remembered before they run (see
                 // `shoal_runtime::tracking`).
                 let pending_reads = if track {
@@ -600,9 +613,12 @@ fn decode_round(
                 }
                 let from_master = conn.master_link.is_some();
                 // Cluster mode: a key this node does not serve gets MOVED, ASK, CROSSSLOT...
+                // A served command is checked again where and when it runs if the cluster's
+                // view changed by then, or in any case if its slot is open (its guard).
+                let mut guard = 0;
                 if crate::cluster::enabled() && !from_master {
                     match cluster_refusal(node, conn, resolved.spec, &args) {
-                        ClusterVerdict::Serve => {}
+                        ClusterVerdict::Serve(flags) => guard = flags,
                         ClusterVerdict::Refuse(refusal) => {
                             refuse_queueing(node, conn, Some(resolved.spec.name), refusal, &mut slots);
                             continue;
@@ -708,10 +724,15 @@ fn decode_round(
                     continue;
                 }
                 match resolved.route {
-                    Route::Connection => return (slots, batch, RoundEnd::Connection(resolved.spec, args), None),
+                    Route::Connection => {
+                        // A script checks its keys where it runs, always (see `scripting`).
+                        conn.cluster_guard = guard;
+                        return (slots, batch, RoundEnd::Connection(resolved.spec, args), None);
+                    }
                     route => {
                         slots.push(Slot::Pending(batch.len()));
-                        batch.push(Cmd { spec: resolved.spec, route, args });
+                        let guard = if guard & crate::cluster::OPEN != 0 { guard } else { 0 };
+                        batch.push(Cmd { spec: resolved.spec, route, args, guard });
                     }
                 }
             }
@@ -721,7 +742,8 @@ fn decode_round(
 
 /// What the cluster check says of a request.
 enum ClusterVerdict {
-    Serve,
+    /// With the flags of its guard (see `crate::cluster::guard`).
+    Serve(u8),
     Refuse(Frame),
     /// Its slot is open and some of its keys live on other cores: look them up first.
     Lookup,
@@ -733,11 +755,12 @@ fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_comman
     // Most requests: keys of one slot served here (see `cluster::served_here`).
     let plain =
         spec.movable_keys.is_none() && !matches!(spec.name, "ssubscribe" | "sunsubscribe" | "spublish" | "exec" | "asking" | "move" | "swapdb" | "copy");
+    let readonly = if conn.cluster_readonly { crate::cluster::READONLY } else { 0 };
     if plain && conn.cluster_presence.is_none() && crate::cluster::served_here(spec.keys.positions(args.len()).map(|i| &args[i][..])) {
         if conn.multi.is_none() {
             conn.asking = false;
         }
-        return ClusterVerdict::Serve;
+        return ClusterVerdict::Serve(crate::cluster::GUARDED | readonly);
     }
     let (keys, shard_pubsub) = crate::cluster::query_keys(spec, args);
     let presence = conn.cluster_presence.take();
@@ -749,12 +772,17 @@ fn cluster_refusal(node: &Rc<Node>, conn: &mut Conn, spec: &'static shoal_comman
         conn.asking = false;
     }
     if spec.name == "exec" {
-        return ClusterVerdict::Serve;
+        return ClusterVerdict::Serve(0);
     }
+    let open = keys.first().is_some_and(|first| crate::cluster::slot_is_open(first));
     let query = crate::cluster::Query { keys, write: spec.is_write(), shard_pubsub, migrate: spec.name == "migrate", asking, readonly: conn.cluster_readonly };
     match cluster_check(node, &query, presence.as_deref()).or_else(|| crate::cluster::mode_refusal(spec, args)) {
         Some(refusal) => ClusterVerdict::Refuse(refusal),
-        None => ClusterVerdict::Serve,
+        None => {
+            let asking = if asking { crate::cluster::ASKING } else { 0 };
+            let open = if open { crate::cluster::OPEN } else { 0 };
+            ClusterVerdict::Serve(crate::cluster::GUARDED | readonly | asking | open)
+        }
     }
 }
 

@@ -166,6 +166,16 @@ fn feed_monitors<'a>(node: &Rc<Node>, conn: &Conn, cmds: impl IntoIterator<Item 
     }
 }
 
+/// Cluster mode: EXEC's redirection again on the core of its keys, which the transaction
+/// holds now (see `cluster::guard`).
+async fn exec_guard_held(node: &Rc<Node>, flags: Option<u8>, queued: &[Queued]) -> Option<Frame> {
+    let flags = flags?;
+    let first = queued.iter().find_map(|q| crate::cluster::query_keys(q.spec, &q.args).0.first().map(|key| Bytes::copy_from_slice(key)))?;
+    let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> = queued.iter().map(|q| (q.spec, q.args.clone())).collect();
+    let core = shoal_store::slot::key_shard(&first, node.core.shard_count);
+    node.core.call_on(core, move |core| core.with_shard(|shard| crate::cluster::exec_guard(&cmds, &shard.dbs[0], flags))).await
+}
+
 /// EXEC: runs the queued commands as one transaction, or answers why not.
 pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let Some(multi) = conn.multi.take() else {
@@ -181,7 +191,12 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     };
     // Cluster mode: the queue's keys must be one slot this node serves (Redis checks EXEC's
     // queue as one request, and discards the transaction when it redirects).
+    // The same check again where the queue runs, in the same step (see `cluster::guard`).
+    let mut cluster_guard = None;
     if crate::cluster::enabled() && conn.master_link.is_none() {
+        let asking = if conn.asking { crate::cluster::ASKING } else { 0 };
+        let readonly = if conn.cluster_readonly { crate::cluster::READONLY } else { 0 };
+        cluster_guard = Some(crate::cluster::GUARDED | asking | readonly);
         if let Some(refusal) = crate::connection::cluster_exec_refusal(node, conn, &multi.queued).await {
             forget(conn, watch);
             node.core.stats.borrow_mut().record_rejected(Some("exec"), &refusal);
@@ -218,25 +233,37 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         let cmds: Vec<(&'static CommandSpec, Vec<Bytes>)> = multi.queued.iter().map(|queued| (queued.spec, queued.args.clone())).collect();
         let check = watch.as_ref().map(|state| (state.flag.clone(), state.deadlines.clone()));
         let (db, proto, client) = (conn.db, conn.proto, conn.client.id);
-        let run = move |core: &Rc<shoal_runtime::Core>| -> Option<Option<Vec<Frame>>> {
-            if let Some((flag, deadlines)) = &check {
-                if !watch_holds(flag, deadlines, shoal_runtime::now_ms()) {
-                    return Some(None);
+        // Redirected (a Frame::Error) or a watched key changed (nil) answers for the run.
+        let run = move |core: &Rc<shoal_runtime::Core>| -> Option<Result<Vec<Frame>, Frame>> {
+            core.run_local_now(db, proto, &cmds, client, |shard| {
+                if let Some(refusal) = cluster_guard.and_then(|flags| crate::cluster::exec_guard(&cmds, &shard.dbs[0], flags)) {
+                    return Some(refusal);
                 }
-            }
-            core.run_local_now(db, proto, &cmds, client).map(Some)
+                let (flag, deadlines) = check.as_ref()?;
+                (!watch_holds(flag, deadlines, shoal_runtime::now_ms())).then_some(Frame::NullArray)
+            })
         };
         let outcome = if target == node.core.id { run(&node.core) } else { node.core.call_on(target, run).await };
-        if let Some(replies) = outcome {
-            if replies.is_some() {
-                feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
-            }
+        if let Some(outcome) = outcome {
             forget(conn, watch);
-            return (replies.map_or(Frame::NullArray, Frame::Array), After::Continue);
+            return match outcome {
+                Ok(replies) => {
+                    feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+                    (Frame::Array(replies), After::Continue)
+                }
+                Err(answer) => {
+                    if matches!(answer, Frame::Error(_)) {
+                        node.core.stats.borrow_mut().record_rejected(Some("exec"), &answer);
+                    }
+                    (answer, After::Continue)
+                }
+            };
         }
     }
     // Keys on this core and one other: one message and its reply (see `exec_with_one_peer`).
-    if one_peer(node, &multi.queued, &watched) {
+    // Never in cluster mode, where a transaction's keys are one slot's (WATCH aside): the
+    // general path below checks the slot again once it holds the keys.
+    if cluster_guard.is_none() && one_peer(node, &multi.queued, &watched) {
         let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
         let check = watch.as_ref().map(|state| {
             let (flag, deadlines) = (state.flag.clone(), state.deadlines.clone());
@@ -267,6 +294,12 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     }
     let plan = multi.queued.iter().zip(&dbs).map(|(queued, &db)| Planned { db, spec: queued.spec, route: &queued.route, args: &queued.args });
     let mut tx = node.core.begin(plan, &watched).await.for_client(conn.client.id);
+    if let Some(refusal) = exec_guard_held(node, cluster_guard, &multi.queued).await {
+        tx.end();
+        forget(conn, watch);
+        node.core.stats.borrow_mut().record_rejected(Some("exec"), &refusal);
+        return (refusal, After::Continue);
+    }
     if let Some(state) = &watch {
         if !watch_holds(&state.flag, &state.deadlines, shoal_runtime::now_ms()) {
             tx.end();

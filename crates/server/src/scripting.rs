@@ -161,7 +161,9 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
             &many_shards
         }
     };
-    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, replica_ro, noreplicas, oom, client_id: conn.client.id };
+    // Inside EXEC, EXEC's own check covers the script's keys.
+    let cluster = if conn.in_exec { 0 } else { conn.cluster_guard };
+    let run = Run { spec, numkeys, db: conn.db, proto: conn.proto, read_only, replica_ro, noreplicas, oom, client_id: conn.client.id, cluster };
     // Every declared key on one other core: run the script there, in place, as one message
     // (rather than park that core). When something is locked there, park it after all.
     if let [owner] = shards {
@@ -198,6 +200,9 @@ struct Run {
     /// Memory was over `maxmemory` when the script started and it declared no flags.
     oom: bool,
     client_id: u64,
+    /// Cluster mode: the request's guard flags (see `crate::cluster::guard`), checked again
+    /// where the script runs, before it runs.
+    cluster: u8,
 }
 
 /// The flags a script declared, for the command checks that read them (OOM): those of an
@@ -227,6 +232,12 @@ fn source_of<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Option<Source<'a>> {
 /// Runs the script of `run` with `access` on this core.
 fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) -> Frame {
     let (keys, argv) = args[3..].split_at(run.numkeys);
+    if let Some(key) = keys.first().filter(|_| run.cluster != 0) {
+        let shard = access.shard_of(key);
+        if let Some(refusal) = access.inspect(shard, 0, |db| crate::cluster::guard(run.spec, args, db, run.cluster)) {
+            return refusal;
+        }
+    }
     let source = source_of(run.spec, args);
     let running = crate::busy::start(node.core.id, source.is_none(), access.now_ms());
     // The second step of the prefetch `run` began: the interpreter's work until the script

@@ -85,7 +85,9 @@ pub fn init(config: &shoal_config::Config) -> Result<(), String> {
     };
     // Messages travel over the bus (to every node, or a shard's nodes), not the stream.
     shoal_runtime::aof::publish_through_replication(false);
-    CLUSTER.set(cluster).map_err(|_| "cluster mode started twice".to_owned())
+    CLUSTER.set(cluster).map_err(|_| "cluster mode started twice".to_owned())?;
+    shoal_runtime::set_guard(guard, &self::cluster().generation);
+    Ok(())
 }
 
 /// Redis refuses a config file another node holds (`clusterLockConfig`).
@@ -230,6 +232,59 @@ pub fn served_here<'a>(mut keys: impl Iterator<Item = &'a [u8]>) -> bool {
             && (view.migrating.is_empty() || !view.migrating.contains_key(&slot))
             && (view.importing.is_empty() || !view.importing.contains_key(&slot))
     })
+}
+
+/// [`shoal_runtime::Cmd::guard`]'s flags in cluster mode: checked again where it runs
+/// ([`guard`]), with the connection's ASKING (for this command) and READONLY.
+pub const GUARDED: u8 = 1;
+pub const ASKING: u8 = 2;
+pub const READONLY: u8 = 4;
+/// The command's slot was open when it was read: its answer depends on which keys exist,
+/// so it is checked again in any case, not only when the view changed since.
+pub const OPEN: u8 = 8;
+
+/// The generation of the published view (0 outside cluster mode): a command read under one
+/// generation and run under the same needs no second look unless its slot was open.
+pub fn generation() -> u64 {
+    CLUSTER.get().map_or(0, |cluster| cluster.generation.load(Ordering::Acquire))
+}
+
+/// The redirection again, on the core that owns the command's keys and in the same step as
+/// the command (the runtime's [`shoal_runtime::Guard`]). The check when the request was read
+/// may be stale by then: the command may have waited for the locks of a MIGRATE that took
+/// its key to the target, or behind the commands before it in its pipeline. Run anyway, it
+/// would create the key again here, in a slot that is leaving: a write acknowledged and
+/// lost. Redis, single-threaded, checks and runs in one step; so does this. All of a
+/// command's keys are in one slot, so on this core: their presence is known here.
+pub fn guard(spec: &'static shoal_commands::CommandSpec, args: &[Bytes], db: &shoal_store::db::Db, flags: u8) -> Option<Frame> {
+    if spec.movable_keys.is_none() && served_here(spec.keys.positions(args.len()).map(|i| &args[i][..])) {
+        return None;
+    }
+    let (keys, shard_pubsub) = query_keys(spec, args);
+    recheck(keys, spec.is_write(), shard_pubsub, db, flags)
+}
+
+/// EXEC's redirection again, on the core of its keys, with nothing else running there
+/// (see [`guard`]).
+pub fn exec_guard(cmds: &[(&'static shoal_commands::CommandSpec, Vec<Bytes>)], db: &shoal_store::db::Db, flags: u8) -> Option<Frame> {
+    let mut keys = Vec::new();
+    let mut shard_pubsub = false;
+    for (spec, args) in cmds {
+        let (more, pubsub) = query_keys(spec, args);
+        keys.extend(more);
+        shard_pubsub |= pubsub;
+    }
+    recheck(keys, cmds.iter().any(|(spec, _)| spec.is_write()), shard_pubsub, db, flags)
+}
+
+fn recheck(keys: Vec<&[u8]>, write: bool, shard_pubsub: bool, db: &shoal_store::db::Db, flags: u8) -> Option<Frame> {
+    let query = Query { keys, write, shard_pubsub, migrate: false, asking: flags & ASKING != 0, readonly: flags & READONLY != 0 };
+    let (reads_when_down, pubsub_when_down) = {
+        let node = crate::node::current();
+        let config = node.config.borrow();
+        (config.cluster_allow_reads_when_down, config.cluster_allow_pubsubshard_when_down)
+    };
+    refusal(&query, reads_when_down, pubsub_when_down, &mut |key| holds(db, key))
 }
 
 /// What a request asks of the cluster check.
