@@ -1890,6 +1890,11 @@ impl Reactor {
         flush_rings!(lat_ring, poll_ring, main_ring)?;
         // pick up the results of any cancellations
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
+        // Shoal: the kept latency timer may have fired since it was taken above, and its
+        // completion was just consumed (a timer wakes no task, so `woke` does not show it).
+        // Counted on as still pending, the executor would sleep with no timer armed and never
+        // wake for a user timer it stood in for.
+        latency = latency.filter(|(src, _)| src.is_in_flight());
 
         // If we generated any event so far, we can't sleep. Need to handle them.
         let should_sleep = preempt_timer().is_none()
