@@ -38,6 +38,9 @@ pub struct Node {
     pub acl_log: crate::acl_log::AclLog,
 }
 
+/// How long the index of keys by slot lives without a GETKEYSINSLOT.
+const SLOT_KEYS_IDLE_MS: u64 = 60_000;
+
 /// Cores whose node is installed (one server per process).
 static CORES_WITH_NODE: AtomicUsize = AtomicUsize::new(0);
 
@@ -223,6 +226,14 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             // As Redis, no active expiry while disabled by DEBUG or while writes are paused.
             if node.active_expire_enabled.get() && !node.pause.holds_writes() {
                 shoal_runtime::cron::active_expire_cycle(&core, period / 4);
+            }
+            // Cluster mode: a reshard that stopped asking for keys for a minute is over;
+            // the slots' key index goes, and new keys stop paying for it.
+            if crate::cluster::enabled() {
+                let cutoff = shoal_runtime::now_ms().saturating_sub(SLOT_KEYS_IDLE_MS);
+                if core.with_shard(|shard| shard.dbs[0].forget_slot_keys_unused_since(cutoff)) {
+                    tracing::debug!("Dropped the index of keys by slot (no GETKEYSINSLOT for a minute)");
+                }
             }
             crate::client::enforce_idle_timeout(&node);
             crate::client::enforce_client_memory(&node);

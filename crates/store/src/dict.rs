@@ -443,7 +443,7 @@ impl<V, M> Dict<V, M> {
 
     /// Calls `visit` for every entry whose [`Dict::scan_position`] is `position` (keys of one
     /// hash; almost always one key or none).
-    pub fn visit_position(&self, position: u64, mut visit: impl FnMut(&[u8], &V, &M)) {
+    pub fn visit_position<'a>(&'a self, position: u64, mut visit: impl FnMut(&'a [u8], &'a V, &'a M)) {
         if self.buckets.is_empty() {
             return;
         }
@@ -451,6 +451,30 @@ impl<V, M> Dict<V, M> {
         for node in chain(self.buckets[(hash & (self.buckets.len() as u64 - 1)) as usize]) {
             let key = Node::key(node);
             if self.hasher.hash_one(key) == hash {
+                let (value, meta) = Node::parts(node);
+                visit(key, value, meta);
+            }
+        }
+    }
+
+    /// The top 32 bits of `key`'s [`Dict::scan_position`]: enough to find its bucket in any
+    /// table of up to 2^32 buckets (see [`Dict::visit_position_high`]).
+    pub fn scan_position_high(&self, key: &[u8]) -> u32 {
+        (self.scan_position(key) >> 32) as u32
+    }
+
+    /// Calls `visit` for every entry whose [`Dict::scan_position_high`] is `high` (a few keys
+    /// of one bucket at most).
+    pub fn visit_position_high<'a>(&'a self, high: u32, mut visit: impl FnMut(&'a [u8], &'a V, &'a M)) {
+        if self.buckets.is_empty() {
+            return;
+        }
+        assert!(self.buckets.len() as u64 <= 1 << 32, "a table of at most 2^32 buckets");
+        // The hash's low 32 bits, which pick the bucket, are the position's top 32 reversed.
+        let bucket = (high.reverse_bits() as u64 & (self.buckets.len() as u64 - 1)) as usize;
+        for node in chain(self.buckets[bucket]) {
+            let key = Node::key(node);
+            if self.scan_position_high(key) == high {
                 let (value, meta) = Node::parts(node);
                 visit(key, value, meta);
             }

@@ -516,33 +516,19 @@ async fn setslot(node: &Rc<Node>, args: &[Bytes]) -> Frame {
     reply
 }
 
-/// The keys of `slot` (up to `count`) and how many there are (Redis's `countKeysInSlot`:
-/// expired keys not reclaimed yet included), from the core that holds them. The count is
-/// kept per slot (`Db::track_slots`); the keys are found by a walk of that core's keys,
-/// which stops once it has them all (a known cost: Redis keeps a list per slot).
+/// The keys of `slot` (up to `count`) and how many there are (Redis's `countKeysInSlot`
+/// and `getKeysInSlot`: expired keys not reclaimed yet included), from the core that holds
+/// them, which counts each slot's keys and, from the first GETKEYSINSLOT of a reshard,
+/// indexes them (`Db::track_slots`, `Db::slot_keys`).
 async fn keys_in_slot(node: &Rc<Node>, slot: u16, count: usize) -> (Vec<Bytes>, usize) {
     let core = shoal_store::slot::slot_shard(slot, node.core.shard_count);
     node.core
         .call_on(core, move |core| {
-            let now = shoal_runtime::now_ms();
             core.with_shard(|shard| {
-                let db = &shard.dbs[0];
-                let total = db.slot_len(slot).unwrap_or(usize::MAX);
-                let wanted = count.min(total);
-                let mut keys = Vec::new();
-                let mut seen = 0;
-                if wanted > 0 {
-                    for (key, _) in db.iter(now) {
-                        if shoal_store::slot::key_slot(key) == slot {
-                            seen += 1;
-                            keys.push(Bytes::copy_from_slice(key));
-                            if keys.len() >= wanted {
-                                break;
-                            }
-                        }
-                    }
-                }
-                (keys, if total == usize::MAX { seen } else { total })
+                let db = &mut shard.dbs[0];
+                let total = db.slot_len(slot).unwrap_or(0);
+                let keys = if count == 0 { Vec::new() } else { db.slot_keys(slot, count, shoal_runtime::now_ms()).unwrap_or_default() };
+                (keys.into_iter().map(Bytes::copy_from_slice).collect(), total)
             })
         })
         .await
