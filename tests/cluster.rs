@@ -746,3 +746,42 @@ fn increments_during_a_migration_are_never_lost() {
     }
     assert_eq!(command(a.port, &["CLUSTER", "COUNTKEYSINSLOT", &slot_text]), ":0", "the source keeps no key of the moved slot");
 }
+
+/// A client blocked on a key (BLPOP, timeout 0) whose slot moves to another node is
+/// unblocked with MOVED, as Redis's `clusterRedirectBlockedClientIfNeeded` does; one blocked
+/// on a slot that stays, or that is only migrating, goes on waiting and is served.
+#[test]
+fn clients_blocked_on_a_slot_that_moves_away_get_moved() {
+    let (a, b, a_id, b_id) = two_node_cluster();
+    let slot = key_slot(b"{c}");
+    let stays = "{g}list";
+    assert!(key_slot(stays.as_bytes()) < 8192, "{{g}} is node a's too");
+    // Several connections, so that some wait on another core than their key's.
+    let mut moving: Vec<Raw> = (0..4).map(|_| Raw::connect(a.port).unwrap()).collect();
+    for raw in &mut moving {
+        raw.send(&Raw::encode(&["BLPOP", "{c}list", "0"]));
+    }
+    let mut staying = Raw::connect(a.port).unwrap();
+    staying.send(&Raw::encode(&["BLPOP", stays, "0"]));
+    wait_for("five blocked clients", Duration::from_secs(10), || cluster_info_blocked(a.port) == 5);
+    let slot_text = slot.to_string();
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &a_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &b_id]), "+OK");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cluster_info_blocked(a.port), 5, "a migrating slot is still served here: they wait");
+    assert_eq!(command(b.port, &["CLUSTER", "SETSLOT", &slot_text, "NODE", &b_id]), "+OK");
+    assert_eq!(command(a.port, &["CLUSTER", "SETSLOT", &slot_text, "NODE", &b_id]), "+OK");
+    for raw in &mut moving {
+        raw.set_read_timeout(Duration::from_secs(10));
+        assert_eq!(ask(raw, &[]), format!("-MOVED {slot} 127.0.0.1:{}", b.port));
+    }
+    assert_eq!(cluster_info_blocked(a.port), 1);
+    assert_eq!(command(a.port, &["RPUSH", stays, "x"]), ":1");
+    assert_eq!(ask(&mut staying, &[]), format!("*2\r\n${}\r\n{stays}\r\n$1\r\nx", stays.len()));
+}
+
+/// INFO's `blocked_clients`.
+fn cluster_info_blocked(port: u16) -> usize {
+    let info = command(port, &["INFO", "clients"]);
+    info.lines().find_map(|line| line.strip_prefix("blocked_clients:")).and_then(|n| n.trim().parse().ok()).unwrap_or(usize::MAX)
+}

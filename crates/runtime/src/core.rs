@@ -133,18 +133,26 @@ pub struct Cmd {
 /// with the command, its arguments, database 0 of the core's shard and the flags.
 pub type Guard = fn(&'static CommandSpec, &[Bytes], &shoal_store::db::Db, u8) -> Option<Frame>;
 
+/// What a blocked command that waits on keys is asked again whenever what the guard checks
+/// against changes (see [`Core::guard_changed`]): an answer ends the wait with it (cluster
+/// mode: its slot moved to another node, or the cluster went down).
+/// Called with the command, its arguments and the read's [`Guarding::common`] flags.
+pub type BlockedGuard = fn(&'static CommandSpec, &[Bytes], u8) -> Option<Frame>;
+
 /// The registered guard, and the generation of what it checks against (bumped on every
 /// change).
 struct Registered {
     check: Guard,
+    blocked: BlockedGuard,
     generation: &'static AtomicU64,
 }
 
 static GUARD: std::sync::OnceLock<Registered> = std::sync::OnceLock::new();
 
-/// Registers the [`Guard`] and its generation (once per process; cluster mode).
-pub fn set_guard(check: Guard, generation: &'static AtomicU64) {
-    let _ = GUARD.set(Registered { check, generation });
+/// Registers the [`Guard`], the [`BlockedGuard`] and their generation (once per process;
+/// cluster mode).
+pub fn set_guard(check: Guard, blocked: BlockedGuard, generation: &'static AtomicU64) {
+    let _ = GUARD.set(Registered { check, blocked, generation });
 }
 
 /// How the commands of one read are guarded where they run (see [`Guard`]).
@@ -313,6 +321,9 @@ pub struct Core {
     blocking: RefCell<Registry>,
     /// This core's blocked connections, by waiter id: where their wake goes.
     block_waits: RefCell<FastMap<u64, oneshot::Sender<Wake>>>,
+    /// Set (and replaced) when what the guard checks against changed: the blocked commands
+    /// here ask the [`BlockedGuard`] again.
+    guard_changes: RefCell<Rc<crate::LocalEvent>>,
     next_block: Cell<u64>,
     /// Clients watching this core's keys (WATCH).
     pub(crate) watches: RefCell<crate::watch::Registry>,
@@ -418,6 +429,7 @@ impl Core {
             stats: RefCell::new(CoreStats::default()),
             blocking: RefCell::new(Registry::default()),
             block_waits: RefCell::new(FastMap::default()),
+            guard_changes: RefCell::default(),
             next_block: Cell::new(1),
             watches: RefCell::new(crate::watch::Registry::default()),
             aof_writer: RefCell::new(None),
@@ -1153,6 +1165,27 @@ impl Core {
         }
     }
 
+    /// What the guard checks against changed (the server's cron sees a new generation): the
+    /// commands blocked here ask the [`BlockedGuard`] again.
+    pub fn guard_changed(&self) {
+        let changed = std::mem::take(&mut *self.guard_changes.borrow_mut());
+        changed.set();
+    }
+
+    /// Completes with the [`BlockedGuard`]'s answer for a blocked command once it has one;
+    /// never without a guard.
+    async fn redirected_while_blocked(&self, spec: &'static CommandSpec, args: &[Bytes], guarding: Guarding) -> Option<Frame> {
+        let Some(guard) = GUARD.get().filter(|_| guarding.generation != 0) else { return futures::future::pending().await };
+        loop {
+            // Asked once now: what changed between the check when read and the wait counts.
+            if let Some(answer) = (guard.blocked)(spec, args, guarding.common) {
+                return Some(answer);
+            }
+            let changed = self.guard_changes.borrow().clone();
+            changed.wait().await;
+        }
+    }
+
     /// Waits for a blocked client's wake, its deadline, or an interruption. A waiter that
     /// times out or is interrupted claims itself first; when that fails a core is serving it
     /// right now, and its reply is on the way.
@@ -1171,7 +1204,9 @@ impl Core {
             }
             None
         };
-        let stop = futures::future::select(timer.boxed_local(), (block.interrupted)());
+        let redirected = self.redirected_while_blocked(waiter.spec, &waiter.args, block.guarding);
+        let interrupted = futures::future::select((block.interrupted)(), redirected.boxed_local()).map(|either| either.factor_first().0);
+        let stop = futures::future::select(timer.boxed_local(), interrupted.boxed_local());
         let early_reply = match futures::future::select(&mut woken, stop).await {
             futures::future::Either::Left((wake, _)) => return wake.expect("a blocked client's wake is sent before its sender drops"),
             futures::future::Either::Right((stopped, _)) => stopped.factor_first().0,

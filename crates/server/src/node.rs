@@ -197,6 +197,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     let cron = glommio::spawn_local(async move {
         let node = cron_node;
         let core = node.core.clone();
+        let mut seen_generation = 0;
         loop {
             let hz = node.config.borrow().hz.clamp(1, 500);
             let period = Duration::from_millis(1000 / hz as u64);
@@ -230,6 +231,12 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             // Cluster mode: a reshard that stopped asking for keys for a minute is over;
             // the slots' key index goes, and new keys stop paying for it.
             if crate::cluster::enabled() {
+                // The view changed: clients blocked here ask whether their slot is still ours.
+                let generation = crate::cluster::generation();
+                if generation != seen_generation {
+                    seen_generation = generation;
+                    core.guard_changed();
+                }
                 let cutoff = shoal_runtime::now_ms().saturating_sub(SLOT_KEYS_IDLE_MS);
                 if core.with_shard(|shard| shard.dbs[0].forget_slot_keys_unused_since(cutoff)) {
                     tracing::debug!("Dropped the index of keys by slot (no GETKEYSINSLOT for a minute)");

@@ -86,7 +86,7 @@ pub fn init(config: &shoal_config::Config) -> Result<(), String> {
     // Messages travel over the bus (to every node, or a shard's nodes), not the stream.
     shoal_runtime::aof::publish_through_replication(false);
     CLUSTER.set(cluster).map_err(|_| "cluster mode started twice".to_owned())?;
-    shoal_runtime::set_guard(guard, &self::cluster().generation);
+    shoal_runtime::set_guard(guard, blocked_redirect, &self::cluster().generation);
     Ok(())
 }
 
@@ -262,6 +262,30 @@ pub fn guard(spec: &'static shoal_commands::CommandSpec, args: &[Bytes], db: &sh
     }
     let (keys, shard_pubsub) = query_keys(spec, args);
     recheck(keys, spec.is_write(), shard_pubsub, db, flags)
+}
+
+/// Redis's `clusterRedirectBlockedClientIfNeeded`: a client blocked on keys (BLPOP, XREAD
+/// BLOCK, ...) whose slot this node no longer serves, nor imports, is unblocked with MOVED
+/// (CLUSTERDOWN when the slot has no owner, or the cluster is down: a write that would wake
+/// it may never come). Asked when the client blocks and whenever the view changes
+/// (`shoal_runtime::Core::guard_changed`, from each core's cron).
+pub fn blocked_redirect(spec: &'static shoal_commands::CommandSpec, args: &[Bytes], flags: u8) -> Option<Frame> {
+    let view = view();
+    if !view.ok {
+        return Some(error("CLUSTERDOWN The cluster is down"));
+    }
+    // Every key is in one slot: the first tells.
+    let first = shoal_commands::dispatch::keys(spec, args).next()?;
+    let slot = shoal_store::slot::key_slot(first);
+    let owner = view.owners[slot as usize];
+    let replica_read = flags & READONLY != 0 && !spec.is_write() && view.my_master.is_some_and(|master| master == owner);
+    if owner == view.myself || replica_read || view.importing.contains_key(&slot) {
+        return None;
+    }
+    if owner == NO_OWNER {
+        return Some(error("CLUSTERDOWN Hash slot not served"));
+    }
+    Some(redirect("MOVED", slot, &view.endpoints[owner as usize]))
 }
 
 /// EXEC's redirection again, on the core of its keys, with nothing else running there
