@@ -1204,9 +1204,14 @@ impl Core {
             }
             None
         };
-        let redirected = self.redirected_while_blocked(waiter.spec, &waiter.args, block.guarding);
-        let interrupted = futures::future::select((block.interrupted)(), redirected.boxed_local()).map(|either| either.factor_first().0);
-        let stop = futures::future::select(timer.boxed_local(), interrupted.boxed_local());
+        // Outside cluster mode no guard can end the wait: nothing more to poll.
+        let interrupted = if block.guarding.generation == 0 {
+            (block.interrupted)()
+        } else {
+            let redirected = self.redirected_while_blocked(waiter.spec, &waiter.args, block.guarding);
+            futures::future::select((block.interrupted)(), redirected.boxed_local()).map(|either| either.factor_first().0).boxed_local()
+        };
+        let stop = futures::future::select(timer.boxed_local(), interrupted);
         let early_reply = match futures::future::select(&mut woken, stop).await {
             futures::future::Either::Left((wake, _)) => return wake.expect("a blocked client's wake is sent before its sender drops"),
             futures::future::Either::Right((stopped, _)) => stopped.factor_first().0,

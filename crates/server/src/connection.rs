@@ -796,16 +796,9 @@ fn needs_lookup(node: &Rc<Node>, keys: &[&[u8]]) -> bool {
 /// when their slot is open.
 pub async fn cluster_exec_refusal(node: &Rc<Node>, conn: &mut Conn, queued: &[crate::multi::Queued]) -> Option<Frame> {
     let asking = std::mem::take(&mut conn.asking);
-    let mut keys = Vec::new();
-    let mut shard_pubsub = false;
-    for q in queued {
-        let (more, pubsub) = crate::cluster::query_keys(q.spec, &q.args);
-        keys.extend(more);
-        shard_pubsub |= pubsub;
-    }
+    let (keys, shard_pubsub, write) = crate::cluster::queue_keys(queued.iter().map(|q| (q.spec, &q.args[..])));
     let presence =
         if needs_lookup(node, &keys) { Some(crate::cluster::presence(node, keys.iter().map(|k| Bytes::copy_from_slice(k)).collect()).await) } else { None };
-    let write = queued.iter().any(|q| q.spec.is_write());
     let query = crate::cluster::Query { keys, write, shard_pubsub, migrate: false, asking, readonly: conn.cluster_readonly };
     cluster_check(node, &query, presence.as_deref())
 }

@@ -291,14 +291,21 @@ pub fn blocked_redirect(spec: &'static shoal_commands::CommandSpec, args: &[Byte
 /// EXEC's redirection again, on the core of its keys, with nothing else running there
 /// (see [`guard`]).
 pub fn exec_guard(cmds: &[(&'static shoal_commands::CommandSpec, Vec<Bytes>)], db: &shoal_store::db::Db, flags: u8) -> Option<Frame> {
-    let mut keys = Vec::new();
-    let mut shard_pubsub = false;
+    let (keys, shard_pubsub, write) = queue_keys(cmds.iter().map(|(spec, args)| (*spec, &args[..])));
+    recheck(keys, write, shard_pubsub, db, flags)
+}
+
+/// The keys EXEC's queue is checked on, as one request: every command's (see
+/// [`query_keys`]), whether any are shard channels, and whether any command writes.
+pub fn queue_keys<'a>(cmds: impl Iterator<Item = (&'static shoal_commands::CommandSpec, &'a [Bytes])>) -> (Vec<&'a [u8]>, bool, bool) {
+    let (mut keys, mut shard_pubsub, mut write) = (Vec::new(), false, false);
     for (spec, args) in cmds {
         let (more, pubsub) = query_keys(spec, args);
         keys.extend(more);
         shard_pubsub |= pubsub;
+        write |= spec.is_write();
     }
-    recheck(keys, cmds.iter().any(|(spec, _)| spec.is_write()), shard_pubsub, db, flags)
+    (keys, shard_pubsub, write)
 }
 
 fn recheck(keys: Vec<&[u8]>, write: bool, shard_pubsub: bool, db: &shoal_store::db::Db, flags: u8) -> Option<Frame> {
