@@ -374,6 +374,49 @@ fn scripts_and_transactions_replay_from_the_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[test]
+fn compare_and_set_and_delete_replay_from_the_log_as_plain_set_and_del() {
+    let dir = Server::scratch("aof-compare");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut con = connect(&server);
+    let values = ["plain", "12345", "", "with \r\n and \0 bytes"];
+    for (i, value) in values.iter().enumerate() {
+        let key = format!("k{i}");
+        let _: () = redis::cmd("SET").arg(&key).arg(*value).query(&mut con).unwrap();
+        // DIGEST is the digest clients compute (XXH3, as the redis crate's helper).
+        let digest: String = redis::cmd("DIGEST").arg(&key).query(&mut con).unwrap();
+        assert_eq!(digest, redis::calculate_value_digest(*value), "{value:?}");
+        let set: Option<String> = redis::cmd("SET").arg(&key).arg("next").arg("IFDEQ").arg(digest.to_uppercase()).query(&mut con).unwrap();
+        assert_eq!(set.as_deref(), Some("OK"));
+    }
+    // Written only where the condition held; the value "ex" is no expiry.
+    let set: Option<String> = redis::cmd("SET").arg("k0").arg("third").arg("IFEQ").arg("ex").arg("EX").arg(100).query(&mut con).unwrap();
+    assert_eq!(set, None);
+    let set: Option<String> = redis::cmd("SET").arg("k0").arg("third").arg("IFNE").arg("ex").arg("EX").arg(100).query(&mut con).unwrap();
+    assert_eq!(set.as_deref(), Some("OK"));
+    let removed: Vec<i64> = ["IFEQ", "IFNE"].iter().map(|test| redis::cmd("DELEX").arg("k1").arg(*test).arg("next").query(&mut con).unwrap()).collect();
+    assert_eq!(removed, [1, 0]);
+    let removed: i64 = redis::cmd("DELEX").arg("k2").query(&mut con).unwrap();
+    assert_eq!(removed, 1);
+    drop(con);
+    server.signal("KILL");
+    drop(server);
+    // The log holds SET and DEL, which redis-check-aof and Redis 7 know.
+    let log = incr_file(&dir);
+    assert!(!log.contains("IFEQ") && !log.contains("IFDEQ") && !log.contains("DELEX"), "{log}");
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    assert_eq!(raw.command(&["GET", "k0"]).unwrap(), "$5\r\nthird\r\n");
+    let ttl: i64 = raw.command(&["TTL", "k0"]).unwrap().trim_start_matches(':').trim().parse().unwrap();
+    assert!((90..=100).contains(&ttl), "{ttl}");
+    assert_eq!(raw.command(&["EXISTS", "k1", "k2"]).unwrap(), ":0\r\n");
+    assert_eq!(raw.command(&["GET", "k3"]).unwrap(), "$4\r\nnext\r\n");
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The incremental file's contents.
 fn incr_file(dir: &Path) -> String {
     let aof_dir = dir.join("appendonlydir");

@@ -28,6 +28,8 @@ pub const EXPIRE_NX_AND_OTHERS: &str = "ERR NX and XX, GT or LT options at the s
 pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
 pub const INVALID_FIRST_DB_INDEX: &str = "ERR invalid first DB index";
 pub const INVALID_SECOND_DB_INDEX: &str = "ERR invalid second DB index";
+/// IFDEQ's or IFDNE's digest is not 16 characters long (Redis 8.4).
+pub const DIGEST_LENGTH: &str = "ERR must be exactly 16 hexadecimal characters";
 pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
 pub const RESTORE_INVALID_TTL: &str = "ERR Invalid TTL value, must be >= 0";
 pub const RESTORE_INVALID_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";

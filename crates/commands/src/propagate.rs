@@ -4,6 +4,7 @@
 //! - Relative expiry becomes absolute, so a replay later expires the key at the same moment:
 //!   EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SET and MSETEX EX/PX/EXAT -> PXAT, SETEX/PSETEX -> SET
 //!   PXAT, GETEX EX/PX/EXAT/PXAT -> PEXPIREAT (PERSIST stays), RESTORE ttl -> RESTORE ABSTTL.
+//! - Conditions that held are dropped: SET's IFEQ/IFNE/IFDEQ/IFDNE, and DELEX -> DEL.
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
 //!   HINCRBYFLOAT -> HSET of the new value; XADD's `*` or `ms-*` -> the ID it gave.
@@ -56,6 +57,13 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             };
             while i < args.len() {
                 let arg = &args[i];
+                // SET's IFEQ, IFNE, IFDEQ and IFDNE held when it ran: the replay writes as
+                // they let it.
+                if spec.name == "set" && i >= first_option && i + 1 < args.len() && crate::strings::Comparison::parse(arg, &args[i + 1]).is_some() {
+                    changed = true;
+                    i += 2;
+                    continue;
+                }
                 let unit = [("ex", 1000i128, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(arg, name));
                 match unit {
                     Some((_, scale, absolute_form)) if i + 1 < args.len() && i >= first_option => {
@@ -82,6 +90,9 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             }
             changed.then_some(vec![out])
         }
+        // A conditional delete that ran deleted: DEL, which a replay need not test again
+        // (and Redis before 8.4 knows).
+        "delex" => Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]),
         "restore" => {
             if args[4..].iter().any(|a| is(a, "absttl")) {
                 return None;
@@ -377,6 +388,10 @@ mod tests {
             (&["SET", "k", "v"], None),
             (&["SET", "k", "ex"], None),
             (&["SET", "k", "ex", "NX"], None),
+            (&["SET", "k", "v", "IFEQ", "ex", "GET"], Some("SET k v GET")),
+            (&["SET", "k", "v", "ifdne", "0123456789abcdef", "PX", "5"], Some("SET k v PXAT 1000005")),
+            (&["DELEX", "k", "IFNE", "v"], Some("DEL k")),
+            (&["DELEX", "k"], Some("DEL k")),
             (&["GETEX", "k", "PX", "5"], Some("PEXPIREAT k 1000005")),
             (&["GETEX", "k", "PERSIST"], None),
             (&["RESTORE", "k", "100", "payload"], Some("RESTORE k 1000100 payload ABSTTL")),

@@ -159,6 +159,26 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "delex",
+        arity: -2,
+        flags: WRITE | FAST,
+        summary: "Conditionally removes the specified key based on value or digest comparison.",
+        since: "8.4.0",
+        complexity: "O(1) for IFEQ/IFNE, O(N) for IFDEQ/IFDNE where N is the length of the string value.",
+        handler: Handler::Keys { local: delex, multi: None },
+        ..BASE
+    },
+    CommandSpec {
+        name: "digest",
+        arity: 2,
+        flags: READONLY | FAST,
+        summary: "Returns the XXH3 hash of a string value.",
+        since: "8.4.0",
+        complexity: "O(N) where N is the length of the string value.",
+        handler: Handler::Keys { local: digest, multi: None },
+        ..BASE
+    },
+    CommandSpec {
         name: "getex",
         arity: -2,
         flags: WRITE | FAST,
@@ -264,11 +284,69 @@ fn get(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// When SET's key may be written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-enum Condition {
+enum Condition<'a> {
     #[default]
     Always,
     IfAbsent,
     IfPresent,
+    /// IFEQ, IFNE, IFDEQ or IFDNE (Redis 8.4): the current value decides.
+    Compare(Comparison<'a>),
+}
+
+/// The hexadecimal digits of a value's digest (DIGEST, IFDEQ and IFDNE).
+const DIGEST_HEX_LEN: usize = 16;
+
+/// The digest of a string value, as DIGEST shows it and IFDEQ/IFDNE compare it: XXH3-64 of
+/// its bytes (an integer's decimal text), as 16 lower-case hexadecimal digits, leading
+/// zeros kept.
+pub fn value_digest(bytes: &[u8]) -> [u8; DIGEST_HEX_LEN] {
+    let hash = xxhash_rust::xxh3::xxh3_64(bytes);
+    let mut hex = [0u8; DIGEST_HEX_LEN];
+    for (i, digit) in hex.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[(hash >> (60 - 4 * i)) as usize & 0xf];
+    }
+    hex
+}
+
+/// A compare-and-set or compare-and-delete test on a string's current value (Redis 8.4's
+/// IFEQ, IFNE, IFDEQ and IFDNE of SET and DELEX).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Comparison<'a> {
+    /// IFDEQ/IFDNE: `operand` is a digest (see [`value_digest`]), not a value.
+    by_digest: bool,
+    /// IFEQ/IFDEQ: passes when equal; IFNE/IFDNE: when different.
+    equal: bool,
+    operand: &'a [u8],
+}
+
+impl<'a> Comparison<'a> {
+    /// The test `token` names, with its operand; None when `token` names none.
+    pub fn parse(token: &[u8], operand: &'a [u8]) -> Option<Comparison<'a>> {
+        let (by_digest, equal) = [("ifeq", (false, true)), ("ifne", (false, false)), ("ifdeq", (true, true)), ("ifdne", (true, false))]
+            .into_iter()
+            .find_map(|(word, kind)| is(token, word).then_some(kind))?;
+        Some(Comparison { by_digest, equal, operand })
+    }
+
+    /// Whether a missing key passes: IFNE and IFDNE, since no value equals their operand.
+    fn passes_when_missing(&self) -> bool {
+        !self.equal
+    }
+
+    /// Whether the string `value` passes. A digest operand is checked only here, once a
+    /// string is found (as Redis does): not 16 characters long, it is an error. Digits
+    /// compare without regard to case.
+    fn passes(&self, value: &Str) -> Result<bool, Frame> {
+        let same = if self.by_digest {
+            if self.operand.len() != DIGEST_HEX_LEN {
+                return Err(errors::error(errors::DIGEST_LENGTH));
+            }
+            value.with_bytes(value_digest).eq_ignore_ascii_case(self.operand)
+        } else {
+            value.with_bytes(|bytes| bytes == self.operand)
+        };
+        Ok(same == self.equal)
+    }
 }
 
 /// What a write does with the key's TTL.
@@ -340,7 +418,7 @@ enum OptionsOf {
 /// The options of SET or GETEX, the expiry value not yet checked.
 #[derive(Default)]
 struct StringOptions<'a> {
-    condition: Condition,
+    condition: Condition<'a>,
     get: bool,
     keep_ttl: bool,
     persist: bool,
@@ -361,10 +439,24 @@ fn parse_string_options(args: &[Bytes], of: OptionsOf) -> Result<StringOptions<'
     while i < args.len() {
         let arg = &args[i];
         let form = ExpireForm::parse(arg);
-        if set && is(arg, "nx") && options.condition != Condition::IfPresent {
+        let comparison = match args.get(i + 1) {
+            Some(operand) if of == OptionsOf::Set => Comparison::parse(arg, operand),
+            _ => None,
+        };
+        if set && is(arg, "nx") && matches!(options.condition, Condition::Always | Condition::IfAbsent) {
             options.condition = Condition::IfAbsent;
-        } else if set && is(arg, "xx") && options.condition != Condition::IfAbsent {
+        } else if set && is(arg, "xx") && matches!(options.condition, Condition::Always | Condition::IfPresent) {
             options.condition = Condition::IfPresent;
+        } else if let Some(comparison) = comparison {
+            // One condition at most; the same test again replaces its operand.
+            let same_test = |c: &Comparison| (c.by_digest, c.equal) == (comparison.by_digest, comparison.equal);
+            match options.condition {
+                Condition::Always => {}
+                Condition::Compare(previous) if same_test(&previous) => {}
+                _ => return Err(errors::syntax()),
+            }
+            options.condition = Condition::Compare(comparison);
+            i += 1;
         } else if of == OptionsOf::Set && is(arg, "get") {
             options.get = true;
         } else if set && is(arg, "keepttl") && options.expire.is_none() {
@@ -402,7 +494,8 @@ fn op_set_string(db: &mut Db, key: &[u8], bytes: &[u8], ttl: Ttl, now_ms: u64) {
     }
 }
 
-/// SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]
+/// SET key value [NX | XX | IFEQ ifeq-value | IFNE ifne-value | IFDEQ ifdeq-digest | IFDNE ifdne-digest] [GET]
+///     [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]
 fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let options = match parse_string_options(args, OptionsOf::Set) {
         Ok(options) => options,
@@ -417,22 +510,35 @@ fn set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         None if options.keep_ttl => Ttl::Keep,
         None => Ttl::Clear,
     };
+    let comparison = match options.condition {
+        Condition::Compare(comparison) => Some(comparison),
+        _ => None,
+    };
     let db = ctx.db();
     let key = &args[1];
-    let old = match db.lookup_write(key, now) {
-        None => None,
+    // Whether the key exists, its old value for GET, and whether a comparison passes.
+    let (present, old, passes) = match db.lookup_write(key, now) {
+        None => (false, None, comparison.is_none_or(|c| c.passes_when_missing())),
         Some(entry) => match &entry.value {
-            Value::Str(s) => Some(s.to_bytes()),
+            Value::Str(s) => {
+                let passes = match comparison.map(|c| c.passes(s)) {
+                    None => true,
+                    Some(Ok(passes)) => passes,
+                    Some(Err(e)) => return e,
+                };
+                (true, options.get.then(|| s.to_bytes()), passes)
+            }
             #[allow(unreachable_patterns)]
-            _ if options.get => return errors::wrong_type(),
+            _ if options.get || comparison.is_some() => return errors::wrong_type(),
             #[allow(unreachable_patterns)]
-            _ => Some(Bytes::new()),
+            _ => (true, None, true),
         },
     };
     let blocked = match options.condition {
         Condition::Always => false,
-        Condition::IfAbsent => old.is_some(),
-        Condition::IfPresent => old.is_none(),
+        Condition::IfAbsent => present,
+        Condition::IfPresent => !present,
+        Condition::Compare(_) => !passes,
     };
     if !blocked {
         op_set_string(db, key, &args[2], ttl, now);
@@ -530,6 +636,55 @@ fn getdel(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         ctx.notify(notify::GENERIC, "del", &args[1]);
     }
     ctx::reply(value, bulk_or_null)
+}
+
+/// DELEX key [IFEQ ifeq-value | IFNE ifne-value | IFDEQ ifdeq-digest | IFDNE ifdne-digest]:
+/// DEL of one key, or, with a condition, of a string whose value passes it.
+fn delex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let comparison = match args {
+        [_, _] => None,
+        [_, _, token, operand] => match Comparison::parse(token, operand) {
+            Some(comparison) => Some(comparison),
+            None => return errors::syntax(),
+        },
+        _ => return errors::syntax(),
+    };
+    if let Some(comparison) = comparison {
+        let now = ctx.now_ms;
+        let passes = match ctx.db().lookup_write(&args[1], now) {
+            None => return Frame::Integer(0),
+            Some(entry) => match &entry.value {
+                Value::Str(s) => comparison.passes(s),
+                #[allow(unreachable_patterns)]
+                _ => Err(errors::wrong_type()),
+            },
+        };
+        match passes {
+            Ok(true) => {}
+            Ok(false) => return Frame::Integer(0),
+            Err(e) => return e,
+        }
+    }
+    let lazy = ctx.settings.lazyfree_lazy_user_del;
+    Frame::Integer(crate::keys::op_del(ctx, &args[1..2], lazy) as i64)
+}
+
+/// The digest of the string at `key` (see [`value_digest`]).
+pub fn op_digest(db: &mut Db, key: &[u8], now_ms: u64) -> Result<Option<Bytes>, Frame> {
+    match db.lookup_read(key, now_ms) {
+        None => Ok(None),
+        Some(entry) => match &entry.value {
+            Value::Str(s) => Ok(Some(Bytes::copy_from_slice(&s.with_bytes(value_digest)))),
+            #[allow(unreachable_patterns)]
+            _ => Err(errors::wrong_type()),
+        },
+    }
+}
+
+/// DIGEST key
+fn digest(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    ctx::reply(op_digest(ctx.db(), &args[1], now), bulk_or_null)
 }
 
 /// What GETEX does to the TTL.
@@ -1134,13 +1289,19 @@ fn msetex_ttl(request: &MsetexRequest, now_ms: u64) -> Result<Ttl, Frame> {
 
 /// Whether MSETEX's condition holds for `keys` on this core: none exists (NX), all exist
 /// (XX), or no condition.
-fn op_msetex_allowed(ctx: &mut Ctx, keys: &[Bytes], condition: Condition) -> bool {
+fn op_msetex_allowed(ctx: &mut Ctx, keys: &[Bytes], must_exist: Option<bool>) -> bool {
     let now = ctx.now_ms;
     let db = ctx.db();
+    must_exist.is_none_or(|must_exist| keys.iter().all(|key| db.contains(key, now) == must_exist))
+}
+
+/// MSETEX's condition: whether its keys must exist (XX) or must not (NX); None: no condition.
+fn msetex_presence(condition: Condition) -> Option<bool> {
     match condition {
-        Condition::Always => true,
-        Condition::IfAbsent => keys.iter().all(|key| !db.contains(key, now)),
-        Condition::IfPresent => keys.iter().all(|key| db.contains(key, now)),
+        Condition::Always => None,
+        Condition::IfAbsent => Some(false),
+        Condition::IfPresent => Some(true),
+        Condition::Compare(_) => unreachable!("MSETEX takes no IFEQ, IFNE, IFDEQ or IFDNE"),
     }
 }
 
@@ -1167,7 +1328,7 @@ fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     let pairs = &args[2..request.pairs_end];
     let keys: Vec<Bytes> = pairs.iter().step_by(2).cloned().collect();
-    if !op_msetex_allowed(ctx, &keys, request.options.condition) {
+    if !op_msetex_allowed(ctx, &keys, msetex_presence(request.options.condition)) {
         return Frame::Integer(0);
     }
     op_msetex(ctx, pairs, ttl);
@@ -1176,10 +1337,10 @@ fn msetex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn msetex_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::future::LocalBoxFuture<'_, Frame> {
     async move {
-        let (pairs_end, condition, expire, keep_ttl) = match parse_msetex(&args) {
+        let (pairs_end, must_exist, expire, keep_ttl) = match parse_msetex(&args) {
             Ok(request) => (
                 request.pairs_end,
-                request.options.condition,
+                msetex_presence(request.options.condition),
                 request.options.expire.map(|(form, value)| (form, Bytes::copy_from_slice(value))),
                 request.options.keep_ttl,
             ),
@@ -1198,7 +1359,7 @@ fn msetex_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> futures::fut
                 None if keep_ttl => Ok(Ttl::Keep),
                 None => Ok(Ttl::Clear),
             };
-            (ttl, op_msetex_allowed(ctx, &keys, condition))
+            (ttl, op_msetex_allowed(ctx, &keys, must_exist))
         })
         .await;
         let mut ttl = Ttl::Clear;
@@ -1297,6 +1458,190 @@ mod tests {
     #[test]
     fn set_nx_on_existing_key_is_nil() {
         check(&[&["SET", "k", "v"], &["SET", "k", "w", "NX"], &["GET", "k"]], &[Frame::Simple("OK".into()), Frame::Null, Frame::Bulk("v".into())]);
+    }
+
+    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    const DIGEST_LENGTH: &str = "ERR must be exactly 16 hexadecimal characters";
+
+    #[test]
+    fn digest_is_xxh3_in_sixteen_lower_case_hex_digits() {
+        // Redis's documentation: DIGEST of "Hello world"; Dragonfly's: of "test" and "hello".
+        check(
+            &[
+                &["SET", "a", "Hello world"],
+                &["DIGEST", "a"],
+                &["SET", "b", "test"],
+                &["DIGEST", "b"],
+                &["SET", "c", "hello"],
+                &["DIGEST", "c"],
+                &["DIGEST", "missing"],
+                &["RPUSH", "l", "x"],
+                &["DIGEST", "l"],
+            ],
+            &[ok(), bulk("b6acb9d84a38ff74"), ok(), bulk("9ec9f7918d7dfc40"), ok(), bulk("9555e8555c62dcfd"), Frame::Null, int(1), err(WRONGTYPE)],
+        );
+        // An integer's digest is its text's, and leading zeros stay (redis/redis#14496:
+        // this value's XXH3 is 0x00006c38adf31777).
+        let long = "v8lf0c11xh8ymlqztfd3eeq16kfn4sspw7fqmnuuq3k3t75em5wdizgcdw7uc26nnf961u2jkfzkjytls2kwlj7626sd";
+        assert_eq!(&super::value_digest(long.as_bytes()), b"00006c38adf31777");
+        let harness = Harness::default();
+        harness.run(&["SET", "n", "12345"]);
+        assert_eq!(harness.run(&["OBJECT", "ENCODING", "n"]), bulk("int"));
+        assert_eq!(harness.run(&["DIGEST", "n"]), Frame::Bulk(super::value_digest(b"12345").to_vec().into()));
+    }
+
+    #[test]
+    fn set_compares_the_value_before_writing() {
+        check(
+            &[
+                // IFEQ and IFDEQ never create; IFNE and IFDNE do.
+                &["SET", "k", "v", "IFEQ", "v"],
+                &["SET", "k", "v", "IFDEQ", "b6acb9d84a38ff74"],
+                &["SET", "k", "v", "IFNE", "v"],
+                &["GET", "k"],
+                &["DEL", "k"],
+                &["SET", "k", "w", "IFDNE", "short"],
+                // Present: equal passes IFEQ, not IFNE.
+                &["SET", "k", "x", "IFEQ", "w"],
+                &["SET", "k", "y", "IFEQ", "w"],
+                &["SET", "k", "y", "IFNE", "x"],
+                &["SET", "k", "y", "IFNE", "z", "GET"],
+                &["SET", "k", "z", "IFEQ", "nope", "GET"],
+                &["GET", "k"],
+            ],
+            &[Frame::Null, Frame::Null, ok(), bulk("v"), int(1), ok(), ok(), Frame::Null, Frame::Null, bulk("x"), bulk("y"), bulk("y")],
+        );
+    }
+
+    #[test]
+    fn set_compares_digests_without_regard_to_case() {
+        check(
+            &[
+                &["SET", "k", "Hello world"],
+                &["SET", "k", "a", "IFDEQ", "B6ACB9D84A38FF74", "GET"],
+                &["SET", "k", "b", "IFDEQ", "b6acb9d84a38ff74"],
+                &["SET", "k", "b", "IFDNE", "ca978112ca1bbdca"],
+                &["GET", "k"],
+                // A digest of another length is an error once the key holds a string.
+                &["SET", "k", "d", "IFDEQ", "0123"],
+                &["SET", "k", "d", "IFDNE", "0123456789abcdef0"],
+                &["GET", "k"],
+            ],
+            &[ok(), bulk("Hello world"), Frame::Null, ok(), bulk("b"), err(DIGEST_LENGTH), err(DIGEST_LENGTH), bulk("b")],
+        );
+        let harness = Harness::default();
+        harness.run(&["SET", "k", "b"]);
+        let upper = String::from_utf8(super::value_digest(b"b").to_ascii_uppercase()).unwrap();
+        assert_eq!(harness.run(&["SET", "k", "c", "IFDNE", &upper]), Frame::Null);
+        assert_eq!(harness.run(&["SET", "k", "c", "IFDEQ", &upper]), ok());
+    }
+
+    #[test]
+    fn set_comparisons_conflict_with_other_conditions() {
+        check(
+            &[
+                &["SET", "k", "v", "IFEQ", "a", "NX"],
+                &["SET", "k", "v", "XX", "IFNE", "a"],
+                &["SET", "k", "v", "IFEQ", "a", "IFNE", "b"],
+                &["SET", "k", "v", "IFDEQ", "a", "IFEQ", "b"],
+                &["SET", "k", "v", "IFEQ"],
+                &["SET", "k", "v", "IFEQ", "a", "IFEQ", "v"],
+                &["GETEX", "k", "IFEQ", "v"],
+                &["MSETEX", "1", "k", "v", "IFEQ", "v"],
+                // The operand is a value, even one spelled as an option.
+                &["SET", "k", "EX", "IFEQ", "EX", "PX", "100"],
+                &["PTTL", "k"],
+                &["GET", "k"],
+            ],
+            &[err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), err(SYNTAX), Frame::Null, err(SYNTAX), err(SYNTAX), Frame::Null, int(-2), Frame::Null],
+        );
+    }
+
+    #[test]
+    fn set_comparisons_need_a_string() {
+        check(
+            &[
+                &["RPUSH", "l", "x"],
+                &["SET", "l", "v", "IFNE", "x"],
+                &["SET", "l", "v", "IFDEQ", "too short"],
+                &["TYPE", "l"],
+                &["SET", "l", "v", "XX"],
+                &["TYPE", "l"],
+            ],
+            &[int(1), err(WRONGTYPE), err(WRONGTYPE), simple("list"), ok(), simple("string")],
+        );
+    }
+
+    #[test]
+    fn set_comparison_keeps_or_sets_the_ttl_as_asked() {
+        check_at(
+            &[
+                (0, &["SET", "k", "v", "EX", "100"]),
+                (0, &["SET", "k", "w", "IFEQ", "v", "KEEPTTL"]),
+                (0, &["TTL", "k"]),
+                (0, &["SET", "k", "x", "IFEQ", "w"]),
+                (0, &["TTL", "k"]),
+                (0, &["SET", "k", "y", "IFNE", "w", "PX", "50"]),
+                (60, &["GET", "k"]),
+            ],
+            &[ok(), ok(), int(100), ok(), int(-1), ok(), Frame::Null],
+        );
+    }
+
+    #[test]
+    fn delex_deletes_when_the_condition_holds() {
+        check(
+            &[
+                &["SET", "k", "v"],
+                &["DELEX", "k", "IFEQ", "w"],
+                &["DELEX", "k", "IFNE", "v"],
+                &["DELEX", "k", "IFDNE", "9e9e3c2b2d0ab3b4"],
+                &["EXISTS", "k"],
+                &["SET", "k", "Hello world"],
+                &["DELEX", "k", "IFDEQ", "B6ACB9D84A38FF74"],
+                &["EXISTS", "k"],
+                &["SET", "k", "12"],
+                &["DELEX", "k", "ifeq", "12"],
+                &["DELEX", "missing", "IFNE", "x"],
+                &["DELEX", "missing", "IFDEQ", "short"],
+            ],
+            &[ok(), int(0), int(0), int(1), int(0), ok(), int(1), int(0), ok(), int(1), int(0), int(0)],
+        );
+    }
+
+    #[test]
+    fn compare_and_set_and_delete_raise_set_and_del_only_when_they_write() {
+        let harness = Harness::notifying();
+        harness.run(&["SET", "k", "v"]);
+        harness.take_events();
+        harness.run(&["SET", "k", "w", "IFEQ", "nope"]);
+        harness.run(&["DELEX", "k", "IFNE", "v"]);
+        assert_eq!(harness.take_events(), []);
+        harness.run(&["SET", "k", "w", "IFEQ", "v", "EX", "10"]);
+        harness.run(&["DELEX", "k", "IFEQ", "w"]);
+        assert_eq!(harness.take_events(), [("set", "k"), ("expire", "k"), ("del", "k")].map(|(e, k)| (e, k.to_owned())));
+    }
+
+    #[test]
+    fn delex_without_a_condition_is_del_of_any_type() {
+        check(&[&["RPUSH", "l", "x"], &["DELEX", "l"], &["DELEX", "l"], &["EXISTS", "l"]], &[int(1), int(1), int(0), int(0)]);
+    }
+
+    #[test]
+    fn delex_errors() {
+        check(
+            &[
+                &["RPUSH", "l", "x"],
+                &["DELEX", "l", "IFEQ", "x"],
+                &["DELEX", "l", "IFEQ"],
+                &["DELEX", "l", "IFEQ", "x", "y"],
+                &["DELEX", "l", "IFXX", "x"],
+                &["SET", "k", "v"],
+                &["DELEX", "k", "IFDEQ", "0123456789abcde"],
+                &["DELEX", "k"],
+            ],
+            &[int(1), err(WRONGTYPE), err(SYNTAX), err(SYNTAX), err(SYNTAX), ok(), err(DIGEST_LENGTH), int(1)],
+        );
     }
 
     #[test]
