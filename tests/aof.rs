@@ -505,6 +505,41 @@ fn served_blocking_pops_and_functions_replay_from_the_log() {
 }
 
 #[test]
+fn lmovem_and_served_blmovem_replay_from_the_log() {
+    let dir = Server::scratch("aof-lmovem");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let (a, b) = keys_on_two_cores("movem");
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["RPUSH", &a, "1", "2", "3", "4", "5"]).unwrap(), ":5\r\n");
+    // Across cores, and served at once with COUNT (logged as EXACTLY what it moved).
+    raw.command(&["LMOVEM", &a, &b, "LEFT", "LEFT", "COUNT", "2", "OBO"]).unwrap();
+    raw.command(&["BLMOVEM", &a, &b, "RIGHT", "RIGHT", "0", "COUNT", "9", "BULK"]).unwrap();
+    // Served after waiting.
+    let mut waiter = server.raw();
+    waiter.send(&shoal_testkit::Raw::encode(&["BLMOVEM", &a, &b, "LEFT", "LEFT", "0", "EXACTLY", "2", "BULK"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(raw.command(&["RPUSH", &a, "x"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["RPUSH", &a, "y", "z"]).unwrap(), ":3\r\n");
+    assert_eq!(waiter.read_reply().unwrap(), "*2\r\n$1\r\nx\r\n$1\r\ny\r\n");
+    let before = raw.command(&["LRANGE", &b, "0", "-1"]).unwrap();
+    assert_eq!(before, "*7\r\n$1\r\nx\r\n$1\r\ny\r\n$1\r\n2\r\n$1\r\n1\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n");
+    drop(waiter);
+    drop(raw);
+    server.signal("KILL");
+    drop(server);
+    let log = incr_file(&dir);
+    assert!(!log.contains("BLMOVEM") && log.matches("EXACTLY").count() == 2, "{log}");
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    assert_eq!(raw.command(&["LRANGE", &b, "0", "-1"]).unwrap(), before);
+    assert_eq!(raw.command(&["LRANGE", &a, "0", "-1"]).unwrap(), "*1\r\n$1\r\nz\r\n");
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bgrewriteaof_makes_a_new_base_while_writes_go_on_and_the_result_loads_everywhere() {
     let dir = Server::scratch("aof-rewrite");
     let server = Server::start_in(&dir, THREADS, ALWAYS);

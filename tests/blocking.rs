@@ -134,6 +134,77 @@ fn blmove_moves_between_cores_for_a_waiter() {
     assert_eq!(control.command(&["LLEN", source]).unwrap(), ":1\r\n");
 }
 
+/// An array of bulk strings, as a reply reads.
+fn strings(items: &[&str]) -> String {
+    format!("*{}\r\n{}", items.len(), items.iter().map(|s| bulk(s)).collect::<String>())
+}
+
+#[test]
+fn blmovem_count_wakes_on_the_first_push_and_exactly_waits_for_enough() {
+    let server = Server::start(THREADS, &[]);
+    let keys = keys_on_distinct_cores("movem", 2, THREADS);
+    let mut control = server.raw();
+    // Source and destination on one core ({t}), and on two.
+    for (source, destination) in [("{t}src", "{t}dst"), (keys[0].as_str(), keys[1].as_str())] {
+        control.command(&["DEL", source, destination]).unwrap();
+        let mut waiter = block(&server, &["BLMOVEM", source, destination, "LEFT", "RIGHT", "0", "COUNT", "5", "BULK"]);
+        wait_blocked(&mut control, 1);
+        control.command(&["RPUSH", source, "a", "b"]).unwrap();
+        assert_eq!(waiter.read_reply().unwrap(), strings(&["a", "b"]));
+        assert_eq!(control.command(&["LRANGE", destination, "0", "-1"]).unwrap(), strings(&["a", "b"]));
+
+        // EXACTLY 3: two elements are not enough; a third (by LINSERT) is.
+        control.command(&["DEL", source, destination]).unwrap();
+        let mut waiter = block(&server, &["BLMOVEM", source, destination, "LEFT", "LEFT", "0", "EXACTLY", "3", "OBO"]);
+        wait_blocked(&mut control, 1);
+        control.command(&["RPUSH", source, "1", "2"]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        wait_blocked(&mut control, 1);
+        assert_eq!(control.command(&["EXISTS", destination]).unwrap(), ":0\r\n");
+        control.command(&["LINSERT", source, "BEFORE", "1", "0"]).unwrap();
+        assert_eq!(waiter.read_reply().unwrap(), strings(&["2", "1", "0"]));
+        assert_eq!(control.command(&["EXISTS", source]).unwrap(), ":0\r\n");
+        assert_eq!(control.command(&["LRANGE", destination, "0", "-1"]).unwrap(), strings(&["2", "1", "0"]));
+    }
+}
+
+#[test]
+fn blmovem_exactly_keeps_its_turn_while_a_blpop_behind_it_is_served() {
+    let server = Server::start(THREADS, &[]);
+    let mut control = server.raw();
+    let mut movem = block(&server, &["BLMOVEM", "{q}src", "{q}dst", "LEFT", "RIGHT", "0", "EXACTLY", "2", "BULK"]);
+    wait_blocked(&mut control, 1);
+    let mut first = block(&server, &["BLPOP", "{q}src", "0"]);
+    wait_blocked(&mut control, 2);
+    let mut second = block(&server, &["BLPOP", "{q}src", "0"]);
+    wait_blocked(&mut control, 3);
+    // One element: too few for BLMOVEM, so the first BLPOP takes it.
+    control.command(&["RPUSH", "{q}src", "a"]).unwrap();
+    assert_eq!(first.read_reply().unwrap(), pair("{q}src", "a"));
+    // Two: BLMOVEM is ahead of the second BLPOP.
+    control.command(&["RPUSH", "{q}src", "b", "c"]).unwrap();
+    assert_eq!(movem.read_reply().unwrap(), strings(&["b", "c"]));
+    control.command(&["RPUSH", "{q}src", "d"]).unwrap();
+    assert_eq!(second.read_reply().unwrap(), pair("{q}src", "d"));
+}
+
+#[test]
+fn blmovem_times_out_with_a_null_array_and_does_not_wait_inside_multi() {
+    let server = Server::start(THREADS, &[]);
+    let mut control = server.raw();
+    let mut waiter = block(&server, &["BLMOVEM", "src", "dst", "LEFT", "RIGHT", "0.05", "EXACTLY", "3", "BULK"]);
+    assert_eq!(waiter.read_reply().unwrap(), "*-1\r\n");
+    control.command(&["RPUSH", "src", "x"]).unwrap();
+    assert_eq!(control.command(&["MULTI"]).unwrap(), "+OK\r\n");
+    assert_eq!(control.command(&["BLMOVEM", "src", "dst", "LEFT", "RIGHT", "0", "EXACTLY", "3", "BULK"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(control.command(&["BLMOVEM", "src", "dst", "LEFT", "RIGHT", "0"]).unwrap(), "+QUEUED\r\n");
+    assert_eq!(control.command(&["EXEC"]).unwrap(), format!("*2\r\n*-1\r\n{}", strings(&["x"])));
+    // Errors before any wait.
+    assert_eq!(control.command(&["BLMOVEM", "src", "dst", "LEFT", "RIGHT", "0", "COUNT", "0", "OBO"]).unwrap(), "-ERR count should be greater than 0\r\n");
+    assert_eq!(control.command(&["BLMOVEM", "src", "dst", "LEFT", "RIGHT", "-1"]).unwrap(), "-ERR timeout is negative\r\n");
+    assert_eq!(control.command(&["BLMOVEM", "src", "dst", "UP", "RIGHT", "0"]).unwrap(), "-ERR syntax error\r\n");
+}
+
 #[test]
 fn keys_created_by_rename_move_and_cross_core_commands_wake_waiters() {
     let server = Server::start(THREADS, &[]);

@@ -996,6 +996,9 @@ fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
                 "msetex",
                 "delex",
                 "digest",
+                // Lists (8.10).
+                "lmovem",
+                "blmovem",
             ]
             .contains(&name.as_str());
             if !newer && !theirs.contains(name) {

@@ -1,5 +1,5 @@
-//! The blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX,
-//! BZMPOP (Redis's `blocking.c` with the blocking halves of `t_list.c` and `t_zset.c`).
+//! The blocking commands: BLPOP, BRPOP, BLMOVE, BLMOVEM, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP (Redis's `blocking.c` with the blocking halves of `t_list.c` and `t_zset.c`).
 //!
 //! Each command is a [`BlockingOps`]: `parse` checks the arguments and reads the timeout,
 //! `attempt` serves the request at once when it can (a transaction over all its keys), and
@@ -63,6 +63,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "6.2.0",
         complexity: "O(1)",
         handler: Handler::Blocking(&BlockingOps { parse: parse_blmove, wait_keys: first_key, attempt: blmove_attempt, serve: blmove_serve, timed_out: null_bulk, resolve: None, at_once: None }),
+        ..LIST
+    },
+    CommandSpec {
+        // Redis 8.10 flags it neither `noscript` nor `fast`: in a script it does not wait.
+        name: "blmovem",
+        arity: -6,
+        flags: WRITE | DENYOOM | BLOCKING,
+        keys: KeySpec::TWO,
+        summary: "Moves up to (or exactly) a number of elements from one list to another and returns them. Blocks until the elements are available otherwise. Deletes the source list if it becomes empty.",
+        since: "8.10.0",
+        complexity: "O(N) where N is the number of elements moved.",
+        handler: Handler::Blocking(&BlockingOps { parse: parse_blmovem, wait_keys: first_key, attempt: blmovem_attempt, serve: blmovem_serve, timed_out: null_array, resolve: None, at_once: None }),
         ..LIST
     },
     CommandSpec {
@@ -182,6 +194,12 @@ fn first_key(_args: &[Bytes]) -> Vec<usize> {
 fn parse_blmove(args: &[Bytes]) -> Result<Option<Duration>, Frame> {
     parse_side(&args[3])?;
     parse_side(&args[4])?;
+    parse_timeout(&args[5])
+}
+
+/// BLMOVEM source destination LEFT|RIGHT LEFT|RIGHT timeout [<COUNT count | EXACTLY exactly> <OBO | BULK>]
+fn parse_blmovem(args: &[Bytes]) -> Result<Option<Duration>, Frame> {
+    lists::parse_lmovem(args, 6)?;
     parse_timeout(&args[5])
 }
 
@@ -522,6 +540,40 @@ fn blmove_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut
         }
         Err(error) => Served::Done(error),
     }
+}
+
+// ---- BLMOVEM ----------------------------------------------------------------------------
+
+/// BLMOVEM: at once when the source holds enough elements (any with COUNT, `exactly` with
+/// EXACTLY), as LMOVEM.
+fn blmovem_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Option<Frame>> {
+    async move {
+        let Ok((from_left, to_left, how)) = lists::parse_lmovem(&args, 6) else { unreachable!("parse checked the arguments") };
+        match lists::move_many_across_cores(coordinator, args[1].clone(), args[2].clone(), from_left, to_left, how).await {
+            Ok(lists::Moved::Missing | lists::Moved::TooFew) => None,
+            moved => Some(lists::moved_many_reply(moved)),
+        }
+    }
+    .boxed_local()
+}
+
+fn blmovem_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn FnMut() -> bool) -> Served {
+    let Ok((from_left, to_left, how)) = lists::parse_lmovem(args, 6) else { unreachable!("a waiter's arguments were checked") };
+    let destination = &args[2];
+    let now = ctx.now_ms;
+    match lists::op_list_state(ctx.db(), key, now) {
+        lists::ListState::List(len) if !how.exactly || len >= how.count => {}
+        _ => return Served::NotReady,
+    }
+    if shoal_store::slot::key_shard(destination, ctx.shard.shard_count) != ctx.shard.id {
+        // Moving to another core needs the transaction layer: the client retries as a whole.
+        return if claim() { Served::Elsewhere } else { Served::Gone };
+    }
+    if !claim() {
+        return Served::Gone;
+    }
+    // A destination of another type answers the waiter with the error, as Redis does.
+    Served::Done(lists::moved_many_reply(lists::serve_move_many(ctx, key, destination, from_left, to_left, how)))
 }
 
 // ---- BZPOPMIN, BZPOPMAX, BZMPOP -------------------------------------------------------------

@@ -178,6 +178,17 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "lmovem",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+        keys: KeySpec::TWO,
+        summary: "Moves up to (or exactly) a number of elements from one list to another and returns them. Deletes the source list if it becomes empty.",
+        since: "8.10.0",
+        complexity: "O(N) where N is the number of elements moved.",
+        handler: Handler::Keys { local: lmovem, multi: Some(lmovem_multi) },
+        ..BASE
+    },
+    CommandSpec {
         // Deprecated since 6.2.0 in favour of LMOVE with RIGHT LEFT.
         name: "rpoplpush",
         arity: 3,
@@ -742,8 +753,28 @@ pub async fn move_across_cores(
     from_left: bool,
     to_left: bool,
 ) -> Result<Option<Bytes>, Frame> {
+    Ok(match move_many_across_cores(coordinator, source, destination, from_left, to_left, HowMany::ONE).await? {
+        Moved::Elements(mut elements) => elements.pop(),
+        Moved::Missing | Moved::TooFew => None,
+    })
+}
+
+/// LMOVEM (and LMOVE) on keys of any cores, in one transaction: on one core as
+/// [`op_move_many`]; across two, check both keys (in parallel), then pop on the source's
+/// core, then push on the destination's, which raises every event in Redis's order.
+pub async fn move_many_across_cores(
+    coordinator: &dyn Coordinator,
+    source: Bytes,
+    destination: Bytes,
+    from_left: bool,
+    to_left: bool,
+    how: HowMany,
+) -> Result<Moved, Frame> {
     let shard_count = coordinator.shard_count();
     let (source_shard, destination_shard) = (slot::key_shard(&source, shard_count), slot::key_shard(&destination, shard_count));
+    if source_shard == destination_shard {
+        return ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| move_many_local(ctx, &source, &destination, from_left, to_left, how)).await;
+    }
     let check_source = {
         let source = source.clone();
         move |ctx: &mut Ctx| {
@@ -765,31 +796,34 @@ pub async fn move_across_cores(
     let mut results = coordinator.hop(ops).await.into_iter();
     let source_state = *results.next().expect("one result per op").downcast::<ListState>().expect("a list state");
     let destination_ok = *results.next().expect("one result per op").downcast::<Result<(), Frame>>().expect("a check result");
-    match source_state {
-        ListState::Missing => return Ok(None),
+    let len = match source_state {
+        ListState::Missing => return Ok(how.missing()),
         ListState::WrongType => return Err(errors::wrong_type()),
-        ListState::List(_) => {}
-    }
+        ListState::List(len) => len,
+    };
     destination_ok?;
+    if how.exactly && len < how.count {
+        return Ok(Moved::TooFew);
+    }
     let popped = {
         let source = source.clone();
         ctx::hop_one(coordinator, source_shard, move |ctx: &mut Ctx| {
             let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-            let popped = op_pop(ctx.db(), &source, from_left, 1, &limits, now)?;
+            // One change per element moved.
+            let popped = op_pop(ctx.db(), &source, from_left, how.count, &limits, now)?;
             // Whether the source emptied, for the events the destination's core raises.
             Ok::<_, Frame>((popped, ctx.notifying(notify::GENERIC) && ctx.db().lookup_quiet(&source, now).is_none()))
         })
         .await?
     };
     let (popped, emptied) = popped;
-    let Some(element) = popped.and_then(|mut p| p.pop()) else {
-        return Ok(None);
+    let Some(popped) = popped.filter(|p| !p.is_empty()) else {
+        return Ok(how.missing());
     };
-    let pushed = element.clone();
+    let (pushed, reads) = arrange(popped, from_left, to_left, how.one_by_one);
     ctx::hop_one(coordinator, destination_shard, move |ctx: &mut Ctx| {
         let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-        // The pop counted the move's one change.
-        let pushed = push_uncounted(ctx.db(), &destination, to_left, &[pushed], false, &limits, now);
+        let pushed = push_uncounted(ctx.db(), &destination, to_left, &pushed, false, &limits, now);
         if pushed.is_ok() {
             // Every event from here, in Redis's order, so that they are published in order
             // from one core.
@@ -802,7 +836,7 @@ pub async fn move_across_cores(
         pushed
     })
     .await?;
-    Ok(Some(element))
+    Ok(Moved::Elements(reads))
 }
 
 fn moved_reply(moved: Result<Option<Bytes>, Frame>) -> Frame {
@@ -834,6 +868,181 @@ fn rpoplpush(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 fn rpoplpush_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
     async move { moved_reply(move_across_cores(coordinator, args[1].clone(), args[2].clone(), false, true).await) }.boxed_local()
+}
+
+// ---- LMOVEM ----------------------------------------------------------------------------
+
+/// How many elements LMOVEM moves, and in what arrangement: its optional `how-many` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HowMany {
+    /// COUNT's or EXACTLY's number (at least 1).
+    pub count: usize,
+    /// EXACTLY: all `count` elements or none.
+    pub exactly: bool,
+    /// OBO: each element pushed as it is popped, so the destination gets them in pop order
+    /// from its end. BULK: all at once, in their order in the source.
+    pub one_by_one: bool,
+}
+
+impl HowMany {
+    /// No block: one element, as LMOVE.
+    pub const ONE: HowMany = HowMany { count: 1, exactly: false, one_by_one: true };
+
+    /// What a missing source means: nothing to move, or too few with EXACTLY.
+    fn missing(self) -> Moved {
+        if self.exactly {
+            Moved::TooFew
+        } else {
+            Moved::Missing
+        }
+    }
+}
+
+/// LMOVEM's (and BLMOVEM's) arguments after the sides (and the timeout): none, or
+/// `COUNT count | EXACTLY exactly` then `OBO | BULK`.
+pub fn parse_how_many(rest: &[Bytes]) -> Result<HowMany, Frame> {
+    let [selector, count, order] = rest else {
+        return if rest.is_empty() { Ok(HowMany::ONE) } else { Err(errors::syntax()) };
+    };
+    let exactly = if is(selector, "count") {
+        false
+    } else if is(selector, "exactly") {
+        true
+    } else {
+        return Err(errors::syntax());
+    };
+    let count = parse_positive(count, COUNT_NOT_POSITIVE)?;
+    let one_by_one = if is(order, "obo") {
+        true
+    } else if is(order, "bulk") {
+        false
+    } else {
+        return Err(errors::syntax());
+    };
+    Ok(HowMany { count: usize::try_from(count).unwrap_or(usize::MAX), exactly, one_by_one })
+}
+
+/// The sides and the `how-many` block of LMOVEM source destination <LEFT | RIGHT>
+/// <LEFT | RIGHT> [...], or of BLMOVEM, whose block follows its timeout (`block_at` 6).
+pub fn parse_lmovem(args: &[Bytes], block_at: usize) -> Result<(bool, bool, HowMany), Frame> {
+    let from_left = parse_side(&args[3])?;
+    let to_left = parse_side(&args[4])?;
+    Ok((from_left, to_left, parse_how_many(args.get(block_at..).unwrap_or_default())?))
+}
+
+/// What LMOVEM did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Moved {
+    /// The source does not exist (and no EXACTLY).
+    Missing,
+    /// EXACTLY asked for more elements than the source holds, or it is missing: nothing
+    /// moved.
+    TooFew,
+    /// The elements moved, as they now read on the destination, head to tail.
+    Elements(Vec<Bytes>),
+}
+
+/// For elements popped (in pop order): the order to push them in, one at a time at the
+/// destination's end, and how they then read on the destination, head to tail.
+fn arrange(popped: Vec<Bytes>, from_left: bool, to_left: bool, one_by_one: bool) -> (Vec<Bytes>, Vec<Bytes>) {
+    let mut pushed = popped;
+    if !one_by_one {
+        // BULK keeps the source's order: popped from the tail, they came out reversed ...
+        if !from_left {
+            pushed.reverse();
+        }
+        // ... and pushed one at a time onto the head, they would be laid down reversed.
+        if to_left {
+            pushed.reverse();
+        }
+    }
+    let mut reads = pushed.clone();
+    if to_left {
+        reads.reverse();
+    }
+    (pushed, reads)
+}
+
+/// LMOVEM on one core, counting no change: checks the source, then the destination's type,
+/// then EXACTLY's length, then pops every element it moves before it pushes any (so a list
+/// moved onto itself keeps its key, and its TTL, throughout).
+fn move_many_uncounted(
+    db: &mut Db,
+    source: &[u8],
+    destination: &[u8],
+    (from_left, to_left): (bool, bool),
+    how: HowMany,
+    limits: &Limits,
+    now_ms: u64,
+) -> Result<Moved, Frame> {
+    let Some(len) = list_mut(db, source, now_ms)?.map(|list| list.len()) else {
+        return Ok(how.missing());
+    };
+    let same = source == destination;
+    if !same {
+        op_check_destination(db, destination, now_ms)?;
+    }
+    if how.exactly && len < how.count {
+        return Ok(Moved::TooFew);
+    }
+    let take = how.count.min(len);
+    let popped = if same {
+        list_mut(db, source, now_ms)?.map(|list| list.pop(from_left, take, fill(limits))).unwrap_or_default()
+    } else {
+        pop_uncounted(db, source, from_left, take, limits, now_ms)?.unwrap_or_default()
+    };
+    let (pushed, reads) = arrange(popped, from_left, to_left, how.one_by_one);
+    push_uncounted(db, destination, to_left, &pushed, false, limits, now_ms)?;
+    Ok(Moved::Elements(reads))
+}
+
+/// [`move_many_uncounted`] on `ctx`'s database, counting a change per element moved and
+/// raising the move's events.
+fn move_many_local(ctx: &mut Ctx, source: &[u8], destination: &[u8], from_left: bool, to_left: bool, how: HowMany) -> Result<Moved, Frame> {
+    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+    let moved = move_many_uncounted(ctx.db(), source, destination, (from_left, to_left), how, &limits, now)?;
+    if let Moved::Elements(elements) = &moved {
+        ctx.db().add_changes(elements.len() as u64);
+        notify_move(ctx, source, destination, from_left, to_left);
+    }
+    Ok(moved)
+}
+
+/// A served BLMOVEM on one core: [`move_many_uncounted`] with the move's events (Redis counts
+/// no change for a served blocking move).
+pub fn serve_move_many(ctx: &mut Ctx, source: &[u8], destination: &[u8], from_left: bool, to_left: bool, how: HowMany) -> Result<Moved, Frame> {
+    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
+    let moved = move_many_uncounted(ctx.db(), source, destination, (from_left, to_left), how, &limits, now)?;
+    if matches!(moved, Moved::Elements(_)) {
+        notify_move(ctx, source, destination, from_left, to_left);
+    }
+    Ok(moved)
+}
+
+/// LMOVEM's reply: the elements as they read on the destination; an empty array when the
+/// source is missing; nil when EXACTLY found too few.
+pub fn moved_many_reply(moved: Result<Moved, Frame>) -> Frame {
+    ctx::reply(moved, |moved| match moved {
+        Moved::Missing => Frame::Array(Vec::new()),
+        Moved::TooFew => Frame::NullArray,
+        Moved::Elements(elements) => Frame::Array(elements.into_iter().map(Frame::Bulk).collect()),
+    })
+}
+
+/// LMOVEM source destination <LEFT | RIGHT> <LEFT | RIGHT> [<COUNT count | EXACTLY exactly> <OBO | BULK>]
+fn lmovem(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    moved_many_reply(parse_lmovem(args, 5).and_then(|(from_left, to_left, how)| move_many_local(ctx, &args[1], &args[2], from_left, to_left, how)))
+}
+
+fn lmovem_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Frame> {
+    async move {
+        let (from_left, to_left, how) = match parse_lmovem(&args, 5) {
+            Ok(parsed) => parsed,
+            Err(e) => return e,
+        };
+        moved_many_reply(move_many_across_cores(coordinator, args[1].clone(), args[2].clone(), from_left, to_left, how).await)
+    }
+    .boxed_local()
 }
 
 // ---- LMPOP -----------------------------------------------------------------------------
@@ -1139,6 +1348,211 @@ mod tests {
             &[&["RPUSH", "l", "a", "b", "c"], &["LMOVE", "l", "l", "LEFT", "RIGHT"], &["RPOPLPUSH", "l", "l"], &["LRANGE", "l", "0", "-1"]],
             &[int(3), bulk("a"), bulk("a"), strings(&["a", "b", "c"])],
         );
+    }
+
+    /// A source and a destination on one shard, and a pair on two.
+    fn lmovem_key_pairs() -> [(String, String); 2] {
+        let (a, b) = keys_on_two_shards();
+        [("{t}src".to_string(), "{t}dst".to_string()), (a, b)]
+    }
+
+    #[test]
+    fn lmovem_orders_obo_and_bulk_as_redis_documents() {
+        for (src, dst) in lmovem_key_pairs() {
+            let harness = Harness::default();
+            let run = |args: &[&str]| harness.run(args);
+            let reset = |source: &[&str]| {
+                run(&["DEL", &src, &dst]);
+                run(&[&["RPUSH", src.as_str()][..], source].concat());
+            };
+            // Without the block: LMOVE's element, as an array.
+            reset(&["a", "b", "c"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT"]), strings(&["a"]));
+            reset(&["1", "2", "3", "4", "5"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "LEFT", "COUNT", "3", "OBO"]), strings(&["3", "2", "1"]));
+            assert_eq!(run(&["LRANGE", &dst, "0", "-1"]), strings(&["3", "2", "1"]));
+            assert_eq!(run(&["LRANGE", &src, "0", "-1"]), strings(&["4", "5"]));
+            reset(&["1", "2", "3", "4", "5"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "left", "left", "count", "3", "bulk"]), strings(&["1", "2", "3"]));
+            assert_eq!(run(&["LRANGE", &dst, "0", "-1"]), strings(&["1", "2", "3"]));
+            reset(&["0", "1", "2", "3", "4", "5"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "RIGHT", "RIGHT", "COUNT", "3", "OBO"]), strings(&["5", "4", "3"]));
+            assert_eq!(run(&["LRANGE", &src, "0", "-1"]), strings(&["0", "1", "2"]));
+            reset(&["0", "1", "2", "3", "4", "5"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "RIGHT", "RIGHT", "COUNT", "3", "BULK"]), strings(&["3", "4", "5"]));
+            // Into an existing destination, fewer than COUNT, the source deleted.
+            reset(&["1", "2"]);
+            run(&["RPUSH", &dst, "x", "y"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "COUNT", "100", "BULK"]), strings(&["1", "2"]));
+            assert_eq!(run(&["LRANGE", &dst, "0", "-1"]), strings(&["x", "y", "1", "2"]));
+            assert_eq!(run(&["EXISTS", &src]), int(0));
+            // EXACTLY: all or nothing.
+            reset(&["1", "2", "3", "4"]);
+            run(&["DEL", &dst]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "EXACTLY", "5", "BULK"]), Frame::NullArray);
+            assert_eq!(run(&["EXISTS", &dst]), int(0));
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "EXACTLY", "3", "BULK"]), strings(&["1", "2", "3"]));
+            assert_eq!(run(&["LRANGE", &src, "0", "-1"]), strings(&["4"]));
+            // A missing source: an empty array, or nil with EXACTLY.
+            run(&["DEL", &src, &dst]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT"]), arr(vec![]));
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "COUNT", "5", "BULK"]), arr(vec![]));
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "EXACTLY", "5", "BULK"]), Frame::NullArray);
+            assert_eq!(run(&["EXISTS", &dst]), int(0));
+        }
+    }
+
+    #[test]
+    fn lmovem_onto_the_same_list_pops_all_before_pushing() {
+        check(
+            &[
+                &["RPUSH", "l", "a", "b", "c"],
+                &["EXPIRE", "l", "100"],
+                &["LMOVEM", "l", "l", "LEFT", "LEFT", "EXACTLY", "2", "OBO"],
+                &["LRANGE", "l", "0", "-1"],
+                &["LMOVEM", "l", "l", "LEFT", "LEFT", "EXACTLY", "3", "BULK"],
+                &["LMOVEM", "l", "l", "LEFT", "RIGHT", "COUNT", "2", "BULK"],
+                &["LRANGE", "l", "0", "-1"],
+                &["LMOVEM", "l", "l", "RIGHT", "LEFT", "COUNT", "9", "OBO"],
+                &["LRANGE", "l", "0", "-1"],
+                &["TTL", "l"],
+            ],
+            &[
+                int(3),
+                int(1),
+                strings(&["b", "a"]),
+                strings(&["b", "a", "c"]),
+                strings(&["b", "a", "c"]),
+                strings(&["b", "a"]),
+                strings(&["c", "b", "a"]),
+                strings(&["c", "b", "a"]),
+                strings(&["c", "b", "a"]),
+                int(100),
+            ],
+        );
+    }
+
+    #[test]
+    fn lmovem_errors() {
+        for (src, dst) in lmovem_key_pairs() {
+            let harness = Harness::default();
+            let run = |args: &[&str]| harness.run(args);
+            run(&["RPUSH", &src, "a", "b", "c"]);
+            let count_error = err("ERR count should be greater than 0");
+            for (selector, count) in [("COUNT", "0"), ("EXACTLY", "0"), ("COUNT", "-1"), ("COUNT", "a")] {
+                assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", selector, count, "BULK"]), count_error);
+            }
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT"]), err("ERR wrong number of arguments for 'lmovem' command"));
+            for tail in [&["COUNT", "2"][..], &["COUNT", "2", "OBO", "extra"], &["BAD", "2", "OBO"], &["COUNT", "2", "BADORDER"]] {
+                assert_eq!(run(&[&["LMOVEM", src.as_str(), dst.as_str(), "LEFT", "RIGHT"][..], tail].concat()), err(SYNTAX), "{tail:?}");
+            }
+            assert_eq!(run(&["LMOVEM", &src, &dst, "BADWHERE", "RIGHT", "COUNT", "2", "OBO"]), err(SYNTAX));
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "BADWHERE", "COUNT", "2", "OBO"]), err(SYNTAX));
+            // Wrong types: nothing moves.
+            run(&["SET", &dst, "foo"]);
+            assert_eq!(run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "COUNT", "2", "BULK"]), err(WRONGTYPE));
+            assert_eq!(run(&["LRANGE", &src, "0", "-1"]), strings(&["a", "b", "c"]));
+            assert_eq!(run(&["LMOVEM", &dst, &src, "LEFT", "RIGHT"]), err(WRONGTYPE));
+        }
+    }
+
+    #[test]
+    fn lmovem_matches_a_model_for_every_shape() {
+        use rand::{Rng, SeedableRng};
+        use std::collections::VecDeque;
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let [(one_a, one_b), (two_a, two_b)] = lmovem_key_pairs();
+        for round in 0..400 {
+            let (src, dst) = match round % 3 {
+                0 => (one_a.clone(), one_b.clone()),
+                1 => (two_a.clone(), two_b.clone()),
+                _ => (one_a.clone(), one_a.clone()),
+            };
+            let harness = Harness::default();
+            let mut source: VecDeque<String> = (0..rng.random_range(0..6)).map(|i| format!("s{i}")).collect();
+            let mut destination: VecDeque<String> = if src == dst { VecDeque::new() } else { (0..rng.random_range(0..3)).map(|i| format!("d{i}")).collect() };
+            for (key, list) in [(&src, &source), (&dst, &destination)] {
+                if !list.is_empty() {
+                    harness.run(&[&["RPUSH", key.as_str()][..], &list.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+                }
+            }
+            let (from_left, to_left, exactly, one_by_one) = (rng.random_bool(0.5), rng.random_bool(0.5), rng.random_bool(0.5), rng.random_bool(0.5));
+            let count = rng.random_range(1..8usize);
+            let side = |left: bool| if left { "LEFT" } else { "RIGHT" };
+            let count_text = count.to_string();
+            let request = [
+                "LMOVEM",
+                &src,
+                &dst,
+                side(from_left),
+                side(to_left),
+                if exactly { "EXACTLY" } else { "COUNT" },
+                &count_text,
+                if one_by_one { "OBO" } else { "BULK" },
+            ];
+            // The model: pop all, then push one by one or as a block; the reply is what the
+            // destination's end then holds.
+            let expected = if source.is_empty() {
+                if exactly {
+                    Frame::NullArray
+                } else {
+                    arr(vec![])
+                }
+            } else if exactly && source.len() < count {
+                Frame::NullArray
+            } else {
+                let take = count.min(source.len());
+                let popped: Vec<String> = (0..take).map(|_| if from_left { source.pop_front() } else { source.pop_back() }.unwrap()).collect();
+                let target = if src == dst { &mut source } else { &mut destination };
+                if one_by_one {
+                    for e in &popped {
+                        if to_left {
+                            target.push_front(e.clone())
+                        } else {
+                            target.push_back(e.clone())
+                        }
+                    }
+                } else {
+                    let mut block = popped.clone();
+                    if !from_left {
+                        block.reverse();
+                    }
+                    if to_left {
+                        block.iter().rev().for_each(|e| target.push_front(e.clone()));
+                    } else {
+                        block.iter().for_each(|e| target.push_back(e.clone()));
+                    }
+                }
+                let end: Vec<&str> = if to_left {
+                    target.iter().take(take).map(String::as_str).collect()
+                } else {
+                    target.iter().skip(target.len() - take).map(String::as_str).collect()
+                };
+                strings(&end)
+            };
+            assert_eq!(harness.run(&request), expected, "{request:?}");
+            let lrange = |list: &VecDeque<String>| strings(&list.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(harness.run(&["LRANGE", &src, "0", "-1"]), lrange(&source), "{request:?}");
+            if src != dst {
+                assert_eq!(harness.run(&["LRANGE", &dst, "0", "-1"]), lrange(&destination), "{request:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn lmovem_raises_the_push_then_the_pop_then_del() {
+        for (src, dst) in lmovem_key_pairs() {
+            let harness = Harness::notifying();
+            harness.run(&["RPUSH", &src, "a", "b"]);
+            harness.take_events();
+            harness.run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT", "COUNT", "5", "OBO"]);
+            let expected = [("new", dst.as_str()), ("rpush", &dst), ("lpop", &src), ("del", &src)].map(|(e, k)| (e, k.to_owned()));
+            let events = harness.take_events();
+            assert_eq!(events.iter().filter(|(e, _)| *e != "new").collect::<Vec<_>>(), expected[1..].iter().collect::<Vec<_>>());
+            harness.run(&["LMOVEM", &src, &dst, "LEFT", "RIGHT"]);
+            harness.run(&["LMOVEM", &dst, &src, "LEFT", "RIGHT", "EXACTLY", "3", "OBO"]);
+            assert_eq!(harness.take_events(), []);
+        }
     }
 
     #[test]

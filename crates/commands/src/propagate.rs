@@ -314,6 +314,15 @@ pub fn served(spec: &CommandSpec, args: &[Bytes], reply: &Frame) -> Option<Vec<B
         "bzpopmax" => vec![word(b"ZPOPMAX"), key_of(reply)?],
         "blmove" => vec![word(b"LMOVE"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()],
         "brpoplpush" => vec![word(b"RPOPLPUSH"), args[1].clone(), args[2].clone()],
+        // As Redis: LMOVEM of exactly as many as it moved (none moved: no reply to log).
+        "blmovem" => {
+            let moved = items(reply)?.len();
+            let mut out = vec![word(b"LMOVEM"), args[1].clone(), args[2].clone(), args[3].clone(), args[4].clone()];
+            if let Some(order) = args.get(8) {
+                out.extend([word(b"EXACTLY"), Bytes::from(moved.to_string()), if is(order, "obo") { word(b"OBO") } else { word(b"BULK") }]);
+            }
+            out
+        }
         "xreadgroup" => {
             // The one stream that served it, with as many entries as it delivered.
             let (key, entries) = match reply {
@@ -439,6 +448,12 @@ mod tests {
         assert_eq!(line(served(spec("blpop"), &args(&["BLPOP", "a", "b", "0"]), &pair)).as_deref(), Some("LPOP b"));
         assert_eq!(line(served(spec("blpop"), &args(&["BLPOP", "a", "0"]), &Frame::NullArray)), None);
         assert_eq!(line(served(spec("blmove"), &args(&["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"]), &bulk("x"))).as_deref(), Some("LMOVE s d LEFT RIGHT"));
+        let moved = Frame::Array(vec![bulk("x"), bulk("y")]);
+        assert_eq!(
+            line(served(spec("blmovem"), &args(&["BLMOVEM", "s", "d", "left", "RIGHT", "0", "count", "9", "bulk"]), &moved)).as_deref(),
+            Some("LMOVEM s d left RIGHT EXACTLY 2 BULK")
+        );
+        assert_eq!(line(served(spec("blmovem"), &args(&["BLMOVEM", "s", "d", "LEFT", "LEFT", "0"]), &moved)).as_deref(), Some("LMOVEM s d LEFT LEFT"));
         let mpop = Frame::Array(vec![bulk("k2"), Frame::Array(vec![bulk("x"), bulk("y")])]);
         assert_eq!(
             line(served(spec("blmpop"), &args(&["BLMPOP", "0", "2", "k1", "k2", "RIGHT", "COUNT", "5"]), &mpop)).as_deref(),
