@@ -505,6 +505,55 @@ fn served_blocking_pops_and_functions_replay_from_the_log() {
 }
 
 #[test]
+fn increx_replays_from_the_log_with_its_value_and_ttl() {
+    let dir = Server::scratch("aof-increx");
+    let server = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = server.raw();
+    let requests: &[&[&str]] = &[
+        &["INCREX", "counter", "BYINT", "5", "EX", "100", "ENX"],
+        &["INCREX", "counter", "BYINT", "5", "EX", "1", "ENX"],
+        &["INCREX", "capped", "BYINT", "50", "UBOUND", "20", "SATURATE"],
+        &["SET", "f", "10.5", "EX", "100"],
+        &["INCREX", "f", "BYFLOAT", "0.1"],
+        &["INCREX", "gone", "EXAT", "1"],
+        &["SET", "kept", "1", "EX", "100"],
+        &["INCREX", "kept", "PERSIST"],
+    ];
+    for request in requests {
+        raw.command(request).unwrap();
+    }
+    // A RESP3 client's float reply is a double; the log must still hold the exact value.
+    let mut resp3 = server.raw();
+    resp3.command(&["HELLO", "3"]).unwrap();
+    assert_eq!(resp3.command(&["INCREX", "g", "BYFLOAT", "10.5"]).unwrap(), "*2\r\n,10.5\r\n,10.5\r\n");
+    // (The increment prints as the double nearest 0.1, `%.17g` as Shoal prints doubles.)
+    assert!(resp3.command(&["INCREX", "g", "BYFLOAT", "0.1", "PX", "100000"]).unwrap().starts_with("*2\r\n,10.6\r\n,0.1"));
+    let state = |raw: &mut Raw| -> Vec<String> {
+        ["counter", "capped", "f", "g", "gone", "kept"]
+            .iter()
+            .flat_map(|key| {
+                let ttl = raw.command(&["TTL", key]).unwrap();
+                let ttl = if ttl.starts_with(":-") { ttl } else { "ttl".to_string() };
+                [raw.command(&["GET", key]).unwrap(), ttl]
+            })
+            .collect()
+    };
+    let before = state(&mut raw);
+    assert_eq!(before[..4], ["$2\r\n10\r\n", "ttl", "$2\r\n20\r\n", ":-1\r\n"]);
+    drop(raw);
+    drop(resp3);
+    server.signal("KILL");
+    drop(server);
+    check_aof(&dir);
+    let restarted = Server::start_in(&dir, THREADS, ALWAYS);
+    let mut raw = restarted.raw();
+    assert_eq!(state(&mut raw), before);
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn lmovem_and_served_blmovem_replay_from_the_log() {
     let dir = Server::scratch("aof-lmovem");
     let server = Server::start_in(&dir, THREADS, ALWAYS);

@@ -996,6 +996,7 @@ fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
                 "msetex",
                 "delex",
                 "digest",
+                "increx",
                 // Lists (8.10).
                 "lmovem",
                 "blmovem",

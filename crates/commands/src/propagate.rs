@@ -90,6 +90,7 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             }
             changed.then_some(vec![out])
         }
+        "increx" => increx(args, reply, &absolute),
         // A conditional delete that ran deleted: DEL, which a replay need not test again
         // (and Redis before 8.4 knows).
         "delex" => Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]),
@@ -287,6 +288,51 @@ fn claimed_ids(reply: &Frame) -> Option<Vec<Bytes>> {
         .collect()
 }
 
+/// INCREX as Redis propagates it: a SET of the value it left, with KEEPTTL when it kept the
+/// TTL, PXAT when it set one (ENX: a PEXPIREAT NX after it, which sets it only where there
+/// was none, as ENX did), nothing when PERSIST removed it. A RESP3 client's float reply is a
+/// double, not the exact text stored: then the command itself, expiry made absolute (the
+/// long double arithmetic replays exactly).
+fn increx(args: &[Bytes], reply: &Frame, absolute: &dyn Fn(i128) -> Bytes) -> Option<Vec<Vec<Bytes>>> {
+    let word = |w: &'static [u8]| Bytes::from_static(w);
+    let Frame::Array(items) = reply else { return None };
+    let value = match items.first()? {
+        Frame::Integer(n) => Some(Bytes::from(n.to_string())),
+        Frame::Bulk(text) => Some(text.clone()),
+        _ => None,
+    };
+    // The options, with EX/PX/EXAT made PXAT.
+    let mut verbatim = args[..2].to_vec();
+    let (mut expire_at, mut persist, mut enx) = (None, false, false);
+    let mut i = 2;
+    while i < args.len() {
+        let arg = &args[i];
+        let unit = [("ex", 1000i128, false), ("px", 1, false), ("exat", 1000, true), ("pxat", 1, true)].into_iter().find(|(name, _, _)| is(arg, name));
+        if let (Some((_, scale, absolute_form)), Some(n)) = (unit, args.get(i + 1)) {
+            let n: i128 = std::str::from_utf8(n).ok()?.parse().ok()?;
+            let at = if absolute_form { Bytes::from((n * scale).to_string()) } else { absolute(n * scale) };
+            verbatim.extend([word(b"PXAT"), at.clone()]);
+            expire_at = Some(at);
+            i += 2;
+            continue;
+        }
+        persist |= is(arg, "persist");
+        enx |= is(arg, "enx");
+        let with_value = ["byint", "byfloat", "lbound", "ubound"].iter().any(|name| is(arg, name));
+        verbatim.extend(args[i..(i + 1 + with_value as usize).min(args.len())].iter().cloned());
+        i += 1 + with_value as usize;
+    }
+    let Some(value) = value else { return Some(vec![verbatim]) };
+    let key = args[1].clone();
+    let set = |tail: &[Bytes]| [&[word(b"SET"), key.clone(), value.clone()][..], tail].concat();
+    Some(match (expire_at, enx, persist) {
+        (Some(at), false, _) => vec![set(&[word(b"PXAT"), at])],
+        (Some(at), true, _) => vec![set(&[word(b"KEEPTTL")]), vec![word(b"PEXPIREAT"), key.clone(), at, word(b"NX")]],
+        (None, _, true) => vec![set(&[])],
+        (None, _, false) => vec![set(&[word(b"KEEPTTL")])],
+    })
+}
+
 /// What the log records for a blocking command that served `reply` (at once or after it
 /// waited): the non-blocking command that has the same effect, on the key it served from.
 /// None when it served nothing.
@@ -409,6 +455,26 @@ mod tests {
         for (command, expected) in cases {
             let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), &ok, now));
             assert_eq!(got, expected.map(|e| vec![e.to_owned()]), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn increx_is_logged_as_the_set_of_its_result() {
+        let now = 1_000_000;
+        let ints = Frame::Array(vec![Frame::Integer(15), Frame::Integer(5)]);
+        let floats = Frame::Array(vec![Frame::Bulk("15.5".into()), Frame::Bulk("0.5".into())]);
+        let doubles = Frame::Array(vec![Frame::Double(15.5), Frame::Double(0.5)]);
+        let cases: &[(&[&str], &Frame, &[&str])] = &[
+            (&["INCREX", "k", "BYINT", "5"], &ints, &["SET k 15 KEEPTTL"]),
+            (&["INCREX", "k", "BYFLOAT", "0.5", "UBOUND", "20"], &floats, &["SET k 15.5 KEEPTTL"]),
+            (&["INCREX", "k", "PERSIST"], &ints, &["SET k 15"]),
+            (&["INCREX", "k", "ex", "10", "BYINT", "5"], &ints, &["SET k 15 PXAT 1010000"]),
+            (&["INCREX", "k", "EXAT", "7", "ENX"], &ints, &["SET k 15 KEEPTTL", "PEXPIREAT k 7000 NX"]),
+            (&["INCREX", "k", "BYFLOAT", "0.5", "PX", "5", "SATURATE"], &doubles, &["INCREX k BYFLOAT 0.5 PXAT 1000005 SATURATE"]),
+        ];
+        for (command, reply, expected) in cases {
+            let got = text(rewrite(spec("increx"), &args(command), reply, now));
+            assert_eq!(got, Some(expected.iter().map(|e| e.to_string()).collect()), "{command:?}");
         }
     }
 

@@ -115,6 +115,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "increx",
+        arity: -2,
+        flags: WRITE | DENYOOM | FAST,
+        summary: "Increments the numeric value of a key by a number and sets its expiration time. Uses 0 as initial value if the key doesn't exist.",
+        since: "8.8.0",
+        handler: Handler::Keys { local: increx, multi: None },
+        ..BASE
+    },
+    CommandSpec {
         name: "setnx",
         arity: 3,
         flags: WRITE | DENYOOM | FAST,
@@ -834,12 +843,19 @@ pub fn op_incrbyfloat(db: &mut Db, key: &[u8], increment: &[u8], now_ms: u64) ->
         return Err(errors::error(errors::INCREMENT_NAN_OR_INFINITY));
     }
     let text = long_double::format_human(sum);
-    // Redis stores the text as it prints it (createStringObject), never int-encoded, so
-    // OBJECT ENCODING says embstr even for "3".
-    let value = if text.len() <= EMBSTR_LEN_MAX { Str::Emb(text.as_bytes().into()) } else { Str::Raw(text.clone().into_bytes()) };
-    db.set_keep_ttl(key, Value::Str(value), now_ms);
+    db.set_keep_ttl(key, Value::Str(printed_float(&text)), now_ms);
     db.add_changes(1);
     Ok(Bytes::from(text))
+}
+
+/// A float result stored as printed: Redis stores the text (createStringObject), never
+/// int-encoded, so OBJECT ENCODING says embstr even for "3".
+fn printed_float(text: &str) -> Str {
+    if text.len() <= EMBSTR_LEN_MAX {
+        Str::Emb(text.as_bytes().into())
+    } else {
+        Str::Raw(text.as_bytes().to_vec())
+    }
 }
 
 /// INCRBYFLOAT key increment
@@ -850,6 +866,268 @@ fn incrbyfloat(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
         ctx.notify(notify::STRING, "incrbyfloat", &args[1]);
     }
     ctx::reply(value, Frame::Bulk)
+}
+
+// ---- INCREX ----------------------------------------------------------------------------
+
+/// INCREX's TTL option.
+#[derive(Clone, Copy)]
+enum IncrexTtl<'a> {
+    Persist,
+    /// EX, PX, EXAT or PXAT and its value, checked once every option is read.
+    Expire(ExpireForm, &'a [u8]),
+}
+
+/// INCREX's options as read, values not yet checked: each at most once, in any order.
+#[derive(Default)]
+struct IncrexOptions<'a> {
+    /// BYFLOAT (true) or BYINT, and the increment.
+    by: Option<(bool, &'a [u8])>,
+    lbound: Option<&'a [u8]>,
+    ubound: Option<&'a [u8]>,
+    saturate: bool,
+    ttl: Option<IncrexTtl<'a>>,
+    enx: bool,
+}
+
+/// The numbers INCREX works with: 64-bit integers (BYINT, or no increment) or `long double`.
+#[derive(Clone, Copy)]
+enum Number {
+    Int(i64),
+    Float(LongDouble),
+}
+
+/// A checked INCREX request.
+struct Increx {
+    increment: Number,
+    /// The bounds, of the increment's kind; the type's limits when not given.
+    bounds: (Number, Number),
+    saturate: bool,
+    ttl: Option<TtlChange<'static>>,
+    /// Absolute expiry (Unix ms) of EX/PX/EXAT/PXAT.
+    expire_at: Option<u64>,
+    enx: bool,
+}
+
+use long_double::LongDouble;
+
+const INCREX_ENX_WITHOUT_EXPIRE: &str = "ERR ENX flag requires an expiration (EX, PX, EXAT or PXAT)";
+const INCREX_NOT_INTEGER: &str = "ERR Increment is not an integer or out of range";
+const INCREX_NOT_FLOAT: &str = "ERR Increment is not a valid float";
+const INCREX_INFINITE_INCREMENT: &str = "ERR BYFLOAT increment cannot be Infinity";
+const INCREX_INFINITE_VALUE: &str = "ERR value cannot be Infinity";
+const INCREX_BOUNDS: &str = "ERR LBOUND can't be greater than UBOUND";
+const INCREX_DELTA_OVERFLOW: &str = "ERR applied increment would overflow";
+
+fn parse_increx(args: &[Bytes], now_ms: u64) -> Result<Increx, Frame> {
+    let mut options = IncrexOptions::default();
+    let mut i = 2;
+    while i < args.len() {
+        let (arg, value) = (&args[i], args.get(i + 1).map(|v| &v[..]));
+        let takes_value = match value {
+            Some(value) if options.by.is_none() && (is(arg, "byint") || is(arg, "byfloat")) => {
+                options.by = Some((is(arg, "byfloat"), value));
+                true
+            }
+            Some(value) if options.lbound.is_none() && is(arg, "lbound") => {
+                options.lbound = Some(value);
+                true
+            }
+            Some(value) if options.ubound.is_none() && is(arg, "ubound") => {
+                options.ubound = Some(value);
+                true
+            }
+            Some(value) if options.ttl.is_none() && ExpireForm::parse(arg).is_some() => {
+                options.ttl = ExpireForm::parse(arg).map(|form| IncrexTtl::Expire(form, value));
+                true
+            }
+            _ if !options.saturate && is(arg, "saturate") => {
+                options.saturate = true;
+                false
+            }
+            _ if options.ttl.is_none() && is(arg, "persist") => {
+                options.ttl = Some(IncrexTtl::Persist);
+                false
+            }
+            _ if !options.enx && is(arg, "enx") => {
+                options.enx = true;
+                false
+            }
+            _ => return Err(errors::syntax()),
+        };
+        i += 1 + takes_value as usize;
+    }
+    if options.enx {
+        match options.ttl {
+            Some(IncrexTtl::Persist) => return Err(errors::syntax()),
+            None => return Err(errors::error(INCREX_ENX_WITHOUT_EXPIRE)),
+            Some(IncrexTtl::Expire(..)) => {}
+        }
+    }
+    let float = options.by.is_some_and(|(float, _)| float);
+    let number = |text: &[u8], what: &str| -> Result<Number, Frame> {
+        if float {
+            long_double::parse(text).map(Number::Float).ok_or_else(|| errors::error(&format!("ERR {what} is not a valid float")))
+        } else {
+            shoal_store::value::parse_canonical_i64(text)
+                .map(Number::Int)
+                .ok_or_else(|| errors::error(&format!("ERR {what} is not an integer or out of range")))
+        }
+    };
+    let increment = match options.by {
+        None => Number::Int(1),
+        Some((false, text)) => number(text, "Increment").map_err(|_| errors::error(INCREX_NOT_INTEGER))?,
+        Some((true, text)) => match number(text, "Increment").map_err(|_| errors::error(INCREX_NOT_FLOAT))? {
+            Number::Float(value) if !value.is_finite() => return Err(errors::error(INCREX_INFINITE_INCREMENT)),
+            increment => increment,
+        },
+    };
+    let (low, high) =
+        if float { (Number::Float(LongDouble::MAX.negate()), Number::Float(LongDouble::MAX)) } else { (Number::Int(i64::MIN), Number::Int(i64::MAX)) };
+    let low = options.lbound.map_or(Ok(low), |text| number(text, "LBOUND"))?;
+    let high = options.ubound.map_or(Ok(high), |text| number(text, "UBOUND"))?;
+    if compare_numbers(low, high).is_gt() {
+        return Err(errors::error(INCREX_BOUNDS));
+    }
+    let (ttl, expire_at) = match options.ttl {
+        None => (None, None),
+        Some(IncrexTtl::Persist) => (Some(TtlChange::Persist), None),
+        Some(IncrexTtl::Expire(form, value)) => (None, Some(form.expire_at(value, now_ms, "increx")?)),
+    };
+    Ok(Increx { increment, bounds: (low, high), saturate: options.saturate, ttl, expire_at, enx: options.enx })
+}
+
+fn compare_numbers(a: Number, b: Number) -> std::cmp::Ordering {
+    match (a, b) {
+        (Number::Int(a), Number::Int(b)) => a.cmp(&b),
+        (Number::Float(a), Number::Float(b)) => long_double::compare(a, b),
+        _ => unreachable!("INCREX compares numbers of one kind"),
+    }
+}
+
+/// INCREX's arithmetic: the new value and the increment applied, or None when the result
+/// falls outside the bounds and SATURATE was not asked for.
+fn increx_apply(current: Number, request: &Increx) -> Result<Option<(Number, Number)>, Frame> {
+    let (low, high) = request.bounds;
+    match (current, request.increment, low, high) {
+        (Number::Int(current), Number::Int(increment), Number::Int(low), Number::Int(high)) => {
+            let exact = current as i128 + increment as i128;
+            let new = if exact < low as i128 || exact > high as i128 {
+                if !request.saturate {
+                    return Ok(None);
+                }
+                exact.clamp(low as i128, high as i128)
+            } else {
+                exact
+            };
+            let delta = i64::try_from(new - current as i128).map_err(|_| errors::error(INCREX_DELTA_OVERFLOW))?;
+            Ok(Some((Number::Int(new as i64), Number::Int(delta))))
+        }
+        (Number::Float(current), Number::Float(increment), Number::Float(low), Number::Float(high)) => {
+            let mut new = long_double::add(current, increment);
+            if new == LongDouble::NaN {
+                return Err(errors::error(errors::INCREMENT_NAN_OR_INFINITY));
+            }
+            if long_double::compare(new, low).is_lt() || long_double::compare(new, high).is_gt() {
+                if !request.saturate {
+                    return Ok(None);
+                }
+                new = if long_double::compare(new, low).is_lt() { low } else { high };
+            }
+            let delta = long_double::sub(new, current);
+            if !delta.is_finite() {
+                return Err(errors::error(errors::INCREMENT_NAN_OR_INFINITY));
+            }
+            Ok(Some((Number::Float(new), Number::Float(delta))))
+        }
+        _ => unreachable!("INCREX's numbers are all of the increment's kind"),
+    }
+}
+
+/// INCREX's reply item: an integer, or a float as a bulk string (RESP2) or a double (RESP3).
+fn increx_item(number: Number, proto: shoal_resp::Protocol) -> Frame {
+    match number {
+        Number::Int(n) => Frame::Integer(n),
+        Number::Float(value) => {
+            let text = long_double::format_human(value);
+            match proto {
+                shoal_resp::Protocol::Resp3 => Frame::Double(text.parse().unwrap_or(0.0)),
+                shoal_resp::Protocol::Resp2 => Frame::Bulk(Bytes::from(text)),
+            }
+        }
+    }
+}
+
+/// INCREX key [BYFLOAT increment | BYINT increment] [LBOUND lowerbound] [UBOUND upperbound]
+///     [SATURATE] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST] [ENX]
+fn increx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
+    let now = ctx.now_ms;
+    let request = match parse_increx(args, now) {
+        Ok(request) => request,
+        Err(e) => return e,
+    };
+    let float = matches!(request.increment, Number::Float(_));
+    let key = &args[1];
+    let proto = ctx.proto;
+    let db = ctx.db();
+    let current = match db.lookup_write(key, now) {
+        None if float => Number::Float(LongDouble::ZERO),
+        None => Number::Int(0),
+        Some(entry) => match &entry.value {
+            Value::Str(s) if float => match s.with_bytes(long_double::parse) {
+                Some(value) if value.is_finite() => Number::Float(value),
+                Some(_) => return errors::error(INCREX_INFINITE_VALUE),
+                None => return errors::error(errors::NOT_FLOAT),
+            },
+            Value::Str(s) => match s.as_i64() {
+                Some(n) => Number::Int(n),
+                None => return errors::error(errors::NOT_INTEGER),
+            },
+            #[allow(unreachable_patterns)]
+            _ => return errors::wrong_type(),
+        },
+    };
+    let (new, delta) = match increx_apply(current, &request) {
+        Err(e) => return e,
+        // Out of bounds: nothing changes, not even the TTL.
+        Ok(None) => {
+            return Frame::Array(vec![increx_item(current, proto), increx_item(if float { Number::Float(LongDouble::ZERO) } else { Number::Int(0) }, proto)])
+        }
+        Ok(Some(applied)) => applied,
+    };
+    let had_ttl = db.expire_at(key).is_some();
+    let value = match new {
+        Number::Int(n) => Str::Int(n),
+        // Stored as printed, as INCRBYFLOAT stores it.
+        Number::Float(value) => printed_float(&long_double::format_human(value)),
+    };
+    db.set_keep_ttl(key, Value::Str(value), now);
+    db.add_changes(1);
+    let mut events: [Option<&'static str>; 2] = [Some(if float { "incrbyfloat" } else { "incrby" }), None];
+    match (request.ttl, request.expire_at) {
+        (Some(TtlChange::Persist), _) if had_ttl => {
+            db.set_expire(key, None);
+            events[1] = Some("persist");
+        }
+        (_, Some(_)) if request.enx && had_ttl => {}
+        (_, Some(at)) if db.expiry_passed(at as i64, now) => {
+            // An expiry already past deletes the key: its only event is `del`.
+            db.remove(key);
+            events = [None, Some("del")];
+        }
+        (_, Some(at)) => {
+            db.set_expire(key, Some(at));
+            events[1] = Some("expire");
+        }
+        _ => {}
+    }
+    for (i, event) in events.into_iter().enumerate() {
+        if let Some(event) = event {
+            let class = if i == 0 { notify::STRING } else { notify::GENERIC };
+            ctx.notify(class, event, key);
+        }
+    }
+    Frame::Array(vec![increx_item(new, proto), increx_item(delta, proto)])
 }
 
 /// The byte range GETRANGE returns from a string of `len` bytes, as Redis computes it:
@@ -1642,6 +1920,225 @@ mod tests {
             ],
             &[int(1), err(WRONGTYPE), err(SYNTAX), err(SYNTAX), err(SYNTAX), ok(), err(DIGEST_LENGTH), int(1)],
         );
+    }
+
+    fn pair(a: i64, b: i64) -> Frame {
+        arr(vec![int(a), int(b)])
+    }
+
+    fn float_pair(a: &str, b: &str) -> Frame {
+        arr(vec![bulk(a), bulk(b)])
+    }
+
+    #[test]
+    fn increx_by_int_within_bounds_or_saturating() {
+        check(
+            &[
+                &["INCREX", "k"],
+                &["INCREX", "k"],
+                &["OBJECT", "ENCODING", "k"],
+                &["SET", "k", "100"],
+                &["INCREX", "k", "BYINT", "5"],
+                &["INCREX", "k", "byint", "-10"],
+                &["INCREX", "k", "BYINT", "0"],
+                // Out of bounds: nothing changes; SATURATE caps.
+                &["INCREX", "k", "BYINT", "10", "UBOUND", "100"],
+                &["INCREX", "k", "BYINT", "10", "UBOUND", "100", "SATURATE"],
+                &["INCREX", "k", "BYINT", "-200", "LBOUND", "0", "SATURATE"],
+                &["INCREX", "k", "BYINT", "5", "UBOUND", "5"],
+                // A value already outside the bounds: same rules.
+                &["SET", "k", "50"],
+                &["INCREX", "k", "BYINT", "5", "UBOUND", "30"],
+                &["INCREX", "k", "LBOUND", "0", "BYINT", "5", "UBOUND", "30", "SATURATE"],
+                &["INCREX", "k", "BYINT", "-25", "UBOUND", "30"],
+                // A missing key out of bounds is not created.
+                &["INCREX", "new", "BYINT", "5", "LBOUND", "10"],
+                &["EXISTS", "new"],
+            ],
+            &[
+                pair(1, 1),
+                pair(2, 1),
+                bulk("int"),
+                ok(),
+                pair(105, 5),
+                pair(95, -10),
+                pair(95, 0),
+                pair(95, 0),
+                pair(100, 5),
+                pair(0, -100),
+                pair(5, 5),
+                ok(),
+                pair(50, 0),
+                pair(30, -20),
+                pair(5, -25),
+                pair(0, 0),
+                int(0),
+            ],
+        );
+    }
+
+    #[test]
+    fn increx_by_int_saturates_at_the_type_limits() {
+        check(
+            &[
+                &["SET", "k", "9223372036854775800"],
+                &["INCREX", "k", "BYINT", "9223372036854775800"],
+                &["INCREX", "k", "BYINT", "9223372036854775800", "SATURATE"],
+                &["SET", "k", "-9223372036854775800"],
+                &["INCREX", "k", "BYINT", "-9223372036854775800", "LBOUND", "-9223372036854775808", "SATURATE"],
+                &["SET", "k", "9223372036854775800"],
+                &["INCREX", "k", "BYINT", "1", "SATURATE", "UBOUND", "-9223372036854775808"],
+                &["GET", "k"],
+            ],
+            &[
+                ok(),
+                pair(9223372036854775800, 0),
+                pair(i64::MAX, 7),
+                ok(),
+                pair(i64::MIN, -8),
+                ok(),
+                err("ERR applied increment would overflow"),
+                bulk("9223372036854775800"),
+            ],
+        );
+    }
+
+    #[test]
+    fn increx_by_float_in_long_double() {
+        check(
+            &[
+                &["SET", "k", "1.5"],
+                &["INCREX", "k", "BYFLOAT", "0.25"],
+                &["INCREX", "k", "BYFLOAT", "1"],
+                &["SET", "k", "10"],
+                &["INCREX", "k", "BYFLOAT", "100", "UBOUND", "42.5", "SATURATE"],
+                &["INCREX", "k", "BYFLOAT", "0.1", "UBOUND", "42.5"],
+                &["SET", "k", "10.5"],
+                &["INCREX", "k", "BYFLOAT", "0.1"],
+                &["OBJECT", "ENCODING", "k"],
+                &["INCREX", "new", "BYFLOAT", "15.5", "UBOUND", "10"],
+                &["EXISTS", "new"],
+                &["INCREX", "k", "BYFLOAT", "+inf"],
+                &["SET", "k", "-inf"],
+                &["INCREX", "k", "BYFLOAT", "0", "LBOUND", "-100"],
+                &["SET", "k", "hello"],
+                &["INCREX", "k", "BYFLOAT", "1.5"],
+                &["INCREX", "k", "BYINT", "1"],
+            ],
+            &[
+                ok(),
+                float_pair("1.75", "0.25"),
+                float_pair("2.75", "1"),
+                ok(),
+                float_pair("42.5", "32.5"),
+                float_pair("42.5", "0"),
+                ok(),
+                float_pair("10.6", "0.1"),
+                bulk("embstr"),
+                float_pair("0", "0"),
+                int(0),
+                err("ERR BYFLOAT increment cannot be Infinity"),
+                ok(),
+                err("ERR value cannot be Infinity"),
+                ok(),
+                err("ERR value is not a valid float"),
+                err("ERR value is not an integer or out of range"),
+            ],
+        );
+    }
+
+    #[test]
+    fn increx_argument_errors() {
+        let syntax = err(SYNTAX);
+        let cases: &[(&[&str], Frame)] = &[
+            (&["INCREX", "k", "FOO"], syntax.clone()),
+            (&["INCREX", "k", "BYINT", "1", "FOO"], syntax.clone()),
+            (&["INCREX", "k", "BYINT", "1", "BYFLOAT", "1.5"], syntax.clone()),
+            (&["INCREX", "k", "BYINT", "1", "BYINT", "2"], syntax.clone()),
+            (&["INCREX", "k", "LBOUND", "0", "LBOUND", "1"], syntax.clone()),
+            (&["INCREX", "k", "SATURATE", "SATURATE"], syntax.clone()),
+            (&["INCREX", "k", "EX", "10", "PX", "5000"], syntax.clone()),
+            (&["INCREX", "k", "EX", "10", "PERSIST"], syntax.clone()),
+            (&["INCREX", "k", "PERSIST", "ENX"], syntax.clone()),
+            (&["INCREX", "k", "ENX", "ENX", "EX", "10"], syntax.clone()),
+            (&["INCREX", "k", "BYINT"], syntax.clone()),
+            (&["INCREX", "k", "ENX"], err("ERR ENX flag requires an expiration (EX, PX, EXAT or PXAT)")),
+            (&["INCREX", "k", "BYINT", "abc"], err("ERR Increment is not an integer or out of range")),
+            (&["INCREX", "k", "BYINT", "1.5"], err("ERR Increment is not an integer or out of range")),
+            (&["INCREX", "k", "BYFLOAT", "abc"], err("ERR Increment is not a valid float")),
+            (&["INCREX", "k", "BYINT", "1", "LBOUND", "10", "UBOUND", "5"], err("ERR LBOUND can't be greater than UBOUND")),
+            (&["INCREX", "k", "BYFLOAT", "0.5", "LBOUND", "10.5", "UBOUND", "1.5"], err("ERR LBOUND can't be greater than UBOUND")),
+            (&["INCREX", "k", "BYINT", "1", "EX", "0"], err("ERR invalid expire time in 'increx' command")),
+            (&["INCREX", "k", "EX", "-1"], err("ERR invalid expire time in 'increx' command")),
+        ];
+        let harness = Harness::default();
+        for (command, expected) in cases {
+            assert_eq!(&harness.run(command), expected, "{command:?}");
+        }
+        assert_eq!(harness.run(&["EXISTS", "k"]), int(0));
+        harness.run(&["RPUSH", "l", "a"]);
+        assert_eq!(harness.run(&["INCREX", "l", "BYFLOAT", "1"]), err(WRONGTYPE));
+    }
+
+    #[test]
+    fn increx_sets_keeps_or_removes_the_ttl() {
+        check_at(
+            &[
+                (0, &["INCREX", "k", "BYINT", "1", "EX", "100"]),
+                (0, &["TTL", "k"]),
+                (0, &["INCREX", "k", "BYINT", "1"]),
+                (0, &["TTL", "k"]),
+                // ENX leaves an existing TTL, even one already past.
+                (0, &["INCREX", "k", "BYINT", "1", "EX", "10", "ENX"]),
+                (0, &["TTL", "k"]),
+                (0, &["INCREX", "k", "BYINT", "1", "EXAT", "1", "ENX"]),
+                (0, &["GET", "k"]),
+                // Out of bounds: not even the TTL changes.
+                (0, &["INCREX", "k", "BYINT", "100", "UBOUND", "10", "PERSIST"]),
+                (0, &["TTL", "k"]),
+                (0, &["INCREX", "k", "BYINT", "1", "PERSIST"]),
+                (0, &["TTL", "k"]),
+                (0, &["INCREX", "k", "BYINT", "1", "PX", "5000", "ENX"]),
+                (0, &["PTTL", "k"]),
+                // An expiry already past deletes the key.
+                (0, &["INCREX", "k", "BYINT", "1", "PXAT", "1"]),
+                (0, &["EXISTS", "k"]),
+            ],
+            &[
+                pair(1, 1),
+                int(100),
+                pair(2, 1),
+                int(100),
+                pair(3, 1),
+                int(100),
+                pair(4, 1),
+                bulk("4"),
+                pair(4, 0),
+                int(100),
+                pair(5, 1),
+                int(-1),
+                pair(6, 1),
+                int(5000),
+                pair(7, 1),
+                int(0),
+            ],
+        );
+    }
+
+    #[test]
+    fn increx_raises_incrby_then_the_ttl_event() {
+        let harness = Harness::notifying();
+        harness.run(&["INCREX", "k", "BYINT", "5"]);
+        harness.run(&["INCREX", "k", "BYFLOAT", "0.5"]);
+        harness.run(&["SET", "k", "10", "EX", "100"]);
+        harness.take_events();
+        harness.run(&["INCREX", "k", "BYINT", "1", "PERSIST"]);
+        harness.run(&["INCREX", "k", "BYINT", "1", "EX", "100"]);
+        harness.run(&["INCREX", "k", "BYINT", "1", "EX", "200", "ENX"]);
+        harness.run(&["INCREX", "k", "BYINT", "100", "UBOUND", "0"]);
+        harness.run(&["INCREX", "k", "BYINT", "1", "EXAT", "1"]);
+        let events: Vec<&str> = harness.take_events().into_iter().map(|(event, _)| event).collect();
+        assert_eq!(events, ["incrby", "persist", "incrby", "expire", "incrby", "del"]);
     }
 
     #[test]

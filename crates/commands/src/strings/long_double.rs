@@ -49,8 +49,42 @@ const EXPONENT_TEXT_MAX: i64 = 1_000_000_000;
 impl LongDouble {
     pub const ZERO: LongDouble = LongDouble::Finite { negative: false, significand: 0, exponent: 0 };
 
+    /// LDBL_MAX, the largest finite value.
+    pub const MAX: LongDouble = LongDouble::Finite { negative: false, significand: u64::MAX, exponent: EXPONENT_MAX as i32 };
+
     pub fn is_finite(&self) -> bool {
         matches!(self, LongDouble::Finite { .. })
+    }
+
+    /// `-self`.
+    pub fn negate(self) -> LongDouble {
+        match self {
+            LongDouble::Finite { negative, significand, exponent } => LongDouble::Finite { negative: !negative, significand, exponent },
+            LongDouble::Infinity { negative } => LongDouble::Infinity { negative: !negative },
+            LongDouble::NaN => LongDouble::NaN,
+        }
+    }
+}
+
+/// `a - b` in `long double`, rounded to nearest-even.
+pub fn sub(a: LongDouble, b: LongDouble) -> LongDouble {
+    add(a, b.negate())
+}
+
+/// Orders two values, neither NaN (both zeros are equal). The sign of the rounded
+/// difference is exact: a nonzero difference never rounds to zero.
+pub fn compare(a: LongDouble, b: LongDouble) -> Ordering {
+    let sign = |negative: bool| if negative { Ordering::Less } else { Ordering::Greater };
+    match (a, b) {
+        (LongDouble::NaN, _) | (_, LongDouble::NaN) => panic!("NaN has no order"),
+        (LongDouble::Infinity { negative: x }, LongDouble::Infinity { negative: y }) if x == y => Ordering::Equal,
+        (LongDouble::Infinity { negative }, _) => sign(negative),
+        (_, LongDouble::Infinity { negative }) => sign(!negative),
+        _ => match sub(a, b) {
+            LongDouble::Finite { significand: 0, .. } => Ordering::Equal,
+            LongDouble::Finite { negative, .. } | LongDouble::Infinity { negative } => sign(negative),
+            LongDouble::NaN => unreachable!("finite operands subtract to a number"),
+        },
     }
 }
 
@@ -567,6 +601,21 @@ impl Big {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compare_orders_values_and_sub_negates() {
+        let v = |text: &str| parse(text.as_bytes()).unwrap();
+        let ordered = ["-inf", "-1e4000", "-2.5", "-0.1", "0", "1e-4950", "0.1", "10.6", "1e20", "1e4000", "inf"].map(v);
+        for (i, a) in ordered.iter().enumerate() {
+            for (j, b) in ordered.iter().enumerate() {
+                assert_eq!(compare(*a, *b), i.cmp(&j), "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(compare(v("0"), v("-0")), Ordering::Equal);
+        assert_eq!(compare(LongDouble::MAX, v("1e4932")), Ordering::Greater);
+        assert_eq!(format_human(sub(v("10.6"), v("0.1"))), "10.5");
+        assert_eq!(sub(LongDouble::MAX, LongDouble::MAX.negate()), LongDouble::Infinity { negative: false });
+    }
 
     /// INCRBYFLOAT's arithmetic: parse both, add, format.
     fn incr(current: &str, increment: &str) -> Option<String> {
