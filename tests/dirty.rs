@@ -454,6 +454,19 @@ fn newer_corpus() -> Vec<(Case, i64)> {
         (case(&["XADD x 1-0 f v", "XADD x 2-0 f v"], &["XDELEX x IDS 3 1-0 2-0 3-0"]), 2),
         (case(&["XADD x 1-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XDELEX x ACKED IDS 1 1-0"]), 0),
         (case(&["XADD x 1-0 f v", "XADD x 2-0 f v", "XGROUP CREATE x g 0", "XREADGROUP GROUP g c STREAMS x >"], &["XACKDEL x g IDS 3 1-0 2-0 3-0"]), 4),
+        // Redis 8.4's DELEX counts the key it deleted.
+        (case(&["SET k v"], &["DELEX k IFEQ v"]), 1),
+        (case(&["SET k v"], &["DELEX k IFNE v"]), 0),
+        (case(&["RPUSH k a"], &["DELEX k"]), 1),
+        // Shoal's own choices where no source was at hand (INCREX, 8.8; LMOVEM and BLMOVEM,
+        // 8.10): one change for an applied INCREX, none for a refused one; one per element
+        // moved, as LMPOP counts one per element popped.
+        (case(&[], &["INCREX k BYINT 5 EX 100"]), 1),
+        (case(&["SET k 10"], &["INCREX k BYINT 100 UBOUND 20"]), 0),
+        (case(&["RPUSH l a b c"], &["LMOVEM l m LEFT RIGHT COUNT 2 BULK"]), 2),
+        (case(&["RPUSH l a b c"], &["LMOVEM l l LEFT RIGHT COUNT 2 OBO"]), 2),
+        (case(&["RPUSH l a"], &["LMOVEM l m LEFT RIGHT EXACTLY 2 BULK"]), 0),
+        (case(&["RPUSH l a b c"], &["BLMOVEM l m LEFT RIGHT 0 COUNT 2 BULK"]), 2),
     ]
 }
 
