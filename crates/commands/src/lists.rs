@@ -760,7 +760,7 @@ pub async fn move_across_cores(
 }
 
 /// LMOVEM (and LMOVE) on keys of any cores, in one transaction: on one core as
-/// [`op_move_many`]; across two, check both keys (in parallel), then pop on the source's
+/// [`move_many_local`]; across two, check both keys (in parallel), then pop on the source's
 /// core, then push on the destination's, which raises every event in Redis's order.
 pub async fn move_many_across_cores(
     coordinator: &dyn Coordinator,
@@ -996,14 +996,12 @@ fn move_many_uncounted(
     Ok(Moved::Elements(reads))
 }
 
-/// [`move_many_uncounted`] on `ctx`'s database, counting a change per element moved and
-/// raising the move's events.
+/// [`move_many_uncounted`] on `ctx`'s database, raising the move's events and counting a
+/// change per element moved.
 fn move_many_local(ctx: &mut Ctx, source: &[u8], destination: &[u8], from_left: bool, to_left: bool, how: HowMany) -> Result<Moved, Frame> {
-    let (now, limits) = (ctx.now_ms, ctx.settings.limits);
-    let moved = move_many_uncounted(ctx.db(), source, destination, (from_left, to_left), how, &limits, now)?;
+    let moved = serve_move_many(ctx, source, destination, from_left, to_left, how)?;
     if let Moved::Elements(elements) = &moved {
         ctx.db().add_changes(elements.len() as u64);
-        notify_move(ctx, source, destination, from_left, to_left);
     }
     Ok(moved)
 }

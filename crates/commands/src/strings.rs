@@ -903,7 +903,7 @@ struct Increx {
     /// The bounds, of the increment's kind; the type's limits when not given.
     bounds: (Number, Number),
     saturate: bool,
-    ttl: Option<TtlChange<'static>>,
+    persist: bool,
     /// Absolute expiry (Unix ms) of EX/PX/EXAT/PXAT.
     expire_at: Option<u64>,
     enx: bool,
@@ -989,12 +989,12 @@ fn parse_increx(args: &[Bytes], now_ms: u64) -> Result<Increx, Frame> {
     if compare_numbers(low, high).is_gt() {
         return Err(errors::error(INCREX_BOUNDS));
     }
-    let (ttl, expire_at) = match options.ttl {
-        None => (None, None),
-        Some(IncrexTtl::Persist) => (Some(TtlChange::Persist), None),
-        Some(IncrexTtl::Expire(form, value)) => (None, Some(form.expire_at(value, now_ms, "increx")?)),
+    let (persist, expire_at) = match options.ttl {
+        None => (false, None),
+        Some(IncrexTtl::Persist) => (true, None),
+        Some(IncrexTtl::Expire(form, value)) => (false, Some(form.expire_at(value, now_ms, "increx")?)),
     };
-    Ok(Increx { increment, bounds: (low, high), saturate: options.saturate, ttl, expire_at, enx: options.enx })
+    Ok(Increx { increment, bounds: (low, high), saturate: options.saturate, persist, expire_at, enx: options.enx })
 }
 
 fn compare_numbers(a: Number, b: Number) -> std::cmp::Ordering {
@@ -1103,29 +1103,28 @@ fn increx(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     db.set_keep_ttl(key, Value::Str(value), now);
     db.add_changes(1);
-    let mut events: [Option<&'static str>; 2] = [Some(if float { "incrbyfloat" } else { "incrby" }), None];
-    match (request.ttl, request.expire_at) {
-        (Some(TtlChange::Persist), _) if had_ttl => {
+    // The increment's event, then the TTL's; an expiry already past deletes the key and
+    // raises `del` alone.
+    let ttl_event = match request.expire_at {
+        None if request.persist && had_ttl => {
             db.set_expire(key, None);
-            events[1] = Some("persist");
+            Some("persist")
         }
-        (_, Some(_)) if request.enx && had_ttl => {}
-        (_, Some(at)) if db.expiry_passed(at as i64, now) => {
-            // An expiry already past deletes the key: its only event is `del`.
+        None => None,
+        Some(_) if request.enx && had_ttl => None,
+        Some(at) if db.expiry_passed(at as i64, now) => {
             db.remove(key);
-            events = [None, Some("del")];
+            ctx.notify(notify::GENERIC, "del", key);
+            return Frame::Array(vec![increx_item(new, proto), increx_item(delta, proto)]);
         }
-        (_, Some(at)) => {
+        Some(at) => {
             db.set_expire(key, Some(at));
-            events[1] = Some("expire");
+            Some("expire")
         }
-        _ => {}
-    }
-    for (i, event) in events.into_iter().enumerate() {
-        if let Some(event) = event {
-            let class = if i == 0 { notify::STRING } else { notify::GENERIC };
-            ctx.notify(class, event, key);
-        }
+    };
+    ctx.notify(notify::STRING, if float { "incrbyfloat" } else { "incrby" }, key);
+    if let Some(event) = ttl_event {
+        ctx.notify(notify::GENERIC, event, key);
     }
     Frame::Array(vec![increx_item(new, proto), increx_item(delta, proto)])
 }
