@@ -314,6 +314,47 @@ fn a_port_already_in_use_stops_startup_with_status_one() {
     }
 }
 
+/// Two servers started at the same moment on one port: each passes the plain-bind probe
+/// before the other's cores bind with SO_REUSEPORT, which would let both listen and split the
+/// clients (and their data) between them. At most one may stay.
+#[test]
+fn two_servers_started_together_on_one_port_never_both_serve() {
+    for _ in 0..5 {
+        let port = shoal_testkit::free_port();
+        let dirs = [Server::scratch("twin"), Server::scratch("twin")];
+        let mut children: Vec<std::process::Child> = dirs
+            .iter()
+            .map(|dir| {
+                server_command(&["--port", &port.to_string(), "--bind", "127.0.0.1", "--threads", "2", "--save", ""])
+                    .current_dir(dir)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start shoal-server")
+            })
+            .collect();
+        // Once one serves, the other (if it bound too) has seen it, or is about to.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !shoal_testkit::answers_ping(port) && children.iter_mut().any(|child| child.try_wait().unwrap().is_none()) {
+            assert!(std::time::Instant::now() < deadline, "neither server answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let settle = std::time::Instant::now() + Duration::from_secs(10);
+        let alive = |children: &mut Vec<std::process::Child>| children.iter_mut().map(|child| child.try_wait().unwrap().is_none() as usize).sum::<usize>();
+        while alive(&mut children) == 2 && std::time::Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(alive(&mut children) <= 1, "both servers listen on port {port}");
+        for mut child in children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for dir in dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 #[test]
 fn a_memlock_limit_too_low_for_glommio_stops_startup_with_advice() {
     if !need("prlimit") {

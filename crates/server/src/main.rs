@@ -25,6 +25,7 @@ mod migrate;
 mod multi;
 mod node;
 mod pause;
+mod port_owner;
 mod pubsub;
 mod rdb_load;
 mod replica;

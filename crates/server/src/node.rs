@@ -133,7 +133,24 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
 
-    let listening = match listen(&node).and_then(|()| if core.id == 0 { listen_unix(&node) } else { Ok(()) }) {
+    // Bind on every core, then make sure no other server shares the port before accepting.
+    let bound = bind_all(&node.config.borrow());
+    let bound = match bound {
+        Ok(listeners) => port_alone(&core).await.map(|()| listeners),
+        Err(e) => Err(e),
+    };
+    let listening = match bound {
+        Ok(listeners) => {
+            accept_on(&node, listeners);
+            if core.id == 0 {
+                listen_unix(&node)
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let listening = match listening {
         Ok(()) => true,
         Err(e) => {
             tracing::error!("{e}");
@@ -359,17 +376,56 @@ fn bind_one(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<TcpList
     Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
 }
 
+/// Once every core has bound the port (see [`bind_all`]): Ok when no other process listens
+/// on it too (see `port_owner`). Core 0 looks, the others wait for its verdict; a core whose
+/// bind failed still counts, and shuts the server down itself.
+async fn port_alone(core: &Rc<Core>) -> std::io::Result<()> {
+    static BOUND: AtomicUsize = AtomicUsize::new(0);
+    /// 0: not looked yet; 1: alone; 2: shared, or the look failed.
+    static VERDICT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    BOUND.fetch_add(1, Ordering::SeqCst);
+    if core.id == 0 {
+        while BOUND.load(Ordering::SeqCst) < core.shard_count && !core.shared.shutdown.load(Ordering::SeqCst) {
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        let config = current().config.borrow().clone();
+        let addrs: Vec<std::net::SocketAddr> = if config.port == 0 { Vec::new() } else { bind_addresses(&config)?.into_iter().map(|(addr, _)| addr).collect() };
+        let foreign = crate::port_owner::own_socket_inodes().and_then(|ours| crate::port_owner::foreign_listener(&addrs, &ours));
+        VERDICT.store(if matches!(foreign, Ok(None)) { 1 } else { 2 }, Ordering::SeqCst);
+        return match foreign {
+            Ok(None) => Ok(()),
+            Ok(Some(addr)) => Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("Could not create server TCP listening socket {addr}: bind: Address already in use (another server bound it at the same moment)"),
+            )),
+            Err(e) => Err(std::io::Error::other(format!("Could not check who else listens on port {}: {e}", config.port))),
+        };
+    }
+    loop {
+        match VERDICT.load(Ordering::SeqCst) {
+            0 if !core.shared.shutdown.load(Ordering::SeqCst) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            1 => return Ok(()),
+            _ => return Err(std::io::Error::other("not accepting: the port is shared")),
+        }
+    }
+}
+
 /// Binds this core's listeners for the current `bind` and `port` and starts accepting on
 /// them; listeners from before (CONFIG SET) stop accepting. Connections already accepted stay.
 pub fn listen(node: &Rc<Node>) -> std::io::Result<()> {
     let listeners = bind_all(&node.config.borrow())?;
+    accept_on(node, listeners);
+    Ok(())
+}
+
+/// Starts accepting on `listeners`; this core's listeners from before stop accepting.
+fn accept_on(node: &Rc<Node>, listeners: Vec<TcpListener>) {
     let stop = Rc::new(LocalEvent::default());
     let previous = std::mem::replace(&mut *node.listeners_stop.borrow_mut(), stop.clone());
     previous.set();
     for listener in listeners {
         glommio::spawn_local(accept_loop(node.clone(), listener, stop.clone())).detach();
     }
-    Ok(())
 }
 
 /// `unixsocket`, on core 0: replaces the file, binds, applies `unixsocketperm`, and hands
