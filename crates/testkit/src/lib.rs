@@ -71,6 +71,14 @@ pub fn answers_ping(port: u16) -> bool {
     (&stream).write_all(b"*1\r\n$4\r\nPING\r\n").is_ok() && reader.read_line(&mut line).is_ok() && line == "+PONG\r\n"
 }
 
+/// The `process_id` INFO reports on `port`, or None when it does not answer it.
+fn answering_pid(port: u16) -> Option<u32> {
+    let mut raw = Raw::connect(port).ok()?;
+    raw.set_read_timeout(Duration::from_secs(10));
+    let info = raw.command(&["INFO", "server"]).ok()?;
+    info.lines().find_map(|line| line.strip_prefix("process_id:")).and_then(|pid| pid.trim().parse().ok())
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     child: Child,
@@ -251,7 +259,17 @@ impl Server {
                 return Err(status);
             }
             if answers_ping(self.port) {
-                return Ok(());
+                // Another test process's server may hold the same port (ports here are bound
+                // and released, then taken by whoever starts first); Shoal refuses to share
+                // it and exits, but until then the other one answers. Only ours will do.
+                match answering_pid(self.port) {
+                    Some(pid) if pid == self.child.id() => return Ok(()),
+                    Some(_) => {
+                        let _ = self.child.kill();
+                        return Err(self.child.wait().expect("wait for the server"));
+                    }
+                    None => {}
+                }
             }
             assert!(Instant::now() < deadline, "server on port {} did not answer PING in time", self.port);
             std::thread::sleep(Duration::from_millis(20));
