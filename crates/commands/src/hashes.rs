@@ -221,17 +221,20 @@ fn hash_for_write<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<
 }
 
 /// Runs `write` on the hash at `key`, creating it when absent (stored only if `write` left
-/// something in it, so an empty hash never exists). WRONGTYPE for another type.
-fn write_hash<T>(db: &mut Db, key: &[u8], now_ms: u64, write: impl FnOnce(&mut Hash) -> Result<T, Frame>) -> Result<T, Frame> {
+/// something in it, so an empty hash never exists), then moves it to a field-name template
+/// if `hash-min-template-entries` says so. WRONGTYPE for another type.
+fn write_hash<T>(db: &mut Db, key: &[u8], limits: &Limits, now_ms: u64, write: impl FnOnce(&mut Hash) -> Result<T, Frame>) -> Result<T, Frame> {
     match hash_for_write(db, key, now_ms)? {
         Some(hash) => {
             let result = write(hash);
+            hash.template_if_due(limits);
             fields_written(db, key);
             result
         }
         None => {
             let mut hash = Hash::new();
             let result = write(&mut hash)?;
+            hash.template_if_due(limits);
             if !hash.is_empty() {
                 db.set(key, Value::Hash(Box::new(hash)), now_ms);
             }
@@ -261,7 +264,7 @@ fn bytes(slice: &[u8]) -> Bytes {
 /// Counts one change per pair given, new, updated or the same, as Redis counts HSET.
 pub fn op_hset(db: &mut Db, key: &[u8], pairs: &[Bytes], limits: &Limits, now_ms: u64) -> Result<usize, Frame> {
     debug_assert!(pairs.len().is_multiple_of(2), "whole pairs");
-    let added = write_hash(db, key, now_ms, |hash| {
+    let added = write_hash(db, key, limits, now_ms, |hash| {
         hash.convert_for(pairs.iter().map(|item| item.as_ref()), limits);
         Ok(pairs.chunks_exact(2).filter(|pair| hash.set(&pair[0], &pair[1], limits)).count())
     })?;
@@ -294,7 +297,7 @@ fn hmset(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Sets `field` only when it is absent; returns whether it did.
 pub fn op_hsetnx(db: &mut Db, key: &[u8], field: &[u8], value: &[u8], limits: &Limits, now_ms: u64) -> Result<bool, Frame> {
-    let added = write_hash(db, key, now_ms, |hash| Ok(!hash.contains(field) && hash.set(field, value, limits)))?;
+    let added = write_hash(db, key, limits, now_ms, |hash| Ok(!hash.contains(field) && hash.set(field, value, limits)))?;
     db.add_changes(added as u64);
     Ok(added)
 }
@@ -463,7 +466,7 @@ fn hgetall(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 
 /// Adds `increment` to the integer in `field` (0 when absent); returns the new value.
 pub fn op_hincrby(db: &mut Db, key: &[u8], field: &[u8], increment: i64, limits: &Limits, now_ms: u64) -> Result<i64, Frame> {
-    let sum = write_hash(db, key, now_ms, |hash| {
+    let sum = write_hash(db, key, limits, now_ms, |hash| {
         let current = match hash.get(field) {
             None => 0,
             Some(value) => shoal_store::value::parse_canonical_i64(value).ok_or_else(|| errors::error(HASH_VALUE_NOT_INTEGER))?,
@@ -493,7 +496,7 @@ fn hincrby(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
 /// Adds `increment` (finite) to the number in `field` (0 when absent) in `long double`, as
 /// Redis does; stores and returns the sum as Redis prints it.
 pub fn op_hincrbyfloat(db: &mut Db, key: &[u8], field: &[u8], increment: LongDouble, limits: &Limits, now_ms: u64) -> Result<Bytes, Frame> {
-    let text = write_hash(db, key, now_ms, |hash| {
+    let text = write_hash(db, key, limits, now_ms, |hash| {
         let current = match hash.get(field) {
             None => LongDouble::ZERO,
             Some(value) => long_double::parse(value).ok_or_else(|| errors::error(HASH_VALUE_NOT_FLOAT))?,

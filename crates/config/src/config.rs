@@ -115,6 +115,11 @@ pub struct Config {
     pub hash_max_listpack_entries: u64,
     /// Bytes.
     pub hash_max_listpack_value: u64,
+    /// Redis 8.10's compact hashes: a hash of at least this many fields (0: none) moves to a
+    /// shared field-name template on its next write, unless it has more than
+    /// `hash_max_template_entries` (0: no bound).
+    pub hash_min_template_entries: u64,
+    pub hash_max_template_entries: u64,
     pub set_max_intset_entries: u64,
     pub set_max_listpack_entries: u64,
     /// Bytes.
@@ -272,6 +277,8 @@ impl Default for Config {
             list_compress_depth: 0,
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
+            hash_min_template_entries: 0,
+            hash_max_template_entries: 0,
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,

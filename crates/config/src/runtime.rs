@@ -215,6 +215,7 @@ mod tests {
             vec![
                 "hash-max-listpack-entries",
                 "hash-max-ziplist-entries",
+                "hash-max-template-entries",
                 "set-max-intset-entries",
                 "set-max-listpack-entries",
                 "zset-max-listpack-entries",

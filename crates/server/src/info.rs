@@ -211,6 +211,9 @@ pub struct Snapshot {
     pub tracking_keys: usize,
     pub tracking_items: usize,
     pub tracking_prefixes: usize,
+    /// HIMPORT's field-name templates in use, every core's added up (see
+    /// `shoal_store::types::template`).
+    pub hash_templates: usize,
     /// Where the memory goes (only gathered for the memory section).
     pub memory: crate::memory_stats::MemoryReport,
 }
@@ -240,6 +243,8 @@ struct CoreReport {
     pubsub: (usize, usize, usize),
     /// Client-side caching: (keys, items, prefixes) remembered on the core.
     tracking: (usize, usize, usize),
+    /// Field-name templates some hash of this core uses.
+    hash_templates: usize,
 }
 
 async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
@@ -269,6 +274,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
                 }),
                 pubsub: core.pubsub_info(),
                 tracking: core.tracking_totals(),
+                hash_templates: shoal_store::types::template::in_use(),
             })
             .await;
         for report in reports {
@@ -285,6 +291,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
             snapshot.tracking_items += report.tracking.1;
             // Every core holds every BCAST prefix.
             snapshot.tracking_prefixes = report.tracking.2;
+            snapshot.hash_templates += report.hash_templates;
             snapshot.db_stats.expired_keys += report.db_stats.expired_keys;
             snapshot.db_stats.expired_fields += report.db_stats.expired_fields;
             snapshot.db_stats.evicted_keys += report.db_stats.evicted_keys;
@@ -568,6 +575,8 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("tracking_total_keys", s.tracking_keys.to_string());
             add("tracking_total_items", s.tracking_items.to_string());
             add("tracking_total_prefixes", s.tracking_prefixes.to_string());
+            add("hash_templates", s.hash_templates.to_string());
+            add("hash_template_keys", shoal_store::types::template::template_hashes().to_string());
             add("unexpected_error_replies", "0".to_owned());
             add("total_error_replies", errors.to_string());
         }

@@ -59,6 +59,8 @@ pub fn settings_of(config: &Config) -> Settings {
         list_max_listpack_size: config.list_max_listpack_size,
         hash_max_listpack_entries: config.hash_max_listpack_entries,
         hash_max_listpack_value: config.hash_max_listpack_value,
+        hash_min_template_entries: config.hash_min_template_entries,
+        hash_max_template_entries: config.hash_max_template_entries,
         set_max_intset_entries: config.set_max_intset_entries,
         set_max_listpack_entries: config.set_max_listpack_entries,
         set_max_listpack_value: config.set_max_listpack_value,

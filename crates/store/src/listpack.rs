@@ -246,6 +246,7 @@ impl Listpack {
 }
 
 /// A double-ended iterator over a listpack's entries.
+#[derive(Clone)]
 pub struct Iter<'a> {
     lp: &'a Listpack,
     front: usize,

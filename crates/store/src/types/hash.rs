@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::dict::Dict;
 use crate::listpack::{Listpack, Pos};
 use crate::thin::ThinBytes;
+use crate::types::template::{self, Held};
 use crate::types::Limits;
 
 /// A listpack never grows past this, whatever the directives say (Redis's `lpSafeToAdd`):
@@ -29,7 +30,156 @@ enum Encoding {
     /// Boxed so that a hash, which is itself boxed in a [`crate::Value`], stays as small as
     /// its listpack: most hashes are small.
     Table(Box<Dict<ThinBytes>>),
+    /// Redis 8.10's compact hash: the field names in a shared [`template::Template`], the
+    /// values here in its order. Never carries field TTLs (a TTL converts it back).
+    Template(Box<Templated>),
 }
+
+/// A hash on a template: `values[i]` belongs to the template's `i`th name.
+#[derive(Clone)]
+struct Templated {
+    template: Held,
+    values: Values,
+}
+
+/// A templated hash's values: in a listpack while within the `hash-max-listpack-*` limits
+/// ("template-listpack"), else one [`ThinBytes`] each ("template-array"), never back.
+#[derive(Clone)]
+enum Values {
+    Listpack(Listpack),
+    Array(Box<[ThinBytes]>),
+}
+
+impl Templated {
+    /// A hash of `values` (in template order) on the template of `sorted`; an array when
+    /// `array` or past the listpack limits.
+    fn build<'a>(sorted: &[&[u8]], values: impl ExactSizeIterator<Item = &'a [u8]> + Clone, array: bool, limits: &Limits) -> Templated {
+        let template = Held::new(template::intern(sorted));
+        let array = array
+            || sorted.len() as u64 > limits.hash_max_listpack_entries
+            || values.clone().any(|v| v.len() as u64 > limits.hash_max_listpack_value)
+            || values.clone().map(|v| v.len() as u64).sum::<u64>() > LISTPACK_BYTES_MAX;
+        let values = if array {
+            Values::Array(values.map(ThinBytes::new).collect())
+        } else {
+            let mut lp = Listpack::new();
+            values.for_each(|v| lp.push_back(v));
+            Values::Listpack(lp)
+        };
+        Templated { template, values }
+    }
+
+    fn value(&self, index: usize) -> &[u8] {
+        match &self.values {
+            Values::Listpack(lp) => lp.get(index as i64).expect("a value per name"),
+            Values::Array(values) => values[index].as_bytes(),
+        }
+    }
+
+    fn values(&self) -> ValueIter<'_> {
+        match &self.values {
+            Values::Listpack(lp) => ValueIter::Listpack(lp.iter()),
+            Values::Array(values) => ValueIter::Array(values.iter()),
+        }
+    }
+
+    fn set_value(&mut self, index: usize, value: &[u8]) {
+        match &mut self.values {
+            Values::Listpack(lp) => {
+                let pos = lp.seek(index as i64).expect("a value per name");
+                lp.replace_at(pos, value);
+            }
+            Values::Array(values) => values[index] = ThinBytes::new(value),
+        }
+    }
+
+    /// This hash with `field` (not on the template) added: on the template with its name.
+    fn with_field(&self, field: &[u8], value: &[u8], limits: &Limits) -> Templated {
+        let names = self.template.names();
+        let at = names.binary_search_by(|name| template::order(name, field)).expect_err("a new field");
+        let mut sorted: Vec<&[u8]> = names.iter().map(|n| &n[..]).collect();
+        sorted.insert(at, field);
+        let mut values: Vec<&[u8]> = self.values().collect();
+        values.insert(at, value);
+        Templated::build(&sorted, values.into_iter(), matches!(self.values, Values::Array(_)), limits)
+    }
+
+    /// This hash without its `index`th field: on the template of the other names; None when
+    /// it was the last.
+    fn without(&self, index: usize) -> Option<Templated> {
+        if self.template.len() == 1 {
+            return None;
+        }
+        let sorted: Vec<&[u8]> = self.template.names().iter().enumerate().filter(|&(i, _)| i != index).map(|(_, n)| &n[..]).collect();
+        let template = Held::new(template::intern(&sorted));
+        let values = match &self.values {
+            Values::Listpack(lp) => {
+                let mut lp = lp.clone();
+                let pos = lp.seek(index as i64).expect("a value per name");
+                lp.remove_at(pos);
+                Values::Listpack(lp)
+            }
+            Values::Array(values) => Values::Array(values.iter().enumerate().filter(|&(i, _)| i != index).map(|(_, v)| v.clone()).collect()),
+        };
+        Some(Templated { template, values })
+    }
+
+    /// The same pairs without the template: a listpack from "template-listpack", a
+    /// hashtable from "template-array" (as Redis converts one for a field TTL).
+    fn untemplated(&self) -> Encoding {
+        let names = self.template.names().iter().map(|n| &n[..]);
+        match &self.values {
+            Values::Listpack(_) => {
+                let mut lp = Listpack::new();
+                for (field, value) in names.zip(self.values()) {
+                    lp.push_back(field);
+                    lp.push_back(value);
+                }
+                Encoding::Listpack(lp)
+            }
+            Values::Array(values) => {
+                let mut dict = Dict::new();
+                for (field, value) in names.zip(values.iter()) {
+                    dict.insert_new(field, value.clone());
+                }
+                Encoding::Table(Box::new(dict))
+            }
+        }
+    }
+
+    fn allocated(&self) -> usize {
+        std::mem::size_of::<Templated>()
+            + match &self.values {
+                Values::Listpack(lp) => lp.allocated(),
+                Values::Array(values) => values.iter().map(|v| std::mem::size_of::<ThinBytes>() + v.allocated()).sum(),
+            }
+    }
+}
+
+/// A templated hash's values, in template order.
+#[derive(Clone)]
+enum ValueIter<'a> {
+    Listpack(crate::listpack::Iter<'a>),
+    Array(std::slice::Iter<'a, ThinBytes>),
+}
+
+impl<'a> Iterator for ValueIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            ValueIter::Listpack(entries) => entries.next(),
+            ValueIter::Array(values) => values.next().map(ThinBytes::as_bytes),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            ValueIter::Listpack(entries) => entries.size_hint(),
+            ValueIter::Array(values) => values.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for ValueIter<'_> {}
 
 /// A hash's encoding, and its fields' TTLs once a command gave any field one (Redis 7.4's
 /// hash field expiration): boxed beside the encoding, so that a hash without them costs
@@ -103,6 +253,7 @@ impl Clone for Hash {
                 }
                 Encoding::Table(Box::new(copy))
             }
+            Encoding::Template(t) => Encoding::Template(t.clone()),
         };
         let repr = match &self.repr {
             Repr::Plain(_) => Repr::Plain(encoding),
@@ -129,16 +280,18 @@ impl std::fmt::Debug for Hash {
     }
 }
 
-/// Iterates either encoding's pairs without boxing.
-enum Pairs<A, B> {
+/// Iterates any encoding's pairs without boxing.
+enum Pairs<A, B, C> {
     Listpack(A),
     Table(B),
+    Template(C),
 }
 
-impl<'a, A, B> Iterator for Pairs<A, B>
+impl<'a, A, B, C> Iterator for Pairs<A, B, C>
 where
     A: Iterator<Item = (&'a [u8], &'a [u8])>,
     B: Iterator<Item = (&'a [u8], &'a [u8])>,
+    C: Iterator<Item = (&'a [u8], &'a [u8])>,
 {
     type Item = (&'a [u8], &'a [u8]);
 
@@ -146,6 +299,7 @@ where
         match self {
             Pairs::Listpack(a) => a.next(),
             Pairs::Table(b) => b.next(),
+            Pairs::Template(c) => c.next(),
         }
     }
 }
@@ -195,6 +349,10 @@ impl Hash {
     /// The TTLs, made room for: from here on the hash is "listpackex" while a listpack, as
     /// Redis's becomes on its first field expiration command, even once none is left.
     fn ttls_or_new(&mut self) -> &mut FieldTtls {
+        if let Encoding::Template(t) = self.enc() {
+            let plain = t.untemplated();
+            *self.enc_mut() = plain;
+        }
         if let Repr::Plain(_) = self.repr {
             FIELD_TTLS_USED.store(true, Ordering::Relaxed);
             let Repr::Plain(encoding) = std::mem::replace(&mut self.repr, Repr::Plain(Encoding::Listpack(Listpack::new()))) else { unreachable!("checked") };
@@ -287,10 +445,27 @@ impl Hash {
         Hash { repr: Repr::Plain(Encoding::Listpack(lp)) }
     }
 
+    /// A hash of `fields` and their `values` (pairs by position) on the template of those
+    /// names (HIMPORT SET): "template-listpack" within the listpack limits, else
+    /// "template-array". Err(field) when a field repeats.
+    pub fn from_template<'a>(fields: &[&'a [u8]], values: &[&[u8]], limits: &Limits) -> Result<Hash, &'a [u8]> {
+        assert_eq!(fields.len(), values.len(), "a value per field");
+        let mut order: Vec<usize> = (0..fields.len()).collect();
+        order.sort_unstable_by(|&a, &b| template::order(fields[a], fields[b]));
+        let sorted: Vec<&[u8]> = order.iter().map(|&i| fields[i]).collect();
+        if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(pair[0]);
+        }
+        assert!(!sorted.is_empty(), "a templated hash has fields");
+        let templated = Templated::build(&sorted, order.iter().map(|&i| values[i]), false, limits);
+        Ok(Hash { repr: Repr::Plain(Encoding::Template(Box::new(templated))) })
+    }
+
     pub fn len(&self) -> usize {
         match self.enc() {
             Encoding::Listpack(lp) => lp.len() / 2,
             Encoding::Table(dict) => dict.len(),
+            Encoding::Template(t) => t.template.len(),
         }
     }
 
@@ -304,6 +479,8 @@ impl Hash {
             (Encoding::Listpack(_), Repr::Volatile(_)) => "listpackex",
             (Encoding::Listpack(_), _) => "listpack",
             (Encoding::Table(_), _) => "hashtable",
+            (Encoding::Template(t), _) if matches!(t.values, Values::Listpack(_)) => "template-listpack",
+            (Encoding::Template(_), _) => "template-array",
         }
     }
 
@@ -315,6 +492,8 @@ impl Hash {
         let repr = match self.enc() {
             Encoding::Listpack(lp) => lp.allocated(),
             Encoding::Table(dict) => std::mem::size_of::<Dict<ThinBytes>>() + dict.heap_bytes(samples, ThinBytes::allocated),
+            // The template is shared: a key costs its values (as Redis's MEMORY USAGE says).
+            Encoding::Template(t) => t.allocated(),
         };
         // Field TTLs: the box, and per field its name twice (map and order) and the nodes.
         let ttls = self.ttls().map_or(0, |ttls| {
@@ -342,6 +521,7 @@ impl Hash {
         match self.enc() {
             Encoding::Listpack(lp) => listpack_find(lp, field).map(|(_, value_pos)| lp.get_at(value_pos)),
             Encoding::Table(dict) => dict.get(field).map(ThinBytes::as_bytes),
+            Encoding::Template(t) => t.template.index_of(field).map(|i| t.value(i)),
         }
     }
 
@@ -354,6 +534,14 @@ impl Hash {
     /// listpack past [`LISTPACK_BYTES_MAX`], before they are written, as Redis's
     /// `hashTypeTryConversion` does: so HSET converts even when it only updates fields.
     pub fn convert_for<'a>(&mut self, items: impl IntoIterator<Item = &'a [u8]>, limits: &Limits) {
+        if let Encoding::Template(t) = self.enc_mut() {
+            if let Values::Listpack(lp) = &t.values {
+                if items.into_iter().any(|item| item.len() as u64 > limits.hash_max_listpack_value) {
+                    t.values = Values::Array(lp.iter().map(ThinBytes::new).collect());
+                }
+            }
+            return;
+        }
         let Encoding::Listpack(lp) = self.enc() else {
             return;
         };
@@ -381,6 +569,33 @@ impl Hash {
 
     /// [`Hash::set`], except that an existing field keeps its TTL (HINCRBY, HSETEX KEEPTTL).
     pub fn set_keeping_ttl(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> bool {
+        self.write_field(field, value, limits)
+    }
+
+    /// Moves a plain hash (no field TTLs) to a template once it has at least
+    /// `hash-min-template-entries` fields and at most `hash-max-template-entries`, as Redis
+    /// 8.10 does after a command wrote it: "template-listpack" within the listpack limits,
+    /// else "template-array". Once per command, not per field: each new field of a templated
+    /// hash moves it to another template.
+    pub fn template_if_due(&mut self, limits: &Limits) {
+        let (min, max) = (limits.hash_min_template_entries, limits.hash_max_template_entries);
+        let len = self.len() as u64;
+        if min == 0 || len < min || (max != 0 && len > max) {
+            return;
+        }
+        let Repr::Plain(encoding) = &self.repr else { return };
+        if matches!(encoding, Encoding::Template(_)) {
+            return;
+        }
+        let mut pairs: Vec<(&[u8], &[u8])> = self.iter().collect();
+        pairs.sort_unstable_by(|a, b| template::order(a.0, b.0));
+        let sorted: Vec<&[u8]> = pairs.iter().map(|p| p.0).collect();
+        let templated = Templated::build(&sorted, pairs.iter().map(|p| p.1), false, limits);
+        self.repr = Repr::Plain(Encoding::Template(Box::new(templated)));
+    }
+
+    /// Writes one field in place (converting first as [`Hash::convert_for`] says).
+    fn write_field(&mut self, field: &[u8], value: &[u8], limits: &Limits) -> bool {
         self.convert_for([field, value], limits);
         match self.enc_mut() {
             Encoding::Listpack(lp) => {
@@ -410,6 +625,17 @@ impl Hash {
                     true
                 }
             },
+            // A new field moves the hash to the template with its name, as in Redis.
+            Encoding::Template(t) => match t.template.index_of(field) {
+                Some(index) => {
+                    t.set_value(index, value);
+                    false
+                }
+                None => {
+                    **t = t.with_field(field, value, limits);
+                    true
+                }
+            },
         }
     }
 
@@ -435,6 +661,17 @@ impl Hash {
                 None => false,
             },
             Encoding::Table(dict) => dict.remove(field).is_some(),
+            // The hash moves to the template without the name (the last one empties it).
+            Encoding::Template(t) => {
+                let Some(index) = t.template.index_of(field) else {
+                    return false;
+                };
+                match t.without(index) {
+                    Some(rest) => **t = rest,
+                    None => *self.enc_mut() = Encoding::Listpack(Listpack::new()),
+                }
+                true
+            }
         }
     }
 
@@ -467,6 +704,7 @@ impl Hash {
                 Pairs::Listpack(std::iter::from_fn(move || Some((entries.next()?, entries.next()?))))
             }
             Encoding::Table(dict) => Pairs::Table(dict.iter().map(|(field, value)| (field, value.as_bytes()))),
+            Encoding::Template(t) => Pairs::Template(t.template.names().iter().map(|name| &name[..]).zip(t.values())),
         }
     }
 
@@ -483,6 +721,10 @@ impl Hash {
                 Some((lp.get_at(field_pos), lp.get_at(value_pos)))
             }
             Encoding::Table(dict) => dict.random_entry(rng).map(|(field, value)| (field, value.as_bytes())),
+            Encoding::Template(t) => {
+                let index = rng.random_range(0..t.template.len());
+                Some((&t.template.names()[index], t.value(index)))
+            }
         }
     }
 
@@ -506,6 +748,13 @@ impl Hash {
                 for _ in 0..count {
                     let (field, value) = dict.random_entry(rng).expect("not empty");
                     visit(field, value.as_bytes());
+                }
+            }
+            Encoding::Template(t) => {
+                let values: Vec<&[u8]> = t.values().collect();
+                for _ in 0..count {
+                    let index = rng.random_range(0..values.len());
+                    visit(&t.template.names()[index], values[index]);
                 }
             }
         }
@@ -538,7 +787,7 @@ impl Hash {
     /// does; a hashtable visits one bucket and returns the next cursor (0 when done).
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], &[u8])) -> u64 {
         match self.enc() {
-            Encoding::Listpack(_) => {
+            Encoding::Listpack(_) | Encoding::Template(_) => {
                 self.iter().for_each(|(field, value)| visit(field, value));
                 0
             }
@@ -558,6 +807,14 @@ impl Hash {
                 }
             }
             Encoding::Table(dict) => dict.check_invariants(),
+            Encoding::Template(t) => {
+                let names = t.template.names();
+                assert!(!names.is_empty(), "an empty hash is not on a template");
+                assert!(names.windows(2).all(|w| template::order(&w[0], &w[1]).is_lt()), "names are sorted and distinct");
+                assert_eq!(t.values().len(), names.len(), "a value per name");
+                assert_eq!(t.values().count(), names.len(), "a value per name");
+                assert!(self.ttls().is_none(), "a templated hash has no field TTLs");
+            }
         }
         if let Some(ttls) = self.ttls() {
             assert_eq!(ttls.at.len(), ttls.order.len(), "every TTL is in the order once");
@@ -575,6 +832,7 @@ mod tests {
     use proptest::prelude::*;
     use rand::SeedableRng;
     use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
 
     fn limits(entries: u64, value: u64) -> Limits {
         Limits { hash_max_listpack_entries: entries, hash_max_listpack_value: value, ..Limits::default() }
@@ -770,6 +1028,65 @@ mod tests {
         assert_eq!(seen.len(), 100);
     }
 
+    /// The count of templated hashes is the process's: tests that make them take turns.
+    static TEMPLATE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn a_templated_hash_shares_its_names_and_moves_between_templates() {
+        let _alone = TEMPLATE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let limits = Limits::default();
+        let before = template::template_hashes();
+        let a = Hash::from_template(&[b"name", b"email", b"age"], &[b"alice", b"a@x", b"30"], &limits).unwrap();
+        let b = Hash::from_template(&[b"age", b"name", b"email"], &[b"25", b"bob", b"b@x"], &limits).unwrap();
+        assert_eq!(template::template_hashes(), before + 2);
+        assert_eq!(a.encoding_name(), "template-listpack");
+        // Shortest name first, then bytewise, whatever order the fields came in.
+        let pairs: Vec<(&[u8], &[u8])> = b.iter().collect();
+        assert_eq!(pairs, [(&b"age"[..], &b"25"[..]), (b"name", b"bob"), (b"email", b"b@x")]);
+        let (Encoding::Template(ta), Encoding::Template(tb)) = (a.enc(), b.enc()) else { panic!("templated") };
+        assert!(Arc::ptr_eq(&ta.template.0, &tb.template.0), "one template for the same names");
+        assert_eq!(template::in_use(), 1);
+
+        // An update keeps the template; a new field moves to another; so does a removal.
+        let mut c = a.clone();
+        assert!(!c.set(b"age", b"31", &limits));
+        assert!(c.set(b"city", b"Paris", &limits));
+        assert_eq!(c.encoding_name(), "template-listpack");
+        assert_eq!(c.get(b"city"), Some(&b"Paris"[..]));
+        assert_eq!(c.iter().map(|(f, _)| f).collect::<Vec<_>>(), [&b"age"[..], b"city", b"name", b"email"]);
+        assert!(c.remove(b"city") && c.remove(b"email") && !c.remove(b"email"));
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(&b"age"[..], &b"31"[..]), (b"name", b"alice")]);
+        assert_eq!(template::in_use(), 2);
+        assert!(c.remove(b"age") && c.remove(b"name"));
+        assert!(c.is_empty());
+        assert_eq!(template::in_use(), 1);
+        assert_eq!(a.get(b"age"), Some(&b"30"[..]), "the original is untouched");
+
+        // A long value makes it an array; a field TTL takes it off templates.
+        let mut d = b.clone();
+        d.set(b"bio", &[b'x'; 100], &limits);
+        assert_eq!(d.encoding_name(), "template-array");
+        assert_eq!(d.get(b"bio").map(<[u8]>::len), Some(100));
+        assert!(d.set_field_ttl(b"age", 1_000));
+        assert_eq!(d.encoding_name(), "hashtable");
+        let mut e = b.clone();
+        assert!(e.set_field_ttl(b"age", 1_000));
+        assert_eq!(e.encoding_name(), "listpackex");
+        assert_eq!(e.len(), 3);
+        drop((a, b, c, d, e));
+        assert_eq!(template::template_hashes(), before);
+        assert_eq!(template::in_use(), 0);
+    }
+
+    #[test]
+    fn a_template_needs_distinct_fields_and_uses_an_array_past_the_limits() {
+        let _alone = TEMPLATE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        assert_eq!(Hash::from_template(&[b"a", b"b", b"a"], &[b"1", b"2", b"3"], &Limits::default()).unwrap_err(), b"a");
+        let h = Hash::from_template(&[b"a", b"b", b"c"], &[b"1", b"2", b"3"], &limits(2, 64)).unwrap();
+        assert_eq!(h.encoding_name(), "template-array");
+        assert_eq!(h.get(b"c"), Some(&b"3"[..]));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Set(u8, Vec<u8>),
@@ -834,6 +1151,59 @@ mod tests {
                 if h.is_listpack() {
                     let fields: Vec<Vec<u8>> = h.iter().map(|(f, _)| f.to_vec()).collect();
                     prop_assert_eq!(&fields, &order);
+                }
+                let copy = h.clone();
+                prop_assert_eq!(&copy, &h);
+                prop_assert_eq!(copy.encoding_name(), h.encoding_name());
+            }
+        }
+
+        #[test]
+        fn a_templated_hash_behaves_like_a_map(start in proptest::collection::btree_map(0u8..24, proptest::collection::vec(any::<u8>(), 0..30), 1..10), ops in proptest::collection::vec(op(), 0..80), entries in 0u64..12, value in 0u64..24) {
+            let _alone = TEMPLATE_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+            let limits = limits(entries, value);
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = start.iter().map(|(&f, v)| (field(f), v.clone())).collect();
+            let fields: Vec<&[u8]> = model.keys().map(|f| &f[..]).collect();
+            let values: Vec<&[u8]> = model.values().map(|v| &v[..]).collect();
+            let mut h = Hash::from_template(&fields, &values, &limits).unwrap();
+            let mut array = h.encoding_name() == "template-array";
+            prop_assert_eq!(array, model.len() as u64 > entries || model.values().any(|v| v.len() as u64 > value));
+            let mut ttl = false;
+            for (i, op) in ops.into_iter().enumerate() {
+                match op {
+                    Op::Set(f, v) => {
+                        let f = field(f);
+                        array |= v.len() as u64 > value || f.len() as u64 > value || (model.len() + usize::from(!model.contains_key(&f))) as u64 > entries;
+                        prop_assert_eq!(h.set(&f, &v, &limits), model.insert(f, v).is_none());
+                    }
+                    Op::Remove(f) => {
+                        let f = field(f);
+                        prop_assert_eq!(h.remove(&f), model.remove(&f).is_some());
+                    }
+                    Op::Get(f) => {
+                        let f = field(f);
+                        prop_assert_eq!(h.get(&f), model.get(&f).map(|v| v.as_slice()));
+                        // Now and then a field TTL: the hash leaves its template for good.
+                        if i % 17 == 16 && h.contains(&f) {
+                            h.set_field_ttl(&f, u64::MAX);
+                            ttl = true;
+                        }
+                    }
+                }
+                h.check_invariants();
+                prop_assert_eq!(h.len(), model.len());
+                let pairs: BTreeMap<Vec<u8>, Vec<u8>> = h.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect();
+                prop_assert_eq!(&pairs, &model);
+                if model.is_empty() {
+                    // An emptied hash is deleted with its key; this one starts over plain.
+                    ttl = true;
+                    continue;
+                }
+                if !ttl {
+                    prop_assert_eq!(h.encoding_name(), if array { "template-array" } else { "template-listpack" });
+                    // Template order: shortest name first, then bytewise.
+                    let names: Vec<&[u8]> = h.iter().map(|(f, _)| f).collect();
+                    prop_assert!(names.windows(2).all(|w| template::order(w[0], w[1]).is_lt()));
                 }
                 let copy = h.clone();
                 prop_assert_eq!(&copy, &h);

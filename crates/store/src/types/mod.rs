@@ -9,6 +9,7 @@ pub mod hash;
 pub mod list;
 pub mod set;
 pub mod stream;
+pub mod template;
 pub mod zset;
 
 pub use hash::Hash;
@@ -24,6 +25,10 @@ pub struct Limits {
     pub list_max_listpack_size: i32,
     pub hash_max_listpack_entries: u64,
     pub hash_max_listpack_value: u64,
+    /// A hash of at least this many fields (0: none, the default) and at most
+    /// `hash_max_template_entries` (0: no bound) moves to a field-name template when written.
+    pub hash_min_template_entries: u64,
+    pub hash_max_template_entries: u64,
     pub set_max_intset_entries: u64,
     pub set_max_listpack_entries: u64,
     pub set_max_listpack_value: u64,
@@ -40,6 +45,8 @@ impl Default for Limits {
             list_max_listpack_size: -2,
             hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
+            hash_min_template_entries: 0,
+            hash_max_template_entries: 0,
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,
