@@ -9,6 +9,10 @@
 - big-collections: 1,000 hashes, 1,000 sets and 1,000 sorted sets of 1,000 members each.
 - small-collections: 100,000 hashes, sets and sorted sets of 10 members each.
 Members are `member:<j>` (hash values and scores `<j>`). Prints RSS and the ratio.
+- object-hashes: 100,000 hashes shaped like application objects: the same 10 fields of 12 to
+  20 bytes (`customer_email_address`, ...), short values. With `--shoal-args
+  "--hash-min-template-entries 1"` Shoal keeps them on one template of field names (Redis
+  8.10's compact hashes; Redis 7.0 has none).
 """
 
 import argparse
@@ -77,7 +81,21 @@ def collections_commands(keys, members, types):
     return commands
 
 
+OBJECT_FIELDS = ["customer_id", "customer_name", "customer_email", "billing_country", "billing_postcode",
+                 "created_at_ms", "updated_at_ms", "loyalty_tier", "account_status", "preferred_lang"]
+
+
+def object_hashes_commands(keys):
+    commands = []
+    for i in range(keys):
+        values = [i, f"name{i}", f"user{i}@example.com", "FR", 75000 + i % 1000, 1700000000000 + i, 1700000000000 + 2 * i,
+                  "gold", "active", "fr"]
+        commands.append(["HSET", f"object:{i}"] + [x for pair in zip(OBJECT_FIELDS, values) for x in pair])
+    return commands
+
+
 SUITES = {
+    "object-hashes": lambda keys, types: object_hashes_commands(100_000),
     "strings": lambda keys, types: strings_commands(keys),
     "big-collections": lambda keys, types: collections_commands(1000, 1000, types),
     "small-collections": lambda keys, types: collections_commands(100_000, 10, types),
@@ -106,6 +124,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--suite", default="strings", choices=sorted(SUITES))
     parser.add_argument("--types", default="hash,set,zset", help="collection types to load (collection suites)")
+    parser.add_argument("--shoal-args", default="", help="more arguments for shoal-server, space-separated")
     opts = parser.parse_args()
     # The servers run in a scratch directory: name the binary absolutely.
     opts.shoal = os.path.abspath(opts.shoal)
@@ -114,7 +133,7 @@ def main():
     rows = []
     for label, cmd in [
         ("redis", ["redis-server", "--save", "", "--appendonly", "no"]),
-        (f"shoal t{opts.threads}", [opts.shoal, "--threads", str(opts.threads)]),
+        (f"shoal t{opts.threads}", [opts.shoal, "--threads", str(opts.threads)] + opts.shoal_args.split()),
     ]:
         empty, full, dbsize = measure(cmd, workdir, commands)
         rows.append((label, empty, full, dbsize))

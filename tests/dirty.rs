@@ -467,6 +467,9 @@ fn newer_corpus() -> Vec<(Case, i64)> {
         (case(&["RPUSH l a b c"], &["LMOVEM l l LEFT RIGHT COUNT 2 OBO"]), 2),
         (case(&["RPUSH l a"], &["LMOVEM l m LEFT RIGHT EXACTLY 2 BULK"]), 0),
         (case(&["RPUSH l a b c"], &["BLMOVEM l m LEFT RIGHT 0 COUNT 2 BULK"]), 2),
+        // HIMPORT SET (8.10) writes one key, as RESTORE counts; a refused one nothing.
+        (case(&["HIMPORT PREPARE u a b"], &["HIMPORT SET h u 1 2"]), 1),
+        (case(&["HIMPORT PREPARE u a b"], &["HIMPORT SET h u 1"]), 0),
     ]
 }
 

@@ -1000,6 +1000,12 @@ fn acl_cat_lists_the_commands_of_a_category_as_redis_does() {
                 // Lists (8.10).
                 "lmovem",
                 "blmovem",
+                // Hashes (8.10).
+                "himport",
+                "himport|prepare",
+                "himport|set",
+                "himport|discard",
+                "himport|discardall",
             ]
             .contains(&name.as_str());
             if !newer && !theirs.contains(name) {

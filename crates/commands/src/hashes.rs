@@ -22,6 +22,7 @@ use crate::strings::long_double::{self, LongDouble};
 use crate::table::{flags::*, CommandSpec, Handler, KeySpec};
 
 pub mod field_ttl;
+pub mod himport;
 
 const HASH_VALUE_NOT_INTEGER: &str = "ERR hash value is not an integer";
 const HASH_VALUE_NOT_FLOAT: &str = "ERR hash value is not a float";

@@ -735,7 +735,7 @@ async fn rename_across_cores(coordinator: &dyn Coordinator, args: Vec<Bytes>, on
 /// Whether writing `key` of database `db` replaces a key there, when `new` events are on:
 /// Redis deletes the old key and adds the new one (RENAME, COPY ... REPLACE, RESTORE ...
 /// REPLACE), which raises `new` where we overwrite in place.
-fn replaces(ctx: &mut Ctx, key: &[u8], db: usize) -> bool {
+pub(crate) fn replaces(ctx: &mut Ctx, key: &[u8], db: usize) -> bool {
     ctx.notifying(notify::NEW) && {
         let now = ctx.now_ms;
         ctx.shard.dbs[db].lookup_quiet(key, now).is_some()
@@ -743,7 +743,7 @@ fn replaces(ctx: &mut Ctx, key: &[u8], db: usize) -> bool {
 }
 
 /// The `new` event of a key that replaced another (see [`replaces`]).
-fn notify_replaced(ctx: &mut Ctx, key: &[u8], db: usize, replaced: bool) {
+pub(crate) fn notify_replaced(ctx: &mut Ctx, key: &[u8], db: usize, replaced: bool) {
     if replaced {
         ctx.notify_db(notify::NEW, "new", key, db);
     }

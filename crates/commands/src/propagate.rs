@@ -8,6 +8,7 @@
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
 //!   HINCRBYFLOAT -> HSET of the new value; XADD's `*` or `ms-*` -> the ID it gave.
+//! - HIMPORT SET (whose fields are the connection's) -> RESTORE of the hash, as Redis's.
 //! - Stream consumer groups: XREADGROUP without BLOCK (and, served after blocking, as one
 //!   XREADGROUP `>` of the entries it got); XCLAIM and XAUTOCLAIM as an XCLAIM of the IDs
 //!   they claimed (and, XAUTOCLAIM, forgot) with a min-idle-time of 0, since idle times are
@@ -94,6 +95,7 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
         // A conditional delete that ran deleted: DEL, which a replay need not test again
         // (and Redis before 8.4 knows).
         "delex" => Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]),
+        "himport|set" => crate::hashes::himport::propagate(args),
         "restore" => {
             if args[4..].iter().any(|a| is(a, "absttl")) {
                 return None;

@@ -315,7 +315,7 @@ impl CommandSpec {
 
 /// Every top-level command, from every family.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
-    let families: [&'static [CommandSpec]; 21] = [
+    let families: [&'static [CommandSpec]; 22] = [
         crate::strings::COMMANDS,
         crate::keys::COMMANDS,
         crate::server::COMMANDS,
@@ -323,6 +323,7 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
         crate::lists::COMMANDS,
         crate::hashes::COMMANDS,
         crate::hashes::field_ttl::COMMANDS,
+        crate::hashes::himport::COMMANDS,
         crate::sets::COMMANDS,
         crate::zsets::COMMANDS,
         crate::streams::COMMANDS,

@@ -570,6 +570,7 @@ impl Core {
         if elapsed < self.slow_floor.get() {
             return;
         }
+        let args = shoal_commands::hashes::himport::as_sent(spec, args);
         self.slowlog.note(spec, args, elapsed, client, &self.shared.slowlog_next_id);
         if client != crate::slowlog::NOT_LOGGED {
             let event = if spec.has(shoal_commands::table::flags::FAST) { "fast-command" } else { "command" };

@@ -66,6 +66,7 @@ impl Core {
         if !self.monitored() {
             return;
         }
+        let args = shoal_commands::hashes::himport::as_sent(spec, args);
         // A line longer than the output limit would cut every monitor off: do that without
         // building it (a request's arguments may take hundreds of megabytes, quoted up to
         // four times that).

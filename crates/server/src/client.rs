@@ -215,6 +215,13 @@ impl ClientInfo {
         self.buffers.set(buffers);
     }
 
+    /// The bytes of the connection's HIMPORT fieldsets now.
+    pub fn note_fieldsets(&self, bytes: usize) {
+        let mut buffers = self.buffers.get();
+        buffers.fieldsets = bytes;
+        self.buffers.set(buffers);
+    }
+
     /// One line of CLIENT LIST / CLIENT INFO, in Redis's field order.
     pub fn describe(&self) -> String {
         let now = Instant::now();
@@ -358,6 +365,8 @@ pub struct Buffers {
     pub output: usize,
     pub output_capacity: usize,
     pub queued: usize,
+    /// HIMPORT's fieldsets (see `shoal_commands::hashes::himport`).
+    pub fieldsets: usize,
     /// The largest query buffer and pending output seen in the current window (INFO's
     /// `client_recent_max_*`), and when that window began (coarse milliseconds).
     pub peak_query: usize,
@@ -371,7 +380,7 @@ pub const PEAK_WINDOW_MS: u64 = 8_000;
 impl Buffers {
     /// What the client holds in memory for its buffers (CLIENT LIST's `tot-mem`).
     pub fn total(&self) -> usize {
-        self.query_capacity + self.output_capacity + self.queued
+        self.query_capacity + self.output_capacity + self.queued + self.fieldsets
     }
 
     /// Raises the peaks. The clock is read only for a new peak: a window that ended without

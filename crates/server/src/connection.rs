@@ -87,6 +87,9 @@ pub struct Conn {
     /// Cluster mode: the guard flags of the connection command about to run (see
     /// `crate::cluster::guard`), for the scripts that check their keys again where they run.
     pub cluster_guard: u8,
+    /// HIMPORT PREPARE's fieldsets: HIMPORT SET gets its fields from here before it leaves
+    /// the connection.
+    pub fieldsets: shoal_commands::hashes::himport::Fieldsets,
 }
 
 /// A reply slot: either computed already, or the i-th command of the pending batch.
@@ -120,6 +123,7 @@ impl Conn {
             cluster_stash: None,
             cluster_presence: None,
             cluster_guard: 0,
+            fieldsets: Default::default(),
         }
     }
 }
@@ -594,7 +598,7 @@ fn decode_round(
             return (slots, batch, RoundEnd::Full, None);
         }
         let stashed = conn.cluster_stash.take();
-        let args = match stashed.map_or_else(|| decoder.decode(input), |args| Ok(Some(args))) {
+        let mut args = match stashed.map_or_else(|| decoder.decode(input), |args| Ok(Some(args))) {
             Ok(Some(args)) => args,
             Ok(None) => return (slots, batch, RoundEnd::Drained, None),
             Err(error) => return (slots, batch, RoundEnd::Drained, Some(error)),
@@ -722,6 +726,16 @@ fn decode_round(
                     node.core.stats.borrow_mut().record_rejected(Some(resolved.spec.name), &busy);
                     slots.push(Slot::Ready(busy));
                     continue;
+                }
+                // HIMPORT SET takes its fields from the connection to the key's core.
+                if resolved.spec.name == "himport|set" {
+                    if let Err(refusal) = conn.fieldsets.fields_for(&args) {
+                        let refusal = shoal_commands::errors::error(refusal);
+                        server_commands::account(node, conn, resolved.spec, &args, std::time::Duration::ZERO, &refusal);
+                        slots.push(Slot::Ready(refusal));
+                        continue;
+                    }
+                    args = conn.fieldsets.rewrite_set(args);
                 }
                 match resolved.route {
                     Route::Connection => {

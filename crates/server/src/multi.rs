@@ -218,6 +218,9 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         forget(conn, watch);
         return (errors::error("EXECABORT Transaction discarded because of previous errors."), After::Continue);
     }
+    let mut multi = multi;
+    // HIMPORT SETs get their fields for the fieldsets as the queue before them leaves them.
+    conn.fieldsets.rewrite_queue(multi.queued.iter_mut().map(|q| (q.spec, &mut q.args)));
     let watched = watch.as_ref().map(|state| state.keys.clone()).unwrap_or_default();
     // A tracking client's reads are remembered before they run, confirmed after.
     let _reads = if crate::tracking::reads_tracked(conn) {

@@ -257,6 +257,7 @@ fn execute(node: &Rc<Node>, access: &ScriptAccess, run: &Run, args: &[Bytes]) ->
         oom: run.oom,
         client_id: run.client_id,
         running: &running,
+        fieldsets: Default::default(),
     };
     with_engine(|engine| match source {
         Some(source) => engine.eval(source, keys, argv, run.proto, &mut host),
@@ -469,6 +470,8 @@ struct ScriptHost<'a, 'b> {
     client_id: u64,
     /// This run in the table SCRIPT KILL reads.
     running: &'a crate::busy::Guard,
+    /// HIMPORT's fieldsets: each run has its own, as in Redis.
+    fieldsets: shoal_commands::hashes::himport::Fieldsets,
 }
 
 impl Host for ScriptHost<'_, '_> {
@@ -503,6 +506,17 @@ impl Host for ScriptHost<'_, '_> {
             // Redis's SCRIPT_WRITE_DIRTY: once a script wrote, it may not stop half way.
             self.oom = false;
         }
+        let rewritten;
+        let args = match spec.name {
+            "himport|set" => {
+                if let Err(refusal) = self.fieldsets.fields_for(args) {
+                    return errors::error(refusal);
+                }
+                rewritten = self.fieldsets.rewrite_set(args.to_vec());
+                &rewritten[..]
+            }
+            _ => args,
+        };
         match resolved.route {
             Route::Connection => self.connection_command(spec, args),
             route => match self.access.run(self.db, proto, spec, &route, args) {
@@ -570,6 +584,7 @@ impl ScriptHost<'_, '_> {
                 Frame::Array(vec![Frame::bulk(now.as_secs().to_string()), Frame::bulk(now.subsec_micros().to_string())])
             }
             "publish" => Frame::Integer(self.node.core.publish(&args[1], &args[2]) as i64),
+            name if name.starts_with("himport|") => self.fieldsets.run(spec, args),
             "pubsub|channels" | "pubsub|numsub" | "pubsub|numpat" => crate::pubsub::local_query(&self.node.core, spec, args),
             _ => errors::error("ERR This Redis command is not allowed from script"),
         }

@@ -113,6 +113,11 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         name if name == "publish" || name == "spublish" || name.starts_with("pubsub|") => {
             (crate::pubsub::command(node, conn, spec, &args).await, After::Continue)
         }
+        name if name.starts_with("himport|") => {
+            let reply = conn.fieldsets.run(spec, &args);
+            conn.client.note_fieldsets(conn.fieldsets.bytes());
+            (reply, After::Continue)
+        }
         "hello" => (hello(node, conn, &args), After::Continue),
         "auth" => (auth(node, conn, &args), After::Continue),
         "time" => {
@@ -177,6 +182,8 @@ fn select(node: &Rc<Node>, conn: &mut Conn, args: &[Bytes]) -> Frame {
 fn reset(node: &Rc<Node>, conn: &mut Conn) -> Frame {
     crate::multi::leave(node, conn);
     crate::admin_cmd::leave_monitor(node, conn);
+    conn.fieldsets.discard_all();
+    conn.client.note_fieldsets(0);
     conn.db = 0;
     conn.proto = Protocol::Resp2;
     conn.reply_mode = ReplyMode::On;
