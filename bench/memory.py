@@ -110,7 +110,8 @@ def measure(cmd, workdir, commands):
         wait_ready(port)
         empty = rss_bytes(proc.pid)
         dbsize = send_all(port, commands)
-        time.sleep(0.5)
+        # Long enough for a quiet Shoal core to give its freed pages back (see alloc.rs).
+        time.sleep(2.5)
         full = rss_bytes(proc.pid)
         return empty, full, dbsize.decode().strip()
     finally:

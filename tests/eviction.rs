@@ -421,3 +421,38 @@ fn evictions_are_logged_as_del_so_a_restart_does_not_bring_keys_back() {
     drop(restarted);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The resident memory of process `pid`, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    kb * 1024
+}
+
+/// Memory freed by a burst (a load, then FLUSHALL) goes back to the system once the cores
+/// are quiet, as Redis's allocator purges in the background: mimalloc alone keeps a quiet
+/// thread's freed pages resident.
+#[test]
+fn freed_memory_leaves_the_process_once_the_server_is_quiet() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let empty = rss_bytes(server.pid());
+    for batch in 0..20 {
+        let requests: Vec<Vec<String>> = (0..5_000)
+            .map(|i| ["HSET".to_owned(), format!("h:{batch}:{i}")].into_iter().chain((0..10).flat_map(|j| [format!("member:{j}"), j.to_string()])).collect())
+            .collect();
+        assert!(pipeline(&mut raw, &requests).iter().all(|reply| reply == ":10\r\n"));
+    }
+    let loaded = rss_bytes(server.pid());
+    assert!(loaded > empty + 20_000_000, "the load took {} bytes", loaded - empty);
+    assert_eq!(raw.command(&["FLUSHALL", "SYNC"]).unwrap(), "+OK\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = rss_bytes(server.pid());
+        if now < empty + (loaded - empty) / 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "RSS {now} after FLUSHALL: empty {empty}, loaded {loaded}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

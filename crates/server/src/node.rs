@@ -267,6 +267,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
             crate::evict::cron(&node);
             let mut stats = core.stats.borrow_mut();
             let processed = stats.commands_processed;
+            crate::alloc::return_freed_pages(processed);
             stats.ops_rate.sample(shoal_runtime::now_ms(), processed);
         }
     });
