@@ -9,8 +9,8 @@
 - big-collections: 1,000 hashes, 1,000 sets and 1,000 sorted sets of 1,000 members each.
 - small-collections: 100,000 hashes, sets and sorted sets of 10 members each.
 Members are `member:<j>` (hash values and scores `<j>`). Prints RSS and the ratio.
-- object-hashes: 100,000 hashes shaped like application objects: the same 10 fields of 12 to
-  20 bytes (`customer_email_address`, ...), short values. With `--shoal-args
+- object-hashes: 100,000 hashes shaped like application objects: the same 10 fields of 11 to
+  16 bytes (`customer_email`, ...), short values. With `--shoal-args
   "--hash-min-template-entries 1"` Shoal keeps them on one template of field names (Redis
   8.10's compact hashes; Redis 7.0 has none).
 """
