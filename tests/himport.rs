@@ -328,3 +328,25 @@ fn hashes_written_by_hset_move_to_templates_within_the_configured_sizes() {
     assert_eq!(raw.command(&["OBJECT", "ENCODING", "wide"]).unwrap(), bulk("template-listpack"));
     assert_eq!(info_field(&mut raw, "hash_template_keys"), 2);
 }
+
+/// Shoal's files hold plain hashes; `hash-rdb-load-min-template-entries` (Redis 8.10, 0 by
+/// default) moves those of a loading file to templates, so a restart keeps them compact.
+#[test]
+fn hashes_of_a_loading_file_move_to_templates_when_configured() {
+    let server = Server::start(THREADS, &["--hash-rdb-load-min-template-entries", "2", "--hash-rdb-load-max-template-entries", "3"]);
+    let mut raw = server.raw();
+    assert_eq!(raw.command(&["HIMPORT", "PREPARE", "u", "name", "age"]).unwrap(), OK);
+    assert_eq!(raw.command(&["HIMPORT", "SET", "imported", "u", "ann", "7"]).unwrap(), OK);
+    assert_eq!(raw.command(&["HSET", "two", "b", "2", "a", "1"]).unwrap(), ":2\r\n");
+    assert_eq!(raw.command(&["HSET", "one", "a", "1"]).unwrap(), ":1\r\n");
+    assert_eq!(raw.command(&["HSET", "four", "a", "1", "b", "2", "c", "3", "d", "4"]).unwrap(), ":4\r\n");
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "two"]).unwrap(), bulk("listpack"));
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), OK);
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "imported"]).unwrap(), bulk("template-listpack"));
+    assert_eq!(raw.command(&["HGETALL", "imported"]).unwrap(), strings(&["age", "7", "name", "ann"]));
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "two"]).unwrap(), bulk("template-listpack"));
+    assert_eq!(raw.command(&["HGETALL", "two"]).unwrap(), strings(&["a", "1", "b", "2"]));
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "one"]).unwrap(), bulk("listpack"));
+    assert_eq!(raw.command(&["OBJECT", "ENCODING", "four"]).unwrap(), bulk("listpack"));
+    assert_eq!(info_field(&mut raw, "hash_template_keys"), 2);
+}

@@ -120,6 +120,10 @@ pub struct Config {
     /// `hash_max_template_entries` (0: no bound).
     pub hash_min_template_entries: u64,
     pub hash_max_template_entries: u64,
+    /// The same window for the hashes of an RDB file as it loads (at startup, DEBUG RELOAD,
+    /// a replica's full resynchronisation); 0: none.
+    pub hash_rdb_load_min_template_entries: u64,
+    pub hash_rdb_load_max_template_entries: u64,
     pub set_max_intset_entries: u64,
     pub set_max_listpack_entries: u64,
     /// Bytes.
@@ -279,6 +283,8 @@ impl Default for Config {
             hash_max_listpack_value: 64,
             hash_min_template_entries: 0,
             hash_max_template_entries: 0,
+            hash_rdb_load_min_template_entries: 0,
+            hash_rdb_load_max_template_entries: 0,
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,

@@ -216,6 +216,7 @@ mod tests {
                 "hash-max-listpack-entries",
                 "hash-max-ziplist-entries",
                 "hash-max-template-entries",
+                "hash-rdb-load-max-template-entries",
                 "set-max-intset-entries",
                 "set-max-listpack-entries",
                 "zset-max-listpack-entries",

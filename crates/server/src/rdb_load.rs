@@ -273,6 +273,11 @@ pub fn saved_replication(preload: &Preload) -> Option<(String, u64, usize)> {
 pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
     let keys = preload.take(core.id);
     let now_ms = shoal_runtime::now_ms();
+    // `hash-rdb-load-*-template-entries`: hashes of the file move to field-name templates.
+    let (template_min, template_max, limits) = {
+        let config = crate::node::current().config.borrow().clone();
+        (config.hash_rdb_load_min_template_entries, config.hash_rdb_load_max_template_entries, crate::node::settings_of(&config).limits)
+    };
     // Loaded keys raise no keyspace notification (`new`), as in Redis.
     core.with_shard_unreported(|shard| {
         // The log's commands replay on these keys before anything expires.
@@ -295,7 +300,10 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
             for loaded in &group {
                 shard.dbs[loaded.db].prefetch_keys(&[&loaded.key]);
             }
-            for loaded in group.drain(..) {
+            for mut loaded in group.drain(..) {
+                if let (Value::Hash(hash), true) = (&mut loaded.value, template_min > 0) {
+                    hash.template_if_within(template_min, template_max, &limits);
+                }
                 let db = &mut shard.dbs[loaded.db];
                 db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
                 if let Some(idle_s) = loaded.idle_s {

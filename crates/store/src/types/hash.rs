@@ -578,7 +578,12 @@ impl Hash {
     /// else "template-array". Once per command, not per field: each new field of a templated
     /// hash moves it to another template.
     pub fn template_if_due(&mut self, limits: &Limits) {
-        let (min, max) = (limits.hash_min_template_entries, limits.hash_max_template_entries);
+        self.template_if_within(limits.hash_min_template_entries, limits.hash_max_template_entries, limits);
+    }
+
+    /// Moves a plain hash (no field TTLs) of at least `min` fields (0: never) and at most
+    /// `max` (0: no bound) to a template.
+    pub fn template_if_within(&mut self, min: u64, max: u64, limits: &Limits) {
         let len = self.len() as u64;
         if min == 0 || len < min || (max != 0 && len > max) {
             return;
