@@ -1118,3 +1118,129 @@ fn trims_follow_keepref_delref_and_acked() {
     assert_eq!(run(&["XTRIM", "s", "MAXLEN", "0", "DELREF"]), ":3\r\n");
     assert_eq!(run(&["XPENDING", "s", "g"]), "*4\r\n:0\r\n$-1\r\n$-1\r\n*-1\r\n");
 }
+
+/// One entry as XREADGROUP CLAIM replies it (RESP2): ID, one field and value, idle time and
+/// earlier deliveries.
+fn claimed(id: &str, field: &str, value: &str, idle: u64, deliveries: u64) -> String {
+    format!("*4\r\n${}\r\n{id}\r\n*2\r\n${}\r\n{field}\r\n${}\r\n{value}\r\n:{idle}\r\n:{deliveries}\r\n", id.len(), field.len(), value.len())
+}
+
+/// The idle times of an XREADGROUP CLAIM reply (the third element of each entry), and the
+/// reply with them zeroed.
+fn split_idle(reply: &str) -> (Vec<u64>, String) {
+    let lines: Vec<&str> = reply.split("\r\n").collect();
+    let mut idles = Vec::new();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        // An entry: *4, its ID, its fields (*2 and two bulks, or *-1), then :idle and :count.
+        if lines[i] == "*4" {
+            let fields_end = if lines[i + 3] == "*-1" { i + 4 } else { i + 8 };
+            out.extend_from_slice(&lines[i..fields_end]);
+            idles.push(lines[fields_end].trim_start_matches(':').parse().unwrap());
+            out.push(":0");
+            i = fields_end + 1;
+            continue;
+        }
+        out.push(lines[i]);
+        i += 1;
+    }
+    (idles, out.join("\r\n"))
+}
+
+/// XREADGROUP's CLAIM (Redis 8.4): the group's entries pending for min-idle-time or more
+/// come first, the longest idle first, then new ones, COUNT for both; each with its idle time
+/// and earlier deliveries; NOACK keeps claimed entries pending; one gone from the stream is
+/// given without fields and leaves the PEL; a blocked reader wakes when an entry ages enough
+/// or a new one comes; and the log replays exactly what it did.
+#[test]
+fn xreadgroup_claim_takes_idle_pending_entries_first() {
+    let dir = Server::scratch("aof-xreadgroup-claim");
+    let always: &[&str] = &["--save", "", "--appendonly", "yes", "--appendfsync", "always"];
+    let server = Server::start_in(&dir, THREADS, always);
+    let mut raw = server.raw();
+    for (i, v) in ["a", "b", "c", "d"].iter().enumerate() {
+        raw.command(&["XADD", "s", &format!("{}-0", i + 1), "f", v]).unwrap();
+    }
+    raw.command(&["XGROUP", "CREATE", "s", "g", "0"]).unwrap();
+    // Deliveries 200 ms apart, so that what a CLAIM 300 takes does not depend on timing.
+    raw.command(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    raw.command(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Nothing idle for 10 s yet: new entries only, with 0 and 0.
+    let reply = raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "1", "CLAIM", "10000", "STREAMS", "s", ">"]).unwrap();
+    assert_eq!(reply, format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", claimed("3-0", "f", "c", 0, 0)));
+    std::thread::sleep(Duration::from_millis(200));
+    // CLAIM 300: alice's 1-0 (longest idle, 600 ms), then 2-0 (400), not bob's 3-0 (200);
+    // the COUNT of 3 leaves room for the new 4-0.
+    let reply = raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "3", "CLAIM", "300", "STREAMS", "s", ">"]).unwrap();
+    let (idles, reply) = split_idle(&reply);
+    assert_eq!(
+        reply,
+        format!("*1\r\n*2\r\n$1\r\ns\r\n*3\r\n{}{}{}", claimed("1-0", "f", "a", 0, 1), claimed("2-0", "f", "b", 0, 1), claimed("4-0", "f", "d", 0, 0))
+    );
+    assert!(idles[0] >= idles[1] && idles[1] >= 300 && idles[2] == 0, "{idles:?}");
+    let pending = raw.command(&["XPENDING", "s", "g"]).unwrap();
+    assert_eq!(pending, "*4\r\n:4\r\n$3\r\n1-0\r\n$3\r\n4-0\r\n*1\r\n*2\r\n$3\r\nbob\r\n$1\r\n4\r\n");
+    std::thread::sleep(Duration::from_millis(30));
+    // With an ID other than `>`, CLAIM does nothing: the consumer's history, as usual.
+    assert_eq!(
+        raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "1", "CLAIM", "0", "STREAMS", "s", "0"]).unwrap(),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\nf\r\n$1\r\na\r\n"
+    );
+    // NOACK: claimed entries stay pending (now carol's), new ones are not added.
+    raw.command(&["XADD", "s", "5-0", "f", "e"]).unwrap();
+    raw.command(&["XDEL", "s", "2-0"]).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let reply = raw.command(&["XREADGROUP", "GROUP", "g", "carol", "NOACK", "CLAIM", "20", "STREAMS", "s", ">"]).unwrap();
+    let (_, reply) = split_idle(&reply);
+    let gone = "*4\r\n$3\r\n2-0\r\n*-1\r\n:0\r\n:2\r\n";
+    // Delivered: 3-0 first (bob's read), then 2-0 and 4-0 (bob's claim, one moment: by ID),
+    // then 1-0 (bob's history read). 2-0 is gone from the stream and leaves the PEL.
+    assert_eq!(
+        reply,
+        format!(
+            "*1\r\n*2\r\n$1\r\ns\r\n*5\r\n{}{gone}{}{}{}",
+            claimed("3-0", "f", "c", 0, 1),
+            claimed("4-0", "f", "d", 0, 1),
+            claimed("1-0", "f", "a", 0, 3),
+            claimed("5-0", "f", "e", 0, 0)
+        )
+    );
+    assert_eq!(raw.command(&["XPENDING", "s", "g"]).unwrap(), "*4\r\n:3\r\n$3\r\n1-0\r\n$3\r\n4-0\r\n*1\r\n*2\r\n$5\r\ncarol\r\n$1\r\n3\r\n");
+    assert_eq!(
+        raw.command(&["XREAD", "CLAIM", "5", "STREAMS", "s", "0"]).unwrap(),
+        "-ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead.\r\n"
+    );
+    assert_eq!(
+        raw.command(&["XREADGROUP", "GROUP", "g", "c", "CLAIM", "-1", "STREAMS", "s", ">"]).unwrap(),
+        "-ERR Invalid min-idle-time argument for XREADGROUP\r\n"
+    );
+
+    // Blocked: woken when a pending entry has aged enough...
+    let mut waiter = server.raw();
+    waiter.set_read_timeout(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let reply = waiter.command(&["XREADGROUP", "GROUP", "g", "dave", "COUNT", "1", "BLOCK", "5000", "CLAIM", "300", "STREAMS", "s", ">"]).unwrap();
+    let waited = started.elapsed();
+    // carol took 1-0, 3-0 and 4-0 at one moment: the lowest ID first.
+    assert!(reply.contains("$3\r\n1-0\r\n") && waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?} {reply}");
+    // ... or by a new entry first.
+    send(&mut waiter, &["XREADGROUP", "GROUP", "g", "erin", "BLOCK", "5000", "CLAIM", "100000", "STREAMS", "s", ">"]);
+    std::thread::sleep(Duration::from_millis(100));
+    raw.command(&["XADD", "s", "6-0", "f", "g"]).unwrap();
+    assert_eq!(waiter.read_reply().unwrap(), format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", claimed("6-0", "f", "g", 0, 0)));
+
+    // The log replays it: the same PEL after kill -9.
+    let before = groups_state(&mut raw, "s", &["g"]);
+    drop((raw, waiter));
+    server.signal("KILL");
+    drop(server);
+    let restarted = Server::start_in(&dir, THREADS, always);
+    let mut raw = restarted.raw();
+    assert_eq!(groups_state(&mut raw, "s", &["g"]), before);
+    drop(raw);
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,7 +40,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.0.0",
         complexity: "O(N) where N is the number of provided keys.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: blpop_attempt, serve: blpop_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: blpop_attempt, serve: blpop_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         ..LIST
     },
     CommandSpec {
@@ -51,7 +51,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.0.0",
         complexity: "O(N) where N is the number of provided keys.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: brpop_attempt, serve: brpop_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: brpop_attempt, serve: brpop_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         ..LIST
     },
     CommandSpec {
@@ -62,7 +62,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.",
         since: "6.2.0",
         complexity: "O(1)",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_blmove, wait_keys: first_key, attempt: blmove_attempt, serve: blmove_serve, timed_out: null_bulk, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_blmove, wait_keys: first_key, attempt: blmove_attempt, serve: blmove_serve, timed_out: null_bulk, resolve: None, at_once: None, recheck: None }),
         ..LIST
     },
     CommandSpec {
@@ -74,7 +74,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Moves up to (or exactly) a number of elements from one list to another and returns them. Blocks until the elements are available otherwise. Deletes the source list if it becomes empty.",
         since: "8.10.0",
         complexity: "O(N) where N is the number of elements moved.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_blmovem, wait_keys: first_key, attempt: blmovem_attempt, serve: blmovem_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_blmovem, wait_keys: first_key, attempt: blmovem_attempt, serve: blmovem_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         ..LIST
     },
     CommandSpec {
@@ -85,7 +85,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "2.2.0",
         complexity: "O(1)",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_brpoplpush, wait_keys: first_key, attempt: blmove_attempt, serve: blmove_serve, timed_out: null_bulk, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_brpoplpush, wait_keys: first_key, attempt: blmove_attempt, serve: blmove_serve, timed_out: null_bulk, resolve: None, at_once: None, recheck: None }),
         ..LIST
     },
     CommandSpec {
@@ -95,7 +95,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "7.0.0",
         complexity: "O(N+M) where N is the number of provided keys and M is the number of elements returned.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_blmpop, wait_keys: mpop_keys, attempt: blmpop_attempt, serve: blmpop_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_blmpop, wait_keys: mpop_keys, attempt: blmpop_attempt, serve: blmpop_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         movable_keys: Some(mpop_keys),
         ..LIST
     },
@@ -107,7 +107,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         since: "5.0.0",
         complexity: "O(log(N)) with N being the number of elements in the sorted set.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: bzpopmin_attempt, serve: bzpopmin_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: bzpopmin_attempt, serve: bzpopmin_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         ..ZSET
     },
     CommandSpec {
@@ -118,7 +118,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
         since: "5.0.0",
         complexity: "O(log(N)) with N being the number of elements in the sorted set.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: bzpopmax_attempt, serve: bzpopmax_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_pop, wait_keys: all_but_last, attempt: bzpopmax_attempt, serve: bzpopmax_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         ..ZSET
     },
     CommandSpec {
@@ -128,7 +128,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
         since: "7.0.0",
         complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
-        handler: Handler::Blocking(&BlockingOps { parse: parse_bzmpop, wait_keys: mpop_keys, attempt: bzmpop_attempt, serve: bzmpop_serve, timed_out: null_array, resolve: None, at_once: None }),
+        handler: Handler::Blocking(&BlockingOps { parse: parse_bzmpop, wait_keys: mpop_keys, attempt: bzmpop_attempt, serve: bzmpop_serve, timed_out: null_array, resolve: None, at_once: None, recheck: None }),
         movable_keys: Some(mpop_keys),
         ..ZSET
     },

@@ -117,6 +117,7 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             out[at] = id.clone();
             Some(vec![out])
         }
+        "xreadgroup" if crate::streams::xreadgroup_options(args).is_some_and(|options| options.3.is_some()) => xreadgroup_claims(args, reply),
         "xreadgroup" => {
             // Replayed, it must not wait.
             let block = args.iter().position(|arg| is(arg, "block"))?;
@@ -337,6 +338,72 @@ fn increx(args: &[Bytes], reply: &Frame, absolute: &dyn Fn(i128) -> Bytes) -> Op
 
 /// What the log records for a blocking command that served `reply` (at once or after it
 /// waited): the non-blocking command that has the same effect, on the key it served from.
+/// [`served`], as every command to log: an XREADGROUP with CLAIM may take two per stream.
+pub fn served_all(spec: &CommandSpec, args: &[Bytes], reply: &Frame) -> Option<Vec<Vec<Bytes>>> {
+    if spec.name == "xreadgroup" && crate::streams::xreadgroup_options(args).is_some_and(|options| options.3.is_some()) {
+        return xreadgroup_claims(args, reply);
+    }
+    served(spec, args, reply).map(|command| vec![command])
+}
+
+/// An XREADGROUP with CLAIM as what it did, stream by stream: an XCLAIM of the entries it
+/// claimed (min-idle-time 0, as idle times differ at replay; one gone from the stream leaves
+/// the PEL at replay too), then an XREADGROUP of as many new entries as it read. A claimed
+/// entry is told from a new one by its idle time or earlier deliveries (a new one has 0 and
+/// 0; so would an entry XCLAIMed with RETRYCOUNT 0 and claimed the same millisecond with
+/// CLAIM 0, which the log then reads as new: not exact in that one case).
+fn xreadgroup_claims(args: &[Bytes], reply: &Frame) -> Option<Vec<Vec<Bytes>>> {
+    let (group, consumer, noack, _) = crate::streams::xreadgroup_options(args)?;
+    let word = |w: &'static [u8]| Bytes::from_static(w);
+    let as_items = |frame: &Frame| -> Option<Vec<Frame>> {
+        match frame {
+            Frame::Array(items) => Some(items.clone()),
+            Frame::Encoded(encoded) => match encoded.to_frame() {
+                Frame::Array(items) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let streams: Vec<(Frame, Frame)> = match reply {
+        Frame::Map(pairs) => pairs.clone(),
+        Frame::Array(streams) => streams.iter().filter_map(|s| as_items(s).and_then(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (key, entries) in streams {
+        let Frame::Bulk(key) = key else { return None };
+        let (mut claimed, mut new) = (Vec::new(), 0usize);
+        for entry in as_items(&entries)? {
+            let parts = as_items(&entry)?;
+            let (Some(Frame::Bulk(id)), Some(fields), Some(Frame::Integer(idle)), Some(Frame::Integer(deliveries))) =
+                (parts.first(), parts.get(1), parts.get(2), parts.get(3))
+            else {
+                return None;
+            };
+            if *idle > 0 || *deliveries > 0 || matches!(fields, Frame::Null | Frame::NullArray) {
+                claimed.push(id.clone());
+            } else {
+                new += 1;
+            }
+        }
+        if !claimed.is_empty() {
+            let mut xclaim = vec![word(b"XCLAIM"), key.clone(), group.clone(), consumer.clone(), word(b"0")];
+            xclaim.extend(claimed);
+            out.push(xclaim);
+        }
+        if new > 0 {
+            let mut read = vec![word(b"XREADGROUP"), word(b"GROUP"), group.clone(), consumer.clone(), word(b"COUNT"), Bytes::from(new.to_string())];
+            if noack {
+                read.push(word(b"NOACK"));
+            }
+            read.extend([word(b"STREAMS"), key, word(b">")]);
+            out.push(read);
+        }
+    }
+    Some(out)
+}
+
 /// None when it served nothing.
 pub fn served(spec: &CommandSpec, args: &[Bytes], reply: &Frame) -> Option<Vec<Bytes>> {
     let items = |frame: &Frame| -> Option<Vec<Frame>> {
@@ -506,6 +573,32 @@ mod tests {
             assert_eq!(got, Some(expected.iter().map(|e| e.to_string()).collect()), "{command:?}");
         }
         assert_eq!(text(rewrite(spec("hsetex"), &args(&["HSETEX", "h", "KEEPTTL", "FIELDS", "1", "a", "1"]), &Frame::Integer(1), now)), None);
+    }
+
+    #[test]
+    fn xreadgroup_with_claim_is_logged_as_an_xclaim_and_a_plain_read_per_stream() {
+        let bulk = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+        let entry =
+            |id: &str, fields: Frame, idle: i64, deliveries: i64| Frame::Array(vec![bulk(id), fields, Frame::Integer(idle), Frame::Integer(deliveries)]);
+        let fields = || Frame::Array(vec![bulk("f"), bulk("v")]);
+        let request = args(&["XREADGROUP", "GROUP", "g", "c", "COUNT", "9", "BLOCK", "0", "NOACK", "CLAIM", "100", "STREAMS", "s", "t", ">", ">"]);
+        let reply = Frame::Array(vec![
+            Frame::Array(vec![
+                bulk("s"),
+                Frame::Array(vec![entry("1-0", fields(), 150, 1), entry("2-0", Frame::NullArray, 0, 3), entry("5-0", fields(), 0, 0)]),
+            ]),
+            Frame::Array(vec![bulk("t"), Frame::Array(vec![entry("7-0", fields(), 0, 0), entry("8-0", fields(), 0, 0)])]),
+        ]);
+        let lines = |commands: Vec<Vec<Bytes>>| {
+            commands.iter().map(|c| c.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>()
+        };
+        let want = ["XCLAIM s g c 0 1-0 2-0", "XREADGROUP GROUP g c COUNT 1 NOACK STREAMS s >", "XREADGROUP GROUP g c COUNT 2 NOACK STREAMS t >"];
+        assert_eq!(lines(served_all(spec("xreadgroup"), &request, &reply).unwrap()), want);
+        assert_eq!(lines(rewrite(spec("xreadgroup"), &request, &reply, 0).unwrap()), want);
+        // In RESP3, a map of streams; nothing served, nothing logged.
+        let map = Frame::Map(vec![(bulk("s"), Frame::Array(vec![entry("3-0", fields(), 7, 2)]))]);
+        assert_eq!(lines(served_all(spec("xreadgroup"), &request, &map).unwrap()), ["XCLAIM s g c 0 3-0"]);
+        assert_eq!(rewrite(spec("xreadgroup"), &request, &Frame::NullArray, 0), Some(vec![]));
     }
 
     #[test]

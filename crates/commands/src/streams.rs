@@ -31,6 +31,7 @@ use crate::errors;
 use crate::table::{flags::*, BlockingOps, CommandSpec, Handler, KeySpec, Served};
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+const CLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XREADGROUP";
 const ID_TOO_SMALL: &str = "ERR The ID specified in XADD is equal or smaller than the target stream top item";
 const ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
 const EXHAUSTED: &str = "ERR The stream has exhausted the last possible ID, unable to add more items";
@@ -141,6 +142,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             timed_out: || Frame::NullArray,
             resolve: Some(xread_resolve),
             at_once: Some(xread_at_once),
+            recheck: None,
         }),
         movable_keys: Some(xread_keys),
         ..BASE
@@ -650,6 +652,8 @@ struct ReadRequest {
     block_ms: Option<u64>,
     group: Option<(Bytes, Bytes)>,
     noack: bool,
+    /// XREADGROUP's CLAIM min-idle-time (Redis 8.4), in milliseconds.
+    claim_ms: Option<u64>,
     /// Index of the first key.
     keys_at: usize,
     streams: usize,
@@ -672,7 +676,7 @@ impl ReadRequest {
 
 /// Parses XREAD's (`grouped` false) or XREADGROUP's options, as Redis's `xreadCommand`.
 fn parse_read(args: &[Bytes], grouped: bool) -> Result<ReadRequest, Frame> {
-    let mut request = ReadRequest { count: 0, block_ms: None, group: None, noack: false, keys_at: 0, streams: 0 };
+    let mut request = ReadRequest { count: 0, block_ms: None, group: None, noack: false, claim_ms: None, keys_at: 0, streams: 0 };
     let mut i = 1;
     while i < args.len() {
         let more = args.len() - i - 1;
@@ -702,6 +706,15 @@ fn parse_read(args: &[Bytes], grouped: bool) -> Result<ReadRequest, Frame> {
             }
             request.group = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 2;
+        } else if is(arg, "claim") && more > 0 {
+            if !grouped {
+                return Err(errors::error("ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead."));
+            }
+            i += 1;
+            match args::parse_i64(&args[i]) {
+                Ok(ms) if ms >= 0 => request.claim_ms = Some(ms as u64),
+                _ => return Err(errors::error(CLAIM_MIN_IDLE)),
+            }
         } else if is(arg, "noack") {
             if !grouped {
                 return Err(errors::error("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."));
@@ -719,6 +732,13 @@ fn parse_read(args: &[Bytes], grouped: bool) -> Result<ReadRequest, Frame> {
         return Err(errors::error("ERR Missing GROUP option for XREADGROUP"));
     }
     Ok(request)
+}
+
+/// An XREADGROUP's group, consumer, NOACK and CLAIM min-idle-time, for the log.
+pub(crate) fn xreadgroup_options(args: &[Bytes]) -> Option<(Bytes, Bytes, bool, Option<u64>)> {
+    let request = parse_read(args, true).ok()?;
+    let (group, consumer) = request.group?;
+    Some((group, consumer, request.noack, request.claim_ms))
 }
 
 fn parse_xread(args: &[Bytes]) -> Result<ReadRequest, Frame> {

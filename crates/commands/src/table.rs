@@ -134,7 +134,14 @@ pub struct BlockingOps {
     /// keys live on one core: the command as a plain one on that core, so it takes the fast
     /// path instead of a transaction. None: always a transaction.
     pub at_once: Option<fn(&mut Ctx, &[Bytes]) -> Frame>,
+    /// For a waiter that time alone may make servable (XREADGROUP's CLAIM: a pending entry
+    /// ages past min-idle-time): with every key still locked, after an attempt served
+    /// nothing, the moment (Unix ms) to run the command again. None: only writes wake it.
+    pub recheck: Option<RecheckFn>,
 }
+
+/// See [`BlockingOps::recheck`].
+pub type RecheckFn = for<'a> fn(&'a dyn crate::ctx::Coordinator, Vec<Bytes>) -> futures::future::LocalBoxFuture<'a, Option<u64>>;
 
 /// See [`BlockingOps::resolve`].
 pub type ResolveFn = for<'a> fn(&'a dyn crate::ctx::Coordinator, Vec<Bytes>) -> futures::future::LocalBoxFuture<'a, Vec<Bytes>>;

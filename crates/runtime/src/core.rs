@@ -1017,10 +1017,12 @@ impl Core {
                 Served::Done(reply) => {
                     self.blocking.borrow_mut().remove(db, key, &waiter);
                     if crate::aof::LOG.is_active() {
-                        if let Some(command) = shoal_commands::propagate::served(waiter.spec, &waiter.args, &reply) {
+                        if let Some(commands) = shoal_commands::propagate::served_all(waiter.spec, &waiter.args, &reply) {
                             let mut bytes = Vec::new();
-                            crate::aof::encode(&command, &mut bytes);
-                            self.aof_append(crate::aof::Record::Cmds { db, bytes });
+                            commands.iter().for_each(|command| crate::aof::encode(command, &mut bytes));
+                            if !bytes.is_empty() {
+                                self.aof_append(crate::aof::Record::Cmds { db, bytes });
+                            }
                         }
                     }
                     // What it wrote (BLMOVE's destination) may serve others in turn.
@@ -1109,7 +1111,7 @@ impl Core {
                 if crate::aof::is_logged(tx) {
                     // Logged as the non-blocking command with the same effect.
                     let mut bytes = Vec::new();
-                    if let Some(command) = shoal_commands::propagate::served(spec, &args, &reply) {
+                    for command in shoal_commands::propagate::served_all(spec, &args, &reply).unwrap_or_default() {
                         crate::aof::encode(&command, &mut bytes);
                     }
                     self.aof_log_transaction(tx, db, bytes, &sets, spec.may_write());
@@ -1127,6 +1129,13 @@ impl Core {
             if let Some(resolve) = ops.resolve {
                 args = resolve(&coordinator, args).await;
             }
+            // Time alone may make it servable (XREADGROUP CLAIM): run it again then.
+            let recheck = match ops.recheck {
+                Some(recheck) => recheck(&coordinator, args.clone())
+                    .await
+                    .map(|at_ms| std::time::Instant::now() + std::time::Duration::from_millis(at_ms.saturating_sub(now_ms()).max(1))),
+                None => None,
+            };
             // Register on every core that owns a key we wait on, before releasing.
             let id = self.next_block.get();
             self.next_block.set(id + 1);
@@ -1150,7 +1159,7 @@ impl Core {
                 }
             }
             self.release_blocking_attempt(tx, &sets);
-            let outcome = self.wait_blocked(&waiter, woken, deadline, block).await;
+            let outcome = self.wait_blocked(&waiter, woken, deadline, recheck, block).await;
             // Tell the other cores to forget it (the serving core already has).
             for (core, keys) in per_core {
                 if core == self.id {
@@ -1187,14 +1196,16 @@ impl Core {
         }
     }
 
-    /// Waits for a blocked client's wake, its deadline, or an interruption. A waiter that
-    /// times out or is interrupted claims itself first; when that fails a core is serving it
+    /// Waits for a blocked client's wake, its deadline, its `recheck` moment (then it runs
+    /// again, see `BlockingOps::recheck`), or an interruption. A waiter that times out, is
+    /// interrupted or rechecks claims itself first; when that fails a core is serving it
     /// right now, and its reply is on the way.
     async fn wait_blocked(
         self: &Rc<Self>,
         waiter: &Arc<Blocked>,
         mut woken: oneshot::Receiver<Wake>,
         deadline: Option<std::time::Instant>,
+        recheck: Option<std::time::Instant>,
         block: &BlockCtx<'_>,
     ) -> Wake {
         let Handler::Blocking(ops) = waiter.spec.handler else { unreachable!("only blocking commands wait") };
@@ -1213,9 +1224,24 @@ impl Core {
             futures::future::select((block.interrupted)(), redirected.boxed_local()).map(|either| either.factor_first().0).boxed_local()
         };
         let stop = futures::future::select(timer.boxed_local(), interrupted);
-        let early_reply = match futures::future::select(&mut woken, stop).await {
+        let again = async {
+            match recheck {
+                Some(at) if deadline.is_none_or(|deadline| at < deadline) => {
+                    glommio::timer::sleep(at.saturating_duration_since(std::time::Instant::now())).await
+                }
+                _ => futures::future::pending::<()>().await,
+            }
+        };
+        let early_reply = match futures::future::select(&mut woken, futures::future::select(stop, again.boxed_local())).await {
             futures::future::Either::Left((wake, _)) => return wake.expect("a blocked client's wake is sent before its sender drops"),
-            futures::future::Either::Right((stopped, _)) => stopped.factor_first().0,
+            futures::future::Either::Right((futures::future::Either::Left((stopped, _)), _)) => stopped.factor_first().0,
+            futures::future::Either::Right((futures::future::Either::Right(_), _)) => {
+                if waiter.claim() {
+                    self.block_waits.borrow_mut().remove(&waiter.id);
+                    return Wake::Retry;
+                }
+                return woken.await.expect("a claimed waiter is always woken");
+            }
         };
         if waiter.claim() {
             self.block_waits.borrow_mut().remove(&waiter.id);

@@ -7,9 +7,16 @@
 //! is given something (XREADGROUP that serves, XCLAIM and XAUTOCLAIM that claim).
 //!
 //! XREADGROUP is a blocking write: `>` waits for entries past the group's last ID, any
-//! other ID reads the consumer's own pending entries and never waits. What the log records
-//! is made replayable: XREADGROUP without BLOCK, XCLAIM and XAUTOCLAIM as an XCLAIM of the
-//! entries they claimed with no idle condition (see `crate::propagate`).
+//! other ID reads the consumer's own pending entries and never waits. With Redis 8.4's
+//! `CLAIM min-idle-time`, `>` first claims the group's entries pending for at least that
+//! long (the longest idle first; one gone from the stream is given with no fields and leaves
+//! the PEL, as XAUTOCLAIM drops it), then reads new ones, COUNT for both together, each entry
+//! with two more elements: its idle time and how many times it was delivered before (0 and 0
+//! for a new one); a blocked one also wakes when a pending entry ages enough
+//! ([`BlockingOps::recheck`]). What the log records is made replayable: XREADGROUP without
+//! BLOCK (with CLAIM: an XCLAIM of what it claimed and an XREADGROUP of as many new entries),
+//! XCLAIM and XAUTOCLAIM as an XCLAIM of the entries they claimed with no idle condition
+//! (see `crate::propagate`).
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
@@ -62,6 +69,7 @@ pub const COMMANDS: &[CommandSpec] = &[
             timed_out: || Frame::NullArray,
             resolve: None,
             at_once: Some(xreadgroup_at_once),
+            recheck: Some(xreadgroup_recheck),
         }),
         movable_keys: Some(xreadgroup_keys),
         ..BASE
@@ -793,13 +801,37 @@ struct Reader<'a> {
     consumer: &'a [u8],
     count: usize,
     noack: bool,
+    /// CLAIM's min-idle-time: `>` claims entries pending this long first.
+    claim_ms: Option<u64>,
+}
+
+/// The pending entries of `group` that CLAIM `min_idle` may take at `now`, the longest idle
+/// first (then by ID), at most `limit`.
+fn claimable(group: &Group, min_idle: u64, now: u64, limit: usize) -> Vec<StreamId> {
+    let mut idle: Vec<(u64, StreamId)> =
+        group.pending.iter().filter(|(_, p)| now.saturating_sub(p.delivery_time_ms) >= min_idle).map(|(id, p)| (p.delivery_time_ms, *id)).collect();
+    idle.sort_unstable();
+    idle.into_iter().take(limit).map(|(_, id)| id).collect()
+}
+
+/// When the first of `group`'s pending entries will have been idle `min_idle`, Unix ms.
+fn next_claimable(group: &Group, min_idle: u64) -> Option<u64> {
+    group.pending.values().map(|p| p.delivery_time_ms).min().map(|at| at.saturating_add(min_idle))
+}
+
+/// An entry as CLAIM replies it: ID, fields (nil when gone), idle ms, earlier deliveries.
+fn claimed_frame(entry: Frame, idle_ms: u64, deliveries: u64) -> Frame {
+    let Frame::Array(mut parts) = entry else { unreachable!("an entry is an array") };
+    parts.push(Frame::Integer(idle_ms as i64));
+    parts.push(Frame::Integer(deliveries as i64));
+    Frame::Array(parts)
 }
 
 /// Serves one checked stream of an XREADGROUP: the entries it delivers, or None when `>`
 /// finds nothing new. Delivered entries enter the PEL (not with NOACK); a history read
 /// counts one more delivery of each pending entry still in the stream.
 fn serve_group_read(ctx: &mut Ctx, key: &[u8], read: GroupRead, reader: &Reader, at_once: bool) -> Option<Frame> {
-    let Reader { group: group_name, consumer, count, noack } = *reader;
+    let Reader { group: group_name, consumer, count, noack, claim_ms } = *reader;
     let now = ctx.now_ms;
     let db = ctx.db();
     let Ok(Some(stream)) = write_stream(db, key, now) else { return None };
@@ -808,13 +840,40 @@ fn serve_group_read(ctx: &mut Ctx, key: &[u8], read: GroupRead, reader: &Reader,
     let frames = match read {
         GroupRead::New => {
             let group = stream.groups.get(group_name)?;
-            if stream.is_empty() || stream.last_entry_id() <= group.last_id {
+            let claims = claim_ms.map_or_else(Vec::new, |min_idle| claimable(group, min_idle, now, limit));
+            let fresh = !stream.is_empty() && stream.last_entry_id() > group.last_id && claims.len() < limit;
+            if claims.is_empty() && !fresh {
                 return None;
             }
             let start = group.last_id.next().unwrap_or(StreamId::MAX);
             created = stream.groups.get_mut(group_name).expect("checked").consumer(consumer, now).1;
-            let delivered: Vec<StreamId> = stream.range(start, StreamId::MAX, false).take(limit).map(|(id, _)| id).collect();
-            let frames = delivered.iter().map(|id| entry_frame(*id, stream.get(*id).expect("just read"))).collect::<Vec<_>>();
+            let mut frames = Vec::new();
+            for id in claims {
+                let pending = &stream.groups[group_name].pending[&id];
+                let (idle, deliveries) = (now.saturating_sub(pending.delivery_time_ms), pending.delivery_count);
+                let entry = stream.get(id).map(|fields| entry_frame(id, fields));
+                let group = stream.groups.get_mut(group_name).expect("checked");
+                match entry {
+                    Some(entry) => {
+                        frames.push(claimed_frame(entry, idle, deliveries));
+                        group.assign(id, consumer, now, Some(deliveries + 1));
+                    }
+                    None => {
+                        frames.push(claimed_frame(Frame::Array(vec![id_frame(id), Frame::NullArray]), idle, deliveries));
+                        group.forget(id);
+                    }
+                }
+            }
+            let delivered: Vec<StreamId> =
+                if fresh { stream.range(start, StreamId::MAX, false).take(limit - frames.len()).map(|(id, _)| id).collect() } else { Vec::new() };
+            frames.extend(delivered.iter().map(|id| {
+                let entry = entry_frame(*id, stream.get(*id).expect("just read"));
+                if claim_ms.is_some() {
+                    claimed_frame(entry, 0, 0)
+                } else {
+                    entry
+                }
+            }));
             for id in delivered {
                 let tombstones = stream.has_tombstones_from(id);
                 let counted = stream.entries_before_or_at(id);
@@ -902,19 +961,43 @@ fn xreadgroup_attempt(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalB
                 (key.clone(), id)
             })
             .collect();
-        let (count, noack) = (request.count, request.noack);
+        let (count, noack, claim_ms) = (request.count, request.noack, request.claim_ms);
         let served = per_stream(coordinator, &planned, move |ctx, keyed| {
             keyed
                 .iter()
                 .map(|(key, id)| {
                     let read = if id.as_ref() == b">" { GroupRead::New } else { GroupRead::History(parse_strict_id(id).expect("an ID written above")) };
-                    serve_group_read(ctx, key, read, &Reader { group: &group, consumer: &consumer, count, noack }, true)
+                    serve_group_read(ctx, key, read, &Reader { group: &group, consumer: &consumer, count, noack, claim_ms }, true)
                 })
                 .collect::<Vec<_>>()
         })
         .await;
         let served: Vec<(Bytes, Frame)> = pairs.into_iter().zip(served).filter_map(|((key, _), frame)| frame.map(|f| (key, f))).collect();
         (!served.is_empty()).then(|| read_reply(coordinator.proto(), served))
+    }
+    .boxed_local()
+}
+
+/// With CLAIM, when the first entry pending in a group it waits on will have been idle
+/// min-idle-time (Unix ms).
+fn xreadgroup_recheck(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFuture<'_, Option<u64>> {
+    async move {
+        let request = parse_xreadgroup(&args).ok()?;
+        let min_idle = request.claim_ms?;
+        let (group, _) = request.group.clone()?;
+        let waited: Vec<(Bytes, Bytes)> = super::read_pairs(&args, &request).into_iter().filter(|(_, id)| id.as_ref() == b">").collect();
+        let times = per_stream(coordinator, &waited, move |ctx, keyed| {
+            let now = ctx.now_ms;
+            keyed
+                .iter()
+                .map(|(key, _)| match read_stream(ctx.db(), key, now) {
+                    Ok(Some(stream)) => stream.groups.get(group.as_ref()).and_then(|g| next_claimable(g, min_idle)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        times.into_iter().flatten().min()
     }
     .boxed_local()
 }
@@ -935,7 +1018,7 @@ fn xreadgroup_at_once(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
             Err(error) => return error,
         }
     }
-    let reader = Reader { group: &group, consumer: &consumer, count: request.count, noack: request.noack };
+    let reader = Reader { group: &group, consumer: &consumer, count: request.count, noack: request.noack, claim_ms: request.claim_ms };
     let served: Vec<(Bytes, Frame)> =
         pairs.into_iter().zip(reads).filter_map(|((key, _), read)| serve_group_read(ctx, &key, read, &reader, true).map(|frame| (key, frame))).collect();
     if served.is_empty() {
@@ -955,7 +1038,9 @@ fn xreadgroup_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn F
     let now = ctx.now_ms;
     let proto = ctx.proto;
     let ready = match read_stream(ctx.db(), key, now) {
-        Ok(Some(stream)) => stream.groups.get(group.as_ref()).map(|g| !stream.is_empty() && stream.last_entry_id() > g.last_id),
+        Ok(Some(stream)) => stream.groups.get(group.as_ref()).map(|g| {
+            (!stream.is_empty() && stream.last_entry_id() > g.last_id) || request.claim_ms.is_some_and(|min_idle| !claimable(g, min_idle, now, 1).is_empty())
+        }),
         _ => return Served::NotReady,
     };
     match ready {
@@ -970,7 +1055,7 @@ fn xreadgroup_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn F
             if !claim() {
                 return Served::Gone;
             }
-            let reader = Reader { group, consumer, count: request.count, noack: request.noack };
+            let reader = Reader { group, consumer, count: request.count, noack: request.noack, claim_ms: request.claim_ms };
             match serve_group_read(ctx, key, GroupRead::New, &reader, false) {
                 Some(entries) => Served::Done(read_reply(proto, vec![(Bytes::copy_from_slice(key), entries)])),
                 None => unreachable!("checked ready"),
