@@ -355,6 +355,51 @@ fn two_servers_started_together_on_one_port_never_both_serve() {
     }
 }
 
+/// CONFIG SET port on two servers at once, to the same free port: at most one moves there
+/// (the probe before binding is check-then-act, and SO_REUSEPORT would let both listen);
+/// one that did answers there as itself, one that did not keeps its old port.
+#[test]
+fn two_servers_moved_to_one_port_at_once_never_both_listen_there() {
+    let servers = [Server::start(2, &[]), Server::start(2, &[])];
+    let mut moved_ever = 0;
+    for round in 0..8 {
+        let port = shoal_testkit::free_port().to_string();
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let replies: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = servers
+                .iter()
+                .map(|server| {
+                    let mut raw = shoal_testkit::Raw::connect(server.port).unwrap();
+                    let (barrier, port) = (barrier.clone(), port.clone());
+                    scope.spawn(move || {
+                        barrier.wait();
+                        raw.command(&["CONFIG", "SET", "port", &port]).unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let moved: Vec<usize> = replies.iter().enumerate().filter(|(_, r)| r.as_str() == "+OK\r\n").map(|(i, _)| i).collect();
+        assert!(moved.len() <= 1, "round {round}: both moved to {port}: {replies:?}");
+        for (i, reply) in replies.iter().enumerate() {
+            assert!(reply == "+OK\r\n" || reply.contains("Unable to listen on this port"), "{reply}");
+            // One that moved answers on the new port as itself; one that did not, on its old.
+            let pid = format!("process_id:{}", servers[i].pid());
+            if reply != "+OK\r\n" {
+                let mut raw = shoal_testkit::Raw::connect(servers[i].port).unwrap();
+                assert!(raw.command(&["INFO", "server"]).unwrap().contains(&pid));
+            } else {
+                let mut raw = shoal_testkit::Raw::connect(port.parse().unwrap()).unwrap();
+                assert!(raw.command(&["INFO", "server"]).unwrap().contains(&pid));
+                // Back where the test can find it next round.
+                assert_eq!(raw.command(&["CONFIG", "SET", "port", &servers[i].port.to_string()]).unwrap(), "+OK\r\n");
+            }
+        }
+        moved_ever += moved.len();
+    }
+    eprintln!("{moved_ever} of 8 rounds moved one server");
+}
+
 #[test]
 fn a_memlock_limit_too_low_for_glommio_stops_startup_with_advice() {
     if !need("prlimit") {

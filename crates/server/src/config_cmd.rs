@@ -5,8 +5,9 @@
 //! `shoal_config`), then hands the new configuration to every core, which also refreshes the
 //! settings its operations read (`Core::settings`).
 //!
-//! Not applied at run time yet: `bind` and `port` (the listeners stay where they are) and
-//! `loglevel` (the log filter is fixed at start). CONFIG GET reports the new values.
+//! `bind` and `port` move the listeners: every core binds the new addresses first, and
+//! accepts there (the old ones closing) only once no other server turns out to have bound
+//! them at the same moment; connections already accepted stay.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -92,7 +93,26 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
     let rebind = changed.iter().any(|name| *name == "port" || *name == "bind");
     if rebind {
         // As Redis: refuse, changing nothing, when the new addresses cannot be listened on.
-        if let Err(e) = node::probe_new_addresses(&config, &node.config.borrow()) {
+        // Every core binds them first; none accepts until no other server turns out to have
+        // bound them at the same moment (SO_REUSEPORT would let both listen, each getting
+        // some of the clients).
+        let bound = {
+            let current = node.config.borrow().clone();
+            match node::probe_new_addresses(&config, &current) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    let pending = config.clone();
+                    let failures: Vec<std::io::Error> =
+                        node.core.call_all(move |_| node::bind_pending(&node::current(), &pending).err()).await.into_iter().flatten().collect();
+                    match failures.into_iter().next() {
+                        Some(e) => Err(e),
+                        None => node::new_addresses_alone(&config, &current),
+                    }
+                }
+            }
+        };
+        if let Err(e) = bound {
+            node.core.call_all(|_| node::drop_pending(&node::current())).await;
             let name = if changed.contains(&"port") { "port" } else { "bind" };
             tracing::warn!("CONFIG SET {name}: {e}");
             return errors::error(&format!(
@@ -119,10 +139,7 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
         None => {}
     }
     if rebind {
-        let failures: Vec<String> = node.core.call_all(|_| node::listen(&node::current()).err().map(|e| e.to_string())).await.into_iter().flatten().collect();
-        if let Some(failure) = failures.first() {
-            return errors::error(&format!("ERR CONFIG SET failed (possibly related to argument 'port') - {failure}"));
-        }
+        node.core.call_all(|_| node::accept_pending(&node::current())).await;
     }
     args::ok()
 }

@@ -29,6 +29,9 @@ pub struct Node {
     pub pause: crate::pause::Pause,
     /// Set to stop the current listeners (CONFIG SET port or bind replaces them).
     listeners_stop: RefCell<Rc<LocalEvent>>,
+    /// CONFIG SET port/bind: this core's listeners on the new addresses, bound but not yet
+    /// accepting (see [`bind_pending`]).
+    pending_listeners: RefCell<Vec<TcpListener>>,
     /// Core 0 under `appendonly yes`: the append-only file's writer, awaited at shutdown so
     /// the last writes reach the disk.
     pub aof_writer: RefCell<Option<glommio::Task<()>>>,
@@ -100,6 +103,7 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
         active_expire_enabled: Cell::new(true),
         pause: crate::pause::Pause::default(),
         listeners_stop: RefCell::new(Rc::new(LocalEvent::default())),
+        pending_listeners: RefCell::new(Vec::new()),
         aof_writer: RefCell::new(None),
         departed: Default::default(),
         acl_log: Default::default(),
@@ -413,12 +417,37 @@ async fn port_alone(core: &Rc<Core>) -> std::io::Result<()> {
     }
 }
 
-/// Binds this core's listeners for the current `bind` and `port` and starts accepting on
-/// them; listeners from before (CONFIG SET) stop accepting. Connections already accepted stay.
-pub fn listen(node: &Rc<Node>) -> std::io::Result<()> {
-    let listeners = bind_all(&node.config.borrow())?;
-    accept_on(node, listeners);
+/// CONFIG SET port/bind, first step on every core: binds listeners for `config`'s addresses
+/// and keeps them, not accepting yet, until [`accept_pending`] or [`drop_pending`]. Between
+/// the two, the CONFIG SET looks for another server that bound the same port at the same
+/// moment (SO_REUSEPORT would let both listen), as startup does (see `port_alone`).
+pub fn bind_pending(node: &Rc<Node>, config: &Config) -> std::io::Result<()> {
+    *node.pending_listeners.borrow_mut() = bind_all(config)?;
     Ok(())
+}
+
+/// Starts accepting on the listeners [`bind_pending`] kept; the ones from before stop.
+/// Connections already accepted stay.
+pub fn accept_pending(node: &Rc<Node>) {
+    let listeners = std::mem::take(&mut *node.pending_listeners.borrow_mut());
+    accept_on(node, listeners);
+}
+
+/// Closes the listeners [`bind_pending`] kept.
+pub fn drop_pending(node: &Rc<Node>) {
+    node.pending_listeners.borrow_mut().clear();
+}
+
+/// Ok when no other process listens on `config`'s addresses that `current`'s do not have
+/// (run once every core holds its pending listeners: ours are told apart by inode).
+pub fn new_addresses_alone(config: &Config, current: &Config) -> std::io::Result<()> {
+    let existing = bind_addresses(current)?;
+    let new: Vec<std::net::SocketAddr> =
+        bind_addresses(config)?.into_iter().map(|(addr, _)| addr).filter(|addr| !existing.iter().any(|(a, _)| a == addr)).collect();
+    match crate::port_owner::own_socket_inodes().and_then(|ours| crate::port_owner::foreign_listener(&new, &ours))? {
+        None => Ok(()),
+        Some(addr) => Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("another process listens on {addr} too"))),
+    }
 }
 
 /// Starts accepting on `listeners`; this core's listeners from before stop accepting.
