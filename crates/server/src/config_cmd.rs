@@ -87,9 +87,6 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
     if !changed.is_empty() {
         tracing::debug!("CONFIG SET changed {}", changed.join(", "));
     }
-    if changed.contains(&"loglevel") {
-        crate::logging::set_level(config.loglevel);
-    }
     let rebind = changed.iter().any(|name| *name == "port" || *name == "bind");
     if rebind {
         // As Redis: refuse, changing nothing, when the new addresses cannot be listened on.
@@ -120,9 +117,15 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
             ));
         }
     }
+    if changed.contains(&"loglevel") {
+        crate::logging::set_level(config.loglevel);
+    }
     let appendonly = changed.contains(&"appendonly").then_some(config.appendonly);
     let limit_changed = changed.iter().any(|name| name.starts_with("maxmemory"));
     broadcast(node, config).await;
+    if rebind {
+        node.core.call_all(|_| node::accept_pending(&node::current())).await;
+    }
     // As Redis, a limit below what is used starts evicting at once.
     if limit_changed {
         crate::evict::after_config_set(node).await;
@@ -137,9 +140,6 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
         }
         Some(false) => crate::aof::turn_off(node).await,
         None => {}
-    }
-    if rebind {
-        node.core.call_all(|_| node::accept_pending(&node::current())).await;
     }
     args::ok()
 }
