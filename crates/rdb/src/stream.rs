@@ -185,7 +185,7 @@ fn read_group<R: Read>(input: &mut Input<R>, type_byte: u8) -> Result<Group> {
     if let Some(id) = pel.keys().find(|id| !owned.contains(*id)) {
         return Err(corrupt(input.offset(), format!("pending entry {id} has no consumer")));
     }
-    Ok(Group { last_id, entries_read, pending: pel, consumers })
+    Ok(Group { last_id, entries_read, pending: pel, consumers, ..Group::default() })
 }
 
 /// A cursor over a node's listpack elements.

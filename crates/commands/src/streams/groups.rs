@@ -805,18 +805,55 @@ struct Reader<'a> {
     claim_ms: Option<u64>,
 }
 
-/// The pending entries of `group` that CLAIM `min_idle` may take at `now`, the longest idle
-/// first (then by ID), at most `limit`.
-fn claimable(group: &Group, min_idle: u64, now: u64, limit: usize) -> Vec<StreamId> {
-    let mut idle: Vec<(u64, StreamId)> =
-        group.pending.iter().filter(|(_, p)| now.saturating_sub(p.delivery_time_ms) >= min_idle).map(|(id, p)| (p.delivery_time_ms, *id)).collect();
-    idle.sort_unstable();
-    idle.into_iter().take(limit).map(|(_, id)| id).collect()
+/// Whether no entry of `group` can be idle `min_idle` at `now`, as far as its
+/// `delivered_since` tells without a walk.
+fn surely_none_idle(group: &Group, min_idle: u64, now: u64) -> bool {
+    group.pending.is_empty() || (group.delivered_since.0 != 0 && now.saturating_sub(group.delivered_since.0) < min_idle)
 }
 
-/// When the first of `group`'s pending entries will have been idle `min_idle`, Unix ms.
+/// The pending entries of `group` that CLAIM `min_idle` may take at `now`, the longest idle
+/// first (then by ID), at most `limit`, which the caller then delivers again (at `now`).
+/// Redis keeps a time-ordered index of the PEL; Shoal walks it, and only when
+/// `delivered_since` says something may be idle enough, then remembers the earliest
+/// delivery among the entries not taken, so a consumer that asks often walks only when it
+/// will claim.
+fn claimable(group: &mut Group, min_idle: u64, now: u64, limit: usize) -> Vec<StreamId> {
+    if surely_none_idle(group, min_idle, now) {
+        return Vec::new();
+    }
+    let mut earliest_left = now;
+    let mut idle = Vec::new();
+    for (id, pending) in &group.pending {
+        if now.saturating_sub(pending.delivery_time_ms) >= min_idle {
+            idle.push((pending.delivery_time_ms, *id));
+        } else {
+            earliest_left = earliest_left.min(pending.delivery_time_ms);
+        }
+    }
+    if limit < idle.len() {
+        idle.select_nth_unstable(limit);
+        earliest_left = idle[limit..].iter().fold(earliest_left, |earliest, (at, _)| earliest.min(*at));
+        idle.truncate(limit);
+    }
+    group.delivered_since.0 = earliest_left.max(1);
+    idle.sort_unstable();
+    idle.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Whether CLAIM `min_idle` may take any of `group`'s pending entries at `now`.
+fn any_claimable(group: &Group, min_idle: u64, now: u64) -> bool {
+    !surely_none_idle(group, min_idle, now) && group.pending.values().any(|p| now.saturating_sub(p.delivery_time_ms) >= min_idle)
+}
+
+/// When the first of `group`'s pending entries will have been idle `min_idle`, Unix ms (no
+/// later than that: from `delivered_since` when it is known).
 fn next_claimable(group: &Group, min_idle: u64) -> Option<u64> {
-    group.pending.values().map(|p| p.delivery_time_ms).min().map(|at| at.saturating_add(min_idle))
+    let earliest = match group.delivered_since.0 {
+        0 => group.pending.values().map(|p| p.delivery_time_ms).min()?,
+        since if !group.pending.is_empty() => since,
+        _ => return None,
+    };
+    Some(earliest.saturating_add(min_idle))
 }
 
 /// An entry as CLAIM replies it: ID, fields (nil when gone), idle ms, earlier deliveries.
@@ -839,9 +876,11 @@ fn serve_group_read(ctx: &mut Ctx, key: &[u8], read: GroupRead, reader: &Reader,
     let created;
     let frames = match read {
         GroupRead::New => {
-            let group = stream.groups.get(group_name)?;
+            let unread = !stream.is_empty() && stream.last_entry_id() > stream.groups.get(group_name)?.last_id;
+            let group = stream.groups.get_mut(group_name).expect("checked");
             let claims = claim_ms.map_or_else(Vec::new, |min_idle| claimable(group, min_idle, now, limit));
-            let fresh = !stream.is_empty() && stream.last_entry_id() > group.last_id && claims.len() < limit;
+            let fresh = unread && claims.len() < limit;
+            let group = &*group;
             if claims.is_empty() && !fresh {
                 return None;
             }
@@ -1038,9 +1077,10 @@ fn xreadgroup_serve(ctx: &mut Ctx, key: &[u8], args: &[Bytes], claim: &mut dyn F
     let now = ctx.now_ms;
     let proto = ctx.proto;
     let ready = match read_stream(ctx.db(), key, now) {
-        Ok(Some(stream)) => stream.groups.get(group.as_ref()).map(|g| {
-            (!stream.is_empty() && stream.last_entry_id() > g.last_id) || request.claim_ms.is_some_and(|min_idle| !claimable(g, min_idle, now, 1).is_empty())
-        }),
+        Ok(Some(stream)) => stream
+            .groups
+            .get(group.as_ref())
+            .map(|g| (!stream.is_empty() && stream.last_entry_id() > g.last_id) || request.claim_ms.is_some_and(|min_idle| any_claimable(g, min_idle, now))),
         _ => return Served::NotReady,
     };
     match ready {

@@ -350,7 +350,24 @@ pub struct Group {
     pub entries_read: Option<u64>,
     pub pending: BTreeMap<StreamId, Pending>,
     pub consumers: BTreeMap<Box<[u8]>, Consumer>,
+    /// No entry of the PEL was delivered before this (Unix ms; 0: not known), so that
+    /// XREADGROUP CLAIM finds nothing idle enough without walking the PEL. Lowered by
+    /// [`Group::assign`]; raised only by whoever walks the whole PEL.
+    pub delivered_since: DeliveredSince,
 }
+
+/// See [`Group::delivered_since`]: a cache, not part of what a group holds, so two groups
+/// compare equal whatever theirs say.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeliveredSince(pub u64);
+
+impl PartialEq for DeliveredSince {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DeliveredSince {}
 
 impl Group {
     /// A group whose last delivered ID is `last_id`.
@@ -378,6 +395,7 @@ impl Group {
     /// and its delivery count `count` (None: as it was, or 1 for a new entry). An entry
     /// pending for another consumer moves.
     pub fn assign(&mut self, id: StreamId, consumer: &[u8], time_ms: u64, count: Option<u64>) {
+        self.delivered_since.0 = self.delivered_since.0.min(time_ms);
         match self.pending.get_mut(&id) {
             Some(pending) => {
                 if *pending.consumer != *consumer {
