@@ -952,6 +952,9 @@ fn serve_group_read(ctx: &mut Ctx, key: &[u8], read: GroupRead, reader: &Reader,
         }
     };
     let group = stream.groups.get_mut(group_name).expect("checked");
+    if cfg!(debug_assertions) && claim_ms.is_some() {
+        group.check_invariants();
+    }
     let (entry, _) = group.consumer(consumer, now);
     entry.seen_time_ms = now;
     if !frames.is_empty() {

@@ -435,6 +435,8 @@ impl Group {
             listed += consumer.pending.len();
         }
         assert_eq!(listed, self.pending.len(), "every pending entry belongs to one consumer");
+        let since = self.delivered_since.0;
+        assert!(since == 0 || self.pending.values().all(|p| p.delivery_time_ms >= since), "no entry delivered before delivered_since");
     }
 }
 
