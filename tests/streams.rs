@@ -1163,24 +1163,24 @@ fn xreadgroup_claim_takes_idle_pending_entries_first() {
         raw.command(&["XADD", "s", &format!("{}-0", i + 1), "f", v]).unwrap();
     }
     raw.command(&["XGROUP", "CREATE", "s", "g", "0"]).unwrap();
-    // Deliveries 200 ms apart, so that what a CLAIM 300 takes does not depend on timing.
+    // Deliveries 300 ms apart, so that what a CLAIM 450 takes does not depend on timing.
     raw.command(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     raw.command(&["XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">"]).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
     // Nothing idle for 10 s yet: new entries only, with 0 and 0.
     let reply = raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "1", "CLAIM", "10000", "STREAMS", "s", ">"]).unwrap();
     assert_eq!(reply, format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", claimed("3-0", "f", "c", 0, 0)));
-    std::thread::sleep(Duration::from_millis(200));
-    // CLAIM 300: alice's 1-0 (longest idle, 600 ms), then 2-0 (400), not bob's 3-0 (200);
+    std::thread::sleep(Duration::from_millis(300));
+    // CLAIM 450: alice's 1-0 (longest idle, 900 ms), then 2-0 (600), not bob's 3-0 (300);
     // the COUNT of 3 leaves room for the new 4-0.
-    let reply = raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "3", "CLAIM", "300", "STREAMS", "s", ">"]).unwrap();
+    let reply = raw.command(&["XREADGROUP", "GROUP", "g", "bob", "COUNT", "3", "CLAIM", "450", "STREAMS", "s", ">"]).unwrap();
     let (idles, reply) = split_idle(&reply);
     assert_eq!(
         reply,
         format!("*1\r\n*2\r\n$1\r\ns\r\n*3\r\n{}{}{}", claimed("1-0", "f", "a", 0, 1), claimed("2-0", "f", "b", 0, 1), claimed("4-0", "f", "d", 0, 0))
     );
-    assert!(idles[0] >= idles[1] && idles[1] >= 300 && idles[2] == 0, "{idles:?}");
+    assert!(idles[0] >= idles[1] && idles[1] >= 450 && idles[2] == 0, "{idles:?}");
     let pending = raw.command(&["XPENDING", "s", "g"]).unwrap();
     assert_eq!(pending, "*4\r\n:4\r\n$3\r\n1-0\r\n$3\r\n4-0\r\n*1\r\n*2\r\n$3\r\nbob\r\n$1\r\n4\r\n");
     std::thread::sleep(Duration::from_millis(30));
