@@ -350,3 +350,28 @@ fn hashes_of_a_loading_file_move_to_templates_when_configured() {
     assert_eq!(raw.command(&["OBJECT", "ENCODING", "four"]).unwrap(), bulk("listpack"));
     assert_eq!(info_field(&mut raw, "hash_template_keys"), 2);
 }
+
+/// `hash-rdb-load-template-disassembly-threshold`: after a load, a template fewer hashes
+/// than that share is given up, its hashes plain again.
+#[test]
+fn a_template_few_loaded_hashes_share_is_given_up_after_the_load() {
+    let server = Server::start(THREADS, &["--hash-rdb-load-min-template-entries", "1", "--hash-rdb-load-template-disassembly-threshold", "3"]);
+    let mut raw = server.raw();
+    let shared = keys_on_distinct_cores("{s}", 1, THREADS).pop().unwrap();
+    // Three hashes of one core share {a, b}; two of another core share {x}.
+    for i in 0..3 {
+        assert_eq!(raw.command(&["HSET", &format!("{shared}{i}"), "a", "1", "b", "2"]).unwrap(), ":2\r\n");
+    }
+    for i in 0..2 {
+        assert_eq!(raw.command(&["HSET", &format!("{shared}x{i}"), "x", "1"]).unwrap(), ":1\r\n");
+    }
+    assert_eq!(raw.command(&["DEBUG", "RELOAD"]).unwrap(), OK);
+    for i in 0..3 {
+        assert_eq!(raw.command(&["OBJECT", "ENCODING", &format!("{shared}{i}")]).unwrap(), bulk("template-listpack"), "kept: three share it");
+    }
+    for i in 0..2 {
+        assert_eq!(raw.command(&["OBJECT", "ENCODING", &format!("{shared}x{i}")]).unwrap(), bulk("listpack"), "given up: two share it");
+        assert_eq!(raw.command(&["HGET", &format!("{shared}x{i}"), "x"]).unwrap(), bulk("1"));
+    }
+    assert_eq!(info_field(&mut raw, "hash_template_keys"), 3);
+}

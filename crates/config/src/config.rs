@@ -124,6 +124,9 @@ pub struct Config {
     /// a replica's full resynchronisation); 0: none.
     pub hash_rdb_load_min_template_entries: u64,
     pub hash_rdb_load_max_template_entries: u64,
+    /// After such a load, a template fewer hashes than this hold is given up (its hashes
+    /// become plain again): one shared by a few keys costs more than it saves. 0: keep all.
+    pub hash_rdb_load_template_disassembly_threshold: u64,
     pub set_max_intset_entries: u64,
     pub set_max_listpack_entries: u64,
     /// Bytes.
@@ -285,6 +288,7 @@ impl Default for Config {
             hash_max_template_entries: 0,
             hash_rdb_load_min_template_entries: 0,
             hash_rdb_load_max_template_entries: 0,
+            hash_rdb_load_template_disassembly_threshold: 0,
             set_max_intset_entries: 512,
             set_max_listpack_entries: 128,
             set_max_listpack_value: 64,

@@ -306,6 +306,7 @@ pub(crate) static TABLE: &[Directive] = &[
     integer!("hash-max-template-entries", &[], Mutable, hash_max_template_entries, 0, LONG_MAX, plain),
     integer!("hash-rdb-load-min-template-entries", &[], Mutable, hash_rdb_load_min_template_entries, 0, LONG_MAX, plain),
     integer!("hash-rdb-load-max-template-entries", &[], Mutable, hash_rdb_load_max_template_entries, 0, LONG_MAX, plain),
+    integer!("hash-rdb-load-template-disassembly-threshold", &[], Mutable, hash_rdb_load_template_disassembly_threshold, 0, LONG_MAX, plain),
     integer!("set-max-intset-entries", &[], Mutable, set_max_intset_entries, 0, LONG_MAX, plain),
     integer!("set-max-listpack-entries", &[], Mutable, set_max_listpack_entries, 0, LONG_MAX, plain),
     integer!("set-max-listpack-value", &[], Mutable, set_max_listpack_value, 0, LONG_MAX, memory),

@@ -274,10 +274,17 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
     let keys = preload.take(core.id);
     let now_ms = shoal_runtime::now_ms();
     // `hash-rdb-load-*-template-entries`: hashes of the file move to field-name templates.
-    let (template_min, template_max, limits) = {
+    let (template_min, template_max, disassembly, limits) = {
         let config = crate::node::current().config.borrow().clone();
-        (config.hash_rdb_load_min_template_entries, config.hash_rdb_load_max_template_entries, crate::node::settings_of(&config).limits)
+        (
+            config.hash_rdb_load_min_template_entries,
+            config.hash_rdb_load_max_template_entries,
+            config.hash_rdb_load_template_disassembly_threshold,
+            crate::node::settings_of(&config).limits,
+        )
     };
+    // The keys moved to templates, for the disassembly pass once all are in.
+    let mut templated: Vec<(usize, Vec<u8>)> = Vec::new();
     // Loaded keys raise no keyspace notification (`new`), as in Redis.
     core.with_shard_unreported(|shard| {
         // The log's commands replay on these keys before anything expires.
@@ -303,12 +310,24 @@ pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), Stri
             for mut loaded in group.drain(..) {
                 if let (Value::Hash(hash), true) = (&mut loaded.value, template_min > 0) {
                     hash.template_if_within(template_min, template_max, &limits);
+                    if disassembly > 0 && hash.template_holders().is_some() {
+                        templated.push((loaded.db, loaded.key.clone()));
+                    }
                 }
                 let db = &mut shard.dbs[loaded.db];
                 db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
                 if let Some(idle_s) = loaded.idle_s {
                     let at = now_ms.saturating_sub(idle_s * 1000);
                     db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
+                }
+            }
+        }
+        // `hash-rdb-load-template-disassembly-threshold`: a template few keys share goes.
+        for (db, key) in templated {
+            let Some(entry) = shard.dbs[db].lookup_quiet_mut(&key, now_ms) else { continue };
+            if let Value::Hash(hash) = &mut entry.value {
+                if hash.template_holders().is_some_and(|holders| (holders as u64) < disassembly) {
+                    hash.untemplate();
                 }
             }
         }

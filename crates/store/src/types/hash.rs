@@ -349,10 +349,7 @@ impl Hash {
     /// The TTLs, made room for: from here on the hash is "listpackex" while a listpack, as
     /// Redis's becomes on its first field expiration command, even once none is left.
     fn ttls_or_new(&mut self) -> &mut FieldTtls {
-        if let Encoding::Template(t) = self.enc() {
-            let plain = t.untemplated();
-            *self.enc_mut() = plain;
-        }
+        self.untemplate();
         if let Repr::Plain(_) = self.repr {
             FIELD_TTLS_USED.store(true, Ordering::Relaxed);
             let Repr::Plain(encoding) = std::mem::replace(&mut self.repr, Repr::Plain(Encoding::Listpack(Listpack::new()))) else { unreachable!("checked") };
@@ -577,6 +574,24 @@ impl Hash {
     /// 8.10 does after a command wrote it: "template-listpack" within the listpack limits,
     /// else "template-array". Once per command, not per field: each new field of a templated
     /// hash moves it to another template.
+    /// Takes the hash off its template: a listpack from "template-listpack", a hashtable
+    /// from "template-array". Nothing for a hash not on one.
+    pub fn untemplate(&mut self) {
+        if let Encoding::Template(t) = self.enc() {
+            let plain = t.untemplated();
+            *self.enc_mut() = plain;
+        }
+    }
+
+    /// How many hashes hold this one's template, itself included (None: not on one).
+    pub fn template_holders(&self) -> Option<usize> {
+        match self.enc() {
+            // Less the registry's own hold.
+            Encoding::Template(t) => Some(std::sync::Arc::strong_count(&t.template.0).saturating_sub(1).max(1)),
+            _ => None,
+        }
+    }
+
     pub fn template_if_due(&mut self, limits: &Limits) {
         self.template_if_within(limits.hash_min_template_entries, limits.hash_max_template_entries, limits);
     }
