@@ -112,16 +112,6 @@ pub fn intern(sorted: &[&[u8]]) -> Arc<Template> {
     })
 }
 
-/// Sorts `names` into template order; Err(name) when a name repeats.
-pub fn sorted<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<&'a [u8]>, &'a [u8]> {
-    let mut names: Vec<&[u8]> = names.into_iter().collect();
-    names.sort_unstable_by(|a, b| order(a, b));
-    match names.windows(2).find(|w| w[0] == w[1]) {
-        Some(pair) => Err(pair[0]),
-        None => Ok(names),
-    }
-}
-
 /// Drops this core's templates that no hash uses any more, and returns how many are left
 /// (INFO's `hash_templates`).
 pub fn in_use() -> usize {
@@ -171,6 +161,16 @@ impl std::ops::Deref for Held {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sorts `names` into template order; Err(name) when a name repeats.
+    fn sorted<'a>(names: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<&'a [u8]>, &'a [u8]> {
+        let mut names: Vec<&[u8]> = names.into_iter().collect();
+        names.sort_unstable_by(|a, b| order(a, b));
+        match names.windows(2).find(|w| w[0] == w[1]) {
+            Some(pair) => Err(pair[0]),
+            None => Ok(names),
+        }
+    }
 
     #[test]
     fn names_sort_shortest_first_then_bytewise() {
