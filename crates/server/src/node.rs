@@ -132,6 +132,10 @@ pub async fn run_core(core: Rc<Core>, config: Config, startup: std::sync::Arc<cr
     crate::evict::configure(&node.config.borrow());
     configure_slowlog(&core, &node.config.borrow());
     core.tracking_set_max_keys(node.config.borrow().tracking_table_max_keys as usize);
+    // `replicaof` in the configuration: a replica from its first client on.
+    if let (0, Some((host, port))) = (core.id, node.config.borrow().replicaof.clone()) {
+        crate::replica::become_replica_of(host, port);
+    }
     // Accept nothing until every core has its node: a command may reach every core (with
     // `call_all`) as soon as any core accepts a client.
     CORES_WITH_NODE.fetch_add(1, Ordering::SeqCst);

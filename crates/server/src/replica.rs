@@ -347,11 +347,8 @@ pub async fn follow(node: &Rc<Node>, host: String, port: u16, was_master: bool) 
         *HISTORY.lock().expect("not poisoned") = History { replid: Some(replid), offset, db: 0 };
     }
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    *FOLLOWING.lock().expect("not poisoned") = Some(Following { host: host.clone(), port, state: LinkState::Connect, last_io_ms: 0, down_since_ms: 0 });
-    node.config.borrow_mut().replicaof = Some((host, port));
-    REPLICATING.store(true, Ordering::SeqCst);
-    // Its own writes no longer go to replicas: the master's stream does (proxied).
-    shoal_runtime::aof::LOG.set_feeding(false);
+    node.config.borrow_mut().replicaof = Some((host.clone(), port));
+    become_replica_of(host, port);
     // A replica expires nothing by itself: its master's DELs do.
     node.core.call_all(|core| core.with_shard(|shard| shard.set_loading(true))).await;
     // Its own replicas reconnect: they continue from the new master's stream if this
@@ -364,6 +361,16 @@ pub async fn follow(node: &Rc<Node>, host: String, port: u16, was_master: bool) 
             glommio::spawn_local(link_loop(node, generation)).detach();
         })
         .await;
+}
+
+/// From now on this server is a replica of `host:port` in what it tells clients (ROLE, INFO,
+/// read-only refusals), before its link exists. Startup calls it before any core accepts,
+/// so no client of a server configured with `replicaof` ever sees it as a master.
+pub fn become_replica_of(host: String, port: u16) {
+    *FOLLOWING.lock().expect("not poisoned") = Some(Following { host, port, state: LinkState::Connect, last_io_ms: 0, down_since_ms: 0 });
+    REPLICATING.store(true, Ordering::SeqCst);
+    // Its own writes no longer go to replicas: the master's stream does (proxied).
+    shoal_runtime::aof::LOG.set_feeding(false);
 }
 
 /// REPLICAOF NO ONE: stops following; the data stays, and keys expire again.
