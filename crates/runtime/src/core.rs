@@ -233,6 +233,9 @@ pub enum Msg {
     /// on here (the coordinator publishes a transaction's events before its locks go). The
     /// reply says whether it released.
     Hop { req: u64, db: usize, proto: Protocol, op: HopOp, release: Option<(TxId, bool)>, now: u64, tx: Option<TxId> },
+    /// An EXEC passed from core to core: take this core's locks, run its step, pass it on
+    /// (see [`crate::chain`]).
+    Chain(Box<crate::chain::Chain>),
     /// Release the locks of transaction `tx`; no reply. `wrote` is false when the
     /// transaction changed nothing (an EXEC that a WATCH aborted): its exclusive keys then
     /// neither fail other clients' WATCH nor wake blocked clients.
@@ -276,22 +279,26 @@ pub enum Payload {
     /// and whether the core released the transaction's locks after it (see [`Msg::Hop`]).
     Hop(HopResult, Vec<KeyEvent>, bool),
     Call(Box<dyn Any + Send>),
+    /// A chain's results, per core in its order (see [`crate::chain`]).
+    Chain(Vec<(usize, HopResult)>),
     /// A request without a result was carried out.
     Done,
 }
 
 /// Who waits on a lock set.
-enum Waiter {
+pub(crate) enum Waiter {
     /// A batch of plain commands, run as soon as its keys are free.
     Batch { db: usize, proto: Protocol, cmds: Vec<(&'static CommandSpec, Vec<Bytes>)>, done: Done, origin: Origin },
     /// A transaction coordinated by this core.
     LocalTx { tx: TxId, granted: oneshot::Sender<()> },
     /// A transaction coordinated by another core.
     RemoteTx { tx: TxId, from: usize, req: u64 },
+    /// A chained EXEC, whose step here runs once granted (see [`crate::chain`]).
+    Chain(Box<crate::chain::Chain>),
 }
 
 /// Where a batch's replies go.
-enum Done {
+pub(crate) enum Done {
     Local(oneshot::Sender<Vec<Frame>>),
     Remote { from: usize, req: u64 },
 }
@@ -306,7 +313,7 @@ pub struct Core {
     pub shard_count: usize,
     pub shared: Arc<Shared>,
     shard: RefCell<Shard>,
-    locks: RefCell<LockManager<Waiter>>,
+    pub(crate) locks: RefCell<LockManager<Waiter>>,
     /// Locks held here by transactions, until they release.
     held: RefCell<FastMap<TxId, Held>>,
     senders: Senders<Vec<Msg>>,
@@ -656,12 +663,30 @@ impl Core {
     }
 
     pub(crate) fn request(self: &Rc<Self>, to: usize, make: impl FnOnce(u64) -> Msg) -> oneshot::Receiver<Payload> {
+        let (req, rx) = self.expect_reply();
+        self.send(to, make(req));
+        rx
+    }
+
+    /// A new request id and where its answer arrives, for a request that may be answered
+    /// by this core itself (see [`Core::answer`]).
+    pub(crate) fn expect_reply(&self) -> (u64, oneshot::Receiver<Payload>) {
         let req = self.next_req.get();
         self.next_req.set(req + 1);
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(req, tx);
-        self.send(to, make(req));
-        rx
+        (req, rx)
+    }
+
+    /// Answers request `req` of core `to`, this one included.
+    pub(crate) fn answer(self: &Rc<Self>, to: usize, req: u64, payload: Payload) {
+        if to != self.id {
+            return self.reply(to, req, payload);
+        }
+        let waiter = self.pending.borrow_mut().remove(&req);
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(payload);
+        }
     }
 
     pub(crate) fn reply(self: &Rc<Self>, to: usize, req: u64, payload: Payload) {
@@ -703,6 +728,7 @@ impl Core {
                 }
                 self.reply(from, req, Payload::Hop(result, events, release.is_some()));
             }
+            Msg::Chain(chain) => self.chain_arrived(chain),
             Msg::Release { tx, wrote, barrier } => {
                 if barrier {
                     self.aof_append(crate::aof::Record::Barrier(tx));
@@ -1450,7 +1476,7 @@ impl Core {
 
     /// Acts on waiters whose locks were just granted. Batches run and release at once, which
     /// may grant more.
-    fn process_grants(self: &Rc<Self>, mut granted: Vec<(LockSet, Waiter)>) {
+    pub(crate) fn process_grants(self: &Rc<Self>, mut granted: Vec<(LockSet, Waiter)>) {
         while let Some((set, waiter)) = granted.pop() {
             match waiter {
                 Waiter::Batch { db, proto, cmds, done, origin } => {
@@ -1473,12 +1499,13 @@ impl Core {
                     }
                     self.reply(from, req, Payload::Granted);
                 }
+                Waiter::Chain(chain) => self.chain_step(set, chain),
             }
         }
     }
 
     /// Records the locks granted to `tx`, and what its release will need to know.
-    fn hold(&self, tx: TxId, set: LockSet) {
+    pub(crate) fn hold(&self, tx: TxId, set: LockSet) {
         let absent = {
             let watches = self.watches.borrow();
             if watches.is_empty() {

@@ -7,6 +7,7 @@
 
 pub mod aof;
 pub mod blocking;
+mod chain;
 pub mod core;
 pub mod cron;
 pub mod event;

@@ -281,6 +281,16 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
     }
+    // Keyed single-core commands over several cores, no WATCH: passed from core to core
+    // (see `exec_chained`).
+    if cluster_guard.is_none() && watched.is_empty() {
+        let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
+        if let Some(replies) = Box::pin(node.core.exec_chained(conn.db, conn.proto, &cmds, conn.client.id)).await {
+            feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+            forget(conn, watch);
+            return (Frame::Array(replies), After::Continue);
+        }
+    }
     // The database of each command: a queued SELECT changes it for the ones after it.
     let databases = node.config.borrow().databases as i64;
     let mut db = conn.db;
