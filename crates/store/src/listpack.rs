@@ -1,10 +1,14 @@
 //! A compact sequence of byte strings in one allocation: the small encoding of lists, hashes,
 //! sets and sorted sets (Redis's listpack idea, not its byte format).
 //!
-//! Each entry is `[len: LEB128][bytes][backlen]`, where `backlen` is the LEB128 encoding of
-//! the size of `len` + `bytes`, stored byte-reversed so it reads forward when walked from the
-//! end. So the sequence walks both ways, and an entry is addressed by its byte offset
-//! ([`Pos`]). Positions are invalidated by any change before them.
+//! An entry of one byte below 0x80 (a digit, a letter: the values and scores of many small
+//! collections) is that byte alone, as Redis's listpack keeps an integer below 128 in one
+//! byte. Every other entry is `[tag][bytes][back]`: the tag is `0x80 | len` for a length
+//! below 127, else 0xFF and the length in LEB128; `back` is the size of tag and bytes, as
+//! `0x80 | size` when that is below 127, else that size in LEB128 byte-reversed followed by
+//! 0xFF. An entry's first and last bytes thus say how long it is, so the sequence walks both
+//! ways, and an entry is addressed by its byte offset ([`Pos`]). Positions are invalidated by
+//! any change before them.
 //!
 //! Every change reallocates to the exact size, as Redis's `lpInsert` does: listpacks stay
 //! small (the `*-max-listpack-*` directives bound them), and memory matters more than the copy.
@@ -26,18 +30,64 @@ impl std::fmt::Debug for Listpack {
 
 use crate::varint::{encode as encode_varint, get as get_varint, len as varint_len};
 
-/// Reads a reversed LEB128 value that ends just before `end`; returns (value, bytes used).
-fn get_backlen(buf: &[u8], end: usize) -> (usize, usize) {
-    let (mut v, mut shift, mut i) = (0usize, 0, end);
+/// The tag (and back) byte that marks the long form.
+const LONG: u8 = 0xFF;
+
+/// Whether `data` is an entry of one byte: itself.
+fn is_single(data: &[u8]) -> bool {
+    data.len() == 1 && data[0] < 0x80
+}
+
+/// Bytes of the tag for a `len`-byte entry in the tagged form.
+fn tag_len(len: usize) -> usize {
+    if len < LONG as usize & 0x7f {
+        1
+    } else {
+        1 + varint_len(len)
+    }
+}
+
+/// Bytes of the back for a tagged entry whose tag and bytes take `head`.
+fn back_len(head: usize) -> usize {
+    tag_len(head)
+}
+
+/// Reads the back that ends just before `end`; returns the size of the entry it closes.
+fn entry_len_before(buf: &[u8], end: usize) -> usize {
+    let last = buf[end - 1];
+    if last < 0x80 {
+        return 1;
+    }
+    if last != LONG {
+        return (last & 0x7f) as usize + 1;
+    }
+    // The LEB128 size, byte-reversed, before the marker.
+    let (mut head, mut shift, mut i) = (0usize, 0, end - 1);
     loop {
         i -= 1;
         let b = buf[i];
-        v |= ((b & 0x7f) as usize) << shift;
+        head |= ((b & 0x7f) as usize) << shift;
         if b & 0x80 == 0 {
-            return (v, end - i);
+            return head + (end - i);
         }
         shift += 7;
     }
+}
+
+/// The bytes of the entry at `at` and where it ends.
+fn entry_at(buf: &[u8], at: usize) -> (&[u8], usize) {
+    let tag = buf[at];
+    if tag < 0x80 {
+        return (&buf[at..at + 1], at + 1);
+    }
+    let (len, start) = if tag != LONG {
+        ((tag & 0x7f) as usize, at + 1)
+    } else {
+        let (len, used) = get_varint(buf, at + 1);
+        (len, at + 1 + used)
+    };
+    let head = start + len - at;
+    (&buf[start..start + len], start + len + back_len(head))
 }
 
 /// The encoded form of one entry.
@@ -49,20 +99,43 @@ fn encode(data: &[u8]) -> Vec<u8> {
 
 /// The size of `data`'s entry.
 fn encoded_len(data: &[u8]) -> usize {
-    let head = varint_len(data.len()) + data.len();
-    head + varint_len(head)
+    if is_single(data) {
+        return 1;
+    }
+    let head = tag_len(data.len()) + data.len();
+    head + back_len(head)
 }
 
 /// Writes `data`'s entry into `slot`, which is exactly [`encoded_len`] bytes.
 fn write_entry(slot: &mut [u8], data: &[u8]) {
-    let (len, len_size) = encode_varint(data.len());
-    slot[..len_size].copy_from_slice(&len[..len_size]);
-    let head = len_size + data.len();
-    slot[len_size..head].copy_from_slice(data);
-    let (back, back_size) = encode_varint(head);
-    for (to, from) in slot[head..].iter_mut().zip(back[..back_size].iter().rev()) {
-        *to = *from;
+    if is_single(data) {
+        slot[0] = data[0];
+        return;
     }
+    let start = write_tag(slot, data.len());
+    let head = start + data.len();
+    slot[start..head].copy_from_slice(data);
+    if head < LONG as usize & 0x7f {
+        slot[head] = 0x80 | head as u8;
+    } else {
+        let (size, used) = encode_varint(head);
+        for (to, from) in slot[head..head + used].iter_mut().zip(size[..used].iter().rev()) {
+            *to = *from;
+        }
+        slot[head + used] = LONG;
+    }
+}
+
+/// Writes the tag of a `len`-byte tagged entry at the start of `slot`; returns its size.
+fn write_tag(slot: &mut [u8], len: usize) -> usize {
+    if len < LONG as usize & 0x7f {
+        slot[0] = 0x80 | len as u8;
+        return 1;
+    }
+    slot[0] = LONG;
+    let (size, used) = encode_varint(len);
+    slot[1..1 + used].copy_from_slice(&size[..used]);
+    1 + used
 }
 
 impl Listpack {
@@ -110,21 +183,17 @@ impl Listpack {
         if pos == 0 {
             return None;
         }
-        let (head, used) = get_backlen(&self.buf, pos);
-        Some(pos - used - head)
+        Some(pos - entry_len_before(&self.buf, pos))
     }
 
     /// The entry at `pos`.
     pub fn get_at(&self, pos: Pos) -> &[u8] {
-        let (len, used) = get_varint(&self.buf, pos);
-        &self.buf[pos + used..pos + used + len]
+        entry_at(&self.buf, pos).0
     }
 
     /// Where the entry at `pos` ends (the next entry's start).
     fn entry_end(&self, pos: Pos) -> usize {
-        let (len, used) = get_varint(&self.buf, pos);
-        let head = used + len;
-        pos + head + varint_len(head)
+        entry_at(&self.buf, pos).1
     }
 
     /// The position of the entry at `index`; negative counts from the end (-1 is the last).
@@ -376,6 +445,38 @@ mod tests {
                 prop_assert_eq!(lp.get(model.len() as i64), None);
             }
         }
+    }
+
+    #[test]
+    fn entries_of_every_length_around_the_forms_walk_both_ways() {
+        let mut entries: Vec<Vec<u8>> = (0..300).map(|len| vec![b'x'; len]).collect();
+        entries.extend((0..=255u8).map(|byte| vec![byte]));
+        entries.push(vec![0xff; 20_000]);
+        let mut lp = Listpack::new();
+        for entry in &entries {
+            lp.push_back(entry);
+        }
+        let expected: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+        assert_eq!(lp.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(lp.iter().rev().collect::<Vec<_>>(), expected.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(lp.bytes_len(), entries.iter().map(|e| encoded_len(e)).sum::<usize>());
+    }
+
+    #[test]
+    fn an_entry_takes_one_byte_when_it_is_one_byte_below_0x80() {
+        assert_eq!(encoded_len(b"7"), 1);
+        assert_eq!(encoded_len(&[0x7f]), 1);
+        assert_eq!(encoded_len(&[0x80]), 3);
+        assert_eq!(encoded_len(b""), 2);
+        assert_eq!(encoded_len(b"member:1"), 10);
+        assert_eq!(encoded_len(&[b'a'; 125]), 127);
+        assert_eq!(encoded_len(&[b'a'; 126]), 129);
+        assert_eq!(encoded_len(&[b'a'; 127]), 132);
+        let mut lp = Listpack::new();
+        for value in [&b"member:0"[..], b"0", b"member:1", b"1"] {
+            lp.push_back(value);
+        }
+        assert_eq!(lp.bytes_len(), 22);
     }
 
     #[test]
