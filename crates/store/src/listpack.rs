@@ -16,17 +16,84 @@
 /// The byte offset of an entry's start.
 pub type Pos = usize;
 
-#[derive(Clone, Default, PartialEq, Eq)]
+/// One pointer: to an allocation of a header (the encoded bytes' length, then the entry
+/// count, LEB128 each: two bytes for a small listpack) followed by exactly the encoded
+/// entries; none when empty. A small hash or sorted set is then its listpack's pointer,
+/// inside the keyspace's node, rather than a box holding a vector.
+#[derive(Default)]
 pub struct Listpack {
-    buf: Vec<u8>,
-    len: u32,
+    raw: Option<NonNull<u8>>,
 }
+
+/// Reads a LEB128 value at `at`; returns (value, bytes used).
+///
+/// # Safety
+///
+/// `at` must start a complete LEB128 value inside one allocation.
+unsafe fn read_varint(at: *const u8) -> (usize, usize) {
+    let (mut v, mut shift, mut i) = (0usize, 0, 0);
+    loop {
+        // SAFETY: the caller's promise: the value's bytes are there.
+        let b = unsafe { at.add(i).read() };
+        v |= ((b & 0x7f) as usize) << shift;
+        i += 1;
+        if b & 0x80 == 0 {
+            return (v, i);
+        }
+        shift += 7;
+    }
+}
+
+/// The header's size for `count` entries in `bytes` bytes.
+pub(crate) fn header_len(count: usize, bytes: usize) -> usize {
+    varint_len(bytes) + varint_len(count)
+}
+
+// SAFETY: a listpack owns its allocation outright (no sharing, no interior mutability), as
+// a `Vec<u8>` would.
+unsafe impl Send for Listpack {}
+// SAFETY: as above; `&Listpack` only reads.
+unsafe impl Sync for Listpack {}
+
+fn layout(size: usize) -> Layout {
+    Layout::from_size_align(size, 1).expect("a listpack layout fits")
+}
+
+impl Drop for Listpack {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw {
+            let (count, bytes, _) = self.parts();
+            // SAFETY: allocated with the layout of its header and entries (see `reshape`).
+            unsafe { alloc::dealloc(raw.as_ptr(), layout(header_len(count, bytes) + bytes)) }
+        }
+    }
+}
+
+impl Clone for Listpack {
+    fn clone(&self) -> Self {
+        let mut copy = Listpack::default();
+        copy.reshape(self.len(), self.bytes_len());
+        copy.buf_mut().copy_from_slice(self.buf());
+        copy
+    }
+}
+
+impl PartialEq for Listpack {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.buf() == other.buf()
+    }
+}
+
+impl Eq for Listpack {}
 
 impl std::fmt::Debug for Listpack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter().map(|e| e.escape_ascii().to_string())).finish()
     }
 }
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
 
 use crate::varint::{encode as encode_varint, get as get_varint, len as varint_len};
 
@@ -90,13 +157,6 @@ fn entry_at(buf: &[u8], at: usize) -> (&[u8], usize) {
     (&buf[start..start + len], start + len + back_len(head))
 }
 
-/// The encoded form of one entry.
-fn encode(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0; encoded_len(data)];
-    write_entry(&mut out, data);
-    out
-}
-
 /// The size of `data`'s entry.
 fn encoded_len(data: &[u8]) -> usize {
     if is_single(data) {
@@ -143,39 +203,126 @@ impl Listpack {
         Self::default()
     }
 
+    /// (entry count, bytes of the entries, where they start).
+    fn parts(&self) -> (usize, usize, usize) {
+        let Some(raw) = self.raw else { return (0, 0, 0) };
+        // SAFETY: a live allocation starts with its header: two LEB128 values, each at most
+        // ten bytes, both inside the allocation.
+        unsafe {
+            let (bytes, used) = read_varint(raw.as_ptr());
+            let (count, used_count) = read_varint(raw.as_ptr().add(used));
+            (count, bytes, used + used_count)
+        }
+    }
+
+    /// The encoded entries.
+    fn buf(&self) -> &[u8] {
+        let (_, bytes, at) = self.parts();
+        match self.raw {
+            // SAFETY: `bytes` initialized bytes follow the header.
+            Some(raw) => unsafe { std::slice::from_raw_parts(raw.as_ptr().add(at), bytes) },
+            None => &[],
+        }
+    }
+
+    fn buf_mut(&mut self) -> &mut [u8] {
+        let (_, bytes, at) = self.parts();
+        match self.raw {
+            // SAFETY: as in `buf`, and we own the allocation.
+            Some(raw) => unsafe { std::slice::from_raw_parts_mut(raw.as_ptr().add(at), bytes) },
+            None => &mut [],
+        }
+    }
+
+    /// Makes the listpack hold `count` entries in exactly `bytes` bytes, keeping the first
+    /// of the old bytes (new bytes are zero until written). No allocation when empty.
+    fn reshape(&mut self, count: usize, bytes: usize) {
+        let (old_count, old_bytes, old_at) = self.parts();
+        if (count, bytes) == (old_count, old_bytes) {
+            return;
+        }
+        let old_size = old_at + old_bytes;
+        let at = header_len(count, bytes);
+        let size = at + bytes;
+        let kept = old_bytes.min(bytes);
+        // SAFETY: every allocation is made, resized and freed with the layout of its header
+        // and entries, which the header records; data moves inside the allocation's bounds
+        // (before a shrink, after a growth), and bytes past what was kept are zeroed before
+        // anyone reads them.
+        unsafe {
+            if bytes == 0 {
+                if let Some(raw) = self.raw.take() {
+                    alloc::dealloc(raw.as_ptr(), layout(old_size));
+                }
+                return;
+            }
+            let raw = match self.raw {
+                None => alloc::alloc(layout(size)),
+                Some(raw) if size < old_size => {
+                    std::ptr::copy(raw.as_ptr().add(old_at), raw.as_ptr().add(at), kept);
+                    alloc::realloc(raw.as_ptr(), layout(old_size), size)
+                }
+                Some(raw) => alloc::realloc(raw.as_ptr(), layout(old_size), size),
+            };
+            let Some(raw) = NonNull::new(raw) else { alloc::handle_alloc_error(layout(size)) };
+            if size >= old_size && self.raw.is_some() {
+                std::ptr::copy(raw.as_ptr().add(old_at), raw.as_ptr().add(at), kept);
+            }
+            raw.as_ptr().add(at + kept).write_bytes(0, bytes - kept);
+            let (encoded, used) = encode_varint(bytes);
+            std::ptr::copy_nonoverlapping(encoded.as_ptr(), raw.as_ptr(), used);
+            let (encoded_count, used_count) = encode_varint(count);
+            std::ptr::copy_nonoverlapping(encoded_count.as_ptr(), raw.as_ptr().add(used), used_count);
+            self.raw = Some(raw);
+        }
+    }
+
+    /// Prefetches the header and the first entries (see [`crate::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self) {
+        if let Some(raw) = self.raw {
+            crate::prefetch::read(raw.as_ptr());
+        }
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.len as usize
+        self.parts().0
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.raw.is_none()
     }
 
     /// Bytes of the encoded entries (what the `*-max-listpack-*` size limits compare with).
     pub fn bytes_len(&self) -> usize {
-        self.buf.len()
+        self.parts().1
     }
 
     /// Heap bytes held, for MEMORY USAGE.
     pub fn allocated(&self) -> usize {
-        self.buf.capacity()
+        let (count, bytes, _) = self.parts();
+        if self.raw.is_some() {
+            header_len(count, bytes) + bytes
+        } else {
+            0
+        }
     }
 
     /// The first entry's position, if any.
     pub fn first(&self) -> Option<Pos> {
-        (!self.buf.is_empty()).then_some(0)
+        (!self.is_empty()).then_some(0)
     }
 
     /// The last entry's position, if any.
     pub fn last(&self) -> Option<Pos> {
-        self.prev(self.buf.len())
+        self.prev(self.bytes_len())
     }
 
     /// The position after `pos` (`None` past the end).
     pub fn next(&self, pos: Pos) -> Option<Pos> {
         let end = self.entry_end(pos);
-        (end < self.buf.len()).then_some(end)
+        (end < self.bytes_len()).then_some(end)
     }
 
     /// The position before `pos`; `pos` may be `bytes_len()` (the end).
@@ -183,23 +330,23 @@ impl Listpack {
         if pos == 0 {
             return None;
         }
-        Some(pos - entry_len_before(&self.buf, pos))
+        Some(pos - entry_len_before(self.buf(), pos))
     }
 
     /// The entry at `pos`.
     pub fn get_at(&self, pos: Pos) -> &[u8] {
-        entry_at(&self.buf, pos).0
+        entry_at(self.buf(), pos).0
     }
 
     /// Where the entry at `pos` ends (the next entry's start).
     fn entry_end(&self, pos: Pos) -> usize {
-        entry_at(&self.buf, pos).1
+        entry_at(self.buf(), pos).1
     }
 
     /// The position of the entry at `index`; negative counts from the end (-1 is the last).
     /// Walks from the nearer end.
     pub fn seek(&self, index: i64) -> Option<Pos> {
-        let len = self.len as i64;
+        let len = self.len() as i64;
         let index = if index < 0 { len + index } else { index };
         if index < 0 || index >= len {
             return None;
@@ -229,16 +376,15 @@ impl Listpack {
         // In place: grow by the entry, move the tail up, write the entry in the gap (no
         // temporary buffer, no splice).
         let size = encoded_len(data);
-        let old = self.buf.len();
-        self.buf.reserve_exact(size);
-        self.buf.resize(old + size, 0);
-        self.buf.copy_within(pos..old, pos + size);
-        write_entry(&mut self.buf[pos..pos + size], data);
-        self.len += 1;
+        let (count, old, _) = self.parts();
+        self.reshape(count + 1, old + size);
+        let buf = self.buf_mut();
+        buf.copy_within(pos..old, pos + size);
+        write_entry(&mut buf[pos..pos + size], data);
     }
 
     pub fn push_back(&mut self, data: &[u8]) {
-        self.insert_at(self.buf.len(), data);
+        self.insert_at(self.bytes_len(), data);
     }
 
     pub fn push_front(&mut self, data: &[u8]) {
@@ -248,35 +394,42 @@ impl Listpack {
     /// Replaces the entry at `pos` with `data`.
     pub fn replace_at(&mut self, pos: Pos, data: &[u8]) {
         let end = self.entry_end(pos);
-        let encoded = encode(data);
-        if encoded.len() > end - pos {
-            self.buf.reserve_exact(encoded.len() - (end - pos));
+        let (count, total, _) = self.parts();
+        let size = encoded_len(data);
+        if size > end - pos {
+            self.reshape(count, total + size - (end - pos));
+            self.buf_mut().copy_within(end..total, pos + size);
+        } else if size < end - pos {
+            self.buf_mut().copy_within(end..total, pos + size);
+            self.reshape(count, total - (end - pos - size));
         }
-        self.buf.splice(pos..end, encoded);
-        self.shrink();
+        write_entry(&mut self.buf_mut()[pos..pos + size], data);
     }
 
     /// Removes the entry at `pos`; returns the position of the entry that followed it (which
     /// now starts at `pos`), if any.
     pub fn remove_at(&mut self, pos: Pos) -> Option<Pos> {
         let end = self.entry_end(pos);
-        self.buf.drain(pos..end);
-        self.len -= 1;
-        self.shrink();
-        (pos < self.buf.len()).then_some(pos)
+        self.cut(pos, end, 1);
+        (pos < self.bytes_len()).then_some(pos)
     }
 
     /// Removes `count` entries starting at the one at `pos`.
     pub fn remove_range_at(&mut self, pos: Pos, count: usize) {
         let mut end = pos;
         let mut removed = 0;
-        while removed < count && end < self.buf.len() {
+        while removed < count && end < self.bytes_len() {
             end = self.entry_end(end);
             removed += 1;
         }
-        self.buf.drain(pos..end);
-        self.len -= removed as u32;
-        self.shrink();
+        self.cut(pos, end, removed);
+    }
+
+    /// Removes the bytes `pos..end`, which hold `entries` entries.
+    fn cut(&mut self, pos: Pos, end: usize, entries: usize) {
+        let (count, total, _) = self.parts();
+        self.buf_mut().copy_within(end..total, pos);
+        self.reshape(count - entries, total - (end - pos));
     }
 
     pub fn pop_front(&mut self) -> Option<Vec<u8>> {
@@ -297,15 +450,9 @@ impl Listpack {
         *self = Listpack::default();
     }
 
-    fn shrink(&mut self) {
-        if self.buf.capacity() > self.buf.len() + self.buf.len() / 4 + 16 {
-            self.buf.shrink_to_fit();
-        }
-    }
-
     /// The entries, front to back (double-ended).
     pub fn iter(&self) -> Iter<'_> {
-        Iter { lp: self, front: 0, back: self.buf.len(), left: self.len as usize }
+        Iter { lp: self, front: 0, back: self.bytes_len(), left: self.len() }
     }
 
     /// (position, entry) pairs, front to back.
@@ -460,6 +607,26 @@ mod tests {
         assert_eq!(lp.iter().collect::<Vec<_>>(), expected);
         assert_eq!(lp.iter().rev().collect::<Vec<_>>(), expected.iter().rev().copied().collect::<Vec<_>>());
         assert_eq!(lp.bytes_len(), entries.iter().map(|e| encoded_len(e)).sum::<usize>());
+    }
+
+    #[test]
+    fn the_header_grows_and_shrinks_with_the_count_and_the_bytes() {
+        // 127 -> 128 entries and 127 -> 128 bytes each add a header byte; popping takes it back.
+        let mut lp = Listpack::new();
+        let mut model = std::collections::VecDeque::new();
+        for i in 0..200u8 {
+            let entry = if i % 50 == 0 { vec![b'y'; 100] } else { vec![i % 100] };
+            lp.push_back(&entry);
+            model.push_back(entry);
+            assert_eq!(lp.allocated(), header_len(lp.len(), lp.bytes_len()) + lp.bytes_len());
+        }
+        while !model.is_empty() {
+            assert_eq!(lp.pop_front(), model.pop_front());
+            assert_eq!(lp.iter().rev().count(), model.len());
+            assert!(lp.iter().eq(model.iter().map(|e| e.as_slice())));
+        }
+        assert!(lp.is_empty());
+        assert_eq!(lp.allocated(), 0);
     }
 
     #[test]

@@ -15,9 +15,11 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 pub enum Value {
     Str(Str),
     List(Box<List>),
-    Hash(Box<Hash>),
+    /// Inline, not boxed: a small hash is its listpack's pointer (see [`crate::listpack::Listpack`]).
+    Hash(Hash),
     Set(Box<Set>),
-    ZSet(Box<ZSet>),
+    /// Inline, as a hash.
+    ZSet(ZSet),
     Stream(Box<Stream>),
 }
 
@@ -31,9 +33,9 @@ impl Value {
             Value::Str(Str::Emb(bytes)) => bytes.as_ptr(),
             Value::Str(Str::Raw(bytes)) => bytes.as_ptr(),
             Value::List(list) => &**list as *const List as *const u8,
-            Value::Hash(hash) => &**hash as *const Hash as *const u8,
+            Value::Hash(hash) => return hash.prefetch(),
             Value::Set(set) => &**set as *const Set as *const u8,
-            Value::ZSet(zset) => &**zset as *const ZSet as *const u8,
+            Value::ZSet(zset) => return zset.prefetch(),
             Value::Stream(stream) => &**stream as *const Stream as *const u8,
         };
         crate::prefetch::read(at);
@@ -68,9 +70,10 @@ impl Value {
         let owned = match self {
             Value::Str(s) => s.heap_bytes(),
             Value::List(list) => list.memory_usage(samples),
-            Value::Hash(hash) => hash.memory_usage(samples),
+            // Counted once: the representation is inside the value.
+            Value::Hash(hash) => hash.memory_usage(samples) - std::mem::size_of::<Hash>(),
             Value::Set(set) => set.memory_usage(samples),
-            Value::ZSet(zset) => zset.memory_usage(samples),
+            Value::ZSet(zset) => zset.memory_usage(samples) - std::mem::size_of::<ZSet>(),
             Value::Stream(stream) => stream.memory_usage(samples),
         };
         std::mem::size_of::<Value>() + owned
@@ -284,12 +287,19 @@ mod tests {
     }
 
     #[test]
-    fn a_collections_estimate_is_its_own_plus_the_enum() {
+    fn a_collections_estimate_is_the_enum_plus_what_it_owns() {
         let limits = crate::Limits::default();
         let mut hash = crate::types::Hash::new();
         hash.set(b"field", b"value", &limits);
-        let expected = std::mem::size_of::<Value>() + hash.memory_usage(0);
-        assert_eq!(Value::Hash(Box::new(hash)).memory_usage(0), expected);
+        // The hash is inside the enum: counted once.
+        let expected = std::mem::size_of::<Value>() + hash.memory_usage(0) - std::mem::size_of::<crate::types::Hash>();
+        assert_eq!(Value::Hash(hash).memory_usage(0), expected);
+    }
+
+    #[test]
+    fn a_value_is_three_words() {
+        // Every key's node holds one: a small hash or sorted set lives inside it.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 
     #[test]

@@ -525,7 +525,7 @@ fn hsetex(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     let expiry = options.expiry.map(Expiry::At);
     let passed = passed(db, expiry, now);
     if exists.is_none() {
-        db.set(key, shoal_store::Value::Hash(Box::default()), now);
+        db.set(key, shoal_store::Value::Hash(Default::default()), now);
     }
     let Ok(Some(hash)) = hash_for_write(db, key, now) else { unreachable!("the hash exists") };
     hash.convert_for(pairs.iter().map(|item| item.as_ref()), &limits);

@@ -185,6 +185,16 @@ impl ZSet {
 
     /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
     /// [`crate::prefetch`]). Only the skiplist form has misses worth overlapping.
+    /// Prefetches what reading the sorted set touches first: its listpack, or its
+    /// skiplist's header (see [`crate::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self) {
+        match &self.repr {
+            Repr::Listpack(lp) => lp.prefetch(),
+            Repr::Skiplist(sl) => crate::prefetch::read(&**sl as *const Skiplist as *const u8),
+        }
+    }
+
     pub fn prefetch_members(&self, members: &[&[u8]]) {
         if let Repr::Skiplist(skiplist) = &self.repr {
             skiplist.prefetch(members);
