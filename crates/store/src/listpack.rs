@@ -16,37 +16,50 @@
 /// The byte offset of an entry's start.
 pub type Pos = usize;
 
-/// One pointer: to an allocation of a header (the encoded bytes' length, then the entry
-/// count, LEB128 each: two bytes for a small listpack) followed by exactly the encoded
-/// entries; none when empty. A small hash or sorted set is then its listpack's pointer,
-/// inside the keyspace's node, rather than a box holding a vector.
+/// Two words: a pointer to exactly the encoded entries (none when empty), their length and
+/// their count (Redis keeps both in its listpack's header). A hash or sorted set holds it
+/// inline, so a small one is its key's node and this one allocation, which is the entries'
+/// exact size (a header in it would push some sizes into the next allocator class).
+///
+/// A length of 4 GiB or more (a list element that big) is kept in the allocation's first
+/// eight bytes instead, and a count of 65,535 or more is counted by walking, as Redis does
+/// past its header's 16 bits.
 #[derive(Default)]
 pub struct Listpack {
     raw: Option<NonNull<u8>>,
+    /// The entries' length, or [`BYTES_ELSEWHERE`].
+    bytes: u32,
+    /// The entry count, or [`COUNT_UNKNOWN`].
+    count: u16,
+    /// Values the compiler may use for the tags of the enums around a listpack (the
+    /// encodings of a hash, a set, a sorted set), so that they stay two words.
+    _niche: Niche,
 }
 
-/// Reads a LEB128 value at `at`; returns (value, bytes used).
-///
-/// # Safety
-///
-/// `at` must start a complete LEB128 value inside one allocation.
-unsafe fn read_varint(at: *const u8) -> (usize, usize) {
-    let (mut v, mut shift, mut i) = (0usize, 0, 0);
-    loop {
-        // SAFETY: the caller's promise: the value's bytes are there.
-        let b = unsafe { at.add(i).read() };
-        v |= ((b & 0x7f) as usize) << shift;
-        i += 1;
-        if b & 0x80 == 0 {
-            return (v, i);
-        }
-        shift += 7;
+#[derive(Default)]
+#[repr(u8)]
+enum Niche {
+    #[default]
+    Zero = 0,
+}
+
+/// `bytes` saying the length is in the allocation's first eight bytes.
+const BYTES_ELSEWHERE: u32 = u32::MAX;
+/// `count` saying the entries must be counted.
+const COUNT_UNKNOWN: u16 = u16::MAX;
+/// Lengths from here on are kept in the allocation; the unit tests lower it (and the next
+/// one) so that every test of the listpack and the types on it walks those paths too.
+const ELSEWHERE_FROM: usize = if cfg!(test) { 10_000 } else { BYTES_ELSEWHERE as usize };
+/// Counts from here on are counted by walking.
+const UNKNOWN_FROM: usize = if cfg!(test) { 150 } else { COUNT_UNKNOWN as usize };
+
+/// Where the entries start in the allocation for a length of `bytes`.
+fn data_at(bytes: usize) -> usize {
+    if bytes >= ELSEWHERE_FROM {
+        8
+    } else {
+        0
     }
-}
-
-/// The header's size for `count` entries in `bytes` bytes.
-pub(crate) fn header_len(count: usize, bytes: usize) -> usize {
-    varint_len(bytes) + varint_len(count)
 }
 
 // SAFETY: a listpack owns its allocation outright (no sharing, no interior mutability), as
@@ -62,9 +75,9 @@ fn layout(size: usize) -> Layout {
 impl Drop for Listpack {
     fn drop(&mut self) {
         if let Some(raw) = self.raw {
-            let (count, bytes, _) = self.parts();
-            // SAFETY: allocated with the layout of its header and entries (see `reshape`).
-            unsafe { alloc::dealloc(raw.as_ptr(), layout(header_len(count, bytes) + bytes)) }
+            let (bytes, at) = self.extent();
+            // SAFETY: allocated with the layout of its entries (see `reshape`).
+            unsafe { alloc::dealloc(raw.as_ptr(), layout(at + bytes)) }
         }
     }
 }
@@ -203,21 +216,34 @@ impl Listpack {
         Self::default()
     }
 
-    /// (entry count, bytes of the entries, where they start).
-    fn parts(&self) -> (usize, usize, usize) {
-        let Some(raw) = self.raw else { return (0, 0, 0) };
-        // SAFETY: a live allocation starts with its header: two LEB128 values, each at most
-        // ten bytes, both inside the allocation.
-        unsafe {
-            let (bytes, used) = read_varint(raw.as_ptr());
-            let (count, used_count) = read_varint(raw.as_ptr().add(used));
-            (count, bytes, used + used_count)
+    /// (bytes of the entries, where they start in the allocation).
+    fn extent(&self) -> (usize, usize) {
+        match self.raw {
+            Some(raw) if self.bytes == BYTES_ELSEWHERE => {
+                // SAFETY: such an allocation starts with the length, as eight bytes.
+                let bytes = unsafe { (raw.as_ptr() as *const u64).read_unaligned() };
+                (bytes as usize, 8)
+            }
+            _ => (self.bytes as usize, 0),
         }
+    }
+
+    /// The entries' count, walking them when the struct does not hold it.
+    fn count_entries(&self) -> usize {
+        if self.count != COUNT_UNKNOWN {
+            return self.count as usize;
+        }
+        let (buf, mut pos, mut count) = (self.buf(), 0, 0);
+        while pos < buf.len() {
+            pos = entry_at(buf, pos).1;
+            count += 1;
+        }
+        count
     }
 
     /// The encoded entries.
     fn buf(&self) -> &[u8] {
-        let (_, bytes, at) = self.parts();
+        let (bytes, at) = self.extent();
         match self.raw {
             // SAFETY: `bytes` initialized bytes follow the header.
             Some(raw) => unsafe { std::slice::from_raw_parts(raw.as_ptr().add(at), bytes) },
@@ -226,7 +252,7 @@ impl Listpack {
     }
 
     fn buf_mut(&mut self) -> &mut [u8] {
-        let (_, bytes, at) = self.parts();
+        let (bytes, at) = self.extent();
         match self.raw {
             // SAFETY: as in `buf`, and we own the allocation.
             Some(raw) => unsafe { std::slice::from_raw_parts_mut(raw.as_ptr().add(at), bytes) },
@@ -237,12 +263,13 @@ impl Listpack {
     /// Makes the listpack hold `count` entries in exactly `bytes` bytes, keeping the first
     /// of the old bytes (new bytes are zero until written). No allocation when empty.
     fn reshape(&mut self, count: usize, bytes: usize) {
-        let (old_count, old_bytes, old_at) = self.parts();
-        if (count, bytes) == (old_count, old_bytes) {
+        self.count = if count >= UNKNOWN_FROM { COUNT_UNKNOWN } else { count as u16 };
+        let (old_bytes, old_at) = self.extent();
+        if bytes == old_bytes {
             return;
         }
         let old_size = old_at + old_bytes;
-        let at = header_len(count, bytes);
+        let at = data_at(bytes);
         let size = at + bytes;
         let kept = old_bytes.min(bytes);
         // SAFETY: every allocation is made, resized and freed with the layout of its header
@@ -254,6 +281,7 @@ impl Listpack {
                 if let Some(raw) = self.raw.take() {
                     alloc::dealloc(raw.as_ptr(), layout(old_size));
                 }
+                (self.bytes, self.count) = (0, 0);
                 return;
             }
             let raw = match self.raw {
@@ -269,11 +297,11 @@ impl Listpack {
                 std::ptr::copy(raw.as_ptr().add(old_at), raw.as_ptr().add(at), kept);
             }
             raw.as_ptr().add(at + kept).write_bytes(0, bytes - kept);
-            let (encoded, used) = encode_varint(bytes);
-            std::ptr::copy_nonoverlapping(encoded.as_ptr(), raw.as_ptr(), used);
-            let (encoded_count, used_count) = encode_varint(count);
-            std::ptr::copy_nonoverlapping(encoded_count.as_ptr(), raw.as_ptr().add(used), used_count);
+            if at == 8 {
+                (raw.as_ptr() as *mut u64).write_unaligned(bytes as u64);
+            }
             self.raw = Some(raw);
+            self.bytes = if at == 8 { BYTES_ELSEWHERE } else { bytes as u32 };
         }
     }
 
@@ -287,7 +315,7 @@ impl Listpack {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.parts().0
+        self.count_entries()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -296,17 +324,13 @@ impl Listpack {
 
     /// Bytes of the encoded entries (what the `*-max-listpack-*` size limits compare with).
     pub fn bytes_len(&self) -> usize {
-        self.parts().1
+        self.extent().0
     }
 
     /// Heap bytes held, for MEMORY USAGE.
     pub fn allocated(&self) -> usize {
-        let (count, bytes, _) = self.parts();
-        if self.raw.is_some() {
-            header_len(count, bytes) + bytes
-        } else {
-            0
-        }
+        let (bytes, at) = self.extent();
+        at + bytes
     }
 
     /// The first entry's position, if any.
@@ -376,7 +400,7 @@ impl Listpack {
         // In place: grow by the entry, move the tail up, write the entry in the gap (no
         // temporary buffer, no splice).
         let size = encoded_len(data);
-        let (count, old, _) = self.parts();
+        let (count, old) = (self.len(), self.bytes_len());
         self.reshape(count + 1, old + size);
         let buf = self.buf_mut();
         buf.copy_within(pos..old, pos + size);
@@ -394,7 +418,7 @@ impl Listpack {
     /// Replaces the entry at `pos` with `data`.
     pub fn replace_at(&mut self, pos: Pos, data: &[u8]) {
         let end = self.entry_end(pos);
-        let (count, total, _) = self.parts();
+        let (count, total) = (self.len(), self.bytes_len());
         let size = encoded_len(data);
         if size > end - pos {
             self.reshape(count, total + size - (end - pos));
@@ -427,7 +451,7 @@ impl Listpack {
 
     /// Removes the bytes `pos..end`, which hold `entries` entries.
     fn cut(&mut self, pos: Pos, end: usize, entries: usize) {
-        let (count, total, _) = self.parts();
+        let (count, total) = (self.len(), self.bytes_len());
         self.buf_mut().copy_within(end..total, pos);
         self.reshape(count - entries, total - (end - pos));
     }
@@ -618,7 +642,7 @@ mod tests {
             let entry = if i % 50 == 0 { vec![b'y'; 100] } else { vec![i % 100] };
             lp.push_back(&entry);
             model.push_back(entry);
-            assert_eq!(lp.allocated(), header_len(lp.len(), lp.bytes_len()) + lp.bytes_len());
+            assert_eq!(lp.allocated(), lp.bytes_len());
         }
         while !model.is_empty() {
             assert_eq!(lp.pop_front(), model.pop_front());
