@@ -643,3 +643,43 @@ fn exec_never_seen_half_done(threads: usize, cores: usize) {
     let values: Vec<i64> = redis::cmd("MGET").arg(&*keys).query(&mut connect(&server)).unwrap();
     assert_eq!(values, vec![transactions as i64; keys.len()], "every EXEC incremented every key once");
 }
+
+/// MSET, MGET and DEL over four cores take one chain from core to core (see
+/// `runtime::chain`): a write of a watched key there fails the EXEC, a read of it or a DEL
+/// that deleted nothing does not, and the values are all there or none.
+#[test]
+fn one_hop_commands_over_four_cores_tell_the_watchers_of_what_they_changed() {
+    let server = Server::start(4, &[]);
+    let keys = keys_on_distinct_cores("w", 4, 4);
+    let mut watcher = connect(&server);
+    let mut other = connect(&server);
+    let watched = &keys[2];
+    let watch_then_exec = |watcher: &mut redis::Connection, other: &mut redis::Connection, between: &redis::Cmd| {
+        redis::cmd("WATCH").arg(watched).query::<()>(watcher).unwrap();
+        between.query::<redis::Value>(other).unwrap();
+        redis::cmd("MULTI").query::<()>(watcher).unwrap();
+        redis::cmd("SET").arg(watched).arg("mine").query::<()>(watcher).unwrap();
+        exec(watcher).is_some()
+    };
+    let mut mset = redis::cmd("MSET");
+    for key in &keys {
+        mset.arg(key).arg("1");
+    }
+    assert!(!watch_then_exec(&mut watcher, &mut other, &mset), "an MSET over four cores wrote the watched key");
+    let mut mget = redis::cmd("MGET");
+    mget.arg(&keys);
+    assert!(watch_then_exec(&mut watcher, &mut other, &mget), "an MGET changes nothing");
+    let mut del_missing = redis::cmd("DEL");
+    for key in &keys {
+        del_missing.arg(format!("{key}:missing"));
+    }
+    assert!(watch_then_exec(&mut watcher, &mut other, &del_missing), "a DEL of missing keys changes nothing");
+    let values: Vec<Option<String>> = mget.query(&mut other).unwrap();
+    assert_eq!(values, vec![Some("1".to_owned()), Some("1".to_owned()), Some("mine".to_owned()), Some("1".to_owned())]);
+    let mut del = redis::cmd("DEL");
+    del.arg(&keys);
+    assert!(!watch_then_exec(&mut watcher, &mut other, &del), "a DEL over four cores deleted the watched key");
+    let mut exists = redis::cmd("EXISTS");
+    exists.arg(&keys);
+    assert_eq!(exists.query::<i64>(&mut other).unwrap(), 0);
+}

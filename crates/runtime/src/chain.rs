@@ -11,20 +11,29 @@
 //! last core, holding the last locks, releases everything and answers the coordinator. About
 //! two messages per core instead of four.
 //!
+//! The cross-core commands that hop once (MSET, MGET, DEL, UNLINK, EXISTS, TOUCH) over more
+//! than this core and one other take the same road ([`Core::run_multi_chain`]): their one hop
+//! is the chain's steps.
+//!
 //! Why it is still atomic and cannot deadlock: every lock is taken before any is released
 //! (two-phase locking), and a core whose keys another client wants serves it only after the
 //! release, so what anyone reads on any core is all of the transaction or none of it. A
 //! chain waits for a core's locks while it holds only locks of lower cores, the order every
 //! transaction takes them in, so no cycle of waits can form.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
-use shoal_commands::{HopOp, HopResult};
-use shoal_resp::Protocol;
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::FutureExt;
+use shoal_commands::{Coordinator, HopOp, HopResult, MultiFn};
+use shoal_resp::{Frame, Protocol};
 
 use crate::core::{Core, Msg, Payload, TxId};
 use crate::locks::LockSet;
+use crate::pair::Refusal;
 
 /// A chained transaction between two of its steps.
 pub struct Chain {
@@ -38,8 +47,13 @@ pub struct Chain {
     pub(crate) req: u64,
     /// The steps not run yet, one per core, ascending; the first is the receiving core's.
     pub(crate) steps: VecDeque<(usize, LockSet, HopOp)>,
-    /// What the steps run so far returned, with their cores (which hold their locks).
-    pub(crate) done: Vec<(usize, HopResult)>,
+    /// What the steps run so far returned, with their cores (which hold their locks) and
+    /// whether each changed anything there.
+    pub(crate) done: Vec<(usize, HopResult, bool)>,
+    /// Whether a core's release tells the watchers and waiters of its locked keys when its
+    /// step changed anything (a cross-core command's steps; an EXEC's commands tell them as
+    /// they run).
+    pub(crate) signal: bool,
 }
 
 impl Core {
@@ -54,11 +68,12 @@ impl Core {
         proto: Protocol,
         now: u64,
         steps: VecDeque<(usize, LockSet, HopOp)>,
+        signal: bool,
     ) -> Option<Vec<(usize, HopResult)>> {
         debug_assert!(steps.iter().zip(steps.iter().skip(1)).all(|(a, b)| a.0 < b.0), "cores in ascending order");
         let (req, answer) = self.expect_reply();
         let first = steps.front().expect("a chain has a step").0;
-        let chain = Box::new(Chain { tx, db, proto, now, origin: self.id, req, steps, done: Vec::new() });
+        let chain = Box::new(Chain { tx, db, proto, now, origin: self.id, req, steps, done: Vec::new(), signal });
         if first == self.id {
             self.chain_arrived(chain);
         } else {
@@ -96,8 +111,10 @@ impl Core {
         }
         let (_, _, op) = chain.steps.pop_front().expect("a granted chain has its step");
         // Keyspace events are off wherever a chain runs (see `crate::pair::applies`).
+        let before = chain.signal.then(|| self.with_shard(|shard| crate::core::changes(shard)));
         let (result, _) = self.run_hop(chain.db, chain.proto, op, chain.now, Some(tx));
-        chain.done.push((self.id, result));
+        let changed = before.is_some_and(|before| self.with_shard(|shard| crate::core::changes(shard)) != before);
+        chain.done.push((self.id, result, changed));
         if let Some(&(next, _, _)) = chain.steps.front() {
             if next == self.id {
                 unreachable!("a chain's cores are distinct");
@@ -107,12 +124,98 @@ impl Core {
         }
         // Every lock is held and every step ran: release, this core last.
         let Chain { origin, req, done, .. } = *chain;
-        for &(core, _) in &done {
-            if core != self.id {
-                self.send(core, Msg::Release { tx, wrote: false, barrier: false });
+        let mut here = false;
+        let results = done
+            .into_iter()
+            .map(|(core, result, changed)| {
+                if core == self.id {
+                    here = changed;
+                } else {
+                    self.send(core, Msg::Release { tx, wrote: changed, barrier: false });
+                }
+                (core, result)
+            })
+            .collect();
+        self.release_local(tx, here);
+        self.answer(origin, req, Payload::Chain(results));
+    }
+}
+
+/// Runs a one-hop cross-core command's hop as a chain (see [`Core::run_multi_chain`]).
+struct ChainCoordinator {
+    core: Rc<Core>,
+    db: usize,
+    proto: Protocol,
+    tx: TxId,
+    /// The locks per core (ascending), until the hop takes them.
+    sets: RefCell<Option<Vec<(usize, LockSet)>>>,
+    /// Set when the first core refused (nothing ran): the command's future is then dropped.
+    refusal: Refusal,
+    /// The steps are a replica client's read (see [`crate::core::hiding_expired`]).
+    hiding: bool,
+}
+
+impl Coordinator for ChainCoordinator {
+    fn shard_count(&self) -> usize {
+        self.core.shard_count
+    }
+
+    fn db_index(&self) -> usize {
+        self.db
+    }
+
+    fn proto(&self) -> Protocol {
+        self.proto
+    }
+
+    fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
+        async move {
+            let sets = self.sets.borrow_mut().take().expect("the commands of the chain path hop once");
+            let count = ops.len();
+            let mut ops: Vec<(usize, usize, HopOp)> = ops.into_iter().enumerate().map(|(index, (shard, op))| (shard, index, op)).collect();
+            ops.sort_by_key(|(shard, _, _)| *shard);
+            // One step per core with an op, with that core's locks (every locked core has a
+            // step: the locks come from the same keys).
+            let mut indexes = Vec::with_capacity(ops.len());
+            let mut steps = VecDeque::with_capacity(ops.len());
+            for (shard, index, op) in ops {
+                debug_assert!(steps.back().is_none_or(|(last, _, _)| *last < shard), "the commands of the chain path hop once per core");
+                let set = sets.iter().find(|(s, _)| *s == shard).map(|(_, set)| set.clone()).unwrap_or_default();
+                let op = if self.hiding { crate::core::hiding_expired(op) } else { op };
+                indexes.push(index);
+                steps.push_back((shard, set, op));
             }
+            debug_assert!(sets.iter().all(|(shard, _)| steps.iter().any(|(s, _, _)| s == shard)), "every locked core has a step");
+            let Some(done) = self.core.run_chain(self.tx, self.db, self.proto, crate::core::now_ms(), steps, true).await else {
+                return self.refusal.refuse().await;
+            };
+            let mut results: Vec<Option<HopResult>> = (0..count).map(|_| None).collect();
+            for (index, (_, result)) in indexes.into_iter().zip(done) {
+                results[index] = Some(result);
+            }
+            results.into_iter().map(|result| result.expect("every step ran")).collect()
         }
-        self.release_local(tx, false);
-        self.answer(origin, req, Payload::Chain(done));
+        .boxed_local()
+    }
+}
+
+impl Core {
+    /// Runs `multi` for `args`, a command that hops once (`crate::pair::ONE_HOP`), as one
+    /// chain over the cores of `sets`. None when the first core found that chains no
+    /// longer apply: nothing ran and nothing is held.
+    pub(crate) async fn run_multi_chain(
+        self: &Rc<Self>,
+        db: usize,
+        proto: Protocol,
+        multi: MultiFn,
+        args: &[Bytes],
+        sets: Vec<(usize, LockSet)>,
+        reading: bool,
+    ) -> Option<Frame> {
+        let hiding = reading && self.with_shard(|shard| shard.dbs[db].loading());
+        let coordinator =
+            ChainCoordinator { core: self.clone(), db, proto, tx: self.new_tx(), sets: RefCell::new(Some(sets)), refusal: Refusal::default(), hiding };
+        let outcome = coordinator.refusal.unless_refused(multi(&coordinator, args.to_vec())).await;
+        outcome
     }
 }

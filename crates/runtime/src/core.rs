@@ -1635,12 +1635,20 @@ impl Core {
             _ => unreachable!("{} has a cross-core form", spec.name),
         };
         let mode = if spec.is_write() { Mode::Exclusive } else { Mode::Shared };
-        // Keys on this core and one other: one round trip (see `crate::pair`).
-        if shards.len() == 2 && shards.contains(&self.id) && crate::pair::ONE_HOP.contains(&spec.name) && crate::pair::applies(self) {
+        // Keys on this core and one other: one round trip (see `crate::pair`). Over other
+        // cores, or when a lock of the pair was not free: one chain (see `crate::chain`).
+        if shards.len() >= 2 && crate::pair::ONE_HOP.contains(&spec.name) && crate::pair::applies(self) {
             let started = Stopwatch::start();
             let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
-            // Boxed: its state stays out of every cross-core command's future.
-            if let Some(reply) = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets, !spec.is_write())).await {
+            // Boxed: their state stays out of every cross-core command's future.
+            let mut reply = None;
+            if shards.len() == 2 && shards.contains(&self.id) {
+                reply = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets.clone(), !spec.is_write())).await;
+            }
+            if reply.is_none() {
+                reply = Box::pin(self.run_multi_chain(db, proto, multi, &args, sets, !spec.is_write())).await;
+            }
+            if let Some(reply) = reply {
                 self.stats.borrow_mut().record(spec.name, started.elapsed(), &reply);
                 self.note_slow(spec, &args, started.elapsed(), client);
                 return reply;

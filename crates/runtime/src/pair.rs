@@ -81,8 +81,7 @@ struct PairCoordinator {
     /// The other core's locks, until the hop sends them.
     remote: RefCell<Option<LockSet>>,
     /// Set when the other core refused: the command's future is then dropped.
-    refused: Cell<bool>,
-    waiter: RefCell<Option<Waker>>,
+    refusal: Refusal,
     /// Whether this core's step changed anything (its release then tells the watchers).
     changed: Cell<bool>,
     /// The steps are a replica client's read (see [`crate::core::hiding_expired`]).
@@ -119,11 +118,7 @@ impl Coordinator for PairCoordinator {
             }
             if let Some((index, run)) = wait {
                 let Some(result) = run.await else {
-                    self.refused.set(true);
-                    if let Some(waker) = self.waiter.borrow_mut().take() {
-                        waker.wake();
-                    }
-                    return futures::future::pending().await;
+                    return self.refusal.refuse().await;
                 };
                 results[index] = Some(result);
             }
@@ -186,24 +181,47 @@ impl Core {
             tx,
             peer,
             remote: RefCell::new(Some(remote)),
-            refused: Cell::new(false),
-            waiter: RefCell::new(None),
+            refusal: Refusal::default(),
             changed: Cell::new(false),
             hiding,
         };
-        let refused = std::future::poll_fn(|cx| {
-            if coordinator.refused.get() {
-                return Poll::Ready(());
-            }
-            *coordinator.waiter.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
-        });
-        let run = multi(&coordinator, args.to_vec());
-        let outcome = match futures::future::select(run, std::pin::pin!(refused)).await {
-            Either::Left((reply, _)) => Some(reply),
-            Either::Right(_) => None,
-        };
+        let outcome = coordinator.refusal.unless_refused(multi(&coordinator, args.to_vec())).await;
         hold.release(outcome.is_some() && coordinator.changed.get());
         outcome
+    }
+}
+
+/// A refusal that ends a cross-core command's future in the middle, before anything ran:
+/// its hop awaits [`Refusal::refuse`], and the command runs under
+/// [`Refusal::unless_refused`], which then drops it.
+#[derive(Default)]
+pub(crate) struct Refusal {
+    refused: Cell<bool>,
+    waiter: RefCell<Option<Waker>>,
+}
+
+impl Refusal {
+    /// Marks the command refused; never completes (the command's future is dropped).
+    pub(crate) async fn refuse<T>(&self) -> T {
+        self.refused.set(true);
+        if let Some(waker) = self.waiter.borrow_mut().take() {
+            waker.wake();
+        }
+        futures::future::pending().await
+    }
+
+    /// `run`'s output, or None when it was refused.
+    pub(crate) async fn unless_refused<T>(&self, run: impl std::future::Future<Output = T>) -> Option<T> {
+        let refused = std::future::poll_fn(|cx| {
+            if self.refused.get() {
+                return Poll::Ready(());
+            }
+            *self.waiter.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        });
+        match futures::future::select(std::pin::pin!(run), std::pin::pin!(refused)).await {
+            Either::Left((output, _)) => Some(output),
+            Either::Right(_) => None,
+        }
     }
 }

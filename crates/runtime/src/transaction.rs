@@ -363,7 +363,7 @@ impl Core {
             })
             .collect();
         let tx = self.new_tx();
-        let done = self.run_chain(tx, db, proto, crate::core::now_ms(), steps).await?;
+        let done = self.run_chain(tx, db, proto, crate::core::now_ms(), steps, false).await?;
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
         let mut stats = self.stats.borrow_mut();
         for (group, (_, result)) in indexes.into_iter().zip(done) {
