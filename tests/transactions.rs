@@ -683,3 +683,39 @@ fn one_hop_commands_over_four_cores_tell_the_watchers_of_what_they_changed() {
     exists.arg(&keys);
     assert_eq!(exists.query::<i64>(&mut other).unwrap(), 0);
 }
+
+/// An EXEC over four cores with a WATCH takes every lock on its way forward, checks at the
+/// last core and runs on its way back (see `runtime::chain`): it runs when nothing touched
+/// the watched keys, and answers nil without running anything when a write or an expiry
+/// did, whichever core the watched key lives on.
+#[test]
+fn a_watched_exec_over_four_cores_runs_all_or_nothing() {
+    let server = Server::start(4, &[]);
+    let keys = keys_on_distinct_cores("x", 4, 4);
+    let mut client = connect(&server);
+    let mut other = connect(&server);
+    let incr_all = |client: &mut redis::Connection| {
+        redis::cmd("MULTI").query::<()>(client).unwrap();
+        for key in &keys {
+            redis::cmd("INCR").arg(key).query::<()>(client).unwrap();
+        }
+        exec(client)
+    };
+    let values = |other: &mut redis::Connection| -> Vec<Option<i64>> { redis::cmd("MGET").arg(&keys).query(other).unwrap() };
+    for watched in &keys {
+        redis::cmd("WATCH").arg(watched).arg(&keys[0]).query::<()>(&mut client).unwrap();
+        assert!(incr_all(&mut client).is_some(), "nothing touched {watched}");
+    }
+    assert_eq!(values(&mut other), vec![Some(4); 4]);
+    for watched in &keys {
+        redis::cmd("WATCH").arg(watched).query::<()>(&mut client).unwrap();
+        redis::cmd("SET").arg(watched).arg(10).query::<()>(&mut other).unwrap();
+        assert_eq!(incr_all(&mut client), None, "{watched} was written after the WATCH");
+    }
+    assert_eq!(values(&mut other), vec![Some(10); 4], "a failed EXEC ran nothing");
+    redis::cmd("PEXPIRE").arg(&keys[3]).arg(50).query::<()>(&mut other).unwrap();
+    redis::cmd("WATCH").arg(&keys[3]).query::<()>(&mut client).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(incr_all(&mut client), None, "the watched key expired");
+    assert_eq!(values(&mut other), vec![Some(10), Some(10), Some(10), None]);
+}

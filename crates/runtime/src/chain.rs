@@ -54,6 +54,14 @@ pub struct Chain {
     /// step changed anything (a cross-core command's steps; an EXEC's commands tell them as
     /// they run).
     pub(crate) signal: bool,
+    /// An EXEC's WATCH check. With one, the chain takes every lock on its way forward
+    /// without running anything (`waiting` keeps the ops), checks at the last core, and
+    /// runs the steps on its way back, each core releasing as soon as its step ran; the
+    /// first core answers. A failed check releases everything and answers no results.
+    pub(crate) check: Option<crate::transaction::WatchCheck>,
+    pub(crate) waiting: Vec<(usize, HopOp)>,
+    /// On its way back (see `check`).
+    pub(crate) back: bool,
 }
 
 impl Core {
@@ -61,6 +69,7 @@ impl Core {
     /// returns each core's result, in the steps' order, or None when the first core found
     /// that chains no longer apply (nothing ran). The locks are released before this
     /// returns, also when the caller goes away meanwhile (the last core releases them).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run_chain(
         self: &Rc<Self>,
         tx: TxId,
@@ -69,11 +78,12 @@ impl Core {
         now: u64,
         steps: VecDeque<(usize, LockSet, HopOp)>,
         signal: bool,
+        check: Option<crate::transaction::WatchCheck>,
     ) -> Option<Vec<(usize, HopResult)>> {
         debug_assert!(steps.iter().zip(steps.iter().skip(1)).all(|(a, b)| a.0 < b.0), "cores in ascending order");
         let (req, answer) = self.expect_reply();
         let first = steps.front().expect("a chain has a step").0;
-        let chain = Box::new(Chain { tx, db, proto, now, origin: self.id, req, steps, done: Vec::new(), signal });
+        let chain = Box::new(Chain { tx, db, proto, now, origin: self.id, req, steps, done: Vec::new(), signal, check, waiting: Vec::new(), back: false });
         if first == self.id {
             self.chain_arrived(chain);
         } else {
@@ -88,6 +98,9 @@ impl Core {
 
     /// A chain reached this core: its step runs once its locks are granted.
     pub(crate) fn chain_arrived(self: &Rc<Self>, mut chain: Box<Chain>) {
+        if chain.back {
+            return self.chain_step_back(chain);
+        }
         let set = chain.steps.front_mut().map(|(_, set, _)| std::mem::take(set)).expect("a chain arrives with its step");
         let granted = self.locks.borrow_mut().acquire(set, crate::core::Waiter::Chain(chain));
         if let Some(granted) = granted {
@@ -104,12 +117,15 @@ impl Core {
         // since the coordinator looked. Nothing ran yet, so the EXEC can still go the general
         // way. Once the first core holds its locks, the cut that starts a log waits for the
         // chain to release them, so its writes are in the snapshot.
-        if chain.done.is_empty() && !crate::pair::applies(self) {
+        if chain.done.is_empty() && chain.waiting.is_empty() && !crate::pair::applies(self) {
             self.release_local(tx, false);
             self.answer(chain.origin, chain.req, Payload::Refused);
             return;
         }
         let (_, _, op) = chain.steps.pop_front().expect("a granted chain has its step");
+        if chain.check.is_some() {
+            return self.chain_locked(chain, op);
+        }
         // Keyspace events are off wherever a chain runs (see `crate::pair::applies`).
         let before = chain.signal.then(|| self.with_shard(|shard| crate::core::changes(shard)));
         let (result, _) = self.run_hop(chain.db, chain.proto, op, chain.now, Some(tx));
@@ -137,6 +153,50 @@ impl Core {
             })
             .collect();
         self.release_local(tx, here);
+        self.answer(origin, req, Payload::Chain(results));
+    }
+
+    /// A checked chain's forward step: this core's locks are held; its op waits for the way
+    /// back. The last core checks the WATCH, now that every lock is held.
+    fn chain_locked(self: &Rc<Self>, mut chain: Box<Chain>, op: HopOp) {
+        chain.waiting.push((self.id, op));
+        if let Some(&(next, _, _)) = chain.steps.front() {
+            self.send(next, Msg::Chain(chain));
+            return;
+        }
+        let holds = chain.check.as_ref().is_some_and(|check| check());
+        if !holds {
+            let tx = chain.tx;
+            for &(core, _) in &chain.waiting {
+                if core != self.id {
+                    self.send(core, Msg::Release { tx, wrote: false, barrier: false });
+                }
+            }
+            self.release_local(tx, false);
+            self.answer(chain.origin, chain.req, Payload::Chain(Vec::new()));
+            return;
+        }
+        chain.back = true;
+        self.chain_step_back(chain);
+    }
+
+    /// A checked chain's way back: runs this core's op, releases here (every lock was held
+    /// before the first op ran), and passes the chain to the core before; the first core
+    /// answers with every core's result, in ascending core order.
+    fn chain_step_back(self: &Rc<Self>, mut chain: Box<Chain>) {
+        let tx = chain.tx;
+        let (core, op) = chain.waiting.pop().expect("a chain on its way back has this core's op");
+        debug_assert_eq!(core, self.id);
+        // An EXEC's commands tell the watchers and waiters as they run.
+        let (result, _) = self.run_hop(chain.db, chain.proto, op, chain.now, Some(tx));
+        chain.done.push((self.id, result, false));
+        self.release_local(tx, false);
+        if let Some(&(previous, _)) = chain.waiting.last() {
+            self.send(previous, Msg::Chain(chain));
+            return;
+        }
+        let Chain { origin, req, done, .. } = *chain;
+        let results = done.into_iter().rev().map(|(core, result, _)| (core, result)).collect();
         self.answer(origin, req, Payload::Chain(results));
     }
 }
@@ -186,7 +246,7 @@ impl Coordinator for ChainCoordinator {
                 steps.push_back((shard, set, op));
             }
             debug_assert!(sets.iter().all(|(shard, _)| steps.iter().any(|(s, _, _)| s == shard)), "every locked core has a step");
-            let Some(done) = self.core.run_chain(self.tx, self.db, self.proto, crate::core::now_ms(), steps, true).await else {
+            let Some(done) = self.core.run_chain(self.tx, self.db, self.proto, crate::core::now_ms(), steps, true, None).await else {
                 return self.refusal.refuse().await;
             };
             let mut results: Vec<Option<HopResult>> = (0..count).map(|_| None).collect();

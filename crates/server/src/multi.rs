@@ -176,6 +176,14 @@ async fn exec_guard_held(node: &Rc<Node>, flags: Option<u8>, queued: &[Queued]) 
     node.core.call_on(core, move |core| core.with_shard(|shard| crate::cluster::exec_guard(&cmds, &shard.dbs[0], flags))).await
 }
 
+/// The WATCH check of a transaction path that runs it where every lock is held.
+fn watch_check(watch: &Option<WatchState>) -> Option<shoal_runtime::transaction::WatchCheck> {
+    watch.as_ref().map(|state| {
+        let (flag, deadlines) = (state.flag.clone(), state.deadlines.clone());
+        Box::new(move || watch_holds(&flag, &deadlines, shoal_runtime::now_ms())) as shoal_runtime::transaction::WatchCheck
+    })
+}
+
 /// EXEC: runs the queued commands as one transaction, or answers why not.
 pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     let Some(multi) = conn.multi.take() else {
@@ -268,12 +276,8 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
     // general path below checks the slot again once it holds the keys.
     if cluster_guard.is_none() && one_peer(node, &multi.queued, &watched) {
         let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
-        let check = watch.as_ref().map(|state| {
-            let (flag, deadlines) = (state.flag.clone(), state.deadlines.clone());
-            Box::new(move || watch_holds(&flag, &deadlines, shoal_runtime::now_ms())) as shoal_runtime::transaction::WatchCheck
-        });
         // Boxed: its state stays out of every EXEC's future.
-        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, check, conn.client.id)).await {
+        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await {
             if outcome.is_some() {
                 feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
             }
@@ -281,14 +285,16 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
             return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
     }
-    // Keyed single-core commands over several cores, no WATCH: passed from core to core
-    // (see `exec_chained`).
-    if cluster_guard.is_none() && watched.is_empty() {
+    // Keyed single-core commands over several cores: passed from core to core (see
+    // `exec_chained`).
+    if cluster_guard.is_none() {
         let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
-        if let Some(replies) = Box::pin(node.core.exec_chained(conn.db, conn.proto, &cmds, conn.client.id)).await {
-            feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+        if let Some(outcome) = Box::pin(node.core.exec_chained(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await {
+            if outcome.is_some() {
+                feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
+            }
             forget(conn, watch);
-            return (Frame::Array(replies), After::Continue);
+            return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
         }
     }
     // The database of each command: a queued SELECT changes it for the ones after it.
