@@ -132,9 +132,6 @@ impl Core {
         let changed = before.is_some_and(|before| self.with_shard(|shard| crate::core::changes(shard)) != before);
         chain.done.push((self.id, result, changed));
         if let Some(&(next, _, _)) = chain.steps.front() {
-            if next == self.id {
-                unreachable!("a chain's cores are distinct");
-            }
             self.send(next, Msg::Chain(chain));
             return;
         }
@@ -230,7 +227,7 @@ impl Coordinator for ChainCoordinator {
 
     fn hop(&self, ops: Vec<(usize, HopOp)>) -> LocalBoxFuture<'_, Vec<HopResult>> {
         async move {
-            let sets = self.sets.borrow_mut().take().expect("the commands of the chain path hop once");
+            let mut sets = self.sets.borrow_mut().take().expect("the commands of the chain path hop once");
             let count = ops.len();
             let mut ops: Vec<(usize, usize, HopOp)> = ops.into_iter().enumerate().map(|(index, (shard, op))| (shard, index, op)).collect();
             ops.sort_by_key(|(shard, _, _)| *shard);
@@ -240,12 +237,12 @@ impl Coordinator for ChainCoordinator {
             let mut steps = VecDeque::with_capacity(ops.len());
             for (shard, index, op) in ops {
                 debug_assert!(steps.back().is_none_or(|(last, _, _)| *last < shard), "the commands of the chain path hop once per core");
-                let set = sets.iter().find(|(s, _)| *s == shard).map(|(_, set)| set.clone()).unwrap_or_default();
+                let set = sets.iter_mut().find(|(s, _)| *s == shard).map(|(_, set)| std::mem::take(set)).unwrap_or_default();
                 let op = if self.hiding { crate::core::hiding_expired(op) } else { op };
                 indexes.push(index);
                 steps.push_back((shard, set, op));
             }
-            debug_assert!(sets.iter().all(|(shard, _)| steps.iter().any(|(s, _, _)| s == shard)), "every locked core has a step");
+            debug_assert!(sets.iter().all(|(_, set)| set.is_empty()), "every locked core has a step");
             let Some(done) = self.core.run_chain(self.tx, self.db, self.proto, crate::core::now_ms(), steps, true, None).await else {
                 return self.refusal.refuse().await;
             };
@@ -275,7 +272,6 @@ impl Core {
         let hiding = reading && self.with_shard(|shard| shard.dbs[db].loading());
         let coordinator =
             ChainCoordinator { core: self.clone(), db, proto, tx: self.new_tx(), sets: RefCell::new(Some(sets)), refusal: Refusal::default(), hiding };
-        let outcome = coordinator.refusal.unless_refused(multi(&coordinator, args.to_vec())).await;
-        outcome
+        coordinator.refusal.unless_refused(multi(&coordinator, args.to_vec())).await
     }
 }

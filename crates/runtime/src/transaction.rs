@@ -313,13 +313,24 @@ impl Core {
         let (result, _) = self.run_hop(db, proto, batch_op(here_batch, None, client), crate::core::now_ms(), None);
         let here_timed = timed_of(result).expect("no check here");
         hold.release(false);
+        let answered = there_indexes.into_iter().zip(there_timed).chain(here_indexes.into_iter().zip(here_timed));
+        Some(Some(self.in_queue_order(cmds, answered)))
+    }
+
+    /// The replies of an EXEC's commands in their queue's order, from (index in `cmds`,
+    /// what it ran to) in any order; each command's run goes into the stats.
+    fn in_queue_order(
+        &self,
+        cmds: &[(&'static CommandSpec, &Route, &[Bytes])],
+        answered: impl Iterator<Item = (usize, (Frame, std::time::Duration, Vec<KeyEvent>))>,
+    ) -> Vec<Frame> {
         let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
         let mut stats = self.stats.borrow_mut();
-        for (index, (frame, elapsed, _)) in there_indexes.into_iter().zip(there_timed).chain(here_indexes.into_iter().zip(here_timed)) {
+        for (index, (frame, elapsed, _)) in answered {
             stats.record(cmds[index].0.name, elapsed, &frame);
             replies[index] = Some(frame);
         }
-        Some(Some(replies.into_iter().map(|r| r.expect("every command answered")).collect()))
+        replies.into_iter().map(|r| r.expect("every command answered")).collect()
     }
 }
 
@@ -372,16 +383,9 @@ impl Core {
         if done.is_empty() {
             return Some(None);
         }
-        let mut replies: Vec<Option<Frame>> = (0..cmds.len()).map(|_| None).collect();
-        let mut stats = self.stats.borrow_mut();
-        for (group, (_, result)) in indexes.into_iter().zip(done) {
-            let timed = timed_of(result).expect("a hop without a check always runs");
-            for (index, (frame, elapsed, _)) in group.into_iter().zip(timed) {
-                stats.record(cmds[index].0.name, elapsed, &frame);
-                replies[index] = Some(frame);
-            }
-        }
-        Some(Some(replies.into_iter().map(|r| r.expect("every command answered")).collect()))
+        let answered =
+            indexes.into_iter().zip(done).flat_map(|(group, (_, result))| group.into_iter().zip(timed_of(result).expect("a hop without a check always runs")));
+        Some(Some(self.in_queue_order(cmds, answered)))
     }
 }
 
