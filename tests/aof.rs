@@ -719,12 +719,14 @@ fn writes_acknowledged_while_the_log_turns_on_survive_kill_9() {
 /// from where the first one's counts stopped, so CONFIG SET and the writes after it answer
 /// (they waited for ever when a new writer counted from zero), and those writes survive a
 /// kill -9 wherever the rewrite that CONFIG SET started stands (the write made while the log
-/// was off is in the files only once that rewrite is done).
+/// was off is in the files only once that rewrite is done). The last round slows the
+/// writer's open of its file, so the rewrite that CONFIG SET starts would finish and delete
+/// that file first unless the rewrite waits for the open (CONFIG SET hung so under load).
 #[test]
 fn the_log_turned_off_and_on_again_under_always_keeps_answering_and_logging() {
-    for wait_ms in [0, 5, 30] {
+    for (wait_ms, open_delay) in [(0, "0"), (5, "0"), (30, "0"), (0, "300")] {
         let dir = Server::scratch("aof-off-on");
-        let server = Server::start_in(&dir, THREADS, ALWAYS);
+        let server = Server::start_in_with_env(&dir, THREADS, ALWAYS, &[("SHOAL_TEST_AOF_OPEN_DELAY_MS", open_delay)]);
         let mut raw = server.raw();
         raw.set_read_timeout(Duration::from_secs(20));
         for key in ["a", "b", "c", "d"] {
@@ -745,7 +747,7 @@ fn the_log_turned_off_and_on_again_under_always_keeps_answering_and_logging() {
         let reply = raw.command(&["MGET", "a", "b", "c", "d", "after:a", "after:b", "after:c", "last"]).unwrap();
         assert_eq!(
             reply, "*8\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n1\r\n",
-            "killed {wait_ms} ms after the writes"
+            "killed {wait_ms} ms after the writes, open delayed {open_delay} ms"
         );
         drop(raw);
         drop(restarted);

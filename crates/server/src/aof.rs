@@ -568,8 +568,27 @@ async fn run_batch(core: &Rc<Core>, db: usize, cmds: Vec<Cmd>) {
 }
 
 /// A file for the writer to append to from the given position: the log was turned on (or
-/// loaded) while a writer may already run for the replicas.
+/// loaded) while a writer may already run for the replicas. It stays here until the writer
+/// has it open (see [`writer_file_open`]).
 static OPEN_FILE: std::sync::Mutex<Option<(PathBuf, u64)>> = std::sync::Mutex::new(None);
+
+/// `SHOAL_TEST_AOF_OPEN_DELAY_MS`: the writer waits this long before each open of a given
+/// file, so tests can make a rewrite outrun it (see [`writer_file_open`]).
+fn open_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| std::env::var("SHOAL_TEST_AOF_OPEN_DELAY_MS").ok().and_then(|ms| ms.parse().ok()).map(Duration::from_millis))
+}
+
+/// Completes once the writer holds the file it was given open, or its open failed. A
+/// rewrite waits for this before its cut: the rewrite deletes the incremental files its
+/// base covers, and a writer that had not opened its file by then would find it gone and
+/// never reach the cut that moves it on (CONFIG SET appendonly yes hung so when its rewrite
+/// finished before core 0's writer first ran).
+pub async fn writer_file_open() {
+    while OPEN_FILE.lock().expect("not poisoned").is_some() && !WRITE_FAILED.load(std::sync::atomic::Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// On core 0, once the log is active: has the writer append to `file` (when given) and starts
 /// it unless it runs.
@@ -623,10 +642,20 @@ async fn write_until_stopped(core: Rc<Core>) {
         if RESELECT.swap(false, std::sync::atomic::Ordering::SeqCst) {
             merger.db = None;
         }
-        let opening = OPEN_FILE.lock().expect("not poisoned").take();
+        let opening = OPEN_FILE.lock().expect("not poisoned").clone();
         if let Some((path, at)) = opening {
+            if let Some(delay) = open_delay() {
+                glommio::timer::sleep(delay).await;
+            }
             match AofFile::open(&path).await {
                 Ok(new_file) => {
+                    // Opened: a rewrite may start (unless another file was given meanwhile).
+                    {
+                        let mut given = OPEN_FILE.lock().expect("not poisoned");
+                        if given.as_ref().is_some_and(|(p, a)| *p == path && *a == at) {
+                            *given = None;
+                        }
+                    }
                     if let Some(old) = file.replace(new_file) {
                         old.close().await;
                     }
@@ -638,7 +667,6 @@ async fn write_until_stopped(core: Rc<Core>) {
                     // writes are refused meanwhile (MISCONF) and the open is tried again.
                     tracing::error!("Can't open the append only file {path:?} for appending: {e}");
                     set_write_error(Some(&e));
-                    OPEN_FILE.lock().expect("not poisoned").get_or_insert((path, at));
                     glommio::timer::sleep(Duration::from_millis(100)).await;
                     continue;
                 }

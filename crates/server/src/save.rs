@@ -471,6 +471,9 @@ async fn write_snapshot(
     // The RDB file records where it stands in the replication stream (see
     // `replication::SavePoint`).
     let point = if purpose == Purpose::Rdb { crate::replication::save_point().await } else { None };
+    if purpose == Purpose::AofRewrite {
+        crate::aof::writer_file_open().await;
+    }
     // The cut: no command runs anywhere while every database starts its snapshot.
     let lock = node.core.lock_everything().await;
     let changes: Vec<u64> = node

@@ -137,6 +137,11 @@ impl Server {
         Server::spawn_on_a_free_port(dir.to_path_buf(), threads, extra, &[])
     }
 
+    /// [`Server::start_in`] with extra environment variables.
+    pub fn start_in_with_env(dir: &std::path::Path, threads: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_on_a_free_port(dir.to_path_buf(), threads, extra, env)
+    }
+
     /// [`Server::start_in`] on a given port (a server restarted where its replicas look).
     pub fn start_in_on(dir: &std::path::Path, port: u16, threads: usize, extra: &[&str]) -> Server {
         Server::spawn_in(dir.to_path_buf(), port, threads, extra)
