@@ -10,6 +10,10 @@
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
+# An A/B of idle cores spinning before they sleep (SHOAL_SPIN_US, read by every shoal-server
+# the scripts start; Redis ignores it), one call each way:
+#   SKIP_SCALING=1 COMPARE_SUITES=" "                     (Pub/Sub: one to one crosses cores)
+#   SHOAL_SPIN_US=50 SKIP_SCALING=1 COMPARE_SUITES=" "
 # Mind the clock: compare.py runs --requests times --client-threads requests per workload
 # (8 times that at P16), so one round of the types suite at the defaults below takes 3-4
 # minutes per server there (LRANGE_100 and ZRANGE at P16 most of it); three rounds do not fit
