@@ -9,6 +9,10 @@ server it prints ops/s, p50, p99, the ratio to redis, and the efficiency against
 (ops/s with N cores divided by N times ops/s with one). The server CPUs' busy time per
 request and the client CPUs' busy share show which side set the pace.
 
+With --client loadgen, part 1 runs shoal-loadgen (one process per client CPU, --connections
+split between them) instead of redis-benchmark: a lighter client, for server counts that
+redis-benchmark on 8 CPUs cannot keep busy.
+
 Part 2, shoal-loadgen (one process per client CPU): GET/SET at pipeline 1, alone and with
 10% of the units cross-core MULTI(5xINCR) transactions, for redis and for shoal with the
 largest thread count (issue 4: the drop must stay within 10%).
@@ -17,7 +21,7 @@ Each run is sized to last about --seconds from the previous configuration's rate
 repeat every configuration and medians are printed.
 
     bench/scaling.py --shoal BIN --loadgen BIN [--threads 1,2,4,8] [--client-cpus 8-15]
-                     [--client-threads 8] [--seconds 3] [--rounds 2]
+                     [--client-threads 8] [--seconds 3] [--rounds 2] [--client loadgen]
                      [--redis-server redis-server] [--redis-benchmark redis-benchmark]
 
 Processes are pinned with sched_setaffinity, so taskset is not needed.
@@ -42,6 +46,13 @@ WORKLOADS = [
     ("SET P16", ["-t", "set", "-P", "16"]),
     ("GET P16", ["-t", "get", "-P", "16"]),
 ]
+# The same workloads as shoal-loadgen arguments (--client loadgen).
+LOADGEN_WORKLOADS = {
+    "SET P1": ["--workload", "set", "-P", "1"],
+    "GET P1": ["--workload", "get", "-P", "1"],
+    "SET P16": ["--workload", "set", "-P", "16"],
+    "GET P16": ["--workload", "get", "-P", "16"],
+}
 # First guesses of one core's rate, before anything was measured.
 GUESS_PER_CORE = {"P1": 150_000, "P16": 1_200_000}
 
@@ -83,15 +94,22 @@ def redis_benchmark(opts, port, args, requests, server_cpus, client_cpus):
 
 
 def loadgen_mix(opts, port, tx_percent, tx_cores, server_cpus, client_cpus):
-    """One shoal-loadgen per client CPU, all at once; returns summed units/s, the median p50,
-    the worst p99, the server CPUs' busy time per unit (us) and the client CPUs' busy share."""
+    """GET/SET at pipeline 1 with `tx_percent` of the units MULTI(5xINCR) over `tx_cores`
+    cores (see `loadgen_run`)."""
+    args = ["--workload", "mixed", "--tx-percent", str(tx_percent), "--tx-cores", str(tx_cores), "-P", "1"]
+    return loadgen_run(opts, port, args, server_cpus, client_cpus)
+
+
+def loadgen_run(opts, port, args, server_cpus, client_cpus):
+    """One shoal-loadgen per client CPU, all at once, each with `args`; returns summed units/s,
+    the median p50, the worst p99, the server CPUs' busy time per unit (us) and the client
+    CPUs' busy share."""
     server_list, client_list = ",".join(map(str, server_cpus)), ",".join(map(str, client_cpus[:opts.client_threads]))
     s0, c0 = cpu_times(server_list), cpu_times(client_list)
     procs = []
     for i, cpu in enumerate(client_cpus[:opts.client_threads]):
-        cmd = [opts.loadgen, "-p", str(port), "--workload", "mixed", "--tx-percent", str(tx_percent),
-               "--tx-cores", str(tx_cores), "-P", "1", "-c", str(max(1, opts.connections // opts.client_threads)),
-               "-r", "100000", "-d", "64", "--seconds", str(opts.seconds), "--seed", str(i + 1), "--csv"]
+        cmd = [opts.loadgen, "-p", str(port)] + args + ["-c", str(max(1, opts.connections // opts.client_threads)),
+                                                       "-r", "100000", "-d", "64", "--seconds", str(opts.seconds), "--seed", str(i + 1), "--csv"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=pinned([cpu])))
     total, p50s, p99 = 0.0, [], 0.0
     for proc in procs:
@@ -121,6 +139,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--redis-server", default="redis-server", help="command, split on spaces")
     parser.add_argument("--redis-benchmark", default="redis-benchmark", help="command, split on spaces")
+    parser.add_argument("--client", choices=["redis-benchmark", "loadgen"], default="redis-benchmark",
+                        help="part 1's client")
     parser.add_argument("--skip-mix", action="store_true")
     parser.add_argument("--mix-only", action="store_true", help="only the GET/SET with 10%% MULTI part")
     opts = parser.parse_args()
@@ -133,8 +153,8 @@ def main():
     thread_counts = [int(t) for t in opts.threads.split(",")]
     configs = [("redis", 1)] + [(f"shoal t{t}", t) for t in thread_counts]
     workdir = tempfile.mkdtemp(prefix="shoal-scaling-")
-    print(f"CPUs: {os.cpu_count()}, client CPUs {opts.client_cpus}, redis-benchmark --threads {opts.client_threads} "
-          f"-c {opts.connections}", flush=True)
+    client = f"redis-benchmark --threads {opts.client_threads}" if opts.client == "redis-benchmark" else f"{opts.client_threads} shoal-loadgen"
+    print(f"CPUs: {os.cpu_count()}, client CPUs {opts.client_cpus}, {client} -c {opts.connections}", flush=True)
 
     per_core = {}  # workload -> last measured ops/s per server core
     results = {}  # (label, workload) -> [(ops/s, p50, p99, us/op, client busy)]
@@ -147,7 +167,10 @@ def main():
                     kind = name.split()[1]
                     rate = per_core.get(name, GUESS_PER_CORE[kind]) * threads
                     requests = max(100_000, int(min(rate, 8_000_000) * opts.seconds))
-                    row = redis_benchmark(opts, port, args, requests, server_cpus, client_cpus)
+                    if opts.client == "loadgen":
+                        row = loadgen_run(opts, port, LOADGEN_WORKLOADS[name], server_cpus, client_cpus)
+                    else:
+                        row = redis_benchmark(opts, port, args, requests, server_cpus, client_cpus)
                     per_core[name] = row[0] / threads
                     results.setdefault((label, name), []).append(row)
                     print(f"  round {round_index + 1} {label:<9} {name:<8} {row[0]:>12,.0f} ops/s  p50 {row[1]:.3f}  p99 {row[2]:.3f}  "

@@ -10,6 +10,9 @@
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
+# Issue 2's scaling with the lighter client (redis-benchmark on 8 CPUs cannot keep 8 Shoal
+# cores busy):
+#   SCALING_ARGS="--threads 1,2,4,8 --client loadgen --skip-mix --rounds 1" SKIP_COMPARE=1
 # An A/B of idle cores spinning before they sleep (SHOAL_SPIN_US, read by every shoal-server
 # the scripts start; Redis ignores it), one call each way:
 #   SKIP_SCALING=1 COMPARE_SUITES=" "                     (Pub/Sub: one to one crosses cores)
