@@ -725,3 +725,33 @@ fn maxmemory_clients_evicts_the_biggest_client_unless_it_said_no_evict() {
         );
     }
 }
+
+/// The spinning switches (crates/runtime/src/spin.rs): cores that spin before they sleep, and
+/// spin longer while they wait for another core's answer, still answer commands that cross
+/// cores, and go quiet once the load stops (the spin bounds each idle moment, it does not
+/// replace sleeping).
+#[test]
+fn cores_that_spin_before_they_sleep_serve_and_then_go_quiet() {
+    let server = Server::start_with_env(THREADS, &[], &[("SHOAL_SPIN_US", "20"), ("SHOAL_SPIN_WAIT_US", "200")]);
+    let mut raw = server.raw();
+    for round in 0..200 {
+        let (a, b, c) = (format!("a{round}"), format!("b{round}"), format!("c{round}"));
+        assert_eq!(raw.command(&["MSET", &a, "1", &b, "2", &c, "3"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["MGET", &a, &b, &c]).unwrap(), "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+        assert_eq!(raw.command(&["MULTI"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["INCR", &a]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(raw.command(&["INCR", &c]).unwrap(), "+QUEUED\r\n");
+        assert_eq!(raw.command(&["EXEC"]).unwrap(), "*2\r\n:2\r\n:4\r\n");
+    }
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid())).unwrap();
+        let fields: Vec<u64> = stat.rsplit(')').next().unwrap().split_whitespace().skip(11).take(2).map(|f| f.parse().unwrap()).collect();
+        fields[0] + fields[1]
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (before, started) = (cpu_ticks(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let busy = (cpu_ticks() - before) as f64 / 100.0 / started.elapsed().as_secs_f64();
+    // Idle, the cores wake for their cron (hz) and spin at most 200 us each time.
+    assert!(busy < 0.25, "an idle server spinning before sleeps used {:.0}% of a CPU", busy * 100.0);
+}

@@ -674,7 +674,11 @@ impl Core {
         let req = self.next_req.get();
         self.next_req.set(req + 1);
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(req, tx);
+        let mut pending = self.pending.borrow_mut();
+        pending.insert(req, tx);
+        if pending.len() == 1 {
+            crate::spin::waiting(true);
+        }
         (req, rx)
     }
 
@@ -683,10 +687,19 @@ impl Core {
         if to != self.id {
             return self.reply(to, req, payload);
         }
-        let waiter = self.pending.borrow_mut().remove(&req);
-        if let Some(waiter) = waiter {
+        if let Some(waiter) = self.take_pending(req) {
             let _ = waiter.send(payload);
         }
+    }
+
+    /// The answer channel of request `req`, if its requester still waits.
+    fn take_pending(&self, req: u64) -> Option<oneshot::Sender<Payload>> {
+        let mut pending = self.pending.borrow_mut();
+        let waiter = pending.remove(&req);
+        if waiter.is_some() && pending.is_empty() {
+            crate::spin::waiting(false);
+        }
+        waiter
     }
 
     pub(crate) fn reply(self: &Rc<Self>, to: usize, req: u64, payload: Payload) {
@@ -742,9 +755,8 @@ impl Core {
                 self.reply(from, req, Payload::Call(result));
             }
             Msg::Reply { req, payload } => {
-                let waiter = self.pending.borrow_mut().remove(&req);
                 // The requester may have gone away (a closed connection); drop the answer then.
-                if let Some(waiter) = waiter {
+                if let Some(waiter) = self.take_pending(req) {
                     let _ = waiter.send(payload);
                 }
             }

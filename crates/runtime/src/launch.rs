@@ -86,11 +86,9 @@ where
         let lazyfree = lazyfree.clone();
         let started_tx = events_tx.clone();
         let mut builder = LocalExecutorBuilder::new(placement).name(&format!("shoal-{index}")).io_memory(io_memory);
-        // SHOAL_SPIN_US (an experiment's switch, off by default): an executor with nothing to
-        // do polls its rings and channels this long before it sleeps, so a message from
-        // another core finds it awake (no eventfd write for the sender, no wakeup for it).
-        if let Some(us) = spin_before_park_us() {
-            builder = builder.spin_before_park(std::time::Duration::from_micros(us));
+        // SHOAL_SPIN_US (an experiment's switch, off by default; see `crate::spin`).
+        if let Some(spin) = crate::spin::idle() {
+            builder = builder.spin_before_park(spin);
         }
         let handle = builder
             .spawn(move || async move {
@@ -160,11 +158,6 @@ async fn join_mesh(
         futures::future::Either::Left((joined, _)) => joined.expect("every core joins the mesh"),
         futures::future::Either::Right(_) => unreachable!("the ticks never end"),
     }
-}
-
-/// `SHOAL_SPIN_US`: how long an idle executor spins before it sleeps (see [`launch`]).
-fn spin_before_park_us() -> Option<u64> {
-    std::env::var("SHOAL_SPIN_US").ok().and_then(|v| v.parse().ok()).filter(|&us| us > 0)
 }
 
 #[cfg(test)]

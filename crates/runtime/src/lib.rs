@@ -21,6 +21,7 @@ mod pair;
 pub mod pubsub;
 pub mod script;
 pub mod slowlog;
+mod spin;
 pub mod stats;
 pub mod tracking;
 pub mod transaction;

@@ -1453,8 +1453,6 @@ impl LocalExecutor {
             let waker = dummy_waker();
             let cx = &mut Context::from_waker(&waker);
 
-            let spin_before_park = self.spin_before_park().unwrap_or_default();
-
             let future = this
                 .spawn_into(future, TaskQueueHandle::default())
                 .unwrap()
@@ -1495,6 +1493,9 @@ impl LocalExecutor {
                         // future is probably the one setting up the task queues and etc.
                         break t.unwrap();
                     } else {
+                        // Shoal: read at each sleep, so the application can change it
+                        // while it runs (`ExecutorProxy::set_spin_before_park`).
+                        let spin_before_park = this.spin_before_park().unwrap_or_default();
                         while !this.reactor.spin_poll_io().unwrap() {
                             if pre_time.elapsed() > spin_before_park {
                                 this.parker
@@ -2081,6 +2082,14 @@ pub unsafe fn spawn_scoped_local_into<'a, T>(
 pub struct ExecutorProxy {}
 
 impl ExecutorProxy {
+    /// Shoal: changes how long this executor spins, polling its rings and channels, before
+    /// it sleeps when it has nothing to run (`None`: it sleeps at once), from its next sleep
+    /// on; [`LocalExecutorBuilder::spin_before_park`] sets the first value.
+    #[cfg(not(feature = "native-tls"))]
+    pub fn set_spin_before_park(&self, spin: Option<Duration>) {
+        LOCAL_EX.with(|local_ex| local_ex.queues.borrow_mut().spin_before_park = spin);
+    }
+
     /// Checks if this task has run for too long and need to be preempted. This
     /// is useful for situations where we can't call .await, for instance,
     /// if a [`RefMut`] is held. If this tests true, then the user is
