@@ -17,6 +17,8 @@
 # the scripts start; Redis ignores it), one call each way:
 #   SKIP_SCALING=1 COMPARE_SUITES=" "                     (Pub/Sub: one to one crosses cores)
 #   SHOAL_SPIN_US=50 SKIP_SCALING=1 COMPARE_SUITES=" "
+# and SHOAL_SPIN_WAIT_US=50 (spin only while a core waits for another core's answer) the same
+# way, for Pub/Sub and for the scaling part (SCALING_ARGS="--threads 8 --client loadgen ...").
 # Mind the clock: compare.py runs --requests times --client-threads requests per workload
 # (8 times that at P16), so one round of the types suite at the defaults below takes 3-4
 # minutes per server there (LRANGE_100 and ZRANGE at P16 most of it); three rounds do not fit
