@@ -168,10 +168,24 @@ impl Server {
         server
     }
 
+    /// Starts shoal-server on a given port (a restart where clients or replicas look for it).
+    /// While it was down, another process's outgoing connection may have been given that
+    /// port as its own (the kernel hands out free ports so); the server then exits at once,
+    /// and it is tried again a few times, as such a connection soon ends.
     fn spawn_in(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
-        let mut server = Server::spawn_unready(dir, port, threads, extra);
-        server.wait_ready();
-        server
+        let mut attempts = 5;
+        loop {
+            let mut server = Server::spawn_unready(dir.clone(), port, threads, extra);
+            match server.try_ready() {
+                Ok(()) => return server,
+                Err(status) if attempts > 1 => {
+                    attempts -= 1;
+                    eprintln!("server on port {port} exited during startup with {status}; trying the same port again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(status) => panic!("server exited during startup with {status}"),
+            }
+        }
     }
 
     fn spawn_unready(dir: PathBuf, port: u16, threads: usize, extra: &[&str]) -> Server {
