@@ -5,8 +5,9 @@
 #   ../shared/scripts/redis-bundle.sh .redis-bundle          # redis-server, redis-benchmark
 #   mkdir -p .device-bin && echo /.device-bin/ >> .git/info/exclude
 #   CARGO_TARGET_DIR=/tmp/rel-target cargo build --release -p shoal-server -p shoal-loadgen
-#   for b in shoal-server shoal-loadgen shoal-pubsub-load; do strip -o .device-bin/$b /tmp/rel-target/release/$b; done
-#   device run: scripts/device-scaling.sh   (carry .redis-bundle and .device-bin)
+#   for b in shoal-server shoal-loadgen shoal-pubsub-load; do strip --strip-debug -o .device-bin/$b /tmp/rel-target/release/$b; done
+#   scripts/perf-bundle.sh .perf-bundle                        # only for PERF_MIX (below)
+#   device run: scripts/device-scaling.sh   (carry .redis-bundle and .device-bin, and .perf-bundle)
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
@@ -63,6 +64,40 @@ export PATH="$shim:$PATH"
 
 # SCALING_BINS: the server binaries in .device-bin to run the scaling script for, in turn (an
 # A/B of two builds: copy the other one in as, say, shoal-server-base).
+# PERF_MIX=1: first a profile of the server under the GET/SET mix with PERF_TX% (default 10)
+# MULTI(5xINCR) units, PERF_THREADS (default 8) cores on CPUs 0.., shoal-loadgen on
+# PERF_CLIENT_CPUS (default 8-15): `perf record -e cpu-clock -g` for 5 s, the reports in
+# $OUT/perf-mix.txt. Needs .perf-bundle (scripts/perf-bundle.sh) and a server stripped with
+# --strip-debug, so its functions have names.
+if [ -n "${PERF_MIX:-}" ]; then
+    threads=${PERF_THREADS:-8}
+    port=7399
+    taskset -c "0-$((threads - 1))" "$bin/shoal-server" --port $port --threads "$threads" --save "" >/dev/null 2>&1 &
+    server=$!
+    sleep 2
+    clients=()
+    for cpu in $(python3 -c "import sys; sys.path.insert(0, 'bench'); from benchlib import cpu_list; print(*cpu_list('${PERF_CLIENT_CPUS:-8-15}'))"); do
+        taskset -c "$cpu" "$bin/shoal-loadgen" -p $port --workload mixed --tx-percent "${PERF_TX:-10}" --tx-cores "$threads" \
+            -c 32 -r 100000 -d 64 --seconds 9 --seed "$cpu" --csv >"$OUT/perf-loadgen-$cpu.txt" 2>&1 &
+        clients+=($!)
+    done
+    sleep 2
+    data=$(mktemp)
+    "$PWD/.perf-bundle/perf" record -e cpu-clock -g -p "$server" -o "$data" -- sleep 5 2>&1 | tail -1
+    wait "${clients[@]}"
+    kill "$server"
+    wait "$server" 2>/dev/null
+    {
+        echo "== by symbol, self"
+        "$PWD/.perf-bundle/perf" report -i "$data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -120
+        echo "== by symbol, with children"
+        "$PWD/.perf-bundle/perf" report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | sed 's/[ -]*$//' | head -120
+    } >"$OUT/perf-mix.txt"
+    rm -f "$data"
+    tail -3 "$OUT"/perf-loadgen-*.txt
+    [ -n "${PERF_ONLY:-}" ] && exit 0
+fi
+
 [ -n "${SKIP_SCALING:-}" ] && SCALING_BINS=" "
 for server in ${SCALING_BINS:-shoal-server}; do
     echo "== $server"
