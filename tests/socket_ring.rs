@@ -207,3 +207,38 @@ fn shutdown_ends_connections_waiting_for_input() {
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "the server exits while a client waits");
     assert!(idle.read_until_closed().expect("the connection closes").is_empty());
 }
+
+/// A quiet core gives its socket buffers' pages back (`socket::release_buffer_pages`, beside
+/// the allocator's purge): it takes the buffer ring away from the kernel meanwhile. A request
+/// trickled in while no command runs (so the core counts as quiet) keeps arriving during the
+/// give-backs, and must be read whole, in order.
+#[test]
+fn input_arriving_while_quiet_cores_give_their_buffers_back_is_read_whole() {
+    let server = ring_server(&[], None);
+    let mut raw = server.raw();
+    let givebacks = |raw: &mut Raw| info_field(raw, "server", "shoal_socket_buffer_givebacks").parse::<u64>().unwrap();
+    // Every core gives back once in its first quiet second, and then not again until it runs
+    // a command: after this, only this connection's core does, once per trickle.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = givebacks(&mut raw);
+    for round in 0..3u8 {
+        let value: Vec<u8> = (0..200_000u32).map(|i| b'a' + ((i * 7 + round as u32) % 26) as u8).collect();
+        let key = format!("trickled:{round}");
+        let mut request = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n", key.len(), value.len()).into_bytes();
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+        // About 2.5 s of input and not one whole command: every core stays quiet.
+        for chunk in request.chunks(request.len() / 25 + 1) {
+            raw.send(chunk);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(raw.read_reply().unwrap(), "+OK\r\n", "round {round}");
+        let mut expected = format!("${}\r\n", value.len()).into_bytes();
+        expected.extend_from_slice(&value);
+        expected.extend_from_slice(b"\r\n");
+        raw.send(format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).as_bytes());
+        assert!(raw.read_reply_bytes().unwrap() == expected, "round {round}: the value read back is the value sent");
+    }
+    let after = givebacks(&mut raw);
+    assert!(after >= before + 3, "the quiet cores gave their buffers back during the trickles ({before} -> {after})");
+}

@@ -180,7 +180,8 @@ const RETURN_EVERY_MS: u64 = 1_000;
 /// went quiet after a burst (a load, a big DEL) would otherwise keep them resident, as RSS,
 /// for good (Redis's jemalloc purges in the background). A quiet core only: the collection
 /// walks the heap's pages (about 0.3 ms for 160 MB), which a busy core should not pause for,
-/// and a busy core's own allocations purge as they go.
+/// and a busy core's own allocations purge as they go. The core's socket buffers go back at
+/// the same moment (`socket::release_buffer_pages`).
 pub fn return_freed_pages(commands_processed: u64) {
     let now = crate::client::coarse_ms();
     let (last_ms, last_processed, returned) = LAST_RETURN.with(Cell::get);
@@ -195,5 +196,6 @@ pub fn return_freed_pages(commands_processed: u64) {
     let started = std::time::Instant::now();
     // SAFETY: mi_collect works on the calling thread's heap, which is alive.
     unsafe { libmimalloc_sys::mi_collect(false) };
+    crate::socket::release_buffer_pages();
     tracing::trace!(elapsed_us = started.elapsed().as_micros() as u64, "returned freed pages");
 }

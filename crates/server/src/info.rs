@@ -171,6 +171,7 @@ pub struct Snapshot {
     pub threads: usize,
     /// How the cores read their sockets (see `crate::socket`).
     pub socket_io: &'static str,
+    pub socket_buffer_givebacks: u64,
     pub connected_clients: usize,
     pub blocked_clients: usize,
     /// The largest query buffer and pending output of any client lately (see
@@ -329,6 +330,7 @@ async fn snapshot(node: &Rc<Node>, sections: &[Section]) -> Snapshot {
         config_file: config.source_path().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default(),
         threads: node.core.shard_count,
         socket_io: crate::socket::path_name(node.core.shard_count),
+        socket_buffer_givebacks: crate::socket::buffer_givebacks(),
         connected_clients: shared.clients.load(Ordering::Relaxed),
         maxclients: config.maxclients,
         used_memory,
@@ -434,6 +436,7 @@ fn fields(section: Section, s: &Snapshot) -> Vec<(String, String)> {
             add("shoal_version", env!("CARGO_PKG_VERSION").to_owned());
             add("threads", s.threads.to_string());
             add("shoal_socket_io", s.socket_io.to_owned());
+            add("shoal_socket_buffer_givebacks", s.socket_buffer_givebacks.to_string());
         }
         Section::Clients => {
             add("connected_clients", s.connected_clients.to_string());

@@ -40,7 +40,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use bytes::BytesMut;
@@ -203,6 +203,27 @@ pub enum PrefetchStep {
     Second,
 }
 
+/// A quiet core gives back the pages of its socket buffers (beside the allocator's purge,
+/// `alloc::return_freed_pages`): the provided-buffer ring hands buffers out in FIFO order,
+/// so deep pipelines leave every one of them resident (4 MiB a core) otherwise.
+pub fn release_buffer_pages() {
+    let ring = RING.with(|r| r.borrow().clone());
+    if let Some(ring) = ring {
+        match ring.release_pages() {
+            Ok(()) => drop(GIVEBACKS.fetch_add(1, Ordering::Relaxed)),
+            Err(e) => tracing::warn!("could not give back the socket buffers' pages: {e}"),
+        }
+    }
+}
+
+/// Give-backs of socket buffer pages so far, every core's (INFO's
+/// `shoal_socket_buffer_givebacks`).
+static GIVEBACKS: AtomicU64 = AtomicU64::new(0);
+
+pub fn buffer_givebacks() -> u64 {
+    GIVEBACKS.load(Ordering::Relaxed)
+}
+
 /// Installs this core's input prefetch: when several connections' requests arrive in one
 /// reap, each one's key is on its way into the cache while the others are taken and run.
 /// Without the ring (glommio's path) it is never called.
@@ -294,6 +315,38 @@ impl Ring {
         // SAFETY: the tail field lives in the first entry of our mapping; the kernel reads it
         // concurrently, hence the atomic release store (it publishes the entry written above).
         unsafe { AtomicU16::from_ptr(types::BufRingEntry::tail(self.entries) as *mut u16).store(tail, Ordering::Release) };
+    }
+
+    /// Gives the buffers' pages back to the system (a quiet core's give-back; see
+    /// [`release_buffer_pages`]). The kernel may write into any buffer it owns at any moment,
+    /// so it is made to own none first: the buffer ring is unregistered (receives that find
+    /// no buffer end with ENOBUFS and are re-armed, as when buffers run out), and every
+    /// completion posted so far is reaped, its bytes copied out. Receives run as task_work
+    /// on this thread, never beside it, so none is half done here. Then the pages go, and the
+    /// ring is registered again with every buffer.
+    fn release_pages(&self) -> io::Result<()> {
+        self.uring.borrow_mut().submitter().unregister_buf_ring(BUFFER_GROUP)?;
+        self.reap();
+        let page = 4096;
+        let start = (self.buffers.as_ptr() as usize).next_multiple_of(page);
+        let end = (self.buffers.as_ptr() as usize + self.buffers.len()) / page * page;
+        if end > start {
+            // SAFETY: the range lies within our buffers, which no one reads or writes now;
+            // their next use finds zero pages, which is fine for buffers about to be filled.
+            if unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) } != 0 {
+                tracing::debug!("madvise of the socket buffers: {}", io::Error::last_os_error());
+            }
+        }
+        // A ring registered anew starts at head 0: so does our tail.
+        self.tail.set(0);
+        // SAFETY: as in `give_back`; the ring is not registered, so the kernel reads nothing.
+        unsafe { AtomicU16::from_ptr(types::BufRingEntry::tail(self.entries) as *mut u16).store(0, Ordering::Release) };
+        // SAFETY: as in `Ring::new`.
+        unsafe { self.uring.borrow_mut().submitter().register_buf_ring_with_flags(self.entries as u64, self.buffer_count, BUFFER_GROUP, 0)? };
+        for bid in 0..self.buffer_count {
+            self.give_back(bid);
+        }
+        Ok(())
     }
 
     fn user_data(slot: u32, generation: u32, kind: u64) -> u64 {
