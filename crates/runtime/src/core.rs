@@ -1651,13 +1651,15 @@ impl Core {
         // cores, or when a lock of the pair was not free: one chain (see `crate::chain`).
         if shards.len() >= 2 && crate::pair::ONE_HOP.contains(&spec.name) && crate::pair::applies(self) {
             let started = Stopwatch::start();
-            let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
-            // Boxed: their state stays out of every cross-core command's future.
+            // Boxed: their state stays out of every cross-core command's future. Each path
+            // takes its own lock sets (a refused pair, rare, computes them twice).
             let mut reply = None;
             if shards.len() == 2 && shards.contains(&self.id) {
-                reply = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets.clone(), !spec.is_write())).await;
+                let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
+                reply = Box::pin(self.run_multi_pair(db, proto, multi, &args, sets, !spec.is_write())).await;
             }
             if reply.is_none() {
+                let sets = self.key_lock_sets(db, spec, &args, &shards, mode);
                 reply = Box::pin(self.run_multi_chain(db, proto, multi, &args, sets, !spec.is_write())).await;
             }
             if let Some(reply) = reply {

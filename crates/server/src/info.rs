@@ -690,7 +690,7 @@ pub(crate) mod system {
         }
     }
 
-    fn page_size() -> u64 {
+    pub(crate) fn page_size() -> u64 {
         // SAFETY: sysconf only reads a system constant.
         let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         if size > 0 {

@@ -272,24 +272,20 @@ pub async fn exec(node: &Rc<Node>, conn: &mut Conn) -> (Frame, After) {
         }
     }
     // Keys on this core and one other: one message and its reply (see `exec_with_one_peer`).
-    // Never in cluster mode, where a transaction's keys are one slot's (WATCH aside): the
-    // general path below checks the slot again once it holds the keys.
-    if cluster_guard.is_none() && one_peer(node, &multi.queued, &watched) {
-        let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
-        // Boxed: its state stays out of every EXEC's future.
-        if let Some(outcome) = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await {
-            if outcome.is_some() {
-                feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
-            }
-            forget(conn, watch);
-            return (outcome.map_or(Frame::NullArray, Frame::Array), After::Continue);
-        }
-    }
-    // Keyed single-core commands over several cores: passed from core to core (see
-    // `exec_chained`).
+    // Keyed single-core commands over more cores: passed from core to core (see
+    // `exec_chained`). Never in cluster mode, where a transaction's keys are one slot's
+    // (WATCH aside): the general path below checks the slot again once it holds the keys.
     if cluster_guard.is_none() {
         let cmds: Vec<_> = multi.queued.iter().map(|q| (q.spec, &q.route, q.args.as_slice())).collect();
-        if let Some(outcome) = Box::pin(node.core.exec_chained(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await {
+        // Boxed: their state stays out of every EXEC's future.
+        let mut outcome = None;
+        if one_peer(node, &multi.queued, &watched) {
+            outcome = Box::pin(node.core.exec_with_one_peer(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await;
+        }
+        if outcome.is_none() {
+            outcome = Box::pin(node.core.exec_chained(conn.db, conn.proto, &cmds, &watched, watch_check(&watch), conn.client.id)).await;
+        }
+        if let Some(outcome) = outcome {
             if outcome.is_some() {
                 feed_monitors(node, conn, multi.queued.iter().map(|q| (q.spec, q.args.as_slice())));
             }

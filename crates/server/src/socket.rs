@@ -327,7 +327,7 @@ impl Ring {
     fn release_pages(&self) -> io::Result<()> {
         self.uring.borrow_mut().submitter().unregister_buf_ring(BUFFER_GROUP)?;
         self.reap();
-        let page = 4096;
+        let page = crate::info::system::page_size() as usize;
         let start = (self.buffers.as_ptr() as usize).next_multiple_of(page);
         let end = (self.buffers.as_ptr() as usize + self.buffers.len()) / page * page;
         if end > start {
