@@ -755,3 +755,28 @@ fn cores_that_spin_before_they_sleep_serve_and_then_go_quiet() {
     // Idle, the cores wake for their cron (hz) and spin at most 200 us each time.
     assert!(busy < 0.25, "an idle server spinning before sleeps used {:.0}% of a CPU", busy * 100.0);
 }
+
+/// A process's line `name:` of /proc/PID/`file`, as a number (the first field after it).
+fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"));
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn disable_thp_keeps_every_page_small_from_the_first_allocation() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    let value = "v".repeat(100);
+    for i in 0..2000 {
+        assert_eq!(raw.command(&["SET", &format!("key:{i}"), &value]).unwrap(), "+OK\r\n");
+    }
+    assert_eq!(proc_field(server.pid(), "status", "THP_enabled:"), 0);
+    // Not one huge page, not even those of what was allocated before the configuration was read.
+    assert_eq!(proc_field(server.pid(), "smaps_rollup", "AnonHugePages:"), 0, "kB in huge pages");
+    drop(raw);
+    drop(server);
+
+    let server = Server::start(THREADS, &["--disable-thp", "no"]);
+    assert_eq!(proc_field(server.pid(), "status", "THP_enabled:"), 1, "disable-thp no leaves them on");
+}
