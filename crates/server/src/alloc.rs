@@ -161,6 +161,21 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn small_classes_are_eight_bytes_apart() {
+        // `.cargo/config.toml` builds mimalloc with MI_MAX_ALIGN_SIZE=8: a key's 39-byte
+        // node takes a 40-byte block (48 with malloc's 16-byte alignment).
+        for (size, class) in [(39usize, 40usize), (40, 40), (41, 48), (55, 56), (57, 64), (24, 24)] {
+            let layout = Layout::from_size_align(size, 8).unwrap();
+            // SAFETY: a non-zero layout, freed with the same.
+            unsafe {
+                let p = Allocator.alloc(layout);
+                assert_eq!(libmimalloc_sys::mi_usable_size(p as *const c_void), class, "a {size}-byte request");
+                Allocator.dealloc(p, layout);
+            }
+        }
+    }
 }
 
 thread_local! {
