@@ -139,7 +139,7 @@ fn read_string<'a>(db: &'a mut Db, key: &[u8], now_ms: u64) -> Result<Option<&'a
 fn string_for_bits<'a>(db: &'a mut Db, key: &[u8], len: usize, now_ms: u64) -> Result<(&'a mut Vec<u8>, bool), Frame> {
     let mut grown = false;
     if db.lookup_write(key, now_ms).is_none() {
-        db.set(key, Value::Str(Str::Raw(vec![0; len])), now_ms);
+        db.set(key, Value::Str(Str::from_vec(vec![0; len])), now_ms);
         grown = true;
     }
     let entry = db.lookup_write(key, now_ms).expect("the key exists now");
@@ -468,7 +468,7 @@ pub fn op_store_result(db: &mut Db, key: &[u8], result: Vec<u8>, now_ms: u64) ->
         let removed = db.remove(key).is_some();
         db.add_changes(removed as u64);
     } else {
-        db.set(key, Value::Str(Str::Raw(result)), now_ms);
+        db.set(key, Value::Str(Str::from_vec(result)), now_ms);
         db.add_changes(1);
     }
     len

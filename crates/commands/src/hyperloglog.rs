@@ -98,7 +98,7 @@ fn corrupt() -> Frame {
 /// HyperLogLog form of it for strings that are not one.
 fn check_hll(value: &Value) -> Result<&Str, Frame> {
     match value {
-        Value::Str(s @ (Str::Emb(_) | Str::Raw(_))) if s.with_bytes(hll::is_hll) => Ok(s),
+        Value::Str(s) if s.with_bytes(hll::is_hll) => Ok(s),
         Value::Str(_) => Err(errors::error(NOT_HLL)),
         _ => Err(errors::wrong_type()),
     }
@@ -127,7 +127,7 @@ pub fn op_pfadd(db: &mut Db, key: &[u8], elements: &[Bytes], sparse_len_max: u64
             updated += hll::add(&mut created, element, sparse_len_max).map_err(|_| corrupt())? as u64;
         }
         hll::invalidate_cache(&mut created);
-        db.set(key, Value::Str(Str::Raw(created)), now_ms);
+        db.set(key, Value::Str(Str::from_vec(created)), now_ms);
         db.add_changes(updated);
         return Ok(true);
     };
@@ -272,7 +272,7 @@ fn pfcount_multi(coordinator: &dyn Coordinator, args: Vec<Bytes>) -> LocalBoxFut
 /// half). The key was checked while merging, under the same lock.
 pub fn op_merge_store(db: &mut Db, key: &[u8], merged: &Merged, sparse_len_max: u64, now_ms: u64) -> Result<(), Frame> {
     if db.lookup_write(key, now_ms).is_none() {
-        db.set(key, Value::Str(Str::Raw(hll::new_sparse())), now_ms);
+        db.set(key, Value::Str(Str::from_vec(hll::new_sparse())), now_ms);
     }
     let entry = db.lookup_write(key, now_ms).expect("the destination exists now");
     let buffer = hll_mut(&mut entry.value)?;

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use shoal_resp::Frame;
-use shoal_store::value::EMBSTR_LEN_MAX;
 use shoal_store::{Db, Str, Value};
 
 use crate::args::{self, is};
@@ -851,11 +850,7 @@ pub fn op_incrbyfloat(db: &mut Db, key: &[u8], increment: &[u8], now_ms: u64) ->
 /// A float result stored as printed: Redis stores the text (createStringObject), never
 /// int-encoded, so OBJECT ENCODING says embstr even for "3".
 fn printed_float(text: &str) -> Str {
-    if text.len() <= EMBSTR_LEN_MAX {
-        Str::Emb(text.as_bytes().into())
-    } else {
-        Str::Raw(text.as_bytes().to_vec())
-    }
+    Str::from_text(text.as_bytes())
 }
 
 /// INCRBYFLOAT key increment
@@ -1181,7 +1176,7 @@ pub fn op_setrange(db: &mut Db, key: &[u8], offset: u64, value: &[u8], len_max: 
             let mut bytes = vec![0u8; offset + value.len()];
             bytes[offset..].copy_from_slice(value);
             let len = bytes.len();
-            db.set(key, Value::Str(Str::Raw(bytes)), now_ms);
+            db.set(key, Value::Str(Str::from_vec(bytes)), now_ms);
             db.add_changes(1);
             Ok(len)
         }

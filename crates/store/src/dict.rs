@@ -26,7 +26,7 @@ use crate::varint;
 /// padding). A key costs its own length plus one byte or two, whatever its size, and a long
 /// key needs no second allocation. The metadata `M` (`()` unless the user needs it: the
 /// keyspace keeps its access clock and TTL flag there) fills what would be padding after an
-/// 8-aligned value: the keyspace's node for a 10-byte key is 47 bytes, not 51.
+/// 8-aligned value: the keyspace's node for a 10-byte key is 39 bytes, not 43.
 #[repr(C)]
 struct Node<V, M> {
     next: Link<V, M>,
@@ -217,6 +217,12 @@ impl<V, M> Dict<V, M> {
     /// on for up to `CHAIN_PREFETCH_DEPTH` nodes). Each pass issues all its misses before the
     /// next pass reads what the previous one fetched.
     pub fn prefetch(&self, keys: &[&[u8]], value: impl Fn(&V)) {
+        self.prefetch_deep(keys, value, |_| {});
+    }
+
+    /// [`Dict::prefetch`], then one pass more over the values found: `then` prefetches what
+    /// `value` brought points to (a boxed collection's listpack).
+    pub fn prefetch_deep(&self, keys: &[&[u8]], value: impl Fn(&V), then: impl Fn(&V)) {
         const GROUP: usize = 32;
         if self.buckets.is_empty() {
             return;
@@ -238,12 +244,15 @@ impl<V, M> Dict<V, M> {
             for (node, &bucket) in nodes.iter_mut().zip(&buckets[..keys.len()]) {
                 *node = self.buckets[bucket];
             }
+            let (mut found, mut found_count): ([Link<V, M>; GROUP], usize) = ([None; GROUP], 0);
             for _pass in 0..CHAIN_PREFETCH_DEPTH {
                 let mut more = false;
                 for (slot, key) in nodes.iter_mut().zip(keys) {
                     let Some(node) = *slot else { continue };
                     if key_eq(Node::key(node), key) {
                         value(Node::parts(node).0);
+                        found[found_count] = Some(node);
+                        found_count += 1;
                         *slot = None;
                     } else {
                         *slot = chain(Some(node)).nth(1);
@@ -256,6 +265,9 @@ impl<V, M> Dict<V, M> {
                 if !more {
                     break;
                 }
+            }
+            for node in found[..found_count].iter().flatten() {
+                then(Node::parts(*node).0);
             }
         }
     }

@@ -17,9 +17,9 @@
 pub type Pos = usize;
 
 /// Two words: a pointer to exactly the encoded entries (none when empty), their length and
-/// their count (Redis keeps both in its listpack's header). A hash or sorted set holds it
-/// inline, so a small one is its key's node and this one allocation, which is the entries'
-/// exact size (a header in it would push some sizes into the next allocator class).
+/// their count (Redis keeps both in its listpack's header). A small hash or sorted set is
+/// this inside its box, and this one allocation, which is the entries' exact size (a header
+/// in it would push some sizes into the next allocator class).
 ///
 /// A length of 4 GiB or more (a list element that big) is kept in the allocation's first
 /// eight bytes instead, and a count of 65,535 or more is counted by walking, as Redis does

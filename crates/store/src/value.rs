@@ -3,6 +3,9 @@
 //! Strings live here; the collection types live in [`crate::types`], boxed so a [`Value`]
 //! stays as small as a string.
 
+use std::alloc::Layout;
+use std::ptr::NonNull;
+
 use bytes::Bytes;
 
 use crate::types::{Hash, List, Set, Stream, ZSet};
@@ -15,11 +18,9 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 pub enum Value {
     Str(Str),
     List(Box<List>),
-    /// Inline, not boxed: a small hash is its listpack's pointer (see [`crate::listpack::Listpack`]).
-    Hash(Hash),
+    Hash(Box<Hash>),
     Set(Box<Set>),
-    /// Inline, as a hash.
-    ZSet(ZSet),
+    ZSet(Box<ZSet>),
     Stream(Box<Stream>),
 }
 
@@ -30,15 +31,26 @@ impl Value {
     pub fn prefetch(&self) {
         let at: *const u8 = match self {
             Value::Str(Str::Int(_)) => return,
-            Value::Str(Str::Emb(bytes)) => bytes.as_ptr(),
-            Value::Str(Str::Raw(bytes)) => bytes.as_ptr(),
+            Value::Str(Str::Emb(bytes) | Str::Raw(bytes)) => bytes.as_ptr(),
+            Value::Str(Str::Grown(buffer)) => &**buffer as *const Vec<u8> as *const u8,
             Value::List(list) => &**list as *const List as *const u8,
-            Value::Hash(hash) => return hash.prefetch(),
+            Value::Hash(hash) => &**hash as *const Hash as *const u8,
             Value::Set(set) => &**set as *const Set as *const u8,
-            Value::ZSet(zset) => return zset.prefetch(),
+            Value::ZSet(zset) => &**zset as *const ZSet as *const u8,
             Value::Stream(stream) => &**stream as *const Stream as *const u8,
         };
         crate::prefetch::read(at);
+    }
+
+    /// Prefetches what a boxed collection's header points to, once [`Value::prefetch`] has
+    /// brought the header: a small hash's or sorted set's listpack.
+    #[inline]
+    pub fn prefetch_inner(&self) {
+        match self {
+            Value::Hash(hash) => hash.prefetch(),
+            Value::ZSet(zset) => zset.prefetch(),
+            Value::Str(_) | Value::List(_) | Value::Set(_) | Value::Stream(_) => {}
+        }
     }
 
     /// Prefetches what looking up `members` of a collection will touch: a hash's fields,
@@ -70,10 +82,9 @@ impl Value {
         let owned = match self {
             Value::Str(s) => s.heap_bytes(),
             Value::List(list) => list.memory_usage(samples),
-            // Counted once: the representation is inside the value.
-            Value::Hash(hash) => hash.memory_usage(samples) - std::mem::size_of::<Hash>(),
+            Value::Hash(hash) => hash.memory_usage(samples),
             Value::Set(set) => set.memory_usage(samples),
-            Value::ZSet(zset) => zset.memory_usage(samples) - std::mem::size_of::<ZSet>(),
+            Value::ZSet(zset) => zset.memory_usage(samples),
             Value::Stream(stream) => stream.memory_usage(samples),
         };
         std::mem::size_of::<Value>() + owned
@@ -104,15 +115,98 @@ impl Value {
     }
 }
 
-/// A string value in one of Redis's three encodings.
+/// A string value in one of Redis's three encodings. Two words, so that a [`Value`] is two
+/// words too: the bytes of an embstr or raw string are behind one pointer with their length
+/// beside it ([`Exact`]), and only a string changed in place keeps a growable buffer, one
+/// pointer further away.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Str {
     /// A string that reads back as a canonical 64-bit integer.
     Int(i64),
     /// A short string stored as written (Redis's embstr).
-    Emb(Box<[u8]>),
-    /// A string that is long or has been modified in place (Redis's raw).
-    Raw(Vec<u8>),
+    Emb(Exact),
+    /// A long string stored as written (Redis's raw).
+    Raw(Exact),
+    /// A raw string that commands change in place (APPEND, SETRANGE, SETBIT, PFADD), with
+    /// room to grow as Redis's `sdsMakeRoomFor` leaves; also any string of 4 GiB or more.
+    Grown(Box<Vec<u8>>),
+}
+
+/// A string's bytes in an allocation of exactly their length, and that length: 12 bytes,
+/// 4-aligned, so that an enum around it fits its tag in the same two words.
+#[repr(C, packed(4))]
+pub struct Exact {
+    ptr: NonNull<u8>,
+    len: u32,
+}
+
+// SAFETY: an `Exact` owns its allocation outright, as a `Box<[u8]>` does.
+unsafe impl Send for Exact {}
+// SAFETY: as above; `&Exact` only reads.
+unsafe impl Sync for Exact {}
+
+impl Exact {
+    /// Lengths this form holds: up to 4 GiB less one byte.
+    pub const LEN_MAX: usize = u32::MAX as usize;
+
+    /// A copy of `bytes`, which must be at most [`Exact::LEN_MAX`] long.
+    fn new(bytes: &[u8]) -> Exact {
+        let len = u32::try_from(bytes.len()).expect("an exact string is under 4 GiB");
+        if len == 0 {
+            return Exact { ptr: NonNull::dangling(), len };
+        }
+        let layout = Layout::array::<u8>(bytes.len()).expect("a string layout fits");
+        // SAFETY: the layout is non-zero; we fill all of it before anyone reads it.
+        unsafe {
+            let raw = std::alloc::alloc(layout);
+            let Some(ptr) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), raw, bytes.len());
+            Exact { ptr, len }
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        // Fields of a packed struct are read by value, never by reference.
+        let (ptr, len) = (self.ptr, self.len);
+        // SAFETY: `ptr` holds `len` initialized bytes we own (or dangles for none).
+        unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len as usize) }
+    }
+}
+
+impl Drop for Exact {
+    fn drop(&mut self) {
+        let (ptr, len) = (self.ptr, self.len as usize);
+        if len > 0 {
+            // SAFETY: allocated by `new` with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), Layout::array::<u8>(len).expect("it was allocated")) }
+        }
+    }
+}
+
+impl Clone for Exact {
+    fn clone(&self) -> Exact {
+        Exact::new(self.as_bytes())
+    }
+}
+
+impl PartialEq for Exact {
+    fn eq(&self, other: &Exact) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for Exact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\"", self.as_bytes().escape_ascii())
+    }
+}
+
+impl std::ops::Deref for Exact {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
 }
 
 impl Str {
@@ -124,35 +218,49 @@ impl Str {
                 return Str::Int(n);
             }
         }
+        Str::from_text(bytes)
+    }
+
+    /// `bytes` as written, never int-encoded: embstr when short, raw otherwise (Redis's
+    /// `createStringObject`).
+    pub fn from_text(bytes: &[u8]) -> Str {
         if bytes.len() <= EMBSTR_LEN_MAX {
-            Str::Emb(bytes.into())
+            Str::Emb(Exact::new(bytes))
+        } else if bytes.len() <= Exact::LEN_MAX {
+            Str::Raw(Exact::new(bytes))
         } else {
-            Str::Raw(bytes.to_vec())
+            Str::Grown(Box::new(bytes.to_vec()))
         }
+    }
+
+    /// A raw string that keeps `buffer` (and its spare capacity) for changes in place.
+    pub fn from_vec(buffer: Vec<u8>) -> Str {
+        Str::Grown(Box::new(buffer))
     }
 
     pub fn encoding_name(&self) -> &'static str {
         match self {
             Str::Int(_) => "int",
             Str::Emb(_) => "embstr",
-            Str::Raw(_) => "raw",
+            Str::Raw(_) | Str::Grown(_) => "raw",
         }
     }
 
-    /// Heap bytes the string owns: none for an int, its buffer's capacity otherwise.
+    /// Heap bytes the string owns: none for an int, its bytes for embstr and raw, the
+    /// growable buffer's header and capacity once grown.
     pub fn heap_bytes(&self) -> usize {
         match self {
             Str::Int(_) => 0,
-            Str::Emb(b) => b.len(),
-            Str::Raw(v) => v.capacity(),
+            Str::Emb(b) | Str::Raw(b) => b.len(),
+            Str::Grown(v) => std::mem::size_of::<Vec<u8>>() + v.capacity(),
         }
     }
 
     pub fn len(&self) -> usize {
         match self {
             Str::Int(n) => itoa::Buffer::new().format(*n).len(),
-            Str::Emb(b) => b.len(),
-            Str::Raw(v) => v.len(),
+            Str::Emb(b) | Str::Raw(b) => b.len(),
+            Str::Grown(v) => v.len(),
         }
     }
 
@@ -160,12 +268,20 @@ impl Str {
         self.len() == 0
     }
 
+    /// The bytes, where they are stored as bytes (not for an int).
+    fn stored(&self) -> Option<&[u8]> {
+        match self {
+            Str::Int(_) => None,
+            Str::Emb(b) | Str::Raw(b) => Some(b.as_bytes()),
+            Str::Grown(v) => Some(v),
+        }
+    }
+
     /// A copy of the bytes, for a reply.
     pub fn to_bytes(&self) -> Bytes {
         match self {
             Str::Int(n) => Bytes::copy_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
-            Str::Emb(b) => Bytes::copy_from_slice(b),
-            Str::Raw(v) => Bytes::copy_from_slice(v),
+            _ => Bytes::copy_from_slice(self.stored().expect("not an int")),
         }
     }
 
@@ -173,21 +289,20 @@ impl Str {
     pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
             Str::Int(n) => f(itoa::Buffer::new().format(*n).as_bytes()),
-            Str::Emb(b) => f(b),
-            Str::Raw(v) => f(v),
+            _ => f(self.stored().expect("not an int")),
         }
     }
 
-    /// Converts to the raw encoding and returns the buffer for in-place changes
+    /// Converts to a growable raw string and returns its buffer for in-place changes
     /// (APPEND, SETRANGE), as Redis does.
     pub fn make_raw(&mut self) -> &mut Vec<u8> {
-        if !matches!(self, Str::Raw(_)) {
+        if !matches!(self, Str::Grown(_)) {
             let bytes = self.with_bytes(|b| b.to_vec());
-            *self = Str::Raw(bytes);
+            *self = Str::from_vec(bytes);
         }
         match self {
-            Str::Raw(v) => v,
-            _ => unreachable!("converted to raw above"),
+            Str::Grown(v) => v,
+            _ => unreachable!("converted above"),
         }
     }
 
@@ -195,8 +310,7 @@ impl Str {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
             Str::Int(n) => Some(*n),
-            Str::Emb(b) => parse_canonical_i64(b),
-            Str::Raw(v) => parse_canonical_i64(v),
+            _ => parse_canonical_i64(self.stored().expect("not an int")),
         }
     }
 }
@@ -265,17 +379,18 @@ mod tests {
     fn a_strings_estimate_grows_with_its_length() {
         let sizes: Vec<usize> = [10, 40, 100, 1000].iter().map(|&len| string(&vec![b'x'; len]).memory_usage(0)).collect();
         assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]), "sizes by length: {sizes:?}");
-        // Exactly the enum and the bytes: embstr and raw buffers are sized to the string.
+        // Exactly the enum and the bytes: embstr and raw allocations are the string's length.
         assert_eq!(sizes[0], std::mem::size_of::<Value>() + 10);
         assert_eq!(sizes[3], std::mem::size_of::<Value>() + 1000);
     }
 
     #[test]
-    fn a_raw_strings_estimate_counts_its_spare_capacity() {
+    fn a_grown_strings_estimate_counts_its_buffer_and_spare_capacity() {
         let mut buffer = Vec::with_capacity(1000);
         buffer.extend_from_slice(b"short");
-        let value = Value::Str(Str::Raw(buffer));
-        assert_eq!(value.memory_usage(0), std::mem::size_of::<Value>() + 1000);
+        let value = Value::Str(Str::from_vec(buffer));
+        assert_eq!(value.encoding_name(), "raw");
+        assert_eq!(value.memory_usage(0), std::mem::size_of::<Value>() + std::mem::size_of::<Vec<u8>>() + 1000);
     }
 
     #[test]
@@ -291,15 +406,34 @@ mod tests {
         let limits = crate::Limits::default();
         let mut hash = crate::types::Hash::new();
         hash.set(b"field", b"value", &limits);
-        // The hash is inside the enum: counted once.
-        let expected = std::mem::size_of::<Value>() + hash.memory_usage(0) - std::mem::size_of::<crate::types::Hash>();
-        assert_eq!(Value::Hash(hash).memory_usage(0), expected);
+        // The hash is boxed: its struct and its listpack.
+        let expected = std::mem::size_of::<Value>() + hash.memory_usage(0);
+        assert!(hash.memory_usage(0) > std::mem::size_of::<crate::types::Hash>());
+        assert_eq!(Value::Hash(Box::new(hash)).memory_usage(0), expected);
     }
 
     #[test]
-    fn a_value_is_three_words() {
-        // Every key's node holds one: a small hash or sorted set lives inside it.
-        assert_eq!(std::mem::size_of::<Value>(), 24);
+    fn a_value_is_two_words() {
+        // Every key's node holds one: the node of a 10-byte key is 40 bytes, not 48.
+        assert_eq!(std::mem::size_of::<Str>(), 16);
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+    }
+
+    #[test]
+    fn every_string_form_reads_back_its_bytes() {
+        for bytes in [&b""[..], b"0", b"-17", b"0123", &[b'x'; 44], &[b'y'; 45], &[b'z'; 5000]] {
+            let s = Str::from_bytes(bytes);
+            assert_eq!(s.len(), bytes.len());
+            assert_eq!(s.to_bytes(), Bytes::copy_from_slice(bytes));
+            assert_eq!(s.clone(), s);
+            let text = Str::from_text(bytes);
+            assert_ne!(text.encoding_name(), "int");
+            assert_eq!(text.with_bytes(|b| b.to_vec()), bytes);
+            let mut grown = text.clone();
+            grown.make_raw().push(b'!');
+            assert_eq!(grown.len(), bytes.len() + 1);
+            assert_eq!(grown.to_bytes().slice(..bytes.len()), Bytes::copy_from_slice(bytes));
+        }
     }
 
     #[test]
