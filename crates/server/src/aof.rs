@@ -26,7 +26,7 @@ use shoal_resp::{Frame, Protocol};
 use shoal_runtime::aof::{Merger, LOG};
 use shoal_runtime::{BlockCtx, Cmd, Core};
 
-use crate::rdb_load::{LoadedKey, Preload};
+use crate::rdb_load::{KeyPipe, Preload};
 
 /// The AOF directory and its manifest, once loaded (rewrites change them).
 struct Files {
@@ -273,10 +273,10 @@ fn unit_bytes(unit: &Unit) -> usize {
     unit.iter().flat_map(|(_, args)| args).map(Bytes::len).sum()
 }
 
-/// Reads the AOF directory (on the loading thread): the base's keys per core; the commands
-/// that follow are streamed to core 0 by a thread of their own, in bounded batches, while
-/// core 0 replays them ([`replay_and_start`]).
-pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
+/// Reads the AOF directory (on the loading thread): the base's keys into `keys`, for their
+/// cores; the commands that follow are streamed to core 0 by a thread of their own, in
+/// bounded batches, while core 0 replays them ([`replay_and_start`]).
+pub fn read(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
     let dir = AofDir::new(".", &config.appenddirname, &config.appendfilename);
     let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
     let policy = LoadPolicy { load_truncated: config.aof_load_truncated, ..LoadPolicy::default() };
@@ -306,14 +306,13 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
     *FILES.lock().expect("not poisoned") = Some(Files { dir, manifest });
 
     let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
     // The base: an RDB image (a `.base.rdb`, or an RDB preamble) loads here, like dump.rdb.
     let mut first = None;
     if let Some(mut loader) = loader {
         loop {
             match loader.next_item().map_err(|e| fail(&e))? {
                 Some(Item::Rdb { path, offset }) => {
-                    let used = read_rdb_at(config, &path, offset, &mut preload, &mut per_core)?;
+                    let used = read_rdb_at(config, &path, offset, &mut preload, keys)?;
                     loader.rdb_consumed(used).map_err(|e| fail(&e))?;
                 }
                 item => {
@@ -333,16 +332,16 @@ pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
         }
     }
     preload.aof = Some(Replay { feed: std::sync::Mutex::new(Some(feed)), append_path, base_keys: preload.keys_loaded });
-    Ok(preload.with_keys(per_core))
+    Ok(preload)
 }
 
-/// Loads the RDB image at `offset` of `path` into `per_core`; returns its length.
-fn read_rdb_at(config: &Config, path: &std::path::Path, offset: u64, preload: &mut Preload, per_core: &mut [Vec<LoadedKey>]) -> Result<u64, String> {
+/// Loads the RDB image at `offset` of `path`, its keys into `keys`; returns its length.
+fn read_rdb_at(config: &Config, path: &std::path::Path, offset: u64, preload: &mut Preload, keys: &KeyPipe) -> Result<u64, String> {
     use std::io::{Seek, SeekFrom};
     let fail = |e: &dyn std::fmt::Display| format!("Fatal error loading the append only file: {e}. Exiting.");
     let mut file = std::fs::File::open(path).map_err(|e| fail(&e))?;
     file.seek(SeekFrom::Start(offset)).map_err(|e| fail(&e))?;
-    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, per_core, true)
+    crate::rdb_load::read_rdb(config, &path.to_string_lossy(), file, preload, keys, true)
 }
 
 /// On the feeding thread: reads the log's items from `first` on and sends them in batches

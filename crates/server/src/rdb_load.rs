@@ -1,8 +1,11 @@
-//! Loading `dbfilename` at startup. A reader thread reads the file once and sorts its keys by
-//! owning core, while the cores already accept connections and answer LOADING to every
-//! command not flagged `loading` (as Redis does); each core then puts its share into its
-//! shard. A file that cannot be read whole stops the server with a message naming it and
-//! the offset: nothing is ever served from half a file.
+//! Loading `dbfilename` at startup. A reader thread reads the file once and sends its keys to
+//! their owning cores in batches ([`KeyPipe`]), while the cores already accept connections
+//! and answer LOADING to every command not flagged `loading` (as Redis does); each core puts
+//! the batches into its shard as they come, and the reader waits while too many keys sit
+//! untaken, so a load holds the dataset and a bounded number of keys besides (before, every
+//! key was read before any went in: 1.7x the steady memory at the peak). A file that cannot
+//! be read whole stops the server with a message naming it and the offset: nothing is ever
+//! served from half a file.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -25,7 +28,9 @@ pub struct LoadedKey {
 /// What the file held, waiting for the cores.
 #[derive(Default)]
 pub struct Preload {
-    per_core: Mutex<Vec<Vec<LoadedKey>>>,
+    /// The keys, for a load that installs them after reading (DEBUG RELOAD, a replica's
+    /// snapshot); none for the startup load, whose keys went to the cores as it read.
+    keys: Option<KeyPipe>,
     /// Function libraries' source code, loaded on every core.
     pub functions: Vec<Bytes>,
     pub keys_loaded: u64,
@@ -40,7 +45,82 @@ pub struct Preload {
 impl Preload {
     /// Takes core `core`'s keys (once).
     pub fn take(&self, core: usize) -> Vec<LoadedKey> {
-        self.per_core.lock().expect("not poisoned").get_mut(core).map(std::mem::take).unwrap_or_default()
+        self.keys.as_ref().map(|keys| keys.take(core).into_iter().flatten().collect()).unwrap_or_default()
+    }
+}
+
+/// Keys a reader thread read from a file, on their way to the cores that own them, in
+/// batches of [`KeyPipe::BATCH`] per core. With a bound, the reader waits while that many
+/// keys sit untaken (the startup load, whose cores take batches while it reads); without, it
+/// holds them all (a load that installs after reading).
+pub struct KeyPipe {
+    queues: Vec<Mutex<Vec<Vec<LoadedKey>>>>,
+    /// Keys pushed and not yet taken.
+    queued: AtomicUsize,
+    bound: Option<usize>,
+}
+
+impl KeyPipe {
+    /// Keys a batch holds.
+    const BATCH: usize = 1024;
+    /// The startup load's bound: some megabytes of keys in flight whatever the file's size.
+    const STARTUP_BOUND: usize = 64 * 1024;
+
+    fn new(threads: usize, bound: Option<usize>) -> KeyPipe {
+        KeyPipe { queues: (0..threads).map(|_| Mutex::new(Vec::new())).collect(), queued: AtomicUsize::new(0), bound }
+    }
+
+    fn threads(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// On the reader: hands `batch` to `core`, then waits while the pipe is over its bound.
+    fn push(&self, core: usize, batch: Vec<LoadedKey>) {
+        self.queued.fetch_add(batch.len(), Ordering::SeqCst);
+        self.queues[core].lock().expect("not poisoned").push(batch);
+        if let Some(bound) = self.bound {
+            while self.queued.load(Ordering::SeqCst) > bound {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+    }
+
+    /// On core `core`: the batches pushed for it since it last took.
+    fn take(&self, core: usize) -> Vec<Vec<LoadedKey>> {
+        let batches = std::mem::take(&mut *self.queues[core].lock().expect("not poisoned"));
+        self.queued.fetch_sub(batches.iter().map(Vec::len).sum(), Ordering::SeqCst);
+        batches
+    }
+}
+
+/// The reader's side of a [`KeyPipe`]: fills a batch per core, sends each when full, and the
+/// rest when dropped.
+struct Batches<'a> {
+    pipe: &'a KeyPipe,
+    filling: Vec<Vec<LoadedKey>>,
+}
+
+impl<'a> Batches<'a> {
+    fn new(pipe: &'a KeyPipe) -> Batches<'a> {
+        Batches { pipe, filling: (0..pipe.threads()).map(|_| Vec::new()).collect() }
+    }
+
+    fn push(&mut self, core: usize, key: LoadedKey) {
+        let batch = &mut self.filling[core];
+        batch.push(key);
+        if batch.len() == KeyPipe::BATCH {
+            self.pipe.push(core, std::mem::replace(batch, Vec::with_capacity(KeyPipe::BATCH)));
+        }
+    }
+}
+
+impl Drop for Batches<'_> {
+    fn drop(&mut self) {
+        for (core, batch) in self.filling.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                self.pipe.push(core, std::mem::take(batch));
+            }
+        }
     }
 }
 
@@ -48,9 +128,10 @@ impl Preload {
 pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
 
 /// The startup load, shared by the reader thread and the cores.
-#[derive(Default)]
 pub struct Startup {
     result: OnceLock<Result<Preload, String>>,
+    /// The keys on their way from the reader to the cores.
+    keys: KeyPipe,
     /// Cores that installed their share.
     installed: AtomicUsize,
 }
@@ -73,7 +154,8 @@ pub fn progress() -> (i64, u64, u64) {
 
 /// Starts reading `dbfilename` on a thread of its own; the cores wait for it in [`install_when_read`].
 pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
-    let startup = std::sync::Arc::new(Startup::default());
+    let keys = KeyPipe::new(threads, Some(KeyPipe::STARTUP_BOUND));
+    let startup = std::sync::Arc::new(Startup { result: OnceLock::new(), keys, installed: AtomicUsize::new(0) });
     // Nothing to load: no LOADING state at all, not even for the first milliseconds.
     if !config.appendonly && !std::path::Path::new(&config.dbfilename).exists() {
         let _ = startup.result.set(Ok(Preload::default()));
@@ -84,7 +166,7 @@ pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
     std::thread::Builder::new()
         .name("shoal-load".into())
         .spawn(move || {
-            let _ = reader.result.set(read(&config, threads));
+            let _ = reader.result.set(read(&config, &reader.keys));
         })
         .expect("spawning the loading thread");
     startup
@@ -94,16 +176,31 @@ pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
 /// last core to finish ends the LOADING state. Err: the file could not be loaded. A shutdown
 /// asked meanwhile stops the wait (and nothing is saved while loading).
 pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup: &Startup) -> Result<(), String> {
+    // The log's commands replay after the base: nothing expires until then.
+    let aof = crate::node::current().config.borrow().appendonly;
+    let mut installer = Installer::new(core, aof);
     let preload = loop {
-        if let Some(result) = startup.result.get() {
+        // Read before taking: the reader pushes every batch before it sets the result.
+        let done = startup.result.get();
+        let batches = startup.keys.take(core.id);
+        let took = !batches.is_empty();
+        for batch in batches {
+            installer.add(core, batch);
+        }
+        if let Some(result) = done {
             break result.as_ref().map_err(Clone::clone)?;
         }
         if core.shared.shutdown.load(Ordering::Relaxed) || core.shared.shutdown_requested.load(Ordering::Relaxed) {
             return Ok(());
         }
-        glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        if !took {
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        } else {
+            glommio::yield_if_needed().await;
+        }
     };
-    install(core, preload)?;
+    installer.finish(core);
+    crate::scripting::load_libraries(&preload.functions)?;
     let installed = startup.installed.fetch_add(1, Ordering::SeqCst) + 1;
     match &preload.aof {
         None if installed == core.shard_count => {
@@ -137,16 +234,24 @@ pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup:
 
 /// Reads `dbfilename` (in the working directory, which is `dir`) if it exists. Err with the
 /// message to print when it exists but cannot be loaded whole.
-pub fn read(config: &Config, threads: usize) -> Result<Preload, String> {
+/// Its keys go to the cores through `keys`.
+pub fn read(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
     if config.appendonly {
-        return crate::aof::read(config, threads);
+        return crate::aof::read(config, keys);
     }
-    read_dump(config, threads)
+    read_dump_into(config, keys)
 }
 
 /// Reads `dbfilename` (whatever `appendonly` says: DEBUG RELOAD saves and loads it, as in
-/// Redis).
+/// Redis), keys included, for [`install`].
 pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
+    let keys = KeyPipe::new(threads, None);
+    let preload = read_dump_into(config, &keys)?;
+    Ok(preload.with_keys(keys))
+}
+
+/// Reads `dbfilename`, its keys into `keys`.
+fn read_dump_into(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
     let name = &config.dbfilename;
     let file = match std::fs::File::open(name) {
         Ok(file) => file,
@@ -157,17 +262,15 @@ pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
     STARTED_S.store((shoal_runtime::now_ms() / 1000) as i64, Ordering::Relaxed);
     TOTAL_BYTES.store(file.metadata().map(|m| m.len()).unwrap_or(0), Ordering::Relaxed);
     let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
     // A replica loads keys whose time has passed too: its master's DELs remove them (as
     // Redis's replica loads them).
-    read_rdb(config, name, file, &mut preload, &mut per_core, config.replicaof.is_some())?;
+    read_rdb(config, name, file, &mut preload, keys, config.replicaof.is_some())?;
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({} keys, {} expired keys skipped)",
         started.elapsed().as_secs_f64(),
         preload.keys_loaded,
         preload.keys_expired
     );
-    preload.per_core = Mutex::new(per_core);
     Ok(preload)
 }
 
@@ -176,34 +279,28 @@ pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
 pub fn read_for_replica(config: &Config, path: &str, threads: usize) -> Result<Preload, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("can't open the snapshot from the master ({path}): {e}"))?;
     let mut preload = Preload::default();
-    let mut per_core: Vec<Vec<LoadedKey>> = (0..threads).map(|_| Vec::new()).collect();
-    read_rdb(config, path, file, &mut preload, &mut per_core, true)?;
+    let keys = KeyPipe::new(threads, None);
+    read_rdb(config, path, file, &mut preload, &keys, true)?;
     tracing::info!("MASTER <-> REPLICA sync: {} keys loaded", preload.keys_loaded);
-    Ok(preload.with_keys(per_core))
+    Ok(preload.with_keys(keys))
 }
 
 impl Preload {
-    /// A preload of `per_core` keys.
-    pub fn with_keys(mut self, per_core: Vec<Vec<LoadedKey>>) -> Self {
-        self.per_core = Mutex::new(per_core);
+    /// A preload holding `keys` (read whole) for [`install`].
+    fn with_keys(mut self, keys: KeyPipe) -> Self {
+        self.keys = Some(keys);
         self
     }
 }
 
-/// Reads one RDB image from `source` (a file positioned at its start) into `per_core`;
+/// Reads one RDB image from `source` (a file positioned at its start) into `keys`;
 /// returns how many bytes the image took. `keep_expired`: keys and fields whose time has
 /// passed load too: the image is the base of the append-only log, whose commands may touch
 /// them (as Redis's `RDBFLAGS_AOF_PREAMBLE`; they expire once the log is replayed), or this
 /// server is a replica, whose master's DELs remove them.
-pub fn read_rdb(
-    config: &Config,
-    name: &str,
-    source: impl std::io::Read,
-    preload: &mut Preload,
-    per_core: &mut [Vec<LoadedKey>],
-    keep_expired: bool,
-) -> Result<u64, String> {
-    let threads = per_core.len();
+pub fn read_rdb(config: &Config, name: &str, source: impl std::io::Read, preload: &mut Preload, keys: &KeyPipe, keep_expired: bool) -> Result<u64, String> {
+    let threads = keys.threads();
+    let mut batches = Batches::new(keys);
     // Nothing counts as expired at time zero.
     let now_ms = if keep_expired { 0 } else { shoal_runtime::now_ms() };
     let delay = std::time::Duration::from_micros(config.key_load_delay);
@@ -225,13 +322,10 @@ pub fn read_rdb(
                 }
                 let idle_s = entry.idle.or(entry.freq.map(|freq| (5u64.saturating_sub(freq as u64)) * 60));
                 let core = shoal_store::slot::key_shard(&entry.key, threads);
-                per_core[core].push(LoadedKey {
-                    db: entry.db as usize,
-                    key: entry.key,
-                    value: entry.value,
-                    expire_at_ms: entry.expire_ms.map(|at| at.max(0) as u64),
-                    idle_s,
-                });
+                batches.push(
+                    core,
+                    LoadedKey { db: entry.db as usize, key: entry.key, value: entry.value, expire_at_ms: entry.expire_ms.map(|at| at.max(0) as u64), idle_s },
+                );
                 preload.keys_loaded += 1;
                 if preload.keys_loaded.is_multiple_of(1024) {
                     LOADED_BYTES.store(reader.offset(), Ordering::Relaxed);
@@ -271,66 +365,92 @@ pub fn saved_replication(preload: &Preload) -> Option<(String, u64, usize)> {
 /// the function libraries into its script engine. The load does not count as changes (the
 /// store counts none by itself; commands count what Redis counts).
 pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
-    let keys = preload.take(core.id);
-    let now_ms = shoal_runtime::now_ms();
-    // `hash-rdb-load-*-template-entries`: hashes of the file move to field-name templates.
-    let (template_min, template_max, disassembly, limits) = {
+    let mut installer = Installer::new(core, preload.aof.is_some());
+    installer.add(core, preload.take(core.id));
+    installer.finish(core);
+    crate::scripting::load_libraries(&preload.functions)
+}
+
+/// Puts loaded keys into a core's shard, batch by batch.
+struct Installer {
+    now_ms: u64,
+    /// `hash-rdb-load-*-template-entries`: hashes of the file move to field-name templates.
+    template_min: u64,
+    template_max: u64,
+    disassembly: u64,
+    limits: shoal_store::Limits,
+    /// The keys moved to templates, for the disassembly pass once all are in.
+    templated: Vec<(usize, Vec<u8>)>,
+}
+
+impl Installer {
+    /// `aof`: the log's commands replay on these keys before anything expires.
+    fn new(core: &shoal_runtime::Core, aof: bool) -> Installer {
         let config = crate::node::current().config.borrow().clone();
-        (
-            config.hash_rdb_load_min_template_entries,
-            config.hash_rdb_load_max_template_entries,
-            config.hash_rdb_load_template_disassembly_threshold,
-            crate::node::settings_of(&config).limits,
-        )
-    };
-    // The keys moved to templates, for the disassembly pass once all are in.
-    let mut templated: Vec<(usize, Vec<u8>)> = Vec::new();
-    // Loaded keys raise no keyspace notification (`new`), as in Redis.
-    core.with_shard_unreported(|shard| {
-        // The log's commands replay on these keys before anything expires.
-        shard.set_loading(preload.aof.is_some());
-        // Room for every key up front (no resize on the way), and each group's buckets
-        // prefetched before its keys go in.
-        let mut per_db = vec![0usize; shard.dbs.len()];
-        keys.iter().for_each(|loaded| per_db[loaded.db] += 1);
-        for (db, &count) in shard.dbs.iter_mut().zip(&per_db) {
-            db.reserve(count);
+        core.with_shard_unreported(|shard| shard.set_loading(aof));
+        Installer {
+            now_ms: shoal_runtime::now_ms(),
+            template_min: config.hash_rdb_load_min_template_entries,
+            template_max: config.hash_rdb_load_max_template_entries,
+            disassembly: config.hash_rdb_load_template_disassembly_threshold,
+            limits: crate::node::settings_of(&config).limits,
+            templated: Vec::new(),
         }
-        const GROUP: usize = 16;
-        let mut keys = keys.into_iter();
-        let mut group: Vec<LoadedKey> = Vec::with_capacity(GROUP);
-        loop {
-            group.extend(keys.by_ref().take(GROUP));
-            if group.is_empty() {
-                break;
+    }
+
+    /// Puts `keys` in. Loaded keys raise no keyspace notification (`new`), as in Redis.
+    fn add(&mut self, core: &shoal_runtime::Core, keys: Vec<LoadedKey>) {
+        let Installer { now_ms, template_min, template_max, disassembly, ref limits, ref mut templated } = *self;
+        core.with_shard_unreported(|shard| {
+            // Room for every key up front (no resize on the way), and each group's buckets
+            // prefetched before its keys go in.
+            let mut per_db = vec![0usize; shard.dbs.len()];
+            keys.iter().for_each(|loaded| per_db[loaded.db] += 1);
+            for (db, &count) in shard.dbs.iter_mut().zip(&per_db) {
+                db.reserve(count);
             }
-            for loaded in &group {
-                shard.dbs[loaded.db].prefetch_keys(&[&loaded.key]);
-            }
-            for mut loaded in group.drain(..) {
-                if let (Value::Hash(hash), true) = (&mut loaded.value, template_min > 0) {
-                    hash.template_if_within(template_min, template_max, &limits);
-                    if disassembly > 0 && hash.template_holders().is_some() {
-                        templated.push((loaded.db, loaded.key.clone()));
+            const GROUP: usize = 16;
+            let mut keys = keys.into_iter();
+            let mut group: Vec<LoadedKey> = Vec::with_capacity(GROUP);
+            loop {
+                group.extend(keys.by_ref().take(GROUP));
+                if group.is_empty() {
+                    break;
+                }
+                for loaded in &group {
+                    shard.dbs[loaded.db].prefetch_keys(&[&loaded.key]);
+                }
+                for mut loaded in group.drain(..) {
+                    if let (Value::Hash(hash), true) = (&mut loaded.value, template_min > 0) {
+                        hash.template_if_within(template_min, template_max, limits);
+                        if disassembly > 0 && hash.template_holders().is_some() {
+                            templated.push((loaded.db, loaded.key.clone()));
+                        }
+                    }
+                    let db = &mut shard.dbs[loaded.db];
+                    db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
+                    if let Some(idle_s) = loaded.idle_s {
+                        let at = now_ms.saturating_sub(idle_s * 1000);
+                        db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
                     }
                 }
-                let db = &mut shard.dbs[loaded.db];
-                db.set_with_expire(&loaded.key, loaded.value, loaded.expire_at_ms, now_ms);
-                if let Some(idle_s) = loaded.idle_s {
-                    let at = now_ms.saturating_sub(idle_s * 1000);
-                    db.set_lru(&loaded.key, shoal_store::db::lru_clock(at));
+            }
+        });
+    }
+
+    /// Once every key is in: `hash-rdb-load-template-disassembly-threshold`, a template few
+    /// keys share goes.
+    fn finish(self, core: &shoal_runtime::Core) {
+        let (now_ms, disassembly) = (self.now_ms, self.disassembly);
+        core.with_shard_unreported(|shard| {
+            for (db, key) in self.templated {
+                let Some(entry) = shard.dbs[db].lookup_quiet_mut(&key, now_ms) else { continue };
+                if let Value::Hash(hash) = &mut entry.value {
+                    if hash.template_holders().is_some_and(|holders| (holders as u64) < disassembly) {
+                        hash.untemplate();
+                    }
                 }
             }
-        }
-        // `hash-rdb-load-template-disassembly-threshold`: a template few keys share goes.
-        for (db, key) in templated {
-            let Some(entry) = shard.dbs[db].lookup_quiet_mut(&key, now_ms) else { continue };
-            if let Value::Hash(hash) = &mut entry.value {
-                if hash.template_holders().is_some_and(|holders| (holders as u64) < disassembly) {
-                    hash.untemplate();
-                }
-            }
-        }
-    });
-    crate::scripting::load_libraries(&preload.functions)
+        });
+    }
 }
