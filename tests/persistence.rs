@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_testkit::{need, Raw, Server};
-use shoal_tests::{assert_same, connect, contents, fill, Tmpfs, THREADS};
+use shoal_tests::{assert_same, connect, contents, fill, proc_field, Tmpfs, THREADS};
 
 fn check_rdb(path: &Path) {
     if !need("redis-check-rdb") {
@@ -417,13 +417,6 @@ fn while_the_file_loads_commands_get_loading_and_info_shows_it() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A process's `name:` line of /proc/PID/status, in kB.
-fn status_kb(pid: u32, name: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name}"));
-    line.trim().trim_end_matches("kB").trim().parse().unwrap()
-}
-
 #[test]
 fn loading_a_file_at_startup_holds_little_more_than_the_dataset() {
     const KEYS: usize = 300_000;
@@ -444,7 +437,7 @@ fn loading_a_file_at_startup_holds_little_more_than_the_dataset() {
     assert_eq!(raw.command(&["DBSIZE"]).unwrap(), format!(":{KEYS}\r\n"));
     // The cores give freed pages back after a quiet second: what stays is the dataset.
     std::thread::sleep(Duration::from_millis(2500));
-    let (peak, resident) = (status_kb(shoal.pid(), "VmHWM:"), status_kb(shoal.pid(), "VmRSS:"));
+    let (peak, resident) = (proc_field(shoal.pid(), "status", "VmHWM:"), proc_field(shoal.pid(), "status", "VmRSS:"));
     // Reading every key before installing any peaked at 1.7x.
     assert!((peak as f64) < 1.3 * resident as f64, "the load peaked at {peak} kB for {resident} kB resident after it");
     drop(shoal);

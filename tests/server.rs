@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use shoal_testkit::{need, run_to_exit, run_with_input, server_command, Raw, Server};
 
-use shoal_tests::{assert_replies, shoal_and_redis, THREADS};
+use shoal_tests::{assert_replies, proc_field, shoal_and_redis, THREADS};
 
 fn connect_db(server: &Server, db: usize) -> redis::Connection {
     let client = redis::Client::open(format!("redis://127.0.0.1:{}/{db}", server.port)).expect("client");
@@ -754,13 +754,6 @@ fn cores_that_spin_before_they_sleep_serve_and_then_go_quiet() {
     let busy = (cpu_ticks() - before) as f64 / 100.0 / started.elapsed().as_secs_f64();
     // Idle, the cores wake for their cron (hz) and spin at most 200 us each time.
     assert!(busy < 0.25, "an idle server spinning before sleeps used {:.0}% of a CPU", busy * 100.0);
-}
-
-/// A process's line `name:` of /proc/PID/`file`, as a number (the first field after it).
-fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
-    let line = text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"));
-    line.split_whitespace().next().unwrap().parse().unwrap()
 }
 
 #[test]

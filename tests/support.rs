@@ -584,3 +584,11 @@ pub fn fill(server: &Server) {
         q(&["EXPIRE", "big-hash", "50000"]);
     }
 }
+
+/// The number on a process's line `name:` of /proc/PID/`file` (kB for the memory lines of
+/// `status` and `smaps_rollup`).
+pub fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap();
+    let line = text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"));
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}

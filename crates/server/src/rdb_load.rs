@@ -179,26 +179,8 @@ pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup:
     // The log's commands replay after the base: nothing expires until then.
     let aof = crate::node::current().config.borrow().appendonly;
     let mut installer = Installer::new(core, aof);
-    let preload = loop {
-        // Read before taking: the reader pushes every batch before it sets the result.
-        let done = startup.result.get();
-        let batches = startup.keys.take(core.id);
-        let took = !batches.is_empty();
-        for batch in batches {
-            installer.add(core, batch);
-        }
-        if let Some(result) = done {
-            break result.as_ref().map_err(Clone::clone)?;
-        }
-        if core.shared.shutdown.load(Ordering::Relaxed) || core.shared.shutdown_requested.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if !took {
-            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
-        } else {
-            glommio::yield_if_needed().await;
-        }
-    };
+    let Some(preload) = installer.take_while_reading(core, startup).await else { return Ok(()) };
+    let preload = preload?;
     installer.finish(core);
     crate::scripting::load_libraries(&preload.functions)?;
     let installed = startup.installed.fetch_add(1, Ordering::SeqCst) + 1;
@@ -274,15 +256,38 @@ fn read_dump_into(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
     Ok(preload)
 }
 
-/// Reads the snapshot a replica received from its master, at `path`: keys whose time has
-/// passed load too (a replica waits for its master's DEL, as in Redis).
-pub fn read_for_replica(config: &Config, path: &str, threads: usize) -> Result<Preload, String> {
+/// Starts reading the snapshot a replica received from its master, at `path`, on a thread of
+/// its own: keys whose time has passed load too (a replica waits for its master's DEL, as in
+/// Redis). Each core takes its keys with [`install_streamed`] meanwhile.
+pub fn start_for_replica(config: &Config, path: &str, threads: usize) -> std::sync::Arc<Startup> {
+    let keys = KeyPipe::new(threads, Some(KeyPipe::STARTUP_BOUND));
+    let startup = std::sync::Arc::new(Startup { result: OnceLock::new(), keys, installed: AtomicUsize::new(0) });
+    let (reader, config, path) = (startup.clone(), config.clone(), path.to_owned());
+    std::thread::Builder::new()
+        .name("shoal-sync-load".into())
+        .spawn(move || {
+            let _ = reader.result.set(read_for_replica(&config, &path, &reader.keys));
+        })
+        .expect("spawning the snapshot's reader");
+    startup
+}
+
+fn read_for_replica(config: &Config, path: &str, keys: &KeyPipe) -> Result<Preload, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("can't open the snapshot from the master ({path}): {e}"))?;
     let mut preload = Preload::default();
-    let keys = KeyPipe::new(threads, None);
-    read_rdb(config, path, file, &mut preload, &keys, true)?;
+    read_rdb(config, path, file, &mut preload, keys, true)?;
     tracing::info!("MASTER <-> REPLICA sync: {} keys loaded", preload.keys_loaded);
-    Ok(preload.with_keys(keys))
+    Ok(preload)
+}
+
+/// On a core, while a replica's full sync holds every shard: installs this core's keys as
+/// the reader of [`start_for_replica`] sends them, then the function libraries. Keys whose
+/// time has passed stay (the master's DELs remove them).
+pub async fn install_streamed(core: &shoal_runtime::Core, startup: &Startup) -> Result<(), String> {
+    let mut installer = Installer::new(core, true);
+    let preload = installer.take_while_reading(core, startup).await.unwrap_or_else(|| Err("shutting down".to_owned()))?;
+    installer.finish(core);
+    crate::scripting::load_libraries(&preload.functions)
 }
 
 impl Preload {
@@ -384,10 +389,11 @@ struct Installer {
 }
 
 impl Installer {
-    /// `aof`: the log's commands replay on these keys before anything expires.
-    fn new(core: &shoal_runtime::Core, aof: bool) -> Installer {
+    /// `loading`: nothing expires until the caller says (the log's commands replay on these
+    /// keys first; a replica waits for its master's DELs).
+    fn new(core: &shoal_runtime::Core, loading: bool) -> Installer {
         let config = crate::node::current().config.borrow().clone();
-        core.with_shard_unreported(|shard| shard.set_loading(aof));
+        core.with_shard_unreported(|shard| shard.set_loading(loading));
         Installer {
             now_ms: shoal_runtime::now_ms(),
             template_min: config.hash_rdb_load_min_template_entries,
@@ -395,6 +401,31 @@ impl Installer {
             disassembly: config.hash_rdb_load_template_disassembly_threshold,
             limits: crate::node::settings_of(&config).limits,
             templated: Vec::new(),
+        }
+    }
+
+    /// Puts in the keys `startup`'s reader sends this core, as they come, until it is done;
+    /// then its result. None: a shutdown was asked meanwhile.
+    async fn take_while_reading<'a>(&mut self, core: &shoal_runtime::Core, startup: &'a Startup) -> Option<Result<&'a Preload, String>> {
+        loop {
+            // Read before taking: the reader pushes every batch before it sets the result.
+            let done = startup.result.get();
+            let batches = startup.keys.take(core.id);
+            let took = !batches.is_empty();
+            for batch in batches {
+                self.add(core, batch);
+            }
+            if let Some(result) = done {
+                return Some(result.as_ref().map_err(Clone::clone));
+            }
+            if core.shared.shutdown.load(Ordering::Relaxed) || core.shared.shutdown_requested.load(Ordering::Relaxed) {
+                return None;
+            }
+            if took {
+                glommio::yield_if_needed().await;
+            } else {
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+            }
         }
     }
 

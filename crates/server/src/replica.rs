@@ -692,44 +692,53 @@ async fn receive_snapshot(stream: &mut TcpStream, input: &mut BytesMut, path: &s
     Ok(())
 }
 
-/// Replaces the dataset with the snapshot at `path`: read on a thread of its own, then, with
-/// every shard locked, every database emptied and each core's keys installed. Under
-/// `appendonly yes` it starts a rewrite, and returns the count of rewrites done before it.
+/// Replaces the dataset with the snapshot at `path`: with every shard locked, every database
+/// emptied, then each core's keys installed as a thread of its own reads them (so the load
+/// holds the new dataset and a bounded number of keys besides, and the old one is gone
+/// first, as in Redis). A snapshot that cannot be read whole leaves the dataset empty, as
+/// Redis's does. Under `appendonly yes` it starts a rewrite, and returns the count of
+/// rewrites done before it.
 async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<Option<u64>, String> {
     let config = node.config.borrow().clone();
     let threads = node.core.shard_count;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let path = path.to_owned();
-    std::thread::spawn(move || {
-        let _ = sender.send(crate::rdb_load::read_for_replica(&config, &path, threads));
-    });
-    let preload = loop {
-        match receiver.try_recv() {
-            Ok(result) => break std::sync::Arc::new(result?),
-            Err(std::sync::mpsc::TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(1)).await,
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err("the snapshot's reader stopped".to_owned()),
-        }
-    };
     tracing::info!("MASTER <-> REPLICA sync: Flushing old data, loading DB in memory");
     let mut lock = node.core.lock_everything().await;
-    let results = node
-        .core
+    let clear = |core: &Rc<shoal_runtime::Core>| {
+        core.with_shard(|shard| {
+            for db in &mut shard.dbs {
+                drop(db.clear());
+            }
+        });
+        crate::scripting::flush_libraries();
+    };
+    node.core.call_all(clear).await;
+    // Each core installs in a task of its own, which waits for the reader between batches
+    // (a call would block the core, and with it the messages that start the others' calls).
+    let startup = crate::rdb_load::start_for_replica(&config, path, threads);
+    let outcomes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (reader, results) = (startup.clone(), outcomes.clone());
+    node.core
         .call_all(move |core| {
-            core.with_shard(|shard| {
-                for db in &mut shard.dbs {
-                    drop(db.clear());
-                }
-            });
-            crate::scripting::flush_libraries();
-            let result = crate::rdb_load::install(core, &preload);
-            core.with_shard(|shard| shard.set_loading(true));
-            result
+            let (core, startup, results) = (core.clone(), reader.clone(), results.clone());
+            glommio::spawn_local(async move {
+                let result = crate::rdb_load::install_streamed(&core, &startup).await;
+                core.with_shard(|shard| shard.set_loading(true));
+                results.lock().expect("not poisoned").push(result);
+            })
+            .detach();
         })
         .await;
+    while outcomes.lock().expect("not poisoned").len() < threads {
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    let failed = std::mem::take(&mut *outcomes.lock().expect("not poisoned")).into_iter().find_map(Result::err);
+    if failed.is_some() {
+        node.core.call_all(clear).await;
+    }
     // Every key may have changed: WATCH fails and tracking clients flush.
     lock.mark_written();
     lock.end();
-    results.into_iter().find_map(Result::err).map_or(Ok(()), Err)?;
+    failed.map_or(Ok(()), Err)?;
     // The append-only file knows nothing of the new data: a rewrite makes it its base (as
     // Redis restarts its AOF after a full sync). The master's stream, logged from now on,
     // goes after it.
