@@ -94,38 +94,32 @@ async fn reload(node: &Rc<Node>, options: &[Bytes]) -> Frame {
         return errors::error("ERR Error trying to save the RDB file, check server logs.");
     }
     let config = node.config.borrow().clone();
-    let preload = match crate::rdb_load::read_dump(&config, node.core.shard_count) {
-        Ok(preload) => std::sync::Arc::new(preload),
-        Err(e) => {
-            tracing::warn!("{e}");
-            return errors::error("ERR Error trying to load the RDB dump, check server logs.");
-        }
-    };
     let mut lock = node.core.lock_everything().await;
-    let results = node
-        .core
-        .call_all(move |core| {
-            if flush {
+    if flush {
+        node.core
+            .call_all(|core| {
                 core.with_shard(|shard| {
                     for db in &mut shard.dbs {
                         drop(db.clear());
                     }
                 });
                 crate::scripting::flush_libraries();
-            }
-            crate::rdb_load::install(core, &preload)
-        })
-        .await;
+            })
+            .await;
+    }
+    // The keys go in as a thread reads them: the load holds the dataset and a few MB.
+    let startup = crate::rdb_load::start_for_reload(&config, node.core.shard_count);
+    let result = crate::rdb_load::install_all(&node.core, startup, false).await;
     // Every key may have changed: WATCH fails and tracking clients flush, as after FLUSHALL
     // (Redis's emptyData signals the flush).
     lock.mark_written();
     lock.end();
-    match results.into_iter().find_map(Result::err) {
-        Some(e) => {
+    match result {
+        Err(e) => {
             tracing::warn!("{e}");
             errors::error("ERR Error trying to load the RDB dump, check server logs.")
         }
-        None => args::ok(),
+        Ok(()) => args::ok(),
     }
 }
 

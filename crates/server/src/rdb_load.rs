@@ -5,7 +5,8 @@
 //! untaken, so a load holds the dataset and a bounded number of keys besides (before, every
 //! key was read before any went in: 1.7x the steady memory at the peak). A file that cannot
 //! be read whole stops the server with a message naming it and the offset: nothing is ever
-//! served from half a file.
+//! served from half a file. DEBUG RELOAD and a replica's full sync load the same way, with
+//! every shard locked ([`install_all`]).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -28,9 +29,6 @@ pub struct LoadedKey {
 /// What the file held, waiting for the cores.
 #[derive(Default)]
 pub struct Preload {
-    /// The keys, for a load that installs them after reading (DEBUG RELOAD, a replica's
-    /// snapshot); none for the startup load, whose keys went to the cores as it read.
-    keys: Option<KeyPipe>,
     /// Function libraries' source code, loaded on every core.
     pub functions: Vec<Bytes>,
     pub keys_loaded: u64,
@@ -42,32 +40,23 @@ pub struct Preload {
     pub replication: Option<(String, u64, usize)>,
 }
 
-impl Preload {
-    /// Takes core `core`'s keys (once).
-    pub fn take(&self, core: usize) -> Vec<LoadedKey> {
-        self.keys.as_ref().map(|keys| keys.take(core).into_iter().flatten().collect()).unwrap_or_default()
-    }
-}
-
 /// Keys a reader thread read from a file, on their way to the cores that own them, in
-/// batches of [`KeyPipe::BATCH`] per core. With a bound, the reader waits while that many
-/// keys sit untaken (the startup load, whose cores take batches while it reads); without, it
-/// holds them all (a load that installs after reading).
+/// batches of [`KeyPipe::BATCH`] per core, which the cores take while it reads. The reader
+/// waits while [`KeyPipe::BOUND`] keys sit untaken.
 pub struct KeyPipe {
     queues: Vec<Mutex<Vec<Vec<LoadedKey>>>>,
     /// Keys pushed and not yet taken.
     queued: AtomicUsize,
-    bound: Option<usize>,
 }
 
 impl KeyPipe {
     /// Keys a batch holds.
     const BATCH: usize = 1024;
-    /// The startup load's bound: some megabytes of keys in flight whatever the file's size.
-    const STARTUP_BOUND: usize = 64 * 1024;
+    /// Some megabytes of keys in flight, whatever the file's size.
+    const BOUND: usize = 64 * 1024;
 
-    fn new(threads: usize, bound: Option<usize>) -> KeyPipe {
-        KeyPipe { queues: (0..threads).map(|_| Mutex::new(Vec::new())).collect(), queued: AtomicUsize::new(0), bound }
+    fn new(threads: usize) -> KeyPipe {
+        KeyPipe { queues: (0..threads).map(|_| Mutex::new(Vec::new())).collect(), queued: AtomicUsize::new(0) }
     }
 
     fn threads(&self) -> usize {
@@ -78,10 +67,8 @@ impl KeyPipe {
     fn push(&self, core: usize, batch: Vec<LoadedKey>) {
         self.queued.fetch_add(batch.len(), Ordering::SeqCst);
         self.queues[core].lock().expect("not poisoned").push(batch);
-        if let Some(bound) = self.bound {
-            while self.queued.load(Ordering::SeqCst) > bound {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
+        while self.queued.load(Ordering::SeqCst) > Self::BOUND {
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
     }
 
@@ -154,21 +141,33 @@ pub fn progress() -> (i64, u64, u64) {
 
 /// Starts reading `dbfilename` on a thread of its own; the cores wait for it in [`install_when_read`].
 pub fn start(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
-    let keys = KeyPipe::new(threads, Some(KeyPipe::STARTUP_BOUND));
-    let startup = std::sync::Arc::new(Startup { result: OnceLock::new(), keys, installed: AtomicUsize::new(0) });
     // Nothing to load: no LOADING state at all, not even for the first milliseconds.
     if !config.appendonly && !std::path::Path::new(&config.dbfilename).exists() {
+        let startup = Startup::new(threads);
         let _ = startup.result.set(Ok(Preload::default()));
-        return startup;
+        return std::sync::Arc::new(startup);
     }
     LOADING.store(true, Ordering::SeqCst);
-    let (reader, config) = (startup.clone(), config.clone());
+    let config = config.clone();
+    spawn_reader("shoal-load", threads, move |keys| read(&config, keys))
+}
+
+impl Startup {
+    fn new(threads: usize) -> Startup {
+        Startup { result: OnceLock::new(), keys: KeyPipe::new(threads), installed: AtomicUsize::new(0) }
+    }
+}
+
+/// Runs `read` on a thread named `name`, its keys into the returned load's pipe.
+fn spawn_reader(name: &str, threads: usize, read: impl FnOnce(&KeyPipe) -> Result<Preload, String> + Send + 'static) -> std::sync::Arc<Startup> {
+    let startup = std::sync::Arc::new(Startup::new(threads));
+    let reader = startup.clone();
     std::thread::Builder::new()
-        .name("shoal-load".into())
+        .name(name.into())
         .spawn(move || {
-            let _ = reader.result.set(read(&config, &reader.keys));
+            let _ = reader.result.set(read(&reader.keys));
         })
-        .expect("spawning the loading thread");
+        .expect("spawning a file's reader");
     startup
 }
 
@@ -224,12 +223,11 @@ pub fn read(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
     read_dump_into(config, keys)
 }
 
-/// Reads `dbfilename` (whatever `appendonly` says: DEBUG RELOAD saves and loads it, as in
-/// Redis), keys included, for [`install`].
-pub fn read_dump(config: &Config, threads: usize) -> Result<Preload, String> {
-    let keys = KeyPipe::new(threads, None);
-    let preload = read_dump_into(config, &keys)?;
-    Ok(preload.with_keys(keys))
+/// Starts reading `dbfilename` for DEBUG RELOAD (whatever `appendonly` says, as in Redis),
+/// on a thread of its own; the cores take its keys with [`install_all`].
+pub fn start_for_reload(config: &Config, threads: usize) -> std::sync::Arc<Startup> {
+    let config = config.clone();
+    spawn_reader("shoal-reload", threads, move |keys| read_dump_into(&config, keys))
 }
 
 /// Reads `dbfilename`, its keys into `keys`.
@@ -258,18 +256,10 @@ fn read_dump_into(config: &Config, keys: &KeyPipe) -> Result<Preload, String> {
 
 /// Starts reading the snapshot a replica received from its master, at `path`, on a thread of
 /// its own: keys whose time has passed load too (a replica waits for its master's DEL, as in
-/// Redis). Each core takes its keys with [`install_streamed`] meanwhile.
+/// Redis). The cores take its keys with [`install_all`].
 pub fn start_for_replica(config: &Config, path: &str, threads: usize) -> std::sync::Arc<Startup> {
-    let keys = KeyPipe::new(threads, Some(KeyPipe::STARTUP_BOUND));
-    let startup = std::sync::Arc::new(Startup { result: OnceLock::new(), keys, installed: AtomicUsize::new(0) });
-    let (reader, config, path) = (startup.clone(), config.clone(), path.to_owned());
-    std::thread::Builder::new()
-        .name("shoal-sync-load".into())
-        .spawn(move || {
-            let _ = reader.result.set(read_for_replica(&config, &path, &reader.keys));
-        })
-        .expect("spawning the snapshot's reader");
-    startup
+    let (config, path) = (config.clone(), path.to_owned());
+    spawn_reader("shoal-sync-load", threads, move |keys| read_for_replica(&config, &path, keys))
 }
 
 fn read_for_replica(config: &Config, path: &str, keys: &KeyPipe) -> Result<Preload, String> {
@@ -280,22 +270,37 @@ fn read_for_replica(config: &Config, path: &str, keys: &KeyPipe) -> Result<Prelo
     Ok(preload)
 }
 
-/// On a core, while a replica's full sync holds every shard: installs this core's keys as
-/// the reader of [`start_for_replica`] sends them, then the function libraries. Keys whose
-/// time has passed stay (the master's DELs remove them).
-pub async fn install_streamed(core: &shoal_runtime::Core, startup: &Startup) -> Result<(), String> {
-    let mut installer = Installer::new(core, true);
-    let preload = installer.take_while_reading(core, startup).await.unwrap_or_else(|| Err("shutting down".to_owned()))?;
-    installer.finish(core);
-    crate::scripting::load_libraries(&preload.functions)
-}
-
-impl Preload {
-    /// A preload holding `keys` (read whole) for [`install`].
-    fn with_keys(mut self, keys: KeyPipe) -> Self {
-        self.keys = Some(keys);
-        self
+/// While the caller holds every shard (DEBUG RELOAD, a replica's full sync): every core
+/// installs its keys as `startup`'s reader sends them, in a task of its own that waits for
+/// the reader between batches (a blocking call would hold back the messages that start the
+/// other cores' calls), then the function libraries. `loading`: nothing expires from then
+/// on (a replica waits for its master's DELs). Err: the file could not be read whole (what
+/// was installed stays, as Redis's failed load leaves it).
+pub async fn install_all(core: &std::rc::Rc<shoal_runtime::Core>, startup: std::sync::Arc<Startup>, loading: bool) -> Result<(), String> {
+    let outcomes = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let results = outcomes.clone();
+    core.call_all(move |core| {
+        let (core, startup, results) = (core.clone(), startup.clone(), results.clone());
+        glommio::spawn_local(async move {
+            let mut installer = Installer::new(&core, loading);
+            let result = match installer.take_while_reading(&core, &startup).await {
+                Some(Ok(preload)) => {
+                    installer.finish(&core);
+                    crate::scripting::load_libraries(&preload.functions)
+                }
+                Some(Err(e)) => Err(e),
+                None => Err("shutting down".to_owned()),
+            };
+            results.lock().expect("not poisoned").push(result);
+        })
+        .detach();
+    })
+    .await;
+    while outcomes.lock().expect("not poisoned").len() < core.shard_count {
+        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
     }
+    let outcomes = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
+    outcomes.into_iter().find_map(Result::err).map_or(Ok(()), Err)
 }
 
 /// Reads one RDB image from `source` (a file positioned at its start) into `keys`;
@@ -364,16 +369,6 @@ fn note_replication(preload: &mut Preload, key: &[u8], value: &[u8]) {
 /// The replication history a loaded file names, whole (id, offset and database all there).
 pub fn saved_replication(preload: &Preload) -> Option<(String, u64, usize)> {
     preload.replication.clone().filter(|(replid, offset, db)| !replid.is_empty() && *offset != u64::MAX && *db != usize::MAX)
-}
-
-/// On a core, before it accepts connections: puts its keys into its shard and its copy of
-/// the function libraries into its script engine. The load does not count as changes (the
-/// store counts none by itself; commands count what Redis counts).
-pub fn install(core: &shoal_runtime::Core, preload: &Preload) -> Result<(), String> {
-    let mut installer = Installer::new(core, preload.aof.is_some());
-    installer.add(core, preload.take(core.id));
-    installer.finish(core);
-    crate::scripting::load_libraries(&preload.functions)
 }
 
 /// Puts loaded keys into a core's shard, batch by batch.

@@ -712,26 +712,8 @@ async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<Option<u64>, Strin
         crate::scripting::flush_libraries();
     };
     node.core.call_all(clear).await;
-    // Each core installs in a task of its own, which waits for the reader between batches
-    // (a call would block the core, and with it the messages that start the others' calls).
     let startup = crate::rdb_load::start_for_replica(&config, path, threads);
-    let outcomes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (reader, results) = (startup.clone(), outcomes.clone());
-    node.core
-        .call_all(move |core| {
-            let (core, startup, results) = (core.clone(), reader.clone(), results.clone());
-            glommio::spawn_local(async move {
-                let result = crate::rdb_load::install_streamed(&core, &startup).await;
-                core.with_shard(|shard| shard.set_loading(true));
-                results.lock().expect("not poisoned").push(result);
-            })
-            .detach();
-        })
-        .await;
-    while outcomes.lock().expect("not poisoned").len() < threads {
-        glommio::timer::sleep(Duration::from_millis(1)).await;
-    }
-    let failed = std::mem::take(&mut *outcomes.lock().expect("not poisoned")).into_iter().find_map(Result::err);
+    let failed = crate::rdb_load::install_all(&node.core, startup, true).await.err();
     if failed.is_some() {
         node.core.call_all(clear).await;
     }
