@@ -114,7 +114,8 @@ impl Drop for Batches<'_> {
 /// Redis's reply while the dataset loads.
 pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
 
-/// The startup load, shared by the reader thread and the cores.
+/// A load, shared by its reader thread and the cores: at startup, or under a lock that holds
+/// every shard (DEBUG RELOAD, a replica's full sync).
 pub struct Startup {
     result: OnceLock<Result<Preload, String>>,
     /// The keys on their way from the reader to the cores.
@@ -177,11 +178,8 @@ fn spawn_reader(name: &str, threads: usize, read: impl FnOnce(&KeyPipe) -> Resul
 pub async fn install_when_read(core: &std::rc::Rc<shoal_runtime::Core>, startup: &Startup) -> Result<(), String> {
     // The log's commands replay after the base: nothing expires until then.
     let aof = crate::node::current().config.borrow().appendonly;
-    let mut installer = Installer::new(core, aof);
-    let Some(preload) = installer.take_while_reading(core, startup).await else { return Ok(()) };
+    let Some(preload) = install_from(core, startup, aof).await else { return Ok(()) };
     let preload = preload?;
-    installer.finish(core);
-    crate::scripting::load_libraries(&preload.functions)?;
     let installed = startup.installed.fetch_add(1, Ordering::SeqCst) + 1;
     match &preload.aof {
         None if installed == core.shard_count => {
@@ -282,13 +280,8 @@ pub async fn install_all(core: &std::rc::Rc<shoal_runtime::Core>, startup: std::
     core.call_all(move |core| {
         let (core, startup, results) = (core.clone(), startup.clone(), results.clone());
         glommio::spawn_local(async move {
-            let mut installer = Installer::new(&core, loading);
-            let result = match installer.take_while_reading(&core, &startup).await {
-                Some(Ok(preload)) => {
-                    installer.finish(&core);
-                    crate::scripting::load_libraries(&preload.functions)
-                }
-                Some(Err(e)) => Err(e),
+            let result = match install_from(&core, &startup, loading).await {
+                Some(result) => result.map(drop),
                 None => Err("shutting down".to_owned()),
             };
             results.lock().expect("not poisoned").push(result);
@@ -301,6 +294,18 @@ pub async fn install_all(core: &std::rc::Rc<shoal_runtime::Core>, startup: std::
     }
     let outcomes = std::mem::take(&mut *outcomes.lock().expect("not poisoned"));
     outcomes.into_iter().find_map(Result::err).map_or(Ok(()), Err)
+}
+
+/// On a core: installs its keys as `load`'s reader sends them, then the function libraries;
+/// the reader's result. `loading`: see [`Installer::new`]. None: a shutdown was asked.
+async fn install_from<'a>(core: &shoal_runtime::Core, load: &'a Startup, loading: bool) -> Option<Result<&'a Preload, String>> {
+    let mut installer = Installer::new(core, loading);
+    let preload = match installer.take_while_reading(core, load).await? {
+        Ok(preload) => preload,
+        Err(e) => return Some(Err(e)),
+    };
+    installer.finish(core);
+    Some(crate::scripting::load_libraries(&preload.functions).map(|()| preload))
 }
 
 /// Reads one RDB image from `source` (a file positioned at its start) into `keys`;
