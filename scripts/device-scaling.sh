@@ -3,11 +3,13 @@
 # everything it needs travels with the working tree. Prepare here, then run there once:
 #
 #   ../shared/scripts/redis-bundle.sh .redis-bundle          # redis-server, redis-benchmark
-#   mkdir -p .device-bin && echo /.device-bin/ >> .git/info/exclude
+#   mkdir -p .device-bin                                     # ignored (.gitignore)
 #   CARGO_TARGET_DIR=/tmp/rel-target cargo build --release -p shoal-server -p shoal-loadgen
 #   for b in shoal-server shoal-loadgen shoal-pubsub-load; do strip --strip-debug -o .device-bin/$b /tmp/rel-target/release/$b; done
 #   scripts/perf-bundle.sh .perf-bundle                        # only for PERF_MIX (below)
 #   device run: scripts/device-scaling.sh   (carry .redis-bundle and .device-bin, and .perf-bundle)
+#
+# scripts/device-plan.sh runs the parts below that the open issues still need, in one call.
 #
 # An A/B of the transaction mix alone, two builds:
 #   SCALING_BINS="shoal-server-base shoal-server" SCALING_ARGS="--threads 8 --mix-only --rounds 3" SKIP_COMPARE=1
