@@ -237,7 +237,7 @@ fn write_hash<T>(db: &mut Db, key: &[u8], limits: &Limits, now_ms: u64, write: i
             let result = write(&mut hash)?;
             hash.template_if_due(limits);
             if !hash.is_empty() {
-                db.set(key, Value::Hash(Box::new(hash)), now_ms);
+                db.set(key, Value::Hash(hash), now_ms);
             }
             Ok(result)
         }

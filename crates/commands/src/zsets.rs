@@ -479,7 +479,7 @@ pub(crate) fn op_store(db: &mut Db, key: &[u8], mut items: Items, limits: &Limit
     let len = items.len();
     let member_len_max = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
     let zset = ZSet::from_sorted(items, len, member_len_max, limits);
-    db.set(key, Value::ZSet(Box::new(zset)), now_ms);
+    db.set(key, Value::ZSet(zset), now_ms);
     db.add_changes(if per_member { len as u64 } else { 1 });
     len
 }

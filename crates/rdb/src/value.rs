@@ -424,7 +424,7 @@ impl HashLoader {
     }
 
     fn finish(self) -> Option<Value> {
-        (!self.hash.is_empty()).then(|| Value::Hash(Box::new(self.hash)))
+        (!self.hash.is_empty()).then(|| Value::Hash(self.hash))
     }
 }
 
@@ -443,7 +443,7 @@ fn small_listpack_hash(elements: &[Element<'_>], limits: &Limits) -> Result<Opti
         return Err("duplicate field".into());
     }
     let hash = Hash::listpack_from_distinct(bytes.chunks_exact(2).map(|p| (p[0].as_ref(), p[1].as_ref())));
-    Ok(Some((pairs > 0).then(|| Value::Hash(Box::new(hash)))))
+    Ok(Some((pairs > 0).then(|| Value::Hash(hash))))
 }
 
 /// Builds a sorted set from (member, score) pairs in any order, in the encoding Redis gives
@@ -464,7 +464,7 @@ fn build_zset(mut items: Vec<(Vec<u8>, f64)>, limits: &Limits) -> Result<Option<
     }
     let len = items.len();
     let member_len_max = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    Ok(Some(Value::ZSet(Box::new(ZSet::from_sorted(items, len, member_len_max, limits)))))
+    Ok(Some(Value::ZSet(ZSet::from_sorted(items, len, member_len_max, limits))))
 }
 
 /// The RDB type byte [`write_value`] uses for `value`.

@@ -1613,7 +1613,7 @@ mod tests {
                 hash.set_field_ttl(field.as_bytes(), *at);
             }
         }
-        Value::Hash(Box::new(hash))
+        Value::Hash(hash)
     }
 
     fn fields(db: &mut Db, key: &str) -> Vec<String> {

@@ -16,35 +16,28 @@
 /// The byte offset of an entry's start.
 pub type Pos = usize;
 
-/// Two words: a pointer to exactly the encoded entries (none when empty), their length and
-/// their count (Redis keeps both in its listpack's header). A small hash or sorted set is
-/// this inside its box, and this one allocation, which is the entries' exact size (a header
-/// in it would push some sizes into the next allocator class).
+/// Twelve bytes, 4-aligned: a pointer to exactly the encoded entries (none when empty), their
+/// length and their count (Redis keeps both in its listpack's header). A small hash or sorted
+/// set is this inside its key's [`crate::Value`] (see [`crate::types::Slot`]), and this one
+/// allocation, which is the entries' exact size (a header in it would push some sizes into
+/// the next allocator class: a 255-byte object-shaped hash into a 320-byte block).
 ///
-/// A length of 4 GiB or more (a list element that big) is kept in the allocation's first
-/// eight bytes instead, and a count of 65,535 or more is counted by walking, as Redis does
-/// past its header's 16 bits.
+/// A length of 65,535 bytes or more is kept in the allocation's first eight bytes instead,
+/// and a count of 65,535 or more is counted by walking, as Redis does past its header's 16
+/// bits. Allocations are 8-aligned, so that a [`crate::types::Slot`] can tell a listpack's
+/// pointer from a tagged box.
 #[derive(Default)]
+#[repr(C, packed(4))]
 pub struct Listpack {
     raw: Option<NonNull<u8>>,
     /// The entries' length, or [`BYTES_ELSEWHERE`].
-    bytes: u32,
+    bytes: u16,
     /// The entry count, or [`COUNT_UNKNOWN`].
     count: u16,
-    /// Values the compiler may use for the tags of the enums around a listpack (the
-    /// encodings of a hash, a set, a sorted set), so that they stay two words.
-    _niche: Niche,
-}
-
-#[derive(Default)]
-#[repr(u8)]
-enum Niche {
-    #[default]
-    Zero = 0,
 }
 
 /// `bytes` saying the length is in the allocation's first eight bytes.
-const BYTES_ELSEWHERE: u32 = u32::MAX;
+const BYTES_ELSEWHERE: u16 = u16::MAX;
 /// `count` saying the entries must be counted.
 const COUNT_UNKNOWN: u16 = u16::MAX;
 /// Lengths from here on are kept in the allocation; the unit tests lower it (and the next
@@ -52,6 +45,8 @@ const COUNT_UNKNOWN: u16 = u16::MAX;
 const ELSEWHERE_FROM: usize = if cfg!(test) { 10_000 } else { BYTES_ELSEWHERE as usize };
 /// Counts from here on are counted by walking.
 const UNKNOWN_FROM: usize = if cfg!(test) { 150 } else { COUNT_UNKNOWN as usize };
+/// Every allocation's alignment (see [`crate::types::Slot`]).
+pub(crate) const ALIGN: usize = 8;
 
 /// Where the entries start in the allocation for a length of `bytes`.
 fn data_at(bytes: usize) -> usize {
@@ -69,7 +64,7 @@ unsafe impl Send for Listpack {}
 unsafe impl Sync for Listpack {}
 
 fn layout(size: usize) -> Layout {
-    Layout::from_size_align(size, 1).expect("a listpack layout fits")
+    Layout::from_size_align(size, ALIGN).expect("a listpack layout fits")
 }
 
 impl Drop for Listpack {
@@ -216,9 +211,14 @@ impl Listpack {
         Self::default()
     }
 
+    /// The allocation (a copy: the struct is packed, so its fields are read by value).
+    fn raw(&self) -> Option<NonNull<u8>> {
+        self.raw
+    }
+
     /// (bytes of the entries, where they start in the allocation).
     fn extent(&self) -> (usize, usize) {
-        match self.raw {
+        match self.raw() {
             Some(raw) if self.bytes == BYTES_ELSEWHERE => {
                 // SAFETY: such an allocation starts with the length, as eight bytes.
                 let bytes = unsafe { (raw.as_ptr() as *const u64).read_unaligned() };
@@ -244,7 +244,7 @@ impl Listpack {
     /// The encoded entries.
     fn buf(&self) -> &[u8] {
         let (bytes, at) = self.extent();
-        match self.raw {
+        match self.raw() {
             // SAFETY: `bytes` initialized bytes follow the header.
             Some(raw) => unsafe { std::slice::from_raw_parts(raw.as_ptr().add(at), bytes) },
             None => &[],
@@ -253,7 +253,7 @@ impl Listpack {
 
     fn buf_mut(&mut self) -> &mut [u8] {
         let (bytes, at) = self.extent();
-        match self.raw {
+        match self.raw() {
             // SAFETY: as in `buf`, and we own the allocation.
             Some(raw) => unsafe { std::slice::from_raw_parts_mut(raw.as_ptr().add(at), bytes) },
             None => &mut [],
@@ -278,13 +278,15 @@ impl Listpack {
         // anyone reads them.
         unsafe {
             if bytes == 0 {
-                if let Some(raw) = self.raw.take() {
+                let old = self.raw;
+                self.raw = None;
+                if let Some(raw) = old {
                     alloc::dealloc(raw.as_ptr(), layout(old_size));
                 }
                 (self.bytes, self.count) = (0, 0);
                 return;
             }
-            let raw = match self.raw {
+            let raw = match self.raw() {
                 None => alloc::alloc(layout(size)),
                 Some(raw) if size < old_size => {
                     std::ptr::copy(raw.as_ptr().add(old_at), raw.as_ptr().add(at), kept);
@@ -293,7 +295,7 @@ impl Listpack {
                 Some(raw) => alloc::realloc(raw.as_ptr(), layout(old_size), size),
             };
             let Some(raw) = NonNull::new(raw) else { alloc::handle_alloc_error(layout(size)) };
-            if size >= old_size && self.raw.is_some() {
+            if size >= old_size && self.raw().is_some() {
                 std::ptr::copy(raw.as_ptr().add(old_at), raw.as_ptr().add(at), kept);
             }
             raw.as_ptr().add(at + kept).write_bytes(0, bytes - kept);
@@ -301,8 +303,19 @@ impl Listpack {
                 (raw.as_ptr() as *mut u64).write_unaligned(bytes as u64);
             }
             self.raw = Some(raw);
-            self.bytes = if at == 8 { BYTES_ELSEWHERE } else { bytes as u32 };
+            self.bytes = if at == 8 { BYTES_ELSEWHERE } else { bytes as u16 };
         }
+    }
+
+    /// The allocation's address, 0 when empty (see [`crate::types::Packed`]).
+    pub(crate) fn address(&self) -> usize {
+        self.raw().map_or(0, |raw| raw.as_ptr() as usize)
+    }
+
+    /// A listpack-shaped value that only carries `address` (a tagged box's, see
+    /// [`crate::types::Packed`]): never to be read, changed or dropped as a listpack.
+    pub(crate) fn holding(address: usize) -> Listpack {
+        Listpack { raw: NonNull::new(address as *mut u8), bytes: 0, count: 0 }
     }
 
     /// Prefetches the header and the first entries (see [`crate::prefetch`]).
@@ -319,7 +332,7 @@ impl Listpack {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.raw.is_none()
+        self.raw().is_none()
     }
 
     /// Bytes of the encoded entries (what the `*-max-listpack-*` size limits compare with).

@@ -1,7 +1,8 @@
 //! Values stored under keys, and their Redis encodings.
 //!
-//! Strings live here; the collection types live in [`crate::types`], boxed so a [`Value`]
-//! stays as small as a string.
+//! Strings live here; the collection types live in [`crate::types`]: small hashes and
+//! sorted sets in the value itself (their listpack's twelve bytes), the others boxed, so a
+//! [`Value`] stays as small as a string.
 
 use std::alloc::Layout;
 use std::ptr::NonNull;
@@ -18,38 +19,37 @@ pub const EMBSTR_LEN_MAX: usize = 44;
 pub enum Value {
     Str(Str),
     List(Box<List>),
-    Hash(Box<Hash>),
+    Hash(Hash),
     Set(Box<Set>),
-    ZSet(Box<ZSet>),
+    ZSet(ZSet),
     Stream(Box<Stream>),
 }
 
 impl Value {
     /// Prefetches what reading the value touches first (see [`crate::prefetch`]): a
-    /// string's bytes, or a collection's header.
+    /// string's bytes, a small hash's or sorted set's listpack, or a collection's header.
     #[inline]
     pub fn prefetch(&self) {
         let at: *const u8 = match self {
+            Value::Hash(hash) => return hash.prefetch(),
+            Value::ZSet(zset) => return zset.prefetch(),
             Value::Str(Str::Int(_)) => return,
             Value::Str(Str::Emb(bytes) | Str::Raw(bytes)) => bytes.as_ptr(),
             Value::Str(Str::Grown(buffer)) => &**buffer as *const Vec<u8> as *const u8,
             Value::List(list) => &**list as *const List as *const u8,
-            Value::Hash(hash) => &**hash as *const Hash as *const u8,
             Value::Set(set) => &**set as *const Set as *const u8,
-            Value::ZSet(zset) => &**zset as *const ZSet as *const u8,
             Value::Stream(stream) => &**stream as *const Stream as *const u8,
         };
         crate::prefetch::read(at);
     }
 
     /// Prefetches what a boxed collection's header points to, once [`Value::prefetch`] has
-    /// brought the header: a small hash's or sorted set's listpack.
+    /// brought the header: a big hash's table or template.
     #[inline]
     pub fn prefetch_inner(&self) {
         match self {
-            Value::Hash(hash) => hash.prefetch(),
-            Value::ZSet(zset) => zset.prefetch(),
-            Value::Str(_) | Value::List(_) | Value::Set(_) | Value::Stream(_) => {}
+            Value::Hash(hash) => hash.prefetch_inner(),
+            Value::Str(_) | Value::List(_) | Value::Set(_) | Value::ZSet(_) | Value::Stream(_) => {}
         }
     }
 
@@ -409,7 +409,7 @@ mod tests {
         // The hash is boxed: its struct and its listpack.
         let expected = std::mem::size_of::<Value>() + hash.memory_usage(0);
         assert!(hash.memory_usage(0) > std::mem::size_of::<crate::types::Hash>());
-        assert_eq!(Value::Hash(Box::new(hash)).memory_usage(0), expected);
+        assert_eq!(Value::Hash(hash).memory_usage(0), expected);
     }
 
     #[test]

@@ -224,7 +224,7 @@ fn himport_set(ctx: &mut Ctx, args: &[Bytes]) -> Frame {
     };
     let replaced = crate::keys::replaces(ctx, key, ctx.db_index);
     let db = ctx.db();
-    db.set_with_expire(key, Value::Hash(Box::new(hash)), None, now);
+    db.set_with_expire(key, Value::Hash(hash), None, now);
     db.add_changes(1);
     crate::keys::notify_replaced(ctx, key, ctx.db_index, replaced);
     ctx.notify(notify::HASH, "hset", key);
@@ -242,7 +242,7 @@ pub fn propagate(args: &[Bytes]) -> Option<Vec<Vec<Bytes>>> {
     let fields: Vec<&[u8]> = fields.iter().map(|f| &f[..]).collect();
     let values: Vec<&[u8]> = values.iter().map(|v| &v[..]).collect();
     let hash = Hash::from_template(&fields, &values, &shoal_store::Limits::default()).ok()?;
-    let payload = shoal_rdb::dump(&Value::Hash(Box::new(hash)), true);
+    let payload = shoal_rdb::dump(&Value::Hash(hash), true);
     Some(vec![vec![Bytes::from_static(b"RESTORE"), args[2].clone(), Bytes::from_static(b"0"), Bytes::from(payload), Bytes::from_static(b"REPLACE")]])
 }
 

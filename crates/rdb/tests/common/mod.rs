@@ -19,7 +19,7 @@ pub fn hash<F: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(F, V)]) -> Value {
     for (f, v) in pairs {
         h.set(f.as_ref(), v.as_ref(), &Limits::default());
     }
-    Value::Hash(Box::new(h))
+    Value::Hash(h)
 }
 
 pub fn set<E: AsRef<[u8]>>(members: &[E]) -> Value {
@@ -37,7 +37,7 @@ pub fn zset<M: AsRef<[u8]>>(items: &[(M, f64)]) -> Value {
     for (m, score) in items {
         z.insert(m.as_ref(), *score, &limits);
     }
-    Value::ZSet(Box::new(z))
+    Value::ZSet(z)
 }
 
 /// Named values covering every type and encoding, with the encoding each must have.

@@ -7,6 +7,7 @@
 
 pub mod hash;
 pub mod list;
+pub mod packed;
 pub mod set;
 pub mod stream;
 pub mod template;
@@ -14,6 +15,7 @@ pub mod zset;
 
 pub use hash::Hash;
 pub use list::List;
+pub use packed::{Packed, PackedMut, PackedRef};
 pub use set::Set;
 pub use stream::Stream;
 pub use zset::ZSet;

@@ -14,18 +14,13 @@
 pub mod skiplist;
 
 use crate::listpack::{Listpack, Pos};
-use crate::types::Limits;
+use crate::types::{Limits, Packed, PackedMut, PackedRef};
 use skiplist::{SkipIter, Skiplist};
 
-enum Repr {
-    Listpack(Listpack),
-    /// Boxed so a small set's value stays the size of its listpack.
-    Skiplist(Box<Skiplist>),
-}
-
-/// A sorted set.
+/// A sorted set. Twelve bytes, so that it sits in its key's [`crate::Value`]: a listpack
+/// itself, or a boxed skiplist.
 pub struct ZSet {
-    repr: Repr,
+    repr: Packed<Skiplist>,
 }
 
 impl Default for ZSet {
@@ -36,12 +31,7 @@ impl Default for ZSet {
 
 impl Clone for ZSet {
     fn clone(&self) -> Self {
-        ZSet {
-            repr: match &self.repr {
-                Repr::Listpack(lp) => Repr::Listpack(lp.clone()),
-                Repr::Skiplist(sl) => Repr::Skiplist(Box::new(Skiplist::clone(sl))),
-            },
-        }
+        ZSet { repr: self.repr.clone() }
     }
 }
 
@@ -99,23 +89,23 @@ fn before(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> bool 
 impl ZSet {
     /// An empty set in the listpack encoding.
     pub fn new() -> Self {
-        ZSet { repr: Repr::Listpack(Listpack::new()) }
+        ZSet { repr: Packed::listpack(Listpack::new()) }
     }
 
     /// A set of `items`, given in (score, member) order without duplicates, in the encoding
     /// Redis gives a result of this size (the *STORE commands).
     pub fn from_sorted(items: impl IntoIterator<Item = (impl AsRef<[u8]>, f64)>, len: usize, member_len_max: usize, limits: &Limits) -> Self {
         let small = len as u64 <= limits.zset_max_listpack_entries && member_len_max as u64 <= limits.zset_max_listpack_value;
-        let mut zset = if small { ZSet::new() } else { ZSet { repr: Repr::Skiplist(Box::new(Skiplist::with_capacity(len))) } };
-        match &mut zset.repr {
-            Repr::Listpack(lp) => {
+        let mut zset = if small { ZSet::new() } else { ZSet { repr: Packed::boxed(Box::new(Skiplist::with_capacity(len))) } };
+        match zset.repr.get_mut() {
+            PackedMut::Listpack(lp) => {
                 for (member, score) in items {
                     let score = if score == 0.0 { 0.0 } else { score };
                     lp.push_back(member.as_ref());
                     lp.push_back(score_bytes(score, &mut [0; 8]));
                 }
             }
-            Repr::Skiplist(sl) => {
+            PackedMut::Boxed(sl) => {
                 for (member, score) in items {
                     sl.insert(member.as_ref(), score);
                 }
@@ -125,9 +115,9 @@ impl ZSet {
     }
 
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Listpack(lp) => lp.len() / 2,
-            Repr::Skiplist(sl) => sl.len(),
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => lp.len() / 2,
+            PackedRef::Boxed(sl) => sl.len(),
         }
     }
 
@@ -137,9 +127,9 @@ impl ZSet {
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding_name(&self) -> &'static str {
-        match &self.repr {
-            Repr::Listpack(_) => "listpack",
-            Repr::Skiplist(_) => "skiplist",
+        match self.repr.get() {
+            PackedRef::Listpack(_) => "listpack",
+            PackedRef::Boxed(_) => "skiplist",
         }
     }
 
@@ -148,9 +138,9 @@ impl ZSet {
     /// [`Skiplist::memory_usage`]: its arrays exactly, long members sampled over the first
     /// `samples`, all when 0). The allocator's rounding up is not counted.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        let repr = match &self.repr {
-            Repr::Listpack(lp) => lp.allocated(),
-            Repr::Skiplist(sl) => sl.memory_usage(samples),
+        let repr = match self.repr.get() {
+            PackedRef::Listpack(lp) => lp.allocated(),
+            PackedRef::Boxed(sl) => sl.memory_usage(samples),
         };
         std::mem::size_of::<ZSet>() + repr
     }
@@ -189,22 +179,19 @@ impl ZSet {
     /// skiplist's header (see [`crate::prefetch`]).
     #[inline]
     pub fn prefetch(&self) {
-        match &self.repr {
-            Repr::Listpack(lp) => lp.prefetch(),
-            Repr::Skiplist(sl) => crate::prefetch::read(&**sl as *const Skiplist as *const u8),
-        }
+        self.repr.prefetch();
     }
 
     pub fn prefetch_members(&self, members: &[&[u8]]) {
-        if let Repr::Skiplist(skiplist) = &self.repr {
+        if let PackedRef::Boxed(skiplist) = self.repr.get() {
             skiplist.prefetch(members);
         }
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        match &self.repr {
-            Repr::Listpack(lp) => Self::lp_find(lp, member).map(|(_, s)| s),
-            Repr::Skiplist(sl) => sl.score(member),
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => Self::lp_find(lp, member).map(|(_, s)| s),
+            PackedRef::Boxed(sl) => sl.score(member),
         }
     }
 
@@ -214,13 +201,13 @@ impl ZSet {
 
     /// Converts to the skiplist encoding (past the listpack limits).
     pub fn convert_to_skiplist(&mut self) {
-        if let Repr::Listpack(lp) = &self.repr {
+        if let PackedRef::Listpack(lp) = self.repr.get() {
             // Room for the member about to be added too.
             let mut sl = Skiplist::with_capacity(lp.len() / 2 + 1);
             for (member, score) in Self::lp_pairs(lp) {
                 sl.insert(member, score);
             }
-            self.repr = Repr::Skiplist(Box::new(sl));
+            self.repr = Packed::boxed(Box::new(sl));
         }
     }
 
@@ -237,47 +224,47 @@ impl ZSet {
     /// the listpack would pass `limits` (Redis's zsetAdd).
     pub fn insert(&mut self, member: &[u8], score: f64, limits: &Limits) {
         debug_assert!(!score.is_nan(), "scores are never NaN");
-        if let Repr::Listpack(lp) = &self.repr {
+        if let PackedRef::Listpack(lp) = self.repr.get() {
             if (lp.len() / 2 + 1) as u64 > limits.zset_max_listpack_entries || member.len() as u64 > limits.zset_max_listpack_value {
                 self.convert_to_skiplist();
             }
         }
-        match &mut self.repr {
-            Repr::Listpack(lp) => Self::lp_insert(lp, member, score),
-            Repr::Skiplist(sl) => sl.insert(member, score),
+        match self.repr.get_mut() {
+            PackedMut::Listpack(lp) => Self::lp_insert(lp, member, score),
+            PackedMut::Boxed(sl) => sl.insert(member, score),
         }
     }
 
     /// Changes the score of a present member.
     pub fn set_score(&mut self, member: &[u8], score: f64) {
         debug_assert!(!score.is_nan(), "scores are never NaN");
-        match &mut self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get_mut() {
+            PackedMut::Listpack(lp) => {
                 let (pos, _) = Self::lp_find(lp, member).expect("set_score of a present member");
                 lp.remove_range_at(pos, 2);
                 Self::lp_insert(lp, member, score);
             }
-            Repr::Skiplist(sl) => sl.set_score(member, score),
+            PackedMut::Boxed(sl) => sl.set_score(member, score),
         }
     }
 
     /// Removes `member`; returns its score.
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
-        match &mut self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get_mut() {
+            PackedMut::Listpack(lp) => {
                 let (pos, score) = Self::lp_find(lp, member)?;
                 lp.remove_range_at(pos, 2);
                 Some(score)
             }
-            Repr::Skiplist(sl) => sl.remove(member),
+            PackedMut::Boxed(sl) => sl.remove(member),
         }
     }
 
     /// The 0-based ascending rank of `member`, with its score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
-        match &self.repr {
-            Repr::Listpack(lp) => Self::lp_pairs(lp).enumerate().find(|(_, (m, _))| *m == member).map(|(i, (_, s))| (i, s)),
-            Repr::Skiplist(sl) => sl.rank(member),
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => Self::lp_pairs(lp).enumerate().find(|(_, (m, _))| *m == member).map(|(i, (_, s))| (i, s)),
+            PackedRef::Boxed(sl) => sl.rank(member),
         }
     }
 
@@ -289,9 +276,9 @@ impl ZSet {
     /// How many members from the lowest satisfy `pred`, which must hold on a prefix of the
     /// order (a range's lower bound). O(log n) in the skiplist encoding.
     pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
-        match &self.repr {
-            Repr::Listpack(lp) => Self::lp_pairs(lp).take_while(|(m, s)| pred(*s, m)).count(),
-            Repr::Skiplist(sl) => sl.count_while(pred),
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => Self::lp_pairs(lp).take_while(|(m, s)| pred(*s, m)).count(),
+            PackedRef::Boxed(sl) => sl.count_while(pred),
         }
     }
 
@@ -302,12 +289,12 @@ impl ZSet {
 
     /// Members starting at ascending rank `rank`, going up (`rev` false) or down.
     pub fn iter_from(&self, rank: usize, rev: bool) -> Iter<'_> {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => {
                 let pos = if rank < lp.len() / 2 { lp.seek(2 * rank as i64) } else { None };
                 Iter::Listpack { lp, pos, rev }
             }
-            Repr::Skiplist(sl) => Iter::Skiplist(sl.iter_from(rank, rev)),
+            PackedRef::Boxed(sl) => Iter::Skiplist(sl.iter_from(rank, rev)),
         }
     }
 
@@ -317,12 +304,12 @@ impl ZSet {
         if count == 0 {
             return 0;
         }
-        match &mut self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get_mut() {
+            PackedMut::Listpack(lp) => {
                 let pos = lp.seek(2 * start as i64).expect("start is within the set");
                 lp.remove_range_at(pos, 2 * count);
             }
-            Repr::Skiplist(sl) => {
+            PackedMut::Boxed(sl) => {
                 let members: Vec<Box<[u8]>> = sl.iter_from(start, false).take(count).map(|(m, _)| m.into()).collect();
                 for member in members {
                     sl.remove(&member);
@@ -335,21 +322,21 @@ impl ZSet {
     /// One step of a ZSCAN: calls `visit` for some members and returns the next cursor (0 when
     /// done). A listpack is returned whole, as Redis does.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(&[u8], f64)) -> u64 {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => {
                 for (member, score) in Self::lp_pairs(lp) {
                     visit(member, score);
                 }
                 0
             }
-            Repr::Skiplist(sl) => sl.scan_step(cursor, visit),
+            PackedRef::Boxed(sl) => sl.scan_step(cursor, visit),
         }
     }
 
     /// Asserts the encoding's invariants: order, no duplicates, no NaN.
     pub fn check_invariants(&self) {
-        match &self.repr {
-            Repr::Listpack(lp) => {
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => {
                 assert_eq!(lp.len() % 2, 0, "members and scores pair up");
                 let pairs: Vec<(&[u8], f64)> = Self::lp_pairs(lp).collect();
                 for pair in &pairs {
@@ -360,7 +347,7 @@ impl ZSet {
                     assert!(before(w[0].1, w[0].0, w[1].1, w[1].0), "listpack in (score, member) order");
                 }
             }
-            Repr::Skiplist(sl) => sl.check_invariants(),
+            PackedRef::Boxed(sl) => sl.check_invariants(),
         }
     }
 }
