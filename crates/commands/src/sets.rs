@@ -276,7 +276,7 @@ pub fn op_add(db: &mut Db, key: &[u8], members: &[Bytes], limits: &Limits, now_m
             for member in members {
                 added += set.insert(member, limits) as usize;
             }
-            db.set(key, Value::Set(Box::new(set)), now_ms);
+            db.set(key, Value::Set(set), now_ms);
         }
     }
     db.add_changes(added as u64);
@@ -529,7 +529,7 @@ fn op_put_member(db: &mut Db, destination: &[u8], member: &[u8], limits: &Limits
         _ => {
             let mut set = Set::create(member, 1, limits);
             set.insert(member, limits);
-            db.set(destination, Value::Set(Box::new(set)), now_ms);
+            db.set(destination, Value::Set(set), now_ms);
             true
         }
     };
@@ -740,7 +740,7 @@ fn op_store(ctx: &mut Ctx, algebra: Algebra, destination: &[u8], set: Set) -> us
             ctx.notify(notify::GENERIC, "del", destination);
         }
     } else {
-        db.set(destination, Value::Set(Box::new(set)), now_ms);
+        db.set(destination, Value::Set(set), now_ms);
         db.add_changes(1);
         let event = match algebra {
             Algebra::Inter => "sinterstore",
@@ -788,7 +788,7 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
         }
         let slot = *slots.entry(key).or_insert_with(|| {
             let set = match db.lookup_quiet_mut(key, now).map(|e| &mut e.value) {
-                Some(Value::Set(set)) => std::mem::take(&mut **set),
+                Some(Value::Set(set)) => std::mem::take(set),
                 _ => unreachable!("{key:?} was just read as a set"),
             };
             taken.push((key.clone(), set));
@@ -802,7 +802,7 @@ fn op_algebra(ctx: &mut Ctx, request: &Request) -> Result<Outcome, Frame> {
     };
     for (key, set) in taken {
         match db.lookup_quiet_mut(&key, now).map(|e| &mut e.value) {
-            Some(Value::Set(slot)) => **slot = set,
+            Some(Value::Set(slot)) => *slot = set,
             _ => unreachable!("a borrowed set's key stays"),
         }
     }

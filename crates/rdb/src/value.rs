@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use shoal_store::listpack::Listpack;
-use shoal_store::types::set::{Intset, Member};
+use shoal_store::types::set::{Enc as SetEnc, Intset, Member};
 use shoal_store::types::{Hash, Limits, List, Set, ZSet};
 use shoal_store::{Str, Value};
 
@@ -187,7 +187,7 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
                     return Err(blob_error(at, "set", "duplicate member".into()));
                 }
             }
-            set.map(|s| Value::Set(Box::new(s)))
+            set.map(Value::Set)
         }
         types::SET_INTSET => {
             let blob = read_string(input)?;
@@ -197,7 +197,7 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
                 members.iter().for_each(|&v| {
                     intset.insert(v);
                 });
-                Set::Intset(intset)
+                Set::intset(intset)
             } else {
                 let mut set = Set::create(b"0", members.len(), limits);
                 set.convert_to_hashtable();
@@ -206,7 +206,7 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
                 });
                 set
             };
-            Some(Value::Set(Box::new(set)))
+            Some(Value::Set(set))
         }
         types::SET_LISTPACK => {
             let blob = read_string(input)?;
@@ -221,14 +221,14 @@ pub(crate) fn read_value<R: Read>(input: &mut Input<R>, type_byte: u8, limits: &
             } else if members.len() as u64 <= limits.set_max_listpack_entries {
                 let mut lp = Listpack::new();
                 members.iter().for_each(|m| lp.push_back(m));
-                Some(Value::Set(Box::new(Set::Listpack(lp))))
+                Some(Value::Set(Set::listpack(lp)))
             } else {
                 let mut set = Set::create(b"", members.len(), limits);
                 set.convert_to_hashtable();
                 members.iter().for_each(|m| {
                     set.insert(m, limits);
                 });
-                Some(Value::Set(Box::new(set)))
+                Some(Value::Set(set))
             }
         }
         types::ZSET | types::ZSET_2 => {
@@ -475,7 +475,7 @@ pub fn value_type(value: &Value) -> u8 {
         Value::Hash(h) if h.has_field_ttls() => types::HASH_METADATA,
         Value::Hash(h) if h.is_listpack() => types::HASH_LISTPACK,
         Value::Hash(_) => types::HASH,
-        Value::Set(s) if matches!(**s, Set::Intset(_)) => types::SET_INTSET,
+        Value::Set(s) if matches!(s.enc(), SetEnc::Intset(_)) => types::SET_INTSET,
         Value::Set(_) => types::SET,
         Value::ZSet(z) if z.encoding_name() == "listpack" => types::ZSET_LISTPACK,
         Value::ZSet(_) => types::ZSET_2,
@@ -516,9 +516,9 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, compress: bool) {
                 write_string(out, value, compress);
             }
         }
-        Value::Set(set) => match &**set {
-            Set::Intset(intset) => write_blob(out, &blobs::build_intset(intset.width(), intset.iter().collect::<Vec<_>>().into_iter()), compress),
-            set => {
+        Value::Set(set) => match set.enc() {
+            SetEnc::Intset(intset) => write_blob(out, &blobs::build_intset(intset.width(), intset.iter().collect::<Vec<_>>().into_iter()), compress),
+            _ => {
                 write_len(out, set.len() as u64);
                 for member in set.iter() {
                     member.with_bytes(|b| write_string(out, b, compress));

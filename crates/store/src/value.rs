@@ -1,6 +1,6 @@
 //! Values stored under keys, and their Redis encodings.
 //!
-//! Strings live here; the collection types live in [`crate::types`]: small hashes and
+//! Strings live here; the collection types live in [`crate::types`]: small hashes, sets and
 //! sorted sets in the value itself (their listpack's twelve bytes), the others boxed, so a
 //! [`Value`] stays as small as a string.
 
@@ -20,7 +20,7 @@ pub enum Value {
     Str(Str),
     List(Box<List>),
     Hash(Hash),
-    Set(Box<Set>),
+    Set(Set),
     ZSet(ZSet),
     Stream(Box<Stream>),
 }
@@ -33,11 +33,11 @@ impl Value {
         let at: *const u8 = match self {
             Value::Hash(hash) => return hash.prefetch(),
             Value::ZSet(zset) => return zset.prefetch(),
+            Value::Set(set) => return set.prefetch(),
             Value::Str(Str::Int(_)) => return,
             Value::Str(Str::Emb(bytes) | Str::Raw(bytes)) => bytes.as_ptr(),
             Value::Str(Str::Grown(buffer)) => &**buffer as *const Vec<u8> as *const u8,
             Value::List(list) => &**list as *const List as *const u8,
-            Value::Set(set) => &**set as *const Set as *const u8,
             Value::Stream(stream) => &**stream as *const Stream as *const u8,
         };
         crate::prefetch::read(at);
@@ -417,6 +417,10 @@ mod tests {
         // Every key's node holds one: the node of a 10-byte key is 40 bytes, not 48.
         assert_eq!(std::mem::size_of::<Str>(), 16);
         assert_eq!(std::mem::size_of::<Value>(), 16);
+        // Small hashes, sets and sorted sets in it whole: their listpack's twelve bytes.
+        assert_eq!(std::mem::size_of::<Hash>(), 12);
+        assert_eq!(std::mem::size_of::<Set>(), 12);
+        assert_eq!(std::mem::size_of::<ZSet>(), 12);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn set<E: AsRef<[u8]>>(members: &[E]) -> Value {
     for m in members {
         s.insert(m.as_ref(), &limits);
     }
-    Value::Set(Box::new(s))
+    Value::Set(s)
 }
 
 pub fn zset<M: AsRef<[u8]>>(items: &[(M, f64)]) -> Value {

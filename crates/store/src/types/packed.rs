@@ -76,6 +76,15 @@ impl<T> Packed<T> {
         }
     }
 
+    /// Bytes of the box (0 for a listpack, which lives in the value itself), for MEMORY USAGE.
+    pub fn box_bytes(&self) -> usize {
+        if self.boxed_ptr().is_some() {
+            std::mem::size_of::<T>()
+        } else {
+            0
+        }
+    }
+
     /// Prefetches what [`Packed::get`] reads first: the listpack's entries or the box.
     #[inline]
     pub fn prefetch(&self) {

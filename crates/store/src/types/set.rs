@@ -20,7 +20,7 @@ use rand::Rng;
 
 use crate::dict::Dict;
 use crate::listpack::Listpack;
-use crate::types::Limits;
+use crate::types::{Limits, Packed, PackedMut, PackedRef};
 use crate::value::parse_canonical_i64;
 
 /// Redis's LISTPACK_MAX_SAFETY_SIZE: a listpack never grows past this many bytes.
@@ -225,32 +225,52 @@ impl Member<'_> {
 
 // ---- the set ------------------------------------------------------------------------------
 
-/// A set value.
-pub enum Set {
+/// A set value: an intset, a listpack or a hashtable. Twelve bytes, so that it sits in its
+/// key's [`crate::Value`]: a listpack itself, the other encodings boxed.
+pub struct Set {
+    repr: Packed<Boxed>,
+}
+
+/// What a [`Set`] boxes.
+enum Boxed {
     Intset(Intset),
-    Listpack(Listpack),
-    Hashtable(Dict<()>),
+    /// Boxed so that an intset's box stays the size of an intset.
+    Hashtable(Box<Dict<()>>),
+}
+
+/// A set's encoding, to read (see [`Set::enc`]).
+pub enum Enc<'a> {
+    Intset(&'a Intset),
+    Listpack(&'a Listpack),
+    Hashtable(&'a Dict<()>),
+}
+
+/// A set's encoding, to change (see [`Set::enc_mut`]).
+pub enum EncMut<'a> {
+    Intset(&'a mut Intset),
+    Listpack(&'a mut Listpack),
+    Hashtable(&'a mut Dict<()>),
 }
 
 impl Default for Set {
     /// An empty intset, as Redis's `createIntsetObject`.
     fn default() -> Self {
-        Set::Intset(Intset::default())
+        Set::intset(Intset::default())
     }
 }
 
 impl Clone for Set {
     /// A copy in the same encoding (Redis's `setTypeDup`, for COPY).
     fn clone(&self) -> Self {
-        match self {
-            Set::Intset(is) => Set::Intset(is.clone()),
-            Set::Listpack(lp) => Set::Listpack(lp.clone()),
-            Set::Hashtable(d) => {
+        match self.enc() {
+            Enc::Intset(is) => Set::intset(is.clone()),
+            Enc::Listpack(lp) => Set::listpack(lp.clone()),
+            Enc::Hashtable(d) => {
                 let mut copy = Dict::new();
                 for (member, _) in d.iter() {
                     copy.insert_new(member, ());
                 }
-                Set::Hashtable(copy)
+                Set::hashtable(copy)
             }
         }
     }
@@ -276,26 +296,62 @@ fn listpack_find(lp: &Listpack, member: &[u8]) -> Option<usize> {
 }
 
 impl Set {
+    pub fn intset(is: Intset) -> Set {
+        Set { repr: Packed::boxed(Box::new(Boxed::Intset(is))) }
+    }
+
+    pub fn listpack(lp: Listpack) -> Set {
+        Set { repr: Packed::listpack(lp) }
+    }
+
+    pub fn hashtable(d: Dict<()>) -> Set {
+        Set { repr: Packed::boxed(Box::new(Boxed::Hashtable(Box::new(d)))) }
+    }
+
+    /// The encoding, to read.
+    pub fn enc(&self) -> Enc<'_> {
+        match self.repr.get() {
+            PackedRef::Listpack(lp) => Enc::Listpack(lp),
+            PackedRef::Boxed(Boxed::Intset(is)) => Enc::Intset(is),
+            PackedRef::Boxed(Boxed::Hashtable(d)) => Enc::Hashtable(d),
+        }
+    }
+
+    /// The encoding, to change.
+    pub fn enc_mut(&mut self) -> EncMut<'_> {
+        match self.repr.get_mut() {
+            PackedMut::Listpack(lp) => EncMut::Listpack(lp),
+            PackedMut::Boxed(Boxed::Intset(is)) => EncMut::Intset(is),
+            PackedMut::Boxed(Boxed::Hashtable(d)) => EncMut::Hashtable(d),
+        }
+    }
+
+    /// Prefetches what reading the set touches first: its listpack, or its box.
+    #[inline]
+    pub fn prefetch(&self) {
+        self.repr.prefetch();
+    }
+
     /// An empty set that can hold `first` with about `size_hint` members (Redis's
     /// `setTypeCreate`): an intset for an integer, a listpack while the hint allows, a hash
     /// table otherwise.
     pub fn create(first: &[u8], size_hint: usize, limits: &Limits) -> Set {
         if parse_canonical_i64(first).is_some() && size_hint <= to_usize(limits.set_max_intset_entries) {
-            return Set::Intset(Intset::default());
+            return Set::intset(Intset::default());
         }
         if size_hint <= to_usize(limits.set_max_listpack_entries) {
-            return Set::Listpack(Listpack::new());
+            return Set::listpack(Listpack::new());
         }
-        Set::Hashtable(Dict::new())
+        Set::hashtable(Dict::new())
     }
 
     /// Converts to a hash table when `size_hint` more members are about to be added and the
     /// compact encoding could not hold them (Redis's `setTypeMaybeConvert`).
     pub fn maybe_convert(&mut self, size_hint: usize, limits: &Limits) {
-        let convert = match self {
-            Set::Listpack(_) => size_hint > to_usize(limits.set_max_listpack_entries),
-            Set::Intset(_) => size_hint > to_usize(limits.set_max_intset_entries),
-            Set::Hashtable(_) => false,
+        let convert = match self.enc() {
+            Enc::Listpack(_) => size_hint > to_usize(limits.set_max_listpack_entries),
+            Enc::Intset(_) => size_hint > to_usize(limits.set_max_intset_entries),
+            Enc::Hashtable(_) => false,
         };
         if convert {
             self.convert_to_hashtable();
@@ -303,10 +359,10 @@ impl Set {
     }
 
     pub fn len(&self) -> usize {
-        match self {
-            Set::Intset(is) => is.len(),
-            Set::Listpack(lp) => lp.len(),
-            Set::Hashtable(d) => d.len(),
+        match self.enc() {
+            Enc::Intset(is) => is.len(),
+            Enc::Listpack(lp) => lp.len(),
+            Enc::Hashtable(d) => d.len(),
         }
     }
 
@@ -316,32 +372,32 @@ impl Set {
 
     /// The name OBJECT ENCODING reports.
     pub fn encoding_name(&self) -> &'static str {
-        match self {
-            Set::Intset(_) => "intset",
-            Set::Listpack(_) => "listpack",
-            Set::Hashtable(_) => "hashtable",
+        match self.enc() {
+            Enc::Intset(_) => "intset",
+            Enc::Listpack(_) => "listpack",
+            Enc::Hashtable(_) => "hashtable",
         }
     }
 
-    /// Bytes this set uses, for MEMORY USAGE: its own struct (the box a [`crate::Value`]
-    /// holds), then an intset's or a listpack's buffer exactly, or a hashtable's bucket array
+    /// Heap bytes this set uses, for MEMORY USAGE (the value holds its twelve bytes): the
+    /// box of an intset or a hashtable, then an intset's or a listpack's buffer exactly, or a hashtable's bucket array
     /// and nodes, sampled over the first `samples` members (all when 0; see
     /// [`Dict::heap_bytes`]). The allocator's rounding up is not counted.
     pub fn memory_usage(&self, samples: usize) -> usize {
-        let repr = match self {
-            Set::Intset(is) => is.bytes.capacity(),
-            Set::Listpack(lp) => lp.allocated(),
-            Set::Hashtable(d) => d.heap_bytes(samples, |_| 0),
+        let repr = match self.enc() {
+            Enc::Intset(is) => is.bytes.capacity(),
+            Enc::Listpack(lp) => lp.allocated(),
+            Enc::Hashtable(d) => std::mem::size_of::<Dict<()>>() + d.heap_bytes(samples, |_| 0),
         };
-        std::mem::size_of::<Set>() + repr
+        self.repr.box_bytes() + repr
     }
 
     /// Every member, in the encoding's order (ascending for an intset).
     pub fn iter(&self) -> Box<dyn Iterator<Item = Member<'_>> + '_> {
-        match self {
-            Set::Intset(is) => Box::new(is.iter().map(Member::Int)),
-            Set::Listpack(lp) => Box::new(lp.iter().map(Member::Bytes)),
-            Set::Hashtable(d) => Box::new(d.iter().map(|(m, _)| Member::Bytes(m))),
+        match self.enc() {
+            Enc::Intset(is) => Box::new(is.iter().map(Member::Int)),
+            Enc::Listpack(lp) => Box::new(lp.iter().map(Member::Bytes)),
+            Enc::Hashtable(d) => Box::new(d.iter().map(|(m, _)| Member::Bytes(m))),
         }
     }
 
@@ -353,22 +409,22 @@ impl Set {
     /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
     /// [`crate::prefetch`]). Only the hashtable form has misses worth overlapping.
     pub fn prefetch_members(&self, members: &[&[u8]]) {
-        if let Set::Hashtable(dict) = self {
+        if let Enc::Hashtable(dict) = self.enc() {
             dict.prefetch(members, |_| {});
         }
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        match self {
-            Set::Intset(is) => parse_canonical_i64(member).is_some_and(|v| is.contains(v)),
-            Set::Listpack(lp) => listpack_find(lp, member).is_some(),
-            Set::Hashtable(d) => d.contains_key(member),
+        match self.enc() {
+            Enc::Intset(is) => parse_canonical_i64(member).is_some_and(|v| is.contains(v)),
+            Enc::Listpack(lp) => listpack_find(lp, member).is_some(),
+            Enc::Hashtable(d) => d.contains_key(member),
         }
     }
 
     pub fn contains_member(&self, member: Member) -> bool {
-        match (self, member) {
-            (Set::Intset(is), Member::Int(v)) => is.contains(v),
+        match (self.enc(), member) {
+            (Enc::Intset(is), Member::Int(v)) => is.contains(v),
             (_, member) => member.with_bytes(|b| self.contains(b)),
         }
     }
@@ -376,15 +432,15 @@ impl Set {
     /// Adds `member`, converting the encoding as Redis's `setTypeAddAux` does; returns
     /// false if it was a member already.
     pub fn insert(&mut self, member: &[u8], limits: &Limits) -> bool {
-        match self {
-            Set::Hashtable(d) => {
+        match self.enc_mut() {
+            EncMut::Hashtable(d) => {
                 if d.contains_key(member) {
                     return false;
                 }
                 d.insert_new(member, ());
                 true
             }
-            Set::Listpack(lp) => {
+            EncMut::Listpack(lp) => {
                 if listpack_find(lp, member).is_some() {
                     return false;
                 }
@@ -399,7 +455,7 @@ impl Set {
                 }
                 true
             }
-            Set::Intset(is) => {
+            EncMut::Intset(is) => {
                 if let Some(v) = parse_canonical_i64(member) {
                     if !is.insert(v) {
                         return false;
@@ -426,7 +482,7 @@ impl Set {
                         lp.push_back(itoa::Buffer::new().format(v).as_bytes());
                     }
                     lp.push_back(member);
-                    *self = Set::Listpack(lp);
+                    *self = Set::listpack(lp);
                 } else {
                     self.convert_to_hashtable();
                     self.insert_new_into_hashtable(member);
@@ -438,8 +494,8 @@ impl Set {
 
     /// Adds a member given as an intset gives it, without formatting an integer for an intset.
     pub fn insert_member(&mut self, member: Member, limits: &Limits) -> bool {
-        match (&mut *self, member) {
-            (Set::Intset(is), Member::Int(v)) => {
+        match (self.enc_mut(), member) {
+            (EncMut::Intset(is), Member::Int(v)) => {
                 if !is.insert(v) {
                     return false;
                 }
@@ -451,8 +507,8 @@ impl Set {
     }
 
     fn insert_new_into_hashtable(&mut self, member: &[u8]) {
-        match self {
-            Set::Hashtable(d) => {
+        match self.enc_mut() {
+            EncMut::Hashtable(d) => {
                 debug_assert!(!d.contains_key(member), "a new member");
                 d.insert_new(member, ());
             }
@@ -463,7 +519,7 @@ impl Set {
     /// An intset past `set-max-intset-entries` becomes a hash table (Redis's
     /// `maybeConvertIntset`).
     fn maybe_convert_intset(&mut self, limits: &Limits) {
-        if let Set::Intset(is) = self {
+        if let Enc::Intset(is) = self.enc() {
             if is.len() > intset_entries_max(limits) {
                 self.convert_to_hashtable();
             }
@@ -472,42 +528,42 @@ impl Set {
 
     /// Removes `member`; returns whether it was one. The encoding stays as it is.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        match self {
-            Set::Intset(is) => parse_canonical_i64(member).is_some_and(|v| is.remove(v)),
-            Set::Listpack(lp) => match listpack_find(lp, member) {
+        match self.enc_mut() {
+            EncMut::Intset(is) => parse_canonical_i64(member).is_some_and(|v| is.remove(v)),
+            EncMut::Listpack(lp) => match listpack_find(lp, member) {
                 Some(pos) => {
                     lp.remove_at(pos);
                     true
                 }
                 None => false,
             },
-            Set::Hashtable(d) => d.remove(member).is_some(),
+            EncMut::Hashtable(d) => d.remove(member).is_some(),
         }
     }
 
     pub fn remove_member(&mut self, member: Member) -> bool {
-        match (&mut *self, member) {
-            (Set::Intset(is), Member::Int(v)) => is.remove(v),
+        match (self.enc_mut(), member) {
+            (EncMut::Intset(is), Member::Int(v)) => is.remove(v),
             (_, member) => member.with_bytes(|b| self.remove(b)),
         }
     }
 
     /// Converts to a hash table (a no-op for one).
     pub fn convert_to_hashtable(&mut self) {
-        if matches!(self, Set::Hashtable(_)) {
+        if matches!(self.enc(), Enc::Hashtable(_)) {
             return;
         }
         let mut d = Dict::new();
         for member in self.iter() {
             member.with_bytes(|b| d.insert_new(b, ()));
         }
-        *self = Set::Hashtable(d);
+        *self = Set::hashtable(d);
     }
 
     /// Converts to an intset when every member is an integer and there are few enough
     /// (Redis's `maybeConvertToIntset`).
     pub fn maybe_convert_to_intset(&mut self, limits: &Limits) {
-        if matches!(self, Set::Intset(_)) || self.len() > intset_entries_max(limits) {
+        if matches!(self.enc(), Enc::Intset(_)) || self.len() > intset_entries_max(limits) {
             return;
         }
         let mut is = Intset::default();
@@ -519,16 +575,16 @@ impl Set {
                 None => return,
             }
         }
-        *self = Set::Intset(is);
+        *self = Set::intset(is);
     }
 
     /// A random member of a non-empty set.
     pub fn random_member(&self, rng: &mut impl Rng) -> Member<'_> {
         assert!(!self.is_empty(), "a random member of an empty set");
-        match self {
-            Set::Intset(is) => Member::Int(is.get(rng.random_range(0..is.len()))),
-            Set::Listpack(lp) => Member::Bytes(lp.get(rng.random_range(0..lp.len()) as i64).expect("index in range")),
-            Set::Hashtable(d) => Member::Bytes(d.random_entry(rng).expect("not empty").0),
+        match self.enc() {
+            Enc::Intset(is) => Member::Int(is.get(rng.random_range(0..is.len()))),
+            Enc::Listpack(lp) => Member::Bytes(lp.get(rng.random_range(0..lp.len()) as i64).expect("index in range")),
+            Enc::Hashtable(d) => Member::Bytes(d.random_entry(rng).expect("not empty").0),
         }
     }
 
@@ -551,9 +607,9 @@ impl Set {
         if remaining.saturating_mul(5) > count {
             return (0..count).map(|_| self.pop_random(rng)).collect();
         }
-        let mut kept = match self {
-            Set::Intset(_) => Set::Intset(Intset::default()),
-            _ => Set::Listpack(Listpack::new()),
+        let mut kept = match self.enc() {
+            Enc::Intset(_) => Set::intset(Intset::default()),
+            _ => Set::listpack(Listpack::new()),
         };
         for _ in 0..remaining {
             let member = self.random_member(rng).to_bytes();
@@ -571,7 +627,7 @@ impl Set {
     pub fn random_distinct(&self, count: usize, rng: &mut impl Rng) -> Vec<Bytes> {
         let len = self.len();
         assert!(count < len, "the whole set is served without sampling");
-        if let Set::Hashtable(d) = self {
+        if let Enc::Hashtable(d) = self.enc() {
             // Redis's SRANDMEMBER_SUB_STRATEGY_MUL.
             if count.saturating_mul(3) <= len {
                 let mut picked: std::collections::HashSet<&[u8]> = std::collections::HashSet::with_capacity(count);
@@ -589,7 +645,7 @@ impl Set {
                 positions.insert(j);
             }
         }
-        if let Set::Intset(is) = self {
+        if let Enc::Intset(is) = self.enc() {
             return positions.into_iter().map(|i| Member::Int(is.get(i)).to_bytes()).collect();
         }
         let mut out = Vec::with_capacity(count);
@@ -606,8 +662,8 @@ impl Set {
     /// One SSCAN step: a hash table visits the bucket at `cursor` and returns the next cursor
     /// (0 at the end); a compact set visits every member and returns 0.
     pub fn scan_step(&self, cursor: u64, mut visit: impl FnMut(Member)) -> u64 {
-        match self {
-            Set::Hashtable(d) => d.scan_step(cursor, |m, _| visit(Member::Bytes(m))),
+        match self.enc() {
+            Enc::Hashtable(d) => d.scan_step(cursor, |m, _| visit(Member::Bytes(m))),
             _ => {
                 self.iter().for_each(visit);
                 0
@@ -617,15 +673,15 @@ impl Set {
 
     /// Asserts the encoding's invariants: no duplicates, nothing empty stored.
     pub fn check_invariants(&self) {
-        match self {
-            Set::Intset(is) => is.check_invariants(),
-            Set::Listpack(lp) => {
+        match self.enc() {
+            Enc::Intset(is) => is.check_invariants(),
+            Enc::Listpack(lp) => {
                 let mut seen = std::collections::HashSet::new();
                 for entry in lp.iter() {
                     assert!(seen.insert(entry), "a listpack member appears once");
                 }
             }
-            Set::Hashtable(d) => d.check_invariants(),
+            Enc::Hashtable(d) => d.check_invariants(),
         }
     }
 }
@@ -650,8 +706,8 @@ pub fn intersection_each<'a>(sets: &[&'a Set], mut found: impl FnMut(Member<'a>)
 /// intset when the smallest set is one and as a listpack otherwise, grows by Redis's rules,
 /// and becomes an intset at the end when every member is an integer and few enough.
 pub fn intersection(sets: &[&Set], limits: &Limits) -> Set {
-    let smallest_is_intset = sets.iter().min_by_key(|s| s.len()).is_some_and(|s| matches!(s, Set::Intset(_)));
-    let mut out = if smallest_is_intset { Set::Intset(Intset::default()) } else { Set::Listpack(Listpack::new()) };
+    let smallest_is_intset = sets.iter().min_by_key(|s| s.len()).is_some_and(|s| matches!(s.enc(), Enc::Intset(_)));
+    let mut out = if smallest_is_intset { Set::intset(Intset::default()) } else { Set::listpack(Listpack::new()) };
     let mut only_integers = true;
     intersection_each(sets, |member| {
         if only_integers && member.as_int().is_none() {
@@ -744,7 +800,7 @@ mod tests {
     /// hashtable.
     fn uniform_set(len: usize, listpack: bool) -> Set {
         let limits = Limits::default();
-        let mut set = Set::Listpack(Listpack::new());
+        let mut set = Set::listpack(Listpack::new());
         if !listpack {
             set.convert_to_hashtable();
         }
@@ -785,8 +841,8 @@ mod tests {
             integers_table.insert(i.to_string().as_bytes(), &limits);
         }
         assert_eq!(intset.encoding_name(), "intset");
-        // 100 members of 2 bytes each.
-        assert_eq!(intset.memory_usage(0), std::mem::size_of::<Set>() + 200);
+        // The box, and 100 members of 2 bytes each.
+        assert_eq!(intset.memory_usage(0), std::mem::size_of::<Boxed>() + 200);
         assert!(intset.memory_usage(0) < integers_table.memory_usage(0));
     }
 
@@ -970,10 +1026,10 @@ mod tests {
                         prop_assert!(s.contains(m));
                     }
                     // The encoding is never smaller than the members allow.
-                    match s {
-                        Set::Intset(_) => prop_assert!(fits_intset(&model, &limits)),
-                        Set::Listpack(lp) => prop_assert!(lp.iter().all(|m| m.len() <= 5)),
-                        Set::Hashtable(_) => {}
+                    match s.enc() {
+                        Enc::Intset(_) => prop_assert!(fits_intset(&model, &limits)),
+                        Enc::Listpack(lp) => prop_assert!(lp.iter().all(|m| m.len() <= 5)),
+                        Enc::Hashtable(_) => {}
                     }
                     prop_assert_eq!(&s.clone(), s);
                     prop_assert_eq!(s.clone().encoding_name(), s.encoding_name());

@@ -133,8 +133,8 @@ impl ZSet {
         }
     }
 
-    /// Bytes this sorted set uses, for MEMORY USAGE: its own struct (the box a
-    /// [`crate::Value`] holds), then a listpack's buffer exactly, or a boxed skiplist (see
+    /// Heap bytes this sorted set uses, for MEMORY USAGE (the value holds its twelve bytes):
+    /// a listpack's buffer exactly, or a boxed skiplist (see
     /// [`Skiplist::memory_usage`]: its arrays exactly, long members sampled over the first
     /// `samples`, all when 0). The allocator's rounding up is not counted.
     pub fn memory_usage(&self, samples: usize) -> usize {
@@ -142,7 +142,7 @@ impl ZSet {
             PackedRef::Listpack(lp) => lp.allocated(),
             PackedRef::Boxed(sl) => sl.memory_usage(samples),
         };
-        std::mem::size_of::<ZSet>() + repr
+        self.repr.box_bytes() + repr
     }
 
     /// The listpack position of `member`'s entry, and its score.
