@@ -9,6 +9,8 @@
 - big-collections: 1,000 hashes, 1,000 sets and 1,000 sorted sets of 1,000 members each.
 - small-collections: 100,000 hashes, sets and sorted sets of 10 members each.
 Members are `member:<j>` (hash values and scores `<j>`). Prints RSS and the ratio.
+  `--types` picks among hash, set, zset (the default: all three), intset (sets of the
+  integers 0, 7, 14 ...) and list (RPUSH of the same members).
 - object-hashes: 100,000 hashes shaped like application objects: the same 10 fields of 11 to
   16 bytes (`customer_email`, ...), short values. With `--shoal-args
   "--hash-min-template-entries 1"` Shoal keeps them on one template of field names (Redis
@@ -78,6 +80,10 @@ def collections_commands(keys, members, types):
             commands.append(["SADD", f"set:{i}"] + [f"member:{j}" for j in range(members)])
         if "zset" in types:
             commands.append(["ZADD", f"zset:{i}"] + [x for j in range(members) for x in (j, f"member:{j}")])
+        if "intset" in types:
+            commands.append(["SADD", f"intset:{i}"] + [j * 7 for j in range(members)])
+        if "list" in types:
+            commands.append(["RPUSH", f"list:{i}"] + [f"member:{j}" for j in range(members)])
     return commands
 
 
