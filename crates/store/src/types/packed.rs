@@ -1,116 +1,192 @@
-//! Twelve bytes that hold a small hash or sorted set whole: its listpack itself, or a box of
-//! its other encodings. So the collection lives in its key's [`crate::Value`] beside the
-//! value's tag, and a small one costs its key's node and one allocation, the listpack's.
+//! Twelve bytes that hold a small hash, set or sorted set whole: its listpack itself, a second
+//! compact form in place (a set's intset), or a box of its other encodings. So the collection
+//! lives in its key's [`crate::Value`] beside the value's tag, and a small one costs its key's
+//! node and one allocation, its buffer's.
 //!
-//! The box's address is kept where the listpack's pointer is, with its low bit set: listpack
+//! The kind is in the low bits of the first word, where the listpack's pointer is: listpack
 //! allocations are 8-aligned (`listpack::ALIGN`) and an empty listpack's pointer is null, so
-//! a listpack's pointer never has that bit.
+//! a listpack's pointer has neither [`BOXED`] nor [`IN_PLACE`]; a box's address has
+//! [`BOXED`]; an [`InPlace`] value keeps [`IN_PLACE`] in its own first word.
 
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 
 use crate::listpack::{self, Listpack};
 
-/// The low bit of the address: a box, not a listpack.
-const BOXED: usize = 1;
+/// The first word's low bits: a box.
+const BOXED: usize = 0b01;
+/// The first word's low bits: an [`InPlace`] value.
+pub(crate) const IN_PLACE: usize = 0b10;
+/// Both.
+const KINDS: usize = BOXED | IN_PLACE;
 
-/// A listpack, or a `Box<T>`.
+/// A value a [`Packed`] may hold in place beside a listpack.
+///
+/// # Safety
+///
+/// An implementor is twelve bytes, at most 4-aligned, and its first eight bytes are a word
+/// whose low bits are always exactly [`IN_PLACE`] (an address of an allocation aligned to
+/// at least 4, tagged), whatever its methods do to it.
+pub unsafe trait InPlace {}
+
+/// No second kind (a hash's, a sorted set's).
+#[derive(Clone)]
+pub enum Never {}
+
+// SAFETY: never made, so never held.
+unsafe impl InPlace for Never {}
+
+/// A listpack, an `R` in place, or a `Box<T>`.
 #[repr(transparent)]
-pub struct Packed<T> {
-    /// A listpack; or, when its address has [`BOXED`], only the box's address (never used
-    /// as a listpack, never dropped as one).
+pub struct Packed<T, R: InPlace = Never> {
+    /// A listpack; or, with [`BOXED`], only the box's address (never used or dropped as a
+    /// listpack); or, with [`IN_PLACE`], the bytes of an `R`.
     lp: ManuallyDrop<Listpack>,
-    _owns: PhantomData<Box<T>>,
+    _owns: PhantomData<(Box<T>, R)>,
 }
 
-/// What a [`Packed`] holds, to read.
+/// What a [`Packed`] without a second kind holds, to read.
 pub enum PackedRef<'a, T> {
     Listpack(&'a Listpack),
     Boxed(&'a T),
 }
 
-/// What a [`Packed`] holds, to change.
+/// What a [`Packed`] without a second kind holds, to change.
 pub enum PackedMut<'a, T> {
     Listpack(&'a mut Listpack),
     Boxed(&'a mut T),
 }
 
-// SAFETY: a `Packed<T>` owns its listpack or its box outright, as a `Listpack` or a `Box<T>`
-// would.
-unsafe impl<T: Send> Send for Packed<T> {}
-// SAFETY: as above; `&Packed<T>` only reads.
-unsafe impl<T: Sync> Sync for Packed<T> {}
+/// What a [`Packed`] holds, to read.
+pub enum Kind<'a, T, R> {
+    Listpack(&'a Listpack),
+    InPlace(&'a R),
+    Boxed(&'a T),
+}
 
-impl<T> Packed<T> {
-    const ALIGNED: () = assert!(std::mem::align_of::<T>() > BOXED && listpack::ALIGN > BOXED);
+/// What a [`Packed`] holds, to change.
+pub enum KindMut<'a, T, R> {
+    Listpack(&'a mut Listpack),
+    InPlace(&'a mut R),
+    Boxed(&'a mut T),
+}
 
-    pub fn listpack(lp: Listpack) -> Packed<T> {
+// SAFETY: a `Packed` owns its listpack, its `R` or its box outright, as a `Listpack`, an `R`
+// or a `Box<T>` would.
+unsafe impl<T: Send, R: InPlace + Send> Send for Packed<T, R> {}
+// SAFETY: as above; `&Packed` only reads.
+unsafe impl<T: Sync, R: InPlace + Sync> Sync for Packed<T, R> {}
+
+impl<T, R: InPlace> Packed<T, R> {
+    const ALIGNED: () = assert!(std::mem::align_of::<T>() > KINDS && listpack::ALIGN > KINDS);
+    const SHAPED: () = assert!(std::mem::size_of::<R>() == std::mem::size_of::<Listpack>() || std::mem::size_of::<R>() == 0);
+
+    pub fn listpack(lp: Listpack) -> Self {
         Packed { lp: ManuallyDrop::new(lp), _owns: PhantomData }
     }
 
-    pub fn boxed(value: Box<T>) -> Packed<T> {
+    pub fn boxed(value: Box<T>) -> Self {
         let () = Self::ALIGNED;
         let address = Box::into_raw(value) as usize | BOXED;
         Packed { lp: ManuallyDrop::new(Listpack::holding(address)), _owns: PhantomData }
     }
 
-    fn boxed_ptr(&self) -> Option<*mut T> {
-        let address = self.lp.address();
-        (address & BOXED != 0).then_some((address & !BOXED) as *mut T)
+    pub fn in_place(value: R) -> Self {
+        let () = Self::SHAPED;
+        let value = ManuallyDrop::new(value);
+        // SAFETY: `R` is twelve bytes (`InPlace`); its bytes move here, and it is dropped
+        // only as an `R` (see `Drop`), never as a listpack.
+        let lp = unsafe { std::mem::transmute_copy::<ManuallyDrop<R>, ManuallyDrop<Listpack>>(&value) };
+        Packed { lp, _owns: PhantomData }
     }
 
-    pub fn get(&self) -> PackedRef<'_, T> {
-        match self.boxed_ptr() {
+    fn kind_bits(&self) -> usize {
+        self.lp.address() & KINDS
+    }
+
+    fn boxed_ptr(&self) -> *mut T {
+        (self.lp.address() & !KINDS) as *mut T
+    }
+
+    /// What this holds (a set's intset included).
+    pub fn kind(&self) -> Kind<'_, T, R> {
+        match self.kind_bits() {
             // SAFETY: the address of a box this value owns (see `boxed`).
-            Some(ptr) => PackedRef::Boxed(unsafe { &*ptr }),
-            None => PackedRef::Listpack(&self.lp),
+            BOXED => Kind::Boxed(unsafe { &*self.boxed_ptr() }),
+            // SAFETY: these bytes are an `R` (see `in_place`), 4-aligned like the listpack.
+            IN_PLACE => Kind::InPlace(unsafe { &*(&*self.lp as *const Listpack as *const R) }),
+            _ => Kind::Listpack(&self.lp),
+        }
+    }
+
+    pub fn kind_mut(&mut self) -> KindMut<'_, T, R> {
+        match self.kind_bits() {
+            // SAFETY: as in `kind`; `&mut self` makes the borrow unique.
+            BOXED => KindMut::Boxed(unsafe { &mut *self.boxed_ptr() }),
+            // SAFETY: as in `kind`; an `R` keeps its tag whatever it does (`InPlace`).
+            IN_PLACE => KindMut::InPlace(unsafe { &mut *(&mut *self.lp as *mut Listpack as *mut R) }),
+            // A listpack lent out stays one: whatever it reallocates to is 8-aligned.
+            _ => KindMut::Listpack(&mut self.lp),
+        }
+    }
+
+    /// The listpack or the box ([`Packed::kind`] for a `Packed` without a second kind).
+    pub fn get(&self) -> PackedRef<'_, T> {
+        match self.kind() {
+            Kind::Listpack(lp) => PackedRef::Listpack(lp),
+            Kind::Boxed(value) => PackedRef::Boxed(value),
+            Kind::InPlace(_) => unreachable!("get is for a Packed without a second kind"),
         }
     }
 
     pub fn get_mut(&mut self) -> PackedMut<'_, T> {
-        match self.boxed_ptr() {
-            // SAFETY: as in `get`; `&mut self` makes the borrow unique. A listpack lent out
-            // stays one: whatever it reallocates to is 8-aligned.
-            Some(ptr) => PackedMut::Boxed(unsafe { &mut *ptr }),
-            None => PackedMut::Listpack(&mut self.lp),
+        match self.kind_mut() {
+            KindMut::Listpack(lp) => PackedMut::Listpack(lp),
+            KindMut::Boxed(value) => PackedMut::Boxed(value),
+            KindMut::InPlace(_) => unreachable!("get_mut is for a Packed without a second kind"),
         }
     }
 
-    /// Bytes of the box (0 for a listpack, which lives in the value itself), for MEMORY USAGE.
+    /// Bytes of the box (0 for a listpack or an `R`, which live in the value itself), for
+    /// MEMORY USAGE.
     pub fn box_bytes(&self) -> usize {
-        if self.boxed_ptr().is_some() {
+        if self.kind_bits() == BOXED {
             std::mem::size_of::<T>()
         } else {
             0
         }
     }
 
-    /// Prefetches what [`Packed::get`] reads first: the listpack's entries or the box.
+    /// Prefetches what [`Packed::kind`] reads first: the listpack's entries, the `R`'s
+    /// allocation, or the box.
     #[inline]
     pub fn prefetch(&self) {
-        match self.boxed_ptr() {
-            Some(ptr) => crate::prefetch::read(ptr as *const u8),
-            None => self.lp.prefetch(),
+        let address = self.lp.address() & !KINDS;
+        if address != 0 {
+            crate::prefetch::read(address as *const u8);
         }
     }
 }
 
-impl<T> Drop for Packed<T> {
+impl<T, R: InPlace> Drop for Packed<T, R> {
     fn drop(&mut self) {
-        match self.boxed_ptr() {
+        match self.kind_bits() {
             // SAFETY: made by `Box::into_raw` in `boxed`, dropped once, here.
-            Some(ptr) => drop(unsafe { Box::from_raw(ptr) }),
+            BOXED => drop(unsafe { Box::from_raw(self.boxed_ptr()) }),
+            // SAFETY: an `R` this value owns (see `in_place`), dropped once, here.
+            IN_PLACE => unsafe { std::ptr::drop_in_place(&mut *self.lp as *mut Listpack as *mut R) },
             // SAFETY: a listpack this value owns, dropped once, here.
-            None => unsafe { ManuallyDrop::drop(&mut self.lp) },
+            _ => unsafe { ManuallyDrop::drop(&mut self.lp) },
         }
     }
 }
 
-impl<T: Clone> Clone for Packed<T> {
+impl<T: Clone, R: InPlace + Clone> Clone for Packed<T, R> {
     fn clone(&self) -> Self {
-        match self.get() {
-            PackedRef::Listpack(lp) => Packed::listpack(lp.clone()),
-            PackedRef::Boxed(value) => Packed::boxed(Box::new(value.clone())),
+        match self.kind() {
+            Kind::Listpack(lp) => Packed::listpack(lp.clone()),
+            Kind::InPlace(value) => Packed::in_place(value.clone()),
+            Kind::Boxed(value) => Packed::boxed(Box::new(value.clone())),
         }
     }
 }

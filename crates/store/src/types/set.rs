@@ -20,7 +20,8 @@ use rand::Rng;
 
 use crate::dict::Dict;
 use crate::listpack::Listpack;
-use crate::types::{Limits, Packed, PackedMut, PackedRef};
+use crate::types::packed::{InPlace, Kind, KindMut, IN_PLACE};
+use crate::types::{Limits, Packed};
 use crate::value::parse_canonical_i64;
 
 /// Redis's LISTPACK_MAX_SAFETY_SIZE: a listpack never grows past this many bytes.
@@ -44,20 +45,63 @@ fn decimal_len(v: i64) -> usize {
 
 // ---- intset -------------------------------------------------------------------------------
 
-/// Sorted distinct integers, little-endian, each `width` bytes (2, 4 or 8), in one buffer
-/// sized exactly (Redis's `intset`). The width grows when a member needs it and never
-/// shrinks, as in Redis.
-#[derive(Clone, PartialEq, Eq)]
+/// Sorted distinct integers, little-endian, each `width` bytes (2, 4 or 8), in one allocation
+/// sized exactly (Redis's `intset`): the width in its first byte, then the members. The width
+/// grows when a member needs it and never shrinks while there are members, as in Redis.
+///
+/// Twelve bytes, so that a set holds it in place ([`Packed`]): the allocation's address
+/// (8-aligned) tagged with [`IN_PLACE`], and the member count. Empty, it has no allocation
+/// and the width is 2.
+#[repr(C, packed(4))]
 pub struct Intset {
-    width: u8,
-    bytes: Vec<u8>,
+    /// The allocation's address with [`IN_PLACE`] set; [`IN_PLACE`] alone when empty.
+    raw: usize,
+    count: u32,
+}
+
+// SAFETY: twelve bytes, 4-aligned; `raw` always carries exactly IN_PLACE in its low bits
+// (allocations are 8-aligned, and every change goes through `reshape`, which keeps the tag).
+unsafe impl InPlace for Intset {}
+// SAFETY: an intset owns its allocation outright, as a `Vec<u8>` would.
+unsafe impl Send for Intset {}
+// SAFETY: as above; `&Intset` only reads.
+unsafe impl Sync for Intset {}
+
+/// Bytes before the members: the width.
+const INTSET_HEADER: usize = 1;
+
+fn intset_layout(size: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(size, 8).expect("an intset layout fits")
 }
 
 impl Default for Intset {
     fn default() -> Self {
-        Intset { width: 2, bytes: Vec::new() }
+        Intset { raw: IN_PLACE, count: 0 }
     }
 }
+
+impl Drop for Intset {
+    fn drop(&mut self) {
+        self.reshape(2, 0);
+    }
+}
+
+impl Clone for Intset {
+    fn clone(&self) -> Self {
+        let mut copy = Intset::default();
+        copy.reshape(self.width(), self.len());
+        copy.members_mut().copy_from_slice(self.members());
+        copy
+    }
+}
+
+impl PartialEq for Intset {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Intset {}
 
 fn width_of(v: i64) -> u8 {
     if i16::try_from(v).is_ok() {
@@ -70,18 +114,79 @@ fn width_of(v: i64) -> u8 {
 }
 
 impl Intset {
+    fn address(&self) -> *mut u8 {
+        (self.raw & !IN_PLACE) as *mut u8
+    }
+
+    /// Makes the intset `count` members of `width` bytes, keeping the first of the old
+    /// member bytes (new bytes are zero until written); frees the allocation at 0 members.
+    fn reshape(&mut self, width: usize, count: usize) {
+        let old_size = if self.address().is_null() { 0 } else { INTSET_HEADER + self.len() * self.width() };
+        let size = if count == 0 { 0 } else { INTSET_HEADER + count * width };
+        // SAFETY: every allocation is made, resized and freed with the layout of its size,
+        // which the width and count record; bytes past what was kept are zeroed before anyone
+        // reads them; the address keeps its tag.
+        unsafe {
+            let address = match (old_size, size) {
+                (0, 0) => std::ptr::null_mut(),
+                (_, 0) => {
+                    std::alloc::dealloc(self.address(), intset_layout(old_size));
+                    std::ptr::null_mut()
+                }
+                (0, _) => std::alloc::alloc(intset_layout(size)),
+                (_, _) => std::alloc::realloc(self.address(), intset_layout(old_size), size),
+            };
+            if size != 0 {
+                if address.is_null() {
+                    std::alloc::handle_alloc_error(intset_layout(size));
+                }
+                if size > old_size {
+                    address.add(old_size).write_bytes(0, size - old_size);
+                }
+                *address = width as u8;
+            }
+            self.raw = address as usize | IN_PLACE;
+        }
+        self.count = u32::try_from(count).expect("an intset holds at most 2^30 members and one more");
+    }
+
+    fn members(&self) -> &[u8] {
+        if self.address().is_null() {
+            return &[];
+        }
+        // SAFETY: the allocation holds the header and `count` members of `width` bytes.
+        unsafe { std::slice::from_raw_parts(self.address().add(INTSET_HEADER), self.len() * self.width()) }
+    }
+
+    fn members_mut(&mut self) -> &mut [u8] {
+        if self.address().is_null() {
+            return &mut [];
+        }
+        // SAFETY: as in `members`, and we own the allocation.
+        unsafe { std::slice::from_raw_parts_mut(self.address().add(INTSET_HEADER), self.len() * self.width()) }
+    }
+
     pub fn len(&self) -> usize {
-        self.bytes.len() / self.width as usize
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.count == 0
+    }
+
+    /// Bytes allocated, for MEMORY USAGE.
+    pub fn allocated(&self) -> usize {
+        if self.address().is_null() {
+            0
+        } else {
+            INTSET_HEADER + self.members().len()
+        }
     }
 
     /// The member at `index` (ascending order).
     pub fn get(&self, index: usize) -> i64 {
-        let w = self.width as usize;
-        let at = &self.bytes[index * w..index * w + w];
+        let w = self.width();
+        let at = &self.members()[index * w..index * w + w];
         match w {
             2 => i16::from_le_bytes([at[0], at[1]]) as i64,
             4 => i32::from_le_bytes([at[0], at[1], at[2], at[3]]) as i64,
@@ -89,11 +194,14 @@ impl Intset {
         }
     }
 
-    fn put(out: &mut Vec<u8>, width: u8, v: i64) {
-        match width {
-            2 => out.extend_from_slice(&(v as i16).to_le_bytes()),
-            4 => out.extend_from_slice(&(v as i32).to_le_bytes()),
-            _ => out.extend_from_slice(&v.to_le_bytes()),
+    /// Writes `v` as the member at `index`.
+    fn put(&mut self, index: usize, v: i64) {
+        let w = self.width();
+        let at = &mut self.members_mut()[index * w..index * w + w];
+        match w {
+            2 => at.copy_from_slice(&(v as i16).to_le_bytes()),
+            4 => at.copy_from_slice(&(v as i32).to_le_bytes()),
+            _ => at.copy_from_slice(&v.to_le_bytes()),
         }
     }
 
@@ -104,7 +212,7 @@ impl Intset {
             return Err(0);
         }
         // A value wider than the set is beyond one end of it.
-        if width_of(v) > self.width {
+        if width_of(v) as usize > self.width() {
             return Err(if v < 0 { 0 } else { len });
         }
         let (mut low, mut high) = (0, len);
@@ -125,31 +233,27 @@ impl Intset {
 
     /// Adds `v`; returns false if it was a member already.
     pub fn insert(&mut self, v: i64) -> bool {
-        let needed = width_of(v);
-        if needed > self.width {
+        let needed = width_of(v) as usize;
+        let len = self.len();
+        if needed > self.width() {
             // A value that needs a wider encoding is smaller or larger than every member.
-            let len = self.len();
-            let mut wider = Vec::with_capacity((len + 1) * needed as usize);
-            if v < 0 {
-                Self::put(&mut wider, needed, v);
-            }
+            let mut wider = Intset::default();
+            wider.reshape(needed, len + 1);
+            let shift = usize::from(v < 0);
             for i in 0..len {
-                Self::put(&mut wider, needed, self.get(i));
+                wider.put(i + shift, self.get(i));
             }
-            if v >= 0 {
-                Self::put(&mut wider, needed, v);
-            }
-            *self = Intset { width: needed, bytes: wider };
+            wider.put(if v < 0 { 0 } else { len }, v);
+            *self = wider;
             return true;
         }
         match self.search(v) {
             Ok(_) => false,
             Err(index) => {
-                let w = self.width as usize;
-                let mut encoded = Vec::with_capacity(w);
-                Self::put(&mut encoded, self.width, v);
-                self.bytes.reserve_exact(w);
-                self.bytes.splice(index * w..index * w, encoded);
+                let w = self.width();
+                self.reshape(w, len + 1);
+                self.members_mut().copy_within(index * w..len * w, (index + 1) * w);
+                self.put(index, v);
                 true
             }
         }
@@ -159,11 +263,9 @@ impl Intset {
     pub fn remove(&mut self, v: i64) -> bool {
         match self.search(v) {
             Ok(index) => {
-                let w = self.width as usize;
-                self.bytes.drain(index * w..index * w + w);
-                if self.bytes.capacity() > self.bytes.len() + self.bytes.len() / 4 + 16 {
-                    self.bytes.shrink_to_fit();
-                }
+                let (w, len) = (self.width(), self.len());
+                self.members_mut().copy_within((index + 1) * w..len * w, index * w);
+                self.reshape(w, len - 1);
                 true
             }
             Err(_) => false,
@@ -174,14 +276,21 @@ impl Intset {
         (0..self.len()).map(|i| self.get(i))
     }
 
+    /// Bytes per member: 2, 4 or 8.
     pub fn width(&self) -> usize {
-        self.width as usize
+        if self.address().is_null() {
+            2
+        } else {
+            // SAFETY: the allocation starts with the width.
+            unsafe { *self.address() as usize }
+        }
     }
 
     /// Asserts sorted, distinct, and sized in whole members.
     pub fn check_invariants(&self) {
-        assert!(matches!(self.width, 2 | 4 | 8), "width is 2, 4 or 8 bytes");
-        assert_eq!(self.bytes.len() % self.width as usize, 0, "whole members");
+        assert!(matches!(self.width(), 2 | 4 | 8), "width is 2, 4 or 8 bytes");
+        assert_eq!(self.raw & 0b111, IN_PLACE, "the address is 8-aligned and tagged");
+        assert_eq!(self.members().len(), self.len() * self.width(), "whole members");
         for i in 1..self.len() {
             assert!(self.get(i - 1) < self.get(i), "members ascend strictly");
         }
@@ -226,16 +335,9 @@ impl Member<'_> {
 // ---- the set ------------------------------------------------------------------------------
 
 /// A set value: an intset, a listpack or a hashtable. Twelve bytes, so that it sits in its
-/// key's [`crate::Value`]: a listpack itself, the other encodings boxed.
+/// key's [`crate::Value`]: a listpack or an intset itself, a hashtable boxed.
 pub struct Set {
-    repr: Packed<Boxed>,
-}
-
-/// What a [`Set`] boxes.
-enum Boxed {
-    Intset(Intset),
-    /// Boxed so that an intset's box stays the size of an intset.
-    Hashtable(Box<Dict<()>>),
+    repr: Packed<Dict<()>, Intset>,
 }
 
 /// A set's encoding, to read (see [`Set::enc`]).
@@ -297,7 +399,7 @@ fn listpack_find(lp: &Listpack, member: &[u8]) -> Option<usize> {
 
 impl Set {
     pub fn intset(is: Intset) -> Set {
-        Set { repr: Packed::boxed(Box::new(Boxed::Intset(is))) }
+        Set { repr: Packed::in_place(is) }
     }
 
     pub fn listpack(lp: Listpack) -> Set {
@@ -305,24 +407,24 @@ impl Set {
     }
 
     pub fn hashtable(d: Dict<()>) -> Set {
-        Set { repr: Packed::boxed(Box::new(Boxed::Hashtable(Box::new(d)))) }
+        Set { repr: Packed::boxed(Box::new(d)) }
     }
 
     /// The encoding, to read.
     pub fn enc(&self) -> Enc<'_> {
-        match self.repr.get() {
-            PackedRef::Listpack(lp) => Enc::Listpack(lp),
-            PackedRef::Boxed(Boxed::Intset(is)) => Enc::Intset(is),
-            PackedRef::Boxed(Boxed::Hashtable(d)) => Enc::Hashtable(d),
+        match self.repr.kind() {
+            Kind::Listpack(lp) => Enc::Listpack(lp),
+            Kind::InPlace(is) => Enc::Intset(is),
+            Kind::Boxed(d) => Enc::Hashtable(d),
         }
     }
 
     /// The encoding, to change.
     pub fn enc_mut(&mut self) -> EncMut<'_> {
-        match self.repr.get_mut() {
-            PackedMut::Listpack(lp) => EncMut::Listpack(lp),
-            PackedMut::Boxed(Boxed::Intset(is)) => EncMut::Intset(is),
-            PackedMut::Boxed(Boxed::Hashtable(d)) => EncMut::Hashtable(d),
+        match self.repr.kind_mut() {
+            KindMut::Listpack(lp) => EncMut::Listpack(lp),
+            KindMut::InPlace(is) => EncMut::Intset(is),
+            KindMut::Boxed(d) => EncMut::Hashtable(d),
         }
     }
 
@@ -379,15 +481,15 @@ impl Set {
         }
     }
 
-    /// Heap bytes this set uses, for MEMORY USAGE (the value holds its twelve bytes): the
-    /// box of an intset or a hashtable, then an intset's or a listpack's buffer exactly, or a hashtable's bucket array
+    /// Heap bytes this set uses, for MEMORY USAGE (the value holds its twelve bytes): an
+    /// intset's or a listpack's buffer exactly, or a hashtable's box, or a hashtable's bucket array
     /// and nodes, sampled over the first `samples` members (all when 0; see
     /// [`Dict::heap_bytes`]). The allocator's rounding up is not counted.
     pub fn memory_usage(&self, samples: usize) -> usize {
         let repr = match self.enc() {
-            Enc::Intset(is) => is.bytes.capacity(),
+            Enc::Intset(is) => is.allocated(),
             Enc::Listpack(lp) => lp.allocated(),
-            Enc::Hashtable(d) => std::mem::size_of::<Dict<()>>() + d.heap_bytes(samples, |_| 0),
+            Enc::Hashtable(d) => d.heap_bytes(samples, |_| 0),
         };
         self.repr.box_bytes() + repr
     }
@@ -841,8 +943,8 @@ mod tests {
             integers_table.insert(i.to_string().as_bytes(), &limits);
         }
         assert_eq!(intset.encoding_name(), "intset");
-        // The box, and 100 members of 2 bytes each.
-        assert_eq!(intset.memory_usage(0), std::mem::size_of::<Boxed>() + 200);
+        // The width, and 100 members of 2 bytes each.
+        assert_eq!(intset.memory_usage(0), 1 + 200);
         assert!(intset.memory_usage(0) < integers_table.memory_usage(0));
     }
 
