@@ -284,7 +284,9 @@ impl diff::Generator for Generator {
                 _ => size_only(&reply, generated.label),
             },
             "SSCAN" => {
-                let whole = generated.args[2] == b"0" && generated.args.windows(2).any(|w| w[0].eq_ignore_ascii_case(b"count") && w[1] == b"1000");
+                // The last COUNT is the one that counts ("COUNT 1000 COUNT 1" is a partial scan).
+                let count = generated.args[3..].windows(2).rev().find(|w| w[0].eq_ignore_ascii_case(b"count")).map(|w| &w[1][..]);
+                let whole = generated.args[2] == b"0" && count == Some(b"1000");
                 match diff::elements(&reply) {
                     Some((header, items)) if whole && items.len() == 2 => {
                         let mut out = header;
