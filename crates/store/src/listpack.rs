@@ -17,15 +17,15 @@
 pub type Pos = usize;
 
 /// Twelve bytes, 4-aligned: a pointer to exactly the encoded entries (none when empty), their
-/// length and their count (Redis keeps both in its listpack's header). A small hash or sorted
-/// set is this inside its key's [`crate::Value`] (see [`crate::types::Slot`]), and this one
-/// allocation, which is the entries' exact size (a header in it would push some sizes into
-/// the next allocator class: a 255-byte object-shaped hash into a 320-byte block).
+/// length and their count (Redis keeps both in its listpack's header). A small hash, set or
+/// sorted set is this inside its key's [`crate::Value`] (see [`crate::types::Packed`]), and
+/// this one allocation, which is the entries' exact size (a header in it would push some
+/// sizes into the next allocator class: a 255-byte object-shaped hash into a 320-byte block).
 ///
 /// A length of 65,535 bytes or more is kept in the allocation's first eight bytes instead,
 /// and a count of 65,535 or more is counted by walking, as Redis does past its header's 16
-/// bits. Allocations are 8-aligned, so that a [`crate::types::Slot`] can tell a listpack's
-/// pointer from a tagged box.
+/// bits. Allocations are 8-aligned, so that a [`crate::types::Packed`] can tell a listpack's
+/// pointer from a tagged one.
 #[derive(Default)]
 #[repr(C, packed(4))]
 pub struct Listpack {
@@ -45,7 +45,7 @@ const COUNT_UNKNOWN: u16 = u16::MAX;
 const ELSEWHERE_FROM: usize = if cfg!(test) { 10_000 } else { BYTES_ELSEWHERE as usize };
 /// Counts from here on are counted by walking.
 const UNKNOWN_FROM: usize = if cfg!(test) { 150 } else { COUNT_UNKNOWN as usize };
-/// Every allocation's alignment (see [`crate::types::Slot`]).
+/// Every allocation's alignment (see [`crate::types::Packed`]).
 pub(crate) const ALIGN: usize = 8;
 
 /// Where the entries start in the allocation for a length of `bytes`.
