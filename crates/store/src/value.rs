@@ -421,6 +421,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<Hash>(), 12);
         assert_eq!(std::mem::size_of::<Set>(), 12);
         assert_eq!(std::mem::size_of::<ZSet>(), 12);
+        // A list's box: its one listpack node, or the quicklist's box.
+        assert_eq!(std::mem::size_of::<List>(), 16);
     }
 
     #[test]

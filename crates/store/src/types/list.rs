@@ -14,6 +14,7 @@
 //! nodes would save memory on long lists but cost latency on every access to the middle.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU32;
 
 use bytes::Bytes;
 
@@ -86,25 +87,34 @@ fn is_large(len: usize, fill: i32) -> bool {
     }
 }
 
-/// One listpack with its size as Redis would count it.
+/// One listpack with its size as Redis would count it. Sixteen bytes, and never zero in its
+/// last four, so that a small list (one node, or a box of a quicklist) is sixteen too.
 #[derive(Clone, Debug)]
 struct Node {
     lp: Listpack,
-    /// Bytes of the equivalent Redis listpack (saturating; only compared with node limits).
-    bytes: u32,
-    /// One large element alone (Redis's plain node): never merged, never grown.
-    plain: bool,
+    /// Bytes of the equivalent Redis listpack (at least an empty one's, saturating at
+    /// [`NODE_BYTES_SATURATED`]; only compared with node limits), and [`PLAIN`]: one large
+    /// element alone (Redis's plain node), never merged, never grown.
+    meta: NonZeroU32,
 }
+
+/// The bit of `Node::meta` that marks a plain node.
+const PLAIN: u32 = 1 << 31;
+/// Where a node's byte count saturates.
+const NODE_BYTES_SATURATED: usize = (PLAIN - 1) as usize;
 
 impl Default for Node {
     fn default() -> Self {
-        Node { lp: Listpack::new(), bytes: LISTPACK_EMPTY_BYTES as u32, plain: false }
+        Node { lp: Listpack::new(), meta: NonZeroU32::new(LISTPACK_EMPTY_BYTES as u32).expect("not zero") }
     }
 }
 
 impl Node {
     fn with(data: &[u8], plain: bool) -> Node {
-        let mut node = Node { plain, ..Node::default() };
+        let mut node = Node::default();
+        if plain {
+            node.meta |= PLAIN;
+        }
         node.lp.push_back(data);
         node.grew(data);
         node
@@ -115,15 +125,25 @@ impl Node {
     }
 
     fn bytes(&self) -> usize {
-        self.bytes as usize
+        (self.meta.get() & !PLAIN) as usize
+    }
+
+    fn plain(&self) -> bool {
+        self.meta.get() & PLAIN != 0
+    }
+
+    /// Records `bytes`, kept between an empty listpack's and [`NODE_BYTES_SATURATED`].
+    fn set_bytes(&mut self, bytes: usize) {
+        let bytes = bytes.clamp(LISTPACK_EMPTY_BYTES, NODE_BYTES_SATURATED) as u32;
+        self.meta = NonZeroU32::new(bytes | (self.meta.get() & PLAIN)).expect("at least an empty listpack's bytes");
     }
 
     fn grew(&mut self, data: &[u8]) {
-        self.bytes = self.bytes.saturating_add(redis_entry_bytes(data).min(u32::MAX as usize) as u32);
+        self.set_bytes(self.bytes().saturating_add(redis_entry_bytes(data)));
     }
 
     fn shrank(&mut self, data: &[u8]) {
-        self.bytes = self.bytes.saturating_sub(redis_entry_bytes(data).min(u32::MAX as usize) as u32).max(LISTPACK_EMPTY_BYTES as u32);
+        self.set_bytes(self.bytes().saturating_sub(redis_entry_bytes(data)));
     }
 
     fn push(&mut self, data: &[u8], front: bool) {
@@ -143,15 +163,14 @@ impl Node {
     /// Removes the entry at `pos`; returns the position of the one that followed it.
     fn remove_at(&mut self, pos: Pos) -> Option<Pos> {
         let size = redis_entry_bytes(self.lp.get_at(pos));
-        self.bytes = self.bytes.saturating_sub(size as u32).max(LISTPACK_EMPTY_BYTES as u32);
+        self.set_bytes(self.bytes().saturating_sub(size));
         self.lp.remove_at(pos)
     }
 
     fn replace_at(&mut self, pos: Pos, data: &[u8]) {
         let old = redis_entry_bytes(self.lp.get_at(pos));
-        self.bytes = self.bytes.saturating_sub(old as u32);
+        self.set_bytes(self.bytes().saturating_sub(old).saturating_add(redis_entry_bytes(data)));
         self.lp.replace_at(pos, data);
-        self.grew(data);
     }
 
     /// Removes `count` entries from one end and returns them in removal order.
@@ -174,7 +193,7 @@ impl Node {
         for data in iter.take(count) {
             removed += redis_entry_bytes(data);
         }
-        self.bytes = self.bytes.saturating_sub(removed.min(u32::MAX as usize) as u32).max(LISTPACK_EMPTY_BYTES as u32);
+        self.set_bytes(self.bytes().saturating_sub(removed));
         self.remove_end(front, count);
     }
 
@@ -210,7 +229,7 @@ impl Node {
     /// Whether one more element of `len` bytes may go into this node
     /// (`_quicklistNodeAllowInsert`).
     fn allows_insert(&self, len: usize, fill: i32) -> bool {
-        if self.plain || is_large(len, fill) {
+        if self.plain() || is_large(len, fill) {
             return false;
         }
         !exceeds_limit(fill, self.bytes() + len + SIZE_ESTIMATE_OVERHEAD, self.len() + 1)
@@ -219,7 +238,7 @@ impl Node {
 
 /// Whether two neighbouring nodes may become one (`_quicklistNodeAllowMerge`).
 fn allows_merge(a: &Node, b: &Node, fill: i32) -> bool {
-    if a.plain || b.plain {
+    if a.plain() || b.plain() {
         return false;
     }
     !exceeds_limit(fill, (a.bytes() + b.bytes()).saturating_sub(LISTPACK_EMPTY_BYTES), a.len() + b.len())
@@ -335,7 +354,7 @@ impl Quicklist {
         for data in next.lp.iter() {
             node.lp.push_back(data);
         }
-        node.bytes = (node.bytes() + next.bytes() - LISTPACK_EMPTY_BYTES).min(u32::MAX as usize) as u32;
+        node.set_bytes(node.bytes() + next.bytes() - LISTPACK_EMPTY_BYTES);
     }
 
     fn can_merge(&self, a: usize, b: usize) -> bool {
@@ -371,7 +390,7 @@ impl Quicklist {
         let at_head = !after && offset == 0;
         if is_large(data.len(), fill) {
             let plain = Node::with(data, true);
-            if self.nodes[k].plain || at_tail || at_head {
+            if self.nodes[k].plain() || at_tail || at_head {
                 self.nodes.insert(if after { k + 1 } else { k }, plain);
             } else if after {
                 let rest = self.nodes[k].split_off(offset + 1);
@@ -424,7 +443,7 @@ impl Quicklist {
         let large = is_large(data.len(), fill);
         let node = &mut self.nodes[k];
         let pos = node.lp.seek(offset as i64).expect("offset within the node");
-        if !node.plain && !large {
+        if !node.plain() && !large {
             let old = redis_entry_bytes(node.lp.get_at(pos));
             let new_bytes = (node.bytes() + data.len() + SIZE_ESTIMATE_OVERHEAD).saturating_sub(old);
             if !exceeds_limit(fill, new_bytes, node.len()) {
@@ -432,7 +451,7 @@ impl Quicklist {
                 return;
             }
         }
-        if node.plain {
+        if node.plain() {
             if large {
                 *node = Node::with(data, true);
             } else {
@@ -608,7 +627,7 @@ impl List {
     /// listpack.
     fn shrink(&mut self, fill: i32) {
         let Repr::Quicklist(ql) = &mut self.repr else { return };
-        if ql.nodes.len() != 1 || ql.nodes[0].plain {
+        if ql.nodes.len() != 1 || ql.nodes[0].plain() {
             return;
         }
         let (bytes_max, count_max) = node_limit(fill);
@@ -765,7 +784,7 @@ impl List {
                 assert_eq!(ql.len, ql.nodes.iter().map(Node::len).sum::<usize>(), "the quicklist length is the sum of its nodes");
                 for node in &ql.nodes {
                     assert!(node.len() > 0, "a quicklist has no empty node");
-                    assert!(!node.plain || node.len() == 1, "a plain node holds one element");
+                    assert!(!node.plain() || node.len() == 1, "a plain node holds one element");
                     check_node(node);
                 }
             }
@@ -775,7 +794,7 @@ impl List {
 
 fn check_node(node: &Node) {
     let bytes = LISTPACK_EMPTY_BYTES + node.lp.iter().map(redis_entry_bytes).sum::<usize>();
-    assert_eq!(node.bytes(), bytes.min(u32::MAX as usize), "a node's size is that of its entries");
+    assert_eq!(node.bytes(), bytes.min(NODE_BYTES_SATURATED), "a node's size is that of its entries");
 }
 
 /// Removes up to `limit` entries equal to `element` from one node, walking from the head or
