@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_testkit::{need, Raw, Server};
-use shoal_tests::{assert_same, connect, contents, fill, proc_field, Tmpfs, THREADS};
+use shoal_tests::{assert_same, connect, contents, fill, settled_peak_and_resident, Tmpfs, THREADS};
 
 fn check_rdb(path: &Path) {
     if !need("redis-check-rdb") {
@@ -435,9 +435,7 @@ fn loading_a_file_at_startup_holds_little_more_than_the_dataset() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(raw.command(&["DBSIZE"]).unwrap(), format!(":{KEYS}\r\n"));
-    // The cores give freed pages back after a quiet second: what stays is the dataset.
-    std::thread::sleep(Duration::from_millis(2500));
-    let (peak, resident) = (proc_field(shoal.pid(), "status", "VmHWM:"), proc_field(shoal.pid(), "status", "VmRSS:"));
+    let (peak, resident) = settled_peak_and_resident(shoal.pid());
     // Reading every key before installing any peaked at 1.7x.
     assert!((peak as f64) < 1.3 * resident as f64, "the load peaked at {peak} kB for {resident} kB resident after it");
     drop(shoal);

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use shoal_testkit::{Raw, Server};
-use shoal_tests::{assert_same, connect, contents, fill, proc_field, THREADS};
+use shoal_tests::{assert_same, connect, contents, fill, settled_peak_and_resident, THREADS};
 
 fn info_field(raw: &mut Raw, section: &str, field: &str) -> String {
     let info = raw.command(&["INFO", section]).unwrap();
@@ -1154,9 +1154,7 @@ fn a_full_sync_holds_little_more_than_the_dataset_it_loads() {
     let mut raw = replica.raw();
     wait_until("the replica's link is up", || info_field(&mut raw, "replication", "master_link_status") == "up");
     assert_eq!(raw.command(&["DBSIZE"]).unwrap(), format!(":{KEYS}\r\n"));
-    // The cores give freed pages back after a quiet second: what stays is the dataset.
-    std::thread::sleep(Duration::from_millis(2500));
-    let (peak, resident) = (proc_field(replica.pid(), "status", "VmHWM:"), proc_field(replica.pid(), "status", "VmRSS:"));
+    let (peak, resident) = settled_peak_and_resident(replica.pid());
     // Reading the whole snapshot before installing it peaked at about 1.4x here.
     assert!((peak as f64) < 1.3 * resident as f64, "the sync peaked at {peak} kB for {resident} kB resident after it");
     drop(replica);

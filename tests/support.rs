@@ -592,3 +592,10 @@ pub fn proc_field(pid: u32, file: &str, name: &str) -> u64 {
     let line = text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_else(|| panic!("no {name} in /proc/{pid}/{file}"));
     line.split_whitespace().next().unwrap().parse().unwrap()
 }
+
+/// A server's peak and resident memory (kB) once it settled: its cores give freed pages
+/// back after a quiet second, so what stays resident is the dataset.
+pub fn settled_peak_and_resident(pid: u32) -> (u64, u64) {
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    (proc_field(pid, "status", "VmHWM:"), proc_field(pid, "status", "VmRSS:"))
+}

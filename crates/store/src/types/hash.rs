@@ -385,12 +385,12 @@ impl Hash {
         }
     }
 
-    /// The encoding, taken out (an empty listpack left in its place).
-    fn take_encoding(&mut self) -> Encoding {
+    /// The encoding of a hash without field TTLs, taken out (an empty listpack left).
+    fn take_plain_encoding(&mut self) -> Encoding {
         match self.repr.get_mut() {
             PackedMut::Listpack(lp) => Encoding::Listpack(std::mem::take(lp)),
             PackedMut::Boxed(Repr::Plain(encoding)) => std::mem::replace(encoding, Encoding::Listpack(Listpack::new())),
-            PackedMut::Boxed(Repr::Volatile(v)) => std::mem::replace(&mut v.encoding, Encoding::Listpack(Listpack::new())),
+            PackedMut::Boxed(Repr::Volatile(_)) => unreachable!("a hash without field TTLs"),
         }
     }
 
@@ -414,7 +414,7 @@ impl Hash {
         self.untemplate();
         if self.ttls().is_none() {
             FIELD_TTLS_USED.store(true, Ordering::Relaxed);
-            let encoding = self.take_encoding();
+            let encoding = self.take_plain_encoding();
             self.repr = Packed::boxed(Box::new(Repr::Volatile(Box::new(Volatile { encoding, ttls: FieldTtls::default() }))));
         }
         self.ttls_mut().expect("made")

@@ -428,7 +428,8 @@ impl Set {
         }
     }
 
-    /// Prefetches what reading the set touches first: its listpack, or its box.
+    /// Prefetches what reading the set touches first: its listpack, its intset, or the box
+    /// of its hashtable.
     #[inline]
     pub fn prefetch(&self) {
         self.repr.prefetch();

@@ -173,8 +173,6 @@ impl ZSet {
         lp.insert_at(at, member);
     }
 
-    /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
-    /// [`crate::prefetch`]). Only the skiplist form has misses worth overlapping.
     /// Prefetches what reading the sorted set touches first: its listpack, or its
     /// skiplist's header (see [`crate::prefetch`]).
     #[inline]
@@ -182,6 +180,8 @@ impl ZSet {
         self.repr.prefetch();
     }
 
+    /// Warms the cache for lookups of `members` that follow soon (a pipelined batch; see
+    /// [`crate::prefetch`]). Only the skiplist form has misses worth overlapping.
     pub fn prefetch_members(&self, members: &[&[u8]]) {
         if let PackedRef::Boxed(skiplist) = self.repr.get() {
             skiplist.prefetch(members);
