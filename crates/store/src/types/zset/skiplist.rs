@@ -365,36 +365,9 @@ impl Skiplist {
     /// The last node before (score, member) on every level in use, with their ranks: on
     /// level 0 a node, above it that node's tower.
     fn predecessors(&self, score: f64, member: &[u8]) -> ([u32; LEVEL_MAX], [u32; LEVEL_MAX]) {
-        let mut update = [HEAD_TOWER; LEVEL_MAX];
-        let mut rank = [0u32; LEVEL_MAX];
-        let mut t = HEAD_TOWER;
-        let mut traversed = 0;
-        for i in (1..self.level).rev() {
-            loop {
-                let level = self.level_at(t, i);
-                if level.forward != NIL && self.level_before(level, score, member) {
-                    traversed += level.span;
-                    t = level.forward;
-                } else {
-                    break;
-                }
-            }
-            update[i] = t;
-            rank[i] = traversed;
-        }
-        let mut x = self.tower_node(t);
-        loop {
-            let f = self.nodes[x as usize].forward;
-            if f != NIL && before(self.nodes[f as usize].score, self.nodes[f as usize].member(), score, member) {
-                traversed += 1;
-                x = f;
-            } else {
-                break;
-            }
-        }
-        update[0] = x;
-        rank[0] = traversed;
-        (update, rank)
+        let mut search = Descent::new(self, score, member);
+        while search.step(self) {}
+        (search.update, search.rank)
     }
 
     /// Warms the cache for lookups of `members` that follow soon (see [`crate::prefetch`]):
@@ -575,12 +548,41 @@ impl Skiplist {
             self.nodes[x as usize].score = score;
         } else {
             // Move the node itself, keeping its number, index slot and tower (Redis's
-            // zslUpdateScore keeps its node too).
-            let (update, _) = self.predecessors(node.score, member);
-            self.unlink(x, &update);
+            // zslUpdateScore keeps its node too). Its old place and its new one are two
+            // searches, each a chain of cache misses; they run side by side, both in the list
+            // as it is, so their misses overlap. The new place's predecessors are then
+            // corrected for the list without the node.
+            let (old_score, tower, levels) = (node.score, node.tower, self.level);
+            let mut from = Descent::new(self, old_score, member);
+            let mut to = Descent::new(self, score, member);
+            loop {
+                let from_more = from.step(self);
+                let to_more = to.step(self);
+                if !from_more && !to_more {
+                    break;
+                }
+            }
+            self.unlink(x, &from.update);
+            if score > old_score {
+                // The node was before its new place, so every predecessor at or after it
+                // counted it; where the node itself was the predecessor, its own predecessor
+                // on that level takes its part.
+                let rank_x = from.rank[0] + 1;
+                for i in 0..levels {
+                    if to.rank[i] < rank_x {
+                        continue;
+                    }
+                    let is_x = if i == 0 { to.update[0] == x } else { to.update[i] == tower };
+                    if is_x {
+                        to.update[i] = from.update[i];
+                        to.rank[i] = from.rank[i];
+                    } else {
+                        to.rank[i] -= 1;
+                    }
+                }
+            }
             self.nodes[x as usize].score = score;
-            let (update, rank) = self.predecessors(score, self.nodes[x as usize].member());
-            self.link(x, score, update, rank);
+            self.link(x, score, to.update, to.rank);
         }
     }
 
@@ -822,6 +824,64 @@ impl Skiplist {
     }
 }
 
+/// A search for the predecessors of (score, member) (see `Skiplist::predecessors`), one step
+/// at a time, so that two searches can run side by side.
+struct Descent<'m> {
+    score: f64,
+    member: &'m [u8],
+    /// The last node (level 0) or tower (above) before (score, member) on each level done.
+    update: [u32; LEVEL_MAX],
+    /// Their ranks (nodes from the head).
+    rank: [u32; LEVEL_MAX],
+    /// The level being searched; `done` once level 0 is.
+    level: usize,
+    /// Where the search stands: a tower above level 0, a node on it.
+    at: u32,
+    traversed: u32,
+    done: bool,
+}
+
+impl<'m> Descent<'m> {
+    fn new(list: &Skiplist, score: f64, member: &'m [u8]) -> Descent<'m> {
+        let level = list.level - 1;
+        let at = if level == 0 { list.tower_node(HEAD_TOWER) } else { HEAD_TOWER };
+        Descent { score, member, update: [HEAD_TOWER; LEVEL_MAX], rank: [0; LEVEL_MAX], level, at, traversed: 0, done: false }
+    }
+
+    /// Takes one step forward or down; false once the search is done.
+    #[inline(always)]
+    fn step(&mut self, list: &Skiplist) -> bool {
+        if self.done {
+            return false;
+        }
+        if self.level > 0 {
+            let level = list.level_at(self.at, self.level);
+            if level.forward != NIL && list.level_before(level, self.score, self.member) {
+                self.traversed += level.span;
+                self.at = level.forward;
+            } else {
+                self.update[self.level] = self.at;
+                self.rank[self.level] = self.traversed;
+                self.level -= 1;
+                if self.level == 0 {
+                    self.at = list.tower_node(self.at);
+                }
+            }
+        } else {
+            let f = list.nodes[self.at as usize].forward;
+            if f != NIL && before(list.nodes[f as usize].score, list.nodes[f as usize].member(), self.score, self.member) {
+                self.traversed += 1;
+                self.at = f;
+            } else {
+                self.update[0] = self.at;
+                self.rank[0] = self.traversed;
+                self.done = true;
+            }
+        }
+        !self.done
+    }
+}
+
 pub struct SkipIter<'a> {
     list: &'a Skiplist,
     at: u32,
@@ -870,6 +930,43 @@ mod tests {
         for (rank, (member, _)) in list.iter_from(0, false).enumerate() {
             assert_eq!(list.rank(member).map(|(r, _)| r), Some(rank));
         }
+    }
+
+    #[test]
+    fn score_changes_that_move_members_keep_the_order_and_every_invariant() {
+        let mut list = Skiplist::new();
+        let mut model = std::collections::BTreeMap::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for i in 0..2000u64 {
+            let member = format!("m{i}").into_bytes();
+            let score = (next() % 500) as f64;
+            list.insert(&member, score);
+            model.insert(member, score);
+        }
+        for k in 0..20_000u32 {
+            let member = format!("m{}", next() % 2000).into_bytes();
+            // Few distinct scores, so ties (ordered by member) are common.
+            let score = (next() % 500) as f64;
+            list.set_score(&member, score);
+            model.insert(member, score);
+            if k % 1000 == 0 {
+                list.check_invariants();
+            }
+        }
+        list.check_invariants();
+        let mut sorted: Vec<(f64, Vec<u8>)> = model.into_iter().map(|(m, s)| (s, m)).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        for (rank, (score, member)) in sorted.iter().enumerate() {
+            assert_eq!(list.rank(member), Some((rank, *score)));
+        }
+        let listed: Vec<(Vec<u8>, f64)> = list.iter_from(0, false).map(|(m, s)| (m.to_vec(), s)).collect();
+        assert_eq!(listed, sorted.into_iter().map(|(s, m)| (m, s)).collect::<Vec<_>>());
     }
 
     #[test]
