@@ -420,6 +420,52 @@ fn commands_over_the_whole_server_run_inside_exec() {
     assert!(reply.ends_with(":4\r\n*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n+OK\r\n:0\r\n"), "{reply:?}");
 }
 
+/// BGSAVE, BGREWRITEAOF and CONFIG SET appendonly yes inside EXEC only schedule their work,
+/// as in Redis: a background save's cut waits for transactions holding locks, and this one
+/// would have waited on itself (it hung the EXEC and, with its locks held, every command over
+/// the whole server; found by tests/robustness.rs).
+#[test]
+fn background_saves_inside_exec_are_scheduled_as_in_redis() {
+    let servers = shoal_and_redis(&[]);
+    let transcripts: Vec<Vec<String>> = servers
+        .iter()
+        .map(|server| {
+            let mut raw = server.raw();
+            let mut out = vec![raw.command(&["SET", "a", "1"]).unwrap()];
+            // Waits for what was scheduled to run (the cron starts it) and end.
+            let mut settle = |raw: &mut Raw, done: &[&str]| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let info = raw.command(&["INFO", "persistence"]).unwrap();
+                    if done.iter().all(|field| info.contains(field)) {
+                        break;
+                    }
+                    assert!(Instant::now() < deadline, "still not {done:?}: {info}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            };
+            for queued in [["BGSAVE", "", ""], ["BGREWRITEAOF", "", ""], ["CONFIG", "SET", "appendonly"]] {
+                let mut command: Vec<&str> = queued.iter().copied().filter(|arg| !arg.is_empty()).collect();
+                if command[0] == "CONFIG" {
+                    command.push("yes");
+                }
+                for request in [vec!["MULTI"], command, vec!["GET", "a"], vec!["EXEC"]] {
+                    out.push(raw.command(&request).unwrap());
+                }
+                settle(&mut raw, &["rdb_bgsave_in_progress:0", "aof_rewrite_in_progress:0", "aof_rewrite_scheduled:0"]);
+            }
+            settle(&mut raw, &["rdb_changes_since_last_save:0", "aof_enabled:1"]);
+            out.push(raw.command(&["DBSIZE"]).unwrap());
+            out
+        })
+        .collect();
+    assert_eq!(transcripts[0].last().map(String::as_str), Some(":1\r\n"), "{:?}", transcripts[0]);
+    assert!(transcripts[0].contains(&"*2\r\n+Background saving scheduled\r\n$1\r\n1\r\n".to_string()), "{:?}", transcripts[0]);
+    if let Some(redis) = transcripts.get(1) {
+        assert_eq!(&transcripts[0], redis);
+    }
+}
+
 /// Reads a transaction's EXEC: `None` when a WATCH failed it.
 fn exec(connection: &mut redis::Connection) -> Option<Vec<redis::Value>> {
     match redis::cmd("EXEC").query::<redis::Value>(connection).unwrap() {

@@ -393,8 +393,9 @@ fn feed_units(mut loader: shoal_aof::Loader, first: Option<Item>, sender: &std::
 
 /// CONFIG SET appendonly yes, at run time: opens (or creates) the AOF directory, starts
 /// logging and the writer, then rewrites, so the new base holds the data as it is (as Redis
-/// does). Err with the reason when the files cannot be opened.
-pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
+/// does; inside EXEC, `in_exec`, the rewrite is scheduled for the cron, as Redis schedules it
+/// there). Err with the reason when the files cannot be opened.
+pub async fn turn_on(node: &Rc<crate::node::Node>, in_exec: bool) -> Result<(), String> {
     if LOG.file_on() {
         return Ok(());
     }
@@ -425,7 +426,7 @@ pub async fn turn_on(node: &Rc<crate::node::Node>) -> Result<(), String> {
         })
         .await;
     // The base: everything there is now.
-    let _ = crate::save::bgrewriteaof(node).await;
+    let _ = crate::save::bgrewriteaof(node, in_exec).await;
     Ok(())
 }
 

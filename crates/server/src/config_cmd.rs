@@ -133,7 +133,7 @@ async fn set(node: &Rc<Node>, conn: &Conn, pairs: &[Bytes]) -> Frame {
     // As Redis: turning the AOF on rewrites it from the data as it is; off stops logging.
     match appendonly {
         Some(true) => {
-            if let Err(e) = crate::aof::turn_on(node).await {
+            if let Err(e) = crate::aof::turn_on(node, conn.in_exec).await {
                 tracing::warn!("CONFIG SET appendonly yes: {e}");
                 return errors::error(&format!("ERR CONFIG SET failed (possibly related to argument 'appendonly') - {e}"));
             }

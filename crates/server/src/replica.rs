@@ -726,7 +726,7 @@ async fn load_snapshot(node: &Rc<Node>, path: &str) -> Result<Option<u64>, Strin
     // goes after it.
     if shoal_runtime::aof::LOG.file_on() {
         let before = crate::save::rewrite_info().3;
-        let _ = crate::save::bgrewriteaof(node).await;
+        let _ = crate::save::bgrewriteaof(node, false).await;
         return Ok(Some(before));
     }
     Ok(None)

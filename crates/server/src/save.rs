@@ -87,12 +87,13 @@ pub static STATE: SaveState = SaveState {
 };
 
 /// BGREWRITEAOF: the reply Redis gives. The cut (and the move to a new incremental file) is
-/// taken before the reply.
-pub async fn bgrewriteaof(node: &Rc<Node>) -> Result<&'static str, &'static str> {
-    if STATE.in_progress.load(Ordering::Relaxed) {
-        if STATE.rewriting.load(Ordering::Relaxed) {
-            return Err("ERR Background append only file rewriting already in progress");
-        }
+/// taken before the reply. Inside EXEC (`in_exec`) the rewrite is only scheduled, as Redis
+/// schedules it there: the cut waits for transactions that hold locks, this one included.
+pub async fn bgrewriteaof(node: &Rc<Node>, in_exec: bool) -> Result<&'static str, &'static str> {
+    if STATE.in_progress.load(Ordering::Relaxed) && STATE.rewriting.load(Ordering::Relaxed) {
+        return Err("ERR Background append only file rewriting already in progress");
+    }
+    if in_exec || STATE.in_progress.load(Ordering::Relaxed) {
         STATE.rewrite_scheduled.store(true, Ordering::Relaxed);
         return Ok("Background append only file rewriting scheduled");
     }
@@ -231,13 +232,20 @@ pub fn cron(node: &Rc<Node>) {
 
 /// BGSAVE [SCHEDULE]: the reply Redis gives. The snapshot's cut is taken before the reply,
 /// so, as with Redis's fork, a write the client sends after the reply is not in the file.
-pub async fn bgsave(node: &Rc<Node>, schedule: bool) -> Result<&'static str, &'static str> {
-    if STATE.in_progress.load(Ordering::Relaxed) {
-        if schedule {
+/// Inside EXEC (`in_exec`) the save is only scheduled, as Redis schedules it there: the cut
+/// waits for transactions that hold locks, this one included.
+pub async fn bgsave(node: &Rc<Node>, schedule: bool, in_exec: bool) -> Result<&'static str, &'static str> {
+    let in_progress = STATE.in_progress.load(Ordering::Relaxed);
+    // A snapshot (BGSAVE's, or one for a replica) is Redis's RDB child.
+    if in_progress && !STATE.rewriting.load(Ordering::Relaxed) {
+        return Err("ERR Background save already in progress");
+    }
+    if in_progress || in_exec {
+        if schedule || in_exec {
             STATE.scheduled.store(true, Ordering::Relaxed);
             return Ok("Background saving scheduled");
         }
-        return Err("ERR Background save already in progress");
+        return Err("ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.");
     }
     let Some(cut) = start_background(node, Purpose::Rdb) else {
         return Err("ERR Background save already in progress");

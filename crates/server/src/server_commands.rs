@@ -126,10 +126,10 @@ pub async fn run(node: &Rc<Node>, conn: &mut Conn, spec: &'static CommandSpec, a
         }
         "info" => (crate::info::info(node, &args).await, After::Continue),
         "save" => (save(node).await, After::Continue),
-        "bgsave" => (bgsave(node, &args).await, After::Continue),
+        "bgsave" => (bgsave(node, &args, conn.in_exec).await, After::Continue),
         "lastsave" => (Frame::Integer(crate::save::last_save()), After::Continue),
         "role" => (crate::replica::role().unwrap_or_else(crate::replication::role), After::Continue),
-        "bgrewriteaof" => match crate::save::bgrewriteaof(node).await {
+        "bgrewriteaof" => match crate::save::bgrewriteaof(node, conn.in_exec).await {
             Ok(text) => (Frame::Simple(Bytes::from_static(text.as_bytes())), After::Continue),
             Err(text) => (errors::error(text), After::Continue),
         },
@@ -292,13 +292,13 @@ async fn save(node: &Rc<Node>) -> Frame {
 }
 
 /// BGSAVE [SCHEDULE]
-async fn bgsave(node: &Rc<Node>, args: &[Bytes]) -> Frame {
+async fn bgsave(node: &Rc<Node>, args: &[Bytes], in_exec: bool) -> Frame {
     let schedule = match args.len() {
         1 => false,
         2 if is(&args[1], "schedule") => true,
         _ => return errors::syntax(),
     };
-    match crate::save::bgsave(node, schedule).await {
+    match crate::save::bgsave(node, schedule, in_exec).await {
         Ok(text) => Frame::Simple(Bytes::from_static(text.as_bytes())),
         Err(text) => errors::error(text),
     }
