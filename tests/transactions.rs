@@ -466,6 +466,26 @@ fn background_saves_inside_exec_are_scheduled_as_in_redis() {
     }
 }
 
+/// DEBUG RELOAD locks every core, and inside EXEC the transaction holds some already: it is
+/// refused there (Redis runs it) instead of waiting on itself with the server wedged.
+#[test]
+fn debug_reload_inside_exec_is_refused_and_the_server_goes_on() {
+    let server = Server::start(THREADS, &[]);
+    let mut raw = server.raw();
+    for (request, reply) in [
+        (&["SET", "a", "1"][..], "+OK\r\n"),
+        (&["MULTI"], "+OK\r\n"),
+        (&["DEBUG", "RELOAD"], "+QUEUED\r\n"),
+        (&["GET", "a"], "+QUEUED\r\n"),
+        (&["EXEC"], "*2\r\n-ERR DEBUG RELOAD is not supported inside MULTI/EXEC\r\n$1\r\n1\r\n"),
+        (&["DBSIZE"], ":1\r\n"),
+        (&["DEBUG", "RELOAD"], "+OK\r\n"),
+        (&["GET", "a"], "$1\r\n1\r\n"),
+    ] {
+        assert_eq!(raw.command(request).unwrap(), reply, "{request:?}");
+    }
+}
+
 /// Reads a transaction's EXEC: `None` when a WATCH failed it.
 fn exec(connection: &mut redis::Connection) -> Option<Vec<redis::Value>> {
     match redis::cmd("EXEC").query::<redis::Value>(connection).unwrap() {

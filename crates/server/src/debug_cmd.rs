@@ -1,7 +1,8 @@
 //! DEBUG: the subcommands useful for testing a server (SLEEP, OBJECT, SET-ACTIVE-EXPIRE,
 //! PROTOCOL, ERROR, LOG, HELP). Like Redis, DEBUG is one table entry that parses its own
 //! subcommand. Subcommands that crash or poke allocator internals are not here. RELOAD saves
-//! the RDB file, empties the keyspace and loads the file back (`crate::rdb_load`).
+//! the RDB file, empties the keyspace and loads the file back (`crate::rdb_load`); unlike
+//! Redis, not inside MULTI/EXEC.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -71,6 +72,9 @@ pub async fn debug(node: &Rc<Node>, conn: &Conn, args: &[Bytes]) -> Frame {
             tracing::warn!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             args::ok()
         }
+        // RELOAD locks every core; inside EXEC the transaction holds some of them already,
+        // so it would wait on itself. Redis runs it there; we refuse it.
+        ("reload", _) if conn.in_exec => errors::error("ERR DEBUG RELOAD is not supported inside MULTI/EXEC"),
         ("reload", _) => reload(node, &args[2..]).await,
         _ => subcommand_syntax_error(args),
     }
