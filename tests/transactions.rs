@@ -433,7 +433,7 @@ fn background_saves_inside_exec_are_scheduled_as_in_redis() {
             let mut raw = server.raw();
             let mut out = vec![raw.command(&["SET", "a", "1"]).unwrap()];
             // Waits for what was scheduled to run (the cron starts it) and end.
-            let mut settle = |raw: &mut Raw, done: &[&str]| {
+            let settle = |raw: &mut Raw, done: &[&str]| {
                 let deadline = Instant::now() + Duration::from_secs(10);
                 loop {
                     let info = raw.command(&["INFO", "persistence"]).unwrap();
