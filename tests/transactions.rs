@@ -486,6 +486,39 @@ fn debug_reload_inside_exec_is_refused_and_the_server_goes_on() {
     }
 }
 
+/// An EXEC of nothing (no command, no WATCH) while other clients' cross-core commands hold
+/// locks on its core: it answers an empty array (it once took the chain path with no core to
+/// visit and crashed the server; found by tests/robustness.rs).
+#[test]
+fn an_empty_exec_beside_cross_core_commands_answers_an_empty_array() {
+    let server = Server::start(THREADS, &[]);
+    let keys = keys_on_distinct_cores("busy", THREADS, THREADS);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|_| {
+            let (mut raw, keys, stop) = (server.raw(), keys.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut request = vec!["MSET"];
+                    for key in &keys {
+                        request.extend([key.as_str(), "v"]);
+                    }
+                    assert_eq!(raw.command(&request).unwrap(), "+OK\r\n");
+                }
+            })
+        })
+        .collect();
+    let mut raw = server.raw();
+    for _ in 0..3000 {
+        assert_eq!(raw.command(&["MULTI"]).unwrap(), "+OK\r\n");
+        assert_eq!(raw.command(&["EXEC"]).unwrap(), "*0\r\n");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+}
+
 /// Reads a transaction's EXEC: `None` when a WATCH failed it.
 fn exec(connection: &mut redis::Connection) -> Option<Vec<redis::Value>> {
     match redis::cmd("EXEC").query::<redis::Value>(connection).unwrap() {

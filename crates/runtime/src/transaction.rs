@@ -367,6 +367,10 @@ impl Core {
         cores.extend(sets.iter().map(|(shard, _)| *shard));
         cores.sort_unstable();
         cores.dedup();
+        // Nothing queued and nothing watched: no core to visit (the general path answers).
+        if cores.is_empty() {
+            return None;
+        }
         let mut indexes = Vec::with_capacity(cores.len());
         let steps: VecDeque<(usize, LockSet, HopOp)> = cores
             .into_iter()
