@@ -529,6 +529,7 @@ pub fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
                     let pairs: Vec<(Vec<u8>, String)> = redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1).arg("WITHSCORES").query(&mut con).unwrap();
                     pairs.into_iter().map(|(m, s)| [m, b"@".to_vec(), s.into_bytes()].concat()).collect()
                 }
+                "stream" => stream_contents(&mut con, &key),
                 other => panic!("unexpected type {other}"),
             };
             if kind == "set" || kind == "hash" {
@@ -540,6 +541,23 @@ pub fn contents(server: &Server) -> BTreeMap<(i64, Vec<u8>), Key> {
         }
     }
     all
+}
+
+/// A stream's entries, its consumer groups (with their pending counts and positions) and the
+/// IDs and counters XINFO STREAM shows that do not depend on the encoding.
+fn stream_contents(con: &mut redis::Connection, key: &[u8]) -> Vec<Vec<u8>> {
+    let entries: redis::Value = redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(con).unwrap();
+    let groups: redis::Value = redis::cmd("XINFO").arg("GROUPS").arg(key).query(con).unwrap();
+    let mut out = vec![format!("{entries:?}").into_bytes(), format!("{groups:?}").into_bytes()];
+    let info: Vec<redis::Value> = redis::cmd("XINFO").arg("STREAM").arg(key).query(con).unwrap();
+    for pair in info.chunks(2) {
+        if let [redis::Value::BulkString(name), value] = pair {
+            if matches!(name.as_slice(), b"last-generated-id" | b"max-deleted-entry-id" | b"entries-added") {
+                out.push(format!("{}={value:?}", String::from_utf8_lossy(name)).into_bytes());
+            }
+        }
+    }
+    out
 }
 
 /// Fills a server with every type in every encoding, over several databases, with TTLs.
