@@ -346,6 +346,23 @@ fn shoal_replicates_shoal() {
     caught_up(&master, &chained, "shoal replicating a shoal replica of shoal");
 }
 
+/// The master's FLUSHALL reaches a replica with save points set, which saves after it as
+/// Redis does: its link runs on (it once asked itself to pause for that save's cut and
+/// waited for ever; found by tests/robustness.rs).
+#[test]
+fn a_replica_with_save_points_applies_its_master_s_flushall_and_goes_on() {
+    let master = Server::start(THREADS, &[]);
+    let replica = shoal_replica_of(&master, &["--save", "3600 1"]);
+    let mut raw = master.raw();
+    for (request, reply) in [(&["SET", "a", "1"][..], "+OK\r\n"), (&["FLUSHALL"], "+OK\r\n"), (&["INCR", "c"], ":1\r\n"), (&["WAIT", "1", "10000"], ":1\r\n")] {
+        assert_eq!(raw.command(request).unwrap(), reply, "{request:?}");
+    }
+    let mut raw = replica.raw();
+    assert_eq!(raw.command(&["GET", "c"]).unwrap(), "$1\r\n1\r\n");
+    assert_eq!(raw.command(&["DBSIZE"]).unwrap(), ":1\r\n");
+    assert_eq!(info_field(&mut raw, "persistence", "rdb_saves"), "1");
+}
+
 /// A replica that reads nothing is disconnected once its lag passes the hard limit of
 /// `client-output-buffer-limit replica`, and the backlog lets go of what it held for it.
 #[test]

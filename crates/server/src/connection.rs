@@ -376,7 +376,7 @@ async fn serve_loop(node: &Rc<Node>, socket: &mut Socket, conn: &mut Conn) -> st
                 frames
             };
             if save_after {
-                crate::save::save_after_flushall(node).await;
+                crate::save::save_after_flushall(node, conn.master_link.is_some()).await;
             }
             let mut frames = frames.into_iter().map(Some).collect::<Vec<_>>();
             // A RESP3 subscriber's messages published while its commands ran (its own writes'

@@ -1056,7 +1056,8 @@ pub enum SavePoint {
     Paused(crate::replica::Paused),
     /// A master feeding replicas: the cut puts this mark in every stream.
     Mark(u64),
-    /// The stream does not move (a replica whose link is down).
+    /// The stream does not move (a replica whose link is down, or the link itself saving:
+    /// see `save::Purpose::RdbInLink`).
     Still(String, u64, usize),
 }
 

@@ -261,7 +261,7 @@ fn start_background(node: &Rc<Node>, purpose: Purpose) -> Option<impl std::futur
         return None;
     }
     match purpose {
-        Purpose::Rdb => tracing::info!("Background saving started"),
+        Purpose::Rdb | Purpose::RdbInLink => tracing::info!("Background saving started"),
         Purpose::AofRewrite => tracing::info!("Background append only file rewriting started"),
         Purpose::Transfer | Purpose::Replica(_) => tracing::info!("Starting a snapshot for a SYNC"),
     }
@@ -294,10 +294,15 @@ fn save_queue() -> glommio::TaskQueueHandle {
 /// SAVE (and the save at shutdown): saves now and waits. Err when a save is already running
 /// or this one failed (the reason is logged).
 pub async fn save(node: &Rc<Node>) -> Result<(), SaveError> {
+    save_with(node, Purpose::Rdb).await
+}
+
+/// [`save`] for `Purpose::Rdb` or `Purpose::RdbInLink`.
+async fn save_with(node: &Rc<Node>, purpose: Purpose) -> Result<(), SaveError> {
     if STATE.in_progress.swap(true, Ordering::SeqCst) {
         return Err(SaveError::InProgress);
     }
-    save_claimed(node, None, Purpose::Rdb).await.map_err(|_| SaveError::Failed)
+    save_claimed(node, None, purpose).await.map_err(|_| SaveError::Failed)
 }
 
 #[derive(Debug)]
@@ -373,6 +378,12 @@ enum Access {
 pub enum Purpose {
     /// `dbfilename` (SAVE, BGSAVE, save points, SHUTDOWN).
     Rdb,
+    /// `dbfilename`, saved by a replica's master link itself (the master's FLUSHALL with
+    /// save points set). The link is inside that command, so it is not asked to pause at
+    /// the next boundary (it would wait for this save): the file records the offset where
+    /// the link's round began, and a restart that continues from there runs the FLUSHALL
+    /// again, which makes it right whatever else the round held.
+    RdbInLink,
     /// The AOF's new base (BGREWRITEAOF): at the cut, the log moves to a new incremental file.
     AofRewrite,
     /// A file for SYNC to send (`redis-cli --rdb`), left for the caller.
@@ -478,7 +489,11 @@ async fn write_snapshot(
     let (chunk_options, checksum) = options;
     // The RDB file records where it stands in the replication stream (see
     // `replication::SavePoint`).
-    let point = if purpose == Purpose::Rdb { crate::replication::save_point().await } else { None };
+    let point = match purpose {
+        Purpose::Rdb => crate::replication::save_point().await,
+        Purpose::RdbInLink => crate::replica::history().map(|(replid, offset, db)| crate::replication::SavePoint::Still(replid, offset, db)),
+        Purpose::AofRewrite | Purpose::Transfer | Purpose::Replica(_) => None,
+    };
     if purpose == Purpose::AofRewrite {
         crate::aof::writer_file_open().await;
     }
@@ -499,7 +514,7 @@ async fn write_snapshot(
     // the switch while every shard is locked).
     let switch = match purpose {
         Purpose::AofRewrite => Some(crate::aof::begin_rewrite()),
-        Purpose::Rdb | Purpose::Transfer | Purpose::Replica(_) => None,
+        Purpose::Rdb | Purpose::RdbInLink | Purpose::Transfer | Purpose::Replica(_) => None,
     };
     if let Some(Ok(id)) = switch {
         node.core.call_all(move |core| core.aof_switch(id)).await;
@@ -767,10 +782,11 @@ fn next_chunk(core: &Rc<Core>, options: ChunkOptions) -> Option<(SealedChunk, u6
 
 /// FLUSHALL with save points set saves at once, as Redis does, so that `dbfilename` holds the
 /// empty dataset (Redis kills a background save then; here it finishes first, and the save
-/// after it writes over its file).
-pub async fn save_after_flushall(node: &Rc<Node>) {
+/// after it writes over its file). `in_link`: the FLUSHALL came from this replica's master.
+pub async fn save_after_flushall(node: &Rc<Node>, in_link: bool) {
+    let purpose = if in_link { Purpose::RdbInLink } else { Purpose::Rdb };
     loop {
-        match save(node).await {
+        match save_with(node, purpose).await {
             Err(SaveError::InProgress) => glommio::timer::sleep(Duration::from_millis(10)).await,
             // A failure is logged, and counts as a failed save (MISCONF), as in Redis.
             Err(SaveError::Failed) | Ok(()) => return,
