@@ -570,3 +570,32 @@ fn a_server_killed_after_random_commands_under_appendfsync_always_restarts_with_
     let restarted = Server::start_in(&dir, 4, &args);
     shoal_tests::assert_same(&shoal_tests::contents(&restarted), &before, "after kill -9 and a restart from the log");
 }
+
+/// Random commands on a master with a Shoal replica attached (both over four cores): once
+/// WAIT says the replica has every write, it holds what the master holds, whatever the
+/// random commands propagated (scripts' effects, transactions, MOVE, SWAPDB, FLUSHALL).
+#[test]
+fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
+    let master = Server::start(4, &[]);
+    let port = master.port.to_string();
+    let replica = Server::start(4, &["--replicaof", "127.0.0.1", &port]);
+    let mut raw = replica.raw();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !raw.command(&["INFO", "replication"]).unwrap().contains("master_link_status:up") {
+        assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fuzz(&master, 6..=6);
+    drop_keys_about_to_expire(&master);
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
+    let waited = raw.command(&["WAIT", "1", "10000"]).unwrap();
+    assert_eq!(
+        waited,
+        ":1\r\n",
+        "WAIT; the master: {}\nthe replica: {}",
+        raw.command(&["INFO", "replication"]).unwrap(),
+        replica.raw().command(&["INFO", "replication"]).unwrap()
+    );
+    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(&master), "the replica after the random commands");
+}
