@@ -346,6 +346,38 @@ fn shoal_replicates_shoal() {
     caught_up(&master, &chained, "shoal replicating a shoal replica of shoal");
 }
 
+/// An expiry command whose time has passed deletes the key on the master, which propagates
+/// DEL as Redis does: a replica (Shoal's or Redis's) keeps a key its master's PEXPIREAT
+/// times out until the master's DEL, so the key written again after it was there still and
+/// SETNX failed on the replica (found by tests/robustness.rs).
+#[test]
+fn expiries_already_past_reach_replicas_as_deletes() {
+    let master = Server::start(THREADS, &[]);
+    let shoal = shoal_replica_of(&master, &[]);
+    let redis = redis_replica_of(&master);
+    let mut raw = master.raw();
+    for request in [
+        &["XADD", "x", "1-1", "f", "v"][..],
+        &["PEXPIRE", "x", "0"],
+        &["SETNX", "x", "100"],
+        &["SET", "c", "1"],
+        &["GETEX", "c", "EXAT", "1"],
+        &["SETNX", "c", "5"],
+        &["SET", "e", "1"],
+        &["EXPIREAT", "e", "1", "NX"],
+        &["HSET", "e", "f", "v"],
+    ] {
+        raw.command(request).unwrap();
+    }
+    let replicas = 1 + redis.is_some() as usize;
+    assert_eq!(raw.command(&["WAIT", &replicas.to_string(), "10000"]).unwrap(), format!(":{replicas}\r\n"));
+    assert_eq!(raw.command(&["MGET", "x", "c"]).unwrap(), "*2\r\n$3\r\n100\r\n$1\r\n5\r\n");
+    assert_same(&contents(&shoal), &contents(&master), "a Shoal replica");
+    if let Some((redis, _dir)) = redis {
+        assert_same(&contents(&redis), &contents(&master), "a Redis replica");
+    }
+}
+
 /// The master's FLUSHALL reaches a replica with save points set, which saves after it as
 /// Redis does: its link runs on (it once asked itself to pause for that save's cut and
 /// waited for ever; found by tests/robustness.rs).

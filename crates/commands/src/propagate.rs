@@ -4,6 +4,7 @@
 //! - Relative expiry becomes absolute, so a replay later expires the key at the same moment:
 //!   EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SET and MSETEX EX/PX/EXAT -> PXAT, SETEX/PSETEX -> SET
 //!   PXAT, GETEX EX/PX/EXAT/PXAT -> PEXPIREAT (PERSIST stays), RESTORE ttl -> RESTORE ABSTTL.
+//!   An expiry command or GETEX whose time had already passed deleted the key: DEL.
 //! - Conditions that held are dropped: SET's IFEQ/IFNE/IFDEQ/IFDNE, and DELEX -> DEL.
 //! - Results that depend on chance or on float formatting are logged as their outcome:
 //!   SPOP -> SREM of the members popped, INCRBYFLOAT -> SET KEEPTTL of the new value,
@@ -28,13 +29,22 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
     let absolute = |relative_ms: i128| Bytes::from((now_ms as i128 + relative_ms).to_string());
     let number = |arg: &Bytes| std::str::from_utf8(arg).ok().and_then(|s| s.parse::<i128>().ok());
     match spec.name {
-        "expire" | "pexpire" | "expireat" => {
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = number(&args[2])?;
             let at = match spec.name {
                 "expire" => absolute(n * 1000),
                 "pexpire" => absolute(n),
-                _ => Bytes::from((n * 1000).to_string()),
+                "expireat" => Bytes::from((n * 1000).to_string()),
+                _ => args[2].clone(),
             };
+            // An expiry already past deleted the key: DEL, as Redis propagates it. A replica
+            // keeps a key its master's expiry command times out until its master's DEL.
+            if already_past(&at, now_ms) && matches!(reply, Frame::Integer(1)) {
+                return Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]);
+            }
+            if spec.name == "pexpireat" {
+                return None;
+            }
             let mut out = vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at];
             out.extend(args[3..].iter().cloned());
             Some(vec![out])
@@ -85,8 +95,12 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
                 }
             }
             if spec.name == "getex" {
-                // GETEX with an expiry sets it; PERSIST and no option log as they are.
+                // GETEX with an expiry sets it (or, already past, deleted the key it found:
+                // DEL, as Redis); PERSIST and no option log as they are.
                 let at = expire_at?;
+                if already_past(&at, now_ms) && !matches!(reply, Frame::Null) {
+                    return Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]);
+                }
                 return Some(vec![vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at]]);
             }
             changed.then_some(vec![out])
@@ -256,6 +270,12 @@ fn hincrbyfloat_outcome(key: &Bytes, field: &Bytes, value: &Bytes, keep_ttl: boo
     } else {
         vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), value.clone()]
     }
+}
+
+/// Whether the absolute Unix milliseconds `at` had passed at `now_ms` (Redis's
+/// `checkAlreadyExpired`: at or before the command's time).
+fn already_past(at: &Bytes, now_ms: u64) -> bool {
+    std::str::from_utf8(at).ok().and_then(|at| at.parse::<i128>().ok()).is_some_and(|at| at <= now_ms as i128)
 }
 
 /// HDEL `key` of `deleted`, then HPEXPIREAT `key` `at` of `expiring`: what a hash field
@@ -523,6 +543,26 @@ mod tests {
         ];
         for (command, expected) in cases {
             let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), &ok, now));
+            assert_eq!(got, expected.map(|e| vec![e.to_owned()]), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn an_expiry_already_past_that_deleted_its_key_is_logged_as_del() {
+        let now = 1_000_000;
+        let (deleted, untouched, value) = (Frame::Integer(1), Frame::Integer(0), Frame::Bulk("v".into()));
+        let cases: &[(&[&str], &Frame, Option<&str>)] = &[
+            (&["PEXPIRE", "k", "0"], &deleted, Some("DEL k")),
+            (&["EXPIRE", "k", "-5", "NX"], &deleted, Some("DEL k")),
+            (&["EXPIREAT", "k", "1"], &deleted, Some("DEL k")),
+            (&["PEXPIREAT", "k", "1000000"], &deleted, Some("DEL k")),
+            (&["PEXPIREAT", "k", "1000001"], &deleted, None),
+            (&["EXPIRE", "k", "0", "GT"], &untouched, Some("PEXPIREAT k 1000000 GT")),
+            (&["GETEX", "k", "EXAT", "1"], &value, Some("DEL k")),
+            (&["GETEX", "k", "EXAT", "1"], &Frame::Null, Some("PEXPIREAT k 1000")),
+        ];
+        for (command, reply, expected) in cases {
+            let got = text(rewrite(spec(&command[0].to_ascii_lowercase()), &args(command), reply, now));
             assert_eq!(got, expected.map(|e| vec![e.to_owned()]), "{command:?}");
         }
     }
