@@ -599,3 +599,25 @@ fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
     );
     shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(&master), "the replica after the random commands");
 }
+
+/// Shoal as the replica of Debian's redis-server under random commands (Redis's own
+/// `COMMAND LIST`): Redis's stream of effects (SPOP as SREM, scripts' writes, expiries as
+/// PEXPIREAT, MULTI blocks) applied by Shoal leaves the same data as Redis holds.
+#[test]
+fn a_shoal_replica_of_redis_under_random_commands_holds_what_redis_holds() {
+    let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
+    let port = master.port.to_string();
+    let replica = Server::start(4, &["--replicaof", "127.0.0.1", &port]);
+    let mut raw = replica.raw();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !raw.command(&["INFO", "replication"]).unwrap().contains("master_link_status:up") {
+        assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    fuzz(&master, 7..=7);
+    drop_keys_about_to_expire(&master);
+    let mut raw = master.raw();
+    assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
+    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n", "the replica: {}", replica.raw().command(&["INFO", "replication"]).unwrap());
+    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(&master), "Shoal replicating redis-server");
+}
