@@ -573,12 +573,9 @@ fn a_server_killed_after_random_commands_under_appendfsync_always_restarts_with_
     shoal_tests::assert_same(&shoal_tests::contents(&restarted), &before, "after kill -9 and a restart from the log");
 }
 
-/// Random commands on a master with a Shoal replica attached (both over four cores): once
-/// WAIT says the replica has every write, it holds what the master holds, whatever the
-/// random commands propagated (scripts' effects, transactions, MOVE, SWAPDB, FLUSHALL).
-#[test]
-fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
-    let master = Server::start(4, &[]);
+/// Random commands (seed `seed`) on `master`, which a Shoal replica over four cores follows:
+/// once WAIT says the replica has every write, it holds what the master holds.
+fn replica_holds_what_the_master_holds(master: &Server, seed: u64, what: &str) {
     let port = master.port.to_string();
     let replica = Server::start(4, &["--replicaof", "127.0.0.1", &port]);
     let mut raw = replica.raw();
@@ -587,39 +584,28 @@ fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
         assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    fuzz(&master, 6..=6);
-    drop_keys_about_to_expire(&master);
+    fuzz(master, seed..=seed);
+    drop_keys_about_to_expire(master);
     let mut raw = master.raw();
     assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
     let waited = raw.command(&["WAIT", "1", "10000"]).unwrap();
-    assert_eq!(
-        waited,
-        ":1\r\n",
-        "WAIT; the master: {}\nthe replica: {}",
-        raw.command(&["INFO", "replication"]).unwrap(),
-        replica.raw().command(&["INFO", "replication"]).unwrap()
-    );
-    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(&master), "the replica after the random commands");
+    let info = |server: &Server| server.raw().command(&["INFO", "replication"]).unwrap();
+    assert_eq!(waited, ":1\r\n", "WAIT; the master: {}\nthe replica: {}", info(master), info(&replica));
+    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(master), what);
+}
+
+/// A Shoal master and replica, both over four cores, whatever the random commands
+/// propagated (scripts' effects, transactions, MOVE, SWAPDB, FLUSHALL, expiries).
+#[test]
+fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
+    replica_holds_what_the_master_holds(&Server::start(4, &[]), 6, "a Shoal replica of Shoal");
 }
 
 /// Shoal as the replica of Debian's redis-server under random commands (Redis's own
-/// `COMMAND LIST`): Redis's stream of effects (SPOP as SREM, scripts' writes, expiries as
-/// PEXPIREAT, MULTI blocks) applied by Shoal leaves the same data as Redis holds.
+/// `COMMAND LIST`): Redis's stream of effects (SPOP as SREM, scripts' writes, expiries,
+/// MULTI blocks) applied by Shoal leaves the same data as Redis holds.
 #[test]
 fn a_shoal_replica_of_redis_under_random_commands_holds_what_redis_holds() {
     let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
-    let port = master.port.to_string();
-    let replica = Server::start(4, &["--replicaof", "127.0.0.1", &port]);
-    let mut raw = replica.raw();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !raw.command(&["INFO", "replication"]).unwrap().contains("master_link_status:up") {
-        assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    fuzz(&master, 7..=7);
-    drop_keys_about_to_expire(&master);
-    let mut raw = master.raw();
-    assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
-    assert_eq!(raw.command(&["WAIT", "1", "10000"]).unwrap(), ":1\r\n", "the replica: {}", replica.raw().command(&["INFO", "replication"]).unwrap());
-    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(&master), "Shoal replicating redis-server");
+    replica_holds_what_the_master_holds(&master, 7, "a Shoal replica of redis-server");
 }
