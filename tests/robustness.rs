@@ -573,32 +573,39 @@ fn a_server_killed_after_random_commands_under_appendfsync_always_restarts_with_
     shoal_tests::assert_same(&shoal_tests::contents(&restarted), &before, "after kill -9 and a restart from the log");
 }
 
-/// Random commands (seed `seed`) on `master`, which a Shoal replica over four cores follows:
-/// once WAIT says the replica has every write, it holds what the master holds.
-fn replica_holds_what_the_master_holds(master: &Server, seed: u64, what: &str) {
-    let port = master.port.to_string();
-    let replica = Server::start(4, &["--replicaof", "127.0.0.1", &port]);
+/// Random commands (seed `seed`, drawn from `commands`) on `master`, which `replica`
+/// follows: once WAIT says the replica has every write, it holds what the master holds.
+fn replica_holds_what_the_master_holds(master: &Server, replica: &Server, commands: &[(String, i64)], seed: u64, what: &str) {
     let mut raw = replica.raw();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !raw.command(&["INFO", "replication"]).unwrap().contains("master_link_status:up") {
         assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    fuzz(master, seed..=seed);
+    let len = std::env::var("SHOAL_FUZZ_LEN").map(|v| v.parse().expect("SHOAL_FUZZ_LEN is a number")).unwrap_or(3000);
+    let seed = std::env::var("SHOAL_FUZZ_SEED").map(|v| v.parse().expect("SHOAL_FUZZ_SEED is a number")).unwrap_or(seed);
+    run_seed(master, commands, seed, len);
     drop_keys_about_to_expire(master);
     let mut raw = master.raw();
     assert_eq!(raw.command(&["SET", "last", "write"]).unwrap(), "+OK\r\n");
     let waited = raw.command(&["WAIT", "1", "10000"]).unwrap();
     let info = |server: &Server| server.raw().command(&["INFO", "replication"]).unwrap();
-    assert_eq!(waited, ":1\r\n", "WAIT; the master: {}\nthe replica: {}", info(master), info(&replica));
-    shoal_tests::assert_same(&shoal_tests::contents(&replica), &shoal_tests::contents(master), what);
+    assert_eq!(waited, ":1\r\n", "WAIT; the master: {}\nthe replica: {}", info(master), info(replica));
+    shoal_tests::assert_same(&shoal_tests::contents(replica), &shoal_tests::contents(master), what);
+}
+
+/// A Shoal replica of `master` over four cores.
+fn shoal_replica_of(master: &Server) -> Server {
+    Server::start(4, &["--replicaof", "127.0.0.1", &master.port.to_string()])
 }
 
 /// A Shoal master and replica, both over four cores, whatever the random commands
 /// propagated (scripts' effects, transactions, MOVE, SWAPDB, FLUSHALL, expiries).
 #[test]
 fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
-    replica_holds_what_the_master_holds(&Server::start(4, &[]), 6, "a Shoal replica of Shoal");
+    let master = Server::start(4, &[]);
+    let commands = listed_commands(&mut master.raw());
+    replica_holds_what_the_master_holds(&master, &shoal_replica_of(&master), &commands, 6, "a Shoal replica of Shoal");
 }
 
 /// Shoal as the replica of Debian's redis-server under random commands (Redis's own
@@ -607,5 +614,18 @@ fn a_replica_of_a_master_under_random_commands_holds_what_the_master_holds() {
 #[test]
 fn a_shoal_replica_of_redis_under_random_commands_holds_what_redis_holds() {
     let Some(master) = Server::start_redis_with(&["--repl-diskless-sync-delay", "0"]) else { return };
-    replica_holds_what_the_master_holds(&master, 7, "a Shoal replica of redis-server");
+    let commands = listed_commands(&mut master.raw());
+    replica_holds_what_the_master_holds(&master, &shoal_replica_of(&master), &commands, 7, "a Shoal replica of redis-server");
+}
+
+/// Debian's redis-server as the replica of Shoal, under the random commands both servers
+/// know: what Shoal propagates (its rewrites of expiries, SPOP, scripts, transactions over
+/// several cores) is understood by Redis 7.0 and leaves the same data.
+#[test]
+fn a_redis_replica_of_shoal_under_random_commands_holds_what_shoal_holds() {
+    let master = Server::start(4, &[]);
+    let Some(replica) = Server::start_redis_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]) else { return };
+    let known: Vec<String> = listed_commands(&mut replica.raw()).into_iter().map(|(name, _)| name).collect();
+    let commands: Vec<(String, i64)> = listed_commands(&mut master.raw()).into_iter().filter(|(name, _)| known.contains(name)).collect();
+    replica_holds_what_the_master_holds(&master, &replica, &commands, 8, "a redis-server replica of Shoal");
 }
