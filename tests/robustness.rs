@@ -447,12 +447,17 @@ fn run_seed(server: &Server, commands: &[(String, i64)], seed: u64, len: usize) 
     assert_every_core_answers(server, &format!("at the end of seed {seed}"));
 }
 
+/// The number in the environment variable `name`, or `default` when it is not set.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} is a number")))
+}
+
 /// Runs the planned seeds (`SHOAL_FUZZ_SEED`, or `seeds`) against `server`.
 fn fuzz(server: &Server, seeds: std::ops::RangeInclusive<u64>) {
     let commands = listed_commands(&mut server.raw());
-    let len = std::env::var("SHOAL_FUZZ_LEN").map(|v| v.parse().expect("SHOAL_FUZZ_LEN is a number")).unwrap_or(3000);
+    let len = env_number("SHOAL_FUZZ_LEN", 3000) as usize;
     let seeds: Vec<u64> = match std::env::var("SHOAL_FUZZ_SEED") {
-        Ok(seed) => vec![seed.parse().expect("SHOAL_FUZZ_SEED is a number")],
+        Ok(_) => vec![env_number("SHOAL_FUZZ_SEED", 0)],
         Err(_) => seeds.collect(),
     };
     for seed in seeds {
@@ -479,8 +484,8 @@ fn every_listed_command_with_random_arguments_on_a_cluster_node() {
 /// the first seed, `first` without it).
 fn fuzz_concurrently(server: &Server, first: u64) {
     let commands = listed_commands(&mut server.raw());
-    let len = std::env::var("SHOAL_FUZZ_LEN").map(|v| v.parse().expect("SHOAL_FUZZ_LEN is a number")).unwrap_or(1500);
-    let first = std::env::var("SHOAL_FUZZ_SEED").map(|v| v.parse().expect("SHOAL_FUZZ_SEED is a number")).unwrap_or(first);
+    let len = env_number("SHOAL_FUZZ_LEN", 1500) as usize;
+    let first = env_number("SHOAL_FUZZ_SEED", first);
     std::thread::scope(|scope| {
         for seed in first..first + 4 {
             let commands = &commands;
@@ -582,8 +587,8 @@ fn replica_holds_what_the_master_holds(master: &Server, replica: &Server, comman
         assert!(std::time::Instant::now() < deadline, "the replica's link never came up");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let len = std::env::var("SHOAL_FUZZ_LEN").map(|v| v.parse().expect("SHOAL_FUZZ_LEN is a number")).unwrap_or(3000);
-    let seed = std::env::var("SHOAL_FUZZ_SEED").map(|v| v.parse().expect("SHOAL_FUZZ_SEED is a number")).unwrap_or(seed);
+    let len = env_number("SHOAL_FUZZ_LEN", 3000) as usize;
+    let seed = env_number("SHOAL_FUZZ_SEED", seed);
     run_seed(master, commands, seed, len);
     drop_keys_about_to_expire(master);
     let mut raw = master.raw();

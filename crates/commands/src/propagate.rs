@@ -31,21 +31,21 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
     match spec.name {
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             let n = number(&args[2])?;
-            let at = match spec.name {
-                "expire" => absolute(n * 1000),
-                "pexpire" => absolute(n),
-                "expireat" => Bytes::from((n * 1000).to_string()),
-                _ => args[2].clone(),
+            let at_ms = match spec.name {
+                "expire" => now_ms as i128 + n * 1000,
+                "pexpire" => now_ms as i128 + n,
+                "expireat" => n * 1000,
+                _ => n,
             };
             // An expiry already past deleted the key: DEL, as Redis propagates it. A replica
             // keeps a key its master's expiry command times out until its master's DEL.
-            if already_past(&at, now_ms) && matches!(reply, Frame::Integer(1)) {
+            if at_ms <= now_ms as i128 && matches!(reply, Frame::Integer(1)) {
                 return Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]);
             }
             if spec.name == "pexpireat" {
                 return None;
             }
-            let mut out = vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at];
+            let mut out = vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), Bytes::from(at_ms.to_string())];
             out.extend(args[3..].iter().cloned());
             Some(vec![out])
         }
@@ -79,11 +79,11 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
                 match unit {
                     Some((_, scale, absolute_form)) if i + 1 < args.len() && i >= first_option => {
                         let n = number(&args[i + 1])?;
-                        let at = if absolute_form { Bytes::from((n * scale).to_string()) } else { absolute(n * scale) };
-                        expire_at = Some(at.clone());
+                        let at_ms = if absolute_form { n * scale } else { now_ms as i128 + n * scale };
+                        expire_at = Some(at_ms);
                         if spec.name != "getex" {
                             out.push(Bytes::from_static(b"PXAT"));
-                            out.push(at);
+                            out.push(Bytes::from(at_ms.to_string()));
                         }
                         changed = true;
                         i += 2;
@@ -97,11 +97,11 @@ pub fn rewrite(spec: &CommandSpec, args: &[Bytes], reply: &Frame, now_ms: u64) -
             if spec.name == "getex" {
                 // GETEX with an expiry sets it (or, already past, deleted the key it found:
                 // DEL, as Redis); PERSIST and no option log as they are.
-                let at = expire_at?;
-                if already_past(&at, now_ms) && !matches!(reply, Frame::Null) {
+                let at_ms = expire_at?;
+                if at_ms <= now_ms as i128 && !matches!(reply, Frame::Null) {
                     return Some(vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]]);
                 }
-                return Some(vec![vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), at]]);
+                return Some(vec![vec![Bytes::from_static(b"PEXPIREAT"), args[1].clone(), Bytes::from(at_ms.to_string())]]);
             }
             changed.then_some(vec![out])
         }
@@ -270,12 +270,6 @@ fn hincrbyfloat_outcome(key: &Bytes, field: &Bytes, value: &Bytes, keep_ttl: boo
     } else {
         vec![Bytes::from_static(b"HSET"), key.clone(), field.clone(), value.clone()]
     }
-}
-
-/// Whether the absolute Unix milliseconds `at` had passed at `now_ms` (Redis's
-/// `checkAlreadyExpired`: at or before the command's time).
-fn already_past(at: &Bytes, now_ms: u64) -> bool {
-    std::str::from_utf8(at).ok().and_then(|at| at.parse::<i128>().ok()).is_some_and(|at| at <= now_ms as i128)
 }
 
 /// HDEL `key` of `deleted`, then HPEXPIREAT `key` `at` of `expiring`: what a hash field

@@ -351,7 +351,8 @@ impl Core {
         check: Option<WatchCheck>,
         client: u64,
     ) -> Option<Option<Vec<Frame>>> {
-        if !crate::pair::applies(self) {
+        // Nothing queued and nothing watched leaves no core to visit: the general path answers.
+        if !crate::pair::applies(self) || (cmds.is_empty() && watched.is_empty()) {
             return None;
         }
         let mut shards = Vec::with_capacity(cmds.len());
@@ -367,10 +368,6 @@ impl Core {
         cores.extend(sets.iter().map(|(shard, _)| *shard));
         cores.sort_unstable();
         cores.dedup();
-        // Nothing queued and nothing watched: no core to visit (the general path answers).
-        if cores.is_empty() {
-            return None;
-        }
         let mut indexes = Vec::with_capacity(cores.len());
         let steps: VecDeque<(usize, LockSet, HopOp)> = cores
             .into_iter()
